@@ -1,0 +1,25 @@
+//! Generates the gRPC client stubs from `../proto`.
+
+use std::{env, error::Error};
+
+const PROTOS: &[&str] = &[
+    "../proto/dbforge/v1/types.proto",
+    "../proto/dbforge/v1/database.proto",
+    "../proto/dbforge/v1/query.proto",
+    "../proto/dbforge/v1/table.proto",
+];
+
+fn main() -> Result<(), Box<dyn Error>> {
+    // protoc comes from a crate so that no system protobuf-compiler is needed.
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    // SAFETY: build scripts are single-threaded; nothing else reads the environment concurrently.
+    #[allow(unsafe_code)]
+    unsafe {
+        env::set_var("PROTOC", protoc);
+    }
+    tonic_prost_build::configure()
+        .build_server(false)
+        .compile_protos(PROTOS, &["../proto"])?;
+    println!("cargo:rerun-if-changed=../proto");
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! Rust client for [DB-Forge](https://example.invalid/dbforge): spawn isolated databases on
+//! demand and use them over gRPC.
+//!
+//! ```
+//! # #[tokio::main(flavor = "multi_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let addr = listener.local_addr()?;
+//! # let cfg = dbforge_server::config::Config { data_dir: Some(dir.path().into()), ..Default::default() };
+//! # tokio::spawn(dbforge_server::server::run(cfg, listener, std::future::pending()));
+//! use dbforge::{Client, CreateOptions, params};
+//! use futures::TryStreamExt;
+//!
+//! let client = Client::connect(format!("http://{addr}")).await?;
+//! // A scratch database for one task.
+//! client.create_database("scratch", CreateOptions::default()).await?;
+//! client.execute("scratch", "CREATE TABLE people (name TEXT, age INTEGER)", &[]).await?;
+//! client
+//!     .execute("scratch", "INSERT INTO people VALUES (?, ?)", &params!["Ada", 36])
+//!     .await?;
+//!
+//! // Rows stream in as they are read.
+//! let rows: Vec<_> = client
+//!     .query("scratch", "SELECT name, age FROM people WHERE age > ?", &params![30])
+//!     .await?
+//!     .try_collect()
+//!     .await?;
+//! assert_eq!(rows[0].get::<String>(0)?, "Ada");
+//! assert_eq!(rows[0].get_by_name::<i64>("age")?, 36);
+//!
+//! // All or nothing.
+//! let mut tx = client.transaction("scratch").await?;
+//! tx.execute("UPDATE people SET age = age + 1", &[]).await?;
+//! tx.commit().await?;
+//!
+//! client.delete_database("scratch").await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Errors carry the gRPC code the server chose ([`Error::code`]) and its machine-readable
+//! reason ([`Error::reason`]), e.g. `NOT_FOUND` for an unknown database or
+//! `FAILED_PRECONDITION` / `UNIQUE_VIOLATION` for a duplicate key.
+#![warn(missing_docs)]
+
+mod client;
+mod error;
+pub mod pb;
+mod rows;
+mod table;
+mod transaction;
+mod value;
+
+pub use client::{
+    Backend, Capabilities, Client, CreateOptions, Created, Database, DatabaseStatus, ListFilter,
+    Statement,
+};
+pub use error::{Error, Result};
+pub use rows::{Column, ExecResult, Row, Rows, Summary, Truncation};
+pub use table::{ColumnDef, ColumnType, Filter, Record, Select, record};
+pub use tonic::Code;
+pub use transaction::Transaction;
+pub use value::{FromValue, Value};

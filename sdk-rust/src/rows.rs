@@ -1,0 +1,285 @@
+//! Results: columns, rows, whole results and row streams.
+
+use std::{
+    collections::VecDeque,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures::{Stream, StreamExt};
+
+use crate::{Error, FromValue, Result, Value, pb};
+
+/// Metadata of a result column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// Name.
+    pub name: String,
+    /// Declared type as the backend reports it; empty for expressions.
+    pub declared_type: String,
+    /// The Value kind the column yields.
+    pub kind: pb::ValueKind,
+}
+
+impl From<pb::Column> for Column {
+    fn from(c: pb::Column) -> Self {
+        Column {
+            kind: pb::ValueKind::try_from(c.kind).unwrap_or(pb::ValueKind::Unspecified),
+            name: c.name,
+            declared_type: c.declared_type,
+        }
+    }
+}
+
+/// One result row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    columns: Arc<[Column]>,
+    values: Vec<Value>,
+}
+
+impl Row {
+    fn from_pb(columns: &Arc<[Column]>, row: pb::Row) -> Result<Self> {
+        Ok(Row {
+            columns: Arc::clone(columns),
+            values: row
+                .values
+                .into_iter()
+                .map(Value::try_from)
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// The cells, in column order.
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+
+    /// Takes the cells.
+    pub fn into_values(self) -> Vec<Value> {
+        self.values
+    }
+
+    /// The columns.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// The cell at `index`, converted.
+    pub fn get<T: FromValue>(&self, index: usize) -> Result<T> {
+        let v = self
+            .values
+            .get(index)
+            .ok_or_else(|| Error::NoSuchColumn(index.to_string()))?;
+        T::from_value(v.clone())
+    }
+
+    /// The cell of the column named `name`, converted.
+    pub fn get_by_name<T: FromValue>(&self, name: &str) -> Result<T> {
+        let index = self
+            .columns
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| Error::NoSuchColumn(name.to_owned()))?;
+        self.get(index)
+    }
+}
+
+/// The result of a statement run as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecResult {
+    /// Rows inserted, updated or deleted.
+    pub rows_affected: u64,
+    /// The id of the last inserted row, when the statement inserted one.
+    pub last_insert_id: Option<i64>,
+    /// Result columns (empty for statements that return no rows).
+    pub columns: Vec<Column>,
+    /// Result rows.
+    pub rows: Vec<Row>,
+}
+
+impl TryFrom<pb::StatementResult> for ExecResult {
+    type Error = Error;
+    fn try_from(r: pb::StatementResult) -> Result<Self> {
+        let columns: Arc<[Column]> = r.columns.into_iter().map(Column::from).collect();
+        Ok(ExecResult {
+            rows_affected: u64::try_from(r.rows_affected).unwrap_or_default(),
+            last_insert_id: r.last_insert_id,
+            rows: r
+                .rows
+                .into_iter()
+                .map(|row| Row::from_pb(&columns, row))
+                .collect::<Result<_>>()?,
+            columns: columns.to_vec(),
+        })
+    }
+}
+
+/// Why a stream ended early.
+pub use pb::Truncation;
+
+/// The end of a stream: counts, timing, truncation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Rows sent.
+    pub row_count: u64,
+    /// Rows changed by a writing statement.
+    pub rows_affected: u64,
+    /// Server-side time from start to the last row.
+    pub elapsed: Duration,
+    /// Whether a limit cut the result, and which.
+    pub truncation: Truncation,
+}
+
+impl From<pb::ResultSummary> for Summary {
+    fn from(s: pb::ResultSummary) -> Self {
+        Summary {
+            row_count: u64::try_from(s.row_count).unwrap_or_default(),
+            rows_affected: u64::try_from(s.rows_affected).unwrap_or_default(),
+            elapsed: s
+                .elapsed
+                .and_then(|d| Duration::try_from(d).ok())
+                .unwrap_or_default(),
+            truncation: Truncation::try_from(s.truncation).unwrap_or(Truncation::Unspecified),
+        }
+    }
+}
+
+/// A part of a streamed result, common to Query and SelectRows.
+pub(crate) enum Part {
+    Header(pb::ResultHeader),
+    Batch(pb::RowBatch),
+    Summary(pb::ResultSummary),
+}
+
+impl From<pb::QueryResponse> for Option<Part> {
+    fn from(r: pb::QueryResponse) -> Self {
+        use pb::query_response::Kind;
+        r.kind.map(|k| match k {
+            Kind::Header(h) => Part::Header(h),
+            Kind::Batch(b) => Part::Batch(b),
+            Kind::Summary(s) => Part::Summary(s),
+        })
+    }
+}
+
+impl From<pb::SelectRowsResponse> for Option<Part> {
+    fn from(r: pb::SelectRowsResponse) -> Self {
+        use pb::select_rows_response::Kind;
+        r.kind.map(|k| match k {
+            Kind::Header(h) => Part::Header(h),
+            Kind::Batch(b) => Part::Batch(b),
+            Kind::Summary(s) => Part::Summary(s),
+        })
+    }
+}
+
+type PartStream = Pin<Box<dyn Stream<Item = Result<Option<Part>, tonic::Status>> + Send>>;
+
+/// A streamed result: a [`Stream`] of [`Row`]s that reads from the server as it is polled.
+/// Dropping it cancels the query on the server.
+///
+/// The columns are known as soon as the stream is returned; the [`Summary`] once it has ended.
+pub struct Rows {
+    columns: Arc<[Column]>,
+    parts: PartStream,
+    buffered: VecDeque<pb::Row>,
+    summary: Option<Summary>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Rows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rows")
+            .field("columns", &self.columns)
+            .field("buffered", &self.buffered.len())
+            .field("summary", &self.summary)
+            .finish()
+    }
+}
+
+impl Rows {
+    /// Waits for the header and returns the stream.
+    pub(crate) async fn start<S, M>(stream: S) -> Result<Self>
+    where
+        S: Stream<Item = Result<M, tonic::Status>> + Send + 'static,
+        M: Into<Option<Part>> + 'static,
+    {
+        let mut parts: PartStream = Box::pin(stream.map(|m| m.map(Into::into)));
+        let columns = match parts.next().await {
+            Some(Ok(Some(Part::Header(h)))) => h.columns.into_iter().map(Column::from).collect(),
+            Some(Ok(_)) => {
+                return Err(Error::Protocol(
+                    "the stream did not start with a header".into(),
+                ));
+            }
+            Some(Err(status)) => return Err(status.into()),
+            None => return Err(Error::Protocol("the stream ended before its header".into())),
+        };
+        Ok(Rows {
+            columns,
+            parts,
+            buffered: VecDeque::new(),
+            summary: None,
+            finished: false,
+        })
+    }
+
+    /// The result columns.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// The summary, once the stream has ended.
+    pub fn summary(&self) -> Option<&Summary> {
+        self.summary.as_ref()
+    }
+
+    /// Reads every remaining row.
+    pub async fn collect_rows(&mut self) -> Result<Vec<Row>> {
+        let mut out = Vec::new();
+        while let Some(row) = self.next().await {
+            out.push(row?);
+        }
+        Ok(out)
+    }
+}
+
+impl Stream for Rows {
+    type Item = Result<Row>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(row) = self.buffered.pop_front() {
+                return Poll::Ready(Some(Row::from_pb(&self.columns, row)));
+            }
+            if self.finished {
+                return Poll::Ready(None);
+            }
+            match self.parts.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    self.finished = true;
+                    if self.summary.is_none() {
+                        return Poll::Ready(Some(Err(Error::Protocol(
+                            "the stream ended without a summary".into(),
+                        ))));
+                    }
+                }
+                Poll::Ready(Some(Err(status))) => {
+                    self.finished = true;
+                    return Poll::Ready(Some(Err(status.into())));
+                }
+                Poll::Ready(Some(Ok(Some(Part::Batch(batch))))) => {
+                    self.buffered = batch.rows.into();
+                }
+                Poll::Ready(Some(Ok(Some(Part::Summary(s))))) => {
+                    self.summary = Some(s.into());
+                }
+                Poll::Ready(Some(Ok(_))) => {}
+            }
+        }
+    }
+}

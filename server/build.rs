@@ -1,0 +1,27 @@
+//! Generates the gRPC server stubs and the descriptor set served by reflection from `../proto`.
+
+use std::{env, error::Error, path::PathBuf};
+
+const PROTOS: &[&str] = &[
+    "../proto/dbforge/v1/types.proto",
+    "../proto/dbforge/v1/database.proto",
+    "../proto/dbforge/v1/query.proto",
+    "../proto/dbforge/v1/table.proto",
+];
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    // protoc comes from a crate so that no system protobuf-compiler is needed.
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    // SAFETY: build scripts are single-threaded; nothing else reads the environment concurrently.
+    #[allow(unsafe_code)]
+    unsafe {
+        env::set_var("PROTOC", protoc);
+    }
+    tonic_prost_build::configure()
+        .build_client(false)
+        .file_descriptor_set_path(out_dir.join("dbforge_descriptor.bin"))
+        .compile_protos(PROTOS, &["../proto"])?;
+    println!("cargo:rerun-if-changed=../proto");
+    Ok(())
+}

@@ -1,0 +1,626 @@
+//! Conversions between wire messages and domain values. Requests are destructured field by
+//! field, so a new proto field does not compile until someone decides what it means here.
+
+use std::collections::BTreeMap;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use time::OffsetDateTime;
+
+use crate::{
+    backend::{BackendKind, Capabilities},
+    core::{
+        error::{Error, Result},
+        forge::{DatabaseInfo, DatabasePage, DatabaseSpec, DatabaseStatus, ListFilter},
+        names::{DatabaseName, Identifier, validate_labels},
+        table::{ColumnSpec, ColumnType, Filter, FilterOp, Order, RowScope, Select, TableSpec},
+        value::{
+            Column, Row, RowEvent, Statement, StatementResult, Summary, Truncation, Value,
+            ValueKind,
+        },
+    },
+    pb,
+};
+
+/// Largest page of ListDatabases.
+const MAX_PAGE_SIZE: usize = 1000;
+/// Page size when the request gives none.
+const DEFAULT_PAGE_SIZE: usize = 100;
+
+// ---- values -------------------------------------------------------------------------------
+
+impl TryFrom<pb::Value> for Value {
+    type Error = Error;
+
+    fn try_from(v: pb::Value) -> Result<Self> {
+        use pb::value::Kind;
+        Ok(match v.kind {
+            None | Some(Kind::NullValue(_)) => Value::Null,
+            Some(Kind::IntValue(i)) => Value::Int(i),
+            Some(Kind::FloatValue(f)) => Value::Float(f),
+            Some(Kind::TextValue(s)) => Value::Text(s),
+            Some(Kind::BytesValue(b)) => Value::Bytes(b),
+            Some(Kind::BoolValue(b)) => Value::Bool(b),
+            Some(Kind::DecimalValue(s)) => {
+                if !is_decimal(&s) {
+                    return Err(Error::invalid(
+                        "params",
+                        format!("{s:?} is not a decimal number"),
+                    ));
+                }
+                Value::Decimal(s)
+            }
+            Some(Kind::JsonValue(s)) => Value::Json(s),
+            Some(Kind::TimestampValue(t)) => {
+                let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
+                let ts = OffsetDateTime::from_unix_timestamp_nanos(nanos)
+                    .ok()
+                    .filter(|_| (0..1_000_000_000).contains(&t.nanos))
+                    .ok_or_else(|| Error::invalid("params", "timestamp out of range"))?;
+                Value::Timestamp(ts)
+            }
+            Some(Kind::DateValue(pb::Date { year, month, day })) => {
+                let date = u8::try_from(month)
+                    .ok()
+                    .and_then(|m| time::Month::try_from(m).ok())
+                    .zip(u8::try_from(day).ok())
+                    .and_then(|(m, d)| time::Date::from_calendar_date(year, m, d).ok())
+                    .ok_or_else(|| {
+                        Error::invalid("params", format!("{year}-{month}-{day} is not a date"))
+                    })?;
+                Value::Date(date)
+            }
+        })
+    }
+}
+
+/// `[+-]digits[.digits]` with at least one digit, optionally with an exponent.
+fn is_decimal(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (mantissa, exp) = match s.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e)),
+        None => (s, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    let exp_ok = exp.is_none_or(|e| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    !(int.is_empty() && frac.is_empty()) && digits(int) && digits(frac) && exp_ok
+}
+
+impl From<Value> for pb::Value {
+    fn from(v: Value) -> Self {
+        use pb::value::Kind;
+        let kind = match v {
+            Value::Null => Kind::NullValue(0),
+            Value::Int(i) => Kind::IntValue(i),
+            Value::Float(f) => Kind::FloatValue(f),
+            Value::Text(s) => Kind::TextValue(s),
+            Value::Bytes(b) => Kind::BytesValue(b),
+            Value::Bool(b) => Kind::BoolValue(b),
+            Value::Decimal(s) => Kind::DecimalValue(s),
+            Value::Json(s) => Kind::JsonValue(s),
+            Value::Timestamp(t) => Kind::TimestampValue(prost_types::Timestamp {
+                seconds: t.unix_timestamp(),
+                nanos: i32::try_from(t.nanosecond()).unwrap_or_default(),
+            }),
+            Value::Date(d) => Kind::DateValue(pb::Date {
+                year: d.year(),
+                month: i32::from(u8::from(d.month())),
+                day: i32::from(d.day()),
+            }),
+        };
+        pb::Value { kind: Some(kind) }
+    }
+}
+
+/// Converts request parameters.
+pub fn params(values: Vec<pb::Value>) -> Result<Vec<Value>> {
+    values.into_iter().map(Value::try_from).collect()
+}
+
+fn value_kind(k: ValueKind) -> pb::ValueKind {
+    match k {
+        ValueKind::Unspecified => pb::ValueKind::Unspecified,
+        ValueKind::Int => pb::ValueKind::Int,
+        ValueKind::Float => pb::ValueKind::Float,
+        ValueKind::Text => pb::ValueKind::Text,
+        ValueKind::Bytes => pb::ValueKind::Bytes,
+        ValueKind::Bool => pb::ValueKind::Bool,
+        ValueKind::Decimal => pb::ValueKind::Decimal,
+        ValueKind::Json => pb::ValueKind::Json,
+        ValueKind::Timestamp => pb::ValueKind::Timestamp,
+        ValueKind::Date => pb::ValueKind::Date,
+    }
+}
+
+impl From<Column> for pb::Column {
+    fn from(c: Column) -> Self {
+        let Column {
+            name,
+            declared_type,
+            kind,
+        } = c;
+        pb::Column {
+            name,
+            declared_type,
+            kind: value_kind(kind) as i32,
+        }
+    }
+}
+
+fn row(r: Row) -> pb::Row {
+    pb::Row {
+        values: r.into_iter().map(pb::Value::from).collect(),
+    }
+}
+
+impl From<StatementResult> for pb::StatementResult {
+    fn from(r: StatementResult) -> Self {
+        let StatementResult {
+            rows_affected,
+            last_insert_id,
+            columns,
+            rows,
+        } = r;
+        pb::StatementResult {
+            rows_affected: i64::try_from(rows_affected).unwrap_or(i64::MAX),
+            last_insert_id,
+            columns: columns.into_iter().map(Into::into).collect(),
+            rows: rows.into_iter().map(row).collect(),
+        }
+    }
+}
+
+fn summary(s: Summary) -> pb::ResultSummary {
+    let Summary {
+        row_count,
+        rows_affected,
+        elapsed,
+        truncation,
+    } = s;
+    pb::ResultSummary {
+        row_count: i64::try_from(row_count).unwrap_or(i64::MAX),
+        rows_affected: i64::try_from(rows_affected).unwrap_or(i64::MAX),
+        elapsed: prost_types::Duration::try_from(elapsed).ok(),
+        truncation: match truncation {
+            Truncation::None => pb::Truncation::Unspecified,
+            Truncation::RowLimit => pb::Truncation::RowLimit,
+            Truncation::ByteLimit => pb::Truncation::ByteLimit,
+        } as i32,
+    }
+}
+
+/// The two streamed responses (Query and SelectRows) share one shape.
+macro_rules! row_event_into {
+    ($msg:ty, $kind:path) => {
+        impl From<RowEvent> for $msg {
+            fn from(ev: RowEvent) -> Self {
+                use $kind as Kind;
+                let kind = match ev {
+                    RowEvent::Columns(cols) => Kind::Header(pb::ResultHeader {
+                        columns: cols.into_iter().map(Into::into).collect(),
+                    }),
+                    RowEvent::Rows(rows) => Kind::Batch(pb::RowBatch {
+                        rows: rows.into_iter().map(row).collect(),
+                    }),
+                    RowEvent::Done(s) => Kind::Summary(summary(s)),
+                };
+                Self { kind: Some(kind) }
+            }
+        }
+    };
+}
+row_event_into!(pb::QueryResponse, pb::query_response::Kind);
+row_event_into!(pb::SelectRowsResponse, pb::select_rows_response::Kind);
+
+impl TryFrom<pb::Statement> for Statement {
+    type Error = Error;
+    fn try_from(s: pb::Statement) -> Result<Self> {
+        let pb::Statement { sql, params: p } = s;
+        Ok(Statement {
+            sql,
+            params: params(p)?,
+        })
+    }
+}
+
+// ---- control plane ------------------------------------------------------------------------
+
+/// Parses a wire backend; unspecified means SQLite.
+pub fn backend_kind(raw: i32) -> Result<BackendKind> {
+    match pb::Backend::try_from(raw) {
+        Ok(pb::Backend::Unspecified | pb::Backend::Sqlite) => Ok(BackendKind::Sqlite),
+        Ok(pb::Backend::Postgres) => Ok(BackendKind::Postgres),
+        Ok(pb::Backend::Mysql) => Ok(BackendKind::Mysql),
+        Ok(pb::Backend::Redis) => Ok(BackendKind::Redis),
+        Err(_) => Err(Error::invalid("backend", format!("unknown backend {raw}"))),
+    }
+}
+
+fn backend_pb(k: BackendKind) -> pb::Backend {
+    match k {
+        BackendKind::Sqlite => pb::Backend::Sqlite,
+        BackendKind::Postgres => pb::Backend::Postgres,
+        BackendKind::Mysql => pb::Backend::Mysql,
+        BackendKind::Redis => pb::Backend::Redis,
+    }
+}
+
+impl TryFrom<pb::CreateDatabaseRequest> for DatabaseSpec {
+    type Error = Error;
+    fn try_from(r: pb::CreateDatabaseRequest) -> Result<Self> {
+        let pb::CreateDatabaseRequest {
+            name,
+            backend,
+            if_not_exists,
+            labels,
+        } = r;
+        validate_labels(&labels)?;
+        Ok(DatabaseSpec {
+            name: DatabaseName::parse(&name)?,
+            backend: backend_kind(backend)?,
+            if_not_exists,
+            labels: labels.into_iter().collect(),
+        })
+    }
+}
+
+impl TryFrom<pb::ListDatabasesRequest> for ListFilter {
+    type Error = Error;
+    fn try_from(r: pb::ListDatabasesRequest) -> Result<Self> {
+        let pb::ListDatabasesRequest {
+            page_size,
+            page_token,
+            backend,
+            labels,
+        } = r;
+        let page_size = match page_size {
+            n if n < 0 => return Err(Error::invalid("page_size", "must not be negative")),
+            0 => DEFAULT_PAGE_SIZE,
+            n => usize::try_from(n)
+                .unwrap_or(MAX_PAGE_SIZE)
+                .min(MAX_PAGE_SIZE),
+        };
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            let bad = || Error::invalid("page_token", "not a token from ListDatabases");
+            let raw = URL_SAFE_NO_PAD
+                .decode(page_token.as_bytes())
+                .map_err(|_| bad())?;
+            let text = String::from_utf8(raw).map_err(|_| bad())?;
+            Some(text.strip_prefix("after:").ok_or_else(bad)?.to_owned())
+        };
+        Ok(ListFilter {
+            page_size,
+            after,
+            backend: match backend {
+                0 => None,
+                b => Some(backend_kind(b)?),
+            },
+            labels: labels.into_iter().collect::<BTreeMap<_, _>>(),
+        })
+    }
+}
+
+fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or_default(),
+    }
+}
+
+fn capabilities(c: Capabilities) -> pb::Capabilities {
+    let Capabilities {
+        sql,
+        transactions,
+        sessions,
+        typed_params,
+        table_service,
+        key_value,
+        last_insert_id,
+        returning,
+        placeholder,
+    } = c;
+    pb::Capabilities {
+        sql,
+        transactions,
+        sessions,
+        typed_params,
+        table_service,
+        key_value,
+        last_insert_id,
+        returning,
+        placeholder: placeholder.to_owned(),
+    }
+}
+
+impl From<DatabaseInfo> for pb::Database {
+    fn from(d: DatabaseInfo) -> Self {
+        let DatabaseInfo {
+            name,
+            backend,
+            status,
+            created_ms,
+            last_accessed_ms,
+            size_bytes,
+            labels,
+            capabilities: caps,
+        } = d;
+        pb::Database {
+            name: name.to_string(),
+            backend: backend_pb(backend) as i32,
+            status: match status {
+                DatabaseStatus::Ready => pb::DatabaseStatus::Ready,
+                DatabaseStatus::Unavailable => pb::DatabaseStatus::Unavailable,
+            } as i32,
+            created_at: Some(timestamp(created_ms)),
+            last_accessed_at: Some(timestamp(last_accessed_ms)),
+            size_bytes: size_bytes.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX)),
+            labels: labels.into_iter().collect(),
+            capabilities: caps.map(capabilities),
+        }
+    }
+}
+
+impl From<DatabasePage> for pb::ListDatabasesResponse {
+    fn from(p: DatabasePage) -> Self {
+        let DatabasePage {
+            databases,
+            next_after,
+        } = p;
+        pb::ListDatabasesResponse {
+            databases: databases.into_iter().map(Into::into).collect(),
+            next_page_token: next_after
+                .map(|n| URL_SAFE_NO_PAD.encode(format!("after:{n}")))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+// ---- tables -------------------------------------------------------------------------------
+
+/// Parses a table name.
+pub fn table_name(raw: &str) -> Result<Identifier> {
+    Identifier::parse("table", raw)
+}
+
+fn column_type(raw: i32) -> Result<ColumnType> {
+    Ok(match pb::ColumnType::try_from(raw) {
+        Ok(pb::ColumnType::Integer) => ColumnType::Integer,
+        Ok(pb::ColumnType::Float) => ColumnType::Float,
+        Ok(pb::ColumnType::Text) => ColumnType::Text,
+        Ok(pb::ColumnType::Bytes) => ColumnType::Bytes,
+        Ok(pb::ColumnType::Bool) => ColumnType::Bool,
+        Ok(pb::ColumnType::Decimal) => ColumnType::Decimal,
+        Ok(pb::ColumnType::Json) => ColumnType::Json,
+        Ok(pb::ColumnType::Timestamp) => ColumnType::Timestamp,
+        Ok(pb::ColumnType::Date) => ColumnType::Date,
+        Ok(pb::ColumnType::Unspecified) | Err(_) => {
+            return Err(Error::invalid("columns", "every column needs a type"));
+        }
+    })
+}
+
+impl TryFrom<pb::CreateTableRequest> for TableSpec {
+    type Error = Error;
+    fn try_from(r: pb::CreateTableRequest) -> Result<Self> {
+        let pb::CreateTableRequest {
+            database: _,
+            table,
+            columns,
+            if_not_exists,
+        } = r;
+        let columns = columns
+            .into_iter()
+            .map(|c| {
+                let pb::ColumnDefinition {
+                    name,
+                    r#type,
+                    primary_key,
+                    not_null,
+                    unique,
+                    default_value,
+                } = c;
+                Ok(ColumnSpec {
+                    name: Identifier::parse("columns", &name)?,
+                    ty: column_type(r#type)?,
+                    primary_key,
+                    not_null,
+                    unique,
+                    default: default_value.map(Value::try_from).transpose()?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(TableSpec {
+            table: table_name(&table)?,
+            columns,
+            if_not_exists,
+        })
+    }
+}
+
+/// Converts a record's map into ordered (column, value) pairs. Sorting by name makes rows with
+/// the same columns produce the same statement text, so the prepared statement is reused.
+pub fn record(
+    values: std::collections::HashMap<String, pb::Value>,
+) -> Result<Vec<(Identifier, Value)>> {
+    let mut pairs = values
+        .into_iter()
+        .map(|(k, v)| Ok((Identifier::parse("rows", &k)?, Value::try_from(v)?)))
+        .collect::<Result<Vec<_>>>()?;
+    pairs.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    Ok(pairs)
+}
+
+/// Converts filters.
+pub fn filters(fs: Vec<pb::Filter>) -> Result<Vec<Filter>> {
+    fs.into_iter()
+        .map(|f| {
+            let pb::Filter {
+                column,
+                op,
+                value,
+                values,
+            } = f;
+            let col = Identifier::parse("filters", &column)?;
+            let operand = || -> Result<Value> {
+                match value.clone().map(Value::try_from).transpose()? {
+                    None | Some(Value::Null) => Err(Error::invalid(
+                        "filters",
+                        format!(
+                            "the filter on {column:?} needs a non-null value; use IS_NULL to match NULL"
+                        ),
+                    )),
+                    Some(v) => Ok(v),
+                }
+            };
+            let cmp = |o| Ok(Filter::Compare(col.clone(), o, operand()?));
+            match pb::FilterOperator::try_from(op) {
+                Ok(pb::FilterOperator::Eq) => cmp(FilterOp::Eq),
+                Ok(pb::FilterOperator::Ne) => cmp(FilterOp::Ne),
+                Ok(pb::FilterOperator::Lt) => cmp(FilterOp::Lt),
+                Ok(pb::FilterOperator::Le) => cmp(FilterOp::Le),
+                Ok(pb::FilterOperator::Gt) => cmp(FilterOp::Gt),
+                Ok(pb::FilterOperator::Ge) => cmp(FilterOp::Ge),
+                Ok(pb::FilterOperator::Like) => cmp(FilterOp::Like),
+                Ok(pb::FilterOperator::In) => Ok(Filter::In(col.clone(), params(values)?)),
+                Ok(pb::FilterOperator::IsNull) => Ok(Filter::IsNull(col.clone())),
+                Ok(pb::FilterOperator::IsNotNull) => Ok(Filter::IsNotNull(col.clone())),
+                Ok(pb::FilterOperator::Unspecified) | Err(_) => Err(Error::invalid(
+                    "filters",
+                    format!("the filter on {column:?} needs an operator"),
+                )),
+            }
+        })
+        .collect()
+}
+
+fn non_negative(field: &'static str, n: i64) -> Result<Option<u64>> {
+    match n {
+        0 => Ok(None),
+        n if n < 0 => Err(Error::invalid(field, "must not be negative")),
+        n => Ok(Some(n.unsigned_abs())),
+    }
+}
+
+impl TryFrom<pb::SelectRowsRequest> for Select {
+    type Error = Error;
+    fn try_from(r: pb::SelectRowsRequest) -> Result<Self> {
+        let pb::SelectRowsRequest {
+            database: _,
+            table,
+            columns,
+            filters: fs,
+            order_by,
+            limit,
+            offset,
+        } = r;
+        Ok(Select {
+            table: table_name(&table)?,
+            columns: columns
+                .iter()
+                .map(|c| Identifier::parse("columns", c))
+                .collect::<Result<_>>()?,
+            filters: filters(fs)?,
+            order_by: order_by
+                .into_iter()
+                .map(|o| {
+                    let pb::OrderBy { column, descending } = o;
+                    Ok(Order {
+                        column: Identifier::parse("order_by", &column)?,
+                        descending,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            limit: non_negative("limit", limit)?,
+            offset: non_negative("offset", offset)?,
+        })
+    }
+}
+
+/// The scope of an update or delete.
+pub fn scope(fs: Vec<pb::Filter>, all: bool) -> Result<RowScope> {
+    RowScope::new(filters(fs)?, all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip() {
+        let values = vec![
+            Value::Null,
+            Value::Int(i64::MIN),
+            Value::Float(1.5),
+            Value::Text("héllo".into()),
+            Value::Bytes(vec![0, 255]),
+            Value::Bool(true),
+            Value::Decimal("-12.3400".into()),
+            Value::Json("{\"a\":1}".into()),
+            Value::Timestamp(
+                OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789)
+                    .expect("valid timestamp"),
+            ),
+            Value::Date(
+                time::Date::from_calendar_date(2024, time::Month::February, 29)
+                    .expect("valid date"),
+            ),
+        ];
+        for v in values {
+            let back = Value::try_from(pb::Value::from(v.clone())).expect("converts back");
+            assert_eq!(back, v);
+        }
+        assert_eq!(
+            Value::try_from(pb::Value { kind: None }).expect("null"),
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        use pb::value::Kind;
+        for kind in [
+            Kind::DecimalValue("12a".into()),
+            Kind::DecimalValue(".".into()),
+            Kind::DateValue(pb::Date {
+                year: 2023,
+                month: 2,
+                day: 29,
+            }),
+            Kind::TimestampValue(prost_types::Timestamp {
+                seconds: 0,
+                nanos: -1,
+            }),
+        ] {
+            let err = Value::try_from(pb::Value { kind: Some(kind) }).expect_err("rejected");
+            assert!(matches!(err, Error::InvalidArgument { .. }));
+        }
+        for ok in ["1", "-1.5", "+.5", "1e10", "3.14E-2", "10."] {
+            assert!(is_decimal(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn page_tokens_round_trip() {
+        let page = DatabasePage {
+            databases: vec![],
+            next_after: Some("abc".into()),
+        };
+        let token = pb::ListDatabasesResponse::from(page).next_page_token;
+        let filter = ListFilter::try_from(pb::ListDatabasesRequest {
+            page_token: token,
+            ..Default::default()
+        })
+        .expect("token parses");
+        assert_eq!(filter.after.as_deref(), Some("abc"));
+        let bad = ListFilter::try_from(pb::ListDatabasesRequest {
+            page_token: "!!".into(),
+            ..Default::default()
+        });
+        assert!(bad.is_err());
+    }
+}

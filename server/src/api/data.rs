@@ -1,0 +1,221 @@
+//! `dbforge.v1.QueryService`: SQL statements, streams, batches and sessions.
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::debug;
+
+use super::{ResponseStream, convert, status::remap_decode_error};
+use crate::{
+    backend::Session,
+    core::{
+        error::{Error, Result},
+        forge::Forge,
+        value::Statement,
+    },
+    pb::{self, query_service_server::QueryService},
+};
+
+/// The QueryService adapter.
+#[derive(Debug, Clone)]
+pub struct QueryApi {
+    forge: Forge,
+}
+
+impl QueryApi {
+    /// Wraps the Forge.
+    pub fn new(forge: Forge) -> Self {
+        Self { forge }
+    }
+}
+
+#[tonic::async_trait]
+impl QueryService for QueryApi {
+    type QueryStream = ResponseStream<pb::QueryResponse>;
+    type SessionStream = ResponseStream<pb::SessionResponse>;
+
+    async fn execute(
+        &self,
+        req: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let pb::ExecuteRequest {
+            database,
+            sql,
+            params,
+        } = req.into_inner();
+        let stmt = Statement {
+            sql,
+            params: convert::params(params)?,
+        };
+        let result = self.forge.execute(&database, stmt).await?;
+        Ok(Response::new(pb::ExecuteResponse {
+            result: Some(result.into()),
+        }))
+    }
+
+    async fn query(
+        &self,
+        req: Request<pb::QueryRequest>,
+    ) -> Result<Response<Self::QueryStream>, Status> {
+        let pb::QueryRequest {
+            database,
+            sql,
+            params,
+            max_rows,
+        } = req.into_inner();
+        let max_rows = u64::try_from(max_rows)
+            .map_err(|_| Error::invalid("max_rows", "must not be negative"))?;
+        let stmt = Statement {
+            sql,
+            params: convert::params(params)?,
+        };
+        let rows = self.forge.query(&database, stmt, max_rows).await?;
+        Ok(Response::new(Box::pin(
+            rows.map(|ev| ev.map(Into::into).map_err(Status::from)),
+        )))
+    }
+
+    async fn execute_batch(
+        &self,
+        req: Request<pb::ExecuteBatchRequest>,
+    ) -> Result<Response<pb::ExecuteBatchResponse>, Status> {
+        let pb::ExecuteBatchRequest {
+            database,
+            statements,
+            transaction,
+        } = req.into_inner();
+        let stmts = statements
+            .into_iter()
+            .map(Statement::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        let results = self.forge.batch(&database, stmts, transaction).await?;
+        Ok(Response::new(pb::ExecuteBatchResponse {
+            results: results.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn session(
+        &self,
+        req: Request<Streaming<pb::SessionRequest>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(run_session(self.forge.clone(), inbound, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// The state of one Session stream.
+struct SessionState {
+    database: Option<String>,
+    session: Option<Box<dyn Session>>,
+}
+
+/// Serves one Session stream: one response per request, in order. The backend session is
+/// dropped (rolling back any open transaction) when the stream ends, breaks or idles out.
+async fn run_session(
+    forge: Forge,
+    mut inbound: Streaming<pb::SessionRequest>,
+    tx: mpsc::Sender<Result<pb::SessionResponse, Status>>,
+) {
+    let idle = forge.limits().session_idle_timeout;
+    let mut state = SessionState {
+        database: None,
+        session: None,
+    };
+    loop {
+        let msg = match tokio::time::timeout(idle, inbound.message()).await {
+            Err(_) => {
+                let _ = tx
+                    .send(Err(Status::deadline_exceeded(format!(
+                        "the session was idle for {}; its transaction was rolled back",
+                        humantime::format_duration(idle)
+                    ))))
+                    .await;
+                break;
+            }
+            Ok(Err(status)) => {
+                debug!(error = %status, "session stream broke; rolling back");
+                let _ = tx.send(Err(remap_decode_error(status))).await;
+                break;
+            }
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(msg))) => msg,
+        };
+        let kind = match step(&forge, &mut state, msg).await {
+            Ok(kind) => kind,
+            Err(err) => {
+                let status = Status::from(err);
+                pb::session_response::Kind::Error(pb::SessionError {
+                    code: status.code() as i32,
+                    message: status.message().to_owned(),
+                    transaction_active: state.session.as_ref().is_some_and(|s| s.in_transaction()),
+                })
+            }
+        };
+        if tx
+            .send(Ok(pb::SessionResponse { kind: Some(kind) }))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+async fn step(
+    forge: &Forge,
+    state: &mut SessionState,
+    msg: pb::SessionRequest,
+) -> Result<pb::session_response::Kind> {
+    use pb::{session_request::Kind as Req, session_response::Kind as Resp};
+    let pb::SessionRequest { kind } = msg;
+    let no_tx = || Error::FailedPrecondition("no transaction is open: send begin first".into());
+    match kind {
+        None => Err(Error::invalid("kind", "the request names no operation")),
+        Some(Req::Begin(pb::SessionBegin { database })) => {
+            if let Some(current) = &state.database {
+                if *current != database {
+                    return Err(Error::FailedPrecondition(format!(
+                        "this session is on database {current:?}; open another session for {database:?}"
+                    )));
+                }
+            }
+            if state.session.is_none() {
+                state.session = Some(forge.session(&database).await?);
+                state.database = Some(database);
+            }
+            let session = state.session.as_mut().ok_or_else(no_tx)?;
+            session.begin().await?;
+            Ok(Resp::Begun(pb::SessionBegun {}))
+        }
+        Some(Req::Statement(stmt)) => {
+            let stmt = Statement::try_from(stmt)?;
+            let session = state
+                .session
+                .as_mut()
+                .filter(|s| s.in_transaction())
+                .ok_or_else(no_tx)?;
+            Ok(Resp::Result(session.execute(stmt).await?.into()))
+        }
+        Some(Req::Commit(pb::SessionCommit {})) => {
+            let session = state
+                .session
+                .as_mut()
+                .filter(|s| s.in_transaction())
+                .ok_or_else(no_tx)?;
+            session.commit().await?;
+            Ok(Resp::Committed(pb::SessionCommitted {}))
+        }
+        Some(Req::Rollback(pb::SessionRollback {})) => {
+            let session = state
+                .session
+                .as_mut()
+                .filter(|s| s.in_transaction())
+                .ok_or_else(no_tx)?;
+            session.rollback().await?;
+            Ok(Resp::RolledBack(pb::SessionRolledBack {}))
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The one mapping from core errors to gRPC statuses. Errors are logged here, once.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use tracing::{debug, error};
+
+use crate::core::error::{Error, QueryErrorKind};
+
+/// The ErrorInfo domain of every DB-Forge error.
+pub const ERROR_DOMAIN: &str = "dbforge.v1";
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        let mut meta = HashMap::new();
+        let (code, reason) = match &err {
+            Error::NotFound { .. } => (Code::NotFound, "NOT_FOUND"),
+            Error::AlreadyExists { .. } => (Code::AlreadyExists, "ALREADY_EXISTS"),
+            Error::InvalidArgument { field, .. } => {
+                meta.insert("field".to_owned(), (*field).to_owned());
+                (Code::InvalidArgument, "INVALID_ARGUMENT")
+            }
+            Error::FailedPrecondition(_) => (Code::FailedPrecondition, "FAILED_PRECONDITION"),
+            Error::Unsupported { backend, .. } => {
+                meta.insert("backend".to_owned(), (*backend).to_owned());
+                (Code::Unimplemented, "UNSUPPORTED")
+            }
+            Error::Query {
+                kind,
+                code,
+                statement_index,
+                ..
+            } => {
+                if let Some(c) = code {
+                    meta.insert("native_code".to_owned(), c.clone());
+                }
+                if let Some(i) = statement_index {
+                    meta.insert("statement_index".to_owned(), i.to_string());
+                }
+                match kind {
+                    QueryErrorKind::Syntax => (Code::InvalidArgument, "SQL_ERROR"),
+                    QueryErrorKind::DataType => (Code::InvalidArgument, "DATA_TYPE"),
+                    QueryErrorKind::Other => (Code::InvalidArgument, "SQL_ERROR"),
+                    QueryErrorKind::UniqueViolation => {
+                        (Code::FailedPrecondition, "UNIQUE_VIOLATION")
+                    }
+                    QueryErrorKind::ForeignKey => {
+                        (Code::FailedPrecondition, "FOREIGN_KEY_VIOLATION")
+                    }
+                    QueryErrorKind::NotNull => (Code::FailedPrecondition, "NOT_NULL_VIOLATION"),
+                    QueryErrorKind::Check => (Code::FailedPrecondition, "CHECK_VIOLATION"),
+                    QueryErrorKind::SerializationFailure => {
+                        (Code::Aborted, "SERIALIZATION_FAILURE")
+                    }
+                    QueryErrorKind::Deadlock => (Code::Aborted, "DEADLOCK"),
+                    QueryErrorKind::Forbidden => (Code::PermissionDenied, "FORBIDDEN"),
+                }
+            }
+            Error::LimitExceeded(_) => (Code::ResourceExhausted, "LIMIT_EXCEEDED"),
+            Error::Timeout(_) => (Code::DeadlineExceeded, "TIMEOUT"),
+            Error::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
+            Error::Internal(_) => (Code::Internal, "INTERNAL"),
+        };
+        let message = match &err {
+            Error::Internal(source) => {
+                error!(error = ?source, "internal error");
+                "internal error; the gateway's log has the details".to_owned()
+            }
+            other => {
+                debug!(code = ?code, error = %other, "request failed");
+                other.to_string()
+            }
+        };
+        Status::with_error_details(
+            code,
+            message,
+            ErrorDetails::with_error_info(reason, ERROR_DOMAIN, meta),
+        )
+    }
+}
+
+/// The status tonic gives a request above the message size limit is OUT_OF_RANGE; the gRPC
+/// spec (and every other server) says RESOURCE_EXHAUSTED. Used where tonic hands the error to
+/// our code (client streams); `server::remap_oversize` does the same for unary requests.
+pub fn remap_decode_error(status: Status) -> Status {
+    if is_oversize(status.code(), status.message()) {
+        Status::resource_exhausted(status.message().to_owned())
+    } else {
+        status
+    }
+}
+
+/// Whether a status is tonic's "message too large" decode or encode error.
+pub fn is_oversize(code: Code, message: &str) -> bool {
+    code == Code::OutOfRange && message.contains("message length too large")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(err: Error) -> Code {
+        Status::from(err).code()
+    }
+
+    #[test]
+    fn every_error_has_its_code() {
+        let q = |kind| Error::Query {
+            kind,
+            code: None,
+            message: "m".into(),
+            statement_index: None,
+        };
+        assert_eq!(
+            code_of(Error::NotFound {
+                what: "database",
+                name: "x".into()
+            }),
+            Code::NotFound
+        );
+        assert_eq!(
+            code_of(Error::AlreadyExists {
+                what: "database",
+                name: "x".into()
+            }),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            code_of(Error::invalid("name", "bad")),
+            Code::InvalidArgument
+        );
+        assert_eq!(code_of(q(QueryErrorKind::Syntax)), Code::InvalidArgument);
+        assert_eq!(
+            code_of(q(QueryErrorKind::UniqueViolation)),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            code_of(q(QueryErrorKind::NotNull)),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            code_of(q(QueryErrorKind::Forbidden)),
+            Code::PermissionDenied
+        );
+        assert_eq!(code_of(q(QueryErrorKind::Deadlock)), Code::Aborted);
+        assert_eq!(
+            code_of(Error::LimitExceeded("x".into())),
+            Code::ResourceExhausted
+        );
+        assert_eq!(code_of(Error::Timeout("x".into())), Code::DeadlineExceeded);
+        assert_eq!(code_of(Error::Unavailable("x".into())), Code::Unavailable);
+        assert_eq!(
+            code_of(Error::Unsupported {
+                operation: "Session",
+                backend: "redis"
+            }),
+            Code::Unimplemented
+        );
+    }
+
+    #[test]
+    fn internal_errors_hide_details() {
+        let status = Status::from(Error::internal("disk on fire at /secret/path"));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("/secret/path"));
+    }
+
+    #[test]
+    fn query_errors_carry_error_info() {
+        let status = Status::from(
+            Error::Query {
+                kind: QueryErrorKind::UniqueViolation,
+                code: Some("SQLITE_2067".into()),
+                message: "UNIQUE constraint failed: t.id".into(),
+                statement_index: None,
+            }
+            .at_statement(3),
+        );
+        let info = status.get_details_error_info().expect("error info");
+        assert_eq!(info.reason, "UNIQUE_VIOLATION");
+        assert_eq!(
+            info.metadata.get("native_code").map(String::as_str),
+            Some("SQLITE_2067")
+        );
+        assert_eq!(
+            info.metadata.get("statement_index").map(String::as_str),
+            Some("3")
+        );
+        assert!(status.message().starts_with("statement 3: "));
+    }
+}

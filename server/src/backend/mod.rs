@@ -1,0 +1,182 @@
+//! The backend contract: how the core spawns, prunes and uses databases without naming an engine.
+//!
+//! # Contract
+//!
+//! - **Isolation.** A database handed out by [`Backend::open`] can reach only its own data. The
+//!   engine enforces this (SQLite: authorizer and limits on every connection; server engines: a
+//!   role or user per database), never a check on SQL text.
+//! - **Atomicity.** [`Database::execute`] runs one statement atomically: a statement that fails
+//!   or exceeds a limit changes nothing. [`Database::batch`] with `transactional` commits all
+//!   statements or none. Without it, each statement commits on its own and the first failure
+//!   stops the batch; the error carries the statement's index.
+//! - **Cancellation.** Dropping the stream returned by [`Database::query`] stops the statement;
+//!   dropping a [`Session`] with an open transaction rolls it back.
+//! - **Errors.** A statement the engine rejects is [`Error::Query`] with the engine's code and
+//!   message; running past the statement timeout is [`Error::Timeout`]; reaching a row or byte
+//!   limit in `execute` is [`Error::LimitExceeded`]; an engine that cannot be reached is
+//!   [`Error::Unavailable`]; an operation the engine lacks is [`Error::Unsupported`].
+//! - **Provisioning.** [`Backend::create`] and [`Backend::destroy`] are idempotent: the core
+//!   records a spawn before `create` and a prune before `destroy`, and repeats either after a
+//!   crash.
+
+pub mod sqlite;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::core::{
+    error::Result,
+    names::DatabaseName,
+    table::SqlDialect,
+    value::{RowEvent, Statement, StatementResult},
+};
+
+/// The engines DB-Forge can spawn databases on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BackendKind {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL / MariaDB.
+    Mysql,
+    /// Redis.
+    Redis,
+}
+
+impl BackendKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [BackendKind; 4] = [Self::Sqlite, Self::Postgres, Self::Mysql, Self::Redis];
+
+    /// The lowercase name used in the catalog, logs and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+            Self::Mysql => "mysql",
+            Self::Redis => "redis",
+        }
+    }
+
+    /// Parses the catalog name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a backend supports; reported to clients in every Database message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Accepts SQL.
+    pub sql: bool,
+    /// All-or-nothing batches.
+    pub transactions: bool,
+    /// Interactive sessions.
+    pub sessions: bool,
+    /// Parameters keep their kind.
+    pub typed_params: bool,
+    /// TableService works.
+    pub table_service: bool,
+    /// Key-value commands instead of SQL.
+    pub key_value: bool,
+    /// Reports last insert ids.
+    pub last_insert_id: bool,
+    /// RETURNING clauses.
+    pub returning: bool,
+    /// Placeholder style, `?` or `$1`.
+    pub placeholder: &'static str,
+}
+
+/// Where a backend keeps one database: chosen by the backend at spawn, stored in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    /// The public name.
+    pub name: DatabaseName,
+    /// Backend-private location (a file name, a database and role name, a key prefix).
+    pub locator: String,
+}
+
+/// Limits applied to one statement or stream.
+#[derive(Debug, Clone)]
+pub struct StatementLimits {
+    /// Most rows an `execute` may return, or a stream may send.
+    pub max_rows: u64,
+    /// Most approximate bytes a result may carry.
+    pub max_bytes: u64,
+    /// Wall-clock time the statement (or the whole stream) may take.
+    pub timeout: Duration,
+    /// Rows per streamed batch, at most.
+    pub batch_rows: usize,
+    /// Approximate bytes per streamed batch, at most.
+    pub batch_bytes: usize,
+    /// Batches buffered between the engine and the client; the backpressure window.
+    pub stream_buffer: usize,
+}
+
+/// A stream of row events; see [`RowEvent`] for the order.
+pub type RowStream = BoxStream<'static, Result<RowEvent>>;
+
+/// An engine that can spawn, prune and open databases.
+#[async_trait]
+pub trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// Which engine this is.
+    fn kind(&self) -> BackendKind;
+    /// What it supports.
+    fn capabilities(&self) -> &Capabilities;
+    /// The SQL dialect TableService uses, or `None` for engines without SQL.
+    fn dialect(&self) -> Option<&'static dyn SqlDialect>;
+    /// Chooses where a new database named `name` will live. Pure: nothing is created.
+    fn locate(&self, name: &DatabaseName) -> Provisioned;
+    /// Creates the database's storage and access (idempotent).
+    async fn create(&self, db: &Provisioned) -> Result<()>;
+    /// Drops the database and everything it holds (idempotent: missing is fine).
+    async fn destroy(&self, db: &Provisioned) -> Result<()>;
+    /// Opens a handle for data-plane calls. Handles are cached by the core and dropped when idle.
+    async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>>;
+    /// Bytes the database takes, where the engine can tell.
+    async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>>;
+    /// Removes storage this backend holds that is not among `known` (left by a crash).
+    async fn remove_orphans(&self, known: &[Provisioned]) -> Result<usize>;
+}
+
+/// An open database.
+#[async_trait]
+pub trait Database: Send + Sync + fmt::Debug {
+    /// Runs one statement atomically and returns its whole result.
+    async fn execute(&self, stmt: Statement, limits: &StatementLimits) -> Result<StatementResult>;
+    /// Runs one statement and streams its rows with backpressure.
+    async fn query(&self, stmt: Statement, limits: StatementLimits) -> Result<RowStream>;
+    /// Runs statements in order, in one transaction when `transactional`.
+    async fn batch(
+        &self,
+        stmts: Vec<Statement>,
+        transactional: bool,
+        limits: &StatementLimits,
+    ) -> Result<Vec<StatementResult>>;
+    /// Opens an interactive session on a pinned connection.
+    async fn session(&self, limits: StatementLimits) -> Result<Box<dyn Session>>;
+}
+
+/// An interactive transaction on one pinned connection. Dropped with a transaction open, it
+/// rolls back.
+#[async_trait]
+pub trait Session: Send + fmt::Debug {
+    /// Begins a transaction.
+    async fn begin(&mut self) -> Result<()>;
+    /// Runs a statement inside the transaction.
+    async fn execute(&mut self, stmt: Statement) -> Result<StatementResult>;
+    /// Commits.
+    async fn commit(&mut self) -> Result<()>;
+    /// Rolls back.
+    async fn rollback(&mut self) -> Result<()>;
+    /// Whether a transaction is open.
+    fn in_transaction(&self) -> bool;
+}

@@ -1,0 +1,533 @@
+//! One configured SQLite connection: the sandbox (authorizer, limits, defensive mode), the
+//! statement deadline, value conversion and error classification.
+
+use std::{
+    path::Path,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use rusqlite::{
+    OpenFlags,
+    config::DbConfig,
+    ffi,
+    hooks::{AuthAction, AuthContext, Authorization},
+    limits::Limit,
+    types::{ToSqlOutput, ValueRef},
+};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use crate::core::{
+    error::{Error, QueryErrorKind, Result},
+    value::{Column, Row, Statement, StatementResult, Value, ValueKind},
+};
+
+/// PRAGMAs a client may read. Everything else, and every PRAGMA assignment except the two
+/// header fields below, is refused: the rest can point at other files (`temp_store_directory`),
+/// weaken durability for everyone on a pooled connection, or corrupt the file
+/// (`writable_schema`).
+const READABLE_PRAGMAS: &[&str] = &[
+    "application_id",
+    "collation_list",
+    "data_version",
+    "encoding",
+    "foreign_key_check",
+    "foreign_key_list",
+    "foreign_keys",
+    "freelist_count",
+    "function_list",
+    "index_info",
+    "index_list",
+    "index_xinfo",
+    "integrity_check",
+    "journal_mode",
+    "module_list",
+    "page_count",
+    "page_size",
+    "pragma_list",
+    "quick_check",
+    "schema_version",
+    "table_info",
+    "table_list",
+    "table_xinfo",
+    "user_version",
+];
+const WRITABLE_PRAGMAS: &[&str] = &["user_version", "application_id"];
+
+/// Per-connection settings.
+#[derive(Debug, Clone)]
+pub struct ConnOptions {
+    /// Open read-only (pool readers).
+    pub read_only: bool,
+    /// Largest string or blob a statement may build, in bytes.
+    pub max_value_bytes: i32,
+    /// Page cache per connection, in KiB.
+    pub cache_kib: i64,
+    /// How long to wait on a lock held by another process (a checkpoint, a backup).
+    pub busy_timeout: Duration,
+}
+
+/// State shared between a connection and its authorizer and progress callbacks.
+#[derive(Debug, Default)]
+struct Guard {
+    /// Set while the gateway itself runs BEGIN/COMMIT/ROLLBACK.
+    allow_tx_control: AtomicBool,
+    /// Why the authorizer refused the last statement, for the error message.
+    denial: Mutex<Option<Denial>>,
+    /// Deadline in nanoseconds since `epoch`; 0 means none.
+    deadline_nanos: AtomicU64,
+    epoch: Option<Instant>,
+}
+
+#[derive(Debug, Clone)]
+struct Denial {
+    kind: QueryErrorKind,
+    reason: String,
+}
+
+/// A sandboxed SQLite connection.
+#[derive(Debug)]
+pub struct Conn {
+    conn: rusqlite::Connection,
+    guard: Arc<Guard>,
+}
+
+impl Conn {
+    /// Opens and sandboxes a connection to an existing database file.
+    pub fn open(path: &Path, opts: &ConnOptions) -> Result<Self> {
+        let flags = if opts.read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let mut conn = rusqlite::Connection::open_with_flags(path, flags).map_err(classify)?;
+        conn.busy_timeout(opts.busy_timeout).map_err(classify)?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
+            opts.cache_kib
+        ))
+        .map_err(classify)?;
+        // Defensive mode forbids writable_schema tricks and direct page writes; untrusted schema
+        // keeps functions with side effects out of views and triggers.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
+            .map_err(classify)?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)
+            .map_err(classify)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, opts.max_value_bytes)
+            .map_err(classify)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, opts.max_value_bytes)
+            .map_err(classify)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)
+            .map_err(classify)?;
+
+        let guard = Arc::new(Guard {
+            epoch: Some(Instant::now()),
+            ..Guard::default()
+        });
+        let auth_guard = Arc::clone(&guard);
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            authorize(&auth_guard, ctx)
+        }))
+        .map_err(classify)?;
+        let progress_guard = Arc::clone(&guard);
+        // Checked every 1000 VM steps: cheap, and fine-grained enough to stop within
+        // microseconds of the deadline.
+        conn.progress_handler(1000, Some(move || progress_guard.past_deadline()))
+            .map_err(classify)?;
+        Ok(Self { conn, guard })
+    }
+
+    /// The raw connection, for the gateway's own statements.
+    pub fn raw(&self) -> &rusqlite::Connection {
+        &self.conn
+    }
+
+    /// Sets the deadline of the statements that follow.
+    pub fn set_deadline(&self, timeout: Duration) {
+        let epoch = self.guard.epoch.unwrap_or_else(Instant::now);
+        let at = Instant::now() + timeout;
+        let nanos = at.saturating_duration_since(epoch).as_nanos();
+        self.guard.deadline_nanos.store(
+            u64::try_from(nanos).unwrap_or(u64::MAX).max(1),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Runs transaction control issued by the gateway (never by a client).
+    pub fn control(&self, sql: &str) -> Result<()> {
+        self.guard.allow_tx_control.store(true, Ordering::Relaxed);
+        let res = self.conn.execute_batch(sql);
+        self.guard.allow_tx_control.store(false, Ordering::Relaxed);
+        res.map_err(|e| self.classify(e))
+    }
+
+    /// Rolls back whatever is open; used on error paths where the rollback's own failure is moot.
+    pub fn rollback_quietly(&self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.control("ROLLBACK");
+        }
+    }
+
+    /// Prepares `sql` (cached) and says whether it only reads.
+    pub fn is_read_only(&self, sql: &str) -> Result<bool> {
+        let stmt = self
+            .conn
+            .prepare_cached(sql)
+            .map_err(|e| self.classify(e))?;
+        Ok(stmt.readonly())
+    }
+
+    /// Runs one statement, collecting at most `max_rows` rows and `max_bytes` bytes.
+    pub fn run(&self, stmt: &Statement, max_rows: u64, max_bytes: u64) -> Result<StatementResult> {
+        let mut prepared = self.prepare(stmt)?;
+        let columns = columns_of(&prepared);
+        let kinds: Vec<ValueKind> = columns.iter().map(|c| c.kind).collect();
+        let mut rows_out = Vec::new();
+        let mut bytes = 0u64;
+        {
+            let mut rows = prepared.raw_query();
+            while let Some(row) = rows.next().map_err(|e| self.classify(e))? {
+                let values = read_row(row, &kinds)?;
+                bytes += values.iter().map(|v| v.approx_size() as u64).sum::<u64>();
+                if rows_out.len() as u64 >= max_rows {
+                    return Err(Error::LimitExceeded(format!(
+                        "the statement returned more than {max_rows} rows; use Query to stream \
+                         large results"
+                    )));
+                }
+                if bytes > max_bytes {
+                    return Err(Error::LimitExceeded(format!(
+                        "the result exceeds {max_bytes} bytes; use Query to stream large results"
+                    )));
+                }
+                rows_out.push(values);
+            }
+        }
+        let readonly = prepared.readonly();
+        Ok(StatementResult {
+            rows_affected: if readonly { 0 } else { self.conn.changes() },
+            last_insert_id: (!readonly && self.conn.changes() > 0 && is_insert(&stmt.sql))
+                .then(|| self.conn.last_insert_rowid()),
+            columns,
+            rows: rows_out,
+        })
+    }
+
+    /// Prepares (cached) and binds a statement.
+    pub fn prepare(&self, stmt: &Statement) -> Result<rusqlite::CachedStatement<'_>> {
+        let mut prepared = self
+            .conn
+            .prepare_cached(&stmt.sql)
+            .map_err(|e| self.classify(e))?;
+        let expected = prepared.parameter_count();
+        if expected != stmt.params.len() {
+            return Err(Error::invalid(
+                "params",
+                format!(
+                    "the statement has {expected} placeholder(s) but {} parameter(s) were given",
+                    stmt.params.len()
+                ),
+            ));
+        }
+        for (i, value) in stmt.params.iter().enumerate() {
+            prepared
+                .raw_bind_parameter(i + 1, Param(value))
+                .map_err(|e| self.classify(e))?;
+        }
+        Ok(prepared)
+    }
+
+    /// Classifies an error of this connection, using the authorizer's reason for denials.
+    pub fn classify(&self, err: rusqlite::Error) -> Error {
+        let code = match &err {
+            rusqlite::Error::SqliteFailure(e, _) => Some(e.code),
+            rusqlite::Error::SqlInputError { error, .. } => Some(error.code),
+            _ => None,
+        };
+        {
+            if code == Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) {
+                let denial = self.guard.denial.lock().ok().and_then(|mut d| d.take());
+                if let Some(Denial { kind, reason }) = denial {
+                    return match kind {
+                        QueryErrorKind::Forbidden => Error::Query {
+                            kind,
+                            code: Some("SQLITE_AUTH".into()),
+                            message: reason,
+                            statement_index: None,
+                        },
+                        _ => Error::invalid("sql", reason),
+                    };
+                }
+            }
+        }
+        classify(err)
+    }
+}
+
+impl Guard {
+    fn past_deadline(&self) -> bool {
+        let deadline = self.deadline_nanos.load(Ordering::Relaxed);
+        if deadline == 0 {
+            return false;
+        }
+        let epoch = self.epoch.unwrap_or_else(Instant::now);
+        Instant::now().saturating_duration_since(epoch).as_nanos() as u64 > deadline
+    }
+
+    fn deny(&self, kind: QueryErrorKind, reason: String) -> Authorization {
+        if let Ok(mut d) = self.denial.lock() {
+            *d = Some(Denial { kind, reason });
+        }
+        Authorization::Deny
+    }
+}
+
+/// The sandbox: decides, per action of a statement being prepared, whether it may run.
+fn authorize(guard: &Guard, ctx: AuthContext<'_>) -> Authorization {
+    use QueryErrorKind::Forbidden;
+    match ctx.action {
+        AuthAction::Attach { .. } | AuthAction::Detach { .. } => guard.deny(
+            Forbidden,
+            "ATTACH and DETACH are not allowed: a database cannot reach other files".into(),
+        ),
+        AuthAction::Pragma {
+            pragma_name,
+            pragma_value,
+        } => {
+            let name = pragma_name.to_ascii_lowercase();
+            let allowed = match pragma_value {
+                None => READABLE_PRAGMAS.contains(&name.as_str()),
+                Some(_) => WRITABLE_PRAGMAS.contains(&name.as_str()),
+            };
+            if allowed {
+                Authorization::Allow
+            } else {
+                guard.deny(
+                    Forbidden,
+                    format!("PRAGMA {pragma_name} is not allowed on a DB-Forge database"),
+                )
+            }
+        }
+        AuthAction::Function { function_name }
+            if function_name.eq_ignore_ascii_case("load_extension")
+                || function_name.eq_ignore_ascii_case("fts3_tokenizer") =>
+        {
+            guard.deny(
+                Forbidden,
+                format!("{function_name}() is not allowed: extensions cannot be loaded"),
+            )
+        }
+        AuthAction::Transaction { .. } | AuthAction::Savepoint { .. }
+            if !guard.allow_tx_control.load(Ordering::Relaxed) =>
+        {
+            guard.deny(
+                QueryErrorKind::Syntax,
+                "transaction control statements are not accepted here: use ExecuteBatch with \
+                 `transaction` or a Session"
+                    .into(),
+            )
+        }
+        _ => Authorization::Allow,
+    }
+}
+
+/// Whether an insert produced the last rowid. `changes()` alone would also be set by UPDATE.
+fn is_insert(sql: &str) -> bool {
+    let head = sql.trim_start().get(..7).unwrap_or_default();
+    head.eq_ignore_ascii_case("insert ") || head.eq_ignore_ascii_case("replace")
+}
+
+/// Column metadata of a prepared statement.
+pub fn columns_of(stmt: &rusqlite::Statement<'_>) -> Vec<Column> {
+    stmt.columns()
+        .into_iter()
+        .map(|c| {
+            let declared_type = c.decl_type().unwrap_or_default().to_string();
+            Column {
+                name: c.name().to_string(),
+                kind: kind_of(&declared_type),
+                declared_type,
+            }
+        })
+        .collect()
+}
+
+/// The Value kind of a declared type: SQLite's affinity rules, plus the names of the richer kinds.
+pub fn kind_of(declared: &str) -> ValueKind {
+    let t = declared.to_ascii_uppercase();
+    if t.is_empty() {
+        ValueKind::Unspecified
+    } else if t.contains("BOOL") {
+        ValueKind::Bool
+    } else if t.starts_with("DECIMAL") || t.starts_with("NUMERIC") {
+        ValueKind::Decimal
+    } else if t.starts_with("JSON") {
+        ValueKind::Json
+    } else if t.contains("TIMESTAMP") || t.contains("DATETIME") {
+        ValueKind::Timestamp
+    } else if t == "DATE" || t.starts_with("DATE ") {
+        ValueKind::Date
+    } else if t.contains("INT") {
+        ValueKind::Int
+    } else if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") {
+        ValueKind::Text
+    } else if t.contains("BLOB") {
+        ValueKind::Bytes
+    } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") {
+        ValueKind::Float
+    } else {
+        ValueKind::Unspecified
+    }
+}
+
+/// Reads one row, converting each cell by its column's kind.
+pub fn read_row(row: &rusqlite::Row<'_>, kinds: &[ValueKind]) -> Result<Row> {
+    let mut values = Vec::with_capacity(kinds.len());
+    for (i, kind) in kinds.iter().enumerate() {
+        let cell = row.get_ref(i).map_err(classify)?;
+        values.push(to_value(cell, *kind));
+    }
+    Ok(values)
+}
+
+fn to_value(cell: ValueRef<'_>, kind: ValueKind) -> Value {
+    match (cell, kind) {
+        (ValueRef::Null, _) => Value::Null,
+        (ValueRef::Integer(i), ValueKind::Bool) => Value::Bool(i != 0),
+        (ValueRef::Integer(i), ValueKind::Decimal) => Value::Decimal(i.to_string()),
+        (ValueRef::Real(f), ValueKind::Decimal) => Value::Decimal(f.to_string()),
+        (ValueRef::Integer(i), ValueKind::Json) => Value::Json(i.to_string()),
+        (ValueRef::Real(f), ValueKind::Json) => Value::Json(f.to_string()),
+        (ValueRef::Integer(i), _) => Value::Int(i),
+        (ValueRef::Real(f), _) => Value::Float(f),
+        (ValueRef::Blob(b), _) => Value::Bytes(b.to_vec()),
+        (ValueRef::Text(t), kind) => match std::str::from_utf8(t) {
+            // Text that is not UTF-8 can only come from a cast; bytes keep it intact.
+            Err(_) => Value::Bytes(t.to_vec()),
+            Ok(s) => match kind {
+                ValueKind::Decimal => Value::Decimal(s.to_owned()),
+                ValueKind::Json => Value::Json(s.to_owned()),
+                ValueKind::Timestamp => parse_timestamp(s)
+                    .map(Value::Timestamp)
+                    .unwrap_or_else(|| Value::Text(s.to_owned())),
+                ValueKind::Date => parse_date(s)
+                    .map(Value::Date)
+                    .unwrap_or_else(|| Value::Text(s.to_owned())),
+                _ => Value::Text(s.to_owned()),
+            },
+        },
+    }
+}
+
+fn parse_timestamp(s: &str) -> Option<OffsetDateTime> {
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Some(t);
+    }
+    // SQLite's own CURRENT_TIMESTAMP / datetime() form: "YYYY-MM-DD HH:MM:SS", in UTC.
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    time::PrimitiveDateTime::parse(s, &fmt)
+        .ok()
+        .map(|t| t.assume_utc())
+}
+
+fn parse_date(s: &str) -> Option<time::Date> {
+    time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()
+}
+
+/// Formats a timestamp the way SQLite stores it (RFC 3339, UTC).
+pub fn format_timestamp(t: &OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Formats a date as `YYYY-MM-DD`.
+pub fn format_date(d: &time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// Binds a Value as the SQLite storage class that keeps it intact.
+struct Param<'a>(&'a Value);
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        use rusqlite::types::Value as Owned;
+        Ok(match self.0 {
+            Value::Null => ToSqlOutput::Owned(Owned::Null),
+            Value::Int(i) => ToSqlOutput::Owned(Owned::Integer(*i)),
+            Value::Float(f) => ToSqlOutput::Owned(Owned::Real(*f)),
+            Value::Bool(b) => ToSqlOutput::Owned(Owned::Integer(i64::from(*b))),
+            Value::Text(s) | Value::Decimal(s) | Value::Json(s) => {
+                ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
+            }
+            Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            Value::Timestamp(t) => ToSqlOutput::Owned(Owned::Text(format_timestamp(t))),
+            Value::Date(d) => ToSqlOutput::Owned(Owned::Text(format_date(d))),
+        })
+    }
+}
+
+/// Turns a SQLite error into the shared error type, keeping the extended result code.
+pub fn classify(err: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as C;
+    match err {
+        rusqlite::Error::SqliteFailure(e, msg) => {
+            let message = msg.unwrap_or_else(|| e.to_string());
+            let code = Some(format!("SQLITE_{}", e.extended_code));
+            let query = |kind| Error::Query {
+                kind,
+                code: code.clone(),
+                message: message.clone(),
+                statement_index: None,
+            };
+            match e.code {
+                C::ConstraintViolation => query(match e.extended_code {
+                    ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                        QueryErrorKind::UniqueViolation
+                    }
+                    ffi::SQLITE_CONSTRAINT_FOREIGNKEY => QueryErrorKind::ForeignKey,
+                    ffi::SQLITE_CONSTRAINT_NOTNULL => QueryErrorKind::NotNull,
+                    _ => QueryErrorKind::Check,
+                }),
+                C::AuthorizationForStatementDenied | C::ReadOnly => {
+                    query(QueryErrorKind::Forbidden)
+                }
+                C::OperationInterrupted => {
+                    Error::Timeout("the statement ran past its deadline and was interrupted".into())
+                }
+                C::TypeMismatch => query(QueryErrorKind::DataType),
+                C::TooBig => Error::LimitExceeded(format!("{message} (value size limit)")),
+                C::DatabaseBusy | C::DatabaseLocked => {
+                    Error::Unavailable(format!("the database is busy: {message}"))
+                }
+                C::Unknown | C::ParameterOutOfRange | C::ApiMisuse => query(QueryErrorKind::Syntax),
+                C::DiskFull => Error::LimitExceeded(message),
+                _ => Error::internal(format!("sqlite: {message} ({code:?})")),
+            }
+        }
+        rusqlite::Error::MultipleStatement => Error::invalid(
+            "sql",
+            "only one statement is allowed here; use ExecuteBatch for several",
+        ),
+        rusqlite::Error::InvalidParameterCount(given, expected) => Error::invalid(
+            "params",
+            format!(
+                "the statement has {expected} placeholder(s) but {given} parameter(s) were given"
+            ),
+        ),
+        rusqlite::Error::NulError(_) => Error::invalid("sql", "the statement contains a NUL byte"),
+        rusqlite::Error::InvalidQuery => Error::invalid("sql", "the statement is empty"),
+        rusqlite::Error::SqlInputError {
+            error, msg, offset, ..
+        } => classify(rusqlite::Error::SqliteFailure(
+            error,
+            Some(format!("{msg} (at offset {offset})")),
+        )),
+        other => Error::internal(other),
+    }
+}

@@ -1,0 +1,757 @@
+//! SQLite: one file per database in the data directory, in WAL mode.
+//!
+//! Each open database has one writer connection behind an async mutex (writes queue there
+//! instead of failing with SQLITE_BUSY, and each write transaction begins IMMEDIATE) and a small
+//! pool of read-only connections that read concurrently from WAL snapshots. A statement is routed
+//! by what the engine says about it after preparing it (`sqlite3_stmt_readonly`), not by its text.
+//! Connections run on tokio's blocking pool; streams send from there into a bounded channel.
+
+mod conn;
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use async_trait::async_trait;
+use tokio::{
+    runtime::Handle,
+    sync::{OwnedMutexGuard, Semaphore, mpsc},
+};
+use tokio_stream::wrappers::ReceiverStream;
+
+use self::conn::{Conn, classify, columns_of, format_date, format_timestamp, read_row};
+pub use self::conn::{ConnOptions, kind_of};
+use super::{
+    Backend, BackendKind, Capabilities, Database, Provisioned, RowStream, Session, StatementLimits,
+};
+use crate::core::{
+    error::{Error, Result},
+    names::DatabaseName,
+    table::{ColumnType, SqlDialect},
+    value::{RowEvent, Statement, StatementResult, Summary, Truncation, Value},
+};
+
+const FILE_SUFFIX: &str = ".sqlite";
+
+/// Settings of the SQLite backend.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// Directory holding one file per database.
+    pub dir: PathBuf,
+    /// Read-only connections per open database, at most.
+    pub max_readers: usize,
+    /// Page cache per connection, in KiB.
+    pub cache_kib: i64,
+    /// Largest string or blob a statement may build, in bytes.
+    pub max_value_bytes: i32,
+}
+
+/// The SQLite backend.
+#[derive(Debug)]
+pub struct SqliteBackend {
+    cfg: Arc<SqliteConfig>,
+    caps: Capabilities,
+}
+
+impl SqliteBackend {
+    /// Creates the backend, making its directory if needed.
+    pub fn new(cfg: SqliteConfig) -> Result<Self> {
+        std::fs::create_dir_all(&cfg.dir).map_err(Error::internal)?;
+        Ok(Self {
+            cfg: Arc::new(cfg),
+            caps: Capabilities {
+                sql: true,
+                transactions: true,
+                sessions: true,
+                typed_params: true,
+                table_service: true,
+                key_value: false,
+                last_insert_id: true,
+                returning: true,
+                placeholder: "?",
+            },
+        })
+    }
+
+    fn path(&self, db: &Provisioned) -> Result<PathBuf> {
+        // Locators are made by `locate` from a validated name, but the catalog is a file on disk:
+        // refuse anything that could step outside the directory.
+        let ok = db.locator.ends_with(FILE_SUFFIX)
+            && !db.locator.contains('/')
+            && !db.locator.contains('\\')
+            && !db.locator.starts_with('.');
+        if !ok {
+            return Err(Error::internal(format!(
+                "bad sqlite locator {:?}",
+                db.locator
+            )));
+        }
+        Ok(self.cfg.dir.join(&db.locator))
+    }
+
+    fn conn_options(&self, read_only: bool) -> ConnOptions {
+        ConnOptions {
+            read_only,
+            max_value_bytes: self.cfg.max_value_bytes,
+            cache_kib: self.cfg.cache_kib,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+fn sidecars(path: &Path) -> [PathBuf; 3] {
+    let s = path.as_os_str().to_owned();
+    let mut wal = s.clone();
+    wal.push("-wal");
+    let mut shm = s;
+    shm.push("-shm");
+    [path.to_path_buf(), PathBuf::from(wal), PathBuf::from(shm)]
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("sqlite task failed: {e}")))?
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sqlite
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    fn dialect(&self) -> Option<&'static dyn SqlDialect> {
+        Some(&SqliteDialect)
+    }
+
+    fn locate(&self, name: &DatabaseName) -> Provisioned {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        Provisioned {
+            name: name.clone(),
+            locator: format!("{name}.{nanos:x}{FILE_SUFFIX}"),
+        }
+    }
+
+    async fn create(&self, db: &Provisioned) -> Result<()> {
+        let path = self.path(db)?;
+        blocking(move || {
+            let conn = rusqlite::Connection::open(&path).map_err(classify)?;
+            // WAL is a property of the file: set once here, every later connection inherits it.
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(classify)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn destroy(&self, db: &Provisioned) -> Result<()> {
+        let path = self.path(db)?;
+        blocking(move || {
+            for file in sidecars(&path) {
+                match std::fs::remove_file(&file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::internal(e)),
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {
+        let path = self.path(db)?;
+        let writer_opts = self.conn_options(false);
+        let reader_opts = self.conn_options(true);
+        let max_readers = self.cfg.max_readers.max(1);
+        let p = path.clone();
+        let writer = blocking(move || {
+            if !p.exists() {
+                return Err(Error::Unavailable(format!(
+                    "the database file {} is missing",
+                    p.display()
+                )));
+            }
+            Conn::open(&p, &writer_opts)
+        })
+        .await?;
+        Ok(Arc::new(SqliteDatabase {
+            inner: Arc::new(Inner {
+                path,
+                reader_opts,
+                writer: Arc::new(tokio::sync::Mutex::new(writer)),
+                readers: Mutex::new(Vec::new()),
+                reader_slots: Arc::new(Semaphore::new(max_readers)),
+            }),
+        }))
+    }
+
+    async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>> {
+        let path = self.path(db)?;
+        blocking(move || {
+            let [file, wal, _] = sidecars(&path);
+            let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            Ok(Some(size(&file) + size(&wal)))
+        })
+        .await
+    }
+
+    async fn remove_orphans(&self, known: &[Provisioned]) -> Result<usize> {
+        let dir = self.cfg.dir.clone();
+        let known: HashSet<String> = known.iter().map(|p| p.locator.clone()).collect();
+        blocking(move || {
+            let mut removed = 0;
+            for entry in std::fs::read_dir(&dir).map_err(Error::internal)? {
+                let entry = entry.map_err(Error::internal)?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let base = name
+                    .strip_suffix("-wal")
+                    .or_else(|| name.strip_suffix("-shm"))
+                    .unwrap_or(&name);
+                if base.ends_with(FILE_SUFFIX) && !known.contains(base) {
+                    std::fs::remove_file(entry.path()).map_err(Error::internal)?;
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+        .await
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    reader_opts: ConnOptions,
+    writer: Arc<tokio::sync::Mutex<Conn>>,
+    readers: Mutex<Vec<Conn>>,
+    reader_slots: Arc<Semaphore>,
+}
+
+/// An open SQLite database.
+#[derive(Debug)]
+pub struct SqliteDatabase {
+    inner: Arc<Inner>,
+}
+
+/// What a reader found when it prepared a statement.
+enum Routed<T> {
+    Done(T),
+    NeedsWriter,
+}
+
+impl SqliteDatabase {
+    /// Runs `f` on a pooled read-only connection on the blocking pool.
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Conn) -> T + Send + 'static,
+    ) -> Result<T> {
+        let permit = Arc::clone(&self.inner.reader_slots)
+            .acquire_owned()
+            .await
+            .map_err(Error::internal)?;
+        let pooled = self.inner.readers.lock().ok().and_then(|mut r| r.pop());
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let _permit = permit;
+            let conn = match pooled {
+                Some(c) => c,
+                None => Conn::open(&inner.path, &inner.reader_opts)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut readers) = inner.readers.lock() {
+                readers.push(conn);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Waits (up to `timeout`) for the writer connection.
+    async fn lock_writer(&self, timeout: Duration) -> Result<OwnedMutexGuard<Conn>> {
+        tokio::time::timeout(timeout, Arc::clone(&self.inner.writer).lock_owned())
+            .await
+            .map_err(|_| {
+                Error::Timeout(format!(
+                    "waited {} for the database's write lock, held by another transaction",
+                    humantime::format_duration(timeout)
+                ))
+            })
+    }
+
+    /// Runs `f` inside a write transaction (BEGIN IMMEDIATE … COMMIT) on the writer connection.
+    async fn write<T: Send + 'static>(
+        &self,
+        limits: &StatementLimits,
+        f: impl FnOnce(&Conn) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let guard = self.lock_writer(limits.timeout).await?;
+        let timeout = limits.timeout;
+        blocking(move || {
+            let conn = &*guard;
+            conn.rollback_quietly();
+            conn.set_deadline(timeout);
+            conn.control("BEGIN IMMEDIATE")?;
+            match f(conn) {
+                Ok(out) => match conn.control("COMMIT") {
+                    Ok(()) => Ok(out),
+                    Err(e) => {
+                        conn.rollback_quietly();
+                        Err(e)
+                    }
+                },
+                Err(e) => {
+                    conn.rollback_quietly();
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl SqliteDatabase {
+    /// Streams `stmt` into `tx`: from a reader when the statement only reads, otherwise from the
+    /// writer inside a write transaction that commits after the last row.
+    async fn produce(
+        &self,
+        stmt: Statement,
+        limits: StatementLimits,
+        tx: mpsc::Sender<Result<RowEvent>>,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let rt = Handle::current();
+        let deadline = tokio::time::Instant::now() + limits.timeout;
+        let (reader_limits, reader_tx, reader_rt) = (limits.clone(), tx.clone(), rt.clone());
+        let (stmt, routed) = self
+            .with_reader(move |conn| {
+                conn.set_deadline(reader_limits.timeout);
+                match conn.is_read_only(&stmt.sql) {
+                    Ok(true) => {
+                        let sink = Sink {
+                            tx: &reader_tx,
+                            rt: &reader_rt,
+                            deadline,
+                        };
+                        match stream_rows(conn, &stmt, &reader_limits, &sink, started) {
+                            Ok(Some(summary)) => sink.send(Ok(RowEvent::Done(summary))),
+                            Ok(None) => false,
+                            Err(e) => sink.send(Err(e)),
+                        };
+                        (stmt, Routed::Done(Ok(())))
+                    }
+                    Ok(false) => (stmt, Routed::NeedsWriter),
+                    Err(e) => (stmt, Routed::Done(Err(e))),
+                }
+            })
+            .await?;
+        match routed {
+            Routed::Done(result) => return result,
+            Routed::NeedsWriter => {}
+        }
+        let guard = self.lock_writer(limits.timeout).await?;
+        blocking(move || {
+            let conn = &*guard;
+            let sink = Sink {
+                tx: &tx,
+                rt: &rt,
+                deadline,
+            };
+            conn.rollback_quietly();
+            conn.set_deadline(limits.timeout);
+            conn.control("BEGIN IMMEDIATE")?;
+            match stream_rows(conn, &stmt, &limits, &sink, started) {
+                Ok(Some(summary)) => {
+                    conn.control("COMMIT")
+                        .inspect_err(|_| conn.rollback_quietly())?;
+                    sink.send(Ok(RowEvent::Done(summary)));
+                    Ok(())
+                }
+                Ok(None) => {
+                    conn.rollback_quietly();
+                    Ok(())
+                }
+                Err(e) => {
+                    conn.rollback_quietly();
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Database for SqliteDatabase {
+    async fn execute(&self, stmt: Statement, limits: &StatementLimits) -> Result<StatementResult> {
+        let (max_rows, max_bytes, timeout) = (limits.max_rows, limits.max_bytes, limits.timeout);
+        let (stmt, routed) = self
+            .with_reader(move |conn| {
+                conn.set_deadline(timeout);
+                let routed = match conn.is_read_only(&stmt.sql) {
+                    Ok(true) => Routed::Done(conn.run(&stmt, max_rows, max_bytes)),
+                    Ok(false) => Routed::NeedsWriter,
+                    Err(e) => Routed::Done(Err(e)),
+                };
+                (stmt, routed)
+            })
+            .await?;
+        match routed {
+            Routed::Done(result) => result,
+            Routed::NeedsWriter => {
+                self.write(limits, move |conn| conn.run(&stmt, max_rows, max_bytes))
+                    .await
+            }
+        }
+    }
+
+    async fn query(&self, stmt: Statement, limits: StatementLimits) -> Result<RowStream> {
+        let (tx, rx) = mpsc::channel(limits.stream_buffer.max(1));
+        let db = SqliteDatabase {
+            inner: Arc::clone(&self.inner),
+        };
+        // The producer runs on its own so that the receiver is returned at once: the bounded
+        // channel then paces the engine at the client's speed.
+        tokio::spawn(async move {
+            let err_tx = tx.clone();
+            if let Err(e) = db.produce(stmt, limits, tx).await {
+                let _ = err_tx.send(Err(e)).await;
+            }
+        });
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+
+    async fn batch(
+        &self,
+        stmts: Vec<Statement>,
+        transactional: bool,
+        limits: &StatementLimits,
+    ) -> Result<Vec<StatementResult>> {
+        let (max_rows, max_bytes, timeout) = (limits.max_rows, limits.max_bytes, limits.timeout);
+        if transactional {
+            return self
+                .write(limits, move |conn| {
+                    stmts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| {
+                            conn.run(s, max_rows, max_bytes)
+                                .map(without_rows)
+                                .map_err(|e| e.at_statement(i))
+                        })
+                        .collect()
+                })
+                .await;
+        }
+        let guard = self.lock_writer(timeout).await?;
+        blocking(move || {
+            let conn = &*guard;
+            conn.rollback_quietly();
+            conn.set_deadline(timeout);
+            let mut results = Vec::with_capacity(stmts.len());
+            for (i, s) in stmts.iter().enumerate() {
+                conn.control("BEGIN IMMEDIATE")?;
+                match conn.run(s, max_rows, max_bytes) {
+                    Ok(r) => {
+                        conn.control("COMMIT")?;
+                        results.push(without_rows(r));
+                    }
+                    Err(e) => {
+                        conn.rollback_quietly();
+                        return Err(e.at_statement(i));
+                    }
+                }
+            }
+            Ok(results)
+        })
+        .await
+    }
+
+    async fn session(&self, limits: StatementLimits) -> Result<Box<dyn Session>> {
+        Ok(Box::new(SqliteSession {
+            db: SqliteDatabase {
+                inner: Arc::clone(&self.inner),
+            },
+            guard: None,
+            limits,
+        }))
+    }
+}
+
+fn without_rows(mut r: StatementResult) -> StatementResult {
+    r.columns.clear();
+    r.rows.clear();
+    r
+}
+
+/// Where a blocking producer sends row events, with backpressure and the stream's deadline.
+struct Sink<'a> {
+    tx: &'a mpsc::Sender<Result<RowEvent>>,
+    rt: &'a Handle,
+    deadline: tokio::time::Instant,
+}
+
+impl Sink<'_> {
+    /// Sends one event, waiting while the client is slow. False when the client has gone or the
+    /// deadline passed (then the client gets DEADLINE_EXCEEDED).
+    fn send(&self, ev: Result<RowEvent>) -> bool {
+        let sent = self
+            .rt
+            .block_on(tokio::time::timeout_at(self.deadline, self.tx.send(ev)));
+        match sent {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => {
+                tracing::debug!("client went away; stopping the statement");
+                false
+            }
+            Err(_) => {
+                let _ = self.tx.try_send(Err(Error::Timeout(
+                    "the stream ran past its deadline while the client was not reading".into(),
+                )));
+                false
+            }
+        }
+    }
+}
+
+/// Streams the rows of `stmt` into `sink` in batches. Returns the summary when every row was
+/// read, or `None` when the client went away.
+fn stream_rows(
+    conn: &Conn,
+    stmt: &Statement,
+    limits: &StatementLimits,
+    sink: &Sink<'_>,
+    started: Instant,
+) -> Result<Option<Summary>> {
+    let mut prepared = conn.prepare(stmt)?;
+    let columns = columns_of(&prepared);
+    let kinds: Vec<_> = columns.iter().map(|c| c.kind).collect();
+    let readonly = prepared.readonly();
+    if !sink.send(Ok(RowEvent::Columns(columns))) {
+        return Ok(None);
+    }
+    let mut batch = Vec::new();
+    let mut batch_bytes = 0usize;
+    let mut row_count = 0u64;
+    let mut total_bytes = 0u64;
+    let mut truncation = Truncation::None;
+    {
+        let mut rows = prepared.raw_query();
+        while let Some(row) = rows.next().map_err(|e| conn.classify(e))? {
+            if truncation != Truncation::None {
+                // A writing statement is stepped to its end so that it applies whole.
+                continue;
+            }
+            if row_count >= limits.max_rows {
+                truncation = Truncation::RowLimit;
+                if readonly {
+                    break;
+                }
+                continue;
+            }
+            let values = read_row(row, &kinds)?;
+            let size: usize = values.iter().map(Value::approx_size).sum::<usize>() + 2;
+            if total_bytes + size as u64 > limits.max_bytes {
+                truncation = Truncation::ByteLimit;
+                if readonly {
+                    break;
+                }
+                continue;
+            }
+            row_count += 1;
+            total_bytes += size as u64;
+            batch_bytes += size;
+            batch.push(values);
+            if batch.len() >= limits.batch_rows || batch_bytes >= limits.batch_bytes {
+                let capacity = batch.len();
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(capacity));
+                batch_bytes = 0;
+                if !sink.send(Ok(RowEvent::Rows(full))) {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+    if !batch.is_empty() && !sink.send(Ok(RowEvent::Rows(batch))) {
+        return Ok(None);
+    }
+    Ok(Some(Summary {
+        row_count,
+        rows_affected: if readonly { 0 } else { conn.raw().changes() },
+        elapsed: started.elapsed(),
+        truncation,
+    }))
+}
+
+/// An interactive transaction pinned to the writer connection. The writer stays locked from
+/// `begin` to `commit`/`rollback`, so other writers queue behind the session.
+#[derive(Debug)]
+struct SqliteSession {
+    db: SqliteDatabase,
+    guard: Option<OwnedMutexGuard<Conn>>,
+    limits: StatementLimits,
+}
+
+impl SqliteSession {
+    async fn on_writer<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&Conn) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let guard = self.guard.take().ok_or_else(|| {
+            Error::FailedPrecondition("no transaction is open: send begin first".into())
+        })?;
+        let timeout = self.limits.timeout;
+        let (guard, out) = tokio::task::spawn_blocking(move || {
+            guard.set_deadline(timeout);
+            let out = f(&guard);
+            (guard, out)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("sqlite task failed: {e}")))?;
+        // The engine may have ended the transaction itself (some errors roll back); then the
+        // writer is released for others.
+        if !guard.raw().is_autocommit() {
+            self.guard = Some(guard);
+        }
+        out
+    }
+}
+
+#[async_trait]
+impl Session for SqliteSession {
+    async fn begin(&mut self) -> Result<()> {
+        if self.guard.is_some() {
+            return Err(Error::FailedPrecondition(
+                "a transaction is already open in this session".into(),
+            ));
+        }
+        let guard = self.db.lock_writer(self.limits.timeout).await?;
+        let guard = blocking(move || {
+            guard.rollback_quietly();
+            guard.control("BEGIN IMMEDIATE")?;
+            Ok(guard)
+        })
+        .await?;
+        self.guard = Some(guard);
+        Ok(())
+    }
+
+    async fn execute(&mut self, stmt: Statement) -> Result<StatementResult> {
+        let (max_rows, max_bytes) = (self.limits.max_rows, self.limits.max_bytes);
+        self.on_writer(move |conn| conn.run(&stmt, max_rows, max_bytes))
+            .await
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        self.on_writer(|conn| {
+            conn.control("COMMIT")
+                .inspect_err(|_| conn.rollback_quietly())
+        })
+        .await
+    }
+
+    async fn rollback(&mut self) -> Result<()> {
+        self.on_writer(|conn| conn.control("ROLLBACK")).await
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.guard.is_some()
+    }
+}
+
+impl Drop for SqliteSession {
+    fn drop(&mut self) {
+        if let Some(guard) = self.guard.take() {
+            // Rolling back an uncommitted WAL transaction only discards pages in memory.
+            guard.rollback_quietly();
+        }
+    }
+}
+
+/// SQLite's SQL dialect for TableService.
+#[derive(Debug)]
+pub struct SqliteDialect;
+
+impl SqlDialect for SqliteDialect {
+    fn quote_ident(&self, name: &str) -> String {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+
+    fn placeholder(&self, _index: usize) -> String {
+        "?".into()
+    }
+
+    fn column_type(&self, ty: ColumnType) -> &'static str {
+        // The TEXT in the richer types' names gives them TEXT affinity, so SQLite stores decimals
+        // and JSON digit for digit instead of converting them to numbers.
+        match ty {
+            ColumnType::Integer => "INTEGER",
+            ColumnType::Float => "REAL",
+            ColumnType::Text => "TEXT",
+            ColumnType::Bytes => "BLOB",
+            ColumnType::Bool => "BOOLEAN",
+            ColumnType::Decimal => "DECIMAL TEXT",
+            ColumnType::Json => "JSON TEXT",
+            ColumnType::Timestamp => "TIMESTAMP TEXT",
+            ColumnType::Date => "DATE TEXT",
+        }
+    }
+
+    fn table_exists(&self, table: &str) -> Statement {
+        Statement {
+            sql: "SELECT 1 FROM sqlite_schema WHERE type IN ('table', 'view') AND name = ?".into(),
+            params: vec![Value::Text(table.to_owned())],
+        }
+    }
+
+    fn limit_offset(&self, limit: Option<u64>, offset: Option<u64>) -> (String, Vec<Value>) {
+        match (limit, offset) {
+            (None, None) => (String::new(), Vec::new()),
+            (limit, offset) => (
+                " LIMIT ? OFFSET ?".into(),
+                vec![
+                    Value::Int(limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX))),
+                    Value::Int(offset.map_or(0, |o| i64::try_from(o).unwrap_or(i64::MAX))),
+                ],
+            ),
+        }
+    }
+
+    fn literal(&self, value: &Value) -> Result<String> {
+        let quote = |s: &str| -> Result<String> {
+            if s.contains('\0') {
+                return Err(Error::invalid("default_value", "text must not contain NUL"));
+            }
+            Ok(format!("'{}'", s.replace('\'', "''")))
+        };
+        Ok(match value {
+            Value::Null => "NULL".into(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) if f.is_finite() => format!("{f:?}"),
+            Value::Float(_) => {
+                return Err(Error::invalid("default_value", "must be a finite number"));
+            }
+            Value::Bool(b) => i64::from(*b).to_string(),
+            Value::Text(s) | Value::Decimal(s) | Value::Json(s) => quote(s)?,
+            Value::Bytes(b) => {
+                let hex: String = b.iter().map(|x| format!("{x:02X}")).collect();
+                format!("X'{hex}'")
+            }
+            Value::Timestamp(t) => quote(&format_timestamp(t))?,
+            Value::Date(d) => quote(&format_date(d))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

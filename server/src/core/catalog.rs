@@ -1,0 +1,248 @@
+//! The catalog: which databases exist, on which backend, where, since when. An embedded SQLite
+//! file in the data directory; the source of truth across restarts.
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{
+    error::{Error, Result},
+    names::DatabaseName,
+};
+use crate::backend::{BackendKind, Provisioned};
+
+/// Where a spawn or prune stands. A record in `Provisioning` or `Deleting` at start-up belongs
+/// to an operation a crash interrupted; start-up finishes the prune or undoes the spawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordState {
+    /// Storage may be partly created.
+    Provisioning,
+    /// Usable.
+    Ready,
+    /// Storage may be partly dropped.
+    Deleting,
+}
+
+impl RecordState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Provisioning => "provisioning",
+            Self::Ready => "ready",
+            Self::Deleting => "deleting",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "provisioning" => Some(Self::Provisioning),
+            "ready" => Some(Self::Ready),
+            "deleting" => Some(Self::Deleting),
+            _ => None,
+        }
+    }
+}
+
+/// One catalog row.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Where the backend keeps it.
+    pub provisioned: Provisioned,
+    /// The backend.
+    pub backend: BackendKind,
+    /// Spawn or prune progress.
+    pub state: RecordState,
+    /// Spawn time, Unix milliseconds.
+    pub created_ms: i64,
+    /// Last data-plane use, Unix milliseconds.
+    pub last_accessed_ms: i64,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The catalog store. Calls block briefly (one small SQLite transaction); callers run them on
+/// the blocking pool.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    conn: Arc<Mutex<rusqlite::Connection>>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS databases (
+    name TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    locator TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    last_accessed_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS labels (
+    db TEXT NOT NULL REFERENCES databases(name) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (db, key)
+) STRICT;
+";
+
+fn db_err(e: rusqlite::Error) -> Error {
+    Error::internal(format!("catalog: {e}"))
+}
+
+impl Catalog {
+    /// Opens (creating if needed) the catalog at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = rusqlite::Connection::open(path).map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        // NORMAL in WAL mode: a power loss may lose the last commits but never corrupts; the
+        // start-up reconciliation then removes storage the catalog no longer knows.
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(db_err)?;
+        conn.execute_batch(SCHEMA).map_err(db_err)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| Error::internal("catalog lock poisoned"))?;
+        f(&mut conn).map_err(db_err)
+    }
+
+    /// Every record.
+    pub fn load(&self) -> Result<Vec<Record>> {
+        self.with(|c| {
+            let mut labels: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+            let mut stmt = c.prepare("SELECT db, key, value FROM labels")?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))?;
+            for row in rows {
+                let (db, k, v) = row?;
+                labels.entry(db).or_default().insert(k, v);
+            }
+            let mut stmt = c.prepare(
+                "SELECT name, backend, locator, state, created_ms, last_accessed_ms FROM databases",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (name, backend, locator, state, created_ms, last_accessed_ms) = row?;
+                let (Ok(parsed), Some(backend), Some(state)) = (
+                    DatabaseName::parse(&name),
+                    BackendKind::parse(&backend),
+                    RecordState::parse(&state),
+                ) else {
+                    tracing::warn!(db = %name, "skipping a catalog row that does not parse");
+                    continue;
+                };
+                out.push(Record {
+                    labels: labels.remove(&name).unwrap_or_default(),
+                    provisioned: Provisioned {
+                        name: parsed,
+                        locator,
+                    },
+                    backend,
+                    state,
+                    created_ms,
+                    last_accessed_ms,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records a spawn about to start (state `Provisioning`).
+    pub fn insert(&self, rec: &Record) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO databases (name, backend, locator, state, created_ms, last_accessed_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    rec.provisioned.name.as_str(),
+                    rec.backend.as_str(),
+                    rec.provisioned.locator,
+                    rec.state.as_str(),
+                    rec.created_ms,
+                    rec.last_accessed_ms
+                ],
+            )?;
+            for (k, v) in &rec.labels {
+                tx.execute(
+                    "INSERT INTO labels (db, key, value) VALUES (?1, ?2, ?3)",
+                    params![rec.provisioned.name.as_str(), k, v],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Moves a record to `state`.
+    pub fn set_state(&self, name: &DatabaseName, state: RecordState) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE databases SET state = ?2 WHERE name = ?1",
+                params![name.as_str(), state.as_str()],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Removes a record and its labels.
+    pub fn remove(&self, name: &DatabaseName) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM databases WHERE name = ?1", [name.as_str()])
+                .map(drop)
+        })
+    }
+
+    /// Stores last-access times in one transaction.
+    pub fn touch(&self, updates: &[(DatabaseName, i64)]) -> Result<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE databases SET last_accessed_ms = ?2 WHERE name = ?1 AND last_accessed_ms < ?2",
+                )?;
+                for (name, ms) in updates {
+                    stmt.execute(params![name.as_str(), ms])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Whether a record exists (used by tests of crash recovery).
+    pub fn contains(&self, name: &DatabaseName) -> Result<bool> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT 1 FROM databases WHERE name = ?1",
+                [name.as_str()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+        })
+    }
+}

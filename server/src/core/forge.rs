@@ -1,0 +1,741 @@
+//! The Forge: the registry of spawned databases and every operation on them.
+//!
+//! The registry lives in memory (loaded from the catalog at start) so that a data-plane call
+//! costs a map lookup, not a catalog read. Handles to databases are opened on first use, shared
+//! by concurrent calls, and closed when idle or when too many are open, so thousands of spawned
+//! databases cost only their catalog rows.
+
+use std::{
+    borrow::Borrow,
+    collections::{BTreeMap, HashMap},
+    ops::Bound,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use tokio::{sync::Notify, task::JoinHandle};
+use tracing::{debug, info, instrument, warn};
+
+use super::{
+    catalog::{Catalog, Record, RecordState},
+    error::{Error, Result},
+    limits::Limits,
+    names::{DatabaseName, Identifier},
+    table::{self, RowScope, Select, SqlDialect, TableSpec},
+    value::{Statement, StatementResult, Value},
+};
+use crate::backend::{Backend, BackendKind, Capabilities, Database, RowStream, Session};
+
+impl Borrow<str> for DatabaseName {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// Settings of the Forge.
+#[derive(Debug, Clone)]
+pub struct ForgeConfig {
+    /// Directory of the catalog (backends have their own sub-directories).
+    pub data_dir: PathBuf,
+    /// Request limits.
+    pub limits: Limits,
+    /// Close a database's connections after this long without use.
+    pub idle_close_after: Duration,
+    /// Databases with open connections, at most; the least recently used are closed first.
+    pub max_open_databases: usize,
+}
+
+/// A spawn request.
+#[derive(Debug, Clone)]
+pub struct DatabaseSpec {
+    /// Name.
+    pub name: DatabaseName,
+    /// Engine.
+    pub backend: BackendKind,
+    /// Return an existing database instead of ALREADY_EXISTS.
+    pub if_not_exists: bool,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Lifecycle state as clients see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseStatus {
+    /// Usable.
+    Ready,
+    /// Its backend is not configured or cannot be reached.
+    Unavailable,
+}
+
+/// A database as the control plane reports it.
+#[derive(Debug, Clone)]
+pub struct DatabaseInfo {
+    /// Name.
+    pub name: DatabaseName,
+    /// Engine.
+    pub backend: BackendKind,
+    /// State.
+    pub status: DatabaseStatus,
+    /// Spawn time, Unix ms.
+    pub created_ms: i64,
+    /// Last data-plane use, Unix ms.
+    pub last_accessed_ms: i64,
+    /// Bytes on disk, when known.
+    pub size_bytes: Option<u64>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// What its backend supports (None when the backend is not configured).
+    pub capabilities: Option<Capabilities>,
+}
+
+/// A ListDatabases request.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Page size (already capped).
+    pub page_size: usize,
+    /// List names after this one.
+    pub after: Option<String>,
+    /// Only this engine.
+    pub backend: Option<BackendKind>,
+    /// Only databases carrying all these labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One page of ListDatabases.
+#[derive(Debug, Clone)]
+pub struct DatabasePage {
+    /// The databases.
+    pub databases: Vec<DatabaseInfo>,
+    /// The last name of this page when more follow.
+    pub next_after: Option<String>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    record: Record,
+    backend: Option<Arc<dyn Backend>>,
+    last_accessed_ms: AtomicI64,
+    touched: AtomicBool,
+    /// Milliseconds since the Forge started, for idle and LRU decisions.
+    last_used: AtomicI64,
+    handle: Mutex<Option<Arc<dyn Database>>>,
+    opening: tokio::sync::Mutex<()>,
+}
+
+impl Entry {
+    fn backend(&self) -> Result<&Arc<dyn Backend>> {
+        self.backend.as_ref().ok_or_else(|| {
+            Error::Unavailable(format!(
+                "database {:?} lives on the {} backend, which this gateway has not configured",
+                self.record.provisioned.name.as_str(),
+                self.record.backend
+            ))
+        })
+    }
+
+    fn cached_handle(&self) -> Option<Arc<dyn Database>> {
+        self.handle.lock().ok().and_then(|h| h.clone())
+    }
+
+    fn close(&self) -> bool {
+        self.handle.lock().ok().and_then(|mut h| h.take()).is_some()
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    cfg: ForgeConfig,
+    catalog: Catalog,
+    backends: HashMap<BackendKind, Arc<dyn Backend>>,
+    entries: RwLock<BTreeMap<DatabaseName, Arc<Entry>>>,
+    /// Serializes spawns and prunes, so a name is never half-created twice.
+    control: tokio::sync::Mutex<()>,
+    open_count: AtomicUsize,
+    started: Instant,
+    stop: Notify,
+}
+
+/// The domain service behind every RPC.
+#[derive(Debug, Clone)]
+pub struct Forge {
+    inner: Arc<Inner>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("blocking task failed: {e}")))?
+}
+
+impl Forge {
+    /// Opens the catalog, finishes spawns and prunes a crash interrupted, removes orphaned
+    /// storage, and starts the housekeeping task.
+    pub async fn open(
+        cfg: ForgeConfig,
+        backends: Vec<Arc<dyn Backend>>,
+    ) -> Result<(Self, JoinHandle<()>)> {
+        std::fs::create_dir_all(&cfg.data_dir).map_err(Error::internal)?;
+        let path = cfg.data_dir.join("catalog.db");
+        let catalog = blocking(move || Catalog::open(&path)).await?;
+        let backends: HashMap<_, _> = backends.into_iter().map(|b| (b.kind(), b)).collect();
+
+        let cat = catalog.clone();
+        let records = blocking(move || cat.load()).await?;
+        let mut entries = BTreeMap::new();
+        let mut known: HashMap<BackendKind, Vec<_>> = HashMap::new();
+        for record in records {
+            let backend = backends.get(&record.backend).cloned();
+            match (record.state, &backend) {
+                (RecordState::Ready, _) => {}
+                (_, Some(b)) => {
+                    let name = record.provisioned.name.clone();
+                    warn!(db = %name, state = ?record.state, "finishing an interrupted spawn or prune");
+                    b.destroy(&record.provisioned).await?;
+                    let cat = catalog.clone();
+                    blocking(move || cat.remove(&name)).await?;
+                    continue;
+                }
+                // Its backend is not configured now: leave the record for a later start.
+                (_, None) => continue,
+            }
+            known
+                .entry(record.backend)
+                .or_default()
+                .push(record.provisioned.clone());
+            entries.insert(
+                record.provisioned.name.clone(),
+                Arc::new(Entry {
+                    last_accessed_ms: AtomicI64::new(record.last_accessed_ms),
+                    record,
+                    backend,
+                    touched: AtomicBool::new(false),
+                    last_used: AtomicI64::new(0),
+                    handle: Mutex::new(None),
+                    opening: tokio::sync::Mutex::new(()),
+                }),
+            );
+        }
+        for (kind, backend) in &backends {
+            let removed = backend
+                .remove_orphans(known.get(kind).map(Vec::as_slice).unwrap_or_default())
+                .await?;
+            if removed > 0 {
+                warn!(backend = %kind, removed, "removed storage the catalog does not know");
+            }
+        }
+        info!(databases = entries.len(), "catalog loaded");
+        let forge = Forge {
+            inner: Arc::new(Inner {
+                cfg,
+                catalog,
+                backends,
+                entries: RwLock::new(entries),
+                control: tokio::sync::Mutex::new(()),
+                open_count: AtomicUsize::new(0),
+                started: Instant::now(),
+                stop: Notify::new(),
+            }),
+        };
+        let housekeeping = tokio::spawn(forge.clone().housekeeping());
+        Ok((forge, housekeeping))
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.cfg.limits
+    }
+
+    /// The configured backends.
+    pub fn backends(&self) -> impl Iterator<Item = BackendKind> + '_ {
+        self.inner.backends.keys().copied()
+    }
+
+    fn entry(&self, name: &str) -> Result<Arc<Entry>> {
+        let entries = self
+            .inner
+            .entries
+            .read()
+            .map_err(|_| Error::internal("registry lock poisoned"))?;
+        if let Some(e) = entries.get(name) {
+            return Ok(Arc::clone(e));
+        }
+        drop(entries);
+        // Only a miss pays for validation, and an invalid name says why rather than NOT_FOUND.
+        DatabaseName::parse(name)?;
+        Err(Error::NotFound {
+            what: "database",
+            name: name.to_owned(),
+        })
+    }
+
+    fn info(&self, e: &Entry, size_bytes: Option<u64>) -> DatabaseInfo {
+        DatabaseInfo {
+            name: e.record.provisioned.name.clone(),
+            backend: e.record.backend,
+            status: if e.backend.is_some() {
+                DatabaseStatus::Ready
+            } else {
+                DatabaseStatus::Unavailable
+            },
+            created_ms: e.record.created_ms,
+            last_accessed_ms: e.last_accessed_ms.load(Ordering::Relaxed),
+            size_bytes,
+            labels: e.record.labels.clone(),
+            capabilities: e.backend.as_ref().map(|b| b.capabilities().clone()),
+        }
+    }
+
+    async fn size_of(e: &Entry) -> Option<u64> {
+        let backend = e.backend.as_ref()?;
+        match backend.size_bytes(&e.record.provisioned).await {
+            Ok(size) => size,
+            Err(err) => {
+                debug!(db = %e.record.provisioned.name, error = %err, "size unknown");
+                None
+            }
+        }
+    }
+
+    /// Spawns a database. Returns it and whether it was created (false: `if_not_exists` found
+    /// it).
+    #[instrument(skip_all, fields(db = %spec.name, backend = %spec.backend))]
+    pub async fn create_database(&self, spec: DatabaseSpec) -> Result<(DatabaseInfo, bool)> {
+        let _control = self.inner.control.lock().await;
+        if let Ok(existing) = self.entry(&spec.name) {
+            if spec.if_not_exists && existing.record.backend == spec.backend {
+                let size = Self::size_of(&existing).await;
+                return Ok((self.info(&existing, size), false));
+            }
+            return Err(Error::AlreadyExists {
+                what: "database",
+                name: format!("{} (backend {})", spec.name, existing.record.backend),
+            });
+        }
+        let backend = self
+            .inner
+            .backends
+            .get(&spec.backend)
+            .cloned()
+            .ok_or_else(|| {
+                Error::FailedPrecondition(format!(
+                    "the {} backend is not configured on this gateway",
+                    spec.backend
+                ))
+            })?;
+        let started = Instant::now();
+        let now = now_ms();
+        let record = Record {
+            provisioned: backend.locate(&spec.name),
+            backend: spec.backend,
+            state: RecordState::Provisioning,
+            created_ms: now,
+            last_accessed_ms: now,
+            labels: spec.labels,
+        };
+        let (cat, rec) = (self.inner.catalog.clone(), record.clone());
+        blocking(move || cat.insert(&rec)).await?;
+        if let Err(err) = backend.create(&record.provisioned).await {
+            // Undo both halves; the catalog row goes last so that a crash here is retried at
+            // start-up.
+            if let Err(e) = backend.destroy(&record.provisioned).await {
+                warn!(error = %e, "cleanup after a failed spawn failed; start-up will retry");
+                return Err(err);
+            }
+            let (cat, name) = (self.inner.catalog.clone(), spec.name.clone());
+            blocking(move || cat.remove(&name)).await?;
+            return Err(err);
+        }
+        let (cat, name) = (self.inner.catalog.clone(), spec.name.clone());
+        blocking(move || cat.set_state(&name, RecordState::Ready)).await?;
+        let entry = Arc::new(Entry {
+            last_accessed_ms: AtomicI64::new(now),
+            record: Record {
+                state: RecordState::Ready,
+                ..record
+            },
+            backend: Some(backend),
+            touched: AtomicBool::new(false),
+            last_used: AtomicI64::new(self.uptime_ms()),
+            handle: Mutex::new(None),
+            opening: tokio::sync::Mutex::new(()),
+        });
+        self.inner
+            .entries
+            .write()
+            .map_err(|_| Error::internal("registry lock poisoned"))?
+            .insert(spec.name.clone(), Arc::clone(&entry));
+        info!(
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "database spawned"
+        );
+        Ok((self.info(&entry, Some(0)), true))
+    }
+
+    /// One database.
+    pub async fn get_database(&self, name: &str) -> Result<DatabaseInfo> {
+        let e = self.entry(name)?;
+        let size = Self::size_of(&e).await;
+        Ok(self.info(&e, size))
+    }
+
+    /// A page of databases in name order.
+    pub async fn list_databases(&self, filter: ListFilter) -> Result<DatabasePage> {
+        let mut page: Vec<Arc<Entry>> = Vec::new();
+        let mut more = false;
+        {
+            let entries = self
+                .inner
+                .entries
+                .read()
+                .map_err(|_| Error::internal("registry lock poisoned"))?;
+            let lower = match &filter.after {
+                Some(after) => Bound::Excluded(after.as_str()),
+                None => Bound::Unbounded,
+            };
+            for (_, e) in entries.range::<str, _>((lower, Bound::Unbounded)) {
+                let r = &e.record;
+                if filter.backend.is_some_and(|b| b != r.backend)
+                    || !filter
+                        .labels
+                        .iter()
+                        .all(|(k, v)| r.labels.get(k) == Some(v))
+                {
+                    continue;
+                }
+                if page.len() == filter.page_size {
+                    more = true;
+                    break;
+                }
+                page.push(Arc::clone(e));
+            }
+        }
+        let mut databases = Vec::with_capacity(page.len());
+        for e in &page {
+            let size = Self::size_of(e).await;
+            databases.push(self.info(e, size));
+        }
+        let next_after = more
+            .then(|| databases.last().map(|d| d.name.to_string()))
+            .flatten();
+        Ok(DatabasePage {
+            databases,
+            next_after,
+        })
+    }
+
+    /// Prunes a database. Returns false when it did not exist and `allow_missing` is set.
+    #[instrument(skip_all, fields(db = %name))]
+    pub async fn delete_database(&self, name: &str, allow_missing: bool) -> Result<bool> {
+        let _control = self.inner.control.lock().await;
+        let entry = match self.entry(name) {
+            Ok(e) => e,
+            Err(Error::NotFound { .. }) if allow_missing => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let backend = entry.backend()?.clone();
+        let db_name = entry.record.provisioned.name.clone();
+        let (cat, n) = (self.inner.catalog.clone(), db_name.clone());
+        blocking(move || cat.set_state(&n, RecordState::Deleting)).await?;
+        self.inner
+            .entries
+            .write()
+            .map_err(|_| Error::internal("registry lock poisoned"))?
+            .remove(name);
+        if entry.close() {
+            self.inner.open_count.fetch_sub(1, Ordering::Relaxed);
+        }
+        backend.destroy(&entry.record.provisioned).await?;
+        let cat = self.inner.catalog.clone();
+        blocking(move || cat.remove(&db_name)).await?;
+        info!("database pruned");
+        Ok(true)
+    }
+
+    fn uptime_ms(&self) -> i64 {
+        i64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// The open handle of a database, opening it on first use.
+    async fn handle(&self, name: &str) -> Result<(Arc<Entry>, Arc<dyn Database>)> {
+        let entry = self.entry(name)?;
+        entry.last_used.store(self.uptime_ms(), Ordering::Relaxed);
+        entry.last_accessed_ms.store(now_ms(), Ordering::Relaxed);
+        entry.touched.store(true, Ordering::Relaxed);
+        if let Some(h) = entry.cached_handle() {
+            return Ok((entry, h));
+        }
+        let handle = {
+            let _opening = entry.opening.lock().await;
+            if let Some(h) = entry.cached_handle() {
+                return Ok((Arc::clone(&entry), h));
+            }
+            let h = entry.backend()?.open(&entry.record.provisioned).await?;
+            if let Ok(mut slot) = entry.handle.lock() {
+                *slot = Some(Arc::clone(&h));
+            }
+            h
+        };
+        let open = self.inner.open_count.fetch_add(1, Ordering::Relaxed) + 1;
+        if open > self.inner.cfg.max_open_databases {
+            self.close_least_recent();
+        }
+        Ok((entry, handle))
+    }
+
+    /// Closes the least recently used tenth of the open databases, so that the scan it costs
+    /// is paid once per many opens.
+    fn close_least_recent(&self) {
+        let Ok(entries) = self.inner.entries.read() else {
+            return;
+        };
+        let mut open: Vec<(i64, &Arc<Entry>)> = entries
+            .values()
+            .filter(|e| e.cached_handle().is_some())
+            .map(|e| (e.last_used.load(Ordering::Relaxed), e))
+            .collect();
+        let target = self.inner.cfg.max_open_databases * 9 / 10;
+        if open.len() <= target {
+            return;
+        }
+        let excess = open.len() - target;
+        open.select_nth_unstable_by_key(excess - 1, |(t, _)| *t);
+        for (_, e) in &open[..excess] {
+            if e.close() {
+                self.inner.open_count.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        debug!(closed = excess, "closed least recently used databases");
+    }
+
+    /// Closes idle handles and stores last-access times, until shutdown.
+    async fn housekeeping(self) {
+        let idle = self.inner.cfg.idle_close_after;
+        let tick = (idle / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = self.inner.stop.notified() => break,
+            }
+            let cutoff = self.uptime_ms() - i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+            let mut closed = 0;
+            if let Ok(entries) = self.inner.entries.read() {
+                for e in entries.values() {
+                    if e.last_used.load(Ordering::Relaxed) < cutoff && e.close() {
+                        self.inner.open_count.fetch_sub(1, Ordering::Relaxed);
+                        closed += 1;
+                    }
+                }
+            }
+            if closed > 0 {
+                debug!(closed, "closed idle databases");
+            }
+            if let Err(e) = self.flush_access_times().await {
+                warn!(error = %e, "could not store last-access times");
+            }
+        }
+    }
+
+    async fn flush_access_times(&self) -> Result<()> {
+        let updates: Vec<(DatabaseName, i64)> = {
+            let entries = self
+                .inner
+                .entries
+                .read()
+                .map_err(|_| Error::internal("registry lock poisoned"))?;
+            entries
+                .values()
+                .filter(|e| e.touched.swap(false, Ordering::Relaxed))
+                .map(|e| {
+                    (
+                        e.record.provisioned.name.clone(),
+                        e.last_accessed_ms.load(Ordering::Relaxed),
+                    )
+                })
+                .collect()
+        };
+        let cat = self.inner.catalog.clone();
+        blocking(move || cat.touch(&updates)).await
+    }
+
+    /// Stops housekeeping, stores last-access times and closes every database.
+    pub async fn shutdown(&self) {
+        self.inner.stop.notify_waiters();
+        if let Err(e) = self.flush_access_times().await {
+            warn!(error = %e, "could not store last-access times at shutdown");
+        }
+        if let Ok(entries) = self.inner.entries.read() {
+            for e in entries.values() {
+                e.close();
+            }
+        }
+        self.inner.open_count.store(0, Ordering::Relaxed);
+        info!("all databases closed");
+    }
+
+    /// Number of databases with open connections.
+    pub fn open_databases(&self) -> usize {
+        self.inner.open_count.load(Ordering::Relaxed)
+    }
+
+    // ---- data plane ------------------------------------------------------------------------
+
+    /// Runs one statement.
+    pub async fn execute(&self, db: &str, stmt: Statement) -> Result<StatementResult> {
+        let (_, h) = self.handle(db).await?;
+        h.execute(stmt, &self.inner.cfg.limits.whole_result()).await
+    }
+
+    /// Streams one statement's rows.
+    pub async fn query(&self, db: &str, stmt: Statement, max_rows: u64) -> Result<RowStream> {
+        let (_, h) = self.handle(db).await?;
+        h.query(stmt, self.inner.cfg.limits.stream(max_rows)).await
+    }
+
+    /// Runs a batch.
+    pub async fn batch(
+        &self,
+        db: &str,
+        stmts: Vec<Statement>,
+        transactional: bool,
+    ) -> Result<Vec<StatementResult>> {
+        let max = self.inner.cfg.limits.max_batch_statements;
+        if stmts.len() > max {
+            return Err(Error::LimitExceeded(format!(
+                "a batch holds at most {max} statements, got {}",
+                stmts.len()
+            )));
+        }
+        let (_, h) = self.handle(db).await?;
+        h.batch(stmts, transactional, &self.inner.cfg.limits.whole_result())
+            .await
+    }
+
+    /// Opens an interactive session.
+    pub async fn session(&self, db: &str) -> Result<Box<dyn Session>> {
+        let (entry, h) = self.handle(db).await?;
+        let backend = entry.backend()?;
+        if !backend.capabilities().sessions {
+            return Err(Error::Unsupported {
+                operation: "Session",
+                backend: backend.kind().as_str(),
+            });
+        }
+        h.session(self.inner.cfg.limits.whole_result()).await
+    }
+
+    async fn sql(
+        &self,
+        db: &str,
+        operation: &'static str,
+    ) -> Result<(Arc<dyn Database>, &'static dyn SqlDialect)> {
+        let (entry, h) = self.handle(db).await?;
+        let backend = entry.backend()?;
+        let dialect = backend
+            .dialect()
+            .filter(|_| backend.capabilities().table_service)
+            .ok_or(Error::Unsupported {
+                operation,
+                backend: backend.kind().as_str(),
+            })?;
+        Ok((h, dialect))
+    }
+
+    /// Creates a table; false when `if_not_exists` found it.
+    pub async fn create_table(&self, db: &str, spec: TableSpec) -> Result<bool> {
+        let (h, d) = self.sql(db, "CreateTable").await?;
+        let create = table::create_table(d, &spec)?;
+        let mut session = h.session(self.inner.cfg.limits.whole_result()).await?;
+        session.begin().await?;
+        let exists = !session
+            .execute(d.table_exists(spec.table.as_str()))
+            .await?
+            .rows
+            .is_empty();
+        if exists {
+            session.rollback().await?;
+            return if spec.if_not_exists {
+                Ok(false)
+            } else {
+                Err(Error::AlreadyExists {
+                    what: "table",
+                    name: spec.table.as_str().to_owned(),
+                })
+            };
+        }
+        session.execute(create).await?;
+        session.commit().await?;
+        Ok(true)
+    }
+
+    /// Inserts rows in one transaction; returns the count and the last insert id.
+    pub async fn insert_rows(
+        &self,
+        db: &str,
+        table: Identifier,
+        rows: Vec<Vec<(Identifier, Value)>>,
+    ) -> Result<(u64, Option<i64>)> {
+        let max = self.inner.cfg.limits.max_insert_rows;
+        if rows.len() > max {
+            return Err(Error::LimitExceeded(format!(
+                "InsertRows takes at most {max} rows per call, got {}",
+                rows.len()
+            )));
+        }
+        let (h, d) = self.sql(db, "InsertRows").await?;
+        let stmts = rows
+            .into_iter()
+            .map(|r| table::insert_row(d, &table, r))
+            .collect();
+        let results = h
+            .batch(stmts, true, &self.inner.cfg.limits.whole_result())
+            .await?;
+        let inserted = results.iter().map(|r| r.rows_affected).sum();
+        Ok((inserted, results.last().and_then(|r| r.last_insert_id)))
+    }
+
+    /// Streams the rows of a table that match the filters.
+    pub async fn select_rows(&self, db: &str, select: Select) -> Result<RowStream> {
+        let (h, d) = self.sql(db, "SelectRows").await?;
+        let stmt = table::select(d, &select);
+        h.query(
+            stmt,
+            self.inner.cfg.limits.stream(select.limit.unwrap_or(0)),
+        )
+        .await
+    }
+
+    /// Updates matching rows.
+    pub async fn update_rows(
+        &self,
+        db: &str,
+        table: Identifier,
+        set: Vec<(Identifier, Value)>,
+        scope: RowScope,
+    ) -> Result<u64> {
+        let (h, d) = self.sql(db, "UpdateRows").await?;
+        let stmt = table::update(d, &table, set, &scope)?;
+        Ok(h.execute(stmt, &self.inner.cfg.limits.whole_result())
+            .await?
+            .rows_affected)
+    }
+
+    /// Deletes matching rows.
+    pub async fn delete_rows(&self, db: &str, table: Identifier, scope: RowScope) -> Result<u64> {
+        let (h, d) = self.sql(db, "DeleteRows").await?;
+        let stmt = table::delete(d, &table, &scope);
+        Ok(h.execute(stmt, &self.inner.cfg.limits.whole_result())
+            .await?
+            .rows_affected)
+    }
+}

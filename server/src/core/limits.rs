@@ -1,0 +1,83 @@
+//! Limits every request is held to. Defaults are chosen for a shared gateway on a small machine.
+
+use std::time::Duration;
+
+use crate::backend::StatementLimits;
+
+/// Request and result limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Rows a streamed query may return before it is cut (summary says ROW_LIMIT).
+    pub max_stream_rows: u64,
+    /// Bytes a streamed query may return before it is cut (summary says BYTE_LIMIT).
+    pub max_stream_bytes: u64,
+    /// Rows an Execute (or a Session statement) may return inline; more is RESOURCE_EXHAUSTED.
+    pub max_execute_rows: u64,
+    /// Largest gRPC message in either direction, in bytes.
+    pub max_message_bytes: usize,
+    /// Wall-clock time a statement, or a whole stream, may take.
+    pub statement_timeout: Duration,
+    /// Rows per streamed batch, at most.
+    pub batch_rows: usize,
+    /// Approximate bytes per streamed batch, at most.
+    pub batch_bytes: usize,
+    /// Batches buffered per stream: the backpressure window (with `batch_bytes`, the memory a
+    /// stream may hold).
+    pub stream_buffer: usize,
+    /// Statements in one ExecuteBatch, at most.
+    pub max_batch_statements: usize,
+    /// Rows in one InsertRows, at most.
+    pub max_insert_rows: usize,
+    /// Time a Session may wait for its next message before it is rolled back.
+    pub session_idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_stream_rows: 100_000_000,
+            max_stream_bytes: 16 << 30,
+            max_execute_rows: 10_000,
+            max_message_bytes: 4 << 20,
+            statement_timeout: Duration::from_secs(30),
+            batch_rows: 4096,
+            batch_bytes: 1 << 20,
+            stream_buffer: 8,
+            max_batch_statements: 10_000,
+            max_insert_rows: 10_000,
+            session_idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Limits {
+    /// Limits for a statement whose result travels in one message.
+    pub fn whole_result(&self) -> StatementLimits {
+        StatementLimits {
+            max_rows: self.max_execute_rows,
+            // Leave room for the envelope so the response still fits in one message.
+            max_bytes: (self.max_message_bytes as u64).saturating_sub(64 << 10),
+            timeout: self.statement_timeout,
+            batch_rows: self.batch_rows,
+            batch_bytes: self.batch_bytes,
+            stream_buffer: self.stream_buffer,
+        }
+    }
+
+    /// Limits for a streamed result; `max_rows` of the request (0 = none) is capped by ours.
+    pub fn stream(&self, requested_rows: u64) -> StatementLimits {
+        let max_rows = match requested_rows {
+            0 => self.max_stream_rows,
+            n => n.min(self.max_stream_rows),
+        };
+        StatementLimits {
+            max_rows,
+            max_bytes: self.max_stream_bytes,
+            timeout: self.statement_timeout,
+            // A batch must fit in a message with room to spare.
+            batch_rows: self.batch_rows,
+            batch_bytes: self.batch_bytes.min(self.max_message_bytes / 2),
+            stream_buffer: self.stream_buffer,
+        }
+    }
+}

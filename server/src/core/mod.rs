@@ -1,0 +1,9 @@
+//! The domain: spawning, pruning and using databases, free of gRPC and wire types.
+
+pub mod catalog;
+pub mod error;
+pub mod forge;
+pub mod limits;
+pub mod names;
+pub mod table;
+pub mod value;

@@ -1,0 +1,150 @@
+//! Domain values and results, free of any wire or driver type.
+
+use std::time::Duration;
+
+use time::{Date, OffsetDateTime};
+
+/// A typed cell or parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// 64-bit integer.
+    Int(i64),
+    /// 64-bit float.
+    Float(f64),
+    /// UTF-8 text.
+    Text(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+    /// Boolean.
+    Bool(bool),
+    /// Exact decimal as text.
+    Decimal(String),
+    /// JSON document as text.
+    Json(String),
+    /// An instant (UTC).
+    Timestamp(OffsetDateTime),
+    /// A calendar date.
+    Date(Date),
+}
+
+impl Value {
+    /// Approximate encoded size, used to cap row batches by bytes without encoding twice.
+    pub fn approx_size(&self) -> usize {
+        match self {
+            Value::Null | Value::Bool(_) => 2,
+            Value::Int(_) | Value::Float(_) => 10,
+            Value::Text(s) | Value::Decimal(s) | Value::Json(s) => s.len() + 3,
+            Value::Bytes(b) => b.len() + 3,
+            Value::Timestamp(_) => 14,
+            Value::Date(_) => 10,
+        }
+    }
+}
+
+/// The Value kind a column yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// Each cell says its own kind.
+    Unspecified,
+    /// Integers.
+    Int,
+    /// Floats.
+    Float,
+    /// Text.
+    Text,
+    /// Bytes.
+    Bytes,
+    /// Booleans.
+    Bool,
+    /// Decimals.
+    Decimal,
+    /// JSON.
+    Json,
+    /// Timestamps.
+    Timestamp,
+    /// Dates.
+    Date,
+}
+
+/// Metadata of a result column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// Name.
+    pub name: String,
+    /// Declared type, empty for expressions.
+    pub declared_type: String,
+    /// The kind of its cells.
+    pub kind: ValueKind,
+}
+
+/// One row.
+pub type Row = Vec<Value>;
+
+/// One statement with positional parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    /// SQL text.
+    pub sql: String,
+    /// Parameters in placeholder order.
+    pub params: Vec<Value>,
+}
+
+impl Statement {
+    /// A statement without parameters.
+    pub fn new(sql: impl Into<String>) -> Self {
+        Self {
+            sql: sql.into(),
+            params: Vec::new(),
+        }
+    }
+}
+
+/// The whole result of one statement.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatementResult {
+    /// Rows changed.
+    pub rows_affected: u64,
+    /// Last inserted row id, when the statement inserted.
+    pub last_insert_id: Option<i64>,
+    /// Result columns.
+    pub columns: Vec<Column>,
+    /// Result rows.
+    pub rows: Vec<Row>,
+}
+
+/// Why a stream stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truncation {
+    /// Every row was sent.
+    None,
+    /// The row limit was reached.
+    RowLimit,
+    /// The byte limit was reached.
+    ByteLimit,
+}
+
+/// The final message of a streamed result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Rows sent.
+    pub row_count: u64,
+    /// Rows changed by a writing statement.
+    pub rows_affected: u64,
+    /// Time from start to the last row.
+    pub elapsed: Duration,
+    /// Whether a limit cut the result.
+    pub truncation: Truncation,
+}
+
+/// One event of a streamed result: `Columns`, then any number of `Rows`, then one `Done`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowEvent {
+    /// The column metadata.
+    Columns(Vec<Column>),
+    /// A batch of rows, capped by count and approximate bytes.
+    Rows(Vec<Row>),
+    /// The summary.
+    Done(Summary),
+}

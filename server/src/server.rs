@@ -1,0 +1,117 @@
+//! Wiring: backends, the Forge, the gRPC services (plus grpc-web, health and reflection) on one
+//! port, and graceful shutdown.
+
+use std::{future::Future, sync::Arc};
+
+use axum::{http::HeaderValue, response::Response};
+use tokio::net::TcpListener;
+use tonic::{
+    server::NamedService,
+    service::{Routes, RoutesBuilder},
+    transport::{Server, server::TcpIncoming},
+};
+use tonic_health::server::HealthReporter;
+use tonic_web::GrpcWebLayer;
+use tracing::info;
+
+use crate::{
+    api::{control::ControlApi, data::QueryApi, table::TableApi},
+    backend::{Backend, sqlite::SqliteBackend},
+    config::Config,
+    core::forge::Forge,
+    pb::{
+        self, database_service_server::DatabaseServiceServer,
+        query_service_server::QueryServiceServer, table_service_server::TableServiceServer,
+    },
+};
+
+/// Any error that stops the server from starting or serving.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves on `listener` until `shutdown` resolves, then lets in-flight calls finish, stores the
+/// catalog's last-access times and closes every database.
+pub async fn run(
+    cfg: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), BoxError> {
+    cfg.validate()?;
+    let limits = cfg.limits();
+    let backends: Vec<Arc<dyn Backend>> = vec![Arc::new(SqliteBackend::new(cfg.sqlite())?)];
+    let (forge, housekeeping) = Forge::open(cfg.forge(), backends).await?;
+
+    let max = limits.max_message_bytes;
+    let control = DatabaseServiceServer::new(ControlApi::new(forge.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let query = QueryServiceServer::new(QueryApi::new(forge.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let table = TableServiceServer::new(TableApi::new(forge.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    serving(&reporter, &control).await;
+    serving(&reporter, &query).await;
+    serving(&reporter, &table).await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    // grpcurl 1.8 only speaks v1alpha.
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let mut routes = RoutesBuilder::default();
+    routes
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(control)
+        .add_service(query)
+        .add_service(table);
+    let app = routes
+        .routes()
+        .into_axum_router()
+        .layer(axum::middleware::map_response(remap_oversize))
+        .layer(GrpcWebLayer::new());
+
+    let addr = listener.local_addr()?;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    info!(%addr, "dbforge-server listening");
+    let served = Server::builder()
+        .accept_http1(true)
+        .trace_fn(|req| tracing::info_span!("rpc", method = %req.uri().path()))
+        .add_routes(Routes::from(app))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    info!("stopped accepting calls; closing databases");
+    forge.shutdown().await;
+    let _ = housekeeping.await;
+    served?;
+    Ok(())
+}
+
+async fn serving<S: NamedService>(reporter: &HealthReporter, _svc: &S) {
+    reporter.set_serving::<S>().await;
+}
+
+/// tonic answers a request above the size limit with OUT_OF_RANGE; the gRPC spec says
+/// RESOURCE_EXHAUSTED, which is what clients retry-classify on.
+async fn remap_oversize(mut res: Response) -> Response {
+    let headers = res.headers();
+    let oversize = headers.get("grpc-status").is_some_and(|v| v == "11")
+        && headers
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| m.replace("%20", " ").contains("message length too large"));
+    if oversize {
+        res.headers_mut()
+            .insert("grpc-status", HeaderValue::from_static("8"));
+    }
+    res
+}
