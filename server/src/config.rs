@@ -40,6 +40,10 @@ pub struct Config {
     /// Log filter, in tracing's EnvFilter syntax [default: info].
     #[arg(long, env = "DBFORGE_LOG")]
     pub log: Option<String>,
+    /// After SIGINT/SIGTERM, time in-flight calls get to finish before the server closes them,
+    /// e.g. "10s" [default: 10s].
+    #[arg(long, env = "DBFORGE_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Option<Duration>,
     /// Rows a streamed Query may return before the server cuts it [default: 100000000].
     #[arg(long, env = "DBFORGE_MAX_ROWS")]
     pub max_rows: Option<u64>,

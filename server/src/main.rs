@@ -1,5 +1,7 @@
 //! `dbforge-server`: load config, init tracing, serve until SIGINT or SIGTERM.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use dbforge_server::{
     config::{Config, LogFormat},
@@ -11,7 +13,9 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> Result<(), BoxError> {
     let cfg = Config::parse();
     let filter = EnvFilter::try_new(cfg.log.as_deref().unwrap_or("info"))?;
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none());
     match cfg.log_format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.init(),

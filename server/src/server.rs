@@ -1,7 +1,7 @@
 //! Wiring: backends, the Forge, the gRPC services (plus grpc-web, health and reflection) on one
 //! port, and graceful shutdown.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{http::HeaderValue, response::Response};
 use tokio::net::TcpListener;
@@ -12,7 +12,7 @@ use tonic::{
 };
 use tonic_health::server::HealthReporter;
 use tonic_web::GrpcWebLayer;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{
     api::{control::ControlApi, data::QueryApi, table::TableApi},
@@ -83,12 +83,29 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     info!(%addr, "dbforge-server listening");
-    let served = Server::builder()
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let signalled = Arc::clone(&stopping);
+    let serve = Server::builder()
         .accept_http1(true)
         .trace_fn(|req| tracing::info_span!("rpc", method = %req.uri().path()))
         .add_routes(Routes::from(app))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            signalled.notify_one();
+        });
+    // Graceful shutdown waits for clients to finish their calls and close; one that never does
+    // must not keep the server (and its databases) open forever.
+    let grace = cfg.shutdown_grace.unwrap_or(Duration::from_secs(10));
+    let served = tokio::select! {
+        served = serve => served,
+        () = async {
+            stopping.notified().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            warn!(grace = %humantime::format_duration(grace), "clients still connected after the grace period; closing");
+            Ok(())
+        }
+    };
     info!("stopped accepting calls; closing databases");
     forge.shutdown().await;
     let _ = housekeeping.await;

@@ -175,12 +175,10 @@ async fn step(
     match kind {
         None => Err(Error::invalid("kind", "the request names no operation")),
         Some(Req::Begin(pb::SessionBegin { database })) => {
-            if let Some(current) = &state.database {
-                if *current != database {
-                    return Err(Error::FailedPrecondition(format!(
-                        "this session is on database {current:?}; open another session for {database:?}"
-                    )));
-                }
+            if let Some(current) = state.database.as_ref().filter(|c| **c != database) {
+                return Err(Error::FailedPrecondition(format!(
+                    "this session is on database {current:?}; open another session for {database:?}"
+                )));
             }
             if state.session.is_none() {
                 state.session = Some(forge.session(&database).await?);

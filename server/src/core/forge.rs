@@ -570,7 +570,8 @@ impl Forge {
 
     /// Stops housekeeping, stores last-access times and closes every database.
     pub async fn shutdown(&self) {
-        self.inner.stop.notify_waiters();
+        // notify_one keeps the wake-up even when housekeeping is busy flushing right now.
+        self.inner.stop.notify_one();
         if let Err(e) = self.flush_access_times().await {
             warn!(error = %e, "could not store last-access times at shutdown");
         }

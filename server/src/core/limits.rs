@@ -56,7 +56,7 @@ impl Limits {
         StatementLimits {
             max_rows: self.max_execute_rows,
             // Leave room for the envelope so the response still fits in one message.
-            max_bytes: (self.max_message_bytes as u64).saturating_sub(64 << 10),
+            max_bytes: (self.max_message_bytes - self.max_message_bytes / 16) as u64,
             timeout: self.statement_timeout,
             batch_rows: self.batch_rows,
             batch_bytes: self.batch_bytes,

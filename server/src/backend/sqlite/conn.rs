@@ -25,36 +25,39 @@ use crate::core::{
     value::{Column, Row, Statement, StatementResult, Value, ValueKind},
 };
 
-/// PRAGMAs a client may read. Everything else, and every PRAGMA assignment except the two
-/// header fields below, is refused: the rest can point at other files (`temp_store_directory`),
-/// weaken durability for everyone on a pooled connection, or corrupt the file
-/// (`writable_schema`).
-const READABLE_PRAGMAS: &[&str] = &[
-    "application_id",
+/// PRAGMAs that only inspect, whatever their argument (a table or index name, a row limit).
+const INSPECTING_PRAGMAS: &[&str] = &[
     "collation_list",
     "data_version",
-    "encoding",
     "foreign_key_check",
     "foreign_key_list",
-    "foreign_keys",
     "freelist_count",
     "function_list",
     "index_info",
     "index_list",
     "index_xinfo",
     "integrity_check",
-    "journal_mode",
     "module_list",
     "page_count",
-    "page_size",
     "pragma_list",
     "quick_check",
-    "schema_version",
     "table_info",
     "table_list",
     "table_xinfo",
+];
+/// PRAGMAs that may be read but not set: setting them would weaken durability for everyone on
+/// a pooled connection, change the file format, or corrupt the schema.
+const READ_ONLY_PRAGMAS: &[&str] = &[
+    "application_id",
+    "encoding",
+    "foreign_keys",
+    "journal_mode",
+    "page_size",
+    "schema_version",
     "user_version",
 ];
+/// PRAGMAs that may be set: header fields reserved for applications. Everything not listed
+/// (`writable_schema`, `temp_store_directory`, `mmap_size`, `database_list`, …) is refused.
 const WRITABLE_PRAGMAS: &[&str] = &["user_version", "application_id"];
 
 /// Per-connection settings.
@@ -73,8 +76,9 @@ pub struct ConnOptions {
 /// State shared between a connection and its authorizer and progress callbacks.
 #[derive(Debug, Default)]
 struct Guard {
-    /// Set while the gateway itself runs BEGIN/COMMIT/ROLLBACK.
-    allow_tx_control: AtomicBool,
+    /// Set while a client's statement is being prepared. Actions authorized outside of it come
+    /// from inside a running statement (VACUUM attaches its scratch copy that way).
+    preparing: AtomicBool,
     /// Why the authorizer refused the last statement, for the error message.
     denial: Mutex<Option<Denial>>,
     /// Deadline in nanoseconds since `epoch`; 0 means none.
@@ -120,8 +124,6 @@ impl Conn {
             .map_err(classify)?;
         conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, opts.max_value_bytes)
             .map_err(classify)?;
-        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)
-            .map_err(classify)?;
 
         let guard = Arc::new(Guard {
             epoch: Some(Instant::now()),
@@ -156,12 +158,10 @@ impl Conn {
         );
     }
 
-    /// Runs transaction control issued by the gateway (never by a client).
+    /// Runs transaction control issued by the gateway. It is not prepared as a client's
+    /// statement, so the authorizer lets it through.
     pub fn control(&self, sql: &str) -> Result<()> {
-        self.guard.allow_tx_control.store(true, Ordering::Relaxed);
-        let res = self.conn.execute_batch(sql);
-        self.guard.allow_tx_control.store(false, Ordering::Relaxed);
-        res.map_err(|e| self.classify(e))
+        self.conn.execute_batch(sql).map_err(|e| self.classify(e))
     }
 
     /// Rolls back whatever is open; used on error paths where the rollback's own failure is moot.
@@ -171,13 +171,39 @@ impl Conn {
         }
     }
 
+    /// Prepares a client's SQL (cached), with the authorizer in its strict, prepare-time mode.
+    fn prepare_sql(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>> {
+        self.guard.preparing.store(true, Ordering::Relaxed);
+        let prepared = self.conn.prepare_cached(sql);
+        self.guard.preparing.store(false, Ordering::Relaxed);
+        prepared.map_err(|e| self.classify(e))
+    }
+
     /// Prepares `sql` (cached) and says whether it only reads.
     pub fn is_read_only(&self, sql: &str) -> Result<bool> {
-        let stmt = self
-            .conn
-            .prepare_cached(sql)
-            .map_err(|e| self.classify(e))?;
-        Ok(stmt.readonly())
+        Ok(self.prepare_sql(sql)?.readonly())
+    }
+
+    /// Whether `sql` returns rows (SELECT, or a write with RETURNING).
+    pub fn returns_rows(&self, sql: &str) -> Result<bool> {
+        Ok(self.prepare_sql(sql)?.column_count() > 0)
+    }
+
+    /// Runs one statement for its effect only, stepping through (and dropping) any rows.
+    pub fn run_discarding(&self, stmt: &Statement) -> Result<StatementResult> {
+        let mut prepared = self.prepare(stmt)?;
+        {
+            let mut rows = prepared.raw_query();
+            while rows.next().map_err(|e| self.classify(e))?.is_some() {}
+        }
+        let readonly = prepared.readonly();
+        Ok(StatementResult {
+            rows_affected: if readonly { 0 } else { self.conn.changes() },
+            last_insert_id: (!readonly && self.conn.changes() > 0 && is_insert(&stmt.sql))
+                .then(|| self.conn.last_insert_rowid()),
+            columns: Vec::new(),
+            rows: Vec::new(),
+        })
     }
 
     /// Runs one statement, collecting at most `max_rows` rows and `max_bytes` bytes.
@@ -218,10 +244,7 @@ impl Conn {
 
     /// Prepares (cached) and binds a statement.
     pub fn prepare(&self, stmt: &Statement) -> Result<rusqlite::CachedStatement<'_>> {
-        let mut prepared = self
-            .conn
-            .prepare_cached(&stmt.sql)
-            .map_err(|e| self.classify(e))?;
+        let mut prepared = self.prepare_sql(&stmt.sql)?;
         let expected = prepared.parameter_count();
         if expected != stmt.params.len() {
             return Err(Error::invalid(
@@ -242,26 +265,19 @@ impl Conn {
 
     /// Classifies an error of this connection, using the authorizer's reason for denials.
     pub fn classify(&self, err: rusqlite::Error) -> Error {
-        let code = match &err {
-            rusqlite::Error::SqliteFailure(e, _) => Some(e.code),
-            rusqlite::Error::SqlInputError { error, .. } => Some(error.code),
-            _ => None,
-        };
-        {
-            if code == Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) {
-                let denial = self.guard.denial.lock().ok().and_then(|mut d| d.take());
-                if let Some(Denial { kind, reason }) = denial {
-                    return match kind {
-                        QueryErrorKind::Forbidden => Error::Query {
-                            kind,
-                            code: Some("SQLITE_AUTH".into()),
-                            message: reason,
-                            statement_index: None,
-                        },
-                        _ => Error::invalid("sql", reason),
-                    };
-                }
-            }
+        // A denial fails the prepare that asked, with SQLITE_AUTH or (for functions)
+        // SQLITE_ERROR; the authorizer left the reason behind.
+        let denial = self.guard.denial.lock().ok().and_then(|mut d| d.take());
+        if let Some(Denial { kind, reason }) = denial {
+            return match kind {
+                QueryErrorKind::Forbidden => Error::Query {
+                    kind,
+                    code: Some("SQLITE_AUTH".into()),
+                    message: reason,
+                    statement_index: None,
+                },
+                _ => Error::invalid("sql", reason),
+            };
         }
         classify(err)
     }
@@ -289,6 +305,13 @@ impl Guard {
 fn authorize(guard: &Guard, ctx: AuthContext<'_>) -> Authorization {
     use QueryErrorKind::Forbidden;
     match ctx.action {
+        // VACUUM rebuilds the database through a private scratch database attached as ''
+        // while it runs; a client's own ATTACH is always authorized at prepare time.
+        AuthAction::Attach { filename }
+            if filename.is_empty() && !guard.preparing.load(Ordering::Relaxed) =>
+        {
+            Authorization::Allow
+        }
         AuthAction::Attach { .. } | AuthAction::Detach { .. } => guard.deny(
             Forbidden,
             "ATTACH and DETACH are not allowed: a database cannot reach other files".into(),
@@ -298,10 +321,12 @@ fn authorize(guard: &Guard, ctx: AuthContext<'_>) -> Authorization {
             pragma_value,
         } => {
             let name = pragma_name.to_ascii_lowercase();
-            let allowed = match pragma_value {
-                None => READABLE_PRAGMAS.contains(&name.as_str()),
-                Some(_) => WRITABLE_PRAGMAS.contains(&name.as_str()),
-            };
+            let name = name.as_str();
+            let allowed = INSPECTING_PRAGMAS.contains(&name)
+                || match pragma_value {
+                    None => READ_ONLY_PRAGMAS.contains(&name),
+                    Some(_) => WRITABLE_PRAGMAS.contains(&name),
+                };
             if allowed {
                 Authorization::Allow
             } else {
@@ -320,8 +345,9 @@ fn authorize(guard: &Guard, ctx: AuthContext<'_>) -> Authorization {
                 format!("{function_name}() is not allowed: extensions cannot be loaded"),
             )
         }
+        // Only a client's own statements are held to this: VACUUM runs BEGIN/COMMIT inside.
         AuthAction::Transaction { .. } | AuthAction::Savepoint { .. }
-            if !guard.allow_tx_control.load(Ordering::Relaxed) =>
+            if guard.preparing.load(Ordering::Relaxed) =>
         {
             guard.deny(
                 QueryErrorKind::Syntax,
@@ -343,7 +369,6 @@ fn is_insert(sql: &str) -> bool {
 /// Column metadata of a prepared statement.
 pub fn columns_of(stmt: &rusqlite::Statement<'_>) -> Vec<Column> {
     stmt.columns()
-        .into_iter()
         .map(|c| {
             let declared_type = c.decl_type().unwrap_or_default().to_string();
             Column {
@@ -521,7 +546,9 @@ pub fn classify(err: rusqlite::Error) -> Error {
             ),
         ),
         rusqlite::Error::NulError(_) => Error::invalid("sql", "the statement contains a NUL byte"),
-        rusqlite::Error::InvalidQuery => Error::invalid("sql", "the statement is empty"),
+        rusqlite::Error::InvalidQuery | rusqlite::Error::Empty => {
+            Error::invalid("sql", "the statement is empty")
+        }
         rusqlite::Error::SqlInputError {
             error, msg, offset, ..
         } => classify(rusqlite::Error::SqliteFailure(

@@ -289,6 +289,32 @@ impl SqliteDatabase {
             })
     }
 
+    /// Runs one writing statement on the writer. A statement that returns rows runs in a
+    /// transaction so that hitting the row limit undoes it; any other is atomic on its own and
+    /// runs in autocommit mode, which VACUUM requires.
+    async fn write_one(
+        &self,
+        stmt: Statement,
+        limits: &StatementLimits,
+    ) -> Result<StatementResult> {
+        let guard = self.lock_writer(limits.timeout).await?;
+        let (max_rows, max_bytes, timeout) = (limits.max_rows, limits.max_bytes, limits.timeout);
+        blocking(move || {
+            let conn = &*guard;
+            conn.rollback_quietly();
+            conn.set_deadline(timeout);
+            if !conn.returns_rows(&stmt.sql)? {
+                return conn.run_discarding(&stmt);
+            }
+            conn.control("BEGIN IMMEDIATE")?;
+            let result = conn
+                .run(&stmt, max_rows, max_bytes)
+                .and_then(|r| conn.control("COMMIT").map(|()| r));
+            result.inspect_err(|_| conn.rollback_quietly())
+        })
+        .await
+    }
+
     /// Runs `f` inside a write transaction (BEGIN IMMEDIATE … COMMIT) on the writer connection.
     async fn write<T: Send + 'static>(
         &self,
@@ -369,11 +395,18 @@ impl SqliteDatabase {
             };
             conn.rollback_quietly();
             conn.set_deadline(limits.timeout);
-            conn.control("BEGIN IMMEDIATE")?;
+            // As in `write_one`: a transaction only when rows come back (so a client that
+            // leaves mid-stream undoes the write); otherwise autocommit, which VACUUM needs.
+            let in_tx = conn.returns_rows(&stmt.sql)?;
+            if in_tx {
+                conn.control("BEGIN IMMEDIATE")?;
+            }
             match stream_rows(conn, &stmt, &limits, &sink, started) {
                 Ok(Some(summary)) => {
-                    conn.control("COMMIT")
-                        .inspect_err(|_| conn.rollback_quietly())?;
+                    if in_tx {
+                        conn.control("COMMIT")
+                            .inspect_err(|_| conn.rollback_quietly())?;
+                    }
                     sink.send(Ok(RowEvent::Done(summary)));
                     Ok(())
                 }
@@ -408,10 +441,7 @@ impl Database for SqliteDatabase {
             .await?;
         match routed {
             Routed::Done(result) => result,
-            Routed::NeedsWriter => {
-                self.write(limits, move |conn| conn.run(&stmt, max_rows, max_bytes))
-                    .await
-            }
+            Routed::NeedsWriter => self.write_one(stmt, limits).await,
         }
     }
 
@@ -437,18 +467,14 @@ impl Database for SqliteDatabase {
         transactional: bool,
         limits: &StatementLimits,
     ) -> Result<Vec<StatementResult>> {
-        let (max_rows, max_bytes, timeout) = (limits.max_rows, limits.max_bytes, limits.timeout);
+        let timeout = limits.timeout;
         if transactional {
             return self
                 .write(limits, move |conn| {
                     stmts
                         .iter()
                         .enumerate()
-                        .map(|(i, s)| {
-                            conn.run(s, max_rows, max_bytes)
-                                .map(without_rows)
-                                .map_err(|e| e.at_statement(i))
-                        })
+                        .map(|(i, s)| conn.run_discarding(s).map_err(|e| e.at_statement(i)))
                         .collect()
                 })
                 .await;
@@ -458,21 +484,12 @@ impl Database for SqliteDatabase {
             let conn = &*guard;
             conn.rollback_quietly();
             conn.set_deadline(timeout);
-            let mut results = Vec::with_capacity(stmts.len());
-            for (i, s) in stmts.iter().enumerate() {
-                conn.control("BEGIN IMMEDIATE")?;
-                match conn.run(s, max_rows, max_bytes) {
-                    Ok(r) => {
-                        conn.control("COMMIT")?;
-                        results.push(without_rows(r));
-                    }
-                    Err(e) => {
-                        conn.rollback_quietly();
-                        return Err(e.at_statement(i));
-                    }
-                }
-            }
-            Ok(results)
+            // Each statement is atomic on its own in autocommit mode; the first failure stops.
+            stmts
+                .iter()
+                .enumerate()
+                .map(|(i, s)| conn.run_discarding(s).map_err(|e| e.at_statement(i)))
+                .collect()
         })
         .await
     }
@@ -486,12 +503,6 @@ impl Database for SqliteDatabase {
             limits,
         }))
     }
-}
-
-fn without_rows(mut r: StatementResult) -> StatementResult {
-    r.columns.clear();
-    r.rows.clear();
-    r
 }
 
 /// Where a blocking producer sends row events, with backpressure and the stream's deadline.

@@ -1,0 +1,226 @@
+//! Test servers: in-process on an ephemeral port, or the real binary as a child process.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
+
+use dbforge::{Client, CreateOptions};
+use dbforge_server::config::Config;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// An in-process server with its own data directory; shut down on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub client: Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    dir: Option<tempfile::TempDir>,
+    data_dir: PathBuf,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::with(|c| c).await
+    }
+
+    /// Starts with a config adjusted by `f` (the data dir is a fresh temp dir unless `f` sets one).
+    pub async fn with(f: impl FnOnce(Config) -> Config) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = f(Config {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Config::default()
+        });
+        Self::start_config(cfg, Some(dir)).await
+    }
+
+    /// Starts on an existing data directory (for restart tests).
+    pub async fn on_dir(data_dir: &Path) -> Self {
+        let cfg = Config {
+            data_dir: Some(data_dir.to_path_buf()),
+            ..Config::default()
+        };
+        Self::start_config(cfg, None).await
+    }
+
+    async fn start_config(cfg: Config, dir: Option<tempfile::TempDir>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind an ephemeral port");
+        let addr = listener.local_addr().expect("local addr");
+        let data_dir = cfg.data_dir.clone().expect("data dir set");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            dbforge_server::server::run(cfg, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        // The listener is bound before serving starts, so connecting cannot race the bind.
+        let client = Client::connect(format!("http://{addr}"))
+            .await
+            .expect("connect to the test server");
+        TestServer {
+            addr,
+            client,
+            shutdown: Some(tx),
+            task: Some(task),
+            dir,
+            data_dir,
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// A second, independent connection.
+    pub async fn connect(&self) -> Client {
+        Client::connect(format!("http://{}", self.addr))
+            .await
+            .expect("connect")
+    }
+
+    /// Spawns a database with a unique name.
+    pub async fn db(&self, prefix: &str) -> String {
+        let name = unique(prefix);
+        self.client
+            .create_database(&name, CreateOptions::default())
+            .await
+            .expect("create database");
+        name
+    }
+
+    /// Stops gracefully and waits for the catalog to be closed.
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
+        }
+        self.dir.take()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A process-unique database name.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The real `dbforge-server` binary as a child process.
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    pub fn spawn(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dbforge-server"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(["--log", "info,dbforge_server=debug"])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG_STYLE", "never")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn dbforge-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("server printed its address before exiting")
+                .expect("read server output");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                let text = rest.split_whitespace().next().unwrap_or_default();
+                break text.parse().expect("listen address");
+            }
+        };
+        // Keep draining the log (into the test's output, shown on failure) so the child never
+        // blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                eprintln!("[server] {line}");
+            }
+        });
+        ServerProcess { child, addr }
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(format!("http://{}", self.addr))
+            .await
+            .expect("connect to the server process")
+    }
+
+    /// A field of /proc/<pid>/status in KiB (VmRSS, VmHWM).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("memory field")
+    }
+
+    /// Sends SIGTERM and waits (without blocking the runtime, so clients can see the server
+    /// go away); returns whether it exited cleanly.
+    pub async fn terminate(mut self) -> bool {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        for _ in 0..200 {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s.success();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = self.child.kill();
+        false
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asserts an SDK error's gRPC code, printing the error otherwise.
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(
+    res: Result<T, dbforge::Error>,
+    code: dbforge::Code,
+) -> dbforge::Error {
+    match res {
+        Ok(v) => panic!("expected {code:?}, got Ok({v:?})"),
+        Err(e) => {
+            assert_eq!(e.code(), code, "unexpected error: {e}");
+            e
+        }
+    }
+}

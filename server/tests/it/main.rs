@@ -1,0 +1,12 @@
+//! Integration tests over real gRPC on loopback: one binary, one module per area.
+
+mod concurrency;
+mod control;
+mod data;
+mod errors;
+mod harness;
+mod persistence;
+mod sandbox;
+mod session;
+mod streaming;
+mod table;

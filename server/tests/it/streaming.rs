@@ -1,0 +1,201 @@
+//! QueryService.Query and the stream contract: header, batches, summary, limits, cancellation,
+//! bounded memory.
+
+use std::time::Duration;
+
+use dbforge::{Code, Truncation, Value, params};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::harness::{ServerProcess, TestServer, assert_code};
+
+const SERIES: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) SELECT x, 'row ' || x AS label FROM c";
+
+#[tokio::test]
+async fn header_batches_summary() {
+    let s = TestServer::start().await;
+    let db = s.db("stream").await;
+    let mut rows = s
+        .client
+        .query(&db, SERIES, &params![10_000])
+        .await
+        .expect("query");
+    let names: Vec<_> = rows.columns().iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["x", "label"]);
+    let mut expected = 1;
+    while let Some(row) = rows.next().await {
+        let row = row.expect("row");
+        assert_eq!(row.get::<i64>(0).expect("x"), expected);
+        assert_eq!(
+            row.get::<String>(1).expect("label"),
+            format!("row {expected}")
+        );
+        expected += 1;
+    }
+    assert_eq!(expected, 10_001);
+    let summary = rows.summary().expect("summary after the last row");
+    assert_eq!(summary.row_count, 10_000);
+    assert_eq!(summary.truncation, Truncation::Unspecified);
+}
+
+#[tokio::test]
+async fn row_limits_truncate_with_a_summary() {
+    let s = TestServer::with(|mut c| {
+        c.max_rows = Some(500);
+        c
+    })
+    .await;
+    let db = s.db("trunc").await;
+    let mut rows = s
+        .client
+        .query_limited(&db, SERIES, &params![1000], 100)
+        .await
+        .expect("query");
+    assert_eq!(rows.collect_rows().await.expect("rows").len(), 100);
+    assert_eq!(
+        rows.summary().expect("summary").truncation,
+        Truncation::RowLimit
+    );
+    // The request cannot raise the server's limit.
+    let mut rows = s
+        .client
+        .query_limited(&db, SERIES, &params![1000], 10_000)
+        .await
+        .expect("query");
+    assert_eq!(rows.collect_rows().await.expect("rows").len(), 500);
+    assert_eq!(
+        rows.summary().expect("summary").truncation,
+        Truncation::RowLimit
+    );
+}
+
+#[tokio::test]
+async fn byte_limit_truncates() {
+    let s = TestServer::with(|mut c| {
+        c.max_stream_bytes = Some(100_000);
+        c
+    })
+    .await;
+    let db = s.db("bytes").await;
+    let mut rows = s
+        .client
+        .query(&db, SERIES, &params![100_000])
+        .await
+        .expect("query");
+    let n = rows.collect_rows().await.expect("rows").len();
+    assert!(n > 1000 && n < 100_000, "cut by bytes after {n} rows");
+    assert_eq!(
+        rows.summary().expect("summary").truncation,
+        Truncation::ByteLimit
+    );
+}
+
+#[tokio::test]
+async fn writing_query_streams_returning_rows_and_commits() {
+    let s = TestServer::start().await;
+    let db = s.db("wq").await;
+    s.client
+        .execute(&db, "CREATE TABLE t (x INTEGER)", &[])
+        .await
+        .expect("ddl");
+    let rows: Vec<_> = s
+        .client
+        .query(&db, "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50) SELECT x FROM c RETURNING x", &[])
+        .await
+        .expect("query")
+        .try_collect()
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 50);
+    let r = s
+        .client
+        .execute(&db, "SELECT count(*) FROM t", &[])
+        .await
+        .expect("count");
+    assert_eq!(r.rows[0].values(), &[Value::Int(50)]);
+}
+
+#[tokio::test]
+async fn errors_mid_stream_and_before_rows() {
+    let s = TestServer::start().await;
+    let db = s.db("serr").await;
+    assert_code(
+        s.client.query(&db, "SELECT * FROM nowhere", &[]).await,
+        Code::InvalidArgument,
+    );
+    assert_code(
+        s.client.query(&db, "ATTACH 'x' AS y", &[]).await,
+        Code::PermissionDenied,
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_stream_stops_the_query() {
+    // One reader connection: if the cancelled query kept running it would hold it.
+    let s = TestServer::with(|mut c| {
+        c.sqlite_readers = Some(1);
+        c.statement_timeout = Some(Duration::from_secs(60));
+        c
+    })
+    .await;
+    let db = s.db("cancel").await;
+    let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c";
+    let mut rows = s.client.query(&db, endless, &[]).await.expect("query");
+    rows.next().await.expect("a row").expect("ok");
+    drop(rows);
+    let next = tokio::time::timeout(
+        Duration::from_secs(10),
+        s.client.execute(&db, "SELECT 42", &[]),
+    )
+    .await
+    .expect("the reader was released by the cancellation")
+    .expect("query");
+    assert_eq!(next.rows[0].values(), &[Value::Int(42)]);
+}
+
+/// The server streams a result far larger than its memory budget while a client reads it; its
+/// peak RSS stays bounded by the stream buffer, not the result size.
+#[tokio::test]
+async fn million_row_stream_keeps_server_memory_bounded() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = ServerProcess::spawn(dir.path(), &[]);
+    let client = server.client().await;
+    client
+        .create_database("big", Default::default())
+        .await
+        .expect("create");
+    let baseline = server.memory_kib("VmRSS");
+    // ~230 MB of row data: 1,000,000 rows with a 200-byte text each.
+    let mut rows = client
+        .query(
+            "big",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) \
+             SELECT x, printf('%0200d', x) FROM c",
+            &[],
+        )
+        .await
+        .expect("query");
+    let mut n = 0u64;
+    let mut bytes = 0usize;
+    while let Some(row) = rows.next().await {
+        let row = row.expect("row");
+        if let Value::Text(t) = &row.values()[1] {
+            bytes += t.len();
+        }
+        n += 1;
+    }
+    assert_eq!(n, 1_000_000);
+    assert_eq!(rows.summary().expect("summary").row_count, 1_000_000);
+    assert!(bytes >= 200_000_000);
+    let peak = server.memory_kib("VmHWM");
+    let growth_mib = peak.saturating_sub(baseline) / 1024;
+    eprintln!(
+        "server RSS baseline {} MiB, peak {} MiB",
+        baseline / 1024,
+        peak / 1024
+    );
+    assert!(
+        growth_mib < 64,
+        "server memory grew by {growth_mib} MiB while streaming ~200 MiB"
+    );
+    assert!(server.terminate().await, "graceful exit");
+}
