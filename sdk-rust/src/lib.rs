@@ -62,3 +62,8 @@ pub use table::{ColumnDef, ColumnType, Filter, Record, Select, record};
 pub use tonic::Code;
 pub use transaction::Transaction;
 pub use value::{FromValue, Value};
+
+/// Compiles the README's examples as doc tests, so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
