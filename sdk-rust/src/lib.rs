@@ -61,7 +61,7 @@ pub use rows::{Column, ExecResult, Row, Rows, Summary, Truncation};
 pub use table::{ColumnDef, ColumnType, Filter, Record, Select, record};
 pub use tonic::Code;
 pub use transaction::Transaction;
-pub use value::{FromValue, Value};
+pub use value::{FromValue, NotByte, Value};
 
 /// Compiles the README's examples as doc tests, so they cannot drift from the API.
 #[cfg(doctest)]

@@ -1,6 +1,6 @@
 //! Typed values: what parameters are bound as and what result cells come back as.
 
-use time::{Date, OffsetDateTime};
+use time::{Date, OffsetDateTime, Time};
 
 use crate::{Error, pb};
 
@@ -36,6 +36,12 @@ pub enum Value {
     Timestamp(OffsetDateTime),
     /// A calendar date.
     Date(Date),
+    /// A UUID in canonical text form.
+    Uuid(String),
+    /// A time of day.
+    Time(Time),
+    /// An array (PostgreSQL arrays).
+    Array(Vec<Value>),
 }
 
 impl Value {
@@ -52,6 +58,9 @@ impl Value {
             Value::Json(_) => "json",
             Value::Timestamp(_) => "timestamp",
             Value::Date(_) => "date",
+            Value::Uuid(_) => "uuid",
+            Value::Time(_) => "time",
+            Value::Array(_) => "array",
         }
     }
 
@@ -120,6 +129,29 @@ impl From<Date> for Value {
         Value::Date(v)
     }
 }
+impl From<Time> for Value {
+    fn from(v: Time) -> Self {
+        Value::Time(v)
+    }
+}
+impl<T: Into<Value>> From<Vec<T>> for Value
+where
+    T: NotByte,
+{
+    fn from(v: Vec<T>) -> Self {
+        Value::Array(v.into_iter().map(Into::into).collect())
+    }
+}
+
+/// Element types that make a `Vec<T>` an array rather than bytes (`Vec<u8>` is bytes).
+pub trait NotByte {}
+impl NotByte for i64 {}
+impl NotByte for i32 {}
+impl NotByte for f64 {}
+impl NotByte for bool {}
+impl NotByte for String {}
+impl NotByte for &str {}
+impl NotByte for Value {}
 impl<T: Into<Value>> From<Option<T>> for Value {
     fn from(v: Option<T>) -> Self {
         v.map_or(Value::Null, Into::into)
@@ -184,7 +216,7 @@ impl FromValue for bool {
 impl FromValue for String {
     fn from_value(v: Value) -> Result<Self, Error> {
         match v {
-            Value::Text(s) | Value::Decimal(s) | Value::Json(s) => Ok(s),
+            Value::Text(s) | Value::Decimal(s) | Value::Json(s) | Value::Uuid(s) => Ok(s),
             other => mismatch("text", &other),
         }
     }
@@ -203,6 +235,22 @@ impl FromValue for OffsetDateTime {
         match v {
             Value::Timestamp(t) => Ok(t),
             other => mismatch("timestamp", &other),
+        }
+    }
+}
+impl FromValue for Time {
+    fn from_value(v: Value) -> Result<Self, Error> {
+        match v {
+            Value::Time(t) => Ok(t),
+            other => mismatch("time", &other),
+        }
+    }
+}
+impl<T: FromValue + NotByte> FromValue for Vec<T> {
+    fn from_value(v: Value) -> Result<Self, Error> {
+        match v {
+            Value::Array(items) => items.into_iter().map(T::from_value).collect(),
+            other => mismatch("array", &other),
         }
     }
 }
@@ -244,6 +292,16 @@ impl From<Value> for pb::Value {
                 month: i32::from(u8::from(d.month())),
                 day: i32::from(d.day()),
             }),
+            Value::Uuid(u) => Kind::UuidValue(u),
+            Value::Time(t) => Kind::TimeValue(pb::TimeOfDay {
+                hours: i32::from(t.hour()),
+                minutes: i32::from(t.minute()),
+                seconds: i32::from(t.second()),
+                nanos: i32::try_from(t.nanosecond()).unwrap_or_default(),
+            }),
+            Value::Array(items) => Kind::ArrayValue(pb::ValueList {
+                values: items.into_iter().map(pb::Value::from).collect(),
+            }),
         };
         pb::Value { kind: Some(kind) }
     }
@@ -280,6 +338,23 @@ impl TryFrom<pb::Value> for Value {
                     .ok_or_else(|| Error::Protocol(format!("bad date {d:?}")))?;
                 Value::Date(date)
             }
+            Some(Kind::UuidValue(u)) => Value::Uuid(u),
+            Some(Kind::TimeValue(t)) => {
+                let part = |v: i32| u8::try_from(v).ok();
+                let time = part(t.hours)
+                    .zip(part(t.minutes))
+                    .zip(part(t.seconds))
+                    .zip(u32::try_from(t.nanos).ok())
+                    .and_then(|(((h, m), s), n)| Time::from_hms_nano(h, m, s, n).ok())
+                    .ok_or_else(|| Error::Protocol(format!("bad time {t:?}")))?;
+                Value::Time(time)
+            }
+            Some(Kind::ArrayValue(list)) => Value::Array(
+                list.values
+                    .into_iter()
+                    .map(Value::try_from)
+                    .collect::<Result<_, _>>()?,
+            ),
         })
     }
 }

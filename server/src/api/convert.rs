@@ -69,6 +69,31 @@ impl TryFrom<pb::Value> for Value {
                     })?;
                 Value::Date(date)
             }
+            Some(Kind::UuidValue(s)) => Value::Uuid(
+                Value::parse_uuid(&s)
+                    .ok_or_else(|| Error::invalid("params", format!("{s:?} is not a UUID")))?,
+            ),
+            Some(Kind::TimeValue(pb::TimeOfDay {
+                hours,
+                minutes,
+                seconds,
+                nanos,
+            })) => {
+                let part = |v: i32| u8::try_from(v).ok();
+                let t = part(hours)
+                    .zip(part(minutes))
+                    .zip(part(seconds))
+                    .zip(u32::try_from(nanos).ok())
+                    .and_then(|(((h, m), s), n)| time::Time::from_hms_nano(h, m, s, n).ok())
+                    .ok_or_else(|| Error::invalid("params", "time of day out of range"))?;
+                Value::Time(t)
+            }
+            Some(Kind::ArrayValue(pb::ValueList { values })) => Value::Array(
+                values
+                    .into_iter()
+                    .map(Value::try_from)
+                    .collect::<Result<_>>()?,
+            ),
         })
     }
 }
@@ -110,6 +135,16 @@ impl From<Value> for pb::Value {
                 month: i32::from(u8::from(d.month())),
                 day: i32::from(d.day()),
             }),
+            Value::Uuid(u) => Kind::UuidValue(u),
+            Value::Time(t) => Kind::TimeValue(pb::TimeOfDay {
+                hours: i32::from(t.hour()),
+                minutes: i32::from(t.minute()),
+                seconds: i32::from(t.second()),
+                nanos: i32::try_from(t.nanosecond()).unwrap_or_default(),
+            }),
+            Value::Array(items) => Kind::ArrayValue(pb::ValueList {
+                values: items.into_iter().map(pb::Value::from).collect(),
+            }),
         };
         pb::Value { kind: Some(kind) }
     }
@@ -132,6 +167,9 @@ fn value_kind(k: ValueKind) -> pb::ValueKind {
         ValueKind::Json => pb::ValueKind::Json,
         ValueKind::Timestamp => pb::ValueKind::Timestamp,
         ValueKind::Date => pb::ValueKind::Date,
+        ValueKind::Uuid => pb::ValueKind::Uuid,
+        ValueKind::Time => pb::ValueKind::Time,
+        ValueKind::Array => pb::ValueKind::Array,
     }
 }
 
@@ -569,6 +607,9 @@ mod tests {
                 time::Date::from_calendar_date(2024, time::Month::February, 29)
                     .expect("valid date"),
             ),
+            Value::Uuid("7d444840-9dc0-11d1-b245-5ffdce74fad2".into()),
+            Value::Time(time::Time::from_hms_nano(23, 59, 1, 5).expect("valid time")),
+            Value::Array(vec![Value::Int(1), Value::Null, Value::Text("x".into())]),
         ];
         for v in values {
             let back = Value::try_from(pb::Value::from(v.clone())).expect("converts back");

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use time::{Date, OffsetDateTime};
+use time::{Date, OffsetDateTime, Time};
 
 /// A typed cell or parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,9 +27,37 @@ pub enum Value {
     Timestamp(OffsetDateTime),
     /// A calendar date.
     Date(Date),
+    /// A UUID in canonical lowercase text form.
+    Uuid(String),
+    /// A time of day.
+    Time(Time),
+    /// An array.
+    Array(Vec<Value>),
 }
 
 impl Value {
+    /// Parses a UUID in any case, with or without hyphens, into canonical form.
+    pub fn parse_uuid(s: &str) -> Option<String> {
+        let hex: String = s.chars().filter(|c| *c != '-').collect();
+        let canonical_hyphens =
+            s.len() == 36 && [8, 13, 18, 23].iter().all(|&i| s.as_bytes()[i] == b'-');
+        if hex.len() != 32
+            || !hex.chars().all(|c| c.is_ascii_hexdigit())
+            || !(s.len() == 32 || canonical_hyphens)
+        {
+            return None;
+        }
+        let h = hex.to_ascii_lowercase();
+        Some(format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        ))
+    }
+
     /// Approximate encoded size, used to cap row batches by bytes without encoding twice.
     pub fn approx_size(&self) -> usize {
         match self {
@@ -38,7 +66,9 @@ impl Value {
             Value::Text(s) | Value::Decimal(s) | Value::Json(s) => s.len() + 3,
             Value::Bytes(b) => b.len() + 3,
             Value::Timestamp(_) => 14,
-            Value::Date(_) => 10,
+            Value::Date(_) | Value::Time(_) => 10,
+            Value::Uuid(_) => 38,
+            Value::Array(items) => items.iter().map(Value::approx_size).sum::<usize>() + 3,
         }
     }
 }
@@ -66,6 +96,12 @@ pub enum ValueKind {
     Timestamp,
     /// Dates.
     Date,
+    /// UUIDs.
+    Uuid,
+    /// Times of day.
+    Time,
+    /// Arrays.
+    Array,
 }
 
 /// Metadata of a result column.
@@ -147,4 +183,29 @@ pub enum RowEvent {
     Rows(Vec<Row>),
     /// The summary.
     Done(Summary),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Value;
+
+    #[test]
+    fn uuids_are_canonicalized() {
+        let canonical = "7d444840-9dc0-11d1-b245-5ffdce74fad2";
+        for s in [
+            canonical,
+            "7D444840-9DC0-11D1-B245-5FFDCE74FAD2",
+            "7d4448409dc011d1b2455ffdce74fad2",
+        ] {
+            assert_eq!(Value::parse_uuid(s).as_deref(), Some(canonical), "{s}");
+        }
+        for s in [
+            "",
+            "7d444840-9dc0-11d1-b245",
+            "7d444840-9dc0-11d1-b245-5ffdce74fazz",
+            "7d44-48409dc0-11d1-b245-5ffdce74fad2",
+        ] {
+            assert_eq!(Value::parse_uuid(s), None, "{s}");
+        }
+    }
 }

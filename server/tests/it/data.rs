@@ -332,3 +332,42 @@ async fn batch_statement_limit() {
         Code::ResourceExhausted,
     );
 }
+
+#[tokio::test]
+async fn uuid_and_time_round_trip_and_arrays_are_refused() {
+    let s = TestServer::start().await;
+    let db = s.db("uuid").await;
+    s.client
+        .execute(&db, "CREATE TABLE t (id UUID, at TIME)", &[])
+        .await
+        .expect("ddl");
+    let id = Value::Uuid("7d444840-9dc0-11d1-b245-5ffdce74fad2".into());
+    let at = Value::Time(time::macros::time!(13:05:09.25));
+    s.client
+        .execute(
+            &db,
+            "INSERT INTO t VALUES (?, ?)",
+            &[id.clone(), at.clone()],
+        )
+        .await
+        .expect("insert");
+    let r = s
+        .client
+        .execute(&db, "SELECT id, at FROM t", &[])
+        .await
+        .expect("select");
+    assert_eq!(r.rows[0].values(), &[id, at]);
+    assert_code(
+        s.client
+            .execute(&db, "SELECT ?", &[Value::Uuid("not-a-uuid".into())])
+            .await,
+        Code::InvalidArgument,
+    );
+    let e = assert_code(
+        s.client
+            .execute(&db, "SELECT ?", &[Value::Array(vec![Value::Int(1)])])
+            .await,
+        Code::InvalidArgument,
+    );
+    assert!(e.message().contains("arrays"), "{e}");
+}

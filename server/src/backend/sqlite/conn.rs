@@ -245,6 +245,12 @@ impl Conn {
     /// Prepares (cached) and binds a statement.
     pub fn prepare(&self, stmt: &Statement) -> Result<rusqlite::CachedStatement<'_>> {
         let mut prepared = self.prepare_sql(&stmt.sql)?;
+        if stmt.params.iter().any(|p| matches!(p, Value::Array(_))) {
+            return Err(Error::invalid(
+                "params",
+                "SQLite has no arrays; bind the elements separately or as JSON text",
+            ));
+        }
         let expected = prepared.parameter_count();
         if expected != stmt.params.len() {
             return Err(Error::invalid(
@@ -395,6 +401,10 @@ pub fn kind_of(declared: &str) -> ValueKind {
         ValueKind::Timestamp
     } else if t == "DATE" || t.starts_with("DATE ") {
         ValueKind::Date
+    } else if t == "UUID" || t.starts_with("UUID ") {
+        ValueKind::Uuid
+    } else if t == "TIME" || t.starts_with("TIME ") {
+        ValueKind::Time
     } else if t.contains("INT") {
         ValueKind::Int
     } else if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") {
@@ -441,6 +451,12 @@ fn to_value(cell: ValueRef<'_>, kind: ValueKind) -> Value {
                 ValueKind::Date => parse_date(s)
                     .map(Value::Date)
                     .unwrap_or_else(|| Value::Text(s.to_owned())),
+                ValueKind::Uuid => Value::parse_uuid(s)
+                    .map(Value::Uuid)
+                    .unwrap_or_else(|| Value::Text(s.to_owned())),
+                ValueKind::Time => parse_time(s)
+                    .map(Value::Time)
+                    .unwrap_or_else(|| Value::Text(s.to_owned())),
                 _ => Value::Text(s.to_owned()),
             },
         },
@@ -471,6 +487,21 @@ pub fn format_timestamp(t: &OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// Formats a time of day as `HH:MM:SS[.fffffffff]`, the form SQLite's time functions read.
+pub fn format_time(t: &time::Time) -> String {
+    let base = format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second());
+    match t.nanosecond() {
+        0 => base,
+        n => format!("{base}.{}", format!("{n:09}").trim_end_matches('0')),
+    }
+}
+
+fn parse_time(s: &str) -> Option<time::Time> {
+    let fmt =
+        time::macros::format_description!("[hour]:[minute]:[second][optional [.[subsecond]]]");
+    time::Time::parse(s, &fmt).ok()
+}
+
 /// Formats a date as `YYYY-MM-DD`.
 pub fn format_date(d: &time::Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
@@ -493,6 +524,13 @@ impl rusqlite::ToSql for Param<'_> {
             Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
             Value::Timestamp(t) => ToSqlOutput::Owned(Owned::Text(format_timestamp(t))),
             Value::Date(d) => ToSqlOutput::Owned(Owned::Text(format_date(d))),
+            Value::Uuid(u) => ToSqlOutput::Borrowed(ValueRef::Text(u.as_bytes())),
+            Value::Time(t) => ToSqlOutput::Owned(Owned::Text(format_time(t))),
+            Value::Array(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "arrays cannot be bound on SQLite".into(),
+                ));
+            }
         })
     }
 }

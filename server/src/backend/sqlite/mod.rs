@@ -22,7 +22,9 @@ use tokio::{
 };
 use tokio_stream::wrappers::ReceiverStream;
 
-use self::conn::{Conn, classify, columns_of, format_date, format_timestamp, read_row};
+use self::conn::{
+    Conn, classify, columns_of, format_date, format_time, format_timestamp, read_row,
+};
 pub use self::conn::{ConnOptions, kind_of};
 use super::{
     Backend, BackendKind, Capabilities, Database, Provisioned, RowStream, Session, StatementLimits,
@@ -760,6 +762,11 @@ impl SqlDialect for SqliteDialect {
             }
             Value::Timestamp(t) => quote(&format_timestamp(t))?,
             Value::Date(d) => quote(&format_date(d))?,
+            Value::Uuid(u) => quote(u)?,
+            Value::Time(t) => quote(&format_time(t))?,
+            Value::Array(_) => {
+                return Err(Error::invalid("default_value", "SQLite has no arrays"));
+            }
         })
     }
 }
