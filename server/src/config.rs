@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Parser, ValueEnum};
 
 use crate::{
-    backend::sqlite::SqliteConfig,
+    backend::{ServerBackendConfig, sqlite::SqliteConfig},
     core::{forge::ForgeConfig, limits::Limits},
 };
 
@@ -44,6 +44,21 @@ pub struct Config {
     /// e.g. "10s" [default: 10s].
     #[arg(long, env = "DBFORGE_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
+    /// PostgreSQL admin URL (a role that may create databases and roles); unset: no PostgreSQL.
+    #[arg(long, env = "DBFORGE_POSTGRES_URL")]
+    pub postgres_url: Option<String>,
+    /// MySQL/MariaDB admin URL (a user that may create schemas and users); unset: no MySQL.
+    #[arg(long, env = "DBFORGE_MYSQL_URL")]
+    pub mysql_url: Option<String>,
+    /// Redis URL (a user that may manage ACL users); unset: no Redis.
+    #[arg(long, env = "DBFORGE_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Connections to each database server across all its spawned databases [default: 64].
+    #[arg(long, env = "DBFORGE_MAX_SERVER_CONNECTIONS")]
+    pub max_server_connections: Option<u32>,
+    /// Connections per spawned database on a database server [default: 4].
+    #[arg(long, env = "DBFORGE_DATABASE_CONNECTIONS")]
+    pub database_connections: Option<u32>,
     /// Rows a streamed Query may return before the server cuts it [default: 100000000].
     #[arg(long, env = "DBFORGE_MAX_ROWS")]
     pub max_rows: Option<u64>,
@@ -115,6 +130,14 @@ impl Config {
                 self.max_open_databases.map(|v| v as u128),
             ),
             ("--sqlite-readers", self.sqlite_readers.map(|v| v as u128)),
+            (
+                "--max-server-connections",
+                self.max_server_connections.map(|v| v as u128),
+            ),
+            (
+                "--database-connections",
+                self.database_connections.map(|v| v as u128),
+            ),
         ];
         for (flag, value) in positive {
             if value == Some(0) {
@@ -156,6 +179,16 @@ impl Config {
             limits: self.limits(),
             idle_close_after: self.idle_close_after.unwrap_or(Duration::from_secs(60)),
             max_open_databases: self.max_open_databases.unwrap_or(256),
+        }
+    }
+
+    /// The settings of a server backend reached at `url`.
+    pub fn server_backend(&self, url: &str) -> ServerBackendConfig {
+        ServerBackendConfig {
+            url: url.to_owned(),
+            max_connections: self.max_server_connections.unwrap_or(64),
+            per_database_connections: self.database_connections.unwrap_or(4),
+            idle_timeout: self.idle_close_after.unwrap_or(Duration::from_secs(60)),
         }
     }
 

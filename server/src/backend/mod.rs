@@ -19,6 +19,11 @@
 //!   records a spawn before `create` and a prune before `destroy`, and repeats either after a
 //!   crash.
 
+#[cfg(test)]
+pub mod conformance;
+pub mod mysql;
+pub mod postgres;
+pub mod redis;
 pub mod sqlite;
 
 use std::{fmt, sync::Arc, time::Duration};
@@ -145,6 +150,25 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>>;
     /// Removes storage this backend holds that is not among `known` (left by a crash).
     async fn remove_orphans(&self, known: &[Provisioned]) -> Result<usize>;
+    /// Whether the engine can be reached right now. A cheap, cached answer: server engines
+    /// probe in the background and flip it when the server goes away or comes back; while it
+    /// is false, their calls fail fast with [`Error::Unavailable`](crate::core::error::Error).
+    fn available(&self) -> bool {
+        true
+    }
+}
+
+/// Settings shared by the engines that run as servers (PostgreSQL, MySQL, Redis).
+#[derive(Debug, Clone)]
+pub struct ServerBackendConfig {
+    /// Admin URL: a user that may create databases and roles/users.
+    pub url: String,
+    /// Connections to this server across all its spawned databases, at most.
+    pub max_connections: u32,
+    /// Connections per spawned database, at most.
+    pub per_database_connections: u32,
+    /// Close a pooled connection after this long unused.
+    pub idle_timeout: Duration,
 }
 
 /// An open database.

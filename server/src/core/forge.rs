@@ -283,7 +283,7 @@ impl Forge {
         DatabaseInfo {
             name: e.record.provisioned.name.clone(),
             backend: e.record.backend,
-            status: if e.backend.is_some() {
+            status: if e.backend.as_ref().is_some_and(|b| b.available()) {
                 DatabaseStatus::Ready
             } else {
                 DatabaseStatus::Unavailable

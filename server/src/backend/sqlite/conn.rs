@@ -107,7 +107,7 @@ impl Conn {
         } else {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
-        let mut conn = rusqlite::Connection::open_with_flags(path, flags).map_err(classify)?;
+        let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(classify)?;
         conn.busy_timeout(opts.busy_timeout).map_err(classify)?;
         conn.execute_batch(&format!(
             "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
@@ -375,6 +375,7 @@ fn is_insert(sql: &str) -> bool {
 /// Column metadata of a prepared statement.
 pub fn columns_of(stmt: &rusqlite::Statement<'_>) -> Vec<Column> {
     stmt.columns()
+        .into_iter()
         .map(|c| {
             let declared_type = c.decl_type().unwrap_or_default().to_string();
             Column {
@@ -584,9 +585,7 @@ pub fn classify(err: rusqlite::Error) -> Error {
             ),
         ),
         rusqlite::Error::NulError(_) => Error::invalid("sql", "the statement contains a NUL byte"),
-        rusqlite::Error::InvalidQuery | rusqlite::Error::Empty => {
-            Error::invalid("sql", "the statement is empty")
-        }
+        rusqlite::Error::InvalidQuery => Error::invalid("sql", "the statement is empty"),
         rusqlite::Error::SqlInputError {
             error, msg, offset, ..
         } => classify(rusqlite::Error::SqliteFailure(

@@ -1,0 +1,552 @@
+//! The conformance suite: one set of cases, written once, run against every backend by that
+//! backend's own tests. Expectations follow [`Capabilities`]; there are no per-backend special
+//! cases here. Each case cites the clause of the contract in [`super`] it checks.
+//!
+//! A backend whose server is unreachable skips with one line, unless `DBFORGE_REQUIRE_BACKENDS=1`
+//! (CI), where that is a failure: see [`unreachable`].
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+
+use super::{Backend, Database, Provisioned, StatementLimits};
+use crate::core::{
+    error::{Error, QueryErrorKind, Result},
+    limits::Limits,
+    names::{DatabaseName, Identifier},
+    table::{self, ColumnSpec, ColumnType, TableSpec},
+    value::{RowEvent, Statement, Truncation, Value},
+};
+
+/// Backend-specific inputs the cases need but cannot write portably.
+#[derive(Debug, Clone)]
+pub struct Hooks {
+    /// A statement that keeps running for well over ten seconds.
+    pub slow_query: String,
+    /// A statement returning `n` rows of (integer, text), with `n` as parameter 1.
+    pub series_query: String,
+}
+
+/// Reports a backend whose server cannot be reached: a one-line notice, or a panic when
+/// `DBFORGE_REQUIRE_BACKENDS=1` says every backend must be tested.
+pub fn unreachable(backend: &str, why: impl std::fmt::Display) {
+    if std::env::var("DBFORGE_REQUIRE_BACKENDS").as_deref() == Ok("1") {
+        panic!("{backend} is required (DBFORGE_REQUIRE_BACKENDS=1) but unreachable: {why}");
+    }
+    eprintln!("skipping {backend} conformance: {why}");
+}
+
+/// Runs every case.
+pub async fn run_all(backend: Arc<dyn Backend>, hooks: &Hooks) {
+    spawn_and_destroy(backend.as_ref()).await;
+    if !backend.capabilities().sql {
+        unsupported_is_reported(backend.as_ref()).await;
+        return;
+    }
+    typed_roundtrip(backend.as_ref()).await;
+    errors_are_classified(backend.as_ref()).await;
+    batch_atomicity(backend.as_ref()).await;
+    sessions(backend.as_ref()).await;
+    stream_large_result(backend.as_ref(), hooks).await;
+    stream_cancel_releases(backend.as_ref(), hooks).await;
+    statement_timeout(backend.as_ref(), hooks).await;
+    isolation_between_databases(backend.as_ref()).await;
+}
+
+fn limits() -> StatementLimits {
+    Limits::default().whole_result()
+}
+
+fn name(prefix: &str) -> DatabaseName {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    DatabaseName::parse(&format!(
+        "conf-{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+    .expect("valid name")
+}
+
+/// A scratch database, destroyed by [`Scratch::drop_now`].
+struct Scratch<'a> {
+    backend: &'a dyn Backend,
+    provisioned: Provisioned,
+    db: Arc<dyn Database>,
+}
+
+impl<'a> Scratch<'a> {
+    async fn new(backend: &'a dyn Backend, prefix: &str) -> Self {
+        let provisioned = backend.locate(&name(prefix));
+        backend.create(&provisioned).await.expect("create");
+        let db = backend.open(&provisioned).await.expect("open");
+        Scratch {
+            backend,
+            provisioned,
+            db,
+        }
+    }
+
+    fn sql(&self, text: &str) -> Statement {
+        Statement::new(self.placeholders(text))
+    }
+
+    /// Rewrites `?` placeholders into the backend's style (`$1`, `$2`, … on PostgreSQL).
+    fn placeholders(&self, text: &str) -> String {
+        if self.backend.capabilities().placeholder == "?" {
+            return text.to_owned();
+        }
+        let mut out = String::new();
+        let mut n = 0;
+        for c in text.chars() {
+            if c == '?' {
+                n += 1;
+                out.push_str(&format!("${n}"));
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    fn with(&self, text: &str, params: Vec<Value>) -> Statement {
+        Statement {
+            sql: self.placeholders(text),
+            params,
+        }
+    }
+
+    async fn exec(&self, stmt: Statement) -> Result<crate::core::value::StatementResult> {
+        self.db.execute(stmt, &limits()).await
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        let r = self
+            .exec(self.sql(&format!("SELECT COUNT(*) FROM {table}")))
+            .await
+            .expect("count");
+        match r.rows[0][0] {
+            Value::Int(n) => n,
+            ref other => panic!("count is {other:?}"),
+        }
+    }
+
+    async fn drop_now(self) {
+        drop(self.db);
+        self.backend
+            .destroy(&self.provisioned)
+            .await
+            .expect("destroy");
+    }
+}
+
+fn id(s: &str) -> Identifier {
+    Identifier::parse("column", s).expect("identifier")
+}
+
+fn column(n: &str, ty: ColumnType) -> ColumnSpec {
+    ColumnSpec {
+        name: id(n),
+        ty,
+        primary_key: false,
+        not_null: false,
+        unique: false,
+        default: None,
+    }
+}
+
+/// Provisioning: create and destroy are idempotent; a destroyed database cannot be opened.
+pub async fn spawn_and_destroy(b: &dyn Backend) {
+    let p = b.locate(&name("spawn"));
+    b.create(&p).await.expect("create");
+    let db = b.open(&p).await.expect("open");
+    drop(db);
+    assert!(b.size_bytes(&p).await.is_ok());
+    b.destroy(&p).await.expect("destroy");
+    b.destroy(&p).await.expect("destroy is idempotent");
+    assert!(b.available());
+}
+
+/// Values keep their kind through a bind and a read, for every column type.
+pub async fn typed_roundtrip(b: &dyn Backend) {
+    let s = Scratch::new(b, "types").await;
+    let dialect = b.dialect().expect("SQL backends have a dialect");
+    let kinds = [
+        ("i", ColumnType::Integer, Value::Int(-9_007_199_254_740_993)),
+        ("f", ColumnType::Float, Value::Float(0.25)),
+        (
+            "t",
+            ColumnType::Text,
+            Value::Text("héllo 'quoted' \"double\" \n ✓".into()),
+        ),
+        (
+            "b",
+            ColumnType::Bytes,
+            Value::Bytes(vec![0, 1, 127, 128, 255]),
+        ),
+        ("flag", ColumnType::Bool, Value::Bool(true)),
+        (
+            "d",
+            ColumnType::Decimal,
+            Value::Decimal("12345678901234567890.123456789".into()),
+        ),
+        (
+            "j",
+            ColumnType::Json,
+            Value::Json(r#"{"a": [1, 2]}"#.into()),
+        ),
+        (
+            "ts",
+            ColumnType::Timestamp,
+            Value::Timestamp(time::macros::datetime!(2024-02-29 13:45:01.123456 UTC)),
+        ),
+        (
+            "day",
+            ColumnType::Date,
+            Value::Date(time::macros::date!(2024 - 02 - 29)),
+        ),
+    ];
+    let spec = TableSpec {
+        table: id("typed"),
+        columns: kinds.iter().map(|(n, ty, _)| column(n, *ty)).collect(),
+        if_not_exists: false,
+    };
+    s.exec(table::create_table(dialect, &spec).expect("ddl"))
+        .await
+        .expect("create table");
+    let row: Vec<_> = kinds.iter().map(|(n, _, v)| (id(n), v.clone())).collect();
+    s.exec(table::insert_row(dialect, &id("typed"), row))
+        .await
+        .expect("insert");
+    let nulls: Vec<_> = kinds.iter().map(|(n, _, _)| (id(n), Value::Null)).collect();
+    s.exec(table::insert_row(dialect, &id("typed"), nulls))
+        .await
+        .expect("insert nulls");
+    let select = table::Select {
+        table: id("typed"),
+        columns: vec![],
+        filters: vec![table::Filter::IsNotNull(id("i"))],
+        order_by: vec![],
+        limit: None,
+        offset: None,
+    };
+    let r = s
+        .exec(table::select(dialect, &select))
+        .await
+        .expect("select");
+    assert_eq!(r.rows.len(), 1);
+    for ((n, _, expected), got) in kinds.iter().zip(&r.rows[0]) {
+        assert!(
+            same_value(expected, got),
+            "column {n}: wrote {expected:?}, read {got:?}"
+        );
+    }
+    let select_nulls = table::Select {
+        filters: vec![table::Filter::IsNull(id("i"))],
+        ..select
+    };
+    let r = s
+        .exec(table::select(dialect, &select_nulls))
+        .await
+        .expect("select nulls");
+    assert!(
+        r.rows[0].iter().all(|v| *v == Value::Null),
+        "NULL everywhere: {:?}",
+        r.rows[0]
+    );
+    s.drop_now().await;
+}
+
+/// Equality up to representation: decimals compare by value (engines pad the scale) and JSON
+/// by its parsed form (engines normalize whitespace).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Decimal(x), Value::Decimal(y)) => trim_decimal(x) == trim_decimal(y),
+        (Value::Json(x), Value::Json(y)) => {
+            x.chars().filter(|c| !c.is_whitespace()).collect::<String>()
+                == y.chars().filter(|c| !c.is_whitespace()).collect::<String>()
+        }
+        _ => a == b,
+    }
+}
+
+fn trim_decimal(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+/// Errors: syntax and constraint failures are classified, and the database stays usable.
+pub async fn errors_are_classified(b: &dyn Backend) {
+    let s = Scratch::new(b, "errors").await;
+    let dialect = b.dialect().expect("dialect");
+    let spec = TableSpec {
+        table: id("t"),
+        columns: vec![
+            ColumnSpec {
+                primary_key: true,
+                ..column("id", ColumnType::Integer)
+            },
+            ColumnSpec {
+                not_null: true,
+                ..column("name", ColumnType::Text)
+            },
+        ],
+        if_not_exists: false,
+    };
+    s.exec(table::create_table(dialect, &spec).expect("ddl"))
+        .await
+        .expect("create");
+    let insert = |id: i64, name: Value| {
+        s.with(
+            "INSERT INTO t (id, name) VALUES (?, ?)",
+            vec![Value::Int(id), name],
+        )
+    };
+    let r = s
+        .exec(insert(1, Value::Text("a".into())))
+        .await
+        .expect("insert");
+    assert_eq!(r.rows_affected, 1);
+    let kind = |r: Result<_>| match r {
+        Err(Error::Query { kind, .. }) => kind,
+        other => panic!("expected a query error, got {other:?}"),
+    };
+    assert_eq!(
+        kind(s.exec(insert(1, Value::Text("b".into()))).await),
+        QueryErrorKind::UniqueViolation
+    );
+    assert_eq!(
+        kind(s.exec(insert(2, Value::Null)).await),
+        QueryErrorKind::NotNull
+    );
+    assert_eq!(kind(s.exec(s.sql("SELEC 1")).await), QueryErrorKind::Syntax);
+    assert_eq!(
+        kind(s.exec(s.sql("SELECT * FROM no_such_table")).await),
+        QueryErrorKind::Syntax
+    );
+    let r = s
+        .exec(s.with(
+            "UPDATE t SET name = ? WHERE id = ?",
+            vec![Value::Text("z".into()), Value::Int(1)],
+        ))
+        .await
+        .expect("update");
+    assert_eq!(r.rows_affected, 1);
+    assert_eq!(s.count("t").await, 1);
+    s.drop_now().await;
+}
+
+/// Atomicity: a transactional batch commits all or nothing; a plain one stops at the failure.
+pub async fn batch_atomicity(b: &dyn Backend) {
+    let s = Scratch::new(b, "batch").await;
+    let dialect = b.dialect().expect("dialect");
+    let spec = TableSpec {
+        table: id("t"),
+        columns: vec![ColumnSpec {
+            primary_key: true,
+            ..column("id", ColumnType::Integer)
+        }],
+        if_not_exists: false,
+    };
+    s.exec(table::create_table(dialect, &spec).expect("ddl"))
+        .await
+        .expect("create");
+    let ins = |v: i64| s.with("INSERT INTO t (id) VALUES (?)", vec![Value::Int(v)]);
+    let err =
+        s.db.batch(vec![ins(1), ins(2), ins(1)], true, &limits())
+            .await
+            .expect_err("duplicate");
+    assert!(
+        matches!(
+            err,
+            Error::Query {
+                statement_index: Some(2),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(s.count("t").await, 0);
+    let err =
+        s.db.batch(vec![ins(1), ins(2), ins(1), ins(3)], false, &limits())
+            .await
+            .expect_err("duplicate");
+    assert!(
+        matches!(
+            err,
+            Error::Query {
+                statement_index: Some(2),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(s.count("t").await, 2);
+    let ok =
+        s.db.batch(vec![ins(10), ins(11)], true, &limits())
+            .await
+            .expect("batch");
+    assert_eq!(ok.len(), 2);
+    assert_eq!(s.count("t").await, 4);
+    s.drop_now().await;
+}
+
+/// Sessions: reads see the session's own writes; rollback and drop discard them; commit keeps
+/// them.
+pub async fn sessions(b: &dyn Backend) {
+    if !b.capabilities().sessions {
+        return;
+    }
+    let s = Scratch::new(b, "session").await;
+    let dialect = b.dialect().expect("dialect");
+    let spec = TableSpec {
+        table: id("t"),
+        columns: vec![column("v", ColumnType::Integer)],
+        if_not_exists: false,
+    };
+    s.exec(table::create_table(dialect, &spec).expect("ddl"))
+        .await
+        .expect("create");
+    let ins = || s.with("INSERT INTO t (v) VALUES (?)", vec![Value::Int(1)]);
+    let mut sess = s.db.session(limits()).await.expect("session");
+    sess.begin().await.expect("begin");
+    sess.execute(ins()).await.expect("insert");
+    let own = sess
+        .execute(s.sql("SELECT COUNT(*) FROM t"))
+        .await
+        .expect("read");
+    assert_eq!(own.rows[0][0], Value::Int(1));
+    assert_eq!(s.count("t").await, 0, "not visible outside before commit");
+    sess.rollback().await.expect("rollback");
+    assert!(!sess.in_transaction());
+    sess.begin().await.expect("begin again");
+    sess.execute(ins()).await.expect("insert");
+    sess.commit().await.expect("commit");
+    assert_eq!(s.count("t").await, 1);
+    sess.begin().await.expect("begin");
+    sess.execute(ins()).await.expect("insert");
+    drop(sess);
+    // The rollback of a dropped session may finish in the background.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(s.count("t").await, 1, "dropped session rolled back");
+    s.drop_now().await;
+}
+
+/// Streaming: header first, then batches, then one summary; limits truncate with a summary.
+pub async fn stream_large_result(b: &dyn Backend, hooks: &Hooks) {
+    let s = Scratch::new(b, "stream").await;
+    let n = 100_000;
+    let mut stream =
+        s.db.query(
+            s.with(&hooks.series_query, vec![Value::Int(n)]),
+            Limits::default().stream(0),
+        )
+        .await
+        .expect("query");
+    let mut rows = 0i64;
+    let mut saw_header = false;
+    let mut summary = None;
+    while let Some(ev) = stream.next().await {
+        match ev.expect("event") {
+            RowEvent::Columns(cols) => {
+                assert!(!saw_header && rows == 0);
+                assert_eq!(cols.len(), 2);
+                saw_header = true;
+            }
+            RowEvent::Rows(batch) => {
+                assert!(saw_header && summary.is_none());
+                rows += batch.len() as i64;
+            }
+            RowEvent::Done(s) => summary = Some(s),
+        }
+    }
+    assert_eq!(rows, n);
+    let summary = summary.expect("summary");
+    assert_eq!(summary.row_count, n as u64);
+    assert_eq!(summary.truncation, Truncation::None);
+
+    let mut stream =
+        s.db.query(
+            s.with(&hooks.series_query, vec![Value::Int(n)]),
+            Limits::default().stream(10),
+        )
+        .await
+        .expect("query");
+    let mut last = None;
+    while let Some(ev) = stream.next().await {
+        last = Some(ev.expect("event"));
+    }
+    match last {
+        Some(RowEvent::Done(sum)) => {
+            assert_eq!(sum.row_count, 10);
+            assert_eq!(sum.truncation, Truncation::RowLimit);
+        }
+        other => panic!("expected a summary, got {other:?}"),
+    }
+    s.drop_now().await;
+}
+
+/// Cancellation: dropping a stream stops the statement and frees its connection.
+pub async fn stream_cancel_releases(b: &dyn Backend, hooks: &Hooks) {
+    let s = Scratch::new(b, "cancel").await;
+    for _ in 0..8 {
+        let mut stream =
+            s.db.query(
+                s.with(&hooks.series_query, vec![Value::Int(10_000_000)]),
+                Limits::default().stream(0),
+            )
+            .await
+            .expect("query");
+        stream.next().await.expect("header").expect("ok");
+        drop(stream);
+    }
+    let r = tokio::time::timeout(Duration::from_secs(10), s.exec(s.sql("SELECT 1")))
+        .await
+        .expect("connections were released")
+        .expect("query");
+    assert_eq!(r.rows.len(), 1);
+    s.drop_now().await;
+}
+
+/// Timeouts: a statement past its deadline is interrupted with `Timeout`, and the database
+/// stays usable.
+pub async fn statement_timeout(b: &dyn Backend, hooks: &Hooks) {
+    let s = Scratch::new(b, "timeout").await;
+    let short = StatementLimits {
+        timeout: Duration::from_millis(300),
+        ..limits()
+    };
+    let started = std::time::Instant::now();
+    let err =
+        s.db.execute(s.sql(&hooks.slow_query), &short)
+            .await
+            .expect_err("times out");
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    s.exec(s.sql("SELECT 1")).await.expect("usable afterwards");
+    s.drop_now().await;
+}
+
+/// Isolation: what one database holds is invisible to another.
+pub async fn isolation_between_databases(b: &dyn Backend) {
+    let a = Scratch::new(b, "iso-a").await;
+    let other = Scratch::new(b, "iso-b").await;
+    a.exec(a.sql("CREATE TABLE private_a (x INTEGER)"))
+        .await
+        .expect("ddl");
+    let err = other
+        .exec(other.sql("SELECT * FROM private_a"))
+        .await
+        .expect_err("invisible");
+    assert!(matches!(err, Error::Query { .. }), "{err:?}");
+    a.drop_now().await;
+    other.drop_now().await;
+}
+
+/// Unsupported operations are reported, never faked: a backend without SQL has no dialect.
+pub async fn unsupported_is_reported(b: &dyn Backend) {
+    assert!(b.dialect().is_none() || !b.capabilities().table_service);
+}

@@ -1,0 +1,1 @@
+//! The mysql backend (being written).
