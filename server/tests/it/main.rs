@@ -3,6 +3,7 @@
 mod concurrency;
 mod control;
 mod data;
+mod deploy;
 mod errors;
 mod harness;
 mod persistence;
