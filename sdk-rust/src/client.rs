@@ -2,10 +2,15 @@
 
 use std::{
     collections::BTreeMap,
+    path::PathBuf,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::{
+    Request,
+    metadata::AsciiMetadataValue,
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+};
 
 use crate::{
     ExecResult, Filter, Record, Result, Rows, Select, Transaction, Value,
@@ -135,10 +140,116 @@ fn values(params: &[Value]) -> Vec<pb::Value> {
     params.iter().cloned().map(Into::into).collect()
 }
 
+/// How to reach a gateway: endpoint, credentials, TLS and timeouts.
+///
+/// ```
+/// use std::time::Duration;
+/// use dbforge::ClientOptions;
+/// let opts = ClientOptions::new("https://db.example:50051")
+///     .api_key("dbf_…")
+///     .ca_file("/etc/dbforge/ca.pem")
+///     .timeout(Duration::from_secs(10));
+/// # let _ = opts;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientOptions {
+    /// `http://host:port`, or `https://host:port` for TLS.
+    pub endpoint: String,
+    /// API key, sent as `authorization: Bearer <key>` on every call.
+    pub api_key: Option<String>,
+    /// PEM file of the CA that signed the server's certificate (TLS).
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate and key files presented to the server (mutual TLS).
+    pub client_identity: Option<(PathBuf, PathBuf)>,
+    /// Deadline of each call (streams: of the whole stream).
+    pub timeout: Option<Duration>,
+    /// Deadline of establishing the connection.
+    pub connect_timeout: Option<Duration>,
+}
+
+impl ClientOptions {
+    /// The default endpoint when none is configured.
+    pub const DEFAULT_ENDPOINT: &'static str = "http://127.0.0.1:50051";
+
+    /// Options for `endpoint`.
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        ClientOptions {
+            endpoint: endpoint.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Options from the environment: `DBFORGE_ENDPOINT` (default `http://127.0.0.1:50051`) and
+    /// `DBFORGE_API_KEY`.
+    pub fn from_env() -> Self {
+        ClientOptions {
+            endpoint: std::env::var("DBFORGE_ENDPOINT")
+                .ok()
+                .filter(|e| !e.is_empty())
+                .unwrap_or_else(|| Self::DEFAULT_ENDPOINT.to_owned()),
+            api_key: std::env::var("DBFORGE_API_KEY")
+                .ok()
+                .filter(|k| !k.is_empty()),
+            ..Default::default()
+        }
+    }
+
+    /// Sets the API key.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Trusts the CA in this PEM file.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Presents this certificate and key (PEM files) for mutual TLS.
+    pub fn client_identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_identity = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// Sets the per-call deadline.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the connection deadline.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+}
+
+/// Per-call settings every request carries.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallSettings {
+    authorization: Option<AsciiMetadataValue>,
+    timeout: Option<Duration>,
+}
+
+impl CallSettings {
+    pub(crate) fn request<T>(&self, msg: T) -> Request<T> {
+        let mut req = Request::new(msg);
+        if let Some(auth) = &self.authorization {
+            req.metadata_mut().insert("authorization", auth.clone());
+        }
+        if let Some(t) = self.timeout {
+            req.set_timeout(t);
+        }
+        req
+    }
+}
+
 /// A DB-Forge client. Cheap to clone: clones share one connection, over which calls are
 /// multiplexed.
 #[derive(Debug, Clone)]
 pub struct Client {
+    settings: CallSettings,
     channel: Channel,
     databases: DatabaseServiceClient<Channel>,
     queries: QueryServiceClient<Channel>,
@@ -146,13 +257,50 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to a gateway, e.g. `http://127.0.0.1:50051`.
+    /// Connects to a gateway, e.g. `http://127.0.0.1:50051`, without an API key.
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self> {
-        let channel = Endpoint::from_shared(endpoint.into())?
-            .tcp_nodelay(true)
-            .connect()
-            .await?;
-        Ok(Self::from_channel(channel))
+        Self::connect_with(ClientOptions::new(endpoint)).await
+    }
+
+    /// Connects with options: API key, TLS (a CA file, optionally a client identity for
+    /// mutual TLS) and timeouts.
+    pub async fn connect_with(opts: ClientOptions) -> Result<Self> {
+        let authorization = match &opts.api_key {
+            Some(key) => Some(
+                format!("Bearer {key}")
+                    .parse::<AsciiMetadataValue>()
+                    .map_err(|_| {
+                        crate::Error::Config("the API key is not printable ASCII".into())
+                    })?,
+            ),
+            None => None,
+        };
+        let mut endpoint = Endpoint::from_shared(opts.endpoint.clone())?.tcp_nodelay(true);
+        if let Some(t) = opts.connect_timeout {
+            endpoint = endpoint.connect_timeout(t);
+        }
+        if opts.ca_file.is_some()
+            || opts.client_identity.is_some()
+            || opts.endpoint.starts_with("https://")
+        {
+            let mut tls = ClientTlsConfig::new();
+            if let Some(ca) = &opts.ca_file {
+                tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+            } else {
+                tls = tls.with_enabled_roots();
+            }
+            if let Some((cert, key)) = &opts.client_identity {
+                tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+            }
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        let channel = endpoint.connect().await?;
+        let mut client = Self::from_channel(channel);
+        client.settings = CallSettings {
+            authorization,
+            timeout: opts.timeout,
+        };
+        Ok(client)
     }
 
     /// Wraps an existing channel (for custom TLS, timeouts or interceptors).
@@ -160,6 +308,7 @@ impl Client {
         // Requests and responses may be as large as the server allows; the server enforces it.
         let max = usize::MAX;
         Client {
+            settings: CallSettings::default(),
             databases: DatabaseServiceClient::new(channel.clone())
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
@@ -185,12 +334,12 @@ impl Client {
         let resp = self
             .databases
             .clone()
-            .create_database(pb::CreateDatabaseRequest {
+            .create_database(self.settings.request(pb::CreateDatabaseRequest {
                 name: name.to_owned(),
                 backend: opts.backend as i32,
                 if_not_exists: opts.if_not_exists,
                 labels: opts.labels.into_iter().collect(),
-            })
+            }))
             .await?
             .into_inner();
         Ok(Created {
@@ -204,9 +353,9 @@ impl Client {
         let resp = self
             .databases
             .clone()
-            .get_database(pb::GetDatabaseRequest {
+            .get_database(self.settings.request(pb::GetDatabaseRequest {
                 name: name.to_owned(),
-            })
+            }))
             .await?
             .into_inner();
         database(resp.database)
@@ -236,12 +385,12 @@ impl Client {
         let resp = self
             .databases
             .clone()
-            .list_databases(pb::ListDatabasesRequest {
+            .list_databases(self.settings.request(pb::ListDatabasesRequest {
                 page_size,
                 page_token: page_token.to_owned(),
                 backend: filter.backend as i32,
                 labels: filter.labels.clone().into_iter().collect(),
-            })
+            }))
             .await?
             .into_inner();
         let next = (!resp.next_page_token.is_empty()).then_some(resp.next_page_token);
@@ -262,10 +411,10 @@ impl Client {
         Ok(self
             .databases
             .clone()
-            .delete_database(pb::DeleteDatabaseRequest {
+            .delete_database(self.settings.request(pb::DeleteDatabaseRequest {
                 name: name.to_owned(),
                 allow_missing,
-            })
+            }))
             .await?
             .into_inner()
             .deleted)
@@ -278,11 +427,11 @@ impl Client {
         let resp = self
             .queries
             .clone()
-            .execute(pb::ExecuteRequest {
+            .execute(self.settings.request(pb::ExecuteRequest {
                 database: database.to_owned(),
                 sql: sql.to_owned(),
                 params: values(params),
-            })
+            }))
             .await?
             .into_inner();
         ExecResult::try_from(resp.result.unwrap_or_default())
@@ -304,12 +453,12 @@ impl Client {
         let stream = self
             .queries
             .clone()
-            .query(pb::QueryRequest {
+            .query(self.settings.request(pb::QueryRequest {
                 database: database.to_owned(),
                 sql: sql.to_owned(),
                 params: values(params),
                 max_rows: i64::try_from(max_rows).unwrap_or(i64::MAX),
-            })
+            }))
             .await?
             .into_inner();
         Rows::start(stream).await
@@ -325,17 +474,19 @@ impl Client {
         let resp = self
             .queries
             .clone()
-            .execute_batch(pb::ExecuteBatchRequest {
-                database: database.to_owned(),
-                statements: statements
-                    .into_iter()
-                    .map(|s| pb::Statement {
-                        sql: s.sql,
-                        params: s.params.into_iter().map(Into::into).collect(),
-                    })
-                    .collect(),
-                transaction,
-            })
+            .execute_batch(
+                self.settings.request(pb::ExecuteBatchRequest {
+                    database: database.to_owned(),
+                    statements: statements
+                        .into_iter()
+                        .map(|s| pb::Statement {
+                            sql: s.sql,
+                            params: s.params.into_iter().map(Into::into).collect(),
+                        })
+                        .collect(),
+                    transaction,
+                }),
+            )
             .await?
             .into_inner();
         resp.results.into_iter().map(ExecResult::try_from).collect()
@@ -343,7 +494,7 @@ impl Client {
 
     /// Begins an interactive transaction.
     pub async fn transaction(&self, database: &str) -> Result<Transaction> {
-        Transaction::begin(self.queries.clone(), database).await
+        Transaction::begin(self.queries.clone(), &self.settings, database).await
     }
 
     // ---- tables -------------------------------------------------------------------------
@@ -359,12 +510,12 @@ impl Client {
         Ok(self
             .tables
             .clone()
-            .create_table(pb::CreateTableRequest {
+            .create_table(self.settings.request(pb::CreateTableRequest {
                 database: database.to_owned(),
                 table: table.to_owned(),
                 columns: columns.into_iter().map(Into::into).collect(),
                 if_not_exists,
-            })
+            }))
             .await?
             .into_inner()
             .created)
@@ -375,16 +526,18 @@ impl Client {
         let resp = self
             .tables
             .clone()
-            .insert_rows(pb::InsertRowsRequest {
-                database: database.to_owned(),
-                table: table.to_owned(),
-                rows: rows
-                    .into_iter()
-                    .map(|r| pb::Record {
-                        values: record_pb(r),
-                    })
-                    .collect(),
-            })
+            .insert_rows(
+                self.settings.request(pb::InsertRowsRequest {
+                    database: database.to_owned(),
+                    table: table.to_owned(),
+                    rows: rows
+                        .into_iter()
+                        .map(|r| pb::Record {
+                            values: record_pb(r),
+                        })
+                        .collect(),
+                }),
+            )
             .await?
             .into_inner();
         Ok(u64::try_from(resp.rows_inserted).unwrap_or_default())
@@ -394,7 +547,12 @@ impl Client {
     pub async fn select_rows(&self, database: &str, select: Select) -> Result<Rows> {
         let mut req = select.req;
         req.database = database.to_owned();
-        let stream = self.tables.clone().select_rows(req).await?.into_inner();
+        let stream = self
+            .tables
+            .clone()
+            .select_rows(self.settings.request(req))
+            .await?
+            .into_inner();
         Rows::start(stream).await
     }
 
@@ -425,13 +583,13 @@ impl Client {
         let resp = self
             .tables
             .clone()
-            .update_rows(pb::UpdateRowsRequest {
+            .update_rows(self.settings.request(pb::UpdateRowsRequest {
                 database: database.to_owned(),
                 table: table.to_owned(),
                 set: record_pb(set),
                 filters: filters.into_iter().map(Filter::into_pb).collect(),
                 all,
-            })
+            }))
             .await?
             .into_inner();
         Ok(u64::try_from(resp.rows_affected).unwrap_or_default())
@@ -462,12 +620,12 @@ impl Client {
         let resp = self
             .tables
             .clone()
-            .delete_rows(pb::DeleteRowsRequest {
+            .delete_rows(self.settings.request(pb::DeleteRowsRequest {
                 database: database.to_owned(),
                 table: table.to_owned(),
                 filters: filters.into_iter().map(Filter::into_pb).collect(),
                 all,
-            })
+            }))
             .await?
             .into_inner();
         Ok(u64::try_from(resp.rows_affected).unwrap_or_default())
@@ -477,4 +635,9 @@ impl Client {
 fn database(d: Option<pb::Database>) -> Result<Database> {
     d.map(Into::into)
         .ok_or_else(|| crate::Error::Protocol("the response carries no database".into()))
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| crate::Error::Config(format!("cannot read {}: {e}", path.display())))
 }

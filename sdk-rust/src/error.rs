@@ -24,6 +24,10 @@ pub enum Error {
     /// A column name or index that the result does not have.
     #[error("no column {0} in the result")]
     NoSuchColumn(String),
+    /// The client's own configuration is unusable (an unreadable CA file, a key that is not
+    /// ASCII).
+    #[error("invalid client configuration: {0}")]
+    Config(String),
     /// The server sent something this SDK does not understand.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -64,7 +68,7 @@ impl Error {
         match self {
             Error::Status(s) => s.code(),
             Error::Transport(_) => Code::Unavailable,
-            Error::Type { .. } | Error::NoSuchColumn(_) => Code::InvalidArgument,
+            Error::Type { .. } | Error::NoSuchColumn(_) | Error::Config(_) => Code::InvalidArgument,
             Error::Protocol(_) => Code::Internal,
         }
     }

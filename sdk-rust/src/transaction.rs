@@ -18,6 +18,7 @@ pub struct Transaction {
 impl Transaction {
     pub(crate) async fn begin(
         mut client: pb::query_service_client::QueryServiceClient<tonic::transport::Channel>,
+        settings: &crate::client::CallSettings,
         database: &str,
     ) -> Result<Self> {
         let (requests, rx) = mpsc::channel(4);
@@ -30,7 +31,10 @@ impl Transaction {
             .send(begin)
             .await
             .map_err(|_| Error::Protocol("session closed".into()))?;
-        let responses = client.session(ReceiverStream::new(rx)).await?.into_inner();
+        let responses = client
+            .session(settings.request(ReceiverStream::new(rx)))
+            .await?
+            .into_inner();
         let mut tx = Transaction {
             requests,
             responses,
