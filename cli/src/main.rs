@@ -1,0 +1,2 @@
+//! The `dbforge` command-line client (being written).
+fn main() {}
