@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "../proto/dbforge/v1/database.proto",
     "../proto/dbforge/v1/query.proto",
     "../proto/dbforge/v1/table.proto",
+    "../proto/dbforge/v1/access.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

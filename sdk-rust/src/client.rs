@@ -14,9 +14,11 @@ use tonic::{
 
 use crate::{
     ExecResult, Filter, Record, Result, Rows, Select, Transaction, Value,
+    access::ApiKeySpec,
     pb::{
-        self, database_service_client::DatabaseServiceClient,
-        query_service_client::QueryServiceClient, table_service_client::TableServiceClient,
+        self, access_service_client::AccessServiceClient,
+        database_service_client::DatabaseServiceClient, query_service_client::QueryServiceClient,
+        table_service_client::TableServiceClient,
     },
     table::{ColumnDef, record_pb},
 };
@@ -254,6 +256,7 @@ pub struct Client {
     databases: DatabaseServiceClient<Channel>,
     queries: QueryServiceClient<Channel>,
     tables: TableServiceClient<Channel>,
+    access: AccessServiceClient<Channel>,
 }
 
 impl Client {
@@ -318,6 +321,7 @@ impl Client {
             tables: TableServiceClient::new(channel.clone())
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
+            access: AccessServiceClient::new(channel.clone()),
             channel,
         }
     }
@@ -495,6 +499,62 @@ impl Client {
     /// Begins an interactive transaction.
     pub async fn transaction(&self, database: &str) -> Result<Transaction> {
         Transaction::begin(self.queries.clone(), &self.settings, database).await
+    }
+
+    // ---- access -------------------------------------------------------------------------
+
+    /// Creates an API key (admin keys only). Returns its description and its secret, which the
+    /// server shows only this once.
+    pub async fn create_api_key(&self, spec: ApiKeySpec) -> Result<(pb::ApiKey, String)> {
+        let resp = self
+            .access
+            .clone()
+            .create_api_key(self.settings.request(spec.req))
+            .await?
+            .into_inner();
+        let key = resp
+            .api_key
+            .ok_or_else(|| crate::Error::Protocol("the response carries no key".into()))?;
+        Ok((key, resp.secret))
+    }
+
+    /// Lists API keys (admin keys only), never their secrets.
+    pub async fn list_api_keys(&self, include_inactive: bool) -> Result<Vec<pb::ApiKey>> {
+        Ok(self
+            .access
+            .clone()
+            .list_api_keys(
+                self.settings
+                    .request(pb::ListApiKeysRequest { include_inactive }),
+            )
+            .await?
+            .into_inner()
+            .api_keys)
+    }
+
+    /// Revokes an API key with immediate effect (admin keys only); false if it already was.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .access
+            .clone()
+            .revoke_api_key(
+                self.settings
+                    .request(pb::RevokeApiKeyRequest { id: id.to_owned() }),
+            )
+            .await?
+            .into_inner()
+            .revoked)
+    }
+
+    /// Describes the key this client uses.
+    pub async fn who_am_i(&self) -> Result<pb::ApiKey> {
+        self.access
+            .clone()
+            .who_am_i(self.settings.request(pb::WhoAmIRequest {}))
+            .await?
+            .into_inner()
+            .api_key
+            .ok_or_else(|| crate::Error::Protocol("the response carries no key".into()))
     }
 
     // ---- tables -------------------------------------------------------------------------

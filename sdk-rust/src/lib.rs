@@ -7,7 +7,7 @@
 //! # let dir = tempfile::tempdir()?;
 //! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! # let addr = listener.local_addr()?;
-//! # let cfg = dbforge_server::config::Config { data_dir: Some(dir.path().into()), ..Default::default() };
+//! # let cfg = dbforge_server::config::Config { data_dir: Some(dir.path().into()), insecure_no_auth: true, ..Default::default() };
 //! # tokio::spawn(dbforge_server::server::run(cfg, listener, std::future::pending()));
 //! use dbforge::{Client, CreateOptions, params};
 //! use futures::TryStreamExt;
@@ -44,6 +44,7 @@
 //! `FAILED_PRECONDITION` / `UNIQUE_VIOLATION` for a duplicate key.
 #![warn(missing_docs)]
 
+mod access;
 mod client;
 mod error;
 pub mod pb;
@@ -52,9 +53,10 @@ mod table;
 mod transaction;
 mod value;
 
+pub use access::{ApiKey, ApiKeySpec, Grant, Role, grant_labels};
 pub use client::{
-    Backend, Capabilities, Client, CreateOptions, Created, Database, DatabaseStatus, ListFilter,
-    Statement,
+    Backend, Capabilities, Client, ClientOptions, CreateOptions, Created, Database, DatabaseStatus,
+    ListFilter, Statement,
 };
 pub use error::{Error, Result};
 pub use rows::{Column, ExecResult, Row, Rows, Summary, Truncation};

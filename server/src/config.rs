@@ -44,6 +44,14 @@ pub struct Config {
     /// e.g. "10s" [default: 10s].
     #[arg(long, env = "DBFORGE_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<Duration>,
+    /// Serve without authentication: every caller may do everything. Refused unless the
+    /// listen address is a loopback address.
+    #[arg(long, env = "DBFORGE_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    /// The admin API key, registered at start (at least 24 characters). Without it, a first
+    /// start writes a new admin key to `<data-dir>/admin.key` (mode 0600).
+    #[arg(long, env = "DBFORGE_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
     /// PostgreSQL admin URL (a role that may create databases and roles); unset: no PostgreSQL.
     #[arg(long, env = "DBFORGE_POSTGRES_URL")]
     pub postgres_url: Option<String>,
@@ -149,6 +157,13 @@ impl Config {
             .is_some_and(|m| m < 64 << 10 || m > i32::MAX as usize)
         {
             return Err("--max-message-size must be between 65536 and 2147483647 bytes".into());
+        }
+        if self.insecure_no_auth && !self.listen_addr().ip().is_loopback() {
+            return Err(format!(
+                "--insecure-no-auth is refused on the non-loopback address {}: anyone who can \
+                 reach it could use every database",
+                self.listen_addr()
+            ));
         }
         if self.statement_timeout.is_some_and(|t| t.is_zero()) {
             return Err("--statement-timeout must be greater than 0".into());

@@ -7,6 +7,7 @@ use axum::{http::HeaderValue, response::Response};
 use tokio::net::TcpListener;
 use tonic::{
     server::NamedService,
+    service::interceptor::InterceptedService,
     service::{Routes, RoutesBuilder},
     transport::{Server, server::TcpIncoming},
 };
@@ -15,13 +16,17 @@ use tonic_web::GrpcWebLayer;
 use tracing::{info, warn};
 
 use crate::{
-    api::{control::ControlApi, data::QueryApi, table::TableApi},
+    api::{
+        access::AccessApi, auth::Authenticator, control::ControlApi, data::QueryApi,
+        table::TableApi,
+    },
     backend::{Backend, sqlite::SqliteBackend},
     config::Config,
-    core::forge::Forge,
+    core::{access::Keyring, forge::Forge},
     pb::{
-        self, database_service_server::DatabaseServiceServer,
-        query_service_server::QueryServiceServer, table_service_server::TableServiceServer,
+        self, access_service_server::AccessServiceServer,
+        database_service_server::DatabaseServiceServer, query_service_server::QueryServiceServer,
+        table_service_server::TableServiceServer,
     },
 };
 
@@ -38,23 +43,53 @@ pub async fn run(
     cfg.validate()?;
     let limits = cfg.limits();
     let backends: Vec<Arc<dyn Backend>> = vec![Arc::new(SqliteBackend::new(cfg.sqlite())?)];
+    let addr = listener.local_addr()?;
+    if cfg.insecure_no_auth && !addr.ip().is_loopback() {
+        return Err(format!(
+            "--insecure-no-auth is refused on the non-loopback address {addr}: anyone who can reach \
+             it could use every database"
+        )
+        .into());
+    }
     let (forge, housekeeping) = Forge::open(cfg.forge(), backends).await?;
+    let keyring = if cfg.insecure_no_auth {
+        warn!("authentication is DISABLED (--insecure-no-auth): every caller may do everything");
+        None
+    } else {
+        let keyring = Arc::new(Keyring::load(forge.catalog())?);
+        if let Some(path) = keyring.bootstrap(&cfg.data_dir(), cfg.admin_key.as_deref())? {
+            info!(path = %path.display(), "no API keys existed: wrote a new admin key to this file");
+        }
+        Some(keyring)
+    };
+    let auth = Authenticator::new(keyring.clone());
 
     let max = limits.max_message_bytes;
-    let control = DatabaseServiceServer::new(ControlApi::new(forge.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
-    let query = QueryServiceServer::new(QueryApi::new(forge.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
-    let table = TableServiceServer::new(TableApi::new(forge.clone()))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let control = InterceptedService::new(
+        DatabaseServiceServer::new(ControlApi::new(forge.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        auth.clone(),
+    );
+    let query = InterceptedService::new(
+        QueryServiceServer::new(QueryApi::new(forge.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        auth.clone(),
+    );
+    let table = InterceptedService::new(
+        TableServiceServer::new(TableApi::new(forge.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        auth.clone(),
+    );
+    let access = InterceptedService::new(AccessServiceServer::new(AccessApi::new(keyring)), auth);
 
     let (reporter, health) = tonic_health::server::health_reporter();
     serving(&reporter, &control).await;
     serving(&reporter, &query).await;
     serving(&reporter, &table).await;
+    serving(&reporter, &access).await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -76,14 +111,14 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .add_service(control)
         .add_service(query)
-        .add_service(table);
+        .add_service(table)
+        .add_service(access);
     let app = routes
         .routes()
         .into_axum_router()
         .layer(axum::middleware::map_response(remap_oversize))
         .layer(GrpcWebLayer::new());
 
-    let addr = listener.local_addr()?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     info!(%addr, "dbforge-server listening");
     let stopping = Arc::new(tokio::sync::Notify::new());

@@ -2,6 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
+use super::caller;
 use crate::{
     core::forge::{DatabaseSpec, Forge, ListFilter},
     pb::{self, database_service_server::DatabaseService},
@@ -26,8 +27,9 @@ impl DatabaseService for ControlApi {
         &self,
         req: Request<pb::CreateDatabaseRequest>,
     ) -> Result<Response<pb::CreateDatabaseResponse>, Status> {
+        let who = caller(&req)?;
         let spec = DatabaseSpec::try_from(req.into_inner())?;
-        let (db, created) = self.forge.create_database(spec).await?;
+        let (db, created) = self.forge.create_database(&who, spec).await?;
         Ok(Response::new(pb::CreateDatabaseResponse {
             database: Some(db.into()),
             created,
@@ -38,8 +40,9 @@ impl DatabaseService for ControlApi {
         &self,
         req: Request<pb::GetDatabaseRequest>,
     ) -> Result<Response<pb::GetDatabaseResponse>, Status> {
+        let who = caller(&req)?;
         let pb::GetDatabaseRequest { name } = req.into_inner();
-        let db = self.forge.get_database(&name).await?;
+        let db = self.forge.get_database(&who, &name).await?;
         Ok(Response::new(pb::GetDatabaseResponse {
             database: Some(db.into()),
         }))
@@ -49,8 +52,9 @@ impl DatabaseService for ControlApi {
         &self,
         req: Request<pb::ListDatabasesRequest>,
     ) -> Result<Response<pb::ListDatabasesResponse>, Status> {
+        let who = caller(&req)?;
         let filter = ListFilter::try_from(req.into_inner())?;
-        let page = self.forge.list_databases(filter).await?;
+        let page = self.forge.list_databases(&who, filter).await?;
         Ok(Response::new(page.into()))
     }
 
@@ -58,11 +62,15 @@ impl DatabaseService for ControlApi {
         &self,
         req: Request<pb::DeleteDatabaseRequest>,
     ) -> Result<Response<pb::DeleteDatabaseResponse>, Status> {
+        let who = caller(&req)?;
         let pb::DeleteDatabaseRequest {
             name,
             allow_missing,
         } = req.into_inner();
-        let deleted = self.forge.delete_database(&name, allow_missing).await?;
+        let deleted = self
+            .forge
+            .delete_database(&who, &name, allow_missing)
+            .await?;
         Ok(Response::new(pb::DeleteDatabaseResponse { deleted }))
     }
 }

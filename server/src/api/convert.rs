@@ -372,6 +372,7 @@ fn capabilities(c: Capabilities) -> pb::Capabilities {
         last_insert_id,
         returning,
         placeholder: placeholder.to_owned(),
+        read_only_grants: false,
     }
 }
 
@@ -386,6 +387,7 @@ impl From<DatabaseInfo> for pb::Database {
             size_bytes,
             labels,
             capabilities: caps,
+            read_only_grants,
         } = d;
         pb::Database {
             name: name.to_string(),
@@ -398,7 +400,10 @@ impl From<DatabaseInfo> for pb::Database {
             last_accessed_at: Some(timestamp(last_accessed_ms)),
             size_bytes: size_bytes.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX)),
             labels: labels.into_iter().collect(),
-            capabilities: caps.map(capabilities),
+            capabilities: caps.map(|c| pb::Capabilities {
+                read_only_grants,
+                ..capabilities(c)
+            }),
         }
     }
 }

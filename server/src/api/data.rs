@@ -6,10 +6,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
 
-use super::{ResponseStream, convert, status::remap_decode_error};
+use super::{ResponseStream, caller, convert, status::remap_decode_error};
 use crate::{
     backend::Session,
     core::{
+        access::Principal,
         error::{Error, Result},
         forge::Forge,
         value::Statement,
@@ -39,6 +40,7 @@ impl QueryService for QueryApi {
         &self,
         req: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let who = caller(&req)?;
         let pb::ExecuteRequest {
             database,
             sql,
@@ -48,7 +50,7 @@ impl QueryService for QueryApi {
             sql,
             params: convert::params(params)?,
         };
-        let result = self.forge.execute(&database, stmt).await?;
+        let result = self.forge.execute(&who, &database, stmt).await?;
         Ok(Response::new(pb::ExecuteResponse {
             result: Some(result.into()),
         }))
@@ -58,6 +60,7 @@ impl QueryService for QueryApi {
         &self,
         req: Request<pb::QueryRequest>,
     ) -> Result<Response<Self::QueryStream>, Status> {
+        let who = caller(&req)?;
         let pb::QueryRequest {
             database,
             sql,
@@ -70,7 +73,7 @@ impl QueryService for QueryApi {
             sql,
             params: convert::params(params)?,
         };
-        let rows = self.forge.query(&database, stmt, max_rows).await?;
+        let rows = self.forge.query(&who, &database, stmt, max_rows).await?;
         Ok(Response::new(Box::pin(
             rows.map(|ev| ev.map(Into::into).map_err(Status::from)),
         )))
@@ -80,6 +83,7 @@ impl QueryService for QueryApi {
         &self,
         req: Request<pb::ExecuteBatchRequest>,
     ) -> Result<Response<pb::ExecuteBatchResponse>, Status> {
+        let who = caller(&req)?;
         let pb::ExecuteBatchRequest {
             database,
             statements,
@@ -89,7 +93,10 @@ impl QueryService for QueryApi {
             .into_iter()
             .map(Statement::try_from)
             .collect::<Result<Vec<_>>>()?;
-        let results = self.forge.batch(&database, stmts, transaction).await?;
+        let results = self
+            .forge
+            .batch(&who, &database, stmts, transaction)
+            .await?;
         Ok(Response::new(pb::ExecuteBatchResponse {
             results: results.into_iter().map(Into::into).collect(),
         }))
@@ -99,9 +106,10 @@ impl QueryService for QueryApi {
         &self,
         req: Request<Streaming<pb::SessionRequest>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        let who = caller(&req)?;
         let inbound = req.into_inner();
         let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(run_session(self.forge.clone(), inbound, tx));
+        tokio::spawn(run_session(self.forge.clone(), who, inbound, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -116,6 +124,7 @@ struct SessionState {
 /// dropped (rolling back any open transaction) when the stream ends, breaks or idles out.
 async fn run_session(
     forge: Forge,
+    who: Principal,
     mut inbound: Streaming<pb::SessionRequest>,
     tx: mpsc::Sender<Result<pb::SessionResponse, Status>>,
 ) {
@@ -143,7 +152,7 @@ async fn run_session(
             Ok(Ok(None)) => break,
             Ok(Ok(Some(msg))) => msg,
         };
-        let kind = match step(&forge, &mut state, msg).await {
+        let kind = match step(&forge, &who, &mut state, msg).await {
             Ok(kind) => kind,
             Err(err) => {
                 let status = Status::from(err);
@@ -166,6 +175,7 @@ async fn run_session(
 
 async fn step(
     forge: &Forge,
+    who: &Principal,
     state: &mut SessionState,
     msg: pb::SessionRequest,
 ) -> Result<pb::session_response::Kind> {
@@ -181,7 +191,7 @@ async fn step(
                 )));
             }
             if state.session.is_none() {
-                state.session = Some(forge.session(&database).await?);
+                state.session = Some(forge.session(who, &database).await?);
                 state.database = Some(database);
             }
             let session = state.session.as_mut().ok_or_else(no_tx)?;

@@ -57,6 +57,8 @@ impl From<Error> for Status {
                     QueryErrorKind::Forbidden => (Code::PermissionDenied, "FORBIDDEN"),
                 }
             }
+            Error::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),
+            Error::PermissionDenied(_) => (Code::PermissionDenied, "PERMISSION_DENIED"),
             Error::LimitExceeded(_) => (Code::ResourceExhausted, "LIMIT_EXCEEDED"),
             Error::Timeout(_) => (Code::DeadlineExceeded, "TIMEOUT"),
             Error::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),

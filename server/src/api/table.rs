@@ -3,7 +3,7 @@
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::{ResponseStream, convert};
+use super::{ResponseStream, caller, convert};
 use crate::{
     core::{
         forge::Forge,
@@ -33,10 +33,11 @@ impl TableService for TableApi {
         &self,
         req: Request<pb::CreateTableRequest>,
     ) -> Result<Response<pb::CreateTableResponse>, Status> {
+        let who = caller(&req)?;
         let req = req.into_inner();
         let database = req.database.clone();
         let spec = TableSpec::try_from(req)?;
-        let created = self.forge.create_table(&database, spec).await?;
+        let created = self.forge.create_table(&who, &database, spec).await?;
         Ok(Response::new(pb::CreateTableResponse { created }))
     }
 
@@ -44,6 +45,7 @@ impl TableService for TableApi {
         &self,
         req: Request<pb::InsertRowsRequest>,
     ) -> Result<Response<pb::InsertRowsResponse>, Status> {
+        let who = caller(&req)?;
         let pb::InsertRowsRequest {
             database,
             table,
@@ -54,7 +56,8 @@ impl TableService for TableApi {
             .into_iter()
             .map(|r| convert::record(r.values))
             .collect::<Result<Vec<_>, _>>()?;
-        let (inserted, last_insert_id) = self.forge.insert_rows(&database, table, rows).await?;
+        let (inserted, last_insert_id) =
+            self.forge.insert_rows(&who, &database, table, rows).await?;
         Ok(Response::new(pb::InsertRowsResponse {
             rows_inserted: i64::try_from(inserted).unwrap_or(i64::MAX),
             last_insert_id,
@@ -65,10 +68,11 @@ impl TableService for TableApi {
         &self,
         req: Request<pb::SelectRowsRequest>,
     ) -> Result<Response<Self::SelectRowsStream>, Status> {
+        let who = caller(&req)?;
         let req = req.into_inner();
         let database = req.database.clone();
         let select = Select::try_from(req)?;
-        let rows = self.forge.select_rows(&database, select).await?;
+        let rows = self.forge.select_rows(&who, &database, select).await?;
         Ok(Response::new(Box::pin(
             rows.map(|ev| ev.map(Into::into).map_err(Status::from)),
         )))
@@ -78,6 +82,7 @@ impl TableService for TableApi {
         &self,
         req: Request<pb::UpdateRowsRequest>,
     ) -> Result<Response<pb::UpdateRowsResponse>, Status> {
+        let who = caller(&req)?;
         let pb::UpdateRowsRequest {
             database,
             table,
@@ -88,7 +93,10 @@ impl TableService for TableApi {
         let table = convert::table_name(&table)?;
         let scope = convert::scope(filters, all)?;
         let set = convert::record(set)?;
-        let n = self.forge.update_rows(&database, table, set, scope).await?;
+        let n = self
+            .forge
+            .update_rows(&who, &database, table, set, scope)
+            .await?;
         Ok(Response::new(pb::UpdateRowsResponse {
             rows_affected: i64::try_from(n).unwrap_or(i64::MAX),
         }))
@@ -98,6 +106,7 @@ impl TableService for TableApi {
         &self,
         req: Request<pb::DeleteRowsRequest>,
     ) -> Result<Response<pb::DeleteRowsResponse>, Status> {
+        let who = caller(&req)?;
         let pb::DeleteRowsRequest {
             database,
             table,
@@ -106,7 +115,10 @@ impl TableService for TableApi {
         } = req.into_inner();
         let table = convert::table_name(&table)?;
         let scope = convert::scope(filters, all)?;
-        let n = self.forge.delete_rows(&database, table, scope).await?;
+        let n = self
+            .forge
+            .delete_rows(&who, &database, table, scope)
+            .await?;
         Ok(Response::new(pb::DeleteRowsResponse {
             rows_affected: i64::try_from(n).unwrap_or(i64::MAX),
         }))

@@ -124,6 +124,9 @@ pub struct StatementLimits {
     pub batch_bytes: usize,
     /// Batches buffered between the engine and the client; the backpressure window.
     pub stream_buffer: usize,
+    /// Run with read-only access: the engine must refuse every write (see
+    /// [`Backend::enforces_read_only`]).
+    pub read_only: bool,
 }
 
 /// A stream of row events; see [`RowEvent`] for the order.
@@ -155,6 +158,13 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// is false, their calls fail fast with [`Error::Unavailable`](crate::core::error::Error).
     fn available(&self) -> bool {
         true
+    }
+    /// Whether [`StatementLimits::read_only`] is enforced by the engine itself (read-only
+    /// connections, read-only transactions, a role without write privileges). A backend that
+    /// cannot enforce it keeps the default `false`, and the core refuses read-only grants on it
+    /// rather than trusting SQL text.
+    fn enforces_read_only(&self) -> bool {
+        false
     }
 }
 

@@ -10,6 +10,7 @@ use std::{
 use rusqlite::{OptionalExtension, params};
 
 use super::{
+    access::{Grant, KeyInfo, decode_grant, encode_grant},
     error::{Error, Result},
     names::DatabaseName,
 };
@@ -61,6 +62,8 @@ pub struct Record {
     pub last_accessed_ms: i64,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// The API key that created it (and so owns it), if any.
+    pub owner: Option<String>,
 }
 
 /// The catalog store. Calls block briefly (one small SQLite transaction); callers run them on
@@ -78,6 +81,25 @@ CREATE TABLE IF NOT EXISTS databases (
     state TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
     last_accessed_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    hash BLOB NOT NULL,
+    admin INTEGER NOT NULL,
+    can_create INTEGER NOT NULL,
+    create_quota INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER,
+    revoked_ms INTEGER
+) STRICT;
+CREATE TABLE IF NOT EXISTS key_grants (
+    key_id TEXT NOT NULL REFERENCES api_keys(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    role TEXT NOT NULL,
+    target TEXT NOT NULL,
+    PRIMARY KEY (key_id, position)
 ) STRICT;
 CREATE TABLE IF NOT EXISTS labels (
     db TEXT NOT NULL REFERENCES databases(name) ON DELETE CASCADE,
@@ -102,6 +124,19 @@ impl Catalog {
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
+        // Catalogs written before keys existed lack the owner column.
+        let has_owner: bool = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('databases') WHERE name = 'owner_key'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(db_err)?
+            > 0;
+        if !has_owner {
+            conn.execute_batch("ALTER TABLE databases ADD COLUMN owner_key TEXT")
+                .map_err(db_err)?;
+        }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -130,7 +165,7 @@ impl Catalog {
                 labels.entry(db).or_default().insert(k, v);
             }
             let mut stmt = c.prepare(
-                "SELECT name, backend, locator, state, created_ms, last_accessed_ms FROM databases",
+                "SELECT name, backend, locator, state, created_ms, last_accessed_ms, owner_key FROM databases",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
@@ -140,11 +175,12 @@ impl Catalog {
                     r.get::<_, String>(3)?,
                     r.get::<_, i64>(4)?,
                     r.get::<_, i64>(5)?,
+                    r.get::<_, Option<String>>(6)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (name, backend, locator, state, created_ms, last_accessed_ms) = row?;
+                let (name, backend, locator, state, created_ms, last_accessed_ms, owner) = row?;
                 let (Ok(parsed), Some(backend), Some(state)) = (
                     DatabaseName::parse(&name),
                     BackendKind::parse(&backend),
@@ -163,6 +199,7 @@ impl Catalog {
                     state,
                     created_ms,
                     last_accessed_ms,
+                    owner,
                 });
             }
             Ok(out)
@@ -174,15 +211,16 @@ impl Catalog {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
-                "INSERT INTO databases (name, backend, locator, state, created_ms, last_accessed_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO databases (name, backend, locator, state, created_ms, last_accessed_ms, owner_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     rec.provisioned.name.as_str(),
                     rec.backend.as_str(),
                     rec.provisioned.locator,
                     rec.state.as_str(),
                     rec.created_ms,
-                    rec.last_accessed_ms
+                    rec.last_accessed_ms,
+                    rec.owner
                 ],
             )?;
             for (k, v) in &rec.labels {
@@ -230,6 +268,110 @@ impl Catalog {
                 }
             }
             tx.commit()
+        })
+    }
+
+    /// Every API key with the hash of its secret.
+    pub fn load_keys(&self) -> Result<Vec<(KeyInfo, [u8; 32])>> {
+        self.with(|c| {
+            let mut grants: BTreeMap<String, Vec<Grant>> = BTreeMap::new();
+            let mut stmt =
+                c.prepare("SELECT key_id, kind, role, target FROM key_grants ORDER BY key_id, position")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (key, kind, role, target) = row?;
+                match decode_grant(&kind, &role, &target) {
+                    Some(g) => grants.entry(key).or_default().push(g),
+                    None => tracing::warn!(key = %key, "skipping a grant that does not parse"),
+                }
+            }
+            let mut stmt = c.prepare(
+                "SELECT id, name, hash, admin, can_create, create_quota, created_ms, expires_ms, revoked_ms
+                 FROM api_keys",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    KeyInfo {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        admin: r.get(3)?,
+                        can_create: r.get(4)?,
+                        create_quota: r.get(5)?,
+                        grants: Vec::new(),
+                        created_ms: r.get(6)?,
+                        expires_ms: r.get(7)?,
+                        revoked_ms: r.get(8)?,
+                    },
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (mut info, hash) = row?;
+                let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) else {
+                    tracing::warn!(key = %info.id, "skipping a key with a malformed hash");
+                    continue;
+                };
+                info.grants = grants.remove(&info.id).unwrap_or_default();
+                out.push((info, hash));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Stores a new key and its grants.
+    pub fn insert_key(&self, info: &KeyInfo, hash: &[u8; 32]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO api_keys (id, name, hash, admin, can_create, create_quota, created_ms, expires_ms, revoked_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    info.id,
+                    info.name,
+                    hash.as_slice(),
+                    info.admin,
+                    info.can_create,
+                    info.create_quota,
+                    info.created_ms,
+                    info.expires_ms,
+                    info.revoked_ms
+                ],
+            )?;
+            for (i, g) in info.grants.iter().enumerate() {
+                let (kind, role, target) = encode_grant(g);
+                tx.execute(
+                    "INSERT INTO key_grants (key_id, position, kind, role, target) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![info.id, i as i64, kind, role, target],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Marks a key revoked.
+    pub fn revoke_key(&self, id: &str, at_ms: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE api_keys SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL",
+                params![id, at_ms],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Removes a key (used when the environment's admin key is rotated).
+    pub fn delete_key(&self, id: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM api_keys WHERE id = ?1", [id])
+                .map(drop)
         })
     }
 

@@ -78,6 +78,12 @@ pub enum Error {
         /// Index of the failing statement in a batch.
         statement_index: Option<usize>,
     },
+    /// No valid credentials came with the call.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller's key lacks the grant the call needs.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// A configured limit was reached.
     #[error("{0}")]
     LimitExceeded(String),

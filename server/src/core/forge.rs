@@ -21,6 +21,7 @@ use tokio::{sync::Notify, task::JoinHandle};
 use tracing::{debug, info, instrument, warn};
 
 use super::{
+    access::{Principal, Role},
     catalog::{Catalog, Record, RecordState},
     error::{Error, Result},
     limits::Limits,
@@ -28,7 +29,9 @@ use super::{
     table::{self, RowScope, Select, SqlDialect, TableSpec},
     value::{Statement, StatementResult, Value},
 };
-use crate::backend::{Backend, BackendKind, Capabilities, Database, RowStream, Session};
+use crate::backend::{
+    Backend, BackendKind, Capabilities, Database, RowStream, Session, StatementLimits,
+};
 
 impl Borrow<str> for DatabaseName {
     fn borrow(&self) -> &str {
@@ -90,6 +93,8 @@ pub struct DatabaseInfo {
     pub labels: BTreeMap<String, String>,
     /// What its backend supports (None when the backend is not configured).
     pub capabilities: Option<Capabilities>,
+    /// Whether read grants are enforced by its engine (and so usable on it).
+    pub read_only_grants: bool,
 }
 
 /// A ListDatabases request.
@@ -251,6 +256,11 @@ impl Forge {
         Ok((forge, housekeeping))
     }
 
+    /// The catalog, shared with the keyring.
+    pub fn catalog(&self) -> Catalog {
+        self.inner.catalog.clone()
+    }
+
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.inner.cfg.limits
@@ -279,6 +289,22 @@ impl Forge {
         })
     }
 
+    /// The entry of `name` if the caller has at least `needed` on it. A database the caller
+    /// could not know of is PERMISSION_DENIED whether it exists or not, so names don't leak.
+    fn authorized(&self, who: &Principal, name: &str, needed: Role) -> Result<(Arc<Entry>, Role)> {
+        match self.entry(name) {
+            Ok(e) => {
+                let r = &e.record;
+                let role = who.require(needed, name, &r.labels, r.owner.as_deref())?;
+                Ok((e, role))
+            }
+            Err(Error::NotFound { .. }) if !who.may_know(name) => Err(Error::PermissionDenied(
+                format!("key {} has no access to database {name:?}", who.key_id()),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
     fn info(&self, e: &Entry, size_bytes: Option<u64>) -> DatabaseInfo {
         DatabaseInfo {
             name: e.record.provisioned.name.clone(),
@@ -293,6 +319,7 @@ impl Forge {
             size_bytes,
             labels: e.record.labels.clone(),
             capabilities: e.backend.as_ref().map(|b| b.capabilities().clone()),
+            read_only_grants: e.backend.as_ref().is_some_and(|b| b.enforces_read_only()),
         }
     }
 
@@ -310,10 +337,27 @@ impl Forge {
     /// Spawns a database. Returns it and whether it was created (false: `if_not_exists` found
     /// it).
     #[instrument(skip_all, fields(db = %spec.name, backend = %spec.backend))]
-    pub async fn create_database(&self, spec: DatabaseSpec) -> Result<(DatabaseInfo, bool)> {
+    pub async fn create_database(
+        &self,
+        who: &Principal,
+        spec: DatabaseSpec,
+    ) -> Result<(DatabaseInfo, bool)> {
+        let owner = match who {
+            Principal::Unrestricted => None,
+            Principal::Key(k) if k.admin || k.can_create => Some(k.id.clone()),
+            Principal::Key(k) => {
+                return Err(Error::PermissionDenied(format!(
+                    "key {} may not create databases",
+                    k.id
+                )));
+            }
+        };
         let _control = self.inner.control.lock().await;
         if let Ok(existing) = self.entry(&spec.name) {
+            // Knowing that a name is taken is fine; getting the database back needs a grant.
             if spec.if_not_exists && existing.record.backend == spec.backend {
+                let r = &existing.record;
+                who.require(Role::Read, &spec.name, &r.labels, r.owner.as_deref())?;
                 let size = Self::size_of(&existing).await;
                 return Ok((self.info(&existing, size), false));
             }
@@ -321,6 +365,25 @@ impl Forge {
                 what: "database",
                 name: format!("{} (backend {})", spec.name, existing.record.backend),
             });
+        }
+        if let Principal::Key(k) = who {
+            let quota = k.create_quota as usize;
+            if !k.admin && quota > 0 {
+                let owned = self
+                    .inner
+                    .entries
+                    .read()
+                    .map_err(|_| Error::internal("registry lock poisoned"))?
+                    .values()
+                    .filter(|e| e.record.owner.as_deref() == Some(k.id.as_str()))
+                    .count();
+                if owned >= quota {
+                    return Err(Error::LimitExceeded(format!(
+                        "key {} has created {owned} databases, its quota",
+                        k.id
+                    )));
+                }
+            }
         }
         let backend = self
             .inner
@@ -342,6 +405,7 @@ impl Forge {
             created_ms: now,
             last_accessed_ms: now,
             labels: spec.labels,
+            owner,
         };
         let (cat, rec) = (self.inner.catalog.clone(), record.clone());
         blocking(move || cat.insert(&rec)).await?;
@@ -383,14 +447,18 @@ impl Forge {
     }
 
     /// One database.
-    pub async fn get_database(&self, name: &str) -> Result<DatabaseInfo> {
-        let e = self.entry(name)?;
+    pub async fn get_database(&self, who: &Principal, name: &str) -> Result<DatabaseInfo> {
+        let (e, _) = self.authorized(who, name, Role::Read)?;
         let size = Self::size_of(&e).await;
         Ok(self.info(&e, size))
     }
 
     /// A page of databases in name order.
-    pub async fn list_databases(&self, filter: ListFilter) -> Result<DatabasePage> {
+    pub async fn list_databases(
+        &self,
+        who: &Principal,
+        filter: ListFilter,
+    ) -> Result<DatabasePage> {
         let mut page: Vec<Arc<Entry>> = Vec::new();
         let mut more = false;
         {
@@ -405,11 +473,16 @@ impl Forge {
             };
             for (_, e) in entries.range::<str, _>((lower, Bound::Unbounded)) {
                 let r = &e.record;
+                let visible = || {
+                    who.role_on(r.provisioned.name.as_str(), &r.labels, r.owner.as_deref())
+                        .is_some()
+                };
                 if filter.backend.is_some_and(|b| b != r.backend)
                     || !filter
                         .labels
                         .iter()
                         .all(|(k, v)| r.labels.get(k) == Some(v))
+                    || !visible()
                 {
                     continue;
                 }
@@ -436,10 +509,15 @@ impl Forge {
 
     /// Prunes a database. Returns false when it did not exist and `allow_missing` is set.
     #[instrument(skip_all, fields(db = %name))]
-    pub async fn delete_database(&self, name: &str, allow_missing: bool) -> Result<bool> {
+    pub async fn delete_database(
+        &self,
+        who: &Principal,
+        name: &str,
+        allow_missing: bool,
+    ) -> Result<bool> {
         let _control = self.inner.control.lock().await;
-        let entry = match self.entry(name) {
-            Ok(e) => e,
+        let entry = match self.authorized(who, name, Role::Owner) {
+            Ok((e, _)) => e,
             Err(Error::NotFound { .. }) if allow_missing => return Ok(false),
             Err(e) => return Err(e),
         };
@@ -467,18 +545,23 @@ impl Forge {
     }
 
     /// The open handle of a database, opening it on first use.
-    async fn handle(&self, name: &str) -> Result<(Arc<Entry>, Arc<dyn Database>)> {
-        let entry = self.entry(name)?;
+    async fn handle(
+        &self,
+        who: &Principal,
+        name: &str,
+        needed: Role,
+    ) -> Result<(Arc<Entry>, Arc<dyn Database>, Role)> {
+        let (entry, role) = self.authorized(who, name, needed)?;
         entry.last_used.store(self.uptime_ms(), Ordering::Relaxed);
         entry.last_accessed_ms.store(now_ms(), Ordering::Relaxed);
         entry.touched.store(true, Ordering::Relaxed);
         if let Some(h) = entry.cached_handle() {
-            return Ok((entry, h));
+            return Ok((entry, h, role));
         }
         let handle = {
             let _opening = entry.opening.lock().await;
             if let Some(h) = entry.cached_handle() {
-                return Ok((Arc::clone(&entry), h));
+                return Ok((Arc::clone(&entry), h, role));
             }
             let h = entry.backend()?.open(&entry.record.provisioned).await?;
             if let Ok(mut slot) = entry.handle.lock() {
@@ -490,7 +573,21 @@ impl Forge {
         if open > self.inner.cfg.max_open_databases {
             self.close_least_recent();
         }
-        Ok((entry, handle))
+        Ok((entry, handle, role))
+    }
+
+    /// Limits for a caller with `role`: read-only unless it may write, and only on engines
+    /// that enforce read-only access themselves.
+    fn limits_for(entry: &Entry, role: Role, base: StatementLimits) -> Result<StatementLimits> {
+        let read_only = role < Role::Write;
+        if read_only && !entry.backend()?.enforces_read_only() {
+            return Err(Error::PermissionDenied(format!(
+                "read grants are not enforced by the {} backend yet, so they give no access to it; \
+                 ask for a write grant",
+                entry.record.backend
+            )));
+        }
+        Ok(StatementLimits { read_only, ..base })
     }
 
     /// Closes the least recently used tenth of the open databases, so that the scan it costs
@@ -592,20 +689,34 @@ impl Forge {
     // ---- data plane ------------------------------------------------------------------------
 
     /// Runs one statement.
-    pub async fn execute(&self, db: &str, stmt: Statement) -> Result<StatementResult> {
-        let (_, h) = self.handle(db).await?;
-        h.execute(stmt, &self.inner.cfg.limits.whole_result()).await
+    pub async fn execute(
+        &self,
+        who: &Principal,
+        db: &str,
+        stmt: Statement,
+    ) -> Result<StatementResult> {
+        let (entry, h, role) = self.handle(who, db, Role::Read).await?;
+        let limits = Self::limits_for(&entry, role, self.inner.cfg.limits.whole_result())?;
+        h.execute(stmt, &limits).await
     }
 
     /// Streams one statement's rows.
-    pub async fn query(&self, db: &str, stmt: Statement, max_rows: u64) -> Result<RowStream> {
-        let (_, h) = self.handle(db).await?;
-        h.query(stmt, self.inner.cfg.limits.stream(max_rows)).await
+    pub async fn query(
+        &self,
+        who: &Principal,
+        db: &str,
+        stmt: Statement,
+        max_rows: u64,
+    ) -> Result<RowStream> {
+        let (entry, h, role) = self.handle(who, db, Role::Read).await?;
+        let limits = Self::limits_for(&entry, role, self.inner.cfg.limits.stream(max_rows))?;
+        h.query(stmt, limits).await
     }
 
     /// Runs a batch.
     pub async fn batch(
         &self,
+        who: &Principal,
         db: &str,
         stmts: Vec<Statement>,
         transactional: bool,
@@ -617,14 +728,14 @@ impl Forge {
                 stmts.len()
             )));
         }
-        let (_, h) = self.handle(db).await?;
-        h.batch(stmts, transactional, &self.inner.cfg.limits.whole_result())
-            .await
+        let (entry, h, role) = self.handle(who, db, Role::Read).await?;
+        let limits = Self::limits_for(&entry, role, self.inner.cfg.limits.whole_result())?;
+        h.batch(stmts, transactional, &limits).await
     }
 
     /// Opens an interactive session.
-    pub async fn session(&self, db: &str) -> Result<Box<dyn Session>> {
-        let (entry, h) = self.handle(db).await?;
+    pub async fn session(&self, who: &Principal, db: &str) -> Result<Box<dyn Session>> {
+        let (entry, h, role) = self.handle(who, db, Role::Read).await?;
         let backend = entry.backend()?;
         if !backend.capabilities().sessions {
             return Err(Error::Unsupported {
@@ -632,15 +743,24 @@ impl Forge {
                 backend: backend.kind().as_str(),
             });
         }
-        h.session(self.inner.cfg.limits.whole_result()).await
+        let limits = Self::limits_for(&entry, role, self.inner.cfg.limits.whole_result())?;
+        h.session(limits).await
     }
 
+    /// The handle, dialect and limits (whole-result, streamed) for a TableService call.
     async fn sql(
         &self,
+        who: &Principal,
         db: &str,
+        needed: Role,
         operation: &'static str,
-    ) -> Result<(Arc<dyn Database>, &'static dyn SqlDialect)> {
-        let (entry, h) = self.handle(db).await?;
+    ) -> Result<(
+        Arc<dyn Database>,
+        &'static dyn SqlDialect,
+        StatementLimits,
+        StatementLimits,
+    )> {
+        let (entry, h, role) = self.handle(who, db, needed).await?;
         let backend = entry.backend()?;
         let dialect = backend
             .dialect()
@@ -649,14 +769,17 @@ impl Forge {
                 operation,
                 backend: backend.kind().as_str(),
             })?;
-        Ok((h, dialect))
+        let limits = &self.inner.cfg.limits;
+        let whole = Self::limits_for(&entry, role, limits.whole_result())?;
+        let stream = Self::limits_for(&entry, role, limits.stream(0))?;
+        Ok((h, dialect, whole, stream))
     }
 
     /// Creates a table; false when `if_not_exists` found it.
-    pub async fn create_table(&self, db: &str, spec: TableSpec) -> Result<bool> {
-        let (h, d) = self.sql(db, "CreateTable").await?;
+    pub async fn create_table(&self, who: &Principal, db: &str, spec: TableSpec) -> Result<bool> {
+        let (h, d, limits, _) = self.sql(who, db, Role::Write, "CreateTable").await?;
         let create = table::create_table(d, &spec)?;
-        let mut session = h.session(self.inner.cfg.limits.whole_result()).await?;
+        let mut session = h.session(limits).await?;
         session.begin().await?;
         let exists = !session
             .execute(d.table_exists(spec.table.as_str()))
@@ -682,6 +805,7 @@ impl Forge {
     /// Inserts rows in one transaction; returns the count and the last insert id.
     pub async fn insert_rows(
         &self,
+        who: &Principal,
         db: &str,
         table: Identifier,
         rows: Vec<Vec<(Identifier, Value)>>,
@@ -693,50 +817,58 @@ impl Forge {
                 rows.len()
             )));
         }
-        let (h, d) = self.sql(db, "InsertRows").await?;
+        let (h, d, limits, _) = self.sql(who, db, Role::Write, "InsertRows").await?;
         let stmts = rows
             .into_iter()
             .map(|r| table::insert_row(d, &table, r))
             .collect();
-        let results = h
-            .batch(stmts, true, &self.inner.cfg.limits.whole_result())
-            .await?;
+        let results = h.batch(stmts, true, &limits).await?;
         let inserted = results.iter().map(|r| r.rows_affected).sum();
         Ok((inserted, results.last().and_then(|r| r.last_insert_id)))
     }
 
     /// Streams the rows of a table that match the filters.
-    pub async fn select_rows(&self, db: &str, select: Select) -> Result<RowStream> {
-        let (h, d) = self.sql(db, "SelectRows").await?;
+    pub async fn select_rows(
+        &self,
+        who: &Principal,
+        db: &str,
+        select: Select,
+    ) -> Result<RowStream> {
+        let (h, d, _, stream) = self.sql(who, db, Role::Read, "SelectRows").await?;
         let stmt = table::select(d, &select);
-        h.query(
-            stmt,
-            self.inner.cfg.limits.stream(select.limit.unwrap_or(0)),
-        )
-        .await
+        let max_rows = self
+            .inner
+            .cfg
+            .limits
+            .stream(select.limit.unwrap_or(0))
+            .max_rows;
+        h.query(stmt, StatementLimits { max_rows, ..stream }).await
     }
 
     /// Updates matching rows.
     pub async fn update_rows(
         &self,
+        who: &Principal,
         db: &str,
         table: Identifier,
         set: Vec<(Identifier, Value)>,
         scope: RowScope,
     ) -> Result<u64> {
-        let (h, d) = self.sql(db, "UpdateRows").await?;
+        let (h, d, limits, _) = self.sql(who, db, Role::Write, "UpdateRows").await?;
         let stmt = table::update(d, &table, set, &scope)?;
-        Ok(h.execute(stmt, &self.inner.cfg.limits.whole_result())
-            .await?
-            .rows_affected)
+        Ok(h.execute(stmt, &limits).await?.rows_affected)
     }
 
     /// Deletes matching rows.
-    pub async fn delete_rows(&self, db: &str, table: Identifier, scope: RowScope) -> Result<u64> {
-        let (h, d) = self.sql(db, "DeleteRows").await?;
+    pub async fn delete_rows(
+        &self,
+        who: &Principal,
+        db: &str,
+        table: Identifier,
+        scope: RowScope,
+    ) -> Result<u64> {
+        let (h, d, limits, _) = self.sql(who, db, Role::Write, "DeleteRows").await?;
         let stmt = table::delete(d, &table, &scope);
-        Ok(h.execute(stmt, &self.inner.cfg.limits.whole_result())
-            .await?
-            .rows_affected)
+        Ok(h.execute(stmt, &limits).await?.rows_affected)
     }
 }

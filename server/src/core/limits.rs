@@ -61,6 +61,7 @@ impl Limits {
             batch_rows: self.batch_rows,
             batch_bytes: self.batch_bytes,
             stream_buffer: self.stream_buffer,
+            read_only: false,
         }
     }
 
@@ -78,6 +79,7 @@ impl Limits {
             batch_rows: self.batch_rows,
             batch_bytes: self.batch_bytes.min(self.max_message_bytes / 2),
             stream_buffer: self.stream_buffer,
+            read_only: false,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The domain: spawning, pruning and using databases, free of gRPC and wire types.
 
+pub mod access;
 pub mod catalog;
 pub mod error;
 pub mod forge;

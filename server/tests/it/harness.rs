@@ -5,7 +5,10 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -31,8 +34,11 @@ impl TestServer {
     /// Starts with a config adjusted by `f` (the data dir is a fresh temp dir unless `f` sets one).
     pub async fn with(f: impl FnOnce(Config) -> Config) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        // Most tests are about something else than keys: they run without authentication
+        // (loopback only); the access tests turn it on.
         let cfg = f(Config {
             data_dir: Some(dir.path().to_path_buf()),
+            insecure_no_auth: true,
             ..Config::default()
         });
         Self::start_config(cfg, Some(dir)).await
@@ -42,6 +48,7 @@ impl TestServer {
     pub async fn on_dir(data_dir: &Path) -> Self {
         let cfg = Config {
             data_dir: Some(data_dir.to_path_buf()),
+            insecure_no_auth: true,
             ..Config::default()
         };
         Self::start_config(cfg, None).await
@@ -130,14 +137,33 @@ pub fn unique(prefix: &str) -> String {
 pub struct ServerProcess {
     pub child: Child,
     pub addr: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
+    /// Without authentication.
     pub fn spawn(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut args = vec!["--insecure-no-auth"];
+        args.extend_from_slice(extra);
+        Self::spawn_with(data_dir, &args)
+    }
+
+    /// With authentication, as deployed.
+    pub fn spawn_secured(data_dir: &Path) -> Self {
+        Self::spawn_with(data_dir, &[])
+    }
+
+    /// Everything the server logged so far (debug level for DB-Forge's own modules).
+    pub fn logs(&self) -> String {
+        self.logs.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    fn spawn_with(data_dir: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dbforge-server"))
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .args(["--log", "info,dbforge_server=debug"])
+            .args(["--log", "debug"])
+            .env_remove("DBFORGE_ADMIN_KEY")
             .args(extra)
             .env("NO_COLOR", "1")
             .env("RUST_LOG_STYLE", "never")
@@ -147,11 +173,15 @@ impl ServerProcess {
             .expect("spawn dbforge-server");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let logs = Arc::new(Mutex::new(Vec::new()));
         let addr = loop {
             let line = lines
                 .next()
                 .expect("server printed its address before exiting")
                 .expect("read server output");
+            if let Ok(mut l) = logs.lock() {
+                l.push(line.clone());
+            }
             if let Some(rest) = line.split("addr=").nth(1) {
                 let text = rest.split_whitespace().next().unwrap_or_default();
                 break text.parse().expect("listen address");
@@ -159,12 +189,16 @@ impl ServerProcess {
         };
         // Keep draining the log (into the test's output, shown on failure) so the child never
         // blocks on a full pipe.
+        let sink = Arc::clone(&logs);
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
                 eprintln!("[server] {line}");
+                if let Ok(mut l) = sink.lock() {
+                    l.push(line);
+                }
             }
         });
-        ServerProcess { child, addr }
+        ServerProcess { child, addr, logs }
     }
 
     pub async fn client(&self) -> Client {

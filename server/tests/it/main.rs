@@ -1,5 +1,6 @@
 //! Integration tests over real gRPC on loopback: one binary, one module per area.
 
+mod access;
 mod concurrency;
 mod control;
 mod data;

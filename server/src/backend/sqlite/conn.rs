@@ -109,9 +109,12 @@ impl Conn {
         };
         let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(classify)?;
         conn.busy_timeout(opts.busy_timeout).map_err(classify)?;
+        // query_only on readers: even a temporary table is refused to a read-only caller.
         conn.execute_batch(&format!(
-            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
-            opts.cache_kib
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{}; \
+             PRAGMA query_only = {};",
+            opts.cache_kib,
+            i32::from(opts.read_only)
         ))
         .map_err(classify)?;
         // Defensive mode forbids writable_schema tricks and direct page writes; untrusted schema
@@ -558,9 +561,13 @@ pub fn classify(err: rusqlite::Error) -> Error {
                     ffi::SQLITE_CONSTRAINT_NOTNULL => QueryErrorKind::NotNull,
                     _ => QueryErrorKind::Check,
                 }),
-                C::AuthorizationForStatementDenied | C::ReadOnly => {
-                    query(QueryErrorKind::Forbidden)
-                }
+                C::AuthorizationForStatementDenied => query(QueryErrorKind::Forbidden),
+                C::ReadOnly => Error::Query {
+                    kind: QueryErrorKind::Forbidden,
+                    code: code.clone(),
+                    message: format!("read-only access: {message}"),
+                    statement_index: None,
+                },
                 C::OperationInterrupted => {
                     Error::Timeout("the statement ran past its deadline and was interrupted".into())
                 }

@@ -208,6 +208,10 @@ impl Backend for SqliteBackend {
         .await
     }
 
+    fn enforces_read_only(&self) -> bool {
+        true
+    }
+
     async fn remove_orphans(&self, known: &[Provisioned]) -> Result<usize> {
         let dir = self.cfg.dir.clone();
         let known: HashSet<String> = known.iter().map(|p| p.locator.clone()).collect();
@@ -365,7 +369,8 @@ impl SqliteDatabase {
             .with_reader(move |conn| {
                 conn.set_deadline(reader_limits.timeout);
                 match conn.is_read_only(&stmt.sql) {
-                    Ok(true) => {
+                    // A read-only caller's writes stay here too, where the engine refuses them.
+                    Ok(only_reads) if only_reads || reader_limits.read_only => {
                         let sink = Sink {
                             tx: &reader_tx,
                             rt: &reader_rt,
@@ -378,7 +383,7 @@ impl SqliteDatabase {
                         };
                         (stmt, Routed::Done(Ok(())))
                     }
-                    Ok(false) => (stmt, Routed::NeedsWriter),
+                    Ok(_) => (stmt, Routed::NeedsWriter),
                     Err(e) => (stmt, Routed::Done(Err(e))),
                 }
             })
@@ -430,6 +435,16 @@ impl SqliteDatabase {
 impl Database for SqliteDatabase {
     async fn execute(&self, stmt: Statement, limits: &StatementLimits) -> Result<StatementResult> {
         let (max_rows, max_bytes, timeout) = (limits.max_rows, limits.max_bytes, limits.timeout);
+        if limits.read_only {
+            // Read-only connections (SQLITE_OPEN_READ_ONLY, query_only): the engine refuses
+            // every write, whatever the statement looks like.
+            return self
+                .with_reader(move |conn| {
+                    conn.set_deadline(timeout);
+                    conn.run(&stmt, max_rows, max_bytes)
+                })
+                .await?;
+        }
         let (stmt, routed) = self
             .with_reader(move |conn| {
                 conn.set_deadline(timeout);
@@ -470,6 +485,23 @@ impl Database for SqliteDatabase {
         limits: &StatementLimits,
     ) -> Result<Vec<StatementResult>> {
         let timeout = limits.timeout;
+        if limits.read_only {
+            return self
+                .with_reader(move |conn| {
+                    conn.set_deadline(timeout);
+                    if transactional {
+                        conn.control("BEGIN")?;
+                    }
+                    let results = stmts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| conn.run_discarding(s).map_err(|e| e.at_statement(i)))
+                        .collect::<Result<Vec<_>>>();
+                    conn.rollback_quietly();
+                    results
+                })
+                .await?;
+        }
         if transactional {
             return self
                 .write(limits, move |conn| {
@@ -606,12 +638,30 @@ fn stream_rows(
     }))
 }
 
-/// An interactive transaction pinned to the writer connection. The writer stays locked from
-/// `begin` to `commit`/`rollback`, so other writers queue behind the session.
+/// The connection a session's transaction runs on.
+#[derive(Debug)]
+enum Pinned {
+    /// The writer, locked from `begin` to `commit`/`rollback`: other writers queue behind it.
+    Writer(OwnedMutexGuard<Conn>),
+    /// A read-only connection of the session's own, for read-only callers.
+    Reader(Box<Conn>),
+}
+
+impl std::ops::Deref for Pinned {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        match self {
+            Pinned::Writer(g) => g,
+            Pinned::Reader(c) => c,
+        }
+    }
+}
+
+/// An interactive transaction pinned to one connection.
 #[derive(Debug)]
 struct SqliteSession {
     db: SqliteDatabase,
-    guard: Option<OwnedMutexGuard<Conn>>,
+    guard: Option<Pinned>,
     limits: StatementLimits,
 }
 
@@ -648,14 +698,27 @@ impl Session for SqliteSession {
                 "a transaction is already open in this session".into(),
             ));
         }
-        let guard = self.db.lock_writer(self.limits.timeout).await?;
-        let guard = blocking(move || {
-            guard.rollback_quietly();
-            guard.control("BEGIN IMMEDIATE")?;
-            Ok(guard)
-        })
-        .await?;
-        self.guard = Some(guard);
+        let pinned = if self.limits.read_only {
+            let (path, opts) = (
+                self.db.inner.path.clone(),
+                self.db.inner.reader_opts.clone(),
+            );
+            blocking(move || {
+                let conn = Conn::open(&path, &opts)?;
+                conn.control("BEGIN")?;
+                Ok(Pinned::Reader(Box::new(conn)))
+            })
+            .await?
+        } else {
+            let guard = self.db.lock_writer(self.limits.timeout).await?;
+            blocking(move || {
+                guard.rollback_quietly();
+                guard.control("BEGIN IMMEDIATE")?;
+                Ok(Pinned::Writer(guard))
+            })
+            .await?
+        };
+        self.guard = Some(pinned);
         Ok(())
     }
 

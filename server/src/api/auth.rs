@@ -1,0 +1,55 @@
+//! Authentication at the edge: every call to a DB-Forge service passes this interceptor, which
+//! turns the `authorization: Bearer <key>` metadata into a [`Principal`] in the request's
+//! extensions. Authorization (what the principal may do) is decided by the core.
+
+use std::sync::Arc;
+
+use tonic::{Request, Status, metadata::MetadataMap, service::Interceptor};
+
+use crate::core::{
+    access::{Keyring, Principal},
+    error::Error,
+};
+
+/// The authentication interceptor; `keyring: None` means authentication is disabled.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    keyring: Option<Arc<Keyring>>,
+}
+
+impl Authenticator {
+    /// Authenticates against `keyring`, or lets everyone in when it is `None`.
+    pub fn new(keyring: Option<Arc<Keyring>>) -> Self {
+        Self { keyring }
+    }
+
+    fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Error> {
+        let Some(keyring) = &self.keyring else {
+            return Ok(Principal::Unrestricted);
+        };
+        let header = metadata
+            .get("authorization")
+            .ok_or_else(|| {
+                Error::Unauthenticated(
+                    "missing API key: send metadata `authorization: Bearer <key>`".into(),
+                )
+            })?
+            .to_str()
+            .map_err(|_| Error::Unauthenticated("the authorization header is not text".into()))?;
+        let key = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| {
+                Error::Unauthenticated("the authorization header must be `Bearer <key>`".into())
+            })?;
+        Ok(Principal::Key(keyring.authenticate(key.trim())?))
+    }
+}
+
+impl Interceptor for Authenticator {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let principal = self.principal(req.metadata())?;
+        req.extensions_mut().insert(principal);
+        Ok(req)
+    }
+}
