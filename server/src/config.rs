@@ -52,6 +52,15 @@ pub struct Config {
     /// start writes a new admin key to `<data-dir>/admin.key` (mode 0600).
     #[arg(long, env = "DBFORGE_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
+    /// PEM certificate chain to serve TLS with (with --tls-key).
+    #[arg(long, env = "DBFORGE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "DBFORGE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): clients must present a certificate signed by one (mutual TLS).
+    #[arg(long, env = "DBFORGE_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
     /// PostgreSQL admin URL (a role that may create databases and roles); unset: no PostgreSQL.
     #[arg(long, env = "DBFORGE_POSTGRES_URL")]
     pub postgres_url: Option<String>,
@@ -164,6 +173,12 @@ impl Config {
                  reach it could use every database",
                 self.listen_addr()
             ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("--tls-cert and --tls-key go together".into());
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Err("--tls-client-ca needs --tls-cert and --tls-key".into());
         }
         if self.statement_timeout.is_some_and(|t| t.is_zero()) {
             return Err("--statement-timeout must be greater than 0".into());

@@ -9,7 +9,7 @@ use tonic::{
     server::NamedService,
     service::interceptor::InterceptedService,
     service::{Routes, RoutesBuilder},
-    transport::{Server, server::TcpIncoming},
+    transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming},
 };
 use tonic_health::server::HealthReporter;
 use tonic_web::GrpcWebLayer;
@@ -123,7 +123,12 @@ pub async fn run(
     info!(%addr, "dbforge-server listening");
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signalled = Arc::clone(&stopping);
-    let serve = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls_config(&cfg)? {
+        info!(mutual = cfg.tls_client_ca.is_some(), "serving TLS");
+        builder = builder.tls_config(tls)?;
+    }
+    let serve = builder
         .accept_http1(true)
         .trace_fn(|req| tracing::info_span!("rpc", method = %req.uri().path()))
         .add_routes(Routes::from(app))
@@ -149,6 +154,22 @@ pub async fn run(
     let _ = housekeeping.await;
     served?;
     Ok(())
+}
+
+/// TLS from the configured PEM files; with a client CA, clients must present a certificate it
+/// signed (mutual TLS).
+fn tls_config(cfg: &Config) -> Result<Option<ServerTlsConfig>, BoxError> {
+    let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) else {
+        return Ok(None);
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &cfg.tls_client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(tls))
 }
 
 async fn serving<S: NamedService>(reporter: &HealthReporter, _svc: &S) {

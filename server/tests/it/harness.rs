@@ -33,6 +33,12 @@ impl TestServer {
 
     /// Starts with a config adjusted by `f` (the data dir is a fresh temp dir unless `f` sets one).
     pub async fn with(f: impl FnOnce(Config) -> Config) -> Self {
+        Self::with_client(f, true).await
+    }
+
+    /// Like [`with`](Self::with); `connect: false` leaves `client` lazily connected (for servers
+    /// the default plaintext client cannot reach, like TLS ones).
+    pub async fn with_client(f: impl FnOnce(Config) -> Config, connect: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         // Most tests are about something else than keys: they run without authentication
         // (loopback only); the access tests turn it on.
@@ -41,7 +47,7 @@ impl TestServer {
             insecure_no_auth: true,
             ..Config::default()
         });
-        Self::start_config(cfg, Some(dir)).await
+        Self::start_config(cfg, Some(dir), connect).await
     }
 
     /// Starts on an existing data directory (for restart tests).
@@ -51,10 +57,10 @@ impl TestServer {
             insecure_no_auth: true,
             ..Config::default()
         };
-        Self::start_config(cfg, None).await
+        Self::start_config(cfg, None, true).await
     }
 
-    async fn start_config(cfg: Config, dir: Option<tempfile::TempDir>) -> Self {
+    async fn start_config(cfg: Config, dir: Option<tempfile::TempDir>, connect: bool) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind an ephemeral port");
@@ -69,9 +75,16 @@ impl TestServer {
             .expect("server runs");
         });
         // The listener is bound before serving starts, so connecting cannot race the bind.
-        let client = Client::connect(format!("http://{addr}"))
-            .await
-            .expect("connect to the test server");
+        let client = if connect {
+            Client::connect(format!("http://{addr}"))
+                .await
+                .expect("connect to the test server")
+        } else {
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .expect("endpoint")
+                .connect_lazy();
+            Client::from_channel(channel)
+        };
         TestServer {
             addr,
             client,

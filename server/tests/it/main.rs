@@ -12,3 +12,4 @@ mod sandbox;
 mod session;
 mod streaming;
 mod table;
+mod tls;
