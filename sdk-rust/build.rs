@@ -8,6 +8,7 @@ const PROTOS: &[&str] = &[
     "../proto/dbforge/v1/query.proto",
     "../proto/dbforge/v1/table.proto",
     "../proto/dbforge/v1/access.proto",
+    "../proto/dbforge/v1/operations.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

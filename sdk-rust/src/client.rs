@@ -17,8 +17,9 @@ use crate::{
     access::ApiKeySpec,
     pb::{
         self, access_service_client::AccessServiceClient,
-        database_service_client::DatabaseServiceClient, query_service_client::QueryServiceClient,
-        table_service_client::TableServiceClient,
+        database_service_client::DatabaseServiceClient,
+        operations_service_client::OperationsServiceClient,
+        query_service_client::QueryServiceClient, table_service_client::TableServiceClient,
     },
     table::{ColumnDef, record_pb},
 };
@@ -257,6 +258,7 @@ pub struct Client {
     queries: QueryServiceClient<Channel>,
     tables: TableServiceClient<Channel>,
     access: AccessServiceClient<Channel>,
+    operations: OperationsServiceClient<Channel>,
 }
 
 impl Client {
@@ -322,6 +324,7 @@ impl Client {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
             access: AccessServiceClient::new(channel.clone()),
+            operations: OperationsServiceClient::new(channel.clone()),
             channel,
         }
     }
@@ -555,6 +558,43 @@ impl Client {
             .into_inner()
             .api_key
             .ok_or_else(|| crate::Error::Protocol("the response carries no key".into()))
+    }
+
+    // ---- operations (admin keys) -----------------------------------------------------------
+
+    /// Operational figures: connections, streams, sessions, per-RPC calls and errors.
+    pub async fn server_stats(&self) -> Result<pb::GetServerStatsResponse> {
+        Ok(self
+            .operations
+            .clone()
+            .get_server_stats(self.settings.request(pb::GetServerStatsRequest {}))
+            .await?
+            .into_inner())
+    }
+
+    /// One page of audit records; pass the returned token back for the next page.
+    pub async fn list_audit_events(
+        &self,
+        filter: pb::ListAuditEventsRequest,
+    ) -> Result<(Vec<pb::AuditEvent>, Option<String>)> {
+        let resp = self
+            .operations
+            .clone()
+            .list_audit_events(self.settings.request(filter))
+            .await?
+            .into_inner();
+        let next = (!resp.next_page_token.is_empty()).then_some(resp.next_page_token);
+        Ok((resp.events, next))
+    }
+
+    /// Checks the audit log's hash chain.
+    pub async fn verify_audit_log(&self) -> Result<pb::VerifyAuditLogResponse> {
+        Ok(self
+            .operations
+            .clone()
+            .verify_audit_log(self.settings.request(pb::VerifyAuditLogRequest {}))
+            .await?
+            .into_inner())
     }
 
     // ---- tables -------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{http::HeaderValue, response::Response};
+use futures::StreamExt;
 use tokio::net::TcpListener;
 use tonic::{
     server::NamedService,
@@ -17,16 +18,22 @@ use tracing::{info, warn};
 
 use crate::{
     api::{
-        access::AccessApi, auth::Authenticator, control::ControlApi, data::QueryApi,
+        access::AccessApi,
+        auth::Authenticator,
+        control::ControlApi,
+        data::QueryApi,
+        operations::OperationsApi,
         table::TableApi,
+        telemetry::{CountedIo, telemetry},
     },
     backend::{Backend, sqlite::SqliteBackend},
     config::Config,
     core::{access::Keyring, forge::Forge},
     pb::{
         self, access_service_server::AccessServiceServer,
-        database_service_server::DatabaseServiceServer, query_service_server::QueryServiceServer,
-        table_service_server::TableServiceServer,
+        database_service_server::DatabaseServiceServer,
+        operations_service_server::OperationsServiceServer,
+        query_service_server::QueryServiceServer, table_service_server::TableServiceServer,
     },
 };
 
@@ -83,13 +90,23 @@ pub async fn run(
             .max_encoding_message_size(max),
         auth.clone(),
     );
-    let access = InterceptedService::new(AccessServiceServer::new(AccessApi::new(keyring)), auth);
+    let access = InterceptedService::new(
+        AccessServiceServer::new(AccessApi::new(keyring, forge.audit().clone())),
+        auth.clone(),
+    );
+    let operations = InterceptedService::new(
+        OperationsServiceServer::new(OperationsApi::new(forge.clone())),
+        auth,
+    );
+    // Install the metrics recorder before the first call records anything.
+    telemetry();
 
     let (reporter, health) = tonic_health::server::health_reporter();
     serving(&reporter, &control).await;
     serving(&reporter, &query).await;
     serving(&reporter, &table).await;
     serving(&reporter, &access).await;
+    serving(&reporter, &operations).await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -112,14 +129,25 @@ pub async fn run(
         .add_service(control)
         .add_service(query)
         .add_service(table)
-        .add_service(access);
-    let app = routes
+        .add_service(access)
+        .add_service(operations);
+    let grpc = routes
         .routes()
         .into_axum_router()
         .layer(axum::middleware::map_response(remap_oversize))
         .layer(GrpcWebLayer::new());
+    // Plain HTTP routes share the port; grpc-web applies to the gRPC routes only, or it would
+    // answer 400 to every plain request.
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|| async { telemetry().render() }),
+        )
+        .merge(grpc);
 
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map(|conn| conn.map(CountedIo::new));
     info!(%addr, "dbforge-server listening");
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signalled = Arc::clone(&stopping);

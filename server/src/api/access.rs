@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::caller;
+use super::{Call, caller};
 use crate::{
     core::{
         access::{Grant, KeyInfo, Keyring, Principal, Role, Target},
+        audit::AuditLog,
         error::{Error, Result},
         names::{DatabaseName, validate_labels},
     },
@@ -18,12 +19,13 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct AccessApi {
     keyring: Option<Arc<Keyring>>,
+    audit: AuditLog,
 }
 
 impl AccessApi {
-    /// Wraps the keyring.
-    pub fn new(keyring: Option<Arc<Keyring>>) -> Self {
-        Self { keyring }
+    /// Wraps the keyring; grant changes go to `audit`.
+    pub fn new(keyring: Option<Arc<Keyring>>, audit: AuditLog) -> Self {
+        Self { keyring, audit }
     }
 
     fn keyring(&self) -> Result<&Keyring> {
@@ -122,7 +124,90 @@ impl AccessService for AccessApi {
         &self,
         req: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
-        caller(&req)?.require_admin()?;
+        let who = caller(&req)?;
+        let call = Call::new(&self.audit, &who, "CreateApiKey");
+        let result = self.create(&who, req.into_inner()).await;
+        let call = match &result {
+            Ok(r) => call.statement(describe(r.api_key.as_ref())),
+            Err(_) => call,
+        };
+        call.done(result, |_| None).await.map(Response::new)
+    }
+
+    async fn list_api_keys(
+        &self,
+        req: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        let who = caller(&req)?;
+        let call = Call::new(&self.audit, &who, "ListApiKeys");
+        let result = async {
+            who.require_admin()?;
+            let pb::ListApiKeysRequest { include_inactive } = req.into_inner();
+            let keys = self.keyring()?.list(include_inactive)?;
+            Ok(pb::ListApiKeysResponse {
+                api_keys: keys.iter().map(|k| key_pb(k)).collect(),
+            })
+        }
+        .await;
+        call.done(result, |_| None).await.map(Response::new)
+    }
+
+    async fn revoke_api_key(
+        &self,
+        req: Request<pb::RevokeApiKeyRequest>,
+    ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
+        let who = caller(&req)?;
+        let pb::RevokeApiKeyRequest { id } = req.into_inner();
+        let call =
+            Call::new(&self.audit, &who, "RevokeApiKey").statement(format!("revoke key {id}"));
+        let result = async {
+            who.require_admin()?;
+            let revoked = self.keyring()?.revoke(&id)?;
+            tracing::info!(key = %id, "API key revoked");
+            Ok(pb::RevokeApiKeyResponse { revoked })
+        }
+        .await;
+        call.done(result, |_| None).await.map(Response::new)
+    }
+
+    async fn who_am_i(
+        &self,
+        req: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let api_key = match caller(&req)? {
+            Principal::Key(k) => key_pb(&k),
+            Principal::Unrestricted => pb::ApiKey {
+                id: "-".into(),
+                name: "anyone (authentication is disabled)".into(),
+                admin: true,
+                can_create: true,
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(pb::WhoAmIResponse {
+            api_key: Some(api_key),
+        }))
+    }
+}
+
+/// A grant change as audit text: the key and what it may do, never its secret.
+fn describe(key: Option<&pb::ApiKey>) -> String {
+    let Some(k) = key else {
+        return String::new();
+    };
+    format!(
+        "create key {} ({:?}) admin={} can_create={} quota={} grants={:?}",
+        k.id, k.name, k.admin, k.can_create, k.create_quota, k.grants
+    )
+}
+
+impl AccessApi {
+    async fn create(
+        &self,
+        who: &Principal,
+        req: pb::CreateApiKeyRequest,
+    ) -> Result<pb::CreateApiKeyResponse, Status> {
+        who.require_admin()?;
         let keyring = self.keyring()?;
         let pb::CreateApiKeyRequest {
             name,
@@ -131,7 +216,7 @@ impl AccessService for AccessApi {
             create_quota,
             grants,
             expires_at,
-        } = req.into_inner();
+        } = req;
         if name.is_empty() || name.chars().count() > 128 {
             return Err(Error::invalid("name", "must be 1 to 128 characters").into());
         }
@@ -152,51 +237,9 @@ impl AccessService for AccessApi {
             revoked_ms: None,
         })?;
         tracing::info!(key = %info.id, admin = info.admin, "API key created");
-        Ok(Response::new(pb::CreateApiKeyResponse {
+        Ok(pb::CreateApiKeyResponse {
             api_key: Some(key_pb(&info)),
             secret,
-        }))
-    }
-
-    async fn list_api_keys(
-        &self,
-        req: Request<pb::ListApiKeysRequest>,
-    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
-        caller(&req)?.require_admin()?;
-        let pb::ListApiKeysRequest { include_inactive } = req.into_inner();
-        let keys = self.keyring()?.list(include_inactive)?;
-        Ok(Response::new(pb::ListApiKeysResponse {
-            api_keys: keys.iter().map(|k| key_pb(k)).collect(),
-        }))
-    }
-
-    async fn revoke_api_key(
-        &self,
-        req: Request<pb::RevokeApiKeyRequest>,
-    ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
-        caller(&req)?.require_admin()?;
-        let pb::RevokeApiKeyRequest { id } = req.into_inner();
-        let revoked = self.keyring()?.revoke(&id)?;
-        tracing::info!(key = %id, "API key revoked");
-        Ok(Response::new(pb::RevokeApiKeyResponse { revoked }))
-    }
-
-    async fn who_am_i(
-        &self,
-        req: Request<pb::WhoAmIRequest>,
-    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
-        let api_key = match caller(&req)? {
-            Principal::Key(k) => key_pb(&k),
-            Principal::Unrestricted => pb::ApiKey {
-                id: "-".into(),
-                name: "anyone (authentication is disabled)".into(),
-                admin: true,
-                can_create: true,
-                ..Default::default()
-            },
-        };
-        Ok(Response::new(pb::WhoAmIResponse {
-            api_key: Some(api_key),
-        }))
+        })
     }
 }

@@ -48,7 +48,9 @@ impl Authenticator {
 
 impl Interceptor for Authenticator {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let principal = self.principal(req.metadata())?;
+        let principal = self.principal(req.metadata()).inspect_err(|_| {
+            super::telemetry::telemetry().rejected("UNAUTHENTICATED");
+        })?;
         req.extensions_mut().insert(principal);
         Ok(req)
     }

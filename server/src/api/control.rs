@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::caller;
+use super::{Call, caller};
 use crate::{
     core::forge::{DatabaseSpec, Forge, ListFilter},
     pb::{self, database_service_server::DatabaseService},
@@ -28,12 +28,23 @@ impl DatabaseService for ControlApi {
         req: Request<pb::CreateDatabaseRequest>,
     ) -> Result<Response<pb::CreateDatabaseResponse>, Status> {
         let who = caller(&req)?;
-        let spec = DatabaseSpec::try_from(req.into_inner())?;
-        let (db, created) = self.forge.create_database(&who, spec).await?;
-        Ok(Response::new(pb::CreateDatabaseResponse {
-            database: Some(db.into()),
-            created,
-        }))
+        let req = req.into_inner();
+        let call = Call::new(self.forge.audit(), &who, "CreateDatabase")
+            .database(&req.name)
+            .statement(format!(
+                "backend={} if_not_exists={}",
+                req.backend, req.if_not_exists
+            ));
+        let result = async {
+            let spec = DatabaseSpec::try_from(req)?;
+            let (db, created) = self.forge.create_database(&who, spec).await?;
+            Ok(pb::CreateDatabaseResponse {
+                database: Some(db.into()),
+                created,
+            })
+        }
+        .await;
+        call.done(result, |_| None).await.map(Response::new)
     }
 
     async fn get_database(
@@ -42,10 +53,16 @@ impl DatabaseService for ControlApi {
     ) -> Result<Response<pb::GetDatabaseResponse>, Status> {
         let who = caller(&req)?;
         let pb::GetDatabaseRequest { name } = req.into_inner();
-        let db = self.forge.get_database(&who, &name).await?;
-        Ok(Response::new(pb::GetDatabaseResponse {
-            database: Some(db.into()),
-        }))
+        let call = Call::new(self.forge.audit(), &who, "GetDatabase").database(&name);
+        let result = self
+            .forge
+            .get_database(&who, &name)
+            .await
+            .map(|db| pb::GetDatabaseResponse {
+                database: Some(db.into()),
+            })
+            .map_err(Status::from);
+        call.done(result, |_| None).await.map(Response::new)
     }
 
     async fn list_databases(
@@ -53,9 +70,13 @@ impl DatabaseService for ControlApi {
         req: Request<pb::ListDatabasesRequest>,
     ) -> Result<Response<pb::ListDatabasesResponse>, Status> {
         let who = caller(&req)?;
-        let filter = ListFilter::try_from(req.into_inner())?;
-        let page = self.forge.list_databases(&who, filter).await?;
-        Ok(Response::new(page.into()))
+        let call = Call::new(self.forge.audit(), &who, "ListDatabases");
+        let result = async {
+            let filter = ListFilter::try_from(req.into_inner())?;
+            Ok(self.forge.list_databases(&who, filter).await?.into())
+        }
+        .await;
+        call.done(result, |_| None).await.map(Response::new)
     }
 
     async fn delete_database(
@@ -67,10 +88,13 @@ impl DatabaseService for ControlApi {
             name,
             allow_missing,
         } = req.into_inner();
-        let deleted = self
+        let call = Call::new(self.forge.audit(), &who, "DeleteDatabase").database(&name);
+        let result = self
             .forge
             .delete_database(&who, &name, allow_missing)
-            .await?;
-        Ok(Response::new(pb::DeleteDatabaseResponse { deleted }))
+            .await
+            .map(|deleted| pb::DeleteDatabaseResponse { deleted })
+            .map_err(Status::from);
+        call.done(result, |_| None).await.map(Response::new)
     }
 }

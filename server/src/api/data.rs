@@ -6,7 +6,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
 
-use super::{ResponseStream, caller, convert, status::remap_decode_error};
+use super::{Call, ResponseStream, caller, convert, status::remap_decode_error};
 use crate::{
     backend::Session,
     core::{
@@ -46,14 +46,25 @@ impl QueryService for QueryApi {
             sql,
             params,
         } = req.into_inner();
-        let stmt = Statement {
-            sql,
-            params: convert::params(params)?,
-        };
-        let result = self.forge.execute(&who, &database, stmt).await?;
-        Ok(Response::new(pb::ExecuteResponse {
-            result: Some(result.into()),
-        }))
+        let call = Call::new(self.forge.audit(), &who, "Execute")
+            .database(&database)
+            .statement(sql.clone());
+        let result = async {
+            let stmt = Statement {
+                sql,
+                params: convert::params(params)?,
+            };
+            let result = self.forge.execute(&who, &database, stmt).await?;
+            Ok(pb::ExecuteResponse {
+                result: Some(result.into()),
+            })
+        }
+        .await;
+        call.done(result, |r| {
+            r.result.as_ref().map(|r| r.rows_affected.unsigned_abs())
+        })
+        .await
+        .map(Response::new)
     }
 
     async fn query(
@@ -67,16 +78,34 @@ impl QueryService for QueryApi {
             params,
             max_rows,
         } = req.into_inner();
-        let max_rows = u64::try_from(max_rows)
-            .map_err(|_| Error::invalid("max_rows", "must not be negative"))?;
-        let stmt = Statement {
-            sql,
-            params: convert::params(params)?,
-        };
-        let rows = self.forge.query(&who, &database, stmt, max_rows).await?;
-        Ok(Response::new(Box::pin(
-            rows.map(|ev| ev.map(Into::into).map_err(Status::from)),
-        )))
+        let call = Call::new(self.forge.audit(), &who, "Query")
+            .database(&database)
+            .statement(sql.clone());
+        let started = async {
+            let max_rows = u64::try_from(max_rows)
+                .map_err(|_| Error::invalid("max_rows", "must not be negative"))?;
+            let stmt = Statement {
+                sql,
+                params: convert::params(params)?,
+            };
+            Ok(self.forge.query(&who, &database, stmt, max_rows).await?)
+        }
+        .await;
+        match started {
+            Ok(rows) => {
+                let rows = rows.map(|ev| ev.map(pb::QueryResponse::from).map_err(Status::from));
+                Ok(Response::new(Box::pin(call.stream(
+                    rows,
+                    |r: &pb::QueryResponse| match &r.kind {
+                        Some(pb::query_response::Kind::Summary(s)) => {
+                            Some(s.rows_affected.unsigned_abs())
+                        }
+                        _ => None,
+                    },
+                ))))
+            }
+            Err(e) => Err(call.failed(e).await),
+        }
     }
 
     async fn execute_batch(
@@ -89,17 +118,39 @@ impl QueryService for QueryApi {
             statements,
             transaction,
         } = req.into_inner();
-        let stmts = statements
-            .into_iter()
-            .map(Statement::try_from)
-            .collect::<Result<Vec<_>>>()?;
-        let results = self
-            .forge
-            .batch(&who, &database, stmts, transaction)
-            .await?;
-        Ok(Response::new(pb::ExecuteBatchResponse {
-            results: results.into_iter().map(Into::into).collect(),
-        }))
+        // One record for the batch, its text every statement in order.
+        let text = statements
+            .iter()
+            .map(|s| s.sql.as_str())
+            .collect::<Vec<_>>()
+            .join(";\n");
+        let call = Call::new(self.forge.audit(), &who, "ExecuteBatch")
+            .database(&database)
+            .statement(text);
+        let result = async {
+            let stmts = statements
+                .into_iter()
+                .map(Statement::try_from)
+                .collect::<Result<Vec<_>>>()?;
+            let results = self
+                .forge
+                .batch(&who, &database, stmts, transaction)
+                .await?;
+            Ok(pb::ExecuteBatchResponse {
+                results: results.into_iter().map(Into::into).collect(),
+            })
+        }
+        .await;
+        call.done(result, |r| {
+            Some(
+                r.results
+                    .iter()
+                    .map(|x| x.rows_affected.unsigned_abs())
+                    .sum(),
+            )
+        })
+        .await
+        .map(Response::new)
     }
 
     async fn session(
@@ -129,6 +180,7 @@ async fn run_session(
     tx: mpsc::Sender<Result<pb::SessionResponse, Status>>,
 ) {
     let idle = forge.limits().session_idle_timeout;
+    let _open = super::telemetry::GaugeGuard::new(super::telemetry::Gauge::Sessions);
     let mut state = SessionState {
         database: None,
         session: None,
@@ -152,16 +204,23 @@ async fn run_session(
             Ok(Ok(None)) => break,
             Ok(Ok(Some(msg))) => msg,
         };
-        let kind = match step(&forge, &who, &mut state, msg).await {
+        let call = audit_message(&forge, &who, &state, &msg);
+        let stepped = step(&forge, &who, &mut state, msg)
+            .await
+            .map_err(Status::from);
+        let stepped = call
+            .done(stepped, |k| match k {
+                pb::session_response::Kind::Result(r) => Some(r.rows_affected.unsigned_abs()),
+                _ => None,
+            })
+            .await;
+        let kind = match stepped {
             Ok(kind) => kind,
-            Err(err) => {
-                let status = Status::from(err);
-                pb::session_response::Kind::Error(pb::SessionError {
-                    code: status.code() as i32,
-                    message: status.message().to_owned(),
-                    transaction_active: state.session.as_ref().is_some_and(|s| s.in_transaction()),
-                })
-            }
+            Err(status) => pb::session_response::Kind::Error(pb::SessionError {
+                code: status.code() as i32,
+                message: status.message().to_owned(),
+                transaction_active: state.session.as_ref().is_some_and(|s| s.in_transaction()),
+            }),
         };
         if tx
             .send(Ok(pb::SessionResponse { kind: Some(kind) }))
@@ -170,6 +229,29 @@ async fn run_session(
         {
             break;
         }
+    }
+}
+
+/// The audit record of one session message: its operation and, for statements, the text.
+fn audit_message(
+    forge: &Forge,
+    who: &Principal,
+    state: &SessionState,
+    msg: &pb::SessionRequest,
+) -> Call {
+    use pb::session_request::Kind as Req;
+    let call = Call::new(forge.audit(), who, "Session");
+    let call = match (&msg.kind, &state.database) {
+        (Some(Req::Begin(b)), _) => call.database(&b.database),
+        (_, Some(db)) => call.database(db),
+        _ => call,
+    };
+    match &msg.kind {
+        Some(Req::Begin(_)) => call.statement("BEGIN"),
+        Some(Req::Statement(s)) => call.statement(s.sql.clone()),
+        Some(Req::Commit(_)) => call.statement("COMMIT"),
+        Some(Req::Rollback(_)) => call.statement("ROLLBACK"),
+        None => call,
     }
 }
 

@@ -3,7 +3,7 @@
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::{ResponseStream, caller, convert};
+use super::{Call, ResponseStream, caller, convert};
 use crate::{
     core::{
         forge::Forge,
@@ -36,9 +36,16 @@ impl TableService for TableApi {
         let who = caller(&req)?;
         let req = req.into_inner();
         let database = req.database.clone();
-        let spec = TableSpec::try_from(req)?;
-        let created = self.forge.create_table(&who, &database, spec).await?;
-        Ok(Response::new(pb::CreateTableResponse { created }))
+        let call = Call::new(self.forge.audit(), &who, "CreateTable")
+            .database(&database)
+            .statement(format!("table {:?}", req.table));
+        let result = async {
+            let spec = TableSpec::try_from(req)?;
+            let created = self.forge.create_table(&who, &database, spec).await?;
+            Ok(pb::CreateTableResponse { created })
+        }
+        .await;
+        call.done(result, |_| None).await.map(Response::new)
     }
 
     async fn insert_rows(
@@ -51,17 +58,26 @@ impl TableService for TableApi {
             table,
             rows,
         } = req.into_inner();
-        let table = convert::table_name(&table)?;
-        let rows = rows
-            .into_iter()
-            .map(|r| convert::record(r.values))
-            .collect::<Result<Vec<_>, _>>()?;
-        let (inserted, last_insert_id) =
-            self.forge.insert_rows(&who, &database, table, rows).await?;
-        Ok(Response::new(pb::InsertRowsResponse {
-            rows_inserted: i64::try_from(inserted).unwrap_or(i64::MAX),
-            last_insert_id,
-        }))
+        let call = Call::new(self.forge.audit(), &who, "InsertRows")
+            .database(&database)
+            .statement(format!("table {table:?}, {} rows", rows.len()));
+        let result = async {
+            let table = convert::table_name(&table)?;
+            let rows = rows
+                .into_iter()
+                .map(|r| convert::record(r.values))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (inserted, last_insert_id) =
+                self.forge.insert_rows(&who, &database, table, rows).await?;
+            Ok(pb::InsertRowsResponse {
+                rows_inserted: i64::try_from(inserted).unwrap_or(i64::MAX),
+                last_insert_id,
+            })
+        }
+        .await;
+        call.done(result, |r| Some(r.rows_inserted.unsigned_abs()))
+            .await
+            .map(Response::new)
     }
 
     async fn select_rows(
@@ -71,11 +87,22 @@ impl TableService for TableApi {
         let who = caller(&req)?;
         let req = req.into_inner();
         let database = req.database.clone();
-        let select = Select::try_from(req)?;
-        let rows = self.forge.select_rows(&who, &database, select).await?;
-        Ok(Response::new(Box::pin(
-            rows.map(|ev| ev.map(Into::into).map_err(Status::from)),
-        )))
+        let call = Call::new(self.forge.audit(), &who, "SelectRows")
+            .database(&database)
+            .statement(format!("table {:?}", req.table));
+        let started = async {
+            let select = Select::try_from(req)?;
+            Ok(self.forge.select_rows(&who, &database, select).await?)
+        }
+        .await;
+        match started {
+            Ok(rows) => {
+                let rows =
+                    rows.map(|ev| ev.map(pb::SelectRowsResponse::from).map_err(Status::from));
+                Ok(Response::new(Box::pin(call.stream(rows, |_| None))))
+            }
+            Err(e) => Err(call.failed(e).await),
+        }
     }
 
     async fn update_rows(
@@ -90,16 +117,25 @@ impl TableService for TableApi {
             filters,
             all,
         } = req.into_inner();
-        let table = convert::table_name(&table)?;
-        let scope = convert::scope(filters, all)?;
-        let set = convert::record(set)?;
-        let n = self
-            .forge
-            .update_rows(&who, &database, table, set, scope)
-            .await?;
-        Ok(Response::new(pb::UpdateRowsResponse {
-            rows_affected: i64::try_from(n).unwrap_or(i64::MAX),
-        }))
+        let call = Call::new(self.forge.audit(), &who, "UpdateRows")
+            .database(&database)
+            .statement(format!("table {table:?}"));
+        let result = async {
+            let table = convert::table_name(&table)?;
+            let scope = convert::scope(filters, all)?;
+            let set = convert::record(set)?;
+            let n = self
+                .forge
+                .update_rows(&who, &database, table, set, scope)
+                .await?;
+            Ok(pb::UpdateRowsResponse {
+                rows_affected: i64::try_from(n).unwrap_or(i64::MAX),
+            })
+        }
+        .await;
+        call.done(result, |r| Some(r.rows_affected.unsigned_abs()))
+            .await
+            .map(Response::new)
     }
 
     async fn delete_rows(
@@ -113,14 +149,23 @@ impl TableService for TableApi {
             filters,
             all,
         } = req.into_inner();
-        let table = convert::table_name(&table)?;
-        let scope = convert::scope(filters, all)?;
-        let n = self
-            .forge
-            .delete_rows(&who, &database, table, scope)
-            .await?;
-        Ok(Response::new(pb::DeleteRowsResponse {
-            rows_affected: i64::try_from(n).unwrap_or(i64::MAX),
-        }))
+        let call = Call::new(self.forge.audit(), &who, "DeleteRows")
+            .database(&database)
+            .statement(format!("table {table:?}"));
+        let result = async {
+            let table = convert::table_name(&table)?;
+            let scope = convert::scope(filters, all)?;
+            let n = self
+                .forge
+                .delete_rows(&who, &database, table, scope)
+                .await?;
+            Ok(pb::DeleteRowsResponse {
+                rows_affected: i64::try_from(n).unwrap_or(i64::MAX),
+            })
+        }
+        .await;
+        call.done(result, |r| Some(r.rows_affected.unsigned_abs()))
+            .await
+            .map(Response::new)
     }
 }

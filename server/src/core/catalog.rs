@@ -11,6 +11,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{
     access::{Grant, KeyInfo, decode_grant, encode_grant},
+    audit::{Query as AuditQuery, Record as AuditRecord, Verification as AuditVerification},
     error::{Error, Result},
     names::DatabaseName,
 };
@@ -101,6 +102,21 @@ CREATE TABLE IF NOT EXISTS key_grants (
     target TEXT NOT NULL,
     PRIMARY KEY (key_id, position)
 ) STRICT;
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    key_id TEXT NOT NULL,
+    rpc TEXT NOT NULL,
+    database TEXT,
+    statement TEXT,
+    statement_hash TEXT,
+    rows_affected INTEGER,
+    outcome TEXT NOT NULL,
+    duration_us INTEGER NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at_ms);
 CREATE TABLE IF NOT EXISTS labels (
     db TEXT NOT NULL REFERENCES databases(name) ON DELETE CASCADE,
     key TEXT NOT NULL,
@@ -375,6 +391,132 @@ impl Catalog {
         })
     }
 
+    /// The last audit record's sequence number and hash (0 and zeros when empty).
+    pub fn audit_head(&self) -> Result<(i64, String)> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map(|head| head.unwrap_or((0, "0".repeat(64))))
+        })
+    }
+
+    /// Appends audit records in one transaction.
+    pub fn audit_append(&self, records: &[AuditRecord]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO audit (seq, at_ms, key_id, rpc, database, statement, statement_hash,
+                         rows_affected, outcome, duration_us, prev_hash, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )?;
+                for r in records {
+                    stmt.execute(params![
+                        r.seq,
+                        r.at_ms,
+                        r.key_id,
+                        r.rpc,
+                        r.database,
+                        r.statement,
+                        r.statement_hash,
+                        r.rows_affected,
+                        r.outcome,
+                        r.duration_us,
+                        r.prev_hash,
+                        r.hash
+                    ])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Audit records matching a query, oldest first.
+    pub fn audit_list(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, at_ms, key_id, rpc, database, statement, statement_hash, rows_affected,
+                        outcome, duration_us, prev_hash, hash
+                 FROM audit
+                 WHERE seq > ?1
+                   AND (?2 IS NULL OR key_id = ?2)
+                   AND (?3 IS NULL OR database = ?3)
+                   AND (?4 IS NULL OR outcome = ?4)
+                   AND (?5 IS NULL OR at_ms >= ?5)
+                   AND (?6 IS NULL OR at_ms < ?6)
+                 ORDER BY seq LIMIT ?7",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    q.after_seq,
+                    q.key_id,
+                    q.database,
+                    q.outcome,
+                    q.since_ms,
+                    q.until_ms,
+                    q.limit as i64
+                ],
+                audit_row,
+            )?;
+            rows.collect()
+        })
+    }
+
+    /// Checks every record's hash and its link to the one before.
+    pub fn audit_verify(&self) -> Result<AuditVerification> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT seq, at_ms, key_id, rpc, database, statement, statement_hash, rows_affected,
+                        outcome, duration_us, prev_hash, hash
+                 FROM audit ORDER BY seq",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut checked = 0u64;
+            let mut prev: Option<(i64, String)> = None;
+            while let Some(row) = rows.next()? {
+                let r = audit_row(row)?;
+                checked += 1;
+                let problem = if r.compute_hash() != r.hash {
+                    Some("its contents do not match its hash (edited)".to_owned())
+                } else {
+                    match &prev {
+                        Some((seq, _)) if r.seq != seq + 1 => Some(format!(
+                            "records {} to {} are missing (deleted)",
+                            seq + 1,
+                            r.seq - 1
+                        )),
+                        Some((_, hash)) if *hash != r.prev_hash => {
+                            Some("it does not link to the record before (edited)".to_owned())
+                        }
+                        _ => None,
+                    }
+                };
+                if let Some(problem) = problem {
+                    return Ok(AuditVerification {
+                        checked,
+                        first_broken_seq: Some(r.seq),
+                        problem: Some(problem),
+                    });
+                }
+                prev = Some((r.seq, r.hash));
+            }
+            Ok(AuditVerification {
+                checked,
+                first_broken_seq: None,
+                problem: None,
+            })
+        })
+    }
+
+    /// Deletes audit records older than `before_ms`.
+    pub fn audit_prune(&self, before_ms: i64) -> Result<usize> {
+        self.with(|c| c.execute("DELETE FROM audit WHERE at_ms < ?1", [before_ms]))
+    }
+
     /// Whether a record exists (used by tests of crash recovery).
     pub fn contains(&self, name: &DatabaseName) -> Result<bool> {
         self.with(|c| {
@@ -387,4 +529,21 @@ impl Catalog {
             .map(|r| r.is_some())
         })
     }
+}
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        seq: r.get(0)?,
+        at_ms: r.get(1)?,
+        key_id: r.get(2)?,
+        rpc: r.get(3)?,
+        database: r.get(4)?,
+        statement: r.get(5)?,
+        statement_hash: r.get(6)?,
+        rows_affected: r.get(7)?,
+        outcome: r.get(8)?,
+        duration_us: r.get(9)?,
+        prev_hash: r.get(10)?,
+        hash: r.get(11)?,
+    })
 }

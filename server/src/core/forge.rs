@@ -22,6 +22,7 @@ use tracing::{debug, info, instrument, warn};
 
 use super::{
     access::{Principal, Role},
+    audit::AuditLog,
     catalog::{Catalog, Record, RecordState},
     error::{Error, Result},
     limits::Limits,
@@ -162,12 +163,28 @@ struct Inner {
     open_count: AtomicUsize,
     started: Instant,
     stop: Notify,
+    audit: AuditLog,
 }
 
 /// The domain service behind every RPC.
 #[derive(Debug, Clone)]
 pub struct Forge {
     inner: Arc<Inner>,
+}
+
+/// Counts the rows and (approximate) bytes a stream carries, per backend.
+fn counted(rows: RowStream, backend: BackendKind) -> RowStream {
+    use futures::StreamExt;
+    let label = backend.as_str();
+    Box::pin(rows.inspect(move |ev| {
+        if let Ok(super::value::RowEvent::Rows(batch)) = ev {
+            let bytes: usize = batch.iter().flatten().map(Value::approx_size).sum();
+            metrics::counter!("dbforge_rows_streamed_total", "backend" => label)
+                .increment(batch.len() as u64);
+            metrics::counter!("dbforge_bytes_streamed_total", "backend" => label)
+                .increment(bytes as u64);
+        }
+    }))
 }
 
 fn now_ms() -> i64 {
@@ -240,6 +257,9 @@ impl Forge {
             }
         }
         info!(databases = entries.len(), "catalog loaded");
+        let (audit, audit_writer) = AuditLog::start(catalog.clone())?;
+        // The writer ends when the last AuditLog clone (the Forge's) is dropped.
+        drop(audit_writer);
         let forge = Forge {
             inner: Arc::new(Inner {
                 cfg,
@@ -250,6 +270,7 @@ impl Forge {
                 open_count: AtomicUsize::new(0),
                 started: Instant::now(),
                 stop: Notify::new(),
+                audit,
             }),
         };
         let housekeeping = tokio::spawn(forge.clone().housekeeping());
@@ -259,6 +280,11 @@ impl Forge {
     /// The catalog, shared with the keyring.
     pub fn catalog(&self) -> Catalog {
         self.inner.catalog.clone()
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &AuditLog {
+        &self.inner.audit
     }
 
     /// The limits in force.
@@ -309,11 +335,7 @@ impl Forge {
         DatabaseInfo {
             name: e.record.provisioned.name.clone(),
             backend: e.record.backend,
-            status: if e.backend.as_ref().is_some_and(|b| b.available()) {
-                DatabaseStatus::Ready
-            } else {
-                DatabaseStatus::Unavailable
-            },
+            status: self.info_status(e),
             created_ms: e.record.created_ms,
             last_accessed_ms: e.last_accessed_ms.load(Ordering::Relaxed),
             size_bytes,
@@ -637,9 +659,43 @@ impl Forge {
             if closed > 0 {
                 debug!(closed, "closed idle databases");
             }
+            self.report_gauges();
             if let Err(e) = self.flush_access_times().await {
                 warn!(error = %e, "could not store last-access times");
             }
+        }
+    }
+
+    /// Databases by backend and status, and open databases, for Prometheus.
+    fn report_gauges(&self) {
+        let Ok(entries) = self.inner.entries.read() else {
+            return;
+        };
+        let mut counts: BTreeMap<(BackendKind, &'static str), usize> = BTreeMap::new();
+        for kind in self.inner.backends.keys() {
+            counts.insert((*kind, "ready"), 0);
+            counts.insert((*kind, "unavailable"), 0);
+        }
+        for e in entries.values() {
+            let status = match self.info_status(e) {
+                DatabaseStatus::Ready => "ready",
+                DatabaseStatus::Unavailable => "unavailable",
+            };
+            *counts.entry((e.record.backend, status)).or_default() += 1;
+        }
+        for ((kind, status), n) in counts {
+            metrics::gauge!("dbforge_databases", "backend" => kind.as_str(), "status" => status)
+                .set(n as f64);
+        }
+        metrics::gauge!("dbforge_open_databases")
+            .set(self.inner.open_count.load(Ordering::Relaxed) as f64);
+    }
+
+    fn info_status(&self, e: &Entry) -> DatabaseStatus {
+        if e.backend.as_ref().is_some_and(|b| b.available()) {
+            DatabaseStatus::Ready
+        } else {
+            DatabaseStatus::Unavailable
         }
     }
 
@@ -669,6 +725,7 @@ impl Forge {
     pub async fn shutdown(&self) {
         // notify_one keeps the wake-up even when housekeeping is busy flushing right now.
         self.inner.stop.notify_one();
+        self.inner.audit.flush(Duration::from_secs(5)).await;
         if let Err(e) = self.flush_access_times().await {
             warn!(error = %e, "could not store last-access times at shutdown");
         }
@@ -679,6 +736,15 @@ impl Forge {
         }
         self.inner.open_count.store(0, Ordering::Relaxed);
         info!("all databases closed");
+    }
+
+    /// Number of spawned databases.
+    pub fn database_count(&self) -> usize {
+        self.inner
+            .entries
+            .read()
+            .map(|e| e.len())
+            .unwrap_or_default()
     }
 
     /// Number of databases with open connections.
@@ -697,7 +763,11 @@ impl Forge {
     ) -> Result<StatementResult> {
         let (entry, h, role) = self.handle(who, db, Role::Read).await?;
         let limits = Self::limits_for(&entry, role, self.inner.cfg.limits.whole_result())?;
-        h.execute(stmt, &limits).await
+        let started = Instant::now();
+        let result = h.execute(stmt, &limits).await;
+        metrics::histogram!("dbforge_statement_duration_seconds", "backend" => entry.record.backend.as_str())
+            .record(started.elapsed().as_secs_f64());
+        result
     }
 
     /// Streams one statement's rows.
@@ -710,7 +780,7 @@ impl Forge {
     ) -> Result<RowStream> {
         let (entry, h, role) = self.handle(who, db, Role::Read).await?;
         let limits = Self::limits_for(&entry, role, self.inner.cfg.limits.stream(max_rows))?;
-        h.query(stmt, limits).await
+        Ok(counted(h.query(stmt, limits).await?, entry.record.backend))
     }
 
     /// Runs a batch.
@@ -842,7 +912,10 @@ impl Forge {
             .limits
             .stream(select.limit.unwrap_or(0))
             .max_rows;
-        h.query(stmt, StatementLimits { max_rows, ..stream }).await
+        let rows = h
+            .query(stmt, StatementLimits { max_rows, ..stream })
+            .await?;
+        Ok(counted(rows, self.entry(db)?.record.backend))
     }
 
     /// Updates matching rows.

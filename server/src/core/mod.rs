@@ -1,6 +1,7 @@
 //! The domain: spawning, pruning and using databases, free of gRPC and wire types.
 
 pub mod access;
+pub mod audit;
 pub mod catalog;
 pub mod error;
 pub mod forge;

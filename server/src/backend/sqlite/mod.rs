@@ -113,6 +113,19 @@ fn sidecars(path: &Path) -> [PathBuf; 3] {
     [path.to_path_buf(), PathBuf::from(wal), PathBuf::from(shm)]
 }
 
+/// Runs `f` when dropped, also when the owner unwinds.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -268,8 +281,11 @@ impl SqliteDatabase {
             .map_err(Error::internal)?;
         let pooled = self.inner.readers.lock().ok().and_then(|mut r| r.pop());
         let inner = Arc::clone(&self.inner);
+        let in_use = metrics::gauge!("dbforge_pool_connections_in_use", "backend" => "sqlite");
+        in_use.increment(1.0);
         blocking(move || {
             let _permit = permit;
+            let _in_use = scopeguard(move || in_use.decrement(1.0));
             let conn = match pooled {
                 Some(c) => c,
                 None => Conn::open(&inner.path, &inner.reader_opts)?,

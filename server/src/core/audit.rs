@@ -1,0 +1,243 @@
+//! The audit log: who did what to which database, when, and how it ended.
+//!
+//! Records are hash-chained: each stores the SHA-256 of its own fields and of the record before
+//! it, so editing or deleting a record breaks the chain, and [`AuditLog::verify`] finds where.
+//! Callers hand records to a bounded channel and go on; one writer task appends them in batches
+//! (the chain needs one writer anyway) to the catalog and emits a structured log line for each.
+//! When the channel is full, callers wait: records are never dropped.
+//!
+//! Statement text is kept truncated (with the hash of the full text); parameters and keys'
+//! secrets are never recorded.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use super::{
+    catalog::Catalog,
+    error::{Error, Result},
+};
+
+/// Characters of statement text kept in a record.
+pub const STATEMENT_CHARS: usize = 256;
+
+/// One audited call, as the caller reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The calling key's id (`-` without authentication).
+    pub key_id: String,
+    /// The RPC, e.g. `Execute`.
+    pub rpc: &'static str,
+    /// The database it targeted, if any.
+    pub database: Option<String>,
+    /// The statement (or operation) text, in full; truncated when stored.
+    pub statement: Option<String>,
+    /// Rows the call changed, when it succeeded and that is known.
+    pub rows_affected: Option<u64>,
+    /// The gRPC code name of the outcome: `OK`, `NOT_FOUND`, …
+    pub outcome: &'static str,
+    /// How long the call took.
+    pub duration: Duration,
+}
+
+/// A stored record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// Key id.
+    pub key_id: String,
+    /// RPC.
+    pub rpc: String,
+    /// Database.
+    pub database: Option<String>,
+    /// Truncated statement text.
+    pub statement: Option<String>,
+    /// SHA-256 (hex) of the full statement text.
+    pub statement_hash: Option<String>,
+    /// Rows changed.
+    pub rows_affected: Option<i64>,
+    /// Outcome code name.
+    pub outcome: String,
+    /// Microseconds.
+    pub duration_us: i64,
+    /// The hash of the record before (hex; 64 zeros for the first).
+    pub prev_hash: String,
+    /// The hash of this record (hex).
+    pub hash: String,
+}
+
+impl Record {
+    /// The chain hash over every field but `hash` itself.
+    pub fn compute_hash(&self) -> String {
+        let mut h = Sha256::new();
+        let field = |h: &mut Sha256, s: &str| {
+            h.update((s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        };
+        field(&mut h, &self.prev_hash);
+        h.update(self.seq.to_le_bytes());
+        h.update(self.at_ms.to_le_bytes());
+        field(&mut h, &self.key_id);
+        field(&mut h, &self.rpc);
+        field(&mut h, self.database.as_deref().unwrap_or("\u{0}"));
+        field(&mut h, self.statement.as_deref().unwrap_or("\u{0}"));
+        field(&mut h, self.statement_hash.as_deref().unwrap_or("\u{0}"));
+        h.update(self.rows_affected.unwrap_or(-1).to_le_bytes());
+        field(&mut h, &self.outcome);
+        h.update(self.duration_us.to_le_bytes());
+        hex(&h.finalize())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Which records ListAuditEvents returns.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// Only this key.
+    pub key_id: Option<String>,
+    /// Only this database.
+    pub database: Option<String>,
+    /// Only this outcome (`OK`, `PERMISSION_DENIED`, …).
+    pub outcome: Option<String>,
+    /// From this time (Unix ms, inclusive).
+    pub since_ms: Option<i64>,
+    /// Until this time (Unix ms, exclusive).
+    pub until_ms: Option<i64>,
+    /// Only records after this sequence number (paging).
+    pub after_seq: i64,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// The result of [`AuditLog::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Records checked.
+    pub checked: u64,
+    /// The first record whose hash or link does not hold, if any.
+    pub first_broken_seq: Option<i64>,
+    /// What is wrong with it.
+    pub problem: Option<String>,
+}
+
+/// The audit log's front: cheap to clone, hands events to the writer.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<(i64, Event)>,
+    catalog: Catalog,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+impl AuditLog {
+    /// Starts the writer. It ends when every `AuditLog` clone is dropped, after storing what
+    /// was sent.
+    pub fn start(catalog: Catalog) -> Result<(Self, JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel(4096);
+        let head = catalog.audit_head()?;
+        let writer = tokio::spawn(write_loop(catalog.clone(), rx, head));
+        Ok((Self { tx, catalog }, writer))
+    }
+
+    /// Records an event. Waits only when the writer is behind by thousands of records.
+    pub async fn record(&self, event: Event) {
+        tracing::info!(
+            target: "dbforge::audit",
+            key = %event.key_id,
+            rpc = event.rpc,
+            db = event.database.as_deref().unwrap_or("-"),
+            outcome = event.outcome,
+            rows = event.rows_affected,
+            duration_us = event.duration.as_micros() as u64,
+            "audit"
+        );
+        if self.tx.send((now_ms(), event)).await.is_err() {
+            tracing::error!("the audit writer has stopped; an audit record was not stored");
+        }
+    }
+
+    /// Waits (up to `timeout`) until every record sent so far has been handed to the writer,
+    /// so that a graceful shutdown loses none.
+    pub async fn flush(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.tx.capacity() < self.tx.max_capacity() && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Records matching a query, oldest first.
+    pub fn list(&self, q: &Query) -> Result<Vec<Record>> {
+        self.catalog.audit_list(q)
+    }
+
+    /// Walks the whole chain.
+    pub fn verify(&self) -> Result<Verification> {
+        self.catalog.audit_verify()
+    }
+
+    /// Deletes records older than `before_ms`. The oldest remaining record's link is then
+    /// taken as given; everything after it stays verifiable.
+    pub fn prune(&self, before_ms: i64) -> Result<usize> {
+        self.catalog.audit_prune(before_ms)
+    }
+}
+
+async fn write_loop(catalog: Catalog, mut rx: mpsc::Receiver<(i64, Event)>, head: (i64, String)) {
+    let (mut seq, mut prev) = head;
+    let mut batch = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        let records: Vec<Record> = batch
+            .drain(..)
+            .map(|(at_ms, e)| {
+                seq += 1;
+                let statement_hash = e
+                    .statement
+                    .as_deref()
+                    .map(|s| hex(&Sha256::digest(s.as_bytes())));
+                let statement = e
+                    .statement
+                    .map(|s| s.chars().take(STATEMENT_CHARS).collect());
+                let mut r = Record {
+                    seq,
+                    at_ms,
+                    key_id: e.key_id,
+                    rpc: e.rpc.to_owned(),
+                    database: e.database,
+                    statement,
+                    statement_hash,
+                    rows_affected: e
+                        .rows_affected
+                        .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+                    outcome: e.outcome.to_owned(),
+                    duration_us: i64::try_from(e.duration.as_micros()).unwrap_or(i64::MAX),
+                    prev_hash: std::mem::take(&mut prev),
+                    hash: String::new(),
+                };
+                r.hash = r.compute_hash();
+                prev = r.hash.clone();
+                r
+            })
+            .collect();
+        let cat = catalog.clone();
+        let stored = tokio::task::spawn_blocking(move || cat.audit_append(&records))
+            .await
+            .map_err(|e| Error::internal(format!("audit task: {e}")))
+            .and_then(|r| r);
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "audit records could not be stored");
+        }
+    }
+}
