@@ -61,6 +61,22 @@ pub struct Config {
     /// PEM CA certificate(s): clients must present a certificate signed by one (mutual TLS).
     #[arg(long, env = "DBFORGE_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Requests per second each API key may make; 0 means no limit [default: 0].
+    #[arg(long, env = "DBFORGE_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
+    /// Requests a key may make in a burst above its rate [default: the rate].
+    #[arg(long, env = "DBFORGE_RATE_BURST")]
+    pub rate_burst: Option<u32>,
+    /// Streams and sessions each API key may have open at once; 0 means no limit [default: 64].
+    #[arg(long, env = "DBFORGE_MAX_STREAMS_PER_KEY")]
+    pub max_streams_per_key: Option<usize>,
+    /// Largest size of one SQLite database, in bytes; writes past it are RESOURCE_EXHAUSTED
+    /// [default: 1 GiB].
+    #[arg(long, env = "DBFORGE_SQLITE_MAX_SIZE")]
+    pub sqlite_max_size: Option<u64>,
+    /// How long audit records are kept, e.g. "90d" [default: 90d].
+    #[arg(long, env = "DBFORGE_AUDIT_RETENTION", value_parser = humantime::parse_duration)]
+    pub audit_retention: Option<Duration>,
     /// PostgreSQL admin URL (a role that may create databases and roles); unset: no PostgreSQL.
     #[arg(long, env = "DBFORGE_POSTGRES_URL")]
     pub postgres_url: Option<String>,
@@ -209,6 +225,9 @@ impl Config {
             limits: self.limits(),
             idle_close_after: self.idle_close_after.unwrap_or(Duration::from_secs(60)),
             max_open_databases: self.max_open_databases.unwrap_or(256),
+            audit_retention: self
+                .audit_retention
+                .unwrap_or(Duration::from_secs(90 * 24 * 3600)),
         }
     }
 
@@ -231,6 +250,7 @@ impl Config {
             cache_kib: self.sqlite_cache_kib.unwrap_or(2048),
             // A single value must fit in one response message.
             max_value_bytes: i32::try_from(limits.max_message_bytes).unwrap_or(i32::MAX),
+            max_size_bytes: self.sqlite_max_size.unwrap_or(1 << 30),
         }
     }
 }

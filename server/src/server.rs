@@ -22,6 +22,7 @@ use crate::{
         auth::Authenticator,
         control::ControlApi,
         data::QueryApi,
+        limits::KeyLimits,
         operations::OperationsApi,
         table::TableApi,
         telemetry::{CountedIo, telemetry},
@@ -69,7 +70,12 @@ pub async fn run(
         }
         Some(keyring)
     };
-    let auth = Authenticator::new(keyring.clone());
+    let key_limits = Arc::new(KeyLimits::new(
+        cfg.rate_limit.unwrap_or(0),
+        cfg.rate_burst.unwrap_or(0),
+        cfg.max_streams_per_key.unwrap_or(64),
+    ));
+    let auth = Authenticator::new(keyring.clone(), Arc::clone(&key_limits));
 
     let max = limits.max_message_bytes;
     let control = InterceptedService::new(
@@ -79,13 +85,13 @@ pub async fn run(
         auth.clone(),
     );
     let query = InterceptedService::new(
-        QueryServiceServer::new(QueryApi::new(forge.clone()))
+        QueryServiceServer::new(QueryApi::new(forge.clone(), Arc::clone(&key_limits)))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
         auth.clone(),
     );
     let table = InterceptedService::new(
-        TableServiceServer::new(TableApi::new(forge.clone()))
+        TableServiceServer::new(TableApi::new(forge.clone(), Arc::clone(&key_limits)))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
         auth.clone(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Status, metadata::MetadataMap, service::Interceptor};
 
+use super::limits::KeyLimits;
 use crate::core::{
     access::{Keyring, Principal},
     error::Error,
@@ -15,12 +16,14 @@ use crate::core::{
 #[derive(Debug, Clone)]
 pub struct Authenticator {
     keyring: Option<Arc<Keyring>>,
+    limits: Arc<KeyLimits>,
 }
 
 impl Authenticator {
-    /// Authenticates against `keyring`, or lets everyone in when it is `None`.
-    pub fn new(keyring: Option<Arc<Keyring>>) -> Self {
-        Self { keyring }
+    /// Authenticates against `keyring`, or lets everyone in when it is `None`; then applies
+    /// the caller's request rate.
+    pub fn new(keyring: Option<Arc<Keyring>>, limits: Arc<KeyLimits>) -> Self {
+        Self { keyring, limits }
     }
 
     fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Error> {
@@ -51,6 +54,7 @@ impl Interceptor for Authenticator {
         let principal = self.principal(req.metadata()).inspect_err(|_| {
             super::telemetry::telemetry().rejected("UNAUTHENTICATED");
         })?;
+        self.limits.check_rate(&principal)?;
         req.extensions_mut().insert(principal);
         Ok(req)
     }

@@ -1,12 +1,18 @@
 //! `dbforge.v1.QueryService`: SQL statements, streams, batches and sessions.
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
 
-use super::{Call, ResponseStream, caller, convert, status::remap_decode_error};
+use super::{
+    Call, ResponseStream, caller, convert,
+    limits::{KeyLimits, StreamPermit},
+    status::remap_decode_error,
+};
 use crate::{
     backend::Session,
     core::{
@@ -22,12 +28,13 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct QueryApi {
     forge: Forge,
+    limits: Arc<KeyLimits>,
 }
 
 impl QueryApi {
-    /// Wraps the Forge.
-    pub fn new(forge: Forge) -> Self {
-        Self { forge }
+    /// Wraps the Forge; streams and sessions count against `limits`.
+    pub fn new(forge: Forge, limits: Arc<KeyLimits>) -> Self {
+        Self { forge, limits }
     }
 }
 
@@ -88,11 +95,15 @@ impl QueryService for QueryApi {
                 sql,
                 params: convert::params(params)?,
             };
-            Ok(self.forge.query(&who, &database, stmt, max_rows).await?)
+            let permit = self.limits.open_stream(&who)?;
+            Ok((
+                self.forge.query(&who, &database, stmt, max_rows).await?,
+                permit,
+            ))
         }
         .await;
         match started {
-            Ok(rows) => {
+            Ok((rows, permit)) => {
                 let rows = rows.map(|ev| ev.map(pb::QueryResponse::from).map_err(Status::from));
                 Ok(Response::new(Box::pin(call.stream(
                     rows,
@@ -102,6 +113,7 @@ impl QueryService for QueryApi {
                         }
                         _ => None,
                     },
+                    permit,
                 ))))
             }
             Err(e) => Err(call.failed(e).await),
@@ -158,9 +170,10 @@ impl QueryService for QueryApi {
         req: Request<Streaming<pb::SessionRequest>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let who = caller(&req)?;
+        let permit = self.limits.open_stream(&who)?;
         let inbound = req.into_inner();
         let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(run_session(self.forge.clone(), who, inbound, tx));
+        tokio::spawn(run_session(self.forge.clone(), who, inbound, tx, permit));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -178,6 +191,7 @@ async fn run_session(
     who: Principal,
     mut inbound: Streaming<pb::SessionRequest>,
     tx: mpsc::Sender<Result<pb::SessionResponse, Status>>,
+    _permit: StreamPermit,
 ) {
     let idle = forge.limits().session_idle_timeout;
     let _open = super::telemetry::GaugeGuard::new(super::telemetry::Gauge::Sessions);

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod control;
 pub mod convert;
 pub mod data;
+pub mod limits;
 pub mod operations;
 pub mod status;
 pub mod table;
@@ -126,7 +127,13 @@ impl Call {
     }
 
     /// Audits a response stream: recorded when it ends, fails, or is dropped by the client.
-    pub fn stream<T, S>(self, inner: S, rows_of: fn(&T) -> Option<u64>) -> AuditedStream<S, T>
+    /// The stream holds `permit`, its slot among the key's open streams, until it ends.
+    pub fn stream<T, S>(
+        self,
+        inner: S,
+        rows_of: fn(&T) -> Option<u64>,
+        permit: limits::StreamPermit,
+    ) -> AuditedStream<S, T>
     where
         S: Stream<Item = Result<T, Status>> + Unpin,
     {
@@ -135,6 +142,7 @@ impl Call {
             call: Some(self),
             rows_of,
             rows: None,
+            _permit: permit,
             _active: telemetry::GaugeGuard::new(telemetry::Gauge::Streams),
         }
     }
@@ -147,6 +155,7 @@ pub struct AuditedStream<S, T> {
     rows_of: fn(&T) -> Option<u64>,
     rows: Option<u64>,
     _active: telemetry::GaugeGuard,
+    _permit: limits::StreamPermit,
 }
 
 impl<S, T> AuditedStream<S, T> {

@@ -60,6 +60,7 @@ impl From<Error> for Status {
             Error::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),
             Error::PermissionDenied(_) => (Code::PermissionDenied, "PERMISSION_DENIED"),
             Error::LimitExceeded(_) => (Code::ResourceExhausted, "LIMIT_EXCEEDED"),
+            Error::RateLimited { .. } => (Code::ResourceExhausted, "RATE_LIMITED"),
             Error::Timeout(_) => (Code::DeadlineExceeded, "TIMEOUT"),
             Error::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
             Error::Internal(_) => (Code::Internal, "INTERNAL"),
@@ -74,11 +75,11 @@ impl From<Error> for Status {
                 other.to_string()
             }
         };
-        Status::with_error_details(
-            code,
-            message,
-            ErrorDetails::with_error_info(reason, ERROR_DOMAIN, meta),
-        )
+        let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, meta);
+        if let Error::RateLimited { retry_after, .. } = &err {
+            details.set_retry_info(Some(*retry_after));
+        }
+        Status::with_error_details(code, message, details)
     }
 }
 

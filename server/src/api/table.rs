@@ -3,7 +3,9 @@
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::{Call, ResponseStream, caller, convert};
+use std::sync::Arc;
+
+use super::{Call, ResponseStream, caller, convert, limits::KeyLimits};
 use crate::{
     core::{
         forge::Forge,
@@ -16,12 +18,13 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct TableApi {
     forge: Forge,
+    limits: Arc<KeyLimits>,
 }
 
 impl TableApi {
-    /// Wraps the Forge.
-    pub fn new(forge: Forge) -> Self {
-        Self { forge }
+    /// Wraps the Forge; streams count against `limits`.
+    pub fn new(forge: Forge, limits: Arc<KeyLimits>) -> Self {
+        Self { forge, limits }
     }
 }
 
@@ -92,14 +95,18 @@ impl TableService for TableApi {
             .statement(format!("table {:?}", req.table));
         let started = async {
             let select = Select::try_from(req)?;
-            Ok(self.forge.select_rows(&who, &database, select).await?)
+            let permit = self.limits.open_stream(&who)?;
+            Ok((
+                self.forge.select_rows(&who, &database, select).await?,
+                permit,
+            ))
         }
         .await;
         match started {
-            Ok(rows) => {
+            Ok((rows, permit)) => {
                 let rows =
                     rows.map(|ev| ev.map(pb::SelectRowsResponse::from).map_err(Status::from));
-                Ok(Response::new(Box::pin(call.stream(rows, |_| None))))
+                Ok(Response::new(Box::pin(call.stream(rows, |_| None, permit))))
             }
             Err(e) => Err(call.failed(e).await),
         }

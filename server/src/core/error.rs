@@ -84,6 +84,14 @@ pub enum Error {
     /// The caller's key lacks the grant the call needs.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The caller sent requests faster than its rate limit.
+    #[error("{message}")]
+    RateLimited {
+        /// What was exceeded.
+        message: String,
+        /// When the next request would be accepted.
+        retry_after: std::time::Duration,
+    },
     /// A configured limit was reached.
     #[error("{0}")]
     LimitExceeded(String),

@@ -51,6 +51,8 @@ pub struct ForgeConfig {
     pub idle_close_after: Duration,
     /// Databases with open connections, at most; the least recently used are closed first.
     pub max_open_databases: usize,
+    /// How long audit records are kept.
+    pub audit_retention: Duration,
 }
 
 /// A spawn request.
@@ -660,9 +662,24 @@ impl Forge {
                 debug!(closed, "closed idle databases");
             }
             self.report_gauges();
+            self.prune_audit().await;
             if let Err(e) = self.flush_access_times().await {
                 warn!(error = %e, "could not store last-access times");
             }
+        }
+    }
+
+    /// Deletes audit records past the retention period.
+    async fn prune_audit(&self) {
+        let retention =
+            i64::try_from(self.inner.cfg.audit_retention.as_millis()).unwrap_or(i64::MAX);
+        let audit = self.inner.audit.clone();
+        let before = now_ms().saturating_sub(retention);
+        match tokio::task::spawn_blocking(move || audit.prune(before)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => info!(removed = n, "pruned audit records past retention"),
+            Ok(Err(e)) => warn!(error = %e, "could not prune audit records"),
+            Err(e) => warn!(error = %e, "audit pruning task failed"),
         }
     }
 

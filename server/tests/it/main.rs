@@ -7,6 +7,7 @@ mod data;
 mod deploy;
 mod errors;
 mod harness;
+mod limits;
 mod operations;
 mod persistence;
 mod sandbox;

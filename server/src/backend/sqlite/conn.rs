@@ -67,6 +67,8 @@ pub struct ConnOptions {
     pub read_only: bool,
     /// Largest string or blob a statement may build, in bytes.
     pub max_value_bytes: i32,
+    /// Largest size of the database file, in bytes (via max_page_count).
+    pub max_size_bytes: u64,
     /// Page cache per connection, in KiB.
     pub cache_kib: i64,
     /// How long to wait on a lock held by another process (a checkpoint, a backup).
@@ -115,6 +117,17 @@ impl Conn {
              PRAGMA query_only = {};",
             opts.cache_kib,
             i32::from(opts.read_only)
+        ))
+        .map_err(classify)?;
+        // The size cap is a page count; past it SQLite answers SQLITE_FULL and rolls the
+        // statement back.
+        let page_size: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(classify)?;
+        let page_size = u64::try_from(page_size).unwrap_or(4096);
+        conn.execute_batch(&format!(
+            "PRAGMA max_page_count = {};",
+            (opts.max_size_bytes / page_size.max(512)).max(1)
         ))
         .map_err(classify)?;
         // Defensive mode forbids writable_schema tricks and direct page writes; untrusted schema
@@ -577,7 +590,9 @@ pub fn classify(err: rusqlite::Error) -> Error {
                     Error::Unavailable(format!("the database is busy: {message}"))
                 }
                 C::Unknown | C::ParameterOutOfRange | C::ApiMisuse => query(QueryErrorKind::Syntax),
-                C::DiskFull => Error::LimitExceeded(message),
+                C::DiskFull => {
+                    Error::LimitExceeded(format!("the database reached its size limit: {message}"))
+                }
                 _ => Error::internal(format!("sqlite: {message} ({code:?})")),
             }
         }

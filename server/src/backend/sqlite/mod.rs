@@ -49,6 +49,8 @@ pub struct SqliteConfig {
     pub cache_kib: i64,
     /// Largest string or blob a statement may build, in bytes.
     pub max_value_bytes: i32,
+    /// Largest size of one database file, in bytes.
+    pub max_size_bytes: u64,
 }
 
 /// The SQLite backend.
@@ -97,6 +99,7 @@ impl SqliteBackend {
     fn conn_options(&self, read_only: bool) -> ConnOptions {
         ConnOptions {
             read_only,
+            max_size_bytes: self.cfg.max_size_bytes,
             max_value_bytes: self.cfg.max_value_bytes,
             cache_kib: self.cfg.cache_kib,
             busy_timeout: Duration::from_secs(5),

@@ -13,6 +13,7 @@ async fn conformance() {
         max_readers: 4,
         cache_kib: 2048,
         max_value_bytes: 4 << 20,
+        max_size_bytes: 1 << 30,
     })
     .expect("backend");
     let hooks = Hooks {
