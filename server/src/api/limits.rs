@@ -96,12 +96,13 @@ impl Drop for StreamPermit {
         if self.limits.max_streams == 0 {
             return;
         }
-        if let Ok(mut streams) = self.limits.streams.lock() {
-            if let Some(open) = streams.get_mut(&self.key) {
-                *open = open.saturating_sub(1);
-                if *open == 0 {
-                    streams.remove(&self.key);
-                }
+        let Ok(mut streams) = self.limits.streams.lock() else {
+            return;
+        };
+        if let Some(open) = streams.get_mut(&self.key) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                streams.remove(&self.key);
             }
         }
     }
