@@ -114,6 +114,19 @@ pub async fn run(
     serving(&reporter, &access).await;
     serving(&reporter, &operations).await;
 
+    // One health entry per backend (`dbforge.backend.<name>`), NOT_SERVING while it is down.
+    let mut health_state = Vec::new();
+    update_backend_health(&reporter, &forge, &mut health_state).await;
+    let health_task = tokio::spawn({
+        let (reporter, forge) = (reporter.clone(), forge.clone());
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                update_backend_health(&reporter, &forge, &mut health_state).await;
+            }
+        }
+    });
+
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -184,6 +197,7 @@ pub async fn run(
         }
     };
     info!("stopped accepting calls; closing databases");
+    health_task.abort();
     forge.shutdown().await;
     let _ = housekeeping.await;
     served?;
@@ -204,6 +218,30 @@ fn tls_config(cfg: &Config) -> Result<Option<ServerTlsConfig>, BoxError> {
         tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
     }
     Ok(Some(tls))
+}
+
+/// Sets each backend's health entry when its availability changed since `last`.
+async fn update_backend_health(
+    reporter: &HealthReporter,
+    forge: &Forge,
+    last: &mut Vec<(crate::backend::BackendKind, bool)>,
+) {
+    use tonic_health::ServingStatus;
+    let now = forge.backend_availability();
+    if now == *last {
+        return;
+    }
+    for (kind, up) in &now {
+        let status = if *up {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        reporter
+            .set_service_status(format!("dbforge.backend.{kind}"), status)
+            .await;
+    }
+    *last = now;
 }
 
 async fn serving<S: NamedService>(reporter: &HealthReporter, _svc: &S) {

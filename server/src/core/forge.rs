@@ -294,9 +294,16 @@ impl Forge {
         &self.inner.cfg.limits
     }
 
-    /// The configured backends.
-    pub fn backends(&self) -> impl Iterator<Item = BackendKind> + '_ {
-        self.inner.backends.keys().copied()
+    /// The configured backends and whether each can be reached now.
+    pub fn backend_availability(&self) -> Vec<(BackendKind, bool)> {
+        let mut all: Vec<_> = self
+            .inner
+            .backends
+            .iter()
+            .map(|(k, b)| (*k, b.available()))
+            .collect();
+        all.sort();
+        all
     }
 
     fn entry(&self, name: &str) -> Result<Arc<Entry>> {

@@ -257,6 +257,9 @@ async fn health_reports_each_service() {
         "dbforge.v1.DatabaseService",
         "dbforge.v1.QueryService",
         "dbforge.v1.TableService",
+        "dbforge.v1.AccessService",
+        "dbforge.v1.OperationsService",
+        "dbforge.backend.sqlite",
     ] {
         let resp = health
             .check(HealthCheckRequest {
