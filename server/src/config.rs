@@ -77,6 +77,15 @@ pub struct Config {
     /// How long audit records are kept, e.g. "90d" [default: 90d].
     #[arg(long, env = "DBFORGE_AUDIT_RETENTION", value_parser = humantime::parse_duration)]
     pub audit_retention: Option<Duration>,
+    /// Origins whose web pages may call the gateway with grpc-web (CORS), e.g.
+    /// `https://app.example`; `*` allows any. Repeat the flag, or separate with commas in the
+    /// environment variable. Unset: same-origin pages only.
+    #[arg(
+        long = "cors-origin",
+        env = "DBFORGE_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
     /// PostgreSQL admin URL (a role that may create databases and roles); unset: no PostgreSQL.
     #[arg(long, env = "DBFORGE_POSTGRES_URL")]
     pub postgres_url: Option<String>,

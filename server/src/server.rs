@@ -14,6 +14,7 @@ use tonic::{
 };
 use tonic_health::server::HealthReporter;
 use tonic_web::GrpcWebLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 
 use crate::{
@@ -157,12 +158,15 @@ pub async fn run(
         .layer(GrpcWebLayer::new());
     // Plain HTTP routes share the port; grpc-web applies to the gRPC routes only, or it would
     // answer 400 to every plain request.
-    let app = axum::Router::new()
+    let mut app = axum::Router::new()
         .route(
             "/metrics",
             axum::routing::get(|| async { telemetry().render() }),
         )
         .merge(grpc);
+    if let Some(cors) = cors(&cfg.cors_origins)? {
+        app = app.layer(cors);
+    }
 
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
@@ -202,6 +206,51 @@ pub async fn run(
     let _ = housekeeping.await;
     served?;
     Ok(())
+}
+
+/// CORS for grpc-web calls from the configured origins: preflights are answered, and the
+/// grpc-status/grpc-message trailers (sent as headers by grpc-web) are exposed to scripts.
+fn cors(origins: &[String]) -> Result<Option<CorsLayer>, BoxError> {
+    use axum::http::{HeaderName, Method};
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let list = origins
+            .iter()
+            .map(|o| {
+                HeaderValue::from_str(o.trim()).map_err(|_| format!("bad --cors-origin {o:?}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(list)
+    };
+    let names = |list: &[&'static str]| {
+        list.iter()
+            .map(|h| HeaderName::from_static(h))
+            .collect::<Vec<_>>()
+    };
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
+            .allow_headers(names(&[
+                "content-type",
+                "authorization",
+                "x-grpc-web",
+                "x-user-agent",
+                "grpc-timeout",
+                "connect-protocol-version",
+                "connect-timeout-ms",
+            ]))
+            .expose_headers(names(&[
+                "grpc-status",
+                "grpc-message",
+                "grpc-status-details-bin",
+            ]))
+            .max_age(Duration::from_secs(3600)),
+    ))
 }
 
 /// TLS from the configured PEM files; with a client CA, clients must present a certificate it

@@ -15,3 +15,4 @@ mod session;
 mod streaming;
 mod table;
 mod tls;
+mod web;

@@ -1,0 +1,90 @@
+//! HTTP/1.1 on the gRPC port: grpc-web calls, CORS preflights, /metrics.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::harness::TestServer;
+
+/// Sends a raw HTTP/1.1 request and returns the whole response.
+async fn http(s: &TestServer, request: &[u8]) -> Vec<u8> {
+    let mut conn = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    conn.write_all(request).await.expect("send");
+    let mut out = Vec::new();
+    conn.read_to_end(&mut out).await.expect("read");
+    out
+}
+
+fn grpc_web_frame(message: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+    frame.extend_from_slice(message);
+    frame
+}
+
+#[tokio::test]
+async fn grpc_web_calls_and_cors_preflight() {
+    let s = TestServer::with(|mut c| {
+        c.cors_origins = vec!["http://app.example".into()];
+        c
+    })
+    .await;
+    s.db("web").await;
+    // ListDatabasesRequest {} is the empty message.
+    let body = grpc_web_frame(&[]);
+    let mut req = format!(
+        "POST /dbforge.v1.DatabaseService/ListDatabases HTTP/1.1\r\nHost: x\r\nContent-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\nOrigin: http://app.example\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    let resp = http(&s, &req).await;
+    let text = String::from_utf8_lossy(&resp);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let lower = text.to_ascii_lowercase();
+    assert!(
+        lower.contains("access-control-allow-origin: http://app.example"),
+        "{text}"
+    );
+    assert!(lower.contains("access-control-expose-headers"), "{text}");
+    assert!(lower.contains("grpc-status"), "{text}");
+    assert!(
+        text.contains("web-"),
+        "the database name is in the reply: {text}"
+    );
+
+    let preflight = http(
+        &s,
+        b"OPTIONS /dbforge.v1.QueryService/Query HTTP/1.1\r\nHost: x\r\nOrigin: http://app.example\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type,x-grpc-web,authorization\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let text = String::from_utf8_lossy(&preflight).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(
+        text.contains("access-control-allow-origin: http://app.example"),
+        "{text}"
+    );
+    assert!(text.contains("authorization"), "{text}");
+
+    let other = http(
+        &s,
+        b"OPTIONS /dbforge.v1.QueryService/Query HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let text = String::from_utf8_lossy(&other).to_ascii_lowercase();
+    assert!(!text.contains("access-control-allow-origin"), "{text}");
+}
+
+#[tokio::test]
+async fn metrics_are_served_over_http() {
+    let s = TestServer::start().await;
+    s.db("m").await;
+    let resp = http(
+        &s,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let text = String::from_utf8_lossy(&resp);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("dbforge_rpc_requests_total"), "{text}");
+}
