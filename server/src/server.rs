@@ -28,7 +28,7 @@ use crate::{
         table::TableApi,
         telemetry::{CountedIo, telemetry},
     },
-    backend::{Backend, sqlite::SqliteBackend},
+    backend::{Backend, redis::RedisBackend, sqlite::SqliteBackend},
     config::Config,
     core::{access::Keyring, forge::Forge},
     pb::{
@@ -51,7 +51,10 @@ pub async fn run(
 ) -> Result<(), BoxError> {
     cfg.validate()?;
     let limits = cfg.limits();
-    let backends: Vec<Arc<dyn Backend>> = vec![Arc::new(SqliteBackend::new(cfg.sqlite())?)];
+    let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(SqliteBackend::new(cfg.sqlite())?)];
+    if let Some(url) = &cfg.redis_url {
+        backends.push(Arc::new(RedisBackend::new(cfg.server_backend(url)).await?));
+    }
     let addr = listener.local_addr()?;
     if cfg.insecure_no_auth && !addr.ip().is_loopback() {
         return Err(format!(

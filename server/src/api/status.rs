@@ -66,6 +66,7 @@ impl From<Error> for Status {
             Error::Internal(_) => (Code::Internal, "INTERNAL"),
         };
         let message = match &err {
+            Error::Unsupported { operation, .. } => format!("{err}; {}", alternative(operation)),
             Error::Internal(source) => {
                 error!(error = ?source, "internal error");
                 "internal error; the gateway's log has the details".to_owned()
@@ -80,6 +81,18 @@ impl From<Error> for Status {
             details.set_retry_info(Some(*retry_after));
         }
         Status::with_error_details(code, message, details)
+    }
+}
+
+/// What to use instead of an operation a backend lacks.
+fn alternative(operation: &str) -> &'static str {
+    match operation {
+        "Session" => "group statements atomically with ExecuteBatch and `transaction` instead",
+        "CreateTable" | "InsertRows" | "SelectRows" | "UpdateRows" | "DeleteRows" => {
+            "use QueryService.Execute with the backend's own commands instead (on Redis: \
+             HSET/HGETALL/HSCAN for records)"
+        }
+        _ => "see the database's capabilities for what it supports",
     }
 }
 

@@ -153,6 +153,14 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>>;
     /// Removes storage this backend holds that is not among `known` (left by a crash).
     async fn remove_orphans(&self, known: &[Provisioned]) -> Result<usize>;
+    /// Whether the gateway may call [`remove_orphans`](Self::remove_orphans) at start-up: only
+    /// when this gateway owns the storage alone (SQLite's data directory). A database server
+    /// may be shared by several gateways, each knowing only its own databases, so cleaning it
+    /// up from one catalog would delete the others'. The spawn and prune protocol (catalog
+    /// record before create, after destroy) leaves no orphans behind without this.
+    fn owns_storage(&self) -> bool {
+        false
+    }
     /// Whether the engine can be reached right now. A cheap, cached answer: server engines
     /// probe in the background and flip it when the server goes away or comes back; while it
     /// is false, their calls fail fast with [`Error::Unavailable`](crate::core::error::Error).

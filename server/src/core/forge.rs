@@ -225,7 +225,12 @@ impl Forge {
                 (_, Some(b)) => {
                     let name = record.provisioned.name.clone();
                     warn!(db = %name, state = ?record.state, "finishing an interrupted spawn or prune");
-                    b.destroy(&record.provisioned).await?;
+                    // A backend that is down must not stop the gateway: the record stays and
+                    // the next start tries again.
+                    if let Err(e) = b.destroy(&record.provisioned).await {
+                        warn!(db = %name, error = %e, "could not finish it now; will retry at next start");
+                        continue;
+                    }
                     let cat = catalog.clone();
                     blocking(move || cat.remove(&name)).await?;
                     continue;
@@ -250,7 +255,7 @@ impl Forge {
                 }),
             );
         }
-        for (kind, backend) in &backends {
+        for (kind, backend) in backends.iter().filter(|(_, b)| b.owns_storage()) {
             let removed = backend
                 .remove_orphans(known.get(kind).map(Vec::as_slice).unwrap_or_default())
                 .await?;

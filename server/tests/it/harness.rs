@@ -271,3 +271,31 @@ pub fn assert_code<T: std::fmt::Debug>(
         }
     }
 }
+
+/// The URL of a backend server for tests (from `env`, else `default`), or `None` with a one-line
+/// notice when it cannot be reached. With `DBFORGE_REQUIRE_BACKENDS=1` (CI) an unreachable
+/// server fails the test instead.
+pub async fn backend_url(backend: &str, env: &str, default: &str) -> Option<String> {
+    let url = std::env::var(env).unwrap_or_else(|_| default.to_owned());
+    let host_port = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.rsplit('@').next())
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    let reachable = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(host_port.as_str()),
+    )
+    .await
+    .is_ok_and(|c| c.is_ok());
+    if reachable {
+        return Some(url);
+    }
+    if std::env::var("DBFORGE_REQUIRE_BACKENDS").as_deref() == Ok("1") {
+        panic!("{backend} at {host_port} is required (DBFORGE_REQUIRE_BACKENDS=1) but unreachable");
+    }
+    eprintln!("skipping {backend} tests: {host_port} unreachable");
+    None
+}

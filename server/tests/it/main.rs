@@ -10,6 +10,7 @@ mod harness;
 mod limits;
 mod operations;
 mod persistence;
+mod redis;
 mod sandbox;
 mod session;
 mod streaming;

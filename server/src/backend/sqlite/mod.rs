@@ -228,6 +228,10 @@ impl Backend for SqliteBackend {
         true
     }
 
+    fn owns_storage(&self) -> bool {
+        true
+    }
+
     async fn remove_orphans(&self, known: &[Provisioned]) -> Result<usize> {
         let dir = self.cfg.dir.clone();
         let known: HashSet<String> = known.iter().map(|p| p.locator.clone()).collect();

@@ -1,0 +1,275 @@
+//! One spawned database's identity on the Redis server: an ACL user, its password and the key
+//! prefix it is confined to, written into `Provisioned.locator` so that the catalog keeps them.
+
+use std::{
+    collections::hash_map::RandomState,
+    fmt,
+    hash::{BuildHasher, Hasher},
+    io::Read,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use crate::core::{
+    error::{Error, Result},
+    names::DatabaseName,
+};
+
+/// Every ACL user this backend creates starts with this. `remove_orphans` only ever touches
+/// users of the exact shape `dbforge-db-<database name>-<16 hex digits>`, so an operator's own
+/// users (even ones starting with `dbforge-`) are never mistaken for ours.
+pub(super) const USER_PREFIX: &str = "dbforge-db-";
+const NONCE_HEX: usize = 16;
+const PASSWORD_HEX: usize = 64;
+
+/// The ACL categories whose commands act only on the keys they name. The gateway's allowlist
+/// (`command.rs`) and the ACL user's permissions are both derived from these lists, so Redis
+/// refuses on its own whatever the gateway would.
+pub(super) const DATA_CATEGORIES: &[&str] = &[
+    "string",
+    "list",
+    "hash",
+    "set",
+    "sortedset",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "keyspace",
+];
+/// Categories refused even when a command is also in a data category: they reach the whole
+/// server (admin, dangerous), hold the shared connection (blocking), or name things the key
+/// prefix cannot confine (pubsub channels, scripts, connection state, WATCH).
+pub(super) const DENIED_CATEGORIES: &[&str] = &[
+    "dangerous",
+    "admin",
+    "blocking",
+    "pubsub",
+    "scripting",
+    "connection",
+    "transaction",
+];
+/// Commands outside the data categories that the gateway still runs (with argument rules in
+/// `command.rs`: SORT without BY/GET patterns, XREAD without BLOCK). KEYS is not here: the
+/// gateway emulates it with SCAN, so the user never needs it.
+pub(super) const EXTRA_ALLOWED: &[&str] = &[
+    "ping",
+    "echo",
+    "time",
+    "sort",
+    "sort_ro",
+    "xread",
+    "xreadgroup",
+];
+/// Commands in a data category that still leave the namespace: MOVE writes into another
+/// logical database, DBSIZE counts every namespace's keys, RANDOMKEY returns anyone's key name.
+pub(super) const EXTRA_DENIED: &[&str] = &["dbsize", "move", "randomkey"];
+/// The transaction commands the gateway itself sends for transactional batches.
+const TRANSACTION_COMMANDS: &[&str] = &["multi", "exec", "discard"];
+
+/// A database's ACL user, password and key prefix.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) struct Namespace {
+    /// The ACL user (`dbforge-db-<name>-<nonce>`).
+    pub user: String,
+    /// The user's password: 256 random bits as hex.
+    pub password: String,
+    /// Every key of the database starts with this (`<user>:`).
+    pub prefix: String,
+}
+
+impl fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Namespace")
+            .field("user", &self.user)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Namespace {
+    /// A fresh namespace for `name`. The nonce keeps a re-spawned name apart from leftovers of
+    /// an earlier database of the same name.
+    pub fn generate(name: &DatabaseName) -> Self {
+        let user = format!("{USER_PREFIX}{name}-{}", hex(&random_bytes::<8>()));
+        Self {
+            prefix: prefix_of(&user),
+            password: hex(&random_bytes::<32>()),
+            user,
+        }
+    }
+
+    /// The catalog form: `user=<user> prefix=<prefix> password=<hex>`.
+    pub fn locator(&self) -> String {
+        format!(
+            "user={} prefix={} password={}",
+            self.user, self.prefix, self.password
+        )
+    }
+
+    /// Parses a locator, refusing anything `generate` would not have made: the catalog is a file
+    /// on disk, and a tampered prefix would widen what the ACL user may touch.
+    pub fn parse(locator: &str) -> Result<Self> {
+        let bad = || Error::internal("malformed redis locator in the catalog");
+        let mut user = None;
+        let mut prefix = None;
+        let mut password = None;
+        for field in locator.split(' ') {
+            let (key, value) = field.split_once('=').ok_or_else(bad)?;
+            let slot = match key {
+                "user" => &mut user,
+                "prefix" => &mut prefix,
+                "password" => &mut password,
+                _ => return Err(bad()),
+            };
+            if slot.replace(value.to_owned()).is_some() {
+                return Err(bad());
+            }
+        }
+        let (Some(user), Some(prefix), Some(password)) = (user, prefix, password) else {
+            return Err(bad());
+        };
+        let password_ok = password.len() == PASSWORD_HEX && is_lower_hex(&password);
+        if !is_ours(&user) || prefix != prefix_of(&user) || !password_ok {
+            return Err(bad());
+        }
+        Ok(Self {
+            user,
+            password,
+            prefix,
+        })
+    }
+
+    /// The arguments of `ACL SETUSER` that (re)create the user from scratch: on, this password,
+    /// keys under the prefix only, no pub/sub channels, and exactly the commands the gateway
+    /// allows plus MULTI/EXEC/DISCARD for its own transactions. `reset` first makes it
+    /// idempotent and removes anything an earlier call or an operator added.
+    pub fn acl_setuser(&self) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "ACL".into(),
+            "SETUSER".into(),
+            self.user.clone(),
+            "reset".into(),
+            "on".into(),
+            format!(">{}", self.password),
+            format!("~{}*", self.prefix),
+            "resetchannels".into(),
+            "-@all".into(),
+        ];
+        args.extend(DATA_CATEGORIES.iter().map(|c| format!("+@{c}")));
+        args.extend(DENIED_CATEGORIES.iter().map(|c| format!("-@{c}")));
+        args.extend(
+            EXTRA_ALLOWED
+                .iter()
+                .chain(TRANSACTION_COMMANDS)
+                .map(|c| format!("+{c}")),
+        );
+        args.extend(EXTRA_DENIED.iter().map(|c| format!("-{c}")));
+        args
+    }
+}
+
+/// The key prefix of a user: also how `remove_orphans` finds the keys of a user it has only
+/// the name of.
+pub(super) fn prefix_of(user: &str) -> String {
+    format!("{user}:")
+}
+
+/// Whether an ACL user name has exactly the shape `generate` makes.
+pub(super) fn is_ours(user: &str) -> bool {
+    let Some(rest) = user.strip_prefix(USER_PREFIX) else {
+        return false;
+    };
+    let Some((name, nonce)) = rest.rsplit_once('-') else {
+        return false;
+    };
+    nonce.len() == NONCE_HEX && is_lower_hex(nonce) && DatabaseName::parse(name).is_ok()
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Random bytes from the kernel's generator. If /dev/urandom cannot be read (no such device in
+/// a stripped container), std's `RandomState`, whose keys also come from the OS generator,
+/// stands in: 128 bits of OS entropy stretched through SipHash, still unguessable.
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
+    if read.is_ok() {
+        return buf;
+    }
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let state = RandomState::new();
+    for (i, chunk) in buf.chunks_mut(8).enumerate() {
+        let mut h = state.build_hasher();
+        h.write_usize(i);
+        h.write_u128(nanos);
+        let word = h.finish().to_le_bytes();
+        chunk.copy_from_slice(&word[..chunk.len()]);
+    }
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locators_round_trip_and_tampering_is_refused() {
+        let name = DatabaseName::parse("scratch-1").expect("name");
+        let ns = Namespace::generate(&name);
+        assert!(ns.user.starts_with("dbforge-db-scratch-1-"));
+        assert_eq!(ns.prefix, format!("{}:", ns.user));
+        assert_eq!(ns.password.len(), 64);
+        assert_eq!(Namespace::parse(&ns.locator()).expect("parse"), ns);
+        assert_ne!(
+            Namespace::generate(&name),
+            ns,
+            "nonce and password are fresh"
+        );
+        assert!(!format!("{ns:?}").contains(&ns.password), "Debug hides it");
+
+        let widened = ns.locator().replace(&ns.prefix, "dbforge-db-");
+        assert!(Namespace::parse(&widened).is_err());
+        let glob = ns
+            .locator()
+            .replace(&ns.user, "dbforge-db-x*-0123456789abcdef");
+        assert!(Namespace::parse(&glob).is_err());
+        assert!(Namespace::parse("user=a prefix=a: password=00").is_err());
+        assert!(Namespace::parse(&format!("{} user=x", ns.locator())).is_err());
+    }
+
+    #[test]
+    fn only_our_exact_shape_counts_as_ours() {
+        assert!(is_ours("dbforge-db-a-0123456789abcdef"));
+        assert!(is_ours("dbforge-db-a-b_c-0123456789abcdef"));
+        assert!(!is_ours("dbforge-db-admin"));
+        assert!(!is_ours("dbforge-admin-0123456789abcdef"));
+        assert!(!is_ours("dbforge-db-A-0123456789abcdef"));
+        assert!(!is_ours("dbforge-db-a-0123456789ABCDEF"));
+        assert!(!is_ours("default"));
+    }
+
+    #[test]
+    fn acl_rules_deny_after_allowing() {
+        let ns = Namespace::generate(&DatabaseName::parse("x").expect("name"));
+        let args = ns.acl_setuser();
+        let pos = |s: &str| args.iter().position(|a| a == s).expect(s);
+        assert!(pos("reset") < pos("-@all"));
+        assert!(pos("+@keyspace") < pos("-@dangerous"), "denials win");
+        assert!(
+            pos("-@dangerous") < pos("+sort"),
+            "then the listed exceptions"
+        );
+        assert!(args.contains(&format!("~{}*", ns.prefix)));
+        assert!(args.contains(&"-move".to_owned()));
+    }
+}
