@@ -74,6 +74,12 @@ pub struct Config {
     /// [default: 1 GiB].
     #[arg(long, env = "DBFORGE_SQLITE_MAX_SIZE")]
     pub sqlite_max_size: Option<u64>,
+    /// Do not record calls in the audit log (records already there stay readable).
+    #[arg(long, env = "DBFORGE_DISABLE_AUDIT")]
+    pub disable_audit: bool,
+    /// Do not collect Prometheus metrics (`/metrics` is then empty).
+    #[arg(long, env = "DBFORGE_DISABLE_METRICS")]
+    pub disable_metrics: bool,
     /// How long audit records are kept, e.g. "90d" [default: 90d].
     #[arg(long, env = "DBFORGE_AUDIT_RETENTION", value_parser = humantime::parse_duration)]
     pub audit_retention: Option<Duration>,
@@ -237,6 +243,7 @@ impl Config {
             audit_retention: self
                 .audit_retention
                 .unwrap_or(Duration::from_secs(90 * 24 * 3600)),
+            audit: !self.disable_audit,
         }
     }
 

@@ -26,7 +26,7 @@ use crate::{
         limits::KeyLimits,
         operations::OperationsApi,
         table::TableApi,
-        telemetry::{CountedIo, telemetry},
+        telemetry::{CountedIo, install as install_telemetry, telemetry},
     },
     backend::{Backend, redis::RedisBackend, sqlite::SqliteBackend},
     config::Config,
@@ -109,7 +109,7 @@ pub async fn run(
         auth,
     );
     // Install the metrics recorder before the first call records anything.
-    telemetry();
+    install_telemetry(!cfg.disable_metrics);
 
     let (reporter, health) = tonic_health::server::health_reporter();
     serving(&reporter, &control).await;

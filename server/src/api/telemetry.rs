@@ -49,9 +49,19 @@ pub struct Telemetry {
 
 static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
 
+/// Sets up telemetry; with `metrics` false no Prometheus recorder is installed, so metric
+/// calls cost next to nothing. Only the first call in a process decides.
+pub fn install(metrics: bool) -> &'static Telemetry {
+    TELEMETRY.get_or_init(|| build(metrics))
+}
+
 /// The process's telemetry, installing the Prometheus recorder on first use.
 pub fn telemetry() -> &'static Telemetry {
-    TELEMETRY.get_or_init(|| {
+    TELEMETRY.get_or_init(|| build(true))
+}
+
+fn build(metrics: bool) -> Telemetry {
+    {
         let recorder = PrometheusBuilder::new()
             .set_buckets(&[
                 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
@@ -62,7 +72,9 @@ pub fn telemetry() -> &'static Telemetry {
         let prometheus = recorder.handle();
         // Another recorder may already be installed (an embedding program's); then ours only
         // serves GetServerStats and an empty /metrics.
-        if metrics::set_global_recorder(recorder).is_err() {
+        if !metrics {
+            tracing::warn!("metrics are disabled (--disable-metrics)");
+        } else if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!(
                 "a metrics recorder was already installed; /metrics shows only its own data"
             );
@@ -75,7 +87,7 @@ pub fn telemetry() -> &'static Telemetry {
             streams: AtomicI64::new(0),
             sessions: AtomicI64::new(0),
         }
-    })
+    }
 }
 
 impl Telemetry {

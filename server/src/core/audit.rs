@@ -130,7 +130,8 @@ pub struct Verification {
 /// The audit log's front: cheap to clone, hands events to the writer.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<(i64, Event)>,
+    /// `None` when auditing is disabled (`--disable-audit`): nothing is recorded.
+    tx: Option<mpsc::Sender<(i64, Event)>>,
     catalog: Catalog,
 }
 
@@ -148,11 +149,25 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel(4096);
         let head = catalog.audit_head()?;
         let writer = tokio::spawn(write_loop(catalog.clone(), rx, head));
-        Ok((Self { tx, catalog }, writer))
+        Ok((
+            Self {
+                tx: Some(tx),
+                catalog,
+            },
+            writer,
+        ))
+    }
+
+    /// An audit log that records nothing (existing records stay readable).
+    pub fn disabled(catalog: Catalog) -> Self {
+        Self { tx: None, catalog }
     }
 
     /// Records an event. Waits only when the writer is behind by thousands of records.
     pub async fn record(&self, event: Event) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
         tracing::info!(
             target: "dbforge::audit",
             key = %event.key_id,
@@ -163,7 +178,7 @@ impl AuditLog {
             duration_us = event.duration.as_micros() as u64,
             "audit"
         );
-        if self.tx.send((now_ms(), event)).await.is_err() {
+        if tx.send((now_ms(), event)).await.is_err() {
             tracing::error!("the audit writer has stopped; an audit record was not stored");
         }
     }
@@ -171,9 +186,11 @@ impl AuditLog {
     /// Waits (up to `timeout`) until every record sent so far has been handed to the writer,
     /// so that a graceful shutdown loses none.
     pub async fn flush(&self, timeout: Duration) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
         let deadline = tokio::time::Instant::now() + timeout;
-        while self.tx.capacity() < self.tx.max_capacity() && tokio::time::Instant::now() < deadline
-        {
+        while tx.capacity() < tx.max_capacity() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }

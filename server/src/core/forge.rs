@@ -53,6 +53,8 @@ pub struct ForgeConfig {
     pub max_open_databases: usize,
     /// How long audit records are kept.
     pub audit_retention: Duration,
+    /// Record calls in the audit log.
+    pub audit: bool,
 }
 
 /// A spawn request.
@@ -264,9 +266,13 @@ impl Forge {
             }
         }
         info!(databases = entries.len(), "catalog loaded");
-        let (audit, audit_writer) = AuditLog::start(catalog.clone())?;
-        // The writer ends when the last AuditLog clone (the Forge's) is dropped.
-        drop(audit_writer);
+        let audit = if cfg.audit {
+            // The writer ends when the last AuditLog clone (the Forge's) is dropped.
+            AuditLog::start(catalog.clone())?.0
+        } else {
+            warn!("the audit log is disabled (--disable-audit)");
+            AuditLog::disabled(catalog.clone())
+        };
         let forge = Forge {
             inner: Arc::new(Inner {
                 cfg,
