@@ -1,2 +1,57 @@
-//! The `dbforge` command-line client (being written).
-fn main() {}
+//! `dbforge`: the command-line client of DB-Forge, built on the Rust SDK (crate `dbforge`).
+//!
+//! ```text
+//! dbforge db create scratch --label task=demo
+//! dbforge sql scratch "CREATE TABLE people (name TEXT, age INTEGER)"
+//! dbforge sql scratch "INSERT INTO people VALUES (?, ?)" --param Ada --param 36
+//! dbforge sql scratch "SELECT * FROM people WHERE age > ?" --param 30
+//! dbforge shell scratch
+//! dbforge db rm scratch --yes
+//! ```
+//!
+//! `main` parses the command line (clap exits with 2 on usage errors), builds the [`App`]
+//! (output settings, colours, a tokio runtime), runs one command, and turns the outcome into
+//! an exit code; `error.rs` holds the table. Modules:
+//!
+//! - `cli`: the grammar (clap derive); `input`: typed values from argument text and JSON;
+//! - `commands/`: one module per command group; `shell/`: the interactive shell;
+//! - `output/`: formats (table, JSON, NDJSON, CSV), colours and value rendering;
+//! - `chart`: terminal charts; `schema`: table/column introspection for the shell;
+//! - `statements`: splitting SQL at `;`; `config`: profiles and connection settings;
+//! - `progress`: progress indicators on stderr.
+
+mod chart;
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod input;
+mod output;
+mod progress;
+mod schema;
+mod shell;
+mod statements;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::{cli::Cli, commands::App};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let app = match App::new(cli.global) {
+        Ok(app) => app,
+        Err(e) => {
+            error::report(&e, output::Paint::new(false));
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    match commands::run(&app, cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error::report(&e, app.err_paint);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! The command-line grammar: every command, flag and environment variable of `dbforge`, as clap
+//! derive structs. Parsing only; what the commands do lives in `commands/`.
+//!
+//! Later commands (schema, export, import, explain, keys, backups) become new variants of
+//! [`Command`] with their own module under `commands/`.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use dbforge::{ColumnDef, Filter, Value};
+
+use crate::{
+    error::EXIT_CODES_HELP,
+    input::{self, Assign, OrderKey},
+};
+
+const AFTER_HELP: &str = "\
+Connection settings come from flags, then DBFORGE_* environment variables, then the profile in
+the config file (~/.config/dbforge/config.toml, or DBFORGE_CONFIG), then defaults.
+
+Parameters (--param, --where, --set values) are typed by their text: 24 is an int, 2.5 a float,
+true/false a bool, null is NULL, anything else (and numbers with a leading zero, like 007) is
+text. Force a type with a prefix: text:24, int:24, float:1, bool:true, decimal:1.10, json:{…},
+hex:00ff, base64:AP8=, timestamp:2024-05-01T12:00:00Z, date:2024-05-01, uuid:….
+";
+
+/// The DB-Forge command-line client: spawn isolated databases and use them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dbforge",
+    version,
+    about = "Spawn isolated databases on a DB-Forge gateway and use them: SQL, tables, an interactive shell, charts.",
+    after_help = format!("{AFTER_HELP}\n{EXIT_CODES_HELP}"),
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Connection and output settings, accepted before or after the command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Gateway address: http://host:port, or https://host:port for TLS [default: http://127.0.0.1:50051].
+    #[arg(long, global = true, env = "DBFORGE_ENDPOINT", value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// API key, sent as a bearer token on every call.
+    #[arg(
+        long,
+        global = true,
+        env = "DBFORGE_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub api_key: Option<String>,
+    /// PEM file of the CA that signed the gateway's certificate (enables TLS).
+    #[arg(long, global = true, env = "DBFORGE_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Deadline of the whole command, e.g. 30s or 2m, streamed results included (in the shell: of
+    /// each statement).
+    #[arg(long, global = true, env = "DBFORGE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Named profile of the config file.
+    #[arg(long, global = true, env = "DBFORGE_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Config file [default: <config dir>/dbforge/config.toml].
+    #[arg(long, global = true, env = "DBFORGE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Output format [default: table on a terminal, ndjson otherwise].
+    #[arg(long, short = 'o', global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<Format>,
+    /// When to use colours; NO_COLOR in the environment turns auto off.
+    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
+    pub color: ColorArg,
+    /// Width of tables and charts in columns [default: the terminal's, or COLUMNS].
+    #[arg(long, global = true, value_name = "COLUMNS")]
+    pub width: Option<usize>,
+    /// Wrap wide table cells over several lines instead of cutting them with '…'.
+    #[arg(long, global = true)]
+    pub wrap: bool,
+    /// How tables show NULL.
+    #[arg(long, global = true, default_value = "NULL", value_name = "TEXT")]
+    pub null: String,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned table with a row count and the elapsed time.
+    Table,
+    /// One JSON array of row objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    /// RFC 4180 CSV with a header line; NULL is an empty field, empty text is "".
+    Csv,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    /// Colours when writing to a terminal and NO_COLOR is not set.
+    Auto,
+    /// Always (also overrides NO_COLOR).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Spawn, inspect, list and prune databases.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Run SQL and stream the result as it arrives.
+    Sql(SqlArgs),
+    /// Create tables without writing SQL.
+    #[command(subcommand)]
+    Table(TableCommand),
+    /// Insert, select, update and delete rows without writing SQL.
+    #[command(subcommand)]
+    Rows(RowsCommand),
+    /// An interactive SQL shell with history, completion and dot-commands.
+    Shell(ShellArgs),
+    /// Chart a two-column result (label, value) in the terminal.
+    Chart(ChartArgs),
+    /// Show the config file and the settings in effect.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script, e.g. `dbforge completions bash > /etc/bash_completion.d/dbforge`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `dbforge db …`
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Spawn a new, empty database.
+    Create {
+        /// Name: 1 to 63 of a-z 0-9 _ -, starting with a letter.
+        name: String,
+        /// The engine.
+        #[arg(long, value_enum, default_value_t = BackendArg::Sqlite)]
+        backend: BackendArg,
+        /// A label KEY=VALUE; repeat for more.
+        #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = input::parse_label)]
+        labels: Vec<(String, String)>,
+        /// Succeed when the database exists already (with the same backend).
+        #[arg(long)]
+        if_not_exists: bool,
+    },
+    /// List databases in name order.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only databases of this engine.
+        #[arg(long, value_enum)]
+        backend: Option<BackendArg>,
+        /// Only databases with this label KEY=VALUE; repeat to require several.
+        #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = input::parse_label)]
+        labels: Vec<(String, String)>,
+    },
+    /// Show one database: backend, status, times, size, labels, capabilities.
+    Show {
+        /// The database.
+        name: String,
+    },
+    /// Prune a database and all its data; asks first unless --yes.
+    #[command(visible_alias = "delete")]
+    Rm {
+        /// The database.
+        name: String,
+        /// Do not ask for confirmation (required when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Succeed when the database does not exist.
+        #[arg(long)]
+        if_exists: bool,
+    },
+}
+
+/// Engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// Embedded SQLite, one file per database.
+    Sqlite,
+    /// A database and role on a PostgreSQL server.
+    Postgres,
+    /// A schema and user on a MySQL or MariaDB server.
+    Mysql,
+    /// A key namespace and ACL user on a Redis server.
+    Redis,
+}
+
+impl From<BackendArg> for dbforge::Backend {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Sqlite => dbforge::Backend::Sqlite,
+            BackendArg::Postgres => dbforge::Backend::Postgres,
+            BackendArg::Mysql => dbforge::Backend::Mysql,
+            BackendArg::Redis => dbforge::Backend::Redis,
+        }
+    }
+}
+
+/// `dbforge sql DB [SQL]`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+SQL comes from the argument, from --file, or from stdin (when neither is given or SQL is -).
+Several statements separated by ; run in order and stop at the first error; with --transaction
+they run all or nothing. --param binds to the ? placeholders of a single statement.")]
+pub struct SqlArgs {
+    /// The database.
+    pub database: String,
+    /// The SQL text; - reads stdin.
+    pub sql: Option<String>,
+    /// Read the SQL from this file.
+    #[arg(long, short = 'f', value_name = "PATH", conflicts_with = "sql")]
+    pub file: Option<PathBuf>,
+    /// A positional parameter; repeat in placeholder order (see `dbforge --help` for typing).
+    #[arg(long = "param", short = 'p', value_name = "VALUE", value_parser = input::parse_param, allow_hyphen_values = true)]
+    pub params: Vec<Value>,
+    /// Run all statements in one transaction: all of them or none.
+    #[arg(long)]
+    pub transaction: bool,
+    /// Stop after this many rows (the summary says the result was cut).
+    #[arg(long, value_name = "N")]
+    pub max_rows: Option<u64>,
+}
+
+/// `dbforge table …`
+#[derive(Debug, Subcommand)]
+pub enum TableCommand {
+    /// Create a table from column specs NAME:TYPE[:pk][:notnull][:unique][:default=VALUE].
+    #[command(after_help = "\
+Types: integer (int), float (real, double), text (string), bytes (blob), bool (boolean),
+decimal (numeric), json, timestamp (datetime), date.
+
+Example: dbforge table create app people --column id:integer:pk --column name:text:notnull \\
+         --column score:float:default=0")]
+    Create {
+        /// The database.
+        database: String,
+        /// The table name.
+        table: String,
+        /// A column NAME:TYPE[:pk][:notnull][:unique][:default=VALUE]; repeat in order.
+        #[arg(long = "column", short = 'c', value_name = "SPEC", required = true, value_parser = input::parse_column)]
+        columns: Vec<ColumnDef>,
+        /// Succeed without change when the table exists.
+        #[arg(long)]
+        if_not_exists: bool,
+    },
+}
+
+/// `dbforge rows …`
+#[derive(Debug, Subcommand)]
+pub enum RowsCommand {
+    /// Insert rows from JSON: an array of objects, or one object per line (NDJSON).
+    #[command(after_help = "\
+Each object maps column names to values: numbers become int or float, strings text, true/false
+bool, null NULL, nested arrays and objects a JSON document. Rows are sent in batches of
+--batch-size; each batch is one transaction.")]
+    Insert {
+        /// The database.
+        database: String,
+        /// The table.
+        table: String,
+        /// Read rows from this file (- for stdin) [default: stdin].
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+        /// Rows per InsertRows call (the gateway accepts at most 10 000).
+        #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        batch_size: u64,
+    },
+    /// Stream the rows that match every --where.
+    Select {
+        /// The database.
+        database: String,
+        /// The table.
+        table: String,
+        /// Only these columns, in this order; repeat or separate with commas.
+        #[arg(
+            long = "column",
+            short = 'c',
+            value_name = "NAME",
+            value_delimiter = ','
+        )]
+        columns: Vec<String>,
+        /// A condition: `col=v`, `col!=v`, `col<v`, `col<=v`, `col>v`, `col>=v`, `col like A%`,
+        /// `col in a,b,c`, `col is null`, `col is not null`; repeat for AND.
+        #[arg(long = "where", short = 'w', value_name = "COND", value_parser = input::parse_where, allow_hyphen_values = true)]
+        filters: Vec<Filter>,
+        /// Sort by this column: `age`, `age:desc` or `-age`; repeat for more keys.
+        #[arg(long, value_name = "COLUMN", value_parser = input::parse_order, allow_hyphen_values = true)]
+        order_by: Vec<OrderKey>,
+        /// At most this many rows.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Skip this many rows first.
+        #[arg(long, value_name = "N")]
+        offset: Option<u64>,
+    },
+    /// Set columns on the rows that match every --where (or on all rows with --all).
+    #[command(group(ArgGroup::new("which").required(true).args(["filters", "all"])))]
+    Update {
+        /// The database.
+        database: String,
+        /// The table.
+        table: String,
+        /// An assignment COLUMN=VALUE; repeat for more columns.
+        #[arg(long = "set", short = 's', value_name = "COLUMN=VALUE", required = true, value_parser = input::parse_assign)]
+        set: Vec<Assign>,
+        /// A condition, as in `rows select`; repeat for AND.
+        #[arg(long = "where", short = 'w', value_name = "COND", value_parser = input::parse_where, allow_hyphen_values = true)]
+        filters: Vec<Filter>,
+        /// Update every row of the table.
+        #[arg(long, conflicts_with = "filters")]
+        all: bool,
+    },
+    /// Delete the rows that match every --where (or all rows with --all).
+    #[command(group(ArgGroup::new("which").required(true).args(["filters", "all"])))]
+    Delete {
+        /// The database.
+        database: String,
+        /// The table.
+        table: String,
+        /// A condition, as in `rows select`; repeat for AND.
+        #[arg(long = "where", short = 'w', value_name = "COND", value_parser = input::parse_where, allow_hyphen_values = true)]
+        filters: Vec<Filter>,
+        /// Delete every row of the table.
+        #[arg(long, conflicts_with = "filters")]
+        all: bool,
+    },
+}
+
+/// `dbforge shell DB`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Statements end with ; and may span lines. Dot-commands: .tables, .schema [TABLE],
+.mode table|csv|json|ndjson, .timer on|off, .help, .quit. Tab completes dot-commands, keywords,
+table and column names. Ctrl-C cancels the running query (or clears the line); Ctrl-D quits.
+BEGIN … COMMIT/ROLLBACK runs the statements in between in one transaction.
+History is kept in <data dir>/dbforge/history (or DBFORGE_HISTORY).")]
+pub struct ShellArgs {
+    /// The database.
+    pub database: String,
+}
+
+/// `dbforge chart DB SQL --bar|--hbar|--line|--pie`
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("kind").required(true).args(["bar", "hbar", "line", "pie"])))]
+#[command(after_help = "\
+The query must return two columns: a label (any type) and a numeric value, one row per bar,
+point or slice. Bars and slices need values of at least 0; --pie lists every slice with its
+value and share and draws one bar split by share (the smallest slices beyond 8 are grouped as
+'other').
+
+Example: dbforge chart app \"SELECT team, count(*) FROM people GROUP BY team\" --hbar")]
+pub struct ChartArgs {
+    /// The database.
+    pub database: String,
+    /// A query returning (label, value) rows; - reads stdin.
+    pub sql: String,
+    /// A positional parameter; repeat in placeholder order.
+    #[arg(long = "param", short = 'p', value_name = "VALUE", value_parser = input::parse_param, allow_hyphen_values = true)]
+    pub params: Vec<Value>,
+    /// Vertical bars.
+    #[arg(long)]
+    pub bar: bool,
+    /// Horizontal bars, one line per row.
+    #[arg(long)]
+    pub hbar: bool,
+    /// A line through the values in row order.
+    #[arg(long)]
+    pub line: bool,
+    /// Shares of the total, as a labelled breakdown.
+    #[arg(long)]
+    pub pie: bool,
+    /// Height in lines of --bar and --line charts.
+    #[arg(long, default_value_t = 12, value_name = "LINES", value_parser = clap::value_parser!(u16).range(2..=200))]
+    pub height: u16,
+    /// Charts at most this many rows; more is an error (aggregate in SQL instead).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub max_rows: u64,
+}
+
+/// `dbforge config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the config file's path.
+    Path,
+    /// Print the settings in effect and where each came from (the API key masked).
+    Show,
+}

@@ -1,0 +1,249 @@
+//! `dbforge db create|list|show|rm`: the control plane.
+
+use std::{
+    io::{self, BufRead, Write},
+    time::{Instant, SystemTime},
+};
+
+use dbforge::{Column, CreateOptions, Database, ListFilter, Value, pb::ValueKind};
+use time::OffsetDateTime;
+
+use super::{App, backend_name, status_name, stdout};
+use crate::{
+    cli::{DbCommand, Format},
+    error::{CliError, Result},
+    output::{self, End},
+};
+
+/// Runs a `db` subcommand.
+pub fn run(app: &App, command: DbCommand) -> Result<()> {
+    match command {
+        DbCommand::Create {
+            name,
+            backend,
+            labels,
+            if_not_exists,
+        } => {
+            let mut opts = CreateOptions::default().backend(backend.into());
+            if if_not_exists {
+                opts = opts.if_not_exists();
+            }
+            for (k, v) in labels {
+                opts = opts.label(k, v);
+            }
+            let created = app.block_on(async {
+                let client = app.connect().await?;
+                Ok(client.create_database(&name, opts).await?)
+            })?;
+            let db = &created.database;
+            let p = app.settings.paint;
+            let human = if created.created {
+                format!(
+                    "{} database {} ({})",
+                    p.ok("created"),
+                    p.name(&db.name),
+                    backend_name(db.backend)
+                )
+            } else {
+                format!(
+                    "database {} exists already ({})",
+                    p.name(&db.name),
+                    backend_name(db.backend)
+                )
+            };
+            let mut fields = fields(app, db);
+            fields.insert(1, ("created", Value::Bool(created.created)));
+            output::record(&app.settings, &mut stdout(), &human, &fields)?;
+            Ok(())
+        }
+        DbCommand::List { backend, labels } => {
+            let filter = ListFilter {
+                backend: backend.map(Into::into).unwrap_or_default(),
+                labels: labels.into_iter().collect(),
+            };
+            let started = Instant::now();
+            let dbs = app.block_on(async {
+                let client = app.connect().await?;
+                Ok(client.list_databases(filter).await?)
+            })?;
+            let mut out = stdout();
+            let mut sink = output::sink(&app.settings, &mut out);
+            let columns = columns(app);
+            sink.header(&columns)?;
+            for db in &dbs {
+                let values: Vec<Value> = fields(app, db).into_iter().map(|(_, v)| v).collect();
+                sink.row(&values)?;
+            }
+            sink.end(&End {
+                rows: dbs.len() as u64,
+                affected: 0,
+                elapsed: started.elapsed(),
+                truncation: dbforge::Truncation::Unspecified,
+            })?;
+            Ok(())
+        }
+        DbCommand::Show { name } => {
+            let db = app.block_on(async {
+                let client = app.connect().await?;
+                Ok(client.get_database(&name).await?)
+            })?;
+            let mut fields = fields(app, &db);
+            let caps = &db.capabilities;
+            let flags = [
+                ("sql", caps.sql),
+                ("transactions", caps.transactions),
+                ("sessions", caps.sessions),
+                ("typed_params", caps.typed_params),
+                ("table_service", caps.table_service),
+                ("key_value", caps.key_value),
+                ("last_insert_id", caps.last_insert_id),
+                ("returning", caps.returning),
+            ];
+            let capabilities = if app.settings.format == Format::Table {
+                let on: Vec<&str> = flags.iter().filter(|f| f.1).map(|f| f.0).collect();
+                Value::Text(on.join(", "))
+            } else {
+                let obj: serde_json::Map<String, serde_json::Value> = flags
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), serde_json::Value::Bool(*v)))
+                    .collect();
+                Value::Json(serde_json::Value::Object(obj).to_string())
+            };
+            fields.push(("capabilities", capabilities));
+            fields.push(("placeholder", Value::Text(caps.placeholder.clone())));
+            let p = app.settings.paint;
+            let key_w = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+            let human: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| {
+                    let (text, class) = output::render::text(v, &app.settings.null);
+                    let pad = " ".repeat(key_w - k.len());
+                    format!("{}{pad}  {}", p.dim(k), p.cell(class, &text))
+                })
+                .collect();
+            output::record(&app.settings, &mut stdout(), &human.join("\n"), &fields)?;
+            Ok(())
+        }
+        DbCommand::Rm {
+            name,
+            yes,
+            if_exists,
+        } => {
+            if !yes {
+                confirm(app, &name)?;
+            }
+            let deleted = app.block_on(async {
+                let client = app.connect().await?;
+                if if_exists {
+                    Ok(client.delete_database_if_exists(&name).await?)
+                } else {
+                    client.delete_database(&name).await?;
+                    Ok(true)
+                }
+            })?;
+            let p = app.settings.paint;
+            let human = if deleted {
+                format!("{} database {}", p.ok("deleted"), p.name(&name))
+            } else {
+                format!("database {} did not exist", p.name(&name))
+            };
+            output::record(
+                &app.settings,
+                &mut stdout(),
+                &human,
+                &[
+                    ("name", Value::Text(name)),
+                    ("deleted", Value::Bool(deleted)),
+                ],
+            )?;
+            Ok(())
+        }
+    }
+}
+
+/// Asks on the terminal before pruning; refuses without a terminal to ask on.
+fn confirm(app: &App, name: &str) -> Result<()> {
+    if !app.stdin_tty {
+        return Err(CliError::Usage(format!(
+            "not deleting {name} without confirmation: stdin is not a terminal; pass --yes"
+        )));
+    }
+    let mut err = io::stderr().lock();
+    write!(
+        err,
+        "Delete database {} and all its data? [y/N] ",
+        app.err_paint.name(name)
+    )?;
+    err.flush()?;
+    let mut answer = String::new();
+    io::stdin().lock().read_line(&mut answer)?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(CliError::Declined(format!("database {name} not deleted"))),
+    }
+}
+
+fn columns(app: &App) -> Vec<Column> {
+    let labels_kind = if app.settings.format == Format::Table {
+        ValueKind::Text
+    } else {
+        ValueKind::Json
+    };
+    [
+        ("name", ValueKind::Text),
+        ("backend", ValueKind::Text),
+        ("status", ValueKind::Text),
+        ("size_bytes", ValueKind::Int),
+        ("created_at", ValueKind::Timestamp),
+        ("last_accessed_at", ValueKind::Timestamp),
+        ("labels", labels_kind),
+    ]
+    .into_iter()
+    .map(|(name, kind)| Column {
+        name: name.to_owned(),
+        declared_type: String::new(),
+        kind,
+    })
+    .collect()
+}
+
+/// A database as named values, in [`columns`] order. Labels read `k=v, …` in tables and are an
+/// object for programs.
+fn fields(app: &App, db: &Database) -> Vec<(&'static str, Value)> {
+    let labels = if app.settings.format == Format::Table {
+        Value::Text(
+            db.labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    } else {
+        let obj: serde_json::Map<String, serde_json::Value> = db
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        Value::Json(serde_json::Value::Object(obj).to_string())
+    };
+    vec![
+        ("name", Value::Text(db.name.clone())),
+        ("backend", Value::Text(backend_name(db.backend).to_owned())),
+        ("status", Value::Text(status_name(db.status).to_owned())),
+        (
+            "size_bytes",
+            Value::Int(i64::try_from(db.size_bytes).unwrap_or(i64::MAX)),
+        ),
+        ("created_at", timestamp(db.created_at)),
+        ("last_accessed_at", timestamp(db.last_accessed_at)),
+        ("labels", labels),
+    ]
+}
+
+/// A catalog time to the second (the catalog keeps access times to within seconds anyway).
+fn timestamp(t: SystemTime) -> Value {
+    let t = OffsetDateTime::from(t);
+    t.replace_nanosecond(0)
+        .map(Value::Timestamp)
+        .unwrap_or(Value::Timestamp(t))
+}

@@ -1,0 +1,128 @@
+//! `dbforge sql DB [SQL]`: run statements and stream their results.
+
+use std::time::Instant;
+
+use dbforge::{Client, Value};
+
+use super::{App, stdout, stream, warn_truncated, write_exec};
+use crate::{
+    cli::{Format, SqlArgs},
+    error::{CliError, Result},
+    output,
+    progress::Progress,
+    statements,
+};
+
+/// Runs `dbforge sql`.
+pub fn run(app: &App, args: SqlArgs) -> Result<()> {
+    let sql = match (&args.sql, &args.file) {
+        (Some(s), _) if s != "-" => s.clone(),
+        (_, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?,
+        _ => super::read_stdin(app, "SQL", "pass it as an argument or with --file")?,
+    };
+    let stmts = split(&sql);
+    if stmts.is_empty() {
+        return Err(CliError::Usage("no SQL statement given".into()));
+    }
+    if !args.params.is_empty() && stmts.len() > 1 {
+        return Err(CliError::Usage(format!(
+            "--param binds to a single statement, but the SQL has {} statements",
+            stmts.len()
+        )));
+    }
+    app.block_on(async {
+        let client = app.connect().await?;
+        if args.transaction {
+            transaction(app, &client, &args.database, &stmts, &args.params).await
+        } else {
+            for (i, stmt) in stmts.iter().enumerate() {
+                if i > 0 && app.settings.format == Format::Table {
+                    println!();
+                }
+                query(
+                    app,
+                    &client,
+                    &args.database,
+                    stmt,
+                    &args.params,
+                    args.max_rows,
+                )
+                .await?;
+            }
+            Ok(())
+        }
+    })
+}
+
+/// The statements of `sql`; the last may lack its `;`.
+pub fn split(sql: &str) -> Vec<String> {
+    let split = statements::split(sql);
+    let complete = split.rest_is_empty();
+    let mut stmts = split.statements;
+    if !complete {
+        stmts.push(split.rest.trim().to_owned());
+    }
+    stmts
+}
+
+/// Runs one statement as a streamed query, writing the result as it arrives.
+pub async fn query(
+    app: &App,
+    client: &Client,
+    database: &str,
+    sql: &str,
+    params: &[Value],
+    max_rows: Option<u64>,
+) -> Result<()> {
+    let started = Instant::now();
+    let rows = client
+        .query_limited(database, sql, params, max_rows.unwrap_or(0))
+        .await?;
+    let mut out = stdout();
+    let mut sink = output::sink(&app.settings, &mut out);
+    let progress = Progress::rows(app.show_progress);
+    let end = stream(rows, sink.as_mut(), started, &progress).await?;
+    warn_truncated(app, &end);
+    Ok(())
+}
+
+/// Runs the statements in one interactive transaction; any failure rolls all of them back.
+async fn transaction(
+    app: &App,
+    client: &Client,
+    database: &str,
+    stmts: &[String],
+    params: &[Value],
+) -> Result<()> {
+    let mut tx = client.transaction(database).await?;
+    let mut out = stdout();
+    for (i, stmt) in stmts.iter().enumerate() {
+        let started = Instant::now();
+        let result = match tx.execute(stmt, params).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Dropping the transaction ends the session, which rolls it back.
+                drop(tx);
+                app.warn(&format!(
+                    "statement {} of {} failed; the transaction was rolled back",
+                    i + 1,
+                    stmts.len()
+                ));
+                return Err(e.into());
+            }
+        };
+        if i > 0 && app.settings.format == Format::Table {
+            writeln_out(&mut out)?;
+        }
+        let mut sink = output::sink(&app.settings, &mut out);
+        write_exec(&result, sink.as_mut(), started)?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn writeln_out(out: &mut dyn std::io::Write) -> Result<()> {
+    writeln!(out)?;
+    Ok(())
+}

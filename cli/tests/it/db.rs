@@ -1,0 +1,178 @@
+//! `dbforge db create|list|show|rm`.
+
+use predicates::prelude::*;
+
+use crate::harness::{Pty, Server, stdout, unique, without_time};
+
+#[test]
+fn create_list_show_and_remove() {
+    let s = Server::start();
+    let name = unique("life");
+    s.cmd()
+        .args([
+            "db", "create", &name, "--label", "env=test", "-l", "team=cli",
+        ])
+        .args(["-o", "table", "--color", "never"])
+        .assert()
+        .success()
+        .stdout(format!("created database {name} (sqlite)\n"));
+    // Again: ALREADY_EXISTS, unless --if-not-exists.
+    s.cmd()
+        .args(["db", "create", &name])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("hint: pass --if-not-exists"));
+    s.cmd()
+        .args([
+            "db",
+            "create",
+            &name,
+            "--if-not-exists",
+            "-o",
+            "table",
+            "--color",
+            "never",
+        ])
+        .assert()
+        .success()
+        .stdout(format!("database {name} exists already (sqlite)\n"));
+    let other = s.db("other");
+
+    // Listing filters by label; machine formats carry every field.
+    let out = s
+        .cmd()
+        .args(["db", "list", "--label", "env=test", "-o", "ndjson"])
+        .output()
+        .expect("run");
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["name"], name.as_str());
+    assert_eq!(lines[0]["backend"], "sqlite");
+    assert_eq!(lines[0]["status"], "ready");
+    assert_eq!(
+        lines[0]["labels"],
+        serde_json::json!({"env": "test", "team": "cli"})
+    );
+    assert!(lines[0]["size_bytes"].is_i64());
+    assert!(
+        lines[0]["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+
+    let out = s
+        .cmd()
+        .args([
+            "db",
+            "list",
+            "--backend",
+            "sqlite",
+            "-o",
+            "table",
+            "--color",
+            "never",
+        ])
+        .output()
+        .expect("run");
+    let table = without_time(&stdout(&out));
+    assert!(table.contains(&format!("│ {name} ")) && table.contains(&format!("│ {other} ")));
+    assert!(table.contains("env=test, team=cli"), "{table}");
+    assert!(table.ends_with("2 rows\n"), "{table}");
+    s.cmd()
+        .args(["db", "ls", "--backend", "postgres", "-o", "csv"])
+        .assert()
+        .success()
+        .stdout("name,backend,status,size_bytes,created_at,last_accessed_at,labels\r\n");
+
+    let out = s
+        .cmd()
+        .args(["db", "show", &name, "-o", "table", "--color", "never"])
+        .output()
+        .expect("run");
+    let shown = stdout(&out);
+    assert!(
+        shown.starts_with(&format!(
+            "name              {name}\nbackend           sqlite\nstatus            ready\n"
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("\nlabels            env=test, team=cli\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("\ncapabilities      sql, transactions, sessions,"),
+        "{shown}"
+    );
+    assert!(shown.ends_with("\nplaceholder       ?\n"), "{shown}");
+    let out = s
+        .cmd()
+        .args(["db", "show", &name, "-o", "json"])
+        .output()
+        .expect("run");
+    let obj: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(obj["capabilities"]["sql"], true);
+    assert_eq!(obj["capabilities"]["key_value"], false);
+
+    s.cmd()
+        .args([
+            "db", "rm", &name, "--yes", "-o", "table", "--color", "never",
+        ])
+        .assert()
+        .success()
+        .stdout(format!("deleted database {name}\n"));
+    assert!(!s.exists(&name));
+    s.cmd()
+        .args(["db", "rm", &name, "--yes"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("dbforge db list"));
+    s.cmd()
+        .args(["db", "rm", &name, "--yes", "--if-exists", "-o", "ndjson"])
+        .assert()
+        .success()
+        .stdout(format!("{{\"name\":\"{name}\",\"deleted\":false}}\n"));
+}
+
+#[test]
+fn rm_without_a_terminal_needs_yes() {
+    let s = Server::start();
+    let name = s.db("keep");
+    s.cmd()
+        .args(["db", "rm", &name])
+        .write_stdin("y\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "stdin is not a terminal; pass --yes",
+        ));
+    assert!(s.exists(&name));
+}
+
+#[test]
+fn rm_asks_on_a_terminal() {
+    let s = Server::start();
+    let name = s.db("ask");
+    let mut cmd = s.std_cmd();
+    cmd.env("NO_COLOR", "1").args(["db", "rm", &name]);
+    let mut pty = Pty::spawn(cmd);
+    pty.expect(&format!("Delete database {name} and all its data? [y/N] "));
+    pty.line("n");
+    pty.expect(&format!("error: database {name} not deleted"));
+    pty.expect_eof();
+    assert_eq!(pty.exit_code(), 1);
+    assert!(s.exists(&name));
+
+    let mut cmd = s.std_cmd();
+    cmd.env("NO_COLOR", "1").args(["db", "rm", &name]);
+    let mut pty = Pty::spawn(cmd);
+    pty.expect("[y/N] ");
+    pty.line("yes");
+    pty.expect(&format!("deleted database {name}"));
+    pty.expect_eof();
+    assert_eq!(pty.exit_code(), 0);
+    assert!(!s.exists(&name));
+}
