@@ -11,7 +11,7 @@ pub enum Error {
     #[error("{}: {}", code_name(.0.code()), .0.message())]
     Status(tonic::Status),
     /// The connection could not be made.
-    #[error("cannot connect: {0}")]
+    #[error("cannot connect: {}", causes(.0))]
     Transport(#[from] tonic::transport::Error),
     /// A value did not convert to the requested Rust type.
     #[error("expected a {expected} value, found {found}")]
@@ -31,6 +31,22 @@ pub enum Error {
     /// The server sent something this SDK does not understand.
     #[error("protocol error: {0}")]
     Protocol(String),
+}
+
+/// An error and its sources, so "transport error" says what went wrong underneath
+/// ("Connection refused", a TLS failure).
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn code_name(code: Code) -> &'static str {

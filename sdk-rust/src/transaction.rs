@@ -60,10 +60,7 @@ impl Transaction {
         match self.responses.message().await? {
             Some(pb::SessionResponse {
                 kind: Some(pb::session_response::Kind::Error(e)),
-            }) => Err(Error::Status(tonic::Status::new(
-                tonic::Code::from(e.code),
-                e.message,
-            ))),
+            }) => Err(Error::Status(session_status(e))),
             Some(pb::SessionResponse { kind: Some(kind) }) => Ok(kind),
             Some(_) => Err(Error::Protocol("empty session response".into())),
             None => Err(Error::Protocol("the session ended unexpectedly".into())),
@@ -110,4 +107,20 @@ impl Transaction {
 
 fn unexpected(kind: pb::session_response::Kind) -> Error {
     Error::Protocol(format!("unexpected session response {kind:?}"))
+}
+
+/// A session's in-band error as the status the same failure gets elsewhere, with its ErrorInfo,
+/// so `Error::reason` and `Error::metadata` work the same inside a transaction.
+fn session_status(e: pb::SessionError) -> tonic::Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let code = tonic::Code::from(e.code);
+    if e.reason.is_empty() {
+        return tonic::Status::new(code, e.message);
+    }
+    let metadata: std::collections::HashMap<_, _> = e.metadata.into_iter().collect();
+    tonic::Status::with_error_details(
+        code,
+        e.message,
+        ErrorDetails::with_error_info(e.reason, "dbforge.v1", metadata),
+    )
 }

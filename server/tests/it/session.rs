@@ -90,10 +90,13 @@ async fn statement_errors_keep_the_transaction_open() {
     tx.execute("INSERT INTO t VALUES (1, 'a')", &[])
         .await
         .expect("insert");
-    assert_code(
+    let e = assert_code(
         tx.execute("INSERT INTO t VALUES (1, 'dup')", &[]).await,
         Code::FailedPrecondition,
     );
+    // Inside a session the error keeps its reason and native code, as everywhere else.
+    assert_eq!(e.reason().as_deref(), Some("UNIQUE_VIOLATION"));
+    assert!(e.metadata("native_code").is_some());
     assert_code(tx.execute("SELEC", &[]).await, Code::InvalidArgument);
     assert_code(tx.execute("COMMIT", &[]).await, Code::InvalidArgument);
     assert_code(

@@ -289,4 +289,12 @@ async fn insert_rows_is_all_or_nothing() {
             .await,
         Code::InvalidArgument,
     );
+    // A column that does not exist is an error, not a string literal that matches nothing.
+    let e = assert_code(
+        s.client
+            .select_rows(&db, Select::from(HOSTILE).filter(Filter::eq("nope", 1)))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert!(e.message().contains("no such column"), "{e}");
 }

@@ -136,6 +136,12 @@ impl Conn {
             .map_err(classify)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)
             .map_err(classify)?;
+        // Without this, SQLite reads a double-quoted name that matches no column as a string
+        // literal, so a filter on a misspelt (or hostile) column silently matches nothing.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)
+            .map_err(classify)?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)
+            .map_err(classify)?;
         conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, opts.max_value_bytes)
             .map_err(classify)?;
         conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, opts.max_value_bytes)
