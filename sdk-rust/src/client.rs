@@ -468,7 +468,7 @@ impl Client {
             }))
             .await?
             .into_inner();
-        Rows::start(stream).await
+        Rows::start(stream, self.settings.timeout).await
     }
 
     /// Runs statements in order; with `transaction`, all or nothing.
@@ -653,7 +653,7 @@ impl Client {
             .select_rows(self.settings.request(req))
             .await?
             .into_inner();
-        Rows::start(stream).await
+        Rows::start(stream, self.settings.timeout).await
     }
 
     /// Sets columns on the rows matching every filter (at least one filter is required).

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use futures::{Stream, StreamExt};
+use futures::{Future, Stream, StreamExt};
 
 use crate::{Error, FromValue, Result, Value, pb};
 
@@ -188,6 +188,14 @@ pub struct Rows {
     buffered: VecDeque<pb::Row>,
     summary: Option<Summary>,
     finished: bool,
+    timeout: Option<Duration>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+fn deadline_exceeded(t: Duration) -> Error {
+    Error::Status(tonic::Status::deadline_exceeded(format!(
+        "the result did not arrive within the client's timeout of {t:?}"
+    )))
 }
 
 impl std::fmt::Debug for Rows {
@@ -202,13 +210,22 @@ impl std::fmt::Debug for Rows {
 
 impl Rows {
     /// Waits for the header and returns the stream.
-    pub(crate) async fn start<S, M>(stream: S) -> Result<Self>
+    /// With `timeout`, the whole stream must end within it: the server's `grpc-timeout` only
+    /// bounds the call until its response starts.
+    pub(crate) async fn start<S, M>(stream: S, timeout: Option<Duration>) -> Result<Self>
     where
         S: Stream<Item = Result<M, tonic::Status>> + Send + 'static,
         M: Into<Option<Part>> + 'static,
     {
         let mut parts: PartStream = Box::pin(stream.map(|m| m.map(Into::into)));
-        let columns = match parts.next().await {
+        let deadline = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
+        let first = match timeout {
+            Some(t) => tokio::time::timeout(t, parts.next())
+                .await
+                .map_err(|_| deadline_exceeded(t))?,
+            None => parts.next().await,
+        };
+        let columns = match first {
             Some(Ok(Some(Part::Header(h)))) => h.columns.into_iter().map(Column::from).collect(),
             Some(Ok(_)) => {
                 return Err(Error::Protocol(
@@ -224,6 +241,8 @@ impl Rows {
             buffered: VecDeque::new(),
             summary: None,
             finished: false,
+            timeout,
+            deadline,
         })
     }
 
@@ -257,6 +276,13 @@ impl Stream for Rows {
             }
             if self.finished {
                 return Poll::Ready(None);
+            }
+            if let Some(deadline) = self.deadline.as_mut()
+                && deadline.as_mut().poll(cx).is_ready()
+            {
+                self.finished = true;
+                let t = self.timeout.unwrap_or_default();
+                return Poll::Ready(Some(Err(deadline_exceeded(t))));
             }
             match self.parts.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,

@@ -199,3 +199,28 @@ async fn million_row_stream_keeps_server_memory_bounded() {
     );
     assert!(server.terminate().await, "graceful exit");
 }
+
+/// The client's timeout bounds the whole stream, not only the call until it starts.
+#[tokio::test]
+async fn the_client_timeout_bounds_the_whole_stream() {
+    let s = TestServer::start().await;
+    let db = s.db("deadline").await;
+    let client = dbforge::Client::connect_with(
+        dbforge::ClientOptions::new(format!("http://{}", s.addr))
+            .timeout(Duration::from_millis(300)),
+    )
+    .await
+    .expect("connect");
+    let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c";
+    let started = std::time::Instant::now();
+    let mut rows = client.query(&db, endless, &[]).await.expect("query starts");
+    let err = loop {
+        match rows.next().await {
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => break e,
+            None => panic!("an endless result ended"),
+        }
+    };
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
