@@ -28,7 +28,10 @@ use crate::{
         table::TableApi,
         telemetry::{CountedIo, install as install_telemetry, telemetry},
     },
-    backend::{Backend, redis::RedisBackend, sqlite::SqliteBackend},
+    backend::{
+        Backend, mysql::MysqlBackend, postgres::PostgresBackend, redis::RedisBackend,
+        sqlite::SqliteBackend,
+    },
     config::Config,
     core::{access::Keyring, forge::Forge},
     pb::{
@@ -52,6 +55,14 @@ pub async fn run(
     cfg.validate()?;
     let limits = cfg.limits();
     let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(SqliteBackend::new(cfg.sqlite())?)];
+    if let Some(url) = &cfg.postgres_url {
+        backends.push(Arc::new(
+            PostgresBackend::new(cfg.server_backend(url)).await?,
+        ));
+    }
+    if let Some(url) = &cfg.mysql_url {
+        backends.push(Arc::new(MysqlBackend::new(cfg.server_backend(url)).await?));
+    }
     if let Some(url) = &cfg.redis_url {
         backends.push(Arc::new(RedisBackend::new(cfg.server_backend(url)).await?));
     }

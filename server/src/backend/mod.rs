@@ -24,6 +24,7 @@ pub mod conformance;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
+pub mod sql;
 pub mod sqlite;
 
 use std::{fmt, sync::Arc, time::Duration};

@@ -40,6 +40,15 @@ pub trait SqlDialect: Send + Sync + std::fmt::Debug {
     fn placeholder(&self, index: usize) -> String;
     /// The type name of a column type.
     fn column_type(&self, ty: ColumnType) -> &'static str;
+    /// The type name of a primary-key or unique column, for engines that cannot index their
+    /// widest types (MySQL: no key on LONGTEXT).
+    fn key_column_type(&self, ty: ColumnType) -> &'static str {
+        self.column_type(ty)
+    }
+    /// What follows `INSERT INTO t` for a row of defaults only.
+    fn default_row(&self) -> &'static str {
+        " DEFAULT VALUES"
+    }
     /// A statement returning a row when a table or view named `table` exists.
     fn table_exists(&self, table: &str) -> Statement;
     /// The LIMIT/OFFSET clause (with a leading space) and its parameters.
@@ -263,7 +272,11 @@ pub fn create_table(d: &dyn SqlDialect, spec: &TableSpec) -> Result<Statement> {
         }
         b.ident(&c.name);
         b.sql.push(' ');
-        b.sql.push_str(d.column_type(c.ty));
+        b.sql.push_str(if c.primary_key || c.unique {
+            d.key_column_type(c.ty)
+        } else {
+            d.column_type(c.ty)
+        });
         if c.not_null {
             b.sql.push_str(" NOT NULL");
         }
@@ -300,7 +313,7 @@ pub fn insert_row(
     b.sql.push_str("INSERT INTO ");
     b.ident(table);
     if row.is_empty() {
-        b.sql.push_str(" DEFAULT VALUES");
+        b.sql.push_str(d.default_row());
         return b.finish();
     }
     b.sql.push_str(" (");

@@ -1,1 +1,0 @@
-//! The mysql backend (being written).

@@ -1,0 +1,362 @@
+//! MySQL and MariaDB: each spawned database is a schema with a user of its own.
+//!
+//! # Isolation
+//!
+//! [`Backend::create`] makes a schema and a user `'<name>'@'%'` holding every privilege on that
+//! schema and none anywhere else (no `FILE`, `PROCESS`, `SUPER`, `GRANT OPTION` or global
+//! rights). The gateway runs the database's statements as that user, so naming another schema
+//! is refused by the server with "access denied" (`1142`/`1044` → `Forbidden`), and files,
+//! other users' sessions and server settings are out of reach. Statements are always prepared
+//! one at a time (no multi-statements, and `LOAD DATA LOCAL` is not offered by the driver).
+//!
+//! Names: `<prefix><name>_<8 hex>`, within MySQL's 32-character limit for user names (the
+//! schema has the same name). As on PostgreSQL, the prefix (`dbf_` by default) is what
+//! [`Backend::remove_orphans`] sweeps.
+//!
+//! # Values
+//!
+//! Results are read from the binary protocol; each Value binds as the type that keeps it.
+//! Sessions run with `time_zone = '+00:00'`.
+//!
+//! | MySQL / MariaDB type | read as | column kind | parameter Value binds as |
+//! |---|---|---|---|
+//! | `TINYINT(1)` / `BOOLEAN` (by declared width) | `Bool` | Bool | `Bool` → `TINYINT` 1/0 |
+//! | `TINYINT` … `BIGINT`, unsigned up to `INT UNSIGNED`, `YEAR`, `BIT(n)` | `Int` | Int | `Int` → `BIGINT` |
+//! | `BIGINT UNSIGNED` | `Decimal` (exact text: may exceed i64) | Decimal | — |
+//! | `FLOAT`, `DOUBLE` | `Float` | Float | `Float` → `DOUBLE` |
+//! | `DECIMAL(p, s)` | `Decimal`, exact text | Decimal | `Decimal` → `DECIMAL`, digit for digit |
+//! | `CHAR`, `VARCHAR`, `TEXT` (any size or collation), `ENUM`, `SET` | `Text` | Text | `Text` → string |
+//! | `CHAR(36)` holding UUIDs | `Text` | Text | `Uuid` → string |
+//! | `UUID` (MariaDB 10.7+) | `Uuid` | Uuid | `Uuid` → string |
+//! | `JSON` (MySQL's type; MariaDB's `LONGTEXT` with its `json_valid` check) | `Json` | Json | `Json` → string |
+//! | `BINARY`, `VARBINARY`, `BLOB` (any size), `GEOMETRY` | `Bytes` | Bytes | `Bytes` → blob |
+//! | `DATE` | `Date` (zero or partial dates: `Text`) | Date | `Date` → `DATE` |
+//! | `DATETIME`, `TIMESTAMP` (read as UTC) | `Timestamp` | Timestamp | `Timestamp` → `DATETIME` (µs, UTC) |
+//! | `TIME` | `Time`; a duration outside 0–24 h: `Text` (`-838:59:59`) | Time | `Time` → `TIME` |
+//! | `NULL` of any type | `Null` | | `Null` |
+//! | arrays | — | | refused: MySQL has none |
+//!
+//! MariaDB's wire metadata cannot tell its `JSON` and `UUID` columns from text, so their
+//! declaration is looked up in `information_schema` for columns that come from a table of the
+//! database (cached per open database, forgotten after any statement that returns no rows).
+//!
+//! # Connections and timeouts
+//!
+//! See [`crate::backend::sql::pool`] for the server-wide cap. MariaDB interrupts any statement
+//! past `max_statement_time`; MySQL interrupts `SELECT`s past `max_execution_time`; for the
+//! rest, and for dropped calls, the gateway sends `KILL QUERY` from an administrative
+//! connection. MySQL commits implicitly before and after DDL (and `LOCK TABLES`, which is
+//! refused): a transaction or session containing DDL is not atomic across it.
+
+mod admin;
+mod conn;
+#[cfg(test)]
+mod tests;
+
+use std::{collections::BTreeSet, str::FromStr, sync::Arc};
+
+use async_trait::async_trait;
+use sqlx::{ConnectOptions, mysql::MySqlConnectOptions};
+
+pub use self::conn::classify;
+use self::conn::{MysqlEngine, MysqlTarget, STATEMENT_CACHE, TypeCache};
+use super::{
+    Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
+    sql::{Locator, PoolSizes, Server, SqlDatabase, text::DecimalDigits},
+};
+use crate::core::{
+    error::{Error, Result},
+    names::DatabaseName,
+    table::{ColumnType, SqlDialect},
+    value::{Statement, Value},
+};
+
+/// The prefix of every schema and user this backend creates, unless told otherwise.
+pub const DEFAULT_PREFIX: &str = "dbf_";
+/// MySQL's limit on user names, in characters (schemas may have 64).
+const MAX_IDENT: usize = 32;
+
+/// What MySQL and MariaDB before 10.5 support.
+const CAPABILITIES: Capabilities = Capabilities {
+    sql: true,
+    transactions: true,
+    sessions: true,
+    typed_params: true,
+    table_service: true,
+    key_value: false,
+    last_insert_id: true,
+    returning: false,
+    placeholder: "?",
+};
+
+/// MariaDB 10.5+ adds `INSERT … RETURNING` and `DELETE … RETURNING`.
+const CAPABILITIES_RETURNING: Capabilities = Capabilities {
+    returning: true,
+    ..CAPABILITIES
+};
+
+/// The MySQL/MariaDB backend.
+#[derive(Debug)]
+pub struct MysqlBackend {
+    server: Arc<Server<MysqlEngine>>,
+    admin_options: MySqlConnectOptions,
+    prefix: String,
+}
+
+impl MysqlBackend {
+    /// Connects lazily to the server at `cfg.url` (an admin user that may create schemas and
+    /// users). Succeeds while the server is down; [`Backend::available`] then says so until a
+    /// background probe reaches it.
+    pub async fn new(cfg: ServerBackendConfig) -> Result<Self> {
+        Self::with_prefix(cfg, DEFAULT_PREFIX).await
+    }
+
+    /// As [`Self::new`], naming schemas and users `<prefix>…`: gateways (or test runs) that
+    /// share a server must use different prefixes, as each sweeps its own as orphans.
+    pub async fn with_prefix(cfg: ServerBackendConfig, prefix: &str) -> Result<Self> {
+        let prefix_ok = prefix.len() <= 16
+            && prefix.starts_with(|c: char| c.is_ascii_lowercase())
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !prefix_ok {
+            return Err(Error::invalid(
+                "prefix",
+                "1-16 characters of a-z, 0-9 and _, starting with a letter",
+            ));
+        }
+        let admin_options = MySqlConnectOptions::from_str(&cfg.url)
+            .map_err(|e| Error::invalid("mysql_url", e))?
+            .disable_statement_logging();
+        let sizes = PoolSizes::new(
+            cfg.max_connections,
+            cfg.per_database_connections,
+            cfg.idle_timeout,
+        )?;
+        let admin = MysqlTarget {
+            options: admin_options.clone(),
+            schema: String::new(),
+            types: Arc::new(TypeCache::default()),
+        };
+        let server = Server::start(MysqlEngine::default(), admin, sizes).await;
+        Ok(Self {
+            server,
+            admin_options,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    fn locator(&self, db: &Provisioned) -> Result<Locator> {
+        Locator::parse(&db.locator, &self.prefix, MAX_IDENT)
+    }
+
+    /// Connection settings for a spawned database's own user.
+    fn target(&self, loc: &Locator) -> MysqlTarget {
+        MysqlTarget {
+            options: self
+                .admin_options
+                .clone()
+                .username(&loc.ident)
+                .password(&loc.password)
+                .database(&loc.ident)
+                .statement_cache_capacity(STATEMENT_CACHE),
+            schema: loc.ident.clone(),
+            types: Arc::new(TypeCache::default()),
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for MysqlBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Mysql
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        // Known once the server has answered; until then, the conservative set.
+        match self.server.engine().flavor() {
+            Some(f) if f.returning => &CAPABILITIES_RETURNING,
+            _ => &CAPABILITIES,
+        }
+    }
+
+    fn dialect(&self) -> Option<&'static dyn SqlDialect> {
+        Some(&MysqlDialect)
+    }
+
+    fn locate(&self, name: &DatabaseName) -> Provisioned {
+        Provisioned {
+            name: name.clone(),
+            locator: Locator::generate(&self.prefix, name, MAX_IDENT).to_string(),
+        }
+    }
+
+    async fn create(&self, db: &Provisioned) -> Result<()> {
+        self.provision(&self.locator(db)?).await
+    }
+
+    async fn destroy(&self, db: &Provisioned) -> Result<()> {
+        self.unprovision(&self.locator(db)?.ident).await
+    }
+
+    async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {
+        let loc = self.locator(db)?;
+        let pool = self.server.database(&loc.ident, self.target(&loc));
+        Ok(Arc::new(SqlDatabase::new(pool)))
+    }
+
+    async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>> {
+        self.schema_size(&self.locator(db)?.ident).await
+    }
+
+    async fn remove_orphans(&self, known: &[Provisioned]) -> Result<usize> {
+        let known: BTreeSet<String> = known
+            .iter()
+            .filter_map(|p| self.locator(p).ok())
+            .map(|l| l.ident)
+            .collect();
+        let orphans = self.orphans(&known).await?;
+        for ident in &orphans {
+            self.unprovision(ident).await?;
+        }
+        Ok(orphans.len())
+    }
+
+    fn available(&self) -> bool {
+        self.server.is_up()
+    }
+}
+
+/// MySQL's SQL dialect for TableService.
+#[derive(Debug)]
+pub struct MysqlDialect;
+
+impl MysqlDialect {
+    /// A string as hex bytes converted to text: it reads the same whatever the session's
+    /// `sql_mode` says about backslashes and quotes. An expression in parentheses, as MySQL 8
+    /// accepts defaults of TEXT and JSON columns only as expressions (and MariaDB re-parses a
+    /// `_utf8mb4 X'…'` default printed without escapes, which breaks on quotes).
+    fn string(s: &str) -> String {
+        if s.is_empty() {
+            return "('')".into();
+        }
+        let hex: String = s.bytes().map(|b| format!("{b:02X}")).collect();
+        format!("(CONVERT(X'{hex}' USING utf8mb4))")
+    }
+}
+
+impl SqlDialect for MysqlDialect {
+    fn quote_ident(&self, name: &str) -> String {
+        format!("`{}`", name.replace('`', "``"))
+    }
+
+    fn placeholder(&self, _index: usize) -> String {
+        "?".into()
+    }
+
+    fn column_type(&self, ty: ColumnType) -> &'static str {
+        match ty {
+            ColumnType::Integer => "BIGINT",
+            ColumnType::Float => "DOUBLE",
+            ColumnType::Text => "LONGTEXT",
+            ColumnType::Bytes => "LONGBLOB",
+            ColumnType::Bool => "BOOLEAN",
+            // The widest exact decimal MySQL has: 35 digits before the point, 30 after.
+            ColumnType::Decimal => "DECIMAL(65, 30)",
+            ColumnType::Json => "JSON",
+            // Microseconds, like the other engines.
+            ColumnType::Timestamp => "DATETIME(6)",
+            ColumnType::Date => "DATE",
+        }
+    }
+
+    fn key_column_type(&self, ty: ColumnType) -> &'static str {
+        // MySQL indexes at most 3072 bytes of a key: 255 characters of utf8mb4 fit.
+        match ty {
+            ColumnType::Text => "VARCHAR(255)",
+            ColumnType::Bytes => "VARBINARY(255)",
+            other => self.column_type(other),
+        }
+    }
+
+    fn default_row(&self) -> &'static str {
+        " () VALUES ()"
+    }
+
+    fn table_exists(&self, table: &str) -> Statement {
+        Statement {
+            sql: "SELECT 1 FROM information_schema.TABLES \
+                  WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
+                .into(),
+            params: vec![Value::Text(table.to_owned())],
+        }
+    }
+
+    fn limit_offset(&self, limit: Option<u64>, offset: Option<u64>) -> (String, Vec<Value>) {
+        // Numbers the gateway formats carry no client text; MySQL wants a LIMIT before an
+        // OFFSET, and the largest one means "all".
+        match (limit, offset) {
+            (None, None) => (String::new(), Vec::new()),
+            (Some(l), None) => (format!(" LIMIT {l}"), Vec::new()),
+            (l, Some(o)) => (
+                format!(" LIMIT {} OFFSET {o}", l.unwrap_or(u64::MAX)),
+                Vec::new(),
+            ),
+        }
+    }
+
+    fn literal(&self, value: &Value) -> Result<String> {
+        Ok(match value {
+            Value::Null => "NULL".into(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) if f.is_finite() => format!("{f:?}"),
+            Value::Float(_) => {
+                return Err(Error::invalid("default_value", "must be a finite number"));
+            }
+            Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
+            Value::Text(s) | Value::Json(s) => Self::string(s),
+            Value::Decimal(s) => DecimalDigits::parse(s)
+                .ok_or_else(|| Error::invalid("default_value", "not a decimal number"))?
+                .to_plain(),
+            Value::Bytes(b) if b.is_empty() => "('')".into(),
+            Value::Bytes(b) => {
+                let hex: String = b.iter().map(|x| format!("{x:02X}")).collect();
+                format!("(X'{hex}')")
+            }
+            Value::Timestamp(t) => {
+                let t = t.to_offset(time::UtcOffset::UTC);
+                format!(
+                    "'{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}'",
+                    t.year(),
+                    u8::from(t.month()),
+                    t.day(),
+                    t.hour(),
+                    t.minute(),
+                    t.second(),
+                    t.microsecond()
+                )
+            }
+            Value::Date(d) => format!(
+                "'{:04}-{:02}-{:02}'",
+                d.year(),
+                u8::from(d.month()),
+                d.day()
+            ),
+            Value::Time(t) => format!(
+                "'{:02}:{:02}:{:02}.{:06}'",
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.microsecond()
+            ),
+            Value::Uuid(u) => format!(
+                "'{}'",
+                Value::parse_uuid(u)
+                    .ok_or_else(|| Error::invalid("default_value", "not a UUID"))?
+            ),
+            Value::Array(_) => {
+                return Err(Error::invalid("default_value", "MySQL has no arrays"));
+            }
+        })
+    }
+}

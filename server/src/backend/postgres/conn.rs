@@ -1,0 +1,456 @@
+//! PostgreSQL connections: preparing, binding and running client statements, gateway
+//! transaction control, and error classification.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use sqlx::{
+    Arguments, AssertSqlSafe, Column as _, Connection, Either, Executor, Row as _, SqlSafeStr,
+    Statement as _, TypeInfo, ValueRef,
+    postgres::{PgArguments, PgConnectOptions, PgConnection, PgDatabaseError, PgRow},
+};
+
+use super::codec::{Decoder, Param};
+use crate::{
+    backend::{
+        BackendKind,
+        sql::{
+            self, Control, Engine, Flavor, Outcome, RowSink, SAVEPOINT, SqlConn, exec::query_error,
+            text::highest_placeholder,
+        },
+    },
+    core::{
+        error::{Error, QueryErrorKind, Result},
+        value::{Column, Row, Statement, Value},
+    },
+};
+
+/// Prepared statements kept per connection. Each statement is prepared afresh under a unique
+/// name (see [`PgConn::describe`]), so the cache only holds them until they are closed in bulk.
+pub const STATEMENT_CACHE: usize = 64;
+/// Cached statements that trigger closing them all, in one round trip, before the next prepare.
+const CACHE_CLEAR_AT: usize = 48;
+
+/// The PostgreSQL engine for the shared data plane.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PgEngine;
+
+/// One PostgreSQL connection.
+pub struct PgConn {
+    conn: PgConnection,
+    pid: i32,
+    timeout: Option<Duration>,
+    counter: u64,
+    broken: bool,
+}
+
+/// A prepared client statement.
+#[derive(Debug)]
+pub struct PgPrepared {
+    /// The text sent, with its unique prefix.
+    sql: String,
+    columns: Vec<Column>,
+    decoders: Vec<Decoder>,
+}
+
+/// Turns a sqlx error into the shared error type, keeping the SQLSTATE.
+pub fn classify(err: sqlx::Error) -> Error {
+    sql::classify(err, "postgres", |db| {
+        let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+        let mut message = db.message().to_owned();
+        if let Some(detail) = db
+            .try_downcast_ref::<PgDatabaseError>()
+            .and_then(|e| e.detail())
+        {
+            message = format!("{message} ({detail})");
+        }
+        by_sqlstate(&code, message)
+    })
+}
+
+/// The shared error for a SQLSTATE.
+fn by_sqlstate(code: &str, message: String) -> Error {
+    use QueryErrorKind as K;
+    let q = |kind| query_error(kind, code, message.clone());
+    match code {
+        "23505" => q(K::UniqueViolation),
+        "23503" | "23001" => q(K::ForeignKey),
+        "23502" => q(K::NotNull),
+        "23514" | "23P01" => q(K::Check),
+        "40001" => q(K::SerializationFailure),
+        "40P01" => q(K::Deadlock),
+        "42501" => q(K::Forbidden),
+        // query_canceled: statement_timeout, or the gateway cancelling a dropped call.
+        "57014" => Error::Timeout(format!("{message}: the statement ran past its deadline")),
+        "55P03" => Error::Timeout(message),
+        // A Bind that does not match the statement's placeholders.
+        "08P01" => Error::invalid("params", message),
+        "57P01" | "57P02" | "57P03" | "53300" | "3D000" => Error::Unavailable(message),
+        c if c.starts_with("08") => Error::Unavailable(message),
+        c if c.starts_with("28") => q(K::Forbidden),
+        c if c.starts_with("53") || c.starts_with("54") => Error::LimitExceeded(message),
+        c if c.starts_with("42") => q(K::Syntax),
+        c if c.starts_with("22") => q(K::DataType),
+        _ => q(K::Other),
+    }
+}
+
+/// Errors while logging in are the gateway's trouble, not the client's.
+fn classify_connect(err: sqlx::Error) -> Error {
+    match classify(err) {
+        Error::Query {
+            kind: QueryErrorKind::Forbidden,
+            message,
+            ..
+        } => Error::Unavailable(format!("the database's login was refused: {message}")),
+        other => other,
+    }
+}
+
+/// Whether a sqlx error leaves the connection in an unknown state.
+fn breaks_connection(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        sqlx::Error::Encode(_)
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::TypeNotFound { .. } => false,
+        _ => true,
+    }
+}
+
+impl PgConn {
+    /// Classifies an error and remembers whether it broke the connection.
+    pub(super) fn fail(&mut self, err: sqlx::Error) -> Error {
+        if breaks_connection(&err) {
+            self.broken = true;
+        }
+        classify(err)
+    }
+
+    /// The connection, for administrative statements.
+    pub(super) fn raw(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+
+    /// Runs an administrative statement given as text (names quoted, no values).
+    pub(super) async fn admin_exec(&mut self, sql: String) -> Result<()> {
+        match sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut self.conn)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn arguments(params: &[Value]) -> Result<PgArguments> {
+        let mut args = PgArguments::default();
+        for p in params {
+            args.add(Param::new(p)?)
+                .map_err(|e| Error::invalid("params", e))?;
+        }
+        Ok(args)
+    }
+}
+
+fn decode_row(row: &PgRow, decoders: &[Decoder]) -> Result<Row> {
+    let mut values = Vec::with_capacity(decoders.len());
+    for (i, d) in decoders.iter().enumerate() {
+        let raw = row.try_get_raw(i).map_err(classify)?;
+        if raw.is_null() {
+            values.push(Value::Null);
+            continue;
+        }
+        let bytes = raw.as_bytes().map_err(Error::internal)?;
+        values.push(d.decode(bytes)?);
+    }
+    Ok(values)
+}
+
+#[async_trait]
+impl SqlConn for PgConn {
+    type Prepared = PgPrepared;
+
+    fn server_id(&self) -> u64 {
+        u64::try_from(self.pid).unwrap_or_default()
+    }
+
+    fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    async fn ping(&mut self) -> Result<()> {
+        match self.conn.ping().await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+
+    async fn set_timeout(&mut self, timeout: Duration) -> Result<()> {
+        if self.timeout == Some(timeout) {
+            return Ok(());
+        }
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+        self.admin_exec(format!("SET statement_timeout = {ms}"))
+            .await?;
+        self.timeout = Some(timeout);
+        Ok(())
+    }
+
+    async fn control(&mut self, op: Control) -> Result<()> {
+        let sql = match op {
+            Control::Begin => "BEGIN".to_owned(),
+            Control::BeginReadOnly => "BEGIN READ ONLY".to_owned(),
+            Control::Commit => "COMMIT".to_owned(),
+            Control::Rollback => "ROLLBACK".to_owned(),
+            Control::Savepoint => format!("SAVEPOINT {SAVEPOINT}"),
+            Control::RollbackToSavepoint => format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"),
+            Control::ReleaseSavepoint => format!("RELEASE SAVEPOINT {SAVEPOINT}"),
+        };
+        self.admin_exec(sql).await
+    }
+
+    async fn describe(&mut self, stmt: &Statement) -> Result<PgPrepared> {
+        let types = stmt
+            .params
+            .iter()
+            .map(|p| Param::new(p).map(|p| p.type_info()))
+            .collect::<Result<Vec<_>>>()?;
+        if self.conn.cached_statements_size() >= CACHE_CLEAR_AT
+            && let Err(e) = self.conn.clear_cached_statements().await
+        {
+            return Err(self.fail(e));
+        }
+        // A fresh name for every statement: sqlx caches prepared statements by their text, and
+        // a cached one would keep its first parameter types and go stale when a table changes
+        // ("cached plan must not change result type"). The comment makes the text unique.
+        self.counter += 1;
+        let sql = format!("/* dbforge {} */ {}", self.counter, stmt.sql);
+        let prepared = match (&mut self.conn)
+            .prepare_with(AssertSqlSafe(sql.clone()).into_sql_str(), &types)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return Err(self.fail(e)),
+        };
+        let described = match prepared.parameters() {
+            Some(Either::Left(types)) => types.len(),
+            Some(Either::Right(n)) => n,
+            None => stmt.params.len(),
+        };
+        // The server also counts parameters that were given a type but that the text never
+        // uses; those are found in the text.
+        let given = stmt.params.len();
+        let expected = if described > given {
+            described
+        } else {
+            highest_placeholder(&stmt.sql).min(given)
+        };
+        if expected != given {
+            return Err(Error::invalid(
+                "params",
+                format!(
+                    "the statement has {expected} placeholder(s) but {} parameter(s) were given",
+                    stmt.params.len()
+                ),
+            ));
+        }
+        let mut columns = Vec::with_capacity(prepared.columns().len());
+        let mut decoders = Vec::with_capacity(prepared.columns().len());
+        for c in prepared.columns() {
+            let ty = c.type_info();
+            let (decoder, kind) = Decoder::for_type(ty).ok_or_else(|| {
+                Error::invalid(
+                    "sql",
+                    format!(
+                        "column {:?} has type {}, which DB-Forge cannot return; cast it, e.g. \
+                         {}::text",
+                        c.name(),
+                        ty.name(),
+                        c.name()
+                    ),
+                )
+            })?;
+            columns.push(Column {
+                name: c.name().to_owned(),
+                declared_type: ty.name().to_owned(),
+                kind,
+            });
+            decoders.push(decoder);
+        }
+        Ok(PgPrepared {
+            sql,
+            columns,
+            decoders,
+        })
+    }
+
+    fn columns(prepared: &PgPrepared) -> &[Column] {
+        &prepared.columns
+    }
+
+    async fn run(
+        &mut self,
+        prepared: &PgPrepared,
+        stmt: &Statement,
+        sink: &mut dyn RowSink,
+    ) -> Result<Outcome> {
+        let args = Self::arguments(&stmt.params)?;
+        let mut rows_affected = 0;
+        let mut failed = None;
+        let mut decode_error = None;
+        {
+            let query = sqlx::query_with(AssertSqlSafe(prepared.sql.clone()), args);
+            let mut results = (&mut self.conn).fetch_many(query);
+            loop {
+                match results.try_next().await {
+                    Ok(Some(Either::Left(done))) => rows_affected += done.rows_affected(),
+                    Ok(Some(Either::Right(row))) => {
+                        let values = match decode_row(&row, &prepared.decoders) {
+                            Ok(v) => v,
+                            Err(e) => {
+                                decode_error = Some(e);
+                                break;
+                            }
+                        };
+                        if !sink.row(values).await? {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(e) = decode_error {
+            // The rest of the result is unread.
+            self.broken = true;
+            return Err(e);
+        }
+        if let Some(e) = failed {
+            return Err(self.fail(e));
+        }
+        Ok(Outcome {
+            rows_affected,
+            last_insert_id: None,
+        })
+    }
+
+    async fn run_discarding(&mut self, stmt: &Statement) -> Result<Outcome> {
+        let args = Self::arguments(&stmt.params)?;
+        // Unnamed and unprepared beforehand: nothing is cached, so nothing can go stale.
+        let query = sqlx::query_with(AssertSqlSafe(stmt.sql.clone()), args).persistent(false);
+        match (&mut self.conn).execute(query).await {
+            Ok(done) => Ok(Outcome {
+                rows_affected: done.rows_affected(),
+                last_insert_id: None,
+            }),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for PgEngine {
+    type Conn = PgConn;
+    type Target = PgConnectOptions;
+    const KIND: BackendKind = BackendKind::Postgres;
+    const FLAVOR: Flavor = Flavor::Postgres;
+    const SAVEPOINT_EVERY_STATEMENT: bool = true;
+    const DESCRIBES_RESULTS: bool = true;
+
+    async fn connect(&self, target: &PgConnectOptions) -> Result<PgConn> {
+        let mut conn = PgConnection::connect_with(target)
+            .await
+            .map_err(classify_connect)?;
+        let row = sqlx::query("SELECT pg_backend_pid()")
+            .persistent(false)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(classify)?;
+        let pid: i32 = row.try_get(0).map_err(classify)?;
+        Ok(PgConn {
+            conn,
+            pid,
+            timeout: None,
+            counter: 0,
+            broken: false,
+        })
+    }
+
+    async fn cancel(admin: &mut PgConn, server_id: u64) -> Result<()> {
+        let pid = i32::try_from(server_id).map_err(Error::internal)?;
+        let r = sqlx::query("SELECT pg_cancel_backend($1)")
+            .bind(pid)
+            .persistent(false)
+            .execute(admin.raw())
+            .await;
+        r.map(|_| ()).map_err(|e| admin.fail(e))
+    }
+
+    fn is_read_only_violation(err: &Error) -> bool {
+        matches!(err, Error::Query { code: Some(c), .. } if c == "25006")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_map_to_error_kinds() {
+        use QueryErrorKind as K;
+        let kind = |code: &str| match by_sqlstate(code, "m".into()) {
+            Error::Query { kind, code: c, .. } => {
+                assert_eq!(c.as_deref(), Some(code), "the native code is kept");
+                Some(kind)
+            }
+            _ => None,
+        };
+        for (code, want) in [
+            ("23505", K::UniqueViolation),
+            ("23503", K::ForeignKey),
+            ("23502", K::NotNull),
+            ("23514", K::Check),
+            ("40001", K::SerializationFailure),
+            ("40P01", K::Deadlock),
+            ("42501", K::Forbidden),
+            ("42601", K::Syntax),
+            ("42P01", K::Syntax),
+            ("22003", K::DataType),
+            ("XX000", K::Other),
+        ] {
+            assert_eq!(kind(code), Some(want), "{code}");
+        }
+        assert!(matches!(
+            by_sqlstate("57014", "m".into()),
+            Error::Timeout(_)
+        ));
+        assert!(matches!(
+            by_sqlstate("08006", "m".into()),
+            Error::Unavailable(_)
+        ));
+        assert!(matches!(
+            by_sqlstate("57P01", "m".into()),
+            Error::Unavailable(_)
+        ));
+        assert!(matches!(
+            by_sqlstate("08P01", "m".into()),
+            Error::InvalidArgument {
+                field: "params",
+                ..
+            }
+        ));
+    }
+}

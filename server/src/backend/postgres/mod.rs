@@ -1,0 +1,339 @@
+//! PostgreSQL: each spawned database is a real database, owned by a login role of its own.
+//!
+//! # Isolation
+//!
+//! [`Backend::create`] makes a role with only `LOGIN` (no superuser, `CREATEDB`, `CREATEROLE`,
+//! replication or `BYPASSRLS`, and member of no role) and a database it owns, then revokes PUBLIC's
+//! `CONNECT` (and every other right) on that database. The gateway runs the database's
+//! statements as that role, over connections made with its own password (48 random hex digits,
+//! kept with the names in the catalog's locator). So a statement can reach only its own
+//! database: other databases are other catalogs, which PostgreSQL never joins; `dblink` and
+//! `postgres_fdw` need a superuser to install and a password to connect; `SET ROLE` and
+//! `SET SESSION AUTHORIZATION` need membership or superuser; `pg_authid`, server files and
+//! programs (`COPY … TO PROGRAM`, `pg_read_file`) need rights the role lacks. What it can still
+//! see is what every PostgreSQL login sees: the names of databases and roles in `pg_database`
+//! and `pg_roles`.
+//!
+//! Names: `<prefix><name>_<8 hex>`, with `-` written `_` and the name cut so that the whole
+//! stays within PostgreSQL's 63 bytes; the random suffix gives a respawned name fresh objects.
+//! The prefix (`dbf_` by default) marks what [`Backend::remove_orphans`] may sweep, so two
+//! gateways sharing a server need different prefixes.
+//!
+//! # Values
+//!
+//! Results are read in PostgreSQL's binary format and parameters are bound with the type their
+//! Value names; nothing is converted through text or floats on the way.
+//!
+//! | PostgreSQL type | read as | column kind | parameter Value binds as |
+//! |---|---|---|---|
+//! | `smallint`, `integer`, `bigint`, `oid`, `reg*` | `Int` | Int | `Int` → `bigint` |
+//! | `real`, `double precision` | `Float` | Float | `Float` → `double precision` |
+//! | `numeric` (any precision, `NaN`, `±Infinity`) | `Decimal`, exact text | Decimal | `Decimal` → `numeric`, digit for digit |
+//! | `text`, `varchar`, `char(n)`, `name`, `"char"`, `xml`, `citext` | `Text` | Text | `Text` → `text` |
+//! | enum types | `Text` (the label) | Text | `Text` (cast: `$1::mood`) |
+//! | `bytea` | `Bytes` | Bytes | `Bytes` → `bytea` |
+//! | `boolean` | `Bool` | Bool | `Bool` → `boolean` |
+//! | `date` | `Date` (`±infinity`: `Text`) | Date | `Date` → `date` |
+//! | `time` | `Time` | Time | `Time` → `time` |
+//! | `timestamp` (read as UTC) | `Timestamp` (`±infinity`: `Text`) | Timestamp | — |
+//! | `timestamptz` | `Timestamp` | Timestamp | `Timestamp` → `timestamptz` (µs) |
+//! | `uuid` | `Uuid` | Uuid | `Uuid` → `uuid` |
+//! | `json`, `jsonb` | `Json` | Json | `Json` → `json` |
+//! | arrays of the above, any dimensions | `Array` (nested), NULL elements kept | Array | `Array` of one kind → that type's array (empty or all-NULL: `text[]`) |
+//! | `interval` | `Text`, ISO 8601 (`P1DT2H`) | Text | — |
+//! | `timetz`, `inet`, `cidr`, `macaddr`, `bit`, `varbit`, `jsonpath` | `Text` | Text | — |
+//! | domains | as their base type | | |
+//! | `NULL` of any type | `Null` | | `Null` → unspecified: the server infers the type |
+//!
+//! Other types (geometric, ranges, composites, `money`, full-text search) are refused when the
+//! statement is prepared, with a hint to cast them to text. Sessions run with `TimeZone=UTC`,
+//! so a `timestamp` column written from a `Timestamp` stores and returns UTC.
+//!
+//! # Connections
+//!
+//! See [`crate::backend::sql::pool`] for the server-wide cap. Each connection sets
+//! `statement_timeout` to the call's timeout (the engine interrupts the statement: `57014` →
+//! `Timeout`), and a dropped call sends `pg_cancel_backend` for its statement from an
+//! administrative connection before closing its own.
+
+mod admin;
+mod codec;
+mod conn;
+#[cfg(test)]
+mod tests;
+
+use std::{collections::BTreeSet, str::FromStr, sync::Arc};
+
+use async_trait::async_trait;
+use sqlx::{ConnectOptions, postgres::PgConnectOptions};
+
+pub use self::conn::classify;
+use self::conn::{PgEngine, STATEMENT_CACHE};
+use super::{
+    Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
+    sql::{Locator, PoolSizes, Server, SqlDatabase, text::DecimalDigits},
+};
+use crate::core::{
+    error::{Error, Result},
+    names::DatabaseName,
+    table::{ColumnType, SqlDialect},
+    value::{Statement, Value},
+};
+
+/// The prefix of every database and role this backend creates, unless told otherwise.
+pub const DEFAULT_PREFIX: &str = "dbf_";
+/// PostgreSQL's identifier limit, in bytes.
+const MAX_IDENT: usize = 63;
+
+/// The PostgreSQL backend.
+#[derive(Debug)]
+pub struct PostgresBackend {
+    server: Arc<Server<PgEngine>>,
+    admin_options: PgConnectOptions,
+    prefix: String,
+    caps: Capabilities,
+}
+
+impl PostgresBackend {
+    /// Connects lazily to the server at `cfg.url` (an admin role that may create databases and
+    /// roles). Succeeds while the server is down; [`Backend::available`] then says so until a
+    /// background probe reaches it.
+    pub async fn new(cfg: ServerBackendConfig) -> Result<Self> {
+        Self::with_prefix(cfg, DEFAULT_PREFIX).await
+    }
+
+    /// As [`Self::new`], naming databases and roles `<prefix>…`: gateways (or test runs) that
+    /// share a server must use different prefixes, as each sweeps its own as orphans.
+    pub async fn with_prefix(cfg: ServerBackendConfig, prefix: &str) -> Result<Self> {
+        let prefix_ok = prefix.len() <= 24
+            && prefix.starts_with(|c: char| c.is_ascii_lowercase())
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !prefix_ok {
+            return Err(Error::invalid(
+                "prefix",
+                "1-24 characters of a-z, 0-9 and _, starting with a letter",
+            ));
+        }
+        let admin_options = PgConnectOptions::from_str(&cfg.url)
+            .map_err(|e| Error::invalid("postgres_url", e))?
+            .application_name("dbforge-admin")
+            .disable_statement_logging();
+        let sizes = PoolSizes::new(
+            cfg.max_connections,
+            cfg.per_database_connections,
+            cfg.idle_timeout,
+        )?;
+        let server = Server::start(PgEngine, admin_options.clone(), sizes).await;
+        Ok(Self {
+            server,
+            admin_options,
+            prefix: prefix.to_owned(),
+            caps: Capabilities {
+                sql: true,
+                transactions: true,
+                sessions: true,
+                typed_params: true,
+                table_service: true,
+                key_value: false,
+                // No implicit row ids: use RETURNING.
+                last_insert_id: false,
+                returning: true,
+                placeholder: "$1",
+            },
+        })
+    }
+
+    fn locator(&self, db: &Provisioned) -> Result<Locator> {
+        Locator::parse(&db.locator, &self.prefix, MAX_IDENT)
+    }
+
+    /// Connection settings for a spawned database's own role.
+    fn target(&self, loc: &Locator) -> PgConnectOptions {
+        self.admin_options
+            .clone()
+            .username(&loc.ident)
+            .password(&loc.password)
+            .database(&loc.ident)
+            .application_name("dbforge")
+            // Notices a vanished gateway during long statements and stops them (PG 14+).
+            .options([("client_connection_check_interval", "1000")])
+            .statement_cache_capacity(STATEMENT_CACHE)
+    }
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Postgres
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    fn dialect(&self) -> Option<&'static dyn SqlDialect> {
+        Some(&PostgresDialect)
+    }
+
+    fn locate(&self, name: &DatabaseName) -> Provisioned {
+        Provisioned {
+            name: name.clone(),
+            locator: Locator::generate(&self.prefix, name, MAX_IDENT).to_string(),
+        }
+    }
+
+    async fn create(&self, db: &Provisioned) -> Result<()> {
+        self.provision(&self.locator(db)?).await
+    }
+
+    async fn destroy(&self, db: &Provisioned) -> Result<()> {
+        self.unprovision(&self.locator(db)?.ident).await
+    }
+
+    async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {
+        let loc = self.locator(db)?;
+        let pool = self.server.database(&loc.ident, self.target(&loc));
+        Ok(Arc::new(SqlDatabase::new(pool)))
+    }
+
+    async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>> {
+        self.database_size(&self.locator(db)?.ident).await
+    }
+
+    async fn remove_orphans(&self, known: &[Provisioned]) -> Result<usize> {
+        let known: BTreeSet<String> = known
+            .iter()
+            .filter_map(|p| self.locator(p).ok())
+            .map(|l| l.ident)
+            .collect();
+        let orphans = self.orphans(&known).await?;
+        for ident in &orphans {
+            self.unprovision(ident).await?;
+        }
+        Ok(orphans.len())
+    }
+
+    fn available(&self) -> bool {
+        self.server.is_up()
+    }
+}
+
+/// PostgreSQL's SQL dialect for TableService.
+#[derive(Debug)]
+pub struct PostgresDialect;
+
+impl PostgresDialect {
+    /// A string literal that reads the same whatever `standard_conforming_strings` says.
+    fn string(s: &str) -> Result<String> {
+        if s.contains('\0') {
+            return Err(Error::invalid("default_value", "text must not contain NUL"));
+        }
+        Ok(format!(
+            "E'{}'",
+            s.replace('\\', "\\\\").replace('\'', "''")
+        ))
+    }
+}
+
+impl SqlDialect for PostgresDialect {
+    fn quote_ident(&self, name: &str) -> String {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+
+    fn placeholder(&self, index: usize) -> String {
+        format!("${index}")
+    }
+
+    fn column_type(&self, ty: ColumnType) -> &'static str {
+        match ty {
+            ColumnType::Integer => "BIGINT",
+            ColumnType::Float => "DOUBLE PRECISION",
+            ColumnType::Text => "TEXT",
+            ColumnType::Bytes => "BYTEA",
+            ColumnType::Bool => "BOOLEAN",
+            ColumnType::Decimal => "NUMERIC",
+            ColumnType::Json => "JSONB",
+            ColumnType::Timestamp => "TIMESTAMPTZ",
+            ColumnType::Date => "DATE",
+        }
+    }
+
+    fn table_exists(&self, table: &str) -> Statement {
+        Statement {
+            sql: "SELECT 1 FROM information_schema.tables \
+                  WHERE table_schema = current_schema() AND table_name = $1"
+                .into(),
+            params: vec![Value::Text(table.to_owned())],
+        }
+    }
+
+    fn limit_offset(&self, limit: Option<u64>, offset: Option<u64>) -> (String, Vec<Value>) {
+        // Written as numbers, not placeholders: the dialect cannot know how many placeholders
+        // precede the clause, and an integer the gateway formats carries no client text.
+        let n = |v: u64| v.min(i64::MAX as u64);
+        let mut clause = String::new();
+        if let Some(l) = limit {
+            clause.push_str(&format!(" LIMIT {}", n(l)));
+        }
+        if let Some(o) = offset {
+            clause.push_str(&format!(" OFFSET {}", n(o)));
+        }
+        (clause, Vec::new())
+    }
+
+    fn literal(&self, value: &Value) -> Result<String> {
+        Ok(match value {
+            Value::Null => "NULL".into(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) if f.is_finite() => format!("{f:?}::float8"),
+            Value::Float(_) => {
+                return Err(Error::invalid("default_value", "must be a finite number"));
+            }
+            Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
+            Value::Text(s) | Value::Json(s) => Self::string(s)?,
+            Value::Decimal(s) => {
+                let d = DecimalDigits::parse(s)
+                    .ok_or_else(|| Error::invalid("default_value", "not a decimal number"))?;
+                format!("{}::numeric", d.to_plain())
+            }
+            Value::Bytes(b) => {
+                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                format!("decode('{hex}', 'hex')")
+            }
+            Value::Timestamp(t) => format!(
+                "'{}'::timestamptz",
+                t.to_offset(time::UtcOffset::UTC)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .map_err(|e| Error::invalid("default_value", e))?
+            ),
+            Value::Date(d) => format!(
+                "'{:04}-{:02}-{:02}'::date",
+                d.year(),
+                u8::from(d.month()),
+                d.day()
+            ),
+            Value::Time(t) => format!(
+                "'{:02}:{:02}:{:02}.{:06}'::time",
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.microsecond()
+            ),
+            Value::Uuid(u) => {
+                let u = Value::parse_uuid(u)
+                    .ok_or_else(|| Error::invalid("default_value", "not a UUID"))?;
+                format!("'{u}'::uuid")
+            }
+            Value::Array(items) if items.is_empty() => "'{}'".into(),
+            Value::Array(items) => {
+                let inner = items
+                    .iter()
+                    .map(|v| self.literal(v))
+                    .collect::<Result<Vec<_>>>()?;
+                format!("ARRAY[{}]", inner.join(", "))
+            }
+        })
+    }
+}

@@ -1,0 +1,151 @@
+//! What the PostgreSQL and MySQL/MariaDB backends share: both speak sqlx, so the pool with its
+//! server-wide cap ([`pool`]), the data plane (execute, stream, batch, session over any
+//! [`SqlConn`], in [`exec`]), the transaction-control rule, exact decimals and generated names
+//! ([`text`]) live here once. An engine supplies a connection type ([`SqlConn`]) that prepares,
+//! binds, runs and decodes, plus a few facts about itself ([`Engine`]).
+//!
+//! How a statement runs, whatever the engine:
+//!
+//! | call | transaction | on a limit | on drop |
+//! |---|---|---|---|
+//! | `execute`, returning no rows | autocommit | — | cancelled, connection closed |
+//! | `execute`, returning rows | `READ ONLY` first; a write is refused by the engine and rerun read-write | `LimitExceeded`, rolled back | cancelled, rolled back |
+//! | `query` (stream) | as `execute` | reads stop at once; a write is read to its end and committed | cancelled, rolled back |
+//! | `batch` | one transaction, or autocommit each | — | cancelled, rolled back |
+//! | session statement | the session's, under a savepoint (PostgreSQL always, MySQL when it returns rows) | `LimitExceeded`, back to the savepoint | rolled back |
+//!
+//! The read-only first attempt is how the engine, not the gateway, says whether a statement
+//! writes: a read reports no rows affected and may be cut short when a limit is reached, while a
+//! write must apply whole or not at all.
+
+pub mod exec;
+pub mod pool;
+#[cfg(test)]
+pub mod testing;
+pub mod text;
+
+use std::{fmt, time::Duration};
+
+use async_trait::async_trait;
+
+pub use self::{
+    exec::{SqlDatabase, classify},
+    pool::{DbPool, PoolSizes, Server},
+    text::{Flavor, Locator},
+};
+use super::BackendKind;
+use crate::core::{
+    error::{Error, Result},
+    value::{Column, Row, Statement},
+};
+
+/// Transaction control issued by the gateway itself (never by clients: see
+/// [`text::refuse_transaction_control`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Opens a read-write transaction.
+    Begin,
+    /// Opens a read-only transaction: the engine refuses writes in it.
+    BeginReadOnly,
+    /// Commits.
+    Commit,
+    /// Rolls back.
+    Rollback,
+    /// Sets the statement savepoint.
+    Savepoint,
+    /// Undoes the statement since its savepoint; the transaction stays open.
+    RollbackToSavepoint,
+    /// Forgets the statement savepoint.
+    ReleaseSavepoint,
+}
+
+/// The name of the savepoint that guards one session statement.
+pub const SAVEPOINT: &str = "dbforge_statement";
+
+/// What a statement did, besides its rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Rows changed, as the engine counts them.
+    pub rows_affected: u64,
+    /// The auto-increment id of the last inserted row (MySQL).
+    pub last_insert_id: Option<i64>,
+}
+
+/// Where an engine sends the rows of a statement while it runs.
+#[async_trait]
+pub trait RowSink: Send {
+    /// The columns rows actually arrive under, when they differ from the statement's
+    /// description (a MySQL `CALL` whose procedure returns a result set, MariaDB's `RETURNING`,
+    /// an expression whose type depends on its parameters). Called before such rows.
+    async fn columns(&mut self, columns: Vec<Column>) -> Result<()>;
+    /// One row. `Ok(false)`: stop reading (the rest of the result is abandoned).
+    async fn row(&mut self, row: Row) -> Result<bool>;
+    /// Whether the sink stopped reading before the end of the result.
+    fn stopped(&self) -> bool;
+}
+
+/// The prepared form of a statement on an engine's connection.
+pub type Prepared<E> = <<E as Engine>::Conn as SqlConn>::Prepared;
+
+/// One data-plane (or administrative) connection of an engine.
+#[async_trait]
+pub trait SqlConn: Send + 'static {
+    /// What [`Self::describe`] makes and [`Self::run`] takes.
+    type Prepared: Send + Sync;
+
+    /// The server's id of this connection, used to cancel its statement from another one.
+    fn server_id(&self) -> u64;
+    /// Whether the connection is in an unknown state (I/O or protocol error) and must be closed.
+    fn is_broken(&self) -> bool;
+    /// Checks that the server answers.
+    async fn ping(&mut self) -> Result<()>;
+    /// Closes the connection politely.
+    async fn close(self);
+    /// Makes the engine interrupt statements running longer than `timeout` (a no-op when it
+    /// already does).
+    async fn set_timeout(&mut self, timeout: Duration) -> Result<()>;
+    /// Runs gateway transaction control.
+    async fn control(&mut self, op: Control) -> Result<()>;
+    /// Prepares a client statement, checks its parameters and describes its columns.
+    async fn describe(&mut self, stmt: &Statement) -> Result<Self::Prepared>;
+    /// The result columns of a prepared statement (empty when it returns no rows).
+    fn columns(prepared: &Self::Prepared) -> &[Column];
+    /// Runs a prepared statement with `stmt`'s parameters, handing each row to `sink`.
+    async fn run(
+        &mut self,
+        prepared: &Self::Prepared,
+        stmt: &Statement,
+        sink: &mut dyn RowSink,
+    ) -> Result<Outcome>;
+    /// Runs a statement for its effect, discarding any rows.
+    async fn run_discarding(&mut self, stmt: &Statement) -> Result<Outcome>;
+}
+
+/// What the shared data plane needs to know about an engine.
+#[async_trait]
+pub trait Engine: Send + Sync + fmt::Debug + 'static {
+    /// Its connections.
+    type Conn: SqlConn;
+    /// Where a pool connects: a spawned database with its own login, or the admin database.
+    type Target: Send + Sync + fmt::Debug + 'static;
+    /// Which backend this is.
+    const KIND: BackendKind;
+    /// Whose lexical rules the transaction-control rule follows.
+    const FLAVOR: Flavor;
+    /// Whether every session statement runs under a savepoint. PostgreSQL needs it (any failed
+    /// statement aborts the whole transaction otherwise); MySQL rolls a failed statement back on
+    /// its own and needs one only to undo a statement whose rows exceeded a limit.
+    const SAVEPOINT_EVERY_STATEMENT: bool;
+    /// Whether preparing a statement says for sure which columns it returns. PostgreSQL's does;
+    /// MariaDB announces none for `INSERT … RETURNING` and guesses the types of expressions
+    /// over parameters, so there a statement that announces no rows still runs in a
+    /// transaction (its rows may exceed a limit) and a stream's header waits for the first row.
+    const DESCRIBES_RESULTS: bool;
+
+    /// Opens a connection.
+    async fn connect(&self, target: &Self::Target) -> Result<Self::Conn>;
+    /// Interrupts the statement running on connection `server_id`, using `admin`.
+    async fn cancel(admin: &mut Self::Conn, server_id: u64) -> Result<()>;
+    /// Whether `err` is the engine refusing a write inside a read-only transaction.
+    fn is_read_only_violation(err: &Error) -> bool;
+}

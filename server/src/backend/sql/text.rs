@@ -1,0 +1,544 @@
+//! Text the SQL server backends share: the transaction-control rule, exact decimals, and the
+//! names and passwords of spawned databases.
+
+use std::io::Read;
+
+use crate::core::{
+    error::{Error, Result},
+    names::DatabaseName,
+};
+
+/// Whose lexical rules apply when a statement's words are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// PostgreSQL: nested block comments, `"identifiers"`, dollar quoting.
+    Postgres,
+    /// MySQL/MariaDB: `#` comments, executable `/*! … */` comments, backtick identifiers.
+    Mysql,
+}
+
+/// Refuses a client statement that would open or end a transaction behind the gateway's back.
+///
+/// This is the one place where DB-Forge reads a statement's words rather than asking the engine,
+/// and only for this narrow rule: PostgreSQL and MySQL both accept `BEGIN`, `COMMIT`,
+/// `SAVEPOINT` … as ordinary prepared statements and neither says beforehand that a statement
+/// controls transactions (sqlx keeps the transaction status of the wire protocol private, and
+/// seeing it afterwards would be too late: a `COMMIT` inside a transactional batch has already
+/// committed). Statements are always prepared one at a time, so the first word decides; comments
+/// are skipped, and MySQL's executable comments (`/*! … */`) are read as the code they are.
+///
+/// Refused: `BEGIN`, `START`, `COMMIT`, `END`, `ROLLBACK`, `ABORT`, `SAVEPOINT`, `RELEASE`,
+/// PostgreSQL's `PREPARE TRANSACTION`, and on MySQL also `XA`, `LOCK`/`UNLOCK` (they commit
+/// implicitly and pin locks to a pooled connection) and `SET` of `autocommit` or
+/// `completion_type`.
+pub fn refuse_transaction_control(sql: &str, flavor: Flavor) -> Result<()> {
+    let words = Words::new(sql, flavor);
+    let mut words = words.map(|w| w.to_ascii_uppercase());
+    let Some(first) = words.next() else {
+        return Ok(());
+    };
+    let refused = match first.as_str() {
+        "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE" => {
+            true
+        }
+        "PREPARE" => flavor == Flavor::Postgres && words.next().as_deref() == Some("TRANSACTION"),
+        "XA" | "LOCK" | "UNLOCK" => flavor == Flavor::Mysql,
+        "SET" => {
+            flavor == Flavor::Mysql && words.any(|w| w == "AUTOCOMMIT" || w == "COMPLETION_TYPE")
+        }
+        _ => false,
+    };
+    if refused {
+        return Err(Error::invalid(
+            "sql",
+            format!(
+                "transaction control ({first} …) is not accepted here: use ExecuteBatch with \
+                 `transaction` or a Session"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The highest `$n` placeholder of a PostgreSQL statement (0 when it has none). PostgreSQL
+/// accepts parameters a statement never uses; this lets the gateway refuse them, as it does
+/// on the other engines, instead of ignoring a client's mistake.
+pub fn highest_placeholder(sql: &str) -> usize {
+    Words::new(sql, Flavor::Postgres)
+        .filter_map(|w| w.strip_prefix('$')?.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The unquoted words of a statement, in order, skipping comments and literals (and on
+/// PostgreSQL, `$n` placeholders as words of their own).
+struct Words<'a> {
+    s: &'a [u8],
+    text: &'a str,
+    i: usize,
+    flavor: Flavor,
+}
+
+impl<'a> Words<'a> {
+    fn new(text: &'a str, flavor: Flavor) -> Self {
+        Self {
+            s: text.as_bytes(),
+            text,
+            i: 0,
+            flavor,
+        }
+    }
+
+    fn peek(&self, k: usize) -> u8 {
+        self.s.get(self.i + k).copied().unwrap_or(0)
+    }
+
+    fn skip_line(&mut self) {
+        while self.i < self.s.len() && self.s[self.i] != b'\n' {
+            self.i += 1;
+        }
+    }
+
+    /// Skips a block comment starting at `/*`. PostgreSQL nests them; MySQL does not.
+    fn skip_block(&mut self) {
+        let mut depth = 0usize;
+        while self.i < self.s.len() {
+            if self.peek(0) == b'/' && self.peek(1) == b'*' {
+                if depth == 0 || self.flavor == Flavor::Postgres {
+                    depth += 1;
+                }
+                self.i += 2;
+            } else if self.peek(0) == b'*' && self.peek(1) == b'/' {
+                depth = depth.saturating_sub(1);
+                self.i += 2;
+                if depth == 0 {
+                    return;
+                }
+            } else {
+                self.i += 1;
+            }
+        }
+    }
+
+    /// Skips a quoted literal or identifier; `quote` doubled inside stands for itself, and with
+    /// `backslash` (MySQL strings, PostgreSQL `E'…'`) a backslash escapes the next byte.
+    fn skip_quoted(&mut self, quote: u8, backslash: bool) {
+        self.i += 1;
+        while self.i < self.s.len() {
+            let c = self.s[self.i];
+            if c == b'\\' && backslash {
+                self.i += 2;
+            } else if c == quote {
+                if self.peek(1) == quote {
+                    self.i += 2;
+                } else {
+                    self.i += 1;
+                    return;
+                }
+            } else {
+                self.i += 1;
+            }
+        }
+    }
+
+    /// Skips a PostgreSQL dollar-quoted string (`$tag$ … $tag$`), if one starts here.
+    fn skip_dollar(&mut self) -> bool {
+        let rest = &self.text[self.i..];
+        let tag_len = rest[1..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map(|n| n + 1);
+        let Some(end) = tag_len.filter(|&n| rest.as_bytes().get(n) == Some(&b'$')) else {
+            return false;
+        };
+        let tag = &rest[..=end];
+        match rest[tag.len()..].find(tag) {
+            Some(close) => self.i += tag.len() + close + tag.len(),
+            None => self.i = self.s.len(),
+        }
+        true
+    }
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        while self.i < self.s.len() {
+            let c = self.s[self.i];
+            let mysql = self.flavor == Flavor::Mysql;
+            match c {
+                b'-' if self.peek(1) == b'-' => self.skip_line(),
+                b'#' if mysql => self.skip_line(),
+                b'/' if self.peek(1) == b'*' => {
+                    // `/*!50001 … */` and MariaDB's `/*M! … */` run their contents: read on.
+                    let exec = if self.peek(2) == b'!' {
+                        Some(3)
+                    } else if self.peek(2) == b'M' && self.peek(3) == b'!' {
+                        Some(4)
+                    } else {
+                        None
+                    };
+                    match exec {
+                        Some(marker) if mysql => {
+                            self.i += marker;
+                            while self.peek(0).is_ascii_digit() {
+                                self.i += 1;
+                            }
+                        }
+                        _ => self.skip_block(),
+                    }
+                }
+                b'*' if mysql && self.peek(1) == b'/' => self.i += 2,
+                b'\'' => self.skip_quoted(b'\'', mysql),
+                b'"' => self.skip_quoted(b'"', mysql),
+                b'`' if mysql => {
+                    // A quoted identifier is still a name (`SET `autocommit` = 0`).
+                    let start = self.i + 1;
+                    self.skip_quoted(b'`', false);
+                    let end = self.i.saturating_sub(1).max(start);
+                    return Some(&self.text[start..end]);
+                }
+                b'$' if !mysql && self.peek(1).is_ascii_digit() => {
+                    let start = self.i;
+                    self.i += 1;
+                    while self.peek(0).is_ascii_digit() {
+                        self.i += 1;
+                    }
+                    return Some(&self.text[start..self.i]);
+                }
+                b'$' if !mysql && self.skip_dollar() => {}
+                c if c.is_ascii_alphabetic() || c == b'_' => {
+                    let start = self.i;
+                    while self.i < self.s.len()
+                        && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_')
+                    {
+                        self.i += 1;
+                    }
+                    let word = &self.text[start..self.i];
+                    if !mysql && word.eq_ignore_ascii_case("e") && self.peek(0) == b'\'' {
+                        // An escape string: E'it\'s'.
+                        self.skip_quoted(b'\'', true);
+                        continue;
+                    }
+                    return Some(word);
+                }
+                _ => self.i += 1,
+            }
+        }
+        None
+    }
+}
+
+/// A decimal number read from text, as sign and digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecimalDigits {
+    /// Below zero.
+    pub negative: bool,
+    /// Digits before the point, without leading zeros (empty for zero).
+    pub int: String,
+    /// Digits after the point, as written (trailing zeros kept: they carry the scale).
+    pub frac: String,
+}
+
+/// The most digits a decimal may expand to; far above what any engine stores, low enough that an
+/// exponent cannot make the gateway allocate gigabytes.
+const MAX_DECIMAL_DIGITS: usize = 200_000;
+
+impl DecimalDigits {
+    /// Parses `[+-]digits[.digits][e[+-]digits]`. Returns `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let (negative, body) = match s.as_bytes().first()? {
+            b'-' => (true, &s[1..]),
+            b'+' => (false, &s[1..]),
+            _ => (false, s),
+        };
+        let (mantissa, exp) = match body.find(['e', 'E']) {
+            Some(p) => (&body[..p], body[p + 1..].parse::<i64>().ok()?),
+            None => (body, 0),
+        };
+        let (int, frac) = match mantissa.find('.') {
+            Some(p) => (&mantissa[..p], &mantissa[p + 1..]),
+            None => (mantissa, ""),
+        };
+        if (int.is_empty() && frac.is_empty())
+            || !int.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        if exp.unsigned_abs() as usize > MAX_DECIMAL_DIGITS
+            || int.len() + frac.len() + exp.unsigned_abs() as usize > MAX_DECIMAL_DIGITS
+        {
+            return None;
+        }
+        // Shift the point by the exponent.
+        let mut digits = format!("{int}{frac}");
+        let mut point = int.len() as i64 + exp;
+        if point < 0 {
+            digits = format!("{}{digits}", "0".repeat(point.unsigned_abs() as usize));
+            point = 0;
+        }
+        let point = point as usize;
+        if point > digits.len() {
+            digits.push_str(&"0".repeat(point - digits.len()));
+        }
+        let (int, frac) = digits.split_at(point);
+        let int = int.trim_start_matches('0').to_owned();
+        let frac = frac.to_owned();
+        let zero = int.is_empty() && frac.bytes().all(|b| b == b'0');
+        Some(Self {
+            negative: negative && !zero,
+            int,
+            frac,
+        })
+    }
+
+    /// Plain notation: `-12.3400`, `0.5`, `0`.
+    pub fn to_plain(&self) -> String {
+        let mut out = String::with_capacity(self.int.len() + self.frac.len() + 3);
+        if self.negative {
+            out.push('-');
+        }
+        out.push_str(if self.int.is_empty() { "0" } else { &self.int });
+        if !self.frac.is_empty() {
+            out.push('.');
+            out.push_str(&self.frac);
+        }
+        out
+    }
+}
+
+/// A spawned database's server-side name (database, schema, role and user share it) and the
+/// password of its own login, as stored in the catalog's locator: `<name>:<password>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Locator {
+    /// Identifier of the database and of its login; `[a-z0-9_]`, starting with a letter.
+    pub ident: String,
+    /// Password of the login; lowercase hex.
+    pub password: String,
+}
+
+/// Random bits in a generated name: enough that a name reused after a failed cleanup gets a
+/// fresh database and login.
+const NAME_NONCE_BYTES: usize = 4;
+/// Random bits in a password.
+const PASSWORD_BYTES: usize = 24;
+
+impl Locator {
+    /// A fresh locator for `name`: `prefix`, then the name (`-` becomes `_`) cut to fit `max_len`,
+    /// then `_` and random hex, so that names stay unique, readable and within the engine's limit
+    /// (63 bytes on PostgreSQL, 32 characters for MySQL user names).
+    pub fn generate(prefix: &str, name: &DatabaseName, max_len: usize) -> Self {
+        let nonce = random_hex(NAME_NONCE_BYTES);
+        let room = max_len.saturating_sub(prefix.len() + 1 + nonce.len());
+        let readable: String = name
+            .as_str()
+            .chars()
+            .map(|c| if c == '-' { '_' } else { c })
+            .take(room)
+            .collect();
+        Self {
+            ident: format!("{prefix}{readable}_{nonce}"),
+            password: random_hex(PASSWORD_BYTES),
+        }
+    }
+
+    /// Parses and checks a locator from the catalog, which is a file on disk: anything that could
+    /// break out of a quoted identifier or literal is refused.
+    pub fn parse(locator: &str, prefix: &str, max_len: usize) -> Result<Self> {
+        let bad = || Error::internal(format!("malformed locator {locator:?}"));
+        let (ident, password) = locator.split_once(':').ok_or_else(bad)?;
+        let ident_ok = ident.starts_with(prefix)
+            && ident.len() <= max_len
+            && ident
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        let password_ok = password.len() >= 16
+            && password
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !ident_ok || !password_ok {
+            return Err(bad());
+        }
+        Ok(Self {
+            ident: ident.to_owned(),
+            password: password.to_owned(),
+        })
+    }
+
+    /// Whether `ident` is a valid name carrying `prefix` (for orphan sweeps).
+    pub fn is_ident(ident: &str, prefix: &str, max_len: usize) -> bool {
+        Self::parse(&format!("{ident}:{}", "0".repeat(16)), prefix, max_len).is_ok()
+    }
+}
+
+impl std::fmt::Display for Locator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.ident, self.password)
+    }
+}
+
+/// `n` random bytes as hex, from the operating system's CSPRNG.
+fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
+    if let Err(e) = read {
+        // Every supported platform has /dev/urandom; this fallback only keeps `locate`
+        // infallible. std's RandomState keys come from the OS generator as well.
+        tracing::warn!(error = %e, "cannot read /dev/urandom; using std's random keys");
+        use std::hash::{BuildHasher, Hasher};
+        for chunk in buf.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default(),
+            );
+            let bytes = h.finish().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Escapes `_`, `%` and `\` for a LIKE pattern matching `prefix` followed by anything.
+pub fn like_prefix(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 2);
+    for c in prefix.chars() {
+        if matches!(c, '_' | '%' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(sql: &str, flavor: Flavor) -> bool {
+        refuse_transaction_control(sql, flavor).is_err()
+    }
+
+    #[test]
+    fn transaction_control_is_refused() {
+        for sql in [
+            "BEGIN",
+            "  commit",
+            "-- note\nROLLBACK TO SAVEPOINT a",
+            "/* a /* nested */ b */ START TRANSACTION",
+            "savepoint x",
+            "RELEASE SAVEPOINT x",
+            "END",
+            "abort",
+            "PREPARE TRANSACTION 'x'",
+        ] {
+            assert!(refused(sql, Flavor::Postgres), "{sql}");
+        }
+        for sql in [
+            "BEGIN",
+            "# c\nCOMMIT",
+            "/*!40101 COMMIT */",
+            "/*M!100100 ROLLBACK */",
+            "SET autocommit = 0",
+            "set @@session.autocommit=0",
+            "SET a = 1, `autocommit` = 0",
+            "SET completion_type = 2",
+            "XA START 'x'",
+            "LOCK TABLES t WRITE",
+            "UNLOCK TABLES",
+        ] {
+            assert!(refused(sql, Flavor::Mysql), "{sql}");
+        }
+    }
+
+    #[test]
+    fn ordinary_statements_pass() {
+        for sql in [
+            "SELECT 'BEGIN'",
+            "/* COMMIT */ SELECT 1",
+            "-- COMMIT\nSELECT 1",
+            "\"begin\"",
+            "UPDATE t SET note = 'commit'",
+            "SELECT $$COMMIT$$",
+            "PREPARE p AS SELECT 1",
+            "LOCK TABLE t",
+            "",
+        ] {
+            assert!(!refused(sql, Flavor::Postgres), "{sql}");
+        }
+        for sql in [
+            "SELECT 'it''s' -- COMMIT",
+            "SET @x = 'autocommit'",
+            "SET time_zone = '+00:00'",
+            "SELECT `commit` FROM t",
+            "INSERT INTO t VALUES ('a\\'; COMMIT')",
+        ] {
+            assert!(!refused(sql, Flavor::Mysql), "{sql}");
+        }
+    }
+
+    #[test]
+    fn placeholders_are_counted_outside_literals() {
+        assert_eq!(
+            highest_placeholder("SELECT $1, $12 FROM t WHERE a = $3"),
+            12
+        );
+        assert_eq!(
+            highest_placeholder("SELECT '$5', $$ $7 $$, \"$9\" -- $8\n"),
+            0
+        );
+        assert_eq!(highest_placeholder("SELECT $tag$ $4 $tag$, $2"), 2);
+        assert_eq!(highest_placeholder("SELECT E'it\\'s $4', $1"), 1);
+    }
+
+    #[test]
+    fn decimals_are_read_exactly() {
+        let plain = |s: &str| DecimalDigits::parse(s).map(|d| d.to_plain());
+        assert_eq!(
+            plain("12345678901234567890.123456789").as_deref(),
+            Some("12345678901234567890.123456789")
+        );
+        assert_eq!(plain("-0012.3400").as_deref(), Some("-12.3400"));
+        assert_eq!(plain("1.5e3").as_deref(), Some("1500"));
+        assert_eq!(plain("1.25E-3").as_deref(), Some("0.00125"));
+        assert_eq!(plain(".5").as_deref(), Some("0.5"));
+        assert_eq!(plain("-0.00").as_deref(), Some("0.00"));
+        for bad in ["", "-", "1.2.3", "abc", "1e", "1e999999999", "NaN", "1 2"] {
+            assert_eq!(plain(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn locators_fit_and_round_trip() {
+        let name = DatabaseName::parse(&format!("a-{}", "b".repeat(61))).expect("name");
+        for max in [32, 63] {
+            let loc = Locator::generate("dbf_", &name, max);
+            assert!(loc.ident.len() <= max, "{}", loc.ident);
+            assert!(loc.ident.starts_with("dbf_a_b"));
+            let parsed = Locator::parse(&loc.to_string(), "dbf_", max).expect("parse");
+            assert_eq!(parsed, loc);
+        }
+        let a = Locator::generate("dbf_", &name, 63);
+        let b = Locator::generate("dbf_", &name, 63);
+        assert_ne!(a.ident, b.ident, "a nonce tells respawns apart");
+        assert_ne!(a.password, b.password);
+        for bad in [
+            "dbf_x",
+            "dbf_x:short",
+            "dbf_x\":0123456789abcdef",
+            "other:0123456789abcdef",
+        ] {
+            assert!(Locator::parse(bad, "dbf_", 63).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn like_prefix_escapes_wildcards() {
+        assert_eq!(like_prefix("dbf_"), "dbf\\_%");
+    }
+}
