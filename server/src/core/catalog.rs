@@ -132,7 +132,12 @@ fn db_err(e: rusqlite::Error) -> Error {
 impl Catalog {
     /// Opens (creating if needed) the catalog at `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
         let conn = rusqlite::Connection::open(path).map_err(db_err)?;
+        // The catalog holds key hashes and the passwords of per-database roles: owner only.
+        // SQLite gives its -wal and -shm files the database file's mode.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(Error::internal)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db_err)?;
         // NORMAL in WAL mode: a power loss may lose the last commits but never corrupts; the
