@@ -405,6 +405,16 @@ async fn bootstrap_writes_an_owner_only_admin_key_and_never_logs_it() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600);
+    let catalog = dir.path().join("catalog.db");
+    let catalog_mode = std::fs::metadata(&catalog)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(
+        catalog_mode, 0o600,
+        "the catalog holds key hashes and role passwords"
+    );
     assert!(key.starts_with("dbf_") && key.len() > 40);
     let admin =
         Client::connect_with(ClientOptions::new(format!("http://{}", server.addr)).api_key(&key))
