@@ -168,16 +168,6 @@ impl AuditLog {
         let Some(tx) = &self.tx else {
             return;
         };
-        tracing::info!(
-            target: "dbforge::audit",
-            key = %event.key_id,
-            rpc = event.rpc,
-            db = event.database.as_deref().unwrap_or("-"),
-            outcome = event.outcome,
-            rows = event.rows_affected,
-            duration_us = event.duration.as_micros() as u64,
-            "audit"
-        );
         if tx.send((now_ms(), event)).await.is_err() {
             tracing::error!("the audit writer has stopped; an audit record was not stored");
         }
@@ -245,6 +235,19 @@ async fn write_loop(catalog: Catalog, mut rx: mpsc::Receiver<(i64, Event)>, head
                 };
                 r.hash = r.compute_hash();
                 prev = r.hash.clone();
+                // Logged here, off the request's path, with its place in the chain.
+                tracing::info!(
+                    target: "dbforge::audit",
+                    seq = r.seq,
+                    key = %r.key_id,
+                    rpc = %r.rpc,
+                    db = r.database.as_deref().unwrap_or("-"),
+                    outcome = %r.outcome,
+                    rows = r.rows_affected,
+                    duration_us = r.duration_us,
+                    statement_hash = r.statement_hash.as_deref().unwrap_or("-"),
+                    "audit"
+                );
                 r
             })
             .collect();
