@@ -224,3 +224,32 @@ async fn the_client_timeout_bounds_the_whole_stream() {
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// A client that cancels while the statement is still computing its first row stops it too.
+#[tokio::test]
+async fn cancelling_before_the_first_row_stops_the_statement() {
+    let s = TestServer::with(|mut c| {
+        c.sqlite_readers = Some(1);
+        c.statement_timeout = Some(Duration::from_secs(60));
+        c
+    })
+    .await;
+    let db = s.db("agg").await;
+    let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) SELECT count(*) FROM c";
+    let client = s.client.clone();
+    let db2 = db.clone();
+    let pending = tokio::spawn(async move {
+        let mut rows = client.query(&db2, slow, &[]).await?;
+        rows.next().await.transpose()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pending.abort();
+    let next = tokio::time::timeout(
+        Duration::from_secs(10),
+        s.client.execute(&db, "SELECT 7", &[]),
+    )
+    .await
+    .expect("the only reader was freed by the cancellation")
+    .expect("query");
+    assert_eq!(next.rows[0].values(), &[Value::Int(7)]);
+}

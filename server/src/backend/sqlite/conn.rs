@@ -76,7 +76,7 @@ pub struct ConnOptions {
 }
 
 /// State shared between a connection and its authorizer and progress callbacks.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Guard {
     /// Set while a client's statement is being prepared. Actions authorized outside of it come
     /// from inside a running statement (VACUUM attaches its scratch copy that way).
@@ -86,6 +86,9 @@ struct Guard {
     /// Deadline in nanoseconds since `epoch`; 0 means none.
     deadline_nanos: AtomicU64,
     epoch: Option<Instant>,
+    /// Whoever waits for the running statement's rows: once they are gone, it stops even
+    /// before its first row (an aggregate over a huge input).
+    waiter: Mutex<Option<tokio::sync::mpsc::Sender<Result<crate::core::value::RowEvent>>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -159,7 +162,7 @@ impl Conn {
         let progress_guard = Arc::clone(&guard);
         // Checked every 1000 VM steps: cheap, and fine-grained enough to stop within
         // microseconds of the deadline.
-        conn.progress_handler(1000, Some(move || progress_guard.past_deadline()))
+        conn.progress_handler(1000, Some(move || progress_guard.should_stop()))
             .map_err(classify)?;
         Ok(Self { conn, guard })
     }
@@ -178,6 +181,18 @@ impl Conn {
             u64::try_from(nanos).unwrap_or(u64::MAX).max(1),
             Ordering::Relaxed,
         );
+    }
+
+    /// Ties the statements that follow to the receiver of `tx`: when it is dropped (the client
+    /// cancelled), they are interrupted. `None` unties them, and must follow: the clone kept
+    /// here would otherwise hold the stream open.
+    pub fn set_waiter(
+        &self,
+        tx: Option<&tokio::sync::mpsc::Sender<Result<crate::core::value::RowEvent>>>,
+    ) {
+        if let Ok(mut w) = self.guard.waiter.lock() {
+            *w = tx.cloned();
+        }
     }
 
     /// Runs transaction control issued by the gateway. It is not prepared as a client's
@@ -311,7 +326,28 @@ impl Conn {
     }
 }
 
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("deadline_nanos", &self.deadline_nanos)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Guard {
+    /// Checked by SQLite every 1000 VM steps.
+    fn should_stop(&self) -> bool {
+        self.past_deadline() || self.waiter_gone()
+    }
+
+    fn waiter_gone(&self) -> bool {
+        self.waiter
+            .lock()
+            .ok()
+            .and_then(|w| w.as_ref().map(tokio::sync::mpsc::Sender::is_closed))
+            .unwrap_or(false)
+    }
+
     fn past_deadline(&self) -> bool {
         let deadline = self.deadline_nanos.load(Ordering::Relaxed);
         if deadline == 0 {

@@ -601,6 +601,9 @@ fn stream_rows(
     sink: &Sink<'_>,
     started: Instant,
 ) -> Result<Option<Summary>> {
+    // A client that leaves while the statement computes (before any row) interrupts it.
+    conn.set_waiter(Some(sink.tx));
+    let _untie = scopeguard(|| conn.set_waiter(None));
     let mut prepared = conn.prepare(stmt)?;
     let columns = columns_of(&prepared);
     let kinds: Vec<_> = columns.iter().map(|c| c.kind).collect();
