@@ -1,2 +1,317 @@
-//! Benchmarks (being written).
-fn main() {}
+//! `dbforge-bench`: DB-Forge's gateway side by side with the engine it fronts, in one run.
+//!
+//! ```text
+//! cargo run --release -p dbforge-bench                          # full run, table on stdout
+//! cargo run --release -p dbforge-bench -- --write BENCHMARKS.md # ...and write the report
+//! cargo run --release -p dbforge-bench -- --quick               # smoke run, smaller counts
+//! ```
+//!
+//! The gateway runs in a separate process so its memory can be read from `/proc`: the bench
+//! re-executes itself (`std::env::current_exe()`) with the hidden `serve` subcommand, which runs
+//! `dbforge_server::server::run` and prints its bound address; the bench connects to that address
+//! and stops the process with SIGTERM at the end.
+//!
+//! Each phase measures the gateway next to a baseline taken in the same run, and the report
+//! states ratios against those baselines rather than absolute times, which depend on the
+//! machine:
+//!
+//! 1. floor: a no-op tonic RPC (`grpc.health.v1.Health/Check`);
+//! 2. in-process SQLite point query (rusqlite, the gateway's connection settings);
+//! 3. gateway point query, sequential, and its ratio to floor + in-process;
+//! 4. point-query throughput of 32 concurrent client tasks;
+//! 5. single-row INSERT, gateway against in-process;
+//! 6. a streamed 1,000,000-row result, gateway against in-process, and the gateway's peak RSS;
+//! 7. CreateDatabase latency;
+//! 8. the gateway's RSS after 10,000 databases were spawned and queried once.
+//!
+//! This is a benchmark, not a test: nothing fails when a target is missed; the report says
+//! PASS or MISS and by how much. Modules: [`workload`] (what runs), [`direct`] (in-process
+//! baselines), [`gateway`] (the gRPC phases), [`child`] (the gateway process), [`stats`]
+//! (percentiles), [`summary`] (results to rows) and [`report`] (markdown).
+
+mod child;
+mod direct;
+mod gateway;
+mod report;
+mod stats;
+mod summary;
+mod workload;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    child::{ServerProcess, Variant, cpu_time},
+    report::{Machine, Report, machine_busy, revision},
+    summary::{GatewayResults, LeanResults, Outcome},
+    workload::Plan,
+};
+
+/// Any error of the bench, shown as text in the report.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// DB-Forge benchmarks: the gateway side by side with SQLite used directly.
+#[derive(Debug, Parser)]
+#[command(name = "dbforge-bench")]
+struct Cli {
+    /// Smoke run: smaller counts, a few seconds per phase at most.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the report to this markdown file (keeping its hand-written Analysis section).
+    #[arg(long, value_name = "PATH")]
+    write: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Runs the gateway (used by the bench itself, in a child process).
+    #[command(hide = true)]
+    Serve {
+        /// Data directory of the gateway.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Address to bind; port 0 picks a free one, printed on stdout.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Gateway configuration.
+        #[arg(long, value_enum)]
+        variant: Variant,
+        /// Where the gateway's log goes.
+        #[arg(long)]
+        log_file: PathBuf,
+    },
+}
+
+fn main() -> Result<(), BoxError> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Cmd::Serve {
+            data_dir,
+            listen,
+            variant,
+            log_file,
+        }) => child::serve(data_dir, listen, variant, &log_file),
+        None => bench(cli.quick, cli.write.as_deref()),
+    }
+}
+
+/// Prints progress on stderr, so stdout carries only the table.
+fn progress(what: &str) {
+    eprintln!("dbforge-bench: {what}");
+}
+
+fn bench(quick: bool, write: Option<&Path>) -> Result<(), BoxError> {
+    let plan = Plan::new(quick);
+    let started = Instant::now();
+    let busy_before = machine_busy().ok();
+    let tmp = tempfile::tempdir()?;
+    let direct_dir = tmp.path().join("direct");
+    std::fs::create_dir_all(&direct_dir)?;
+
+    // The baselines run first, while no gateway exists yet to compete for the cores.
+    progress("in-process SQLite baselines");
+    let direct = direct::run(&direct_dir, &plan).map_err(|e| e.to_string());
+
+    progress("starting the gateway process (default configuration)");
+    let admin_key = child::new_admin_key();
+    let log = tmp.path().join("gateway.log");
+    let server = ServerProcess::start(
+        &tmp.path().join("gateway"),
+        &admin_key,
+        Variant::Default,
+        &log,
+    )?;
+    let gateway = on_runtime(gateway_phases(&server, &admin_key, &plan))?;
+    let mut gateway_cpu = cpu_time(server.pid())?;
+    progress("stopping the gateway (SIGTERM)");
+    let stopped = server.stop().map_err(|e| e.to_string());
+
+    progress("starting a second gateway with the audit log and metrics off");
+    let lean_log = tmp.path().join("gateway-lean.log");
+    let channels = gateway.best_channels().unwrap_or(1);
+    let lean = match ServerProcess::start(
+        &tmp.path().join("gateway-lean"),
+        &admin_key,
+        Variant::Lean,
+        &lean_log,
+    ) {
+        Ok(server) => {
+            let lean = on_runtime(lean_phases(&server, &admin_key, &plan, channels))?;
+            gateway_cpu += cpu_time(server.pid())?;
+            progress("stopping the second gateway (SIGTERM)");
+            if let Err(e) = server.stop() {
+                progress(&format!("the second gateway did not stop cleanly: {e}"));
+            }
+            lean
+        }
+        Err(e) => LeanResults::failed(&format!("the second gateway did not start: {e}")),
+    };
+    let own_cpu = cpu_time(std::process::id())? + gateway_cpu;
+    let wall = started.elapsed();
+    let other_cpu = busy_before
+        .zip(machine_busy().ok())
+        .map(|(before, after)| after.saturating_sub(before).saturating_sub(own_cpu));
+
+    let outcome = Outcome {
+        plan: plan.clone(),
+        direct,
+        gateway,
+        lean,
+        stopped,
+        log: child::log_problems(&log, 5).map_err(|e| e.to_string()),
+    };
+    let (rows, notes) = outcome.rows_and_notes();
+    let report = Report {
+        command: command_line(),
+        date: now_utc(),
+        machine: Machine::probe(),
+        quick,
+        revision: revision(),
+        wall,
+        other_cpu,
+        rows,
+        notes,
+    };
+    println!("{}", report.table());
+    for note in &report.notes {
+        println!("- {note}");
+    }
+    if let Some(path) = write {
+        report.write(path)?;
+        progress(&format!("wrote {}", path.display()));
+    }
+    Ok(())
+}
+
+/// Every gateway phase, in order. A failing phase is recorded and the others still run, so one
+/// server bug does not hide the rest of the numbers.
+async fn gateway_phases(server: &ServerProcess, key: &str, plan: &Plan) -> GatewayResults {
+    let memory = || server.memory().map_err(|e| e.to_string());
+    let mut out = GatewayResults::new(memory());
+    let conn = match gateway::Conn::open(server.addr(), key).await {
+        Ok(c) => c,
+        Err(e) => {
+            out.fail_all(&format!("cannot connect to the gateway: {e}"));
+            return out;
+        }
+    };
+    let text = |e: BoxError| e.to_string();
+
+    progress("setup: spawning the bench database and its 10,000-row table");
+    if let Err(e) = gateway::prepare(&conn).await {
+        out.fail_prepared(&format!("setup failed: {e}"));
+    } else {
+        progress("1 and 3. floor (Health/Check) and gateway point queries, alternating");
+        match gateway::floor_and_point(&conn, plan).await {
+            Ok((floor, point)) => (out.floor, out.point) = (Ok(floor), Ok(point)),
+            Err(e) => (out.floor, out.point) = (Err(e.to_string()), Err(e.to_string())),
+        }
+        progress("4. throughput, one shared channel");
+        out.shared = gateway::throughput(std::slice::from_ref(&conn), plan, server.pid())
+            .await
+            .map_err(text);
+        progress("4. throughput, several channels");
+        out.multi = multi_channel(server.addr(), key, plan, server.pid())
+            .await
+            .map_err(text);
+        progress("5. single-row inserts");
+        out.insert = gateway::insert(&conn, plan).await.map_err(text);
+        progress("6. streamed result");
+        out.stream = gateway::stream(&conn, plan, server.pid())
+            .await
+            .map_err(text);
+        out.after_stream = memory();
+    }
+    progress("7. spawn latency");
+    out.spawn = gateway::spawn(&conn, plan).await.map_err(text);
+    progress(&format!(
+        "8. spawning and querying {} databases",
+        plan.fleet
+    ));
+    out.fleet = gateway::fleet(&conn, plan).await.map_err(text);
+    out.after_fleet = memory();
+    out
+}
+
+/// The second gateway (audit log and metrics off): the same point queries and throughput, over
+/// `channels` connections (whichever count did better on the first).
+async fn lean_phases(
+    server: &ServerProcess,
+    key: &str,
+    plan: &Plan,
+    channels: usize,
+) -> LeanResults {
+    let result = async {
+        let mut conns = Vec::with_capacity(channels);
+        for _ in 0..channels.max(1) {
+            conns.push(gateway::Conn::open(server.addr(), key).await?);
+        }
+        gateway::prepare(&conns[0]).await?;
+        progress("1 and 3 again, audit log and metrics off");
+        let (floor, point) = gateway::floor_and_point(&conns[0], plan).await?;
+        progress("4 again, audit log and metrics off");
+        let throughput = gateway::throughput(&conns, plan, server.pid()).await?;
+        Ok::<_, BoxError>(LeanResults {
+            floor: Ok(floor),
+            point: Ok(point),
+            throughput: Ok(throughput),
+        })
+    };
+    result
+        .await
+        .unwrap_or_else(|e| LeanResults::failed(&e.to_string()))
+}
+
+/// Runs `f` on a fresh multi-threaded runtime. Dropping the runtime afterwards closes every
+/// connection it held, so a gateway stopped next has no client left to wait for.
+fn on_runtime<F: Future>(f: F) -> Result<F::Output, BoxError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(f))
+}
+
+/// Throughput over `plan.throughput_channels` separate connections: one HTTP/2 connection
+/// serialises its frames through one socket and one server task, which several avoid.
+async fn multi_channel(
+    addr: SocketAddr,
+    key: &str,
+    plan: &Plan,
+    pid: u32,
+) -> Result<gateway::Throughput, BoxError> {
+    let mut conns = Vec::with_capacity(plan.throughput_channels);
+    for _ in 0..plan.throughput_channels {
+        conns.push(gateway::Conn::open(addr, key).await?);
+    }
+    gateway::throughput(&conns, plan, pid).await
+}
+
+/// The command as a reader would retype it.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut cmd = String::from("cargo run --release -p dbforge-bench");
+    if !args.is_empty() {
+        cmd.push_str(" -- ");
+        cmd.push_str(&args.join(" "));
+    }
+    cmd
+}
+
+fn now_utc() -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::now_utc()
+        .format(fmt)
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Memory in megabytes (10^6 bytes), the unit of the issue's targets.
+pub fn megabytes(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}

@@ -1,0 +1,407 @@
+//! The report: one markdown table (printed, and written to BENCHMARKS.md with `--write`), plus
+//! the machine it ran on and how busy that machine was with other work meanwhile.
+
+use std::{fmt::Write as _, path::Path, time::Duration};
+
+use crate::BoxError;
+
+/// How a result is shown.
+#[derive(Debug, Clone, Copy)]
+pub enum Unit {
+    /// A duration in microseconds.
+    Micros,
+    /// A duration in milliseconds.
+    Millis,
+    /// A plain ratio.
+    Ratio,
+    /// A rate, with what is counted ("queries/s").
+    Rate(&'static str),
+    /// Megabytes (10^6 bytes) per second.
+    MegabytesPerSec,
+    /// A percentage.
+    Percent,
+    /// Megabytes (10^6 bytes).
+    Megabytes,
+}
+
+impl Unit {
+    fn show(self, v: f64) -> String {
+        match self {
+            Self::Micros => format!("{v:.1} µs"),
+            Self::Millis => format!("{v:.2} ms"),
+            Self::Ratio => format!("{v:.2}"),
+            Self::Rate(what) => format!("{} {what}", thousands(v)),
+            Self::MegabytesPerSec => format!("{v:.1} MB/s"),
+            Self::Percent => format!("{v:.0}%"),
+            Self::Megabytes => format!("{v:.1} MB"),
+        }
+    }
+}
+
+/// `1234567.8` → `1,234,568`.
+pub fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A target from the issue.
+#[derive(Debug, Clone, Copy)]
+pub enum Goal {
+    /// Reported for context; no target.
+    Info,
+    /// Lower is better; at most this.
+    AtMost(f64),
+    /// Higher is better; at least this.
+    AtLeast(f64),
+}
+
+/// One line of the results table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The measurement's number in the issue (1 to 8).
+    pub phase: u8,
+    /// What was measured.
+    pub name: String,
+    /// The result, or why there is none.
+    pub value: Result<f64, String>,
+    /// How to show it and its target.
+    pub unit: Unit,
+    /// Its target.
+    pub goal: Goal,
+}
+
+impl Row {
+    /// A measured row.
+    pub fn new(phase: u8, name: impl Into<String>, value: f64, unit: Unit, goal: Goal) -> Self {
+        Self {
+            phase,
+            name: name.into(),
+            value: Ok(value),
+            unit,
+            goal,
+        }
+    }
+
+    /// A row whose phase failed.
+    pub fn failed(
+        phase: u8,
+        name: impl Into<String>,
+        error: String,
+        unit: Unit,
+        goal: Goal,
+    ) -> Self {
+        Self {
+            phase,
+            name: name.into(),
+            value: Err(error),
+            unit,
+            goal,
+        }
+    }
+
+    fn target(&self) -> String {
+        match self.goal {
+            Goal::Info => "—".into(),
+            Goal::AtMost(t) => format!("≤ {}", self.unit.show(t)),
+            Goal::AtLeast(t) => format!("≥ {}", self.unit.show(t)),
+        }
+    }
+
+    /// PASS, MISS (with by how much), FAIL or blank for context rows.
+    pub fn status(&self) -> String {
+        match (&self.value, self.goal) {
+            (Err(_), _) => "FAIL".into(),
+            (Ok(_), Goal::Info) => String::new(),
+            (Ok(v), Goal::AtMost(t)) if *v <= t => "PASS".into(),
+            (Ok(v), Goal::AtLeast(t)) if *v >= t => "PASS".into(),
+            (Ok(v), Goal::AtMost(t)) => format!("MISS ({:.0}% over)", (v / t - 1.0) * 100.0),
+            (Ok(v), Goal::AtLeast(t)) => format!("MISS ({:.0}% short)", (1.0 - v / t) * 100.0),
+        }
+    }
+
+    /// Whether this row was measured and missed its target.
+    pub fn missed(&self) -> bool {
+        self.status().starts_with("MISS")
+    }
+}
+
+/// The machine and the conditions of the run.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Logical CPUs this process may use.
+    pub cpus: usize,
+    /// `model name` from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// Total memory in GiB.
+    pub mem_gib: f64,
+    /// Kernel release.
+    pub kernel: String,
+}
+
+impl Machine {
+    /// Reads what the machine is.
+    pub fn probe() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|rest| rest.split_once(':'))
+            .map_or_else(|| "unknown CPU".into(), |(_, m)| m.trim().to_owned());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let mem_kib: f64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .unwrap_or(0.0);
+        Self {
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            cpu_model,
+            mem_gib: mem_kib / (1024.0 * 1024.0),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map_or_else(|_| "unknown".into(), |s| s.trim().to_owned()),
+        }
+    }
+}
+
+/// `git describe --always --dirty` of the working tree the bench runs in ("-dirty": the
+/// gateway was built with uncommitted changes).
+pub fn revision() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()?;
+    let rev = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !rev.is_empty()).then_some(rev)
+}
+
+/// CPU time the whole machine has spent busy (not idle, not waiting on I/O), from /proc/stat.
+pub fn machine_busy() -> Result<Duration, BoxError> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or("no cpu line in /proc/stat")?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    // Fields: user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    // USER_HZ is 100: 10 ms per tick.
+    Ok(Duration::from_millis(busy * 10))
+}
+
+/// Everything the report says.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The command that produced it.
+    pub command: String,
+    /// When it ran (UTC).
+    pub date: String,
+    /// Where it ran.
+    pub machine: Machine,
+    /// Smoke run?
+    pub quick: bool,
+    /// The source the gateway was built from (`git describe`), when known.
+    pub revision: Option<String>,
+    /// Wall time of the whole run.
+    pub wall: Duration,
+    /// CPU seconds used by processes other than the bench and its gateway during the run.
+    pub other_cpu: Option<Duration>,
+    /// The results.
+    pub rows: Vec<Row>,
+    /// Derived figures that explain the results (breakdowns), one sentence each.
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// The results table, then each distinct failure once (one server error usually fails
+    /// several rows).
+    pub fn table(&self) -> String {
+        let mut out = String::from("| # | Measurement | Result | Target | Status |\n");
+        out.push_str("|---|---|---|---|---|\n");
+        let mut failures: Vec<&str> = Vec::new();
+        for row in &self.rows {
+            let (value, status) = match &row.value {
+                Ok(v) => (row.unit.show(*v), row.status()),
+                Err(e) => {
+                    let n = match failures.iter().position(|f| f == e) {
+                        Some(i) => i + 1,
+                        None => {
+                            failures.push(e);
+                            failures.len()
+                        }
+                    };
+                    ("—".to_owned(), format!("FAIL [{n}]"))
+                }
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {value} | {} | {status} |",
+                row.phase,
+                row.name,
+                row.target(),
+            );
+        }
+        if !failures.is_empty() {
+            out.push_str("\nFailures:\n\n");
+            for (i, f) in failures.iter().enumerate() {
+                let _ = writeln!(out, "{}. {f}", i + 1);
+            }
+        }
+        out
+    }
+
+    /// The whole BENCHMARKS.md, without the hand-written analysis.
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let mut out = String::from("# DB-Forge benchmarks\n\n");
+        out.push_str(
+            "<!-- Written by dbforge-bench. Everything above \"## Analysis\" is regenerated by \
+             the command below; the Analysis section is hand-written and kept. -->\n\n",
+        );
+        let _ = writeln!(out, "- Command: `{}`", self.command);
+        let _ = writeln!(out, "- Date: {}", self.date);
+        let _ = writeln!(
+            out,
+            "- Machine: {} CPUs, {}, {:.1} GiB RAM, Linux {}",
+            m.cpus, m.cpu_model, m.mem_gib, m.kernel
+        );
+        if let Some(rev) = &self.revision {
+            let _ = writeln!(out, "- Source: git `{rev}`");
+        }
+        let mode = if self.quick {
+            "quick (smoke run, smaller counts)"
+        } else {
+            "full"
+        };
+        let _ = writeln!(
+            out,
+            "- Run: {mode}, {:.0} s wall time",
+            self.wall.as_secs_f64()
+        );
+        if let Some(other) = self.other_cpu {
+            let avail = self.wall.as_secs_f64() * m.cpus as f64;
+            let _ = writeln!(
+                out,
+                "- Other load: processes other than the bench and its gateway used {:.1} CPU-s of \
+                 {avail:.0} available during the run ({:.1}%)",
+                other.as_secs_f64(),
+                100.0 * other.as_secs_f64() / avail
+            );
+        }
+        out.push_str(
+            "- Setup: the gateway runs in its own process (this binary re-executed as `serve`, \
+             default config, data in a temp dir) on 127.0.0.1; the client and the gateway share \
+             the machine's cores.\n\n## Results\n\n",
+        );
+        out.push_str(&self.table());
+        out.push_str("\n## Breakdown\n\n");
+        for note in &self.notes {
+            let _ = writeln!(out, "- {note}");
+        }
+        let misses: Vec<&Row> = self.rows.iter().filter(|r| r.missed()).collect();
+        out.push_str("\n## Misses\n\n");
+        if misses.is_empty() {
+            out.push_str("None: every target that was measured was met.\n");
+        }
+        for row in misses {
+            if let Ok(v) = &row.value {
+                let _ = writeln!(
+                    out,
+                    "- #{} {}: {} against a target of {}: {}.",
+                    row.phase,
+                    row.name,
+                    row.unit.show(*v),
+                    row.target(),
+                    row.status().to_lowercase()
+                );
+            }
+        }
+        out.push_str(METHOD);
+        out
+    }
+
+    /// Writes the report to `path`, keeping a hand-written "## Analysis" section already there.
+    pub fn write(&self, path: &Path) -> Result<(), BoxError> {
+        let mut text = self.markdown();
+        let existing = std::fs::read_to_string(path).unwrap_or_default();
+        match existing.find("\n## Analysis") {
+            Some(at) => text.push_str(&existing[at..]),
+            None => text.push_str(
+                "\n## Analysis\n\n_Not written yet: add the reasons for each miss here by hand; \
+                 `--write` keeps this section._\n",
+            ),
+        }
+        std::fs::write(path, text)?;
+        Ok(())
+    }
+}
+
+const METHOD: &str = "
+## Method
+
+- Latencies are exact nearest-rank percentiles over every timed call, after untimed warm-up
+  calls; calls are sequential on one HTTP/2 connection unless stated.
+- Floor: `grpc.health.v1.Health/Check` on the same connection: what any unary tonic call costs.
+- In-process: rusqlite on a file in the same temp dir with the gateway's connection settings
+  (WAL, `synchronous = NORMAL`, 2 MiB page cache, `prepare_cached`). The gateway's connections
+  also carry an authorizer and a progress handler; the baseline has neither.
+- Point query: `SELECT v FROM t WHERE id = ?` on a 10,000-row table (random ids), the table made
+  through the gateway with the same SQL as in process. Ratio = gateway p50 / (floor p50 +
+  in-process p50).
+- Throughput: 32 client tasks, each sending its next point query as soon as the last one is
+  answered, for a fixed window; once over one shared connection and once over several.
+- Stream: `QueryService.Query` of a recursive CTE yielding (int, text, float) rows; the client
+  decodes every message and reads every cell. MB/s counts encoded protobuf bytes (prost
+  `encoded_len` of each received message). In process: the same SQL, each column read into
+  `i64`/`String`/`f64`. Best of the runs on each side.
+- Spawn: `CreateDatabase` (SQLite) one at a time. Fleet: that many more databases, each spawned
+  and queried once (`SELECT 1`), a few client tasks at a time; then the gateway's VmRSS and
+  VmHWM from `/proc/<pid>/status`.
+- CPU per query comes from `/proc/<pid>/stat` (user + system time) over the throughput window.
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_says_by_how_much() {
+        let over = Row::new(3, "ratio", 1.8, Unit::Ratio, Goal::AtMost(1.5));
+        assert_eq!(over.status(), "MISS (20% over)");
+        let short = Row::new(
+            4,
+            "qps",
+            15_000.0,
+            Unit::Rate("queries/s"),
+            Goal::AtLeast(20_000.0),
+        );
+        assert_eq!(short.status(), "MISS (25% short)");
+        let ok = Row::new(7, "spawn", 3.0, Unit::Millis, Goal::AtMost(5.0));
+        assert_eq!(ok.status(), "PASS");
+        assert!(!Row::new(1, "floor", 80.0, Unit::Micros, Goal::Info).missed());
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(1_234_567.8), "1,234,568");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+    }
+}

@@ -1,0 +1,575 @@
+//! From measurements to report rows: the targets of the issue, the ratios, and the breakdowns
+//! that explain a miss.
+
+use std::time::Duration;
+
+use crate::{
+    child::Memory,
+    direct::{DirectResults, StreamRun},
+    gateway::Throughput,
+    megabytes,
+    report::{Goal, Row, Unit, thousands},
+    stats::Latency,
+    workload::Plan,
+};
+
+/// The issue's targets.
+const POINT_RATIO_MAX: f64 = 1.5;
+const THROUGHPUT_MIN: f64 = 20_000.0;
+const STREAM_ROWS_MIN: f64 = 1_000_000.0;
+const STREAM_SHARE_MIN: f64 = 70.0;
+const SPAWN_P50_MAX_MS: f64 = 5.0;
+const FLEET_RSS_MAX_MB: f64 = 300.0;
+
+/// What the gateway phases produced; each one may have failed on its own.
+#[derive(Debug)]
+pub struct GatewayResults {
+    pub at_start: Result<Memory, String>,
+    pub floor: Result<Latency, String>,
+    pub point: Result<Latency, String>,
+    pub shared: Result<Throughput, String>,
+    pub multi: Result<Throughput, String>,
+    pub insert: Result<Latency, String>,
+    pub stream: Result<StreamRun, String>,
+    pub after_stream: Result<Memory, String>,
+    pub spawn: Result<Latency, String>,
+    pub fleet: Result<Duration, String>,
+    pub after_fleet: Result<Memory, String>,
+}
+
+const NOT_RUN: &str = "not run";
+
+impl GatewayResults {
+    /// Nothing measured yet.
+    pub fn new(at_start: Result<Memory, String>) -> Self {
+        fn n<T>() -> Result<T, String> {
+            Err(NOT_RUN.to_owned())
+        }
+        Self {
+            at_start,
+            floor: n(),
+            point: n(),
+            shared: n(),
+            multi: n(),
+            insert: n(),
+            stream: n(),
+            after_stream: n(),
+            spawn: n(),
+            fleet: n(),
+            after_fleet: n(),
+        }
+    }
+
+    /// Marks the phases that need the bench database as failed for `why`.
+    pub fn fail_prepared(&mut self, why: &str) {
+        self.floor = Err(why.to_owned());
+        self.point = Err(why.to_owned());
+        self.shared = Err(why.to_owned());
+        self.multi = Err(why.to_owned());
+        self.insert = Err(why.to_owned());
+        self.stream = Err(why.to_owned());
+        self.after_stream = Err(why.to_owned());
+    }
+
+    /// Marks every phase as failed for `why`.
+    pub fn fail_all(&mut self, why: &str) {
+        self.fail_prepared(why);
+        self.spawn = Err(why.to_owned());
+        self.fleet = Err(why.to_owned());
+        self.after_fleet = Err(why.to_owned());
+    }
+}
+
+impl GatewayResults {
+    /// How many connections gave the higher throughput.
+    pub fn best_channels(&self) -> Option<usize> {
+        [self.shared.as_ref(), self.multi.as_ref()]
+            .into_iter()
+            .flatten()
+            .max_by(|a, b| a.qps().total_cmp(&b.qps()))
+            .map(|t| t.channels)
+    }
+}
+
+/// What the second gateway (audit log and metrics off) measured.
+#[derive(Debug)]
+pub struct LeanResults {
+    pub floor: Result<Latency, String>,
+    pub point: Result<Latency, String>,
+    pub throughput: Result<Throughput, String>,
+}
+
+impl LeanResults {
+    /// Nothing measured, for `why`.
+    pub fn failed(why: &str) -> Self {
+        Self {
+            floor: Err(why.to_owned()),
+            point: Err(why.to_owned()),
+            throughput: Err(why.to_owned()),
+        }
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug)]
+pub struct Outcome {
+    pub plan: Plan,
+    pub direct: Result<DirectResults, String>,
+    pub gateway: GatewayResults,
+    /// The same point and throughput phases with the audit log and metrics off.
+    pub lean: LeanResults,
+    /// How long the gateway took to stop after SIGTERM.
+    pub stopped: Result<Duration, String>,
+    /// The default gateway's log: lines, warnings and errors, and the first of those.
+    pub log: Result<(usize, usize, Vec<String>), String>,
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A row from a result, or a FAIL row carrying its error.
+fn row<T>(
+    rows: &mut Vec<Row>,
+    phase: u8,
+    name: &str,
+    r: Result<T, &String>,
+    value: impl FnOnce(T) -> f64,
+    unit: Unit,
+    goal: Goal,
+) {
+    rows.push(match r {
+        Ok(t) => Row::new(phase, name, value(t), unit, goal),
+        Err(e) => Row::failed(phase, name, e.clone(), unit, goal),
+    });
+}
+
+/// Both inputs of a ratio, or the first error.
+fn both<'e, A, B>(
+    a: Result<A, &'e String>,
+    b: Result<B, &'e String>,
+) -> Result<(A, B), &'e String> {
+    Ok((a?, b?))
+}
+
+impl Outcome {
+    /// The table rows, in the issue's order, and the breakdown notes.
+    pub fn rows_and_notes(&self) -> (Vec<Row>, Vec<String>) {
+        let g = &self.gateway;
+        let d = self.direct.as_ref();
+        let mut rows = Vec::new();
+        let mut notes = Vec::new();
+
+        let floor = g.floor.as_ref();
+        row(
+            &mut rows,
+            1,
+            "Floor: no-op RPC (Health/Check) p50",
+            floor,
+            |l| us(l.p50),
+            Unit::Micros,
+            Goal::Info,
+        );
+        row(
+            &mut rows,
+            1,
+            "Floor: no-op RPC p99",
+            floor,
+            |l| us(l.p99),
+            Unit::Micros,
+            Goal::Info,
+        );
+
+        let dpoint = d.map(|d| &d.point);
+        row(
+            &mut rows,
+            2,
+            "In-process SQLite point query p50",
+            dpoint,
+            |l| us(l.p50),
+            Unit::Micros,
+            Goal::Info,
+        );
+
+        let point = g.point.as_ref();
+        row(
+            &mut rows,
+            3,
+            "Gateway point query p50",
+            point,
+            |l| us(l.p50),
+            Unit::Micros,
+            Goal::Info,
+        );
+        row(
+            &mut rows,
+            3,
+            "Gateway point query p99",
+            point,
+            |l| us(l.p99),
+            Unit::Micros,
+            Goal::Info,
+        );
+        let parts = both(point, both(floor, dpoint));
+        row(
+            &mut rows,
+            3,
+            "Point ratio: gateway p50 / (floor p50 + in-process p50)",
+            parts,
+            |(p, (f, i))| us(p.p50) / (us(f.p50) + us(i.p50)),
+            Unit::Ratio,
+            Goal::AtMost(POINT_RATIO_MAX),
+        );
+        if let Ok((p, (f, i))) = parts {
+            notes.push(format!(
+                "Point query p50 {:.1} µs = floor {:.1} µs + in-process SQLite {:.1} µs + {:.1} µs \
+                 of gateway work beyond both (request conversion, database lookup, statement \
+                 routing, the hop to SQLite's thread and back).",
+                us(p.p50),
+                us(f.p50),
+                us(i.p50),
+                us(p.p50) - us(f.p50) - us(i.p50)
+            ));
+        }
+
+        self.throughput_rows(&mut rows, &mut notes);
+
+        let ginsert = g.insert.as_ref();
+        let dinsert = d.map(|d| &d.insert);
+        row(
+            &mut rows,
+            5,
+            "Gateway single-row INSERT p50",
+            ginsert,
+            |l| us(l.p50),
+            Unit::Micros,
+            Goal::Info,
+        );
+        row(
+            &mut rows,
+            5,
+            "In-process single-row INSERT p50",
+            dinsert,
+            |l| us(l.p50),
+            Unit::Micros,
+            Goal::Info,
+        );
+        let ins = both(ginsert, dinsert);
+        row(
+            &mut rows,
+            5,
+            "INSERT ratio: gateway p50 / in-process p50",
+            ins,
+            |(gl, dl)| us(gl.p50) / us(dl.p50),
+            Unit::Ratio,
+            Goal::Info,
+        );
+        if let (Ok((gl, dl)), Ok(f)) = (ins, floor) {
+            notes.push(format!(
+                "INSERT p50 {:.1} µs = floor {:.1} µs + in-process {:.1} µs + {:.1} µs of gateway \
+                 work beyond both (ratio to floor + in-process: {:.2}).",
+                us(gl.p50),
+                us(f.p50),
+                us(dl.p50),
+                us(gl.p50) - us(f.p50) - us(dl.p50),
+                us(gl.p50) / (us(f.p50) + us(dl.p50))
+            ));
+        }
+
+        self.stream_rows(&mut rows, &mut notes);
+        self.fleet_rows(&mut rows, &mut notes);
+
+        self.lean_rows(&mut rows, &mut notes);
+        match &self.stopped {
+            Ok(t) => notes.push(format!(
+                "The gateway stopped {:.0} ms after SIGTERM.",
+                ms(*t)
+            )),
+            Err(e) => notes.push(format!("Stopping the gateway failed: {e}.")),
+        }
+        match &self.log {
+            Ok((lines, 0, _)) => notes.push(format!(
+                "The gateway's log (info level, as deployed) has {lines} lines and no warnings \
+                 or errors."
+            )),
+            Ok((lines, problems, first)) => notes.push(format!(
+                "The gateway's log (info level, as deployed) has {lines} lines, {problems} of \
+                 them warnings or errors; the first: `{}`.",
+                first.join("`, `")
+            )),
+            Err(e) => notes.push(format!("The gateway's log could not be read: {e}.")),
+        }
+        // Stable: rows of one phase keep their order, the second gateway's join their phase.
+        rows.sort_by_key(|r| r.phase);
+        (rows, notes)
+    }
+
+    fn lean_rows(&self, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+        let (g, l) = (&self.gateway, &self.lean);
+        let dpoint = self.direct.as_ref().map(|d| &d.point);
+        let lean_parts = both(l.point.as_ref(), both(l.floor.as_ref(), dpoint));
+        row(
+            rows,
+            3,
+            "Point ratio, audit log and metrics off",
+            lean_parts,
+            |(p, (f, i))| us(p.p50) / (us(f.p50) + us(i.p50)),
+            Unit::Ratio,
+            Goal::Info,
+        );
+        let name = match &l.throughput {
+            Ok(t) => format!(
+                "Throughput, audit log and metrics off ({} channels)",
+                t.channels
+            ),
+            Err(_) => "Throughput, audit log and metrics off".to_owned(),
+        };
+        let rate = Unit::Rate("queries/s");
+        row(
+            rows,
+            4,
+            &name,
+            l.throughput.as_ref(),
+            Throughput::qps,
+            rate,
+            Goal::Info,
+        );
+        let default = [g.shared.as_ref(), g.multi.as_ref()]
+            .into_iter()
+            .flatten()
+            .max_by(|a, b| a.qps().total_cmp(&b.qps()));
+        let parts = both(g.point.as_ref(), both(g.floor.as_ref(), dpoint));
+        if let (Ok(lean), Ok(full), Ok(lt), Some(gt)) =
+            (lean_parts, parts, l.throughput.as_ref(), default)
+        {
+            // Each gateway is compared with its own interleaved floor: the floor itself moves
+            // between the two processes by tens of microseconds on a shared VM.
+            let extra =
+                |(p, (f, i)): (&Latency, (&Latency, &Latency))| us(p.p50) - us(f.p50) - us(i.p50);
+            notes.push(format!(
+                "Audit log and metrics: with both off, the gateway's point-query work beyond floor \
+                 + SQLite falls from {:.1} to {:.1} µs, throughput rises from {} to {} queries/s, \
+                 and the gateway's CPU per query falls from {:.1} to {:.1} µs.",
+                extra(full),
+                extra(lean),
+                thousands(gt.qps()),
+                thousands(lt.qps()),
+                gt.cpu_per_query_us().0,
+                lt.cpu_per_query_us().0,
+            ));
+        }
+    }
+
+    fn throughput_rows(&self, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+        let g = &self.gateway;
+        let tasks = self.plan.throughput_tasks;
+        let qps = |t: &Throughput| t.qps();
+        let rate = Unit::Rate("queries/s");
+        row(
+            rows,
+            4,
+            &format!("Throughput, {tasks} tasks, 1 shared channel"),
+            g.shared.as_ref(),
+            qps,
+            rate,
+            Goal::Info,
+        );
+        let multi_name = format!(
+            "Throughput, {tasks} tasks, {} channels",
+            self.plan.throughput_channels
+        );
+        row(
+            rows,
+            4,
+            &multi_name,
+            g.multi.as_ref(),
+            qps,
+            rate,
+            Goal::Info,
+        );
+        let best = [g.shared.as_ref(), g.multi.as_ref()]
+            .into_iter()
+            .flatten()
+            .max_by(|a, b| a.qps().total_cmp(&b.qps()));
+        let Some(best) = best else {
+            let why = g.shared.as_ref().err().cloned().unwrap_or_default();
+            let goal = Goal::AtLeast(THROUGHPUT_MIN);
+            rows.push(Row::failed(4, "Throughput, best", why, rate, goal));
+            return;
+        };
+        let name = format!(
+            "Throughput, best ({} channel{})",
+            best.channels,
+            if best.channels == 1 { "" } else { "s" }
+        );
+        rows.push(Row::new(
+            4,
+            name,
+            best.qps(),
+            rate,
+            Goal::AtLeast(THROUGHPUT_MIN),
+        ));
+        let (server_us, client_us) = best.cpu_per_query_us();
+        let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+        notes.push(format!(
+            "Throughput ({} channel(s), {:.1} s window): the gateway used {server_us:.1} µs of CPU \
+             per query and the client {client_us:.1} µs ({:.2} + {:.2} cores busy). With client \
+             and gateway sharing {cores:.0} cores, CPU alone caps the rate near {} queries/s.",
+            best.channels,
+            best.elapsed.as_secs_f64(),
+            best.server_cpu.as_secs_f64() / best.elapsed.as_secs_f64(),
+            best.client_cpu.as_secs_f64() / best.elapsed.as_secs_f64(),
+            thousands(cores * 1e6 / (server_us + client_us)),
+        ));
+    }
+
+    fn stream_rows(&self, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+        let g = &self.gateway;
+        let gs = g.stream.as_ref();
+        let ds = self.direct.as_ref().map(|d| &d.stream);
+        let n = self.plan.stream_rows;
+        let rate = Unit::Rate("rows/s");
+        let rps = |s: &StreamRun| s.rows_per_sec();
+        let goal_rows = Goal::AtLeast(STREAM_ROWS_MIN);
+        row(
+            rows,
+            6,
+            &format!("Gateway stream of {n} rows"),
+            gs,
+            rps,
+            rate,
+            goal_rows,
+        );
+        row(
+            rows,
+            6,
+            "Gateway stream, encoded bytes",
+            gs,
+            StreamRun::mb_per_sec,
+            Unit::MegabytesPerSec,
+            Goal::Info,
+        );
+        row(
+            rows,
+            6,
+            "In-process fetch of the same rows",
+            ds,
+            rps,
+            rate,
+            Goal::Info,
+        );
+        let share = both(gs, ds);
+        row(
+            rows,
+            6,
+            "Stream: gateway rate as % of in-process",
+            share,
+            |(a, b)| 100.0 * a.rows_per_sec() / b.rows_per_sec(),
+            Unit::Percent,
+            Goal::AtLeast(STREAM_SHARE_MIN),
+        );
+        let hwm = g.after_stream.as_ref();
+        row(
+            rows,
+            6,
+            "Gateway peak RSS (VmHWM) after the stream",
+            hwm,
+            |m| megabytes(m.hwm),
+            Unit::Megabytes,
+            Goal::Info,
+        );
+        if let Ok((a, b)) = share {
+            let per_row = |d: Duration| d.as_secs_f64() * 1e9 / a.rows as f64;
+            let cpu = a.cpu.map_or_else(String::new, |(server, client)| {
+                format!(
+                    " Meanwhile the gateway used {:.0} ns of CPU per row and the client {:.0} ns \
+                     (in process: {:.0} ns per row in all).",
+                    per_row(server),
+                    per_row(client),
+                    per_row(b.elapsed)
+                )
+            });
+            notes.push(format!(
+                "Stream: the gateway took {:.0} ms for {n} rows ({:.1} encoded bytes per row, \
+                 {:.1} MB in all); in process the same rows took {:.0} ms.{cpu}",
+                ms(a.elapsed),
+                a.bytes as f64 / a.rows as f64,
+                megabytes(a.bytes),
+                ms(b.elapsed),
+            ));
+        }
+    }
+
+    fn fleet_rows(&self, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+        let g = &self.gateway;
+        let spawn = g.spawn.as_ref();
+        let n = self.plan.spawns;
+        row(
+            rows,
+            7,
+            &format!("CreateDatabase p50 ({n} spawns)"),
+            spawn,
+            |l| ms(l.p50),
+            Unit::Millis,
+            Goal::AtMost(SPAWN_P50_MAX_MS),
+        );
+        row(
+            rows,
+            7,
+            "CreateDatabase p99",
+            spawn,
+            |l| ms(l.p99),
+            Unit::Millis,
+            Goal::Info,
+        );
+        let dspawn = self.direct.as_ref().map(|d| &d.spawn);
+        let name = "In-process: create a SQLite file in WAL mode p50";
+        row(
+            rows,
+            7,
+            name,
+            dspawn,
+            |l| ms(l.p50),
+            Unit::Millis,
+            Goal::Info,
+        );
+        let fleet = self.plan.fleet;
+        let after = both(g.after_fleet.as_ref(), g.fleet.as_ref());
+        row(
+            rows,
+            8,
+            &format!("Gateway RSS after {fleet} more databases, each queried once"),
+            after,
+            |(m, _)| megabytes(m.rss),
+            Unit::Megabytes,
+            Goal::AtMost(FLEET_RSS_MAX_MB),
+        );
+        row(
+            rows,
+            8,
+            "Gateway peak RSS (VmHWM) at the end",
+            after,
+            |(m, _)| megabytes(m.hwm),
+            Unit::Megabytes,
+            Goal::Info,
+        );
+        if let (Ok((m, took)), Ok(start)) = (after, g.at_start.as_ref()) {
+            let total = fleet + n + 1;
+            notes.push(format!(
+                "Memory: the gateway started at {:.1} MB RSS; after {total} databases it holds \
+                 {:.1} MB, {:.1} KB per database above the start. Spawning and querying the {fleet} \
+                 took {:.1} s ({:.2} ms each, {} client tasks).",
+                megabytes(start.rss),
+                megabytes(m.rss),
+                (m.rss.saturating_sub(start.rss)) as f64 / 1e3 / total as f64,
+                took.as_secs_f64(),
+                ms(*took) / fleet as f64 * self.plan.fleet_tasks as f64,
+                self.plan.fleet_tasks,
+            ));
+        }
+    }
+}

@@ -1,0 +1,113 @@
+"""Python client for DB-Forge: spawn isolated databases on demand and use them over gRPC.
+
+```python
+import dbforge
+
+with dbforge.Client() as client:          # DBFORGE_ENDPOINT / DBFORGE_API_KEY, or arguments
+    client.create_database("scratch", labels={"task": "demo"})
+    client.execute("scratch", "CREATE TABLE people (name TEXT, age INTEGER)")
+    client.execute("scratch", "INSERT INTO people VALUES (?, ?)", ["Ada", 36])
+    for name, age in client.query("scratch", "SELECT name, age FROM people WHERE age > ?", [30]):
+        print(name, age)
+    client.delete_database("scratch")
+```
+
+`AsyncClient` has the same methods for asyncio. Errors are subclasses of `DBForgeError` named
+after the gRPC status (`NotFound`, `AlreadyExists`, `InvalidArgument`, ...). The generated
+messages and stubs are in `dbforge.v1`.
+"""
+
+from dbforge.aio import AsyncClient, AsyncTransaction
+from dbforge.client import Client, Transaction
+from dbforge.errors import (
+    Aborted,
+    AlreadyExists,
+    Cancelled,
+    DataLoss,
+    DBForgeError,
+    DeadlineExceeded,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    ProtocolError,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+    Unknown,
+)
+from dbforge.options import DEFAULT_ENDPOINT, ClientOptions
+from dbforge.rows import AsyncRows, Rows
+from dbforge.types import (
+    Backend,
+    Capabilities,
+    Column,
+    ColumnDef,
+    ColumnType,
+    Created,
+    Database,
+    DatabaseStatus,
+    ExecResult,
+    Filter,
+    Grant,
+    Role,
+    Statement,
+    Summary,
+    Truncation,
+    ValueKind,
+)
+from dbforge.values import Array, Json, from_value, to_value
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Aborted",
+    "AlreadyExists",
+    "Array",
+    "AsyncClient",
+    "AsyncRows",
+    "AsyncTransaction",
+    "Backend",
+    "Cancelled",
+    "Capabilities",
+    "Client",
+    "ClientOptions",
+    "Column",
+    "ColumnDef",
+    "ColumnType",
+    "Created",
+    "DEFAULT_ENDPOINT",
+    "DataLoss",
+    "Database",
+    "DatabaseStatus",
+    "DBForgeError",
+    "DeadlineExceeded",
+    "ExecResult",
+    "FailedPrecondition",
+    "Filter",
+    "Grant",
+    "Internal",
+    "InvalidArgument",
+    "Json",
+    "NotFound",
+    "OutOfRange",
+    "PermissionDenied",
+    "ProtocolError",
+    "ResourceExhausted",
+    "Role",
+    "Rows",
+    "Statement",
+    "Summary",
+    "Transaction",
+    "Truncation",
+    "Unauthenticated",
+    "Unavailable",
+    "Unimplemented",
+    "Unknown",
+    "ValueKind",
+    "from_value",
+    "to_value",
+]

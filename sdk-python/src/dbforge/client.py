@@ -1,0 +1,432 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import queue
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar
+
+import grpc
+
+from dbforge import _requests as rq
+from dbforge.errors import DBForgeError, ProtocolError, Unavailable, error_for_number, from_rpc_error
+from dbforge.options import ClientOptions
+from dbforge.rows import Rows
+from dbforge.types import (
+    Backend,
+    ColumnDef,
+    Created,
+    Database,
+    ExecResult,
+    Grant,
+    StatementLike,
+    Where,
+)
+from dbforge.v1 import (
+    access_pb2,
+    access_pb2_grpc,
+    database_pb2,
+    database_pb2_grpc,
+    operations_pb2,
+    operations_pb2_grpc,
+    query_pb2,
+    query_pb2_grpc,
+    table_pb2_grpc,
+)
+
+__all__ = ["Client", "Transaction"]
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+_END = object()
+
+
+class Client:
+    """A DB-Forge client over one HTTP/2 connection; safe to share between threads.
+
+    ```python
+    with dbforge.Client() as client:          # DBFORGE_ENDPOINT, DBFORGE_API_KEY
+        client.create_database("scratch")
+        client.execute("scratch", "CREATE TABLE t (x INTEGER)")
+        for (x,) in client.query("scratch", "SELECT x FROM t"):
+            ...
+    ```
+
+    Every call raises a subclass of `DBForgeError` named after the status code on failure.
+    """
+
+    def __init__(
+        self,
+        endpoint: Optional[str] = None,
+        *,
+        api_key: Optional[str] = None,
+        ca_file: Optional[str] = None,
+        client_cert_file: Optional[str] = None,
+        client_key_file: Optional[str] = None,
+        tls_server_name: Optional[str] = None,
+        timeout: Optional[float] = None,
+        connect_timeout: Optional[float] = None,
+        options: Optional[ClientOptions] = None,
+    ) -> None:
+        """Arguments override `options` (default: `ClientOptions()`); whatever stays unset
+        comes from DBFORGE_ENDPOINT / DBFORGE_API_KEY, then the defaults. See `ClientOptions`."""
+        opts = (options or ClientOptions()).with_overrides(
+            endpoint=endpoint,
+            api_key=api_key,
+            ca_file=ca_file,
+            client_cert_file=client_cert_file,
+            client_key_file=client_key_file,
+            tls_server_name=tls_server_name,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )
+        self.options = opts.resolved()
+        self._metadata = self.options.metadata()
+        self._timeout = self.options.timeout
+        self.channel: grpc.Channel = self.options.channel()
+        if self.options.connect_timeout is not None:
+            try:
+                grpc.channel_ready_future(self.channel).result(
+                    timeout=self.options.connect_timeout
+                )
+            except grpc.FutureTimeoutError:
+                self.channel.close()
+                raise Unavailable(
+                    f"cannot connect to {self.options.endpoint} within "
+                    f"{self.options.connect_timeout} s"
+                ) from None
+        self.databases = database_pb2_grpc.DatabaseServiceStub(self.channel)
+        self.queries = query_pb2_grpc.QueryServiceStub(self.channel)
+        self.tables = table_pb2_grpc.TableServiceStub(self.channel)
+        self.access = access_pb2_grpc.AccessServiceStub(self.channel)
+        self.operations = operations_pb2_grpc.OperationsServiceStub(self.channel)
+
+    def close(self) -> None:
+        """Closes the connection."""
+        self.channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _unary(self, method: Callable[..., _Resp], request: Any) -> _Resp:
+        try:
+            return method(request, metadata=self._metadata, timeout=self._timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    def _stream(self, method: Callable[..., Any], request: Any) -> Rows:
+        return Rows(method(request, metadata=self._metadata, timeout=self._timeout))
+
+    # ---- control plane ----------------------------------------------------------------------
+
+    def create_database(
+        self,
+        name: str,
+        *,
+        backend: Backend = Backend.UNSPECIFIED,
+        if_not_exists: bool = False,
+        labels: Optional[Mapping[str, str]] = None,
+    ) -> Created:
+        """Spawns a database (SQLite unless `backend` says otherwise). AlreadyExists when the
+        name is taken, unless `if_not_exists` (then `created` is False)."""
+        req = rq.create_database(name, backend, if_not_exists, labels)
+        return rq.created(self._unary(self.databases.CreateDatabase, req))
+
+    def get_database(self, name: str) -> Database:
+        """Looks a database up. NotFound when it does not exist."""
+        req = database_pb2.GetDatabaseRequest(name=name)
+        return rq.database(self._unary(self.databases.GetDatabase, req), "database")
+
+    def list_databases(
+        self,
+        *,
+        backend: Backend = Backend.UNSPECIFIED,
+        labels: Optional[Mapping[str, str]] = None,
+        page_size: int = 0,
+    ) -> List[Database]:
+        """Every database that matches, in name order, following pages for you."""
+        return list(self.iter_databases(backend=backend, labels=labels, page_size=page_size))
+
+    def iter_databases(
+        self,
+        *,
+        backend: Backend = Backend.UNSPECIFIED,
+        labels: Optional[Mapping[str, str]] = None,
+        page_size: int = 0,
+    ) -> Iterator[Database]:
+        """Like `list_databases`, fetching each page when the previous one is used up."""
+        token: Optional[str] = ""
+        while token is not None:
+            page, token = self.list_databases_page(
+                backend=backend, labels=labels, page_size=page_size, page_token=token
+            )
+            yield from page
+
+    def list_databases_page(
+        self,
+        *,
+        backend: Backend = Backend.UNSPECIFIED,
+        labels: Optional[Mapping[str, str]] = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Tuple[List[Database], Optional[str]]:
+        """One page of databases and the token of the next page (None on the last page)."""
+        req = rq.list_databases(page_size, page_token, backend, labels)
+        return rq.database_page(self._unary(self.databases.ListDatabases, req))
+
+    def delete_database(self, name: str, *, allow_missing: bool = False) -> bool:
+        """Prunes a database and all its data. NotFound when it does not exist, unless
+        `allow_missing`; returns whether it deleted one."""
+        req = database_pb2.DeleteDatabaseRequest(name=name, allow_missing=allow_missing)
+        return self._unary(self.databases.DeleteDatabase, req).deleted
+
+    # ---- SQL ----------------------------------------------------------------------------------
+
+    def execute(self, database: str, sql: str, params: Sequence[Any] = ()) -> ExecResult:
+        """Runs one statement and returns its whole result (at most the server's row limit,
+        10 000 by default; use `query` for more)."""
+        return rq.exec_result(self._unary(self.queries.Execute, rq.execute(database, sql, params)))
+
+    def query(
+        self, database: str, sql: str, params: Sequence[Any] = (), *, max_rows: int = 0
+    ) -> Rows:
+        """Runs one statement and streams its rows (tuples; `.dicts()` for dicts). The columns
+        are known when this returns. `max_rows` stops early (0: the server's limit)."""
+        return self._stream(self.queries.Query, rq.query(database, sql, params, max_rows))
+
+    def batch(
+        self, database: str, statements: Iterable[StatementLike], *, transaction: bool = False
+    ) -> List[ExecResult]:
+        """Runs statements in order: `Statement`s, SQL strings or `(sql, params)` pairs. With
+        `transaction`, all or nothing; without, the first failure stops the batch."""
+        req = rq.batch(database, statements, transaction)
+        return rq.batch_results(self._unary(self.queries.ExecuteBatch, req))
+
+    def transaction(self, database: str) -> Transaction:
+        """Begins an interactive transaction; use it as a context manager, which commits when
+        the block succeeds and rolls back when it raises.
+
+        ```python
+        with client.transaction("db") as tx:
+            tx.execute("UPDATE accounts SET balance = balance - ? WHERE id = ?", [10, 1])
+            tx.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?", [10, 2])
+        ```
+        """
+        return Transaction(self, database)
+
+    # ---- tables -------------------------------------------------------------------------------
+
+    def create_table(
+        self,
+        database: str,
+        table: str,
+        columns: Sequence[ColumnDef],
+        *,
+        if_not_exists: bool = False,
+    ) -> bool:
+        """Creates a table; with `if_not_exists`, returns False when it was already there."""
+        req = rq.create_table(database, table, columns, if_not_exists)
+        return self._unary(self.tables.CreateTable, req).created
+
+    def insert_rows(self, database: str, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Inserts rows (column → value dicts) in one transaction; returns how many."""
+        req = rq.insert_rows(database, table, rows)
+        return self._unary(self.tables.InsertRows, req).rows_inserted
+
+    def select_rows(
+        self,
+        database: str,
+        table: str,
+        *,
+        columns: Optional[Sequence[str]] = None,
+        where: Where = None,
+        order_by: rq.OrderBy = None,
+        limit: int = 0,
+        offset: int = 0,
+    ) -> Rows:
+        """Streams the rows matching `where`: a dict of column → value (`=`; None: IS NULL;
+        a list: IN) or `Filter`s. `order_by` names columns, `-name` for descending."""
+        req = rq.select_rows(database, table, columns, where, order_by, limit, offset)
+        return self._stream(self.tables.SelectRows, req)
+
+    def update_rows(
+        self,
+        database: str,
+        table: str,
+        set: Mapping[str, Any],
+        *,
+        where: Where = None,
+        all: bool = False,
+    ) -> int:
+        """Sets columns on the rows matching `where` (required unless `all=True`); returns how
+        many rows changed."""
+        req = rq.update_rows(database, table, set, where, all)
+        return self._unary(self.tables.UpdateRows, req).rows_affected
+
+    def delete_rows(
+        self, database: str, table: str, *, where: Where = None, all: bool = False
+    ) -> int:
+        """Deletes the rows matching `where` (required unless `all=True`); returns how many."""
+        req = rq.delete_rows(database, table, where, all)
+        return self._unary(self.tables.DeleteRows, req).rows_affected
+
+    # ---- access -------------------------------------------------------------------------------
+
+    def create_api_key(
+        self,
+        name: str,
+        *,
+        admin: bool = False,
+        can_create: bool = False,
+        create_quota: int = 0,
+        grants: Sequence[Grant] = (),
+        expires_at: Optional[_dt.datetime] = None,
+    ) -> Tuple[access_pb2.ApiKey, str]:
+        """Creates an API key (admin keys only). Returns its description and its secret, which
+        the server shows only this once."""
+        req = rq.create_api_key(name, admin, can_create, create_quota, grants, expires_at)
+        return rq.created_key(self._unary(self.access.CreateApiKey, req))
+
+    def list_api_keys(self, *, include_inactive: bool = False) -> List[access_pb2.ApiKey]:
+        """Lists API keys, never their secrets (admin keys only)."""
+        req = access_pb2.ListApiKeysRequest(include_inactive=include_inactive)
+        return list(self._unary(self.access.ListApiKeys, req).api_keys)
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Revokes a key at once (admin keys only); False when it already was."""
+        req = access_pb2.RevokeApiKeyRequest(id=key_id)
+        return self._unary(self.access.RevokeApiKey, req).revoked
+
+    def who_am_i(self) -> access_pb2.ApiKey:
+        """Describes the key this client uses."""
+        return rq.who_am_i(self._unary(self.access.WhoAmI, access_pb2.WhoAmIRequest()))
+
+    # ---- operations (admin keys) --------------------------------------------------------------
+
+    def server_stats(self) -> operations_pb2.GetServerStatsResponse:
+        """Operational figures: connections, streams, sessions, per-RPC calls and errors."""
+        return self._unary(self.operations.GetServerStats, operations_pb2.GetServerStatsRequest())
+
+    def list_audit_events(
+        self,
+        *,
+        key_id: str = "",
+        database: str = "",
+        outcome: str = "",
+        since: Optional[_dt.datetime] = None,
+        until: Optional[_dt.datetime] = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Tuple[List[operations_pb2.AuditEvent], Optional[str]]:
+        """One page of audit records, oldest first, and the token of the next page (None on
+        the last)."""
+        req = rq.list_audit_events(key_id, database, outcome, since, until, page_size, page_token)
+        resp = self._unary(self.operations.ListAuditEvents, req)
+        return list(resp.events), resp.next_page_token or None
+
+    def verify_audit_log(self) -> operations_pb2.VerifyAuditLogResponse:
+        """Walks the audit log's hash chain and reports the first broken record."""
+        return self._unary(self.operations.VerifyAuditLog, operations_pb2.VerifyAuditLogRequest())
+
+
+class Transaction:
+    """An interactive transaction (`QueryService.Session`) on a connection the server pins to
+    it. Statements see each other's effects; nothing is visible to others until commit.
+
+    As a context manager it commits when the block ends normally and rolls back when it
+    raises. `commit()` and `rollback()` end it early; a transaction that is neither committed
+    nor rolled back is rolled back by the server when the stream closes.
+    """
+
+    def __init__(self, client: Client, database: str) -> None:
+        self.database = database
+        self._requests: queue.Queue[Any] = queue.Queue()
+        self._requests.put(rq.session_begin(database))
+        try:
+            self._responses: Any = client.queries.Session(
+                iter(self._requests.get, _END),
+                metadata=client._metadata,
+                timeout=client._timeout,
+            )
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        self.active = False
+        try:
+            self._expect(self._next(), "begun")
+        except BaseException:
+            self._close()
+            raise
+        self.active = True
+
+    def _next(self) -> query_pb2.SessionResponse:
+        try:
+            resp: Optional[query_pb2.SessionResponse] = next(self._responses, None)
+        except grpc.RpcError as e:
+            self.active = False
+            raise from_rpc_error(e) from None
+        if resp is None:
+            self.active = False
+            raise ProtocolError("the session ended unexpectedly")
+        if resp.WhichOneof("kind") == "error":
+            if not resp.error.transaction_active:
+                self.active = False
+            err = resp.error
+            raise error_for_number(err.code, err.message, err.reason or None, dict(err.metadata))
+        return resp
+
+    @staticmethod
+    def _expect(resp: query_pb2.SessionResponse, kind: str) -> None:
+        got = resp.WhichOneof("kind")
+        if got != kind:
+            raise ProtocolError(f"unexpected session response {got}, wanted {kind}")
+
+    def _call(self, req: query_pb2.SessionRequest, kind: str) -> query_pb2.SessionResponse:
+        if not self.active:
+            raise ProtocolError("the transaction has ended")
+        self._requests.put(req)
+        resp = self._next()
+        self._expect(resp, kind)
+        return resp
+
+    def _close(self) -> None:
+        self.active = False
+        self._requests.put(_END)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> ExecResult:
+        """Runs a statement inside the transaction. A failing statement raises and leaves the
+        transaction open unless the engine ended it (then `active` is False)."""
+        resp = self._call(rq.session_statement(sql, params), "result")
+        return ExecResult.from_pb(resp.result)
+
+    def commit(self) -> None:
+        """Commits and ends the transaction."""
+        try:
+            self._call(rq.SESSION_COMMIT, "committed")
+        finally:
+            self._close()
+
+    def rollback(self) -> None:
+        """Rolls back and ends the transaction."""
+        try:
+            if self.active:
+                self._call(rq.SESSION_ROLLBACK, "rolled_back")
+        finally:
+            self._close()
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException], tb: Any) -> None:
+        if not self.active:
+            self._close()
+            return
+        if exc_type is None:
+            self.commit()
+            return
+        try:
+            self.rollback()
+        except DBForgeError:
+            pass  # the stream closes either way, and the server rolls back; keep the original

@@ -1,0 +1,251 @@
+"""Errors: one exception class per gRPC status code, all under `DBForgeError`.
+
+```python
+try:
+    client.get_database("nope")
+except dbforge.NotFound as e:
+    print(e.code, e.message, e.reason)   # StatusCode.NOT_FOUND, "database nope ...", "NOT_FOUND"
+```
+
+`reason` and `metadata` come from the server's `google.rpc.ErrorInfo` detail: `reason` is
+machine-readable (`UNIQUE_VIOLATION`, `SQL_ERROR`, `FORBIDDEN`, ...), `metadata` carries
+`native_code` (the engine's own code), `statement_index` (batches) and `field`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Tuple, Type
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+__all__ = [
+    "DBForgeError",
+    "Cancelled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
+    "ProtocolError",
+]
+
+
+class DBForgeError(Exception):
+    """Base of every error the SDK raises for a failed call.
+
+    Attributes:
+        code: the gRPC status code the server chose.
+        message: the server's message.
+        reason: the machine-readable reason of the server's ErrorInfo, if any.
+        metadata: the ErrorInfo metadata (`native_code`, `statement_index`, `field`, ...).
+    """
+
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: Optional[grpc.StatusCode] = None,
+        reason: Optional[str] = None,
+        metadata: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.message = message
+        self.reason = reason
+        self.metadata: Dict[str, str] = dict(metadata or {})
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, reason={self.reason!r})"
+
+
+class Cancelled(DBForgeError):
+    """The call was cancelled (CANCELLED)."""
+
+    code = grpc.StatusCode.CANCELLED
+
+
+class Unknown(DBForgeError):
+    """UNKNOWN."""
+
+    code = grpc.StatusCode.UNKNOWN
+
+
+class InvalidArgument(DBForgeError):
+    """A bad name, value or request field, or an SQL error (INVALID_ARGUMENT)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class DeadlineExceeded(DBForgeError):
+    """The call or statement ran out of time (DEADLINE_EXCEEDED)."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class NotFound(DBForgeError):
+    """No such database, table or key (NOT_FOUND)."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(DBForgeError):
+    """The name is taken (ALREADY_EXISTS)."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class PermissionDenied(DBForgeError):
+    """The key lacks the grant, or the statement would leave its database (PERMISSION_DENIED)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class ResourceExhausted(DBForgeError):
+    """A size, row or rate limit was hit (RESOURCE_EXHAUSTED)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class FailedPrecondition(DBForgeError):
+    """A constraint was violated, or the backend is not configured (FAILED_PRECONDITION)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Aborted(DBForgeError):
+    """A serialization failure or deadlock: retrying the transaction is safe (ABORTED)."""
+
+    code = grpc.StatusCode.ABORTED
+
+
+class OutOfRange(DBForgeError):
+    """OUT_OF_RANGE."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
+class Unimplemented(DBForgeError):
+    """The backend lacks the operation (UNIMPLEMENTED)."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
+class Internal(DBForgeError):
+    """A server fault (INTERNAL)."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
+class Unavailable(DBForgeError):
+    """The gateway or its backend cannot be reached (UNAVAILABLE)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class DataLoss(DBForgeError):
+    """DATA_LOSS."""
+
+    code = grpc.StatusCode.DATA_LOSS
+
+
+class Unauthenticated(DBForgeError):
+    """No API key, or a wrong, expired or revoked one (UNAUTHENTICATED)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class ProtocolError(DBForgeError):
+    """The server sent something this SDK does not understand (reported as INTERNAL)."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
+_BY_CODE: Dict[grpc.StatusCode, Type[DBForgeError]] = {
+    cls.code: cls
+    for cls in (
+        Cancelled,
+        Unknown,
+        InvalidArgument,
+        DeadlineExceeded,
+        NotFound,
+        AlreadyExists,
+        PermissionDenied,
+        ResourceExhausted,
+        FailedPrecondition,
+        Aborted,
+        OutOfRange,
+        Unimplemented,
+        Internal,
+        Unavailable,
+        DataLoss,
+        Unauthenticated,
+    )
+}
+_BY_NUMBER: Dict[int, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode}
+
+_DETAILS_KEY = "grpc-status-details-bin"
+_ERROR_INFO = error_details_pb2.ErrorInfo.DESCRIPTOR.full_name
+
+def error_for(
+    code: grpc.StatusCode,
+    message: str,
+    reason: Optional[str] = None,
+    metadata: Optional[Mapping[str, str]] = None,
+) -> DBForgeError:
+    """The exception for a status code and message."""
+    cls = _BY_CODE.get(code, Unknown)
+    return cls(message, code=code, reason=reason, metadata=metadata)
+
+
+def error_for_number(
+    code: int,
+    message: str,
+    reason: Optional[str] = None,
+    metadata: Optional[Mapping[str, str]] = None,
+) -> DBForgeError:
+    """The exception for a numeric gRPC code (as in `SessionError.code`)."""
+    return error_for(_BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN), message, reason, metadata)
+
+
+def _error_info(trailers: Any) -> Tuple[Optional[str], Dict[str, str]]:
+    for key, value in trailers or ():
+        if key != _DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        status = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            if detail.TypeName() == _ERROR_INFO:
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                return info.reason, dict(info.metadata)
+    return None, {}
+
+
+def from_rpc_error(err: grpc.RpcError) -> DBForgeError:
+    """Converts a grpc (or grpc.aio) error into the SDK's exception."""
+    code: grpc.StatusCode = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    message: str = (err.details() if hasattr(err, "details") else None) or str(code.name)
+    trailers = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+    try:
+        reason, metadata = _error_info(trailers)
+    except Exception:  # a malformed detail must not hide the error itself
+        reason, metadata = None, {}
+    out = error_for(code, message, reason, metadata)
+    out.__cause__ = err
+    return out

@@ -1,0 +1,549 @@
+/** The client: one API over any Connect transport (gRPC over HTTP/2 in Node, grpc-web in browsers). */
+import { create, type DescMessage, type DescMethodServerStreaming, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
+import {
+  AccessService,
+  type ApiKey,
+  type Grant as PbGrant,
+} from "./gen/dbforge/v1/access_pb.js";
+import { DatabaseService } from "./gen/dbforge/v1/database_pb.js";
+import { Backend } from "./gen/dbforge/v1/types_pb.js";
+import {
+  OperationsService,
+  type AuditEvent,
+  type GetServerStatsResponse,
+  type VerifyAuditLogResponse,
+} from "./gen/dbforge/v1/operations_pb.js";
+import {
+  QueryService,
+  SessionCommitSchema,
+  SessionRequestSchema,
+  SessionRollbackSchema,
+  type SessionRequest,
+  type SessionResponse,
+} from "./gen/dbforge/v1/query_pb.js";
+import { TableService } from "./gen/dbforge/v1/table_pb.js";
+import { StatementSchema } from "./gen/dbforge/v1/types_pb.js";
+import { DBForgeError, Internal, errorFor, toDBForgeError } from "./errors.js";
+import { streamResult, type StreamPart } from "./fastpath.js";
+import { Rows } from "./rows.js";
+import {
+  columnDefPb,
+  databaseFromPb,
+  execResultFromPb,
+  filtersPb,
+  orderByPb,
+  recordPb,
+  statementPb,
+  type ColumnDef,
+  type Created,
+  type Database,
+  type ExecResult,
+  type OrderKeys,
+  type Statement,
+  type Where,
+} from "./types.js";
+import { toValues, type SqlParam } from "./values.js";
+
+/** Settings every call carries. */
+export interface CallSettings {
+  /** API key, sent as `authorization: Bearer <key>`. */
+  apiKey?: string | undefined;
+  /** Deadline of each call in milliseconds (streams: of the whole stream). */
+  timeoutMs?: number | undefined;
+}
+
+/** Options of `query`. */
+export interface QueryOptions {
+  /** Stop after this many rows (0: the server's limit). */
+  maxRows?: number;
+  /** Cancels the call. */
+  signal?: AbortSignal;
+}
+
+/** Options of `selectRows`. */
+export interface SelectOptions {
+  /** Columns to return; all by default. */
+  columns?: readonly string[];
+  /** Which rows. */
+  where?: Where;
+  /** Sort keys; `-name` sorts descending. */
+  orderBy?: OrderKeys;
+  limit?: number;
+  offset?: number;
+  signal?: AbortSignal;
+}
+
+/** What a new API key may do. */
+export interface ApiKeySpec {
+  name: string;
+  admin?: boolean;
+  /** Lets it create databases (it then owns them), at most `createQuota` at a time (0: no limit). */
+  canCreate?: boolean;
+  createQuota?: number;
+  grants?: readonly PbGrant[];
+  expiresAt?: Date;
+}
+
+/** Filters of `listAuditEvents`. */
+export interface AuditFilter {
+  keyId?: string;
+  database?: string;
+  outcome?: string;
+  since?: Date;
+  until?: Date;
+  pageSize?: number;
+  pageToken?: string;
+}
+
+/**
+ * A DB-Forge client. Build one with `connect()` from `@dbforge/sdk/node` (gRPC over HTTP/2, TLS)
+ * or `connectWeb()` from `@dbforge/sdk/web` (grpc-web), or pass any Connect transport.
+ *
+ * Every method rejects with a `DBForgeError` subclass named after the status code.
+ */
+export class DBForgeClient {
+  /** Generated clients, for anything the methods below do not cover. */
+  readonly databases: Client<typeof DatabaseService>;
+  readonly queries: Client<typeof QueryService>;
+  readonly tables: Client<typeof TableService>;
+  readonly access: Client<typeof AccessService>;
+  readonly operations: Client<typeof OperationsService>;
+  private readonly headers: Record<string, string>;
+
+  constructor(
+    readonly transport: Transport,
+    private readonly settings: CallSettings = {},
+    private readonly onClose?: () => void,
+    /** Whether the transport can stream requests (false for grpc-web: no transactions). */
+    readonly bidiStreaming = true,
+  ) {
+    this.databases = createClient(DatabaseService, transport);
+    this.queries = createClient(QueryService, transport);
+    this.tables = createClient(TableService, transport);
+    this.access = createClient(AccessService, transport);
+    this.operations = createClient(OperationsService, transport);
+    this.headers = settings.apiKey ? { authorization: `Bearer ${settings.apiKey}` } : {};
+  }
+
+  /** Closes the connection (Node); later calls reconnect. */
+  close(): void {
+    this.onClose?.();
+  }
+
+  /** Options of one call: the API key header, the deadline and an optional signal. */
+  callOptions(signal?: AbortSignal): CallOptions {
+    const o: CallOptions = { headers: this.headers };
+    if (this.settings.timeoutMs !== undefined) o.timeoutMs = this.settings.timeoutMs;
+    if (signal) o.signal = signal;
+    return o;
+  }
+
+  private async unary<T>(call: (o: CallOptions) => Promise<T>): Promise<T> {
+    try {
+      return await call(this.callOptions());
+    } catch (e) {
+      // A parameter that does not convert is the caller's TypeError/RangeError, not a status.
+      if (e instanceof TypeError || e instanceof RangeError) throw e;
+      throw toDBForgeError(e);
+    }
+  }
+
+  private stream<I extends DescMessage>(
+    method: DescMethodServerStreaming<I, DescMessage>,
+    request: MessageInitShape<I>,
+    abort: AbortController,
+  ): Promise<AsyncIterable<StreamPart>> {
+    return streamResult(this.transport, method, request, abort.signal, this.settings.timeoutMs, this.headers);
+  }
+
+  // ---- control plane ----------------------------------------------------------------------
+
+  /** Spawns a database (SQLite unless `backend` says otherwise). AlreadyExists when the name is taken, unless `ifNotExists`. */
+  async createDatabase(
+    name: string,
+    opts: { backend?: Backend; ifNotExists?: boolean; labels?: Record<string, string> } = {},
+  ): Promise<Created> {
+    const r = await this.unary((o) =>
+      this.databases.createDatabase(
+        { name, backend: opts.backend ?? Backend.UNSPECIFIED, ifNotExists: opts.ifNotExists ?? false, labels: opts.labels ?? {} },
+        o,
+      ),
+    );
+    if (!r.database) throw new Internal("the response carries no database");
+    return { database: databaseFromPb(r.database), created: r.created };
+  }
+
+  /** Looks a database up. NotFound when it does not exist. */
+  async getDatabase(name: string): Promise<Database> {
+    const r = await this.unary((o) => this.databases.getDatabase({ name }, o));
+    if (!r.database) throw new Internal("the response carries no database");
+    return databaseFromPb(r.database);
+  }
+
+  /** Every database that matches, in name order, following pages for you. */
+  async listDatabases(filter: { backend?: Backend; labels?: Record<string, string>; pageSize?: number } = {}): Promise<Database[]> {
+    const all: Database[] = [];
+    for await (const d of this.iterDatabases(filter)) all.push(d);
+    return all;
+  }
+
+  /** Like `listDatabases`, fetching each page when the previous one is used up. */
+  async *iterDatabases(filter: { backend?: Backend; labels?: Record<string, string>; pageSize?: number } = {}): AsyncGenerator<Database> {
+    let token: string | undefined = "";
+    while (token !== undefined) {
+      const page: { databases: Database[]; nextPageToken: string | undefined } = await this.listDatabasesPage({ ...filter, pageToken: token });
+      yield* page.databases;
+      token = page.nextPageToken;
+    }
+  }
+
+  /** One page of databases and the token of the next page (undefined on the last). */
+  async listDatabasesPage(
+    opts: { backend?: Backend; labels?: Record<string, string>; pageSize?: number; pageToken?: string } = {},
+  ): Promise<{ databases: Database[]; nextPageToken: string | undefined }> {
+    const r = await this.unary((o) =>
+      this.databases.listDatabases(
+        {
+          pageSize: opts.pageSize ?? 0,
+          pageToken: opts.pageToken ?? "",
+          backend: opts.backend ?? Backend.UNSPECIFIED,
+          labels: opts.labels ?? {},
+        },
+        o,
+      ),
+    );
+    return { databases: r.databases.map(databaseFromPb), nextPageToken: r.nextPageToken || undefined };
+  }
+
+  /** Prunes a database and all its data. NotFound when it does not exist, unless `allowMissing`; returns whether it deleted one. */
+  async deleteDatabase(name: string, opts: { allowMissing?: boolean } = {}): Promise<boolean> {
+    const r = await this.unary((o) => this.databases.deleteDatabase({ name, allowMissing: opts.allowMissing ?? false }, o));
+    return r.deleted;
+  }
+
+  // ---- SQL --------------------------------------------------------------------------------
+
+  /** Runs one statement and returns its whole result (at most the server's row limit; use `query` for more). */
+  async execute(database: string, sql: string, params: readonly SqlParam[] = []): Promise<ExecResult> {
+    const r = await this.unary((o) => this.queries.execute({ database, sql, params: toValues(params) }, o));
+    return execResultFromPb(r.result);
+  }
+
+  /** Runs one statement and streams its rows. The columns are known when this resolves. */
+  async query(database: string, sql: string, params: readonly SqlParam[] = [], opts: QueryOptions = {}): Promise<Rows> {
+    const abort = linkedAbort(opts.signal);
+    const req = { database, sql, params: toValues(params), maxRows: BigInt(opts.maxRows ?? 0) };
+    return Rows.start(this.stream(QueryService.method.query, req, abort), abort);
+  }
+
+  /** Runs statements in order; with `transaction`, all or nothing. */
+  async batch(database: string, statements: readonly Statement[], opts: { transaction?: boolean } = {}): Promise<ExecResult[]> {
+    const r = await this.unary((o) =>
+      this.queries.executeBatch({ database, statements: statements.map(statementPb), transaction: opts.transaction ?? false }, o),
+    );
+    return r.results.map(execResultFromPb);
+  }
+
+  /**
+   * Begins an interactive transaction (`QueryService.Session`). Needs a transport that streams
+   * requests (gRPC over HTTP/2); over grpc-web it rejects with Unimplemented — use
+   * `batch(db, statements, { transaction: true })` there.
+   */
+  async transaction(database: string): Promise<Transaction> {
+    if (!this.bidiStreaming) {
+      throw errorFor(12, "interactive transactions need a transport that streams requests (gRPC over HTTP/2); grpc-web cannot — use batch(..., { transaction: true })");
+    }
+    return Transaction.begin(this, database);
+  }
+
+  /** Runs `fn` in a transaction: commits when it resolves, rolls back when it throws. */
+  async withTransaction<T>(database: string, fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    const tx = await this.transaction(database);
+    let result: T;
+    try {
+      result = await fn(tx);
+    } catch (e) {
+      await tx.rollback().catch(() => undefined); // the stream closes either way; keep the original error
+      throw e;
+    }
+    if (tx.active) await tx.commit();
+    return result;
+  }
+
+  // ---- tables -----------------------------------------------------------------------------
+
+  /** Creates a table; with `ifNotExists`, resolves false when it was already there. */
+  async createTable(database: string, table: string, columns: readonly ColumnDef[], opts: { ifNotExists?: boolean } = {}): Promise<boolean> {
+    const r = await this.unary((o) =>
+      this.tables.createTable({ database, table, columns: columns.map(columnDefPb), ifNotExists: opts.ifNotExists ?? false }, o),
+    );
+    return r.created;
+  }
+
+  /** Inserts rows (column → value objects) in one transaction; resolves how many. */
+  async insertRows(database: string, table: string, rows: readonly { readonly [column: string]: SqlParam }[]): Promise<number> {
+    const r = await this.unary((o) =>
+      this.tables.insertRows({ database, table, rows: rows.map((row) => ({ values: recordPb(row) })) }, o),
+    );
+    return Number(r.rowsInserted);
+  }
+
+  /** Streams the rows matching `where`. */
+  async selectRows(database: string, table: string, opts: SelectOptions = {}): Promise<Rows> {
+    const abort = linkedAbort(opts.signal);
+    const req = {
+      database,
+      table,
+      columns: [...(opts.columns ?? [])],
+      filters: filtersPb(opts.where),
+      orderBy: orderByPb(opts.orderBy),
+      limit: BigInt(opts.limit ?? 0),
+      offset: BigInt(opts.offset ?? 0),
+    };
+    return Rows.start(this.stream(TableService.method.selectRows, req, abort), abort);
+  }
+
+  /** Sets columns on the rows matching `where` (required unless `all`); resolves how many changed. */
+  async updateRows(
+    database: string,
+    table: string,
+    set: { readonly [column: string]: SqlParam },
+    opts: { where?: Where; all?: boolean } = {},
+  ): Promise<number> {
+    const r = await this.unary((o) =>
+      this.tables.updateRows({ database, table, set: recordPb(set), filters: filtersPb(opts.where), all: opts.all ?? false }, o),
+    );
+    return Number(r.rowsAffected);
+  }
+
+  /** Deletes the rows matching `where` (required unless `all`); resolves how many. */
+  async deleteRows(database: string, table: string, opts: { where?: Where; all?: boolean } = {}): Promise<number> {
+    const r = await this.unary((o) =>
+      this.tables.deleteRows({ database, table, filters: filtersPb(opts.where), all: opts.all ?? false }, o),
+    );
+    return Number(r.rowsAffected);
+  }
+
+  // ---- access -----------------------------------------------------------------------------
+
+  /** Creates an API key (admin keys only): its description and its secret, shown only this once. */
+  async createApiKey(spec: ApiKeySpec): Promise<{ apiKey: ApiKey; secret: string }> {
+    const r = await this.unary((o) =>
+      this.access.createApiKey(
+        {
+          name: spec.name,
+          admin: spec.admin ?? false,
+          canCreate: spec.canCreate ?? false,
+          createQuota: spec.createQuota ?? 0,
+          grants: [...(spec.grants ?? [])],
+          expiresAt: spec.expiresAt ? timestampFromDate(spec.expiresAt) : undefined,
+        },
+        o,
+      ),
+    );
+    if (!r.apiKey) throw new Internal("the response carries no key");
+    return { apiKey: r.apiKey, secret: r.secret };
+  }
+
+  /** Lists API keys, never their secrets (admin keys only). */
+  async listApiKeys(opts: { includeInactive?: boolean } = {}): Promise<ApiKey[]> {
+    const r = await this.unary((o) => this.access.listApiKeys({ includeInactive: opts.includeInactive ?? false }, o));
+    return r.apiKeys;
+  }
+
+  /** Revokes a key at once (admin keys only); false when it already was. */
+  async revokeApiKey(id: string): Promise<boolean> {
+    return (await this.unary((o) => this.access.revokeApiKey({ id }, o))).revoked;
+  }
+
+  /** Describes the key this client uses. */
+  async whoAmI(): Promise<ApiKey> {
+    const r = await this.unary((o) => this.access.whoAmI({}, o));
+    if (!r.apiKey) throw new Internal("the response carries no key");
+    return r.apiKey;
+  }
+
+  // ---- operations (admin keys) --------------------------------------------------------------
+
+  /** Operational figures: connections, streams, sessions, per-RPC calls and errors. */
+  async serverStats(): Promise<GetServerStatsResponse> {
+    return this.unary((o) => this.operations.getServerStats({}, o));
+  }
+
+  /** One page of audit records, oldest first, and the token of the next page. */
+  async listAuditEvents(filter: AuditFilter = {}): Promise<{ events: AuditEvent[]; nextPageToken: string | undefined }> {
+    const r = await this.unary((o) =>
+      this.operations.listAuditEvents(
+        {
+          keyId: filter.keyId ?? "",
+          database: filter.database ?? "",
+          outcome: filter.outcome ?? "",
+          since: filter.since ? timestampFromDate(filter.since) : undefined,
+          until: filter.until ? timestampFromDate(filter.until) : undefined,
+          pageSize: filter.pageSize ?? 0,
+          pageToken: filter.pageToken ?? "",
+        },
+        o,
+      ),
+    );
+    return { events: r.events, nextPageToken: r.nextPageToken || undefined };
+  }
+
+  /** Walks the audit log's hash chain and reports the first broken record. */
+  async verifyAuditLog(): Promise<VerifyAuditLogResponse> {
+    return this.unary((o) => this.operations.verifyAuditLog({}, o));
+  }
+}
+
+function linkedAbort(signal: AbortSignal | undefined): AbortController {
+  const abort = new AbortController();
+  if (signal) {
+    if (signal.aborted) abort.abort(signal.reason);
+    else signal.addEventListener("abort", () => abort.abort(signal.reason), { once: true });
+  }
+  return abort;
+}
+
+/** A queue of requests that the bidi call reads as an async iterable. */
+class RequestQueue implements AsyncIterable<SessionRequest> {
+  private items: SessionRequest[] = [];
+  private waiting: ((r: SessionRequest | undefined) => void) | undefined;
+  private closed = false;
+
+  push(req: SessionRequest): void {
+    if (this.closed) return;
+    const w = this.waiting;
+    this.waiting = undefined;
+    if (w) w(req);
+    else this.items.push(req);
+  }
+
+  close(): void {
+    this.closed = true;
+    const w = this.waiting;
+    this.waiting = undefined;
+    w?.(undefined);
+  }
+
+  private take(): Promise<SessionRequest | undefined> {
+    const item = this.items.shift();
+    if (item || this.closed) return Promise.resolve(item);
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+
+  // An async generator, so the transport gets the return()/throw() it relies on.
+  async *[Symbol.asyncIterator](): AsyncGenerator<SessionRequest> {
+    for (let r = await this.take(); r; r = await this.take()) yield r;
+  }
+}
+
+/**
+ * An interactive transaction on a connection the server pins to it. Statements see each
+ * other's effects; nothing is visible to others until `commit()`. A transaction that is
+ * neither committed nor rolled back is rolled back when its stream closes (`close()`).
+ */
+export class Transaction {
+  /** False once committed, rolled back, or ended by the engine. */
+  active = false;
+  private closed = false;
+
+  private constructor(
+    private readonly requests: RequestQueue,
+    private readonly responses: AsyncIterator<SessionResponse>,
+  ) {}
+
+  static async begin(client: DBForgeClient, database: string): Promise<Transaction> {
+    const requests = new RequestQueue();
+    requests.push(create(SessionRequestSchema, { kind: { case: "begin", value: { database } } }));
+    const responses = client.queries.session(requests, client.callOptions())[Symbol.asyncIterator]();
+    const tx = new Transaction(requests, responses);
+    tx.active = true;
+    try {
+      await tx.expect("begun");
+    } catch (e) {
+      tx.close();
+      throw e;
+    }
+    return tx;
+  }
+
+  private async next(): Promise<SessionResponse> {
+    let r: IteratorResult<SessionResponse>;
+    try {
+      r = await this.responses.next();
+    } catch (e) {
+      this.active = false;
+      throw toDBForgeError(e);
+    }
+    if (r.done) {
+      this.active = false;
+      throw new Internal("the session ended unexpectedly");
+    }
+    const k = r.value.kind;
+    if (k.case === "error") {
+      if (!k.value.transactionActive) this.active = false;
+      throw errorFor(k.value.code, k.value.message, k.value.reason || undefined, { ...k.value.metadata });
+    }
+    return r.value;
+  }
+
+  private async expect(kind: SessionResponse["kind"]["case"]): Promise<SessionResponse> {
+    const r = await this.next();
+    if (r.kind.case !== kind) throw new Internal(`unexpected session response ${r.kind.case}, wanted ${kind}`);
+    return r;
+  }
+
+  private async call(req: SessionRequest["kind"], kind: SessionResponse["kind"]["case"]): Promise<SessionResponse> {
+    if (!this.active) throw new Internal("the transaction has ended");
+    this.requests.push(create(SessionRequestSchema, { kind: req }));
+    return this.expect(kind);
+  }
+
+  /** Runs a statement inside the transaction. A failing statement rejects and leaves the transaction open unless the engine ended it. */
+  async execute(sql: string, params: readonly SqlParam[] = []): Promise<ExecResult> {
+    const r = await this.call(
+      { case: "statement", value: create(StatementSchema, { sql, params: toValues(params) }) },
+      "result",
+    );
+    return execResultFromPb(r.kind.case === "result" ? r.kind.value : undefined);
+  }
+
+  /** Commits and ends the transaction. */
+  async commit(): Promise<void> {
+    try {
+      await this.call({ case: "commit", value: create(SessionCommitSchema) }, "committed");
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Rolls back and ends the transaction. */
+  async rollback(): Promise<void> {
+    try {
+      if (this.active) await this.call({ case: "rollback", value: create(SessionRollbackSchema) }, "rolledBack");
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Ends the stream; an open transaction is rolled back by the server. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.active = false;
+    this.requests.close();
+    // Read the stream to its end (the server closes it once the requests end), so the call
+    // settles and releases its deadline timer.
+    void (async () => {
+      try {
+        while (!(await this.responses.next()).done);
+      } catch {
+        // ended with an error: nothing left to release
+      }
+    })();
+  }
+}
+
+export { DBForgeError };

@@ -1,0 +1,190 @@
+/**
+ * Errors: one class per gRPC status code, all under `DBForgeError`, carrying the server's
+ * message, its machine-readable reason and the ErrorInfo metadata.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+
+export { Code };
+
+/** Base of every error the SDK throws for a failed call. */
+export class DBForgeError extends Error {
+  /** The gRPC status code (`Code.NotFound` = 5, …). */
+  readonly code: Code;
+  /** The server's message. */
+  readonly rawMessage: string;
+  /** The machine-readable reason of the server's ErrorInfo (`UNIQUE_VIOLATION`, `SQL_ERROR`, …). */
+  readonly reason: string | undefined;
+  /** ErrorInfo metadata: `native_code`, `statement_index`, `field`, `backend`. */
+  readonly metadata: Record<string, string>;
+
+  constructor(code: Code, message: string, reason?: string, metadata?: Record<string, string>, options?: { cause?: unknown }) {
+    super(`${codeName(code)}: ${message}`, options);
+    this.code = code;
+    this.rawMessage = message;
+    this.reason = reason;
+    this.metadata = metadata ?? {};
+  }
+
+  /** The code's name, e.g. "NOT_FOUND". */
+  get codeName(): string {
+    return codeName(this.code);
+  }
+}
+
+function codeClass(code: Code) {
+  return class extends DBForgeError {
+    static readonly code = code;
+    constructor(message: string, reason?: string, metadata?: Record<string, string>, options?: { cause?: unknown }) {
+      super(code, message, reason, metadata, options);
+    }
+  };
+}
+
+/** CANCELLED */
+export class Cancelled extends codeClass(Code.Canceled) {}
+/** UNKNOWN */
+export class Unknown extends codeClass(Code.Unknown) {}
+/** A bad name, value or request field, or an SQL error (INVALID_ARGUMENT). */
+export class InvalidArgument extends codeClass(Code.InvalidArgument) {}
+/** The call or statement ran out of time (DEADLINE_EXCEEDED). */
+export class DeadlineExceeded extends codeClass(Code.DeadlineExceeded) {}
+/** No such database, table or key (NOT_FOUND). */
+export class NotFound extends codeClass(Code.NotFound) {}
+/** The name is taken (ALREADY_EXISTS). */
+export class AlreadyExists extends codeClass(Code.AlreadyExists) {}
+/** The key lacks the grant, or the statement would leave its database (PERMISSION_DENIED). */
+export class PermissionDenied extends codeClass(Code.PermissionDenied) {}
+/** A size, row or rate limit was hit (RESOURCE_EXHAUSTED). */
+export class ResourceExhausted extends codeClass(Code.ResourceExhausted) {}
+/** A constraint was violated, or the backend is not configured (FAILED_PRECONDITION). */
+export class FailedPrecondition extends codeClass(Code.FailedPrecondition) {}
+/** A serialization failure or deadlock: retrying the transaction is safe (ABORTED). */
+export class Aborted extends codeClass(Code.Aborted) {}
+/** OUT_OF_RANGE */
+export class OutOfRange extends codeClass(Code.OutOfRange) {}
+/** The backend (or this transport) lacks the operation (UNIMPLEMENTED). */
+export class Unimplemented extends codeClass(Code.Unimplemented) {}
+/** A server fault, or a response this SDK does not understand (INTERNAL). */
+export class Internal extends codeClass(Code.Internal) {}
+/** The gateway or its backend cannot be reached (UNAVAILABLE). */
+export class Unavailable extends codeClass(Code.Unavailable) {}
+/** DATA_LOSS */
+export class DataLoss extends codeClass(Code.DataLoss) {}
+/** No API key, or a wrong, expired or revoked one (UNAUTHENTICATED). */
+export class Unauthenticated extends codeClass(Code.Unauthenticated) {}
+
+const CLASSES: Record<number, new (m: string, r?: string, md?: Record<string, string>, o?: { cause?: unknown }) => DBForgeError> = {
+  [Code.Canceled]: Cancelled,
+  [Code.Unknown]: Unknown,
+  [Code.InvalidArgument]: InvalidArgument,
+  [Code.DeadlineExceeded]: DeadlineExceeded,
+  [Code.NotFound]: NotFound,
+  [Code.AlreadyExists]: AlreadyExists,
+  [Code.PermissionDenied]: PermissionDenied,
+  [Code.ResourceExhausted]: ResourceExhausted,
+  [Code.FailedPrecondition]: FailedPrecondition,
+  [Code.Aborted]: Aborted,
+  [Code.OutOfRange]: OutOfRange,
+  [Code.Unimplemented]: Unimplemented,
+  [Code.Internal]: Internal,
+  [Code.Unavailable]: Unavailable,
+  [Code.DataLoss]: DataLoss,
+  [Code.Unauthenticated]: Unauthenticated,
+};
+
+const NAMES: Record<number, string> = {
+  [Code.Canceled]: "CANCELLED",
+  [Code.Unknown]: "UNKNOWN",
+  [Code.InvalidArgument]: "INVALID_ARGUMENT",
+  [Code.DeadlineExceeded]: "DEADLINE_EXCEEDED",
+  [Code.NotFound]: "NOT_FOUND",
+  [Code.AlreadyExists]: "ALREADY_EXISTS",
+  [Code.PermissionDenied]: "PERMISSION_DENIED",
+  [Code.ResourceExhausted]: "RESOURCE_EXHAUSTED",
+  [Code.FailedPrecondition]: "FAILED_PRECONDITION",
+  [Code.Aborted]: "ABORTED",
+  [Code.OutOfRange]: "OUT_OF_RANGE",
+  [Code.Unimplemented]: "UNIMPLEMENTED",
+  [Code.Internal]: "INTERNAL",
+  [Code.Unavailable]: "UNAVAILABLE",
+  [Code.DataLoss]: "DATA_LOSS",
+  [Code.Unauthenticated]: "UNAUTHENTICATED",
+};
+
+/** The gRPC name of a code, e.g. "NOT_FOUND". */
+export function codeName(code: Code): string {
+  return NAMES[code] ?? `CODE_${code}`;
+}
+
+/** The error for a code and message. */
+export function errorFor(code: number, message: string, reason?: string, metadata?: Record<string, string>, cause?: unknown): DBForgeError {
+  const cls = CLASSES[code];
+  const options = cause === undefined ? undefined : { cause };
+  return cls ? new cls(message, reason, metadata, options) : new DBForgeError(code as Code, message, reason, metadata, options);
+}
+
+const ERROR_INFO = "google.rpc.ErrorInfo";
+
+/** google.rpc.ErrorInfo { string reason = 1; string domain = 2; map<string, string> metadata = 3; } */
+function decodeErrorInfo(bytes: Uint8Array): { reason: string; metadata: Record<string, string> } {
+  const r = new BinaryReader(bytes);
+  let reason = "";
+  const metadata: Record<string, string> = {};
+  while (r.pos < r.len) {
+    const [field, wire] = r.tag();
+    if (field === 1 && wire === WireType.LengthDelimited) {
+      reason = r.string();
+    } else if (field === 3 && wire === WireType.LengthDelimited) {
+      const entry = new BinaryReader(r.bytes());
+      let key = "";
+      let value = "";
+      while (entry.pos < entry.len) {
+        const [f, w] = entry.tag();
+        if (f === 1 && w === WireType.LengthDelimited) key = entry.string();
+        else if (f === 2 && w === WireType.LengthDelimited) value = entry.string();
+        else entry.skip(w);
+      }
+      metadata[key] = value;
+    } else {
+      r.skip(wire);
+    }
+  }
+  return { reason, metadata };
+}
+
+// Node error codes of a connection that could not be made or kept: refused, reset, DNS, and
+// every TLS handshake failure (untrusted certificate, missing client certificate, ...).
+const CONNECTION_FAILURE = /^(ECONN|EPIPE|ENOTFOUND|EAI_|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|ERR_HTTP2_)/;
+
+function connectionFailure(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && CONNECTION_FAILURE.test(code)) return code;
+  }
+  return undefined;
+}
+
+/**
+ * Converts anything a call threw into the SDK's error (DBForgeError passes through). As in
+ * gRPC's own clients, a connection that cannot be made (refused, TLS handshake failed) is
+ * UNAVAILABLE.
+ */
+export function toDBForgeError(err: unknown): DBForgeError {
+  if (err instanceof DBForgeError) return err;
+  const ce = ConnectError.from(err);
+  const failure = ce.code === Code.Unavailable ? undefined : connectionFailure(ce.cause ?? err);
+  if (failure) return new Unavailable(`cannot connect (${failure}): ${ce.rawMessage}`, undefined, undefined, { cause: err });
+  let reason: string | undefined;
+  let metadata: Record<string, string> = {};
+  for (const d of ce.details) {
+    if ("type" in d && d.type === ERROR_INFO) {
+      try {
+        ({ reason, metadata } = decodeErrorInfo(d.value));
+      } catch {
+        // A malformed detail must not hide the error itself.
+      }
+    }
+  }
+  return errorFor(ce.code, ce.rawMessage, reason, metadata, err);
+}

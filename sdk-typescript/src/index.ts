@@ -1,0 +1,54 @@
+/**
+ * TypeScript client for DB-Forge: spawn isolated databases on demand and use them over gRPC.
+ *
+ * Transport-neutral exports; pick a transport with `@dbforge/sdk/node` (`connect`) or
+ * `@dbforge/sdk/web` (`connectWeb`), or hand any Connect transport to `new DBForgeClient(...)`.
+ * The generated messages and service descriptors are under `@dbforge/sdk/gen/dbforge/v1/*_pb`.
+ */
+export { DBForgeClient, Transaction } from "./client.js";
+export type { ApiKeySpec, AuditFilter, CallSettings, QueryOptions, SelectOptions } from "./client.js";
+export * from "./errors.js";
+export { DEFAULT_ENDPOINT, type ConnectOptions } from "./options.js";
+export { Rows } from "./rows.js";
+export {
+  Backend,
+  ColumnType,
+  DatabaseStatus,
+  Filter,
+  Grant,
+  Role,
+  Truncation,
+  ValueKind,
+} from "./types.js";
+export type {
+  Capabilities,
+  Column,
+  ColumnDef,
+  Created,
+  Database,
+  ExecResult,
+  GrantMessage,
+  OrderKeys,
+  Row,
+  Statement,
+  Summary,
+  Where,
+} from "./types.js";
+export {
+  CalendarDate,
+  Decimal,
+  Tagged,
+  TimeOfDay,
+  float,
+  fromValue,
+  json,
+  rawJson,
+  sqlArray,
+  toValue,
+  toValues,
+  uuid,
+  type JsonDocument,
+  type SqlParam,
+  type SqlValue,
+} from "./values.js";
+export type { ApiKey } from "./gen/dbforge/v1/access_pb.js";
