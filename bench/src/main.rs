@@ -9,7 +9,10 @@
 //! The gateway runs in a separate process so its memory can be read from `/proc`: the bench
 //! re-executes itself (`std::env::current_exe()`) with the hidden `serve` subcommand, which runs
 //! `dbforge_server::server::run` and prints its bound address; the bench connects to that address
-//! and stops the process with SIGTERM at the end.
+//! and stops the process with SIGTERM at the end. The gateway keeps its defaults (authentication,
+//! audit log, metrics, info logging into a file); the bench generates an admin key for the run
+//! and sends it with every call. A second gateway with the audit log and metrics off then
+//! repeats phases 1, 3 and 4, so the report can say what those cost.
 //!
 //! Each phase measures the gateway next to a baseline taken in the same run, and the report
 //! states ratios against those baselines rather than absolute times, which depend on the

@@ -356,6 +356,15 @@ impl Report {
 const METHOD: &str = "
 ## Method
 
+- The gateway runs with its defaults plus an admin API key that every `DatabaseService` and
+  `QueryService` call carries (`authorization: Bearer …`), so authentication is part of what is
+  measured; health checks need no key. It logs at info, its default (the audit log writes a
+  line per call), into a file in the temp dir.
+- A second gateway, started after the first is stopped, runs with `--disable-audit
+  --disable-metrics` and repeats phases 1, 3 and 4, to show what the per-call audit record and
+  metrics cost.
+- Other load: the machine's busy CPU time from `/proc/stat` minus the bench's and the gateways'
+  own, in 10 ms ticks (approximate; 0 when the difference is within the rounding).
 - Latencies are exact nearest-rank percentiles over every timed call, after untimed warm-up
   calls; calls are sequential on one HTTP/2 connection unless stated.
 - Floor: `grpc.health.v1.Health/Check` on the same connection: what any unary tonic call costs.
