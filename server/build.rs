@@ -9,6 +9,8 @@ const PROTOS: &[&str] = &[
     "../proto/dbforge/v1/table.proto",
     "../proto/dbforge/v1/access.proto",
     "../proto/dbforge/v1/operations.proto",
+    "../proto/dbforge/v1/transfer.proto",
+    "../proto/dbforge/v1/schema.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -3,6 +3,7 @@ reflection only: no proto files. These are the README's "Using grpcurl" commands
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -74,6 +75,8 @@ def test_list_and_describe(server: DBForgeServer) -> None:
         "dbforge.v1.OperationsService",
         "dbforge.v1.QueryService",
         "dbforge.v1.TableService",
+        "dbforge.v1.TransferService",
+        "dbforge.v1.SchemaService",
         "grpc.health.v1.Health",
     ]:
         assert s in services
@@ -154,6 +157,24 @@ def test_every_service_end_to_end(server: DBForgeServer) -> None:
     assert upd["rowsAffected"] == "1"
     dele = messages(grpcurl(server, "dbforge.v1.TableService/DeleteRows", data={"database": db, "table": "tasks", "all": True}).stdout)[0]
     assert dele["rowsAffected"] == "2"
+
+    # Data in and out: a script streamed in as header + chunk messages, an export, schema, plan.
+    script = "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT);\nINSERT INTO t VALUES (1, 'x,y'), (2, NULL);"
+    imported = messages(grpcurl(server, "dbforge.v1.TransferService/ImportSql", data=(
+        json.dumps({"header": {"database": db}}) + "\n"
+        + json.dumps({"chunk": base64.b64encode(script.encode()).decode()}))).stdout)[0]
+    assert imported["statements"] == "2"
+    chunks = messages(grpcurl(server, "dbforge.v1.TransferService/ExportTable", data={
+        "database": db, "table": "t", "format": "EXPORT_FORMAT_CSV"}).stdout)
+    exported = b"".join(base64.b64decode(c["chunk"].get("data", "")) for c in chunks)
+    assert exported == b'a,b\r\n1,"x,y"\r\n2,\r\n'
+    assert chunks[-1]["chunk"]["done"] is True and chunks[-1]["chunk"]["rows"] == "2"
+    schema = messages(grpcurl(server, "dbforge.v1.SchemaService/GetSchema", data={"database": db, "table": "t"}).stdout)[0]
+    assert [c["name"] for c in schema["tables"][0]["columns"]] == ["a", "b"]
+    assert "CREATE TABLE" in schema["text"]
+    plan = messages(grpcurl(server, "dbforge.v1.SchemaService/Explain", data={
+        "database": db, "statement": {"sql": "SELECT * FROM t WHERE b = ?", "params": [{"text_value": "x"}]}}).stdout)[0]
+    assert plan["fullScans"] == ["t"]
 
     # Access and operations answer too (no keys on this server: who am I is the anonymous caller).
     health = messages(grpcurl(server, "grpc.health.v1.Health/Check", data={"service": "dbforge.v1.QueryService"}).stdout)[0]

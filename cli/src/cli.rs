@@ -1,13 +1,13 @@
 //! The command-line grammar: every command, flag and environment variable of `dbforge`, as clap
 //! derive structs. Parsing only; what the commands do lives in `commands/`.
 //!
-//! Later commands (schema, export, import, explain, keys, backups) become new variants of
-//! [`Command`] with their own module under `commands/`.
+//! Later commands (keys, backups) become new variants of [`Command`] with their own module
+//! under `commands/`.
 
 use std::{path::PathBuf, time::Duration};
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use dbforge::{ColumnDef, Filter, Value};
+use dbforge::{ColumnDef, ColumnType, Filter, Value};
 
 use crate::{
     error::EXIT_CODES_HELP,
@@ -130,6 +130,16 @@ pub enum Command {
     Shell(ShellArgs),
     /// Chart a two-column result (label, value) in the terminal.
     Chart(ChartArgs),
+    /// Export a table or a query's rows as CSV, JSON or NDJSON.
+    Export(ExportArgs),
+    /// Import a CSV file into a table, or run an SQL script or NDJSON key dump.
+    Import(ImportArgs),
+    /// Dump a whole database as a script that `import --sql` replays.
+    Dump(DumpArgs),
+    /// Show the tables, columns, keys, indexes and constraints of a database.
+    Schema(SchemaArgs),
+    /// Show a statement's query plan, with the tables it reads in full.
+    Explain(ExplainArgs),
     /// Show the config file and the settings in effect.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -390,6 +400,175 @@ pub struct ChartArgs {
     /// Charts at most this many rows; more is an error (aggregate in SQL instead).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub max_rows: u64,
+}
+
+/// File formats of `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormatArg {
+    /// RFC 4180 CSV with a header row and CRLF line ends.
+    Csv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+impl From<ExportFormatArg> for dbforge::ExportFormat {
+    fn from(f: ExportFormatArg) -> Self {
+        match f {
+            ExportFormatArg::Csv => dbforge::ExportFormat::Csv,
+            ExportFormatArg::Json => dbforge::ExportFormat::Json,
+            ExportFormatArg::Ndjson => dbforge::ExportFormat::Ndjson,
+        }
+    }
+}
+
+/// `dbforge export DB (--table T | --query SQL)`
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["table", "query"])))]
+#[command(after_help = "\
+The file streams from the gateway as it is written: to stdout, or to --out. Bytes are base64,
+decimals strings (no rounding), timestamps RFC 3339 in UTC. When stderr is a terminal and the
+file does not go to it, a progress line counts the rows.
+
+Examples:
+  dbforge export app --table people > people.csv
+  dbforge export app --query \"SELECT * FROM people WHERE age > ?\" -p 30 --format ndjson --out adults.ndjson")]
+pub struct ExportArgs {
+    /// The database.
+    pub database: String,
+    /// Export this table or view.
+    #[arg(long, short = 't', value_name = "TABLE")]
+    pub table: Option<String>,
+    /// Export the rows of this read statement; - reads it from stdin.
+    #[arg(long, short = 'q', value_name = "SQL")]
+    pub query: Option<String>,
+    /// A positional parameter of --query; repeat in placeholder order.
+    #[arg(long = "param", short = 'p', value_name = "VALUE", value_parser = input::parse_param, allow_hyphen_values = true, requires = "query")]
+    pub params: Vec<Value>,
+    /// The file format.
+    #[arg(long, short = 'F', value_enum, default_value_t = ExportFormatArg::Csv)]
+    pub format: ExportFormatArg,
+    /// Write the file here instead of stdout (-o is the global --output).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// CSV field delimiter: one ASCII character, or tab.
+    #[arg(long, short = 'd', value_name = "CHAR", value_parser = input::parse_delimiter)]
+    pub delimiter: Option<char>,
+    /// CSV text for NULL [default: the empty field; empty text is then \"\"].
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+    pub null_text: Option<String>,
+}
+
+/// `dbforge import DB (--csv F --table T | --sql F | --ndjson F)`
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("file").required(true).args(["csv", "sql", "ndjson"])))]
+#[command(after_help = "\
+--csv inserts every row in one transaction: a bad row fails the import, naming its line, and
+nothing is inserted. With --skip-bad-rows the good rows go in and the bad ones are listed.
+--create makes the table from the header, inferring each column's type from the first
+--sample-rows rows (integer, float, bool, date, timestamp, else text); --type overrides it.
+--sql runs a script (such as a `dbforge dump`) statement by statement; on SQLite and PostgreSQL
+all or nothing. --ndjson replays a Redis dump. A FILE of - reads stdin.
+
+Examples:
+  dbforge import app --csv people.csv --table people --create --type zip=text
+  dbforge import app --csv export.csv --table people --skip-bad-rows --null-text NULL
+  dbforge import copy --sql dump.sql")]
+pub struct ImportArgs {
+    /// The database.
+    pub database: String,
+    /// Import this CSV file into --table.
+    #[arg(long, value_name = "FILE", requires = "table")]
+    pub csv: Option<PathBuf>,
+    /// Run this SQL script.
+    #[arg(long, value_name = "FILE")]
+    pub sql: Option<PathBuf>,
+    /// Import these NDJSON key records (Redis).
+    #[arg(long, value_name = "FILE")]
+    pub ndjson: Option<PathBuf>,
+    /// The target table of --csv.
+    #[arg(long, short = 't', value_name = "TABLE", requires = "csv")]
+    pub table: Option<String>,
+    /// Create the table from the file (fails if it exists).
+    #[arg(long, requires = "csv")]
+    pub create: bool,
+    /// With --create: a column's type instead of the inferred one, COLUMN=TYPE; repeat.
+    #[arg(long = "type", value_name = "COLUMN=TYPE", value_parser = input::parse_type_override, requires = "create")]
+    pub types: Vec<(String, ColumnType)>,
+    /// With --create: rows read to infer the types [default: 100].
+    #[arg(long, value_name = "N", requires = "create")]
+    pub sample_rows: Option<u32>,
+    /// Insert the good rows and list the bad ones instead of failing.
+    #[arg(long, requires = "csv")]
+    pub skip_bad_rows: bool,
+    /// CSV field delimiter: one ASCII character, or tab.
+    #[arg(long, short = 'd', value_name = "CHAR", value_parser = input::parse_delimiter, requires = "csv")]
+    pub delimiter: Option<char>,
+    /// CSV text read as NULL [default: the empty field; \"\" stays empty text].
+    #[arg(
+        long,
+        value_name = "TEXT",
+        allow_hyphen_values = true,
+        requires = "csv"
+    )]
+    pub null_text: Option<String>,
+    /// The CSV file has no header row: fields fill the table's columns in order.
+    #[arg(long, requires = "csv", conflicts_with = "create")]
+    pub no_header: bool,
+}
+
+/// `dbforge dump DB`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+SQL databases dump as a script in their own dialect (tables, constraints, indexes, views,
+sequence state, then the data as INSERTs) that `dbforge import DB --sql` replays into a fresh
+database of the same backend; Redis dumps NDJSON key records for `import --ndjson`.
+
+Example: dbforge dump app > app.sql && dbforge db create copy && dbforge import copy --sql app.sql")]
+pub struct DumpArgs {
+    /// The database.
+    pub database: String,
+    /// Leave the data out.
+    #[arg(long)]
+    pub schema_only: bool,
+    /// Write the dump here instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+}
+
+/// `dbforge schema DB [TABLE]`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Prints the gateway's compact rendering: CREATE statements with row estimates (SQL), or key
+patterns (Redis). With --output json or ndjson (-o json), prints the structure as JSON: tables
+with columns, primary key, indexes, foreign keys, unique and check constraints.")]
+pub struct SchemaArgs {
+    /// The database.
+    pub database: String,
+    /// Only this table or view.
+    pub table: Option<String>,
+}
+
+/// `dbforge explain DB SQL`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Prints the plan as a tree, each node with its estimated rows and cost where the backend gives
+them, then a warning naming the tables read by a full scan. With -o json, prints the plan as
+JSON with the backend's raw plan.
+
+Example: dbforge explain app \"SELECT * FROM people WHERE name = ?\" -p Ada")]
+pub struct ExplainArgs {
+    /// The database.
+    pub database: String,
+    /// The statement; - reads stdin.
+    pub sql: String,
+    /// A positional parameter; repeat in placeholder order.
+    #[arg(long = "param", short = 'p', value_name = "VALUE", value_parser = input::parse_param, allow_hyphen_values = true)]
+    pub params: Vec<Value>,
+    /// Run the statement (rolled back) for actual row counts (PostgreSQL, MariaDB).
+    #[arg(long)]
+    pub analyze: bool,
 }
 
 /// `dbforge config …`

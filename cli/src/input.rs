@@ -292,6 +292,38 @@ pub fn parse_column(s: &str) -> Result<ColumnDef, String> {
     Ok(col)
 }
 
+/// Parses `COLUMN=TYPE` (`import --type`), with the type names of `parse_column`.
+pub fn parse_type_override(s: &str) -> Result<(String, ColumnType), String> {
+    let (name, ty) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected COLUMN=TYPE, got {s:?}"))?;
+    if name.is_empty() {
+        return Err(format!("no column name in {s:?}; expected COLUMN=TYPE"));
+    }
+    Ok((name.to_owned(), column_type(ty.trim())?))
+}
+
+/// Parses a CSV delimiter: one ASCII character other than a quote or a line break (`\t` and
+/// `tab` name the tab, which is awkward to type).
+pub fn parse_delimiter(s: &str) -> Result<char, String> {
+    let c = match s {
+        "\\t" | "tab" => '\t',
+        _ => {
+            let mut chars = s.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => c,
+                _ => return Err(format!("expected one character, got {s:?}")),
+            }
+        }
+    };
+    if !c.is_ascii() || matches!(c, '"' | '\r' | '\n') {
+        return Err(format!(
+            "{c:?} cannot be a delimiter: use one ASCII character other than a quote or a line break"
+        ));
+    }
+    Ok(c)
+}
+
 fn column_type(s: &str) -> Result<ColumnType, String> {
     Ok(match s.to_ascii_lowercase().as_str() {
         "integer" | "int" | "bigint" => ColumnType::Integer,
@@ -493,5 +525,26 @@ mod tests {
         assert_eq!(rows[1]["id"], Value::Int(9_007_199_254_740_993));
         assert!(parse_rows("[1]").is_err_and(|e| e.starts_with("row 1")));
         assert!(parse_rows("{\"a\":1}\n{oops").is_err_and(|e| e.starts_with("line 2")));
+    }
+
+    #[test]
+    fn type_overrides_and_delimiters() {
+        assert_eq!(
+            parse_type_override("zip=text"),
+            Ok(("zip".to_owned(), ColumnType::Text))
+        );
+        assert_eq!(
+            parse_type_override("n=int"),
+            Ok(("n".to_owned(), ColumnType::Integer))
+        );
+        assert!(parse_type_override("zip").is_err());
+        assert!(parse_type_override("=text").is_err());
+        assert!(parse_type_override("zip=nope").is_err());
+        assert_eq!(parse_delimiter(";"), Ok(';'));
+        assert_eq!(parse_delimiter("\\t"), Ok('\t'));
+        assert_eq!(parse_delimiter("tab"), Ok('\t'));
+        assert!(parse_delimiter("\"").is_err());
+        assert!(parse_delimiter(";;").is_err());
+        assert!(parse_delimiter("é").is_err());
     }
 }

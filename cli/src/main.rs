@@ -16,7 +16,7 @@
 //! - `cli`: the grammar (clap derive); `input`: typed values from argument text and JSON;
 //! - `commands/`: one module per command group; `shell/`: the interactive shell;
 //! - `output/`: formats (table, JSON, NDJSON, CSV), colours and value rendering;
-//! - `chart`: terminal charts; `schema`: table/column introspection for the shell;
+//! - `chart`: terminal charts; `schema`: the shell's view of SchemaService (tables, columns);
 //! - `statements`: splitting SQL at `;`; `config`: profiles and connection settings;
 //! - `progress`: progress indicators on stderr.
 

@@ -30,6 +30,29 @@ impl Progress {
         Progress(Some(pb))
     }
 
+    /// A spinner counting `what` ("rows exported") whose position the caller sets, for
+    /// transfers whose total is unknown until they end.
+    pub fn counter(enabled: bool, what: &str) -> Self {
+        if !enabled {
+            return Self::none();
+        }
+        let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        let template = format!("{{spinner}} {{human_pos}} {what} ({{elapsed}})");
+        pb.set_style(
+            ProgressStyle::with_template(&template)
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        pb.enable_steady_tick(Duration::from_millis(120));
+        Progress(Some(pb))
+    }
+
+    /// Sets the count to `n`.
+    pub fn set(&self, n: u64) {
+        if let Some(pb) = &self.0 {
+            pb.set_position(n);
+        }
+    }
+
     /// A bar to `total` items.
     pub fn bar(enabled: bool, total: u64, what: &str) -> Self {
         if !enabled {

@@ -1,20 +1,14 @@
-//! What the shell knows about a database's tables: names for `.tables` and completion, columns
-//! for completion, and the CREATE statements for `.schema`.
-//!
-//! There is no schema RPC yet, so on SQLite this reads `sqlite_schema` and `pragma_table_info`
-//! through ordinary queries (both are allowed by the gateway's authorizer). Other backends say
-//! "not available for this backend yet". When the SchemaService lands, this module is the one
-//! to replace; its callers only see [`Schema`] and [`Catalog`].
+//! What the shell knows about a database's tables, from the gateway's SchemaService: names for
+//! `.tables` and completion, columns for completion, and the rendering `.schema` prints. The
+//! gateway introspects every backend, so the shell no longer reads engine catalogs itself.
 
-use dbforge::{Backend, Client, Value};
-use futures::TryStreamExt;
+use dbforge::{Client, TableKind};
 
 /// Introspection for one database.
 #[derive(Debug, Clone)]
 pub struct Schema {
     client: Client,
     database: String,
-    backend: Backend,
 }
 
 /// Table and column names, for completion.
@@ -26,131 +20,49 @@ pub struct Catalog {
     pub columns: Vec<(String, String)>,
 }
 
-/// Why introspection gave nothing.
-#[derive(Debug)]
-pub enum SchemaError {
-    /// The backend has no introspection in this client yet.
-    Unsupported(Backend),
-    /// The query failed.
-    Sdk(dbforge::Error),
-}
-
-impl std::fmt::Display for SchemaError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SchemaError::Unsupported(b) => write!(
-                f,
-                "not available for this backend yet ({})",
-                crate::commands::backend_name(*b)
-            ),
-            SchemaError::Sdk(e) => write!(f, "{e}"),
+impl Catalog {
+    /// The names in a schema, sorted by table name (the gateway sends them so already, but
+    /// completion must not depend on it).
+    pub fn of(schema: &dbforge::Schema) -> Self {
+        let mut tables: Vec<&dbforge::TableSchema> = schema.tables.iter().collect();
+        tables.sort_by(|a, b| a.name.cmp(&b.name));
+        Catalog {
+            tables: tables.iter().map(|t| t.name.clone()).collect(),
+            columns: tables
+                .iter()
+                .flat_map(|t| t.columns.iter().map(|c| (t.name.clone(), c.name.clone())))
+                .collect(),
         }
-    }
-}
-
-impl From<dbforge::Error> for SchemaError {
-    fn from(e: dbforge::Error) -> Self {
-        SchemaError::Sdk(e)
     }
 }
 
 impl Schema {
-    /// Introspection of `database`, whose engine is `backend`.
-    pub fn new(client: Client, database: &str, backend: Backend) -> Self {
+    /// Introspection of `database`.
+    pub fn new(client: Client, database: &str) -> Self {
         Schema {
             client,
             database: database.to_owned(),
-            backend,
         }
     }
 
-    fn sqlite(&self) -> Result<(), SchemaError> {
-        match self.backend {
-            Backend::Sqlite => Ok(()),
-            other => Err(SchemaError::Unsupported(other)),
-        }
-    }
-
-    async fn texts(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<String>>, SchemaError> {
-        let rows: Vec<dbforge::Row> = self
-            .client
-            .query(&self.database, sql, params)
-            .await?
-            .try_collect()
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                r.into_values()
-                    .into_iter()
-                    .map(|v| match v {
-                        Value::Text(s) => s,
-                        other => crate::output::render::text(&other, "").0,
-                    })
-                    .collect()
-            })
-            .collect())
-    }
-
-    /// Tables and views, in name order (SQLite's own tables left out).
-    pub async fn tables(&self) -> Result<Vec<String>, SchemaError> {
-        self.sqlite()?;
-        let rows = self
-            .texts(
-                "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') \
-                 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
-                &[],
-            )
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| r.into_iter().next())
-            .collect())
-    }
-
-    /// The CREATE statements of `table` (with its indexes and triggers), or of every table.
-    pub async fn ddl(&self, table: Option<&str>) -> Result<Vec<String>, SchemaError> {
-        self.sqlite()?;
-        let filter = if table.is_some() {
-            "AND tbl_name = ?"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL \
-             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' {filter} \
-             ORDER BY tbl_name, type <> 'table', name"
-        );
-        let params: Vec<Value> = table.map(Value::from).into_iter().collect();
-        let rows = self.texts(&sql, &params).await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| r.into_iter().next())
-            .collect())
+    /// The gateway's rendering of `table` (CREATE statements with row estimates), or of the
+    /// whole database (on Redis, its key patterns). NOT_FOUND for an unknown table.
+    pub async fn text(&self, table: Option<&str>) -> Result<String, dbforge::Error> {
+        Ok(self.client.get_schema(&self.database, table).await?.text)
     }
 
     /// Every table's and view's columns, for completion.
-    pub async fn catalog(&self) -> Result<Catalog, SchemaError> {
-        self.sqlite()?;
-        let rows = self
-            .texts(
-                "SELECT m.name, p.name FROM sqlite_schema AS m, pragma_table_info(m.name) AS p \
-                 WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
-                 ORDER BY m.name, p.cid",
-                &[],
-            )
-            .await?;
-        let mut catalog = Catalog::default();
-        for row in rows {
-            let mut it = row.into_iter();
-            if let (Some(t), Some(c)) = (it.next(), it.next()) {
-                if catalog.tables.last() != Some(&t) {
-                    catalog.tables.push(t.clone());
-                }
-                catalog.columns.push((t, c));
-            }
-        }
-        Ok(catalog)
+    pub async fn catalog(&self) -> Result<Catalog, dbforge::Error> {
+        let schema = self.client.get_schema(&self.database, None).await?;
+        Ok(Catalog::of(&schema))
+    }
+}
+
+/// "table" or "view", as the JSON output spells it.
+pub fn kind_name(kind: TableKind) -> &'static str {
+    match kind {
+        TableKind::View => "view",
+        TableKind::Table | TableKind::Unspecified => "table",
     }
 }
 
@@ -158,23 +70,37 @@ impl Schema {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn other_backends_are_not_available_yet() {
-        // Never connected: the check happens before any call.
-        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
-        let schema = Schema::new(Client::from_channel(channel), "db", Backend::Postgres);
-        let err = schema.tables().await.expect_err("unsupported");
+    fn table(name: &str, columns: &[&str]) -> dbforge::TableSchema {
+        dbforge::TableSchema {
+            name: name.to_owned(),
+            kind: TableKind::Table as i32,
+            columns: columns
+                .iter()
+                .map(|c| dbforge::ColumnSchema {
+                    name: (*c).to_owned(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_catalog_lists_tables_then_their_columns_in_order() {
+        let schema = dbforge::Schema {
+            tables: vec![table("people", &["id", "name"]), table("orders", &["id"])],
+            ..Default::default()
+        };
+        let catalog = Catalog::of(&schema);
+        assert_eq!(catalog.tables, ["orders", "people"]);
         assert_eq!(
-            err.to_string(),
-            "not available for this backend yet (postgres)"
+            catalog.columns,
+            [
+                ("orders".to_owned(), "id".to_owned()),
+                ("people".to_owned(), "id".to_owned()),
+                ("people".to_owned(), "name".to_owned()),
+            ]
         );
-        assert!(matches!(
-            schema.catalog().await,
-            Err(SchemaError::Unsupported(Backend::Postgres))
-        ));
-        assert!(matches!(
-            schema.ddl(Some("t")).await,
-            Err(SchemaError::Unsupported(Backend::Postgres))
-        ));
+        assert_eq!(Catalog::of(&dbforge::Schema::default()), Catalog::default());
     }
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, Dict, List
@@ -34,3 +35,23 @@ def test_agent_example(client: dbforge.Client) -> None:
     assert scope["task"](client, 4242) == ["rust"]
     with pytest.raises(dbforge.NotFound):
         client.get_database("task-4242")  # dropped afterwards
+
+
+def test_transfer_example(
+    server: DBForgeServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DBFORGE_ENDPOINT", server.endpoint)
+    monkeypatch.delenv("DBFORGE_API_KEY", raising=False)
+    [block] = [b for b in blocks() if "export_table_to" in b]
+    exec(compile(block, "README export/import example", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "2 [4]"
+    assert out[1] == "2"
+    assert json.loads(out[2]) == {"sku": "B2"}
+    assert out[3] == "['sku', 'name', 'price']"
+    assert any("CREATE TABLE" in line and "products" in line for line in out[4:])  # schema.text
+    assert "['products']" in out
+    assert out[-1] == "[(2,)]"
+    with dbforge.Client(server.endpoint) as c:
+        with pytest.raises(dbforge.NotFound):
+            c.get_database("shop")

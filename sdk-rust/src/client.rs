@@ -19,7 +19,8 @@ use crate::{
         self, access_service_client::AccessServiceClient,
         database_service_client::DatabaseServiceClient,
         operations_service_client::OperationsServiceClient,
-        query_service_client::QueryServiceClient, table_service_client::TableServiceClient,
+        query_service_client::QueryServiceClient, schema_service_client::SchemaServiceClient,
+        table_service_client::TableServiceClient, transfer_service_client::TransferServiceClient,
     },
     table::{ColumnDef, record_pb},
 };
@@ -139,7 +140,7 @@ impl Statement {
     }
 }
 
-fn values(params: &[Value]) -> Vec<pb::Value> {
+pub(crate) fn values(params: &[Value]) -> Vec<pb::Value> {
     params.iter().cloned().map(Into::into).collect()
 }
 
@@ -232,7 +233,7 @@ impl ClientOptions {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CallSettings {
     authorization: Option<AsciiMetadataValue>,
-    timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl CallSettings {
@@ -252,13 +253,15 @@ impl CallSettings {
 /// multiplexed.
 #[derive(Debug, Clone)]
 pub struct Client {
-    settings: CallSettings,
+    pub(crate) settings: CallSettings,
     channel: Channel,
     databases: DatabaseServiceClient<Channel>,
     queries: QueryServiceClient<Channel>,
     tables: TableServiceClient<Channel>,
     access: AccessServiceClient<Channel>,
     operations: OperationsServiceClient<Channel>,
+    pub(crate) transfer: TransferServiceClient<Channel>,
+    pub(crate) schema: SchemaServiceClient<Channel>,
 }
 
 impl Client {
@@ -325,6 +328,12 @@ impl Client {
                 .max_encoding_message_size(max),
             access: AccessServiceClient::new(channel.clone()),
             operations: OperationsServiceClient::new(channel.clone()),
+            // Export chunks are about 64 KiB and imports send 64 KiB chunks; a schema of many
+            // tables can pass the 4 MiB default, and the server bounds it.
+            transfer: TransferServiceClient::new(channel.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            schema: SchemaServiceClient::new(channel.clone()).max_decoding_message_size(max),
             channel,
         }
     }

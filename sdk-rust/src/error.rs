@@ -31,6 +31,10 @@ pub enum Error {
     /// The server sent something this SDK does not understand.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// Reading an import's source or writing an export's destination failed; an import whose
+    /// source failed was cancelled, so the server applied none of it.
+    #[error("{0}")]
+    Io(#[source] std::io::Error),
 }
 
 /// An error and its sources, so "transport error" says what went wrong underneath
@@ -79,13 +83,14 @@ impl From<tonic::Status> for Error {
 
 impl Error {
     /// The gRPC code: the server's, UNAVAILABLE for connection failures, INVALID_ARGUMENT for
-    /// local conversion errors and INTERNAL for protocol errors.
+    /// local conversion errors, INTERNAL for protocol errors and UNKNOWN for local I/O errors.
     pub fn code(&self) -> Code {
         match self {
             Error::Status(s) => s.code(),
             Error::Transport(_) => Code::Unavailable,
             Error::Type { .. } | Error::NoSuchColumn(_) | Error::Config(_) => Code::InvalidArgument,
             Error::Protocol(_) => Code::Internal,
+            Error::Io(_) => Code::Unknown,
         }
     }
 

@@ -9,7 +9,7 @@
 //! # let addr = listener.local_addr()?;
 //! # let cfg = dbforge_server::config::Config { data_dir: Some(dir.path().into()), insecure_no_auth: true, ..Default::default() };
 //! # tokio::spawn(dbforge_server::server::run(cfg, listener, std::future::pending()));
-//! use dbforge::{Client, CreateOptions, params};
+//! use dbforge::{Client, CreateOptions, ExportOptions, params};
 //! use futures::TryStreamExt;
 //!
 //! let client = Client::connect(format!("http://{addr}")).await?;
@@ -34,6 +34,14 @@
 //! tx.execute("UPDATE people SET age = age + 1", &[]).await?;
 //! tx.commit().await?;
 //!
+//! // Structure, and files in and out.
+//! let schema = client.get_schema("scratch", Some("people")).await?;
+//! assert_eq!(schema.tables[0].columns[1].name, "age");
+//! let csv = client.export_table("scratch", "people", ExportOptions::csv()).await?.bytes().await?;
+//! assert_eq!(csv, b"name,age\r\nAda,37\r\n");
+//! let report = client.import_csv("scratch", "people", "name,age\nAlan,41\n", Default::default()).await?;
+//! assert_eq!(report.rows_inserted, 1);
+//!
 //! client.delete_database("scratch").await?;
 //! # Ok(())
 //! # }
@@ -49,8 +57,10 @@ mod client;
 mod error;
 pub mod pb;
 mod rows;
+mod schema;
 mod table;
 mod transaction;
+mod transfer;
 mod value;
 
 pub use access::{ApiKey, ApiKeySpec, Grant, Role, grant_labels};
@@ -60,9 +70,17 @@ pub use client::{
 };
 pub use error::{Error, Result};
 pub use rows::{Column, ExecResult, Row, Rows, Summary, Truncation};
+pub use schema::{
+    CheckSchema, ColumnSchema, ForeignKeySchema, IndexSchema, KeyPattern, KeySpaceSummary, Plan,
+    PlanNode, Schema, TableKind, TableSchema, UniqueSchema,
+};
 pub use table::{ColumnDef, ColumnType, Filter, Record, Select, record};
 pub use tonic::Code;
 pub use transaction::Transaction;
+pub use transfer::{
+    Chunk, Export, ExportFormat, ExportOptions, IMPORT_CHUNK_BYTES, ImportCsvOptions,
+    ImportCsvReport, ImportSource, ImportSqlReport, RejectedRow,
+};
 pub use value::{FromValue, NotByte, Value};
 
 /// Compiles the README's examples as doc tests, so they cannot drift from the API.

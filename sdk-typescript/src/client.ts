@@ -23,11 +23,40 @@ import {
   type SessionRequest,
   type SessionResponse,
 } from "./gen/dbforge/v1/query_pb.js";
+import { SchemaService } from "./gen/dbforge/v1/schema_pb.js";
 import { TableService } from "./gen/dbforge/v1/table_pb.js";
+import {
+  ImportCsvRequestSchema,
+  ImportNdjsonRequestSchema,
+  ImportSqlRequestSchema,
+  TransferService,
+  type ImportCsvRequest,
+  type ImportCsvResponse,
+  type ImportNdjsonRequest,
+  type ImportNdjsonResponse,
+  type ImportSqlRequest,
+  type ImportSqlResponse,
+} from "./gen/dbforge/v1/transfer_pb.js";
 import { StatementSchema } from "./gen/dbforge/v1/types_pb.js";
-import { DBForgeError, Internal, errorFor, toDBForgeError } from "./errors.js";
+import { Code, DBForgeError, Internal, errorFor, toDBForgeError } from "./errors.js";
 import { streamResult, type StreamPart } from "./fastpath.js";
 import { Rows } from "./rows.js";
+import { planFromPb, schemaFromPb, type Plan, type Schema } from "./schema.js";
+import {
+  DEFAULT_CHUNK_SIZE,
+  Export,
+  RequestSource,
+  formatPb,
+  importCsvResultFromPb,
+  sourceChunks,
+  type ChunkMessage,
+  type ExportOptions,
+  type ImportCsvOptions,
+  type ImportCsvResult,
+  type ImportOptions,
+  type ImportSource,
+  type ImportSqlResult,
+} from "./transfer.js";
 import {
   columnDefPb,
   databaseFromPb,
@@ -110,13 +139,15 @@ export class DBForgeClient {
   readonly tables: Client<typeof TableService>;
   readonly access: Client<typeof AccessService>;
   readonly operations: Client<typeof OperationsService>;
+  readonly schema: Client<typeof SchemaService>;
+  readonly transfer: Client<typeof TransferService>;
   private readonly headers: Record<string, string>;
 
   constructor(
     readonly transport: Transport,
     private readonly settings: CallSettings = {},
     private readonly onClose?: () => void,
-    /** Whether the transport can stream requests (false for grpc-web: no transactions). */
+    /** Whether the transport can stream requests (false for grpc-web: no transactions, no imports). */
     readonly bidiStreaming = true,
   ) {
     this.databases = createClient(DatabaseService, transport);
@@ -124,6 +155,8 @@ export class DBForgeClient {
     this.tables = createClient(TableService, transport);
     this.access = createClient(AccessService, transport);
     this.operations = createClient(OperationsService, transport);
+    this.schema = createClient(SchemaService, transport);
+    this.transfer = createClient(TransferService, transport);
     this.headers = settings.apiKey ? { authorization: `Bearer ${settings.apiKey}` } : {};
   }
 
@@ -156,6 +189,50 @@ export class DBForgeClient {
     abort: AbortController,
   ): Promise<AsyncIterable<StreamPart>> {
     return streamResult(this.transport, method, request, abort.signal, this.settings.timeoutMs, this.headers);
+  }
+
+  private async export(call: (o: CallOptions) => AsyncIterable<ChunkMessage>, signal?: AbortSignal): Promise<Export> {
+    const abort = linkedAbort(signal);
+    return Export.start(() => call(this.callOptions(abort.signal)), abort);
+  }
+
+  /** A client-streaming import: header, then the source in chunks; the caller's source error wins over the cancelled call it causes. */
+  private async import<Req, Res>(
+    rpc: string,
+    call: (requests: AsyncIterable<Req>, o: CallOptions) => Promise<Res>,
+    header: Req,
+    wrap: (chunk: Uint8Array) => Req,
+    source: ImportSource,
+    opts: ImportOptions,
+  ): Promise<Res> {
+    if (!this.bidiStreaming) {
+      throw errorFor(
+        Code.Unimplemented,
+        `${rpc} streams the file to the server, which grpc-web cannot (no client streaming, so not in browsers): ` +
+          "import from Node over gRPC (connect()), or insert rows with insertRows / batch",
+      );
+    }
+    const requests = new RequestSource<Req>();
+    const chunks = sourceChunks(source, opts.chunkSize ?? DEFAULT_CHUNK_SIZE);
+    // While the file is being sent, aborting ends the request stream with a rejected message
+    // (see RequestSource); only once it is all sent does the caller's signal cancel the call.
+    const callAbort = new AbortController();
+    const onAbort = () => {
+      if (requests.sent) callAbort.abort(opts.signal?.reason);
+    };
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    let result: Res;
+    try {
+      result = await call(requests.iterate(header, chunks, wrap, opts.signal), this.callOptions(callAbort.signal));
+    } catch (e) {
+      if (requests.failed) throw requests.error;
+      throw toDBForgeError(e);
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+    }
+    // The server cannot accept a file with a repeated header; if it did, say so rather than succeed.
+    if (requests.failed) throw requests.error;
+    return result;
   }
 
   // ---- control plane ----------------------------------------------------------------------
@@ -324,6 +401,133 @@ export class DBForgeClient {
       this.tables.deleteRows({ database, table, filters: filtersPb(opts.where), all: opts.all ?? false }, o),
     );
     return Number(r.rowsAffected);
+  }
+
+  // ---- schema and plans -------------------------------------------------------------------
+
+  /**
+   * Describes the whole database, or one table or view: columns, keys, indexes, constraints,
+   * row estimates, and `text` (compact CREATE statements for a prompt). On Redis, `keySpace`
+   * summarizes a sample of keys. NotFound for an unknown table.
+   */
+  async getSchema(database: string, table?: string): Promise<Schema> {
+    return schemaFromPb(await this.unary((o) => this.schema.getSchema({ database, table: table ?? "" }, o)));
+  }
+
+  /**
+   * The statement's query plan: `raw` as the backend writes it, `nodes` normalized, `fullScans`
+   * the tables it reads in full. With `analyze` (PostgreSQL, MariaDB) the statement runs inside
+   * a transaction that is rolled back; Unimplemented on SQLite.
+   */
+  async explain(database: string, sql: string, params: readonly SqlParam[] = [], opts: { analyze?: boolean } = {}): Promise<Plan> {
+    const r = await this.unary((o) =>
+      this.schema.explain({ database, statement: { sql, params: toValues(params) }, analyze: opts.analyze ?? false }, o),
+    );
+    return planFromPb(r);
+  }
+
+  // ---- export and import ------------------------------------------------------------------
+
+  /**
+   * Streams a table (or view) as a CSV (default), JSON or NDJSON file: `for await` the chunks,
+   * or `await exp.text()`. CSV has a header row and CRLF line ends; `delimiter` and `nullText`
+   * apply to CSV only. Works over every transport, browsers included.
+   */
+  async exportTable(database: string, table: string, opts: ExportOptions = {}): Promise<Export> {
+    const req = {
+      database,
+      table,
+      format: formatPb(opts.format),
+      csv: { delimiter: opts.delimiter ?? "", nullText: opts.nullText ?? "" },
+    };
+    return this.export((o) => this.transfer.exportTable(req, o), opts.signal);
+  }
+
+  /** Streams the rows of one read statement as a file; see `exportTable`. */
+  async exportQuery(database: string, sql: string, params: readonly SqlParam[] = [], opts: ExportOptions = {}): Promise<Export> {
+    const req = {
+      database,
+      statement: { sql, params: toValues(params) },
+      format: formatPb(opts.format),
+      csv: { delimiter: opts.delimiter ?? "", nullText: opts.nullText ?? "" },
+    };
+    return this.export((o) => this.transfer.exportQuery(req, o), opts.signal);
+  }
+
+  /**
+   * Streams a dump of the whole database: an SQL script in the backend's dialect (schema, then
+   * the data as INSERTs; `schemaOnly` leaves the data out) that `importSql` replays into a fresh
+   * database of the same backend, or NDJSON key records on Redis (`importNdjson`).
+   */
+  async dumpDatabase(database: string, opts: { schemaOnly?: boolean; signal?: AbortSignal } = {}): Promise<Export> {
+    const req = { database, schemaOnly: opts.schemaOnly ?? false };
+    return this.export((o) => this.transfer.dumpDatabase(req, o), opts.signal);
+  }
+
+  /**
+   * Imports a CSV file into a table. `source` is bytes, the file's text, or chunks from an
+   * (async) iterable such as `fs.createReadStream(path)`. By default all rows go in one
+   * transaction and a bad row rejects with InvalidArgument naming its line (nothing inserted);
+   * with `skipBadRows` bad rows are reported in `rejected` and the others inserted. Needs gRPC
+   * over HTTP/2: over grpc-web it rejects with Unimplemented.
+   */
+  async importCsv(database: string, table: string, source: ImportSource, opts: ImportCsvOptions = {}): Promise<ImportCsvResult> {
+    const createTable =
+      opts.create === undefined || opts.create === false
+        ? undefined
+        : { columnTypes: opts.create === true ? {} : { ...opts.create }, sampleRows: opts.sampleRows ?? 0 };
+    const header = create(ImportCsvRequestSchema, {
+      message: {
+        case: "header",
+        value: {
+          database,
+          table,
+          csv: { delimiter: opts.delimiter ?? "", nullText: opts.nullText ?? "", noHeader: opts.noHeader ?? false },
+          create: createTable,
+          skipBadRows: opts.skipBadRows ?? false,
+        },
+      },
+    });
+    const r = await this.import<ImportCsvRequest, ImportCsvResponse>(
+      "importCsv",
+      (reqs, o) => this.transfer.importCsv(reqs, o),
+      header,
+      (chunk) => create(ImportCsvRequestSchema, { message: { case: "chunk", value: chunk } }),
+      source,
+      opts,
+    );
+    return importCsvResultFromPb(r);
+  }
+
+  /**
+   * Runs a multi-statement SQL script, such as a `dumpDatabase` output (a string is the SQL
+   * itself). PostgreSQL and SQLite apply it entirely or not at all; MySQL keeps the DDL that ran
+   * before a failing statement. The error names the statement's number and line. Needs gRPC
+   * over HTTP/2.
+   */
+  async importSql(database: string, script: ImportSource, opts: ImportOptions = {}): Promise<ImportSqlResult> {
+    const r = await this.import<ImportSqlRequest, ImportSqlResponse>(
+      "importSql",
+      (reqs, o) => this.transfer.importSql(reqs, o),
+      create(ImportSqlRequestSchema, { message: { case: "header", value: { database } } }),
+      (chunk) => create(ImportSqlRequestSchema, { message: { case: "chunk", value: chunk } }),
+      script,
+      opts,
+    );
+    return { statements: Number(r.statements), rowsAffected: Number(r.rowsAffected) };
+  }
+
+  /** Imports NDJSON key records (a Redis `dumpDatabase` output) atomically, replacing keys of the same name; resolves how many. Needs gRPC over HTTP/2. */
+  async importNdjson(database: string, source: ImportSource, opts: ImportOptions = {}): Promise<number> {
+    const r = await this.import<ImportNdjsonRequest, ImportNdjsonResponse>(
+      "importNdjson",
+      (reqs, o) => this.transfer.importNdjson(reqs, o),
+      create(ImportNdjsonRequestSchema, { message: { case: "header", value: { database } } }),
+      (chunk) => create(ImportNdjsonRequestSchema, { message: { case: "chunk", value: chunk } }),
+      source,
+      opts,
+    );
+    return Number(r.records);
   }
 
   // ---- access -----------------------------------------------------------------------------

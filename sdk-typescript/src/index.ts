@@ -10,6 +10,29 @@ export type { ApiKeySpec, AuditFilter, CallSettings, QueryOptions, SelectOptions
 export * from "./errors.js";
 export { DEFAULT_ENDPOINT, type ConnectOptions } from "./options.js";
 export { Rows } from "./rows.js";
+export { TableKind, walkPlan } from "./schema.js";
+export type {
+  ColumnSchema,
+  ForeignKeySchema,
+  IndexSchema,
+  KeyPattern,
+  KeySpaceSummary,
+  Plan,
+  PlanNode,
+  Schema,
+  TableSchema,
+} from "./schema.js";
+export { DEFAULT_CHUNK_SIZE, Export, ExportFormat, collectBytes, collectText } from "./transfer.js";
+export type {
+  ExportFormatLike,
+  ExportOptions,
+  ImportCsvOptions,
+  ImportCsvResult,
+  ImportOptions,
+  ImportSource,
+  ImportSqlResult,
+  RejectedRow,
+} from "./transfer.js";
 export {
   Backend,
   ColumnType,

@@ -30,7 +30,7 @@ export interface NodeConnectOptions extends ConnectOptions {
   keyFile?: string;
   /** The name to check the server's certificate against, when it differs from the endpoint's host. */
   serverName?: string;
-  /** "grpc" (default): gRPC over HTTP/2. "grpc-web": grpc-web over HTTP/1.1, as browsers speak it (no transactions). */
+  /** "grpc" (default): gRPC over HTTP/2. "grpc-web": grpc-web over HTTP/1.1, as browsers speak it (no transactions, no imports). */
   protocol?: "grpc" | "grpc-web";
 }
 

@@ -14,7 +14,12 @@ import { DEFAULT_ENDPOINT, type ConnectOptions } from "./options.js";
 
 export * from "./index.js";
 
-/** A client over grpc-web. Interactive transactions are not available (grpc-web cannot stream requests); use `batch(..., { transaction: true })`. */
+/**
+ * A client over grpc-web. Exports, dumps, `getSchema` and `explain` work as everywhere.
+ * Interactive transactions and imports (`importCsv`, `importSql`, `importNdjson`) are not
+ * available: they stream requests, which grpc-web cannot, so they reject with `Unimplemented`
+ * before sending anything. Use `batch(..., { transaction: true })` and `insertRows` instead.
+ */
 export function connectWeb(options: ConnectOptions = {}): DBForgeClient {
   const baseUrl = (options.endpoint ?? DEFAULT_ENDPOINT).replace(/\/+$/, "");
   const transport = createGrpcWebTransport({ baseUrl });

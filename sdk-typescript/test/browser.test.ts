@@ -73,8 +73,8 @@ after(async () => {
   if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
-function pageUrl(origin: string, db: string): string {
-  const q = new URLSearchParams({ endpoint: `http://${gateway.addr}`, key: ADMIN_KEY, db, rows: "50" });
+function pageUrl(origin: string, db: string, mode = "query"): string {
+  const q = new URLSearchParams({ endpoint: `http://${gateway.addr}`, key: ADMIN_KEY, db, rows: "50", mode });
   return `${origin}/?${q}`;
 }
 
@@ -98,6 +98,35 @@ test("a page creates a database, streams a query and renders the rows", async ()
   // gRPC errors arrive as HTTP 200 with grpc-status, so a correct page logs no errors at all.
   assert.deepEqual(consoleErrors, []);
   if (process.env.DBFORGE_SCREENSHOT) await page.screenshot({ path: process.env.DBFORGE_SCREENSHOT, fullPage: true });
+  await page.close();
+});
+
+test("a page exports a table, reads its schema and a plan over grpc-web; imports fail clearly", async () => {
+  const page = await browser.newPage();
+  const consoleErrors: string[] = [];
+  page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+  await page.goto(pageUrl(pageOrigin, unique("webx"), "transfer"));
+  await page.waitForFunction(() => /^(done|error)/.test(document.getElementById("status")!.textContent ?? ""), null, { timeout: 60_000 });
+  assert.equal(await page.textContent("#status"), "done transfer");
+  const got = JSON.parse((await page.textContent("#transfer")) ?? "{}") as Record<string, unknown>;
+  assert.deepEqual(got, {
+    rows: 50,
+    chunks: true,
+    header: "id,name,note",
+    first: '1,item-1,"a ""quoted"", ✓"',
+    last: "50,item-50,",
+    json: [
+      { id: 1, note: 'a "quoted", ✓' },
+      { id: 2, note: null },
+    ],
+    columns: ["id:INTEGER", "name:TEXT", "note:TEXT"],
+    nullable: [false, true],
+    primaryKey: ["id"],
+    createText: true,
+    fullScans: ["items"],
+    imported: "UNIMPLEMENTED",
+  });
+  assert.deepEqual(consoleErrors, []);
   await page.close();
 });
 

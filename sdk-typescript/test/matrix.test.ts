@@ -7,7 +7,9 @@ import { AccessService } from "../src/gen/dbforge/v1/access_pb.js";
 import { DatabaseService } from "../src/gen/dbforge/v1/database_pb.js";
 import { OperationsService } from "../src/gen/dbforge/v1/operations_pb.js";
 import { QueryService } from "../src/gen/dbforge/v1/query_pb.js";
+import { SchemaService } from "../src/gen/dbforge/v1/schema_pb.js";
 import { TableService } from "../src/gen/dbforge/v1/table_pb.js";
+import { TransferService } from "../src/gen/dbforge/v1/transfer_pb.js";
 import { DBForgeClient } from "../src/index.js";
 import { REPO } from "./server.js";
 
@@ -19,7 +21,7 @@ test("every RPC is reachable from a DBForgeClient method", () => {
       rows.set(`${cells[0]}.${cells[1]}`, [...cells[4]!.matchAll(/`([A-Za-z]+)`/g)].map((m) => m[1]!));
     }
   }
-  const rpcs = [AccessService, DatabaseService, OperationsService, QueryService, TableService].flatMap((s) =>
+  const rpcs = [AccessService, DatabaseService, OperationsService, QueryService, SchemaService, TableService, TransferService].flatMap((s) =>
     s.methods.map((m) => `${s.name}.${m.name}`),
   );
   assert.deepEqual([...rows.keys()].sort(), rpcs.sort());

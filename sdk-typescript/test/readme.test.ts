@@ -56,3 +56,27 @@ test("agent example", async () => {
   await assert.rejects(client.getDatabase("task-4242"), NotFound);
   client.close();
 });
+
+test("export, import, schema and explain example", async () => {
+  process.env.DBFORGE_ENDPOINT = server.endpoint;
+  delete process.env.DBFORGE_API_KEY;
+  const logs: unknown[][] = [];
+  const orig = console.log;
+  console.log = (...a: unknown[]) => void logs.push(a);
+  try {
+    await load("transfer", blocks.find((b) => b.includes("exportTable"))!);
+  } finally {
+    console.log = orig;
+    delete process.env.DBFORGE_ENDPOINT;
+  }
+  assert.deepEqual(logs[0], [2, [4]]);
+  assert.deepEqual(logs[1], [2]);
+  assert.deepEqual(JSON.parse(logs[2]![0] as string), { sku: "B2" });
+  assert.deepEqual(logs[3], [["sku", "name", "price"]]);
+  assert.match(logs[4]![0] as string, /CREATE TABLE[^]*products/);
+  assert.deepEqual(logs[5], [["products"]]);
+  assert.deepEqual(logs[6], [[[2]]]);
+  const c = connect({ endpoint: server.endpoint });
+  await assert.rejects(c.getDatabase("shop"), NotFound);
+  c.close();
+});

@@ -143,6 +143,16 @@ pub struct Config {
     /// SQLite page cache per connection, in KiB [default: 2048].
     #[arg(long, env = "DBFORGE_SQLITE_CACHE_KIB")]
     pub sqlite_cache_kib: Option<i64>,
+    /// Bytes one import (CSV, SQL script, NDJSON) may send [default: 268435456].
+    #[arg(long, env = "DBFORGE_MAX_IMPORT_SIZE")]
+    pub max_import_size: Option<u64>,
+    /// Bytes one line (CSV record, NDJSON record, SQL statement) of an import may hold
+    /// [default: 16777216].
+    #[arg(long, env = "DBFORGE_MAX_IMPORT_LINE")]
+    pub max_import_line: Option<usize>,
+    /// Time an export, dump or import may take as a whole, e.g. "1h" [default: 1h].
+    #[arg(long, env = "DBFORGE_TRANSFER_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub transfer_timeout: Option<Duration>,
 }
 
 impl Config {
@@ -178,6 +188,8 @@ impl Config {
                 self.max_open_databases.map(|v| v as u128),
             ),
             ("--sqlite-readers", self.sqlite_readers.map(|v| v as u128)),
+            ("--max-import-size", self.max_import_size.map(|v| v as u128)),
+            ("--max-import-line", self.max_import_line.map(|v| v as u128)),
             (
                 "--max-server-connections",
                 self.max_server_connections.map(|v| v as u128),
@@ -229,6 +241,9 @@ impl Config {
             stream_buffer: self.stream_buffer.unwrap_or(d.stream_buffer),
             batch_bytes: self.batch_bytes.unwrap_or(d.batch_bytes),
             session_idle_timeout: self.session_idle_timeout.unwrap_or(d.session_idle_timeout),
+            max_import_bytes: self.max_import_size.unwrap_or(d.max_import_bytes),
+            max_import_line_bytes: self.max_import_line.unwrap_or(d.max_import_line_bytes),
+            transfer_timeout: self.transfer_timeout.unwrap_or(d.transfer_timeout),
             ..d
         }
     }

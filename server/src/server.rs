@@ -25,8 +25,10 @@ use crate::{
         data::QueryApi,
         limits::KeyLimits,
         operations::OperationsApi,
+        schema::SchemaApi,
         table::TableApi,
         telemetry::{CountedIo, install as install_telemetry, telemetry},
+        transfer::TransferApi,
     },
     backend::{
         Backend, mysql::MysqlBackend, postgres::PostgresBackend, redis::RedisBackend,
@@ -38,7 +40,8 @@ use crate::{
         self, access_service_server::AccessServiceServer,
         database_service_server::DatabaseServiceServer,
         operations_service_server::OperationsServiceServer,
-        query_service_server::QueryServiceServer, table_service_server::TableServiceServer,
+        query_service_server::QueryServiceServer, schema_service_server::SchemaServiceServer,
+        table_service_server::TableServiceServer, transfer_service_server::TransferServiceServer,
     },
 };
 
@@ -111,6 +114,19 @@ pub async fn run(
             .max_encoding_message_size(max),
         auth.clone(),
     );
+    // Imports arrive in chunks of any size up to the message limit; exports send 64 KiB chunks.
+    let transfer = InterceptedService::new(
+        TransferServiceServer::new(TransferApi::new(forge.clone(), Arc::clone(&key_limits)))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        auth.clone(),
+    );
+    let schema = InterceptedService::new(
+        SchemaServiceServer::new(SchemaApi::new(forge.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        auth.clone(),
+    );
     let access = InterceptedService::new(
         AccessServiceServer::new(AccessApi::new(keyring, forge.audit().clone())),
         auth.clone(),
@@ -126,6 +142,8 @@ pub async fn run(
     serving(&reporter, &control).await;
     serving(&reporter, &query).await;
     serving(&reporter, &table).await;
+    serving(&reporter, &transfer).await;
+    serving(&reporter, &schema).await;
     serving(&reporter, &access).await;
     serving(&reporter, &operations).await;
 
@@ -163,6 +181,8 @@ pub async fn run(
         .add_service(control)
         .add_service(query)
         .add_service(table)
+        .add_service(transfer)
+        .add_service(schema)
         .add_service(access)
         .add_service(operations);
     let grpc = routes

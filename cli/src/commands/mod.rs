@@ -5,8 +5,10 @@ pub mod chart;
 pub mod config;
 pub mod db;
 pub mod rows;
+pub mod schema;
 pub mod sql;
 pub mod table;
+pub mod transfer;
 
 use std::{
     io::{self, IsTerminal},
@@ -182,6 +184,11 @@ pub fn run(app: &App, command: Command) -> Result<()> {
         Command::Rows(c) => rows::run(app, c),
         Command::Shell(a) => crate::shell::run(app, a),
         Command::Chart(a) => chart::run(app, a),
+        Command::Export(a) => transfer::export(app, a),
+        Command::Import(a) => transfer::import(app, a),
+        Command::Dump(a) => transfer::dump(app, a),
+        Command::Schema(a) => schema::schema(app, a),
+        Command::Explain(a) => schema::explain(app, a),
         Command::Config(c) => config::run(app, c),
         Command::Completions { shell } => {
             let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();

@@ -103,7 +103,7 @@ pub fn run(app: &App, args: ShellArgs) -> Result<()> {
     settings.format = app.global.output.unwrap_or(Format::Table);
     let mut shell = Shell {
         app,
-        schema: Schema::new(client.clone(), &db.name, db.backend),
+        schema: Schema::new(client.clone(), &db.name),
         client,
         database: db.name.clone(),
         catalog: Arc::new(Mutex::new(Catalog::default())),
@@ -285,31 +285,21 @@ impl Shell<'_> {
                 }
             }
             (".tables", _) => {
-                let tables = self.app.runtime().block_on(self.schema.tables());
-                match tables {
-                    Ok(tables) => {
-                        for t in &tables {
-                            writeln!(out, "{t}")?;
-                        }
-                        self.refresh_catalog();
-                    }
-                    Err(e) => return Err(schema_error(e)),
+                let catalog = self.app.runtime().block_on(self.schema.catalog())?;
+                for t in &catalog.tables {
+                    writeln!(out, "{t}")?;
                 }
+                *self
+                    .catalog
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = catalog;
             }
             (".schema", table) => {
                 let table = table.map(|t| t.trim_matches('"'));
-                match self.app.runtime().block_on(self.schema.ddl(table)) {
-                    Ok(ddl) if ddl.is_empty() => {
-                        if let Some(t) = table {
-                            return Err(CliError::Usage(format!("no table {t:?}")));
-                        }
-                    }
-                    Ok(ddl) => {
-                        for d in ddl {
-                            writeln!(out, "{d};")?;
-                        }
-                    }
-                    Err(e) => return Err(schema_error(e)),
+                let text = self.app.runtime().block_on(self.schema.text(table))?;
+                write!(out, "{text}")?;
+                if !text.is_empty() && !text.ends_with('\n') {
+                    writeln!(out)?;
                 }
             }
             (".mode", None) => writeln!(out, "{}", format_name(self.settings.format))?,
@@ -435,8 +425,7 @@ impl Shell<'_> {
     }
 
     fn refresh_catalog(&mut self) {
-        // Completion is a convenience: without introspection (other backends) it offers
-        // keywords only.
+        // Completion is a convenience: when introspection fails it offers keywords only.
         if let Ok(c) = self.app.runtime().block_on(self.schema.catalog()) {
             *self
                 .catalog
@@ -468,13 +457,6 @@ fn readline_error(e: ReadlineError) -> CliError {
     match e {
         ReadlineError::Io(e) => CliError::Io(e),
         other => CliError::Io(io::Error::other(other)),
-    }
-}
-
-fn schema_error(e: crate::schema::SchemaError) -> CliError {
-    match e {
-        crate::schema::SchemaError::Sdk(e) => e.into(),
-        other => CliError::Usage(other.to_string()),
     }
 }
 

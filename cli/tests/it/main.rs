@@ -10,5 +10,7 @@ mod db;
 mod errors;
 mod output;
 mod rows;
+mod schema;
 mod shell;
 mod sql;
+mod transfer;

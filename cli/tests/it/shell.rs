@@ -39,7 +39,9 @@ fn statements_dot_commands_and_history() {
     pty.line(".tables");
     pty.expect("\r\npeople\r\n");
     pty.line(".schema people");
-    pty.expect("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT);");
+    // The gateway's rendering (SchemaService): one column a line, with a row estimate.
+    pty.expect("CREATE TABLE people (\r\n  id INTEGER PRIMARY KEY");
+    pty.expect("\r\n  name TEXT\r\n);");
     pty.line(".mode csv");
     pty.expect(&format!("{db}> "));
     pty.line("SELECT id, name FROM people WHERE id = 1;");
@@ -120,7 +122,7 @@ fn tab_completes_tables_columns_and_dot_commands() {
     pty.line("CREATE TABLE shipments (id INTEGER);");
     pty.expect(&format!("{db}> "));
     pty.send(".sch\tship\t\r");
-    pty.expect("CREATE TABLE shipments (id INTEGER);");
+    pty.expect("CREATE TABLE shipments (\r\n  id INTEGER\r\n);");
     pty.line(".quit");
     pty.expect_eof();
 }

@@ -12,9 +12,10 @@ with dbforge.Client() as client:          # DBFORGE_ENDPOINT / DBFORGE_API_KEY, 
     client.delete_database("scratch")
 ```
 
-`AsyncClient` has the same methods for asyncio. Errors are subclasses of `DBForgeError` named
-after the gRPC status (`NotFound`, `AlreadyExists`, `InvalidArgument`, ...). The generated
-messages and stubs are in `dbforge.v1`.
+`AsyncClient` has the same methods for asyncio. `export_table` / `import_csv` / `dump_database` /
+`import_sql` move files in and out; `get_schema` and `explain` describe tables and query plans.
+Errors are subclasses of `DBForgeError` named after the gRPC status (`NotFound`, `AlreadyExists`,
+`InvalidArgument`, ...). The generated messages and stubs are in `dbforge.v1`.
 """
 
 from dbforge.aio import AsyncClient, AsyncTransaction
@@ -41,6 +42,28 @@ from dbforge.errors import (
 )
 from dbforge.options import DEFAULT_ENDPOINT, ClientOptions
 from dbforge.rows import AsyncRows, Rows
+from dbforge.schema import (
+    CheckSchema,
+    ColumnSchema,
+    ForeignKeySchema,
+    IndexSchema,
+    KeyPattern,
+    KeySpaceSummary,
+    Plan,
+    PlanNode,
+    Schema,
+    TableKind,
+    TableSchema,
+    UniqueSchema,
+)
+from dbforge.transfer import (
+    AsyncExport,
+    Export,
+    ExportFormat,
+    ImportCsvResult,
+    ImportSqlResult,
+    RejectedRow,
+)
 from dbforge.types import (
     Backend,
     Capabilities,
@@ -68,15 +91,18 @@ __all__ = [
     "AlreadyExists",
     "Array",
     "AsyncClient",
+    "AsyncExport",
     "AsyncRows",
     "AsyncTransaction",
     "Backend",
     "Cancelled",
     "Capabilities",
+    "CheckSchema",
     "Client",
     "ClientOptions",
     "Column",
     "ColumnDef",
+    "ColumnSchema",
     "ColumnType",
     "Created",
     "DEFAULT_ENDPOINT",
@@ -86,26 +112,41 @@ __all__ = [
     "DBForgeError",
     "DeadlineExceeded",
     "ExecResult",
+    "Export",
+    "ExportFormat",
     "FailedPrecondition",
     "Filter",
+    "ForeignKeySchema",
     "Grant",
+    "ImportCsvResult",
+    "ImportSqlResult",
+    "IndexSchema",
     "Internal",
     "InvalidArgument",
     "Json",
+    "KeyPattern",
+    "KeySpaceSummary",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
+    "Plan",
+    "PlanNode",
     "ProtocolError",
+    "RejectedRow",
     "ResourceExhausted",
     "Role",
     "Rows",
+    "Schema",
     "Statement",
     "Summary",
+    "TableKind",
+    "TableSchema",
     "Transaction",
     "Truncation",
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",
+    "UniqueSchema",
     "Unknown",
     "ValueKind",
     "from_value",

@@ -13,6 +13,27 @@ from dbforge import _requests as rq
 from dbforge.errors import DBForgeError, ProtocolError, Unavailable, error_for_number, from_rpc_error
 from dbforge.options import ClientOptions
 from dbforge.rows import EOF, AsyncRows
+from dbforge.schema import Plan, Schema, explain_request, get_schema_request
+from dbforge.transfer import (
+    DEFAULT_CHUNK_SIZE,
+    AsyncExport,
+    AsyncSource,
+    CreateLike,
+    Destination,
+    FormatLike,
+    ImportCsvResult,
+    ImportSqlResult,
+    RequestStream,
+    asource_chunks,
+    csv_chunk,
+    export_query_request,
+    export_table_request,
+    import_csv_header,
+    import_ndjson_header,
+    import_sql_header,
+    ndjson_chunk,
+    sql_chunk,
+)
 from dbforge.types import (
     Backend,
     ColumnDef,
@@ -32,7 +53,11 @@ from dbforge.v1 import (
     operations_pb2_grpc,
     query_pb2,
     query_pb2_grpc,
+    schema_pb2,
+    schema_pb2_grpc,
     table_pb2_grpc,
+    transfer_pb2,
+    transfer_pb2_grpc,
 )
 
 __all__ = ["AsyncClient", "AsyncTransaction"]
@@ -86,6 +111,8 @@ class AsyncClient:
         self.tables = table_pb2_grpc.TableServiceStub(self.channel)
         self.access = access_pb2_grpc.AccessServiceStub(self.channel)
         self.operations = operations_pb2_grpc.OperationsServiceStub(self.channel)
+        self.schema = schema_pb2_grpc.SchemaServiceStub(self.channel)
+        self.transfer = transfer_pb2_grpc.TransferServiceStub(self.channel)
 
     async def connect(self) -> AsyncClient:
         """Waits for the connection (at most `connect_timeout` seconds when set)."""
@@ -119,6 +146,31 @@ class AsyncClient:
     async def _stream(self, method: Callable[..., Any], request: Any) -> AsyncRows:
         call = method(request, metadata=self._metadata, timeout=self._timeout)
         return await AsyncRows(call)._start()
+
+    async def _export(self, method: Callable[..., Any], request: Any) -> AsyncExport:
+        call = method(request, metadata=self._metadata, timeout=self._timeout)
+        return await AsyncExport(call)._start()
+
+    async def _import(
+        self,
+        method: Callable[..., Any],
+        requests: RequestStream[Any],
+        source: AsyncSource,
+        chunk_size: int,
+        str_is_path: bool,
+    ) -> Any:
+        async with asource_chunks(source, chunk_size, str_is_path=str_is_path) as chunks:
+            try:
+                return await method(
+                    requests.aiterate(chunks), metadata=self._metadata, timeout=self._timeout
+                )
+            except (grpc.RpcError, asyncio.CancelledError) as e:
+                # grpc.aio cancels the call when the request iterator raises; report why.
+                if requests.error is not None:
+                    raise requests.error from None
+                if isinstance(e, grpc.RpcError):
+                    raise from_rpc_error(e) from None
+                raise
 
     # ---- control plane ----------------------------------------------------------------------
 
@@ -269,6 +321,156 @@ class AsyncClient:
         """Deletes the rows matching `where` (required unless `all=True`)."""
         resp = await self._unary(self.tables.DeleteRows, rq.delete_rows(database, table, where, all))
         return int(resp.rows_affected)
+
+    # ---- schema and plans ---------------------------------------------------------------------
+
+    async def get_schema(self, database: str, table: Optional[str] = None) -> Schema:
+        """Describes the database or one table; see `Client.get_schema`."""
+        resp: schema_pb2.GetSchemaResponse = await self._unary(
+            self.schema.GetSchema, get_schema_request(database, table)
+        )
+        return Schema.from_pb(resp)
+
+    async def explain(
+        self, database: str, sql: str, params: Sequence[Any] = (), *, analyze: bool = False
+    ) -> Plan:
+        """The statement's query plan; see `Client.explain`."""
+        resp: schema_pb2.ExplainResponse = await self._unary(
+            self.schema.Explain, explain_request(database, sql, params, analyze)
+        )
+        return Plan.from_pb(resp)
+
+    # ---- export and import --------------------------------------------------------------------
+
+    async def export_table(
+        self,
+        database: str,
+        table: str,
+        format: FormatLike = "csv",
+        *,
+        delimiter: Optional[str] = None,
+        null_text: Optional[str] = None,
+    ) -> AsyncExport:
+        """Streams a table as a file (`async for chunk in export`); see `Client.export_table`."""
+        req = export_table_request(database, table, format, delimiter, null_text)
+        return await self._export(self.transfer.ExportTable, req)
+
+    async def export_query(
+        self,
+        database: str,
+        sql: str,
+        params: Sequence[Any] = (),
+        format: FormatLike = "csv",
+        *,
+        delimiter: Optional[str] = None,
+        null_text: Optional[str] = None,
+    ) -> AsyncExport:
+        """Streams the rows of one read statement as a file; see `Client.export_query`."""
+        req = export_query_request(database, sql, params, format, delimiter, null_text)
+        return await self._export(self.transfer.ExportQuery, req)
+
+    async def dump_database(self, database: str, *, schema_only: bool = False) -> AsyncExport:
+        """Streams a dump of the whole database; see `Client.dump_database`."""
+        req = transfer_pb2.DumpDatabaseRequest(database=database, schema_only=schema_only)
+        return await self._export(self.transfer.DumpDatabase, req)
+
+    async def export_table_to(
+        self,
+        database: str,
+        table: str,
+        dest: Destination,
+        format: FormatLike = "csv",
+        *,
+        delimiter: Optional[str] = None,
+        null_text: Optional[str] = None,
+    ) -> int:
+        """`export_table` written to a path or binary file; returns the row count."""
+        export = await self.export_table(
+            database, table, format, delimiter=delimiter, null_text=null_text
+        )
+        async with export:
+            return await export.write_to(dest)
+
+    async def export_query_to(
+        self,
+        database: str,
+        sql: str,
+        dest: Destination,
+        params: Sequence[Any] = (),
+        format: FormatLike = "csv",
+        *,
+        delimiter: Optional[str] = None,
+        null_text: Optional[str] = None,
+    ) -> int:
+        """`export_query` written to a path or binary file; returns the row count."""
+        export = await self.export_query(
+            database, sql, params, format, delimiter=delimiter, null_text=null_text
+        )
+        async with export:
+            return await export.write_to(dest)
+
+    async def dump_database_to(
+        self, database: str, dest: Destination, *, schema_only: bool = False
+    ) -> int:
+        """`dump_database` written to a path or binary file; returns the rows (or keys) dumped."""
+        export = await self.dump_database(database, schema_only=schema_only)
+        async with export:
+            return await export.write_to(dest)
+
+    async def import_csv(
+        self,
+        database: str,
+        table: str,
+        source: AsyncSource,
+        *,
+        create: CreateLike = False,
+        sample_rows: int = 0,
+        skip_bad_rows: bool = False,
+        delimiter: Optional[str] = None,
+        null_text: Optional[str] = None,
+        no_header: bool = False,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> ImportCsvResult:
+        """Imports a CSV file into a table; see `Client.import_csv`. `source` may also be an
+        async iterable of bytes; files are read in a worker thread."""
+        header = import_csv_header(
+            database, table, create, sample_rows, skip_bad_rows, delimiter, null_text, no_header
+        )
+        resp: transfer_pb2.ImportCsvResponse = await self._import(
+            self.transfer.ImportCsv, RequestStream(header, csv_chunk), source, chunk_size, True
+        )
+        return ImportCsvResult.from_pb(resp)
+
+    async def import_sql(
+        self,
+        database: str,
+        script: AsyncSource,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> ImportSqlResult:
+        """Runs a multi-statement SQL script (a `str` is the SQL itself); see
+        `Client.import_sql`."""
+        resp: transfer_pb2.ImportSqlResponse = await self._import(
+            self.transfer.ImportSql,
+            RequestStream(import_sql_header(database), sql_chunk),
+            script,
+            chunk_size,
+            False,
+        )
+        return ImportSqlResult.from_pb(resp)
+
+    async def import_ndjson(
+        self, database: str, source: AsyncSource, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> int:
+        """Imports NDJSON key records atomically; returns how many. See `Client.import_ndjson`."""
+        resp: transfer_pb2.ImportNdjsonResponse = await self._import(
+            self.transfer.ImportNdjson,
+            RequestStream(import_ndjson_header(database), ndjson_chunk),
+            source,
+            chunk_size,
+            True,
+        )
+        return resp.records
 
     # ---- access -------------------------------------------------------------------------------
 

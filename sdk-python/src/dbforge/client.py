@@ -12,6 +12,27 @@ from dbforge import _requests as rq
 from dbforge.errors import DBForgeError, ProtocolError, Unavailable, error_for_number, from_rpc_error
 from dbforge.options import ClientOptions
 from dbforge.rows import Rows
+from dbforge.schema import Plan, Schema, explain_request, get_schema_request
+from dbforge.transfer import (
+    DEFAULT_CHUNK_SIZE,
+    CreateLike,
+    Destination,
+    Export,
+    FormatLike,
+    ImportCsvResult,
+    ImportSqlResult,
+    RequestStream,
+    Source,
+    csv_chunk,
+    export_query_request,
+    export_table_request,
+    import_csv_header,
+    import_ndjson_header,
+    import_sql_header,
+    ndjson_chunk,
+    source_chunks,
+    sql_chunk,
+)
 from dbforge.types import (
     Backend,
     ColumnDef,
@@ -31,7 +52,10 @@ from dbforge.v1 import (
     operations_pb2_grpc,
     query_pb2,
     query_pb2_grpc,
+    schema_pb2_grpc,
     table_pb2_grpc,
+    transfer_pb2,
+    transfer_pb2_grpc,
 )
 
 __all__ = ["Client", "Transaction"]
@@ -100,6 +124,8 @@ class Client:
         self.tables = table_pb2_grpc.TableServiceStub(self.channel)
         self.access = access_pb2_grpc.AccessServiceStub(self.channel)
         self.operations = operations_pb2_grpc.OperationsServiceStub(self.channel)
+        self.schema = schema_pb2_grpc.SchemaServiceStub(self.channel)
+        self.transfer = transfer_pb2_grpc.TransferServiceStub(self.channel)
 
     def close(self) -> None:
         """Closes the connection."""
@@ -119,6 +145,27 @@ class Client:
 
     def _stream(self, method: Callable[..., Any], request: Any) -> Rows:
         return Rows(method(request, metadata=self._metadata, timeout=self._timeout))
+
+    def _export(self, method: Callable[..., Any], request: Any) -> Export:
+        return Export(method(request, metadata=self._metadata, timeout=self._timeout))
+
+    def _import(
+        self,
+        method: Callable[..., _Resp],
+        requests: RequestStream[Any],
+        source: Source,
+        chunk_size: int,
+        str_is_path: bool,
+    ) -> _Resp:
+        with source_chunks(source, chunk_size, str_is_path=str_is_path) as chunks:
+            try:
+                return method(
+                    requests.iterate(chunks), metadata=self._metadata, timeout=self._timeout
+                )
+            except grpc.RpcError as e:
+                if requests.error is not None:
+                    raise requests.error from None  # reading the source failed, not the call
+                raise from_rpc_error(e) from None
 
     # ---- control plane ----------------------------------------------------------------------
 
@@ -272,6 +319,173 @@ class Client:
         """Deletes the rows matching `where` (required unless `all=True`); returns how many."""
         req = rq.delete_rows(database, table, where, all)
         return self._unary(self.tables.DeleteRows, req).rows_affected
+
+    # ---- schema and plans ---------------------------------------------------------------------
+
+    def get_schema(self, database: str, table: Optional[str] = None) -> Schema:
+        """Describes the whole database, or one table or view: columns, keys, indexes,
+        constraints, row estimates, and `text` (CREATE statements, compact, for a prompt). On
+        Redis, `key_space` summarizes a sample of keys. NotFound for an unknown table."""
+        req = get_schema_request(database, table)
+        return Schema.from_pb(self._unary(self.schema.GetSchema, req))
+
+    def explain(
+        self, database: str, sql: str, params: Sequence[Any] = (), *, analyze: bool = False
+    ) -> Plan:
+        """The statement's query plan: `raw` as the backend writes it, `nodes` normalized, and
+        `full_scans`, the tables it reads in full. With `analyze` (PostgreSQL, MariaDB) the
+        statement runs inside a transaction that is rolled back; Unimplemented on SQLite."""
+        req = explain_request(database, sql, params, analyze)
+        return Plan.from_pb(self._unary(self.schema.Explain, req))
+
+    # ---- export and import --------------------------------------------------------------------
+
+    def export_table(
+        self,
+        database: str,
+        table: str,
+        format: FormatLike = "csv",
+        *,
+        delimiter: Optional[str] = None,
+        null_text: Optional[str] = None,
+    ) -> Export:
+        """Streams a table (or view) as a "csv", "json" or "ndjson" file: iterate the returned
+        `Export` for bytes chunks, or use `export_table_to`. CSV has a header row; `delimiter`
+        (default ",") and `null_text` (default empty) apply to CSV only."""
+        req = export_table_request(database, table, format, delimiter, null_text)
+        return self._export(self.transfer.ExportTable, req)
+
+    def export_query(
+        self,
+        database: str,
+        sql: str,
+        params: Sequence[Any] = (),
+        format: FormatLike = "csv",
+        *,
+        delimiter: Optional[str] = None,
+        null_text: Optional[str] = None,
+    ) -> Export:
+        """Streams the rows of one read statement as a file; see `export_table`."""
+        req = export_query_request(database, sql, params, format, delimiter, null_text)
+        return self._export(self.transfer.ExportQuery, req)
+
+    def dump_database(self, database: str, *, schema_only: bool = False) -> Export:
+        """Streams a dump of the whole database: an SQL script in the backend's dialect (schema,
+        then the data as INSERTs; `schema_only` leaves the data out) that `import_sql` replays
+        into a fresh database of the same backend, or NDJSON key records on Redis
+        (`import_ndjson`). `Export.rows` counts the rows or keys dumped."""
+        req = transfer_pb2.DumpDatabaseRequest(database=database, schema_only=schema_only)
+        return self._export(self.transfer.DumpDatabase, req)
+
+    def export_table_to(
+        self,
+        database: str,
+        table: str,
+        dest: Destination,
+        format: FormatLike = "csv",
+        *,
+        delimiter: Optional[str] = None,
+        null_text: Optional[str] = None,
+    ) -> int:
+        """`export_table` written to `dest`, a path or a binary file; returns the row count. A
+        path that this call created is removed again when the export fails."""
+        with self.export_table(
+            database, table, format, delimiter=delimiter, null_text=null_text
+        ) as export:
+            return export.write_to(dest)
+
+    def export_query_to(
+        self,
+        database: str,
+        sql: str,
+        dest: Destination,
+        params: Sequence[Any] = (),
+        format: FormatLike = "csv",
+        *,
+        delimiter: Optional[str] = None,
+        null_text: Optional[str] = None,
+    ) -> int:
+        """`export_query` written to a path or binary file; returns the row count."""
+        with self.export_query(
+            database, sql, params, format, delimiter=delimiter, null_text=null_text
+        ) as export:
+            return export.write_to(dest)
+
+    def dump_database_to(
+        self, database: str, dest: Destination, *, schema_only: bool = False
+    ) -> int:
+        """`dump_database` written to a path or binary file; returns the rows (or keys) dumped."""
+        with self.dump_database(database, schema_only=schema_only) as export:
+            return export.write_to(dest)
+
+    def import_csv(
+        self,
+        database: str,
+        table: str,
+        source: Source,
+        *,
+        create: CreateLike = False,
+        sample_rows: int = 0,
+        skip_bad_rows: bool = False,
+        delimiter: Optional[str] = None,
+        null_text: Optional[str] = None,
+        no_header: bool = False,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> ImportCsvResult:
+        """Imports a CSV file into `table`. `source` is bytes, a path (`str` or `os.PathLike`; CSV
+        text goes in as bytes, `text.encode()`), a binary file object or an iterable of bytes; it
+        is sent in `chunk_size` pieces as it is read.
+
+        `create=True` creates the table from the header, inferring each column's type from the
+        first `sample_rows` rows (100 when 0); a mapping of header name → `ColumnType` overrides
+        the inferred types (AlreadyExists when the table exists). Otherwise the table must exist
+        and header names must match its columns. By default all rows go in one transaction and a
+        bad row fails the call (InvalidArgument naming its line, nothing inserted); with
+        `skip_bad_rows` bad rows are reported in `rejected` as (line, reason) and the others are
+        inserted. `null_text` is read as NULL (default: the empty field; `""` quoted is always
+        the empty string); `no_header` takes columns in the table's order."""
+        header = import_csv_header(
+            database, table, create, sample_rows, skip_bad_rows, delimiter, null_text, no_header
+        )
+        resp = self._import(
+            self.transfer.ImportCsv, RequestStream(header, csv_chunk), source, chunk_size, True
+        )
+        return ImportCsvResult.from_pb(resp)
+
+    def import_sql(
+        self,
+        database: str,
+        script: Source,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> ImportSqlResult:
+        """Runs a multi-statement SQL script, such as a `dump_database` output. `script` is the
+        SQL as a `str`, or bytes, an `os.PathLike` path (a `pathlib.Path`), a binary file object
+        or an iterable of bytes. PostgreSQL and SQLite apply it entirely or not at all; MySQL
+        keeps the DDL that ran before a failing statement. The error names the statement's
+        number and line."""
+        resp = self._import(
+            self.transfer.ImportSql,
+            RequestStream(import_sql_header(database), sql_chunk),
+            script,
+            chunk_size,
+            False,
+        )
+        return ImportSqlResult.from_pb(resp)
+
+    def import_ndjson(
+        self, database: str, source: Source, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> int:
+        """Imports NDJSON key records (a Redis `dump_database` output) atomically, replacing
+        keys of the same name; returns how many records. `source` as in `import_csv`."""
+        resp = self._import(
+            self.transfer.ImportNdjson,
+            RequestStream(import_ndjson_header(database), ndjson_chunk),
+            source,
+            chunk_size,
+            True,
+        )
+        return resp.records
 
     # ---- access -------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 /**
  * The page of the browser test: the SDK's grpc-web transport (connect-web, fetch) against the
- * gateway on another origin. Query parameters: endpoint, key, db, rows.
+ * gateway on another origin. Query parameters: endpoint, key, db, rows, and mode ("transfer":
+ * export a table, read its schema and explain a query instead of the query flow).
  */
 import { Code, DBForgeError, Filter, Unauthenticated, connectWeb } from "../../src/web.js";
 
@@ -56,6 +57,54 @@ async function main(): Promise<void> {
   status.textContent = `done rows=${rows.summary?.rowCount} select=${selected.map((r) => r[1]).join(",")} notfound=${notFound}`;
 }
 
-main().catch((e: unknown) => {
+/** Exports, schema and plans work over grpc-web; imports fail clearly before sending anything. */
+async function transfer(): Promise<void> {
+  const client = connectWeb({ endpoint, apiKey, timeoutMs: 30_000 });
+  await client.createDatabase(db);
+  await client.execute(db, "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, note TEXT)");
+  await client.batch(
+    db,
+    Array.from({ length: n }, (_, i) => ["INSERT INTO items (name, note) VALUES (?, ?)", [`item-${i + 1}`, i % 2 ? null : 'a "quoted", ✓']] as const),
+    { transaction: true },
+  );
+  const exp = await client.exportTable(db, "items");
+  let chunks = 0;
+  let csv = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of exp) {
+    chunks++;
+    csv += decoder.decode(chunk, { stream: true });
+  }
+  const lines = csv.split("\r\n");
+  const json = JSON.parse(await (await client.exportQuery(db, "SELECT id, note FROM items WHERE id <= 2", [], { format: "json" })).text()) as unknown;
+  const schema = await client.getSchema(db, "items");
+  const items = schema.table("items");
+  const plan = await client.explain(db, "SELECT * FROM items WHERE name = ?", ["x"]);
+  let imported = "";
+  try {
+    await client.importCsv(db, "items", "name\r\nnew\r\n");
+    imported = "no error";
+  } catch (e) {
+    imported = (e as DBForgeError).codeName;
+  }
+  await client.deleteDatabase(db);
+  document.getElementById("transfer")!.textContent = JSON.stringify({
+    rows: exp.rows,
+    chunks: chunks > 0,
+    header: lines[0],
+    first: lines[1],
+    last: lines[n],
+    json,
+    columns: items?.columns.map((c) => `${c.name}:${c.declaredType}`),
+    nullable: items?.columns.slice(1).map((c) => c.nullable),
+    primaryKey: items?.primaryKey,
+    createText: schema.text.includes("CREATE TABLE"),
+    fullScans: plan.fullScans,
+    imported,
+  });
+  status.textContent = "done transfer";
+}
+
+(params.get("mode") === "transfer" ? transfer() : main()).catch((e: unknown) => {
   status.textContent = `error ${e instanceof DBForgeError ? e.codeName : ""} ${String(e)}`;
 });

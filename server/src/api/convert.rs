@@ -12,7 +12,12 @@ use crate::{
         error::{Error, Result},
         forge::{DatabaseInfo, DatabasePage, DatabaseSpec, DatabaseStatus, ListFilter},
         names::{DatabaseName, Identifier, validate_labels},
+        schema::{
+            ColumnSchema, ForeignKeySchema, IndexSchema, KeyPattern, KeySpaceSummary, Plan,
+            PlanNode, Schema, TableKind, TableSchema,
+        },
         table::{ColumnSpec, ColumnType, Filter, FilterOp, Order, RowScope, Select, TableSpec},
+        transfer::{CreateFromCsv, CsvImport, CsvImportReport, CsvOptions, ExportFormat},
         value::{
             Column, Row, RowEvent, Statement, StatementResult, Summary, Truncation, Value,
             ValueKind,
@@ -587,6 +592,302 @@ impl TryFrom<pb::SelectRowsRequest> for Select {
 /// The scope of an update or delete.
 pub fn scope(fs: Vec<pb::Filter>, all: bool) -> Result<RowScope> {
     RowScope::new(filters(fs)?, all)
+}
+
+/// The export format of a request.
+pub fn export_format(raw: i32) -> Result<ExportFormat> {
+    match pb::ExportFormat::try_from(raw) {
+        Ok(pb::ExportFormat::Csv) => Ok(ExportFormat::Csv),
+        Ok(pb::ExportFormat::Json) => Ok(ExportFormat::Json),
+        Ok(pb::ExportFormat::Ndjson) => Ok(ExportFormat::Ndjson),
+        Ok(pb::ExportFormat::Unspecified) | Err(_) => Err(Error::invalid(
+            "format",
+            "choose EXPORT_FORMAT_CSV, EXPORT_FORMAT_JSON or EXPORT_FORMAT_NDJSON",
+        )),
+    }
+}
+
+impl TryFrom<Option<pb::CsvOptions>> for CsvOptions {
+    type Error = Error;
+
+    fn try_from(o: Option<pb::CsvOptions>) -> Result<Self> {
+        let pb::CsvOptions {
+            delimiter,
+            null_text,
+            no_header,
+        } = o.unwrap_or_default();
+        let delimiter = match delimiter.as_bytes() {
+            [] => b',',
+            [d] if !matches!(d, b'"' | b'\r' | b'\n') && d.is_ascii() => *d,
+            _ => {
+                return Err(Error::invalid(
+                    "csv.delimiter",
+                    "must be one ASCII character other than a quote or a line break",
+                ));
+            }
+        };
+        if null_text.contains(['"', '\r', '\n']) || null_text.contains(delimiter as char) {
+            return Err(Error::invalid(
+                "csv.null_text",
+                "must not contain a quote, a line break or the delimiter",
+            ));
+        }
+        Ok(CsvOptions {
+            delimiter,
+            null_text,
+            no_header,
+        })
+    }
+}
+
+impl TryFrom<pb::ImportCsvHeader> for (String, CsvImport) {
+    type Error = Error;
+
+    fn try_from(h: pb::ImportCsvHeader) -> Result<Self> {
+        let pb::ImportCsvHeader {
+            database,
+            table,
+            csv,
+            create,
+            skip_bad_rows,
+        } = h;
+        let create = create
+            .map(|c| {
+                let pb::CsvCreateTable {
+                    column_types,
+                    sample_rows,
+                } = c;
+                Ok::<_, Error>(CreateFromCsv {
+                    column_types: column_types
+                        .into_iter()
+                        .map(|(name, ty)| Ok((name, column_type(ty)?)))
+                        .collect::<Result<_>>()?,
+                    sample_rows: match sample_rows {
+                        0 => 100,
+                        n => n.min(100_000) as usize,
+                    },
+                })
+            })
+            .transpose()?;
+        Ok((
+            database,
+            CsvImport {
+                table: Identifier::parse("table", &table)?,
+                csv: CsvOptions::try_from(csv)?,
+                create,
+                skip_bad_rows,
+            },
+        ))
+    }
+}
+
+impl From<CsvImportReport> for pb::ImportCsvResponse {
+    fn from(r: CsvImportReport) -> Self {
+        let CsvImportReport {
+            rows_read,
+            rows_inserted,
+            rows_rejected,
+            rejected,
+            table_created,
+        } = r;
+        pb::ImportCsvResponse {
+            rows_read: rows_read as i64,
+            rows_inserted: rows_inserted as i64,
+            rows_rejected: rows_rejected as i64,
+            rejected: rejected
+                .into_iter()
+                .map(|(line, reason)| pb::RejectedRow {
+                    line: line as i64,
+                    reason,
+                })
+                .collect(),
+            table_created,
+        }
+    }
+}
+
+impl From<Schema> for pb::GetSchemaResponse {
+    fn from(s: Schema) -> Self {
+        let text = s.render_text();
+        let Schema { tables, key_space } = s;
+        pb::GetSchemaResponse {
+            tables: tables.into_iter().map(Into::into).collect(),
+            key_space: key_space.map(Into::into),
+            text,
+        }
+    }
+}
+
+impl From<TableSchema> for pb::TableSchema {
+    fn from(t: TableSchema) -> Self {
+        let TableSchema {
+            name,
+            kind,
+            columns,
+            primary_key,
+            indexes,
+            foreign_keys,
+            uniques,
+            checks,
+            row_estimate,
+            definition,
+        } = t;
+        pb::TableSchema {
+            name,
+            kind: match kind {
+                TableKind::Table => pb::TableKind::Table,
+                TableKind::View => pb::TableKind::View,
+            } as i32,
+            columns: columns
+                .into_iter()
+                .map(|c| {
+                    let ColumnSchema {
+                        name,
+                        declared_type,
+                        kind,
+                        nullable,
+                        default,
+                        primary_key,
+                        auto_increment,
+                    } = c;
+                    pb::ColumnSchema {
+                        name,
+                        declared_type,
+                        kind: value_kind(kind) as i32,
+                        nullable,
+                        default_expression: default,
+                        primary_key,
+                        auto_increment,
+                    }
+                })
+                .collect(),
+            primary_key,
+            indexes: indexes
+                .into_iter()
+                .map(|i| {
+                    let IndexSchema {
+                        name,
+                        columns,
+                        unique,
+                        primary,
+                    } = i;
+                    pb::IndexSchema {
+                        name,
+                        columns,
+                        unique,
+                        primary,
+                    }
+                })
+                .collect(),
+            foreign_keys: foreign_keys
+                .into_iter()
+                .map(|f| {
+                    let ForeignKeySchema {
+                        name,
+                        columns,
+                        referenced_table,
+                        referenced_columns,
+                        on_update,
+                        on_delete,
+                    } = f;
+                    pb::ForeignKeySchema {
+                        name,
+                        columns,
+                        referenced_table,
+                        referenced_columns,
+                        on_update,
+                        on_delete,
+                    }
+                })
+                .collect(),
+            uniques: uniques
+                .into_iter()
+                .map(|u| pb::UniqueSchema {
+                    name: u.name,
+                    columns: u.columns,
+                })
+                .collect(),
+            checks: checks
+                .into_iter()
+                .map(|c| pb::CheckSchema {
+                    name: c.name,
+                    expression: c.expression,
+                })
+                .collect(),
+            row_estimate,
+            definition,
+        }
+    }
+}
+
+impl From<KeySpaceSummary> for pb::KeySpaceSummary {
+    fn from(k: KeySpaceSummary) -> Self {
+        let KeySpaceSummary {
+            total_keys,
+            sampled_keys,
+            patterns,
+        } = k;
+        pb::KeySpaceSummary {
+            total_keys,
+            sampled_keys,
+            patterns: patterns
+                .into_iter()
+                .map(|p| {
+                    let KeyPattern {
+                        pattern,
+                        value_type,
+                        count,
+                        example,
+                        with_ttl,
+                    } = p;
+                    pb::KeyPattern {
+                        pattern,
+                        r#type: value_type,
+                        count,
+                        example,
+                        with_ttl,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<Plan> for pb::ExplainResponse {
+    fn from(p: Plan) -> Self {
+        let full_scans = p.full_scans();
+        let Plan { raw, nodes } = p;
+        pb::ExplainResponse {
+            raw,
+            nodes: nodes.into_iter().map(Into::into).collect(),
+            full_scans,
+        }
+    }
+}
+
+impl From<PlanNode> for pb::PlanNode {
+    fn from(n: PlanNode) -> Self {
+        let PlanNode {
+            operation,
+            relation,
+            detail,
+            estimated_rows,
+            estimated_cost,
+            actual_rows,
+            full_scan,
+            children,
+        } = n;
+        pb::PlanNode {
+            operation,
+            relation,
+            detail,
+            estimated_rows,
+            estimated_cost,
+            actual_rows,
+            full_scan,
+            children: children.into_iter().map(Into::into).collect(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,11 @@ pub mod convert;
 pub mod data;
 pub mod limits;
 pub mod operations;
+pub mod schema;
 pub mod status;
 pub mod table;
 pub mod telemetry;
+pub mod transfer;
 
 use std::pin::Pin;
 

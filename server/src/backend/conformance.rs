@@ -51,6 +51,7 @@ pub async fn run_all(backend: Arc<dyn Backend>, hooks: &Hooks) {
     stream_cancel_releases(backend.as_ref(), hooks).await;
     statement_timeout(backend.as_ref(), hooks).await;
     isolation_between_databases(backend.as_ref()).await;
+    read_only_is_enforced(backend.as_ref()).await;
 }
 
 fn limits() -> StatementLimits {
@@ -544,6 +545,99 @@ pub async fn isolation_between_databases(b: &dyn Backend) {
     assert!(matches!(err, Error::Query { .. }), "{err:?}");
     a.drop_now().await;
     other.drop_now().await;
+}
+
+/// Read-only access ([`StatementLimits::read_only`]), on an engine that says it enforces it
+/// ([`Backend::enforces_read_only`]): reads work by every route, including on tables created
+/// later; every write is refused by the engine as `Forbidden` and changes nothing, whether it
+/// comes through `execute`, a stream, a batch (with or without a transaction) or a session;
+/// and the database's own access still writes.
+pub async fn read_only_is_enforced(b: &dyn Backend) {
+    if !b.enforces_read_only() {
+        return;
+    }
+    let s = Scratch::new(b, "ro").await;
+    s.exec(s.sql("CREATE TABLE t (v INTEGER)"))
+        .await
+        .expect("ddl");
+    s.exec(s.with("INSERT INTO t (v) VALUES (?)", vec![Value::Int(1)]))
+        .await
+        .expect("insert");
+    let ro = StatementLimits {
+        read_only: true,
+        ..limits()
+    };
+    let forbidden = |what: &str, r: Result<()>| match r {
+        Err(Error::Query {
+            kind: QueryErrorKind::Forbidden,
+            ..
+        }) => {}
+        other => panic!("{what}: expected Forbidden, got {other:?}"),
+    };
+
+    let r =
+        s.db.execute(s.sql("SELECT v FROM t"), &ro)
+            .await
+            .expect("read");
+    assert_eq!(r.rows.len(), 1);
+    assert_eq!(r.rows[0][0], Value::Int(1));
+    let mut stream =
+        s.db.query(s.sql("SELECT v FROM t"), ro.clone())
+            .await
+            .expect("stream");
+    let mut streamed = 0;
+    while let Some(ev) = stream.next().await {
+        if let RowEvent::Rows(batch) = ev.expect("streamed read") {
+            streamed += batch.len();
+        }
+    }
+    assert_eq!(streamed, 1);
+    s.exec(s.sql("CREATE TABLE later (w INTEGER)"))
+        .await
+        .expect("ddl after the reader exists");
+    let r = s.db.execute(s.sql("SELECT COUNT(*) FROM later"), &ro).await;
+    assert_eq!(
+        r.expect("a later table is readable").rows[0][0],
+        Value::Int(0)
+    );
+
+    for sql in [
+        "INSERT INTO t (v) VALUES (2)",
+        "UPDATE t SET v = 5",
+        "DELETE FROM t",
+        "CREATE TABLE u (x INTEGER)",
+        "DROP TABLE t",
+        "ALTER TABLE t ADD COLUMN y INTEGER",
+    ] {
+        forbidden(sql, s.db.execute(s.sql(sql), &ro).await.map(drop));
+        let streamed = async {
+            let mut stream = s.db.query(s.sql(sql), ro.clone()).await?;
+            while let Some(ev) = stream.next().await {
+                ev?;
+            }
+            Ok(())
+        };
+        forbidden(sql, streamed.await);
+        for transactional in [false, true] {
+            let r = s.db.batch(vec![s.sql(sql)], transactional, &ro).await;
+            forbidden(sql, r.map(drop));
+        }
+        if b.capabilities().sessions {
+            let mut sess = s.db.session(ro.clone()).await.expect("session");
+            sess.begin().await.expect("begin");
+            forbidden(sql, sess.execute(s.sql(sql)).await.map(drop));
+            drop(sess);
+        }
+    }
+    let r = s.exec(s.sql("SELECT v FROM t")).await.expect("read");
+    assert_eq!(r.rows.len(), 1, "nothing changed");
+    assert_eq!(r.rows[0][0], Value::Int(1), "nothing changed");
+    assert_eq!(r.columns.len(), 1, "no column was added");
+    s.exec(s.with("INSERT INTO t (v) VALUES (?)", vec![Value::Int(2)]))
+        .await
+        .expect("the database's own access still writes");
+    assert_eq!(s.count("t").await, 2);
+    s.drop_now().await;
 }
 
 /// Unsupported operations are reported, never faked: a backend without SQL has no dialect.

@@ -23,6 +23,7 @@
 pub mod conformance;
 pub mod mysql;
 pub mod postgres;
+pub mod reader;
 pub mod redis;
 pub mod sql;
 pub mod sqlite;
@@ -33,8 +34,9 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use crate::core::{
-    error::Result,
+    error::{Error, Result},
     names::DatabaseName,
+    schema::{Plan, Schema},
     table::SqlDialect,
     value::{RowEvent, Statement, StatementResult},
 };
@@ -133,6 +135,18 @@ pub struct StatementLimits {
 /// A stream of row events; see [`RowEvent`] for the order.
 pub type RowStream = BoxStream<'static, Result<RowEvent>>;
 
+/// A piece of a dump: the next bytes of the file and how many rows (or keys) they hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DumpChunk {
+    /// The next bytes of the dump.
+    pub data: Vec<u8>,
+    /// Rows or keys written in `data`.
+    pub rows: u64,
+}
+
+/// A dump streamed in chunks; see [`Database::dump`].
+pub type DumpStream = BoxStream<'static, Result<DumpChunk>>;
+
 /// An engine that can spawn, prune and open databases.
 #[async_trait]
 pub trait Backend: Send + Sync + fmt::Debug + 'static {
@@ -206,6 +220,47 @@ pub trait Database: Send + Sync + fmt::Debug {
     ) -> Result<Vec<StatementResult>>;
     /// Opens an interactive session on a pinned connection.
     async fn session(&self, limits: StatementLimits) -> Result<Box<dyn Session>>;
+    /// Describes the tables and views, or only `table` ([`Error::NotFound`] when it does not
+    /// exist), sorted by name. Key-value engines fill [`Schema::key_space`] from a bounded sample.
+    async fn schema(&self, table: Option<&str>, limits: &StatementLimits) -> Result<Schema> {
+        let _ = (table, limits);
+        Err(self.unsupported("GetSchema"))
+    }
+    /// The plan of `stmt`. With `analyze` the statement runs inside a transaction that is rolled
+    /// back, so nothing it writes is kept.
+    async fn explain(
+        &self,
+        stmt: Statement,
+        analyze: bool,
+        limits: &StatementLimits,
+    ) -> Result<Plan> {
+        let _ = (stmt, analyze, limits);
+        Err(self.unsupported("Explain"))
+    }
+    /// Streams a dump of the whole database that the same engine replays into an identical one:
+    /// an SQL script for SQL engines (run with the script importer), NDJSON records for
+    /// key-value engines (read by [`import_records`](Self::import_records)). Dropping the stream
+    /// stops it.
+    async fn dump(&self, schema_only: bool, limits: StatementLimits) -> Result<DumpStream> {
+        let _ = (schema_only, limits);
+        Err(self.unsupported("DumpDatabase"))
+    }
+    /// Key-value engines: writes the NDJSON records of `data` (the [`dump`](Self::dump) format)
+    /// atomically, replacing keys of the same name, and returns how many there were. A bad record
+    /// is [`Error::InvalidArgument`] naming its line, and nothing is written.
+    async fn import_records(&self, data: &[u8], limits: &StatementLimits) -> Result<u64> {
+        let _ = (data, limits);
+        Err(self.unsupported("ImportNdjson"))
+    }
+    /// The engine's name for [`Error::Unsupported`].
+    fn engine_name(&self) -> &'static str;
+    /// An [`Error::Unsupported`] for `operation` on this engine.
+    fn unsupported(&self, operation: &'static str) -> Error {
+        Error::Unsupported {
+            operation,
+            backend: self.engine_name(),
+        }
+    }
 }
 
 /// An interactive transaction on one pinned connection. Dropped with a transaction open, it

@@ -19,6 +19,7 @@
 //! write must apply whole or not at all.
 
 pub mod exec;
+pub mod inspect;
 pub mod pool;
 #[cfg(test)]
 pub mod testing;
@@ -30,6 +31,7 @@ use async_trait::async_trait;
 
 pub use self::{
     exec::{SqlDatabase, classify},
+    inspect::Inspect,
     pool::{DbPool, PoolSizes, Server},
     text::{Flavor, Locator},
 };

@@ -852,6 +852,28 @@ impl Forge {
         h.session(limits).await
     }
 
+    /// What a transfer or inspection call (`core::transfer`) works with: the open database, its
+    /// engine, and limits checked against the caller's role.
+    pub(crate) async fn transfer_target(
+        &self,
+        who: &Principal,
+        db: &str,
+        needed: Role,
+    ) -> Result<TransferTarget> {
+        let (entry, database, role) = self.handle(who, db, needed).await?;
+        let backend = entry.backend()?;
+        let limits = &self.inner.cfg.limits;
+        Ok(TransferTarget {
+            database,
+            kind: backend.kind(),
+            capabilities: backend.capabilities().clone(),
+            dialect: backend.dialect(),
+            whole: Self::limits_for(&entry, role, limits.whole_result())?,
+            transfer: Self::limits_for(&entry, role, limits.transfer())?,
+            limits: limits.clone(),
+        })
+    }
+
     /// The handle, dialect and limits (whole-result, streamed) for a TableService call.
     async fn sql(
         &self,
@@ -979,4 +1001,22 @@ impl Forge {
         let stmt = table::delete(d, &table, &scope);
         Ok(h.execute(stmt, &limits).await?.rows_affected)
     }
+}
+
+/// An open database and what a transfer needs to know about it; see [`Forge::transfer_target`].
+pub(crate) struct TransferTarget {
+    /// The open database.
+    pub database: Arc<dyn Database>,
+    /// Its engine.
+    pub kind: BackendKind,
+    /// What the engine supports.
+    pub capabilities: Capabilities,
+    /// Its SQL dialect, if it speaks SQL.
+    pub dialect: Option<&'static dyn SqlDialect>,
+    /// Limits for statements whose result travels in one message.
+    pub whole: StatementLimits,
+    /// Limits for exports and dumps.
+    pub transfer: StatementLimits,
+    /// The server's limits (import sizes).
+    pub limits: Limits,
 }

@@ -30,6 +30,13 @@ pub struct Limits {
     pub max_insert_rows: usize,
     /// Time a Session may wait for its next message before it is rolled back.
     pub session_idle_timeout: Duration,
+    /// Bytes one import (CSV, SQL script, NDJSON) may send in total.
+    pub max_import_bytes: u64,
+    /// Bytes one line of an import (a CSV record, an NDJSON record, an SQL statement) may hold.
+    pub max_import_line_bytes: usize,
+    /// Wall-clock time an export, dump or import may take as a whole; each statement inside it
+    /// still has `statement_timeout`.
+    pub transfer_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -46,6 +53,9 @@ impl Default for Limits {
             max_batch_statements: 10_000,
             max_insert_rows: 10_000,
             session_idle_timeout: Duration::from_secs(60),
+            max_import_bytes: 256 << 20,
+            max_import_line_bytes: 16 << 20,
+            transfer_timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -62,6 +72,17 @@ impl Limits {
             batch_bytes: self.batch_bytes,
             stream_buffer: self.stream_buffer,
             read_only: false,
+        }
+    }
+
+    /// Limits for an export or dump: it streams with backpressure, so it has no row or byte cap
+    /// (a cut would silently lose data), only the transfer timeout.
+    pub fn transfer(&self) -> StatementLimits {
+        StatementLimits {
+            max_rows: u64::MAX,
+            max_bytes: u64::MAX,
+            timeout: self.transfer_timeout,
+            ..self.stream(0)
         }
     }
 

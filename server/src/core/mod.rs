@@ -3,9 +3,13 @@
 pub mod access;
 pub mod audit;
 pub mod catalog;
+pub mod csv;
 pub mod error;
 pub mod forge;
 pub mod limits;
 pub mod names;
+pub mod schema;
+pub mod script;
 pub mod table;
+pub mod transfer;
 pub mod value;

@@ -457,3 +457,266 @@ async fn no_auth_is_refused_off_loopback() {
         .expect_err("refused");
     assert!(err.to_string().contains("--insecure-no-auth"), "{err}");
 }
+
+/// A secured gateway that also serves the server engine `backend` at `url`.
+async fn secured_with(backend: dbforge::Backend, url: String) -> TestServer {
+    TestServer::with(move |mut c| {
+        c.insecure_no_auth = false;
+        c.admin_key = Some(ADMIN.into());
+        match backend {
+            dbforge::Backend::Postgres => c.postgres_url = Some(url),
+            dbforge::Backend::Mysql => c.mysql_url = Some(url),
+            _ => c.redis_url = Some(url),
+        }
+        c
+    })
+    .await
+}
+
+/// A key with `role` on `db` only, connected.
+async fn key_for(s: &TestServer, admin: &Client, db: &str, role: Role) -> Client {
+    let (_, key) = admin
+        .create_api_key(ApiKeySpec::new("scoped").grant(Grant::database(db, role)))
+        .await
+        .expect("key");
+    as_key(s, &key).await
+}
+
+/// Every data-plane route refuses `sql` for `reader` with PERMISSION_DENIED.
+async fn refused_by_every_route(reader: &Client, db: &str, sql: &str, sessions: bool) {
+    assert_code(reader.execute(db, sql, &[]).await, Code::PermissionDenied);
+    let streamed = match reader.query(db, sql, &[]).await {
+        Ok(mut rows) => rows.collect_rows().await,
+        Err(e) => Err(e),
+    };
+    assert_code(streamed, Code::PermissionDenied);
+    for transactional in [false, true] {
+        assert_code(
+            reader
+                .batch(db, vec![Statement::new(sql, vec![])], transactional)
+                .await,
+            Code::PermissionDenied,
+        );
+    }
+    if sessions {
+        let mut tx = reader.transaction(db).await.expect("read-only session");
+        assert_code(tx.execute(sql, &[]).await, Code::PermissionDenied);
+    }
+}
+
+/// Read grants on a SQL server engine: reads by every route, every write refused by the
+/// engine's read-only role or user, the write key unaffected, and no reach into another
+/// database.
+async fn read_grants_on_sql_server(backend: dbforge::Backend, url: String, writes: &[&str]) {
+    let s = secured_with(backend, url).await;
+    let admin = as_key(&s, ADMIN).await;
+    let db = crate::harness::unique("ro-sql");
+    let created = admin
+        .create_database(&db, CreateOptions::default().backend(backend))
+        .await
+        .expect("create");
+    assert!(created.database.capabilities.read_only_grants);
+    admin
+        .execute(&db, "CREATE TABLE t (v INTEGER)", &[])
+        .await
+        .expect("ddl");
+    admin
+        .execute(&db, "INSERT INTO t (v) VALUES (1)", &[])
+        .await
+        .expect("insert");
+    let other = crate::harness::unique("ro-other");
+    admin
+        .create_database(&other, CreateOptions::default().backend(backend))
+        .await
+        .expect("create other");
+    admin
+        .execute(&other, "CREATE TABLE secret (v INTEGER)", &[])
+        .await
+        .expect("ddl");
+    let reader = key_for(&s, &admin, &db, Role::Read).await;
+    let writer = key_for(&s, &admin, &db, Role::Write).await;
+
+    let r = reader
+        .execute(&db, "SELECT v FROM t", &[])
+        .await
+        .expect("read");
+    assert_eq!(r.rows[0].values(), &[Value::Int(1)]);
+    let rows = reader
+        .query(&db, "SELECT v FROM t", &[])
+        .await
+        .expect("stream")
+        .collect_rows()
+        .await
+        .expect("streamed rows");
+    assert_eq!(rows.len(), 1);
+    reader
+        .batch(&db, vec![Statement::new("SELECT v FROM t", vec![])], true)
+        .await
+        .expect("a batch of reads");
+    reader
+        .select_rows(&db, Select::from("t"))
+        .await
+        .expect("select rows");
+    let mut tx = reader.transaction(&db).await.expect("read-only session");
+    tx.execute("SELECT count(*) FROM t", &[])
+        .await
+        .expect("read in session");
+    drop(tx);
+
+    for sql in [
+        "INSERT INTO t (v) VALUES (2)",
+        "UPDATE t SET v = 5",
+        "DELETE FROM t",
+        "CREATE TABLE u (x INTEGER)",
+        "ALTER TABLE t ADD COLUMN y INTEGER",
+        "DROP TABLE t",
+    ]
+    .iter()
+    .chain(writes)
+    {
+        refused_by_every_route(&reader, &db, sql, true).await;
+    }
+    assert_code(
+        reader
+            .insert_rows(&db, "t", vec![record([("v", Value::from(3))])])
+            .await,
+        Code::PermissionDenied,
+    );
+    assert_code(
+        reader.execute(&other, "SELECT v FROM secret", &[]).await,
+        Code::PermissionDenied,
+    );
+    assert_eq!(rows_in_t(&admin, &db).await, 1, "nothing changed");
+
+    writer
+        .execute(&db, "INSERT INTO t (v) VALUES (2)", &[])
+        .await
+        .expect("the write key still writes");
+    assert_eq!(rows_in_t(&admin, &db).await, 2);
+    // A table made after the read key was used is readable through it too.
+    writer
+        .execute(&db, "CREATE TABLE later (w INTEGER)", &[])
+        .await
+        .expect("ddl");
+    let r = reader
+        .execute(&db, "SELECT count(*) FROM later", &[])
+        .await
+        .expect("a later table");
+    assert_eq!(r.rows[0].values(), &[Value::Int(0)]);
+    admin.delete_database(&db).await.expect("delete");
+    admin.delete_database(&other).await.expect("delete");
+}
+
+#[tokio::test]
+async fn read_grants_are_enforced_by_postgres() {
+    let Some(url) = crate::harness::backend_url(
+        "postgres",
+        "DBFORGE_TEST_POSTGRES_URL",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+    )
+    .await
+    else {
+        return;
+    };
+    let writes = [
+        "CREATE TEMP TABLE tmp (x INTEGER)",
+        "SELECT lo_create(0)",
+        "CREATE SCHEMA mine",
+    ];
+    read_grants_on_sql_server(dbforge::Backend::Postgres, url, &writes).await;
+}
+
+#[tokio::test]
+async fn read_grants_are_enforced_by_mysql() {
+    let Some(url) = crate::harness::backend_url(
+        "mysql",
+        "DBFORGE_TEST_MYSQL_URL",
+        "mysql://root@127.0.0.1:3306",
+    )
+    .await
+    else {
+        return;
+    };
+    let writes = [
+        "CREATE TEMPORARY TABLE tmp (x INTEGER)",
+        "REPLACE INTO t (v) VALUES (3)",
+        "TRUNCATE TABLE t",
+    ];
+    read_grants_on_sql_server(dbforge::Backend::Mysql, url, &writes).await;
+}
+
+#[tokio::test]
+async fn read_grants_are_enforced_by_redis() {
+    let Some(url) =
+        crate::harness::backend_url("redis", "DBFORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+            .await
+    else {
+        return;
+    };
+    let s = secured_with(dbforge::Backend::Redis, url).await;
+    let admin = as_key(&s, ADMIN).await;
+    let db = crate::harness::unique("ro-kv");
+    let created = admin
+        .create_database(
+            &db,
+            CreateOptions::default().backend(dbforge::Backend::Redis),
+        )
+        .await
+        .expect("create");
+    assert!(created.database.capabilities.read_only_grants);
+    admin.execute(&db, "SET k v", &[]).await.expect("set");
+    admin.execute(&db, "RPUSH l a b", &[]).await.expect("rpush");
+    let other = crate::harness::unique("ro-kv-other");
+    admin
+        .create_database(
+            &other,
+            CreateOptions::default().backend(dbforge::Backend::Redis),
+        )
+        .await
+        .expect("create other");
+    admin
+        .execute(&other, "SET secret s", &[])
+        .await
+        .expect("set");
+    let reader = key_for(&s, &admin, &db, Role::Read).await;
+    let writer = key_for(&s, &admin, &db, Role::Write).await;
+
+    let r = reader.execute(&db, "GET k", &[]).await.expect("GET");
+    assert_eq!(r.rows[0].values(), &[Value::Text("v".into())]);
+    let rows = reader
+        .query(&db, "LRANGE l 0 -1", &[])
+        .await
+        .expect("stream")
+        .collect_rows()
+        .await
+        .expect("streamed rows");
+    assert_eq!(rows.len(), 2);
+    for line in [
+        "SET k w",
+        "DEL k",
+        "RPUSH l c",
+        "INCR n",
+        "EXPIRE k 5",
+        "HSET h f v",
+    ] {
+        refused_by_every_route(&reader, &db, line, false).await;
+    }
+    assert_code(
+        reader.execute(&other, "GET secret", &[]).await,
+        Code::PermissionDenied,
+    );
+    let r = admin.execute(&db, "GET k", &[]).await.expect("GET");
+    assert_eq!(
+        r.rows[0].values(),
+        &[Value::Text("v".into())],
+        "nothing changed"
+    );
+    writer
+        .execute(&db, "SET k w", &[])
+        .await
+        .expect("the write key still writes");
+    let r = reader.execute(&db, "GET k", &[]).await.expect("GET");
+    assert_eq!(r.rows[0].values(), &[Value::Text("w".into())]);
+    admin.delete_database(&db).await.expect("delete");
+    admin.delete_database(&other).await.expect("delete");
+}

@@ -19,4 +19,5 @@ mod sql_servers;
 mod streaming;
 mod table;
 mod tls;
+mod transfer;
 mod web;

@@ -1,7 +1,7 @@
 //! Provisioning on MySQL/MariaDB: a schema and a user per spawned database, created, dropped and
 //! swept through the administrative pool.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, sync::Arc};
 
 use sqlx::Row as _;
 use tokio::time::Instant;
@@ -11,10 +11,13 @@ use super::{
     conn::{MyConn, MysqlEngine},
 };
 use crate::{
-    backend::sql::{
-        Locator,
-        pool::{ADMIN_TIMEOUT, Pooled},
-        text::like_prefix,
+    backend::{
+        reader::reader_ident,
+        sql::{
+            Locator, Server,
+            pool::{ADMIN_TIMEOUT, Pooled},
+            text::like_prefix,
+        },
     },
     core::{
         error::{Error, Result},
@@ -131,26 +134,32 @@ impl MysqlBackend {
                 .exec(format!("GRANT ALL PRIVILEGES ON {schema}.* TO {account}"))
                 .await
         })
-        .await
+        .await?;
+        ensure_reader(Arc::clone(&self.server), loc.clone()).await
     }
 
     /// Drops the schema and the user named `ident`; what is already gone is fine.
     pub(super) async fn unprovision(&self, ident: &str) -> Result<()> {
+        let reader = reader_ident(ident);
         self.server.close_idle(ident);
+        self.server.close_idle(&reader);
         admin_timeout(async {
             let mut admin = self.admin().await?;
             // MySQL keeps a dropped user's sessions alive: end them first.
-            let sessions = admin
-                .integers(
-                    "SELECT CAST(ID AS UNSIGNED) FROM information_schema.PROCESSLIST WHERE USER = ?",
-                    ident,
-                )
-                .await?;
-            for id in sessions {
-                match admin.exec(format!("KILL CONNECTION {id}")).await {
-                    // 1094: the session ended meanwhile.
-                    Err(Error::Query { code: Some(c), .. }) if c == "1094" => {}
-                    other => other?,
+            for user in [ident, reader.as_str()] {
+                let sessions = admin
+                    .integers(
+                        "SELECT CAST(ID AS UNSIGNED) FROM information_schema.PROCESSLIST \
+                         WHERE USER = ?",
+                        user,
+                    )
+                    .await?;
+                for id in sessions {
+                    match admin.exec(format!("KILL CONNECTION {id}")).await {
+                        // 1094: the session ended meanwhile.
+                        Err(Error::Query { code: Some(c), .. }) if c == "1094" => {}
+                        other => other?,
+                    }
                 }
             }
             let schema = MysqlDialect.quote_ident(ident);
@@ -158,7 +167,11 @@ impl MysqlBackend {
                 .exec(format!("DROP DATABASE IF EXISTS {schema}"))
                 .await?;
             admin
-                .exec(format!("DROP USER IF EXISTS {}", account(ident)))
+                .exec(format!(
+                    "DROP USER IF EXISTS {}, {}",
+                    account(ident),
+                    account(&reader)
+                ))
                 .await
         })
         .await
@@ -214,4 +227,37 @@ impl MysqlBackend {
         })
         .await
     }
+}
+
+/// Creates (or completes) the read-only user of `loc`, which read grants log in as:
+/// `SELECT` and `SHOW VIEW` on its schema and nothing else, so the server refuses every
+/// write, DDL, temporary table, routine call and file access from it. Idempotent, and run
+/// again before the first read-only call of every open database, so that databases spawned before read-only users existed get one.
+pub(super) async fn ensure_reader(server: Arc<Server<MysqlEngine>>, loc: Locator) -> Result<()> {
+    admin_timeout(async {
+        let pooled = server
+            .admin()
+            .acquire(Instant::now() + ADMIN_TIMEOUT)
+            .await?;
+        let mut admin = Admin(pooled);
+        let schema = MysqlDialect.quote_ident(&loc.ident);
+        let account = account(&reader_ident(&loc.ident));
+        // The password is generated hex (checked by Locator::parse): safe inside quotes. The
+        // reader shares it with the owner: both are the gateway's, never shown to clients.
+        let password = &loc.password;
+        admin
+            .exec(format!(
+                "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{password}'"
+            ))
+            .await?;
+        admin
+            .exec(format!("ALTER USER {account} IDENTIFIED BY '{password}'"))
+            .await?;
+        admin
+            .exec(format!(
+                "GRANT SELECT, SHOW VIEW ON {schema}.* TO {account}"
+            ))
+            .await
+    })
+    .await
 }

@@ -9,6 +9,13 @@
 //! other users' sessions and server settings are out of reach. Statements are always prepared
 //! one at a time (no multi-statements, and `LOAD DATA LOCAL` is not offered by the driver).
 //!
+//! Read grants run as a second user, named as the first with its last `_` written `-`
+//! ([`reader_ident`]) and sharing its password, holding only `SELECT, SHOW VIEW` on the schema
+//! ([`WithReader`] picks it for calls with `read_only` limits): the server refuses their writes,
+//! DDL, temporary tables and routine calls (`1142`, `1044`, `1370` → `Forbidden`). It is made by
+//! `create`, or before the first read-only call for a database spawned before it existed, and
+//! dropped by `destroy`.
+//!
 //! Names: `<prefix><name>_<8 hex>`, within MySQL's 32-character limit for user names (the
 //! schema has the same name). As on PostgreSQL, the prefix (`dbf_` by default) is what
 //! [`Backend::remove_orphans`] sweeps.
@@ -50,6 +57,7 @@
 
 mod admin;
 mod conn;
+mod inspect;
 #[cfg(test)]
 mod tests;
 
@@ -62,6 +70,7 @@ pub use self::conn::classify;
 use self::conn::{MysqlEngine, MysqlTarget, STATEMENT_CACHE, TypeCache};
 use super::{
     Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
+    reader::{WithReader, reader_ident},
     sql::{Locator, PoolSizes, Server, SqlDatabase, text::DecimalDigits},
 };
 use crate::core::{
@@ -150,18 +159,19 @@ impl MysqlBackend {
         Locator::parse(&db.locator, &self.prefix, MAX_IDENT)
     }
 
-    /// Connection settings for a spawned database's own user.
-    fn target(&self, loc: &Locator) -> MysqlTarget {
+    /// Connection settings for a spawned database's own user (`user` is `loc.ident`) or its
+    /// read-only one, sharing `types`: a table the owner alters is forgotten for both.
+    fn target(&self, loc: &Locator, user: &str, types: &Arc<TypeCache>) -> MysqlTarget {
         MysqlTarget {
             options: self
                 .admin_options
                 .clone()
-                .username(&loc.ident)
+                .username(user)
                 .password(&loc.password)
                 .database(&loc.ident)
                 .statement_cache_capacity(STATEMENT_CACHE),
             schema: loc.ident.clone(),
-            types: Arc::new(TypeCache::default()),
+            types: Arc::clone(types),
         }
     }
 }
@@ -201,8 +211,21 @@ impl Backend for MysqlBackend {
 
     async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {
         let loc = self.locator(db)?;
-        let pool = self.server.database(&loc.ident, self.target(&loc));
-        Ok(Arc::new(SqlDatabase::new(pool)))
+        let types = Arc::new(TypeCache::default());
+        let reader = reader_ident(&loc.ident);
+        let server = Arc::clone(&self.server);
+        let writer = self
+            .server
+            .database(&loc.ident, self.target(&loc, &loc.ident, &types));
+        let reader = self
+            .server
+            .database(&reader, self.target(&loc, &reader, &types));
+        Ok(Arc::new(WithReader::new(
+            SqlDatabase::new(writer),
+            SqlDatabase::new(reader),
+            // Databases spawned before read-only users existed get theirs on first use.
+            Box::new(move || Box::pin(admin::ensure_reader(Arc::clone(&server), loc.clone()))),
+        )))
     }
 
     async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>> {
@@ -224,6 +247,10 @@ impl Backend for MysqlBackend {
 
     fn available(&self) -> bool {
         self.server.is_up()
+    }
+
+    fn enforces_read_only(&self) -> bool {
+        true
     }
 }
 

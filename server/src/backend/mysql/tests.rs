@@ -707,7 +707,13 @@ async fn orphans_and_half_made_databases_are_swept() {
     .iter()
     .map(|r| r.get(0))
     .collect();
-    assert_eq!(left, BTreeSet::from([locator(&b, &kept).ident]));
+    let kept_ident = locator(&b, &kept).ident;
+    let kept_reader = crate::backend::reader::reader_ident(&kept_ident);
+    assert_eq!(
+        left,
+        BTreeSet::from([kept_ident, kept_reader]),
+        "the lost database's read-only user went with it"
+    );
     assert_eq!(kept.scalar("SELECT COUNT(*) FROM k").await, Value::Int(0));
     drop(lost.db);
     kept.drop_in(&b).await;
@@ -831,4 +837,397 @@ async fn starts_while_the_server_is_down() {
         Err(Error::Unavailable(_))
     ));
     assert!(started.elapsed() < Duration::from_millis(500), "fails fast");
+}
+
+/// The whole dump of `db`, as text.
+async fn dump_text(db: &Db) -> String {
+    let mut stream = db.db.dump(false, limits()).await.expect("dump");
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend(chunk.expect("dump chunk").data);
+    }
+    String::from_utf8(out).expect("utf-8 dump")
+}
+
+/// Replays a dump statement by statement in one session, as an import would.
+async fn replay(db: &Db, dump: &str) {
+    let stmts = crate::core::script::split(crate::backend::BackendKind::Mysql, dump, 16 << 20)
+        .expect("split");
+    let mut s = db.db.session(limits()).await.expect("session");
+    s.begin().await.expect("begin");
+    for st in stmts {
+        s.execute(stmt(&st.sql, vec![]))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:?}", &st.sql[..st.sql.len().min(300)]));
+    }
+    s.commit().await.expect("commit");
+}
+
+/// A schema without what differs between a source and its copy: row estimates, and the
+/// AUTO_INCREMENT counter of InnoDB's CREATE text, which it reports as of the last insert.
+async fn schema_of(db: &Db) -> crate::core::schema::Schema {
+    let mut s = db.db.schema(None, &limits()).await.expect("schema");
+    for t in &mut s.tables {
+        t.row_estimate = None;
+    }
+    s
+}
+
+const HOSTILE: &str = "we\"ird; DROP TABLE x; --";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_explain_and_dump_round_trip() {
+    use crate::core::schema::{ForeignKeySchema, TableKind};
+    let _lock = server_lock(false).await;
+    let Some(b) = backend().await else { return };
+    let src = Db::new(&b, "insp-src").await;
+    for sql in [
+        "CREATE TABLE parent (a INT, b VARCHAR(20), PRIMARY KEY (b, a))",
+        "CREATE TABLE child (id INT AUTO_INCREMENT PRIMARY KEY, pa INT NOT NULL, \
+         pb VARCHAR(20) NOT NULL, code VARCHAR(20), qty INT, \
+         CONSTRAINT child_code UNIQUE (code), CONSTRAINT qty_positive CHECK (qty > 0), \
+         CONSTRAINT child_parent FOREIGN KEY (pb, pa) REFERENCES parent (b, a) ON DELETE CASCADE, \
+         INDEX child_qty (qty))",
+        "CREATE VIEW big AS SELECT id, qty FROM child WHERE qty > 10",
+        "CREATE VIEW bigger AS SELECT id FROM big WHERE qty > 20",
+        "CREATE TABLE vals (id BIGINT AUTO_INCREMENT PRIMARY KEY, t LONGTEXT, f DOUBLE, \
+         d DECIMAL(65, 30), ts DATETIME(6), j JSON, blob_ LONGBLOB, flag TINYINT(1))",
+        "CREATE TABLE `we\"ird; DROP TABLE x; --` (`co``l\"` INT, note TEXT)",
+        "CREATE TABLE `back``tick` (v INT)",
+        "INSERT INTO `back``tick` VALUES (7)",
+        "INSERT INTO `we\"ird; DROP TABLE x; --` VALUES (1, 'semi; colon'), (NULL, NULL)",
+        "CREATE TRIGGER child_bi BEFORE INSERT ON child FOR EACH ROW \
+         BEGIN IF NEW.code IS NULL THEN SET NEW.code = CONCAT('auto', NEW.pa); END IF; END",
+    ] {
+        src.ok(sql).await;
+    }
+    // MariaDB's sequence engine; the rows the PostgreSQL test makes with generate_series.
+    src.ok("INSERT INTO parent SELECT seq, CONCAT('p', seq) FROM seq_1_to_300")
+        .await;
+    src.ok("INSERT INTO child (pa, pb, code, qty) \
+         SELECT seq, CONCAT('p', seq), CONCAT('c', seq), seq FROM seq_1_to_300")
+        .await;
+    src.ok("ANALYZE TABLE parent, child").await;
+    let blob: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    let ts = time::OffsetDateTime::from_unix_timestamp_nanos(1_709_210_096_789_012_000)
+        .expect("timestamp");
+    for r in [
+        vec![
+            Value::Text("it's \"quoted\"\nline 2\tünïcødé 😀 \\ back'".into()),
+            Value::Float(0.1),
+            Value::Decimal("12345678901234567890.123456789012345678901234567890".into()),
+            Value::Timestamp(ts),
+            Value::Json(r#"{"a": [1, "x\"y"], "é": null}"#.into()),
+            Value::Bytes(blob),
+            Value::Int(5),
+        ],
+        vec![
+            Value::Text(String::new()),
+            Value::Float(1e308),
+            Value::Decimal("0.000000000000000000000000000001".into()),
+            Value::Null,
+            Value::Null,
+            Value::Bytes(vec![0, 39, 92, 255]),
+            Value::Int(0),
+        ],
+        vec![Value::Null; 7],
+    ] {
+        src.exec(
+            "INSERT INTO vals (t, f, d, ts, j, blob_, flag) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            r,
+        )
+        .await
+        .expect("insert vals");
+    }
+
+    // Schema.
+    let schema = src.db.schema(None, &limits()).await.expect("schema");
+    let names: Vec<&str> = schema.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "back`tick",
+            "big",
+            "bigger",
+            "child",
+            "parent",
+            "vals",
+            HOSTILE
+        ]
+    );
+    assert_eq!(schema.tables[4].primary_key, vec!["b", "a"]);
+    let child = src
+        .db
+        .schema(Some("child"), &limits())
+        .await
+        .expect("one table")
+        .tables
+        .remove(0);
+    assert_eq!(child.kind, TableKind::Table);
+    let id = &child.columns[0];
+    assert_eq!(
+        (
+            id.declared_type.as_str(),
+            id.kind,
+            id.nullable,
+            id.primary_key,
+            id.auto_increment
+        ),
+        ("int(11)", ValueKind::Int, false, true, true)
+    );
+    assert_eq!(
+        child.foreign_keys,
+        vec![ForeignKeySchema {
+            name: "child_parent".into(),
+            columns: vec!["pb".into(), "pa".into()],
+            referenced_table: "parent".into(),
+            referenced_columns: vec!["b".into(), "a".into()],
+            on_update: "RESTRICT".into(),
+            on_delete: "CASCADE".into(),
+        }]
+    );
+    assert_eq!(child.uniques.len(), 1);
+    assert_eq!(child.uniques[0].columns, vec!["code"]);
+    assert_eq!(child.checks.len(), 1);
+    assert_eq!(child.checks[0].name, "qty_positive");
+    assert_eq!(child.checks[0].expression, "`qty` > 0");
+    assert!(child.definition.starts_with("CREATE TABLE `child`"));
+    let idx: Vec<(&str, bool, bool)> = child
+        .indexes
+        .iter()
+        .map(|i| (i.name.as_str(), i.unique, i.primary))
+        .collect();
+    assert!(idx.contains(&("PRIMARY", true, true)), "{idx:?}");
+    assert!(idx.contains(&("child_code", true, false)), "{idx:?}");
+    assert!(idx.contains(&("child_qty", false, false)), "{idx:?}");
+    assert_eq!(child.row_estimate, Some(300));
+    let big = &schema.tables[1];
+    assert_eq!(big.kind, TableKind::View);
+    assert!(big.definition.contains("> 10"), "{}", big.definition);
+    let vals = &schema.tables[5];
+    let kinds: Vec<ValueKind> = vals.columns.iter().map(|c| c.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ValueKind::Int,
+            ValueKind::Text,
+            ValueKind::Float,
+            ValueKind::Decimal,
+            ValueKind::Timestamp,
+            ValueKind::Json,
+            ValueKind::Bytes,
+            ValueKind::Bool
+        ]
+    );
+    assert!(matches!(
+        src.db.schema(Some("nope"), &limits()).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    // Explain.
+    let plan = src
+        .db
+        .explain(
+            stmt("SELECT * FROM child WHERE qty + 0 = ?", vec![Value::Int(7)]),
+            false,
+            &limits(),
+        )
+        .await
+        .expect("explain");
+    assert_eq!(plan.full_scans(), vec!["child"], "{}", plan.raw);
+    let plan = src
+        .db
+        .explain(
+            stmt("SELECT * FROM child WHERE id = ?", vec![Value::Int(7)]),
+            false,
+            &limits(),
+        )
+        .await
+        .expect("explain");
+    assert!(plan.full_scans().is_empty(), "{}", plan.raw);
+    let plan = src
+        .db
+        .explain(
+            stmt("SELECT * FROM child WHERE qty BETWEEN 5 AND 6", vec![]),
+            false,
+            &limits(),
+        )
+        .await
+        .expect("explain");
+    let node = &plan.nodes[0].children[0];
+    assert_eq!(
+        (node.operation.as_str(), node.relation.as_str()),
+        ("range", "child"),
+        "{}",
+        plan.raw
+    );
+    assert!(node.detail.contains("child_qty"));
+
+    // Analyze runs the statement and undoes it; DDL is refused.
+    let plan = src
+        .db
+        .explain(stmt("UPDATE child SET qty = 99", vec![]), true, &limits())
+        .await
+        .expect("analyze");
+    assert_eq!(plan.nodes[0].children[0].relation, "child", "{}", plan.raw);
+    assert_eq!(
+        plan.nodes[0].children[0].actual_rows,
+        Some(300.0),
+        "{}",
+        plan.raw
+    );
+    assert_eq!(
+        src.scalar("SELECT count(*) FROM child WHERE qty = 99")
+            .await,
+        Value::Int(1)
+    );
+    assert!(matches!(
+        src.db
+            .explain(stmt("DROP TABLE child", vec![]), true, &limits())
+            .await,
+        Err(Error::InvalidArgument { .. })
+    ));
+
+    // Dump and replay into a fresh database.
+    let dump = dump_text(&src).await;
+    assert!(dump.starts_with("-- DB-Forge dump"));
+    assert!(
+        dump.contains("SET FOREIGN_KEY_CHECKS=0;\n")
+            && dump.ends_with("SET FOREIGN_KEY_CHECKS=1;\n")
+    );
+    assert!(!dump.contains("DEFINER"));
+    let dst = Db::new(&b, "insp-dst").await;
+    replay(&dst, &dump).await;
+    assert_eq!(schema_of(&src).await, schema_of(&dst).await);
+    for table in [
+        "parent",
+        "child",
+        "vals",
+        "`back``tick`",
+        "`we\"ird; DROP TABLE x; --`",
+    ] {
+        let sql = format!("SELECT * FROM {table} ORDER BY 1");
+        assert_eq!(src.ok(&sql).await.rows, dst.ok(&sql).await.rows, "{table}");
+    }
+    let row = dst
+        .ok("SELECT f, CAST(d AS CHAR), flag + 0 FROM vals WHERE id = 1")
+        .await
+        .rows;
+    assert_eq!(row[0][0], Value::Float(0.1));
+    assert_eq!(row[0][2], Value::Int(5));
+    let row = dst.ok("SELECT f FROM vals WHERE id = 2").await.rows;
+    assert_eq!(row[0][0], Value::Float(1e308));
+    // AUTO_INCREMENT continues where it was (InnoDB reserves ids in blocks for bulk inserts,
+    // so "where it was" is the source's counter, not max(id) + 1); the trigger came back.
+    let insert = "INSERT INTO child (pa, pb) VALUES (1, 'p1')";
+    let next = dst
+        .exec(insert, vec![])
+        .await
+        .expect("insert")
+        .last_insert_id;
+    let want = src
+        .exec(insert, vec![])
+        .await
+        .expect("insert")
+        .last_insert_id;
+    assert!(next.is_some_and(|n| n > 300));
+    assert_eq!(next, want);
+    assert_eq!(
+        dst.scalar("SELECT code FROM child ORDER BY id DESC LIMIT 1")
+            .await,
+        Value::Text("auto1".into())
+    );
+    // Foreign keys came back: deleting a parent cascades.
+    dst.ok("DELETE FROM parent WHERE a = 5").await;
+    assert_eq!(
+        dst.scalar("SELECT count(*) FROM child WHERE pa = 5").await,
+        Value::Int(0)
+    );
+    src.drop_in(&b).await;
+    dst.drop_in(&b).await;
+}
+
+/// Read-only access through the database's read-only user.
+fn read_only() -> crate::backend::StatementLimits {
+    crate::backend::StatementLimits {
+        read_only: true,
+        ..limits()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_user_reads_only_its_own_schema() {
+    let _lock = server_lock(false).await;
+    let Some(b) = backend().await else { return };
+    let a = Db::new(&b, "ro-own").await;
+    let other = Db::new(&b, "ro-other").await;
+    a.ok("CREATE TABLE t (v BIGINT)").await;
+    a.ok("INSERT INTO t VALUES (7)").await;
+    a.ok("CREATE VIEW tv AS SELECT v * 2 AS w FROM t").await;
+    a.ok("CREATE PROCEDURE bump() MODIFIES SQL DATA INSERT INTO t VALUES (8)")
+        .await;
+    other.ok("CREATE TABLE secret (v TEXT)").await;
+    other.ok("INSERT INTO secret VALUES ('x')").await;
+    let limits = read_only();
+    let ro = |sql: String| a.db.execute(stmt(&sql, vec![]), &limits);
+
+    let r = ro("SELECT v FROM t".into()).await.expect("read");
+    assert_eq!(r.rows, vec![vec![Value::Int(7)]]);
+    let r = ro("SELECT w FROM tv".into()).await.expect("a view");
+    assert_eq!(r.rows, vec![vec![Value::Int(14)]]);
+    let ident = locator(&b, &a).ident;
+    let r = ro("SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)".into())
+        .await
+        .expect("who");
+    assert_eq!(
+        r.rows,
+        vec![vec![Value::Text(crate::backend::reader::reader_ident(
+            &ident
+        ))]]
+    );
+    let other_ident = locator(&b, &other).ident;
+    for sql in [
+        "CALL bump()".to_owned(),
+        "CREATE TEMPORARY TABLE tmp (x INT)".to_owned(),
+        "SELECT v FROM t INTO OUTFILE '/tmp/dbforge-ro-escape'".to_owned(),
+        "GRANT SELECT ON t TO CURRENT_USER".to_owned(),
+        format!("SELECT * FROM `{other_ident}`.secret"),
+        format!("INSERT INTO `{other_ident}`.secret VALUES ('y')"),
+    ] {
+        assert_eq!(
+            kind_of(ro(sql.clone()).await),
+            QueryErrorKind::Forbidden,
+            "{sql}"
+        );
+    }
+    assert_eq!(a.scalar("SELECT COUNT(*) FROM t").await, Value::Int(1));
+    assert_eq!(
+        other.scalar("SELECT COUNT(*) FROM secret").await,
+        Value::Int(1)
+    );
+
+    // A database spawned before read-only users existed gets one on its first read-only call.
+    let reader = crate::backend::reader::reader_ident(&ident);
+    drop(a.db);
+    let mut admin = admin_conn().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP USER '{reader}'@'%'")))
+        .execute(&mut admin)
+        .await
+        .expect("forget the read-only user");
+    let reopened = b.open(&a.provisioned).await.expect("open");
+    let r = reopened
+        .execute(stmt("SELECT v FROM t", vec![]), &read_only())
+        .await
+        .expect("read after reopen");
+    assert_eq!(r.rows, vec![vec![Value::Int(7)]]);
+    drop(reopened);
+
+    b.destroy(&a.provisioned).await.expect("destroy");
+    let left: Vec<String> = sqlx::query_scalar("SELECT User FROM mysql.user WHERE User = ?")
+        .bind(&reader)
+        .fetch_all(&mut admin)
+        .await
+        .expect("users");
+    assert!(left.is_empty(), "destroy drops the read-only user too");
+    b.destroy(&other.provisioned).await.expect("destroy");
 }

@@ -1,9 +1,9 @@
 //! Provisioning on PostgreSQL: a database and a login role per spawned database, created, dropped
 //! and swept through the administrative pool.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, sync::Arc};
 
-use sqlx::Row as _;
+use sqlx::{Connection as _, Row as _, postgres::PgConnectOptions};
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -12,10 +12,13 @@ use super::{
     conn::{PgConn, PgEngine},
 };
 use crate::{
-    backend::sql::{
-        Locator,
-        pool::{ADMIN_TIMEOUT, Pooled},
-        text::like_prefix,
+    backend::{
+        reader::reader_ident,
+        sql::{
+            Locator, Server,
+            pool::{ADMIN_TIMEOUT, Pooled},
+            text::like_prefix,
+        },
     },
     core::{
         error::{Error, Result},
@@ -29,6 +32,34 @@ use crate::{
 /// to no role but the implicit `pg_database_owner`, through which it owns the `public` schema.
 const ROLE_ATTRIBUTES: &str =
     "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT";
+
+/// What a spawned database's read-only role may do: log in, nothing else. Its rights inside
+/// the database (CONNECT, USAGE on schemas, SELECT on tables and sequences) are granted to it
+/// one by one; it owns nothing, so it can create nothing and write nowhere.
+const READER_ATTRIBUTES: &str =
+    "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT";
+
+/// Run as the database's own role on a connection to its database: lets `{reader}` (a quoted
+/// name, substituted before running) read every table, view and sequence of every schema the
+/// role owns, now and later. Default privileges are the owner's to set, and the owner is the
+/// only role that creates objects there, so future tables are covered too. `pg_catalog` and
+/// `information_schema` stay readable as for every role.
+const READER_GRANTS: &str = r#"DO $dbforge$
+DECLARE s name;
+BEGIN
+  FOR s IN SELECT nspname FROM pg_namespace
+           WHERE nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+              OR nspname = 'public'
+  LOOP
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO {reader}', s);
+    EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO {reader}', s);
+    EXECUTE format('GRANT SELECT ON ALL SEQUENCES IN SCHEMA %I TO {reader}', s);
+  END LOOP;
+END
+$dbforge$;
+ALTER DEFAULT PRIVILEGES GRANT USAGE ON SCHEMAS TO {reader};
+ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO {reader};
+ALTER DEFAULT PRIVILEGES GRANT SELECT ON SEQUENCES TO {reader}"#;
 
 /// An administrative connection for one provisioning step.
 pub(super) struct Admin(Pooled<PgEngine>);
@@ -144,12 +175,14 @@ impl PostgresBackend {
                 .exec(format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC"))
                 .await
         })
-        .await
+        .await?;
+        self.reader_setup(loc).run().await
     }
 
     /// Drops the database and the role named `ident`; what is already gone is fine.
     pub(super) async fn unprovision(&self, ident: &str) -> Result<()> {
         self.server.close_idle(ident);
+        self.server.close_idle(&reader_ident(ident));
         admin_timeout(async {
             let mut admin = self.admin().await?;
             let name = PostgresDialect.quote_ident(ident);
@@ -157,21 +190,26 @@ impl PostgresBackend {
             admin
                 .exec(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .await?;
-            match admin.exec(format!("DROP ROLE IF EXISTS {name}")).await {
-                Ok(()) => Ok(()),
-                // Another spawned database granted this role privileges: the role cannot be
-                // dropped until that one is. Lock it out; a later orphan sweep drops it.
-                Err(Error::Query { code: Some(c), .. }) if c == "2BP01" => {
-                    warn!(
-                        role = ident,
-                        "role still has grants elsewhere; disabling its login"
-                    );
-                    admin
-                        .exec(format!("ALTER ROLE {name} NOLOGIN PASSWORD NULL"))
-                        .await
+            for role in [ident.to_owned(), reader_ident(ident)] {
+                let name = PostgresDialect.quote_ident(&role);
+                match admin.exec(format!("DROP ROLE IF EXISTS {name}")).await {
+                    Ok(()) => {}
+                    // Another spawned database granted this role privileges: the role cannot
+                    // be dropped until that one is. Lock it out; a later orphan sweep drops it
+                    // (with the database's read-only role, which only ever has grants here).
+                    Err(Error::Query { code: Some(c), .. }) if c == "2BP01" => {
+                        warn!(
+                            role = role.as_str(),
+                            "role still has grants elsewhere; disabling its login"
+                        );
+                        admin
+                            .exec(format!("ALTER ROLE {name} NOLOGIN PASSWORD NULL"))
+                            .await?;
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => Err(e),
             }
+            Ok(())
         })
         .await
     }
@@ -218,4 +256,114 @@ impl PostgresBackend {
         })
         .await
     }
+}
+
+/// What creating a database's read-only role takes, owned so that an open database can run it
+/// before its first read-only call.
+#[derive(Clone)]
+pub(super) struct ReaderSetup {
+    /// The server, for its administrative pool and a pool of the owner's connections.
+    pub server: Arc<Server<PgEngine>>,
+    /// How the administrator connects (to another database for the large-object step).
+    pub admin_options: PgConnectOptions,
+    /// The database and its own login.
+    pub loc: Locator,
+    /// How the database's own role connects: it grants read access to what it owns.
+    pub owner: PgConnectOptions,
+}
+
+impl ReaderSetup {
+    /// Creates (or completes) the read-only role of `loc`, which read grants log in as, and
+    /// gives it read access to everything in the database, through a connection of the
+    /// database's own role (the owner of what is there). Idempotent: run at create, and before
+    /// the first read-only call of every open database, so that databases spawned before
+    /// read-only roles existed get one.
+    pub(super) async fn run(self) -> Result<()> {
+        let loc = &self.loc;
+        let reader = reader_ident(&loc.ident);
+        admin_timeout(async {
+            let pooled = self
+                .server
+                .admin()
+                .acquire(Instant::now() + ADMIN_TIMEOUT)
+                .await?;
+            let mut admin = Admin(pooled);
+            let db = PostgresDialect.quote_ident(&loc.ident);
+            let name = PostgresDialect.quote_ident(&reader);
+            // The password is generated hex (checked by Locator::parse): safe inside quotes. The
+            // reader shares it with the owner: both are the gateway's, never shown to clients.
+            let password = &loc.password;
+            let exists = admin
+                .integer("SELECT 1::int8 FROM pg_roles WHERE rolname = $1", &reader)
+                .await?
+                .is_some();
+            let verb = if exists { "ALTER" } else { "CREATE" };
+            admin
+                .exec(format!(
+                    "{verb} ROLE {name} WITH {READER_ATTRIBUTES} PASSWORD '{password}'"
+                ))
+                .await?;
+            // A second line of defence behind the privileges: every transaction it starts is
+            // read-only, so even a write no privilege covers (a large object) is refused.
+            admin
+                .exec(format!(
+                    "ALTER ROLE {name} SET default_transaction_read_only = on"
+                ))
+                .await?;
+            admin
+                .exec(format!("GRANT CONNECT ON DATABASE {db} TO {name}"))
+                .await?;
+            drop(admin);
+            let owner = self.server.database(&loc.ident, self.owner.clone());
+            let mut conn = owner.acquire(Instant::now() + ADMIN_TIMEOUT).await?;
+            let c = conn.begin_use()?;
+            let r = c.admin_exec(READER_GRANTS.replace("{reader}", &name)).await;
+            conn.end_use(&r);
+            r?;
+            let c = conn.begin_use()?;
+            let r = sqlx::query_scalar::<_, bool>(
+                "SELECT has_function_privilege($1, 'pg_catalog.lo_create(oid)', 'EXECUTE')",
+            )
+            .bind(&reader)
+            .persistent(false)
+            .fetch_one(c.raw())
+            .await;
+            let r = r.map_err(|e| c.fail(e));
+            conn.end_use(&r);
+            if r? {
+                keep_large_objects_to_owner(&self.admin_options, loc).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Takes the creation of large objects from PUBLIC and gives it to the database's own role.
+/// Any role may create large objects, even inside a read-only transaction, and no privilege
+/// on a table is needed: left alone, a read grant could still store data. The functions
+/// belong to the superuser, so this runs on an administrative connection to the spawned
+/// database itself, opened for this step only (once per database: the caller checks first).
+async fn keep_large_objects_to_owner(
+    admin_options: &PgConnectOptions,
+    loc: &Locator,
+) -> Result<()> {
+    let options = admin_options.clone().database(&loc.ident);
+    let mut conn = sqlx::PgConnection::connect_with(&options)
+        .await
+        .map_err(super::classify)?;
+    let functions = "pg_catalog.lo_creat(integer), pg_catalog.lo_create(oid), \
+                     pg_catalog.lo_from_bytea(oid, bytea)";
+    let owner = PostgresDialect.quote_ident(&loc.ident);
+    let sql = format!(
+        "REVOKE EXECUTE ON FUNCTION {functions} FROM PUBLIC; \
+         GRANT EXECUTE ON FUNCTION {functions} TO {owner}"
+    );
+    let r = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .map(drop)
+        .map_err(super::classify);
+    let _ = conn.close().await;
+    r
 }

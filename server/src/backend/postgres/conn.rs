@@ -81,6 +81,8 @@ fn by_sqlstate(code: &str, message: String) -> Error {
         "40001" => q(K::SerializationFailure),
         "40P01" => q(K::Deadlock),
         "42501" => q(K::Forbidden),
+        // A write in a read-only transaction: what a read grant's role meets.
+        "25006" => q(K::Forbidden),
         // query_canceled: statement_timeout, or the gateway cancelling a dropped call.
         "57014" => Error::Timeout(format!("{message}: the statement ran past its deadline")),
         "55P03" => Error::Timeout(message),
@@ -426,6 +428,7 @@ mod tests {
             ("40001", K::SerializationFailure),
             ("40P01", K::Deadlock),
             ("42501", K::Forbidden),
+            ("25006", K::Forbidden),
             ("42601", K::Syntax),
             ("42P01", K::Syntax),
             ("22003", K::DataType),

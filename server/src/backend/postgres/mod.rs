@@ -14,6 +14,20 @@
 //! see is what every PostgreSQL login sees: the names of databases and roles in `pg_database`
 //! and `pg_roles`.
 //!
+//! # Read grants
+//!
+//! Each database also has a read-only login role, named as its own with the last `_` written
+//! `-` ([`reader_ident`]), sharing its password. It has CONNECT on the database, USAGE on its
+//! schemas, SELECT on every table, view and sequence (and, through the owner's default
+//! privileges, on those made later), `default_transaction_read_only`, and nothing else; the
+//! large-object creators, which any role may call even in a read-only transaction, are taken
+//! from PUBLIC in the database. Calls with [`StatementLimits::read_only`] run as that role
+//! ([`WithReader`]), so PostgreSQL refuses their writes (`42501`, `25006` → `Forbidden`). The
+//! role is made by `create`, and before the first read-only call of an open database (for
+//! databases spawned before it existed); `destroy` drops it.
+//!
+//! [`StatementLimits::read_only`]: super::StatementLimits::read_only
+//!
 //! Names: `<prefix><name>_<8 hex>`, with `-` written `_` and the name cut so that the whole
 //! stays within PostgreSQL's 63 bytes; the random suffix gives a respawned name fresh objects.
 //! The prefix (`dbf_` by default) marks what [`Backend::remove_orphans`] may sweep, so two
@@ -59,6 +73,7 @@
 mod admin;
 mod codec;
 mod conn;
+mod inspect;
 #[cfg(test)]
 mod tests;
 
@@ -71,6 +86,7 @@ pub use self::conn::classify;
 use self::conn::{PgEngine, STATEMENT_CACHE};
 use super::{
     Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
+    reader::{WithReader, reader_ident},
     sql::{Locator, PoolSizes, Server, SqlDatabase, text::DecimalDigits},
 };
 use crate::core::{
@@ -161,6 +177,33 @@ impl PostgresBackend {
             .options([("client_connection_check_interval", "1000")])
             .statement_cache_capacity(STATEMENT_CACHE)
     }
+
+    /// What creating the read-only role of `loc` takes (see [`admin::ReaderSetup`]).
+    fn reader_setup(&self, loc: &Locator) -> admin::ReaderSetup {
+        admin::ReaderSetup {
+            server: Arc::clone(&self.server),
+            admin_options: self.admin_options.clone(),
+            loc: loc.clone(),
+            owner: self.target(loc),
+        }
+    }
+
+    /// Connection settings for the database's read-only role (see [`admin::ReaderSetup`]):
+    /// its transactions are read-only from the first statement on, whatever the role's
+    /// settings say.
+    fn reader_target(&self, loc: &Locator) -> PgConnectOptions {
+        self.admin_options
+            .clone()
+            .username(&reader_ident(&loc.ident))
+            .password(&loc.password)
+            .database(&loc.ident)
+            .application_name("dbforge-read")
+            .options([
+                ("client_connection_check_interval", "1000"),
+                ("default_transaction_read_only", "on"),
+            ])
+            .statement_cache_capacity(STATEMENT_CACHE)
+    }
 }
 
 #[async_trait]
@@ -195,7 +238,16 @@ impl Backend for PostgresBackend {
     async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {
         let loc = self.locator(db)?;
         let pool = self.server.database(&loc.ident, self.target(&loc));
-        Ok(Arc::new(SqlDatabase::new(pool)))
+        let reader = self
+            .server
+            .database(&reader_ident(&loc.ident), self.reader_target(&loc));
+        // Databases spawned before read-only roles existed get theirs on first use.
+        let setup = self.reader_setup(&loc);
+        Ok(Arc::new(WithReader::new(
+            SqlDatabase::new(pool),
+            SqlDatabase::new(reader),
+            Box::new(move || Box::pin(setup.clone().run())),
+        )))
     }
 
     async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>> {
@@ -217,6 +269,10 @@ impl Backend for PostgresBackend {
 
     fn available(&self) -> bool {
         self.server.is_up()
+    }
+
+    fn enforces_read_only(&self) -> bool {
+        true
     }
 }
 

@@ -15,12 +15,13 @@ use super::{
     command::{self, Cursor, Plan, SCAN_COUNT, Shape},
     namespace::Namespace,
     pool::{Deadline, Slot},
-    reply,
+    reply, transfer,
 };
 use crate::{
-    backend::{Database, RowStream, Session, StatementLimits},
+    backend::{Database, DumpStream, RowStream, Session, StatementLimits},
     core::{
         error::{Error, Result},
+        schema::Schema,
         value::{
             Column, Row, RowEvent, Statement, StatementResult, Summary, Truncation, Value,
             ValueKind,
@@ -28,10 +29,11 @@ use crate::{
     },
 };
 
+/// What every call of an open database needs; shared with its streams' producer tasks.
 #[derive(Debug)]
-struct Inner {
-    shared: Arc<Shared>,
-    ns: Namespace,
+pub(super) struct Inner {
+    pub(super) shared: Arc<Shared>,
+    pub(super) ns: Namespace,
     slot: Arc<Slot>,
 }
 
@@ -102,7 +104,7 @@ impl Inner {
     }
 
     /// Sends one command as the database's user; an error reply is an error.
-    async fn call(&self, args: &[Vec<u8>], deadline: Deadline) -> Result<Resp> {
+    pub(super) async fn call(&self, args: &[Vec<u8>], deadline: Deadline) -> Result<Resp> {
         let cmd = cmd_of(args);
         let reply = self
             .shared
@@ -115,7 +117,11 @@ impl Inner {
     }
 
     /// Sends commands in one pipeline and returns every reply, errors included.
-    async fn pipeline(&self, pipe: redis::Pipeline, deadline: Deadline) -> Result<Vec<Resp>> {
+    pub(super) async fn pipeline(
+        &self,
+        pipe: redis::Pipeline,
+        deadline: Deadline,
+    ) -> Result<Vec<Resp>> {
         let count = pipe.len();
         self.shared
             .pool
@@ -506,6 +512,10 @@ fn events(
 
 #[async_trait]
 impl Database for RedisDatabase {
+    fn engine_name(&self) -> &'static str {
+        "redis"
+    }
+
     async fn execute(&self, stmt: Statement, limits: &StatementLimits) -> Result<StatementResult> {
         let inner = &self.inner;
         let deadline = Deadline::after(limits.timeout);
@@ -614,5 +624,20 @@ impl Database for RedisDatabase {
             operation: "Session",
             backend: "redis",
         })
+    }
+
+    /// The key-space summary; see [`transfer`](super::transfer).
+    async fn schema(&self, table: Option<&str>, limits: &StatementLimits) -> Result<Schema> {
+        transfer::schema(&self.inner, table, limits).await
+    }
+
+    /// NDJSON records, one per key; see [`transfer`](super::transfer) for the format.
+    async fn dump(&self, schema_only: bool, limits: StatementLimits) -> Result<DumpStream> {
+        transfer::dump(Arc::clone(&self.inner), schema_only, limits)
+    }
+
+    /// Replays [`dump`](Database::dump) records in one MULTI/EXEC.
+    async fn import_records(&self, data: &[u8], limits: &StatementLimits) -> Result<u64> {
+        transfer::import(&self.inner, data, limits).await
     }
 }

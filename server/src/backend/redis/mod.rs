@@ -11,6 +11,12 @@
 //! database's own connection, authenticated as that user, so Redis refuses any key outside the
 //! prefix even if a command slipped past the gateway. Numbered logical databases are not used.
 //!
+//! Read grants run as a second ACL user, `<user>-ro`, with the same password and key prefix but
+//! only `+@read` (less the denied categories, KEYS, DBSIZE and RANDOMKEY, plus PING, ECHO,
+//! TIME, SORT_RO, XREAD and MULTI/EXEC/DISCARD), so Redis refuses every write (`NOPERM` →
+//! `Forbidden`). `create` makes it, an open database sets it again before its first read-only
+//! call (databases spawned before it existed), and `destroy` deletes it with the other.
+//!
 //! Redis keeps ACL users in memory: unless the server has an `aclfile` (then the backend runs
 //! `ACL SAVE` after each change), a restart forgets them. A database whose user the server no
 //! longer knows gets it back from its locator on the next connection (`WRONGPASS` → `ACL
@@ -141,6 +147,14 @@
 //!   cap is reached, the least recently used idle connection of another database is closed; if
 //!   none is idle, the call waits until its deadline (then LimitExceeded).
 //!
+//! # Dumps, imports and the key-space summary
+//!
+//! `dump` writes NDJSON, one record `{"key", "type", "ttl_ms", "value"}` per key (byte strings
+//! that are not UTF-8 as `{"base64": …}`), read as the database's own user with SCAN and paged
+//! reads; `import_records` checks every line, then replays the records in one MULTI/EXEC;
+//! `schema` summarizes a sample of at most 1 000 keys as patterns (`user:*`). The exact format
+//! and limits are in `transfer.rs`. `explain` is Unsupported: Redis has no query plans.
+//!
 //! # Pruning and size
 //!
 //! `destroy` locks the user out (`ACL SETUSER <user> reset`, `CLIENT KILL USER`), deletes the
@@ -157,6 +171,7 @@ mod database;
 mod namespace;
 mod pool;
 mod reply;
+mod transfer;
 
 use std::{
     collections::HashSet,
@@ -173,10 +188,13 @@ pub use self::database::RedisDatabase;
 pub use self::reply::classify;
 use self::{
     command::CommandTable,
-    namespace::{Namespace, USER_PREFIX, is_ours, prefix_of},
+    namespace::{Namespace, USER_PREFIX, is_ours, prefix_of, reader_of},
     pool::{Deadline, Pool},
 };
-use super::{Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig};
+use super::{
+    Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
+    reader::WithReader,
+};
 use crate::core::{
     error::{Error, Result},
     names::DatabaseName,
@@ -268,12 +286,15 @@ impl Shared {
     /// Deletes a namespace: the user is locked out first so no write lands behind the sweep,
     /// then the keys go, then the user. Each step is idempotent.
     async fn remove_namespace(&self, user: &str, prefix: &str) -> Result<()> {
-        let user_b = user.as_bytes();
-        // On a user that does not exist this creates it, disabled; DELUSER below removes it.
-        self.admin_cmd(&[b"ACL", b"SETUSER", user_b, b"reset"])
-            .await?;
-        if let Err(e) = self.admin_cmd(&[b"CLIENT", b"KILL", b"USER", user_b]).await {
-            tracing::debug!(error = %e, "CLIENT KILL USER found no connection");
+        let reader = reader_of(user);
+        let users = [user.as_bytes(), reader.as_bytes()];
+        for user_b in users {
+            // On a user that does not exist this creates it, disabled; DELUSER below removes it.
+            self.admin_cmd(&[b"ACL", b"SETUSER", user_b, b"reset"])
+                .await?;
+            if let Err(e) = self.admin_cmd(&[b"CLIENT", b"KILL", b"USER", user_b]).await {
+                tracing::debug!(error = %e, "CLIENT KILL USER found no connection");
+            }
         }
         let pattern = format!("{prefix}*");
         let mut cursor = b"0".to_vec();
@@ -289,7 +310,8 @@ impl Shared {
             }
             cursor = next;
         }
-        self.admin_cmd(&[b"ACL", b"DELUSER", user_b]).await?;
+        self.admin_cmd(&[b"ACL", b"DELUSER", users[0], users[1]])
+            .await?;
         self.pool.save_acl(Deadline::after(ADMIN_TIMEOUT)).await;
         Ok(())
     }
@@ -399,6 +421,10 @@ impl Backend for RedisBackend {
         self.shared
             .pool
             .set_user(&ns, Deadline::after(ADMIN_TIMEOUT))
+            .await?;
+        self.shared
+            .pool
+            .set_user(&ns.reader(), Deadline::after(ADMIN_TIMEOUT))
             .await
     }
 
@@ -406,13 +432,35 @@ impl Backend for RedisBackend {
         let ns = Namespace::parse(&db.locator)?;
         self.shared.pool.ensure_available()?;
         self.shared.pool.disconnect_user(&ns.user);
+        self.shared.pool.disconnect_user(&ns.reader().user);
         self.shared.remove_namespace(&ns.user, &ns.prefix).await
     }
 
     async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {
         let ns = Namespace::parse(&db.locator)?;
         self.shared.pool.ensure_available()?;
-        Ok(Arc::new(RedisDatabase::new(Arc::clone(&self.shared), ns)))
+        let reader = ns.reader();
+        let shared = Arc::clone(&self.shared);
+        // Databases spawned before read-only users existed get theirs on first use; resetting
+        // it also brings its rules up to date.
+        let ensure = {
+            let reader = reader.clone();
+            move || -> futures::future::BoxFuture<'static, Result<()>> {
+                let shared = Arc::clone(&shared);
+                let reader = reader.clone();
+                Box::pin(async move {
+                    shared
+                        .pool
+                        .set_user(&reader, Deadline::after(ADMIN_TIMEOUT))
+                        .await
+                })
+            }
+        };
+        Ok(Arc::new(WithReader::new(
+            RedisDatabase::new(Arc::clone(&self.shared), ns),
+            RedisDatabase::new(Arc::clone(&self.shared), reader),
+            Box::new(ensure),
+        )))
     }
 
     async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>> {
@@ -518,6 +566,10 @@ impl Backend for RedisBackend {
             self.shared.remove_namespace(user, &prefix_of(user)).await?;
         }
         Ok(orphans.len())
+    }
+
+    fn enforces_read_only(&self) -> bool {
+        true
     }
 
     fn available(&self) -> bool {

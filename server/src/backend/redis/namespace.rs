@@ -65,6 +65,13 @@ pub(super) const EXTRA_ALLOWED: &[&str] = &[
 pub(super) const EXTRA_DENIED: &[&str] = &["dbsize", "move", "randomkey"];
 /// The transaction commands the gateway itself sends for transactional batches.
 const TRANSACTION_COMMANDS: &[&str] = &["multi", "exec", "discard"];
+/// What a database's read-only user may run besides `@read` (less the denied categories):
+/// the gateway's harmless extras, and XREAD, a read that is also in `@blocking` (the gateway
+/// refuses its BLOCK option). SORT is not here (its STORE option writes): SORT_RO is.
+const READER_EXTRA_ALLOWED: &[&str] = &["ping", "echo", "time", "sort_ro", "xread"];
+/// Ends the name of a database's read-only user: `<user>-ro`. Never the shape of a database's
+/// own user (which ends with 16 hex digits), so orphan sweeps never take it for one.
+const READER_SUFFIX: &str = "-ro";
 
 /// A database's ACL user, password and key prefix.
 #[derive(Clone, PartialEq, Eq)]
@@ -75,6 +82,8 @@ pub(super) struct Namespace {
     pub password: String,
     /// Every key of the database starts with this (`<user>:`).
     pub prefix: String,
+    /// Whether this is the database's read-only user (see [`Namespace::reader`]).
+    pub read_only: bool,
 }
 
 impl fmt::Debug for Namespace {
@@ -82,6 +91,7 @@ impl fmt::Debug for Namespace {
         f.debug_struct("Namespace")
             .field("user", &self.user)
             .field("prefix", &self.prefix)
+            .field("read_only", &self.read_only)
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +105,19 @@ impl Namespace {
             prefix: prefix_of(&user),
             password: hex(&random_bytes::<32>()),
             user,
+            read_only: false,
+        }
+    }
+
+    /// The database's read-only user, which read grants run as: the same key prefix and
+    /// password, and only read commands (see [`Self::acl_setuser`]), so Redis itself refuses
+    /// every write.
+    pub fn reader(&self) -> Self {
+        Self {
+            user: reader_of(&self.user),
+            password: self.password.clone(),
+            prefix: self.prefix.clone(),
+            read_only: true,
         }
     }
 
@@ -136,6 +159,7 @@ impl Namespace {
             user,
             password,
             prefix,
+            read_only: false,
         })
     }
 
@@ -155,6 +179,21 @@ impl Namespace {
             "resetchannels".into(),
             "-@all".into(),
         ];
+        if self.read_only {
+            // `@read` holds every command that only reads keys; whatever in it reaches beyond
+            // the keys (KEYS, DBSIZE, RANDOMKEY, …) is denied after, as for the owner.
+            args.push("+@read".into());
+            args.extend(DENIED_CATEGORIES.iter().map(|c| format!("-@{c}")));
+            args.push("-@write".into());
+            args.extend(
+                READER_EXTRA_ALLOWED
+                    .iter()
+                    .chain(TRANSACTION_COMMANDS)
+                    .map(|c| format!("+{c}")),
+            );
+            args.extend(EXTRA_DENIED.iter().map(|c| format!("-{c}")));
+            return args;
+        }
         args.extend(DATA_CATEGORIES.iter().map(|c| format!("+@{c}")));
         args.extend(DENIED_CATEGORIES.iter().map(|c| format!("-@{c}")));
         args.extend(
@@ -172,6 +211,11 @@ impl Namespace {
 /// the name of.
 pub(super) fn prefix_of(user: &str) -> String {
     format!("{user}:")
+}
+
+/// The read-only user that goes with the database user `user`.
+pub(super) fn reader_of(user: &str) -> String {
+    format!("{user}{READER_SUFFIX}")
 }
 
 /// Whether an ACL user name has exactly the shape `generate` makes.
@@ -271,5 +315,27 @@ mod tests {
         );
         assert!(args.contains(&format!("~{}*", ns.prefix)));
         assert!(args.contains(&"-move".to_owned()));
+    }
+
+    #[test]
+    fn the_reader_reads_the_same_keys_only() {
+        let ns = Namespace::generate(&DatabaseName::parse("x").expect("name"));
+        let r = ns.reader();
+        assert_eq!(r.user, format!("{}-ro", ns.user));
+        assert!(!is_ours(&r.user), "never swept as a database of its own");
+        assert_eq!((&r.prefix, &r.password), (&ns.prefix, &ns.password));
+        let args = r.acl_setuser();
+        let pos = |s: &str| args.iter().position(|a| a == s).expect(s);
+        assert!(pos("-@all") < pos("+@read"));
+        assert!(pos("+@read") < pos("-@write") && pos("+@read") < pos("-@dangerous"));
+        assert!(
+            !args.iter().any(|a| a == "+@string" || a == "+sort"),
+            "{args:?}"
+        );
+        assert!(args.contains(&format!("~{}*", ns.prefix)));
+        assert!(
+            pos("-@write") < pos("+multi"),
+            "its batches may still be transactional"
+        );
     }
 }

@@ -1168,3 +1168,662 @@ async fn timeout_outage_and_recovery() {
     db.drop_now().await;
     drop(restore);
 }
+
+// ---------------------------------------------------------------------------------------------
+// DumpDatabase, ImportNdjson and GetSchema (transfer.rs)
+
+/// What a namespace holds, read by the admin behind the gateway: per user key its type, its
+/// contents in a canonical form (sets and hashes sorted) and its PTTL.
+async fn contents(
+    admin: &mut MultiplexedConnection,
+    ns: &Namespace,
+) -> std::collections::BTreeMap<Vec<u8>, (String, String, i64)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{}*", ns.prefix))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(admin)
+            .await
+            .expect("scan");
+        for k in keys {
+            let t: String = redis::cmd("TYPE")
+                .arg(&k)
+                .query_async(admin)
+                .await
+                .expect("type");
+            let read = |name: &str, extra: &[&str]| {
+                let mut c = redis::cmd(name);
+                c.arg(&k).arg(extra);
+                c
+            };
+            let body = match t.as_str() {
+                "set" => {
+                    let mut m: Vec<Vec<u8>> = read("SMEMBERS", &[])
+                        .query_async(admin)
+                        .await
+                        .expect("smembers");
+                    m.sort();
+                    format!("{m:?}")
+                }
+                "hash" => {
+                    let m: std::collections::HashMap<Vec<u8>, Vec<u8>> = read("HGETALL", &[])
+                        .query_async(admin)
+                        .await
+                        .expect("hgetall");
+                    format!("{:?}", m.into_iter().collect::<BTreeMap<_, _>>())
+                }
+                other => {
+                    let cmd = match other {
+                        "string" => read("GET", &[]),
+                        "list" => read("LRANGE", &["0", "-1"]),
+                        "zset" => read("ZRANGE", &["0", "-1", "WITHSCORES"]),
+                        "stream" => read("XRANGE", &["-", "+"]),
+                        t => panic!("unexpected type {t}"),
+                    };
+                    let v: redis::Value = cmd.query_async(admin).await.expect("read");
+                    format!("{v:?}")
+                }
+            };
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(&k)
+                .query_async(admin)
+                .await
+                .expect("pttl");
+            out.insert(k[ns.prefix.len()..].to_vec(), (t, body, ttl));
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    out
+}
+
+/// Runs a dump to the end: the file and its chunks' (size, rows).
+async fn dump_of(db: &Db) -> (Vec<u8>, Vec<(usize, u64)>) {
+    let mut s = db.db.dump(false, limits()).await.expect("dump");
+    let (mut file, mut chunks) = (Vec::new(), Vec::new());
+    while let Some(c) = s.next().await {
+        let c = c.expect("chunk");
+        chunks.push((c.data.len(), c.rows));
+        file.extend(c.data);
+    }
+    (file, chunks)
+}
+
+/// Sends commands of many arguments in one pipeline (faster than one call each).
+async fn fill(db: &Db, stmts: Vec<Statement>) {
+    for r in db.db.batch(stmts, false, &limits()).await.expect("fill") {
+        drop(r);
+    }
+}
+
+fn chunked(cmd: &str, head: &[Value], items: Vec<Value>, per: usize) -> Vec<Statement> {
+    items
+        .chunks(per)
+        .map(|c| Statement {
+            sql: cmd.into(),
+            params: head.iter().cloned().chain(c.iter().cloned()).collect(),
+        })
+        .collect()
+}
+
+fn bytes(b: &[u8]) -> Value {
+    Value::Bytes(b.to_vec())
+}
+
+fn invalid_reason<T: std::fmt::Debug>(r: Result<T>) -> String {
+    match r {
+        Err(Error::InvalidArgument { reason, .. }) => reason,
+        other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+    }
+}
+
+use std::collections::BTreeMap;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dump_and_import_round_trip_every_type() {
+    use base64::{Engine as _, engine::general_purpose::STANDARD};
+    let _lock = lock(false).await;
+    let Some(backend) = backend().await else {
+        return;
+    };
+    let a = Db::new(&backend, "dump-a").await;
+    let b = Db::new(&backend, "dump-b").await;
+    let c = Db::new(&backend, "dump-c").await;
+    let mut admin = admin().await;
+
+    let bin_key = b"\xff\x00k\x80".to_vec();
+    let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    let mut stmts = vec![
+        Statement {
+            sql: "SET".into(),
+            params: vec![bytes(&bin_key), bytes(b"\x00\x01\xfe\xff")],
+        },
+        Statement::new("SET unicode 'héllo wörld ✓ 日本'"),
+        Statement {
+            sql: "SET".into(),
+            params: vec![text("empty"), text("")],
+        },
+        Statement {
+            sql: "SET".into(),
+            params: vec![text("big"), Value::Bytes(big)],
+        },
+        Statement {
+            sql: "SET".into(),
+            params: vec![text("odd \"key\"\n\\"), text("line1\nline2\t\"q\"\u{1}")],
+        },
+        Statement {
+            sql: "RPUSH".into(),
+            params: vec![
+                text("small"),
+                text("a"),
+                text(""),
+                text("ü"),
+                bytes(b"\xfe"),
+            ],
+        },
+        Statement {
+            sql: "SADD".into(),
+            params: vec![text("s"), text("b"), text("a"), bytes(b"\xfe")],
+        },
+        Statement {
+            sql: "ZADD".into(),
+            params: vec![
+                text("z"),
+                Value::Float(0.1),
+                text("a"),
+                Value::Float(f64::NEG_INFINITY),
+                text("b"),
+                Value::Float(f64::INFINITY),
+                text("c"),
+                Value::Float(1e300),
+                text("d"),
+                Value::Float(-2.5),
+                bytes(b"\xff"),
+            ],
+        },
+        Statement::new("HSET h name Ada empty '' uni ü"),
+        Statement {
+            sql: "HSET".into(),
+            params: vec![
+                text("hb"),
+                bytes(b"\xff"),
+                text("v"),
+                text("f"),
+                bytes(b"\x80"),
+            ],
+        },
+        Statement::new("XADD st 1-1 f v"),
+        Statement {
+            sql: "XADD".into(),
+            params: vec![
+                text("st"),
+                text("2-0"),
+                bytes(b"\xff"),
+                text("b"),
+                text("c"),
+                text(""),
+            ],
+        },
+        Statement::new("XADD es 1-1 f v"),
+        Statement::new("XDEL es 1-1"),
+        Statement::new("SET ttl1 v PX 100000"),
+        Statement::new("HSET th f v"),
+        Statement::new("PEXPIRE th 200000"),
+        Statement::new("SET shared from-a"),
+    ];
+    let items =
+        |n: usize, f: &dyn Fn(usize) -> Vec<Value>| -> Vec<Value> { (0..n).flat_map(f).collect() };
+    stmts.extend(chunked(
+        "RPUSH",
+        &[text("biglist")],
+        items(5000, &|i| vec![text(&format!("item-{i}"))]),
+        1000,
+    ));
+    stmts.extend(chunked(
+        "SADD",
+        &[text("bigset")],
+        items(12_000, &|i| vec![text(&format!("m{i}"))]),
+        1000,
+    ));
+    stmts.extend(chunked(
+        "ZADD",
+        &[text("bigz")],
+        items(1500, &|i| {
+            vec![Value::Float(i as f64 / 3.0), text(&format!("m{i}"))]
+        }),
+        2000,
+    ));
+    stmts.extend(chunked(
+        "HSET",
+        &[text("bigh")],
+        items(1500, &|i| {
+            vec![text(&format!("f{i}")), text(&format!("v{i}"))]
+        }),
+        2000,
+    ));
+    stmts.extend((1..=1500).map(|i| Statement {
+        sql: "XADD".into(),
+        params: vec![
+            text("bigst"),
+            text(&format!("{i}-0")),
+            text("n"),
+            Value::Int(i),
+        ],
+    }));
+    fill(&a, stmts).await;
+    c.ok("SET untouched 1").await;
+    c.ok("SET shared from-c").await;
+    b.ok("SET shared old").await;
+    b.ok("SET b-only 1").await;
+    let c_before = contents(&mut admin, &c.ns).await;
+
+    let want = contents(&mut admin, &a.ns).await;
+    assert_eq!(want.len(), 20, "{:?}", want.keys().collect::<Vec<_>>());
+    let (file, chunks) = dump_of(&a).await;
+    assert!(chunks.len() > 16, "{} chunks", chunks.len());
+    assert!(
+        chunks.iter().all(|(len, _)| *len <= 64 * 1024),
+        "{chunks:?}"
+    );
+    assert_eq!(
+        chunks.iter().map(|(_, r)| r).sum::<u64>(),
+        want.len() as u64
+    );
+    assert!(
+        !file
+            .windows(a.ns.prefix.len())
+            .any(|w| w == a.ns.prefix.as_bytes()),
+        "no internal prefix leaks"
+    );
+    let text_file = String::from_utf8(file.clone()).expect("NDJSON is UTF-8");
+    let records: Vec<serde_json::Value> = text_file
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(records.len(), want.len());
+    let record = |key: serde_json::Value| {
+        records
+            .iter()
+            .find(|r| r["key"] == key)
+            .unwrap_or_else(|| panic!("no record for {key}"))
+            .clone()
+    };
+    use serde_json::json;
+    assert_eq!(
+        record(json!({"base64": STANDARD.encode(&bin_key)})),
+        json!({"key": {"base64": "/wBrgA=="}, "type": "string", "ttl_ms": null,
+               "value": {"base64": "AAH+/w=="}})
+    );
+    assert_eq!(
+        record(json!("unicode"))["value"],
+        json!("héllo wörld ✓ 日本")
+    );
+    assert_eq!(record(json!("empty"))["value"], json!(""));
+    assert_eq!(
+        record(json!("z"))["value"],
+        json!([["b", "-inf"], [{"base64": "/w=="}, -2.5], ["a", 0.1], ["d", 1e300], ["c", "inf"]])
+    );
+    assert!(
+        text_file.contains(r#"["a",0.1]"#),
+        "the shortest exact form"
+    );
+    assert_eq!(
+        record(json!("s"))["value"],
+        json!(["a", "b", {"base64": "/g=="}]),
+        "sorted by bytes"
+    );
+    assert_eq!(
+        record(json!("h"))["value"],
+        json!({"name": "Ada", "empty": "", "uni": "ü"})
+    );
+    let hb = record(json!("hb"))["value"].clone();
+    assert!(hb.is_array(), "a non-UTF-8 field makes pairs: {hb}");
+    assert_eq!(
+        record(json!("st"))["value"],
+        json!([{"id": "1-1", "fields": [["f", "v"]]},
+               {"id": "2-0", "fields": [[{"base64": "/w=="}, "b"], ["c", ""]]}])
+    );
+    assert_eq!(record(json!("es"))["value"], json!([]));
+    assert_eq!(
+        record(json!("biglist"))["value"].as_array().map(Vec::len),
+        Some(5000)
+    );
+    assert_eq!(record(json!("biglist"))["value"][4999], json!("item-4999"));
+    assert_eq!(
+        record(json!("bigset"))["value"].as_array().map(Vec::len),
+        Some(12_000)
+    );
+    assert_eq!(
+        record(json!("bigst"))["value"].as_array().map(Vec::len),
+        Some(1500)
+    );
+    let ttl = record(json!("ttl1"))["ttl_ms"].as_i64().expect("a TTL");
+    assert!((90_000..=100_000).contains(&ttl), "{ttl}");
+    assert!(!text_file.contains("untouched") && !text_file.contains("from-c"));
+
+    let n = b.db.import_records(&file, &limits()).await.expect("import");
+    assert_eq!(n, want.len() as u64);
+    let mut got = contents(&mut admin, &b.ns).await;
+    let b_only = got
+        .remove(b"b-only".as_slice())
+        .expect("keys not in the file stay");
+    assert_eq!(
+        b_only.1,
+        format!("{:?}", redis::Value::BulkString(b"1".to_vec()))
+    );
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (k, (t, body, ttl)) in &want {
+        let (t2, body2, ttl2) = &got[k];
+        assert_eq!((t, body), (t2, body2), "{}", String::from_utf8_lossy(k));
+        if *ttl < 0 {
+            assert_eq!(ttl, ttl2, "{}", String::from_utf8_lossy(k));
+        } else {
+            assert!((ttl - ttl2).abs() < 5000, "{ttl} vs {ttl2}");
+        }
+    }
+    assert_eq!(b.value("GET shared").await, text("from-a"), "replaced");
+    assert_eq!(contents(&mut admin, &c.ns).await, c_before, "c untouched");
+    // An imported empty stream is there, and empty.
+    assert_eq!(b.value("XLEN es").await, Value::Int(0));
+    assert_eq!(b.value("EXISTS es").await, Value::Int(1));
+    // A dump of the copy is the same file (TTLs aside).
+    let (copy, _) = dump_of(&b).await;
+    let strip_ttl = |f: &[u8]| {
+        let mut lines: Vec<serde_json::Value> = String::from_utf8_lossy(f)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+            .filter(|r| r["key"] != json!("b-only"))
+            .map(|mut r| {
+                r["ttl_ms"] = json!(r["ttl_ms"].is_null());
+                // Big sets and hashes are written in SSCAN/HSCAN order, which is the server's.
+                let scanned = r["key"] == json!("bigset") || r["key"] == json!("bigh");
+                if let Some(items) = r["value"].as_array_mut()
+                    && scanned
+                {
+                    items.sort_by_key(|v| v.to_string());
+                }
+                r
+            })
+            .collect();
+        lines.sort_by_key(|r| r["key"].to_string());
+        lines
+    };
+    let (copy, original) = (strip_ttl(&copy), strip_ttl(&file));
+    assert_eq!(copy.len(), original.len());
+    for (c, o) in copy.iter().zip(&original) {
+        assert!(c == o, "the copy's record of {} differs", o["key"]);
+    }
+
+    a.drop_now().await;
+    b.drop_now().await;
+    c.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_import_lines_are_named_and_nothing_is_written() {
+    let _lock = lock(false).await;
+    let Some(backend) = backend().await else {
+        return;
+    };
+    let db = Db::new(&backend, "import-bad").await;
+    db.ok("SET keep 1").await;
+    let good = r#"{"key":"new","type":"string","ttl_ms":null,"value":"x"}"#;
+    let replace = r#"{"key":"keep","type":"list","ttl_ms":null,"value":["a"]}"#;
+    let cases = [
+        (
+            format!("{good}\n{replace}\n{{not json"),
+            "line 3: not a JSON object",
+        ),
+        (
+            format!("{good}\n\n{}", r#"{"key":"k","type":"bitmap","value":"x"}"#),
+            "line 3: unknown type \"bitmap\"",
+        ),
+        (
+            format!("{}\n{good}", r#"{"key":"k","type":"list","value":"x"}"#),
+            "line 1: a list value must be an array",
+        ),
+        (
+            format!("{good}\n{}", r#"{"key":"k","type":"zset","value":[["m"]]}"#),
+            "line 2: zset element 0 must be a [member, score] pair",
+        ),
+        (
+            format!("{good}\n{}", r#"{"key":"k","type":"hash","value":"x"}"#),
+            "line 2: a hash value must be an object",
+        ),
+    ];
+    for (data, want) in cases {
+        let reason = invalid_reason(db.db.import_records(data.as_bytes(), &limits()).await);
+        assert!(
+            reason.starts_with(want),
+            "{reason:?} should start with {want:?}"
+        );
+        assert_eq!(db.value("GET keep").await, text("1"), "nothing written");
+        assert_eq!(
+            db.value("EXISTS new").await,
+            Value::Int(0),
+            "nothing written"
+        );
+    }
+    // An expired record deletes its key; a TTL is set from the import.
+    let data = format!(
+        "{}\n{}\n",
+        r#"{"key":"keep","type":"string","ttl_ms":0,"value":"x"}"#,
+        r#"{"key":"t","type":"set","ttl_ms":60000,"value":["a","a","b"]}"#,
+    );
+    assert_eq!(
+        db.db
+            .import_records(data.as_bytes(), &limits())
+            .await
+            .expect("import"),
+        2
+    );
+    assert_eq!(db.value("EXISTS keep").await, Value::Int(0));
+    assert_eq!(db.value("SCARD t").await, Value::Int(2));
+    match db.value("PTTL t").await {
+        Value::Int(ms) => assert!((55_000..=60_000).contains(&ms), "{ms}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        db.db
+            .import_records(b"\n \n", &limits())
+            .await
+            .expect("empty"),
+        0
+    );
+    invalid_reason(db.db.dump(true, limits()).await.map(|_| ()));
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_space_summary_groups_patterns() {
+    let _lock = lock(false).await;
+    let Some(backend) = backend().await else {
+        return;
+    };
+    let db = Db::new(&backend, "keyspace").await;
+    let other = Db::new(&backend, "keyspace-other").await;
+    other.ok("SET user:9 x").await;
+    db.ok("SET user:1 a").await;
+    db.ok("SET user:2 b").await;
+    db.ok("HSET user:3:profile name Ada").await;
+    db.ok("EXPIRE user:3:profile 100").await;
+    db.ok("SET config x").await;
+    let schema = db.db.schema(None, &limits()).await.expect("schema");
+    assert!(schema.tables.is_empty());
+    let ks = schema.key_space.expect("a key-space summary");
+    assert_eq!((ks.total_keys, ks.sampled_keys), (4, 4));
+    let got: Vec<_> = ks
+        .patterns
+        .iter()
+        .map(|p| {
+            (
+                p.pattern.as_str(),
+                p.value_type.as_str(),
+                p.count,
+                p.with_ttl,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("user:*", "string", 2, 0),
+            ("config", "string", 1, 0),
+            ("user:*:profile", "hash", 1, 1),
+        ]
+    );
+    assert!(["user:1", "user:2"].contains(&ks.patterns[0].example.as_str()));
+    assert_eq!(ks.patterns[2].example, "user:3:profile");
+    invalid_reason(db.db.schema(Some("users"), &limits()).await);
+    db.drop_now().await;
+    other.drop_now().await;
+}
+
+/// Read-only access through the database's read-only ACL user.
+fn read_only() -> StatementLimits {
+    StatementLimits {
+        read_only: true,
+        ..limits()
+    }
+}
+
+/// The error of a read-only call, which must be Redis refusing it (`NOPERM` → `Forbidden`).
+fn assert_forbidden<T: std::fmt::Debug>(what: &str, r: Result<T>) {
+    match r {
+        Err(Error::Query {
+            kind: QueryErrorKind::Forbidden,
+            ..
+        }) => {}
+        other => panic!("{what}: expected Forbidden, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_only_user_reads_its_own_keys_only() {
+    let _lock = lock(false).await;
+    let Some(backend) = backend().await else {
+        return;
+    };
+    let a = Db::new(&backend, "ro-a").await;
+    let b = Db::new(&backend, "ro-b").await;
+    a.ok("SET k v").await;
+    a.ok("RPUSH l x y").await;
+    b.ok("SET secret s").await;
+    let ro = read_only();
+    let run = |line: &str| a.db.execute(Statement::new(line), &ro);
+
+    let r = run("GET k").await.expect("GET");
+    assert_eq!(r.rows, vec![vec![text("v")]]);
+    let r = run("LRANGE l 0 -1").await.expect("LRANGE");
+    assert_eq!(r.rows.len(), 2);
+    let mut stream =
+        a.db.query(Statement::new("LRANGE l 0 -1"), ro.clone())
+            .await
+            .expect("stream");
+    let mut streamed = 0;
+    while let Some(ev) = stream.next().await {
+        if let RowEvent::Rows(batch) = ev.expect("streamed read") {
+            streamed += batch.len();
+        }
+    }
+    assert_eq!(streamed, 2);
+    let r =
+        a.db.batch(
+            vec![Statement::new("GET k"), Statement::new("EXISTS l")],
+            true,
+            &ro,
+        )
+        .await
+        .expect("a transactional batch of reads");
+    assert_eq!(r.len(), 2);
+
+    for line in [
+        "SET k w",
+        "DEL k",
+        "RPUSH l z",
+        "EXPIRE k 10",
+        "INCR n",
+        "RENAME k k2",
+        "SORT l STORE l2",
+        "HSET h f v",
+    ] {
+        assert_forbidden(line, run(line).await);
+        let streamed = async {
+            let mut s = a.db.query(Statement::new(line), ro.clone()).await?;
+            while let Some(ev) = s.next().await {
+                ev?;
+            }
+            Ok(())
+        };
+        assert_forbidden(line, streamed.await);
+        for transactional in [false, true] {
+            let r =
+                a.db.batch(
+                    vec![Statement::new("GET k"), Statement::new(line)],
+                    transactional,
+                    &ro,
+                )
+                .await;
+            assert_forbidden(line, r);
+        }
+    }
+    assert_eq!(a.value("GET k").await, text("v"), "nothing changed");
+    assert_eq!(a.value("LLEN l").await, Value::Int(2));
+    a.ok("SET k w").await;
+    assert_eq!(a.value("GET k").await, text("w"), "the owner still writes");
+
+    // Straight to Redis: the reader of one database reaches no other's keys, and no write.
+    let mut reader = as_user(&a.ns.reader()).await;
+    let own = format!("{}k", a.ns.prefix);
+    let other = format!("{}secret", b.ns.prefix);
+    assert_eq!(
+        raw(&mut reader, &["GET", &own]).await.expect("own key"),
+        redis::Value::BulkString(b"w".to_vec())
+    );
+    for cmd in [
+        vec!["GET", other.as_str()],
+        vec!["SET", own.as_str(), "x"],
+        vec!["DEL", own.as_str()],
+        vec!["FLUSHDB"],
+        vec!["KEYS", "*"],
+        vec!["DBSIZE"],
+        vec!["EVAL_RO", "return 1", "0"],
+        vec!["SORT", own.as_str()],
+    ] {
+        let err = raw(&mut reader, &cmd).await.expect_err(&cmd.join(" "));
+        assert_eq!(err.code(), Some("NOPERM"), "{cmd:?}: {err}");
+    }
+
+    // A database spawned before read-only users existed gets one on its first read-only call.
+    drop(reader);
+    let mut admin = admin().await;
+    raw(&mut admin, &["ACL", "DELUSER", &a.ns.reader().user])
+        .await
+        .expect("forget the read-only user");
+    let reopened = backend.open(&a.p).await.expect("open");
+    let r = reopened
+        .execute(Statement::new("GET k"), &read_only())
+        .await
+        .expect("read after reopen");
+    assert_eq!(r.rows, vec![vec![text("w")]]);
+    drop(reopened);
+
+    let reader_user = a.ns.reader().user;
+    a.drop_now().await;
+    let users = raw(&mut admin, &["ACL", "USERS"]).await.expect("users");
+    assert!(
+        !format!("{users:?}").contains(&reader_user),
+        "destroy deletes the read-only user too"
+    );
+    b.drop_now().await;
+}

@@ -10,13 +10,16 @@ use tokio_stream::wrappers::ReceiverStream;
 use tracing::debug;
 
 use super::{
-    Control, DbPool, Engine, Outcome, Prepared, RowSink, SqlConn, pool::Pooled,
+    Control, DbPool, Engine, Outcome, Prepared, RowSink, SqlConn,
+    inspect::{DumpWriter, Inspect},
+    pool::Pooled,
     text::refuse_transaction_control,
 };
 use crate::{
-    backend::{Database, RowStream, Session, StatementLimits},
+    backend::{Database, DumpStream, RowStream, Session, StatementLimits},
     core::{
         error::{Error, QueryErrorKind, Result},
+        schema::{Plan, Schema},
         value::{Column, Row, RowEvent, Statement, StatementResult, Summary, Truncation, Value},
     },
 };
@@ -216,7 +219,11 @@ async fn write_in_transaction<E: Engine>(
 }
 
 #[async_trait]
-impl<E: Engine> Database for SqlDatabase<E> {
+impl<E: Inspect> Database for SqlDatabase<E> {
+    fn engine_name(&self) -> &'static str {
+        E::KIND.as_str()
+    }
+
     async fn execute(&self, stmt: Statement, limits: &StatementLimits) -> Result<StatementResult> {
         refuse_transaction_control(&stmt.sql, E::FLAVOR)?;
         let pool = Arc::clone(&self.pool);
@@ -319,6 +326,97 @@ impl<E: Engine> Database for SqlDatabase<E> {
             limits,
         }))
     }
+
+    async fn schema(&self, table: Option<&str>, limits: &StatementLimits) -> Result<Schema> {
+        let pool = Arc::clone(&self.pool);
+        let timeout = limits.timeout;
+        let table = table.map(str::to_owned);
+        within(timeout, async move {
+            let mut conn = pool.acquire(Instant::now() + timeout).await?;
+            conn.set_timeout(timeout).await?;
+            let c = conn.begin_use()?;
+            let r = E::schema(c, table.as_deref()).await;
+            conn.end_use(&r);
+            r
+        })
+        .await
+    }
+
+    async fn explain(
+        &self,
+        stmt: Statement,
+        analyze: bool,
+        limits: &StatementLimits,
+    ) -> Result<Plan> {
+        refuse_transaction_control(&stmt.sql, E::FLAVOR)?;
+        if analyze {
+            E::check_analyze(&stmt)?;
+        }
+        let pool = Arc::clone(&self.pool);
+        let timeout = limits.timeout;
+        within(timeout, async move {
+            let mut conn = pool.acquire(Instant::now() + timeout).await?;
+            conn.set_timeout(timeout).await?;
+            // An analyzed statement really runs: whatever it writes is rolled back below, or by
+            // the connection's drop (which rolls back an open transaction) on any failure.
+            if analyze {
+                conn.control(Control::Begin).await?;
+            }
+            let c = conn.begin_use()?;
+            let r = E::explain(c, &stmt, analyze).await;
+            conn.end_use(&r);
+            if analyze && conn.usable() {
+                conn.control(Control::Rollback).await?;
+            }
+            r
+        })
+        .await
+    }
+
+    async fn dump(&self, schema_only: bool, limits: StatementLimits) -> Result<DumpStream> {
+        let (tx, rx) = mpsc::channel(limits.stream_buffer.max(1));
+        let pool = Arc::clone(&self.pool);
+        // As for `query`: the producer runs on its own and the bounded channel paces it.
+        tokio::spawn(async move {
+            let err_tx = tx.clone();
+            let timeout = limits.timeout;
+            let produced = tokio::select! {
+                r = within(timeout, dump_into::<E>(pool, schema_only, timeout, tx)) => r,
+                () = err_tx.closed() => {
+                    debug!("client went away; stopping the dump");
+                    Ok(())
+                }
+            };
+            if let Err(e) = produced
+                && !err_tx.is_closed()
+            {
+                let _ = tokio::time::timeout(ERROR_SEND_TIMEOUT, err_tx.send(Err(e))).await;
+            }
+        });
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+}
+
+/// Writes the dump of the database behind `pool` into `tx`, from one read-only transaction (a
+/// consistent snapshot where the engine gives one), which is rolled back at the end.
+async fn dump_into<E: Inspect>(
+    pool: Arc<DbPool<E>>,
+    schema_only: bool,
+    timeout: Duration,
+    tx: mpsc::Sender<Result<crate::backend::DumpChunk>>,
+) -> Result<()> {
+    let mut conn = pool.acquire(Instant::now() + timeout).await?;
+    conn.set_timeout(timeout).await?;
+    conn.control(Control::BeginReadOnly).await?;
+    let mut out = DumpWriter::new(tx);
+    let c = conn.begin_use()?;
+    let r = E::dump(c, schema_only, &mut out).await;
+    // On failure the connection may hold an unread result: returning before `end_use` leaves it
+    // marked busy, so its drop cancels the statement and closes it.
+    r?;
+    conn.end_use(&Ok::<(), Error>(()));
+    out.flush().await?;
+    conn.control(Control::Rollback).await
 }
 
 /// Streams `stmt` into `tx`: the header right after preparing, then batches, then the summary.

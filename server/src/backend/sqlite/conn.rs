@@ -56,9 +56,12 @@ const READ_ONLY_PRAGMAS: &[&str] = &[
     "schema_version",
     "user_version",
 ];
-/// PRAGMAs that may be set: header fields reserved for applications. Everything not listed
-/// (`writable_schema`, `temp_store_directory`, `mmap_size`, `database_list`, …) is refused.
-const WRITABLE_PRAGMAS: &[&str] = &["user_version", "application_id"];
+/// PRAGMAs that may be set: header fields reserved for applications, and `defer_foreign_keys`,
+/// which only moves the current transaction's foreign-key checks to its COMMIT (SQLite clears
+/// it when the transaction ends; dumps with cyclic references need it to replay). Everything
+/// not listed (`writable_schema`, `temp_store_directory`, `mmap_size`, `database_list`, …) is
+/// refused.
+const WRITABLE_PRAGMAS: &[&str] = &["user_version", "application_id", "defer_foreign_keys"];
 
 /// Per-connection settings.
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@
 //! Connections run on tokio's blocking pool; streams send from there into a bounded channel.
 
 mod conn;
+mod inspect;
 
 use std::{
     collections::HashSet,
@@ -27,11 +28,13 @@ use self::conn::{
 };
 pub use self::conn::{ConnOptions, kind_of};
 use super::{
-    Backend, BackendKind, Capabilities, Database, Provisioned, RowStream, Session, StatementLimits,
+    Backend, BackendKind, Capabilities, Database, DumpStream, Provisioned, RowStream, Session,
+    StatementLimits,
 };
 use crate::core::{
     error::{Error, Result},
     names::DatabaseName,
+    schema::{Plan, Schema},
     table::{ColumnType, SqlDialect},
     value::{RowEvent, Statement, StatementResult, Summary, Truncation, Value},
 };
@@ -456,6 +459,10 @@ impl SqliteDatabase {
 
 #[async_trait]
 impl Database for SqliteDatabase {
+    fn engine_name(&self) -> &'static str {
+        "sqlite"
+    }
+
     async fn execute(&self, stmt: Statement, limits: &StatementLimits) -> Result<StatementResult> {
         let (max_rows, max_bytes, timeout) = (limits.max_rows, limits.max_bytes, limits.timeout);
         if limits.read_only {
@@ -559,6 +566,23 @@ impl Database for SqliteDatabase {
             guard: None,
             limits,
         }))
+    }
+
+    async fn schema(&self, table: Option<&str>, limits: &StatementLimits) -> Result<Schema> {
+        self.read_schema(table, limits).await
+    }
+
+    async fn explain(
+        &self,
+        stmt: Statement,
+        analyze: bool,
+        limits: &StatementLimits,
+    ) -> Result<Plan> {
+        self.explain_plan(stmt, analyze, limits).await
+    }
+
+    async fn dump(&self, schema_only: bool, limits: StatementLimits) -> Result<DumpStream> {
+        self.dump_script(schema_only, limits).await
     }
 }
 

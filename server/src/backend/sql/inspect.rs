@@ -1,0 +1,614 @@
+//! Introspection shared by the SQL server backends: the [`Inspect`] half of an engine (schema,
+//! plans, dumps), catalog queries run through the engine's own data-plane connection, the
+//! chunked writer a dump streams through, batched `INSERT`s, and a small JSON reader for the
+//! plans engines write as JSON.
+//!
+//! Everything runs on a connection of the spawned database's own pool, so it sees exactly what
+//! the database's user sees and nothing of the server beyond it.
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use super::{Engine, RowSink, SqlConn};
+use crate::{
+    backend::DumpChunk,
+    core::{
+        error::{Error, Result},
+        schema::{Plan, Schema},
+        value::{Column, Row, Statement, Value},
+    },
+};
+
+/// Bytes a dump buffers before it sends a chunk: large enough to amortize a message, small
+/// enough that the bounded channel keeps at most a few hundred KiB in flight.
+pub const DUMP_CHUNK_BYTES: usize = 64 * 1024;
+/// Rows per `INSERT` of a dump, at most.
+pub const INSERT_ROWS: usize = 500;
+/// Approximate bytes per `INSERT` of a dump: a statement is closed once it grows past this (a
+/// single larger row still makes one statement of its own).
+pub const INSERT_BYTES: usize = 256 * 1024;
+/// Rows a catalog query may return. Catalogs of spawned databases are small; this only keeps a
+/// pathological one (a million tables) from growing the gateway's memory without bound.
+const MAX_CATALOG_ROWS: usize = 200_000;
+
+/// What an engine adds to the shared data plane to describe itself: its schema, its plans and
+/// a dump of its contents. Each call gets a connection of the database's own pool, with the
+/// statement timeout already set; [`explain`](Self::explain) with `analyze` and
+/// [`dump`](Self::dump) run inside a transaction the caller opens (read-write and read-only) and
+/// always rolls back.
+#[async_trait]
+pub trait Inspect: Engine {
+    /// Tables and views of the database's schema, or only `table` (missing: `NotFound`).
+    async fn schema(conn: &mut Self::Conn, table: Option<&str>) -> Result<Schema>;
+    /// Refuses, before anything runs, a statement whose analyze could not be rolled back
+    /// (MySQL commits implicitly around DDL).
+    fn check_analyze(stmt: &Statement) -> Result<()>;
+    /// The plan of `stmt`; with `analyze` the statement runs (inside the caller's transaction).
+    async fn explain(conn: &mut Self::Conn, stmt: &Statement, analyze: bool) -> Result<Plan>;
+    /// Writes a replayable script of the whole database to `out`.
+    async fn dump(conn: &mut Self::Conn, schema_only: bool, out: &mut DumpWriter) -> Result<()>;
+}
+
+/// Collects a catalog query's rows, up to [`MAX_CATALOG_ROWS`].
+#[derive(Default)]
+struct CollectRows {
+    rows: Vec<Row>,
+    too_many: bool,
+}
+
+#[async_trait]
+impl RowSink for CollectRows {
+    async fn columns(&mut self, _columns: Vec<Column>) -> Result<()> {
+        Ok(())
+    }
+
+    async fn row(&mut self, row: Row) -> Result<bool> {
+        if self.rows.len() >= MAX_CATALOG_ROWS {
+            self.too_many = true;
+            return Ok(false);
+        }
+        self.rows.push(row);
+        Ok(true)
+    }
+
+    fn stopped(&self) -> bool {
+        self.too_many
+    }
+}
+
+/// Runs a catalog query through the engine's own prepare-and-decode path and returns its rows.
+pub async fn query_rows<C: SqlConn>(
+    conn: &mut C,
+    sql: &str,
+    params: Vec<Value>,
+) -> Result<Vec<Row>> {
+    let stmt = Statement {
+        sql: sql.to_owned(),
+        params,
+    };
+    let prepared = conn.describe(&stmt).await?;
+    let mut sink = CollectRows::default();
+    conn.run(&prepared, &stmt, &mut sink).await?;
+    if sink.too_many {
+        return Err(Error::LimitExceeded(format!(
+            "the catalog query returned more than {MAX_CATALOG_ROWS} rows"
+        )));
+    }
+    Ok(sink.rows)
+}
+
+/// The columns `sql` would return, as the data plane describes them (kinds included).
+pub async fn describe_columns<C: SqlConn>(conn: &mut C, sql: String) -> Result<Vec<Column>> {
+    let stmt = Statement {
+        sql,
+        params: Vec::new(),
+    };
+    let prepared = conn.describe(&stmt).await?;
+    Ok(C::columns(&prepared).to_vec())
+}
+
+/// A catalog cell as text (`""` for NULL); engines return names as text, or as bytes when the
+/// catalog column is binary.
+pub fn text(v: &Value) -> String {
+    opt_text(v).unwrap_or_default()
+}
+
+/// A catalog cell as text, `None` for NULL.
+pub fn opt_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::Text(s) | Value::Json(s) | Value::Decimal(s) | Value::Uuid(s) => Some(s.clone()),
+        Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+/// A catalog cell as an integer, `None` for NULL or anything not a whole number.
+pub fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::Bool(b) => Some(i64::from(*b)),
+        Value::Decimal(s) | Value::Text(s) => s.trim().parse().ok(),
+        Value::Float(f) if f.fract() == 0.0 => Some(*f as i64),
+        _ => None,
+    }
+}
+
+/// A catalog cell as a float.
+pub fn float(v: &Value) -> Option<f64> {
+    match v {
+        Value::Float(f) => Some(*f),
+        Value::Int(i) => Some(*i as f64),
+        Value::Decimal(s) | Value::Text(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A catalog cell as a boolean (MySQL reports them as numbers or `YES`/`NO`).
+pub fn boolean(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Int(i) => *i != 0,
+        Value::Text(s) => matches!(s.as_str(), "YES" | "yes" | "1" | "t" | "true"),
+        _ => false,
+    }
+}
+
+/// A catalog array cell as a list of texts.
+pub fn texts(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(items) => items.iter().map(text).collect(),
+        Value::Null => Vec::new(),
+        other => vec![text(other)],
+    }
+}
+
+/// Where a dump goes: a buffer sent as [`DumpChunk`]s of about [`DUMP_CHUNK_BYTES`] into a
+/// bounded channel, whose `send` paces the dump at the client's speed.
+pub struct DumpWriter {
+    tx: mpsc::Sender<Result<DumpChunk>>,
+    buf: Vec<u8>,
+    rows: u64,
+    gone: bool,
+}
+
+impl DumpWriter {
+    /// A writer sending into `tx`.
+    pub fn new(tx: mpsc::Sender<Result<DumpChunk>>) -> Self {
+        Self {
+            tx,
+            buf: Vec::with_capacity(DUMP_CHUNK_BYTES * 2),
+            rows: 0,
+            gone: false,
+        }
+    }
+
+    /// Whether the client went away (the stream was dropped).
+    pub fn gone(&self) -> bool {
+        self.gone
+    }
+
+    /// Appends text, sending a chunk when the buffer is full.
+    pub async fn write(&mut self, s: &str) -> Result<()> {
+        self.buf.extend_from_slice(s.as_bytes());
+        if self.buf.len() >= DUMP_CHUNK_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Appends one statement followed by `;` and a newline.
+    pub async fn statement(&mut self, sql: &str) -> Result<()> {
+        let sql = sql.trim_end();
+        let sql = sql.strip_suffix(';').unwrap_or(sql).trim_end();
+        self.buf.extend_from_slice(sql.as_bytes());
+        self.write(";\n").await
+    }
+
+    /// Counts rows written since the last chunk.
+    pub fn add_rows(&mut self, n: u64) {
+        self.rows += n;
+    }
+
+    /// Sends what is buffered. Fails once the client has gone, which stops the dump.
+    pub async fn flush(&mut self) -> Result<()> {
+        if self.buf.is_empty() && self.rows == 0 {
+            return Ok(());
+        }
+        let buf = std::mem::replace(&mut self.buf, Vec::with_capacity(DUMP_CHUNK_BYTES * 2));
+        let rows = std::mem::take(&mut self.rows);
+        // A statement larger than a chunk (a row with a big blob) goes out in several; the
+        // rows are counted with the last piece.
+        let pieces = buf.len().div_ceil(DUMP_CHUNK_BYTES).max(1);
+        for (i, piece) in buf.chunks(DUMP_CHUNK_BYTES).enumerate() {
+            let chunk = DumpChunk {
+                data: piece.to_vec(),
+                rows: if i + 1 == pieces { rows } else { 0 },
+            };
+            if self.tx.send(Ok(chunk)).await.is_err() {
+                self.gone = true;
+                return Err(Error::Unavailable(
+                    "the client stopped reading the dump".into(),
+                ));
+            }
+        }
+        if buf.is_empty()
+            && self
+                .tx
+                .send(Ok(DumpChunk { data: buf, rows }))
+                .await
+                .is_err()
+        {
+            self.gone = true;
+            return Err(Error::Unavailable(
+                "the client stopped reading the dump".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Renders one row of a table as the parenthesized list of its literals.
+pub type RenderRow<'a> = &'a (dyn Fn(&[Value]) -> Result<String> + Send + Sync);
+
+/// A row sink that writes a table's rows as multi-row `INSERT`s of at most [`INSERT_ROWS`] rows
+/// and about [`INSERT_BYTES`] bytes each, straight into a [`DumpWriter`]: the table is never held
+/// in memory.
+pub struct InsertSink<'a> {
+    out: &'a mut DumpWriter,
+    head: String,
+    render: RenderRow<'a>,
+    stmt: String,
+    in_stmt: usize,
+    /// Rows written.
+    pub rows: u64,
+    error: Option<Error>,
+}
+
+impl<'a> InsertSink<'a> {
+    /// A sink writing `head` (`INSERT INTO t (a, b) VALUES`) before each batch of rows.
+    pub fn new(out: &'a mut DumpWriter, head: String, render: RenderRow<'a>) -> Self {
+        Self {
+            out,
+            head,
+            render,
+            stmt: String::new(),
+            in_stmt: 0,
+            rows: 0,
+            error: None,
+        }
+    }
+
+    async fn end_statement(&mut self) -> Result<()> {
+        if self.in_stmt == 0 {
+            return Ok(());
+        }
+        self.stmt.push_str(";\n");
+        let stmt = std::mem::take(&mut self.stmt);
+        self.out.add_rows(self.in_stmt as u64);
+        self.in_stmt = 0;
+        self.out.write(&stmt).await
+    }
+
+    /// Writes the last statement; returns the first error a row ran into.
+    pub async fn finish(mut self) -> Result<u64> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.end_statement().await?;
+        Ok(self.rows)
+    }
+}
+
+#[async_trait]
+impl RowSink for InsertSink<'_> {
+    async fn columns(&mut self, _columns: Vec<Column>) -> Result<()> {
+        Ok(())
+    }
+
+    async fn row(&mut self, row: Row) -> Result<bool> {
+        let rendered = match (self.render)(&row) {
+            Ok(r) => r,
+            Err(e) => {
+                self.error = Some(e);
+                return Ok(false);
+            }
+        };
+        if self.in_stmt == 0 {
+            self.stmt.push_str(&self.head);
+            self.stmt.push('\n');
+        } else {
+            self.stmt.push_str(",\n");
+        }
+        self.stmt.push_str(&rendered);
+        self.in_stmt += 1;
+        self.rows += 1;
+        if (self.in_stmt >= INSERT_ROWS || self.stmt.len() >= INSERT_BYTES)
+            && let Err(e) = self.end_statement().await
+        {
+            self.error = Some(e);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn stopped(&self) -> bool {
+        self.error.is_some()
+    }
+}
+
+/// The first line of every dump: what it is and how to replay it.
+pub fn dump_header(engine: &str, schema_only: bool) -> String {
+    let what = if schema_only {
+        "schema only"
+    } else {
+        "schema and data"
+    };
+    format!(
+        "-- DB-Forge dump of a {engine} database ({what}). Replay it statement by statement, in \
+         one transaction, as the target database's own user.\n"
+    )
+}
+
+/// A parsed JSON value, enough to read the plans engines write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    /// `null`.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// A number.
+    Num(f64),
+    /// A string.
+    Str(String),
+    /// An array.
+    Arr(Vec<Json>),
+    /// An object, keys in document order.
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// Parses a whole document.
+    pub fn parse(s: &str) -> Result<Json> {
+        let mut p = JsonParser {
+            s: s.as_bytes(),
+            i: 0,
+            depth: 0,
+        };
+        let v = p.value()?;
+        p.ws();
+        if p.i != p.s.len() {
+            return Err(p.err());
+        }
+        Ok(v)
+    }
+
+    /// The member `key` of an object.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Obj(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// A string member's text.
+    pub fn str(&self, key: &str) -> Option<&str> {
+        match self.get(key)? {
+            Json::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A numeric member, also when written as a string (MySQL's `cost_info`).
+    pub fn num(&self, key: &str) -> Option<f64> {
+        match self.get(key)? {
+            Json::Num(n) => Some(*n),
+            Json::Str(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// A member rendered as short text: strings as they are, arrays joined with `, `.
+    pub fn text(&self, key: &str) -> Option<String> {
+        fn render(v: &Json) -> String {
+            match v {
+                Json::Str(s) => s.clone(),
+                Json::Num(n) => n.to_string(),
+                Json::Bool(b) => b.to_string(),
+                Json::Null => "null".into(),
+                Json::Arr(items) => items.iter().map(render).collect::<Vec<_>>().join(", "),
+                Json::Obj(_) => "{…}".into(),
+            }
+        }
+        self.get(key).map(render)
+    }
+}
+
+/// Nesting a plan may reach; deeper documents are refused rather than recursed into.
+const MAX_JSON_DEPTH: usize = 512;
+
+struct JsonParser<'a> {
+    s: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+impl JsonParser<'_> {
+    fn err(&self) -> Error {
+        Error::internal(format!(
+            "the engine's plan is not valid JSON (at byte {})",
+            self.i
+        ))
+    }
+
+    fn ws(&mut self) {
+        while self.s.get(self.i).is_some_and(u8::is_ascii_whitespace) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        self.ws();
+        if self.s.get(self.i) == Some(&b) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self) -> Result<Json> {
+        self.ws();
+        self.depth += 1;
+        if self.depth > MAX_JSON_DEPTH {
+            return Err(self.err());
+        }
+        let v =
+            match self.s.get(self.i).copied() {
+                Some(b'{') => {
+                    self.i += 1;
+                    let mut members = Vec::new();
+                    if !self.eat(b'}') {
+                        loop {
+                            self.ws();
+                            let k = self.string()?;
+                            if !self.eat(b':') {
+                                return Err(self.err());
+                            }
+                            members.push((k, self.value()?));
+                            if self.eat(b'}') {
+                                break;
+                            }
+                            if !self.eat(b',') {
+                                return Err(self.err());
+                            }
+                        }
+                    }
+                    Json::Obj(members)
+                }
+                Some(b'[') => {
+                    self.i += 1;
+                    let mut items = Vec::new();
+                    if !self.eat(b']') {
+                        loop {
+                            items.push(self.value()?);
+                            if self.eat(b']') {
+                                break;
+                            }
+                            if !self.eat(b',') {
+                                return Err(self.err());
+                            }
+                        }
+                    }
+                    Json::Arr(items)
+                }
+                Some(b'"') => Json::Str(self.string()?),
+                Some(b't') if self.s[self.i..].starts_with(b"true") => {
+                    self.i += 4;
+                    Json::Bool(true)
+                }
+                Some(b'f') if self.s[self.i..].starts_with(b"false") => {
+                    self.i += 5;
+                    Json::Bool(false)
+                }
+                Some(b'n') if self.s[self.i..].starts_with(b"null") => {
+                    self.i += 4;
+                    Json::Null
+                }
+                Some(b'-' | b'0'..=b'9') => {
+                    let start = self.i;
+                    while self.s.get(self.i).is_some_and(|b| {
+                        matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                    }) {
+                        self.i += 1;
+                    }
+                    let n = std::str::from_utf8(&self.s[start..self.i])
+                        .ok()
+                        .and_then(|t| t.parse::<f64>().ok())
+                        .ok_or_else(|| self.err())?;
+                    Json::Num(n)
+                }
+                _ => return Err(self.err()),
+            };
+        self.depth -= 1;
+        Ok(v)
+    }
+
+    fn string(&mut self) -> Result<String> {
+        if self.s.get(self.i) != Some(&b'"') {
+            return Err(self.err());
+        }
+        self.i += 1;
+        let mut out = Vec::new();
+        loop {
+            let b = *self.s.get(self.i).ok_or_else(|| self.err())?;
+            self.i += 1;
+            match b {
+                b'"' => break,
+                b'\\' => {
+                    let e = *self.s.get(self.i).ok_or_else(|| self.err())?;
+                    self.i += 1;
+                    match e {
+                        b'n' => out.push(b'\n'),
+                        b't' => out.push(b'\t'),
+                        b'r' => out.push(b'\r'),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'u' => {
+                            let mut cp = self.hex4()?;
+                            if (0xD800..0xDC00).contains(&cp)
+                                && self.s.get(self.i..self.i + 2) == Some(b"\\u")
+                            {
+                                self.i += 2;
+                                let low = self.hex4()?;
+                                cp = 0x10000
+                                    + ((cp - 0xD800) << 10)
+                                    + (low.wrapping_sub(0xDC00) & 0x3FF);
+                            }
+                            let c = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                            let mut tmp = [0u8; 4];
+                            out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+                        }
+                        other => out.push(other),
+                    }
+                }
+                other => out.push(other),
+            }
+        }
+        String::from_utf8(out).map_err(|_| self.err())
+    }
+
+    fn hex4(&mut self) -> Result<u32> {
+        let h = self
+            .s
+            .get(self.i..self.i + 4)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .ok_or_else(|| self.err())?;
+        self.i += 4;
+        Ok(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_reads_plans() {
+        let j = Json::parse(
+            r#"[{"Plan": {"Node Type": "Seq Scan", "Plan Rows": 12.5, "Plans": [], "s": "a\"\u00e9\ud83d\ude00\n"}}]"#,
+        )
+        .expect("parses");
+        let Json::Arr(items) = &j else { panic!() };
+        let plan = items[0].get("Plan").expect("parses");
+        assert_eq!(plan.str("Node Type"), Some("Seq Scan"));
+        assert_eq!(plan.num("Plan Rows"), Some(12.5));
+        assert_eq!(plan.str("s"), Some("a\"é😀\n"));
+        assert!(Json::parse("[1,").is_err());
+        assert!(Json::parse("{} x").is_err());
+    }
+}
