@@ -101,6 +101,8 @@ impl OperationsService for OperationsApi {
         req: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         caller(&req)?.require_admin()?;
+        // Records wait up to the commit delay for their batch; list what was sent until now.
+        self.forge.audit().flush(Duration::from_secs(5)).await;
         let pb::ListAuditEventsRequest {
             key_id,
             database,

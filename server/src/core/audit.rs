@@ -2,9 +2,12 @@
 //!
 //! Records are hash-chained: each stores the SHA-256 of its own fields and of the record before
 //! it, so editing or deleting a record breaks the chain, and [`AuditLog::verify`] finds where.
-//! Callers hand records to a bounded channel and go on; one writer task appends them in batches
-//! (the chain needs one writer anyway) to the catalog and emits a structured log line for each.
-//! When the channel is full, callers wait: records are never dropped.
+//! Callers hand records to a bounded channel and go on; one writer task emits a structured log
+//! line for each at once and appends them to the catalog in batches (the chain needs one writer
+//! anyway). A batch is committed when it holds [`BATCH`] records, [`COMMIT_DELAY`] after its first
+//! record, or when someone [flushes](AuditLog::flush): one catalog commit per call would cost
+//! more than the call itself under light, sequential load. When the channel is full, callers
+//! wait: records are never dropped.
 //!
 //! Statement text is kept truncated (with the hash of the full text); parameters and keys'
 //! secrets are never recorded.
@@ -12,7 +15,10 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
 
 use super::{
     catalog::Catalog,
@@ -21,6 +27,21 @@ use super::{
 
 /// Characters of statement text kept in a record.
 pub const STATEMENT_CHARS: usize = 256;
+
+/// Records per catalog commit, at most.
+const BATCH: usize = 256;
+
+/// Longest a record waits for its catalog commit; its log line is written at once.
+pub const COMMIT_DELAY: Duration = Duration::from_millis(20);
+
+/// What the writer receives.
+#[derive(Debug)]
+enum Msg {
+    /// An event and when it happened (Unix ms).
+    Record(i64, Event),
+    /// Commit everything before this message, then answer.
+    Flush(oneshot::Sender<()>),
+}
 
 /// One audited call, as the caller reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +159,7 @@ pub struct Verification {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     /// `None` when auditing is disabled (`--disable-audit`): nothing is recorded.
-    tx: Option<mpsc::Sender<(i64, Event)>>,
+    tx: Option<mpsc::Sender<Msg>>,
     catalog: Catalog,
 }
 
@@ -175,20 +196,25 @@ impl AuditLog {
         let Some(tx) = &self.tx else {
             return;
         };
-        if tx.send((now_ms(), event)).await.is_err() {
+        if tx.send(Msg::Record(now_ms(), event)).await.is_err() {
             tracing::error!("the audit writer has stopped; an audit record was not stored");
         }
     }
 
-    /// Waits (up to `timeout`) until every record sent so far has been handed to the writer,
-    /// so that a graceful shutdown loses none.
+    /// Waits (up to `timeout`) until every record sent so far is stored in the catalog, so that
+    /// a listing sees them and a graceful shutdown loses none.
     pub async fn flush(&self, timeout: Duration) {
         let Some(tx) = &self.tx else {
             return;
         };
-        let deadline = tokio::time::Instant::now() + timeout;
-        while tx.capacity() < tx.max_capacity() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        let (done, stored) = oneshot::channel();
+        let flushed = async {
+            if tx.send(Msg::Flush(done)).await.is_ok() {
+                let _ = stored.await;
+            }
+        };
+        if tokio::time::timeout(timeout, flushed).await.is_err() {
+            tracing::warn!("the audit log was not flushed in time");
         }
     }
 
@@ -209,63 +235,101 @@ impl AuditLog {
     }
 }
 
-async fn write_loop(catalog: Catalog, mut rx: mpsc::Receiver<(i64, Event)>, head: (i64, String)) {
+async fn write_loop(catalog: Catalog, mut rx: mpsc::Receiver<Msg>, head: (i64, String)) {
     let (mut seq, mut prev) = head;
-    let mut batch = Vec::with_capacity(256);
-    while rx.recv_many(&mut batch, 256).await > 0 {
-        let records: Vec<Record> = batch
-            .drain(..)
-            .map(|(at_ms, e)| {
-                seq += 1;
-                let statement_hash = e
-                    .statement
-                    .as_deref()
-                    .map(|s| hex(&Sha256::digest(s.as_bytes())));
-                let statement = e
-                    .statement
-                    .map(|s| s.chars().take(STATEMENT_CHARS).collect());
-                let mut r = Record {
-                    seq,
-                    at_ms,
-                    key_id: e.key_id,
-                    rpc: e.rpc.to_owned(),
-                    database: e.database,
-                    statement,
-                    statement_hash,
-                    rows_affected: e
-                        .rows_affected
-                        .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
-                    outcome: e.outcome.to_owned(),
-                    duration_us: i64::try_from(e.duration.as_micros()).unwrap_or(i64::MAX),
-                    prev_hash: std::mem::take(&mut prev),
-                    hash: String::new(),
-                };
-                r.hash = r.compute_hash();
-                prev = r.hash.clone();
-                // Logged here, off the request's path, with its place in the chain.
-                tracing::info!(
-                    target: "dbforge::audit",
-                    seq = r.seq,
-                    key = %r.key_id,
-                    rpc = %r.rpc,
-                    db = r.database.as_deref().unwrap_or("-"),
-                    outcome = %r.outcome,
-                    rows = r.rows_affected,
-                    duration_us = r.duration_us,
-                    statement_hash = r.statement_hash.as_deref().unwrap_or("-"),
-                    "audit"
-                );
-                r
-            })
-            .collect();
-        let cat = catalog.clone();
-        let stored = tokio::task::spawn_blocking(move || cat.audit_append(&records))
-            .await
-            .map_err(|e| Error::internal(format!("audit task: {e}")))
-            .and_then(|r| r);
-        if let Err(e) = stored {
-            tracing::error!(error = %e, "audit records could not be stored");
+    let mut inbox = Vec::with_capacity(BATCH);
+    let mut pending: Vec<Record> = Vec::with_capacity(BATCH);
+    let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    // When the oldest pending record must be committed.
+    let mut deadline = tokio::time::Instant::now();
+    loop {
+        let received = if pending.is_empty() {
+            rx.recv_many(&mut inbox, BATCH).await
+        } else {
+            tokio::time::timeout_at(deadline, rx.recv_many(&mut inbox, BATCH))
+                .await
+                .unwrap_or(usize::MAX)
+        };
+        if pending.is_empty() {
+            deadline = tokio::time::Instant::now() + COMMIT_DELAY;
         }
+        let closed = received == 0;
+        for msg in inbox.drain(..) {
+            match msg {
+                Msg::Record(at_ms, e) => {
+                    seq += 1;
+                    let r = seal(seq, at_ms, e, std::mem::take(&mut prev));
+                    prev = r.hash.clone();
+                    pending.push(r);
+                }
+                Msg::Flush(done) => waiters.push(done),
+            }
+        }
+        let due = closed || received == usize::MAX || !waiters.is_empty() || pending.len() >= BATCH;
+        if due && !pending.is_empty() {
+            store(&catalog, std::mem::take(&mut pending)).await;
+        }
+        if due {
+            for w in waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+        if closed {
+            break;
+        }
+    }
+}
+
+/// Builds the chained record of an event and writes its log line, off the request's path.
+fn seal(seq: i64, at_ms: i64, e: Event, prev_hash: String) -> Record {
+    let statement_hash = e
+        .statement
+        .as_deref()
+        .map(|s| hex(&Sha256::digest(s.as_bytes())));
+    let statement = e
+        .statement
+        .map(|s| s.chars().take(STATEMENT_CHARS).collect());
+    let mut r = Record {
+        seq,
+        at_ms,
+        key_id: e.key_id,
+        rpc: e.rpc.to_owned(),
+        database: e.database,
+        statement,
+        statement_hash,
+        rows_affected: e
+            .rows_affected
+            .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+        outcome: e.outcome.to_owned(),
+        duration_us: i64::try_from(e.duration.as_micros()).unwrap_or(i64::MAX),
+        prev_hash,
+        hash: String::new(),
+    };
+    r.hash = r.compute_hash();
+    tracing::info!(
+        target: "dbforge::audit",
+        seq = r.seq,
+        key = %r.key_id,
+        rpc = %r.rpc,
+        db = r.database.as_deref().unwrap_or("-"),
+        outcome = %r.outcome,
+        rows = r.rows_affected,
+        duration_us = r.duration_us,
+        statement_hash = r.statement_hash.as_deref().unwrap_or("-"),
+        "audit"
+    );
+    r
+}
+
+/// Appends records to the catalog in one transaction.
+async fn store(catalog: &Catalog, records: Vec<Record>) {
+    let cat = catalog.clone();
+    let stored = tokio::task::spawn_blocking(move || cat.audit_append(&records))
+        .await
+        .map_err(|e| Error::internal(format!("audit task: {e}")))
+        .and_then(|r| r);
+    if let Err(e) = stored {
+        tracing::error!(error = %e, "audit records could not be stored");
     }
 }
 
