@@ -3,7 +3,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -82,6 +85,10 @@ impl MysqlEngine {
 #[derive(Debug, Default)]
 pub struct TypeCache {
     tables: Mutex<HashMap<String, Arc<HashMap<String, Declared>>>>,
+    /// Bumped by every statement that may change the schema, on any connection of the
+    /// database; part of every prepared statement's text, so a statement prepared before such a
+    /// change is never reused after it.
+    epoch: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -103,10 +110,62 @@ impl TypeCache {
     }
 
     fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut t) = self.tables.lock() {
             t.clear();
         }
     }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether `sql` may change the schema (so cached declarations and prepared statements must be
+/// dropped): anything but the statements known to leave it alone. A wrong "yes" costs a prepare;
+/// text the check cannot read (an executable `/*! … */` comment) counts as a change.
+fn may_change_schema(sql: &str) -> bool {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(r) = rest.strip_prefix("--").or_else(|| rest.strip_prefix('#')) {
+            rest = r.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if rest.starts_with("/*!") {
+            return true;
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            break;
+        }
+    }
+    let word: String = rest
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    !matches!(
+        word.as_str(),
+        "SELECT"
+            | "INSERT"
+            | "UPDATE"
+            | "DELETE"
+            | "REPLACE"
+            | "WITH"
+            | "VALUES"
+            | "TABLE"
+            | "SHOW"
+            | "EXPLAIN"
+            | "ANALYZE"
+            | "DESCRIBE"
+            | "DESC"
+            | "DO"
+            | "SET"
+            | "SAVEPOINT"
+            | "RELEASE"
+            | "ROLLBACK"
+            | "COMMIT"
+            | "BEGIN"
+            | "START"
+    )
 }
 
 /// Where a pool connects.
@@ -126,7 +185,6 @@ pub struct MyConn {
     id: u64,
     flavor: ServerFlavor,
     timeout: Option<Duration>,
-    counter: u64,
     broken: bool,
     schema: String,
     types: Arc<TypeCache>,
@@ -665,10 +723,11 @@ impl SqlConn for MyConn {
     }
 
     async fn describe(&mut self, stmt: &Statement) -> Result<MyPrepared> {
-        // A fresh text for every statement, so that sqlx never reuses a statement prepared
-        // before a table changed (its column list would be stale).
-        self.counter += 1;
-        let sql = format!("/* dbforge {} */ {}", self.counter, stmt.sql);
+        // The schema epoch in the text: sqlx reuses a prepared statement (no round trip, and no
+        // COM_STMT_CLOSE of an evicted one, whose unanswered packet stalls the next write for
+        // a delayed ACK: sqlx sets no TCP_NODELAY) until a statement that may change a table
+        // runs; after that its column list could be stale, so the text changes.
+        let sql = format!("/* dbforge {} */ {}", self.types.epoch(), stmt.sql);
         let prepared = match (&mut self.conn)
             .prepare_with(AssertSqlSafe(sql.clone()).into_sql_str(), &[])
             .await
@@ -735,7 +794,7 @@ impl SqlConn for MyConn {
         stmt: &Statement,
         sink: &mut dyn RowSink,
     ) -> Result<Outcome> {
-        if prepared.columns.is_empty() {
+        if prepared.columns.is_empty() && may_change_schema(&stmt.sql) {
             // Possibly DDL: what was learnt about column declarations may be stale.
             self.types.clear();
         }
@@ -807,7 +866,9 @@ impl SqlConn for MyConn {
     }
 
     async fn run_discarding(&mut self, stmt: &Statement) -> Result<Outcome> {
-        self.types.clear();
+        if may_change_schema(&stmt.sql) {
+            self.types.clear();
+        }
         let args = arguments(&stmt.params)?;
         let query = sqlx::query_with(AssertSqlSafe(stmt.sql.clone()), args).persistent(false);
         match (&mut self.conn).execute(query).await {
@@ -850,7 +911,6 @@ impl Engine for MysqlEngine {
             id,
             flavor,
             timeout: None,
-            counter: 0,
             broken: false,
             schema: target.schema.clone(),
             types: Arc::clone(&target.types),
@@ -869,6 +929,29 @@ impl Engine for MysqlEngine {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn schema_changes_are_recognized_conservatively() {
+        for sql in [
+            "SELECT 1",
+            " /* c */ insert into t values (1)",
+            "-- x\nUPDATE t SET a = 1",
+            "with x as (select 1) select * from x",
+            "SAVEPOINT s",
+        ] {
+            assert!(!super::may_change_schema(sql), "{sql}");
+        }
+        for sql in [
+            "CREATE TABLE t (a INT)",
+            "alter table t add b int",
+            "/*!50000 SELECT */ 1",
+            "DROP VIEW v",
+            "CALL p()",
+            "",
+        ] {
+            assert!(super::may_change_schema(sql), "{sql}");
+        }
+    }
     use super::*;
 
     #[test]
