@@ -36,12 +36,45 @@ pub enum Variant {
     Lean,
 }
 
+/// The database servers a gateway fronts besides SQLite (the server's `--postgres-url`,
+/// `--mysql-url` and `--redis-url`); none by default.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Servers {
+    /// PostgreSQL admin URL.
+    #[arg(long)]
+    pub postgres_url: Option<String>,
+    /// MySQL/MariaDB admin URL.
+    #[arg(long)]
+    pub mysql_url: Option<String>,
+    /// Redis URL.
+    #[arg(long)]
+    pub redis_url: Option<String>,
+}
+
+impl Servers {
+    /// The flags that pass these on to a `serve` child.
+    fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for (flag, url) in [
+            ("--postgres-url", &self.postgres_url),
+            ("--mysql-url", &self.mysql_url),
+            ("--redis-url", &self.redis_url),
+        ] {
+            if let Some(url) = url {
+                args.extend([flag.to_owned(), url.clone()]);
+            }
+        }
+        args
+    }
+}
+
 /// Body of the hidden `serve` subcommand: serve until SIGTERM, or until the parent goes away.
 pub fn serve(
     data_dir: PathBuf,
     listen: SocketAddr,
     variant: Variant,
     log_file: &Path,
+    servers: Servers,
 ) -> Result<(), BoxError> {
     // `dbforge-server` logs at info by default (the audit log writes a line per call), so the
     // child does too, into a file: the cost is measured as deployed and the terminal stays
@@ -69,6 +102,9 @@ pub fn serve(
             admin_key: std::env::var(ADMIN_KEY_ENV).ok(),
             disable_audit: variant == Variant::Lean,
             disable_metrics: variant == Variant::Lean,
+            postgres_url: servers.postgres_url,
+            mysql_url: servers.mysql_url,
+            redis_url: servers.redis_url,
             ..Config::default()
         };
         dbforge_server::server::run(cfg, listener, stop_signal()).await
@@ -116,13 +152,14 @@ pub struct Memory {
 
 impl ServerProcess {
     /// Starts the gateway in configuration `variant` on an ephemeral port, with its data in
-    /// `data_dir`, `admin_key` as its admin API key and its log in `log_file`, and waits until it
-    /// has bound its socket.
+    /// `data_dir`, `admin_key` as its admin API key, its log in `log_file` and `servers` as its
+    /// database servers, and waits until it has bound its socket.
     pub fn start(
         data_dir: &Path,
         admin_key: &str,
         variant: Variant,
         log_file: &Path,
+        servers: &Servers,
     ) -> Result<Self, BoxError> {
         let exe = std::env::current_exe()?;
         let variant = match variant {
@@ -137,6 +174,7 @@ impl ServerProcess {
             .args(["--listen", "127.0.0.1:0", "--variant", variant])
             .arg("--log-file")
             .arg(log_file)
+            .args(servers.args())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

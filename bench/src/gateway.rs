@@ -14,7 +14,8 @@ use std::{
 
 use dbforge::pb::{
     self, database_service_client::DatabaseServiceClient, query_response,
-    query_service_client::QueryServiceClient, value,
+    query_service_client::QueryServiceClient, transfer_service_client::TransferServiceClient,
+    value,
 };
 use prost::Message as _;
 use tokio::{sync::Barrier, task::JoinSet};
@@ -44,7 +45,7 @@ const BENCH_DB: &str = "bench";
 const MAX_MESSAGE: usize = 16 << 20;
 
 /// Describes a failed call: which RPC, on what, and the status the server answered.
-fn failed(call: impl std::fmt::Display) -> impl FnOnce(Status) -> BoxError {
+pub fn failed(call: impl std::fmt::Display) -> impl FnOnce(Status) -> BoxError {
     move |s| {
         format!(
             "{call} failed: code {:?} ({}), message {:?}",
@@ -68,7 +69,7 @@ impl Interceptor for ApiKey {
 }
 
 /// A client stack whose calls carry the API key.
-type Authed = InterceptedService<Channel, ApiKey>;
+pub type Authed = InterceptedService<Channel, ApiKey>;
 
 /// One HTTP/2 connection to the gateway, and the key its calls present.
 #[derive(Debug, Clone)]
@@ -88,17 +89,24 @@ impl Conn {
         Ok(Self { channel, key })
     }
 
-    fn query(&self) -> QueryServiceClient<Authed> {
+    /// A QueryService client on this connection.
+    pub fn query(&self) -> QueryServiceClient<Authed> {
         QueryServiceClient::with_interceptor(self.channel.clone(), self.key.clone())
             .max_decoding_message_size(MAX_MESSAGE)
     }
 
-    fn databases(&self) -> DatabaseServiceClient<Authed> {
+    /// A DatabaseService client on this connection.
+    pub fn databases(&self) -> DatabaseServiceClient<Authed> {
         DatabaseServiceClient::with_interceptor(self.channel.clone(), self.key.clone())
     }
 
+    /// A TransferService client on this connection.
+    pub fn transfer(&self) -> TransferServiceClient<Authed> {
+        TransferServiceClient::with_interceptor(self.channel.clone(), self.key.clone())
+    }
+
     /// Health checks need no key, so the floor is a bare tonic call.
-    fn health(&self) -> HealthClient<Channel> {
+    pub fn health(&self) -> HealthClient<Channel> {
         HealthClient::new(self.channel.clone())
     }
 }
@@ -116,7 +124,7 @@ fn text(v: String) -> pb::Value {
 }
 
 /// Runs one statement through Execute and returns its result.
-async fn execute(
+pub async fn execute(
     client: &mut QueryServiceClient<Authed>,
     database: &str,
     sql: &str,
@@ -136,13 +144,15 @@ async fn execute(
         .ok_or_else(|| format!("Execute {sql:?} on {database:?} returned no result").into())
 }
 
-/// Spawns one SQLite database.
-async fn create_database(
+/// Spawns one database on `backend`.
+pub async fn create_database(
     client: &mut DatabaseServiceClient<Authed>,
     name: &str,
+    backend: pb::Backend,
 ) -> Result<(), BoxError> {
     let req = pb::CreateDatabaseRequest {
         name: name.to_owned(),
+        backend: backend.into(),
         ..Default::default()
     };
     let res = client
@@ -155,9 +165,25 @@ async fn create_database(
     Ok(())
 }
 
+/// Deletes a database the bench spawned.
+pub async fn delete_database(
+    client: &mut DatabaseServiceClient<Authed>,
+    name: &str,
+) -> Result<(), BoxError> {
+    let req = pb::DeleteDatabaseRequest {
+        name: name.to_owned(),
+        allow_missing: false,
+    };
+    client
+        .delete_database(req)
+        .await
+        .map_err(failed(format_args!("DeleteDatabase {name:?}")))?;
+    Ok(())
+}
+
 /// Spawns the bench database and creates its tables, all through the gateway.
 pub async fn prepare(conn: &Conn) -> Result<(), BoxError> {
-    create_database(&mut conn.databases(), BENCH_DB).await?;
+    create_database(&mut conn.databases(), BENCH_DB, pb::Backend::Sqlite).await?;
     let mut q = conn.query();
     execute(&mut q, BENCH_DB, CREATE_POINT_TABLE, vec![]).await?;
     let filled = execute(&mut q, BENCH_DB, FILL_POINT_TABLE, vec![]).await?;
@@ -315,18 +341,25 @@ pub async fn throughput(
     })
 }
 
-/// Reads the streamed result, decoding every message and touching every cell.
-async fn stream_once(conn: &Conn, rows: u64, server_pid: u32) -> Result<StreamRun, BoxError> {
-    let sql = stream_query(rows);
+/// Reads the streamed result of `sql` on `db`, which must yield `rows` rows of (int, text,
+/// float), decoding every message and touching every cell.
+pub async fn stream_once(
+    conn: &Conn,
+    db: &str,
+    sql: String,
+    rows: u64,
+    server_pid: u32,
+) -> Result<StreamRun, BoxError> {
     let mut client = conn.query();
     let (server0, client0) = (cpu_time(server_pid)?, cpu_time(std::process::id())?);
     let start = Instant::now();
     let req = pb::QueryRequest {
-        database: BENCH_DB.to_owned(),
+        database: db.to_owned(),
         sql,
         ..Default::default()
     };
-    let call = "Query (1M-row recursive CTE)";
+    let call = format!("Query ({rows}-row stream on {db:?})");
+    let call = call.as_str();
     let mut stream = client.query(req).await.map_err(failed(call))?.into_inner();
     let (mut n, mut bytes, mut summary) = (0u64, 0u64, None);
     let (mut ints, mut text_bytes, mut floats) = (0i64, 0usize, 0f64);
@@ -378,7 +411,8 @@ async fn stream_once(conn: &Conn, rows: u64, server_pid: u32) -> Result<StreamRu
 pub async fn stream(conn: &Conn, plan: &Plan, server_pid: u32) -> Result<StreamRun, BoxError> {
     let mut best: Option<StreamRun> = None;
     for _ in 0..plan.stream_runs {
-        let run = stream_once(conn, plan.stream_rows, server_pid).await?;
+        let sql = stream_query(plan.stream_rows);
+        let run = stream_once(conn, BENCH_DB, sql, plan.stream_rows, server_pid).await?;
         if best.is_none_or(|b| run.elapsed < b.elapsed) {
             best = Some(run);
         }
@@ -391,7 +425,7 @@ pub async fn spawn(conn: &Conn, plan: &Plan) -> Result<Latency, BoxError> {
     let client = conn.databases();
     sample(0, plan.spawns, |i| {
         let mut client = client.clone();
-        async move { create_database(&mut client, &format!("spawn-{i:05}")).await }
+        async move { create_database(&mut client, &format!("spawn-{i:05}"), pb::Backend::Sqlite).await }
     })
     .await
 }
@@ -412,7 +446,7 @@ pub async fn fleet(conn: &Conn, plan: &Plan) -> Result<Duration, BoxError> {
                     return Ok::<_, BoxError>(());
                 }
                 let name = format!("fleet-{i:05}");
-                create_database(&mut dbs, &name).await?;
+                create_database(&mut dbs, &name, pb::Backend::Sqlite).await?;
                 let r = execute(&mut q, &name, "SELECT 1", vec![]).await?;
                 let one = r.rows.first().and_then(|row| row.values.first());
                 if one.and_then(|v| v.kind.as_ref()) != Some(&value::Kind::IntValue(1)) {

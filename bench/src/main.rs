@@ -25,33 +25,48 @@
 //! 5. single-row INSERT, gateway against in-process;
 //! 6. a streamed 1,000,000-row result, gateway against in-process, and the gateway's peak RSS;
 //! 7. CreateDatabase latency;
-//! 8. the gateway's RSS after 10,000 databases were spawned and queried once.
+//! 8. the gateway's RSS after 10,000 databases were spawned and queried once;
+//! 9. CSV export (`ExportTable`) of a 1,000,000-row table against `sqlite3`, `psql` and the
+//!    `mariadb` client on the same table;
+//! 10. CSV import (`ImportCsv`) of the same file against `sqlite3 .import`, `psql \copy` and
+//!     `LOAD DATA LOCAL INFILE`;
+//! 11. PostgreSQL and MariaDB point queries and a streamed result against sqlx in this process
+//!     (and PostgreSQL through pgbouncer);
+//! 12. Redis GET and SET against redis-rs;
+//! 13. CreateDatabase and DeleteDatabase latency per backend.
+//!
+//! Phases 9 to 13 run on a third gateway that also fronts the local PostgreSQL, MariaDB and
+//! Redis servers ([`transfer`], [`backends`]).
 //!
 //! This is a benchmark, not a test: nothing fails when a target is missed; the report says
 //! PASS or MISS and by how much. Modules: [`workload`] (what runs), [`direct`] (in-process
 //! baselines), [`gateway`] (the gRPC phases), [`child`] (the gateway process), [`stats`]
 //! (percentiles), [`summary`] (results to rows) and [`report`] (markdown).
 
+mod backends;
 mod child;
 mod direct;
 mod gateway;
 mod report;
 mod stats;
 mod summary;
+mod transfer;
 mod workload;
 
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use clap::{Parser, Subcommand};
 
 use crate::{
-    child::{ServerProcess, Variant, cpu_time},
+    backends::BackendResults,
+    child::{ServerProcess, Servers, Variant, cpu_time},
     report::{Machine, Report, machine_busy, revision},
     summary::{GatewayResults, LeanResults, Outcome},
+    transfer::{Engine, TransferResults},
     workload::Plan,
 };
 
@@ -66,10 +81,27 @@ struct Cli {
     #[arg(long)]
     quick: bool,
     /// Also write the report to this markdown file (keeping its hand-written Analysis section).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "only")]
     write: Option<PathBuf>,
+    /// Rows of the CSV export/import table [default: 1000000; 100000 with --quick].
+    #[arg(long, value_name = "N")]
+    transfer_rows: Option<u64>,
+    /// Run one part only (for a quicker look; cannot be combined with --write).
+    #[arg(long, value_enum)]
+    only: Option<Part>,
     #[command(subcommand)]
     command: Option<Cmd>,
+}
+
+/// The parts of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    /// Phases 1 to 8: SQLite in process against the gateway, latency, throughput, memory.
+    Core,
+    /// Phases 9 and 10: CSV export and import against each engine's own tool.
+    Transfer,
+    /// Phases 11 to 13: PostgreSQL, MariaDB and Redis against their drivers, spawn latency.
+    Backends,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +121,9 @@ enum Cmd {
         /// Where the gateway's log goes.
         #[arg(long)]
         log_file: PathBuf,
+        /// Database servers besides SQLite.
+        #[command(flatten)]
+        servers: Servers,
     },
 }
 
@@ -100,8 +135,15 @@ fn main() -> Result<(), BoxError> {
             listen,
             variant,
             log_file,
-        }) => child::serve(data_dir, listen, variant, &log_file),
-        None => bench(cli.quick, cli.write.as_deref()),
+            servers,
+        }) => child::serve(data_dir, listen, variant, &log_file, servers),
+        None => {
+            let mut plan = Plan::new(cli.quick);
+            if let Some(rows) = cli.transfer_rows {
+                plan.transfer_rows = rows;
+            }
+            bench(plan, cli.only, cli.write.as_deref())
+        }
     }
 }
 
@@ -110,72 +152,44 @@ fn progress(what: &str) {
     eprintln!("dbforge-bench: {what}");
 }
 
-fn bench(quick: bool, write: Option<&Path>) -> Result<(), BoxError> {
-    let plan = Plan::new(quick);
+fn bench(plan: Plan, only: Option<Part>, write: Option<&Path>) -> Result<(), BoxError> {
+    let runs = |part| only.is_none_or(|o| o == part);
     let started = Instant::now();
     let busy_before = machine_busy().ok();
     let tmp = tempfile::tempdir()?;
-    let direct_dir = tmp.path().join("direct");
-    std::fs::create_dir_all(&direct_dir)?;
-
-    // The baselines run first, while no gateway exists yet to compete for the cores.
-    progress("in-process SQLite baselines");
-    let direct = direct::run(&direct_dir, &plan).map_err(|e| e.to_string());
-
-    progress("starting the gateway process (default configuration)");
     let admin_key = child::new_admin_key();
-    let log = tmp.path().join("gateway.log");
-    let server = ServerProcess::start(
-        &tmp.path().join("gateway"),
-        &admin_key,
-        Variant::Default,
-        &log,
-    )?;
-    let gateway = on_runtime(gateway_phases(&server, &admin_key, &plan))?;
-    let mut gateway_cpu = cpu_time(server.pid())?;
-    progress("stopping the gateway (SIGTERM)");
-    let stopped = server.stop().map_err(|e| e.to_string());
-
-    progress("starting a second gateway with the audit log and metrics off");
-    let lean_log = tmp.path().join("gateway-lean.log");
-    let channels = gateway.best_channels().unwrap_or(1);
-    let lean = match ServerProcess::start(
-        &tmp.path().join("gateway-lean"),
-        &admin_key,
-        Variant::Lean,
-        &lean_log,
-    ) {
-        Ok(server) => {
-            let lean = on_runtime(lean_phases(&server, &admin_key, &plan, channels))?;
-            gateway_cpu += cpu_time(server.pid())?;
-            progress("stopping the second gateway (SIGTERM)");
-            if let Err(e) = server.stop() {
-                progress(&format!("the second gateway did not stop cleanly: {e}"));
-            }
-            lean
+    let mut gateway_cpu = Duration::ZERO;
+    let (mut rows, mut notes) = (Vec::new(), Vec::new());
+    if runs(Part::Core) {
+        let (outcome, cpu) = core(&plan, tmp.path(), &admin_key)?;
+        gateway_cpu += cpu;
+        (rows, notes) = outcome.rows_and_notes();
+    }
+    if runs(Part::Transfer) || runs(Part::Backends) {
+        let parts = (runs(Part::Transfer), runs(Part::Backends));
+        let (transfer, backends, cpu) = servers_part(&plan, tmp.path(), &admin_key, parts)?;
+        gateway_cpu += cpu;
+        for (r, n) in [
+            transfer.map(|t| summary::transfer_rows_and_notes(&t)),
+            backends.map(|b| summary::backend_rows_and_notes(&b)),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            rows.extend(r);
+            notes.extend(n);
         }
-        Err(e) => LeanResults::failed(&format!("the second gateway did not start: {e}")),
-    };
+    }
     let own_cpu = cpu_time(std::process::id())? + gateway_cpu;
     let wall = started.elapsed();
     let other_cpu = busy_before
         .zip(machine_busy().ok())
         .map(|(before, after)| after.saturating_sub(before).saturating_sub(own_cpu));
-
-    let outcome = Outcome {
-        plan: plan.clone(),
-        direct,
-        gateway,
-        lean,
-        stopped,
-        log: child::log_problems(&log, 5).map_err(|e| e.to_string()),
-    };
-    let (rows, notes) = outcome.rows_and_notes();
     let report = Report {
         command: command_line(),
         date: now_utc(),
         machine: Machine::probe(),
-        quick,
+        quick: plan.quick,
         revision: revision(),
         wall,
         other_cpu,
@@ -191,6 +205,176 @@ fn bench(quick: bool, write: Option<&Path>) -> Result<(), BoxError> {
         progress(&format!("wrote {}", path.display()));
     }
     Ok(())
+}
+
+/// Phases 1 to 8: the in-process baselines, the default gateway, then the lean one. Returns
+/// what they measured and the CPU the gateways used.
+fn core(plan: &Plan, tmp: &Path, admin_key: &str) -> Result<(Outcome, Duration), BoxError> {
+    let direct_dir = tmp.join("direct");
+    std::fs::create_dir_all(&direct_dir)?;
+
+    // The baselines run first, while no gateway exists yet to compete for the cores.
+    progress("in-process SQLite baselines");
+    let direct = direct::run(&direct_dir, plan).map_err(|e| e.to_string());
+
+    progress("starting the gateway process (default configuration)");
+    let log = tmp.join("gateway.log");
+    let server = ServerProcess::start(
+        &tmp.join("gateway"),
+        admin_key,
+        Variant::Default,
+        &log,
+        &Servers::default(),
+    )?;
+    let gateway = on_runtime(gateway_phases(&server, admin_key, plan))?;
+    let mut gateway_cpu = cpu_time(server.pid())?;
+    progress("stopping the gateway (SIGTERM)");
+    let stopped = server.stop().map_err(|e| e.to_string());
+
+    progress("starting a second gateway with the audit log and metrics off");
+    let lean_log = tmp.join("gateway-lean.log");
+    let channels = gateway.best_channels().unwrap_or(1);
+    let lean = match ServerProcess::start(
+        &tmp.join("gateway-lean"),
+        admin_key,
+        Variant::Lean,
+        &lean_log,
+        &Servers::default(),
+    ) {
+        Ok(server) => {
+            let lean = on_runtime(lean_phases(&server, admin_key, plan, channels))?;
+            gateway_cpu += cpu_time(server.pid())?;
+            progress("stopping the second gateway (SIGTERM)");
+            if let Err(e) = server.stop() {
+                progress(&format!("the second gateway did not stop cleanly: {e}"));
+            }
+            lean
+        }
+        Err(e) => LeanResults::failed(&format!("the second gateway did not start: {e}")),
+    };
+    let outcome = Outcome {
+        plan: plan.clone(),
+        direct,
+        gateway,
+        lean,
+        stopped,
+        log: child::log_problems(&log, 5).map_err(|e| e.to_string()),
+    };
+    Ok((outcome, gateway_cpu))
+}
+
+/// Phases 9 to 13 (those of `parts`: transfer, backends) on a third gateway (default
+/// configuration) that also fronts the local PostgreSQL, MariaDB and Redis servers. An engine
+/// whose server is unreachable is reported as failed.
+fn servers_part(
+    plan: &Plan,
+    tmp: &Path,
+    admin_key: &str,
+    (with_transfer, with_backends): (bool, bool),
+) -> Result<(Option<TransferResults>, Option<BackendResults>, Duration), BoxError> {
+    let (rows, runs) = (plan.transfer_rows, plan.transfer_runs);
+    let up = |addr: &str| {
+        if transfer::reachable(addr) {
+            Ok(())
+        } else {
+            Err(format!("{addr} unreachable"))
+        }
+    };
+    let available = backends::Available {
+        postgres: up(Engine::Postgres.server().unwrap_or_default()),
+        mysql: up(Engine::Mysql.server().unwrap_or_default()),
+        redis: up(backends::REDIS_ADDR),
+    };
+    let servers = Servers {
+        postgres_url: available
+            .postgres
+            .is_ok()
+            .then(|| transfer::POSTGRES_URL.into()),
+        mysql_url: available.mysql.is_ok().then(|| transfer::MYSQL_URL.into()),
+        redis_url: available.redis.is_ok().then(|| backends::REDIS_URL.into()),
+    };
+    let engines: Vec<(Engine, Result<(), String>)> = vec![
+        (Engine::Sqlite, Ok(())),
+        (Engine::Postgres, available.postgres.clone()),
+        (Engine::Mysql, available.mysql.clone()),
+    ];
+    let csv = transfer::csv_path(tmp);
+    let csv_bytes = if with_transfer {
+        progress(&format!("writing the {rows}-row CSV file"));
+        transfer::write_csv(&csv, rows)?
+    } else {
+        0
+    };
+    let counts = backends::Counts {
+        // A tenth of phase 3's calls: MariaDB's gateway point query takes tens of milliseconds
+        // (see the Analysis), and 2,000 calls still give stable percentiles.
+        warmup: plan.warmup / 10,
+        iters: plan.point_iters / 10,
+        stream_rows: plan.stream_rows,
+        stream_runs: plan.stream_runs,
+        spawns: plan.backend_spawns,
+    };
+    progress("starting a third gateway, with the PostgreSQL, MariaDB and Redis backends");
+    let data_dir = tmp.join("gateway-servers");
+    let log = tmp.join("gateway-servers.log");
+    let server = match ServerProcess::start(&data_dir, admin_key, Variant::Default, &log, &servers)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            let why = format!("the third gateway did not start: {e}");
+            return Ok((
+                with_transfer.then(|| TransferResults::failed(rows, runs, &why)),
+                with_backends.then(|| BackendResults::failed(counts.stream_rows, &why)),
+                Duration::ZERO,
+            ));
+        }
+    };
+    let (engines, backend_results) = on_runtime(async {
+        match gateway::Conn::open(server.addr(), admin_key).await {
+            Ok(conn) => {
+                let target = transfer::Target {
+                    conn: &conn,
+                    pid: server.pid(),
+                    data_dir: &data_dir,
+                };
+                let t = if with_transfer {
+                    Some(transfer::run(target, &engines, &csv, rows, runs).await)
+                } else {
+                    None
+                };
+                let b = if with_backends {
+                    Some(backends::run(&conn, server.pid(), &available, counts, tmp).await)
+                } else {
+                    None
+                };
+                (t, b)
+            }
+            Err(e) => {
+                let why = format!("cannot connect to the third gateway: {e}");
+                (
+                    with_transfer.then(|| {
+                        engines
+                            .iter()
+                            .map(|(e, _)| (*e, Err(why.clone())))
+                            .collect()
+                    }),
+                    with_backends.then(|| BackendResults::failed(counts.stream_rows, &why)),
+                )
+            }
+        }
+    })?;
+    let cpu = cpu_time(server.pid())?;
+    progress("stopping the third gateway (SIGTERM)");
+    if let Err(e) = server.stop() {
+        progress(&format!("the third gateway did not stop cleanly: {e}"));
+    }
+    let transfer = engines.map(|engines| TransferResults {
+        rows,
+        csv_bytes,
+        runs,
+        engines,
+    });
+    Ok((transfer, backend_results, cpu))
 }
 
 /// Every gateway phase, in order. A failing phase is recorded and the others still run, so one

@@ -384,6 +384,31 @@ const METHOD: &str = "
   and queried once (`SELECT 1`), a few client tasks at a time; then the gateway's VmRSS and
   VmHWM from `/proc/<pid>/status`.
 - CPU per query comes from `/proc/<pid>/stat` (user + system time) over the throughput window.
+- Transfer (9, 10): a third gateway (defaults, plus `--postgres-url` and `--mysql-url` for the
+  local PostgreSQL 15 and MariaDB 10.11) spawns one database per engine. The bench writes one
+  CSV file (id, a 20-character name, a float with two decimals, a date; LF line ends) and, for
+  each timed run, empties the tables and imports it on both sides: `ImportCsv` (64 KiB chunks,
+  one transaction) into `t`, and the engine's loader into the twin table `t_native` in the same
+  database (`sqlite3 .import --csv --skip 1` on the gateway's own file; `psql \\copy … FROM …
+  CSV HEADER`; `mariadb --local-infile=1 -e \"LOAD DATA LOCAL INFILE …\"`, as postgres and root).
+  Exports read the same table `t`: `ExportTable` in CSV, every chunk read, against `sqlite3
+  -csv`, `psql \\copy t TO STDOUT CSV HEADER` and `mariadb --batch --quick -e \"SELECT * FROM
+  t\"`, each writing to /dev/null. One untimed `SELECT count(*)` precedes the exports (it sets
+  PostgreSQL's hint bits and warms every cache). The sides alternate which goes first; the best
+  run of each side counts; the native times include starting the client and connecting. CPU is
+  read from `/proc` for the gateway and the client, and from `/proc/stat` for the whole machine
+  (database servers and tools included).
+- Backends (11 to 13), on the same third gateway, which also has `--redis-url` (local Redis
+  7.0): for PostgreSQL and MariaDB a 10,000-row table `p (id BIGINT PRIMARY KEY, v TEXT)` is
+  queried by random id, through the gateway (Execute with a bound parameter) and with one sqlx
+  connection (as postgres/root, to the same database, statements cached by sqlx), alternating
+  floor, gateway and sqlx call by call; ratio = gateway p50 / (floor p50 + sqlx p50), as in
+  phase 3. The stream is a generated (int, text, float) result (`generate_series`; MariaDB's
+  `seq_1_to_N`), read through `QueryService.Query` and with sqlx's `fetch`, every cell decoded,
+  sides alternating, best run each. Redis: 10,000 keys, GET and SET through Execute against
+  redis-rs (one multiplexed RESP3 connection as the default user, on the same prefixed keys).
+  Spawn: CreateDatabase round-robin over the backends (one at a time), then DeleteDatabase of
+  each.
 ";
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct Latency {
     /// Median.
     pub p50: Duration,
+    /// 95th percentile.
+    pub p95: Duration,
     /// 99th percentile.
     pub p99: Duration,
 }
@@ -23,6 +25,7 @@ impl Latency {
         samples.sort_unstable();
         Some(Self {
             p50: percentile(&samples, 50.0),
+            p95: percentile(&samples, 95.0),
             p99: percentile(&samples, 99.0),
         })
     }

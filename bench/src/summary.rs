@@ -4,12 +4,14 @@
 use std::time::Duration;
 
 use crate::{
+    backends::BackendResults,
     child::Memory,
     direct::{DirectResults, StreamRun},
     gateway::Throughput,
     megabytes,
     report::{Goal, Row, Unit, thousands},
     stats::Latency,
+    transfer::TransferResults,
     workload::Plan,
 };
 
@@ -572,4 +574,248 @@ impl Outcome {
             ));
         }
     }
+}
+
+/// The export share the issue asks for: the gateway at least half as fast as the engine's tool.
+const EXPORT_SHARE_MIN: f64 = 50.0;
+/// The import share: the gateway at least 30% as fast as the engine's bulk loader.
+const IMPORT_SHARE_MIN: f64 = 30.0;
+
+/// Rows 9 (CSV export) and 10 (CSV import) for every engine, and their CPU breakdowns.
+pub fn transfer_rows_and_notes(t: &TransferResults) -> (Vec<Row>, Vec<String>) {
+    let (mut rows, mut notes) = (Vec::new(), Vec::new());
+    let n = t.rows;
+    let count = thousands(n as f64);
+    let rate = Unit::Rate("rows/s");
+    if t.csv_bytes > 0 {
+        notes.push(format!(
+            "Transfer: the CSV file has {count} rows in {:.1} MB ({:.1} bytes per row); each \
+             side ran {} timed imports and {} timed exports per engine, alternating which went \
+             first, and the best of each counts.",
+            megabytes(t.csv_bytes),
+            t.csv_bytes as f64 / n.max(1) as f64,
+            t.runs,
+            t.runs
+        ));
+    }
+    for (phase, export) in [(9, true), (10, false)] {
+        for (engine, result) in &t.engines {
+            let (what, tool, goal) = if export {
+                ("export", engine.export_tool(), EXPORT_SHARE_MIN)
+            } else {
+                ("import", engine.import_tool(), IMPORT_SHARE_MIN)
+            };
+            let rpc = if export { "ExportTable" } else { "ImportCsv" };
+            let names = [
+                format!("{engine} {what}: gateway {rpc} (CSV, {count} rows)"),
+                format!("{engine} {what}: {tool}"),
+                format!("{engine} {what}: gateway as % of {tool}"),
+            ];
+            let r = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    rows.push(Row::failed(phase, &names[0], e.clone(), rate, Goal::Info));
+                    rows.push(Row::failed(phase, &names[1], e.clone(), rate, Goal::Info));
+                    let share = Goal::AtLeast(goal);
+                    rows.push(Row::failed(
+                        phase,
+                        &names[2],
+                        e.clone(),
+                        Unit::Percent,
+                        share,
+                    ));
+                    continue;
+                }
+            };
+            let pair = if export { r.export } else { r.import };
+            let (g, nat) = (pair.gateway.rate(n), pair.native.rate(n));
+            rows.push(Row::new(phase, &names[0], g, rate, Goal::Info));
+            rows.push(Row::new(phase, &names[1], nat, rate, Goal::Info));
+            rows.push(Row::new(
+                phase,
+                &names[2],
+                100.0 * g / nat,
+                Unit::Percent,
+                Goal::AtLeast(goal),
+            ));
+            let cpu = |c: &crate::transfer::Cpu| c.machine.as_secs_f64();
+            let gw = &pair.gateway;
+            let bytes = if export {
+                format!(
+                    ", {:.1} MB of CSV ({:.1} MB/s)",
+                    megabytes(r.export_bytes),
+                    megabytes(r.export_bytes) / gw.elapsed.as_secs_f64()
+                )
+            } else {
+                String::new()
+            };
+            notes.push(format!(
+                "{engine} {what}: the gateway took {:.2} s{bytes}, using {:.2} CPU-s in the \
+                 gateway process and {:.2} in the client, {:.2} CPU-s on the whole machine \
+                 (database server included); {tool} took {:.2} s and {:.2} CPU-s on the whole \
+                 machine.",
+                gw.elapsed.as_secs_f64(),
+                gw.cpu.gateway.as_secs_f64(),
+                gw.cpu.client.as_secs_f64(),
+                cpu(&gw.cpu),
+                pair.native.elapsed.as_secs_f64(),
+                cpu(&pair.native.cpu),
+            ));
+        }
+    }
+    (rows, notes)
+}
+
+/// Rows 11 (PostgreSQL and MariaDB against sqlx), 12 (Redis against redis-rs) and 13 (spawn
+/// latency per backend), with breakdown notes. None of these has a target yet.
+pub fn backend_rows_and_notes(b: &BackendResults) -> (Vec<Row>, Vec<String>) {
+    let (mut rows, mut notes) = (Vec::new(), Vec::new());
+    let rate = Unit::Rate("rows/s");
+    let count = thousands(b.stream_rows as f64);
+    for (engine, result) in &b.sql {
+        let names = [
+            (format!("{engine} point query: gateway p50"), Unit::Micros),
+            (
+                format!("{engine} point query: sqlx direct p50"),
+                Unit::Micros,
+            ),
+            (
+                format!("{engine} point ratio: gateway p50 / (floor p50 + sqlx p50)"),
+                Unit::Ratio,
+            ),
+            (format!("{engine} stream of {count} rows: gateway"), rate),
+            (format!("{engine} stream: sqlx direct"), rate),
+            (
+                format!("{engine} stream: gateway as % of sqlx"),
+                Unit::Percent,
+            ),
+        ];
+        match result {
+            Ok(r) => {
+                let (g, d) = (
+                    r.stream_gateway.rows_per_sec(),
+                    r.stream_direct.rows_per_sec(),
+                );
+                let values = [
+                    us(r.point.gateway.p50),
+                    us(r.point.direct.p50),
+                    r.point.ratio(),
+                    g,
+                    d,
+                    100.0 * g / d,
+                ];
+                for ((name, unit), v) in names.into_iter().zip(values) {
+                    rows.push(Row::new(11, name, v, unit, Goal::Info));
+                }
+                let pooled = format!(
+                    "{engine} point query: sqlx through pgbouncer (transaction pooling) p50"
+                );
+                match &r.pooled {
+                    Some(Ok(l)) => {
+                        rows.push(Row::new(11, pooled, us(l.p50), Unit::Micros, Goal::Info));
+                        notes.push(format!(
+                            "{engine} through pgbouncer (transaction pooling, loopback): point \
+                             query p50 {:.1} µs, {:.1} µs above sqlx straight to the server; \
+                             the gateway adds {:.1} µs above sqlx, of which {:.1} µs is the \
+                             no-op RPC floor.",
+                            us(l.p50),
+                            us(l.p50) - us(r.point.direct.p50),
+                            us(r.point.gateway.p50) - us(r.point.direct.p50),
+                            us(r.point.floor.p50),
+                        ));
+                    }
+                    Some(Err(e)) => {
+                        rows.push(Row::failed(11, pooled, e.clone(), Unit::Micros, Goal::Info));
+                    }
+                    None => {}
+                }
+                let extra =
+                    us(r.point.gateway.p50) - us(r.point.floor.p50) - us(r.point.direct.p50);
+                let cpu = r.stream_gateway.cpu.map_or_else(String::new, |(s, c)| {
+                    let per = |d: Duration| d.as_secs_f64() * 1e9 / b.stream_rows.max(1) as f64;
+                    format!(
+                        "; meanwhile the gateway used {:.0} ns of CPU per row and the client {:.0} ns",
+                        per(s),
+                        per(c)
+                    )
+                });
+                notes.push(format!(
+                    "{engine}: point query p50 {:.1} µs = floor {:.1} µs + sqlx {:.1} µs + {extra:.1} µs \
+                     of gateway work (p99: gateway {:.1} µs, sqlx {:.1} µs). The stream took {:.0} ms \
+                     through the gateway ({:.1} MB of protobuf) and {:.0} ms with sqlx{cpu}.",
+                    us(r.point.gateway.p50),
+                    us(r.point.floor.p50),
+                    us(r.point.direct.p50),
+                    us(r.point.gateway.p99),
+                    us(r.point.direct.p99),
+                    ms(r.stream_gateway.elapsed),
+                    megabytes(r.stream_gateway.bytes),
+                    ms(r.stream_direct.elapsed),
+                ));
+            }
+            Err(e) => {
+                for (name, unit) in names {
+                    rows.push(Row::failed(11, name, e.clone(), unit, Goal::Info));
+                }
+            }
+        }
+    }
+    let redis_names = |op: &str| {
+        [
+            (format!("Redis {op}: gateway p50"), Unit::Micros),
+            (format!("Redis {op}: redis-rs direct p50"), Unit::Micros),
+            (
+                format!("Redis {op} ratio: gateway p50 / (floor p50 + redis-rs p50)"),
+                Unit::Ratio,
+            ),
+        ]
+    };
+    match &b.redis {
+        Ok(r) => {
+            for (op, trio) in [("GET", &r.get), ("SET", &r.set)] {
+                let values = [us(trio.gateway.p50), us(trio.direct.p50), trio.ratio()];
+                for ((name, unit), v) in redis_names(op).into_iter().zip(values) {
+                    rows.push(Row::new(12, name, v, unit, Goal::Info));
+                }
+                notes.push(format!(
+                    "Redis {op}: p50 {:.1} µs = floor {:.1} µs + redis-rs {:.1} µs + {:.1} µs of \
+                     gateway work (p99: gateway {:.1} µs, redis-rs {:.1} µs).",
+                    us(trio.gateway.p50),
+                    us(trio.floor.p50),
+                    us(trio.direct.p50),
+                    us(trio.gateway.p50) - us(trio.floor.p50) - us(trio.direct.p50),
+                    us(trio.gateway.p99),
+                    us(trio.direct.p99),
+                ));
+            }
+        }
+        Err(e) => {
+            for op in ["GET", "SET"] {
+                for (name, unit) in redis_names(op) {
+                    rows.push(Row::failed(12, name, e.clone(), unit, Goal::Info));
+                }
+            }
+        }
+    }
+    for (backend, result) in &b.spawn {
+        let names = [
+            format!("{backend}: CreateDatabase p50"),
+            format!("{backend}: CreateDatabase p95"),
+            format!("{backend}: DeleteDatabase p50"),
+        ];
+        match result {
+            Ok(s) => {
+                let values = [ms(s.create.p50), ms(s.create.p95), ms(s.delete.p50)];
+                for (name, v) in names.into_iter().zip(values) {
+                    rows.push(Row::new(13, name, v, Unit::Millis, Goal::Info));
+                }
+            }
+            Err(e) => {
+                for name in names {
+                    rows.push(Row::failed(13, name, e.clone(), Unit::Millis, Goal::Info));
+                }
+            }
+        }
+    }
+    (rows, notes)
 }

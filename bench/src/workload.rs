@@ -35,6 +35,8 @@ pub fn stream_query(rows: u64) -> String {
 /// How much work each phase does.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The `--quick` smoke run?
+    pub quick: bool,
     /// Untimed iterations before each latency phase.
     pub warmup: usize,
     /// Timed in-process point queries (they take about a microsecond, so take many).
@@ -59,6 +61,12 @@ pub struct Plan {
     pub fleet: usize,
     /// Client tasks spawning the fleet (a few, so the phase takes seconds, not minutes).
     pub fleet_tasks: usize,
+    /// Rows of the CSV export/import table.
+    pub transfer_rows: u64,
+    /// Timed imports and exports per side and engine; the best run counts.
+    pub transfer_runs: usize,
+    /// CreateDatabase calls per backend in the backends comparison.
+    pub backend_spawns: usize,
 }
 
 impl Plan {
@@ -66,6 +74,7 @@ impl Plan {
     pub fn new(quick: bool) -> Self {
         if quick {
             Self {
+                quick,
                 warmup: 200,
                 direct_point_iters: 20_000,
                 point_iters: 2_000,
@@ -78,9 +87,13 @@ impl Plan {
                 spawns: 50,
                 fleet: 500,
                 fleet_tasks: 4,
+                transfer_rows: 100_000,
+                transfer_runs: 2,
+                backend_spawns: 10,
             }
         } else {
             Self {
+                quick,
                 warmup: 1_000,
                 direct_point_iters: 200_000,
                 point_iters: 20_000,
@@ -93,6 +106,9 @@ impl Plan {
                 spawns: 300,
                 fleet: 10_000,
                 fleet_tasks: 4,
+                transfer_rows: 1_000_000,
+                transfer_runs: 2,
+                backend_spawns: 100,
             }
         }
     }
