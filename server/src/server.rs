@@ -189,7 +189,8 @@ pub async fn run(
         .routes()
         .into_axum_router()
         .layer(axum::middleware::map_response(remap_oversize))
-        .layer(GrpcWebLayer::new());
+        .layer(GrpcWebLayer::new())
+        .layer(axum::middleware::map_request(client_cancel_is_an_error));
     // Plain HTTP routes share the port; grpc-web applies to the gRPC routes only, or it would
     // answer 400 to every plain request.
     let mut app = axum::Router::new()
@@ -329,6 +330,24 @@ async fn update_backend_health(
 
 async fn serving<S: NamedService>(reporter: &HealthReporter, _svc: &S) {
     reporter.set_serving::<S>().await;
+}
+
+/// tonic reads a client's RST_STREAM(CANCEL) on a request stream as the end of that stream, so a
+/// client-streaming handler could not tell a cancelled import from a complete one and would commit
+/// what had arrived. The request body is wrapped so a cancel reaches handlers as an error (ABORTED)
+/// and what it interrupted is rolled back.
+async fn client_cancel_is_an_error(req: axum::extract::Request) -> axum::extract::Request {
+    use http_body_util::BodyExt;
+    req.map(|body| {
+        axum::body::Body::new(body.map_err(|e| {
+            let status = tonic::Status::from_error(e.into_inner());
+            if status.code() == tonic::Code::Cancelled {
+                tonic::Status::aborted("the client cancelled the call before its stream ended")
+            } else {
+                status
+            }
+        }))
+    })
 }
 
 /// tonic answers a request above the size limit with OUT_OF_RANGE; the gRPC spec says

@@ -697,6 +697,17 @@ enum Pinned {
     Reader(Box<Conn>),
 }
 
+/// A transaction nobody finished is rolled back before its connection is released: a session
+/// dropped between statements, or a statement whose caller went away while it ran on the blocking
+/// pool (the guard then comes back to a dropped task handle). Without this the writer would go
+/// back to the lock with the transaction open, and later writes would land inside it.
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        // Rolling back an uncommitted WAL transaction only discards pages in memory.
+        self.rollback_quietly();
+    }
+}
+
 impl std::ops::Deref for Pinned {
     type Target = Conn;
     fn deref(&self) -> &Conn {
@@ -792,15 +803,6 @@ impl Session for SqliteSession {
 
     fn in_transaction(&self) -> bool {
         self.guard.is_some()
-    }
-}
-
-impl Drop for SqliteSession {
-    fn drop(&mut self) {
-        if let Some(guard) = self.guard.take() {
-            // Rolling back an uncommitted WAL transaction only discards pages in memory.
-            guard.rollback_quietly();
-        }
     }
 }
 
