@@ -38,7 +38,7 @@ use crate::core::{
     names::DatabaseName,
     schema::{Plan, Schema},
     table::SqlDialect,
-    value::{RowEvent, Statement, StatementResult},
+    value::{RowEvent, Statement, StatementResult, Value},
 };
 
 /// The engines DB-Forge can spawn databases on.
@@ -277,4 +277,15 @@ pub trait Session: Send + fmt::Debug {
     async fn rollback(&mut self) -> Result<()>;
     /// Whether a transaction is open.
     fn in_transaction(&self) -> bool;
+    /// Appends `rows` to `columns` of `table` inside the transaction through the engine's
+    /// bulk-load path, returning the rows stored; `Ok(None)` when there is none (the caller
+    /// inserts). A failure undoes only this call, like a failed statement.
+    async fn bulk_insert(
+        &mut self,
+        _table: &str,
+        _columns: &[String],
+        _rows: &[&[Value]],
+    ) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }

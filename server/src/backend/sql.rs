@@ -38,7 +38,7 @@ pub use self::{
 use super::BackendKind;
 use crate::core::{
     error::{Error, Result},
-    value::{Column, Row, Statement},
+    value::{Column, Row, Statement, Value},
 };
 
 /// Transaction control issued by the gateway itself (never by clients: see
@@ -94,6 +94,8 @@ pub type Prepared<E> = <<E as Engine>::Conn as SqlConn>::Prepared;
 pub trait SqlConn: Send + 'static {
     /// What [`Self::describe`] makes and [`Self::run`] takes.
     type Prepared: Send + Sync;
+    /// Whether [`Self::copy_in`] has a bulk-load path to offer.
+    const COPY_IN: bool = false;
 
     /// The server's id of this connection, used to cancel its statement from another one.
     fn server_id(&self) -> u64;
@@ -121,6 +123,18 @@ pub trait SqlConn: Send + 'static {
     ) -> Result<Outcome>;
     /// Runs a statement for its effect, discarding any rows.
     async fn run_discarding(&mut self, stmt: &Statement) -> Result<Outcome>;
+    /// Appends `rows` to `columns` of `table` through the engine's bulk-load path (PostgreSQL
+    /// `COPY … FROM STDIN`) and returns how many rows it stored; `Ok(None)` when the engine has
+    /// no such path or it cannot carry these values, and the caller inserts instead. A failure
+    /// leaves the transaction as a failed statement does (the caller runs it in a savepoint).
+    async fn copy_in(
+        &mut self,
+        _table: &str,
+        _columns: &[String],
+        _rows: &[&[Value]],
+    ) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 /// What the shared data plane needs to know about an engine.

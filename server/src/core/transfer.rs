@@ -48,6 +48,14 @@ const MAX_PARAMS: usize = 30_000;
 /// Rows per insert statement, at most.
 const MAX_BATCH_ROWS: usize = 1000;
 
+/// Rows per bulk load (PostgreSQL COPY), at most: larger batches mean fewer round trips, and a
+/// batch the engine refuses is retried row by row to find the culprit, so not much larger.
+const MAX_BULK_ROWS: usize = 10_000;
+
+/// Bytes of field text a batch collects before it is sent, whatever its row count, so that
+/// wide rows do not pile up in memory.
+const MAX_BATCH_BYTES: usize = 8 << 20;
+
 /// A row export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
@@ -813,12 +821,18 @@ fn parse_time(text: &str) -> Option<Time> {
 /// Buffers converted rows and inserts them in multi-row statements.
 struct Inserter<'a> {
     d: &'a dyn SqlDialect,
+    table: String,
+    names: Vec<String>,
     prefix: String,
     columns: &'a [(String, ValueKind)],
     batch_rows: usize,
     skip_bad_rows: bool,
+    /// Whether the session may have a bulk-load path; cleared when it answers that it has none.
+    bulk: bool,
     /// Rows waiting, with their lines.
     rows: Vec<(u64, Vec<Value>)>,
+    /// Field bytes of the rows waiting.
+    bytes: usize,
     /// The SQL of a full batch, built once.
     full_sql: Option<String>,
 }
@@ -830,18 +844,22 @@ impl<'a> Inserter<'a> {
         columns: &'a [(String, ValueKind)],
         skip_bad_rows: bool,
     ) -> Self {
-        let names: Vec<String> = columns.iter().map(|(n, _)| d.quote_ident(n)).collect();
+        let quoted: Vec<String> = columns.iter().map(|(n, _)| d.quote_ident(n)).collect();
         Self {
             d,
+            table: table.as_str().to_owned(),
+            names: columns.iter().map(|(n, _)| n.clone()).collect(),
             prefix: format!(
                 "INSERT INTO {} ({}) VALUES ",
                 d.quote_ident(table.as_str()),
-                names.join(", ")
+                quoted.join(", ")
             ),
             columns,
             batch_rows: (MAX_PARAMS / columns.len().max(1)).clamp(1, MAX_BATCH_ROWS),
             skip_bad_rows,
+            bulk: true,
             rows: Vec::new(),
+            bytes: 0,
             full_sql: None,
         }
     }
@@ -856,8 +874,14 @@ impl<'a> Inserter<'a> {
         report.rows_read += 1;
         match self.convert(&r, csv) {
             Ok(values) => {
+                self.bytes += r.fields.iter().map(|f| f.bytes.len()).sum::<usize>();
                 self.rows.push((r.line, values));
-                if self.rows.len() >= self.batch_rows {
+                let rows_cap = if self.bulk {
+                    MAX_BULK_ROWS
+                } else {
+                    self.batch_rows
+                };
+                if self.rows.len() >= rows_cap || self.bytes >= MAX_BATCH_BYTES {
                     self.flush(session, report).await?;
                 }
                 Ok(())
@@ -949,44 +973,65 @@ impl<'a> Inserter<'a> {
             return Ok(());
         }
         let rows = std::mem::take(&mut self.rows);
-        let stmt = self.statement(rows.iter().map(|(_, v)| v.clone()).collect());
-        match session.execute(stmt).await {
-            Ok(r) => {
-                report.rows_inserted += r.rows_affected.max(rows.len() as u64);
-                Ok(())
+        self.bytes = 0;
+        if self.bulk {
+            let refs: Vec<&[Value]> = rows.iter().map(|(_, v)| v.as_slice()).collect();
+            match session.bulk_insert(&self.table, &self.names, &refs).await {
+                Ok(Some(n)) => {
+                    report.rows_inserted += n;
+                    return Ok(());
+                }
+                Ok(None) => self.bulk = false,
+                // A row the engine refuses undid the whole load: find and report it.
+                Err(Error::Query { .. }) => return self.row_by_row(session, rows, report).await,
+                Err(e) => return Err(e),
             }
-            // A row the engine refuses (a constraint, a type it will not coerce): the failed
-            // statement undid itself, so insert row by row to find and report it.
-            Err(Error::Query { .. }) => {
-                for (line, values) in rows {
-                    let stmt = self.statement(vec![values]);
-                    match session.execute(stmt).await {
-                        Ok(_) => report.rows_inserted += 1,
-                        Err(Error::Query {
+        }
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let batch: Vec<(u64, Vec<Value>)> = rows.by_ref().take(self.batch_rows).collect();
+            let stmt = self.statement(batch.iter().map(|(_, v)| v.clone()).collect());
+            match session.execute(stmt).await {
+                Ok(r) => report.rows_inserted += r.rows_affected.max(batch.len() as u64),
+                // A row the engine refuses (a constraint, a type it will not coerce): the failed
+                // statement undid itself, so insert row by row to find and report it.
+                Err(Error::Query { .. }) => self.row_by_row(session, batch, report).await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn row_by_row(
+        &mut self,
+        session: &mut dyn Session,
+        rows: Vec<(u64, Vec<Value>)>,
+        report: &mut CsvImportReport,
+    ) -> Result<()> {
+        for (line, values) in rows {
+            let stmt = self.statement(vec![values]);
+            match session.execute(stmt).await {
+                Ok(_) => report.rows_inserted += 1,
+                Err(Error::Query {
+                    kind,
+                    code,
+                    message,
+                    ..
+                }) => {
+                    if !self.skip_bad_rows {
+                        return Err(Error::Query {
                             kind,
                             code,
-                            message,
-                            ..
-                        }) => {
-                            if !self.skip_bad_rows {
-                                return Err(Error::Query {
-                                    kind,
-                                    code,
-                                    message: format!(
-                                        "line {line}: {message}; nothing was imported"
-                                    ),
-                                    statement_index: None,
-                                });
-                            }
-                            self.reject(line, message, report)?;
-                        }
-                        Err(e) => return Err(e),
+                            message: format!("line {line}: {message}; nothing was imported"),
+                            statement_index: None,
+                        });
                     }
+                    self.reject(line, message, report)?;
                 }
-                Ok(())
+                Err(e) => return Err(e),
             }
-            Err(e) => Err(e),
         }
+        Ok(())
     }
 }
 

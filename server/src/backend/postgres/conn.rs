@@ -11,7 +11,10 @@ use sqlx::{
     postgres::{PgArguments, PgConnectOptions, PgConnection, PgDatabaseError, PgRow},
 };
 
-use super::codec::{Decoder, Param};
+use super::{
+    codec::{Decoder, Param},
+    copy,
+};
 use crate::{
     backend::{
         BackendKind,
@@ -176,6 +179,7 @@ fn decode_row(row: &PgRow, decoders: &[Decoder]) -> Result<Row> {
 #[async_trait]
 impl SqlConn for PgConn {
     type Prepared = PgPrepared;
+    const COPY_IN: bool = true;
 
     fn server_id(&self) -> u64 {
         u64::try_from(self.pid).unwrap_or_default()
@@ -358,6 +362,21 @@ impl SqlConn for PgConn {
                 rows_affected: done.rows_affected(),
                 last_insert_id: None,
             }),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    async fn copy_in(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        rows: &[&[Value]],
+    ) -> Result<Option<u64>> {
+        let Some(data) = copy::encode(rows) else {
+            return Ok(None);
+        };
+        match copy::run(&mut self.conn, &copy::statement(table, columns), &data).await {
+            Ok(n) => Ok(Some(n)),
             Err(e) => Err(self.fail(e)),
         }
     }

@@ -73,6 +73,7 @@
 mod admin;
 mod codec;
 mod conn;
+mod copy;
 mod inspect;
 #[cfg(test)]
 mod tests;

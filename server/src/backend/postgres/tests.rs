@@ -466,6 +466,112 @@ async fn writes_apply_whole_and_reads_stop_early() {
     db.drop_in(&b).await;
 }
 
+/// COPY stores what a bound INSERT of the same values stores, format characters and edge
+/// values included; a refused COPY undoes only itself and the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_insert_stores_what_insert_stores() {
+    let _lock = server_lock(false).await;
+    let Some(b) = backend().await else { return };
+    let db = Db::new(&b, "copy").await;
+    let columns = "id bigint PRIMARY KEY, i4 integer, f8 double precision, f4 real, n numeric, \
+                   tx text, bt bytea, flag boolean, d date, tm time, ts timestamp, tz timestamptz, \
+                   u uuid, j json, jb jsonb";
+    db.ok(&format!("CREATE TABLE a ({columns})")).await;
+    db.ok(&format!("CREATE TABLE b ({columns})")).await;
+    let names: Vec<String> = [
+        "id", "i4", "f8", "f4", "n", "tx", "bt", "flag", "d", "tm", "ts", "tz", "u", "j", "jb",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows: Vec<Vec<Value>> = vec![
+        vec![
+            Value::Int(1),
+            Value::Int(-2_147_483_648),
+            Value::Float(0.1),
+            Value::Float(1.5),
+            Value::Decimal("-123456789012345678901234567890.000000000001".into()),
+            Value::Text("tab\there\nline\r\\ back \\N quote\" ü ✓".into()),
+            Value::Bytes((0..=255).collect()),
+            Value::Bool(true),
+            Value::Date(time::macros::date!(0001 - 01 - 01)),
+            Value::Time(time::macros::time!(00:00:00.000001)),
+            Value::Timestamp(time::macros::datetime!(-0044-03-15 12:00:00.5 UTC)),
+            Value::Timestamp(time::macros::datetime!(9999-12-31 23:59:59.999999 +05:30)),
+            Value::Uuid("7d444840-9dc0-11d1-b245-5ffdce74fad2".into()),
+            Value::Json("{\"k\": \"a\\tb\"}".into()),
+            Value::Json("[1, 2.50, null]".into()),
+        ],
+        vec![
+            Value::Int(2),
+            Value::Null,
+            Value::Float(f64::NEG_INFINITY),
+            Value::Float(f64::NAN),
+            Value::Decimal("NaN".into()),
+            Value::Text(String::new()),
+            Value::Bytes(Vec::new()),
+            Value::Bool(false),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ],
+        vec![
+            Value::Int(3),
+            Value::Int(7),
+            Value::Float(5e-324),
+            Value::Float(-0.0),
+            Value::Decimal("0.10".into()),
+            Value::Text("\\N".into()),
+            Value::Bytes(b"\\x00".to_vec()),
+            Value::Null,
+            Value::Date(time::macros::date!(2024 - 02 - 29)),
+            Value::Time(time::macros::time!(23:59:59.999999)),
+            Value::Timestamp(time::macros::datetime!(1970-01-01 00:00 UTC)),
+            Value::Timestamp(time::macros::datetime!(2024-02-29 13:45:01.123456789 -08:00)),
+            Value::Uuid("00000000-0000-0000-0000-000000000000".into()),
+            Value::Json("\"\\\\\"".into()),
+            Value::Json("{}".into()),
+        ],
+    ];
+    let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+    for r in &rows {
+        db.exec(
+            &format!("INSERT INTO a VALUES ({})", placeholders.join(", ")),
+            r.clone(),
+        )
+        .await
+        .expect("insert");
+    }
+    let mut sess = db.db.session(limits()).await.expect("session");
+    sess.begin().await.expect("begin");
+    let refs: Vec<&[Value]> = rows.iter().map(Vec::as_slice).collect();
+    assert_eq!(
+        sess.bulk_insert("b", &names, &refs).await.expect("copy"),
+        Some(3)
+    );
+    // A duplicate key fails the whole COPY, which undoes only itself.
+    match sess.bulk_insert("b", &names, &refs[..1]).await {
+        Err(Error::Query { kind, .. }) => assert_eq!(kind, QueryErrorKind::UniqueViolation),
+        other => panic!("expected a unique violation, got {other:?}"),
+    }
+    assert!(sess.in_transaction());
+    sess.execute(stmt("INSERT INTO b (id) VALUES (4)", vec![]))
+        .await
+        .expect("the session goes on");
+    sess.commit().await.expect("commit");
+    drop(sess);
+    // Compared as text, so NaN equals NaN and every digit counts.
+    let text = |t: &str| format!("SELECT {t}::text FROM {t} WHERE id < 4 ORDER BY id");
+    let (a, b_rows) = (db.ok(&text("a")).await, db.ok(&text("b")).await);
+    assert_eq!(a.rows.len(), 3);
+    assert_eq!(a.rows, b_rows.rows);
+    assert_eq!(db.scalar("SELECT count(*) FROM b").await, Value::Int(4));
+    db.drop_in(&b).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_survive_failed_statements() {
     let _lock = server_lock(false).await;

@@ -882,4 +882,40 @@ impl<E: Engine> Session for SqlSession<E> {
     fn in_transaction(&self) -> bool {
         self.conn.is_some()
     }
+
+    async fn bulk_insert(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        rows: &[&[Value]],
+    ) -> Result<Option<u64>> {
+        if !<E::Conn as SqlConn>::COPY_IN {
+            return Ok(None);
+        }
+        let timeout = self.limits.timeout;
+        let conn = self.conn.as_mut().ok_or_else(Self::no_transaction)?;
+        let result = within(timeout, async {
+            // A failed COPY aborts a PostgreSQL transaction; the savepoint keeps the rest.
+            conn.control(Control::Savepoint).await?;
+            let r = conn.copy_in(table, columns, rows).await;
+            match &r {
+                Ok(_) => conn.control(Control::ReleaseSavepoint).await?,
+                Err(e) if conn.usable() && !ends_transaction(e) => {
+                    conn.control(Control::RollbackToSavepoint).await?;
+                }
+                Err(_) => {}
+            }
+            r
+        })
+        .await;
+        if let Err(e) = &result {
+            if conn.interrupted() || !conn.usable() {
+                self.conn = None;
+            } else if ends_transaction(e) {
+                let _ = within(timeout, conn.control(Control::Rollback)).await;
+                self.conn = None;
+            }
+        }
+        result
+    }
 }

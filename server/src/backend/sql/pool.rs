@@ -42,7 +42,7 @@ use tracing::{debug, info, warn};
 use super::{Control, Engine, Outcome, Prepared, RowSink, SqlConn};
 use crate::core::{
     error::{Error, Result},
-    value::Statement,
+    value::{Statement, Value},
 };
 
 /// How long a connection may sit idle before it is pinged on its way out of the pool.
@@ -607,6 +607,19 @@ impl<E: Engine> Pooled<E> {
         if sink.stopped() {
             self.abandoned = true;
         }
+        r
+    }
+
+    /// Bulk-loads rows (see [`SqlConn::copy_in`]).
+    pub async fn copy_in(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        rows: &[&[Value]],
+    ) -> Result<Option<u64>> {
+        let c = self.begin_use()?;
+        let r = c.copy_in(table, columns, rows).await;
+        self.end_use(&r);
         r
     }
 
