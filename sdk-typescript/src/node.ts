@@ -67,9 +67,9 @@ export function connect(options: NodeConnectOptions = {}): DBForgeClient {
   const limits = { readMaxBytes: 0xffffffff, writeMaxBytes: 0xffffffff };
 
   if (opts.protocol === "grpc-web") {
-    // No keep-alive: the gateway closes an HTTP/1.1 connection after refusing a call before
-    // reading its body, and a pooled socket would then fail the next call with EPIPE.
-    const agent = baseUrl.startsWith("https:") ? new HttpsAgent({ keepAlive: false }) : new HttpAgent({ keepAlive: false });
+    // Keep-alive: the gateway reads a grpc-web request's body before answering, even a refused
+    // call's, so a pooled HTTP/1.1 connection stays usable for the next call.
+    const agent = baseUrl.startsWith("https:") ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
     const nodeOptions: HttpsRequestOptions = { agent };
     if (tls.ca) nodeOptions.ca = tls.ca;
     if (tls.cert) nodeOptions.cert = tls.cert;

@@ -190,7 +190,8 @@ pub async fn run(
         .into_axum_router()
         .layer(axum::middleware::map_response(remap_oversize))
         .layer(GrpcWebLayer::new())
-        .layer(axum::middleware::map_request(client_cancel_is_an_error));
+        .layer(axum::middleware::map_request(client_cancel_is_an_error))
+        .layer(axum::middleware::map_request(read_small_http1_bodies));
     // Plain HTTP routes share the port; grpc-web applies to the gRPC routes only, or it would
     // answer 400 to every plain request.
     let mut app = axum::Router::new()
@@ -348,6 +349,51 @@ async fn client_cancel_is_an_error(req: axum::extract::Request) -> axum::extract
             }
         }))
     })
+}
+
+/// Request bodies of HTTP/1.1 calls read ahead, at most, before the call is dispatched.
+const HTTP1_READ_AHEAD: usize = 64 << 10;
+
+/// An HTTP/1.1 connection can only serve its next request once the current request's body has
+/// been read, so a call refused before its body was read (no API key, an unknown database)
+/// would close the connection and a client that was still sending would see a broken pipe
+/// instead of the error. grpc-web bodies are small (one message, requests cannot stream), so
+/// up to [`HTTP1_READ_AHEAD`] is read before dispatch; a larger body is handed on unread
+/// beyond that and the connection closes as before when such a call is refused.
+async fn read_small_http1_bodies(req: axum::extract::Request) -> axum::extract::Request {
+    use http_body_util::BodyExt;
+    if req.version() > http::Version::HTTP_11 {
+        return req;
+    }
+    let (parts, mut body) = req.into_parts();
+    let mut read = Vec::new();
+    let mut size = 0;
+    let rest = loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    size += data.len();
+                }
+                read.push(Ok(frame));
+                if size >= HTTP1_READ_AHEAD {
+                    break Some(body);
+                }
+            }
+            Some(Err(e)) => {
+                read.push(Err(e));
+                break None;
+            }
+            None => break None,
+        }
+    };
+    let head = futures::stream::iter(read);
+    let body = match rest {
+        None => axum::body::Body::new(http_body_util::StreamBody::new(head)),
+        Some(rest) => axum::body::Body::new(http_body_util::StreamBody::new(
+            head.chain(http_body_util::BodyStream::new(rest)),
+        )),
+    };
+    axum::extract::Request::from_parts(parts, body)
 }
 
 /// tonic answers a request above the size limit with OUT_OF_RANGE; the gRPC spec says

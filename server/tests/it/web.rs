@@ -88,3 +88,52 @@ async fn metrics_are_served_over_http() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("dbforge_rpc_requests_total"), "{text}");
 }
+
+/// A grpc-web call refused before its body was read (here: no API key) answers with its status
+/// and leaves the HTTP/1.1 connection usable, even when the client is still sending the body
+/// (Node's chunked sender); the gateway used to close the connection under it.
+#[tokio::test]
+async fn a_refused_http1_call_keeps_its_connection() {
+    use bytes::Bytes;
+    use futures::StreamExt;
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::Frame;
+
+    let s = TestServer::with_client(
+        |mut c| {
+            c.insecure_no_auth = false;
+            c.admin_key = Some("web-admin-key-0123456789abcdef".into());
+            c
+        },
+        false,
+    )
+    .await;
+    let tcp = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    for _ in 0..3 {
+        // The frame in two chunks, the second sent after the gateway could have answered.
+        let frame = grpc_web_frame(&[]);
+        let (a, b) = frame.split_at(2);
+        let parts = [Bytes::copy_from_slice(a), Bytes::copy_from_slice(b)];
+        let body = StreamBody::new(futures::stream::iter(parts).then(|p| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            Ok::<_, std::convert::Infallible>(Frame::data(p))
+        }));
+        let req = http::Request::post("/dbforge.v1.DatabaseService/ListDatabases")
+            .header("host", "x")
+            .header("content-type", "application/grpc-web+proto")
+            .header("x-grpc-web", "1")
+            .body(body)
+            .expect("request");
+        send.ready().await.expect("the connection is still open");
+        let resp = send.send_request(req).await.expect("an answer");
+        let status = resp.headers().get("grpc-status").cloned();
+        resp.into_body().collect().await.expect("the whole answer");
+        assert_eq!(status.as_ref().map(|v| v.as_bytes()), Some(&b"16"[..]));
+    }
+}
