@@ -1,7 +1,7 @@
 //! Introspection shared by the SQL server backends: the [`Inspect`] half of an engine (schema,
 //! plans, dumps), catalog queries run through the engine's own data-plane connection, the
-//! chunked writer a dump streams through, batched `INSERT`s, and a small JSON reader for the
-//! plans engines write as JSON.
+//! chunked writer a dump streams through, batched `INSERT`s, and the plans engines write as
+//! JSON, read with serde_json into a small tree that keeps members in document order.
 //!
 //! Everything runs on a connection of the spawned database's own pool, so it sees exactly what
 //! the database's user sees and nothing of the server beyond it.
@@ -373,16 +373,13 @@ pub enum Json {
 impl Json {
     /// Parses a whole document.
     pub fn parse(s: &str) -> Result<Json> {
-        let mut p = JsonParser {
-            s: s.as_bytes(),
-            i: 0,
-            depth: 0,
-        };
-        let v = p.value()?;
-        p.ws();
-        if p.i != p.s.len() {
-            return Err(p.err());
-        }
+        let mut de = serde_json::Deserializer::from_str(s);
+        // The depth is bounded by the seed instead (plans of deep joins nest past serde_json's
+        // default of 128).
+        de.disable_recursion_limit();
+        let v = serde::de::DeserializeSeed::deserialize(Depth(0), &mut de)
+            .and_then(|v| de.end().map(|()| v))
+            .map_err(|e| Error::internal(format!("the engine's plan is not valid JSON ({e})")))?;
         Ok(v)
     }
 
@@ -430,166 +427,76 @@ impl Json {
 /// Nesting a plan may reach; deeper documents are refused rather than recursed into.
 const MAX_JSON_DEPTH: usize = 512;
 
-struct JsonParser<'a> {
-    s: &'a [u8],
-    i: usize,
-    depth: usize,
+/// Reads a [`Json`] at a nesting depth, keeping objects' members in document order (the
+/// order MySQL's plans list their steps in).
+struct Depth(usize);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Depth {
+    type Value = Json;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Json, D::Error> {
+        if self.0 > MAX_JSON_DEPTH {
+            return Err(serde::de::Error::custom("nested too deeply"));
+        }
+        d.deserialize_any(self)
+    }
 }
 
-impl JsonParser<'_> {
-    fn err(&self) -> Error {
-        Error::internal(format!(
-            "the engine's plan is not valid JSON (at byte {})",
-            self.i
-        ))
+impl<'de> serde::de::Visitor<'de> for Depth {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
     }
 
-    fn ws(&mut self) {
-        while self.s.get(self.i).is_some_and(u8::is_ascii_whitespace) {
-            self.i += 1;
-        }
+    fn visit_unit<E>(self) -> std::result::Result<Json, E> {
+        Ok(Json::Null)
     }
 
-    fn eat(&mut self, b: u8) -> bool {
-        self.ws();
-        if self.s.get(self.i) == Some(&b) {
-            self.i += 1;
-            true
-        } else {
-            false
-        }
+    fn visit_bool<E>(self, b: bool) -> std::result::Result<Json, E> {
+        Ok(Json::Bool(b))
     }
 
-    fn value(&mut self) -> Result<Json> {
-        self.ws();
-        self.depth += 1;
-        if self.depth > MAX_JSON_DEPTH {
-            return Err(self.err());
-        }
-        let v =
-            match self.s.get(self.i).copied() {
-                Some(b'{') => {
-                    self.i += 1;
-                    let mut members = Vec::new();
-                    if !self.eat(b'}') {
-                        loop {
-                            self.ws();
-                            let k = self.string()?;
-                            if !self.eat(b':') {
-                                return Err(self.err());
-                            }
-                            members.push((k, self.value()?));
-                            if self.eat(b'}') {
-                                break;
-                            }
-                            if !self.eat(b',') {
-                                return Err(self.err());
-                            }
-                        }
-                    }
-                    Json::Obj(members)
-                }
-                Some(b'[') => {
-                    self.i += 1;
-                    let mut items = Vec::new();
-                    if !self.eat(b']') {
-                        loop {
-                            items.push(self.value()?);
-                            if self.eat(b']') {
-                                break;
-                            }
-                            if !self.eat(b',') {
-                                return Err(self.err());
-                            }
-                        }
-                    }
-                    Json::Arr(items)
-                }
-                Some(b'"') => Json::Str(self.string()?),
-                Some(b't') if self.s[self.i..].starts_with(b"true") => {
-                    self.i += 4;
-                    Json::Bool(true)
-                }
-                Some(b'f') if self.s[self.i..].starts_with(b"false") => {
-                    self.i += 5;
-                    Json::Bool(false)
-                }
-                Some(b'n') if self.s[self.i..].starts_with(b"null") => {
-                    self.i += 4;
-                    Json::Null
-                }
-                Some(b'-' | b'0'..=b'9') => {
-                    let start = self.i;
-                    while self.s.get(self.i).is_some_and(|b| {
-                        matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
-                    }) {
-                        self.i += 1;
-                    }
-                    let n = std::str::from_utf8(&self.s[start..self.i])
-                        .ok()
-                        .and_then(|t| t.parse::<f64>().ok())
-                        .ok_or_else(|| self.err())?;
-                    Json::Num(n)
-                }
-                _ => return Err(self.err()),
-            };
-        self.depth -= 1;
-        Ok(v)
+    fn visit_i64<E>(self, n: i64) -> std::result::Result<Json, E> {
+        Ok(Json::Num(n as f64))
     }
 
-    fn string(&mut self) -> Result<String> {
-        if self.s.get(self.i) != Some(&b'"') {
-            return Err(self.err());
-        }
-        self.i += 1;
-        let mut out = Vec::new();
-        loop {
-            let b = *self.s.get(self.i).ok_or_else(|| self.err())?;
-            self.i += 1;
-            match b {
-                b'"' => break,
-                b'\\' => {
-                    let e = *self.s.get(self.i).ok_or_else(|| self.err())?;
-                    self.i += 1;
-                    match e {
-                        b'n' => out.push(b'\n'),
-                        b't' => out.push(b'\t'),
-                        b'r' => out.push(b'\r'),
-                        b'b' => out.push(8),
-                        b'f' => out.push(12),
-                        b'u' => {
-                            let mut cp = self.hex4()?;
-                            if (0xD800..0xDC00).contains(&cp)
-                                && self.s.get(self.i..self.i + 2) == Some(b"\\u")
-                            {
-                                self.i += 2;
-                                let low = self.hex4()?;
-                                cp = 0x10000
-                                    + ((cp - 0xD800) << 10)
-                                    + (low.wrapping_sub(0xDC00) & 0x3FF);
-                            }
-                            let c = char::from_u32(cp).unwrap_or('\u{FFFD}');
-                            let mut tmp = [0u8; 4];
-                            out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
-                        }
-                        other => out.push(other),
-                    }
-                }
-                other => out.push(other),
-            }
-        }
-        String::from_utf8(out).map_err(|_| self.err())
+    fn visit_u64<E>(self, n: u64) -> std::result::Result<Json, E> {
+        Ok(Json::Num(n as f64))
     }
 
-    fn hex4(&mut self) -> Result<u32> {
-        let h = self
-            .s
-            .get(self.i..self.i + 4)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-            .ok_or_else(|| self.err())?;
-        self.i += 4;
-        Ok(h)
+    fn visit_f64<E>(self, n: f64) -> std::result::Result<Json, E> {
+        Ok(Json::Num(n))
+    }
+
+    fn visit_str<E>(self, s: &str) -> std::result::Result<Json, E> {
+        Ok(Json::Str(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> std::result::Result<Json, E> {
+        Ok(Json::Str(s))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Json, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(Depth(self.0 + 1))? {
+            items.push(v);
+        }
+        Ok(Json::Arr(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Json, A::Error> {
+        let mut members = Vec::new();
+        while let Some(k) = map.next_key::<String>()? {
+            members.push((k, map.next_value_seed(Depth(self.0 + 1))?));
+        }
+        Ok(Json::Obj(members))
     }
 }
 
@@ -610,5 +517,22 @@ mod tests {
         assert_eq!(plan.str("s"), Some("a\"é😀\n"));
         assert!(Json::parse("[1,").is_err());
         assert!(Json::parse("{} x").is_err());
+        assert_eq!(
+            Json::parse(r#"{"b": 1, "a": [true, null, -2]}"#).expect("parses"),
+            Json::Obj(vec![
+                ("b".into(), Json::Num(1.0)),
+                (
+                    "a".into(),
+                    Json::Arr(vec![Json::Bool(true), Json::Null, Json::Num(-2.0)])
+                ),
+            ]),
+            "members keep their order"
+        );
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(
+            Json::parse(&deep(400)).is_ok(),
+            "deeper than serde_json's default"
+        );
+        assert!(Json::parse(&deep(600)).is_err());
     }
 }
