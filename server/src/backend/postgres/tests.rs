@@ -962,39 +962,7 @@ async fn starts_while_the_server_is_down() {
     assert!(started.elapsed() < Duration::from_millis(500), "fails fast");
 }
 
-/// The whole dump of `db`, as text.
-async fn dump_text(db: &Db) -> String {
-    let mut stream = db.db.dump(false, limits()).await.expect("dump");
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        out.extend(chunk.expect("dump chunk").data);
-    }
-    String::from_utf8(out).expect("utf-8 dump")
-}
-
-/// Replays a dump statement by statement in one session transaction, as an import would.
-async fn replay(db: &Db, dump: &str) {
-    let stmts = crate::core::script::split(crate::backend::BackendKind::Postgres, dump, 16 << 20)
-        .expect("split");
-    let mut s = db.db.session(limits()).await.expect("session");
-    s.begin().await.expect("begin");
-    for st in stmts {
-        s.execute(stmt(&st.sql, vec![]))
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e:?}", &st.sql[..st.sql.len().min(300)]));
-    }
-    s.commit().await.expect("commit");
-}
-
-/// A schema without the engine's row estimates, which differ between a source and its copy.
-async fn schema_of(db: &Db) -> crate::core::schema::Schema {
-    let mut s = db.db.schema(None, &limits()).await.expect("schema");
-    for t in &mut s.tables {
-        t.row_estimate = None;
-    }
-    s
-}
-
+/// A table name that breaks naive quoting.
 const HOSTILE: &str = "we\"ird; DROP TABLE x; --";
 
 async fn inspect_fixture(db: &Db) {
@@ -1238,12 +1206,16 @@ async fn schema_explain_and_dump_round_trip() {
     assert_eq!(src.scalar("SELECT count(*) FROM vals").await, Value::Int(3));
 
     // Dump and replay into a fresh database.
-    let dump = dump_text(&src).await;
+    let dump = src.dump_text().await;
     assert!(dump.starts_with("-- DB-Forge dump"));
     assert!(!dump.contains("OWNER TO") && !dump.contains("COPY "));
     let dst = Db::new(&b, "insp-dst").await;
-    replay(&dst, &dump).await;
-    assert_eq!(schema_of(&src).await, schema_of(&dst).await);
+    dst.replay(crate::backend::BackendKind::Postgres, &dump)
+        .await;
+    assert_eq!(
+        src.schema_without_estimates().await,
+        dst.schema_without_estimates().await
+    );
     for table in ["parent", "child", "vals"] {
         let sql = format!("SELECT * FROM {table} ORDER BY 1, 2");
         assert_eq!(src.ok(&sql).await.rows, dst.ok(&sql).await.rows, "{table}");

@@ -3,12 +3,15 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use crate::{
-    backend::{Backend, Database, Provisioned, StatementLimits},
+    backend::{Backend, BackendKind, Database, Provisioned, StatementLimits},
     core::{
         error::{Error, QueryErrorKind, Result},
         limits::Limits,
         names::DatabaseName,
+        schema::Schema,
         value::{Statement, StatementResult, Value},
     },
 };
@@ -88,6 +91,39 @@ impl TestDb {
     /// The first cell of the result.
     pub async fn scalar(&self, sql: &str) -> Value {
         self.ok(sql).await.rows[0][0].clone()
+    }
+
+    /// Its whole dump as text.
+    pub async fn dump_text(&self) -> String {
+        let mut stream = self.db.dump(false, limits()).await.expect("dump");
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend(chunk.expect("dump chunk").data);
+        }
+        String::from_utf8(out).expect("utf-8 dump")
+    }
+
+    /// Replays a dump statement by statement in one session transaction, as an import would.
+    pub async fn replay(&self, kind: BackendKind, dump: &str) {
+        let stmts = crate::core::script::split(kind, dump, 16 << 20).expect("split");
+        let mut s = self.db.session(limits()).await.expect("session");
+        s.begin().await.expect("begin");
+        for st in stmts {
+            s.execute(stmt(&st.sql, vec![]))
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e:?}", &st.sql[..st.sql.len().min(300)]));
+        }
+        s.commit().await.expect("commit");
+    }
+
+    /// Its schema without the engine's row estimates, which differ between a source and its
+    /// copy.
+    pub async fn schema_without_estimates(&self) -> Schema {
+        let mut s = self.db.schema(None, &limits()).await.expect("schema");
+        for t in &mut s.tables {
+            t.row_estimate = None;
+        }
+        s
     }
 
     /// Closes and destroys it.
