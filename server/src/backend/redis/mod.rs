@@ -161,8 +161,10 @@
 //! namespace's keys in batches (`SCAN MATCH <prefix>* COUNT 1000` + `UNLINK`), then deletes the
 //! user; it is idempotent and also cleans up after a half-finished create. `remove_orphans`
 //! removes the users of our exact shape (and the keys under their prefixes, including keys
-//! whose user is gone) that the catalog does not know: a Redis server is therefore served by one
-//! gateway. `size_bytes` sums `MEMORY USAGE` over the namespace's keys when one short SCAN
+//! whose user is gone) that the catalog does not know, among the names of this backend's user
+//! prefix only (`dbforge-db-` unless [`RedisBackend::with_prefix`] set another): gateways that
+//! share a server need different prefixes. The gateway sweeps only storage it owns (SQLite's data
+//! directory), so this runs from tests and tools. `size_bytes` sums `MEMORY USAGE` over the namespace's keys when one short SCAN
 //! budget (4 pages of COUNT 1000, at most 1000 keys) covers them, and is unknown (`None`)
 //! otherwise, rather than a guess.
 
@@ -188,7 +190,7 @@ pub use self::database::RedisDatabase;
 pub use self::reply::classify;
 use self::{
     command::CommandTable,
-    namespace::{Namespace, USER_PREFIX, is_ours, prefix_of, reader_of},
+    namespace::{Namespace, USER_PREFIX, is_ours, prefix_of, reader_of, valid_user_prefix},
     pool::{Deadline, Pool},
 };
 use super::{
@@ -321,6 +323,8 @@ impl Shared {
 #[derive(Debug)]
 pub struct RedisBackend {
     shared: Arc<Shared>,
+    /// What this backend's ACL user names start with.
+    user_prefix: String,
     caps: Capabilities,
     watcher: JoinHandle<()>,
 }
@@ -330,6 +334,20 @@ impl RedisBackend {
     /// run SCAN/UNLINK/MEMORY USAGE on every key; logical database 0). It does not need the
     /// server to be up: it connects on first use and probes in the background.
     pub async fn new(cfg: ServerBackendConfig) -> Result<RedisBackend> {
+        Self::with_prefix(cfg, USER_PREFIX).await
+    }
+
+    /// Like [`Self::new`], with ACL user names (and so key prefixes) starting with
+    /// `user_prefix` instead of `dbforge-db-`: lowercase letters, digits and `-`, ending in
+    /// `-`. `remove_orphans` only ever touches users and keys of this prefix, so gateways (and
+    /// tests) with different prefixes can share a server.
+    pub async fn with_prefix(cfg: ServerBackendConfig, user_prefix: &str) -> Result<RedisBackend> {
+        if !valid_user_prefix(user_prefix) {
+            return Err(Error::invalid(
+                "redis user prefix",
+                "use at most 32 lowercase letters, digits and '-', ending in '-'",
+            ));
+        }
         let info = cfg
             .url
             .as_str()
@@ -351,6 +369,7 @@ impl RedisBackend {
         let watcher = tokio::spawn(watch(Arc::downgrade(&shared), tick));
         Ok(RedisBackend {
             shared,
+            user_prefix: user_prefix.to_owned(),
             caps: Capabilities {
                 sql: false,
                 transactions: true,
@@ -411,12 +430,12 @@ impl Backend for RedisBackend {
     fn locate(&self, name: &DatabaseName) -> Provisioned {
         Provisioned {
             name: name.clone(),
-            locator: Namespace::generate(name).locator(),
+            locator: Namespace::generate(&self.user_prefix, name).locator(),
         }
     }
 
     async fn create(&self, db: &Provisioned) -> Result<()> {
-        let ns = Namespace::parse(&db.locator)?;
+        let ns = Namespace::parse(&self.user_prefix, &db.locator)?;
         self.shared.pool.ensure_available()?;
         self.shared
             .pool
@@ -429,7 +448,7 @@ impl Backend for RedisBackend {
     }
 
     async fn destroy(&self, db: &Provisioned) -> Result<()> {
-        let ns = Namespace::parse(&db.locator)?;
+        let ns = Namespace::parse(&self.user_prefix, &db.locator)?;
         self.shared.pool.ensure_available()?;
         self.shared.pool.disconnect_user(&ns.user);
         self.shared.pool.disconnect_user(&ns.reader().user);
@@ -437,7 +456,7 @@ impl Backend for RedisBackend {
     }
 
     async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {
-        let ns = Namespace::parse(&db.locator)?;
+        let ns = Namespace::parse(&self.user_prefix, &db.locator)?;
         self.shared.pool.ensure_available()?;
         let reader = ns.reader();
         let shared = Arc::clone(&self.shared);
@@ -464,7 +483,7 @@ impl Backend for RedisBackend {
     }
 
     async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>> {
-        let ns = Namespace::parse(&db.locator)?;
+        let ns = Namespace::parse(&self.user_prefix, &db.locator)?;
         self.shared.pool.ensure_available()?;
         let pattern = format!("{}*", ns.prefix);
         let mut keys = Vec::new();
@@ -514,7 +533,7 @@ impl Backend for RedisBackend {
         }
         let mut known_users = HashSet::new();
         for p in known {
-            match Namespace::parse(&p.locator) {
+            match Namespace::parse(&self.user_prefix, &p.locator) {
                 Ok(ns) => {
                     known_users.insert(ns.user);
                 }
@@ -535,7 +554,7 @@ impl Backend for RedisBackend {
                     _ => None,
                 };
                 if let Some(user) = name
-                    && is_ours(&user)
+                    && is_ours(&self.user_prefix, &user)
                     && !known_users.contains(&user)
                 {
                     orphans.insert(user);
@@ -543,7 +562,7 @@ impl Backend for RedisBackend {
             }
         }
         // Keys whose user is gone (the server restarted without an ACL file).
-        let pattern = format!("{USER_PREFIX}*");
+        let pattern = format!("{}*", self.user_prefix);
         let mut cursor = b"0".to_vec();
         loop {
             let (next, keys) = self.shared.scan_page(&cursor, pattern.as_bytes()).await?;
@@ -552,7 +571,7 @@ impl Backend for RedisBackend {
                     .iter()
                     .position(|b| *b == b':')
                     .and_then(|i| std::str::from_utf8(&k[..i]).ok())
-                    .filter(|u| is_ours(u) && !known_users.contains(*u));
+                    .filter(|u| is_ours(&self.user_prefix, u) && !known_users.contains(*u));
                 if let Some(u) = user {
                     orphans.insert(u.to_owned());
                 }

@@ -18,6 +18,17 @@ use crate::core::{
 /// users of the exact shape `dbforge-db-<database name>-<16 hex digits>`, so an operator's own
 /// users (even ones starting with `dbforge-`) are never mistaken for ours.
 pub(super) const USER_PREFIX: &str = "dbforge-db-";
+
+/// Whether `prefix` can start the ACL user names of a backend: lowercase letters, digits and
+/// `-`, ending in `-`, so user names stay plain words and one prefix never extends another's
+/// names into its own.
+pub(super) fn valid_user_prefix(prefix: &str) -> bool {
+    prefix.len() <= 32
+        && prefix.ends_with('-')
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
 const NONCE_HEX: usize = 16;
 const PASSWORD_HEX: usize = 64;
 
@@ -99,8 +110,8 @@ impl fmt::Debug for Namespace {
 impl Namespace {
     /// A fresh namespace for `name`. The nonce keeps a re-spawned name apart from leftovers of
     /// an earlier database of the same name.
-    pub fn generate(name: &DatabaseName) -> Self {
-        let user = format!("{USER_PREFIX}{name}-{}", hex(&random_bytes::<8>()));
+    pub fn generate(user_prefix: &str, name: &DatabaseName) -> Self {
+        let user = format!("{user_prefix}{name}-{}", hex(&random_bytes::<8>()));
         Self {
             prefix: prefix_of(&user),
             password: hex(&random_bytes::<32>()),
@@ -131,7 +142,7 @@ impl Namespace {
 
     /// Parses a locator, refusing anything `generate` would not have made: the catalog is a file
     /// on disk, and a tampered prefix would widen what the ACL user may touch.
-    pub fn parse(locator: &str) -> Result<Self> {
+    pub fn parse(user_prefix: &str, locator: &str) -> Result<Self> {
         let bad = || Error::internal("malformed redis locator in the catalog");
         let mut user = None;
         let mut prefix = None;
@@ -152,7 +163,7 @@ impl Namespace {
             return Err(bad());
         };
         let password_ok = password.len() == PASSWORD_HEX && is_lower_hex(&password);
-        if !is_ours(&user) || prefix != prefix_of(&user) || !password_ok {
+        if !is_ours(user_prefix, &user) || prefix != prefix_of(&user) || !password_ok {
             return Err(bad());
         }
         Ok(Self {
@@ -218,9 +229,9 @@ pub(super) fn reader_of(user: &str) -> String {
     format!("{user}{READER_SUFFIX}")
 }
 
-/// Whether an ACL user name has exactly the shape `generate` makes.
-pub(super) fn is_ours(user: &str) -> bool {
-    let Some(rest) = user.strip_prefix(USER_PREFIX) else {
+/// Whether an ACL user name has exactly the shape `generate` makes with `user_prefix`.
+pub(super) fn is_ours(user_prefix: &str, user: &str) -> bool {
+    let Some(rest) = user.strip_prefix(user_prefix) else {
         return false;
     };
     let Some((name, nonce)) = rest.rsplit_once('-') else {
@@ -269,42 +280,50 @@ mod tests {
     #[test]
     fn locators_round_trip_and_tampering_is_refused() {
         let name = DatabaseName::parse("scratch-1").expect("name");
-        let ns = Namespace::generate(&name);
+        let ns = Namespace::generate(USER_PREFIX, &name);
         assert!(ns.user.starts_with("dbforge-db-scratch-1-"));
         assert_eq!(ns.prefix, format!("{}:", ns.user));
         assert_eq!(ns.password.len(), 64);
-        assert_eq!(Namespace::parse(&ns.locator()).expect("parse"), ns);
+        assert_eq!(
+            Namespace::parse(USER_PREFIX, &ns.locator()).expect("parse"),
+            ns
+        );
         assert_ne!(
-            Namespace::generate(&name),
+            Namespace::generate(USER_PREFIX, &name),
             ns,
             "nonce and password are fresh"
         );
         assert!(!format!("{ns:?}").contains(&ns.password), "Debug hides it");
 
         let widened = ns.locator().replace(&ns.prefix, "dbforge-db-");
-        assert!(Namespace::parse(&widened).is_err());
+        assert!(Namespace::parse(USER_PREFIX, &widened).is_err());
         let glob = ns
             .locator()
             .replace(&ns.user, "dbforge-db-x*-0123456789abcdef");
-        assert!(Namespace::parse(&glob).is_err());
-        assert!(Namespace::parse("user=a prefix=a: password=00").is_err());
-        assert!(Namespace::parse(&format!("{} user=x", ns.locator())).is_err());
+        assert!(Namespace::parse(USER_PREFIX, &glob).is_err());
+        assert!(Namespace::parse(USER_PREFIX, "user=a prefix=a: password=00").is_err());
+        assert!(Namespace::parse(USER_PREFIX, &format!("{} user=x", ns.locator())).is_err());
     }
 
     #[test]
     fn only_our_exact_shape_counts_as_ours() {
-        assert!(is_ours("dbforge-db-a-0123456789abcdef"));
-        assert!(is_ours("dbforge-db-a-b_c-0123456789abcdef"));
-        assert!(!is_ours("dbforge-db-admin"));
-        assert!(!is_ours("dbforge-admin-0123456789abcdef"));
-        assert!(!is_ours("dbforge-db-A-0123456789abcdef"));
-        assert!(!is_ours("dbforge-db-a-0123456789ABCDEF"));
-        assert!(!is_ours("default"));
+        assert!(is_ours(USER_PREFIX, "dbforge-db-a-0123456789abcdef"));
+        assert!(is_ours(USER_PREFIX, "dbforge-db-a-b_c-0123456789abcdef"));
+        assert!(!is_ours(USER_PREFIX, "dbforge-db-admin"));
+        assert!(!is_ours(USER_PREFIX, "dbforge-admin-0123456789abcdef"));
+        assert!(!is_ours(USER_PREFIX, "dbforge-db-A-0123456789abcdef"));
+        assert!(!is_ours("other-", "dbforge-db-a-0123456789abcdef"));
+        assert!(valid_user_prefix("dbft123-"));
+        for bad in ["", "dbft", "Dbft-", "a b-", "a:-", "a*-"] {
+            assert!(!valid_user_prefix(bad), "{bad:?}");
+        }
+        assert!(!is_ours(USER_PREFIX, "dbforge-db-a-0123456789ABCDEF"));
+        assert!(!is_ours(USER_PREFIX, "default"));
     }
 
     #[test]
     fn acl_rules_deny_after_allowing() {
-        let ns = Namespace::generate(&DatabaseName::parse("x").expect("name"));
+        let ns = Namespace::generate(USER_PREFIX, &DatabaseName::parse("x").expect("name"));
         let args = ns.acl_setuser();
         let pos = |s: &str| args.iter().position(|a| a == s).expect(s);
         assert!(pos("reset") < pos("-@all"));
@@ -319,10 +338,13 @@ mod tests {
 
     #[test]
     fn the_reader_reads_the_same_keys_only() {
-        let ns = Namespace::generate(&DatabaseName::parse("x").expect("name"));
+        let ns = Namespace::generate(USER_PREFIX, &DatabaseName::parse("x").expect("name"));
         let r = ns.reader();
         assert_eq!(r.user, format!("{}-ro", ns.user));
-        assert!(!is_ours(&r.user), "never swept as a database of its own");
+        assert!(
+            !is_ours(USER_PREFIX, &r.user),
+            "never swept as a database of its own"
+        );
         assert_eq!((&r.prefix, &r.password), (&ns.prefix, &ns.password));
         let args = r.acl_setuser();
         let pos = |s: &str| args.iter().position(|a| a == s).expect(s);

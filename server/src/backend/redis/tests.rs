@@ -68,9 +68,15 @@ async fn lock(exclusive: bool) -> TestLock {
     .expect("lock task")
 }
 
+/// This test process's ACL user prefix: `remove_orphans` in one test process never touches
+/// the namespaces of another, or of a gateway sharing the server.
+fn user_prefix() -> String {
+    format!("dbft{}-", std::process::id())
+}
+
 /// The backend on the test server, or `None` (after reporting it) when it is unreachable.
 async fn backend_with(cfg: ServerBackendConfig) -> Option<Arc<RedisBackend>> {
-    let backend = RedisBackend::new(cfg)
+    let backend = RedisBackend::with_prefix(cfg, &user_prefix())
         .await
         .expect("new never needs the server");
     if !backend.available() {
@@ -130,7 +136,7 @@ impl Db {
         let db = backend.open(&p).await.expect("open");
         Db {
             backend: Arc::clone(backend),
-            ns: Namespace::parse(&p.locator).expect("locator"),
+            ns: Namespace::parse(&backend.user_prefix, &p.locator).expect("locator"),
             p,
             db,
         }
@@ -921,7 +927,7 @@ async fn destroy_removes_keys_and_user() {
 
     // A spawn that got as far as some keys but never made its user is cleaned up too.
     let half = backend.locate(&name("half"));
-    let half_ns = Namespace::parse(&half.locator).expect("locator");
+    let half_ns = Namespace::parse(&user_prefix(), &half.locator).expect("locator");
     raw(&mut admin, &["SET", &format!("{}x", half_ns.prefix), "1"])
         .await
         .expect("set");
@@ -972,7 +978,7 @@ async fn connections_are_capped_and_closed_when_idle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphans_are_removed_and_known_databases_kept() {
-    // Exclusive: remove_orphans deletes every namespace it is not told about.
+    // Exclusive: remove_orphans deletes every namespace of its prefix it is not told about.
     let _lock = lock(true).await;
     let Some(backend) = backend().await else {
         return;
@@ -982,18 +988,27 @@ async fn orphans_are_removed_and_known_databases_kept() {
     kept.ok("SET k 1").await;
     let orphan = Db::new(&backend, "orphan").await;
     orphan.ok("SET k 1").await;
+    // Another gateway's database on the same server, under another prefix.
+    let neighbour = RedisBackend::with_prefix(
+        config(4, Duration::from_secs(60)),
+        &format!("dbft{}n-", std::process::id()),
+    )
+    .await
+    .map(Arc::new)
+    .expect("neighbour");
+    let theirs = Db::new(&neighbour, "theirs").await;
+    theirs.ok("SET k 1").await;
     // Keys left without their user (a server restarted without an ACL file).
-    let userless = Namespace::parse(&backend.locate(&name("userless")).locator).expect("ns");
+    let userless =
+        Namespace::parse(&user_prefix(), &backend.locate(&name("userless")).locator).expect("ns");
     raw(&mut admin, &["SET", &format!("{}k", userless.prefix), "1"])
         .await
         .expect("set");
     // An operator's user that merely starts like ours.
-    raw(
-        &mut admin,
-        &["ACL", "SETUSER", "dbforge-db-operator", "off"],
-    )
-    .await
-    .expect("setuser");
+    let operator_user = format!("{}operator", user_prefix());
+    raw(&mut admin, &["ACL", "SETUSER", &operator_user, "off"])
+        .await
+        .expect("setuser");
 
     let removed = backend
         .remove_orphans(std::slice::from_ref(&kept.p))
@@ -1003,15 +1018,21 @@ async fn orphans_are_removed_and_known_databases_kept() {
     assert_eq!(leftovers(&mut admin, &orphan.ns).await, (0, false));
     assert_eq!(leftovers(&mut admin, &userless).await.0, 0);
     assert_eq!(leftovers(&mut admin, &kept.ns).await, (1, true));
-    let operator: redis::Value = raw(&mut admin, &["ACL", "GETUSER", "dbforge-db-operator"])
+    let operator: redis::Value = raw(&mut admin, &["ACL", "GETUSER", &operator_user])
         .await
         .expect("getuser");
     assert_ne!(operator, redis::Value::Nil, "not ours: kept");
-    raw(&mut admin, &["ACL", "DELUSER", "dbforge-db-operator"])
+    raw(&mut admin, &["ACL", "DELUSER", &operator_user])
         .await
         .expect("deluser");
     assert_eq!(kept.value("GET k").await, text("1"));
+    assert_eq!(
+        theirs.value("GET k").await,
+        text("1"),
+        "another prefix is not ours to sweep"
+    );
     kept.drop_now().await;
+    theirs.drop_now().await;
 }
 
 /// The server's port when it is a local one this test may restart.
