@@ -4,8 +4,10 @@ Rust benchmark in bench/) from a gateway through the SDK and prints rows/s.
     python sdk-python/bench_stream.py [--endpoint http://127.0.0.1:50051] [--rows 1000000] [--runs 3] [--async]
 
 Without --endpoint (or DBFORGE_ENDPOINT) it starts a server of its own (tests/dbforge_server.py;
-DBFORGE_SERVER_BIN picks the binary, e.g. a release build). Prints one JSON line per run and a
-summary line with the best run.
+DBFORGE_SERVER_BIN picks the binary, e.g. a release build). The API key comes from
+DBFORGE_API_KEY. Prints one JSON line per run (rows, seconds, rows_per_s and cpu_seconds: the
+CPU this process used during the run, all threads) and a summary line with the best run;
+dbforge-bench (phase 14) reads the JSON lines.
 """
 
 from __future__ import annotations
@@ -32,6 +34,20 @@ def check(n: int, total: int, rows: int) -> None:
         raise SystemExit(f"wrong result: {n} rows, sum {total}")
 
 
+def report(mode: str, run: int, n: int, secs: float, cpu: float) -> None:
+    """One machine-readable line per run."""
+    line = {
+        "sdk": "python",
+        "mode": mode,
+        "run": run,
+        "rows": n,
+        "seconds": round(secs, 6),
+        "rows_per_s": round(n / secs),
+        "cpu_seconds": round(cpu, 6),
+    }
+    print(json.dumps(line), flush=True)
+
+
 def run_sync(endpoint: str, rows: int, runs: int) -> float:
     best = 0.0
     with dbforge.Client(endpoint) as client:
@@ -39,16 +55,15 @@ def run_sync(endpoint: str, rows: int, runs: int) -> float:
         client.create_database(db, if_not_exists=True)
         try:
             for run in range(runs):
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), time.process_time()
                 n = total = 0
                 for row in client.query(db, SQL, [rows]):
                     n += 1
                     total += row[0]
-                secs = time.perf_counter() - t0
+                secs, cpu = time.perf_counter() - t0, time.process_time() - cpu0
                 check(n, total, rows)
                 best = max(best, n / secs)
-                print(json.dumps({"sdk": "python", "mode": "sync", "run": run, "rows": n,
-                                  "seconds": round(secs, 3), "rows_per_s": round(n / secs)}), flush=True)
+                report("sync", run, n, secs, cpu)
         finally:
             client.delete_database(db, allow_missing=True)
     return best
@@ -61,16 +76,15 @@ async def run_async(endpoint: str, rows: int, runs: int) -> float:
         await client.create_database(db, if_not_exists=True)
         try:
             for run in range(runs):
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), time.process_time()
                 n = total = 0
                 async for row in await client.query(db, SQL, [rows]):
                     n += 1
                     total += row[0]
-                secs = time.perf_counter() - t0
+                secs, cpu = time.perf_counter() - t0, time.process_time() - cpu0
                 check(n, total, rows)
                 best = max(best, n / secs)
-                print(json.dumps({"sdk": "python", "mode": "async", "run": run, "rows": n,
-                                  "seconds": round(secs, 3), "rows_per_s": round(n / secs)}), flush=True)
+                report("async", run, n, secs, cpu)
         finally:
             await client.delete_database(db, allow_missing=True)
     return best

@@ -161,10 +161,14 @@ pub async fn run(
     n: Counts,
     dir: &Path,
 ) -> BackendResults {
-    let bouncer = available
-        .postgres
-        .is_ok()
-        .then(|| Pgbouncer::start(&dir.join("pgbouncer")).map_err(|e| format!("pgbouncer: {e}")));
+    let bouncer = available.postgres.is_ok().then(|| {
+        if !on_path("pgbouncer") {
+            return Err(crate::report::skipped(
+                "pgbouncer is not installed (apt-get install pgbouncer)",
+            ));
+        }
+        Pgbouncer::start(&dir.join("pgbouncer")).map_err(|e| format!("pgbouncer: {e}"))
+    });
     let mut sql = Vec::new();
     for (engine, usable) in [
         (Engine::Postgres, &available.postgres),
@@ -767,6 +771,12 @@ impl Pgbouncer {
     pub fn port(&self) -> u16 {
         self.port
     }
+}
+
+/// Whether `program` is a file in one of the `PATH` directories.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// Whether this process runs as root (real uid 0, from `/proc/self/status`).

@@ -4,6 +4,8 @@
 //! cargo run --release -p dbforge-bench                          # full run, table on stdout
 //! cargo run --release -p dbforge-bench -- --write BENCHMARKS.md # ...and write the report
 //! cargo run --release -p dbforge-bench -- --quick               # smoke run, smaller counts
+//! cargo run --release -p dbforge-bench -- --only sdk            # one part: core, transfer,
+//!                                                               # backends or sdk
 //! ```
 //!
 //! The gateway runs in a separate process so its memory can be read from `/proc`: the bench
@@ -11,7 +13,7 @@
 //! `dbforge_server::server::run` and prints its bound address; the bench connects to that address
 //! and stops the process with SIGTERM at the end. The gateway keeps its defaults (authentication,
 //! audit log, metrics, info logging into a file); the bench generates an admin key for the run
-//! and sends it with every call. A second gateway with the audit log and metrics off then
+//! and sends it with every call. A second gateway with authentication, the audit log and metrics off then
 //! repeats phases 1, 3 and 4, so the report can say what those cost.
 //!
 //! Each phase measures the gateway next to a baseline taken in the same run, and the report
@@ -33,21 +35,29 @@
 //! 11. PostgreSQL and MariaDB point queries and a streamed result against sqlx in this process
 //!     (and PostgreSQL through pgbouncer);
 //! 12. Redis GET and SET against redis-rs;
-//! 13. CreateDatabase and DeleteDatabase latency per backend.
+//! 13. CreateDatabase and DeleteDatabase latency per backend;
+//! 14. the same streamed result read through each SDK, side by side with the Rust SDK: Python
+//!     (sync and asyncio) and TypeScript on Node (gRPC and grpc-web), each SDK's own benchmark
+//!     script run as a child process (`sdk-python/bench_stream.py`,
+//!     `sdk-typescript/bench/stream.ts`) against the bench's gateway with its admin key.
 //!
 //! Phases 9 to 13 run on a third gateway that also fronts the local PostgreSQL, MariaDB and
-//! Redis servers ([`transfer`], [`backends`]).
+//! Redis servers ([`transfer`], [`backends`]). Phase 14 ([`sdk`]) runs last on the first
+//! gateway, after phase 8, so phases 7 and 8 measure that gateway as before; a client whose
+//! runtime is not installed (the `.venv`, `node`, `sdk-typescript/node_modules`) is reported as
+//! skipped.
 //!
 //! This is a benchmark, not a test: nothing fails when a target is missed; the report says
 //! PASS or MISS and by how much. Modules: [`workload`] (what runs), [`direct`] (in-process
-//! baselines), [`gateway`] (the gRPC phases), [`child`] (the gateway process), [`stats`]
-//! (percentiles), [`summary`] (results to rows) and [`report`] (markdown).
+//! baselines), [`gateway`] (the gRPC phases), [`child`] (the gateway process), [`sdk`] (the
+//! SDKs), [`stats`] (percentiles), [`summary`] (results to rows) and [`report`] (markdown).
 
 mod backends;
 mod child;
 mod direct;
 mod gateway;
 mod report;
+mod sdk;
 mod stats;
 mod summary;
 mod transfer;
@@ -65,6 +75,7 @@ use crate::{
     backends::BackendResults,
     child::{ServerProcess, Servers, Variant, cpu_time},
     report::{Machine, Report, machine_busy, revision},
+    sdk::SdkResults,
     summary::{GatewayResults, LeanResults, Outcome},
     transfer::{Engine, TransferResults},
     workload::Plan,
@@ -102,6 +113,8 @@ enum Part {
     Transfer,
     /// Phases 11 to 13: PostgreSQL, MariaDB and Redis against their drivers, spawn latency.
     Backends,
+    /// Phase 14: a streamed result through the Rust, Python and TypeScript SDKs.
+    Sdk,
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,10 +173,18 @@ fn bench(plan: Plan, only: Option<Part>, write: Option<&Path>) -> Result<(), Box
     let admin_key = child::new_admin_key();
     let mut gateway_cpu = Duration::ZERO;
     let (mut rows, mut notes) = (Vec::new(), Vec::new());
-    if runs(Part::Core) {
-        let (outcome, cpu) = core(&plan, tmp.path(), &admin_key)?;
+    let mut sdk = None;
+    if runs(Part::Core) || runs(Part::Sdk) {
+        let parts = (runs(Part::Core), runs(Part::Sdk));
+        let (outcome, sdk_results, cpu) = core(&plan, tmp.path(), &admin_key, parts)?;
         gateway_cpu += cpu;
-        (rows, notes) = outcome.rows_and_notes();
+        let phase6 = outcome
+            .as_ref()
+            .and_then(|o| o.gateway.stream.as_ref().ok().copied());
+        if let Some(outcome) = outcome {
+            (rows, notes) = outcome.rows_and_notes();
+        }
+        sdk = sdk_results.map(|s| (s, phase6));
     }
     if runs(Part::Transfer) || runs(Part::Backends) {
         let parts = (runs(Part::Transfer), runs(Part::Backends));
@@ -180,7 +201,16 @@ fn bench(plan: Plan, only: Option<Part>, write: Option<&Path>) -> Result<(), Box
             notes.extend(n);
         }
     }
-    let own_cpu = cpu_time(std::process::id())? + gateway_cpu;
+    // Phase 14 ran on the first gateway, but its rows come last, in phase order.
+    let mut sdk_cpu = Duration::ZERO;
+    if let Some((s, phase6)) = sdk {
+        let (r, n) = summary::sdk_rows_and_notes(&s, phase6.as_ref());
+        rows.extend(r);
+        notes.extend(n);
+        sdk_cpu = s.children_cpu;
+    }
+    // The SDK scripts are the bench's own work too, not other load.
+    let own_cpu = cpu_time(std::process::id())? + gateway_cpu + sdk_cpu;
     let wall = started.elapsed();
     let other_cpu = busy_before
         .zip(machine_busy().ok())
@@ -207,15 +237,23 @@ fn bench(plan: Plan, only: Option<Part>, write: Option<&Path>) -> Result<(), Box
     Ok(())
 }
 
-/// Phases 1 to 8: the in-process baselines, the default gateway, then the lean one. Returns
-/// what they measured and the CPU the gateways used.
-fn core(plan: &Plan, tmp: &Path, admin_key: &str) -> Result<(Outcome, Duration), BoxError> {
+/// Phases 1 to 8 (`with_core`): the in-process baselines, the default gateway, then the lean
+/// one; and phase 14 (`with_sdk`) on the default gateway after phase 8. Returns what they
+/// measured and the CPU the gateways used.
+fn core(
+    plan: &Plan,
+    tmp: &Path,
+    admin_key: &str,
+    (with_core, with_sdk): (bool, bool),
+) -> Result<(Option<Outcome>, Option<SdkResults>, Duration), BoxError> {
     let direct_dir = tmp.join("direct");
     std::fs::create_dir_all(&direct_dir)?;
 
     // The baselines run first, while no gateway exists yet to compete for the cores.
-    progress("in-process SQLite baselines");
-    let direct = direct::run(&direct_dir, plan).map_err(|e| e.to_string());
+    let direct = with_core.then(|| {
+        progress("in-process SQLite baselines");
+        direct::run(&direct_dir, plan).map_err(|e| e.to_string())
+    });
 
     progress("starting the gateway process (default configuration)");
     let log = tmp.join("gateway.log");
@@ -226,12 +264,30 @@ fn core(plan: &Plan, tmp: &Path, admin_key: &str) -> Result<(Outcome, Duration),
         &log,
         &Servers::default(),
     )?;
-    let gateway = on_runtime(gateway_phases(&server, admin_key, plan))?;
+    let gateway = if with_core {
+        Some(on_runtime(gateway_phases(&server, admin_key, plan))?)
+    } else {
+        None
+    };
+    let sdk = with_sdk.then(|| {
+        let target = sdk::Target {
+            addr: server.addr(),
+            key: admin_key,
+            pid: server.pid(),
+        };
+        sdk::run(target, plan.sdk_rows, plan.sdk_runs)
+    });
     let mut gateway_cpu = cpu_time(server.pid())?;
     progress("stopping the gateway (SIGTERM)");
     let stopped = server.stop().map_err(|e| e.to_string());
+    let (Some(direct), Some(gateway)) = (direct, gateway) else {
+        if let Err(e) = stopped {
+            progress(&format!("the gateway did not stop cleanly: {e}"));
+        }
+        return Ok((None, sdk, gateway_cpu));
+    };
 
-    progress("starting a second gateway with the audit log and metrics off");
+    progress("starting a second gateway with authentication, the audit log and metrics off");
     let lean_log = tmp.join("gateway-lean.log");
     let channels = gateway.best_channels().unwrap_or(1);
     let lean = match ServerProcess::start(
@@ -260,7 +316,7 @@ fn core(plan: &Plan, tmp: &Path, admin_key: &str) -> Result<(Outcome, Duration),
         stopped,
         log: child::log_problems(&log, 5).map_err(|e| e.to_string()),
     };
-    Ok((outcome, gateway_cpu))
+    Ok((Some(outcome), sdk, gateway_cpu))
 }
 
 /// Phases 9 to 13 (those of `parts`: transfer, backends) on a third gateway (default
@@ -427,7 +483,7 @@ async fn gateway_phases(server: &ServerProcess, key: &str, plan: &Plan) -> Gatew
     out
 }
 
-/// The second gateway (audit log and metrics off): the same point queries and throughput, over
+/// The second gateway (authentication, audit log and metrics off): the same point queries and throughput, over
 /// `channels` connections (whichever count did better on the first).
 async fn lean_phases(
     server: &ServerProcess,
@@ -441,9 +497,9 @@ async fn lean_phases(
             conns.push(gateway::Conn::open(server.addr(), key).await?);
         }
         gateway::prepare(&conns[0]).await?;
-        progress("1 and 3 again, audit log and metrics off");
+        progress("1 and 3 again, auth, audit log and metrics off");
         let (floor, point) = gateway::floor_and_point(&conns[0], plan).await?;
-        progress("4 again, audit log and metrics off");
+        progress("4 again, auth, audit log and metrics off");
         let throughput = gateway::throughput(&conns, plan, server.pid()).await?;
         Ok::<_, BoxError>(LeanResults {
             floor: Ok(floor),

@@ -62,6 +62,15 @@ pub enum Goal {
     AtLeast(f64),
 }
 
+/// How the error of a [`Row::skipped`] row starts.
+const SKIPPED: &str = "skipped: ";
+
+/// The error text of a result that was skipped for `why`: a row built from it with
+/// [`Row::failed`] shows as SKIPPED, like a [`Row::skipped`] one.
+pub fn skipped(why: &str) -> String {
+    format!("{SKIPPED}{why}")
+}
+
 /// One line of the results table.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -89,6 +98,12 @@ impl Row {
         }
     }
 
+    /// A row that was not measured because what it needs is not installed here; it shows as
+    /// SKIPPED with `why`, not as a failure.
+    pub fn skipped(phase: u8, name: impl Into<String>, why: &str, unit: Unit, goal: Goal) -> Self {
+        Self::failed(phase, name, skipped(why), unit, goal)
+    }
+
     /// A row whose phase failed.
     pub fn failed(
         phase: u8,
@@ -114,9 +129,10 @@ impl Row {
         }
     }
 
-    /// PASS, MISS (with by how much), FAIL or blank for context rows.
+    /// PASS, MISS (with by how much), FAIL, SKIPPED or blank for context rows.
     pub fn status(&self) -> String {
         match (&self.value, self.goal) {
+            (Err(e), _) if e.starts_with(SKIPPED) => "SKIPPED".into(),
             (Err(_), _) => "FAIL".into(),
             (Ok(_), Goal::Info) => String::new(),
             (Ok(v), Goal::AtMost(t)) if *v <= t => "PASS".into(),
@@ -247,7 +263,7 @@ impl Report {
                             failures.len()
                         }
                     };
-                    ("—".to_owned(), format!("FAIL [{n}]"))
+                    ("—".to_owned(), format!("{} [{n}]", row.status()))
                 }
             };
             let _ = writeln!(
@@ -259,7 +275,12 @@ impl Report {
             );
         }
         if !failures.is_empty() {
-            out.push_str("\nFailures:\n\n");
+            let all_failed = failures.iter().all(|f| !f.starts_with(SKIPPED));
+            out.push_str(if all_failed {
+                "\nFailures:\n\n"
+            } else {
+                "\nFailures and skips:\n\n"
+            });
             for (i, f) in failures.iter().enumerate() {
                 let _ = writeln!(out, "{}. {f}", i + 1);
             }
@@ -360,11 +381,12 @@ const METHOD: &str = "
   `QueryService` call carries (`authorization: Bearer …`), so authentication is part of what is
   measured; health checks need no key. It logs at info, its default (the audit log writes a
   line per call), into a file in the temp dir.
-- A second gateway, started after the first is stopped, runs with `--disable-audit
-  --disable-metrics` and repeats phases 1, 3 and 4, to show what the per-call audit record and
-  metrics cost.
-- Other load: the machine's busy CPU time from `/proc/stat` minus the bench's and the gateways'
-  own, in 10 ms ticks (approximate; 0 when the difference is within the rounding).
+- A second gateway, started after the first is stopped, runs with `--insecure-no-auth
+  --disable-audit --disable-metrics` and repeats phases 1, 3 and 4, to show what
+  authentication, the per-call audit record and metrics cost together.
+- Other load: the machine's busy CPU time from `/proc/stat` minus the bench's, the gateways'
+  and the SDK scripts' own, in 10 ms ticks (approximate; 0 when the difference is within the
+  rounding).
 - Latencies are exact nearest-rank percentiles over every timed call, after untimed warm-up
   calls; calls are sequential on one HTTP/2 connection unless stated.
 - Floor: `grpc.health.v1.Health/Check` on the same connection: what any unary tonic call costs.
@@ -402,13 +424,26 @@ const METHOD: &str = "
   7.0): for PostgreSQL and MariaDB a 10,000-row table `p (id BIGINT PRIMARY KEY, v TEXT)` is
   queried by random id, through the gateway (Execute with a bound parameter) and with one sqlx
   connection (as postgres/root, to the same database, statements cached by sqlx), alternating
-  floor, gateway and sqlx call by call; ratio = gateway p50 / (floor p50 + sqlx p50), as in
-  phase 3. The stream is a generated (int, text, float) result (`generate_series`; MariaDB's
-  `seq_1_to_N`), read through `QueryService.Query` and with sqlx's `fetch`, every cell decoded,
-  sides alternating, best run each. Redis: 10,000 keys, GET and SET through Execute against
+  floor, gateway and sqlx call by call. The targets compare gateway p50 with sqlx p50 (at most
+  2×) and with sqlx through pgbouncer (at most 1×), and Redis GET with redis-rs (at most 2×); the
+  ratio to floor p50 + driver p50, as in phase 3, is shown beside them for context. The stream
+  is a generated (int, text, float) result (`generate_series`; MariaDB's `seq_1_to_N`), read
+  through `QueryService.Query` and with sqlx's `fetch`, every cell decoded, sides alternating,
+  best run each. Redis: 10,000 keys, GET and SET through Execute against
   redis-rs (one multiplexed RESP3 connection as the default user, on the same prefixed keys).
   Spawn: CreateDatabase round-robin over the backends (one at a time), then DeleteDatabase of
   each.
+- SDK streams (14), on the first gateway after phase 8: the Rust SDK (`dbforge` crate, in the
+  bench process), then each SDK's own benchmark script as a child process, given the gateway's
+  address (`--endpoint`) and its admin key (`DBFORGE_API_KEY`): `.venv/bin/python
+  sdk-python/bench_stream.py` (sync, then `--async`) and `node --import tsx bench/stream.ts` in
+  `sdk-typescript` (`--protocol grpc`, then `grpc-web`). Every client spawns its own SQLite
+  database and streams phase 6's recursive CTE with the row count bound as a parameter (the
+  same rows), reads every row its SDK yields and checks the count and the sum of the first
+  column; it times the whole call, from sending the query to the last row. The scripts print one
+  JSON line per run with the seconds and their process's CPU time (`time.process_time()`,
+  `process.cpuUsage()`); the best run of each client counts. A client whose runtime is not
+  installed is reported as skipped.
 ";
 
 #[cfg(test)]
@@ -430,6 +465,9 @@ mod tests {
         let ok = Row::new(7, "spawn", 3.0, Unit::Millis, Goal::AtMost(5.0));
         assert_eq!(ok.status(), "PASS");
         assert!(!Row::new(1, "floor", 80.0, Unit::Micros, Goal::Info).missed());
+        let skipped = Row::skipped(14, "python", "no venv", Unit::Percent, Goal::AtLeast(1.0));
+        assert_eq!(skipped.status(), "SKIPPED");
+        assert!(!skipped.missed());
     }
 
     #[test]

@@ -32,6 +32,12 @@ pub fn stream_query(rows: u64) -> String {
     )
 }
 
+/// Phase 14's query, as the SDK benchmark scripts (`sdk-python/bench_stream.py`,
+/// `sdk-typescript/bench/stream.ts`) send it: [`stream_query`] with the row count bound as the
+/// one parameter, so it yields the same rows.
+pub const SDK_STREAM_QUERY: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 \
+     FROM c WHERE x < ?) SELECT x, 'row-' || x, x * 0.5 FROM c";
+
 /// How much work each phase does.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -67,6 +73,11 @@ pub struct Plan {
     pub transfer_runs: usize,
     /// CreateDatabase calls per backend in the backends comparison.
     pub backend_spawns: usize,
+    /// Rows of the result each SDK streams (phase 14).
+    pub sdk_rows: u64,
+    /// Streams each SDK reads; the best run counts (the first pays for warming up, which in
+    /// Python and Node is more than in Rust).
+    pub sdk_runs: usize,
 }
 
 impl Plan {
@@ -90,6 +101,8 @@ impl Plan {
                 transfer_rows: 100_000,
                 transfer_runs: 2,
                 backend_spawns: 10,
+                sdk_rows: 100_000,
+                sdk_runs: 2,
             }
         } else {
             Self {
@@ -109,6 +122,8 @@ impl Plan {
                 transfer_rows: 1_000_000,
                 transfer_runs: 2,
                 backend_spawns: 100,
+                sdk_rows: 1_000_000,
+                sdk_runs: 3,
             }
         }
     }
