@@ -71,9 +71,10 @@ pub struct GlobalArgs {
     /// Config file [default: <config dir>/dbforge/config.toml].
     #[arg(long, global = true, env = "DBFORGE_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Output format [default: table on a terminal, ndjson otherwise].
-    #[arg(long, short = 'o', global = true, value_enum, value_name = "FORMAT")]
-    pub output: Option<Format>,
+    /// Output format: table, json, ndjson or csv [default: table on a terminal, ndjson
+    /// otherwise]. For export and dump, a file path (`-o out.csv`) names the file to write.
+    #[arg(long, short = 'o', global = true, value_parser = parse_output, value_name = "FORMAT")]
+    pub output: Option<OutputArg>,
     /// When to use colours; NO_COLOR in the environment turns auto off.
     #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
     pub color: ColorArg,
@@ -99,6 +100,40 @@ pub enum Format {
     Ndjson,
     /// RFC 4180 CSV with a header line; NULL is an empty field, empty text is "".
     Csv,
+}
+
+/// The value of `-o/--output`: a format, or (for `export` and `dump`) the file to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputArg {
+    /// How rows are printed.
+    Format(Format),
+    /// The file an export or dump goes to.
+    File(PathBuf),
+}
+
+impl GlobalArgs {
+    /// The output format asked for, if any (a file value was moved to its command by then).
+    pub fn format(&self) -> Option<Format> {
+        match self.output {
+            Some(OutputArg::Format(f)) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+/// A format name, else a path: a value with a `.` or a `/` in it, so that a misspelt format
+/// (`-o jsn`) is still a usage error rather than a file.
+fn parse_output(s: &str) -> std::result::Result<OutputArg, String> {
+    if let Ok(f) = Format::from_str(s, true) {
+        return Ok(OutputArg::Format(f));
+    }
+    if s.contains('.') || s.contains(std::path::MAIN_SEPARATOR) {
+        return Ok(OutputArg::File(PathBuf::from(s)));
+    }
+    Err(format!(
+        "expected one of table, json, ndjson, csv (or, for export and dump, a file path such \
+         as out.csv), found {s:?}"
+    ))
 }
 
 /// `--color`.
@@ -449,7 +484,7 @@ pub struct ExportArgs {
     /// The file format.
     #[arg(long, short = 'F', value_enum, default_value_t = ExportFormatArg::Csv)]
     pub format: ExportFormatArg,
-    /// Write the file here instead of stdout (-o is the global --output).
+    /// Write the file here instead of stdout (also `-o PATH`).
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
     /// CSV field delimiter: one ASCII character, or tab.
@@ -532,7 +567,7 @@ pub struct DumpArgs {
     /// Leave the data out.
     #[arg(long)]
     pub schema_only: bool,
-    /// Write the dump here instead of stdout.
+    /// Write the dump here instead of stdout (also `-o PATH`).
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
 }

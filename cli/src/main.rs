@@ -36,10 +36,42 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::{cli::Cli, commands::App};
+use crate::{
+    cli::{Cli, Command, OutputArg},
+    commands::App,
+};
+
+/// Moves `-o PATH` to the export or dump it names the file of; anywhere else a path is not an
+/// output format, and that is a usage error (exit code 2).
+fn file_output(cli: &mut Cli) {
+    let Some(OutputArg::File(path)) = cli.global.output.clone() else {
+        return;
+    };
+    let out = match &mut cli.command {
+        Command::Export(a) => &mut a.out,
+        Command::Dump(a) => &mut a.out,
+        _ => usage_error(format!(
+            "-o {}: a file path is only for export and dump; the output format is one of \
+             table, json, ndjson, csv",
+            path.display()
+        )),
+    };
+    if out.is_some() {
+        usage_error("give the file once: -o PATH or --out PATH".into());
+    }
+    *out = Some(path);
+    cli.global.output = None;
+}
+
+fn usage_error(message: String) -> ! {
+    <Cli as clap::CommandFactory>::command()
+        .error(clap::error::ErrorKind::ArgumentConflict, message)
+        .exit()
+}
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    file_output(&mut cli);
     let app = match App::new(cli.global) {
         Ok(app) => app,
         Err(e) => {

@@ -87,7 +87,7 @@ impl App {
         let stdout_tty = io::stdout().is_terminal();
         let stderr_tty = io::stderr().is_terminal();
         let settings = Settings {
-            format: global.output.unwrap_or(if stdout_tty {
+            format: global.format().unwrap_or(if stdout_tty {
                 Format::Table
             } else {
                 Format::Ndjson

@@ -18,7 +18,7 @@ use crate::{
 
 /// Whether `--output` asked for JSON; NDJSON prints the same object on one line.
 fn json_output(app: &App) -> Option<Format> {
-    match app.global.output {
+    match app.global.format() {
         Some(f @ (Format::Json | Format::Ndjson)) => Some(f),
         _ => None,
     }

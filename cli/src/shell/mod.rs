@@ -100,7 +100,7 @@ pub fn run(app: &App, args: ShellArgs) -> Result<()> {
         Ok((client, db))
     })?;
     let mut settings = app.settings.clone();
-    settings.format = app.global.output.unwrap_or(Format::Table);
+    settings.format = app.global.format().unwrap_or(Format::Table);
     let mut shell = Shell {
         app,
         schema: Schema::new(client.clone(), &db.name),

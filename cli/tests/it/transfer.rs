@@ -422,3 +422,56 @@ fn export_progress_counts_rows_on_a_terminal_stderr_only() {
     assert_eq!(stderr(&out), "");
     assert_eq!(stdout(&out), csv);
 }
+
+/// `-o PATH` names the file of an export or a dump (`dbforge export DB --table T --format csv
+/// -o out.csv`); elsewhere, and next to `--out`, a path is a usage error, and a misspelt format
+/// stays one.
+#[test]
+fn dash_o_with_a_path_writes_the_export_file() {
+    let s = Server::start();
+    let db = people(&s);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("out.csv");
+    s.cmd()
+        .args(["export", &db, "--table", "people", "--format", "csv", "-o"])
+        .arg(&file)
+        .args(["--color", "never"])
+        .assert()
+        .success()
+        .stdout("")
+        .stderr(format!("exported 4 rows to {}\n", file.display()));
+    assert!(
+        std::fs::read_to_string(&file)
+            .expect("read export")
+            .starts_with("id,name,note,score\r\n")
+    );
+    let dump = dir.path().join("dump.sql");
+    s.cmd()
+        .args(["dump", &db, "-o"])
+        .arg(&dump)
+        .assert()
+        .success()
+        .stdout("");
+    assert!(
+        std::fs::read_to_string(&dump)
+            .expect("read dump")
+            .contains("CREATE TABLE")
+    );
+    s.cmd()
+        .args(["sql", &db, "SELECT 1", "-o", "x.csv"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("only for export and dump"));
+    s.cmd()
+        .args([
+            "export", &db, "--table", "people", "-o", "a.csv", "--out", "b.csv",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("give the file once"));
+    s.cmd()
+        .args(["sql", &db, "SELECT 1", "-o", "jsn"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("expected one of table, json"));
+}
