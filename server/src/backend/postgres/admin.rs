@@ -9,7 +9,7 @@ use tracing::warn;
 
 use super::{
     PostgresBackend, PostgresDialect,
-    conn::{PgConn, PgEngine},
+    conn::{PgConn, PgEngine, PgTarget},
 };
 use crate::{
     backend::{
@@ -269,7 +269,7 @@ pub(super) struct ReaderSetup {
     /// The database and its own login.
     pub loc: Locator,
     /// How the database's own role connects: it grants read access to what it owns.
-    pub owner: PgConnectOptions,
+    pub owner: PgTarget,
 }
 
 impl ReaderSetup {

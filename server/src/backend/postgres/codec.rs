@@ -491,6 +491,11 @@ impl<'a> Param<'a> {
         })
     }
 
+    /// The OID of the type it binds as (0: the server infers it).
+    pub fn oid(&self) -> u32 {
+        self.oid
+    }
+
     /// The type it binds as.
     pub fn type_info(&self) -> PgTypeInfo {
         PgTypeInfo::with_oid(Oid(self.oid))

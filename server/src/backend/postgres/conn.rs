@@ -1,7 +1,14 @@
 //! PostgreSQL connections: preparing, binding and running client statements, gateway
 //! transaction control, and error classification.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
@@ -29,11 +36,66 @@ use crate::{
     },
 };
 
-/// Prepared statements kept per connection. Each statement is prepared afresh under a unique
-/// name (see [`PgConn::describe`]), so the cache only holds them until they are closed in bulk.
+/// Prepared statements sqlx keeps per connection: more than [`CACHE_CLEAR_AT`], so it never
+/// evicts one on its own (see [`PgConn::describe`]).
 pub const STATEMENT_CACHE: usize = 64;
-/// Cached statements that trigger closing them all, in one round trip, before the next prepare.
+/// Prepared statements per connection that trigger closing them all, in one round trip, before
+/// the next prepare.
 const CACHE_CLEAR_AT: usize = 48;
+
+/// Where a pool connects: a role's login, and the schema epoch of its database.
+#[derive(Debug, Clone)]
+pub struct PgTarget {
+    /// Connection settings.
+    pub options: PgConnectOptions,
+    /// Bumped by every statement that may change the schema, on any connection of the
+    /// database (its owner's and its reader's pools share it): statements prepared before are
+    /// not reused after.
+    pub epoch: Arc<AtomicU64>,
+}
+
+impl PgTarget {
+    /// A target with an epoch of its own (the admin connections).
+    pub fn new(options: PgConnectOptions) -> Self {
+        Self {
+            options,
+            epoch: Arc::default(),
+        }
+    }
+}
+
+/// Whether a statement may change what other statements mean (so prepared statements must not
+/// be reused past it): anything but the statements known to leave tables, types, functions and
+/// name resolution alone. A wrong "yes" costs a prepare.
+fn may_change_schema(sql: &str) -> bool {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            // Nested comments end later than the first `*/`; if so the word read below is
+            // comment text, which counts as a change.
+            rest = r.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else if let Some(r) = rest.strip_prefix('(') {
+            rest = r.trim_start();
+        } else {
+            break;
+        }
+    }
+    let word: String = rest
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    !matches!(
+        word.as_str(),
+        "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "WITH" | "VALUES" | "TABLE" | "SHOW"
+    )
+}
+
+/// A client statement prepared on one connection: the same text with the same parameter types
+/// under the same schema epoch is the same prepared statement.
+type StatementKey = (u64, String, Vec<u32>);
 
 /// The PostgreSQL engine for the shared data plane.
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,6 +107,9 @@ pub struct PgConn {
     pid: i32,
     timeout: Option<Duration>,
     counter: u64,
+    /// The number in the text of each statement prepared here (see [`PgConn::describe`]).
+    statements: HashMap<StatementKey, u64>,
+    epoch: Arc<AtomicU64>,
     broken: bool,
 }
 
@@ -133,7 +198,20 @@ impl PgConn {
         if breaks_connection(&err) {
             self.broken = true;
         }
-        classify(err)
+        let err = classify(err);
+        if let Error::Query { code: Some(c), .. } = &err
+            && c == "0A000"
+        {
+            // "cached plan must not change result type": the schema changed in a way the
+            // epoch did not see (DDL inside a function, or another connection's DDL committed
+            // while this statement was prepared). Prepare afresh from now on.
+            self.bump_epoch();
+        }
+        err
+    }
+
+    fn bump_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The connection, for administrative statements.
@@ -225,21 +303,37 @@ impl SqlConn for PgConn {
     }
 
     async fn describe(&mut self, stmt: &Statement) -> Result<PgPrepared> {
-        let types = stmt
+        let params = stmt
             .params
             .iter()
-            .map(|p| Param::new(p).map(|p| p.type_info()))
+            .map(Param::new)
             .collect::<Result<Vec<_>>>()?;
-        if self.conn.cached_statements_size() >= CACHE_CLEAR_AT
-            && let Err(e) = self.conn.clear_cached_statements().await
-        {
-            return Err(self.fail(e));
-        }
-        // A fresh name for every statement: sqlx caches prepared statements by their text, and
-        // a cached one would keep its first parameter types and go stale when a table changes
-        // ("cached plan must not change result type"). The comment makes the text unique.
-        self.counter += 1;
-        let sql = format!("/* dbforge {} */ {}", self.counter, stmt.sql);
+        let types: Vec<_> = params.iter().map(Param::type_info).collect();
+        let key: StatementKey = (
+            self.epoch.load(Ordering::Relaxed),
+            stmt.sql.clone(),
+            params.iter().map(Param::oid).collect(),
+        );
+        // sqlx caches prepared statements by their text alone, so the text carries a number per
+        // (epoch, text, parameter types): the same statement bound the same way is prepared
+        // once per connection and then runs in one round trip, while other parameter types or
+        // a schema change since ("cached plan must not change result type") get a statement of
+        // their own.
+        let id = match self.statements.get(&key) {
+            Some(id) => *id,
+            None => {
+                if self.statements.len() >= CACHE_CLEAR_AT {
+                    self.statements.clear();
+                    if let Err(e) = self.conn.clear_cached_statements().await {
+                        return Err(self.fail(e));
+                    }
+                }
+                self.counter += 1;
+                self.statements.insert(key, self.counter);
+                self.counter
+            }
+        };
+        let sql = format!("/* dbforge {id} */ {}", stmt.sql);
         let prepared = match (&mut self.conn)
             .prepare_with(AssertSqlSafe(sql.clone()).into_sql_str(), &types)
             .await
@@ -310,6 +404,10 @@ impl SqlConn for PgConn {
         sink: &mut dyn RowSink,
     ) -> Result<Outcome> {
         let args = Self::arguments(&stmt.params)?;
+        if may_change_schema(&stmt.sql) {
+            // After the statement too: a prepare that raced with it must not be reused.
+            self.bump_epoch();
+        }
         let mut rows_affected = 0;
         let mut failed = None;
         let mut decode_error = None;
@@ -339,6 +437,9 @@ impl SqlConn for PgConn {
                 }
             }
         }
+        if may_change_schema(&stmt.sql) {
+            self.bump_epoch();
+        }
         if let Some(e) = decode_error {
             // The rest of the result is unread.
             self.broken = true;
@@ -357,7 +458,11 @@ impl SqlConn for PgConn {
         let args = Self::arguments(&stmt.params)?;
         // Unnamed and unprepared beforehand: nothing is cached, so nothing can go stale.
         let query = sqlx::query_with(AssertSqlSafe(stmt.sql.clone()), args).persistent(false);
-        match (&mut self.conn).execute(query).await {
+        let result = (&mut self.conn).execute(query).await;
+        if may_change_schema(&stmt.sql) {
+            self.bump_epoch();
+        }
+        match result {
             Ok(done) => Ok(Outcome {
                 rows_affected: done.rows_affected(),
                 last_insert_id: None,
@@ -385,14 +490,14 @@ impl SqlConn for PgConn {
 #[async_trait]
 impl Engine for PgEngine {
     type Conn = PgConn;
-    type Target = PgConnectOptions;
+    type Target = PgTarget;
     const KIND: BackendKind = BackendKind::Postgres;
     const FLAVOR: Flavor = Flavor::Postgres;
     const SAVEPOINT_EVERY_STATEMENT: bool = true;
     const DESCRIBES_RESULTS: bool = true;
 
-    async fn connect(&self, target: &PgConnectOptions) -> Result<PgConn> {
-        let mut conn = PgConnection::connect_with(target)
+    async fn connect(&self, target: &PgTarget) -> Result<PgConn> {
+        let mut conn = PgConnection::connect_with(&target.options)
             .await
             .map_err(classify_connect)?;
         let row = sqlx::query("SELECT pg_backend_pid()")
@@ -406,6 +511,8 @@ impl Engine for PgEngine {
             pid,
             timeout: None,
             counter: 0,
+            statements: HashMap::new(),
+            epoch: Arc::clone(&target.epoch),
             broken: false,
         })
     }
@@ -428,6 +535,39 @@ impl Engine for PgEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_that_leave_the_schema_alone() {
+        for sql in [
+            "SELECT 1",
+            "  -- note\n select * from t",
+            "/* hint */ WITH x AS (SELECT 1) SELECT * FROM x",
+            "(SELECT 1) UNION (SELECT 2)",
+            "INSERT INTO t VALUES (1)",
+            "update t set a = 1",
+            "DELETE FROM t",
+            "MERGE INTO t USING s ON true WHEN MATCHED THEN DO NOTHING",
+            "VALUES (1)",
+            "TABLE t",
+            "SHOW search_path",
+        ] {
+            assert!(!may_change_schema(sql), "{sql}");
+        }
+        for sql in [
+            "CREATE TABLE t (a int)",
+            "ALTER TABLE t ADD b int",
+            "DROP TABLE t",
+            "SET search_path = other",
+            "DEALLOCATE ALL",
+            "DISCARD ALL",
+            "DO $$ BEGIN END $$",
+            "CALL p()",
+            "/* unterminated",
+            "",
+        ] {
+            assert!(may_change_schema(sql), "{sql}");
+        }
+    }
 
     #[test]
     fn sqlstates_map_to_error_kinds() {

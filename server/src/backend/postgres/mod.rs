@@ -78,13 +78,17 @@ mod inspect;
 #[cfg(test)]
 mod tests;
 
-use std::{collections::BTreeSet, str::FromStr, sync::Arc};
+use std::{
+    collections::{BTreeSet, HashMap},
+    str::FromStr,
+    sync::{Arc, Mutex, PoisonError, atomic::AtomicU64},
+};
 
 use async_trait::async_trait;
 use sqlx::{ConnectOptions, postgres::PgConnectOptions};
 
 pub use self::conn::classify;
-use self::conn::{PgEngine, STATEMENT_CACHE};
+use self::conn::{PgEngine, PgTarget, STATEMENT_CACHE};
 use super::{
     Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
     reader::{WithReader, reader_ident},
@@ -107,6 +111,8 @@ const MAX_IDENT: usize = 63;
 pub struct PostgresBackend {
     server: Arc<Server<PgEngine>>,
     admin_options: PgConnectOptions,
+    /// Schema epochs by database (see [`Self::epoch`]).
+    epochs: Mutex<HashMap<String, Arc<AtomicU64>>>,
     prefix: String,
     caps: Capabilities,
 }
@@ -142,10 +148,11 @@ impl PostgresBackend {
             cfg.per_database_connections,
             cfg.idle_timeout,
         )?;
-        let server = Server::start(PgEngine, admin_options.clone(), sizes).await;
+        let server = Server::start(PgEngine, PgTarget::new(admin_options.clone()), sizes).await;
         Ok(Self {
             server,
             admin_options,
+            epochs: Mutex::default(),
             prefix: prefix.to_owned(),
             caps: Capabilities {
                 sql: true,
@@ -166,8 +173,22 @@ impl PostgresBackend {
         Locator::parse(&db.locator, &self.prefix, MAX_IDENT)
     }
 
+    /// The schema epoch of a database, shared by every connection to it (see
+    /// [`conn::PgTarget`]); one per database for the backend's life, or until it is destroyed.
+    fn epoch(&self, ident: &str) -> Arc<AtomicU64> {
+        let mut epochs = self.epochs.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(epochs.entry(ident.to_owned()).or_default())
+    }
+
     /// Connection settings for a spawned database's own role.
-    fn target(&self, loc: &Locator) -> PgConnectOptions {
+    fn target(&self, loc: &Locator) -> PgTarget {
+        PgTarget {
+            options: self.owner_options(loc),
+            epoch: self.epoch(&loc.ident),
+        }
+    }
+
+    fn owner_options(&self, loc: &Locator) -> PgConnectOptions {
         self.admin_options
             .clone()
             .username(&loc.ident)
@@ -192,8 +213,9 @@ impl PostgresBackend {
     /// Connection settings for the database's read-only role (see [`admin::ReaderSetup`]):
     /// its transactions are read-only from the first statement on, whatever the role's
     /// settings say.
-    fn reader_target(&self, loc: &Locator) -> PgConnectOptions {
-        self.admin_options
+    fn reader_target(&self, loc: &Locator) -> PgTarget {
+        let options = self
+            .admin_options
             .clone()
             .username(&reader_ident(&loc.ident))
             .password(&loc.password)
@@ -203,7 +225,11 @@ impl PostgresBackend {
                 ("client_connection_check_interval", "1000"),
                 ("default_transaction_read_only", "on"),
             ])
-            .statement_cache_capacity(STATEMENT_CACHE)
+            .statement_cache_capacity(STATEMENT_CACHE);
+        PgTarget {
+            options,
+            epoch: self.epoch(&loc.ident),
+        }
     }
 }
 
@@ -233,7 +259,13 @@ impl Backend for PostgresBackend {
     }
 
     async fn destroy(&self, db: &Provisioned) -> Result<()> {
-        self.unprovision(&self.locator(db)?.ident).await
+        let ident = self.locator(db)?.ident;
+        self.unprovision(&ident).await?;
+        self.epochs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&ident);
+        Ok(())
     }
 
     async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {

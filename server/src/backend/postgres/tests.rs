@@ -466,6 +466,102 @@ async fn writes_apply_whole_and_reads_stop_early() {
     db.drop_in(&b).await;
 }
 
+/// A statement is prepared once per connection and reused, and never past a change it could
+/// be stale after: DDL on another connection, DDL hidden in a function, other parameter types,
+/// a client's DEALLOCATE ALL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_are_reused_until_the_schema_changes() {
+    let _lock = server_lock(false).await;
+    let Some(b) = backend().await else { return };
+    let db = Db::new(&b, "reuse").await;
+    db.ok("CREATE TABLE t (a int)").await;
+    db.ok("INSERT INTO t VALUES (1)").await;
+    let mut s = db.db.session(limits()).await.expect("session");
+    s.begin().await.expect("begin");
+    for _ in 0..5 {
+        let r = s
+            .execute(stmt("SELECT a + $1 FROM t", vec![Value::Int(1)]))
+            .await
+            .expect("select");
+        assert_eq!(r.rows, vec![vec![Value::Int(2)]]);
+    }
+    let prepared = s
+        .execute(stmt(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%SELECT a + $1 FROM t'",
+            vec![],
+        ))
+        .await
+        .expect("count");
+    assert_eq!(prepared.rows, vec![vec![Value::Int(1)]], "prepared once");
+    // The same text with a parameter of another type is another statement.
+    let r = s
+        .execute(stmt(
+            "SELECT $1::text || a FROM t",
+            vec![Value::Text("x".into())],
+        ))
+        .await
+        .expect("text");
+    assert_eq!(r.rows, vec![vec![Value::Text("x1".into())]]);
+    let r = s
+        .execute(stmt("SELECT $1::text || a FROM t", vec![Value::Int(7)]))
+        .await
+        .expect("int");
+    assert_eq!(r.rows, vec![vec![Value::Text("71".into())]]);
+    // A client's DEALLOCATE ALL drops the connection's statements; the next ones prepare anew.
+    s.execute(stmt("DEALLOCATE ALL", vec![]))
+        .await
+        .expect("deallocate");
+    s.execute(stmt("SELECT a + $1 FROM t", vec![Value::Int(1)]))
+        .await
+        .expect("after DEALLOCATE ALL");
+    s.commit().await.expect("commit");
+    drop(s);
+
+    // DDL through other calls (other connections of the pool): SELECT * sees the new column.
+    let star = || stmt("SELECT * FROM t", vec![]);
+    assert_eq!(
+        db.db
+            .execute(star(), &limits())
+            .await
+            .expect("star")
+            .columns
+            .len(),
+        1
+    );
+    db.ok("ALTER TABLE t ADD COLUMN b text DEFAULT 'x'").await;
+    for _ in 0..4 {
+        let r = db
+            .db
+            .execute(star(), &limits())
+            .await
+            .expect("star after DDL");
+        assert_eq!(r.columns.len(), 2);
+        assert_eq!(r.rows, vec![vec![Value::Int(1), Value::Text("x".into())]]);
+    }
+    // DDL inside a function is invisible to the gateway: at worst one call reports the change
+    // (PostgreSQL's "cached plan must not change result type"), and the next one prepares anew.
+    db.ok("CREATE FUNCTION widen() RETURNS int LANGUAGE plpgsql AS \
+         $$ BEGIN ALTER TABLE t ADD COLUMN c int DEFAULT 3; RETURN 1; END $$")
+        .await;
+    db.exec("SELECT * FROM t", vec![]).await.expect("prime");
+    db.exec("SELECT widen()", vec![]).await.expect("widen");
+    let (mut last, mut stale) = (None, 0);
+    for _ in 0..6 {
+        match db.db.execute(star(), &limits()).await {
+            Ok(r) => last = Some(r),
+            Err(Error::Query { code: Some(c), .. }) if c == "0A000" => stale += 1,
+            Err(e) => panic!("unexpected error: {e:?}"),
+        }
+    }
+    assert!(
+        stale <= 1,
+        "{stale} calls failed: the first failure re-prepares everywhere"
+    );
+    let last = last.expect("later calls succeed");
+    assert_eq!(last.columns.len(), 3);
+    db.drop_in(&b).await;
+}
+
 /// COPY stores what a bound INSERT of the same values stores, format characters and edge
 /// values included; a refused COPY undoes only itself and the session goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
