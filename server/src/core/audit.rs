@@ -4,7 +4,7 @@
 //! it, so editing or deleting a record breaks the chain, and [`AuditLog::verify`] finds where.
 //! Callers hand records to a bounded channel and go on; one writer task emits a structured log
 //! line for each at once and appends them to the catalog in batches (the chain needs one writer
-//! anyway). A batch is committed when it holds [`BATCH`] records, [`COMMIT_DELAY`] after its first
+//! anyway). A batch is committed when it holds `BATCH` records, `COMMIT_DELAY` after its first
 //! record, or when someone [flushes](AuditLog::flush): one catalog commit per call would cost
 //! more than the call itself under light, sequential load. When the channel is full, callers
 //! wait: records are never dropped.

@@ -626,12 +626,12 @@ impl Database for RedisDatabase {
         })
     }
 
-    /// The key-space summary; see [`transfer`](super::transfer).
+    /// The key-space summary; the format is described in the Redis backend's `transfer.rs`.
     async fn schema(&self, table: Option<&str>, limits: &StatementLimits) -> Result<Schema> {
         transfer::schema(&self.inner, table, limits).await
     }
 
-    /// NDJSON records, one per key; see [`transfer`](super::transfer) for the format.
+    /// NDJSON records, one per key; the format is described in the Redis backend's `transfer.rs`.
     async fn dump(&self, schema_only: bool, limits: StatementLimits) -> Result<DumpStream> {
         transfer::dump(Arc::clone(&self.inner), schema_only, limits)
     }
