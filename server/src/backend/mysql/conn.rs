@@ -29,8 +29,9 @@ use crate::{
     backend::{
         BackendKind,
         sql::{
-            self, Control, Engine, Flavor, Outcome, RowSink, SAVEPOINT, SqlConn, exec::query_error,
-            text::DecimalDigits,
+            self, Control, Engine, Flavor, Outcome, RowSink, SAVEPOINT, SqlConn,
+            exec::query_error,
+            text::{DecimalDigits, first_word},
         },
     },
     core::{
@@ -125,46 +126,34 @@ impl TypeCache {
 /// dropped): anything but the statements known to leave it alone. A wrong "yes" costs a prepare;
 /// text the check cannot read (an executable `/*! … */` comment) counts as a change.
 fn may_change_schema(sql: &str) -> bool {
-    let mut rest = sql.trim_start();
-    loop {
-        if let Some(r) = rest.strip_prefix("--").or_else(|| rest.strip_prefix('#')) {
-            rest = r.split_once('\n').map_or("", |(_, r)| r).trim_start();
-        } else if rest.starts_with("/*!") {
-            return true;
-        } else if let Some(r) = rest.strip_prefix("/*") {
-            rest = r.split_once("*/").map_or("", |(_, r)| r).trim_start();
-        } else {
-            break;
-        }
+    if sql.contains("/*!") || sql.contains("/*M!") {
+        return true;
     }
-    let word: String = rest
-        .chars()
-        .take_while(char::is_ascii_alphabetic)
-        .collect::<String>()
-        .to_ascii_uppercase();
     !matches!(
-        word.as_str(),
-        "SELECT"
-            | "INSERT"
-            | "UPDATE"
-            | "DELETE"
-            | "REPLACE"
-            | "WITH"
-            | "VALUES"
-            | "TABLE"
-            | "SHOW"
-            | "EXPLAIN"
-            | "ANALYZE"
-            | "DESCRIBE"
-            | "DESC"
-            | "DO"
-            | "SET"
-            | "SAVEPOINT"
-            | "RELEASE"
-            | "ROLLBACK"
-            | "COMMIT"
-            | "BEGIN"
-            | "START"
+        first_word(sql, Flavor::Mysql).as_deref(),
+        Some(
+            "SELECT"
+                | "INSERT"
+                | "UPDATE"
+                | "DELETE"
+                | "REPLACE"
+                | "WITH"
+                | "VALUES"
+                | "TABLE"
+                | "SHOW"
+                | "EXPLAIN"
+                | "ANALYZE"
+                | "DESCRIBE"
+                | "DESC"
+                | "DO"
+                | "SET"
+                | "SAVEPOINT"
+                | "RELEASE"
+                | "ROLLBACK"
+                | "COMMIT"
+                | "BEGIN"
+                | "START"
+        )
     )
 }
 

@@ -26,8 +26,9 @@ use crate::{
     backend::{
         BackendKind,
         sql::{
-            self, Control, Engine, Flavor, Outcome, RowSink, SAVEPOINT, SqlConn, exec::query_error,
-            text::highest_placeholder,
+            self, Control, Engine, Flavor, Outcome, RowSink, SAVEPOINT, SqlConn,
+            exec::query_error,
+            text::{first_word, highest_placeholder},
         },
     },
     core::{
@@ -68,28 +69,19 @@ impl PgTarget {
 /// be reused past it): anything but the statements known to leave tables, types, functions and
 /// name resolution alone. A wrong "yes" costs a prepare.
 fn may_change_schema(sql: &str) -> bool {
-    let mut rest = sql.trim_start();
-    loop {
-        if let Some(r) = rest.strip_prefix("--") {
-            rest = r.split_once('\n').map_or("", |(_, r)| r).trim_start();
-        } else if let Some(r) = rest.strip_prefix("/*") {
-            // Nested comments end later than the first `*/`; if so the word read below is
-            // comment text, which counts as a change.
-            rest = r.split_once("*/").map_or("", |(_, r)| r).trim_start();
-        } else if let Some(r) = rest.strip_prefix('(') {
-            rest = r.trim_start();
-        } else {
-            break;
-        }
-    }
-    let word: String = rest
-        .chars()
-        .take_while(char::is_ascii_alphabetic)
-        .collect::<String>()
-        .to_ascii_uppercase();
     !matches!(
-        word.as_str(),
-        "SELECT" | "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "WITH" | "VALUES" | "TABLE" | "SHOW"
+        first_word(sql, Flavor::Postgres).as_deref(),
+        Some(
+            "SELECT"
+                | "INSERT"
+                | "UPDATE"
+                | "DELETE"
+                | "MERGE"
+                | "WITH"
+                | "VALUES"
+                | "TABLE"
+                | "SHOW"
+        )
     )
 }
 

@@ -60,6 +60,14 @@ pub fn refuse_transaction_control(sql: &str, flavor: Flavor) -> Result<()> {
     Ok(())
 }
 
+/// The first word of a statement in upper case, comments skipped (MySQL's executable comments
+/// are read as the code they are), or `None` when it has none.
+pub fn first_word(sql: &str, flavor: Flavor) -> Option<String> {
+    Words::new(sql, flavor)
+        .next()
+        .map(|w| w.to_ascii_uppercase())
+}
+
 /// The highest `$n` placeholder of a PostgreSQL statement (0 when it has none). PostgreSQL
 /// accepts parameters a statement never uses; this lets the gateway refuse them, as it does
 /// on the other engines, instead of ignoring a client's mistake.
