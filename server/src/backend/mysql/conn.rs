@@ -122,15 +122,22 @@ impl TypeCache {
     }
 }
 
+/// A statement's first keyword in upper case, comments skipped; `None` when it has none or
+/// holds an executable comment (`/*! … */`, `/*M! … */`), whose code depends on the server's
+/// version and so counts as unknown.
+pub(super) fn first_keyword(sql: &str) -> Option<String> {
+    if sql.contains("/*!") || sql.contains("/*M!") {
+        return None;
+    }
+    first_word(sql, Flavor::Mysql)
+}
+
 /// Whether `sql` may change the schema (so cached declarations and prepared statements must be
 /// dropped): anything but the statements known to leave it alone. A wrong "yes" costs a prepare;
 /// text the check cannot read (an executable `/*! … */` comment) counts as a change.
 fn may_change_schema(sql: &str) -> bool {
-    if sql.contains("/*!") || sql.contains("/*M!") {
-        return true;
-    }
     !matches!(
-        first_word(sql, Flavor::Mysql).as_deref(),
+        first_keyword(sql).as_deref(),
         Some(
             "SELECT"
                 | "INSERT"

@@ -18,15 +18,12 @@ use async_trait::async_trait;
 
 use super::{
     MysqlDialect,
-    conn::{MyConn, MysqlEngine},
+    conn::{MyConn, MysqlEngine, first_keyword},
 };
 use crate::{
-    backend::sql::{
-        SqlConn,
-        inspect::{
-            DumpWriter, InsertSink, Inspect, Json, describe_columns, dump_header, int, opt_text,
-            query_rows, text,
-        },
+    backend::sql::inspect::{
+        DumpWriter, Inspect, Json, describe_columns, dump_header, dump_select, int, opt_text,
+        query_rows, text,
     },
     core::{
         error::{Error, Result},
@@ -368,32 +365,6 @@ fn table_node(t: &Json) -> PlanNode {
     }
 }
 
-/// The first keyword of a statement, skipping comments. An executable comment (`/*! … */`)
-/// counts as unknown code.
-fn first_word(sql: &str) -> String {
-    let s = sql.as_bytes();
-    let mut i = 0;
-    loop {
-        while i < s.len() && (s[i].is_ascii_whitespace() || s[i] == b'(') {
-            i += 1;
-        }
-        if s[i..].starts_with(b"/*!") {
-            return "/*!".into();
-        } else if s[i..].starts_with(b"/*") {
-            i = sql[i + 2..].find("*/").map_or(s.len(), |p| i + 2 + p + 2);
-        } else if s[i..].starts_with(b"#") || s[i..].starts_with(b"-- ") {
-            i = sql[i..].find('\n').map_or(s.len(), |p| i + p + 1);
-        } else {
-            break;
-        }
-    }
-    sql[i..]
-        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_uppercase()
-}
-
 /// Strips `DEFINER=…` and `SQL SECURITY …` from a view's or trigger's CREATE text, and the
 /// schema's own qualification (`` `db`. ``) so that it replays into another schema.
 fn portable(create: &str, schema: &str) -> String {
@@ -566,21 +537,8 @@ async fn dump_rows(
         })
         .collect();
     let head = format!("INSERT INTO {} ({}) VALUES", q(table), names.join(", "));
-    let render = render_row;
-    let stmt = Statement {
-        sql: format!("SELECT {} FROM {}", select.join(", "), q(table)),
-        params: Vec::new(),
-    };
-    let prepared = conn.describe(&stmt).await?;
-    let mut sink = InsertSink::new(out, head, &render);
-    conn.run(&prepared, &stmt, &mut sink).await?;
-    sink.finish().await?;
-    if out.gone() {
-        return Err(Error::Unavailable(
-            "the client stopped reading the dump".into(),
-        ));
-    }
-    Ok(())
+    let select = format!("SELECT {} FROM {}", select.join(", "), q(table));
+    dump_select(conn, select, head, &render_row, out).await
 }
 
 #[async_trait]
@@ -593,10 +551,10 @@ impl Inspect for MysqlEngine {
     }
 
     fn check_analyze(stmt: &Statement) -> Result<()> {
-        match first_word(&stmt.sql).as_str() {
-            "SELECT" | "WITH" | "UPDATE" | "DELETE" | "INSERT" | "REPLACE" | "VALUES" | "TABLE" => {
-                Ok(())
-            }
+        match first_keyword(&stmt.sql).as_deref() {
+            Some(
+                "SELECT" | "WITH" | "UPDATE" | "DELETE" | "INSERT" | "REPLACE" | "VALUES" | "TABLE",
+            ) => Ok(()),
             _ => Err(Error::invalid(
                 "analyze",
                 "only SELECT, INSERT, UPDATE, DELETE and REPLACE can be analyzed: other \
@@ -645,7 +603,10 @@ mod tests {
 
     #[test]
     fn only_dml_is_analyzed() {
-        assert_eq!(first_word(" /* x */ -- y\n (select 1)"), "SELECT");
+        assert_eq!(
+            first_keyword(" /* x */ -- y\n (select 1)").as_deref(),
+            Some("SELECT")
+        );
         let st = |s: &str| Statement {
             sql: s.into(),
             params: vec![],

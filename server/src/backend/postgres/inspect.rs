@@ -22,12 +22,9 @@ use super::{
     conn::{PgConn, PgEngine},
 };
 use crate::{
-    backend::sql::{
-        SqlConn,
-        inspect::{
-            DumpWriter, InsertSink, Inspect, Json, describe_columns, dump_header, float, int,
-            opt_text, query_rows, text, texts,
-        },
+    backend::sql::inspect::{
+        DumpWriter, Inspect, Json, describe_columns, dump_header, dump_select, float, int,
+        opt_text, query_rows, text, texts,
     },
     core::{
         error::{Error, Result},
@@ -711,20 +708,8 @@ async fn dump_rows(conn: &mut PgConn, rel: &Rel, out: &mut DumpWriter) -> Result
     );
     let types: Vec<String> = cols.iter().map(|c| c.ty.clone()).collect();
     let render = move |row: &[Value]| render_row(row, &types);
-    let stmt = Statement {
-        sql: format!("SELECT {} FROM ONLY {}", select.join(", "), q(&rel.name)),
-        params: Vec::new(),
-    };
-    let prepared = conn.describe(&stmt).await?;
-    let mut sink = InsertSink::new(out, head, &render);
-    conn.run(&prepared, &stmt, &mut sink).await?;
-    sink.finish().await?;
-    if out.gone() {
-        return Err(Error::Unavailable(
-            "the client stopped reading the dump".into(),
-        ));
-    }
-    Ok(())
+    let select = format!("SELECT {} FROM ONLY {}", select.join(", "), q(&rel.name));
+    dump_select(conn, select, head, &render, out).await
 }
 
 #[async_trait]

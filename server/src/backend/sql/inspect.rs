@@ -251,6 +251,31 @@ impl DumpWriter {
     }
 }
 
+/// Runs `select` (a table's rows) on `conn` and writes its rows to `out` as batched INSERTs
+/// headed by `head`, each row rendered by `render`.
+pub async fn dump_select<C: SqlConn>(
+    conn: &mut C,
+    select: String,
+    head: String,
+    render: RenderRow<'_>,
+    out: &mut DumpWriter,
+) -> Result<()> {
+    let stmt = Statement {
+        sql: select,
+        params: Vec::new(),
+    };
+    let prepared = conn.describe(&stmt).await?;
+    let mut sink = InsertSink::new(out, head, render);
+    conn.run(&prepared, &stmt, &mut sink).await?;
+    sink.finish().await?;
+    if out.gone() {
+        return Err(Error::Unavailable(
+            "the client stopped reading the dump".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Renders one row of a table as the parenthesized list of its literals.
 pub type RenderRow<'a> = &'a (dyn Fn(&[Value]) -> Result<String> + Send + Sync);
 
