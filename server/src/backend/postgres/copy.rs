@@ -12,13 +12,20 @@ use std::fmt::Write as _;
 use sqlx::postgres::PgConnection;
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::core::value::Value;
+use super::PostgresDialect;
+use crate::core::{table::SqlDialect, value::Value};
 
 /// The `COPY` statement for `columns` of `table`, identifiers quoted.
 pub fn statement(table: &str, columns: &[String]) -> String {
-    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let names: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-    format!("COPY {} ({}) FROM STDIN", quote(table), names.join(", "))
+    let names: Vec<String> = columns
+        .iter()
+        .map(|c| PostgresDialect.quote_ident(c))
+        .collect();
+    format!(
+        "COPY {} ({}) FROM STDIN",
+        PostgresDialect.quote_ident(table),
+        names.join(", ")
+    )
 }
 
 /// Encodes `rows` as COPY text data; `None` when a value has no text form here (arrays), so
