@@ -387,8 +387,12 @@ fn best_run(stdout: &str, rows: u64, runs: usize) -> Result<SdkRun, BoxError> {
     let mut best: Option<SdkRun> = None;
     let mut seen = 0;
     for line in stdout.lines().filter(|l| l.trim_start().starts_with('{')) {
+        let json: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("{e} in {line:?}"))?;
         let field = |key: &str| {
-            json_number(line, key).ok_or_else(|| format!("no number {key:?} in {line:?}"))
+            json.get(key)
+                .and_then(serde_json::Value::as_f64)
+                .ok_or_else(|| format!("no number {key:?} in {line:?}"))
         };
         let (n, secs, cpu) = (field("rows")?, field("seconds")?, field("cpu_seconds")?);
         if n != rows as f64 || secs <= 0.0 {
@@ -409,24 +413,6 @@ fn best_run(stdout: &str, rows: u64, runs: usize) -> Result<SdkRun, BoxError> {
         return Err(format!("expected {runs} JSON lines, got {seen}: {stdout:?}").into());
     }
     best.ok_or_else(|| "no runs".into())
-}
-
-/// The number under `key` in a flat JSON object (`{"rows": 1000, "seconds": 0.5}`); enough for
-/// the scripts' lines without a JSON crate.
-fn json_number(line: &str, key: &str) -> Option<f64> {
-    let quoted = format!("\"{key}\"");
-    let mut rest = line;
-    loop {
-        let at = rest.find(&quoted)?;
-        rest = &rest[at + quoted.len()..];
-        if let Some(value) = rest.trim_start().strip_prefix(':') {
-            let value = value.trim_start();
-            let end = value
-                .find(|c: char| !(c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E')))
-                .unwrap_or(value.len());
-            return value[..end].parse().ok();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -496,10 +482,6 @@ mod tests {
         assert!(
             best_run(out, 999, 2).is_err(),
             "a wrong row count is an error"
-        );
-        assert_eq!(
-            json_number("{\"rows_per_s\": 5, \"rows\": 7}", "rows"),
-            Some(7.0)
         );
     }
 }
