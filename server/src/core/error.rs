@@ -120,6 +120,25 @@ impl Error {
         Error::Internal(err.into())
     }
 
+    /// Rewrites the message of a query error (to say where it happened, or what became of the
+    /// call); other errors pass unchanged.
+    pub fn map_query_message(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Error::Query {
+                kind,
+                code,
+                message,
+                statement_index,
+            } => Error::Query {
+                kind,
+                code,
+                message: f(message),
+                statement_index,
+            },
+            other => other,
+        }
+    }
+
     /// Tags a statement error with its position in a batch.
     pub fn at_statement(self, index: usize) -> Self {
         match self {

@@ -74,20 +74,7 @@ fn at(err: Error, index: usize) -> Error {
 
 /// Appends what the client needs to know about the rest of a batch to a query error.
 fn note(err: Error, text: &str) -> Error {
-    match err {
-        Error::Query {
-            kind,
-            code,
-            message,
-            statement_index,
-        } => Error::Query {
-            kind,
-            code,
-            message: format!("{message}; {text}"),
-            statement_index,
-        },
-        other => other,
-    }
+    err.map_query_message(|m| format!("{m}; {text}"))
 }
 
 impl Inner {

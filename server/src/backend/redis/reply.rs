@@ -420,20 +420,7 @@ pub fn classify(err: RedisError) -> Error {
 /// Removes every occurrence of the prefix from an error message, so that a tenant sees its own
 /// key names in Redis' messages.
 pub(super) fn strip_message(err: Error, prefix: &str) -> Error {
-    match err {
-        Error::Query {
-            kind,
-            code,
-            message,
-            statement_index,
-        } => Error::Query {
-            kind,
-            code,
-            message: message.replace(prefix, ""),
-            statement_index,
-        },
-        other => other,
-    }
+    err.map_query_message(|m| m.replace(prefix, ""))
 }
 
 #[cfg(test)]

@@ -582,22 +582,9 @@ async fn dump_keys(inner: &Inner, keys: Vec<Vec<u8>>, out: &mut Out) -> Result<(
 /// A WRONGTYPE (or similar) on a key that TYPE just named: it was replaced meanwhile.
 fn changed(e: Error, key: &[u8], inner: &Inner) -> Error {
     let key = String::from_utf8_lossy(user_key(key, inner));
-    match e {
-        Error::Query {
-            kind,
-            code,
-            message,
-            statement_index,
-        } => Error::Query {
-            kind,
-            code,
-            message: format!(
-                "{message} (key {key:?} changed type while it was being dumped; dump again)"
-            ),
-            statement_index,
-        },
-        other => other,
-    }
+    e.map_query_message(|m| {
+        format!("{m} (key {key:?} changed type while it was being dumped; dump again)")
+    })
 }
 
 fn user_key<'a>(key: &'a [u8], inner: &Inner) -> &'a [u8] {
@@ -1198,20 +1185,7 @@ fn push_commands(r: &Record, prefix: &[u8], pipe: &mut redis::Pipeline, lines: &
 
 /// Names the record a failing command came from, and what became of the import.
 fn at_line(err: Error, line: usize, what: &str) -> Error {
-    match err {
-        Error::Query {
-            kind,
-            code,
-            message,
-            statement_index,
-        } => Error::Query {
-            kind,
-            code,
-            message: format!("line {line}: {message}; {what}"),
-            statement_index,
-        },
-        other => other,
-    }
+    err.map_query_message(|m| format!("line {line}: {m}; {what}"))
 }
 
 /// Imports NDJSON records; see the module docs.
