@@ -3,7 +3,8 @@
 //!
 //! # Namespaces
 //!
-//! `locate` picks an ACL user `dbforge-db-<name>-<16 hex>`, a 256-bit random password and the
+//! `locate` picks an ACL user `<user prefix><name>-<16 hex>` (the prefix is `dbforge-db-` unless
+//! [`RedisBackend::with_prefix`] set another), a 256-bit random password and the
 //! key prefix `<user>:`, and writes all three into the locator (`user=… prefix=… password=…`),
 //! which the catalog keeps. `create` runs `ACL SETUSER <user> reset on >password ~<prefix>*
 //! resetchannels -@all +@<data categories> -@<denied categories> +<exceptions> -<exclusions>`
