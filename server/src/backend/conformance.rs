@@ -47,6 +47,7 @@ pub async fn run_all(backend: Arc<dyn Backend>, hooks: &Hooks) {
     errors_are_classified(backend.as_ref()).await;
     batch_atomicity(backend.as_ref()).await;
     sessions(backend.as_ref()).await;
+    writes_after_reads(backend.as_ref()).await;
     stream_large_result(backend.as_ref(), hooks).await;
     stream_cancel_releases(backend.as_ref(), hooks).await;
     statement_timeout(backend.as_ref(), hooks).await;
@@ -433,6 +434,68 @@ pub async fn sessions(b: &dyn Backend) {
     // The rollback of a dropped session may finish in the background.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(s.count("t").await, 1, "dropped session rolled back");
+    s.drop_now().await;
+}
+
+/// Reads and writes interleave on pooled connections: a read may leave its connection running
+/// read-only outside transactions (PostgreSQL and MySQL make the read's first attempt that
+/// way), and every write route after it still writes: autocommit Execute, a streamed write,
+/// batches with and without a transaction, a session, DDL.
+pub async fn writes_after_reads(b: &dyn Backend) {
+    let s = Scratch::new(b, "rw").await;
+    let dialect = b.dialect().expect("dialect");
+    let spec = TableSpec {
+        table: id("t"),
+        columns: vec![ColumnSpec {
+            primary_key: true,
+            ..column("id", ColumnType::Integer)
+        }],
+        if_not_exists: false,
+    };
+    s.exec(table::create_table(dialect, &spec).expect("ddl"))
+        .await
+        .expect("create");
+    let ins = |v: i64| s.with("INSERT INTO t (id) VALUES (?)", vec![Value::Int(v)]);
+    assert_eq!(s.count("t").await, 0);
+    let r = s.exec(ins(1)).await.expect("autocommit write after a read");
+    assert_eq!(r.rows_affected, 1);
+    assert_eq!(s.count("t").await, 1);
+    s.db.batch(vec![ins(2)], false, &limits())
+        .await
+        .expect("batch after a read");
+    assert_eq!(s.count("t").await, 2);
+    s.db.batch(vec![ins(3)], true, &limits())
+        .await
+        .expect("transactional batch after a read");
+    assert_eq!(s.count("t").await, 3);
+    let mut stream =
+        s.db.query(ins(4), Limits::default().stream(0))
+            .await
+            .expect("streamed write after a read");
+    let mut affected = None;
+    while let Some(ev) = stream.next().await {
+        if let RowEvent::Done(sum) = ev.expect("event") {
+            affected = Some(sum.rows_affected);
+        }
+    }
+    assert_eq!(affected, Some(1));
+    assert_eq!(s.count("t").await, 4);
+    if b.capabilities().sessions {
+        let mut sess = s.db.session(limits()).await.expect("session");
+        sess.begin().await.expect("begin after a read");
+        sess.execute(ins(5)).await.expect("insert in a session");
+        sess.commit().await.expect("commit");
+        assert_eq!(s.count("t").await, 5);
+    }
+    let ddl = TableSpec {
+        table: id("u"),
+        columns: vec![column("x", ColumnType::Integer)],
+        if_not_exists: false,
+    };
+    s.exec(table::create_table(dialect, &ddl).expect("ddl"))
+        .await
+        .expect("DDL after a read");
+    assert_eq!(s.count("u").await, 0);
     s.drop_now().await;
 }
 

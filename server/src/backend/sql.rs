@@ -9,14 +9,19 @@
 //! | call | transaction | on a limit | on drop |
 //! |---|---|---|---|
 //! | `execute`, returning no rows | autocommit | — | cancelled, connection closed |
-//! | `execute`, returning rows | `READ ONLY` first; a write is refused by the engine and rerun read-write | `LimitExceeded`, rolled back | cancelled, rolled back |
+//! | `execute`, returning rows | autocommit `READ ONLY` first; a write is refused by the engine and rerun in a read-write transaction | `LimitExceeded`, nothing written | cancelled, rolled back |
 //! | `query` (stream) | as `execute` | reads stop at once; a write is read to its end and committed | cancelled, rolled back |
 //! | `batch` | one transaction, or autocommit each | — | cancelled, rolled back |
 //! | session statement | the session's, under a savepoint (PostgreSQL always, MySQL when it returns rows) | `LimitExceeded`, back to the savepoint | rolled back |
 //!
 //! The read-only first attempt is how the engine, not the gateway, says whether a statement
 //! writes: a read reports no rows affected and may be cut short when a limit is reached, while a
-//! write must apply whole or not at all.
+//! write must apply whole or not at all. The attempt runs on its own (autocommit) with the
+//! connection's session default set to read-only ([`SqlConn::set_read_only`]), not inside
+//! `BEGIN READ ONLY` … `COMMIT`: same guarantee, one round trip instead of three. The default
+//! stays as the last call left it, so reads in a row pay nothing for it; statements that run
+//! outside a transaction for their effect set it back first, and the gateway's own read-write
+//! transactions say `READ WRITE` explicitly.
 
 pub mod exec;
 pub mod inspect;
@@ -108,6 +113,11 @@ pub trait SqlConn: Send + 'static {
     /// Makes the engine interrupt statements running longer than `timeout` (a no-op when it
     /// already does).
     async fn set_timeout(&mut self, timeout: Duration) -> Result<()>;
+    /// Makes the statements this connection runs outside a transaction read-only (`on`) or
+    /// read-write by default; a no-op when they already are. A read-only login (a read grant's
+    /// connection) stays read-only whatever is asked. [`Control::Begin`] opens a read-write
+    /// transaction whatever the default (on a read-write login).
+    async fn set_read_only(&mut self, on: bool) -> Result<()>;
     /// Runs gateway transaction control.
     async fn control(&mut self, op: Control) -> Result<()>;
     /// Prepares a client statement, checks its parameters and describes its columns.

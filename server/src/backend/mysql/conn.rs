@@ -184,6 +184,8 @@ pub struct MyConn {
     broken: bool,
     schema: String,
     types: Arc<TypeCache>,
+    /// The session's transaction access mode, as last set by the gateway.
+    read_only: bool,
 }
 
 /// A prepared client statement.
@@ -507,6 +509,13 @@ fn classify_connect(err: sqlx::Error) -> Error {
     }
 }
 
+/// Whether a sqlx error is the server refusing a write in a read-only transaction (1792).
+fn is_read_only_refusal(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|db| db.try_downcast_ref::<MySqlDatabaseError>())
+        .is_some_and(|e| e.number() == 1792)
+}
+
 /// Whether a sqlx error leaves the connection in an unknown state.
 fn breaks_connection(err: &sqlx::Error) -> bool {
     match err {
@@ -702,11 +711,27 @@ impl SqlConn for MyConn {
         Ok(())
     }
 
+    async fn set_read_only(&mut self, on: bool) -> Result<()> {
+        if self.read_only == on {
+            return Ok(());
+        }
+        let mode = if on { "READ ONLY" } else { "READ WRITE" };
+        self.admin_exec(format!("SET SESSION TRANSACTION {mode}"))
+            .await?;
+        self.read_only = on;
+        Ok(())
+    }
+
     async fn control(&mut self, op: Control) -> Result<()> {
         // Transactions are opened by turning autocommit off rather than with START
         // TRANSACTION: MySQL commits implicitly around DDL, and with autocommit off the
         // statements after such a commit still belong to a transaction the session ends.
+        // They inherit the session's access mode, so a read-only one is turned back first, in
+        // the same round trip.
         let sql = match op {
+            Control::Begin if self.read_only => {
+                "SET SESSION TRANSACTION READ WRITE; SET autocommit = 0".to_owned()
+            }
             Control::Begin => "SET autocommit = 0".to_owned(),
             Control::BeginReadOnly => "START TRANSACTION READ ONLY".to_owned(),
             Control::Commit => "COMMIT; SET autocommit = 1".to_owned(),
@@ -715,7 +740,11 @@ impl SqlConn for MyConn {
             Control::RollbackToSavepoint => format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"),
             Control::ReleaseSavepoint => format!("RELEASE SAVEPOINT {SAVEPOINT}"),
         };
-        self.admin_exec(sql).await
+        self.admin_exec(sql).await?;
+        if op == Control::Begin {
+            self.read_only = false;
+        }
+        Ok(())
     }
 
     async fn describe(&mut self, stmt: &Statement) -> Result<MyPrepared> {
@@ -724,12 +753,21 @@ impl SqlConn for MyConn {
         // a delayed ACK: sqlx sets no TCP_NODELAY) until a statement that may change a table
         // runs; after that its column list could be stale, so the text changes.
         let sql = format!("/* dbforge {} */ {}", self.types.epoch(), stmt.sql);
-        let prepared = match (&mut self.conn)
-            .prepare_with(AssertSqlSafe(sql.clone()).into_sql_str(), &[])
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => return Err(self.fail(e)),
+        let mut retried = false;
+        let prepared = loop {
+            match (&mut self.conn)
+                .prepare_with(AssertSqlSafe(sql.clone()).into_sql_str(), &[])
+                .await
+            {
+                Ok(p) => break p,
+                // MariaDB refuses even to prepare a write while the session is read-only (the
+                // last call read): the statement is about to run read-write anyway.
+                Err(e) if self.read_only && !retried && is_read_only_refusal(&e) => {
+                    self.set_read_only(false).await?;
+                    retried = true;
+                }
+                Err(e) => return Err(self.fail(e)),
+            }
         };
         let expected = match prepared.parameters() {
             Some(Either::Left(types)) => types.len(),
@@ -910,6 +948,7 @@ impl Engine for MysqlEngine {
             broken: false,
             schema: target.schema.clone(),
             types: Arc::clone(&target.types),
+            read_only: false,
         })
     }
 

@@ -53,6 +53,9 @@ pub struct PgTarget {
     /// database (its owner's and its reader's pools share it): statements prepared before are
     /// not reused after.
     pub epoch: Arc<AtomicU64>,
+    /// The login is a read grant's, whose connections start and stay read-only
+    /// (`default_transaction_read_only` in `options`).
+    pub reader: bool,
 }
 
 impl PgTarget {
@@ -61,6 +64,7 @@ impl PgTarget {
         Self {
             options,
             epoch: Arc::default(),
+            reader: false,
         }
     }
 }
@@ -103,6 +107,10 @@ pub struct PgConn {
     statements: HashMap<StatementKey, u64>,
     epoch: Arc<AtomicU64>,
     broken: bool,
+    /// The session's `default_transaction_read_only`, as last set by the gateway.
+    read_only: bool,
+    /// A read grant's login: never made read-write.
+    reader: bool,
 }
 
 /// A prepared client statement.
@@ -281,9 +289,23 @@ impl SqlConn for PgConn {
         Ok(())
     }
 
+    async fn set_read_only(&mut self, on: bool) -> Result<()> {
+        if self.read_only == on || self.reader {
+            return Ok(());
+        }
+        let value = if on { "on" } else { "off" };
+        self.admin_exec(format!("SET default_transaction_read_only = {value}"))
+            .await?;
+        self.read_only = on;
+        Ok(())
+    }
+
     async fn control(&mut self, op: Control) -> Result<()> {
         let sql = match op {
-            Control::Begin => "BEGIN".to_owned(),
+            // A read grant's login keeps its read-only default; any other opens read-write
+            // whatever the session default was left at.
+            Control::Begin if self.reader => "BEGIN".to_owned(),
+            Control::Begin => "BEGIN READ WRITE".to_owned(),
             Control::BeginReadOnly => "BEGIN READ ONLY".to_owned(),
             Control::Commit => "COMMIT".to_owned(),
             Control::Rollback => "ROLLBACK".to_owned(),
@@ -506,6 +528,8 @@ impl Engine for PgEngine {
             statements: HashMap::new(),
             epoch: Arc::clone(&target.epoch),
             broken: false,
+            read_only: target.reader,
+            reader: target.reader,
         })
     }
 

@@ -185,6 +185,7 @@ impl PostgresBackend {
         PgTarget {
             options: self.owner_options(loc),
             epoch: self.epoch(&loc.ident),
+            reader: false,
         }
     }
 
@@ -229,6 +230,7 @@ impl PostgresBackend {
         PgTarget {
             options,
             epoch: self.epoch(&loc.ident),
+            reader: true,
         }
     }
 }

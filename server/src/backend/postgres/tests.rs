@@ -1394,7 +1394,14 @@ async fn read_only_role_reads_only_its_own_database() {
     ] {
         assert_eq!(kind_of(ro(sql).await), QueryErrorKind::Forbidden, "{sql}");
     }
-    ro("SET default_transaction_read_only = off")
+    assert!(
+        matches!(
+            ro("SET default_transaction_read_only = off").await,
+            Err(Error::InvalidArgument { .. })
+        ),
+        "the gateway keeps the access mode to itself"
+    );
+    ro("SELECT set_config('default_transaction_read_only', 'off', false)")
         .await
         .expect("a session setting is not a write");
     assert_eq!(

@@ -173,15 +173,16 @@ async fn in_transaction<E: Engine>(
     }
 }
 
-/// Runs a statement that returns rows in a read-only transaction, and again read-write when the
-/// engine refuses it there. A read reports no rows affected.
+/// Runs a statement that returns rows read-only (on its own: the engine's implicit transaction
+/// is the whole statement), and again in a read-write transaction when the engine refuses it
+/// there. A read reports no rows affected.
 async fn read_then_write<E: Engine>(
     conn: &mut Pooled<E>,
     prepared: &Prepared<E>,
     stmt: &Statement,
     sink: &mut dyn Retry,
 ) -> Result<Outcome> {
-    match in_transaction(conn, prepared, stmt, &mut *sink, Control::BeginReadOnly).await {
+    match conn.run_read_only(prepared, stmt, &mut *sink).await {
         Ok(_) => Ok(Outcome::default()),
         Err(e) if E::is_read_only_violation(&e) && sink.can_retry() && conn.usable() => {
             sink.reset_for_write();
@@ -361,6 +362,8 @@ impl<E: Inspect> Database for SqlDatabase<E> {
             // the connection's drop (which rolls back an open transaction) on any failure.
             if analyze {
                 conn.control(Control::Begin).await?;
+            } else {
+                conn.read_write().await?;
             }
             let c = conn.begin_use()?;
             let r = E::explain(c, &stmt, analyze).await;

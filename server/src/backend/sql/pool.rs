@@ -595,18 +595,64 @@ impl<E: Engine> Pooled<E> {
 
     /// Runs a prepared statement into `sink`. When the sink stopped reading early, the rest of
     /// the result is still on its way: the connection is abandoned (cancelled and closed).
+    /// Outside a transaction it runs read-write.
     pub async fn run(
         &mut self,
         prepared: &Prepared<E>,
         stmt: &Statement,
         sink: &mut dyn RowSink,
     ) -> Result<Outcome> {
+        self.run_as(false, prepared, stmt, sink).await
+    }
+
+    /// Runs a prepared statement outside any transaction with the engine refusing its writes
+    /// (see [`SqlConn::set_read_only`]); otherwise as [`Self::run`].
+    pub async fn run_read_only(
+        &mut self,
+        prepared: &Prepared<E>,
+        stmt: &Statement,
+        sink: &mut dyn RowSink,
+    ) -> Result<Outcome> {
+        if self.in_tx {
+            return Err(Error::internal(
+                "a read-only attempt was made inside a transaction",
+            ));
+        }
+        self.run_as(true, prepared, stmt, sink).await
+    }
+
+    async fn run_as(
+        &mut self,
+        read_only: bool,
+        prepared: &Prepared<E>,
+        stmt: &Statement,
+        sink: &mut dyn RowSink,
+    ) -> Result<Outcome> {
+        let in_tx = self.in_tx;
         let c = self.begin_use()?;
-        let r = c.run(prepared, stmt, sink).await;
+        let r = async {
+            if !in_tx {
+                c.set_read_only(read_only).await?;
+            }
+            c.run(prepared, stmt, &mut *sink).await
+        }
+        .await;
         self.end_use(&r);
         if sink.stopped() {
             self.abandoned = true;
         }
+        r
+    }
+
+    /// Makes statements outside a transaction read-write again (see
+    /// [`SqlConn::set_read_only`]), for callers that run them on the raw connection.
+    pub async fn read_write(&mut self) -> Result<()> {
+        if self.in_tx {
+            return Ok(());
+        }
+        let c = self.begin_use()?;
+        let r = c.set_read_only(false).await;
+        self.end_use(&r);
         r
     }
 
@@ -617,6 +663,7 @@ impl<E: Engine> Pooled<E> {
         columns: &[String],
         rows: &[&[Value]],
     ) -> Result<Option<u64>> {
+        self.read_write().await?;
         let c = self.begin_use()?;
         let r = c.copy_in(table, columns, rows).await;
         self.end_use(&r);
@@ -625,6 +672,7 @@ impl<E: Engine> Pooled<E> {
 
     /// Runs a statement for its effect only.
     pub async fn run_discarding(&mut self, stmt: &Statement) -> Result<Outcome> {
+        self.read_write().await?;
         let c = self.begin_use()?;
         let r = c.run_discarding(stmt).await;
         self.end_use(&r);

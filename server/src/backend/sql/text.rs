@@ -31,29 +31,71 @@ pub enum Flavor {
 /// PostgreSQL's `PREPARE TRANSACTION`, and on MySQL also `XA`, `LOCK`/`UNLOCK` (they commit
 /// implicitly and pin locks to a pooled connection) and `SET` of `autocommit` or
 /// `completion_type`.
+///
+/// Also refused, because the gateway keeps track of it per pooled connection
+/// ([`super::SqlConn::set_read_only`]): changing the session's default transaction access mode
+/// (PostgreSQL `SET`/`RESET default_transaction_read_only`, `SET SESSION CHARACTERISTICS …
+/// READ …`, `RESET ALL`, `DISCARD ALL`; MySQL `SET … TRANSACTION … READ …`, `tx_read_only`,
+/// `transaction_read_only`). A function such as PostgreSQL's `set_config` can still change it;
+/// the worst that does is let a statement that writes and returns more rows than a limit keep
+/// its write while the call fails, in the database of the client that did it.
 pub fn refuse_transaction_control(sql: &str, flavor: Flavor) -> Result<()> {
     let words = Words::new(sql, flavor);
     let mut words = words.map(|w| w.to_ascii_uppercase());
     let Some(first) = words.next() else {
         return Ok(());
     };
-    let refused = match first.as_str() {
+    let pg = flavor == Flavor::Postgres;
+    let (control, mode) = match first.as_str() {
         "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE" => {
-            true
+            (true, false)
         }
-        "PREPARE" => flavor == Flavor::Postgres && words.next().as_deref() == Some("TRANSACTION"),
-        "XA" | "LOCK" | "UNLOCK" => flavor == Flavor::Mysql,
+        "PREPARE" => (pg && words.next().as_deref() == Some("TRANSACTION"), false),
+        "XA" | "LOCK" | "UNLOCK" => (!pg, false),
         "SET" => {
-            flavor == Flavor::Mysql && words.any(|w| w == "AUTOCOMMIT" || w == "COMPLETION_TYPE")
+            let rest: Vec<String> = words.collect();
+            let has = |w: &str| rest.iter().any(|r| r == w);
+            // `READ ONLY` / `READ WRITE`, not `ISOLATION LEVEL READ COMMITTED`.
+            let access = rest
+                .windows(2)
+                .any(|p| p[0] == "READ" && (p[1] == "ONLY" || p[1] == "WRITE"));
+            if pg {
+                let mode =
+                    has("DEFAULT_TRANSACTION_READ_ONLY") || (has("CHARACTERISTICS") && access);
+                (false, mode)
+            } else {
+                let control = has("AUTOCOMMIT") || has("COMPLETION_TYPE");
+                let mode = has("TX_READ_ONLY")
+                    || has("TRANSACTION_READ_ONLY")
+                    || (has("TRANSACTION") && access);
+                (control, mode)
+            }
         }
-        _ => false,
+        "RESET" | "DISCARD" if pg => {
+            let second = words.next();
+            let mode = matches!(
+                second.as_deref(),
+                Some("ALL" | "DEFAULT_TRANSACTION_READ_ONLY")
+            );
+            (false, mode)
+        }
+        _ => (false, false),
     };
-    if refused {
+    if control {
         return Err(Error::invalid(
             "sql",
             format!(
                 "transaction control ({first} …) is not accepted here: use ExecuteBatch with \
                  `transaction` or a Session"
+            ),
+        ));
+    }
+    if mode {
+        return Err(Error::invalid(
+            "sql",
+            format!(
+                "{first} … would change the session's transaction access mode, which the \
+                 gateway sets per call (read-only calls go through a read grant's key)"
             ),
         ));
     }
@@ -444,6 +486,12 @@ mod tests {
             "END",
             "abort",
             "PREPARE TRANSACTION 'x'",
+            "SET default_transaction_read_only = off",
+            "set session DEFAULT_TRANSACTION_READ_ONLY to on",
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+            "RESET default_transaction_read_only",
+            "RESET ALL",
+            "DISCARD ALL",
         ] {
             assert!(refused(sql, Flavor::Postgres), "{sql}");
         }
@@ -459,6 +507,10 @@ mod tests {
             "XA START 'x'",
             "LOCK TABLES t WRITE",
             "UNLOCK TABLES",
+            "SET SESSION TRANSACTION READ WRITE",
+            "SET TRANSACTION READ ONLY",
+            "SET @@tx_read_only = 0",
+            "SET SESSION transaction_read_only = OFF",
         ] {
             assert!(refused(sql, Flavor::Mysql), "{sql}");
         }
@@ -475,6 +527,11 @@ mod tests {
             "SELECT $$COMMIT$$",
             "PREPARE p AS SELECT 1",
             "LOCK TABLE t",
+            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            "SET search_path = public",
+            "RESET search_path",
+            "DISCARD TEMP",
             "",
         ] {
             assert!(!refused(sql, Flavor::Postgres), "{sql}");
@@ -483,6 +540,7 @@ mod tests {
             "SELECT 'it''s' -- COMMIT",
             "SET @x = 'autocommit'",
             "SET time_zone = '+00:00'",
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
             "SELECT `commit` FROM t",
             "INSERT INTO t VALUES ('a\\'; COMMIT')",
         ] {
