@@ -85,10 +85,33 @@ pub trait RowSink: Send {
     /// description (a MySQL `CALL` whose procedure returns a result set, MariaDB's `RETURNING`,
     /// an expression whose type depends on its parameters). Called before such rows.
     async fn columns(&mut self, columns: Vec<Column>) -> Result<()>;
-    /// One row. `Ok(false)`: stop reading (the rest of the result is abandoned).
-    async fn row(&mut self, row: Row) -> Result<bool>;
+    /// Takes one row, without waiting: engines call it for every row, so it must not cost a
+    /// future of its own. `Ok(false)`: stop reading (the rest of the result is abandoned).
+    fn row(&mut self, row: Row) -> Result<bool>;
+    /// Whether what [`Self::row`] took must be handed on (awaiting [`Self::send`]) before the
+    /// engine reads on.
+    fn pending(&self) -> bool {
+        false
+    }
+    /// Hands on what [`Self::row`] gathered (a batch to the client, a statement to a dump).
+    /// `Ok(false)`: stop reading.
+    async fn send(&mut self) -> Result<bool> {
+        Ok(true)
+    }
     /// Whether the sink stopped reading before the end of the result.
     fn stopped(&self) -> bool;
+}
+
+/// Gives `row` to `sink`, and awaits only when the sink has something to hand on. `Ok(false)`:
+/// stop reading.
+pub async fn feed(sink: &mut dyn RowSink, row: Row) -> Result<bool> {
+    if !sink.row(row)? {
+        return Ok(false);
+    }
+    if sink.pending() {
+        return sink.send().await;
+    }
+    Ok(true)
 }
 
 /// The prepared form of a statement on an engine's connection.

@@ -876,7 +876,7 @@ impl SqlConn for MyConn {
                                 break;
                             }
                         };
-                        if !sink.row(values).await? {
+                        if !sql::feed(sink, values).await? {
                             break;
                         }
                     }

@@ -439,7 +439,7 @@ impl SqlConn for PgConn {
                                 break;
                             }
                         };
-                        if !sink.row(values).await? {
+                        if !sql::feed(sink, values).await? {
                             break;
                         }
                     }

@@ -531,7 +531,7 @@ impl RowSink for Collect {
         Ok(())
     }
 
-    async fn row(&mut self, row: Row) -> Result<bool> {
+    fn row(&mut self, row: Row) -> Result<bool> {
         self.seen += 1;
         if self.exceeded.is_some() {
             return Ok(true);
@@ -647,6 +647,10 @@ impl StreamSink {
         }
     }
 
+    fn batch_full(&self) -> bool {
+        self.batch.len() >= self.batch_rows || self.batch_size >= self.batch_bytes
+    }
+
     /// Sends the current batch; false when the client has gone.
     async fn flush(&mut self) -> bool {
         if self.batch.is_empty() {
@@ -708,11 +712,8 @@ impl RowSink for StreamSink {
         ))
     }
 
-    async fn row(&mut self, row: Row) -> Result<bool> {
+    fn row(&mut self, row: Row) -> Result<bool> {
         self.seen += 1;
-        if !self.send_header().await {
-            return Ok(false);
-        }
         if self.truncation != Truncation::None {
             return Ok(self.past_limit(self.truncation));
         }
@@ -727,7 +728,19 @@ impl RowSink for StreamSink {
         self.total_bytes += size as u64;
         self.batch_size += size;
         self.batch.push(row);
-        if self.batch.len() >= self.batch_rows || self.batch_size >= self.batch_bytes {
+        Ok(true)
+    }
+
+    /// A deferred header goes out at the first row; rows go out in full batches.
+    fn pending(&self) -> bool {
+        self.header.is_some() || self.batch_full()
+    }
+
+    async fn send(&mut self) -> Result<bool> {
+        if !self.send_header().await {
+            return Ok(false);
+        }
+        if self.batch_full() {
             return Ok(self.flush().await);
         }
         Ok(true)

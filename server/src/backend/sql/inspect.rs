@@ -62,7 +62,7 @@ impl RowSink for CollectRows {
         Ok(())
     }
 
-    async fn row(&mut self, row: Row) -> Result<bool> {
+    fn row(&mut self, row: Row) -> Result<bool> {
         if self.rows.len() >= MAX_CATALOG_ROWS {
             self.too_many = true;
             return Ok(false);
@@ -334,7 +334,7 @@ impl RowSink for InsertSink<'_> {
         Ok(())
     }
 
-    async fn row(&mut self, row: Row) -> Result<bool> {
+    fn row(&mut self, row: Row) -> Result<bool> {
         let rendered = match (self.render)(&row) {
             Ok(r) => r,
             Err(e) => {
@@ -351,9 +351,15 @@ impl RowSink for InsertSink<'_> {
         self.stmt.push_str(&rendered);
         self.in_stmt += 1;
         self.rows += 1;
-        if (self.in_stmt >= INSERT_ROWS || self.stmt.len() >= INSERT_BYTES)
-            && let Err(e) = self.end_statement().await
-        {
+        Ok(true)
+    }
+
+    fn pending(&self) -> bool {
+        self.in_stmt >= INSERT_ROWS || self.stmt.len() >= INSERT_BYTES
+    }
+
+    async fn send(&mut self) -> Result<bool> {
+        if let Err(e) = self.end_statement().await {
             self.error = Some(e);
             return Ok(false);
         }
