@@ -140,11 +140,6 @@ enum Cmd {
     },
 }
 
-/// The gateway's allocator (see `dbforge-server`'s main): this binary is also the gateway
-/// process it measures (`serve`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> Result<(), BoxError> {
     let cli = Cli::parse();
     match cli.command {

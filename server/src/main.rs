@@ -9,12 +9,6 @@ use dbforge_server::{
 };
 use tracing_subscriber::EnvFilter;
 
-/// Streaming a result allocates a few small buffers per row (a row, its text cells, their
-/// protobuf form), freed by another thread once sent; glibc's malloc spent ~19% of the gateway's
-/// CPU on them in a profiled 1,000,000-row stream.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let cfg = Config::parse();
