@@ -60,29 +60,39 @@ class DBForgeServer:
         env: Optional[Dict[str, str]] = None,
         tls: bool = False,
     ) -> None:
-        self.data_dir = tempfile.mkdtemp(prefix="dbforge-test-")
-        cmd: List[str] = [
-            str(server_binary()),
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            self.data_dir,
-            "--log",
-            "warn,dbforge_server::server=info",
-            "--shutdown-grace",
-            "2s",
-            *args,
-        ]
         full_env = {**os.environ, **(env or {})}
-        self.proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            text=True,
-        )
-        self.log: List[str] = []
-        self.addr = self._wait_for_addr()
+        # Under load, a child forked from this process (which runs gRPC's threads) has died
+        # before exec, leaving only gRPC's complaint about its poller: start it again then. A
+        # server that fails for a reason of its own fails the same way three times.
+        attempts = 3
+        for attempt in range(1, attempts + 1):
+            self.data_dir = tempfile.mkdtemp(prefix="dbforge-test-")
+            cmd: List[str] = [
+                str(server_binary()),
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                self.data_dir,
+                "--log",
+                "warn,dbforge_server::server=info",
+                "--shutdown-grace",
+                "2s",
+                *args,
+            ]
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                text=True,
+            )
+            self.log: List[str] = []
+            try:
+                self.addr = self._wait_for_addr()
+                break
+            except RuntimeError:
+                if attempt == attempts:
+                    raise
         self.endpoint = f"{'https' if tls else 'http'}://{self.addr}"
         threading.Thread(target=self._drain, daemon=True).start()
 
