@@ -122,6 +122,22 @@ impl<'a> Scratch<'a> {
         self.db.execute(stmt, &limits()).await
     }
 
+    /// Creates `table` with one integer primary-key column, `id`.
+    async fn create_keyed(&self, table: &str) {
+        let dialect = self.backend.dialect().expect("SQL backends have a dialect");
+        let spec = TableSpec {
+            table: id(table),
+            columns: vec![ColumnSpec {
+                primary_key: true,
+                ..column("id", ColumnType::Integer)
+            }],
+            if_not_exists: false,
+        };
+        self.exec(table::create_table(dialect, &spec).expect("ddl"))
+            .await
+            .expect("create");
+    }
+
     async fn count(&self, table: &str) -> i64 {
         let r = self
             .exec(self.sql(&format!("SELECT COUNT(*) FROM {table}")))
@@ -344,18 +360,7 @@ pub async fn errors_are_classified(b: &dyn Backend) {
 /// Atomicity: a transactional batch commits all or nothing; a plain one stops at the failure.
 pub async fn batch_atomicity(b: &dyn Backend) {
     let s = Scratch::new(b, "batch").await;
-    let dialect = b.dialect().expect("dialect");
-    let spec = TableSpec {
-        table: id("t"),
-        columns: vec![ColumnSpec {
-            primary_key: true,
-            ..column("id", ColumnType::Integer)
-        }],
-        if_not_exists: false,
-    };
-    s.exec(table::create_table(dialect, &spec).expect("ddl"))
-        .await
-        .expect("create");
+    s.create_keyed("t").await;
     let ins = |v: i64| s.with("INSERT INTO t (id) VALUES (?)", vec![Value::Int(v)]);
     let err =
         s.db.batch(vec![ins(1), ins(2), ins(1)], true, &limits())
@@ -443,18 +448,7 @@ pub async fn sessions(b: &dyn Backend) {
 /// batches with and without a transaction, a session, DDL.
 pub async fn writes_after_reads(b: &dyn Backend) {
     let s = Scratch::new(b, "rw").await;
-    let dialect = b.dialect().expect("dialect");
-    let spec = TableSpec {
-        table: id("t"),
-        columns: vec![ColumnSpec {
-            primary_key: true,
-            ..column("id", ColumnType::Integer)
-        }],
-        if_not_exists: false,
-    };
-    s.exec(table::create_table(dialect, &spec).expect("ddl"))
-        .await
-        .expect("create");
+    s.create_keyed("t").await;
     let ins = |v: i64| s.with("INSERT INTO t (id) VALUES (?)", vec![Value::Int(v)]);
     assert_eq!(s.count("t").await, 0);
     let r = s.exec(ins(1)).await.expect("autocommit write after a read");
@@ -487,14 +481,8 @@ pub async fn writes_after_reads(b: &dyn Backend) {
         sess.commit().await.expect("commit");
         assert_eq!(s.count("t").await, 5);
     }
-    let ddl = TableSpec {
-        table: id("u"),
-        columns: vec![column("x", ColumnType::Integer)],
-        if_not_exists: false,
-    };
-    s.exec(table::create_table(dialect, &ddl).expect("ddl"))
-        .await
-        .expect("DDL after a read");
+    // DDL after a read.
+    s.create_keyed("u").await;
     assert_eq!(s.count("u").await, 0);
     s.drop_now().await;
 }

@@ -628,15 +628,9 @@ impl<E: Engine> Pooled<E> {
         stmt: &Statement,
         sink: &mut dyn RowSink,
     ) -> Result<Outcome> {
-        let in_tx = self.in_tx;
+        self.access(read_only).await?;
         let c = self.begin_use()?;
-        let r = async {
-            if !in_tx {
-                c.set_read_only(read_only).await?;
-            }
-            c.run(prepared, stmt, &mut *sink).await
-        }
-        .await;
+        let r = c.run(prepared, stmt, &mut *sink).await;
         self.end_use(&r);
         if sink.stopped() {
             self.abandoned = true;
@@ -647,11 +641,16 @@ impl<E: Engine> Pooled<E> {
     /// Makes statements outside a transaction read-write again (see
     /// [`SqlConn::set_read_only`]), for callers that run them on the raw connection.
     pub async fn read_write(&mut self) -> Result<()> {
+        self.access(false).await
+    }
+
+    /// Sets the access mode of statements outside a transaction (a transaction has its own).
+    async fn access(&mut self, read_only: bool) -> Result<()> {
         if self.in_tx {
             return Ok(());
         }
         let c = self.begin_use()?;
-        let r = c.set_read_only(false).await;
+        let r = c.set_read_only(read_only).await;
         self.end_use(&r);
         r
     }
