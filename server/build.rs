@@ -24,6 +24,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     tonic_prost_build::configure()
         .build_client(false)
+        // Streamed rows are encoded without the generated types; see src/api/wire.rs.
+        .extern_path(".dbforge.v1.RowBatch", "crate::api::wire::RowBatch")
         .file_descriptor_set_path(out_dir.join("dbforge_descriptor.bin"))
         .compile_protos(PROTOS, &["../proto"])?;
     println!("cargo:rerun-if-changed=../proto");

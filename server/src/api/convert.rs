@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime, Time};
 
 use crate::{
     backend::{BackendKind, Capabilities},
@@ -131,27 +131,42 @@ impl From<Value> for pb::Value {
             Value::Bool(b) => Kind::BoolValue(b),
             Value::Decimal(s) => Kind::DecimalValue(s),
             Value::Json(s) => Kind::JsonValue(s),
-            Value::Timestamp(t) => Kind::TimestampValue(prost_types::Timestamp {
-                seconds: t.unix_timestamp(),
-                nanos: i32::try_from(t.nanosecond()).unwrap_or_default(),
-            }),
-            Value::Date(d) => Kind::DateValue(pb::Date {
-                year: d.year(),
-                month: i32::from(u8::from(d.month())),
-                day: i32::from(d.day()),
-            }),
+            Value::Timestamp(t) => Kind::TimestampValue(instant(&t)),
+            Value::Date(d) => Kind::DateValue(date(&d)),
             Value::Uuid(u) => Kind::UuidValue(u),
-            Value::Time(t) => Kind::TimeValue(pb::TimeOfDay {
-                hours: i32::from(t.hour()),
-                minutes: i32::from(t.minute()),
-                seconds: i32::from(t.second()),
-                nanos: i32::try_from(t.nanosecond()).unwrap_or_default(),
-            }),
+            Value::Time(t) => Kind::TimeValue(time_of_day(&t)),
             Value::Array(items) => Kind::ArrayValue(pb::ValueList {
                 values: items.into_iter().map(pb::Value::from).collect(),
             }),
         };
         pb::Value { kind: Some(kind) }
+    }
+}
+
+/// An instant on the wire.
+pub fn instant(t: &OffsetDateTime) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: i32::try_from(t.nanosecond()).unwrap_or_default(),
+    }
+}
+
+/// A calendar date on the wire.
+pub fn date(d: &Date) -> pb::Date {
+    pb::Date {
+        year: d.year(),
+        month: i32::from(u8::from(d.month())),
+        day: i32::from(d.day()),
+    }
+}
+
+/// A time of day on the wire.
+pub fn time_of_day(t: &Time) -> pb::TimeOfDay {
+    pb::TimeOfDay {
+        hours: i32::from(t.hour()),
+        minutes: i32::from(t.minute()),
+        seconds: i32::from(t.second()),
+        nanos: i32::try_from(t.nanosecond()).unwrap_or_default(),
     }
 }
 
@@ -245,9 +260,7 @@ macro_rules! row_event_into {
                     RowEvent::Columns(cols) => Kind::Header(pb::ResultHeader {
                         columns: cols.into_iter().map(Into::into).collect(),
                     }),
-                    RowEvent::Rows(rows) => Kind::Batch(pb::RowBatch {
-                        rows: rows.into_iter().map(row).collect(),
-                    }),
+                    RowEvent::Rows(rows) => Kind::Batch(super::wire::RowBatch::from_rows(&rows)),
                     RowEvent::Done(s) => Kind::Summary(summary(s)),
                 };
                 Self { kind: Some(kind) }

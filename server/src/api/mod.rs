@@ -12,6 +12,7 @@ pub mod status;
 pub mod table;
 pub mod telemetry;
 pub mod transfer;
+pub mod wire;
 
 use std::pin::Pin;
 
