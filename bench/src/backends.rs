@@ -489,14 +489,12 @@ async fn sql_measure(
     };
     let pooled =
         pooled.map(|p| p.and_then(|_| pooled_latency.ok_or_else(|| "not measured".into())));
-    let (mut g_best, mut d_best): (Option<StreamRun>, Option<StreamRun>) = (None, None);
+    let (mut g_best, mut d_best) = (gateway::BestStream::default(), None::<StreamRun>);
     for run in 0..n.stream_runs {
         for gateway_side in [run % 2 == 0, run % 2 != 0] {
             if gateway_side {
-                let r = gateway::stream_once(conn, db, stream.clone(), n.stream_rows, pid).await?;
-                if g_best.is_none_or(|b| r.elapsed < b.elapsed) {
-                    g_best = Some(r);
-                }
+                let (sql, rows) = (stream.clone(), n.stream_rows);
+                g_best.add(gateway::stream_once(conn, db, sql, rows, pid, run == 0).await?);
             } else {
                 let r = direct.stream(&stream).await?;
                 if r.rows != n.stream_rows {
@@ -510,7 +508,7 @@ async fn sql_measure(
     }
     Ok(SqlResults {
         point: trio,
-        stream_gateway: g_best.ok_or("no stream runs")?,
+        stream_gateway: g_best.take()?,
         stream_direct: d_best.ok_or("no stream runs")?,
         pooled,
     })
