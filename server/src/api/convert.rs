@@ -260,7 +260,7 @@ macro_rules! row_event_into {
                     RowEvent::Columns(cols) => Kind::Header(pb::ResultHeader {
                         columns: cols.into_iter().map(Into::into).collect(),
                     }),
-                    RowEvent::Rows(rows) => Kind::Batch(super::wire::RowBatch::from_rows(&rows)),
+                    RowEvent::Rows(rows) => Kind::Batch(super::wire::RowBatch::from_rows(rows)),
                     RowEvent::Done(s) => Kind::Summary(summary(s)),
                 };
                 Self { kind: Some(kind) }
