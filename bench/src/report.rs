@@ -400,8 +400,9 @@ const METHOD: &str = "
   answered, for a fixed window; once over one shared connection and once over several.
 - Stream: `QueryService.Query` of a recursive CTE yielding (int, text, float) rows; the client
   decodes every message and reads every cell. MB/s counts encoded protobuf bytes (prost
-  `encoded_len` of each received message). In process: the same SQL, each column read into
-  `i64`/`String`/`f64`. Best of the runs on each side.
+  `encoded_len` of each received message, summed in the first run only: a walk over every cell
+  that no client makes). In process: the same SQL, each column read into `i64`/`String`/`f64`.
+  Best of the runs on each side.
 - Spawn: `CreateDatabase` (SQLite) one at a time. Fleet: that many more databases, each spawned
   and queried once (`SELECT 1`), a few client tasks at a time; then the gateway's VmRSS and
   VmHWM from `/proc/<pid>/status`.
