@@ -122,15 +122,16 @@ impl<'a> Scratch<'a> {
         self.db.execute(stmt, &limits()).await
     }
 
-    /// Creates `table` with one integer primary-key column, `id`.
-    async fn create_keyed(&self, table: &str) {
+    /// Creates `table` with an integer primary-key column, `id`, followed by `more`.
+    async fn create_keyed(&self, table: &str, more: Vec<ColumnSpec>) {
         let dialect = self.backend.dialect().expect("SQL backends have a dialect");
+        let key = ColumnSpec {
+            primary_key: true,
+            ..column("id", ColumnType::Integer)
+        };
         let spec = TableSpec {
             table: id(table),
-            columns: vec![ColumnSpec {
-                primary_key: true,
-                ..column("id", ColumnType::Integer)
-            }],
+            columns: std::iter::once(key).chain(more).collect(),
             if_not_exists: false,
         };
         self.exec(table::create_table(dialect, &spec).expect("ddl"))
@@ -299,24 +300,11 @@ fn trim_decimal(s: &str) -> &str {
 /// Errors: syntax and constraint failures are classified, and the database stays usable.
 pub async fn errors_are_classified(b: &dyn Backend) {
     let s = Scratch::new(b, "errors").await;
-    let dialect = b.dialect().expect("dialect");
-    let spec = TableSpec {
-        table: id("t"),
-        columns: vec![
-            ColumnSpec {
-                primary_key: true,
-                ..column("id", ColumnType::Integer)
-            },
-            ColumnSpec {
-                not_null: true,
-                ..column("name", ColumnType::Text)
-            },
-        ],
-        if_not_exists: false,
+    let name = ColumnSpec {
+        not_null: true,
+        ..column("name", ColumnType::Text)
     };
-    s.exec(table::create_table(dialect, &spec).expect("ddl"))
-        .await
-        .expect("create");
+    s.create_keyed("t", vec![name]).await;
     let insert = |id: i64, name: Value| {
         s.with(
             "INSERT INTO t (id, name) VALUES (?, ?)",
@@ -360,7 +348,7 @@ pub async fn errors_are_classified(b: &dyn Backend) {
 /// Atomicity: a transactional batch commits all or nothing; a plain one stops at the failure.
 pub async fn batch_atomicity(b: &dyn Backend) {
     let s = Scratch::new(b, "batch").await;
-    s.create_keyed("t").await;
+    s.create_keyed("t", Vec::new()).await;
     let ins = |v: i64| s.with("INSERT INTO t (id) VALUES (?)", vec![Value::Int(v)]);
     let err =
         s.db.batch(vec![ins(1), ins(2), ins(1)], true, &limits())
@@ -448,7 +436,7 @@ pub async fn sessions(b: &dyn Backend) {
 /// batches with and without a transaction, a session, DDL.
 pub async fn writes_after_reads(b: &dyn Backend) {
     let s = Scratch::new(b, "rw").await;
-    s.create_keyed("t").await;
+    s.create_keyed("t", Vec::new()).await;
     let ins = |v: i64| s.with("INSERT INTO t (id) VALUES (?)", vec![Value::Int(v)]);
     assert_eq!(s.count("t").await, 0);
     let r = s.exec(ins(1)).await.expect("autocommit write after a read");
@@ -482,7 +470,7 @@ pub async fn writes_after_reads(b: &dyn Backend) {
         assert_eq!(s.count("t").await, 5);
     }
     // DDL after a read.
-    s.create_keyed("u").await;
+    s.create_keyed("u", Vec::new()).await;
     assert_eq!(s.count("u").await, 0);
     s.drop_now().await;
 }
