@@ -261,6 +261,9 @@ macro_rules! row_event_into {
                         columns: cols.into_iter().map(Into::into).collect(),
                     }),
                     RowEvent::Rows(rows) => Kind::Batch(super::wire::RowBatch::from_rows(rows)),
+                    RowEvent::Encoded(rows) => {
+                        Kind::Batch(super::wire::RowBatch::from_encoded(rows.bytes))
+                    }
                     RowEvent::Done(s) => Kind::Summary(summary(s)),
                 };
                 Self { kind: Some(kind) }

@@ -13,6 +13,7 @@ use super::{
     Call, ResponseStream, caller, convert,
     limits::{KeyLimits, StreamPermit},
     status::remap_decode_error,
+    wire::ProtoRows,
 };
 use crate::{
     backend::Session,
@@ -98,7 +99,9 @@ impl QueryService for QueryApi {
             };
             let permit = self.limits.open_stream(&who)?;
             Ok((
-                self.forge.query(&who, &database, stmt, max_rows).await?,
+                self.forge
+                    .query(&who, &database, stmt, max_rows, Some(Arc::new(ProtoRows)))
+                    .await?,
                 permit,
             ))
         }

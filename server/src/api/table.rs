@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 
 use std::sync::Arc;
 
-use super::{Call, ResponseStream, caller, convert, limits::KeyLimits};
+use super::{Call, ResponseStream, caller, convert, limits::KeyLimits, wire::ProtoRows};
 use crate::{
     core::{
         forge::Forge,
@@ -97,7 +97,9 @@ impl TableService for TableApi {
             let select = Select::try_from(req)?;
             let permit = self.limits.open_stream(&who)?;
             Ok((
-                self.forge.select_rows(&who, &database, select).await?,
+                self.forge
+                    .select_rows(&who, &database, select, Some(Arc::new(ProtoRows)))
+                    .await?,
                 permit,
             ))
         }

@@ -14,7 +14,7 @@ use prost::{
 };
 
 use super::convert;
-use crate::core::value::{Row, Value};
+use crate::core::value::{Row, RowEncoder, Value};
 
 /// The field number of `RowBatch.rows`, `Row.values` and `ValueList.values`: all three are
 /// `repeated … = 1`, so a row and an array share one encoding.
@@ -25,7 +25,8 @@ const ITEMS: u32 = 1;
 pub struct RowBatch {
     /// Rows to send.
     rows: Vec<Row>,
-    /// `rows` fields that arrived encoded (only a decoded batch has them), sent after `rows`.
+    /// `rows` fields already encoded (by [`ProtoRows`], or as a decoded batch received them),
+    /// sent after `rows`.
     encoded: Vec<u8>,
     /// The encoded size of `rows` and `encoded`, known before encoding (prost asks first).
     len: usize,
@@ -40,6 +41,26 @@ impl RowBatch {
             encoded: Vec::new(),
             len,
         }
+    }
+
+    /// A batch of rows that [`ProtoRows`] wrote.
+    pub fn from_encoded(encoded: Vec<u8>) -> Self {
+        Self {
+            rows: Vec::new(),
+            len: encoded.len(),
+            encoded,
+        }
+    }
+}
+
+/// Writes each row as a `RowBatch.rows` field, so that a stream's batches are ready to send
+/// when they leave the backend (see [`RowEncoder`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProtoRows;
+
+impl RowEncoder for ProtoRows {
+    fn encode(&self, row: &Row, out: &mut Vec<u8>) {
+        write_list(ITEMS, row, out);
     }
 }
 
@@ -261,6 +282,17 @@ mod tests {
         assert_eq!(bytes, prost_bytes(&rows));
         assert_eq!(batch.encoded_len(), bytes.len());
         assert_eq!(RowBatch::from_rows(Vec::new()).encoded_len(), 0);
+    }
+
+    #[test]
+    fn rows_encoded_as_they_arrive_are_the_same_bytes() {
+        let rows = every_kind();
+        let mut encoded = Vec::new();
+        rows.iter().for_each(|r| ProtoRows.encode(r, &mut encoded));
+        let batch = RowBatch::from_encoded(encoded);
+        let bytes = batch.encode_to_vec();
+        assert_eq!(bytes, prost_bytes(&rows));
+        assert_eq!(batch.encoded_len(), bytes.len());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::core::{
     limits::Limits,
     names::{DatabaseName, Identifier},
     table::{self, ColumnSpec, ColumnType, TableSpec},
-    value::{RowEvent, Statement, Truncation, Value},
+    value::{Row, RowEncoder, RowEvent, Statement, Summary, Truncation, Value},
 };
 
 /// Backend-specific inputs the cases need but cannot write portably.
@@ -49,6 +49,7 @@ pub async fn run_all(backend: Arc<dyn Backend>, hooks: &Hooks) {
     sessions(backend.as_ref()).await;
     writes_after_reads(backend.as_ref()).await;
     stream_large_result(backend.as_ref(), hooks).await;
+    stream_encoded(backend.as_ref(), hooks).await;
     stream_cancel_releases(backend.as_ref(), hooks).await;
     statement_timeout(backend.as_ref(), hooks).await;
     isolation_between_databases(backend.as_ref()).await;
@@ -500,6 +501,7 @@ pub async fn stream_large_result(b: &dyn Backend, hooks: &Hooks) {
                 assert!(saw_header && summary.is_none());
                 rows += batch.len() as i64;
             }
+            RowEvent::Encoded(_) => panic!("encoded rows from a stream without an encoder"),
             RowEvent::Done(s) => summary = Some(s),
         }
     }
@@ -526,6 +528,95 @@ pub async fn stream_large_result(b: &dyn Backend, hooks: &Hooks) {
         }
         other => panic!("expected a summary, got {other:?}"),
     }
+    s.drop_now().await;
+}
+
+/// Writes a row as its debug form and a newline: any encoder will do to check that a backend
+/// hands every row to the stream's encoder, in order, in the batches it would have sent.
+#[derive(Debug)]
+pub struct DebugLines;
+
+impl RowEncoder for DebugLines {
+    fn encode(&self, row: &Row, out: &mut Vec<u8>) {
+        out.extend_from_slice(format!("{row:?}\n").as_bytes());
+    }
+}
+
+/// A stream read into its batches (as [`DebugLines`] writes them, whether they came as rows or
+/// encoded) and its summary.
+#[derive(Debug)]
+pub struct Batches {
+    /// Rows and their lines, batch by batch.
+    pub batches: Vec<(usize, Vec<u8>)>,
+    /// The summary.
+    pub summary: Summary,
+    /// Whether the batches came encoded.
+    pub encoded: bool,
+}
+
+/// Reads `stream` into [`Batches`]; panics on a stream out of order or with both kinds of
+/// batch.
+pub async fn read_batches(mut stream: super::RowStream) -> Batches {
+    let (mut header, mut batches, mut summary) = (false, Vec::new(), None);
+    let (mut plain, mut encoded) = (false, false);
+    while let Some(ev) = stream.next().await {
+        match ev.expect("event") {
+            RowEvent::Columns(_) => {
+                assert!(!header && batches.is_empty(), "one header, first");
+                header = true;
+            }
+            RowEvent::Rows(rows) => {
+                assert!(
+                    header && summary.is_none(),
+                    "rows between header and summary"
+                );
+                plain = true;
+                let mut bytes = Vec::new();
+                rows.iter().for_each(|r| DebugLines.encode(r, &mut bytes));
+                batches.push((rows.len(), bytes));
+            }
+            RowEvent::Encoded(e) => {
+                assert!(
+                    header && summary.is_none(),
+                    "rows between header and summary"
+                );
+                encoded = true;
+                batches.push((e.rows, e.bytes));
+            }
+            RowEvent::Done(s) => summary = Some(s),
+        }
+    }
+    assert!(
+        !(plain && encoded),
+        "a stream mixed plain and encoded batches"
+    );
+    Batches {
+        batches,
+        summary: summary.expect("summary"),
+        encoded,
+    }
+}
+
+/// Streaming with an encoder: the same rows, batches and summary as without one, each batch
+/// already encoded.
+pub async fn stream_encoded(b: &dyn Backend, hooks: &Hooks) {
+    let s = Scratch::new(b, "encoded").await;
+    let stmt = s.with(&hooks.series_query, vec![Value::Int(10_000)]);
+    let plain = StatementLimits {
+        batch_rows: 1000,
+        ..Limits::default().stream(0)
+    };
+    let encoded = StatementLimits {
+        encoder: Some(Arc::new(DebugLines)),
+        ..plain.clone()
+    };
+    let want = read_batches(s.db.query(stmt.clone(), plain).await.expect("query")).await;
+    let got = read_batches(s.db.query(stmt, encoded).await.expect("query")).await;
+    assert!(!want.encoded && got.encoded);
+    assert_eq!(want.batches.len(), 10, "batches of 1000 rows");
+    assert_eq!(got.batches, want.batches);
+    assert_eq!(got.summary.row_count, 10_000);
+    assert_eq!(got.summary.truncation, Truncation::None);
     s.drop_now().await;
 }
 

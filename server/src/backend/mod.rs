@@ -38,7 +38,7 @@ use crate::core::{
     names::DatabaseName,
     schema::{Plan, Schema},
     table::SqlDialect,
-    value::{RowEvent, Statement, StatementResult, Value},
+    value::{RowEncoder, RowEvent, Statement, StatementResult, Value},
 };
 
 /// The engines DB-Forge can spawn databases on.
@@ -130,6 +130,9 @@ pub struct StatementLimits {
     /// Run with read-only access: the engine must refuse every write (see
     /// [`Backend::enforces_read_only`]).
     pub read_only: bool,
+    /// Encodes a stream's rows as they are read ([`RowEvent::Encoded`] batches); without one
+    /// they come as [`RowEvent::Rows`]. Only streams use it.
+    pub encoder: Option<Arc<dyn RowEncoder>>,
 }
 
 /// A stream of row events; see [`RowEvent`] for the order.

@@ -28,7 +28,7 @@ use super::{
     limits::Limits,
     names::{DatabaseName, Identifier},
     table::{self, RowScope, Select, SqlDialect, TableSpec},
-    value::{Statement, StatementResult, Value},
+    value::{RowEncoder, RowEvent, Statement, StatementResult, Value},
 };
 use crate::backend::{
     Backend, BackendKind, Capabilities, Database, RowStream, Session, StatementLimits,
@@ -176,18 +176,23 @@ pub struct Forge {
     inner: Arc<Inner>,
 }
 
-/// Counts the rows and (approximate) bytes a stream carries, per backend.
+/// Counts the rows and bytes a stream carries, per backend: encoded bytes when the stream has an
+/// encoder (every gRPC stream), approximate ones otherwise.
 fn counted(rows: RowStream, backend: BackendKind) -> RowStream {
     use futures::StreamExt;
     let label = backend.as_str();
     Box::pin(rows.inspect(move |ev| {
-        if let Ok(super::value::RowEvent::Rows(batch)) = ev {
-            let bytes: usize = batch.iter().flatten().map(Value::approx_size).sum();
-            metrics::counter!("dbforge_rows_streamed_total", "backend" => label)
-                .increment(batch.len() as u64);
-            metrics::counter!("dbforge_bytes_streamed_total", "backend" => label)
-                .increment(bytes as u64);
-        }
+        let (rows, bytes) = match ev {
+            Ok(RowEvent::Rows(batch)) => (
+                batch.len(),
+                batch.iter().flatten().map(Value::approx_size).sum(),
+            ),
+            Ok(RowEvent::Encoded(batch)) => (batch.rows, batch.bytes.len()),
+            _ => return,
+        };
+        metrics::counter!("dbforge_rows_streamed_total", "backend" => label).increment(rows as u64);
+        metrics::counter!("dbforge_bytes_streamed_total", "backend" => label)
+            .increment(bytes as u64);
     }))
 }
 
@@ -805,16 +810,20 @@ impl Forge {
         result
     }
 
-    /// Streams one statement's rows.
+    /// Streams one statement's rows, as [`RowEvent::Encoded`] batches when given an `encoder`.
     pub async fn query(
         &self,
         who: &Principal,
         db: &str,
         stmt: Statement,
         max_rows: u64,
+        encoder: Option<Arc<dyn RowEncoder>>,
     ) -> Result<RowStream> {
         let (entry, h, role) = self.handle(who, db, Role::Read).await?;
-        let limits = Self::limits_for(&entry, role, self.inner.cfg.limits.stream(max_rows))?;
+        let limits = StatementLimits {
+            encoder,
+            ..Self::limits_for(&entry, role, self.inner.cfg.limits.stream(max_rows))?
+        };
         Ok(counted(h.query(stmt, limits).await?, entry.record.backend))
     }
 
@@ -954,12 +963,13 @@ impl Forge {
         Ok((inserted, results.last().and_then(|r| r.last_insert_id)))
     }
 
-    /// Streams the rows of a table that match the filters.
+    /// Streams the rows of a table that match the filters, encoded as in [`Forge::query`].
     pub async fn select_rows(
         &self,
         who: &Principal,
         db: &str,
         select: Select,
+        encoder: Option<Arc<dyn RowEncoder>>,
     ) -> Result<RowStream> {
         let (h, d, _, stream) = self.sql(who, db, Role::Read, "SelectRows").await?;
         let stmt = table::select(d, &select);
@@ -970,7 +980,14 @@ impl Forge {
             .stream(select.limit.unwrap_or(0))
             .max_rows;
         let rows = h
-            .query(stmt, StatementLimits { max_rows, ..stream })
+            .query(
+                stmt,
+                StatementLimits {
+                    max_rows,
+                    encoder,
+                    ..stream
+                },
+            )
             .await?;
         Ok(counted(rows, self.entry(db)?.record.backend))
     }

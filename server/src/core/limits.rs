@@ -72,6 +72,7 @@ impl Limits {
             batch_bytes: self.batch_bytes,
             stream_buffer: self.stream_buffer,
             read_only: false,
+            encoder: None,
         }
     }
 
@@ -101,6 +102,7 @@ impl Limits {
             batch_bytes: self.batch_bytes.min(self.max_message_bytes / 2),
             stream_buffer: self.stream_buffer,
             read_only: false,
+            encoder: None,
         }
     }
 }

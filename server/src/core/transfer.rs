@@ -178,6 +178,10 @@ impl Forge {
                         Ok(())
                     }
                     Ok(RowEvent::Rows(batch)) => batch.iter().try_for_each(|r| enc.row(r)),
+                    // The transfer limits carry no encoder.
+                    Ok(RowEvent::Encoded(_)) => {
+                        Err(Error::internal("an export stream came already encoded"))
+                    }
                     Ok(RowEvent::Done(summary)) => match summary.truncation {
                         Truncation::None => {
                             enc.finish();

@@ -1,6 +1,6 @@
 //! Domain values and results, free of any wire or driver type.
 
-use std::time::Duration;
+use std::{fmt, sync::Arc, time::Duration};
 
 use time::{Date, OffsetDateTime, Time};
 
@@ -182,15 +182,119 @@ pub struct Summary {
     pub truncation: Truncation,
 }
 
-/// One event of a streamed result: `Columns`, then any number of `Rows`, then one `Done`.
+/// One event of a streamed result: `Columns`, then any number of `Rows` or `Encoded` batches,
+/// then one `Done`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowEvent {
     /// The column metadata.
     Columns(Vec<Column>),
     /// A batch of rows, capped by count and approximate bytes.
     Rows(Vec<Row>),
+    /// A batch written by the stream's [`RowEncoder`], capped like `Rows`.
+    Encoded(EncodedRows),
     /// The summary.
     Done(Summary),
+}
+
+/// Rows as a [`RowEncoder`] wrote them, one after the other.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EncodedRows {
+    /// The encoder's output for every row of the batch.
+    pub bytes: Vec<u8>,
+    /// How many rows `bytes` holds.
+    pub rows: usize,
+}
+
+/// Writes a row in the form the caller sends it on (the gRPC layer: protobuf).
+///
+/// A stream given an encoder writes each row as the backend reads it, on the task that read
+/// it, and drops the row at once. The allocator then hands the same memory to the next row,
+/// instead of a batch of rows being freed in bulk by the task that sends it, on another thread:
+/// on a 1,000,000-row stream that moved about a tenth of the gateway's CPU per row.
+pub trait RowEncoder: Send + Sync + fmt::Debug {
+    /// Appends `row` to `out`.
+    fn encode(&self, row: &Row, out: &mut Vec<u8>);
+}
+
+/// The rows of one streamed batch as a backend gathers them: kept as rows, or encoded as they
+/// arrive when the stream has a [`RowEncoder`].
+#[derive(Debug, Default)]
+pub struct Batch {
+    encoder: Option<Arc<dyn RowEncoder>>,
+    rows: Vec<Row>,
+    encoded: EncodedRows,
+    /// Approximate bytes of the rows pushed since the last [`Batch::take`].
+    size: usize,
+}
+
+impl Batch {
+    /// An empty batch that encodes with `encoder`, if given.
+    pub fn new(encoder: Option<Arc<dyn RowEncoder>>) -> Self {
+        Self {
+            encoder,
+            ..Self::default()
+        }
+    }
+
+    /// Adds `row`, whose approximate size is `size`.
+    pub fn push(&mut self, row: Row, size: usize) {
+        self.size += size;
+        match &self.encoder {
+            Some(encoder) => {
+                encoder.encode(&row, &mut self.encoded.bytes);
+                self.encoded.rows += 1;
+            }
+            None => self.rows.push(row),
+        }
+    }
+
+    /// Rows pushed since the last take.
+    pub fn len(&self) -> usize {
+        self.rows.len() + self.encoded.rows
+    }
+
+    /// Whether no row was pushed since the last take.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the batch holds `rows` rows or `bytes` approximate bytes.
+    pub fn reached(&self, rows: usize, bytes: usize) -> bool {
+        self.len() >= rows || self.size >= bytes
+    }
+
+    /// The rows pushed since the last take, as one event, or `None` when there are none. The
+    /// next batch starts with room for as much as this one held.
+    pub fn take(&mut self) -> Option<RowEvent> {
+        if self.is_empty() {
+            return None;
+        }
+        self.size = 0;
+        Some(if self.encoder.is_some() {
+            let capacity = self.encoded.bytes.len();
+            RowEvent::Encoded(std::mem::replace(
+                &mut self.encoded,
+                EncodedRows {
+                    bytes: Vec::with_capacity(capacity),
+                    rows: 0,
+                },
+            ))
+        } else {
+            let capacity = self.rows.len();
+            RowEvent::Rows(std::mem::replace(
+                &mut self.rows,
+                Vec::with_capacity(capacity),
+            ))
+        })
+    }
+
+    /// Forgets the rows pushed since the last take.
+    pub fn clear(&mut self) {
+        self.rows.clear();
+        self.encoded.bytes.clear();
+        self.encoded.rows = 0;
+        self.size = 0;
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use crate::{
         error::{Error, Result},
         schema::Schema,
         value::{
-            Column, Row, RowEvent, Statement, StatementResult, Summary, Truncation, Value,
+            Batch, Column, Row, RowEvent, Statement, StatementResult, Summary, Truncation, Value,
             ValueKind,
         },
     },
@@ -202,7 +202,7 @@ impl Inner {
                 match batcher.push(row) {
                     Pushed::Added => {}
                     Pushed::Full(batch) => {
-                        if !send(tx, Ok(RowEvent::Rows(batch)), deadline).await {
+                        if !send(tx, Ok(batch), deadline).await {
                             return Ok(());
                         }
                     }
@@ -211,7 +211,7 @@ impl Inner {
             }
             // Each page ends a batch, so the client sees rows as soon as Redis hands them over.
             if let Some(batch) = batcher.flush()
-                && !send(tx, Ok(RowEvent::Rows(batch)), deadline).await
+                && !send(tx, Ok(batch), deadline).await
             {
                 return Ok(());
             }
@@ -402,7 +402,7 @@ async fn send(
 
 enum Pushed {
     Added,
-    Full(Vec<Row>),
+    Full(RowEvent),
     Truncated,
 }
 
@@ -413,8 +413,7 @@ struct Batcher {
     max_bytes: u64,
     batch_rows: usize,
     batch_bytes: usize,
-    batch: Vec<Row>,
-    pending_bytes: usize,
+    batch: Batch,
     row_count: u64,
     total_bytes: u64,
     truncation: Truncation,
@@ -427,8 +426,7 @@ impl Batcher {
             max_bytes: limits.max_bytes,
             batch_rows: limits.batch_rows.max(1),
             batch_bytes: limits.batch_bytes.max(1),
-            batch: Vec::new(),
-            pending_bytes: 0,
+            batch: Batch::new(limits.encoder.clone()),
             row_count: 0,
             total_bytes: 0,
             truncation: Truncation::None,
@@ -450,18 +448,17 @@ impl Batcher {
         }
         self.row_count += 1;
         self.total_bytes += size as u64;
-        self.pending_bytes += size;
-        self.batch.push(row);
-        if self.batch.len() >= self.batch_rows || self.pending_bytes >= self.batch_bytes {
-            self.pending_bytes = 0;
-            return Pushed::Full(std::mem::take(&mut self.batch));
+        self.batch.push(row, size);
+        if self.batch.reached(self.batch_rows, self.batch_bytes)
+            && let Some(full) = self.batch.take()
+        {
+            return Pushed::Full(full);
         }
         Pushed::Added
     }
 
-    fn flush(&mut self) -> Option<Vec<Row>> {
-        self.pending_bytes = 0;
-        (!self.batch.is_empty()).then(|| std::mem::take(&mut self.batch))
+    fn flush(&mut self) -> Option<RowEvent> {
+        self.batch.take()
     }
 
     fn summary(&self, started: StdInstant) -> Summary {
@@ -486,12 +483,12 @@ fn events(
     for row in rows {
         match batcher.push(row) {
             Pushed::Added => {}
-            Pushed::Full(batch) => out.push(Ok(RowEvent::Rows(batch))),
+            Pushed::Full(batch) => out.push(Ok(batch)),
             Pushed::Truncated => break,
         }
     }
     if let Some(batch) = batcher.flush() {
-        out.push(Ok(RowEvent::Rows(batch)));
+        out.push(Ok(batch));
     }
     out.push(Ok(RowEvent::Done(batcher.summary(started))));
     out

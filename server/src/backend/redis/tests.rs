@@ -194,6 +194,7 @@ impl Db {
                     batches += 1;
                     rows.extend(b);
                 }
+                RowEvent::Encoded(_) => panic!("{line}: encoded rows without an encoder"),
                 RowEvent::Done(sum) => {
                     assert_eq!(sum.row_count, rows.len() as u64);
                     done = Some(sum.truncation);
@@ -873,6 +874,26 @@ async fn scan_streams_page_by_page() {
     // An ordinary command through Query: header, rows, summary.
     let (_, rows, _) = db.stream("MGET k1 k2", 0).await;
     assert_eq!(rows, vec![vec![text("1")], vec![text("2")]]);
+
+    // With an encoder, cursor pages and whole replies come encoded, in the same batches.
+    let plain = StatementLimits {
+        batch_rows: 100,
+        ..Limits::default().stream(0)
+    };
+    let encoded = StatementLimits {
+        encoder: Some(Arc::new(conformance::DebugLines)),
+        ..plain.clone()
+    };
+    for line in ["SCAN 0 MATCH k1* COUNT 500", "MGET k1 k2"] {
+        let read = |limits: StatementLimits| async {
+            conformance::read_batches(db.db.query(Statement::new(line), limits).await.expect(line))
+                .await
+        };
+        let (want, got) = (read(plain.clone()).await, read(encoded.clone()).await);
+        assert!(!want.encoded && got.encoded, "{line}");
+        assert_eq!(got.batches, want.batches, "{line}");
+        assert_eq!(got.summary.row_count, want.summary.row_count, "{line}");
+    }
 
     db.drop_now().await;
     other.drop_now().await;

@@ -20,7 +20,9 @@ use crate::{
     core::{
         error::{Error, QueryErrorKind, Result},
         schema::{Plan, Schema},
-        value::{Column, Row, RowEvent, Statement, StatementResult, Summary, Truncation, Value},
+        value::{
+            Batch, Column, Row, RowEvent, Statement, StatementResult, Summary, Truncation, Value,
+        },
     },
 };
 
@@ -587,8 +589,7 @@ struct StreamSink {
     max_bytes: u64,
     batch_rows: usize,
     batch_bytes: usize,
-    batch: Vec<Row>,
-    batch_size: usize,
+    batch: Batch,
     row_count: u64,
     seen: u64,
     total_bytes: u64,
@@ -610,8 +611,7 @@ impl StreamSink {
             max_bytes: limits.max_bytes,
             batch_rows: limits.batch_rows.max(1),
             batch_bytes: limits.batch_bytes.max(1),
-            batch: Vec::new(),
-            batch_size: 0,
+            batch: Batch::new(limits.encoder.clone()),
             row_count: 0,
             seen: 0,
             total_bytes: 0,
@@ -648,19 +648,16 @@ impl StreamSink {
     }
 
     fn batch_full(&self) -> bool {
-        self.batch.len() >= self.batch_rows || self.batch_size >= self.batch_bytes
+        self.batch.reached(self.batch_rows, self.batch_bytes)
     }
 
     /// Sends the current batch; false when the client has gone.
     async fn flush(&mut self) -> bool {
-        if self.batch.is_empty() {
+        let Some(batch) = self.batch.take() else {
             return true;
-        }
-        let capacity = self.batch.len();
-        let rows = std::mem::replace(&mut self.batch, Vec::with_capacity(capacity));
-        self.batch_size = 0;
+        };
         self.flushed = true;
-        if self.tx.send(Ok(RowEvent::Rows(rows))).await.is_err() {
+        if self.tx.send(Ok(batch)).await.is_err() {
             self.client_gone = true;
             self.stopped = true;
             return false;
@@ -726,8 +723,7 @@ impl RowSink for StreamSink {
         }
         self.row_count += 1;
         self.total_bytes += size as u64;
-        self.batch_size += size;
-        self.batch.push(row);
+        self.batch.push(row, size);
         Ok(true)
     }
 
@@ -758,7 +754,6 @@ impl Retry for StreamSink {
 
     fn reset_for_write(&mut self) {
         self.batch.clear();
-        self.batch_size = 0;
         self.row_count = 0;
         self.seen = 0;
         self.total_bytes = 0;

@@ -171,6 +171,7 @@ pub async fn stream_measuring(db: &dyn Database, stmt: Statement) -> (u64, u64, 
                     .sum::<usize>() as u64;
                 peak = peak.max(rss_kib());
             }
+            RowEvent::Encoded(_) => panic!("encoded rows from a stream without an encoder"),
             RowEvent::Done(sum) => summary = Some(sum),
             RowEvent::Columns(_) => {}
         }

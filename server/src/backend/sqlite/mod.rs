@@ -36,7 +36,7 @@ use crate::core::{
     names::DatabaseName,
     schema::{Plan, Schema},
     table::{ColumnType, SqlDialect},
-    value::{RowEvent, Statement, StatementResult, Summary, Truncation, Value},
+    value::{Batch, RowEvent, Statement, StatementResult, Summary, Truncation, Value},
 };
 
 const FILE_SUFFIX: &str = ".sqlite";
@@ -635,8 +635,7 @@ fn stream_rows(
     if !sink.send(Ok(RowEvent::Columns(columns))) {
         return Ok(None);
     }
-    let mut batch = Vec::new();
-    let mut batch_bytes = 0usize;
+    let mut batch = Batch::new(limits.encoder.clone());
     let mut row_count = 0u64;
     let mut total_bytes = 0u64;
     let mut truncation = Truncation::None;
@@ -665,19 +664,18 @@ fn stream_rows(
             }
             row_count += 1;
             total_bytes += size as u64;
-            batch_bytes += size;
-            batch.push(values);
-            if batch.len() >= limits.batch_rows || batch_bytes >= limits.batch_bytes {
-                let capacity = batch.len();
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(capacity));
-                batch_bytes = 0;
-                if !sink.send(Ok(RowEvent::Rows(full))) {
-                    return Ok(None);
-                }
+            batch.push(values, size);
+            if batch.reached(limits.batch_rows, limits.batch_bytes)
+                && let Some(full) = batch.take()
+                && !sink.send(Ok(full))
+            {
+                return Ok(None);
             }
         }
     }
-    if !batch.is_empty() && !sink.send(Ok(RowEvent::Rows(batch))) {
+    if let Some(last) = batch.take()
+        && !sink.send(Ok(last))
+    {
         return Ok(None);
     }
     Ok(Some(Summary {
