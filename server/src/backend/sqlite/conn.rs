@@ -88,6 +88,11 @@ struct Guard {
     denial: Mutex<Option<Denial>>,
     /// Deadline in nanoseconds since `epoch`; 0 means none.
     deadline_nanos: AtomicU64,
+    /// End of the budget of a statement run on the async runtime (see [`Conn::set_budget`]),
+    /// in nanoseconds since `epoch`; 0 means none.
+    budget_nanos: AtomicU64,
+    /// Whether the budget interrupted a statement since it was set.
+    over_budget: AtomicBool,
     epoch: Option<Instant>,
     /// Whoever waits for the running statement's rows: once they are gone, it stops even
     /// before its first row (an aggregate over a huge input).
@@ -184,6 +189,26 @@ impl Conn {
             u64::try_from(nanos).unwrap_or(u64::MAX).max(1),
             Ordering::Relaxed,
         );
+    }
+
+    /// Gives the statements that follow `budget` of wall-clock time in all, or takes the budget
+    /// away (`None`). A statement still running past it is interrupted, and [`Conn::over_budget`]
+    /// says so; the caller then runs it again where it may take its time.
+    pub fn set_budget(&self, budget: Option<Duration>) {
+        let end = budget.map_or(0, |b| {
+            (self
+                .guard
+                .since_epoch()
+                .saturating_add(u64::try_from(b.as_nanos()).unwrap_or(u64::MAX)))
+            .max(1)
+        });
+        self.guard.over_budget.store(false, Ordering::Relaxed);
+        self.guard.budget_nanos.store(end, Ordering::Relaxed);
+    }
+
+    /// Whether the budget interrupted a statement since it was last set.
+    pub fn over_budget(&self) -> bool {
+        self.guard.over_budget.load(Ordering::Relaxed)
     }
 
     /// Ties the statements that follow to the receiver of `tx`: when it is dropped (the client
@@ -340,7 +365,22 @@ impl std::fmt::Debug for Guard {
 impl Guard {
     /// Checked by SQLite every 1000 VM steps.
     fn should_stop(&self) -> bool {
-        self.past_deadline() || self.waiter_gone()
+        self.past_deadline() || self.past_budget() || self.waiter_gone()
+    }
+
+    fn past_budget(&self) -> bool {
+        let budget = self.budget_nanos.load(Ordering::Relaxed);
+        if budget == 0 || self.since_epoch() <= budget {
+            return false;
+        }
+        self.over_budget.store(true, Ordering::Relaxed);
+        true
+    }
+
+    fn since_epoch(&self) -> u64 {
+        let epoch = self.epoch.unwrap_or_else(Instant::now);
+        u64::try_from(Instant::now().saturating_duration_since(epoch).as_nanos())
+            .unwrap_or(u64::MAX)
     }
 
     fn waiter_gone(&self) -> bool {
@@ -356,8 +396,7 @@ impl Guard {
         if deadline == 0 {
             return false;
         }
-        let epoch = self.epoch.unwrap_or_else(Instant::now);
-        Instant::now().saturating_duration_since(epoch).as_nanos() as u64 > deadline
+        self.since_epoch() > deadline
     }
 
     fn deny(&self, kind: QueryErrorKind, reason: String) -> Authorization {

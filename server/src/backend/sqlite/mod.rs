@@ -4,7 +4,9 @@
 //! instead of failing with SQLITE_BUSY, and each write transaction begins IMMEDIATE) and a small
 //! pool of read-only connections that read concurrently from WAL snapshots. A statement is routed
 //! by what the engine says about it after preparing it (`sqlite3_stmt_readonly`), not by its text.
-//! Connections run on tokio's blocking pool; streams send from there into a bounded channel.
+//! Connections run on tokio's blocking pool, except that an Execute that only reads starts on the
+//! calling task and moves to the pool if it outruns a small budget (`INLINE_BUDGET`); streams
+//! send from the pool into a bounded channel.
 
 mod conn;
 mod inspect;
@@ -108,6 +110,35 @@ impl SqliteBackend {
             busy_timeout: Duration::from_secs(5),
         }
     }
+
+    /// Opens a database with its writer connection (readers open on first use).
+    async fn open_database(&self, db: &Provisioned) -> Result<SqliteDatabase> {
+        let path = self.path(db)?;
+        let writer_opts = self.conn_options(false);
+        let reader_opts = self.conn_options(true);
+        let max_readers = self.cfg.max_readers.max(1);
+        let p = path.clone();
+        let writer = blocking(move || {
+            if !p.exists() {
+                return Err(Error::Unavailable(format!(
+                    "the database file {} is missing",
+                    p.display()
+                )));
+            }
+            Conn::open(&p, &writer_opts)
+        })
+        .await?;
+        Ok(SqliteDatabase {
+            inner: Arc::new(Inner {
+                path,
+                reader_opts,
+                writer: Arc::new(tokio::sync::Mutex::new(writer)),
+                readers: Mutex::new(Vec::new()),
+                reader_slots: Arc::new(Semaphore::new(max_readers)),
+                inline_budget: INLINE_BUDGET,
+            }),
+        })
+    }
 }
 
 fn sidecars(path: &Path) -> [PathBuf; 3] {
@@ -191,30 +222,7 @@ impl Backend for SqliteBackend {
     }
 
     async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {
-        let path = self.path(db)?;
-        let writer_opts = self.conn_options(false);
-        let reader_opts = self.conn_options(true);
-        let max_readers = self.cfg.max_readers.max(1);
-        let p = path.clone();
-        let writer = blocking(move || {
-            if !p.exists() {
-                return Err(Error::Unavailable(format!(
-                    "the database file {} is missing",
-                    p.display()
-                )));
-            }
-            Conn::open(&p, &writer_opts)
-        })
-        .await?;
-        Ok(Arc::new(SqliteDatabase {
-            inner: Arc::new(Inner {
-                path,
-                reader_opts,
-                writer: Arc::new(tokio::sync::Mutex::new(writer)),
-                readers: Mutex::new(Vec::new()),
-                reader_slots: Arc::new(Semaphore::new(max_readers)),
-            }),
-        }))
+        Ok(Arc::new(self.open_database(db).await?))
     }
 
     async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>> {
@@ -265,6 +273,8 @@ struct Inner {
     writer: Arc<tokio::sync::Mutex<Conn>>,
     readers: Mutex<Vec<Conn>>,
     reader_slots: Arc<Semaphore>,
+    /// How long a read may run on the calling task ([`INLINE_BUDGET`]; tests change it).
+    inline_budget: Duration,
 }
 
 /// An open SQLite database.
@@ -279,7 +289,52 @@ enum Routed<T> {
     NeedsWriter,
 }
 
+/// How long a read may run on the calling task before it moves to the blocking pool.
+///
+/// Most reads take microseconds: less than handing them to a blocking thread and back, which
+/// on a 2-core VM was a sixth of a SQLite point query's latency through the gateway, and
+/// under load a third of the gateway's CPU went to threads parking and waking. A read still
+/// running after this long is interrupted and run again on the pool, so a runtime worker is
+/// never held much longer than this.
+const INLINE_BUDGET: Duration = Duration::from_micros(200);
+
 impl SqliteDatabase {
+    /// Runs `f` on a pooled read-only connection: on the calling task when one is free, for at
+    /// most [`INLINE_BUDGET`], and on the blocking pool otherwise or when that ran out. `f` may
+    /// thus run twice; it only reads, so the first run leaves nothing behind.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl Fn(&Conn) -> T + Send + Sync + 'static,
+    ) -> Result<T> {
+        {
+            let permit = Arc::clone(&self.inner.reader_slots)
+                .acquire_owned()
+                .await
+                .map_err(Error::internal)?;
+            let pooled = self.inner.readers.lock().ok().and_then(|mut r| r.pop());
+            // Opening a connection touches the disk: the pool does that.
+            if let Some(conn) = pooled {
+                let in_use =
+                    metrics::gauge!("dbforge_pool_connections_in_use", "backend" => "sqlite");
+                in_use.increment(1.0);
+                conn.set_budget(Some(self.inner.inline_budget));
+                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&conn)));
+                let over = conn.over_budget();
+                conn.set_budget(None);
+                in_use.decrement(1.0);
+                let out = out.map_err(|_| Error::internal("a sqlite read panicked"))?;
+                if let Ok(mut readers) = self.inner.readers.lock() {
+                    readers.push(conn);
+                }
+                drop(permit);
+                if !over {
+                    return Ok(out);
+                }
+            }
+        }
+        self.with_reader(f).await
+    }
+
     /// Runs `f` on a pooled read-only connection on the blocking pool.
     async fn with_reader<T: Send + 'static>(
         &self,
@@ -469,26 +524,27 @@ impl Database for SqliteDatabase {
             // Read-only connections (SQLITE_OPEN_READ_ONLY, query_only): the engine refuses
             // every write, whatever the statement looks like.
             return self
-                .with_reader(move |conn| {
+                .read(move |conn| {
                     conn.set_deadline(timeout);
                     conn.run(&stmt, max_rows, max_bytes)
                 })
                 .await?;
         }
-        let (stmt, routed) = self
-            .with_reader(move |conn| {
+        let stmt = Arc::new(stmt);
+        let reading = Arc::clone(&stmt);
+        let routed = self
+            .read(move |conn| {
                 conn.set_deadline(timeout);
-                let routed = match conn.is_read_only(&stmt.sql) {
-                    Ok(true) => Routed::Done(conn.run(&stmt, max_rows, max_bytes)),
+                match conn.is_read_only(&reading.sql) {
+                    Ok(true) => Routed::Done(conn.run(&reading, max_rows, max_bytes)),
                     Ok(false) => Routed::NeedsWriter,
                     Err(e) => Routed::Done(Err(e)),
-                };
-                (stmt, routed)
+                }
             })
             .await?;
         match routed {
             Routed::Done(result) => result,
-            Routed::NeedsWriter => self.write_one(stmt, limits).await,
+            Routed::NeedsWriter => self.write_one(Arc::unwrap_or_clone(stmt), limits).await,
         }
     }
 

@@ -701,3 +701,109 @@ mod virtual_tables {
         assert_eq!(rows(&*dst, q).await, want);
     }
 }
+
+/// Reads run on the calling task within a budget, and move to the blocking pool past it.
+mod inline_reads {
+    use std::{
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+        thread,
+        time::Duration,
+    };
+
+    use super::inspect_support::*;
+    use crate::{
+        backend::Backend,
+        core::{names::DatabaseName, value::Value},
+    };
+
+    /// Counts to `n` in SQL: long enough for any `n` in the millions to outrun the budget.
+    fn count_to(n: i64) -> String {
+        format!(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) \
+             SELECT count(*) FROM c"
+        )
+    }
+
+    #[tokio::test]
+    async fn a_short_read_stays_on_the_task_and_a_long_one_moves() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let b = backend(dir.path());
+        let p = b.locate(&DatabaseName::parse("inline").expect("name"));
+        b.create(&p).await.expect("create");
+        let mut db = b.open_database(&p).await.expect("open");
+        // Generous, so that a slow machine does not move the short reads; the long one takes
+        // far longer.
+        Arc::get_mut(&mut db.inner)
+            .expect("only handle")
+            .inline_budget = Duration::from_millis(20);
+        let here = thread::current().id();
+
+        // The first read opens its connection on the pool; the next ones find it free.
+        let first = db.read(|_| thread::current().id()).await.expect("read");
+        assert_ne!(first, here);
+        for _ in 0..3 {
+            let short = db
+                .read(|conn| {
+                    let r = conn.run(&sql("SELECT 1"), 10, 1 << 20).expect("select");
+                    (thread::current().id(), r.rows)
+                })
+                .await
+                .expect("read");
+            assert_eq!(short, (here, vec![vec![Value::Int(1)]]));
+        }
+
+        // Past the budget the read is interrupted and runs again, whole, on the pool.
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        let long = db
+            .read(move |conn| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                conn.set_deadline(Duration::from_secs(60));
+                let r = conn.run(&sql(&count_to(3_000_000)), 10, 1 << 20);
+                (thread::current().id(), r.map(|r| r.rows))
+            })
+            .await
+            .expect("read");
+        assert_eq!(runs.load(Ordering::Relaxed), 2);
+        assert_ne!(long.0, here);
+        assert_eq!(long.1.expect("count"), vec![vec![Value::Int(3_000_000)]]);
+
+        // The interrupted connection went back to the pool in working order, budget reset.
+        let after = db
+            .read(|conn| {
+                let r = conn.run(&sql("SELECT 2"), 10, 1 << 20).expect("select");
+                (thread::current().id(), r.rows)
+            })
+            .await
+            .expect("read");
+        assert_eq!(after, (here, vec![vec![Value::Int(2)]]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn execute_gives_a_long_read_its_whole_result_and_deadline() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let b = backend(dir.path());
+        let db = spawn(&b, "inline-exec").await;
+        assert_eq!(rows(&*db, "SELECT 1").await, vec![vec![Value::Int(1)]]);
+        assert_eq!(
+            rows(&*db, &count_to(2_000_000)).await,
+            vec![vec![Value::Int(2_000_000)]]
+        );
+        // A statement past its deadline still answers with the deadline, not the budget.
+        let short = crate::backend::StatementLimits {
+            timeout: Duration::from_millis(50),
+            ..limits()
+        };
+        let err = db
+            .execute(sql(&count_to(1_000_000_000)), &short)
+            .await
+            .expect_err("runs past its deadline");
+        assert!(
+            matches!(err, crate::core::error::Error::Timeout(_)),
+            "{err:?}"
+        );
+    }
+}
