@@ -21,7 +21,7 @@ use std::{
 use async_trait::async_trait;
 use tokio::{
     runtime::Handle,
-    sync::{OwnedMutexGuard, Semaphore, mpsc},
+    sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, mpsc},
 };
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -306,33 +306,26 @@ impl SqliteDatabase {
         &self,
         f: impl Fn(&Conn) -> T + Send + Sync + 'static,
     ) -> Result<T> {
-        {
-            let permit = Arc::clone(&self.inner.reader_slots)
-                .acquire_owned()
-                .await
-                .map_err(Error::internal)?;
-            let pooled = self.inner.readers.lock().ok().and_then(|mut r| r.pop());
-            // Opening a connection touches the disk: the pool does that.
-            if let Some(conn) = pooled {
-                let in_use =
-                    metrics::gauge!("dbforge_pool_connections_in_use", "backend" => "sqlite");
-                in_use.increment(1.0);
-                conn.set_budget(Some(self.inner.inline_budget));
-                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&conn)));
-                let over = conn.over_budget();
-                conn.set_budget(None);
-                in_use.decrement(1.0);
-                let out = out.map_err(|_| Error::internal("a sqlite read panicked"))?;
-                if let Ok(mut readers) = self.inner.readers.lock() {
-                    readers.push(conn);
-                }
-                drop(permit);
-                if !over {
-                    return Ok(out);
-                }
-            }
+        let (permit, pooled) = self.checkout().await?;
+        // Opening a connection touches the disk: the pool does that.
+        let Some(conn) = pooled else {
+            return self.on_pool(permit, None, f).await;
+        };
+        let in_use = metrics::gauge!("dbforge_pool_connections_in_use", "backend" => "sqlite");
+        in_use.increment(1.0);
+        conn.set_budget(Some(self.inner.inline_budget));
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&conn)));
+        let over = conn.over_budget();
+        conn.set_budget(None);
+        in_use.decrement(1.0);
+        let out = out.map_err(|_| Error::internal("a sqlite read panicked"))?;
+        if over {
+            return self.on_pool(permit, Some(conn), f).await;
         }
-        self.with_reader(f).await
+        if let Ok(mut readers) = self.inner.readers.lock() {
+            readers.push(conn);
+        }
+        Ok(out)
     }
 
     /// Runs `f` on a pooled read-only connection on the blocking pool.
@@ -340,11 +333,28 @@ impl SqliteDatabase {
         &self,
         f: impl FnOnce(&Conn) -> T + Send + 'static,
     ) -> Result<T> {
+        let (permit, pooled) = self.checkout().await?;
+        self.on_pool(permit, pooled, f).await
+    }
+
+    /// A reader slot and, when one is idle, its connection.
+    async fn checkout(&self) -> Result<(OwnedSemaphorePermit, Option<Conn>)> {
         let permit = Arc::clone(&self.inner.reader_slots)
             .acquire_owned()
             .await
             .map_err(Error::internal)?;
         let pooled = self.inner.readers.lock().ok().and_then(|mut r| r.pop());
+        Ok((permit, pooled))
+    }
+
+    /// Runs `f` on the blocking pool with the reader `pooled` (opened there when `None`), then
+    /// puts the connection back.
+    async fn on_pool<T: Send + 'static>(
+        &self,
+        permit: OwnedSemaphorePermit,
+        pooled: Option<Conn>,
+        f: impl FnOnce(&Conn) -> T + Send + 'static,
+    ) -> Result<T> {
         let inner = Arc::clone(&self.inner);
         let in_use = metrics::gauge!("dbforge_pool_connections_in_use", "backend" => "sqlite");
         in_use.increment(1.0);

@@ -713,7 +713,7 @@ mod inline_reads {
         time::Duration,
     };
 
-    use super::inspect_support::*;
+    use super::{super::SqliteDatabase, inspect_support::*};
     use crate::{
         backend::Backend,
         core::{names::DatabaseName, value::Value},
@@ -725,6 +725,16 @@ mod inline_reads {
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) \
              SELECT count(*) FROM c"
         )
+    }
+
+    /// Selects `n` through [`SqliteDatabase::read`]: on which thread it ran, and what it gave.
+    async fn select(db: &SqliteDatabase, n: i64) -> (thread::ThreadId, Vec<Vec<Value>>) {
+        db.read(move |conn| {
+            let r = conn.run(&sql(&format!("SELECT {n}")), 10, 1 << 20);
+            (thread::current().id(), r.expect("select").rows)
+        })
+        .await
+        .expect("read")
     }
 
     #[tokio::test]
@@ -744,15 +754,8 @@ mod inline_reads {
         // The first read opens its connection on the pool; the next ones find it free.
         let first = db.read(|_| thread::current().id()).await.expect("read");
         assert_ne!(first, here);
-        for _ in 0..3 {
-            let short = db
-                .read(|conn| {
-                    let r = conn.run(&sql("SELECT 1"), 10, 1 << 20).expect("select");
-                    (thread::current().id(), r.rows)
-                })
-                .await
-                .expect("read");
-            assert_eq!(short, (here, vec![vec![Value::Int(1)]]));
+        for n in 1..=3 {
+            assert_eq!(select(&db, n).await, (here, vec![vec![Value::Int(n)]]));
         }
 
         // Past the budget the read is interrupted and runs again, whole, on the pool.
@@ -772,14 +775,7 @@ mod inline_reads {
         assert_eq!(long.1.expect("count"), vec![vec![Value::Int(3_000_000)]]);
 
         // The interrupted connection went back to the pool in working order, budget reset.
-        let after = db
-            .read(|conn| {
-                let r = conn.run(&sql("SELECT 2"), 10, 1 << 20).expect("select");
-                (thread::current().id(), r.rows)
-            })
-            .await
-            .expect("read");
-        assert_eq!(after, (here, vec![vec![Value::Int(2)]]));
+        assert_eq!(select(&db, 4).await, (here, vec![vec![Value::Int(4)]]));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
