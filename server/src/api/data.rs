@@ -100,7 +100,7 @@ impl QueryService for QueryApi {
             let permit = self.limits.open_stream(&who)?;
             Ok((
                 self.forge
-                    .query(&who, &database, stmt, max_rows, Some(Arc::new(ProtoRows)))
+                    .query(&who, &database, stmt, max_rows, Some(ProtoRows::shared()))
                     .await?,
                 permit,
             ))

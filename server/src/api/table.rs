@@ -98,7 +98,7 @@ impl TableService for TableApi {
             let permit = self.limits.open_stream(&who)?;
             Ok((
                 self.forge
-                    .select_rows(&who, &database, select, Some(Arc::new(ProtoRows)))
+                    .select_rows(&who, &database, select, Some(ProtoRows::shared()))
                     .await?,
                 permit,
             ))

@@ -4,14 +4,17 @@
 //! costs a vector per row, a conversion per cell and prost's repeated length walks over the
 //! nested messages: about a third of the gateway's CPU per row beyond the driver on a
 //! 1,000,000-row stream. `build.rs` maps the message to [`RowBatch`] (`extern_path`), which
-//! keeps the core rows and writes them into the response buffer in one pass, byte for byte
-//! what prost writes for the same rows (a test compares them), so clients see no difference.
+//! holds its rows already encoded: [`ProtoRows`] writes each one as the backend reads it, byte
+//! for byte what prost writes for the same row (a test compares them), so clients see no
+//! difference.
 
 use prost::{
     DecodeError, Message,
     bytes::{Buf, BufMut},
     encoding::{self, DecodeContext, WireType, encode_varint, encoded_len_varint},
 };
+
+use std::sync::{Arc, LazyLock};
 
 use super::convert;
 use crate::core::value::{Row, RowEncoder, Value};
@@ -20,36 +23,24 @@ use crate::core::value::{Row, RowEncoder, Value};
 /// `repeated … = 1`, so a row and an array share one encoding.
 const ITEMS: u32 = 1;
 
-/// A `dbforge.v1.RowBatch` that encodes its rows straight into the response buffer.
+/// A `dbforge.v1.RowBatch` whose rows are already encoded.
 #[derive(Clone, PartialEq, Default)]
 pub struct RowBatch {
-    /// Rows to send.
-    rows: Vec<Row>,
-    /// `rows` fields already encoded (by [`ProtoRows`], or as a decoded batch received them),
-    /// sent after `rows`.
+    /// The `rows` fields, as [`ProtoRows`] writes them (or as a decoded batch received them).
     encoded: Vec<u8>,
-    /// The encoded size of `rows` and `encoded`, known before encoding (prost asks first).
-    len: usize,
 }
 
 impl RowBatch {
-    /// A batch of `rows`.
+    /// A batch of `rows`, for a stream that came without an encoder.
     pub fn from_rows(rows: Vec<Row>) -> Self {
-        let len = rows.iter().map(|r| item_len(list_len(r))).sum();
-        Self {
-            rows,
-            encoded: Vec::new(),
-            len,
-        }
+        let mut encoded = Vec::new();
+        rows.iter().for_each(|r| ProtoRows.encode(r, &mut encoded));
+        Self::from_encoded(encoded)
     }
 
     /// A batch of rows that [`ProtoRows`] wrote.
     pub fn from_encoded(encoded: Vec<u8>) -> Self {
-        Self {
-            rows: Vec::new(),
-            len: encoded.len(),
-            encoded,
-        }
+        Self { encoded }
     }
 }
 
@@ -57,6 +48,14 @@ impl RowBatch {
 /// when they leave the backend (see [`RowEncoder`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProtoRows;
+
+impl ProtoRows {
+    /// The encoder the gRPC streams hand to the backends.
+    pub fn shared() -> Arc<dyn RowEncoder> {
+        static SHARED: LazyLock<Arc<dyn RowEncoder>> = LazyLock::new(|| Arc::new(ProtoRows));
+        Arc::clone(&SHARED)
+    }
+}
 
 impl RowEncoder for ProtoRows {
     fn encode(&self, row: &Row, out: &mut Vec<u8>) {
@@ -67,17 +66,13 @@ impl RowEncoder for ProtoRows {
 impl std::fmt::Debug for RowBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RowBatch")
-            .field("rows", &self.rows.len())
-            .field("encoded_len", &self.len)
+            .field("encoded_len", &self.encoded.len())
             .finish()
     }
 }
 
 impl Message for RowBatch {
     fn encode_raw(&self, buf: &mut impl BufMut) {
-        for row in &self.rows {
-            write_list(ITEMS, row, buf);
-        }
         buf.put_slice(&self.encoded);
     }
 
@@ -95,20 +90,18 @@ impl Message for RowBatch {
         }
         let mut row = Vec::new();
         encoding::bytes::merge(wire_type, &mut row, buf, ctx)?;
-        let start = self.encoded.len();
         encoding::encode_key(ITEMS, WireType::LengthDelimited, &mut self.encoded);
         encode_varint(row.len() as u64, &mut self.encoded);
         self.encoded.extend_from_slice(&row);
-        self.len += self.encoded.len() - start;
         Ok(())
     }
 
     fn encoded_len(&self) -> usize {
-        self.len
+        self.encoded.len()
     }
 
     fn clear(&mut self) {
-        *self = Self::default();
+        self.encoded.clear();
     }
 }
 
