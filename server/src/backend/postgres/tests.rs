@@ -954,6 +954,52 @@ async fn orphans_and_half_made_databases_are_swept() {
     kept.drop_in(&b).await;
 }
 
+/// Listens on a local port and forwards each connection to `target` after `delay`: the real
+/// server behind a slow link. Returns the address to connect to.
+async fn slow_link(target: String, delay: Duration) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut down, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Ok(mut up) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The start-up probe waits briefly for a busy administrative connection, but a connect that is
+/// merely slow (a loaded server) must not make the server count as down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_connect_is_not_an_outage() {
+    let _lock = server_lock(false).await;
+    if backend().await.is_none() {
+        return;
+    }
+    let url = admin_url();
+    let opts = PgConnectOptions::from_str(&url).expect("url");
+    let direct = format!("{}:{}", opts.get_host(), opts.get_port());
+    assert!(url.contains(&direct), "cannot route {url} through a proxy");
+    let proxy = slow_link(direct.clone(), Duration::from_millis(500)).await;
+    let cfg = ServerBackendConfig {
+        url: url.replacen(&direct, &proxy.to_string(), 1),
+        max_connections: 4,
+        per_database_connections: 2,
+        idle_timeout: Duration::from_secs(30),
+    };
+    let b = PostgresBackend::with_prefix(cfg, &prefix())
+        .await
+        .expect("valid configuration");
+    assert!(b.available(), "a 500 ms connect counted as an outage");
+}
+
 /// Restarts the PostgreSQL cluster when dropped, so that a failing test leaves it running.
 struct Restart {
     version: String,

@@ -275,7 +275,11 @@ impl<E: Engine> Server<E> {
             // Every administrative connection busy (a slow DROP DATABASE) proves nothing
             // either way: keep the last answer rather than wait behind them.
             let mut conn = match admin
-                .acquire_inner(Instant::now() + PROBE_WAIT, false)
+                .acquire_inner(
+                    Instant::now() + PROBE_WAIT,
+                    Instant::now() + PROBE_TIMEOUT,
+                    false,
+                )
                 .await
             {
                 Ok(conn) => conn,
@@ -391,17 +395,25 @@ impl<E: Engine> DbPool<E> {
 
     /// A connection, waiting at most until `deadline`; fails at once while the server is down.
     pub async fn acquire(&self, deadline: Instant) -> Result<Pooled<E>> {
-        self.acquire_inner(deadline, true).await
+        self.acquire_inner(deadline, deadline, true).await
     }
 
-    async fn acquire_inner(&self, deadline: Instant, check_health: bool) -> Result<Pooled<E>> {
+    /// A connection, waiting for a free one until `wait_until` and connecting a new one until
+    /// `connect_by`. The probe keeps the two apart: it must not wait behind busy connections, but
+    /// a slow connect (a loaded server) is not an absent server.
+    async fn acquire_inner(
+        &self,
+        wait_until: Instant,
+        connect_by: Instant,
+        check_health: bool,
+    ) -> Result<Pooled<E>> {
         let backend = self.server.name;
         if check_health && !self.server.is_up() {
             return Err(Error::Unavailable(format!(
                 "the {backend} server cannot be reached right now"
             )));
         }
-        let per_db = tokio::time::timeout_at(deadline, Arc::clone(&self.per_db).acquire_owned())
+        let per_db = tokio::time::timeout_at(wait_until, Arc::clone(&self.per_db).acquire_owned())
             .await
             .map_err(|_| {
                 Error::Timeout(format!(
@@ -444,7 +456,7 @@ impl<E: Engine> DbPool<E> {
                 None => tokio::select! {
                     p = Arc::clone(&slots.permits).acquire_owned() => p.map_err(Error::internal)?,
                     _ = &mut released => continue,
-                    _ = tokio::time::sleep_until(deadline) => {
+                    _ = tokio::time::sleep_until(wait_until) => {
                         return Err(Error::Timeout(format!(
                             "all {} connections to the {backend} server stayed busy until the \
                              deadline",
@@ -453,7 +465,7 @@ impl<E: Engine> DbPool<E> {
                     }
                 },
             };
-            let connect_by = deadline.min(Instant::now() + CONNECT_TIMEOUT);
+            let connect_by = connect_by.min(Instant::now() + CONNECT_TIMEOUT);
             let conn =
                 tokio::time::timeout_at(connect_by, self.server.engine.connect(&self.target))
                     .await
