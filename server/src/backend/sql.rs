@@ -170,6 +170,37 @@ pub trait SqlConn: Send + 'static {
     }
 }
 
+/// Sets a spawned database's login back to the credentials in the catalog, through the
+/// administrative pool. PostgreSQL and MySQL let every login change its own password (`ALTER
+/// ROLE CURRENT_USER PASSWORD`, `SET PASSWORD`, also from a routine), which no privilege the
+/// gateway can withhold prevents for a login that may write. The catalog's credentials stay
+/// authoritative: when the server refuses a login, the engine's `connect` runs this once and
+/// tries again, so a changed password never locks the gateway out of the database.
+#[derive(Clone)]
+pub struct Relogin(
+    std::sync::Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync>,
+);
+
+impl Relogin {
+    /// A relogin that runs `f`.
+    pub fn new(
+        f: impl Fn() -> futures::future::BoxFuture<'static, Result<()>> + Send + Sync + 'static,
+    ) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+
+    /// Resets the credentials.
+    pub async fn run(&self) -> Result<()> {
+        (self.0)().await
+    }
+}
+
+impl fmt::Debug for Relogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Relogin")
+    }
+}
+
 /// What the shared data plane needs to know about an engine.
 #[async_trait]
 pub trait Engine: Send + Sync + fmt::Debug + 'static {

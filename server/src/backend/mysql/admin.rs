@@ -261,3 +261,27 @@ pub(super) async fn ensure_reader(server: Arc<Server<MysqlEngine>>, loc: Locator
     })
     .await
 }
+
+/// Sets the password of the database login `user` back to `password` (the catalog's), for a
+/// login the server refused (see [`Relogin`](crate::backend::sql::Relogin)).
+pub(super) async fn reset_login(
+    server: Arc<Server<MysqlEngine>>,
+    user: String,
+    password: String,
+) -> Result<()> {
+    admin_timeout(async {
+        let pooled = server
+            .admin()
+            .acquire(Instant::now() + ADMIN_TIMEOUT)
+            .await?;
+        let mut admin = Admin(pooled);
+        // The password is generated hex (checked by Locator::parse): safe inside quotes.
+        admin
+            .exec(format!(
+                "ALTER USER {} IDENTIFIED BY '{password}'",
+                account(&user)
+            ))
+            .await
+    })
+    .await
+}

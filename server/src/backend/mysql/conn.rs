@@ -29,7 +29,7 @@ use crate::{
     backend::{
         BackendKind,
         sql::{
-            self, Control, Engine, Flavor, Outcome, RowSink, SAVEPOINT, SqlConn,
+            self, Control, Engine, Flavor, Outcome, Relogin, RowSink, SAVEPOINT, SqlConn,
             exec::query_error,
             text::{DecimalDigits, first_word},
         },
@@ -173,6 +173,18 @@ pub struct MysqlTarget {
     pub schema: String,
     /// Declared column types of that schema.
     pub types: Arc<TypeCache>,
+    /// The login is a read grant's: its sessions are read-only for good (see
+    /// [`MyConn::refuse_session_change`]).
+    pub reader: bool,
+    /// Resets the login's credentials when the server refuses them (none for the admin).
+    pub relogin: Option<Relogin>,
+}
+
+/// Whether the server refused the login itself (1045: access denied for the user).
+fn login_refused(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|db| db.try_downcast_ref::<MySqlDatabaseError>())
+        .is_some_and(|e| e.number() == 1045)
 }
 
 /// One MySQL connection.
@@ -186,6 +198,8 @@ pub struct MyConn {
     types: Arc<TypeCache>,
     /// The session's transaction access mode, as last set by the gateway.
     read_only: bool,
+    /// A read grant's login: read-only from connect on, never made read-write.
+    reader: bool,
 }
 
 /// A prepared client statement.
@@ -481,6 +495,8 @@ fn by_number(number: u16, sqlstate: &str, message: String) -> Error {
         1040 | 1053 | 1152 | 1158..=1161 | 1927 | 2002 | 2003 | 2006 | 2013 => {
             Error::Unavailable(message)
         }
+        // A write in a read-only session or transaction: what a read grant's login meets.
+        1792 => q(K::Forbidden),
         1041 | 1114 | 1135 | 1153 => Error::LimitExceeded(message),
         1064 | 1046 | 1049 | 1050 | 1051 | 1054 | 1060 | 1061 | 1091 | 1096 | 1109 | 1146
         | 1149 | 1166 | 1210 | 1241 | 1295 | 1305 | 1630 => q(K::Syntax),
@@ -591,6 +607,23 @@ fn arrived(columns: &[MySqlColumn], prepared: &MyPrepared) -> (Vec<Column>, Vec<
 }
 
 impl MyConn {
+    /// Refuses `SET` on a read grant's login. Its session is read-only, which is what makes
+    /// the server refuse `SET PASSWORD` from it; every statement that could turn that off
+    /// (`SET SESSION TRANSACTION READ WRITE`, `SET tx_read_only`, `SET STATEMENT … FOR`) is a
+    /// `SET`, since the login may run no routine and `PREPARE`/`EXECUTE IMMEDIATE` cannot be
+    /// prepared. Executable comments are read as code (see [`first_word`]).
+    fn refuse_session_change(&self, sql: &str) -> Result<()> {
+        if self.reader && first_word(sql, Flavor::Mysql).as_deref() == Some("SET") {
+            return Err(Error::Query {
+                kind: QueryErrorKind::Forbidden,
+                code: None,
+                message: "a read key cannot change session settings or credentials (SET …)".into(),
+                statement_index: None,
+            });
+        }
+        Ok(())
+    }
+
     /// Classifies an error and remembers whether it broke the connection.
     pub(super) fn fail(&mut self, err: sqlx::Error) -> Error {
         if breaks_connection(&err) {
@@ -712,7 +745,7 @@ impl SqlConn for MyConn {
     }
 
     async fn set_read_only(&mut self, on: bool) -> Result<()> {
-        if self.read_only == on {
+        if self.read_only == on || self.reader {
             return Ok(());
         }
         let mode = if on { "READ ONLY" } else { "READ WRITE" };
@@ -729,6 +762,13 @@ impl SqlConn for MyConn {
         // They inherit the session's access mode, so a read-only one is turned back first, in
         // the same round trip.
         let sql = match op {
+            // A read grant's transactions stay read-only and end without committing.
+            Control::Begin | Control::BeginReadOnly if self.reader => {
+                "SET autocommit = 0".to_owned()
+            }
+            Control::Commit | Control::Rollback if self.reader => {
+                "ROLLBACK; SET autocommit = 1".to_owned()
+            }
             Control::Begin if self.read_only => {
                 "SET SESSION TRANSACTION READ WRITE; SET autocommit = 0".to_owned()
             }
@@ -741,13 +781,14 @@ impl SqlConn for MyConn {
             Control::ReleaseSavepoint => format!("RELEASE SAVEPOINT {SAVEPOINT}"),
         };
         self.admin_exec(sql).await?;
-        if op == Control::Begin {
+        if op == Control::Begin && !self.reader {
             self.read_only = false;
         }
         Ok(())
     }
 
     async fn describe(&mut self, stmt: &Statement) -> Result<MyPrepared> {
+        self.refuse_session_change(&stmt.sql)?;
         // The schema epoch in the text: sqlx reuses a prepared statement (no round trip, and no
         // COM_STMT_CLOSE of an evicted one, whose unanswered packet stalls the next write for
         // a delayed ACK: sqlx sets no TCP_NODELAY) until a statement that may change a table
@@ -900,6 +941,7 @@ impl SqlConn for MyConn {
     }
 
     async fn run_discarding(&mut self, stmt: &Statement) -> Result<Outcome> {
+        self.refuse_session_change(&stmt.sql)?;
         if may_change_schema(&stmt.sql) {
             self.types.clear();
         }
@@ -927,9 +969,23 @@ impl Engine for MysqlEngine {
     const DESCRIBES_RESULTS: bool = false;
 
     async fn connect(&self, target: &MysqlTarget) -> Result<MyConn> {
-        let mut conn = MySqlConnection::connect_with(&target.options)
-            .await
-            .map_err(classify_connect)?;
+        let mut conn = match MySqlConnection::connect_with(&target.options).await {
+            Ok(conn) => conn,
+            Err(e) if login_refused(&e) && target.relogin.is_some() => {
+                tracing::warn!(
+                    user = target.options.get_username(),
+                    error = %e,
+                    "a database's login was refused; resetting it to the catalog's credentials"
+                );
+                if let Some(relogin) = &target.relogin {
+                    relogin.run().await?;
+                }
+                MySqlConnection::connect_with(&target.options)
+                    .await
+                    .map_err(classify_connect)?
+            }
+            Err(e) => return Err(classify_connect(e)),
+        };
         let row = sqlx::query("SELECT CONNECTION_ID(), VERSION()")
             .persistent(false)
             .fetch_one(&mut conn)
@@ -940,7 +996,7 @@ impl Engine for MysqlEngine {
         let flavor = *self
             .flavor
             .get_or_init(|| ServerFlavor::from_version(&version));
-        Ok(MyConn {
+        let mut conn = MyConn {
             conn,
             id,
             flavor,
@@ -949,7 +1005,16 @@ impl Engine for MysqlEngine {
             schema: target.schema.clone(),
             types: Arc::clone(&target.types),
             read_only: false,
-        })
+            reader: target.reader,
+        };
+        if target.reader {
+            // MariaDB and MySQL let every account change its own password (`SET PASSWORD`), and
+            // refuse it only in a read-only session: a read grant's session is one from the start.
+            conn.admin_exec("SET SESSION TRANSACTION READ ONLY".to_owned())
+                .await?;
+            conn.read_only = true;
+        }
+        Ok(conn)
     }
 
     async fn cancel(admin: &mut MyConn, server_id: u64) -> Result<()> {

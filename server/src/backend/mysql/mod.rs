@@ -71,7 +71,7 @@ use self::conn::{MysqlEngine, MysqlTarget, STATEMENT_CACHE, TypeCache};
 use super::{
     Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
     reader::{WithReader, reader_ident},
-    sql::{Locator, PoolSizes, Server, SqlDatabase, text::DecimalDigits},
+    sql::{Locator, PoolSizes, Relogin, Server, SqlDatabase, text::DecimalDigits},
 };
 use crate::core::{
     error::{Error, Result},
@@ -146,6 +146,8 @@ impl MysqlBackend {
             options: admin_options.clone(),
             schema: String::new(),
             types: Arc::new(TypeCache::default()),
+            reader: false,
+            relogin: None,
         };
         let server = Server::start(MysqlEngine::default(), admin, sizes).await;
         Ok(Self {
@@ -172,6 +174,18 @@ impl MysqlBackend {
                 .statement_cache_capacity(STATEMENT_CACHE),
             schema: loc.ident.clone(),
             types: Arc::clone(types),
+            reader: user != loc.ident,
+            relogin: Some(Relogin::new({
+                let server = Arc::clone(&self.server);
+                let (user, password) = (user.to_owned(), loc.password.clone());
+                move || {
+                    Box::pin(admin::reset_login(
+                        Arc::clone(&server),
+                        user.clone(),
+                        password.clone(),
+                    ))
+                }
+            })),
         }
     }
 }
@@ -197,7 +211,7 @@ impl Backend for MysqlBackend {
     fn locate(&self, name: &DatabaseName) -> Provisioned {
         Provisioned {
             name: name.clone(),
-            locator: Locator::generate(&self.prefix, name, MAX_IDENT).to_string(),
+            locator: Locator::generate(&self.prefix, MAX_IDENT).to_string(),
         }
     }
 

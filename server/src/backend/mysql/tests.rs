@@ -695,12 +695,16 @@ async fn orphans_and_half_made_databases_are_swept() {
         .expect("sweep");
     assert_eq!(removed, 2, "the lost database and the half-made user");
     let pattern = crate::backend::sql::text::like_prefix(&prefix);
+    // Read-only users carry the prefix with its last `_` written `-` (see `reader_ident`).
+    let readers =
+        crate::backend::sql::text::like_prefix(&crate::backend::reader::reader_ident(&prefix));
     let left: BTreeSet<String> = sqlx::query(
         "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ? \
-         UNION SELECT User FROM mysql.user WHERE User LIKE ?",
+         UNION SELECT User FROM mysql.user WHERE User LIKE ? OR User LIKE ?",
     )
     .bind(&pattern)
     .bind(&pattern)
+    .bind(&readers)
     .fetch_all(&mut admin)
     .await
     .expect("list")

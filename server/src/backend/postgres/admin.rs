@@ -316,6 +316,9 @@ impl ReaderSetup {
             drop(admin);
             let owner = self.server.database(&loc.ident, self.owner.clone());
             let mut conn = owner.acquire(Instant::now() + ADMIN_TIMEOUT).await?;
+            // The owner's pooled connections run reads read-only first (see `read_then_write`):
+            // one left that way would refuse the GRANTs below.
+            conn.read_write().await?;
             let c = conn.begin_use()?;
             let r = c.admin_exec(READER_GRANTS.replace("{reader}", &name)).await;
             conn.end_use(&r);
@@ -366,4 +369,44 @@ async fn keep_large_objects_to_owner(
         .map_err(super::classify);
     let _ = conn.close().await;
     r
+}
+
+/// Sets the password of the database login `role` back to `password` (the catalog's), for a
+/// login the server refused (see [`Relogin`](crate::backend::sql::Relogin)). A read-only role
+/// also gets its settings back to the one it is made with.
+pub(super) async fn reset_login(
+    server: Arc<Server<PgEngine>>,
+    role: String,
+    password: String,
+    reader: bool,
+) -> Result<()> {
+    admin_timeout(async {
+        let pooled = server
+            .admin()
+            .acquire(Instant::now() + ADMIN_TIMEOUT)
+            .await?;
+        let mut admin = Admin(pooled);
+        let name = PostgresDialect.quote_ident(&role);
+        let attributes = if reader {
+            READER_ATTRIBUTES
+        } else {
+            ROLE_ATTRIBUTES
+        };
+        // The password is generated hex (checked by Locator::parse): safe inside quotes.
+        admin
+            .exec(format!(
+                "ALTER ROLE {name} WITH {attributes} PASSWORD '{password}'"
+            ))
+            .await?;
+        if reader {
+            admin.exec(format!("ALTER ROLE {name} RESET ALL")).await?;
+            admin
+                .exec(format!(
+                    "ALTER ROLE {name} SET default_transaction_read_only = on"
+                ))
+                .await?;
+        }
+        Ok(())
+    })
+    .await
 }

@@ -26,7 +26,7 @@ use crate::{
     backend::{
         BackendKind,
         sql::{
-            self, Control, Engine, Flavor, Outcome, RowSink, SAVEPOINT, SqlConn,
+            self, Control, Engine, Flavor, Outcome, Relogin, RowSink, SAVEPOINT, SqlConn,
             exec::query_error,
             text::{first_word, highest_placeholder},
         },
@@ -56,6 +56,8 @@ pub struct PgTarget {
     /// The login is a read grant's, whose connections start and stay read-only
     /// (`default_transaction_read_only` in `options`).
     pub reader: bool,
+    /// Resets the login's credentials when the server refuses them (none for the admin).
+    pub relogin: Option<Relogin>,
 }
 
 impl PgTarget {
@@ -65,8 +67,16 @@ impl PgTarget {
             options,
             epoch: Arc::default(),
             reader: false,
+            relogin: None,
         }
     }
+}
+
+/// Whether the server refused the login itself (a wrong password, a missing role).
+fn login_refused(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|c| c == "28P01" || c == "28000")
 }
 
 /// Whether a statement may change what other statements mean (so prepared statements must not
@@ -109,9 +119,22 @@ pub struct PgConn {
     broken: bool,
     /// The session's `default_transaction_read_only`, as last set by the gateway.
     read_only: bool,
-    /// A read grant's login: never made read-write.
+    /// A read grant's login: never made read-write, and every call runs in a guard transaction
+    /// that is rolled back (see [`READER_GUARD`]).
     reader: bool,
+    /// A transaction opened through [`SqlConn::control`] is open.
+    in_tx: bool,
 }
+
+/// How a read grant's login starts every call: a read-only transaction that has already taken
+/// its snapshot. PostgreSQL lets any role change its own password and settings (`ALTER ROLE
+/// CURRENT_USER …`) and lets a session make itself read-write (`set_config`,
+/// `SET transaction_read_only`); inside this transaction the first is refused as a write
+/// (25006), and the second is refused once a snapshot exists ("must be set before any query").
+/// The gateway ends it with `ROLLBACK`, never `COMMIT`, so whatever session state a statement
+/// changed inside (`set_config(…, false)`, `SET`, `RESET ALL`) is undone with it and the pooled
+/// connection goes to the next read key as it came.
+const READER_GUARD: &str = "BEGIN TRANSACTION READ ONLY; SELECT 1";
 
 /// A prepared client statement.
 #[derive(Debug)]
@@ -302,9 +325,14 @@ impl SqlConn for PgConn {
 
     async fn control(&mut self, op: Control) -> Result<()> {
         let sql = match op {
-            // A read grant's login keeps its read-only default; any other opens read-write
-            // whatever the session default was left at.
-            Control::Begin if self.reader => "BEGIN".to_owned(),
+            // A read grant's transactions are the guard (see READER_GUARD): read-only with a
+            // snapshot, and rolled back at the end even when the caller commits.
+            Control::Begin | Control::BeginReadOnly if self.reader => READER_GUARD.to_owned(),
+            Control::Commit | Control::Rollback if self.reader => {
+                // Settings changed inside were undone with the transaction, ours too.
+                self.timeout = None;
+                "ROLLBACK".to_owned()
+            }
             Control::Begin => "BEGIN READ WRITE".to_owned(),
             Control::BeginReadOnly => "BEGIN READ ONLY".to_owned(),
             Control::Commit => "COMMIT".to_owned(),
@@ -313,7 +341,13 @@ impl SqlConn for PgConn {
             Control::RollbackToSavepoint => format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"),
             Control::ReleaseSavepoint => format!("RELEASE SAVEPOINT {SAVEPOINT}"),
         };
-        self.admin_exec(sql).await
+        self.admin_exec(sql).await?;
+        match op {
+            Control::Begin | Control::BeginReadOnly => self.in_tx = true,
+            Control::Commit | Control::Rollback => self.in_tx = false,
+            _ => {}
+        }
+        Ok(())
     }
 
     async fn describe(&mut self, stmt: &Statement) -> Result<PgPrepared> {
@@ -417,6 +451,74 @@ impl SqlConn for PgConn {
         stmt: &Statement,
         sink: &mut dyn RowSink,
     ) -> Result<Outcome> {
+        let guarded = self.guard().await?;
+        let r = self.run_statement(prepared, stmt, sink).await;
+        // A sink that stopped early leaves results unread: the pool abandons the connection.
+        if guarded && !sink.stopped() {
+            self.unguard().await?;
+        }
+        r
+    }
+
+    async fn run_discarding(&mut self, stmt: &Statement) -> Result<Outcome> {
+        let guarded = self.guard().await?;
+        let r = self.run_discarding_statement(stmt).await;
+        if guarded {
+            self.unguard().await?;
+        }
+        r
+    }
+
+    async fn copy_in(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        rows: &[&[Value]],
+    ) -> Result<Option<u64>> {
+        let Some(data) = copy::encode(rows) else {
+            return Ok(None);
+        };
+        let guarded = self.guard().await?;
+        let r = match copy::run(&mut self.conn, &copy::statement(table, columns), &data).await {
+            Ok(n) => Ok(Some(n)),
+            Err(e) => Err(self.fail(e)),
+        };
+        if guarded {
+            self.unguard().await?;
+        }
+        r
+    }
+}
+
+impl PgConn {
+    /// Opens the guard transaction of a read grant's call outside a transaction of the
+    /// gateway's; `true` when it did (see [`READER_GUARD`]).
+    async fn guard(&mut self) -> Result<bool> {
+        if !self.reader || self.in_tx {
+            return Ok(false);
+        }
+        self.admin_exec(READER_GUARD.to_owned()).await?;
+        Ok(true)
+    }
+
+    /// Rolls the guard transaction back; a connection that cannot is closed, not reused.
+    async fn unguard(&mut self) -> Result<()> {
+        if self.broken {
+            return Ok(());
+        }
+        let r = self.admin_exec("ROLLBACK".to_owned()).await;
+        if r.is_err() {
+            self.broken = true;
+        }
+        r
+    }
+
+    async fn run_statement(
+        &mut self,
+        prepared: &PgPrepared,
+        stmt: &Statement,
+        sink: &mut dyn RowSink,
+    ) -> Result<Outcome> {
         let args = Self::arguments(&stmt.params)?;
         if may_change_schema(&stmt.sql) {
             // After the statement too: a prepare that raced with it must not be reused.
@@ -468,7 +570,7 @@ impl SqlConn for PgConn {
         })
     }
 
-    async fn run_discarding(&mut self, stmt: &Statement) -> Result<Outcome> {
+    async fn run_discarding_statement(&mut self, stmt: &Statement) -> Result<Outcome> {
         let args = Self::arguments(&stmt.params)?;
         // Unnamed and unprepared beforehand: nothing is cached, so nothing can go stale.
         let query = sqlx::query_with(AssertSqlSafe(stmt.sql.clone()), args).persistent(false);
@@ -484,21 +586,6 @@ impl SqlConn for PgConn {
             Err(e) => Err(self.fail(e)),
         }
     }
-
-    async fn copy_in(
-        &mut self,
-        table: &str,
-        columns: &[String],
-        rows: &[&[Value]],
-    ) -> Result<Option<u64>> {
-        let Some(data) = copy::encode(rows) else {
-            return Ok(None);
-        };
-        match copy::run(&mut self.conn, &copy::statement(table, columns), &data).await {
-            Ok(n) => Ok(Some(n)),
-            Err(e) => Err(self.fail(e)),
-        }
-    }
 }
 
 #[async_trait]
@@ -511,9 +598,23 @@ impl Engine for PgEngine {
     const DESCRIBES_RESULTS: bool = true;
 
     async fn connect(&self, target: &PgTarget) -> Result<PgConn> {
-        let mut conn = PgConnection::connect_with(&target.options)
-            .await
-            .map_err(classify_connect)?;
+        let mut conn = match PgConnection::connect_with(&target.options).await {
+            Ok(conn) => conn,
+            Err(e) if login_refused(&e) && target.relogin.is_some() => {
+                tracing::warn!(
+                    role = target.options.get_username(),
+                    error = %e,
+                    "a database's login was refused; resetting it to the catalog's credentials"
+                );
+                if let Some(relogin) = &target.relogin {
+                    relogin.run().await?;
+                }
+                PgConnection::connect_with(&target.options)
+                    .await
+                    .map_err(classify_connect)?
+            }
+            Err(e) => return Err(classify_connect(e)),
+        };
         let row = sqlx::query("SELECT pg_backend_pid()")
             .persistent(false)
             .fetch_one(&mut conn)
@@ -530,6 +631,7 @@ impl Engine for PgEngine {
             broken: false,
             read_only: target.reader,
             reader: target.reader,
+            in_tx: false,
         })
     }
 

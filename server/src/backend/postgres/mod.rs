@@ -92,7 +92,7 @@ use self::conn::{PgEngine, PgTarget, STATEMENT_CACHE};
 use super::{
     Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
     reader::{WithReader, reader_ident},
-    sql::{Locator, PoolSizes, Server, SqlDatabase, text::DecimalDigits},
+    sql::{Locator, PoolSizes, Relogin, Server, SqlDatabase, text::DecimalDigits},
 };
 use crate::core::{
     error::{Error, Result},
@@ -186,7 +186,22 @@ impl PostgresBackend {
             options: self.owner_options(loc),
             epoch: self.epoch(&loc.ident),
             reader: false,
+            relogin: Some(self.relogin(loc.ident.clone(), &loc.password, false)),
         }
+    }
+
+    /// Resets the login `role` to the catalog's password (see [`Relogin`]).
+    fn relogin(&self, role: String, password: &str, reader: bool) -> Relogin {
+        let server = Arc::clone(&self.server);
+        let password = password.to_owned();
+        Relogin::new(move || {
+            Box::pin(admin::reset_login(
+                Arc::clone(&server),
+                role.clone(),
+                password.clone(),
+                reader,
+            ))
+        })
     }
 
     fn owner_options(&self, loc: &Locator) -> PgConnectOptions {
@@ -231,6 +246,7 @@ impl PostgresBackend {
             options,
             epoch: self.epoch(&loc.ident),
             reader: true,
+            relogin: Some(self.relogin(reader_ident(&loc.ident), &loc.password, true)),
         }
     }
 }
@@ -252,7 +268,7 @@ impl Backend for PostgresBackend {
     fn locate(&self, name: &DatabaseName) -> Provisioned {
         Provisioned {
             name: name.clone(),
-            locator: Locator::generate(&self.prefix, name, MAX_IDENT).to_string(),
+            locator: Locator::generate(&self.prefix, MAX_IDENT).to_string(),
         }
     }
 

@@ -931,11 +931,15 @@ async fn orphans_and_half_made_databases_are_swept() {
         .await
         .expect("sweep");
     assert_eq!(removed, 2, "the lost database and the half-made role");
+    // Read-only roles carry the prefix with its last `_` written `-` (see `reader_ident`).
     let left: BTreeSet<String> = sqlx::query(
         "SELECT datname::text FROM pg_database WHERE datname LIKE $1 \
-         UNION SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
+         UNION SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1 OR rolname LIKE $2",
     )
     .bind(crate::backend::sql::text::like_prefix(&prefix))
+    .bind(crate::backend::sql::text::like_prefix(
+        &crate::backend::reader::reader_ident(&prefix),
+    ))
     .fetch_all(&mut admin)
     .await
     .expect("list")
