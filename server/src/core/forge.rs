@@ -196,6 +196,35 @@ fn counted(rows: RowStream, backend: BackendKind) -> RowStream {
     }))
 }
 
+/// Ends a stream with [`Error::LimitExceeded`] at the first batch that would not fit in one
+/// response message (`max_message` bytes less room for the envelope): a batch only grows that
+/// large through a row that big on its own, which the transport would refuse with a code and
+/// message of its own (OUT_OF_RANGE, "encoded message length too large").
+fn within_message(rows: RowStream, max_message: usize) -> RowStream {
+    use futures::StreamExt;
+    let cap = max_message - max_message / 16;
+    Box::pin(rows.map(move |ev| match ev {
+        Ok(RowEvent::Encoded(batch)) if batch.bytes.len() > cap => {
+            Err(oversized_row(batch.bytes.len(), max_message))
+        }
+        Ok(RowEvent::Rows(batch))
+            if batch.len() == 1 && batch[0].iter().map(Value::approx_size).sum::<usize>() > cap =>
+        {
+            let size = batch[0].iter().map(Value::approx_size).sum();
+            Err(oversized_row(size, max_message))
+        }
+        other => other,
+    }))
+}
+
+fn oversized_row(size: usize, max_message: usize) -> Error {
+    Error::LimitExceeded(format!(
+        "a row of the result takes about {size} bytes, more than one response message may carry \
+         ({max_message} bytes, --max-message-size): select fewer or smaller columns, or read a \
+         large value in parts (e.g. substr(col, 1, 1000000), substr(col, 1000001, 1000000), …)"
+    ))
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -824,7 +853,11 @@ impl Forge {
             encoder,
             ..Self::limits_for(&entry, role, self.inner.cfg.limits.stream(max_rows))?
         };
-        Ok(counted(h.query(stmt, limits).await?, entry.record.backend))
+        let rows = counted(h.query(stmt, limits).await?, entry.record.backend);
+        Ok(within_message(
+            rows,
+            self.inner.cfg.limits.max_message_bytes,
+        ))
     }
 
     /// Runs a batch.
@@ -989,7 +1022,11 @@ impl Forge {
                 },
             )
             .await?;
-        Ok(counted(rows, self.entry(db)?.record.backend))
+        let rows = counted(rows, self.entry(db)?.record.backend);
+        Ok(within_message(
+            rows,
+            self.inner.cfg.limits.max_message_bytes,
+        ))
     }
 
     /// Updates matching rows.

@@ -21,7 +21,7 @@ use tracing::{debug, warn};
 use super::{
     access::{Principal, Role},
     csv::{self, CsvParser, Record},
-    error::{Error, Result},
+    error::{Error, QueryErrorKind, Result},
     forge::{Forge, TransferTarget},
     names::Identifier,
     schema::{Plan, Schema},
@@ -29,7 +29,7 @@ use super::{
     table::{self, ColumnSpec, ColumnType, SqlDialect, TableSpec},
     value::{Column, RowEvent, Statement, Truncation, Value, ValueKind},
 };
-use crate::backend::{DumpChunk, DumpStream, Session};
+use crate::backend::{DumpChunk, DumpStream, Session, StatementLimits};
 
 /// Bytes of an export chunk, about: small enough to keep a stream's memory low (with the
 /// channel's few chunks), large enough that per-message costs vanish.
@@ -147,6 +147,25 @@ pub struct ScriptReport {
 /// The bytes of an import as the client sends them.
 pub type ImportStream = BoxStream<'static, Result<Vec<u8>>>;
 
+/// An export's statement that the engine refused as a write is the caller's mistake: exports
+/// take one read statement.
+fn export_refusal(err: Error) -> Error {
+    match err {
+        Error::Query {
+            kind: QueryErrorKind::Forbidden,
+            message,
+            ..
+        } => Error::invalid(
+            "sql",
+            format!(
+                "an export takes one read statement; the engine refused this one as a write, and \
+                 nothing changed ({message})"
+            ),
+        ),
+        other => other,
+    }
+}
+
 impl Forge {
     /// Streams the rows of a table or statement in `format`.
     pub async fn export(
@@ -166,7 +185,17 @@ impl Forge {
                 Statement::new(format!("SELECT * FROM {}", d.quote_ident(table.as_str())))
             }
         };
-        let rows = t.database.query(stmt, t.transfer.clone()).await?;
+        // An export reads: its statement runs with read-only access whatever the caller's role,
+        // so the engine refuses a write (DELETE … RETURNING) before it changes anything.
+        let limits = StatementLimits {
+            read_only: true,
+            ..t.transfer.clone()
+        };
+        let rows = t
+            .database
+            .query(stmt, limits)
+            .await
+            .map_err(export_refusal)?;
         let (tx, rx) = mpsc::channel(CHUNK_BUFFER);
         tokio::spawn(async move {
             let mut rows = rows;
@@ -191,7 +220,7 @@ impl Forge {
                             "the export was cut by a row or byte limit".into(),
                         )),
                     },
-                    Err(e) => Err(e),
+                    Err(e) => Err(export_refusal(e)),
                 };
                 if let Err(e) = step {
                     let _ = tx.send(Err(e)).await;

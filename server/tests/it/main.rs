@@ -18,6 +18,7 @@ mod session;
 mod sql_servers;
 mod streaming;
 mod table;
+mod tenant;
 mod tls;
 mod transfer;
 mod web;

@@ -431,7 +431,7 @@ impl Backend for RedisBackend {
     fn locate(&self, name: &DatabaseName) -> Provisioned {
         Provisioned {
             name: name.clone(),
-            locator: Namespace::generate(&self.user_prefix, name).locator(),
+            locator: Namespace::generate(&self.user_prefix).locator(),
         }
     }
 

@@ -15,7 +15,8 @@ use crate::core::{
 };
 
 /// Every ACL user this backend creates starts with this. `remove_orphans` only ever touches
-/// users of the exact shape `dbforge-db-<database name>-<16 hex digits>`, so an operator's own
+/// users of the exact shape `dbforge-db-<16 hex digits>` (or, for spawns before names were
+/// opaque, `dbforge-db-<database name>-<16 hex digits>`), so an operator's own
 /// users (even ones starting with `dbforge-`) are never mistaken for ours.
 pub(super) const USER_PREFIX: &str = "dbforge-db-";
 
@@ -87,7 +88,7 @@ const READER_SUFFIX: &str = "-ro";
 /// A database's ACL user, password and key prefix.
 #[derive(Clone, PartialEq, Eq)]
 pub(super) struct Namespace {
-    /// The ACL user (`dbforge-db-<name>-<nonce>`).
+    /// The ACL user (`dbforge-db-<nonce>`: the database's name stays out of `ACL LIST`).
     pub user: String,
     /// The user's password: 256 random bits as hex.
     pub password: String,
@@ -110,8 +111,8 @@ impl fmt::Debug for Namespace {
 impl Namespace {
     /// A fresh namespace for `name`. The nonce keeps a re-spawned name apart from leftovers of
     /// an earlier database of the same name.
-    pub fn generate(user_prefix: &str, name: &DatabaseName) -> Self {
-        let user = format!("{user_prefix}{name}-{}", hex(&random_bytes::<8>()));
+    pub fn generate(user_prefix: &str) -> Self {
+        let user = format!("{user_prefix}{}", hex(&random_bytes::<8>()));
         Self {
             prefix: prefix_of(&user),
             password: hex(&random_bytes::<32>()),
@@ -234,10 +235,12 @@ pub(super) fn is_ours(user_prefix: &str, user: &str) -> bool {
     let Some(rest) = user.strip_prefix(user_prefix) else {
         return false;
     };
-    let Some((name, nonce)) = rest.rsplit_once('-') else {
-        return false;
-    };
-    nonce.len() == NONCE_HEX && is_lower_hex(nonce) && DatabaseName::parse(name).is_ok()
+    let nonce_ok = |nonce: &str| nonce.len() == NONCE_HEX && is_lower_hex(nonce);
+    // Spawns made before names were opaque: `<database name>-<nonce>`.
+    match rest.rsplit_once('-') {
+        None => nonce_ok(rest),
+        Some((name, nonce)) => nonce_ok(nonce) && DatabaseName::parse(name).is_ok(),
+    }
 }
 
 fn is_lower_hex(s: &str) -> bool {
@@ -279,9 +282,17 @@ mod tests {
 
     #[test]
     fn locators_round_trip_and_tampering_is_refused() {
-        let name = DatabaseName::parse("scratch-1").expect("name");
-        let ns = Namespace::generate(USER_PREFIX, &name);
-        assert!(ns.user.starts_with("dbforge-db-scratch-1-"));
+        let ns = Namespace::generate(USER_PREFIX);
+        assert!(is_ours(USER_PREFIX, &ns.user), "{}", ns.user);
+        assert_eq!(
+            ns.user.len(),
+            USER_PREFIX.len() + NONCE_HEX,
+            "nothing but a nonce"
+        );
+        assert!(
+            is_ours(USER_PREFIX, "dbforge-db-scratch-1-0123456789abcdef"),
+            "users of spawns from before opaque names are still known"
+        );
         assert_eq!(ns.prefix, format!("{}:", ns.user));
         assert_eq!(ns.password.len(), 64);
         assert_eq!(
@@ -289,7 +300,7 @@ mod tests {
             ns
         );
         assert_ne!(
-            Namespace::generate(USER_PREFIX, &name),
+            Namespace::generate(USER_PREFIX),
             ns,
             "nonce and password are fresh"
         );
@@ -323,7 +334,7 @@ mod tests {
 
     #[test]
     fn acl_rules_deny_after_allowing() {
-        let ns = Namespace::generate(USER_PREFIX, &DatabaseName::parse("x").expect("name"));
+        let ns = Namespace::generate(USER_PREFIX);
         let args = ns.acl_setuser();
         let pos = |s: &str| args.iter().position(|a| a == s).expect(s);
         assert!(pos("reset") < pos("-@all"));
@@ -338,7 +349,7 @@ mod tests {
 
     #[test]
     fn the_reader_reads_the_same_keys_only() {
-        let ns = Namespace::generate(USER_PREFIX, &DatabaseName::parse("x").expect("name"));
+        let ns = Namespace::generate(USER_PREFIX);
         let r = ns.reader();
         assert_eq!(r.user, format!("{}-ro", ns.user));
         assert!(

@@ -3,10 +3,7 @@
 
 use std::io::Read;
 
-use crate::core::{
-    error::{Error, Result},
-    names::DatabaseName,
-};
+use crate::core::error::{Error, Result};
 
 /// Whose lexical rules apply when a statement's words are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -369,27 +366,26 @@ pub struct Locator {
     pub password: String,
 }
 
-/// Random bits in a generated name: enough that a name reused after a failed cleanup gets a
-/// fresh database and login.
-const NAME_NONCE_BYTES: usize = 4;
+/// Random bytes in a generated name: the name is nothing but these, so enough that two never
+/// meet.
+const NAME_NONCE_BYTES: usize = 10;
 /// Random bits in a password.
 const PASSWORD_BYTES: usize = 24;
 
 impl Locator {
-    /// A fresh locator for `name`: `prefix`, then the name (`-` becomes `_`) cut to fit `max_len`,
-    /// then `_` and random hex, so that names stay unique, readable and within the engine's limit
-    /// (63 bytes on PostgreSQL, 32 characters for MySQL user names).
-    pub fn generate(prefix: &str, name: &DatabaseName, max_len: usize) -> Self {
-        let nonce = random_hex(NAME_NONCE_BYTES);
-        let room = max_len.saturating_sub(prefix.len() + 1 + nonce.len());
-        let readable: String = name
-            .as_str()
-            .chars()
-            .map(|c| if c == '-' { '_' } else { c })
-            .take(room)
-            .collect();
+    /// A fresh locator: `prefix`, then random hex up to `max_len` (63 bytes on PostgreSQL, 32
+    /// characters for MySQL user names). The database's own name is not in it: engine catalogs
+    /// (`pg_database`, `pg_roles`, `information_schema`) are visible to every login of the
+    /// server, and names that tenants chose must not show there. The catalog maps names to
+    /// locators.
+    pub fn generate(prefix: &str, max_len: usize) -> Self {
+        let room = max_len
+            .saturating_sub(prefix.len())
+            .min(2 * NAME_NONCE_BYTES);
+        let mut nonce = random_hex(NAME_NONCE_BYTES);
+        nonce.truncate(room);
         Self {
-            ident: format!("{prefix}{readable}_{nonce}"),
+            ident: format!("{prefix}{nonce}"),
             password: random_hex(PASSWORD_BYTES),
         }
     }
@@ -581,17 +577,16 @@ mod tests {
 
     #[test]
     fn locators_fit_and_round_trip() {
-        let name = DatabaseName::parse(&format!("a-{}", "b".repeat(61))).expect("name");
         for max in [32, 63] {
-            let loc = Locator::generate("dbf_", &name, max);
+            let loc = Locator::generate("dbf_", max);
             assert!(loc.ident.len() <= max, "{}", loc.ident);
-            assert!(loc.ident.starts_with("dbf_a_b"));
+            assert!(loc.ident.len() >= "dbf_".len() + 16, "{}", loc.ident);
             let parsed = Locator::parse(&loc.to_string(), "dbf_", max).expect("parse");
             assert_eq!(parsed, loc);
         }
-        let a = Locator::generate("dbf_", &name, 63);
-        let b = Locator::generate("dbf_", &name, 63);
-        assert_ne!(a.ident, b.ident, "a nonce tells respawns apart");
+        let a = Locator::generate("dbf_", 63);
+        let b = Locator::generate("dbf_", 63);
+        assert_ne!(a.ident, b.ident, "every spawn gets a name of its own");
         assert_ne!(a.password, b.password);
         for bad in [
             "dbf_x",
