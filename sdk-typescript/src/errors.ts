@@ -32,7 +32,18 @@ export class DBForgeError extends Error {
   }
 }
 
-function codeClass(code: Code) {
+/**
+ * The class of one status code: constructed from the message alone, with the code as a static.
+ * Spelled out so the published declarations name it instead of inlining `typeof Error`, whose
+ * statics (`captureStackTrace`, `prepareStackTrace`) would make them need @types/node.
+ */
+export interface CodeErrorClass {
+  new (message: string, reason?: string, metadata?: Record<string, string>, options?: { cause?: unknown }): DBForgeError;
+  /** The gRPC status code every instance has. */
+  readonly code: Code;
+}
+
+function codeClass(code: Code): CodeErrorClass {
   return class extends DBForgeError {
     static readonly code = code;
     constructor(message: string, reason?: string, metadata?: Record<string, string>, options?: { cause?: unknown }) {
@@ -74,7 +85,7 @@ export class DataLoss extends codeClass(Code.DataLoss) {}
 /** No API key, or a wrong, expired or revoked one (UNAUTHENTICATED). */
 export class Unauthenticated extends codeClass(Code.Unauthenticated) {}
 
-const CLASSES: Record<number, new (m: string, r?: string, md?: Record<string, string>, o?: { cause?: unknown }) => DBForgeError> = {
+const CLASSES: Record<number, CodeErrorClass> = {
   [Code.Canceled]: Cancelled,
   [Code.Unknown]: Unknown,
   [Code.InvalidArgument]: InvalidArgument,
