@@ -363,6 +363,62 @@ def test_error_classes(client: dbforge.Client, db: str) -> None:
         )
 
 
+def test_a_parameter_over_the_message_limit_is_resource_exhausted_with_a_reason(
+    client: dbforge.Client, db: str
+) -> None:
+    # 5 MB against the server's default --max-message-size of 4 MiB: gRPC itself refuses the
+    # request before DB-Forge sees it, and the SDK reports it as the server's own limits are.
+    client.execute(db, "CREATE TABLE big (b BLOB)")
+    for value in (b"x" * 5_000_000, "y" * 5_000_000):
+        with pytest.raises(dbforge.ResourceExhausted) as e:
+            client.execute(db, "INSERT INTO big VALUES (?)", [value])
+        assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert e.value.reason == "LIMIT_EXCEEDED"
+        assert e.value.metadata["limit"] == "max_message_size"
+        assert e.value.metadata["limit_bytes"] == str(4 << 20)
+        assert int(e.value.metadata["message_bytes"]) > 5_000_000
+        assert e.value.message.startswith(f"the request is {e.value.metadata['message_bytes']} bytes, ")
+        assert "server's limit of 4194304 bytes (--max-message-size" in e.value.message
+        assert "import_csv" in e.value.message  # what to do instead
+    assert client.execute(db, "SELECT count(*) FROM big").rows == [(0,)]
+
+
+class _FakeRpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def trailing_metadata(self) -> None:
+        return None
+
+
+def test_the_clients_own_message_limits_are_named_too() -> None:
+    from dbforge.errors import from_rpc_error
+
+    sent = from_rpc_error(
+        _FakeRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, "Sent message larger than max (5000041 vs. 1024)")
+    )
+    assert isinstance(sent, dbforge.ResourceExhausted) and sent.reason == "LIMIT_EXCEEDED"
+    assert sent.metadata == {"limit": "grpc.max_send_message_length", "message_bytes": "5000041", "limit_bytes": "1024"}
+    assert sent.message.startswith("the request is 5000041 bytes, more than this client's limit of 1024 bytes")
+    received = from_rpc_error(
+        _FakeRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, "Received message larger than max (9000 vs. 4096)")
+    )
+    assert isinstance(received, dbforge.ResourceExhausted) and received.reason == "LIMIT_EXCEEDED"
+    assert received.metadata["limit"] == "grpc.max_receive_message_length"
+    assert received.message.startswith("the response is 9000 bytes, more than this client's limit of 4096 bytes")
+    # A server error that merely mentions such words keeps its own code and message.
+    other = from_rpc_error(
+        _FakeRpcError(grpc.StatusCode.INVALID_ARGUMENT, "no such column: decoded message length too large")
+    )
+    assert isinstance(other, dbforge.InvalidArgument) and other.reason is None
+
+
 def test_deadline(server: object, db: str) -> None:
     endpoint = server.endpoint  # type: ignore[attr-defined]
     with dbforge.Client(endpoint, timeout=0.05) as slow:

@@ -32,7 +32,18 @@ export class DBForgeError extends Error {
   }
 }
 
-function codeClass(code: Code) {
+/**
+ * The class of one status code: constructed from the message alone, with the code as a static.
+ * Spelled out so the published declarations name it instead of inlining `typeof Error`, whose
+ * statics (`captureStackTrace`, `prepareStackTrace`) would make them need @types/node.
+ */
+export interface CodeErrorClass {
+  new (message: string, reason?: string, metadata?: Record<string, string>, options?: { cause?: unknown }): DBForgeError;
+  /** The gRPC status code every instance has. */
+  readonly code: Code;
+}
+
+function codeClass(code: Code): CodeErrorClass {
   return class extends DBForgeError {
     static readonly code = code;
     constructor(message: string, reason?: string, metadata?: Record<string, string>, options?: { cause?: unknown }) {
@@ -74,7 +85,7 @@ export class DataLoss extends codeClass(Code.DataLoss) {}
 /** No API key, or a wrong, expired or revoked one (UNAUTHENTICATED). */
 export class Unauthenticated extends codeClass(Code.Unauthenticated) {}
 
-const CLASSES: Record<number, new (m: string, r?: string, md?: Record<string, string>, o?: { cause?: unknown }) => DBForgeError> = {
+const CLASSES: Record<number, CodeErrorClass> = {
   [Code.Canceled]: Cancelled,
   [Code.Unknown]: Unknown,
   [Code.InvalidArgument]: InvalidArgument,
@@ -165,6 +176,31 @@ function connectionFailure(err: unknown): string | undefined {
   return undefined;
 }
 
+// The server's gRPC codec refuses a message over --max-message-size before DB-Forge sees it, so
+// the status carries no ErrorInfo: tonic's "Error, decoded message length too large: found N
+// bytes, the limit is: M bytes" ("encoded" for a response).
+const MESSAGE_SIZE = /\b(decoded|encoded) message length too large: found (\d+) bytes, the limit is: (\d+) bytes/;
+
+/**
+ * The SDK's LIMIT_EXCEEDED error for the server's refusal of a too-large message, naming the
+ * limit and what to do, as the server's own limit errors do; undefined for any other error.
+ */
+function messageSizeError(code: Code, message: string, cause: unknown): DBForgeError | undefined {
+  if (code !== Code.ResourceExhausted && code !== Code.OutOfRange) return undefined;
+  const m = MESSAGE_SIZE.exec(message);
+  if (!m) return undefined;
+  const [, direction, size, limit] = m as unknown as [string, string, string, string];
+  const whose = `the server's limit of ${limit} bytes (--max-message-size, DBFORGE_MAX_MESSAGE_SIZE)`;
+  const text =
+    direction === "decoded" // the server decodes requests and encodes responses
+      ? `the request is ${size} bytes, more than ${whose}. Split large values across rows or statements, ` +
+        "load bulk data with importCsv or importSql (they stream it in chunks), or raise the server's --max-message-size"
+      : `the response is ${size} bytes, more than ${whose}. Read large results with query() or ` +
+        "selectRows() (they stream rows in batches), or raise the server's --max-message-size";
+  const metadata = { limit: "max_message_size", message_bytes: size, limit_bytes: limit };
+  return new ResourceExhausted(text, "LIMIT_EXCEEDED", metadata, { cause });
+}
+
 /**
  * Converts anything a call threw into the SDK's error (DBForgeError passes through). As in
  * gRPC's own clients, a connection that cannot be made (refused, TLS handshake failed) is
@@ -186,5 +222,6 @@ export function toDBForgeError(err: unknown): DBForgeError {
       }
     }
   }
-  return errorFor(ce.code, ce.rawMessage, reason, metadata, err);
+  const sizeError = reason === undefined ? messageSizeError(ce.code, ce.rawMessage, err) : undefined;
+  return sizeError ?? errorFor(ce.code, ce.rawMessage, reason, metadata, err);
 }

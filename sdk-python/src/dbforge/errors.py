@@ -14,6 +14,7 @@ machine-readable (`UNIQUE_VIOLATION`, `SQL_ERROR`, `FORBIDDEN`, ...), `metadata`
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, Mapping, Optional, Tuple, Type
 
 import grpc
@@ -237,6 +238,49 @@ def _error_info(trailers: Any) -> Tuple[Optional[str], Dict[str, str]]:
     return None, {}
 
 
+# gRPC's own message-size checks, which refuse a message before DB-Forge sees it and so carry
+# no ErrorInfo: the server's (tonic: "Error, decoded message length too large: found N bytes,
+# the limit is: M bytes"; "encoded" for a response) and this client's (grpc core: "Sent message
+# larger than max (N vs. M)", "Received ..." when a channel option sets a limit).
+_SERVER_SIZE = re.compile(r"\b(decoded|encoded) message length too large: found (\d+) bytes, the limit is: (\d+) bytes")
+_CLIENT_SIZE = re.compile(r"^(Sent|Received) message larger than max \((\d+) vs\. (\d+)\)")
+_SERVER_LIMIT = "the server's limit of {limit} bytes (--max-message-size, DBFORGE_MAX_MESSAGE_SIZE)"
+_TOO_LARGE_REQUEST = (
+    "the request is {size} bytes, more than {whose}. Split large values across rows or statements, "
+    "load bulk data with import_csv or import_sql (they stream it in chunks), or raise {what}"
+)
+_TOO_LARGE_RESPONSE = (
+    "the response is {size} bytes, more than {whose}. Read large results with query() or "
+    "select_rows() (they stream rows in batches), or raise {what}"
+)
+
+
+def _message_size_error(code: grpc.StatusCode, message: str) -> Optional[DBForgeError]:
+    """The SDK's LIMIT_EXCEEDED error for gRPC's own refusal of a too-large message, which names
+    the limit and what to do, as the server's limit errors do; None for any other error."""
+    if code not in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE):
+        return None
+    m = _SERVER_SIZE.search(message)
+    if m:
+        direction, size, limit = m.groups()
+        whose = _SERVER_LIMIT.format(limit=limit)
+        what = "the server's --max-message-size"
+        name = "max_message_size"
+        request = direction == "decoded"  # the server decodes requests and encodes responses
+    else:
+        m = _CLIENT_SIZE.match(message)
+        if not m:
+            return None
+        direction, size, limit = m.groups()
+        request = direction == "Sent"
+        name = "grpc.max_send_message_length" if request else "grpc.max_receive_message_length"
+        whose = f"this client's limit of {limit} bytes (the channel option {name})"
+        what = "that option"
+    text = (_TOO_LARGE_REQUEST if request else _TOO_LARGE_RESPONSE).format(size=size, whose=whose, what=what)
+    metadata = {"limit": name, "message_bytes": size, "limit_bytes": limit}
+    return ResourceExhausted(text, code=grpc.StatusCode.RESOURCE_EXHAUSTED, reason="LIMIT_EXCEEDED", metadata=metadata)
+
+
 def from_rpc_error(err: grpc.RpcError) -> DBForgeError:
     """Converts a grpc (or grpc.aio) error into the SDK's exception."""
     code: grpc.StatusCode = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
@@ -246,6 +290,6 @@ def from_rpc_error(err: grpc.RpcError) -> DBForgeError:
         reason, metadata = _error_info(trailers)
     except Exception:  # a malformed detail must not hide the error itself
         reason, metadata = None, {}
-    out = error_for(code, message, reason, metadata)
+    out = (_message_size_error(code, message) if reason is None else None) or error_for(code, message, reason, metadata)
     out.__cause__ = err
     return out
