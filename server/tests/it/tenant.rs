@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use dbforge::{
-    ApiKeySpec, Backend, Client, ClientOptions, Code, CreateOptions, ExportOptions, Grant, Role,
-    Statement, Value,
+    ApiKeySpec, Backend, Client, ClientOptions, Code, CreateOptions, ExportFormat, ExportOptions,
+    Grant, Role, Statement, Value,
 };
 use sqlx::{Connection as _, Row as _};
 
@@ -500,6 +500,39 @@ async fn exports_refuse_writing_statements_on_every_engine() {
         assert_eq!(export.bytes().await.expect("bytes"), b"id\r\n1\r\n2\r\n");
         admin.delete_database(&db).await.expect("delete");
     }
+}
+
+#[tokio::test]
+async fn redis_exports_refuse_writing_commands() {
+    let Some(url) = redis_url().await else {
+        return;
+    };
+    let s = gateway(Backend::Redis, Some(url)).await;
+    let admin = connect(&s, ADMIN).await;
+    let db = unique("export-kv");
+    admin
+        .create_database(&db, CreateOptions::default().backend(Backend::Redis))
+        .await
+        .expect("create");
+    admin.execute(&db, "SET k v", &[]).await.expect("set");
+    for line in ["DEL k", "GETDEL k", "SET k w GET"] {
+        let r = match admin
+            .export_query(&db, line, &[], ExportOptions::new(ExportFormat::Ndjson))
+            .await
+        {
+            Ok(export) => export.bytes().await.map(drop),
+            Err(e) => Err(e),
+        };
+        let err = r.expect_err(line);
+        assert_eq!(err.code(), Code::InvalidArgument, "{line}: {err}");
+    }
+    let r = admin.execute(&db, "GET k", &[]).await.expect("get");
+    assert_eq!(
+        r.rows[0].values(),
+        &[Value::Text("v".into())],
+        "nothing changed"
+    );
+    admin.delete_database(&db).await.expect("delete");
 }
 
 #[tokio::test]
