@@ -61,7 +61,9 @@ class QueryServiceStub:
     """Runs one statement and streams its rows as the client reads them: first a header with the
     columns, then row batches, then a summary. When the row limit (the request's `max_rows`,
     capped by the server's) or the server's byte limit is reached, the stream ends early with a
-    summary that says so. Cancelling the call stops the statement.
+    summary that says so. Cancelling the call stops the statement. A single row larger than
+    one response message (the server's message size limit, 4 MiB by default) ends the stream
+    with RESOURCE_EXHAUSTED (reason LIMIT_EXCEEDED).
     """
     ExecuteBatch: _grpc.UnaryUnaryMultiCallable[_query_pb2.ExecuteBatchRequest, _query_pb2.ExecuteBatchResponse]
     """Runs statements in order. With `transaction`, all of them commit or none does; without it,
@@ -111,7 +113,9 @@ class QueryServiceAsyncStub(QueryServiceStub):
     """Runs one statement and streams its rows as the client reads them: first a header with the
     columns, then row batches, then a summary. When the row limit (the request's `max_rows`,
     capped by the server's) or the server's byte limit is reached, the stream ends early with a
-    summary that says so. Cancelling the call stops the statement.
+    summary that says so. Cancelling the call stops the statement. A single row larger than
+    one response message (the server's message size limit, 4 MiB by default) ends the stream
+    with RESOURCE_EXHAUSTED (reason LIMIT_EXCEEDED).
     """
     ExecuteBatch: _aio.UnaryUnaryMultiCallable[_query_pb2.ExecuteBatchRequest, _query_pb2.ExecuteBatchResponse]  # type: ignore[assignment]
     """Runs statements in order. With `transaction`, all of them commit or none does; without it,
@@ -170,7 +174,9 @@ class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
         """Runs one statement and streams its rows as the client reads them: first a header with the
         columns, then row batches, then a summary. When the row limit (the request's `max_rows`,
         capped by the server's) or the server's byte limit is reached, the stream ends early with a
-        summary that says so. Cancelling the call stops the statement.
+        summary that says so. Cancelling the call stops the statement. A single row larger than
+        one response message (the server's message size limit, 4 MiB by default) ends the stream
+        with RESOURCE_EXHAUSTED (reason LIMIT_EXCEEDED).
         """
 
     @_abc_1.abstractmethod

@@ -119,7 +119,9 @@ class TransferServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ExportQuery(self, request, context):
-        """Streams the rows of one read statement in the requested format.
+        """Streams the rows of one read statement in the requested format. The statement runs with
+        read-only access whatever the caller's role: one that writes (DELETE … RETURNING) is
+        INVALID_ARGUMENT and changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -57,7 +57,10 @@ class TransferServiceStub:
     ExportTable: _grpc.UnaryStreamMultiCallable[_transfer_pb2.ExportTableRequest, _transfer_pb2.ExportTableResponse]
     """Streams a table's rows in the requested format."""
     ExportQuery: _grpc.UnaryStreamMultiCallable[_transfer_pb2.ExportQueryRequest, _transfer_pb2.ExportQueryResponse]
-    """Streams the rows of one read statement in the requested format."""
+    """Streams the rows of one read statement in the requested format. The statement runs with
+    read-only access whatever the caller's role: one that writes (DELETE … RETURNING) is
+    INVALID_ARGUMENT and changes nothing.
+    """
     DumpDatabase: _grpc.UnaryStreamMultiCallable[_transfer_pb2.DumpDatabaseRequest, _transfer_pb2.DumpDatabaseResponse]
     """Streams a dump of the whole database. SQL backends write a script in their own dialect:
     tables with their constraints, indexes, views, and autoincrement or sequence state, then the
@@ -113,7 +116,10 @@ class TransferServiceAsyncStub(TransferServiceStub):
     ExportTable: _aio.UnaryStreamMultiCallable[_transfer_pb2.ExportTableRequest, _transfer_pb2.ExportTableResponse]  # type: ignore[assignment]
     """Streams a table's rows in the requested format."""
     ExportQuery: _aio.UnaryStreamMultiCallable[_transfer_pb2.ExportQueryRequest, _transfer_pb2.ExportQueryResponse]  # type: ignore[assignment]
-    """Streams the rows of one read statement in the requested format."""
+    """Streams the rows of one read statement in the requested format. The statement runs with
+    read-only access whatever the caller's role: one that writes (DELETE … RETURNING) is
+    INVALID_ARGUMENT and changes nothing.
+    """
     DumpDatabase: _aio.UnaryStreamMultiCallable[_transfer_pb2.DumpDatabaseRequest, _transfer_pb2.DumpDatabaseResponse]  # type: ignore[assignment]
     """Streams a dump of the whole database. SQL backends write a script in their own dialect:
     tables with their constraints, indexes, views, and autoincrement or sequence state, then the
@@ -178,7 +184,10 @@ class TransferServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _transfer_pb2.ExportQueryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_transfer_pb2.ExportQueryResponse], _abc.AsyncIterator[_transfer_pb2.ExportQueryResponse]]:
-        """Streams the rows of one read statement in the requested format."""
+        """Streams the rows of one read statement in the requested format. The statement runs with
+        read-only access whatever the caller's role: one that writes (DELETE … RETURNING) is
+        INVALID_ARGUMENT and changes nothing.
+        """
 
     @_abc_1.abstractmethod
     def DumpDatabase(

@@ -512,7 +512,9 @@ export const QueryService: GenService<{
    * Runs one statement and streams its rows as the client reads them: first a header with the
    * columns, then row batches, then a summary. When the row limit (the request's `max_rows`,
    * capped by the server's) or the server's byte limit is reached, the stream ends early with a
-   * summary that says so. Cancelling the call stops the statement.
+   * summary that says so. Cancelling the call stops the statement. A single row larger than
+   * one response message (the server's message size limit, 4 MiB by default) ends the stream
+   * with RESOURCE_EXHAUSTED (reason LIMIT_EXCEEDED).
    *
    * @generated from rpc dbforge.v1.QueryService.Query
    */

@@ -700,7 +700,9 @@ export const TransferService: GenService<{
     output: typeof ExportTableResponseSchema;
   },
   /**
-   * Streams the rows of one read statement in the requested format.
+   * Streams the rows of one read statement in the requested format. The statement runs with
+   * read-only access whatever the caller's role: one that writes (DELETE … RETURNING) is
+   * INVALID_ARGUMENT and changes nothing.
    *
    * @generated from rpc dbforge.v1.TransferService.ExportQuery
    */
