@@ -52,7 +52,8 @@ use crate::core::{
 pub enum Control {
     /// Opens a read-write transaction.
     Begin,
-    /// Opens a read-only transaction: the engine refuses writes in it.
+    /// Opens a read-only transaction in which every read sees one snapshot (PostgreSQL
+    /// `REPEATABLE READ`, InnoDB's consistent read): the engine refuses writes in it.
     BeginReadOnly,
     /// Commits.
     Commit,

@@ -636,3 +636,63 @@ async fn tenant_names_do_not_show_in_engine_catalogs() {
         admin.delete_database(&name).await.expect("delete");
     }
 }
+
+#[tokio::test]
+async fn read_keys_dump_describe_and_explain_on_every_engine() {
+    let mut engines = sql_engines().await;
+    if let Some(url) = redis_url().await {
+        engines.push((Backend::Redis, Some(url)));
+    }
+    for (backend, url) in engines {
+        let s = gateway(backend, url).await;
+        let admin = connect(&s, ADMIN).await;
+        let db = unique("ro-dump");
+        admin
+            .create_database(&db, CreateOptions::default().backend(backend))
+            .await
+            .expect("create");
+        let reader = key_for(&s, &admin, &db, Role::Read).await;
+        if backend == Backend::Redis {
+            admin.execute(&db, "SET k v", &[]).await.expect("set");
+            let dump = reader
+                .dump_database(&db, false)
+                .await
+                .expect("dump")
+                .bytes()
+                .await
+                .expect("bytes");
+            assert!(String::from_utf8_lossy(&dump).contains("\"k\""), "{dump:?}");
+        } else {
+            admin
+                .execute(&db, "CREATE TABLE t (v INTEGER PRIMARY KEY)", &[])
+                .await
+                .expect("ddl");
+            admin
+                .execute(&db, "INSERT INTO t (v) VALUES (7)", &[])
+                .await
+                .expect("insert");
+            let dump = reader
+                .dump_database(&db, false)
+                .await
+                .expect("a read key dumps")
+                .bytes()
+                .await
+                .expect("bytes");
+            let text = String::from_utf8_lossy(&dump);
+            assert!(text.contains("CREATE TABLE"), "{backend:?}: {text}");
+            assert!(text.contains('7'), "{backend:?}: {text}");
+            let schema = reader.get_schema(&db, None).await.expect("schema");
+            assert_eq!(schema.tables.len(), 1, "{backend:?}");
+            reader
+                .explain(&db, "SELECT v FROM t", &[], false)
+                .await
+                .expect("explain");
+            // A session of a read key reads, and its commit keeps nothing of what it set.
+            let mut tx = reader.transaction(&db).await.expect("session");
+            let r = tx.execute("SELECT v FROM t", &[]).await.expect("read");
+            assert_eq!(r.rows[0].values(), &[Value::Int(7)]);
+            tx.commit().await.expect("commit");
+        }
+        admin.delete_database(&db).await.expect("delete");
+    }
+}

@@ -134,7 +134,10 @@ pub struct PgConn {
 /// The gateway ends it with `ROLLBACK`, never `COMMIT`, so whatever session state a statement
 /// changed inside (`set_config(…, false)`, `SET`, `RESET ALL`) is undone with it and the pooled
 /// connection goes to the next read key as it came.
-const READER_GUARD: &str = "BEGIN TRANSACTION READ ONLY; SELECT 1";
+///
+/// It is `REPEATABLE READ`: one statement sees the same either way, and a read-only session or
+/// a dump sees one snapshot throughout (nothing can set the level once the snapshot exists).
+const READER_GUARD: &str = "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1";
 
 /// A prepared client statement.
 #[derive(Debug)]
@@ -334,7 +337,8 @@ impl SqlConn for PgConn {
                 "ROLLBACK".to_owned()
             }
             Control::Begin => "BEGIN READ WRITE".to_owned(),
-            Control::BeginReadOnly => "BEGIN READ ONLY".to_owned(),
+            // One snapshot for everything the transaction reads (a dump's catalog and tables).
+            Control::BeginReadOnly => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".to_owned(),
             Control::Commit => "COMMIT".to_owned(),
             Control::Rollback => "ROLLBACK".to_owned(),
             Control::Savepoint => format!("SAVEPOINT {SAVEPOINT}"),

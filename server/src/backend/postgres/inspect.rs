@@ -504,9 +504,8 @@ fn create_table(rel: &Rel) -> String {
 }
 
 async fn dump(conn: &mut PgConn, schema_only: bool, out: &mut DumpWriter) -> Result<()> {
-    // Every catalog read and every table read below sees the same snapshot.
-    conn.admin_exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ".into())
-        .await?;
+    // Every catalog read and every table read below sees the same snapshot: the caller's
+    // read-only transaction is REPEATABLE READ (see `Control::BeginReadOnly`).
     out.write(&dump_header("PostgreSQL", schema_only)).await?;
     let rels = load(conn, None).await?;
 
