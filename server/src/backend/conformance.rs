@@ -14,6 +14,7 @@ use crate::core::{
     error::{Error, QueryErrorKind, Result},
     limits::Limits,
     names::{DatabaseName, Identifier},
+    schema::TableKind,
     table::{self, ColumnSpec, ColumnType, TableSpec},
     value::{Row, RowEncoder, RowEvent, Statement, Summary, Truncation, Value},
 };
@@ -54,6 +55,9 @@ pub async fn run_all(backend: Arc<dyn Backend>, hooks: &Hooks) {
     statement_timeout(backend.as_ref(), hooks).await;
     isolation_between_databases(backend.as_ref()).await;
     read_only_is_enforced(backend.as_ref()).await;
+    schema_describes_what_exists(backend.as_ref()).await;
+    explain_flags_full_scans(backend.as_ref()).await;
+    dump_replays_identically(backend.as_ref()).await;
 }
 
 fn limits() -> StatementLimits {
@@ -773,4 +777,196 @@ pub async fn read_only_is_enforced(b: &dyn Backend) {
 /// Unsupported operations are reported, never faked: a backend without SQL has no dialect.
 pub async fn unsupported_is_reported(b: &dyn Backend) {
     assert!(b.dialect().is_none() || !b.capabilities().table_service);
+}
+
+/// The rich schema the inspection cases share: keys, a unique and a check constraint, a foreign
+/// key, an index and a view, in SQL every SQL engine here accepts.
+const RICH_SCHEMA: &[&str] = &[
+    "CREATE TABLE parents (id INTEGER PRIMARY KEY, name VARCHAR(50) NOT NULL UNIQUE, \
+     score INTEGER CHECK (score >= 0))",
+    "CREATE TABLE children (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL, \
+     note VARCHAR(100), amount DECIMAL(10,2), \
+     FOREIGN KEY (parent_id) REFERENCES parents (id))",
+    "CREATE INDEX children_note ON children (note)",
+    "CREATE VIEW named AS SELECT c.id, p.name FROM children c JOIN parents p ON p.id = c.parent_id",
+];
+
+/// Rows for [`RICH_SCHEMA`], with the values dumps get wrong first: quotes, backslashes,
+/// NULLs, non-ASCII text, exact decimals.
+const RICH_ROWS: &[&str] = &[
+    "INSERT INTO parents (id, name, score) VALUES (1, 'O''Brien', 3), (2, 'a\\b', NULL), \
+     (3, 'Zoë ✓', 0)",
+    "INSERT INTO children (id, parent_id, note, amount) VALUES (10, 1, 'first', 12.50), \
+     (11, 1, NULL, NULL), (12, 3, 'line\nbreak', 0.01)",
+];
+
+async fn rich<'a>(b: &'a dyn Backend, prefix: &str, rows: bool) -> Scratch<'a> {
+    let db = Scratch::new(b, prefix).await;
+    for sql in RICH_SCHEMA.iter().chain(if rows { RICH_ROWS } else { &[] }) {
+        db.exec(db.sql(sql)).await.expect(sql);
+    }
+    db
+}
+
+/// Contract: [`Database::schema`] reports the tables and views with their columns, keys,
+/// indexes, foreign keys, unique and check constraints, sorted by name; one missing table is
+/// [`Error::NotFound`].
+async fn schema_describes_what_exists(b: &dyn Backend) {
+    let db = rich(b, "schema", false).await;
+    let schema = db.db.schema(None, &limits()).await.expect("schema");
+    let names: Vec<&str> = schema.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["children", "named", "parents"], "sorted by name");
+    let children = &schema.tables[0];
+    assert_eq!(children.kind, TableKind::Table);
+    assert_eq!(children.primary_key, ["id"]);
+    let fk = children.foreign_keys.first().expect("a foreign key");
+    assert_eq!(
+        (fk.columns.as_slice(), fk.referenced_table.as_str()),
+        (["parent_id".to_owned()].as_slice(), "parents")
+    );
+    assert!(
+        children
+            .indexes
+            .iter()
+            .any(|i| i.columns == ["note"] && !i.unique),
+        "{:?}",
+        children.indexes
+    );
+    let columns: Vec<(&str, bool)> = children
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.nullable))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("id", false),
+            ("parent_id", false),
+            ("note", true),
+            ("amount", true)
+        ]
+    );
+    assert_eq!(schema.tables[1].kind, TableKind::View);
+    let parents = &schema.tables[2];
+    let unique_name = parents.uniques.iter().any(|u| u.columns == ["name"])
+        || parents
+            .indexes
+            .iter()
+            .any(|i| i.unique && i.columns == ["name"]);
+    assert!(unique_name, "{parents:?}");
+    assert!(
+        parents
+            .checks
+            .iter()
+            .any(|c| c.expression.contains("score")),
+        "{:?}",
+        parents.checks
+    );
+    let one = db.db.schema(Some("parents"), &limits()).await.expect("one");
+    assert_eq!(one.tables.len(), 1);
+    assert!(matches!(
+        db.db.schema(Some("missing"), &limits()).await,
+        Err(Error::NotFound { .. })
+    ));
+    db.drop_now().await;
+}
+
+/// Contract: [`Database::explain`] returns the engine's plan and a normalized tree in which a
+/// scan of a whole table is flagged.
+async fn explain_flags_full_scans(b: &dyn Backend) {
+    let db = rich(b, "explain", true).await;
+    let plan = db
+        .db
+        .explain(db.sql("SELECT * FROM parents"), false, &limits())
+        .await
+        .expect("explain");
+    assert!(!plan.raw.is_empty());
+    fn any(
+        nodes: &[crate::core::schema::PlanNode],
+        f: &dyn Fn(&crate::core::schema::PlanNode) -> bool,
+    ) -> bool {
+        nodes.iter().any(|n| f(n) || any(&n.children, f))
+    }
+    assert!(
+        any(&plan.nodes, &|n| n.full_scan
+            && n.relation.contains("parents")),
+        "{plan:?}"
+    );
+    db.drop_now().await;
+}
+
+/// Every row of every table and view, in key order.
+async fn contents(db: &Scratch<'_>) -> Vec<Vec<Row>> {
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT id, name, score FROM parents ORDER BY id",
+        "SELECT id, parent_id, note, amount FROM children ORDER BY id",
+        "SELECT id, name FROM named ORDER BY id",
+    ] {
+        out.push(db.exec(db.sql(sql)).await.expect(sql).rows);
+    }
+    out
+}
+
+/// Replays a dump the way ImportSql does: split by the script splitter, every statement
+/// through a session, in one transaction.
+async fn replay(b: &dyn Backend, db: &Scratch<'_>, dump: &str) {
+    let stmts = crate::core::script::split(b.kind(), dump, 16 << 20).expect("split");
+    let mut session = db.db.session(limits()).await.expect("session");
+    session.begin().await.expect("begin");
+    for st in stmts {
+        session
+            .execute(Statement::new(st.sql.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("line {}: {e:?}: {:.300}", st.line, st.sql));
+    }
+    session.commit().await.expect("commit");
+}
+
+async fn dump_text(db: &Scratch<'_>, schema_only: bool) -> String {
+    let lim = StatementLimits {
+        max_rows: u64::MAX,
+        max_bytes: u64::MAX,
+        ..limits()
+    };
+    let mut stream = db.db.dump(schema_only, lim).await.expect("dump");
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend(chunk.expect("dump chunk").data);
+    }
+    String::from_utf8(out).expect("utf-8 dump")
+}
+
+/// The schema without the engine's row estimates, which differ between a source and its copy.
+async fn schema_of(db: &Scratch<'_>) -> crate::core::schema::Schema {
+    let mut s = db.db.schema(None, &limits()).await.expect("schema");
+    for t in &mut s.tables {
+        t.row_estimate = None;
+    }
+    s
+}
+
+/// Contract: [`Database::dump`] streams a script that the same engine replays into an identical
+/// database: the same schema and every row; a schema-only dump replays into empty tables.
+async fn dump_replays_identically(b: &dyn Backend) {
+    let src = rich(b, "dump-src", true).await;
+    let dump = dump_text(&src, false).await;
+    let dst = Scratch::new(b, "dump-dst").await;
+    replay(b, &dst, &dump).await;
+    assert_eq!(schema_of(&dst).await, schema_of(&src).await, "{dump}");
+    assert_eq!(contents(&dst).await, contents(&src).await, "{dump}");
+    // Foreign keys hold in the copy.
+    assert!(
+        dst.exec(dst.sql("INSERT INTO children (id, parent_id) VALUES (99, 999)"))
+            .await
+            .is_err()
+    );
+
+    let empty = Scratch::new(b, "dump-schema").await;
+    replay(b, &empty, &dump_text(&src, true).await).await;
+    assert_eq!(schema_of(&empty).await, schema_of(&src).await);
+    assert_eq!(empty.count("parents").await, 0);
+    for db in [src, dst, empty] {
+        db.drop_now().await;
+    }
 }
