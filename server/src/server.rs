@@ -406,8 +406,16 @@ async fn remap_oversize(mut res: Response) -> Response {
             .and_then(|m| m.to_str().ok())
             .is_some_and(|m| m.replace("%20", " ").contains("message length too large"));
     if oversize {
-        res.headers_mut()
-            .insert("grpc-status", HeaderValue::from_static("8"));
+        let transport = headers
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .map(|m| m.replace("%20", " "))
+            .unwrap_or_default();
+        let status = crate::api::status::oversize(&transport);
+        if status.add_header(res.headers_mut()).is_err() {
+            res.headers_mut()
+                .insert("grpc-status", HeaderValue::from_static("8"));
+        }
     }
     res
 }

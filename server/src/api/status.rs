@@ -101,10 +101,20 @@ fn alternative(operation: &str) -> &'static str {
 /// our code (client streams); `server::remap_oversize` does the same for unary requests.
 pub fn remap_decode_error(status: Status) -> Status {
     if is_oversize(status.code(), status.message()) {
-        Status::resource_exhausted(status.message().to_owned())
+        oversize(status.message())
     } else {
         status
     }
+}
+
+/// RESOURCE_EXHAUSTED with reason `LIMIT_EXCEEDED` for a message above the size limit, as the
+/// server's own limits answer, naming the setting and what to do instead.
+pub fn oversize(transport_message: &str) -> Status {
+    Status::from(Error::LimitExceeded(format!(
+        "the message is larger than the server's message size limit (--max-message-size) \
+         ({transport_message}); send large values in parts, or load files with ImportCsv or \
+         ImportSql, which stream"
+    )))
 }
 
 /// Whether a status is tonic's "message too large" decode or encode error.

@@ -82,10 +82,13 @@ async fn oversized_requests_are_resource_exhausted() {
         Code::ResourceExhausted,
     );
     assert!(e.message().contains("too large"), "{e}");
-    assert_code(
+    assert!(e.message().contains("--max-message-size"), "{e}");
+    assert_eq!(e.reason().as_deref(), Some("LIMIT_EXCEEDED"), "{e}");
+    let e = assert_code(
         s.client.query(&db, &big, &[]).await,
         Code::ResourceExhausted,
     );
+    assert_eq!(e.reason().as_deref(), Some("LIMIT_EXCEEDED"), "{e}");
     // A value that would not fit in a response cannot be built either.
     let e = assert_code(
         s.client.execute(&db, "SELECT zeroblob(1000000)", &[]).await,
