@@ -5,6 +5,7 @@ mod concurrency;
 mod control;
 mod data;
 mod deploy;
+mod docs;
 mod errors;
 mod harness;
 mod limits;
