@@ -194,6 +194,37 @@ impl Relogin {
     pub async fn run(&self) -> Result<()> {
         (self.0)().await
     }
+
+    /// Connects with `connect`. When the server refuses the login (`refused` says which driver
+    /// errors mean that) and `relogin` is given, resets the credentials of `login` and connects
+    /// once more. Other errors, and a second refusal, go to `classify`.
+    pub async fn connect<C, F, Fut>(
+        relogin: Option<&Relogin>,
+        login: &str,
+        refused: fn(&sqlx::Error) -> bool,
+        classify: fn(sqlx::Error) -> Error,
+        connect: F,
+    ) -> Result<C>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = std::result::Result<C, sqlx::Error>>,
+    {
+        match connect().await {
+            Ok(conn) => Ok(conn),
+            Err(e) if refused(&e) && relogin.is_some() => {
+                tracing::warn!(
+                    login,
+                    error = %e,
+                    "a database's login was refused; resetting it to the catalog's credentials"
+                );
+                if let Some(relogin) = relogin {
+                    relogin.run().await?;
+                }
+                connect().await.map_err(classify)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
 }
 
 impl fmt::Debug for Relogin {

@@ -29,6 +29,15 @@ use crate::{
 struct Admin(Pooled<MysqlEngine>);
 
 impl Admin {
+    /// An administrative connection of `server`, waiting at most the administrative timeout.
+    async fn of(server: &Arc<Server<MysqlEngine>>) -> Result<Self> {
+        let pooled = server
+            .admin()
+            .acquire(Instant::now() + ADMIN_TIMEOUT)
+            .await?;
+        Ok(Self(pooled))
+    }
+
     fn conn(&mut self) -> Result<&mut MyConn> {
         self.0.begin_use()
     }
@@ -99,12 +108,7 @@ fn account(ident: &str) -> String {
 
 impl MysqlBackend {
     async fn admin(&self) -> Result<Admin> {
-        let pooled = self
-            .server
-            .admin()
-            .acquire(Instant::now() + ADMIN_TIMEOUT)
-            .await?;
-        Ok(Admin(pooled))
+        Admin::of(&self.server).await
     }
 
     /// Creates (or completes) the schema and the user of `loc`.
@@ -235,11 +239,7 @@ impl MysqlBackend {
 /// again before the first read-only call of every open database, so that databases spawned before read-only users existed get one.
 pub(super) async fn ensure_reader(server: Arc<Server<MysqlEngine>>, loc: Locator) -> Result<()> {
     admin_timeout(async {
-        let pooled = server
-            .admin()
-            .acquire(Instant::now() + ADMIN_TIMEOUT)
-            .await?;
-        let mut admin = Admin(pooled);
+        let mut admin = Admin::of(&server).await?;
         let schema = MysqlDialect.quote_ident(&loc.ident);
         let account = account(&reader_ident(&loc.ident));
         // The password is generated hex (checked by Locator::parse): safe inside quotes. The
@@ -270,11 +270,7 @@ pub(super) async fn reset_login(
     password: String,
 ) -> Result<()> {
     admin_timeout(async {
-        let pooled = server
-            .admin()
-            .acquire(Instant::now() + ADMIN_TIMEOUT)
-            .await?;
-        let mut admin = Admin(pooled);
+        let mut admin = Admin::of(&server).await?;
         // The password is generated hex (checked by Locator::parse): safe inside quotes.
         admin
             .exec(format!(

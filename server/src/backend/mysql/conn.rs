@@ -969,23 +969,14 @@ impl Engine for MysqlEngine {
     const DESCRIBES_RESULTS: bool = false;
 
     async fn connect(&self, target: &MysqlTarget) -> Result<MyConn> {
-        let mut conn = match MySqlConnection::connect_with(&target.options).await {
-            Ok(conn) => conn,
-            Err(e) if login_refused(&e) && target.relogin.is_some() => {
-                tracing::warn!(
-                    user = target.options.get_username(),
-                    error = %e,
-                    "a database's login was refused; resetting it to the catalog's credentials"
-                );
-                if let Some(relogin) = &target.relogin {
-                    relogin.run().await?;
-                }
-                MySqlConnection::connect_with(&target.options)
-                    .await
-                    .map_err(classify_connect)?
-            }
-            Err(e) => return Err(classify_connect(e)),
-        };
+        let mut conn = Relogin::connect(
+            target.relogin.as_ref(),
+            target.options.get_username(),
+            login_refused,
+            classify_connect,
+            || MySqlConnection::connect_with(&target.options),
+        )
+        .await?;
         let row = sqlx::query("SELECT CONNECTION_ID(), VERSION()")
             .persistent(false)
             .fetch_one(&mut conn)

@@ -65,6 +65,15 @@ ALTER DEFAULT PRIVILEGES GRANT SELECT ON SEQUENCES TO {reader}"#;
 pub(super) struct Admin(Pooled<PgEngine>);
 
 impl Admin {
+    /// An administrative connection of `server`, waiting at most the administrative timeout.
+    async fn of(server: &Arc<Server<PgEngine>>) -> Result<Self> {
+        let pooled = server
+            .admin()
+            .acquire(Instant::now() + ADMIN_TIMEOUT)
+            .await?;
+        Ok(Self(pooled))
+    }
+
     fn conn(&mut self) -> Result<&mut PgConn> {
         self.0.begin_use()
     }
@@ -127,12 +136,7 @@ async fn admin_timeout<T>(fut: impl Future<Output = Result<T>>) -> Result<T> {
 
 impl PostgresBackend {
     async fn admin(&self) -> Result<Admin> {
-        let pooled = self
-            .server
-            .admin()
-            .acquire(Instant::now() + ADMIN_TIMEOUT)
-            .await?;
-        Ok(Admin(pooled))
+        Admin::of(&self.server).await
     }
 
     /// Creates (or completes) the role and the database of `loc`.
@@ -282,12 +286,7 @@ impl ReaderSetup {
         let loc = &self.loc;
         let reader = reader_ident(&loc.ident);
         admin_timeout(async {
-            let pooled = self
-                .server
-                .admin()
-                .acquire(Instant::now() + ADMIN_TIMEOUT)
-                .await?;
-            let mut admin = Admin(pooled);
+            let mut admin = Admin::of(&self.server).await?;
             let db = PostgresDialect.quote_ident(&loc.ident);
             let name = PostgresDialect.quote_ident(&reader);
             // The password is generated hex (checked by Locator::parse): safe inside quotes. The
@@ -381,11 +380,7 @@ pub(super) async fn reset_login(
     reader: bool,
 ) -> Result<()> {
     admin_timeout(async {
-        let pooled = server
-            .admin()
-            .acquire(Instant::now() + ADMIN_TIMEOUT)
-            .await?;
-        let mut admin = Admin(pooled);
+        let mut admin = Admin::of(&server).await?;
         let name = PostgresDialect.quote_ident(&role);
         let attributes = if reader {
             READER_ATTRIBUTES

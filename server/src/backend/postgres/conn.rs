@@ -602,23 +602,14 @@ impl Engine for PgEngine {
     const DESCRIBES_RESULTS: bool = true;
 
     async fn connect(&self, target: &PgTarget) -> Result<PgConn> {
-        let mut conn = match PgConnection::connect_with(&target.options).await {
-            Ok(conn) => conn,
-            Err(e) if login_refused(&e) && target.relogin.is_some() => {
-                tracing::warn!(
-                    role = target.options.get_username(),
-                    error = %e,
-                    "a database's login was refused; resetting it to the catalog's credentials"
-                );
-                if let Some(relogin) = &target.relogin {
-                    relogin.run().await?;
-                }
-                PgConnection::connect_with(&target.options)
-                    .await
-                    .map_err(classify_connect)?
-            }
-            Err(e) => return Err(classify_connect(e)),
-        };
+        let mut conn = Relogin::connect(
+            target.relogin.as_ref(),
+            target.options.get_username(),
+            login_refused,
+            classify_connect,
+            || PgConnection::connect_with(&target.options),
+        )
+        .await?;
         let row = sqlx::query("SELECT pg_backend_pid()")
             .persistent(false)
             .fetch_one(&mut conn)
