@@ -33,52 +33,14 @@ use std::{fmt, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
+pub use crate::core::{engine::BackendKind, limits::StatementLimits};
 use crate::core::{
     error::{Error, Result},
     names::DatabaseName,
     schema::{Plan, Schema},
     table::SqlDialect,
-    value::{RowEncoder, RowEvent, Statement, StatementResult, Value},
+    value::{RowEvent, Statement, StatementResult, Value},
 };
-
-/// The engines DB-Forge can spawn databases on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum BackendKind {
-    /// Embedded SQLite.
-    Sqlite,
-    /// PostgreSQL.
-    Postgres,
-    /// MySQL / MariaDB.
-    Mysql,
-    /// Redis.
-    Redis,
-}
-
-impl BackendKind {
-    /// Every kind, in a stable order.
-    pub const ALL: [BackendKind; 4] = [Self::Sqlite, Self::Postgres, Self::Mysql, Self::Redis];
-
-    /// The lowercase name used in the catalog, logs and messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sqlite => "sqlite",
-            Self::Postgres => "postgres",
-            Self::Mysql => "mysql",
-            Self::Redis => "redis",
-        }
-    }
-
-    /// Parses the catalog name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What a backend supports; reported to clients in every Database message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,29 +72,6 @@ pub struct Provisioned {
     pub name: DatabaseName,
     /// Backend-private location (a file name, a database and role name, a key prefix).
     pub locator: String,
-}
-
-/// Limits applied to one statement or stream.
-#[derive(Debug, Clone)]
-pub struct StatementLimits {
-    /// Most rows an `execute` may return, or a stream may send.
-    pub max_rows: u64,
-    /// Most approximate bytes a result may carry.
-    pub max_bytes: u64,
-    /// Wall-clock time the statement (or the whole stream) may take.
-    pub timeout: Duration,
-    /// Rows per streamed batch, at most.
-    pub batch_rows: usize,
-    /// Approximate bytes per streamed batch, at most.
-    pub batch_bytes: usize,
-    /// Batches buffered between the engine and the client; the backpressure window.
-    pub stream_buffer: usize,
-    /// Run with read-only access: the engine must refuse every write (see
-    /// [`Backend::enforces_read_only`]).
-    pub read_only: bool,
-    /// Encodes a stream's rows as they are read ([`RowEvent::Encoded`] batches); without one
-    /// they come as [`RowEvent::Rows`]. Only streams use it.
-    pub encoder: Option<Arc<dyn RowEncoder>>,
 }
 
 /// A stream of row events; see [`RowEvent`] for the order.

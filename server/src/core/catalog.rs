@@ -9,13 +9,14 @@ use std::{
 
 use rusqlite::{OptionalExtension, params};
 
+use super::engine::BackendKind;
 use super::{
     access::{Grant, KeyInfo, decode_grant, encode_grant},
     audit::{Query as AuditQuery, Record as AuditRecord, Verification as AuditVerification},
     error::{Error, Result},
     names::DatabaseName,
 };
-use crate::backend::{BackendKind, Provisioned};
+use crate::backend::Provisioned;
 
 /// Where a spawn or prune stands. A record in `Provisioning` or `Deleting` at start-up belongs
 /// to an operation a crash interrupted; start-up finishes the prune or undoes the spawn.

@@ -1,8 +1,31 @@
 //! Limits every request is held to. Defaults are chosen for a shared gateway on a small machine.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use crate::backend::StatementLimits;
+use super::value::RowEncoder;
+
+/// Limits applied to one statement or stream.
+#[derive(Debug, Clone)]
+pub struct StatementLimits {
+    /// Most rows an `execute` may return, or a stream may send.
+    pub max_rows: u64,
+    /// Most approximate bytes a result may carry.
+    pub max_bytes: u64,
+    /// Wall-clock time the statement (or the whole stream) may take.
+    pub timeout: Duration,
+    /// Rows per streamed batch, at most.
+    pub batch_rows: usize,
+    /// Approximate bytes per streamed batch, at most.
+    pub batch_bytes: usize,
+    /// Batches buffered between the engine and the client; the backpressure window.
+    pub stream_buffer: usize,
+    /// Run with read-only access: the engine must refuse every write (see
+    /// [`Backend::enforces_read_only`](crate::backend::Backend::enforces_read_only)).
+    pub read_only: bool,
+    /// Encodes a stream's rows as they are read ([`RowEvent::Encoded`](super::value::RowEvent::Encoded) batches); without one
+    /// they come as [`RowEvent::Rows`](super::value::RowEvent::Rows). Only streams use it.
+    pub encoder: Option<Arc<dyn RowEncoder>>,
+}
 
 /// Request and result limits.
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@ pub mod access;
 pub mod audit;
 pub mod catalog;
 pub mod csv;
+pub mod engine;
 pub mod error;
 pub mod forge;
 pub mod limits;

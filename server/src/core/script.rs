@@ -9,9 +9,9 @@
 //! tokenizer such as sqlparser's materializes every token of the whole script and cannot be fed
 //! in chunks, which a 256 MiB dump rules out.)
 
-use crate::{
-    backend::BackendKind,
-    core::error::{Error, Result},
+use super::{
+    engine::BackendKind,
+    error::{Error, Result},
 };
 
 /// Bytes kept unscanned at the end of the window so that a dollar-quote tag (at most 63 bytes
