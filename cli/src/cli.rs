@@ -102,6 +102,18 @@ pub enum Format {
     Csv,
 }
 
+impl Format {
+    /// The name `--output` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Ndjson => "ndjson",
+            Format::Csv => "csv",
+        }
+    }
+}
+
 /// The value of `-o/--output`: a format, or (for `export` and `dump`) the file to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputArg {
@@ -448,6 +460,27 @@ pub enum ExportFormatArg {
     Ndjson,
 }
 
+impl ExportFormatArg {
+    /// The export format `-o FORMAT` names, if it names one (a table is not a file format).
+    pub fn from_output(f: Format) -> Option<Self> {
+        match f {
+            Format::Csv => Some(ExportFormatArg::Csv),
+            Format::Json => Some(ExportFormatArg::Json),
+            Format::Ndjson => Some(ExportFormatArg::Ndjson),
+            Format::Table => None,
+        }
+    }
+
+    /// The name `--format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportFormatArg::Csv => "csv",
+            ExportFormatArg::Json => "json",
+            ExportFormatArg::Ndjson => "ndjson",
+        }
+    }
+}
+
 impl From<ExportFormatArg> for dbforge::ExportFormat {
     fn from(f: ExportFormatArg) -> Self {
         match f {
@@ -481,9 +514,9 @@ pub struct ExportArgs {
     /// A positional parameter of --query; repeat in placeholder order.
     #[arg(long = "param", short = 'p', value_name = "VALUE", value_parser = input::parse_param, allow_hyphen_values = true, requires = "query")]
     pub params: Vec<Value>,
-    /// The file format.
-    #[arg(long, short = 'F', value_enum, default_value_t = ExportFormatArg::Csv)]
-    pub format: ExportFormatArg,
+    /// The file format [default: csv] (also `-o csv|json|ndjson`).
+    #[arg(long, short = 'F', value_enum, value_name = "FORMAT")]
+    pub format: Option<ExportFormatArg>,
     /// Write the file here instead of stdout (also `-o PATH`).
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,

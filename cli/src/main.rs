@@ -37,15 +37,53 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::{
-    cli::{Cli, Command, OutputArg},
+    cli::{Cli, Command, ExportFormatArg, OutputArg},
     commands::App,
 };
 
-/// Moves `-o PATH` to the export or dump it names the file of; anywhere else a path is not an
-/// output format, and that is a usage error (exit code 2).
-fn file_output(cli: &mut Cli) {
-    let Some(OutputArg::File(path)) = cli.global.output.clone() else {
+/// Gives `-o` to the command it belongs to. `-o PATH` names the file of an export or a dump;
+/// anywhere else a path is not an output format. `-o csv|json|ndjson` on an export is the
+/// file's format (an export's output is that file), so it never silently writes another one.
+/// A dump is the backend's own script and has no format to choose. Mistakes are usage errors
+/// (exit code 2) that name the flag meant.
+fn route_output(cli: &mut Cli) {
+    let Some(output) = cli.global.output.clone() else {
         return;
+    };
+    let path = match output {
+        OutputArg::File(path) => path,
+        OutputArg::Format(f) => {
+            match &mut cli.command {
+                Command::Export(a) => {
+                    let Some(format) = ExportFormatArg::from_output(f) else {
+                        usage_error(format!(
+                            "-o {}: an export is a file; choose its format with \
+                             --format csv|json|ndjson (or -o csv|json|ndjson), and the file to \
+                             write with --out PATH (or -o PATH)",
+                            f.name()
+                        ))
+                    };
+                    if let Some(given) = a.format
+                        && given != format
+                    {
+                        usage_error(format!(
+                            "--format {} and -o {} disagree: give the export's format once",
+                            given.name(),
+                            f.name()
+                        ));
+                    }
+                    a.format = Some(format);
+                    cli.global.output = None;
+                }
+                Command::Dump(_) => usage_error(format!(
+                    "-o {}: a dump is the backend's own script and has no other format; \
+                     -o PATH or --out PATH names the file to write (e.g. -o app.sql)",
+                    f.name()
+                )),
+                _ => {}
+            }
+            return;
+        }
     };
     let out = match &mut cli.command {
         Command::Export(a) => &mut a.out,
@@ -71,7 +109,7 @@ fn usage_error(message: String) -> ! {
 
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
-    file_output(&mut cli);
+    route_output(&mut cli);
     let app = match App::new(cli.global) {
         Ok(app) => app,
         Err(e) => {

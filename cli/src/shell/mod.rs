@@ -302,7 +302,7 @@ impl Shell<'_> {
                     writeln!(out)?;
                 }
             }
-            (".mode", None) => writeln!(out, "{}", format_name(self.settings.format))?,
+            (".mode", None) => writeln!(out, "{}", self.settings.format.name())?,
             (".mode", Some(m)) => {
                 self.settings.format = match m {
                     "table" => Format::Table,
@@ -457,15 +457,6 @@ fn readline_error(e: ReadlineError) -> CliError {
     match e {
         ReadlineError::Io(e) => CliError::Io(e),
         other => CliError::Io(io::Error::other(other)),
-    }
-}
-
-fn format_name(f: Format) -> &'static str {
-    match f {
-        Format::Table => "table",
-        Format::Json => "json",
-        Format::Ndjson => "ndjson",
-        Format::Csv => "csv",
     }
 }
 
