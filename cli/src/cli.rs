@@ -46,7 +46,8 @@ pub struct Cli {
 /// Flags every command accepts.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Gateway address: http://host:port, or https://host:port for TLS [default: http://127.0.0.1:50051].
+    /// Gateway address: http://host:port, or https://host:port for TLS; a bare host:port is http
+    /// (https with --ca-file) [default: http://127.0.0.1:50051].
     #[arg(long, global = true, env = "DBFORGE_ENDPOINT", value_name = "URL")]
     pub endpoint: Option<String>,
     /// API key, sent as a bearer token on every call.
