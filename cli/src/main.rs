@@ -101,6 +101,49 @@ fn route_output(cli: &mut Cli) {
     cli.global.output = None;
 }
 
+/// clap ends its message for a missing required argument with a usage line built from the
+/// arguments given, global flags and those set through the environment included
+/// (`--output <FORMAT> --endpoint <URL> --api-key <KEY> <--where <COND>|--all>`), which reads as
+/// if they were required too. The command's own usage line replaces it, so that the error
+/// names only what is missing.
+fn plain_usage(mut e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::MissingRequiredArgument {
+        return e;
+    }
+    let Some(ContextValue::StyledStr(usage)) = e.get(ContextKind::Usage) else {
+        return e;
+    };
+    // "Usage: dbforge rows update …": the words after the binary's name that name
+    // subcommands are the path to the command that failed.
+    let usage = usage.to_string();
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let mut path = Vec::new();
+    let mut at = &cmd;
+    for word in usage.split_whitespace().skip(2) {
+        match at.find_subcommand(word) {
+            Some(sub) => {
+                path.push(word.to_owned());
+                at = sub;
+            }
+            None => break,
+        }
+    }
+    let mut sub = &mut cmd;
+    for name in &path {
+        sub = match sub.find_subcommand_mut(name) {
+            Some(s) => s,
+            None => return e,
+        };
+    }
+    e.insert(
+        ContextKind::Usage,
+        ContextValue::StyledStr(sub.render_usage()),
+    );
+    e
+}
+
 fn usage_error(message: String) -> ! {
     <Cli as clap::CommandFactory>::command()
         .error(clap::error::ErrorKind::ArgumentConflict, message)
@@ -108,7 +151,7 @@ fn usage_error(message: String) -> ! {
 }
 
 fn main() -> ExitCode {
-    let mut cli = Cli::parse();
+    let mut cli = Cli::try_parse().unwrap_or_else(|e| plain_usage(e).exit());
     route_output(&mut cli);
     let app = match App::new(cli.global) {
         Ok(app) => app,

@@ -21,6 +21,53 @@ fn usage_errors_exit_2() {
         .stderr(predicate::str::contains("expected KEY=VALUE"));
 }
 
+/// A missing required choice is named alone: the usage line under it is the command's, not a
+/// list of the flags (and environment variables) the user happened to set, which read as if
+/// they were required too.
+#[test]
+fn a_missing_argument_is_named_without_the_flags_that_were_given() {
+    let s = Server::start();
+    // The harness sets DBFORGE_ENDPOINT and DBFORGE_API_KEY, as a user's shell would.
+    let out = s
+        .cmd()
+        .args(["rows", "update", "app", "people", "--set", "team=red"])
+        .args(["-o", "json", "--color", "never"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).expect("utf-8");
+    assert_eq!(
+        err,
+        "error: the following required arguments were not provided:\n  \
+         <--where <COND>|--all>\n\n\
+         Usage: dbforge rows update [OPTIONS] --set <COLUMN=VALUE> <--where <COND>|--all> \
+         <DATABASE> <TABLE>\n\n\
+         For more information, try '--help'.\n"
+    );
+    for (args, missing) in [
+        (
+            vec!["rows", "delete", "app", "people", "-o", "json"],
+            "<--where <COND>|--all>",
+        ),
+        (
+            vec!["export", "app", "-o", "json"],
+            "<--table <TABLE>|--query <SQL>>",
+        ),
+        (
+            vec!["chart", "app", "SELECT 1, 2", "--color", "never"],
+            "<--bar|--hbar|--line|--pie>",
+        ),
+    ] {
+        let out = s.cmd().args(&args).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).expect("utf-8");
+        assert!(err.contains(missing), "{args:?}: {err}");
+        for given in ["--output", "--endpoint", "--api-key", "--color"] {
+            assert!(!err.contains(given), "{args:?} lists {given}: {err}");
+        }
+    }
+}
+
 #[test]
 fn not_found_exits_3_with_a_hint() {
     let s = Server::start();
