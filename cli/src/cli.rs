@@ -286,7 +286,8 @@ pub struct SqlArgs {
     /// A positional parameter; repeat in placeholder order (see `dbforge --help` for typing).
     #[arg(long = "param", short = 'p', value_name = "VALUE", value_parser = input::parse_param, allow_hyphen_values = true)]
     pub params: Vec<Value>,
-    /// Run all statements in one transaction: all of them or none.
+    /// Run all statements in one transaction: all of them or none (on Redis: one MULTI/EXEC
+    /// batch).
     #[arg(long)]
     pub transaction: bool,
     /// Stop after this many rows (the summary says the result was cut).
@@ -402,7 +403,8 @@ bool, null NULL, nested arrays and objects a JSON document. Rows are sent in bat
 /// `dbforge shell DB`
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Statements end with ; and may span lines. Dot-commands: .tables, .schema [TABLE],
+Statements end with ; and may span lines (on Redis a command ends at the end of its line).
+Dot-commands: .tables, .schema [TABLE],
 .mode table|csv|json|ndjson, .timer on|off, .help, .quit. Tab completes dot-commands, keywords,
 table and column names. Ctrl-C cancels the running query (or clears the line); Ctrl-D quits.
 BEGIN … COMMIT/ROLLBACK runs the statements in between in one transaction.

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use dbforge::{Client, Value};
+use dbforge::{Client, Statement, Value};
 
 use super::{App, stdout, stream, warn_truncated, write_exec};
 use crate::{
@@ -36,15 +36,15 @@ pub fn run(app: &App, args: SqlArgs) -> Result<()> {
         let mut out = stdout();
         let mut results = output::Results::new(&app.settings, &mut out, stmts.len() > 1);
         if args.transaction {
-            transaction(
-                app,
-                &client,
-                &args.database,
-                &stmts,
-                &args.params,
-                &mut results,
-            )
-            .await?;
+            // Engines without interactive sessions (Redis) make a batch atomic instead
+            // (MULTI/EXEC); GetDatabase says which kind this database is.
+            let capabilities = client.get_database(&args.database).await?.capabilities;
+            if !capabilities.sessions && capabilities.transactions {
+                atomic_batch(&client, &args.database, &stmts, &args.params, &mut results).await?;
+            } else {
+                let db = &args.database;
+                transaction(app, &client, db, &stmts, &args.params, &mut results).await?;
+            }
         } else {
             for stmt in &stmts {
                 let mut sink = results.next()?;
@@ -93,6 +93,27 @@ async fn query(
     let progress = Progress::rows(app.show_progress);
     let end = stream(rows, sink, started, &progress).await?;
     warn_truncated(app, &end);
+    Ok(())
+}
+
+/// Runs the statements as one all-or-nothing ExecuteBatch (on Redis: MULTI, the commands,
+/// EXEC), then writes each statement's result.
+async fn atomic_batch(
+    client: &Client,
+    database: &str,
+    stmts: &[String],
+    params: &[Value],
+    results: &mut output::Results<'_>,
+) -> Result<()> {
+    let started = Instant::now();
+    let batch = stmts
+        .iter()
+        .map(|sql| Statement::new(sql.clone(), params.to_vec()))
+        .collect();
+    for result in client.batch(database, batch, true).await? {
+        let mut sink = results.next()?;
+        write_exec(&result, sink.as_mut(), started)?;
+    }
     Ok(())
 }
 

@@ -90,6 +90,9 @@ struct Shell<'a> {
     timer: bool,
     tx: Option<Transaction>,
     buffer: String,
+    /// Commands end at the end of their line (key-value engines: a Redis command has no `;`);
+    /// otherwise statements end with `;` and may span lines.
+    line_ends_command: bool,
 }
 
 /// Runs the shell.
@@ -111,6 +114,7 @@ pub fn run(app: &App, args: ShellArgs) -> Result<()> {
         timer: false,
         tx: None,
         buffer: String::new(),
+        line_ends_command: db.capabilities.key_value,
     };
     shell.refresh_catalog();
     if app.stdin_tty {
@@ -122,9 +126,16 @@ pub fn run(app: &App, args: ShellArgs) -> Result<()> {
             p.name(&db.name),
             backend_name(db.backend)
         );
+        let ending = if shell.line_ends_command {
+            "Enter runs the command: one command per line."
+        } else {
+            "End statements with ;"
+        };
         println!(
             "{}",
-            p.dim("End statements with ;  .help lists the dot-commands, Ctrl-D quits.")
+            p.dim(&format!(
+                "{ending}  .help lists the dot-commands, Ctrl-D quits."
+            ))
         );
         shell.interactive()
     } else {
@@ -242,6 +253,9 @@ impl Shell<'_> {
         if self.buffer.is_empty() && line.trim_start().starts_with('.') {
             return Some(line.trim().to_owned());
         }
+        if self.line_ends_command {
+            return (!statements::is_blank(&text)).then(|| text.trim().to_owned());
+        }
         let split = statements::split(&text);
         (!split.statements.is_empty()).then(|| {
             let end = text.len() - split.rest.len();
@@ -256,12 +270,17 @@ impl Shell<'_> {
         self.buffer.push_str(line);
         self.buffer.push('\n');
         let split = statements::split(&self.buffer);
-        self.buffer = if split.rest_is_empty() {
-            String::new()
+        let rest_is_empty = split.rest_is_empty();
+        let mut stmts = split.statements;
+        if rest_is_empty {
+            self.buffer.clear();
+        } else if self.line_ends_command {
+            stmts.push(split.rest.trim().to_owned());
+            self.buffer.clear();
         } else {
-            split.rest.trim_start().to_owned()
-        };
-        for stmt in split.statements {
+            self.buffer = split.rest.trim_start().to_owned();
+        }
+        for stmt in stmts {
             if let Err(e) = self.statement(&stmt) {
                 // The rest of a line after a failed statement is dropped, like a batch.
                 self.buffer.clear();

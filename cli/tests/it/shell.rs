@@ -174,3 +174,41 @@ fn piped_input_runs_without_prompts_and_stops_at_an_error() {
         .assert()
         .code(3);
 }
+
+/// On Redis a command ends at the end of its line (Redis commands have no `;`), so a command
+/// runs when Enter is pressed and a dot-command on the next line stays one; a `;` still
+/// separates commands on one line.
+#[test]
+fn on_redis_a_newline_ends_a_command() {
+    let Some(s) = Server::with_redis() else {
+        return;
+    };
+    let db = s.db_on("sh-redis", dbforge::Backend::Redis);
+    let mut cmd = s.std_cmd();
+    cmd.env("NO_COLOR", "1").args(["shell", &db]);
+    let mut pty = Pty::spawn(cmd);
+    pty.expect(&format!("connected to {db} (redis) at {}", s.endpoint()));
+    pty.expect("one command per line");
+    pty.expect(&format!("{db}> "));
+    pty.line("HSET user:1 name Ada");
+    pty.expect(&format!("{db}> "));
+    pty.line(".mode ndjson");
+    pty.expect(&format!("{db}> "));
+    pty.line("HGET user:1 name");
+    pty.expect("{\"value\":\"Ada\"}");
+    pty.expect(&format!("{db}> "));
+    pty.line("SET a 1; INCR a");
+    pty.expect("{\"value\":2}");
+    pty.expect(&format!("{db}> "));
+    pty.control('d');
+    pty.expect_eof();
+    assert_eq!(pty.exit_code(), 0);
+
+    // Piped input reads the same way.
+    s.cmd()
+        .args(["shell", &db, "-o", "ndjson"])
+        .write_stdin("GET a\n.mode csv\nGET a\n")
+        .assert()
+        .success()
+        .stdout("{\"value\":\"2\"}\nvalue\r\n2\r\n");
+}

@@ -291,3 +291,22 @@ fn json_output_of_several_statements_is_one_document() {
         .expect("run");
     assert_eq!(parse(&out), serde_json::json!([{"x": 1}, {"x": 2}]));
 }
+
+/// On Redis, `--transaction` runs the commands as one MULTI/EXEC batch (Redis has no
+/// interactive sessions), so they apply together.
+#[test]
+fn transaction_on_redis_runs_one_multi_exec_batch() {
+    let Some(s) = Server::with_redis() else {
+        return;
+    };
+    let db = s.db_on("redis-tx", dbforge::Backend::Redis);
+    let out = s
+        .cmd()
+        .args(["sql", &db, "--transaction", "SET a 1; INCR a", "-o", "json"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one document");
+    assert_eq!(doc, serde_json::json!([[{"value": "OK"}], [{"value": 2}]]));
+    assert_eq!(s.scalar(&db, "GET a"), dbforge::Value::Text("2".into()));
+}
