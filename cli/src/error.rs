@@ -76,6 +76,9 @@ pub enum CliError {
     Interrupted,
     /// The user answered no to a confirmation.
     Declined(String),
+    /// The gateway ended an open transaction's session and rolled the transaction back; the
+    /// text says why (the session's idle timeout, when the gateway said so).
+    RolledBack(String),
 }
 
 impl CliError {
@@ -96,7 +99,7 @@ impl CliError {
             // The reader of our output went away: not a failure of ours.
             CliError::Io(e) if e.kind() == io::ErrorKind::BrokenPipe => code::OK,
             CliError::Io(_) | CliError::Declined(_) => code::OTHER,
-            CliError::Timeout(_) => code::UNAVAILABLE,
+            CliError::Timeout(_) | CliError::RolledBack(_) => code::UNAVAILABLE,
             CliError::Interrupted => code::INTERRUPTED,
         }
     }
@@ -212,6 +215,7 @@ impl fmt::Display for CliError {
                 humantime::format_duration(*t)
             ),
             CliError::Interrupted => f.write_str("interrupted"),
+            CliError::RolledBack(why) => write!(f, "the transaction was rolled back: {why}"),
         }
     }
 }

@@ -424,6 +424,17 @@ impl Shell<'_> {
                     // The session may still owe an answer to the abandoned statement.
                     self.app.warn("the transaction was rolled back");
                 }
+                let result = match result {
+                    Err(e) if in_tx => match session_ended(&e) {
+                        // The transaction is gone with its session: leave transaction mode.
+                        Some(why) => {
+                            self.tx = None;
+                            Err(CliError::RolledBack(why))
+                        }
+                        None => Err(e),
+                    },
+                    r => r,
+                };
                 result?;
                 if changes_schema(sql) {
                     self.refresh_catalog();
@@ -465,6 +476,30 @@ impl Shell<'_> {
     }
 }
 
+/// Why the gateway ended a transaction's session, if `e` says it did: the gateway rolls back
+/// a transaction left idle past its `--session-idle-timeout` ("the session was idle for 1m;
+/// its transaction was rolled back", DEADLINE_EXCEEDED), and a session that ended otherwise
+/// (a restart) shows as the SDK's protocol error.
+fn session_ended(e: &CliError) -> Option<String> {
+    let CliError::Sdk { error, .. } = e else {
+        return None;
+    };
+    if let dbforge::Error::Protocol(_) = error {
+        return Some("the gateway ended the session".to_owned());
+    }
+    if error.code() != dbforge::Code::DeadlineExceeded {
+        return None;
+    }
+    let message = error.message();
+    let idle = message
+        .strip_prefix("the session was idle for ")?
+        .split(';')
+        .next()?;
+    Some(format!(
+        "the session was idle for {idle} (the gateway's --session-idle-timeout)"
+    ))
+}
+
 fn save_history(rl: &mut Editor<ShellHelper, DefaultHistory>, path: &PathBuf) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -495,5 +530,31 @@ mod tests {
         assert_eq!(tx_control("SELECT 1"), TxControl::None);
         assert!(changes_schema("create table t (a)"));
         assert!(!changes_schema("SELECT 1"));
+    }
+
+    #[test]
+    fn a_session_the_gateway_ended_is_told_apart() {
+        let status = |code, message: &str| {
+            CliError::sdk(
+                dbforge::Error::Status(tonic::Status::new(code, message)),
+                "",
+            )
+        };
+        let idle = status(
+            tonic::Code::DeadlineExceeded,
+            "the session was idle for 1m; its transaction was rolled back",
+        );
+        assert_eq!(
+            session_ended(&idle).as_deref(),
+            Some("the session was idle for 1m (the gateway's --session-idle-timeout)")
+        );
+        let ended = CliError::sdk(dbforge::Error::Protocol("the session has ended".into()), "");
+        assert_eq!(
+            session_ended(&ended).as_deref(),
+            Some("the gateway ended the session")
+        );
+        let slow = status(tonic::Code::DeadlineExceeded, "statement timeout");
+        assert_eq!(session_ended(&slow), None);
+        assert_eq!(session_ended(&CliError::Interrupted), None);
     }
 }

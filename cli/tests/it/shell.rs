@@ -212,3 +212,39 @@ fn on_redis_a_newline_ends_a_command() {
         .success()
         .stdout("{\"value\":\"2\"}\nvalue\r\n2\r\n");
 }
+
+/// A transaction left open past the gateway's idle-session timeout is rolled back there; the
+/// next statement, COMMIT included, says so with the timeout, and the prompt leaves
+/// transaction mode.
+#[test]
+fn an_idle_transaction_that_the_gateway_rolled_back_is_reported_and_closed() {
+    let s = Server::with(|mut c| {
+        c.session_idle_timeout = Some(Duration::from_secs(1));
+        c
+    });
+    let db = s.db("idle");
+    s.exec(&db, "CREATE TABLE t (n INTEGER)");
+    let mut pty = shell(&s, &db);
+    for end in ["COMMIT;", "SELECT 1;"] {
+        pty.line("BEGIN;");
+        pty.expect(&format!("{db}*> "));
+        pty.line("INSERT INTO t VALUES (1);");
+        pty.expect("1 row affected");
+        pty.expect(&format!("{db}*> "));
+        std::thread::sleep(Duration::from_millis(1600));
+        pty.line(end);
+        let said = pty.expect(&format!("{db}> "));
+        assert!(
+            said.contains(
+                "error: the transaction was rolled back: the session was idle for 1s \
+                 (the gateway's --session-idle-timeout)"
+            ),
+            "{end}: {said}"
+        );
+        assert!(!said.contains("protocol error"), "{said}");
+    }
+    pty.line("SELECT count(*) AS n FROM t;");
+    pty.expect("│ 0 │");
+    pty.line(".quit");
+    pty.expect_eof();
+}
