@@ -68,6 +68,60 @@ fn a_missing_argument_is_named_without_the_flags_that_were_given() {
     }
 }
 
+/// The gateway's messages name RPCs; the CLI's name its commands and flags instead.
+#[test]
+fn gateway_messages_name_cli_flags_instead_of_rpcs() {
+    let s = Server::start();
+    let db = s.db("rpc-words");
+    let out = s
+        .cmd()
+        .args(["sql", &db, "BEGIN", "--color", "never"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8(out.stderr).expect("utf-8");
+    assert!(
+        err.contains("use `dbforge sql --transaction`, or BEGIN … COMMIT in `dbforge shell`"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("ExecuteBatch") && !err.contains("Session"),
+        "{err}"
+    );
+    if let Some(r) = Server::with_redis() {
+        let cache = r.db_on("rpc-words-redis", dbforge::Backend::Redis);
+        let out = r
+            .cmd()
+            .args(["sql", &cache, "MULTI", "--color", "never"])
+            .output()
+            .expect("run");
+        let err = String::from_utf8(out.stderr).expect("utf-8");
+        assert!(
+            err.contains("use `dbforge sql --transaction` for MULTI/EXEC"),
+            "{err}"
+        );
+        let out = r
+            .cmd()
+            .args(["rows", "select", &cache, "users", "--color", "never"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(10));
+        let err = String::from_utf8(out.stderr).expect("utf-8");
+        assert!(
+            err.contains("`dbforge rows select` is not supported by the redis backend"),
+            "{err}"
+        );
+        assert!(
+            err.contains("use `dbforge sql` with the backend's own commands"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("SelectRows") && !err.contains("QueryService"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn not_found_exits_3_with_a_hint() {
     let s = Server::start();
