@@ -1,7 +1,7 @@
 //! The command-line grammar: every command, flag and environment variable of `dbforge`, as clap
 //! derive structs. Parsing only; what the commands do lives in `commands/`.
 //!
-//! Later commands (keys, backups) become new variants of [`Command`] with their own module
+//! Later commands (backups) become new variants of [`Command`] with their own module
 //! under `commands/`.
 
 use std::{path::PathBuf, time::Duration};
@@ -188,6 +188,17 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Show a statement's query plan, with the tables it reads in full.
     Explain(ExplainArgs),
+    /// Create, list and revoke API keys (admin keys only).
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Describe the API key in use: its name, role and grants.
+    Whoami,
+    /// List and verify the gateway's audit log (admin keys only).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// The gateway's operational figures: uptime, connections, streams, sessions, calls per RPC
+    /// (admin keys only).
+    Stats,
     /// Show the config file and the settings in effect.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -640,6 +651,80 @@ pub struct ExplainArgs {
     /// Run the statement (rolled back) for actual row counts (PostgreSQL, MariaDB).
     #[arg(long)]
     pub analyze: bool,
+}
+
+/// `dbforge key …`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key; its secret is shown this once.
+    #[command(after_help = "\
+Grants are ROLE:TARGET with ROLE read, write or owner (write + delete the database) and TARGET a
+database name, a name pattern with * (agent-42-*), or labels KEY=VALUE[,KEY=VALUE…].
+
+Examples:
+  dbforge key create \"agent 42\" --can-create --quota 10 --grant 'owner:agent-42-*'
+  dbforge key create reports --grant read:sales --grant read:team=search --expires-in 30d
+  dbforge key create ops --admin")]
+    Create {
+        /// A name for people, 1 to 128 characters.
+        name: String,
+        /// Make it an admin key: everything is allowed, including managing keys.
+        #[arg(long)]
+        admin: bool,
+        /// Let it create databases (it then owns them).
+        #[arg(long)]
+        can_create: bool,
+        /// With --can-create: how many databases it may have created at once [default: no limit].
+        #[arg(long, value_name = "N", requires = "can_create")]
+        quota: Option<u32>,
+        /// A role on some databases, ROLE:TARGET; repeat for more.
+        #[arg(long = "grant", short = 'g', value_name = "ROLE:TARGET", value_parser = input::parse_grant)]
+        grants: Vec<dbforge::Grant>,
+        /// Make it stop working after this long, e.g. 30d or 12h.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        expires_in: Option<Duration>,
+    },
+    /// List API keys (never their secrets).
+    #[command(visible_alias = "ls")]
+    List {
+        /// Include revoked and expired keys.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke an API key; calls with it fail from the next one on.
+    Revoke {
+        /// The key's id (the part after dbf_, as `key list` shows it).
+        id: String,
+    },
+}
+
+/// `dbforge audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit records, oldest first, filtered by key, database, outcome and time.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only calls made with this key id.
+        #[arg(long, value_name = "ID")]
+        key: Option<String>,
+        /// Only calls on this database.
+        #[arg(long, value_name = "NAME")]
+        database: Option<String>,
+        /// Only calls with this outcome: OK, PERMISSION_DENIED, …
+        #[arg(long, value_name = "CODE")]
+        outcome: Option<String>,
+        /// Only records from this time on: RFC 3339 (2024-05-01T12:00:00Z) or an age (1h).
+        #[arg(long, value_name = "TIME", value_parser = input::parse_time)]
+        since: Option<std::time::SystemTime>,
+        /// Only records before this time: RFC 3339 or an age.
+        #[arg(long, value_name = "TIME", value_parser = input::parse_time)]
+        until: Option<std::time::SystemTime>,
+        /// At most this many records.
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: u64,
+    },
+    /// Check the audit log's hash chain: the first edited record or gap, if any (exit code 1).
+    Verify,
 }
 
 /// `dbforge config …`

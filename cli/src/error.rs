@@ -42,7 +42,7 @@ pub mod code {
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
     0    success
-    1    other error (internal server error, local I/O)
+    1    other error (internal server error, local I/O, audit verify finding a break)
     2    usage error (bad flags or arguments, unreadable config or input file)
     3    not found (NOT_FOUND)
     4    already exists (ALREADY_EXISTS)
@@ -76,6 +76,8 @@ pub enum CliError {
     Interrupted,
     /// The user answered no to a confirmation.
     Declined(String),
+    /// A check the command ran found a problem (`audit verify`); the output says what.
+    CheckFailed(String),
     /// The gateway ended an open transaction's session and rolled the transaction back; the
     /// text says why (the session's idle timeout, when the gateway said so).
     RolledBack(String),
@@ -98,7 +100,7 @@ impl CliError {
             CliError::Invalid(_) => code::INVALID,
             // The reader of our output went away: not a failure of ours.
             CliError::Io(e) if e.kind() == io::ErrorKind::BrokenPipe => code::OK,
-            CliError::Io(_) | CliError::Declined(_) => code::OTHER,
+            CliError::Io(_) | CliError::Declined(_) | CliError::CheckFailed(_) => code::OTHER,
             CliError::Timeout(_) | CliError::RolledBack(_) => code::UNAVAILABLE,
             CliError::Interrupted => code::INTERRUPTED,
         }
@@ -202,9 +204,10 @@ impl fmt::Display for CliError {
                     None => write!(f, " [{}]", code_name(error.code())),
                 }
             }
-            CliError::Usage(m) | CliError::Invalid(m) | CliError::Declined(m) => {
-                f.write_str(&one_line(m))
-            }
+            CliError::Usage(m)
+            | CliError::Invalid(m)
+            | CliError::Declined(m)
+            | CliError::CheckFailed(m) => f.write_str(&one_line(m)),
             CliError::Io(e) => write!(f, "{e}"),
             CliError::Timeout(t) => write!(
                 f,

@@ -233,6 +233,22 @@ pub fn record(
     out.flush()
 }
 
+/// Fields as aligned `name  value` lines: how a one-record answer with many fields (`db show`,
+/// `whoami`) reads in table format.
+pub fn key_values(settings: &Settings, fields: &[(&str, Value)]) -> String {
+    let p = settings.paint;
+    let key_w = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let (text, class) = render::text(v, &settings.null);
+            let pad = " ".repeat(key_w - k.len());
+            format!("{}{pad}  {}", p.dim(k), p.cell(class, &text))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// "1 row", "2 rows".
 pub fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })

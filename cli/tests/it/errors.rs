@@ -377,6 +377,13 @@ fn help_documents_the_exit_codes_and_every_command_has_help() {
         &["chart"],
         &["config", "show"],
         &["completions"],
+        &["key", "create"],
+        &["key", "list"],
+        &["key", "revoke"],
+        &["whoami"],
+        &["audit", "list"],
+        &["audit", "verify"],
+        &["stats"],
     ];
     for c in commands {
         assert_cmd::Command::new(bin())
