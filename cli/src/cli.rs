@@ -1,7 +1,7 @@
 //! The command-line grammar: every command, flag and environment variable of `dbforge`, as clap
 //! derive structs. Parsing only; what the commands do lives in `commands/`.
 //!
-//! Later commands (keys, backups) become new variants of [`Command`] with their own module
+//! Later commands (backups) become new variants of [`Command`] with their own module
 //! under `commands/`.
 
 use std::{path::PathBuf, time::Duration};
@@ -46,7 +46,8 @@ pub struct Cli {
 /// Flags every command accepts.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Gateway address: http://host:port, or https://host:port for TLS [default: http://127.0.0.1:50051].
+    /// Gateway address: http://host:port, or https://host:port for TLS; a bare host:port is http
+    /// (https with --ca-file) [default: http://127.0.0.1:50051].
     #[arg(long, global = true, env = "DBFORGE_ENDPOINT", value_name = "URL")]
     pub endpoint: Option<String>,
     /// API key, sent as a bearer token on every call.
@@ -100,6 +101,18 @@ pub enum Format {
     Ndjson,
     /// RFC 4180 CSV with a header line; NULL is an empty field, empty text is "".
     Csv,
+}
+
+impl Format {
+    /// The name `--output` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Ndjson => "ndjson",
+            Format::Csv => "csv",
+        }
+    }
 }
 
 /// The value of `-o/--output`: a format, or (for `export` and `dump`) the file to write.
@@ -175,6 +188,17 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Show a statement's query plan, with the tables it reads in full.
     Explain(ExplainArgs),
+    /// Create, list and revoke API keys (admin keys only).
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Describe the API key in use: its name, role and grants.
+    Whoami,
+    /// List and verify the gateway's audit log (admin keys only).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// The gateway's operational figures: uptime, connections, streams, sessions, calls per RPC
+    /// (admin keys only).
+    Stats,
     /// Show the config file and the settings in effect.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -273,7 +297,8 @@ pub struct SqlArgs {
     /// A positional parameter; repeat in placeholder order (see `dbforge --help` for typing).
     #[arg(long = "param", short = 'p', value_name = "VALUE", value_parser = input::parse_param, allow_hyphen_values = true)]
     pub params: Vec<Value>,
-    /// Run all statements in one transaction: all of them or none.
+    /// Run all statements in one transaction: all of them or none (on Redis: one MULTI/EXEC
+    /// batch).
     #[arg(long)]
     pub transaction: bool,
     /// Stop after this many rows (the summary says the result was cut).
@@ -389,7 +414,8 @@ bool, null NULL, nested arrays and objects a JSON document. Rows are sent in bat
 /// `dbforge shell DB`
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Statements end with ; and may span lines. Dot-commands: .tables, .schema [TABLE],
+Statements end with ; and may span lines (on Redis a command ends at the end of its line).
+Dot-commands: .tables, .schema [TABLE],
 .mode table|csv|json|ndjson, .timer on|off, .help, .quit. Tab completes dot-commands, keywords,
 table and column names. Ctrl-C cancels the running query (or clears the line); Ctrl-D quits.
 BEGIN … COMMIT/ROLLBACK runs the statements in between in one transaction.
@@ -448,6 +474,27 @@ pub enum ExportFormatArg {
     Ndjson,
 }
 
+impl ExportFormatArg {
+    /// The export format `-o FORMAT` names, if it names one (a table is not a file format).
+    pub fn from_output(f: Format) -> Option<Self> {
+        match f {
+            Format::Csv => Some(ExportFormatArg::Csv),
+            Format::Json => Some(ExportFormatArg::Json),
+            Format::Ndjson => Some(ExportFormatArg::Ndjson),
+            Format::Table => None,
+        }
+    }
+
+    /// The name `--format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportFormatArg::Csv => "csv",
+            ExportFormatArg::Json => "json",
+            ExportFormatArg::Ndjson => "ndjson",
+        }
+    }
+}
+
 impl From<ExportFormatArg> for dbforge::ExportFormat {
     fn from(f: ExportFormatArg) -> Self {
         match f {
@@ -481,9 +528,9 @@ pub struct ExportArgs {
     /// A positional parameter of --query; repeat in placeholder order.
     #[arg(long = "param", short = 'p', value_name = "VALUE", value_parser = input::parse_param, allow_hyphen_values = true, requires = "query")]
     pub params: Vec<Value>,
-    /// The file format.
-    #[arg(long, short = 'F', value_enum, default_value_t = ExportFormatArg::Csv)]
-    pub format: ExportFormatArg,
+    /// The file format [default: csv] (also `-o csv|json|ndjson`).
+    #[arg(long, short = 'F', value_enum, value_name = "FORMAT")]
+    pub format: Option<ExportFormatArg>,
     /// Write the file here instead of stdout (also `-o PATH`).
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
@@ -604,6 +651,80 @@ pub struct ExplainArgs {
     /// Run the statement (rolled back) for actual row counts (PostgreSQL, MariaDB).
     #[arg(long)]
     pub analyze: bool,
+}
+
+/// `dbforge key …`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key; its secret is shown this once.
+    #[command(after_help = "\
+Grants are ROLE:TARGET with ROLE read, write or owner (write + delete the database) and TARGET a
+database name, a name pattern with * (agent-42-*), or labels KEY=VALUE[,KEY=VALUE…].
+
+Examples:
+  dbforge key create \"agent 42\" --can-create --quota 10 --grant 'owner:agent-42-*'
+  dbforge key create reports --grant read:sales --grant read:team=search --expires-in 30d
+  dbforge key create ops --admin")]
+    Create {
+        /// A name for people, 1 to 128 characters.
+        name: String,
+        /// Make it an admin key: everything is allowed, including managing keys.
+        #[arg(long)]
+        admin: bool,
+        /// Let it create databases (it then owns them).
+        #[arg(long)]
+        can_create: bool,
+        /// With --can-create: how many databases it may have created at once [default: no limit].
+        #[arg(long, value_name = "N", requires = "can_create")]
+        quota: Option<u32>,
+        /// A role on some databases, ROLE:TARGET; repeat for more.
+        #[arg(long = "grant", short = 'g', value_name = "ROLE:TARGET", value_parser = input::parse_grant)]
+        grants: Vec<dbforge::Grant>,
+        /// Make it stop working after this long, e.g. 30d or 12h.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        expires_in: Option<Duration>,
+    },
+    /// List API keys (never their secrets).
+    #[command(visible_alias = "ls")]
+    List {
+        /// Include revoked and expired keys.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke an API key; calls with it fail from the next one on.
+    Revoke {
+        /// The key's id (the part after dbf_, as `key list` shows it).
+        id: String,
+    },
+}
+
+/// `dbforge audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit records, oldest first, filtered by key, database, outcome and time.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only calls made with this key id.
+        #[arg(long, value_name = "ID")]
+        key: Option<String>,
+        /// Only calls on this database.
+        #[arg(long, value_name = "NAME")]
+        database: Option<String>,
+        /// Only calls with this outcome: OK, PERMISSION_DENIED, …
+        #[arg(long, value_name = "CODE")]
+        outcome: Option<String>,
+        /// Only records from this time on: RFC 3339 (2024-05-01T12:00:00Z) or an age (1h).
+        #[arg(long, value_name = "TIME", value_parser = input::parse_time)]
+        since: Option<std::time::SystemTime>,
+        /// Only records before this time: RFC 3339 or an age.
+        #[arg(long, value_name = "TIME", value_parser = input::parse_time)]
+        until: Option<std::time::SystemTime>,
+        /// At most this many records.
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: u64,
+    },
+    /// Check the audit log's hash chain: the first edited record or gap, if any (exit code 1).
+    Verify,
 }
 
 /// `dbforge config …`

@@ -232,6 +232,7 @@ pub fn resolve(global: &GlobalArgs) -> Result<Resolved> {
         &from_profile,
     );
 
+    let endpoint = with_scheme(endpoint, ca_file.is_some());
     let mut options = ClientOptions::new(endpoint).connect_timeout(CONNECT_TIMEOUT);
     if let Some(k) = api_key {
         options = options.api_key(k);
@@ -253,6 +254,17 @@ pub fn resolve(global: &GlobalArgs) -> Result<Resolved> {
             ("timeout", timeout_src),
         ],
     })
+}
+
+/// `host:port` as a URL, the way grpcurl and the Python SDK read it: `http://host:port`, or
+/// `https://host:port` when a CA file is given (which turns TLS on; the transport speaks TLS
+/// only to an `https` URL). A URL with a scheme is left as it is.
+fn with_scheme(endpoint: String, tls: bool) -> String {
+    if endpoint.contains("://") {
+        return endpoint;
+    }
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{endpoint}")
 }
 
 /// The first of flag-or-environment and profile, with its source. clap has merged the flag and
@@ -294,6 +306,16 @@ mod tests {
         let file: ConfigFile = toml::from_str(&example).expect("example parses");
         assert_eq!(file.default_profile.as_deref(), Some("local"));
         assert_eq!(file.profiles["prod"].timeout.as_deref(), Some("30s"));
+    }
+
+    #[test]
+    fn an_endpoint_without_a_scheme_gets_one() {
+        let url = |e: &str, tls| with_scheme(e.to_owned(), tls);
+        assert_eq!(url("127.0.0.1:50051", false), "http://127.0.0.1:50051");
+        assert_eq!(url("localhost:50051", true), "https://localhost:50051");
+        assert_eq!(url("[::1]:50051", false), "http://[::1]:50051");
+        assert_eq!(url("http://a:1", true), "http://a:1");
+        assert_eq!(url("https://a:1", false), "https://a:1");
     }
 
     #[test]

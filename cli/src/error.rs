@@ -42,7 +42,7 @@ pub mod code {
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
     0    success
-    1    other error (internal server error, local I/O)
+    1    other error (internal server error, local I/O, audit verify finding a break)
     2    usage error (bad flags or arguments, unreadable config or input file)
     3    not found (NOT_FOUND)
     4    already exists (ALREADY_EXISTS)
@@ -76,6 +76,11 @@ pub enum CliError {
     Interrupted,
     /// The user answered no to a confirmation.
     Declined(String),
+    /// A check the command ran found a problem (`audit verify`); the output says what.
+    CheckFailed(String),
+    /// The gateway ended an open transaction's session and rolled the transaction back; the
+    /// text says why (the session's idle timeout, when the gateway said so).
+    RolledBack(String),
 }
 
 impl CliError {
@@ -95,8 +100,8 @@ impl CliError {
             CliError::Invalid(_) => code::INVALID,
             // The reader of our output went away: not a failure of ours.
             CliError::Io(e) if e.kind() == io::ErrorKind::BrokenPipe => code::OK,
-            CliError::Io(_) | CliError::Declined(_) => code::OTHER,
-            CliError::Timeout(_) => code::UNAVAILABLE,
+            CliError::Io(_) | CliError::Declined(_) | CliError::CheckFailed(_) => code::OTHER,
+            CliError::Timeout(_) | CliError::RolledBack(_) => code::UNAVAILABLE,
             CliError::Interrupted => code::INTERRUPTED,
         }
     }
@@ -124,9 +129,6 @@ impl CliError {
             }
             Code::InvalidArgument if message.contains("no such table") => {
                 "`.tables` in `dbforge shell DB` lists the tables".to_owned()
-            }
-            Code::InvalidArgument if message.to_lowercase().contains("transaction control") => {
-                "use `dbforge sql --transaction`, or BEGIN … COMMIT in `dbforge shell`".to_owned()
             }
             Code::Unavailable if matches!(error, dbforge::Error::Transport(_)) => format!(
                 "is the gateway running at {endpoint}? Set it with --endpoint or DBFORGE_ENDPOINT"
@@ -182,7 +184,7 @@ impl fmt::Display for CliError {
             CliError::Sdk { error, .. } => {
                 // The SDK's Display already says "CODE: message"; say the reason when the server
                 // gave a more precise one (UNIQUE_VIOLATION rather than FAILED_PRECONDITION).
-                let mut text = one_line(&error.message());
+                let mut text = cli_words(&one_line(&error.message()));
                 if let dbforge::Error::Transport(_) = error {
                     // tonic's transport error says only "transport error"; the cause is in its
                     // sources, several of which repeat their parent's words.
@@ -202,9 +204,10 @@ impl fmt::Display for CliError {
                     None => write!(f, " [{}]", code_name(error.code())),
                 }
             }
-            CliError::Usage(m) | CliError::Invalid(m) | CliError::Declined(m) => {
-                f.write_str(&one_line(m))
-            }
+            CliError::Usage(m)
+            | CliError::Invalid(m)
+            | CliError::Declined(m)
+            | CliError::CheckFailed(m) => f.write_str(&one_line(m)),
             CliError::Io(e) => write!(f, "{e}"),
             CliError::Timeout(t) => write!(
                 f,
@@ -212,8 +215,87 @@ impl fmt::Display for CliError {
                 humantime::format_duration(*t)
             ),
             CliError::Interrupted => f.write_str("interrupted"),
+            CliError::RolledBack(why) => write!(f, "the transaction was rolled back: {why}"),
         }
     }
+}
+
+/// The gateway's messages name RPCs ("use ExecuteBatch with `transaction`…"), which is right
+/// for SDK users; a CLI user knows commands and flags. Each pair is the gateway's words and the
+/// CLI's, replaced in order (a longer phrase before any phrase it contains). The gateway's
+/// messages are in server/src (api/status.rs `alternative`, the backends' limit and
+/// transaction-control refusals, core/error.rs `Unsupported`).
+const CLI_WORDS: &[(&str, &str)] = &[
+    (
+        "use ExecuteBatch with `transaction` or a Session",
+        "use `dbforge sql --transaction`, or BEGIN … COMMIT in `dbforge shell`",
+    ),
+    (
+        "use ExecuteBatch with `transaction` for MULTI/EXEC",
+        "use `dbforge sql --transaction` for MULTI/EXEC",
+    ),
+    (
+        "group statements atomically with ExecuteBatch and `transaction` instead",
+        "group statements atomically with `dbforge sql --transaction` instead",
+    ),
+    (
+        "use ExecuteBatch for several",
+        "run several with `dbforge sql`, separated by `;`",
+    ),
+    (
+        "KEYS is not available in ExecuteBatch (the gateway emulates it with SCAN): use \
+         Execute or Query, or SCAN",
+        "KEYS is not available with --transaction (the gateway emulates it with SCAN): run it \
+         without --transaction, or use SCAN",
+    ),
+    (
+        "use Query to stream large results",
+        "run it outside a transaction, where results stream",
+    ),
+    (
+        "use Query (it streams) or SCAN",
+        "run it outside a transaction, where results stream, or use SCAN",
+    ),
+    (
+        "use Query, or a ranged or SCAN command, for large results",
+        "run it outside a transaction, where results stream, or use a ranged or SCAN command",
+    ),
+    (
+        "(use `transaction` for all-or-nothing)",
+        "(use --transaction for all-or-nothing)",
+    ),
+    (
+        "use QueryService.Execute with the backend's own commands instead",
+        "use `dbforge sql` with the backend's own commands instead",
+    ),
+    (
+        "InsertRows takes at most",
+        "`dbforge rows insert` takes at most (--batch-size)",
+    ),
+    (
+        "Session is not supported",
+        "BEGIN … COMMIT (a Session) is not supported",
+    ),
+    ("CreateTable is not", "`dbforge table create` is not"),
+    ("InsertRows is not", "`dbforge rows insert` is not"),
+    ("SelectRows is not", "`dbforge rows select` is not"),
+    ("UpdateRows is not", "`dbforge rows update` is not"),
+    ("DeleteRows is not", "`dbforge rows delete` is not"),
+    ("ExportTable is not", "`dbforge export --table` is not"),
+    ("ExportQuery is not", "`dbforge export --query` is not"),
+    ("DumpDatabase is not", "`dbforge dump` is not"),
+    ("ImportCsv is not", "`dbforge import --csv` is not"),
+    ("ImportSql is not", "`dbforge import --sql` is not"),
+    ("ImportNdjson is not", "`dbforge import --ndjson` is not"),
+    ("GetSchema is not", "`dbforge schema` is not"),
+    ("Explain is not", "`dbforge explain` is not"),
+];
+
+/// `message` in the CLI's words: RPC names replaced by the commands and flags that use them.
+fn cli_words(message: &str) -> String {
+    CLI_WORDS
+        .iter()
+        .fold(message.to_owned(), |m, (rpc, cli)| m.replace(rpc, cli))
 }
 
 /// Server messages may span lines (an engine's message with context); errors stay on one.
@@ -308,6 +390,61 @@ mod tests {
         let e = status(Code::Internal, "internal error");
         assert_eq!(e.exit_code(), 1);
         assert_eq!(e.hint(), None);
+    }
+
+    #[test]
+    fn gateway_messages_name_cli_commands_and_flags_not_rpcs() {
+        let cases = [
+            (
+                "transaction control (BEGIN …) is not accepted here: use ExecuteBatch with \
+                 `transaction` or a Session",
+                "transaction control (BEGIN …) is not accepted here: use `dbforge sql \
+                 --transaction`, or BEGIN … COMMIT in `dbforge shell`",
+            ),
+            (
+                "MULTI is not accepted here: use ExecuteBatch with `transaction` for MULTI/EXEC",
+                "MULTI is not accepted here: use `dbforge sql --transaction` for MULTI/EXEC",
+            ),
+            (
+                "Session is not supported by the redis backend; group statements atomically \
+                 with ExecuteBatch and `transaction` instead",
+                "BEGIN … COMMIT (a Session) is not supported by the redis backend; group \
+                 statements atomically with `dbforge sql --transaction` instead",
+            ),
+            (
+                "the statement returned more than 10000 rows; use Query to stream large results",
+                "the statement returned more than 10000 rows; run it outside a transaction, \
+                 where results stream",
+            ),
+            (
+                "SelectRows is not supported by the redis backend; use QueryService.Execute \
+                 with the backend's own commands instead (on Redis: HSET/HGETALL/HSCAN for \
+                 records)",
+                "`dbforge rows select` is not supported by the redis backend; use `dbforge sql` \
+                 with the backend's own commands instead (on Redis: HSET/HGETALL/HSCAN for \
+                 records)",
+            ),
+            (
+                "Explain is not supported by the redis backend",
+                "`dbforge explain` is not supported by the redis backend",
+            ),
+        ];
+        for (server, cli) in cases {
+            let e = status(Code::InvalidArgument, server);
+            assert_eq!(e.to_string(), format!("{cli} [INVALID_ARGUMENT]"));
+        }
+        // Every replacement leaves no RPC name behind.
+        for (_, cli) in CLI_WORDS {
+            for rpc in [
+                "ExecuteBatch",
+                "QueryService",
+                "Query ",
+                "Execute ",
+                "Session ",
+            ] {
+                assert!(!cli.contains(rpc), "{cli}");
+            }
+        }
     }
 
     #[test]

@@ -138,6 +138,56 @@ pub fn parse_label(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Parses `--grant ROLE:TARGET`: a database name, a name pattern (with `*`), or labels
+/// `KEY=VALUE[,KEY=VALUE…]` (database names have neither `*` nor `=`, so the forms cannot be
+/// confused).
+pub fn parse_grant(s: &str) -> Result<dbforge::Grant, String> {
+    use dbforge::{Grant, Role};
+    let Some((role, target)) = s.split_once(':') else {
+        return Err(format!(
+            "expected ROLE:TARGET, e.g. read:reports, got {s:?}"
+        ));
+    };
+    let role = match role.trim().to_ascii_lowercase().as_str() {
+        "read" => Role::Read,
+        "write" => Role::Write,
+        "owner" => Role::Owner,
+        other => {
+            return Err(format!(
+                "unknown role {other:?}: expected read, write or owner"
+            ));
+        }
+    };
+    let target = target.trim();
+    if target.is_empty() {
+        return Err(format!("{s:?} names no database, pattern or labels"));
+    }
+    if target.contains('=') {
+        let labels = target
+            .split(',')
+            .map(parse_label)
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Grant::labels(labels, role));
+    }
+    if target.contains('*') {
+        return Ok(Grant::pattern(target, role));
+    }
+    Ok(Grant::database(target, role))
+}
+
+/// Parses a point in time: RFC 3339, or an age before now such as `1h` or `30m`.
+pub fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t.into());
+    }
+    let age = humantime::parse_duration(s).map_err(|_| {
+        format!("expected an RFC 3339 time (2024-05-01T12:00:00Z) or an age (1h), got {s:?}")
+    })?;
+    std::time::SystemTime::now()
+        .checked_sub(age)
+        .ok_or_else(|| format!("{s:?} reaches before the epoch"))
+}
+
 /// `COLUMN=VALUE` of `rows update --set`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assign {
@@ -525,6 +575,54 @@ mod tests {
         assert_eq!(rows[1]["id"], Value::Int(9_007_199_254_740_993));
         assert!(parse_rows("[1]").is_err_and(|e| e.starts_with("row 1")));
         assert!(parse_rows("{\"a\":1}\n{oops").is_err_and(|e| e.starts_with("line 2")));
+    }
+
+    #[test]
+    fn grants_name_a_database_a_pattern_or_labels() {
+        use dbforge::{Grant, Role};
+        assert_eq!(
+            parse_grant("read:reports"),
+            Ok(Grant::database("reports", Role::Read))
+        );
+        assert_eq!(
+            parse_grant("Owner:agent-42-*"),
+            Ok(Grant::pattern("agent-42-*", Role::Owner))
+        );
+        assert_eq!(
+            parse_grant("write:team=search,tier=gold"),
+            Ok(Grant::labels(
+                [("team", "search"), ("tier", "gold")],
+                Role::Write
+            ))
+        );
+        assert!(
+            parse_grant("reports")
+                .expect_err("no role")
+                .contains("ROLE:TARGET")
+        );
+        assert!(
+            parse_grant("admin:x")
+                .expect_err("no such role")
+                .contains("read, write or owner")
+        );
+        assert!(parse_grant("read:").is_err());
+    }
+
+    #[test]
+    fn times_are_rfc_3339_or_an_age() {
+        let t = parse_time("2024-05-01T12:00:00Z").expect("rfc 3339");
+        assert_eq!(
+            t.duration_since(std::time::UNIX_EPOCH)
+                .expect("after")
+                .as_secs(),
+            1_714_564_800
+        );
+        let hour_ago = parse_time("1h").expect("age");
+        let age = std::time::SystemTime::now()
+            .duration_since(hour_ago)
+            .expect("in the past");
+        assert!(age.as_secs() >= 3600 && age.as_secs() < 3700, "{age:?}");
+        assert!(parse_time("yesterday").is_err());
     }
 
     #[test]

@@ -37,15 +37,53 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::{
-    cli::{Cli, Command, OutputArg},
+    cli::{Cli, Command, ExportFormatArg, OutputArg},
     commands::App,
 };
 
-/// Moves `-o PATH` to the export or dump it names the file of; anywhere else a path is not an
-/// output format, and that is a usage error (exit code 2).
-fn file_output(cli: &mut Cli) {
-    let Some(OutputArg::File(path)) = cli.global.output.clone() else {
+/// Gives `-o` to the command it belongs to. `-o PATH` names the file of an export or a dump;
+/// anywhere else a path is not an output format. `-o csv|json|ndjson` on an export is the
+/// file's format (an export's output is that file), so it never silently writes another one.
+/// A dump is the backend's own script and has no format to choose. Mistakes are usage errors
+/// (exit code 2) that name the flag meant.
+fn route_output(cli: &mut Cli) {
+    let Some(output) = cli.global.output.clone() else {
         return;
+    };
+    let path = match output {
+        OutputArg::File(path) => path,
+        OutputArg::Format(f) => {
+            match &mut cli.command {
+                Command::Export(a) => {
+                    let Some(format) = ExportFormatArg::from_output(f) else {
+                        usage_error(format!(
+                            "-o {}: an export is a file; choose its format with \
+                             --format csv|json|ndjson (or -o csv|json|ndjson), and the file to \
+                             write with --out PATH (or -o PATH)",
+                            f.name()
+                        ))
+                    };
+                    if let Some(given) = a.format
+                        && given != format
+                    {
+                        usage_error(format!(
+                            "--format {} and -o {} disagree: give the export's format once",
+                            given.name(),
+                            f.name()
+                        ));
+                    }
+                    a.format = Some(format);
+                    cli.global.output = None;
+                }
+                Command::Dump(_) => usage_error(format!(
+                    "-o {}: a dump is the backend's own script and has no other format; \
+                     -o PATH or --out PATH names the file to write (e.g. -o app.sql)",
+                    f.name()
+                )),
+                _ => {}
+            }
+            return;
+        }
     };
     let out = match &mut cli.command {
         Command::Export(a) => &mut a.out,
@@ -63,6 +101,49 @@ fn file_output(cli: &mut Cli) {
     cli.global.output = None;
 }
 
+/// clap ends its message for a missing required argument with a usage line built from the
+/// arguments given, global flags and those set through the environment included
+/// (`--output <FORMAT> --endpoint <URL> --api-key <KEY> <--where <COND>|--all>`), which reads as
+/// if they were required too. The command's own usage line replaces it, so that the error
+/// names only what is missing.
+fn plain_usage(mut e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::MissingRequiredArgument {
+        return e;
+    }
+    let Some(ContextValue::StyledStr(usage)) = e.get(ContextKind::Usage) else {
+        return e;
+    };
+    // "Usage: dbforge rows update …": the words after the binary's name that name
+    // subcommands are the path to the command that failed.
+    let usage = usage.to_string();
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let mut path = Vec::new();
+    let mut at = &cmd;
+    for word in usage.split_whitespace().skip(2) {
+        match at.find_subcommand(word) {
+            Some(sub) => {
+                path.push(word.to_owned());
+                at = sub;
+            }
+            None => break,
+        }
+    }
+    let mut sub = &mut cmd;
+    for name in &path {
+        sub = match sub.find_subcommand_mut(name) {
+            Some(s) => s,
+            None => return e,
+        };
+    }
+    e.insert(
+        ContextKind::Usage,
+        ContextValue::StyledStr(sub.render_usage()),
+    );
+    e
+}
+
 fn usage_error(message: String) -> ! {
     <Cli as clap::CommandFactory>::command()
         .error(clap::error::ErrorKind::ArgumentConflict, message)
@@ -70,8 +151,8 @@ fn usage_error(message: String) -> ! {
 }
 
 fn main() -> ExitCode {
-    let mut cli = Cli::parse();
-    file_output(&mut cli);
+    let mut cli = Cli::try_parse().unwrap_or_else(|e| plain_usage(e).exit());
+    route_output(&mut cli);
     let app = match App::new(cli.global) {
         Ok(app) => app,
         Err(e) => {

@@ -49,10 +49,19 @@ impl Transaction {
         &mut self,
         kind: pb::session_request::Kind,
     ) -> Result<pb::session_response::Kind> {
-        self.requests
+        if self
+            .requests
             .send(pb::SessionRequest { kind: Some(kind) })
             .await
-            .map_err(|_| Error::Protocol("the session has ended".into()))?;
+            .is_err()
+        {
+            // The server ended the session (after its idle timeout, say) and its status says
+            // why; that is the error, not the closed request stream.
+            return Err(match self.responses.message().await {
+                Err(status) => status.into(),
+                Ok(_) => Error::Protocol("the session has ended".into()),
+            });
+        }
         self.next_response().await
     }
 

@@ -111,17 +111,8 @@ pub fn run(app: &App, command: DbCommand) -> Result<()> {
             };
             fields.push(("capabilities", capabilities));
             fields.push(("placeholder", Value::Text(caps.placeholder.clone())));
-            let p = app.settings.paint;
-            let key_w = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-            let human: Vec<String> = fields
-                .iter()
-                .map(|(k, v)| {
-                    let (text, class) = output::render::text(v, &app.settings.null);
-                    let pad = " ".repeat(key_w - k.len());
-                    format!("{}{pad}  {}", p.dim(k), p.cell(class, &text))
-                })
-                .collect();
-            output::record(&app.settings, &mut stdout(), &human.join("\n"), &fields)?;
+            let human = output::key_values(&app.settings, &fields);
+            output::record(&app.settings, &mut stdout(), &human, &fields)?;
             Ok(())
         }
         DbCommand::Rm {
@@ -240,8 +231,25 @@ fn fields(app: &App, db: &Database) -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// The columns of a listing, named and typed; `json` columns hold a JSON document for
+/// programs and a text summary in tables.
+pub fn listing_columns(app: &App, columns: &[(&str, ValueKind)]) -> Vec<Column> {
+    columns
+        .iter()
+        .map(|&(name, kind)| Column {
+            name: name.to_owned(),
+            declared_type: String::new(),
+            kind: if kind == ValueKind::Json && app.settings.format == Format::Table {
+                ValueKind::Text
+            } else {
+                kind
+            },
+        })
+        .collect()
+}
+
 /// A catalog time to the second (the catalog keeps access times to within seconds anyway).
-fn timestamp(t: SystemTime) -> Value {
+pub fn timestamp(t: SystemTime) -> Value {
     let t = OffsetDateTime::from(t);
     t.replace_nanosecond(0)
         .map(Value::Timestamp)

@@ -1,9 +1,11 @@
 //! The commands, and what they share: the [`App`] (settings, runtime, connection) and the
 //! driver that streams a result into an output sink.
 
+pub mod access;
 pub mod chart;
 pub mod config;
 pub mod db;
+pub mod operations;
 pub mod rows;
 pub mod schema;
 pub mod sql;
@@ -189,6 +191,10 @@ pub fn run(app: &App, command: Command) -> Result<()> {
         Command::Dump(a) => transfer::dump(app, a),
         Command::Schema(a) => schema::schema(app, a),
         Command::Explain(a) => schema::explain(app, a),
+        Command::Key(c) => access::key(app, c),
+        Command::Whoami => access::whoami(app),
+        Command::Audit(c) => operations::audit(app, c),
+        Command::Stats => operations::stats(app),
         Command::Config(c) => config::run(app, c),
         Command::Completions { shell } => {
             let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();

@@ -2,11 +2,11 @@
 
 use std::time::Instant;
 
-use dbforge::{Client, Value};
+use dbforge::{Client, Statement, Value};
 
 use super::{App, stdout, stream, warn_truncated, write_exec};
 use crate::{
-    cli::{Format, SqlArgs},
+    cli::SqlArgs,
     error::{CliError, Result},
     output,
     progress::Progress,
@@ -33,13 +33,21 @@ pub fn run(app: &App, args: SqlArgs) -> Result<()> {
     }
     app.block_on(async {
         let client = app.connect().await?;
+        let mut out = stdout();
+        let mut results = output::Results::new(&app.settings, &mut out, stmts.len() > 1);
         if args.transaction {
-            transaction(app, &client, &args.database, &stmts, &args.params).await
+            // Engines without interactive sessions (Redis) make a batch atomic instead
+            // (MULTI/EXEC); GetDatabase says which kind this database is.
+            let capabilities = client.get_database(&args.database).await?.capabilities;
+            if !capabilities.sessions && capabilities.transactions {
+                atomic_batch(&client, &args.database, &stmts, &args.params, &mut results).await?;
+            } else {
+                let db = &args.database;
+                transaction(app, &client, db, &stmts, &args.params, &mut results).await?;
+            }
         } else {
-            for (i, stmt) in stmts.iter().enumerate() {
-                if i > 0 && app.settings.format == Format::Table {
-                    println!();
-                }
+            for stmt in &stmts {
+                let mut sink = results.next()?;
                 query(
                     app,
                     &client,
@@ -47,11 +55,13 @@ pub fn run(app: &App, args: SqlArgs) -> Result<()> {
                     stmt,
                     &args.params,
                     args.max_rows,
+                    sink.as_mut(),
                 )
                 .await?;
             }
-            Ok(())
         }
+        results.finish()?;
+        Ok(())
     })
 }
 
@@ -66,24 +76,44 @@ pub fn split(sql: &str) -> Vec<String> {
     stmts
 }
 
-/// Runs one statement as a streamed query, writing the result as it arrives.
-pub async fn query(
+/// Runs one statement as a streamed query, writing the result into `sink` as it arrives.
+async fn query(
     app: &App,
     client: &Client,
     database: &str,
     sql: &str,
     params: &[Value],
     max_rows: Option<u64>,
+    sink: &mut dyn output::Sink,
 ) -> Result<()> {
     let started = Instant::now();
     let rows = client
         .query_limited(database, sql, params, max_rows.unwrap_or(0))
         .await?;
-    let mut out = stdout();
-    let mut sink = output::sink(&app.settings, &mut out);
     let progress = Progress::rows(app.show_progress);
-    let end = stream(rows, sink.as_mut(), started, &progress).await?;
+    let end = stream(rows, sink, started, &progress).await?;
     warn_truncated(app, &end);
+    Ok(())
+}
+
+/// Runs the statements as one all-or-nothing ExecuteBatch (on Redis: MULTI, the commands,
+/// EXEC), then writes each statement's result.
+async fn atomic_batch(
+    client: &Client,
+    database: &str,
+    stmts: &[String],
+    params: &[Value],
+    results: &mut output::Results<'_>,
+) -> Result<()> {
+    let started = Instant::now();
+    let batch = stmts
+        .iter()
+        .map(|sql| Statement::new(sql.clone(), params.to_vec()))
+        .collect();
+    for result in client.batch(database, batch, true).await? {
+        let mut sink = results.next()?;
+        write_exec(&result, sink.as_mut(), started)?;
+    }
     Ok(())
 }
 
@@ -94,9 +124,9 @@ async fn transaction(
     database: &str,
     stmts: &[String],
     params: &[Value],
+    results: &mut output::Results<'_>,
 ) -> Result<()> {
     let mut tx = client.transaction(database).await?;
-    let mut out = stdout();
     for (i, stmt) in stmts.iter().enumerate() {
         let started = Instant::now();
         let result = match tx.execute(stmt, params).await {
@@ -112,17 +142,9 @@ async fn transaction(
                 return Err(e.into());
             }
         };
-        if i > 0 && app.settings.format == Format::Table {
-            writeln_out(&mut out)?;
-        }
-        let mut sink = output::sink(&app.settings, &mut out);
+        let mut sink = results.next()?;
         write_exec(&result, sink.as_mut(), started)?;
     }
     tx.commit().await?;
-    Ok(())
-}
-
-fn writeln_out(out: &mut dyn std::io::Write) -> Result<()> {
-    writeln!(out)?;
     Ok(())
 }

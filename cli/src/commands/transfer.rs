@@ -13,7 +13,7 @@ use futures::TryStreamExt;
 
 use super::{App, stdout};
 use crate::{
-    cli::{DumpArgs, ExportArgs, ImportArgs},
+    cli::{DumpArgs, ExportArgs, ExportFormatArg, ImportArgs},
     error::{CliError, Result},
     output::{self, plural},
     progress::Progress,
@@ -26,7 +26,7 @@ pub fn export(app: &App, args: ExportArgs) -> Result<()> {
         q => q,
     };
     let opts = dbforge::ExportOptions {
-        format: args.format.into(),
+        format: args.format.unwrap_or(ExportFormatArg::Csv).into(),
         delimiter: args.delimiter,
         null_text: args.null_text,
     };

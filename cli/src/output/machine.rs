@@ -27,6 +27,9 @@ fn keys(columns: &[Column]) -> Vec<String> {
 pub struct JsonSink<'a> {
     out: &'a mut dyn Write,
     lines: bool,
+    /// An entry of an enclosing array ([`super::Results`]): the enclosing array writes the
+    /// separators and line ends, so the result ends without one.
+    nested: bool,
     keys: Vec<String>,
     rows: u64,
 }
@@ -36,8 +39,17 @@ impl<'a> JsonSink<'a> {
         JsonSink {
             out,
             lines,
+            nested: false,
             keys: Vec::new(),
             rows: 0,
+        }
+    }
+
+    /// A JSON result written as one entry of an enclosing array.
+    pub fn nested(out: &'a mut dyn Write) -> Self {
+        JsonSink {
+            nested: true,
+            ..JsonSink::new(out, false)
         }
     }
 }
@@ -74,13 +86,18 @@ impl Sink for JsonSink<'_> {
     fn end(&mut self, end: &End) -> io::Result<()> {
         if self.keys.is_empty() {
             // A statement without a result set: say what it changed.
-            writeln!(self.out, "{{\"rows_affected\":{}}}", end.affected)?;
+            write!(self.out, "{{\"rows_affected\":{}}}", end.affected)?;
         } else if !self.lines {
             if self.rows == 0 {
-                writeln!(self.out, "[]")?;
+                write!(self.out, "[]")?;
             } else {
-                writeln!(self.out, "\n]")?;
+                write!(self.out, "\n]")?;
             }
+        }
+        // NDJSON rows end their own lines; a nested entry's line end is the enclosing array's.
+        let rows_ended_the_line = self.lines && !self.keys.is_empty();
+        if !self.nested && !rows_ended_the_line {
+            writeln!(self.out)?;
         }
         self.out.flush()
     }

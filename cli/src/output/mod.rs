@@ -144,6 +144,56 @@ pub fn sink<'a>(settings: &'a Settings, out: &'a mut dyn io::Write) -> Box<dyn S
     }
 }
 
+/// The results of several statements written one after the other as one output: in JSON one
+/// array with an entry per statement (its array of rows, or its `{"rows_affected":N}`), so the
+/// whole output parses as one document; tables separated by a blank line; NDJSON and CSV as
+/// they come. A single result is written as it is alone.
+pub struct Results<'a> {
+    settings: &'a Settings,
+    out: &'a mut dyn io::Write,
+    /// Whether there are several results (known up front: a JSON array opens before the first).
+    many: bool,
+    written: usize,
+}
+
+impl<'a> Results<'a> {
+    /// Results to `out`; `many` when more than one will follow.
+    pub fn new(settings: &'a Settings, out: &'a mut dyn io::Write, many: bool) -> Self {
+        Results {
+            settings,
+            out,
+            many,
+            written: 0,
+        }
+    }
+
+    /// The sink of the next result.
+    pub fn next(&mut self) -> io::Result<Box<dyn Sink + '_>> {
+        let first = self.written == 0;
+        self.written += 1;
+        match self.settings.format {
+            Format::Json if self.many => {
+                self.out.write_all(if first { b"[\n" } else { b",\n" })?;
+                Ok(Box::new(machine::JsonSink::nested(self.out)))
+            }
+            Format::Table if !first => {
+                writeln!(self.out)?;
+                Ok(sink(self.settings, self.out))
+            }
+            _ => Ok(sink(self.settings, self.out)),
+        }
+    }
+
+    /// Closes the document after the last result.
+    pub fn finish(self) -> io::Result<()> {
+        if self.settings.format == Format::Json && self.many {
+            let close: &[u8] = if self.written == 0 { b"[]\n" } else { b"\n]\n" };
+            self.out.write_all(close)?;
+        }
+        self.out.flush()
+    }
+}
+
 /// Writes a one-record result: `human` (already painted) in table format, otherwise the fields
 /// as a JSON object, an NDJSON line, or a CSV header and row.
 pub fn record(
@@ -181,6 +231,22 @@ pub fn record(
         }
     }
     out.flush()
+}
+
+/// Fields as aligned `name  value` lines: how a one-record answer with many fields (`db show`,
+/// `whoami`) reads in table format.
+pub fn key_values(settings: &Settings, fields: &[(&str, Value)]) -> String {
+    let p = settings.paint;
+    let key_w = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let (text, class) = render::text(v, &settings.null);
+            let pad = " ".repeat(key_w - k.len());
+            format!("{}{pad}  {}", p.dim(k), p.cell(class, &text))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// "1 row", "2 rows".

@@ -90,6 +90,9 @@ struct Shell<'a> {
     timer: bool,
     tx: Option<Transaction>,
     buffer: String,
+    /// Commands end at the end of their line (key-value engines: a Redis command has no `;`);
+    /// otherwise statements end with `;` and may span lines.
+    line_ends_command: bool,
 }
 
 /// Runs the shell.
@@ -111,6 +114,7 @@ pub fn run(app: &App, args: ShellArgs) -> Result<()> {
         timer: false,
         tx: None,
         buffer: String::new(),
+        line_ends_command: db.capabilities.key_value,
     };
     shell.refresh_catalog();
     if app.stdin_tty {
@@ -122,9 +126,16 @@ pub fn run(app: &App, args: ShellArgs) -> Result<()> {
             p.name(&db.name),
             backend_name(db.backend)
         );
+        let ending = if shell.line_ends_command {
+            "Enter runs the command: one command per line."
+        } else {
+            "End statements with ;"
+        };
         println!(
             "{}",
-            p.dim("End statements with ;  .help lists the dot-commands, Ctrl-D quits.")
+            p.dim(&format!(
+                "{ending}  .help lists the dot-commands, Ctrl-D quits."
+            ))
         );
         shell.interactive()
     } else {
@@ -242,6 +253,9 @@ impl Shell<'_> {
         if self.buffer.is_empty() && line.trim_start().starts_with('.') {
             return Some(line.trim().to_owned());
         }
+        if self.line_ends_command {
+            return (!statements::is_blank(&text)).then(|| text.trim().to_owned());
+        }
         let split = statements::split(&text);
         (!split.statements.is_empty()).then(|| {
             let end = text.len() - split.rest.len();
@@ -256,12 +270,17 @@ impl Shell<'_> {
         self.buffer.push_str(line);
         self.buffer.push('\n');
         let split = statements::split(&self.buffer);
-        self.buffer = if split.rest_is_empty() {
-            String::new()
+        let rest_is_empty = split.rest_is_empty();
+        let mut stmts = split.statements;
+        if rest_is_empty {
+            self.buffer.clear();
+        } else if self.line_ends_command {
+            stmts.push(split.rest.trim().to_owned());
+            self.buffer.clear();
         } else {
-            split.rest.trim_start().to_owned()
-        };
-        for stmt in split.statements {
+            self.buffer = split.rest.trim_start().to_owned();
+        }
+        for stmt in stmts {
             if let Err(e) = self.statement(&stmt) {
                 // The rest of a line after a failed statement is dropped, like a batch.
                 self.buffer.clear();
@@ -302,7 +321,7 @@ impl Shell<'_> {
                     writeln!(out)?;
                 }
             }
-            (".mode", None) => writeln!(out, "{}", format_name(self.settings.format))?,
+            (".mode", None) => writeln!(out, "{}", self.settings.format.name())?,
             (".mode", Some(m)) => {
                 self.settings.format = match m {
                     "table" => Format::Table,
@@ -405,6 +424,17 @@ impl Shell<'_> {
                     // The session may still owe an answer to the abandoned statement.
                     self.app.warn("the transaction was rolled back");
                 }
+                let result = match result {
+                    Err(e) if in_tx => match session_ended(&e) {
+                        // The transaction is gone with its session: leave transaction mode.
+                        Some(why) => {
+                            self.tx = None;
+                            Err(CliError::RolledBack(why))
+                        }
+                        None => Err(e),
+                    },
+                    r => r,
+                };
                 result?;
                 if changes_schema(sql) {
                     self.refresh_catalog();
@@ -446,6 +476,30 @@ impl Shell<'_> {
     }
 }
 
+/// Why the gateway ended a transaction's session, if `e` says it did: the gateway rolls back
+/// a transaction left idle past its `--session-idle-timeout` ("the session was idle for 1m;
+/// its transaction was rolled back", DEADLINE_EXCEEDED), and a session that ended otherwise
+/// (a restart) shows as the SDK's protocol error.
+fn session_ended(e: &CliError) -> Option<String> {
+    let CliError::Sdk { error, .. } = e else {
+        return None;
+    };
+    if let dbforge::Error::Protocol(_) = error {
+        return Some("the gateway ended the session".to_owned());
+    }
+    if error.code() != dbforge::Code::DeadlineExceeded {
+        return None;
+    }
+    let message = error.message();
+    let idle = message
+        .strip_prefix("the session was idle for ")?
+        .split(';')
+        .next()?;
+    Some(format!(
+        "the session was idle for {idle} (the gateway's --session-idle-timeout)"
+    ))
+}
+
 fn save_history(rl: &mut Editor<ShellHelper, DefaultHistory>, path: &PathBuf) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -457,15 +511,6 @@ fn readline_error(e: ReadlineError) -> CliError {
     match e {
         ReadlineError::Io(e) => CliError::Io(e),
         other => CliError::Io(io::Error::other(other)),
-    }
-}
-
-fn format_name(f: Format) -> &'static str {
-    match f {
-        Format::Table => "table",
-        Format::Json => "json",
-        Format::Ndjson => "ndjson",
-        Format::Csv => "csv",
     }
 }
 
@@ -485,5 +530,31 @@ mod tests {
         assert_eq!(tx_control("SELECT 1"), TxControl::None);
         assert!(changes_schema("create table t (a)"));
         assert!(!changes_schema("SELECT 1"));
+    }
+
+    #[test]
+    fn a_session_the_gateway_ended_is_told_apart() {
+        let status = |code, message: &str| {
+            CliError::sdk(
+                dbforge::Error::Status(tonic::Status::new(code, message)),
+                "",
+            )
+        };
+        let idle = status(
+            tonic::Code::DeadlineExceeded,
+            "the session was idle for 1m; its transaction was rolled back",
+        );
+        assert_eq!(
+            session_ended(&idle).as_deref(),
+            Some("the session was idle for 1m (the gateway's --session-idle-timeout)")
+        );
+        let ended = CliError::sdk(dbforge::Error::Protocol("the session has ended".into()), "");
+        assert_eq!(
+            session_ended(&ended).as_deref(),
+            Some("the gateway ended the session")
+        );
+        let slow = status(tonic::Code::DeadlineExceeded, "statement timeout");
+        assert_eq!(session_ended(&slow), None);
+        assert_eq!(session_ended(&CliError::Interrupted), None);
     }
 }

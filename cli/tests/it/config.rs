@@ -148,6 +148,18 @@ fn tls_with_a_ca_file() {
         .assert()
         .success()
         .stdout(predicate::str::contains("\"created\":true"));
+    // host:port without a scheme, with a CA file: TLS, as --ca-file promises.
+    s.cmd()
+        .args([
+            "--endpoint",
+            &format!("localhost:{}", s.addr.port()),
+            "--ca-file",
+        ])
+        .arg(path("ca.pem"))
+        .args(["sql", "over-tls", "SELECT 1 AS one"])
+        .assert()
+        .success()
+        .stdout("{\"one\":1}\n");
     // The same through the environment.
     s.cmd()
         .env("DBFORGE_ENDPOINT", &endpoint)
@@ -161,4 +173,40 @@ fn tls_with_a_ca_file() {
         .args(["--endpoint", &endpoint, "db", "list"])
         .assert()
         .code(7);
+}
+
+/// `--endpoint 127.0.0.1:50051` is `http://127.0.0.1:50051`, as grpcurl and the Python SDK read
+/// it, from the flag, the environment or a profile.
+#[test]
+fn an_endpoint_without_a_scheme_is_plaintext_http() {
+    let s = Server::start();
+    let bare = s.addr.to_string();
+    s.cmd()
+        .args(["--endpoint", &bare])
+        .args(["--color", "never"])
+        .args(["db", "list", "-o", "ndjson"])
+        .assert()
+        .success();
+    s.cmd()
+        .env("DBFORGE_ENDPOINT", &bare)
+        .args(["db", "create", "bare-endpoint", "-o", "ndjson"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"created\":true"));
+    write_config(
+        &s,
+        &format!("default_profile = \"bare\"\n\n[profiles.bare]\nendpoint = \"{bare}\"\n"),
+    );
+    s.cmd()
+        .env_remove("DBFORGE_ENDPOINT")
+        .args(["config", "show", "-o", "ndjson"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("http://{bare}")));
+    s.cmd()
+        .env_remove("DBFORGE_ENDPOINT")
+        .args(["sql", "bare-endpoint", "SELECT 1 AS one"])
+        .assert()
+        .success()
+        .stdout("{\"one\":1}\n");
 }

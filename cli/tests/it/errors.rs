@@ -21,6 +21,107 @@ fn usage_errors_exit_2() {
         .stderr(predicate::str::contains("expected KEY=VALUE"));
 }
 
+/// A missing required choice is named alone: the usage line under it is the command's, not a
+/// list of the flags (and environment variables) the user happened to set, which read as if
+/// they were required too.
+#[test]
+fn a_missing_argument_is_named_without_the_flags_that_were_given() {
+    let s = Server::start();
+    // The harness sets DBFORGE_ENDPOINT and DBFORGE_API_KEY, as a user's shell would.
+    let out = s
+        .cmd()
+        .args(["rows", "update", "app", "people", "--set", "team=red"])
+        .args(["-o", "json", "--color", "never"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).expect("utf-8");
+    assert_eq!(
+        err,
+        "error: the following required arguments were not provided:\n  \
+         <--where <COND>|--all>\n\n\
+         Usage: dbforge rows update [OPTIONS] --set <COLUMN=VALUE> <--where <COND>|--all> \
+         <DATABASE> <TABLE>\n\n\
+         For more information, try '--help'.\n"
+    );
+    for (args, missing) in [
+        (
+            vec!["rows", "delete", "app", "people", "-o", "json"],
+            "<--where <COND>|--all>",
+        ),
+        (
+            vec!["export", "app", "-o", "json"],
+            "<--table <TABLE>|--query <SQL>>",
+        ),
+        (
+            vec!["chart", "app", "SELECT 1, 2", "--color", "never"],
+            "<--bar|--hbar|--line|--pie>",
+        ),
+    ] {
+        let out = s.cmd().args(&args).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).expect("utf-8");
+        assert!(err.contains(missing), "{args:?}: {err}");
+        for given in ["--output", "--endpoint", "--api-key", "--color"] {
+            assert!(!err.contains(given), "{args:?} lists {given}: {err}");
+        }
+    }
+}
+
+/// The gateway's messages name RPCs; the CLI's name its commands and flags instead.
+#[test]
+fn gateway_messages_name_cli_flags_instead_of_rpcs() {
+    let s = Server::start();
+    let db = s.db("rpc-words");
+    let out = s
+        .cmd()
+        .args(["sql", &db, "BEGIN", "--color", "never"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8(out.stderr).expect("utf-8");
+    assert!(
+        err.contains("use `dbforge sql --transaction`, or BEGIN … COMMIT in `dbforge shell`"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("ExecuteBatch") && !err.contains("Session"),
+        "{err}"
+    );
+    if let Some(r) = Server::with_redis() {
+        let cache = r.db_on("rpc-words-redis", dbforge::Backend::Redis);
+        let out = r
+            .cmd()
+            .args(["sql", &cache, "MULTI", "--color", "never"])
+            .output()
+            .expect("run");
+        let err = String::from_utf8(out.stderr).expect("utf-8");
+        assert!(
+            err.contains("use `dbforge sql --transaction` for MULTI/EXEC"),
+            "{err}"
+        );
+        let out = r
+            .cmd()
+            .args(["rows", "select", &cache, "users", "--color", "never"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(10));
+        let err = String::from_utf8(out.stderr).expect("utf-8");
+        assert!(
+            err.contains("`dbforge rows select` is not supported by the redis backend"),
+            "{err}"
+        );
+        assert!(
+            err.contains("use `dbforge sql` with the backend's own commands"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("SelectRows") && !err.contains("QueryService"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn not_found_exits_3_with_a_hint() {
     let s = Server::start();
@@ -276,6 +377,13 @@ fn help_documents_the_exit_codes_and_every_command_has_help() {
         &["chart"],
         &["config", "show"],
         &["completions"],
+        &["key", "create"],
+        &["key", "list"],
+        &["key", "revoke"],
+        &["whoami"],
+        &["audit", "list"],
+        &["audit", "verify"],
+        &["stats"],
     ];
     for c in commands {
         assert_cmd::Command::new(bin())

@@ -5,7 +5,7 @@
 //! rexpect and block on the SDK for setup.
 
 use std::{
-    net::SocketAddr,
+    net::{SocketAddr, TcpStream, ToSocketAddrs},
     path::{Path, PathBuf},
     sync::atomic::{AtomicUsize, Ordering},
     time::Duration,
@@ -85,6 +85,39 @@ impl Server {
         }
     }
 
+    /// A gateway that also spawns databases on the local Redis server (`DBFORGE_TEST_REDIS_URL`,
+    /// else redis://127.0.0.1:6379), or `None` with a one-line notice when that server cannot be
+    /// reached. With `DBFORGE_REQUIRE_BACKENDS=1` (CI) an unreachable server fails the test.
+    pub fn with_redis() -> Option<Self> {
+        let url = std::env::var("DBFORGE_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        let host_port = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.rsplit('@').next())
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or("127.0.0.1:6379")
+            .to_owned();
+        let reachable = host_port
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+        if !reachable {
+            if std::env::var("DBFORGE_REQUIRE_BACKENDS").as_deref() == Ok("1") {
+                panic!(
+                    "redis at {host_port} is required (DBFORGE_REQUIRE_BACKENDS=1) but unreachable"
+                );
+            }
+            eprintln!("skipping redis tests: {host_port} unreachable");
+            return None;
+        }
+        Some(Self::with(|mut c| {
+            c.redis_url = Some(url);
+            c
+        }))
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -103,6 +136,17 @@ impl Server {
         self.block_on(
             self.client()
                 .create_database(&name, CreateOptions::default()),
+        )
+        .expect("create database");
+        name
+    }
+
+    /// Spawns a database with a unique name on `backend` through the SDK.
+    pub fn db_on(&self, prefix: &str, backend: dbforge::Backend) -> String {
+        let name = unique(prefix);
+        self.block_on(
+            self.client()
+                .create_database(&name, CreateOptions::default().backend(backend)),
         )
         .expect("create database");
         name

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod access;
 mod chart;
 mod config;
 mod db;

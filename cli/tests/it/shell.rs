@@ -174,3 +174,77 @@ fn piped_input_runs_without_prompts_and_stops_at_an_error() {
         .assert()
         .code(3);
 }
+
+/// On Redis a command ends at the end of its line (Redis commands have no `;`), so a command
+/// runs when Enter is pressed and a dot-command on the next line stays one; a `;` still
+/// separates commands on one line.
+#[test]
+fn on_redis_a_newline_ends_a_command() {
+    let Some(s) = Server::with_redis() else {
+        return;
+    };
+    let db = s.db_on("sh-redis", dbforge::Backend::Redis);
+    let mut cmd = s.std_cmd();
+    cmd.env("NO_COLOR", "1").args(["shell", &db]);
+    let mut pty = Pty::spawn(cmd);
+    pty.expect(&format!("connected to {db} (redis) at {}", s.endpoint()));
+    pty.expect("one command per line");
+    pty.expect(&format!("{db}> "));
+    pty.line("HSET user:1 name Ada");
+    pty.expect(&format!("{db}> "));
+    pty.line(".mode ndjson");
+    pty.expect(&format!("{db}> "));
+    pty.line("HGET user:1 name");
+    pty.expect("{\"value\":\"Ada\"}");
+    pty.expect(&format!("{db}> "));
+    pty.line("SET a 1; INCR a");
+    pty.expect("{\"value\":2}");
+    pty.expect(&format!("{db}> "));
+    pty.control('d');
+    pty.expect_eof();
+    assert_eq!(pty.exit_code(), 0);
+
+    // Piped input reads the same way.
+    s.cmd()
+        .args(["shell", &db, "-o", "ndjson"])
+        .write_stdin("GET a\n.mode csv\nGET a\n")
+        .assert()
+        .success()
+        .stdout("{\"value\":\"2\"}\nvalue\r\n2\r\n");
+}
+
+/// A transaction left open past the gateway's idle-session timeout is rolled back there; the
+/// next statement, COMMIT included, says so with the timeout, and the prompt leaves
+/// transaction mode.
+#[test]
+fn an_idle_transaction_that_the_gateway_rolled_back_is_reported_and_closed() {
+    let s = Server::with(|mut c| {
+        c.session_idle_timeout = Some(Duration::from_secs(1));
+        c
+    });
+    let db = s.db("idle");
+    s.exec(&db, "CREATE TABLE t (n INTEGER)");
+    let mut pty = shell(&s, &db);
+    for end in ["COMMIT;", "SELECT 1;"] {
+        pty.line("BEGIN;");
+        pty.expect(&format!("{db}*> "));
+        pty.line("INSERT INTO t VALUES (1);");
+        pty.expect("1 row affected");
+        pty.expect(&format!("{db}*> "));
+        std::thread::sleep(Duration::from_millis(1600));
+        pty.line(end);
+        let said = pty.expect(&format!("{db}> "));
+        assert!(
+            said.contains(
+                "error: the transaction was rolled back: the session was idle for 1s \
+                 (the gateway's --session-idle-timeout)"
+            ),
+            "{end}: {said}"
+        );
+        assert!(!said.contains("protocol error"), "{said}");
+    }
+    pty.line("SELECT count(*) AS n FROM t;");
+    pty.expect("│ 0 │");
+    pty.line(".quit");
+    pty.expect_eof();
+}

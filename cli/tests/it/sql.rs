@@ -249,3 +249,64 @@ fn no_sql_on_a_terminal_is_a_usage_error_not_a_wait() {
     pty.expect_eof();
     assert_eq!(pty.exit_code(), 2);
 }
+
+/// `-o json` prints one JSON document whatever the number of statements: one statement, its
+/// rows' array as before; several, an array with one entry per statement (its rows' array, or
+/// its `{"rows_affected":N}`), with and without --transaction. NDJSON stays one line per row.
+#[test]
+fn json_output_of_several_statements_is_one_document() {
+    let s = Server::start();
+    let db = s.db("json-doc");
+    let sql = "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2); \
+               SELECT x FROM t ORDER BY x; SELECT x FROM t WHERE x > 5";
+    let parse = |out: &std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", stderr(out));
+        serde_json::from_str(&stdout(out))
+            .unwrap_or_else(|e| panic!("not one JSON document ({e}): {}", stdout(out)))
+    };
+    let expected = serde_json::json!([
+        {"rows_affected": 0},
+        {"rows_affected": 2},
+        [{"x": 1}, {"x": 2}],
+        []
+    ]);
+    let out = s
+        .cmd()
+        .args(["sql", &db, sql, "-o", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(parse(&out), expected);
+    let db2 = s.db("json-doc-tx");
+    let out = s
+        .cmd()
+        .args(["sql", &db2, "--transaction", sql, "-o", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(parse(&out), expected);
+    // One statement: its array of rows, unchanged.
+    let out = s
+        .cmd()
+        .args(["sql", &db, "SELECT x FROM t ORDER BY x", "-o", "json"])
+        .output()
+        .expect("run");
+    assert_eq!(parse(&out), serde_json::json!([{"x": 1}, {"x": 2}]));
+}
+
+/// On Redis, `--transaction` runs the commands as one MULTI/EXEC batch (Redis has no
+/// interactive sessions), so they apply together.
+#[test]
+fn transaction_on_redis_runs_one_multi_exec_batch() {
+    let Some(s) = Server::with_redis() else {
+        return;
+    };
+    let db = s.db_on("redis-tx", dbforge::Backend::Redis);
+    let out = s
+        .cmd()
+        .args(["sql", &db, "--transaction", "SET a 1; INCR a", "-o", "json"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one document");
+    assert_eq!(doc, serde_json::json!([[{"value": "OK"}], [{"value": 2}]]));
+    assert_eq!(s.scalar(&db, "GET a"), dbforge::Value::Text("2".into()));
+}

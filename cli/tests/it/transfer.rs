@@ -475,3 +475,57 @@ fn dash_o_with_a_path_writes_the_export_file() {
         .code(2)
         .stderr(predicate::str::contains("expected one of table, json"));
 }
+
+/// `-o json` on an export names the file format (the output of an export is the file), so it is
+/// taken as `--format json`, never a silent CSV; a format the file cannot have, a second format
+/// that disagrees, and a format word on `dump` (which writes a script) are usage errors naming
+/// the flag meant.
+#[test]
+fn dash_o_with_a_format_word_sets_the_export_format_or_names_the_flag() {
+    let s = Server::start();
+    let db = people(&s);
+    let out = s
+        .cmd()
+        .args(["export", &db, "--table", "people", "-o", "json"])
+        .output()
+        .expect("run export");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("a JSON document");
+    assert_eq!(rows.as_array().map(Vec::len), Some(4), "{rows}");
+    let out = s
+        .cmd()
+        .args(["export", &db, "--table", "people", "-o", "ndjson"])
+        .output()
+        .expect("run export");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 4);
+    for line in stdout(&out).lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("an NDJSON line");
+    }
+    // The same format twice is no conflict.
+    s.cmd()
+        .args(["export", &db, "-t", "people", "-F", "csv", "-o", "csv"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("id,name,note,score\r\n"));
+    s.cmd()
+        .args(["export", &db, "--table", "people", "-o", "table"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("--format csv|json|ndjson"));
+    s.cmd()
+        .args([
+            "export", &db, "-t", "people", "--format", "csv", "-o", "json",
+        ])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("--format csv and -o json"));
+    s.cmd()
+        .args(["dump", &db, "-o", "json"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("--out"));
+}

@@ -1,0 +1,241 @@
+//! `dbforge audit list|verify` and `dbforge stats`: the gateway's OperationsService.
+
+use std::time::Instant;
+
+use dbforge::{Value, pb, pb::ValueKind};
+
+use super::{App, access::time, db::listing_columns, stdout};
+use crate::{
+    cli::{AuditCommand, Format},
+    error::{CliError, Result},
+    output::{self, End, plural},
+};
+
+/// The columns of `audit list`, in [`event_values`] order.
+const AUDIT_COLUMNS: &[(&str, ValueKind)] = &[
+    ("seq", ValueKind::Int),
+    ("time", ValueKind::Timestamp),
+    ("key_id", ValueKind::Text),
+    ("rpc", ValueKind::Text),
+    ("database", ValueKind::Text),
+    ("outcome", ValueKind::Text),
+    ("rows_affected", ValueKind::Int),
+    ("duration_ms", ValueKind::Float),
+    ("statement", ValueKind::Text),
+];
+
+/// The columns of the RPC table of `stats`, in [`rpc_values`] order.
+const RPC_COLUMNS: &[(&str, ValueKind)] = &[
+    ("rpc", ValueKind::Text),
+    ("calls", ValueKind::Int),
+    ("errors", ValueKind::Int),
+    ("mean_ms", ValueKind::Float),
+    ("max_ms", ValueKind::Float),
+];
+
+/// Records asked for per ListAuditEvents page.
+const AUDIT_PAGE: u64 = 500;
+
+/// Runs an `audit` subcommand.
+pub fn audit(app: &App, command: AuditCommand) -> Result<()> {
+    match command {
+        AuditCommand::List {
+            key,
+            database,
+            outcome,
+            since,
+            until,
+            limit,
+        } => {
+            let started = Instant::now();
+            let mut filter = pb::ListAuditEventsRequest {
+                key_id: key.unwrap_or_default(),
+                database: database.unwrap_or_default(),
+                outcome: outcome.map(|o| o.to_ascii_uppercase()).unwrap_or_default(),
+                since: since.map(Into::into),
+                until: until.map(Into::into),
+                page_size: 0,
+                page_token: String::new(),
+            };
+            let mut out = stdout();
+            let mut sink = output::sink(&app.settings, &mut out);
+            sink.header(&listing_columns(app, AUDIT_COLUMNS))?;
+            let mut rows = 0u64;
+            app.block_on(async {
+                let client = app.connect().await?;
+                while rows < limit {
+                    filter.page_size = i32::try_from((limit - rows).min(AUDIT_PAGE)).unwrap_or(1);
+                    let (events, next) = client.list_audit_events(filter.clone()).await?;
+                    for e in &events {
+                        if rows == limit {
+                            break;
+                        }
+                        sink.row(&event_values(e))?;
+                        rows += 1;
+                    }
+                    match next {
+                        Some(token) if !events.is_empty() => filter.page_token = token,
+                        _ => break,
+                    }
+                }
+                Ok(())
+            })?;
+            sink.end(&End {
+                rows,
+                affected: 0,
+                elapsed: started.elapsed(),
+                truncation: dbforge::Truncation::Unspecified,
+            })?;
+            Ok(())
+        }
+        AuditCommand::Verify => {
+            let report = app.block_on(async {
+                let client = app.connect().await?;
+                Ok(client.verify_audit_log().await?)
+            })?;
+            let p = app.settings.paint;
+            let checked = plural(
+                u64::try_from(report.checked).unwrap_or(0),
+                "record",
+                "records",
+            );
+            let human = if report.ok {
+                format!("{}: {checked} checked", p.ok("audit log intact"))
+            } else {
+                format!(
+                    "{} at record {}: {} ({checked} checked)",
+                    p.error("audit log broken"),
+                    report.first_broken_seq,
+                    report.problem
+                )
+            };
+            output::record(
+                &app.settings,
+                &mut stdout(),
+                &human,
+                &[
+                    ("ok", Value::Bool(report.ok)),
+                    ("checked", Value::Int(report.checked)),
+                    (
+                        "first_broken_seq",
+                        if report.ok {
+                            Value::Null
+                        } else {
+                            Value::Int(report.first_broken_seq)
+                        },
+                    ),
+                    ("problem", Value::Text(report.problem.clone())),
+                ],
+            )?;
+            if report.ok {
+                Ok(())
+            } else {
+                Err(CliError::CheckFailed(format!(
+                    "the audit log's hash chain breaks at record {}",
+                    report.first_broken_seq
+                )))
+            }
+        }
+    }
+}
+
+/// Runs `dbforge stats`: the figures as `name  value` lines and a table of calls per RPC, or
+/// one object (its `rpcs` an array) for programs.
+pub fn stats(app: &App) -> Result<()> {
+    let started = Instant::now();
+    let stats = app.block_on(async {
+        let client = app.connect().await?;
+        Ok(client.server_stats().await?)
+    })?;
+    let uptime = stats.uptime.map_or(0, |d| d.seconds.max(0).unsigned_abs());
+    let fields: Vec<(&str, Value)> = vec![
+        (
+            "uptime_seconds",
+            Value::Int(i64::try_from(uptime).unwrap_or(i64::MAX)),
+        ),
+        ("active_connections", Value::Int(stats.active_connections)),
+        ("active_streams", Value::Int(stats.active_streams)),
+        ("active_sessions", Value::Int(stats.active_sessions)),
+        ("databases", Value::Int(stats.databases)),
+        ("open_databases", Value::Int(stats.open_databases)),
+        ("error_rate", Value::Float(stats.error_rate)),
+    ];
+    let mut out = stdout();
+    if app.settings.format != Format::Table {
+        let rpcs: Vec<serde_json::Value> = stats
+            .rpcs
+            .iter()
+            .map(|r| {
+                let obj: serde_json::Map<String, serde_json::Value> = RPC_COLUMNS
+                    .iter()
+                    .zip(rpc_values(r))
+                    .map(|((k, _), v)| ((*k).to_owned(), output::render::json(&v)))
+                    .collect();
+                serde_json::Value::Object(obj)
+            })
+            .collect();
+        let mut fields = fields;
+        fields.push((
+            "rpcs",
+            Value::Json(serde_json::Value::Array(rpcs).to_string()),
+        ));
+        output::record(&app.settings, &mut out, "", &fields)?;
+        return Ok(());
+    }
+    let mut human = output::key_values(&app.settings, &fields);
+    human.push('\n');
+    output::record(&app.settings, &mut out, &human, &[])?;
+    let mut sink = output::sink(&app.settings, &mut out);
+    sink.header(&listing_columns(app, RPC_COLUMNS))?;
+    for r in &stats.rpcs {
+        sink.row(&rpc_values(r))?;
+    }
+    sink.end(&End {
+        rows: stats.rpcs.len() as u64,
+        affected: 0,
+        elapsed: started.elapsed(),
+        truncation: dbforge::Truncation::Unspecified,
+    })?;
+    Ok(())
+}
+
+/// An audit record as values, in [`AUDIT_COLUMNS`] order.
+fn event_values(e: &pb::AuditEvent) -> Vec<Value> {
+    let text = |s: &str| {
+        if s.is_empty() {
+            Value::Null
+        } else {
+            Value::Text(s.to_owned())
+        }
+    };
+    vec![
+        Value::Int(e.seq),
+        time(e.time),
+        text(&e.key_id),
+        text(&e.rpc),
+        text(&e.database),
+        text(&e.outcome),
+        e.rows_affected.map_or(Value::Null, Value::Int),
+        e.duration.map_or(Value::Null, |d| Value::Float(millis(d))),
+        text(&e.statement),
+    ]
+}
+
+/// One RPC's calls as values, in [`RPC_COLUMNS`] order.
+fn rpc_values(r: &pb::RpcStats) -> Vec<Value> {
+    vec![
+        Value::Text(r.rpc.clone()),
+        Value::Int(r.calls),
+        Value::Int(r.errors),
+        r.mean_duration
+            .map_or(Value::Null, |d| Value::Float(millis(d))),
+        r.max_duration
+            .map_or(Value::Null, |d| Value::Float(millis(d))),
+    ]
+}
+
+/// A protobuf duration in milliseconds, to the microsecond.
+fn millis(d: prost_types::Duration) -> f64 {
+    let ms = d.seconds as f64 * 1000.0 + f64::from(d.nanos) / 1_000_000.0;
+    (ms * 1000.0).round() / 1000.0
+}
