@@ -207,10 +207,10 @@ async fn run_session(
         let msg = match tokio::time::timeout(idle, inbound.message()).await {
             Err(_) => {
                 let _ = tx
-                    .send(Err(Status::deadline_exceeded(format!(
+                    .send(Err(Status::from(Error::Timeout(format!(
                         "the session was idle for {}; its transaction was rolled back",
                         humantime::format_duration(idle)
-                    ))))
+                    )))))
                     .await;
                 break;
             }
