@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator, Iterable, List, Mapping, Optional, Sequen
 
 from dbforge import _requests as rq
 from dbforge._async_io import AsyncConnection, AsyncTransaction
+from dbforge.admin import ApiKey, AuditEvent, AuditVerdict, ServerStats
 from dbforge.rows import AsyncRows
 from dbforge.schema import Plan, Schema, explain_request, get_schema_request
 from dbforge.transfer import (
@@ -424,35 +425,36 @@ class AsyncClient(AsyncConnection):
         create_quota: int = 0,
         grants: Sequence[Grant] = (),
         expires_at: Optional[_dt.datetime] = None,
-    ) -> Tuple[access_pb2.ApiKey, str]:
+    ) -> Tuple[ApiKey, str]:
         """Creates an API key (admin keys only). Returns its description and its secret, which
         the server shows only this once."""
         req = rq.create_api_key(name, admin, can_create, create_quota, grants, expires_at)
         return rq.created_key(await self._unary(self.access.CreateApiKey, req))
 
-    async def list_api_keys(self, *, include_inactive: bool = False) -> List[access_pb2.ApiKey]:
-        """Lists API keys, never their secrets (admin keys only)."""
+    async def list_api_keys(self, *, include_inactive: bool = False) -> List[ApiKey]:
+        """Lists API keys, never their secrets (admin keys only); with `include_inactive`, also
+        the revoked and expired ones."""
         req = access_pb2.ListApiKeysRequest(include_inactive=include_inactive)
         resp: access_pb2.ListApiKeysResponse = await self._unary(self.access.ListApiKeys, req)
-        return list(resp.api_keys)
+        return [ApiKey.from_pb(k) for k in resp.api_keys]
 
     async def revoke_api_key(self, key_id: str) -> bool:
         """Revokes a key at once (admin keys only); False when it already was."""
         resp = await self._unary(self.access.RevokeApiKey, access_pb2.RevokeApiKeyRequest(id=key_id))
         return bool(resp.revoked)
 
-    async def who_am_i(self) -> access_pb2.ApiKey:
+    async def who_am_i(self) -> ApiKey:
         """Describes the key this client uses."""
         return rq.who_am_i(await self._unary(self.access.WhoAmI, access_pb2.WhoAmIRequest()))
 
     # ---- operations (admin keys) --------------------------------------------------------------
 
-    async def server_stats(self) -> operations_pb2.GetServerStatsResponse:
+    async def server_stats(self) -> ServerStats:
         """Operational figures: connections, streams, sessions, per-RPC calls and errors."""
         resp: operations_pb2.GetServerStatsResponse = await self._unary(
             self.operations.GetServerStats, operations_pb2.GetServerStatsRequest()
         )
-        return resp
+        return ServerStats.from_pb(resp)
 
     async def list_audit_events(
         self,
@@ -464,18 +466,15 @@ class AsyncClient(AsyncConnection):
         until: Optional[_dt.datetime] = None,
         page_size: int = 0,
         page_token: str = "",
-    ) -> Tuple[List[operations_pb2.AuditEvent], Optional[str]]:
+    ) -> Tuple[List[AuditEvent], Optional[str]]:
         """One page of audit records, oldest first, and the token of the next page (None on
         the last)."""
         req = rq.list_audit_events(key_id, database, outcome, since, until, page_size, page_token)
-        resp: operations_pb2.ListAuditEventsResponse = await self._unary(
-            self.operations.ListAuditEvents, req
-        )
-        return list(resp.events), resp.next_page_token or None
+        return rq.audit_page(await self._unary(self.operations.ListAuditEvents, req))
 
-    async def verify_audit_log(self) -> operations_pb2.VerifyAuditLogResponse:
+    async def verify_audit_log(self) -> AuditVerdict:
         """Walks the audit log's hash chain and reports the first broken record."""
         resp: operations_pb2.VerifyAuditLogResponse = await self._unary(
             self.operations.VerifyAuditLog, operations_pb2.VerifyAuditLogRequest()
         )
-        return resp
+        return AuditVerdict.from_pb(resp)

@@ -10,6 +10,7 @@ from typing import Any, Iterator, Iterable, List, Mapping, Optional, Sequence, T
 
 from dbforge import _requests as rq
 from dbforge._sync_io import SyncConnection, Transaction
+from dbforge.admin import ApiKey, AuditEvent, AuditVerdict, ServerStats
 from dbforge.rows import Rows
 from dbforge.schema import Plan, Schema, explain_request, get_schema_request
 from dbforge.transfer import (
@@ -419,35 +420,36 @@ class Client(SyncConnection):
         create_quota: int = 0,
         grants: Sequence[Grant] = (),
         expires_at: Optional[_dt.datetime] = None,
-    ) -> Tuple[access_pb2.ApiKey, str]:
+    ) -> Tuple[ApiKey, str]:
         """Creates an API key (admin keys only). Returns its description and its secret, which
         the server shows only this once."""
         req = rq.create_api_key(name, admin, can_create, create_quota, grants, expires_at)
         return rq.created_key(self._unary(self.access.CreateApiKey, req))
 
-    def list_api_keys(self, *, include_inactive: bool = False) -> List[access_pb2.ApiKey]:
-        """Lists API keys, never their secrets (admin keys only)."""
+    def list_api_keys(self, *, include_inactive: bool = False) -> List[ApiKey]:
+        """Lists API keys, never their secrets (admin keys only); with `include_inactive`, also
+        the revoked and expired ones."""
         req = access_pb2.ListApiKeysRequest(include_inactive=include_inactive)
         resp: access_pb2.ListApiKeysResponse = self._unary(self.access.ListApiKeys, req)
-        return list(resp.api_keys)
+        return [ApiKey.from_pb(k) for k in resp.api_keys]
 
     def revoke_api_key(self, key_id: str) -> bool:
         """Revokes a key at once (admin keys only); False when it already was."""
         resp = self._unary(self.access.RevokeApiKey, access_pb2.RevokeApiKeyRequest(id=key_id))
         return bool(resp.revoked)
 
-    def who_am_i(self) -> access_pb2.ApiKey:
+    def who_am_i(self) -> ApiKey:
         """Describes the key this client uses."""
         return rq.who_am_i(self._unary(self.access.WhoAmI, access_pb2.WhoAmIRequest()))
 
     # ---- operations (admin keys) --------------------------------------------------------------
 
-    def server_stats(self) -> operations_pb2.GetServerStatsResponse:
+    def server_stats(self) -> ServerStats:
         """Operational figures: connections, streams, sessions, per-RPC calls and errors."""
         resp: operations_pb2.GetServerStatsResponse = self._unary(
             self.operations.GetServerStats, operations_pb2.GetServerStatsRequest()
         )
-        return resp
+        return ServerStats.from_pb(resp)
 
     def list_audit_events(
         self,
@@ -459,18 +461,15 @@ class Client(SyncConnection):
         until: Optional[_dt.datetime] = None,
         page_size: int = 0,
         page_token: str = "",
-    ) -> Tuple[List[operations_pb2.AuditEvent], Optional[str]]:
+    ) -> Tuple[List[AuditEvent], Optional[str]]:
         """One page of audit records, oldest first, and the token of the next page (None on
         the last)."""
         req = rq.list_audit_events(key_id, database, outcome, since, until, page_size, page_token)
-        resp: operations_pb2.ListAuditEventsResponse = self._unary(
-            self.operations.ListAuditEvents, req
-        )
-        return list(resp.events), resp.next_page_token or None
+        return rq.audit_page(self._unary(self.operations.ListAuditEvents, req))
 
-    def verify_audit_log(self) -> operations_pb2.VerifyAuditLogResponse:
+    def verify_audit_log(self) -> AuditVerdict:
         """Walks the audit log's hash chain and reports the first broken record."""
         resp: operations_pb2.VerifyAuditLogResponse = self._unary(
             self.operations.VerifyAuditLog, operations_pb2.VerifyAuditLogRequest()
         )
-        return resp
+        return AuditVerdict.from_pb(resp)
