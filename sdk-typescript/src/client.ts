@@ -3,18 +3,19 @@ import { create, type DescMessage, type DescMethodServerStreaming, type MessageI
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
 import {
-  AccessService,
+  apiKeyFromPb,
+  auditEventFromPb,
+  auditVerdictFromPb,
+  serverStatsFromPb,
   type ApiKey,
-  type Grant as PbGrant,
-} from "./gen/dbforge/v1/access_pb.js";
+  type AuditEvent,
+  type AuditVerdict,
+  type ServerStats,
+} from "./admin.js";
+import { AccessService, type Grant as PbGrant } from "./gen/dbforge/v1/access_pb.js";
 import { DatabaseService } from "./gen/dbforge/v1/database_pb.js";
 import { Backend } from "./gen/dbforge/v1/types_pb.js";
-import {
-  OperationsService,
-  type AuditEvent,
-  type GetServerStatsResponse,
-  type VerifyAuditLogResponse,
-} from "./gen/dbforge/v1/operations_pb.js";
+import { OperationsService } from "./gen/dbforge/v1/operations_pb.js";
 import {
   QueryService,
   SessionCommitSchema,
@@ -548,13 +549,13 @@ export class DBForgeClient {
       ),
     );
     if (!r.apiKey) throw new Internal("the response carries no key");
-    return { apiKey: r.apiKey, secret: r.secret };
+    return { apiKey: apiKeyFromPb(r.apiKey), secret: r.secret };
   }
 
-  /** Lists API keys, never their secrets (admin keys only). */
+  /** Lists API keys, never their secrets (admin keys only); with `includeInactive`, also the revoked and expired ones. */
   async listApiKeys(opts: { includeInactive?: boolean } = {}): Promise<ApiKey[]> {
     const r = await this.unary((o) => this.access.listApiKeys({ includeInactive: opts.includeInactive ?? false }, o));
-    return r.apiKeys;
+    return r.apiKeys.map(apiKeyFromPb);
   }
 
   /** Revokes a key at once (admin keys only); false when it already was. */
@@ -566,14 +567,14 @@ export class DBForgeClient {
   async whoAmI(): Promise<ApiKey> {
     const r = await this.unary((o) => this.access.whoAmI({}, o));
     if (!r.apiKey) throw new Internal("the response carries no key");
-    return r.apiKey;
+    return apiKeyFromPb(r.apiKey);
   }
 
   // ---- operations (admin keys) --------------------------------------------------------------
 
   /** Operational figures: connections, streams, sessions, per-RPC calls and errors. */
-  async serverStats(): Promise<GetServerStatsResponse> {
-    return this.unary((o) => this.operations.getServerStats({}, o));
+  async serverStats(): Promise<ServerStats> {
+    return serverStatsFromPb(await this.unary((o) => this.operations.getServerStats({}, o)));
   }
 
   /** One page of audit records, oldest first, and the token of the next page. */
@@ -592,12 +593,12 @@ export class DBForgeClient {
         o,
       ),
     );
-    return { events: r.events, nextPageToken: r.nextPageToken || undefined };
+    return { events: r.events.map(auditEventFromPb), nextPageToken: r.nextPageToken || undefined };
   }
 
   /** Walks the audit log's hash chain and reports the first broken record. */
-  async verifyAuditLog(): Promise<VerifyAuditLogResponse> {
-    return this.unary((o) => this.operations.verifyAuditLog({}, o));
+  async verifyAuditLog(): Promise<AuditVerdict> {
+    return auditVerdictFromPb(await this.unary((o) => this.operations.verifyAuditLog({}, o)));
   }
 }
 

@@ -74,4 +74,4 @@ export {
   type SqlParam,
   type SqlValue,
 } from "./values.js";
-export type { ApiKey } from "./gen/dbforge/v1/access_pb.js";
+export type { ApiKey, AuditEvent, AuditVerdict, KeyGrant, RpcStats, ServerStats } from "./admin.js";

@@ -18,6 +18,7 @@ Errors are subclasses of `DBForgeError` named after the gRPC status (`NotFound`,
 `InvalidArgument`, ...). The generated messages and stubs are in `dbforge.v1`.
 """
 
+from dbforge.admin import ApiKey, AuditEvent, AuditVerdict, KeyGrant, RpcStats, ServerStats
 from dbforge.aio import AsyncClient, AsyncTransaction
 from dbforge.client import Client, Transaction
 from dbforge.errors import (
@@ -89,11 +90,14 @@ __version__ = "0.1.0"
 __all__ = [
     "Aborted",
     "AlreadyExists",
+    "ApiKey",
     "Array",
     "AsyncClient",
     "AsyncExport",
     "AsyncRows",
     "AsyncTransaction",
+    "AuditEvent",
+    "AuditVerdict",
     "Backend",
     "Cancelled",
     "Capabilities",
@@ -124,6 +128,7 @@ __all__ = [
     "Internal",
     "InvalidArgument",
     "Json",
+    "KeyGrant",
     "KeyPattern",
     "KeySpaceSummary",
     "NotFound",
@@ -136,7 +141,9 @@ __all__ = [
     "ResourceExhausted",
     "Role",
     "Rows",
+    "RpcStats",
     "Schema",
+    "ServerStats",
     "Statement",
     "Summary",
     "TableKind",

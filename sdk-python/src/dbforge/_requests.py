@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from dbforge.admin import ApiKey, AuditEvent
 from dbforge.errors import ProtocolError
 from dbforge.types import (
     Backend,
@@ -192,16 +193,20 @@ def create_api_key(
     )
 
 
-def created_key(resp: access_pb2.CreateApiKeyResponse) -> Tuple[access_pb2.ApiKey, str]:
+def created_key(resp: access_pb2.CreateApiKeyResponse) -> Tuple[ApiKey, str]:
     if not resp.HasField("api_key"):
         raise ProtocolError("the response carries no key")
-    return resp.api_key, resp.secret
+    return ApiKey.from_pb(resp.api_key), resp.secret
 
 
-def who_am_i(resp: access_pb2.WhoAmIResponse) -> access_pb2.ApiKey:
+def who_am_i(resp: access_pb2.WhoAmIResponse) -> ApiKey:
     if not resp.HasField("api_key"):
         raise ProtocolError("the response carries no key")
-    return resp.api_key
+    return ApiKey.from_pb(resp.api_key)
+
+
+def audit_page(resp: operations_pb2.ListAuditEventsResponse) -> Tuple[List[AuditEvent], Optional[str]]:
+    return [AuditEvent.from_pb(e) for e in resp.events], resp.next_page_token or None
 
 
 def list_audit_events(

@@ -1,28 +1,28 @@
-"""The synchronous client."""
+"""The synchronous client.
+
+Generated from aio.py by tools/gen-sync-client: edit aio.py, rerun the tool, commit both.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
-import queue
-from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar
-
-import grpc
+from typing import Any, Iterator, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from dbforge import _requests as rq
-from dbforge.errors import DBForgeError, ProtocolError, Unavailable, error_for_number, from_rpc_error
-from dbforge.options import ClientOptions
+from dbforge._sync_io import SyncConnection, Transaction
+from dbforge.admin import ApiKey, AuditEvent, AuditVerdict, ServerStats
 from dbforge.rows import Rows
 from dbforge.schema import Plan, Schema, explain_request, get_schema_request
 from dbforge.transfer import (
     DEFAULT_CHUNK_SIZE,
+    Export,
+    Source,
     CreateLike,
     Destination,
-    Export,
     FormatLike,
     ImportCsvResult,
     ImportSqlResult,
     RequestStream,
-    Source,
     csv_chunk,
     export_query_request,
     export_table_request,
@@ -30,7 +30,6 @@ from dbforge.transfer import (
     import_ndjson_header,
     import_sql_header,
     ndjson_chunk,
-    source_chunks,
     sql_chunk,
 )
 from dbforge.types import (
@@ -45,28 +44,18 @@ from dbforge.types import (
 )
 from dbforge.v1 import (
     access_pb2,
-    access_pb2_grpc,
     database_pb2,
-    database_pb2_grpc,
     operations_pb2,
-    operations_pb2_grpc,
-    query_pb2,
-    query_pb2_grpc,
-    schema_pb2_grpc,
-    table_pb2_grpc,
+    schema_pb2,
     transfer_pb2,
-    transfer_pb2_grpc,
 )
 
 __all__ = ["Client", "Transaction"]
 
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
-_END = object()
 
-
-class Client:
-    """A DB-Forge client over one HTTP/2 connection; safe to share between threads.
+class Client(SyncConnection):
+    """A DB-Forge client over one HTTP/2 connection. `Client` is safe to share between
+    threads; `AsyncClient` is its asyncio twin, with the same methods and options, awaited.
 
     ```python
     with dbforge.Client() as client:          # DBFORGE_ENDPOINT, DBFORGE_API_KEY
@@ -78,94 +67,6 @@ class Client:
 
     Every call raises a subclass of `DBForgeError` named after the status code on failure.
     """
-
-    def __init__(
-        self,
-        endpoint: Optional[str] = None,
-        *,
-        api_key: Optional[str] = None,
-        ca_file: Optional[str] = None,
-        client_cert_file: Optional[str] = None,
-        client_key_file: Optional[str] = None,
-        tls_server_name: Optional[str] = None,
-        timeout: Optional[float] = None,
-        connect_timeout: Optional[float] = None,
-        options: Optional[ClientOptions] = None,
-    ) -> None:
-        """Arguments override `options` (default: `ClientOptions()`); whatever stays unset
-        comes from DBFORGE_ENDPOINT / DBFORGE_API_KEY, then the defaults. See `ClientOptions`."""
-        opts = (options or ClientOptions()).with_overrides(
-            endpoint=endpoint,
-            api_key=api_key,
-            ca_file=ca_file,
-            client_cert_file=client_cert_file,
-            client_key_file=client_key_file,
-            tls_server_name=tls_server_name,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-        )
-        self.options = opts.resolved()
-        self._metadata = self.options.metadata()
-        self._timeout = self.options.timeout
-        self.channel: grpc.Channel = self.options.channel()
-        if self.options.connect_timeout is not None:
-            try:
-                grpc.channel_ready_future(self.channel).result(
-                    timeout=self.options.connect_timeout
-                )
-            except grpc.FutureTimeoutError:
-                self.channel.close()
-                raise Unavailable(
-                    f"cannot connect to {self.options.endpoint} within "
-                    f"{self.options.connect_timeout} s"
-                ) from None
-        self.databases = database_pb2_grpc.DatabaseServiceStub(self.channel)
-        self.queries = query_pb2_grpc.QueryServiceStub(self.channel)
-        self.tables = table_pb2_grpc.TableServiceStub(self.channel)
-        self.access = access_pb2_grpc.AccessServiceStub(self.channel)
-        self.operations = operations_pb2_grpc.OperationsServiceStub(self.channel)
-        self.schema = schema_pb2_grpc.SchemaServiceStub(self.channel)
-        self.transfer = transfer_pb2_grpc.TransferServiceStub(self.channel)
-
-    def close(self) -> None:
-        """Closes the connection."""
-        self.channel.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _unary(self, method: Callable[..., _Resp], request: Any) -> _Resp:
-        try:
-            return method(request, metadata=self._metadata, timeout=self._timeout)
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
-
-    def _stream(self, method: Callable[..., Any], request: Any) -> Rows:
-        return Rows(method(request, metadata=self._metadata, timeout=self._timeout))
-
-    def _export(self, method: Callable[..., Any], request: Any) -> Export:
-        return Export(method(request, metadata=self._metadata, timeout=self._timeout))
-
-    def _import(
-        self,
-        method: Callable[..., _Resp],
-        requests: RequestStream[Any],
-        source: Source,
-        chunk_size: int,
-        str_is_path: bool,
-    ) -> _Resp:
-        with source_chunks(source, chunk_size, str_is_path=str_is_path) as chunks:
-            try:
-                return method(
-                    requests.iterate(chunks), metadata=self._metadata, timeout=self._timeout
-                )
-            except grpc.RpcError as e:
-                if requests.error is not None:
-                    raise requests.error from None  # reading the source failed, not the call
-                raise from_rpc_error(e) from None
 
     # ---- control plane ----------------------------------------------------------------------
 
@@ -195,7 +96,9 @@ class Client:
         page_size: int = 0,
     ) -> List[Database]:
         """Every database that matches, in name order, following pages for you."""
-        return list(self.iter_databases(backend=backend, labels=labels, page_size=page_size))
+        return [
+            d for d in self.iter_databases(backend=backend, labels=labels, page_size=page_size)
+        ]
 
     def iter_databases(
         self,
@@ -210,7 +113,8 @@ class Client:
             page, token = self.list_databases_page(
                 backend=backend, labels=labels, page_size=page_size, page_token=token
             )
-            yield from page
+            for d in page:
+                yield d
 
     def list_databases_page(
         self,
@@ -228,14 +132,18 @@ class Client:
         """Prunes a database and all its data. NotFound when it does not exist, unless
         `allow_missing`; returns whether it deleted one."""
         req = database_pb2.DeleteDatabaseRequest(name=name, allow_missing=allow_missing)
-        return self._unary(self.databases.DeleteDatabase, req).deleted
+        resp: database_pb2.DeleteDatabaseResponse = self._unary(
+            self.databases.DeleteDatabase, req
+        )
+        return resp.deleted
 
     # ---- SQL ----------------------------------------------------------------------------------
 
     def execute(self, database: str, sql: str, params: Sequence[Any] = ()) -> ExecResult:
         """Runs one statement and returns its whole result (at most the server's row limit,
         10 000 by default; use `query` for more)."""
-        return rq.exec_result(self._unary(self.queries.Execute, rq.execute(database, sql, params)))
+        req = rq.execute(database, sql, params)
+        return rq.exec_result(self._unary(self.queries.Execute, req))
 
     def query(
         self, database: str, sql: str, params: Sequence[Any] = (), *, max_rows: int = 0
@@ -261,6 +169,8 @@ class Client:
             tx.execute("UPDATE accounts SET balance = balance - ? WHERE id = ?", [10, 1])
             tx.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?", [10, 2])
         ```
+
+        (`AsyncTransaction` opens its session when the block starts, or on its `begin()`.)
         """
         return Transaction(self, database)
 
@@ -276,12 +186,15 @@ class Client:
     ) -> bool:
         """Creates a table; with `if_not_exists`, returns False when it was already there."""
         req = rq.create_table(database, table, columns, if_not_exists)
-        return self._unary(self.tables.CreateTable, req).created
+        resp = self._unary(self.tables.CreateTable, req)
+        return bool(resp.created)
 
-    def insert_rows(self, database: str, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
+    def insert_rows(
+        self, database: str, table: str, rows: Iterable[Mapping[str, Any]]
+    ) -> int:
         """Inserts rows (column → value dicts) in one transaction; returns how many."""
-        req = rq.insert_rows(database, table, rows)
-        return self._unary(self.tables.InsertRows, req).rows_inserted
+        resp = self._unary(self.tables.InsertRows, rq.insert_rows(database, table, rows))
+        return int(resp.rows_inserted)
 
     def select_rows(
         self,
@@ -311,14 +224,15 @@ class Client:
         """Sets columns on the rows matching `where` (required unless `all=True`); returns how
         many rows changed."""
         req = rq.update_rows(database, table, set, where, all)
-        return self._unary(self.tables.UpdateRows, req).rows_affected
+        resp = self._unary(self.tables.UpdateRows, req)
+        return int(resp.rows_affected)
 
     def delete_rows(
         self, database: str, table: str, *, where: Where = None, all: bool = False
     ) -> int:
         """Deletes the rows matching `where` (required unless `all=True`); returns how many."""
-        req = rq.delete_rows(database, table, where, all)
-        return self._unary(self.tables.DeleteRows, req).rows_affected
+        resp = self._unary(self.tables.DeleteRows, rq.delete_rows(database, table, where, all))
+        return int(resp.rows_affected)
 
     # ---- schema and plans ---------------------------------------------------------------------
 
@@ -326,8 +240,10 @@ class Client:
         """Describes the whole database, or one table or view: columns, keys, indexes,
         constraints, row estimates, and `text` (CREATE statements, compact, for a prompt). On
         Redis, `key_space` summarizes a sample of keys. NotFound for an unknown table."""
-        req = get_schema_request(database, table)
-        return Schema.from_pb(self._unary(self.schema.GetSchema, req))
+        resp: schema_pb2.GetSchemaResponse = self._unary(
+            self.schema.GetSchema, get_schema_request(database, table)
+        )
+        return Schema.from_pb(resp)
 
     def explain(
         self, database: str, sql: str, params: Sequence[Any] = (), *, analyze: bool = False
@@ -335,8 +251,10 @@ class Client:
         """The statement's query plan: `raw` as the backend writes it, `nodes` normalized, and
         `full_scans`, the tables it reads in full. With `analyze` (PostgreSQL, MariaDB) the
         statement runs inside a transaction that is rolled back; Unimplemented on SQLite."""
-        req = explain_request(database, sql, params, analyze)
-        return Plan.from_pb(self._unary(self.schema.Explain, req))
+        resp: schema_pb2.ExplainResponse = self._unary(
+            self.schema.Explain, explain_request(database, sql, params, analyze)
+        )
+        return Plan.from_pb(resp)
 
     # ---- export and import --------------------------------------------------------------------
 
@@ -350,8 +268,8 @@ class Client:
         null_text: Optional[str] = None,
     ) -> Export:
         """Streams a table (or view) as a "csv", "json" or "ndjson" file: iterate the returned
-        `Export` for bytes chunks, or use `export_table_to`. CSV has a header row; `delimiter`
-        (default ",") and `null_text` (default empty) apply to CSV only."""
+        `Export` (`AsyncExport`) for bytes chunks, or use `export_table_to`. CSV has a header
+        row; `delimiter` (default ",") and `null_text` (default empty) apply to CSV only."""
         req = export_table_request(database, table, format, delimiter, null_text)
         return self._export(self.transfer.ExportTable, req)
 
@@ -389,9 +307,10 @@ class Client:
     ) -> int:
         """`export_table` written to `dest`, a path or a binary file; returns the row count. A
         path that this call created is removed again when the export fails."""
-        with self.export_table(
+        export = self.export_table(
             database, table, format, delimiter=delimiter, null_text=null_text
-        ) as export:
+        )
+        with export:
             return export.write_to(dest)
 
     def export_query_to(
@@ -406,16 +325,18 @@ class Client:
         null_text: Optional[str] = None,
     ) -> int:
         """`export_query` written to a path or binary file; returns the row count."""
-        with self.export_query(
+        export = self.export_query(
             database, sql, params, format, delimiter=delimiter, null_text=null_text
-        ) as export:
+        )
+        with export:
             return export.write_to(dest)
 
     def dump_database_to(
         self, database: str, dest: Destination, *, schema_only: bool = False
     ) -> int:
         """`dump_database` written to a path or binary file; returns the rows (or keys) dumped."""
-        with self.dump_database(database, schema_only=schema_only) as export:
+        export = self.dump_database(database, schema_only=schema_only)
+        with export:
             return export.write_to(dest)
 
     def import_csv(
@@ -443,11 +364,12 @@ class Client:
         bad row fails the call (InvalidArgument naming its line, nothing inserted); with
         `skip_bad_rows` bad rows are reported in `rejected` as (line, reason) and the others are
         inserted. `null_text` is read as NULL (default: the empty field; `""` quoted is always
-        the empty string); `no_header` takes columns in the table's order."""
+        the empty string); `no_header` takes columns in the table's order. `AsyncClient` also
+        takes an async iterable of bytes, and reads files in a worker thread."""
         header = import_csv_header(
             database, table, create, sample_rows, skip_bad_rows, delimiter, null_text, no_header
         )
-        resp = self._import(
+        resp: transfer_pb2.ImportCsvResponse = self._import(
             self.transfer.ImportCsv, RequestStream(header, csv_chunk), source, chunk_size, True
         )
         return ImportCsvResult.from_pb(resp)
@@ -464,7 +386,7 @@ class Client:
         or an iterable of bytes. PostgreSQL and SQLite apply it entirely or not at all; MySQL
         keeps the DDL that ran before a failing statement. The error names the statement's
         number and line."""
-        resp = self._import(
+        resp: transfer_pb2.ImportSqlResponse = self._import(
             self.transfer.ImportSql,
             RequestStream(import_sql_header(database), sql_chunk),
             script,
@@ -478,7 +400,7 @@ class Client:
     ) -> int:
         """Imports NDJSON key records (a Redis `dump_database` output) atomically, replacing
         keys of the same name; returns how many records. `source` as in `import_csv`."""
-        resp = self._import(
+        resp: transfer_pb2.ImportNdjsonResponse = self._import(
             self.transfer.ImportNdjson,
             RequestStream(import_ndjson_header(database), ndjson_chunk),
             source,
@@ -498,31 +420,36 @@ class Client:
         create_quota: int = 0,
         grants: Sequence[Grant] = (),
         expires_at: Optional[_dt.datetime] = None,
-    ) -> Tuple[access_pb2.ApiKey, str]:
+    ) -> Tuple[ApiKey, str]:
         """Creates an API key (admin keys only). Returns its description and its secret, which
         the server shows only this once."""
         req = rq.create_api_key(name, admin, can_create, create_quota, grants, expires_at)
         return rq.created_key(self._unary(self.access.CreateApiKey, req))
 
-    def list_api_keys(self, *, include_inactive: bool = False) -> List[access_pb2.ApiKey]:
-        """Lists API keys, never their secrets (admin keys only)."""
+    def list_api_keys(self, *, include_inactive: bool = False) -> List[ApiKey]:
+        """Lists API keys, never their secrets (admin keys only); with `include_inactive`, also
+        the revoked and expired ones."""
         req = access_pb2.ListApiKeysRequest(include_inactive=include_inactive)
-        return list(self._unary(self.access.ListApiKeys, req).api_keys)
+        resp: access_pb2.ListApiKeysResponse = self._unary(self.access.ListApiKeys, req)
+        return [ApiKey.from_pb(k) for k in resp.api_keys]
 
     def revoke_api_key(self, key_id: str) -> bool:
         """Revokes a key at once (admin keys only); False when it already was."""
-        req = access_pb2.RevokeApiKeyRequest(id=key_id)
-        return self._unary(self.access.RevokeApiKey, req).revoked
+        resp = self._unary(self.access.RevokeApiKey, access_pb2.RevokeApiKeyRequest(id=key_id))
+        return bool(resp.revoked)
 
-    def who_am_i(self) -> access_pb2.ApiKey:
+    def who_am_i(self) -> ApiKey:
         """Describes the key this client uses."""
         return rq.who_am_i(self._unary(self.access.WhoAmI, access_pb2.WhoAmIRequest()))
 
     # ---- operations (admin keys) --------------------------------------------------------------
 
-    def server_stats(self) -> operations_pb2.GetServerStatsResponse:
+    def server_stats(self) -> ServerStats:
         """Operational figures: connections, streams, sessions, per-RPC calls and errors."""
-        return self._unary(self.operations.GetServerStats, operations_pb2.GetServerStatsRequest())
+        resp: operations_pb2.GetServerStatsResponse = self._unary(
+            self.operations.GetServerStats, operations_pb2.GetServerStatsRequest()
+        )
+        return ServerStats.from_pb(resp)
 
     def list_audit_events(
         self,
@@ -534,113 +461,15 @@ class Client:
         until: Optional[_dt.datetime] = None,
         page_size: int = 0,
         page_token: str = "",
-    ) -> Tuple[List[operations_pb2.AuditEvent], Optional[str]]:
+    ) -> Tuple[List[AuditEvent], Optional[str]]:
         """One page of audit records, oldest first, and the token of the next page (None on
         the last)."""
         req = rq.list_audit_events(key_id, database, outcome, since, until, page_size, page_token)
-        resp = self._unary(self.operations.ListAuditEvents, req)
-        return list(resp.events), resp.next_page_token or None
+        return rq.audit_page(self._unary(self.operations.ListAuditEvents, req))
 
-    def verify_audit_log(self) -> operations_pb2.VerifyAuditLogResponse:
+    def verify_audit_log(self) -> AuditVerdict:
         """Walks the audit log's hash chain and reports the first broken record."""
-        return self._unary(self.operations.VerifyAuditLog, operations_pb2.VerifyAuditLogRequest())
-
-
-class Transaction:
-    """An interactive transaction (`QueryService.Session`) on a connection the server pins to
-    it. Statements see each other's effects; nothing is visible to others until commit.
-
-    As a context manager it commits when the block ends normally and rolls back when it
-    raises. `commit()` and `rollback()` end it early; a transaction that is neither committed
-    nor rolled back is rolled back by the server when the stream closes.
-    """
-
-    def __init__(self, client: Client, database: str) -> None:
-        self.database = database
-        self._requests: queue.Queue[Any] = queue.Queue()
-        self._requests.put(rq.session_begin(database))
-        try:
-            self._responses: Any = client.queries.Session(
-                iter(self._requests.get, _END),
-                metadata=client._metadata,
-                timeout=client._timeout,
-            )
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
-        self.active = False
-        try:
-            self._expect(self._next(), "begun")
-        except BaseException:
-            self._close()
-            raise
-        self.active = True
-
-    def _next(self) -> query_pb2.SessionResponse:
-        try:
-            resp: Optional[query_pb2.SessionResponse] = next(self._responses, None)
-        except grpc.RpcError as e:
-            self.active = False
-            raise from_rpc_error(e) from None
-        if resp is None:
-            self.active = False
-            raise ProtocolError("the session ended unexpectedly")
-        if resp.WhichOneof("kind") == "error":
-            if not resp.error.transaction_active:
-                self.active = False
-            err = resp.error
-            raise error_for_number(err.code, err.message, err.reason or None, dict(err.metadata))
-        return resp
-
-    @staticmethod
-    def _expect(resp: query_pb2.SessionResponse, kind: str) -> None:
-        got = resp.WhichOneof("kind")
-        if got != kind:
-            raise ProtocolError(f"unexpected session response {got}, wanted {kind}")
-
-    def _call(self, req: query_pb2.SessionRequest, kind: str) -> query_pb2.SessionResponse:
-        if not self.active:
-            raise ProtocolError("the transaction has ended")
-        self._requests.put(req)
-        resp = self._next()
-        self._expect(resp, kind)
-        return resp
-
-    def _close(self) -> None:
-        self.active = False
-        self._requests.put(_END)
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> ExecResult:
-        """Runs a statement inside the transaction. A failing statement raises and leaves the
-        transaction open unless the engine ended it (then `active` is False)."""
-        resp = self._call(rq.session_statement(sql, params), "result")
-        return ExecResult.from_pb(resp.result)
-
-    def commit(self) -> None:
-        """Commits and ends the transaction."""
-        try:
-            self._call(rq.SESSION_COMMIT, "committed")
-        finally:
-            self._close()
-
-    def rollback(self) -> None:
-        """Rolls back and ends the transaction."""
-        try:
-            if self.active:
-                self._call(rq.SESSION_ROLLBACK, "rolled_back")
-        finally:
-            self._close()
-
-    def __enter__(self) -> Transaction:
-        return self
-
-    def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException], tb: Any) -> None:
-        if not self.active:
-            self._close()
-            return
-        if exc_type is None:
-            self.commit()
-            return
-        try:
-            self.rollback()
-        except DBForgeError:
-            pass  # the stream closes either way, and the server rolls back; keep the original
+        resp: operations_pb2.VerifyAuditLogResponse = self._unary(
+            self.operations.VerifyAuditLog, operations_pb2.VerifyAuditLogRequest()
+        )
+        return AuditVerdict.from_pb(resp)
