@@ -20,4 +20,5 @@ mod streaming;
 mod table;
 mod tls;
 mod transfer;
+mod unreachable;
 mod web;

@@ -147,7 +147,7 @@ impl MysqlBackend {
             schema: String::new(),
             types: Arc::new(TypeCache::default()),
         };
-        let server = Server::start(MysqlEngine::default(), admin, sizes).await;
+        let server = Server::start(MysqlEngine::default(), admin, sizes, cfg.location()).await;
         Ok(Self {
             server,
             admin_options,
