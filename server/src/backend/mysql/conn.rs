@@ -749,9 +749,8 @@ impl SqlConn for MyConn {
 
     async fn describe(&mut self, stmt: &Statement) -> Result<MyPrepared> {
         // The schema epoch in the text: sqlx reuses a prepared statement (no round trip, and no
-        // COM_STMT_CLOSE of an evicted one, whose unanswered packet stalls the next write for
-        // a delayed ACK: sqlx sets no TCP_NODELAY) until a statement that may change a table
-        // runs; after that its column list could be stale, so the text changes.
+        // COM_STMT_CLOSE of an evicted one) until a statement that may change a table runs;
+        // after that its column list could be stale, so the text changes.
         let sql = format!("/* dbforge {} */ {}", self.types.epoch(), stmt.sql);
         let mut retried = false;
         let prepared = loop {
