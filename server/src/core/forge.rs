@@ -389,15 +389,11 @@ impl Forge {
         who: &Principal,
         spec: DatabaseSpec,
     ) -> Result<(DatabaseInfo, bool)> {
+        // Before any lookup: a name outside the key's grants must not tell whether it is taken.
+        who.require_create(&spec.name)?;
         let owner = match who {
             Principal::Unrestricted => None,
-            Principal::Key(k) if k.admin || k.can_create => Some(k.id.clone()),
-            Principal::Key(k) => {
-                return Err(Error::PermissionDenied(format!(
-                    "key {} may not create databases",
-                    k.id
-                )));
-            }
+            Principal::Key(k) => Some(k.id.clone()),
         };
         let _control = self.inner.control.lock().await;
         if let Ok(existing) = self.entry(&spec.name) {
