@@ -38,10 +38,10 @@ use tokio::{
 };
 use tracing::debug;
 
-use super::{Control, Engine, Outcome, Prepared, RowSink, SqlConn};
+use super::{Control, Engine, Outcome, Prepared, RowSink, SqlConn, text::placeholder_hint};
 use crate::backend::probe::{Availability, Backoff, Location};
 use crate::core::{
-    error::{Error, Result},
+    error::{Error, QueryErrorKind, Result},
     value::{Statement, Value},
 };
 
@@ -608,7 +608,7 @@ impl<E: Engine> Pooled<E> {
         let c = self.begin_use()?;
         let r = c.describe(stmt).await;
         self.end_use(&r);
-        r
+        r.map_err(|e| hinted::<E>(e, stmt))
     }
 
     /// Runs a prepared statement into `sink`. When the sink stopped reading early, the rest of
@@ -693,7 +693,20 @@ impl<E: Engine> Pooled<E> {
         let c = self.begin_use()?;
         let r = c.run_discarding(stmt).await;
         self.end_use(&r);
-        r
+        r.map_err(|e| hinted::<E>(e, stmt))
+    }
+}
+
+/// A syntax error (SQLSTATE 42601) of a statement written with another engine's placeholders
+/// says so (see [`placeholder_hint`]).
+fn hinted<E: Engine>(err: Error, stmt: &Statement) -> Error {
+    let syntax = matches!(
+        &err,
+        Error::Query { kind: QueryErrorKind::Syntax, code: Some(c), .. } if c == "42601"
+    );
+    match placeholder_hint(&stmt.sql, stmt.params.len(), E::FLAVOR) {
+        Some(hint) if syntax => err.with_hint(hint),
+        _ => err,
     }
 }
 
