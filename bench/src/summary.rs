@@ -773,18 +773,25 @@ fn batch_rows(
                     Goal::AtMost(crate::batches::RATIO_MAX),
                     get(&|r| gateway(r).as_secs_f64() / direct(r).as_secs_f64()),
                 ),
+                (
+                    format!("{backend}: batch of {n} {how}: gateway / (floor + driver)"),
+                    Unit::Ratio,
+                    Goal::Info,
+                    get(&|r| gateway(r).as_secs_f64() / (r.floor + direct(r)).as_secs_f64()),
+                ),
             ]);
         }
         push_all(rows, 15, specs);
         if let Ok(r) = result {
             notes.push(format!(
-                "{backend}: {n} single-row writes, best round: ExecuteBatch {:.1} ms ({:.1} ms in a \
-                 transaction), the driver one statement after another {:.1} ms ({:.1} ms in a \
-                 transaction).",
+                "{backend}: {n} single-row writes, best round: ExecuteBatch {:.2} ms ({:.2} ms in a \
+                 transaction), the driver {:.2} ms ({:.2} ms in a transaction), a no-op RPC \
+                 {:.2} ms.",
                 ms(r.gateway),
                 ms(r.gateway_tx),
                 ms(r.direct),
-                ms(r.direct_tx)
+                ms(r.direct_tx),
+                ms(r.floor)
             ));
         }
     }
