@@ -903,7 +903,10 @@ impl SqlConn for MyConn {
             self.types.clear();
         }
         let args = arguments(&stmt.params)?;
-        let query = sqlx::query_with(AssertSqlSafe(stmt.sql.clone()), args).persistent(false);
+        // Through the statement cache under the schema epoch, as `describe` does: a repeated
+        // statement is one round trip (EXECUTE) instead of PREPARE, EXECUTE and CLOSE.
+        let sql = format!("/* dbforge {} */ {}", self.types.epoch(), stmt.sql);
+        let query = sqlx::query_with(AssertSqlSafe(sql), args);
         match (&mut self.conn).execute(query).await {
             Ok(done) => Ok(Outcome {
                 rows_affected: done.rows_affected(),
