@@ -19,6 +19,7 @@ use tonic_health::pb::HealthCheckRequest;
 
 use crate::{
     BoxError,
+    batches::BatchResults,
     direct::StreamRun,
     gateway::{self, Conn, failed},
     stats::{Latency, Rng},
@@ -51,6 +52,8 @@ pub struct Counts {
     pub stream_runs: usize,
     /// CreateDatabase calls per backend.
     pub spawns: usize,
+    /// Timed rounds of phase 15's batches per backend; the best counts.
+    pub batch_rounds: usize,
 }
 
 /// Point latencies of one alternating phase.
@@ -113,6 +116,8 @@ pub struct BackendResults {
     pub redis: Result<RedisResults, String>,
     /// Spawn latency per backend, by its report name.
     pub spawn: Vec<(&'static str, Result<SpawnResults, String>)>,
+    /// Phase 15: a batch of statements per backend, by its report name.
+    pub batches: Vec<(&'static str, Result<BatchResults, String>)>,
 }
 
 impl BackendResults {
@@ -126,6 +131,10 @@ impl BackendResults {
                 .collect(),
             redis: Err(why.to_owned()),
             spawn: SPAWN_BACKENDS
+                .iter()
+                .map(|(name, _)| (*name, Err(why.to_owned())))
+                .collect(),
+            batches: SPAWN_BACKENDS
                 .iter()
                 .map(|(name, _)| (*name, Err(why.to_owned())))
                 .collect(),
@@ -200,11 +209,13 @@ pub async fn run(
     };
     crate::progress(&format!("13. spawn latency, {} per backend", n.spawns));
     let spawn = spawns(conn, available, n.spawns).await;
+    let batches = crate::batches::run(conn, available, n.batch_rounds, dir).await;
     BackendResults {
         stream_rows: n.stream_rows,
         sql,
         redis,
         spawn,
+        batches,
     }
 }
 
@@ -514,6 +525,30 @@ async fn sql_measure(
     })
 }
 
+/// The key prefix of the gateway's Redis database `db`, as the admin on `direct` sees it.
+pub async fn redis_prefix(
+    direct: &mut redis::aio::MultiplexedConnection,
+    db: &str,
+) -> Result<String, BoxError> {
+    // The database's ACL user is `dbforge-db-<name>-<hex>` and its keys start `<user>:`.
+    let users: Vec<String> = redis::cmd("ACL").arg("USERS").query_async(direct).await?;
+    let mine = format!("dbforge-db-{db}-");
+    // The read-only twin (`…-ro`) has the same prefix; the owner ends in exactly 16 hex digits.
+    let users: Vec<&String> = users
+        .iter()
+        .filter(|u| {
+            u.strip_prefix(&mine).is_some_and(|nonce| {
+                nonce.len() == 16 && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+        })
+        .collect();
+    let [user] = users.as_slice() else {
+        return Err(format!("expected one ACL user {mine}…, found {users:?}").into());
+    };
+    let prefix = format!("{user}:");
+    Ok(prefix)
+}
+
 /// Phase 12: GET and SET through the gateway and with redis-rs on the same keys.
 async fn redis(conn: &Conn, n: Counts) -> Result<RedisResults, BoxError> {
     let db = db_name("redis");
@@ -529,25 +564,8 @@ async fn redis(conn: &Conn, n: Counts) -> Result<RedisResults, BoxError> {
 async fn redis_measure(conn: &Conn, db: &str, n: Counts) -> Result<RedisResults, BoxError> {
     let client = redis::Client::open(REDIS_URL)?;
     let mut direct = client.get_multiplexed_async_connection().await?;
-    // The database's ACL user is `dbforge-db-<name>-<hex>` and its keys start `<user>:`.
-    let users: Vec<String> = redis::cmd("ACL")
-        .arg("USERS")
-        .query_async(&mut direct)
-        .await?;
-    let mine = format!("dbforge-db-{db}-");
-    // The read-only twin (`…-ro`) has the same prefix; the owner ends in exactly 16 hex digits.
-    let users: Vec<&String> = users
-        .iter()
-        .filter(|u| {
-            u.strip_prefix(&mine).is_some_and(|nonce| {
-                nonce.len() == 16 && nonce.bytes().all(|b| b.is_ascii_hexdigit())
-            })
-        })
-        .collect();
-    let [user] = users.as_slice() else {
-        return Err(format!("expected one ACL user {mine}…, found {users:?}").into());
-    };
-    let prefix = format!("{user}:");
+    let prefix = redis_prefix(&mut direct, db).await?;
+
     // Fill the keys directly, in one pipeline.
     let mut pipe = redis::pipe();
     for k in 1..=REDIS_KEYS {

@@ -57,7 +57,7 @@ pub struct DirectResults {
 }
 
 /// Opens `path` with the gateway's connection settings (see `backend/sqlite/conn.rs`).
-fn open(path: &Path) -> Result<Connection, BoxError> {
+pub(crate) fn open(path: &Path) -> Result<Connection, BoxError> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.execute_batch(

@@ -36,12 +36,15 @@
 //!     (and PostgreSQL through pgbouncer);
 //! 12. Redis GET and SET against redis-rs;
 //! 13. CreateDatabase and DeleteDatabase latency per backend;
+//! 15. (listed after 13, run with the backends) a batch of 100 single-row INSERTs (Redis: SETs)
+//!     through `ExecuteBatch`, with and without a transaction, against the same statements
+//!     sent by each engine's driver in this process ([`batches`]);
 //! 14. the same streamed result read through each SDK, side by side with the Rust SDK: Python
 //!     (sync and asyncio) and TypeScript on Node (gRPC and grpc-web), each SDK's own benchmark
 //!     script run as a child process (`sdk-python/bench_stream.py`,
 //!     `sdk-typescript/bench/stream.ts`) against the bench's gateway with its admin key.
 //!
-//! Phases 9 to 13 run on a third gateway that also fronts the local PostgreSQL, MariaDB and
+//! Phases 9 to 13 and 15 run on a third gateway that also fronts the local PostgreSQL, MariaDB and
 //! Redis servers ([`transfer`], [`backends`]). Phase 14 ([`sdk`]) runs last on the first
 //! gateway, after phase 8, so phases 7 and 8 measure that gateway as before; a client whose
 //! runtime is not installed (the `.venv`, `node`, `sdk-typescript/node_modules`) is reported as
@@ -53,6 +56,7 @@
 //! SDKs), [`stats`] (percentiles), [`summary`] (results to rows) and [`report`] (markdown).
 
 mod backends;
+mod batches;
 mod child;
 mod direct;
 mod gateway;
@@ -369,6 +373,7 @@ fn servers_part(
         stream_rows: plan.stream_rows,
         stream_runs: plan.stream_runs,
         spawns: plan.backend_spawns,
+        batch_rounds: if plan.quick { 3 } else { 20 },
     };
     progress("starting a third gateway, with the PostgreSQL, MariaDB and Redis backends");
     let data_dir = tmp.join("gateway-servers");

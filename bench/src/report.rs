@@ -434,6 +434,14 @@ const METHOD: &str = "
   redis-rs (one multiplexed RESP3 connection as the default user, on the same prefixed keys).
   Spawn: CreateDatabase round-robin over the backends (one at a time), then DeleteDatabase of
   each.
+- Batches (15), on the same third gateway: per backend, a table `t (id BIGINT PRIMARY KEY, v
+  VARCHAR(20))` (Redis: keys) takes 100 single-row INSERTs (Redis: SETs) as one `ExecuteBatch`,
+  without and with `transaction`, against the same statements from the driver in the bench
+  process: rusqlite on its own file with the gateway's settings, sqlx to the same database
+  (statements cached; BEGIN … COMMIT for the transaction), redis-rs as one pipeline (MULTI …
+  EXEC for the transaction). Sides alternate round by round; the best round of each counts
+  (20 rounds, 3 with `--quick`); the target is gateway at most 2× driver, and the ratio to
+  floor + driver (a no-op RPC timed in the same rounds) is shown beside it.
 - SDK streams (14), on the first gateway after phase 8: the Rust SDK (`dbforge` crate, in the
   bench process), then each SDK's own benchmark script as a child process, given the gateway's
   address (`--endpoint`) and its admin key (`DBFORGE_API_KEY`): `.venv/bin/python

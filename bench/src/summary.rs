@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::{
     backends::{BackendResults, RedisResults, SqlResults, Trio},
+    batches::BatchResults,
     child::Memory,
     direct::{DirectResults, StreamRun},
     gateway::Throughput,
@@ -727,7 +728,73 @@ pub fn backend_rows_and_notes(b: &BackendResults) -> (Vec<Row>, Vec<String>) {
             }
         }
     }
+    batch_rows(&b.batches, &mut rows, &mut notes);
     (rows, notes)
+}
+
+/// Phase 15: each backend's batch with and without a transaction, gateway against driver.
+fn batch_rows(
+    batches: &[(&'static str, Result<BatchResults, String>)],
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+) {
+    let n = crate::batches::STATEMENTS;
+    for (backend, result) in batches {
+        let get = |f: &dyn Fn(&BatchResults) -> f64| result.as_ref().map(f).map_err(String::clone);
+        let mut specs: Vec<Spec> = Vec::new();
+        for (how, gateway, direct) in [
+            (
+                "without a transaction",
+                (|r: &BatchResults| r.gateway) as fn(&BatchResults) -> Duration,
+                (|r: &BatchResults| r.direct) as fn(&BatchResults) -> Duration,
+            ),
+            (
+                "in a transaction",
+                |r: &BatchResults| r.gateway_tx,
+                |r: &BatchResults| r.direct_tx,
+            ),
+        ] {
+            specs.extend([
+                (
+                    format!("{backend}: batch of {n} {how}, gateway"),
+                    Unit::Millis,
+                    Goal::Info,
+                    get(&|r| ms(gateway(r))),
+                ),
+                (
+                    format!("{backend}: batch of {n} {how}, driver direct"),
+                    Unit::Millis,
+                    Goal::Info,
+                    get(&|r| ms(direct(r))),
+                ),
+                (
+                    format!("{backend}: batch of {n} {how} within 2× of direct: gateway / driver"),
+                    Unit::Ratio,
+                    Goal::AtMost(crate::batches::RATIO_MAX),
+                    get(&|r| gateway(r).as_secs_f64() / direct(r).as_secs_f64()),
+                ),
+                (
+                    format!("{backend}: batch of {n} {how}: gateway / (floor + driver)"),
+                    Unit::Ratio,
+                    Goal::Info,
+                    get(&|r| gateway(r).as_secs_f64() / (r.floor + direct(r)).as_secs_f64()),
+                ),
+            ]);
+        }
+        push_all(rows, 15, specs);
+        if let Ok(r) = result {
+            notes.push(format!(
+                "{backend}: {n} single-row writes, best round: ExecuteBatch {:.2} ms ({:.2} ms in a \
+                 transaction), the driver {:.2} ms ({:.2} ms in a transaction), a no-op RPC \
+                 {:.2} ms.",
+                ms(r.gateway),
+                ms(r.gateway_tx),
+                ms(r.direct),
+                ms(r.direct_tx),
+                ms(r.floor)
+            ));
+        }
+    }
 }
 
 /// One row to be: its name, how it is shown, its target and its value (or why there is none).

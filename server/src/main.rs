@@ -10,7 +10,19 @@ use dbforge_server::{
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    // Errors that stop the server are shown as sentences (Display), not as Debug structures.
+    match serve().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "dbforge-server stopped");
+            eprintln!("dbforge-server: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> Result<(), BoxError> {
     let cfg = Config::parse();
     let filter = EnvFilter::try_new(cfg.log.as_deref().unwrap_or("info"))?;
     let logs = tracing_subscriber::fmt()
@@ -20,8 +32,30 @@ async fn main() -> Result<(), BoxError> {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.init(),
     }
-    let listener = tokio::net::TcpListener::bind(cfg.listen_addr()).await?;
+    let addr = cfg.listen_addr();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| cannot_listen(addr, &e))?;
     server::run(cfg, listener, shutdown_signal()).await
+}
+
+/// Why the server cannot listen on `addr`, and what to do about it.
+fn cannot_listen(addr: std::net::SocketAddr, e: &std::io::Error) -> BoxError {
+    let hint = match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another process (perhaps another dbforge-server) is using that port: stop it, or \
+             choose another address with --listen or DBFORGE_LISTEN"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "; ports below 1024 need privileges: choose a higher port with --listen"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "; no network interface of this machine has that IP address: use 127.0.0.1, 0.0.0.0 \
+             or one of this machine's addresses with --listen"
+        }
+        _ => "",
+    };
+    format!("cannot listen on {addr}: {e}{hint}").into()
 }
 
 async fn shutdown_signal() {

@@ -195,6 +195,7 @@ pub async fn run(
     // Plain HTTP routes share the port; grpc-web applies to the gRPC routes only, or it would
     // answer 400 to every plain request.
     let mut app = axum::Router::new()
+        .route("/", axum::routing::get(index))
         .route(
             "/metrics",
             axum::routing::get(|| async { telemetry().render() }),
@@ -203,6 +204,11 @@ pub async fn run(
     if let Some(cors) = cors(&cfg.cors_origins)? {
         app = app.layer(cors);
     }
+    // Outermost: a refused origin is answered (and logged) before CORS sees it.
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        ForeignOrigins::new(&cfg.cors_origins),
+        refuse_foreign_origins,
+    ));
 
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
@@ -287,6 +293,152 @@ fn cors(origins: &[String]) -> Result<Option<CorsLayer>, BoxError> {
             ]))
             .max_age(Duration::from_secs(3600)),
     ))
+}
+
+/// What `GET /` shows: what this port is, for someone who opened it in a browser.
+async fn index() -> axum::response::Html<String> {
+    axum::response::Html(format!(
+        r#"<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>DB-Forge gateway</title></head>
+<body>
+<h1>DB-Forge gateway</h1>
+<p>This port serves the DB-Forge API (version {version}) to programs; this page is all it shows
+to a browser.</p>
+<ul>
+<li><b>gRPC</b> over HTTP/2: <code>dbforge.v1.DatabaseService</code>, <code>QueryService</code>,
+<code>TableService</code>, <code>TransferService</code>, <code>SchemaService</code>,
+<code>AccessService</code> and <code>OperationsService</code>, with server reflection
+(<code>grpcurl -plaintext &lt;host:port&gt; list</code>). Calls carry
+<code>authorization: Bearer &lt;API key&gt;</code>.</li>
+<li><b>grpc-web</b> over HTTP/1.1 and HTTP/2, for browsers. A page served from another origin
+must be allowed with <code>--cors-origin &lt;origin&gt;</code>.</li>
+<li><b>Health</b>: <code>grpc.health.v1.Health</code>, one entry per service and per backend
+(<code>dbforge.backend.&lt;name&gt;</code>).</li>
+<li><b>Metrics</b>: <a href="/metrics">/metrics</a>, Prometheus text.</li>
+</ul>
+<p>Documentation: the README at <a href="{docs}">{docs}</a>; every RPC is documented in
+<code>proto/dbforge/v1/*.proto</code>, also readable here through reflection
+(<code>grpcurl -plaintext &lt;host:port&gt; describe dbforge.v1.QueryService</code>). Clients:
+the Rust, Python and TypeScript SDKs and the <code>dbforge</code> CLI.</p>
+</body>
+</html>
+"#,
+        version = env!("CARGO_PKG_VERSION"),
+        docs = env!("CARGO_PKG_REPOSITORY"),
+    ))
+}
+
+/// How often one refused origin is logged at most.
+const ORIGIN_LOG_EVERY: Duration = Duration::from_secs(60);
+/// Refused origins remembered for rate-limiting their log lines; beyond this many within
+/// [`ORIGIN_LOG_EVERY`], new ones are not logged (a flood of made-up origins cannot flood the
+/// log either).
+const ORIGIN_LOG_MAX: usize = 1024;
+
+/// Browser calls from origins `--cors-origin` does not allow. Without this, their preflight got
+/// an empty 400 (no CORS layer) or an empty 200 without CORS headers, the page saw only
+/// "Failed to fetch", and the gateway logged nothing.
+#[derive(Clone)]
+struct ForeignOrigins {
+    allowed: Arc<[String]>,
+    any: bool,
+    logged: Arc<std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>>,
+}
+
+impl ForeignOrigins {
+    fn new(origins: &[String]) -> Self {
+        Self {
+            allowed: origins.iter().map(|o| o.trim().to_owned()).collect(),
+            any: origins.iter().any(|o| o.trim() == "*"),
+            logged: Arc::default(),
+        }
+    }
+
+    /// Whether a request with this `Origin` may go on: an allowed origin, or the gateway's own
+    /// (a page it served; browsers send `Origin` on same-origin POSTs too).
+    fn allows(&self, origin: &str, req: &axum::extract::Request) -> bool {
+        if self.any || self.allowed.iter().any(|o| o == origin) {
+            return true;
+        }
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        let own = origin.split_once("://").map(|(_, authority)| authority);
+        host.is_some() && own == host
+    }
+
+    /// Whether to log a refusal of `origin` now.
+    fn should_log(&self, origin: &str) -> bool {
+        let Ok(mut logged) = self.logged.lock() else {
+            return false;
+        };
+        let now = tokio::time::Instant::now();
+        if let Some(at) = logged.get(origin) {
+            if now.duration_since(*at) < ORIGIN_LOG_EVERY {
+                return false;
+            }
+        } else if logged.len() >= ORIGIN_LOG_MAX {
+            logged.retain(|_, at| now.duration_since(*at) < ORIGIN_LOG_EVERY);
+            if logged.len() >= ORIGIN_LOG_MAX {
+                return false;
+            }
+        }
+        logged.insert(origin.to_owned(), now);
+        true
+    }
+}
+
+/// Answers a CORS preflight from a refused origin with 403 and a body that says how to allow it,
+/// and logs the origin (WARN, at most once a minute per origin). Other requests from it go on
+/// (non-browser clients may send any `Origin`; a browser does not send a grpc-web call whose
+/// preflight failed).
+async fn refuse_foreign_origins(
+    axum::extract::State(origins): axum::extract::State<ForeignOrigins>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::response::IntoResponse;
+    let Some(origin) = req
+        .headers()
+        .get(http::header::ORIGIN)
+        .map(|o| String::from_utf8_lossy(o.as_bytes()).into_owned())
+    else {
+        return next.run(req).await;
+    };
+    if origins.allows(&origin, &req) {
+        return next.run(req).await;
+    }
+    let preflight = req.method() == http::Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD);
+    if origins.should_log(&origin) {
+        warn!(
+            %origin,
+            path = %req.uri().path(),
+            preflight,
+            "refused a browser call from an origin this gateway does not allow; allow it with \
+             --cors-origin <origin> (or DBFORGE_CORS_ORIGINS); logged once a minute per origin"
+        );
+    }
+    if !preflight {
+        return next.run(req).await;
+    }
+    let body = format!(
+        "DB-Forge refused this cross-origin call: the origin {origin} is not allowed to call this \
+         gateway from a browser.\nTo allow it, start the gateway with --cors-origin {origin} (or \
+         set DBFORGE_CORS_ORIGINS={origin}); a page served from the gateway's own address needs \
+         nothing.\n"
+    );
+    (
+        http::StatusCode::FORBIDDEN,
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// TLS from the configured PEM files; with a client CA, clients must present a certificate it

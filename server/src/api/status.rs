@@ -14,6 +14,16 @@ pub const ERROR_DOMAIN: &str = "dbforge.v1";
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
         let mut meta = HashMap::new();
+        // A hint rides along: the code and reason are the inner error's (the outermost hint
+        // wins).
+        let (mut err, mut hint) = (err, None);
+        while let Error::Hinted { inner, hint: h } = err {
+            hint.get_or_insert(h);
+            err = *inner;
+        }
+        if let Some(hint) = &hint {
+            meta.insert("hint".to_owned(), hint.clone());
+        }
         let (code, reason) = match &err {
             Error::NotFound { .. } => (Code::NotFound, "NOT_FOUND"),
             Error::AlreadyExists { .. } => (Code::AlreadyExists, "ALREADY_EXISTS"),
@@ -64,6 +74,8 @@ impl From<Error> for Status {
             Error::Timeout(_) => (Code::DeadlineExceeded, "TIMEOUT"),
             Error::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
             Error::Internal(_) => (Code::Internal, "INTERNAL"),
+            // Cannot happen: unwrapped above.
+            Error::Hinted { .. } => (Code::Internal, "INTERNAL"),
         };
         let message = match &err {
             Error::Unsupported { operation, .. } => format!("{err}; {}", alternative(operation)),
@@ -75,6 +87,10 @@ impl From<Error> for Status {
                 debug!(code = ?code, error = %other, "request failed");
                 other.to_string()
             }
+        };
+        let message = match &hint {
+            Some(hint) => format!("{message}; hint: {hint}"),
+            None => message,
         };
         let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, meta);
         if let Error::RateLimited { retry_after, .. } = &err {
@@ -182,6 +198,34 @@ mod tests {
                 backend: "redis"
             }),
             Code::Unimplemented
+        );
+    }
+
+    #[test]
+    fn a_hint_keeps_the_inner_code_and_goes_into_message_and_metadata() {
+        let err = Error::Query {
+            kind: QueryErrorKind::Syntax,
+            code: Some("42601".into()),
+            message: "syntax error at or near \",\"".into(),
+            statement_index: None,
+        }
+        .with_hint("use $1")
+        .at_statement(3);
+        let status = Status::from(err);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status.message(),
+            "statement 3: syntax error at or near \",\"; hint: use $1"
+        );
+        let info = status.get_details_error_info().expect("error info");
+        assert_eq!(info.reason, "SQL_ERROR");
+        assert_eq!(
+            info.metadata.get("hint").map(String::as_str),
+            Some("use $1")
+        );
+        assert_eq!(
+            info.metadata.get("statement_index").map(String::as_str),
+            Some("3")
         );
     }
 

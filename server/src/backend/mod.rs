@@ -23,6 +23,7 @@
 pub mod conformance;
 pub mod mysql;
 pub mod postgres;
+pub mod probe;
 pub mod reader;
 pub mod redis;
 pub mod sql;
@@ -144,6 +145,13 @@ pub struct ServerBackendConfig {
     pub per_database_connections: u32,
     /// Close a pooled connection after this long unused.
     pub idle_timeout: Duration,
+}
+
+impl ServerBackendConfig {
+    /// Where the server is, for messages and logs (the URL without its password).
+    pub fn location(&self) -> probe::Location {
+        probe::Location::from_url(&self.url)
+    }
 }
 
 /// An open database.

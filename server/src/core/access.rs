@@ -191,13 +191,54 @@ impl Principal {
 
     /// Whether some database of this name could be visible to the caller; decides between
     /// NOT_FOUND and PERMISSION_DENIED for a missing database without revealing others' names.
+    /// `can_create` does not widen it: a key creates only names its grants cover (see
+    /// [`Self::require_create`]), so the databases it owns are among them.
     pub fn may_know(&self, name: &str) -> bool {
         match self {
             Principal::Unrestricted => true,
-            Principal::Key(k) => {
-                k.admin || k.can_create || k.grants.iter().any(|g| g.covers_name(name))
-            }
+            Principal::Key(k) => k.admin || k.grants.iter().any(|g| g.covers_name(name)),
         }
+    }
+
+    /// Requires that the caller may create a database named `name`: an admin, or a key with
+    /// `can_create` and a grant naming it or a pattern matching it (label grants cover no
+    /// name). Checked before anything about the name is looked up, so a name outside the
+    /// key's grants is PERMISSION_DENIED whether it is taken or not.
+    pub fn require_create(&self, name: &str) -> Result<()> {
+        let Principal::Key(k) = self else {
+            return Ok(());
+        };
+        if k.admin {
+            return Ok(());
+        }
+        if !k.can_create {
+            return Err(Error::PermissionDenied(format!(
+                "key {} may not create databases",
+                k.id
+            )));
+        }
+        if k.grants.iter().any(|g| g.covers_name(name)) {
+            return Ok(());
+        }
+        let names: Vec<String> = k
+            .grants
+            .iter()
+            .filter_map(|g| match &g.target {
+                Target::Database(n) => Some(n.as_str().to_owned()),
+                Target::Pattern(p) => Some(p.clone()),
+                Target::Labels(_) => None,
+            })
+            .collect();
+        let allowed = if names.is_empty() {
+            "none: it has no name or pattern grant".to_owned()
+        } else {
+            names.join(", ")
+        };
+        Err(Error::PermissionDenied(format!(
+            "key {} may create only databases its grants name; {name:?} is not one of them \
+             (its names and patterns: {allowed})",
+            k.id
+        )))
     }
 
     /// Requires at least `needed` on a database.
@@ -547,6 +588,48 @@ mod tests {
         );
         assert!(p.may_know("team-x"));
         assert!(!p.may_know("other"));
+    }
+
+    #[test]
+    fn a_creating_key_creates_and_knows_only_names_its_grants_cover() {
+        let info = KeyInfo {
+            id: "k".into(),
+            name: "k".into(),
+            admin: false,
+            can_create: true,
+            create_quota: 0,
+            grants: vec![
+                Grant {
+                    target: Target::Pattern("agent-42-*".into()),
+                    role: Role::Read,
+                },
+                Grant {
+                    target: Target::Labels([("env".to_string(), "dev".to_string())].into()),
+                    role: Role::Write,
+                },
+            ],
+            created_ms: 0,
+            expires_ms: None,
+            revoked_ms: None,
+        };
+        let creator = Principal::Key(Arc::new(info.clone()));
+        assert!(creator.require_create("agent-42-a").is_ok());
+        for name in ["other", "agent-43-a"] {
+            let err = creator
+                .require_create(name)
+                .expect_err("outside the grants");
+            assert!(matches!(err, Error::PermissionDenied(_)), "{err:?}");
+            assert!(err.to_string().contains("agent-42-*"), "{err}");
+            assert!(!creator.may_know(name));
+        }
+        assert!(creator.may_know("agent-42-b"));
+        // Without can_create, not even a covered name.
+        let plain = Principal::Key(Arc::new(KeyInfo {
+            can_create: false,
+            ..info
+        }));
+        assert!(plain.require_create("agent-42-a").is_err());
+        assert!(Principal::Unrestricted.require_create("any").is_ok());
     }
 
     #[test]

@@ -104,6 +104,16 @@ pub enum Error {
     /// A bug or an environment failure; the details are logged, not sent to the client.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Another error with advice on its likely cause (a PostgreSQL syntax error in a statement
+    /// written with `?` placeholders); the status is the inner error's, the hint goes into the
+    /// message and the ErrorInfo metadata (`hint`).
+    #[error("{inner}; hint: {hint}")]
+    Hinted {
+        /// The error.
+        inner: Box<Error>,
+        /// What probably caused it and what to do instead.
+        hint: String,
+    },
 }
 
 impl Error {
@@ -112,6 +122,14 @@ impl Error {
         Error::InvalidArgument {
             field,
             reason: reason.to_string(),
+        }
+    }
+
+    /// This error with a hint on its likely cause.
+    pub fn with_hint(self, hint: impl Into<String>) -> Self {
+        Error::Hinted {
+            inner: Box::new(self),
+            hint: hint.into(),
         }
     }
 
@@ -124,6 +142,10 @@ impl Error {
     /// call); other errors pass unchanged.
     pub fn map_query_message(self, f: impl FnOnce(String) -> String) -> Self {
         match self {
+            Error::Hinted { inner, hint } => Error::Hinted {
+                inner: Box::new(inner.map_query_message(f)),
+                hint,
+            },
             Error::Query {
                 kind,
                 code,
@@ -142,6 +164,10 @@ impl Error {
     /// Tags a statement error with its position in a batch.
     pub fn at_statement(self, index: usize) -> Self {
         match self {
+            Error::Hinted { inner, hint } => Error::Hinted {
+                inner: Box::new(inner.at_statement(index)),
+                hint,
+            },
             Error::Query {
                 kind,
                 code,

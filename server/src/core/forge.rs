@@ -264,7 +264,7 @@ impl Forge {
                     // A backend that is down must not stop the gateway: the record stays and
                     // the next start tries again.
                     if let Err(e) = b.destroy(&record.provisioned).await {
-                        warn!(db = %name, error = %e, "could not finish it now; will retry at next start");
+                        warn!(db = %name, backend = %record.backend, error = %e, "could not finish it now: the catalog keeps the record and the next start tries again");
                         continue;
                     }
                     let cat = catalog.clone();
@@ -418,15 +418,11 @@ impl Forge {
         who: &Principal,
         spec: DatabaseSpec,
     ) -> Result<(DatabaseInfo, bool)> {
+        // Before any lookup: a name outside the key's grants must not tell whether it is taken.
+        who.require_create(&spec.name)?;
         let owner = match who {
             Principal::Unrestricted => None,
-            Principal::Key(k) if k.admin || k.can_create => Some(k.id.clone()),
-            Principal::Key(k) => {
-                return Err(Error::PermissionDenied(format!(
-                    "key {} may not create databases",
-                    k.id
-                )));
-            }
+            Principal::Key(k) => Some(k.id.clone()),
         };
         let _control = self.inner.control.lock().await;
         if let Ok(existing) = self.entry(&spec.name) {
@@ -489,7 +485,18 @@ impl Forge {
             // Undo both halves; the catalog row goes last so that a crash here is retried at
             // start-up.
             if let Err(e) = backend.destroy(&record.provisioned).await {
-                warn!(error = %e, "cleanup after a failed spawn failed; start-up will retry");
+                warn!(
+                    db = %spec.name,
+                    backend = %spec.backend,
+                    left = %record.provisioned.locator,
+                    spawn_error = %err,
+                    error = %e,
+                    "spawning failed, and removing what it had made on the {} server (named \
+                     after `left`) failed too; the catalog keeps the database as unfinished, so \
+                     its name stays taken, and the next start of the gateway removes it from \
+                     the server and the catalog",
+                    spec.backend
+                );
                 return Err(err);
             }
             let (cat, name) = (self.inner.catalog.clone(), spec.name.clone());

@@ -333,7 +333,12 @@ async fn creators_own_what_they_create_within_quota() {
         .await
         .expect("create");
     let (_, key) = admin
-        .create_api_key(ApiKeySpec::new("agent").can_create(2))
+        .create_api_key(
+            // A read grant: what it owns, it owns for having created it.
+            ApiKeySpec::new("agent")
+                .can_create(2)
+                .grant(Grant::pattern("agent-*", Role::Read)),
+        )
         .await
         .expect("key");
     let agent = as_key(&s, &key).await;
@@ -386,6 +391,103 @@ async fn creators_own_what_they_create_within_quota() {
     assert!(
         keys.iter()
             .any(|k| k.name == "agent" && k.can_create && k.create_quota == 2)
+    );
+}
+
+#[tokio::test]
+async fn a_creating_key_learns_nothing_about_names_outside_its_grants() {
+    let s = secured().await;
+    let admin = as_key(&s, ADMIN).await;
+    for name in ["other", "agent-43-x"] {
+        admin
+            .create_database(name, CreateOptions::default())
+            .await
+            .expect("create");
+    }
+    let (_, key) = admin
+        .create_api_key(
+            ApiKeySpec::new("agent 42")
+                .can_create(10)
+                .grant(Grant::pattern("agent-42-*", Role::Owner)),
+        )
+        .await
+        .expect("key");
+    let agent = as_key(&s, &key).await;
+    // Inside its pattern: it creates, and a missing name is NOT_FOUND.
+    agent
+        .create_database("agent-42-a", CreateOptions::default())
+        .await
+        .expect("a name its grant covers");
+    assert_code(agent.get_database("agent-42-zz").await, Code::NotFound);
+    // Outside it, every call answers the same for a taken name and a free one.
+    for (taken, free) in [("other", "nothing-here"), ("agent-43-x", "agent-43-y")] {
+        let message = |e: dbforge::Error| e.message().replace(taken, "NAME").replace(free, "NAME");
+        let calls = [
+            (
+                assert_code(agent.get_database(taken).await, Code::PermissionDenied),
+                assert_code(agent.get_database(free).await, Code::PermissionDenied),
+            ),
+            (
+                assert_code(
+                    agent.create_database(taken, CreateOptions::default()).await,
+                    Code::PermissionDenied,
+                ),
+                assert_code(
+                    agent.create_database(free, CreateOptions::default()).await,
+                    Code::PermissionDenied,
+                ),
+            ),
+            (
+                assert_code(
+                    agent
+                        .create_database(taken, CreateOptions::default().if_not_exists())
+                        .await,
+                    Code::PermissionDenied,
+                ),
+                assert_code(
+                    agent
+                        .create_database(free, CreateOptions::default().if_not_exists())
+                        .await,
+                    Code::PermissionDenied,
+                ),
+            ),
+            (
+                assert_code(
+                    agent.execute(taken, "SELECT 1", &[]).await,
+                    Code::PermissionDenied,
+                ),
+                assert_code(
+                    agent.execute(free, "SELECT 1", &[]).await,
+                    Code::PermissionDenied,
+                ),
+            ),
+            (
+                assert_code(agent.delete_database(taken).await, Code::PermissionDenied),
+                assert_code(agent.delete_database(free).await, Code::PermissionDenied),
+            ),
+        ];
+        for (a, b) in calls {
+            assert_eq!(message(a), message(b));
+        }
+    }
+    let refused = assert_code(
+        agent
+            .create_database("other-2", CreateOptions::default())
+            .await,
+        Code::PermissionDenied,
+    );
+    assert!(refused.message().contains("agent-42-*"), "{refused}");
+    let names: Vec<_> = admin
+        .list_databases(ListFilter::default())
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["agent-42-a", "agent-43-x", "other"],
+        "nothing else was created"
     );
 }
 

@@ -113,3 +113,33 @@ fn dockerfile_is_multi_stage_and_builds_the_gateway() {
         assert!(help.contains(var), "--help mentions {var}");
     }
 }
+
+/// A taken port stops start-up with a sentence naming the address and the cause, not a Debug
+/// dump of the OS error.
+#[test]
+fn a_taken_port_is_named_with_its_cause() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dbforge-server"))
+        .args([
+            "--insecure-no-auth",
+            "--listen",
+            &addr.to_string(),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env_remove("DBFORGE_ADMIN_KEY")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run dbforge-server");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("in use"), "the cause: {stderr}");
+    assert!(stderr.contains("--listen"), "what to do: {stderr}");
+    assert!(!stderr.contains("Os {"), "no Debug dump: {stderr}");
+}

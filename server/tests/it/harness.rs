@@ -231,6 +231,29 @@ impl ServerProcess {
             .expect("memory field")
     }
 
+    /// CPU time the process has used so far, user plus system (from /proc/<pid>/stat).
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("read /proc stat");
+        // The command name (field 2) may hold spaces; the fields after it do not.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .expect("stat has a command name")
+            .1
+            .split_whitespace()
+            .collect();
+        // utime and stime are fields 14 and 15 of the whole line, in clock ticks.
+        let ticks: u64 =
+            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        let hz: u64 = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+            .unwrap_or(100);
+        Duration::from_millis(ticks * 1000 / hz)
+    }
+
     /// Sends SIGTERM and waits (without blocking the runtime, so clients can see the server
     /// go away); returns whether it exited cleanly.
     pub async fn terminate(mut self) -> bool {

@@ -22,4 +22,5 @@ mod table;
 mod tenant;
 mod tls;
 mod transfer;
+mod unreachable;
 mod web;

@@ -2,13 +2,15 @@
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::TestServer;
+use crate::harness::{ServerProcess, TestServer};
 
 /// Sends a raw HTTP/1.1 request and returns the whole response.
 async fn http(s: &TestServer, request: &[u8]) -> Vec<u8> {
-    let mut conn = tokio::net::TcpStream::connect(s.addr)
-        .await
-        .expect("connect");
+    http_to(s.addr, request).await
+}
+
+async fn http_to(addr: std::net::SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
     conn.write_all(request).await.expect("send");
     let mut out = Vec::new();
     conn.read_to_end(&mut out).await.expect("read");
@@ -73,6 +75,111 @@ async fn grpc_web_calls_and_cors_preflight() {
     .await;
     let text = String::from_utf8_lossy(&other).to_ascii_lowercase();
     assert!(!text.contains("access-control-allow-origin"), "{text}");
+    assert!(text.starts_with("http/1.1 403"), "{text}");
+    assert!(
+        text.contains("--cors-origin http://evil.example"),
+        "says how to allow it: {text}"
+    );
+}
+
+fn preflight_from(origin: &str) -> Vec<u8> {
+    format!(
+        "OPTIONS /dbforge.v1.QueryService/Query HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type,x-grpc-web\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Without `--cors-origin`, a page on another origin gets an answer that says how to allow it
+/// (it used to be an empty 400), and the gateway logs the origin once a minute, not once a call.
+#[tokio::test]
+async fn refused_origins_are_told_how_to_get_in_and_logged_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = ServerProcess::spawn(dir.path(), &[]);
+    for origin in [
+        "http://app.example",
+        "http://app.example",
+        "http://other.example:8080",
+    ] {
+        let resp = http_to(server.addr, &preflight_from(origin)).await;
+        let text = String::from_utf8_lossy(&resp);
+        assert!(text.starts_with("HTTP/1.1 403"), "{text}");
+        assert!(
+            text.contains(&format!("--cors-origin {origin}")),
+            "the body says how to allow it: {text}"
+        );
+        assert!(
+            !text
+                .to_ascii_lowercase()
+                .contains("access-control-allow-origin")
+        );
+    }
+    // A page the gateway served itself is same-origin: nothing refused, nothing logged.
+    let own = format!("http://{}", server.addr);
+    let same = http_to(
+        server.addr,
+        format!(
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nOrigin: {own}\r\nConnection: close\r\n\r\n",
+            server.addr
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&same).starts_with("HTTP/1.1 200"));
+    // The log is written asynchronously by the child: give it a moment.
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = server.logs();
+        if logs.contains("other.example") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let refused: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("refused a browser call"))
+        .collect();
+    assert_eq!(refused.len(), 2, "once per origin:\n{logs}");
+    assert!(refused[0].contains("http://app.example"), "{}", refused[0]);
+    assert!(refused[0].contains("--cors-origin"), "{}", refused[0]);
+    assert!(
+        refused[1].contains("http://other.example:8080"),
+        "{}",
+        refused[1]
+    );
+    assert!(!logs.contains(&format!("origin={own}")), "{logs}");
+}
+
+/// `GET /` says what the port is instead of an empty 400.
+#[tokio::test]
+async fn the_root_page_says_what_the_port_serves() {
+    let s = TestServer::start().await;
+    let resp = http(
+        &s,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let text = String::from_utf8_lossy(&resp);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: text/html"),
+        "{text}"
+    );
+    for what in [
+        "gRPC",
+        "grpc-web",
+        "/metrics",
+        "--cors-origin",
+        "grpc.health.v1.Health",
+        "README",
+    ] {
+        assert!(text.contains(what), "mentions {what}: {text}");
+    }
+    // gRPC still answers on the same port.
+    s.client
+        .list_databases(dbforge::ListFilter::default())
+        .await
+        .expect("gRPC next to the page");
 }
 
 #[tokio::test]

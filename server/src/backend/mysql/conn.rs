@@ -790,9 +790,8 @@ impl SqlConn for MyConn {
     async fn describe(&mut self, stmt: &Statement) -> Result<MyPrepared> {
         self.refuse_session_change(&stmt.sql)?;
         // The schema epoch in the text: sqlx reuses a prepared statement (no round trip, and no
-        // COM_STMT_CLOSE of an evicted one, whose unanswered packet stalls the next write for
-        // a delayed ACK: sqlx sets no TCP_NODELAY) until a statement that may change a table
-        // runs; after that its column list could be stale, so the text changes.
+        // COM_STMT_CLOSE of an evicted one) until a statement that may change a table runs;
+        // after that its column list could be stale, so the text changes.
         let sql = format!("/* dbforge {} */ {}", self.types.epoch(), stmt.sql);
         let mut retried = false;
         let prepared = loop {
@@ -946,7 +945,10 @@ impl SqlConn for MyConn {
             self.types.clear();
         }
         let args = arguments(&stmt.params)?;
-        let query = sqlx::query_with(AssertSqlSafe(stmt.sql.clone()), args).persistent(false);
+        // Through the statement cache under the schema epoch, as `describe` does: a repeated
+        // statement is one round trip (EXECUTE) instead of PREPARE, EXECUTE and CLOSE.
+        let sql = format!("/* dbforge {} */ {}", self.types.epoch(), stmt.sql);
+        let query = sqlx::query_with(AssertSqlSafe(sql), args);
         match (&mut self.conn).execute(query).await {
             Ok(done) => Ok(Outcome {
                 rows_affected: done.rows_affected(),

@@ -149,7 +149,7 @@ impl MysqlBackend {
             reader: false,
             relogin: None,
         };
-        let server = Server::start(MysqlEngine::default(), admin, sizes).await;
+        let server = Server::start(MysqlEngine::default(), admin, sizes, cfg.location()).await;
         Ok(Self {
             server,
             admin_options,

@@ -148,7 +148,13 @@ impl PostgresBackend {
             cfg.per_database_connections,
             cfg.idle_timeout,
         )?;
-        let server = Server::start(PgEngine, PgTarget::new(admin_options.clone()), sizes).await;
+        let server = Server::start(
+            PgEngine,
+            PgTarget::new(admin_options.clone()),
+            sizes,
+            cfg.location(),
+        )
+        .await;
         Ok(Self {
             server,
             admin_options,

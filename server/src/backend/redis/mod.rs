@@ -195,7 +195,7 @@ use self::{
     pool::{Deadline, Pool},
 };
 use super::{
-    Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
+    Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig, probe::Backoff,
     reader::WithReader,
 };
 use crate::core::{
@@ -213,8 +213,6 @@ const SIZE_PAGES: usize = 4;
 const SIZE_MAX_KEYS: usize = 1000;
 /// How long a probe waits for PONG before calling the server unreachable.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Probe interval while the server is down: short, so recovery is noticed quickly.
-const PROBE_DOWN_INTERVAL: Duration = Duration::from_millis(200);
 
 /// What the backend and its open databases share: the connections and the command table.
 #[derive(Debug)]
@@ -362,7 +360,7 @@ impl RedisBackend {
             ));
         }
         let shared = Arc::new(Shared {
-            pool: Pool::new(info, cfg.max_connections, cfg.idle_timeout),
+            pool: Pool::new(info, cfg.location(), cfg.max_connections, cfg.idle_timeout),
             commands: tokio::sync::OnceCell::new(),
         });
         shared.pool.probe(PROBE_TIMEOUT).await;
@@ -400,13 +398,19 @@ impl Drop for RedisBackend {
 
 /// Probes the server and closes idle connections until the backend is dropped.
 async fn watch(shared: Weak<Shared>, tick: Duration) {
+    let mut backoff = Backoff::default();
     loop {
         let Some(s) = shared.upgrade() else {
             return;
         };
         let up = s.pool.probe(PROBE_TIMEOUT).await;
         s.pool.sweep_idle();
-        let wait = if up { tick } else { PROBE_DOWN_INTERVAL };
+        let wait = if up {
+            backoff.reset();
+            tick
+        } else {
+            backoff.failed()
+        };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = s.pool.wake.notified() => {}

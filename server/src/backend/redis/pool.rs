@@ -33,9 +33,10 @@ use tokio::{
     sync::{Notify, OwnedSemaphorePermit, Semaphore},
     time::Instant,
 };
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::{namespace::Namespace, reply::classify};
+use crate::backend::probe::{Availability, Location};
 use crate::core::error::{Error, Result};
 
 /// How long opening a TCP connection and authenticating may take, at most.
@@ -169,8 +170,8 @@ pub(super) struct Pool {
     admin: Slot,
     epoch: AtomicU64,
     serial: AtomicU64,
-    available: AtomicBool,
-    /// Wakes the background probe early (after a connection error).
+    available: Availability,
+    /// Wakes the background probe early (after a connection error while the server was up).
     pub wake: Notify,
     started: Instant,
 }
@@ -186,11 +187,18 @@ impl fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// A pool for the server of `info` (the admin's URL), with `max_connections` in all.
-    pub fn new(info: ConnectionInfo, max_connections: u32, idle_timeout: Duration) -> Self {
+    /// A pool for the server of `info` (the admin's URL, at `location`), with
+    /// `max_connections` in all.
+    pub fn new(
+        info: ConnectionInfo,
+        location: Location,
+        max_connections: u32,
+        idle_timeout: Duration,
+    ) -> Self {
         let capacity = (max_connections.max(2) - 1) as usize;
         Self {
             addr: info.addr().to_string(),
+            available: Availability::new("redis", location),
             info,
             permits: Arc::new(Semaphore::new(capacity)),
             capacity,
@@ -199,7 +207,6 @@ impl Pool {
             admin: Slot::new(Auth::Admin),
             epoch: AtomicU64::new(0),
             serial: AtomicU64::new(0),
-            available: AtomicBool::new(false),
             wake: Notify::new(),
             started: Instant::now(),
         }
@@ -207,7 +214,7 @@ impl Pool {
 
     /// Whether the last probe (or call) reached the server.
     pub fn available(&self) -> bool {
-        self.available.load(Ordering::Relaxed)
+        self.available.is_up()
     }
 
     /// Fails fast while the server is known to be down.
@@ -215,10 +222,16 @@ impl Pool {
         if self.available() {
             return Ok(());
         }
-        Err(Error::Unavailable(format!(
-            "the Redis server at {} cannot be reached; calls succeed again once it is back",
-            self.addr
-        )))
+        Err(self.available.unavailable())
+    }
+
+    /// Asks the probe to look now (a call saw a broken connection). While the server is known
+    /// to be down this is no news: the probe's backoff decides, or a refused connect of the
+    /// probe's own would wake it again at once.
+    fn suspect(&self) {
+        if self.available() {
+            self.wake.notify_one();
+        }
     }
 
     /// A slot for a database, registered for eviction and idle sweeps.
@@ -257,7 +270,7 @@ impl Pool {
             Ok(Err(e)) => {
                 if is_connection_error(&e) {
                     slot.drop_live(Some(serial));
-                    self.wake.notify_one();
+                    self.suspect();
                 }
                 Err(classify(e))
             }
@@ -298,7 +311,7 @@ impl Pool {
                 Box::pin(self.recreate_user(slot, deadline, e)).await?
             }
             other => other.map_err(|e| {
-                self.wake.notify_one();
+                self.suspect();
                 classify(e)
             })?,
         };
@@ -497,12 +510,8 @@ impl Pool {
                     .extract_error()
             })
             .await;
-        let was = self.available.swap(ok.is_ok(), Ordering::Relaxed);
-        match (&ok, was) {
-            (Ok(_), false) => info!(addr = %self.addr, "Redis is reachable"),
-            (Err(e), true) => warn!(addr = %self.addr, error = %e, "Redis is unreachable"),
-            _ => {}
-        }
+        let ok = ok.map(drop).map_err(|e| e.to_string());
+        self.available.record(ok.clone());
         if ok.is_err() {
             self.epoch.fetch_add(1, Ordering::Relaxed);
             self.admin.drop_live(None);

@@ -20,16 +20,15 @@
 //!
 //! A background task probes the server (an administrative connection and a ping) every second,
 //! and at once when a call reports a broken connection. While the server is down,
-//! [`Server::is_up`] is false, idle connections are dropped, and calls fail at once with
-//! `Unavailable` instead of waiting for timeouts; the first successful probe brings it back.
+//! [`Server::is_up`] is false, idle connections are dropped, calls fail at once with
+//! `Unavailable` (naming the server and the cause) instead of waiting for timeouts, and the
+//! probe retries with backoff (see [`crate::backend::probe`]); the first successful probe
+//! brings it back.
 
 use std::{
     collections::VecDeque,
     fmt,
-    sync::{
-        Arc, Mutex, Weak,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex, Weak},
     time::Duration,
 };
 
@@ -37,11 +36,12 @@ use tokio::{
     sync::{Notify, OwnedSemaphorePermit, Semaphore},
     time::Instant,
 };
-use tracing::{debug, info, warn};
+use tracing::debug;
 
-use super::{Control, Engine, Outcome, Prepared, RowSink, SqlConn};
+use super::{Control, Engine, Outcome, Prepared, RowSink, SqlConn, text::placeholder_hint};
+use crate::backend::probe::{Availability, Backoff, Location};
 use crate::core::{
-    error::{Error, Result},
+    error::{Error, QueryErrorKind, Result},
     value::{Statement, Value},
 };
 
@@ -49,8 +49,6 @@ use crate::core::{
 const PING_AFTER_IDLE: Duration = Duration::from_secs(2);
 /// How often the server is probed while it answers.
 const PROBE_UP_EVERY: Duration = Duration::from_secs(1);
-/// How often the server is probed while it does not.
-const PROBE_DOWN_EVERY: Duration = Duration::from_millis(250);
 /// How long a probe (connect and ping) may take before the server counts as down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a probe waits for an administrative connection that others are using.
@@ -179,9 +177,9 @@ fn close_later<C: SqlConn>(
 }
 
 /// Whether the server answers, and a way to ask the probe to look again now.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Health {
-    up: AtomicBool,
+    state: Availability,
     wake: Notify,
 }
 
@@ -208,9 +206,15 @@ impl<E: Engine> fmt::Debug for Server<E> {
 }
 
 impl<E: Engine> Server<E> {
-    /// Starts managing a server: probes it once (so that [`Self::is_up`] is right from the
-    /// start, without failing when it is down), then keeps probing in the background.
-    pub async fn start(engine: E, admin_target: E::Target, sizes: PoolSizes) -> Arc<Self> {
+    /// Starts managing the server at `location`: probes it once (so that [`Self::is_up`] is
+    /// right from the start, without failing when it is down), then keeps probing in the
+    /// background.
+    pub async fn start(
+        engine: E,
+        admin_target: E::Target,
+        sizes: PoolSizes,
+        location: Location,
+    ) -> Arc<Self> {
         let server = Arc::new(Self {
             engine,
             name: E::KIND.as_str(),
@@ -219,7 +223,10 @@ impl<E: Engine> Server<E> {
             admin_target: Arc::new(admin_target),
             admin_per_db: Arc::new(Semaphore::new(sizes.admin)),
             sizes,
-            health: Arc::new(Health::default()),
+            health: Arc::new(Health {
+                state: Availability::new(E::KIND.as_str(), location),
+                wake: Notify::new(),
+            }),
         });
         server.probe().await;
         tokio::spawn(watch(Arc::downgrade(&server), Arc::clone(&server.health)));
@@ -233,12 +240,15 @@ impl<E: Engine> Server<E> {
 
     /// Whether the server answered the last probe.
     pub fn is_up(&self) -> bool {
-        self.health.up.load(Ordering::Relaxed)
+        self.health.state.is_up()
     }
 
-    /// Asks the probe to check the server now (a call saw a broken connection).
+    /// Asks the probe to check the server now (a call saw a broken connection). While the
+    /// server is known to be down this is no news: the probe's backoff decides.
     fn suspect(&self) {
-        self.health.wake.notify_one();
+        if self.is_up() {
+            self.health.wake.notify_one();
+        }
     }
 
     /// A pool for a spawned database reached through `target`.
@@ -298,15 +308,7 @@ impl<E: Engine> Server<E> {
             Ok(true) => Ok(()),
             Err(e) => Err(e),
         };
-        let up = outcome.is_ok();
-        let was = self.health.up.swap(up, Ordering::Relaxed);
-        match (&outcome, was) {
-            (Ok(()), false) => info!(backend = self.name, "database server is reachable"),
-            (Err(e), true) => {
-                warn!(backend = self.name, error = %e, "database server is unreachable");
-            }
-            _ => {}
-        }
+        let up = self.health.state.record(outcome.map_err(|e| e.to_string()));
         if !up {
             // Whatever is idle was connected to a server that went away.
             let n = self.data.drain(|_| true) + self.admin.drain(|_| true);
@@ -350,6 +352,7 @@ impl<E: Engine> Server<E> {
 
 /// The probe loop: holds the server weakly, so dropping the backend stops it.
 async fn watch<E: Engine>(server: Weak<Server<E>>, health: Arc<Health>) {
+    let mut backoff = Backoff::default();
     loop {
         let wait = {
             let Some(server) = server.upgrade() else {
@@ -357,7 +360,12 @@ async fn watch<E: Engine>(server: Weak<Server<E>>, health: Arc<Health>) {
             };
             let up = server.probe().await;
             server.reap();
-            if up { PROBE_UP_EVERY } else { PROBE_DOWN_EVERY }
+            if up {
+                backoff.reset();
+                PROBE_UP_EVERY
+            } else {
+                backoff.failed()
+            }
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -409,9 +417,7 @@ impl<E: Engine> DbPool<E> {
     ) -> Result<Pooled<E>> {
         let backend = self.server.name;
         if check_health && !self.server.is_up() {
-            return Err(Error::Unavailable(format!(
-                "the {backend} server cannot be reached right now"
-            )));
+            return Err(self.server.health.state.unavailable());
         }
         let per_db = tokio::time::timeout_at(wait_until, Arc::clone(&self.per_db).acquire_owned())
             .await
@@ -602,7 +608,7 @@ impl<E: Engine> Pooled<E> {
         let c = self.begin_use()?;
         let r = c.describe(stmt).await;
         self.end_use(&r);
-        r
+        r.map_err(|e| hinted::<E>(e, stmt))
     }
 
     /// Runs a prepared statement into `sink`. When the sink stopped reading early, the rest of
@@ -687,7 +693,20 @@ impl<E: Engine> Pooled<E> {
         let c = self.begin_use()?;
         let r = c.run_discarding(stmt).await;
         self.end_use(&r);
-        r
+        r.map_err(|e| hinted::<E>(e, stmt))
+    }
+}
+
+/// A syntax error (SQLSTATE 42601) of a statement written with another engine's placeholders
+/// says so (see [`placeholder_hint`]).
+fn hinted<E: Engine>(err: Error, stmt: &Statement) -> Error {
+    let syntax = matches!(
+        &err,
+        Error::Query { kind: QueryErrorKind::Syntax, code: Some(c), .. } if c == "42601"
+    );
+    match placeholder_hint(&stmt.sql, stmt.params.len(), E::FLAVOR) {
+        Some(hint) if syntax => err.with_hint(hint),
+        _ => err,
     }
 }
 

@@ -107,6 +107,19 @@ pub fn first_word(sql: &str, flavor: Flavor) -> Option<String> {
         .map(|w| w.to_ascii_uppercase())
 }
 
+/// What a PostgreSQL syntax error most likely means when the statement has parameters and a `?`
+/// outside quotes and comments: it was written for SQLite or MySQL (see [`placeholder_hint`]).
+pub const PG_PLACEHOLDER_HINT: &str =
+    "PostgreSQL takes $1, $2, … placeholders, not ?: write `WHERE a = $1 AND b = $2`";
+
+/// A hint for a syntax error of a statement with `params` parameters, when its `?` marks look
+/// like another engine's placeholders: PostgreSQL only (MySQL and SQLite take `?`).
+pub fn placeholder_hint(sql: &str, params: usize, flavor: Flavor) -> Option<&'static str> {
+    let marks =
+        flavor == Flavor::Postgres && params > 0 && Words::new(sql, flavor).any(|w| w == "?");
+    marks.then_some(PG_PLACEHOLDER_HINT)
+}
+
 /// The highest `$n` placeholder of a PostgreSQL statement (0 when it has none). PostgreSQL
 /// accepts parameters a statement never uses; this lets the gateway refuse them, as it does
 /// on the other engines, instead of ignoring a client's mistake.
@@ -118,7 +131,7 @@ pub fn highest_placeholder(sql: &str) -> usize {
 }
 
 /// The unquoted words of a statement, in order, skipping comments and literals (and on
-/// PostgreSQL, `$n` placeholders as words of their own).
+/// PostgreSQL, `$n` placeholders and `?` marks as words of their own).
 struct Words<'a> {
     s: &'a [u8],
     text: &'a str,
@@ -254,6 +267,10 @@ impl<'a> Iterator for Words<'a> {
                     return Some(&self.text[start..self.i]);
                 }
                 b'$' if !mysql && self.skip_dollar() => {}
+                b'?' if !mysql => {
+                    self.i += 1;
+                    return Some(&self.text[self.i - 1..self.i]);
+                }
                 c if c.is_ascii_alphabetic() || c == b'_' => {
                     let start = self.i;
                     while self.i < self.s.len()
@@ -465,6 +482,18 @@ pub fn like_prefix(prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn question_marks_outside_quotes_suggest_dollar_placeholders_on_postgres() {
+        let pg = Flavor::Postgres;
+        let sql = "SELECT * FROM t WHERE a = ? AND b = ?";
+        assert_eq!(placeholder_hint(sql, 2, pg), Some(PG_PLACEHOLDER_HINT));
+        // No parameters, `?` only in literals, identifiers or comments, or MySQL: no hint.
+        assert_eq!(placeholder_hint(sql, 0, pg), None);
+        let quoted = "SELECT '?', \"a?\", $$?$$ FROM t -- ?\n WHERE a = $1 /* ? */";
+        assert_eq!(placeholder_hint(quoted, 1, pg), None);
+        assert_eq!(placeholder_hint(sql, 2, Flavor::Mysql), None);
+    }
 
     fn refused(sql: &str, flavor: Flavor) -> bool {
         refuse_transaction_control(sql, flavor).is_err()
