@@ -15,7 +15,7 @@ use futures::TryStreamExt;
 use sqlx::{
     Arguments, AssertSqlSafe, Column as _, Connection, Either, Executor, Row as _, SqlSafeStr,
     Statement as _, TypeInfo, ValueRef,
-    postgres::{PgArguments, PgConnectOptions, PgConnection, PgDatabaseError, PgRow},
+    postgres::{PgArguments, PgConnectOptions, PgConnection, PgDatabaseError, PgRow, PgTypeInfo},
 };
 
 use super::{
@@ -355,37 +355,7 @@ impl SqlConn for PgConn {
     }
 
     async fn describe(&mut self, stmt: &Statement) -> Result<PgPrepared> {
-        let params = stmt
-            .params
-            .iter()
-            .map(Param::new)
-            .collect::<Result<Vec<_>>>()?;
-        let types: Vec<_> = params.iter().map(Param::type_info).collect();
-        let key: StatementKey = (
-            self.epoch.load(Ordering::Relaxed),
-            stmt.sql.clone(),
-            params.iter().map(Param::oid).collect(),
-        );
-        // sqlx caches prepared statements by their text alone, so the text carries a number per
-        // (epoch, text, parameter types): the same statement bound the same way is prepared
-        // once per connection and then runs in one round trip, while other parameter types or
-        // a schema change since ("cached plan must not change result type") get a statement of
-        // their own.
-        let id = match self.statements.get(&key) {
-            Some(id) => *id,
-            None => {
-                if self.statements.len() >= CACHE_CLEAR_AT {
-                    self.statements.clear();
-                    if let Err(e) = self.conn.clear_cached_statements().await {
-                        return Err(self.fail(e));
-                    }
-                }
-                self.counter += 1;
-                self.statements.insert(key, self.counter);
-                self.counter
-            }
-        };
-        let sql = format!("/* dbforge {id} */ {}", stmt.sql);
+        let (sql, types) = self.statement_text(stmt).await?;
         let prepared = match (&mut self.conn)
             .prepare_with(AssertSqlSafe(sql.clone()).into_sql_str(), &types)
             .await
@@ -574,11 +544,56 @@ impl PgConn {
         })
     }
 
+    /// The text under which `stmt` is prepared on this connection, and its parameter types:
+    /// the same statement bound the same way under the same schema epoch gets the same text.
+    async fn statement_text(&mut self, stmt: &Statement) -> Result<(String, Vec<PgTypeInfo>)> {
+        let params = stmt
+            .params
+            .iter()
+            .map(Param::new)
+            .collect::<Result<Vec<_>>>()?;
+        let types: Vec<_> = params.iter().map(Param::type_info).collect();
+        let key: StatementKey = (
+            self.epoch.load(Ordering::Relaxed),
+            stmt.sql.clone(),
+            params.iter().map(Param::oid).collect(),
+        );
+        // sqlx caches prepared statements by their text alone, so the text carries a number per
+        // (epoch, text, parameter types): the same statement bound the same way is prepared
+        // once per connection and then runs in one round trip, while other parameter types or
+        // a schema change since ("cached plan must not change result type") get a statement of
+        // their own.
+        let id = match self.statements.get(&key) {
+            Some(id) => *id,
+            None => {
+                if self.statements.len() >= CACHE_CLEAR_AT {
+                    self.statements.clear();
+                    if let Err(e) = self.conn.clear_cached_statements().await {
+                        return Err(self.fail(e));
+                    }
+                }
+                self.counter += 1;
+                self.statements.insert(key, self.counter);
+                self.counter
+            }
+        };
+        Ok((format!("/* dbforge {id} */ {}", stmt.sql), types))
+    }
+
     async fn run_discarding_statement(&mut self, stmt: &Statement) -> Result<Outcome> {
         let args = Self::arguments(&stmt.params)?;
-        // Unnamed and unprepared beforehand: nothing is cached, so nothing can go stale.
-        let query = sqlx::query_with(AssertSqlSafe(stmt.sql.clone()), args).persistent(false);
-        let result = (&mut self.conn).execute(query).await;
+        let result = if may_change_schema(&stmt.sql) {
+            // Unnamed and unprepared beforehand: nothing is cached, so nothing can go stale.
+            let query = sqlx::query_with(AssertSqlSafe(stmt.sql.clone()), args).persistent(false);
+            (&mut self.conn).execute(query).await
+        } else {
+            // Prepared once per connection (see `statement_text`), so a batch that repeats a
+            // statement runs each repetition in one round trip instead of parse-and-run.
+            let (sql, _) = self.statement_text(stmt).await?;
+            (&mut self.conn)
+                .execute(sqlx::query_with(AssertSqlSafe(sql), args))
+                .await
+        };
         if may_change_schema(&stmt.sql) {
             self.bump_epoch();
         }
