@@ -173,6 +173,9 @@ fn help_flags() -> BTreeMap<String, HelpFlag> {
 
     let mut flags = BTreeMap::new();
     let mut current: Option<(String, HelpFlag)> = None;
+    // The description of the current flag so far, its lines joined: with clap's `wrap_help`
+    // (which the CLI's build turns on for the whole workspace) `[default: …]` may be cut.
+    let mut text = String::new();
     for line in help.lines() {
         let trimmed = line.trim_start();
         // A new flag: `      --listen <LISTEN>` or `  -h, --help` (not `- text: …`, a value).
@@ -180,6 +183,7 @@ fn help_flags() -> BTreeMap<String, HelpFlag> {
             || (trimmed.starts_with('-') && trimmed.get(2..4) == Some(", "))
         {
             flags.extend(current.take());
+            text.clear();
             let name = trimmed
                 .split([' ', ','])
                 .find(|w| w.starts_with("--"))
@@ -192,10 +196,12 @@ fn help_flags() -> BTreeMap<String, HelpFlag> {
                 },
             ));
         } else if let Some((_, flag)) = current.as_mut() {
-            if let Some(env) = bracketed(line, "[env: ") {
+            text.push(' ');
+            text.push_str(trimmed);
+            if let Some(env) = bracketed(&text, "[env: ") {
                 flag.env = Some(env.split('=').next().unwrap_or_default().to_owned());
             }
-            if let Some(default) = bracketed(line, "[default: ") {
+            if let Some(default) = bracketed(&text, "[default: ") {
                 flag.default = Some(default.to_owned());
             }
         }
