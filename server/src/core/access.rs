@@ -313,7 +313,7 @@ fn random(bytes: usize) -> Result<Vec<u8>> {
 
 /// A new key for a new description: the full key text and the record.
 fn mint(mut info: KeyInfo) -> Result<(String, KeyInfo, [u8; 32])> {
-    let id: String = random(6)?.iter().map(|b| format!("{b:02x}")).collect();
+    let id = super::value::text::hex(&random(6)?);
     let secret = URL_SAFE_NO_PAD.encode(random(32)?);
     let key = format!("{PREFIX}{id}_{secret}");
     info.id = id;

@@ -27,6 +27,7 @@ use tokio::{
 use super::{
     catalog::Catalog,
     error::{Error, Result},
+    value::text::hex,
 };
 
 /// Characters of statement text kept in a record.
@@ -116,17 +117,6 @@ impl Record {
         h.update(self.duration_us.to_le_bytes());
         hex(&h.finalize())
     }
-}
-
-/// Lowercase hex, built in one allocation: it runs twice per audited call.
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
 }
 
 /// Which records ListAuditEvents returns.
@@ -346,16 +336,5 @@ async fn store(catalog: &Catalog, records: Vec<Record>) {
         .and_then(|r| r);
     if let Err(e) = stored {
         tracing::error!(error = %e, "audit records could not be stored");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::hex;
-
-    #[test]
-    fn hex_is_lowercase_and_padded() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
-        assert_eq!(hex(&[]), "");
     }
 }

@@ -10,10 +10,7 @@ use std::collections::HashSet;
 
 use base64::Engine as _;
 use futures::{StreamExt, stream::BoxStream};
-use time::{
-    Date, OffsetDateTime, PrimitiveDateTime, Time, format_description::well_known::Rfc3339,
-    macros::format_description,
-};
+use time::Time;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, warn};
@@ -27,7 +24,7 @@ use super::{
     schema::{Plan, Schema},
     script::Splitter,
     table::{self, ColumnSpec, ColumnType, SqlDialect, TableSpec},
-    value::{Column, RowEvent, Statement, Truncation, Value, ValueKind},
+    value::{Column, RowEvent, Statement, Truncation, Value, ValueKind, text},
 };
 use crate::backend::{DumpChunk, DumpStream, Session, StatementLimits};
 
@@ -782,7 +779,7 @@ fn parse_cell(kind: ValueKind, text: &str) -> std::result::Result<Value, String>
             _ => return Err(bad("a boolean")),
         }),
         ValueKind::Decimal => {
-            if !is_decimal(text) {
+            if !text::is_decimal(text) {
                 return Err(bad("a decimal number"));
             }
             Value::Decimal(text.to_owned())
@@ -797,58 +794,20 @@ fn parse_cell(kind: ValueKind, text: &str) -> std::result::Result<Value, String>
                 .decode(text)
                 .map_err(|_| bad("base64"))?,
         ),
-        ValueKind::Timestamp => {
-            Value::Timestamp(parse_timestamp(text).ok_or_else(|| bad("an RFC 3339 timestamp"))?)
-        }
-        ValueKind::Date => Value::Date(
-            Date::parse(text, format_description!("[year]-[month]-[day]"))
-                .map_err(|_| bad("a date (YYYY-MM-DD)"))?,
+        ValueKind::Timestamp => Value::Timestamp(
+            text::parse_timestamp(text).ok_or_else(|| bad("an RFC 3339 timestamp"))?,
         ),
-        ValueKind::Time => Value::Time(parse_time(text).ok_or_else(|| bad("a time (HH:MM:SS)"))?),
+        ValueKind::Date => {
+            Value::Date(text::parse_date(text).ok_or_else(|| bad("a date (YYYY-MM-DD)"))?)
+        }
+        ValueKind::Time => {
+            Value::Time(text::parse_time(text).ok_or_else(|| bad("a time (HH:MM:SS)"))?)
+        }
         ValueKind::Uuid => Value::Uuid(Value::parse_uuid(text).ok_or_else(|| bad("a UUID"))?),
         ValueKind::Array => {
             return Err("array columns cannot be imported from CSV".into());
         }
     })
-}
-
-fn is_decimal(text: &str) -> bool {
-    let t = text.strip_prefix(['-', '+']).unwrap_or(text);
-    let (mantissa, exp) = match t.find(['e', 'E']) {
-        Some(i) => (&t[..i], Some(&t[i + 1..])),
-        None => (t, None),
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    !(int.is_empty() && frac.is_empty())
-        && digits(int)
-        && digits(frac)
-        && exp.is_none_or(|e| {
-            let e = e.strip_prefix(['-', '+']).unwrap_or(e);
-            !e.is_empty() && digits(e)
-        })
-}
-
-fn parse_timestamp(text: &str) -> Option<OffsetDateTime> {
-    if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
-        return Some(t);
-    }
-    // "YYYY-MM-DD HH:MM:SS[.f]" without an offset is taken as UTC, as engines print it.
-    let fmt = format_description!(
-        version = 2,
-        "[year]-[month]-[day][first [ ][T]][hour]:[minute]:[second][optional [.[subsecond]]]"
-    );
-    PrimitiveDateTime::parse(text, fmt)
-        .ok()
-        .map(PrimitiveDateTime::assume_utc)
-}
-
-fn parse_time(text: &str) -> Option<Time> {
-    let fmt = format_description!(
-        version = 2,
-        "[hour]:[minute]:[second][optional [.[subsecond]]]"
-    );
-    Time::parse(text, fmt).ok()
 }
 
 /// Buffers converted rows and inserts them in multi-row statements.
@@ -1214,8 +1173,8 @@ fn cell_text(v: &Value) -> Result<String> {
         Value::Bool(b) => b.to_string(),
         Value::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b),
         Value::Text(s) | Value::Decimal(s) | Value::Json(s) | Value::Uuid(s) => s.clone(),
-        Value::Timestamp(t) => timestamp_text(t)?,
-        Value::Date(d) => date_text(d),
+        Value::Timestamp(t) => text::timestamp(t).map_err(Error::internal)?,
+        Value::Date(d) => text::date(d),
         Value::Time(t) => time_text(t),
         Value::Array(_) => {
             let mut buf = Vec::new();
@@ -1234,16 +1193,6 @@ fn float_text(f: f64) -> String {
     } else {
         serde_json::to_string(&f).unwrap_or_else(|_| format!("{f:?}"))
     }
-}
-
-fn timestamp_text(t: &OffsetDateTime) -> Result<String> {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .map_err(Error::internal)
-}
-
-fn date_text(d: &Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
 fn time_text(t: &Time) -> String {
@@ -1270,8 +1219,8 @@ fn json_value(buf: &mut Vec<u8>, v: &Value) -> Result<()> {
             Err(_) => string(buf, s)?,
         },
         Value::Bytes(b) => string(buf, &base64::engine::general_purpose::STANDARD.encode(b))?,
-        Value::Timestamp(t) => string(buf, &timestamp_text(t)?)?,
-        Value::Date(d) => string(buf, &date_text(d))?,
+        Value::Timestamp(t) => string(buf, &text::timestamp(t).map_err(Error::internal)?)?,
+        Value::Date(d) => string(buf, &text::date(d))?,
         Value::Time(t) => string(buf, &time_text(t))?,
         Value::Array(items) => {
             buf.push(b'[');

@@ -1,5 +1,7 @@
 //! Domain values and results, free of any wire or driver type.
 
+pub mod text;
+
 use std::{fmt, sync::Arc, time::Duration};
 
 use time::{Date, OffsetDateTime, Time};

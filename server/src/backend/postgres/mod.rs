@@ -98,7 +98,7 @@ use crate::core::{
     error::{Error, Result},
     names::DatabaseName,
     table::{ColumnType, SqlDialect},
-    value::{Statement, Value},
+    value::{Statement, Value, text},
 };
 
 /// The prefix of every database and role this backend creates, unless told otherwise.
@@ -412,21 +412,13 @@ impl SqlDialect for PostgresDialect {
                 format!("{}::numeric", d.to_plain())
             }
             Value::Bytes(b) => {
-                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-                format!("decode('{hex}', 'hex')")
+                format!("decode('{}', 'hex')", text::hex(b))
             }
             Value::Timestamp(t) => format!(
                 "'{}'::timestamptz",
-                t.to_offset(time::UtcOffset::UTC)
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .map_err(|e| Error::invalid("default_value", e))?
+                text::timestamp(t).map_err(|e| Error::invalid("default_value", e))?
             ),
-            Value::Date(d) => format!(
-                "'{:04}-{:02}-{:02}'::date",
-                d.year(),
-                u8::from(d.month()),
-                d.day()
-            ),
+            Value::Date(d) => format!("'{}'::date", text::date(d)),
             Value::Time(t) => format!(
                 "'{:02}:{:02}:{:02}.{:06}'::time",
                 t.hour(),

@@ -12,6 +12,7 @@ use std::{
 use crate::core::{
     error::{Error, Result},
     names::DatabaseName,
+    value::text::hex,
 };
 
 /// Every ACL user this backend creates starts with this. `remove_orphans` only ever touches
@@ -246,10 +247,6 @@ pub(super) fn is_ours(user_prefix: &str, user: &str) -> bool {
 fn is_lower_hex(s: &str) -> bool {
     s.bytes()
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Random bytes from the kernel's generator. If /dev/urandom cannot be read (no such device in

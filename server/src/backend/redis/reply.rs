@@ -3,12 +3,11 @@
 //! the shared error type.
 
 use redis::{ErrorKind, RedisError, Value as Resp};
-use time::format_description::well_known::Rfc3339;
 
 use super::command::{Cursor, ReplyKeys};
 use crate::core::{
     error::{Error, QueryErrorKind, Result},
-    value::{Column, Row, Statement, StatementResult, Value, ValueKind},
+    value::{Column, Row, Statement, StatementResult, Value, ValueKind, text},
 };
 
 /// The arguments of a statement: the words of `sql` (split like a POSIX shell line, quotes
@@ -103,14 +102,10 @@ pub(super) fn to_arg(v: &Value) -> Result<Vec<u8>> {
         // all of which Redis parses.
         Value::Float(f) => f.to_string().into_bytes(),
         Value::Bool(b) => if *b { b"1" } else { b"0" }.to_vec(),
-        Value::Timestamp(t) => t
-            .to_offset(time::UtcOffset::UTC)
-            .format(&Rfc3339)
+        Value::Timestamp(t) => text::timestamp(t)
             .map_err(|e| Error::invalid("params", e))?
             .into_bytes(),
-        Value::Date(d) => {
-            format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day()).into_bytes()
-        }
+        Value::Date(d) => text::date(d).into_bytes(),
         Value::Time(t) => {
             let base = format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second());
             match t.nanosecond() {

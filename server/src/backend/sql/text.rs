@@ -463,7 +463,7 @@ fn random_hex(n: usize) -> String {
             chunk.copy_from_slice(&bytes[..chunk.len()]);
         }
     }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    crate::core::value::text::hex(&buf)
 }
 
 /// Escapes `_`, `%` and `\` for a LIKE pattern matching `prefix` followed by anything.

@@ -18,11 +18,11 @@ use rusqlite::{
     limits::Limit,
     types::{ToSqlOutput, ValueRef},
 };
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use time::OffsetDateTime;
 
 use crate::core::{
     error::{Error, QueryErrorKind, Result},
-    value::{Column, Row, Statement, StatementResult, Value, ValueKind},
+    value::{Column, Row, Statement, StatementResult, Value, ValueKind, text},
 };
 
 /// PRAGMAs that only inspect, whatever their argument (a table or index name, a row limit).
@@ -546,16 +546,16 @@ fn to_value(cell: ValueRef<'_>, kind: ValueKind) -> Value {
             Ok(s) => match kind {
                 ValueKind::Decimal => Value::Decimal(s.to_owned()),
                 ValueKind::Json => Value::Json(s.to_owned()),
-                ValueKind::Timestamp => parse_timestamp(s)
+                ValueKind::Timestamp => text::parse_timestamp(s)
                     .map(Value::Timestamp)
                     .unwrap_or_else(|| Value::Text(s.to_owned())),
-                ValueKind::Date => parse_date(s)
+                ValueKind::Date => text::parse_date(s)
                     .map(Value::Date)
                     .unwrap_or_else(|| Value::Text(s.to_owned())),
                 ValueKind::Uuid => Value::parse_uuid(s)
                     .map(Value::Uuid)
                     .unwrap_or_else(|| Value::Text(s.to_owned())),
-                ValueKind::Time => parse_time(s)
+                ValueKind::Time => text::parse_time(s)
                     .map(Value::Time)
                     .unwrap_or_else(|| Value::Text(s.to_owned())),
                 _ => Value::Text(s.to_owned()),
@@ -564,28 +564,9 @@ fn to_value(cell: ValueRef<'_>, kind: ValueKind) -> Value {
     }
 }
 
-fn parse_timestamp(s: &str) -> Option<OffsetDateTime> {
-    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Some(t);
-    }
-    // SQLite's own CURRENT_TIMESTAMP / datetime() form: "YYYY-MM-DD HH:MM:SS", in UTC.
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]"
-    );
-    time::PrimitiveDateTime::parse(s, &fmt)
-        .ok()
-        .map(|t| t.assume_utc())
-}
-
-fn parse_date(s: &str) -> Option<time::Date> {
-    time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()
-}
-
 /// Formats a timestamp the way SQLite stores it (RFC 3339, UTC).
 pub fn format_timestamp(t: &OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .unwrap_or_default()
+    text::timestamp(t).unwrap_or_default()
 }
 
 /// Formats a time of day as `HH:MM:SS[.fffffffff]`, the form SQLite's time functions read.
@@ -595,17 +576,6 @@ pub fn format_time(t: &time::Time) -> String {
         0 => base,
         n => format!("{base}.{}", format!("{n:09}").trim_end_matches('0')),
     }
-}
-
-fn parse_time(s: &str) -> Option<time::Time> {
-    let fmt =
-        time::macros::format_description!("[hour]:[minute]:[second][optional [.[subsecond]]]");
-    time::Time::parse(s, &fmt).ok()
-}
-
-/// Formats a date as `YYYY-MM-DD`.
-pub fn format_date(d: &time::Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
 /// Binds a Value as the SQLite storage class that keeps it intact.
@@ -624,7 +594,7 @@ impl rusqlite::ToSql for Param<'_> {
             }
             Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
             Value::Timestamp(t) => ToSqlOutput::Owned(Owned::Text(format_timestamp(t))),
-            Value::Date(d) => ToSqlOutput::Owned(Owned::Text(format_date(d))),
+            Value::Date(d) => ToSqlOutput::Owned(Owned::Text(text::date(d))),
             Value::Uuid(u) => ToSqlOutput::Borrowed(ValueRef::Text(u.as_bytes())),
             Value::Time(t) => ToSqlOutput::Owned(Owned::Text(format_time(t))),
             Value::Array(_) => {

@@ -25,9 +25,7 @@ use tokio::{
 };
 use tokio_stream::wrappers::ReceiverStream;
 
-use self::conn::{
-    Conn, classify, columns_of, format_date, format_time, format_timestamp, read_row,
-};
+use self::conn::{Conn, classify, columns_of, format_time, format_timestamp, read_row};
 pub use self::conn::{ConnOptions, kind_of};
 use super::{
     Backend, BackendKind, Capabilities, Database, DumpStream, Provisioned, RowStream, Session,
@@ -940,7 +938,7 @@ impl SqlDialect for SqliteDialect {
                 format!("X'{hex}'")
             }
             Value::Timestamp(t) => quote(&format_timestamp(t))?,
-            Value::Date(d) => quote(&format_date(d))?,
+            Value::Date(d) => quote(&crate::core::value::text::date(d))?,
             Value::Uuid(u) => quote(u)?,
             Value::Time(t) => quote(&format_time(t))?,
             Value::Array(_) => {
