@@ -222,6 +222,9 @@ export function toDBForgeError(err: unknown): DBForgeError {
       }
     }
   }
-  const sizeError = reason === undefined ? messageSizeError(ce.code, ce.rawMessage, err) : undefined;
+  // gRPC's own size refusals carry no ErrorInfo; the gateway's say which limit it was. Either
+  // way the SDK's message names its own methods.
+  const sizeLimit = reason === undefined || (reason === "LIMIT_EXCEEDED" && metadata.limit === "max_message_size");
+  const sizeError = sizeLimit ? messageSizeError(ce.code, ce.rawMessage, err) : undefined;
   return sizeError ?? errorFor(ce.code, ce.rawMessage, reason, metadata, err);
 }

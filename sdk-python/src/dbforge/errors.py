@@ -290,6 +290,9 @@ def from_rpc_error(err: grpc.RpcError) -> DBForgeError:
         reason, metadata = _error_info(trailers)
     except Exception:  # a malformed detail must not hide the error itself
         reason, metadata = None, {}
-    out = (_message_size_error(code, message) if reason is None else None) or error_for(code, message, reason, metadata)
+    # gRPC's own size refusals carry no ErrorInfo; the gateway's say which limit it was. Either
+    # way the SDK's message names its own methods.
+    size_limit = reason is None or (reason == "LIMIT_EXCEEDED" and metadata.get("limit") == "max_message_size")
+    out = (_message_size_error(code, message) if size_limit else None) or error_for(code, message, reason, metadata)
     out.__cause__ = err
     return out

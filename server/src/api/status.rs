@@ -125,12 +125,30 @@ pub fn remap_decode_error(status: Status) -> Status {
 
 /// RESOURCE_EXHAUSTED with reason `LIMIT_EXCEEDED` for a message above the size limit, as the
 /// server's own limits answer, naming the setting and what to do instead.
+/// Metadata `limit` (`max_message_size`), and `message_bytes` and `limit_bytes` when the
+/// transport's message says them ("found N bytes, the limit is: M bytes"), as the SDKs give for
+/// a message their own client refuses.
 pub fn oversize(transport_message: &str) -> Status {
-    Status::from(Error::LimitExceeded(format!(
+    let message = format!(
         "the message is larger than the server's message size limit (--max-message-size) \
          ({transport_message}); send large values in parts, or load files with ImportCsv or \
          ImportSql, which stream"
-    )))
+    );
+    let numbers: Vec<&str> = transport_message
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let mut meta = HashMap::from([("limit".to_owned(), "max_message_size".to_owned())]);
+    if let [size, limit] = numbers[..] {
+        meta.insert("message_bytes".to_owned(), size.to_owned());
+        meta.insert("limit_bytes".to_owned(), limit.to_owned());
+    }
+    debug!(message, "request above the message size limit");
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        message,
+        ErrorDetails::with_error_info("LIMIT_EXCEEDED", ERROR_DOMAIN, meta),
+    )
 }
 
 /// Whether a status is tonic's "message too large" decode or encode error.
