@@ -184,7 +184,8 @@ impl fmt::Display for CliError {
             CliError::Sdk { error, .. } => {
                 // The SDK's Display already says "CODE: message"; say the reason when the server
                 // gave a more precise one (UNIQUE_VIOLATION rather than FAILED_PRECONDITION).
-                let mut text = cli_words(&one_line(&error.message()));
+                // The server's own words (the SDK's message names SDK methods), in the CLI's.
+                let mut text = cli_words(&one_line(&error.grpc_message()));
                 if let dbforge::Error::Transport(_) = error {
                     // tonic's transport error says only "transport error"; the cause is in its
                     // sources, several of which repeat their parent's words.

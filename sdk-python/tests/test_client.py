@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from decimal import Decimal
 
@@ -361,6 +362,66 @@ def test_error_classes(client: dbforge.Client, db: str) -> None:
             db,
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000) SELECT x FROM c",
         )
+
+
+def test_a_server_refusal_names_the_sdks_methods_not_rpcs(client: dbforge.Client, db: str) -> None:
+    with pytest.raises(dbforge.InvalidArgument) as e:
+        client.execute(db, "BEGIN")
+    assert e.value.message.endswith(": use batch(..., transaction=True) or client.transaction(database)")
+    assert "ExecuteBatch" not in e.value.message and "Session" not in e.value.message
+    assert "ExecuteBatch" not in str(e.value)
+    # The server's own words stay available.
+    assert e.value.grpc_message.endswith(": use ExecuteBatch with `transaction` or a Session")
+
+
+def test_every_gateway_phrase_is_said_in_the_sdks_words() -> None:
+    from dbforge.errors import SDK_WORDS, error_for, sdk_words
+
+    rpcs = re.compile(
+        r"ExecuteBatch|QueryService|\bQuery\b|\bExecute\b|\bSession\b|`transaction`|"
+        r"\b(?:CreateTable|InsertRows|SelectRows|UpdateRows|DeleteRows|ExportTable|ExportQuery|"
+        r"DumpDatabase|ImportCsv|ImportSql|ImportNdjson|GetSchema|Explain)\b"
+    )
+    assert len(SDK_WORDS) >= 25
+    for server, sdk in SDK_WORDS:
+        assert rpcs.search(server), server  # each phrase names an RPC...
+        assert not rpcs.search(sdk), sdk  # ...and its replacement none
+        said = sdk_words(f"something failed; {server} (more)")
+        assert said == f"something failed; {sdk} (more)"
+        assert not rpcs.search(said), said
+        err = error_for(grpc.StatusCode.INVALID_ARGUMENT, server)
+        assert err.message == sdk and err.grpc_message == server
+    cases = [
+        (
+            "transaction control (BEGIN …) is not accepted here: use ExecuteBatch with `transaction` or a Session",
+            "transaction control (BEGIN …) is not accepted here: use batch(..., transaction=True) or "
+            "client.transaction(database)",
+        ),
+        (
+            "Session is not supported by the redis backend; group statements atomically with ExecuteBatch "
+            "and `transaction` instead",
+            "client.transaction() is not supported by the redis backend; group statements atomically with "
+            "batch(..., transaction=True) instead",
+        ),
+        (
+            "InsertRows takes at most 10000 rows per call, got 10001",
+            "insert_rows() takes at most 10000 rows per call, got 10001",
+        ),
+        (
+            "Explain with analyze is not supported by the sqlite backend",
+            "explain(..., analyze=True) is not supported by the sqlite backend",
+        ),
+        (
+            "SelectRows is not supported by the redis backend; use QueryService.Execute with the backend's own "
+            "commands instead (on Redis: HSET/HGETALL/HSCAN for records)",
+            "select_rows() is not supported by the redis backend; use execute() with the backend's own "
+            "commands instead (on Redis: HSET/HGETALL/HSCAN for records)",
+        ),
+    ]
+    for server, sdk in cases:
+        assert sdk_words(server) == sdk
+    # A message without those phrases is left as it is.
+    assert sdk_words("no such table: Query") == "no such table: Query"
 
 
 def test_a_parameter_over_the_message_limit_is_resource_exhausted_with_a_reason(

@@ -1,5 +1,5 @@
-//! The SDK's transfer and schema calls against a gateway started in this process (SQLite
-//! databases), on an ephemeral loopback port.
+//! The SDK's transfer and schema calls, and its error messages, against a gateway started in
+//! this process (SQLite databases), on an ephemeral loopback port.
 
 use std::io;
 
@@ -312,4 +312,51 @@ async fn schema_and_explain_are_typed() {
         .await
         .expect_err("no analyze on SQLite");
     assert_eq!(err.code(), dbforge::Code::Unimplemented);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_refusals_name_the_sdks_methods_not_rpcs() {
+    let g = Gateway::start().await;
+    let db = g.db("words").await;
+    let err = g
+        .client
+        .execute(&db, "BEGIN", &[])
+        .await
+        .expect_err("BEGIN outside a transaction");
+    assert_eq!(err.code(), dbforge::Code::InvalidArgument);
+    let said = ": use `client.batch(database, statements, true)` or `client.transaction(database)`";
+    assert!(err.message().ends_with(said), "{}", err.message());
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("INVALID_ARGUMENT: ") && shown.ends_with(said),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("ExecuteBatch") && !shown.contains("Session"),
+        "{shown}"
+    );
+    // The server's own words stay available.
+    assert!(
+        err.grpc_message()
+            .ends_with(": use ExecuteBatch with `transaction` or a Session"),
+        "{}",
+        err.grpc_message()
+    );
+    let dbforge::Error::Status(status) = &err else {
+        panic!("not a status: {err:?}");
+    };
+    assert_eq!(status.message(), err.grpc_message());
+
+    let err = g
+        .client
+        .explain(&db, "SELECT 1", &[], true)
+        .await
+        .expect_err("no analyze on SQLite");
+    assert!(
+        err.to_string().starts_with(
+            "UNIMPLEMENTED: `explain(database, sql, params, true)` (analyze) is not supported by \
+             the sqlite backend"
+        ),
+        "{err}"
+    );
 }

@@ -11,17 +11,24 @@ export { Code };
 export class DBForgeError extends Error {
   /** The gRPC status code (`Code.NotFound` = 5, …). */
   readonly code: Code;
-  /** The server's message. */
+  /**
+   * The server's message, with the gateway's RPC names replaced by this SDK's methods and options
+   * (see `sdkWords`): "use batch(..., { transaction: true }) or client.transaction(database)"
+   * where the server said "use ExecuteBatch with `transaction` or a Session".
+   */
   readonly rawMessage: string;
+  /** The server's message as it sent it. */
+  readonly grpcMessage: string;
   /** The machine-readable reason of the server's ErrorInfo (`UNIQUE_VIOLATION`, `SQL_ERROR`, …). */
   readonly reason: string | undefined;
   /** ErrorInfo metadata: `native_code`, `statement_index`, `field`, `backend`. */
   readonly metadata: Record<string, string>;
 
-  constructor(code: Code, message: string, reason?: string, metadata?: Record<string, string>, options?: { cause?: unknown }) {
-    super(`${codeName(code)}: ${message}`, options);
+  constructor(code: Code, message: string, reason?: string, metadata?: Record<string, string>, options?: DBForgeErrorOptions) {
+    super(`${codeName(code)}: ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.rawMessage = message;
+    this.grpcMessage = options?.grpcMessage ?? message;
     this.reason = reason;
     this.metadata = metadata ?? {};
   }
@@ -32,13 +39,21 @@ export class DBForgeError extends Error {
   }
 }
 
+/** Options of an error: its cause, and the server's message as sent when `message` rewords it. */
+export interface DBForgeErrorOptions {
+  /** What the error came from (the transport's error). */
+  cause?: unknown;
+  /** The server's message as sent; defaults to `message`. */
+  grpcMessage?: string;
+}
+
 /**
  * The class of one status code: constructed from the message alone, with the code as a static.
  * Spelled out so the published declarations name it instead of inlining `typeof Error`, whose
  * statics (`captureStackTrace`, `prepareStackTrace`) would make them need @types/node.
  */
 export interface CodeErrorClass {
-  new (message: string, reason?: string, metadata?: Record<string, string>, options?: { cause?: unknown }): DBForgeError;
+  new (message: string, reason?: string, metadata?: Record<string, string>, options?: DBForgeErrorOptions): DBForgeError;
   /** The gRPC status code every instance has. */
   readonly code: Code;
 }
@@ -46,7 +61,7 @@ export interface CodeErrorClass {
 function codeClass(code: Code): CodeErrorClass {
   return class extends DBForgeError {
     static readonly code = code;
-    constructor(message: string, reason?: string, metadata?: Record<string, string>, options?: { cause?: unknown }) {
+    constructor(message: string, reason?: string, metadata?: Record<string, string>, options?: DBForgeErrorOptions) {
       super(code, message, reason, metadata, options);
     }
   };
@@ -128,11 +143,63 @@ export function codeName(code: Code): string {
   return NAMES[code] ?? `CODE_${code}`;
 }
 
-/** The error for a code and message. */
+/**
+ * The gateway's messages name RPCs ("use ExecuteBatch with `transaction`…"); a user of this SDK
+ * knows its methods and options. Each pair is the gateway's words and this SDK's, replaced in
+ * order (a longer phrase before any phrase it contains). The gateway's messages are in server/src
+ * (api/status.rs `alternative`, the backends' limit and transaction-control refusals,
+ * core/error.rs `Unsupported`); cli/src/error.rs `CLI_WORDS` does the same for the CLI.
+ */
+export const SDK_WORDS: readonly (readonly [string, string])[] = [
+  ["use ExecuteBatch with `transaction` or a Session", "use batch(..., { transaction: true }) or client.transaction(database)"],
+  ["use ExecuteBatch with `transaction` for MULTI/EXEC", "use batch(..., { transaction: true }) for MULTI/EXEC"],
+  [
+    "group statements atomically with ExecuteBatch and `transaction` instead",
+    "group statements atomically with batch(..., { transaction: true }) instead",
+  ],
+  ["use ExecuteBatch for several", "use batch() for several"],
+  [
+    "KEYS is not available in ExecuteBatch (the gateway emulates it with SCAN): use Execute or Query, or SCAN",
+    "KEYS is not available in batch() (the gateway emulates it with SCAN): use execute() or query(), or SCAN",
+  ],
+  ["use Query to stream large results", "use query() to stream large results"],
+  ["use Query (it streams) or SCAN", "use query() (it streams) or SCAN"],
+  ["use Query, or a ranged or SCAN command, for large results", "use query(), or a ranged or SCAN command, for large results"],
+  ["(use `transaction` for all-or-nothing)", "(pass { transaction: true } to batch() for all-or-nothing)"],
+  ["use QueryService.Execute with the backend's own commands instead", "use execute() with the backend's own commands instead"],
+  ["InsertRows takes at most", "insertRows() takes at most"],
+  ["Session is not supported", "client.transaction() is not supported"],
+  ["CreateTable is not", "createTable() is not"],
+  ["InsertRows is not", "insertRows() is not"],
+  ["SelectRows is not", "selectRows() is not"],
+  ["UpdateRows is not", "updateRows() is not"],
+  ["DeleteRows is not", "deleteRows() is not"],
+  ["ExportTable is not", "exportTable() is not"],
+  ["ExportQuery is not", "exportQuery() is not"],
+  ["DumpDatabase of keys of module types is not", "dumpDatabase() of keys of module types is not"],
+  ["DumpDatabase is not", "dumpDatabase() is not"],
+  ["ImportCsv is not", "importCsv() is not"],
+  ["ImportSql is not", "importSql() is not"],
+  ["ImportNdjson is not", "importNdjson() is not"],
+  ["GetSchema is not", "getSchema() is not"],
+  ["Explain with analyze is not", "explain(..., { analyze: true }) is not"],
+  ["Explain is not", "explain() is not"],
+];
+
+/** `message` in this SDK's words: the gateway's RPC names replaced by the methods and options that call them. */
+export function sdkWords(message: string): string {
+  return SDK_WORDS.reduce((m, [rpc, sdk]) => m.split(rpc).join(sdk), message);
+}
+
+/**
+ * The error for a code and the server's message, said in this SDK's words (`grpcMessage` keeps
+ * the server's own text).
+ */
 export function errorFor(code: number, message: string, reason?: string, metadata?: Record<string, string>, cause?: unknown): DBForgeError {
   const cls = CLASSES[code];
-  const options = cause === undefined ? undefined : { cause };
-  return cls ? new cls(message, reason, metadata, options) : new DBForgeError(code as Code, message, reason, metadata, options);
+  const options: DBForgeErrorOptions = { cause, grpcMessage: message };
+  const text = sdkWords(message);
+  return cls ? new cls(text, reason, metadata, options) : new DBForgeError(code as Code, text, reason, metadata, options);
 }
 
 const ERROR_INFO = "google.rpc.ErrorInfo";

@@ -23,13 +23,16 @@ import {
   TimeOfDay,
   Truncation,
   Unavailable,
+  SDK_WORDS,
   Unimplemented,
   ValueKind,
   connect,
+  errorFor,
   float,
   json,
   optionsFromEnv,
   rawJson,
+  sdkWords,
   uuid,
   type DBForgeClient,
 } from "../src/node.js";
@@ -348,6 +351,16 @@ for (const protocol of ["grpc", "grpc-web"] as const) {
       );
     });
 
+    test("a server refusal names the SDK's methods, not the gateway's RPCs", async () => {
+      await rejectsWith(client.execute(db, "BEGIN"), InvalidArgument, Code.InvalidArgument, (e) => {
+        assert.ok(e.rawMessage.endsWith(": use batch(..., { transaction: true }) or client.transaction(database)"), e.rawMessage);
+        assert.ok(e.message.startsWith("INVALID_ARGUMENT: ") && e.message.endsWith(e.rawMessage), e.message);
+        assert.doesNotMatch(e.message, /ExecuteBatch|Session/);
+        // The server's own words stay available.
+        assert.ok(e.grpcMessage.endsWith(": use ExecuteBatch with `transaction` or a Session"), e.grpcMessage);
+      });
+    });
+
     // Over grpc-web the gateway closes the HTTP/1.1 connection without reading such a body, so
     // the client sees EPIPE (UNAVAILABLE) instead of the status: a server-side gap, not tested here.
     test("a parameter over the message limit is RESOURCE_EXHAUSTED with a reason", { skip: protocol === "grpc-web" }, async () => {
@@ -389,6 +402,43 @@ for (const protocol of ["grpc", "grpc-web"] as const) {
     });
   });
 }
+
+test("every gateway phrase is said in the SDK's words", () => {
+  const rpcs =
+    /ExecuteBatch|QueryService|\bQuery\b|\bExecute\b|\bSession\b|`transaction`|\b(?:CreateTable|InsertRows|SelectRows|UpdateRows|DeleteRows|ExportTable|ExportQuery|DumpDatabase|ImportCsv|ImportSql|ImportNdjson|GetSchema|Explain)\b/;
+  assert.ok(SDK_WORDS.length >= 25);
+  for (const [server, sdk] of SDK_WORDS) {
+    assert.match(server, rpcs); // each phrase names an RPC...
+    assert.doesNotMatch(sdk, rpcs); // ...and its replacement none
+    const said = sdkWords(`something failed; ${server} (more)`);
+    assert.equal(said, `something failed; ${sdk} (more)`);
+    assert.doesNotMatch(said, rpcs);
+    const e = errorFor(Code.InvalidArgument, server);
+    assert.ok(e instanceof InvalidArgument);
+    assert.equal(e.rawMessage, sdk);
+    assert.equal(e.message, `INVALID_ARGUMENT: ${sdk}`);
+    assert.equal(e.grpcMessage, server);
+  }
+  const cases: [string, string][] = [
+    [
+      "transaction control (BEGIN …) is not accepted here: use ExecuteBatch with `transaction` or a Session",
+      "transaction control (BEGIN …) is not accepted here: use batch(..., { transaction: true }) or client.transaction(database)",
+    ],
+    [
+      "Session is not supported by the redis backend; group statements atomically with ExecuteBatch and `transaction` instead",
+      "client.transaction() is not supported by the redis backend; group statements atomically with batch(..., { transaction: true }) instead",
+    ],
+    ["InsertRows takes at most 10000 rows per call, got 10001", "insertRows() takes at most 10000 rows per call, got 10001"],
+    ["Explain with analyze is not supported by the sqlite backend", "explain(..., { analyze: true }) is not supported by the sqlite backend"],
+    [
+      "SelectRows is not supported by the redis backend; use QueryService.Execute with the backend's own commands instead (on Redis: HSET/HGETALL/HSCAN for records)",
+      "selectRows() is not supported by the redis backend; use execute() with the backend's own commands instead (on Redis: HSET/HGETALL/HSCAN for records)",
+    ],
+  ];
+  for (const [server, sdk] of cases) assert.equal(sdkWords(server), sdk);
+  // A message without those phrases is left as it is.
+  assert.equal(sdkWords("no such table: Query"), "no such table: Query");
+});
 
 test("options from the environment", () => {
   const saved = { ...process.env };

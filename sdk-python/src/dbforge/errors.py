@@ -10,6 +10,10 @@ except dbforge.NotFound as e:
 `reason` and `metadata` come from the server's `google.rpc.ErrorInfo` detail: `reason` is
 machine-readable (`UNIQUE_VIOLATION`, `SQL_ERROR`, `FORBIDDEN`, ...), `metadata` carries
 `native_code` (the engine's own code), `statement_index` (batches) and `field`.
+
+The gateway's messages name its RPCs ("use ExecuteBatch with `transaction` or a Session"); the
+SDK says them with its own methods ("use batch(..., transaction=True) or
+client.transaction(database)"), and keeps the server's text in `grpc_message`.
 """
 
 from __future__ import annotations
@@ -47,7 +51,9 @@ class DBForgeError(Exception):
 
     Attributes:
         code: the gRPC status code the server chose.
-        message: the server's message.
+        message: the server's message, with the gateway's RPC names replaced by this SDK's
+            methods and arguments (see `sdk_words`).
+        grpc_message: the server's message as it sent it.
         reason: the machine-readable reason of the server's ErrorInfo, if any.
         metadata: the ErrorInfo metadata (`native_code`, `statement_index`, `field`, ...).
     """
@@ -61,11 +67,13 @@ class DBForgeError(Exception):
         code: Optional[grpc.StatusCode] = None,
         reason: Optional[str] = None,
         metadata: Optional[Mapping[str, str]] = None,
+        grpc_message: Optional[str] = None,
     ) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
         self.message = message
+        self.grpc_message = message if grpc_message is None else grpc_message
         self.reason = reason
         self.metadata: Dict[str, str] = dict(metadata or {})
 
@@ -204,15 +212,79 @@ _BY_NUMBER: Dict[int, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode
 _DETAILS_KEY = "grpc-status-details-bin"
 _ERROR_INFO = error_details_pb2.ErrorInfo.DESCRIPTOR.full_name
 
+# The gateway's messages name RPCs ("use ExecuteBatch with `transaction`..."); a user of this SDK
+# knows its methods and arguments. Each pair is the gateway's words and this SDK's, replaced in
+# order (a longer phrase before any phrase it contains). The gateway's messages are in server/src
+# (api/status.rs `alternative`, the backends' limit and transaction-control refusals,
+# core/error.rs `Unsupported`); cli/src/error.rs `CLI_WORDS` does the same for the CLI. The
+# names are the same on `Client` and `AsyncClient`.
+SDK_WORDS: Tuple[Tuple[str, str], ...] = (
+    (
+        "use ExecuteBatch with `transaction` or a Session",
+        "use batch(..., transaction=True) or client.transaction(database)",
+    ),
+    (
+        "use ExecuteBatch with `transaction` for MULTI/EXEC",
+        "use batch(..., transaction=True) for MULTI/EXEC",
+    ),
+    (
+        "group statements atomically with ExecuteBatch and `transaction` instead",
+        "group statements atomically with batch(..., transaction=True) instead",
+    ),
+    ("use ExecuteBatch for several", "use batch() for several"),
+    (
+        "KEYS is not available in ExecuteBatch (the gateway emulates it with SCAN): use Execute or Query, or SCAN",
+        "KEYS is not available in batch() (the gateway emulates it with SCAN): use execute() or query(), or SCAN",
+    ),
+    ("use Query to stream large results", "use query() to stream large results"),
+    ("use Query (it streams) or SCAN", "use query() (it streams) or SCAN"),
+    (
+        "use Query, or a ranged or SCAN command, for large results",
+        "use query(), or a ranged or SCAN command, for large results",
+    ),
+    ("(use `transaction` for all-or-nothing)", "(pass transaction=True to batch() for all-or-nothing)"),
+    (
+        "use QueryService.Execute with the backend's own commands instead",
+        "use execute() with the backend's own commands instead",
+    ),
+    ("InsertRows takes at most", "insert_rows() takes at most"),
+    ("Session is not supported", "client.transaction() is not supported"),
+    ("CreateTable is not", "create_table() is not"),
+    ("InsertRows is not", "insert_rows() is not"),
+    ("SelectRows is not", "select_rows() is not"),
+    ("UpdateRows is not", "update_rows() is not"),
+    ("DeleteRows is not", "delete_rows() is not"),
+    ("ExportTable is not", "export_table() is not"),
+    ("ExportQuery is not", "export_query() is not"),
+    ("DumpDatabase of keys of module types is not", "dump_database() of keys of module types is not"),
+    ("DumpDatabase is not", "dump_database() is not"),
+    ("ImportCsv is not", "import_csv() is not"),
+    ("ImportSql is not", "import_sql() is not"),
+    ("ImportNdjson is not", "import_ndjson() is not"),
+    ("GetSchema is not", "get_schema() is not"),
+    ("Explain with analyze is not", "explain(..., analyze=True) is not"),
+    ("Explain is not", "explain() is not"),
+)
+
+
+def sdk_words(message: str) -> str:
+    """`message` in this SDK's words: the gateway's RPC names replaced by the methods and
+    arguments that call them."""
+    for rpc, sdk in SDK_WORDS:
+        message = message.replace(rpc, sdk)
+    return message
+
+
 def error_for(
     code: grpc.StatusCode,
     message: str,
     reason: Optional[str] = None,
     metadata: Optional[Mapping[str, str]] = None,
 ) -> DBForgeError:
-    """The exception for a status code and message."""
+    """The exception for a status code and the server's message (said in this SDK's words; the
+    server's own text stays in `grpc_message`)."""
     cls = _BY_CODE.get(code, Unknown)
-    return cls(message, code=code, reason=reason, metadata=metadata)
+    return cls(sdk_words(message), code=code, reason=reason, metadata=metadata, grpc_message=message)
 
 
 def error_for_number(
