@@ -285,10 +285,18 @@ const CLI_WORDS: &[(&str, &str)] = &[
     ("ExportTable is not", "`dbforge export --table` is not"),
     ("ExportQuery is not", "`dbforge export --query` is not"),
     ("DumpDatabase is not", "`dbforge dump` is not"),
+    (
+        "DumpDatabase of keys of module types is not",
+        "`dbforge dump` of keys of module types is not",
+    ),
     ("ImportCsv is not", "`dbforge import --csv` is not"),
     ("ImportSql is not", "`dbforge import --sql` is not"),
     ("ImportNdjson is not", "`dbforge import --ndjson` is not"),
     ("GetSchema is not", "`dbforge schema` is not"),
+    (
+        "Explain with analyze is not",
+        "`dbforge explain --analyze` is not",
+    ),
     ("Explain is not", "`dbforge explain` is not"),
 ];
 
@@ -428,6 +436,14 @@ mod tests {
             (
                 "Explain is not supported by the redis backend",
                 "`dbforge explain` is not supported by the redis backend",
+            ),
+            (
+                "Explain with analyze is not supported by the sqlite backend",
+                "`dbforge explain --analyze` is not supported by the sqlite backend",
+            ),
+            (
+                "DumpDatabase of keys of module types is not supported by the redis backend",
+                "`dbforge dump` of keys of module types is not supported by the redis backend",
             ),
         ];
         for (server, cli) in cases {
