@@ -7,23 +7,16 @@ use dbforge::{
     ListFilter, Role, Select, Statement, Value, params, record,
 };
 
-use crate::harness::{ServerProcess, TestServer, assert_code};
+use crate::harness::{ADMIN_KEY as ADMIN, ServerProcess, TestServer, as_key, assert_code, key_for};
 
-const ADMIN: &str = "test-admin-key-0123456789abcdef";
-
+/// A gateway with keys, on SQLite alone.
 async fn secured() -> TestServer {
-    TestServer::with(|mut c| {
-        c.insecure_no_auth = false;
-        c.admin_key = Some(ADMIN.into());
-        c
-    })
-    .await
+    crate::harness::secured(dbforge::Backend::Sqlite, None).await
 }
 
-async fn as_key(s: &TestServer, key: &str) -> Client {
-    Client::connect_with(ClientOptions::new(format!("http://{}", s.addr)).api_key(key))
-        .await
-        .expect("connect")
+/// A gateway with keys that also serves `backend` at `url`.
+async fn secured_with(backend: dbforge::Backend, url: String) -> TestServer {
+    crate::harness::secured(backend, Some(url)).await
 }
 
 /// Calls every RPC of every service and returns the codes.
@@ -560,30 +553,6 @@ async fn no_auth_is_refused_off_loopback() {
     assert!(err.to_string().contains("--insecure-no-auth"), "{err}");
 }
 
-/// A secured gateway that also serves the server engine `backend` at `url`.
-async fn secured_with(backend: dbforge::Backend, url: String) -> TestServer {
-    TestServer::with(move |mut c| {
-        c.insecure_no_auth = false;
-        c.admin_key = Some(ADMIN.into());
-        match backend {
-            dbforge::Backend::Postgres => c.postgres_url = Some(url),
-            dbforge::Backend::Mysql => c.mysql_url = Some(url),
-            _ => c.redis_url = Some(url),
-        }
-        c
-    })
-    .await
-}
-
-/// A key with `role` on `db` only, connected.
-async fn key_for(s: &TestServer, admin: &Client, db: &str, role: Role) -> Client {
-    let (_, key) = admin
-        .create_api_key(ApiKeySpec::new("scoped").grant(Grant::database(db, role)))
-        .await
-        .expect("key");
-    as_key(s, &key).await
-}
-
 /// Every data-plane route refuses `sql` for `reader` with PERMISSION_DENIED.
 async fn refused_by_every_route(reader: &Client, db: &str, sql: &str, sessions: bool) {
     assert_code(reader.execute(db, sql, &[]).await, Code::PermissionDenied);
@@ -711,13 +680,7 @@ async fn read_grants_on_sql_server(backend: dbforge::Backend, url: String, write
 
 #[tokio::test]
 async fn read_grants_are_enforced_by_postgres() {
-    let Some(url) = crate::harness::backend_url(
-        "postgres",
-        "DBFORGE_TEST_POSTGRES_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres",
-    )
-    .await
-    else {
+    let Some(url) = crate::harness::postgres_url().await else {
         return;
     };
     let writes = [
@@ -730,13 +693,7 @@ async fn read_grants_are_enforced_by_postgres() {
 
 #[tokio::test]
 async fn read_grants_are_enforced_by_mysql() {
-    let Some(url) = crate::harness::backend_url(
-        "mysql",
-        "DBFORGE_TEST_MYSQL_URL",
-        "mysql://root@127.0.0.1:3306",
-    )
-    .await
-    else {
+    let Some(url) = crate::harness::mysql_url().await else {
         return;
     };
     let writes = [
@@ -749,10 +706,7 @@ async fn read_grants_are_enforced_by_mysql() {
 
 #[tokio::test]
 async fn read_grants_are_enforced_by_redis() {
-    let Some(url) =
-        crate::harness::backend_url("redis", "DBFORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-            .await
-    else {
+    let Some(url) = crate::harness::redis_url().await else {
         return;
     };
     let s = secured_with(dbforge::Backend::Redis, url).await;

@@ -178,10 +178,10 @@ async fn sql_errors_have_codes_and_reasons() {
         s.client.execute(&db, "SELECT 1; SELECT 2", &[]).await,
         Code::InvalidArgument,
     );
-    assert!(e.message().contains("ExecuteBatch"), "{e}");
+    assert!(e.grpc_message().contains("ExecuteBatch"), "{e}");
     for tx in ["BEGIN", "COMMIT", "SAVEPOINT x", "ROLLBACK"] {
         let e = assert_code(s.client.execute(&db, tx, &[]).await, Code::InvalidArgument);
-        assert!(e.message().contains("transaction"), "{tx}: {e}");
+        assert!(e.grpc_message().contains("transaction"), "{tx}: {e}");
     }
     assert_code(s.client.execute(&db, "", &[]).await, Code::InvalidArgument);
     // The connection is still fine after every error.
@@ -207,7 +207,7 @@ async fn execute_row_limit_is_resource_exhausted_and_rolls_back() {
             .await,
         Code::ResourceExhausted,
     );
-    assert!(e.message().contains("Query"), "hint at streaming: {e}");
+    assert!(e.grpc_message().contains("Query"), "hint at streaming: {e}");
     s.client
         .execute(&db, "CREATE TABLE t (x)", &[])
         .await

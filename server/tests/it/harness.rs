@@ -322,3 +322,80 @@ pub async fn backend_url(backend: &str, env: &str, default: &str) -> Option<Stri
     eprintln!("skipping {backend} tests: {host_port} unreachable");
     None
 }
+
+/// The PostgreSQL server of the tests, or `None` (see [`backend_url`]).
+pub async fn postgres_url() -> Option<String> {
+    backend_url(
+        "postgres",
+        "DBFORGE_TEST_POSTGRES_URL",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+    )
+    .await
+}
+
+/// The MySQL/MariaDB server of the tests, or `None` (see [`backend_url`]).
+pub async fn mysql_url() -> Option<String> {
+    backend_url(
+        "mysql",
+        "DBFORGE_TEST_MYSQL_URL",
+        "mysql://root@127.0.0.1:3306",
+    )
+    .await
+}
+
+/// The Redis server of the tests, or `None` (see [`backend_url`]).
+pub async fn redis_url() -> Option<String> {
+    backend_url("redis", "DBFORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379").await
+}
+
+/// A gateway (without authentication) that also serves `backend` on the server at `url`.
+pub async fn serving(backend: dbforge::Backend, url: String) -> TestServer {
+    TestServer::with(move |mut c| {
+        match backend {
+            dbforge::Backend::Postgres => c.postgres_url = Some(url),
+            dbforge::Backend::Mysql => c.mysql_url = Some(url),
+            dbforge::Backend::Redis => c.redis_url = Some(url),
+            _ => {}
+        }
+        c
+    })
+    .await
+}
+
+/// The admin key of [`secured`] gateways.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+
+/// A gateway with authentication on and [`ADMIN_KEY`] registered that also serves `backend`
+/// at `url` (SQLite alone for any other backend or no URL).
+pub async fn secured(backend: dbforge::Backend, url: Option<String>) -> TestServer {
+    TestServer::with(move |mut c| {
+        c.insecure_no_auth = false;
+        c.admin_key = Some(ADMIN_KEY.into());
+        match backend {
+            dbforge::Backend::Postgres => c.postgres_url = url,
+            dbforge::Backend::Mysql => c.mysql_url = url,
+            dbforge::Backend::Redis => c.redis_url = url,
+            _ => {}
+        }
+        c
+    })
+    .await
+}
+
+/// A client of `s` that calls with `key`.
+pub async fn as_key(s: &TestServer, key: &str) -> Client {
+    Client::connect_with(dbforge::ClientOptions::new(format!("http://{}", s.addr)).api_key(key))
+        .await
+        .expect("connect")
+}
+
+/// A new key with `role` on `db` only, connected.
+pub async fn key_for(s: &TestServer, admin: &Client, db: &str, role: dbforge::Role) -> Client {
+    let (_, key) = admin
+        .create_api_key(
+            dbforge::ApiKeySpec::new("scoped").grant(dbforge::Grant::database(db, role)),
+        )
+        .await
+        .expect("key");
+    as_key(s, &key).await
+}

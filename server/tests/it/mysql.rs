@@ -3,26 +3,16 @@
 use dbforge::Backend;
 
 use crate::{
-    harness::{TestServer, backend_url},
+    harness::{mysql_url, serving},
     sql_servers::{batches_keep_pace_with_single_statements, round},
 };
 
 #[tokio::test]
 async fn the_sql_round_on_mysql() {
-    let Some(url) = backend_url(
-        "mysql",
-        "DBFORGE_TEST_MYSQL_URL",
-        "mysql://root@127.0.0.1:3306",
-    )
-    .await
-    else {
+    let Some(url) = mysql_url().await else {
         return;
     };
-    let s = TestServer::with(|mut c| {
-        c.mysql_url = Some(url);
-        c
-    })
-    .await;
+    let s = serving(Backend::Mysql, url).await;
     round(
         &s,
         Backend::Mysql,
@@ -33,19 +23,9 @@ async fn the_sql_round_on_mysql() {
 
 #[tokio::test]
 async fn a_batch_is_no_slower_than_its_statements_one_by_one() {
-    let Some(url) = backend_url(
-        "mysql",
-        "DBFORGE_TEST_MYSQL_URL",
-        "mysql://root@127.0.0.1:3306",
-    )
-    .await
-    else {
+    let Some(url) = mysql_url().await else {
         return;
     };
-    let s = TestServer::with(|mut c| {
-        c.mysql_url = Some(url);
-        c
-    })
-    .await;
+    let s = serving(Backend::Mysql, url).await;
     batches_keep_pace_with_single_statements(&s, Backend::Mysql).await;
 }

@@ -3,26 +3,16 @@
 use dbforge::{Backend, Code, CreateOptions, Statement, params};
 
 use crate::{
-    harness::{TestServer, assert_code, backend_url, unique},
+    harness::{assert_code, postgres_url, serving, unique},
     sql_servers::{batches_keep_pace_with_single_statements, round},
 };
 
 #[tokio::test]
 async fn the_sql_round_on_postgres() {
-    let Some(url) = backend_url(
-        "postgres",
-        "DBFORGE_TEST_POSTGRES_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres",
-    )
-    .await
-    else {
+    let Some(url) = postgres_url().await else {
         return;
     };
-    let s = TestServer::with(|mut c| {
-        c.postgres_url = Some(url);
-        c
-    })
-    .await;
+    let s = serving(Backend::Postgres, url).await;
     round(
         &s,
         Backend::Postgres,
@@ -33,39 +23,19 @@ async fn the_sql_round_on_postgres() {
 
 #[tokio::test]
 async fn a_batch_is_no_slower_than_its_statements_one_by_one() {
-    let Some(url) = backend_url(
-        "postgres",
-        "DBFORGE_TEST_POSTGRES_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres",
-    )
-    .await
-    else {
+    let Some(url) = postgres_url().await else {
         return;
     };
-    let s = TestServer::with(|mut c| {
-        c.postgres_url = Some(url);
-        c
-    })
-    .await;
+    let s = serving(Backend::Postgres, url).await;
     batches_keep_pace_with_single_statements(&s, Backend::Postgres).await;
 }
 
 #[tokio::test]
 async fn question_mark_placeholders_get_a_hint() {
-    let Some(url) = backend_url(
-        "postgres",
-        "DBFORGE_TEST_POSTGRES_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres",
-    )
-    .await
-    else {
+    let Some(url) = postgres_url().await else {
         return;
     };
-    let s = TestServer::with(|mut c| {
-        c.postgres_url = Some(url);
-        c
-    })
-    .await;
+    let s = serving(Backend::Postgres, url).await;
     let c = &s.client;
     let db = unique("hint");
     c.create_database(&db, CreateOptions::default().backend(Backend::Postgres))

@@ -3,17 +3,11 @@
 use dbforge::{Backend, Code, CreateOptions, Statement, Value, params};
 use futures::TryStreamExt;
 
-use crate::harness::{TestServer, assert_code, backend_url, unique};
+use crate::harness::{TestServer, assert_code, redis_url, unique};
 
 async fn server() -> Option<TestServer> {
-    let url = backend_url("redis", "DBFORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379").await?;
-    Some(
-        TestServer::with(|mut c| {
-            c.redis_url = Some(url);
-            c
-        })
-        .await,
-    )
+    let url = redis_url().await?;
+    Some(crate::harness::serving(Backend::Redis, url).await)
 }
 
 async fn spawn(s: &TestServer, prefix: &str) -> String {
@@ -99,7 +93,7 @@ async fn commands_namespaces_and_refusals() {
     }
     assert_code(c.execute(&a, "FLUSHDB", &[]).await, Code::PermissionDenied);
     let e = assert_code(c.transaction(&a).await, Code::Unimplemented);
-    assert!(e.message().contains("ExecuteBatch"), "{e}");
+    assert!(e.grpc_message().contains("ExecuteBatch"), "{e}");
     let e = assert_code(
         c.create_table(&a, "t", vec![], false).await,
         Code::Unimplemented,

@@ -6,67 +6,14 @@
 use std::collections::BTreeMap;
 
 use dbforge::{
-    ApiKeySpec, Backend, Client, ClientOptions, Code, CreateOptions, ExportFormat, ExportOptions,
-    Grant, Role, Statement, Value,
+    Backend, Client, Code, CreateOptions, ExportFormat, ExportOptions, Role, Statement, Value,
 };
 use sqlx::{Connection as _, Row as _};
 
-use crate::harness::{TestServer, assert_code, backend_url, unique};
-
-const ADMIN: &str = "test-admin-key-0123456789abcdef";
-
-/// A secured gateway serving `backend` (SQLite is always there).
-async fn gateway(backend: Backend, url: Option<String>) -> TestServer {
-    TestServer::with(move |mut c| {
-        c.insecure_no_auth = false;
-        c.admin_key = Some(ADMIN.into());
-        match backend {
-            Backend::Postgres => c.postgres_url = url,
-            Backend::Mysql => c.mysql_url = url,
-            Backend::Redis => c.redis_url = url,
-            _ => {}
-        }
-        c
-    })
-    .await
-}
-
-async fn connect(s: &TestServer, key: &str) -> Client {
-    Client::connect_with(ClientOptions::new(format!("http://{}", s.addr)).api_key(key))
-        .await
-        .expect("connect")
-}
-
-/// A key with `role` on `db` only, connected.
-async fn key_for(s: &TestServer, admin: &Client, db: &str, role: Role) -> Client {
-    let (_, key) = admin
-        .create_api_key(ApiKeySpec::new("tenant").grant(Grant::database(db, role)))
-        .await
-        .expect("key");
-    connect(s, &key).await
-}
-
-async fn postgres_url() -> Option<String> {
-    backend_url(
-        "postgres",
-        "DBFORGE_TEST_POSTGRES_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres",
-    )
-    .await
-}
-
-async fn mysql_url() -> Option<String> {
-    backend_url(
-        "mysql",
-        "DBFORGE_TEST_MYSQL_URL",
-        "mysql://root@127.0.0.1:3306",
-    )
-    .await
-}
-
-async fn redis_url() -> Option<String> {
-    backend_url("redis", "DBFORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379").await
-}
+use crate::harness::{
+    ADMIN_KEY as ADMIN, as_key, assert_code, key_for, mysql_url, postgres_url, redis_url, secured,
+    unique,
+};
 
 /// The read-only login that goes with the login `ident` (the server's `reader_ident`).
 fn reader_of(ident: &str) -> String {
@@ -129,8 +76,8 @@ async fn postgres_read_keys_cannot_change_their_login_or_session() {
     let Some(url) = postgres_url().await else {
         return;
     };
-    let s = gateway(Backend::Postgres, Some(url.clone())).await;
-    let admin = connect(&s, ADMIN).await;
+    let s = secured(Backend::Postgres, Some(url.clone())).await;
+    let admin = as_key(&s, ADMIN).await;
     let db = unique("pg-self");
     admin
         .create_database(&db, CreateOptions::default().backend(Backend::Postgres))
@@ -251,8 +198,8 @@ async fn mysql_keys_cannot_keep_a_changed_password() {
     let Some(url) = mysql_url().await else {
         return;
     };
-    let s = gateway(Backend::Mysql, Some(url.clone())).await;
-    let admin = connect(&s, ADMIN).await;
+    let s = secured(Backend::Mysql, Some(url.clone())).await;
+    let admin = as_key(&s, ADMIN).await;
     let db = unique("my-self");
     admin
         .create_database(&db, CreateOptions::default().backend(Backend::Mysql))
@@ -386,8 +333,8 @@ async fn redis_keys_cannot_change_their_acl_user_or_connection() {
     let Some(url) = redis_url().await else {
         return;
     };
-    let s = gateway(Backend::Redis, Some(url.clone())).await;
-    let admin = connect(&s, ADMIN).await;
+    let s = secured(Backend::Redis, Some(url.clone())).await;
+    let admin = as_key(&s, ADMIN).await;
     let db = unique("kv-self");
     admin
         .create_database(&db, CreateOptions::default().backend(Backend::Redis))
@@ -445,8 +392,8 @@ async fn sql_engines() -> Vec<(Backend, Option<String>)> {
 #[tokio::test]
 async fn exports_refuse_writing_statements_on_every_engine() {
     for (backend, url) in sql_engines().await {
-        let s = gateway(backend, url).await;
-        let admin = connect(&s, ADMIN).await;
+        let s = secured(backend, url).await;
+        let admin = as_key(&s, ADMIN).await;
         let db = unique("export-write");
         admin
             .create_database(&db, CreateOptions::default().backend(backend))
@@ -507,8 +454,8 @@ async fn redis_exports_refuse_writing_commands() {
     let Some(url) = redis_url().await else {
         return;
     };
-    let s = gateway(Backend::Redis, Some(url)).await;
-    let admin = connect(&s, ADMIN).await;
+    let s = secured(Backend::Redis, Some(url)).await;
+    let admin = as_key(&s, ADMIN).await;
     let db = unique("export-kv");
     admin
         .create_database(&db, CreateOptions::default().backend(Backend::Redis))
@@ -538,8 +485,8 @@ async fn redis_exports_refuse_writing_commands() {
 #[tokio::test]
 async fn a_row_larger_than_a_message_is_resource_exhausted_with_a_reason() {
     for (backend, url) in sql_engines().await {
-        let s = gateway(backend, url).await;
-        let admin = connect(&s, ADMIN).await;
+        let s = secured(backend, url).await;
+        let admin = as_key(&s, ADMIN).await;
         let db = unique("big-row");
         admin
             .create_database(&db, CreateOptions::default().backend(backend))
@@ -580,8 +527,8 @@ async fn tenant_names_do_not_show_in_engine_catalogs() {
     let marker = unique("secret-tenant").replace('-', "_");
     let name = marker.replace('_', "-");
     if let Some(url) = postgres_url().await {
-        let s = gateway(Backend::Postgres, Some(url.clone())).await;
-        let admin = connect(&s, ADMIN).await;
+        let s = secured(Backend::Postgres, Some(url.clone())).await;
+        let admin = as_key(&s, ADMIN).await;
         admin
             .create_database(&name, CreateOptions::default().backend(Backend::Postgres))
             .await
@@ -599,8 +546,8 @@ async fn tenant_names_do_not_show_in_engine_catalogs() {
         admin.delete_database(&name).await.expect("delete");
     }
     if let Some(url) = mysql_url().await {
-        let s = gateway(Backend::Mysql, Some(url.clone())).await;
-        let admin = connect(&s, ADMIN).await;
+        let s = secured(Backend::Mysql, Some(url.clone())).await;
+        let admin = as_key(&s, ADMIN).await;
         admin
             .create_database(&name, CreateOptions::default().backend(Backend::Mysql))
             .await
@@ -620,8 +567,8 @@ async fn tenant_names_do_not_show_in_engine_catalogs() {
         admin.delete_database(&name).await.expect("delete");
     }
     if let Some(url) = redis_url().await {
-        let s = gateway(Backend::Redis, Some(url.clone())).await;
-        let admin = connect(&s, ADMIN).await;
+        let s = secured(Backend::Redis, Some(url.clone())).await;
+        let admin = as_key(&s, ADMIN).await;
         admin
             .create_database(&name, CreateOptions::default().backend(Backend::Redis))
             .await
@@ -644,8 +591,8 @@ async fn read_keys_dump_describe_and_explain_on_every_engine() {
         engines.push((Backend::Redis, Some(url)));
     }
     for (backend, url) in engines {
-        let s = gateway(backend, url).await;
-        let admin = connect(&s, ADMIN).await;
+        let s = secured(backend, url).await;
+        let admin = as_key(&s, ADMIN).await;
         let db = unique("ro-dump");
         admin
             .create_database(&db, CreateOptions::default().backend(backend))

@@ -675,20 +675,10 @@ async fn transfer_round_on_sqlite() {
 
 #[tokio::test]
 async fn transfer_round_on_postgres() {
-    let Some(url) = backend_url(
-        "postgres",
-        "DBFORGE_TEST_POSTGRES_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres",
-    )
-    .await
-    else {
+    let Some(url) = crate::harness::postgres_url().await else {
         return;
     };
-    let s = TestServer::with(|mut c| {
-        c.postgres_url = Some(url);
-        c
-    })
-    .await;
+    let s = crate::harness::serving(Backend::Postgres, url).await;
     sql_round(&s, Backend::Postgres).await;
 }
 
@@ -703,25 +693,16 @@ async fn transfer_round_on_mysql() {
     else {
         return;
     };
-    let s = TestServer::with(|mut c| {
-        c.mysql_url = Some(url);
-        c
-    })
-    .await;
+    let s = crate::harness::serving(Backend::Mysql, url).await;
     sql_round(&s, Backend::Mysql).await;
 }
 
 #[tokio::test]
 async fn transfer_round_on_redis() {
-    let Some(url) = backend_url("redis", "DBFORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379").await
-    else {
+    let Some(url) = crate::harness::redis_url().await else {
         return;
     };
-    let s = TestServer::with(|mut c| {
-        c.redis_url = Some(url);
-        c
-    })
-    .await;
+    let s = crate::harness::serving(Backend::Redis, url).await;
     let c = Clients::new(&s);
     let a = spawn(&s, Backend::Redis, "ra").await;
     for cmd in [
