@@ -445,7 +445,7 @@ async fn sql_measure(
     if filled.rows_affected != i64::try_from(POINT_ROWS)? {
         return Err(format!("filling p inserted {} rows", filled.rows_affected).into());
     }
-    let ident = crate::transfer::server_database(engine, db)?;
+    let ident = crate::transfer::server_database(&conn.locator(db)?)?;
     let port = match engine {
         Engine::Postgres => 5432,
         _ => 3306,
@@ -525,28 +525,13 @@ async fn sql_measure(
     })
 }
 
-/// The key prefix of the gateway's Redis database `db`, as the admin on `direct` sees it.
-pub async fn redis_prefix(
-    direct: &mut redis::aio::MultiplexedConnection,
-    db: &str,
-) -> Result<String, BoxError> {
-    // The database's ACL user is `dbforge-db-<name>-<hex>` and its keys start `<user>:`.
-    let users: Vec<String> = redis::cmd("ACL").arg("USERS").query_async(direct).await?;
-    let mine = format!("dbforge-db-{db}-");
-    // The read-only twin (`…-ro`) has the same prefix; the owner ends in exactly 16 hex digits.
-    let users: Vec<&String> = users
-        .iter()
-        .filter(|u| {
-            u.strip_prefix(&mine).is_some_and(|nonce| {
-                nonce.len() == 16 && nonce.bytes().all(|b| b.is_ascii_hexdigit())
-            })
-        })
-        .collect();
-    let [user] = users.as_slice() else {
-        return Err(format!("expected one ACL user {mine}…, found {users:?}").into());
-    };
-    let prefix = format!("{user}:");
-    Ok(prefix)
+/// The key prefix of a Redis database's locator (`user=… prefix=… password=…`).
+pub fn redis_prefix(locator: &str) -> Result<String, BoxError> {
+    locator
+        .split(' ')
+        .find_map(|f| f.strip_prefix("prefix="))
+        .map(str::to_owned)
+        .ok_or_else(|| format!("not a Redis locator: {locator:?}").into())
 }
 
 /// Phase 12: GET and SET through the gateway and with redis-rs on the same keys.
@@ -564,7 +549,7 @@ async fn redis(conn: &Conn, n: Counts) -> Result<RedisResults, BoxError> {
 async fn redis_measure(conn: &Conn, db: &str, n: Counts) -> Result<RedisResults, BoxError> {
     let client = redis::Client::open(REDIS_URL)?;
     let mut direct = client.get_multiplexed_async_connection().await?;
-    let prefix = redis_prefix(&mut direct, db).await?;
+    let prefix = redis_prefix(&conn.locator(db)?)?;
 
     // Fill the keys directly, in one pipeline.
     let mut pipe = redis::pipe();

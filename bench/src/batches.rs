@@ -23,7 +23,6 @@ use crate::{
     BoxError,
     backends::{Available, REDIS_URL, redis_prefix},
     gateway::{self, Conn, failed},
-    transfer::Engine,
 };
 
 /// Statements per batch.
@@ -230,19 +229,19 @@ async fn measure(
             Direct::Sqlite(c)
         }
         pb::Backend::Postgres => {
-            let ident = crate::transfer::server_database(Engine::Postgres, db)?;
+            let ident = crate::transfer::server_database(&conn.locator(db)?)?;
             let url = format!("postgres://postgres@127.0.0.1:5432/{ident}");
             Direct::Postgres(PgConnection::connect(&url).await?)
         }
         pb::Backend::Mysql => {
-            let ident = crate::transfer::server_database(Engine::Mysql, db)?;
+            let ident = crate::transfer::server_database(&conn.locator(db)?)?;
             let url = format!("mysql://root@127.0.0.1:3306/{ident}");
             Direct::Mysql(MySqlConnection::connect(&url).await?)
         }
         _ => {
             let client = redis::Client::open(REDIS_URL)?;
-            let mut c = client.get_multiplexed_async_connection().await?;
-            let prefix = redis_prefix(&mut c, db).await?;
+            let c = client.get_multiplexed_async_connection().await?;
+            let prefix = redis_prefix(&conn.locator(db)?)?;
             Direct::Redis(c, prefix)
         }
     };

@@ -76,6 +76,9 @@ pub type Authed = InterceptedService<Channel, ApiKey>;
 pub struct Conn {
     channel: Channel,
     key: ApiKey,
+    /// The gateway's data directory, whose catalog maps database names to the engine-side
+    /// names the driver side needs (see [`Conn::at`]).
+    data_dir: Option<std::path::PathBuf>,
 }
 
 impl Conn {
@@ -86,7 +89,29 @@ impl Conn {
             .connect()
             .await?;
         let key = ApiKey(format!("Bearer {key}").parse()?);
-        Ok(Self { channel, key })
+        Ok(Self {
+            channel,
+            key,
+            data_dir: None,
+        })
+    }
+
+    /// The same connection, knowing the gateway's data directory.
+    pub fn at(self, data_dir: &std::path::Path) -> Self {
+        Self {
+            data_dir: Some(data_dir.to_owned()),
+            ..self
+        }
+    }
+
+    /// The catalog locator of the spawned database `name`: engine-side names are opaque ids,
+    /// so the driver side reads them where the gateway keeps them.
+    pub fn locator(&self, name: &str) -> Result<String, BoxError> {
+        let dir = self
+            .data_dir
+            .as_deref()
+            .ok_or("the gateway's data directory is not known to this connection")?;
+        crate::transfer::locator(dir, name)
     }
 
     /// A QueryService client on this connection.

@@ -393,6 +393,7 @@ fn servers_part(
     let (engines, backend_results) = on_runtime(async {
         match gateway::Conn::open(server.addr(), admin_key).await {
             Ok(conn) => {
+                let conn = conn.at(&data_dir);
                 let target = transfer::Target {
                     conn: &conn,
                     pid: server.pid(),

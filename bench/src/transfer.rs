@@ -298,7 +298,7 @@ impl Native {
                 }
                 files
             }
-            Engine::Postgres | Engine::Mysql => vec![server_database(engine, name)?],
+            Engine::Postgres | Engine::Mysql => vec![server_database(&locator(data_dir, name)?)?],
         };
         match found.as_slice() {
             [one] => Ok(Self {
@@ -312,35 +312,29 @@ impl Native {
     }
 }
 
-/// The database (PostgreSQL) or schema (MariaDB) behind the spawned database `name`, found by
-/// the name the backend gives it: `dbf_<name>_<nonce>`, with '-' written '_'.
-pub fn server_database(engine: Engine, name: &str) -> Result<String, BoxError> {
-    // `name` is the bench's own: lower-case letters, digits and '-', nothing to escape but '_'.
-    let pattern = format!("dbf\\_{}\\_%", name.replace('-', "\\_"));
-    let (admin, sql) = match engine {
-        Engine::Postgres => (
-            "postgres",
-            format!("SELECT datname FROM pg_database WHERE datname LIKE '{pattern}'"),
-        ),
-        Engine::Mysql => (
-            "information_schema",
-            // MariaDB reads a backslash in a string literal as an escape: double it.
-            format!(
-                "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE '{}'",
-                pattern.replace('\\', "\\\\")
-            ),
-        ),
-        Engine::Sqlite => return Err("SQLite databases are files, not server databases".into()),
-    };
-    let admin = Native {
-        engine,
-        target: admin.to_owned(),
-    };
-    let found: Vec<String> = admin.sql(&sql)?.lines().map(str::to_owned).collect();
-    match found.as_slice() {
-        [one] => Ok(one.clone()),
-        _ => Err(format!("expected one {engine} database for {name:?}, found {found:?}").into()),
-    }
+/// The catalog locator of the spawned database `name` of the gateway whose data directory is
+/// `data_dir`, read from its catalog file (engine-side names are opaque ids).
+pub fn locator(data_dir: &Path, name: &str) -> Result<String, BoxError> {
+    let catalog = rusqlite::Connection::open_with_flags(
+        data_dir.join("catalog.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    let locator = catalog
+        .query_row(
+            "SELECT locator FROM databases WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .map_err(|e| format!("no catalog entry for {name:?}: {e}"))?;
+    Ok(locator)
+}
+
+/// The database (PostgreSQL) or schema (MariaDB) behind a locator (`<ident>:<password>`).
+pub fn server_database(locator: &str) -> Result<String, BoxError> {
+    let (ident, _) = locator
+        .split_once(':')
+        .ok_or_else(|| format!("not a SQL server locator: {locator:?}"))?;
+    Ok(ident.to_owned())
 }
 
 /// The CPU a timed run cost.
