@@ -643,3 +643,67 @@ async fn read_keys_dump_describe_and_explain_on_every_engine() {
         admin.delete_database(&db).await.expect("delete");
     }
 }
+
+#[tokio::test]
+async fn postgres_read_access_survives_a_table_the_operator_made() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    let s = secured(Backend::Postgres, Some(url.clone())).await;
+    let admin = as_key(&s, ADMIN).await;
+    let db = unique("pg-operator");
+    admin
+        .create_database(&db, CreateOptions::default().backend(Backend::Postgres))
+        .await
+        .expect("create");
+    admin
+        .execute(&db, "CREATE TABLE mine (v integer)", &[])
+        .await
+        .expect("ddl");
+    admin
+        .execute(&db, "INSERT INTO mine VALUES (1)", &[])
+        .await
+        .expect("insert");
+    let r = admin
+        .execute(&db, "SELECT current_database()::text", &[])
+        .await
+        .expect("which database");
+    let Value::Text(engine_db) = r.rows[0].values()[0].clone() else {
+        panic!("{r:?}")
+    };
+    // An operator adds a table of their own as the superuser, outside the gateway.
+    let mut root_db = sqlx::PgConnection::connect_with(
+        &url.parse::<sqlx::postgres::PgConnectOptions>()
+            .expect("url")
+            .database(&engine_db),
+    )
+    .await
+    .expect("the spawned database as the superuser");
+    sqlx::raw_sql("CREATE TABLE operator_made (x integer)")
+        .execute(&mut root_db)
+        .await
+        .expect("operator's table");
+    // Exports (read-only) and a new read key still read what the database's role owns.
+    let export = admin
+        .export_table(&db, "mine", ExportOptions::csv())
+        .await
+        .expect("export")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(export, b"v\r\n1\r\n");
+    let reader = key_for(&s, &admin, &db, Role::Read).await;
+    let r = reader
+        .execute(&db, "SELECT v FROM mine", &[])
+        .await
+        .expect("a read key reads the database's own tables");
+    assert_eq!(r.rows[0].values(), &[Value::Int(1)]);
+    assert_code(
+        reader
+            .execute(&db, "SELECT x FROM operator_made", &[])
+            .await,
+        Code::PermissionDenied,
+    );
+    drop(root_db);
+    admin.delete_database(&db).await.expect("delete");
+}

@@ -44,16 +44,27 @@ const READER_ATTRIBUTES: &str =
 /// role owns, now and later. Default privileges are the owner's to set, and the owner is the
 /// only role that creates objects there, so future tables are covered too. `pg_catalog` and
 /// `information_schema` stay readable as for every role.
+///
+/// A relation another role owns (an operator's table, made as the superuser rather than
+/// through the gateway) makes the schema-wide GRANT fail as a whole; the schema's relations the
+/// database's role owns are then granted one by one, and the others stay unreadable to the
+/// read-only role, as they are to the database's own role.
 const READER_GRANTS: &str = r#"DO $dbforge$
-DECLARE s name;
+DECLARE s name; r name; me oid := (SELECT oid FROM pg_roles WHERE rolname = current_user);
 BEGIN
-  FOR s IN SELECT nspname FROM pg_namespace
-           WHERE nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
-              OR nspname = 'public'
+  FOR s IN SELECT nspname FROM pg_namespace WHERE nspowner = me OR nspname = 'public'
   LOOP
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO {reader}', s);
-    EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO {reader}', s);
-    EXECUTE format('GRANT SELECT ON ALL SEQUENCES IN SCHEMA %I TO {reader}', s);
+    BEGIN
+      EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO {reader}', s);
+      EXECUTE format('GRANT SELECT ON ALL SEQUENCES IN SCHEMA %I TO {reader}', s);
+    EXCEPTION WHEN insufficient_privilege THEN
+      FOR r IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = s AND c.relowner = me AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+      LOOP
+        EXECUTE format('GRANT SELECT ON %I.%I TO {reader}', s, r);
+      END LOOP;
+    END;
   END LOOP;
 END
 $dbforge$;
