@@ -555,24 +555,11 @@ async fn no_auth_is_refused_off_loopback() {
 
 /// Every data-plane route refuses `sql` for `reader` with PERMISSION_DENIED.
 async fn refused_by_every_route(reader: &Client, db: &str, sql: &str, sessions: bool) {
-    assert_code(reader.execute(db, sql, &[]).await, Code::PermissionDenied);
-    let streamed = match reader.query(db, sql, &[]).await {
-        Ok(mut rows) => rows.collect_rows().await,
-        Err(e) => Err(e),
-    };
-    assert_code(streamed, Code::PermissionDenied);
-    for transactional in [false, true] {
-        assert_code(
-            reader
-                .batch(db, vec![Statement::new(sql, vec![])], transactional)
-                .await,
-            Code::PermissionDenied,
-        );
-    }
-    if sessions {
-        let mut tx = reader.transaction(db).await.expect("read-only session");
-        assert_code(tx.execute(sql, &[]).await, Code::PermissionDenied);
-    }
+    let codes = crate::harness::every_route(reader, db, sql, sessions).await;
+    assert!(
+        codes.iter().all(|c| *c == Code::PermissionDenied),
+        "{sql}: {codes:?}"
+    );
 }
 
 /// Read grants on a SQL server engine: reads by every route, every write refused by the

@@ -399,3 +399,37 @@ pub async fn key_for(s: &TestServer, admin: &Client, db: &str, role: dbforge::Ro
         .expect("key");
     as_key(s, &key).await
 }
+
+/// Runs `sql` through every data route of `c` (Execute, Query, both batches, a Session) and
+/// returns each outcome's code; what it did is checked by the caller on the engine.
+pub async fn every_route(c: &Client, db: &str, sql: &str, sessions: bool) -> Vec<dbforge::Code> {
+    let code = |r: Result<(), dbforge::Error>| r.err().map_or(dbforge::Code::Ok, |e| e.code());
+    let mut codes = vec![code(c.execute(db, sql, &[]).await.map(drop))];
+    let streamed = match c.query(db, sql, &[]).await {
+        Ok(mut rows) => rows.collect_rows().await.map(drop),
+        Err(e) => Err(e),
+    };
+    codes.push(code(streamed));
+    for transactional in [false, true] {
+        codes.push(code(
+            c.batch(
+                db,
+                vec![dbforge::Statement::new(sql, vec![])],
+                transactional,
+            )
+            .await
+            .map(drop),
+        ));
+    }
+    if sessions {
+        let outcome = match c.transaction(db).await {
+            Ok(mut tx) => match tx.execute(sql, &[]).await {
+                Ok(_) => tx.commit().await.map(drop),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        codes.push(code(outcome));
+    }
+    codes
+}

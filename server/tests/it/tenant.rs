@@ -5,14 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use dbforge::{
-    Backend, Client, Code, CreateOptions, ExportFormat, ExportOptions, Role, Statement, Value,
-};
+use dbforge::{Backend, Code, CreateOptions, ExportFormat, ExportOptions, Role, Statement, Value};
 use sqlx::{Connection as _, Row as _};
 
 use crate::harness::{
-    ADMIN_KEY as ADMIN, as_key, assert_code, key_for, mysql_url, postgres_url, redis_url, secured,
-    unique,
+    ADMIN_KEY as ADMIN, as_key, assert_code, every_route, key_for, mysql_url, postgres_url,
+    redis_url, secured, unique,
 };
 
 /// The read-only login that goes with the login `ident` (the server's `reader_ident`).
@@ -21,36 +19,6 @@ fn reader_of(ident: &str) -> String {
         Some(i) => format!("{}-{}", &ident[..i], &ident[i + 1..]),
         None => format!("{ident}-ro"),
     }
-}
-
-/// Runs `sql` through every data route of `c` (Execute, Query, both batches, a Session) and
-/// returns each outcome's code; what it did is checked by the caller on the engine.
-async fn every_route(c: &Client, db: &str, sql: &str, sessions: bool) -> Vec<Code> {
-    let code = |r: Result<(), dbforge::Error>| r.err().map_or(Code::Ok, |e| e.code());
-    let mut codes = vec![code(c.execute(db, sql, &[]).await.map(drop))];
-    let streamed = match c.query(db, sql, &[]).await {
-        Ok(mut rows) => rows.collect_rows().await.map(drop),
-        Err(e) => Err(e),
-    };
-    codes.push(code(streamed));
-    for transactional in [false, true] {
-        codes.push(code(
-            c.batch(db, vec![Statement::new(sql, vec![])], transactional)
-                .await
-                .map(drop),
-        ));
-    }
-    if sessions {
-        let outcome = match c.transaction(db).await {
-            Ok(mut tx) => match tx.execute(sql, &[]).await {
-                Ok(_) => tx.commit().await.map(drop),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        codes.push(code(outcome));
-    }
-    codes
 }
 
 /// A login's credentials and stored settings on PostgreSQL, as the superuser sees them.
