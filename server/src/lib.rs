@@ -21,5 +21,6 @@ pub mod api;
 pub mod backend;
 pub mod config;
 pub mod core;
+pub mod metrics;
 pub mod pb;
 pub mod server;

@@ -5,6 +5,7 @@
 //! layer can record without holding a handle. Per-RPC counts and durations are recorded where
 //! the audit record of a call is made ([`super::Call`]), once per call.
 
+use crate::metrics as names;
 use std::{
     collections::BTreeMap,
     pin::Pin,
@@ -93,8 +94,8 @@ fn build(metrics: bool) -> Telemetry {
 impl Telemetry {
     /// Records one finished call.
     pub fn rpc(&self, rpc: &'static str, code: &'static str, duration: Duration) {
-        metrics::counter!("dbforge_rpc_requests_total", "rpc" => rpc, "code" => code).increment(1);
-        metrics::histogram!("dbforge_rpc_duration_seconds", "rpc" => rpc)
+        metrics::counter!(names::RPC_REQUESTS_TOTAL, "rpc" => rpc, "code" => code).increment(1);
+        metrics::histogram!(names::RPC_DURATION_SECONDS, "rpc" => rpc)
             .record(duration.as_secs_f64());
         if matches!(
             code,
@@ -113,7 +114,7 @@ impl Telemetry {
 
     /// Counts a refused request.
     pub fn rejected(&self, reason: &'static str) {
-        metrics::counter!("dbforge_rejected_requests_total", "reason" => reason).increment(1);
+        metrics::counter!(names::REJECTED_REQUESTS_TOTAL, "reason" => reason).increment(1);
     }
 
     /// Per-RPC counters so far.
@@ -134,9 +135,9 @@ impl Telemetry {
     /// Moves a gauge kept both here and in Prometheus.
     pub fn adjust(&self, which: Gauge, by: i64) {
         let (cell, name) = match which {
-            Gauge::Connections => (&self.connections, "dbforge_active_connections"),
-            Gauge::Streams => (&self.streams, "dbforge_active_streams"),
-            Gauge::Sessions => (&self.sessions, "dbforge_active_sessions"),
+            Gauge::Connections => (&self.connections, names::ACTIVE_CONNECTIONS),
+            Gauge::Streams => (&self.streams, names::ACTIVE_STREAMS),
+            Gauge::Sessions => (&self.sessions, names::ACTIVE_SESSIONS),
         };
         let now = cell.fetch_add(by, Ordering::Relaxed) + by;
         metrics::gauge!(name).set(now as f64);

@@ -5,6 +5,7 @@
 //! by concurrent calls, and closed when idle or when too many are open, so thousands of spawned
 //! databases cost only their catalog rows.
 
+use crate::metrics as names;
 use std::{
     borrow::Borrow,
     collections::{BTreeMap, HashMap},
@@ -190,9 +191,8 @@ fn counted(rows: RowStream, backend: BackendKind) -> RowStream {
             Ok(RowEvent::Encoded(batch)) => (batch.rows, batch.bytes.len()),
             _ => return,
         };
-        metrics::counter!("dbforge_rows_streamed_total", "backend" => label).increment(rows as u64);
-        metrics::counter!("dbforge_bytes_streamed_total", "backend" => label)
-            .increment(bytes as u64);
+        metrics::counter!(names::ROWS_STREAMED_TOTAL, "backend" => label).increment(rows as u64);
+        metrics::counter!(names::BYTES_STREAMED_TOTAL, "backend" => label).increment(bytes as u64);
     }))
 }
 
@@ -760,10 +760,10 @@ impl Forge {
             *counts.entry((e.record.backend, status)).or_default() += 1;
         }
         for ((kind, status), n) in counts {
-            metrics::gauge!("dbforge_databases", "backend" => kind.as_str(), "status" => status)
+            metrics::gauge!(names::DATABASES, "backend" => kind.as_str(), "status" => status)
                 .set(n as f64);
         }
-        metrics::gauge!("dbforge_open_databases")
+        metrics::gauge!(names::OPEN_DATABASES)
             .set(self.inner.open_count.load(Ordering::Relaxed) as f64);
     }
 
@@ -841,7 +841,7 @@ impl Forge {
         let limits = Self::limits_for(&entry, role, self.inner.cfg.limits.whole_result())?;
         let started = Instant::now();
         let result = h.execute(stmt, &limits).await;
-        metrics::histogram!("dbforge_statement_duration_seconds", "backend" => entry.record.backend.as_str())
+        metrics::histogram!(names::STATEMENT_DURATION_SECONDS, "backend" => entry.record.backend.as_str())
             .record(started.elapsed().as_secs_f64());
         result
     }

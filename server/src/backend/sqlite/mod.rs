@@ -11,6 +11,7 @@
 mod conn;
 mod inspect;
 
+use crate::metrics as names;
 use std::{
     collections::HashSet,
     path::{Path, PathBuf},
@@ -309,7 +310,7 @@ impl SqliteDatabase {
         let Some(conn) = pooled else {
             return self.on_pool(permit, None, f).await;
         };
-        let in_use = metrics::gauge!("dbforge_pool_connections_in_use", "backend" => "sqlite");
+        let in_use = metrics::gauge!(names::POOL_CONNECTIONS_IN_USE, "backend" => "sqlite");
         in_use.increment(1.0);
         conn.set_budget(Some(self.inner.inline_budget));
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&conn)));
@@ -354,7 +355,7 @@ impl SqliteDatabase {
         f: impl FnOnce(&Conn) -> T + Send + 'static,
     ) -> Result<T> {
         let inner = Arc::clone(&self.inner);
-        let in_use = metrics::gauge!("dbforge_pool_connections_in_use", "backend" => "sqlite");
+        let in_use = metrics::gauge!(names::POOL_CONNECTIONS_IN_USE, "backend" => "sqlite");
         in_use.increment(1.0);
         blocking(move || {
             let _permit = permit;

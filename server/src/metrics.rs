@@ -1,0 +1,30 @@
+//! The names of every metric the gateway records, in one place, so that the Prometheus
+//! exposition, `GetServerStats`, the README and the tests all speak of the same series.
+//!
+//! Labels: `backend` is [`BackendKind::as_str`](crate::core::engine::BackendKind::as_str);
+//! `rpc` is the gRPC method name; `code` a gRPC status code name; `reason` a refusal reason.
+
+/// Counter: finished RPCs, by `rpc` and `code`.
+pub const RPC_REQUESTS_TOTAL: &str = "dbforge_rpc_requests_total";
+/// Histogram (seconds): RPC latency, by `rpc`.
+pub const RPC_DURATION_SECONDS: &str = "dbforge_rpc_duration_seconds";
+/// Counter: refused requests, by `reason` (`UNAUTHENTICATED`, `RATE_LIMITED`, …).
+pub const REJECTED_REQUESTS_TOTAL: &str = "dbforge_rejected_requests_total";
+/// Gauge: open client connections.
+pub const ACTIVE_CONNECTIONS: &str = "dbforge_active_connections";
+/// Gauge: response streams being sent.
+pub const ACTIVE_STREAMS: &str = "dbforge_active_streams";
+/// Gauge: open interactive sessions.
+pub const ACTIVE_SESSIONS: &str = "dbforge_active_sessions";
+/// Histogram (seconds): statement durations, by `backend`.
+pub const STATEMENT_DURATION_SECONDS: &str = "dbforge_statement_duration_seconds";
+/// Counter: rows streamed to clients, by `backend`.
+pub const ROWS_STREAMED_TOTAL: &str = "dbforge_rows_streamed_total";
+/// Counter: bytes streamed to clients (encoded, as sent), by `backend`.
+pub const BYTES_STREAMED_TOTAL: &str = "dbforge_bytes_streamed_total";
+/// Gauge: databases in the catalog, by `backend` and `status` (`ready`, `unavailable`).
+pub const DATABASES: &str = "dbforge_databases";
+/// Gauge: databases with an open handle.
+pub const OPEN_DATABASES: &str = "dbforge_open_databases";
+/// Gauge: engine connections checked out of a pool, by `backend`.
+pub const POOL_CONNECTIONS_IN_USE: &str = "dbforge_pool_connections_in_use";
