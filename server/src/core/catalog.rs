@@ -3,6 +3,7 @@
 
 use std::{
     collections::BTreeMap,
+    ops::ControlFlow,
     path::Path,
     sync::{Arc, Mutex},
 };
@@ -12,7 +13,7 @@ use rusqlite::{OptionalExtension, params};
 use super::engine::BackendKind;
 use super::{
     access::{Grant, KeyInfo, decode_grant, encode_grant},
-    audit::{Query as AuditQuery, Record as AuditRecord, Verification as AuditVerification},
+    audit::{Query as AuditQuery, Record as AuditRecord},
     error::{Error, Result},
     names::DatabaseName,
 };
@@ -472,8 +473,9 @@ impl Catalog {
         })
     }
 
-    /// Checks every record's hash and its link to the one before.
-    pub fn audit_verify(&self) -> Result<AuditVerification> {
+    /// Calls `visit` with every audit record in chain order until it returns `Break`. The
+    /// records are read one at a time, so a long log is walked in bounded memory.
+    pub fn audit_each(&self, mut visit: impl FnMut(AuditRecord) -> ControlFlow<()>) -> Result<()> {
         self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT seq, at_ms, key_id, rpc, database, statement, statement_hash, rows_affected,
@@ -481,40 +483,12 @@ impl Catalog {
                  FROM audit ORDER BY seq",
             )?;
             let mut rows = stmt.query([])?;
-            let mut checked = 0u64;
-            let mut prev: Option<(i64, String)> = None;
             while let Some(row) = rows.next()? {
-                let r = audit_row(row)?;
-                checked += 1;
-                let problem = if r.compute_hash() != r.hash {
-                    Some("its contents do not match its hash (edited)".to_owned())
-                } else {
-                    match &prev {
-                        Some((seq, _)) if r.seq != seq + 1 => Some(format!(
-                            "records {} to {} are missing (deleted)",
-                            seq + 1,
-                            r.seq - 1
-                        )),
-                        Some((_, hash)) if *hash != r.prev_hash => {
-                            Some("it does not link to the record before (edited)".to_owned())
-                        }
-                        _ => None,
-                    }
-                };
-                if let Some(problem) = problem {
-                    return Ok(AuditVerification {
-                        checked,
-                        first_broken_seq: Some(r.seq),
-                        problem: Some(problem),
-                    });
+                if visit(audit_row(row)?).is_break() {
+                    break;
                 }
-                prev = Some((r.seq, r.hash));
             }
-            Ok(AuditVerification {
-                checked,
-                first_broken_seq: None,
-                problem: None,
-            })
+            Ok(())
         })
     }
 
