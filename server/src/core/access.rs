@@ -200,6 +200,34 @@ impl Principal {
         }
     }
 
+    /// Requires that a key with a create quota has spawned fewer databases than it allows;
+    /// `owned` counts the databases a key id owns, and is asked only when a quota applies.
+    pub fn require_create_quota(&self, owned: impl FnOnce(&str) -> Result<usize>) -> Result<()> {
+        let Principal::Key(k) = self else {
+            return Ok(());
+        };
+        let quota = k.create_quota as usize;
+        if k.admin || quota == 0 {
+            return Ok(());
+        }
+        let owned = owned(&k.id)?;
+        if owned >= quota {
+            return Err(Error::LimitExceeded(format!(
+                "key {} has created {owned} databases, its quota",
+                k.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// The key id that owns what this caller spawns (none without auth).
+    pub fn owner_id(&self) -> Option<String> {
+        match self {
+            Principal::Unrestricted => None,
+            Principal::Key(k) => Some(k.id.clone()),
+        }
+    }
+
     /// Requires that the caller may create a database named `name`: an admin, or a key with
     /// `can_create` and a grant naming it or a pattern matching it (label grants cover no
     /// name). Checked before anything about the name is looked up, so a name outside the

@@ -1,0 +1,490 @@
+//! The registry of spawned databases: which exist, on which backend, and their lifecycle
+//! (spawn, prune, and finishing what a crash interrupted).
+//!
+//! It lives in memory, loaded from the catalog at start, so that a data-plane call costs a map
+//! lookup and not a catalog read. The catalog is written before the engine on spawn and after
+//! it on prune, so a crash at any point leaves a record that the next start finishes. Spawns
+//! and prunes hold the [`ControlGuard`], so a name is never half-created twice.
+
+use std::{
+    borrow::Borrow,
+    collections::{BTreeMap, HashMap},
+    ops::Bound,
+    path::Path,
+    sync::{
+        Arc, RwLock, RwLockReadGuard,
+        atomic::{AtomicBool, AtomicI64, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use tracing::{debug, info, warn};
+
+use super::{
+    catalog::{Catalog, Record, RecordState},
+    engine::BackendKind,
+    error::{Error, Result},
+    handles::Slot,
+    names::DatabaseName,
+};
+use crate::{
+    backend::{Backend, Capabilities},
+    metrics as names,
+};
+
+impl Borrow<str> for DatabaseName {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// A spawn request.
+#[derive(Debug, Clone)]
+pub struct DatabaseSpec {
+    /// Name.
+    pub name: DatabaseName,
+    /// Engine.
+    pub backend: BackendKind,
+    /// Return an existing database instead of ALREADY_EXISTS.
+    pub if_not_exists: bool,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Lifecycle state as clients see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseStatus {
+    /// Usable.
+    Ready,
+    /// Its backend is not configured or cannot be reached.
+    Unavailable,
+}
+
+/// A database as the control plane reports it.
+#[derive(Debug, Clone)]
+pub struct DatabaseInfo {
+    /// Name.
+    pub name: DatabaseName,
+    /// Engine.
+    pub backend: BackendKind,
+    /// State.
+    pub status: DatabaseStatus,
+    /// Spawn time, Unix ms.
+    pub created_ms: i64,
+    /// Last data-plane use, Unix ms.
+    pub last_accessed_ms: i64,
+    /// Bytes on disk, when known.
+    pub size_bytes: Option<u64>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// What its backend supports (None when the backend is not configured).
+    pub capabilities: Option<Capabilities>,
+    /// Whether read grants are enforced by its engine (and so usable on it).
+    pub read_only_grants: bool,
+}
+
+/// A ListDatabases request.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Page size (already capped).
+    pub page_size: usize,
+    /// List names after this one.
+    pub after: Option<String>,
+    /// Only this engine.
+    pub backend: Option<BackendKind>,
+    /// Only databases carrying all these labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One page of ListDatabases.
+#[derive(Debug, Clone)]
+pub struct DatabasePage {
+    /// The databases.
+    pub databases: Vec<DatabaseInfo>,
+    /// The last name of this page when more follow.
+    pub next_after: Option<String>,
+}
+
+/// One spawned database.
+#[derive(Debug)]
+pub struct Entry {
+    /// Its catalog record.
+    pub record: Record,
+    /// Its engine, `None` when this gateway has not configured it.
+    backend: Option<Arc<dyn Backend>>,
+    last_accessed_ms: AtomicI64,
+    /// Whether `last_accessed_ms` changed since it was last stored.
+    touched: AtomicBool,
+    /// Where its open handle lives.
+    pub slot: Arc<Slot>,
+}
+
+impl Entry {
+    fn new(record: Record, backend: Option<Arc<dyn Backend>>) -> Self {
+        Entry {
+            last_accessed_ms: AtomicI64::new(record.last_accessed_ms),
+            record,
+            backend,
+            touched: AtomicBool::new(false),
+            slot: Arc::default(),
+        }
+    }
+
+    /// Its engine, or UNAVAILABLE naming the engine this gateway lacks.
+    pub fn backend(&self) -> Result<&Arc<dyn Backend>> {
+        self.backend.as_ref().ok_or_else(|| {
+            Error::Unavailable(format!(
+                "database {:?} lives on the {} backend, which this gateway has not configured",
+                self.record.provisioned.name.as_str(),
+                self.record.backend
+            ))
+        })
+    }
+
+    /// Notes a data-plane use, stored in the catalog by [`Registry::flush_access_times`].
+    pub fn touch(&self) {
+        self.last_accessed_ms.store(now_ms(), Ordering::Relaxed);
+        self.touched.store(true, Ordering::Relaxed);
+    }
+
+    fn status(&self) -> DatabaseStatus {
+        if self.backend.as_ref().is_some_and(|b| b.available()) {
+            DatabaseStatus::Ready
+        } else {
+            DatabaseStatus::Unavailable
+        }
+    }
+
+    /// How the control plane reports it, with its size.
+    pub fn info(&self, size_bytes: Option<u64>) -> DatabaseInfo {
+        DatabaseInfo {
+            name: self.record.provisioned.name.clone(),
+            backend: self.record.backend,
+            status: self.status(),
+            created_ms: self.record.created_ms,
+            last_accessed_ms: self.last_accessed_ms.load(Ordering::Relaxed),
+            size_bytes,
+            labels: self.record.labels.clone(),
+            capabilities: self.backend.as_ref().map(|b| b.capabilities().clone()),
+            read_only_grants: self
+                .backend
+                .as_ref()
+                .is_some_and(|b| b.enforces_read_only()),
+        }
+    }
+
+    /// Bytes its engine stores, when it can tell now.
+    pub async fn size(&self) -> Option<u64> {
+        let backend = self.backend.as_ref()?;
+        match backend.size_bytes(&self.record.provisioned).await {
+            Ok(size) => size,
+            Err(err) => {
+                debug!(db = %self.record.provisioned.name, error = %err, "size unknown");
+                None
+            }
+        }
+    }
+}
+
+/// Proof that the caller holds the registry's spawn-and-prune lock.
+pub struct ControlGuard<'a>(#[allow(dead_code)] tokio::sync::MutexGuard<'a, ()>);
+
+/// The registry; see the module docs.
+#[derive(Debug)]
+pub struct Registry {
+    catalog: Catalog,
+    backends: HashMap<BackendKind, Arc<dyn Backend>>,
+    entries: RwLock<BTreeMap<DatabaseName, Arc<Entry>>>,
+    control: tokio::sync::Mutex<()>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("blocking task failed: {e}")))?
+}
+
+impl Registry {
+    /// Opens the catalog in `data_dir`, finishes spawns and prunes a crash interrupted, and
+    /// removes storage the catalog does not know.
+    pub async fn open(data_dir: &Path, backends: Vec<Arc<dyn Backend>>) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(Error::internal)?;
+        let path = data_dir.join("catalog.db");
+        let catalog = blocking(move || Catalog::open(&path)).await?;
+        let backends: HashMap<_, _> = backends.into_iter().map(|b| (b.kind(), b)).collect();
+
+        let cat = catalog.clone();
+        let records = blocking(move || cat.load()).await?;
+        let mut entries = BTreeMap::new();
+        let mut known: HashMap<BackendKind, Vec<_>> = HashMap::new();
+        for record in records {
+            let backend = backends.get(&record.backend).cloned();
+            match (record.state, &backend) {
+                (RecordState::Ready, _) => {}
+                (_, Some(b)) => {
+                    let name = record.provisioned.name.clone();
+                    warn!(db = %name, state = ?record.state, "finishing an interrupted spawn or prune");
+                    // A backend that is down must not stop the gateway: the record stays and
+                    // the next start tries again.
+                    if let Err(e) = b.destroy(&record.provisioned).await {
+                        warn!(db = %name, backend = %record.backend, error = %e, "could not finish it now: the catalog keeps the record and the next start tries again");
+                        continue;
+                    }
+                    let cat = catalog.clone();
+                    blocking(move || cat.remove(&name)).await?;
+                    continue;
+                }
+                // Its backend is not configured now: leave the record for a later start.
+                (_, None) => continue,
+            }
+            known
+                .entry(record.backend)
+                .or_default()
+                .push(record.provisioned.clone());
+            entries.insert(
+                record.provisioned.name.clone(),
+                Arc::new(Entry::new(record, backend)),
+            );
+        }
+        for (kind, backend) in backends.iter().filter(|(_, b)| b.owns_storage()) {
+            let removed = backend
+                .remove_orphans(known.get(kind).map(Vec::as_slice).unwrap_or_default())
+                .await?;
+            if removed > 0 {
+                warn!(backend = %kind, removed, "removed storage the catalog does not know");
+            }
+        }
+        info!(databases = entries.len(), "catalog loaded");
+        Ok(Registry {
+            catalog,
+            backends,
+            entries: RwLock::new(entries),
+            control: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The configured backends and whether each can be reached now.
+    pub fn backend_availability(&self) -> Vec<(BackendKind, bool)> {
+        let mut all: Vec<_> = self
+            .backends
+            .iter()
+            .map(|(k, b)| (*k, b.available()))
+            .collect();
+        all.sort();
+        all
+    }
+
+    fn read(&self) -> Result<RwLockReadGuard<'_, BTreeMap<DatabaseName, Arc<Entry>>>> {
+        self.entries
+            .read()
+            .map_err(|_| Error::internal("registry lock poisoned"))
+    }
+
+    /// The database `name`: NOT_FOUND, or INVALID_ARGUMENT for a name that could not exist.
+    pub fn get(&self, name: &str) -> Result<Arc<Entry>> {
+        if let Some(e) = self.read()?.get(name) {
+            return Ok(Arc::clone(e));
+        }
+        // Only a miss pays for validation, and an invalid name says why rather than NOT_FOUND.
+        DatabaseName::parse(name)?;
+        Err(Error::NotFound {
+            what: "database",
+            name: name.to_owned(),
+        })
+    }
+
+    /// Databases spawned by the key `key_id`.
+    pub fn owned_by(&self, key_id: &str) -> Result<usize> {
+        Ok(self
+            .read()?
+            .values()
+            .filter(|e| e.record.owner.as_deref() == Some(key_id))
+            .count())
+    }
+
+    /// Number of spawned databases.
+    pub fn len(&self) -> usize {
+        self.read().map(|e| e.len()).unwrap_or_default()
+    }
+
+    /// Whether no database is spawned.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes the spawn-and-prune lock.
+    pub async fn control(&self) -> ControlGuard<'_> {
+        ControlGuard(self.control.lock().await)
+    }
+
+    /// Spawns `spec` on its engine for `owner`: the catalog row first (as unfinished), then
+    /// the engine's database and logins, then the row marked ready. A failure undoes both
+    /// halves, or leaves the row for the next start to finish.
+    pub async fn provision(
+        &self,
+        _control: &ControlGuard<'_>,
+        spec: DatabaseSpec,
+        owner: Option<String>,
+    ) -> Result<Arc<Entry>> {
+        let backend = self.backends.get(&spec.backend).cloned().ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "the {} backend is not configured on this gateway",
+                spec.backend
+            ))
+        })?;
+        let now = now_ms();
+        let record = Record {
+            provisioned: backend.locate(&spec.name),
+            backend: spec.backend,
+            state: RecordState::Provisioning,
+            created_ms: now,
+            last_accessed_ms: now,
+            labels: spec.labels,
+            owner,
+        };
+        let (cat, rec) = (self.catalog.clone(), record.clone());
+        blocking(move || cat.insert(&rec)).await?;
+        if let Err(err) = backend.create(&record.provisioned).await {
+            // Undo both halves; the catalog row goes last so that a crash here is retried at
+            // start-up.
+            if let Err(e) = backend.destroy(&record.provisioned).await {
+                warn!(
+                    db = %spec.name,
+                    backend = %spec.backend,
+                    left = %record.provisioned.locator,
+                    spawn_error = %err,
+                    error = %e,
+                    "spawning failed, and removing what it had made on the {} server (named \
+                     after `left`) failed too; the catalog keeps the database as unfinished, so \
+                     its name stays taken, and the next start of the gateway removes it from \
+                     the server and the catalog",
+                    spec.backend
+                );
+                return Err(err);
+            }
+            let (cat, name) = (self.catalog.clone(), spec.name.clone());
+            blocking(move || cat.remove(&name)).await?;
+            return Err(err);
+        }
+        let (cat, name) = (self.catalog.clone(), spec.name.clone());
+        blocking(move || cat.set_state(&name, RecordState::Ready)).await?;
+        let entry = Arc::new(Entry::new(
+            Record {
+                state: RecordState::Ready,
+                ..record
+            },
+            Some(backend),
+        ));
+        self.entries
+            .write()
+            .map_err(|_| Error::internal("registry lock poisoned"))?
+            .insert(spec.name, Arc::clone(&entry));
+        Ok(entry)
+    }
+
+    /// Takes `entry` out of the registry and marks it for pruning in the catalog: from here on
+    /// no call finds it, and a crash leaves a record the next start finishes pruning.
+    pub async fn retire(&self, _control: &ControlGuard<'_>, entry: &Entry) -> Result<()> {
+        let name = entry.record.provisioned.name.clone();
+        let (cat, n) = (self.catalog.clone(), name.clone());
+        blocking(move || cat.set_state(&n, RecordState::Deleting)).await?;
+        self.entries
+            .write()
+            .map_err(|_| Error::internal("registry lock poisoned"))?
+            .remove(&name);
+        Ok(())
+    }
+
+    /// Drops a [`retire`](Self::retire)d database from its engine, then from the catalog.
+    pub async fn unprovision(&self, _control: &ControlGuard<'_>, entry: &Entry) -> Result<()> {
+        entry.backend()?.destroy(&entry.record.provisioned).await?;
+        let (cat, name) = (self.catalog.clone(), entry.record.provisioned.name.clone());
+        blocking(move || cat.remove(&name)).await
+    }
+
+    /// A page of databases in name order: those after `filter.after` that match it and that
+    /// `visible` accepts, and whether more follow.
+    pub fn page(
+        &self,
+        filter: &ListFilter,
+        visible: impl Fn(&Record) -> bool,
+    ) -> Result<(Vec<Arc<Entry>>, bool)> {
+        let entries = self.read()?;
+        let lower = match &filter.after {
+            Some(after) => Bound::Excluded(after.as_str()),
+            None => Bound::Unbounded,
+        };
+        let mut page = Vec::new();
+        for (_, e) in entries.range::<str, _>((lower, Bound::Unbounded)) {
+            let r = &e.record;
+            if filter.backend.is_some_and(|b| b != r.backend)
+                || !filter
+                    .labels
+                    .iter()
+                    .all(|(k, v)| r.labels.get(k) == Some(v))
+                || !visible(r)
+            {
+                continue;
+            }
+            if page.len() == filter.page_size {
+                return Ok((page, true));
+            }
+            page.push(Arc::clone(e));
+        }
+        Ok((page, false))
+    }
+
+    /// Sets the gauge of databases by backend and status.
+    pub fn report_gauges(&self) {
+        let Ok(entries) = self.read() else {
+            return;
+        };
+        let mut counts: BTreeMap<(BackendKind, &'static str), usize> = BTreeMap::new();
+        for kind in self.backends.keys() {
+            counts.insert((*kind, "ready"), 0);
+            counts.insert((*kind, "unavailable"), 0);
+        }
+        for e in entries.values() {
+            let status = match e.status() {
+                DatabaseStatus::Ready => "ready",
+                DatabaseStatus::Unavailable => "unavailable",
+            };
+            *counts.entry((e.record.backend, status)).or_default() += 1;
+        }
+        for ((kind, status), n) in counts {
+            metrics::gauge!(names::DATABASES, "backend" => kind.as_str(), "status" => status)
+                .set(n as f64);
+        }
+    }
+
+    /// Stores the last-access times that changed since the last call.
+    pub async fn flush_access_times(&self) -> Result<()> {
+        let updates: Vec<(DatabaseName, i64)> = self
+            .read()?
+            .values()
+            .filter(|e| e.touched.swap(false, Ordering::Relaxed))
+            .map(|e| {
+                (
+                    e.record.provisioned.name.clone(),
+                    e.last_accessed_ms.load(Ordering::Relaxed),
+                )
+            })
+            .collect();
+        let cat = self.catalog.clone();
+        blocking(move || cat.touch(&updates)).await
+    }
+}
