@@ -1,5 +1,5 @@
 """Generation from proto/: buf lint, buf format, and the committed SDK code is what a fresh
-`buf generate` (tools/generate) writes."""
+`buf generate` (scripts/generate) writes."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def files(root: Path, suffixes: tuple) -> List[str]:
 def test_committed_code_is_fresh() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(
-            [str(REPO / "tools" / "generate"), tmp], cwd=REPO, capture_output=True, text=True, timeout=300,
+            [str(REPO / "scripts" / "generate"), tmp], cwd=REPO, capture_output=True, text=True, timeout=300,
             env={**os.environ},
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -51,9 +51,9 @@ def test_committed_code_is_fresh() -> None:
             fresh, committed = Path(tmp) / folder, REPO / folder
             assert files(fresh, suffixes), f"nothing generated into {folder}"
             assert files(committed, suffixes) == files(fresh, suffixes), (
-                f"{folder}: the generated file set changed; run tools/generate and commit"
+                f"{folder}: the generated file set changed; run scripts/generate and commit"
             )
             stale = [
                 f for f in files(fresh, suffixes) if not filecmp.cmp(fresh / f, committed / f, shallow=False)
             ]
-            assert not stale, f"{folder}: stale generated code in {stale}; run tools/generate and commit"
+            assert not stale, f"{folder}: stale generated code in {stale}; run scripts/generate and commit"

@@ -1,5 +1,5 @@
 """The SDK's own code keeps to Python 3.9 (vermin) and lints clean (ruff). mypy --strict runs in
-tools/test-sdks."""
+scripts/test-sdks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The sync client is generated from the asyncio one (tools/gen-sync-client) and the two stay in
+"""The sync client is generated from the asyncio one (scripts/gen-sync-client) and the two stay in
 step: client.py is what the generator makes of aio.py, and `Client` / `AsyncClient`,
 `Transaction` / `AsyncTransaction` have the same public methods with the same signatures, the
 async ones awaited."""
@@ -20,7 +20,7 @@ SDK = REPO / "sdk-python" / "src" / "dbforge"
 
 
 def generator() -> ModuleType:
-    path = REPO / "tools" / "gen-sync-client"
+    path = REPO / "scripts" / "gen-sync-client"
     loader = importlib.machinery.SourceFileLoader("gen_sync_client", str(path))
     spec = importlib.util.spec_from_loader("gen_sync_client", loader)
     assert spec is not None
@@ -32,7 +32,7 @@ def generator() -> ModuleType:
 def test_client_py_is_what_the_generator_makes_of_aio_py() -> None:
     gen = generator()
     want = gen.to_sync((SDK / "aio.py").read_text())
-    assert (SDK / "client.py").read_text() == want, "client.py is stale: run tools/gen-sync-client"
+    assert (SDK / "client.py").read_text() == want, "client.py is stale: run scripts/gen-sync-client"
 
 
 def test_the_generator_drops_async_and_renames_async_types() -> None:

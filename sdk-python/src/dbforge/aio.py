@@ -1,10 +1,10 @@
 """The asyncio client, and the source of the synchronous one.
 
 `AsyncClient` holds every call of the SDK once: it builds the request and reads the answer,
-awaiting the I/O of `AsyncConnection` (`_async_io.py`). `tools/gen-sync-client` writes
+awaiting the I/O of `AsyncConnection` (`_async_io.py`). `scripts/gen-sync-client` writes
 client.py from this file by dropping `async` and `await` and renaming the async types
 (`AsyncRows` → `Rows`, …), and `SyncConnection` (`_sync_io.py`) does the I/O there. So edit
-this file, run `tools/gen-sync-client`, and commit both; tests/test_sync_async.py fails when
+this file, run `scripts/gen-sync-client`, and commit both; tests/test_sync_async.py fails when
 client.py is stale or the two clients differ in a method or signature.
 """
 

@@ -1,6 +1,6 @@
 """The synchronous client.
 
-Generated from aio.py by tools/gen-sync-client: edit aio.py, rerun the tool, commit both.
+Generated from aio.py by scripts/gen-sync-client: edit aio.py, rerun the tool, commit both.
 """
 
 from __future__ import annotations
