@@ -93,6 +93,8 @@ struct Shell<'a> {
     /// Commands end at the end of their line (key-value engines: a Redis command has no `;`);
     /// otherwise statements end with `;` and may span lines.
     line_ends_command: bool,
+    /// How the database's engine reads quotes and comments, to find where statements end.
+    dialect: statements::Dialect,
 }
 
 /// Runs the shell.
@@ -115,6 +117,7 @@ pub fn run(app: &App, args: ShellArgs) -> Result<()> {
         tx: None,
         buffer: String::new(),
         line_ends_command: db.capabilities.key_value,
+        dialect: statements::dialect(db.backend),
     };
     shell.refresh_catalog();
     if app.stdin_tty {
@@ -211,7 +214,7 @@ impl Shell<'_> {
             }
         }
         // A last statement without its `;` still runs.
-        if !statements::is_blank(&self.buffer) {
+        if !statements::is_blank(self.dialect, &self.buffer) {
             let rest = std::mem::take(&mut self.buffer);
             self.statement(rest.trim())?;
         }
@@ -254,9 +257,9 @@ impl Shell<'_> {
             return Some(line.trim().to_owned());
         }
         if self.line_ends_command {
-            return (!statements::is_blank(&text)).then(|| text.trim().to_owned());
+            return (!statements::is_blank(self.dialect, &text)).then(|| text.trim().to_owned());
         }
-        let split = statements::split(&text);
+        let split = statements::split(self.dialect, &text);
         (!split.statements.is_empty()).then(|| {
             let end = text.len() - split.rest.len();
             text[..end].trim().to_owned()
@@ -269,7 +272,7 @@ impl Shell<'_> {
         }
         self.buffer.push_str(line);
         self.buffer.push('\n');
-        let split = statements::split(&self.buffer);
+        let split = statements::split(self.dialect, &self.buffer);
         let rest_is_empty = split.rest_is_empty();
         let mut stmts = split.statements;
         if rest_is_empty {
