@@ -42,6 +42,26 @@ pub(crate) struct Step {
     pub ended: bool,
 }
 
+impl Step {
+    /// A token of `kind` starts and takes `advance` bytes; `ended` when that is all of it.
+    fn start(kind: TokenKind, advance: usize, ended: bool) -> Self {
+        Self {
+            advance,
+            started: Some(kind),
+            ended,
+        }
+    }
+
+    /// The current token goes on for `advance` bytes, and ends there when `ended`.
+    fn go_on(advance: usize, ended: bool) -> Self {
+        Self {
+            advance,
+            started: None,
+            ended,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Lexer {
     pub dialect: Dialect,
@@ -76,20 +96,12 @@ impl Lexer {
         let next = bytes.get(pos + 1).copied();
         let mysql = self.dialect == Dialect::Mysql;
         let postgres = self.dialect == Dialect::Postgres;
-        let single = |kind| Step {
-            advance: 1,
-            started: Some(kind),
-            ended: true,
-        };
+        let single = |kind| Step::start(kind, 1, true);
         match &mut self.state {
             State::Normal => {
                 let enter = |lexer: &mut Self, state, advance, kind| {
                     lexer.state = state;
-                    Step {
-                        advance,
-                        started: Some(kind),
-                        ended: false,
-                    }
+                    Step::start(kind, advance, false)
                 };
                 match b {
                     _ if b.is_ascii_whitespace() => single(TokenKind::Space),
@@ -155,11 +167,7 @@ impl Lexer {
                                     .take_while(|c| c.is_ascii_digit())
                                     .count();
                                 self.exec = true;
-                                Step {
-                                    advance: marker + digits,
-                                    started: Some(TokenKind::ExecutableComment),
-                                    ended: true,
-                                }
+                                Step::start(TokenKind::ExecutableComment, marker + digits, true)
                             }
                             _ => enter(
                                 self,
@@ -171,11 +179,7 @@ impl Lexer {
                     }
                     b'*' if self.exec && next == Some(b'/') => {
                         self.exec = false;
-                        Step {
-                            advance: 2,
-                            started: Some(TokenKind::ExecutableComment),
-                            ended: true,
-                        }
+                        Step::start(TokenKind::ExecutableComment, 2, true)
                     }
                     b'$' if postgres => match dollar_tag(&bytes[pos..]) {
                         Some(tag) => {
@@ -198,18 +202,10 @@ impl Lexer {
             }
             State::Word => {
                 if is_word_byte(b) {
-                    Step {
-                        advance: 1,
-                        started: None,
-                        ended: false,
-                    }
+                    Step::go_on(1, false)
                 } else {
                     self.state = State::Normal;
-                    Step {
-                        advance: 0,
-                        started: None,
-                        ended: true,
-                    }
+                    Step::go_on(0, true)
                 }
             }
             State::Quoted { close, backslash } => {
@@ -227,22 +223,14 @@ impl Lexer {
                 if ended {
                     self.state = State::Normal;
                 }
-                Step {
-                    advance,
-                    started: None,
-                    ended,
-                }
+                Step::go_on(advance, ended)
             }
             State::LineComment => {
                 let ended = b == b'\n';
                 if ended {
                     self.state = State::Normal;
                 }
-                Step {
-                    advance: 1,
-                    started: None,
-                    ended,
-                }
+                Step::go_on(1, ended)
             }
             State::BlockComment { depth } => {
                 let mut advance = 1;
@@ -259,27 +247,15 @@ impl Lexer {
                 if ended {
                     self.state = State::Normal;
                 }
-                Step {
-                    advance,
-                    started: None,
-                    ended,
-                }
+                Step::go_on(advance, ended)
             }
             State::Dollar { tag } => {
                 if b == b'$' && bytes[pos..].starts_with(tag.as_bytes()) {
                     let advance = tag.len();
                     self.state = State::Normal;
-                    Step {
-                        advance,
-                        started: None,
-                        ended: true,
-                    }
+                    Step::go_on(advance, true)
                 } else {
-                    Step {
-                        advance: 1,
-                        started: None,
-                        ended: false,
-                    }
+                    Step::go_on(1, false)
                 }
             }
         }
