@@ -21,24 +21,27 @@ pub fn run(app: &App, args: SqlArgs) -> Result<()> {
             .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?,
         _ => super::read_stdin(app, "SQL", "pass it as an argument or with --file")?,
     };
-    let stmts = split(&sql);
-    if stmts.is_empty() {
-        return Err(CliError::Usage("no SQL statement given".into()));
-    }
-    if !args.params.is_empty() && stmts.len() > 1 {
-        return Err(CliError::Usage(format!(
-            "--param binds to a single statement, but the SQL has {} statements",
-            stmts.len()
-        )));
-    }
     app.block_on(async {
         let client = app.connect().await?;
+        // The database's engine decides how its SQL splits (MySQL's `#` comments and
+        // backslash escapes, PostgreSQL's dollar quotes) and whether a batch can be atomic.
+        let db = client.get_database(&args.database).await?;
+        let stmts = split(statements::dialect(db.backend), &sql);
+        if stmts.is_empty() {
+            return Err(CliError::Usage("no SQL statement given".into()));
+        }
+        if !args.params.is_empty() && stmts.len() > 1 {
+            return Err(CliError::Usage(format!(
+                "--param binds to a single statement, but the SQL has {} statements",
+                stmts.len()
+            )));
+        }
         let mut out = stdout();
         let mut results = output::Results::new(&app.settings, &mut out, stmts.len() > 1);
         if args.transaction {
             // Engines without interactive sessions (Redis) make a batch atomic instead
-            // (MULTI/EXEC); GetDatabase says which kind this database is.
-            let capabilities = client.get_database(&args.database).await?.capabilities;
+            // (MULTI/EXEC).
+            let capabilities = db.capabilities;
             if !capabilities.sessions && capabilities.transactions {
                 atomic_batch(&client, &args.database, &stmts, &args.params, &mut results).await?;
             } else {
@@ -65,9 +68,9 @@ pub fn run(app: &App, args: SqlArgs) -> Result<()> {
     })
 }
 
-/// The statements of `sql`; the last may lack its `;`.
-pub fn split(sql: &str) -> Vec<String> {
-    let split = statements::split(sql);
+/// The statements of `sql` under `dialect`'s rules; the last may lack its `;`.
+pub fn split(dialect: statements::Dialect, sql: &str) -> Vec<String> {
+    let split = statements::split(dialect, sql);
     let complete = split.rest_is_empty();
     let mut stmts = split.statements;
     if !complete {
@@ -147,4 +150,39 @@ async fn transaction(
     }
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `dbforge sql -f` splits the shared table of scripts exactly as the gateway's ImportSql
+    /// does (both run it; see `dbforge_sqlscan::cases`).
+    #[test]
+    fn scripts_split_as_the_gateway_imports_them() {
+        for case in dbforge_sqlscan::cases::CASES {
+            for dialect in statements::Dialect::ALL {
+                assert_eq!(
+                    split(dialect, case.script),
+                    case.expected(dialect),
+                    "{} on {dialect:?}",
+                    case.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn each_backend_splits_by_its_own_dialect() {
+        use dbforge::Backend;
+        let script = "SELECT 1 # a; b\n; SELECT 'c\\'; d'";
+        assert_eq!(
+            split(statements::dialect(Backend::Mysql), script),
+            ["SELECT 1 # a; b", "SELECT 'c\\'; d'"]
+        );
+        assert_eq!(
+            split(statements::dialect(Backend::Sqlite), script),
+            ["SELECT 1 # a", "b", "SELECT 'c\\'", "d'"]
+        );
+    }
 }

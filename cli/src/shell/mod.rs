@@ -47,12 +47,22 @@ enum TxControl {
     None,
 }
 
-fn tx_control(sql: &str) -> TxControl {
-    let words: Vec<String> = sql
-        .split_whitespace()
-        .take(3)
-        .map(str::to_ascii_uppercase)
-        .collect();
+/// The first `n` tokens of `sql` after its comments, words in upper case and anything else as
+/// `""` (so `END + 1` is not `END`), read by the shared scanner under `dialect`.
+fn leading_words(sql: &str, dialect: statements::Dialect, n: usize) -> Vec<String> {
+    use dbforge_sqlscan::{TokenKind, Tokens};
+    Tokens::new(sql, dialect)
+        .filter(|t| !matches!(t.kind, TokenKind::Comment | TokenKind::ExecutableComment))
+        .take(n)
+        .map(|t| match t.kind {
+            TokenKind::Word => t.text.to_ascii_uppercase(),
+            _ => String::new(),
+        })
+        .collect()
+}
+
+fn tx_control(sql: &str, dialect: statements::Dialect) -> TxControl {
+    let words = leading_words(sql, dialect, 3);
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     match words.as_slice() {
         ["BEGIN"]
@@ -73,11 +83,12 @@ fn tx_control(sql: &str) -> TxControl {
 }
 
 /// Statements after which the table and column names may have changed.
-fn changes_schema(sql: &str) -> bool {
-    let first = sql.split_whitespace().next().unwrap_or_default();
-    ["CREATE", "DROP", "ALTER"]
-        .iter()
-        .any(|k| first.eq_ignore_ascii_case(k))
+fn changes_schema(sql: &str, dialect: statements::Dialect) -> bool {
+    let first = leading_words(sql, dialect, 1);
+    matches!(
+        first.first().map(String::as_str),
+        Some("CREATE" | "DROP" | "ALTER")
+    )
 }
 
 struct Shell<'a> {
@@ -93,6 +104,8 @@ struct Shell<'a> {
     /// Commands end at the end of their line (key-value engines: a Redis command has no `;`);
     /// otherwise statements end with `;` and may span lines.
     line_ends_command: bool,
+    /// How the database's engine reads quotes and comments, to find where statements end.
+    dialect: statements::Dialect,
 }
 
 /// Runs the shell.
@@ -115,6 +128,7 @@ pub fn run(app: &App, args: ShellArgs) -> Result<()> {
         tx: None,
         buffer: String::new(),
         line_ends_command: db.capabilities.key_value,
+        dialect: statements::dialect(db.backend),
     };
     shell.refresh_catalog();
     if app.stdin_tty {
@@ -211,7 +225,7 @@ impl Shell<'_> {
             }
         }
         // A last statement without its `;` still runs.
-        if !statements::is_blank(&self.buffer) {
+        if !statements::is_blank(self.dialect, &self.buffer) {
             let rest = std::mem::take(&mut self.buffer);
             self.statement(rest.trim())?;
         }
@@ -254,9 +268,9 @@ impl Shell<'_> {
             return Some(line.trim().to_owned());
         }
         if self.line_ends_command {
-            return (!statements::is_blank(&text)).then(|| text.trim().to_owned());
+            return (!statements::is_blank(self.dialect, &text)).then(|| text.trim().to_owned());
         }
-        let split = statements::split(&text);
+        let split = statements::split(self.dialect, &text);
         (!split.statements.is_empty()).then(|| {
             let end = text.len() - split.rest.len();
             text[..end].trim().to_owned()
@@ -269,7 +283,7 @@ impl Shell<'_> {
         }
         self.buffer.push_str(line);
         self.buffer.push('\n');
-        let split = statements::split(&self.buffer);
+        let split = statements::split(self.dialect, &self.buffer);
         let rest_is_empty = split.rest_is_empty();
         let mut stmts = split.statements;
         if rest_is_empty {
@@ -354,7 +368,7 @@ impl Shell<'_> {
     /// Runs one statement; Ctrl-C cancels it.
     fn statement(&mut self, sql: &str) -> Result<()> {
         let p = self.settings.paint;
-        let control = tx_control(sql);
+        let control = tx_control(sql, self.dialect);
         let in_tx = self.tx.is_some();
         match (&control, in_tx) {
             (TxControl::Begin, true) => {
@@ -436,7 +450,7 @@ impl Shell<'_> {
                     r => r,
                 };
                 result?;
-                if changes_schema(sql) {
+                if changes_schema(sql, self.dialect) {
                     self.refresh_catalog();
                 }
                 Ok(())
@@ -520,16 +534,23 @@ mod tests {
 
     #[test]
     fn transaction_control_is_recognised() {
-        assert_eq!(tx_control("BEGIN"), TxControl::Begin);
-        assert_eq!(tx_control("begin immediate transaction"), TxControl::Begin);
-        assert_eq!(tx_control("START TRANSACTION"), TxControl::Begin);
-        assert_eq!(tx_control("commit"), TxControl::Commit);
-        assert_eq!(tx_control("END"), TxControl::Commit);
-        assert_eq!(tx_control("ROLLBACK"), TxControl::Rollback);
-        assert_eq!(tx_control("ROLLBACK TO SAVEPOINT a"), TxControl::None);
-        assert_eq!(tx_control("SELECT 1"), TxControl::None);
-        assert!(changes_schema("create table t (a)"));
-        assert!(!changes_schema("SELECT 1"));
+        let sqlite = statements::Dialect::Sqlite;
+        let tx = |sql| tx_control(sql, sqlite);
+        assert_eq!(tx("BEGIN"), TxControl::Begin);
+        assert_eq!(tx("begin immediate transaction"), TxControl::Begin);
+        assert_eq!(tx("START TRANSACTION"), TxControl::Begin);
+        assert_eq!(tx("-- a note\nBEGIN /* here */"), TxControl::Begin);
+        assert_eq!(tx("commit"), TxControl::Commit);
+        assert_eq!(tx("END"), TxControl::Commit);
+        assert_eq!(tx("END + 1"), TxControl::None);
+        assert_eq!(tx("ROLLBACK"), TxControl::Rollback);
+        assert_eq!(tx("ROLLBACK TO SAVEPOINT a"), TxControl::None);
+        assert_eq!(tx("SELECT 1"), TxControl::None);
+        let mysql = statements::Dialect::Mysql;
+        assert_eq!(tx_control("# note\nCOMMIT", mysql), TxControl::Commit);
+        assert!(changes_schema("create table t (a)", sqlite));
+        assert!(changes_schema("/* x */ DROP TABLE t", sqlite));
+        assert!(!changes_schema("SELECT 1", sqlite));
     }
 
     #[test]

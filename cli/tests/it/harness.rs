@@ -89,31 +89,23 @@ impl Server {
     /// else redis://127.0.0.1:6379), or `None` with a one-line notice when that server cannot be
     /// reached. With `DBFORGE_REQUIRE_BACKENDS=1` (CI) an unreachable server fails the test.
     pub fn with_redis() -> Option<Self> {
-        let url = std::env::var("DBFORGE_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-        let host_port = url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.rsplit('@').next())
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or("127.0.0.1:6379")
-            .to_owned();
-        let reachable = host_port
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
-        if !reachable {
-            if std::env::var("DBFORGE_REQUIRE_BACKENDS").as_deref() == Ok("1") {
-                panic!(
-                    "redis at {host_port} is required (DBFORGE_REQUIRE_BACKENDS=1) but unreachable"
-                );
-            }
-            eprintln!("skipping redis tests: {host_port} unreachable");
-            return None;
-        }
+        let url = engine_url("redis", "DBFORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379")?;
         Some(Self::with(|mut c| {
             c.redis_url = Some(url);
+            c
+        }))
+    }
+
+    /// A gateway that also spawns databases on the local MySQL or MariaDB server
+    /// (`DBFORGE_TEST_MYSQL_URL`, else mysql://root@127.0.0.1:3306), as [`Server::with_redis`].
+    pub fn with_mysql() -> Option<Self> {
+        let url = engine_url(
+            "mysql",
+            "DBFORGE_TEST_MYSQL_URL",
+            "mysql://root@127.0.0.1:3306",
+        )?;
+        Some(Self::with(|mut c| {
+            c.mysql_url = Some(url);
             c
         }))
     }
@@ -353,4 +345,32 @@ impl Pty {
             other => panic!("the child did not exit normally: {other:?}"),
         }
     }
+}
+
+/// The URL of a database server for the tests (`var`, else `default`), or `None` with a one-line
+/// notice when it cannot be reached; with `DBFORGE_REQUIRE_BACKENDS=1` (CI) that fails instead.
+fn engine_url(engine: &str, var: &str, default: &str) -> Option<String> {
+    let url = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    let host_port = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.rsplit('@').next())
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default()
+        .to_owned();
+    let reachable = host_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+    if !reachable {
+        if std::env::var("DBFORGE_REQUIRE_BACKENDS").as_deref() == Ok("1") {
+            panic!(
+                "{engine} at {host_port} is required (DBFORGE_REQUIRE_BACKENDS=1) but unreachable"
+            );
+        }
+        eprintln!("skipping {engine} tests: {host_port} unreachable");
+        return None;
+    }
+    Some(url)
 }

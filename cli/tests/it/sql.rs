@@ -310,3 +310,46 @@ fn transaction_on_redis_runs_one_multi_exec_batch() {
     assert_eq!(doc, serde_json::json!([[{"value": "OK"}], [{"value": 2}]]));
     assert_eq!(s.scalar(&db, "GET a"), dbforge::Value::Text("2".into()));
 }
+
+/// A MySQL script with `#` comments and backslash escapes runs the same through `dbforge sql -f`
+/// as through `dbforge import --sql`: the CLI asks GetDatabase for the engine and splits by
+/// MySQL's rules, with the gateway's own scanner.
+#[test]
+fn a_mysql_script_runs_with_sql_file_as_import_runs_it() {
+    let Some(s) = Server::with_mysql() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("script.sql");
+    std::fs::write(
+        &file,
+        "CREATE TABLE notes (id INT AUTO_INCREMENT PRIMARY KEY, body TEXT);\n\
+         # a comment; with a semicolon\n\
+         INSERT INTO notes (body) VALUES ('it\\'s; here');\n\
+         INSERT INTO notes (body) VALUES (\"a;b\");\n",
+    )
+    .expect("write script");
+    let via_sql = s.db_on("mysql-sql-file", dbforge::Backend::Mysql);
+    let via_import = s.db_on("mysql-import", dbforge::Backend::Mysql);
+    let out = s
+        .cmd()
+        .args(["sql", &via_sql, "-f"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    let ran = out.status.success();
+    let err = stderr(&out);
+    s.cmd()
+        .args(["import", &via_import, "--sql"])
+        .arg(&file)
+        .assert()
+        .success();
+    let q = "SELECT GROUP_CONCAT(body ORDER BY id SEPARATOR '|') FROM notes";
+    let (got_sql, got_import) = (s.scalar(&via_sql, q), s.scalar(&via_import, q));
+    for db in [&via_sql, &via_import] {
+        s.cmd().args(["db", "rm", db, "--yes"]).assert().success();
+    }
+    assert!(ran, "{err}");
+    assert_eq!(got_sql, dbforge::Value::Text("it's; here|a;b".into()));
+    assert_eq!(got_import, got_sql);
+}

@@ -3,6 +3,8 @@
 
 use std::io::Read;
 
+use dbforge_sqlscan::{Dialect, TokenKind, Tokens};
+
 use crate::core::error::{Error, Result};
 
 /// Whose lexical rules apply when a statement's words are read.
@@ -37,7 +39,7 @@ pub enum Flavor {
 /// the worst that does is let a statement that writes and returns more rows than a limit keep
 /// its write while the call fails, in the database of the client that did it.
 pub fn refuse_transaction_control(sql: &str, flavor: Flavor) -> Result<()> {
-    let words = Words::new(sql, flavor);
+    let words = words(sql, flavor);
     let mut words = words.map(|w| w.to_ascii_uppercase());
     let Some(first) = words.next() else {
         return Ok(());
@@ -102,9 +104,7 @@ pub fn refuse_transaction_control(sql: &str, flavor: Flavor) -> Result<()> {
 /// The first word of a statement in upper case, comments skipped (MySQL's executable comments
 /// are read as the code they are), or `None` when it has none.
 pub fn first_word(sql: &str, flavor: Flavor) -> Option<String> {
-    Words::new(sql, flavor)
-        .next()
-        .map(|w| w.to_ascii_uppercase())
+    words(sql, flavor).next().map(|w| w.to_ascii_uppercase())
 }
 
 /// What a PostgreSQL syntax error most likely means when the statement has parameters and a `?`
@@ -115,8 +115,7 @@ pub const PG_PLACEHOLDER_HINT: &str =
 /// A hint for a syntax error of a statement with `params` parameters, when its `?` marks look
 /// like another engine's placeholders: PostgreSQL only (MySQL and SQLite take `?`).
 pub fn placeholder_hint(sql: &str, params: usize, flavor: Flavor) -> Option<&'static str> {
-    let marks =
-        flavor == Flavor::Postgres && params > 0 && Words::new(sql, flavor).any(|w| w == "?");
+    let marks = flavor == Flavor::Postgres && params > 0 && words(sql, flavor).any(|w| w == "?");
     marks.then_some(PG_PLACEHOLDER_HINT)
 }
 
@@ -124,173 +123,32 @@ pub fn placeholder_hint(sql: &str, params: usize, flavor: Flavor) -> Option<&'st
 /// accepts parameters a statement never uses; this lets the gateway refuse them, as it does
 /// on the other engines, instead of ignoring a client's mistake.
 pub fn highest_placeholder(sql: &str) -> usize {
-    Words::new(sql, Flavor::Postgres)
+    words(sql, Flavor::Postgres)
         .filter_map(|w| w.strip_prefix('$')?.parse::<usize>().ok())
         .max()
         .unwrap_or(0)
 }
 
-/// The unquoted words of a statement, in order, skipping comments and literals (and on
-/// PostgreSQL, `$n` placeholders and `?` marks as words of their own).
-struct Words<'a> {
-    s: &'a [u8],
-    text: &'a str,
-    i: usize,
-    flavor: Flavor,
-}
-
-impl<'a> Words<'a> {
-    fn new(text: &'a str, flavor: Flavor) -> Self {
-        Self {
-            s: text.as_bytes(),
-            text,
-            i: 0,
-            flavor,
-        }
-    }
-
-    fn peek(&self, k: usize) -> u8 {
-        self.s.get(self.i + k).copied().unwrap_or(0)
-    }
-
-    fn skip_line(&mut self) {
-        while self.i < self.s.len() && self.s[self.i] != b'\n' {
-            self.i += 1;
-        }
-    }
-
-    /// Skips a block comment starting at `/*`. PostgreSQL nests them; MySQL does not.
-    fn skip_block(&mut self) {
-        let mut depth = 0usize;
-        while self.i < self.s.len() {
-            if self.peek(0) == b'/' && self.peek(1) == b'*' {
-                if depth == 0 || self.flavor == Flavor::Postgres {
-                    depth += 1;
-                }
-                self.i += 2;
-            } else if self.peek(0) == b'*' && self.peek(1) == b'/' {
-                depth = depth.saturating_sub(1);
-                self.i += 2;
-                if depth == 0 {
-                    return;
-                }
-            } else {
-                self.i += 1;
-            }
-        }
-    }
-
-    /// Skips a quoted literal or identifier; `quote` doubled inside stands for itself, and with
-    /// `backslash` (MySQL strings, PostgreSQL `E'…'`) a backslash escapes the next byte.
-    fn skip_quoted(&mut self, quote: u8, backslash: bool) {
-        self.i += 1;
-        while self.i < self.s.len() {
-            let c = self.s[self.i];
-            if c == b'\\' && backslash {
-                self.i += 2;
-            } else if c == quote {
-                if self.peek(1) == quote {
-                    self.i += 2;
-                } else {
-                    self.i += 1;
-                    return;
-                }
-            } else {
-                self.i += 1;
-            }
-        }
-    }
-
-    /// Skips a PostgreSQL dollar-quoted string (`$tag$ … $tag$`), if one starts here.
-    fn skip_dollar(&mut self) -> bool {
-        let rest = &self.text[self.i..];
-        let tag_len = rest[1..]
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .map(|n| n + 1);
-        let Some(end) = tag_len.filter(|&n| rest.as_bytes().get(n) == Some(&b'$')) else {
-            return false;
-        };
-        let tag = &rest[..=end];
-        match rest[tag.len()..].find(tag) {
-            Some(close) => self.i += tag.len() + close + tag.len(),
-            None => self.i = self.s.len(),
-        }
-        true
-    }
-}
-
-impl<'a> Iterator for Words<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        while self.i < self.s.len() {
-            let c = self.s[self.i];
-            let mysql = self.flavor == Flavor::Mysql;
-            match c {
-                b'-' if self.peek(1) == b'-' => self.skip_line(),
-                b'#' if mysql => self.skip_line(),
-                b'/' if self.peek(1) == b'*' => {
-                    // `/*!50001 … */` and MariaDB's `/*M! … */` run their contents: read on.
-                    let exec = if self.peek(2) == b'!' {
-                        Some(3)
-                    } else if self.peek(2) == b'M' && self.peek(3) == b'!' {
-                        Some(4)
-                    } else {
-                        None
-                    };
-                    match exec {
-                        Some(marker) if mysql => {
-                            self.i += marker;
-                            while self.peek(0).is_ascii_digit() {
-                                self.i += 1;
-                            }
-                        }
-                        _ => self.skip_block(),
-                    }
-                }
-                b'*' if mysql && self.peek(1) == b'/' => self.i += 2,
-                b'\'' => self.skip_quoted(b'\'', mysql),
-                b'"' => self.skip_quoted(b'"', mysql),
-                b'`' if mysql => {
-                    // A quoted identifier is still a name (`SET `autocommit` = 0`).
-                    let start = self.i + 1;
-                    self.skip_quoted(b'`', false);
-                    let end = self.i.saturating_sub(1).max(start);
-                    return Some(&self.text[start..end]);
-                }
-                b'$' if !mysql && self.peek(1).is_ascii_digit() => {
-                    let start = self.i;
-                    self.i += 1;
-                    while self.peek(0).is_ascii_digit() {
-                        self.i += 1;
-                    }
-                    return Some(&self.text[start..self.i]);
-                }
-                b'$' if !mysql && self.skip_dollar() => {}
-                b'?' if !mysql => {
-                    self.i += 1;
-                    return Some(&self.text[self.i - 1..self.i]);
-                }
-                c if c.is_ascii_alphabetic() || c == b'_' => {
-                    let start = self.i;
-                    while self.i < self.s.len()
-                        && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_')
-                    {
-                        self.i += 1;
-                    }
-                    let word = &self.text[start..self.i];
-                    if !mysql && word.eq_ignore_ascii_case("e") && self.peek(0) == b'\'' {
-                        // An escape string: E'it\'s'.
-                        self.skip_quoted(b'\'', true);
-                        continue;
-                    }
-                    return Some(word);
-                }
-                _ => self.i += 1,
-            }
-        }
-        None
-    }
+/// The unquoted words of a statement, in order, skipping comments and literals (on MySQL,
+/// backticked names count as words and executable comments are read as code; on PostgreSQL,
+/// `$n` placeholders and `?` marks are words of their own). Built on the shared scanner's
+/// tokens, so it reads quotes and comments exactly as ImportSql's splitter does.
+fn words(sql: &str, flavor: Flavor) -> impl Iterator<Item = &str> {
+    let dialect = match flavor {
+        Flavor::Postgres => Dialect::Postgres,
+        Flavor::Mysql => Dialect::Mysql,
+    };
+    Tokens::new(sql, dialect).filter_map(move |t| match t.kind {
+        TokenKind::Word => Some(t.text),
+        // A quoted identifier is still a name (`SET `autocommit` = 0`).
+        TokenKind::QuotedIdentifier if flavor == Flavor::Mysql => Some(
+            t.text
+                .get(1..t.text.len().saturating_sub(1))
+                .unwrap_or_default(),
+        ),
+        TokenKind::Placeholder if flavor == Flavor::Postgres => Some(t.text),
+        _ => None,
+    })
 }
 
 /// A decimal number read from text, as sign and digits.

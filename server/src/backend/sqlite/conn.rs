@@ -2,6 +2,9 @@
 //! statement deadline, value conversion and error classification.
 
 use std::{
+    cell::RefCell,
+    collections::{HashMap, hash_map::RandomState},
+    hash::BuildHasher,
     path::Path,
     sync::{
         Arc, Mutex,
@@ -86,6 +89,11 @@ struct Guard {
     preparing: AtomicBool,
     /// Why the authorizer refused the last statement, for the error message.
     denial: Mutex<Option<Denial>>,
+    /// Actions the authorizer saw while the last statement was prepared (none when the
+    /// statement came from the cache).
+    prepared_actions: AtomicU64,
+    /// Whether the last statement prepared inserts rows itself (not from a trigger).
+    prepared_insert: AtomicBool,
     /// Deadline in nanoseconds since `epoch`; 0 means none.
     deadline_nanos: AtomicU64,
     /// End of the budget of a statement run on the async runtime (see [`Conn::set_budget`]),
@@ -110,7 +118,15 @@ struct Denial {
 pub struct Conn {
     conn: rusqlite::Connection,
     guard: Arc<Guard>,
+    /// Whether each statement prepared here inserts, by a keyed hash of its text (see
+    /// [`Conn::inserts`]).
+    inserts: RefCell<HashMap<u64, bool>>,
+    hasher: RandomState,
 }
+
+/// Statements whose kind [`Conn::inserts`] remembers; past this it starts over. Far above the
+/// statement cache's 16, so a cached statement is rarely prepared again to be asked.
+const REMEMBERED_STATEMENTS: usize = 512;
 
 impl Conn {
     /// Opens and sandboxes a connection to an existing database file.
@@ -172,7 +188,12 @@ impl Conn {
         // microseconds of the deadline.
         conn.progress_handler(1000, Some(move || progress_guard.should_stop()))
             .map_err(classify)?;
-        Ok(Self { conn, guard })
+        Ok(Self {
+            conn,
+            guard,
+            inserts: RefCell::default(),
+            hasher: RandomState::new(),
+        })
     }
 
     /// The raw connection, for the gateway's own statements.
@@ -238,10 +259,54 @@ impl Conn {
 
     /// Prepares a client's SQL (cached), with the authorizer in its strict, prepare-time mode.
     fn prepare_sql(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>> {
-        self.guard.preparing.store(true, Ordering::Relaxed);
+        self.guard.start_preparing();
         let prepared = self.conn.prepare_cached(sql);
         self.guard.preparing.store(false, Ordering::Relaxed);
-        prepared.map_err(|e| self.classify(e))
+        let prepared = prepared.map_err(|e| self.classify(e))?;
+        self.note_prepared(sql);
+        Ok(prepared)
+    }
+
+    /// Remembers what the authorizer saw of `sql` if it was just compiled (a statement from
+    /// the cache shows it nothing).
+    fn note_prepared(&self, sql: &str) {
+        if self.guard.prepared_actions.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut inserts = self.inserts.borrow_mut();
+        if inserts.len() >= REMEMBERED_STATEMENTS {
+            inserts.clear();
+        }
+        let insert = self.guard.prepared_insert.load(Ordering::Relaxed);
+        inserts.insert(self.hasher.hash_one(sql), insert);
+    }
+
+    /// Whether `sql` is an insert: SQLite's authorizer saw it insert rows itself, not through a
+    /// trigger (a CTE, a leading comment or a line break change nothing, and an UPDATE whose
+    /// trigger inserts is no insert). Reading the text instead would miss `WITH … INSERT`.
+    /// Answered from what [`Conn::prepare_sql`] noted; a statement the cache kept longer than
+    /// the note is compiled once more to be asked.
+    fn inserts(&self, sql: &str) -> bool {
+        if let Some(insert) = self.inserts.borrow().get(&self.hasher.hash_one(sql)) {
+            return *insert;
+        }
+        self.guard.start_preparing();
+        let fresh = self.conn.prepare(sql).map(drop);
+        self.guard.preparing.store(false, Ordering::Relaxed);
+        if fresh.is_err() {
+            // It compiled a moment ago; whatever stops it now is not the client's statement's
+            // error, and its reason must not be reported for the next one.
+            self.guard.denial.lock().ok().map(|mut d| d.take());
+            return false;
+        }
+        self.note_prepared(sql);
+        self.guard.prepared_insert.load(Ordering::Relaxed)
+    }
+
+    /// The rowid of the row an insert just added, if `sql` is one and added rows.
+    fn last_insert_id(&self, sql: &str, readonly: bool) -> Option<i64> {
+        (!readonly && self.conn.changes() > 0 && self.inserts(sql))
+            .then(|| self.conn.last_insert_rowid())
     }
 
     /// Prepares `sql` (cached) and says whether it only reads.
@@ -264,8 +329,7 @@ impl Conn {
         let readonly = prepared.readonly();
         Ok(StatementResult {
             rows_affected: if readonly { 0 } else { self.conn.changes() },
-            last_insert_id: (!readonly && self.conn.changes() > 0 && is_insert(&stmt.sql))
-                .then(|| self.conn.last_insert_rowid()),
+            last_insert_id: self.last_insert_id(&stmt.sql, readonly),
             columns: Vec::new(),
             rows: Vec::new(),
         })
@@ -300,8 +364,7 @@ impl Conn {
         let readonly = prepared.readonly();
         Ok(StatementResult {
             rows_affected: if readonly { 0 } else { self.conn.changes() },
-            last_insert_id: (!readonly && self.conn.changes() > 0 && is_insert(&stmt.sql))
-                .then(|| self.conn.last_insert_rowid()),
+            last_insert_id: self.last_insert_id(&stmt.sql, readonly),
             columns,
             rows: rows_out,
         })
@@ -363,6 +426,28 @@ impl std::fmt::Debug for Guard {
 }
 
 impl Guard {
+    /// Enters the strict, prepare-time mode and forgets what the last preparation saw.
+    fn start_preparing(&self) {
+        self.prepared_actions.store(0, Ordering::Relaxed);
+        self.prepared_insert.store(false, Ordering::Relaxed);
+        self.preparing.store(true, Ordering::Relaxed);
+    }
+
+    /// Notes an action of the statement being prepared: an insert into a table of the
+    /// database by the statement itself (not a trigger's, nor SQLite's own row in its schema
+    /// table that CREATE writes) makes it an insert.
+    fn note(&self, ctx: &AuthContext<'_>) {
+        self.prepared_actions.fetch_add(1, Ordering::Relaxed);
+        if let AuthAction::Insert { table_name } = ctx.action
+            && ctx.accessor.is_none()
+            && !table_name
+                .get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("sqlite_"))
+        {
+            self.prepared_insert.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Checked by SQLite every 1000 VM steps.
     fn should_stop(&self) -> bool {
         self.past_deadline() || self.past_budget() || self.waiter_gone()
@@ -410,6 +495,9 @@ impl Guard {
 /// The sandbox: decides, per action of a statement being prepared, whether it may run.
 fn authorize(guard: &Guard, ctx: AuthContext<'_>) -> Authorization {
     use QueryErrorKind::Forbidden;
+    if guard.preparing.load(Ordering::Relaxed) {
+        guard.note(&ctx);
+    }
     match ctx.action {
         // VACUUM rebuilds the database through a private scratch database attached as ''
         // while it runs; a client's own ATTACH is always authorized at prepare time.
@@ -464,12 +552,6 @@ fn authorize(guard: &Guard, ctx: AuthContext<'_>) -> Authorization {
         }
         _ => Authorization::Allow,
     }
-}
-
-/// Whether an insert produced the last rowid. `changes()` alone would also be set by UPDATE.
-fn is_insert(sql: &str) -> bool {
-    let head = sql.trim_start().get(..7).unwrap_or_default();
-    head.eq_ignore_ascii_case("insert ") || head.eq_ignore_ascii_case("replace")
 }
 
 /// Column metadata of a prepared statement.

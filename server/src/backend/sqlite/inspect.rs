@@ -513,8 +513,8 @@ fn foreign_keys(conn: &Conn, table: &str) -> Result<Vec<ForeignKeySchema>> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A small SQL scanner: just enough lexing to find CHECK constraints, a view's query and an
-// index's expressions in the CREATE statements SQLite stores, with quotes and comments honoured.
+// Just enough reading of the CREATE statements SQLite stores to find CHECK constraints, a view's
+// query and an index's expressions, on the shared scanner's tokens (quotes and comments honoured).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tok {
@@ -536,90 +536,30 @@ struct Token {
     end: usize,
 }
 
-/// Splits `sql` into tokens, skipping blanks and comments. An unterminated quote or comment
-/// runs to the end of the text.
+/// Splits `sql` into tokens, skipping blanks and comments, with the shared scanner's SQLite
+/// rules. An unterminated quote or comment runs to the end of the text.
 fn tokenize(sql: &str) -> Vec<Token> {
-    let b = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
-    while i < b.len() {
-        let c = b[i];
-        let start = i;
-        let kind = match c {
-            _ if c.is_ascii_whitespace() => {
-                i += 1;
-                continue;
-            }
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
+    use dbforge_sqlscan::{Dialect, TokenKind, Tokens};
+    Tokens::new(sql, Dialect::Sqlite)
+        .filter_map(|t| {
+            let kind = match t.kind {
+                TokenKind::Comment | TokenKind::ExecutableComment | TokenKind::Space => {
+                    return None;
                 }
-                continue;
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
-                    i += 1;
-                }
-                i = (i + 2).min(b.len());
-                continue;
-            }
-            b'\'' | b'"' | b'`' => {
-                i += 1;
-                loop {
-                    match b.get(i) {
-                        None => break,
-                        Some(&q) if q == c => {
-                            if b.get(i + 1) == Some(&c) {
-                                i += 2;
-                            } else {
-                                i += 1;
-                                break;
-                            }
-                        }
-                        Some(_) => i += 1,
-                    }
-                }
-                Tok::Quoted
-            }
-            b'[' => {
-                while i < b.len() && b[i] != b']' {
-                    i += 1;
-                }
-                i = (i + 1).min(b.len());
-                Tok::Quoted
-            }
-            b'(' => {
-                i += 1;
-                Tok::Open
-            }
-            b')' => {
-                i += 1;
-                Tok::Close
-            }
-            b',' => {
-                i += 1;
-                Tok::Comma
-            }
-            _ if is_word(c) => {
-                while i < b.len() && is_word(b[i]) {
-                    i += 1;
-                }
-                Tok::Word
-            }
-            _ => {
-                i += 1;
-                Tok::Other
-            }
-        };
-        out.push(Token {
-            kind,
-            start,
-            end: i,
-        });
-    }
-    out
+                TokenKind::Word => Tok::Word,
+                TokenKind::QuotedIdentifier | TokenKind::String => Tok::Quoted,
+                TokenKind::Open => Tok::Open,
+                TokenKind::Close => Tok::Close,
+                TokenKind::Comma => Tok::Comma,
+                TokenKind::Placeholder | TokenKind::Semicolon | TokenKind::Other => Tok::Other,
+            };
+            Some(Token {
+                kind,
+                start: t.start,
+                end: t.end,
+            })
+        })
+        .collect()
 }
 
 fn is_word(sql: &str, t: &Token, word: &str) -> bool {

@@ -803,3 +803,135 @@ mod inline_reads {
         );
     }
 }
+
+/// `last_insert_id` comes from what SQLite compiled, not from the statement's first word.
+mod last_insert_id {
+    use super::inspect_support::*;
+    use crate::backend::Database;
+
+    async fn id(db: &dyn Database, q: &str) -> Option<i64> {
+        db.execute(sql(q), &limits()).await.expect(q).last_insert_id
+    }
+
+    #[tokio::test]
+    async fn inserts_report_their_rowid_however_they_are_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let b = backend(dir.path());
+        let db = spawn(&b, "insert-id").await;
+        run(
+            &*db,
+            &[
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)",
+                "CREATE TABLE other (id INTEGER PRIMARY KEY)",
+                "CREATE TABLE log (id INTEGER PRIMARY KEY, what TEXT)",
+                "CREATE TRIGGER t_upd AFTER UPDATE ON t BEGIN \
+                 INSERT INTO log (what) VALUES ('update'); END",
+            ],
+        )
+        .await;
+        assert_eq!(id(&*db, "INSERT\nINTO t (v) VALUES ('a')").await, Some(1));
+        let with = "WITH x(v) AS (SELECT 'b') INSERT INTO t (v) SELECT v FROM x";
+        assert_eq!(id(&*db, with).await, Some(2));
+        let commented = "-- a note\n/* and a block */ INSERT INTO t (v) VALUES ('c')";
+        assert_eq!(id(&*db, commented).await, Some(3));
+        assert_eq!(
+            id(&*db, "REPLACE INTO t (id, v) VALUES (10, 'd')").await,
+            Some(10)
+        );
+        // From the statement cache, and into another table with the same rowid as the last.
+        assert_eq!(id(&*db, "INSERT\nINTO t (v) VALUES ('a')").await, Some(11));
+        assert_eq!(
+            id(&*db, "INSERT INTO other (id) VALUES (11)").await,
+            Some(11)
+        );
+    }
+
+    #[tokio::test]
+    async fn other_statements_report_none_after_an_insert() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let b = backend(dir.path());
+        let db = spawn(&b, "no-insert-id").await;
+        run(
+            &*db,
+            &[
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)",
+                "CREATE TABLE log (id INTEGER PRIMARY KEY, what TEXT)",
+                "CREATE TRIGGER t_upd AFTER UPDATE ON t BEGIN \
+                 INSERT INTO log (what) VALUES ('update'); END",
+            ],
+        )
+        .await;
+        assert_eq!(
+            id(&*db, "INSERT INTO t (v) VALUES ('a'), ('b')").await,
+            Some(2)
+        );
+        // Each of these follows an insert that set last_insert_rowid and left changes() > 0;
+        // the UPDATE's trigger even inserts.
+        for q in [
+            "UPDATE t SET v = 'c' WHERE id = 1",
+            "WITH x AS (SELECT 1) UPDATE t SET v = 'd'",
+            "-- INSERT\nDELETE FROM t WHERE id = 2",
+            "SELECT * FROM t",
+            "CREATE TABLE u (a)",
+            "INSERT INTO t (id, v) VALUES (1, 'x') ON CONFLICT DO NOTHING",
+        ] {
+            assert_eq!(
+                id(&*db, "INSERT INTO t (v) VALUES ('e')").await.map(|_| ()),
+                Some(())
+            );
+            assert_eq!(id(&*db, q).await, None, "{q}");
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_and_sessions_report_it_too() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let b = backend(dir.path());
+        let db = spawn(&b, "insert-id-session").await;
+        run(&*db, &["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]).await;
+        let results = db
+            .batch(
+                vec![
+                    sql("WITH x(v) AS (SELECT 'a') INSERT INTO t (v) SELECT v FROM x"),
+                    sql("UPDATE t SET v = 'b'"),
+                ],
+                true,
+                &limits(),
+            )
+            .await
+            .expect("batch");
+        let ids: Vec<_> = results.iter().map(|r| r.last_insert_id).collect();
+        assert_eq!(ids, [Some(1), None]);
+        let mut session = db.session(limits()).await.expect("session");
+        session.begin().await.expect("begin");
+        let r = session
+            .execute(sql("/* x */ INSERT\nINTO t (v) VALUES ('c')"))
+            .await
+            .expect("insert");
+        assert_eq!(r.last_insert_id, Some(2));
+    }
+
+    /// The connection remembers a bounded number of statements; one the statement cache keeps
+    /// past that is compiled again to be asked.
+    #[tokio::test]
+    async fn a_cached_insert_is_still_an_insert_after_the_memory_starts_over() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let b = backend(dir.path());
+        let db = spawn(&b, "insert-id-many").await;
+        run(&*db, &["CREATE TABLE t (id INTEGER PRIMARY KEY)"]).await;
+        let mut session = db.session(limits()).await.expect("session");
+        session.begin().await.expect("begin");
+        for n in 1..=600 {
+            let r = session
+                .execute(sql("INSERT INTO t DEFAULT VALUES"))
+                .await
+                .expect("insert");
+            assert_eq!(r.last_insert_id, Some(n));
+            let r = session
+                .execute(sql(&format!("SELECT {n}")))
+                .await
+                .expect("select");
+            assert_eq!(r.last_insert_id, None);
+        }
+    }
+}
