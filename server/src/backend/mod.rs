@@ -22,6 +22,7 @@
 #[cfg(test)]
 pub mod conformance;
 pub mod mysql;
+pub mod pool;
 pub mod postgres;
 pub mod probe;
 pub mod reader;

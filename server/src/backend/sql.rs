@@ -26,6 +26,7 @@
 pub mod exec;
 pub mod inspect;
 pub mod pool;
+pub mod provision;
 #[cfg(test)]
 pub mod testing;
 pub mod text;

@@ -61,21 +61,20 @@ mod inspect;
 #[cfg(test)]
 mod tests;
 
-use std::{collections::BTreeSet, str::FromStr, sync::Arc};
+use std::{str::FromStr, sync::Arc};
 
-use async_trait::async_trait;
 use sqlx::{ConnectOptions, mysql::MySqlConnectOptions};
 
 pub use self::conn::classify;
+#[cfg(doc)]
+use super::Backend;
 use self::conn::{MysqlEngine, MysqlTarget, STATEMENT_CACHE, TypeCache};
 use super::{
-    Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
-    reader::{WithReader, reader_ident},
-    sql::{Locator, PoolSizes, Relogin, Server, SqlDatabase, text::DecimalDigits},
+    Capabilities, ServerBackendConfig,
+    sql::{Locator, Relogin, provision::SqlBackend, text::DecimalDigits},
 };
 use crate::core::{
     error::{Error, Result},
-    names::DatabaseName,
     table::{ColumnType, SqlDialect},
     value::{Statement, Value},
 };
@@ -104,12 +103,13 @@ const CAPABILITIES_RETURNING: Capabilities = Capabilities {
     ..CAPABILITIES
 };
 
-/// The MySQL/MariaDB backend.
+/// The MySQL/MariaDB backend: the shared server-engine backend over [`Mysql`]'s provisioning.
+pub type MysqlBackend = SqlBackend<Mysql>;
+
+/// How MySQL schemas and users are made and reached (see `admin.rs` for the SQL).
 #[derive(Debug)]
-pub struct MysqlBackend {
-    server: Arc<Server<MysqlEngine>>,
+pub struct Mysql {
     admin_options: MySqlConnectOptions,
-    prefix: String,
 }
 
 impl MysqlBackend {
@@ -123,25 +123,9 @@ impl MysqlBackend {
     /// As [`Self::new`], naming schemas and users `<prefix>…`: gateways (or test runs) that
     /// share a server must use different prefixes, as each sweeps its own as orphans.
     pub async fn with_prefix(cfg: ServerBackendConfig, prefix: &str) -> Result<Self> {
-        let prefix_ok = prefix.len() <= 16
-            && prefix.starts_with(|c: char| c.is_ascii_lowercase())
-            && prefix
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !prefix_ok {
-            return Err(Error::invalid(
-                "prefix",
-                "1-16 characters of a-z, 0-9 and _, starting with a letter",
-            ));
-        }
         let admin_options = MySqlConnectOptions::from_str(&cfg.url)
             .map_err(|e| Error::invalid("mysql_url", e))?
             .disable_statement_logging();
-        let sizes = PoolSizes::new(
-            cfg.max_connections,
-            cfg.per_database_connections,
-            cfg.idle_timeout,
-        )?;
         let admin = MysqlTarget {
             options: admin_options.clone(),
             schema: String::new(),
@@ -149,21 +133,21 @@ impl MysqlBackend {
             reader: false,
             relogin: None,
         };
-        let server = Server::start(MysqlEngine::default(), admin, sizes, cfg.location()).await;
-        Ok(Self {
-            server,
-            admin_options,
-            prefix: prefix.to_owned(),
-        })
+        let engine = Mysql { admin_options };
+        SqlBackend::start(engine, MysqlEngine::default(), admin, &cfg, prefix).await
     }
+}
 
-    fn locator(&self, db: &Provisioned) -> Result<Locator> {
-        Locator::parse(&db.locator, &self.prefix, MAX_IDENT)
-    }
-
+impl Mysql {
     /// Connection settings for a spawned database's own user (`user` is `loc.ident`) or its
     /// read-only one, sharing `types`: a table the owner alters is forgotten for both.
-    fn target(&self, loc: &Locator, user: &str, types: &Arc<TypeCache>) -> MysqlTarget {
+    fn target(
+        &self,
+        loc: &Locator,
+        user: &str,
+        types: &Arc<TypeCache>,
+        relogin: Relogin,
+    ) -> MysqlTarget {
         MysqlTarget {
             options: self
                 .admin_options
@@ -175,96 +159,8 @@ impl MysqlBackend {
             schema: loc.ident.clone(),
             types: Arc::clone(types),
             reader: user != loc.ident,
-            relogin: Some(Relogin::new({
-                let server = Arc::clone(&self.server);
-                let (user, password) = (user.to_owned(), loc.password.clone());
-                move || {
-                    Box::pin(admin::reset_login(
-                        Arc::clone(&server),
-                        user.clone(),
-                        password.clone(),
-                    ))
-                }
-            })),
+            relogin: Some(relogin),
         }
-    }
-}
-
-#[async_trait]
-impl Backend for MysqlBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Mysql
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        // Known once the server has answered; until then, the conservative set.
-        match self.server.engine().flavor() {
-            Some(f) if f.returning => &CAPABILITIES_RETURNING,
-            _ => &CAPABILITIES,
-        }
-    }
-
-    fn dialect(&self) -> Option<&'static dyn SqlDialect> {
-        Some(&MysqlDialect)
-    }
-
-    fn locate(&self, name: &DatabaseName) -> Provisioned {
-        Provisioned {
-            name: name.clone(),
-            locator: Locator::generate(&self.prefix, MAX_IDENT).to_string(),
-        }
-    }
-
-    async fn create(&self, db: &Provisioned) -> Result<()> {
-        self.provision(&self.locator(db)?).await
-    }
-
-    async fn destroy(&self, db: &Provisioned) -> Result<()> {
-        self.unprovision(&self.locator(db)?.ident).await
-    }
-
-    async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {
-        let loc = self.locator(db)?;
-        let types = Arc::new(TypeCache::default());
-        let reader = reader_ident(&loc.ident);
-        let server = Arc::clone(&self.server);
-        let writer = self
-            .server
-            .database(&loc.ident, self.target(&loc, &loc.ident, &types));
-        let reader = self
-            .server
-            .database(&reader, self.target(&loc, &reader, &types));
-        Ok(Arc::new(WithReader::new(
-            SqlDatabase::new(writer),
-            SqlDatabase::new(reader),
-            // Databases spawned before read-only users existed get theirs on first use.
-            Box::new(move || Box::pin(admin::ensure_reader(Arc::clone(&server), loc.clone()))),
-        )))
-    }
-
-    async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>> {
-        self.schema_size(&self.locator(db)?.ident).await
-    }
-
-    async fn remove_orphans(&self, known: &[Provisioned]) -> Result<usize> {
-        let known: BTreeSet<String> = known
-            .iter()
-            .filter_map(|p| self.locator(p).ok())
-            .map(|l| l.ident)
-            .collect();
-        let orphans = self.orphans(&known).await?;
-        for ident in &orphans {
-            self.unprovision(ident).await?;
-        }
-        Ok(orphans.len())
-    }
-
-    fn available(&self) -> bool {
-        self.server.is_up()
-    }
-
-    fn enforces_read_only(&self) -> bool {
-        true
     }
 }
 

@@ -79,24 +79,24 @@ mod inspect;
 mod tests;
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::HashMap,
     str::FromStr,
     sync::{Arc, Mutex, PoisonError, atomic::AtomicU64},
 };
 
-use async_trait::async_trait;
 use sqlx::{ConnectOptions, postgres::PgConnectOptions};
 
 pub use self::conn::classify;
+#[cfg(doc)]
+use super::Backend;
 use self::conn::{PgEngine, PgTarget, STATEMENT_CACHE};
 use super::{
-    Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
-    reader::{WithReader, reader_ident},
-    sql::{Locator, PoolSizes, Relogin, Server, SqlDatabase, text::DecimalDigits},
+    Capabilities, ServerBackendConfig,
+    reader::reader_ident,
+    sql::{Locator, Relogin, provision::SqlBackend, text::DecimalDigits},
 };
 use crate::core::{
     error::{Error, Result},
-    names::DatabaseName,
     table::{ColumnType, SqlDialect},
     value::{Statement, Value, text},
 };
@@ -106,21 +106,37 @@ pub const DEFAULT_PREFIX: &str = "dbf_";
 /// PostgreSQL's identifier limit, in bytes.
 const MAX_IDENT: usize = 63;
 
-/// The PostgreSQL backend.
+/// The PostgreSQL backend: the shared server-engine backend over [`Postgres`]' provisioning.
+pub type PostgresBackend = SqlBackend<Postgres>;
+
+/// What PostgreSQL supports.
+const CAPABILITIES: Capabilities = Capabilities {
+    sql: true,
+    transactions: true,
+    sessions: true,
+    typed_params: true,
+    table_service: true,
+    key_value: false,
+    // No implicit row ids: use RETURNING.
+    last_insert_id: false,
+    returning: true,
+    placeholder: "$1",
+};
+
+/// How PostgreSQL databases and roles are made and reached (see `admin.rs` for the SQL).
 #[derive(Debug)]
-pub struct PostgresBackend {
-    server: Arc<Server<PgEngine>>,
+pub struct Postgres {
     admin_options: PgConnectOptions,
     /// Schema epochs by database (see [`Self::epoch`]).
     epochs: Mutex<HashMap<String, Arc<AtomicU64>>>,
-    prefix: String,
-    caps: Capabilities,
 }
 
 impl PostgresBackend {
     /// Connects lazily to the server at `cfg.url` (an admin role that may create databases and
     /// roles). Succeeds while the server is down; [`Backend::available`] then says so until a
     /// background probe reaches it.
+    ///
+    /// [`Backend::available`]: super::Backend::available
     pub async fn new(cfg: ServerBackendConfig) -> Result<Self> {
         Self::with_prefix(cfg, DEFAULT_PREFIX).await
     }
@@ -128,57 +144,20 @@ impl PostgresBackend {
     /// As [`Self::new`], naming databases and roles `<prefix>…`: gateways (or test runs) that
     /// share a server must use different prefixes, as each sweeps its own as orphans.
     pub async fn with_prefix(cfg: ServerBackendConfig, prefix: &str) -> Result<Self> {
-        let prefix_ok = prefix.len() <= 24
-            && prefix.starts_with(|c: char| c.is_ascii_lowercase())
-            && prefix
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !prefix_ok {
-            return Err(Error::invalid(
-                "prefix",
-                "1-24 characters of a-z, 0-9 and _, starting with a letter",
-            ));
-        }
         let admin_options = PgConnectOptions::from_str(&cfg.url)
             .map_err(|e| Error::invalid("postgres_url", e))?
             .application_name("dbforge-admin")
             .disable_statement_logging();
-        let sizes = PoolSizes::new(
-            cfg.max_connections,
-            cfg.per_database_connections,
-            cfg.idle_timeout,
-        )?;
-        let server = Server::start(
-            PgEngine,
-            PgTarget::new(admin_options.clone()),
-            sizes,
-            cfg.location(),
-        )
-        .await;
-        Ok(Self {
-            server,
+        let admin = PgTarget::new(admin_options.clone());
+        let engine = Postgres {
             admin_options,
             epochs: Mutex::default(),
-            prefix: prefix.to_owned(),
-            caps: Capabilities {
-                sql: true,
-                transactions: true,
-                sessions: true,
-                typed_params: true,
-                table_service: true,
-                key_value: false,
-                // No implicit row ids: use RETURNING.
-                last_insert_id: false,
-                returning: true,
-                placeholder: "$1",
-            },
-        })
+        };
+        SqlBackend::start(engine, PgEngine, admin, &cfg, prefix).await
     }
+}
 
-    fn locator(&self, db: &Provisioned) -> Result<Locator> {
-        Locator::parse(&db.locator, &self.prefix, MAX_IDENT)
-    }
-
+impl Postgres {
     /// The schema epoch of a database, shared by every connection to it (see
     /// [`conn::PgTarget`]); one per database for the backend's life, or until it is destroyed.
     fn epoch(&self, ident: &str) -> Arc<AtomicU64> {
@@ -187,31 +166,9 @@ impl PostgresBackend {
     }
 
     /// Connection settings for a spawned database's own role.
-    fn target(&self, loc: &Locator) -> PgTarget {
-        PgTarget {
-            options: self.owner_options(loc),
-            epoch: self.epoch(&loc.ident),
-            reader: false,
-            relogin: Some(self.relogin(loc.ident.clone(), &loc.password, false)),
-        }
-    }
-
-    /// Resets the login `role` to the catalog's password (see [`Relogin`]).
-    fn relogin(&self, role: String, password: &str, reader: bool) -> Relogin {
-        let server = Arc::clone(&self.server);
-        let password = password.to_owned();
-        Relogin::new(move || {
-            Box::pin(admin::reset_login(
-                Arc::clone(&server),
-                role.clone(),
-                password.clone(),
-                reader,
-            ))
-        })
-    }
-
-    fn owner_options(&self, loc: &Locator) -> PgConnectOptions {
-        self.admin_options
+    fn owner_target(&self, loc: &Locator, relogin: Relogin) -> PgTarget {
+        let options = self
+            .admin_options
             .clone()
             .username(&loc.ident)
             .password(&loc.password)
@@ -219,23 +176,19 @@ impl PostgresBackend {
             .application_name("dbforge")
             // Notices a vanished gateway during long statements and stops them (PG 14+).
             .options([("client_connection_check_interval", "1000")])
-            .statement_cache_capacity(STATEMENT_CACHE)
-    }
-
-    /// What creating the read-only role of `loc` takes (see [`admin::ReaderSetup`]).
-    fn reader_setup(&self, loc: &Locator) -> admin::ReaderSetup {
-        admin::ReaderSetup {
-            server: Arc::clone(&self.server),
-            admin_options: self.admin_options.clone(),
-            loc: loc.clone(),
-            owner: self.target(loc),
+            .statement_cache_capacity(STATEMENT_CACHE);
+        PgTarget {
+            options,
+            epoch: self.epoch(&loc.ident),
+            reader: false,
+            relogin: Some(relogin),
         }
     }
 
-    /// Connection settings for the database's read-only role (see [`admin::ReaderSetup`]):
+    /// Connection settings for the database's read-only role (see `admin::ensure_reader`):
     /// its transactions are read-only from the first statement on, whatever the role's
     /// settings say.
-    fn reader_target(&self, loc: &Locator) -> PgTarget {
+    fn reader_target(&self, loc: &Locator, relogin: Relogin) -> PgTarget {
         let options = self
             .admin_options
             .clone()
@@ -252,84 +205,8 @@ impl PostgresBackend {
             options,
             epoch: self.epoch(&loc.ident),
             reader: true,
-            relogin: Some(self.relogin(reader_ident(&loc.ident), &loc.password, true)),
+            relogin: Some(relogin),
         }
-    }
-}
-
-#[async_trait]
-impl Backend for PostgresBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Postgres
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.caps
-    }
-
-    fn dialect(&self) -> Option<&'static dyn SqlDialect> {
-        Some(&PostgresDialect)
-    }
-
-    fn locate(&self, name: &DatabaseName) -> Provisioned {
-        Provisioned {
-            name: name.clone(),
-            locator: Locator::generate(&self.prefix, MAX_IDENT).to_string(),
-        }
-    }
-
-    async fn create(&self, db: &Provisioned) -> Result<()> {
-        self.provision(&self.locator(db)?).await
-    }
-
-    async fn destroy(&self, db: &Provisioned) -> Result<()> {
-        let ident = self.locator(db)?.ident;
-        self.unprovision(&ident).await?;
-        self.epochs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&ident);
-        Ok(())
-    }
-
-    async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {
-        let loc = self.locator(db)?;
-        let pool = self.server.database(&loc.ident, self.target(&loc));
-        let reader = self
-            .server
-            .database(&reader_ident(&loc.ident), self.reader_target(&loc));
-        // Databases spawned before read-only roles existed get theirs on first use.
-        let setup = self.reader_setup(&loc);
-        Ok(Arc::new(WithReader::new(
-            SqlDatabase::new(pool),
-            SqlDatabase::new(reader),
-            Box::new(move || Box::pin(setup.clone().run())),
-        )))
-    }
-
-    async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>> {
-        self.database_size(&self.locator(db)?.ident).await
-    }
-
-    async fn remove_orphans(&self, known: &[Provisioned]) -> Result<usize> {
-        let known: BTreeSet<String> = known
-            .iter()
-            .filter_map(|p| self.locator(p).ok())
-            .map(|l| l.ident)
-            .collect();
-        let orphans = self.orphans(&known).await?;
-        for ident in &orphans {
-            self.unprovision(ident).await?;
-        }
-        Ok(orphans.len())
-    }
-
-    fn available(&self) -> bool {
-        self.server.is_up()
-    }
-
-    fn enforces_read_only(&self) -> bool {
-        true
     }
 }
 
