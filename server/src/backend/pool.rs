@@ -458,6 +458,11 @@ impl<C: Connector> Handle<C> {
         &self.pool
     }
 
+    /// The key its idle connections are kept under.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// Where it connects.
     pub fn target(&self) -> &C::Target {
         &self.target

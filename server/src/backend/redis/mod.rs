@@ -178,13 +178,12 @@ mod transfer;
 
 use std::{
     collections::HashSet,
-    sync::{Arc, Weak},
+    sync::Arc,
     time::Duration,
 };
 
 use async_trait::async_trait;
 use redis::{IntoConnectionInfo, Value as Resp};
-use tokio::task::JoinHandle;
 use tracing::warn;
 
 pub use self::database::RedisDatabase;
@@ -195,7 +194,7 @@ use self::{
     pool::{Deadline, Pool},
 };
 use super::{
-    Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig, probe::Backoff,
+    Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
     reader::WithReader,
 };
 use crate::core::{
@@ -211,13 +210,11 @@ const PRUNE_BATCH: &str = "1000";
 /// The SCAN budget of `size_bytes`: pages, and keys measured.
 const SIZE_PAGES: usize = 4;
 const SIZE_MAX_KEYS: usize = 1000;
-/// How long a probe waits for PONG before calling the server unreachable.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the backend and its open databases share: the connections and the command table.
 #[derive(Debug)]
 struct Shared {
-    pool: Pool,
+    pool: Arc<Pool>,
     commands: tokio::sync::OnceCell<Arc<CommandTable>>,
 }
 
@@ -325,7 +322,6 @@ pub struct RedisBackend {
     /// What this backend's ACL user names start with.
     user_prefix: String,
     caps: Capabilities,
-    watcher: JoinHandle<()>,
 }
 
 impl RedisBackend {
@@ -359,13 +355,11 @@ impl RedisBackend {
                  prefix and ACL user, not by database number",
             ));
         }
+        let pool = Pool::start(info, cfg.location(), cfg.max_connections, cfg.idle_timeout).await?;
         let shared = Arc::new(Shared {
-            pool: Pool::new(info, cfg.location(), cfg.max_connections, cfg.idle_timeout),
+            pool,
             commands: tokio::sync::OnceCell::new(),
         });
-        shared.pool.probe(PROBE_TIMEOUT).await;
-        let tick = (cfg.idle_timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(1));
-        let watcher = tokio::spawn(watch(Arc::downgrade(&shared), tick));
         Ok(RedisBackend {
             shared,
             user_prefix: user_prefix.to_owned(),
@@ -380,41 +374,12 @@ impl RedisBackend {
                 returning: false,
                 placeholder: "",
             },
-            watcher,
         })
     }
 
     /// Database connections open right now (the admin connection not counted).
     pub fn open_connections(&self) -> usize {
         self.shared.pool.open_connections()
-    }
-}
-
-impl Drop for RedisBackend {
-    fn drop(&mut self) {
-        self.watcher.abort();
-    }
-}
-
-/// Probes the server and closes idle connections until the backend is dropped.
-async fn watch(shared: Weak<Shared>, tick: Duration) {
-    let mut backoff = Backoff::default();
-    loop {
-        let Some(s) = shared.upgrade() else {
-            return;
-        };
-        let up = s.pool.probe(PROBE_TIMEOUT).await;
-        s.pool.sweep_idle();
-        let wait = if up {
-            backoff.reset();
-            tick
-        } else {
-            backoff.failed()
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = s.pool.wake.notified() => {}
-        }
     }
 }
 
