@@ -393,7 +393,11 @@ impl<C: Connector> Pool<C> {
             self.health.outages.fetch_add(1, Ordering::Relaxed);
             let n = self.data.drain(|_| true) + self.admin.drain(|_| true);
             if n > 0 {
-                debug!(backend = C::KIND.as_str(), closed = n, "dropped idle connections");
+                debug!(
+                    backend = C::KIND.as_str(),
+                    closed = n,
+                    "dropped idle connections"
+                );
             }
         }
         up
@@ -405,7 +409,11 @@ impl<C: Connector> Pool<C> {
         let n = self.data.drain(|i| i.since.elapsed() >= cutoff)
             + self.admin.drain(|i| i.since.elapsed() >= cutoff);
         if n > 0 {
-            debug!(backend = C::KIND.as_str(), closed = n, "closed idle connections");
+            debug!(
+                backend = C::KIND.as_str(),
+                closed = n,
+                "closed idle connections"
+            );
         }
     }
 }
@@ -619,12 +627,16 @@ impl<C: Connector> fmt::Debug for Lease<C> {
 impl<C: Connector> Lease<C> {
     /// The connection.
     pub fn conn(&self) -> &C::Conn {
-        self.conn.as_ref().expect("a lease holds its connection until dropped")
+        self.conn
+            .as_ref()
+            .expect("a lease holds its connection until dropped")
     }
 
     /// The connection, to use.
     pub fn conn_mut(&mut self) -> &mut C::Conn {
-        self.conn.as_mut().expect("a lease holds its connection until dropped")
+        self.conn
+            .as_mut()
+            .expect("a lease holds its connection until dropped")
     }
 
     /// The pool it came from.
@@ -683,7 +695,9 @@ pub struct Detached<C: Connector> {
 impl<C: Connector> Detached<C> {
     /// The connection.
     pub fn conn_mut(&mut self) -> &mut C::Conn {
-        self.conn.as_mut().expect("a detached lease holds its connection until finished")
+        self.conn
+            .as_mut()
+            .expect("a detached lease holds its connection until finished")
     }
 
     /// The pool it came from.

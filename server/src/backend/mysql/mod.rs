@@ -66,9 +66,9 @@ use std::{str::FromStr, sync::Arc};
 use sqlx::{ConnectOptions, mysql::MySqlConnectOptions};
 
 pub use self::conn::classify;
+use self::conn::{MysqlEngine, MysqlTarget, STATEMENT_CACHE, TypeCache};
 #[cfg(doc)]
 use super::Backend;
-use self::conn::{MysqlEngine, MysqlTarget, STATEMENT_CACHE, TypeCache};
 use super::{
     Capabilities, ServerBackendConfig,
     sql::{Locator, Relogin, provision::SqlBackend, text::DecimalDigits},

@@ -87,9 +87,9 @@ use std::{
 use sqlx::{ConnectOptions, postgres::PgConnectOptions};
 
 pub use self::conn::classify;
+use self::conn::{PgEngine, PgTarget, STATEMENT_CACHE};
 #[cfg(doc)]
 use super::Backend;
-use self::conn::{PgEngine, PgTarget, STATEMENT_CACHE};
 use super::{
     Capabilities, ServerBackendConfig,
     reader::reader_ident,

@@ -176,11 +176,7 @@ mod pool;
 mod reply;
 mod transfer;
 
-use std::{
-    collections::HashSet,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use redis::{IntoConnectionInfo, Value as Resp};

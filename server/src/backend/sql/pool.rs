@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 use tracing::debug;
 
-pub use crate::backend::pool::PoolSizes;
 use super::{Control, Engine, Outcome, Prepared, RowSink, SqlConn, text::placeholder_hint};
+pub use crate::backend::pool::PoolSizes;
 use crate::backend::pool::{Connector, Handle, Lease, Pool, PoolConn};
 use crate::core::{
     error::{Error, QueryErrorKind, Result},

@@ -208,10 +208,7 @@ impl<P: Provisioner> Shared<P> {
     pub fn targets(
         self: &Arc<Self>,
         loc: &Locator,
-    ) -> (
-        <P::Engine as Engine>::Target,
-        <P::Engine as Engine>::Target,
-    ) {
+    ) -> (<P::Engine as Engine>::Target, <P::Engine as Engine>::Target) {
         let password = loc.password.clone();
         self.engine.targets(loc, &|login, reader| {
             self.relogin(login, password.clone(), reader)
