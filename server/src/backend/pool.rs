@@ -580,12 +580,14 @@ impl<C: Connector> Handle<C> {
             metrics::gauge!(POOL_CONNECTIONS_IN_USE, "backend" => C::KIND.as_str()).increment(1.0);
         }
         Lease {
-            conn: Some(conn),
-            permits: Some((permit, per_db)),
-            key: Arc::clone(&self.key),
-            pool: Arc::clone(&self.pool),
-            admin: self.admin,
-            epoch,
+            held: Held {
+                conn: Some(conn),
+                permits: Some((permit, per_db)),
+                key: Arc::clone(&self.key),
+                pool: Arc::clone(&self.pool),
+                admin: self.admin,
+                epoch,
+            },
             retire: false,
         }
     }
@@ -600,64 +602,61 @@ impl<C: Connector> Drop for Handle<C> {
     }
 }
 
-/// A connection lent to one call (or, on Redis, to the calls sharing it). Dropped, it goes
-/// back to the idle list, unless it is broken, was made before an outage, or was retired;
-/// then it is closed.
-pub struct Lease<C: Connector> {
+/// A connection out of the idle list, with its permits.
+struct Held<C: Connector> {
     conn: Option<C::Conn>,
     permits: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
     key: Arc<str>,
     pool: Arc<Pool<C>>,
     admin: bool,
+    /// The pool's outage count when the connection was made.
     epoch: u64,
-    /// Close it when dropped rather than keep it.
-    pub retire: bool,
 }
 
-impl<C: Connector> fmt::Debug for Lease<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lease")
-            .field("key", &self.key)
-            .field("admin", &self.admin)
-            .field("retire", &self.retire)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<C: Connector> Lease<C> {
-    /// The connection.
-    pub fn conn(&self) -> &C::Conn {
+impl<C: Connector> Held<C> {
+    fn conn(&self) -> &C::Conn {
         self.conn
             .as_ref()
-            .expect("a lease holds its connection until dropped")
+            .expect("a connection is held until handed back")
     }
 
-    /// The connection, to use.
-    pub fn conn_mut(&mut self) -> &mut C::Conn {
+    fn conn_mut(&mut self) -> &mut C::Conn {
         self.conn
             .as_mut()
-            .expect("a lease holds its connection until dropped")
+            .expect("a connection is held until handed back")
     }
 
-    /// The pool it came from.
-    pub fn pool(&self) -> &Arc<Pool<C>> {
-        &self.pool
+    fn current(&self) -> bool {
+        !self.conn().is_broken() && self.epoch == self.pool.outages()
     }
 
-    /// Whether an administrative connection.
-    pub fn is_admin(&self) -> bool {
-        self.admin
+    /// Hands the connection back (once): to the idle list when `keep` and it is still sound,
+    /// else closed. Either way its per-database permit is free again.
+    fn finish(&mut self, keep: bool) {
+        if self.conn.is_none() {
+            return;
+        }
+        let keep = keep && self.current();
+        let (Some(conn), Some((permit, per_db))) = (self.conn.take(), self.permits.take()) else {
+            return;
+        };
+        if keep {
+            self.pool.slots(self.admin).put(Idle {
+                key: Arc::clone(&self.key),
+                conn,
+                permit,
+                since: Instant::now(),
+                epoch: self.epoch,
+            });
+            drop(per_db);
+        } else {
+            close_later(conn, (Some(permit), Some(per_db)));
+        }
     }
 
-    /// Whether it may serve another call: not broken, not retired, not made before an outage.
-    pub fn reusable(&self) -> bool {
-        !self.retire && !self.conn().is_broken() && self.epoch == self.pool.outages()
-    }
-
-    /// Takes the connection and its permits out (for a cleanup that must finish before it is
-    /// kept or closed: a rollback, a cancel), to be handed back with [`Detached::finish`].
-    pub fn detach(mut self) -> Detached<C> {
-        Detached {
+    /// Moves the connection and its permits into a new holder.
+    fn take(&mut self) -> Self {
+        Self {
             conn: self.conn.take(),
             permits: self.permits.take(),
             key: Arc::clone(&self.key),
@@ -668,88 +667,90 @@ impl<C: Connector> Lease<C> {
     }
 }
 
-impl<C: Connector> Drop for Lease<C> {
-    fn drop(&mut self) {
-        if !self.admin {
-            metrics::gauge!(POOL_CONNECTIONS_IN_USE, "backend" => C::KIND.as_str()).decrement(1.0);
-        }
-        let (Some(conn), Some(permits)) = (self.conn.take(), self.permits.take()) else {
-            return;
-        };
-        let keep = !self.retire && !conn.is_broken() && self.epoch == self.pool.outages();
-        self.pool
-            .release(&self.key, self.admin, self.epoch, conn, permits, keep);
+/// A connection lent to one call (or, on Redis, to the calls sharing it). Dropped, it goes
+/// back to the idle list, unless it is broken, was made before an outage, or was retired;
+/// then it is closed.
+pub struct Lease<C: Connector> {
+    held: Held<C>,
+    /// Close it when dropped rather than keep it.
+    pub retire: bool,
+}
+
+impl<C: Connector> fmt::Debug for Lease<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("key", &self.held.key)
+            .field("admin", &self.held.admin)
+            .field("retire", &self.retire)
+            .finish_non_exhaustive()
     }
 }
 
-/// A connection taken out of its [`Lease`] for a cleanup (it is no longer counted as in use).
-pub struct Detached<C: Connector> {
-    conn: Option<C::Conn>,
-    permits: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
-    key: Arc<str>,
-    pool: Arc<Pool<C>>,
-    admin: bool,
-    epoch: u64,
-}
-
-impl<C: Connector> Detached<C> {
+impl<C: Connector> Lease<C> {
     /// The connection.
+    pub fn conn(&self) -> &C::Conn {
+        self.held.conn()
+    }
+
+    /// The connection, to use.
     pub fn conn_mut(&mut self) -> &mut C::Conn {
-        self.conn
-            .as_mut()
-            .expect("a detached lease holds its connection until finished")
+        self.held.conn_mut()
     }
 
     /// The pool it came from.
     pub fn pool(&self) -> &Arc<Pool<C>> {
-        &self.pool
+        &self.held.pool
+    }
+
+    /// Whether an administrative connection.
+    pub fn is_admin(&self) -> bool {
+        self.held.admin
+    }
+
+    /// Whether it may serve another call: not broken, not retired, not made before an outage.
+    pub fn reusable(&self) -> bool {
+        !self.retire && self.held.current()
+    }
+
+    /// Takes the connection and its permits out (for a cleanup that must finish before it is
+    /// kept or closed: a rollback, a cancel), to be handed back with [`Detached::finish`].
+    pub fn detach(mut self) -> Detached<C> {
+        Detached(self.held.take())
+    }
+}
+
+impl<C: Connector> Drop for Lease<C> {
+    fn drop(&mut self) {
+        if !self.held.admin {
+            metrics::gauge!(POOL_CONNECTIONS_IN_USE, "backend" => C::KIND.as_str()).decrement(1.0);
+        }
+        self.held.finish(!self.retire);
+    }
+}
+
+/// A connection taken out of its [`Lease`] for a cleanup (it is no longer counted as in use).
+/// Dropped unfinished (a cleanup cut short), it is closed.
+pub struct Detached<C: Connector>(Held<C>);
+
+impl<C: Connector> Detached<C> {
+    /// The connection.
+    pub fn conn_mut(&mut self) -> &mut C::Conn {
+        self.0.conn_mut()
+    }
+
+    /// The pool it came from.
+    pub fn pool(&self) -> &Arc<Pool<C>> {
+        &self.0.pool
     }
 
     /// Hands the connection back: kept idle when `keep` and it is still sound, else closed.
     pub fn finish(mut self, keep: bool) {
-        self.finish_inner(keep);
-    }
-
-    fn finish_inner(&mut self, keep: bool) {
-        let (Some(conn), Some(permits)) = (self.conn.take(), self.permits.take()) else {
-            return;
-        };
-        let keep = keep && !conn.is_broken() && self.epoch == self.pool.outages();
-        self.pool
-            .release(&self.key, self.admin, self.epoch, conn, permits, keep);
+        self.0.finish(keep);
     }
 }
 
 impl<C: Connector> Drop for Detached<C> {
     fn drop(&mut self) {
-        // Not finished (a cleanup cut short): close it.
-        self.finish_inner(false);
-    }
-}
-
-impl<C: Connector> Pool<C> {
-    /// Puts a connection back on the idle list (`keep`) or closes it; either way its
-    /// per-database permit is free again once it stops being used.
-    fn release(
-        &self,
-        key: &Arc<str>,
-        admin: bool,
-        epoch: u64,
-        conn: C::Conn,
-        (permit, per_db): (OwnedSemaphorePermit, OwnedSemaphorePermit),
-        keep: bool,
-    ) {
-        if keep {
-            self.slots(admin).put(Idle {
-                key: Arc::clone(key),
-                conn,
-                permit,
-                since: Instant::now(),
-                epoch,
-            });
-            drop(per_db);
-        } else {
-            close_later(conn, (Some(permit), Some(per_db)));
-        }
+        self.0.finish(false);
     }
 }

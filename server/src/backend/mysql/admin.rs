@@ -2,10 +2,10 @@
 //! swept through the administrative pool (the steps themselves are
 //! [`SqlBackend`](crate::backend::sql::provision::SqlBackend)'s; this is their SQL).
 
-use std::sync::Arc;
+use std::{str::FromStr, sync::Arc};
 
 use async_trait::async_trait;
-use sqlx::Row as _;
+use sqlx::{ConnectOptions as _, mysql::MySqlConnectOptions};
 
 use super::{
     CAPABILITIES, CAPABILITIES_RETURNING, MAX_IDENT, Mysql, MysqlDialect,
@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     backend::{
-        Capabilities,
+        Capabilities, ServerBackendConfig,
         reader::reader_ident,
         sql::{
             Locator, Relogin, Server,
@@ -31,36 +31,6 @@ impl AdminConn for MyConn {
     async fn exec(&mut self, sql: String) -> Result<()> {
         self.admin_exec(sql).await
     }
-
-    async fn strings(&mut self, sql: &'static str, arg: &str) -> Result<Vec<String>> {
-        let r = sqlx::query(sql)
-            .bind(arg)
-            .persistent(false)
-            .fetch_all(self.raw())
-            .await;
-        match r {
-            Ok(rows) => rows
-                .iter()
-                .map(|row| row.try_get::<String, _>(0).map_err(super::classify))
-                .collect(),
-            Err(e) => Err(self.fail(e)),
-        }
-    }
-
-    async fn integers(&mut self, sql: &'static str, arg: &str) -> Result<Vec<u64>> {
-        let r = sqlx::query(sql)
-            .bind(arg)
-            .persistent(false)
-            .fetch_all(self.raw())
-            .await;
-        match r {
-            Ok(rows) => rows
-                .iter()
-                .map(|row| row.try_get::<u64, _>(0).map_err(super::classify))
-                .collect(),
-            Err(e) => Err(self.fail(e)),
-        }
-    }
 }
 
 /// The account of a spawned database's user. `ident` is `[a-z0-9_]` (checked by
@@ -70,11 +40,47 @@ fn account(ident: &str) -> String {
     format!("'{ident}'@'%'")
 }
 
+/// Creates the user `account` with `password`, or sets its password.
+async fn set_user(admin: &mut Admin<MysqlEngine>, account: &str, password: &str) -> Result<()> {
+    // The password is generated hex (checked by Locator::parse): safe inside quotes.
+    admin
+        .exec(format!(
+            "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{password}'"
+        ))
+        .await?;
+    admin
+        .exec(format!("ALTER USER {account} IDENTIFIED BY '{password}'"))
+        .await
+}
+
 #[async_trait]
 impl Provisioner for Mysql {
     type Engine = MysqlEngine;
     const MAX_IDENT: usize = MAX_IDENT;
     const MAX_PREFIX: usize = 16;
+    // No row when the schema does not exist.
+    const SIZE: &'static str = "SELECT CAST(COALESCE(SUM(t.DATA_LENGTH + t.INDEX_LENGTH), 0) \
+                                AS UNSIGNED) FROM information_schema.SCHEMATA s \
+                                LEFT JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = s.SCHEMA_NAME \
+                                WHERE s.SCHEMA_NAME = ? GROUP BY s.SCHEMA_NAME";
+    const NAMES: &'static [&'static str] = &[
+        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?",
+        "SELECT User FROM mysql.user WHERE User LIKE ?",
+    ];
+
+    fn configure(cfg: &ServerBackendConfig) -> Result<(Self, MysqlEngine, MysqlTarget)> {
+        let admin_options = MySqlConnectOptions::from_str(&cfg.url)
+            .map_err(|e| Error::invalid("mysql_url", e))?
+            .disable_statement_logging();
+        let admin = MysqlTarget {
+            options: admin_options.clone(),
+            schema: String::new(),
+            types: Arc::new(TypeCache::default()),
+            reader: false,
+            relogin: None,
+        };
+        Ok((Mysql { admin_options }, MysqlEngine::default(), admin))
+    }
 
     fn capabilities(&self, server: &Server<MysqlEngine>) -> &'static Capabilities {
         // Known once the server has answered; until then, the conservative set.
@@ -105,21 +111,12 @@ impl Provisioner for Mysql {
     async fn provision(&self, admin: &mut Admin<MysqlEngine>, loc: &Locator) -> Result<()> {
         let schema = MysqlDialect.quote_ident(&loc.ident);
         let account = account(&loc.ident);
-        // The password is generated hex (checked by Locator::parse): safe inside quotes.
-        let password = &loc.password;
         admin
             .exec(format!(
                 "CREATE DATABASE IF NOT EXISTS {schema} CHARACTER SET utf8mb4"
             ))
             .await?;
-        admin
-            .exec(format!(
-                "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{password}'"
-            ))
-            .await?;
-        admin
-            .exec(format!("ALTER USER {account} IDENTIFIED BY '{password}'"))
-            .await?;
+        set_user(admin, &account, &loc.password).await?;
         // Every privilege on its own schema and none elsewhere: naming another schema is
         // "access denied" (no GRANT OPTION, FILE, PROCESS, SUPER or global rights).
         admin
@@ -134,17 +131,9 @@ impl Provisioner for Mysql {
         let mut admin = backend.admin().await?;
         let schema = MysqlDialect.quote_ident(&loc.ident);
         let account = account(&reader_ident(&loc.ident));
-        // The password is generated hex (checked by Locator::parse): safe inside quotes. The
-        // reader shares it with the owner: both are the gateway's, never shown to clients.
-        let password = &loc.password;
-        admin
-            .exec(format!(
-                "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{password}'"
-            ))
-            .await?;
-        admin
-            .exec(format!("ALTER USER {account} IDENTIFIED BY '{password}'"))
-            .await?;
+        // The reader shares the owner's password: both are the gateway's, never shown to
+        // clients.
+        set_user(&mut admin, &account, &loc.password).await?;
         admin
             .exec(format!(
                 "GRANT SELECT, SHOW VIEW ON {schema}.* TO {account}"
@@ -183,43 +172,6 @@ impl Provisioner for Mysql {
                 account(&reader)
             ))
             .await
-    }
-
-    /// The size of the schema named `ident`, if it exists.
-    async fn size(&self, admin: &mut Admin<MysqlEngine>, ident: &str) -> Result<Option<u64>> {
-        let exists = !admin
-            .strings(
-                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-                ident,
-            )
-            .await?
-            .is_empty();
-        if !exists {
-            return Ok(None);
-        }
-        admin
-            .integer(
-                "SELECT CAST(COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) AS UNSIGNED) \
-                 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
-                ident,
-            )
-            .await
-    }
-
-    /// Schemas and users whose names match `like`.
-    async fn names(&self, admin: &mut Admin<MysqlEngine>, like: &str) -> Result<Vec<String>> {
-        let mut found = admin
-            .strings(
-                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?",
-                like,
-            )
-            .await?;
-        found.extend(
-            admin
-                .strings("SELECT User FROM mysql.user WHERE User LIKE ?", like)
-                .await?,
-        );
-        Ok(found)
     }
 
     /// Sets the password of the login `user` back to the catalog's (see [`Relogin`]).

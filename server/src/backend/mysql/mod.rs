@@ -49,7 +49,7 @@
 //!
 //! # Connections and timeouts
 //!
-//! See [`crate::backend::sql::pool`] for the server-wide cap. MariaDB interrupts any statement
+//! See [`crate::backend::pool`] for the server-wide cap. MariaDB interrupts any statement
 //! past `max_statement_time`; MySQL interrupts `SELECT`s past `max_execution_time`; for the
 //! rest, and for dropped calls, the gateway sends `KILL QUERY` from an administrative
 //! connection. MySQL commits implicitly before and after DDL (and `LOCK TABLES`, which is
@@ -61,17 +61,17 @@ mod inspect;
 #[cfg(test)]
 mod tests;
 
-use std::{str::FromStr, sync::Arc};
+use std::sync::Arc;
 
-use sqlx::{ConnectOptions, mysql::MySqlConnectOptions};
+use sqlx::mysql::MySqlConnectOptions;
 
 pub use self::conn::classify;
-use self::conn::{MysqlEngine, MysqlTarget, STATEMENT_CACHE, TypeCache};
+use self::conn::{MysqlTarget, STATEMENT_CACHE, TypeCache};
 #[cfg(doc)]
 use super::Backend;
 use super::{
-    Capabilities, ServerBackendConfig,
-    sql::{Locator, Relogin, provision::SqlBackend, text::DecimalDigits},
+    Capabilities,
+    sql::{Locator, Relogin, provision::SqlBackend, scalar_literal, text::DecimalDigits},
 };
 use crate::core::{
     error::{Error, Result},
@@ -79,8 +79,7 @@ use crate::core::{
     value::{Statement, Value},
 };
 
-/// The prefix of every schema and user this backend creates, unless told otherwise.
-pub const DEFAULT_PREFIX: &str = "dbf_";
+pub use super::sql::provision::DEFAULT_PREFIX;
 /// MySQL's limit on user names, in characters (schemas may have 64).
 const MAX_IDENT: usize = 32;
 
@@ -110,32 +109,6 @@ pub type MysqlBackend = SqlBackend<Mysql>;
 #[derive(Debug)]
 pub struct Mysql {
     admin_options: MySqlConnectOptions,
-}
-
-impl MysqlBackend {
-    /// Connects lazily to the server at `cfg.url` (an admin user that may create schemas and
-    /// users). Succeeds while the server is down; [`Backend::available`] then says so until a
-    /// background probe reaches it.
-    pub async fn new(cfg: ServerBackendConfig) -> Result<Self> {
-        Self::with_prefix(cfg, DEFAULT_PREFIX).await
-    }
-
-    /// As [`Self::new`], naming schemas and users `<prefix>…`: gateways (or test runs) that
-    /// share a server must use different prefixes, as each sweeps its own as orphans.
-    pub async fn with_prefix(cfg: ServerBackendConfig, prefix: &str) -> Result<Self> {
-        let admin_options = MySqlConnectOptions::from_str(&cfg.url)
-            .map_err(|e| Error::invalid("mysql_url", e))?
-            .disable_statement_logging();
-        let admin = MysqlTarget {
-            options: admin_options.clone(),
-            schema: String::new(),
-            types: Arc::new(TypeCache::default()),
-            reader: false,
-            relogin: None,
-        };
-        let engine = Mysql { admin_options };
-        SqlBackend::start(engine, MysqlEngine::default(), admin, &cfg, prefix).await
-    }
 }
 
 impl Mysql {
@@ -244,13 +217,9 @@ impl SqlDialect for MysqlDialect {
 
     fn literal(&self, value: &Value) -> Result<String> {
         Ok(match value {
-            Value::Null => "NULL".into(),
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) if f.is_finite() => format!("{f:?}"),
-            Value::Float(_) => {
-                return Err(Error::invalid("default_value", "must be a finite number"));
+            Value::Null | Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                scalar_literal(value, "")?
             }
-            Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
             Value::Text(s) | Value::Json(s) => Self::string(s),
             Value::Decimal(s) => DecimalDigits::parse(s)
                 .ok_or_else(|| Error::invalid("default_value", "not a decimal number"))?

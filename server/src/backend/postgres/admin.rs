@@ -2,10 +2,13 @@
 //! and swept through the administrative pool (the steps themselves are
 //! [`SqlBackend`](crate::backend::sql::provision::SqlBackend)'s; this is their SQL).
 
-use std::sync::Arc;
+use std::{
+    str::FromStr,
+    sync::{Arc, Mutex},
+};
 
 use async_trait::async_trait;
-use sqlx::{Connection as _, Row as _, postgres::PgConnectOptions};
+use sqlx::{ConnectOptions as _, Connection as _, postgres::PgConnectOptions};
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -15,7 +18,7 @@ use super::{
 };
 use crate::{
     backend::{
-        Capabilities,
+        Capabilities, ServerBackendConfig,
         reader::reader_ident,
         sql::{
             DbPool, Locator, Relogin, Server,
@@ -80,39 +83,27 @@ impl AdminConn for PgConn {
     async fn exec(&mut self, sql: String) -> Result<()> {
         self.admin_exec(sql).await
     }
+}
 
-    async fn strings(&mut self, sql: &'static str, arg: &str) -> Result<Vec<String>> {
-        let r = sqlx::query(sql)
-            .bind(arg)
-            .persistent(false)
-            .fetch_all(self.raw())
-            .await;
-        match r {
-            Ok(rows) => rows
-                .iter()
-                .map(|row| row.try_get::<String, _>(0).map_err(super::classify))
-                .collect(),
-            Err(e) => Err(self.fail(e)),
-        }
-    }
-
-    async fn integers(&mut self, sql: &'static str, arg: &str) -> Result<Vec<u64>> {
-        let r = sqlx::query(sql)
-            .bind(arg)
-            .persistent(false)
-            .fetch_all(self.raw())
-            .await;
-        match r {
-            Ok(rows) => rows
-                .iter()
-                .map(|row| {
-                    let n = row.try_get::<i64, _>(0).map_err(super::classify)?;
-                    u64::try_from(n).map_err(Error::internal)
-                })
-                .collect(),
-            Err(e) => Err(self.fail(e)),
-        }
-    }
+/// Creates the login role `role` with `attributes` and `password`, or sets them on it.
+async fn set_role(
+    admin: &mut Admin<PgEngine>,
+    role: &str,
+    attributes: &str,
+    password: &str,
+) -> Result<()> {
+    let exists = admin
+        .integer("SELECT 1::int8 FROM pg_roles WHERE rolname = $1", role)
+        .await?
+        .is_some();
+    let verb = if exists { "ALTER" } else { "CREATE" };
+    let name = PostgresDialect.quote_ident(role);
+    // The password is generated hex (checked by Locator::parse): safe inside quotes.
+    admin
+        .exec(format!(
+            "{verb} ROLE {name} WITH {attributes} PASSWORD '{password}'"
+        ))
+        .await
 }
 
 #[async_trait]
@@ -120,6 +111,24 @@ impl Provisioner for Postgres {
     type Engine = PgEngine;
     const MAX_IDENT: usize = MAX_IDENT;
     const MAX_PREFIX: usize = 24;
+    const SIZE: &'static str =
+        "SELECT pg_database_size(datname)::int8 FROM pg_database WHERE datname = $1";
+    const NAMES: &'static [&'static str] = &[
+        "SELECT datname::text FROM pg_database WHERE datname LIKE $1",
+        "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
+    ];
+
+    fn configure(cfg: &ServerBackendConfig) -> Result<(Self, PgEngine, PgTarget)> {
+        let admin_options = PgConnectOptions::from_str(&cfg.url)
+            .map_err(|e| Error::invalid("postgres_url", e))?
+            .application_name("dbforge-admin")
+            .disable_statement_logging();
+        let engine = Postgres {
+            admin_options: admin_options.clone(),
+            epochs: Mutex::default(),
+        };
+        Ok((engine, PgEngine, PgTarget::new(admin_options)))
+    }
 
     fn capabilities(&self, _server: &Server<PgEngine>) -> &'static Capabilities {
         &CAPABILITIES
@@ -143,21 +152,7 @@ impl Provisioner for Postgres {
     /// Creates (or completes) the role and the database of `loc`.
     async fn provision(&self, admin: &mut Admin<PgEngine>, loc: &Locator) -> Result<()> {
         let name = PostgresDialect.quote_ident(&loc.ident);
-        // The password is generated hex (checked by Locator::parse): safe inside quotes.
-        let password = &loc.password;
-        let role_exists = admin
-            .integer(
-                "SELECT 1::int8 FROM pg_roles WHERE rolname = $1",
-                &loc.ident,
-            )
-            .await?
-            .is_some();
-        let verb = if role_exists { "ALTER" } else { "CREATE" };
-        admin
-            .exec(format!(
-                "{verb} ROLE {name} WITH {ROLE_ATTRIBUTES} PASSWORD '{password}'"
-            ))
-            .await?;
+        set_role(admin, &loc.ident, ROLE_ATTRIBUTES, &loc.password).await?;
         let db_exists = admin
             .integer(
                 "SELECT 1::int8 FROM pg_database WHERE datname = $1",
@@ -187,19 +182,9 @@ impl Provisioner for Postgres {
         let mut admin = backend.admin().await?;
         let db = PostgresDialect.quote_ident(&loc.ident);
         let name = PostgresDialect.quote_ident(&reader);
-        // The password is generated hex (checked by Locator::parse): safe inside quotes. The
-        // reader shares it with the owner: both are the gateway's, never shown to clients.
-        let password = &loc.password;
-        let exists = admin
-            .integer("SELECT 1::int8 FROM pg_roles WHERE rolname = $1", &reader)
-            .await?
-            .is_some();
-        let verb = if exists { "ALTER" } else { "CREATE" };
-        admin
-            .exec(format!(
-                "{verb} ROLE {name} WITH {READER_ATTRIBUTES} PASSWORD '{password}'"
-            ))
-            .await?;
+        // The reader shares the owner's password: both are the gateway's, never shown to
+        // clients.
+        set_role(&mut admin, &reader, READER_ATTRIBUTES, &loc.password).await?;
         // A second line of defence behind the privileges: every transaction it starts is
         // read-only, so even a write no privilege covers (a large object) is refused.
         admin
@@ -264,35 +249,6 @@ impl Provisioner for Postgres {
             }
         }
         Ok(())
-    }
-
-    /// The size of the database named `ident`, if it exists.
-    async fn size(&self, admin: &mut Admin<PgEngine>, ident: &str) -> Result<Option<u64>> {
-        admin
-            .integer(
-                "SELECT pg_database_size(datname)::int8 FROM pg_database WHERE datname = $1",
-                ident,
-            )
-            .await
-    }
-
-    /// Databases and roles whose names match `like`.
-    async fn names(&self, admin: &mut Admin<PgEngine>, like: &str) -> Result<Vec<String>> {
-        let mut found = admin
-            .strings(
-                "SELECT datname::text FROM pg_database WHERE datname LIKE $1",
-                like,
-            )
-            .await?;
-        found.extend(
-            admin
-                .strings(
-                    "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
-                    like,
-                )
-                .await?,
-        );
-        Ok(found)
     }
 
     /// Sets the password of the login `role` back to the catalog's (see [`Relogin`]). A

@@ -65,7 +65,7 @@
 //!
 //! # Connections
 //!
-//! See [`crate::backend::sql::pool`] for the server-wide cap. Each connection sets
+//! See [`crate::backend::pool`] for the server-wide cap. Each connection sets
 //! `statement_timeout` to the call's timeout (the engine interrupts the statement: `57014` →
 //! `Timeout`), and a dropped call sends `pg_cancel_backend` for its statement from an
 //! administrative connection before closing its own.
@@ -80,20 +80,19 @@ mod tests;
 
 use std::{
     collections::HashMap,
-    str::FromStr,
     sync::{Arc, Mutex, PoisonError, atomic::AtomicU64},
 };
 
-use sqlx::{ConnectOptions, postgres::PgConnectOptions};
+use sqlx::postgres::PgConnectOptions;
 
 pub use self::conn::classify;
-use self::conn::{PgEngine, PgTarget, STATEMENT_CACHE};
+use self::conn::{PgTarget, STATEMENT_CACHE};
 #[cfg(doc)]
 use super::Backend;
 use super::{
-    Capabilities, ServerBackendConfig,
+    Capabilities,
     reader::reader_ident,
-    sql::{Locator, Relogin, provision::SqlBackend, text::DecimalDigits},
+    sql::{Locator, Relogin, provision::SqlBackend, scalar_literal, text::DecimalDigits},
 };
 use crate::core::{
     error::{Error, Result},
@@ -101,8 +100,7 @@ use crate::core::{
     value::{Statement, Value, text},
 };
 
-/// The prefix of every database and role this backend creates, unless told otherwise.
-pub const DEFAULT_PREFIX: &str = "dbf_";
+pub use super::sql::provision::DEFAULT_PREFIX;
 /// PostgreSQL's identifier limit, in bytes.
 const MAX_IDENT: usize = 63;
 
@@ -129,32 +127,6 @@ pub struct Postgres {
     admin_options: PgConnectOptions,
     /// Schema epochs by database (see [`Self::epoch`]).
     epochs: Mutex<HashMap<String, Arc<AtomicU64>>>,
-}
-
-impl PostgresBackend {
-    /// Connects lazily to the server at `cfg.url` (an admin role that may create databases and
-    /// roles). Succeeds while the server is down; [`Backend::available`] then says so until a
-    /// background probe reaches it.
-    ///
-    /// [`Backend::available`]: super::Backend::available
-    pub async fn new(cfg: ServerBackendConfig) -> Result<Self> {
-        Self::with_prefix(cfg, DEFAULT_PREFIX).await
-    }
-
-    /// As [`Self::new`], naming databases and roles `<prefix>…`: gateways (or test runs) that
-    /// share a server must use different prefixes, as each sweeps its own as orphans.
-    pub async fn with_prefix(cfg: ServerBackendConfig, prefix: &str) -> Result<Self> {
-        let admin_options = PgConnectOptions::from_str(&cfg.url)
-            .map_err(|e| Error::invalid("postgres_url", e))?
-            .application_name("dbforge-admin")
-            .disable_statement_logging();
-        let admin = PgTarget::new(admin_options.clone());
-        let engine = Postgres {
-            admin_options,
-            epochs: Mutex::default(),
-        };
-        SqlBackend::start(engine, PgEngine, admin, &cfg, prefix).await
-    }
 }
 
 impl Postgres {
@@ -275,13 +247,9 @@ impl SqlDialect for PostgresDialect {
 
     fn literal(&self, value: &Value) -> Result<String> {
         Ok(match value {
-            Value::Null => "NULL".into(),
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) if f.is_finite() => format!("{f:?}::float8"),
-            Value::Float(_) => {
-                return Err(Error::invalid("default_value", "must be a finite number"));
+            Value::Null | Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                scalar_literal(value, "::float8")?
             }
-            Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
             Value::Text(s) | Value::Json(s) => Self::string(s)?,
             Value::Decimal(s) => {
                 let d = DecimalDigits::parse(s)

@@ -137,16 +137,18 @@
 //! - A command that runs past the statement timeout is abandoned client-side (Redis cannot
 //!   interrupt it; a write may still apply) and fails with Timeout; its connection is replaced
 //!   so later calls do not queue behind the late reply. A whole stream shares one deadline.
-//! - A background task pings the server over the admin connection (every second, or half the
-//!   idle timeout if shorter; every 200 ms while it is down, and at once after a connection
-//!   error) and flips [`Backend::available`]. While it is false, calls fail fast with
-//!   Unavailable; when it comes back, connections made before the outage are retired and calls
-//!   succeed again without a restart. `new` succeeds while the server is down.
-//! - Pools: one multiplexed connection per open database (concurrent calls pipeline on it),
-//!   opened on first use, closed after `idle_timeout` unused or when the core closes the
-//!   database; at most `max_connections` to the server, the admin connection included. When the
-//!   cap is reached, the least recently used idle connection of another database is closed; if
-//!   none is idle, the call waits until its deadline (then LimitExceeded).
+//! - Connections, the cap and the probe are the shared pool's ([`crate::backend::pool`], as
+//!   for PostgreSQL and MySQL): its task pings the server over an administrative connection
+//!   (every second, or half the idle timeout if shorter; with backoff while it is down, and at
+//!   once after a connection error) and flips [`Backend::available`]. While it is false, calls
+//!   fail fast with Unavailable; when it comes back, connections made before the outage are
+//!   retired and calls succeed again without a restart. `new` succeeds while the server is down.
+//! - One multiplexed connection per open database (concurrent calls pipeline on it), opened on
+//!   first use, back on the shared idle list when no call uses it, closed after `idle_timeout`
+//!   unused or when the core closes the database; at most `max_connections` to the server, the
+//!   administrative ones included. When the cap is reached, the least recently used idle
+//!   connection of any database is closed; if none is idle, the call waits until its deadline
+//!   (then LimitExceeded). See `pool.rs`.
 //!
 //! # Dumps, imports and the key-space summary
 //!

@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{
-    DbPool, Engine, Locator, Relogin, Server, SqlConn, SqlDatabase,
+    DbPool, Engine, Locator, Relogin, RowSink, Server, SqlConn, SqlDatabase,
     pool::{ADMIN_TIMEOUT, PoolSizes, Pooled},
 };
 use crate::{
@@ -39,19 +39,46 @@ use crate::{
         error::{Error, Result},
         names::DatabaseName,
         table::SqlDialect,
+        value::{Column, Row, Statement, Value},
     },
 };
 
-/// What provisioning needs of an engine's connection beyond the data plane. Statements are
-/// built from quoted names and generated hex only, never client values.
+/// What provisioning needs of an engine's connection beyond the data plane.
 #[async_trait]
 pub trait AdminConn: SqlConn {
-    /// Runs an administrative statement.
+    /// Runs an administrative statement, built from quoted names and generated hex only,
+    /// never client values.
     async fn exec(&mut self, sql: String) -> Result<()>;
-    /// The first column of the rows `sql` returns for the bound argument, as text.
-    async fn strings(&mut self, sql: &'static str, arg: &str) -> Result<Vec<String>>;
-    /// The first column of the rows `sql` returns for the bound argument, as integers.
-    async fn integers(&mut self, sql: &'static str, arg: &str) -> Result<Vec<u64>>;
+}
+
+/// Gathers the first column of every row as text (names, and integers in decimal).
+#[derive(Default)]
+struct FirstColumn(Vec<String>);
+
+#[async_trait]
+impl RowSink for FirstColumn {
+    async fn columns(&mut self, _columns: Vec<Column>) -> Result<()> {
+        Ok(())
+    }
+
+    fn row(&mut self, row: Row) -> Result<bool> {
+        let text = match row.into_iter().next() {
+            Some(Value::Text(s) | Value::Decimal(s)) => s,
+            Some(Value::Int(i)) => i.to_string(),
+            Some(Value::Bytes(b)) => String::from_utf8(b).map_err(Error::internal)?,
+            other => {
+                return Err(Error::internal(format!(
+                    "an administrative query returned {other:?}"
+                )));
+            }
+        };
+        self.0.push(text);
+        Ok(true)
+    }
+
+    fn stopped(&self) -> bool {
+        false
+    }
 }
 
 /// An administrative connection for one provisioning step.
@@ -78,16 +105,29 @@ where
 
     /// The first column of the rows `sql` returns for the bound argument, as text.
     pub async fn strings(&mut self, sql: &'static str, arg: &str) -> Result<Vec<String>> {
-        let r = self.0.begin_use()?.strings(sql, arg).await;
+        let stmt = Statement {
+            sql: sql.into(),
+            params: vec![Value::Text(arg.to_owned())],
+        };
+        let c = self.0.begin_use()?;
+        let r = async {
+            let prepared = c.describe(&stmt).await?;
+            let mut rows = FirstColumn::default();
+            c.run(&prepared, &stmt, &mut rows).await?;
+            Ok(rows.0)
+        }
+        .await;
         self.0.end_use(&r);
         r
     }
 
     /// The first column of the rows `sql` returns for the bound argument, as integers.
     pub async fn integers(&mut self, sql: &'static str, arg: &str) -> Result<Vec<u64>> {
-        let r = self.0.begin_use()?.integers(sql, arg).await;
-        self.0.end_use(&r);
-        r
+        self.strings(sql, arg)
+            .await?
+            .iter()
+            .map(|s| s.parse().map_err(Error::internal))
+            .collect()
     }
 
     /// The first integer `sql` returns, if it returns a row.
@@ -122,7 +162,16 @@ pub trait Provisioner: Send + Sync + fmt::Debug + Sized + 'static {
     const MAX_IDENT: usize;
     /// The longest name prefix allowed, leaving room for the name and the random suffix.
     const MAX_PREFIX: usize;
+    /// The bytes the database named by the argument takes; no row when it does not exist.
+    const SIZE: &'static str;
+    /// The names of databases and logins matching the `LIKE` pattern of the argument.
+    const NAMES: &'static [&'static str];
 
+    /// Reads the admin URL of `cfg`: the engine's provisioning, its data plane and where its
+    /// administrative connections go.
+    fn configure(
+        cfg: &ServerBackendConfig,
+    ) -> Result<(Self, Self::Engine, <Self::Engine as Engine>::Target)>;
     /// What the engine supports (it may depend on what the server said it is).
     fn capabilities(&self, server: &Server<Self::Engine>) -> &'static Capabilities;
     /// The SQL dialect TableService uses.
@@ -145,10 +194,6 @@ pub trait Provisioner: Send + Sync + fmt::Debug + Sized + 'static {
     async fn ensure_reader(backend: &Arc<Shared<Self>>, loc: &Locator) -> Result<()>;
     /// Drops the database `ident`, its login and its read-only login; what is gone is fine.
     async fn unprovision(&self, admin: &mut Admin<Self::Engine>, ident: &str) -> Result<()>;
-    /// The bytes the database `ident` takes, if it exists.
-    async fn size(&self, admin: &mut Admin<Self::Engine>, ident: &str) -> Result<Option<u64>>;
-    /// The names of databases and logins matching the `LIKE` pattern `like`.
-    async fn names(&self, admin: &mut Admin<Self::Engine>, like: &str) -> Result<Vec<String>>;
     /// Sets the login `login` back to `password` (and a read-only login back to its settings).
     async fn reset_login(
         &self,
@@ -236,17 +281,20 @@ pub struct SqlBackend<P: Provisioner> {
     shared: Arc<Shared<P>>,
 }
 
+/// The prefix of every database and login a server engine creates, unless told otherwise.
+pub const DEFAULT_PREFIX: &str = "dbf_";
+
 impl<P: Provisioner> SqlBackend<P> {
-    /// Starts managing the server of `cfg` (its admin login is `admin`), naming databases
-    /// `<prefix>…`. Succeeds while the server is down; [`Backend::available`] then says so
+    /// Connects lazily to the server at `cfg.url` (an admin login that may create databases
+    /// and logins). Succeeds while the server is down; [`Backend::available`] then says so
     /// until a background probe reaches it.
-    pub async fn start(
-        engine: P,
-        data: P::Engine,
-        admin: <P::Engine as Engine>::Target,
-        cfg: &ServerBackendConfig,
-        prefix: &str,
-    ) -> Result<Self> {
+    pub async fn new(cfg: ServerBackendConfig) -> Result<Self> {
+        Self::with_prefix(cfg, DEFAULT_PREFIX).await
+    }
+
+    /// As [`Self::new`], naming databases and logins `<prefix>…`: gateways (or test runs) that
+    /// share a server must use different prefixes, as each sweeps its own as orphans.
+    pub async fn with_prefix(cfg: ServerBackendConfig, prefix: &str) -> Result<Self> {
         let prefix_ok = prefix.len() <= P::MAX_PREFIX
             && prefix.starts_with(|c: char| c.is_ascii_lowercase())
             && prefix
@@ -261,6 +309,7 @@ impl<P: Provisioner> SqlBackend<P> {
                 ),
             ));
         }
+        let (engine, data, admin) = P::configure(&cfg)?;
         let sizes = PoolSizes::new(
             cfg.max_connections,
             cfg.per_database_connections,
@@ -296,10 +345,11 @@ impl<P: Provisioner> SqlBackend<P> {
         let s = &self.shared;
         s.admin_timeout(async {
             let mut admin = s.admin().await?;
-            let found = s
-                .engine
-                .names(&mut admin, &super::text::like_prefix(&s.prefix))
-                .await?;
+            let like = super::text::like_prefix(&s.prefix);
+            let mut found = Vec::new();
+            for query in P::NAMES {
+                found.extend(admin.strings(query, &like).await?);
+            }
             Ok(found
                 .into_iter()
                 .filter(|n| Locator::is_ident(n, &s.prefix, P::MAX_IDENT))
@@ -369,7 +419,7 @@ impl<P: Provisioner> Backend for SqlBackend<P> {
         let s = &self.shared;
         s.admin_timeout(async {
             let mut admin = s.admin().await?;
-            s.engine.size(&mut admin, &ident).await
+            admin.integer(P::SIZE, &ident).await
         })
         .await
     }
