@@ -31,7 +31,7 @@
 //!
 //! # Metrics
 //!
-//! [`POOL_CONNECTIONS_IN_USE`](crate::metrics::POOL_CONNECTIONS_IN_USE), labelled with the
+//! [`POOL_CONNECTIONS_IN_USE`], labelled with the
 //! engine, counts the data-plane connections lent out ([`Lease`]s) right now, for every engine
 //! on this pool.
 

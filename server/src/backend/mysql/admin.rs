@@ -16,8 +16,8 @@ use crate::{
         Capabilities, ServerBackendConfig,
         reader::reader_ident,
         sql::{
-            Locator, Relogin, Server,
-            provision::{Admin, AdminConn, Provisioner, Shared},
+            Locator, Server,
+            provision::{Admin, AdminConn, Provisioner, Relogins, Shared},
         },
     },
     core::{
@@ -57,6 +57,7 @@ async fn set_user(admin: &mut Admin<MysqlEngine>, account: &str, password: &str)
 impl Provisioner for Mysql {
     type Engine = MysqlEngine;
     const MAX_IDENT: usize = MAX_IDENT;
+    const DIALECT: &'static dyn SqlDialect = &MysqlDialect;
     const MAX_PREFIX: usize = 16;
     // No row when the schema does not exist.
     const SIZE: &'static str = "SELECT CAST(COALESCE(SUM(t.DATA_LENGTH + t.INDEX_LENGTH), 0) \
@@ -90,15 +91,7 @@ impl Provisioner for Mysql {
         }
     }
 
-    fn dialect(&self) -> &'static dyn SqlDialect {
-        &MysqlDialect
-    }
-
-    fn targets(
-        &self,
-        loc: &Locator,
-        relogin: &dyn Fn(String, bool) -> Relogin,
-    ) -> (MysqlTarget, MysqlTarget) {
+    fn targets(&self, loc: &Locator, relogin: Relogins<'_>) -> (MysqlTarget, MysqlTarget) {
         let types = Arc::new(TypeCache::default());
         let reader = reader_ident(&loc.ident);
         (
@@ -174,7 +167,7 @@ impl Provisioner for Mysql {
             .await
     }
 
-    /// Sets the password of the login `user` back to the catalog's (see [`Relogin`]).
+    /// Sets the password of the login `user` back to the catalog's (see [`Relogin`](crate::backend::sql::Relogin)).
     async fn reset_login(
         &self,
         admin: &mut Admin<MysqlEngine>,

@@ -67,11 +67,13 @@ use sqlx::mysql::MySqlConnectOptions;
 
 pub use self::conn::classify;
 use self::conn::{MysqlTarget, STATEMENT_CACHE, TypeCache};
+use super::Capabilities;
+use super::sql::provision::{SQL_SERVER, SqlBackend};
+use super::sql::{Locator, Relogin, scalar_literal, text::DecimalDigits};
 #[cfg(doc)]
-use super::Backend;
 use super::{
-    Capabilities,
-    sql::{Locator, Relogin, provision::SqlBackend, scalar_literal, text::DecimalDigits},
+    Backend,
+    reader::{WithReader, reader_ident},
 };
 use crate::core::{
     error::{Error, Result},
@@ -85,15 +87,8 @@ const MAX_IDENT: usize = 32;
 
 /// What MySQL and MariaDB before 10.5 support.
 const CAPABILITIES: Capabilities = Capabilities {
-    sql: true,
-    transactions: true,
-    sessions: true,
-    typed_params: true,
-    table_service: true,
-    key_value: false,
     last_insert_id: true,
-    returning: false,
-    placeholder: "?",
+    ..SQL_SERVER
 };
 
 /// MariaDB 10.5+ adds `INSERT … RETURNING` and `DELETE … RETURNING`.

@@ -21,9 +21,9 @@ use crate::{
         Capabilities, ServerBackendConfig,
         reader::reader_ident,
         sql::{
-            DbPool, Locator, Relogin, Server,
+            DbPool, Locator, Server,
             pool::ADMIN_TIMEOUT,
-            provision::{Admin, AdminConn, Provisioner, Shared},
+            provision::{Admin, AdminConn, Provisioner, Relogins, Shared},
         },
     },
     core::{
@@ -110,6 +110,7 @@ async fn set_role(
 impl Provisioner for Postgres {
     type Engine = PgEngine;
     const MAX_IDENT: usize = MAX_IDENT;
+    const DIALECT: &'static dyn SqlDialect = &PostgresDialect;
     const MAX_PREFIX: usize = 24;
     const SIZE: &'static str =
         "SELECT pg_database_size(datname)::int8 FROM pg_database WHERE datname = $1";
@@ -134,15 +135,7 @@ impl Provisioner for Postgres {
         &CAPABILITIES
     }
 
-    fn dialect(&self) -> &'static dyn SqlDialect {
-        &PostgresDialect
-    }
-
-    fn targets(
-        &self,
-        loc: &Locator,
-        relogin: &dyn Fn(String, bool) -> Relogin,
-    ) -> (PgTarget, PgTarget) {
+    fn targets(&self, loc: &Locator, relogin: Relogins<'_>) -> (PgTarget, PgTarget) {
         (
             self.owner_target(loc, relogin(loc.ident.clone(), false)),
             self.reader_target(loc, relogin(reader_ident(&loc.ident), true)),
@@ -251,7 +244,7 @@ impl Provisioner for Postgres {
         Ok(())
     }
 
-    /// Sets the password of the login `role` back to the catalog's (see [`Relogin`]). A
+    /// Sets the password of the login `role` back to the catalog's (see [`Relogin`](crate::backend::sql::Relogin)). A
     /// read-only role also gets its settings back to the one it is made with.
     async fn reset_login(
         &self,

@@ -87,13 +87,11 @@ use sqlx::postgres::PgConnectOptions;
 
 pub use self::conn::classify;
 use self::conn::{PgTarget, STATEMENT_CACHE};
+use super::sql::provision::{SQL_SERVER, SqlBackend};
+use super::sql::{Locator, Relogin, scalar_literal, text::DecimalDigits};
 #[cfg(doc)]
-use super::Backend;
-use super::{
-    Capabilities,
-    reader::reader_ident,
-    sql::{Locator, Relogin, provision::SqlBackend, scalar_literal, text::DecimalDigits},
-};
+use super::{Backend, reader::WithReader};
+use super::{Capabilities, reader::reader_ident};
 use crate::core::{
     error::{Error, Result},
     table::{ColumnType, SqlDialect},
@@ -109,16 +107,10 @@ pub type PostgresBackend = SqlBackend<Postgres>;
 
 /// What PostgreSQL supports.
 const CAPABILITIES: Capabilities = Capabilities {
-    sql: true,
-    transactions: true,
-    sessions: true,
-    typed_params: true,
-    table_service: true,
-    key_value: false,
     // No implicit row ids: use RETURNING.
-    last_insert_id: false,
     returning: true,
     placeholder: "$1",
+    ..SQL_SERVER
 };
 
 /// How PostgreSQL databases and roles are made and reached (see `admin.rs` for the SQL).

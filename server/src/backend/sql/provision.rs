@@ -151,6 +151,22 @@ pub async fn admin_timeout<T>(
         })
 }
 
+/// What the sqlx server engines support; each engine states what it does differently.
+pub const SQL_SERVER: Capabilities = Capabilities {
+    sql: true,
+    transactions: true,
+    sessions: true,
+    typed_params: true,
+    table_service: true,
+    key_value: false,
+    last_insert_id: false,
+    returning: false,
+    placeholder: "?",
+};
+
+/// Makes the [`Relogin`] of a login (its name, and whether it is the read-only one).
+pub type Relogins<'a> = &'a dyn Fn(String, bool) -> Relogin;
+
 /// What differs between the sqlx server engines when provisioning: the SQL of each step and
 /// how connections to a spawned database are made. Every step must be idempotent (the
 /// Provisioning clause of the contract in [`crate::backend`]).
@@ -162,6 +178,8 @@ pub trait Provisioner: Send + Sync + fmt::Debug + Sized + 'static {
     const MAX_IDENT: usize;
     /// The longest name prefix allowed, leaving room for the name and the random suffix.
     const MAX_PREFIX: usize;
+    /// The SQL dialect TableService uses.
+    const DIALECT: &'static dyn SqlDialect;
     /// The bytes the database named by the argument takes; no row when it does not exist.
     const SIZE: &'static str;
     /// The names of databases and logins matching the `LIKE` pattern of the argument.
@@ -174,14 +192,12 @@ pub trait Provisioner: Send + Sync + fmt::Debug + Sized + 'static {
     ) -> Result<(Self, Self::Engine, <Self::Engine as Engine>::Target)>;
     /// What the engine supports (it may depend on what the server said it is).
     fn capabilities(&self, server: &Server<Self::Engine>) -> &'static Capabilities;
-    /// The SQL dialect TableService uses.
-    fn dialect(&self) -> &'static dyn SqlDialect;
     /// Connection settings of a database's own login and of its read-only login, for one open
     /// database. `relogin(login, reader)` resets a refused login to the catalog's password.
     fn targets(
         &self,
         loc: &Locator,
-        relogin: &dyn Fn(String, bool) -> Relogin,
+        relogin: Relogins<'_>,
     ) -> (
         <Self::Engine as Engine>::Target,
         <Self::Engine as Engine>::Target,
@@ -371,7 +387,7 @@ impl<P: Provisioner> Backend for SqlBackend<P> {
     }
 
     fn dialect(&self) -> Option<&'static dyn SqlDialect> {
-        Some(self.shared.engine.dialect())
+        Some(P::DIALECT)
     }
 
     fn locate(&self, name: &DatabaseName) -> Provisioned {
