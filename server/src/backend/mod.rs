@@ -23,6 +23,7 @@
 pub mod conformance;
 pub mod metered;
 pub mod mysql;
+pub mod pool;
 pub mod postgres;
 pub mod probe;
 pub mod reader;

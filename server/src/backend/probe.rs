@@ -1,6 +1,6 @@
-//! Watching a database server that may be down, shared by the SQL pools and Redis: where it
-//! is (for messages, without the password), whether it answered, why not, and how long to wait
-//! before asking again.
+//! Watching a database server that may be down, for the shared pool of every server engine
+//! ([`crate::backend::pool`], whose task probes): where it is (for messages, without the
+//! password), whether it answered, why not, and how long to wait before asking again.
 //!
 //! While a server is down the probe retries with bounded exponential backoff (250 ms doubling
 //! up to [`MAX_DOWN_INTERVAL`]). A call that sees a broken connection wakes the probe early only

@@ -1,8 +1,13 @@
-//! What the PostgreSQL and MySQL/MariaDB backends share: both speak sqlx, so the pool with its
-//! server-wide cap ([`pool`]), the data plane (execute, stream, batch, session over any
-//! [`SqlConn`], in [`exec`]), the transaction-control rule, exact decimals and generated names
-//! ([`text`]) live here once. An engine supplies a connection type ([`SqlConn`]) that prepares,
-//! binds, runs and decodes, plus a few facts about itself ([`Engine`]).
+//! What the PostgreSQL and MySQL/MariaDB backends share: both speak sqlx, so the [`Backend`]
+//! impl over a per-engine provisioning trait ([`provision`]), what a connection does on the
+//! shared pool with its server-wide cap ([`pool`], over [`crate::backend::pool`]), the data
+//! plane (execute, stream, batch, session over any [`SqlConn`], in [`exec`]), the
+//! transaction-control rule, exact decimals and generated names ([`text`]) live here once. An
+//! engine supplies a connection type ([`SqlConn`]) that prepares, binds, runs and decodes, a
+//! few facts about itself ([`Engine`]), and the SQL of provisioning
+//! ([`Provisioner`](provision::Provisioner)).
+//!
+//! [`Backend`]: crate::backend::Backend
 //!
 //! How a statement runs, whatever the engine:
 //!
@@ -26,6 +31,7 @@
 pub mod exec;
 pub mod inspect;
 pub mod pool;
+pub mod provision;
 #[cfg(test)]
 pub mod testing;
 pub mod text;
@@ -45,6 +51,19 @@ use crate::core::{
     error::{Error, Result},
     value::{Column, Row, Statement, Value},
 };
+
+/// The SQL literal of a NULL, an integer, a finite float (followed by `float_cast`) or a
+/// boolean, which both dialects write alike in DEFAULT clauses.
+pub fn scalar_literal(value: &Value, float_cast: &str) -> Result<String> {
+    match value {
+        Value::Null => Ok("NULL".into()),
+        Value::Int(i) => Ok(i.to_string()),
+        Value::Float(f) if f.is_finite() => Ok(format!("{f:?}{float_cast}")),
+        Value::Float(_) => Err(Error::invalid("default_value", "must be a finite number")),
+        Value::Bool(b) => Ok(if *b { "TRUE" } else { "FALSE" }.into()),
+        other => Err(Error::internal(format!("{other:?} has no scalar literal"))),
+    }
+}
 
 /// Transaction control issued by the gateway itself (never by clients: see
 /// [`text::refuse_transaction_control`]).

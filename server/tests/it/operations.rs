@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
-use dbforge::{ApiKeySpec, Client, ClientOptions, Code, CreateOptions, Grant, Role, params, pb};
+use dbforge::{
+    ApiKeySpec, Backend, Client, ClientOptions, Code, CreateOptions, Grant, Role, params, pb,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{TestServer, assert_code};
+use crate::harness::{TestServer, assert_code, mysql_url, postgres_url, redis_url, unique};
 
 const ADMIN: &str = "ops-admin-key-0123456789abcdefgh";
 
@@ -279,4 +281,51 @@ async fn metrics_and_stats_count_a_known_workload() {
         key_client(&s, &reader_key).await.server_stats().await,
         Code::PermissionDenied,
     );
+}
+
+/// The pool gauge belongs to the shared server-engine pool, so PostgreSQL, MySQL and Redis all
+/// report it: a connection an open transaction holds counts, and the series stays in /metrics
+/// once the connection is back in the pool.
+#[tokio::test]
+async fn pool_gauge_is_reported_for_every_server_engine() {
+    let (Some(pg), Some(my), Some(rd)) =
+        (postgres_url().await, mysql_url().await, redis_url().await)
+    else {
+        return;
+    };
+    let s = TestServer::with(move |mut c| {
+        c.postgres_url = Some(pg);
+        c.mysql_url = Some(my);
+        c.redis_url = Some(rd);
+        c
+    })
+    .await;
+    let c = &s.client;
+    for (backend, label, statement) in [
+        (Backend::Postgres, "postgres", "SELECT 1"),
+        (Backend::Mysql, "mysql", "SELECT 1"),
+        (Backend::Redis, "redis", "PING"),
+    ] {
+        let gauge = format!(r#"dbforge_pool_connections_in_use{{backend="{label}"}}"#);
+        let db = unique("gauge");
+        c.create_database(&db, CreateOptions::default().backend(backend))
+            .await
+            .expect("create");
+        if backend != Backend::Redis {
+            let mut tx = c.transaction(&db).await.expect("begin");
+            tx.execute(statement, &[])
+                .await
+                .expect("statement in a transaction");
+            let during = scrape(&s).await;
+            assert!(series(&during, &gauge) >= 1.0, "{label}: {during}");
+            tx.commit().await.expect("commit");
+        }
+        c.execute(&db, statement, &[]).await.expect(statement);
+        let after = scrape(&s).await;
+        assert!(
+            after.lines().any(|l| l.starts_with(&gauge)),
+            "{label}: {after}"
+        );
+        c.delete_database(&db).await.expect("delete");
+    }
 }

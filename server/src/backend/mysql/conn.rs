@@ -632,11 +632,6 @@ impl MyConn {
         classify(err)
     }
 
-    /// The connection, for administrative statements.
-    pub(super) fn raw(&mut self) -> &mut MySqlConnection {
-        &mut self.conn
-    }
-
     /// Runs an administrative statement given as text (names quoted, no values).
     pub(super) async fn admin_exec(&mut self, sql: String) -> Result<()> {
         match sqlx::raw_sql(AssertSqlSafe(sql))

@@ -49,7 +49,7 @@
 //!
 //! # Connections and timeouts
 //!
-//! See [`crate::backend::sql::pool`] for the server-wide cap. MariaDB interrupts any statement
+//! See [`crate::backend::pool`] for the server-wide cap. MariaDB interrupts any statement
 //! past `max_statement_time`; MySQL interrupts `SELECT`s past `max_execution_time`; for the
 //! rest, and for dropped calls, the gateway sends `KILL QUERY` from an administrative
 //! connection. MySQL commits implicitly before and after DDL (and `LOCK TABLES`, which is
@@ -61,41 +61,34 @@ mod inspect;
 #[cfg(test)]
 mod tests;
 
-use std::{collections::BTreeSet, str::FromStr, sync::Arc};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use sqlx::{ConnectOptions, mysql::MySqlConnectOptions};
+use sqlx::mysql::MySqlConnectOptions;
 
 pub use self::conn::classify;
-use self::conn::{MysqlEngine, MysqlTarget, STATEMENT_CACHE, TypeCache};
+use self::conn::{MysqlTarget, STATEMENT_CACHE, TypeCache};
+use super::Capabilities;
+use super::sql::provision::{SQL_SERVER, SqlBackend};
+use super::sql::{Locator, Relogin, scalar_literal, text::DecimalDigits};
+#[cfg(doc)]
 use super::{
-    Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
+    Backend,
     reader::{WithReader, reader_ident},
-    sql::{Locator, PoolSizes, Relogin, Server, SqlDatabase, text::DecimalDigits},
 };
 use crate::core::{
     error::{Error, Result},
-    names::DatabaseName,
     table::{ColumnType, SqlDialect},
     value::{Statement, Value},
 };
 
-/// The prefix of every schema and user this backend creates, unless told otherwise.
-pub const DEFAULT_PREFIX: &str = "dbf_";
+pub use super::sql::provision::DEFAULT_PREFIX;
 /// MySQL's limit on user names, in characters (schemas may have 64).
 const MAX_IDENT: usize = 32;
 
 /// What MySQL and MariaDB before 10.5 support.
 const CAPABILITIES: Capabilities = Capabilities {
-    sql: true,
-    transactions: true,
-    sessions: true,
-    typed_params: true,
-    table_service: true,
-    key_value: false,
     last_insert_id: true,
-    returning: false,
-    placeholder: "?",
+    ..SQL_SERVER
 };
 
 /// MariaDB 10.5+ adds `INSERT … RETURNING` and `DELETE … RETURNING`.
@@ -104,66 +97,25 @@ const CAPABILITIES_RETURNING: Capabilities = Capabilities {
     ..CAPABILITIES
 };
 
-/// The MySQL/MariaDB backend.
+/// The MySQL/MariaDB backend: the shared server-engine backend over [`Mysql`]'s provisioning.
+pub type MysqlBackend = SqlBackend<Mysql>;
+
+/// How MySQL schemas and users are made and reached (see `admin.rs` for the SQL).
 #[derive(Debug)]
-pub struct MysqlBackend {
-    server: Arc<Server<MysqlEngine>>,
+pub struct Mysql {
     admin_options: MySqlConnectOptions,
-    prefix: String,
 }
 
-impl MysqlBackend {
-    /// Connects lazily to the server at `cfg.url` (an admin user that may create schemas and
-    /// users). Succeeds while the server is down; [`Backend::available`] then says so until a
-    /// background probe reaches it.
-    pub async fn new(cfg: ServerBackendConfig) -> Result<Self> {
-        Self::with_prefix(cfg, DEFAULT_PREFIX).await
-    }
-
-    /// As [`Self::new`], naming schemas and users `<prefix>…`: gateways (or test runs) that
-    /// share a server must use different prefixes, as each sweeps its own as orphans.
-    pub async fn with_prefix(cfg: ServerBackendConfig, prefix: &str) -> Result<Self> {
-        let prefix_ok = prefix.len() <= 16
-            && prefix.starts_with(|c: char| c.is_ascii_lowercase())
-            && prefix
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !prefix_ok {
-            return Err(Error::invalid(
-                "prefix",
-                "1-16 characters of a-z, 0-9 and _, starting with a letter",
-            ));
-        }
-        let admin_options = MySqlConnectOptions::from_str(&cfg.url)
-            .map_err(|e| Error::invalid("mysql_url", e))?
-            .disable_statement_logging();
-        let sizes = PoolSizes::new(
-            cfg.max_connections,
-            cfg.per_database_connections,
-            cfg.idle_timeout,
-        )?;
-        let admin = MysqlTarget {
-            options: admin_options.clone(),
-            schema: String::new(),
-            types: Arc::new(TypeCache::default()),
-            reader: false,
-            relogin: None,
-        };
-        let server = Server::start(MysqlEngine::default(), admin, sizes, cfg.location()).await;
-        Ok(Self {
-            server,
-            admin_options,
-            prefix: prefix.to_owned(),
-        })
-    }
-
-    fn locator(&self, db: &Provisioned) -> Result<Locator> {
-        Locator::parse(&db.locator, &self.prefix, MAX_IDENT)
-    }
-
+impl Mysql {
     /// Connection settings for a spawned database's own user (`user` is `loc.ident`) or its
     /// read-only one, sharing `types`: a table the owner alters is forgotten for both.
-    fn target(&self, loc: &Locator, user: &str, types: &Arc<TypeCache>) -> MysqlTarget {
+    fn target(
+        &self,
+        loc: &Locator,
+        user: &str,
+        types: &Arc<TypeCache>,
+        relogin: Relogin,
+    ) -> MysqlTarget {
         MysqlTarget {
             options: self
                 .admin_options
@@ -175,96 +127,8 @@ impl MysqlBackend {
             schema: loc.ident.clone(),
             types: Arc::clone(types),
             reader: user != loc.ident,
-            relogin: Some(Relogin::new({
-                let server = Arc::clone(&self.server);
-                let (user, password) = (user.to_owned(), loc.password.clone());
-                move || {
-                    Box::pin(admin::reset_login(
-                        Arc::clone(&server),
-                        user.clone(),
-                        password.clone(),
-                    ))
-                }
-            })),
+            relogin: Some(relogin),
         }
-    }
-}
-
-#[async_trait]
-impl Backend for MysqlBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Mysql
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        // Known once the server has answered; until then, the conservative set.
-        match self.server.engine().flavor() {
-            Some(f) if f.returning => &CAPABILITIES_RETURNING,
-            _ => &CAPABILITIES,
-        }
-    }
-
-    fn dialect(&self) -> Option<&'static dyn SqlDialect> {
-        Some(&MysqlDialect)
-    }
-
-    fn locate(&self, name: &DatabaseName) -> Provisioned {
-        Provisioned {
-            name: name.clone(),
-            locator: Locator::generate(&self.prefix, MAX_IDENT).to_string(),
-        }
-    }
-
-    async fn create(&self, db: &Provisioned) -> Result<()> {
-        self.provision(&self.locator(db)?).await
-    }
-
-    async fn destroy(&self, db: &Provisioned) -> Result<()> {
-        self.unprovision(&self.locator(db)?.ident).await
-    }
-
-    async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {
-        let loc = self.locator(db)?;
-        let types = Arc::new(TypeCache::default());
-        let reader = reader_ident(&loc.ident);
-        let server = Arc::clone(&self.server);
-        let writer = self
-            .server
-            .database(&loc.ident, self.target(&loc, &loc.ident, &types));
-        let reader = self
-            .server
-            .database(&reader, self.target(&loc, &reader, &types));
-        Ok(Arc::new(WithReader::new(
-            SqlDatabase::new(writer),
-            SqlDatabase::new(reader),
-            // Databases spawned before read-only users existed get theirs on first use.
-            Box::new(move || Box::pin(admin::ensure_reader(Arc::clone(&server), loc.clone()))),
-        )))
-    }
-
-    async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>> {
-        self.schema_size(&self.locator(db)?.ident).await
-    }
-
-    async fn remove_orphans(&self, known: &[Provisioned]) -> Result<usize> {
-        let known: BTreeSet<String> = known
-            .iter()
-            .filter_map(|p| self.locator(p).ok())
-            .map(|l| l.ident)
-            .collect();
-        let orphans = self.orphans(&known).await?;
-        for ident in &orphans {
-            self.unprovision(ident).await?;
-        }
-        Ok(orphans.len())
-    }
-
-    fn available(&self) -> bool {
-        self.server.is_up()
-    }
-
-    fn enforces_read_only(&self) -> bool {
-        true
     }
 }
 
@@ -348,13 +212,9 @@ impl SqlDialect for MysqlDialect {
 
     fn literal(&self, value: &Value) -> Result<String> {
         Ok(match value {
-            Value::Null => "NULL".into(),
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) if f.is_finite() => format!("{f:?}"),
-            Value::Float(_) => {
-                return Err(Error::invalid("default_value", "must be a finite number"));
+            Value::Null | Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                scalar_literal(value, "")?
             }
-            Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
             Value::Text(s) | Value::Json(s) => Self::string(s),
             Value::Decimal(s) => DecimalDigits::parse(s)
                 .ok_or_else(|| Error::invalid("default_value", "not a decimal number"))?

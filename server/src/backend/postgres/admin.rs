@@ -1,23 +1,29 @@
 //! Provisioning on PostgreSQL: a database and a login role per spawned database, created, dropped
-//! and swept through the administrative pool.
+//! and swept through the administrative pool (the steps themselves are
+//! [`SqlBackend`](crate::backend::sql::provision::SqlBackend)'s; this is their SQL).
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::{
+    str::FromStr,
+    sync::{Arc, Mutex},
+};
 
-use sqlx::{Connection as _, Row as _, postgres::PgConnectOptions};
+use async_trait::async_trait;
+use sqlx::{ConnectOptions as _, Connection as _, postgres::PgConnectOptions};
 use tokio::time::Instant;
 use tracing::warn;
 
 use super::{
-    PostgresBackend, PostgresDialect,
+    CAPABILITIES, MAX_IDENT, Postgres, PostgresDialect,
     conn::{PgConn, PgEngine, PgTarget},
 };
 use crate::{
     backend::{
+        Capabilities, ServerBackendConfig,
         reader::reader_ident,
         sql::{
-            Locator, Server,
-            pool::{ADMIN_TIMEOUT, Pooled},
-            text::like_prefix,
+            DbPool, Locator, Server,
+            pool::ADMIN_TIMEOUT,
+            provision::{Admin, AdminConn, Provisioner, Relogins, Shared},
         },
     },
     core::{
@@ -72,283 +78,209 @@ ALTER DEFAULT PRIVILEGES GRANT USAGE ON SCHEMAS TO {reader};
 ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO {reader};
 ALTER DEFAULT PRIVILEGES GRANT SELECT ON SEQUENCES TO {reader}"#;
 
-/// An administrative connection for one provisioning step.
-pub(super) struct Admin(Pooled<PgEngine>);
-
-impl Admin {
-    /// An administrative connection of `server`, waiting at most the administrative timeout.
-    async fn of(server: &Arc<Server<PgEngine>>) -> Result<Self> {
-        let pooled = server
-            .admin()
-            .acquire(Instant::now() + ADMIN_TIMEOUT)
-            .await?;
-        Ok(Self(pooled))
-    }
-
-    fn conn(&mut self) -> Result<&mut PgConn> {
-        self.0.begin_use()
-    }
-
-    /// Runs a statement built from quoted names and generated hex; never client values.
+#[async_trait]
+impl AdminConn for PgConn {
     async fn exec(&mut self, sql: String) -> Result<()> {
-        let r = self.conn()?.admin_exec(sql).await;
-        self.0.end_use(&r);
-        r
-    }
-
-    /// The text column of the rows `sql` returns for the bound argument.
-    async fn names(&mut self, sql: &'static str, arg: &str) -> Result<Vec<String>> {
-        let conn = self.conn()?;
-        let r = sqlx::query(sql)
-            .bind(arg)
-            .persistent(false)
-            .fetch_all(conn.raw())
-            .await;
-        let r = match r {
-            Ok(rows) => rows
-                .iter()
-                .map(|row| row.try_get::<String, _>(0).map_err(super::classify))
-                .collect(),
-            Err(e) => Err(conn.fail(e)),
-        };
-        self.0.end_use(&r);
-        r
-    }
-
-    /// An integer `sql` returns for the bound argument, if it returns a row.
-    async fn integer(&mut self, sql: &'static str, arg: &str) -> Result<Option<i64>> {
-        let conn = self.conn()?;
-        let r = sqlx::query(sql)
-            .bind(arg)
-            .persistent(false)
-            .fetch_optional(conn.raw())
-            .await;
-        let r = match r {
-            Ok(row) => row
-                .map(|row| row.try_get::<i64, _>(0).map_err(super::classify))
-                .transpose(),
-            Err(e) => Err(conn.fail(e)),
-        };
-        self.0.end_use(&r);
-        r
+        self.admin_exec(sql).await
     }
 }
 
-/// Runs `fut` under the administrative timeout.
-async fn admin_timeout<T>(fut: impl Future<Output = Result<T>>) -> Result<T> {
-    tokio::time::timeout(ADMIN_TIMEOUT, fut)
+/// Creates the login role `role` with `attributes` and `password`, or sets them on it.
+async fn set_role(
+    admin: &mut Admin<PgEngine>,
+    role: &str,
+    attributes: &str,
+    password: &str,
+) -> Result<()> {
+    let exists = admin
+        .integer("SELECT 1::int8 FROM pg_roles WHERE rolname = $1", role)
+        .await?
+        .is_some();
+    let verb = if exists { "ALTER" } else { "CREATE" };
+    let name = PostgresDialect.quote_ident(role);
+    // The password is generated hex (checked by Locator::parse): safe inside quotes.
+    admin
+        .exec(format!(
+            "{verb} ROLE {name} WITH {attributes} PASSWORD '{password}'"
+        ))
         .await
-        .unwrap_or_else(|_| {
-            Err(Error::Timeout(
-                "the postgres server did not finish an administrative step in time".into(),
-            ))
-        })
 }
 
-impl PostgresBackend {
-    async fn admin(&self) -> Result<Admin> {
-        Admin::of(&self.server).await
+#[async_trait]
+impl Provisioner for Postgres {
+    type Engine = PgEngine;
+    const MAX_IDENT: usize = MAX_IDENT;
+    const DIALECT: &'static dyn SqlDialect = &PostgresDialect;
+    const MAX_PREFIX: usize = 24;
+    const SIZE: &'static str =
+        "SELECT pg_database_size(datname)::int8 FROM pg_database WHERE datname = $1";
+    const NAMES: &'static [&'static str] = &[
+        "SELECT datname::text FROM pg_database WHERE datname LIKE $1",
+        "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
+    ];
+
+    fn configure(cfg: &ServerBackendConfig) -> Result<(Self, PgEngine, PgTarget)> {
+        let admin_options = PgConnectOptions::from_str(&cfg.url)
+            .map_err(|e| Error::invalid("postgres_url", e))?
+            .application_name("dbforge-admin")
+            .disable_statement_logging();
+        let engine = Postgres {
+            admin_options: admin_options.clone(),
+            epochs: Mutex::default(),
+        };
+        Ok((engine, PgEngine, PgTarget::new(admin_options)))
+    }
+
+    fn capabilities(&self, _server: &Server<PgEngine>) -> &'static Capabilities {
+        &CAPABILITIES
+    }
+
+    fn targets(&self, loc: &Locator, relogin: Relogins<'_>) -> (PgTarget, PgTarget) {
+        (
+            self.owner_target(loc, relogin(loc.ident.clone(), false)),
+            self.reader_target(loc, relogin(reader_ident(&loc.ident), true)),
+        )
     }
 
     /// Creates (or completes) the role and the database of `loc`.
-    pub(super) async fn provision(&self, loc: &Locator) -> Result<()> {
-        admin_timeout(async {
-            let mut admin = self.admin().await?;
-            let name = PostgresDialect.quote_ident(&loc.ident);
-            // The password is generated hex (checked by Locator::parse): safe inside quotes.
-            let password = &loc.password;
-            let role_exists = admin
-                .integer(
-                    "SELECT 1::int8 FROM pg_roles WHERE rolname = $1",
-                    &loc.ident,
-                )
-                .await?
-                .is_some();
-            let verb = if role_exists { "ALTER" } else { "CREATE" };
+    async fn provision(&self, admin: &mut Admin<PgEngine>, loc: &Locator) -> Result<()> {
+        let name = PostgresDialect.quote_ident(&loc.ident);
+        set_role(admin, &loc.ident, ROLE_ATTRIBUTES, &loc.password).await?;
+        let db_exists = admin
+            .integer(
+                "SELECT 1::int8 FROM pg_database WHERE datname = $1",
+                &loc.ident,
+            )
+            .await?
+            .is_some();
+        if !db_exists {
+            // template0 never has connections, so concurrent spawns cannot collide on it.
             admin
                 .exec(format!(
-                    "{verb} ROLE {name} WITH {ROLE_ATTRIBUTES} PASSWORD '{password}'"
+                    "CREATE DATABASE {name} OWNER {name} TEMPLATE template0 ENCODING 'UTF8'"
                 ))
                 .await?;
-            let db_exists = admin
-                .integer(
-                    "SELECT 1::int8 FROM pg_database WHERE datname = $1",
-                    &loc.ident,
-                )
-                .await?
-                .is_some();
-            if !db_exists {
-                // template0 never has connections, so concurrent spawns cannot collide on it.
-                admin
-                    .exec(format!(
-                        "CREATE DATABASE {name} OWNER {name} TEMPLATE template0 ENCODING 'UTF8'"
-                    ))
-                    .await?;
-            }
-            // PUBLIC may connect to a new database by default; only its own role may now.
-            admin
-                .exec(format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC"))
-                .await
-        })
-        .await?;
-        self.reader_setup(loc).run().await
+        }
+        // PUBLIC may connect to a new database by default; only its own role may now.
+        admin
+            .exec(format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC"))
+            .await
+    }
+
+    /// Creates (or completes) the read-only role of `loc`, which read grants log in as, and
+    /// gives it read access to everything in the database, through a connection of the
+    /// database's own role (the owner of what is there).
+    async fn ensure_reader(backend: &Arc<Shared<Self>>, loc: &Locator) -> Result<()> {
+        let reader = reader_ident(&loc.ident);
+        let mut admin = backend.admin().await?;
+        let db = PostgresDialect.quote_ident(&loc.ident);
+        let name = PostgresDialect.quote_ident(&reader);
+        // The reader shares the owner's password: both are the gateway's, never shown to
+        // clients.
+        set_role(&mut admin, &reader, READER_ATTRIBUTES, &loc.password).await?;
+        // A second line of defence behind the privileges: every transaction it starts is
+        // read-only, so even a write no privilege covers (a large object) is refused.
+        admin
+            .exec(format!(
+                "ALTER ROLE {name} SET default_transaction_read_only = on"
+            ))
+            .await?;
+        admin
+            .exec(format!("GRANT CONNECT ON DATABASE {db} TO {name}"))
+            .await?;
+        drop(admin);
+        let (owner, _) = backend.targets(loc);
+        let owner = DbPool::of(&backend.server, &loc.ident, owner);
+        let mut conn = owner.acquire(Instant::now() + ADMIN_TIMEOUT).await?;
+        // The owner's pooled connections run reads read-only first (see `read_then_write`):
+        // one left that way would refuse the GRANTs below.
+        conn.read_write().await?;
+        let c = conn.begin_use()?;
+        let r = c.admin_exec(READER_GRANTS.replace("{reader}", &name)).await;
+        conn.end_use(&r);
+        r?;
+        let c = conn.begin_use()?;
+        let r = sqlx::query_scalar::<_, bool>(
+            "SELECT has_function_privilege($1, 'pg_catalog.lo_create(oid)', 'EXECUTE')",
+        )
+        .bind(&reader)
+        .persistent(false)
+        .fetch_one(c.raw())
+        .await;
+        let r = r.map_err(|e| c.fail(e));
+        conn.end_use(&r);
+        if r? {
+            keep_large_objects_to_owner(&backend.engine.admin_options, loc).await?;
+        }
+        Ok(())
     }
 
     /// Drops the database and the role named `ident`; what is already gone is fine.
-    pub(super) async fn unprovision(&self, ident: &str) -> Result<()> {
-        self.server.close_idle(ident);
-        self.server.close_idle(&reader_ident(ident));
-        admin_timeout(async {
-            let mut admin = self.admin().await?;
-            let name = PostgresDialect.quote_ident(ident);
-            // FORCE ends the database's remaining sessions (PostgreSQL 13+).
-            admin
-                .exec(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await?;
-            for role in [ident.to_owned(), reader_ident(ident)] {
-                let name = PostgresDialect.quote_ident(&role);
-                match admin.exec(format!("DROP ROLE IF EXISTS {name}")).await {
-                    Ok(()) => {}
-                    // Another spawned database granted this role privileges: the role cannot
-                    // be dropped until that one is. Lock it out; a later orphan sweep drops it
-                    // (with the database's read-only role, which only ever has grants here).
-                    Err(Error::Query { code: Some(c), .. }) if c == "2BP01" => {
-                        warn!(
-                            role = role.as_str(),
-                            "role still has grants elsewhere; disabling its login"
-                        );
-                        admin
-                            .exec(format!("ALTER ROLE {name} NOLOGIN PASSWORD NULL"))
-                            .await?;
-                    }
-                    Err(e) => return Err(e),
+    async fn unprovision(&self, admin: &mut Admin<PgEngine>, ident: &str) -> Result<()> {
+        let name = PostgresDialect.quote_ident(ident);
+        // FORCE ends the database's remaining sessions (PostgreSQL 13+).
+        admin
+            .exec(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await?;
+        for role in [ident.to_owned(), reader_ident(ident)] {
+            let name = PostgresDialect.quote_ident(&role);
+            match admin.exec(format!("DROP ROLE IF EXISTS {name}")).await {
+                Ok(()) => {}
+                // Another spawned database granted this role privileges: the role cannot
+                // be dropped until that one is. Lock it out; a later orphan sweep drops it
+                // (with the database's read-only role, which only ever has grants here).
+                Err(Error::Query { code: Some(c), .. }) if c == "2BP01" => {
+                    warn!(
+                        role = role.as_str(),
+                        "role still has grants elsewhere; disabling its login"
+                    );
+                    admin
+                        .exec(format!("ALTER ROLE {name} NOLOGIN PASSWORD NULL"))
+                        .await?;
                 }
+                Err(e) => return Err(e),
             }
-            Ok(())
-        })
-        .await
+        }
+        Ok(())
     }
 
-    /// The size of the database named `ident`, if it exists.
-    pub(super) async fn database_size(&self, ident: &str) -> Result<Option<u64>> {
-        admin_timeout(async {
-            let mut admin = self.admin().await?;
-            let size = admin
-                .integer(
-                    "SELECT pg_database_size(datname)::int8 FROM pg_database WHERE datname = $1",
-                    ident,
-                )
-                .await?;
-            Ok(size.and_then(|s| u64::try_from(s).ok()))
-        })
-        .await
-    }
-
-    /// Databases and roles carrying this backend's prefix whose names are not in `known`.
-    pub(super) async fn orphans(&self, known: &BTreeSet<String>) -> Result<BTreeSet<String>> {
-        admin_timeout(async {
-            let mut admin = self.admin().await?;
-            let pattern = like_prefix(&self.prefix);
-            let mut found = admin
-                .names(
-                    "SELECT datname::text FROM pg_database WHERE datname LIKE $1",
-                    &pattern,
-                )
-                .await?;
-            found.extend(
-                admin
-                    .names(
-                        "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
-                        &pattern,
-                    )
-                    .await?,
-            );
-            Ok(found
-                .into_iter()
-                .filter(|n| Locator::is_ident(n, &self.prefix, super::MAX_IDENT))
-                .filter(|n| !known.contains(n))
-                .collect())
-        })
-        .await
-    }
-}
-
-/// What creating a database's read-only role takes, owned so that an open database can run it
-/// before its first read-only call.
-#[derive(Clone)]
-pub(super) struct ReaderSetup {
-    /// The server, for its administrative pool and a pool of the owner's connections.
-    pub server: Arc<Server<PgEngine>>,
-    /// How the administrator connects (to another database for the large-object step).
-    pub admin_options: PgConnectOptions,
-    /// The database and its own login.
-    pub loc: Locator,
-    /// How the database's own role connects: it grants read access to what it owns.
-    pub owner: PgTarget,
-}
-
-impl ReaderSetup {
-    /// Creates (or completes) the read-only role of `loc`, which read grants log in as, and
-    /// gives it read access to everything in the database, through a connection of the
-    /// database's own role (the owner of what is there). Idempotent: run at create, and before
-    /// the first read-only call of every open database, so that databases spawned before
-    /// read-only roles existed get one.
-    pub(super) async fn run(self) -> Result<()> {
-        let loc = &self.loc;
-        let reader = reader_ident(&loc.ident);
-        admin_timeout(async {
-            let mut admin = Admin::of(&self.server).await?;
-            let db = PostgresDialect.quote_ident(&loc.ident);
-            let name = PostgresDialect.quote_ident(&reader);
-            // The password is generated hex (checked by Locator::parse): safe inside quotes. The
-            // reader shares it with the owner: both are the gateway's, never shown to clients.
-            let password = &loc.password;
-            let exists = admin
-                .integer("SELECT 1::int8 FROM pg_roles WHERE rolname = $1", &reader)
-                .await?
-                .is_some();
-            let verb = if exists { "ALTER" } else { "CREATE" };
-            admin
-                .exec(format!(
-                    "{verb} ROLE {name} WITH {READER_ATTRIBUTES} PASSWORD '{password}'"
-                ))
-                .await?;
-            // A second line of defence behind the privileges: every transaction it starts is
-            // read-only, so even a write no privilege covers (a large object) is refused.
+    /// Sets the password of the login `role` back to the catalog's (see [`Relogin`](crate::backend::sql::Relogin)). A
+    /// read-only role also gets its settings back to the one it is made with.
+    async fn reset_login(
+        &self,
+        admin: &mut Admin<PgEngine>,
+        role: &str,
+        password: &str,
+        reader: bool,
+    ) -> Result<()> {
+        let name = PostgresDialect.quote_ident(role);
+        let attributes = if reader {
+            READER_ATTRIBUTES
+        } else {
+            ROLE_ATTRIBUTES
+        };
+        // The password is generated hex (checked by Locator::parse): safe inside quotes.
+        admin
+            .exec(format!(
+                "ALTER ROLE {name} WITH {attributes} PASSWORD '{password}'"
+            ))
+            .await?;
+        if reader {
+            admin.exec(format!("ALTER ROLE {name} RESET ALL")).await?;
             admin
                 .exec(format!(
                     "ALTER ROLE {name} SET default_transaction_read_only = on"
                 ))
                 .await?;
-            admin
-                .exec(format!("GRANT CONNECT ON DATABASE {db} TO {name}"))
-                .await?;
-            drop(admin);
-            let owner = self.server.database(&loc.ident, self.owner.clone());
-            let mut conn = owner.acquire(Instant::now() + ADMIN_TIMEOUT).await?;
-            // The owner's pooled connections run reads read-only first (see `read_then_write`):
-            // one left that way would refuse the GRANTs below.
-            conn.read_write().await?;
-            let c = conn.begin_use()?;
-            let r = c.admin_exec(READER_GRANTS.replace("{reader}", &name)).await;
-            conn.end_use(&r);
-            r?;
-            let c = conn.begin_use()?;
-            let r = sqlx::query_scalar::<_, bool>(
-                "SELECT has_function_privilege($1, 'pg_catalog.lo_create(oid)', 'EXECUTE')",
-            )
-            .bind(&reader)
-            .persistent(false)
-            .fetch_one(c.raw())
-            .await;
-            let r = r.map_err(|e| c.fail(e));
-            conn.end_use(&r);
-            if r? {
-                keep_large_objects_to_owner(&self.admin_options, loc).await?;
-            }
-            Ok(())
-        })
-        .await
+        }
+        Ok(())
+    }
+
+    fn forget(&self, ident: &str) {
+        self.epochs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(ident);
     }
 }
 
@@ -379,40 +311,4 @@ async fn keep_large_objects_to_owner(
         .map_err(super::classify);
     let _ = conn.close().await;
     r
-}
-
-/// Sets the password of the database login `role` back to `password` (the catalog's), for a
-/// login the server refused (see [`Relogin`](crate::backend::sql::Relogin)). A read-only role
-/// also gets its settings back to the one it is made with.
-pub(super) async fn reset_login(
-    server: Arc<Server<PgEngine>>,
-    role: String,
-    password: String,
-    reader: bool,
-) -> Result<()> {
-    admin_timeout(async {
-        let mut admin = Admin::of(&server).await?;
-        let name = PostgresDialect.quote_ident(&role);
-        let attributes = if reader {
-            READER_ATTRIBUTES
-        } else {
-            ROLE_ATTRIBUTES
-        };
-        // The password is generated hex (checked by Locator::parse): safe inside quotes.
-        admin
-            .exec(format!(
-                "ALTER ROLE {name} WITH {attributes} PASSWORD '{password}'"
-            ))
-            .await?;
-        if reader {
-            admin.exec(format!("ALTER ROLE {name} RESET ALL")).await?;
-            admin
-                .exec(format!(
-                    "ALTER ROLE {name} SET default_transaction_read_only = on"
-                ))
-                .await?;
-        }
-        Ok(())
-    })
-    .await
 }

@@ -65,7 +65,7 @@
 //!
 //! # Connections
 //!
-//! See [`crate::backend::sql::pool`] for the server-wide cap. Each connection sets
+//! See [`crate::backend::pool`] for the server-wide cap. Each connection sets
 //! `statement_timeout` to the call's timeout (the engine interrupts the statement: `57014` →
 //! `Timeout`), and a dropped call sends `pg_cancel_backend` for its statement from an
 //! administrative connection before closing its own.
@@ -79,106 +79,49 @@ mod inspect;
 mod tests;
 
 use std::{
-    collections::{BTreeSet, HashMap},
-    str::FromStr,
+    collections::HashMap,
     sync::{Arc, Mutex, PoisonError, atomic::AtomicU64},
 };
 
-use async_trait::async_trait;
-use sqlx::{ConnectOptions, postgres::PgConnectOptions};
+use sqlx::postgres::PgConnectOptions;
 
 pub use self::conn::classify;
-use self::conn::{PgEngine, PgTarget, STATEMENT_CACHE};
-use super::{
-    Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
-    reader::{WithReader, reader_ident},
-    sql::{Locator, PoolSizes, Relogin, Server, SqlDatabase, text::DecimalDigits},
-};
+use self::conn::{PgTarget, STATEMENT_CACHE};
+use super::sql::provision::{SQL_SERVER, SqlBackend};
+use super::sql::{Locator, Relogin, scalar_literal, text::DecimalDigits};
+#[cfg(doc)]
+use super::{Backend, reader::WithReader};
+use super::{Capabilities, reader::reader_ident};
 use crate::core::{
     error::{Error, Result},
-    names::DatabaseName,
     table::{ColumnType, SqlDialect},
     value::{Statement, Value, text},
 };
 
-/// The prefix of every database and role this backend creates, unless told otherwise.
-pub const DEFAULT_PREFIX: &str = "dbf_";
+pub use super::sql::provision::DEFAULT_PREFIX;
 /// PostgreSQL's identifier limit, in bytes.
 const MAX_IDENT: usize = 63;
 
-/// The PostgreSQL backend.
+/// The PostgreSQL backend: the shared server-engine backend over [`Postgres`]' provisioning.
+pub type PostgresBackend = SqlBackend<Postgres>;
+
+/// What PostgreSQL supports.
+const CAPABILITIES: Capabilities = Capabilities {
+    // No implicit row ids: use RETURNING.
+    returning: true,
+    placeholder: "$1",
+    ..SQL_SERVER
+};
+
+/// How PostgreSQL databases and roles are made and reached (see `admin.rs` for the SQL).
 #[derive(Debug)]
-pub struct PostgresBackend {
-    server: Arc<Server<PgEngine>>,
+pub struct Postgres {
     admin_options: PgConnectOptions,
     /// Schema epochs by database (see [`Self::epoch`]).
     epochs: Mutex<HashMap<String, Arc<AtomicU64>>>,
-    prefix: String,
-    caps: Capabilities,
 }
 
-impl PostgresBackend {
-    /// Connects lazily to the server at `cfg.url` (an admin role that may create databases and
-    /// roles). Succeeds while the server is down; [`Backend::available`] then says so until a
-    /// background probe reaches it.
-    pub async fn new(cfg: ServerBackendConfig) -> Result<Self> {
-        Self::with_prefix(cfg, DEFAULT_PREFIX).await
-    }
-
-    /// As [`Self::new`], naming databases and roles `<prefix>…`: gateways (or test runs) that
-    /// share a server must use different prefixes, as each sweeps its own as orphans.
-    pub async fn with_prefix(cfg: ServerBackendConfig, prefix: &str) -> Result<Self> {
-        let prefix_ok = prefix.len() <= 24
-            && prefix.starts_with(|c: char| c.is_ascii_lowercase())
-            && prefix
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !prefix_ok {
-            return Err(Error::invalid(
-                "prefix",
-                "1-24 characters of a-z, 0-9 and _, starting with a letter",
-            ));
-        }
-        let admin_options = PgConnectOptions::from_str(&cfg.url)
-            .map_err(|e| Error::invalid("postgres_url", e))?
-            .application_name("dbforge-admin")
-            .disable_statement_logging();
-        let sizes = PoolSizes::new(
-            cfg.max_connections,
-            cfg.per_database_connections,
-            cfg.idle_timeout,
-        )?;
-        let server = Server::start(
-            PgEngine,
-            PgTarget::new(admin_options.clone()),
-            sizes,
-            cfg.location(),
-        )
-        .await;
-        Ok(Self {
-            server,
-            admin_options,
-            epochs: Mutex::default(),
-            prefix: prefix.to_owned(),
-            caps: Capabilities {
-                sql: true,
-                transactions: true,
-                sessions: true,
-                typed_params: true,
-                table_service: true,
-                key_value: false,
-                // No implicit row ids: use RETURNING.
-                last_insert_id: false,
-                returning: true,
-                placeholder: "$1",
-            },
-        })
-    }
-
-    fn locator(&self, db: &Provisioned) -> Result<Locator> {
-        Locator::parse(&db.locator, &self.prefix, MAX_IDENT)
-    }
-
+impl Postgres {
     /// The schema epoch of a database, shared by every connection to it (see
     /// [`conn::PgTarget`]); one per database for the backend's life, or until it is destroyed.
     fn epoch(&self, ident: &str) -> Arc<AtomicU64> {
@@ -187,31 +130,9 @@ impl PostgresBackend {
     }
 
     /// Connection settings for a spawned database's own role.
-    fn target(&self, loc: &Locator) -> PgTarget {
-        PgTarget {
-            options: self.owner_options(loc),
-            epoch: self.epoch(&loc.ident),
-            reader: false,
-            relogin: Some(self.relogin(loc.ident.clone(), &loc.password, false)),
-        }
-    }
-
-    /// Resets the login `role` to the catalog's password (see [`Relogin`]).
-    fn relogin(&self, role: String, password: &str, reader: bool) -> Relogin {
-        let server = Arc::clone(&self.server);
-        let password = password.to_owned();
-        Relogin::new(move || {
-            Box::pin(admin::reset_login(
-                Arc::clone(&server),
-                role.clone(),
-                password.clone(),
-                reader,
-            ))
-        })
-    }
-
-    fn owner_options(&self, loc: &Locator) -> PgConnectOptions {
-        self.admin_options
+    fn owner_target(&self, loc: &Locator, relogin: Relogin) -> PgTarget {
+        let options = self
+            .admin_options
             .clone()
             .username(&loc.ident)
             .password(&loc.password)
@@ -219,23 +140,19 @@ impl PostgresBackend {
             .application_name("dbforge")
             // Notices a vanished gateway during long statements and stops them (PG 14+).
             .options([("client_connection_check_interval", "1000")])
-            .statement_cache_capacity(STATEMENT_CACHE)
-    }
-
-    /// What creating the read-only role of `loc` takes (see [`admin::ReaderSetup`]).
-    fn reader_setup(&self, loc: &Locator) -> admin::ReaderSetup {
-        admin::ReaderSetup {
-            server: Arc::clone(&self.server),
-            admin_options: self.admin_options.clone(),
-            loc: loc.clone(),
-            owner: self.target(loc),
+            .statement_cache_capacity(STATEMENT_CACHE);
+        PgTarget {
+            options,
+            epoch: self.epoch(&loc.ident),
+            reader: false,
+            relogin: Some(relogin),
         }
     }
 
-    /// Connection settings for the database's read-only role (see [`admin::ReaderSetup`]):
+    /// Connection settings for the database's read-only role (see `admin::ensure_reader`):
     /// its transactions are read-only from the first statement on, whatever the role's
     /// settings say.
-    fn reader_target(&self, loc: &Locator) -> PgTarget {
+    fn reader_target(&self, loc: &Locator, relogin: Relogin) -> PgTarget {
         let options = self
             .admin_options
             .clone()
@@ -252,84 +169,8 @@ impl PostgresBackend {
             options,
             epoch: self.epoch(&loc.ident),
             reader: true,
-            relogin: Some(self.relogin(reader_ident(&loc.ident), &loc.password, true)),
+            relogin: Some(relogin),
         }
-    }
-}
-
-#[async_trait]
-impl Backend for PostgresBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Postgres
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.caps
-    }
-
-    fn dialect(&self) -> Option<&'static dyn SqlDialect> {
-        Some(&PostgresDialect)
-    }
-
-    fn locate(&self, name: &DatabaseName) -> Provisioned {
-        Provisioned {
-            name: name.clone(),
-            locator: Locator::generate(&self.prefix, MAX_IDENT).to_string(),
-        }
-    }
-
-    async fn create(&self, db: &Provisioned) -> Result<()> {
-        self.provision(&self.locator(db)?).await
-    }
-
-    async fn destroy(&self, db: &Provisioned) -> Result<()> {
-        let ident = self.locator(db)?.ident;
-        self.unprovision(&ident).await?;
-        self.epochs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&ident);
-        Ok(())
-    }
-
-    async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {
-        let loc = self.locator(db)?;
-        let pool = self.server.database(&loc.ident, self.target(&loc));
-        let reader = self
-            .server
-            .database(&reader_ident(&loc.ident), self.reader_target(&loc));
-        // Databases spawned before read-only roles existed get theirs on first use.
-        let setup = self.reader_setup(&loc);
-        Ok(Arc::new(WithReader::new(
-            SqlDatabase::new(pool),
-            SqlDatabase::new(reader),
-            Box::new(move || Box::pin(setup.clone().run())),
-        )))
-    }
-
-    async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>> {
-        self.database_size(&self.locator(db)?.ident).await
-    }
-
-    async fn remove_orphans(&self, known: &[Provisioned]) -> Result<usize> {
-        let known: BTreeSet<String> = known
-            .iter()
-            .filter_map(|p| self.locator(p).ok())
-            .map(|l| l.ident)
-            .collect();
-        let orphans = self.orphans(&known).await?;
-        for ident in &orphans {
-            self.unprovision(ident).await?;
-        }
-        Ok(orphans.len())
-    }
-
-    fn available(&self) -> bool {
-        self.server.is_up()
-    }
-
-    fn enforces_read_only(&self) -> bool {
-        true
     }
 }
 
@@ -398,13 +239,9 @@ impl SqlDialect for PostgresDialect {
 
     fn literal(&self, value: &Value) -> Result<String> {
         Ok(match value {
-            Value::Null => "NULL".into(),
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) if f.is_finite() => format!("{f:?}::float8"),
-            Value::Float(_) => {
-                return Err(Error::invalid("default_value", "must be a finite number"));
+            Value::Null | Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                scalar_literal(value, "::float8")?
             }
-            Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
             Value::Text(s) | Value::Json(s) => Self::string(s)?,
             Value::Decimal(s) => {
                 let d = DecimalDigits::parse(s)

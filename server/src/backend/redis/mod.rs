@@ -137,16 +137,18 @@
 //! - A command that runs past the statement timeout is abandoned client-side (Redis cannot
 //!   interrupt it; a write may still apply) and fails with Timeout; its connection is replaced
 //!   so later calls do not queue behind the late reply. A whole stream shares one deadline.
-//! - A background task pings the server over the admin connection (every second, or half the
-//!   idle timeout if shorter; every 200 ms while it is down, and at once after a connection
-//!   error) and flips [`Backend::available`]. While it is false, calls fail fast with
-//!   Unavailable; when it comes back, connections made before the outage are retired and calls
-//!   succeed again without a restart. `new` succeeds while the server is down.
-//! - Pools: one multiplexed connection per open database (concurrent calls pipeline on it),
-//!   opened on first use, closed after `idle_timeout` unused or when the core closes the
-//!   database; at most `max_connections` to the server, the admin connection included. When the
-//!   cap is reached, the least recently used idle connection of another database is closed; if
-//!   none is idle, the call waits until its deadline (then LimitExceeded).
+//! - Connections, the cap and the probe are the shared pool's ([`crate::backend::pool`], as
+//!   for PostgreSQL and MySQL): its task pings the server over an administrative connection
+//!   (every second, or half the idle timeout if shorter; with backoff while it is down, and at
+//!   once after a connection error) and flips [`Backend::available`]. While it is false, calls
+//!   fail fast with Unavailable; when it comes back, connections made before the outage are
+//!   retired and calls succeed again without a restart. `new` succeeds while the server is down.
+//! - One multiplexed connection per open database (concurrent calls pipeline on it), opened on
+//!   first use, back on the shared idle list when no call uses it, closed after `idle_timeout`
+//!   unused or when the core closes the database; at most `max_connections` to the server, the
+//!   administrative ones included. When the cap is reached, the least recently used idle
+//!   connection of any database is closed; if none is idle, the call waits until its deadline
+//!   (then LimitExceeded). See `pool.rs`.
 //!
 //! # Dumps, imports and the key-space summary
 //!
@@ -176,15 +178,10 @@ mod pool;
 mod reply;
 mod transfer;
 
-use std::{
-    collections::HashSet,
-    sync::{Arc, Weak},
-    time::Duration,
-};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use redis::{IntoConnectionInfo, Value as Resp};
-use tokio::task::JoinHandle;
 use tracing::warn;
 
 pub use self::database::RedisDatabase;
@@ -195,7 +192,7 @@ use self::{
     pool::{Deadline, Pool},
 };
 use super::{
-    Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig, probe::Backoff,
+    Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
     reader::WithReader,
 };
 use crate::core::{
@@ -211,13 +208,11 @@ const PRUNE_BATCH: &str = "1000";
 /// The SCAN budget of `size_bytes`: pages, and keys measured.
 const SIZE_PAGES: usize = 4;
 const SIZE_MAX_KEYS: usize = 1000;
-/// How long a probe waits for PONG before calling the server unreachable.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the backend and its open databases share: the connections and the command table.
 #[derive(Debug)]
 struct Shared {
-    pool: Pool,
+    pool: Arc<Pool>,
     commands: tokio::sync::OnceCell<Arc<CommandTable>>,
 }
 
@@ -325,7 +320,6 @@ pub struct RedisBackend {
     /// What this backend's ACL user names start with.
     user_prefix: String,
     caps: Capabilities,
-    watcher: JoinHandle<()>,
 }
 
 impl RedisBackend {
@@ -359,13 +353,11 @@ impl RedisBackend {
                  prefix and ACL user, not by database number",
             ));
         }
+        let pool = Pool::start(info, cfg.location(), cfg.max_connections, cfg.idle_timeout).await?;
         let shared = Arc::new(Shared {
-            pool: Pool::new(info, cfg.location(), cfg.max_connections, cfg.idle_timeout),
+            pool,
             commands: tokio::sync::OnceCell::new(),
         });
-        shared.pool.probe(PROBE_TIMEOUT).await;
-        let tick = (cfg.idle_timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(1));
-        let watcher = tokio::spawn(watch(Arc::downgrade(&shared), tick));
         Ok(RedisBackend {
             shared,
             user_prefix: user_prefix.to_owned(),
@@ -380,41 +372,12 @@ impl RedisBackend {
                 returning: false,
                 placeholder: "",
             },
-            watcher,
         })
     }
 
     /// Database connections open right now (the admin connection not counted).
     pub fn open_connections(&self) -> usize {
         self.shared.pool.open_connections()
-    }
-}
-
-impl Drop for RedisBackend {
-    fn drop(&mut self) {
-        self.watcher.abort();
-    }
-}
-
-/// Probes the server and closes idle connections until the backend is dropped.
-async fn watch(shared: Weak<Shared>, tick: Duration) {
-    let mut backoff = Backoff::default();
-    loop {
-        let Some(s) = shared.upgrade() else {
-            return;
-        };
-        let up = s.pool.probe(PROBE_TIMEOUT).await;
-        s.pool.sweep_idle();
-        let wait = if up {
-            backoff.reset();
-            tick
-        } else {
-            backoff.failed()
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = s.pool.wake.notified() => {}
-        }
     }
 }
 

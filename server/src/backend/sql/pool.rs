@@ -1,522 +1,105 @@
-//! Connections to a database server: a pool per spawned database under one cap per server, plus
-//! the availability probe.
-//!
-//! # How the cap works
-//!
-//! Every live connection to the server holds one permit of a server-wide semaphore
-//! (`max_connections` minus the few reserved for administration). A spawned database's pool
-//! holds at most `per_database_connections` of them, and only while it uses them: a connection
-//! released by a call goes to one idle list shared by the whole server, tagged with its
-//! database. A call takes, in order, an idle connection of its own database, a free permit, or
-//! the permit of the *least recently used idle connection of any database*, which it closes
-//! first. Only when every connection is busy does it wait, until one is released or its
-//! deadline passes. So 1,000 spawned databases share `max_connections` connections instead of
-//! opening 1,000 × N, idle ones cost nothing once the cap is reached, and connections idle for
-//! longer than `idle_timeout` are closed by the probe task. Administration (create, destroy,
-//! cancel, the probe) uses its own small reserve, so a saturated data plane can still be
-//! cancelled and pruned.
-//!
-//! # Availability
-//!
-//! A background task probes the server (an administrative connection and a ping) every second,
-//! and at once when a call reports a broken connection. While the server is down,
-//! [`Server::is_up`] is false, idle connections are dropped, calls fail at once with
-//! `Unavailable` (naming the server and the cause) instead of waiting for timeouts, and the
-//! probe retries with backoff (see [`crate::backend::probe`]); the first successful probe
-//! brings it back.
+//! The sqlx engines on the shared pool ([`crate::backend::pool`]: a pool per spawned
+//! database under one cap per server, LRU eviction of idle connections, the availability probe
+//! and the pool gauge), plus what a SQL connection needs while lent to a call: [`Pooled`]
+//! tracks whether a statement is running or its results were left unread, and whether a
+//! transaction is open, so that a dropped call cancels its statement on the server (through an
+//! administrative connection) and a dropped session rolls back before the connection is kept.
 
-use std::{
-    collections::VecDeque,
-    fmt,
-    sync::{Arc, Mutex, Weak},
-    time::Duration,
-};
+use std::{fmt, sync::Arc, time::Duration};
 
-use tokio::{
-    sync::{Notify, OwnedSemaphorePermit, Semaphore},
-    time::Instant,
-};
+use async_trait::async_trait;
+use tokio::time::Instant;
 use tracing::debug;
 
 use super::{Control, Engine, Outcome, Prepared, RowSink, SqlConn, text::placeholder_hint};
-use crate::backend::probe::{Availability, Backoff, Location};
+pub use crate::backend::pool::PoolSizes;
+use crate::backend::pool::{Connector, Handle, Lease, Pool, PoolConn};
 use crate::core::{
     error::{Error, QueryErrorKind, Result},
     value::{Statement, Value},
 };
 
-/// How long a connection may sit idle before it is pinged on its way out of the pool.
-const PING_AFTER_IDLE: Duration = Duration::from_secs(2);
-/// How often the server is probed while it answers.
-const PROBE_UP_EVERY: Duration = Duration::from_secs(1);
-/// How long a probe (connect and ping) may take before the server counts as down.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a probe waits for an administrative connection that others are using.
-const PROBE_WAIT: Duration = Duration::from_millis(200);
-/// How long opening one connection may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long closing a connection politely may take before it is simply dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a cancel may take.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long administrative work (create, destroy, cancel) may wait for a connection.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Sizes of a server's pools.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolSizes {
-    /// Data-plane connections across all spawned databases.
-    pub data: usize,
-    /// Administrative connections.
-    pub admin: usize,
-    /// Data-plane connections per spawned database.
-    pub per_database: usize,
-    /// Close idle connections after this long.
-    pub idle_timeout: Duration,
-}
+/// One database server of a sqlx engine: the shared pool over its connections.
+pub type Server<E> = Pool<E>;
 
-impl PoolSizes {
-    /// Splits `max_connections` into a small administrative reserve and the data plane.
-    pub fn new(max_connections: u32, per_database: u32, idle_timeout: Duration) -> Result<Self> {
-        let max = max_connections as usize;
-        if max < 2 {
-            return Err(Error::invalid(
-                "max_connections",
-                "a server backend needs at least 2 connections (one is kept for administration)",
-            ));
-        }
-        let admin = if max >= 8 { 2 } else { 1 };
-        let data = max - admin;
-        Ok(Self {
-            data,
-            admin,
-            per_database: (per_database as usize).clamp(1, data),
-            idle_timeout,
-        })
+#[async_trait]
+impl<C: SqlConn> PoolConn for C {
+    fn is_broken(&self) -> bool {
+        SqlConn::is_broken(self)
+    }
+
+    async fn ping(&mut self) -> Result<()> {
+        SqlConn::ping(self).await
+    }
+
+    async fn close(self) {
+        SqlConn::close(self).await;
     }
 }
 
-/// Connections of one class (data plane or administration) under one cap.
-struct Slots<C> {
-    permits: Arc<Semaphore>,
-    size: usize,
-    /// Idle connections of every database, least recently released first.
-    idle: Mutex<VecDeque<Idle<C>>>,
-    /// Signalled when a connection goes idle, so that a call waiting at the cap can evict it.
-    released: Notify,
-}
+#[async_trait]
+impl<E: Engine> Connector for E {
+    type Conn = E::Conn;
+    type Target = E::Target;
+    const KIND: crate::backend::BackendKind = <E as Engine>::KIND;
 
-struct Idle<C> {
-    key: Arc<str>,
-    conn: C,
-    permit: OwnedSemaphorePermit,
-    since: Instant,
-}
-
-impl<C: SqlConn> Slots<C> {
-    fn new(size: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(size)),
-            size,
-            idle: Mutex::new(VecDeque::new()),
-            released: Notify::new(),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Idle<C>>> {
-        // A panic while holding this lock cannot leave the list inconsistent (push/remove only).
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The most recently released idle connection of `key`.
-    fn take(&self, key: &str) -> Option<Idle<C>> {
-        let mut idle = self.lock();
-        let pos = idle.iter().rposition(|i| &*i.key == key)?;
-        idle.remove(pos)
-    }
-
-    fn take_oldest(&self) -> Option<Idle<C>> {
-        self.lock().pop_front()
-    }
-
-    fn put(&self, idle: Idle<C>) {
-        self.lock().push_back(idle);
-        self.released.notify_one();
-    }
-
-    /// Removes idle connections matching `pred` and closes them in the background.
-    fn drain(&self, pred: impl Fn(&Idle<C>) -> bool) -> usize {
-        let gone: VecDeque<Idle<C>> = {
-            let mut idle = self.lock();
-            let (gone, keep): (VecDeque<_>, VecDeque<_>) = idle.drain(..).partition(|i| pred(i));
-            *idle = keep;
-            gone
-        };
-        let n = gone.len();
-        for i in gone {
-            close_later(i.conn, Some(i.permit), None);
-        }
-        n
-    }
-}
-
-/// Closes a connection in the background, releasing its permits afterwards so that the cap
-/// counts it until the server has been told.
-fn close_later<C: SqlConn>(
-    conn: C,
-    permit: Option<OwnedSemaphorePermit>,
-    per_db: Option<OwnedSemaphorePermit>,
-) {
-    let close = async move {
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close()).await;
-        drop((permit, per_db));
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) => drop(rt.spawn(close)),
-        // Outside a runtime (a backend dropped at exit): dropping closes the socket.
-        Err(_) => drop(close),
-    }
-}
-
-/// Whether the server answers, and a way to ask the probe to look again now.
-#[derive(Debug)]
-struct Health {
-    state: Availability,
-    wake: Notify,
-}
-
-/// One database server: its engine, pools, cap and probe.
-pub struct Server<E: Engine> {
-    engine: E,
-    name: &'static str,
-    data: Slots<E::Conn>,
-    admin: Slots<E::Conn>,
-    admin_target: Arc<E::Target>,
-    admin_per_db: Arc<Semaphore>,
-    sizes: PoolSizes,
-    health: Arc<Health>,
-}
-
-impl<E: Engine> fmt::Debug for Server<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Server")
-            .field("engine", &self.name)
-            .field("sizes", &self.sizes)
-            .field("up", &self.is_up())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<E: Engine> Server<E> {
-    /// Starts managing the server at `location`: probes it once (so that [`Self::is_up`] is
-    /// right from the start, without failing when it is down), then keeps probing in the
-    /// background.
-    pub async fn start(
-        engine: E,
-        admin_target: E::Target,
-        sizes: PoolSizes,
-        location: Location,
-    ) -> Arc<Self> {
-        let server = Arc::new(Self {
-            engine,
-            name: E::KIND.as_str(),
-            data: Slots::new(sizes.data),
-            admin: Slots::new(sizes.admin),
-            admin_target: Arc::new(admin_target),
-            admin_per_db: Arc::new(Semaphore::new(sizes.admin)),
-            sizes,
-            health: Arc::new(Health {
-                state: Availability::new(E::KIND.as_str(), location),
-                wake: Notify::new(),
-            }),
-        });
-        server.probe().await;
-        tokio::spawn(watch(Arc::downgrade(&server), Arc::clone(&server.health)));
-        server
-    }
-
-    /// The engine.
-    pub fn engine(&self) -> &E {
-        &self.engine
-    }
-
-    /// Whether the server answered the last probe.
-    pub fn is_up(&self) -> bool {
-        self.health.state.is_up()
-    }
-
-    /// Asks the probe to check the server now (a call saw a broken connection). While the
-    /// server is known to be down this is no news: the probe's backoff decides.
-    fn suspect(&self) {
-        if self.is_up() {
-            self.health.wake.notify_one();
-        }
-    }
-
-    /// A pool for a spawned database reached through `target`.
-    pub fn database(self: &Arc<Self>, key: &str, target: E::Target) -> DbPool<E> {
-        DbPool {
-            server: Arc::clone(self),
-            key: key.into(),
-            target: Arc::new(target),
-            per_db: Arc::new(Semaphore::new(self.sizes.per_database)),
-            admin: false,
-        }
-    }
-
-    /// The administrative pool.
-    pub fn admin(self: &Arc<Self>) -> DbPool<E> {
-        DbPool {
-            server: Arc::clone(self),
-            key: "\0admin".into(),
-            target: Arc::clone(&self.admin_target),
-            per_db: Arc::clone(&self.admin_per_db),
-            admin: true,
-        }
-    }
-
-    /// Closes the idle connections of one database (it is being destroyed or closed).
-    pub fn close_idle(&self, key: &str) {
-        self.data.drain(|i| &*i.key == key);
-    }
-
-    /// Probes once and records the answer.
-    async fn probe(self: &Arc<Self>) -> bool {
-        let admin = self.admin();
-        let outcome = tokio::time::timeout(PROBE_TIMEOUT, async {
-            // Every administrative connection busy (a slow DROP DATABASE) proves nothing
-            // either way: keep the last answer rather than wait behind them.
-            let mut conn = match admin
-                .acquire_inner(
-                    Instant::now() + PROBE_WAIT,
-                    Instant::now() + PROBE_TIMEOUT,
-                    false,
-                )
-                .await
-            {
-                Ok(conn) => conn,
-                Err(Error::Timeout(_)) => return Ok(false),
-                Err(e) => return Err(e),
-            };
-            let c = conn.begin_use()?;
-            let r = c.ping().await;
-            conn.end_use(&r);
-            r.map(|()| true)
-        })
-        .await
-        .unwrap_or_else(|_| Err(Error::Unavailable("the probe timed out".into())));
-        let outcome = match outcome {
-            Ok(false) => return self.is_up(),
-            Ok(true) => Ok(()),
-            Err(e) => Err(e),
-        };
-        let up = self.health.state.record(outcome.map_err(|e| e.to_string()));
-        if !up {
-            // Whatever is idle was connected to a server that went away.
-            let n = self.data.drain(|_| true) + self.admin.drain(|_| true);
-            if n > 0 {
-                debug!(backend = self.name, closed = n, "dropped idle connections");
-            }
-        }
-        up
-    }
-
-    /// Closes connections idle for longer than the idle timeout.
-    fn reap(&self) {
-        let cutoff = self.sizes.idle_timeout;
-        let n = self.data.drain(|i| i.since.elapsed() >= cutoff)
-            + self.admin.drain(|i| i.since.elapsed() >= cutoff);
-        if n > 0 {
-            debug!(backend = self.name, closed = n, "closed idle connections");
-        }
-    }
-
-    /// Interrupts the statement running on connection `server_id`, through an administrative
-    /// connection. Best effort: the connection is being dropped anyway.
-    async fn cancel(self: Arc<Self>, server_id: u64) {
-        let admin = self.admin();
-        let deadline = Instant::now() + PROBE_TIMEOUT;
-        let r = tokio::time::timeout_at(deadline, async {
-            let mut conn = admin.acquire(deadline).await?;
-            let c = conn.begin_use()?;
-            let r = E::cancel(c, server_id).await;
-            conn.end_use(&r);
-            r
-        })
-        .await;
-        match r {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => debug!(backend = self.name, error = %e, "could not cancel a statement"),
-            Err(_) => debug!(backend = self.name, "cancelling a statement timed out"),
-        }
-    }
-}
-
-/// The probe loop: holds the server weakly, so dropping the backend stops it.
-async fn watch<E: Engine>(server: Weak<Server<E>>, health: Arc<Health>) {
-    let mut backoff = Backoff::default();
-    loop {
-        let wait = {
-            let Some(server) = server.upgrade() else {
-                return;
-            };
-            let up = server.probe().await;
-            server.reap();
-            if up {
-                backoff.reset();
-                PROBE_UP_EVERY
-            } else {
-                backoff.failed()
-            }
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = health.wake.notified() => {}
-        }
+    async fn open(&self, target: &E::Target, _by: Instant) -> Result<E::Conn> {
+        // The pool bounds the connect by `by`.
+        self.connect(target).await
     }
 }
 
 /// The connections of one spawned database (or the administrative ones).
-pub struct DbPool<E: Engine> {
-    server: Arc<Server<E>>,
-    key: Arc<str>,
-    target: Arc<E::Target>,
-    per_db: Arc<Semaphore>,
-    admin: bool,
-}
-
-impl<E: Engine> fmt::Debug for DbPool<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DbPool")
-            .field("key", &self.key)
-            .field("admin", &self.admin)
-            .finish_non_exhaustive()
-    }
-}
+#[derive(Debug)]
+pub struct DbPool<E: Engine>(Handle<E>);
 
 impl<E: Engine> DbPool<E> {
-    fn slots(&self) -> &Slots<E::Conn> {
-        if self.admin {
-            &self.server.admin
-        } else {
-            &self.server.data
-        }
+    /// The pool of a spawned database (its key) reached through `target`.
+    pub fn of(server: &Arc<Server<E>>, key: &str, target: E::Target) -> Self {
+        Self(server.database(key, target))
+    }
+
+    /// The administrative pool of `server`.
+    pub fn admin(server: &Arc<Server<E>>) -> Self {
+        Self(server.admin())
     }
 
     /// A connection, waiting at most until `deadline`; fails at once while the server is down.
     pub async fn acquire(&self, deadline: Instant) -> Result<Pooled<E>> {
-        self.acquire_inner(deadline, deadline, true).await
-    }
-
-    /// A connection, waiting for a free one until `wait_until` and connecting a new one until
-    /// `connect_by`. The probe keeps the two apart: it must not wait behind busy connections, but
-    /// a slow connect (a loaded server) is not an absent server.
-    async fn acquire_inner(
-        &self,
-        wait_until: Instant,
-        connect_by: Instant,
-        check_health: bool,
-    ) -> Result<Pooled<E>> {
-        let backend = self.server.name;
-        if check_health && !self.server.is_up() {
-            return Err(self.server.health.state.unavailable());
-        }
-        let per_db = tokio::time::timeout_at(wait_until, Arc::clone(&self.per_db).acquire_owned())
-            .await
-            .map_err(|_| {
-                Error::Timeout(format!(
-                    "all {} connections of this database stayed busy until the deadline",
-                    self.server.sizes.per_database
-                ))
-            })?
-            .map_err(Error::internal)?;
-        let slots = self.slots();
-        loop {
-            let released = slots.released.notified();
-            tokio::pin!(released);
-            released.as_mut().enable();
-            if let Some(idle) = slots.take(&self.key) {
-                let Idle {
-                    mut conn,
-                    permit,
-                    since,
-                    ..
-                } = idle;
-                if since.elapsed() >= PING_AFTER_IDLE && conn.ping().await.is_err() {
-                    debug!(backend, "dropping a dead idle connection");
-                    drop((conn, permit));
-                    continue;
-                }
-                return Ok(self.lease(conn, permit, per_db));
-            }
-            let permit = match Arc::clone(&slots.permits).try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) => match slots.take_oldest() {
-                    Some(victim) => {
-                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, victim.conn.close()).await;
-                        Some(victim.permit)
-                    }
-                    None => None,
-                },
-            };
-            let permit = match permit {
-                Some(p) => p,
-                None => tokio::select! {
-                    p = Arc::clone(&slots.permits).acquire_owned() => p.map_err(Error::internal)?,
-                    _ = &mut released => continue,
-                    _ = tokio::time::sleep_until(wait_until) => {
-                        return Err(Error::Timeout(format!(
-                            "all {} connections to the {backend} server stayed busy until the \
-                             deadline",
-                            slots.size
-                        )));
-                    }
-                },
-            };
-            let connect_by = connect_by.min(Instant::now() + CONNECT_TIMEOUT);
-            let conn =
-                tokio::time::timeout_at(connect_by, self.server.engine.connect(&self.target))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Error::Unavailable(format!(
-                            "connecting to the {backend} server timed out"
-                        )))
-                    });
-            return match conn {
-                Ok(conn) => Ok(self.lease(conn, permit, per_db)),
-                Err(e) => {
-                    if matches!(e, Error::Unavailable(_)) {
-                        self.server.suspect();
-                    }
-                    Err(e)
-                }
-            };
-        }
-    }
-
-    fn lease(
-        &self,
-        conn: E::Conn,
-        permit: OwnedSemaphorePermit,
-        per_db: OwnedSemaphorePermit,
-    ) -> Pooled<E> {
-        Pooled {
-            conn: Some(conn),
-            permits: Some((permit, per_db)),
-            key: Arc::clone(&self.key),
-            server: Arc::clone(&self.server),
-            admin: self.admin,
+        let lease = self.0.acquire(deadline).await?;
+        Ok(Pooled {
+            lease: Some(lease),
             busy: false,
             abandoned: false,
             in_tx: false,
-        }
+        })
     }
 }
 
-impl<E: Engine> Drop for DbPool<E> {
-    fn drop(&mut self) {
-        if !self.admin {
-            // The database handle is closing: its idle connections go with it.
-            self.server.close_idle(&self.key);
-        }
+/// Interrupts the statement running on connection `server_id`, through an administrative
+/// connection. Best effort: the connection is being dropped anyway.
+async fn cancel<E: Engine>(server: Arc<Server<E>>, server_id: u64) {
+    let backend = <E as Engine>::KIND.as_str();
+    let deadline = Instant::now() + CANCEL_TIMEOUT;
+    let admin = server.admin();
+    let r = tokio::time::timeout_at(deadline, async {
+        let mut conn = admin.acquire(deadline).await?;
+        // Cut short, the connection is in an unknown state: closed, not kept.
+        conn.retire = true;
+        E::cancel(conn.conn_mut(), server_id).await?;
+        conn.retire = false;
+        Ok::<_, Error>(())
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => debug!(backend, error = %e, "could not cancel a statement"),
+        Err(_) => debug!(backend, "cancelling a statement timed out"),
     }
 }
 
@@ -524,11 +107,7 @@ impl<E: Engine> Drop for DbPool<E> {
 /// back first if a transaction is open; and is cancelled on the server and closed if it was
 /// dropped in the middle of a statement or left with unread results.
 pub struct Pooled<E: Engine> {
-    conn: Option<E::Conn>,
-    permits: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
-    key: Arc<str>,
-    server: Arc<Server<E>>,
-    admin: bool,
+    lease: Option<Lease<E>>,
     /// A call is running on it right now (false again only when the call returns).
     busy: bool,
     /// A statement's results were left unread: the server may still be running it.
@@ -540,7 +119,7 @@ pub struct Pooled<E: Engine> {
 impl<E: Engine> fmt::Debug for Pooled<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pooled")
-            .field("key", &self.key)
+            .field("lease", &self.lease)
             .field("busy", &self.busy)
             .field("abandoned", &self.abandoned)
             .field("in_tx", &self.in_tx)
@@ -551,7 +130,12 @@ impl<E: Engine> fmt::Debug for Pooled<E> {
 impl<E: Engine> Pooled<E> {
     /// Whether further statements may run on it.
     pub fn usable(&self) -> bool {
-        !self.abandoned && !self.busy && self.conn.as_ref().is_some_and(|c| !c.is_broken())
+        !self.abandoned
+            && !self.busy
+            && self
+                .lease
+                .as_ref()
+                .is_some_and(|l| !SqlConn::is_broken(l.conn()))
     }
 
     /// Whether a call was interrupted in the middle (the guard outlived a dropped future).
@@ -567,16 +151,17 @@ impl<E: Engine> Pooled<E> {
             ));
         }
         self.busy = true;
-        self.conn
+        self.lease
             .as_mut()
+            .map(Lease::conn_mut)
             .ok_or_else(|| Error::internal("a connection was used after being closed"))
     }
 
     /// Marks the end of an engine call begun with [`Self::begin_use`].
     pub fn end_use<T>(&mut self, result: &Result<T>) {
         self.busy = false;
-        if let Err(Error::Unavailable(_)) = result {
-            self.server.suspect();
+        if let (Err(Error::Unavailable(_)), Some(lease)) = (result, &self.lease) {
+            lease.pool().suspect();
         }
     }
 
@@ -712,70 +297,37 @@ fn hinted<E: Engine>(err: Error, stmt: &Statement) -> Error {
 
 impl<E: Engine> Drop for Pooled<E> {
     fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else {
+        let Some(lease) = self.lease.take() else {
             return;
         };
-        let Some((permit, per_db)) = self.permits.take() else {
-            return;
-        };
-        let rt = tokio::runtime::Handle::try_current();
-        if (self.busy || self.abandoned) && !self.admin {
+        let dirty = self.busy || self.abandoned;
+        if dirty && !lease.is_admin() {
             // The server may still be running a statement for nobody: stop it, then close.
-            let server_id = conn.server_id();
-            let server = Arc::clone(&self.server);
+            let server_id = SqlConn::server_id(lease.conn());
+            let detached = lease.detach();
             let cleanup = async move {
-                server.cancel(server_id).await;
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close()).await;
-                drop((permit, per_db));
+                cancel(Arc::clone(detached.pool()), server_id).await;
+                detached.finish(false);
             };
-            match rt {
+            match tokio::runtime::Handle::try_current() {
                 Ok(rt) => drop(rt.spawn(cleanup)),
                 Err(_) => drop(cleanup),
             }
-        } else if self.busy || self.abandoned || conn.is_broken() {
-            // Administrative statements are short; a broken connection has nothing to cancel.
-            close_later(conn, Some(permit), Some(per_db));
+        } else if dirty {
+            // Administrative statements are short; nothing to cancel.
+            let mut lease = lease;
+            lease.retire = true;
         } else if self.in_tx {
-            let slots_owner = Arc::clone(&self.server);
-            let key = Arc::clone(&self.key);
-            let admin = self.admin;
+            let mut detached = lease.detach();
             let rollback = async move {
-                let mut conn = conn;
-                match conn.control(Control::Rollback).await {
-                    Ok(()) if !conn.is_broken() => {
-                        let slots = if admin {
-                            &slots_owner.admin
-                        } else {
-                            &slots_owner.data
-                        };
-                        slots.put(Idle {
-                            key,
-                            conn,
-                            permit,
-                            since: Instant::now(),
-                        });
-                        drop(per_db);
-                    }
-                    _ => close_later(conn, Some(permit), Some(per_db)),
-                }
+                let ok = detached.conn_mut().control(Control::Rollback).await.is_ok();
+                detached.finish(ok);
             };
-            match rt {
+            match tokio::runtime::Handle::try_current() {
                 Ok(rt) => drop(rt.spawn(rollback)),
                 Err(_) => drop(rollback),
             }
-        } else {
-            let slots = if self.admin {
-                &self.server.admin
-            } else {
-                &self.server.data
-            };
-            slots.put(Idle {
-                key: Arc::clone(&self.key),
-                conn,
-                permit,
-                since: Instant::now(),
-            });
-            drop(per_db);
         }
+        // Otherwise the lease goes back to the idle list as it drops.
     }
 }
