@@ -349,7 +349,18 @@ impl Pty {
 
 /// The URL of a database server for the tests (`var`, else `default`), or `None` with a one-line
 /// notice when it cannot be reached; with `DBFORGE_REQUIRE_BACKENDS=1` (CI) that fails instead.
+/// The test holds `<tmp>/dbforge-<engine>-tests.lock` shared until its process ends, so the
+/// server's outage tests (which hold it exclusively) never stop the server under it.
 fn engine_url(engine: &str, var: &str, default: &str) -> Option<String> {
+    static HELD: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join(format!("dbforge-{engine}-tests.lock")))
+        .expect("lock file");
+    lock.lock_shared().expect("lock");
+    HELD.lock().expect("held locks").push(lock);
     let url = std::env::var(var).unwrap_or_else(|_| default.to_owned());
     let host_port = url
         .split("://")

@@ -298,7 +298,26 @@ pub fn assert_code<T: std::fmt::Debug>(
 /// The URL of a backend server for tests (from `env`, else `default`), or `None` with a one-line
 /// notice when it cannot be reached. With `DBFORGE_REQUIRE_BACKENDS=1` (CI) an unreachable
 /// server fails the test instead.
+///
+/// The test then holds `<tmp>/dbforge-<backend>-tests.lock` shared until its process ends (nextest
+/// runs each test in its own), as the backends' own tests do: a test that stops the server to
+/// test an outage holds it exclusively, so it never stops the server under this one.
 pub async fn backend_url(backend: &str, env: &str, default: &str) -> Option<String> {
+    static HELD: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+    let path = std::env::temp_dir().join(format!("dbforge-{backend}-tests.lock"));
+    let lock = tokio::task::spawn_blocking(move || {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .expect("lock file");
+        f.lock_shared().expect("lock");
+        f
+    })
+    .await
+    .expect("lock task");
+    HELD.lock().expect("held locks").push(lock);
     let url = std::env::var(env).unwrap_or_else(|_| default.to_owned());
     let host_port = url
         .split("://")
