@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 mod access;
+mod admin;
 mod client;
 mod error;
 pub mod pb;
@@ -63,7 +64,8 @@ mod transaction;
 mod transfer;
 mod value;
 
-pub use access::{ApiKey, ApiKeySpec, Grant, Role, grant_labels};
+pub use access::{ApiKeySpec, Grant, Role};
+pub use admin::{ApiKey, AuditEvent, AuditFilter, AuditVerdict, KeyGrant, RpcStats, ServerStats};
 pub use client::{
     Backend, Capabilities, Client, ClientOptions, CreateOptions, Created, Database, DatabaseStatus,
     ListFilter, Statement,
