@@ -100,7 +100,7 @@ pub fn serve(
         // carries this key, so its cost is part of what is measured. The lean gateway has it
         // off (the key the bench still sends is then ignored).
         let cfg = Config {
-            data_dir: Some(data_dir),
+            data_dir,
             admin_key: std::env::var(ADMIN_KEY_ENV).ok(),
             insecure_no_auth: variant == Variant::Lean,
             disable_audit: variant == Variant::Lean,

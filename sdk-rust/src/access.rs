@@ -1,10 +1,9 @@
-//! API keys: creating, listing and revoking them (admin keys), and asking who you are.
-
-use std::collections::BTreeMap;
+//! What a new API key may do: its [`Grant`]s and [`ApiKeySpec`]. The keys the server describes
+//! back are [`ApiKey`](crate::ApiKey)s, in `admin.rs`.
 
 use crate::pb;
 
-pub use pb::{ApiKey, Role};
+pub use pb::Role;
 
 /// A role on some databases, given to an API key.
 ///
@@ -101,13 +100,5 @@ impl ApiKeySpec {
     pub fn expires_at(mut self, at: std::time::SystemTime) -> Self {
         self.req.expires_at = Some(prost_types::Timestamp::from(at));
         self
-    }
-}
-
-/// Labels of a [`Grant::labels`] as a map, for reading grants back.
-pub fn grant_labels(g: &pb::Grant) -> Option<BTreeMap<String, String>> {
-    match &g.target {
-        Some(pb::grant::Target::Labels(sel)) => Some(sel.labels.clone().into_iter().collect()),
-        _ => None,
     }
 }

@@ -15,6 +15,7 @@ use tonic::{
 use crate::{
     ExecResult, Filter, Record, Result, Rows, Select, Transaction, Value,
     access::ApiKeySpec,
+    admin::{ApiKey, AuditEvent, AuditFilter, AuditVerdict, ServerStats},
     pb::{
         self, access_service_client::AccessServiceClient,
         database_service_client::DatabaseServiceClient,
@@ -517,7 +518,7 @@ impl Client {
 
     /// Creates an API key (admin keys only). Returns its description and its secret, which the
     /// server shows only this once.
-    pub async fn create_api_key(&self, spec: ApiKeySpec) -> Result<(pb::ApiKey, String)> {
+    pub async fn create_api_key(&self, spec: ApiKeySpec) -> Result<(ApiKey, String)> {
         let resp = self
             .access
             .clone()
@@ -527,11 +528,12 @@ impl Client {
         let key = resp
             .api_key
             .ok_or_else(|| crate::Error::Protocol("the response carries no key".into()))?;
-        Ok((key, resp.secret))
+        Ok((key.into(), resp.secret))
     }
 
-    /// Lists API keys (admin keys only), never their secrets.
-    pub async fn list_api_keys(&self, include_inactive: bool) -> Result<Vec<pb::ApiKey>> {
+    /// Lists API keys (admin keys only), never their secrets; with `include_inactive`, also the
+    /// revoked and expired ones.
+    pub async fn list_api_keys(&self, include_inactive: bool) -> Result<Vec<ApiKey>> {
         Ok(self
             .access
             .clone()
@@ -541,7 +543,10 @@ impl Client {
             )
             .await?
             .into_inner()
-            .api_keys)
+            .api_keys
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// Revokes an API key with immediate effect (admin keys only); false if it already was.
@@ -559,51 +564,58 @@ impl Client {
     }
 
     /// Describes the key this client uses.
-    pub async fn who_am_i(&self) -> Result<pb::ApiKey> {
+    pub async fn who_am_i(&self) -> Result<ApiKey> {
         self.access
             .clone()
             .who_am_i(self.settings.request(pb::WhoAmIRequest {}))
             .await?
             .into_inner()
             .api_key
+            .map(Into::into)
             .ok_or_else(|| crate::Error::Protocol("the response carries no key".into()))
     }
 
     // ---- operations (admin keys) -----------------------------------------------------------
 
     /// Operational figures: connections, streams, sessions, per-RPC calls and errors.
-    pub async fn server_stats(&self) -> Result<pb::GetServerStatsResponse> {
+    pub async fn server_stats(&self) -> Result<ServerStats> {
         Ok(self
             .operations
             .clone()
             .get_server_stats(self.settings.request(pb::GetServerStatsRequest {}))
             .await?
-            .into_inner())
+            .into_inner()
+            .into())
     }
 
-    /// One page of audit records; pass the returned token back for the next page.
+    /// One page of audit records, oldest first, and the token of the next page (`None` on the
+    /// last); pass it back as [`AuditFilter::page_token`].
     pub async fn list_audit_events(
         &self,
-        filter: pb::ListAuditEventsRequest,
-    ) -> Result<(Vec<pb::AuditEvent>, Option<String>)> {
+        filter: AuditFilter,
+    ) -> Result<(Vec<AuditEvent>, Option<String>)> {
         let resp = self
             .operations
             .clone()
-            .list_audit_events(self.settings.request(filter))
+            .list_audit_events(
+                self.settings
+                    .request(pb::ListAuditEventsRequest::from(filter)),
+            )
             .await?
             .into_inner();
         let next = (!resp.next_page_token.is_empty()).then_some(resp.next_page_token);
-        Ok((resp.events, next))
+        Ok((resp.events.into_iter().map(Into::into).collect(), next))
     }
 
-    /// Checks the audit log's hash chain.
-    pub async fn verify_audit_log(&self) -> Result<pb::VerifyAuditLogResponse> {
+    /// Walks the audit log's hash chain and reports the first broken record.
+    pub async fn verify_audit_log(&self) -> Result<AuditVerdict> {
         Ok(self
             .operations
             .clone()
             .verify_audit_log(self.settings.request(pb::VerifyAuditLogRequest {}))
             .await?
-            .into_inner())
+            .into_inner()
+            .into())
     }
 
     // ---- tables -------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 //! # let dir = tempfile::tempdir()?;
 //! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! # let addr = listener.local_addr()?;
-//! # let cfg = dbforge_server::config::Config { data_dir: Some(dir.path().into()), insecure_no_auth: true, ..Default::default() };
+//! # let cfg = dbforge_server::config::Config { data_dir: dir.path().into(), insecure_no_auth: true, ..Default::default() };
 //! # tokio::spawn(dbforge_server::server::run(cfg, listener, std::future::pending()));
 //! use dbforge::{Client, CreateOptions, ExportOptions, params};
 //! use futures::TryStreamExt;
@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 mod access;
+mod admin;
 mod client;
 mod error;
 pub mod pb;
@@ -63,7 +64,8 @@ mod transaction;
 mod transfer;
 mod value;
 
-pub use access::{ApiKey, ApiKeySpec, Grant, Role, grant_labels};
+pub use access::{ApiKeySpec, Grant, Role};
+pub use admin::{ApiKey, AuditEvent, AuditFilter, AuditVerdict, KeyGrant, RpcStats, ServerStats};
 pub use client::{
     Backend, Capabilities, Client, ClientOptions, CreateOptions, Created, Database, DatabaseStatus,
     ListFilter, Statement,

@@ -25,7 +25,7 @@ impl Gateway {
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let cfg = dbforge_server::config::Config {
-            data_dir: Some(data.path().into()),
+            data_dir: data.path().into(),
             insecure_no_auth: true,
             ..Default::default()
         };

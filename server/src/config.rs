@@ -1,14 +1,81 @@
 //! The server's configuration: command-line flags, each also read from a `DBFORGE_*` environment
-//! variable (flags win). Every limit left unset takes the default of [`Limits`].
+//! variable (flags win).
+//!
+//! Every default is written once: as a constant (the limits' in [`core::limits::defaults`],
+//! the rest in [`defaults`]) that the flag names with clap's `default_value_t`, so `--help`
+//! shows it, and that [`Limits::default`] reads too. [`Config::default`] is the flags' defaults
+//! as clap fills them in. The README's "Server configuration" table is checked against
+//! `--help` by a test (`server/tests/it/docs.rs`).
+//!
+//! [`core::limits::defaults`]: crate::core::limits::defaults
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::{
     backend::{ServerBackendConfig, sqlite::SqliteConfig},
-    core::{forge::ForgeConfig, limits::Limits},
+    core::{
+        forge::ForgeConfig,
+        limits::{Limits, defaults as limit},
+    },
 };
+
+/// The defaults of the flags that are not request limits (those are in
+/// [`core::limits::defaults`](crate::core::limits::defaults)).
+pub mod defaults {
+    use super::*;
+
+    /// `--listen`: loopback only, so a fresh install is not reachable from the network.
+    pub const LISTEN: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 50051);
+    /// `--data-dir`.
+    pub const DATA_DIR: &str = "./data";
+    /// `--log`, in tracing's EnvFilter syntax.
+    pub const LOG: &str = "info";
+    /// `--shutdown-grace`.
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+    /// `--rate-limit`: no limit.
+    pub const RATE_LIMIT: u32 = 0;
+    /// `--max-streams-per-key`.
+    pub const MAX_STREAMS_PER_KEY: usize = 64;
+    /// `--sqlite-max-size`: 1 GiB.
+    pub const SQLITE_MAX_SIZE: u64 = 1 << 30;
+    /// `--audit-retention`: 90 days.
+    pub const AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+    /// `--max-server-connections`.
+    pub const MAX_SERVER_CONNECTIONS: u32 = 64;
+    /// `--database-connections`.
+    pub const DATABASE_CONNECTIONS: u32 = 4;
+    /// `--idle-close-after`.
+    pub const IDLE_CLOSE_AFTER: Duration = Duration::from_secs(60);
+    /// `--max-open-databases`.
+    pub const MAX_OPEN_DATABASES: usize = 256;
+    /// `--sqlite-readers`.
+    pub const SQLITE_READERS: usize = 4;
+    /// `--sqlite-cache-kib`: 2 MiB per connection.
+    pub const SQLITE_CACHE_KIB: i64 = 2048;
+}
+
+/// A duration as `--help` shows its default and humantime reads it back: whole days, hours
+/// (`1h`), seconds (`30s`) or milliseconds.
+fn duration_text(d: Duration) -> String {
+    const DAY: u64 = 24 * 3600;
+    let secs = d.as_secs();
+    if d.subsec_nanos() != 0 {
+        format!("{}ms", d.as_millis())
+    } else if secs >= DAY && secs.is_multiple_of(DAY) {
+        format!("{}d", secs / DAY)
+    } else if secs >= 3600 && secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else {
+        format!("{secs}s")
+    }
+}
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -21,29 +88,30 @@ pub enum LogFormat {
 }
 
 /// Flags of `dbforge-server`.
-#[derive(Debug, Clone, Default, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "dbforge-server",
     version,
     about = "DB-Forge gateway: spawn isolated databases and use them over gRPC."
 )]
 pub struct Config {
-    /// Address to listen on (gRPC, grpc-web, health and reflection share it) [default: 127.0.0.1:50051].
-    #[arg(long, env = "DBFORGE_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Directory for the catalog and the SQLite files [default: ./data].
-    #[arg(long, env = "DBFORGE_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    /// Address to listen on (gRPC, grpc-web, health and reflection share it).
+    #[arg(long, env = "DBFORGE_LISTEN", default_value_t = defaults::LISTEN)]
+    pub listen: SocketAddr,
+    /// Directory for the catalog and the SQLite files.
+    #[arg(long, env = "DBFORGE_DATA_DIR", default_value = defaults::DATA_DIR)]
+    pub data_dir: PathBuf,
     /// Log format.
     #[arg(long, env = "DBFORGE_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,
-    /// Log filter, in tracing's EnvFilter syntax [default: info].
-    #[arg(long, env = "DBFORGE_LOG")]
-    pub log: Option<String>,
+    /// Log filter, in tracing's EnvFilter syntax.
+    #[arg(long, env = "DBFORGE_LOG", default_value = defaults::LOG)]
+    pub log: String,
     /// After SIGINT/SIGTERM, time in-flight calls get to finish before the server closes them,
-    /// e.g. "10s" [default: 10s].
-    #[arg(long, env = "DBFORGE_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
-    pub shutdown_grace: Option<Duration>,
+    /// e.g. "10s".
+    #[arg(long, env = "DBFORGE_SHUTDOWN_GRACE", value_parser = humantime::parse_duration,
+          default_value = duration_text(defaults::SHUTDOWN_GRACE))]
+    pub shutdown_grace: Duration,
     /// Serve without authentication: every caller may do everything. Refused unless the
     /// listen address is a loopback address.
     #[arg(long, env = "DBFORGE_INSECURE_NO_AUTH")]
@@ -61,28 +129,28 @@ pub struct Config {
     /// PEM CA certificate(s): clients must present a certificate signed by one (mutual TLS).
     #[arg(long, env = "DBFORGE_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
-    /// Requests per second each API key may make; 0 means no limit [default: 0].
-    #[arg(long, env = "DBFORGE_RATE_LIMIT")]
-    pub rate_limit: Option<u32>,
+    /// Requests per second each API key may make; 0 means no limit.
+    #[arg(long, env = "DBFORGE_RATE_LIMIT", default_value_t = defaults::RATE_LIMIT)]
+    pub rate_limit: u32,
     /// Requests a key may make in a burst above its rate [default: the rate].
     #[arg(long, env = "DBFORGE_RATE_BURST")]
     pub rate_burst: Option<u32>,
-    /// Streams and sessions each API key may have open at once; 0 means no limit [default: 64].
-    #[arg(long, env = "DBFORGE_MAX_STREAMS_PER_KEY")]
-    pub max_streams_per_key: Option<usize>,
-    /// Largest size of one SQLite database, in bytes; writes past it are RESOURCE_EXHAUSTED
-    /// [default: 1 GiB].
-    #[arg(long, env = "DBFORGE_SQLITE_MAX_SIZE")]
-    pub sqlite_max_size: Option<u64>,
+    /// Streams and sessions each API key may have open at once; 0 means no limit.
+    #[arg(long, env = "DBFORGE_MAX_STREAMS_PER_KEY", default_value_t = defaults::MAX_STREAMS_PER_KEY)]
+    pub max_streams_per_key: usize,
+    /// Largest size of one SQLite database, in bytes; writes past it are RESOURCE_EXHAUSTED.
+    #[arg(long, env = "DBFORGE_SQLITE_MAX_SIZE", default_value_t = defaults::SQLITE_MAX_SIZE)]
+    pub sqlite_max_size: u64,
     /// Do not record calls in the audit log (records already there stay readable).
     #[arg(long, env = "DBFORGE_DISABLE_AUDIT")]
     pub disable_audit: bool,
     /// Do not collect Prometheus metrics (`/metrics` is then empty).
     #[arg(long, env = "DBFORGE_DISABLE_METRICS")]
     pub disable_metrics: bool,
-    /// How long audit records are kept, e.g. "90d" [default: 90d].
-    #[arg(long, env = "DBFORGE_AUDIT_RETENTION", value_parser = humantime::parse_duration)]
-    pub audit_retention: Option<Duration>,
+    /// How long audit records are kept, e.g. "90d".
+    #[arg(long, env = "DBFORGE_AUDIT_RETENTION", value_parser = humantime::parse_duration,
+          default_value = duration_text(defaults::AUDIT_RETENTION))]
+    pub audit_retention: Duration,
     /// Origins whose web pages may call the gateway with grpc-web (CORS), e.g.
     /// `https://app.example`; `*` allows any. Repeat the flag, or separate with commas in the
     /// environment variable. Unset: same-origin pages only.
@@ -101,120 +169,110 @@ pub struct Config {
     /// Redis URL (a user that may manage ACL users); unset: no Redis.
     #[arg(long, env = "DBFORGE_REDIS_URL")]
     pub redis_url: Option<String>,
-    /// Connections to each database server across all its spawned databases [default: 64].
-    #[arg(long, env = "DBFORGE_MAX_SERVER_CONNECTIONS")]
-    pub max_server_connections: Option<u32>,
-    /// Connections per spawned database on a database server [default: 4].
-    #[arg(long, env = "DBFORGE_DATABASE_CONNECTIONS")]
-    pub database_connections: Option<u32>,
-    /// Rows a streamed Query may return before the server cuts it [default: 100000000].
-    #[arg(long, env = "DBFORGE_MAX_ROWS")]
-    pub max_rows: Option<u64>,
-    /// Bytes a streamed Query may return before the server cuts it [default: 16 GiB].
-    #[arg(long, env = "DBFORGE_MAX_STREAM_BYTES")]
-    pub max_stream_bytes: Option<u64>,
-    /// Rows an Execute may return inline; more is RESOURCE_EXHAUSTED [default: 10000].
-    #[arg(long, env = "DBFORGE_MAX_EXECUTE_ROWS")]
-    pub max_execute_rows: Option<u64>,
-    /// Largest gRPC message accepted or sent, in bytes [default: 4194304].
-    #[arg(long, env = "DBFORGE_MAX_MESSAGE_SIZE")]
-    pub max_message_size: Option<usize>,
-    /// Time a statement or a whole stream may take, e.g. "30s" [default: 30s].
-    #[arg(long, env = "DBFORGE_STATEMENT_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub statement_timeout: Option<Duration>,
-    /// Row batches buffered per stream (the backpressure window) [default: 8].
-    #[arg(long, env = "DBFORGE_STREAM_BUFFER")]
-    pub stream_buffer: Option<usize>,
-    /// Approximate bytes per streamed row batch [default: 1048576].
-    #[arg(long, env = "DBFORGE_BATCH_BYTES")]
-    pub batch_bytes: Option<usize>,
-    /// Time a Session may wait for its next message, e.g. "60s" [default: 60s].
-    #[arg(long, env = "DBFORGE_SESSION_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub session_idle_timeout: Option<Duration>,
-    /// Close a database's connections after this long unused, e.g. "60s" [default: 60s].
-    #[arg(long, env = "DBFORGE_IDLE_CLOSE_AFTER", value_parser = humantime::parse_duration)]
-    pub idle_close_after: Option<Duration>,
-    /// Databases with open connections at most; the least recently used close first [default: 256].
-    #[arg(long, env = "DBFORGE_MAX_OPEN_DATABASES")]
-    pub max_open_databases: Option<usize>,
-    /// Read-only SQLite connections per open database [default: 4].
-    #[arg(long, env = "DBFORGE_SQLITE_READERS")]
-    pub sqlite_readers: Option<usize>,
-    /// SQLite page cache per connection, in KiB [default: 2048].
-    #[arg(long, env = "DBFORGE_SQLITE_CACHE_KIB")]
-    pub sqlite_cache_kib: Option<i64>,
-    /// Bytes one import (CSV, SQL script, NDJSON) may send [default: 268435456].
-    #[arg(long, env = "DBFORGE_MAX_IMPORT_SIZE")]
-    pub max_import_size: Option<u64>,
-    /// Bytes one line (CSV record, NDJSON record, SQL statement) of an import may hold
-    /// [default: 16777216].
-    #[arg(long, env = "DBFORGE_MAX_IMPORT_LINE")]
-    pub max_import_line: Option<usize>,
-    /// Time an export, dump or import may take as a whole, e.g. "1h" [default: 1h].
-    #[arg(long, env = "DBFORGE_TRANSFER_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub transfer_timeout: Option<Duration>,
+    /// Connections to each database server across all its spawned databases.
+    #[arg(long, env = "DBFORGE_MAX_SERVER_CONNECTIONS", default_value_t = defaults::MAX_SERVER_CONNECTIONS)]
+    pub max_server_connections: u32,
+    /// Connections per spawned database on a database server.
+    #[arg(long, env = "DBFORGE_DATABASE_CONNECTIONS", default_value_t = defaults::DATABASE_CONNECTIONS)]
+    pub database_connections: u32,
+    /// Rows a streamed Query may return before the server cuts it.
+    #[arg(long, env = "DBFORGE_MAX_ROWS", default_value_t = limit::MAX_STREAM_ROWS)]
+    pub max_rows: u64,
+    /// Bytes a streamed Query may return before the server cuts it.
+    #[arg(long, env = "DBFORGE_MAX_STREAM_BYTES", default_value_t = limit::MAX_STREAM_BYTES)]
+    pub max_stream_bytes: u64,
+    /// Rows an Execute may return inline; more is RESOURCE_EXHAUSTED.
+    #[arg(long, env = "DBFORGE_MAX_EXECUTE_ROWS", default_value_t = limit::MAX_EXECUTE_ROWS)]
+    pub max_execute_rows: u64,
+    /// Largest gRPC message accepted or sent, in bytes.
+    #[arg(long, env = "DBFORGE_MAX_MESSAGE_SIZE", default_value_t = limit::MAX_MESSAGE_BYTES)]
+    pub max_message_size: usize,
+    /// Time a statement or a whole stream may take, e.g. "30s".
+    #[arg(long, env = "DBFORGE_STATEMENT_TIMEOUT", value_parser = humantime::parse_duration,
+          default_value = duration_text(limit::STATEMENT_TIMEOUT))]
+    pub statement_timeout: Duration,
+    /// Row batches buffered per stream (the backpressure window).
+    #[arg(long, env = "DBFORGE_STREAM_BUFFER", default_value_t = limit::STREAM_BUFFER)]
+    pub stream_buffer: usize,
+    /// Approximate bytes per streamed row batch.
+    #[arg(long, env = "DBFORGE_BATCH_BYTES", default_value_t = limit::BATCH_BYTES)]
+    pub batch_bytes: usize,
+    /// Time a Session may wait for its next message, e.g. "60s".
+    #[arg(long, env = "DBFORGE_SESSION_IDLE_TIMEOUT", value_parser = humantime::parse_duration,
+          default_value = duration_text(limit::SESSION_IDLE_TIMEOUT))]
+    pub session_idle_timeout: Duration,
+    /// Close a database's connections after this long unused, e.g. "60s".
+    #[arg(long, env = "DBFORGE_IDLE_CLOSE_AFTER", value_parser = humantime::parse_duration,
+          default_value = duration_text(defaults::IDLE_CLOSE_AFTER))]
+    pub idle_close_after: Duration,
+    /// Databases with open connections at most; the least recently used close first.
+    #[arg(long, env = "DBFORGE_MAX_OPEN_DATABASES", default_value_t = defaults::MAX_OPEN_DATABASES)]
+    pub max_open_databases: usize,
+    /// Read-only SQLite connections per open database.
+    #[arg(long, env = "DBFORGE_SQLITE_READERS", default_value_t = defaults::SQLITE_READERS)]
+    pub sqlite_readers: usize,
+    /// SQLite page cache per connection, in KiB.
+    #[arg(long, env = "DBFORGE_SQLITE_CACHE_KIB", default_value_t = defaults::SQLITE_CACHE_KIB)]
+    pub sqlite_cache_kib: i64,
+    /// Bytes one import (CSV, SQL script, NDJSON) may send.
+    #[arg(long, env = "DBFORGE_MAX_IMPORT_SIZE", default_value_t = limit::MAX_IMPORT_BYTES)]
+    pub max_import_size: u64,
+    /// Bytes one line (CSV record, NDJSON record, SQL statement) of an import may hold.
+    #[arg(long, env = "DBFORGE_MAX_IMPORT_LINE", default_value_t = limit::MAX_IMPORT_LINE_BYTES)]
+    pub max_import_line: usize,
+    /// Time an export, dump or import may take as a whole, e.g. "1h".
+    #[arg(long, env = "DBFORGE_TRANSFER_TIMEOUT", value_parser = humantime::parse_duration,
+          default_value = duration_text(limit::TRANSFER_TIMEOUT))]
+    pub transfer_timeout: Duration,
+}
+
+impl Default for Config {
+    /// Every flag at its default, as `dbforge-server` without flags would start with no
+    /// `DBFORGE_*` variable set (the environment is not read).
+    fn default() -> Self {
+        let cmd = Self::command().mut_args(|a| a.env(None::<&str>));
+        let matches = cmd
+            .try_get_matches_from(["dbforge-server"])
+            .expect("every flag has a default or is optional");
+        Self::from_arg_matches(&matches).expect("clap's matches fit the Config they came from")
+    }
 }
 
 impl Config {
-    /// The listen address.
-    pub fn listen_addr(&self) -> SocketAddr {
-        self.listen
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)))
-    }
-
-    /// The data directory.
-    pub fn data_dir(&self) -> PathBuf {
-        self.data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("./data"))
-    }
-
     /// Checks values that parse but make no sense; the error names the flag.
     pub fn validate(&self) -> Result<(), String> {
         let positive = [
-            ("--max-rows", self.max_rows.map(|v| v as u128)),
-            (
-                "--max-execute-rows",
-                self.max_execute_rows.map(|v| v as u128),
-            ),
-            (
-                "--max-message-size",
-                self.max_message_size.map(|v| v as u128),
-            ),
-            ("--stream-buffer", self.stream_buffer.map(|v| v as u128)),
-            ("--batch-bytes", self.batch_bytes.map(|v| v as u128)),
-            (
-                "--max-open-databases",
-                self.max_open_databases.map(|v| v as u128),
-            ),
-            ("--sqlite-readers", self.sqlite_readers.map(|v| v as u128)),
-            ("--max-import-size", self.max_import_size.map(|v| v as u128)),
-            ("--max-import-line", self.max_import_line.map(|v| v as u128)),
+            ("--max-rows", u128::from(self.max_rows)),
+            ("--max-execute-rows", u128::from(self.max_execute_rows)),
+            ("--max-message-size", self.max_message_size as u128),
+            ("--stream-buffer", self.stream_buffer as u128),
+            ("--batch-bytes", self.batch_bytes as u128),
+            ("--max-open-databases", self.max_open_databases as u128),
+            ("--sqlite-readers", self.sqlite_readers as u128),
+            ("--max-import-size", u128::from(self.max_import_size)),
+            ("--max-import-line", self.max_import_line as u128),
             (
                 "--max-server-connections",
-                self.max_server_connections.map(|v| v as u128),
+                u128::from(self.max_server_connections),
             ),
             (
                 "--database-connections",
-                self.database_connections.map(|v| v as u128),
+                u128::from(self.database_connections),
             ),
         ];
         for (flag, value) in positive {
-            if value == Some(0) {
+            if value == 0 {
                 return Err(format!("{flag} must be greater than 0"));
             }
         }
-        if self
-            .max_message_size
-            .is_some_and(|m| m < 64 << 10 || m > i32::MAX as usize)
-        {
+        if self.max_message_size < 64 << 10 || self.max_message_size > i32::MAX as usize {
             return Err("--max-message-size must be between 65536 and 2147483647 bytes".into());
         }
-        if self.insecure_no_auth && !self.listen_addr().ip().is_loopback() {
+        if self.insecure_no_auth && !self.listen.ip().is_loopback() {
             return Err(format!(
                 "--insecure-no-auth is refused on the non-loopback address {}: anyone who can \
                  reach it could use every database",
-                self.listen_addr()
+                self.listen
             ));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
@@ -223,41 +281,38 @@ impl Config {
         if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
             return Err("--tls-client-ca needs --tls-cert and --tls-key".into());
         }
-        if self.statement_timeout.is_some_and(|t| t.is_zero()) {
+        if self.statement_timeout.is_zero() {
             return Err("--statement-timeout must be greater than 0".into());
         }
         Ok(())
     }
 
-    /// The limits, defaults filled in.
+    /// The request limits: the flags', and the defaults of those without a flag.
     pub fn limits(&self) -> Limits {
-        let d = Limits::default();
         Limits {
-            max_stream_rows: self.max_rows.unwrap_or(d.max_stream_rows),
-            max_stream_bytes: self.max_stream_bytes.unwrap_or(d.max_stream_bytes),
-            max_execute_rows: self.max_execute_rows.unwrap_or(d.max_execute_rows),
-            max_message_bytes: self.max_message_size.unwrap_or(d.max_message_bytes),
-            statement_timeout: self.statement_timeout.unwrap_or(d.statement_timeout),
-            stream_buffer: self.stream_buffer.unwrap_or(d.stream_buffer),
-            batch_bytes: self.batch_bytes.unwrap_or(d.batch_bytes),
-            session_idle_timeout: self.session_idle_timeout.unwrap_or(d.session_idle_timeout),
-            max_import_bytes: self.max_import_size.unwrap_or(d.max_import_bytes),
-            max_import_line_bytes: self.max_import_line.unwrap_or(d.max_import_line_bytes),
-            transfer_timeout: self.transfer_timeout.unwrap_or(d.transfer_timeout),
-            ..d
+            max_stream_rows: self.max_rows,
+            max_stream_bytes: self.max_stream_bytes,
+            max_execute_rows: self.max_execute_rows,
+            max_message_bytes: self.max_message_size,
+            statement_timeout: self.statement_timeout,
+            stream_buffer: self.stream_buffer,
+            batch_bytes: self.batch_bytes,
+            session_idle_timeout: self.session_idle_timeout,
+            max_import_bytes: self.max_import_size,
+            max_import_line_bytes: self.max_import_line,
+            transfer_timeout: self.transfer_timeout,
+            ..Limits::default()
         }
     }
 
     /// The Forge's settings.
     pub fn forge(&self) -> ForgeConfig {
         ForgeConfig {
-            data_dir: self.data_dir(),
+            data_dir: self.data_dir.clone(),
             limits: self.limits(),
-            idle_close_after: self.idle_close_after.unwrap_or(Duration::from_secs(60)),
-            max_open_databases: self.max_open_databases.unwrap_or(256),
-            audit_retention: self
-                .audit_retention
-                .unwrap_or(Duration::from_secs(90 * 24 * 3600)),
+            idle_close_after: self.idle_close_after,
+            max_open_databases: self.max_open_databases,
+            audit_retention: self.audit_retention,
             audit: !self.disable_audit,
         }
     }
@@ -266,22 +321,68 @@ impl Config {
     pub fn server_backend(&self, url: &str) -> ServerBackendConfig {
         ServerBackendConfig {
             url: url.to_owned(),
-            max_connections: self.max_server_connections.unwrap_or(64),
-            per_database_connections: self.database_connections.unwrap_or(4),
-            idle_timeout: self.idle_close_after.unwrap_or(Duration::from_secs(60)),
+            max_connections: self.max_server_connections,
+            per_database_connections: self.database_connections,
+            idle_timeout: self.idle_close_after,
         }
     }
 
     /// The SQLite backend's settings.
     pub fn sqlite(&self) -> SqliteConfig {
-        let limits = self.limits();
         SqliteConfig {
-            dir: self.data_dir().join("sqlite"),
-            max_readers: self.sqlite_readers.unwrap_or(4),
-            cache_kib: self.sqlite_cache_kib.unwrap_or(2048),
+            dir: self.data_dir.join("sqlite"),
+            max_readers: self.sqlite_readers,
+            cache_kib: self.sqlite_cache_kib,
             // A single value must fit in one response message.
-            max_value_bytes: i32::try_from(limits.max_message_bytes).unwrap_or(i32::MAX),
-            max_size_bytes: self.sqlite_max_size.unwrap_or(1 << 30),
+            max_value_bytes: i32::try_from(self.max_message_size).unwrap_or(i32::MAX),
+            max_size_bytes: self.sqlite_max_size,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_show_as_humantime_reads_them() {
+        for (d, text) in [
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_secs(60), "60s"),
+            (Duration::from_secs(3600), "1h"),
+            (Duration::from_secs(90 * 24 * 3600), "90d"),
+            (Duration::from_millis(1500), "1500ms"),
+        ] {
+            assert_eq!(duration_text(d), text);
+            assert_eq!(humantime::parse_duration(text).expect("parses"), d);
+        }
+    }
+
+    #[test]
+    fn the_default_config_has_the_limits_defaults() {
+        let cfg = Config::default();
+        let (got, want) = (cfg.limits(), Limits::default());
+        assert_eq!(format!("{got:?}"), format!("{want:?}"));
+        assert_eq!(cfg.listen, defaults::LISTEN);
+        assert_eq!(cfg.data_dir, PathBuf::from(defaults::DATA_DIR));
+        assert_eq!(cfg.audit_retention, defaults::AUDIT_RETENTION);
+        assert_eq!(cfg.rate_burst, None);
+        assert!(!cfg.insecure_no_auth);
+        cfg.validate().expect("the defaults are valid");
+    }
+
+    #[test]
+    fn flags_override_the_defaults() {
+        let cfg = Config::try_parse_from([
+            "dbforge-server",
+            "--max-rows",
+            "5",
+            "--statement-timeout",
+            "2s",
+        ])
+        .expect("parses");
+        assert_eq!(cfg.limits().max_stream_rows, 5);
+        assert_eq!(cfg.limits().statement_timeout, Duration::from_secs(2));
+        assert_eq!(cfg.limits().batch_bytes, limit::BATCH_BYTES);
     }
 }

@@ -8,7 +8,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), dbforge_server::server::BoxError> {
 //! let cfg = dbforge_server::config::Config::default();
-//! let listener = tokio::net::TcpListener::bind(cfg.listen_addr()).await?;
+//! let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
 //! dbforge_server::server::run(cfg, listener, async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! })

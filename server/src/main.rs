@@ -24,7 +24,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve() -> Result<(), BoxError> {
     let cfg = Config::parse();
-    let filter = EnvFilter::try_new(cfg.log.as_deref().unwrap_or("info"))?;
+    let filter = EnvFilter::try_new(&cfg.log)?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none());
@@ -32,7 +32,7 @@ async fn serve() -> Result<(), BoxError> {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.init(),
     }
-    let addr = cfg.listen_addr();
+    let addr = cfg.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| cannot_listen(addr, &e))?;

@@ -83,15 +83,15 @@ pub async fn run(
         None
     } else {
         let keyring = Arc::new(Keyring::load(forge.catalog())?);
-        if let Some(path) = keyring.bootstrap(&cfg.data_dir(), cfg.admin_key.as_deref())? {
+        if let Some(path) = keyring.bootstrap(&cfg.data_dir, cfg.admin_key.as_deref())? {
             info!(path = %path.display(), "no API keys existed: wrote a new admin key to this file");
         }
         Some(keyring)
     };
     let key_limits = Arc::new(KeyLimits::new(
-        cfg.rate_limit.unwrap_or(0),
+        cfg.rate_limit,
         cfg.rate_burst.unwrap_or(0),
-        cfg.max_streams_per_key.unwrap_or(64),
+        cfg.max_streams_per_key,
     ));
     let auth = Authenticator::new(keyring.clone(), Arc::clone(&key_limits));
 
@@ -231,7 +231,7 @@ pub async fn run(
         });
     // Graceful shutdown waits for clients to finish their calls and close; one that never does
     // must not keep the server (and its databases) open forever.
-    let grace = cfg.shutdown_grace.unwrap_or(Duration::from_secs(10));
+    let grace = cfg.shutdown_grace;
     let served = tokio::select! {
         served = serve => served,
         () = async {

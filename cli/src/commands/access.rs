@@ -1,8 +1,8 @@
 //! `dbforge key create|list|revoke` and `dbforge whoami`: API keys through AccessService.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
-use dbforge::{ApiKey, ApiKeySpec, Role, Value, pb, pb::ValueKind};
+use dbforge::{ApiKey, ApiKeySpec, KeyGrant, Role, Value, pb::ValueKind};
 
 use super::{
     App,
@@ -150,72 +150,59 @@ fn fields(app: &App, key: &ApiKey) -> Vec<(&'static str, Value)> {
         ("can_create", Value::Bool(key.can_create)),
         ("create_quota", Value::Int(i64::from(key.create_quota))),
         ("grants", grants),
-        ("created_at", time(key.created_at)),
+        ("created_at", time(Some(key.created_at))),
         ("expires_at", time(key.expires_at)),
         ("revoked_at", time(key.revoked_at)),
     ]
 }
 
-/// A protobuf time as a timestamp to the second; unset is NULL.
-pub fn time(t: Option<prost_types::Timestamp>) -> Value {
-    match t {
-        Some(t) => {
-            let since = Duration::new(
-                u64::try_from(t.seconds).unwrap_or(0),
-                u32::try_from(t.nanos).unwrap_or(0),
-            );
-            timestamp(SystemTime::UNIX_EPOCH + since)
-        }
-        None => Value::Null,
-    }
+/// A time as a timestamp to the second; unset is NULL.
+pub fn time(t: Option<SystemTime>) -> Value {
+    t.map_or(Value::Null, timestamp)
 }
 
 /// The role's name as `--grant` spells it.
-fn role_name(role: i32) -> &'static str {
-    match Role::try_from(role) {
-        Ok(Role::Read) => "read",
-        Ok(Role::Write) => "write",
-        Ok(Role::Owner) => "owner",
-        _ => "unspecified",
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Read => "read",
+        Role::Write => "write",
+        Role::Owner => "owner",
+        Role::Unspecified => "unspecified",
     }
 }
 
 /// A grant as `--grant` spells it: `owner:agent-42-*`, `read:team=search`.
-fn grant_text(g: &pb::Grant) -> String {
-    let target = match &g.target {
-        Some(pb::grant::Target::Database(d)) => d.clone(),
-        Some(pb::grant::Target::Pattern(p)) => p.clone(),
-        Some(pb::grant::Target::Labels(sel)) => {
-            let mut labels: Vec<String> =
-                sel.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            labels.sort();
-            labels.join(",")
-        }
-        None => String::new(),
+fn grant_text(g: &KeyGrant) -> String {
+    let target = if !g.database.is_empty() {
+        g.database.clone()
+    } else if !g.pattern.is_empty() {
+        g.pattern.clone()
+    } else {
+        // The labels come sorted (a BTreeMap).
+        g.labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
     };
     format!("{}:{target}", role_name(g.role))
 }
 
 /// A grant for programs: `{"role":"owner","pattern":"agent-42-*"}`.
-fn grant_json(g: &pb::Grant) -> serde_json::Value {
+fn grant_json(g: &KeyGrant) -> serde_json::Value {
     let mut obj = serde_json::Map::new();
     obj.insert("role".into(), role_name(g.role).into());
-    match &g.target {
-        Some(pb::grant::Target::Database(d)) => {
-            obj.insert("database".into(), d.clone().into());
-        }
-        Some(pb::grant::Target::Pattern(p)) => {
-            obj.insert("pattern".into(), p.clone().into());
-        }
-        Some(pb::grant::Target::Labels(sel)) => {
-            let labels: serde_json::Map<String, serde_json::Value> = sel
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone().into()))
-                .collect();
-            obj.insert("labels".into(), labels.into());
-        }
-        None => {}
+    if !g.database.is_empty() {
+        obj.insert("database".into(), g.database.clone().into());
+    } else if !g.pattern.is_empty() {
+        obj.insert("pattern".into(), g.pattern.clone().into());
+    } else if !g.labels.is_empty() {
+        let labels: serde_json::Map<String, serde_json::Value> = g
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
+        obj.insert("labels".into(), labels.into());
     }
     serde_json::Value::Object(obj)
 }

@@ -2,7 +2,9 @@
 
 use std::time::Instant;
 
-use dbforge::{Value, pb, pb::ValueKind};
+use std::time::Duration;
+
+use dbforge::{AuditEvent, AuditFilter, RpcStats, Value, pb::ValueKind};
 
 use super::{App, access::time, db::listing_columns, stdout};
 use crate::{
@@ -48,12 +50,12 @@ pub fn audit(app: &App, command: AuditCommand) -> Result<()> {
             limit,
         } => {
             let started = Instant::now();
-            let mut filter = pb::ListAuditEventsRequest {
+            let mut filter = AuditFilter {
                 key_id: key.unwrap_or_default(),
                 database: database.unwrap_or_default(),
                 outcome: outcome.map(|o| o.to_ascii_uppercase()).unwrap_or_default(),
-                since: since.map(Into::into),
-                until: until.map(Into::into),
+                since,
+                until,
                 page_size: 0,
                 page_token: String::new(),
             };
@@ -64,7 +66,7 @@ pub fn audit(app: &App, command: AuditCommand) -> Result<()> {
             app.block_on(async {
                 let client = app.connect().await?;
                 while rows < limit {
-                    filter.page_size = i32::try_from((limit - rows).min(AUDIT_PAGE)).unwrap_or(1);
+                    filter.page_size = u32::try_from((limit - rows).min(AUDIT_PAGE)).unwrap_or(1);
                     let (events, next) = client.list_audit_events(filter.clone()).await?;
                     for e in &events {
                         if rows == limit {
@@ -94,18 +96,15 @@ pub fn audit(app: &App, command: AuditCommand) -> Result<()> {
                 Ok(client.verify_audit_log().await?)
             })?;
             let p = app.settings.paint;
-            let checked = plural(
-                u64::try_from(report.checked).unwrap_or(0),
-                "record",
-                "records",
-            );
+            let checked = plural(report.checked, "record", "records");
+            let broken_at = report.first_broken_seq.unwrap_or_default();
             let human = if report.ok {
                 format!("{}: {checked} checked", p.ok("audit log intact"))
             } else {
                 format!(
                     "{} at record {}: {} ({checked} checked)",
                     p.error("audit log broken"),
-                    report.first_broken_seq,
+                    broken_at,
                     report.problem
                 )
             };
@@ -115,14 +114,10 @@ pub fn audit(app: &App, command: AuditCommand) -> Result<()> {
                 &human,
                 &[
                     ("ok", Value::Bool(report.ok)),
-                    ("checked", Value::Int(report.checked)),
+                    ("checked", int(report.checked)),
                     (
                         "first_broken_seq",
-                        if report.ok {
-                            Value::Null
-                        } else {
-                            Value::Int(report.first_broken_seq)
-                        },
+                        report.first_broken_seq.map_or(Value::Null, int),
                     ),
                     ("problem", Value::Text(report.problem.clone())),
                 ],
@@ -131,8 +126,7 @@ pub fn audit(app: &App, command: AuditCommand) -> Result<()> {
                 Ok(())
             } else {
                 Err(CliError::CheckFailed(format!(
-                    "the audit log's hash chain breaks at record {}",
-                    report.first_broken_seq
+                    "the audit log's hash chain breaks at record {broken_at}"
                 )))
             }
         }
@@ -147,17 +141,13 @@ pub fn stats(app: &App) -> Result<()> {
         let client = app.connect().await?;
         Ok(client.server_stats().await?)
     })?;
-    let uptime = stats.uptime.map_or(0, |d| d.seconds.max(0).unsigned_abs());
     let fields: Vec<(&str, Value)> = vec![
-        (
-            "uptime_seconds",
-            Value::Int(i64::try_from(uptime).unwrap_or(i64::MAX)),
-        ),
-        ("active_connections", Value::Int(stats.active_connections)),
-        ("active_streams", Value::Int(stats.active_streams)),
-        ("active_sessions", Value::Int(stats.active_sessions)),
-        ("databases", Value::Int(stats.databases)),
-        ("open_databases", Value::Int(stats.open_databases)),
+        ("uptime_seconds", int(stats.uptime.as_secs())),
+        ("active_connections", int(stats.active_connections)),
+        ("active_streams", int(stats.active_streams)),
+        ("active_sessions", int(stats.active_sessions)),
+        ("databases", int(stats.databases)),
+        ("open_databases", int(stats.open_databases)),
         ("error_rate", Value::Float(stats.error_rate)),
     ];
     let mut out = stdout();
@@ -200,7 +190,7 @@ pub fn stats(app: &App) -> Result<()> {
 }
 
 /// An audit record as values, in [`AUDIT_COLUMNS`] order.
-fn event_values(e: &pb::AuditEvent) -> Vec<Value> {
+fn event_values(e: &AuditEvent) -> Vec<Value> {
     let text = |s: &str| {
         if s.is_empty() {
             Value::Null
@@ -209,33 +199,36 @@ fn event_values(e: &pb::AuditEvent) -> Vec<Value> {
         }
     };
     vec![
-        Value::Int(e.seq),
-        time(e.time),
+        int(e.seq),
+        time(Some(e.time)),
         text(&e.key_id),
         text(&e.rpc),
         text(&e.database),
         text(&e.outcome),
-        e.rows_affected.map_or(Value::Null, Value::Int),
-        e.duration.map_or(Value::Null, |d| Value::Float(millis(d))),
+        e.rows_affected.map_or(Value::Null, int),
+        Value::Float(millis(e.duration)),
         text(&e.statement),
     ]
 }
 
 /// One RPC's calls as values, in [`RPC_COLUMNS`] order.
-fn rpc_values(r: &pb::RpcStats) -> Vec<Value> {
+fn rpc_values(r: &RpcStats) -> Vec<Value> {
     vec![
         Value::Text(r.rpc.clone()),
-        Value::Int(r.calls),
-        Value::Int(r.errors),
-        r.mean_duration
-            .map_or(Value::Null, |d| Value::Float(millis(d))),
-        r.max_duration
-            .map_or(Value::Null, |d| Value::Float(millis(d))),
+        int(r.calls),
+        int(r.errors),
+        Value::Float(millis(r.mean_duration)),
+        Value::Float(millis(r.max_duration)),
     ]
 }
 
-/// A protobuf duration in milliseconds, to the microsecond.
-fn millis(d: prost_types::Duration) -> f64 {
-    let ms = d.seconds as f64 * 1000.0 + f64::from(d.nanos) / 1_000_000.0;
+/// A count as an integer value.
+fn int(n: u64) -> Value {
+    Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// A duration in milliseconds, to the microsecond.
+fn millis(d: Duration) -> f64 {
+    let ms = d.as_secs() as f64 * 1000.0 + f64::from(d.subsec_nanos()) / 1_000_000.0;
     (ms * 1000.0).round() / 1000.0
 }

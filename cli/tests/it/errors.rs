@@ -237,7 +237,7 @@ fn unreachable_and_timeouts_exit_7() {
 #[test]
 fn server_statement_timeout_exits_7() {
     let s = Server::with(|mut c| {
-        c.statement_timeout = Some(std::time::Duration::from_millis(200));
+        c.statement_timeout = std::time::Duration::from_millis(200);
         c
     });
     let db = s.db("slow");
@@ -269,7 +269,7 @@ fn constraints_and_preconditions_exit_8() {
 #[test]
 fn limits_exit_9() {
     let s = Server::with(|mut c| {
-        c.max_message_size = Some(64 * 1024);
+        c.max_message_size = 64 * 1024;
         c
     });
     let db = s.db("limits");
@@ -289,7 +289,7 @@ fn limits_exit_9() {
 #[test]
 fn ctrl_c_interrupts_a_command_with_130() {
     let s = Server::with(|mut c| {
-        c.statement_timeout = Some(std::time::Duration::from_secs(10));
+        c.statement_timeout = std::time::Duration::from_secs(10);
         c
     });
     let db = s.db("interrupt");

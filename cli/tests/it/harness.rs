@@ -44,7 +44,7 @@ impl Server {
         let data = tempfile::tempdir().expect("temp dir");
         let home = tempfile::tempdir().expect("temp home");
         let cfg = f(Config {
-            data_dir: Some(data.path().to_path_buf()),
+            data_dir: data.path().to_path_buf(),
             admin_key: Some(KEY.to_owned()),
             ..Config::default()
         });

@@ -81,7 +81,7 @@ fn statements_dot_commands_and_history() {
 fn ctrl_c_cancels_the_running_query_and_keeps_the_shell() {
     let s = Server::with(|mut c| {
         // Bounds the cancelled statement's lifetime on the server side too.
-        c.statement_timeout = Some(Duration::from_secs(10));
+        c.statement_timeout = Duration::from_secs(10);
         c
     });
     let db = s.db("cancel");
@@ -219,7 +219,7 @@ fn on_redis_a_newline_ends_a_command() {
 #[test]
 fn an_idle_transaction_that_the_gateway_rolled_back_is_reported_and_closed() {
     let s = Server::with(|mut c| {
-        c.session_idle_timeout = Some(Duration::from_secs(1));
+        c.session_idle_timeout = Duration::from_secs(1);
         c
     });
     let db = s.db("idle");

@@ -21,6 +21,7 @@
 
 #[cfg(test)]
 pub mod conformance;
+pub mod dump;
 pub mod metered;
 pub mod mysql;
 pub mod pool;

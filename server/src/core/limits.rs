@@ -62,23 +62,60 @@ pub struct Limits {
     pub transfer_timeout: Duration,
 }
 
+/// The defaults of [`Limits`], one constant each: `Limits::default()` and the server's flags
+/// (`--max-rows`, …, whose `--help` shows them) both read these.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// [`Limits::max_stream_rows`](super::Limits::max_stream_rows).
+    pub const MAX_STREAM_ROWS: u64 = 100_000_000;
+    /// [`Limits::max_stream_bytes`](super::Limits::max_stream_bytes): 16 GiB.
+    pub const MAX_STREAM_BYTES: u64 = 16 << 30;
+    /// [`Limits::max_execute_rows`](super::Limits::max_execute_rows).
+    pub const MAX_EXECUTE_ROWS: u64 = 10_000;
+    /// [`Limits::max_message_bytes`](super::Limits::max_message_bytes): 4 MiB, gRPC's usual.
+    pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+    /// [`Limits::statement_timeout`](super::Limits::statement_timeout).
+    pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+    /// [`Limits::batch_rows`](super::Limits::batch_rows).
+    pub const BATCH_ROWS: usize = 4096;
+    /// [`Limits::batch_bytes`](super::Limits::batch_bytes): 1 MiB.
+    pub const BATCH_BYTES: usize = 1 << 20;
+    /// [`Limits::stream_buffer`](super::Limits::stream_buffer): with 1 MiB batches, at most
+    /// about 8 MiB in flight per stream.
+    pub const STREAM_BUFFER: usize = 8;
+    /// [`Limits::max_batch_statements`](super::Limits::max_batch_statements).
+    pub const MAX_BATCH_STATEMENTS: usize = 10_000;
+    /// [`Limits::max_insert_rows`](super::Limits::max_insert_rows).
+    pub const MAX_INSERT_ROWS: usize = 10_000;
+    /// [`Limits::session_idle_timeout`](super::Limits::session_idle_timeout).
+    pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// [`Limits::max_import_bytes`](super::Limits::max_import_bytes): 256 MiB.
+    pub const MAX_IMPORT_BYTES: u64 = 256 << 20;
+    /// [`Limits::max_import_line_bytes`](super::Limits::max_import_line_bytes): 16 MiB.
+    pub const MAX_IMPORT_LINE_BYTES: usize = 16 << 20;
+    /// [`Limits::transfer_timeout`](super::Limits::transfer_timeout): one hour.
+    pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3600);
+}
+
 impl Default for Limits {
     fn default() -> Self {
+        use defaults::*;
         Self {
-            max_stream_rows: 100_000_000,
-            max_stream_bytes: 16 << 30,
-            max_execute_rows: 10_000,
-            max_message_bytes: 4 << 20,
-            statement_timeout: Duration::from_secs(30),
-            batch_rows: 4096,
-            batch_bytes: 1 << 20,
-            stream_buffer: 8,
-            max_batch_statements: 10_000,
-            max_insert_rows: 10_000,
-            session_idle_timeout: Duration::from_secs(60),
-            max_import_bytes: 256 << 20,
-            max_import_line_bytes: 16 << 20,
-            transfer_timeout: Duration::from_secs(3600),
+            max_stream_rows: MAX_STREAM_ROWS,
+            max_stream_bytes: MAX_STREAM_BYTES,
+            max_execute_rows: MAX_EXECUTE_ROWS,
+            max_message_bytes: MAX_MESSAGE_BYTES,
+            statement_timeout: STATEMENT_TIMEOUT,
+            batch_rows: BATCH_ROWS,
+            batch_bytes: BATCH_BYTES,
+            stream_buffer: STREAM_BUFFER,
+            max_batch_statements: MAX_BATCH_STATEMENTS,
+            max_insert_rows: MAX_INSERT_ROWS,
+            session_idle_timeout: SESSION_IDLE_TIMEOUT,
+            max_import_bytes: MAX_IMPORT_BYTES,
+            max_import_line_bytes: MAX_IMPORT_LINE_BYTES,
+            transfer_timeout: TRANSFER_TIMEOUT,
         }
     }
 }

@@ -543,7 +543,7 @@ async fn no_auth_is_refused_off_loopback() {
         .expect("bind");
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = dbforge_server::config::Config {
-        data_dir: Some(dir.path().to_path_buf()),
+        data_dir: dir.path().to_path_buf(),
         insecure_no_auth: true,
         ..Default::default()
     };

@@ -196,7 +196,7 @@ async fn sql_errors_have_codes_and_reasons() {
 #[tokio::test]
 async fn execute_row_limit_is_resource_exhausted_and_rolls_back() {
     let s = TestServer::with(|mut c| {
-        c.max_execute_rows = Some(10);
+        c.max_execute_rows = 10;
         c
     })
     .await;
@@ -237,7 +237,7 @@ async fn execute_row_limit_is_resource_exhausted_and_rolls_back() {
 #[tokio::test]
 async fn statement_timeout_interrupts() {
     let s = TestServer::with(|mut c| {
-        c.statement_timeout = Some(std::time::Duration::from_millis(200));
+        c.statement_timeout = std::time::Duration::from_millis(200);
         c
     })
     .await;

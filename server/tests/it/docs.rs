@@ -151,6 +151,9 @@ struct HelpFlag {
     takes_value: bool,
     env: Option<String>,
     default: Option<String>,
+    /// How many `[default: …]` its description holds: clap's, or one written by hand for a
+    /// default that is not a value (`the rate`), never both.
+    defaults_shown: usize,
 }
 
 /// The text between `open` and the next `]` on `line`.
@@ -204,6 +207,7 @@ fn help_flags() -> BTreeMap<String, HelpFlag> {
             if let Some(default) = bracketed(&text, "[default: ") {
                 flag.default = Some(default.to_owned());
             }
+            flag.defaults_shown = text.matches("[default: ").count();
         }
     }
     flags.extend(current);
@@ -300,6 +304,13 @@ fn readme_configuration_table_matches_help() {
                 problems.push(format!("{flag} is in the table but not in --help"));
                 continue;
             };
+            if h.defaults_shown > 1 {
+                problems.push(format!(
+                    "{flag}: --help shows {} defaults; write it once, as the flag's \
+                     default_value_t",
+                    h.defaults_shown
+                ));
+            }
             if h.env.as_deref() != Some(env.as_str()) {
                 problems.push(format!("{flag}: the table says {env}, --help {:?}", h.env));
             }

@@ -71,7 +71,7 @@ async fn bad_values_are_invalid_arguments() {
 #[tokio::test]
 async fn oversized_requests_are_resource_exhausted() {
     let s = TestServer::with(|mut c| {
-        c.max_message_size = Some(64 << 10);
+        c.max_message_size = 64 << 10;
         c
     })
     .await;

@@ -43,7 +43,7 @@ impl TestServer {
         // Most tests are about something else than keys: they run without authentication
         // (loopback only); the access tests turn it on.
         let cfg = f(Config {
-            data_dir: Some(dir.path().to_path_buf()),
+            data_dir: dir.path().to_path_buf(),
             insecure_no_auth: true,
             ..Config::default()
         });
@@ -53,7 +53,7 @@ impl TestServer {
     /// Starts on an existing data directory (for restart tests).
     pub async fn on_dir(data_dir: &Path) -> Self {
         let cfg = Config {
-            data_dir: Some(data_dir.to_path_buf()),
+            data_dir: data_dir.to_path_buf(),
             insecure_no_auth: true,
             ..Config::default()
         };
@@ -65,7 +65,7 @@ impl TestServer {
             .await
             .expect("bind an ephemeral port");
         let addr = listener.local_addr().expect("local addr");
-        let data_dir = cfg.data_dir.clone().expect("data dir set");
+        let data_dir = cfg.data_dir.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             dbforge_server::server::run(cfg, listener, async {

@@ -21,7 +21,7 @@ async fn a_rate_limited_key_does_not_slow_others() {
     let s = TestServer::with(|mut c| {
         c.insecure_no_auth = false;
         c.admin_key = Some(ADMIN.into());
-        c.rate_limit = Some(5);
+        c.rate_limit = 5;
         c.rate_burst = Some(5);
         c
     })
@@ -78,7 +78,7 @@ async fn open_streams_per_key_are_capped() {
     let s = TestServer::with(|mut c| {
         c.insecure_no_auth = false;
         c.admin_key = Some(ADMIN.into());
-        c.max_streams_per_key = Some(2);
+        c.max_streams_per_key = 2;
         c
     })
     .await;
@@ -127,7 +127,7 @@ async fn open_streams_per_key_are_capped() {
 #[tokio::test]
 async fn sqlite_databases_stop_growing_at_their_cap() {
     let s = TestServer::with(|mut c| {
-        c.sqlite_max_size = Some(1 << 20);
+        c.sqlite_max_size = 1 << 20;
         c
     })
     .await;

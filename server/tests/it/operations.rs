@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use dbforge::{
-    ApiKeySpec, Backend, Client, ClientOptions, Code, CreateOptions, Grant, Role, params, pb,
+    ApiKeySpec, AuditEvent, AuditFilter, Backend, Client, ClientOptions, Code, CreateOptions,
+    Grant, Role, params,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -54,12 +55,12 @@ fn series(scrape: &str, name_and_labels: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn all_events(admin: &Client, filter: pb::ListAuditEventsRequest) -> Vec<pb::AuditEvent> {
+async fn all_events(admin: &Client, filter: AuditFilter) -> Vec<AuditEvent> {
     let mut out = Vec::new();
     let mut token = String::new();
     loop {
         let (page, next) = admin
-            .list_audit_events(pb::ListAuditEventsRequest {
+            .list_audit_events(AuditFilter {
                 page_token: token.clone(),
                 page_size: 2,
                 ..filter.clone()
@@ -113,7 +114,7 @@ async fn audit_records_every_call_without_secrets_and_detects_tampering() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let events = all_events(
         &admin,
-        pb::ListAuditEventsRequest {
+        AuditFilter {
             database: "audited".into(),
             ..Default::default()
         },
@@ -144,7 +145,7 @@ async fn audit_records_every_call_without_secrets_and_detects_tampering() {
     assert_eq!(insert.rows_affected, Some(1));
     let by_reader = all_events(
         &admin,
-        pb::ListAuditEventsRequest {
+        AuditFilter {
             key_id: info.id.clone(),
             outcome: "PERMISSION_DENIED".into(),
             ..Default::default()
@@ -172,32 +173,34 @@ async fn audit_records_every_call_without_secrets_and_detects_tampering() {
 
     let v = admin.verify_audit_log().await.expect("verify");
     assert!(v.ok, "{v:?}");
-    assert!(v.checked >= all.len() as i64);
+    assert!(v.checked >= all.len() as u64);
 
     // Edit one record behind the server's back: the chain breaks there.
     let target = insert.seq;
+    // The catalog stores it as SQLite's INTEGER.
+    let row = i64::try_from(target).expect("a small seq");
     let cat = rusqlite::Connection::open(s.data_dir().join("catalog.db")).expect("catalog");
     cat.execute(
         "UPDATE audit SET statement = 'SELECT 1' WHERE seq = ?1",
-        [target],
+        [row],
     )
     .expect("tamper");
     let v = admin.verify_audit_log().await.expect("verify");
     assert!(!v.ok);
-    assert_eq!(v.first_broken_seq, target);
+    assert_eq!(v.first_broken_seq, Some(target));
     assert!(v.problem.contains("edited"), "{}", v.problem);
     // Deleting instead of editing is caught too.
     cat.execute(
         "UPDATE audit SET statement = ?2 WHERE seq = ?1",
-        rusqlite::params![target, insert.statement],
+        rusqlite::params![row, insert.statement],
     )
     .expect("restore");
     assert!(admin.verify_audit_log().await.expect("verify").ok);
-    cat.execute("DELETE FROM audit WHERE seq = ?1", [target])
+    cat.execute("DELETE FROM audit WHERE seq = ?1", [row])
         .expect("delete");
     let v = admin.verify_audit_log().await.expect("verify");
     assert!(!v.ok);
-    assert_eq!(v.first_broken_seq, target + 1);
+    assert_eq!(v.first_broken_seq, Some(target + 1));
     assert!(v.problem.contains("deleted"), "{}", v.problem);
 }
 

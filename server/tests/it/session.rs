@@ -140,7 +140,7 @@ async fn writers_queue_behind_a_session() {
 #[tokio::test]
 async fn raw_protocol_and_idle_timeout() {
     let s = TestServer::with(|mut c| {
-        c.session_idle_timeout = Some(Duration::from_millis(300));
+        c.session_idle_timeout = Duration::from_millis(300);
         c
     })
     .await;

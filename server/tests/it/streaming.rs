@@ -40,7 +40,7 @@ async fn header_batches_summary() {
 #[tokio::test]
 async fn row_limits_truncate_with_a_summary() {
     let s = TestServer::with(|mut c| {
-        c.max_rows = Some(500);
+        c.max_rows = 500;
         c
     })
     .await;
@@ -71,7 +71,7 @@ async fn row_limits_truncate_with_a_summary() {
 #[tokio::test]
 async fn byte_limit_truncates() {
     let s = TestServer::with(|mut c| {
-        c.max_stream_bytes = Some(100_000);
+        c.max_stream_bytes = 100_000;
         c
     })
     .await;
@@ -132,8 +132,8 @@ async fn errors_mid_stream_and_before_rows() {
 async fn cancelling_a_stream_stops_the_query() {
     // One reader connection: if the cancelled query kept running it would hold it.
     let s = TestServer::with(|mut c| {
-        c.sqlite_readers = Some(1);
-        c.statement_timeout = Some(Duration::from_secs(60));
+        c.sqlite_readers = 1;
+        c.statement_timeout = Duration::from_secs(60);
         c
     })
     .await;
@@ -229,8 +229,8 @@ async fn the_client_timeout_bounds_the_whole_stream() {
 #[tokio::test]
 async fn cancelling_before_the_first_row_stops_the_statement() {
     let s = TestServer::with(|mut c| {
-        c.sqlite_readers = Some(1);
-        c.statement_timeout = Some(Duration::from_secs(60));
+        c.sqlite_readers = 1;
+        c.statement_timeout = Duration::from_secs(60);
         c
     })
     .await;

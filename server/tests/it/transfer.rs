@@ -818,8 +818,8 @@ async fn transfer_round_on_redis() {
 #[tokio::test]
 async fn imports_past_the_limits_change_nothing() {
     let s = TestServer::with(|mut c| {
-        c.max_import_size = Some(4096);
-        c.max_import_line = Some(256);
+        c.max_import_size = 4096;
+        c.max_import_line = 256;
         c
     })
     .await;

@@ -86,15 +86,13 @@ use tracing::debug;
 
 use super::{command::SCAN_COUNT, database::Inner, pool::Deadline, reply};
 use crate::{
-    backend::{DumpChunk, DumpStream, StatementLimits},
+    backend::{DumpStream, StatementLimits, dump::DumpWriter},
     core::{
         error::{Error, Result},
         schema::{KeyPattern, KeySpaceSummary, Schema},
     },
 };
 
-/// Largest chunk of dump output sent at once (the FileChunk contract: about 64 KiB).
-const CHUNK_BYTES: usize = 64 * 1024;
 /// Elements per paged read of a big key, and per write command of an import.
 const PAGE: usize = 1000;
 /// Sets up to this many members are read whole (one SMEMBERS) and sorted.
@@ -322,63 +320,35 @@ fn put_entry(buf: &mut Vec<u8>, entry: Resp) -> Result<Vec<u8>> {
     Ok(id)
 }
 
-/// Dump output: records are appended to a buffer that leaves in chunks of at most
-/// [`CHUNK_BYTES`]. A chunk's `rows` is the number of records that end in it: the count of its
-/// newline bytes, since JSON escapes every newline inside a record.
+/// Dump output: records are encoded straight into the shared [`DumpWriter`]'s buffer, and each
+/// counts as one row of the chunk holding its closing newline.
 struct Out {
-    tx: mpsc::Sender<Result<DumpChunk>>,
-    buf: Vec<u8>,
+    w: DumpWriter,
     deadline: Deadline,
 }
 
 impl Out {
+    /// The text being written, to encode into.
+    fn buf(&mut self) -> &mut Vec<u8> {
+        self.w.buf_mut()
+    }
+
     fn head(&mut self, key: &[u8], kind: Kind, ttl: Option<i64>) {
-        self.buf.extend_from_slice(b"{\"key\":");
-        put_bytes(&mut self.buf, key);
-        self.buf.extend_from_slice(b",\"type\":\"");
-        self.buf.extend_from_slice(kind.name().as_bytes());
-        self.buf.extend_from_slice(b"\",\"ttl_ms\":");
+        let buf = self.buf();
+        buf.extend_from_slice(b"{\"key\":");
+        put_bytes(buf, key);
+        buf.extend_from_slice(b",\"type\":\"");
+        buf.extend_from_slice(kind.name().as_bytes());
+        buf.extend_from_slice(b"\",\"ttl_ms\":");
         match ttl {
-            Some(ms) => self.buf.extend_from_slice(ms.to_string().as_bytes()),
-            None => self.buf.extend_from_slice(b"null"),
+            Some(ms) => buf.extend_from_slice(ms.to_string().as_bytes()),
+            None => buf.extend_from_slice(b"null"),
         }
-        self.buf.extend_from_slice(b",\"value\":");
+        buf.extend_from_slice(b",\"value\":");
     }
 
     async fn end_record(&mut self) -> Result<()> {
-        self.buf.extend_from_slice(b"}\n");
-        self.send(false).await
-    }
-
-    /// Sends every full chunk, and with `all` the rest too.
-    async fn send(&mut self, all: bool) -> Result<()> {
-        let mut start = 0;
-        while self.buf.len() - start >= CHUNK_BYTES || (all && start < self.buf.len()) {
-            let end = (start + CHUNK_BYTES).min(self.buf.len());
-            let data = self.buf[start..end].to_vec();
-            start = end;
-            let rows = data.iter().filter(|b| **b == b'\n').count() as u64;
-            match tokio::time::timeout_at(
-                self.deadline.at,
-                self.tx.send(Ok(DumpChunk { data, rows })),
-            )
-            .await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => {
-                    return Err(Error::Unavailable(
-                        "the client stopped reading the dump".into(),
-                    ));
-                }
-                Err(_) => {
-                    return Err(Error::Timeout(
-                        "the dump ran past its deadline while the client was not reading".into(),
-                    ));
-                }
-            }
-        }
-        self.buf.drain(..start);
-        Ok(())
+        self.w.write_rows("}\n", 1).await
     }
 }
 
@@ -440,8 +410,7 @@ pub(super) fn dump(
     tokio::spawn(async move {
         let err_tx = tx.clone();
         let mut out = Out {
-            tx,
-            buf: Vec::with_capacity(CHUNK_BYTES * 2),
+            w: DumpWriter::new(tx).with_deadline(deadline.at),
             deadline,
         };
         let produced = tokio::select! {
@@ -493,7 +462,7 @@ async fn dump_into(inner: &Inner, out: &mut Out) -> Result<()> {
         }
         cursor = next;
     }
-    out.send(true).await
+    out.w.flush().await
 }
 
 /// TYPE and PTTL of every key, in one pipeline; keys gone meanwhile are left out.
@@ -620,7 +589,7 @@ fn write_whole(inner: &Inner, m: &Meta, r: Resp, out: &mut Out) -> Result<bool> 
             }
             let v = bulk(r)?;
             out.head(key, m.kind, m.ttl);
-            put_bytes(&mut out.buf, &v);
+            put_bytes(out.buf(), &v);
         }
         Kind::List | Kind::Set => {
             let mut elems = items(r)?
@@ -634,14 +603,14 @@ fn write_whole(inner: &Inner, m: &Meta, r: Resp, out: &mut Out) -> Result<bool> 
                 elems.sort_unstable();
             }
             out.head(key, m.kind, m.ttl);
-            out.buf.push(b'[');
+            out.buf().push(b'[');
             for (i, e) in elems.iter().enumerate() {
                 if i > 0 {
-                    out.buf.push(b',');
+                    out.buf().push(b',');
                 }
-                put_bytes(&mut out.buf, e);
+                put_bytes(out.buf(), e);
             }
-            out.buf.push(b']');
+            out.buf().push(b']');
         }
         Kind::Zset => {
             let ps = pairs(r)?;
@@ -649,14 +618,14 @@ fn write_whole(inner: &Inner, m: &Meta, r: Resp, out: &mut Out) -> Result<bool> 
                 return Ok(false);
             }
             out.head(key, m.kind, m.ttl);
-            out.buf.push(b'[');
+            out.buf().push(b'[');
             for (i, (member, s)) in ps.into_iter().enumerate() {
                 if i > 0 {
-                    out.buf.push(b',');
+                    out.buf().push(b',');
                 }
-                put_member(&mut out.buf, &bulk(member)?, score(s)?);
+                put_member(out.buf(), &bulk(member)?, score(s)?);
             }
-            out.buf.push(b']');
+            out.buf().push(b']');
         }
         Kind::Hash => {
             let ps = pairs(r)?
@@ -668,31 +637,31 @@ fn write_whole(inner: &Inner, m: &Meta, r: Resp, out: &mut Out) -> Result<bool> 
             }
             out.head(key, m.kind, m.ttl);
             let object = ps.iter().all(|(f, _)| std::str::from_utf8(f).is_ok());
-            out.buf.push(if object { b'{' } else { b'[' });
+            out.buf().push(if object { b'{' } else { b'[' });
             for (i, (f, v)) in ps.iter().enumerate() {
                 if i > 0 {
-                    out.buf.push(b',');
+                    out.buf().push(b',');
                 }
                 if object {
-                    put_bytes(&mut out.buf, f);
-                    out.buf.push(b':');
-                    put_bytes(&mut out.buf, v);
+                    put_bytes(out.buf(), f);
+                    out.buf().push(b':');
+                    put_bytes(out.buf(), v);
                 } else {
-                    put_pair(&mut out.buf, f, v);
+                    put_pair(out.buf(), f, v);
                 }
             }
-            out.buf.push(if object { b'}' } else { b']' });
+            out.buf().push(if object { b'}' } else { b']' });
         }
         Kind::Stream => {
             out.head(key, m.kind, m.ttl);
-            out.buf.push(b'[');
+            out.buf().push(b'[');
             for (i, e) in items(r)?.into_iter().enumerate() {
                 if i > 0 {
-                    out.buf.push(b',');
+                    out.buf().push(b',');
                 }
-                put_entry(&mut out.buf, e)?;
+                put_entry(out.buf(), e)?;
             }
-            out.buf.push(b']');
+            out.buf().push(b']');
         }
     }
     Ok(true)
@@ -793,9 +762,9 @@ async fn read_paged(inner: &Inner, m: &Meta, out: &mut Out) -> Result<()> {
         let mut put = |out: &mut Out| {
             if written == 0 {
                 out.head(user_key(key, inner), m.kind, m.ttl);
-                out.buf.push(b'[');
+                out.buf().push(b'[');
             } else {
-                out.buf.push(b',');
+                out.buf().push(b',');
             }
             written += 1;
         };
@@ -804,39 +773,39 @@ async fn read_paged(inner: &Inner, m: &Meta, out: &mut Out) -> Result<()> {
                 for e in elems {
                     let e = bulk(e)?;
                     put(out);
-                    put_bytes(&mut out.buf, &e);
+                    put_bytes(out.buf(), &e);
                 }
             }
             Kind::Zset => {
                 for (member, s) in pairs(Resp::Array(elems))? {
                     let (member, s) = (bulk(member)?, score(s)?);
                     put(out);
-                    put_member(&mut out.buf, &member, s);
+                    put_member(out.buf(), &member, s);
                 }
             }
             Kind::Hash => {
                 for (f, v) in pairs(Resp::Array(elems))? {
                     let (f, v) = (bulk(f)?, bulk(v)?);
                     put(out);
-                    put_pair(&mut out.buf, &f, &v);
+                    put_pair(out.buf(), &f, &v);
                 }
             }
             Kind::Stream => {
                 for e in elems {
                     put(out);
-                    let id = put_entry(&mut out.buf, e)?;
+                    let id = put_entry(out.buf(), e)?;
                     from = [b"(".as_slice(), &id].concat();
                 }
             }
             Kind::String => {}
         }
-        out.send(false).await?;
+        out.w.send_full().await?;
         if !more {
             break;
         }
     }
     if written > 0 {
-        out.buf.push(b']');
+        out.buf().push(b']');
         out.end_record().await?;
     }
     Ok(())

@@ -1,27 +1,21 @@
 //! Introspection shared by the SQL server backends: the [`Inspect`] half of an engine (schema,
-//! plans, dumps), catalog queries run through the engine's own data-plane connection, the
-//! chunked writer a dump streams through, batched `INSERT`s, and the plans engines write as
+//! plans, dumps), catalog queries run through the engine's own data-plane connection, batched
+//! `INSERT`s into the shared [`DumpWriter`], and the plans engines write as
 //! JSON, read with serde_json into a small tree that keeps members in document order.
 //!
 //! Everything runs on a connection of the spawned database's own pool, so it sees exactly what
 //! the database's user sees and nothing of the server beyond it.
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
 
 use super::{Engine, RowSink, SqlConn};
-use crate::{
-    backend::DumpChunk,
-    core::{
-        error::{Error, Result},
-        schema::{Plan, Schema},
-        value::{Column, Row, Statement, Value},
-    },
+pub use crate::backend::dump::DumpWriter;
+use crate::core::{
+    error::{Error, Result},
+    schema::{Plan, Schema},
+    value::{Column, Row, Statement, Value},
 };
 
-/// Bytes a dump buffers before it sends a chunk: large enough to amortize a message, small
-/// enough that the bounded channel keeps at most a few hundred KiB in flight.
-pub const DUMP_CHUNK_BYTES: usize = 64 * 1024;
 /// Rows per `INSERT` of a dump, at most.
 pub const INSERT_ROWS: usize = 500;
 /// Approximate bytes per `INSERT` of a dump: a statement is closed once it grows past this (a
@@ -166,91 +160,6 @@ pub fn texts(v: &Value) -> Vec<String> {
     }
 }
 
-/// Where a dump goes: a buffer sent as [`DumpChunk`]s of about [`DUMP_CHUNK_BYTES`] into a
-/// bounded channel, whose `send` paces the dump at the client's speed.
-pub struct DumpWriter {
-    tx: mpsc::Sender<Result<DumpChunk>>,
-    buf: Vec<u8>,
-    rows: u64,
-    gone: bool,
-}
-
-impl DumpWriter {
-    /// A writer sending into `tx`.
-    pub fn new(tx: mpsc::Sender<Result<DumpChunk>>) -> Self {
-        Self {
-            tx,
-            buf: Vec::with_capacity(DUMP_CHUNK_BYTES * 2),
-            rows: 0,
-            gone: false,
-        }
-    }
-
-    /// Whether the client went away (the stream was dropped).
-    pub fn gone(&self) -> bool {
-        self.gone
-    }
-
-    /// Appends text, sending a chunk when the buffer is full.
-    pub async fn write(&mut self, s: &str) -> Result<()> {
-        self.buf.extend_from_slice(s.as_bytes());
-        if self.buf.len() >= DUMP_CHUNK_BYTES {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    /// Appends one statement followed by `;` and a newline.
-    pub async fn statement(&mut self, sql: &str) -> Result<()> {
-        let sql = sql.trim_end();
-        let sql = sql.strip_suffix(';').unwrap_or(sql).trim_end();
-        self.buf.extend_from_slice(sql.as_bytes());
-        self.write(";\n").await
-    }
-
-    /// Counts rows written since the last chunk.
-    pub fn add_rows(&mut self, n: u64) {
-        self.rows += n;
-    }
-
-    /// Sends what is buffered. Fails once the client has gone, which stops the dump.
-    pub async fn flush(&mut self) -> Result<()> {
-        if self.buf.is_empty() && self.rows == 0 {
-            return Ok(());
-        }
-        let buf = std::mem::replace(&mut self.buf, Vec::with_capacity(DUMP_CHUNK_BYTES * 2));
-        let rows = std::mem::take(&mut self.rows);
-        // A statement larger than a chunk (a row with a big blob) goes out in several; the
-        // rows are counted with the last piece.
-        let pieces = buf.len().div_ceil(DUMP_CHUNK_BYTES).max(1);
-        for (i, piece) in buf.chunks(DUMP_CHUNK_BYTES).enumerate() {
-            let chunk = DumpChunk {
-                data: piece.to_vec(),
-                rows: if i + 1 == pieces { rows } else { 0 },
-            };
-            if self.tx.send(Ok(chunk)).await.is_err() {
-                self.gone = true;
-                return Err(Error::Unavailable(
-                    "the client stopped reading the dump".into(),
-                ));
-            }
-        }
-        if buf.is_empty()
-            && self
-                .tx
-                .send(Ok(DumpChunk { data: buf, rows }))
-                .await
-                .is_err()
-        {
-            self.gone = true;
-            return Err(Error::Unavailable(
-                "the client stopped reading the dump".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
 /// Runs `select` (a table's rows) on `conn` and writes its rows to `out` as batched INSERTs
 /// headed by `head`, each row rendered by `render`.
 pub async fn dump_select<C: SqlConn>(
@@ -313,9 +222,9 @@ impl<'a> InsertSink<'a> {
         }
         self.stmt.push_str(";\n");
         let stmt = std::mem::take(&mut self.stmt);
-        self.out.add_rows(self.in_stmt as u64);
+        let rows = self.in_stmt as u64;
         self.in_stmt = 0;
-        self.out.write(&stmt).await
+        self.out.write_rows(&stmt, rows).await
     }
 
     /// Writes the last statement; returns the first error a row ran into.

@@ -17,7 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Conn, SqliteDatabase, SqliteDialect, kind_of};
 use crate::{
-    backend::{DumpChunk, DumpStream, StatementLimits},
+    backend::{DumpStream, StatementLimits, dump::DumpWriter},
     core::{
         error::{Error, Result},
         schema::{
@@ -31,8 +31,6 @@ use crate::{
 
 /// The first line of every dump.
 const DUMP_HEADER: &str = "-- DB-Forge dump of a sqlite database\n";
-/// Largest chunk a dump stream sends, in bytes (the FileChunk contract says about 64 KiB).
-const CHUNK_BYTES: usize = 64 << 10;
 /// Rows per INSERT of a dump, at most: bounds the statements the importer replays.
 const INSERT_ROWS: usize = 500;
 /// Approximate bytes per INSERT of a dump, at most (one row larger than this gets its own).
@@ -131,17 +129,14 @@ impl SqliteDatabase {
             let produced = db
                 .with_reader(move |conn| {
                     conn.set_deadline(limits.timeout);
-                    let mut out = DumpWriter {
-                        tx: &tx,
-                        rt: &rt,
-                        deadline,
-                        buf: Vec::with_capacity(CHUNK_BYTES * 2),
-                        pending_rows: 0,
-                    };
+                    let mut out = DumpWriter::new(tx).with_deadline(deadline);
                     let result = in_snapshot(conn, |conn| {
-                        match write_dump(conn, schema_only, &mut out).and_then(|()| out.finish()) {
-                            Ok(()) | Err(Stop::Gone) => Ok(()),
-                            Err(Stop::Failed(e)) => Err(e),
+                        match write_dump(conn, schema_only, &rt, &mut out)
+                            .and_then(|()| out.flush_blocking(&rt))
+                        {
+                            // The client went away: there is nobody to tell.
+                            Err(_) if out.gone() => Ok(()),
+                            r => r,
                         }
                     });
                     tracing::debug!(schema_only, "sqlite dump ended");
@@ -924,83 +919,6 @@ fn split_relation<'a>(rest: &'a str, tables: &[String]) -> (String, &'a str) {
 // ---------------------------------------------------------------------------------------------
 // Dumps
 
-/// Why a dump stopped early.
-enum Stop {
-    /// The client went away (or the stream's deadline passed and it was told so).
-    Gone,
-    Failed(Error),
-}
-
-impl From<Error> for Stop {
-    fn from(e: Error) -> Self {
-        Stop::Failed(e)
-    }
-}
-
-/// Packs the script into chunks of at most [`CHUNK_BYTES`] and sends them with backpressure.
-struct DumpWriter<'a> {
-    tx: &'a mpsc::Sender<Result<DumpChunk>>,
-    rt: &'a Handle,
-    deadline: tokio::time::Instant,
-    /// At most one chunk, plus the text being pushed.
-    buf: Vec<u8>,
-    /// Rows whose text is in `buf` but not yet sent.
-    pending_rows: u64,
-}
-
-impl DumpWriter<'_> {
-    fn push(&mut self, text: &str) -> std::result::Result<(), Stop> {
-        self.buf.extend_from_slice(text.as_bytes());
-        // Strictly more than a chunk: a piece is sent only when bytes remain after it, so the
-        // text just pushed always ends in what stays (see `push_row`).
-        while self.buf.len() > CHUNK_BYTES {
-            let rest = self.buf.split_off(CHUNK_BYTES);
-            let data = std::mem::replace(&mut self.buf, rest);
-            // Rows pending before this push ended in the old buffer, which fits in the first
-            // piece: that is the chunk holding their last byte.
-            let rows = std::mem::take(&mut self.pending_rows);
-            self.send(DumpChunk { data, rows })?;
-        }
-        Ok(())
-    }
-
-    /// Pushes the text of one row of data; the row counts in the chunk holding its last byte.
-    fn push_row(&mut self, text: &str) -> std::result::Result<(), Stop> {
-        self.push(text)?;
-        self.pending_rows += 1;
-        Ok(())
-    }
-
-    fn finish(&mut self) -> std::result::Result<(), Stop> {
-        if self.buf.is_empty() && self.pending_rows == 0 {
-            return Ok(());
-        }
-        let data = std::mem::take(&mut self.buf);
-        let rows = std::mem::take(&mut self.pending_rows);
-        self.send(DumpChunk { data, rows })
-    }
-
-    fn send(&self, chunk: DumpChunk) -> std::result::Result<(), Stop> {
-        let sent = self.rt.block_on(tokio::time::timeout_at(
-            self.deadline,
-            self.tx.send(Ok(chunk)),
-        ));
-        match sent {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => {
-                tracing::debug!("client went away; stopping the dump");
-                Err(Stop::Gone)
-            }
-            Err(_) => {
-                let _ = self.tx.try_send(Err(Error::Timeout(
-                    "the dump ran past its deadline while the client was not reading".into(),
-                )));
-                Err(Stop::Gone)
-            }
-        }
-    }
-}
-
 /// A schema object of `sqlite_schema`, in creation (rowid) order.
 struct Object {
     kind: String,
@@ -1023,19 +941,15 @@ struct Object {
 ///
 /// No statement needs more than the database's own sandboxed user may do, and there is no
 /// BEGIN/COMMIT: the importer wraps the whole script in one transaction.
-fn write_dump(
-    conn: &Conn,
-    schema_only: bool,
-    out: &mut DumpWriter<'_>,
-) -> std::result::Result<(), Stop> {
-    out.push(DUMP_HEADER)?;
+fn write_dump(conn: &Conn, schema_only: bool, rt: &Handle, out: &mut DumpWriter) -> Result<()> {
+    out.write_blocking(rt, DUMP_HEADER)?;
     for pragma in ["user_version", "application_id"] {
         let v: i64 = conn
             .raw()
             .query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
             .map_err(|e| conn.classify(e))?;
         if v != 0 {
-            out.push(&format!("PRAGMA {pragma} = {v};\n"))?;
+            out.write_blocking(rt, &format!("PRAGMA {pragma} = {v};\n"))?;
         }
     }
     let objects = query_rows(
@@ -1072,24 +986,24 @@ fn write_dump(
     }
     let (order, cyclic) = parents_first(&created, &parents);
     if cyclic && !schema_only {
-        out.push("PRAGMA defer_foreign_keys = ON;\n")?;
+        out.write_blocking(rt, "PRAGMA defer_foreign_keys = ON;\n")?;
     }
     for &i in &order {
-        out.push(&format!("{};\n", created[i].sql))?;
+        out.write_blocking(rt, &format!("{};\n", created[i].sql))?;
     }
     if !schema_only {
         for &i in &order {
-            dump_rows(conn, created[i], out)?;
+            dump_rows(conn, created[i], rt, out)?;
         }
         if objects.iter().any(|o| o.name == "sqlite_sequence") {
-            dump_sequences(conn, out)?;
+            dump_sequences(conn, rt, out)?;
         }
     }
     for kind in ["index", "view", "trigger"] {
         for o in objects.iter().filter(|o| o.kind == kind) {
             // Automatic indexes (UNIQUE, PRIMARY KEY) have no SQL: their table recreates them.
             if let Some(sql) = &o.sql {
-                out.push(&format!("{sql};\n"))?;
+                out.write_blocking(rt, &format!("{sql};\n"))?;
             }
         }
     }
@@ -1140,11 +1054,7 @@ fn rowid_column(t: &CatalogTable, columns: &[XColumn], indexes: &[ListedIndex]) 
         .map(str::to_owned)
 }
 
-fn dump_rows(
-    conn: &Conn,
-    t: &CatalogTable,
-    out: &mut DumpWriter<'_>,
-) -> std::result::Result<(), Stop> {
+fn dump_rows(conn: &Conn, t: &CatalogTable, rt: &Handle, out: &mut DumpWriter) -> Result<()> {
     let xcolumns = table_xinfo(conn, &t.name)?;
     let indexes = index_list(conn, &t.name)?;
     let rowid = rowid_column(t, &xcolumns, &indexes);
@@ -1185,35 +1095,39 @@ fn dump_rows(
         line.push(')');
         in_statement += 1;
         statement_bytes += line.len();
-        out.push_row(&line)?;
+        // The row counts in the chunk holding its last byte.
+        out.write_rows_blocking(rt, &line, 1)?;
         if in_statement >= INSERT_ROWS || statement_bytes >= INSERT_BYTES {
-            out.push(";\n")?;
+            out.write_blocking(rt, ";\n")?;
             in_statement = 0;
             statement_bytes = 0;
         }
     }
     if in_statement > 0 {
-        out.push(";\n")?;
+        out.write_blocking(rt, ";\n")?;
     }
     Ok(())
 }
 
 /// Restores `sqlite_sequence` exactly: replaying the rows sets it to the largest id, but the
 /// counter may be past it (deleted rows), and the next id must continue from there.
-fn dump_sequences(conn: &Conn, out: &mut DumpWriter<'_>) -> std::result::Result<(), Stop> {
+fn dump_sequences(conn: &Conn, rt: &Handle, out: &mut DumpWriter) -> Result<()> {
     let seqs = query_rows(conn, "SELECT name, seq FROM sqlite_sequence", |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, rusqlite::types::Value>(1)?,
         ))
     })?;
-    out.push("DELETE FROM sqlite_sequence;\n")?;
+    out.write_blocking(rt, "DELETE FROM sqlite_sequence;\n")?;
     for (name, seq) in seqs {
         let seq = render(ValueRef::from(&seq))?;
-        out.push(&format!(
-            "INSERT INTO sqlite_sequence (name, seq) VALUES ({}, {seq});\n",
-            SqliteDialect.literal(&Value::Text(name))?
-        ))?;
+        out.write_blocking(
+            rt,
+            &format!(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ({}, {seq});\n",
+                SqliteDialect.literal(&Value::Text(name))?
+            ),
+        )?;
     }
     Ok(())
 }
