@@ -114,6 +114,12 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     async fn size_bytes(&self, db: &Provisioned) -> Result<Option<u64>>;
     /// Removes storage this backend holds that is not among `known` (left by a crash).
     async fn remove_orphans(&self, known: &[Provisioned]) -> Result<usize>;
+    /// The databases the catalog holds on this backend, told once at start-up: a server engine
+    /// watches their logins from then on, so that a credential changed from inside a database
+    /// is reset even before the gateway opens it again (see `backend/sql/credentials.rs`).
+    fn recognize(&self, known: &[Provisioned]) {
+        let _ = known;
+    }
     /// Whether the gateway may call [`remove_orphans`](Self::remove_orphans) at start-up: only
     /// when this gateway owns the storage alone (SQLite's data directory). A database server
     /// may be shared by several gateways, each knowing only its own databases, so cleaning it

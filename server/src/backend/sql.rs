@@ -28,6 +28,7 @@
 //! outside a transaction for their effect set it back first, and the gateway's own read-write
 //! transactions say `READ WRITE` explicitly.
 
+pub mod credentials;
 pub mod exec;
 pub mod inspect;
 pub mod pool;

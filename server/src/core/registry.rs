@@ -255,6 +255,9 @@ impl Registry {
                 Arc::new(Entry::new(record, backend)),
             );
         }
+        for (kind, backend) in &backends {
+            backend.recognize(known.get(kind).map(Vec::as_slice).unwrap_or_default());
+        }
         for (kind, backend) in backends.iter().filter(|(_, b)| b.owns_storage()) {
             let removed = backend
                 .remove_orphans(known.get(kind).map(Vec::as_slice).unwrap_or_default())

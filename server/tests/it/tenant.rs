@@ -233,10 +233,6 @@ async fn mysql_keys_cannot_keep_a_changed_password() {
         .await
         .expect("routine");
     writer.execute(&db, "CALL p()", &[]).await.expect("call");
-    assert_ne!(
-        mysql_credentials(&url, &[&owner]).await[&owner],
-        before[&owner]
-    );
     let mut root = sqlx::MySqlConnection::connect(&url).await.expect("root");
     let ids: Vec<u64> = sqlx::query_scalar(
         "SELECT CAST(ID AS UNSIGNED) FROM information_schema.PROCESSLIST WHERE USER = ?",
@@ -673,5 +669,115 @@ async fn postgres_read_access_survives_a_table_the_operator_made() {
         Code::PermissionDenied,
     );
     drop(root_db);
+    admin.delete_database(&db).await.expect("delete");
+}
+
+/// Polls `check` for up to 20 s (the gateway sweeps credentials every few seconds).
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..80 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    panic!("{what} did not happen within 20 s");
+}
+
+#[tokio::test]
+async fn postgres_write_keys_cannot_keep_a_changed_password_or_stored_setting() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    let s = secured(Backend::Postgres, Some(url.clone())).await;
+    let admin = as_key(&s, ADMIN).await;
+    let db = unique("pg-drift");
+    admin
+        .create_database(&db, CreateOptions::default().backend(Backend::Postgres))
+        .await
+        .expect("create");
+    let writer = key_for(&s, &admin, &db, Role::Write).await;
+    let r = writer
+        .execute(
+            &db,
+            "SELECT current_user::text, current_database()::text",
+            &[],
+        )
+        .await
+        .expect("who");
+    let (Value::Text(owner), Value::Text(engine_db)) =
+        (r.rows[0].values()[0].clone(), r.rows[0].values()[1].clone())
+    else {
+        panic!("{r:?}")
+    };
+    let reader_role = reader_of(&owner);
+    let before = pg_login_state(&url, &[&owner, &reader_role]).await;
+
+    // PostgreSQL lets every login do these to itself, whatever its privileges.
+    for sql in [
+        "ALTER ROLE CURRENT_USER PASSWORD 'chosen-by-the-tenant'".to_owned(),
+        "ALTER ROLE CURRENT_USER SET statement_timeout = 0".to_owned(),
+        format!("ALTER ROLE CURRENT_USER IN DATABASE \"{engine_db}\" SET work_mem = '1GB'"),
+    ] {
+        writer
+            .execute(&db, &sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    // (The gateway may already have reset it: it sweeps every few seconds.)
+    let changed = pg_login_state(&url, &[&owner]).await[&owner].clone();
+
+    eventually("the gateway resetting the login", || async {
+        let now = pg_login_state(&url, &[&owner, &reader_role]).await;
+        // A new verifier (new salt) for the catalog's password, no stored settings.
+        (now[&owner].0 != changed.0 || changed == before[&owner])
+            && now == {
+                let mut expect = before.clone();
+                expect.get_mut(&owner).expect("owner").0 = now[&owner].0.clone();
+                expect
+            }
+    })
+    .await;
+    // The gateway kept working throughout, and still does.
+    writer
+        .execute(&db, "CREATE TABLE t (v integer)", &[])
+        .await
+        .expect("the gateway's login works");
+    admin.delete_database(&db).await.expect("delete");
+}
+
+#[tokio::test]
+async fn mysql_write_keys_cannot_keep_a_changed_password() {
+    let Some(url) = mysql_url().await else {
+        return;
+    };
+    let s = secured(Backend::Mysql, Some(url.clone())).await;
+    let admin = as_key(&s, ADMIN).await;
+    let db = unique("my-drift");
+    admin
+        .create_database(&db, CreateOptions::default().backend(Backend::Mysql))
+        .await
+        .expect("create");
+    let writer = key_for(&s, &admin, &db, Role::Write).await;
+    let r = writer
+        .execute(&db, "SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)", &[])
+        .await
+        .expect("who");
+    let Value::Text(owner) = r.rows[0].values()[0].clone() else {
+        panic!("{r:?}")
+    };
+    let before = mysql_credentials(&url, &[&owner]).await;
+    writer
+        .execute(&db, "SET PASSWORD = PASSWORD('chosen-by-the-tenant')", &[])
+        .await
+        .expect("MySQL lets a login change its own password");
+    // Without any login being refused (the pooled connections stay), the gateway notices.
+    eventually("the gateway resetting the password", || async {
+        mysql_credentials(&url, &[&owner]).await == before
+    })
+    .await;
     admin.delete_database(&db).await.expect("delete");
 }

@@ -53,6 +53,16 @@ async fn set_user(admin: &mut Admin<MysqlEngine>, account: &str, password: &str)
         .await
 }
 
+/// Whether `stored`, the `authentication_string` of a `mysql_native_password` account, is
+/// `password`'s: `*` and the upper-case hex of SHA1(SHA1(password)).
+pub fn credential_is(stored: &str, password: &str) -> bool {
+    use sha1::{Digest, Sha1};
+    let twice = Sha1::digest(Sha1::digest(password.as_bytes()));
+    stored
+        .strip_prefix('*')
+        .is_some_and(|h| h.eq_ignore_ascii_case(&crate::core::value::text::hex(&twice)))
+}
+
 #[async_trait]
 impl Provisioner for Mysql {
     type Engine = MysqlEngine;
@@ -68,6 +78,13 @@ impl Provisioner for Mysql {
         "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?",
         "SELECT User FROM mysql.user WHERE User LIKE ?",
     ];
+    const CREDENTIALS: &'static str =
+        "SELECT CONCAT(User, ' ', authentication_string) FROM mysql.user WHERE User LIKE ?";
+    const DRIFTED_SETTINGS: Option<&'static str> = None;
+
+    fn credential_is(_login: &str, stored: &str, password: &str) -> bool {
+        credential_is(stored, password)
+    }
 
     fn configure(cfg: &ServerBackendConfig) -> Result<(Self, MysqlEngine, MysqlTarget)> {
         let admin_options = MySqlConnectOptions::from_str(&cfg.url)
@@ -182,5 +199,19 @@ impl Provisioner for Mysql {
                 account(user)
             ))
             .await
+    }
+}
+
+#[cfg(test)]
+mod credential_tests {
+    use super::credential_is;
+
+    #[test]
+    fn native_password_hashes_check_the_password() {
+        // MariaDB's PASSWORD('abc123').
+        let stored = "*6691484EA6B50DDDE1926A220DA01FA9E575C18A";
+        assert!(credential_is(stored, "abc123"));
+        assert!(!credential_is(stored, "abc124"));
+        assert!(!credential_is("", "abc123"));
     }
 }

@@ -106,6 +106,49 @@ async fn set_role(
         .await
 }
 
+/// The databases in which the role of the argument has stored settings of its own.
+const ROLE_DATABASE_SETTINGS: &str = "SELECT d.datname::text FROM pg_db_role_setting s \
+     JOIN pg_database d ON d.oid = s.setdatabase JOIN pg_roles r ON r.oid = s.setrole \
+     WHERE r.rolname = $1";
+
+/// Whether `stored`, PostgreSQL's `rolpassword` of `login`, is `password`'s: a SCRAM-SHA-256
+/// verifier (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, RFC 5802 and 7677) or
+/// an `md5` hash of password and login. Anything else (none, or an unknown scheme) is not.
+pub fn credential_is(login: &str, stored: &str, password: &str) -> bool {
+    use base64::{Engine as _, engine::general_purpose::STANDARD};
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+
+    if let Some(hash) = stored.strip_prefix("md5") {
+        let digest = md5::Md5::digest(format!("{password}{login}").as_bytes());
+        return crate::core::value::text::hex(&digest) == hash;
+    }
+    let Some(verifier) = stored.strip_prefix("SCRAM-SHA-256$") else {
+        return false;
+    };
+    let parsed = (|| {
+        let (params, keys) = verifier.split_once('$')?;
+        let (iterations, salt) = params.split_once(':')?;
+        let (stored_key, _server_key) = keys.split_once(':')?;
+        Some((
+            iterations.parse::<u32>().ok()?,
+            STANDARD.decode(salt).ok()?,
+            STANDARD.decode(stored_key).ok()?,
+        ))
+    })();
+    let Some((iterations, salt, stored_key)) = parsed else {
+        return false;
+    };
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iterations, &mut salted);
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&salted) else {
+        return false;
+    };
+    mac.update(b"Client Key");
+    let client_key = mac.finalize().into_bytes();
+    Sha256::digest(client_key)[..] == stored_key[..]
+}
+
 #[async_trait]
 impl Provisioner for Postgres {
     type Engine = PgEngine;
@@ -118,6 +161,19 @@ impl Provisioner for Postgres {
         "SELECT datname::text FROM pg_database WHERE datname LIKE $1",
         "SELECT rolname::text FROM pg_roles WHERE rolname LIKE $1",
     ];
+    const CREDENTIALS: &'static str = "SELECT rolname::text || ' ' || coalesce(rolpassword, '') \
+                                       FROM pg_authid WHERE rolname LIKE $1";
+    // A read-only login (its name holds the one `-`) keeps the one setting it was given.
+    const DRIFTED_SETTINGS: Option<&'static str> = Some(
+        "SELECT DISTINCT r.rolname::text FROM pg_db_role_setting s \
+         JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname LIKE $1 \
+         AND NOT (s.setdatabase = 0 AND strpos(r.rolname, '-') > 0 \
+                  AND s.setconfig = ARRAY['default_transaction_read_only=on'])",
+    );
+
+    fn credential_is(login: &str, stored: &str, password: &str) -> bool {
+        credential_is(login, stored, password)
+    }
 
     fn configure(cfg: &ServerBackendConfig) -> Result<(Self, PgEngine, PgTarget)> {
         let admin_options = PgConnectOptions::from_str(&cfg.url)
@@ -265,8 +321,15 @@ impl Provisioner for Postgres {
                 "ALTER ROLE {name} WITH {attributes} PASSWORD '{password}'"
             ))
             .await?;
+        // Settings the login stored for itself, everywhere and in any one database.
+        admin.exec(format!("ALTER ROLE {name} RESET ALL")).await?;
+        for db in admin.strings(ROLE_DATABASE_SETTINGS, role).await? {
+            let db = PostgresDialect.quote_ident(&db);
+            admin
+                .exec(format!("ALTER ROLE {name} IN DATABASE {db} RESET ALL"))
+                .await?;
+        }
         if reader {
-            admin.exec(format!("ALTER ROLE {name} RESET ALL")).await?;
             admin
                 .exec(format!(
                     "ALTER ROLE {name} SET default_transaction_read_only = on"
@@ -311,4 +374,31 @@ async fn keep_large_objects_to_owner(
         .map_err(super::classify);
     let _ = conn.close().await;
     r
+}
+
+#[cfg(test)]
+mod credential_tests {
+    use super::credential_is;
+
+    // Stored by PostgreSQL 15 for `CREATE ROLE tmpcred PASSWORD 'abc123'`, with
+    // password_encryption scram-sha-256 and then md5.
+    const SCRAM: &str = "SCRAM-SHA-256$4096:Y488eMmlELCubHvuAzqX/Q==$qfPOD1n5FB5kK5VV6VPdqZEZkvb/\
+                         TUYg7g9iGVi4j7w=:+vBlYy4Yzyr7q0+0D1UGnePMsYx6+eGS3tOFc+vAESY=";
+    const MD5: &str = "md59e8bdb8089bcc227898c7ce5e928376a";
+
+    #[test]
+    fn scram_and_md5_verifiers_check_the_password() {
+        assert!(credential_is("tmpcred", SCRAM, "abc123"));
+        assert!(!credential_is("tmpcred", SCRAM, "abc124"));
+        assert!(credential_is("tmpcred", MD5, "abc123"));
+        assert!(
+            !credential_is("other", MD5, "abc123"),
+            "md5 is salted with the login"
+        );
+        assert!(
+            !credential_is("tmpcred", "", "abc123"),
+            "no password is not the password"
+        );
+        assert!(!credential_is("tmpcred", "SCRAM-SHA-256$x", "abc123"));
+    }
 }

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 
 use super::{
     DbPool, Engine, Locator, Relogin, RowSink, Server, SqlConn, SqlDatabase,
+    credentials::Watchlist,
     pool::{ADMIN_TIMEOUT, PoolSizes, Pooled},
 };
 use crate::{
@@ -184,6 +185,15 @@ pub trait Provisioner: Send + Sync + fmt::Debug + Sized + 'static {
     const SIZE: &'static str;
     /// The names of databases and logins matching the `LIKE` pattern of the argument.
     const NAMES: &'static [&'static str];
+    /// Each login matching the `LIKE` pattern of the argument with the credential the server
+    /// stores for it, as `<login> <stored credential>` (see [`super::credentials`]).
+    const CREDENTIALS: &'static str;
+    /// The logins matching the `LIKE` pattern of the argument whose stored settings differ from
+    /// what provisioning gave them; `None` where logins cannot store settings.
+    const DRIFTED_SETTINGS: Option<&'static str>;
+
+    /// Whether `stored`, the server's credential for `login`, is that of `password`.
+    fn credential_is(login: &str, stored: &str, password: &str) -> bool;
 
     /// Reads the admin URL of `cfg`: the engine's provisioning, its data plane and where its
     /// administrative connections go.
@@ -233,6 +243,8 @@ pub struct Shared<P: Provisioner> {
     pub engine: P,
     /// What this backend's names start with.
     pub prefix: String,
+    /// The logins whose credentials [`super::credentials`] keeps the gateway's.
+    pub watchlist: Watchlist,
 }
 
 impl<P: Provisioner> Shared<P> {
@@ -286,6 +298,7 @@ impl<P: Provisioner> Shared<P> {
         })
         .await?;
         self.engine.forget(ident);
+        self.watchlist.forget(ident);
         Ok(())
     }
 }
@@ -332,13 +345,14 @@ impl<P: Provisioner> SqlBackend<P> {
             cfg.idle_timeout,
         )?;
         let server = Server::start(data, admin, sizes, cfg.location()).await;
-        Ok(Self {
-            shared: Arc::new(Shared {
-                server,
-                engine,
-                prefix: prefix.to_owned(),
-            }),
-        })
+        let shared = Arc::new(Shared {
+            server,
+            engine,
+            prefix: prefix.to_owned(),
+            watchlist: Watchlist::default(),
+        });
+        tokio::spawn(super::credentials::watch(Arc::downgrade(&shared)));
+        Ok(Self { shared })
     }
 
     /// The engine's provisioning.
@@ -405,7 +419,9 @@ impl<P: Provisioner> Backend for SqlBackend<P> {
             s.engine.provision(&mut admin, &loc).await
         })
         .await?;
-        s.admin_timeout(P::ensure_reader(s, &loc)).await
+        s.admin_timeout(P::ensure_reader(s, &loc)).await?;
+        s.watchlist.watch(&loc.ident, &loc.password);
+        Ok(())
     }
 
     async fn destroy(&self, db: &Provisioned) -> Result<()> {
@@ -415,6 +431,7 @@ impl<P: Provisioner> Backend for SqlBackend<P> {
     async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {
         let loc = self.locator(db)?;
         let s = &self.shared;
+        s.watchlist.watch(&loc.ident, &loc.password);
         let (owner, reader) = s.targets(&loc);
         let writer = DbPool::of(&s.server, &loc.ident, owner);
         let reader = DbPool::of(&s.server, &reader_ident(&loc.ident), reader);
@@ -451,6 +468,12 @@ impl<P: Provisioner> Backend for SqlBackend<P> {
             self.shared.unprovision(ident).await?;
         }
         Ok(orphans.len())
+    }
+
+    fn recognize(&self, known: &[Provisioned]) {
+        for loc in known.iter().filter_map(|p| self.locator(p).ok()) {
+            self.shared.watchlist.watch(&loc.ident, &loc.password);
+        }
     }
 
     fn available(&self) -> bool {
