@@ -168,7 +168,7 @@ impl Decoder {
                 let east = east.unsigned_abs();
                 Value::Text(format!(
                     "{}{sign}{:02}:{:02}",
-                    format_time(&time),
+                    crate::core::value::text::time(&time),
                     east / 3600,
                     east / 60 % 60
                 ))
@@ -263,14 +263,6 @@ fn time_of_day(micros: i64) -> Result<Time> {
         (rest % 1_000_000) as u32,
     )
     .map_err(bad)
-}
-
-fn format_time(t: &Time) -> String {
-    let base = format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second());
-    match t.microsecond() {
-        0 => base,
-        us => format!("{base}.{}", format!("{us:06}").trim_end_matches('0')),
-    }
 }
 
 fn decode_timestamp(micros: i64) -> Result<Value> {

@@ -651,15 +651,6 @@ pub fn format_timestamp(t: &OffsetDateTime) -> String {
     text::timestamp(t).unwrap_or_default()
 }
 
-/// Formats a time of day as `HH:MM:SS[.fffffffff]`, the form SQLite's time functions read.
-pub fn format_time(t: &time::Time) -> String {
-    let base = format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second());
-    match t.nanosecond() {
-        0 => base,
-        n => format!("{base}.{}", format!("{n:09}").trim_end_matches('0')),
-    }
-}
-
 /// Binds a Value as the SQLite storage class that keeps it intact.
 struct Param<'a>(&'a Value);
 
@@ -678,7 +669,7 @@ impl rusqlite::ToSql for Param<'_> {
             Value::Timestamp(t) => ToSqlOutput::Owned(Owned::Text(format_timestamp(t))),
             Value::Date(d) => ToSqlOutput::Owned(Owned::Text(text::date(d))),
             Value::Uuid(u) => ToSqlOutput::Borrowed(ValueRef::Text(u.as_bytes())),
-            Value::Time(t) => ToSqlOutput::Owned(Owned::Text(format_time(t))),
+            Value::Time(t) => ToSqlOutput::Owned(Owned::Text(text::time(t))),
             Value::Array(_) => {
                 return Err(rusqlite::Error::ToSqlConversionFailure(
                     "arrays cannot be bound on SQLite".into(),

@@ -26,7 +26,7 @@ use tokio::{
 };
 use tokio_stream::wrappers::ReceiverStream;
 
-use self::conn::{Conn, classify, columns_of, format_time, format_timestamp, read_row};
+use self::conn::{Conn, classify, columns_of, format_timestamp, read_row};
 pub use self::conn::{ConnOptions, kind_of};
 use super::{
     Backend, BackendKind, Capabilities, Database, DumpStream, Provisioned, RowStream, Session,
@@ -941,7 +941,7 @@ impl SqlDialect for SqliteDialect {
             Value::Timestamp(t) => quote(&format_timestamp(t))?,
             Value::Date(d) => quote(&crate::core::value::text::date(d))?,
             Value::Uuid(u) => quote(u)?,
-            Value::Time(t) => quote(&format_time(t))?,
+            Value::Time(t) => quote(&crate::core::value::text::time(t))?,
             Value::Array(_) => {
                 return Err(Error::invalid("default_value", "SQLite has no arrays"));
             }

@@ -71,6 +71,16 @@ pub fn timestamp(t: &OffsetDateTime) -> Result<String, time::error::Format> {
     t.to_offset(UtcOffset::UTC).format(&Rfc3339)
 }
 
+/// A time of day as `HH:MM:SS[.fraction]`, the fraction without trailing zeros: the form
+/// SQLite's time functions and PostgreSQL's `time` input read.
+pub fn time(t: &Time) -> String {
+    let base = format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second());
+    match t.nanosecond() {
+        0 => base,
+        n => format!("{base}.{}", format!("{n:09}").trim_end_matches('0')),
+    }
+}
+
 /// A date as `YYYY-MM-DD`.
 pub fn date(d: &Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
