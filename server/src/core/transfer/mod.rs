@@ -6,9 +6,9 @@
 //! statement by statement as the client's chunks arrive, so memory stays bounded by the longest
 //! record or statement (capped by the line limit) and one insert batch.
 //!
-//! One file per direction: [`export`] (rows as CSV, JSON or NDJSON, and whole-database dumps),
-//! [`csv_import`], [`sql_import`] (SQL scripts, split by [`script`](super::script)),
-//! [`ndjson_import`] (key records), and [`inspect`] (schema and plans).
+//! One file per direction: `export.rs` (rows as CSV, JSON or NDJSON, and whole-database dumps),
+//! `csv_import.rs`, `sql_import.rs` (SQL scripts, split by [`script`](super::script)),
+//! `ndjson_import.rs` (key records), and `inspect.rs` (schema and plans).
 
 mod csv_import;
 mod export;
