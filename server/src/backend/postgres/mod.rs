@@ -78,6 +78,8 @@ mod inspect;
 #[cfg(test)]
 mod tests;
 
+pub use admin::credential_is;
+
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError, atomic::AtomicU64},

@@ -27,6 +27,12 @@ use crate::backend::reader::reader_ident;
 /// How often the stored credentials are compared with the catalog's.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(3);
 
+/// Stored credentials hashed per sweep, at most. A SCRAM check costs a PBKDF2 of 4,096 rounds
+/// (milliseconds), and after a start every login of the catalog is unverified: the cap spreads
+/// that first pass over several sweeps instead of one long burst. A credential that changed
+/// since it was verified (a tenant's doing, or the gateway's own reset) goes first.
+const MAX_CHECKS_PER_SWEEP: usize = 32;
+
 /// A login the backend watches.
 #[derive(Debug, Clone)]
 struct Watched {
@@ -102,17 +108,31 @@ pub async fn sweep<P: Provisioner>(
             Ok((stored, unsettled))
         })
         .await?;
-    // What needs hashing, taken out of the lock.
+    // What needs hashing, taken out of the lock: changed credentials first, then the never
+    // verified, at most MAX_CHECKS_PER_SWEEP.
     let to_check: Vec<(String, String, String)> = {
         let logins = shared.watchlist.lock();
-        stored
+        let mut pending: Vec<(bool, String, String, String)> = stored
             .iter()
             .filter_map(|row| row.split_once(' '))
             .filter_map(|(login, credential)| {
                 let w = logins.get(login)?;
-                (w.verified.as_deref() != Some(credential))
-                    .then(|| (login.to_owned(), credential.to_owned(), w.password.clone()))
+                (w.verified.as_deref() != Some(credential)).then(|| {
+                    let changed = w.verified.is_some();
+                    (
+                        changed,
+                        login.to_owned(),
+                        credential.to_owned(),
+                        w.password.clone(),
+                    )
+                })
             })
+            .collect();
+        pending.sort_by_key(|(changed, ..)| !changed);
+        pending
+            .into_iter()
+            .take(MAX_CHECKS_PER_SWEEP)
+            .map(|(_, login, credential, password)| (login, credential, password))
             .collect()
     };
     let checked = tokio::task::spawn_blocking(move || {
