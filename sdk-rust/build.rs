@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "../proto/dbforge/v1/operations.proto",
     "../proto/dbforge/v1/transfer.proto",
     "../proto/dbforge/v1/schema.proto",
+    "../proto/dbforge/v1/backup.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {
