@@ -1357,4 +1357,85 @@ mod tests {
             "{notes:#?}"
         );
     }
+
+    fn timed_run(secs: f64) -> crate::transfer::Run {
+        crate::transfer::Run {
+            elapsed: Duration::from_secs_f64(secs),
+            cpu: crate::transfer::Cpu::default(),
+        }
+    }
+
+    #[test]
+    fn backup_rows_state_shares_memory_and_the_interference_ratio() {
+        use crate::backups::{PointEffect, Store, StoreResult};
+        let latency = |p99_us: u64| Latency {
+            p50: Duration::from_micros(p99_us / 2),
+            p95: Duration::from_micros(p99_us),
+            p99: Duration::from_micros(p99_us),
+        };
+        let gateway = |secs: f64, growth_mb: u64| GatewayRun {
+            run: timed_run(secs),
+            rss_before: 50_000_000,
+            rss_peak: 50_000_000 + growth_mb * 1_000_000,
+            bytes: 1_000_000,
+        };
+        let native = |secs: f64| NativeRun {
+            run: timed_run(secs),
+            bytes: 2_000_000,
+        };
+        let ok = StoreResult {
+            load: Duration::from_secs(1),
+            backup: Ok(gateway(4.0, 10)),
+            native_backup: Ok(native(1.0)),
+            restore: Ok(gateway(2.0, 80)),
+            native_restore: Err(crate::report::skipped("pg_restore is not installed")),
+            point: Ok(PointEffect {
+                idle: latency(300),
+                during: latency(900),
+                samples: 2000,
+                backups: 1,
+            }),
+        };
+        let b = BackupResults {
+            rows: 1_000_000,
+            stores: vec![
+                (Store::Redis, Ok(ok)),
+                (Store::Sql(Engine::Sqlite), Err("boom".into())),
+            ],
+        };
+        let (rows, notes) = backup_rows_and_notes(&b);
+        assert_eq!(rows.len(), 18);
+        assert!(rows.iter().all(|r| r.phase == 16));
+        let redis: Vec<(String, String)> = rows[..9]
+            .iter()
+            .map(|r| (r.name.clone(), r.status()))
+            .collect();
+        let status = |name: &str| {
+            redis
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, s)| s.as_str())
+                .unwrap_or("absent")
+        };
+        assert_eq!(
+            status("Redis backup: gateway as % of a pipelined DUMP loop (redis-rs)"),
+            "MISS (50% short)"
+        );
+        assert_eq!(
+            status("Redis restore: gateway as % of a pipelined RESTORE loop (redis-rs)"),
+            "SKIPPED"
+        );
+        assert_eq!(status("Redis backup: gateway RSS growth"), "PASS");
+        assert_eq!(status("Redis restore: gateway RSS growth"), "MISS (25% over)");
+        assert_eq!(
+            status("Redis point query p99 while backups run: with / without"),
+            "MISS (50% over)"
+        );
+        assert_eq!(rows[0].value, Ok(250_000.0));
+        assert!(rows[9..].iter().all(|r| r.status() == "FAIL"));
+        assert!(
+            notes.iter().any(|n| n.starts_with("Redis: filling 1,000,000 keys")),
+            "{notes:#?}"
+        );
+    }
 }
