@@ -1426,7 +1426,10 @@ mod tests {
             "SKIPPED"
         );
         assert_eq!(status("Redis backup: gateway RSS growth"), "PASS");
-        assert_eq!(status("Redis restore: gateway RSS growth"), "MISS (25% over)");
+        assert_eq!(
+            status("Redis restore: gateway RSS growth"),
+            "MISS (25% over)"
+        );
         assert_eq!(
             status("Redis point query p99 while backups run: with / without"),
             "MISS (50% over)"
@@ -1434,7 +1437,9 @@ mod tests {
         assert_eq!(rows[0].value, Ok(250_000.0));
         assert!(rows[9..].iter().all(|r| r.status() == "FAIL"));
         assert!(
-            notes.iter().any(|n| n.starts_with("Redis: filling 1,000,000 keys")),
+            notes
+                .iter()
+                .any(|n| n.starts_with("Redis: filling 1,000,000 keys")),
             "{notes:#?}"
         );
     }
