@@ -19,8 +19,9 @@
 //!   the growth is the largest reading minus the one before the call;
 //! - interference: sequential point queries by primary key (Redis: GET) through the gateway,
 //!   first with nothing else running, then while another connection runs `CreateBackup` of the
-//!   same database in a loop (deleting each backup once stored). Only queries that start and end
-//!   while a backup is running count, and the phase lasts at least one whole backup.
+//!   same database in a loop (deleting each backup once stored), and, as a baseline, while the
+//!   native backup tool runs in a loop instead. Only queries that start and end while a backup
+//!   is running count, and each part lasts at least one whole backup.
 //!
 //! The native tools run as the servers' admin users on loopback, as the transfer phase's do;
 //! their times include starting the tool and connecting. Every restore is checked (row or key
@@ -195,17 +196,27 @@ pub struct NativeRun {
     pub bytes: u64,
 }
 
-/// Point-query latency without and during backups.
+/// Point-query latency while backups of the same database ran in a loop.
 #[derive(Debug, Clone, Copy)]
-pub struct PointEffect {
-    /// With nothing else running.
-    pub idle: Latency,
-    /// While a CreateBackup of the same database ran.
-    pub during: Latency,
-    /// Queries that counted while backups ran.
+pub struct During {
+    /// Over the queries that started and ended while a backup ran.
+    pub latency: Latency,
+    /// Queries that counted.
     pub samples: usize,
     /// Backups completed meanwhile.
     pub backups: usize,
+}
+
+/// Point-query latency without and during backups.
+#[derive(Debug, Clone)]
+pub struct PointEffect {
+    /// With nothing else running.
+    pub idle: Latency,
+    /// While CreateBackup of the same database ran.
+    pub gateway: During,
+    /// While the native tool backed the same database up (a baseline: what any backup costs
+    /// the queries on this machine).
+    pub native: Result<During, String>,
 }
 
 /// What one backend measured; each part may have failed on its own.
@@ -378,7 +389,24 @@ async fn measure(
     let point = match idle {
         Ok(idle) => {
             crate::progress(&format!("16. {store}: point queries while backups run"));
-            point_during(gw, store, db, n, idle).await.map_err(text)
+            match point_during(gw, store, db, n, Background::Gateway(gw.other)).await {
+                Ok(gateway) => {
+                    crate::progress(&format!(
+                        "16. {store}: point queries while {} runs",
+                        store.backup_tool()
+                    ));
+                    let native = point_during(gw, store, db, n, Background::Native(&native, &file))
+                        .await
+                        .map_err(text);
+                    let _ = std::fs::remove_file(&file);
+                    Ok(PointEffect {
+                        idle,
+                        gateway,
+                        native,
+                    })
+                }
+                Err(e) => Err(e.to_string()),
+            }
         }
         Err(e) => Err(e),
     };
@@ -636,16 +664,24 @@ async fn point_idle(conn: &Conn, store: Store, db: &str, n: Counts) -> Result<La
     .await
 }
 
-/// Sequential point queries while the other connection backs the database up in a loop. Only
-/// queries that start and end while a backup runs count; it goes on until at least
-/// `n.point_iters` counted and at least one backup completed.
+/// What backs the database up in a loop beside the point queries.
+enum Background<'a> {
+    /// CreateBackup on this (second) connection, each backup deleted once stored.
+    Gateway(&'a Conn),
+    /// The engine's own tool, into this file.
+    Native(&'a Native, &'a Path),
+}
+
+/// Sequential point queries while the database is backed up in a loop. Only queries that start
+/// and end while a backup runs count; it goes on until at least `n.point_iters` counted and at
+/// least one backup completed.
 async fn point_during(
     gw: Target<'_>,
     store: Store,
     db: &str,
     n: Counts,
-    idle: Latency,
-) -> Result<PointEffect, BoxError> {
+    background: Background<'_>,
+) -> Result<During, BoxError> {
     let stop = Arc::new(AtomicBool::new(false));
     let running = Arc::new(AtomicBool::new(false));
     let completed = Arc::new(AtomicUsize::new(0));
@@ -655,18 +691,36 @@ async fn point_during(
             Arc::clone(&running),
             Arc::clone(&completed),
         );
-        let (mut client, db) = (gw.other.backups(), db.to_owned());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                running.store(true, Ordering::Relaxed);
-                let made = gateway_backup(&mut client, &db).await;
-                running.store(false, Ordering::Relaxed);
-                let made = made?;
-                completed.fetch_add(1, Ordering::Relaxed);
-                delete_backup(&mut client, &made.id).await?;
+        match background {
+            Background::Gateway(conn) => {
+                let (mut client, db) = (conn.backups(), db.to_owned());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        running.store(true, Ordering::Relaxed);
+                        let made = gateway_backup(&mut client, &db).await;
+                        running.store(false, Ordering::Relaxed);
+                        let made = made?;
+                        completed.fetch_add(1, Ordering::Relaxed);
+                        delete_backup(&mut client, &made.id).await?;
+                    }
+                    Ok::<_, BoxError>(())
+                })
             }
-            Ok::<_, BoxError>(())
-        })
+            Background::Native(native, file) => {
+                let (native, file) = (native.clone(), file.to_owned());
+                tokio::task::spawn_blocking(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        running.store(true, Ordering::Relaxed);
+                        let made = native.backup_now(&file);
+                        running.store(false, Ordering::Relaxed);
+                        made?;
+                        completed.fetch_add(1, Ordering::Relaxed);
+                        let _ = std::fs::remove_file(&file);
+                    }
+                    Ok::<_, BoxError>(())
+                })
+            }
+        }
     };
     let mut q = gw.conn.query();
     let mut rng = Rng::new(61);
@@ -703,10 +757,9 @@ async fn point_during(
     queried?;
     looped?;
     let count = samples.len();
-    let during = Latency::from_samples(samples).ok_or("no point query ran during a backup")?;
-    Ok(PointEffect {
-        idle,
-        during,
+    let latency = Latency::from_samples(samples).ok_or("no point query ran during a backup")?;
+    Ok(During {
+        latency,
         samples: count,
         backups: completed.load(Ordering::Relaxed),
     })

@@ -459,7 +459,9 @@ const METHOD: &str = "
   Interference: sequential point queries by primary key (Redis: GET) on the same database,
   2,000 with nothing else running, then at least as many while a second connection runs
   `CreateBackup` in a loop (each backup deleted once stored); only queries that start and end
-  while a backup runs count, and the phase lasts at least one whole backup.
+  while a backup runs count, and the phase lasts at least one whole backup. The same is then
+  measured while the native backup tool runs in a loop instead, as a baseline (shown without a
+  target): what any backup of that database costs the queries on this machine.
 - SDK streams (14), on the first gateway after phase 8: the Rust SDK (`dbforge` crate, in the
   bench process), then each SDK's own benchmark script as a child process, given the gateway's
   address (`--endpoint`) and its admin key (`DBFORGE_API_KEY`): `.venv/bin/python

@@ -1117,8 +1117,18 @@ pub fn backup_rows_and_notes(b: &BackupResults) -> (Vec<Row>, Vec<String>) {
                 get(&|r| {
                     r.point
                         .as_ref()
-                        .map(|p| p.during.p99.as_secs_f64() / p.idle.p99.as_secs_f64())
+                        .map(|p| p.gateway.latency.p99.as_secs_f64() / p.idle.p99.as_secs_f64())
                         .map_err(err)
+                }),
+            ),
+            (
+                format!("{store} point query p99 while {bt} runs: with / without"),
+                Unit::Ratio,
+                Goal::Info,
+                get(&|r| {
+                    let p = r.point.as_ref().map_err(err)?;
+                    let native = p.native.as_ref().map_err(err)?;
+                    Ok(native.latency.p99.as_secs_f64() / p.idle.p99.as_secs_f64())
                 }),
             ),
         ];
@@ -1166,15 +1176,24 @@ pub fn backup_rows_and_notes(b: &BackupResults) -> (Vec<Row>, Vec<String>) {
             parts.push(format!("{rt} {}", cpu(&x.run)));
         }
         if let Ok(p) = &r.point {
+            let during = |d: &crate::backups::During, what: &str| {
+                format!(
+                    "{:.0}/{:.0} µs over {} queries while {} {what} ran",
+                    us(d.latency.p50),
+                    us(d.latency.p99),
+                    d.samples,
+                    d.backups
+                )
+            };
+            let native = match &p.native {
+                Ok(d) => format!(", {}", during(d, &format!("runs of {bt}"))),
+                Err(_) => String::new(),
+            };
             parts.push(format!(
-                "point queries p50/p99 {:.0}/{:.0} µs without a backup and {:.0}/{:.0} µs over \
-                 {} queries while {} backups ran",
+                "point queries p50/p99 {:.0}/{:.0} µs without a backup, {}{native}",
                 us(p.idle.p50),
                 us(p.idle.p99),
-                us(p.during.p50),
-                us(p.during.p99),
-                p.samples,
-                p.backups
+                during(&p.gateway, "CreateBackups"),
             ));
         }
         notes.push(format!("{}.", parts.join("; ")));
@@ -1367,7 +1386,7 @@ mod tests {
 
     #[test]
     fn backup_rows_state_shares_memory_and_the_interference_ratio() {
-        use crate::backups::{PointEffect, Store, StoreResult};
+        use crate::backups::{During, PointEffect, Store, StoreResult};
         let latency = |p99_us: u64| Latency {
             p50: Duration::from_micros(p99_us / 2),
             p95: Duration::from_micros(p99_us),
@@ -1391,9 +1410,16 @@ mod tests {
             native_restore: Err(crate::report::skipped("pg_restore is not installed")),
             point: Ok(PointEffect {
                 idle: latency(300),
-                during: latency(900),
-                samples: 2000,
-                backups: 1,
+                gateway: During {
+                    latency: latency(900),
+                    samples: 2000,
+                    backups: 1,
+                },
+                native: Ok(During {
+                    latency: latency(600),
+                    samples: 2000,
+                    backups: 3,
+                }),
             }),
         };
         let b = BackupResults {
@@ -1404,9 +1430,9 @@ mod tests {
             ],
         };
         let (rows, notes) = backup_rows_and_notes(&b);
-        assert_eq!(rows.len(), 18);
+        assert_eq!(rows.len(), 20);
         assert!(rows.iter().all(|r| r.phase == 16));
-        let redis: Vec<(String, String)> = rows[..9]
+        let redis: Vec<(String, String)> = rows[..10]
             .iter()
             .map(|r| (r.name.clone(), r.status()))
             .collect();
@@ -1435,7 +1461,13 @@ mod tests {
             "MISS (50% over)"
         );
         assert_eq!(rows[0].value, Ok(250_000.0));
-        assert!(rows[9..].iter().all(|r| r.status() == "FAIL"));
+        assert_eq!(
+            rows[9].value,
+            Ok(2.0),
+            "the native baseline's p99 ratio: {:?}",
+            rows[9].name
+        );
+        assert!(rows[10..].iter().all(|r| r.status() == "FAIL"));
         assert!(
             notes
                 .iter()
