@@ -741,3 +741,57 @@ async fn a_backup_interrupted_by_a_crash_is_failed_and_cleaned_at_start() {
     assert!(!object.exists() && !partial.exists());
     drop(data);
 }
+
+/// Calls during a REPLACE restore see the database before or after it, or UNAVAILABLE: never
+/// half of it.
+#[tokio::test]
+async fn calls_during_a_replace_see_before_or_after_or_unavailable() {
+    let s = TestServer::start().await;
+    let c = Clients::new(s.client.channel());
+    let db = s.db("bkf").await;
+    c.exec(&db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        .await;
+    c.exec(&db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000) INSERT INTO t SELECT i, hex(randomblob(32)) FROM n").await;
+    let b = c.backup(&db).await.expect("backup");
+    c.exec(&db, "DELETE FROM t WHERE id > 25000").await;
+    let restore = {
+        let c = Clients::new(s.client.channel());
+        let id = b.id.clone();
+        tokio::spawn(async move { c.restore(&id, None).await })
+    };
+    let mut seen = BTreeMap::<String, usize>::new();
+    while !restore.is_finished() {
+        let r = c
+            .query
+            .clone()
+            .execute(pb::ExecuteRequest {
+                database: db.clone(),
+                sql: "SELECT count(*) FROM t".into(),
+                params: vec![],
+            })
+            .await;
+        let key = match r {
+            Ok(resp) => format!(
+                "{:?}",
+                resp.into_inner().result.expect("result").rows[0].values[0].kind
+            ),
+            Err(e) => {
+                assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+                assert!(e.message().contains("being restored"), "{e:?}");
+                "UNAVAILABLE".to_owned()
+            }
+        };
+        *seen.entry(key).or_default() += 1;
+    }
+    restore.await.expect("task").expect("restore");
+    let allowed = [
+        "Some(IntValue(25000))".to_owned(),
+        "Some(IntValue(50000))".to_owned(),
+        "UNAVAILABLE".to_owned(),
+    ];
+    assert!(seen.keys().all(|k| allowed.contains(k)), "{seen:?}");
+    assert_eq!(
+        c.rows(&db, "SELECT count(*) FROM t").await[0][0],
+        pb::Value::from(dbforge::Value::Int(50000))
+    );
+}
