@@ -795,3 +795,55 @@ async fn calls_during_a_replace_see_before_or_after_or_unavailable() {
         pb::Value::from(dbforge::Value::Int(50000))
     );
 }
+
+/// A target that refuses the write (as a full disk does) fails the backup, leaves nothing
+/// listed as good or stored, and the metrics count both outcomes and the newest backup's age.
+#[tokio::test]
+async fn a_failed_write_keeps_nothing_and_metrics_count_backups() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    let c = Clients::new(s.client.channel());
+    let db = s.db("bkm").await;
+    c.exec(&db, "CREATE TABLE t (x INT)").await;
+    // The database's folder in the target is a file: every write under it fails.
+    let folder = s.data_dir().join("backups").join(&db);
+    std::fs::write(&folder, b"in the way").expect("block the folder");
+    let failed = code(c.backup(&db).await, Code::Unavailable, "backup target");
+    assert!(failed.message().contains("local"), "{failed:?}");
+    let listed = c.list(&db).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, pb::BackupStatus::Failed as i32);
+    assert!(!listed[0].error.is_empty());
+    std::fs::remove_file(&folder).expect("unblock");
+    c.backup(&db).await.expect("backup");
+
+    let mut conn = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut text = String::new();
+    conn.read_to_string(&mut text).await.expect("read");
+    let series = |name: &str, labels: &[&str]| {
+        text.lines()
+            .find(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
+            .map(|l| l.rsplit(' ').next().unwrap_or_default().to_owned())
+    };
+    assert_eq!(
+        series(
+            "dbforge_backups_total{",
+            &["sqlite", "outcome=\"completed\""]
+        )
+        .as_deref(),
+        Some("1"),
+        "{text}"
+    );
+    assert_eq!(
+        series("dbforge_backups_total{", &["sqlite", "outcome=\"failed\""]).as_deref(),
+        Some("1")
+    );
+    assert!(series("dbforge_backup_bytes_total{", &["sqlite"]).is_some());
+    assert!(series("dbforge_backup_duration_seconds_count{", &["sqlite"]).is_some());
+    assert!(series("dbforge_backup_newest_age_seconds{", &[db.as_str()]).is_some());
+}
