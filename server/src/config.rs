@@ -20,6 +20,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use crate::{
     backend::{ServerBackendConfig, sqlite::SqliteConfig},
     core::{
+        backup::BackupConfig,
         forge::ForgeConfig,
         limits::{Limits, defaults as limit},
     },
@@ -59,6 +60,26 @@ pub mod defaults {
     pub const SQLITE_READERS: usize = 4;
     /// `--sqlite-cache-kib`: 2 MiB per connection.
     pub const SQLITE_CACHE_KIB: i64 = 2048;
+    /// `--backup-tick`: how often the backup scheduler looks for due policies.
+    pub const BACKUP_TICK: Duration = Duration::from_secs(5);
+    /// `--backup-concurrency`.
+    pub const BACKUP_CONCURRENCY: usize = 2;
+}
+
+/// `name=url` of `--backup-target`.
+fn parse_target(s: &str) -> Result<(String, String), String> {
+    let (name, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: write a backup target as name=url"))?;
+    if crate::core::names::DatabaseName::parse(name).is_err() {
+        return Err(format!(
+            "{name:?}: a target's name is 1 to 63 characters a-z 0-9 _ -, starting with a letter"
+        ));
+    }
+    if url.is_empty() {
+        return Err(format!("{name}: the URL is empty"));
+    }
+    Ok((name.to_owned(), url.to_owned()))
 }
 
 /// A duration as `--help` shows its default and humantime reads it back: whole days, hours
@@ -160,6 +181,25 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
+    /// A backup target, `name=url`: a directory, `file:///dir`, `s3://bucket/prefix`,
+    /// `gs://bucket/prefix` or `az://container/prefix`; credentials come from the environment
+    /// the way the `object_store` crate reads them (`AWS_*`, `GOOGLE_*`, `AZURE_*`). Repeat the
+    /// flag, or separate with commas in the variable. The target `local` is
+    /// `<data-dir>/backups` unless set here.
+    #[arg(
+        long = "backup-target",
+        env = "DBFORGE_BACKUP_TARGETS",
+        value_delimiter = ',',
+        value_parser = parse_target
+    )]
+    pub backup_targets: Vec<(String, String)>,
+    /// How often the backup scheduler looks for due policies.
+    #[arg(long, env = "DBFORGE_BACKUP_TICK", value_parser = humantime::parse_duration,
+          default_value = duration_text(defaults::BACKUP_TICK))]
+    pub backup_tick: Duration,
+    /// Scheduled backups that run at once (each of a different database).
+    #[arg(long, env = "DBFORGE_BACKUP_CONCURRENCY", default_value_t = defaults::BACKUP_CONCURRENCY)]
+    pub backup_concurrency: usize,
     /// PostgreSQL admin URL (a role that may create databases and roles); unset: no PostgreSQL.
     #[arg(long, env = "DBFORGE_POSTGRES_URL")]
     pub postgres_url: Option<String>,
@@ -259,6 +299,7 @@ impl Config {
                 "--database-connections",
                 u128::from(self.database_connections),
             ),
+            ("--backup-concurrency", self.backup_concurrency as u128),
         ];
         for (flag, value) in positive {
             if value == 0 {
@@ -314,6 +355,13 @@ impl Config {
             max_open_databases: self.max_open_databases,
             audit_retention: self.audit_retention,
             audit: !self.disable_audit,
+            backup: BackupConfig {
+                targets: self.backup_targets.clone(),
+                default_dir: self.data_dir.join("backups"),
+                scratch_dir: self.data_dir.join("backups-scratch"),
+                tick: self.backup_tick,
+                concurrency: self.backup_concurrency,
+            },
         }
     }
 

@@ -28,3 +28,14 @@ pub const DATABASES: &str = "dbforge_databases";
 pub const OPEN_DATABASES: &str = "dbforge_open_databases";
 /// Gauge: engine connections checked out of a pool, by `backend`.
 pub const POOL_CONNECTIONS_IN_USE: &str = "dbforge_pool_connections_in_use";
+/// Counter: backups that ended, by `backend` and `outcome` (`completed`, `failed`).
+pub const BACKUPS_TOTAL: &str = "dbforge_backups_total";
+/// Counter: bytes stored by completed backups, by `backend`.
+pub const BACKUP_BYTES_TOTAL: &str = "dbforge_backup_bytes_total";
+/// Histogram: how long backups took, by `backend` and `outcome`.
+pub const BACKUP_DURATION_SECONDS: &str = "dbforge_backup_duration_seconds";
+/// Gauge: seconds since the newest completed backup of each database started, by `database`
+/// (refreshed by the scheduler; alert when it grows past the schedule's interval).
+pub const BACKUP_NEWEST_AGE_SECONDS: &str = "dbforge_backup_newest_age_seconds";
+/// Counter: restores that ended, by `backend`, `mode` (`replace`, `new`) and `outcome`.
+pub const RESTORES_TOTAL: &str = "dbforge_restores_total";

@@ -21,6 +21,7 @@ use crate::{
     api::{
         access::AccessApi,
         auth::Authenticator,
+        backup::BackupApi,
         control::ControlApi,
         data::QueryApi,
         limits::KeyLimits,
@@ -38,7 +39,7 @@ use crate::{
     core::{access::Keyring, forge::Forge},
     pb::{
         self, access_service_server::AccessServiceServer,
-        database_service_server::DatabaseServiceServer,
+        backup_service_server::BackupServiceServer, database_service_server::DatabaseServiceServer,
         operations_service_server::OperationsServiceServer,
         query_service_server::QueryServiceServer, schema_service_server::SchemaServiceServer,
         table_service_server::TableServiceServer, transfer_service_server::TransferServiceServer,
@@ -133,6 +134,10 @@ pub async fn run(
     );
     let operations = InterceptedService::new(
         OperationsServiceServer::new(OperationsApi::new(forge.clone())),
+        auth.clone(),
+    );
+    let backup = InterceptedService::new(
+        BackupServiceServer::new(BackupApi::new(forge.clone())),
         auth,
     );
     // Install the metrics recorder before the first call records anything.
@@ -146,6 +151,7 @@ pub async fn run(
     serving(&reporter, &schema).await;
     serving(&reporter, &access).await;
     serving(&reporter, &operations).await;
+    serving(&reporter, &backup).await;
 
     // One health entry per backend (`dbforge.backend.<name>`), NOT_SERVING while it is down.
     let mut health_state = Vec::new();
@@ -184,7 +190,8 @@ pub async fn run(
         .add_service(transfer)
         .add_service(schema)
         .add_service(access)
-        .add_service(operations);
+        .add_service(operations)
+        .add_service(backup);
     let grpc = routes
         .routes()
         .into_axum_router()

@@ -1,6 +1,8 @@
 //! Conversions between wire messages and domain values. Requests are destructured field by
 //! field, so a new proto field does not compile until someone decides what it means here.
 
+pub mod backup;
+
 use std::collections::BTreeMap;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -282,7 +284,7 @@ pub fn backend_kind(raw: i32) -> Result<BackendKind> {
     }
 }
 
-fn backend_pb(k: BackendKind) -> pb::Backend {
+pub(crate) fn backend_pb(k: BackendKind) -> pb::Backend {
     match k {
         BackendKind::Sqlite => pb::Backend::Sqlite,
         BackendKind::Postgres => pb::Backend::Postgres,
@@ -348,7 +350,7 @@ impl TryFrom<pb::ListDatabasesRequest> for ListFilter {
     }
 }
 
-fn timestamp(ms: i64) -> prost_types::Timestamp {
+pub(crate) fn timestamp(ms: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: ms.div_euclid(1000),
         nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or_default(),

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod backup;
 pub mod control;
 pub mod convert;
 pub mod data;

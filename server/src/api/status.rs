@@ -73,6 +73,8 @@ impl From<Error> for Status {
             Error::RateLimited { .. } => (Code::ResourceExhausted, "RATE_LIMITED"),
             Error::Timeout(_) => (Code::DeadlineExceeded, "TIMEOUT"),
             Error::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
+            Error::Aborted(_) => (Code::Aborted, "ABORTED"),
+            Error::DataLoss(_) => (Code::DataLoss, "DATA_LOSS"),
             Error::Internal(_) => (Code::Internal, "INTERNAL"),
             // Cannot happen: unwrapped above.
             Error::Hinted { .. } => (Code::Internal, "INTERNAL"),

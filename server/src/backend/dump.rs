@@ -45,6 +45,8 @@ pub struct DumpWriter {
     buf: Vec<u8>,
     /// Rows ending in each chunk-sized piece of `buf`, the first piece first.
     rows: VecDeque<u64>,
+    /// Rows per table so far, the table being written last.
+    tables: Vec<(String, u64)>,
     gone: bool,
 }
 
@@ -69,6 +71,7 @@ impl DumpWriter {
             chunk_bytes,
             buf: Vec::with_capacity(chunk_bytes * 2),
             rows: VecDeque::new(),
+            tables: Vec::new(),
             gone: false,
         }
     }
@@ -89,10 +92,19 @@ impl DumpWriter {
         self.buf.extend_from_slice(text.as_bytes());
     }
 
+    /// Starts counting the rows of `table`: rows written from here on are its rows, until the
+    /// next call. The counts go out with the last chunk ([`DumpChunk::tables`]).
+    pub fn begin_table(&mut self, table: &str) {
+        self.tables.push((table.to_owned(), 0));
+    }
+
     /// Counts `n` rows (or keys) as ending at the last byte written so far.
     pub fn end_rows(&mut self, n: u64) {
         if n == 0 {
             return;
+        }
+        if let Some((_, rows)) = self.tables.last_mut() {
+            *rows += n;
         }
         let piece = self.buf.len().saturating_sub(1) / self.chunk_bytes;
         if self.rows.len() <= piece {
@@ -136,7 +148,12 @@ impl DumpWriter {
             let data = self.buf[start..end].to_vec();
             start = end;
             let rows = self.rows.pop_front().unwrap_or(0);
-            self.send(DumpChunk { data, rows }).await?;
+            self.send(DumpChunk {
+                data,
+                rows,
+                tables: Vec::new(),
+            })
+            .await?;
         }
         self.buf.drain(..start);
         Ok(())
@@ -146,11 +163,12 @@ impl DumpWriter {
     pub async fn flush(&mut self) -> Result<()> {
         self.send_full().await?;
         let rows: u64 = self.rows.drain(..).sum();
-        if self.buf.is_empty() && rows == 0 {
+        let tables = std::mem::take(&mut self.tables);
+        if self.buf.is_empty() && rows == 0 && tables.is_empty() {
             return Ok(());
         }
         let data = std::mem::take(&mut self.buf);
-        self.send(DumpChunk { data, rows }).await
+        self.send(DumpChunk { data, rows, tables }).await
     }
 
     /// [`write`](Self::write) from a blocking thread of the runtime `rt`.

@@ -101,6 +101,10 @@ impl Database for Metered {
         self.inner.import_records(data, limits).await
     }
 
+    async fn backup_image(&self, dest: std::path::PathBuf) -> Result<crate::backend::ImageSummary> {
+        self.inner.backup_image(dest).await
+    }
+
     fn engine_name(&self) -> &'static str {
         self.inner.engine_name()
     }

@@ -88,6 +88,18 @@ pub struct DumpChunk {
     pub data: Vec<u8>,
     /// Rows or keys written in `data`.
     pub rows: u64,
+    /// On the last chunk of a dump: the rows written per table, in dump order (engines with
+    /// tables; empty otherwise). Backups put it in their manifest.
+    pub tables: Vec<(String, u64)>,
+}
+
+/// What a backup image holds, told by [`Database::backup_image`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageSummary {
+    /// Rows per table, by table name.
+    pub tables: Vec<(String, u64)>,
+    /// Views.
+    pub views: u32,
 }
 
 /// A dump streamed in chunks; see [`Database::dump`].
@@ -140,6 +152,16 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// rather than trusting SQL text.
     fn enforces_read_only(&self) -> bool {
         false
+    }
+    /// File engines: moves the backup image at `image` (written by
+    /// [`Database::backup_image`]) into place as the storage of `db`, which was created and
+    /// never opened. Engines whose backups are dumps keep the default, Unsupported.
+    async fn restore_image(&self, db: &Provisioned, image: std::path::PathBuf) -> Result<()> {
+        let _ = (db, image);
+        Err(Error::Unsupported {
+            operation: "RestoreImage",
+            backend: self.kind().as_str(),
+        })
     }
 }
 
@@ -210,6 +232,13 @@ pub trait Database: Send + Sync + fmt::Debug {
     async fn import_records(&self, data: &[u8], limits: &StatementLimits) -> Result<u64> {
         let _ = (data, limits);
         Err(self.unsupported("ImportNdjson"))
+    }
+    /// File engines: writes a consistent copy of the whole database to the new file `dest`
+    /// while writers keep running (SQLite's online backup API), and says what it holds.
+    /// Engines whose backups are [`dump`](Self::dump)s keep the default, Unsupported.
+    async fn backup_image(&self, dest: std::path::PathBuf) -> Result<ImageSummary> {
+        let _ = dest;
+        Err(self.unsupported("BackupImage"))
     }
     /// The engine's name for [`Error::Unsupported`].
     fn engine_name(&self) -> &'static str;

@@ -128,6 +128,10 @@ impl<D: Database> Database for WithReader<D> {
         self.pick(limits).await?.import_records(data, limits).await
     }
 
+    async fn backup_image(&self, dest: std::path::PathBuf) -> Result<crate::backend::ImageSummary> {
+        self.writer.backup_image(dest).await
+    }
+
     fn engine_name(&self) -> &'static str {
         self.writer.engine_name()
     }

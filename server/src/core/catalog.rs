@@ -119,6 +119,43 @@ CREATE TABLE IF NOT EXISTS audit (
     hash TEXT NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at_ms);
+CREATE TABLE IF NOT EXISTS backups (
+    id TEXT PRIMARY KEY,
+    db TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    db_owner TEXT,
+    db_labels TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    finished_ms INTEGER,
+    status TEXT NOT NULL,
+    target TEXT NOT NULL,
+    object TEXT NOT NULL,
+    format TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL DEFAULT 0,
+    sha256 TEXT NOT NULL DEFAULT '',
+    manifest TEXT,
+    manifest_sha256 TEXT NOT NULL DEFAULT '',
+    labels TEXT NOT NULL,
+    policy TEXT,
+    error TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS backups_db ON backups (db, created_ms);
+CREATE TABLE IF NOT EXISTS backup_policies (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    owner_key TEXT,
+    updated_ms INTEGER NOT NULL,
+    last_run_ms INTEGER,
+    next_run_ms INTEGER NOT NULL,
+    last_error TEXT,
+    failures INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE TABLE IF NOT EXISTS staging (
+    locator TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    db TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+) STRICT;
 CREATE TABLE IF NOT EXISTS labels (
     db TEXT NOT NULL REFERENCES databases(name) ON DELETE CASCADE,
     key TEXT NOT NULL,
@@ -165,7 +202,8 @@ impl Catalog {
         })
     }
 
-    fn with<T>(
+    /// Runs `f` on the catalog's connection (one caller at a time).
+    pub(crate) fn with<T>(
         &self,
         f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
@@ -495,6 +533,106 @@ impl Catalog {
     /// Deletes audit records older than `before_ms`.
     pub fn audit_prune(&self, before_ms: i64) -> Result<usize> {
         self.with(|c| c.execute("DELETE FROM audit WHERE at_ms < ?1", [before_ms]))
+    }
+
+    /// Records a staging database (a restore's) before its storage is created, so that a
+    /// crash leaves a row the next start removes together with the storage.
+    pub fn stage_insert(&self, backend: BackendKind, db: &Provisioned, now_ms: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO staging (locator, backend, db, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![db.locator, backend.as_str(), db.name.as_str(), now_ms],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Forgets a staging database whose storage is gone.
+    pub fn stage_remove(&self, locator: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM staging WHERE locator = ?1", [locator])
+                .map(drop)
+        })
+    }
+
+    /// Every staging database.
+    pub fn stage_list(&self) -> Result<Vec<(BackendKind, Provisioned)>> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT backend, db, locator FROM staging")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (backend, name, locator) = row?;
+                if let (Some(backend), Ok(name)) =
+                    (BackendKind::parse(&backend), DatabaseName::parse(&name))
+                {
+                    out.push((backend, Provisioned { name, locator }));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Makes the staging storage `new` the storage of database `name`, and its old storage
+    /// `old` a staging one to remove, in one transaction.
+    pub fn swap_locator(
+        &self,
+        name: &DatabaseName,
+        backend: BackendKind,
+        old: &str,
+        new: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE databases SET locator = ?2 WHERE name = ?1",
+                params![name.as_str(), new],
+            )?;
+            tx.execute("DELETE FROM staging WHERE locator = ?1", [new])?;
+            tx.execute(
+                "INSERT INTO staging (locator, backend, db, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![old, backend.as_str(), name.as_str(), now_ms],
+            )?;
+            tx.commit()
+        })
+    }
+
+    /// Registers the staging storage of `rec` as a ready database, in one transaction.
+    pub fn adopt(&self, rec: &Record) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM staging WHERE locator = ?1",
+                [&rec.provisioned.locator],
+            )?;
+            tx.execute(
+                "INSERT INTO databases (name, backend, locator, state, created_ms, last_accessed_ms, owner_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    rec.provisioned.name.as_str(),
+                    rec.backend.as_str(),
+                    rec.provisioned.locator,
+                    RecordState::Ready.as_str(),
+                    rec.created_ms,
+                    rec.last_accessed_ms,
+                    rec.owner
+                ],
+            )?;
+            for (k, v) in &rec.labels {
+                tx.execute(
+                    "INSERT INTO labels (db, key, value) VALUES (?1, ?2, ?3)",
+                    params![rec.provisioned.name.as_str(), k, v],
+                )?;
+            }
+            tx.commit()
+        })
     }
 
     /// Whether a record exists (used by tests of crash recovery).

@@ -101,6 +101,13 @@ pub enum Error {
     /// The backend cannot be reached right now.
     #[error("{0}")]
     Unavailable(String),
+    /// The call conflicts with one already running on the same object (a second backup of a
+    /// database); retrying later may succeed.
+    #[error("{0}")]
+    Aborted(String),
+    /// Stored data is damaged: a backup that no longer matches its checksum or manifest.
+    #[error("{0}")]
+    DataLoss(String),
     /// A bug or an environment failure; the details are logged, not sent to the client.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -17,6 +17,7 @@ pub use super::registry::{DatabaseInfo, DatabasePage, DatabaseSpec, DatabaseStat
 use super::{
     access::{Principal, Role},
     audit::AuditLog,
+    backup::{BackupConfig, Backups},
     catalog::Catalog,
     error::{Error, Result},
     handles::HandleCache,
@@ -48,6 +49,8 @@ pub struct ForgeConfig {
     pub audit_retention: Duration,
     /// Record calls in the audit log.
     pub audit: bool,
+    /// Backup targets and the scheduler.
+    pub backup: BackupConfig,
 }
 
 #[derive(Debug)]
@@ -57,6 +60,7 @@ struct Inner {
     handles: HandleCache,
     stop: Notify,
     audit: AuditLog,
+    backups: Backups,
 }
 
 /// The domain service behind every RPC.
@@ -109,6 +113,7 @@ impl Forge {
             warn!("the audit log is disabled (--disable-audit)");
             AuditLog::disabled(registry.catalog().clone())
         };
+        let backups = Backups::open(cfg.backup.clone())?;
         let forge = Forge {
             inner: Arc::new(Inner {
                 handles: HandleCache::new(cfg.max_open_databases),
@@ -116,9 +121,12 @@ impl Forge {
                 registry,
                 stop: Notify::new(),
                 audit,
+                backups,
             }),
         };
+        forge.recover_backups().await;
         let housekeeping = tokio::spawn(forge.clone().housekeeping());
+        tokio::spawn(forge.clone().schedule_backups());
         Ok((forge, housekeeping))
     }
 
@@ -130,6 +138,21 @@ impl Forge {
     /// The audit log.
     pub fn audit(&self) -> &AuditLog {
         &self.inner.audit
+    }
+
+    /// The registry.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Backup targets, locks and progress.
+    pub(crate) fn backups(&self) -> &Backups {
+        &self.inner.backups
+    }
+
+    /// The open-handle cache.
+    pub(crate) fn handles(&self) -> &HandleCache {
+        &self.inner.handles
     }
 
     /// The limits in force.
@@ -238,6 +261,7 @@ impl Forge {
         };
         // Checked first, so that a database on an engine this gateway lacks stays listed.
         entry.backend()?;
+        entry.check_fence()?;
         registry.retire(&control, &entry).await?;
         self.inner.handles.close(&entry.slot);
         registry.unprovision(&control, &entry).await?;
@@ -253,17 +277,22 @@ impl Forge {
         needed: Role,
     ) -> Result<(Arc<Entry>, Arc<dyn Database>, Role)> {
         let (entry, role) = self.authorized(who, name, needed)?;
+        entry.check_fence()?;
         entry.touch();
-        let handle = self
-            .inner
+        let handle = self.open_entry(&entry).await?;
+        Ok((entry, handle, role))
+    }
+
+    /// The open handle of `entry`, without access checks or the restore fence (for backups).
+    pub(crate) async fn open_entry(&self, entry: &Entry) -> Result<Arc<dyn Database>> {
+        self.inner
             .handles
             .get(&entry.slot, async {
                 let backend = entry.backend()?;
                 let h = backend.open(&entry.record.provisioned).await?;
                 Ok(Metered::wrap(h, backend.kind()))
             })
-            .await?;
-        Ok((entry, handle, role))
+            .await
     }
 
     /// Limits for a caller with `role`: read-only unless it may write, and only on engines
@@ -320,6 +349,7 @@ impl Forge {
     pub async fn shutdown(&self) {
         // notify_one keeps the wake-up even when housekeeping is busy flushing right now.
         self.inner.stop.notify_one();
+        self.inner.backups.stop();
         self.inner.audit.flush(Duration::from_secs(5)).await;
         if let Err(e) = self.inner.registry.flush_access_times().await {
             warn!(error = %e, "could not store last-access times at shutdown");

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod backup;
 pub mod catalog;
 pub mod csv;
 pub mod engine;

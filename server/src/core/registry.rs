@@ -28,7 +28,7 @@ use super::{
     names::DatabaseName,
 };
 use crate::{
-    backend::{Backend, Capabilities},
+    backend::{Backend, Capabilities, Provisioned},
     metrics as names,
 };
 
@@ -115,6 +115,8 @@ pub struct Entry {
     last_accessed_ms: AtomicI64,
     /// Whether `last_accessed_ms` changed since it was last stored.
     touched: AtomicBool,
+    /// Set while a restore replaces the database: calls fail with UNAVAILABLE meanwhile.
+    fenced: AtomicBool,
     /// Where its open handle lives.
     pub slot: Arc<Slot>,
 }
@@ -126,8 +128,26 @@ impl Entry {
             record,
             backend,
             touched: AtomicBool::new(false),
+            fenced: AtomicBool::new(false),
             slot: Arc::default(),
         }
+    }
+
+    /// UNAVAILABLE while a restore replaces the database (see [`fence`](Self::fence)).
+    pub fn check_fence(&self) -> Result<()> {
+        if self.fenced.load(Ordering::Acquire) {
+            return Err(Error::Unavailable(format!(
+                "database {:?} is being restored from a backup; retry in a moment",
+                self.record.provisioned.name.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fences the database (true) or lifts the fence (false). While fenced, new calls fail
+    /// with UNAVAILABLE; calls already holding its handle finish on it.
+    pub fn fence(&self, on: bool) {
+        self.fenced.store(on, Ordering::Release);
     }
 
     /// Its engine, or UNAVAILABLE naming the engine this gateway lacks.
@@ -254,6 +274,23 @@ impl Registry {
                 record.provisioned.name.clone(),
                 Arc::new(Entry::new(record, backend)),
             );
+        }
+        // Staging databases of restores a crash interrupted (or old storage a swap left).
+        let cat = catalog.clone();
+        for (kind, staged) in blocking(move || cat.stage_list()).await? {
+            let Some(b) = backends.get(&kind) else {
+                continue;
+            };
+            match b.destroy(&staged).await {
+                Ok(()) => {
+                    warn!(db = %staged.name, backend = %kind, "removed a restore's staging database");
+                    let (cat, loc) = (catalog.clone(), staged.locator.clone());
+                    blocking(move || cat.stage_remove(&loc)).await?;
+                }
+                Err(e) => {
+                    warn!(db = %staged.name, backend = %kind, error = %e, "could not remove a restore's staging database now; the next start tries again");
+                }
+            }
         }
         for (kind, backend) in &backends {
             backend.recognize(known.get(kind).map(Vec::as_slice).unwrap_or_default());
@@ -417,6 +454,110 @@ impl Registry {
         entry.backend()?.destroy(&entry.record.provisioned).await?;
         let (cat, name) = (self.catalog.clone(), entry.record.provisioned.name.clone());
         blocking(move || cat.remove(&name)).await
+    }
+
+    /// The engine `kind`, or FAILED_PRECONDITION when this gateway has not configured it.
+    pub fn backend(&self, kind: BackendKind) -> Result<Arc<dyn Backend>> {
+        self.backends.get(&kind).cloned().ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "the {kind} backend is not configured on this gateway"
+            ))
+        })
+    }
+
+    /// Creates storage for a restore of `name` on `kind` beside any database of that name: the
+    /// catalog's staging row first, so a crash leaves nothing behind unnamed.
+    pub async fn stage(&self, kind: BackendKind, name: &DatabaseName) -> Result<Provisioned> {
+        let backend = self.backend(kind)?;
+        let staged = backend.locate(name);
+        let (cat, s) = (self.catalog.clone(), staged.clone());
+        blocking(move || cat.stage_insert(kind, &s, now_ms())).await?;
+        if let Err(e) = backend.create(&staged).await {
+            self.unstage(kind, &staged).await;
+            return Err(e);
+        }
+        Ok(staged)
+    }
+
+    /// Removes a staging database and its row (the row stays when the engine refuses, for the
+    /// next start).
+    pub async fn unstage(&self, kind: BackendKind, staged: &Provisioned) {
+        let Ok(backend) = self.backend(kind) else {
+            return;
+        };
+        if let Err(e) = backend.destroy(staged).await {
+            warn!(db = %staged.name, error = %e, "could not remove a staging database; the next start tries again");
+            return;
+        }
+        let (cat, loc) = (self.catalog.clone(), staged.locator.clone());
+        if let Err(e) = blocking(move || cat.stage_remove(&loc)).await {
+            warn!(error = %e, "could not forget a removed staging database");
+        }
+    }
+
+    /// Puts the staging storage `staged` in place of `entry`'s storage: from here on the name
+    /// finds the new entry; the old storage becomes staging, for the caller to [`unstage`]
+    /// once its handle is closed.
+    ///
+    /// [`unstage`]: Self::unstage
+    pub async fn swap(
+        &self,
+        _control: &ControlGuard<'_>,
+        entry: &Entry,
+        staged: Provisioned,
+    ) -> Result<(Arc<Entry>, Provisioned)> {
+        let old = entry.record.provisioned.clone();
+        let (cat, name, kind) = (self.catalog.clone(), old.name.clone(), entry.record.backend);
+        let (o, n) = (old.locator.clone(), staged.locator.clone());
+        blocking(move || cat.swap_locator(&name, kind, &o, &n, now_ms())).await?;
+        let mut record = entry.record.clone();
+        record.provisioned = staged;
+        let fresh = Arc::new(Entry::new(record, entry.backend.clone()));
+        fresh.last_accessed_ms.store(
+            entry.last_accessed_ms.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        self.entries
+            .write()
+            .map_err(|_| Error::internal("registry lock poisoned"))?
+            .insert(old.name.clone(), Arc::clone(&fresh));
+        Ok((fresh, old))
+    }
+
+    /// Registers the staging storage `staged` as the new database `spec` owned by `owner`.
+    /// ALREADY_EXISTS when the name was taken meanwhile (the caller removes the staging).
+    pub async fn adopt(
+        &self,
+        _control: &ControlGuard<'_>,
+        spec: DatabaseSpec,
+        owner: Option<String>,
+        staged: Provisioned,
+    ) -> Result<Arc<Entry>> {
+        if let Ok(existing) = self.get(&spec.name) {
+            return Err(Error::AlreadyExists {
+                what: "database",
+                name: format!("{} (backend {})", spec.name, existing.record.backend),
+            });
+        }
+        let backend = self.backend(spec.backend)?;
+        let now = now_ms();
+        let record = Record {
+            provisioned: staged,
+            backend: spec.backend,
+            state: RecordState::Ready,
+            created_ms: now,
+            last_accessed_ms: now,
+            labels: spec.labels,
+            owner,
+        };
+        let (cat, rec) = (self.catalog.clone(), record.clone());
+        blocking(move || cat.adopt(&rec)).await?;
+        let entry = Arc::new(Entry::new(record, Some(backend)));
+        self.entries
+            .write()
+            .map_err(|_| Error::internal("registry lock poisoned"))?
+            .insert(spec.name, Arc::clone(&entry));
+        Ok(entry)
     }
 
     /// A page of databases in name order: those after `filter.after` that match it and that

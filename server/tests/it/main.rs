@@ -1,6 +1,7 @@
 //! Integration tests over real gRPC on loopback: one binary, one module per area.
 
 mod access;
+mod backup;
 mod concurrency;
 mod control;
 mod data;

@@ -454,6 +454,7 @@ async fn dump(conn: &mut MyConn, schema_only: bool, out: &mut DumpWriter) -> Res
     }
     if !schema_only {
         for (t, _) in &bases {
+            out.begin_table(t);
             dump_rows(conn, t, columns.get(t).map_or(&[][..], Vec::as_slice), out).await?;
         }
     }

@@ -583,6 +583,7 @@ async fn dump(conn: &mut PgConn, schema_only: bool, out: &mut DumpWriter) -> Res
 
     if !schema_only {
         for rel in &tables {
+            out.begin_table(&rel.name);
             dump_rows(conn, rel, out).await?;
         }
         for s in &sequences {

@@ -9,7 +9,7 @@
 //! engine here is the statement given to [`SqliteDatabase::explain_plan`], prepared through the
 //! strict, client path.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
 use rusqlite::types::ValueRef;
 use tokio::{runtime::Handle, sync::mpsc};
@@ -17,7 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Conn, SqliteDatabase, SqliteDialect, kind_of};
 use crate::{
-    backend::{DumpStream, StatementLimits, dump::DumpWriter},
+    backend::{DumpStream, ImageSummary, StatementLimits, dump::DumpWriter},
     core::{
         error::{Error, Result},
         schema::{
@@ -149,6 +149,57 @@ impl SqliteDatabase {
         });
         Ok(Box::pin(ReceiverStream::new(rx)))
     }
+}
+
+impl SqliteDatabase {
+    /// Writes a copy of the database to `dest` with SQLite's online backup API, all pages in
+    /// one step on a reader: the step holds one read transaction, so the copy is the snapshot
+    /// it began at while writers carry on in the WAL. Then counts the copy's rows per table.
+    pub(super) async fn write_image(&self, dest: PathBuf) -> Result<ImageSummary> {
+        self.with_reader(move |conn| {
+            let mut out = rusqlite::Connection::open(&dest).map_err(|e| conn.classify(e))?;
+            {
+                let backup = rusqlite::backup::Backup::new(conn.raw(), &mut out)
+                    .map_err(|e| conn.classify(e))?;
+                // -1: every page in one step, so no writer can restart the copy midway.
+                match backup.step(-1).map_err(|e| conn.classify(e))? {
+                    rusqlite::backup::StepResult::Done => {}
+                    other => {
+                        return Err(Error::Unavailable(format!(
+                            "the SQLite online backup did not finish in one step ({other:?}); \
+                             retry"
+                        )));
+                    }
+                }
+            }
+            image_summary(&out).map_err(|e| conn.classify(e))
+        })
+        .await?
+    }
+}
+
+/// Tables with their row counts, and the number of views, of a backup image.
+fn image_summary(conn: &rusqlite::Connection) -> rusqlite::Result<ImageSummary> {
+    let mut names = conn.prepare(
+        "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') \
+         AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+    )?;
+    let objects: Vec<(String, String)> = names
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut summary = ImageSummary::default();
+    for (name, kind) in objects {
+        if kind == "view" {
+            summary.views += 1;
+            continue;
+        }
+        let rows: i64 =
+            conn.query_row(&format!("SELECT count(*) FROM {}", quote(&name)), [], |r| {
+                r.get(0)
+            })?;
+        summary.tables.push((name, rows.max(0) as u64));
+    }
+    Ok(summary)
 }
 
 /// Runs `f` inside a read transaction, so every read it makes sees one snapshot.

@@ -242,6 +242,34 @@ impl Backend for SqliteBackend {
         true
     }
 
+    async fn restore_image(&self, db: &Provisioned, image: PathBuf) -> Result<()> {
+        let path = self.path(db)?;
+        blocking(move || {
+            // The image is a whole database file in WAL mode (its header says so); the staging
+            // database's own empty file and sidecars give way to it.
+            for file in sidecars(&path) {
+                match std::fs::remove_file(&file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::internal(e)),
+                }
+            }
+            if std::fs::rename(&image, &path).is_err() {
+                // Another file system: copy, then drop the image.
+                std::fs::copy(&image, &path).map_err(Error::internal)?;
+                std::fs::remove_file(&image).map_err(Error::internal)?;
+            }
+            // A file that is not a database fails here, before anyone opens it.
+            let conn = rusqlite::Connection::open(&path).map_err(classify)?;
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(classify)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn remove_orphans(&self, known: &[Provisioned]) -> Result<usize> {
         let dir = self.cfg.dir.clone();
         let known: HashSet<String> = known.iter().map(|p| p.locator.clone()).collect();
@@ -648,6 +676,10 @@ impl Database for SqliteDatabase {
 
     async fn dump(&self, schema_only: bool, limits: StatementLimits) -> Result<DumpStream> {
         self.dump_script(schema_only, limits).await
+    }
+
+    async fn backup_image(&self, dest: PathBuf) -> Result<super::ImageSummary> {
+        self.write_image(dest).await
     }
 }
 

@@ -259,7 +259,11 @@ impl Encoder {
         } else {
             0
         };
-        Some(DumpChunk { data, rows })
+        Some(DumpChunk {
+            data,
+            rows,
+            tables: Vec::new(),
+        })
     }
 }
 
