@@ -780,8 +780,8 @@ leaves the original alone. A backup whose stored bytes do not match their checks
 and nothing changes.
 
 Examples:
-  dbforge backup restore bk-0192ab34cd56-7f3a --replace
-  dbforge backup restore bk-0192ab34cd56-7f3a --new app-yesterday --label from=backup")]
+  dbforge backup restore bk-0192ab34cd56-7f3a09c1 --replace
+  dbforge backup restore bk-0192ab34cd56-7f3a09c1 --new app-yesterday --label from=backup")]
     Restore {
         /// The backup's id.
         id: String,
@@ -792,7 +792,7 @@ Examples:
         #[arg(long, value_name = "NAME")]
         new: Option<String>,
         /// With --new: a label KEY=VALUE of the new database; repeat for more.
-        #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = input::parse_label, requires = "new")]
+        #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = input::parse_label)]
         labels: Vec<(String, String)>,
     },
     /// Delete a backup (its stored object too); asks first unless --yes.

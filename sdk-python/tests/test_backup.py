@@ -219,7 +219,7 @@ def test_policies_are_set_listed_replaced_and_deleted(client: dbforge.Client) ->
 
 def test_unknown_backups_and_databases_are_not_found(client: dbforge.Client) -> None:
     with pytest.raises(dbforge.NotFound):
-        client.restore_backup("bk-000000000000-0000", RestoreMode.REPLACE)
+        client.restore_backup("bk-000000000000-00000000", RestoreMode.REPLACE)
     with pytest.raises(dbforge.NotFound):
         client.create_backup(unique("missing"))
 
@@ -239,7 +239,7 @@ async def test_the_async_client_backs_up_and_restores(aclient: dbforge.AsyncClie
         assert restored.safety_backup is not None
         assert (await aclient.execute(db, "SELECT count(*) FROM t")).rows == [(1,)]
         with pytest.raises(dbforge.NotFound):
-            await aclient.restore_backup("bk-000000000000-0000", "replace")
+            await aclient.restore_backup("bk-000000000000-00000000", "replace")
     finally:
         for b in await aclient.list_backups(database=db):
             await aclient.delete_backup(b.id, allow_missing=True)

@@ -125,7 +125,7 @@ impl From<pb::BackupManifest> for BackupManifest {
 /// One backup.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Backup {
-    /// Its id, e.g. `bk-0192ab34cd56-7f3a`.
+    /// Its id, e.g. `bk-0192ab34cd56-7f3a09c1`.
     pub id: String,
     /// The database it is a backup of.
     pub database: String,

@@ -278,7 +278,7 @@ async fn unknown_backups_and_databases_are_not_found() {
     let g = Gateway::start().await;
     let err = g
         .client
-        .restore_backup("bk-000000000000-0000", RestoreMode::Replace)
+        .restore_backup("bk-000000000000-00000000", RestoreMode::Replace)
         .await
         .expect_err("no such backup");
     assert_eq!(err.code(), Code::NotFound, "{err}");

@@ -56,7 +56,7 @@ export interface BackupManifest {
 
 /** One backup. */
 export interface Backup {
-  /** Its id, e.g. "bk-0192ab34cd56-7f3a". */
+  /** Its id, e.g. "bk-0192ab34cd56-7f3a09c1". */
   id: string;
   /** The database it is a backup of. */
   database: string;

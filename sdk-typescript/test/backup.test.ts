@@ -194,7 +194,7 @@ describe("backups against a live server", () => {
   });
 
   test("unknown backups and databases are NotFound", async () => {
-    await assert.rejects(client.restoreBackup("bk-000000000000-0000", "replace"), NotFound);
+    await assert.rejects(client.restoreBackup("bk-000000000000-00000000", "replace"), NotFound);
     await assert.rejects(client.createBackup(unique("missing")), NotFound);
   });
 

@@ -133,11 +133,20 @@ pub fn run(app: &App, command: BackupCommand) -> Result<()> {
             new,
             labels,
         } => {
+            // Checked here: clap's `requires = "new"` on --label let `--replace --label k=v`
+            // through (both modes are in one required group).
             let mode = match new {
                 Some(name) => RestoreMode::New {
                     name,
                     labels: labels.into_iter().collect(),
                 },
+                None if !labels.is_empty() => {
+                    return Err(CliError::Usage(
+                        "--label is for the new database of --new; --replace keeps the \
+                         database's labels"
+                            .into(),
+                    ));
+                }
                 None if replace => RestoreMode::Replace,
                 None => return Err(CliError::Usage("pass --replace or --new NAME".into())),
             };

@@ -279,7 +279,8 @@ fn policies_are_set_listed_and_removed() {
     s.cmd()
         .args(["backup", "policy", "rm", "nightly"])
         .assert()
-        .code(3);
+        .code(3)
+        .stderr(predicate::str::contains("`dbforge backup policy list`"));
     s.cmd()
         .args([
             "backup",
@@ -341,7 +342,7 @@ fn policies_are_set_listed_and_removed() {
 fn an_unknown_backup_is_not_found() {
     let s = Server::start();
     s.cmd()
-        .args(["backup", "restore", "bk-000000000000-0000", "--replace"])
+        .args(["backup", "restore", "bk-000000000000-00000000", "--replace"])
         .assert()
         .code(3)
         .stderr(predicate::str::contains("[NOT_FOUND]"))

@@ -153,7 +153,7 @@ class Backup:
     """One backup.
 
     Attributes:
-        id: its id, e.g. "bk-0192ab34cd56-7f3a".
+        id: its id, e.g. "bk-0192ab34cd56-7f3a09c1".
         database: the database it is a backup of.
         backend: that database's engine.
         created_at: when it started.

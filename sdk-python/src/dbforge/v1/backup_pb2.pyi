@@ -199,7 +199,7 @@ class Backup(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     MANIFEST_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Its identifier, e.g. "bk-0192ab34cd56-7f3a"."""
+    """Its identifier, e.g. "bk-0192ab34cd56-7f3a09c1"."""
     database: _builtins.str
     """The database it is a backup of."""
     backend: _types_pb2.Backend.ValueType

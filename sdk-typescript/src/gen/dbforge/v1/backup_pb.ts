@@ -132,7 +132,7 @@ export const BackupManifestSchema: GenMessage<BackupManifest> = /*@__PURE__*/
  */
 export type Backup = Message<"dbforge.v1.Backup"> & {
   /**
-   * Its identifier, e.g. "bk-0192ab34cd56-7f3a".
+   * Its identifier, e.g. "bk-0192ab34cd56-7f3a09c1".
    *
    * @generated from field: string id = 1;
    */
