@@ -293,6 +293,7 @@ impl Client {
             || opts.client_identity.is_some()
             || opts.endpoint.starts_with("https://")
         {
+            install_crypto_provider();
             let mut tls = ClientTlsConfig::new();
             if let Some(ca) = &opts.ca_file {
                 tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
@@ -765,4 +766,11 @@ fn database(d: Option<pb::Database>) -> Result<Database> {
 fn read(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path)
         .map_err(|e| crate::Error::Config(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Makes ring rustls' process-wide default, which tonic's TLS uses, unless a program chose one
+/// already: a program that also links aws-lc-rs (object_store, reqwest) leaves rustls unable to
+/// choose by itself, and TLS connections would panic.
+pub(crate) fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
