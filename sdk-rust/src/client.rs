@@ -18,7 +18,7 @@ use crate::{
     admin::{ApiKey, AuditEvent, AuditFilter, AuditVerdict, ServerStats},
     pb::{
         self, access_service_client::AccessServiceClient,
-        database_service_client::DatabaseServiceClient,
+        backup_service_client::BackupServiceClient, database_service_client::DatabaseServiceClient,
         operations_service_client::OperationsServiceClient,
         query_service_client::QueryServiceClient, schema_service_client::SchemaServiceClient,
         table_service_client::TableServiceClient, transfer_service_client::TransferServiceClient,
@@ -263,6 +263,7 @@ pub struct Client {
     operations: OperationsServiceClient<Channel>,
     pub(crate) transfer: TransferServiceClient<Channel>,
     pub(crate) schema: SchemaServiceClient<Channel>,
+    pub(crate) backups: BackupServiceClient<Channel>,
 }
 
 impl Client {
@@ -336,6 +337,9 @@ impl Client {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
             schema: SchemaServiceClient::new(channel.clone()).max_decoding_message_size(max),
+            // A page of up to 1000 backups, each with its manifest's row counts per table, can
+            // pass the 4 MiB default; the server bounds it.
+            backups: BackupServiceClient::new(channel.clone()).max_decoding_message_size(max),
             channel,
         }
     }
