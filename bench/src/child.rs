@@ -210,17 +210,9 @@ impl ServerProcess {
     /// The gateway's current and peak resident memory.
     pub fn memory(&self) -> Result<Memory, BoxError> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        let field = |name: &str| -> Result<u64, BoxError> {
-            let kib = status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|rest| rest.split_whitespace().next())
-                .ok_or_else(|| format!("no {name} in /proc/{}/status", self.pid()))?;
-            Ok(kib.parse::<u64>()? * 1024)
-        };
         Ok(Memory {
-            rss: field("VmRSS:")?,
-            hwm: field("VmHWM:")?,
+            rss: status_bytes(&status, "VmRSS:", self.pid())?,
+            hwm: status_bytes(&status, "VmHWM:", self.pid())?,
         })
     }
 
@@ -259,6 +251,22 @@ impl Drop for ServerProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A memory field of `/proc/<pid>/status` (given in kB there), in bytes.
+fn status_bytes(status: &str, name: &str, pid: u32) -> Result<u64, BoxError> {
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .ok_or_else(|| format!("no {name} in /proc/{pid}/status"))?;
+    Ok(kib.parse::<u64>()? * 1024)
+}
+
+/// The resident set size of process `pid` now (VmRSS), in bytes.
+pub fn resident(pid: u32) -> Result<u64, BoxError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status_bytes(&status, "VmRSS:", pid)
 }
 
 /// What a gateway log holds: its line count and its WARN and ERROR lines (at most `keep`).

@@ -13,7 +13,8 @@ use std::{
 };
 
 use dbforge::pb::{
-    self, database_service_client::DatabaseServiceClient, query_response,
+    self, backup_service_client::BackupServiceClient,
+    database_service_client::DatabaseServiceClient, query_response,
     query_service_client::QueryServiceClient, transfer_service_client::TransferServiceClient,
     value,
 };
@@ -128,6 +129,11 @@ impl Conn {
     /// A TransferService client on this connection.
     pub fn transfer(&self) -> TransferServiceClient<Authed> {
         TransferServiceClient::with_interceptor(self.channel.clone(), self.key.clone())
+    }
+
+    /// A BackupService client on this connection.
+    pub fn backups(&self) -> BackupServiceClient<Authed> {
+        BackupServiceClient::with_interceptor(self.channel.clone(), self.key.clone())
     }
 
     /// Health checks need no key, so the floor is a bare tonic call.

@@ -5,7 +5,7 @@
 //! cargo run --release -p dbforge-bench -- --write BENCHMARKS.md # ...and write the report
 //! cargo run --release -p dbforge-bench -- --quick               # smoke run, smaller counts
 //! cargo run --release -p dbforge-bench -- --only sdk            # one part: core, transfer,
-//!                                                               # backends or sdk
+//!                                                               # backends, sdk or backup
 //! ```
 //!
 //! The gateway runs in a separate process so its memory can be read from `/proc`: the bench
@@ -42,10 +42,15 @@
 //! 14. the same streamed result read through each SDK, side by side with the Rust SDK: Python
 //!     (sync and asyncio) and TypeScript on Node (gRPC and grpc-web), each SDK's own benchmark
 //!     script run as a child process (`sdk-python/bench_stream.py`,
-//!     `sdk-typescript/bench/stream.ts`) against the bench's gateway with its admin key.
+//!     `sdk-typescript/bench/stream.ts`) against the bench's gateway with its admin key;
+//! 16. backups: `CreateBackup` and `RestoreBackup` (NEW) of a 1,000,000-row (Redis: key)
+//!     database per engine against the engine's own tool on the same data (`sqlite3 .backup` and
+//!     `.restore`, `pg_dump -Fc` and `pg_restore`, `mariadb-dump` and `mariadb`, a pipelined
+//!     `DUMP` and `RESTORE` loop), the gateway's RSS growth during each call, and point-query
+//!     p99 while backups of the same database run against p99 without ([`backups`]).
 //!
-//! Phases 9 to 13 and 15 run on a third gateway that also fronts the local PostgreSQL, MariaDB and
-//! Redis servers ([`transfer`], [`backends`]). Phase 14 ([`sdk`]) runs last on the first
+//! Phases 9 to 13, 15 and 16 run on a third gateway that also fronts the local PostgreSQL,
+//! MariaDB and Redis servers ([`transfer`], [`backends`], [`backups`]). Phase 14 ([`sdk`]) runs last on the first
 //! gateway, after phase 8, so phases 7 and 8 measure that gateway as before; a client whose
 //! runtime is not installed (the `.venv`, `node`, `sdk-typescript/node_modules`) is reported as
 //! skipped.
@@ -56,6 +61,7 @@
 //! SDKs), [`stats`] (percentiles), [`summary`] (results to rows) and [`report`] (markdown).
 
 mod backends;
+mod backups;
 mod batches;
 mod child;
 mod direct;
@@ -77,6 +83,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     backends::BackendResults,
+    backups::BackupResults,
     child::{ServerProcess, Servers, Variant, cpu_time},
     report::{Machine, Report, machine_busy, revision},
     sdk::SdkResults,
@@ -101,6 +108,9 @@ struct Cli {
     /// Rows of the CSV export/import table [default: 1000000; 100000 with --quick].
     #[arg(long, value_name = "N")]
     transfer_rows: Option<u64>,
+    /// Rows (Redis: keys) of each backed-up database [default: 1000000; 100000 with --quick].
+    #[arg(long, value_name = "N")]
+    backup_rows: Option<u64>,
     /// Run one part only (for a quicker look; cannot be combined with --write).
     #[arg(long, value_enum)]
     only: Option<Part>,
@@ -119,6 +129,8 @@ enum Part {
     Backends,
     /// Phase 14: a streamed result through the Rust, Python and TypeScript SDKs.
     Sdk,
+    /// Phase 16: backup and restore per engine against its own tool, memory, interference.
+    Backup,
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +171,9 @@ fn main() -> Result<(), BoxError> {
             if let Some(rows) = cli.transfer_rows {
                 plan.transfer_rows = rows;
             }
+            if let Some(rows) = cli.backup_rows {
+                plan.backup_rows = rows;
+            }
             bench(plan, cli.only, cli.write.as_deref())
         }
     }
@@ -190,10 +205,17 @@ fn bench(plan: Plan, only: Option<Part>, write: Option<&Path>) -> Result<(), Box
         }
         sdk = sdk_results.map(|s| (s, phase6));
     }
-    if runs(Part::Transfer) || runs(Part::Backends) {
-        let parts = (runs(Part::Transfer), runs(Part::Backends));
-        let (transfer, backends, cpu) = servers_part(&plan, tmp.path(), &admin_key, parts)?;
+    let mut backup = None;
+    if runs(Part::Transfer) || runs(Part::Backends) || runs(Part::Backup) {
+        let parts = Parts {
+            transfer: runs(Part::Transfer),
+            backends: runs(Part::Backends),
+            backup: runs(Part::Backup),
+        };
+        let (transfer, backends, backups, cpu) =
+            servers_part(&plan, tmp.path(), &admin_key, parts)?;
         gateway_cpu += cpu;
+        backup = backups;
         for (r, n) in [
             transfer.map(|t| summary::transfer_rows_and_notes(&t)),
             backends.map(|b| summary::backend_rows_and_notes(&b)),
@@ -212,6 +234,12 @@ fn bench(plan: Plan, only: Option<Part>, write: Option<&Path>) -> Result<(), Box
         rows.extend(r);
         notes.extend(n);
         sdk_cpu = s.children_cpu;
+    }
+    // Phase 16 ran on the third gateway; its rows come after phase 14's.
+    if let Some(b) = &backup {
+        let (r, n) = summary::backup_rows_and_notes(b);
+        rows.extend(r);
+        notes.extend(n);
     }
     // The SDK scripts are the bench's own work too, not other load.
     let own_cpu = cpu_time(std::process::id())? + gateway_cpu + sdk_cpu;
@@ -323,15 +351,39 @@ fn core(
     Ok((Some(outcome), sdk, gateway_cpu))
 }
 
-/// Phases 9 to 13 (those of `parts`: transfer, backends) on a third gateway (default
-/// configuration) that also fronts the local PostgreSQL, MariaDB and Redis servers. An engine
-/// whose server is unreachable is reported as failed.
+/// Which of the third gateway's parts run.
+#[derive(Debug, Clone, Copy)]
+struct Parts {
+    /// Phases 9 and 10.
+    transfer: bool,
+    /// Phases 11 to 13 and 15.
+    backends: bool,
+    /// Phase 16.
+    backup: bool,
+}
+
+/// What the third gateway's parts measured (those that ran), and the CPU the gateway used.
+type ServersOutcome = (
+    Option<TransferResults>,
+    Option<BackendResults>,
+    Option<BackupResults>,
+    Duration,
+);
+
+/// Phases 9 to 13, 15 and 16 (those of `parts`) on a third gateway (default configuration)
+/// that also fronts the local PostgreSQL, MariaDB and Redis servers. An engine whose server is
+/// unreachable is reported as failed.
 fn servers_part(
     plan: &Plan,
     tmp: &Path,
     admin_key: &str,
-    (with_transfer, with_backends): (bool, bool),
-) -> Result<(Option<TransferResults>, Option<BackendResults>, Duration), BoxError> {
+    parts: Parts,
+) -> Result<ServersOutcome, BoxError> {
+    let Parts {
+        transfer: with_transfer,
+        backends: with_backends,
+        backup: with_backup,
+    } = parts;
     let (rows, runs) = (plan.transfer_rows, plan.transfer_runs);
     let up = |addr: &str| {
         if transfer::reachable(addr) {
@@ -365,6 +417,20 @@ fn servers_part(
     } else {
         0
     };
+    // Phase 16 loads the same file when it has as many rows, and its own otherwise.
+    let backup_csv = if with_backup && !(with_transfer && plan.backup_rows == rows) {
+        let path = tmp.join("backup.csv");
+        progress(&format!("writing the {}-row CSV file", plan.backup_rows));
+        transfer::write_csv(&path, plan.backup_rows)?;
+        path
+    } else {
+        csv.clone()
+    };
+    let backup_counts = backups::Counts {
+        rows: plan.backup_rows,
+        warmup: plan.warmup / 10,
+        point_iters: plan.backup_point_iters,
+    };
     let counts = backends::Counts {
         // A tenth of phase 3's calls: MariaDB's gateway point query takes tens of milliseconds
         // (see the Analysis), and 2,000 calls still give stable percentiles.
@@ -386,11 +452,12 @@ fn servers_part(
             return Ok((
                 with_transfer.then(|| TransferResults::failed(rows, runs, &why)),
                 with_backends.then(|| BackendResults::failed(counts.stream_rows, &why)),
+                with_backup.then(|| BackupResults::failed(backup_counts.rows, &why)),
                 Duration::ZERO,
             ));
         }
     };
-    let (engines, backend_results) = on_runtime(async {
+    let (engines, backend_results, backup_results) = on_runtime(async {
         match gateway::Conn::open(server.addr(), admin_key).await {
             Ok(conn) => {
                 let conn = conn.at(&data_dir);
@@ -409,7 +476,29 @@ fn servers_part(
                 } else {
                     None
                 };
-                (t, b)
+                let k = if with_backup {
+                    // The backups that run beside point queries use a connection of their own,
+                    // as another client would.
+                    Some(match gateway::Conn::open(server.addr(), admin_key).await {
+                        Ok(other) => {
+                            let target = backups::Target {
+                                conn: &conn,
+                                other: &other,
+                                pid: server.pid(),
+                                data_dir: &data_dir,
+                            };
+                            let dir = tmp.join("backups-native");
+                            backups::run(target, &available, &backup_csv, backup_counts, &dir).await
+                        }
+                        Err(e) => BackupResults::failed(
+                            backup_counts.rows,
+                            &format!("cannot open a second connection to the third gateway: {e}"),
+                        ),
+                    })
+                } else {
+                    None
+                };
+                (t, b, k)
             }
             Err(e) => {
                 let why = format!("cannot connect to the third gateway: {e}");
@@ -421,6 +510,7 @@ fn servers_part(
                             .collect()
                     }),
                     with_backends.then(|| BackendResults::failed(counts.stream_rows, &why)),
+                    with_backup.then(|| BackupResults::failed(backup_counts.rows, &why)),
                 )
             }
         }
@@ -436,7 +526,7 @@ fn servers_part(
         runs,
         engines,
     });
-    Ok((transfer, backend_results, cpu))
+    Ok((transfer, backend_results, backup_results, cpu))
 }
 
 /// Every gateway phase, in order. A failing phase is recorded and the others still run, so one

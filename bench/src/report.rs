@@ -442,6 +442,24 @@ const METHOD: &str = "
   EXEC for the transaction). Sides alternate round by round; the best round of each counts
   (20 rounds, 3 with `--quick`); the target is gateway at most 2× driver, and the ratio to
   floor + driver (a no-op RPC timed in the same rounds) is shown beside it.
+- Backups (16), on the same third gateway after phase 15: per engine a database of 1,000,000
+  rows (phase 9's CSV, loaded with the engine's own loader into a table `t` the gateway
+  created) or 1,000,000 Redis string keys (SET by redis-rs under the database's prefix), read
+  once in full. Then one timed run per side, the gateway first: `CreateBackup` (default
+  target, in the gateway's data dir) against `sqlite3 FILE \".backup OUT\"` on the gateway's
+  own file, `pg_dump -Fc` (as postgres) and `mariadb-dump --single-transaction` (as root) of
+  the spawned database, and for Redis a loop in the bench (redis-rs, one connection) that
+  `SCAN`s the prefix 1,000 keys at a time and pipelines `DUMP` and `PTTL` of each batch into a
+  file; `RestoreBackup` NEW into a fresh name against `sqlite3 NEW \".restore OUT\"`, `CREATE
+  DATABASE` plus `pg_restore --no-owner --no-privileges` or `mariadb NEW < dump`, and pipelined
+  `RESTORE`s (1,000 per round trip) under another prefix. Every restore's row (key) count is
+  checked and the restored database dropped. Rates are rows (keys) per second of wall time;
+  native times include starting the tool. RSS growth: the largest of the gateway's VmRSS
+  readings (every 50 ms, from `/proc`, while the call runs) minus the reading just before it.
+  Interference: sequential point queries by primary key (Redis: GET) on the same database,
+  2,000 with nothing else running, then at least as many while a second connection runs
+  `CreateBackup` in a loop (each backup deleted once stored); only queries that start and end
+  while a backup runs count, and the phase lasts at least one whole backup.
 - SDK streams (14), on the first gateway after phase 8: the Rust SDK (`dbforge` crate, in the
   bench process), then each SDK's own benchmark script as a child process, given the gateway's
   address (`--endpoint`) and its admin key (`DBFORGE_API_KEY`): `.venv/bin/python

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::{
     backends::{BackendResults, RedisResults, SqlResults, Trio},
+    backups::{BackupResults, GatewayRun, NativeRun, P99_RATIO_MAX, RSS_GROWTH_MAX_MB, SHARE_MIN},
     batches::BatchResults,
     child::Memory,
     direct::{DirectResults, StreamRun},
@@ -1011,6 +1012,176 @@ fn redis_rows(redis: &Result<RedisResults, String>, rows: &mut Vec<Row>, notes: 
     }
 }
 
+/// Phase 16 for every backend: backup and restore rates against the engine's own tool, the
+/// gateway's RSS growth during each, and point-query p99 while backups run.
+pub fn backup_rows_and_notes(b: &BackupResults) -> (Vec<Row>, Vec<String>) {
+    let (mut rows, mut notes) = (Vec::new(), Vec::new());
+    notes.push(format!(
+        "Backups (16): one timed run per side and operation (a run moves {} rows or keys and \
+         takes seconds), the gateway first; a database is filled with the engine's own loader \
+         and read once in full before anything is timed.",
+        thousands(b.rows as f64)
+    ));
+    for (store, result) in &b.stores {
+        let count = format!("{} {}", thousands(b.rows as f64), store.unit());
+        let rate = Unit::Rate(if store.unit() == "keys" {
+            "keys/s"
+        } else {
+            "rows/s"
+        });
+        let n = b.rows as f64;
+        let secs = |r: &crate::transfer::Run| r.elapsed.as_secs_f64();
+        let get = |f: &dyn Fn(&crate::backups::StoreResult) -> Result<f64, String>| {
+            result.as_ref().map_err(String::clone).and_then(f)
+        };
+        let err = |e: &String| e.clone();
+        let share = |g: &Result<GatewayRun, String>, nat: &Result<NativeRun, String>| {
+            let g = g.as_ref().map_err(err)?;
+            let nat = nat.as_ref().map_err(err)?;
+            Ok(100.0 * secs(&nat.run) / secs(&g.run))
+        };
+        let (bt, rt) = (store.backup_tool(), store.restore_tool());
+        let specs: Vec<Spec> = vec![
+            (
+                format!("{store} backup: gateway CreateBackup ({count})"),
+                rate,
+                Goal::Info,
+                get(&|r| r.backup.as_ref().map(|g| n / secs(&g.run)).map_err(err)),
+            ),
+            (
+                format!("{store} backup: {bt}"),
+                rate,
+                Goal::Info,
+                get(&|r| {
+                    r.native_backup
+                        .as_ref()
+                        .map(|x| n / secs(&x.run))
+                        .map_err(err)
+                }),
+            ),
+            (
+                format!("{store} backup: gateway as % of {bt}"),
+                Unit::Percent,
+                Goal::AtLeast(SHARE_MIN),
+                get(&|r| share(&r.backup, &r.native_backup)),
+            ),
+            (
+                format!("{store} restore: gateway RestoreBackup (NEW)"),
+                rate,
+                Goal::Info,
+                get(&|r| r.restore.as_ref().map(|g| n / secs(&g.run)).map_err(err)),
+            ),
+            (
+                format!("{store} restore: {rt}"),
+                rate,
+                Goal::Info,
+                get(&|r| {
+                    r.native_restore
+                        .as_ref()
+                        .map(|x| n / secs(&x.run))
+                        .map_err(err)
+                }),
+            ),
+            (
+                format!("{store} restore: gateway as % of {rt}"),
+                Unit::Percent,
+                Goal::AtLeast(SHARE_MIN),
+                get(&|r| share(&r.restore, &r.native_restore)),
+            ),
+            (
+                format!("{store} backup: gateway RSS growth"),
+                Unit::Megabytes,
+                Goal::AtMost(RSS_GROWTH_MAX_MB),
+                get(&|r| {
+                    r.backup
+                        .as_ref()
+                        .map(|g| megabytes(g.rss_growth()))
+                        .map_err(err)
+                }),
+            ),
+            (
+                format!("{store} restore: gateway RSS growth"),
+                Unit::Megabytes,
+                Goal::AtMost(RSS_GROWTH_MAX_MB),
+                get(&|r| {
+                    r.restore
+                        .as_ref()
+                        .map(|g| megabytes(g.rss_growth()))
+                        .map_err(err)
+                }),
+            ),
+            (
+                format!("{store} point query p99 while backups run: with / without"),
+                Unit::Ratio,
+                Goal::AtMost(P99_RATIO_MAX),
+                get(&|r| {
+                    r.point
+                        .as_ref()
+                        .map(|p| p.during.p99.as_secs_f64() / p.idle.p99.as_secs_f64())
+                        .map_err(err)
+                }),
+            ),
+        ];
+        push_all(&mut rows, 16, specs);
+        let Ok(r) = result else {
+            continue;
+        };
+        let cpu = |run: &crate::transfer::Run| {
+            format!(
+                "{:.2} s, {:.2} CPU-s in the gateway, {:.2} on the whole machine",
+                secs(run),
+                run.cpu.gateway.as_secs_f64(),
+                run.cpu.machine.as_secs_f64()
+            )
+        };
+        let mut parts = vec![format!(
+            "{store}: filling {count} took {:.1} s (untimed)",
+            r.load.as_secs_f64()
+        )];
+        if let Ok(g) = &r.backup {
+            parts.push(format!(
+                "CreateBackup {} and stored {:.1} MB (RSS {:.1} → {:.1} MB)",
+                cpu(&g.run),
+                megabytes(g.bytes),
+                megabytes(g.rss_before),
+                megabytes(g.rss_peak)
+            ));
+        }
+        if let Ok(x) = &r.native_backup {
+            parts.push(format!(
+                "{bt} {} and wrote {:.1} MB",
+                cpu(&x.run),
+                megabytes(x.bytes)
+            ));
+        }
+        if let Ok(g) = &r.restore {
+            parts.push(format!(
+                "RestoreBackup {} (RSS {:.1} → {:.1} MB)",
+                cpu(&g.run),
+                megabytes(g.rss_before),
+                megabytes(g.rss_peak)
+            ));
+        }
+        if let Ok(x) = &r.native_restore {
+            parts.push(format!("{rt} {}", cpu(&x.run)));
+        }
+        if let Ok(p) = &r.point {
+            parts.push(format!(
+                "point queries p50/p99 {:.0}/{:.0} µs without a backup and {:.0}/{:.0} µs over \
+                 {} queries while {} backups ran",
+                us(p.idle.p50),
+                us(p.idle.p99),
+                us(p.during.p50),
+                us(p.during.p99),
+                p.samples,
+                p.backups
+            ));
+        }
+        notes.push(format!("{}.", parts.join("; ")));
+    }
+    (rows, notes)
+}
+
 /// The SDK issue's targets, in rows/s.
 const PYTHON_SYNC_MIN: f64 = 250_000.0;
 const NODE_GRPC_MIN: f64 = 300_000.0;
@@ -1183,6 +1354,92 @@ mod tests {
         assert!(
             notes.iter().any(|n| n.starts_with("Python SDK, sync")
                 && n.contains("misses 250,000 rows/s in the client")),
+            "{notes:#?}"
+        );
+    }
+
+    fn timed_run(secs: f64) -> crate::transfer::Run {
+        crate::transfer::Run {
+            elapsed: Duration::from_secs_f64(secs),
+            cpu: crate::transfer::Cpu::default(),
+        }
+    }
+
+    #[test]
+    fn backup_rows_state_shares_memory_and_the_interference_ratio() {
+        use crate::backups::{PointEffect, Store, StoreResult};
+        let latency = |p99_us: u64| Latency {
+            p50: Duration::from_micros(p99_us / 2),
+            p95: Duration::from_micros(p99_us),
+            p99: Duration::from_micros(p99_us),
+        };
+        let gateway = |secs: f64, growth_mb: u64| GatewayRun {
+            run: timed_run(secs),
+            rss_before: 50_000_000,
+            rss_peak: 50_000_000 + growth_mb * 1_000_000,
+            bytes: 1_000_000,
+        };
+        let native = |secs: f64| NativeRun {
+            run: timed_run(secs),
+            bytes: 2_000_000,
+        };
+        let ok = StoreResult {
+            load: Duration::from_secs(1),
+            backup: Ok(gateway(4.0, 10)),
+            native_backup: Ok(native(1.0)),
+            restore: Ok(gateway(2.0, 80)),
+            native_restore: Err(crate::report::skipped("pg_restore is not installed")),
+            point: Ok(PointEffect {
+                idle: latency(300),
+                during: latency(900),
+                samples: 2000,
+                backups: 1,
+            }),
+        };
+        let b = BackupResults {
+            rows: 1_000_000,
+            stores: vec![
+                (Store::Redis, Ok(ok)),
+                (Store::Sql(Engine::Sqlite), Err("boom".into())),
+            ],
+        };
+        let (rows, notes) = backup_rows_and_notes(&b);
+        assert_eq!(rows.len(), 18);
+        assert!(rows.iter().all(|r| r.phase == 16));
+        let redis: Vec<(String, String)> = rows[..9]
+            .iter()
+            .map(|r| (r.name.clone(), r.status()))
+            .collect();
+        let status = |name: &str| {
+            redis
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, s)| s.as_str())
+                .unwrap_or("absent")
+        };
+        assert_eq!(
+            status("Redis backup: gateway as % of a pipelined DUMP loop (redis-rs)"),
+            "MISS (50% short)"
+        );
+        assert_eq!(
+            status("Redis restore: gateway as % of a pipelined RESTORE loop (redis-rs)"),
+            "SKIPPED"
+        );
+        assert_eq!(status("Redis backup: gateway RSS growth"), "PASS");
+        assert_eq!(
+            status("Redis restore: gateway RSS growth"),
+            "MISS (25% over)"
+        );
+        assert_eq!(
+            status("Redis point query p99 while backups run: with / without"),
+            "MISS (50% over)"
+        );
+        assert_eq!(rows[0].value, Ok(250_000.0));
+        assert!(rows[9..].iter().all(|r| r.status() == "FAIL"));
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("Redis: filling 1,000,000 keys")),
             "{notes:#?}"
         );
     }

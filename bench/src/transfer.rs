@@ -123,7 +123,7 @@ impl Engine {
 
     /// `CREATE TABLE` of the benchmark table in this engine's types. `table` is one of the
     /// bench's own constant names, which need no quoting.
-    fn ddl(self, table: &str) -> String {
+    pub fn ddl(self, table: &str) -> String {
         let cols = match self {
             Self::Sqlite => {
                 "id INTEGER PRIMARY KEY, name TEXT NOT NULL, score REAL NOT NULL, \
@@ -166,7 +166,7 @@ pub fn write_csv(path: &Path, rows: u64) -> Result<u64, BoxError> {
 }
 
 /// splitmix64: well-spread names and scores from the row id, without a `rand` crate.
-fn mix(x: u64) -> u64 {
+pub fn mix(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -312,6 +312,45 @@ impl Native {
     }
 }
 
+/// Where the engine's own tools find the spawned database `db` of the gateway whose data
+/// directory is `data_dir`: its SQLite file, or its database (schema) name on the server.
+pub fn native_target(engine: Engine, data_dir: &Path, db: &str) -> Result<String, BoxError> {
+    Native::locate(engine, data_dir, db).map(|n| n.target)
+}
+
+/// Loads `csv` (`rows` rows) into the existing, empty `table` of the database the engine's tools
+/// reach as `target` (see [`native_target`]) with the engine's own loader: the quickest way to
+/// fill a table that another phase then measures.
+pub fn native_load(
+    engine: Engine,
+    target: &str,
+    csv: &Path,
+    table: &str,
+    rows: u64,
+) -> Result<(), BoxError> {
+    let native = Native {
+        engine,
+        target: target.to_owned(),
+    };
+    native.import(csv, table)?;
+    let loaded = native.count(table)?;
+    if loaded != rows {
+        return Err(format!("{} loaded {loaded} of {rows} rows", engine.import_tool()).into());
+    }
+    Ok(())
+}
+
+/// Rows in `table` of the database the engine's tools reach as `target` (see
+/// [`native_target`]), counted with the engine's client. A full scan: it also warms the cache
+/// and sets PostgreSQL's hint bits.
+pub fn native_count(engine: Engine, target: &str, table: &str) -> Result<u64, BoxError> {
+    Native {
+        engine,
+        target: target.to_owned(),
+    }
+    .count(table)
+}
+
 /// The catalog locator of the spawned database `name` of the gateway whose data directory is
 /// `data_dir`, read from its catalog file (engine-side names are opaque ids).
 pub fn locator(data_dir: &Path, name: &str) -> Result<String, BoxError> {
@@ -421,7 +460,7 @@ impl TransferResults {
 }
 
 /// Times `f`, with the CPU the gateway, this process and the whole machine spent meanwhile.
-async fn timed<T>(
+pub async fn timed<T>(
     gateway_pid: u32,
     f: impl Future<Output = Result<T, BoxError>>,
 ) -> Result<(T, Run), BoxError> {
@@ -439,7 +478,7 @@ async fn timed<T>(
 }
 
 /// Runs a blocking native-tool call without stalling the runtime's other workers.
-async fn blocking<T: Send + 'static>(
+pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BoxError> + Send + 'static,
 ) -> Result<T, BoxError> {
     tokio::task::spawn_blocking(f).await?

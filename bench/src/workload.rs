@@ -74,6 +74,10 @@ pub struct Plan {
     pub transfer_runs: usize,
     /// CreateDatabase calls per backend in the backends comparison.
     pub backend_spawns: usize,
+    /// Rows (Redis: keys) of each database phase 16 backs up and restores.
+    pub backup_rows: u64,
+    /// Point queries phase 16 times without a backup, and at least as many while one runs.
+    pub backup_point_iters: usize,
     /// Rows of the result each SDK streams (phase 14).
     pub sdk_rows: u64,
     /// Streams each SDK reads; the best run counts (the first pays for warming up, which in
@@ -102,6 +106,8 @@ impl Plan {
                 transfer_rows: 100_000,
                 transfer_runs: 2,
                 backend_spawns: 10,
+                backup_rows: 100_000,
+                backup_point_iters: 300,
                 sdk_rows: 100_000,
                 sdk_runs: 2,
             }
@@ -123,6 +129,8 @@ impl Plan {
                 transfer_rows: 1_000_000,
                 transfer_runs: 2,
                 backend_spawns: 100,
+                backup_rows: 1_000_000,
+                backup_point_iters: 2_000,
                 sdk_rows: 1_000_000,
                 sdk_runs: 3,
             }
