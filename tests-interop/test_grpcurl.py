@@ -71,6 +71,7 @@ def test_list_and_describe(server: DBForgeServer) -> None:
     services = grpcurl(server, "list").stdout.split()
     for s in [
         "dbforge.v1.AccessService",
+        "dbforge.v1.BackupService",
         "dbforge.v1.DatabaseService",
         "dbforge.v1.OperationsService",
         "dbforge.v1.QueryService",
@@ -187,6 +188,46 @@ def test_every_service_end_to_end(server: DBForgeServer) -> None:
     assert missing.returncode != 0
     assert "Code: NotFound" in missing.stderr
     assert f'database "{db}" not found' in missing.stderr
+
+
+def test_backups_end_to_end(server: DBForgeServer) -> None:
+    db = f"curl-bk-{uuid.uuid4().hex[:10]}"
+    copy, policy = f"{db}-copy", f"p-{uuid.uuid4().hex[:10]}"
+    grpcurl(server, "dbforge.v1.DatabaseService/CreateDatabase", data={"name": db})
+    grpcurl(server, "dbforge.v1.QueryService/Execute", data={"database": db, "sql": "CREATE TABLE t (a INTEGER)"})
+    grpcurl(server, "dbforge.v1.QueryService/Execute", data={"database": db, "sql": "INSERT INTO t VALUES (1), (2)"})
+    backup = messages(grpcurl(server, "dbforge.v1.BackupService/CreateBackup", data={"database": db, "labels": {"why": "demo"}}).stdout)[0]["backup"]
+    assert backup["status"] == "BACKUP_STATUS_COMPLETED" and backup["labels"] == {"why": "demo"}
+    listed = messages(grpcurl(server, "dbforge.v1.BackupService/ListBackups", data={"database": db, "status": "BACKUP_STATUS_COMPLETED"}).stdout)[0]
+    assert [b["id"] for b in listed["backups"]] == [backup["id"]]
+    got = messages(grpcurl(server, "dbforge.v1.BackupService/GetBackup", data={"id": backup["id"]}).stdout)[0]
+    assert got["backup"]["sha256"] == backup["sha256"]
+
+    grpcurl(server, "dbforge.v1.QueryService/Execute", data={"database": db, "sql": "DELETE FROM t"})
+    replaced = messages(grpcurl(server, "dbforge.v1.BackupService/RestoreBackup", data={"backup_id": backup["id"], "mode": "RESTORE_MODE_REPLACE"}).stdout)[0]
+    assert replaced["database"]["name"] == db and replaced["safetyBackup"]["database"] == db
+    count = messages(grpcurl(server, "dbforge.v1.QueryService/Execute", data={"database": db, "sql": "SELECT count(*) FROM t"}).stdout)[0]
+    assert count["result"]["rows"] == [{"values": [{"intValue": "2"}]}]
+    new = messages(grpcurl(server, "dbforge.v1.BackupService/RestoreBackup", data={
+        "backup_id": backup["id"], "mode": "RESTORE_MODE_NEW", "new_name": copy}).stdout)[0]
+    assert new["database"]["name"] == copy and "safetyBackup" not in new
+    deleted = messages(grpcurl(server, "dbforge.v1.BackupService/DeleteBackup", data={"id": backup["id"]}).stdout)[0]
+    assert deleted["deleted"] is True
+    missing = grpcurl(server, "dbforge.v1.BackupService/GetBackup", data={"id": backup["id"]}, check=False)
+    assert "Code: NotFound" in missing.stderr
+
+    set_ = messages(grpcurl(server, "dbforge.v1.BackupService/SetBackupPolicy", data={"policy": {
+        "name": policy, "selector": {"database": db}, "every": "21600s", "keep_last": 10}}).stdout)[0]
+    assert set_["created"] is True and set_["policy"]["every"] == "21600s"
+    policies = messages(grpcurl(server, "dbforge.v1.BackupService/ListBackupPolicies", data={}).stdout)[0]
+    assert policy in [p["name"] for p in policies["policies"]]
+    dropped = messages(grpcurl(server, "dbforge.v1.BackupService/DeleteBackupPolicy", data={"name": policy}).stdout)[0]
+    assert dropped["deleted"] is True
+
+    for b in messages(grpcurl(server, "dbforge.v1.BackupService/ListBackups", data={"database": db}).stdout)[0].get("backups", []):
+        grpcurl(server, "dbforge.v1.BackupService/DeleteBackup", data={"id": b["id"], "allow_missing": True})
+    for name in (db, copy):
+        grpcurl(server, "dbforge.v1.DatabaseService/DeleteDatabase", data={"name": name})
 
 
 def test_access_and_operations_with_keys(auth_server: DBForgeServer) -> None:

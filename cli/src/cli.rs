@@ -1,8 +1,8 @@
 //! The command-line grammar: every command, flag and environment variable of `dbforge`, as clap
 //! derive structs. Parsing only; what the commands do lives in `commands/`.
 //!
-//! Later commands (backups) become new variants of [`Command`] with their own module
-//! under `commands/`.
+//! A new command group becomes a variant of [`Command`] with its own module under
+//! `commands/` (as `backup` did).
 
 use std::{path::PathBuf, time::Duration};
 
@@ -199,6 +199,9 @@ pub enum Command {
     /// The gateway's operational figures: uptime, connections, streams, sessions, calls per RPC
     /// (admin keys only).
     Stats,
+    /// Back databases up, list, restore and delete backups, and schedule them with policies.
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// Show the config file and the settings in effect.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -725,6 +728,167 @@ pub enum AuditCommand {
     },
     /// Check the audit log's hash chain: the first edited record or gap, if any (exit code 1).
     Verify,
+}
+
+/// `dbforge backup …`
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back a database up now; returns when the backup is stored.
+    #[command(after_help = "\
+The gateway writes the backup (compressed, checksummed, with a manifest) to a target configured
+on the server (--backup-target name=url there); the default target is its data directory's
+backups folder. On a terminal a spinner shows the bytes written so far.
+
+Examples:
+  dbforge backup create app --label why=before-migration
+  dbforge backup create app --target s3-archive -o json | jq -r .id")]
+    Create {
+        /// The database.
+        database: String,
+        /// A target configured on the server [default: the server's default target].
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+        /// A label KEY=VALUE; repeat for more (keys starting with `dbforge.` are reserved).
+        #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = input::parse_label)]
+        labels: Vec<(String, String)>,
+    },
+    /// List backups, newest first.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only backups of this database (it may have been deleted since).
+        #[arg(long, value_name = "NAME")]
+        database: Option<String>,
+        /// Only backups with this label KEY=VALUE; repeat to require several.
+        #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = input::parse_label)]
+        labels: Vec<(String, String)>,
+        /// Only backups in this status.
+        #[arg(long, value_enum)]
+        status: Option<BackupStatusArg>,
+    },
+    /// Show one backup: its database, status, size, checksum, location and manifest.
+    Show {
+        /// The backup's id (as `backup list` shows it).
+        id: String,
+    },
+    /// Restore a backup over the database it came from (--replace) or into a new one (--new).
+    #[command(group(ArgGroup::new("mode").required(true).args(["replace", "new"])))]
+    #[command(after_help = "\
+--replace first backs up the database as it is now (the safety backup, named in the output:
+restoring it undoes the restore), then swaps the restored copy in at once; calls on the database
+fail with UNAVAILABLE meanwhile. --new restores into a new database on the same backend and
+leaves the original alone. A backup whose stored bytes do not match their checksum is refused
+and nothing changes.
+
+Examples:
+  dbforge backup restore bk-0192ab34cd56-7f3a09c1 --replace
+  dbforge backup restore bk-0192ab34cd56-7f3a09c1 --new app-yesterday --label from=backup")]
+    Restore {
+        /// The backup's id.
+        id: String,
+        /// Replace the database the backup came from, after a safety backup of it.
+        #[arg(long)]
+        replace: bool,
+        /// Restore into a new database with this name.
+        #[arg(long, value_name = "NAME")]
+        new: Option<String>,
+        /// With --new: a label KEY=VALUE of the new database; repeat for more.
+        #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = input::parse_label)]
+        labels: Vec<(String, String)>,
+    },
+    /// Delete a backup (its stored object too); asks first unless --yes.
+    #[command(visible_alias = "delete")]
+    Rm {
+        /// The backup's id.
+        id: String,
+        /// Do not ask for confirmation (required when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Succeed when the backup does not exist.
+        #[arg(long)]
+        if_exists: bool,
+    },
+    /// Schedule backups: set, list and delete backup policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// Statuses of a backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackupStatusArg {
+    /// Being written.
+    Running,
+    /// Stored and verified; can be restored.
+    Completed,
+    /// Did not complete.
+    Failed,
+}
+
+impl From<BackupStatusArg> for dbforge::BackupStatus {
+    fn from(s: BackupStatusArg) -> Self {
+        match s {
+            BackupStatusArg::Running => dbforge::BackupStatus::Running,
+            BackupStatusArg::Completed => dbforge::BackupStatus::Completed,
+            BackupStatusArg::Failed => dbforge::BackupStatus::Failed,
+        }
+    }
+}
+
+/// `dbforge backup policy …`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Create or replace (by name) a policy: which databases, when, and how many backups to keep.
+    #[command(group(ArgGroup::new("selector").required(true).args(["database", "pattern", "labels"])))]
+    #[command(group(ArgGroup::new("schedule").required(true).args(["every", "cron"])))]
+    #[command(after_help = "\
+The gateway runs the policy: it backs up each selected database on the schedule (one backup of
+a database at a time, one missed run caught up after downtime) and after each success deletes
+that database's backups of this policy that neither --keep-last nor --keep-within keeps (give
+one or both).
+--pattern and --label select databases by name or labels and need an admin key.
+
+Examples:
+  dbforge backup policy set app-6h --database app --every 6h --keep-last 10
+  dbforge backup policy set nightly --label tier=prod --cron \"0 3 * * *\" --keep-within 30d")]
+    Set {
+        /// The policy's name: 1 to 63 of a-z 0-9 _ -, starting with a letter.
+        name: String,
+        /// Back up this database.
+        #[arg(long, value_name = "NAME")]
+        database: Option<String>,
+        /// Back up the databases whose names match this pattern (`*` = any characters).
+        #[arg(long, value_name = "PATTERN")]
+        pattern: Option<String>,
+        /// Back up the databases with this label KEY=VALUE; repeat to require several.
+        #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = input::parse_label)]
+        labels: Vec<(String, String)>,
+        /// At this interval, counted from the last run, e.g. 6h or 1d (at least 1m).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        every: Option<Duration>,
+        /// On this cron schedule in UTC: minute hour day-of-month month day-of-week, e.g. "0 3 * * *".
+        #[arg(long, value_name = "EXPR")]
+        cron: Option<String>,
+        /// Keep the newest N backups of each database.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        keep_last: Option<u32>,
+        /// Keep the backups younger than this, e.g. 7d.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        keep_within: Option<Duration>,
+        /// A target configured on the server [default: the server's default target].
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+    },
+    /// List backup policies by name, with their last and next runs.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Delete a policy; the backups it made stay.
+    #[command(visible_alias = "delete")]
+    Rm {
+        /// The policy's name.
+        name: String,
+        /// Succeed when the policy does not exist.
+        #[arg(long)]
+        if_exists: bool,
+    },
 }
 
 /// `dbforge config …`

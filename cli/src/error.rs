@@ -121,6 +121,12 @@ impl CliError {
             Code::NotFound if message.starts_with("database") => {
                 "`dbforge db list` shows the databases there are".to_owned()
             }
+            Code::NotFound if message.starts_with("backup policy") => {
+                "`dbforge backup policy list` shows the policies there are".to_owned()
+            }
+            Code::NotFound if message.starts_with("backup") => {
+                "`dbforge backup list` shows the backups there are".to_owned()
+            }
             Code::AlreadyExists if message.starts_with("database") => {
                 "pass --if-not-exists to use the existing database".to_owned()
             }

@@ -1,6 +1,7 @@
 //! Progress indicators for long operations, on stderr and only when stderr is a terminal and
 //! stdout is not (a result going to a file or a pipe). On a terminal the result itself shows
-//! progress, and in pipes and logs an indicator would only be noise.
+//! progress, and in pipes and logs an indicator would only be noise. Backups and restores
+//! print one line when they end, so their spinners show whenever stderr is a terminal.
 
 use std::time::Duration;
 
@@ -18,32 +19,50 @@ impl Progress {
 
     /// A spinner counting rows received.
     pub fn rows(enabled: bool) -> Self {
+        Self::styled(enabled, "{spinner} {human_pos} rows received ({elapsed})")
+    }
+
+    /// A spinner counting `what` ("rows exported") whose position the caller sets, for
+    /// transfers whose total is unknown until they end.
+    pub fn counter(enabled: bool, what: &str) -> Self {
+        Self::styled(
+            enabled,
+            &format!("{{spinner}} {{human_pos}} {what} ({{elapsed}})"),
+        )
+    }
+
+    /// A spinner with the time elapsed, for a call that reports nothing until it ends:
+    /// `{what} ({elapsed})`.
+    pub fn spinner(enabled: bool, what: &str) -> Self {
+        Self::styled(enabled, &format!("{{spinner}} {what} ({{elapsed}})"))
+    }
+
+    /// A spinner showing a byte count the caller sets, with the time elapsed:
+    /// `{what} 1.50 MiB ({elapsed})`.
+    pub fn bytes(enabled: bool, what: &str) -> Self {
+        Self::styled(
+            enabled,
+            &format!("{{spinner}} {what} {{binary_bytes}} ({{elapsed}})"),
+        )
+    }
+
+    /// A spinner drawn with `template` (indicatif's), ticking on its own.
+    fn styled(enabled: bool, template: &str) -> Self {
         if !enabled {
             return Self::none();
         }
         let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         pb.set_style(
-            ProgressStyle::with_template("{spinner} {human_pos} rows received ({elapsed})")
+            ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         pb.enable_steady_tick(Duration::from_millis(120));
         Progress(Some(pb))
     }
 
-    /// A spinner counting `what` ("rows exported") whose position the caller sets, for
-    /// transfers whose total is unknown until they end.
-    pub fn counter(enabled: bool, what: &str) -> Self {
-        if !enabled {
-            return Self::none();
-        }
-        let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        let template = format!("{{spinner}} {{human_pos}} {what} ({{elapsed}})");
-        pb.set_style(
-            ProgressStyle::with_template(&template)
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        pb.enable_steady_tick(Duration::from_millis(120));
-        Progress(Some(pb))
+    /// Whether an indicator is drawn.
+    pub fn shown(&self) -> bool {
+        self.0.is_some()
     }
 
     /// Sets the count to `n`.

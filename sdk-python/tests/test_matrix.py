@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Dict, List, Set, Tuple
 
 import dbforge
-from dbforge.v1 import access_pb2, database_pb2, operations_pb2, query_pb2, schema_pb2, table_pb2, transfer_pb2
+from dbforge.v1 import (
+    access_pb2,
+    backup_pb2,
+    database_pb2,
+    operations_pb2,
+    query_pb2,
+    schema_pb2,
+    table_pb2,
+    transfer_pb2,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,7 +33,7 @@ def table() -> Dict[Tuple[str, str], List[List[str]]]:
 
 def proto_rpcs() -> Set[Tuple[str, str]]:
     out = set()
-    for mod in (access_pb2, database_pb2, operations_pb2, query_pb2, schema_pb2, table_pb2, transfer_pb2):
+    for mod in (access_pb2, backup_pb2, database_pb2, operations_pb2, query_pb2, schema_pb2, table_pb2, transfer_pb2):
         for service in mod.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 out.add((service.name, method.name))

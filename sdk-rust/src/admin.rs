@@ -37,7 +37,7 @@ use std::{
 use crate::{Grant, Role, pb};
 
 /// A protobuf time, or `None` when unset or before the epoch.
-fn time(t: Option<prost_types::Timestamp>) -> Option<SystemTime> {
+pub(crate) fn time(t: Option<prost_types::Timestamp>) -> Option<SystemTime> {
     let t = t?;
     let secs = u64::try_from(t.seconds).ok()?;
     let nanos = u32::try_from(t.nanos).ok()?;
@@ -45,7 +45,7 @@ fn time(t: Option<prost_types::Timestamp>) -> Option<SystemTime> {
 }
 
 /// A protobuf duration; unset or negative is zero.
-fn duration(d: Option<prost_types::Duration>) -> Duration {
+pub(crate) fn duration(d: Option<prost_types::Duration>) -> Duration {
     d.and_then(|d| {
         Some(Duration::new(
             u64::try_from(d.seconds).ok()?,

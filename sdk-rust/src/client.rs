@@ -18,7 +18,7 @@ use crate::{
     admin::{ApiKey, AuditEvent, AuditFilter, AuditVerdict, ServerStats},
     pb::{
         self, access_service_client::AccessServiceClient,
-        database_service_client::DatabaseServiceClient,
+        backup_service_client::BackupServiceClient, database_service_client::DatabaseServiceClient,
         operations_service_client::OperationsServiceClient,
         query_service_client::QueryServiceClient, schema_service_client::SchemaServiceClient,
         table_service_client::TableServiceClient, transfer_service_client::TransferServiceClient,
@@ -263,6 +263,7 @@ pub struct Client {
     operations: OperationsServiceClient<Channel>,
     pub(crate) transfer: TransferServiceClient<Channel>,
     pub(crate) schema: SchemaServiceClient<Channel>,
+    pub(crate) backups: BackupServiceClient<Channel>,
 }
 
 impl Client {
@@ -292,6 +293,7 @@ impl Client {
             || opts.client_identity.is_some()
             || opts.endpoint.starts_with("https://")
         {
+            install_crypto_provider();
             let mut tls = ClientTlsConfig::new();
             if let Some(ca) = &opts.ca_file {
                 tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
@@ -335,6 +337,9 @@ impl Client {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
             schema: SchemaServiceClient::new(channel.clone()).max_decoding_message_size(max),
+            // A page of up to 1000 backups, each with its manifest's row counts per table, can
+            // pass the 4 MiB default; the server bounds it.
+            backups: BackupServiceClient::new(channel.clone()).max_decoding_message_size(max),
             channel,
         }
     }
@@ -761,4 +766,11 @@ fn database(d: Option<pb::Database>) -> Result<Database> {
 fn read(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path)
         .map_err(|e| crate::Error::Config(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Makes ring rustls' process-wide default, which tonic's TLS uses, unless a program chose one
+/// already: a program that also links aws-lc-rs (object_store, reqwest) leaves rustls unable to
+/// choose by itself, and TLS connections would panic.
+pub(crate) fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -54,6 +54,7 @@
 
 mod access;
 mod admin;
+mod backup;
 mod client;
 mod error;
 pub mod pb;
@@ -66,6 +67,10 @@ mod value;
 
 pub use access::{ApiKeySpec, Grant, Role};
 pub use admin::{ApiKey, AuditEvent, AuditFilter, AuditVerdict, KeyGrant, RpcStats, ServerStats};
+pub use backup::{
+    Backup, BackupFilter, BackupManifest, BackupPolicy, BackupStatus, CreateBackup, RestoreMode,
+    Restored, Schedule, Selector, TableRowCount,
+};
 pub use client::{
     Backend, Capabilities, Client, ClientOptions, CreateOptions, Created, Database, DatabaseStatus,
     ListFilter, Statement,

@@ -1,76 +1,13 @@
 //! The SDK's transfer and schema calls, and its error messages, against a gateway started in
 //! this process (SQLite databases), on an ephemeral loopback port.
 
+mod gateway;
+
 use std::io;
 
-use dbforge::{
-    Client, ClientOptions, ColumnType, CreateOptions, ExportFormat, ExportOptions,
-    ImportCsvOptions, ImportSource, Value,
-};
+use dbforge::{ColumnType, ExportFormat, ExportOptions, ImportCsvOptions, ImportSource, Value};
 use futures::TryStreamExt;
-use tokio::sync::oneshot;
-
-/// An in-process gateway without authentication; stopped when dropped.
-struct Gateway {
-    client: Client,
-    shutdown: Option<oneshot::Sender<()>>,
-    _data: tempfile::TempDir,
-}
-
-impl Gateway {
-    async fn start() -> Self {
-        let data = tempfile::tempdir().expect("temp dir");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let cfg = dbforge_server::config::Config {
-            data_dir: data.path().into(),
-            insecure_no_auth: true,
-            ..Default::default()
-        };
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(dbforge_server::server::run(cfg, listener, async {
-            let _ = rx.await;
-        }));
-        // The listener is bound before serving starts, so connecting cannot race it.
-        let client = Client::connect_with(ClientOptions::new(format!("http://{addr}")))
-            .await
-            .expect("connect");
-        Gateway {
-            client,
-            shutdown: Some(tx),
-            _data: data,
-        }
-    }
-
-    async fn db(&self, name: &str) -> String {
-        self.client
-            .create_database(name, CreateOptions::default())
-            .await
-            .expect("create database");
-        name.to_owned()
-    }
-
-    async fn rows(&self, db: &str, sql: &str) -> Vec<Vec<Value>> {
-        self.client
-            .query(db, sql, &[])
-            .await
-            .expect("query")
-            .map_ok(dbforge::Row::into_values)
-            .try_collect()
-            .await
-            .expect("rows")
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
+use gateway::Gateway;
 
 const PEOPLE: &str = "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, note TEXT)";
 

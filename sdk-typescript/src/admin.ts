@@ -127,10 +127,15 @@ export interface AuditVerdict {
 }
 
 const EPOCH = new Date(0);
-const date = (t: Timestamp | undefined): Date => (t ? timestampDate(t) : EPOCH);
-const optionalDate = (t: Timestamp | undefined): Date | undefined => (t ? timestampDate(t) : undefined);
-// Fractional, not protobuf-es' `durationMs` (whole milliseconds): most calls take less than one.
-const ms = (d: Duration | undefined): number => (d ? Number(d.seconds) * 1000 + d.nanos / 1e6 : 0);
+/** A protobuf time as a `Date`; unset is the epoch. (Shared with `backup.ts`.) */
+export const date = (t: Timestamp | undefined): Date => (t ? timestampDate(t) : EPOCH);
+/** A protobuf time as a `Date`, or undefined when unset. */
+export const optionalDate = (t: Timestamp | undefined): Date | undefined => (t ? timestampDate(t) : undefined);
+/**
+ * A protobuf duration in milliseconds; unset is 0. Fractional, not protobuf-es' `durationMs`
+ * (whole milliseconds): most calls take less than one.
+ */
+export const ms = (d: Duration | undefined): number => (d ? Number(d.seconds) * 1000 + d.nanos / 1e6 : 0);
 
 export function keyGrantFromPb(g: PbGrant): KeyGrant {
   const t = g.target;

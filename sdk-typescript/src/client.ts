@@ -12,7 +12,22 @@ import {
   type AuditVerdict,
   type ServerStats,
 } from "./admin.js";
+import {
+  backupFromPb,
+  backupStatusPb,
+  policyFromPb,
+  policyPb,
+  restoreModePb,
+  restoredFromPb,
+  type Backup,
+  type BackupPolicy,
+  type BackupPolicySpec,
+  type BackupStatusLike,
+  type RestoreModeLike,
+  type Restored,
+} from "./backup.js";
 import { AccessService, type Grant as PbGrant } from "./gen/dbforge/v1/access_pb.js";
+import { BackupService } from "./gen/dbforge/v1/backup_pb.js";
 import { DatabaseService } from "./gen/dbforge/v1/database_pb.js";
 import { Backend } from "./gen/dbforge/v1/types_pb.js";
 import { OperationsService } from "./gen/dbforge/v1/operations_pb.js";
@@ -127,6 +142,18 @@ export interface AuditFilter {
   pageToken?: string;
 }
 
+/** Filters of `listBackups`. */
+export interface BackupFilter {
+  /** Only backups of this database (it may have been deleted since). */
+  database?: string;
+  /** Only backups carrying all of these labels. */
+  labels?: Record<string, string>;
+  /** Only backups in this status. */
+  status?: BackupStatusLike;
+  /** Backups per page (0: the server's default of 100; at most 1000). */
+  pageSize?: number;
+}
+
 /**
  * A DB-Forge client. Build one with `connect()` from `@dbforge/sdk/node` (gRPC over HTTP/2, TLS)
  * or `connectWeb()` from `@dbforge/sdk/web` (grpc-web), or pass any Connect transport.
@@ -142,6 +169,7 @@ export class DBForgeClient {
   readonly operations: Client<typeof OperationsService>;
   readonly schema: Client<typeof SchemaService>;
   readonly transfer: Client<typeof TransferService>;
+  readonly backups: Client<typeof BackupService>;
   private readonly headers: Record<string, string>;
 
   constructor(
@@ -158,6 +186,7 @@ export class DBForgeClient {
     this.operations = createClient(OperationsService, transport);
     this.schema = createClient(SchemaService, transport);
     this.transfer = createClient(TransferService, transport);
+    this.backups = createClient(BackupService, transport);
     this.headers = settings.apiKey ? { authorization: `Bearer ${settings.apiKey}` } : {};
   }
 
@@ -599,6 +628,113 @@ export class DBForgeClient {
   /** Walks the audit log's hash chain and reports the first broken record. */
   async verifyAuditLog(): Promise<AuditVerdict> {
     return auditVerdictFromPb(await this.unary((o) => this.operations.verifyAuditLog({}, o)));
+  }
+
+  // ---- backups ----------------------------------------------------------------------------
+
+  /**
+   * Backs `database` up now, to the server's `target` (empty: its default target), and resolves
+   * when the backup is stored. PermissionDenied without the owner role; NotFound for an unknown
+   * database or target; Unavailable when the target or the database's server cannot be reached
+   * (the backup is then listed as FAILED); Aborted while another backup of it runs. The
+   * client's `timeoutMs` applies, as to every call.
+   */
+  async createBackup(database: string, opts: { target?: string; labels?: Record<string, string> } = {}): Promise<Backup> {
+    const r = await this.unary((o) => this.backups.createBackup({ database, target: opts.target ?? "", labels: opts.labels ?? {} }, o));
+    if (!r.backup) throw new Internal("the response carries no backup");
+    return backupFromPb(r.backup);
+  }
+
+  /** Looks a backup up. NotFound when it does not exist or is of a database the key cannot see. */
+  async getBackup(id: string): Promise<Backup> {
+    const r = await this.unary((o) => this.backups.getBackup({ id }, o));
+    if (!r.backup) throw new Internal("the response carries no backup");
+    return backupFromPb(r.backup);
+  }
+
+  /** Every backup that matches, newest first, following pages for you. */
+  async listBackups(filter: BackupFilter = {}): Promise<Backup[]> {
+    const all: Backup[] = [];
+    for await (const b of this.iterBackups(filter)) all.push(b);
+    return all;
+  }
+
+  /** Like `listBackups`, fetching each page when the previous one is used up. */
+  async *iterBackups(filter: BackupFilter = {}): AsyncGenerator<Backup> {
+    let token: string | undefined = "";
+    while (token !== undefined) {
+      const page: { backups: Backup[]; nextPageToken: string | undefined } = await this.listBackupsPage({ ...filter, pageToken: token });
+      yield* page.backups;
+      token = page.nextPageToken;
+    }
+  }
+
+  /** One page of backups and the token of the next page (undefined on the last). */
+  async listBackupsPage(
+    filter: BackupFilter & { pageToken?: string } = {},
+  ): Promise<{ backups: Backup[]; nextPageToken: string | undefined }> {
+    const req = {
+      database: filter.database ?? "",
+      labels: filter.labels ?? {},
+      status: backupStatusPb(filter.status),
+      pageSize: filter.pageSize ?? 0,
+      pageToken: filter.pageToken ?? "",
+    };
+    const r = await this.unary((o) => this.backups.listBackups(req, o));
+    return { backups: r.backups.map(backupFromPb), nextPageToken: r.nextPageToken || undefined };
+  }
+
+  /**
+   * Deletes a backup: its stored object, its manifest and its record. NotFound when it does not
+   * exist, unless `allowMissing`; FailedPrecondition while it is running. Resolves whether it
+   * deleted one.
+   */
+  async deleteBackup(id: string, opts: { allowMissing?: boolean } = {}): Promise<boolean> {
+    const r = await this.unary((o) => this.backups.deleteBackup({ id, allowMissing: opts.allowMissing ?? false }, o));
+    return r.deleted;
+  }
+
+  /**
+   * Restores a completed backup. `"replace"` (`RestoreMode.REPLACE`) rebuilds the database it
+   * came from, after a safety backup of it (`safetyBackup`); calls on that database fail with
+   * Unavailable until the restored copy is swapped in. `"new"` (`RestoreMode.NEW`) restores into
+   * a new database `newName` with `labels`, leaving the original alone.
+   *
+   * DataLoss when the stored backup does not match its checksum or manifest (nothing changed);
+   * FailedPrecondition for a backup that is not COMPLETED or a restore onto another backend;
+   * AlreadyExists when `newName` is taken; NotFound for an unknown backup; PermissionDenied.
+   */
+  async restoreBackup(
+    id: string,
+    mode: RestoreModeLike,
+    opts: { newName?: string; labels?: Record<string, string> } = {},
+  ): Promise<Restored> {
+    const req = { backupId: id, mode: restoreModePb(mode), newName: opts.newName ?? "", labels: opts.labels ?? {} };
+    return restoredFromPb(await this.unary((o) => this.backups.restoreBackup(req, o)));
+  }
+
+  /**
+   * Creates or replaces (by name) a backup policy; resolves it as stored (with its next run) and
+   * whether it is new. RangeError unless exactly one selector and one schedule are set;
+   * InvalidArgument for a bad schedule, selector or retention.
+   */
+  async setBackupPolicy(policy: BackupPolicySpec): Promise<{ policy: BackupPolicy; created: boolean }> {
+    const req = { policy: policyPb(policy) };
+    const r = await this.unary((o) => this.backups.setBackupPolicy(req, o));
+    if (!r.policy) throw new Internal("the response carries no policy");
+    return { policy: policyFromPb(r.policy), created: r.created };
+  }
+
+  /** The backup policies the key can see, by name. */
+  async listBackupPolicies(): Promise<BackupPolicy[]> {
+    const r = await this.unary((o) => this.backups.listBackupPolicies({}, o));
+    return r.policies.map(policyFromPb);
+  }
+
+  /** Deletes a backup policy (its backups stay). NotFound when it does not exist, unless `allowMissing`; resolves whether it deleted one. */
+  async deleteBackupPolicy(name: string, opts: { allowMissing?: boolean } = {}): Promise<boolean> {
+    const r = await this.unary((o) => this.backups.deleteBackupPolicy({ name, allowMissing: opts.allowMissing ?? false }, o));
+    return r.deleted;
   }
 }
 

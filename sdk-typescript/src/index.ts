@@ -6,7 +6,18 @@
  * The generated messages and service descriptors are under `@dbforge/sdk/gen/dbforge/v1/*_pb`.
  */
 export { DBForgeClient, Transaction } from "./client.js";
-export type { ApiKeySpec, AuditFilter, CallSettings, QueryOptions, SelectOptions } from "./client.js";
+export type { ApiKeySpec, AuditFilter, BackupFilter, CallSettings, QueryOptions, SelectOptions } from "./client.js";
+export { BackupStatus, RestoreMode } from "./backup.js";
+export type {
+  Backup,
+  BackupManifest,
+  BackupPolicy,
+  BackupPolicySpec,
+  BackupStatusLike,
+  Restored,
+  RestoreModeLike,
+  TableRowCount,
+} from "./backup.js";
 export * from "./errors.js";
 export { DEFAULT_ENDPOINT, type ConnectOptions } from "./options.js";
 export { Rows } from "./rows.js";

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { AccessService } from "../src/gen/dbforge/v1/access_pb.js";
+import { BackupService } from "../src/gen/dbforge/v1/backup_pb.js";
 import { DatabaseService } from "../src/gen/dbforge/v1/database_pb.js";
 import { OperationsService } from "../src/gen/dbforge/v1/operations_pb.js";
 import { QueryService } from "../src/gen/dbforge/v1/query_pb.js";
@@ -21,7 +22,7 @@ test("every RPC is reachable from a DBForgeClient method", () => {
       rows.set(`${cells[0]}.${cells[1]}`, [...cells[4]!.matchAll(/`([A-Za-z]+)`/g)].map((m) => m[1]!));
     }
   }
-  const rpcs = [AccessService, DatabaseService, OperationsService, QueryService, SchemaService, TableService, TransferService].flatMap((s) =>
+  const rpcs = [AccessService, BackupService, DatabaseService, OperationsService, QueryService, SchemaService, TableService, TransferService].flatMap((s) =>
     s.methods.map((m) => `${s.name}.${m.name}`),
   );
   assert.deepEqual([...rows.keys()].sort(), rpcs.sort());

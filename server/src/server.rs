@@ -57,6 +57,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), BoxError> {
     cfg.validate()?;
+    // tonic's TLS uses rustls' process-wide provider; object_store links aws-lc-rs beside the
+    // ring that tonic's `tls-ring` brings, and with two compiled in, rustls will not choose.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let limits = cfg.limits();
     let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(SqliteBackend::new(cfg.sqlite())?)];
     if let Some(url) = &cfg.postgres_url {

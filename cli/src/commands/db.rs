@@ -1,6 +1,7 @@
 //! `dbforge db create|list|show|rm`: the control plane.
 
 use std::{
+    collections::BTreeMap,
     io::{self, BufRead, Write},
     time::{Instant, SystemTime},
 };
@@ -154,6 +155,12 @@ pub fn run(app: &App, command: DbCommand) -> Result<()> {
 
 /// Asks on the terminal before pruning; refuses without a terminal to ask on.
 fn confirm(app: &App, name: &str) -> Result<()> {
+    confirm_delete(app, "database", name, "and all its data")
+}
+
+/// Asks on the terminal "Delete {what} {name} {consequence}? [y/N]"; refuses without a terminal
+/// to ask on (pass --yes).
+pub fn confirm_delete(app: &App, what: &str, name: &str, consequence: &str) -> Result<()> {
     if !app.stdin_tty {
         return Err(CliError::Usage(format!(
             "not deleting {name} without confirmation: stdin is not a terminal; pass --yes"
@@ -162,7 +169,7 @@ fn confirm(app: &App, name: &str) -> Result<()> {
     let mut err = io::stderr().lock();
     write!(
         err,
-        "Delete database {} and all its data? [y/N] ",
+        "Delete {what} {} {consequence}? [y/N] ",
         app.err_paint.name(name)
     )?;
     err.flush()?;
@@ -170,7 +177,7 @@ fn confirm(app: &App, name: &str) -> Result<()> {
     io::stdin().lock().read_line(&mut answer)?;
     match answer.trim().to_ascii_lowercase().as_str() {
         "y" | "yes" => Ok(()),
-        _ => Err(CliError::Declined(format!("database {name} not deleted"))),
+        _ => Err(CliError::Declined(format!("{what} {name} not deleted"))),
     }
 }
 
@@ -201,22 +208,7 @@ fn columns(app: &App) -> Vec<Column> {
 /// A database as named values, in [`columns`] order. Labels read `k=v, …` in tables and are an
 /// object for programs.
 fn fields(app: &App, db: &Database) -> Vec<(&'static str, Value)> {
-    let labels = if app.settings.format == Format::Table {
-        Value::Text(
-            db.labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        )
-    } else {
-        let obj: serde_json::Map<String, serde_json::Value> = db
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        Value::Json(serde_json::Value::Object(obj).to_string())
-    };
+    let labels = labels(app, &db.labels);
     vec![
         ("name", Value::Text(db.name.clone())),
         ("backend", Value::Text(backend_name(db.backend).to_owned())),
@@ -229,6 +221,25 @@ fn fields(app: &App, db: &Database) -> Vec<(&'static str, Value)> {
         ("last_accessed_at", timestamp(db.last_accessed_at)),
         ("labels", labels),
     ]
+}
+
+/// Labels as `k=v, …` in tables and an object for programs.
+pub fn labels(app: &App, labels: &BTreeMap<String, String>) -> Value {
+    if app.settings.format == Format::Table {
+        Value::Text(
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    } else {
+        let obj: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        Value::Json(serde_json::Value::Object(obj).to_string())
+    }
 }
 
 /// The columns of a listing, named and typed; `json` columns hold a JSON document for

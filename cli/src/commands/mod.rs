@@ -2,6 +2,7 @@
 //! driver that streams a result into an output sink.
 
 pub mod access;
+pub mod backup;
 pub mod chart;
 pub mod config;
 pub mod db;
@@ -195,6 +196,7 @@ pub fn run(app: &App, command: Command) -> Result<()> {
         Command::Whoami => access::whoami(app),
         Command::Audit(c) => operations::audit(app, c),
         Command::Stats => operations::stats(app),
+        Command::Backup(c) => backup::run(app, c),
         Command::Config(c) => config::run(app, c),
         Command::Completions { shell } => {
             let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
@@ -281,6 +283,17 @@ pub fn warn_truncated(app: &App, end: &End) {
         )),
         Truncation::Unspecified => {}
     }
+}
+
+/// A count as an integer value.
+pub fn int(n: u64) -> dbforge::Value {
+    dbforge::Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// A duration in milliseconds, to the microsecond.
+pub fn millis(d: Duration) -> f64 {
+    let ms = d.as_secs() as f64 * 1000.0 + f64::from(d.subsec_nanos()) / 1_000_000.0;
+    (ms * 1000.0).round() / 1000.0
 }
 
 /// The backend's name as the CLI spells it (`--backend` values).

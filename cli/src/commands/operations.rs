@@ -2,11 +2,9 @@
 
 use std::time::Instant;
 
-use std::time::Duration;
-
 use dbforge::{AuditEvent, AuditFilter, RpcStats, Value, pb::ValueKind};
 
-use super::{App, access::time, db::listing_columns, stdout};
+use super::{App, access::time, db::listing_columns, int, millis, stdout};
 use crate::{
     cli::{AuditCommand, Format},
     error::{CliError, Result},
@@ -220,15 +218,4 @@ fn rpc_values(r: &RpcStats) -> Vec<Value> {
         Value::Float(millis(r.mean_duration)),
         Value::Float(millis(r.max_duration)),
     ]
-}
-
-/// A count as an integer value.
-fn int(n: u64) -> Value {
-    Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
-}
-
-/// A duration in milliseconds, to the microsecond.
-fn millis(d: Duration) -> f64 {
-    let ms = d.as_secs() as f64 * 1000.0 + f64::from(d.subsec_nanos()) / 1_000_000.0;
-    (ms * 1000.0).round() / 1000.0
 }

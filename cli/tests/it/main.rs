@@ -5,6 +5,7 @@
 mod harness;
 
 mod access;
+mod backup;
 mod chart;
 mod config;
 mod db;

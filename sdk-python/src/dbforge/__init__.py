@@ -13,13 +13,23 @@ with dbforge.Client() as client:          # DBFORGE_ENDPOINT / DBFORGE_API_KEY, 
 ```
 
 `AsyncClient` has the same methods for asyncio. `export_table` / `import_csv` / `dump_database` /
-`import_sql` move files in and out; `get_schema` and `explain` describe tables and query plans.
+`import_sql` move files in and out; `get_schema` and `explain` describe tables and query plans;
+`create_backup` / `restore_backup` / `set_backup_policy` back databases up and restore them.
 Errors are subclasses of `DBForgeError` named after the gRPC status (`NotFound`, `AlreadyExists`,
 `InvalidArgument`, ...). The generated messages and stubs are in `dbforge.v1`.
 """
 
 from dbforge.admin import ApiKey, AuditEvent, AuditVerdict, KeyGrant, RpcStats, ServerStats
 from dbforge.aio import AsyncClient, AsyncTransaction
+from dbforge.backup import (
+    Backup,
+    BackupManifest,
+    BackupPolicy,
+    BackupStatus,
+    Restored,
+    RestoreMode,
+    TableRowCount,
+)
 from dbforge.client import Client, Transaction
 from dbforge.errors import (
     Aborted,
@@ -99,6 +109,10 @@ __all__ = [
     "AuditEvent",
     "AuditVerdict",
     "Backend",
+    "Backup",
+    "BackupManifest",
+    "BackupPolicy",
+    "BackupStatus",
     "Cancelled",
     "Capabilities",
     "CheckSchema",
@@ -139,6 +153,8 @@ __all__ = [
     "ProtocolError",
     "RejectedRow",
     "ResourceExhausted",
+    "RestoreMode",
+    "Restored",
     "Role",
     "Rows",
     "RpcStats",
@@ -147,6 +163,7 @@ __all__ = [
     "Statement",
     "Summary",
     "TableKind",
+    "TableRowCount",
     "TableSchema",
     "Transaction",
     "Truncation",

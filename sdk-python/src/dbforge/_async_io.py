@@ -21,6 +21,7 @@ from dbforge.transfer import AsyncExport, AsyncSource, RequestStream, asource_ch
 from dbforge.types import ExecResult
 from dbforge.v1 import (
     access_pb2_grpc,
+    backup_pb2_grpc,
     database_pb2_grpc,
     operations_pb2_grpc,
     query_pb2,
@@ -46,6 +47,7 @@ class AsyncConnection(Connection):
     operations: operations_pb2_grpc.OperationsServiceAsyncStub
     schema: schema_pb2_grpc.SchemaServiceAsyncStub
     transfer: transfer_pb2_grpc.TransferServiceAsyncStub
+    backups: backup_pb2_grpc.BackupServiceAsyncStub
 
     def _open(self) -> grpc.aio.Channel:
         self.channel: grpc.aio.Channel = self.options.aio_channel()

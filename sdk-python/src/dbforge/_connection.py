@@ -8,6 +8,7 @@ from typing import Any, Optional
 from dbforge.options import ClientOptions
 from dbforge.v1 import (
     access_pb2_grpc,
+    backup_pb2_grpc,
     database_pb2_grpc,
     operations_pb2_grpc,
     query_pb2_grpc,
@@ -58,6 +59,7 @@ class Connection:
         self.operations = operations_pb2_grpc.OperationsServiceStub(channel)
         self.schema = schema_pb2_grpc.SchemaServiceStub(channel)
         self.transfer = transfer_pb2_grpc.TransferServiceStub(channel)
+        self.backups = backup_pb2_grpc.BackupServiceStub(channel)
 
     def _open(self) -> Any:
         """Opens the channel (sets `self.channel`) and returns it."""

@@ -20,6 +20,7 @@ from dbforge.transfer import Export, RequestStream, Source, source_chunks
 from dbforge.types import ExecResult
 from dbforge.v1 import (
     access_pb2_grpc,
+    backup_pb2_grpc,
     database_pb2_grpc,
     operations_pb2_grpc,
     query_pb2,
@@ -47,6 +48,7 @@ class SyncConnection(Connection):
     operations: operations_pb2_grpc.OperationsServiceStub
     schema: schema_pb2_grpc.SchemaServiceStub
     transfer: transfer_pb2_grpc.TransferServiceStub
+    backups: backup_pb2_grpc.BackupServiceStub
 
     def _open(self) -> grpc.Channel:
         self.channel: grpc.Channel = self.options.channel()

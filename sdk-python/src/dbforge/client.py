@@ -10,7 +10,9 @@ from typing import Any, Iterator, Iterable, List, Mapping, Optional, Sequence, T
 
 from dbforge import _requests as rq
 from dbforge._sync_io import SyncConnection, Transaction
+from dbforge import backup as bk
 from dbforge.admin import ApiKey, AuditEvent, AuditVerdict, ServerStats
+from dbforge.backup import Backup, BackupPolicy, BackupStatus, Restored, RestoreModeLike, StatusLike
 from dbforge.rows import Rows
 from dbforge.schema import Plan, Schema, explain_request, get_schema_request
 from dbforge.transfer import (
@@ -44,6 +46,7 @@ from dbforge.types import (
 )
 from dbforge.v1 import (
     access_pb2,
+    backup_pb2,
     database_pb2,
     operations_pb2,
     schema_pb2,
@@ -473,3 +476,124 @@ class Client(SyncConnection):
             self.operations.VerifyAuditLog, operations_pb2.VerifyAuditLogRequest()
         )
         return AuditVerdict.from_pb(resp)
+
+    # ---- backups ------------------------------------------------------------------------------
+
+    def create_backup(
+        self, database: str, *, target: str = "", labels: Optional[Mapping[str, str]] = None
+    ) -> Backup:
+        """Backs `database` up now, to the server's `target` (empty: its default target), and
+        returns when the backup is stored. PermissionDenied without the owner role; NotFound
+        for an unknown database or target; Unavailable when the target or the database's
+        server cannot be reached (the backup is then listed as FAILED); Aborted while another
+        backup of the same database runs. The client's `timeout` applies, as to every call."""
+        req = backup_pb2.CreateBackupRequest(database=database, target=target, labels=dict(labels or {}))
+        return bk.backup(self._unary(self.backups.CreateBackup, req))
+
+    def get_backup(self, backup_id: str) -> Backup:
+        """Looks a backup up. NotFound when it does not exist or is of a database the key
+        cannot see."""
+        req = backup_pb2.GetBackupRequest(id=backup_id)
+        return bk.backup(self._unary(self.backups.GetBackup, req))
+
+    def list_backups(
+        self,
+        *,
+        database: str = "",
+        labels: Optional[Mapping[str, str]] = None,
+        status: StatusLike = BackupStatus.UNSPECIFIED,
+        page_size: int = 0,
+    ) -> List[Backup]:
+        """Every backup that matches, newest first, following pages for you: of one
+        `database` (it may have been deleted since), carrying all `labels`, in one `status`
+        (a `BackupStatus` or "running", "completed", "failed")."""
+        return [
+            b
+            for b in self.iter_backups(
+                database=database, labels=labels, status=status, page_size=page_size
+            )
+        ]
+
+    def iter_backups(
+        self,
+        *,
+        database: str = "",
+        labels: Optional[Mapping[str, str]] = None,
+        status: StatusLike = BackupStatus.UNSPECIFIED,
+        page_size: int = 0,
+    ) -> Iterator[Backup]:
+        """Like `list_backups`, fetching each page when the previous one is used up."""
+        token: Optional[str] = ""
+        while token is not None:
+            page, token = self.list_backups_page(
+                database=database, labels=labels, status=status, page_size=page_size, page_token=token
+            )
+            for b in page:
+                yield b
+
+    def list_backups_page(
+        self,
+        *,
+        database: str = "",
+        labels: Optional[Mapping[str, str]] = None,
+        status: StatusLike = BackupStatus.UNSPECIFIED,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> Tuple[List[Backup], Optional[str]]:
+        """One page of backups (`page_size` 0: the server's default of 100; at most 1000) and
+        the token of the next page (None on the last page)."""
+        req = bk.list_backups(database, labels, status, page_size, page_token)
+        return bk.backup_page(self._unary(self.backups.ListBackups, req))
+
+    def delete_backup(self, backup_id: str, *, allow_missing: bool = False) -> bool:
+        """Deletes a backup: its stored object, its manifest and its record. NotFound when it
+        does not exist, unless `allow_missing`; FailedPrecondition while it is running.
+        Returns whether it deleted one."""
+        req = backup_pb2.DeleteBackupRequest(id=backup_id, allow_missing=allow_missing)
+        resp: backup_pb2.DeleteBackupResponse = self._unary(self.backups.DeleteBackup, req)
+        return resp.deleted
+
+    def restore_backup(
+        self,
+        backup_id: str,
+        mode: RestoreModeLike,
+        *,
+        new_name: str = "",
+        labels: Optional[Mapping[str, str]] = None,
+    ) -> Restored:
+        """Restores a completed backup. `RestoreMode.REPLACE` ("replace") rebuilds the database
+        it came from, after a safety backup of it (`Restored.safety_backup`); calls on that
+        database fail with Unavailable until the restored copy is swapped in.
+        `RestoreMode.NEW` ("new") restores into a new database `new_name` with `labels`,
+        leaving the original alone.
+
+        DataLoss when the stored backup does not match its checksum or manifest (nothing
+        changed); FailedPrecondition for a backup that is not COMPLETED or a restore onto
+        another backend; AlreadyExists when `new_name` is taken; NotFound for an unknown
+        backup; PermissionDenied."""
+        req = bk.restore_backup(backup_id, mode, new_name, labels)
+        resp: backup_pb2.RestoreBackupResponse = self._unary(self.backups.RestoreBackup, req)
+        return Restored.from_pb(resp)
+
+    def set_backup_policy(self, policy: BackupPolicy) -> Tuple[BackupPolicy, bool]:
+        """Creates or replaces (by name) a backup policy; returns it as stored (with its next
+        run) and whether it is new. ValueError unless exactly one selector and one schedule are
+        set; InvalidArgument for a bad schedule, selector or retention."""
+        req = backup_pb2.SetBackupPolicyRequest(policy=policy.to_pb())
+        return bk.policy_set(self._unary(self.backups.SetBackupPolicy, req))
+
+    def list_backup_policies(self) -> List[BackupPolicy]:
+        """The backup policies the key can see, by name."""
+        resp: backup_pb2.ListBackupPoliciesResponse = self._unary(
+            self.backups.ListBackupPolicies, backup_pb2.ListBackupPoliciesRequest()
+        )
+        return [BackupPolicy.from_pb(p) for p in resp.policies]
+
+    def delete_backup_policy(self, name: str, *, allow_missing: bool = False) -> bool:
+        """Deletes a backup policy (its backups stay). NotFound when it does not exist, unless
+        `allow_missing`; returns whether it deleted one."""
+        req = backup_pb2.DeleteBackupPolicyRequest(name=name, allow_missing=allow_missing)
+        resp: backup_pb2.DeleteBackupPolicyResponse = self._unary(
+            self.backups.DeleteBackupPolicy, req
+        )
+        return resp.deleted

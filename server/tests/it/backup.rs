@@ -417,7 +417,7 @@ async fn backup_round_on_redis() {
         "ZADD board 1.5 ada 2 grace",
         "HSET user:1 name Ada visits 3",
         "XADD events 1-1 kind start",
-        "SET short-lived v PX 1500",
+        "SET short-lived v PX 60000",
     ] {
         c.exec(&db, cmd).await;
     }
@@ -428,7 +428,9 @@ async fn backup_round_on_redis() {
     c.exec(&db, "DEL greeting").await;
     c.exec(&db, "HSET user:1 visits 99").await;
     c.exec(&db, "SET extra 1").await;
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // Expire a key the backup holds.
+    c.exec(&db, "PEXPIRE short-lived 1").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
     c.restore(&backup.id, None).await.expect("restore replace");
     let after = keys(&c, &db).await;
     // As at the moment of the backup: the short-lived key, expired since, is back with the
@@ -441,7 +443,7 @@ async fn backup_round_on_redis() {
     else {
         panic!("{short:?}")
     };
-    assert!(*short > 0 && *short <= 1500, "{short}");
+    assert!(*short > 0 && *short <= 60_000, "{short}");
     assert_eq!(
         c.rows(&db, "GET greeting").await[0][0],
         pb::Value::from(dbforge::Value::Text("hello".into()))
@@ -740,4 +742,110 @@ async fn a_backup_interrupted_by_a_crash_is_failed_and_cleaned_at_start() {
     assert!(listed[0].error.contains("interrupted"), "{listed:?}");
     assert!(!object.exists() && !partial.exists());
     drop(data);
+}
+
+/// Calls during a REPLACE restore see the database before or after it, or UNAVAILABLE: never
+/// half of it.
+#[tokio::test]
+async fn calls_during_a_replace_see_before_or_after_or_unavailable() {
+    let s = TestServer::start().await;
+    let c = Clients::new(s.client.channel());
+    let db = s.db("bkf").await;
+    c.exec(&db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        .await;
+    c.exec(&db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000) INSERT INTO t SELECT i, hex(randomblob(32)) FROM n").await;
+    let b = c.backup(&db).await.expect("backup");
+    c.exec(&db, "DELETE FROM t WHERE id > 25000").await;
+    let restore = {
+        let c = Clients::new(s.client.channel());
+        let id = b.id.clone();
+        tokio::spawn(async move { c.restore(&id, None).await })
+    };
+    let mut seen = BTreeMap::<String, usize>::new();
+    while !restore.is_finished() {
+        let r = c
+            .query
+            .clone()
+            .execute(pb::ExecuteRequest {
+                database: db.clone(),
+                sql: "SELECT count(*) FROM t".into(),
+                params: vec![],
+            })
+            .await;
+        let key = match r {
+            Ok(resp) => format!(
+                "{:?}",
+                resp.into_inner().result.expect("result").rows[0].values[0].kind
+            ),
+            Err(e) => {
+                assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+                assert!(e.message().contains("being restored"), "{e:?}");
+                "UNAVAILABLE".to_owned()
+            }
+        };
+        *seen.entry(key).or_default() += 1;
+    }
+    restore.await.expect("task").expect("restore");
+    let allowed = [
+        "Some(IntValue(25000))".to_owned(),
+        "Some(IntValue(50000))".to_owned(),
+        "UNAVAILABLE".to_owned(),
+    ];
+    assert!(seen.keys().all(|k| allowed.contains(k)), "{seen:?}");
+    assert_eq!(
+        c.rows(&db, "SELECT count(*) FROM t").await[0][0],
+        pb::Value::from(dbforge::Value::Int(50000))
+    );
+}
+
+/// A target that refuses the write (as a full disk does) fails the backup, leaves nothing
+/// listed as good or stored, and the metrics count both outcomes and the newest backup's age.
+#[tokio::test]
+async fn a_failed_write_keeps_nothing_and_metrics_count_backups() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    let c = Clients::new(s.client.channel());
+    let db = s.db("bkm").await;
+    c.exec(&db, "CREATE TABLE t (x INT)").await;
+    // The database's folder in the target is a file: every write under it fails.
+    let folder = s.data_dir().join("backups").join(&db);
+    std::fs::write(&folder, b"in the way").expect("block the folder");
+    let failed = code(c.backup(&db).await, Code::Unavailable, "backup target");
+    assert!(failed.message().contains("local"), "{failed:?}");
+    let listed = c.list(&db).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, pb::BackupStatus::Failed as i32);
+    assert!(!listed[0].error.is_empty());
+    std::fs::remove_file(&folder).expect("unblock");
+    c.backup(&db).await.expect("backup");
+
+    let mut conn = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut text = String::new();
+    conn.read_to_string(&mut text).await.expect("read");
+    let series = |name: &str, labels: &[&str]| {
+        text.lines()
+            .find(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
+            .map(|l| l.rsplit(' ').next().unwrap_or_default().to_owned())
+    };
+    assert_eq!(
+        series(
+            "dbforge_backups_total{",
+            &["sqlite", "outcome=\"completed\""]
+        )
+        .as_deref(),
+        Some("1"),
+        "{text}"
+    );
+    assert_eq!(
+        series("dbforge_backups_total{", &["sqlite", "outcome=\"failed\""]).as_deref(),
+        Some("1")
+    );
+    assert!(series("dbforge_backup_bytes_total{", &["sqlite"]).is_some());
+    assert!(series("dbforge_backup_duration_seconds_count{", &["sqlite"]).is_some());
+    assert!(series("dbforge_backup_newest_age_seconds{", &[db.as_str()]).is_some());
 }

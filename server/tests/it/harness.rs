@@ -156,14 +156,19 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Without authentication.
     pub fn spawn(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn_env(data_dir, extra, &[])
+    }
+
+    /// Without authentication, with `env` added to the environment it inherits.
+    pub fn spawn_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut args = vec!["--insecure-no-auth"];
         args.extend_from_slice(extra);
-        Self::spawn_with(data_dir, &args)
+        Self::spawn_with(data_dir, &args, env)
     }
 
     /// With authentication, as deployed.
     pub fn spawn_secured(data_dir: &Path) -> Self {
-        Self::spawn_with(data_dir, &[])
+        Self::spawn_with(data_dir, &[], &[])
     }
 
     /// Everything the server logged so far (debug level for DB-Forge's own modules).
@@ -171,7 +176,7 @@ impl ServerProcess {
         self.logs.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
-    fn spawn_with(data_dir: &Path, extra: &[&str]) -> Self {
+    fn spawn_with(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dbforge-server"))
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -180,6 +185,7 @@ impl ServerProcess {
             .args(extra)
             .env("NO_COLOR", "1")
             .env("RUST_LOG_STYLE", "never")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -2,6 +2,7 @@
 
 mod access;
 mod backup;
+mod backup_s3;
 mod concurrency;
 mod control;
 mod data;

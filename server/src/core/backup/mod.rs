@@ -3,7 +3,7 @@
 //!
 //! # What a backup is
 //!
-//! One object `<database>/<id>.zst` in a [target](store), and its manifest
+//! One object `<database>/<id>.zst` in a target (`store.rs`), and its manifest
 //! `<database>/<id>.manifest.json` beside it. The object is one zstd frame ([`format`]) over the
 //! engine's own bytes: SQLite's file copied with the online backup API
 //! ([`Database::backup_image`](crate::backend::Database::backup_image)), PostgreSQL's and
@@ -18,8 +18,8 @@
 //! The catalog row is written `running` before the first byte is uploaded and `completed` only
 //! after the object and the manifest are stored. A failure removes what was uploaded and marks
 //! the row `failed` with its error. A gateway killed mid-backup leaves a `running` row: the next
-//! start marks it failed and removes the partial object ([`Forge::recover_backups`]). One lock
-//! per database name ([`Backups::lock`]) keeps two backups (or a backup and a restore) of one
+//! start marks it failed and removes the partial object (`Forge::recover_backups`). One lock
+//! per database name (`Backups::lock`) keeps two backups (or a backup and a restore) of one
 //! database from running at once.
 //!
 //! # Restores

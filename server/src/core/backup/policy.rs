@@ -456,7 +456,149 @@ impl Forge {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::{
+        backend::{Backend, sqlite::SqliteBackend},
+        config::Config,
+        core::{access::Principal, backup::BackupFilter, forge::DatabaseSpec},
+    };
+
+    /// A Forge on `dir` whose own scheduler stays out of the way: the tests run policies with
+    /// a clock of their own, days ahead of the real one.
+    async fn forge(dir: &std::path::Path) -> Forge {
+        let cfg = Config {
+            data_dir: dir.to_path_buf(),
+            backup_tick: Duration::from_secs(3600),
+            ..Config::default()
+        };
+        let backends: Vec<Arc<dyn Backend>> =
+            vec![Arc::new(SqliteBackend::new(cfg.sqlite()).expect("sqlite"))];
+        Forge::open(cfg.forge(), backends).await.expect("forge").0
+    }
+
+    async fn spawn(f: &Forge, name: &str) {
+        f.create_database(
+            &Principal::Unrestricted,
+            DatabaseSpec {
+                name: DatabaseName::parse(name).expect("name"),
+                backend: crate::core::engine::BackendKind::Sqlite,
+                if_not_exists: false,
+                labels: BTreeMap::new(),
+            },
+        )
+        .await
+        .expect("spawn");
+    }
+
+    fn hourly(name: &str, selector: Selector, keep_last: u32) -> PolicySpec {
+        PolicySpec {
+            name: name.into(),
+            selector,
+            schedule: Schedule::Every(HOUR as u64),
+            retention: Retention {
+                keep_last,
+                keep_within_ms: None,
+            },
+            target: String::new(),
+        }
+    }
+
+    async fn backups(f: &Forge, db: &str) -> Vec<BackupRecord> {
+        f.list_backups(
+            &Principal::Unrestricted,
+            BackupFilter {
+                database: Some(db.into()),
+                page_size: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list")
+        .backups
+    }
+
+    #[tokio::test]
+    async fn retention_keeps_exactly_the_newest_and_a_restart_catches_up_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let f = forge(dir.path()).await;
+        spawn(&f, "sched").await;
+        let who = Principal::Unrestricted;
+        let (p, created) = f
+            .set_backup_policy(
+                &who,
+                hourly("hourly", Selector::Database("sched".into()), 3),
+            )
+            .await
+            .expect("policy");
+        assert!(created);
+        let t0 = p.next_run_ms;
+        assert_eq!(f.run_due_policies(t0 - 1).await, 0, "not due yet");
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            assert_eq!(f.run_due_policies(t0 + i * HOUR).await, 1);
+            let now: Vec<String> = backups(&f, "sched")
+                .await
+                .into_iter()
+                .map(|b| b.id)
+                .collect();
+            ids.insert(0, now[0].clone());
+            ids.truncate(3);
+            assert_eq!(now, ids, "run {i}: the newest three, newest first");
+        }
+        // The gateway is down for ten intervals: one run catches up, not ten.
+        f.shutdown().await;
+        drop(f);
+        let f = forge(dir.path()).await;
+        let late = t0 + 15 * HOUR;
+        assert_eq!(f.run_due_policies(late).await, 1);
+        assert_eq!(f.run_due_policies(late + MIN).await, 0, "caught up once");
+        let policy = &f.list_backup_policies(&who).await.expect("list")[0];
+        assert_eq!(policy.last_run_ms, Some(late));
+        assert_eq!(policy.next_run_ms, late + HOUR);
+        assert_eq!(backups(&f, "sched").await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn two_policies_on_one_database_never_overlap() {
+        let dir = tempfile::tempdir().expect("dir");
+        let f = forge(dir.path()).await;
+        spawn(&f, "both").await;
+        let who = Principal::Unrestricted;
+        let a = f
+            .set_backup_policy(
+                &who,
+                hourly("by-name", Selector::Database("both".into()), 10),
+            )
+            .await
+            .expect("policy")
+            .0;
+        f.set_backup_policy(
+            &who,
+            hourly("by-pattern", Selector::Pattern("bo*".into()), 10),
+        )
+        .await
+        .expect("policy");
+        // Two scheduler passes at once, each finding both policies due.
+        let due = a.next_run_ms + MIN;
+        let (x, y) = tokio::join!(f.run_due_policies(due), f.run_due_policies(due));
+        assert_eq!(x + y, 4);
+        let mut made = backups(&f, "both").await;
+        assert_eq!(made.len(), 4);
+        made.sort_by_key(|b| b.created_ms);
+        for pair in made.windows(2) {
+            assert!(
+                pair[1].created_ms >= pair[0].finished_ms.expect("finished"),
+                "{pair:?}"
+            );
+        }
+        let by: BTreeMap<Option<String>, usize> = made.iter().fold(BTreeMap::new(), |mut m, b| {
+            *m.entry(b.policy.clone()).or_default() += 1;
+            m
+        });
+        assert_eq!(by.len(), 2, "{by:?}");
+    }
 
     const MIN: i64 = 60_000;
     const HOUR: i64 = 60 * MIN;

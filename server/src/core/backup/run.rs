@@ -118,7 +118,7 @@ impl Forge {
         let backend = entry.backend()?;
         let kind = backend.kind();
         let started = Instant::now();
-        let created_ms = now_ms();
+        let created_ms = monotonic_ms();
         let id = new_id(created_ms)?;
         let db = entry.record.provisioned.name.as_str();
         let mut rec = BackupRecord {
@@ -528,6 +528,20 @@ impl Forge {
             }
         }
     }
+}
+
+/// The current time in ms, later than any earlier call's: backups sort by it, newest first,
+/// and retention counts on that order even for backups started within one millisecond.
+fn monotonic_ms() -> i64 {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = now_ms();
+    let prev = LAST
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or(now);
+    now.max(prev + 1)
 }
 
 /// The engine server's version, or "" when it will not say.

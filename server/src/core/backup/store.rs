@@ -18,9 +18,13 @@ use std::{
 use bytes::Bytes;
 use futures::{StreamExt, stream::BoxStream};
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
-    WriteMultipart, aws::AmazonS3Builder, azure::MicrosoftAzureBuilder,
-    gcp::GoogleCloudStorageBuilder, local::LocalFileSystem, path::Path,
+    BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
+    aws::{AmazonS3Builder, AmazonS3ConfigKey},
+    azure::{AzureConfigKey, MicrosoftAzureBuilder},
+    gcp::{GoogleCloudStorageBuilder, GoogleConfigKey},
+    local::LocalFileSystem,
+    path::Path,
 };
 
 use crate::core::error::{Error, Result};
@@ -76,10 +80,20 @@ fn retry() -> RetryConfig {
     }
 }
 
-fn client() -> ClientOptions {
-    ClientOptions::new()
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(60))
+/// Timeouts of a store's requests: connecting, and a whole request (an 8 MiB part).
+const TIMEOUTS: [(ClientConfigKey, &str); 2] = [
+    (ClientConfigKey::ConnectTimeout, "5s"),
+    (ClientConfigKey::Timeout, "60s"),
+];
+
+/// Sets [`TIMEOUTS`] on a builder made from the environment, through `set` (its
+/// `with_config`). Unlike `with_client_options`, which replaces every client option, this keeps
+/// those the environment gave (`AWS_ALLOW_HTTP` for an `http://` endpoint, proxies,
+/// certificates).
+fn with_timeouts<B>(builder: B, set: impl Fn(B, ClientConfigKey, &str) -> B) -> B {
+    TIMEOUTS
+        .iter()
+        .fold(builder, |b, &(key, value)| set(b, key, value))
 }
 
 fn config_err(name: &str, url: &str, e: impl std::fmt::Display) -> Error {
@@ -116,30 +130,33 @@ impl Target {
                 (Arc::new(fs), Path::default(), Some(dir))
             }
             "s3" | "s3a" => {
-                let s3 = AmazonS3Builder::from_env()
-                    .with_url(url)
-                    .with_retry(retry())
-                    .with_client_options(client())
-                    .build()
-                    .map_err(|e| config_err(name, url, e))?;
+                let s3 = with_timeouts(AmazonS3Builder::from_env(), |b, k, v| {
+                    b.with_config(AmazonS3ConfigKey::Client(k), v)
+                })
+                .with_url(url)
+                .with_retry(retry())
+                .build()
+                .map_err(|e| config_err(name, url, e))?;
                 (Arc::new(s3), bucket_and_prefix(rest)?, None)
             }
             "gs" => {
-                let gcs = GoogleCloudStorageBuilder::from_env()
-                    .with_url(url)
-                    .with_retry(retry())
-                    .with_client_options(client())
-                    .build()
-                    .map_err(|e| config_err(name, url, e))?;
+                let gcs = with_timeouts(GoogleCloudStorageBuilder::from_env(), |b, k, v| {
+                    b.with_config(GoogleConfigKey::Client(k), v)
+                })
+                .with_url(url)
+                .with_retry(retry())
+                .build()
+                .map_err(|e| config_err(name, url, e))?;
                 (Arc::new(gcs), bucket_and_prefix(rest)?, None)
             }
             "az" | "abfs" | "abfss" | "azure" => {
-                let az = MicrosoftAzureBuilder::from_env()
-                    .with_url(url)
-                    .with_retry(retry())
-                    .with_client_options(client())
-                    .build()
-                    .map_err(|e| config_err(name, url, e))?;
+                let az = with_timeouts(MicrosoftAzureBuilder::from_env(), |b, k, v| {
+                    b.with_config(AzureConfigKey::Client(k), v)
+                })
+                .with_url(url)
+                .with_retry(retry())
+                .build()
+                .map_err(|e| config_err(name, url, e))?;
                 (Arc::new(az), bucket_and_prefix(rest)?, None)
             }
             other => {
@@ -356,5 +373,31 @@ impl Targets {
                     self.targets.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gateway's timeouts go on top of the client options the environment gave: an S3
+    /// endpoint on plain HTTP (AWS_ALLOW_HTTP=true) stays allowed.
+    #[test]
+    fn timeouts_keep_the_client_options_of_the_environment() {
+        let allow_http = AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp);
+        let builder = AmazonS3Builder::new().with_config(allow_http, "true");
+        let builder = with_timeouts(builder, |b, k, v| {
+            b.with_config(AmazonS3ConfigKey::Client(k), v)
+        });
+        assert_eq!(
+            builder.get_config_value(&allow_http).as_deref(),
+            Some("true")
+        );
+        let timeout = |k| builder.get_config_value(&AmazonS3ConfigKey::Client(k));
+        assert_eq!(timeout(ClientConfigKey::Timeout).as_deref(), Some("60s"));
+        assert_eq!(
+            timeout(ClientConfigKey::ConnectTimeout).as_deref(),
+            Some("5s")
+        );
     }
 }
