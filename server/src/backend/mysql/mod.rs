@@ -145,8 +145,16 @@ impl MysqlDialect {
         if s.is_empty() {
             return "('')".into();
         }
-        let hex: String = s.bytes().map(|b| format!("{b:02X}")).collect();
-        format!("(CONVERT(X'{hex}' USING utf8mb4))")
+        // Pushed digit by digit: a `format!` per byte was a quarter of a MariaDB backup's CPU.
+        const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+        let mut out = String::with_capacity(s.len() * 2 + 32);
+        out.push_str("(CONVERT(X'");
+        for b in s.bytes() {
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        }
+        out.push_str("' USING utf8mb4))");
+        out
     }
 }
 

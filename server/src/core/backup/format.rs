@@ -11,9 +11,9 @@ use zstd::stream::raw::{Decoder, Encoder, InBuffer, Operation, OutBuffer};
 
 use crate::core::error::{Error, Result};
 
-/// zstd level: 3 is zstd's default, several hundred MB/s per core, about what a dump compresses
-/// to with heavier levels within 10–20 %.
-const LEVEL: i32 = 3;
+/// zstd level 1: on a 50 MB SQLite image it took 0.37 CPU-s against level 3's 0.66 for a
+/// result 2 % larger (21.5 against 21.1 MB), and compression was most of a backup's CPU.
+const LEVEL: i32 = 1;
 
 /// Largest raw piece an [`Unpacker`] hands out.
 pub const RAW_PIECE: usize = 256 << 10;
