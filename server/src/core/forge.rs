@@ -167,7 +167,12 @@ impl Forge {
 
     /// The entry of `name` if the caller has at least `needed` on it. A database the caller
     /// could not know of is PERMISSION_DENIED whether it exists or not, so names don't leak.
-    fn authorized(&self, who: &Principal, name: &str, needed: Role) -> Result<(Arc<Entry>, Role)> {
+    pub(crate) fn authorized(
+        &self,
+        who: &Principal,
+        name: &str,
+        needed: Role,
+    ) -> Result<(Arc<Entry>, Role)> {
         match self.inner.registry.get(name) {
             Ok(e) => {
                 let r = &e.record;

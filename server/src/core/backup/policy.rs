@@ -211,7 +211,7 @@ impl Forge {
         self.backups().targets().get(&spec.target)?;
         match &spec.selector {
             Selector::Database(db) => {
-                self.authorized_entry(who, db, Role::Owner)?;
+                self.authorized(who, db, Role::Owner)?;
             }
             Selector::Pattern(_) | Selector::Labels(_) => who.require_admin().map_err(|_| {
                 Error::PermissionDenied(format!(
@@ -299,7 +299,7 @@ impl Forge {
             return Ok(());
         }
         match &p.spec.selector {
-            Selector::Database(db) => self.authorized_entry(who, db, Role::Owner).map(drop),
+            Selector::Database(db) => self.authorized(who, db, Role::Owner).map(drop),
             _ => Err(Error::PermissionDenied("an admin key is needed".into())),
         }
     }

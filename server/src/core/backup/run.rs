@@ -1,7 +1,7 @@
 //! Making a backup: the Forge's CreateBackup, GetBackup, ListBackups and DeleteBackup, the
 //! pipeline from the engine through [`Packer`] to the target, and start-up recovery.
 
-use std::{collections::BTreeMap, sync::Arc, time::Instant};
+use std::{collections::BTreeMap, time::Instant};
 
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
@@ -51,7 +51,7 @@ impl Forge {
         target: &str,
         labels: BTreeMap<String, String>,
     ) -> Result<BackupRecord> {
-        let (entry, _) = self.authorized_entry(who, db, Role::Owner)?;
+        let (entry, _) = self.authorized(who, db, Role::Owner)?;
         validate_labels(&labels)?;
         if let Some(k) = labels.keys().find(|k| k.starts_with("dbforge.")) {
             return Err(Error::invalid(
@@ -62,26 +62,6 @@ impl Forge {
         entry.check_fence()?;
         self.backup_entry(&entry, target, labels, None, Trigger::Call)
             .await
-    }
-
-    /// The entry of `db` when `who` has `needed` on it.
-    pub(super) fn authorized_entry(
-        &self,
-        who: &Principal,
-        db: &str,
-        needed: Role,
-    ) -> Result<(Arc<Entry>, Role)> {
-        match self.registry().get(db) {
-            Ok(e) => {
-                let r = &e.record;
-                let role = who.require(needed, db, &r.labels, r.owner.as_deref())?;
-                Ok((e, role))
-            }
-            Err(Error::NotFound { .. }) if !who.may_know(db) => Err(Error::PermissionDenied(
-                format!("key {} has no access to database {db:?}", who.key_id()),
-            )),
-            Err(e) => Err(e),
-        }
     }
 
     /// Backs up `entry` to `target` (the default for ""), holding the database's backup lock.
