@@ -42,7 +42,10 @@ mod lexer;
 mod split;
 mod tokens;
 
-pub use split::{Construct, Split, Splitter, Statement, is_blank, split, split_complete};
+pub use split::{
+    Construct, CopyTarget, Split, Splitter, Statement, copy_from_stdin, is_blank, split,
+    split_complete,
+};
 pub use tokens::{Token, TokenKind, Tokens};
 
 /// Whose lexical rules apply.

@@ -51,6 +51,10 @@ pub struct Splitter {
     /// Start of the word being read in `buf`, if any.
     word_start: Option<usize>,
     block: Blocks,
+    /// Whether a `COPY … FROM STDIN` statement stops the scan (see [`Splitter::with_copy_data`]).
+    copy_data: bool,
+    /// A `COPY … FROM STDIN` statement was emitted and its data not taken yet.
+    in_copy: bool,
 }
 
 /// Tracks `BEGIN … END` nesting in statements that define triggers or routines, whose inner
@@ -130,7 +134,49 @@ impl Splitter {
             number: 0,
             word_start: None,
             block: Blocks::default(),
+            copy_data: false,
+            in_copy: false,
         }
+    }
+
+    /// Stops after each PostgreSQL `COPY … FROM STDIN` statement, whose data lines (up to a
+    /// line `\.`) follow it in the script, as in `pg_dump`'s plain format: [`push`] returns the
+    /// statement last, and the caller takes what follows it with
+    /// [`take_copy_data`](Self::take_copy_data), reads the data up to its end, and pushes the
+    /// rest. Without this, data lines are read as SQL.
+    ///
+    /// [`push`]: Self::push
+    pub fn with_copy_data(mut self) -> Self {
+        self.copy_data = self.lexer.dialect == Dialect::Postgres;
+        self
+    }
+
+    /// After a `COPY … FROM STDIN` statement (see [`with_copy_data`](Self::with_copy_data)):
+    /// the bytes fed after its semicolon, which the splitter gives up. `None` otherwise.
+    pub fn take_copy_data(&mut self) -> Option<Vec<u8>> {
+        if !std::mem::take(&mut self.in_copy) {
+            return None;
+        }
+        let mut data = std::mem::take(&mut self.buf).into_bytes();
+        data.append(&mut self.carry);
+        self.pos = 0;
+        Some(data)
+    }
+
+    /// At the end of the input, before [`finish`](Self::finish): the statements still held back
+    /// (the last bytes fed wait for more), stopping after a `COPY … FROM STDIN` as
+    /// [`push`](Self::push) does. A caller of [`with_copy_data`](Self::with_copy_data) calls it
+    /// until no copy data is left to take; others need not.
+    pub fn end_of_input(&mut self) -> Result<Vec<Statement>, Error> {
+        if self.in_copy {
+            return Ok(Vec::new());
+        }
+        self.scan(true)
+    }
+
+    /// Counts `n` lines read by the caller (copy data), so later statements' lines stay right.
+    pub fn skip_lines(&mut self, n: u64) {
+        self.line += n;
     }
 
     /// The dialect it splits by.
@@ -142,6 +188,10 @@ impl Splitter {
     /// last few bytes fed may wait for the next call (or [`Splitter::finish`]).
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Statement>, Error> {
         self.carry.extend_from_slice(bytes);
+        if self.in_copy {
+            // The caller has not taken the copy data yet: keep the bytes for it.
+            return Ok(Vec::new());
+        }
         let valid = match std::str::from_utf8(&self.carry) {
             Ok(s) => s.len(),
             Err(e) if e.error_len().is_none() => e.valid_up_to(),
@@ -228,7 +278,14 @@ impl Splitter {
                 Some(TokenKind::Semicolon) if self.block.at_top() => {
                     let end = self.pos;
                     if let Some(stmt) = self.take(end) {
+                        let copy = self.copy_data
+                            && copy_from_stdin(self.lexer.dialect, &stmt.sql).is_some();
                         out.push(stmt);
+                        if copy {
+                            // What follows is data, not SQL: the caller takes it.
+                            self.in_copy = true;
+                            return Ok(out);
+                        }
                     }
                     // `take` drained the statement and its semicolon.
                     continue;
@@ -284,6 +341,54 @@ impl Splitter {
         self.block = Blocks::default();
         stmt
     }
+}
+
+/// The table and columns of a `COPY table [(column, …)] FROM STDIN` statement with no
+/// options; see [`copy_from_stdin`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyTarget {
+    /// The table, unquoted.
+    pub table: String,
+    /// The columns, unquoted; empty for all of them.
+    pub columns: Vec<String>,
+}
+
+/// Reads `sql` as PostgreSQL's `COPY table [(column, …)] FROM STDIN` (names bare or quoted, no
+/// schema, no options); `None` for any other statement, so a caller can rebuild the statement
+/// from the names instead of running the text.
+pub fn copy_from_stdin(dialect: Dialect, sql: &str) -> Option<CopyTarget> {
+    if dialect != Dialect::Postgres {
+        return None;
+    }
+    let mut tokens = crate::Tokens::new(sql, dialect).filter(|t| t.kind != TokenKind::Comment);
+    let name = |t: crate::Token<'_>| match t.kind {
+        TokenKind::Word => Some(t.text.to_lowercase()),
+        TokenKind::QuotedIdentifier => {
+            let inner = t.text.strip_prefix('"')?.strip_suffix('"')?;
+            Some(inner.replace("\"\"", "\""))
+        }
+        _ => None,
+    };
+    if !tokens.next()?.is_word("COPY") {
+        return None;
+    }
+    let table = name(tokens.next()?)?;
+    let mut columns = Vec::new();
+    let mut next = tokens.next()?;
+    if next.kind == TokenKind::Open {
+        loop {
+            columns.push(name(tokens.next()?)?);
+            match tokens.next()?.kind {
+                TokenKind::Comma => {}
+                TokenKind::Close => break,
+                _ => return None,
+            }
+        }
+        next = tokens.next()?;
+    }
+    let stdin = tokens.next()?;
+    (next.is_word("FROM") && stdin.is_word("STDIN") && tokens.next().is_none())
+        .then_some(CopyTarget { table, columns })
 }
 
 /// What a script can end inside of.

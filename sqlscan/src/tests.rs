@@ -205,3 +205,99 @@ fn tokens_follow_the_dialect() {
         ]
     );
 }
+
+#[test]
+fn copy_statements_name_their_table_and_columns_and_nothing_else_does() {
+    let t = |sql| copy_from_stdin(Dialect::Postgres, sql);
+    assert_eq!(
+        t(r#"COPY "Odd ""t""" ("a", b, "C") FROM stdin"#),
+        Some(CopyTarget {
+            table: "Odd \"t\"".into(),
+            columns: vec!["a".into(), "b".into(), "C".into()],
+        })
+    );
+    assert_eq!(
+        t("copy T from STDIN"),
+        Some(CopyTarget {
+            table: "t".into(),
+            columns: vec![],
+        })
+    );
+    for other in [
+        "COPY t FROM '/etc/passwd'",
+        "COPY t TO STDOUT",
+        "COPY t FROM STDIN WITH (FORMAT csv)",
+        "COPY s.t FROM STDIN",
+        "COPY (SELECT 1) TO STDOUT",
+        "SELECT 'COPY t FROM STDIN'",
+    ] {
+        assert_eq!(t(other), None, "{other}");
+    }
+    assert_eq!(copy_from_stdin(Dialect::Mysql, "COPY t FROM STDIN"), None);
+}
+
+/// Splits `script` fed in pieces of `size` bytes, reading copy data as a caller of
+/// [`Splitter::with_copy_data`] does: statements, and the data of each COPY up to `\.`.
+fn split_with_copies(script: &str, size: usize) -> (Vec<String>, Vec<String>) {
+    let mut s = Splitter::new(Dialect::Postgres, 1 << 20).with_copy_data();
+    let (mut stmts, mut copies) = (Vec::new(), Vec::new());
+    let mut copying: Option<Vec<u8>> = None;
+    let pieces = script.as_bytes().chunks(size).map(Some).chain([None]);
+    for piece in pieces {
+        let mut input = piece.unwrap_or_default().to_vec();
+        loop {
+            if let Some(data) = copying.as_mut() {
+                data.extend_from_slice(&input);
+                let Some(end) = data.windows(3).position(|w| w == b"\\.\n") else {
+                    break;
+                };
+                input = data.split_off(end + 3);
+                data.truncate(end);
+                copies.push(String::from_utf8(copying.take().unwrap()).unwrap());
+            }
+            let out = if piece.is_some() {
+                s.push(&input).unwrap()
+            } else {
+                let mut out = s.push(&input).unwrap();
+                out.extend(s.end_of_input().unwrap());
+                out
+            };
+            stmts.extend(out.into_iter().map(|st| st.sql));
+            match s.take_copy_data() {
+                Some(rest) => {
+                    copying = Some(Vec::new());
+                    input = rest;
+                }
+                None => break,
+            }
+        }
+    }
+    assert!(copying.is_none(), "copy data ended");
+    stmts.extend(s.finish().unwrap().into_iter().map(|st| st.sql));
+    (stmts, copies)
+}
+
+#[test]
+fn copy_data_is_handed_over_whole_in_any_chunking() {
+    let script = "CREATE TABLE t (a int, b text);\nCOPY t (a, b) FROM stdin;\n1\tx;y\n2\t'\n\\.\n\
+                  SELECT 1;\nCOPY t FROM stdin;\n\\.\nSELECT 2;\nCOPY t FROM stdin;\n\\.\n";
+    for size in [1000, 64, 7, 3, 2, 1] {
+        let (stmts, copies) = split_with_copies(script, size);
+        assert_eq!(
+            stmts,
+            [
+                "CREATE TABLE t (a int, b text)",
+                "COPY t (a, b) FROM stdin",
+                "SELECT 1",
+                "COPY t FROM stdin",
+                "SELECT 2",
+                "COPY t FROM stdin"
+            ],
+            "pieces of {size}"
+        );
+        assert_eq!(copies, ["\n1\tx;y\n2\t'\n", "\n", "\n"], "pieces of {size}");
+    }
+    // Without the option, nothing changes for other callers.
+    let plain = split(Dialect::Postgres, "COPY t FROM stdin;\nSELECT 1;", 1 << 20).unwrap();
+    assert_eq!(sqls(&plain), ["COPY t FROM stdin", "SELECT 1"]);
+}

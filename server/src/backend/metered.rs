@@ -97,6 +97,10 @@ impl Database for Metered {
         self.inner.dump(schema_only, limits).await
     }
 
+    async fn backup_dump(&self, limits: StatementLimits) -> Result<DumpStream> {
+        self.inner.backup_dump(limits).await
+    }
+
     async fn import_records(&self, data: &[u8], limits: &StatementLimits) -> Result<u64> {
         self.inner.import_records(data, limits).await
     }

@@ -218,6 +218,13 @@ pub trait Database: Send + Sync + fmt::Debug {
         let _ = (stmt, analyze, limits);
         Err(self.unsupported("Explain"))
     }
+    /// The dump a backup stores: [`dump`](Self::dump) of everything by default. An engine may
+    /// write rows in its bulk format instead (PostgreSQL: `COPY … FROM STDIN` blocks with
+    /// their keys added after the rows, as `pg_dump` does), which a backup's restore reads and
+    /// ImportSql does not.
+    async fn backup_dump(&self, limits: StatementLimits) -> Result<DumpStream> {
+        self.dump(false, limits).await
+    }
     /// Streams a dump of the whole database that the same engine replays into an identical one:
     /// an SQL script for SQL engines (run with the script importer), NDJSON records for
     /// key-value engines (read by [`import_records`](Self::import_records)). Dropping the stream
@@ -273,6 +280,18 @@ pub trait Session: Send + fmt::Debug {
         _table: &str,
         _columns: &[String],
         _rows: &[&[Value]],
+    ) -> Result<Option<u64>> {
+        Ok(None)
+    }
+    /// Appends lines of the engine's own bulk text format (PostgreSQL's `COPY` text, whole
+    /// lines, as a backup stored them) to `columns` of `table` (all when empty) inside the
+    /// transaction; returns the rows stored, or `Ok(None)` when the engine has no such format.
+    /// A failure undoes only this call, like a failed statement.
+    async fn copy_text(
+        &mut self,
+        _table: &str,
+        _columns: &[String],
+        _lines: &[u8],
     ) -> Result<Option<u64>> {
         Ok(None)
     }

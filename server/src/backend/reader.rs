@@ -124,6 +124,10 @@ impl<D: Database> Database for WithReader<D> {
         self.pick(&limits).await?.dump(schema_only, limits).await
     }
 
+    async fn backup_dump(&self, limits: StatementLimits) -> Result<DumpStream> {
+        self.pick(&limits).await?.backup_dump(limits).await
+    }
+
     async fn import_records(&self, data: &[u8], limits: &StatementLimits) -> Result<u64> {
         self.pick(limits).await?.import_records(data, limits).await
     }

@@ -177,7 +177,7 @@ pub trait SqlConn: Send + 'static {
     ) -> Result<Outcome>;
     /// Runs a statement for its effect, discarding any rows.
     async fn run_discarding(&mut self, stmt: &Statement) -> Result<Outcome>;
-    /// Appends `rows` to `columns` of `table` through the engine's bulk-load path (PostgreSQL
+    /// Appends rows to `columns` of `table` through the engine's bulk-load path (PostgreSQL
     /// `COPY … FROM STDIN`) and returns how many rows it stored; `Ok(None)` when the engine has
     /// no such path or it cannot carry these values, and the caller inserts instead. A failure
     /// leaves the transaction as a failed statement does (the caller runs it in a savepoint).
@@ -185,10 +185,20 @@ pub trait SqlConn: Send + 'static {
         &mut self,
         _table: &str,
         _columns: &[String],
-        _rows: &[&[Value]],
+        _rows: CopySource<'_>,
     ) -> Result<Option<u64>> {
         Ok(None)
     }
+}
+
+/// What a bulk load ([`SqlConn::copy_in`]) carries.
+#[derive(Debug, Clone, Copy)]
+pub enum CopySource<'a> {
+    /// Rows of values, which the engine encodes.
+    Values(&'a [&'a [Value]]),
+    /// Whole lines in the engine's own bulk text format (PostgreSQL's `COPY` text), as a
+    /// backup stored them.
+    Text(&'a [u8]),
 }
 
 /// Sets a spawned database's login back to the credentials in the catalog, through the

@@ -55,9 +55,30 @@ impl Splitter {
         ))
     }
 
+    /// Stops after PostgreSQL's `COPY … FROM STDIN` statements so the caller reads their data
+    /// (see [`dbforge_sqlscan::Splitter::with_copy_data`]); backups' restores use it.
+    pub fn with_copy_data(self) -> Self {
+        Self(self.0.with_copy_data())
+    }
+
     /// Feeds the next bytes and returns the statements they complete.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<ScriptStatement>> {
         self.0.push(bytes).map_err(error)
+    }
+
+    /// After a `COPY … FROM STDIN` statement: the bytes fed after it, which hold its data.
+    pub fn take_copy_data(&mut self) -> Option<Vec<u8>> {
+        self.0.take_copy_data()
+    }
+
+    /// At the end of the input: the statements still held back, stopping after a COPY.
+    pub fn end_of_input(&mut self) -> Result<Vec<ScriptStatement>> {
+        self.0.end_of_input().map_err(error)
+    }
+
+    /// Counts lines the caller read itself (copy data).
+    pub fn skip_lines(&mut self, n: u64) {
+        self.0.skip_lines(n);
     }
 
     /// Ends the script: returns the last statement if it lacks a semicolon, or an error when a
@@ -65,6 +86,11 @@ impl Splitter {
     pub fn finish(self) -> Result<Vec<ScriptStatement>> {
         self.0.finish().map_err(error)
     }
+}
+
+/// The table and columns of a `COPY table (columns) FROM STDIN` statement of `kind`'s dialect.
+pub fn copy_target(kind: BackendKind, sql: &str) -> Option<dbforge_sqlscan::CopyTarget> {
+    dbforge_sqlscan::copy_from_stdin(dialect(kind), sql)
 }
 
 /// Splits a whole script at once.

@@ -217,6 +217,9 @@ fn rich(backend: Backend) -> Vec<&'static str> {
             "CREATE VIEW cheap AS SELECT title FROM book WHERE price < 10",
             "INSERT INTO author (name, born) VALUES ('Ada', '1815-12-10'), ('Grace ''Amazing''', NULL), ('日本 🎉', '2000-01-01')",
             "INSERT INTO book (author_id, title, price, cover, tags) VALUES (1, 'Notes', 9.5, '\\x00ff10', '{\"a\": [1, 2]}'), (2, 'COBOL', 25, NULL, NULL), (3, NULL, 0, '\\x', '[]')",
+            // What COPY text escapes: tabs, newlines, backslashes, a line that reads `\.`.
+            "CREATE TABLE odd (t text, a int[], j jsonb)",
+            "INSERT INTO odd VALUES (E'tab\\there\\nnew line\\n\\\\.\\nback \\\\ slash', '{1,NULL,3}', '{\"k\": \"v\\\\n\"}'), (NULL, NULL, NULL), ('', '{}', 'null')",
         ],
         Backend::Mysql => vec![
             "CREATE TABLE author (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL UNIQUE, born DATE)",
@@ -245,6 +248,7 @@ fn mutations(backend: Backend) -> Vec<&'static str> {
             "DROP VIEW cheap",
             "DELETE FROM book WHERE title = 'COBOL'",
             "SELECT setval('tickets', 5000)",
+            "DELETE FROM odd",
             "INSERT INTO author (name) VALUES ('late')",
             "DROP TABLE audit",
         ],

@@ -26,7 +26,8 @@ use crate::{
     backend::{
         BackendKind,
         sql::{
-            self, Control, Engine, Flavor, Outcome, Relogin, RowSink, SAVEPOINT, SqlConn,
+            self, Control, CopySource, Engine, Flavor, Outcome, Relogin, RowSink, SAVEPOINT,
+            SqlConn,
             exec::query_error,
             text::{first_word, highest_placeholder},
         },
@@ -219,6 +220,19 @@ fn breaks_connection(err: &sqlx::Error) -> bool {
 }
 
 impl PgConn {
+    /// Runs `COPY … TO STDOUT` and streams its data, one row per piece. An error ends the
+    /// stream; the caller then drops the connection mid-copy, which closes it.
+    pub(super) async fn copy_out(
+        &mut self,
+        sql: &str,
+    ) -> Result<futures::stream::BoxStream<'_, Result<bytes::Bytes>>> {
+        use futures::StreamExt;
+        // Errors are classified without `fail`: the stream borrows the connection, and the
+        // caller drops a connection whose dump failed anyway.
+        let stream = self.conn.copy_out_raw(sql).await.map_err(classify)?;
+        Ok(stream.map(|r| r.map_err(classify)).boxed())
+    }
+
     /// Classifies an error and remembers whether it broke the connection.
     pub(super) fn fail(&mut self, err: sqlx::Error) -> Error {
         if breaks_connection(&err) {
@@ -447,13 +461,21 @@ impl SqlConn for PgConn {
         &mut self,
         table: &str,
         columns: &[String],
-        rows: &[&[Value]],
+        rows: CopySource<'_>,
     ) -> Result<Option<u64>> {
-        let Some(data) = copy::encode(rows) else {
-            return Ok(None);
+        let encoded;
+        let data = match rows {
+            CopySource::Values(rows) => match copy::encode(rows) {
+                Some(d) => {
+                    encoded = d;
+                    &encoded[..]
+                }
+                None => return Ok(None),
+            },
+            CopySource::Text(text) => text,
         };
         let guarded = self.guard().await?;
-        let r = match copy::run(&mut self.conn, &copy::statement(table, columns), &data).await {
+        let r = match copy::run(&mut self.conn, &copy::statement(table, columns), data).await {
             Ok(n) => Ok(Some(n)),
             Err(e) => Err(self.fail(e)),
         };

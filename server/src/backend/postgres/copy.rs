@@ -15,17 +15,17 @@ use time::{OffsetDateTime, UtcOffset};
 use super::PostgresDialect;
 use crate::core::{table::SqlDialect, value::Value};
 
-/// The `COPY` statement for `columns` of `table`, identifiers quoted.
+/// The `COPY` statement for `columns` of `table` (all of them when empty), identifiers quoted.
 pub fn statement(table: &str, columns: &[String]) -> String {
+    let table = PostgresDialect.quote_ident(table);
+    if columns.is_empty() {
+        return format!("COPY {table} FROM STDIN");
+    }
     let names: Vec<String> = columns
         .iter()
         .map(|c| PostgresDialect.quote_ident(c))
         .collect();
-    format!(
-        "COPY {} ({}) FROM STDIN",
-        PostgresDialect.quote_ident(table),
-        names.join(", ")
-    )
+    format!("COPY {table} ({}) FROM STDIN", names.join(", "))
 }
 
 /// Encodes `rows` as COPY text data; `None` when a value has no text form here (arrays), so

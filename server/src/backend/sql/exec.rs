@@ -10,7 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tracing::debug;
 
 use super::{
-    Control, DbPool, Engine, Outcome, Prepared, RowSink, SqlConn,
+    Control, CopySource, DbPool, Engine, Outcome, Prepared, RowSink, SqlConn,
     inspect::{DumpWriter, Inspect},
     pool::Pooled,
     text::refuse_transaction_control,
@@ -379,34 +379,63 @@ impl<E: Inspect> Database for SqlDatabase<E> {
     }
 
     async fn dump(&self, schema_only: bool, limits: StatementLimits) -> Result<DumpStream> {
-        let (tx, rx) = mpsc::channel(limits.stream_buffer.max(1));
-        let pool = Arc::clone(&self.pool);
-        // As for `query`: the producer runs on its own and the bounded channel paces it.
-        tokio::spawn(async move {
-            let err_tx = tx.clone();
-            let timeout = limits.timeout;
-            let produced = tokio::select! {
-                r = within(timeout, dump_into::<E>(pool, schema_only, timeout, tx)) => r,
-                () = err_tx.closed() => {
-                    debug!("client went away; stopping the dump");
-                    Ok(())
-                }
-            };
-            if let Err(e) = produced
-                && !err_tx.is_closed()
-            {
-                let _ = tokio::time::timeout(ERROR_SEND_TIMEOUT, err_tx.send(Err(e))).await;
-            }
-        });
-        Ok(Box::pin(ReceiverStream::new(rx)))
+        let style = if schema_only {
+            DumpStyle::SchemaOnly
+        } else {
+            DumpStyle::Full
+        };
+        Ok(spawn_dump::<E>(Arc::clone(&self.pool), style, limits))
     }
+
+    async fn backup_dump(&self, limits: StatementLimits) -> Result<DumpStream> {
+        Ok(spawn_dump::<E>(
+            Arc::clone(&self.pool),
+            DumpStyle::Backup,
+            limits,
+        ))
+    }
+}
+
+/// Which dump [`dump_into`] writes.
+#[derive(Debug, Clone, Copy)]
+enum DumpStyle {
+    Full,
+    SchemaOnly,
+    Backup,
+}
+
+/// Runs [`dump_into`] on its own task; the stream's bounded channel paces it.
+fn spawn_dump<E: Inspect>(
+    pool: Arc<DbPool<E>>,
+    style: DumpStyle,
+    limits: StatementLimits,
+) -> DumpStream {
+    let (tx, rx) = mpsc::channel(limits.stream_buffer.max(1));
+    // As for `query`: the producer runs on its own and the bounded channel paces it.
+    tokio::spawn(async move {
+        let err_tx = tx.clone();
+        let timeout = limits.timeout;
+        let produced = tokio::select! {
+            r = within(timeout, dump_into::<E>(pool, style, timeout, tx)) => r,
+            () = err_tx.closed() => {
+                debug!("client went away; stopping the dump");
+                Ok(())
+            }
+        };
+        if let Err(e) = produced
+            && !err_tx.is_closed()
+        {
+            let _ = tokio::time::timeout(ERROR_SEND_TIMEOUT, err_tx.send(Err(e))).await;
+        }
+    });
+    Box::pin(ReceiverStream::new(rx))
 }
 
 /// Writes the dump of the database behind `pool` into `tx`, from one read-only transaction (a
 /// consistent snapshot where the engine gives one), which is rolled back at the end.
 async fn dump_into<E: Inspect>(
     pool: Arc<DbPool<E>>,
-    schema_only: bool,
+    style: DumpStyle,
     timeout: Duration,
     tx: mpsc::Sender<Result<crate::backend::DumpChunk>>,
 ) -> Result<()> {
@@ -415,7 +444,11 @@ async fn dump_into<E: Inspect>(
     conn.control(Control::BeginReadOnly).await?;
     let mut out = DumpWriter::new(tx);
     let c = conn.begin_use()?;
-    let r = E::dump(c, schema_only, &mut out).await;
+    let r = match style {
+        DumpStyle::Full => E::dump(c, false, &mut out).await,
+        DumpStyle::SchemaOnly => E::dump(c, true, &mut out).await,
+        DumpStyle::Backup => E::backup_dump(c, &mut out).await,
+    };
     // On failure the connection may hold an unread result: returning before `end_use` leaves it
     // marked busy, so its drop cancels the statement and closes it.
     r?;
@@ -899,6 +932,27 @@ impl<E: Engine> Session for SqlSession<E> {
         table: &str,
         columns: &[String],
         rows: &[&[Value]],
+    ) -> Result<Option<u64>> {
+        self.copy(table, columns, CopySource::Values(rows)).await
+    }
+
+    async fn copy_text(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        lines: &[u8],
+    ) -> Result<Option<u64>> {
+        self.copy(table, columns, CopySource::Text(lines)).await
+    }
+}
+
+impl<E: Engine> SqlSession<E> {
+    /// A bulk load inside the transaction, in a savepoint of its own.
+    async fn copy(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        rows: CopySource<'_>,
     ) -> Result<Option<u64>> {
         if !<E::Conn as SqlConn>::COPY_IN {
             return Ok(None);

@@ -41,6 +41,13 @@ pub trait Inspect: Engine {
     async fn explain(conn: &mut Self::Conn, stmt: &Statement, analyze: bool) -> Result<Plan>;
     /// Writes a replayable script of the whole database to `out`.
     async fn dump(conn: &mut Self::Conn, schema_only: bool, out: &mut DumpWriter) -> Result<()>;
+    /// Writes the script a backup stores (see [`Database::backup_dump`]): [`dump`](Self::dump)
+    /// of everything unless the engine has a faster form for its own restore.
+    ///
+    /// [`Database::backup_dump`]: crate::backend::Database::backup_dump
+    async fn backup_dump(conn: &mut Self::Conn, out: &mut DumpWriter) -> Result<()> {
+        Self::dump(conn, false, out).await
+    }
 }
 
 /// Collects a catalog query's rows, up to [`MAX_CATALOG_ROWS`].

@@ -11,12 +11,14 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::{Control, Engine, Outcome, Prepared, RowSink, SqlConn, text::placeholder_hint};
+use super::{
+    Control, CopySource, Engine, Outcome, Prepared, RowSink, SqlConn, text::placeholder_hint,
+};
 pub use crate::backend::pool::PoolSizes;
 use crate::backend::pool::{Connector, Handle, Lease, Pool, PoolConn};
 use crate::core::{
     error::{Error, QueryErrorKind, Result},
-    value::{Statement, Value},
+    value::Statement,
 };
 
 /// How long a cancel may take.
@@ -263,7 +265,7 @@ impl<E: Engine> Pooled<E> {
         &mut self,
         table: &str,
         columns: &[String],
-        rows: &[&[Value]],
+        rows: CopySource<'_>,
     ) -> Result<Option<u64>> {
         self.read_write().await?;
         let c = self.begin_use()?;

@@ -21,19 +21,22 @@ use super::{
     store::Target,
 };
 use crate::{
-    backend::{Database, Provisioned, StatementLimits},
+    backend::{Database, Provisioned, Session, StatementLimits},
     core::{
         access::{Principal, Role},
         error::{Error, Result},
         forge::{DatabaseInfo, DatabaseSpec, Forge},
         names::DatabaseName,
         registry::Entry,
-        script::Splitter,
+        script::{ScriptStatement, Splitter, copy_target},
         value::Statement,
     },
     metrics as names,
 };
 
+/// Lines of COPY data loaded per call, about (bytes): large enough that the savepoint around
+/// each call costs nothing next to it, small enough to keep a restore's memory flat.
+const COPY_BATCH: usize = 1 << 20;
 /// Longest statement a restored script may hold: a dump's statements are batches of rows, so
 /// only a single huge value comes near it.
 const MAX_STATEMENT: usize = 1 << 30;
@@ -335,24 +338,27 @@ async fn replay_script(
     unpacker: &mut Unpacker,
     limits: StatementLimits,
 ) -> Result<()> {
-    let mut splitter = Splitter::new(rec.backend, MAX_STATEMENT);
+    let mut replay = Replay {
+        kind: rec.backend,
+        splitter: Splitter::new(rec.backend, MAX_STATEMENT).with_copy_data(),
+        copy: None,
+    };
     let mut session = database.session(limits).await?;
     session.begin().await?;
     let outcome: Result<()> = async {
         while let Some(raw) = next_raw(stream, unpacker).await? {
-            for s in splitter.push(&raw)? {
-                session
-                    .execute(Statement::new(s.sql))
-                    .await
-                    .map_err(|e| restore_failed(e, s.number, s.line))?;
-            }
+            replay.feed(&mut *session, raw, false).await?;
         }
-        let rest = std::mem::replace(&mut splitter, Splitter::new(rec.backend, 0)).finish()?;
-        for s in rest {
-            session
-                .execute(Statement::new(s.sql))
-                .await
-                .map_err(|e| restore_failed(e, s.number, s.line))?;
+        replay.feed(&mut *session, Vec::new(), true).await?;
+        if let Some(copy) = &replay.copy {
+            return Err(Error::DataLoss(format!(
+                "backup {} ends inside the rows of table {:?}; nothing was restored",
+                rec.id, copy.table
+            )));
+        }
+        let Replay { splitter, .. } = replay;
+        for s in splitter.finish()? {
+            run_statement(&mut *session, s).await?;
         }
         // Committed only when the bytes are the ones stored.
         unpacker.verify(&rec.sha256, rec.size_bytes)
@@ -366,6 +372,152 @@ async fn replay_script(
             }
             Err(e)
         }
+    }
+}
+
+async fn run_statement(session: &mut dyn Session, s: ScriptStatement) -> Result<()> {
+    session
+        .execute(Statement::new(s.sql))
+        .await
+        .map(drop)
+        .map_err(|e| restore_failed(e, s.number, s.line))
+}
+
+/// A backup's script being replayed: statements, and the data of its `COPY … FROM stdin`
+/// blocks (PostgreSQL's), which go to the engine's bulk load a batch of lines at a time.
+struct Replay {
+    kind: crate::core::engine::BackendKind,
+    splitter: Splitter,
+    copy: Option<CopyBlock>,
+}
+
+impl Replay {
+    /// Replays what `input` completes; `last` at the end of the script.
+    async fn feed(
+        &mut self,
+        session: &mut dyn Session,
+        mut input: Vec<u8>,
+        last: bool,
+    ) -> Result<()> {
+        loop {
+            if let Some(copy) = self.copy.as_mut() {
+                let rest = copy.push(&input);
+                if rest.is_some() || copy.ready() >= COPY_BATCH {
+                    copy.load(session).await?;
+                }
+                match rest {
+                    Some(rest) => {
+                        self.splitter.skip_lines(copy.lines);
+                        self.copy = None;
+                        input = rest;
+                    }
+                    None => return Ok(()),
+                }
+            }
+            let mut statements = self.splitter.push(&input)?;
+            if last {
+                statements.extend(self.splitter.end_of_input()?);
+            }
+            let Some(data) = self.splitter.take_copy_data() else {
+                for s in statements {
+                    run_statement(session, s).await?;
+                }
+                return Ok(());
+            };
+            // The last statement is the COPY whose data follows.
+            let head = statements
+                .pop()
+                .ok_or_else(|| Error::internal("a COPY block without its statement"))?;
+            for s in statements {
+                run_statement(session, s).await?;
+            }
+            let target = copy_target(self.kind, &head.sql).ok_or_else(|| {
+                Error::internal(format!(
+                    "statement {} is not a COPY FROM STDIN",
+                    head.number
+                ))
+            })?;
+            self.copy = Some(CopyBlock {
+                table: target.table,
+                columns: target.columns,
+                number: head.number,
+                line: head.line,
+                data: Vec::new(),
+                started: false,
+                scanned: 0,
+                lines: 0,
+            });
+            input = data;
+        }
+    }
+}
+
+/// The data of one `COPY … FROM stdin` block, read line by line up to its `\.` line.
+struct CopyBlock {
+    table: String,
+    columns: Vec<String>,
+    /// The COPY statement's number and line, for errors.
+    number: usize,
+    line: u64,
+    /// Whole lines not loaded yet (up to `scanned`), then the start of the next one.
+    data: Vec<u8>,
+    /// Whether the rest of the COPY statement's own line was skipped.
+    started: bool,
+    /// Length of the whole data lines at the start of `data`.
+    scanned: usize,
+    /// Lines read, for the splitter's line numbers.
+    lines: u64,
+}
+
+impl CopyBlock {
+    /// Appends `input`; at the `\.` line, returns what follows it.
+    fn push(&mut self, input: &[u8]) -> Option<Vec<u8>> {
+        self.data.extend_from_slice(input);
+        if !self.started {
+            let eol = self.data.iter().position(|b| *b == b'\n')?;
+            self.data.drain(..=eol);
+            self.lines += 1;
+            self.started = true;
+        }
+        loop {
+            let line = &self.data[self.scanned..];
+            // In COPY text a backslash in a value is written `\\`, so a line that starts
+            // with `\.` can only be the end of the data.
+            if line.starts_with(b"\\.\n") {
+                let rest = self.data.split_off(self.scanned + 3);
+                self.data.truncate(self.scanned);
+                self.lines += 1;
+                return Some(rest);
+            }
+            if line.len() < 3 && b"\\.\n".starts_with(line) {
+                return None;
+            }
+            let eol = line.iter().position(|b| *b == b'\n')?;
+            self.scanned += eol + 1;
+            self.lines += 1;
+        }
+    }
+
+    /// Bytes of whole lines waiting to load.
+    fn ready(&self) -> usize {
+        self.scanned
+    }
+
+    /// Loads the whole lines waiting.
+    async fn load(&mut self, session: &mut dyn Session) -> Result<()> {
+        if self.scanned == 0 {
+            return Ok(());
+        }
+        let loaded = session
+            .copy_text(&self.table, &self.columns, &self.data[..self.scanned])
+            .await
+            .map_err(|e| restore_failed(e, self.number, self.line))?;
+        if loaded.is_none() {
+            return Err(Error::internal("this engine cannot load COPY data"));
+        }
+        self.data.drain(..self.scanned);
+        self.scanned = 0;
+        Ok(())
     }
 }
 

@@ -4,16 +4,16 @@
 use std::{collections::BTreeMap, time::Instant};
 
 use futures::StreamExt;
-use tokio::io::AsyncReadExt;
+use tokio::{io::AsyncReadExt, sync::mpsc};
 use tracing::{info, warn};
 
 use super::{
     BackupFilter, BackupPage, BackupRecord, BackupStatus, FORMAT_VERSION, Manifest, Payload,
     check_id,
-    format::{Packer, sha256_hex},
+    format::{pack_on_thread, sha256_hex},
     new_id,
     records::Finish,
-    store::{Target, Upload},
+    store::Target,
 };
 use crate::{
     backend::{Database, StatementLimits},
@@ -217,31 +217,46 @@ impl Forge {
         let database = self.open_entry(entry).await?;
         let limits = self.limits().transfer();
         let engine_version = engine_version(&*database, rec.backend, &limits).await;
-        let mut packer = Packer::new()?;
         let mut upload = target.upload(&rec.object).await?;
         let payload = Payload::of(rec.backend);
-        let written = match payload {
-            Payload::SqliteFile => {
-                self.write_image(&*database, rec, target, &mut packer, &mut upload)
-                    .await
-            }
-            Payload::SqlScript | Payload::KeyRecords => {
-                self.write_dump(&*database, rec, target, &mut packer, &mut upload, &limits)
-                    .await
+        // Engine → packing thread → target, the three at once.
+        let (raw, stored, packing) = pack_on_thread()?;
+        let produce = async {
+            match payload {
+                Payload::SqliteFile => self.read_image(&*database, rec, raw).await,
+                Payload::SqlScript | Payload::KeyRecords => {
+                    read_dump(&*database, raw, &limits).await
+                }
             }
         };
-        let (row_counts, total_rows, views) = match written {
-            Ok(w) => w,
+        let ship = async {
+            // Owned here, so an upload that fails closes the channel and stops the others.
+            let mut stored = stored;
+            let mut sent = 0u64;
+            while let Some(piece) = stored.recv().await {
+                upload.write(target, &piece).await?;
+                sent += piece.len() as u64;
+                self.backups().set_progress(&rec.id, Some(sent));
+            }
+            Ok::<_, Error>(())
+        };
+        let (produced, shipped) = tokio::join!(produce, ship);
+        let packed = packing.await.map_err(Error::internal).and_then(|r| r);
+        // The first cause wins: a side that stopped early makes the others fail only because
+        // their channel closed.
+        let outcome = match (shipped, packed, produced) {
+            (Err(e), _, _) => Err(e),
+            (Ok(()), Err(e), _) => Err(e),
+            (Ok(()), Ok(_), Err(e)) => Err(e),
+            (Ok(()), Ok(packer), Ok(w)) => Ok((packer, w)),
+        };
+        let (packer, (row_counts, total_rows, views)) = match outcome {
+            Ok(o) => o,
             Err(e) => {
                 upload.abort().await;
                 return Err(e);
             }
         };
-        let tail = packer.finish()?;
-        if let Err(e) = upload.write(target, &tail).await {
-            upload.abort().await;
-            return Err(e);
-        }
         upload.finish(target).await?;
         let tables = match payload {
             Payload::KeyRecords => 0,
@@ -275,13 +290,11 @@ impl Forge {
     }
 
     /// SQLite: an online-backup copy in the scratch directory, streamed and removed.
-    async fn write_image(
+    async fn read_image(
         &self,
         database: &dyn Database,
         rec: &BackupRecord,
-        target: &Target,
-        packer: &mut Packer,
-        upload: &mut Upload,
+        raw: mpsc::Sender<Vec<u8>>,
     ) -> Result<(Vec<(String, u64)>, u64, u32)> {
         let path = self
             .backups()
@@ -293,58 +306,17 @@ impl Forge {
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(Error::internal)?;
-        let mut buf = vec![0u8; IMAGE_PIECE];
         loop {
+            let mut buf = vec![0u8; IMAGE_PIECE];
             let n = file.read(&mut buf).await.map_err(Error::internal)?;
             if n == 0 {
                 break;
             }
-            let stored = packer.push(&buf[..n])?;
-            self.send(rec, target, upload, packer, &stored).await?;
+            buf.truncate(n);
+            raw.send(buf).await.map_err(|_| packing_stopped())?;
         }
         let total = summary.tables.iter().map(|(_, n)| n).sum();
         Ok((summary.tables, total, summary.views))
-    }
-
-    /// Dump engines: the dump stream, compressed as it comes.
-    async fn write_dump(
-        &self,
-        database: &dyn Database,
-        rec: &BackupRecord,
-        target: &Target,
-        packer: &mut Packer,
-        upload: &mut Upload,
-        limits: &StatementLimits,
-    ) -> Result<(Vec<(String, u64)>, u64, u32)> {
-        let mut dump = database.dump(false, limits.clone()).await?;
-        let (mut tables, mut total) = (Vec::new(), 0u64);
-        while let Some(chunk) = dump.next().await {
-            let chunk = chunk?;
-            total += chunk.rows;
-            if !chunk.tables.is_empty() {
-                tables = chunk.tables;
-            }
-            let stored = packer.push(&chunk.data)?;
-            self.send(rec, target, upload, packer, &stored).await?;
-        }
-        Ok((tables, total, 0))
-    }
-
-    async fn send(
-        &self,
-        rec: &BackupRecord,
-        target: &Target,
-        upload: &mut Upload,
-        packer: &Packer,
-        stored: &[u8],
-    ) -> Result<()> {
-        if stored.is_empty() {
-            return Ok(());
-        }
-        upload.write(target, stored).await?;
-        self.backups()
-            .set_progress(&rec.id, Some(packer.stored_bytes()));
-        Ok(())
     }
 
     /// Whether `who` may see backups of the database a record names: by the database's
@@ -522,6 +494,31 @@ fn monotonic_ms() -> i64 {
         })
         .unwrap_or(now);
     now.max(prev + 1)
+}
+
+/// Dump engines: the dump stream, handed to the packing thread as it comes.
+async fn read_dump(
+    database: &dyn Database,
+    raw: mpsc::Sender<Vec<u8>>,
+    limits: &StatementLimits,
+) -> Result<(Vec<(String, u64)>, u64, u32)> {
+    let mut dump = database.backup_dump(limits.clone()).await?;
+    let (mut tables, mut total) = (Vec::new(), 0u64);
+    while let Some(chunk) = dump.next().await {
+        let chunk = chunk?;
+        total += chunk.rows;
+        if !chunk.tables.is_empty() {
+            tables = chunk.tables;
+        }
+        raw.send(chunk.data).await.map_err(|_| packing_stopped())?;
+    }
+    Ok((tables, total, 0))
+}
+
+/// What a producer reports when the packing thread stopped taking pieces; the packer's or the
+/// upload's own error is the one the caller sees.
+fn packing_stopped() -> Error {
+    Error::Unavailable("the backup's packing stopped".into())
 }
 
 /// The engine server's version, or "" when it will not say.
