@@ -105,6 +105,10 @@ impl Database for Metered {
         self.inner.import_records(data, limits).await
     }
 
+    async fn restore_records(&self, data: &[u8], limits: &StatementLimits) -> Result<u64> {
+        self.inner.restore_records(data, limits).await
+    }
+
     async fn backup_image(&self, dest: std::path::PathBuf) -> Result<crate::backend::ImageSummary> {
         self.inner.backup_image(dest).await
     }

@@ -240,6 +240,13 @@ pub trait Database: Send + Sync + fmt::Debug {
         let _ = (data, limits);
         Err(self.unsupported("ImportNdjson"))
     }
+    /// Key-value engines: [`import_records`](Self::import_records) into a database known to
+    /// be empty and unseen by anyone (a restore's staging database), which may skip what an
+    /// import into a live one needs: Redis neither deletes each key first nor wraps a batch in
+    /// MULTI, since a failed restore throws the whole staging database away.
+    async fn restore_records(&self, data: &[u8], limits: &StatementLimits) -> Result<u64> {
+        self.import_records(data, limits).await
+    }
     /// File engines: writes a consistent copy of the whole database to the new file `dest`
     /// while writers keep running (SQLite's online backup API), and says what it holds.
     /// Engines whose backups are [`dump`](Self::dump)s keep the default, Unsupported.

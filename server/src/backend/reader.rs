@@ -132,6 +132,10 @@ impl<D: Database> Database for WithReader<D> {
         self.pick(limits).await?.import_records(data, limits).await
     }
 
+    async fn restore_records(&self, data: &[u8], limits: &StatementLimits) -> Result<u64> {
+        self.writer.restore_records(data, limits).await
+    }
+
     async fn backup_image(&self, dest: std::path::PathBuf) -> Result<crate::backend::ImageSummary> {
         self.writer.backup_image(dest).await
     }

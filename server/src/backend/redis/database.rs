@@ -622,6 +622,10 @@ impl Database for RedisDatabase {
 
     /// Replays [`dump`](Database::dump) records in one MULTI/EXEC.
     async fn import_records(&self, data: &[u8], limits: &StatementLimits) -> Result<u64> {
-        transfer::import(&self.inner, data, limits).await
+        transfer::import(&self.inner, data, limits, transfer::ImportInto::Live).await
+    }
+
+    async fn restore_records(&self, data: &[u8], limits: &StatementLimits) -> Result<u64> {
+        transfer::import(&self.inner, data, limits, transfer::ImportInto::Empty).await
     }
 }

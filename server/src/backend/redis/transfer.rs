@@ -1074,14 +1074,31 @@ fn parse_records(data: &[u8]) -> Result<Vec<Record>> {
     Ok(records)
 }
 
+/// What an import writes into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ImportInto {
+    /// A database in use: each key is replaced (DEL first) and a batch applies in one MULTI.
+    Live,
+    /// An empty database nobody sees yet (a restore's staging): keys are only written.
+    Empty,
+}
+
 /// Appends the commands that replace one record's key, remembering each command's line.
-fn push_commands(r: &Record, prefix: &[u8], pipe: &mut redis::Pipeline, lines: &mut Vec<usize>) {
+fn push_commands(
+    r: &Record,
+    prefix: &[u8],
+    into: ImportInto,
+    pipe: &mut redis::Pipeline,
+    lines: &mut Vec<usize>,
+) {
     let key = [prefix, &r.key].concat();
     let mut add = |cmd: redis::Cmd| {
         pipe.add_command(cmd);
         lines.push(r.line);
     };
-    add(redis::cmd("DEL").arg(key.as_slice()).clone());
+    if into == ImportInto::Live {
+        add(redis::cmd("DEL").arg(key.as_slice()).clone());
+    }
     if r.ttl_ms.is_some_and(|t| t <= 0) {
         return;
     }
@@ -1091,7 +1108,16 @@ fn push_commands(r: &Record, prefix: &[u8], pipe: &mut redis::Pipeline, lines: &
         c
     };
     match &r.data {
-        Data::String(v) => add(with_key("SET").arg(v.as_slice()).clone()),
+        Data::String(v) => {
+            // One command where the TTL rides along.
+            let mut c = with_key("SET");
+            c.arg(v.as_slice());
+            if let Some(ms) = r.ttl_ms {
+                c.arg("PX").arg(ms);
+            }
+            add(c);
+            return;
+        }
         Data::List(items) | Data::Set(items) => {
             let name = if matches!(r.data, Data::List(_)) {
                 "RPUSH"
@@ -1158,7 +1184,12 @@ fn at_line(err: Error, line: usize, what: &str) -> Error {
 }
 
 /// Imports NDJSON records; see the module docs.
-pub(super) async fn import(inner: &Inner, data: &[u8], limits: &StatementLimits) -> Result<u64> {
+pub(super) async fn import(
+    inner: &Inner,
+    data: &[u8],
+    limits: &StatementLimits,
+    into: ImportInto,
+) -> Result<u64> {
     let records = parse_records(data)?;
     if records.is_empty() {
         return Ok(0);
@@ -1167,9 +1198,24 @@ pub(super) async fn import(inner: &Inner, data: &[u8], limits: &StatementLimits)
     let deadline = Deadline::after(limits.timeout);
     let mut pipe = redis::pipe();
     let mut lines = Vec::new();
+    if into == ImportInto::Empty {
+        for r in &records {
+            push_commands(r, inner.ns.prefix.as_bytes(), into, &mut pipe, &mut lines);
+        }
+        let replies = inner
+            .pipeline(pipe, deadline)
+            .await
+            .map_err(|e| reply::strip_message(e, &inner.ns.prefix))?;
+        for (reply, line) in replies.into_iter().zip(&lines) {
+            reply::check(reply)
+                .map_err(|e| at_line(e, *line, "the restore was abandoned"))
+                .map_err(|e| reply::strip_message(e, &inner.ns.prefix))?;
+        }
+        return Ok(records.len() as u64);
+    }
     pipe.cmd("MULTI");
     for r in &records {
-        push_commands(r, inner.ns.prefix.as_bytes(), &mut pipe, &mut lines);
+        push_commands(r, inner.ns.prefix.as_bytes(), into, &mut pipe, &mut lines);
     }
     pipe.cmd("EXEC");
     let run = async {

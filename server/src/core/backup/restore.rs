@@ -534,12 +534,12 @@ async fn replay_records(
             && let Some(end) = batch.iter().rposition(|b| *b == b'\n')
         {
             let rest = batch.split_off(end + 1);
-            database.import_records(&batch, limits).await?;
+            database.restore_records(&batch, limits).await?;
             batch = rest;
         }
     }
     if !batch.is_empty() {
-        database.import_records(&batch, limits).await?;
+        database.restore_records(&batch, limits).await?;
     }
     Ok(())
 }
