@@ -78,6 +78,16 @@ fn note(err: Error, text: &str) -> Error {
 }
 
 impl Inner {
+    /// The same database on a connection of its own, for long pipelines (a dump) that would
+    /// otherwise hold up every call sharing this handle's multiplexed connection.
+    pub(super) fn with_own_connection(&self) -> Arc<Inner> {
+        Arc::new(Inner {
+            shared: Arc::clone(&self.shared),
+            ns: self.ns.clone(),
+            slot: self.shared.pool.user_slot(self.ns.clone()),
+        })
+    }
+
     fn prefix(&self) -> &[u8] {
         self.ns.prefix.as_bytes()
     }

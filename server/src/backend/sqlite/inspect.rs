@@ -158,6 +158,10 @@ impl SqliteDatabase {
     pub(super) async fn write_image(&self, dest: PathBuf) -> Result<ImageSummary> {
         self.with_reader(move |conn| {
             let mut out = rusqlite::Connection::open(&dest).map_err(|e| conn.classify(e))?;
+            // A scratch copy, read once and removed: what must last is the stored backup, so
+            // the copy skips the fsyncs of a commit (most of its time on a slow disk).
+            out.pragma_update(None, "synchronous", "OFF")
+                .map_err(|e| conn.classify(e))?;
             {
                 let backup = rusqlite::backup::Backup::new(conn.raw(), &mut out)
                     .map_err(|e| conn.classify(e))?;
