@@ -1,0 +1,33 @@
+/**
+ * Vite build of the dashboard. The SDK is imported from its sources (`@dbforge/sdk` →
+ * ../sdk-typescript/src), so the dashboard uses exactly the client the SDK tests test.
+ * Output file names carry a content hash; `scripts/build.mjs --check` rebuilds and compares.
+ */
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vite";
+
+const sdk = fileURLToPath(new URL("../sdk-typescript/src/", import.meta.url));
+
+export default defineConfig({
+  base: "/",
+  esbuild: { jsx: "automatic", jsxImportSource: "preact", legalComments: "none" },
+  resolve: {
+    alias: [{ find: /^@dbforge\/sdk\/(.*)$/, replacement: `${sdk}$1` }],
+  },
+  build: {
+    outDir: "dist",
+    emptyOutDir: true,
+    target: "es2022",
+    modulePreload: { polyfill: false },
+    sourcemap: false,
+    reportCompressedSize: false,
+    chunkSizeWarningLimit: 1200,
+    rollupOptions: {
+      output: {
+        entryFileNames: "assets/[name]-[hash].js",
+        chunkFileNames: "assets/[name]-[hash].js",
+        assetFileNames: "assets/[name]-[hash][extname]",
+      },
+    },
+  },
+});
