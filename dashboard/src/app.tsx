@@ -33,6 +33,11 @@ export function App() {
       .finally(() => setRestoring(false));
   }, []);
 
+  // The bare origin and the sign-in path show the databases once signed in.
+  useEffect(() => {
+    if (session && (location.pathname === "/" || location.pathname === "/signin")) navigate("/databases", true);
+  }, [session]);
+
   useEffect(() => {
     document.title = `DB-Forge · ${titleOf(route.page)}`;
   }, [route.page]);
@@ -42,10 +47,7 @@ export function App() {
     return (
       <SignInPage
         initialError={restoreError}
-        onSignedIn={(s) => {
-          setSession(s);
-          if (route.page === "signin") navigate("/databases");
-        }}
+        onSignedIn={setSession}
       />
     );
   }

@@ -39,9 +39,10 @@ export function href(r: Route): string {
   }
 }
 
-export function navigate(to: string): void {
+export function navigate(to: string, replace = false): void {
   if (to === location.pathname) return;
-  history.pushState(null, "", to);
+  if (replace) history.replaceState(null, "", to);
+  else history.pushState(null, "", to);
   dispatchEvent(new PopStateEvent("popstate"));
 }
 

@@ -3,9 +3,11 @@
  * table and column names from GetSchema. Mod-Enter (Ctrl or Cmd + Enter) runs; Tab is left to
  * the browser (focus moves on), so the editor never traps keyboard users.
  *
- * CSP: CodeMirror styles itself through constructable stylesheets (adoptedStyleSheets, via
- * style-mod) and CSSOM properties, neither of which `style-src 'self'` blocks; it injects no
- * <style> element in browsers that have adoptedStyleSheets (all current ones).
+ * CSP: CodeMirror styles itself with style-mod, which writes a <style> element into a document
+ * (blocked by `style-src 'self'` without 'unsafe-inline' or a nonce) but uses a constructable
+ * stylesheet (adoptedStyleSheets, not subject to style-src) inside a shadow root. So the editor
+ * lives in an open shadow root, and the CSP stays strict. Page CSS does not reach into it; the
+ * theme below uses the page's CSS custom properties, which do (light and dark follow the page).
  */
 import { useEffect, useRef } from "preact/hooks";
 import { basicSetup } from "codemirror";
@@ -13,6 +15,21 @@ import { Compartment, EditorState, Prec } from "@codemirror/state";
 import { EditorView, keymap, placeholder } from "@codemirror/view";
 import { MySQL, PostgreSQL, SQLite, sql, type SQLDialect } from "@codemirror/lang-sql";
 import { Backend } from "@dbforge/sdk/web";
+
+const mono = 'ui-monospace, "SF Mono", Menlo, Consolas, monospace';
+const theme = EditorView.theme({
+  "&": { backgroundColor: "var(--bg)", color: "var(--fg)", minHeight: "7rem", maxHeight: "40vh", borderRadius: "4px" },
+  "&.cm-focused": { outline: "3px solid var(--focus)", outlineOffset: "2px" },
+  ".cm-scroller": { fontFamily: mono, fontSize: "0.9rem" },
+  ".cm-content": { caretColor: "var(--fg)" },
+  ".cm-cursor, .cm-dropCursor": { borderLeftColor: "var(--fg)" },
+  ".cm-gutters": { backgroundColor: "var(--panel)", color: "var(--muted)", borderColor: "var(--line)" },
+  ".cm-activeLine, .cm-activeLineGutter": { backgroundColor: "rgb(127 127 127 / 0.08)" },
+  "&.cm-focused .cm-selectionBackground, .cm-selectionBackground, ::selection": { backgroundColor: "rgb(64 128 255 / 0.3)" },
+  ".cm-tooltip": { backgroundColor: "var(--panel)", color: "var(--fg)", border: "1px solid var(--line)" },
+  ".cm-tooltip-autocomplete > ul > li[aria-selected]": { backgroundColor: "var(--accent)", color: "var(--accent-fg)" },
+  ".cm-placeholder": { color: "var(--muted)" },
+});
 
 export interface EditorHandle {
   text(): string;
@@ -38,8 +55,10 @@ export function SqlEditor(props: {
   run.current = props.onRun;
 
   useEffect(() => {
+    const shadow = host.current!.shadowRoot ?? host.current!.attachShadow({ mode: "open" });
     const v = new EditorView({
-      parent: host.current!,
+      root: shadow,
+      parent: shadow,
       state: EditorState.create({
         doc: props.initial,
         extensions: [
@@ -49,6 +68,7 @@ export function SqlEditor(props: {
           placeholder("SELECT … (Ctrl+Enter runs)"),
           EditorView.contentAttributes.of({ "aria-label": "SQL statement", "data-testid": "editor" }),
           EditorView.lineWrapping,
+          theme,
         ],
       }),
     });

@@ -48,6 +48,7 @@ export function ResultTable({ columns, rows, count }: { columns: Column[]; rows:
         aria-label="Query result"
         aria-rowcount={count + 1}
         data-testid="result"
+        style={{ height: `min(60vh, ${(count + 1) * ROW_HEIGHT + 4}px)` }}
       >
         <div class="rrow rhead" role="row" style={{ gridTemplateColumns: template }} aria-rowindex={1}>
           {columns.map((c) => (
