@@ -10,6 +10,11 @@ const sdk = fileURLToPath(new URL("../sdk-typescript/src/", import.meta.url));
 
 export default defineConfig({
   base: "/",
+  // `npx vite` for development: grpc-web calls go to the page's origin, so the dev server passes
+  // them on to a running gateway ($DBFORGE_GATEWAY, default http://127.0.0.1:50051).
+  server: {
+    proxy: { "^/dbforge\\.v1\\.": { target: process.env.DBFORGE_GATEWAY ?? "http://127.0.0.1:50051", changeOrigin: false } },
+  },
   esbuild: { jsx: "automatic", jsxImportSource: "preact", legalComments: "none" },
   resolve: {
     alias: [{ find: /^@dbforge\/sdk\/(.*)$/, replacement: `${sdk}$1` }],
