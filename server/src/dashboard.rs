@@ -76,7 +76,10 @@ pub async fn serve(req: Request) -> Response {
         None if path.starts_with("assets/") => plain(StatusCode::NOT_FOUND, "no such file\n"),
         None => match DIST.get_file("index.html") {
             Some(index) => file_response(index, gzip, head, false),
-            None => plain(StatusCode::NOT_FOUND, "the dashboard was built without files\n"),
+            None => plain(
+                StatusCode::NOT_FOUND,
+                "the dashboard was built without files\n",
+            ),
         },
     }
 }
@@ -153,11 +156,14 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-fn file_response(file: &'static File<'static>, gzip: bool, head: bool, immutable: bool) -> Response {
+fn file_response(
+    file: &'static File<'static>,
+    gzip: bool,
+    head: bool,
+    immutable: bool,
+) -> Response {
     let path = file.path().to_string_lossy();
-    let compressed = gzip
-        .then(|| DIST.get_file(format!("{path}.gz")))
-        .flatten();
+    let compressed = gzip.then(|| DIST.get_file(format!("{path}.gz"))).flatten();
     let body = compressed.unwrap_or(file).contents();
     let mut res = Response::new(if head {
         Body::empty()

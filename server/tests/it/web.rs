@@ -284,7 +284,10 @@ async fn the_dashboard_is_served_with_its_security_headers() {
     }
     let resp = http(
         &s,
-        format!("GET {script} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!(
+            "GET {script} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
     )
     .await;
     let head = String::from_utf8_lossy(&resp[..resp.len().min(1024)]).to_ascii_lowercase();
