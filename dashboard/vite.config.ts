@@ -18,6 +18,9 @@ export default defineConfig({
   esbuild: { jsx: "automatic", jsxImportSource: "preact", legalComments: "none" },
   resolve: {
     alias: [{ find: /^@dbforge\/sdk\/(.*)$/, replacement: `${sdk}$1` }],
+    // One copy of the protobuf and Connect runtimes for the SDK's sources and the dashboard's own
+    // generated health client (same pinned versions in both package.json files).
+    dedupe: ["@bufbuild/protobuf", "@connectrpc/connect"],
   },
   build: {
     outDir: "dist",

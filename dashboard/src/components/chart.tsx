@@ -13,6 +13,7 @@ import {
   BarElement,
   CategoryScale,
   Chart,
+  Colors,
   Legend,
   LineController,
   LineElement,
@@ -27,7 +28,7 @@ import type { Column, Row } from "@dbforge/sdk/web";
 import { cellText, numericColumn } from "../format";
 import { download } from "../run";
 
-Chart.register(BarController, LineController, PieController, ScatterController, BarElement, LineElement, PointElement, ArcElement, CategoryScale, LinearScale, Tooltip, Legend);
+Chart.register(BarController, LineController, PieController, ScatterController, BarElement, LineElement, PointElement, ArcElement, CategoryScale, LinearScale, Tooltip, Legend, Colors);
 
 /** Points drawn at most: a chart of more is unreadable and slow. */
 export const MAX_POINTS = 2000;

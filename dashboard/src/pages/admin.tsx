@@ -1,11 +1,13 @@
 /**
  * Admin (admin keys only; the server refuses the calls to other keys as well): API keys (create
  * with grants, the secret shown once, revoke), the audit log with filters and the chain check,
- * and server figures with per-backend health (from the database statuses the gateway reports).
+ * and server figures with per-backend health (the gateway's grpc.health.v1 entries) and the
+ * number of databases on each.
  */
 import { useEffect, useState } from "preact/hooks";
 import { Backend, DatabaseStatus, Grant, Role, type ApiKey, type AuditEvent, type AuditVerdict, type Database, type ServerStats } from "@dbforge/sdk/web";
 import { backendName, errorText, timeText } from "../format";
+import { BACKEND_NAMES, backendHealth, type BackendHealth } from "../health";
 import { href } from "../router";
 import type { Session } from "../session";
 
@@ -297,16 +299,18 @@ function Stats({ session }: { session: Session }) {
   const { client } = session;
   const [stats, setStats] = useState<ServerStats | null>(null);
   const [dbs, setDbs] = useState<Database[]>([]);
+  const [health, setHealth] = useState<Record<string, BackendHealth>>({});
   const [error, setError] = useState("");
   useEffect(() => {
     let live = true;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const load = async () => {
       try {
-        const [s, d] = await Promise.all([client.serverStats(), client.listDatabases()]);
+        const [s, d, h] = await Promise.all([client.serverStats(), client.listDatabases(), backendHealth(client)]);
         if (!live) return;
         setStats(s);
         setDbs(d);
+        setHealth(h);
         setError("");
       } catch (e) {
         if (live) setError(errorText(e));
@@ -363,21 +367,26 @@ function Stats({ session }: { session: Session }) {
         <thead>
           <tr>
             <th scope="col">Backend</th>
+            <th scope="col">Health</th>
             <th scope="col" class="num">
               Databases
             </th>
-            <th scope="col">Health</th>
+            <th scope="col" class="num">
+              Unavailable
+            </th>
           </tr>
         </thead>
         <tbody>
-          {BACKENDS.map((b) => {
+          {BACKENDS.map((b, i) => {
             const mine = dbs.filter((d) => d.backend === b);
             const down = mine.filter((d) => d.status === DatabaseStatus.UNAVAILABLE).length;
+            const h = health[BACKEND_NAMES[i]!] ?? "…";
             return (
-              <tr key={b}>
+              <tr key={b} data-backend={BACKEND_NAMES[i]}>
                 <th scope="row">{backendName(b)}</th>
+                <td class={h === "serving" ? "ok" : h === "not configured" ? "muted" : "warn"}>{h}</td>
                 <td class="num">{mine.length}</td>
-                <td class={down ? "warn" : ""}>{mine.length === 0 ? "no databases" : down ? `${down} unavailable` : "serving"}</td>
+                <td class={down ? "warn" : ""}>{down}</td>
               </tr>
             );
           })}

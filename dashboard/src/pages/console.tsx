@@ -211,10 +211,10 @@ function Console({ session, db }: { session: Session; db: Database }) {
 function RunStatus({ run }: { run: RunState }) {
   const s = run.summary;
   const parts: string[] = [];
-  if (run.running) parts.push(`Running… ${run.count.toLocaleString("en")} rows so far`);
-  else if (run.cancelled) parts.push(`Cancelled after ${run.count.toLocaleString("en")} rows`);
+  if (run.running) parts.push(`Running… ${plural(run.count, "row")} so far`);
+  else if (run.cancelled) parts.push(`Cancelled after ${plural(run.count, "row")}`);
   else if (!run.error) {
-    parts.push(run.columns.length ? `${run.count.toLocaleString("en")} rows` : `${(s?.rowsAffected ?? 0).toLocaleString("en")} rows affected`);
+    parts.push(run.columns.length ? plural(run.count, "row") : `${plural(s?.rowsAffected ?? 0, "row")} affected`);
     parts.push(`${run.wallMs.toFixed(0)} ms`);
     if (s) parts.push(`server ${s.elapsedMs.toFixed(1)} ms`);
     if (s && truncationText(s.truncation)) parts.push(truncationText(s.truncation));
@@ -231,6 +231,10 @@ function RunStatus({ run }: { run: RunState }) {
       )}
     </div>
   );
+}
+
+function plural(n: number, word: string): string {
+  return `${n.toLocaleString("en")} ${word}${n === 1 ? "" : "s"}`;
 }
 
 function PlanView({ plan }: { plan: Plan }) {
@@ -258,7 +262,7 @@ function PlanNodes({ nodes }: { nodes: PlanNode[] }) {
         <li key={i} class={n.fullScan ? "fullscan" : ""}>
           <span class="op">{n.operation}</span>
           {n.relation && <span> on {n.relation}</span>}
-          {n.fullScan && <span class="badge warn"> full scan</span>}
+          {n.fullScan && <span class="badge warn">full scan</span>}
           {n.detail && <span class="muted"> {n.detail}</span>}
           {n.estimatedRows !== undefined && <span class="muted"> · ~{n.estimatedRows} rows</span>}
           <PlanNodes nodes={n.children} />

@@ -149,7 +149,7 @@ function TableCard({ t }: { t: TableSchema }) {
       {t.checks.length > 0 && (
         <p>
           <strong>Checks: </strong>
-          {t.checks.map((c) => `${c.name}: ${c.expression}`).join("; ")}
+          {t.checks.map((c) => (c.name ? `${c.name}: ${c.expression}` : c.expression)).join("; ")}
         </p>
       )}
       {t.definition && (
