@@ -14,6 +14,8 @@ import { basicSetup } from "codemirror";
 import { Compartment, EditorState, Prec } from "@codemirror/state";
 import { EditorView, keymap, placeholder } from "@codemirror/view";
 import { MySQL, PostgreSQL, SQLite, sql, type SQLDialect } from "@codemirror/lang-sql";
+import { HighlightStyle, syntaxHighlighting } from "@codemirror/language";
+import { tags } from "@lezer/highlight";
 import { Backend } from "@dbforge/sdk/web";
 
 const mono = 'ui-monospace, "SF Mono", Menlo, Consolas, monospace';
@@ -30,6 +32,17 @@ const theme = EditorView.theme({
   ".cm-tooltip-autocomplete > ul > li[aria-selected]": { backgroundColor: "var(--accent)", color: "var(--accent-fg)" },
   ".cm-placeholder": { color: "var(--muted)" },
 });
+
+/** Token colours from the page's custom properties, so they follow light and dark. */
+const highlight = syntaxHighlighting(
+  HighlightStyle.define([
+    { tag: tags.keyword, color: "var(--code-keyword)" },
+    { tag: [tags.string, tags.special(tags.string)], color: "var(--code-string)" },
+    { tag: [tags.number, tags.bool, tags.null], color: "var(--code-number)" },
+    { tag: [tags.comment, tags.lineComment, tags.blockComment], color: "var(--muted)", fontStyle: "italic" },
+    { tag: [tags.typeName, tags.standard(tags.name)], color: "var(--code-type)" },
+  ]),
+);
 
 export interface EditorHandle {
   text(): string;
@@ -69,6 +82,7 @@ export function SqlEditor(props: {
           EditorView.contentAttributes.of({ "aria-label": "SQL statement", "data-testid": "editor" }),
           EditorView.lineWrapping,
           theme,
+          highlight,
         ],
       }),
     });

@@ -162,6 +162,10 @@ function TableCard({ t }: { t: TableSchema }) {
   );
 }
 
+function line(points: { x: number; y: number }[]): string {
+  return points.map((p, i) => `${i ? "L" : "M"} ${p.x.toFixed(1)} ${p.y.toFixed(1)}`).join(" ");
+}
+
 const CHAR_W = 7.2;
 const LINE_H = 18;
 const PAD = 8;
@@ -180,16 +184,29 @@ function Diagram({ tables }: { tables: TableSchema[] }) {
     let n = 0;
     for (const t of tables) {
       for (const f of t.foreignKeys) {
-        if (names.has(f.referencedTable)) g.setEdge(t.name, f.referencedTable, {}, `fk${n++}`);
+        // A table referencing itself is drawn as a loop beside its box (dagre lays out no self-edges well).
+        if (names.has(f.referencedTable) && f.referencedTable !== t.name) g.setEdge(t.name, f.referencedTable, {}, `fk${n++}`);
       }
     }
     layout(g);
     const info = g.graph();
     return {
-      width: (info.width ?? 0) + 16,
+      width: (info.width ?? 0) + 48,
       height: (info.height ?? 0) + 16,
       nodes: tables.map((t) => ({ t, box: g.node(t.name) })),
-      edges: g.edges().map((e) => ({ id: e.name ?? `${e.v}-${e.w}`, from: e.v, to: e.w, points: (g.edge(e).points ?? []) as { x: number; y: number }[] })),
+      edges: [
+        ...g.edges().map((e) => ({ id: e.name ?? `${e.v}-${e.w}`, from: e.v, to: e.w, d: line((g.edge(e).points ?? []) as { x: number; y: number }[]) })),
+        ...tables.flatMap((t) =>
+          t.foreignKeys
+            .filter((f) => f.referencedTable === t.name)
+            .map((f, i) => {
+              const b = g.node(t.name);
+              const x = b.x + b.width / 2;
+              const y = b.y - b.height / 4 + i * 6;
+              return { id: `self-${t.name}-${f.name}-${i}`, from: t.name, to: t.name, d: `M ${x} ${y} C ${x + 36} ${y - 10}, ${x + 36} ${y + 30}, ${x} ${y + 20}` };
+            }),
+        ),
+      ],
     };
   }, [tables]);
   return (
@@ -211,7 +228,7 @@ function Diagram({ tables }: { tables: TableSchema[] }) {
               data-from={e.from}
               data-to={e.to}
               marker-end="url(#arrow)"
-              d={e.points.map((p, i) => `${i ? "L" : "M"} ${p.x.toFixed(1)} ${p.y.toFixed(1)}`).join(" ")}
+              d={e.d}
             />
           ))}
           {laid.nodes.map(({ t, box }) => {
