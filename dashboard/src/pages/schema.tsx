@@ -95,7 +95,7 @@ function TableCard({ t }: { t: TableSchema }) {
       <h2>
         <span class="muted">{t.kind === TableKind.VIEW ? "view " : "table "}</span>
         {t.name}
-        {t.rowEstimate !== undefined && <span class="muted"> · ~{t.rowEstimate.toLocaleString("en")} rows</span>}
+        {t.rowEstimate !== undefined && <span class="muted"> · ~{t.rowEstimate.toLocaleString("en")} {t.rowEstimate === 1 ? "row" : "rows"}</span>}
       </h2>
       <table class="grid">
         <thead>
