@@ -399,6 +399,13 @@ test("queries on PostgreSQL and MySQL, and Redis commands with the key browser",
     const got = await cells(page);
     assert.deepEqual(got.map((r) => r.map((c) => c.text)).sort(), [["lang", "en"], ["name", "Ada"]]);
     await shot(page, "09-console-redis");
+    // Its schema page shows the key patterns GetSchema samples.
+    await page.click("nav[aria-label=Database] a:has-text('Schema')");
+    await page.waitForSelector("[data-testid=key-patterns] tbody tr");
+    const patterns = await page.$$eval("[data-testid=key-patterns] tbody tr", (rs) => rs.map((r) => [r.children[0]!.textContent, r.children[1]!.textContent]));
+    assert.ok(patterns.some(([p, t]) => p === "user:*" && t === "hash"), JSON.stringify(patterns));
+    assert.ok(patterns.some(([p, t]) => p === "greeting" && t === "string"), JSON.stringify(patterns));
+    await shot(page, "09b-schema-redis");
     await admin.deleteDatabase(db);
   } else {
     t.diagnostic("skipped Redis: not reachable");
@@ -600,6 +607,8 @@ test("admin pages: keys created with grants (secret shown once) and revoked, aud
   await page.click("nav[aria-label=Admin] a:has-text('Audit log')");
   await page.waitForSelector("[data-testid=audit-table] tbody tr");
   await page.fill("#audit-db", shop);
+  // From a time before the run: every record of the database still shows.
+  await page.fill("#audit-since", "2000-01-01T00:00:00");
   await page.fill("#audit-outcome", "OK");
   await page.click("button:has-text('Filter')");
   await page.waitForFunction(

@@ -185,6 +185,8 @@ function Audit({ session }: { session: Session }) {
   const [keyId, setKeyId] = useState("");
   const [database, setDatabase] = useState("");
   const [outcome, setOutcome] = useState("");
+  const [since, setSince] = useState("");
+  const [until, setUntil] = useState("");
   const [events, setEvents] = useState<AuditEvent[] | null>(null);
   const [next, setNext] = useState<string | undefined>(undefined);
   const [verdict, setVerdict] = useState<AuditVerdict | null>(null);
@@ -192,7 +194,16 @@ function Audit({ session }: { session: Session }) {
   const load = async (page?: string) => {
     setError("");
     try {
-      const r = await client.listAuditEvents({ keyId: keyId.trim(), database: database.trim(), outcome: outcome.trim(), pageSize: 200, pageToken: page ?? "" });
+      // datetime-local inputs are in the browser's time zone; Date reads them so.
+      const r = await client.listAuditEvents({
+        keyId: keyId.trim(),
+        database: database.trim(),
+        outcome: outcome.trim(),
+        ...(since ? { since: new Date(since) } : {}),
+        ...(until ? { until: new Date(until) } : {}),
+        pageSize: 200,
+        pageToken: page ?? "",
+      });
       setEvents((old) => (page && old ? [...old, ...r.events] : r.events));
       setNext(r.nextPageToken);
     } catch (e) {
@@ -230,6 +241,14 @@ function Audit({ session }: { session: Session }) {
         <div class="field">
           <label for="audit-outcome">Outcome</label>
           <input id="audit-outcome" placeholder="OK, PERMISSION_DENIED…" value={outcome} onInput={(e) => setOutcome((e.target as HTMLInputElement).value)} />
+        </div>
+        <div class="field">
+          <label for="audit-since">From</label>
+          <input id="audit-since" type="datetime-local" step="1" value={since} onInput={(e) => setSince((e.target as HTMLInputElement).value)} />
+        </div>
+        <div class="field">
+          <label for="audit-until">Until</label>
+          <input id="audit-until" type="datetime-local" step="1" value={until} onInput={(e) => setUntil((e.target as HTMLInputElement).value)} />
         </div>
         <button type="submit">Filter</button>
         <button type="button" onClick={verify}>

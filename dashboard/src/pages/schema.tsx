@@ -58,7 +58,7 @@ function KeySpace({ schema }: { schema: Schema }) {
       <p>
         {k.totalKeys} keys; {k.sampledKeys} sampled.
       </p>
-      <table class="grid">
+      <table class="grid" data-testid="key-patterns">
         <thead>
           <tr>
             <th scope="col">Pattern</th>
