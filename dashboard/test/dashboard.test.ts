@@ -584,7 +584,7 @@ test("admin pages: keys created with grants (secret shown once) and revoked, aud
   await page.waitForSelector("[data-testid=keys-table]");
   const name = unique("agent");
   await page.fill("#key-name", name);
-  await page.fill("#key-target", "agent-42-*");
+  await page.fill("#key-target", "agent-42-*, scratch");
   await page.selectOption("#key-role", "write");
   await page.check("text=may spawn");
   await page.click("button:has-text('Create key')");
@@ -593,9 +593,14 @@ test("admin pages: keys created with grants (secret shown once) and revoked, aud
   assert.match(secret, /^dbf_/);
   const who = await connect({ endpoint: origin, apiKey: secret }).whoAmI();
   assert.equal(who.name, name);
-  assert.equal(who.grants[0]!.pattern, "agent-42-*");
-  assert.equal(who.grants[0]!.role, Role.WRITE);
-  assert.match((await page.textContent(`tr[data-key="${name}"]`)) ?? "", /may spawn, write on agent-42-\*/);
+  assert.deepEqual(
+    who.grants.map((g) => [g.pattern || g.database, g.role]),
+    [
+      ["agent-42-*", Role.WRITE],
+      ["scratch", Role.WRITE],
+    ],
+  );
+  assert.match((await page.textContent(`tr[data-key="${name}"]`)) ?? "", /may spawn, write on agent-42-\*, write on scratch/);
   await shot(page, "15-admin-keys-secret");
   await page.click("button:has-text('Done, hide it')");
   assert.equal(await page.$("[data-testid=secret]"), null);

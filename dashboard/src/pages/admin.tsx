@@ -58,9 +58,13 @@ function Keys({ session }: { session: Session }) {
     e.preventDefault();
     setError("");
     try {
-      const t = target.trim();
       const r0 = role === "owner" ? Role.OWNER : role === "write" ? Role.WRITE : Role.READ;
-      const grants = t ? [t.includes("*") ? Grant.pattern(t, r0) : Grant.database(t, r0)] : [];
+      // Several targets, comma-separated, each a database name or a pattern (with `*`).
+      const grants = target
+        .split(",")
+        .map((t) => t.trim())
+        .filter(Boolean)
+        .map((t) => (t.includes("*") ? Grant.pattern(t, r0) : Grant.database(t, r0)));
       const r = await client.createApiKey({ name: name.trim(), admin, canCreate, grants });
       setSecret({ name: r.apiKey.name, secret: r.secret });
       setName("");
@@ -86,7 +90,7 @@ function Keys({ session }: { session: Session }) {
           <input id="key-name" required value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
         </div>
         <div class="field">
-          <label for="key-target">Grant on database or pattern</label>
+          <label for="key-target">Grant on databases or patterns (comma-separated)</label>
           <input id="key-target" placeholder="agent-42-*" value={target} onInput={(e) => setTarget((e.target as HTMLInputElement).value)} />
         </div>
         <div class="field">
