@@ -44,7 +44,12 @@ export function DatabasesPage({ session }: { session: Session }) {
   useEffect(() => {
     let live = true;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let loading = false;
     const load = async () => {
+      // A hidden tab does not poll; it refreshes when shown again (visibilitychange below).
+      if (document.hidden || loading) return;
+      clearTimeout(timer);
+      loading = true;
       try {
         const list = await client.listDatabases();
         if (!live) return;
@@ -53,12 +58,16 @@ export function DatabasesPage({ session }: { session: Session }) {
       } catch (e) {
         if (live) setError(errorText(e));
       }
+      loading = false;
       if (live) timer = setTimeout(load, POLL_MS);
     };
     void load();
+    const onVisible = () => void load();
+    document.addEventListener("visibilitychange", onVisible);
     return () => {
       live = false;
       clearTimeout(timer);
+      document.removeEventListener("visibilitychange", onVisible);
     };
   }, [client, tick]);
 
