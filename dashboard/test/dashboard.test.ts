@@ -301,6 +301,10 @@ test("the console runs a query and renders NULL apart from empty text, numbers r
   assert.equal(await page.textContent(".cell-detail pre"), "apple");
   await shot(page, "05-console-result");
 
+  // A statement without rows reports the rows it changed.
+  await typeSql(page, "UPDATE customers SET name = name");
+  assert.match(await run(page), /^2 rows affected · \d+ ms · server [\d.]+ ms$/);
+
   // Typed parameters.
   await typeSql(page, "SELECT name FROM products WHERE price > ? AND name <> ? ORDER BY name");
   await page.fill("#params", '[1, "pear"]');
@@ -311,7 +315,7 @@ test("the console runs a query and renders NULL apart from empty text, numbers r
   // History, per database, in localStorage.
   const hist = await page.$$eval(".history li button", (bs) => bs.map((b) => b.textContent));
   assert.equal(hist[0], "SELECT name FROM products WHERE price > ? AND name <> ? ORDER BY name");
-  assert.equal(hist.length, 2);
+  assert.equal(hist.length, 3);
 
   // EXPLAIN: the normalized plan with the full scan highlighted.
   await typeSql(page, "SELECT * FROM products WHERE name = 'pear'");
@@ -375,6 +379,15 @@ test("queries on PostgreSQL and MySQL, and Redis commands with the key browser",
         ["", "text"],
       ],
     );
+    // EXPLAIN ANALYZE (PostgreSQL and MySQL): actual row counts in the plan.
+    await admin.execute(db, "CREATE TABLE t (id INT PRIMARY KEY, v INT)");
+    await admin.execute(db, "INSERT INTO t VALUES (1, 10), (2, 20)");
+    await typeSql(page, "SELECT * FROM t WHERE v > 5");
+    await page.check("text=analyze");
+    await page.click("button:has-text('Explain')");
+    await page.waitForSelector("[data-testid=plan]");
+    assert.match((await page.textContent("[data-testid=plan] p")) ?? "", /Full scans: t\b/);
+    assert.match((await page.textContent("[data-testid=plan] .plan-tree")) ?? "", /\d+ actual/);
     await shot(page, `08-console-${b === Backend.POSTGRES ? "postgres" : "mysql"}`);
     await admin.deleteDatabase(db);
   }

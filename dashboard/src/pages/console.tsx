@@ -55,6 +55,9 @@ function Console({ session, db }: { session: Session; db: Database }) {
   const [note, setNote] = useState("");
   const [hist, setHist] = useState(() => history(db.name));
   const [chart, setChart] = useState(false);
+  // EXPLAIN ANALYZE runs the statement (in a transaction rolled back); SQLite has none.
+  const [analyze, setAnalyze] = useState(false);
+  const canAnalyze = db.backend === Backend.POSTGRES || db.backend === Backend.MYSQL;
   const current = useRef<{ cancel: () => void } | null>(null);
 
   useEffect(() => {
@@ -93,7 +96,7 @@ function Console({ session, db }: { session: Session; db: Database }) {
     if (!text || !p) return;
     setNote("");
     try {
-      setPlan(await session.client.explain(db.name, text, p));
+      setPlan(await session.client.explain(db.name, text, p, { analyze: canAnalyze && analyze }));
     } catch (e) {
       setNote(`EXPLAIN: ${errorText(e)}`);
     }
@@ -168,6 +171,11 @@ function Console({ session, db }: { session: Session; db: Database }) {
               <button type="button" onClick={explain}>
                 Explain
               </button>
+              {canAnalyze && (
+                <label class="check">
+                  <input type="checkbox" checked={analyze} onChange={(e) => setAnalyze((e.target as HTMLInputElement).checked)} /> analyze
+                </label>
+              )}
               <button type="button" onClick={() => exportAs("csv")}>
                 Export CSV
               </button>
@@ -265,6 +273,7 @@ function PlanNodes({ nodes }: { nodes: PlanNode[] }) {
           {n.fullScan && <span class="badge warn">full scan</span>}
           {n.detail && <span class="muted"> {n.detail}</span>}
           {n.estimatedRows !== undefined && <span class="muted"> · ~{n.estimatedRows} rows</span>}
+          {n.actualRows !== undefined && <span class="muted"> · {n.actualRows} actual</span>}
           <PlanNodes nodes={n.children} />
         </li>
       ))}
