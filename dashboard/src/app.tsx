@@ -5,7 +5,7 @@
  */
 import { lazy, Suspense } from "preact/compat";
 import { useEffect, useState } from "preact/hooks";
-import { errorText } from "./format";
+import { KEY_REFUSED, errorText } from "./format";
 import { DatabasesPage } from "./pages/databases";
 import { SignInPage } from "./pages/signin";
 import { href, navigate, useRoute } from "./router";
@@ -33,6 +33,19 @@ export function App() {
       .finally(() => setRestoring(false));
   }, []);
 
+  // A key revoked or expired while signed in: forget it and say why.
+  useEffect(() => {
+    const refused = () => {
+      if (!storedKey()) return;
+      signOut();
+      setSession(null);
+      setRestoreError("The gateway no longer accepts this key (revoked or expired). Sign in again.");
+      navigate("/signin");
+    };
+    addEventListener(KEY_REFUSED, refused);
+    return () => removeEventListener(KEY_REFUSED, refused);
+  }, []);
+
   // The bare origin and the sign-in path show the databases once signed in.
   useEffect(() => {
     if (session && (location.pathname === "/" || location.pathname === "/signin")) navigate("/databases", true);
@@ -46,6 +59,7 @@ export function App() {
   if (!session) {
     return (
       <SignInPage
+        key={restoreError}
         initialError={restoreError}
         onSignedIn={setSession}
       />

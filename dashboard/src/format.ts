@@ -3,7 +3,7 @@
  * render as text nodes (JSX text), never as HTML, so a cell holding markup stays markup-shaped
  * text. NULL is not a string: callers render it apart (a styled "NULL" marker) from "".
  */
-import { Backend, CalendarDate, DatabaseStatus, Decimal, TimeOfDay, type Column, type SqlValue } from "@dbforge/sdk/web";
+import { Backend, CalendarDate, DatabaseStatus, Decimal, TimeOfDay, Unauthenticated, type Column, type SqlValue } from "@dbforge/sdk/web";
 
 export type CellKind = "null" | "number" | "bytes" | "bool" | "text" | "json";
 
@@ -85,8 +85,15 @@ export function numericColumn(c: Column): boolean {
   return c.kind === 1 || c.kind === 2 || c.kind === 6;
 }
 
-/** An error's message as text for the page (the SDK's errors name their status code). */
+/** Fired on window when a call says the key is no longer accepted; the shell signs out. */
+export const KEY_REFUSED = "dbforge-key-refused";
+
+/**
+ * An error's message as text for the page (the SDK's errors name their status code). An
+ * UNAUTHENTICATED answer (the key was revoked or expired meanwhile) also signs the tab out.
+ */
 export function errorText(e: unknown): string {
+  if (e instanceof Unauthenticated) dispatchEvent(new Event(KEY_REFUSED));
   if (e instanceof Error) return e.message;
   return String(e);
 }

@@ -681,6 +681,15 @@ test("a read-only key sees no admin pages, no spawn or prune, and its writes are
   assert.match((await page.textContent("[data-testid=run-error]")) ?? "", /permission/i);
   assert.equal((await admin.query(shop, "SELECT count(*) FROM orders").then((r) => r.toArray()))[0]![0], 2);
   await shot(page, "20-reader-write-refused");
+
+  // Revoked while signed in: the next call is refused and the tab signs out, saying why.
+  await page.goto(`${origin}/databases`);
+  await page.waitForSelector(`tr[data-db="${shop}"]`);
+  const id = (await connect({ endpoint: origin, apiKey: readerKey }).whoAmI()).id;
+  assert.equal(await admin.revokeApiKey(id), true);
+  await page.waitForSelector(".signin .error", { timeout: 10_000 });
+  assert.match((await page.textContent(".signin .error")) ?? "", /no longer accepts this key/);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("dbforge.apiKey")), null);
   await page.close();
 });
 
