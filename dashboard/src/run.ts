@@ -95,7 +95,7 @@ export function startRun(
 
 const HISTORY_MAX = 50;
 
-/** Statements run on a database, newest first, in localStorage (statements only, never keys). */
+/** Statements run on a database (`<key id>/<database>`), newest first, in localStorage (statements only, never keys). */
 export function history(db: string): string[] {
   try {
     const v: unknown = JSON.parse(localStorage.getItem(`dbforge.history.${db}`) ?? "[]");

@@ -316,6 +316,9 @@ test("the console runs a query and renders NULL apart from empty text, numbers r
   const hist = await page.$$eval(".history li button", (bs) => bs.map((b) => b.textContent));
   assert.equal(hist[0], "SELECT name FROM products WHERE price > ? AND name <> ? ORDER BY name");
   assert.equal(hist.length, 3);
+  // Kept per key and database, never with the key itself.
+  const stored = await page.evaluate(() => Object.keys(localStorage));
+  assert.ok(stored.includes(`dbforge.history.env-admin/${shop}`), JSON.stringify(stored));
 
   // EXPLAIN: the normalized plan with the full scan highlighted.
   await typeSql(page, "SELECT * FROM products WHERE name = 'pear'");
@@ -674,8 +677,10 @@ test("a read-only key sees no admin pages, no spawn or prune, and its writes are
   assert.match((await page.textContent("main .error")) ?? "", /need an admin key/);
   assert.equal(await page.$("[data-testid=keys-table]"), null);
   await shot(page, "19-reader-admin-refused");
+  // The admin's statement history on this database is not the reader's.
   await page.goto(`${origin}/db/${encodeURIComponent(shop)}/console`);
   await page.waitForSelector(".cm-content");
+  assert.deepEqual(await page.$$eval(".history li", (l) => l.length), 0);
   await typeSql(page, "DELETE FROM orders");
   await run(page);
   assert.match((await page.textContent("[data-testid=run-error]")) ?? "", /permission/i);

@@ -53,7 +53,9 @@ function Console({ session, db }: { session: Session; db: Database }) {
   const [run, setRun] = useState<RunState | null>(null);
   const [plan, setPlan] = useState<Plan | null>(null);
   const [note, setNote] = useState("");
-  const [hist, setHist] = useState(() => history(db.name));
+  // History is kept per key and database, so keys sharing a browser do not see each other's.
+  const histKey = `${session.me.id}/${db.name}`;
+  const [hist, setHist] = useState(() => history(histKey));
   const [chart, setChart] = useState(false);
   // EXPLAIN ANALYZE runs the statement (in a transaction rolled back); SQLite has none.
   const [analyze, setAnalyze] = useState(false);
@@ -85,7 +87,7 @@ function Console({ session, db }: { session: Session; db: Database }) {
     if (!p) return;
     setNote("");
     setPlan(null);
-    setHist(remember(db.name, text));
+    setHist(remember(histKey, text));
     current.current = startRun(session.client, db.name, text, p, setRun);
   };
   const cancel = () => current.current?.cancel();
