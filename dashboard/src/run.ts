@@ -7,6 +7,8 @@ import { Truncation, type Column, type DBForgeClient, type Row, type SqlParam, t
 import { errorText } from "./format";
 
 export interface RunState {
+  /** Which run this is on the page (1, 2, ...): tells a new result from the one before. */
+  id: number;
   sql: string;
   columns: Column[];
   rows: Row[];
@@ -34,6 +36,8 @@ export function parseParams(text: string): SqlParam[] {
   return v as SqlParam[];
 }
 
+let runs = 0;
+
 export function startRun(
   client: DBForgeClient,
   db: string,
@@ -44,6 +48,7 @@ export function startRun(
   const abort = new AbortController();
   const t0 = performance.now();
   const st: RunState = {
+    id: ++runs,
     sql,
     columns: [],
     rows: [],

@@ -161,9 +161,19 @@ async function typeSql(page: Page, sql: string): Promise<void> {
   await page.keyboard.press("Escape");
 }
 
+/** Runs the editor's statement and waits for this run's end (not the previous run's status). */
 async function run(page: Page): Promise<string> {
+  const status = await page.$("[data-testid=run-status]");
+  const before = Number((await status?.getAttribute("data-run")) ?? 0);
   await page.click("button:has-text('Run')");
-  await page.waitForSelector("[data-testid=run-status][data-running=no]", { state: "attached", timeout: 120_000 });
+  await page.waitForFunction(
+    (n) => {
+      const el = document.querySelector("[data-testid=run-status]");
+      return el !== null && Number(el.getAttribute("data-run")) > n && el.getAttribute("data-running") === "no";
+    },
+    before,
+    { timeout: 120_000 },
+  );
   return (await page.textContent("[data-testid=run-status]")) ?? "";
 }
 

@@ -231,7 +231,7 @@ function RunStatus({ run }: { run: RunState }) {
   }
   return (
     <div class="run-status">
-      <p role="status" data-testid="run-status" data-running={run.running ? "yes" : "no"}>
+      <p role="status" data-testid="run-status" data-run={run.id} data-running={run.running ? "yes" : "no"}>
         {parts.join(" · ")}
       </p>
       {run.error && (
