@@ -790,6 +790,8 @@ test("keyboard only: sign in, open a database, run a query, reach its result; fo
     await page.keyboard.press("Tab");
   }
   assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("data-testid")), "result");
+  // No completion list is left open behind the focus.
+  assert.equal(await page.$(".cm-tooltip-autocomplete"), null);
   await noProblems(page);
   // (Checked before the screenshot: Playwright's own caret hiding shows up as a style-src-attr
   // report while the focus is in the result table.)

@@ -15,6 +15,7 @@ import { Compartment, EditorState, Prec } from "@codemirror/state";
 import { EditorView, keymap, placeholder } from "@codemirror/view";
 import { MySQL, PostgreSQL, SQLite, sql, type SQLDialect } from "@codemirror/lang-sql";
 import { HighlightStyle, syntaxHighlighting } from "@codemirror/language";
+import { closeCompletion } from "@codemirror/autocomplete";
 import { tags } from "@lezer/highlight";
 import { Backend } from "@dbforge/sdk/web";
 
@@ -75,7 +76,15 @@ export function SqlEditor(props: {
       state: EditorState.create({
         doc: props.initial,
         extensions: [
-          Prec.highest(keymap.of([{ key: "Mod-Enter", run: () => (run.current(), true) }])),
+          Prec.highest(keymap.of([{ key: "Mod-Enter", run: (view) => (closeCompletion(view), run.current(), true) }])),
+          // The completion list closes when focus leaves the editor (Tab onwards, a click outside);
+          // in a shadow root CodeMirror's own blur check leaves it open.
+          EditorView.domEventHandlers({
+            blur: (_e, view) => {
+              closeCompletion(view);
+              return false;
+            },
+          }),
           basicSetup,
           lang.current.of(sql({ dialect: dialect(props.backend), schema: props.tables, upperCaseKeywords: true })),
           placeholder("SELECT … (Ctrl+Enter runs)"),
