@@ -30,5 +30,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .file_descriptor_set_path(out_dir.join("dbforge_descriptor.bin"))
         .compile_protos(PROTOS, &["../proto"])?;
     println!("cargo:rerun-if-changed=../proto");
+    // The dashboard's built files are embedded (src/dashboard.rs); a rebuilt bundle rebuilds the server.
+    println!("cargo:rerun-if-changed=../dashboard/dist");
     Ok(())
 }

@@ -168,6 +168,10 @@ pub struct Config {
     /// Do not collect Prometheus metrics (`/metrics` is then empty).
     #[arg(long, env = "DBFORGE_DISABLE_METRICS")]
     pub disable_metrics: bool,
+    /// Do not serve the web dashboard at `/` (the port then shows a short page about the API,
+    /// and unknown paths get 400 as before).
+    #[arg(long, env = "DBFORGE_NO_DASHBOARD")]
+    pub no_dashboard: bool,
     /// How long audit records are kept, e.g. "90d".
     #[arg(long, env = "DBFORGE_AUDIT_RETENTION", value_parser = humantime::parse_duration,
           default_value = duration_text(defaults::AUDIT_RETENTION))]

@@ -21,6 +21,7 @@ pub mod api;
 pub mod backend;
 pub mod config;
 pub mod core;
+pub mod dashboard;
 pub mod metrics;
 pub mod pb;
 pub mod server;

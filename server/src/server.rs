@@ -205,12 +205,19 @@ pub async fn run(
     // Plain HTTP routes share the port; grpc-web applies to the gRPC routes only, or it would
     // answer 400 to every plain request.
     let mut app = axum::Router::new()
-        .route("/", axum::routing::get(index))
         .route(
             "/metrics",
             axum::routing::get(|| async { telemetry().render() }),
         )
         .merge(grpc);
+    // The dashboard takes every path no route above has (its own files, its app routes, and
+    // gRPC calls to unknown services, which it answers UNIMPLEMENTED); without it, `/` is a
+    // short page about the API and other paths keep tonic's answers.
+    app = if cfg.no_dashboard {
+        app.route("/", axum::routing::get(index))
+    } else {
+        app.fallback(crate::dashboard::serve)
+    };
     if let Some(cors) = cors(&cfg.cors_origins)? {
         app = app.layer(cors);
     }
@@ -305,7 +312,8 @@ fn cors(origins: &[String]) -> Result<Option<CorsLayer>, BoxError> {
     ))
 }
 
-/// What `GET /` shows: what this port is, for someone who opened it in a browser.
+/// What `GET /` shows with `--no-dashboard`: what this port is, for someone who opened it in a
+/// browser.
 async fn index() -> axum::response::Html<String> {
     axum::response::Html(format!(
         r#"<!doctype html>

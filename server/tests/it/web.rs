@@ -149,10 +149,14 @@ async fn refused_origins_are_told_how_to_get_in_and_logged_once() {
     assert!(!logs.contains(&format!("origin={own}")), "{logs}");
 }
 
-/// `GET /` says what the port is instead of an empty 400.
+/// With `--no-dashboard`, `GET /` says what the port is instead of an empty 400.
 #[tokio::test]
 async fn the_root_page_says_what_the_port_serves() {
-    let s = TestServer::start().await;
+    let s = TestServer::with(|mut c| {
+        c.no_dashboard = true;
+        c
+    })
+    .await;
     let resp = http(
         &s,
         b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -242,5 +246,112 @@ async fn a_refused_http1_call_keeps_its_connection() {
         let status = resp.headers().get("grpc-status").cloned();
         resp.into_body().collect().await.expect("the whole answer");
         assert_eq!(status.as_ref().map(|v| v.as_bytes()), Some(&b"16"[..]));
+    }
+}
+
+/// The dashboard is served at `/` and at its app routes, with its security headers; its
+/// scripts come gzipped; gRPC and `/metrics` keep their routes next to it.
+#[tokio::test]
+async fn the_dashboard_is_served_with_its_security_headers() {
+    let s = TestServer::start().await;
+    let mut script = String::new();
+    for path in ["/", "/databases", "/db/some%20db/console"] {
+        let resp = http(
+            &s,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&resp);
+        let lower = text.to_ascii_lowercase();
+        assert!(text.starts_with("HTTP/1.1 200"), "{path}: {text}");
+        assert!(lower.contains("content-type: text/html"), "{text}");
+        assert!(
+            lower.contains(&format!(
+                "content-security-policy: {}",
+                dbforge_server::dashboard::CSP.to_ascii_lowercase()
+            )),
+            "{text}"
+        );
+        assert!(lower.contains("x-content-type-options: nosniff"), "{text}");
+        assert!(lower.contains("referrer-policy: no-referrer"), "{text}");
+        assert!(text.contains("<div id=\"app\">"), "{text}");
+        script = text
+            .split("src=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("the page loads a script")
+            .to_owned();
+    }
+    let resp = http(
+        &s,
+        format!(
+            "GET {script} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await;
+    let head = String::from_utf8_lossy(&resp[..resp.len().min(1024)]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(head.contains("content-type: text/javascript"), "{head}");
+    let metrics = http(
+        &s,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&metrics).contains("dbforge_"));
+    s.client
+        .list_databases(dbforge::ListFilter::default())
+        .await
+        .expect("gRPC next to the dashboard");
+}
+
+/// The dashboard's fallback must not turn a call to a service the gateway lacks into a page:
+/// over gRPC (HTTP/2) and grpc-web the caller gets UNIMPLEMENTED, with the dashboard on or off.
+#[tokio::test]
+async fn unknown_services_are_unimplemented_next_to_the_dashboard() {
+    for no_dashboard in [false, true] {
+        let s = TestServer::with(|mut c| {
+            c.no_dashboard = no_dashboard;
+            c
+        })
+        .await;
+        let channel = tonic::transport::Channel::from_shared(format!("http://{}", s.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+        for path in [
+            "/no.such.v1.Service/Call",
+            "/dbforge.v1.DatabaseService/NoSuchMethod",
+        ] {
+            let mut grpc = tonic::client::Grpc::new(channel.clone());
+            grpc.ready().await.expect("ready");
+            let got: Result<tonic::Response<()>, tonic::Status> = grpc
+                .unary(
+                    tonic::Request::new(()),
+                    http::uri::PathAndQuery::from_static(path),
+                    tonic_prost::ProstCodec::<(), ()>::default(),
+                )
+                .await;
+            let status = got.expect_err("no such RPC");
+            assert_eq!(
+                status.code(),
+                tonic::Code::Unimplemented,
+                "{path} (dashboard off: {no_dashboard}): {status:?}"
+            );
+        }
+        if !no_dashboard {
+            let body = grpc_web_frame(&[]);
+            let mut req = format!(
+                "POST /no.such.v1.Service/Call HTTP/1.1\r\nHost: x\r\nContent-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            req.extend_from_slice(&body);
+            let text = String::from_utf8_lossy(&http(&s, &req).await).to_ascii_lowercase();
+            assert!(text.contains("grpc-status: 12"), "{text}");
+            assert!(!text.contains("<html"), "{text}");
+        }
     }
 }
