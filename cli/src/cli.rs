@@ -630,8 +630,9 @@ pub struct DumpArgs {
 #[command(after_help = "\
 The fork is a new database on the source's backend, owned by your key: writes to either one
 never show in the other. It needs the read role on SRC (the owner role with --from-backup) and
-the right to create NEW. SQLite copies the file with its online backup API, PostgreSQL and MySQL
-replay a consistent dump, Redis copies every key with its TTL.
+the right to create NEW. SQLite copies the file with its online backup API, PostgreSQL uses SRC as
+a template (a dump when SRC is in use), MySQL replays a consistent dump, Redis copies every
+key with its TTL.
 
 Examples:
   dbforge fork app app-before-migration

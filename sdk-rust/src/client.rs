@@ -142,7 +142,8 @@ impl ForkOptions {
 pub struct Forked {
     /// The new database.
     pub database: Database,
-    /// How the data was copied: `sqlite-backup-api`, `dump-replay`, `key-records` or `backup`.
+    /// How the data was copied: `sqlite-backup-api`, `template`, `dump-replay`, `key-records` or
+    /// `backup`.
     pub method: String,
     /// How long the fork took.
     pub duration: Duration,

@@ -84,7 +84,7 @@ export interface Created {
 export interface Forked {
   /** The new database. */
   database: Database;
-  /** How the data was copied: "sqlite-backup-api", "dump-replay" (PostgreSQL, MySQL), "key-records" (Redis) or "backup" (from a backup). */
+  /** How the data was copied: "sqlite-backup-api" (SQLite), "template" (PostgreSQL), "dump-replay" (MySQL, or PostgreSQL with the source in use), "key-records" (Redis) or "backup" (from a backup). */
   method: string;
   /** How long the fork took, in milliseconds. */
   durationMs: number;

@@ -193,8 +193,9 @@ class Forked:
 
     Attributes:
         database: the new database.
-        method: how the data was copied: "sqlite-backup-api", "dump-replay" (PostgreSQL,
-            MySQL), "key-records" (Redis) or "backup" (from a backup).
+        method: how the data was copied: "sqlite-backup-api" (SQLite), "template"
+            (PostgreSQL), "dump-replay" (MySQL, or PostgreSQL with the source in use),
+            "key-records" (Redis) or "backup" (from a backup).
         duration: how long the fork took.
     """
 

@@ -12,13 +12,20 @@
 //! - SQLite: [`Database::backup_image`] (the online backup API) writes a consistent copy of the
 //!   source's file while its writers keep running; [`Backend::restore_image`] moves it into
 //!   place as the fork's file.
-//! - PostgreSQL and MySQL: the source's [`Database::dump`], read in one REPEATABLE READ
-//!   read-only transaction (a snapshot no concurrent write can tear), replayed into the fork in
-//!   one transaction on the fork's own login, so every object belongs to the fork's role.
+//! - PostgreSQL: the engine's own copy, [`Backend::create_copy`] (`CREATE DATABASE …
+//!   TEMPLATE`, then everything in the copy handed over to the fork's role), after the gateway
+//!   closed its idle connections to the source. PostgreSQL copies only a database nobody is
+//!   connected to: when the source is in use (a statement running, a session open, another
+//!   client), or the admin login may not copy it, the fork falls back to the dump below.
+//! - PostgreSQL (fallback) and MySQL: the source's [`Database::dump`], read in one REPEATABLE
+//!   READ read-only transaction (a snapshot no concurrent write can tear), replayed into the
+//!   fork in one transaction on the fork's own login, so every object belongs to the fork's
+//!   role.
 //! - Redis: the records of the source's dump (each key with its type, value and remaining TTL)
 //!   imported into the fork's namespace by [`Database::import_records`], in batches.
 //!
 //! [`Backend::restore_image`]: crate::backend::Backend::restore_image
+//! [`Backend::create_copy`]: crate::backend::Backend::create_copy
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration, time::Instant};
 
@@ -66,6 +73,8 @@ pub struct ForkSpec {
 pub enum ForkMethod {
     /// SQLite's online backup API into a new file.
     SqliteBackupApi,
+    /// The engine's own copy (PostgreSQL's `CREATE DATABASE … TEMPLATE`).
+    Template,
     /// The source's SQL dump replayed into the fork.
     DumpReplay,
     /// The source's key records imported into the fork's namespace.
@@ -79,6 +88,7 @@ impl ForkMethod {
     pub fn as_str(self) -> &'static str {
         match self {
             ForkMethod::SqliteBackupApi => "sqlite-backup-api",
+            ForkMethod::Template => "template",
             ForkMethod::DumpReplay => "dump-replay",
             ForkMethod::KeyRecords => "key-records",
             ForkMethod::Backup => "backup",
@@ -203,13 +213,39 @@ impl Forge {
         who.require_create_quota(|key| registry.owned_by(key))?;
         source.check_fence()?;
         let kind = source.record.backend;
-        let method = ForkMethod::of(kind);
-        let database = self.open_entry(source).await?;
-        let staged = registry.stage(kind, &spec.name).await?;
-        if let Err(e) = self.copy_into(&*database, kind, method, &staged).await {
-            registry.unstage(kind, &staged).await;
-            return Err(e);
-        }
+        let mut method = ForkMethod::of(kind);
+        let copied = match method {
+            ForkMethod::DumpReplay => {
+                match registry
+                    .stage_copy(kind, &spec.name, &source.record.provisioned)
+                    .await
+                {
+                    Ok(staged) => Some(staged),
+                    Err(Error::Unsupported { .. }) => None,
+                    Err(e @ Error::Unavailable(_)) => return Err(e),
+                    Err(e) => {
+                        info!(error = %e, "the engine could not copy the source; copying it through a dump");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let staged = match copied {
+            Some(staged) => {
+                method = ForkMethod::Template;
+                staged
+            }
+            None => {
+                let database = self.open_entry(source).await?;
+                let staged = registry.stage(kind, &spec.name).await?;
+                if let Err(e) = self.copy_into(&*database, kind, method, &staged).await {
+                    registry.unstage(kind, &staged).await;
+                    return Err(e);
+                }
+                staged
+            }
+        };
         let control = registry.control().await;
         let new = DatabaseSpec {
             name: spec.name,
@@ -264,7 +300,9 @@ impl Forge {
                 let fork = backend.open(staged).await?;
                 replay_records(&*fork, dump, &self.limits().whole_result()).await
             }
-            ForkMethod::Backup => Err(Error::internal("a live fork has no backup to copy")),
+            ForkMethod::Template | ForkMethod::Backup => {
+                Err(Error::internal("not a copy through an open database"))
+            }
         }
     }
 }

@@ -7,7 +7,8 @@ use dbforge::{Backend, Client, Code, CreateBackup, CreateOptions, ForkOptions, F
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::{
-    ADMIN_KEY, TestServer, as_key, mysql_url, postgres_url, redis_url, secured, serving, unique,
+    ADMIN_KEY, TestServer, as_key, key_for, mysql_url, postgres_url, redis_url, secured, serving,
+    unique,
 };
 
 /// Every row `sql` returns, as values.
@@ -122,7 +123,112 @@ async fn forks_are_independent_copies_on_postgres() {
         return;
     };
     let s = serving(Backend::Postgres, url).await;
-    sql_round(&s, Backend::Postgres, "dump-replay").await;
+    sql_round(&s, Backend::Postgres, "template").await;
+}
+
+/// Rows of `pg_shdepend` in the current database that name a role other than the database's
+/// own login and its read-only login: none, when a fork left nothing of the source's logins
+/// behind (and nothing of its own in the source), so both can be dropped cleanly.
+const FOREIGN_ROLE_DEPENDENCIES: &str = "SELECT count(*) FROM pg_shdepend d \
+     WHERE d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+     AND d.refclassid = 'pg_authid'::regclass \
+     AND d.refobjid NOT IN (SELECT oid FROM pg_roles WHERE rolname = current_user \
+         OR rolname = regexp_replace(current_user, '_([^_]*)$', '-\\1'))";
+
+/// A PostgreSQL fork copied as a template belongs to its own logins alone, and the source to
+/// its own; a source in use (an open session) cannot be a template, and the fork copies it
+/// through a dump instead, with the same result.
+#[tokio::test]
+async fn postgres_forks_use_the_source_as_a_template_unless_it_is_in_use() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    let s = secured(Backend::Postgres, Some(url)).await;
+    let admin = as_key(&s, ADMIN_KEY).await;
+    let c = &admin;
+    let src = unique("fkpg");
+    c.create_database(&src, CreateOptions::default().backend(Backend::Postgres))
+        .await
+        .expect("spawn");
+    for sql in [
+        "CREATE TABLE t (id SERIAL PRIMARY KEY, v TEXT)",
+        "INSERT INTO t (v) VALUES ('a'), ('b')",
+        "CREATE SCHEMA extra",
+        "CREATE TABLE extra.u (x INT)",
+        "CREATE FUNCTION twice(i INT) RETURNS INT LANGUAGE sql AS 'SELECT i * 2'",
+        "CREATE TYPE mood AS ENUM ('ok', 'bad')",
+    ] {
+        exec(c, &src, sql).await;
+    }
+    let tpl = unique("fkpgt");
+    assert_eq!(fork(c, &src, &tpl).await.method, "template");
+    for db in [&src, &tpl] {
+        assert_eq!(
+            rows(c, db, FOREIGN_ROLE_DEPENDENCIES).await,
+            vec![vec![Value::Int(0)]],
+            "{db}"
+        );
+    }
+    // The fork's login owns every object: it alters, drops and creates freely; the serial
+    // goes on from where the source was.
+    for sql in [
+        "INSERT INTO t (v) VALUES ('c')",
+        "ALTER TABLE extra.u ADD COLUMN y INT",
+        "DROP FUNCTION twice(INT)",
+        "DROP TYPE mood",
+        "CREATE TABLE mine (x INT)",
+    ] {
+        exec(c, &tpl, sql).await;
+    }
+    assert_eq!(
+        rows(c, &tpl, "SELECT id, v FROM t ORDER BY id").await,
+        ids_and_values(&[(1, "a"), (2, "b"), (3, "c")])
+    );
+    assert_eq!(
+        rows(c, &src, "SELECT twice(21)").await,
+        vec![vec![Value::Int(42)]]
+    );
+    // A read grant on the fork reads through the fork's read-only login, which got its
+    // grants, and cannot write.
+    let reader = key_for(&s, c, &tpl, dbforge::Role::Read).await;
+    assert_eq!(
+        rows(&reader, &tpl, "SELECT count(*) FROM extra.u").await,
+        vec![vec![Value::Int(0)]]
+    );
+    assert_code(
+        reader
+            .execute(&tpl, "INSERT INTO mine VALUES (1)", &[])
+            .await,
+        Code::PermissionDenied,
+        "",
+    );
+
+    // In use: a session holds a connection to the source.
+    let mut tx = c.transaction(&src).await.expect("session");
+    tx.execute("INSERT INTO t (v) VALUES ('uncommitted')", &[])
+        .await
+        .expect("insert");
+    let dumped = unique("fkpgd");
+    assert_eq!(fork(c, &src, &dumped).await.method, "dump-replay");
+    tx.rollback().await.expect("rollback");
+    assert_eq!(
+        rows(c, &dumped, "SELECT id, v FROM t ORDER BY id").await,
+        ids_and_values(&[(1, "a"), (2, "b")]),
+        "the uncommitted row is not in the fork"
+    );
+    // (The dump carries what DumpDatabase does, the public schema's tables, sequences, views
+    // and triggers; other schemas, enum types and plain functions are the template copy's
+    // alone.)
+    exec(c, &dumped, "INSERT INTO t (v) VALUES ('d')").await;
+    // Pruning the source leaves both forks working.
+    c.delete_database(&src).await.expect("delete source");
+    for db in [&tpl, &dumped] {
+        assert_eq!(
+            rows(c, db, "SELECT count(*) FROM t").await,
+            vec![vec![Value::Int(3)]]
+        );
+        c.delete_database(db).await.expect("delete fork");
+    }
 }
 
 #[tokio::test]

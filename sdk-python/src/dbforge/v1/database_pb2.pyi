@@ -526,8 +526,9 @@ class ForkDatabaseResponse(_message.Message):
     METHOD_FIELD_NUMBER: _builtins.int
     DURATION_FIELD_NUMBER: _builtins.int
     method: _builtins.str
-    """How the data was copied: "sqlite-backup-api", "dump-replay" (PostgreSQL, MySQL),
-    "key-records" (Redis) or "backup" (`from_backup`).
+    """How the data was copied: "sqlite-backup-api" (SQLite), "template" (PostgreSQL),
+    "dump-replay" (MySQL, or PostgreSQL with the source in use), "key-records" (Redis) or
+    "backup" (`from_backup`).
     """
     @_builtins.property
     def database(self) -> Global___Database:

@@ -461,8 +461,9 @@ export type ForkDatabaseResponse = Message<"dbforge.v1.ForkDatabaseResponse"> & 
   database?: Database | undefined;
 
   /**
-   * How the data was copied: "sqlite-backup-api", "dump-replay" (PostgreSQL, MySQL),
-   * "key-records" (Redis) or "backup" (`from_backup`).
+   * How the data was copied: "sqlite-backup-api" (SQLite), "template" (PostgreSQL),
+   * "dump-replay" (MySQL, or PostgreSQL with the source in use), "key-records" (Redis) or
+   * "backup" (`from_backup`).
    *
    * @generated from field: string method = 2;
    */
@@ -591,11 +592,15 @@ export const DatabaseService: GenService<{
    * engine login, like any spawned database, and the calling key owns it.
    *
    * How each engine copies: SQLite, a copy of the file made with SQLite's online backup API
-   * (writers keep running); PostgreSQL and MySQL, the gateway's dump of the source (read in one
-   * REPEATABLE READ read-only transaction, so a consistent snapshot) replayed into the fork in
-   * one transaction; Redis, every key of the namespace with its value and remaining TTL (the
-   * records of DumpDatabase), each key as it was at one moment. `method` in the response names
-   * the path taken. A fork from a backup is RestoreBackup with mode NEW.
+   * (writers keep running); PostgreSQL, `CREATE DATABASE … TEMPLATE` on the source, after the
+   * gateway closed its own idle connections to it, then every object handed over to the fork's
+   * role; PostgreSQL copies only a database no session is connected to, so when the source is
+   * in use (a running statement, an open Session, another client) the fork falls back to the
+   * dump below; MySQL (and PostgreSQL's fallback), the gateway's dump of the source (read in one
+   * REPEATABLE READ read-only transaction, so a consistent snapshot; what DumpDatabase holds)
+   * replayed into the fork in one transaction; Redis, every key of the namespace with its value
+   * and remaining TTL (the records of DumpDatabase), each key as it was at one moment. `method`
+   * in the response names the path taken. A fork from a backup is RestoreBackup with mode NEW.
    *
    * Access: the `read` role on the source (a fork reads the whole source, as DumpDatabase does)
    * and the right to create `name` (a create grant and quota, as CreateDatabase); with
