@@ -225,8 +225,8 @@ impl Provisioner for Postgres {
     }
 
     /// A copy of `source`'s database made by the server: `CREATE DATABASE … TEMPLATE`, then
-    /// the copy handed over to `loc`'s role ([`hand_over_copy`]). PostgreSQL copies only a
-    /// database no session is connected to: with sessions on it still [`COPY_DRAIN`] after the
+    /// the copy handed over to `loc`'s role (`hand_over_copy`). PostgreSQL copies only a
+    /// database no session is connected to: with sessions on it still `COPY_DRAIN` after the
     /// caller closed the gateway's idle ones, this answers FAILED_PRECONDITION before making
     /// anything, and
     /// CREATE DATABASE fails the same way (after waiting 5 s) when one connects meanwhile.
