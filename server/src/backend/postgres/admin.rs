@@ -228,8 +228,8 @@ impl Provisioner for Postgres {
     /// the copy handed over to `loc`'s role (`hand_over_copy`). PostgreSQL copies only a
     /// database no session is connected to: with sessions on it still `COPY_DRAIN` after the
     /// caller closed the gateway's idle ones, this answers FAILED_PRECONDITION before making
-    /// anything, and
-    /// CREATE DATABASE fails the same way (after waiting 5 s) when one connects meanwhile.
+    /// anything, and CREATE DATABASE fails the same way (after waiting 5 s) when one connects
+    /// meanwhile.
     /// It also needs an admin login that may read the source's files: a superuser, or the
     /// source's owner; others get the server's refusal (and the core copies through a dump).
     async fn provision_copy(
