@@ -230,6 +230,22 @@ def test_backups_end_to_end(server: DBForgeServer) -> None:
         grpcurl(server, "dbforge.v1.DatabaseService/DeleteDatabase", data={"name": name})
 
 
+def test_fork_end_to_end(server: DBForgeServer) -> None:
+    db = f"curl-fk-{uuid.uuid4().hex[:10]}"
+    fork = f"{db}-try"
+    grpcurl(server, "dbforge.v1.DatabaseService/CreateDatabase", data={"name": db})
+    grpcurl(server, "dbforge.v1.QueryService/Execute", data={"database": db, "sql": "CREATE TABLE t (a INTEGER)"})
+    grpcurl(server, "dbforge.v1.QueryService/Execute", data={"database": db, "sql": "INSERT INTO t VALUES (1), (2)"})
+    forked = messages(grpcurl(server, "dbforge.v1.DatabaseService/ForkDatabase", data={"source": db, "name": fork, "labels": {"why": "demo"}}).stdout)[0]
+    assert forked["database"]["name"] == fork and forked["database"]["labels"] == {"why": "demo"}
+    assert forked["method"] == "sqlite-backup-api" and "duration" in forked
+    grpcurl(server, "dbforge.v1.QueryService/Execute", data={"database": fork, "sql": "DELETE FROM t"})
+    count = messages(grpcurl(server, "dbforge.v1.QueryService/Execute", data={"database": db, "sql": "SELECT count(*) FROM t"}).stdout)[0]
+    assert count["result"]["rows"] == [{"values": [{"intValue": "2"}]}]
+    taken = grpcurl(server, "dbforge.v1.DatabaseService/ForkDatabase", data={"source": db, "name": fork}, check=False)
+    assert "Code: AlreadyExists" in taken.stderr
+
+
 def test_access_and_operations_with_keys(auth_server: DBForgeServer) -> None:
     s = auth_server
     refused = grpcurl(s, "dbforge.v1.DatabaseService/ListDatabases", data={}, check=False)

@@ -184,6 +184,9 @@ pub enum Command {
     Import(ImportArgs),
     /// Dump a whole database as a script that `import --sql` replays.
     Dump(DumpArgs),
+    /// Fork a database: a new, independent database with its data as it is now (or as a backup
+    /// holds it).
+    Fork(ForkArgs),
     /// Show the tables, columns, keys, indexes and constraints of a database.
     Schema(SchemaArgs),
     /// Show a statement's query plan, with the tables it reads in full.
@@ -620,6 +623,31 @@ pub struct DumpArgs {
     /// Write the dump here instead of stdout (also `-o PATH`).
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
+}
+
+/// `dbforge fork SRC NEW`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The fork is a new database on the source's backend, owned by your key: writes to either one
+never show in the other. It needs the read role on SRC (the owner role with --from-backup) and
+the right to create NEW. SQLite copies the file with its online backup API, PostgreSQL uses SRC as
+a template (a dump when SRC is in use), MySQL replays a consistent dump, Redis copies every
+key with its TTL.
+
+Examples:
+  dbforge fork app app-before-migration
+  dbforge fork app app-yesterday --from-backup bk-0192ab34cd56-7f3a09c1 --label why=debug")]
+pub struct ForkArgs {
+    /// The database to fork.
+    pub source: String,
+    /// The new database's name: 1 to 63 of a-z 0-9 _ -, starting with a letter.
+    pub name: String,
+    /// A label KEY=VALUE of the new database; repeat for more (the source's are not copied).
+    #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = input::parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Fork from this backup of SRC (as `backup list` shows it) instead of its current data.
+    #[arg(long, value_name = "ID")]
+    pub from_backup: Option<String>,
 }
 
 /// `dbforge schema DB [TABLE]`

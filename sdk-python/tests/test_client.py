@@ -64,6 +64,27 @@ def test_create_get_list_delete(client: dbforge.Client) -> None:
     assert client.delete_database(names[0], allow_missing=True) is False
 
 
+def test_fork_database(client: dbforge.Client) -> None:
+    src, dst = unique("fks"), unique("fkd")
+    client.create_database(src)
+    client.execute(src, "CREATE TABLE t (x INTEGER)")
+    client.execute(src, "INSERT INTO t VALUES (1)")
+    forked = client.fork_database(src, dst, labels={"kind": "fork"})
+    assert isinstance(forked, dbforge.Forked)
+    assert forked.database.name == dst and forked.database.labels == {"kind": "fork"}
+    assert forked.method == "sqlite-backup-api"
+    assert forked.duration >= dt.timedelta(0)
+    client.execute(src, "INSERT INTO t VALUES (2)")
+    assert list(client.query(dst, "SELECT x FROM t")) == [(1,)]
+    assert list(client.query(src, "SELECT x FROM t ORDER BY x")) == [(1,), (2,)]
+    with pytest.raises(dbforge.AlreadyExists):
+        client.fork_database(src, dst)
+    with pytest.raises(dbforge.NotFound):
+        client.fork_database(unique("nope"), unique("fkx"))
+    for d in (src, dst):
+        client.delete_database(d)
+
+
 def test_invalid_name(client: dbforge.Client) -> None:
     with pytest.raises(dbforge.InvalidArgument) as e:
         client.create_database("Not A Valid Name!")

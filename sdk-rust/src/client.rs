@@ -113,6 +113,42 @@ pub struct Created {
     pub created: bool,
 }
 
+/// Options of [`Client::fork_database`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ForkOptions {
+    /// The fork's labels (the source's are not copied).
+    pub labels: BTreeMap<String, String>,
+    /// Fork from this backup of the source (an id from [`Client::create_backup`]) instead of
+    /// its current data.
+    pub from_backup: Option<String>,
+}
+
+impl ForkOptions {
+    /// Adds a label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Forks from this backup of the source.
+    pub fn from_backup(mut self, id: impl Into<String>) -> Self {
+        self.from_backup = Some(id.into());
+        self
+    }
+}
+
+/// The answer of [`Client::fork_database`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forked {
+    /// The new database.
+    pub database: Database,
+    /// How the data was copied: `sqlite-backup-api`, `template`, `dump-replay`, `key-records` or
+    /// `backup`.
+    pub method: String,
+    /// How long the fork took.
+    pub duration: Duration,
+}
+
 /// Which databases [`Client::list_databases`] returns.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListFilter {
@@ -440,6 +476,41 @@ impl Client {
             .await?
             .into_inner()
             .deleted)
+    }
+
+    /// Forks `source` into the new database `name`: a copy of its data as it is now (or as
+    /// the backup in `opts` holds it), independent from then on and owned by this key.
+    ///
+    /// Needs the read role on `source` (the owner role with a backup) and the right to create
+    /// `name`. Errors: `ALREADY_EXISTS` when `name` is taken; `NOT_FOUND`;
+    /// `PERMISSION_DENIED`; `FAILED_PRECONDITION` for a backup of another database;
+    /// `UNAVAILABLE` while the source is being restored.
+    pub async fn fork_database(
+        &self,
+        source: &str,
+        name: &str,
+        opts: ForkOptions,
+    ) -> Result<Forked> {
+        let pb::ForkDatabaseResponse {
+            database: db,
+            method,
+            duration: took,
+        } = self
+            .databases
+            .clone()
+            .fork_database(self.settings.request(pb::ForkDatabaseRequest {
+                source: source.to_owned(),
+                name: name.to_owned(),
+                labels: opts.labels.into_iter().collect(),
+                from_backup: opts.from_backup.unwrap_or_default(),
+            }))
+            .await?
+            .into_inner();
+        Ok(Forked {
+            database: database(db)?,
+            method,
+            duration: crate::admin::duration(took),
+        })
     }
 
     // ---- SQL ----------------------------------------------------------------------------

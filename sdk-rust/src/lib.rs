@@ -73,7 +73,7 @@ pub use backup::{
 };
 pub use client::{
     Backend, Capabilities, Client, ClientOptions, CreateOptions, Created, Database, DatabaseStatus,
-    ListFilter, Statement,
+    ForkOptions, Forked, ListFilter, Statement,
 };
 pub use error::{Error, Result};
 pub use rows::{Column, ExecResult, Row, Rows, Summary, Truncation};

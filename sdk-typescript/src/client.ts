@@ -6,6 +6,7 @@ import {
   apiKeyFromPb,
   auditEventFromPb,
   auditVerdictFromPb,
+  ms,
   serverStatsFromPb,
   type ApiKey,
   type AuditEvent,
@@ -85,6 +86,7 @@ import {
   type Created,
   type Database,
   type ExecResult,
+  type Forked,
   type OrderKeys,
   type Statement,
   type Where,
@@ -328,6 +330,26 @@ export class DBForgeClient {
   async deleteDatabase(name: string, opts: { allowMissing?: boolean } = {}): Promise<boolean> {
     const r = await this.unary((o) => this.databases.deleteDatabase({ name, allowMissing: opts.allowMissing ?? false }, o));
     return r.deleted;
+  }
+
+  /**
+   * Forks `source` into the new database `name`: a copy of its data as it is now (or as the
+   * backup `fromBackup` holds it), independent from then on and owned by this key.
+   *
+   * Needs the read role on `source` (the owner role with `fromBackup`) and the right to create
+   * `name`. AlreadyExists when `name` is taken; NotFound; PermissionDenied; FailedPrecondition
+   * for a backup of another database; Unavailable while the source is being restored.
+   */
+  async forkDatabase(
+    source: string,
+    name: string,
+    opts: { labels?: Record<string, string>; fromBackup?: string } = {},
+  ): Promise<Forked> {
+    const r = await this.unary((o) =>
+      this.databases.forkDatabase({ source, name, labels: opts.labels ?? {}, fromBackup: opts.fromBackup ?? "" }, o),
+    );
+    if (!r.database) throw new Internal("the response carries no database");
+    return { database: databaseFromPb(r.database), method: r.method, durationMs: ms(r.duration) };
   }
 
   // ---- SQL --------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ export type {
   Column,
   ColumnDef,
   Created,
+  Forked,
   Database,
   ExecResult,
   GrantMessage,

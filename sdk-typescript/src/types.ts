@@ -80,6 +80,16 @@ export interface Created {
   created: boolean;
 }
 
+/** The answer of `forkDatabase`. */
+export interface Forked {
+  /** The new database. */
+  database: Database;
+  /** How the data was copied: "sqlite-backup-api" (SQLite), "template" (PostgreSQL), "dump-replay" (MySQL, or PostgreSQL with the source in use), "key-records" (Redis) or "backup" (from a backup). */
+  method: string;
+  /** How long the fork took, in milliseconds. */
+  durationMs: number;
+}
+
 /** Metadata of a result column. */
 export interface Column {
   name: string;

@@ -114,6 +114,26 @@ for (const protocol of ["grpc", "grpc-web"] as const) {
       await rejectsWith(client.createDatabase(unique("pg"), { backend: Backend.POSTGRES }), FailedPrecondition, Code.FailedPrecondition);
     });
 
+    test("forkDatabase: an independent copy owned by the caller", async () => {
+      const src = unique("fks");
+      const dst = unique("fkd");
+      await client.createDatabase(src);
+      await client.execute(src, "CREATE TABLE t (x INTEGER)");
+      await client.execute(src, "INSERT INTO t VALUES (1)");
+      const f = await client.forkDatabase(src, dst, { labels: { kind: "fork" } });
+      assert.equal(f.database.name, dst);
+      assert.deepEqual(f.database.labels, { kind: "fork" });
+      assert.equal(f.method, "sqlite-backup-api");
+      assert.ok(f.durationMs >= 0);
+      await client.execute(src, "INSERT INTO t VALUES (2)");
+      const count = async (d: string) => (await client.execute(d, "SELECT count(*) FROM t")).rows;
+      assert.deepEqual(await count(dst), [[1]]);
+      assert.deepEqual(await count(src), [[2]]);
+      await rejectsWith(client.forkDatabase(src, dst), AlreadyExists, Code.AlreadyExists);
+      await rejectsWith(client.forkDatabase(unique("nope"), unique("fkx")), NotFound, Code.NotFound);
+      for (const d of [src, dst]) await client.deleteDatabase(d);
+    });
+
     test("execute and values both ways", async () => {
       await client.execute(db, "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, age INTEGER)");
       const ins = await client.execute(db, "INSERT INTO people (name, age) VALUES (?, ?), (?, ?)", ["Ada", 36, "Alan", 41]);

@@ -39,3 +39,8 @@ pub const BACKUP_DURATION_SECONDS: &str = "dbforge_backup_duration_seconds";
 pub const BACKUP_NEWEST_AGE_SECONDS: &str = "dbforge_backup_newest_age_seconds";
 /// Counter: restores that ended, by `backend`, `mode` (`replace`, `new`) and `outcome`.
 pub const RESTORES_TOTAL: &str = "dbforge_restores_total";
+/// Counter: forks that ended, by `backend`, `method` (`sqlite-backup-api`, `template`,
+/// `dump-replay`, `key-records`, `backup`) and `outcome` (`completed`, `failed`).
+pub const FORKS_TOTAL: &str = "dbforge_forks_total";
+/// Histogram (seconds): how long forks took, by `backend` and `method`.
+pub const FORK_DURATION_SECONDS: &str = "dbforge_fork_duration_seconds";

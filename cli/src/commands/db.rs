@@ -6,12 +6,12 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use dbforge::{Column, CreateOptions, Database, ListFilter, Value, pb::ValueKind};
+use dbforge::{Column, CreateOptions, Database, ForkOptions, ListFilter, Value, pb::ValueKind};
 use time::OffsetDateTime;
 
 use super::{App, backend_name, status_name, stdout};
 use crate::{
-    cli::{DbCommand, Format},
+    cli::{DbCommand, ForkArgs, Format},
     error::{CliError, Result},
     output::{self, End},
 };
@@ -265,4 +265,45 @@ pub fn timestamp(t: SystemTime) -> Value {
     t.replace_nanosecond(0)
         .map(Value::Timestamp)
         .unwrap_or(Value::Timestamp(t))
+}
+
+/// `dbforge fork SRC NEW`: the new database's record, with how it was copied.
+pub fn fork(app: &App, args: ForkArgs) -> Result<()> {
+    let ForkArgs {
+        source,
+        name,
+        labels,
+        from_backup,
+    } = args;
+    let mut opts = ForkOptions::default();
+    for (k, v) in labels {
+        opts = opts.label(k, v);
+    }
+    if let Some(id) = from_backup {
+        opts = opts.from_backup(id);
+    }
+    let forked = app.block_on(async {
+        let client = app.connect().await?;
+        Ok(client.fork_database(&source, &name, opts).await?)
+    })?;
+    let db = &forked.database;
+    let p = app.settings.paint;
+    let human = format!(
+        "{} {} into new database {} ({}, {}, {})",
+        p.ok("forked"),
+        p.name(&source),
+        p.name(&db.name),
+        backend_name(db.backend),
+        forked.method,
+        output::elapsed(forked.duration)
+    );
+    let mut fields = fields(app, db);
+    fields.insert(1, ("source", Value::Text(source)));
+    fields.insert(2, ("method", Value::Text(forked.method.clone())));
+    fields.insert(
+        3,
+        ("duration_ms", Value::Float(super::millis(forked.duration))),
+    );
+    output::record(&app.settings, &mut stdout(), &human, &fields)?;
+    Ok(())
 }

@@ -190,6 +190,7 @@ pub fn run(app: &App, command: Command) -> Result<()> {
         Command::Export(a) => transfer::export(app, a),
         Command::Import(a) => transfer::import(app, a),
         Command::Dump(a) => transfer::dump(app, a),
+        Command::Fork(a) => db::fork(app, a),
         Command::Schema(a) => schema::schema(app, a),
         Command::Explain(a) => schema::explain(app, a),
         Command::Key(c) => access::key(app, c),

@@ -176,3 +176,52 @@ fn rm_asks_on_a_terminal() {
     assert_eq!(pty.exit_code(), 0);
     assert!(!s.exists(&name));
 }
+
+#[test]
+fn fork_copies_a_database_that_then_goes_its_own_way() {
+    let s = Server::start();
+    let src = s.db("fork-src");
+    s.exec(&src, "CREATE TABLE t (x INTEGER)");
+    s.exec(&src, "INSERT INTO t VALUES (1), (2)");
+    let copy = unique("fork-copy");
+    s.cmd()
+        .args(["fork", &src, &copy, "--label", "why=test"])
+        .args(["-o", "table", "--color", "never"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(format!(
+            "forked {src} into new database {copy} (sqlite, sqlite-backup-api, "
+        )));
+    s.exec(&src, "INSERT INTO t VALUES (3)");
+    assert_eq!(
+        s.scalar(&copy, "SELECT count(*) FROM t"),
+        dbforge::Value::Int(2)
+    );
+    let out = s
+        .cmd()
+        .args(["db", "show", &copy, "-o", "json"])
+        .output()
+        .expect("run");
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(shown["labels"], serde_json::json!({"why": "test"}));
+
+    // Machine formats carry the source and the method.
+    let again = unique("fork-json");
+    let out = s
+        .cmd()
+        .args(["fork", &src, &again, "-o", "json"])
+        .output()
+        .expect("run");
+    let forked: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(forked["name"], again.as_str());
+    assert_eq!(forked["source"], src.as_str());
+    assert_eq!(forked["method"], "sqlite-backup-api");
+
+    // The name is taken now (ALREADY_EXISTS exits 4); an unknown source is NOT_FOUND.
+    s.cmd().args(["fork", &src, &copy]).assert().code(4);
+    s.cmd()
+        .args(["fork", &unique("nope"), &unique("fork-x")])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("not found"));
+}

@@ -40,6 +40,7 @@ from dbforge.types import (
     Created,
     Database,
     ExecResult,
+    Forked,
     Grant,
     StatementLike,
     Where,
@@ -139,6 +140,26 @@ class Client(SyncConnection):
             self.databases.DeleteDatabase, req
         )
         return resp.deleted
+
+    def fork_database(
+        self,
+        source: str,
+        name: str,
+        *,
+        labels: Optional[Mapping[str, str]] = None,
+        from_backup: str = "",
+    ) -> Forked:
+        """Forks `source` into the new database `name`: a copy of its data as it is now (or as
+        the backup `from_backup` holds it), independent from then on and owned by this key.
+
+        Needs the read role on `source` (the owner role with `from_backup`) and the right to
+        create `name`. AlreadyExists when `name` is taken; NotFound; PermissionDenied;
+        FailedPrecondition for a backup of another database; Unavailable while the source is
+        being restored."""
+        req = database_pb2.ForkDatabaseRequest(
+            source=source, name=name, labels=dict(labels or {}), from_backup=from_backup
+        )
+        return Forked.from_pb(self._unary(self.databases.ForkDatabase, req))
 
     # ---- SQL ----------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from google.protobuf import timestamp_pb2
 
+from dbforge.errors import ProtocolError
 from dbforge.v1 import access_pb2, database_pb2, table_pb2, types_pb2
 from dbforge.values import decode_rows, to_value
 
@@ -25,6 +26,7 @@ __all__ = [
     "Capabilities",
     "Database",
     "Created",
+    "Forked",
     "Column",
     "ExecResult",
     "Summary",
@@ -183,6 +185,33 @@ class Created:
 
     database: Database
     created: bool
+
+
+@dataclass(frozen=True)
+class Forked:
+    """The answer of `fork_database`.
+
+    Attributes:
+        database: the new database.
+        method: how the data was copied: "sqlite-backup-api" (SQLite), "template"
+            (PostgreSQL), "dump-replay" (MySQL, or PostgreSQL with the source in use),
+            "key-records" (Redis) or "backup" (from a backup).
+        duration: how long the fork took.
+    """
+
+    database: Database
+    method: str
+    duration: _dt.timedelta
+
+    @classmethod
+    def from_pb(cls, r: database_pb2.ForkDatabaseResponse) -> Forked:
+        if not r.HasField("database"):
+            raise ProtocolError("the response carries no database")
+        return cls(
+            database=Database.from_pb(r.database),
+            method=r.method,
+            duration=_dt.timedelta(seconds=r.duration.seconds, microseconds=r.duration.nanos // 1000),
+        )
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,11 @@ use tonic::{Request, Response, Status};
 
 use super::{Call, caller};
 use crate::{
-    core::forge::{DatabaseSpec, Forge, ListFilter},
+    core::{
+        error::Error,
+        forge::{DatabaseSpec, Forge, ListFilter},
+        fork::ForkSpec,
+    },
     pb::{self, database_service_server::DatabaseService},
 };
 
@@ -95,6 +99,28 @@ impl DatabaseService for ControlApi {
             .await
             .map(|deleted| pb::DeleteDatabaseResponse { deleted })
             .map_err(Status::from);
+        call.done(result, |_| None).await.map(Response::new)
+    }
+
+    async fn fork_database(
+        &self,
+        req: Request<pb::ForkDatabaseRequest>,
+    ) -> Result<Response<pb::ForkDatabaseResponse>, Status> {
+        let who = caller(&req)?;
+        let req = req.into_inner();
+        let call = Call::new(self.forge.audit(), &who, "ForkDatabase")
+            .database(&req.name)
+            .statement(format!(
+                "source={} from_backup={}",
+                req.source, req.from_backup
+            ));
+        let result = async {
+            let spec = ForkSpec::try_from(req)?;
+            let report = self.forge.fork_database(&who, spec).await?;
+            Ok::<_, Error>(pb::ForkDatabaseResponse::from(report))
+        }
+        .await
+        .map_err(Status::from);
         call.done(result, |_| None).await.map(Response::new)
     }
 }

@@ -2,6 +2,7 @@
 //! field, so a new proto field does not compile until someone decides what it means here.
 
 pub mod backup;
+pub mod lifecycle;
 
 use std::collections::BTreeMap;
 

@@ -153,6 +153,19 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     fn enforces_read_only(&self) -> bool {
         false
     }
+    /// Creates `db` (its storage and logins, as [`create`](Self::create) does) as a copy of
+    /// `source` made by the engine itself in one step (PostgreSQL's `CREATE DATABASE …
+    /// TEMPLATE`). [`Error::Unsupported`] means nothing was made: the engine has no such copy,
+    /// and the core copies through a dump instead. Any other error may leave part of `db`
+    /// behind for the caller to [`destroy`](Self::destroy), and the core falls back the same
+    /// way (a busy source, for one, cannot be a template).
+    async fn create_copy(&self, source: &Provisioned, db: &Provisioned) -> Result<()> {
+        let _ = (source, db);
+        Err(Error::Unsupported {
+            operation: "CreateCopy",
+            backend: self.kind().as_str(),
+        })
+    }
     /// File engines: moves the backup image at `image` (written by
     /// [`Database::backup_image`]) into place as the storage of `db`, which was created and
     /// never opened. Engines whose backups are dumps keep the default, Unsupported.

@@ -8,6 +8,7 @@ pub mod csv;
 pub mod engine;
 pub mod error;
 pub mod forge;
+pub mod fork;
 pub mod handles;
 pub mod limits;
 pub mod names;

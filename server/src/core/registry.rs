@@ -479,6 +479,33 @@ impl Registry {
         Ok(staged)
     }
 
+    /// Like [`stage`](Self::stage), with the storage made by the engine as a copy of `source`
+    /// ([`Backend::create_copy`]). Unsupported leaves nothing (the engine made nothing); any
+    /// other failure removes what the engine made.
+    pub async fn stage_copy(
+        &self,
+        kind: BackendKind,
+        name: &DatabaseName,
+        source: &Provisioned,
+    ) -> Result<Provisioned> {
+        let backend = self.backend(kind)?;
+        let staged = backend.locate(name);
+        let (cat, s) = (self.catalog.clone(), staged.clone());
+        blocking(move || cat.stage_insert(kind, &s, now_ms())).await?;
+        match backend.create_copy(source, &staged).await {
+            Ok(()) => Ok(staged),
+            Err(e @ Error::Unsupported { .. }) => {
+                let (cat, loc) = (self.catalog.clone(), staged.locator.clone());
+                blocking(move || cat.stage_remove(&loc)).await?;
+                Err(e)
+            }
+            Err(e) => {
+                self.unstage(kind, &staged).await;
+                Err(e)
+            }
+        }
+    }
+
     /// Removes a staging database and its row (the row stays when the engine refuses, for the
     /// next start).
     pub async fn unstage(&self, kind: BackendKind, staged: &Provisioned) {

@@ -9,6 +9,7 @@ mod data;
 mod deploy;
 mod docs;
 mod errors;
+mod fork;
 mod harness;
 mod limits;
 mod mysql;

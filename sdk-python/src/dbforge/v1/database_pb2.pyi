@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from dbforge.v1 import types_pb2 as _types_pb2
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -456,3 +457,98 @@ class DeleteDatabaseResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteDatabaseResponse: _TypeAlias = DeleteDatabaseResponse  # noqa: Y015
+
+@_typing.final
+class ForkDatabaseRequest(_message.Message):
+    """Request of DatabaseService.ForkDatabase."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    SOURCE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    FROM_BACKUP_FIELD_NUMBER: _builtins.int
+    source: _builtins.str
+    """The database to fork."""
+    name: _builtins.str
+    """The new database's name (the rules of CreateDatabase)."""
+    from_backup: _builtins.str
+    """When set, the fork holds this backup of `source` (an id from BackupService) instead of the
+    source's current data.
+    """
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The new database's labels (the rules of CreateDatabase); the source's are not copied."""
+
+    def __init__(
+        self,
+        *,
+        source: _builtins.str = ...,
+        name: _builtins.str = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        from_backup: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_backup", b"from_backup", "labels", b"labels", "name", b"name", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForkDatabaseRequest: _TypeAlias = ForkDatabaseRequest  # noqa: Y015
+
+@_typing.final
+class ForkDatabaseResponse(_message.Message):
+    """Response of DatabaseService.ForkDatabase."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATABASE_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    method: _builtins.str
+    """How the data was copied: "sqlite-backup-api" (SQLite), "template" (PostgreSQL),
+    "dump-replay" (MySQL, or PostgreSQL with the source in use), "key-records" (Redis) or
+    "backup" (`from_backup`).
+    """
+    @_builtins.property
+    def database(self) -> Global___Database:
+        """The new database."""
+
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """How long the fork took."""
+
+    def __init__(
+        self,
+        *,
+        database: Global___Database | None = ...,
+        method: _builtins.str = ...,
+        duration: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "duration", b"duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "duration", b"duration", "method", b"method"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForkDatabaseResponse: _TypeAlias = ForkDatabaseResponse  # noqa: Y015

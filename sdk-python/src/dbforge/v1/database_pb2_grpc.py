@@ -58,6 +58,11 @@ class DatabaseServiceStub(object):
                 request_serializer=dbforge_dot_v1_dot_database__pb2.DeleteDatabaseRequest.SerializeToString,
                 response_deserializer=dbforge_dot_v1_dot_database__pb2.DeleteDatabaseResponse.FromString,
                 _registered_method=True)
+        self.ForkDatabase = channel.unary_unary(
+                '/dbforge.v1.DatabaseService/ForkDatabase',
+                request_serializer=dbforge_dot_v1_dot_database__pb2.ForkDatabaseRequest.SerializeToString,
+                response_deserializer=dbforge_dot_v1_dot_database__pb2.ForkDatabaseResponse.FromString,
+                _registered_method=True)
 
 
 class DatabaseServiceServicer(object):
@@ -99,6 +104,40 @@ class DatabaseServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ForkDatabase(self, request, context):
+        """Forks a database: spawns `name`, a new, independent database on the source's backend that
+        holds the source's data as it is now (or as it was in the backup `from_backup`). Writes to
+        either one afterwards never show in the other. The fork has its own storage and its own
+        engine login, like any spawned database, and the calling key owns it.
+
+        How each engine copies: SQLite, a copy of the file made with SQLite's online backup API
+        (writers keep running); PostgreSQL, `CREATE DATABASE … TEMPLATE` on the source, after the
+        gateway closed its own idle connections to it, then every object handed over to the fork's
+        role; PostgreSQL copies only a database no session is connected to, so when the source is
+        in use (a running statement, an open Session, another client) the fork falls back to the
+        dump below; MySQL (and PostgreSQL's fallback), the gateway's dump of the source (read in one
+        REPEATABLE READ read-only transaction, so a consistent snapshot; what DumpDatabase holds)
+        replayed into the fork in one transaction; Redis, every key of the namespace with its value
+        and remaining TTL (the records of DumpDatabase), each key as it was at one moment. `method`
+        in the response names the path taken. A fork from a backup is RestoreBackup with mode NEW.
+
+        Access: the `read` role on the source (a fork reads the whole source, as DumpDatabase does)
+        and the right to create `name` (a create grant and quota, as CreateDatabase); with
+        `from_backup`, the `owner` role on the source, as RestoreBackup asks. The fork's labels are
+        `labels`; the source's are not copied.
+
+        Errors: INVALID_ARGUMENT for a bad name or labels, or `name` equal to `source`; NOT_FOUND
+        for an unknown source or backup; PERMISSION_DENIED without the roles above;
+        ALREADY_EXISTS when `name` is taken; FAILED_PRECONDITION when `from_backup` is a backup of
+        another database or not completed, or the source's backend is not configured; UNAVAILABLE
+        while the source is being restored or its server cannot be reached; DATA_LOSS for a
+        damaged backup. A fork that fails leaves nothing behind. Limits: the copy runs under the
+        transfer timeout (`--transfer-timeout`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatabaseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +160,11 @@ def add_DatabaseServiceServicer_to_server(servicer, server):
                     servicer.DeleteDatabase,
                     request_deserializer=dbforge_dot_v1_dot_database__pb2.DeleteDatabaseRequest.FromString,
                     response_serializer=dbforge_dot_v1_dot_database__pb2.DeleteDatabaseResponse.SerializeToString,
+            ),
+            'ForkDatabase': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForkDatabase,
+                    request_deserializer=dbforge_dot_v1_dot_database__pb2.ForkDatabaseRequest.FromString,
+                    response_serializer=dbforge_dot_v1_dot_database__pb2.ForkDatabaseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -235,6 +279,33 @@ class DatabaseService(object):
             '/dbforge.v1.DatabaseService/DeleteDatabase',
             dbforge_dot_v1_dot_database__pb2.DeleteDatabaseRequest.SerializeToString,
             dbforge_dot_v1_dot_database__pb2.DeleteDatabaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForkDatabase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dbforge.v1.DatabaseService/ForkDatabase',
+            dbforge_dot_v1_dot_database__pb2.ForkDatabaseRequest.SerializeToString,
+            dbforge_dot_v1_dot_database__pb2.ForkDatabaseResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,36 @@ class DatabaseServiceStub:
     """Lists databases in name order, a page at a time (default 100, at most 1000 per page)."""
     DeleteDatabase: _grpc.UnaryUnaryMultiCallable[_database_pb2.DeleteDatabaseRequest, _database_pb2.DeleteDatabaseResponse]
     """Prunes a database: drops it and all its data. Errors: NOT_FOUND unless `allow_missing`."""
+    ForkDatabase: _grpc.UnaryUnaryMultiCallable[_database_pb2.ForkDatabaseRequest, _database_pb2.ForkDatabaseResponse]
+    """Forks a database: spawns `name`, a new, independent database on the source's backend that
+    holds the source's data as it is now (or as it was in the backup `from_backup`). Writes to
+    either one afterwards never show in the other. The fork has its own storage and its own
+    engine login, like any spawned database, and the calling key owns it.
+
+    How each engine copies: SQLite, a copy of the file made with SQLite's online backup API
+    (writers keep running); PostgreSQL, `CREATE DATABASE … TEMPLATE` on the source, after the
+    gateway closed its own idle connections to it, then every object handed over to the fork's
+    role; PostgreSQL copies only a database no session is connected to, so when the source is
+    in use (a running statement, an open Session, another client) the fork falls back to the
+    dump below; MySQL (and PostgreSQL's fallback), the gateway's dump of the source (read in one
+    REPEATABLE READ read-only transaction, so a consistent snapshot; what DumpDatabase holds)
+    replayed into the fork in one transaction; Redis, every key of the namespace with its value
+    and remaining TTL (the records of DumpDatabase), each key as it was at one moment. `method`
+    in the response names the path taken. A fork from a backup is RestoreBackup with mode NEW.
+
+    Access: the `read` role on the source (a fork reads the whole source, as DumpDatabase does)
+    and the right to create `name` (a create grant and quota, as CreateDatabase); with
+    `from_backup`, the `owner` role on the source, as RestoreBackup asks. The fork's labels are
+    `labels`; the source's are not copied.
+
+    Errors: INVALID_ARGUMENT for a bad name or labels, or `name` equal to `source`; NOT_FOUND
+    for an unknown source or backup; PERMISSION_DENIED without the roles above;
+    ALREADY_EXISTS when `name` is taken; FAILED_PRECONDITION when `from_backup` is a backup of
+    another database or not completed, or the source's backend is not configured; UNAVAILABLE
+    while the source is being restored or its server cannot be reached; DATA_LOSS for a
+    damaged backup. A fork that fails leaves nothing behind. Limits: the copy runs under the
+    transfer timeout (`--transfer-timeout`).
+    """
 
 @_typing.type_check_only
 class DatabaseServiceAsyncStub(DatabaseServiceStub):
@@ -73,6 +103,36 @@ class DatabaseServiceAsyncStub(DatabaseServiceStub):
     """Lists databases in name order, a page at a time (default 100, at most 1000 per page)."""
     DeleteDatabase: _aio.UnaryUnaryMultiCallable[_database_pb2.DeleteDatabaseRequest, _database_pb2.DeleteDatabaseResponse]  # type: ignore[assignment]
     """Prunes a database: drops it and all its data. Errors: NOT_FOUND unless `allow_missing`."""
+    ForkDatabase: _aio.UnaryUnaryMultiCallable[_database_pb2.ForkDatabaseRequest, _database_pb2.ForkDatabaseResponse]  # type: ignore[assignment]
+    """Forks a database: spawns `name`, a new, independent database on the source's backend that
+    holds the source's data as it is now (or as it was in the backup `from_backup`). Writes to
+    either one afterwards never show in the other. The fork has its own storage and its own
+    engine login, like any spawned database, and the calling key owns it.
+
+    How each engine copies: SQLite, a copy of the file made with SQLite's online backup API
+    (writers keep running); PostgreSQL, `CREATE DATABASE … TEMPLATE` on the source, after the
+    gateway closed its own idle connections to it, then every object handed over to the fork's
+    role; PostgreSQL copies only a database no session is connected to, so when the source is
+    in use (a running statement, an open Session, another client) the fork falls back to the
+    dump below; MySQL (and PostgreSQL's fallback), the gateway's dump of the source (read in one
+    REPEATABLE READ read-only transaction, so a consistent snapshot; what DumpDatabase holds)
+    replayed into the fork in one transaction; Redis, every key of the namespace with its value
+    and remaining TTL (the records of DumpDatabase), each key as it was at one moment. `method`
+    in the response names the path taken. A fork from a backup is RestoreBackup with mode NEW.
+
+    Access: the `read` role on the source (a fork reads the whole source, as DumpDatabase does)
+    and the right to create `name` (a create grant and quota, as CreateDatabase); with
+    `from_backup`, the `owner` role on the source, as RestoreBackup asks. The fork's labels are
+    `labels`; the source's are not copied.
+
+    Errors: INVALID_ARGUMENT for a bad name or labels, or `name` equal to `source`; NOT_FOUND
+    for an unknown source or backup; PERMISSION_DENIED without the roles above;
+    ALREADY_EXISTS when `name` is taken; FAILED_PRECONDITION when `from_backup` is a backup of
+    another database or not completed, or the source's backend is not configured; UNAVAILABLE
+    while the source is being restored or its server cannot be reached; DATA_LOSS for a
+    damaged backup. A fork that fails leaves nothing behind. Limits: the copy runs under the
+    transfer timeout (`--transfer-timeout`).
+    """
 
 class DatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
     """The control plane: spawn, inspect, list and prune databases.
@@ -117,5 +177,41 @@ class DatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_database_pb2.DeleteDatabaseResponse, _abc.Awaitable[_database_pb2.DeleteDatabaseResponse]]:
         """Prunes a database: drops it and all its data. Errors: NOT_FOUND unless `allow_missing`."""
+
+    @_abc_1.abstractmethod
+    def ForkDatabase(
+        self,
+        request: _database_pb2.ForkDatabaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_database_pb2.ForkDatabaseResponse, _abc.Awaitable[_database_pb2.ForkDatabaseResponse]]:
+        """Forks a database: spawns `name`, a new, independent database on the source's backend that
+        holds the source's data as it is now (or as it was in the backup `from_backup`). Writes to
+        either one afterwards never show in the other. The fork has its own storage and its own
+        engine login, like any spawned database, and the calling key owns it.
+
+        How each engine copies: SQLite, a copy of the file made with SQLite's online backup API
+        (writers keep running); PostgreSQL, `CREATE DATABASE … TEMPLATE` on the source, after the
+        gateway closed its own idle connections to it, then every object handed over to the fork's
+        role; PostgreSQL copies only a database no session is connected to, so when the source is
+        in use (a running statement, an open Session, another client) the fork falls back to the
+        dump below; MySQL (and PostgreSQL's fallback), the gateway's dump of the source (read in one
+        REPEATABLE READ read-only transaction, so a consistent snapshot; what DumpDatabase holds)
+        replayed into the fork in one transaction; Redis, every key of the namespace with its value
+        and remaining TTL (the records of DumpDatabase), each key as it was at one moment. `method`
+        in the response names the path taken. A fork from a backup is RestoreBackup with mode NEW.
+
+        Access: the `read` role on the source (a fork reads the whole source, as DumpDatabase does)
+        and the right to create `name` (a create grant and quota, as CreateDatabase); with
+        `from_backup`, the `owner` role on the source, as RestoreBackup asks. The fork's labels are
+        `labels`; the source's are not copied.
+
+        Errors: INVALID_ARGUMENT for a bad name or labels, or `name` equal to `source`; NOT_FOUND
+        for an unknown source or backup; PERMISSION_DENIED without the roles above;
+        ALREADY_EXISTS when `name` is taken; FAILED_PRECONDITION when `from_backup` is a backup of
+        another database or not completed, or the source's backend is not configured; UNAVAILABLE
+        while the source is being restored or its server cannot be reached; DATA_LOSS for a
+        damaged backup. A fork that fails leaves nothing behind. Limits: the copy runs under the
+        transfer timeout (`--transfer-timeout`).
+        """
 
 def add_DatabaseServiceServicer_to_server(servicer: DatabaseServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -5,6 +5,7 @@
 use std::{
     str::FromStr,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -223,6 +224,67 @@ impl Provisioner for Postgres {
             .await
     }
 
+    /// A copy of `source`'s database made by the server: `CREATE DATABASE … TEMPLATE`, then
+    /// the copy handed over to `loc`'s role (`hand_over_copy`). PostgreSQL copies only a
+    /// database no session is connected to: with sessions on it still `COPY_DRAIN` after the
+    /// caller closed the gateway's idle ones, this answers FAILED_PRECONDITION before making
+    /// anything, and CREATE DATABASE fails the same way (after waiting 5 s) when one connects
+    /// meanwhile.
+    /// It also needs an admin login that may read the source's files: a superuser, or the
+    /// source's owner; others get the server's refusal (and the core copies through a dump).
+    async fn provision_copy(
+        &self,
+        admin: &mut Admin<PgEngine>,
+        source: &Locator,
+        loc: &Locator,
+    ) -> Result<()> {
+        // The server ends a closed connection's session a moment after the close: wait that
+        // long for the ones just closed, not for sessions in use.
+        let deadline = Instant::now() + COPY_DRAIN;
+        loop {
+            let sessions = admin
+                .integer(
+                    "SELECT count(*)::int8 FROM pg_stat_activity WHERE datname = $1",
+                    &source.ident,
+                )
+                .await?
+                .unwrap_or_default();
+            if sessions == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::FailedPrecondition(format!(
+                    "the source has {sessions} open session(s), and PostgreSQL copies only a \
+                     database nobody is connected to"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        set_role(admin, &loc.ident, ROLE_ATTRIBUTES, &loc.password).await?;
+        let name = PostgresDialect.quote_ident(&loc.ident);
+        let template = PostgresDialect.quote_ident(&source.ident);
+        admin
+            .exec(format!(
+                "CREATE DATABASE {name} OWNER {name} TEMPLATE {template}"
+            ))
+            .await?;
+        admin
+            .exec(format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC"))
+            .await?;
+        let reader = reader_ident(&source.ident);
+        let has_reader = admin
+            .integer("SELECT 1::int8 FROM pg_roles WHERE rolname = $1", &reader)
+            .await?
+            .is_some();
+        hand_over_copy(
+            &self.admin_options,
+            source,
+            loc,
+            has_reader.then_some(reader.as_str()),
+        )
+        .await
+    }
+
     /// Creates (or completes) the read-only role of `loc`, which read grants log in as, and
     /// gives it read access to everything in the database, through a connection of the
     /// database's own role (the owner of what is there).
@@ -347,6 +409,62 @@ impl Provisioner for Postgres {
     }
 }
 
+/// Makes the database of `loc`, just copied from `source`'s, the property of `loc`'s role alone,
+/// in one transaction on an administrative connection to it:
+///
+/// - `REASSIGN OWNED` gives everything in it the source's role owned (schemas, tables,
+///   sequences, views, functions, types) to the copy's role. It also hands over the shared
+///   objects that role owns, which is the source database itself: that one is given straight
+///   back, in the same transaction, so no one ever sees it otherwise.
+/// - `DROP OWNED` then removes what the copy still held for the source's logins: its default
+///   privileges, the source read-only login's grants (`reader`), the large-object functions'
+///   grant (given to the copy's role instead). Nothing in the copy names the source's logins
+///   afterwards, so they can still be dropped. For the read-only login it also revokes its
+///   CONNECT on its own database (a shared object), which is granted again.
+///
+/// The copy's read-only login gets its grants afterwards, as at every spawn.
+async fn hand_over_copy(
+    admin_options: &PgConnectOptions,
+    source: &Locator,
+    loc: &Locator,
+    reader: Option<&str>,
+) -> Result<()> {
+    let q = |ident: &str| PostgresDialect.quote_ident(ident);
+    let (src, dest) = (q(&source.ident), q(&loc.ident));
+    let mut sql = format!(
+        "BEGIN; REASSIGN OWNED BY {src} TO {dest}; ALTER DATABASE {src} OWNER TO {src}; \
+         DROP OWNED BY {src}; "
+    );
+    if let Some(reader) = reader {
+        let reader = q(reader);
+        sql.push_str(&format!(
+            "DROP OWNED BY {reader}; GRANT CONNECT ON DATABASE {src} TO {reader}; "
+        ));
+    }
+    sql.push_str(&format!(
+        "GRANT EXECUTE ON FUNCTION {LARGE_OBJECT_FUNCTIONS} TO {dest}; COMMIT"
+    ));
+    let options = admin_options.clone().database(&loc.ident);
+    let mut conn = sqlx::PgConnection::connect_with(&options)
+        .await
+        .map_err(super::classify)?;
+    let r = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .map(drop)
+        .map_err(super::classify);
+    let _ = conn.close().await;
+    r
+}
+
+/// How long a copy waits for the source's sessions to end once the gateway closed its idle
+/// connections to it (their sessions end a moment after the close).
+const COPY_DRAIN: Duration = Duration::from_millis(500);
+
+/// The functions that create large objects.
+const LARGE_OBJECT_FUNCTIONS: &str = "pg_catalog.lo_creat(integer), pg_catalog.lo_create(oid), \
+                                      pg_catalog.lo_from_bytea(oid, bytea)";
+
 /// Takes the creation of large objects from PUBLIC and gives it to the database's own role.
 /// Any role may create large objects, even inside a read-only transaction, and no privilege
 /// on a table is needed: left alone, a read grant could still store data. The functions
@@ -360,8 +478,7 @@ async fn keep_large_objects_to_owner(
     let mut conn = sqlx::PgConnection::connect_with(&options)
         .await
         .map_err(super::classify)?;
-    let functions = "pg_catalog.lo_creat(integer), pg_catalog.lo_create(oid), \
-                     pg_catalog.lo_from_bytea(oid, bytea)";
+    let functions = LARGE_OBJECT_FUNCTIONS;
     let owner = PostgresDialect.quote_ident(&loc.ident);
     let sql = format!(
         "REVOKE EXECUTE ON FUNCTION {functions} FROM PUBLIC; \

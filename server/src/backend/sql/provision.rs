@@ -214,6 +214,21 @@ pub trait Provisioner: Send + Sync + fmt::Debug + Sized + 'static {
     );
     /// Creates (or completes) the database of `loc` and its own login.
     async fn provision(&self, admin: &mut Admin<Self::Engine>, loc: &Locator) -> Result<()>;
+    /// Creates the database of `loc` and its own login as a copy of the database of `source`,
+    /// made by the server (the caller has closed the gateway's idle connections to `source`).
+    /// [`Error::Unsupported`] (the default) when the engine has none, before anything is made.
+    async fn provision_copy(
+        &self,
+        admin: &mut Admin<Self::Engine>,
+        source: &Locator,
+        loc: &Locator,
+    ) -> Result<()> {
+        let _ = (admin, source, loc);
+        Err(Error::Unsupported {
+            operation: "CreateCopy",
+            backend: <Self::Engine as Engine>::KIND.as_str(),
+        })
+    }
     /// Creates (or completes) the read-only login of `loc` and its grants. Runs at create and
     /// before the first read-only call of every open database (databases spawned before
     /// read-only logins existed).
@@ -426,6 +441,25 @@ impl<P: Provisioner> Backend for SqlBackend<P> {
 
     async fn destroy(&self, db: &Provisioned) -> Result<()> {
         self.shared.unprovision(&self.locator(db)?.ident).await
+    }
+
+    /// The engine's copy (see [`Provisioner::provision_copy`]). The gateway's own idle pooled
+    /// connections to the source (its own and its read-only login's) are closed first, since
+    /// PostgreSQL copies only a database nobody is connected to; one in use (a running
+    /// statement, an open session) makes the copy fail, and the core then copies through a dump.
+    async fn create_copy(&self, source: &Provisioned, db: &Provisioned) -> Result<()> {
+        let (src, loc) = (self.locator(source)?, self.locator(db)?);
+        let s = &self.shared;
+        s.server.close_idle(&src.ident);
+        s.server.close_idle(&reader_ident(&src.ident));
+        s.admin_timeout(async {
+            let mut admin = s.admin().await?;
+            s.engine.provision_copy(&mut admin, &src, &loc).await
+        })
+        .await?;
+        s.admin_timeout(P::ensure_reader(s, &loc)).await?;
+        s.watchlist.watch(&loc.ident, &loc.password);
+        Ok(())
     }
 
     async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {

@@ -269,6 +269,11 @@ pub struct Backups {
 }
 
 impl Backups {
+    /// Scratch space on the data directory's file system (SQLite images; forks use it too).
+    pub(crate) fn scratch_dir(&self) -> &std::path::Path {
+        &self.cfg.scratch_dir
+    }
+
     /// Opens the targets.
     pub fn open(cfg: BackupConfig) -> Result<Self> {
         std::fs::create_dir_all(&cfg.scratch_dir).map_err(Error::internal)?;

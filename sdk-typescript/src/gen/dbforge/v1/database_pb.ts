@@ -6,15 +6,15 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Backend } from "./types_pb.js";
 import { file_dbforge_v1_types } from "./types_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file dbforge/v1/database.proto.
  */
 export const file_dbforge_v1_database: GenFile = /*@__PURE__*/
-  fileDesc("ChlkYmZvcmdlL3YxL2RhdGFiYXNlLnByb3RvEgpkYmZvcmdlLnYxIt0BCgxDYXBhYmlsaXRpZXMSCwoDc3FsGAEgASgIEhQKDHRyYW5zYWN0aW9ucxgCIAEoCBIQCghzZXNzaW9ucxgDIAEoCBIUCgx0eXBlZF9wYXJhbXMYBCABKAgSFQoNdGFibGVfc2VydmljZRgFIAEoCBIRCglrZXlfdmFsdWUYBiABKAgSFgoObGFzdF9pbnNlcnRfaWQYByABKAgSEQoJcmV0dXJuaW5nGAggASgIEhMKC3BsYWNlaG9sZGVyGAkgASgJEhgKEHJlYWRfb25seV9ncmFudHMYCiABKAgi9QIKCERhdGFiYXNlEgwKBG5hbWUYASABKAkSJAoHYmFja2VuZBgCIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIqCgZzdGF0dXMYAyABKA4yGi5kYmZvcmdlLnYxLkRhdGFiYXNlU3RhdHVzEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3RfYWNjZXNzZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnNpemVfYnl0ZXMYBiABKAMSMAoGbGFiZWxzGAcgAygLMiAuZGJmb3JnZS52MS5EYXRhYmFzZS5MYWJlbHNFbnRyeRIuCgxjYXBhYmlsaXRpZXMYCCABKAsyGC5kYmZvcmdlLnYxLkNhcGFiaWxpdGllcxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItABChVDcmVhdGVEYXRhYmFzZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIkCgdiYWNrZW5kGAIgASgOMhMuZGJmb3JnZS52MS5CYWNrZW5kEhUKDWlmX25vdF9leGlzdHMYAyABKAgSPQoGbGFiZWxzGAQgAygLMi0uZGJmb3JnZS52MS5DcmVhdGVEYXRhYmFzZVJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJRChZDcmVhdGVEYXRhYmFzZVJlc3BvbnNlEiYKCGRhdGFiYXNlGAEgASgLMhQuZGJmb3JnZS52MS5EYXRhYmFzZRIPCgdjcmVhdGVkGAIgASgIIiIKEkdldERhdGFiYXNlUmVxdWVzdBIMCgRuYW1lGAEgASgJIj0KE0dldERhdGFiYXNlUmVzcG9uc2USJgoIZGF0YWJhc2UYASABKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlItABChRMaXN0RGF0YWJhc2VzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIkCgdiYWNrZW5kGAMgASgOMhMuZGJmb3JnZS52MS5CYWNrZW5kEjwKBmxhYmVscxgEIAMoCzIsLmRiZm9yZ2UudjEuTGlzdERhdGFiYXNlc1JlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJZChVMaXN0RGF0YWJhc2VzUmVzcG9uc2USJwoJZGF0YWJhc2VzGAEgAygLMhQuZGJmb3JnZS52MS5EYXRhYmFzZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPAoVRGVsZXRlRGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSFQoNYWxsb3dfbWlzc2luZxgCIAEoCCIpChZEZWxldGVEYXRhYmFzZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgqrQEKDkRhdGFiYXNlU3RhdHVzEh8KG0RBVEFCQVNFX1NUQVRVU19VTlNQRUNJRklFRBAAEiAKHERBVEFCQVNFX1NUQVRVU19QUk9WSVNJT05JTkcQARIZChVEQVRBQkFTRV9TVEFUVVNfUkVBRFkQAhIfChtEQVRBQkFTRV9TVEFUVVNfVU5BVkFJTEFCTEUQAxIcChhEQVRBQkFTRV9TVEFUVVNfREVMRVRJTkcQBDLpAgoPRGF0YWJhc2VTZXJ2aWNlElcKDkNyZWF0ZURhdGFiYXNlEiEuZGJmb3JnZS52MS5DcmVhdGVEYXRhYmFzZVJlcXVlc3QaIi5kYmZvcmdlLnYxLkNyZWF0ZURhdGFiYXNlUmVzcG9uc2USTgoLR2V0RGF0YWJhc2USHi5kYmZvcmdlLnYxLkdldERhdGFiYXNlUmVxdWVzdBofLmRiZm9yZ2UudjEuR2V0RGF0YWJhc2VSZXNwb25zZRJUCg1MaXN0RGF0YWJhc2VzEiAuZGJmb3JnZS52MS5MaXN0RGF0YWJhc2VzUmVxdWVzdBohLmRiZm9yZ2UudjEuTGlzdERhdGFiYXNlc1Jlc3BvbnNlElcKDkRlbGV0ZURhdGFiYXNlEiEuZGJmb3JnZS52MS5EZWxldGVEYXRhYmFzZVJlcXVlc3QaIi5kYmZvcmdlLnYxLkRlbGV0ZURhdGFiYXNlUmVzcG9uc2ViBnByb3RvMw", [file_dbforge_v1_types, file_google_protobuf_timestamp]);
+  fileDesc("ChlkYmZvcmdlL3YxL2RhdGFiYXNlLnByb3RvEgpkYmZvcmdlLnYxIt0BCgxDYXBhYmlsaXRpZXMSCwoDc3FsGAEgASgIEhQKDHRyYW5zYWN0aW9ucxgCIAEoCBIQCghzZXNzaW9ucxgDIAEoCBIUCgx0eXBlZF9wYXJhbXMYBCABKAgSFQoNdGFibGVfc2VydmljZRgFIAEoCBIRCglrZXlfdmFsdWUYBiABKAgSFgoObGFzdF9pbnNlcnRfaWQYByABKAgSEQoJcmV0dXJuaW5nGAggASgIEhMKC3BsYWNlaG9sZGVyGAkgASgJEhgKEHJlYWRfb25seV9ncmFudHMYCiABKAgi9QIKCERhdGFiYXNlEgwKBG5hbWUYASABKAkSJAoHYmFja2VuZBgCIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIqCgZzdGF0dXMYAyABKA4yGi5kYmZvcmdlLnYxLkRhdGFiYXNlU3RhdHVzEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3RfYWNjZXNzZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnNpemVfYnl0ZXMYBiABKAMSMAoGbGFiZWxzGAcgAygLMiAuZGJmb3JnZS52MS5EYXRhYmFzZS5MYWJlbHNFbnRyeRIuCgxjYXBhYmlsaXRpZXMYCCABKAsyGC5kYmZvcmdlLnYxLkNhcGFiaWxpdGllcxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItABChVDcmVhdGVEYXRhYmFzZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIkCgdiYWNrZW5kGAIgASgOMhMuZGJmb3JnZS52MS5CYWNrZW5kEhUKDWlmX25vdF9leGlzdHMYAyABKAgSPQoGbGFiZWxzGAQgAygLMi0uZGJmb3JnZS52MS5DcmVhdGVEYXRhYmFzZVJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJRChZDcmVhdGVEYXRhYmFzZVJlc3BvbnNlEiYKCGRhdGFiYXNlGAEgASgLMhQuZGJmb3JnZS52MS5EYXRhYmFzZRIPCgdjcmVhdGVkGAIgASgIIiIKEkdldERhdGFiYXNlUmVxdWVzdBIMCgRuYW1lGAEgASgJIj0KE0dldERhdGFiYXNlUmVzcG9uc2USJgoIZGF0YWJhc2UYASABKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlItABChRMaXN0RGF0YWJhc2VzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIkCgdiYWNrZW5kGAMgASgOMhMuZGJmb3JnZS52MS5CYWNrZW5kEjwKBmxhYmVscxgEIAMoCzIsLmRiZm9yZ2UudjEuTGlzdERhdGFiYXNlc1JlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJZChVMaXN0RGF0YWJhc2VzUmVzcG9uc2USJwoJZGF0YWJhc2VzGAEgAygLMhQuZGJmb3JnZS52MS5EYXRhYmFzZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPAoVRGVsZXRlRGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSFQoNYWxsb3dfbWlzc2luZxgCIAEoCCIpChZEZWxldGVEYXRhYmFzZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgitAEKE0ZvcmtEYXRhYmFzZVJlcXVlc3QSDgoGc291cmNlGAEgASgJEgwKBG5hbWUYAiABKAkSOwoGbGFiZWxzGAMgAygLMisuZGJmb3JnZS52MS5Gb3JrRGF0YWJhc2VSZXF1ZXN0LkxhYmVsc0VudHJ5EhMKC2Zyb21fYmFja3VwGAQgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiewoURm9ya0RhdGFiYXNlUmVzcG9uc2USJgoIZGF0YWJhc2UYASABKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlEg4KBm1ldGhvZBgCIAEoCRIrCghkdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiqtAQoORGF0YWJhc2VTdGF0dXMSHwobREFUQUJBU0VfU1RBVFVTX1VOU1BFQ0lGSUVEEAASIAocREFUQUJBU0VfU1RBVFVTX1BST1ZJU0lPTklORxABEhkKFURBVEFCQVNFX1NUQVRVU19SRUFEWRACEh8KG0RBVEFCQVNFX1NUQVRVU19VTkFWQUlMQUJMRRADEhwKGERBVEFCQVNFX1NUQVRVU19ERUxFVElORxAEMrwDCg9EYXRhYmFzZVNlcnZpY2USVwoOQ3JlYXRlRGF0YWJhc2USIS5kYmZvcmdlLnYxLkNyZWF0ZURhdGFiYXNlUmVxdWVzdBoiLmRiZm9yZ2UudjEuQ3JlYXRlRGF0YWJhc2VSZXNwb25zZRJOCgtHZXREYXRhYmFzZRIeLmRiZm9yZ2UudjEuR2V0RGF0YWJhc2VSZXF1ZXN0Gh8uZGJmb3JnZS52MS5HZXREYXRhYmFzZVJlc3BvbnNlElQKDUxpc3REYXRhYmFzZXMSIC5kYmZvcmdlLnYxLkxpc3REYXRhYmFzZXNSZXF1ZXN0GiEuZGJmb3JnZS52MS5MaXN0RGF0YWJhc2VzUmVzcG9uc2USVwoORGVsZXRlRGF0YWJhc2USIS5kYmZvcmdlLnYxLkRlbGV0ZURhdGFiYXNlUmVxdWVzdBoiLmRiZm9yZ2UudjEuRGVsZXRlRGF0YWJhc2VSZXNwb25zZRJRCgxGb3JrRGF0YWJhc2USHy5kYmZvcmdlLnYxLkZvcmtEYXRhYmFzZVJlcXVlc3QaIC5kYmZvcmdlLnYxLkZvcmtEYXRhYmFzZVJlc3BvbnNlYgZwcm90bzM", [file_dbforge_v1_types, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * What a backend supports. SDKs and the CLI read these instead of guessing from the backend.
@@ -405,6 +405,86 @@ export const DeleteDatabaseResponseSchema: GenMessage<DeleteDatabaseResponse> = 
   messageDesc(file_dbforge_v1_database, 9);
 
 /**
+ * Request of DatabaseService.ForkDatabase.
+ *
+ * @generated from message dbforge.v1.ForkDatabaseRequest
+ */
+export type ForkDatabaseRequest = Message<"dbforge.v1.ForkDatabaseRequest"> & {
+  /**
+   * The database to fork.
+   *
+   * @generated from field: string source = 1;
+   */
+  source: string;
+
+  /**
+   * The new database's name (the rules of CreateDatabase).
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The new database's labels (the rules of CreateDatabase); the source's are not copied.
+   *
+   * @generated from field: map<string, string> labels = 3;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * When set, the fork holds this backup of `source` (an id from BackupService) instead of the
+   * source's current data.
+   *
+   * @generated from field: string from_backup = 4;
+   */
+  fromBackup: string;
+};
+
+/**
+ * Describes the message dbforge.v1.ForkDatabaseRequest.
+ * Use `create(ForkDatabaseRequestSchema)` to create a new message.
+ */
+export const ForkDatabaseRequestSchema: GenMessage<ForkDatabaseRequest> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 10);
+
+/**
+ * Response of DatabaseService.ForkDatabase.
+ *
+ * @generated from message dbforge.v1.ForkDatabaseResponse
+ */
+export type ForkDatabaseResponse = Message<"dbforge.v1.ForkDatabaseResponse"> & {
+  /**
+   * The new database.
+   *
+   * @generated from field: dbforge.v1.Database database = 1;
+   */
+  database?: Database | undefined;
+
+  /**
+   * How the data was copied: "sqlite-backup-api" (SQLite), "template" (PostgreSQL),
+   * "dump-replay" (MySQL, or PostgreSQL with the source in use), "key-records" (Redis) or
+   * "backup" (`from_backup`).
+   *
+   * @generated from field: string method = 2;
+   */
+  method: string;
+
+  /**
+   * How long the fork took.
+   *
+   * @generated from field: google.protobuf.Duration duration = 3;
+   */
+  duration?: Duration | undefined;
+};
+
+/**
+ * Describes the message dbforge.v1.ForkDatabaseResponse.
+ * Use `create(ForkDatabaseResponseSchema)` to create a new message.
+ */
+export const ForkDatabaseResponseSchema: GenMessage<ForkDatabaseResponse> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 11);
+
+/**
  * The lifecycle state of a database.
  *
  * @generated from enum dbforge.v1.DatabaseStatus
@@ -504,6 +584,43 @@ export const DatabaseService: GenService<{
     methodKind: "unary";
     input: typeof DeleteDatabaseRequestSchema;
     output: typeof DeleteDatabaseResponseSchema;
+  },
+  /**
+   * Forks a database: spawns `name`, a new, independent database on the source's backend that
+   * holds the source's data as it is now (or as it was in the backup `from_backup`). Writes to
+   * either one afterwards never show in the other. The fork has its own storage and its own
+   * engine login, like any spawned database, and the calling key owns it.
+   *
+   * How each engine copies: SQLite, a copy of the file made with SQLite's online backup API
+   * (writers keep running); PostgreSQL, `CREATE DATABASE … TEMPLATE` on the source, after the
+   * gateway closed its own idle connections to it, then every object handed over to the fork's
+   * role; PostgreSQL copies only a database no session is connected to, so when the source is
+   * in use (a running statement, an open Session, another client) the fork falls back to the
+   * dump below; MySQL (and PostgreSQL's fallback), the gateway's dump of the source (read in one
+   * REPEATABLE READ read-only transaction, so a consistent snapshot; what DumpDatabase holds)
+   * replayed into the fork in one transaction; Redis, every key of the namespace with its value
+   * and remaining TTL (the records of DumpDatabase), each key as it was at one moment. `method`
+   * in the response names the path taken. A fork from a backup is RestoreBackup with mode NEW.
+   *
+   * Access: the `read` role on the source (a fork reads the whole source, as DumpDatabase does)
+   * and the right to create `name` (a create grant and quota, as CreateDatabase); with
+   * `from_backup`, the `owner` role on the source, as RestoreBackup asks. The fork's labels are
+   * `labels`; the source's are not copied.
+   *
+   * Errors: INVALID_ARGUMENT for a bad name or labels, or `name` equal to `source`; NOT_FOUND
+   * for an unknown source or backup; PERMISSION_DENIED without the roles above;
+   * ALREADY_EXISTS when `name` is taken; FAILED_PRECONDITION when `from_backup` is a backup of
+   * another database or not completed, or the source's backend is not configured; UNAVAILABLE
+   * while the source is being restored or its server cannot be reached; DATA_LOSS for a
+   * damaged backup. A fork that fails leaves nothing behind. Limits: the copy runs under the
+   * transfer timeout (`--transfer-timeout`).
+   *
+   * @generated from rpc dbforge.v1.DatabaseService.ForkDatabase
+   */
+  forkDatabase: {
+    methodKind: "unary";
+    input: typeof ForkDatabaseRequestSchema;
+    output: typeof ForkDatabaseResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_dbforge_v1_database, 0);
