@@ -17,12 +17,12 @@
 //!   closed its idle connections to the source. PostgreSQL copies only a database nobody is
 //!   connected to: when the source is in use (a statement running, a session open, another
 //!   client), or the admin login may not copy it, the fork falls back to the dump below.
-//! - PostgreSQL (fallback) and MySQL: the source's [`Database::dump`], read in one REPEATABLE
-//!   READ read-only transaction (a snapshot no concurrent write can tear), replayed into the
-//!   fork in one transaction on the fork's own login, so every object belongs to the fork's
-//!   role.
+//! - PostgreSQL (fallback) and MySQL: the source's [`Database::backup_dump`] (PostgreSQL's rows
+//!   as COPY data), read in one REPEATABLE READ read-only transaction (a snapshot no concurrent
+//!   write can tear), replayed into the fork in one transaction on the fork's own login, so
+//!   every object belongs to the fork's role (`core/replay.rs`, shared with restores).
 //! - Redis: the records of the source's dump (each key with its type, value and remaining TTL)
-//!   imported into the fork's namespace by [`Database::import_records`], in batches.
+//!   written into the fork's namespace by [`Database::restore_records`], in batches.
 //!
 //! [`Backend::restore_image`]: crate::backend::Backend::restore_image
 //! [`Backend::create_copy`]: crate::backend::Backend::create_copy
@@ -30,7 +30,7 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration, time::Instant};
 
 use futures::StreamExt;
-use tracing::{info, instrument, warn};
+use tracing::{info, instrument};
 
 use super::{
     access::{Principal, Role},
@@ -40,20 +40,12 @@ use super::{
     forge::{DatabaseInfo, DatabaseSpec, Forge},
     names::{DatabaseName, validate_labels},
     registry::Entry,
-    script::Splitter,
-    value::Statement,
+    replay::{self, RawPieces},
 };
 use crate::{
-    backend::{Database, DumpStream, Provisioned, StatementLimits},
+    backend::{Database, DumpStream, Provisioned},
     metrics as names,
 };
-
-/// Longest statement a replayed dump may hold: a dump's statements are batches of rows, so
-/// only a single huge value comes near it (the limit restores use).
-const MAX_STATEMENT: usize = 1 << 30;
-/// Key records imported per call, about (bytes): each call is one MULTI on the fork's
-/// namespace, parsed whole, so this bounds a fork's memory (the batch restores use).
-const RECORD_BATCH: usize = 512 << 10;
 
 /// What to fork.
 #[derive(Debug, Clone)]
@@ -290,15 +282,18 @@ impl Forge {
                 let _ = std::fs::remove_file(&path);
                 result
             }
+            // The dump a backup stores: PostgreSQL's rows go as COPY data.
             ForkMethod::DumpReplay => {
-                let dump = source.dump(false, limits.clone()).await?;
+                let mut dump = pieces(source.backup_dump(limits.clone()).await?);
                 let fork = backend.open(staged).await?;
-                replay_script(&*fork, kind, dump, limits).await
+                let mut session =
+                    replay::replay_script(&*fork, kind, &mut dump, limits, copy_failed).await?;
+                session.commit().await
             }
             ForkMethod::KeyRecords => {
-                let dump = source.dump(false, limits.clone()).await?;
+                let mut dump = pieces(source.backup_dump(limits.clone()).await?);
                 let fork = backend.open(staged).await?;
-                replay_records(&*fork, dump, &self.limits().whole_result()).await
+                replay::replay_records(&*fork, &mut dump, &self.limits().whole_result()).await
             }
             ForkMethod::Template | ForkMethod::Backup => {
                 Err(Error::internal("not a copy through an open database"))
@@ -307,66 +302,9 @@ impl Forge {
     }
 }
 
-/// Runs the statements of an SQL dump in one transaction: all of them or none.
-async fn replay_script(
-    fork: &dyn Database,
-    kind: BackendKind,
-    mut dump: DumpStream,
-    limits: StatementLimits,
-) -> Result<()> {
-    let mut splitter = Splitter::new(kind, MAX_STATEMENT);
-    let mut session = fork.session(limits).await?;
-    session.begin().await?;
-    let outcome: Result<()> = async {
-        while let Some(chunk) = dump.next().await {
-            for s in splitter.push(&chunk?.data)? {
-                session
-                    .execute(Statement::new(s.sql))
-                    .await
-                    .map_err(|e| copy_failed(e, s.number, s.line))?;
-            }
-        }
-        for s in splitter.finish()? {
-            session
-                .execute(Statement::new(s.sql))
-                .await
-                .map_err(|e| copy_failed(e, s.number, s.line))?;
-        }
-        Ok(())
-    }
-    .await;
-    match outcome {
-        Ok(()) => session.commit().await,
-        Err(e) => {
-            if let Err(rb) = session.rollback().await {
-                warn!(error = %rb, "rolling back a failed fork failed");
-            }
-            Err(e)
-        }
-    }
-}
-
-/// Imports the NDJSON key records of a dump, a batch of whole lines at a time.
-async fn replay_records(
-    fork: &dyn Database,
-    mut dump: DumpStream,
-    limits: &StatementLimits,
-) -> Result<()> {
-    let mut batch: Vec<u8> = Vec::with_capacity(RECORD_BATCH + (64 << 10));
-    while let Some(chunk) = dump.next().await {
-        batch.extend_from_slice(&chunk?.data);
-        if batch.len() >= RECORD_BATCH
-            && let Some(end) = batch.iter().rposition(|b| *b == b'\n')
-        {
-            let rest = batch.split_off(end + 1);
-            fork.import_records(&batch, limits).await?;
-            batch = rest;
-        }
-    }
-    if !batch.is_empty() {
-        fork.import_records(&batch, limits).await?;
-    }
-    Ok(())
+/// A dump's bytes as replay reads them.
+fn pieces(dump: DumpStream) -> RawPieces<'static> {
+    dump.map(|chunk| chunk.map(|c| c.data)).boxed()
 }
 
 /// A statement of the source's dump that the engine refused in the fork (a full disk, an

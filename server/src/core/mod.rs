@@ -13,6 +13,7 @@ pub mod handles;
 pub mod limits;
 pub mod names;
 pub mod registry;
+pub mod replay;
 pub mod schema;
 pub mod script;
 pub mod table;

@@ -21,29 +21,17 @@ use super::{
     store::Target,
 };
 use crate::{
-    backend::{Database, Provisioned, Session, StatementLimits},
+    backend::{Database, Provisioned, StatementLimits},
     core::{
         access::{Principal, Role},
         error::{Error, Result},
         forge::{DatabaseInfo, DatabaseSpec, Forge},
         names::DatabaseName,
         registry::Entry,
-        script::{ScriptStatement, Splitter, copy_target},
-        value::Statement,
+        replay::{self, RawPieces},
     },
     metrics as names,
 };
-
-/// Lines of COPY data loaded per call, about (bytes): large enough that the savepoint around
-/// each call costs nothing next to it, small enough to keep a restore's memory flat.
-const COPY_BATCH: usize = 1 << 20;
-/// Longest statement a restored script may hold: a dump's statements are batches of rows, so
-/// only a single huge value comes near it.
-const MAX_STATEMENT: usize = 1 << 30;
-/// Key records imported per call, about (bytes): each call is one MULTI on the staging
-/// namespace, parsed and pipelined whole, so this bounds a restore's memory (4 MiB grew the
-/// gateway by 85 MB).
-const RECORD_BATCH: usize = 512 << 10;
 
 /// How a restore treats the database.
 #[derive(Debug, Clone)]
@@ -331,6 +319,14 @@ async fn write_file(
     Ok(())
 }
 
+/// The raw pieces of a backup, as a stream (decompressed, hashed as they pass).
+fn raw_pieces<'a>(stream: &'a mut Pieces, unpacker: &'a mut Unpacker) -> RawPieces<'a> {
+    futures::stream::try_unfold((stream, unpacker), |(s, u)| async move {
+        Ok(next_raw(s, u).await?.map(|raw| (raw, (s, u))))
+    })
+    .boxed()
+}
+
 async fn replay_script(
     database: &dyn Database,
     rec: &BackupRecord,
@@ -338,33 +334,12 @@ async fn replay_script(
     unpacker: &mut Unpacker,
     limits: StatementLimits,
 ) -> Result<()> {
-    let mut replay = Replay {
-        kind: rec.backend,
-        splitter: Splitter::new(rec.backend, MAX_STATEMENT).with_copy_data(),
-        copy: None,
-    };
-    let mut session = database.session(limits).await?;
-    session.begin().await?;
-    let outcome: Result<()> = async {
-        while let Some(raw) = next_raw(stream, unpacker).await? {
-            replay.feed(&mut *session, raw, false).await?;
-        }
-        replay.feed(&mut *session, Vec::new(), true).await?;
-        if let Some(copy) = &replay.copy {
-            return Err(Error::DataLoss(format!(
-                "backup {} ends inside the rows of table {:?}; nothing was restored",
-                rec.id, copy.table
-            )));
-        }
-        let Replay { splitter, .. } = replay;
-        for s in splitter.finish()? {
-            run_statement(&mut *session, s).await?;
-        }
-        // Committed only when the bytes are the ones stored.
-        unpacker.verify(&rec.sha256, rec.size_bytes)
-    }
-    .await;
-    match outcome {
+    let mut pieces = raw_pieces(stream, unpacker);
+    let mut session =
+        replay::replay_script(database, rec.backend, &mut pieces, limits, restore_failed).await?;
+    drop(pieces);
+    // Committed only when the bytes are the ones stored.
+    match unpacker.verify(&rec.sha256, rec.size_bytes) {
         Ok(()) => session.commit().await,
         Err(e) => {
             if let Err(rb) = session.rollback().await {
@@ -375,173 +350,13 @@ async fn replay_script(
     }
 }
 
-async fn run_statement(session: &mut dyn Session, s: ScriptStatement) -> Result<()> {
-    session
-        .execute(Statement::new(s.sql))
-        .await
-        .map(drop)
-        .map_err(|e| restore_failed(e, s.number, s.line))
-}
-
-/// A backup's script being replayed: statements, and the data of its `COPY … FROM stdin`
-/// blocks (PostgreSQL's), which go to the engine's bulk load a batch of lines at a time.
-struct Replay {
-    kind: crate::core::engine::BackendKind,
-    splitter: Splitter,
-    copy: Option<CopyBlock>,
-}
-
-impl Replay {
-    /// Replays what `input` completes; `last` at the end of the script.
-    async fn feed(
-        &mut self,
-        session: &mut dyn Session,
-        mut input: Vec<u8>,
-        last: bool,
-    ) -> Result<()> {
-        loop {
-            if let Some(copy) = self.copy.as_mut() {
-                let rest = copy.push(&input);
-                if rest.is_some() || copy.ready() >= COPY_BATCH {
-                    copy.load(session).await?;
-                }
-                match rest {
-                    Some(rest) => {
-                        self.splitter.skip_lines(copy.lines);
-                        self.copy = None;
-                        input = rest;
-                    }
-                    None => return Ok(()),
-                }
-            }
-            let mut statements = self.splitter.push(&input)?;
-            if last {
-                statements.extend(self.splitter.end_of_input()?);
-            }
-            let Some(data) = self.splitter.take_copy_data() else {
-                for s in statements {
-                    run_statement(session, s).await?;
-                }
-                return Ok(());
-            };
-            // The last statement is the COPY whose data follows.
-            let head = statements
-                .pop()
-                .ok_or_else(|| Error::internal("a COPY block without its statement"))?;
-            for s in statements {
-                run_statement(session, s).await?;
-            }
-            let target = copy_target(self.kind, &head.sql).ok_or_else(|| {
-                Error::internal(format!(
-                    "statement {} is not a COPY FROM STDIN",
-                    head.number
-                ))
-            })?;
-            self.copy = Some(CopyBlock {
-                table: target.table,
-                columns: target.columns,
-                number: head.number,
-                line: head.line,
-                data: Vec::new(),
-                started: false,
-                scanned: 0,
-                lines: 0,
-            });
-            input = data;
-        }
-    }
-}
-
-/// The data of one `COPY … FROM stdin` block, read line by line up to its `\.` line.
-struct CopyBlock {
-    table: String,
-    columns: Vec<String>,
-    /// The COPY statement's number and line, for errors.
-    number: usize,
-    line: u64,
-    /// Whole lines not loaded yet (up to `scanned`), then the start of the next one.
-    data: Vec<u8>,
-    /// Whether the rest of the COPY statement's own line was skipped.
-    started: bool,
-    /// Length of the whole data lines at the start of `data`.
-    scanned: usize,
-    /// Lines read, for the splitter's line numbers.
-    lines: u64,
-}
-
-impl CopyBlock {
-    /// Appends `input`; at the `\.` line, returns what follows it.
-    fn push(&mut self, input: &[u8]) -> Option<Vec<u8>> {
-        self.data.extend_from_slice(input);
-        if !self.started {
-            let eol = self.data.iter().position(|b| *b == b'\n')?;
-            self.data.drain(..=eol);
-            self.lines += 1;
-            self.started = true;
-        }
-        loop {
-            let line = &self.data[self.scanned..];
-            // In COPY text a backslash in a value is written `\\`, so a line that starts
-            // with `\.` can only be the end of the data.
-            if line.starts_with(b"\\.\n") {
-                let rest = self.data.split_off(self.scanned + 3);
-                self.data.truncate(self.scanned);
-                self.lines += 1;
-                return Some(rest);
-            }
-            if line.len() < 3 && b"\\.\n".starts_with(line) {
-                return None;
-            }
-            let eol = line.iter().position(|b| *b == b'\n')?;
-            self.scanned += eol + 1;
-            self.lines += 1;
-        }
-    }
-
-    /// Bytes of whole lines waiting to load.
-    fn ready(&self) -> usize {
-        self.scanned
-    }
-
-    /// Loads the whole lines waiting.
-    async fn load(&mut self, session: &mut dyn Session) -> Result<()> {
-        if self.scanned == 0 {
-            return Ok(());
-        }
-        let loaded = session
-            .copy_text(&self.table, &self.columns, &self.data[..self.scanned])
-            .await
-            .map_err(|e| restore_failed(e, self.number, self.line))?;
-        if loaded.is_none() {
-            return Err(Error::internal("this engine cannot load COPY data"));
-        }
-        self.data.drain(..self.scanned);
-        self.scanned = 0;
-        Ok(())
-    }
-}
-
 async fn replay_records(
     database: &dyn Database,
     stream: &mut Pieces,
     unpacker: &mut Unpacker,
     limits: &StatementLimits,
 ) -> Result<()> {
-    let mut batch: Vec<u8> = Vec::with_capacity(RECORD_BATCH + (64 << 10));
-    while let Some(raw) = next_raw(stream, unpacker).await? {
-        batch.extend_from_slice(&raw);
-        if batch.len() >= RECORD_BATCH
-            && let Some(end) = batch.iter().rposition(|b| *b == b'\n')
-        {
-            let rest = batch.split_off(end + 1);
-            database.restore_records(&batch, limits).await?;
-            batch = rest;
-        }
-    }
-    if !batch.is_empty() {
-        database.restore_records(&batch, limits).await?;
-    }
-    Ok(())
+    replay::replay_records(database, &mut raw_pieces(stream, unpacker), limits).await
 }
 
 /// A statement of the backup that the engine refused: the backup cannot be restored here as
