@@ -21,7 +21,11 @@
 //!   first with nothing else running, then while another connection runs `CreateBackup` of the
 //!   same database in a loop (deleting each backup once stored), and, as a baseline, while the
 //!   native backup tool runs in a loop instead. Only queries that start and end while a backup
-//!   is running count, and each part lasts at least one whole backup.
+//!   is running count, and each part lasts at least one whole backup;
+//! - forks (SQLite and PostgreSQL): `ForkDatabase` into `<db>-f` (deleted afterwards) against
+//!   the engine's own copy of the same database: the `sqlite3 .backup` run above, and `CREATE
+//!   DATABASE … TEMPLATE` (what `createdb -T` runs) right after the gateway's fork, which closed
+//!   the gateway's idle connections to the source.
 //!
 //! The native tools run as the servers' admin users on loopback, as the transfer phase's do;
 //! their times include starting the tool and connecting. Every restore is checked (row or key
@@ -59,6 +63,10 @@ pub const RSS_GROWTH_MAX_MB: f64 = 64.0;
 
 /// Target: point-query p99 while a backup runs at most this many times p99 without one.
 pub const P99_RATIO_MAX: f64 = 2.0;
+
+/// Target (the lifecycle issue): a fork takes at most this many times the engine's own copy of
+/// the same database (`sqlite3 .backup`, `createdb -T`).
+pub const FORK_RATIO_MAX: f64 = 1.5;
 
 /// The table of the SQL engines.
 const TABLE: &str = "t";
@@ -234,6 +242,11 @@ pub struct StoreResult {
     pub native_restore: Result<NativeRun, String>,
     /// Point queries without and during backups.
     pub point: Result<PointEffect, String>,
+    /// ForkDatabase of the filled database (SQLite and PostgreSQL, whose forks have a target).
+    pub fork: Option<Result<GatewayRun, String>>,
+    /// The engine's own copy of the same database: `sqlite3 .backup` (the native backup
+    /// above) and `CREATE DATABASE … TEMPLATE` (what `createdb -T` runs).
+    pub native_fork: Option<Result<NativeRun, String>>,
 }
 
 /// Everything phase 16 measured.
@@ -386,6 +399,22 @@ async fn measure(
     // Free the disk before the next engine's copies.
     let _ = std::fs::remove_file(&file);
 
+    let (fork, native_fork) = match &native {
+        Native::Sqlite(_) | Native::Server(Engine::Postgres, _) => {
+            crate::progress(&format!("16. {store}: ForkDatabase"));
+            let fork = gateway_fork(gw, db).await.map_err(text);
+            let native_fork = match &native {
+                Native::Server(_, name) => {
+                    crate::progress(&format!("16. {store}: CREATE DATABASE … TEMPLATE"));
+                    template_copy(gw.pid, name).await.map_err(text)
+                }
+                _ => native_backup.clone(),
+            };
+            (Some(fork), Some(native_fork))
+        }
+        _ => (None, None),
+    };
+
     let point = match idle {
         Ok(idle) => {
             crate::progress(&format!("16. {store}: point queries while backups run"));
@@ -424,7 +453,50 @@ async fn measure(
         restore,
         native_restore,
         point,
+        fork,
+        native_fork,
     })
+}
+
+/// ForkDatabase of `db` as `<db>-f`, timed, then the fork deleted.
+async fn gateway_fork(gw: Target<'_>, db: &str) -> Result<GatewayRun, BoxError> {
+    let name = format!("{db}-f");
+    let call = format!("ForkDatabase {db:?} as {name:?}");
+    let req = pb::ForkDatabaseRequest {
+        source: db.to_owned(),
+        name: name.clone(),
+        labels: Default::default(),
+        from_backup: String::new(),
+    };
+    let mut client = gw.conn.databases();
+    let forked = watched(gw.pid, async {
+        client.fork_database(req).await.map_err(failed(&call))?;
+        Ok(((), 0))
+    })
+    .await;
+    let deleted = match &forked {
+        Ok(_) => gateway::delete_database(&mut gw.conn.databases(), &name).await,
+        Err(_) => Ok(()),
+    };
+    let ((), run) = forked?;
+    deleted?;
+    Ok(run)
+}
+
+/// `CREATE DATABASE … TEMPLATE` of the PostgreSQL database `name` (what `createdb -T` runs),
+/// timed, then the copy dropped. It runs right after the gateway's fork, which closed the
+/// gateway's idle connections to the source (PostgreSQL copies only a database nobody uses).
+async fn template_copy(gateway_pid: u32, name: &str) -> Result<NativeRun, BoxError> {
+    let copy = format!("{name}_tcopy");
+    let create = format!("CREATE DATABASE \"{copy}\" TEMPLATE \"{name}\"");
+    let ((), run) = timed(
+        gateway_pid,
+        blocking(move || tool(psql("postgres", &create))),
+    )
+    .await?;
+    let drop = format!("DROP DATABASE IF EXISTS \"{copy}\"");
+    blocking(move || tool(psql("postgres", &drop))).await?;
+    Ok(NativeRun { run, bytes: 0 })
 }
 
 /// CreateBackup of `db` into the default target; the backup it returns, checked COMPLETED.

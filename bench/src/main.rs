@@ -47,7 +47,9 @@
 //!     database per engine against the engine's own tool on the same data (`sqlite3 .backup` and
 //!     `.restore`, `pg_dump -Fc` and `pg_restore`, `mariadb-dump` and `mariadb`, a pipelined
 //!     `DUMP` and `RESTORE` loop), the gateway's RSS growth during each call, and point-query
-//!     p99 while backups of the same database run against p99 without ([`backups`]).
+//!     p99 while backups of the same database run against p99 without; and `ForkDatabase` of the
+//!     SQLite and PostgreSQL databases against `sqlite3 .backup` and `CREATE DATABASE …
+//!     TEMPLATE` ([`backups`]).
 //!
 //! Phases 9 to 13, 15 and 16 run on a third gateway that also fronts the local PostgreSQL,
 //! MariaDB and Redis servers ([`transfer`], [`backends`], [`backups`]). Phase 14 ([`sdk`]) runs last on the first

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use crate::{
     backends::{BackendResults, RedisResults, SqlResults, Trio},
-    backups::{BackupResults, GatewayRun, NativeRun, P99_RATIO_MAX, RSS_GROWTH_MAX_MB, SHARE_MIN},
+    backups::{
+        BackupResults, FORK_RATIO_MAX, GatewayRun, NativeRun, P99_RATIO_MAX, RSS_GROWTH_MAX_MB,
+        SHARE_MIN,
+    },
     batches::BatchResults,
     child::Memory,
     direct::{DirectResults, StreamRun},
@@ -1133,6 +1136,43 @@ pub fn backup_rows_and_notes(b: &BackupResults) -> (Vec<Row>, Vec<String>) {
             ),
         ];
         push_all(&mut rows, 16, specs);
+        if let Ok(r) = result
+            && let (Some(fork), Some(native)) = (&r.fork, &r.native_fork)
+        {
+            let tool = match store {
+                crate::backups::Store::Sql(crate::transfer::Engine::Sqlite) => "`sqlite3 .backup`",
+                _ => "`CREATE DATABASE … TEMPLATE` (`createdb -T`)",
+            };
+            let ratio = || {
+                let g = fork.as_ref().map_err(err)?;
+                let nat = native.as_ref().map_err(err)?;
+                Ok(secs(&g.run) / secs(&nat.run))
+            };
+            push_all(
+                &mut rows,
+                16,
+                vec![
+                    (
+                        format!("{store} fork: gateway ForkDatabase ({count})"),
+                        Unit::Millis,
+                        Goal::Info,
+                        fork.as_ref().map(|g| 1e3 * secs(&g.run)).map_err(err),
+                    ),
+                    (
+                        format!("{store} fork: {tool}"),
+                        Unit::Millis,
+                        Goal::Info,
+                        native.as_ref().map(|x| 1e3 * secs(&x.run)).map_err(err),
+                    ),
+                    (
+                        format!("{store} fork: gateway time / {tool} time"),
+                        Unit::Ratio,
+                        Goal::AtMost(FORK_RATIO_MAX),
+                        ratio(),
+                    ),
+                ],
+            );
+        }
         let Ok(r) = result else {
             continue;
         };
@@ -1421,6 +1461,9 @@ mod tests {
                     backups: 3,
                 }),
             }),
+            // Redis has no fork target.
+            fork: None,
+            native_fork: None,
         };
         let b = BackupResults {
             rows: 1_000_000,
