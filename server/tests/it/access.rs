@@ -3,8 +3,8 @@
 use std::time::{Duration, SystemTime};
 
 use dbforge::{
-    ApiKeySpec, Client, ClientOptions, Code, ColumnDef, ColumnType, CreateOptions, Filter, Grant,
-    ListFilter, Role, Select, Statement, Value, params, record,
+    ApiKeySpec, Client, ClientOptions, Code, ColumnDef, ColumnType, CreateOptions, Filter,
+    ForkOptions, Grant, ListFilter, Role, Select, Statement, Value, params, record,
 };
 
 use crate::harness::{ADMIN_KEY as ADMIN, ServerProcess, TestServer, as_key, assert_code, key_for};
@@ -37,6 +37,14 @@ async fn every_rpc(c: &Client, db: &str) -> Vec<(&'static str, Code)> {
             code(c.list_databases(ListFilter::default()).await.map(drop)),
         ),
         ("DeleteDatabase", code(c.delete_database(db).await)),
+        (
+            "ForkDatabase",
+            code(
+                c.fork_database(db, "x-fork", ForkOptions::default())
+                    .await
+                    .map(drop),
+            ),
+        ),
         (
             "Execute",
             code(c.execute(db, "SELECT 1", &[]).await.map(drop)),
