@@ -135,7 +135,7 @@ impl Replay {
         loop {
             if let Some(copy) = self.copy.as_mut() {
                 let rest = copy.push(&input);
-                if rest.is_some() || copy.ready() >= COPY_BATCH {
+                if rest.is_some() || copy.scanned >= COPY_BATCH {
                     copy.load(session, self.refused).await?;
                 }
                 match rest {
@@ -229,11 +229,6 @@ impl CopyBlock {
             self.scanned += eol + 1;
             self.lines += 1;
         }
-    }
-
-    /// Bytes of whole lines waiting to load.
-    fn ready(&self) -> usize {
-        self.scanned
     }
 
     /// Loads the whole lines waiting.

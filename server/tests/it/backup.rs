@@ -9,7 +9,8 @@ use futures::StreamExt;
 use tonic::{Code, Status, transport::Channel};
 
 use crate::harness::{
-    ADMIN_KEY, TestServer, as_key, mysql_url, postgres_url, redis_url, secured, serving, unique,
+    ADMIN_KEY, TestServer, as_key, metric_value, mysql_url, postgres_url, redis_url,
+    scrape_metrics, secured, serving, unique,
 };
 
 type Backups = pb::backup_service_client::BackupServiceClient<Channel>;
@@ -806,7 +807,6 @@ async fn calls_during_a_replace_see_before_or_after_or_unavailable() {
 /// listed as good or stored, and the metrics count both outcomes and the newest backup's age.
 #[tokio::test]
 async fn a_failed_write_keeps_nothing_and_metrics_count_backups() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = TestServer::start().await;
     let c = Clients::new(s.client.channel());
     let db = s.db("bkm").await;
@@ -823,19 +823,8 @@ async fn a_failed_write_keeps_nothing_and_metrics_count_backups() {
     std::fs::remove_file(&folder).expect("unblock");
     c.backup(&db).await.expect("backup");
 
-    let mut conn = tokio::net::TcpStream::connect(s.addr)
-        .await
-        .expect("connect");
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
-    let mut text = String::new();
-    conn.read_to_string(&mut text).await.expect("read");
-    let series = |name: &str, labels: &[&str]| {
-        text.lines()
-            .find(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
-            .map(|l| l.rsplit(' ').next().unwrap_or_default().to_owned())
-    };
+    let text = scrape_metrics(&s).await;
+    let series = |name: &str, labels: &[&str]| metric_value(&text, name, labels);
     assert_eq!(
         series(
             "dbforge_backups_total{",

@@ -3,13 +3,11 @@
 //! errors with their codes; access (read on the source, create on the fork's name, the forking
 //! key owns the fork); audit and metrics.
 
-use dbforge::{Backend, Client, Code, CreateBackup, CreateOptions, ForkOptions, Forked, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::harness::{
-    ADMIN_KEY, TestServer, as_key, key_for, mysql_url, postgres_url, redis_url, secured, serving,
-    unique,
+    ADMIN_KEY, TestServer, as_key, key_for, metric_value, mysql_url, postgres_url, redis_url,
+    scrape_metrics, secured, serving, unique,
 };
+use dbforge::{Backend, Client, Code, CreateBackup, CreateOptions, ForkOptions, Forked, Value};
 
 /// Every row `sql` returns, as values.
 async fn rows(c: &Client, db: &str, sql: &str) -> Vec<Vec<Value>> {
@@ -532,19 +530,8 @@ async fn forks_need_read_on_the_source_and_belong_to_the_forking_key() {
         "{forks:?}"
     );
 
-    let mut conn = tokio::net::TcpStream::connect(s.addr)
-        .await
-        .expect("connect");
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
-    let mut text = String::new();
-    conn.read_to_string(&mut text).await.expect("read");
-    let series = |labels: &[&str]| {
-        text.lines()
-            .find(|l| l.starts_with("dbforge_forks_total{") && labels.iter().all(|x| l.contains(x)))
-            .map(|l| l.rsplit(' ').next().unwrap_or_default().to_owned())
-    };
+    let text = scrape_metrics(&s).await;
+    let series = |labels: &[&str]| metric_value(&text, "dbforge_forks_total{", labels);
     assert_eq!(
         series(&["sqlite", "sqlite-backup-api", "outcome=\"completed\""]).as_deref(),
         Some("1"),

@@ -458,3 +458,31 @@ pub async fn every_route(c: &Client, db: &str, sql: &str, sessions: bool) -> Vec
     }
     codes
 }
+
+/// Plain HTTP/1.1 GET of /metrics on the gRPC port: the whole response, checked 200.
+pub async fn scrape_metrics(s: &TestServer) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut body = String::new();
+    conn.read_to_string(&mut body).await.expect("read");
+    assert!(
+        body.starts_with("HTTP/1.1 200"),
+        "{}",
+        &body[..body.len().min(200)]
+    );
+    body
+}
+
+/// The value of the first series in a scrape whose line starts with `name` and contains every
+/// one of `labels`.
+pub fn metric_value(scrape: &str, name: &str, labels: &[&str]) -> Option<String> {
+    scrape
+        .lines()
+        .find(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
+        .map(|l| l.rsplit(' ').next().unwrap_or_default().to_owned())
+}

@@ -6,9 +6,10 @@ use dbforge::{
     ApiKeySpec, AuditEvent, AuditFilter, Backend, Client, ClientOptions, Code, CreateOptions,
     Grant, Role, params,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{TestServer, assert_code, mysql_url, postgres_url, redis_url, unique};
+use crate::harness::{
+    TestServer, assert_code, mysql_url, postgres_url, redis_url, scrape_metrics, unique,
+};
 
 const ADMIN: &str = "ops-admin-key-0123456789abcdefgh";
 
@@ -27,24 +28,6 @@ async fn key_client(s: &TestServer, key: &str) -> Client {
     Client::connect_with(ClientOptions::new(format!("http://{}", s.addr)).api_key(key))
         .await
         .expect("connect")
-}
-
-/// Plain HTTP/1.1 GET of /metrics on the gRPC port.
-async fn scrape(s: &TestServer) -> String {
-    let mut conn = tokio::net::TcpStream::connect(s.addr)
-        .await
-        .expect("connect");
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
-    let mut body = String::new();
-    conn.read_to_string(&mut body).await.expect("read");
-    assert!(
-        body.starts_with("HTTP/1.1 200"),
-        "{}",
-        &body[..body.len().min(200)]
-    );
-    body
 }
 
 /// The value of one series (exact label text) in a scrape, 0 when absent.
@@ -211,7 +194,7 @@ async fn metrics_and_stats_count_a_known_workload() {
         .create_database("metered", CreateOptions::default())
         .await
         .expect("create");
-    let before = scrape(&s).await;
+    let before = scrape_metrics(&s).await;
     for i in 0..7 {
         admin
             .execute("metered", "SELECT ?", &params![i])
@@ -241,7 +224,7 @@ async fn metrics_and_stats_count_a_known_workload() {
         .expect("query");
     assert_eq!(rows.collect_rows().await.expect("rows").len(), 500);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let after = scrape(&s).await;
+    let after = scrape_metrics(&s).await;
     let delta = |series_text: &str| series(&after, series_text) - series(&before, series_text);
     assert_eq!(
         delta(r#"dbforge_rpc_requests_total{rpc="Execute",code="OK"}"#),
@@ -319,12 +302,12 @@ async fn pool_gauge_is_reported_for_every_server_engine() {
             tx.execute(statement, &[])
                 .await
                 .expect("statement in a transaction");
-            let during = scrape(&s).await;
+            let during = scrape_metrics(&s).await;
             assert!(series(&during, &gauge) >= 1.0, "{label}: {during}");
             tx.commit().await.expect("commit");
         }
         c.execute(&db, statement, &[]).await.expect(statement);
-        let after = scrape(&s).await;
+        let after = scrape_metrics(&s).await;
         assert!(
             after.lines().any(|l| l.starts_with(&gauge)),
             "{label}: {after}"

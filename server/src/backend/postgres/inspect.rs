@@ -649,28 +649,11 @@ async fn dump(
         }
     }
 
-    for rel in tables.iter().filter(|_| copy) {
-        for con in rel.constraints.iter().filter(|c| builds_index(c)) {
-            out.statement(&format!(
-                "ALTER TABLE {} ADD CONSTRAINT {} {}",
-                q(&rel.name),
-                q(&con.name),
-                con.def
-            ))
-            .await?;
-        }
+    // Keys before the foreign keys that reference them.
+    if copy {
+        add_constraints(&tables, builds_index, out).await?;
     }
-    for rel in &tables {
-        for con in rel.constraints.iter().filter(|c| c.contype == "f") {
-            out.statement(&format!(
-                "ALTER TABLE {} ADD CONSTRAINT {} {}",
-                q(&rel.name),
-                q(&con.name),
-                con.def
-            ))
-            .await?;
-        }
-    }
+    add_constraints(&tables, |c| c.contype == "f", out).await?;
     for i in view_order(conn, &rels).await? {
         let v = &rels[i];
         let body = v.viewdef.trim().trim_end_matches(';');
@@ -700,6 +683,26 @@ async fn dump(
     .await?;
     for t in &triggers {
         out.statement(&text(&t[0])).await?;
+    }
+    Ok(())
+}
+
+/// `ALTER TABLE … ADD CONSTRAINT` for the constraints of `tables` that `pick` chooses.
+async fn add_constraints(
+    tables: &[&Rel],
+    pick: impl Fn(&Con) -> bool,
+    out: &mut DumpWriter,
+) -> Result<()> {
+    for rel in tables {
+        for con in rel.constraints.iter().filter(|c| pick(c)) {
+            out.statement(&format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                q(&rel.name),
+                q(&con.name),
+                con.def
+            ))
+            .await?;
+        }
     }
     Ok(())
 }
