@@ -293,7 +293,7 @@ pub struct Client {
     pub(crate) settings: CallSettings,
     channel: Channel,
     databases: DatabaseServiceClient<Channel>,
-    queries: QueryServiceClient<Channel>,
+    pub(crate) queries: QueryServiceClient<Channel>,
     tables: TableServiceClient<Channel>,
     access: AccessServiceClient<Channel>,
     operations: OperationsServiceClient<Channel>,

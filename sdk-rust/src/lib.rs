@@ -58,6 +58,7 @@ mod backup;
 mod client;
 mod error;
 pub mod pb;
+mod preview;
 mod rows;
 mod schema;
 mod table;
@@ -76,6 +77,7 @@ pub use client::{
     ForkOptions, Forked, ListFilter, Statement,
 };
 pub use error::{Error, Result};
+pub use preview::{PreviewError, StatementPreview};
 pub use rows::{Column, ExecResult, Row, Rows, Summary, Truncation};
 pub use schema::{
     CheckSchema, ColumnSchema, ForeignKeySchema, IndexSchema, KeyPattern, KeySpaceSummary, Plan,

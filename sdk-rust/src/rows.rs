@@ -41,7 +41,7 @@ pub struct Row {
 }
 
 impl Row {
-    fn from_pb(columns: &Arc<[Column]>, row: pb::Row) -> Result<Self> {
+    pub(crate) fn from_pb(columns: &Arc<[Column]>, row: pb::Row) -> Result<Self> {
         Ok(Row {
             columns: Arc::clone(columns),
             values: row

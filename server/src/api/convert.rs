@@ -15,6 +15,7 @@ use crate::{
         error::{Error, Result},
         forge::{DatabaseInfo, DatabasePage, DatabaseSpec, DatabaseStatus, ListFilter},
         names::{DatabaseName, Identifier, validate_labels},
+        preview::StatementPreview,
         schema::{
             ColumnSchema, ForeignKeySchema, IndexSchema, KeyPattern, KeySpaceSummary, Plan,
             PlanNode, Schema, TableKind, TableSchema,
@@ -218,6 +219,48 @@ impl From<StatementResult> for pb::StatementResult {
     }
 }
 
+/// A failure reported in a message rather than as the call's status (a session's statement, a
+/// previewed statement): the status it would have had, with its ErrorInfo reason and metadata.
+pub fn session_error(err: Error, transaction_active: bool) -> pb::SessionError {
+    use tonic_types::StatusExt;
+    let status = tonic::Status::from(err);
+    let info = status.get_details_error_info();
+    pb::SessionError {
+        code: status.code() as i32,
+        message: status.message().to_owned(),
+        transaction_active,
+        reason: info.as_ref().map(|i| i.reason.clone()).unwrap_or_default(),
+        metadata: info.map(|i| i.metadata).unwrap_or_default(),
+    }
+}
+
+impl From<StatementPreview> for pb::StatementPreview {
+    fn from(p: StatementPreview) -> Self {
+        let StatementPreview {
+            kind,
+            rows_affected,
+            columns,
+            before,
+            after,
+            sample_note,
+            plan,
+            error,
+            skipped,
+        } = p;
+        pb::StatementPreview {
+            kind: kind.as_str().to_owned(),
+            rows_affected: i64::try_from(rows_affected).unwrap_or(i64::MAX),
+            columns: columns.into_iter().map(Into::into).collect(),
+            before: before.into_iter().map(row).collect(),
+            after: after.into_iter().map(row).collect(),
+            sample_note,
+            plan: plan.map(Into::into),
+            error: error.map(|e| session_error(e.error, e.transaction_active)),
+            skipped,
+        }
+    }
+}
+
 fn summary(s: Summary) -> pb::ResultSummary {
     let Summary {
         row_count,
@@ -369,6 +412,7 @@ fn capabilities(c: Capabilities) -> pb::Capabilities {
         last_insert_id,
         returning,
         placeholder,
+        transactional_ddl,
     } = c;
     pb::Capabilities {
         sql,
@@ -381,6 +425,7 @@ fn capabilities(c: Capabilities) -> pb::Capabilities {
         returning,
         placeholder: placeholder.to_owned(),
         read_only_grants: false,
+        transactional_ddl,
     }
 }
 

@@ -169,6 +169,44 @@ impl QueryService for QueryApi {
         .map(Response::new)
     }
 
+    async fn preview(
+        &self,
+        req: Request<pb::PreviewRequest>,
+    ) -> Result<Response<pb::PreviewResponse>, Status> {
+        let who = caller(&req)?;
+        let pb::PreviewRequest {
+            database,
+            statements,
+            sample_rows,
+        } = req.into_inner();
+        let text = statements
+            .iter()
+            .map(|s| s.sql.as_str())
+            .collect::<Vec<_>>()
+            .join(";\n");
+        let call = Call::new(self.forge.audit(), &who, "Preview")
+            .database(&database)
+            .statement(text);
+        let result = async {
+            let sample_rows = usize::try_from(sample_rows)
+                .map_err(|_| Error::invalid("sample_rows", "must not be negative"))?;
+            let stmts = statements
+                .into_iter()
+                .map(Statement::try_from)
+                .collect::<Result<Vec<_>>>()?;
+            let previews = self
+                .forge
+                .preview(&who, &database, stmts, sample_rows)
+                .await?;
+            Ok(pb::PreviewResponse {
+                statements: previews.into_iter().map(Into::into).collect(),
+            })
+        }
+        .await;
+        // Nothing a preview does is kept: it changes no rows.
+        call.done(result, |_| Some(0)).await.map(Response::new)
+    }
+
     async fn session(
         &self,
         req: Request<Streaming<pb::SessionRequest>>,

@@ -67,6 +67,9 @@ pub struct Capabilities {
     pub returning: bool,
     /// Placeholder style, `?` or `$1`.
     pub placeholder: &'static str,
+    /// DDL runs inside a transaction and rolls back with it (MySQL commits implicitly before
+    /// and after it instead).
+    pub transactional_ddl: bool,
 }
 
 /// Where a backend keeps one database: chosen by the backend at spawn, stored in the catalog.
@@ -292,6 +295,16 @@ pub trait Session: Send + fmt::Debug {
     async fn rollback(&mut self) -> Result<()>;
     /// Whether a transaction is open.
     fn in_transaction(&self) -> bool;
+    /// The plan of `stmt` as the open transaction sees it (tables it created included), without
+    /// running the statement; a failure undoes nothing else. Engines without plans keep the
+    /// default, Unsupported.
+    async fn explain(&mut self, stmt: Statement) -> Result<crate::core::schema::Plan> {
+        let _ = stmt;
+        Err(Error::Unsupported {
+            operation: "Explain in a session",
+            backend: "this engine",
+        })
+    }
     /// Appends `rows` to `columns` of `table` inside the transaction through the engine's
     /// bulk-load path, returning the rows stored; `Ok(None)` when there is none (the caller
     /// inserts). A failure undoes only this call, like a failed statement.

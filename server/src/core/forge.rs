@@ -23,6 +23,7 @@ use super::{
     handles::HandleCache,
     limits::Limits,
     names::Identifier,
+    preview,
     registry::{Entry, Registry, now_ms},
     table::{self, RowScope, Select, SqlDialect, TableSpec},
     value::{RowEncoder, RowEvent, Statement, StatementResult, Value},
@@ -430,6 +431,51 @@ impl Forge {
         let (entry, h, role) = self.handle(who, db, Role::Read).await?;
         let limits = Self::limits_for(&entry, role, self.inner.cfg.limits.whole_result())?;
         h.batch(stmts, transactional, &limits).await
+    }
+
+    /// Previews statements in a transaction that is rolled back (see [`preview`]): `sample_rows`
+    /// 0 means [`preview::DEFAULT_SAMPLE_ROWS`].
+    pub async fn preview(
+        &self,
+        who: &Principal,
+        db: &str,
+        stmts: Vec<Statement>,
+        sample_rows: usize,
+    ) -> Result<Vec<preview::StatementPreview>> {
+        let max = self.inner.cfg.limits.max_batch_statements;
+        if stmts.len() > max {
+            return Err(Error::LimitExceeded(format!(
+                "a preview holds at most {max} statements, got {}",
+                stmts.len()
+            )));
+        }
+        if sample_rows > preview::MAX_SAMPLE_ROWS {
+            return Err(Error::invalid(
+                "sample_rows",
+                format!("must be at most {}", preview::MAX_SAMPLE_ROWS),
+            ));
+        }
+        let sample_rows = match sample_rows {
+            0 => preview::DEFAULT_SAMPLE_ROWS,
+            n => n,
+        };
+        let (entry, h, role) = self.handle(who, db, Role::Read).await?;
+        let backend = entry.backend()?;
+        let (capabilities, dialect) = (backend.capabilities(), backend.dialect());
+        let dialect = dialect.filter(|_| capabilities.sessions).ok_or_else(|| {
+            Error::FailedPrecondition(format!(
+                "{} databases cannot be previewed: the engine has no transaction that can be \
+                 rolled back",
+                backend.kind().as_str()
+            ))
+        })?;
+        let engine = preview::Engine {
+            kind: backend.kind(),
+            capabilities,
+            dialect,
+        };
+        let limits = Self::limits_for(&entry, role, self.inner.cfg.limits.whole_result())?;
+        preview::preview(h.as_ref(), &engine, stmts, sample_rows, limits).await
     }
 
     /// Opens an interactive session.

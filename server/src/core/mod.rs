@@ -12,6 +12,7 @@ pub mod fork;
 pub mod handles;
 pub mod limits;
 pub mod names;
+pub mod preview;
 pub mod registry;
 pub mod replay;
 pub mod schema;

@@ -51,6 +51,14 @@ async fn every_rpc(c: &Client, db: &str) -> Vec<(&'static str, Code)> {
         ),
         ("Query", code(c.query(db, "SELECT 1", &[]).await.map(drop))),
         (
+            "Preview",
+            code(
+                c.preview(db, vec![Statement::new("SELECT 1", vec![])])
+                    .await
+                    .map(drop),
+            ),
+        ),
+        (
             "ExecuteBatch",
             code(c.batch(db, vec![], true).await.map(drop)),
         ),

@@ -16,6 +16,7 @@ mod mysql;
 mod operations;
 mod persistence;
 mod postgres;
+mod preview;
 mod redis;
 mod sandbox;
 mod session;

@@ -27,7 +27,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x62\x66orge/v1/database.proto\x12\ndbforge.v1\x1a\x16\x64\x62\x66orge/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x02\n\x0c\x43\x61pabilities\x12\x10\n\x03sql\x18\x01 \x01(\x08R\x03sql\x12\"\n\x0ctransactions\x18\x02 \x01(\x08R\x0ctransactions\x12\x1a\n\x08sessions\x18\x03 \x01(\x08R\x08sessions\x12!\n\x0ctyped_params\x18\x04 \x01(\x08R\x0btypedParams\x12#\n\rtable_service\x18\x05 \x01(\x08R\x0ctableService\x12\x1b\n\tkey_value\x18\x06 \x01(\x08R\x08keyValue\x12$\n\x0elast_insert_id\x18\x07 \x01(\x08R\x0clastInsertId\x12\x1c\n\treturning\x18\x08 \x01(\x08R\treturning\x12 \n\x0bplaceholder\x18\t \x01(\tR\x0bplaceholder\x12(\n\x10read_only_grants\x18\n \x01(\x08R\x0ereadOnlyGrants\"\xd4\x03\n\x08\x44\x61tabase\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12-\n\x07\x62\x61\x63kend\x18\x02 \x01(\x0e\x32\x13.dbforge.v1.BackendR\x07\x62\x61\x63kend\x12\x32\n\x06status\x18\x03 \x01(\x0e\x32\x1a.dbforge.v1.DatabaseStatusR\x06status\x12\x39\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x44\n\x10last_accessed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0elastAccessedAt\x12\x1d\n\nsize_bytes\x18\x06 \x01(\x03R\tsizeBytes\x12\x38\n\x06labels\x18\x07 \x03(\x0b\x32 .dbforge.v1.Database.LabelsEntryR\x06labels\x12<\n\x0c\x63\x61pabilities\x18\x08 \x01(\x0b\x32\x18.dbforge.v1.CapabilitiesR\x0c\x63\x61pabilities\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x80\x02\n\x15\x43reateDatabaseRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12-\n\x07\x62\x61\x63kend\x18\x02 \x01(\x0e\x32\x13.dbforge.v1.BackendR\x07\x62\x61\x63kend\x12\"\n\rif_not_exists\x18\x03 \x01(\x08R\x0bifNotExists\x12\x45\n\x06labels\x18\x04 \x03(\x0b\x32-.dbforge.v1.CreateDatabaseRequest.LabelsEntryR\x06labels\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"d\n\x16\x43reateDatabaseResponse\x12\x30\n\x08\x64\x61tabase\x18\x01 \x01(\x0b\x32\x14.dbforge.v1.DatabaseR\x08\x64\x61tabase\x12\x18\n\x07\x63reated\x18\x02 \x01(\x08R\x07\x63reated\"(\n\x12GetDatabaseRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"G\n\x13GetDatabaseResponse\x12\x30\n\x08\x64\x61tabase\x18\x01 \x01(\x0b\x32\x14.dbforge.v1.DatabaseR\x08\x64\x61tabase\"\x82\x02\n\x14ListDatabasesRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12-\n\x07\x62\x61\x63kend\x18\x03 \x01(\x0e\x32\x13.dbforge.v1.BackendR\x07\x62\x61\x63kend\x12\x44\n\x06labels\x18\x04 \x03(\x0b\x32,.dbforge.v1.ListDatabasesRequest.LabelsEntryR\x06labels\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"s\n\x15ListDatabasesResponse\x12\x32\n\tdatabases\x18\x01 \x03(\x0b\x32\x14.dbforge.v1.DatabaseR\tdatabases\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"P\n\x15\x44\x65leteDatabaseRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12#\n\rallow_missing\x18\x02 \x01(\x08R\x0c\x61llowMissing\"2\n\x16\x44\x65leteDatabaseResponse\x12\x18\n\x07\x64\x65leted\x18\x01 \x01(\x08R\x07\x64\x65leted\"\xe2\x01\n\x13\x46orkDatabaseRequest\x12\x16\n\x06source\x18\x01 \x01(\tR\x06source\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x43\n\x06labels\x18\x03 \x03(\x0b\x32+.dbforge.v1.ForkDatabaseRequest.LabelsEntryR\x06labels\x12\x1f\n\x0b\x66rom_backup\x18\x04 \x01(\tR\nfromBackup\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x97\x01\n\x14\x46orkDatabaseResponse\x12\x30\n\x08\x64\x61tabase\x18\x01 \x01(\x0b\x32\x14.dbforge.v1.DatabaseR\x08\x64\x61tabase\x12\x16\n\x06method\x18\x02 \x01(\tR\x06method\x12\x35\n\x08\x64uration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08\x64uration*\xad\x01\n\x0e\x44\x61tabaseStatus\x12\x1f\n\x1b\x44\x41TABASE_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1c\x44\x41TABASE_STATUS_PROVISIONING\x10\x01\x12\x19\n\x15\x44\x41TABASE_STATUS_READY\x10\x02\x12\x1f\n\x1b\x44\x41TABASE_STATUS_UNAVAILABLE\x10\x03\x12\x1c\n\x18\x44\x41TABASE_STATUS_DELETING\x10\x04\x32\xbc\x03\n\x0f\x44\x61tabaseService\x12W\n\x0e\x43reateDatabase\x12!.dbforge.v1.CreateDatabaseRequest\x1a\".dbforge.v1.CreateDatabaseResponse\x12N\n\x0bGetDatabase\x12\x1e.dbforge.v1.GetDatabaseRequest\x1a\x1f.dbforge.v1.GetDatabaseResponse\x12T\n\rListDatabases\x12 .dbforge.v1.ListDatabasesRequest\x1a!.dbforge.v1.ListDatabasesResponse\x12W\n\x0e\x44\x65leteDatabase\x12!.dbforge.v1.DeleteDatabaseRequest\x1a\".dbforge.v1.DeleteDatabaseResponse\x12Q\n\x0c\x46orkDatabase\x12\x1f.dbforge.v1.ForkDatabaseRequest\x1a .dbforge.v1.ForkDatabaseResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x62\x66orge/v1/database.proto\x12\ndbforge.v1\x1a\x16\x64\x62\x66orge/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x03\n\x0c\x43\x61pabilities\x12\x10\n\x03sql\x18\x01 \x01(\x08R\x03sql\x12\"\n\x0ctransactions\x18\x02 \x01(\x08R\x0ctransactions\x12\x1a\n\x08sessions\x18\x03 \x01(\x08R\x08sessions\x12!\n\x0ctyped_params\x18\x04 \x01(\x08R\x0btypedParams\x12#\n\rtable_service\x18\x05 \x01(\x08R\x0ctableService\x12\x1b\n\tkey_value\x18\x06 \x01(\x08R\x08keyValue\x12$\n\x0elast_insert_id\x18\x07 \x01(\x08R\x0clastInsertId\x12\x1c\n\treturning\x18\x08 \x01(\x08R\treturning\x12 \n\x0bplaceholder\x18\t \x01(\tR\x0bplaceholder\x12(\n\x10read_only_grants\x18\n \x01(\x08R\x0ereadOnlyGrants\x12+\n\x11transactional_ddl\x18\x0b \x01(\x08R\x10transactionalDdl\"\xd4\x03\n\x08\x44\x61tabase\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12-\n\x07\x62\x61\x63kend\x18\x02 \x01(\x0e\x32\x13.dbforge.v1.BackendR\x07\x62\x61\x63kend\x12\x32\n\x06status\x18\x03 \x01(\x0e\x32\x1a.dbforge.v1.DatabaseStatusR\x06status\x12\x39\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x44\n\x10last_accessed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0elastAccessedAt\x12\x1d\n\nsize_bytes\x18\x06 \x01(\x03R\tsizeBytes\x12\x38\n\x06labels\x18\x07 \x03(\x0b\x32 .dbforge.v1.Database.LabelsEntryR\x06labels\x12<\n\x0c\x63\x61pabilities\x18\x08 \x01(\x0b\x32\x18.dbforge.v1.CapabilitiesR\x0c\x63\x61pabilities\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x80\x02\n\x15\x43reateDatabaseRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12-\n\x07\x62\x61\x63kend\x18\x02 \x01(\x0e\x32\x13.dbforge.v1.BackendR\x07\x62\x61\x63kend\x12\"\n\rif_not_exists\x18\x03 \x01(\x08R\x0bifNotExists\x12\x45\n\x06labels\x18\x04 \x03(\x0b\x32-.dbforge.v1.CreateDatabaseRequest.LabelsEntryR\x06labels\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"d\n\x16\x43reateDatabaseResponse\x12\x30\n\x08\x64\x61tabase\x18\x01 \x01(\x0b\x32\x14.dbforge.v1.DatabaseR\x08\x64\x61tabase\x12\x18\n\x07\x63reated\x18\x02 \x01(\x08R\x07\x63reated\"(\n\x12GetDatabaseRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"G\n\x13GetDatabaseResponse\x12\x30\n\x08\x64\x61tabase\x18\x01 \x01(\x0b\x32\x14.dbforge.v1.DatabaseR\x08\x64\x61tabase\"\x82\x02\n\x14ListDatabasesRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12-\n\x07\x62\x61\x63kend\x18\x03 \x01(\x0e\x32\x13.dbforge.v1.BackendR\x07\x62\x61\x63kend\x12\x44\n\x06labels\x18\x04 \x03(\x0b\x32,.dbforge.v1.ListDatabasesRequest.LabelsEntryR\x06labels\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"s\n\x15ListDatabasesResponse\x12\x32\n\tdatabases\x18\x01 \x03(\x0b\x32\x14.dbforge.v1.DatabaseR\tdatabases\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"P\n\x15\x44\x65leteDatabaseRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12#\n\rallow_missing\x18\x02 \x01(\x08R\x0c\x61llowMissing\"2\n\x16\x44\x65leteDatabaseResponse\x12\x18\n\x07\x64\x65leted\x18\x01 \x01(\x08R\x07\x64\x65leted\"\xe2\x01\n\x13\x46orkDatabaseRequest\x12\x16\n\x06source\x18\x01 \x01(\tR\x06source\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x43\n\x06labels\x18\x03 \x03(\x0b\x32+.dbforge.v1.ForkDatabaseRequest.LabelsEntryR\x06labels\x12\x1f\n\x0b\x66rom_backup\x18\x04 \x01(\tR\nfromBackup\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x97\x01\n\x14\x46orkDatabaseResponse\x12\x30\n\x08\x64\x61tabase\x18\x01 \x01(\x0b\x32\x14.dbforge.v1.DatabaseR\x08\x64\x61tabase\x12\x16\n\x06method\x18\x02 \x01(\tR\x06method\x12\x35\n\x08\x64uration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08\x64uration*\xad\x01\n\x0e\x44\x61tabaseStatus\x12\x1f\n\x1b\x44\x41TABASE_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1c\x44\x41TABASE_STATUS_PROVISIONING\x10\x01\x12\x19\n\x15\x44\x41TABASE_STATUS_READY\x10\x02\x12\x1f\n\x1b\x44\x41TABASE_STATUS_UNAVAILABLE\x10\x03\x12\x1c\n\x18\x44\x41TABASE_STATUS_DELETING\x10\x04\x32\xbc\x03\n\x0f\x44\x61tabaseService\x12W\n\x0e\x43reateDatabase\x12!.dbforge.v1.CreateDatabaseRequest\x1a\".dbforge.v1.CreateDatabaseResponse\x12N\n\x0bGetDatabase\x12\x1e.dbforge.v1.GetDatabaseRequest\x1a\x1f.dbforge.v1.GetDatabaseResponse\x12T\n\rListDatabases\x12 .dbforge.v1.ListDatabasesRequest\x1a!.dbforge.v1.ListDatabasesResponse\x12W\n\x0e\x44\x65leteDatabase\x12!.dbforge.v1.DeleteDatabaseRequest\x1a\".dbforge.v1.DeleteDatabaseResponse\x12Q\n\x0c\x46orkDatabase\x12\x1f.dbforge.v1.ForkDatabaseRequest\x1a .dbforge.v1.ForkDatabaseResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,40 +42,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTDATABASESREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_FORKDATABASEREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_FORKDATABASEREQUEST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_DATABASESTATUS']._serialized_start=2317
-  _globals['_DATABASESTATUS']._serialized_end=2490
+  _globals['_DATABASESTATUS']._serialized_start=2362
+  _globals['_DATABASESTATUS']._serialized_end=2535
   _globals['_CAPABILITIES']._serialized_start=131
-  _globals['_CAPABILITIES']._serialized_end=472
-  _globals['_DATABASE']._serialized_start=475
-  _globals['_DATABASE']._serialized_end=943
-  _globals['_DATABASE_LABELSENTRY']._serialized_start=886
-  _globals['_DATABASE_LABELSENTRY']._serialized_end=943
-  _globals['_CREATEDATABASEREQUEST']._serialized_start=946
-  _globals['_CREATEDATABASEREQUEST']._serialized_end=1202
-  _globals['_CREATEDATABASEREQUEST_LABELSENTRY']._serialized_start=886
-  _globals['_CREATEDATABASEREQUEST_LABELSENTRY']._serialized_end=943
-  _globals['_CREATEDATABASERESPONSE']._serialized_start=1204
-  _globals['_CREATEDATABASERESPONSE']._serialized_end=1304
-  _globals['_GETDATABASEREQUEST']._serialized_start=1306
-  _globals['_GETDATABASEREQUEST']._serialized_end=1346
-  _globals['_GETDATABASERESPONSE']._serialized_start=1348
-  _globals['_GETDATABASERESPONSE']._serialized_end=1419
-  _globals['_LISTDATABASESREQUEST']._serialized_start=1422
-  _globals['_LISTDATABASESREQUEST']._serialized_end=1680
-  _globals['_LISTDATABASESREQUEST_LABELSENTRY']._serialized_start=886
-  _globals['_LISTDATABASESREQUEST_LABELSENTRY']._serialized_end=943
-  _globals['_LISTDATABASESRESPONSE']._serialized_start=1682
-  _globals['_LISTDATABASESRESPONSE']._serialized_end=1797
-  _globals['_DELETEDATABASEREQUEST']._serialized_start=1799
-  _globals['_DELETEDATABASEREQUEST']._serialized_end=1879
-  _globals['_DELETEDATABASERESPONSE']._serialized_start=1881
-  _globals['_DELETEDATABASERESPONSE']._serialized_end=1931
-  _globals['_FORKDATABASEREQUEST']._serialized_start=1934
-  _globals['_FORKDATABASEREQUEST']._serialized_end=2160
-  _globals['_FORKDATABASEREQUEST_LABELSENTRY']._serialized_start=886
-  _globals['_FORKDATABASEREQUEST_LABELSENTRY']._serialized_end=943
-  _globals['_FORKDATABASERESPONSE']._serialized_start=2163
-  _globals['_FORKDATABASERESPONSE']._serialized_end=2314
-  _globals['_DATABASESERVICE']._serialized_start=2493
-  _globals['_DATABASESERVICE']._serialized_end=2937
+  _globals['_CAPABILITIES']._serialized_end=517
+  _globals['_DATABASE']._serialized_start=520
+  _globals['_DATABASE']._serialized_end=988
+  _globals['_DATABASE_LABELSENTRY']._serialized_start=931
+  _globals['_DATABASE_LABELSENTRY']._serialized_end=988
+  _globals['_CREATEDATABASEREQUEST']._serialized_start=991
+  _globals['_CREATEDATABASEREQUEST']._serialized_end=1247
+  _globals['_CREATEDATABASEREQUEST_LABELSENTRY']._serialized_start=931
+  _globals['_CREATEDATABASEREQUEST_LABELSENTRY']._serialized_end=988
+  _globals['_CREATEDATABASERESPONSE']._serialized_start=1249
+  _globals['_CREATEDATABASERESPONSE']._serialized_end=1349
+  _globals['_GETDATABASEREQUEST']._serialized_start=1351
+  _globals['_GETDATABASEREQUEST']._serialized_end=1391
+  _globals['_GETDATABASERESPONSE']._serialized_start=1393
+  _globals['_GETDATABASERESPONSE']._serialized_end=1464
+  _globals['_LISTDATABASESREQUEST']._serialized_start=1467
+  _globals['_LISTDATABASESREQUEST']._serialized_end=1725
+  _globals['_LISTDATABASESREQUEST_LABELSENTRY']._serialized_start=931
+  _globals['_LISTDATABASESREQUEST_LABELSENTRY']._serialized_end=988
+  _globals['_LISTDATABASESRESPONSE']._serialized_start=1727
+  _globals['_LISTDATABASESRESPONSE']._serialized_end=1842
+  _globals['_DELETEDATABASEREQUEST']._serialized_start=1844
+  _globals['_DELETEDATABASEREQUEST']._serialized_end=1924
+  _globals['_DELETEDATABASERESPONSE']._serialized_start=1926
+  _globals['_DELETEDATABASERESPONSE']._serialized_end=1976
+  _globals['_FORKDATABASEREQUEST']._serialized_start=1979
+  _globals['_FORKDATABASEREQUEST']._serialized_end=2205
+  _globals['_FORKDATABASEREQUEST_LABELSENTRY']._serialized_start=931
+  _globals['_FORKDATABASEREQUEST_LABELSENTRY']._serialized_end=988
+  _globals['_FORKDATABASERESPONSE']._serialized_start=2208
+  _globals['_FORKDATABASERESPONSE']._serialized_end=2359
+  _globals['_DATABASESERVICE']._serialized_start=2538
+  _globals['_DATABASESERVICE']._serialized_end=2982
 # @@protoc_insertion_point(module_scope)

@@ -70,6 +70,7 @@ class Capabilities(_message.Message):
     RETURNING_FIELD_NUMBER: _builtins.int
     PLACEHOLDER_FIELD_NUMBER: _builtins.int
     READ_ONLY_GRANTS_FIELD_NUMBER: _builtins.int
+    TRANSACTIONAL_DDL_FIELD_NUMBER: _builtins.int
     sql: _builtins.bool
     """Accepts SQL statements in Execute, Query and ExecuteBatch."""
     transactions: _builtins.bool
@@ -92,6 +93,10 @@ class Capabilities(_message.Message):
     """Read grants are enforced by the engine (read-only connections or transactions), so keys
     with only `ROLE_READ` can use this database. Where false, such keys get PERMISSION_DENIED.
     """
+    transactional_ddl: _builtins.bool
+    """DDL runs inside a transaction and rolls back with it, so QueryService.Preview can preview
+    it. False on MySQL/MariaDB, which commit implicitly before and after DDL.
+    """
     def __init__(
         self,
         *,
@@ -105,10 +110,11 @@ class Capabilities(_message.Message):
         returning: _builtins.bool = ...,
         placeholder: _builtins.str = ...,
         read_only_grants: _builtins.bool = ...,
+        transactional_ddl: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_value", b"key_value", "last_insert_id", b"last_insert_id", "placeholder", b"placeholder", "read_only_grants", b"read_only_grants", "returning", b"returning", "sessions", b"sessions", "sql", b"sql", "table_service", b"table_service", "transactions", b"transactions", "typed_params", b"typed_params"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_value", b"key_value", "last_insert_id", b"last_insert_id", "placeholder", b"placeholder", "read_only_grants", b"read_only_grants", "returning", b"returning", "sessions", b"sessions", "sql", b"sql", "table_service", b"table_service", "transactional_ddl", b"transactional_ddl", "transactions", b"transactions", "typed_params", b"typed_params"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from dbforge.v1 import schema_pb2 as dbforge_dot_v1_dot_schema__pb2
 from dbforge.v1 import types_pb2 as dbforge_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64\x62\x66orge/v1/query.proto\x12\ndbforge.v1\x1a\x16\x64\x62\x66orge/v1/types.proto\"i\n\x0e\x45xecuteRequest\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\x12\x10\n\x03sql\x18\x02 \x01(\tR\x03sql\x12)\n\x06params\x18\x03 \x03(\x0b\x32\x11.dbforge.v1.ValueR\x06params\"F\n\x0f\x45xecuteResponse\x12\x33\n\x06result\x18\x01 \x01(\x0b\x32\x1b.dbforge.v1.StatementResultR\x06result\"\x82\x01\n\x0cQueryRequest\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\x12\x10\n\x03sql\x18\x02 \x01(\tR\x03sql\x12)\n\x06params\x18\x03 \x03(\x0b\x32\x11.dbforge.v1.ValueR\x06params\x12\x19\n\x08max_rows\x18\x04 \x01(\x03R\x07maxRows\"\xb0\x01\n\rQueryResponse\x12\x32\n\x06header\x18\x01 \x01(\x0b\x32\x18.dbforge.v1.ResultHeaderH\x00R\x06header\x12,\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x14.dbforge.v1.RowBatchH\x00R\x05\x62\x61tch\x12\x35\n\x07summary\x18\x03 \x01(\x0b\x32\x19.dbforge.v1.ResultSummaryH\x00R\x07summaryB\x06\n\x04kind\"\x8a\x01\n\x13\x45xecuteBatchRequest\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\x12\x35\n\nstatements\x18\x02 \x03(\x0b\x32\x15.dbforge.v1.StatementR\nstatements\x12 \n\x0btransaction\x18\x03 \x01(\x08R\x0btransaction\"M\n\x14\x45xecuteBatchResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32\x1b.dbforge.v1.StatementResultR\x07results\"\xf1\x01\n\x0eSessionRequest\x12\x30\n\x05\x62\x65gin\x18\x01 \x01(\x0b\x32\x18.dbforge.v1.SessionBeginH\x00R\x05\x62\x65gin\x12\x35\n\tstatement\x18\x02 \x01(\x0b\x32\x15.dbforge.v1.StatementH\x00R\tstatement\x12\x33\n\x06\x63ommit\x18\x03 \x01(\x0b\x32\x19.dbforge.v1.SessionCommitH\x00R\x06\x63ommit\x12\x39\n\x08rollback\x18\x04 \x01(\x0b\x32\x1b.dbforge.v1.SessionRollbackH\x00R\x08rollbackB\x06\n\x04kind\"*\n\x0cSessionBegin\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\"\x0f\n\rSessionCommit\"\x11\n\x0fSessionRollback\"\xb4\x02\n\x0fSessionResponse\x12\x30\n\x05\x62\x65gun\x18\x01 \x01(\x0b\x32\x18.dbforge.v1.SessionBegunH\x00R\x05\x62\x65gun\x12\x35\n\x06result\x18\x02 \x01(\x0b\x32\x1b.dbforge.v1.StatementResultH\x00R\x06result\x12<\n\tcommitted\x18\x03 \x01(\x0b\x32\x1c.dbforge.v1.SessionCommittedH\x00R\tcommitted\x12@\n\x0brolled_back\x18\x04 \x01(\x0b\x32\x1d.dbforge.v1.SessionRolledBackH\x00R\nrolledBack\x12\x30\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x18.dbforge.v1.SessionErrorH\x00R\x05\x65rrorB\x06\n\x04kind\"\x0e\n\x0cSessionBegun\"\x12\n\x10SessionCommitted\"\x13\n\x11SessionRolledBack\"\x84\x02\n\x0cSessionError\x12\x12\n\x04\x63ode\x18\x01 \x01(\x05R\x04\x63ode\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\x12-\n\x12transaction_active\x18\x03 \x01(\x08R\x11transactionActive\x12\x16\n\x06reason\x18\x04 \x01(\tR\x06reason\x12\x42\n\x08metadata\x18\x05 \x03(\x0b\x32&.dbforge.v1.SessionError.MetadataEntryR\x08metadata\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x32\xad\x02\n\x0cQueryService\x12\x42\n\x07\x45xecute\x12\x1a.dbforge.v1.ExecuteRequest\x1a\x1b.dbforge.v1.ExecuteResponse\x12>\n\x05Query\x12\x18.dbforge.v1.QueryRequest\x1a\x19.dbforge.v1.QueryResponse0\x01\x12Q\n\x0c\x45xecuteBatch\x12\x1f.dbforge.v1.ExecuteBatchRequest\x1a .dbforge.v1.ExecuteBatchResponse\x12\x46\n\x07Session\x12\x1a.dbforge.v1.SessionRequest\x1a\x1b.dbforge.v1.SessionResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64\x62\x66orge/v1/query.proto\x12\ndbforge.v1\x1a\x17\x64\x62\x66orge/v1/schema.proto\x1a\x16\x64\x62\x66orge/v1/types.proto\"i\n\x0e\x45xecuteRequest\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\x12\x10\n\x03sql\x18\x02 \x01(\tR\x03sql\x12)\n\x06params\x18\x03 \x03(\x0b\x32\x11.dbforge.v1.ValueR\x06params\"F\n\x0f\x45xecuteResponse\x12\x33\n\x06result\x18\x01 \x01(\x0b\x32\x1b.dbforge.v1.StatementResultR\x06result\"\x82\x01\n\x0cQueryRequest\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\x12\x10\n\x03sql\x18\x02 \x01(\tR\x03sql\x12)\n\x06params\x18\x03 \x03(\x0b\x32\x11.dbforge.v1.ValueR\x06params\x12\x19\n\x08max_rows\x18\x04 \x01(\x03R\x07maxRows\"\xb0\x01\n\rQueryResponse\x12\x32\n\x06header\x18\x01 \x01(\x0b\x32\x18.dbforge.v1.ResultHeaderH\x00R\x06header\x12,\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x14.dbforge.v1.RowBatchH\x00R\x05\x62\x61tch\x12\x35\n\x07summary\x18\x03 \x01(\x0b\x32\x19.dbforge.v1.ResultSummaryH\x00R\x07summaryB\x06\n\x04kind\"\x8a\x01\n\x13\x45xecuteBatchRequest\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\x12\x35\n\nstatements\x18\x02 \x03(\x0b\x32\x15.dbforge.v1.StatementR\nstatements\x12 \n\x0btransaction\x18\x03 \x01(\x08R\x0btransaction\"M\n\x14\x45xecuteBatchResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32\x1b.dbforge.v1.StatementResultR\x07results\"\xf1\x01\n\x0eSessionRequest\x12\x30\n\x05\x62\x65gin\x18\x01 \x01(\x0b\x32\x18.dbforge.v1.SessionBeginH\x00R\x05\x62\x65gin\x12\x35\n\tstatement\x18\x02 \x01(\x0b\x32\x15.dbforge.v1.StatementH\x00R\tstatement\x12\x33\n\x06\x63ommit\x18\x03 \x01(\x0b\x32\x19.dbforge.v1.SessionCommitH\x00R\x06\x63ommit\x12\x39\n\x08rollback\x18\x04 \x01(\x0b\x32\x1b.dbforge.v1.SessionRollbackH\x00R\x08rollbackB\x06\n\x04kind\"*\n\x0cSessionBegin\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\"\x0f\n\rSessionCommit\"\x11\n\x0fSessionRollback\"\xb4\x02\n\x0fSessionResponse\x12\x30\n\x05\x62\x65gun\x18\x01 \x01(\x0b\x32\x18.dbforge.v1.SessionBegunH\x00R\x05\x62\x65gun\x12\x35\n\x06result\x18\x02 \x01(\x0b\x32\x1b.dbforge.v1.StatementResultH\x00R\x06result\x12<\n\tcommitted\x18\x03 \x01(\x0b\x32\x1c.dbforge.v1.SessionCommittedH\x00R\tcommitted\x12@\n\x0brolled_back\x18\x04 \x01(\x0b\x32\x1d.dbforge.v1.SessionRolledBackH\x00R\nrolledBack\x12\x30\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x18.dbforge.v1.SessionErrorH\x00R\x05\x65rrorB\x06\n\x04kind\"\x0e\n\x0cSessionBegun\"\x12\n\x10SessionCommitted\"\x13\n\x11SessionRolledBack\"\x84\x02\n\x0cSessionError\x12\x12\n\x04\x63ode\x18\x01 \x01(\x05R\x04\x63ode\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\x12-\n\x12transaction_active\x18\x03 \x01(\x08R\x11transactionActive\x12\x16\n\x06reason\x18\x04 \x01(\tR\x06reason\x12\x42\n\x08metadata\x18\x05 \x03(\x0b\x32&.dbforge.v1.SessionError.MetadataEntryR\x08metadata\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x84\x01\n\x0ePreviewRequest\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\x12\x35\n\nstatements\x18\x02 \x03(\x0b\x32\x15.dbforge.v1.StatementR\nstatements\x12\x1f\n\x0bsample_rows\x18\x03 \x01(\x05R\nsampleRows\"O\n\x0fPreviewResponse\x12<\n\nstatements\x18\x01 \x03(\x0b\x32\x1c.dbforge.v1.StatementPreviewR\nstatements\"\xe5\x02\n\x10StatementPreview\x12\x12\n\x04kind\x18\x01 \x01(\tR\x04kind\x12#\n\rrows_affected\x18\x02 \x01(\x03R\x0crowsAffected\x12,\n\x07\x63olumns\x18\x03 \x03(\x0b\x32\x12.dbforge.v1.ColumnR\x07\x63olumns\x12\'\n\x06\x62\x65\x66ore\x18\x04 \x03(\x0b\x32\x0f.dbforge.v1.RowR\x06\x62\x65\x66ore\x12%\n\x05\x61\x66ter\x18\x05 \x03(\x0b\x32\x0f.dbforge.v1.RowR\x05\x61\x66ter\x12\x1f\n\x0bsample_note\x18\x06 \x01(\tR\nsampleNote\x12/\n\x04plan\x18\x07 \x01(\x0b\x32\x1b.dbforge.v1.ExplainResponseR\x04plan\x12.\n\x05\x65rror\x18\x08 \x01(\x0b\x32\x18.dbforge.v1.SessionErrorR\x05\x65rror\x12\x18\n\x07skipped\x18\t \x01(\x08R\x07skipped2\xf1\x02\n\x0cQueryService\x12\x42\n\x07\x45xecute\x12\x1a.dbforge.v1.ExecuteRequest\x1a\x1b.dbforge.v1.ExecuteResponse\x12>\n\x05Query\x12\x18.dbforge.v1.QueryRequest\x1a\x19.dbforge.v1.QueryResponse0\x01\x12Q\n\x0c\x45xecuteBatch\x12\x1f.dbforge.v1.ExecuteBatchRequest\x1a .dbforge.v1.ExecuteBatchResponse\x12\x46\n\x07Session\x12\x1a.dbforge.v1.SessionRequest\x1a\x1b.dbforge.v1.SessionResponse(\x01\x30\x01\x12\x42\n\x07Preview\x12\x1a.dbforge.v1.PreviewRequest\x1a\x1b.dbforge.v1.PreviewResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,38 +35,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SESSIONERROR_METADATAENTRY']._loaded_options = None
   _globals['_SESSIONERROR_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_EXECUTEREQUEST']._serialized_start=62
-  _globals['_EXECUTEREQUEST']._serialized_end=167
-  _globals['_EXECUTERESPONSE']._serialized_start=169
-  _globals['_EXECUTERESPONSE']._serialized_end=239
-  _globals['_QUERYREQUEST']._serialized_start=242
-  _globals['_QUERYREQUEST']._serialized_end=372
-  _globals['_QUERYRESPONSE']._serialized_start=375
-  _globals['_QUERYRESPONSE']._serialized_end=551
-  _globals['_EXECUTEBATCHREQUEST']._serialized_start=554
-  _globals['_EXECUTEBATCHREQUEST']._serialized_end=692
-  _globals['_EXECUTEBATCHRESPONSE']._serialized_start=694
-  _globals['_EXECUTEBATCHRESPONSE']._serialized_end=771
-  _globals['_SESSIONREQUEST']._serialized_start=774
-  _globals['_SESSIONREQUEST']._serialized_end=1015
-  _globals['_SESSIONBEGIN']._serialized_start=1017
-  _globals['_SESSIONBEGIN']._serialized_end=1059
-  _globals['_SESSIONCOMMIT']._serialized_start=1061
-  _globals['_SESSIONCOMMIT']._serialized_end=1076
-  _globals['_SESSIONROLLBACK']._serialized_start=1078
-  _globals['_SESSIONROLLBACK']._serialized_end=1095
-  _globals['_SESSIONRESPONSE']._serialized_start=1098
-  _globals['_SESSIONRESPONSE']._serialized_end=1406
-  _globals['_SESSIONBEGUN']._serialized_start=1408
-  _globals['_SESSIONBEGUN']._serialized_end=1422
-  _globals['_SESSIONCOMMITTED']._serialized_start=1424
-  _globals['_SESSIONCOMMITTED']._serialized_end=1442
-  _globals['_SESSIONROLLEDBACK']._serialized_start=1444
-  _globals['_SESSIONROLLEDBACK']._serialized_end=1463
-  _globals['_SESSIONERROR']._serialized_start=1466
-  _globals['_SESSIONERROR']._serialized_end=1726
-  _globals['_SESSIONERROR_METADATAENTRY']._serialized_start=1667
-  _globals['_SESSIONERROR_METADATAENTRY']._serialized_end=1726
-  _globals['_QUERYSERVICE']._serialized_start=1729
-  _globals['_QUERYSERVICE']._serialized_end=2030
+  _globals['_EXECUTEREQUEST']._serialized_start=87
+  _globals['_EXECUTEREQUEST']._serialized_end=192
+  _globals['_EXECUTERESPONSE']._serialized_start=194
+  _globals['_EXECUTERESPONSE']._serialized_end=264
+  _globals['_QUERYREQUEST']._serialized_start=267
+  _globals['_QUERYREQUEST']._serialized_end=397
+  _globals['_QUERYRESPONSE']._serialized_start=400
+  _globals['_QUERYRESPONSE']._serialized_end=576
+  _globals['_EXECUTEBATCHREQUEST']._serialized_start=579
+  _globals['_EXECUTEBATCHREQUEST']._serialized_end=717
+  _globals['_EXECUTEBATCHRESPONSE']._serialized_start=719
+  _globals['_EXECUTEBATCHRESPONSE']._serialized_end=796
+  _globals['_SESSIONREQUEST']._serialized_start=799
+  _globals['_SESSIONREQUEST']._serialized_end=1040
+  _globals['_SESSIONBEGIN']._serialized_start=1042
+  _globals['_SESSIONBEGIN']._serialized_end=1084
+  _globals['_SESSIONCOMMIT']._serialized_start=1086
+  _globals['_SESSIONCOMMIT']._serialized_end=1101
+  _globals['_SESSIONROLLBACK']._serialized_start=1103
+  _globals['_SESSIONROLLBACK']._serialized_end=1120
+  _globals['_SESSIONRESPONSE']._serialized_start=1123
+  _globals['_SESSIONRESPONSE']._serialized_end=1431
+  _globals['_SESSIONBEGUN']._serialized_start=1433
+  _globals['_SESSIONBEGUN']._serialized_end=1447
+  _globals['_SESSIONCOMMITTED']._serialized_start=1449
+  _globals['_SESSIONCOMMITTED']._serialized_end=1467
+  _globals['_SESSIONROLLEDBACK']._serialized_start=1469
+  _globals['_SESSIONROLLEDBACK']._serialized_end=1488
+  _globals['_SESSIONERROR']._serialized_start=1491
+  _globals['_SESSIONERROR']._serialized_end=1751
+  _globals['_SESSIONERROR_METADATAENTRY']._serialized_start=1692
+  _globals['_SESSIONERROR_METADATAENTRY']._serialized_end=1751
+  _globals['_PREVIEWREQUEST']._serialized_start=1754
+  _globals['_PREVIEWREQUEST']._serialized_end=1886
+  _globals['_PREVIEWRESPONSE']._serialized_start=1888
+  _globals['_PREVIEWRESPONSE']._serialized_end=1967
+  _globals['_STATEMENTPREVIEW']._serialized_start=1970
+  _globals['_STATEMENTPREVIEW']._serialized_end=2327
+  _globals['_QUERYSERVICE']._serialized_start=2330
+  _globals['_QUERYSERVICE']._serialized_end=2699
 # @@protoc_insertion_point(module_scope)

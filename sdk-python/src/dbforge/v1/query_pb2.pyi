@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from dbforge.v1 import schema_pb2 as _schema_pb2
 from dbforge.v1 import types_pb2 as _types_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -465,3 +466,134 @@ class SessionError(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SessionError: _TypeAlias = SessionError  # noqa: Y015
+
+@_typing.final
+class PreviewRequest(_message.Message):
+    """Request of QueryService.Preview."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATABASE_FIELD_NUMBER: _builtins.int
+    STATEMENTS_FIELD_NUMBER: _builtins.int
+    SAMPLE_ROWS_FIELD_NUMBER: _builtins.int
+    database: _builtins.str
+    """The target database."""
+    sample_rows: _builtins.int
+    """Rows per sample; 0 means 5. At most 100."""
+    @_builtins.property
+    def statements(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Statement]:
+        """The statements, in order. At most the batch limit (10 000 by default)."""
+
+    def __init__(
+        self,
+        *,
+        database: _builtins.str = ...,
+        statements: _abc.Iterable[_types_pb2.Statement] | None = ...,
+        sample_rows: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "sample_rows", b"sample_rows", "statements", b"statements"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewRequest: _TypeAlias = PreviewRequest  # noqa: Y015
+
+@_typing.final
+class PreviewResponse(_message.Message):
+    """Response of QueryService.Preview."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATEMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def statements(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatementPreview]:
+        """One preview per statement, in order."""
+
+    def __init__(
+        self,
+        *,
+        statements: _abc.Iterable[Global___StatementPreview] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["statements", b"statements"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreviewResponse: _TypeAlias = PreviewResponse  # noqa: Y015
+
+@_typing.final
+class StatementPreview(_message.Message):
+    """What one statement would do."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ROWS_AFFECTED_FIELD_NUMBER: _builtins.int
+    COLUMNS_FIELD_NUMBER: _builtins.int
+    BEFORE_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
+    SAMPLE_NOTE_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """What the statement is, as the preview read it: "SELECT", "INSERT", "UPDATE", "DELETE", or
+    "OTHER" (DDL and anything else; run, without a sample).
+    """
+    rows_affected: _builtins.int
+    """Rows the statement changed (counted by the engine while it ran)."""
+    sample_note: _builtins.str
+    """Why a sample is missing or partial (for example an UPDATE of a table without a primary
+    key has no `after`); empty when the samples are complete.
+    """
+    skipped: _builtins.bool
+    """Not run: an earlier statement's failure ended the transaction (a deadlock, a
+    serialization failure, a lost connection).
+    """
+    @_builtins.property
+    def columns(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Column]:
+        """Columns of `before` and `after`."""
+
+    @_builtins.property
+    def before(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Row]:
+        """UPDATE and DELETE: up to `sample_rows` of the rows it changes, as they were before it."""
+
+    @_builtins.property
+    def after(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Row]:
+        """UPDATE: the same rows after it, in the same order (matched by primary key, or rowid on
+        SQLite); INSERT: up to `sample_rows` of the rows it inserted (INSERT … VALUES on engines
+        with RETURNING); SELECT: its first `sample_rows` rows.
+        """
+
+    @_builtins.property
+    def plan(self) -> _schema_pb2.ExplainResponse:
+        """The statement's plan, as Explain returns it, taken inside the transaction before the
+        statement ran; absent for statements without one (DDL) and on engines without plans.
+        """
+
+    @_builtins.property
+    def error(self) -> Global___SessionError:
+        """The engine's error when the statement failed; the statement changed nothing."""
+
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        rows_affected: _builtins.int = ...,
+        columns: _abc.Iterable[_types_pb2.Column] | None = ...,
+        before: _abc.Iterable[_types_pb2.Row] | None = ...,
+        after: _abc.Iterable[_types_pb2.Row] | None = ...,
+        sample_note: _builtins.str = ...,
+        plan: _schema_pb2.ExplainResponse | None = ...,
+        error: Global___SessionError | None = ...,
+        skipped: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "before", b"before", "columns", b"columns", "error", b"error", "kind", b"kind", "plan", b"plan", "rows_affected", b"rows_affected", "sample_note", b"sample_note", "skipped", b"skipped"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatementPreview: _TypeAlias = StatementPreview  # noqa: Y015

@@ -71,6 +71,11 @@ class QueryServiceStub(object):
                 request_serializer=dbforge_dot_v1_dot_query__pb2.SessionRequest.SerializeToString,
                 response_deserializer=dbforge_dot_v1_dot_query__pb2.SessionResponse.FromString,
                 _registered_method=True)
+        self.Preview = channel.unary_unary(
+                '/dbforge.v1.QueryService/Preview',
+                request_serializer=dbforge_dot_v1_dot_query__pb2.PreviewRequest.SerializeToString,
+                response_deserializer=dbforge_dot_v1_dot_query__pb2.PreviewResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer(object):
@@ -138,6 +143,26 @@ class QueryServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Preview(self, request, context):
+        """A dry run: runs the statements in order inside one transaction that is always rolled back,
+        and says per statement what it would do: the rows it affects, a sample of them before and
+        after (UPDATE), before (DELETE) or as inserted (INSERT), the first rows of a query, the
+        plan, and the error the engine raised. A failing statement does not stop the ones after it
+        (they see the transaction without it) unless the engine ended the transaction. Nothing is
+        ever committed and other sessions never see the previewed rows; the engines' own counters
+        are the exception: PostgreSQL sequences and MySQL AUTO_INCREMENT values a previewed INSERT
+        took stay taken, as after any rolled-back transaction. Runs with the caller's role: a read
+        key previews on its read-only login, so the engine refuses its writes (reported per
+        statement). Refused with FAILED_PRECONDITION, before anything runs: on MySQL/MariaDB a
+        statement other than SELECT, INSERT, REPLACE, UPDATE, DELETE, WITH, VALUES or TABLE
+        (DDL and the like commit implicitly there; see Capabilities.transactional_ddl); on Redis,
+        always (it has no transaction to roll back). Transaction control (BEGIN, COMMIT) is that
+        statement's INVALID_ARGUMENT error, as in Execute.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -160,6 +185,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.Session,
                     request_deserializer=dbforge_dot_v1_dot_query__pb2.SessionRequest.FromString,
                     response_serializer=dbforge_dot_v1_dot_query__pb2.SessionResponse.SerializeToString,
+            ),
+            'Preview': grpc.unary_unary_rpc_method_handler(
+                    servicer.Preview,
+                    request_deserializer=dbforge_dot_v1_dot_query__pb2.PreviewRequest.FromString,
+                    response_serializer=dbforge_dot_v1_dot_query__pb2.PreviewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -287,6 +317,33 @@ class QueryService(object):
             '/dbforge.v1.QueryService/Session',
             dbforge_dot_v1_dot_query__pb2.SessionRequest.SerializeToString,
             dbforge_dot_v1_dot_query__pb2.SessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Preview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dbforge.v1.QueryService/Preview',
+            dbforge_dot_v1_dot_query__pb2.PreviewRequest.SerializeToString,
+            dbforge_dot_v1_dot_query__pb2.PreviewResponse.FromString,
             options,
             channel_credentials,
             insecure,

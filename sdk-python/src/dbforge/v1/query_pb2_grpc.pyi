@@ -79,6 +79,22 @@ class QueryServiceStub:
     ends or breaks before commit rolls back. A session idle for longer than the idle timeout
     (60 s by default) is rolled back and ends with DEADLINE_EXCEEDED.
     """
+    Preview: _grpc.UnaryUnaryMultiCallable[_query_pb2.PreviewRequest, _query_pb2.PreviewResponse]
+    """A dry run: runs the statements in order inside one transaction that is always rolled back,
+    and says per statement what it would do: the rows it affects, a sample of them before and
+    after (UPDATE), before (DELETE) or as inserted (INSERT), the first rows of a query, the
+    plan, and the error the engine raised. A failing statement does not stop the ones after it
+    (they see the transaction without it) unless the engine ended the transaction. Nothing is
+    ever committed and other sessions never see the previewed rows; the engines' own counters
+    are the exception: PostgreSQL sequences and MySQL AUTO_INCREMENT values a previewed INSERT
+    took stay taken, as after any rolled-back transaction. Runs with the caller's role: a read
+    key previews on its read-only login, so the engine refuses its writes (reported per
+    statement). Refused with FAILED_PRECONDITION, before anything runs: on MySQL/MariaDB a
+    statement other than SELECT, INSERT, REPLACE, UPDATE, DELETE, WITH, VALUES or TABLE
+    (DDL and the like commit implicitly there; see Capabilities.transactional_ddl); on Redis,
+    always (it has no transaction to roll back). Transaction control (BEGIN, COMMIT) is that
+    statement's INVALID_ARGUMENT error, as in Execute.
+    """
 
 @_typing.type_check_only
 class QueryServiceAsyncStub(QueryServiceStub):
@@ -130,6 +146,22 @@ class QueryServiceAsyncStub(QueryServiceStub):
     transaction open (unless `error.transaction_active` says the engine ended it). A stream that
     ends or breaks before commit rolls back. A session idle for longer than the idle timeout
     (60 s by default) is rolled back and ends with DEADLINE_EXCEEDED.
+    """
+    Preview: _aio.UnaryUnaryMultiCallable[_query_pb2.PreviewRequest, _query_pb2.PreviewResponse]  # type: ignore[assignment]
+    """A dry run: runs the statements in order inside one transaction that is always rolled back,
+    and says per statement what it would do: the rows it affects, a sample of them before and
+    after (UPDATE), before (DELETE) or as inserted (INSERT), the first rows of a query, the
+    plan, and the error the engine raised. A failing statement does not stop the ones after it
+    (they see the transaction without it) unless the engine ended the transaction. Nothing is
+    ever committed and other sessions never see the previewed rows; the engines' own counters
+    are the exception: PostgreSQL sequences and MySQL AUTO_INCREMENT values a previewed INSERT
+    took stay taken, as after any rolled-back transaction. Runs with the caller's role: a read
+    key previews on its read-only login, so the engine refuses its writes (reported per
+    statement). Refused with FAILED_PRECONDITION, before anything runs: on MySQL/MariaDB a
+    statement other than SELECT, INSERT, REPLACE, UPDATE, DELETE, WITH, VALUES or TABLE
+    (DDL and the like commit implicitly there; see Capabilities.transactional_ddl); on Redis,
+    always (it has no transaction to roll back). Transaction control (BEGIN, COMMIT) is that
+    statement's INVALID_ARGUMENT error, as in Execute.
     """
 
 class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -203,6 +235,28 @@ class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
         transaction open (unless `error.transaction_active` says the engine ended it). A stream that
         ends or breaks before commit rolls back. A session idle for longer than the idle timeout
         (60 s by default) is rolled back and ends with DEADLINE_EXCEEDED.
+        """
+
+    @_abc_1.abstractmethod
+    def Preview(
+        self,
+        request: _query_pb2.PreviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_query_pb2.PreviewResponse, _abc.Awaitable[_query_pb2.PreviewResponse]]:
+        """A dry run: runs the statements in order inside one transaction that is always rolled back,
+        and says per statement what it would do: the rows it affects, a sample of them before and
+        after (UPDATE), before (DELETE) or as inserted (INSERT), the first rows of a query, the
+        plan, and the error the engine raised. A failing statement does not stop the ones after it
+        (they see the transaction without it) unless the engine ended the transaction. Nothing is
+        ever committed and other sessions never see the previewed rows; the engines' own counters
+        are the exception: PostgreSQL sequences and MySQL AUTO_INCREMENT values a previewed INSERT
+        took stay taken, as after any rolled-back transaction. Runs with the caller's role: a read
+        key previews on its read-only login, so the engine refuses its writes (reported per
+        statement). Refused with FAILED_PRECONDITION, before anything runs: on MySQL/MariaDB a
+        statement other than SELECT, INSERT, REPLACE, UPDATE, DELETE, WITH, VALUES or TABLE
+        (DDL and the like commit implicitly there; see Capabilities.transactional_ddl); on Redis,
+        always (it has no transaction to roll back). Transaction control (BEGIN, COMMIT) is that
+        statement's INVALID_ARGUMENT error, as in Execute.
         """
 
 def add_QueryServiceServicer_to_server(servicer: QueryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -88,6 +88,8 @@ const MAX_IDENT: usize = 32;
 /// What MySQL and MariaDB before 10.5 support.
 const CAPABILITIES: Capabilities = Capabilities {
     last_insert_id: true,
+    // CREATE, ALTER, DROP, RENAME, TRUNCATE, GRANT … commit the open transaction.
+    transactional_ddl: false,
     ..SQL_SERVER
 };
 

@@ -371,6 +371,7 @@ impl RedisBackend {
                 last_insert_id: false,
                 returning: false,
                 placeholder: "",
+                transactional_ddl: false,
             },
         })
     }

@@ -878,7 +878,7 @@ async fn statement_in_session<E: Engine>(
 }
 
 #[async_trait]
-impl<E: Engine> Session for SqlSession<E> {
+impl<E: Inspect> Session for SqlSession<E> {
     async fn begin(&mut self) -> Result<()> {
         if self.conn.is_some() {
             return Err(Error::FailedPrecondition(
@@ -903,16 +903,30 @@ impl<E: Engine> Session for SqlSession<E> {
         let limits = self.limits.clone();
         let conn = self.conn.as_mut().ok_or_else(Self::no_transaction)?;
         let result = within(limits.timeout, session_statement(conn, &stmt, &limits)).await;
-        if let Err(e) = &result {
-            if conn.interrupted() || !conn.usable() {
-                // Dropping the connection cancels what runs and rolls the transaction back.
-                self.conn = None;
-            } else if ends_transaction(e) {
-                let _ = within(limits.timeout, conn.control(Control::Rollback)).await;
-                self.conn = None;
+        self.settle(result).await
+    }
+
+    async fn explain(&mut self, stmt: Statement) -> Result<Plan> {
+        refuse_transaction_control(&stmt.sql, E::FLAVOR)?;
+        let timeout = self.limits.timeout;
+        let conn = self.conn.as_mut().ok_or_else(Self::no_transaction)?;
+        let result = within(timeout, async {
+            // A failed EXPLAIN aborts a PostgreSQL transaction; the savepoint keeps the rest.
+            conn.control(Control::Savepoint).await?;
+            let c = conn.begin_use()?;
+            let r = E::explain(c, &stmt, false).await;
+            conn.end_use(&r);
+            match &r {
+                Ok(_) => conn.control(Control::ReleaseSavepoint).await?,
+                Err(e) if conn.usable() && !ends_transaction(e) => {
+                    conn.control(Control::RollbackToSavepoint).await?;
+                }
+                Err(_) => {}
             }
-        }
-        result
+            r
+        })
+        .await;
+        self.settle(result).await
     }
 
     async fn commit(&mut self) -> Result<()> {
@@ -973,11 +987,18 @@ impl<E: Engine> SqlSession<E> {
             r
         })
         .await;
-        if let Err(e) = &result {
+        self.settle(result).await
+    }
+
+    /// After a call inside the transaction: a connection that was interrupted or broke is
+    /// dropped (which cancels what runs and rolls back), and one whose transaction the engine
+    /// ended is rolled back and given back, so the session says no transaction is open.
+    async fn settle<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let (Err(e), Some(conn)) = (&result, self.conn.as_mut()) {
             if conn.interrupted() || !conn.usable() {
                 self.conn = None;
             } else if ends_transaction(e) {
-                let _ = within(timeout, conn.control(Control::Rollback)).await;
+                let _ = within(self.limits.timeout, conn.control(Control::Rollback)).await;
                 self.conn = None;
             }
         }

@@ -163,6 +163,7 @@ pub const SQL_SERVER: Capabilities = Capabilities {
     last_insert_id: false,
     returning: false,
     placeholder: "?",
+    transactional_ddl: true,
 };
 
 /// Makes the [`Relogin`] of a login (its name, and whether it is the read-only one).

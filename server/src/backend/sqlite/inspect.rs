@@ -80,29 +80,7 @@ impl SqliteDatabase {
         let timeout = limits.timeout;
         self.with_reader(move |conn| {
             conn.set_deadline(timeout);
-            let tables: Vec<String> = query_rows(
-                conn,
-                "SELECT name FROM sqlite_schema WHERE type = 'table'",
-                |r| r.get(0),
-            )?;
-            // The client's statement goes through the client path (strict authorizer, parameter
-            // checks), exactly as `execute` would prepare it.
-            let stmt_sql = stmt.sql;
-            let explain = Statement {
-                sql: format!("EXPLAIN QUERY PLAN {stmt_sql}"),
-                params: stmt.params,
-            };
-            let aliases = aliases(&stmt_sql, &tables);
-            let mut prepared = conn.prepare(&explain)?;
-            let mut rows = prepared.raw_query();
-            let mut plan_rows = Vec::new();
-            while let Some(row) = rows.next().map_err(|e| conn.classify(e))? {
-                let id: i64 = row.get(0).map_err(|e| conn.classify(e))?;
-                let parent: i64 = row.get(1).map_err(|e| conn.classify(e))?;
-                let detail: String = row.get(3).map_err(|e| conn.classify(e))?;
-                plan_rows.push((id, parent, detail));
-            }
-            Ok(build_plan(&plan_rows, &tables, &aliases))
+            plan_on(conn, stmt)
         })
         .await?
     }
@@ -180,6 +158,37 @@ impl SqliteDatabase {
         })
         .await?
     }
+}
+
+/// `EXPLAIN QUERY PLAN` of `stmt` on `conn`, raw and as a tree: what [`Database::explain`] and a
+/// session's [`Session::explain`] both run.
+///
+/// [`Database::explain`]: crate::backend::Database::explain
+/// [`Session::explain`]: crate::backend::Session::explain
+pub(super) fn plan_on(conn: &Conn, stmt: Statement) -> Result<Plan> {
+    let tables: Vec<String> = query_rows(
+        conn,
+        "SELECT name FROM sqlite_schema WHERE type = 'table'",
+        |r| r.get(0),
+    )?;
+    // The client's statement goes through the client path (strict authorizer, parameter
+    // checks), exactly as `execute` would prepare it.
+    let stmt_sql = stmt.sql;
+    let explain = Statement {
+        sql: format!("EXPLAIN QUERY PLAN {stmt_sql}"),
+        params: stmt.params,
+    };
+    let aliases = aliases(&stmt_sql, &tables);
+    let mut prepared = conn.prepare(&explain)?;
+    let mut rows = prepared.raw_query();
+    let mut plan_rows = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| conn.classify(e))? {
+        let id: i64 = row.get(0).map_err(|e| conn.classify(e))?;
+        let parent: i64 = row.get(1).map_err(|e| conn.classify(e))?;
+        let detail: String = row.get(3).map_err(|e| conn.classify(e))?;
+        plan_rows.push((id, parent, detail));
+    }
+    Ok(build_plan(&plan_rows, &tables, &aliases))
 }
 
 /// Tables with their row counts, and the number of views, of a backup image.

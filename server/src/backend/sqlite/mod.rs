@@ -80,6 +80,7 @@ impl SqliteBackend {
                 last_insert_id: true,
                 returning: true,
                 placeholder: "?",
+                transactional_ddl: true,
             },
         })
     }
@@ -898,6 +899,11 @@ impl Session for SqliteSession {
 
     fn in_transaction(&self) -> bool {
         self.guard.is_some()
+    }
+
+    async fn explain(&mut self, stmt: Statement) -> Result<Plan> {
+        self.on_writer(move |conn| inspect::plan_on(conn, stmt))
+            .await
     }
 }
 

@@ -4,7 +4,9 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { ResultHeader, ResultSummary, RowBatch, Statement, StatementResult, Value } from "./types_pb.js";
+import type { ExplainResponse } from "./schema_pb.js";
+import { file_dbforge_v1_schema } from "./schema_pb.js";
+import type { Column, ResultHeader, ResultSummary, Row, RowBatch, Statement, StatementResult, Value } from "./types_pb.js";
 import { file_dbforge_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dbforge/v1/query.proto.
  */
 export const file_dbforge_v1_query: GenFile = /*@__PURE__*/
-  fileDesc("ChZkYmZvcmdlL3YxL3F1ZXJ5LnByb3RvEgpkYmZvcmdlLnYxIlIKDkV4ZWN1dGVSZXF1ZXN0EhAKCGRhdGFiYXNlGAEgASgJEgsKA3NxbBgCIAEoCRIhCgZwYXJhbXMYAyADKAsyES5kYmZvcmdlLnYxLlZhbHVlIj4KD0V4ZWN1dGVSZXNwb25zZRIrCgZyZXN1bHQYASABKAsyGy5kYmZvcmdlLnYxLlN0YXRlbWVudFJlc3VsdCJiCgxRdWVyeVJlcXVlc3QSEAoIZGF0YWJhc2UYASABKAkSCwoDc3FsGAIgASgJEiEKBnBhcmFtcxgDIAMoCzIRLmRiZm9yZ2UudjEuVmFsdWUSEAoIbWF4X3Jvd3MYBCABKAMimAEKDVF1ZXJ5UmVzcG9uc2USKgoGaGVhZGVyGAEgASgLMhguZGJmb3JnZS52MS5SZXN1bHRIZWFkZXJIABIlCgViYXRjaBgCIAEoCzIULmRiZm9yZ2UudjEuUm93QmF0Y2hIABIsCgdzdW1tYXJ5GAMgASgLMhkuZGJmb3JnZS52MS5SZXN1bHRTdW1tYXJ5SABCBgoEa2luZCJnChNFeGVjdXRlQmF0Y2hSZXF1ZXN0EhAKCGRhdGFiYXNlGAEgASgJEikKCnN0YXRlbWVudHMYAiADKAsyFS5kYmZvcmdlLnYxLlN0YXRlbWVudBITCgt0cmFuc2FjdGlvbhgDIAEoCCJEChRFeGVjdXRlQmF0Y2hSZXNwb25zZRIsCgdyZXN1bHRzGAEgAygLMhsuZGJmb3JnZS52MS5TdGF0ZW1lbnRSZXN1bHQizQEKDlNlc3Npb25SZXF1ZXN0EikKBWJlZ2luGAEgASgLMhguZGJmb3JnZS52MS5TZXNzaW9uQmVnaW5IABIqCglzdGF0ZW1lbnQYAiABKAsyFS5kYmZvcmdlLnYxLlN0YXRlbWVudEgAEisKBmNvbW1pdBgDIAEoCzIZLmRiZm9yZ2UudjEuU2Vzc2lvbkNvbW1pdEgAEi8KCHJvbGxiYWNrGAQgASgLMhsuZGJmb3JnZS52MS5TZXNzaW9uUm9sbGJhY2tIAEIGCgRraW5kIiAKDFNlc3Npb25CZWdpbhIQCghkYXRhYmFzZRgBIAEoCSIPCg1TZXNzaW9uQ29tbWl0IhEKD1Nlc3Npb25Sb2xsYmFjayKHAgoPU2Vzc2lvblJlc3BvbnNlEikKBWJlZ3VuGAEgASgLMhguZGJmb3JnZS52MS5TZXNzaW9uQmVndW5IABItCgZyZXN1bHQYAiABKAsyGy5kYmZvcmdlLnYxLlN0YXRlbWVudFJlc3VsdEgAEjEKCWNvbW1pdHRlZBgDIAEoCzIcLmRiZm9yZ2UudjEuU2Vzc2lvbkNvbW1pdHRlZEgAEjQKC3JvbGxlZF9iYWNrGAQgASgLMh0uZGJmb3JnZS52MS5TZXNzaW9uUm9sbGVkQmFja0gAEikKBWVycm9yGAUgASgLMhguZGJmb3JnZS52MS5TZXNzaW9uRXJyb3JIAEIGCgRraW5kIg4KDFNlc3Npb25CZWd1biISChBTZXNzaW9uQ29tbWl0dGVkIhMKEVNlc3Npb25Sb2xsZWRCYWNrIsQBCgxTZXNzaW9uRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJEhoKEnRyYW5zYWN0aW9uX2FjdGl2ZRgDIAEoCBIOCgZyZWFzb24YBCABKAkSOAoIbWV0YWRhdGEYBSADKAsyJi5kYmZvcmdlLnYxLlNlc3Npb25FcnJvci5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ATKtAgoMUXVlcnlTZXJ2aWNlEkIKB0V4ZWN1dGUSGi5kYmZvcmdlLnYxLkV4ZWN1dGVSZXF1ZXN0GhsuZGJmb3JnZS52MS5FeGVjdXRlUmVzcG9uc2USPgoFUXVlcnkSGC5kYmZvcmdlLnYxLlF1ZXJ5UmVxdWVzdBoZLmRiZm9yZ2UudjEuUXVlcnlSZXNwb25zZTABElEKDEV4ZWN1dGVCYXRjaBIfLmRiZm9yZ2UudjEuRXhlY3V0ZUJhdGNoUmVxdWVzdBogLmRiZm9yZ2UudjEuRXhlY3V0ZUJhdGNoUmVzcG9uc2USRgoHU2Vzc2lvbhIaLmRiZm9yZ2UudjEuU2Vzc2lvblJlcXVlc3QaGy5kYmZvcmdlLnYxLlNlc3Npb25SZXNwb25zZSgBMAFiBnByb3RvMw", [file_dbforge_v1_types]);
+  fileDesc("ChZkYmZvcmdlL3YxL3F1ZXJ5LnByb3RvEgpkYmZvcmdlLnYxIlIKDkV4ZWN1dGVSZXF1ZXN0EhAKCGRhdGFiYXNlGAEgASgJEgsKA3NxbBgCIAEoCRIhCgZwYXJhbXMYAyADKAsyES5kYmZvcmdlLnYxLlZhbHVlIj4KD0V4ZWN1dGVSZXNwb25zZRIrCgZyZXN1bHQYASABKAsyGy5kYmZvcmdlLnYxLlN0YXRlbWVudFJlc3VsdCJiCgxRdWVyeVJlcXVlc3QSEAoIZGF0YWJhc2UYASABKAkSCwoDc3FsGAIgASgJEiEKBnBhcmFtcxgDIAMoCzIRLmRiZm9yZ2UudjEuVmFsdWUSEAoIbWF4X3Jvd3MYBCABKAMimAEKDVF1ZXJ5UmVzcG9uc2USKgoGaGVhZGVyGAEgASgLMhguZGJmb3JnZS52MS5SZXN1bHRIZWFkZXJIABIlCgViYXRjaBgCIAEoCzIULmRiZm9yZ2UudjEuUm93QmF0Y2hIABIsCgdzdW1tYXJ5GAMgASgLMhkuZGJmb3JnZS52MS5SZXN1bHRTdW1tYXJ5SABCBgoEa2luZCJnChNFeGVjdXRlQmF0Y2hSZXF1ZXN0EhAKCGRhdGFiYXNlGAEgASgJEikKCnN0YXRlbWVudHMYAiADKAsyFS5kYmZvcmdlLnYxLlN0YXRlbWVudBITCgt0cmFuc2FjdGlvbhgDIAEoCCJEChRFeGVjdXRlQmF0Y2hSZXNwb25zZRIsCgdyZXN1bHRzGAEgAygLMhsuZGJmb3JnZS52MS5TdGF0ZW1lbnRSZXN1bHQizQEKDlNlc3Npb25SZXF1ZXN0EikKBWJlZ2luGAEgASgLMhguZGJmb3JnZS52MS5TZXNzaW9uQmVnaW5IABIqCglzdGF0ZW1lbnQYAiABKAsyFS5kYmZvcmdlLnYxLlN0YXRlbWVudEgAEisKBmNvbW1pdBgDIAEoCzIZLmRiZm9yZ2UudjEuU2Vzc2lvbkNvbW1pdEgAEi8KCHJvbGxiYWNrGAQgASgLMhsuZGJmb3JnZS52MS5TZXNzaW9uUm9sbGJhY2tIAEIGCgRraW5kIiAKDFNlc3Npb25CZWdpbhIQCghkYXRhYmFzZRgBIAEoCSIPCg1TZXNzaW9uQ29tbWl0IhEKD1Nlc3Npb25Sb2xsYmFjayKHAgoPU2Vzc2lvblJlc3BvbnNlEikKBWJlZ3VuGAEgASgLMhguZGJmb3JnZS52MS5TZXNzaW9uQmVndW5IABItCgZyZXN1bHQYAiABKAsyGy5kYmZvcmdlLnYxLlN0YXRlbWVudFJlc3VsdEgAEjEKCWNvbW1pdHRlZBgDIAEoCzIcLmRiZm9yZ2UudjEuU2Vzc2lvbkNvbW1pdHRlZEgAEjQKC3JvbGxlZF9iYWNrGAQgASgLMh0uZGJmb3JnZS52MS5TZXNzaW9uUm9sbGVkQmFja0gAEikKBWVycm9yGAUgASgLMhguZGJmb3JnZS52MS5TZXNzaW9uRXJyb3JIAEIGCgRraW5kIg4KDFNlc3Npb25CZWd1biISChBTZXNzaW9uQ29tbWl0dGVkIhMKEVNlc3Npb25Sb2xsZWRCYWNrIsQBCgxTZXNzaW9uRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJEhoKEnRyYW5zYWN0aW9uX2FjdGl2ZRgDIAEoCBIOCgZyZWFzb24YBCABKAkSOAoIbWV0YWRhdGEYBSADKAsyJi5kYmZvcmdlLnYxLlNlc3Npb25FcnJvci5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJiCg5QcmV2aWV3UmVxdWVzdBIQCghkYXRhYmFzZRgBIAEoCRIpCgpzdGF0ZW1lbnRzGAIgAygLMhUuZGJmb3JnZS52MS5TdGF0ZW1lbnQSEwoLc2FtcGxlX3Jvd3MYAyABKAUiQwoPUHJldmlld1Jlc3BvbnNlEjAKCnN0YXRlbWVudHMYASADKAsyHC5kYmZvcmdlLnYxLlN0YXRlbWVudFByZXZpZXcilwIKEFN0YXRlbWVudFByZXZpZXcSDAoEa2luZBgBIAEoCRIVCg1yb3dzX2FmZmVjdGVkGAIgASgDEiMKB2NvbHVtbnMYAyADKAsyEi5kYmZvcmdlLnYxLkNvbHVtbhIfCgZiZWZvcmUYBCADKAsyDy5kYmZvcmdlLnYxLlJvdxIeCgVhZnRlchgFIAMoCzIPLmRiZm9yZ2UudjEuUm93EhMKC3NhbXBsZV9ub3RlGAYgASgJEikKBHBsYW4YByABKAsyGy5kYmZvcmdlLnYxLkV4cGxhaW5SZXNwb25zZRInCgVlcnJvchgIIAEoCzIYLmRiZm9yZ2UudjEuU2Vzc2lvbkVycm9yEg8KB3NraXBwZWQYCSABKAgy8QIKDFF1ZXJ5U2VydmljZRJCCgdFeGVjdXRlEhouZGJmb3JnZS52MS5FeGVjdXRlUmVxdWVzdBobLmRiZm9yZ2UudjEuRXhlY3V0ZVJlc3BvbnNlEj4KBVF1ZXJ5EhguZGJmb3JnZS52MS5RdWVyeVJlcXVlc3QaGS5kYmZvcmdlLnYxLlF1ZXJ5UmVzcG9uc2UwARJRCgxFeGVjdXRlQmF0Y2gSHy5kYmZvcmdlLnYxLkV4ZWN1dGVCYXRjaFJlcXVlc3QaIC5kYmZvcmdlLnYxLkV4ZWN1dGVCYXRjaFJlc3BvbnNlEkYKB1Nlc3Npb24SGi5kYmZvcmdlLnYxLlNlc3Npb25SZXF1ZXN0GhsuZGJmb3JnZS52MS5TZXNzaW9uUmVzcG9uc2UoATABEkIKB1ByZXZpZXcSGi5kYmZvcmdlLnYxLlByZXZpZXdSZXF1ZXN0GhsuZGJmb3JnZS52MS5QcmV2aWV3UmVzcG9uc2ViBnByb3RvMw", [file_dbforge_v1_schema, file_dbforge_v1_types]);
 
 /**
  * Request of QueryService.Execute.
@@ -473,6 +475,145 @@ export const SessionErrorSchema: GenMessage<SessionError> = /*@__PURE__*/
   messageDesc(file_dbforge_v1_query, 14);
 
 /**
+ * Request of QueryService.Preview.
+ *
+ * @generated from message dbforge.v1.PreviewRequest
+ */
+export type PreviewRequest = Message<"dbforge.v1.PreviewRequest"> & {
+  /**
+   * The target database.
+   *
+   * @generated from field: string database = 1;
+   */
+  database: string;
+
+  /**
+   * The statements, in order. At most the batch limit (10 000 by default).
+   *
+   * @generated from field: repeated dbforge.v1.Statement statements = 2;
+   */
+  statements: Statement[];
+
+  /**
+   * Rows per sample; 0 means 5. At most 100.
+   *
+   * @generated from field: int32 sample_rows = 3;
+   */
+  sampleRows: number;
+};
+
+/**
+ * Describes the message dbforge.v1.PreviewRequest.
+ * Use `create(PreviewRequestSchema)` to create a new message.
+ */
+export const PreviewRequestSchema: GenMessage<PreviewRequest> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_query, 15);
+
+/**
+ * Response of QueryService.Preview.
+ *
+ * @generated from message dbforge.v1.PreviewResponse
+ */
+export type PreviewResponse = Message<"dbforge.v1.PreviewResponse"> & {
+  /**
+   * One preview per statement, in order.
+   *
+   * @generated from field: repeated dbforge.v1.StatementPreview statements = 1;
+   */
+  statements: StatementPreview[];
+};
+
+/**
+ * Describes the message dbforge.v1.PreviewResponse.
+ * Use `create(PreviewResponseSchema)` to create a new message.
+ */
+export const PreviewResponseSchema: GenMessage<PreviewResponse> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_query, 16);
+
+/**
+ * What one statement would do.
+ *
+ * @generated from message dbforge.v1.StatementPreview
+ */
+export type StatementPreview = Message<"dbforge.v1.StatementPreview"> & {
+  /**
+   * What the statement is, as the preview read it: "SELECT", "INSERT", "UPDATE", "DELETE", or
+   * "OTHER" (DDL and anything else; run, without a sample).
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * Rows the statement changed (counted by the engine while it ran).
+   *
+   * @generated from field: int64 rows_affected = 2;
+   */
+  rowsAffected: bigint;
+
+  /**
+   * Columns of `before` and `after`.
+   *
+   * @generated from field: repeated dbforge.v1.Column columns = 3;
+   */
+  columns: Column[];
+
+  /**
+   * UPDATE and DELETE: up to `sample_rows` of the rows it changes, as they were before it.
+   *
+   * @generated from field: repeated dbforge.v1.Row before = 4;
+   */
+  before: Row[];
+
+  /**
+   * UPDATE: the same rows after it, in the same order (matched by primary key, or rowid on
+   * SQLite); INSERT: up to `sample_rows` of the rows it inserted (INSERT … VALUES on engines
+   * with RETURNING); SELECT: its first `sample_rows` rows.
+   *
+   * @generated from field: repeated dbforge.v1.Row after = 5;
+   */
+  after: Row[];
+
+  /**
+   * Why a sample is missing or partial (for example an UPDATE of a table without a primary
+   * key has no `after`); empty when the samples are complete.
+   *
+   * @generated from field: string sample_note = 6;
+   */
+  sampleNote: string;
+
+  /**
+   * The statement's plan, as Explain returns it, taken inside the transaction before the
+   * statement ran; absent for statements without one (DDL) and on engines without plans.
+   *
+   * @generated from field: dbforge.v1.ExplainResponse plan = 7;
+   */
+  plan?: ExplainResponse | undefined;
+
+  /**
+   * The engine's error when the statement failed; the statement changed nothing.
+   *
+   * @generated from field: dbforge.v1.SessionError error = 8;
+   */
+  error?: SessionError | undefined;
+
+  /**
+   * Not run: an earlier statement's failure ended the transaction (a deadlock, a
+   * serialization failure, a lost connection).
+   *
+   * @generated from field: bool skipped = 9;
+   */
+  skipped: boolean;
+};
+
+/**
+ * Describes the message dbforge.v1.StatementPreview.
+ * Use `create(StatementPreviewSchema)` to create a new message.
+ */
+export const StatementPreviewSchema: GenMessage<StatementPreview> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_query, 17);
+
+/**
  * The data plane for SQL: statements with typed positional parameters, streamed results, batches
  * and interactive transactions.
  *
@@ -550,6 +691,29 @@ export const QueryService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof SessionRequestSchema;
     output: typeof SessionResponseSchema;
+  },
+  /**
+   * A dry run: runs the statements in order inside one transaction that is always rolled back,
+   * and says per statement what it would do: the rows it affects, a sample of them before and
+   * after (UPDATE), before (DELETE) or as inserted (INSERT), the first rows of a query, the
+   * plan, and the error the engine raised. A failing statement does not stop the ones after it
+   * (they see the transaction without it) unless the engine ended the transaction. Nothing is
+   * ever committed and other sessions never see the previewed rows; the engines' own counters
+   * are the exception: PostgreSQL sequences and MySQL AUTO_INCREMENT values a previewed INSERT
+   * took stay taken, as after any rolled-back transaction. Runs with the caller's role: a read
+   * key previews on its read-only login, so the engine refuses its writes (reported per
+   * statement). Refused with FAILED_PRECONDITION, before anything runs: on MySQL/MariaDB a
+   * statement other than SELECT, INSERT, REPLACE, UPDATE, DELETE, WITH, VALUES or TABLE
+   * (DDL and the like commit implicitly there; see Capabilities.transactional_ddl); on Redis,
+   * always (it has no transaction to roll back). Transaction control (BEGIN, COMMIT) is that
+   * statement's INVALID_ARGUMENT error, as in Execute.
+   *
+   * @generated from rpc dbforge.v1.QueryService.Preview
+   */
+  preview: {
+    methodKind: "unary";
+    input: typeof PreviewRequestSchema;
+    output: typeof PreviewResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_dbforge_v1_query, 0);
