@@ -85,6 +85,7 @@ def test_list_and_describe(server: DBForgeServer) -> None:
     assert methods == [
         "dbforge.v1.QueryService.Execute",
         "dbforge.v1.QueryService.ExecuteBatch",
+        "dbforge.v1.QueryService.Preview",
         "dbforge.v1.QueryService.Query",
         "dbforge.v1.QueryService.Session",
     ]
@@ -134,6 +135,15 @@ def test_every_service_end_to_end(server: DBForgeServer) -> None:
             {"sql": "INSERT INTO people (name, age) VALUES (?, ?)", "params": [{"text_value": "Grace"}, {"int_value": 45}]},
             {"sql": "UPDATE people SET age = age + 1"}]}).stdout)[0]
     assert [r.get("rowsAffected") for r in batch["results"]] == ["1", "3"]
+
+    # A dry run: the rows an UPDATE would change, before and after; nothing kept.
+    preview = messages(grpcurl(server, "dbforge.v1.QueryService/Preview", data={
+        "database": db, "sample_rows": 3, "statements": [
+            {"sql": "UPDATE people SET age = age + 1 WHERE age > ?", "params": [{"int_value": 45}]}]}).stdout)[0]
+    [update] = preview["statements"]
+    assert (update["kind"], update["rowsAffected"]) == ("UPDATE", "1")
+    assert update["before"][0]["values"][2] == {"intValue": "46"}
+    assert update["after"][0]["values"][2] == {"intValue": "47"}
 
     # An interactive transaction: several request messages on one stream.
     session = grpcurl(server, "dbforge.v1.QueryService/Session", data=(

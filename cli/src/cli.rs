@@ -310,6 +310,10 @@ pub struct SqlArgs {
     /// Stop after this many rows (the summary says the result was cut).
     #[arg(long, value_name = "N")]
     pub max_rows: Option<u64>,
+    /// Dry run: run the statements in a transaction that is always rolled back and show what
+    /// each would do (rows affected, sampled rows before and after, full scans, errors).
+    #[arg(long, conflicts_with_all = ["transaction", "max_rows"])]
+    pub preview: bool,
 }
 
 /// `dbforge table …`

@@ -214,6 +214,29 @@ def test_query_error_midway_and_unknown_db(client: dbforge.Client, db: str) -> N
     assert e.value.metadata.get("native_code", "").startswith("SQLITE")
 
 
+def test_preview(client: dbforge.Client, db: str) -> None:
+    client.execute(db, "CREATE TABLE p (id INTEGER PRIMARY KEY, v TEXT UNIQUE)")
+    client.execute(db, "INSERT INTO p (v) VALUES ('a'), ('b')")
+    update, insert, dup = client.preview(
+        db,
+        [
+            ("UPDATE p SET v = v || ? WHERE id = ?", ["!", 2]),
+            "INSERT INTO p (v) VALUES ('c')",
+            "INSERT INTO p (v) VALUES ('a')",
+        ],
+        sample_rows=3,
+    )
+    assert (update.kind, update.rows_affected) == ("UPDATE", 1)
+    assert (update.before, update.after) == ([(2, "b")], [(2, "b!")])
+    assert update.plan is not None and update.columns[1].name == "v"
+    assert insert.after == [(3, "c")]
+    assert isinstance(dup.error, dbforge.FailedPrecondition)
+    assert dup.error.reason == "UNIQUE_VIOLATION"
+    assert client.execute(db, "SELECT id, v FROM p ORDER BY id").rows == [(1, "a"), (2, "b")]
+    with pytest.raises(dbforge.InvalidArgument):
+        client.preview(db, ["SELECT 1"], sample_rows=1000)
+
+
 def test_batch(client: dbforge.Client, db: str) -> None:
     client.execute(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)")
     results = client.batch(

@@ -57,6 +57,7 @@ import {
 import { StatementSchema } from "./gen/dbforge/v1/types_pb.js";
 import { Code, DBForgeError, Internal, errorFor, toDBForgeError } from "./errors.js";
 import { streamResult, type StreamPart } from "./fastpath.js";
+import { statementPreviewFromPb, type StatementPreview } from "./preview.js";
 import { Rows } from "./rows.js";
 import { planFromPb, schemaFromPb, type Plan, type Schema } from "./schema.js";
 import {
@@ -373,6 +374,20 @@ export class DBForgeClient {
       this.queries.executeBatch({ database, statements: statements.map(statementPb), transaction: opts.transaction ?? false }, o),
     );
     return r.results.map(execResultFromPb);
+  }
+
+  /**
+   * A dry run: runs the statements in one transaction that is always rolled back and resolves
+   * to what each would do (rows affected, samples of up to `sampleRows` rows before and after,
+   * default 5, at most 100; the plan; the engine's error). Nothing is committed. MySQL refuses
+   * DDL (it commits implicitly) and Redis refuses previews, both with FailedPrecondition,
+   * before anything runs.
+   */
+  async preview(database: string, statements: readonly Statement[], opts: { sampleRows?: number } = {}): Promise<StatementPreview[]> {
+    const r = await this.unary((o) =>
+      this.queries.preview({ database, statements: statements.map(statementPb), sampleRows: opts.sampleRows ?? 0 }, o),
+    );
+    return r.statements.map(statementPreviewFromPb);
   }
 
   /**

@@ -20,6 +20,7 @@ export type {
 } from "./backup.js";
 export * from "./errors.js";
 export { DEFAULT_ENDPOINT, type ConnectOptions } from "./options.js";
+export type { StatementPreview } from "./preview.js";
 export { Rows } from "./rows.js";
 export { TableKind, walkPlan } from "./schema.js";
 export type {

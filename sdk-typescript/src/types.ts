@@ -70,6 +70,7 @@ export function databaseFromPb(d: PbDatabase): Database {
       returning: c?.returning ?? false,
       placeholder: c?.placeholder ?? "",
       readOnlyGrants: c?.readOnlyGrants ?? false,
+      transactionalDdl: c?.transactionalDdl ?? false,
     },
   };
 }

@@ -78,6 +78,30 @@ for (const protocol of ["grpc", "grpc-web"] as const) {
       client.close();
     });
 
+    test("preview: samples before and after, errors per statement, nothing committed", async () => {
+      const t = unique("pv").replace(/-/g, "_");
+      await client.execute(db, `CREATE TABLE ${t} (id INTEGER PRIMARY KEY, v TEXT UNIQUE)`);
+      await client.execute(db, `INSERT INTO ${t} (v) VALUES ('a'), ('b')`);
+      const [update, insert, dup] = await client.preview(
+        db,
+        [
+          [`UPDATE ${t} SET v = v || ? WHERE id = ?`, ["!", 2]],
+          `INSERT INTO ${t} (v) VALUES ('c')`,
+          `INSERT INTO ${t} (v) VALUES ('a')`,
+        ],
+        { sampleRows: 3 },
+      );
+      assert.equal(update!.kind, "UPDATE");
+      assert.equal(update!.rowsAffected, 1);
+      assert.deepEqual([update!.before, update!.after], [[[2, "b"]], [[2, "b!"]]]);
+      assert.ok(update!.plan);
+      assert.deepEqual(insert!.after, [[3, "c"]]);
+      assert.ok(dup!.error instanceof FailedPrecondition);
+      assert.equal(dup!.error.reason, "UNIQUE_VIOLATION");
+      assert.deepEqual((await client.execute(db, `SELECT id, v FROM ${t} ORDER BY id`)).rows, [[1, "a"], [2, "b"]]);
+      await rejectsWith(client.preview(db, ["SELECT 1"], { sampleRows: 1000 }), InvalidArgument, Code.InvalidArgument);
+    });
+
     test("control plane: create, get, list with paging, delete", async () => {
       const label = unique("run");
       const names = [unique("ctl"), unique("ctl"), unique("ctl")].sort();

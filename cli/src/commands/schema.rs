@@ -17,14 +17,14 @@ use crate::{
 };
 
 /// Whether `--output` asked for JSON; NDJSON prints the same object on one line.
-fn json_output(app: &App) -> Option<Format> {
+pub(super) fn json_output(app: &App) -> Option<Format> {
     match app.global.format() {
         Some(f @ (Format::Json | Format::Ndjson)) => Some(f),
         _ => None,
     }
 }
 
-fn write_json(out: &mut dyn Write, value: &Json, format: Format) -> Result<()> {
+pub(super) fn write_json(out: &mut dyn Write, value: &Json, format: Format) -> Result<()> {
     let text = match format {
         Format::Json => serde_json::to_string_pretty(value),
         _ => serde_json::to_string(value),
@@ -168,7 +168,7 @@ pub fn explain(app: &App, args: ExplainArgs) -> Result<()> {
     Ok(())
 }
 
-fn node_json(n: &PlanNode) -> Json {
+pub(super) fn node_json(n: &PlanNode) -> Json {
     json!({
         "operation": n.operation,
         "relation": n.relation,

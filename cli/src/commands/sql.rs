@@ -1,14 +1,15 @@
 //! `dbforge sql DB [SQL]`: run statements and stream their results.
 
-use std::time::Instant;
+use std::{io::Write, time::Instant};
 
-use dbforge::{Client, Statement, Value};
+use dbforge::{Client, Statement, StatementPreview, Value};
+use serde_json::{Value as Json, json};
 
-use super::{App, stdout, stream, warn_truncated, write_exec};
+use super::{App, schema, stdout, stream, warn_truncated, write_exec};
 use crate::{
     cli::SqlArgs,
     error::{CliError, Result},
-    output,
+    output::{self, render},
     progress::Progress,
     statements,
 };
@@ -35,6 +36,9 @@ pub fn run(app: &App, args: SqlArgs) -> Result<()> {
                 "--param binds to a single statement, but the SQL has {} statements",
                 stmts.len()
             )));
+        }
+        if args.preview {
+            return preview(app, &client, &args.database, &stmts, &args.params).await;
         }
         let mut out = stdout();
         let mut results = output::Results::new(&app.settings, &mut out, stmts.len() > 1);
@@ -97,6 +101,107 @@ async fn query(
     let end = stream(rows, sink, started, &progress).await?;
     warn_truncated(app, &end);
     Ok(())
+}
+
+/// `--preview`: the statements run in a transaction that is rolled back; per statement what it
+/// did, its samples as tables (JSON with `--format json`), and its error.
+async fn preview(
+    app: &App,
+    client: &Client,
+    database: &str,
+    stmts: &[String],
+    params: &[Value],
+) -> Result<()> {
+    let batch = stmts
+        .iter()
+        .map(|sql| Statement::new(sql.clone(), params.to_vec()))
+        .collect();
+    let previews = client.preview(database, batch).await?;
+    let mut out = stdout();
+    if let Some(format) = schema::json_output(app) {
+        let value: Vec<Json> = previews.iter().map(preview_json).collect();
+        return schema::write_json(&mut out, &Json::Array(value), format);
+    }
+    let p = app.settings.paint;
+    for (i, (sql, pv)) in stmts.iter().zip(&previews).enumerate() {
+        let what = if pv.skipped {
+            p.warn("not run: an earlier failure ended the transaction")
+        } else if pv.error.is_some() {
+            p.error("failed")
+        } else {
+            output::plural(pv.rows_affected, "row affected", "rows affected")
+        };
+        writeln!(out, "-- {} {}: {} ({what})", i + 1, pv.kind, one_line(sql))?;
+        for (label, rows) in [("before", &pv.before), ("after", &pv.after)] {
+            if rows.is_empty() {
+                continue;
+            }
+            writeln!(out, "{label}:")?;
+            let result = dbforge::ExecResult {
+                rows_affected: 0,
+                last_insert_id: None,
+                columns: pv.columns.clone(),
+                rows: rows.clone(),
+            };
+            write_exec(
+                &result,
+                output::sink(&app.settings, &mut out).as_mut(),
+                Instant::now(),
+            )?;
+        }
+        if let Some(plan) = pv.plan.as_ref().filter(|pl| !pl.full_scans.is_empty()) {
+            writeln!(
+                out,
+                "{}: full scan of {}",
+                p.warn("plan"),
+                plan.full_scans.join(", ")
+            )?;
+        }
+        if !pv.sample_note.is_empty() {
+            writeln!(out, "{}: {}", p.dim("note"), pv.sample_note)?;
+        }
+        if let Some(e) = &pv.error {
+            writeln!(out, "{}: {}", p.error("error"), e.message)?;
+        }
+    }
+    writeln!(out, "{}", p.dim("rolled back: nothing was committed"))?;
+    out.flush()?;
+    Ok(())
+}
+
+/// A statement on one line, shortened for a heading.
+fn one_line(sql: &str) -> String {
+    let flat: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(60) {
+        Some((at, _)) => format!("{}…", &flat[..at]),
+        None => flat,
+    }
+}
+
+fn preview_json(pv: &StatementPreview) -> Json {
+    let rows = |rows: &[dbforge::Row]| -> Vec<Json> {
+        rows.iter()
+            .map(|r| Json::Array(r.values().iter().map(render::json).collect()))
+            .collect()
+    };
+    json!({
+        "kind": pv.kind,
+        "rows_affected": pv.rows_affected,
+        "columns": pv.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        "before": rows(&pv.before),
+        "after": rows(&pv.after),
+        "sample_note": pv.sample_note,
+        "plan": pv.plan.as_ref().map(|pl| json!({
+            "nodes": pl.nodes.iter().map(schema::node_json).collect::<Vec<_>>(),
+            "full_scans": pl.full_scans,
+        })),
+        "error": pv.error.as_ref().map(|e| json!({
+            "code": format!("{:?}", e.code),
+            "message": e.message,
+            "reason": e.reason,
+        })),
+        "skipped": pv.skipped,
+    })
 }
 
 /// Runs the statements as one all-or-nothing ExecuteBatch (on Redis: MULTI, the commands,

@@ -52,6 +52,7 @@ from dbforge.errors import (
     Unknown,
 )
 from dbforge.options import DEFAULT_ENDPOINT, ClientOptions
+from dbforge.preview import StatementPreview
 from dbforge.rows import AsyncRows, Rows
 from dbforge.schema import (
     CheckSchema,
@@ -163,6 +164,7 @@ __all__ = [
     "Schema",
     "ServerStats",
     "Statement",
+    "StatementPreview",
     "Summary",
     "TableKind",
     "TableRowCount",

@@ -18,6 +18,7 @@ from dbforge._async_io import AsyncConnection, AsyncTransaction
 from dbforge import backup as bk
 from dbforge.admin import ApiKey, AuditEvent, AuditVerdict, ServerStats
 from dbforge.backup import Backup, BackupPolicy, BackupStatus, Restored, RestoreModeLike, StatusLike
+from dbforge.preview import StatementPreview, preview_request, previews
 from dbforge.rows import AsyncRows
 from dbforge.schema import Plan, Schema, explain_request, get_schema_request
 from dbforge.transfer import (
@@ -188,6 +189,23 @@ class AsyncClient(AsyncConnection):
         `transaction`, all or nothing; without, the first failure stops the batch."""
         req = rq.batch(database, statements, transaction)
         return rq.batch_results(await self._unary(self.queries.ExecuteBatch, req))
+
+    async def preview(
+        self, database: str, statements: Iterable[StatementLike], *, sample_rows: int = 0
+    ) -> List[StatementPreview]:
+        """A dry run: runs the statements in one transaction that is always rolled back and
+        returns what each would do (rows affected, samples of up to `sample_rows` rows before
+        and after, default 5, at most 100; the plan; the engine's error). Nothing is committed.
+        MySQL refuses DDL (it commits implicitly) and Redis refuses previews, both with
+        `FailedPrecondition`, before anything runs.
+
+        ```python
+        [p] = await client.preview("db", [("DELETE FROM users WHERE last_seen < ?", ["2020-01-01"])])
+        print(p.rows_affected, p.before)
+        ```
+        """
+        req = preview_request(database, statements, sample_rows)
+        return previews(await self._unary(self.queries.Preview, req))
 
     def transaction(self, database: str) -> AsyncTransaction:
         """Begins an interactive transaction; use it as a context manager, which commits when

@@ -13,6 +13,7 @@ from dbforge._sync_io import SyncConnection, Transaction
 from dbforge import backup as bk
 from dbforge.admin import ApiKey, AuditEvent, AuditVerdict, ServerStats
 from dbforge.backup import Backup, BackupPolicy, BackupStatus, Restored, RestoreModeLike, StatusLike
+from dbforge.preview import StatementPreview, preview_request, previews
 from dbforge.rows import Rows
 from dbforge.schema import Plan, Schema, explain_request, get_schema_request
 from dbforge.transfer import (
@@ -183,6 +184,23 @@ class Client(SyncConnection):
         `transaction`, all or nothing; without, the first failure stops the batch."""
         req = rq.batch(database, statements, transaction)
         return rq.batch_results(self._unary(self.queries.ExecuteBatch, req))
+
+    def preview(
+        self, database: str, statements: Iterable[StatementLike], *, sample_rows: int = 0
+    ) -> List[StatementPreview]:
+        """A dry run: runs the statements in one transaction that is always rolled back and
+        returns what each would do (rows affected, samples of up to `sample_rows` rows before
+        and after, default 5, at most 100; the plan; the engine's error). Nothing is committed.
+        MySQL refuses DDL (it commits implicitly) and Redis refuses previews, both with
+        `FailedPrecondition`, before anything runs.
+
+        ```python
+        [p] = client.preview("db", [("DELETE FROM users WHERE last_seen < ?", ["2020-01-01"])])
+        print(p.rows_affected, p.before)
+        ```
+        """
+        req = preview_request(database, statements, sample_rows)
+        return previews(self._unary(self.queries.Preview, req))
 
     def transaction(self, database: str) -> Transaction:
         """Begins an interactive transaction; use it as a context manager, which commits when

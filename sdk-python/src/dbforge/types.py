@@ -135,6 +135,7 @@ class Capabilities:
     returning: bool
     placeholder: str
     read_only_grants: bool
+    transactional_ddl: bool
 
     @classmethod
     def from_pb(cls, c: database_pb2.Capabilities) -> Capabilities:
@@ -149,6 +150,7 @@ class Capabilities:
             returning=c.returning,
             placeholder=c.placeholder,
             read_only_grants=c.read_only_grants,
+            transactional_ddl=c.transactional_ddl,
         )
 
 

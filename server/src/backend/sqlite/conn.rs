@@ -304,9 +304,25 @@ impl Conn {
     }
 
     /// The rowid of the row an insert just added, if `sql` is one and added rows.
-    fn last_insert_id(&self, sql: &str, readonly: bool) -> Option<i64> {
-        (!readonly && self.conn.changes() > 0 && self.inserts(sql))
-            .then(|| self.conn.last_insert_rowid())
+    fn last_insert_id(&self, sql: &str, changed: u64) -> Option<i64> {
+        (changed > 0 && self.inserts(sql)).then(|| self.conn.last_insert_rowid())
+    }
+
+    /// The rows a statement just stepped changed, given `total_changes()` from before it ran.
+    /// SQLite's `changes()` keeps the count of the last INSERT, UPDATE or DELETE, so a statement
+    /// that changes no rows itself (DDL) would report its predecessor's count; the total, which
+    /// only such changes move, tells the two apart.
+    pub fn rows_changed(&self, readonly: bool, total_before: u64) -> u64 {
+        if readonly || self.conn.total_changes() == total_before {
+            0
+        } else {
+            self.conn.changes()
+        }
+    }
+
+    /// SQLite's count of rows changed on this connection so far; see [`Self::rows_changed`].
+    pub fn total_changes(&self) -> u64 {
+        self.conn.total_changes()
     }
 
     /// Prepares `sql` (cached) and says whether it only reads.
@@ -321,15 +337,16 @@ impl Conn {
 
     /// Runs one statement for its effect only, stepping through (and dropping) any rows.
     pub fn run_discarding(&self, stmt: &Statement) -> Result<StatementResult> {
+        let total_before = self.conn.total_changes();
         let mut prepared = self.prepare(stmt)?;
         {
             let mut rows = prepared.raw_query();
             while rows.next().map_err(|e| self.classify(e))?.is_some() {}
         }
-        let readonly = prepared.readonly();
+        let changed = self.rows_changed(prepared.readonly(), total_before);
         Ok(StatementResult {
-            rows_affected: if readonly { 0 } else { self.conn.changes() },
-            last_insert_id: self.last_insert_id(&stmt.sql, readonly),
+            rows_affected: changed,
+            last_insert_id: self.last_insert_id(&stmt.sql, changed),
             columns: Vec::new(),
             rows: Vec::new(),
         })
@@ -337,6 +354,7 @@ impl Conn {
 
     /// Runs one statement, collecting at most `max_rows` rows and `max_bytes` bytes.
     pub fn run(&self, stmt: &Statement, max_rows: u64, max_bytes: u64) -> Result<StatementResult> {
+        let total_before = self.conn.total_changes();
         let mut prepared = self.prepare(stmt)?;
         let columns = columns_of(&prepared);
         let kinds: Vec<ValueKind> = columns.iter().map(|c| c.kind).collect();
@@ -361,10 +379,10 @@ impl Conn {
                 rows_out.push(values);
             }
         }
-        let readonly = prepared.readonly();
+        let changed = self.rows_changed(prepared.readonly(), total_before);
         Ok(StatementResult {
-            rows_affected: if readonly { 0 } else { self.conn.changes() },
-            last_insert_id: self.last_insert_id(&stmt.sql, readonly),
+            rows_affected: changed,
+            last_insert_id: self.last_insert_id(&stmt.sql, changed),
             columns,
             rows: rows_out,
         })

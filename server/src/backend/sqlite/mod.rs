@@ -726,6 +726,7 @@ fn stream_rows(
     // A client that leaves while the statement computes (before any row) interrupts it.
     conn.set_waiter(Some(sink.tx));
     let _untie = scopeguard(|| conn.set_waiter(None));
+    let total_before = conn.total_changes();
     let mut prepared = conn.prepare(stmt)?;
     let columns = columns_of(&prepared);
     let kinds: Vec<_> = columns.iter().map(|c| c.kind).collect();
@@ -778,7 +779,7 @@ fn stream_rows(
     }
     Ok(Some(Summary {
         row_count,
-        rows_affected: if readonly { 0 } else { conn.raw().changes() },
+        rows_affected: conn.rows_changed(readonly, total_before),
         elapsed: started.elapsed(),
         truncation,
     }))

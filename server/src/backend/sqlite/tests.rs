@@ -846,6 +846,46 @@ mod last_insert_id {
         );
     }
 
+    /// `changes()` keeps the last write's count; a statement that writes no rows says 0.
+    #[tokio::test]
+    async fn statements_that_change_no_rows_report_none_affected() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let b = backend(dir.path());
+        let db = spawn(&b, "no-rows-affected").await;
+        run(&*db, &["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]).await;
+        let affected = |q: &'static str| {
+            let db = &db;
+            async move { db.execute(sql(q), &limits()).await.expect(q).rows_affected }
+        };
+        assert_eq!(
+            affected("INSERT INTO t (v) VALUES ('a'), ('b'), ('c')").await,
+            3
+        );
+        assert_eq!(affected("CREATE TABLE u (a)").await, 0);
+        assert_eq!(affected("UPDATE t SET v = v").await, 3);
+        assert_eq!(affected("CREATE INDEX t_v ON t (v)").await, 0);
+        assert_eq!(affected("UPDATE t SET v = v WHERE id > 100").await, 0);
+        assert_eq!(affected("DELETE FROM t WHERE id = 1").await, 1);
+        assert_eq!(affected("DROP TABLE u").await, 0);
+        let mut s = db.session(limits()).await.expect("session");
+        s.begin().await.expect("begin");
+        assert_eq!(
+            s.execute(sql("UPDATE t SET v = 'x'"))
+                .await
+                .expect("update")
+                .rows_affected,
+            2
+        );
+        assert_eq!(
+            s.execute(sql("CREATE TABLE w (a)"))
+                .await
+                .expect("ddl")
+                .rows_affected,
+            0
+        );
+        s.rollback().await.expect("rollback");
+    }
+
     #[tokio::test]
     async fn other_statements_report_none_after_an_insert() {
         let dir = tempfile::tempdir().expect("temp dir");
