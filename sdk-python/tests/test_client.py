@@ -237,6 +237,17 @@ def test_preview(client: dbforge.Client, db: str) -> None:
         client.preview(db, ["SELECT 1"], sample_rows=1000)
 
 
+def test_summarize(client: dbforge.Client, db: str) -> None:
+    sql = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100) SELECT x, x % 3, NULL FROM n"
+    got = client.summarize(db, sql)
+    assert got.summary.row_count == 100
+    x, m, nothing = got.summaries
+    assert (x.count, x.distinct, x.min, x.max, x.distinct_exact) == (100, 100, 1, 100, True)
+    assert m.top_values[0] == (1, 34)
+    assert (nothing.count, nothing.nulls, nothing.min) == (0, 100, None)
+    assert client.summarize(db, sql, max_rows=10).summary.truncation == dbforge.Truncation.ROW_LIMIT
+
+
 def test_batch(client: dbforge.Client, db: str) -> None:
     client.execute(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)")
     results = client.batch(

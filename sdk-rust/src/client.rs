@@ -551,6 +551,7 @@ impl Client {
                 sql: sql.to_owned(),
                 params: values(params),
                 max_rows: i64::try_from(max_rows).unwrap_or(i64::MAX),
+                summarize: false,
             }))
             .await?
             .into_inner();

@@ -61,6 +61,7 @@ pub mod pb;
 mod preview;
 mod rows;
 mod schema;
+mod summary;
 mod table;
 mod transaction;
 mod transfer;
@@ -83,6 +84,7 @@ pub use schema::{
     CheckSchema, ColumnSchema, ForeignKeySchema, IndexSchema, KeyPattern, KeySpaceSummary, Plan,
     PlanNode, Schema, TableKind, TableSchema, UniqueSchema,
 };
+pub use summary::{ColumnSummary, Summarized};
 pub use table::{ColumnDef, ColumnType, Filter, Record, Select, record};
 pub use tonic::Code;
 pub use transaction::Transaction;

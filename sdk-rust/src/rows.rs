@@ -157,10 +157,12 @@ pub(crate) enum Part {
 impl From<pb::QueryResponse> for Option<Part> {
     fn from(r: pb::QueryResponse) -> Self {
         use pb::query_response::Kind;
-        r.kind.map(|k| match k {
-            Kind::Header(h) => Part::Header(h),
-            Kind::Batch(b) => Part::Batch(b),
-            Kind::Summary(s) => Part::Summary(s),
+        r.kind.and_then(|k| match k {
+            Kind::Header(h) => Some(Part::Header(h)),
+            Kind::Batch(b) => Some(Part::Batch(b)),
+            Kind::Summary(s) => Some(Part::Summary(s)),
+            // Only a summarized Query sends these, and `Rows` never asks for one.
+            Kind::ColumnSummaries(_) => None,
         })
     }
 }

@@ -59,6 +59,7 @@ import { Code, DBForgeError, Internal, errorFor, toDBForgeError } from "./errors
 import { streamResult, type StreamPart } from "./fastpath.js";
 import { statementPreviewFromPb, type StatementPreview } from "./preview.js";
 import { Rows } from "./rows.js";
+import { summarizedFromPb, type Summarized } from "./summary.js";
 import { planFromPb, schemaFromPb, type Plan, type Schema } from "./schema.js";
 import {
   DEFAULT_CHUNK_SIZE,
@@ -366,6 +367,21 @@ export class DBForgeClient {
     const abort = linkedAbort(opts.signal);
     const req = { database, sql, params: toValues(params), maxRows: BigInt(opts.maxRows ?? 0) };
     return Rows.start(this.stream(QueryService.method.query, req, abort), abort);
+  }
+
+  /**
+   * Runs one statement and resolves to a summary of each result column instead of its rows:
+   * count, NULLs, distinct values, min, max and the most frequent values, computed by the
+   * gateway in one pass over the rows (at most `maxRows`; 0: the server's limit).
+   */
+  async summarize(database: string, sql: string, params: readonly SqlParam[] = [], opts: { maxRows?: number } = {}): Promise<Summarized> {
+    const req = { database, sql, params: toValues(params), maxRows: BigInt(opts.maxRows ?? 0), summarize: true };
+    const messages = await this.unary(async (o) => {
+      const out = [];
+      for await (const m of this.queries.query(req, o)) out.push(m);
+      return out;
+    });
+    return summarizedFromPb(messages);
   }
 
   /** Runs statements in order; with `transaction`, all or nothing. */

@@ -22,6 +22,7 @@ export * from "./errors.js";
 export { DEFAULT_ENDPOINT, type ConnectOptions } from "./options.js";
 export type { StatementPreview } from "./preview.js";
 export { Rows } from "./rows.js";
+export type { ColumnSummary, Summarized } from "./summary.js";
 export { TableKind, walkPlan } from "./schema.js";
 export type {
   ColumnSchema,

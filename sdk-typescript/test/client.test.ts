@@ -102,6 +102,16 @@ for (const protocol of ["grpc", "grpc-web"] as const) {
       await rejectsWith(client.preview(db, ["SELECT 1"], { sampleRows: 1000 }), InvalidArgument, Code.InvalidArgument);
     });
 
+    test("summarize: column summaries instead of rows", async () => {
+      const sql = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100) SELECT x, x % 3 AS m FROM n";
+      const got = await client.summarize(db, sql);
+      assert.equal(got.summary.rowCount, 100);
+      const [x, m] = got.summaries;
+      assert.deepEqual([x!.count, x!.distinct, x!.min, x!.max, x!.distinctExact], [100, 100, 1, 100, true]);
+      assert.deepEqual(m!.topValues[0], [1, 34]);
+      assert.equal((await client.summarize(db, sql, [], { maxRows: 10 })).summary.truncation, Truncation.ROW_LIMIT);
+    });
+
     test("control plane: create, get, list with paging, delete", async () => {
       const label = unique("run");
       const names = [unique("ctl"), unique("ctl"), unique("ctl")].sort();

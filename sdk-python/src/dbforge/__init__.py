@@ -54,6 +54,7 @@ from dbforge.errors import (
 from dbforge.options import DEFAULT_ENDPOINT, ClientOptions
 from dbforge.preview import StatementPreview
 from dbforge.rows import AsyncRows, Rows
+from dbforge.summary import ColumnSummary, Summarized
 from dbforge.schema import (
     CheckSchema,
     ColumnSchema,
@@ -121,6 +122,7 @@ __all__ = [
     "Client",
     "ClientOptions",
     "Column",
+    "ColumnSummary",
     "ColumnDef",
     "ColumnSchema",
     "ColumnType",
@@ -165,6 +167,7 @@ __all__ = [
     "ServerStats",
     "Statement",
     "StatementPreview",
+    "Summarized",
     "Summary",
     "TableKind",
     "TableRowCount",

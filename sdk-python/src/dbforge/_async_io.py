@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, Callable, List, Optional, Sequence, TypeVar
 
 import grpc
 
@@ -85,6 +85,13 @@ class AsyncConnection(Connection):
     async def _stream(self, method: Callable[..., Any], request: Any) -> AsyncRows:
         call = method(request, metadata=self._metadata, timeout=self._timeout)
         return await AsyncRows(call)._start()
+
+    async def _collect(self, method: Callable[..., Any], request: Any) -> List[Any]:
+        """Every message of a short server stream."""
+        try:
+            return [m async for m in method(request, metadata=self._metadata, timeout=self._timeout)]
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
 
     async def _export(self, method: Callable[..., Any], request: Any) -> AsyncExport:
         call = method(request, metadata=self._metadata, timeout=self._timeout)

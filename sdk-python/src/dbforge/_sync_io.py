@@ -8,7 +8,7 @@ here and in `_async_io.py`, and nothing else is.
 from __future__ import annotations
 
 import queue
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, Callable, List, Optional, Sequence, TypeVar
 
 import grpc
 
@@ -83,6 +83,13 @@ class SyncConnection(Connection):
 
     def _stream(self, method: Callable[..., Any], request: Any) -> Rows:
         return Rows(method(request, metadata=self._metadata, timeout=self._timeout))
+
+    def _collect(self, method: Callable[..., Any], request: Any) -> List[Any]:
+        """Every message of a short server stream."""
+        try:
+            return list(method(request, metadata=self._metadata, timeout=self._timeout))
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
 
     def _export(self, method: Callable[..., Any], request: Any) -> Export:
         return Export(method(request, metadata=self._metadata, timeout=self._timeout))

@@ -15,6 +15,7 @@ from dbforge.admin import ApiKey, AuditEvent, AuditVerdict, ServerStats
 from dbforge.backup import Backup, BackupPolicy, BackupStatus, Restored, RestoreModeLike, StatusLike
 from dbforge.preview import StatementPreview, preview_request, previews
 from dbforge.rows import Rows
+from dbforge.summary import Summarized, summarize_request, summarized
 from dbforge.schema import Plan, Schema, explain_request, get_schema_request
 from dbforge.transfer import (
     DEFAULT_CHUNK_SIZE,
@@ -176,6 +177,15 @@ class Client(SyncConnection):
         """Runs one statement and streams its rows (tuples; `.dicts()` for dicts). The columns
         are known when this returns. `max_rows` stops early (0: the server's limit)."""
         return self._stream(self.queries.Query, rq.query(database, sql, params, max_rows))
+
+    def summarize(
+        self, database: str, sql: str, params: Sequence[Any] = (), *, max_rows: int = 0
+    ) -> Summarized:
+        """Runs one statement and returns a summary of each result column instead of its rows:
+        count, NULLs, distinct values, min, max and the most frequent values, computed by the
+        gateway in one pass over the rows (at most `max_rows`; 0: the server's limit)."""
+        req = summarize_request(database, sql, params, max_rows)
+        return summarized(self._collect(self.queries.Query, req))
 
     def batch(
         self, database: str, statements: Iterable[StatementLike], *, transaction: bool = False

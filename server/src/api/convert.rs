@@ -20,6 +20,7 @@ use crate::{
             ColumnSchema, ForeignKeySchema, IndexSchema, KeyPattern, KeySpaceSummary, Plan,
             PlanNode, Schema, TableKind, TableSchema,
         },
+        summary::ColumnSummary,
         table::{ColumnSpec, ColumnType, Filter, FilterOp, Order, RowScope, Select, TableSpec},
         transfer::{CreateFromCsv, CsvImport, CsvImportReport, CsvOptions, ExportFormat},
         value::{
@@ -278,6 +279,59 @@ fn summary(s: Summary) -> pb::ResultSummary {
             Truncation::ByteLimit => pb::Truncation::ByteLimit,
         } as i32,
     }
+}
+
+impl From<ColumnSummary> for pb::ColumnSummary {
+    fn from(c: ColumnSummary) -> Self {
+        let ColumnSummary {
+            name,
+            count,
+            nulls,
+            distinct,
+            distinct_exact,
+            min,
+            max,
+            top_values,
+            top_values_exact,
+        } = c;
+        let count64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        pb::ColumnSummary {
+            name,
+            count: count64(count),
+            nulls: count64(nulls),
+            distinct: count64(distinct),
+            distinct_exact,
+            min: min.map(Into::into),
+            max: max.map(Into::into),
+            top_values: top_values
+                .into_iter()
+                .map(|(v, n)| pb::ValueCount {
+                    value: Some(v.into()),
+                    count: count64(n),
+                })
+                .collect(),
+            top_values_exact,
+        }
+    }
+}
+
+/// The messages of a summarized Query: the header, the column summaries, the summary.
+pub fn summarized(
+    columns: Vec<Column>,
+    summaries: Vec<ColumnSummary>,
+    done: Summary,
+) -> [pb::QueryResponse; 3] {
+    use pb::query_response::Kind;
+    [
+        Kind::Header(pb::ResultHeader {
+            columns: columns.into_iter().map(Into::into).collect(),
+        }),
+        Kind::ColumnSummaries(pb::ColumnSummaries {
+            columns: summaries.into_iter().map(Into::into).collect(),
+        }),
+        Kind::Summary(summary(done)),
+    ]
+    .map(|kind| pb::QueryResponse { kind: Some(kind) })
 }
 
 /// The two streamed responses (Query and SelectRows) share one shape.

@@ -86,10 +86,16 @@ impl QueryService for QueryApi {
             sql,
             params,
             max_rows,
+            summarize,
         } = req.into_inner();
         let call = Call::new(self.forge.audit(), &who, "Query")
             .database(&database)
             .statement(sql.clone());
+        if summarize {
+            return self
+                .summarize(who, call, database, sql, params, max_rows)
+                .await;
+        }
         let started = async {
             let max_rows = u64::try_from(max_rows)
                 .map_err(|_| Error::invalid("max_rows", "must not be negative"))?;
@@ -217,6 +223,45 @@ impl QueryService for QueryApi {
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(run_session(self.forge.clone(), who, inbound, tx, permit));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+impl QueryApi {
+    /// A Query with `summarize`: the rows are read to the end on the caller's side of the
+    /// stream (the client waits for one answer, as for Execute), then sent as three messages.
+    async fn summarize(
+        &self,
+        who: Principal,
+        call: Call,
+        database: String,
+        sql: String,
+        params: Vec<pb::Value>,
+        max_rows: i64,
+    ) -> Result<Response<ResponseStream<pb::QueryResponse>>, Status> {
+        let result = async {
+            let max_rows = u64::try_from(max_rows)
+                .map_err(|_| Error::invalid("max_rows", "must not be negative"))?;
+            let stmt = Statement {
+                sql,
+                params: convert::params(params)?,
+            };
+            let _permit = self.limits.open_stream(&who)?;
+            let (columns, summaries, done) = self
+                .forge
+                .summarize(&who, &database, stmt, max_rows)
+                .await?;
+            Ok(convert::summarized(columns, summaries, done))
+        }
+        .await;
+        let messages = call
+            .done(result, |m| match &m[2].kind {
+                Some(pb::query_response::Kind::Summary(s)) => Some(s.row_count.unsigned_abs()),
+                _ => None,
+            })
+            .await?;
+        Ok(Response::new(Box::pin(futures::stream::iter(
+            messages.into_iter().map(Ok),
+        ))))
     }
 }
 

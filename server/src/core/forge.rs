@@ -25,8 +25,9 @@ use super::{
     names::Identifier,
     preview,
     registry::{Entry, Registry, now_ms},
+    summary::{ColumnSummary, Summarizer},
     table::{self, RowScope, Select, SqlDialect, TableSpec},
-    value::{RowEncoder, RowEvent, Statement, StatementResult, Value},
+    value::{Column, RowEncoder, RowEvent, Statement, StatementResult, Summary, Value},
 };
 use crate::{
     backend::{
@@ -411,6 +412,36 @@ impl Forge {
             rows,
             self.inner.cfg.limits.max_message_bytes,
         ))
+    }
+
+    /// Runs one statement and summarizes its result's columns instead of sending its rows (see
+    /// [`summary`]): the columns, their summaries, and the stream's summary (rows read, whether
+    /// a limit cut them).
+    pub async fn summarize(
+        &self,
+        who: &Principal,
+        db: &str,
+        stmt: Statement,
+        max_rows: u64,
+    ) -> Result<(Vec<Column>, Vec<ColumnSummary>, Summary)> {
+        use futures::StreamExt;
+        let mut rows = self.query(who, db, stmt, max_rows, None).await?;
+        let mut columns = Vec::new();
+        let mut summarizer = Summarizer::new(&[]);
+        while let Some(ev) = rows.next().await {
+            match ev? {
+                RowEvent::Columns(c) => {
+                    summarizer = Summarizer::new(&c);
+                    columns = c;
+                }
+                RowEvent::Rows(batch) => batch.iter().for_each(|r| summarizer.add(r)),
+                RowEvent::Encoded(_) => {
+                    return Err(Error::internal("a summarized stream has no encoder"));
+                }
+                RowEvent::Done(done) => return Ok((columns, summarizer.finish(), done)),
+            }
+        }
+        Err(Error::internal("the stream ended without its summary"))
     }
 
     /// Runs a batch.

@@ -17,6 +17,7 @@ pub mod registry;
 pub mod replay;
 pub mod schema;
 pub mod script;
+pub mod summary;
 pub mod table;
 pub mod transfer;
 pub mod value;

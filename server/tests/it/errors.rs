@@ -62,6 +62,7 @@ async fn bad_values_are_invalid_arguments() {
             sql: "SELECT 1".into(),
             params: vec![],
             max_rows: -1,
+            summarize: false,
         })
         .await
         .expect_err("negative max_rows");

@@ -22,6 +22,7 @@ mod sandbox;
 mod session;
 mod sql_servers;
 mod streaming;
+mod summarize;
 mod table;
 mod tenant;
 mod tls;

@@ -134,6 +134,7 @@ impl Clients {
                 sql: sql.into(),
                 params: vec![],
                 max_rows: 0,
+                summarize: false,
             })
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))

@@ -86,12 +86,18 @@ class QueryRequest(_message.Message):
     SQL_FIELD_NUMBER: _builtins.int
     PARAMS_FIELD_NUMBER: _builtins.int
     MAX_ROWS_FIELD_NUMBER: _builtins.int
+    SUMMARIZE_FIELD_NUMBER: _builtins.int
     database: _builtins.str
     """The target database."""
     sql: _builtins.str
     """One SQL statement."""
     max_rows: _builtins.int
     """Stop after this many rows; 0 means the server's limit. Larger values are capped by it."""
+    summarize: _builtins.bool
+    """Send a summary of each column instead of the rows: count, NULLs, distinct values, minimum,
+    maximum and the most frequent values, computed by the gateway in one pass over the rows
+    in bounded memory (see ColumnSummary). `max_rows` bounds the rows summarized.
+    """
     @_builtins.property
     def params(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Value]:
         """Positional parameters."""
@@ -103,10 +109,11 @@ class QueryRequest(_message.Message):
         sql: _builtins.str = ...,
         params: _abc.Iterable[_types_pb2.Value] | None = ...,
         max_rows: _builtins.int = ...,
+        summarize: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "max_rows", b"max_rows", "params", b"params", "sql", b"sql"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "max_rows", b"max_rows", "params", b"params", "sql", b"sql", "summarize", b"summarize"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -121,6 +128,7 @@ class QueryResponse(_message.Message):
     HEADER_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
+    COLUMN_SUMMARIES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def header(self) -> _types_pb2.ResultHeader:
         """Column metadata; always the first message."""
@@ -133,22 +141,145 @@ class QueryResponse(_message.Message):
     def summary(self) -> _types_pb2.ResultSummary:
         """Counts and timing; always the last message of a successful stream."""
 
+    @_builtins.property
+    def column_summaries(self) -> Global___ColumnSummaries:
+        """With `summarize`: the columns' summaries, after the header, instead of row batches."""
+
     def __init__(
         self,
         *,
         header: _types_pb2.ResultHeader | None = ...,
         batch: _types_pb2.RowBatch | None = ...,
         summary: _types_pb2.ResultSummary | None = ...,
+        column_summaries: Global___ColumnSummaries | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "header", b"header", "kind", b"kind", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "column_summaries", b"column_summaries", "header", b"header", "kind", b"kind", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "header", b"header", "kind", b"kind", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "column_summaries", b"column_summaries", "header", b"header", "kind", b"kind", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["header", "batch", "summary"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["header", "batch", "summary", "column_summaries"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___QueryResponse: _TypeAlias = QueryResponse  # noqa: Y015
+
+@_typing.final
+class ColumnSummaries(_message.Message):
+    """The summaries of a result's columns, in column order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLUMNS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def columns(self) -> _containers.RepeatedCompositeFieldContainer[Global___ColumnSummary]:
+        """One per column of the header."""
+
+    def __init__(
+        self,
+        *,
+        columns: _abc.Iterable[Global___ColumnSummary] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ColumnSummaries: _TypeAlias = ColumnSummaries  # noqa: Y015
+
+@_typing.final
+class ColumnSummary(_message.Message):
+    """One column of a result, summarized. Distinct values and their counts are exact up to 10,000
+    per column (fewer when a result has more than 20 columns: 200,000 over all of them, at least
+    100 per column); past that bound `distinct` is a HyperLogLog++ estimate and `top_values` the
+    most frequent among the values seen before the bound was reached. Text and bytes values are
+    cut to 256 bytes. Minimum and maximum order numbers < text < bytes (SQLite's order across
+    types), text by its bytes rather than the column's collation; JSON and arrays have none.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    NULLS_FIELD_NUMBER: _builtins.int
+    DISTINCT_FIELD_NUMBER: _builtins.int
+    DISTINCT_EXACT_FIELD_NUMBER: _builtins.int
+    MIN_FIELD_NUMBER: _builtins.int
+    MAX_FIELD_NUMBER: _builtins.int
+    TOP_VALUES_FIELD_NUMBER: _builtins.int
+    TOP_VALUES_EXACT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The column's name."""
+    count: _builtins.int
+    """Values that are not NULL."""
+    nulls: _builtins.int
+    """NULL values."""
+    distinct: _builtins.int
+    """Distinct non-NULL values."""
+    distinct_exact: _builtins.bool
+    """Whether `distinct` is exact; false when it is an estimate."""
+    top_values_exact: _builtins.bool
+    """Whether the counts of `top_values` are exact."""
+    @_builtins.property
+    def min(self) -> _types_pb2.Value:
+        """The smallest value, absent when there is none."""
+
+    @_builtins.property
+    def max(self) -> _types_pb2.Value:
+        """The largest value, absent when there is none."""
+
+    @_builtins.property
+    def top_values(self) -> _containers.RepeatedCompositeFieldContainer[Global___ValueCount]:
+        """The most frequent values (at most 5), most frequent first."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        count: _builtins.int = ...,
+        nulls: _builtins.int = ...,
+        distinct: _builtins.int = ...,
+        distinct_exact: _builtins.bool = ...,
+        min: _types_pb2.Value | None = ...,
+        max: _types_pb2.Value | None = ...,
+        top_values: _abc.Iterable[Global___ValueCount] | None = ...,
+        top_values_exact: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["max", b"max", "min", b"min"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "distinct", b"distinct", "distinct_exact", b"distinct_exact", "max", b"max", "min", b"min", "name", b"name", "nulls", b"nulls", "top_values", b"top_values", "top_values_exact", b"top_values_exact"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ColumnSummary: _TypeAlias = ColumnSummary  # noqa: Y015
+
+@_typing.final
+class ValueCount(_message.Message):
+    """A value and how often it occurs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUE_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    """Its occurrences."""
+    @_builtins.property
+    def value(self) -> _types_pb2.Value:
+        """The value."""
+
+    def __init__(
+        self,
+        *,
+        value: _types_pb2.Value | None = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ValueCount: _TypeAlias = ValueCount  # noqa: Y015
 
 @_typing.final
 class ExecuteBatchRequest(_message.Message):

@@ -115,7 +115,8 @@ class QueryServiceServicer(object):
         capped by the server's) or the server's byte limit is reached, the stream ends early with a
         summary that says so. Cancelling the call stops the statement. A single row larger than
         one response message (the server's message size limit, 4 MiB by default) ends the stream
-        with RESOURCE_EXHAUSTED (reason LIMIT_EXCEEDED).
+        with RESOURCE_EXHAUSTED (reason LIMIT_EXCEEDED). With `summarize`, no rows are sent: the
+        header, one `column_summaries` message, then the summary.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

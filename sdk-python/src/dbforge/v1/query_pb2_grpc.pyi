@@ -63,7 +63,8 @@ class QueryServiceStub:
     capped by the server's) or the server's byte limit is reached, the stream ends early with a
     summary that says so. Cancelling the call stops the statement. A single row larger than
     one response message (the server's message size limit, 4 MiB by default) ends the stream
-    with RESOURCE_EXHAUSTED (reason LIMIT_EXCEEDED).
+    with RESOURCE_EXHAUSTED (reason LIMIT_EXCEEDED). With `summarize`, no rows are sent: the
+    header, one `column_summaries` message, then the summary.
     """
     ExecuteBatch: _grpc.UnaryUnaryMultiCallable[_query_pb2.ExecuteBatchRequest, _query_pb2.ExecuteBatchResponse]
     """Runs statements in order. With `transaction`, all of them commit or none does; without it,
@@ -131,7 +132,8 @@ class QueryServiceAsyncStub(QueryServiceStub):
     capped by the server's) or the server's byte limit is reached, the stream ends early with a
     summary that says so. Cancelling the call stops the statement. A single row larger than
     one response message (the server's message size limit, 4 MiB by default) ends the stream
-    with RESOURCE_EXHAUSTED (reason LIMIT_EXCEEDED).
+    with RESOURCE_EXHAUSTED (reason LIMIT_EXCEEDED). With `summarize`, no rows are sent: the
+    header, one `column_summaries` message, then the summary.
     """
     ExecuteBatch: _aio.UnaryUnaryMultiCallable[_query_pb2.ExecuteBatchRequest, _query_pb2.ExecuteBatchResponse]  # type: ignore[assignment]
     """Runs statements in order. With `transaction`, all of them commit or none does; without it,
@@ -208,7 +210,8 @@ class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
         capped by the server's) or the server's byte limit is reached, the stream ends early with a
         summary that says so. Cancelling the call stops the statement. A single row larger than
         one response message (the server's message size limit, 4 MiB by default) ends the stream
-        with RESOURCE_EXHAUSTED (reason LIMIT_EXCEEDED).
+        with RESOURCE_EXHAUSTED (reason LIMIT_EXCEEDED). With `summarize`, no rows are sent: the
+        header, one `column_summaries` message, then the summary.
         """
 
     @_abc_1.abstractmethod

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dbforge/v1/query.proto.
  */
 export const file_dbforge_v1_query: GenFile = /*@__PURE__*/
-  fileDesc("ChZkYmZvcmdlL3YxL3F1ZXJ5LnByb3RvEgpkYmZvcmdlLnYxIlIKDkV4ZWN1dGVSZXF1ZXN0EhAKCGRhdGFiYXNlGAEgASgJEgsKA3NxbBgCIAEoCRIhCgZwYXJhbXMYAyADKAsyES5kYmZvcmdlLnYxLlZhbHVlIj4KD0V4ZWN1dGVSZXNwb25zZRIrCgZyZXN1bHQYASABKAsyGy5kYmZvcmdlLnYxLlN0YXRlbWVudFJlc3VsdCJiCgxRdWVyeVJlcXVlc3QSEAoIZGF0YWJhc2UYASABKAkSCwoDc3FsGAIgASgJEiEKBnBhcmFtcxgDIAMoCzIRLmRiZm9yZ2UudjEuVmFsdWUSEAoIbWF4X3Jvd3MYBCABKAMimAEKDVF1ZXJ5UmVzcG9uc2USKgoGaGVhZGVyGAEgASgLMhguZGJmb3JnZS52MS5SZXN1bHRIZWFkZXJIABIlCgViYXRjaBgCIAEoCzIULmRiZm9yZ2UudjEuUm93QmF0Y2hIABIsCgdzdW1tYXJ5GAMgASgLMhkuZGJmb3JnZS52MS5SZXN1bHRTdW1tYXJ5SABCBgoEa2luZCJnChNFeGVjdXRlQmF0Y2hSZXF1ZXN0EhAKCGRhdGFiYXNlGAEgASgJEikKCnN0YXRlbWVudHMYAiADKAsyFS5kYmZvcmdlLnYxLlN0YXRlbWVudBITCgt0cmFuc2FjdGlvbhgDIAEoCCJEChRFeGVjdXRlQmF0Y2hSZXNwb25zZRIsCgdyZXN1bHRzGAEgAygLMhsuZGJmb3JnZS52MS5TdGF0ZW1lbnRSZXN1bHQizQEKDlNlc3Npb25SZXF1ZXN0EikKBWJlZ2luGAEgASgLMhguZGJmb3JnZS52MS5TZXNzaW9uQmVnaW5IABIqCglzdGF0ZW1lbnQYAiABKAsyFS5kYmZvcmdlLnYxLlN0YXRlbWVudEgAEisKBmNvbW1pdBgDIAEoCzIZLmRiZm9yZ2UudjEuU2Vzc2lvbkNvbW1pdEgAEi8KCHJvbGxiYWNrGAQgASgLMhsuZGJmb3JnZS52MS5TZXNzaW9uUm9sbGJhY2tIAEIGCgRraW5kIiAKDFNlc3Npb25CZWdpbhIQCghkYXRhYmFzZRgBIAEoCSIPCg1TZXNzaW9uQ29tbWl0IhEKD1Nlc3Npb25Sb2xsYmFjayKHAgoPU2Vzc2lvblJlc3BvbnNlEikKBWJlZ3VuGAEgASgLMhguZGJmb3JnZS52MS5TZXNzaW9uQmVndW5IABItCgZyZXN1bHQYAiABKAsyGy5kYmZvcmdlLnYxLlN0YXRlbWVudFJlc3VsdEgAEjEKCWNvbW1pdHRlZBgDIAEoCzIcLmRiZm9yZ2UudjEuU2Vzc2lvbkNvbW1pdHRlZEgAEjQKC3JvbGxlZF9iYWNrGAQgASgLMh0uZGJmb3JnZS52MS5TZXNzaW9uUm9sbGVkQmFja0gAEikKBWVycm9yGAUgASgLMhguZGJmb3JnZS52MS5TZXNzaW9uRXJyb3JIAEIGCgRraW5kIg4KDFNlc3Npb25CZWd1biISChBTZXNzaW9uQ29tbWl0dGVkIhMKEVNlc3Npb25Sb2xsZWRCYWNrIsQBCgxTZXNzaW9uRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJEhoKEnRyYW5zYWN0aW9uX2FjdGl2ZRgDIAEoCBIOCgZyZWFzb24YBCABKAkSOAoIbWV0YWRhdGEYBSADKAsyJi5kYmZvcmdlLnYxLlNlc3Npb25FcnJvci5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJiCg5QcmV2aWV3UmVxdWVzdBIQCghkYXRhYmFzZRgBIAEoCRIpCgpzdGF0ZW1lbnRzGAIgAygLMhUuZGJmb3JnZS52MS5TdGF0ZW1lbnQSEwoLc2FtcGxlX3Jvd3MYAyABKAUiQwoPUHJldmlld1Jlc3BvbnNlEjAKCnN0YXRlbWVudHMYASADKAsyHC5kYmZvcmdlLnYxLlN0YXRlbWVudFByZXZpZXcilwIKEFN0YXRlbWVudFByZXZpZXcSDAoEa2luZBgBIAEoCRIVCg1yb3dzX2FmZmVjdGVkGAIgASgDEiMKB2NvbHVtbnMYAyADKAsyEi5kYmZvcmdlLnYxLkNvbHVtbhIfCgZiZWZvcmUYBCADKAsyDy5kYmZvcmdlLnYxLlJvdxIeCgVhZnRlchgFIAMoCzIPLmRiZm9yZ2UudjEuUm93EhMKC3NhbXBsZV9ub3RlGAYgASgJEikKBHBsYW4YByABKAsyGy5kYmZvcmdlLnYxLkV4cGxhaW5SZXNwb25zZRInCgVlcnJvchgIIAEoCzIYLmRiZm9yZ2UudjEuU2Vzc2lvbkVycm9yEg8KB3NraXBwZWQYCSABKAgy8QIKDFF1ZXJ5U2VydmljZRJCCgdFeGVjdXRlEhouZGJmb3JnZS52MS5FeGVjdXRlUmVxdWVzdBobLmRiZm9yZ2UudjEuRXhlY3V0ZVJlc3BvbnNlEj4KBVF1ZXJ5EhguZGJmb3JnZS52MS5RdWVyeVJlcXVlc3QaGS5kYmZvcmdlLnYxLlF1ZXJ5UmVzcG9uc2UwARJRCgxFeGVjdXRlQmF0Y2gSHy5kYmZvcmdlLnYxLkV4ZWN1dGVCYXRjaFJlcXVlc3QaIC5kYmZvcmdlLnYxLkV4ZWN1dGVCYXRjaFJlc3BvbnNlEkYKB1Nlc3Npb24SGi5kYmZvcmdlLnYxLlNlc3Npb25SZXF1ZXN0GhsuZGJmb3JnZS52MS5TZXNzaW9uUmVzcG9uc2UoATABEkIKB1ByZXZpZXcSGi5kYmZvcmdlLnYxLlByZXZpZXdSZXF1ZXN0GhsuZGJmb3JnZS52MS5QcmV2aWV3UmVzcG9uc2ViBnByb3RvMw", [file_dbforge_v1_schema, file_dbforge_v1_types]);
+  fileDesc("ChZkYmZvcmdlL3YxL3F1ZXJ5LnByb3RvEgpkYmZvcmdlLnYxIlIKDkV4ZWN1dGVSZXF1ZXN0EhAKCGRhdGFiYXNlGAEgASgJEgsKA3NxbBgCIAEoCRIhCgZwYXJhbXMYAyADKAsyES5kYmZvcmdlLnYxLlZhbHVlIj4KD0V4ZWN1dGVSZXNwb25zZRIrCgZyZXN1bHQYASABKAsyGy5kYmZvcmdlLnYxLlN0YXRlbWVudFJlc3VsdCJ1CgxRdWVyeVJlcXVlc3QSEAoIZGF0YWJhc2UYASABKAkSCwoDc3FsGAIgASgJEiEKBnBhcmFtcxgDIAMoCzIRLmRiZm9yZ2UudjEuVmFsdWUSEAoIbWF4X3Jvd3MYBCABKAMSEQoJc3VtbWFyaXplGAUgASgIItEBCg1RdWVyeVJlc3BvbnNlEioKBmhlYWRlchgBIAEoCzIYLmRiZm9yZ2UudjEuUmVzdWx0SGVhZGVySAASJQoFYmF0Y2gYAiABKAsyFC5kYmZvcmdlLnYxLlJvd0JhdGNoSAASLAoHc3VtbWFyeRgDIAEoCzIZLmRiZm9yZ2UudjEuUmVzdWx0U3VtbWFyeUgAEjcKEGNvbHVtbl9zdW1tYXJpZXMYBCABKAsyGy5kYmZvcmdlLnYxLkNvbHVtblN1bW1hcmllc0gAQgYKBGtpbmQiPQoPQ29sdW1uU3VtbWFyaWVzEioKB2NvbHVtbnMYASADKAsyGS5kYmZvcmdlLnYxLkNvbHVtblN1bW1hcnki6wEKDUNvbHVtblN1bW1hcnkSDAoEbmFtZRgBIAEoCRINCgVjb3VudBgCIAEoAxINCgVudWxscxgDIAEoAxIQCghkaXN0aW5jdBgEIAEoAxIWCg5kaXN0aW5jdF9leGFjdBgFIAEoCBIeCgNtaW4YBiABKAsyES5kYmZvcmdlLnYxLlZhbHVlEh4KA21heBgHIAEoCzIRLmRiZm9yZ2UudjEuVmFsdWUSKgoKdG9wX3ZhbHVlcxgIIAMoCzIWLmRiZm9yZ2UudjEuVmFsdWVDb3VudBIYChB0b3BfdmFsdWVzX2V4YWN0GAkgASgIIj0KClZhbHVlQ291bnQSIAoFdmFsdWUYASABKAsyES5kYmZvcmdlLnYxLlZhbHVlEg0KBWNvdW50GAIgASgDImcKE0V4ZWN1dGVCYXRjaFJlcXVlc3QSEAoIZGF0YWJhc2UYASABKAkSKQoKc3RhdGVtZW50cxgCIAMoCzIVLmRiZm9yZ2UudjEuU3RhdGVtZW50EhMKC3RyYW5zYWN0aW9uGAMgASgIIkQKFEV4ZWN1dGVCYXRjaFJlc3BvbnNlEiwKB3Jlc3VsdHMYASADKAsyGy5kYmZvcmdlLnYxLlN0YXRlbWVudFJlc3VsdCLNAQoOU2Vzc2lvblJlcXVlc3QSKQoFYmVnaW4YASABKAsyGC5kYmZvcmdlLnYxLlNlc3Npb25CZWdpbkgAEioKCXN0YXRlbWVudBgCIAEoCzIVLmRiZm9yZ2UudjEuU3RhdGVtZW50SAASKwoGY29tbWl0GAMgASgLMhkuZGJmb3JnZS52MS5TZXNzaW9uQ29tbWl0SAASLwoIcm9sbGJhY2sYBCABKAsyGy5kYmZvcmdlLnYxLlNlc3Npb25Sb2xsYmFja0gAQgYKBGtpbmQiIAoMU2Vzc2lvbkJlZ2luEhAKCGRhdGFiYXNlGAEgASgJIg8KDVNlc3Npb25Db21taXQiEQoPU2Vzc2lvblJvbGxiYWNrIocCCg9TZXNzaW9uUmVzcG9uc2USKQoFYmVndW4YASABKAsyGC5kYmZvcmdlLnYxLlNlc3Npb25CZWd1bkgAEi0KBnJlc3VsdBgCIAEoCzIbLmRiZm9yZ2UudjEuU3RhdGVtZW50UmVzdWx0SAASMQoJY29tbWl0dGVkGAMgASgLMhwuZGJmb3JnZS52MS5TZXNzaW9uQ29tbWl0dGVkSAASNAoLcm9sbGVkX2JhY2sYBCABKAsyHS5kYmZvcmdlLnYxLlNlc3Npb25Sb2xsZWRCYWNrSAASKQoFZXJyb3IYBSABKAsyGC5kYmZvcmdlLnYxLlNlc3Npb25FcnJvckgAQgYKBGtpbmQiDgoMU2Vzc2lvbkJlZ3VuIhIKEFNlc3Npb25Db21taXR0ZWQiEwoRU2Vzc2lvblJvbGxlZEJhY2sixAEKDFNlc3Npb25FcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkSGgoSdHJhbnNhY3Rpb25fYWN0aXZlGAMgASgIEg4KBnJlYXNvbhgEIAEoCRI4CghtZXRhZGF0YRgFIAMoCzImLmRiZm9yZ2UudjEuU2Vzc2lvbkVycm9yLk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImIKDlByZXZpZXdSZXF1ZXN0EhAKCGRhdGFiYXNlGAEgASgJEikKCnN0YXRlbWVudHMYAiADKAsyFS5kYmZvcmdlLnYxLlN0YXRlbWVudBITCgtzYW1wbGVfcm93cxgDIAEoBSJDCg9QcmV2aWV3UmVzcG9uc2USMAoKc3RhdGVtZW50cxgBIAMoCzIcLmRiZm9yZ2UudjEuU3RhdGVtZW50UHJldmlldyKXAgoQU3RhdGVtZW50UHJldmlldxIMCgRraW5kGAEgASgJEhUKDXJvd3NfYWZmZWN0ZWQYAiABKAMSIwoHY29sdW1ucxgDIAMoCzISLmRiZm9yZ2UudjEuQ29sdW1uEh8KBmJlZm9yZRgEIAMoCzIPLmRiZm9yZ2UudjEuUm93Eh4KBWFmdGVyGAUgAygLMg8uZGJmb3JnZS52MS5Sb3cSEwoLc2FtcGxlX25vdGUYBiABKAkSKQoEcGxhbhgHIAEoCzIbLmRiZm9yZ2UudjEuRXhwbGFpblJlc3BvbnNlEicKBWVycm9yGAggASgLMhguZGJmb3JnZS52MS5TZXNzaW9uRXJyb3ISDwoHc2tpcHBlZBgJIAEoCDLxAgoMUXVlcnlTZXJ2aWNlEkIKB0V4ZWN1dGUSGi5kYmZvcmdlLnYxLkV4ZWN1dGVSZXF1ZXN0GhsuZGJmb3JnZS52MS5FeGVjdXRlUmVzcG9uc2USPgoFUXVlcnkSGC5kYmZvcmdlLnYxLlF1ZXJ5UmVxdWVzdBoZLmRiZm9yZ2UudjEuUXVlcnlSZXNwb25zZTABElEKDEV4ZWN1dGVCYXRjaBIfLmRiZm9yZ2UudjEuRXhlY3V0ZUJhdGNoUmVxdWVzdBogLmRiZm9yZ2UudjEuRXhlY3V0ZUJhdGNoUmVzcG9uc2USRgoHU2Vzc2lvbhIaLmRiZm9yZ2UudjEuU2Vzc2lvblJlcXVlc3QaGy5kYmZvcmdlLnYxLlNlc3Npb25SZXNwb25zZSgBMAESQgoHUHJldmlldxIaLmRiZm9yZ2UudjEuUHJldmlld1JlcXVlc3QaGy5kYmZvcmdlLnYxLlByZXZpZXdSZXNwb25zZWIGcHJvdG8z", [file_dbforge_v1_schema, file_dbforge_v1_types]);
 
 /**
  * Request of QueryService.Execute.
@@ -105,6 +105,15 @@ export type QueryRequest = Message<"dbforge.v1.QueryRequest"> & {
    * @generated from field: int64 max_rows = 4;
    */
   maxRows: bigint;
+
+  /**
+   * Send a summary of each column instead of the rows: count, NULLs, distinct values, minimum,
+   * maximum and the most frequent values, computed by the gateway in one pass over the rows
+   * in bounded memory (see ColumnSummary). `max_rows` bounds the rows summarized.
+   *
+   * @generated from field: bool summarize = 5;
+   */
+  summarize: boolean;
 };
 
 /**
@@ -149,6 +158,14 @@ export type QueryResponse = Message<"dbforge.v1.QueryResponse"> & {
      */
     value: ResultSummary;
     case: "summary";
+  } | {
+    /**
+     * With `summarize`: the columns' summaries, after the header, instead of row batches.
+     *
+     * @generated from field: dbforge.v1.ColumnSummaries column_summaries = 4;
+     */
+    value: ColumnSummaries;
+    case: "columnSummaries";
   } | { case: undefined; value?: undefined };
 };
 
@@ -158,6 +175,137 @@ export type QueryResponse = Message<"dbforge.v1.QueryResponse"> & {
  */
 export const QueryResponseSchema: GenMessage<QueryResponse> = /*@__PURE__*/
   messageDesc(file_dbforge_v1_query, 3);
+
+/**
+ * The summaries of a result's columns, in column order.
+ *
+ * @generated from message dbforge.v1.ColumnSummaries
+ */
+export type ColumnSummaries = Message<"dbforge.v1.ColumnSummaries"> & {
+  /**
+   * One per column of the header.
+   *
+   * @generated from field: repeated dbforge.v1.ColumnSummary columns = 1;
+   */
+  columns: ColumnSummary[];
+};
+
+/**
+ * Describes the message dbforge.v1.ColumnSummaries.
+ * Use `create(ColumnSummariesSchema)` to create a new message.
+ */
+export const ColumnSummariesSchema: GenMessage<ColumnSummaries> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_query, 4);
+
+/**
+ * One column of a result, summarized. Distinct values and their counts are exact up to 10,000
+ * per column (fewer when a result has more than 20 columns: 200,000 over all of them, at least
+ * 100 per column); past that bound `distinct` is a HyperLogLog++ estimate and `top_values` the
+ * most frequent among the values seen before the bound was reached. Text and bytes values are
+ * cut to 256 bytes. Minimum and maximum order numbers < text < bytes (SQLite's order across
+ * types), text by its bytes rather than the column's collation; JSON and arrays have none.
+ *
+ * @generated from message dbforge.v1.ColumnSummary
+ */
+export type ColumnSummary = Message<"dbforge.v1.ColumnSummary"> & {
+  /**
+   * The column's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Values that are not NULL.
+   *
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+
+  /**
+   * NULL values.
+   *
+   * @generated from field: int64 nulls = 3;
+   */
+  nulls: bigint;
+
+  /**
+   * Distinct non-NULL values.
+   *
+   * @generated from field: int64 distinct = 4;
+   */
+  distinct: bigint;
+
+  /**
+   * Whether `distinct` is exact; false when it is an estimate.
+   *
+   * @generated from field: bool distinct_exact = 5;
+   */
+  distinctExact: boolean;
+
+  /**
+   * The smallest value, absent when there is none.
+   *
+   * @generated from field: dbforge.v1.Value min = 6;
+   */
+  min?: Value | undefined;
+
+  /**
+   * The largest value, absent when there is none.
+   *
+   * @generated from field: dbforge.v1.Value max = 7;
+   */
+  max?: Value | undefined;
+
+  /**
+   * The most frequent values (at most 5), most frequent first.
+   *
+   * @generated from field: repeated dbforge.v1.ValueCount top_values = 8;
+   */
+  topValues: ValueCount[];
+
+  /**
+   * Whether the counts of `top_values` are exact.
+   *
+   * @generated from field: bool top_values_exact = 9;
+   */
+  topValuesExact: boolean;
+};
+
+/**
+ * Describes the message dbforge.v1.ColumnSummary.
+ * Use `create(ColumnSummarySchema)` to create a new message.
+ */
+export const ColumnSummarySchema: GenMessage<ColumnSummary> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_query, 5);
+
+/**
+ * A value and how often it occurs.
+ *
+ * @generated from message dbforge.v1.ValueCount
+ */
+export type ValueCount = Message<"dbforge.v1.ValueCount"> & {
+  /**
+   * The value.
+   *
+   * @generated from field: dbforge.v1.Value value = 1;
+   */
+  value?: Value | undefined;
+
+  /**
+   * Its occurrences.
+   *
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message dbforge.v1.ValueCount.
+ * Use `create(ValueCountSchema)` to create a new message.
+ */
+export const ValueCountSchema: GenMessage<ValueCount> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_query, 6);
 
 /**
  * Request of QueryService.ExecuteBatch.
@@ -192,7 +340,7 @@ export type ExecuteBatchRequest = Message<"dbforge.v1.ExecuteBatchRequest"> & {
  * Use `create(ExecuteBatchRequestSchema)` to create a new message.
  */
 export const ExecuteBatchRequestSchema: GenMessage<ExecuteBatchRequest> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_query, 4);
+  messageDesc(file_dbforge_v1_query, 7);
 
 /**
  * Response of QueryService.ExecuteBatch.
@@ -213,7 +361,7 @@ export type ExecuteBatchResponse = Message<"dbforge.v1.ExecuteBatchResponse"> & 
  * Use `create(ExecuteBatchResponseSchema)` to create a new message.
  */
 export const ExecuteBatchResponseSchema: GenMessage<ExecuteBatchResponse> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_query, 5);
+  messageDesc(file_dbforge_v1_query, 8);
 
 /**
  * One client message of a Session.
@@ -266,7 +414,7 @@ export type SessionRequest = Message<"dbforge.v1.SessionRequest"> & {
  * Use `create(SessionRequestSchema)` to create a new message.
  */
 export const SessionRequestSchema: GenMessage<SessionRequest> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_query, 6);
+  messageDesc(file_dbforge_v1_query, 9);
 
 /**
  * Starts a transaction on a connection pinned to the session.
@@ -287,7 +435,7 @@ export type SessionBegin = Message<"dbforge.v1.SessionBegin"> & {
  * Use `create(SessionBeginSchema)` to create a new message.
  */
 export const SessionBeginSchema: GenMessage<SessionBegin> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_query, 7);
+  messageDesc(file_dbforge_v1_query, 10);
 
 /**
  * Commits the open transaction.
@@ -302,7 +450,7 @@ export type SessionCommit = Message<"dbforge.v1.SessionCommit"> & {
  * Use `create(SessionCommitSchema)` to create a new message.
  */
 export const SessionCommitSchema: GenMessage<SessionCommit> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_query, 8);
+  messageDesc(file_dbforge_v1_query, 11);
 
 /**
  * Rolls the open transaction back.
@@ -317,7 +465,7 @@ export type SessionRollback = Message<"dbforge.v1.SessionRollback"> & {
  * Use `create(SessionRollbackSchema)` to create a new message.
  */
 export const SessionRollbackSchema: GenMessage<SessionRollback> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_query, 9);
+  messageDesc(file_dbforge_v1_query, 12);
 
 /**
  * One server message of a Session, answering the request at the same position.
@@ -378,7 +526,7 @@ export type SessionResponse = Message<"dbforge.v1.SessionResponse"> & {
  * Use `create(SessionResponseSchema)` to create a new message.
  */
 export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_query, 10);
+  messageDesc(file_dbforge_v1_query, 13);
 
 /**
  * Answer to SessionBegin.
@@ -393,7 +541,7 @@ export type SessionBegun = Message<"dbforge.v1.SessionBegun"> & {
  * Use `create(SessionBegunSchema)` to create a new message.
  */
 export const SessionBegunSchema: GenMessage<SessionBegun> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_query, 11);
+  messageDesc(file_dbforge_v1_query, 14);
 
 /**
  * Answer to SessionCommit.
@@ -408,7 +556,7 @@ export type SessionCommitted = Message<"dbforge.v1.SessionCommitted"> & {
  * Use `create(SessionCommittedSchema)` to create a new message.
  */
 export const SessionCommittedSchema: GenMessage<SessionCommitted> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_query, 12);
+  messageDesc(file_dbforge_v1_query, 15);
 
 /**
  * Answer to SessionRollback.
@@ -423,7 +571,7 @@ export type SessionRolledBack = Message<"dbforge.v1.SessionRolledBack"> & {
  * Use `create(SessionRolledBackSchema)` to create a new message.
  */
 export const SessionRolledBackSchema: GenMessage<SessionRolledBack> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_query, 13);
+  messageDesc(file_dbforge_v1_query, 16);
 
 /**
  * A failed request inside a session.
@@ -472,7 +620,7 @@ export type SessionError = Message<"dbforge.v1.SessionError"> & {
  * Use `create(SessionErrorSchema)` to create a new message.
  */
 export const SessionErrorSchema: GenMessage<SessionError> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_query, 14);
+  messageDesc(file_dbforge_v1_query, 17);
 
 /**
  * Request of QueryService.Preview.
@@ -507,7 +655,7 @@ export type PreviewRequest = Message<"dbforge.v1.PreviewRequest"> & {
  * Use `create(PreviewRequestSchema)` to create a new message.
  */
 export const PreviewRequestSchema: GenMessage<PreviewRequest> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_query, 15);
+  messageDesc(file_dbforge_v1_query, 18);
 
 /**
  * Response of QueryService.Preview.
@@ -528,7 +676,7 @@ export type PreviewResponse = Message<"dbforge.v1.PreviewResponse"> & {
  * Use `create(PreviewResponseSchema)` to create a new message.
  */
 export const PreviewResponseSchema: GenMessage<PreviewResponse> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_query, 16);
+  messageDesc(file_dbforge_v1_query, 19);
 
 /**
  * What one statement would do.
@@ -611,7 +759,7 @@ export type StatementPreview = Message<"dbforge.v1.StatementPreview"> & {
  * Use `create(StatementPreviewSchema)` to create a new message.
  */
 export const StatementPreviewSchema: GenMessage<StatementPreview> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_query, 17);
+  messageDesc(file_dbforge_v1_query, 20);
 
 /**
  * The data plane for SQL: statements with typed positional parameters, streamed results, batches
@@ -655,7 +803,8 @@ export const QueryService: GenService<{
    * capped by the server's) or the server's byte limit is reached, the stream ends early with a
    * summary that says so. Cancelling the call stops the statement. A single row larger than
    * one response message (the server's message size limit, 4 MiB by default) ends the stream
-   * with RESOURCE_EXHAUSTED (reason LIMIT_EXCEEDED).
+   * with RESOURCE_EXHAUSTED (reason LIMIT_EXCEEDED). With `summarize`, no rows are sent: the
+   * header, one `column_summaries` message, then the summary.
    *
    * @generated from rpc dbforge.v1.QueryService.Query
    */
