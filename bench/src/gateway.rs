@@ -418,7 +418,8 @@ pub async fn stream_once(
                 }
             }
             Some(query_response::Kind::Summary(s)) => summary = Some(s),
-            Some(query_response::Kind::Header(_)) | None => {}
+            Some(query_response::Kind::Header(_) | query_response::Kind::ColumnSummaries(_))
+            | None => {}
         }
     }
     let elapsed = start.elapsed();
