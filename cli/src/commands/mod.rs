@@ -166,15 +166,24 @@ impl App {
 
 /// Runs `fut` within `timeout`. The SDK sends the timeout as the call's `grpc-timeout`, which
 /// bounds a unary call; a streamed result, whose call has returned, is bounded only here.
+/// The SDK's own deadlines (the call's, a stream's) run out at the same moment as this one and
+/// may win the race; theirs carry no ErrorInfo (the gateway's always does), so they read as the
+/// same `--timeout` error.
 pub async fn within<T>(
     timeout: Option<Duration>,
     fut: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     match timeout {
         None => fut.await,
-        Some(t) => tokio::time::timeout(t, fut)
-            .await
-            .unwrap_or(Err(CliError::Timeout(t))),
+        Some(t) => match tokio::time::timeout(t, fut).await {
+            Err(_) => Err(CliError::Timeout(t)),
+            Ok(Err(CliError::Sdk { error, .. }))
+                if error.code() == dbforge::Code::DeadlineExceeded && error.reason().is_none() =>
+            {
+                Err(CliError::Timeout(t))
+            }
+            Ok(r) => r,
+        },
     }
 }
 
