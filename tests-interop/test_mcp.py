@@ -17,8 +17,9 @@ import pytest
 
 import dbforge
 from dbforge import Grant, Role
-from dbforge_server import ADMIN_KEY, DBForgeServer, unique
-from mcp import ClientSession
+from dbforge_server import ADMIN_KEY, DBForgeServer, cli_binary, unique
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,6 +55,24 @@ async def http_session(endpoint: str, key: Optional[str] = None) -> AsyncIterato
             async with ClientSession(read, write) as session:
                 await session.initialize()
                 yield session
+
+
+@asynccontextmanager
+async def stdio_session(
+    endpoint: str, key: Optional[str] = None, tools: str = "full"
+) -> AsyncIterator[ClientSession]:
+    """`dbforge mcp` as an agent host starts it: a process speaking MCP on stdin/stdout, with
+    the gateway's endpoint and key in the CLI's usual variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DBFORGE_")}
+    env["DBFORGE_ENDPOINT"] = endpoint
+    env["HOME"] = env.get("HOME", "/tmp")
+    if key:
+        env["DBFORGE_API_KEY"] = key
+    params = StdioServerParameters(command=str(cli_binary()), args=["mcp", "--tools", tools], env=env)
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            yield session
 
 
 def text(result: Any) -> str:
@@ -233,4 +252,75 @@ async def test_cancelling_a_running_query_stops_it(server: DBForgeServer) -> Non
             assert time.monotonic() < deadline, audit_outcomes(server.endpoint, None, name)
             await asyncio.sleep(0.1)
         assert time.monotonic() - started < 15
+        await call(session, "delete_database", name=name)
+
+
+# ---- stdio: `dbforge mcp` -------------------------------------------------------------------
+
+
+async def test_stdio_lists_the_same_tools_in_both_modes(server: DBForgeServer) -> None:
+    async with stdio_session(server.endpoint) as session, http_session(server.endpoint) as http:
+        stdio_tools = (await session.list_tools()).tools
+        http_tools = (await http.list_tools()).tools
+        assert [t.name for t in stdio_tools] == FULL
+        # The same catalogue: descriptions and schemas are identical on both transports.
+        assert [(t.description, t.input_schema) for t in stdio_tools] == [
+            (t.description, t.input_schema) for t in http_tools
+        ]
+    async with stdio_session(server.endpoint, tools="minimal") as session:
+        assert await tool_names(session) == MINIMAL
+
+
+async def test_create_execute_query_describe_delete_over_stdio(auth_server: DBForgeServer) -> None:
+    async with stdio_session(auth_server.endpoint, ADMIN_KEY) as session:
+        await lifecycle(session)
+
+
+async def test_stdio_without_a_valid_key_fails(auth_server: DBForgeServer) -> None:
+    with pytest.raises(BaseException) as failed:
+        async with stdio_session(auth_server.endpoint, "not-a-key-0123456789abcdef") as session:
+            await session.list_tools()
+    assert failed.value is not None
+
+
+async def test_stdio_read_key_is_not_offered_execute_and_is_refused_it(auth_server: DBForgeServer) -> None:
+    name = unique("mcpsro")
+    with dbforge.Client(auth_server.endpoint, api_key=ADMIN_KEY) as admin:
+        admin.create_database(name)
+        admin.execute(name, "CREATE TABLE t (a INTEGER)")
+        _, read_key = admin.create_api_key(unique("reader"), grants=[Grant.database(name, Role.READ)])
+    async with stdio_session(auth_server.endpoint, read_key) as session:
+        assert await tool_names(session) == READ_ONLY
+        refused = await session.call_tool("execute", {"database": name, "sql": "DELETE FROM t"})
+        assert refused.is_error and text(refused).startswith("PERMISSION_DENIED: ")
+        written = await session.call_tool("query", {"database": name, "sql": "INSERT INTO t VALUES (1)"})
+        assert written.is_error and "execute" in text(written)
+    with dbforge.Client(auth_server.endpoint, api_key=ADMIN_KEY) as admin:
+        admin.delete_database(name)
+
+
+async def test_stdio_cut_result_says_so(server: DBForgeServer) -> None:
+    async with stdio_session(server.endpoint) as session:
+        name = unique("mcpscut")
+        await call(session, "create_database", name=name)
+        many = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) SELECT x FROM c"
+        r = await call(session, "query", database=name, sql=many, max_rows=5)
+        assert r["rows"] == [[1], [2], [3], [4], [5]] and r["truncated_by"] == "max_rows"
+        r = await call(session, "query", database=name, sql=many, max_rows=1000, max_bytes=100)
+        assert r["truncated"] is True and r["truncated_by"] == "max_bytes"
+        await call(session, "delete_database", name=name)
+
+
+async def test_stdio_cancelling_a_running_query_cancels_it_on_the_gateway(server: DBForgeServer) -> None:
+    async with stdio_session(server.endpoint) as session:
+        name = unique("mcpscancel")
+        await call(session, "create_database", name=name)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(session.call_tool("query", {"database": name, "sql": ENDLESS}), 1.0)
+        assert (await call(session, "query", database=name, sql="SELECT 1"))["rows"] == [[1]]
+        # The stdio server's query runs as ExportQuery on the gateway.
+        deadline = time.monotonic() + 10
+        while ("ExportQuery", "CANCELLED") not in audit_outcomes(server.endpoint, None, name):
+            assert time.monotonic() < deadline, audit_outcomes(server.endpoint, None, name)
+            await asyncio.sleep(0.1)
         await call(session, "delete_database", name=name)

@@ -12,28 +12,34 @@
 //!   read-only login a read grant uses, so the engine refuses a write whatever the key's role;
 //!   writes go through `execute`, which (with the other writing tools) is listed only for keys
 //!   that may write somewhere.
-//! - **Results sized for a model** ([`render`]): `max_rows` and `max_bytes` budgets, and a cut
+//! - **Results sized for a model** ([`dbforge_mcp::render`]): `max_rows` and `max_bytes` budgets, and a cut
 //!   result says so (`truncated`, `truncated_by`, `row_count`).
-//! - **Descriptions from the proto** ([`tools`], [`docs`]).
+//! - **Descriptions from the proto.** The catalogue (names, descriptions, schemas, modes) and the
+//!   shape of results are the `dbforge-mcp` crate's, shared with `dbforge mcp` (the CLI's stdio
+//!   server); descriptions are read from this server's descriptor set ([`pb::FILE_DESCRIPTOR_SET`]).
 //! - **Cancellation.** `notifications/cancelled` cancels the call's token; the running tool is
 //!   dropped, which drops its row stream and so cancels the statement (the Cancellation clause of
 //!   `backend/mod.rs`), and the audit record says CANCELLED.
 
-pub mod docs;
-pub mod render;
-pub mod tools;
+use std::sync::{Arc, LazyLock};
 
-use std::sync::Arc;
+use dbforge_mcp::{
+    Mode,
+    args::{self, Args},
+    docs::Docs,
+    render::{Csv, Cut, Rows},
+    resources,
+    tools::{self, ToolSpec},
+};
 
 use futures::StreamExt;
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        JsonObject, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-        PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-        ReadResourceResult, Resource, ResourceContents, ResourceTemplate, ServerCapabilities,
-        ServerConfig,
+        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+        ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+        ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig,
     },
     service::RequestContext,
     transport::streamable_http_server::{
@@ -44,10 +50,6 @@ use serde_json::{Value as Json, json};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use self::{
-    render::{Cut, Rows},
-    tools::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, ToolSpec},
-};
 use crate::{
     api::{
         Call,
@@ -61,7 +63,7 @@ use crate::{
         error::{Error, Result},
         forge::{DatabaseSpec, Forge, ListFilter},
         names::Identifier,
-        transfer::{CsvOptions, ExportFormat, ExportSource},
+        transfer::{CsvOptions, ExportFormat, ExportSource, json_value},
         value::{RowEvent, Statement, Truncation, Value},
     },
     pb,
@@ -70,9 +72,16 @@ use crate::{
 /// The path of the endpoint.
 pub const PATH: &str = "/mcp";
 
-/// The scheme and prefix of the schema resources: `dbforge://databases/{name}/schema`.
-const RESOURCE_PREFIX: &str = "dbforge://databases/";
-const RESOURCE_SUFFIX: &str = "/schema";
+/// The proto's comments, from the descriptor set reflection serves.
+static DOCS: LazyLock<Docs> = LazyLock::new(|| Docs::new(pb::FILE_DESCRIPTOR_SET));
+
+fn mode(tools: McpTools) -> Mode {
+    match tools {
+        McpTools::Full => Mode::Full,
+        McpTools::Minimal => Mode::Minimal,
+        McpTools::Off => Mode::Off,
+    }
+}
 
 /// The `/mcp` route: authentication, then the streamable HTTP transport of `rmcp`, whose
 /// sessions each get an [`McpApi`]. `stop` ends open event streams at shutdown.
@@ -84,7 +93,7 @@ pub fn router(
     forge: Forge,
     auth: Authenticator,
     limits: Arc<KeyLimits>,
-    mode: McpTools,
+    which: McpTools,
     insecure: bool,
     stop: CancellationToken,
 ) -> axum::Router {
@@ -95,7 +104,7 @@ pub fn router(
     let api = McpApi {
         forge,
         limits,
-        mode,
+        mode: mode(which),
     };
     let service = StreamableHttpService::new(
         move || Ok(api.clone()),
@@ -160,7 +169,7 @@ async fn authenticate(
 pub struct McpApi {
     forge: Forge,
     limits: Arc<KeyLimits>,
-    mode: McpTools,
+    mode: Mode,
 }
 
 /// The caller the authentication layer recorded; its absence is a wiring bug.
@@ -181,9 +190,7 @@ impl ServerHandler for McpApi {
                 .build(),
         )
         .with_server_info(Implementation::new("dbforge", env!("CARGO_PKG_VERSION")))
-        .with_instructions(
-            "DB-Forge: isolated databases on demand. Read a database's schema before writing SQL.",
-        )
+        .with_instructions(dbforge_mcp::INSTRUCTIONS)
     }
 
     async fn list_tools(
@@ -193,7 +200,7 @@ impl ServerHandler for McpApi {
     ) -> Result<ListToolsResult, McpError> {
         let who = caller(&ctx)?;
         let tools = tools::offered(self.mode, who.may_write_somewhere())
-            .map(ToolSpec::tool)
+            .map(|t| t.tool(&DOCS))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -214,10 +221,10 @@ impl ServerHandler for McpApi {
         };
         let args = Args(request.arguments.unwrap_or_default());
         let mut call = Call::new(self.forge.audit(), &who, spec.rpc);
-        if let Some(db) = args.0.get("database").or(args.0.get("name")) {
-            call = call.database(db.as_str().unwrap_or_default());
+        if let Some(db) = args.target() {
+            call = call.database(db);
         }
-        if let Some(sql) = args.0.get("sql").and_then(Json::as_str) {
+        if let Some(sql) = args.sql() {
             call = call.statement(sql);
         }
         let outcome = tokio::select! {
@@ -263,7 +270,7 @@ impl ServerHandler for McpApi {
             .iter()
             .map(|db| {
                 Resource::new(
-                    format!("{RESOURCE_PREFIX}{}{RESOURCE_SUFFIX}", db.name),
+                    resources::uri(db.name.as_str()),
                     format!("{} schema", db.name),
                 )
                 .with_description(format!(
@@ -282,12 +289,9 @@ impl ServerHandler for McpApi {
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
         Ok(ListResourceTemplatesResult::with_all_items(vec![
-            ResourceTemplate::new(
-                format!("{RESOURCE_PREFIX}{{name}}{RESOURCE_SUFFIX}"),
-                "database schema",
-            )
-            .with_description("A database's schema in the compact form of describe_schema")
-            .with_mime_type("text/plain"),
+            ResourceTemplate::new(resources::TEMPLATE, "database schema")
+                .with_description("A database's schema in the compact form of describe_schema")
+                .with_mime_type("text/plain"),
         ]))
     }
 
@@ -298,16 +302,8 @@ impl ServerHandler for McpApi {
     ) -> Result<ReadResourceResponse, McpError> {
         let who = caller(&ctx)?;
         let uri = request.uri;
-        let Some(name) = uri
-            .strip_prefix(RESOURCE_PREFIX)
-            .and_then(|rest| rest.strip_suffix(RESOURCE_SUFFIX))
-        else {
-            return Err(McpError::resource_not_found(
-                format!(
-                    "no resource {uri:?}: resources are {RESOURCE_PREFIX}<name>{RESOURCE_SUFFIX}"
-                ),
-                None,
-            ));
+        let Some(name) = resources::database(&uri) else {
+            return Err(McpError::resource_not_found(resources::unknown(&uri), None));
         };
         let call = Call::new(self.forge.audit(), &who, "GetSchema").database(name);
         let schema = self.forge.schema(&who, name, None).await;
@@ -386,15 +382,15 @@ impl McpApi {
                 let _permit: StreamPermit = self.limits.open_stream(who)?;
                 // One row past the budget tells a cut result from one that fits exactly.
                 let mut rows = forge
-                    .query_read_only(who, db, args.statement()?, max_rows.saturating_add(1))
+                    .query_read_only(who, db, statement(args)?, max_rows.saturating_add(1))
                     .await?;
                 let mut out = Rows::new(max_rows, max_bytes);
                 'read: while let Some(event) = rows.next().await {
                     match event? {
-                        RowEvent::Columns(columns) => out.columns(&columns),
+                        RowEvent::Columns(columns) => out.columns(names(&columns)),
                         RowEvent::Rows(batch) => {
                             for row in &batch {
-                                if !out.push(row)? {
+                                if !out.wants_more() || !out.push(&row_json(row)?) {
                                     // Dropping the stream cancels the statement.
                                     break 'read;
                                 }
@@ -419,11 +415,11 @@ impl McpApi {
             "execute" => {
                 let db = args.required("database")?;
                 let (max_rows, max_bytes) = args.budgets()?;
-                let result = forge.execute(who, db, args.statement()?).await?;
+                let result = forge.execute(who, db, statement(args)?).await?;
                 let mut out = Rows::new(max_rows, max_bytes);
-                out.columns(&result.columns);
+                out.columns(names(&result.columns));
                 for row in &result.rows {
-                    if !out.push(row)? {
+                    if !out.wants_more() || !out.push(&row_json(row)?) {
                         break;
                     }
                 }
@@ -470,7 +466,7 @@ impl McpApi {
             "explain" => {
                 let db = args.required("database")?;
                 let plan = forge
-                    .explain(who, db, args.statement()?, args.flag("analyze")?)
+                    .explain(who, db, statement(args)?, args.flag("analyze")?)
                     .await?;
                 let out = json!({"plan": plan.raw, "full_scans": plan.full_scans()});
                 Ok(Done::json(out.to_string()))
@@ -478,42 +474,23 @@ impl McpApi {
             "export_query_csv" => {
                 let db = args.required("database")?;
                 let (_, max_bytes) = args.budgets()?;
-                let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
                 let _permit: StreamPermit = self.limits.open_stream(who)?;
-                let source = ExportSource::Query(args.statement()?);
+                let source = ExportSource::Query(statement(args)?);
                 let mut chunks = forge
                     .export(who, db, source, ExportFormat::Csv, CsvOptions::default())
                     .await?;
-                let mut csv = Vec::new();
-                let (mut rows, mut truncated) = (0, false);
+                let mut csv = Csv::new(max_bytes);
                 while let Some(chunk) = chunks.next().await {
                     let chunk = chunk?;
-                    if csv.len() + chunk.data.len() > max_bytes {
-                        // Keep whole lines only: a cut CSV row would read as a short one.
-                        let room = max_bytes - csv.len();
-                        let keep = chunk.data[..room]
-                            .iter()
-                            .rposition(|b| *b == b'\n')
-                            .map_or(0, |i| i + 1);
-                        csv.extend_from_slice(&chunk.data[..keep]);
-                        truncated = true;
+                    if !csv.push(&chunk.data, chunk.rows) {
                         break;
                     }
-                    csv.extend_from_slice(&chunk.data);
-                    rows += chunk.rows;
                 }
-                let summary = if truncated {
-                    json!({"truncated": true, "truncated_by": "max_bytes", "bytes": csv.len(),
-                           "note": "only the first lines of the CSV are shown; narrow the query or raise max_bytes"})
-                } else {
-                    json!({"truncated": false, "rows": rows, "bytes": csv.len()})
-                };
+                let rows = csv.rows();
+                let (text, summary) = csv.finish();
                 Ok(Done {
-                    content: vec![
-                        ContentBlock::text(String::from_utf8_lossy(&csv).into_owned()),
-                        ContentBlock::text(summary.to_string()),
-                    ],
-                    rows: (!truncated).then_some(rows),
+                    content: vec![ContentBlock::text(text), ContentBlock::text(summary)],
+                    rows,
                 })
             }
             other => Err(Error::internal(format!(
@@ -523,73 +500,56 @@ impl McpApi {
     }
 }
 
-/// A tool call's arguments, checked against the types its schema promises.
-struct Args(JsonObject);
+impl From<args::ArgError> for Error {
+    fn from(e: args::ArgError) -> Self {
+        Error::invalid(e.field, e.reason)
+    }
+}
 
-impl Args {
-    fn text(&self, name: &'static str) -> Result<Option<&str>> {
-        match self.0.get(name) {
-            None | Some(Json::Null) => Ok(None),
-            Some(Json::String(s)) => Ok(Some(s)),
-            Some(_) => Err(Error::invalid(name, "must be a string")),
+/// `sql` and `params` as the core's statement.
+fn statement(args: &Args) -> Result<Statement> {
+    let (sql, params) = args.statement()?;
+    let params = params
+        .into_iter()
+        .map(|p| match p {
+            args::Param::Null => Value::Null,
+            args::Param::Bool(b) => Value::Bool(b),
+            args::Param::Int(i) => Value::Int(i),
+            args::Param::Float(f) => Value::Float(f),
+            args::Param::Text(t) => Value::Text(t),
+        })
+        .collect();
+    Ok(Statement { sql, params })
+}
+
+fn names(columns: &[crate::core::value::Column]) -> Vec<String> {
+    columns.iter().map(|c| c.name.clone()).collect()
+}
+
+/// A row as a JSON array, its cells written by the encoder of JSON exports.
+fn row_json(row: &[Value]) -> Result<Vec<u8>> {
+    let mut out = vec![b'['];
+    for (i, v) in row.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
+        json_value(&mut out, v)?;
     }
+    out.push(b']');
+    Ok(out)
+}
 
-    fn required(&self, name: &'static str) -> Result<&str> {
-        self.text(name)?
-            .ok_or_else(|| Error::invalid(name, "is required"))
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn count(&self, name: &'static str) -> Result<Option<u64>> {
-        match self.0.get(name) {
-            None | Some(Json::Null) => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| Error::invalid(name, "must be a non-negative integer")),
-        }
-    }
-
-    fn flag(&self, name: &'static str) -> Result<bool> {
-        match self.0.get(name) {
-            None | Some(Json::Null) => Ok(false),
-            Some(Json::Bool(b)) => Ok(*b),
-            Some(_) => Err(Error::invalid(name, "must be true or false")),
-        }
-    }
-
-    /// `max_rows` and `max_bytes`, with their defaults.
-    fn budgets(&self) -> Result<(u64, u64)> {
-        Ok((
-            self.count("max_rows")?.unwrap_or(DEFAULT_MAX_ROWS),
-            self.count("max_bytes")?.unwrap_or(DEFAULT_MAX_BYTES),
-        ))
-    }
-
-    /// `sql` with `params`: JSON null, booleans, integers, floats and strings.
-    fn statement(&self) -> Result<Statement> {
-        let sql = self.required("sql")?.to_owned();
-        let params = match self.0.get("params") {
-            None | Some(Json::Null) => Vec::new(),
-            Some(Json::Array(items)) => items
-                .iter()
-                .map(|v| match v {
-                    Json::Null => Ok(Value::Null),
-                    Json::Bool(b) => Ok(Value::Bool(*b)),
-                    Json::Number(n) => n
-                        .as_i64()
-                        .map(Value::Int)
-                        .or_else(|| n.as_f64().map(Value::Float))
-                        .ok_or_else(|| Error::invalid("params", format!("{n} is out of range"))),
-                    Json::String(s) => Ok(Value::Text(s.clone())),
-                    _ => Err(Error::invalid(
-                        "params",
-                        "each parameter must be null, a boolean, a number or a string",
-                    )),
-                })
-                .collect::<Result<_>>()?,
-            Some(_) => return Err(Error::invalid("params", "must be an array")),
-        };
-        Ok(Statement { sql, params })
+    #[test]
+    fn every_description_taken_from_the_proto_exists_there() {
+        assert_eq!(tools::missing_docs(&DOCS), Vec::<String>::new());
+        let create = tools::spec("create_database").map(|t| t.tool(&DOCS));
+        assert_eq!(
+            create.and_then(|t| t.description).as_deref(),
+            Some("Spawns a new, empty, isolated database.")
+        );
     }
 }

@@ -1,17 +1,11 @@
 //! Results sized for a model's context: rows as compact JSON, cut at a row count or a byte
 //! budget, and a cut result says so (`truncated`, `truncated_by`, `row_count` = rows sent), never
-//! silently. Cells are written by the one JSON encoder exports use
-//! ([`json_value`](crate::core::transfer::json_value)).
+//! silently. Each server encodes a row's cells as a JSON array in its own way (the gateway with
+//! the encoder its exports use); the shape around them is written here once.
 
 use std::fmt::Write as _;
 
 use serde_json::Value as Json;
-
-use crate::core::{
-    error::Result,
-    transfer::json_value,
-    value::{Column, Value},
-};
 
 /// Why a result was cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,40 +52,36 @@ impl Rows {
         }
     }
 
-    /// The result's columns.
-    pub fn columns(&mut self, columns: &[Column]) {
-        self.columns = columns.iter().map(|c| c.name.clone()).collect();
+    /// The result's column names.
+    pub fn columns(&mut self, names: Vec<String>) {
+        self.columns = names;
     }
 
-    /// Adds a row. False when it is past a budget: the result is then cut, and the caller
-    /// stops reading (which cancels the statement).
-    pub fn push(&mut self, row: &[Value]) -> Result<bool> {
-        if self.cut.is_some() {
-            return Ok(false);
-        }
-        if self.sent >= self.max_rows {
+    /// Whether one more row may be added (false once cut, or at `max_rows`, which cuts it):
+    /// asked before encoding a row, so that a cut result costs no encoding.
+    pub fn wants_more(&mut self) -> bool {
+        if self.cut.is_none() && self.sent >= self.max_rows {
             self.cut = Some(Cut::MaxRows);
-            return Ok(false);
         }
-        let mut cell = Vec::new();
-        cell.push(b'[');
-        for (i, v) in row.iter().enumerate() {
-            if i > 0 {
-                cell.push(b',');
-            }
-            json_value(&mut cell, v)?;
+        self.cut.is_none()
+    }
+
+    /// Adds a row, its cells encoded as one JSON array. False when it is past a budget: the
+    /// result is then cut, and the caller stops reading (which cancels the statement).
+    pub fn push(&mut self, row_json: &[u8]) -> bool {
+        if !self.wants_more() {
+            return false;
         }
-        cell.push(b']');
-        if self.rows.len() + cell.len() + 1 > self.max_bytes {
+        if self.rows.len() + row_json.len() + 1 > self.max_bytes {
             self.cut = Some(Cut::MaxBytes);
-            return Ok(false);
+            return false;
         }
         if !self.rows.is_empty() {
             self.rows.push(b',');
         }
-        self.rows.extend_from_slice(&cell);
+        self.rows.extend_from_slice(row_json);
         self.sent += 1;
-        Ok(true)
+        true
     }
 
     /// Marks the result as cut by something else than this renderer's budgets.
@@ -156,24 +146,19 @@ impl Rows {
 mod tests {
     use super::*;
 
-    fn rendered(rows: &mut Rows, n: i64) -> Json {
-        rows.columns(&[Column {
-            name: "n".into(),
-            declared_type: String::new(),
-            kind: crate::core::value::ValueKind::Int,
-        }]);
+    fn rendered(mut rows: Rows, n: i64) -> Json {
+        rows.columns(vec!["n".into()]);
         for i in 0..n {
-            if !rows.push(&[Value::Int(i)]).unwrap() {
+            if !rows.push(format!("[{i}]").as_bytes()) {
                 break;
             }
         }
-        let rows = std::mem::replace(rows, Rows::new(0, 0));
         serde_json::from_str(&rows.finish(&[])).unwrap()
     }
 
     #[test]
     fn a_result_within_its_budgets_is_whole_and_says_so() {
-        let v = rendered(&mut Rows::new(10, 1000), 3);
+        let v = rendered(Rows::new(10, 1000), 3);
         assert_eq!(v["rows"], serde_json::json!([[0], [1], [2]]));
         assert_eq!(v["row_count"], 3);
         assert_eq!(v["truncated"], false);
@@ -182,7 +167,7 @@ mod tests {
 
     #[test]
     fn a_result_past_max_rows_is_cut_and_says_so() {
-        let v = rendered(&mut Rows::new(2, 1000), 5);
+        let v = rendered(Rows::new(2, 1000), 5);
         assert_eq!(v["rows"], serde_json::json!([[0], [1]]));
         assert_eq!(v["row_count"], 2);
         assert_eq!(v["truncated"], true);
@@ -192,7 +177,7 @@ mod tests {
     #[test]
     fn a_result_past_max_bytes_is_cut_and_says_so() {
         // "[0]" is 3 bytes, each further row 4 with its comma.
-        let v = rendered(&mut Rows::new(100, 10), 5);
+        let v = rendered(Rows::new(100, 10), 5);
         assert_eq!(v["row_count"], 2);
         assert_eq!(v["truncated"], true);
         assert_eq!(v["truncated_by"], "max_bytes");
@@ -200,7 +185,69 @@ mod tests {
 
     #[test]
     fn exactly_max_rows_rows_is_not_a_cut() {
-        let v = rendered(&mut Rows::new(3, 1000), 3);
+        let v = rendered(Rows::new(3, 1000), 3);
         assert_eq!(v["truncated"], false);
+    }
+}
+
+/// A CSV export cut at a byte budget on a line boundary (a cut row would read as a short one),
+/// and a summary that says whether it was cut.
+#[derive(Debug)]
+pub struct Csv {
+    max_bytes: usize,
+    text: Vec<u8>,
+    rows: u64,
+    truncated: bool,
+}
+
+impl Csv {
+    /// At most `max_bytes` bytes.
+    pub fn new(max_bytes: u64) -> Self {
+        Self {
+            max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
+            text: Vec::new(),
+            rows: 0,
+            truncated: false,
+        }
+    }
+
+    /// Adds the next chunk of the file holding `rows` rows. False when it did not fit: the
+    /// export is then cut after its last whole line, and the caller stops reading.
+    pub fn push(&mut self, chunk: &[u8], rows: u64) -> bool {
+        if self.truncated {
+            return false;
+        }
+        if self.text.len() + chunk.len() > self.max_bytes {
+            let room = self.max_bytes - self.text.len();
+            let keep = chunk[..room]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i + 1);
+            self.text.extend_from_slice(&chunk[..keep]);
+            self.truncated = true;
+            return false;
+        }
+        self.text.extend_from_slice(chunk);
+        self.rows += rows;
+        true
+    }
+
+    /// Rows in a whole export; unknown (None) once cut.
+    pub fn rows(&self) -> Option<u64> {
+        (!self.truncated).then_some(self.rows)
+    }
+
+    /// The CSV text and the summary (JSON): `truncated`, and `rows` or `truncated_by` with a note.
+    pub fn finish(self) -> (String, String) {
+        let summary = if self.truncated {
+            serde_json::json!({"truncated": true, "truncated_by": "max_bytes", "bytes": self.text.len(),
+                "note": "only the first lines of the CSV are shown; narrow the query or raise max_bytes"})
+        } else {
+            serde_json::json!({"truncated": false, "rows": self.rows, "bytes": self.text.len()})
+        };
+        (
+            String::from_utf8_lossy(&self.text).into_owned(),
+            summary.to_string(),
+        )
     }
 }

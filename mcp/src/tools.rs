@@ -1,6 +1,6 @@
-//! The tool catalogue: names, descriptions and input schemas, written once here for both modes.
-//! Descriptions are the proto's comments where they fit ([`Doc::Proto`], read by
-//! [`super::docs`]); where a tool differs from its RPC (query is read-only and sized for a
+//! The tool catalogue: names, descriptions and input schemas, written once here for both modes
+//! and both servers. Descriptions are the proto's comments where they fit ([`Doc::Proto`], read
+//! by [`super::docs`]); where a tool differs from its RPC (query is read-only and sized for a
 //! model) the difference is written here, beside the comment it extends.
 
 use std::sync::Arc;
@@ -8,8 +8,7 @@ use std::sync::Arc;
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde_json::{Value as Json, json};
 
-use super::docs::first_paragraph;
-use crate::config::McpTools;
+use super::{Mode, docs::Docs};
 
 /// Rows a query returns by default: enough to see the shape of a result, small enough for a
 /// model's context (about 100 × a short row ≈ a few thousand tokens).
@@ -30,10 +29,10 @@ pub enum Doc {
 
 impl Doc {
     /// The description text.
-    pub fn text(self) -> String {
+    pub fn text(self, docs: &Docs) -> String {
         match self {
-            Doc::Proto(name) => first_paragraph(name),
-            Doc::ProtoAnd(name, more) => format!("{} {more}", first_paragraph(name)),
+            Doc::Proto(name) => docs.first_paragraph(name),
+            Doc::ProtoAnd(name, more) => format!("{} {more}", docs.first_paragraph(name)),
             Doc::Own(text) => text.to_owned(),
         }
     }
@@ -303,10 +302,25 @@ pub const TOOLS: &[ToolSpec] = &[
 ];
 
 /// The tools offered in `mode` to a caller that may (or may not) write somewhere.
-pub fn offered(mode: McpTools, may_write: bool) -> impl Iterator<Item = &'static ToolSpec> {
+pub fn offered(mode: Mode, may_write: bool) -> impl Iterator<Item = &'static ToolSpec> {
     TOOLS.iter().filter(move |t| {
-        (mode == McpTools::Full || t.minimal) && (may_write || !t.writes) && mode != McpTools::Off
+        (mode == Mode::Full || t.minimal) && (may_write || !t.writes) && mode != Mode::Off
     })
+}
+
+/// The proto comments the catalogue names that `docs` lacks (a server's test asserts none).
+pub fn missing_docs(docs: &Docs) -> Vec<String> {
+    let mut missing = Vec::new();
+    for t in TOOLS {
+        for d in std::iter::once(t.doc).chain(t.args.iter().map(|a| a.doc)) {
+            if let Doc::Proto(name) | Doc::ProtoAnd(name, _) = d
+                && docs.first_paragraph(name).is_empty()
+            {
+                missing.push(format!("{}: {name}", t.name));
+            }
+        }
+    }
+    missing
 }
 
 /// The spec of a tool by name.
@@ -315,8 +329,8 @@ pub fn spec(name: &str) -> Option<&'static ToolSpec> {
 }
 
 impl ToolSpec {
-    /// The MCP tool definition.
-    pub fn tool(&self) -> Tool {
+    /// The MCP tool definition, described from `docs`.
+    pub fn tool(&self, docs: &Docs) -> Tool {
         let mut properties = serde_json::Map::new();
         for a in self.args {
             let mut p = match a.kind {
@@ -329,7 +343,7 @@ impl ToolSpec {
                     "items": {"type": ["string", "number", "boolean", "null"]},
                 }),
             };
-            p["description"] = Json::String(a.doc.text());
+            p["description"] = Json::String(a.doc.text(docs));
             properties.insert(a.name.to_owned(), p);
         }
         let required: Vec<&str> = self
@@ -351,7 +365,7 @@ impl ToolSpec {
         } else {
             ToolAnnotations::new().read_only(true)
         };
-        Tool::new(self.name, self.doc.text(), Arc::new(schema)).with_annotations(annotations)
+        Tool::new(self.name, self.doc.text(docs), Arc::new(schema)).with_annotations(annotations)
     }
 }
 
@@ -359,34 +373,15 @@ impl ToolSpec {
 mod tests {
     use super::*;
 
-    fn docs(t: &ToolSpec) -> impl Iterator<Item = Doc> + '_ {
-        std::iter::once(t.doc).chain(t.args.iter().map(|a| a.doc))
-    }
-
-    #[test]
-    fn every_description_taken_from_the_proto_exists_there() {
-        for t in TOOLS {
-            for d in docs(t) {
-                if let Doc::Proto(name) | Doc::ProtoAnd(name, _) = d {
-                    assert!(
-                        !first_paragraph(name).is_empty(),
-                        "tool {}: no proto comment on {name}",
-                        t.name
-                    );
-                }
-            }
-        }
-    }
-
     #[test]
     fn minimal_mode_offers_list_describe_and_query() {
-        let names: Vec<_> = offered(McpTools::Minimal, true).map(|t| t.name).collect();
+        let names: Vec<_> = offered(Mode::Minimal, true).map(|t| t.name).collect();
         assert_eq!(names, ["list_databases", "describe_schema", "query"]);
     }
 
     #[test]
     fn writing_tools_are_offered_only_to_keys_that_may_write() {
-        let read: Vec<_> = offered(McpTools::Full, false).map(|t| t.name).collect();
+        let read: Vec<_> = offered(Mode::Full, false).map(|t| t.name).collect();
         assert_eq!(
             read,
             [
@@ -397,18 +392,29 @@ mod tests {
                 "export_query_csv"
             ]
         );
-        assert_eq!(offered(McpTools::Full, true).count(), TOOLS.len());
-        assert_eq!(offered(McpTools::Off, true).count(), 0);
+        assert_eq!(offered(Mode::Full, true).count(), TOOLS.len());
+        assert_eq!(offered(Mode::Off, true).count(), 0);
     }
 
     #[test]
     fn the_query_description_promises_what_the_defaults_are() {
-        assert!(MAX_ROWS.doc.text().contains(&DEFAULT_MAX_ROWS.to_string()));
+        let docs = Docs::default();
+        assert!(
+            MAX_ROWS
+                .doc
+                .text(&docs)
+                .contains(&DEFAULT_MAX_ROWS.to_string())
+        );
         assert!(
             MAX_BYTES
                 .doc
-                .text()
+                .text(&docs)
                 .contains(&DEFAULT_MAX_BYTES.to_string())
         );
+    }
+
+    #[test]
+    fn without_comments_every_proto_description_is_reported_missing() {
+        assert!(!missing_docs(&Docs::default()).is_empty());
     }
 }
