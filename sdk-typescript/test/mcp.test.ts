@@ -4,10 +4,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { getEncoding } from "js-tiktoken";
 import { Grant, Role, connect } from "../src/node.js";
-import { startServer, unique, type TestServer } from "./server.js";
+import { cliBinary, startServer, unique, type TestServer } from "./server.js";
 
 const ADMIN_KEY = "ts-mcp-admin-key-0123456789abcdef";
 /** The issue's budget for the whole tools/list answer in minimal mode. */
@@ -18,6 +19,16 @@ async function mcp(server: TestServer, key?: string): Promise<Client> {
   const transport = new StreamableHTTPClientTransport(new URL(`${server.endpoint}/mcp`), {
     requestInit: key ? { headers: { Authorization: `Bearer ${key}` } } : {},
   });
+  const client = new Client({ name: "dbforge-ts-test", version: "1.0.0" });
+  await client.connect(transport);
+  return client;
+}
+
+/** `dbforge mcp` as a host starts it, with the gateway's endpoint and key in the CLI's variables. */
+async function stdio(server: TestServer, key?: string, tools = "full"): Promise<Client> {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", DBFORGE_ENDPOINT: server.endpoint };
+  if (key) env.DBFORGE_API_KEY = key;
+  const transport = new StdioClientTransport({ command: cliBinary(), args: ["mcp", "--tools", tools], env });
   const client = new Client({ name: "dbforge-ts-test", version: "1.0.0" });
   await client.connect(transport);
   return client;
@@ -152,6 +163,47 @@ describe("MCP over streamable HTTP", () => {
       }
       assert.deepEqual((await call(client, "query", { database: name, sql: "SELECT 1 AS one" })).rows, [[1]]);
       await call(client, "delete_database", { name });
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe("MCP over stdio (dbforge mcp)", () => {
+  let keyed: TestServer;
+
+  before(async () => {
+    keyed = await startServer([], { env: { DBFORGE_ADMIN_KEY: ADMIN_KEY } });
+  });
+  after(async () => {
+    await keyed.stop();
+  });
+
+  test("lists the tools /mcp lists, with the same descriptions, in both modes", async () => {
+    const local = await stdio(keyed, ADMIN_KEY);
+    const remote = await mcp(keyed, ADMIN_KEY);
+    const small = await stdio(keyed, ADMIN_KEY, "minimal");
+    try {
+      const [a, b] = [(await local.listTools()).tools, (await remote.listTools()).tools];
+      assert.deepEqual(a.map((t) => [t.name, t.description, t.inputSchema]), b.map((t) => [t.name, t.description, t.inputSchema]));
+      assert.deepEqual((await small.listTools()).tools.map((t) => t.name), ["list_databases", "describe_schema", "query"]);
+    } finally {
+      await Promise.all([local.close(), remote.close(), small.close()]);
+    }
+  });
+
+  test("create, execute, query, describe and delete", async () => {
+    const client = await stdio(keyed, ADMIN_KEY);
+    try {
+      const name = unique("tsstdio");
+      await call(client, "create_database", { name });
+      await call(client, "execute", { database: name, sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)" });
+      await call(client, "execute", { database: name, sql: "INSERT INTO t (v) VALUES (?)", params: ["a"] });
+      const rows = await call(client, "query", { database: name, sql: "SELECT id, v FROM t" });
+      assert.deepEqual(rows, { columns: ["id", "v"], rows: [[1, "a"]], row_count: 1, truncated: false });
+      const schema = (await client.callTool({ name: "describe_schema", arguments: { database: name } })) as ToolResult;
+      assert.match(textOf(schema), /CREATE TABLE t/);
+      assert.deepEqual(await call(client, "delete_database", { name }), { deleted: true });
     } finally {
       await client.close();
     }
