@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import time
+import urllib.error
 import urllib.request
 from contextlib import asynccontextmanager
 from pathlib import Path
