@@ -1,6 +1,6 @@
 //! Generates the gRPC client stubs from `../proto`.
 
-use std::{env, error::Error};
+use std::{env, error::Error, path::PathBuf};
 
 const PROTOS: &[&str] = &[
     "../proto/dbforge/v1/types.proto",
@@ -22,8 +22,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     unsafe {
         env::set_var("PROTOC", protoc);
     }
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .build_server(false)
+        // With the proto's comments: `dbforge mcp` describes its tools with them.
+        .file_descriptor_set_path(out_dir.join("dbforge_descriptor.bin"))
         .compile_protos(PROTOS, &["../proto"])?;
     println!("cargo:rerun-if-changed=../proto");
     Ok(())

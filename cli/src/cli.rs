@@ -208,6 +208,9 @@ pub enum Command {
     /// Show the config file and the settings in effect.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Serve MCP (the Model Context Protocol) on stdin/stdout for an agent host, with the tools
+    /// of the gateway's /mcp endpoint, calling the gateway with this command's endpoint and key.
+    Mcp(McpArgs),
     /// Print a shell completion script, e.g. `dbforge completions bash > /etc/bash_completion.d/dbforge`.
     Completions {
         /// The shell.
@@ -930,4 +933,28 @@ pub enum ConfigCommand {
     Path,
     /// Print the settings in effect and where each came from (the API key masked).
     Show,
+}
+
+/// `dbforge mcp`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Agent hosts start it as a process and speak MCP over its stdin and stdout, e.g. in Claude
+Desktop's claude_desktop_config.json:
+  {\"mcpServers\": {\"dbforge\": {\"command\": \"dbforge\", \"args\": [\"mcp\"],
+    \"env\": {\"DBFORGE_ENDPOINT\": \"http://127.0.0.1:50051\", \"DBFORGE_API_KEY\": \"...\"}}}}
+The tools are those of the gateway's /mcp endpoint; writing tools are listed only when the key
+may write.")]
+pub struct McpArgs {
+    /// The tools to offer: full, or minimal (list_databases, describe_schema, query).
+    #[arg(long, value_enum, env = "DBFORGE_MCP_TOOLS", default_value = "full")]
+    pub tools: McpToolsArg,
+}
+
+/// `dbforge mcp --tools`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum McpToolsArg {
+    /// Every tool.
+    Full,
+    /// list_databases, describe_schema and query.
+    Minimal,
 }

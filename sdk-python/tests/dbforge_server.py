@@ -51,6 +51,25 @@ def server_binary() -> Path:
         return _built
 
 
+_cli_built: Optional[Path] = None
+
+
+def cli_binary() -> Path:
+    """The `dbforge` CLI binary: $DBFORGE_CLI_BIN, else built once with cargo."""
+    global _cli_built
+    explicit = os.environ.get("DBFORGE_CLI_BIN")
+    if explicit:
+        return Path(explicit)
+    with _build_lock:
+        if _cli_built is None:
+            subprocess.run(["cargo", "build", "--quiet", "-p", "dbforge-cli"], cwd=REPO, check=True)
+            target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+            if not target.is_absolute():
+                target = REPO / target
+            _cli_built = target / "debug" / "dbforge"
+        return _cli_built
+
+
 class DBForgeServer:
     """One server process on a free loopback port with its own data directory."""
 

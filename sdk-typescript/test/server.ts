@@ -23,6 +23,19 @@ export function serverBinary(): string {
   return built;
 }
 
+let builtCli: string | undefined;
+
+/** The `dbforge` CLI: $DBFORGE_CLI_BIN, or built once with `cargo build -p dbforge-cli`. */
+export function cliBinary(): string {
+  if (process.env.DBFORGE_CLI_BIN) return process.env.DBFORGE_CLI_BIN;
+  if (!builtCli) {
+    execFileSync("cargo", ["build", "--quiet", "-p", "dbforge-cli"], { cwd: REPO, stdio: "inherit" });
+    const target = process.env.CARGO_TARGET_DIR ? resolve(REPO, process.env.CARGO_TARGET_DIR) : join(REPO, "target");
+    builtCli = join(target, "debug", "dbforge");
+  }
+  return builtCli;
+}
+
 export interface TestServer {
   addr: string;
   endpoint: string;

@@ -108,6 +108,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which tools the MCP endpoint (`/mcp`) offers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum McpTools {
+    /// Every tool: databases, query, execute, schema, explain, CSV export.
+    #[default]
+    Full,
+    /// list_databases, describe_schema and query: a tool list of a few hundred tokens.
+    Minimal,
+    /// No MCP endpoint.
+    Off,
+}
+
 /// Flags of `dbforge-server`.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -172,6 +184,10 @@ pub struct Config {
     /// and unknown paths get 400 as before).
     #[arg(long, env = "DBFORGE_NO_DASHBOARD")]
     pub no_dashboard: bool,
+    /// The tools of the MCP endpoint at `/mcp` (streamable HTTP, the same API keys as gRPC):
+    /// `full`, `minimal` (list_databases, describe_schema, query) or `off`.
+    #[arg(long, env = "DBFORGE_MCP_TOOLS", value_enum, default_value_t = McpTools::Full)]
+    pub mcp_tools: McpTools,
     /// How long audit records are kept, e.g. "90d".
     #[arg(long, env = "DBFORGE_AUDIT_RETENTION", value_parser = humantime::parse_duration,
           default_value = duration_text(defaults::AUDIT_RETENTION))]

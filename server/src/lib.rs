@@ -2,6 +2,7 @@
 //!
 //! Layers, each depending only on the ones below it:
 //! - [`api`]: thin tonic adapters for `dbforge.v1` (generated in [`pb`]);
+//! - [`mcp`]: the MCP endpoint (`/mcp`), another thin adapter over the same core;
 //! - [`core`]: the domain (registry, spawn/prune, tables, limits), free of wire types;
 //! - [`backend`]: one trait and a module per engine.
 //!
@@ -22,6 +23,7 @@ pub mod backend;
 pub mod config;
 pub mod core;
 pub mod dashboard;
+pub mod mcp;
 pub mod metrics;
 pub mod pb;
 pub mod server;

@@ -141,7 +141,7 @@ pub async fn run(
     );
     let backup = InterceptedService::new(
         BackupServiceServer::new(BackupApi::new(forge.clone())),
-        auth,
+        auth.clone(),
     );
     // Install the metrics recorder before the first call records anything.
     install_telemetry(!cfg.disable_metrics);
@@ -210,6 +210,18 @@ pub async fn run(
             axum::routing::get(|| async { telemetry().render() }),
         )
         .merge(grpc);
+    // MCP (streamable HTTP) at /mcp: the same keys, grants, audit and metrics as gRPC.
+    let mcp_stop = tokio_util::sync::CancellationToken::new();
+    if cfg.mcp_tools != crate::config::McpTools::Off {
+        app = app.merge(crate::mcp::router(
+            forge.clone(),
+            auth,
+            Arc::clone(&key_limits),
+            cfg.mcp_tools,
+            cfg.insecure_no_auth,
+            mcp_stop.clone(),
+        ));
+    }
     // The dashboard takes every path no route above has (its own files, its app routes, and
     // gRPC calls to unknown services, which it answers UNIMPLEMENTED); without it, `/` is a
     // short page about the API and other paths keep tonic's answers.
@@ -244,6 +256,8 @@ pub async fn run(
         .add_routes(Routes::from(app))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
+            // Open MCP event streams would otherwise hold the graceful shutdown until the grace.
+            mcp_stop.cancel();
             signalled.notify_one();
         });
     // Graceful shutdown waits for clients to finish their calls and close; one that never does

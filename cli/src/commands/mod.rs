@@ -6,6 +6,7 @@ pub mod backup;
 pub mod chart;
 pub mod config;
 pub mod db;
+pub mod mcp;
 pub mod operations;
 pub mod rows;
 pub mod schema;
@@ -206,6 +207,7 @@ pub fn run(app: &App, command: Command) -> Result<()> {
         Command::Whoami => access::whoami(app),
         Command::Audit(c) => operations::audit(app, c),
         Command::Stats => operations::stats(app),
+        Command::Mcp(a) => mcp::run(app, a),
         Command::Backup(c) => backup::run(app, c),
         Command::Config(c) => config::run(app, c),
         Command::Completions { shell } => {

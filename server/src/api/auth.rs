@@ -27,18 +27,38 @@ impl Authenticator {
     }
 
     fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Error> {
+        let header = match metadata.get("authorization") {
+            None => None,
+            Some(value) => Some(value.to_str().map_err(|_| not_text())?),
+        };
+        self.principal_of(header)
+    }
+
+    /// The caller of a plain HTTP request (the MCP endpoint): the same keys, the same rate
+    /// limit and the same rejection counter as a gRPC call, from the same `Authorization`
+    /// header.
+    pub fn authenticate_http(&self, headers: &http::HeaderMap) -> Result<Principal, Error> {
+        let header = match headers.get(http::header::AUTHORIZATION) {
+            None => None,
+            Some(value) => Some(value.to_str().map_err(|_| not_text())?),
+        };
+        let principal = self.principal_of(header).inspect_err(|_| {
+            super::telemetry::telemetry().rejected("UNAUTHENTICATED");
+        })?;
+        self.limits.check_rate(&principal)?;
+        Ok(principal)
+    }
+
+    /// The principal an `authorization` value (if any) names.
+    fn principal_of(&self, header: Option<&str>) -> Result<Principal, Error> {
         let Some(keyring) = &self.keyring else {
             return Ok(Principal::Unrestricted);
         };
-        let header = metadata
-            .get("authorization")
-            .ok_or_else(|| {
-                Error::Unauthenticated(
-                    "missing API key: send metadata `authorization: Bearer <key>`".into(),
-                )
-            })?
-            .to_str()
-            .map_err(|_| Error::Unauthenticated("the authorization header is not text".into()))?;
+        let header = header.ok_or_else(|| {
+            Error::Unauthenticated(
+                "missing API key: send metadata `authorization: Bearer <key>`".into(),
+            )
+        })?;
         let key = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
@@ -47,6 +67,10 @@ impl Authenticator {
             })?;
         Ok(Principal::Key(keyring.authenticate(key.trim())?))
     }
+}
+
+fn not_text() -> Error {
+    Error::Unauthenticated("the authorization header is not text".into())
 }
 
 impl Interceptor for Authenticator {

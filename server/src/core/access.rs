@@ -189,6 +189,18 @@ impl Principal {
         }
     }
 
+    /// Whether the caller may write to some database: an admin, a key that may create (it owns
+    /// what it creates) or one with a write or owner grant. Decides which MCP tools it is offered;
+    /// each call is still checked on its database.
+    pub fn may_write_somewhere(&self) -> bool {
+        match self {
+            Principal::Unrestricted => true,
+            Principal::Key(k) => {
+                k.admin || k.can_create || k.grants.iter().any(|g| g.role >= Role::Write)
+            }
+        }
+    }
+
     /// Whether some database of this name could be visible to the caller; decides between
     /// NOT_FOUND and PERMISSION_DENIED for a missing database without revealing others' names.
     /// `can_create` does not widen it: a key creates only names its grants cover (see

@@ -402,7 +402,34 @@ impl Forge {
         max_rows: u64,
         encoder: Option<Arc<dyn RowEncoder>>,
     ) -> Result<RowStream> {
+        self.stream_rows(who, db, stmt, max_rows, encoder, false)
+            .await
+    }
+
+    /// Streams one statement's rows with read-only access whatever the caller's role (the MCP
+    /// `query` tool): the statement runs on the read-only login a read grant uses, so the engine
+    /// itself refuses a write, as ExportQuery does.
+    pub async fn query_read_only(
+        &self,
+        who: &Principal,
+        db: &str,
+        stmt: Statement,
+        max_rows: u64,
+    ) -> Result<RowStream> {
+        self.stream_rows(who, db, stmt, max_rows, None, true).await
+    }
+
+    async fn stream_rows(
+        &self,
+        who: &Principal,
+        db: &str,
+        stmt: Statement,
+        max_rows: u64,
+        encoder: Option<Arc<dyn RowEncoder>>,
+        read_only: bool,
+    ) -> Result<RowStream> {
         let (entry, h, role) = self.handle(who, db, Role::Read).await?;
+        let role = if read_only { Role::Read } else { role };
         let limits = StatementLimits {
             encoder,
             ..Self::limits_for(&entry, role, self.inner.cfg.limits.stream(max_rows))?

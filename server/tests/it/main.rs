@@ -12,6 +12,7 @@ mod errors;
 mod fork;
 mod harness;
 mod limits;
+mod mcp;
 mod mysql;
 mod operations;
 mod persistence;

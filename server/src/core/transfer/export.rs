@@ -306,8 +306,9 @@ fn time_text(t: &Time) -> String {
     }
 }
 
-/// Appends `v` as JSON: bytes base64, decimals as strings, JSON documents embedded.
-fn json_value(buf: &mut Vec<u8>, v: &Value) -> Result<()> {
+/// Appends `v` as JSON: bytes base64, decimals as strings, JSON documents embedded. Also the
+/// cells of the MCP tools' results (`mcp/render.rs`).
+pub(crate) fn json_value(buf: &mut Vec<u8>, v: &Value) -> Result<()> {
     let string =
         |buf: &mut Vec<u8>, s: &str| serde_json::to_writer(&mut *buf, s).map_err(Error::internal);
     match v {

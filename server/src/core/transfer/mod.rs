@@ -18,6 +18,7 @@ mod sql_import;
 
 pub use csv_import::{CreateFromCsv, CsvImport, CsvImportReport};
 pub use export::ExportSource;
+pub(crate) use export::json_value;
 pub use sql_import::ScriptReport;
 
 use futures::stream::BoxStream;

@@ -1,0 +1,555 @@
+//! The MCP endpoint: the Model Context Protocol (streamable HTTP, on the official Rust SDK
+//! `rmcp`) at `/mcp` on the gateway's own port, for agent hosts that speak MCP instead of an SDK.
+//!
+//! It is one more thin adapter over the core, beside `api/`:
+//! - **One authorization path.** The `Authorization: Bearer <key>` header is turned into a
+//!   [`Principal`] by the same [`Authenticator`] the gRPC interceptor uses (same keys, rate
+//!   limit and rejection counter; `--insecure-no-auth` lets everyone in as it does for gRPC).
+//!   Every tool then calls the same [`Forge`] method as its RPC, which checks the grants, and
+//!   opens the same [`Call`], so the audit record and the metrics are those of that RPC
+//!   (`rpc` = `Query`, `Execute`, `GetSchema`, …).
+//! - **query is read-only for every key.** It runs through [`Forge::query_read_only`], on the
+//!   read-only login a read grant uses, so the engine refuses a write whatever the key's role;
+//!   writes go through `execute`, which (with the other writing tools) is listed only for keys
+//!   that may write somewhere.
+//! - **Results sized for a model** ([`dbforge_mcp::render`]): `max_rows` and `max_bytes` budgets, and a cut
+//!   result says so (`truncated`, `truncated_by`, `row_count`).
+//! - **Descriptions from the proto.** The catalogue (names, descriptions, schemas, modes) and the
+//!   shape of results are the `dbforge-mcp` crate's, shared with `dbforge mcp` (the CLI's stdio
+//!   server); descriptions are read from this server's descriptor set ([`pb::FILE_DESCRIPTOR_SET`]).
+//! - **Cancellation.** `notifications/cancelled` cancels the call's token; the running tool is
+//!   dropped, which drops its row stream and so cancels the statement (the Cancellation clause of
+//!   `backend/mod.rs`), and the audit record says CANCELLED.
+
+use std::sync::{Arc, LazyLock};
+
+use dbforge_mcp::{
+    Mode,
+    args::{self, Args},
+    docs::Docs,
+    render::{Csv, Cut, Rows},
+    resources,
+    tools::{self, ToolSpec},
+};
+
+use futures::StreamExt;
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+        ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+        ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig,
+    },
+    service::RequestContext,
+    transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    },
+};
+use serde_json::{Value as Json, json};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use crate::{
+    api::{
+        Call,
+        auth::Authenticator,
+        code_name,
+        limits::{KeyLimits, StreamPermit},
+    },
+    config::McpTools,
+    core::{
+        access::Principal,
+        error::{Error, Result},
+        forge::{DatabaseSpec, Forge, ListFilter},
+        names::Identifier,
+        transfer::{CsvOptions, ExportFormat, ExportSource, json_value},
+        value::{RowEvent, Statement, Truncation, Value},
+    },
+    pb,
+};
+
+/// The path of the endpoint.
+pub const PATH: &str = "/mcp";
+
+/// The proto's comments, from the descriptor set reflection serves.
+static DOCS: LazyLock<Docs> = LazyLock::new(|| Docs::new(pb::FILE_DESCRIPTOR_SET));
+
+fn mode(tools: McpTools) -> Mode {
+    match tools {
+        McpTools::Full => Mode::Full,
+        McpTools::Minimal => Mode::Minimal,
+        McpTools::Off => Mode::Off,
+    }
+}
+
+/// The `/mcp` route: authentication, then the streamable HTTP transport of `rmcp`, whose
+/// sessions each get an [`McpApi`]. `stop` ends open event streams at shutdown.
+///
+/// With API keys the `Host` header is not checked (a key, not the address, decides access, and
+/// the gateway may be reached under any name); without them (`--insecure-no-auth`, loopback
+/// only) rmcp's loopback-only `Host` check stays on against DNS rebinding from a browser.
+pub fn router(
+    forge: Forge,
+    auth: Authenticator,
+    limits: Arc<KeyLimits>,
+    which: McpTools,
+    insecure: bool,
+    stop: CancellationToken,
+) -> axum::Router {
+    let mut config = StreamableHttpServerConfig::default().with_cancellation_token(stop);
+    if !insecure {
+        config = config.disable_allowed_hosts();
+    }
+    let api = McpApi {
+        forge,
+        limits,
+        mode: mode(which),
+    };
+    let service = StreamableHttpService::new(
+        move || Ok(api.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    axum::Router::new()
+        .route_service(PATH, service)
+        .route_layer(axum::middleware::from_fn_with_state(auth, authenticate))
+}
+
+/// Puts the caller's [`Principal`] in the request's extensions (rmcp hands the request's parts
+/// to the handler), or answers 401 (no or bad key) or 429 (rate) before MCP sees the request.
+async fn authenticate(
+    axum::extract::State(auth): axum::extract::State<Authenticator>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match auth.authenticate_http(req.headers()) {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            let ending_session = req.method() == http::Method::DELETE;
+            let mut resp = next.run(req).await;
+            // rmcp answers a session's DELETE 202; the Python client expects 200 or 204 and
+            // logs a warning on every close otherwise.
+            if ending_session && resp.status() == http::StatusCode::ACCEPTED {
+                *resp.status_mut() = http::StatusCode::NO_CONTENT;
+            }
+            resp
+        }
+        Err(err) => {
+            let status = Status::from(err);
+            let http = match status.code() {
+                tonic::Code::Unauthenticated => http::StatusCode::UNAUTHORIZED,
+                tonic::Code::ResourceExhausted => http::StatusCode::TOO_MANY_REQUESTS,
+                _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let body = json!({
+                "jsonrpc": "2.0",
+                "id": null,
+                "error": {
+                    "code": -32001,
+                    "message": format!("{}: {}", code_name(status.code()), status.message()),
+                },
+            });
+            (
+                http,
+                [
+                    (http::header::WWW_AUTHENTICATE, "Bearer"),
+                    (http::header::CONTENT_TYPE, "application/json"),
+                ],
+                body.to_string(),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The MCP adapter: tools and resources over the Forge.
+#[derive(Debug, Clone)]
+pub struct McpApi {
+    forge: Forge,
+    limits: Arc<KeyLimits>,
+    mode: Mode,
+}
+
+/// The caller the authentication layer recorded; its absence is a wiring bug.
+fn caller(ctx: &RequestContext<RoleServer>) -> Result<Principal, McpError> {
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Principal>())
+        .cloned()
+        .ok_or_else(|| McpError::internal_error("request reached MCP without authentication", None))
+}
+
+impl ServerHandler for McpApi {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new("dbforge", env!("CARGO_PKG_VERSION")))
+        .with_instructions(dbforge_mcp::INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let who = caller(&ctx)?;
+        let tools = tools::offered(self.mode, who.may_write_somewhere())
+            .map(|t| t.tool(&DOCS))
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let who = caller(&ctx)?;
+        // A tool of the mode that is not listed for this key (execute for a read key) still
+        // runs: the core refuses it, as it refuses the RPC.
+        let Some(spec) = tools::offered(self.mode, true).find(|t| t.name == request.name) else {
+            return Err(McpError::invalid_params(
+                format!("no tool named {:?} here", request.name),
+                None,
+            ));
+        };
+        let args = Args(request.arguments.unwrap_or_default());
+        let mut call = Call::new(self.forge.audit(), &who, spec.rpc);
+        if let Some(db) = args.target() {
+            call = call.database(db);
+        }
+        if let Some(sql) = args.sql() {
+            call = call.statement(sql);
+        }
+        let outcome = tokio::select! {
+            outcome = self.run(spec, &who, &args) => outcome.map_err(Status::from),
+            () = ctx.ct.cancelled() => {
+                let status = Status::cancelled("the client cancelled the call");
+                let _ = call.done(Err::<(), _>(status), |_| None).await;
+                return Err(McpError::internal_error("cancelled", None));
+            }
+        };
+        let rows = |r: &Done| r.rows;
+        let result = match call.done(outcome, rows).await {
+            Ok(done) => CallToolResult::success(done.content),
+            Err(status) => {
+                let mut text = format!("{}: {}", code_name(status.code()), status.message());
+                if spec.name == "query" && status.code() == tonic::Code::PermissionDenied {
+                    text.push_str(" (query runs read-only; writes go through execute)");
+                }
+                CallToolResult::error(vec![ContentBlock::text(text)])
+            }
+        };
+        Ok(result.into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let who = caller(&ctx)?;
+        let call = Call::new(self.forge.audit(), &who, "ListDatabases");
+        let filter = ListFilter {
+            page_size: 1000,
+            ..ListFilter::default()
+        };
+        let page = self.forge.list_databases(&who, filter).await;
+        let page = call
+            .done(page.map_err(Status::from), |_| None)
+            .await
+            .map_err(|s| McpError::internal_error(s.message().to_owned(), None))?;
+        let resources = page
+            .databases
+            .iter()
+            .map(|db| {
+                Resource::new(
+                    resources::uri(db.name.as_str()),
+                    format!("{} schema", db.name),
+                )
+                .with_description(format!(
+                    "The schema of the {} database {}",
+                    db.backend, db.name
+                ))
+                .with_mime_type("text/plain")
+            })
+            .collect();
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new(resources::TEMPLATE, "database schema")
+                .with_description("A database's schema in the compact form of describe_schema")
+                .with_mime_type("text/plain"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let who = caller(&ctx)?;
+        let uri = request.uri;
+        let Some(name) = resources::database(&uri) else {
+            return Err(McpError::resource_not_found(resources::unknown(&uri), None));
+        };
+        let call = Call::new(self.forge.audit(), &who, "GetSchema").database(name);
+        let schema = self.forge.schema(&who, name, None).await;
+        let text = call
+            .done(schema.map_err(Status::from), |_| None)
+            .await
+            .map_err(|s| {
+                McpError::resource_not_found(
+                    format!("{}: {}", code_name(s.code()), s.message()),
+                    None,
+                )
+            })?
+            .render_text();
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, uri.clone()).with_mime_type("text/plain"),
+        ])
+        .into())
+    }
+}
+
+/// A tool's answer and the row count its audit record carries.
+struct Done {
+    content: Vec<ContentBlock>,
+    rows: Option<u64>,
+}
+
+impl Done {
+    fn json(text: String) -> Self {
+        Done {
+            content: vec![ContentBlock::text(text)],
+            rows: None,
+        }
+    }
+}
+
+impl McpApi {
+    async fn run(&self, spec: &ToolSpec, who: &Principal, args: &Args) -> Result<Done> {
+        let forge = &self.forge;
+        match spec.name {
+            "list_databases" => {
+                let filter = ListFilter::try_from(pb::ListDatabasesRequest {
+                    page_token: args.text("page_token")?.unwrap_or_default().to_owned(),
+                    ..Default::default()
+                })?;
+                let mut page = forge.list_databases(who, filter).await?;
+                let databases: Vec<Json> = page
+                    .databases
+                    .iter()
+                    .map(|d| json!({"name": d.name.as_str(), "backend": d.backend.as_str(), "labels": d.labels}))
+                    .collect();
+                // The token is written by the one conversion the RPC uses.
+                page.databases.clear();
+                let token = pb::ListDatabasesResponse::from(page).next_page_token;
+                let mut out = json!({ "databases": databases });
+                if !token.is_empty() {
+                    out["next_page_token"] = Json::String(token);
+                }
+                Ok(Done::json(out.to_string()))
+            }
+            "describe_schema" => {
+                let db = args.required("database")?;
+                let table = match args.text("table")? {
+                    None | Some("") => None,
+                    Some(t) => Some(Identifier::parse("table", t)?),
+                };
+                let schema = forge.schema(who, db, table).await?;
+                let mut text = schema.render_text();
+                if text.is_empty() {
+                    text = "-- no tables".into();
+                }
+                Ok(Done::json(text))
+            }
+            "query" => {
+                let db = args.required("database")?;
+                let (max_rows, max_bytes) = args.budgets()?;
+                let _permit: StreamPermit = self.limits.open_stream(who)?;
+                // One row past the budget tells a cut result from one that fits exactly.
+                let mut rows = forge
+                    .query_read_only(who, db, statement(args)?, max_rows.saturating_add(1))
+                    .await?;
+                let mut out = Rows::new(max_rows, max_bytes);
+                'read: while let Some(event) = rows.next().await {
+                    match event? {
+                        RowEvent::Columns(columns) => out.columns(names(&columns)),
+                        RowEvent::Rows(batch) => {
+                            for row in &batch {
+                                if !out.wants_more() || !out.push(&row_json(row)?) {
+                                    // Dropping the stream cancels the statement.
+                                    break 'read;
+                                }
+                            }
+                        }
+                        RowEvent::Encoded(_) => {
+                            return Err(Error::internal("an MCP query stream came encoded"));
+                        }
+                        RowEvent::Done(summary) => {
+                            if summary.truncation != Truncation::None {
+                                out.cut_by(Cut::ServerLimit);
+                            }
+                        }
+                    }
+                }
+                let sent = out.sent();
+                Ok(Done {
+                    content: vec![ContentBlock::text(out.finish(&[]))],
+                    rows: Some(sent),
+                })
+            }
+            "execute" => {
+                let db = args.required("database")?;
+                let (max_rows, max_bytes) = args.budgets()?;
+                let result = forge.execute(who, db, statement(args)?).await?;
+                let mut out = Rows::new(max_rows, max_bytes);
+                out.columns(names(&result.columns));
+                for row in &result.rows {
+                    if !out.wants_more() || !out.push(&row_json(row)?) {
+                        break;
+                    }
+                }
+                let extra = [
+                    ("rows_affected", json!(result.rows_affected)),
+                    ("last_insert_id", json!(result.last_insert_id)),
+                ];
+                Ok(Done {
+                    content: vec![ContentBlock::text(out.finish(&extra))],
+                    rows: Some(result.rows_affected),
+                })
+            }
+            "create_database" => {
+                let spec = DatabaseSpec::try_from(pb::CreateDatabaseRequest {
+                    name: args.required("name")?.to_owned(),
+                    backend: match args.text("backend")? {
+                        None | Some("") | Some("sqlite") => pb::Backend::Sqlite,
+                        Some("postgres") => pb::Backend::Postgres,
+                        Some("mysql") => pb::Backend::Mysql,
+                        Some("redis") => pb::Backend::Redis,
+                        Some(other) => {
+                            return Err(Error::invalid(
+                                "backend",
+                                format!("{other:?} is not sqlite, postgres, mysql or redis"),
+                            ));
+                        }
+                    } as i32,
+                    if_not_exists: args.flag("if_not_exists")?,
+                    labels: Default::default(),
+                })?;
+                let (db, created) = forge.create_database(who, spec).await?;
+                Ok(Done::json(
+                    json!({"name": db.name.as_str(), "backend": db.backend.as_str(), "created": created})
+                        .to_string(),
+                ))
+            }
+            "delete_database" => {
+                let name = args.required("name")?;
+                let deleted = forge
+                    .delete_database(who, name, args.flag("allow_missing")?)
+                    .await?;
+                Ok(Done::json(json!({ "deleted": deleted }).to_string()))
+            }
+            "explain" => {
+                let db = args.required("database")?;
+                let plan = forge
+                    .explain(who, db, statement(args)?, args.flag("analyze")?)
+                    .await?;
+                let out = json!({"plan": plan.raw, "full_scans": plan.full_scans()});
+                Ok(Done::json(out.to_string()))
+            }
+            "export_query_csv" => {
+                let db = args.required("database")?;
+                let (_, max_bytes) = args.budgets()?;
+                let _permit: StreamPermit = self.limits.open_stream(who)?;
+                let source = ExportSource::Query(statement(args)?);
+                let mut chunks = forge
+                    .export(who, db, source, ExportFormat::Csv, CsvOptions::default())
+                    .await?;
+                let mut csv = Csv::new(max_bytes);
+                while let Some(chunk) = chunks.next().await {
+                    let chunk = chunk?;
+                    if !csv.push(&chunk.data, chunk.rows) {
+                        break;
+                    }
+                }
+                let rows = csv.rows();
+                let (text, summary) = csv.finish();
+                Ok(Done {
+                    content: vec![ContentBlock::text(text), ContentBlock::text(summary)],
+                    rows,
+                })
+            }
+            other => Err(Error::internal(format!(
+                "tool {other} has no implementation"
+            ))),
+        }
+    }
+}
+
+impl From<args::ArgError> for Error {
+    fn from(e: args::ArgError) -> Self {
+        Error::invalid(e.field, e.reason)
+    }
+}
+
+/// `sql` and `params` as the core's statement.
+fn statement(args: &Args) -> Result<Statement> {
+    let (sql, params) = args.statement()?;
+    let params = params
+        .into_iter()
+        .map(|p| match p {
+            args::Param::Null => Value::Null,
+            args::Param::Bool(b) => Value::Bool(b),
+            args::Param::Int(i) => Value::Int(i),
+            args::Param::Float(f) => Value::Float(f),
+            args::Param::Text(t) => Value::Text(t),
+        })
+        .collect();
+    Ok(Statement { sql, params })
+}
+
+fn names(columns: &[crate::core::value::Column]) -> Vec<String> {
+    columns.iter().map(|c| c.name.clone()).collect()
+}
+
+/// A row as a JSON array, its cells written by the encoder of JSON exports.
+fn row_json(row: &[Value]) -> Result<Vec<u8>> {
+    let mut out = vec![b'['];
+    for (i, v) in row.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_value(&mut out, v)?;
+    }
+    out.push(b']');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_description_taken_from_the_proto_exists_there() {
+        assert_eq!(tools::missing_docs(&DOCS), Vec::<String>::new());
+        let create = tools::spec("create_database").map(|t| t.tool(&DOCS));
+        assert_eq!(
+            create.and_then(|t| t.description).as_deref(),
+            Some("Spawns a new, empty, isolated database.")
+        );
+    }
+}
