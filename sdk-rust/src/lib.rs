@@ -72,8 +72,8 @@ pub use backup::{
     Restored, Schedule, Selector, TableRowCount,
 };
 pub use client::{
-    Backend, Capabilities, Client, ClientOptions, CreateOptions, Created, Database, DatabaseStatus,
-    ForkOptions, Forked, ListFilter, Statement,
+    Backend, Capabilities, Change, Client, ClientOptions, CreateOptions, Created, Database,
+    DatabaseStatus, ForkOptions, Forked, ListFilter, Statement, Ttl, UpdateOptions,
 };
 pub use error::{Error, Result};
 pub use rows::{Column, ExecResult, Row, Rows, Summary, Truncation};

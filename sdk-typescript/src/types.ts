@@ -45,6 +45,12 @@ export interface Database {
   sizeBytes: number;
   labels: Record<string, string>;
   capabilities: Capabilities;
+  /** When the gateway prunes it (its TTL); undefined: no TTL. */
+  expireAt?: Date;
+  /** The gateway prunes it after this many milliseconds without a data-plane call; undefined: no idle TTL. */
+  idleTtlMs?: number;
+  /** Whether a TTL or idle prune is preceded by a backup (and skipped when that fails). */
+  backupBeforePrune: boolean;
 }
 
 const EPOCH = new Date(0);
@@ -71,6 +77,9 @@ export function databaseFromPb(d: PbDatabase): Database {
       placeholder: c?.placeholder ?? "",
       readOnlyGrants: c?.readOnlyGrants ?? false,
     },
+    expireAt: d.expireAt ? timestampDate(d.expireAt) : undefined,
+    idleTtlMs: d.idleTtl ? durationMs(d.idleTtl) : undefined,
+    backupBeforePrune: d.backupBeforePrune,
   };
 }
 

@@ -134,6 +134,27 @@ for (const protocol of ["grpc", "grpc-web"] as const) {
       for (const d of [src, dst]) await client.deleteDatabase(d);
     });
 
+    test("TTLs at creation and updateDatabase", async () => {
+      const name = unique("ttl");
+      const before = Date.now();
+      let db = (await client.createDatabase(name, { ttlMs: 3_600_000, idleTtlMs: 1_800_000, backupBeforePrune: true })).database;
+      assert.ok(db.expireAt && Math.abs(db.expireAt.getTime() - (before + 3_600_000)) < 60_000);
+      assert.equal(db.idleTtlMs, 1_800_000);
+      assert.equal(db.backupBeforePrune, true);
+      const at = new Date("2100-01-01T00:00:00Z");
+      db = await client.updateDatabase(name, { expireAt: at, labels: { team: "a" }, backupBeforePrune: false });
+      assert.equal(db.expireAt?.getTime(), at.getTime());
+      assert.deepEqual(db.labels, { team: "a" });
+      assert.equal(db.backupBeforePrune, false);
+      assert.equal(db.idleTtlMs, 1_800_000, "what is not given keeps its value");
+      db = await client.updateDatabase(name, { clearTtl: true, clearIdleTtl: true });
+      assert.equal(db.expireAt, undefined);
+      assert.equal(db.idleTtlMs, undefined);
+      await rejectsWith(client.updateDatabase(name, { expireAt: new Date("2000-01-01T00:00:00Z") }), InvalidArgument, Code.InvalidArgument);
+      await rejectsWith(client.updateDatabase(unique("nope"), { clearTtl: true }), NotFound, Code.NotFound);
+      await client.deleteDatabase(name);
+    });
+
     test("execute and values both ways", async () => {
       await client.execute(db, "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, age INTEGER)");
       const ins = await client.execute(db, "INSERT INTO people (name, age) VALUES (?, ?), (?, ?)", ["Ada", 36, "Alan", 41]);

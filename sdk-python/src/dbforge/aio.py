@@ -48,6 +48,7 @@ from dbforge.types import (
     Forked,
     Grant,
     StatementLike,
+    TtlLike,
     Where,
 )
 from dbforge.v1 import (
@@ -86,11 +87,39 @@ class AsyncClient(AsyncConnection):
         backend: Backend = Backend.UNSPECIFIED,
         if_not_exists: bool = False,
         labels: Optional[Mapping[str, str]] = None,
+        ttl: Optional[TtlLike] = None,
+        idle_ttl: Optional[_dt.timedelta] = None,
+        backup_before_prune: bool = False,
     ) -> Created:
         """Spawns a database (SQLite unless `backend` says otherwise). AlreadyExists when the
-        name is taken, unless `if_not_exists` (then `created` is False)."""
-        req = rq.create_database(name, backend, if_not_exists, labels)
+        name is taken, unless `if_not_exists` (then `created` is False).
+
+        `ttl` (a timedelta from now, or an aware datetime) and `idle_ttl` (a timedelta without
+        a data-plane call) make the gateway prune the database by itself; with
+        `backup_before_prune` it backs the database up first and keeps it if that fails."""
+        req = rq.create_database(
+            name, backend, if_not_exists, labels, ttl, idle_ttl, backup_before_prune
+        )
         return rq.created(await self._unary(self.databases.CreateDatabase, req))
+
+    async def update_database(
+        self,
+        name: str,
+        *,
+        labels: Optional[Mapping[str, str]] = None,
+        ttl: Optional[TtlLike] = None,
+        clear_ttl: bool = False,
+        idle_ttl: Optional[_dt.timedelta] = None,
+        clear_idle_ttl: bool = False,
+        backup_before_prune: Optional[bool] = None,
+    ) -> Database:
+        """Changes a database's labels (replaced as a whole) and lifecycle settings; what is
+        not given keeps its value. Needs the owner role. InvalidArgument for a TTL not in the
+        future; NotFound; PermissionDenied."""
+        req = rq.update_database(
+            name, labels, ttl, clear_ttl, idle_ttl, clear_idle_ttl, backup_before_prune
+        )
+        return rq.database(await self._unary(self.databases.UpdateDatabase, req), "database")
 
     async def get_database(self, name: str) -> Database:
         """Looks a database up. NotFound when it does not exist."""

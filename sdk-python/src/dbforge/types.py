@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from dbforge.errors import ProtocolError
 from dbforge.v1 import access_pb2, database_pb2, table_pb2, types_pb2
@@ -164,6 +164,12 @@ class Database:
     size_bytes: int
     labels: Dict[str, str]
     capabilities: Capabilities
+    #: When the gateway prunes it (its TTL); None: no TTL.
+    expire_at: Optional[_dt.datetime] = None
+    #: The gateway prunes it after this long without a data-plane call; None: no idle TTL.
+    idle_ttl: Optional[_dt.timedelta] = None
+    #: Whether a TTL or idle prune is preceded by a backup (and skipped when that fails).
+    backup_before_prune: bool = False
 
     @classmethod
     def from_pb(cls, d: database_pb2.Database) -> Database:
@@ -176,6 +182,13 @@ class Database:
             size_bytes=d.size_bytes,
             labels=dict(d.labels),
             capabilities=Capabilities.from_pb(d.capabilities),
+            expire_at=timestamp(d.expire_at) if d.HasField("expire_at") else None,
+            idle_ttl=(
+                _dt.timedelta(seconds=d.idle_ttl.seconds, microseconds=d.idle_ttl.nanos // 1000)
+                if d.HasField("idle_ttl")
+                else None
+            ),
+            backup_before_prune=d.backup_before_prune,
         )
 
 
@@ -508,6 +521,16 @@ class Grant:
                 role=int(role),  # type: ignore[arg-type]
             )
         )
+
+
+def timedelta_pb(d: _dt.timedelta) -> duration_pb2.Duration:
+    out = duration_pb2.Duration()
+    out.FromTimedelta(d)
+    return out
+
+
+#: A TTL: a duration from now, or an absolute time.
+TtlLike = Union[_dt.timedelta, _dt.datetime]
 
 
 def expires_pb(at: Optional[_dt.datetime]) -> Optional[timestamp_pb2.Timestamp]:

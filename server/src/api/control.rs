@@ -8,6 +8,7 @@ use crate::{
         error::Error,
         forge::{DatabaseSpec, Forge, ListFilter},
         fork::ForkSpec,
+        lifecycle::DatabaseUpdate,
     },
     pb::{self, database_service_server::DatabaseService},
 };
@@ -118,6 +119,33 @@ impl DatabaseService for ControlApi {
             let spec = ForkSpec::try_from(req)?;
             let report = self.forge.fork_database(&who, spec).await?;
             Ok::<_, Error>(pb::ForkDatabaseResponse::from(report))
+        }
+        .await
+        .map_err(Status::from);
+        call.done(result, |_| None).await.map(Response::new)
+    }
+
+    async fn update_database(
+        &self,
+        req: Request<pb::UpdateDatabaseRequest>,
+    ) -> Result<Response<pb::UpdateDatabaseResponse>, Status> {
+        let who = caller(&req)?;
+        let req = req.into_inner();
+        let call = Call::new(self.forge.audit(), &who, "UpdateDatabase")
+            .database(&req.name)
+            .statement(format!(
+                "labels={} ttl={:?} idle={:?} backup_before_prune={:?}",
+                req.labels.is_some(),
+                req.ttl,
+                req.idle,
+                req.backup_before_prune
+            ));
+        let result = async {
+            let update = DatabaseUpdate::try_from(req)?;
+            let db = self.forge.update_database(&who, update).await?;
+            Ok::<_, Error>(pb::UpdateDatabaseResponse {
+                database: Some(db.into()),
+            })
         }
         .await
         .map_err(Status::from);

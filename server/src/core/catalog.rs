@@ -6,6 +6,7 @@ use std::{
     ops::ControlFlow,
     path::Path,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use rusqlite::{OptionalExtension, params};
@@ -15,6 +16,7 @@ use super::{
     access::{Grant, KeyInfo, decode_grant, encode_grant},
     audit::{Query as AuditQuery, Record as AuditRecord},
     error::{Error, Result},
+    lifecycle::Lifecycle,
     names::DatabaseName,
 };
 use crate::backend::Provisioned;
@@ -67,6 +69,8 @@ pub struct Record {
     pub labels: BTreeMap<String, String>,
     /// The API key that created it (and so owns it), if any.
     pub owner: Option<String>,
+    /// TTL, idle TTL and final backup.
+    pub lifecycle: Lifecycle,
 }
 
 /// The catalog store. Calls block briefly (one small SQLite transaction); callers run them on
@@ -184,18 +188,37 @@ impl Catalog {
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
-        // Catalogs written before keys existed lack the owner column.
-        let has_owner: bool = conn
-            .query_row(
-                "SELECT count(*) FROM pragma_table_info('databases') WHERE name = 'owner_key'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(db_err)?
-            > 0;
-        if !has_owner {
-            conn.execute_batch("ALTER TABLE databases ADD COLUMN owner_key TEXT")
-                .map_err(db_err)?;
+        // Columns added after the table's first version, in the order they came: catalogs
+        // written before keys existed lack the owner, before lifecycles the last three.
+        for (column, ddl) in [
+            (
+                "owner_key",
+                "ALTER TABLE databases ADD COLUMN owner_key TEXT",
+            ),
+            (
+                "expire_ms",
+                "ALTER TABLE databases ADD COLUMN expire_ms INTEGER",
+            ),
+            (
+                "idle_ttl_ms",
+                "ALTER TABLE databases ADD COLUMN idle_ttl_ms INTEGER",
+            ),
+            (
+                "backup_before_prune",
+                "ALTER TABLE databases ADD COLUMN backup_before_prune INTEGER NOT NULL DEFAULT 0",
+            ),
+        ] {
+            let present: bool = conn
+                .query_row(
+                    "SELECT count(*) FROM pragma_table_info('databases') WHERE name = ?1",
+                    [column],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(db_err)?
+                > 0;
+            if !present {
+                conn.execute_batch(ddl).map_err(db_err)?;
+            }
         }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -226,7 +249,9 @@ impl Catalog {
                 labels.entry(db).or_default().insert(k, v);
             }
             let mut stmt = c.prepare(
-                "SELECT name, backend, locator, state, created_ms, last_accessed_ms, owner_key FROM databases",
+                "SELECT name, backend, locator, state, created_ms, last_accessed_ms, owner_key,
+                        expire_ms, idle_ttl_ms, backup_before_prune
+                 FROM databases",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
@@ -237,11 +262,19 @@ impl Catalog {
                     r.get::<_, i64>(4)?,
                     r.get::<_, i64>(5)?,
                     r.get::<_, Option<String>>(6)?,
+                    Lifecycle {
+                        expire_ms: r.get(7)?,
+                        idle_ttl: r
+                            .get::<_, Option<i64>>(8)?
+                            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+                        backup_before_prune: r.get(9)?,
+                    },
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (name, backend, locator, state, created_ms, last_accessed_ms, owner) = row?;
+                let (name, backend, locator, state, created_ms, last_accessed_ms, owner, lifecycle) =
+                    row?;
                 let (Ok(parsed), Some(backend), Some(state)) = (
                     DatabaseName::parse(&name),
                     BackendKind::parse(&backend),
@@ -261,6 +294,7 @@ impl Catalog {
                     created_ms,
                     last_accessed_ms,
                     owner,
+                    lifecycle,
                 });
             }
             Ok(out)
@@ -272,8 +306,9 @@ impl Catalog {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
-                "INSERT INTO databases (name, backend, locator, state, created_ms, last_accessed_ms, owner_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO databases (name, backend, locator, state, created_ms, last_accessed_ms, owner_key,
+                                        expire_ms, idle_ttl_ms, backup_before_prune)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     rec.provisioned.name.as_str(),
                     rec.backend.as_str(),
@@ -281,7 +316,10 @@ impl Catalog {
                     rec.state.as_str(),
                     rec.created_ms,
                     rec.last_accessed_ms,
-                    rec.owner
+                    rec.owner,
+                    rec.lifecycle.expire_ms,
+                    idle_ms(&rec.lifecycle),
+                    rec.lifecycle.backup_before_prune
                 ],
             )?;
             for (k, v) in &rec.labels {
@@ -302,6 +340,32 @@ impl Catalog {
                 params![name.as_str(), state.as_str()],
             )
             .map(drop)
+        })
+    }
+
+    /// Stores a record's labels and lifecycle settings (UpdateDatabase), in one transaction.
+    pub fn update_database(&self, rec: &Record) -> Result<()> {
+        let name = rec.provisioned.name.as_str();
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE databases SET expire_ms = ?2, idle_ttl_ms = ?3, backup_before_prune = ?4
+                 WHERE name = ?1",
+                params![
+                    name,
+                    rec.lifecycle.expire_ms,
+                    idle_ms(&rec.lifecycle),
+                    rec.lifecycle.backup_before_prune
+                ],
+            )?;
+            tx.execute("DELETE FROM labels WHERE db = ?1", [name])?;
+            for (k, v) in &rec.labels {
+                tx.execute(
+                    "INSERT INTO labels (db, key, value) VALUES (?1, ?2, ?3)",
+                    params![name, k, v],
+                )?;
+            }
+            tx.commit()
         })
     }
 
@@ -613,8 +677,9 @@ impl Catalog {
                 [&rec.provisioned.locator],
             )?;
             tx.execute(
-                "INSERT INTO databases (name, backend, locator, state, created_ms, last_accessed_ms, owner_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO databases (name, backend, locator, state, created_ms, last_accessed_ms, owner_key,
+                                        expire_ms, idle_ttl_ms, backup_before_prune)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     rec.provisioned.name.as_str(),
                     rec.backend.as_str(),
@@ -622,7 +687,10 @@ impl Catalog {
                     RecordState::Ready.as_str(),
                     rec.created_ms,
                     rec.last_accessed_ms,
-                    rec.owner
+                    rec.owner,
+                    rec.lifecycle.expire_ms,
+                    idle_ms(&rec.lifecycle),
+                    rec.lifecycle.backup_before_prune
                 ],
             )?;
             for (k, v) in &rec.labels {
@@ -647,6 +715,11 @@ impl Catalog {
             .map(|r| r.is_some())
         })
     }
+}
+
+fn idle_ms(l: &Lifecycle) -> Option<i64> {
+    l.idle_ttl
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {

@@ -19,11 +19,13 @@ use super::{
     audit::AuditLog,
     backup::{BackupConfig, Backups},
     catalog::Catalog,
+    clock::SharedClock,
     error::{Error, Result},
     handles::HandleCache,
+    lifecycle::PruneTrigger,
     limits::Limits,
     names::Identifier,
-    registry::{Entry, Registry, now_ms},
+    registry::{ControlGuard, Entry, Registry, now_ms},
     table::{self, RowScope, Select, SqlDialect, TableSpec},
     value::{RowEncoder, RowEvent, Statement, StatementResult, Value},
 };
@@ -51,6 +53,12 @@ pub struct ForgeConfig {
     pub audit: bool,
     /// Backup targets and the scheduler.
     pub backup: BackupConfig,
+    /// How often the pruner looks for expired and idle databases.
+    pub prune_interval: Duration,
+    /// The clock lifecycles are decided on.
+    pub clock: SharedClock,
+    /// Runs a pruner pass on demand (tests), besides every `prune_interval`.
+    pub prune_trigger: Option<PruneTrigger>,
 }
 
 #[derive(Debug)]
@@ -59,6 +67,8 @@ struct Inner {
     registry: Registry,
     handles: HandleCache,
     stop: Notify,
+    /// Stops the pruner (its own: a Notify's stored wake-up goes to one waiter).
+    stop_pruner: Notify,
     audit: AuditLog,
     backups: Backups,
 }
@@ -105,7 +115,7 @@ impl Forge {
         cfg: ForgeConfig,
         backends: Vec<Arc<dyn crate::backend::Backend>>,
     ) -> Result<(Self, JoinHandle<()>)> {
-        let registry = Registry::open(&cfg.data_dir, backends).await?;
+        let registry = Registry::open(&cfg.data_dir, backends, Arc::clone(&cfg.clock)).await?;
         let audit = if cfg.audit {
             // The writer ends when the last AuditLog clone (the Forge's) is dropped.
             AuditLog::start(registry.catalog().clone())?.0
@@ -120,6 +130,7 @@ impl Forge {
                 cfg,
                 registry,
                 stop: Notify::new(),
+                stop_pruner: Notify::new(),
                 audit,
                 backups,
             }),
@@ -127,6 +138,11 @@ impl Forge {
         forge.recover_backups().await;
         let housekeeping = tokio::spawn(forge.clone().housekeeping());
         tokio::spawn(forge.clone().schedule_backups());
+        let (interval, trigger) = (
+            forge.inner.cfg.prune_interval,
+            forge.inner.cfg.prune_trigger.clone(),
+        );
+        tokio::spawn(forge.clone().prune_loop(interval, trigger));
         Ok((forge, housekeeping))
     }
 
@@ -267,11 +283,23 @@ impl Forge {
         // Checked first, so that a database on an engine this gateway lacks stays listed.
         entry.backend()?;
         entry.check_fence()?;
-        registry.retire(&control, &entry).await?;
-        self.inner.handles.close(&entry.slot);
-        registry.unprovision(&control, &entry).await?;
+        self.remove(&control, &entry).await?;
         info!("database pruned");
         Ok(true)
+    }
+
+    /// Prunes `entry`: out of the registry, its handle closed, then dropped from its engine
+    /// and the catalog.
+    pub(crate) async fn remove(&self, control: &ControlGuard<'_>, entry: &Entry) -> Result<()> {
+        let registry = &self.inner.registry;
+        registry.retire(control, entry).await?;
+        self.inner.handles.close(&entry.slot);
+        registry.unprovision(control, entry).await
+    }
+
+    /// Resolves when shutdown asks the pruner to stop.
+    pub(crate) async fn pruner_stopped(&self) {
+        self.inner.stop_pruner.notified().await
     }
 
     /// The open handle of a database, opening it on first use.
@@ -283,7 +311,7 @@ impl Forge {
     ) -> Result<(Arc<Entry>, Arc<dyn Database>, Role)> {
         let (entry, role) = self.authorized(who, name, needed)?;
         entry.check_fence()?;
-        entry.touch();
+        entry.touch(self.inner.registry.now_ms());
         let handle = self.open_entry(&entry).await?;
         Ok((entry, handle, role))
     }
@@ -354,6 +382,7 @@ impl Forge {
     pub async fn shutdown(&self) {
         // notify_one keeps the wake-up even when housekeeping is busy flushing right now.
         self.inner.stop.notify_one();
+        self.inner.stop_pruner.notify_one();
         self.inner.backups.stop();
         self.inner.audit.flush(Duration::from_secs(5)).await;
         if let Err(e) = self.inner.registry.flush_access_times().await {

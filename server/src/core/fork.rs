@@ -243,6 +243,7 @@ impl Forge {
             name: spec.name,
             backend: kind,
             if_not_exists: false,
+            lifecycle: Default::default(),
             labels: spec.labels,
         };
         match registry

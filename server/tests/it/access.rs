@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use dbforge::{
     ApiKeySpec, Client, ClientOptions, Code, ColumnDef, ColumnType, CreateOptions, Filter,
-    ForkOptions, Grant, ListFilter, Role, Select, Statement, Value, params, record,
+    ForkOptions, Grant, ListFilter, Role, Select, Statement, UpdateOptions, Value, params, record,
 };
 
 use crate::harness::{ADMIN_KEY as ADMIN, ServerProcess, TestServer, as_key, assert_code, key_for};
@@ -43,6 +43,17 @@ async fn every_rpc(c: &Client, db: &str) -> Vec<(&'static str, Code)> {
                 c.fork_database(db, "x-fork", ForkOptions::default())
                     .await
                     .map(drop),
+            ),
+        ),
+        (
+            "UpdateDatabase",
+            code(
+                c.update_database(
+                    db,
+                    UpdateOptions::default().idle_ttl(Duration::from_secs(60)),
+                )
+                .await
+                .map(drop),
             ),
         ),
         (

@@ -63,6 +63,11 @@ class DatabaseServiceStub(object):
                 request_serializer=dbforge_dot_v1_dot_database__pb2.ForkDatabaseRequest.SerializeToString,
                 response_deserializer=dbforge_dot_v1_dot_database__pb2.ForkDatabaseResponse.FromString,
                 _registered_method=True)
+        self.UpdateDatabase = channel.unary_unary(
+                '/dbforge.v1.DatabaseService/UpdateDatabase',
+                request_serializer=dbforge_dot_v1_dot_database__pb2.UpdateDatabaseRequest.SerializeToString,
+                response_deserializer=dbforge_dot_v1_dot_database__pb2.UpdateDatabaseResponse.FromString,
+                _registered_method=True)
 
 
 class DatabaseServiceServicer(object):
@@ -138,6 +143,21 @@ class DatabaseServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateDatabase(self, request, context):
+        """Changes a database's labels and lifecycle settings (TTL, idle TTL, final backup before
+        prune). Only the fields that are set change; the others keep their values. A new `ttl`
+        duration counts from now.
+
+        Access: the `owner` role on the database (its creator, an owner grant, or an admin key).
+
+        Errors: INVALID_ARGUMENT for bad labels, an `expire_at` not in the future or a duration
+        that is not positive; NOT_FOUND for an unknown database; PERMISSION_DENIED without the
+        owner role; UNAVAILABLE while the database is being restored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatabaseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +185,11 @@ def add_DatabaseServiceServicer_to_server(servicer, server):
                     servicer.ForkDatabase,
                     request_deserializer=dbforge_dot_v1_dot_database__pb2.ForkDatabaseRequest.FromString,
                     response_serializer=dbforge_dot_v1_dot_database__pb2.ForkDatabaseResponse.SerializeToString,
+            ),
+            'UpdateDatabase': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDatabase,
+                    request_deserializer=dbforge_dot_v1_dot_database__pb2.UpdateDatabaseRequest.FromString,
+                    response_serializer=dbforge_dot_v1_dot_database__pb2.UpdateDatabaseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -306,6 +331,33 @@ class DatabaseService(object):
             '/dbforge.v1.DatabaseService/ForkDatabase',
             dbforge_dot_v1_dot_database__pb2.ForkDatabaseRequest.SerializeToString,
             dbforge_dot_v1_dot_database__pb2.ForkDatabaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDatabase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dbforge.v1.DatabaseService/UpdateDatabase',
+            dbforge_dot_v1_dot_database__pb2.UpdateDatabaseRequest.SerializeToString,
+            dbforge_dot_v1_dot_database__pb2.UpdateDatabaseResponse.FromString,
             options,
             channel_credentials,
             insecure,

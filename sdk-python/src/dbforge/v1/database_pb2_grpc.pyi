@@ -80,6 +80,17 @@ class DatabaseServiceStub:
     damaged backup. A fork that fails leaves nothing behind. Limits: the copy runs under the
     transfer timeout (`--transfer-timeout`).
     """
+    UpdateDatabase: _grpc.UnaryUnaryMultiCallable[_database_pb2.UpdateDatabaseRequest, _database_pb2.UpdateDatabaseResponse]
+    """Changes a database's labels and lifecycle settings (TTL, idle TTL, final backup before
+    prune). Only the fields that are set change; the others keep their values. A new `ttl`
+    duration counts from now.
+
+    Access: the `owner` role on the database (its creator, an owner grant, or an admin key).
+
+    Errors: INVALID_ARGUMENT for bad labels, an `expire_at` not in the future or a duration
+    that is not positive; NOT_FOUND for an unknown database; PERMISSION_DENIED without the
+    owner role; UNAVAILABLE while the database is being restored.
+    """
 
 @_typing.type_check_only
 class DatabaseServiceAsyncStub(DatabaseServiceStub):
@@ -132,6 +143,17 @@ class DatabaseServiceAsyncStub(DatabaseServiceStub):
     while the source is being restored or its server cannot be reached; DATA_LOSS for a
     damaged backup. A fork that fails leaves nothing behind. Limits: the copy runs under the
     transfer timeout (`--transfer-timeout`).
+    """
+    UpdateDatabase: _aio.UnaryUnaryMultiCallable[_database_pb2.UpdateDatabaseRequest, _database_pb2.UpdateDatabaseResponse]  # type: ignore[assignment]
+    """Changes a database's labels and lifecycle settings (TTL, idle TTL, final backup before
+    prune). Only the fields that are set change; the others keep their values. A new `ttl`
+    duration counts from now.
+
+    Access: the `owner` role on the database (its creator, an owner grant, or an admin key).
+
+    Errors: INVALID_ARGUMENT for bad labels, an `expire_at` not in the future or a duration
+    that is not positive; NOT_FOUND for an unknown database; PERMISSION_DENIED without the
+    owner role; UNAVAILABLE while the database is being restored.
     """
 
 class DatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -212,6 +234,23 @@ class DatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
         while the source is being restored or its server cannot be reached; DATA_LOSS for a
         damaged backup. A fork that fails leaves nothing behind. Limits: the copy runs under the
         transfer timeout (`--transfer-timeout`).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateDatabase(
+        self,
+        request: _database_pb2.UpdateDatabaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_database_pb2.UpdateDatabaseResponse, _abc.Awaitable[_database_pb2.UpdateDatabaseResponse]]:
+        """Changes a database's labels and lifecycle settings (TTL, idle TTL, final backup before
+        prune). Only the fields that are set change; the others keep their values. A new `ttl`
+        duration counts from now.
+
+        Access: the `owner` role on the database (its creator, an owner grant, or an admin key).
+
+        Errors: INVALID_ARGUMENT for bad labels, an `expire_at` not in the future or a duration
+        that is not positive; NOT_FOUND for an unknown database; PERMISSION_DENIED without the
+        owner role; UNAVAILABLE while the database is being restored.
         """
 
 def add_DatabaseServiceServicer_to_server(servicer: DatabaseServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -215,6 +215,7 @@ impl Forge {
             name,
             backend: rec.backend,
             if_not_exists: false,
+            lifecycle: Default::default(),
             labels,
         };
         match registry

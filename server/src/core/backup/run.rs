@@ -35,7 +35,7 @@ const IMAGE_PIECE: usize = 256 << 10;
 
 /// Who asked for a backup, which decides how a busy database is treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Trigger {
+pub(crate) enum Trigger {
     /// A caller: a backup already running is ABORTED.
     Call,
     /// A policy or a restore's safety backup: wait for the running one.
@@ -65,7 +65,7 @@ impl Forge {
     }
 
     /// Backs up `entry` to `target` (the default for ""), holding the database's backup lock.
-    pub(super) async fn backup_entry(
+    pub(crate) async fn backup_entry(
         &self,
         entry: &Entry,
         target: &str,
