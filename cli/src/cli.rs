@@ -232,6 +232,54 @@ pub enum DbCommand {
         /// Succeed when the database exists already (with the same backend).
         #[arg(long)]
         if_not_exists: bool,
+        /// The gateway prunes the database this long from now, e.g. "1h" (its TTL).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "expire_at")]
+        ttl: Option<std::time::Duration>,
+        /// The gateway prunes the database at this RFC 3339 time, e.g. 2030-01-01T00:00:00Z.
+        #[arg(long, value_name = "TIME", value_parser = input::parse_rfc3339)]
+        expire_at: Option<std::time::SystemTime>,
+        /// The gateway prunes the database after this long without a data-plane call, e.g. "30m".
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        idle_ttl: Option<std::time::Duration>,
+        /// Back the database up (default target) before a TTL or idle prune; a failed backup
+        /// keeps it.
+        #[arg(long)]
+        backup_before_prune: bool,
+    },
+    /// Change a database's labels, TTL, idle TTL or final backup (owner role); what is not
+    /// given keeps its value.
+    #[command(after_help = "\
+Examples:
+  dbforge db update scratch --ttl 2h --idle-ttl 30m
+  dbforge db update scratch --clear-ttl --backup-before-prune true
+  dbforge db update scratch --label team=a --label tier=dev   # replaces every label")]
+    Update {
+        /// The database.
+        name: String,
+        /// A label KEY=VALUE; the labels given replace every label. Repeat for more.
+        #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = input::parse_label)]
+        labels: Vec<(String, String)>,
+        /// Remove every label.
+        #[arg(long, conflicts_with = "labels")]
+        clear_labels: bool,
+        /// A new TTL, this long from now, e.g. "1h".
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with_all = ["expire_at", "clear_ttl"])]
+        ttl: Option<std::time::Duration>,
+        /// A new TTL at this RFC 3339 time.
+        #[arg(long, value_name = "TIME", value_parser = input::parse_rfc3339, conflicts_with = "clear_ttl")]
+        expire_at: Option<std::time::SystemTime>,
+        /// Remove the TTL.
+        #[arg(long)]
+        clear_ttl: bool,
+        /// A new idle TTL, e.g. "30m".
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "clear_idle_ttl")]
+        idle_ttl: Option<std::time::Duration>,
+        /// Remove the idle TTL.
+        #[arg(long)]
+        clear_idle_ttl: bool,
+        /// Whether a backup precedes a TTL or idle prune.
+        #[arg(long, value_name = "BOOL")]
+        backup_before_prune: Option<bool>,
     },
     /// List databases in name order.
     #[command(visible_alias = "ls")]

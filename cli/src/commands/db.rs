@@ -6,7 +6,9 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use dbforge::{Column, CreateOptions, Database, ForkOptions, ListFilter, Value, pb::ValueKind};
+use dbforge::{
+    Column, CreateOptions, Database, ForkOptions, ListFilter, UpdateOptions, Value, pb::ValueKind,
+};
 use time::OffsetDateTime;
 
 use super::{App, backend_name, status_name, stdout};
@@ -24,10 +26,26 @@ pub fn run(app: &App, command: DbCommand) -> Result<()> {
             backend,
             labels,
             if_not_exists,
+            ttl,
+            expire_at,
+            idle_ttl,
+            backup_before_prune,
         } => {
             let mut opts = CreateOptions::default().backend(backend.into());
             if if_not_exists {
                 opts = opts.if_not_exists();
+            }
+            if let Some(d) = ttl {
+                opts = opts.ttl(d);
+            }
+            if let Some(t) = expire_at {
+                opts = opts.expire_at(t);
+            }
+            if let Some(d) = idle_ttl {
+                opts = opts.idle_ttl(d);
+            }
+            if backup_before_prune {
+                opts = opts.backup_before_prune();
             }
             for (k, v) in labels {
                 opts = opts.label(k, v);
@@ -83,12 +101,61 @@ pub fn run(app: &App, command: DbCommand) -> Result<()> {
             })?;
             Ok(())
         }
+        DbCommand::Update {
+            name,
+            labels,
+            clear_labels,
+            ttl,
+            expire_at,
+            clear_ttl,
+            idle_ttl,
+            clear_idle_ttl,
+            backup_before_prune,
+        } => {
+            let mut opts = UpdateOptions {
+                backup_before_prune,
+                ..UpdateOptions::default()
+            };
+            if clear_labels || !labels.is_empty() {
+                opts = opts.labels(labels);
+            }
+            if let Some(d) = ttl {
+                opts = opts.ttl(d);
+            }
+            if let Some(t) = expire_at {
+                opts = opts.expire_at(t);
+            }
+            if clear_ttl {
+                opts = opts.clear_ttl();
+            }
+            if let Some(d) = idle_ttl {
+                opts = opts.idle_ttl(d);
+            }
+            if clear_idle_ttl {
+                opts = opts.clear_idle_ttl();
+            }
+            let db = app.block_on(async {
+                let client = app.connect().await?;
+                Ok(client.update_database(&name, opts).await?)
+            })?;
+            let mut fields = fields(app, &db);
+            fields.extend(lifecycle_fields(&db));
+            let human = format!(
+                "{} database {}\n{}",
+                app.settings.paint.ok("updated"),
+                app.settings.paint.name(&db.name),
+                output::key_values(&app.settings, &fields)
+            );
+            output::record(&app.settings, &mut stdout(), &human, &fields)?;
+            Ok(())
+        }
         DbCommand::Show { name } => {
             let db = app.block_on(async {
                 let client = app.connect().await?;
                 Ok(client.get_database(&name).await?)
             })?;
             let mut fields = fields(app, &db);
+            fields.extend(lifecycle_fields(&db));
             let caps = &db.capabilities;
             let flags = [
                 ("sql", caps.sql),
@@ -220,6 +287,20 @@ fn fields(app: &App, db: &Database) -> Vec<(&'static str, Value)> {
         ("created_at", timestamp(db.created_at)),
         ("last_accessed_at", timestamp(db.last_accessed_at)),
         ("labels", labels),
+    ]
+}
+
+/// A database's TTL, idle TTL (in seconds) and final-backup setting; null when unset.
+fn lifecycle_fields(db: &Database) -> Vec<(&'static str, Value)> {
+    vec![
+        ("expire_at", db.expire_at.map_or(Value::Null, timestamp)),
+        (
+            "idle_ttl_seconds",
+            db.idle_ttl.map_or(Value::Null, |d| {
+                Value::Int(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            }),
+        ),
+        ("backup_before_prune", Value::Bool(db.backup_before_prune)),
     ]
 }
 

@@ -95,19 +95,19 @@ fn create_list_show_and_remove() {
     let shown = stdout(&out);
     assert!(
         shown.starts_with(&format!(
-            "name              {name}\nbackend           sqlite\nstatus            ready\n"
+            "name                 {name}\nbackend              sqlite\nstatus               ready\n"
         )),
         "{shown}"
     );
     assert!(
-        shown.contains("\nlabels            env=test, team=cli\n"),
+        shown.contains("\nlabels               env=test, team=cli\nexpire_at            NULL\nidle_ttl_seconds     NULL\nbackup_before_prune  false\n"),
         "{shown}"
     );
     assert!(
-        shown.contains("\ncapabilities      sql, transactions, sessions,"),
+        shown.contains("\ncapabilities         sql, transactions, sessions,"),
         "{shown}"
     );
-    assert!(shown.ends_with("\nplaceholder       ?\n"), "{shown}");
+    assert!(shown.ends_with("\nplaceholder          ?\n"), "{shown}");
     let out = s
         .cmd()
         .args(["db", "show", &name, "-o", "json"])
@@ -224,4 +224,69 @@ fn fork_copies_a_database_that_then_goes_its_own_way() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("not found"));
+}
+
+#[test]
+fn create_with_ttls_then_update_them() {
+    let s = Server::start();
+    let name = unique("ttl");
+    s.cmd()
+        .args([
+            "db",
+            "create",
+            &name,
+            "--ttl",
+            "1h",
+            "--idle-ttl",
+            "30m",
+            "--backup-before-prune",
+        ])
+        .assert()
+        .success();
+    let show = |s: &Server| {
+        let out = s
+            .cmd()
+            .args(["db", "show", &name, "-o", "json"])
+            .output()
+            .expect("run");
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("json")
+    };
+    let obj = show(&s);
+    assert!(obj["expire_at"].is_string(), "{obj}");
+    assert_eq!(obj["idle_ttl_seconds"], 1800);
+    assert_eq!(obj["backup_before_prune"], true);
+    let out = s
+        .cmd()
+        .args([
+            "db",
+            "update",
+            &name,
+            "--clear-ttl",
+            "--idle-ttl",
+            "2h",
+            "--backup-before-prune",
+            "false",
+            "--label",
+            "team=a",
+            "-o",
+            "json",
+        ])
+        .output()
+        .expect("run");
+    let obj: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert!(obj["expire_at"].is_null(), "{obj}");
+    assert_eq!(obj["idle_ttl_seconds"], 7200);
+    assert_eq!(obj["backup_before_prune"], false);
+    assert_eq!(obj["labels"], serde_json::json!({"team": "a"}));
+    assert_eq!(show(&s)["idle_ttl_seconds"], 7200);
+    // Conflicting flags are a usage error; a TTL in the past is the server's INVALID_ARGUMENT.
+    s.cmd()
+        .args(["db", "update", &name, "--ttl", "1h", "--clear-ttl"])
+        .assert()
+        .code(2);
+    s.cmd()
+        .args(["db", "update", &name, "--expire-at", "2000-01-01T00:00:00Z"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("expire_at"));
 }
