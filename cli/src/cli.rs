@@ -187,6 +187,9 @@ pub enum Command {
     /// Fork a database: a new, independent database with its data as it is now (or as a backup
     /// holds it).
     Fork(ForkArgs),
+    /// Print lifecycle events (created, deleted, forked, expired, pruned_idle, backed_up,
+    /// restored) of the databases this key can see, as they happen.
+    Watch(WatchArgs),
     /// Show the tables, columns, keys, indexes and constraints of a database.
     Schema(SchemaArgs),
     /// Show a statement's query plan, with the tables it reads in full.
@@ -696,6 +699,31 @@ pub struct ForkArgs {
     /// Fork from this backup of SRC (as `backup list` shows it) instead of its current data.
     #[arg(long, value_name = "ID")]
     pub from_backup: Option<String>,
+}
+
+/// `dbforge watch`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Runs until interrupted (or --count events, or --timeout). Each event carries its sequence
+number: after a dropped connection, `dbforge watch --since N` with the last N printed sends every
+later event once, in order (OUT_OF_RANGE when the gateway no longer keeps them).
+
+Examples:
+  dbforge watch -o ndjson
+  dbforge watch --since 1234 --label team=a")]
+pub struct WatchArgs {
+    /// Resume after this sequence number; without it, only events from now on.
+    #[arg(long, value_name = "N")]
+    pub since: Option<i64>,
+    /// Only databases with this label KEY=VALUE; repeat to require several.
+    #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = input::parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Only databases of this engine.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
+    /// Stop after this many events.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
 }
 
 /// `dbforge schema DB [TABLE]`

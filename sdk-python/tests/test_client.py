@@ -108,6 +108,26 @@ def test_ttl_and_update_database(client: dbforge.Client) -> None:
     client.delete_database(name)
 
 
+def test_watch_databases(client: dbforge.Client) -> None:
+    tag, name = unique("tag"), unique("watched")
+    # From the start of the log, narrowed to this test's label: the create below comes first.
+    events = client.watch_databases(since=0, labels={"watch": tag})
+    client.create_database(name, labels={"watch": tag})
+    created = next(events)
+    assert isinstance(created, dbforge.DatabaseEvent)
+    assert (created.type, created.database) == (dbforge.DatabaseEventType.CREATED, name)
+    assert created.labels == {"watch": tag} and created.backend == Backend.SQLITE
+    client.delete_database(name)
+    deleted = next(events)
+    assert (deleted.type, deleted.sequence) == (dbforge.DatabaseEventType.DELETED, created.sequence + 1)
+    events.close()  # type: ignore[attr-defined]
+    resumed = client.watch_databases(since=created.sequence, labels={"watch": tag})
+    assert next(resumed).sequence == deleted.sequence
+    resumed.close()  # type: ignore[attr-defined]
+    with pytest.raises(dbforge.OutOfRange):
+        next(client.watch_databases(since=deleted.sequence + 10_000))
+
+
 def test_invalid_name(client: dbforge.Client) -> None:
     with pytest.raises(dbforge.InvalidArgument) as e:
         client.create_database("Not A Valid Name!")

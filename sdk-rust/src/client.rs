@@ -26,7 +26,7 @@ use crate::{
     table::{ColumnDef, record_pb},
 };
 
-pub use pb::{Backend, Capabilities, DatabaseStatus};
+pub use pb::{Backend, Capabilities, DatabaseEventType, DatabaseStatus};
 
 /// A spawned database.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,6 +168,87 @@ pub struct Created {
     pub database: Database,
     /// False when `if_not_exists` found it already there.
     pub created: bool,
+}
+
+/// One lifecycle event of [`Client::watch_databases`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabaseEvent {
+    /// Its position in the gateway's event log: one more than the event before. Pass the last
+    /// one seen as [`WatchOptions::since`] to resume.
+    pub sequence: i64,
+    /// What happened.
+    pub kind: DatabaseEventType,
+    /// The database.
+    pub database: String,
+    /// Its engine.
+    pub backend: Backend,
+    /// When it happened.
+    pub time: SystemTime,
+    /// Why (`ttl`, `idle_ttl`, `source=<name>`, `backup=<id>`, …), or empty.
+    pub cause: String,
+    /// The key whose call caused it; `gateway` for the gateway's own doing.
+    pub key_id: String,
+    /// The database's labels when it happened.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl From<pb::DatabaseEvent> for DatabaseEvent {
+    fn from(e: pb::DatabaseEvent) -> Self {
+        DatabaseEvent {
+            sequence: e.sequence,
+            kind: DatabaseEventType::try_from(e.r#type).unwrap_or(DatabaseEventType::Unspecified),
+            database: e.database,
+            backend: Backend::try_from(e.backend).unwrap_or(Backend::Unspecified),
+            time: system_time(e.time),
+            cause: e.cause,
+            key_id: e.key_id,
+            labels: e.labels.into_iter().collect(),
+        }
+    }
+}
+
+/// Which events [`Client::watch_databases`] sends.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WatchOptions {
+    /// Only databases carrying all of these labels.
+    pub labels: BTreeMap<String, String>,
+    /// Only this engine (`Unspecified`: all).
+    pub backend: Backend,
+    /// Resume after this sequence; `None`: only events from now on.
+    pub since: Option<i64>,
+}
+
+impl WatchOptions {
+    /// Resumes after `sequence`.
+    pub fn since(mut self, sequence: i64) -> Self {
+        self.since = Some(sequence);
+        self
+    }
+
+    /// Only databases carrying this label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// The stream of [`Client::watch_databases`].
+#[derive(Debug)]
+pub struct DatabaseEvents {
+    inner: tonic::Streaming<pb::WatchDatabasesResponse>,
+}
+
+impl DatabaseEvents {
+    /// The next event; waits for it. `None` when the server ended the stream.
+    pub async fn next(&mut self) -> Result<Option<DatabaseEvent>> {
+        loop {
+            match self.inner.message().await? {
+                Some(pb::WatchDatabasesResponse { event: Some(e) }) => return Ok(Some(e.into())),
+                Some(_) => continue,
+                None => return Ok(None),
+            }
+        }
+    }
 }
 
 /// A change to a setting in [`UpdateOptions`].
@@ -571,6 +652,23 @@ impl Client {
             .await?
             .into_inner();
         database(resp.database)
+    }
+
+    /// Streams lifecycle events (created, deleted, forked, expired, pruned_idle, backed_up,
+    /// restored) of the databases this key can see. With `since`, every event after it first
+    /// (OUT_OF_RANGE when the gateway no longer keeps them), then live ones, each once.
+    pub async fn watch_databases(&self, opts: WatchOptions) -> Result<DatabaseEvents> {
+        let inner = self
+            .databases
+            .clone()
+            .watch_databases(self.settings.request(pb::WatchDatabasesRequest {
+                labels: opts.labels.into_iter().collect(),
+                backend: opts.backend as i32,
+                since: opts.since,
+            }))
+            .await?
+            .into_inner();
+        Ok(DatabaseEvents { inner })
     }
 
     /// Looks a database up. NOT_FOUND when it does not exist.

@@ -73,7 +73,8 @@ pub use backup::{
 };
 pub use client::{
     Backend, Capabilities, Change, Client, ClientOptions, CreateOptions, Created, Database,
-    DatabaseStatus, ForkOptions, Forked, ListFilter, Statement, Ttl, UpdateOptions,
+    DatabaseEvent, DatabaseEventType, DatabaseEvents, DatabaseStatus, ForkOptions, Forked,
+    ListFilter, Statement, Ttl, UpdateOptions, WatchOptions,
 };
 pub use error::{Error, Result};
 pub use rows::{Column, ExecResult, Row, Rows, Summary, Truncation};

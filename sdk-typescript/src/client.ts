@@ -77,6 +77,7 @@ import {
 } from "./transfer.js";
 import {
   columnDefPb,
+  databaseEventFromPb,
   databaseFromPb,
   execResultFromPb,
   filtersPb,
@@ -86,6 +87,7 @@ import {
   type ColumnDef,
   type Created,
   type Database,
+  type DatabaseEvent,
   type ExecResult,
   type Forked,
   type OrderKeys,
@@ -357,6 +359,38 @@ export class DBForgeClient {
     );
     if (!r.database) throw new Internal("the response carries no database");
     return databaseFromPb(r.database);
+  }
+
+  /**
+   * Lifecycle events (created, deleted, forked, expired, pruned_idle, backed_up, restored) of the databases this key
+   * can see, as they happen, until `signal` aborts or the caller stops iterating. With `since` (the last `sequence`
+   * seen), every later event first, each once and in order; OutOfRange when the gateway no longer keeps them.
+   * No deadline applies: a watch lasts as long as the caller wants it.
+   */
+  async *watchDatabases(
+    opts: { labels?: Record<string, string>; backend?: Backend; since?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<DatabaseEvent> {
+    // Stopping the iteration (break, return) ends the call too, so no stream is left open.
+    const abort = new AbortController();
+    const onAbort = () => abort.abort();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    const o: CallOptions = { headers: this.headers, signal: abort.signal };
+    const req = {
+      labels: opts.labels ?? {},
+      backend: opts.backend ?? Backend.UNSPECIFIED,
+      since: opts.since !== undefined ? BigInt(opts.since) : undefined,
+    };
+    try {
+      for await (const r of this.databases.watchDatabases(req, o)) {
+        if (r.event) yield databaseEventFromPb(r.event);
+      }
+    } catch (e) {
+      if (abort.signal.aborted && !opts.signal?.aborted) return;
+      throw toDBForgeError(e);
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+      abort.abort();
+    }
   }
 
   /** Looks a database up. NotFound when it does not exist. */

@@ -47,6 +47,7 @@ export type {
 export {
   Backend,
   ColumnType,
+  DatabaseEventType,
   DatabaseStatus,
   Filter,
   Grant,
@@ -57,6 +58,7 @@ export {
 export type {
   Capabilities,
   Column,
+  DatabaseEvent,
   ColumnDef,
   Created,
   Forked,

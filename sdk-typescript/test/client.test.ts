@@ -11,6 +11,7 @@ import {
   Code,
   ColumnType,
   DBForgeError,
+  DatabaseEventType,
   DatabaseStatus,
   Decimal,
   DeadlineExceeded,
@@ -18,6 +19,7 @@ import {
   Filter,
   InvalidArgument,
   NotFound,
+  OutOfRange,
   PermissionDenied,
   ResourceExhausted,
   TimeOfDay,
@@ -153,6 +155,23 @@ for (const protocol of ["grpc", "grpc-web"] as const) {
       await rejectsWith(client.updateDatabase(name, { expireAt: new Date("2000-01-01T00:00:00Z") }), InvalidArgument, Code.InvalidArgument);
       await rejectsWith(client.updateDatabase(unique("nope"), { clearTtl: true }), NotFound, Code.NotFound);
       await client.deleteDatabase(name);
+    });
+
+    test("watchDatabases: replay from a sequence, then live", async () => {
+      const tag = unique("tag");
+      const name = unique("watched");
+      await client.createDatabase(name, { labels: { watch: tag } });
+      const events = client.watchDatabases({ since: 0, labels: { watch: tag } });
+      const created = (await events.next()).value!;
+      assert.equal(created.type, DatabaseEventType.CREATED);
+      assert.equal(created.database, name);
+      assert.deepEqual(created.labels, { watch: tag });
+      await client.deleteDatabase(name);
+      const deleted = (await events.next()).value!;
+      assert.equal(deleted.type, DatabaseEventType.DELETED);
+      assert.equal(deleted.sequence, created.sequence + 1);
+      await events.return(undefined);
+      await rejectsWith(client.watchDatabases({ since: deleted.sequence + 10_000 }).next(), OutOfRange, Code.OutOfRange);
     });
 
     test("execute and values both ways", async () => {

@@ -7,13 +7,14 @@ use std::{
 };
 
 use dbforge::{
-    Column, CreateOptions, Database, ForkOptions, ListFilter, UpdateOptions, Value, pb::ValueKind,
+    Column, CreateOptions, Database, DatabaseEventType, ForkOptions, ListFilter, UpdateOptions,
+    Value, WatchOptions, pb::ValueKind,
 };
 use time::OffsetDateTime;
 
 use super::{App, backend_name, status_name, stdout};
 use crate::{
-    cli::{DbCommand, ForkArgs, Format},
+    cli::{DbCommand, ForkArgs, Format, WatchArgs},
     error::{CliError, Result},
     output::{self, End},
 };
@@ -387,4 +388,81 @@ pub fn fork(app: &App, args: ForkArgs) -> Result<()> {
     );
     output::record(&app.settings, &mut stdout(), &human, &fields)?;
     Ok(())
+}
+
+/// `dbforge watch`: one line (or JSON object) per event until interrupted or `--count`.
+pub fn watch(app: &App, args: WatchArgs) -> Result<()> {
+    let WatchArgs {
+        since,
+        labels: selector,
+        backend,
+        count,
+    } = args;
+    let opts = WatchOptions {
+        labels: selector.into_iter().collect(),
+        backend: backend.map(Into::into).unwrap_or_default(),
+        since,
+    };
+    app.block_on(async {
+        let client = app.connect().await?;
+        let mut events = client.watch_databases(opts).await?;
+        let mut seen = 0u64;
+        while count.is_none_or(|c| seen < c) {
+            let Some(e) = events.next().await? else {
+                break;
+            };
+            seen += 1;
+            let kind = event_name(e.kind);
+            let human = format!(
+                "{:>8}  {}  {:<11}  {} ({})  key {}{}",
+                e.sequence,
+                OffsetDateTime::from(e.time)
+                    .replace_nanosecond(0)
+                    .ok()
+                    .and_then(|t| t
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .ok())
+                    .unwrap_or_default(),
+                kind,
+                e.database,
+                backend_name(e.backend),
+                e.key_id,
+                if e.cause.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {}", e.cause)
+                }
+            );
+            let fields = [
+                ("sequence", Value::Int(e.sequence)),
+                ("type", Value::Text(kind.to_owned())),
+                ("database", Value::Text(e.database.clone())),
+                ("backend", Value::Text(backend_name(e.backend).to_owned())),
+                ("time", timestamp(e.time)),
+                ("cause", Value::Text(e.cause.clone())),
+                ("key_id", Value::Text(e.key_id.clone())),
+                ("labels", labels(app, &e.labels)),
+            ];
+            output::record(&app.settings, &mut stdout(), &human, &fields)?;
+            stdout().flush()?;
+        }
+        Ok(())
+    })
+}
+
+fn event_name(k: DatabaseEventType) -> &'static str {
+    match k {
+        DatabaseEventType::Created => "created",
+        DatabaseEventType::Deleted => "deleted",
+        DatabaseEventType::Forked => "forked",
+        DatabaseEventType::Expired => "expired",
+        DatabaseEventType::PrunedIdle => "pruned_idle",
+        DatabaseEventType::BackedUp => "backed_up",
+        DatabaseEventType::Restored => "restored",
+        DatabaseEventType::QuotaExceeded => "quota_exceeded",
+        DatabaseEventType::QuotaCleared => "quota_cleared",
+        DatabaseEventType::Unavailable => "unavailable",
+        DatabaseEventType::Recovered => "recovered",
+        DatabaseEventType::Unspecified => "unknown",
+    }
 }

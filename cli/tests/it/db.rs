@@ -290,3 +290,52 @@ fn create_with_ttls_then_update_them() {
         .failure()
         .stderr(predicate::str::contains("expire_at"));
 }
+
+#[test]
+fn watch_prints_events_and_resumes_from_a_sequence() {
+    let s = Server::start();
+    let (a, b) = (unique("wa"), unique("wb"));
+    for n in [&a, &b] {
+        s.cmd()
+            .args(["db", "create", n, "--label", "w=cli"])
+            .assert()
+            .success();
+    }
+    // From the start of the log: both creates, in order, with consecutive sequences.
+    let out = s
+        .cmd()
+        .args([
+            "watch", "--since", "0", "--label", "w=cli", "--count", "2", "-o", "ndjson",
+        ])
+        .output()
+        .expect("run");
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["type"], "created");
+    assert_eq!(events[0]["database"], a.as_str());
+    assert_eq!(events[1]["database"], b.as_str());
+    let first = events[0]["sequence"].as_i64().expect("sequence");
+    assert_eq!(events[1]["sequence"].as_i64(), Some(first + 1));
+    // Resuming after the first gives the second.
+    let out = s
+        .cmd()
+        .args([
+            "watch",
+            "--since",
+            &first.to_string(),
+            "--label",
+            "w=cli",
+            "--count",
+            "1",
+            "-o",
+            "ndjson",
+        ])
+        .output()
+        .expect("run");
+    let again: serde_json::Value =
+        serde_json::from_str(stdout(&out).trim()).expect("one json line");
+    assert_eq!(again["database"], b.as_str());
+}

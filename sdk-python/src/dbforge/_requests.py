@@ -64,6 +64,18 @@ def create_database(
     return req
 
 
+def watch_databases(
+    labels: Optional[Mapping[str, str]], backend: Backend, since: Optional[int]
+) -> database_pb2.WatchDatabasesRequest:
+    req = database_pb2.WatchDatabasesRequest(
+        labels=dict(labels or {}),
+        backend=int(backend),  # type: ignore[arg-type]
+    )
+    if since is not None:
+        req.since = since
+    return req
+
+
 def update_database(
     name: str,
     labels: Optional[Mapping[str, str]],

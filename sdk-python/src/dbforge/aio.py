@@ -13,10 +13,13 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, AsyncIterator, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+import grpc
+
 from dbforge import _requests as rq
 from dbforge._async_io import AsyncConnection, AsyncTransaction
 from dbforge import backup as bk
 from dbforge.admin import ApiKey, AuditEvent, AuditVerdict, ServerStats
+from dbforge.errors import from_rpc_error
 from dbforge.backup import Backup, BackupPolicy, BackupStatus, Restored, RestoreModeLike, StatusLike
 from dbforge.rows import AsyncRows
 from dbforge.schema import Plan, Schema, explain_request, get_schema_request
@@ -44,6 +47,7 @@ from dbforge.types import (
     ColumnDef,
     Created,
     Database,
+    DatabaseEvent,
     ExecResult,
     Forked,
     Grant,
@@ -120,6 +124,28 @@ class AsyncClient(AsyncConnection):
             name, labels, ttl, clear_ttl, idle_ttl, clear_idle_ttl, backup_before_prune
         )
         return rq.database(await self._unary(self.databases.UpdateDatabase, req), "database")
+
+    async def watch_databases(
+        self,
+        *,
+        labels: Optional[Mapping[str, str]] = None,
+        backend: Backend = Backend.UNSPECIFIED,
+        since: Optional[int] = None,
+    ) -> AsyncIterator[DatabaseEvent]:
+        """Lifecycle events (created, deleted, forked, expired, pruned_idle, backed_up,
+        restored) of the databases this key can see, as they happen; runs until the caller
+        stops iterating. With `since` (the last `sequence` seen), every later event first, each
+        once and in order; OutOfRange when the gateway no longer keeps them."""
+        req = rq.watch_databases(labels, backend, since)
+        # No deadline: a watch lasts as long as the caller wants it.
+        call = self.databases.WatchDatabases(req, metadata=self._metadata)
+        try:
+            async for resp in call:
+                yield DatabaseEvent.from_pb(resp.event)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        finally:
+            call.cancel()  # type: ignore[no-untyped-call,unused-ignore]
 
     async def get_database(self, name: str) -> Database:
         """Looks a database up. NotFound when it does not exist."""

@@ -27,6 +27,8 @@ __all__ = [
     "Database",
     "Created",
     "Forked",
+    "DatabaseEventType",
+    "DatabaseEvent",
     "Column",
     "ExecResult",
     "Summary",
@@ -189,6 +191,65 @@ class Database:
                 else None
             ),
             backup_before_prune=d.backup_before_prune,
+        )
+
+
+class DatabaseEventType(enum.IntEnum):
+    """What happened to a database (WatchDatabases)."""
+
+    UNSPECIFIED = 0
+    CREATED = 1
+    DELETED = 2
+    FORKED = 3
+    EXPIRED = 4
+    PRUNED_IDLE = 5
+    BACKED_UP = 6
+    RESTORED = 7
+    #: Reserved: not emitted yet.
+    QUOTA_EXCEEDED = 8
+    #: Reserved: not emitted yet.
+    QUOTA_CLEARED = 9
+    #: Reserved: not emitted yet.
+    UNAVAILABLE = 10
+    #: Reserved: not emitted yet.
+    RECOVERED = 11
+
+
+@dataclass(frozen=True)
+class DatabaseEvent:
+    """One lifecycle event of `watch_databases`.
+
+    Attributes:
+        sequence: its position in the gateway's event log, one more than the event before;
+            pass the last one seen as `since` to resume.
+        type: what happened.
+        database, backend: the database.
+        time: when it happened.
+        cause: "ttl", "idle_ttl", "source=<name>", "backup=<id>", … or empty.
+        key_id: the key whose call caused it; "gateway" for the gateway's own doing.
+        labels: the database's labels then.
+    """
+
+    sequence: int
+    type: DatabaseEventType
+    database: str
+    backend: Backend
+    time: _dt.datetime
+    cause: str
+    key_id: str
+    labels: Dict[str, str]
+
+    @classmethod
+    def from_pb(cls, e: database_pb2.DatabaseEvent) -> DatabaseEvent:
+        return cls(
+            sequence=e.sequence,
+            type=_enum(DatabaseEventType, e.type),
+            database=e.database,
+            backend=_enum(Backend, e.backend),
+            time=timestamp(e.time),
+            cause=e.cause,
+            key_id=e.key_id,
+            labels=dict(e.labels),
         )
 
 

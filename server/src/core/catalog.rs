@@ -16,6 +16,7 @@ use super::{
     access::{Grant, KeyInfo, decode_grant, encode_grant},
     audit::{Query as AuditQuery, Record as AuditRecord},
     error::{Error, Result},
+    events::{DbEvent, EventKind},
     lifecycle::Lifecycle,
     names::DatabaseName,
 };
@@ -159,6 +160,17 @@ CREATE TABLE IF NOT EXISTS staging (
     backend TEXT NOT NULL,
     db TEXT NOT NULL,
     created_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    db TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    cause TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    owner_key TEXT
 ) STRICT;
 CREATE TABLE IF NOT EXISTS labels (
     db TEXT NOT NULL REFERENCES databases(name) ON DELETE CASCADE,
@@ -597,6 +609,89 @@ impl Catalog {
     /// Deletes audit records older than `before_ms`.
     pub fn audit_prune(&self, before_ms: i64) -> Result<usize> {
         self.with(|c| c.execute("DELETE FROM audit WHERE at_ms < ?1", [before_ms]))
+    }
+
+    /// The last lifecycle event's sequence number (0 when none was ever stored).
+    pub fn events_head(&self) -> Result<i64> {
+        self.with(|c| c.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0)))
+    }
+
+    /// The oldest lifecycle event kept, if any.
+    pub fn events_oldest(&self) -> Result<Option<i64>> {
+        self.with(|c| c.query_row("SELECT min(seq) FROM events", [], |r| r.get(0)))
+    }
+
+    /// Stores a lifecycle event and deletes those more than `keep` before it, in one
+    /// transaction.
+    pub fn event_append(&self, e: &DbEvent, keep: i64) -> Result<()> {
+        let labels = serde_json::to_string(&e.labels).unwrap_or_else(|_| "{}".to_owned());
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO events (seq, at_ms, kind, db, backend, cause, key_id, labels, owner_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    e.seq,
+                    e.at_ms,
+                    e.kind.as_str(),
+                    e.database,
+                    e.backend.as_str(),
+                    e.cause,
+                    e.key_id,
+                    labels,
+                    e.owner
+                ],
+            )?;
+            tx.execute("DELETE FROM events WHERE seq <= ?1", [e.seq - keep])?;
+            tx.commit()
+        })
+    }
+
+    /// At most `limit` lifecycle events after sequence `after`, in order.
+    pub fn events_after(&self, after: i64, limit: usize) -> Result<Vec<DbEvent>> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, at_ms, kind, db, backend, cause, key_id, labels, owner_key
+                 FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after, limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, at_ms, kind, db, backend, cause, key_id, labels, owner) = row?;
+                // A row this version cannot read still holds its place in the order: the
+                // watcher skips it (its sequence still counts as seen).
+                let (Some(kind), Some(backend)) =
+                    (EventKind::parse(&kind), BackendKind::parse(&backend))
+                else {
+                    tracing::warn!(seq, "skipping a lifecycle event that does not parse");
+                    continue;
+                };
+                out.push(DbEvent {
+                    seq,
+                    kind,
+                    database: db,
+                    backend,
+                    at_ms,
+                    cause,
+                    key_id,
+                    labels: serde_json::from_str(&labels).unwrap_or_default(),
+                    owner,
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// Records a staging database (a restore's) before its storage is created, so that a

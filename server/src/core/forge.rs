@@ -21,6 +21,7 @@ use super::{
     catalog::Catalog,
     clock::SharedClock,
     error::{Error, Result},
+    events::{EventKind, Events, Subject},
     handles::HandleCache,
     lifecycle::PruneTrigger,
     limits::Limits,
@@ -71,6 +72,7 @@ struct Inner {
     stop_pruner: Notify,
     audit: AuditLog,
     backups: Backups,
+    events: Arc<Events>,
 }
 
 /// The domain service behind every RPC.
@@ -124,6 +126,10 @@ impl Forge {
             AuditLog::disabled(registry.catalog().clone())
         };
         let backups = Backups::open(cfg.backup.clone())?;
+        let events = Arc::new(Events::open(
+            registry.catalog().clone(),
+            Arc::clone(&cfg.clock),
+        )?);
         let forge = Forge {
             inner: Arc::new(Inner {
                 handles: HandleCache::new(cfg.max_open_databases),
@@ -133,6 +139,7 @@ impl Forge {
                 stop_pruner: Notify::new(),
                 audit,
                 backups,
+                events,
             }),
         };
         forge.recover_backups().await;
@@ -154,6 +161,11 @@ impl Forge {
     /// The audit log.
     pub fn audit(&self) -> &AuditLog {
         &self.inner.audit
+    }
+
+    /// The lifecycle event log.
+    pub fn events(&self) -> &Arc<Events> {
+        &self.inner.events
     }
 
     /// The registry.
@@ -229,6 +241,15 @@ impl Forge {
         who.require_create_quota(|key| registry.owned_by(key))?;
         let started = Instant::now();
         let entry = registry.provision(&control, spec, who.owner_id()).await?;
+        self.inner
+            .events
+            .publish(
+                EventKind::Created,
+                Subject::of(&entry.record),
+                String::new(),
+                who.key_id(),
+            )
+            .await;
         info!(
             elapsed_us = started.elapsed().as_micros() as u64,
             "database spawned"
@@ -284,6 +305,15 @@ impl Forge {
         entry.backend()?;
         entry.check_fence()?;
         self.remove(&control, &entry).await?;
+        self.inner
+            .events
+            .publish(
+                EventKind::Deleted,
+                Subject::of(&entry.record),
+                String::new(),
+                who.key_id(),
+            )
+            .await;
         info!("database pruned");
         Ok(true)
     }

@@ -37,6 +37,7 @@ use super::{
     audit::Event,
     backup::Trigger,
     error::{Error, Result},
+    events::{EventKind, Subject},
     forge::{DatabaseInfo, Forge},
     names::validate_labels,
     registry::Entry,
@@ -367,6 +368,18 @@ impl Forge {
             .await;
             return Err(e);
         }
+        let (kind_of_event, why) = match cause {
+            PruneCause::Expired => (EventKind::Expired, "ttl"),
+            PruneCause::Idle => (EventKind::PrunedIdle, "idle_ttl"),
+        };
+        self.events()
+            .publish(
+                kind_of_event,
+                Subject::of(&current.record),
+                why.to_owned(),
+                GATEWAY_KEY,
+            )
+            .await;
         drop(control);
         info!("database pruned by its lifecycle");
         metrics::counter!(names::PRUNES_TOTAL, "backend" => kind.as_str(), "cause" => cause.as_str(), "outcome" => "pruned")

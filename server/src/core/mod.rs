@@ -8,6 +8,7 @@ pub mod clock;
 pub mod csv;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod forge;
 pub mod fork;
 pub mod handles;

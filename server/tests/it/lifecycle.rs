@@ -9,8 +9,9 @@ use std::{
 };
 
 use dbforge::{
-    AuditFilter, Backend, BackupFilter, BackupStatus, Client, Code, CreateOptions, Grant, Role,
-    UpdateOptions,
+    AuditFilter, Backend, BackupFilter, BackupStatus, Client, Code, CreateBackup, CreateOptions,
+    DatabaseEvent, DatabaseEventType, DatabaseEvents, ForkOptions, Grant, Role, UpdateOptions,
+    WatchOptions,
 };
 use dbforge_server::{
     config::Config,
@@ -554,4 +555,235 @@ async fn only_an_owner_may_update_a_database() {
         .update_database(&mine, UpdateOptions::default().idle_ttl(MIN))
         .await
         .expect("the creator may update");
+}
+
+// ---- WatchDatabases ------------------------------------------------------------------------
+
+async fn next_event(w: &mut DatabaseEvents) -> DatabaseEvent {
+    tokio::time::timeout(Duration::from_secs(10), w.next())
+        .await
+        .expect("an event within 10 s")
+        .expect("the stream did not fail")
+        .expect("the stream did not end")
+}
+
+/// Sends created, forked, backed_up, restored, deleted and expired events, numbered one by one.
+async fn watch_round(backend: Backend, url: Option<String>) {
+    let lab = Lab::serving(backend, url).await;
+    let c = lab.c();
+    let mut w = c
+        .watch_databases(WatchOptions::default())
+        .await
+        .expect("watch");
+    let (a, b) = (unique("wa"), unique("wb"));
+    c.create_database(
+        &a,
+        CreateOptions::default()
+            .backend(backend)
+            .label("team", "x")
+            .ttl(10 * MIN),
+    )
+    .await
+    .expect("create");
+    let created = next_event(&mut w).await;
+    assert_eq!(
+        (created.kind, created.database.as_str(), created.backend),
+        (DatabaseEventType::Created, a.as_str(), backend)
+    );
+    assert_eq!(created.key_id, "-", "no authentication");
+    assert_eq!(created.labels.get("team").map(String::as_str), Some("x"));
+    c.fork_database(&a, &b, ForkOptions::default())
+        .await
+        .expect("fork");
+    let forked = next_event(&mut w).await;
+    assert_eq!(
+        (forked.kind, forked.database.as_str(), forked.cause.as_str()),
+        (
+            DatabaseEventType::Forked,
+            b.as_str(),
+            format!("source={a}").as_str()
+        )
+    );
+    assert_eq!(forked.sequence, created.sequence + 1);
+    let backup = c
+        .create_backup(&b, CreateBackup::default())
+        .await
+        .expect("backup");
+    let backed_up = next_event(&mut w).await;
+    assert_eq!(
+        (backed_up.kind, backed_up.database.as_str()),
+        (DatabaseEventType::BackedUp, b.as_str())
+    );
+    assert_eq!(backed_up.cause, format!("backup={}", backup.id));
+    c.restore_backup(&backup.id, dbforge::RestoreMode::Replace)
+        .await
+        .expect("restore");
+    let restored = next_event(&mut w).await;
+    assert_eq!(
+        (restored.kind, restored.database.as_str()),
+        (DatabaseEventType::Restored, b.as_str())
+    );
+    c.delete_database(&b).await.expect("delete");
+    let deleted = next_event(&mut w).await;
+    assert_eq!(
+        (deleted.kind, deleted.database.as_str()),
+        (DatabaseEventType::Deleted, b.as_str())
+    );
+    lab.clock.advance(11 * MIN);
+    assert_eq!(lab.prune().await, vec![(a.clone(), PruneCause::Expired)]);
+    let expired = next_event(&mut w).await;
+    assert_eq!(
+        (
+            expired.kind,
+            expired.database.as_str(),
+            expired.cause.as_str(),
+            expired.key_id.as_str()
+        ),
+        (DatabaseEventType::Expired, a.as_str(), "ttl", "gateway")
+    );
+    assert_eq!(expired.sequence, deleted.sequence + 1);
+    assert_eq!(ms(expired.time), lab.clock.now_ms(), "the gateway's clock");
+}
+
+#[tokio::test]
+async fn sqlite_lifecycle_events_are_watched_in_order() {
+    watch_round(Backend::Sqlite, None).await;
+}
+
+#[tokio::test]
+async fn postgres_lifecycle_events_are_watched_in_order() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    watch_round(Backend::Postgres, Some(url)).await;
+}
+
+#[tokio::test]
+async fn a_resumed_watch_gets_every_later_event_once_and_in_order() {
+    let lab = Lab::start(|c| c).await;
+    let c = lab.c();
+    let mut w = c
+        .watch_databases(WatchOptions::default())
+        .await
+        .expect("watch");
+    let names: Vec<String> = (0..6).map(|_| unique("rs")).collect();
+    for n in &names[..3] {
+        c.create_database(n, CreateOptions::default())
+            .await
+            .expect("create");
+    }
+    let first = next_event(&mut w).await;
+    assert_eq!(first.database, names[0]);
+    // The connection drops with two events unread; three more happen meanwhile.
+    drop(w);
+    for n in &names[3..] {
+        c.create_database(n, CreateOptions::default())
+            .await
+            .expect("create");
+    }
+    let mut w = c
+        .watch_databases(WatchOptions::default().since(first.sequence))
+        .await
+        .expect("resume");
+    for (i, n) in names[1..].iter().enumerate() {
+        let e = next_event(&mut w).await;
+        assert_eq!(
+            (e.sequence, e.database.as_str()),
+            (first.sequence + 1 + i as i64, n.as_str())
+        );
+    }
+    // Then live ones, with no repeat of the stored ones.
+    c.delete_database(&names[0]).await.expect("delete");
+    let live = next_event(&mut w).await;
+    assert_eq!(
+        (live.sequence, live.kind),
+        (first.sequence + 6, DatabaseEventType::Deleted)
+    );
+    // A since beyond the newest event is OUT_OF_RANGE.
+    let res = match c
+        .watch_databases(WatchOptions::default().since(live.sequence + 100))
+        .await
+    {
+        Ok(mut w) => w.next().await.map(drop),
+        Err(e) => Err(e),
+    };
+    assert_code(res, Code::OutOfRange);
+}
+
+/// A key that may create databases named `<prefix>-*` (and so owns them).
+async fn creator(s: &TestServer, admin: &Client, prefix: &str) -> Client {
+    let (_, k) = admin
+        .create_api_key(
+            dbforge::ApiKeySpec::new(prefix)
+                .can_create(5)
+                .grant(Grant::pattern(format!("{prefix}-*"), Role::Read)),
+        )
+        .await
+        .expect("key");
+    as_key(s, &k).await
+}
+
+#[tokio::test]
+async fn a_key_watches_only_the_databases_it_can_see() {
+    let lab = Lab::start(|mut c| {
+        c.insecure_no_auth = false;
+        c.admin_key = Some(ADMIN_KEY.into());
+        c
+    })
+    .await;
+    let admin = as_key(&lab.s, ADMIN_KEY).await;
+    let (ka, kb) = (
+        creator(&lab.s, &admin, "ka").await,
+        creator(&lab.s, &admin, "kb").await,
+    );
+    let mut wa = ka
+        .watch_databases(WatchOptions::default())
+        .await
+        .expect("watch a");
+    let mut wb = kb
+        .watch_databases(WatchOptions::default())
+        .await
+        .expect("watch b");
+    let mut wall = admin
+        .watch_databases(WatchOptions::default())
+        .await
+        .expect("watch all");
+    let (a1, b1, a2) = (unique("ka"), unique("kb"), unique("ka"));
+    admin
+        .create_database(&a1, CreateOptions::default())
+        .await
+        .expect("a1");
+    kb.create_database(&b1, CreateOptions::default())
+        .await
+        .expect("b1");
+    ka.create_database(&a2, CreateOptions::default())
+        .await
+        .expect("a2");
+    let seen_a = [next_event(&mut wa).await, next_event(&mut wa).await];
+    assert_eq!(
+        seen_a
+            .iter()
+            .map(|e| e.database.as_str())
+            .collect::<Vec<_>>(),
+        vec![a1.as_str(), a2.as_str()]
+    );
+    assert_eq!(seen_a[1].key_id, ka.who_am_i().await.expect("whoami").id);
+    let seen_b = next_event(&mut wb).await;
+    assert_eq!(seen_b.database, b1);
+    let all: Vec<String> = [
+        next_event(&mut wall).await,
+        next_event(&mut wall).await,
+        next_event(&mut wall).await,
+    ]
+    .into_iter()
+    .map(|e| e.database)
+    .collect();
+    assert_eq!(all, vec![a1, b1.clone(), a2]);
+    // The label selector narrows further; b's key still sees nothing of a's databases.
+    kb.delete_database(&b1).await.expect("delete b1");
+    let gone = next_event(&mut wb).await;
+    assert_eq!(
+        (gone.kind, gone.database.as_str()),
+        (DatabaseEventType::Deleted, b1.as_str())
+    );
 }

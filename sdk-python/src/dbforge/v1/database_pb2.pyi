@@ -54,6 +54,66 @@ DATABASE_STATUS_DELETING: DatabaseStatus.ValueType  # 4
 """Being pruned."""
 Global___DatabaseStatus: _TypeAlias = DatabaseStatus  # noqa: Y015
 
+class _DatabaseEventType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DatabaseEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DatabaseEventType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DATABASE_EVENT_TYPE_UNSPECIFIED: _DatabaseEventType.ValueType  # 0
+    """Not set."""
+    DATABASE_EVENT_TYPE_CREATED: _DatabaseEventType.ValueType  # 1
+    """Spawned by CreateDatabase."""
+    DATABASE_EVENT_TYPE_DELETED: _DatabaseEventType.ValueType  # 2
+    """Pruned by DeleteDatabase."""
+    DATABASE_EVENT_TYPE_FORKED: _DatabaseEventType.ValueType  # 3
+    """Spawned by ForkDatabase (`cause` names the source)."""
+    DATABASE_EVENT_TYPE_EXPIRED: _DatabaseEventType.ValueType  # 4
+    """Pruned by the gateway because its TTL ran out."""
+    DATABASE_EVENT_TYPE_PRUNED_IDLE: _DatabaseEventType.ValueType  # 5
+    """Pruned by the gateway because it was idle past its idle TTL."""
+    DATABASE_EVENT_TYPE_BACKED_UP: _DatabaseEventType.ValueType  # 6
+    """A backup of it completed (`cause` names the backup)."""
+    DATABASE_EVENT_TYPE_RESTORED: _DatabaseEventType.ValueType  # 7
+    """Restored from a backup, in place or as a new database (`cause` names the backup)."""
+    DATABASE_EVENT_TYPE_QUOTA_EXCEEDED: _DatabaseEventType.ValueType  # 8
+    """Reserved: not emitted yet (size quotas are not built)."""
+    DATABASE_EVENT_TYPE_QUOTA_CLEARED: _DatabaseEventType.ValueType  # 9
+    """Reserved: not emitted yet (size quotas are not built)."""
+    DATABASE_EVENT_TYPE_UNAVAILABLE: _DatabaseEventType.ValueType  # 10
+    """Reserved: not emitted yet (health changes are reported by grpc.health.v1 today)."""
+    DATABASE_EVENT_TYPE_RECOVERED: _DatabaseEventType.ValueType  # 11
+    """Reserved: not emitted yet."""
+
+class DatabaseEventType(_DatabaseEventType, metaclass=_DatabaseEventTypeEnumTypeWrapper):
+    """What happened to a database."""
+
+DATABASE_EVENT_TYPE_UNSPECIFIED: DatabaseEventType.ValueType  # 0
+"""Not set."""
+DATABASE_EVENT_TYPE_CREATED: DatabaseEventType.ValueType  # 1
+"""Spawned by CreateDatabase."""
+DATABASE_EVENT_TYPE_DELETED: DatabaseEventType.ValueType  # 2
+"""Pruned by DeleteDatabase."""
+DATABASE_EVENT_TYPE_FORKED: DatabaseEventType.ValueType  # 3
+"""Spawned by ForkDatabase (`cause` names the source)."""
+DATABASE_EVENT_TYPE_EXPIRED: DatabaseEventType.ValueType  # 4
+"""Pruned by the gateway because its TTL ran out."""
+DATABASE_EVENT_TYPE_PRUNED_IDLE: DatabaseEventType.ValueType  # 5
+"""Pruned by the gateway because it was idle past its idle TTL."""
+DATABASE_EVENT_TYPE_BACKED_UP: DatabaseEventType.ValueType  # 6
+"""A backup of it completed (`cause` names the backup)."""
+DATABASE_EVENT_TYPE_RESTORED: DatabaseEventType.ValueType  # 7
+"""Restored from a backup, in place or as a new database (`cause` names the backup)."""
+DATABASE_EVENT_TYPE_QUOTA_EXCEEDED: DatabaseEventType.ValueType  # 8
+"""Reserved: not emitted yet (size quotas are not built)."""
+DATABASE_EVENT_TYPE_QUOTA_CLEARED: DatabaseEventType.ValueType  # 9
+"""Reserved: not emitted yet (size quotas are not built)."""
+DATABASE_EVENT_TYPE_UNAVAILABLE: DatabaseEventType.ValueType  # 10
+"""Reserved: not emitted yet (health changes are reported by grpc.health.v1 today)."""
+DATABASE_EVENT_TYPE_RECOVERED: DatabaseEventType.ValueType  # 11
+"""Reserved: not emitted yet."""
+Global___DatabaseEventType: _TypeAlias = DatabaseEventType  # noqa: Y015
+
 @_typing.final
 class Capabilities(_message.Message):
     """What a backend supports. SDKs and the CLI read these instead of guessing from the backend."""
@@ -737,3 +797,159 @@ class UpdateDatabaseResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdateDatabaseResponse: _TypeAlias = UpdateDatabaseResponse  # noqa: Y015
+
+@_typing.final
+class DatabaseEvent(_message.Message):
+    """One lifecycle event."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    DATABASE_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    CAUSE_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """Position in the gateway's event log: one more than the event before."""
+    type: Global___DatabaseEventType.ValueType
+    """What happened."""
+    database: _builtins.str
+    """The database."""
+    backend: _types_pb2.Backend.ValueType
+    """Its engine."""
+    cause: _builtins.str
+    """Why, when there is more to say: `ttl`, `idle_ttl`, `source=<name>`, `backup=<id>`,
+    `policy=<name>`; empty otherwise.
+    """
+    key_id: _builtins.str
+    """The id of the API key whose call caused it; `gateway` for what the gateway did on its own
+    (prunes, scheduled backups); `-` without authentication.
+    """
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The database's labels when it happened."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        type: Global___DatabaseEventType.ValueType = ...,
+        database: _builtins.str = ...,
+        backend: _types_pb2.Backend.ValueType = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        cause: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "cause", b"cause", "database", b"database", "key_id", b"key_id", "labels", b"labels", "sequence", b"sequence", "time", b"time", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DatabaseEvent: _TypeAlias = DatabaseEvent  # noqa: Y015
+
+@_typing.final
+class WatchDatabasesRequest(_message.Message):
+    """Request of DatabaseService.WatchDatabases."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    LABELS_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    backend: _types_pb2.Backend.ValueType
+    """Only events of databases of this backend; BACKEND_UNSPECIFIED means all."""
+    since: _builtins.int
+    """Resume after this sequence: send every later event. Unset: only new events."""
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Only events of databases that carried every one of these labels with these values."""
+
+    def __init__(
+        self,
+        *,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        backend: _types_pb2.Backend.ValueType = ...,
+        since: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_since", b"_since", "since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_since", b"_since", "backend", b"backend", "labels", b"labels", "since", b"since"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__since: _TypeAlias = _typing.Literal["since"]  # noqa: Y015
+    _WhichOneofArgType__since: _TypeAlias = _typing.Literal["_since", b"_since"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__since) -> _WhichOneofReturnType__since | None: ...
+
+Global___WatchDatabasesRequest: _TypeAlias = WatchDatabasesRequest  # noqa: Y015
+
+@_typing.final
+class WatchDatabasesResponse(_message.Message):
+    """Response of DatabaseService.WatchDatabases: one event."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event(self) -> Global___DatabaseEvent:
+        """The event."""
+
+    def __init__(
+        self,
+        *,
+        event: Global___DatabaseEvent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchDatabasesResponse: _TypeAlias = WatchDatabasesResponse  # noqa: Y015

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::{
     core::{
         error::{Error, Result},
+        events::{DbEvent, EventKind, WatchFilter},
         fork::{ForkReport, ForkSpec},
         lifecycle::{Change, DatabaseUpdate, Lifecycle, LifecycleSpec, Ttl},
         names::DatabaseName,
@@ -140,4 +141,61 @@ impl From<ForkReport> for pb::ForkDatabaseResponse {
 
 fn wire_duration(d: Duration) -> prost_types::Duration {
     prost_types::Duration::try_from(d).unwrap_or_default()
+}
+
+impl TryFrom<pb::WatchDatabasesRequest> for WatchFilter {
+    type Error = Error;
+    fn try_from(r: pb::WatchDatabasesRequest) -> Result<Self> {
+        let pb::WatchDatabasesRequest {
+            labels,
+            backend,
+            since,
+        } = r;
+        Ok(WatchFilter {
+            labels: labels.into_iter().collect(),
+            backend: match backend {
+                0 => None,
+                b => Some(super::backend_kind(b)?),
+            },
+            since,
+        })
+    }
+}
+
+fn event_type(k: EventKind) -> pb::DatabaseEventType {
+    match k {
+        EventKind::Created => pb::DatabaseEventType::Created,
+        EventKind::Deleted => pb::DatabaseEventType::Deleted,
+        EventKind::Forked => pb::DatabaseEventType::Forked,
+        EventKind::Expired => pb::DatabaseEventType::Expired,
+        EventKind::PrunedIdle => pb::DatabaseEventType::PrunedIdle,
+        EventKind::BackedUp => pb::DatabaseEventType::BackedUp,
+        EventKind::Restored => pb::DatabaseEventType::Restored,
+    }
+}
+
+impl From<DbEvent> for pb::DatabaseEvent {
+    fn from(e: DbEvent) -> Self {
+        let DbEvent {
+            seq,
+            kind,
+            database,
+            backend,
+            at_ms,
+            cause,
+            key_id,
+            labels,
+            owner: _,
+        } = e;
+        pb::DatabaseEvent {
+            sequence: seq,
+            r#type: event_type(kind) as i32,
+            database,
+            backend: super::backend_pb(backend) as i32,
+            time: Some(super::timestamp(at_ms)),
+            cause,
+            key_id,
+            labels: labels.into_iter().collect(),
+        }
+    }
 }
