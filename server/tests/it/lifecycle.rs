@@ -787,3 +787,35 @@ async fn a_key_watches_only_the_databases_it_can_see() {
         (DatabaseEventType::Deleted, b1.as_str())
     );
 }
+
+#[tokio::test]
+async fn mysql_lifecycle_events_are_watched_in_order() {
+    let Some(url) = mysql_url().await else {
+        return;
+    };
+    watch_round(Backend::Mysql, Some(url)).await;
+}
+
+#[tokio::test]
+async fn redis_lifecycle_events_are_watched_in_order() {
+    let Some(url) = redis_url().await else {
+        return;
+    };
+    watch_round(Backend::Redis, Some(url)).await;
+}
+
+#[tokio::test]
+async fn mysql_databases_are_backed_up_before_their_prune_when_asked() {
+    let Some(url) = mysql_url().await else {
+        return;
+    };
+    backs_up_before_pruning(Backend::Mysql, Some(url)).await;
+}
+
+#[tokio::test]
+async fn redis_databases_are_backed_up_before_their_prune_when_asked() {
+    let Some(url) = redis_url().await else {
+        return;
+    };
+    backs_up_before_pruning(Backend::Redis, Some(url)).await;
+}
