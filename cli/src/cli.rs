@@ -187,6 +187,9 @@ pub enum Command {
     /// Fork a database: a new, independent database with its data as it is now (or as a backup
     /// holds it).
     Fork(ForkArgs),
+    /// Print lifecycle events (created, deleted, forked, expired, pruned_idle, backed_up,
+    /// restored) of the databases this key can see, as they happen.
+    Watch(WatchArgs),
     /// Show the tables, columns, keys, indexes and constraints of a database.
     Schema(SchemaArgs),
     /// Show a statement's query plan, with the tables it reads in full.
@@ -235,6 +238,54 @@ pub enum DbCommand {
         /// Succeed when the database exists already (with the same backend).
         #[arg(long)]
         if_not_exists: bool,
+        /// The gateway prunes the database this long from now, e.g. "1h" (its TTL).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "expire_at")]
+        ttl: Option<std::time::Duration>,
+        /// The gateway prunes the database at this RFC 3339 time, e.g. 2030-01-01T00:00:00Z.
+        #[arg(long, value_name = "TIME", value_parser = input::parse_rfc3339)]
+        expire_at: Option<std::time::SystemTime>,
+        /// The gateway prunes the database after this long without a data-plane call, e.g. "30m".
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        idle_ttl: Option<std::time::Duration>,
+        /// Back the database up (default target) before a TTL or idle prune; a failed backup
+        /// keeps it.
+        #[arg(long)]
+        backup_before_prune: bool,
+    },
+    /// Change a database's labels, TTL, idle TTL or final backup (owner role); what is not
+    /// given keeps its value.
+    #[command(after_help = "\
+Examples:
+  dbforge db update scratch --ttl 2h --idle-ttl 30m
+  dbforge db update scratch --clear-ttl --backup-before-prune true
+  dbforge db update scratch --label team=a --label tier=dev   # replaces every label")]
+    Update {
+        /// The database.
+        name: String,
+        /// A label KEY=VALUE; the labels given replace every label. Repeat for more.
+        #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = input::parse_label)]
+        labels: Vec<(String, String)>,
+        /// Remove every label.
+        #[arg(long, conflicts_with = "labels")]
+        clear_labels: bool,
+        /// A new TTL, this long from now, e.g. "1h".
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with_all = ["expire_at", "clear_ttl"])]
+        ttl: Option<std::time::Duration>,
+        /// A new TTL at this RFC 3339 time.
+        #[arg(long, value_name = "TIME", value_parser = input::parse_rfc3339, conflicts_with = "clear_ttl")]
+        expire_at: Option<std::time::SystemTime>,
+        /// Remove the TTL.
+        #[arg(long)]
+        clear_ttl: bool,
+        /// A new idle TTL, e.g. "30m".
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "clear_idle_ttl")]
+        idle_ttl: Option<std::time::Duration>,
+        /// Remove the idle TTL.
+        #[arg(long)]
+        clear_idle_ttl: bool,
+        /// Whether a backup precedes a TTL or idle prune.
+        #[arg(long, value_name = "BOOL")]
+        backup_before_prune: Option<bool>,
     },
     /// List databases in name order.
     #[command(visible_alias = "ls")]
@@ -655,6 +706,31 @@ pub struct ForkArgs {
     /// Fork from this backup of SRC (as `backup list` shows it) instead of its current data.
     #[arg(long, value_name = "ID")]
     pub from_backup: Option<String>,
+}
+
+/// `dbforge watch`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Runs until interrupted (or --count events, or --timeout). Each event carries its sequence
+number: after a dropped connection, `dbforge watch --since N` with the last N printed sends every
+later event once, in order (OUT_OF_RANGE when the gateway no longer keeps them).
+
+Examples:
+  dbforge watch -o ndjson
+  dbforge watch --since 1234 --label team=a")]
+pub struct WatchArgs {
+    /// Resume after this sequence number; without it, only events from now on.
+    #[arg(long, value_name = "N")]
+    pub since: Option<i64>,
+    /// Only databases with this label KEY=VALUE; repeat to require several.
+    #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = input::parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Only databases of this engine.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
+    /// Stop after this many events.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
 }
 
 /// `dbforge schema DB [TABLE]`

@@ -175,6 +175,13 @@ pub fn parse_grant(s: &str) -> Result<dbforge::Grant, String> {
     Ok(Grant::database(target, role))
 }
 
+/// Parses an RFC 3339 time.
+pub fn parse_rfc3339(s: &str) -> Result<std::time::SystemTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(Into::into)
+        .map_err(|_| format!("expected an RFC 3339 time (2030-05-01T12:00:00Z), got {s:?}"))
+}
+
 /// Parses a point in time: RFC 3339, or an age before now such as `1h` or `30m`.
 pub fn parse_time(s: &str) -> Result<std::time::SystemTime, String> {
     if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {

@@ -85,6 +85,49 @@ def test_fork_database(client: dbforge.Client) -> None:
         client.delete_database(d)
 
 
+def test_ttl_and_update_database(client: dbforge.Client) -> None:
+    name = unique("ttl")
+    before = dt.datetime.now(dt.timezone.utc)
+    db = client.create_database(
+        name, ttl=dt.timedelta(hours=1), idle_ttl=dt.timedelta(minutes=30), backup_before_prune=True
+    ).database
+    assert db.expire_at is not None
+    assert before + dt.timedelta(minutes=59) < db.expire_at < before + dt.timedelta(minutes=61)
+    assert db.idle_ttl == dt.timedelta(minutes=30) and db.backup_before_prune
+    at = dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc)
+    db = client.update_database(name, ttl=at, labels={"team": "a"}, backup_before_prune=False)
+    assert db.expire_at == at and db.labels == {"team": "a"} and not db.backup_before_prune
+    assert db.idle_ttl == dt.timedelta(minutes=30), "what is not given keeps its value"
+    db = client.update_database(name, clear_ttl=True, clear_idle_ttl=True)
+    assert db.expire_at is None and db.idle_ttl is None
+    assert client.get_database(name).expire_at is None
+    with pytest.raises(dbforge.InvalidArgument):
+        client.update_database(name, ttl=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
+    with pytest.raises(dbforge.NotFound):
+        client.update_database(unique("nope"), clear_ttl=True)
+    client.delete_database(name)
+
+
+def test_watch_databases(client: dbforge.Client) -> None:
+    tag, name = unique("tag"), unique("watched")
+    # From the start of the log, narrowed to this test's label: the create below comes first.
+    events = client.watch_databases(since=0, labels={"watch": tag})
+    client.create_database(name, labels={"watch": tag})
+    created = next(events)
+    assert isinstance(created, dbforge.DatabaseEvent)
+    assert (created.type, created.database) == (dbforge.DatabaseEventType.CREATED, name)
+    assert created.labels == {"watch": tag} and created.backend == Backend.SQLITE
+    client.delete_database(name)
+    deleted = next(events)
+    assert (deleted.type, deleted.sequence) == (dbforge.DatabaseEventType.DELETED, created.sequence + 1)
+    events.close()  # type: ignore[attr-defined]
+    resumed = client.watch_databases(since=created.sequence, labels={"watch": tag})
+    assert next(resumed).sequence == deleted.sequence
+    resumed.close()  # type: ignore[attr-defined]
+    with pytest.raises(dbforge.OutOfRange):
+        next(client.watch_databases(since=deleted.sequence + 10_000))
+
+
 def test_invalid_name(client: dbforge.Client) -> None:
     with pytest.raises(dbforge.InvalidArgument) as e:
         client.create_database("Not A Valid Name!")

@@ -26,7 +26,7 @@ use crate::{
     table::{ColumnDef, record_pb},
 };
 
-pub use pb::{Backend, Capabilities, DatabaseStatus};
+pub use pb::{Backend, Capabilities, DatabaseEventType, DatabaseStatus};
 
 /// A spawned database.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +47,12 @@ pub struct Database {
     pub labels: BTreeMap<String, String>,
     /// What the backend supports.
     pub capabilities: Capabilities,
+    /// When the gateway prunes it (its TTL), if it has one.
+    pub expire_at: Option<SystemTime>,
+    /// The gateway prunes it after this long without a data-plane call, if set.
+    pub idle_ttl: Option<Duration>,
+    /// Whether a TTL or idle prune is preceded by a backup (and skipped when that fails).
+    pub backup_before_prune: bool,
 }
 
 fn system_time(t: Option<prost_types::Timestamp>) -> SystemTime {
@@ -69,8 +75,28 @@ impl From<pb::Database> for Database {
             size_bytes: u64::try_from(d.size_bytes).unwrap_or_default(),
             labels: d.labels.into_iter().collect(),
             capabilities: d.capabilities.unwrap_or_default(),
+            expire_at: d.expire_at.map(|t| system_time(Some(t))),
+            idle_ttl: d.idle_ttl.map(|t| crate::admin::duration(Some(t))),
+            backup_before_prune: d.backup_before_prune,
         }
     }
+}
+
+/// A database's TTL: when the gateway prunes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// At this time (which must be in the future).
+    At(SystemTime),
+    /// This long from now (positive).
+    After(Duration),
+}
+
+fn wire_duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration::try_from(d).unwrap_or_default()
+}
+
+fn wire_time(t: SystemTime) -> prost_types::Timestamp {
+    prost_types::Timestamp::from(t)
 }
 
 /// Options of [`Client::create_database`].
@@ -82,9 +108,40 @@ pub struct CreateOptions {
     pub if_not_exists: bool,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// Prune the database at this time (see [`Ttl`]).
+    pub ttl: Option<Ttl>,
+    /// Prune the database after this long without a data-plane call.
+    pub idle_ttl: Option<Duration>,
+    /// Back the database up (default target) before a TTL or idle prune; a failed backup keeps
+    /// it.
+    pub backup_before_prune: bool,
 }
 
 impl CreateOptions {
+    /// Prunes the database this long from now.
+    pub fn ttl(mut self, d: Duration) -> Self {
+        self.ttl = Some(Ttl::After(d));
+        self
+    }
+
+    /// Prunes the database at `t`.
+    pub fn expire_at(mut self, t: SystemTime) -> Self {
+        self.ttl = Some(Ttl::At(t));
+        self
+    }
+
+    /// Prunes the database after `d` without a data-plane call.
+    pub fn idle_ttl(mut self, d: Duration) -> Self {
+        self.idle_ttl = Some(d);
+        self
+    }
+
+    /// Backs the database up before a TTL or idle prune.
+    pub fn backup_before_prune(mut self) -> Self {
+        self.backup_before_prune = true;
+        self
+    }
+
     /// Uses this engine.
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
@@ -111,6 +168,161 @@ pub struct Created {
     pub database: Database,
     /// False when `if_not_exists` found it already there.
     pub created: bool,
+}
+
+/// One lifecycle event of [`Client::watch_databases`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabaseEvent {
+    /// Its position in the gateway's event log: one more than the event before. Pass the last
+    /// one seen as [`WatchOptions::since`] to resume.
+    pub sequence: i64,
+    /// What happened.
+    pub kind: DatabaseEventType,
+    /// The database.
+    pub database: String,
+    /// Its engine.
+    pub backend: Backend,
+    /// When it happened.
+    pub time: SystemTime,
+    /// Why (`ttl`, `idle_ttl`, `source=<name>`, `backup=<id>`, …), or empty.
+    pub cause: String,
+    /// The key whose call caused it; `gateway` for the gateway's own doing.
+    pub key_id: String,
+    /// The database's labels when it happened.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl From<pb::DatabaseEvent> for DatabaseEvent {
+    fn from(e: pb::DatabaseEvent) -> Self {
+        DatabaseEvent {
+            sequence: e.sequence,
+            kind: DatabaseEventType::try_from(e.r#type).unwrap_or(DatabaseEventType::Unspecified),
+            database: e.database,
+            backend: Backend::try_from(e.backend).unwrap_or(Backend::Unspecified),
+            time: system_time(e.time),
+            cause: e.cause,
+            key_id: e.key_id,
+            labels: e.labels.into_iter().collect(),
+        }
+    }
+}
+
+/// Which events [`Client::watch_databases`] sends.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WatchOptions {
+    /// Only databases carrying all of these labels.
+    pub labels: BTreeMap<String, String>,
+    /// Only this engine (`Unspecified`: all).
+    pub backend: Backend,
+    /// Resume after this sequence; `None`: only events from now on.
+    pub since: Option<i64>,
+}
+
+impl WatchOptions {
+    /// Resumes after `sequence`.
+    pub fn since(mut self, sequence: i64) -> Self {
+        self.since = Some(sequence);
+        self
+    }
+
+    /// Only databases carrying this label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// The stream of [`Client::watch_databases`].
+#[derive(Debug)]
+pub struct DatabaseEvents {
+    inner: tonic::Streaming<pb::WatchDatabasesResponse>,
+}
+
+impl DatabaseEvents {
+    /// The next event; waits for it. `None` when the server ended the stream.
+    pub async fn next(&mut self) -> Result<Option<DatabaseEvent>> {
+        loop {
+            match self.inner.message().await? {
+                Some(pb::WatchDatabasesResponse { event: Some(e) }) => return Ok(Some(e.into())),
+                Some(_) => continue,
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// A change to a setting in [`UpdateOptions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change<T> {
+    /// Set it to this.
+    Set(T),
+    /// Remove it.
+    Clear,
+}
+
+/// What [`Client::update_database`] changes; `None` fields keep their values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpdateOptions {
+    /// Replaces every label.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// The TTL.
+    pub ttl: Option<Change<Ttl>>,
+    /// The idle TTL.
+    pub idle_ttl: Option<Change<Duration>>,
+    /// Whether a final backup precedes a TTL or idle prune.
+    pub backup_before_prune: Option<bool>,
+}
+
+impl UpdateOptions {
+    /// Replaces every label with `labels`.
+    pub fn labels<K: Into<String>, V: Into<String>>(
+        mut self,
+        labels: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.labels = Some(
+            labels
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// Prunes the database this long from now.
+    pub fn ttl(mut self, d: Duration) -> Self {
+        self.ttl = Some(Change::Set(Ttl::After(d)));
+        self
+    }
+
+    /// Prunes the database at `t`.
+    pub fn expire_at(mut self, t: SystemTime) -> Self {
+        self.ttl = Some(Change::Set(Ttl::At(t)));
+        self
+    }
+
+    /// Removes the TTL.
+    pub fn clear_ttl(mut self) -> Self {
+        self.ttl = Some(Change::Clear);
+        self
+    }
+
+    /// Prunes the database after `d` without a data-plane call.
+    pub fn idle_ttl(mut self, d: Duration) -> Self {
+        self.idle_ttl = Some(Change::Set(d));
+        self
+    }
+
+    /// Removes the idle TTL.
+    pub fn clear_idle_ttl(mut self) -> Self {
+        self.idle_ttl = Some(Change::Clear);
+        self
+    }
+
+    /// Whether a backup precedes a TTL or idle prune.
+    pub fn backup_before_prune(mut self, on: bool) -> Self {
+        self.backup_before_prune = Some(on);
+        self
+    }
 }
 
 /// Options of [`Client::fork_database`].
@@ -397,6 +609,14 @@ impl Client {
                 backend: opts.backend as i32,
                 if_not_exists: opts.if_not_exists,
                 labels: opts.labels.into_iter().collect(),
+                ttl: opts.ttl.map(|t| match t {
+                    Ttl::At(t) => pb::create_database_request::Ttl::ExpireAt(wire_time(t)),
+                    Ttl::After(d) => {
+                        pb::create_database_request::Ttl::ExpireAfter(wire_duration(d))
+                    }
+                }),
+                idle_ttl: opts.idle_ttl.map(wire_duration),
+                backup_before_prune: opts.backup_before_prune,
             }))
             .await?
             .into_inner();
@@ -404,6 +624,51 @@ impl Client {
             database: database(resp.database)?,
             created: resp.created,
         })
+    }
+
+    /// Changes a database's labels and lifecycle settings (only those `opts` names). Needs the
+    /// owner role; returns the database as it is now.
+    pub async fn update_database(&self, name: &str, opts: UpdateOptions) -> Result<Database> {
+        use pb::update_database_request::{Idle, Ttl as W};
+        let resp = self
+            .databases
+            .clone()
+            .update_database(self.settings.request(pb::UpdateDatabaseRequest {
+                name: name.to_owned(),
+                labels: opts.labels.map(|l| pb::DatabaseLabels {
+                    values: l.into_iter().collect(),
+                }),
+                ttl: opts.ttl.map(|c| match c {
+                    Change::Set(Ttl::At(t)) => W::ExpireAt(wire_time(t)),
+                    Change::Set(Ttl::After(d)) => W::ExpireAfter(wire_duration(d)),
+                    Change::Clear => W::ClearTtl(true),
+                }),
+                idle: opts.idle_ttl.map(|c| match c {
+                    Change::Set(d) => Idle::IdleTtl(wire_duration(d)),
+                    Change::Clear => Idle::ClearIdleTtl(true),
+                }),
+                backup_before_prune: opts.backup_before_prune,
+            }))
+            .await?
+            .into_inner();
+        database(resp.database)
+    }
+
+    /// Streams lifecycle events (created, deleted, forked, expired, pruned_idle, backed_up,
+    /// restored) of the databases this key can see. With `since`, every event after it first
+    /// (OUT_OF_RANGE when the gateway no longer keeps them), then live ones, each once.
+    pub async fn watch_databases(&self, opts: WatchOptions) -> Result<DatabaseEvents> {
+        let inner = self
+            .databases
+            .clone()
+            .watch_databases(self.settings.request(pb::WatchDatabasesRequest {
+                labels: opts.labels.into_iter().collect(),
+                backend: opts.backend as i32,
+                since: opts.since,
+            }))
+            .await?
+            .into_inner();
+        Ok(DatabaseEvents { inner })
     }
 
     /// Looks a database up. NOT_FOUND when it does not exist.

@@ -74,8 +74,9 @@ pub use backup::{
     Restored, Schedule, Selector, TableRowCount,
 };
 pub use client::{
-    Backend, Capabilities, Client, ClientOptions, CreateOptions, Created, Database, DatabaseStatus,
-    ForkOptions, Forked, ListFilter, Statement,
+    Backend, Capabilities, Change, Client, ClientOptions, CreateOptions, Created, Database,
+    DatabaseEvent, DatabaseEventType, DatabaseEvents, DatabaseStatus, ForkOptions, Forked,
+    ListFilter, Statement, Ttl, UpdateOptions, WatchOptions,
 };
 pub use error::{Error, Result};
 pub use preview::{PreviewError, StatementPreview};

@@ -15,6 +15,7 @@ import {
 } from "./admin.js";
 import {
   backupFromPb,
+  durationPb,
   backupStatusPb,
   policyFromPb,
   policyPb,
@@ -78,6 +79,7 @@ import {
 } from "./transfer.js";
 import {
   columnDefPb,
+  databaseEventFromPb,
   databaseFromPb,
   execResultFromPb,
   filtersPb,
@@ -87,6 +89,7 @@ import {
   type ColumnDef,
   type Created,
   type Database,
+  type DatabaseEvent,
   type ExecResult,
   type Forked,
   type OrderKeys,
@@ -271,19 +274,125 @@ export class DBForgeClient {
 
   // ---- control plane ----------------------------------------------------------------------
 
-  /** Spawns a database (SQLite unless `backend` says otherwise). AlreadyExists when the name is taken, unless `ifNotExists`. */
+  /**
+   * Spawns a database (SQLite unless `backend` says otherwise). AlreadyExists when the name is taken, unless `ifNotExists`.
+   *
+   * `ttlMs` (from now) or `expireAt`, and `idleTtlMs` (without a data-plane call), make the gateway prune the
+   * database by itself; with `backupBeforePrune` it backs the database up first and keeps it if that fails.
+   */
   async createDatabase(
     name: string,
-    opts: { backend?: Backend; ifNotExists?: boolean; labels?: Record<string, string> } = {},
+    opts: {
+      backend?: Backend;
+      ifNotExists?: boolean;
+      labels?: Record<string, string>;
+      ttlMs?: number;
+      expireAt?: Date;
+      idleTtlMs?: number;
+      backupBeforePrune?: boolean;
+    } = {},
   ): Promise<Created> {
+    if (opts.ttlMs !== undefined && opts.expireAt !== undefined) throw new RangeError("give ttlMs or expireAt, not both");
     const r = await this.unary((o) =>
       this.databases.createDatabase(
-        { name, backend: opts.backend ?? Backend.UNSPECIFIED, ifNotExists: opts.ifNotExists ?? false, labels: opts.labels ?? {} },
+        {
+          name,
+          backend: opts.backend ?? Backend.UNSPECIFIED,
+          ifNotExists: opts.ifNotExists ?? false,
+          labels: opts.labels ?? {},
+          ttl:
+            opts.expireAt !== undefined
+              ? { case: "expireAt", value: timestampFromDate(opts.expireAt) }
+              : opts.ttlMs !== undefined
+                ? { case: "expireAfter", value: durationPb(opts.ttlMs) }
+                : { case: undefined },
+          idleTtl: opts.idleTtlMs !== undefined ? durationPb(opts.idleTtlMs) : undefined,
+          backupBeforePrune: opts.backupBeforePrune ?? false,
+        },
         o,
       ),
     );
     if (!r.database) throw new Internal("the response carries no database");
     return { database: databaseFromPb(r.database), created: r.created };
+  }
+
+  /**
+   * Changes a database's labels (replaced as a whole) and lifecycle settings; what is not given keeps its value.
+   * Needs the owner role. InvalidArgument for a TTL not in the future; NotFound; PermissionDenied.
+   */
+  async updateDatabase(
+    name: string,
+    opts: {
+      labels?: Record<string, string>;
+      ttlMs?: number;
+      expireAt?: Date;
+      clearTtl?: boolean;
+      idleTtlMs?: number;
+      clearIdleTtl?: boolean;
+      backupBeforePrune?: boolean;
+    },
+  ): Promise<Database> {
+    const ttls = [opts.ttlMs !== undefined, opts.expireAt !== undefined, opts.clearTtl === true].filter(Boolean).length;
+    if (ttls > 1) throw new RangeError("give one of ttlMs, expireAt and clearTtl");
+    if (opts.idleTtlMs !== undefined && opts.clearIdleTtl) throw new RangeError("give idleTtlMs or clearIdleTtl, not both");
+    const r = await this.unary((o) =>
+      this.databases.updateDatabase(
+        {
+          name,
+          labels: opts.labels !== undefined ? { values: opts.labels } : undefined,
+          ttl:
+            opts.expireAt !== undefined
+              ? { case: "expireAt", value: timestampFromDate(opts.expireAt) }
+              : opts.ttlMs !== undefined
+                ? { case: "expireAfter", value: durationPb(opts.ttlMs) }
+                : opts.clearTtl
+                  ? { case: "clearTtl", value: true }
+                  : { case: undefined },
+          idle:
+            opts.idleTtlMs !== undefined
+              ? { case: "idleTtl", value: durationPb(opts.idleTtlMs) }
+              : opts.clearIdleTtl
+                ? { case: "clearIdleTtl", value: true }
+                : { case: undefined },
+          backupBeforePrune: opts.backupBeforePrune,
+        },
+        o,
+      ),
+    );
+    if (!r.database) throw new Internal("the response carries no database");
+    return databaseFromPb(r.database);
+  }
+
+  /**
+   * Lifecycle events (created, deleted, forked, expired, pruned_idle, backed_up, restored) of the databases this key
+   * can see, as they happen, until `signal` aborts or the caller stops iterating. With `since` (the last `sequence`
+   * seen), every later event first, each once and in order; OutOfRange when the gateway no longer keeps them.
+   * No deadline applies: a watch lasts as long as the caller wants it.
+   */
+  async *watchDatabases(
+    opts: { labels?: Record<string, string>; backend?: Backend; since?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<DatabaseEvent> {
+    // Stopping the iteration (break, return) ends the call too, so no stream is left open.
+    const abort = new AbortController();
+    const onAbort = () => abort.abort();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    const o: CallOptions = { headers: this.headers, signal: abort.signal };
+    const req = {
+      labels: opts.labels ?? {},
+      backend: opts.backend ?? Backend.UNSPECIFIED,
+      since: opts.since !== undefined ? BigInt(opts.since) : undefined,
+    };
+    try {
+      for await (const r of this.databases.watchDatabases(req, o)) {
+        if (r.event) yield databaseEventFromPb(r.event);
+      }
+    } catch (e) {
+      if (abort.signal.aborted && !opts.signal?.aborted) return;
+      throw toDBForgeError(e);
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+      abort.abort();
+    }
   }
 
   /** Looks a database up. NotFound when it does not exist. */

@@ -49,6 +49,7 @@ export type {
 export {
   Backend,
   ColumnType,
+  DatabaseEventType,
   DatabaseStatus,
   Filter,
   Grant,
@@ -59,6 +60,7 @@ export {
 export type {
   Capabilities,
   Column,
+  DatabaseEvent,
   ColumnDef,
   Created,
   Forked,

@@ -3,9 +3,11 @@ import { create } from "@bufbuild/protobuf";
 import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import { GrantSchema, LabelSelectorSchema, Role, type Grant as PbGrant } from "./gen/dbforge/v1/access_pb.js";
 import {
+  DatabaseEventType,
   DatabaseStatus,
   type Capabilities as PbCapabilities,
   type Database as PbDatabase,
+  type DatabaseEvent as PbDatabaseEvent,
 } from "./gen/dbforge/v1/database_pb.js";
 import {
   ColumnDefinitionSchema,
@@ -30,7 +32,37 @@ import {
 } from "./gen/dbforge/v1/types_pb.js";
 import { fromValue, int64, toValue, toValues, type SqlParam, type SqlValue } from "./values.js";
 
-export { Backend, ColumnType, DatabaseStatus, Role, Truncation, ValueKind };
+export { Backend, ColumnType, DatabaseEventType, DatabaseStatus, Role, Truncation, ValueKind };
+
+/** One lifecycle event of `watchDatabases`. */
+export interface DatabaseEvent {
+  /** Position in the gateway's event log, one more than the event before; pass the last one seen as `since` to resume. */
+  sequence: number;
+  /** What happened. */
+  type: DatabaseEventType;
+  database: string;
+  backend: Backend;
+  time: Date;
+  /** "ttl", "idle_ttl", "source=<name>", "backup=<id>", … or empty. */
+  cause: string;
+  /** The key whose call caused it; "gateway" for the gateway's own doing. */
+  keyId: string;
+  /** The database's labels then. */
+  labels: Record<string, string>;
+}
+
+export function databaseEventFromPb(e: PbDatabaseEvent): DatabaseEvent {
+  return {
+    sequence: Number(e.sequence),
+    type: e.type,
+    database: e.database,
+    backend: e.backend,
+    time: e.time ? timestampDate(e.time) : new Date(0),
+    cause: e.cause,
+    keyId: e.keyId,
+    labels: { ...e.labels },
+  };
+}
 
 /** What a database's backend supports. */
 export type Capabilities = Omit<PbCapabilities, "$typeName" | "$unknown">;
@@ -45,6 +77,12 @@ export interface Database {
   sizeBytes: number;
   labels: Record<string, string>;
   capabilities: Capabilities;
+  /** When the gateway prunes it (its TTL); undefined: no TTL. */
+  expireAt?: Date;
+  /** The gateway prunes it after this many milliseconds without a data-plane call; undefined: no idle TTL. */
+  idleTtlMs?: number;
+  /** Whether a TTL or idle prune is preceded by a backup (and skipped when that fails). */
+  backupBeforePrune: boolean;
 }
 
 const EPOCH = new Date(0);
@@ -72,6 +110,9 @@ export function databaseFromPb(d: PbDatabase): Database {
       readOnlyGrants: c?.readOnlyGrants ?? false,
       transactionalDdl: c?.transactionalDdl ?? false,
     },
+    expireAt: d.expireAt ? timestampDate(d.expireAt) : undefined,
+    idleTtlMs: d.idleTtl ? durationMs(d.idleTtl) : undefined,
+    backupBeforePrune: d.backupBeforePrune,
   };
 }
 

@@ -11,6 +11,7 @@ import {
   Code,
   ColumnType,
   DBForgeError,
+  DatabaseEventType,
   DatabaseStatus,
   Decimal,
   DeadlineExceeded,
@@ -18,6 +19,7 @@ import {
   Filter,
   InvalidArgument,
   NotFound,
+  OutOfRange,
   PermissionDenied,
   ResourceExhausted,
   TimeOfDay,
@@ -166,6 +168,44 @@ for (const protocol of ["grpc", "grpc-web"] as const) {
       await rejectsWith(client.forkDatabase(src, dst), AlreadyExists, Code.AlreadyExists);
       await rejectsWith(client.forkDatabase(unique("nope"), unique("fkx")), NotFound, Code.NotFound);
       for (const d of [src, dst]) await client.deleteDatabase(d);
+    });
+
+    test("TTLs at creation and updateDatabase", async () => {
+      const name = unique("ttl");
+      const before = Date.now();
+      let db = (await client.createDatabase(name, { ttlMs: 3_600_000, idleTtlMs: 1_800_000, backupBeforePrune: true })).database;
+      assert.ok(db.expireAt && Math.abs(db.expireAt.getTime() - (before + 3_600_000)) < 60_000);
+      assert.equal(db.idleTtlMs, 1_800_000);
+      assert.equal(db.backupBeforePrune, true);
+      const at = new Date("2100-01-01T00:00:00Z");
+      db = await client.updateDatabase(name, { expireAt: at, labels: { team: "a" }, backupBeforePrune: false });
+      assert.equal(db.expireAt?.getTime(), at.getTime());
+      assert.deepEqual(db.labels, { team: "a" });
+      assert.equal(db.backupBeforePrune, false);
+      assert.equal(db.idleTtlMs, 1_800_000, "what is not given keeps its value");
+      db = await client.updateDatabase(name, { clearTtl: true, clearIdleTtl: true });
+      assert.equal(db.expireAt, undefined);
+      assert.equal(db.idleTtlMs, undefined);
+      await rejectsWith(client.updateDatabase(name, { expireAt: new Date("2000-01-01T00:00:00Z") }), InvalidArgument, Code.InvalidArgument);
+      await rejectsWith(client.updateDatabase(unique("nope"), { clearTtl: true }), NotFound, Code.NotFound);
+      await client.deleteDatabase(name);
+    });
+
+    test("watchDatabases: replay from a sequence, then live", async () => {
+      const tag = unique("tag");
+      const name = unique("watched");
+      await client.createDatabase(name, { labels: { watch: tag } });
+      const events = client.watchDatabases({ since: 0, labels: { watch: tag } });
+      const created = (await events.next()).value!;
+      assert.equal(created.type, DatabaseEventType.CREATED);
+      assert.equal(created.database, name);
+      assert.deepEqual(created.labels, { watch: tag });
+      await client.deleteDatabase(name);
+      const deleted = (await events.next()).value!;
+      assert.equal(deleted.type, DatabaseEventType.DELETED);
+      assert.equal(deleted.sequence, created.sequence + 1);
+      await events.return(undefined);
+      await rejectsWith(client.watchDatabases({ since: deleted.sequence + 10_000 }).next(), OutOfRange, Code.OutOfRange);
     });
 
     test("execute and values both ways", async () => {

@@ -21,7 +21,9 @@ use crate::{
     backend::{ServerBackendConfig, sqlite::SqliteConfig},
     core::{
         backup::BackupConfig,
+        clock::{self, SharedClock},
         forge::ForgeConfig,
+        lifecycle::PruneTrigger,
         limits::{Limits, defaults as limit},
     },
 };
@@ -64,6 +66,8 @@ pub mod defaults {
     pub const BACKUP_TICK: Duration = Duration::from_secs(5);
     /// `--backup-concurrency`.
     pub const BACKUP_CONCURRENCY: usize = 2;
+    /// `--prune-interval`: how often the pruner looks for expired and idle databases.
+    pub const PRUNE_INTERVAL: Duration = Duration::from_secs(30);
 }
 
 /// `name=url` of `--backup-target`.
@@ -220,6 +224,18 @@ pub struct Config {
     /// Scheduled backups that run at once (each of a different database).
     #[arg(long, env = "DBFORGE_BACKUP_CONCURRENCY", default_value_t = defaults::BACKUP_CONCURRENCY)]
     pub backup_concurrency: usize,
+    /// How often the pruner looks for databases whose TTL ran out or that were idle past their
+    /// idle TTL, e.g. "30s"; a prune happens up to this long after it is due.
+    #[arg(long, env = "DBFORGE_PRUNE_INTERVAL", value_parser = humantime::parse_duration,
+          default_value = duration_text(defaults::PRUNE_INTERVAL))]
+    pub prune_interval: Duration,
+    /// The clock lifecycles are decided on; `None`: the system's. Not a flag: tests set a
+    /// manual clock here.
+    #[arg(skip)]
+    pub clock: Option<SharedClock>,
+    /// Runs a pruner pass on demand, besides every `--prune-interval`. Not a flag: for tests.
+    #[arg(skip)]
+    pub prune_trigger: Option<PruneTrigger>,
     /// PostgreSQL admin URL (a role that may create databases and roles); unset: no PostgreSQL.
     #[arg(long, env = "DBFORGE_POSTGRES_URL")]
     pub postgres_url: Option<String>,
@@ -320,6 +336,7 @@ impl Config {
                 u128::from(self.database_connections),
             ),
             ("--backup-concurrency", self.backup_concurrency as u128),
+            ("--prune-interval", self.prune_interval.as_millis()),
         ];
         for (flag, value) in positive {
             if value == 0 {
@@ -382,6 +399,9 @@ impl Config {
                 tick: self.backup_tick,
                 concurrency: self.backup_concurrency,
             },
+            prune_interval: self.prune_interval,
+            clock: self.clock.clone().unwrap_or_else(clock::system),
+            prune_trigger: self.prune_trigger.clone(),
         }
     }
 

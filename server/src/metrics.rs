@@ -44,3 +44,7 @@ pub const RESTORES_TOTAL: &str = "dbforge_restores_total";
 pub const FORKS_TOTAL: &str = "dbforge_forks_total";
 /// Histogram (seconds): how long forks took, by `backend` and `method`.
 pub const FORK_DURATION_SECONDS: &str = "dbforge_fork_duration_seconds";
+/// Counter: databases the pruner handled, by `backend`, `cause` (`expired`, `idle`) and
+/// `outcome` (`pruned`; `backup_failed` when the final backup failed and the database was
+/// kept; `failed` when dropping it failed).
+pub const PRUNES_TOTAL: &str = "dbforge_prunes_total";

@@ -101,7 +101,7 @@ pub async fn run(
 
     let max = limits.max_message_bytes;
     let control = InterceptedService::new(
-        DatabaseServiceServer::new(ControlApi::new(forge.clone()))
+        DatabaseServiceServer::new(ControlApi::new(forge.clone(), Arc::clone(&key_limits)))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
         auth.clone(),

@@ -6,12 +6,15 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use dbforge::{Column, CreateOptions, Database, ForkOptions, ListFilter, Value, pb::ValueKind};
+use dbforge::{
+    Column, CreateOptions, Database, DatabaseEventType, ForkOptions, ListFilter, UpdateOptions,
+    Value, WatchOptions, pb::ValueKind,
+};
 use time::OffsetDateTime;
 
 use super::{App, backend_name, status_name, stdout};
 use crate::{
-    cli::{DbCommand, ForkArgs, Format},
+    cli::{DbCommand, ForkArgs, Format, WatchArgs},
     error::{CliError, Result},
     output::{self, End},
 };
@@ -24,10 +27,26 @@ pub fn run(app: &App, command: DbCommand) -> Result<()> {
             backend,
             labels,
             if_not_exists,
+            ttl,
+            expire_at,
+            idle_ttl,
+            backup_before_prune,
         } => {
             let mut opts = CreateOptions::default().backend(backend.into());
             if if_not_exists {
                 opts = opts.if_not_exists();
+            }
+            if let Some(d) = ttl {
+                opts = opts.ttl(d);
+            }
+            if let Some(t) = expire_at {
+                opts = opts.expire_at(t);
+            }
+            if let Some(d) = idle_ttl {
+                opts = opts.idle_ttl(d);
+            }
+            if backup_before_prune {
+                opts = opts.backup_before_prune();
             }
             for (k, v) in labels {
                 opts = opts.label(k, v);
@@ -83,12 +102,61 @@ pub fn run(app: &App, command: DbCommand) -> Result<()> {
             })?;
             Ok(())
         }
+        DbCommand::Update {
+            name,
+            labels,
+            clear_labels,
+            ttl,
+            expire_at,
+            clear_ttl,
+            idle_ttl,
+            clear_idle_ttl,
+            backup_before_prune,
+        } => {
+            let mut opts = UpdateOptions {
+                backup_before_prune,
+                ..UpdateOptions::default()
+            };
+            if clear_labels || !labels.is_empty() {
+                opts = opts.labels(labels);
+            }
+            if let Some(d) = ttl {
+                opts = opts.ttl(d);
+            }
+            if let Some(t) = expire_at {
+                opts = opts.expire_at(t);
+            }
+            if clear_ttl {
+                opts = opts.clear_ttl();
+            }
+            if let Some(d) = idle_ttl {
+                opts = opts.idle_ttl(d);
+            }
+            if clear_idle_ttl {
+                opts = opts.clear_idle_ttl();
+            }
+            let db = app.block_on(async {
+                let client = app.connect().await?;
+                Ok(client.update_database(&name, opts).await?)
+            })?;
+            let mut fields = fields(app, &db);
+            fields.extend(lifecycle_fields(&db));
+            let human = format!(
+                "{} database {}\n{}",
+                app.settings.paint.ok("updated"),
+                app.settings.paint.name(&db.name),
+                output::key_values(&app.settings, &fields)
+            );
+            output::record(&app.settings, &mut stdout(), &human, &fields)?;
+            Ok(())
+        }
         DbCommand::Show { name } => {
             let db = app.block_on(async {
                 let client = app.connect().await?;
                 Ok(client.get_database(&name).await?)
             })?;
             let mut fields = fields(app, &db);
+            fields.extend(lifecycle_fields(&db));
             let caps = &db.capabilities;
             let flags = [
                 ("sql", caps.sql),
@@ -223,6 +291,20 @@ fn fields(app: &App, db: &Database) -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// A database's TTL, idle TTL (in seconds) and final-backup setting; null when unset.
+fn lifecycle_fields(db: &Database) -> Vec<(&'static str, Value)> {
+    vec![
+        ("expire_at", db.expire_at.map_or(Value::Null, timestamp)),
+        (
+            "idle_ttl_seconds",
+            db.idle_ttl.map_or(Value::Null, |d| {
+                Value::Int(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            }),
+        ),
+        ("backup_before_prune", Value::Bool(db.backup_before_prune)),
+    ]
+}
+
 /// Labels as `k=v, …` in tables and an object for programs.
 pub fn labels(app: &App, labels: &BTreeMap<String, String>) -> Value {
     if app.settings.format == Format::Table {
@@ -306,4 +388,81 @@ pub fn fork(app: &App, args: ForkArgs) -> Result<()> {
     );
     output::record(&app.settings, &mut stdout(), &human, &fields)?;
     Ok(())
+}
+
+/// `dbforge watch`: one line (or JSON object) per event until interrupted or `--count`.
+pub fn watch(app: &App, args: WatchArgs) -> Result<()> {
+    let WatchArgs {
+        since,
+        labels: selector,
+        backend,
+        count,
+    } = args;
+    let opts = WatchOptions {
+        labels: selector.into_iter().collect(),
+        backend: backend.map(Into::into).unwrap_or_default(),
+        since,
+    };
+    app.block_on(async {
+        let client = app.connect().await?;
+        let mut events = client.watch_databases(opts).await?;
+        let mut seen = 0u64;
+        while count.is_none_or(|c| seen < c) {
+            let Some(e) = events.next().await? else {
+                break;
+            };
+            seen += 1;
+            let kind = event_name(e.kind);
+            let human = format!(
+                "{:>8}  {}  {:<11}  {} ({})  key {}{}",
+                e.sequence,
+                OffsetDateTime::from(e.time)
+                    .replace_nanosecond(0)
+                    .ok()
+                    .and_then(|t| t
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .ok())
+                    .unwrap_or_default(),
+                kind,
+                e.database,
+                backend_name(e.backend),
+                e.key_id,
+                if e.cause.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {}", e.cause)
+                }
+            );
+            let fields = [
+                ("sequence", Value::Int(e.sequence)),
+                ("type", Value::Text(kind.to_owned())),
+                ("database", Value::Text(e.database.clone())),
+                ("backend", Value::Text(backend_name(e.backend).to_owned())),
+                ("time", timestamp(e.time)),
+                ("cause", Value::Text(e.cause.clone())),
+                ("key_id", Value::Text(e.key_id.clone())),
+                ("labels", labels(app, &e.labels)),
+            ];
+            output::record(&app.settings, &mut stdout(), &human, &fields)?;
+            stdout().flush()?;
+        }
+        Ok(())
+    })
+}
+
+fn event_name(k: DatabaseEventType) -> &'static str {
+    match k {
+        DatabaseEventType::Created => "created",
+        DatabaseEventType::Deleted => "deleted",
+        DatabaseEventType::Forked => "forked",
+        DatabaseEventType::Expired => "expired",
+        DatabaseEventType::PrunedIdle => "pruned_idle",
+        DatabaseEventType::BackedUp => "backed_up",
+        DatabaseEventType::Restored => "restored",
+        DatabaseEventType::QuotaExceeded => "quota_exceeded",
+        DatabaseEventType::QuotaCleared => "quota_cleared",
+        DatabaseEventType::Unavailable => "unavailable",
+        DatabaseEventType::Recovered => "recovered",
+        DatabaseEventType::Unspecified => "unknown",
+    }
 }

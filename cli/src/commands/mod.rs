@@ -201,6 +201,7 @@ pub fn run(app: &App, command: Command) -> Result<()> {
         Command::Import(a) => transfer::import(app, a),
         Command::Dump(a) => transfer::dump(app, a),
         Command::Fork(a) => db::fork(app, a),
+        Command::Watch(a) => db::watch(app, a),
         Command::Schema(a) => schema::schema(app, a),
         Command::Explain(a) => schema::explain(app, a),
         Command::Key(c) => access::key(app, c),

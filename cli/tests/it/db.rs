@@ -95,19 +95,19 @@ fn create_list_show_and_remove() {
     let shown = stdout(&out);
     assert!(
         shown.starts_with(&format!(
-            "name              {name}\nbackend           sqlite\nstatus            ready\n"
+            "name                 {name}\nbackend              sqlite\nstatus               ready\n"
         )),
         "{shown}"
     );
     assert!(
-        shown.contains("\nlabels            env=test, team=cli\n"),
+        shown.contains("\nlabels               env=test, team=cli\nexpire_at            NULL\nidle_ttl_seconds     NULL\nbackup_before_prune  false\n"),
         "{shown}"
     );
     assert!(
-        shown.contains("\ncapabilities      sql, transactions, sessions,"),
+        shown.contains("\ncapabilities         sql, transactions, sessions,"),
         "{shown}"
     );
-    assert!(shown.ends_with("\nplaceholder       ?\n"), "{shown}");
+    assert!(shown.ends_with("\nplaceholder          ?\n"), "{shown}");
     let out = s
         .cmd()
         .args(["db", "show", &name, "-o", "json"])
@@ -224,4 +224,118 @@ fn fork_copies_a_database_that_then_goes_its_own_way() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("not found"));
+}
+
+#[test]
+fn create_with_ttls_then_update_them() {
+    let s = Server::start();
+    let name = unique("ttl");
+    s.cmd()
+        .args([
+            "db",
+            "create",
+            &name,
+            "--ttl",
+            "1h",
+            "--idle-ttl",
+            "30m",
+            "--backup-before-prune",
+        ])
+        .assert()
+        .success();
+    let show = |s: &Server| {
+        let out = s
+            .cmd()
+            .args(["db", "show", &name, "-o", "json"])
+            .output()
+            .expect("run");
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("json")
+    };
+    let obj = show(&s);
+    assert!(obj["expire_at"].is_string(), "{obj}");
+    assert_eq!(obj["idle_ttl_seconds"], 1800);
+    assert_eq!(obj["backup_before_prune"], true);
+    let out = s
+        .cmd()
+        .args([
+            "db",
+            "update",
+            &name,
+            "--clear-ttl",
+            "--idle-ttl",
+            "2h",
+            "--backup-before-prune",
+            "false",
+            "--label",
+            "team=a",
+            "-o",
+            "json",
+        ])
+        .output()
+        .expect("run");
+    let obj: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert!(obj["expire_at"].is_null(), "{obj}");
+    assert_eq!(obj["idle_ttl_seconds"], 7200);
+    assert_eq!(obj["backup_before_prune"], false);
+    assert_eq!(obj["labels"], serde_json::json!({"team": "a"}));
+    assert_eq!(show(&s)["idle_ttl_seconds"], 7200);
+    // Conflicting flags are a usage error; a TTL in the past is the server's INVALID_ARGUMENT.
+    s.cmd()
+        .args(["db", "update", &name, "--ttl", "1h", "--clear-ttl"])
+        .assert()
+        .code(2);
+    s.cmd()
+        .args(["db", "update", &name, "--expire-at", "2000-01-01T00:00:00Z"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("expire_at"));
+}
+
+#[test]
+fn watch_prints_events_and_resumes_from_a_sequence() {
+    let s = Server::start();
+    let (a, b) = (unique("wa"), unique("wb"));
+    for n in [&a, &b] {
+        s.cmd()
+            .args(["db", "create", n, "--label", "w=cli"])
+            .assert()
+            .success();
+    }
+    // From the start of the log: both creates, in order, with consecutive sequences.
+    let out = s
+        .cmd()
+        .args([
+            "watch", "--since", "0", "--label", "w=cli", "--count", "2", "-o", "ndjson",
+        ])
+        .output()
+        .expect("run");
+    let events: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["type"], "created");
+    assert_eq!(events[0]["database"], a.as_str());
+    assert_eq!(events[1]["database"], b.as_str());
+    let first = events[0]["sequence"].as_i64().expect("sequence");
+    assert_eq!(events[1]["sequence"].as_i64(), Some(first + 1));
+    // Resuming after the first gives the second.
+    let out = s
+        .cmd()
+        .args([
+            "watch",
+            "--since",
+            &first.to_string(),
+            "--label",
+            "w=cli",
+            "--count",
+            "1",
+            "-o",
+            "ndjson",
+        ])
+        .output()
+        .expect("run");
+    let again: serde_json::Value =
+        serde_json::from_str(stdout(&out).trim()).expect("one json line");
+    assert_eq!(again["database"], b.as_str());
 }

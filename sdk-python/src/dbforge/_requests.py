@@ -16,8 +16,10 @@ from dbforge.types import (
     ExecResult,
     Grant,
     StatementLike,
+    TtlLike,
     Where,
     expires_pb,
+    timedelta_pb,
     filters_pb,
     order_by_pb,
     record_pb,
@@ -38,14 +40,72 @@ OrderBy = Union[str, Sequence[str], None]
 
 
 def create_database(
-    name: str, backend: Backend, if_not_exists: bool, labels: Optional[Mapping[str, str]]
+    name: str,
+    backend: Backend,
+    if_not_exists: bool,
+    labels: Optional[Mapping[str, str]],
+    ttl: Optional[TtlLike] = None,
+    idle_ttl: Optional[_dt.timedelta] = None,
+    backup_before_prune: bool = False,
 ) -> database_pb2.CreateDatabaseRequest:
-    return database_pb2.CreateDatabaseRequest(
+    req = database_pb2.CreateDatabaseRequest(
         name=name,
         backend=int(backend),  # type: ignore[arg-type]
         if_not_exists=if_not_exists,
         labels=dict(labels or {}),
+        backup_before_prune=backup_before_prune,
     )
+    if isinstance(ttl, _dt.datetime):
+        req.expire_at.FromDatetime(ttl if ttl.tzinfo else ttl.replace(tzinfo=_dt.timezone.utc))
+    elif ttl is not None:
+        req.expire_after.CopyFrom(timedelta_pb(ttl))
+    if idle_ttl is not None:
+        req.idle_ttl.CopyFrom(timedelta_pb(idle_ttl))
+    return req
+
+
+def watch_databases(
+    labels: Optional[Mapping[str, str]], backend: Backend, since: Optional[int]
+) -> database_pb2.WatchDatabasesRequest:
+    req = database_pb2.WatchDatabasesRequest(
+        labels=dict(labels or {}),
+        backend=int(backend),  # type: ignore[arg-type]
+    )
+    if since is not None:
+        req.since = since
+    return req
+
+
+def update_database(
+    name: str,
+    labels: Optional[Mapping[str, str]],
+    ttl: Optional[TtlLike],
+    clear_ttl: bool,
+    idle_ttl: Optional[_dt.timedelta],
+    clear_idle_ttl: bool,
+    backup_before_prune: Optional[bool],
+) -> database_pb2.UpdateDatabaseRequest:
+    if ttl is not None and clear_ttl:
+        raise ValueError("give ttl or clear_ttl, not both")
+    if idle_ttl is not None and clear_idle_ttl:
+        raise ValueError("give idle_ttl or clear_idle_ttl, not both")
+    req = database_pb2.UpdateDatabaseRequest(name=name)
+    if labels is not None:
+        req.labels.values.update(dict(labels))
+        req.labels.SetInParent()
+    if isinstance(ttl, _dt.datetime):
+        req.expire_at.FromDatetime(ttl if ttl.tzinfo else ttl.replace(tzinfo=_dt.timezone.utc))
+    elif ttl is not None:
+        req.expire_after.CopyFrom(timedelta_pb(ttl))
+    elif clear_ttl:
+        req.clear_ttl = True
+    if idle_ttl is not None:
+        req.idle_ttl.CopyFrom(timedelta_pb(idle_ttl))
+    elif clear_idle_ttl:
+        req.clear_idle_ttl = True
+    if backup_before_prune is not None:
+        req.backup_before_prune = backup_before_prune
+    return req
 
 
 def created(resp: database_pb2.CreateDatabaseResponse) -> Created:

@@ -8,10 +8,13 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, Iterator, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+import grpc
+
 from dbforge import _requests as rq
 from dbforge._sync_io import SyncConnection, Transaction
 from dbforge import backup as bk
 from dbforge.admin import ApiKey, AuditEvent, AuditVerdict, ServerStats
+from dbforge.errors import from_rpc_error
 from dbforge.backup import Backup, BackupPolicy, BackupStatus, Restored, RestoreModeLike, StatusLike
 from dbforge.preview import StatementPreview, preview_request, previews
 from dbforge.rows import Rows
@@ -41,10 +44,12 @@ from dbforge.types import (
     ColumnDef,
     Created,
     Database,
+    DatabaseEvent,
     ExecResult,
     Forked,
     Grant,
     StatementLike,
+    TtlLike,
     Where,
 )
 from dbforge.v1 import (
@@ -83,11 +88,61 @@ class Client(SyncConnection):
         backend: Backend = Backend.UNSPECIFIED,
         if_not_exists: bool = False,
         labels: Optional[Mapping[str, str]] = None,
+        ttl: Optional[TtlLike] = None,
+        idle_ttl: Optional[_dt.timedelta] = None,
+        backup_before_prune: bool = False,
     ) -> Created:
         """Spawns a database (SQLite unless `backend` says otherwise). AlreadyExists when the
-        name is taken, unless `if_not_exists` (then `created` is False)."""
-        req = rq.create_database(name, backend, if_not_exists, labels)
+        name is taken, unless `if_not_exists` (then `created` is False).
+
+        `ttl` (a timedelta from now, or an aware datetime) and `idle_ttl` (a timedelta without
+        a data-plane call) make the gateway prune the database by itself; with
+        `backup_before_prune` it backs the database up first and keeps it if that fails."""
+        req = rq.create_database(
+            name, backend, if_not_exists, labels, ttl, idle_ttl, backup_before_prune
+        )
         return rq.created(self._unary(self.databases.CreateDatabase, req))
+
+    def update_database(
+        self,
+        name: str,
+        *,
+        labels: Optional[Mapping[str, str]] = None,
+        ttl: Optional[TtlLike] = None,
+        clear_ttl: bool = False,
+        idle_ttl: Optional[_dt.timedelta] = None,
+        clear_idle_ttl: bool = False,
+        backup_before_prune: Optional[bool] = None,
+    ) -> Database:
+        """Changes a database's labels (replaced as a whole) and lifecycle settings; what is
+        not given keeps its value. Needs the owner role. InvalidArgument for a TTL not in the
+        future; NotFound; PermissionDenied."""
+        req = rq.update_database(
+            name, labels, ttl, clear_ttl, idle_ttl, clear_idle_ttl, backup_before_prune
+        )
+        return rq.database(self._unary(self.databases.UpdateDatabase, req), "database")
+
+    def watch_databases(
+        self,
+        *,
+        labels: Optional[Mapping[str, str]] = None,
+        backend: Backend = Backend.UNSPECIFIED,
+        since: Optional[int] = None,
+    ) -> Iterator[DatabaseEvent]:
+        """Lifecycle events (created, deleted, forked, expired, pruned_idle, backed_up,
+        restored) of the databases this key can see, as they happen; runs until the caller
+        stops iterating. With `since` (the last `sequence` seen), every later event first, each
+        once and in order; OutOfRange when the gateway no longer keeps them."""
+        req = rq.watch_databases(labels, backend, since)
+        # No deadline: a watch lasts as long as the caller wants it.
+        call = self.databases.WatchDatabases(req, metadata=self._metadata)
+        try:
+            for resp in call:
+                yield DatabaseEvent.from_pb(resp.event)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        finally:
+            call.cancel()  # type: ignore[no-untyped-call,unused-ignore]
 
     def get_database(self, name: str) -> Database:
         """Looks a database up. NotFound when it does not exist."""

@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from dbforge.errors import ProtocolError
 from dbforge.v1 import access_pb2, database_pb2, table_pb2, types_pb2
@@ -27,6 +27,8 @@ __all__ = [
     "Database",
     "Created",
     "Forked",
+    "DatabaseEventType",
+    "DatabaseEvent",
     "Column",
     "ExecResult",
     "Summary",
@@ -166,6 +168,12 @@ class Database:
     size_bytes: int
     labels: Dict[str, str]
     capabilities: Capabilities
+    #: When the gateway prunes it (its TTL); None: no TTL.
+    expire_at: Optional[_dt.datetime] = None
+    #: The gateway prunes it after this long without a data-plane call; None: no idle TTL.
+    idle_ttl: Optional[_dt.timedelta] = None
+    #: Whether a TTL or idle prune is preceded by a backup (and skipped when that fails).
+    backup_before_prune: bool = False
 
     @classmethod
     def from_pb(cls, d: database_pb2.Database) -> Database:
@@ -178,6 +186,72 @@ class Database:
             size_bytes=d.size_bytes,
             labels=dict(d.labels),
             capabilities=Capabilities.from_pb(d.capabilities),
+            expire_at=timestamp(d.expire_at) if d.HasField("expire_at") else None,
+            idle_ttl=(
+                _dt.timedelta(seconds=d.idle_ttl.seconds, microseconds=d.idle_ttl.nanos // 1000)
+                if d.HasField("idle_ttl")
+                else None
+            ),
+            backup_before_prune=d.backup_before_prune,
+        )
+
+
+class DatabaseEventType(enum.IntEnum):
+    """What happened to a database (WatchDatabases)."""
+
+    UNSPECIFIED = 0
+    CREATED = 1
+    DELETED = 2
+    FORKED = 3
+    EXPIRED = 4
+    PRUNED_IDLE = 5
+    BACKED_UP = 6
+    RESTORED = 7
+    #: Reserved: not emitted yet.
+    QUOTA_EXCEEDED = 8
+    #: Reserved: not emitted yet.
+    QUOTA_CLEARED = 9
+    #: Reserved: not emitted yet.
+    UNAVAILABLE = 10
+    #: Reserved: not emitted yet.
+    RECOVERED = 11
+
+
+@dataclass(frozen=True)
+class DatabaseEvent:
+    """One lifecycle event of `watch_databases`.
+
+    Attributes:
+        sequence: its position in the gateway's event log, one more than the event before;
+            pass the last one seen as `since` to resume.
+        type: what happened.
+        database, backend: the database.
+        time: when it happened.
+        cause: "ttl", "idle_ttl", "source=<name>", "backup=<id>", … or empty.
+        key_id: the key whose call caused it; "gateway" for the gateway's own doing.
+        labels: the database's labels then.
+    """
+
+    sequence: int
+    type: DatabaseEventType
+    database: str
+    backend: Backend
+    time: _dt.datetime
+    cause: str
+    key_id: str
+    labels: Dict[str, str]
+
+    @classmethod
+    def from_pb(cls, e: database_pb2.DatabaseEvent) -> DatabaseEvent:
+        return cls(
+            sequence=e.sequence,
+            type=_enum(DatabaseEventType, e.type),
+            database=e.database,
+            backend=_enum(Backend, e.backend),
+            time=timestamp(e.time),
+            cause=e.cause,
+            key_id=e.key_id,
+            labels=dict(e.labels),
         )
 
 
@@ -510,6 +584,16 @@ class Grant:
                 role=int(role),  # type: ignore[arg-type]
             )
         )
+
+
+def timedelta_pb(d: _dt.timedelta) -> duration_pb2.Duration:
+    out = duration_pb2.Duration()
+    out.FromTimedelta(d)
+    return out
+
+
+#: A TTL: a duration from now, or an absolute time.
+TtlLike = Union[_dt.timedelta, _dt.datetime]
 
 
 def expires_pb(at: Optional[_dt.datetime]) -> Optional[timestamp_pb2.Timestamp]:

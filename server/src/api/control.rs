@@ -1,13 +1,18 @@
 //! `dbforge.v1.DatabaseService`: the control plane.
 
+use std::sync::Arc;
+
+use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::{Call, caller};
+use super::{Call, ResponseStream, caller, limits::KeyLimits};
 use crate::{
     core::{
         error::Error,
+        events::WatchFilter,
         forge::{DatabaseSpec, Forge, ListFilter},
         fork::ForkSpec,
+        lifecycle::DatabaseUpdate,
     },
     pb::{self, database_service_server::DatabaseService},
 };
@@ -16,12 +21,13 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct ControlApi {
     forge: Forge,
+    limits: Arc<KeyLimits>,
 }
 
 impl ControlApi {
-    /// Wraps the Forge.
-    pub fn new(forge: Forge) -> Self {
-        Self { forge }
+    /// Wraps the Forge; WatchDatabases streams count against `limits`.
+    pub fn new(forge: Forge, limits: Arc<KeyLimits>) -> Self {
+        Self { forge, limits }
     }
 }
 
@@ -122,5 +128,68 @@ impl DatabaseService for ControlApi {
         .await
         .map_err(Status::from);
         call.done(result, |_| None).await.map(Response::new)
+    }
+
+    async fn update_database(
+        &self,
+        req: Request<pb::UpdateDatabaseRequest>,
+    ) -> Result<Response<pb::UpdateDatabaseResponse>, Status> {
+        let who = caller(&req)?;
+        let req = req.into_inner();
+        let call = Call::new(self.forge.audit(), &who, "UpdateDatabase")
+            .database(&req.name)
+            .statement(format!(
+                "labels={} ttl={:?} idle={:?} backup_before_prune={:?}",
+                req.labels.is_some(),
+                req.ttl,
+                req.idle,
+                req.backup_before_prune
+            ));
+        let result = async {
+            let update = DatabaseUpdate::try_from(req)?;
+            let db = self.forge.update_database(&who, update).await?;
+            Ok::<_, Error>(pb::UpdateDatabaseResponse {
+                database: Some(db.into()),
+            })
+        }
+        .await
+        .map_err(Status::from);
+        call.done(result, |_| None).await.map(Response::new)
+    }
+
+    type WatchDatabasesStream = ResponseStream<pb::WatchDatabasesResponse>;
+
+    async fn watch_databases(
+        &self,
+        req: Request<pb::WatchDatabasesRequest>,
+    ) -> Result<Response<Self::WatchDatabasesStream>, Status> {
+        let who = caller(&req)?;
+        let req = req.into_inner();
+        let call = Call::new(self.forge.audit(), &who, "WatchDatabases")
+            .statement(format!("since={:?}", req.since));
+        let started = async {
+            let filter = WatchFilter::try_from(req)?;
+            let permit = self.limits.open_stream(&who)?;
+            let events = self.forge.events().watch(who.clone(), filter).await?;
+            Ok::<_, Error>((events, permit))
+        }
+        .await
+        .map_err(Status::from);
+        match started {
+            Ok((events, permit)) => {
+                let events = events.map(|e| {
+                    e.map(|e| pb::WatchDatabasesResponse {
+                        event: Some(e.into()),
+                    })
+                    .map_err(Status::from)
+                });
+                Ok(Response::new(Box::pin(call.stream(
+                    events,
+                    |_| None,
+                    permit,
+                ))))
+            }
+            Err(e) => Err(call.failed(e).await),
+        }
     }
 }

@@ -399,6 +399,9 @@ impl TryFrom<pb::CreateDatabaseRequest> for DatabaseSpec {
             backend,
             if_not_exists,
             labels,
+            ttl,
+            idle_ttl,
+            backup_before_prune,
         } = r;
         validate_labels(&labels)?;
         Ok(DatabaseSpec {
@@ -406,6 +409,7 @@ impl TryFrom<pb::CreateDatabaseRequest> for DatabaseSpec {
             backend: backend_kind(backend)?,
             if_not_exists,
             labels: labels.into_iter().collect(),
+            lifecycle: lifecycle::create_lifecycle(ttl, idle_ttl, backup_before_prune)?,
         })
     }
 }
@@ -495,7 +499,9 @@ impl From<DatabaseInfo> for pb::Database {
             labels,
             capabilities: caps,
             read_only_grants,
+            lifecycle: life,
         } = d;
+        let (expire_at, idle_ttl) = lifecycle::lifecycle_pb(life);
         pb::Database {
             name: name.to_string(),
             backend: backend_pb(backend) as i32,
@@ -511,6 +517,9 @@ impl From<DatabaseInfo> for pb::Database {
                 read_only_grants,
                 ..capabilities(c)
             }),
+            expire_at,
+            idle_ttl,
+            backup_before_prune: life.backup_before_prune,
         }
     }
 }

@@ -74,6 +74,7 @@ impl From<Error> for Status {
             Error::Timeout(_) => (Code::DeadlineExceeded, "TIMEOUT"),
             Error::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
             Error::Aborted(_) => (Code::Aborted, "ABORTED"),
+            Error::OutOfRange(_) => (Code::OutOfRange, "OUT_OF_RANGE"),
             Error::DataLoss(_) => (Code::DataLoss, "DATA_LOSS"),
             Error::Internal(_) => (Code::Internal, "INTERNAL"),
             // Cannot happen: unwrapped above.
@@ -212,6 +213,7 @@ mod tests {
         );
         assert_eq!(code_of(Error::Timeout("x".into())), Code::DeadlineExceeded);
         assert_eq!(code_of(Error::Unavailable("x".into())), Code::Unavailable);
+        assert_eq!(code_of(Error::OutOfRange("x".into())), Code::OutOfRange);
         assert_eq!(
             code_of(Error::Unsupported {
                 operation: "Session",

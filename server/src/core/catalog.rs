@@ -6,6 +6,7 @@ use std::{
     ops::ControlFlow,
     path::Path,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use rusqlite::{OptionalExtension, params};
@@ -15,6 +16,8 @@ use super::{
     access::{Grant, KeyInfo, decode_grant, encode_grant},
     audit::{Query as AuditQuery, Record as AuditRecord},
     error::{Error, Result},
+    events::{DbEvent, EventKind},
+    lifecycle::Lifecycle,
     names::DatabaseName,
 };
 use crate::backend::Provisioned;
@@ -67,6 +70,8 @@ pub struct Record {
     pub labels: BTreeMap<String, String>,
     /// The API key that created it (and so owns it), if any.
     pub owner: Option<String>,
+    /// TTL, idle TTL and final backup.
+    pub lifecycle: Lifecycle,
 }
 
 /// The catalog store. Calls block briefly (one small SQLite transaction); callers run them on
@@ -156,6 +161,17 @@ CREATE TABLE IF NOT EXISTS staging (
     db TEXT NOT NULL,
     created_ms INTEGER NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    db TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    cause TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    owner_key TEXT
+) STRICT;
 CREATE TABLE IF NOT EXISTS labels (
     db TEXT NOT NULL REFERENCES databases(name) ON DELETE CASCADE,
     key TEXT NOT NULL,
@@ -184,18 +200,37 @@ impl Catalog {
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
-        // Catalogs written before keys existed lack the owner column.
-        let has_owner: bool = conn
-            .query_row(
-                "SELECT count(*) FROM pragma_table_info('databases') WHERE name = 'owner_key'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(db_err)?
-            > 0;
-        if !has_owner {
-            conn.execute_batch("ALTER TABLE databases ADD COLUMN owner_key TEXT")
-                .map_err(db_err)?;
+        // Columns added after the table's first version, in the order they came: catalogs
+        // written before keys existed lack the owner, before lifecycles the last three.
+        for (column, ddl) in [
+            (
+                "owner_key",
+                "ALTER TABLE databases ADD COLUMN owner_key TEXT",
+            ),
+            (
+                "expire_ms",
+                "ALTER TABLE databases ADD COLUMN expire_ms INTEGER",
+            ),
+            (
+                "idle_ttl_ms",
+                "ALTER TABLE databases ADD COLUMN idle_ttl_ms INTEGER",
+            ),
+            (
+                "backup_before_prune",
+                "ALTER TABLE databases ADD COLUMN backup_before_prune INTEGER NOT NULL DEFAULT 0",
+            ),
+        ] {
+            let present: bool = conn
+                .query_row(
+                    "SELECT count(*) FROM pragma_table_info('databases') WHERE name = ?1",
+                    [column],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(db_err)?
+                > 0;
+            if !present {
+                conn.execute_batch(ddl).map_err(db_err)?;
+            }
         }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
@@ -226,7 +261,9 @@ impl Catalog {
                 labels.entry(db).or_default().insert(k, v);
             }
             let mut stmt = c.prepare(
-                "SELECT name, backend, locator, state, created_ms, last_accessed_ms, owner_key FROM databases",
+                "SELECT name, backend, locator, state, created_ms, last_accessed_ms, owner_key,
+                        expire_ms, idle_ttl_ms, backup_before_prune
+                 FROM databases",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
@@ -237,11 +274,19 @@ impl Catalog {
                     r.get::<_, i64>(4)?,
                     r.get::<_, i64>(5)?,
                     r.get::<_, Option<String>>(6)?,
+                    Lifecycle {
+                        expire_ms: r.get(7)?,
+                        idle_ttl: r
+                            .get::<_, Option<i64>>(8)?
+                            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+                        backup_before_prune: r.get(9)?,
+                    },
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (name, backend, locator, state, created_ms, last_accessed_ms, owner) = row?;
+                let (name, backend, locator, state, created_ms, last_accessed_ms, owner, lifecycle) =
+                    row?;
                 let (Ok(parsed), Some(backend), Some(state)) = (
                     DatabaseName::parse(&name),
                     BackendKind::parse(&backend),
@@ -261,6 +306,7 @@ impl Catalog {
                     created_ms,
                     last_accessed_ms,
                     owner,
+                    lifecycle,
                 });
             }
             Ok(out)
@@ -272,8 +318,9 @@ impl Catalog {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
-                "INSERT INTO databases (name, backend, locator, state, created_ms, last_accessed_ms, owner_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO databases (name, backend, locator, state, created_ms, last_accessed_ms, owner_key,
+                                        expire_ms, idle_ttl_ms, backup_before_prune)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     rec.provisioned.name.as_str(),
                     rec.backend.as_str(),
@@ -281,7 +328,10 @@ impl Catalog {
                     rec.state.as_str(),
                     rec.created_ms,
                     rec.last_accessed_ms,
-                    rec.owner
+                    rec.owner,
+                    rec.lifecycle.expire_ms,
+                    idle_ms(&rec.lifecycle),
+                    rec.lifecycle.backup_before_prune
                 ],
             )?;
             for (k, v) in &rec.labels {
@@ -302,6 +352,32 @@ impl Catalog {
                 params![name.as_str(), state.as_str()],
             )
             .map(drop)
+        })
+    }
+
+    /// Stores a record's labels and lifecycle settings (UpdateDatabase), in one transaction.
+    pub fn update_database(&self, rec: &Record) -> Result<()> {
+        let name = rec.provisioned.name.as_str();
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE databases SET expire_ms = ?2, idle_ttl_ms = ?3, backup_before_prune = ?4
+                 WHERE name = ?1",
+                params![
+                    name,
+                    rec.lifecycle.expire_ms,
+                    idle_ms(&rec.lifecycle),
+                    rec.lifecycle.backup_before_prune
+                ],
+            )?;
+            tx.execute("DELETE FROM labels WHERE db = ?1", [name])?;
+            for (k, v) in &rec.labels {
+                tx.execute(
+                    "INSERT INTO labels (db, key, value) VALUES (?1, ?2, ?3)",
+                    params![name, k, v],
+                )?;
+            }
+            tx.commit()
         })
     }
 
@@ -535,6 +611,89 @@ impl Catalog {
         self.with(|c| c.execute("DELETE FROM audit WHERE at_ms < ?1", [before_ms]))
     }
 
+    /// The last lifecycle event's sequence number (0 when none was ever stored).
+    pub fn events_head(&self) -> Result<i64> {
+        self.with(|c| c.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0)))
+    }
+
+    /// The oldest lifecycle event kept, if any.
+    pub fn events_oldest(&self) -> Result<Option<i64>> {
+        self.with(|c| c.query_row("SELECT min(seq) FROM events", [], |r| r.get(0)))
+    }
+
+    /// Stores a lifecycle event and deletes those more than `keep` before it, in one
+    /// transaction.
+    pub fn event_append(&self, e: &DbEvent, keep: i64) -> Result<()> {
+        let labels = serde_json::to_string(&e.labels).unwrap_or_else(|_| "{}".to_owned());
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO events (seq, at_ms, kind, db, backend, cause, key_id, labels, owner_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    e.seq,
+                    e.at_ms,
+                    e.kind.as_str(),
+                    e.database,
+                    e.backend.as_str(),
+                    e.cause,
+                    e.key_id,
+                    labels,
+                    e.owner
+                ],
+            )?;
+            tx.execute("DELETE FROM events WHERE seq <= ?1", [e.seq - keep])?;
+            tx.commit()
+        })
+    }
+
+    /// At most `limit` lifecycle events after sequence `after`, in order.
+    pub fn events_after(&self, after: i64, limit: usize) -> Result<Vec<DbEvent>> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, at_ms, kind, db, backend, cause, key_id, labels, owner_key
+                 FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after, limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, at_ms, kind, db, backend, cause, key_id, labels, owner) = row?;
+                // A row this version cannot read still holds its place in the order: the
+                // watcher skips it (its sequence still counts as seen).
+                let (Some(kind), Some(backend)) =
+                    (EventKind::parse(&kind), BackendKind::parse(&backend))
+                else {
+                    tracing::warn!(seq, "skipping a lifecycle event that does not parse");
+                    continue;
+                };
+                out.push(DbEvent {
+                    seq,
+                    kind,
+                    database: db,
+                    backend,
+                    at_ms,
+                    cause,
+                    key_id,
+                    labels: serde_json::from_str(&labels).unwrap_or_default(),
+                    owner,
+                });
+            }
+            Ok(out)
+        })
+    }
+
     /// Records a staging database (a restore's) before its storage is created, so that a
     /// crash leaves a row the next start removes together with the storage.
     pub fn stage_insert(&self, backend: BackendKind, db: &Provisioned, now_ms: i64) -> Result<()> {
@@ -613,8 +772,9 @@ impl Catalog {
                 [&rec.provisioned.locator],
             )?;
             tx.execute(
-                "INSERT INTO databases (name, backend, locator, state, created_ms, last_accessed_ms, owner_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO databases (name, backend, locator, state, created_ms, last_accessed_ms, owner_key,
+                                        expire_ms, idle_ttl_ms, backup_before_prune)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     rec.provisioned.name.as_str(),
                     rec.backend.as_str(),
@@ -622,7 +782,10 @@ impl Catalog {
                     RecordState::Ready.as_str(),
                     rec.created_ms,
                     rec.last_accessed_ms,
-                    rec.owner
+                    rec.owner,
+                    rec.lifecycle.expire_ms,
+                    idle_ms(&rec.lifecycle),
+                    rec.lifecycle.backup_before_prune
                 ],
             )?;
             for (k, v) in &rec.labels {
@@ -647,6 +810,11 @@ impl Catalog {
             .map(|r| r.is_some())
         })
     }
+}
+
+fn idle_ms(l: &Lifecycle) -> Option<i64> {
+    l.idle_ttl
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {

@@ -105,6 +105,10 @@ pub enum Error {
     /// database); retrying later may succeed.
     #[error("{0}")]
     Aborted(String),
+    /// A position outside what is kept or exists (a WatchDatabases `since` older than the
+    /// events kept).
+    #[error("{0}")]
+    OutOfRange(String),
     /// Stored data is damaged: a backup that no longer matches its checksum or manifest.
     #[error("{0}")]
     DataLoss(String),

@@ -19,12 +19,15 @@ use super::{
     audit::AuditLog,
     backup::{BackupConfig, Backups},
     catalog::Catalog,
+    clock::SharedClock,
     error::{Error, Result},
+    events::{EventKind, Events, Subject},
     handles::HandleCache,
+    lifecycle::PruneTrigger,
     limits::Limits,
     names::Identifier,
     preview,
-    registry::{Entry, Registry, now_ms},
+    registry::{ControlGuard, Entry, Registry, now_ms},
     summary::{ColumnSummary, Summarizer},
     table::{self, RowScope, Select, SqlDialect, TableSpec},
     value::{Column, RowEncoder, RowEvent, Statement, StatementResult, Summary, Value},
@@ -53,6 +56,12 @@ pub struct ForgeConfig {
     pub audit: bool,
     /// Backup targets and the scheduler.
     pub backup: BackupConfig,
+    /// How often the pruner looks for expired and idle databases.
+    pub prune_interval: Duration,
+    /// The clock lifecycles are decided on.
+    pub clock: SharedClock,
+    /// Runs a pruner pass on demand (tests), besides every `prune_interval`.
+    pub prune_trigger: Option<PruneTrigger>,
 }
 
 #[derive(Debug)]
@@ -61,8 +70,11 @@ struct Inner {
     registry: Registry,
     handles: HandleCache,
     stop: Notify,
+    /// Stops the pruner (its own: a Notify's stored wake-up goes to one waiter).
+    stop_pruner: Notify,
     audit: AuditLog,
     backups: Backups,
+    events: Arc<Events>,
 }
 
 /// The domain service behind every RPC.
@@ -107,7 +119,7 @@ impl Forge {
         cfg: ForgeConfig,
         backends: Vec<Arc<dyn crate::backend::Backend>>,
     ) -> Result<(Self, JoinHandle<()>)> {
-        let registry = Registry::open(&cfg.data_dir, backends).await?;
+        let registry = Registry::open(&cfg.data_dir, backends, Arc::clone(&cfg.clock)).await?;
         let audit = if cfg.audit {
             // The writer ends when the last AuditLog clone (the Forge's) is dropped.
             AuditLog::start(registry.catalog().clone())?.0
@@ -116,19 +128,30 @@ impl Forge {
             AuditLog::disabled(registry.catalog().clone())
         };
         let backups = Backups::open(cfg.backup.clone())?;
+        let events = Arc::new(Events::open(
+            registry.catalog().clone(),
+            Arc::clone(&cfg.clock),
+        )?);
         let forge = Forge {
             inner: Arc::new(Inner {
                 handles: HandleCache::new(cfg.max_open_databases),
                 cfg,
                 registry,
                 stop: Notify::new(),
+                stop_pruner: Notify::new(),
                 audit,
                 backups,
+                events,
             }),
         };
         forge.recover_backups().await;
         let housekeeping = tokio::spawn(forge.clone().housekeeping());
         tokio::spawn(forge.clone().schedule_backups());
+        let (interval, trigger) = (
+            forge.inner.cfg.prune_interval,
+            forge.inner.cfg.prune_trigger.clone(),
+        );
+        tokio::spawn(forge.clone().prune_loop(interval, trigger));
         Ok((forge, housekeeping))
     }
 
@@ -140,6 +163,11 @@ impl Forge {
     /// The audit log.
     pub fn audit(&self) -> &AuditLog {
         &self.inner.audit
+    }
+
+    /// The lifecycle event log.
+    pub fn events(&self) -> &Arc<Events> {
+        &self.inner.events
     }
 
     /// The registry.
@@ -215,6 +243,15 @@ impl Forge {
         who.require_create_quota(|key| registry.owned_by(key))?;
         let started = Instant::now();
         let entry = registry.provision(&control, spec, who.owner_id()).await?;
+        self.inner
+            .events
+            .publish(
+                EventKind::Created,
+                Subject::of(&entry.record),
+                String::new(),
+                who.key_id(),
+            )
+            .await;
         info!(
             elapsed_us = started.elapsed().as_micros() as u64,
             "database spawned"
@@ -269,11 +306,32 @@ impl Forge {
         // Checked first, so that a database on an engine this gateway lacks stays listed.
         entry.backend()?;
         entry.check_fence()?;
-        registry.retire(&control, &entry).await?;
-        self.inner.handles.close(&entry.slot);
-        registry.unprovision(&control, &entry).await?;
+        self.remove(&control, &entry).await?;
+        self.inner
+            .events
+            .publish(
+                EventKind::Deleted,
+                Subject::of(&entry.record),
+                String::new(),
+                who.key_id(),
+            )
+            .await;
         info!("database pruned");
         Ok(true)
+    }
+
+    /// Prunes `entry`: out of the registry, its handle closed, then dropped from its engine
+    /// and the catalog.
+    pub(crate) async fn remove(&self, control: &ControlGuard<'_>, entry: &Entry) -> Result<()> {
+        let registry = &self.inner.registry;
+        registry.retire(control, entry).await?;
+        self.inner.handles.close(&entry.slot);
+        registry.unprovision(control, entry).await
+    }
+
+    /// Resolves when shutdown asks the pruner to stop.
+    pub(crate) async fn pruner_stopped(&self) {
+        self.inner.stop_pruner.notified().await
     }
 
     /// The open handle of a database, opening it on first use.
@@ -285,7 +343,7 @@ impl Forge {
     ) -> Result<(Arc<Entry>, Arc<dyn Database>, Role)> {
         let (entry, role) = self.authorized(who, name, needed)?;
         entry.check_fence()?;
-        entry.touch();
+        entry.touch(self.inner.registry.now_ms());
         let handle = self.open_entry(&entry).await?;
         Ok((entry, handle, role))
     }
@@ -356,6 +414,7 @@ impl Forge {
     pub async fn shutdown(&self) {
         // notify_one keeps the wake-up even when housekeeping is busy flushing right now.
         self.inner.stop.notify_one();
+        self.inner.stop_pruner.notify_one();
         self.inner.backups.stop();
         self.inner.audit.flush(Duration::from_secs(5)).await;
         if let Err(e) = self.inner.registry.flush_access_times().await {

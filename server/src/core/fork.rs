@@ -37,6 +37,7 @@ use super::{
     backup::RestoreMode,
     engine::BackendKind,
     error::{Error, Result},
+    events::{EventKind, Subject},
     forge::{DatabaseInfo, DatabaseSpec, Forge},
     names::{DatabaseName, validate_labels},
     registry::Entry,
@@ -127,6 +128,10 @@ impl Forge {
         };
         let (source, _) = self.authorized(who, spec.source.as_str(), needed)?;
         let kind = source.record.backend;
+        let cause = match &spec.from_backup {
+            Some(id) => format!("source={} backup={id}", spec.source),
+            None => format!("source={}", spec.source),
+        };
         let result = match spec.from_backup.clone() {
             Some(id) => self.fork_from_backup(who, &spec, &id).await,
             None => self.fork_live(who, &source, spec).await,
@@ -146,6 +151,20 @@ impl Forge {
         metrics::histogram!(names::FORK_DURATION_SECONDS, "backend" => kind.as_str(), "method" => method.as_str())
             .record(started.elapsed().as_secs_f64());
         let (database, method) = result?;
+        let owner = who.owner_id();
+        self.events()
+            .publish(
+                EventKind::Forked,
+                Subject {
+                    database: database.name.as_str(),
+                    backend: database.backend,
+                    labels: &database.labels,
+                    owner: owner.as_deref(),
+                },
+                cause,
+                who.key_id(),
+            )
+            .await;
         info!(
             method = method.as_str(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -243,6 +262,7 @@ impl Forge {
             name: spec.name,
             backend: kind,
             if_not_exists: false,
+            lifecycle: Default::default(),
             labels: spec.labels,
         };
         match registry

@@ -22,9 +22,11 @@ use tracing::{debug, info, warn};
 
 use super::{
     catalog::{Catalog, Record, RecordState},
+    clock::SharedClock,
     engine::BackendKind,
     error::{Error, Result},
     handles::Slot,
+    lifecycle::{Lifecycle, LifecycleSpec, PruneCause},
     names::DatabaseName,
 };
 use crate::{
@@ -49,6 +51,8 @@ pub struct DatabaseSpec {
     pub if_not_exists: bool,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// TTL, idle TTL and final backup.
+    pub lifecycle: LifecycleSpec,
 }
 
 /// Lifecycle state as clients see it.
@@ -81,6 +85,8 @@ pub struct DatabaseInfo {
     pub capabilities: Option<Capabilities>,
     /// Whether read grants are enforced by its engine (and so usable on it).
     pub read_only_grants: bool,
+    /// TTL, idle TTL and final backup.
+    pub lifecycle: Lifecycle,
 }
 
 /// A ListDatabases request.
@@ -161,10 +167,30 @@ impl Entry {
         })
     }
 
-    /// Notes a data-plane use, stored in the catalog by [`Registry::flush_access_times`].
-    pub fn touch(&self) {
-        self.last_accessed_ms.store(now_ms(), Ordering::Relaxed);
+    /// Notes a data-plane use at `now_ms` (the registry's clock), stored in the catalog by
+    /// [`Registry::flush_access_times`].
+    pub fn touch(&self, now_ms: i64) {
+        self.last_accessed_ms.store(now_ms, Ordering::Relaxed);
         self.touched.store(true, Ordering::Relaxed);
+    }
+
+    /// Why its lifecycle wants it pruned at `now_ms`, if it does.
+    pub fn due(&self, now_ms: i64) -> Option<PruneCause> {
+        self.record
+            .lifecycle
+            .due(now_ms, self.last_accessed_ms.load(Ordering::Relaxed))
+    }
+
+    /// A copy of this entry with `record`, on the same storage and open handle.
+    fn updated(&self, record: Record) -> Self {
+        Entry {
+            last_accessed_ms: AtomicI64::new(self.last_accessed_ms.load(Ordering::Relaxed)),
+            record,
+            backend: self.backend.clone(),
+            touched: AtomicBool::new(self.touched.load(Ordering::Relaxed)),
+            fenced: AtomicBool::new(self.fenced.load(Ordering::Acquire)),
+            slot: Arc::clone(&self.slot),
+        }
     }
 
     fn status(&self) -> DatabaseStatus {
@@ -190,6 +216,7 @@ impl Entry {
                 .backend
                 .as_ref()
                 .is_some_and(|b| b.enforces_read_only()),
+            lifecycle: self.record.lifecycle,
         }
     }
 
@@ -216,6 +243,7 @@ pub struct Registry {
     backends: HashMap<BackendKind, Arc<dyn Backend>>,
     entries: RwLock<BTreeMap<DatabaseName, Arc<Entry>>>,
     control: tokio::sync::Mutex<()>,
+    clock: SharedClock,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -236,7 +264,11 @@ pub(crate) async fn blocking<T: Send + 'static>(
 impl Registry {
     /// Opens the catalog in `data_dir`, finishes spawns and prunes a crash interrupted, and
     /// removes storage the catalog does not know.
-    pub async fn open(data_dir: &Path, backends: Vec<Arc<dyn Backend>>) -> Result<Self> {
+    pub async fn open(
+        data_dir: &Path,
+        backends: Vec<Arc<dyn Backend>>,
+        clock: SharedClock,
+    ) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(Error::internal)?;
         let path = data_dir.join("catalog.db");
         let catalog = blocking(move || Catalog::open(&path)).await?;
@@ -309,7 +341,44 @@ impl Registry {
             backends,
             entries: RwLock::new(entries),
             control: tokio::sync::Mutex::new(()),
+            clock,
         })
+    }
+
+    /// Now, on the gateway's clock (creation, last use and lifecycle times).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Every spawned database, now.
+    pub fn entries(&self) -> Vec<Arc<Entry>> {
+        self.read()
+            .map(|e| e.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Replaces `entry`'s labels (when given) and lifecycle settings, in the catalog and
+    /// then in the registry; returns the entry as it is now.
+    pub async fn update(
+        &self,
+        _control: &ControlGuard<'_>,
+        entry: &Entry,
+        labels: Option<BTreeMap<String, String>>,
+        lifecycle: Lifecycle,
+    ) -> Result<Arc<Entry>> {
+        let mut record = entry.record.clone();
+        if let Some(labels) = labels {
+            record.labels = labels;
+        }
+        record.lifecycle = lifecycle;
+        let (cat, rec) = (self.catalog.clone(), record.clone());
+        blocking(move || cat.update_database(&rec)).await?;
+        let fresh = Arc::new(entry.updated(record));
+        self.entries
+            .write()
+            .map_err(|_| Error::internal("registry lock poisoned"))?
+            .insert(fresh.record.provisioned.name.clone(), Arc::clone(&fresh));
+        Ok(fresh)
     }
 
     /// The catalog.
@@ -386,7 +455,8 @@ impl Registry {
                 spec.backend
             ))
         })?;
-        let now = now_ms();
+        let now = self.now_ms();
+        let lifecycle = spec.lifecycle.resolve(now)?;
         let record = Record {
             provisioned: backend.locate(&spec.name),
             backend: spec.backend,
@@ -395,6 +465,7 @@ impl Registry {
             last_accessed_ms: now,
             labels: spec.labels,
             owner,
+            lifecycle,
         };
         let (cat, rec) = (self.catalog.clone(), record.clone());
         blocking(move || cat.insert(&rec)).await?;
@@ -567,7 +638,8 @@ impl Registry {
             });
         }
         let backend = self.backend(spec.backend)?;
-        let now = now_ms();
+        let now = self.now_ms();
+        let lifecycle = spec.lifecycle.resolve(now)?;
         let record = Record {
             provisioned: staged,
             backend: spec.backend,
@@ -576,6 +648,7 @@ impl Registry {
             last_accessed_ms: now,
             labels: spec.labels,
             owner,
+            lifecycle,
         };
         let (cat, rec) = (self.catalog.clone(), record.clone());
         blocking(move || cat.adopt(&rec)).await?;

@@ -449,6 +449,10 @@ impl McpApi {
                     } as i32,
                     if_not_exists: args.flag("if_not_exists")?,
                     labels: Default::default(),
+                    // Lifecycles are not among the tool's arguments yet: UpdateDatabase sets them.
+                    ttl: None,
+                    idle_ttl: None,
+                    backup_before_prune: false,
                 })?;
                 let (db, created) = forge.create_database(who, spec).await?;
                 Ok(Done::json(

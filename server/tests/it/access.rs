@@ -4,7 +4,8 @@ use std::time::{Duration, SystemTime};
 
 use dbforge::{
     ApiKeySpec, Client, ClientOptions, Code, ColumnDef, ColumnType, CreateOptions, Filter,
-    ForkOptions, Grant, ListFilter, Role, Select, Statement, Value, params, record,
+    ForkOptions, Grant, ListFilter, Role, Select, Statement, UpdateOptions, Value, WatchOptions,
+    params, record,
 };
 
 use crate::harness::{ADMIN_KEY as ADMIN, ServerProcess, TestServer, as_key, assert_code, key_for};
@@ -41,6 +42,25 @@ async fn every_rpc(c: &Client, db: &str) -> Vec<(&'static str, Code)> {
             "ForkDatabase",
             code(
                 c.fork_database(db, "x-fork", ForkOptions::default())
+                    .await
+                    .map(drop),
+            ),
+        ),
+        (
+            "UpdateDatabase",
+            code(
+                c.update_database(
+                    db,
+                    UpdateOptions::default().idle_ttl(Duration::from_secs(60)),
+                )
+                .await
+                .map(drop),
+            ),
+        ),
+        (
+            "WatchDatabases",
+            code(
+                c.watch_databases(WatchOptions::default().since(0))
                     .await
                     .map(drop),
             ),
@@ -312,7 +332,8 @@ async fn keys_see_only_their_databases() {
         Code::PermissionDenied,
     );
     for rpc in every_rpc(&team, &db).await {
-        if matches!(rpc.0, "ListDatabases" | "WhoAmI") {
+        // Listings and watches are filtered to what the key may see rather than refused.
+        if matches!(rpc.0, "ListDatabases" | "WatchDatabases" | "WhoAmI") {
             continue;
         }
         assert_eq!(rpc.1, Code::PermissionDenied, "{}", rpc.0);
@@ -330,6 +351,21 @@ async fn keys_see_only_their_databases() {
         .await
         .expect("create");
     team.get_database("labelled").await.expect("label grant");
+    // Its watch, from the start of the log, shows those two and nothing of "guarded" or "other".
+    let mut events = team
+        .watch_databases(WatchOptions::default().since(0))
+        .await
+        .expect("watch");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("in time")
+            .expect("event")
+            .expect("not ended");
+        seen.push(e.database);
+    }
+    assert_eq!(seen, ["team-a-1", "labelled"]);
     assert_eq!(rows_in_t(&admin, &db).await, 1);
 }
 

@@ -11,6 +11,7 @@ mod docs;
 mod errors;
 mod fork;
 mod harness;
+mod lifecycle;
 mod limits;
 mod mcp;
 mod mysql;

@@ -56,8 +56,10 @@ async fn interrupted_spawns_and_orphans_are_cleaned_at_start() {
     std::fs::write(sqlite.join("unrelated.txt"), b"keep me").expect("unrelated");
     let cat = rusqlite::Connection::open(data.join("catalog.db")).expect("catalog");
     cat.execute_batch(
-        "INSERT INTO databases VALUES ('half', 'sqlite', 'half.1.sqlite', 'provisioning', 0, 0, NULL);
-         INSERT INTO databases VALUES ('dying', 'sqlite', 'dying.3.sqlite', 'deleting', 0, 0, NULL);",
+        "INSERT INTO databases (name, backend, locator, state, created_ms, last_accessed_ms, owner_key)
+             VALUES ('half', 'sqlite', 'half.1.sqlite', 'provisioning', 0, 0, NULL);
+         INSERT INTO databases (name, backend, locator, state, created_ms, last_accessed_ms, owner_key)
+             VALUES ('dying', 'sqlite', 'dying.3.sqlite', 'deleting', 0, 0, NULL);",
     )
     .expect("fake records");
     drop(cat);

@@ -54,6 +54,66 @@ DATABASE_STATUS_DELETING: DatabaseStatus.ValueType  # 4
 """Being pruned."""
 Global___DatabaseStatus: _TypeAlias = DatabaseStatus  # noqa: Y015
 
+class _DatabaseEventType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DatabaseEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DatabaseEventType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DATABASE_EVENT_TYPE_UNSPECIFIED: _DatabaseEventType.ValueType  # 0
+    """Not set."""
+    DATABASE_EVENT_TYPE_CREATED: _DatabaseEventType.ValueType  # 1
+    """Spawned by CreateDatabase."""
+    DATABASE_EVENT_TYPE_DELETED: _DatabaseEventType.ValueType  # 2
+    """Pruned by DeleteDatabase."""
+    DATABASE_EVENT_TYPE_FORKED: _DatabaseEventType.ValueType  # 3
+    """Spawned by ForkDatabase (`cause` names the source)."""
+    DATABASE_EVENT_TYPE_EXPIRED: _DatabaseEventType.ValueType  # 4
+    """Pruned by the gateway because its TTL ran out."""
+    DATABASE_EVENT_TYPE_PRUNED_IDLE: _DatabaseEventType.ValueType  # 5
+    """Pruned by the gateway because it was idle past its idle TTL."""
+    DATABASE_EVENT_TYPE_BACKED_UP: _DatabaseEventType.ValueType  # 6
+    """A backup of it completed (`cause` names the backup)."""
+    DATABASE_EVENT_TYPE_RESTORED: _DatabaseEventType.ValueType  # 7
+    """Restored from a backup, in place or as a new database (`cause` names the backup)."""
+    DATABASE_EVENT_TYPE_QUOTA_EXCEEDED: _DatabaseEventType.ValueType  # 8
+    """Reserved: not emitted yet (size quotas are not built)."""
+    DATABASE_EVENT_TYPE_QUOTA_CLEARED: _DatabaseEventType.ValueType  # 9
+    """Reserved: not emitted yet (size quotas are not built)."""
+    DATABASE_EVENT_TYPE_UNAVAILABLE: _DatabaseEventType.ValueType  # 10
+    """Reserved: not emitted yet (health changes are reported by grpc.health.v1 today)."""
+    DATABASE_EVENT_TYPE_RECOVERED: _DatabaseEventType.ValueType  # 11
+    """Reserved: not emitted yet."""
+
+class DatabaseEventType(_DatabaseEventType, metaclass=_DatabaseEventTypeEnumTypeWrapper):
+    """What happened to a database."""
+
+DATABASE_EVENT_TYPE_UNSPECIFIED: DatabaseEventType.ValueType  # 0
+"""Not set."""
+DATABASE_EVENT_TYPE_CREATED: DatabaseEventType.ValueType  # 1
+"""Spawned by CreateDatabase."""
+DATABASE_EVENT_TYPE_DELETED: DatabaseEventType.ValueType  # 2
+"""Pruned by DeleteDatabase."""
+DATABASE_EVENT_TYPE_FORKED: DatabaseEventType.ValueType  # 3
+"""Spawned by ForkDatabase (`cause` names the source)."""
+DATABASE_EVENT_TYPE_EXPIRED: DatabaseEventType.ValueType  # 4
+"""Pruned by the gateway because its TTL ran out."""
+DATABASE_EVENT_TYPE_PRUNED_IDLE: DatabaseEventType.ValueType  # 5
+"""Pruned by the gateway because it was idle past its idle TTL."""
+DATABASE_EVENT_TYPE_BACKED_UP: DatabaseEventType.ValueType  # 6
+"""A backup of it completed (`cause` names the backup)."""
+DATABASE_EVENT_TYPE_RESTORED: DatabaseEventType.ValueType  # 7
+"""Restored from a backup, in place or as a new database (`cause` names the backup)."""
+DATABASE_EVENT_TYPE_QUOTA_EXCEEDED: DatabaseEventType.ValueType  # 8
+"""Reserved: not emitted yet (size quotas are not built)."""
+DATABASE_EVENT_TYPE_QUOTA_CLEARED: DatabaseEventType.ValueType  # 9
+"""Reserved: not emitted yet (size quotas are not built)."""
+DATABASE_EVENT_TYPE_UNAVAILABLE: DatabaseEventType.ValueType  # 10
+"""Reserved: not emitted yet (health changes are reported by grpc.health.v1 today)."""
+DATABASE_EVENT_TYPE_RECOVERED: DatabaseEventType.ValueType  # 11
+"""Reserved: not emitted yet."""
+Global___DatabaseEventType: _TypeAlias = DatabaseEventType  # noqa: Y015
+
 @_typing.final
 class Capabilities(_message.Message):
     """What a backend supports. SDKs and the CLI read these instead of guessing from the backend."""
@@ -154,6 +214,9 @@ class Database(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
+    EXPIRE_AT_FIELD_NUMBER: _builtins.int
+    IDLE_TTL_FIELD_NUMBER: _builtins.int
+    BACKUP_BEFORE_PRUNE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Its name, unique across the gateway."""
     backend: _types_pb2.Backend.ValueType
@@ -162,6 +225,10 @@ class Database(_message.Message):
     """Its lifecycle state."""
     size_bytes: _builtins.int
     """Bytes it takes on disk (for SQLite: the database file and its write-ahead log)."""
+    backup_before_prune: _builtins.bool
+    """Whether the gateway backs it up (to the default backup target) before pruning it for its
+    TTL or idle TTL; a failed backup keeps it.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When it was spawned."""
@@ -178,6 +245,16 @@ class Database(_message.Message):
     def capabilities(self) -> Global___Capabilities:
         """What its backend supports."""
 
+    @_builtins.property
+    def expire_at(self) -> _timestamp_pb2.Timestamp:
+        """When the gateway prunes it (its TTL); unset: no TTL."""
+
+    @_builtins.property
+    def idle_ttl(self) -> _duration_pb2.Duration:
+        """The gateway prunes it after this long without a data-plane call (measured from
+        `last_accessed_at`); unset: no idle TTL.
+        """
+
     def __init__(
         self,
         *,
@@ -189,10 +266,13 @@ class Database(_message.Message):
         size_bytes: _builtins.int = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         capabilities: Global___Capabilities | None = ...,
+        expire_at: _timestamp_pb2.Timestamp | None = ...,
+        idle_ttl: _duration_pb2.Duration | None = ...,
+        backup_before_prune: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "created_at", b"created_at", "last_accessed_at", b"last_accessed_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "created_at", b"created_at", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "last_accessed_at", b"last_accessed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "capabilities", b"capabilities", "created_at", b"created_at", "labels", b"labels", "last_accessed_at", b"last_accessed_at", "name", b"name", "size_bytes", b"size_bytes", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "backup_before_prune", b"backup_before_prune", "capabilities", b"capabilities", "created_at", b"created_at", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "labels", b"labels", "last_accessed_at", b"last_accessed_at", "name", b"name", "size_bytes", b"size_bytes", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -228,6 +308,10 @@ class CreateDatabaseRequest(_message.Message):
     BACKEND_FIELD_NUMBER: _builtins.int
     IF_NOT_EXISTS_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    EXPIRE_AT_FIELD_NUMBER: _builtins.int
+    EXPIRE_AFTER_FIELD_NUMBER: _builtins.int
+    IDLE_TTL_FIELD_NUMBER: _builtins.int
+    BACKUP_BEFORE_PRUNE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The name of the new database."""
     backend: _types_pb2.Backend.ValueType
@@ -236,10 +320,28 @@ class CreateDatabaseRequest(_message.Message):
     """When the name exists already, return that database (with `created` false) instead of
     ALREADY_EXISTS. The existing database must have the same backend.
     """
+    backup_before_prune: _builtins.bool
+    """Back the database up to the default backup target before a TTL or idle prune. When that
+    backup fails the database is not pruned; the next pass tries again.
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Free-form labels: at most 64, keys 1 to 63 characters of `a-z 0-9 _ - . /`, values at most
         256 characters.
+        """
+
+    @_builtins.property
+    def expire_at(self) -> _timestamp_pb2.Timestamp:
+        """An absolute time, which must be in the future."""
+
+    @_builtins.property
+    def expire_after(self) -> _duration_pb2.Duration:
+        """A positive duration from now."""
+
+    @_builtins.property
+    def idle_ttl(self) -> _duration_pb2.Duration:
+        """Prune the database after this long without a data-plane call (Execute, Query, sessions,
+        tables, transfers); positive. Control-plane calls (Get, List, Update) do not count.
         """
 
     def __init__(
@@ -249,12 +351,18 @@ class CreateDatabaseRequest(_message.Message):
         backend: _types_pb2.Backend.ValueType = ...,
         if_not_exists: _builtins.bool = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        expire_at: _timestamp_pb2.Timestamp | None = ...,
+        expire_after: _duration_pb2.Duration | None = ...,
+        idle_ttl: _duration_pb2.Duration | None = ...,
+        backup_before_prune: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_after", b"expire_after", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "if_not_exists", b"if_not_exists", "labels", b"labels", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "backup_before_prune", b"backup_before_prune", "expire_after", b"expire_after", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "if_not_exists", b"if_not_exists", "labels", b"labels", "name", b"name", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType_ttl: _TypeAlias = _typing.Literal["expire_at", "expire_after"]  # noqa: Y015
+    _WhichOneofArgType_ttl: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_ttl) -> _WhichOneofReturnType_ttl | None: ...
 
 Global___CreateDatabaseRequest: _TypeAlias = CreateDatabaseRequest  # noqa: Y015
 
@@ -558,3 +666,296 @@ class ForkDatabaseResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ForkDatabaseResponse: _TypeAlias = ForkDatabaseResponse  # noqa: Y015
+
+@_typing.final
+class DatabaseLabels(_message.Message):
+    """Labels as one value, so that an update can tell "set these" from "leave them"."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ValuesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    VALUES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def values(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The labels (the rules of CreateDatabase)."""
+
+    def __init__(
+        self,
+        *,
+        values: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DatabaseLabels: _TypeAlias = DatabaseLabels  # noqa: Y015
+
+@_typing.final
+class UpdateDatabaseRequest(_message.Message):
+    """Request of DatabaseService.UpdateDatabase. Unset fields keep their values."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    EXPIRE_AT_FIELD_NUMBER: _builtins.int
+    EXPIRE_AFTER_FIELD_NUMBER: _builtins.int
+    CLEAR_TTL_FIELD_NUMBER: _builtins.int
+    IDLE_TTL_FIELD_NUMBER: _builtins.int
+    CLEAR_IDLE_TTL_FIELD_NUMBER: _builtins.int
+    BACKUP_BEFORE_PRUNE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The database name."""
+    clear_ttl: _builtins.bool
+    """True: remove the TTL."""
+    clear_idle_ttl: _builtins.bool
+    """True: remove the idle TTL."""
+    backup_before_prune: _builtins.bool
+    """When set, whether to back up before a TTL or idle prune."""
+    @_builtins.property
+    def labels(self) -> Global___DatabaseLabels:
+        """When set, replaces every label."""
+
+    @_builtins.property
+    def expire_at(self) -> _timestamp_pb2.Timestamp:
+        """An absolute time, which must be in the future."""
+
+    @_builtins.property
+    def expire_after(self) -> _duration_pb2.Duration:
+        """A positive duration from now."""
+
+    @_builtins.property
+    def idle_ttl(self) -> _duration_pb2.Duration:
+        """Prune after this long without a data-plane call; positive."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        labels: Global___DatabaseLabels | None = ...,
+        expire_at: _timestamp_pb2.Timestamp | None = ...,
+        expire_after: _duration_pb2.Duration | None = ...,
+        clear_ttl: _builtins.bool = ...,
+        idle_ttl: _duration_pb2.Duration | None = ...,
+        clear_idle_ttl: _builtins.bool = ...,
+        backup_before_prune: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_backup_before_prune", b"_backup_before_prune", "backup_before_prune", b"backup_before_prune", "clear_idle_ttl", b"clear_idle_ttl", "clear_ttl", b"clear_ttl", "expire_after", b"expire_after", "expire_at", b"expire_at", "idle", b"idle", "idle_ttl", b"idle_ttl", "labels", b"labels", "ttl", b"ttl"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_backup_before_prune", b"_backup_before_prune", "backup_before_prune", b"backup_before_prune", "clear_idle_ttl", b"clear_idle_ttl", "clear_ttl", b"clear_ttl", "expire_after", b"expire_after", "expire_at", b"expire_at", "idle", b"idle", "idle_ttl", b"idle_ttl", "labels", b"labels", "name", b"name", "ttl", b"ttl"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__backup_before_prune: _TypeAlias = _typing.Literal["backup_before_prune"]  # noqa: Y015
+    _WhichOneofArgType__backup_before_prune: _TypeAlias = _typing.Literal["_backup_before_prune", b"_backup_before_prune"]  # noqa: Y015
+    _WhichOneofReturnType_idle: _TypeAlias = _typing.Literal["idle_ttl", "clear_idle_ttl"]  # noqa: Y015
+    _WhichOneofArgType_idle: _TypeAlias = _typing.Literal["idle", b"idle"]  # noqa: Y015
+    _WhichOneofReturnType_ttl: _TypeAlias = _typing.Literal["expire_at", "expire_after", "clear_ttl"]  # noqa: Y015
+    _WhichOneofArgType_ttl: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__backup_before_prune) -> _WhichOneofReturnType__backup_before_prune | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_idle) -> _WhichOneofReturnType_idle | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_ttl) -> _WhichOneofReturnType_ttl | None: ...
+
+Global___UpdateDatabaseRequest: _TypeAlias = UpdateDatabaseRequest  # noqa: Y015
+
+@_typing.final
+class UpdateDatabaseResponse(_message.Message):
+    """Response of DatabaseService.UpdateDatabase."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATABASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def database(self) -> Global___Database:
+        """The database as it is now."""
+
+    def __init__(
+        self,
+        *,
+        database: Global___Database | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["database", b"database"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateDatabaseResponse: _TypeAlias = UpdateDatabaseResponse  # noqa: Y015
+
+@_typing.final
+class DatabaseEvent(_message.Message):
+    """One lifecycle event."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    DATABASE_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    CAUSE_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """Position in the gateway's event log: one more than the event before."""
+    type: Global___DatabaseEventType.ValueType
+    """What happened."""
+    database: _builtins.str
+    """The database."""
+    backend: _types_pb2.Backend.ValueType
+    """Its engine."""
+    cause: _builtins.str
+    """Why, when there is more to say: `ttl`, `idle_ttl`, `source=<name>`, `backup=<id>`,
+    `policy=<name>`; empty otherwise.
+    """
+    key_id: _builtins.str
+    """The id of the API key whose call caused it; `gateway` for what the gateway did on its own
+    (prunes, scheduled backups); `-` without authentication.
+    """
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The database's labels when it happened."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        type: Global___DatabaseEventType.ValueType = ...,
+        database: _builtins.str = ...,
+        backend: _types_pb2.Backend.ValueType = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        cause: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "cause", b"cause", "database", b"database", "key_id", b"key_id", "labels", b"labels", "sequence", b"sequence", "time", b"time", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DatabaseEvent: _TypeAlias = DatabaseEvent  # noqa: Y015
+
+@_typing.final
+class WatchDatabasesRequest(_message.Message):
+    """Request of DatabaseService.WatchDatabases."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    LABELS_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    backend: _types_pb2.Backend.ValueType
+    """Only events of databases of this backend; BACKEND_UNSPECIFIED means all."""
+    since: _builtins.int
+    """Resume after this sequence: send every later event. Unset: only new events."""
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Only events of databases that carried every one of these labels with these values."""
+
+    def __init__(
+        self,
+        *,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        backend: _types_pb2.Backend.ValueType = ...,
+        since: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_since", b"_since", "since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_since", b"_since", "backend", b"backend", "labels", b"labels", "since", b"since"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__since: _TypeAlias = _typing.Literal["since"]  # noqa: Y015
+    _WhichOneofArgType__since: _TypeAlias = _typing.Literal["_since", b"_since"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__since) -> _WhichOneofReturnType__since | None: ...
+
+Global___WatchDatabasesRequest: _TypeAlias = WatchDatabasesRequest  # noqa: Y015
+
+@_typing.final
+class WatchDatabasesResponse(_message.Message):
+    """Response of DatabaseService.WatchDatabases: one event."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event(self) -> Global___DatabaseEvent:
+        """The event."""
+
+    def __init__(
+        self,
+        *,
+        event: Global___DatabaseEvent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchDatabasesResponse: _TypeAlias = WatchDatabasesResponse  # noqa: Y015

@@ -63,6 +63,16 @@ class DatabaseServiceStub(object):
                 request_serializer=dbforge_dot_v1_dot_database__pb2.ForkDatabaseRequest.SerializeToString,
                 response_deserializer=dbforge_dot_v1_dot_database__pb2.ForkDatabaseResponse.FromString,
                 _registered_method=True)
+        self.UpdateDatabase = channel.unary_unary(
+                '/dbforge.v1.DatabaseService/UpdateDatabase',
+                request_serializer=dbforge_dot_v1_dot_database__pb2.UpdateDatabaseRequest.SerializeToString,
+                response_deserializer=dbforge_dot_v1_dot_database__pb2.UpdateDatabaseResponse.FromString,
+                _registered_method=True)
+        self.WatchDatabases = channel.unary_stream(
+                '/dbforge.v1.DatabaseService/WatchDatabases',
+                request_serializer=dbforge_dot_v1_dot_database__pb2.WatchDatabasesRequest.SerializeToString,
+                response_deserializer=dbforge_dot_v1_dot_database__pb2.WatchDatabasesResponse.FromString,
+                _registered_method=True)
 
 
 class DatabaseServiceServicer(object):
@@ -138,6 +148,46 @@ class DatabaseServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateDatabase(self, request, context):
+        """Changes a database's labels and lifecycle settings (TTL, idle TTL, final backup before
+        prune). Only the fields that are set change; the others keep their values. A new `ttl`
+        duration counts from now.
+
+        Access: the `owner` role on the database (its creator, an owner grant, or an admin key).
+
+        Errors: INVALID_ARGUMENT for bad labels, an `expire_at` not in the future or a duration
+        that is not positive; NOT_FOUND for an unknown database; PERMISSION_DENIED without the
+        owner role; UNAVAILABLE while the database is being restored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchDatabases(self, request, context):
+        """Streams lifecycle events of databases: created, deleted, forked, expired, pruned_idle,
+        backed_up, restored; each with a `sequence` that grows by one per event across the
+        gateway. Only events of databases the calling key can see (what ListDatabases would show
+        it, judged by the database's labels and owner when the event happened) and that match the
+        selector are sent.
+
+        Resuming: pass the last `sequence` seen as `since`; every later event is sent exactly once,
+        in order, first those stored in the catalog, then live ones, with no gap between. Without
+        `since`, only events after the call starts are sent. The gateway keeps the newest 10,000
+        events; a `since` older than that is OUT_OF_RANGE (the events in between are gone: list
+        the databases again, then watch without `since`).
+
+        A slow reader does not hold the gateway back: live events pass through a bounded buffer,
+        and a stream that falls behind it reads the missed events from the catalog and goes on.
+        If those are gone too (more than 10,000 events behind), the stream ends with OUT_OF_RANGE
+        naming the last sequence it sent, from which the client cannot resume.
+
+        Errors: OUT_OF_RANGE as above, or for a `since` beyond the newest event; INVALID_ARGUMENT
+        for a bad selector. Limits: counts against the key's open streams (`--max-streams-per-key`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatabaseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +215,16 @@ def add_DatabaseServiceServicer_to_server(servicer, server):
                     servicer.ForkDatabase,
                     request_deserializer=dbforge_dot_v1_dot_database__pb2.ForkDatabaseRequest.FromString,
                     response_serializer=dbforge_dot_v1_dot_database__pb2.ForkDatabaseResponse.SerializeToString,
+            ),
+            'UpdateDatabase': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDatabase,
+                    request_deserializer=dbforge_dot_v1_dot_database__pb2.UpdateDatabaseRequest.FromString,
+                    response_serializer=dbforge_dot_v1_dot_database__pb2.UpdateDatabaseResponse.SerializeToString,
+            ),
+            'WatchDatabases': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchDatabases,
+                    request_deserializer=dbforge_dot_v1_dot_database__pb2.WatchDatabasesRequest.FromString,
+                    response_serializer=dbforge_dot_v1_dot_database__pb2.WatchDatabasesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -306,6 +366,60 @@ class DatabaseService(object):
             '/dbforge.v1.DatabaseService/ForkDatabase',
             dbforge_dot_v1_dot_database__pb2.ForkDatabaseRequest.SerializeToString,
             dbforge_dot_v1_dot_database__pb2.ForkDatabaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDatabase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dbforge.v1.DatabaseService/UpdateDatabase',
+            dbforge_dot_v1_dot_database__pb2.UpdateDatabaseRequest.SerializeToString,
+            dbforge_dot_v1_dot_database__pb2.UpdateDatabaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchDatabases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dbforge.v1.DatabaseService/WatchDatabases',
+            dbforge_dot_v1_dot_database__pb2.WatchDatabasesRequest.SerializeToString,
+            dbforge_dot_v1_dot_database__pb2.WatchDatabasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -80,6 +80,38 @@ class DatabaseServiceStub:
     damaged backup. A fork that fails leaves nothing behind. Limits: the copy runs under the
     transfer timeout (`--transfer-timeout`).
     """
+    UpdateDatabase: _grpc.UnaryUnaryMultiCallable[_database_pb2.UpdateDatabaseRequest, _database_pb2.UpdateDatabaseResponse]
+    """Changes a database's labels and lifecycle settings (TTL, idle TTL, final backup before
+    prune). Only the fields that are set change; the others keep their values. A new `ttl`
+    duration counts from now.
+
+    Access: the `owner` role on the database (its creator, an owner grant, or an admin key).
+
+    Errors: INVALID_ARGUMENT for bad labels, an `expire_at` not in the future or a duration
+    that is not positive; NOT_FOUND for an unknown database; PERMISSION_DENIED without the
+    owner role; UNAVAILABLE while the database is being restored.
+    """
+    WatchDatabases: _grpc.UnaryStreamMultiCallable[_database_pb2.WatchDatabasesRequest, _database_pb2.WatchDatabasesResponse]
+    """Streams lifecycle events of databases: created, deleted, forked, expired, pruned_idle,
+    backed_up, restored; each with a `sequence` that grows by one per event across the
+    gateway. Only events of databases the calling key can see (what ListDatabases would show
+    it, judged by the database's labels and owner when the event happened) and that match the
+    selector are sent.
+
+    Resuming: pass the last `sequence` seen as `since`; every later event is sent exactly once,
+    in order, first those stored in the catalog, then live ones, with no gap between. Without
+    `since`, only events after the call starts are sent. The gateway keeps the newest 10,000
+    events; a `since` older than that is OUT_OF_RANGE (the events in between are gone: list
+    the databases again, then watch without `since`).
+
+    A slow reader does not hold the gateway back: live events pass through a bounded buffer,
+    and a stream that falls behind it reads the missed events from the catalog and goes on.
+    If those are gone too (more than 10,000 events behind), the stream ends with OUT_OF_RANGE
+    naming the last sequence it sent, from which the client cannot resume.
+
+    Errors: OUT_OF_RANGE as above, or for a `since` beyond the newest event; INVALID_ARGUMENT
+    for a bad selector. Limits: counts against the key's open streams (`--max-streams-per-key`).
+    """
 
 @_typing.type_check_only
 class DatabaseServiceAsyncStub(DatabaseServiceStub):
@@ -132,6 +164,38 @@ class DatabaseServiceAsyncStub(DatabaseServiceStub):
     while the source is being restored or its server cannot be reached; DATA_LOSS for a
     damaged backup. A fork that fails leaves nothing behind. Limits: the copy runs under the
     transfer timeout (`--transfer-timeout`).
+    """
+    UpdateDatabase: _aio.UnaryUnaryMultiCallable[_database_pb2.UpdateDatabaseRequest, _database_pb2.UpdateDatabaseResponse]  # type: ignore[assignment]
+    """Changes a database's labels and lifecycle settings (TTL, idle TTL, final backup before
+    prune). Only the fields that are set change; the others keep their values. A new `ttl`
+    duration counts from now.
+
+    Access: the `owner` role on the database (its creator, an owner grant, or an admin key).
+
+    Errors: INVALID_ARGUMENT for bad labels, an `expire_at` not in the future or a duration
+    that is not positive; NOT_FOUND for an unknown database; PERMISSION_DENIED without the
+    owner role; UNAVAILABLE while the database is being restored.
+    """
+    WatchDatabases: _aio.UnaryStreamMultiCallable[_database_pb2.WatchDatabasesRequest, _database_pb2.WatchDatabasesResponse]  # type: ignore[assignment]
+    """Streams lifecycle events of databases: created, deleted, forked, expired, pruned_idle,
+    backed_up, restored; each with a `sequence` that grows by one per event across the
+    gateway. Only events of databases the calling key can see (what ListDatabases would show
+    it, judged by the database's labels and owner when the event happened) and that match the
+    selector are sent.
+
+    Resuming: pass the last `sequence` seen as `since`; every later event is sent exactly once,
+    in order, first those stored in the catalog, then live ones, with no gap between. Without
+    `since`, only events after the call starts are sent. The gateway keeps the newest 10,000
+    events; a `since` older than that is OUT_OF_RANGE (the events in between are gone: list
+    the databases again, then watch without `since`).
+
+    A slow reader does not hold the gateway back: live events pass through a bounded buffer,
+    and a stream that falls behind it reads the missed events from the catalog and goes on.
+    If those are gone too (more than 10,000 events behind), the stream ends with OUT_OF_RANGE
+    naming the last sequence it sent, from which the client cannot resume.
+
+    Errors: OUT_OF_RANGE as above, or for a `since` beyond the newest event; INVALID_ARGUMENT
+    for a bad selector. Limits: counts against the key's open streams (`--max-streams-per-key`).
     """
 
 class DatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -212,6 +276,50 @@ class DatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
         while the source is being restored or its server cannot be reached; DATA_LOSS for a
         damaged backup. A fork that fails leaves nothing behind. Limits: the copy runs under the
         transfer timeout (`--transfer-timeout`).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateDatabase(
+        self,
+        request: _database_pb2.UpdateDatabaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_database_pb2.UpdateDatabaseResponse, _abc.Awaitable[_database_pb2.UpdateDatabaseResponse]]:
+        """Changes a database's labels and lifecycle settings (TTL, idle TTL, final backup before
+        prune). Only the fields that are set change; the others keep their values. A new `ttl`
+        duration counts from now.
+
+        Access: the `owner` role on the database (its creator, an owner grant, or an admin key).
+
+        Errors: INVALID_ARGUMENT for bad labels, an `expire_at` not in the future or a duration
+        that is not positive; NOT_FOUND for an unknown database; PERMISSION_DENIED without the
+        owner role; UNAVAILABLE while the database is being restored.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchDatabases(
+        self,
+        request: _database_pb2.WatchDatabasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_database_pb2.WatchDatabasesResponse], _abc.AsyncIterator[_database_pb2.WatchDatabasesResponse]]:
+        """Streams lifecycle events of databases: created, deleted, forked, expired, pruned_idle,
+        backed_up, restored; each with a `sequence` that grows by one per event across the
+        gateway. Only events of databases the calling key can see (what ListDatabases would show
+        it, judged by the database's labels and owner when the event happened) and that match the
+        selector are sent.
+
+        Resuming: pass the last `sequence` seen as `since`; every later event is sent exactly once,
+        in order, first those stored in the catalog, then live ones, with no gap between. Without
+        `since`, only events after the call starts are sent. The gateway keeps the newest 10,000
+        events; a `since` older than that is OUT_OF_RANGE (the events in between are gone: list
+        the databases again, then watch without `since`).
+
+        A slow reader does not hold the gateway back: live events pass through a bounded buffer,
+        and a stream that falls behind it reads the missed events from the catalog and goes on.
+        If those are gone too (more than 10,000 events behind), the stream ends with OUT_OF_RANGE
+        naming the last sequence it sent, from which the client cannot resume.
+
+        Errors: OUT_OF_RANGE as above, or for a `since` beyond the newest event; INVALID_ARGUMENT
+        for a bad selector. Limits: counts against the key's open streams (`--max-streams-per-key`).
         """
 
 def add_DatabaseServiceServicer_to_server(servicer: DatabaseServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

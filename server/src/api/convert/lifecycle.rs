@@ -1,15 +1,106 @@
-//! Conversions of the lifecycle calls of DatabaseService (ForkDatabase).
+//! Conversions of the lifecycle calls of DatabaseService (ForkDatabase, UpdateDatabase, and
+//! CreateDatabase's TTLs).
 
 use std::time::Duration;
 
 use crate::{
     core::{
         error::{Error, Result},
+        events::{DbEvent, EventKind, WatchFilter},
         fork::{ForkReport, ForkSpec},
+        lifecycle::{Change, DatabaseUpdate, Lifecycle, LifecycleSpec, Ttl},
         names::DatabaseName,
+        names::validate_labels,
     },
     pb,
 };
+
+/// A wire time as Unix milliseconds.
+fn millis(field: &'static str, t: prost_types::Timestamp) -> Result<i64> {
+    if !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(Error::invalid(field, "nanos must be in 0..1e9"));
+    }
+    t.seconds
+        .checked_mul(1000)
+        .and_then(|ms| ms.checked_add(i64::from(t.nanos / 1_000_000)))
+        .ok_or_else(|| Error::invalid(field, "out of range"))
+}
+
+/// A wire duration, which must be positive.
+fn positive(field: &'static str, d: prost_types::Duration) -> Result<Duration> {
+    match Duration::try_from(d) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(Error::invalid(field, "must be positive")),
+    }
+}
+
+/// CreateDatabase's lifecycle fields.
+pub(crate) fn create_lifecycle(
+    ttl: Option<pb::create_database_request::Ttl>,
+    idle_ttl: Option<prost_types::Duration>,
+    backup_before_prune: bool,
+) -> Result<LifecycleSpec> {
+    use pb::create_database_request::Ttl as W;
+    Ok(LifecycleSpec {
+        ttl: match ttl {
+            Some(W::ExpireAt(t)) => Some(Ttl::At(millis("expire_at", t)?)),
+            Some(W::ExpireAfter(d)) => Some(Ttl::After(positive("expire_after", d)?)),
+            None => None,
+        },
+        idle_ttl: idle_ttl.map(|d| positive("idle_ttl", d)).transpose()?,
+        backup_before_prune,
+    })
+}
+
+/// The Database message's lifecycle fields: `expire_at`, `idle_ttl`.
+pub(crate) fn lifecycle_pb(
+    l: Lifecycle,
+) -> (
+    Option<prost_types::Timestamp>,
+    Option<prost_types::Duration>,
+) {
+    (
+        l.expire_ms.map(super::timestamp),
+        l.idle_ttl.map(wire_duration),
+    )
+}
+
+impl TryFrom<pb::UpdateDatabaseRequest> for DatabaseUpdate {
+    type Error = Error;
+    fn try_from(r: pb::UpdateDatabaseRequest) -> Result<Self> {
+        use pb::update_database_request::{Idle, Ttl as W};
+        let pb::UpdateDatabaseRequest {
+            name,
+            labels,
+            ttl,
+            idle,
+            backup_before_prune,
+        } = r;
+        DatabaseName::parse(&name)?;
+        let labels = labels.map(|l| l.values.into_iter().collect());
+        if let Some(labels) = &labels {
+            validate_labels(labels)?;
+        }
+        Ok(DatabaseUpdate {
+            name,
+            labels,
+            ttl: match ttl {
+                Some(W::ExpireAt(t)) => Some(Change::Set(Ttl::At(millis("expire_at", t)?))),
+                Some(W::ExpireAfter(d)) => {
+                    Some(Change::Set(Ttl::After(positive("expire_after", d)?)))
+                }
+                Some(W::ClearTtl(true)) => Some(Change::Clear),
+                Some(W::ClearTtl(false)) | None => None,
+            },
+            idle_ttl: match idle {
+                Some(Idle::IdleTtl(d)) => Some(Change::Set(positive("idle_ttl", d)?)),
+                Some(Idle::ClearIdleTtl(true)) => Some(Change::Clear),
+                Some(Idle::ClearIdleTtl(false)) | None => None,
+            },
+            backup_before_prune,
+        })
+    }
+}
 
 impl TryFrom<pb::ForkDatabaseRequest> for ForkSpec {
     type Error = Error;
@@ -50,4 +141,61 @@ impl From<ForkReport> for pb::ForkDatabaseResponse {
 
 fn wire_duration(d: Duration) -> prost_types::Duration {
     prost_types::Duration::try_from(d).unwrap_or_default()
+}
+
+impl TryFrom<pb::WatchDatabasesRequest> for WatchFilter {
+    type Error = Error;
+    fn try_from(r: pb::WatchDatabasesRequest) -> Result<Self> {
+        let pb::WatchDatabasesRequest {
+            labels,
+            backend,
+            since,
+        } = r;
+        Ok(WatchFilter {
+            labels: labels.into_iter().collect(),
+            backend: match backend {
+                0 => None,
+                b => Some(super::backend_kind(b)?),
+            },
+            since,
+        })
+    }
+}
+
+fn event_type(k: EventKind) -> pb::DatabaseEventType {
+    match k {
+        EventKind::Created => pb::DatabaseEventType::Created,
+        EventKind::Deleted => pb::DatabaseEventType::Deleted,
+        EventKind::Forked => pb::DatabaseEventType::Forked,
+        EventKind::Expired => pb::DatabaseEventType::Expired,
+        EventKind::PrunedIdle => pb::DatabaseEventType::PrunedIdle,
+        EventKind::BackedUp => pb::DatabaseEventType::BackedUp,
+        EventKind::Restored => pb::DatabaseEventType::Restored,
+    }
+}
+
+impl From<DbEvent> for pb::DatabaseEvent {
+    fn from(e: DbEvent) -> Self {
+        let DbEvent {
+            seq,
+            kind,
+            database,
+            backend,
+            at_ms,
+            cause,
+            key_id,
+            labels,
+            owner: _,
+        } = e;
+        pb::DatabaseEvent {
+            sequence: seq,
+            r#type: event_type(kind) as i32,
+            database,
+            backend: super::backend_pb(backend) as i32,
+            time: Some(super::timestamp(at_ms)),
+            cause,
+            key_id,
+            labels: labels.into_iter().collect(),
+        }
+    }
 }

@@ -51,6 +51,7 @@ use serde::{Deserialize, Serialize};
 
 pub use policy::{Policy, PolicySpec, Retention, Schedule, Selector};
 pub use restore::{RestoreMode, RestoreReport};
+pub(crate) use run::Trigger;
 pub use store::{DEFAULT_TARGET, Targets};
 
 use super::{

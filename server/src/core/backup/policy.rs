@@ -485,6 +485,7 @@ mod tests {
                 name: DatabaseName::parse(name).expect("name"),
                 backend: crate::core::engine::BackendKind::Sqlite,
                 if_not_exists: false,
+                lifecycle: Default::default(),
                 labels: BTreeMap::new(),
             },
         )

@@ -25,6 +25,7 @@ use crate::{
     core::{
         access::{Principal, Role},
         error::{Error, Result},
+        events::{EventKind, Subject},
         forge::{DatabaseInfo, DatabaseSpec, Forge},
         names::DatabaseName,
         registry::Entry,
@@ -102,6 +103,14 @@ impl Forge {
         metrics::counter!(names::RESTORES_TOTAL, "backend" => rec.backend.as_str(), "mode" => mode_name, "outcome" => outcome)
             .increment(1);
         let (entry, safety) = result?;
+        self.events()
+            .publish(
+                EventKind::Restored,
+                Subject::of(&entry.record),
+                format!("backup={}", rec.id),
+                who.key_id(),
+            )
+            .await;
         info!(backup = %rec.id, db = %entry.record.provisioned.name, mode = mode_name, elapsed_ms = started.elapsed().as_millis() as u64, "backup restored");
         Ok(RestoreReport {
             database: entry.info(entry.size().await),
@@ -215,6 +224,7 @@ impl Forge {
             name,
             backend: rec.backend,
             if_not_exists: false,
+            lifecycle: Default::default(),
             labels,
         };
         match registry

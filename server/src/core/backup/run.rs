@@ -21,6 +21,7 @@ use crate::{
         access::{Principal, Role},
         engine::BackendKind,
         error::{Error, Result},
+        events::{EventKind, Subject},
         forge::Forge,
         names::validate_labels,
         registry::{Entry, blocking, now_ms},
@@ -35,7 +36,7 @@ const IMAGE_PIECE: usize = 256 << 10;
 
 /// Who asked for a backup, which decides how a busy database is treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Trigger {
+pub(crate) enum Trigger {
     /// A caller: a backup already running is ABORTED.
     Call,
     /// A policy or a restore's safety backup: wait for the running one.
@@ -60,12 +61,36 @@ impl Forge {
             ));
         }
         entry.check_fence()?;
-        self.backup_entry(&entry, target, labels, None, Trigger::Call)
-            .await
+        let rec = self
+            .backup_entry(&entry, target, labels, None, Trigger::Call)
+            .await?;
+        self.backed_up(&rec, who.key_id()).await;
+        Ok(rec)
+    }
+
+    /// Publishes the `backed_up` event of `rec`, caused by `key_id`.
+    pub(super) async fn backed_up(&self, rec: &BackupRecord, key_id: &str) {
+        let cause = match rec.labels.get(super::POLICY_LABEL) {
+            Some(policy) => format!("backup={} policy={policy}", rec.id),
+            None => format!("backup={}", rec.id),
+        };
+        self.events()
+            .publish(
+                EventKind::BackedUp,
+                Subject {
+                    database: &rec.database,
+                    backend: rec.backend,
+                    labels: &rec.db_labels,
+                    owner: rec.db_owner.as_deref(),
+                },
+                cause,
+                key_id,
+            )
+            .await;
     }
 
     /// Backs up `entry` to `target` (the default for ""), holding the database's backup lock.
-    pub(super) async fn backup_entry(
+    pub(crate) async fn backup_entry(
         &self,
         entry: &Entry,
         target: &str,
@@ -83,7 +108,14 @@ impl Forge {
             })?,
             Trigger::Wait => lock.lock_owned().await,
         };
-        self.backup_locked(entry, target, labels, policy).await
+        let rec = self.backup_locked(entry, target, labels, policy).await?;
+        // The gateway's own backups (policies, final backups before a prune); a caller's are
+        // published by CreateBackup with its key.
+        if trigger == Trigger::Wait {
+            self.backed_up(&rec, crate::core::lifecycle::GATEWAY_KEY)
+                .await;
+        }
+        Ok(rec)
     }
 
     /// [`backup_entry`](Self::backup_entry) for a caller already holding the lock.

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dbforge/v1/database.proto.
  */
 export const file_dbforge_v1_database: GenFile = /*@__PURE__*/
-  fileDesc("ChlkYmZvcmdlL3YxL2RhdGFiYXNlLnByb3RvEgpkYmZvcmdlLnYxIvgBCgxDYXBhYmlsaXRpZXMSCwoDc3FsGAEgASgIEhQKDHRyYW5zYWN0aW9ucxgCIAEoCBIQCghzZXNzaW9ucxgDIAEoCBIUCgx0eXBlZF9wYXJhbXMYBCABKAgSFQoNdGFibGVfc2VydmljZRgFIAEoCBIRCglrZXlfdmFsdWUYBiABKAgSFgoObGFzdF9pbnNlcnRfaWQYByABKAgSEQoJcmV0dXJuaW5nGAggASgIEhMKC3BsYWNlaG9sZGVyGAkgASgJEhgKEHJlYWRfb25seV9ncmFudHMYCiABKAgSGQoRdHJhbnNhY3Rpb25hbF9kZGwYCyABKAgi9QIKCERhdGFiYXNlEgwKBG5hbWUYASABKAkSJAoHYmFja2VuZBgCIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIqCgZzdGF0dXMYAyABKA4yGi5kYmZvcmdlLnYxLkRhdGFiYXNlU3RhdHVzEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3RfYWNjZXNzZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnNpemVfYnl0ZXMYBiABKAMSMAoGbGFiZWxzGAcgAygLMiAuZGJmb3JnZS52MS5EYXRhYmFzZS5MYWJlbHNFbnRyeRIuCgxjYXBhYmlsaXRpZXMYCCABKAsyGC5kYmZvcmdlLnYxLkNhcGFiaWxpdGllcxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItABChVDcmVhdGVEYXRhYmFzZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIkCgdiYWNrZW5kGAIgASgOMhMuZGJmb3JnZS52MS5CYWNrZW5kEhUKDWlmX25vdF9leGlzdHMYAyABKAgSPQoGbGFiZWxzGAQgAygLMi0uZGJmb3JnZS52MS5DcmVhdGVEYXRhYmFzZVJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJRChZDcmVhdGVEYXRhYmFzZVJlc3BvbnNlEiYKCGRhdGFiYXNlGAEgASgLMhQuZGJmb3JnZS52MS5EYXRhYmFzZRIPCgdjcmVhdGVkGAIgASgIIiIKEkdldERhdGFiYXNlUmVxdWVzdBIMCgRuYW1lGAEgASgJIj0KE0dldERhdGFiYXNlUmVzcG9uc2USJgoIZGF0YWJhc2UYASABKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlItABChRMaXN0RGF0YWJhc2VzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIkCgdiYWNrZW5kGAMgASgOMhMuZGJmb3JnZS52MS5CYWNrZW5kEjwKBmxhYmVscxgEIAMoCzIsLmRiZm9yZ2UudjEuTGlzdERhdGFiYXNlc1JlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJZChVMaXN0RGF0YWJhc2VzUmVzcG9uc2USJwoJZGF0YWJhc2VzGAEgAygLMhQuZGJmb3JnZS52MS5EYXRhYmFzZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPAoVRGVsZXRlRGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSFQoNYWxsb3dfbWlzc2luZxgCIAEoCCIpChZEZWxldGVEYXRhYmFzZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgitAEKE0ZvcmtEYXRhYmFzZVJlcXVlc3QSDgoGc291cmNlGAEgASgJEgwKBG5hbWUYAiABKAkSOwoGbGFiZWxzGAMgAygLMisuZGJmb3JnZS52MS5Gb3JrRGF0YWJhc2VSZXF1ZXN0LkxhYmVsc0VudHJ5EhMKC2Zyb21fYmFja3VwGAQgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiewoURm9ya0RhdGFiYXNlUmVzcG9uc2USJgoIZGF0YWJhc2UYASABKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlEg4KBm1ldGhvZBgCIAEoCRIrCghkdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiqtAQoORGF0YWJhc2VTdGF0dXMSHwobREFUQUJBU0VfU1RBVFVTX1VOU1BFQ0lGSUVEEAASIAocREFUQUJBU0VfU1RBVFVTX1BST1ZJU0lPTklORxABEhkKFURBVEFCQVNFX1NUQVRVU19SRUFEWRACEh8KG0RBVEFCQVNFX1NUQVRVU19VTkFWQUlMQUJMRRADEhwKGERBVEFCQVNFX1NUQVRVU19ERUxFVElORxAEMrwDCg9EYXRhYmFzZVNlcnZpY2USVwoOQ3JlYXRlRGF0YWJhc2USIS5kYmZvcmdlLnYxLkNyZWF0ZURhdGFiYXNlUmVxdWVzdBoiLmRiZm9yZ2UudjEuQ3JlYXRlRGF0YWJhc2VSZXNwb25zZRJOCgtHZXREYXRhYmFzZRIeLmRiZm9yZ2UudjEuR2V0RGF0YWJhc2VSZXF1ZXN0Gh8uZGJmb3JnZS52MS5HZXREYXRhYmFzZVJlc3BvbnNlElQKDUxpc3REYXRhYmFzZXMSIC5kYmZvcmdlLnYxLkxpc3REYXRhYmFzZXNSZXF1ZXN0GiEuZGJmb3JnZS52MS5MaXN0RGF0YWJhc2VzUmVzcG9uc2USVwoORGVsZXRlRGF0YWJhc2USIS5kYmZvcmdlLnYxLkRlbGV0ZURhdGFiYXNlUmVxdWVzdBoiLmRiZm9yZ2UudjEuRGVsZXRlRGF0YWJhc2VSZXNwb25zZRJRCgxGb3JrRGF0YWJhc2USHy5kYmZvcmdlLnYxLkZvcmtEYXRhYmFzZVJlcXVlc3QaIC5kYmZvcmdlLnYxLkZvcmtEYXRhYmFzZVJlc3BvbnNlYgZwcm90bzM", [file_dbforge_v1_types, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChlkYmZvcmdlL3YxL2RhdGFiYXNlLnByb3RvEgpkYmZvcmdlLnYxIvgBCgxDYXBhYmlsaXRpZXMSCwoDc3FsGAEgASgIEhQKDHRyYW5zYWN0aW9ucxgCIAEoCBIQCghzZXNzaW9ucxgDIAEoCBIUCgx0eXBlZF9wYXJhbXMYBCABKAgSFQoNdGFibGVfc2VydmljZRgFIAEoCBIRCglrZXlfdmFsdWUYBiABKAgSFgoObGFzdF9pbnNlcnRfaWQYByABKAgSEQoJcmV0dXJuaW5nGAggASgIEhMKC3BsYWNlaG9sZGVyGAkgASgJEhgKEHJlYWRfb25seV9ncmFudHMYCiABKAgSGQoRdHJhbnNhY3Rpb25hbF9kZGwYCyABKAgi7gMKCERhdGFiYXNlEgwKBG5hbWUYASABKAkSJAoHYmFja2VuZBgCIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIqCgZzdGF0dXMYAyABKA4yGi5kYmZvcmdlLnYxLkRhdGFiYXNlU3RhdHVzEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3RfYWNjZXNzZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnNpemVfYnl0ZXMYBiABKAMSMAoGbGFiZWxzGAcgAygLMiAuZGJmb3JnZS52MS5EYXRhYmFzZS5MYWJlbHNFbnRyeRIuCgxjYXBhYmlsaXRpZXMYCCABKAsyGC5kYmZvcmdlLnYxLkNhcGFiaWxpdGllcxItCglleHBpcmVfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCGlkbGVfdHRsGAogASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhsKE2JhY2t1cF9iZWZvcmVfcHJ1bmUYCyABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKFAwoVQ3JlYXRlRGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSJAoHYmFja2VuZBgCIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIVCg1pZl9ub3RfZXhpc3RzGAMgASgIEj0KBmxhYmVscxgEIAMoCzItLmRiZm9yZ2UudjEuQ3JlYXRlRGF0YWJhc2VSZXF1ZXN0LkxhYmVsc0VudHJ5Ei8KCWV4cGlyZV9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIxCgxleHBpcmVfYWZ0ZXIYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25IABIrCghpZGxlX3R0bBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIbChNiYWNrdXBfYmVmb3JlX3BydW5lGAggASgIGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBQoDdHRsIlEKFkNyZWF0ZURhdGFiYXNlUmVzcG9uc2USJgoIZGF0YWJhc2UYASABKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlEg8KB2NyZWF0ZWQYAiABKAgiIgoSR2V0RGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiPQoTR2V0RGF0YWJhc2VSZXNwb25zZRImCghkYXRhYmFzZRgBIAEoCzIULmRiZm9yZ2UudjEuRGF0YWJhc2Ui0AEKFExpc3REYXRhYmFzZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEiQKB2JhY2tlbmQYAyABKA4yEy5kYmZvcmdlLnYxLkJhY2tlbmQSPAoGbGFiZWxzGAQgAygLMiwuZGJmb3JnZS52MS5MaXN0RGF0YWJhc2VzUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlkKFUxpc3REYXRhYmFzZXNSZXNwb25zZRInCglkYXRhYmFzZXMYASADKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI8ChVEZWxldGVEYXRhYmFzZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIVCg1hbGxvd19taXNzaW5nGAIgASgIIikKFkRlbGV0ZURhdGFiYXNlUmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoCCK0AQoTRm9ya0RhdGFiYXNlUmVxdWVzdBIOCgZzb3VyY2UYASABKAkSDAoEbmFtZRgCIAEoCRI7CgZsYWJlbHMYAyADKAsyKy5kYmZvcmdlLnYxLkZvcmtEYXRhYmFzZVJlcXVlc3QuTGFiZWxzRW50cnkSEwoLZnJvbV9iYWNrdXAYBCABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ7ChRGb3JrRGF0YWJhc2VSZXNwb25zZRImCghkYXRhYmFzZRgBIAEoCzIULmRiZm9yZ2UudjEuRGF0YWJhc2USDgoGbWV0aG9kGAIgASgJEisKCGR1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIncKDkRhdGFiYXNlTGFiZWxzEjYKBnZhbHVlcxgBIAMoCzImLmRiZm9yZ2UudjEuRGF0YWJhc2VMYWJlbHMuVmFsdWVzRW50cnkaLQoLVmFsdWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLcAgoVVXBkYXRlRGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSKgoGbGFiZWxzGAIgASgLMhouZGJmb3JnZS52MS5EYXRhYmFzZUxhYmVscxIvCglleHBpcmVfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASMQoMZXhwaXJlX2FmdGVyGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSAASEwoJY2xlYXJfdHRsGAUgASgISAASLQoIaWRsZV90dGwYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25IARIYCg5jbGVhcl9pZGxlX3R0bBgHIAEoCEgBEiAKE2JhY2t1cF9iZWZvcmVfcHJ1bmUYCCABKAhIAogBAUIFCgN0dGxCBgoEaWRsZUIWChRfYmFja3VwX2JlZm9yZV9wcnVuZSJAChZVcGRhdGVEYXRhYmFzZVJlc3BvbnNlEiYKCGRhdGFiYXNlGAEgASgLMhQuZGJmb3JnZS52MS5EYXRhYmFzZSK1AgoNRGF0YWJhc2VFdmVudBIQCghzZXF1ZW5jZRgBIAEoAxIrCgR0eXBlGAIgASgOMh0uZGJmb3JnZS52MS5EYXRhYmFzZUV2ZW50VHlwZRIQCghkYXRhYmFzZRgDIAEoCRIkCgdiYWNrZW5kGAQgASgOMhMuZGJmb3JnZS52MS5CYWNrZW5kEigKBHRpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWNhdXNlGAYgASgJEg4KBmtleV9pZBgHIAEoCRI1CgZsYWJlbHMYCCADKAsyJS5kYmZvcmdlLnYxLkRhdGFiYXNlRXZlbnQuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLJAQoVV2F0Y2hEYXRhYmFzZXNSZXF1ZXN0Ej0KBmxhYmVscxgBIAMoCzItLmRiZm9yZ2UudjEuV2F0Y2hEYXRhYmFzZXNSZXF1ZXN0LkxhYmVsc0VudHJ5EiQKB2JhY2tlbmQYAiABKA4yEy5kYmZvcmdlLnYxLkJhY2tlbmQSEgoFc2luY2UYAyABKANIAIgBARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBl9zaW5jZSJCChZXYXRjaERhdGFiYXNlc1Jlc3BvbnNlEigKBWV2ZW50GAEgASgLMhkuZGJmb3JnZS52MS5EYXRhYmFzZUV2ZW50Kq0BCg5EYXRhYmFzZVN0YXR1cxIfChtEQVRBQkFTRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIgChxEQVRBQkFTRV9TVEFUVVNfUFJPVklTSU9OSU5HEAESGQoVREFUQUJBU0VfU1RBVFVTX1JFQURZEAISHwobREFUQUJBU0VfU1RBVFVTX1VOQVZBSUxBQkxFEAMSHAoYREFUQUJBU0VfU1RBVFVTX0RFTEVUSU5HEAQqvAMKEURhdGFiYXNlRXZlbnRUeXBlEiMKH0RBVEFCQVNFX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIfChtEQVRBQkFTRV9FVkVOVF9UWVBFX0NSRUFURUQQARIfChtEQVRBQkFTRV9FVkVOVF9UWVBFX0RFTEVURUQQAhIeChpEQVRBQkFTRV9FVkVOVF9UWVBFX0ZPUktFRBADEh8KG0RBVEFCQVNFX0VWRU5UX1RZUEVfRVhQSVJFRBAEEiMKH0RBVEFCQVNFX0VWRU5UX1RZUEVfUFJVTkVEX0lETEUQBRIhCh1EQVRBQkFTRV9FVkVOVF9UWVBFX0JBQ0tFRF9VUBAGEiAKHERBVEFCQVNFX0VWRU5UX1RZUEVfUkVTVE9SRUQQBxImCiJEQVRBQkFTRV9FVkVOVF9UWVBFX1FVT1RBX0VYQ0VFREVEEAgSJQohREFUQUJBU0VfRVZFTlRfVFlQRV9RVU9UQV9DTEVBUkVEEAkSIwofREFUQUJBU0VfRVZFTlRfVFlQRV9VTkFWQUlMQUJMRRAKEiEKHURBVEFCQVNFX0VWRU5UX1RZUEVfUkVDT1ZFUkVEEAsy8AQKD0RhdGFiYXNlU2VydmljZRJXCg5DcmVhdGVEYXRhYmFzZRIhLmRiZm9yZ2UudjEuQ3JlYXRlRGF0YWJhc2VSZXF1ZXN0GiIuZGJmb3JnZS52MS5DcmVhdGVEYXRhYmFzZVJlc3BvbnNlEk4KC0dldERhdGFiYXNlEh4uZGJmb3JnZS52MS5HZXREYXRhYmFzZVJlcXVlc3QaHy5kYmZvcmdlLnYxLkdldERhdGFiYXNlUmVzcG9uc2USVAoNTGlzdERhdGFiYXNlcxIgLmRiZm9yZ2UudjEuTGlzdERhdGFiYXNlc1JlcXVlc3QaIS5kYmZvcmdlLnYxLkxpc3REYXRhYmFzZXNSZXNwb25zZRJXCg5EZWxldGVEYXRhYmFzZRIhLmRiZm9yZ2UudjEuRGVsZXRlRGF0YWJhc2VSZXF1ZXN0GiIuZGJmb3JnZS52MS5EZWxldGVEYXRhYmFzZVJlc3BvbnNlElEKDEZvcmtEYXRhYmFzZRIfLmRiZm9yZ2UudjEuRm9ya0RhdGFiYXNlUmVxdWVzdBogLmRiZm9yZ2UudjEuRm9ya0RhdGFiYXNlUmVzcG9uc2USVwoOVXBkYXRlRGF0YWJhc2USIS5kYmZvcmdlLnYxLlVwZGF0ZURhdGFiYXNlUmVxdWVzdBoiLmRiZm9yZ2UudjEuVXBkYXRlRGF0YWJhc2VSZXNwb25zZRJZCg5XYXRjaERhdGFiYXNlcxIhLmRiZm9yZ2UudjEuV2F0Y2hEYXRhYmFzZXNSZXF1ZXN0GiIuZGJmb3JnZS52MS5XYXRjaERhdGFiYXNlc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_dbforge_v1_types, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * What a backend supports. SDKs and the CLI read these instead of guessing from the backend.
@@ -170,6 +170,29 @@ export type Database = Message<"dbforge.v1.Database"> & {
    * @generated from field: dbforge.v1.Capabilities capabilities = 8;
    */
   capabilities?: Capabilities | undefined;
+
+  /**
+   * When the gateway prunes it (its TTL); unset: no TTL.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_at = 9;
+   */
+  expireAt?: Timestamp | undefined;
+
+  /**
+   * The gateway prunes it after this long without a data-plane call (measured from
+   * `last_accessed_at`); unset: no idle TTL.
+   *
+   * @generated from field: google.protobuf.Duration idle_ttl = 10;
+   */
+  idleTtl?: Duration | undefined;
+
+  /**
+   * Whether the gateway backs it up (to the default backup target) before pruning it for its
+   * TTL or idle TTL; a failed backup keeps it.
+   *
+   * @generated from field: bool backup_before_prune = 11;
+   */
+  backupBeforePrune: boolean;
 };
 
 /**
@@ -214,6 +237,47 @@ export type CreateDatabaseRequest = Message<"dbforge.v1.CreateDatabaseRequest"> 
    * @generated from field: map<string, string> labels = 4;
    */
   labels: { [key: string]: string };
+
+  /**
+   * When the gateway prunes the database by itself; unset: never (see also `idle_ttl`). The
+   * gateway checks every `--prune-interval` (default 30s), so a prune happens up to that long
+   * after the time.
+   *
+   * @generated from oneof dbforge.v1.CreateDatabaseRequest.ttl
+   */
+  ttl: {
+    /**
+     * An absolute time, which must be in the future.
+     *
+     * @generated from field: google.protobuf.Timestamp expire_at = 5;
+     */
+    value: Timestamp;
+    case: "expireAt";
+  } | {
+    /**
+     * A positive duration from now.
+     *
+     * @generated from field: google.protobuf.Duration expire_after = 6;
+     */
+    value: Duration;
+    case: "expireAfter";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Prune the database after this long without a data-plane call (Execute, Query, sessions,
+   * tables, transfers); positive. Control-plane calls (Get, List, Update) do not count.
+   *
+   * @generated from field: google.protobuf.Duration idle_ttl = 7;
+   */
+  idleTtl?: Duration | undefined;
+
+  /**
+   * Back the database up to the default backup target before a TTL or idle prune. When that
+   * backup fails the database is not pruned; the next pass tries again.
+   *
+   * @generated from field: bool backup_before_prune = 8;
+   */
+  backupBeforePrune: boolean;
 };
 
 /**
@@ -493,6 +557,265 @@ export const ForkDatabaseResponseSchema: GenMessage<ForkDatabaseResponse> = /*@_
   messageDesc(file_dbforge_v1_database, 11);
 
 /**
+ * Labels as one value, so that an update can tell "set these" from "leave them".
+ *
+ * @generated from message dbforge.v1.DatabaseLabels
+ */
+export type DatabaseLabels = Message<"dbforge.v1.DatabaseLabels"> & {
+  /**
+   * The labels (the rules of CreateDatabase).
+   *
+   * @generated from field: map<string, string> values = 1;
+   */
+  values: { [key: string]: string };
+};
+
+/**
+ * Describes the message dbforge.v1.DatabaseLabels.
+ * Use `create(DatabaseLabelsSchema)` to create a new message.
+ */
+export const DatabaseLabelsSchema: GenMessage<DatabaseLabels> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 12);
+
+/**
+ * Request of DatabaseService.UpdateDatabase. Unset fields keep their values.
+ *
+ * @generated from message dbforge.v1.UpdateDatabaseRequest
+ */
+export type UpdateDatabaseRequest = Message<"dbforge.v1.UpdateDatabaseRequest"> & {
+  /**
+   * The database name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * When set, replaces every label.
+   *
+   * @generated from field: dbforge.v1.DatabaseLabels labels = 2;
+   */
+  labels?: DatabaseLabels | undefined;
+
+  /**
+   * A new TTL, or its removal.
+   *
+   * @generated from oneof dbforge.v1.UpdateDatabaseRequest.ttl
+   */
+  ttl: {
+    /**
+     * An absolute time, which must be in the future.
+     *
+     * @generated from field: google.protobuf.Timestamp expire_at = 3;
+     */
+    value: Timestamp;
+    case: "expireAt";
+  } | {
+    /**
+     * A positive duration from now.
+     *
+     * @generated from field: google.protobuf.Duration expire_after = 4;
+     */
+    value: Duration;
+    case: "expireAfter";
+  } | {
+    /**
+     * True: remove the TTL.
+     *
+     * @generated from field: bool clear_ttl = 5;
+     */
+    value: boolean;
+    case: "clearTtl";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * A new idle TTL, or its removal.
+   *
+   * @generated from oneof dbforge.v1.UpdateDatabaseRequest.idle
+   */
+  idle: {
+    /**
+     * Prune after this long without a data-plane call; positive.
+     *
+     * @generated from field: google.protobuf.Duration idle_ttl = 6;
+     */
+    value: Duration;
+    case: "idleTtl";
+  } | {
+    /**
+     * True: remove the idle TTL.
+     *
+     * @generated from field: bool clear_idle_ttl = 7;
+     */
+    value: boolean;
+    case: "clearIdleTtl";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * When set, whether to back up before a TTL or idle prune.
+   *
+   * @generated from field: optional bool backup_before_prune = 8;
+   */
+  backupBeforePrune?: boolean | undefined;
+};
+
+/**
+ * Describes the message dbforge.v1.UpdateDatabaseRequest.
+ * Use `create(UpdateDatabaseRequestSchema)` to create a new message.
+ */
+export const UpdateDatabaseRequestSchema: GenMessage<UpdateDatabaseRequest> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 13);
+
+/**
+ * Response of DatabaseService.UpdateDatabase.
+ *
+ * @generated from message dbforge.v1.UpdateDatabaseResponse
+ */
+export type UpdateDatabaseResponse = Message<"dbforge.v1.UpdateDatabaseResponse"> & {
+  /**
+   * The database as it is now.
+   *
+   * @generated from field: dbforge.v1.Database database = 1;
+   */
+  database?: Database | undefined;
+};
+
+/**
+ * Describes the message dbforge.v1.UpdateDatabaseResponse.
+ * Use `create(UpdateDatabaseResponseSchema)` to create a new message.
+ */
+export const UpdateDatabaseResponseSchema: GenMessage<UpdateDatabaseResponse> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 14);
+
+/**
+ * One lifecycle event.
+ *
+ * @generated from message dbforge.v1.DatabaseEvent
+ */
+export type DatabaseEvent = Message<"dbforge.v1.DatabaseEvent"> & {
+  /**
+   * Position in the gateway's event log: one more than the event before.
+   *
+   * @generated from field: int64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * What happened.
+   *
+   * @generated from field: dbforge.v1.DatabaseEventType type = 2;
+   */
+  type: DatabaseEventType;
+
+  /**
+   * The database.
+   *
+   * @generated from field: string database = 3;
+   */
+  database: string;
+
+  /**
+   * Its engine.
+   *
+   * @generated from field: dbforge.v1.Backend backend = 4;
+   */
+  backend: Backend;
+
+  /**
+   * When it happened.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 5;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * Why, when there is more to say: `ttl`, `idle_ttl`, `source=<name>`, `backup=<id>`,
+   * `policy=<name>`; empty otherwise.
+   *
+   * @generated from field: string cause = 6;
+   */
+  cause: string;
+
+  /**
+   * The id of the API key whose call caused it; `gateway` for what the gateway did on its own
+   * (prunes, scheduled backups); `-` without authentication.
+   *
+   * @generated from field: string key_id = 7;
+   */
+  keyId: string;
+
+  /**
+   * The database's labels when it happened.
+   *
+   * @generated from field: map<string, string> labels = 8;
+   */
+  labels: { [key: string]: string };
+};
+
+/**
+ * Describes the message dbforge.v1.DatabaseEvent.
+ * Use `create(DatabaseEventSchema)` to create a new message.
+ */
+export const DatabaseEventSchema: GenMessage<DatabaseEvent> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 15);
+
+/**
+ * Request of DatabaseService.WatchDatabases.
+ *
+ * @generated from message dbforge.v1.WatchDatabasesRequest
+ */
+export type WatchDatabasesRequest = Message<"dbforge.v1.WatchDatabasesRequest"> & {
+  /**
+   * Only events of databases that carried every one of these labels with these values.
+   *
+   * @generated from field: map<string, string> labels = 1;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * Only events of databases of this backend; BACKEND_UNSPECIFIED means all.
+   *
+   * @generated from field: dbforge.v1.Backend backend = 2;
+   */
+  backend: Backend;
+
+  /**
+   * Resume after this sequence: send every later event. Unset: only new events.
+   *
+   * @generated from field: optional int64 since = 3;
+   */
+  since?: bigint | undefined;
+};
+
+/**
+ * Describes the message dbforge.v1.WatchDatabasesRequest.
+ * Use `create(WatchDatabasesRequestSchema)` to create a new message.
+ */
+export const WatchDatabasesRequestSchema: GenMessage<WatchDatabasesRequest> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 16);
+
+/**
+ * Response of DatabaseService.WatchDatabases: one event.
+ *
+ * @generated from message dbforge.v1.WatchDatabasesResponse
+ */
+export type WatchDatabasesResponse = Message<"dbforge.v1.WatchDatabasesResponse"> & {
+  /**
+   * The event.
+   *
+   * @generated from field: dbforge.v1.DatabaseEvent event = 1;
+   */
+  event?: DatabaseEvent | undefined;
+};
+
+/**
+ * Describes the message dbforge.v1.WatchDatabasesResponse.
+ * Use `create(WatchDatabasesResponseSchema)` to create a new message.
+ */
+export const WatchDatabasesResponseSchema: GenMessage<WatchDatabasesResponse> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 17);
+
+/**
  * The lifecycle state of a database.
  *
  * @generated from enum dbforge.v1.DatabaseStatus
@@ -539,6 +862,103 @@ export enum DatabaseStatus {
  */
 export const DatabaseStatusSchema: GenEnum<DatabaseStatus> = /*@__PURE__*/
   enumDesc(file_dbforge_v1_database, 0);
+
+/**
+ * What happened to a database.
+ *
+ * @generated from enum dbforge.v1.DatabaseEventType
+ */
+export enum DatabaseEventType {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: DATABASE_EVENT_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Spawned by CreateDatabase.
+   *
+   * @generated from enum value: DATABASE_EVENT_TYPE_CREATED = 1;
+   */
+  CREATED = 1,
+
+  /**
+   * Pruned by DeleteDatabase.
+   *
+   * @generated from enum value: DATABASE_EVENT_TYPE_DELETED = 2;
+   */
+  DELETED = 2,
+
+  /**
+   * Spawned by ForkDatabase (`cause` names the source).
+   *
+   * @generated from enum value: DATABASE_EVENT_TYPE_FORKED = 3;
+   */
+  FORKED = 3,
+
+  /**
+   * Pruned by the gateway because its TTL ran out.
+   *
+   * @generated from enum value: DATABASE_EVENT_TYPE_EXPIRED = 4;
+   */
+  EXPIRED = 4,
+
+  /**
+   * Pruned by the gateway because it was idle past its idle TTL.
+   *
+   * @generated from enum value: DATABASE_EVENT_TYPE_PRUNED_IDLE = 5;
+   */
+  PRUNED_IDLE = 5,
+
+  /**
+   * A backup of it completed (`cause` names the backup).
+   *
+   * @generated from enum value: DATABASE_EVENT_TYPE_BACKED_UP = 6;
+   */
+  BACKED_UP = 6,
+
+  /**
+   * Restored from a backup, in place or as a new database (`cause` names the backup).
+   *
+   * @generated from enum value: DATABASE_EVENT_TYPE_RESTORED = 7;
+   */
+  RESTORED = 7,
+
+  /**
+   * Reserved: not emitted yet (size quotas are not built).
+   *
+   * @generated from enum value: DATABASE_EVENT_TYPE_QUOTA_EXCEEDED = 8;
+   */
+  QUOTA_EXCEEDED = 8,
+
+  /**
+   * Reserved: not emitted yet (size quotas are not built).
+   *
+   * @generated from enum value: DATABASE_EVENT_TYPE_QUOTA_CLEARED = 9;
+   */
+  QUOTA_CLEARED = 9,
+
+  /**
+   * Reserved: not emitted yet (health changes are reported by grpc.health.v1 today).
+   *
+   * @generated from enum value: DATABASE_EVENT_TYPE_UNAVAILABLE = 10;
+   */
+  UNAVAILABLE = 10,
+
+  /**
+   * Reserved: not emitted yet.
+   *
+   * @generated from enum value: DATABASE_EVENT_TYPE_RECOVERED = 11;
+   */
+  RECOVERED = 11,
+}
+
+/**
+ * Describes the enum dbforge.v1.DatabaseEventType.
+ */
+export const DatabaseEventTypeSchema: GenEnum<DatabaseEventType> = /*@__PURE__*/
+  enumDesc(file_dbforge_v1_database, 1);
 
 /**
  * The control plane: spawn, inspect, list and prune databases.
@@ -629,6 +1049,52 @@ export const DatabaseService: GenService<{
     methodKind: "unary";
     input: typeof ForkDatabaseRequestSchema;
     output: typeof ForkDatabaseResponseSchema;
+  },
+  /**
+   * Changes a database's labels and lifecycle settings (TTL, idle TTL, final backup before
+   * prune). Only the fields that are set change; the others keep their values. A new `ttl`
+   * duration counts from now.
+   *
+   * Access: the `owner` role on the database (its creator, an owner grant, or an admin key).
+   *
+   * Errors: INVALID_ARGUMENT for bad labels, an `expire_at` not in the future or a duration
+   * that is not positive; NOT_FOUND for an unknown database; PERMISSION_DENIED without the
+   * owner role; UNAVAILABLE while the database is being restored.
+   *
+   * @generated from rpc dbforge.v1.DatabaseService.UpdateDatabase
+   */
+  updateDatabase: {
+    methodKind: "unary";
+    input: typeof UpdateDatabaseRequestSchema;
+    output: typeof UpdateDatabaseResponseSchema;
+  },
+  /**
+   * Streams lifecycle events of databases: created, deleted, forked, expired, pruned_idle,
+   * backed_up, restored; each with a `sequence` that grows by one per event across the
+   * gateway. Only events of databases the calling key can see (what ListDatabases would show
+   * it, judged by the database's labels and owner when the event happened) and that match the
+   * selector are sent.
+   *
+   * Resuming: pass the last `sequence` seen as `since`; every later event is sent exactly once,
+   * in order, first those stored in the catalog, then live ones, with no gap between. Without
+   * `since`, only events after the call starts are sent. The gateway keeps the newest 10,000
+   * events; a `since` older than that is OUT_OF_RANGE (the events in between are gone: list
+   * the databases again, then watch without `since`).
+   *
+   * A slow reader does not hold the gateway back: live events pass through a bounded buffer,
+   * and a stream that falls behind it reads the missed events from the catalog and goes on.
+   * If those are gone too (more than 10,000 events behind), the stream ends with OUT_OF_RANGE
+   * naming the last sequence it sent, from which the client cannot resume.
+   *
+   * Errors: OUT_OF_RANGE as above, or for a `since` beyond the newest event; INVALID_ARGUMENT
+   * for a bad selector. Limits: counts against the key's open streams (`--max-streams-per-key`).
+   *
+   * @generated from rpc dbforge.v1.DatabaseService.WatchDatabases
+   */
+  watchDatabases: {
+    methodKind: "server_streaming";
+    input: typeof WatchDatabasesRequestSchema;
+    output: typeof WatchDatabasesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_dbforge_v1_database, 0);
