@@ -33,8 +33,9 @@ FULL = [
     "delete_database",
     "explain",
     "export_query_csv",
+    "preview",
 ]
-READ_ONLY = ["list_databases", "describe_schema", "query", "explain", "export_query_csv"]
+READ_ONLY = ["list_databases", "describe_schema", "query", "explain", "export_query_csv", "preview"]
 MINIMAL = ["list_databases", "describe_schema", "query"]
 
 # A statement that runs until it is cancelled (or the 30 s statement timeout).
@@ -297,6 +298,40 @@ async def test_stdio_read_key_is_not_offered_execute_and_is_refused_it(auth_serv
         assert written.is_error and "execute" in text(written)
     with dbforge.Client(auth_server.endpoint, api_key=ADMIN_KEY) as admin:
         admin.delete_database(name)
+
+
+async def preview_and_summarize(session: ClientSession) -> None:
+    """A dry run shows what a DELETE would remove and removes nothing; a summary describes the
+    result's columns instead of sending its rows."""
+    name = unique("mcppv")
+    await call(session, "create_database", name=name)
+    await call(session, "execute", database=name, sql="CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    await call(session, "execute", database=name, sql="INSERT INTO t (v) VALUES ('a'), ('b'), ('b'), (NULL)")
+    dry = await call(session, "preview", database=name, sql="DELETE FROM t WHERE v = ?", params=["b"])
+    assert dry["committed"] is False
+    [stmt] = dry["statements"]
+    assert (stmt["kind"], stmt["rows_affected"], stmt["before"]) == ("DELETE", 2, [[2, "b"], [3, "b"]])
+    kept = await call(session, "query", database=name, sql="SELECT count(*) AS n FROM t")
+    assert kept["rows"] == [[4]]
+    summary = await call(session, "query", database=name, sql="SELECT id, v FROM t", summarize=True)
+    assert summary["rows_read"] == 4 and summary["truncated"] is False
+    id_, v = summary["summaries"]
+    assert (id_["count"], id_["distinct"], id_["min"], id_["max"]) == (4, 4, 1, 4)
+    assert (v["nulls"], v["distinct"], v["top_values"][0]) == (1, 2, ["b", 2])
+    # Summaries are read-only too: the engine refuses a write.
+    refused = await session.call_tool("query", {"database": name, "sql": "DELETE FROM t RETURNING id", "summarize": True})
+    assert refused.is_error, text(refused)
+    await call(session, "delete_database", name=name)
+
+
+async def test_preview_and_summarize_over_http(server: DBForgeServer) -> None:
+    async with http_session(server.endpoint) as session:
+        await preview_and_summarize(session)
+
+
+async def test_preview_and_summarize_over_stdio(server: DBForgeServer) -> None:
+    async with stdio_session(server.endpoint) as session:
+        await preview_and_summarize(session)
 
 
 async def test_stdio_cut_result_says_so(server: DBForgeServer) -> None:

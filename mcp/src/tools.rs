@@ -113,6 +113,15 @@ const MAX_BYTES: Arg = arg(
     false,
     Doc::Own("Bytes of result to return at most; default 32768."),
 );
+const SUMMARIZE: Arg = arg(
+    "summarize",
+    Kind::Flag,
+    false,
+    Doc::Own(
+        "Return a summary of each column (count, nulls, distinct, min, max, top values) of the \
+         whole result instead of its rows; max_rows, when given, bounds the rows read.",
+    ),
+);
 
 /// Every tool, in the order `tools/list` shows them.
 pub const TOOLS: &[ToolSpec] = &[
@@ -174,6 +183,7 @@ pub const TOOLS: &[ToolSpec] = &[
             PARAMS,
             MAX_ROWS,
             MAX_BYTES,
+            SUMMARIZE,
         ],
         minimal: true,
         writes: false,
@@ -299,6 +309,34 @@ pub const TOOLS: &[ToolSpec] = &[
         writes: false,
         destructive: false,
     },
+    ToolSpec {
+        name: "preview",
+        rpc: "Preview",
+        doc: Doc::Own(
+            "A dry run: runs one statement in a transaction that is always rolled back and \
+             returns the rows it affects, samples of them before and after, its plan and any \
+             error. Nothing is committed. MySQL refuses DDL here, Redis refuses previews.",
+        ),
+        args: &[
+            arg(
+                "database",
+                Kind::Text,
+                true,
+                Doc::Proto("PreviewRequest.database"),
+            ),
+            SQL,
+            PARAMS,
+            arg(
+                "sample_rows",
+                Kind::Count,
+                false,
+                Doc::Proto("PreviewRequest.sample_rows"),
+            ),
+        ],
+        minimal: false,
+        writes: false,
+        destructive: false,
+    },
 ];
 
 /// The tools offered in `mode` to a caller that may (or may not) write somewhere.
@@ -389,7 +427,8 @@ mod tests {
                 "describe_schema",
                 "query",
                 "explain",
-                "export_query_csv"
+                "export_query_csv",
+                "preview"
             ]
         );
         assert_eq!(offered(Mode::Full, true).count(), TOOLS.len());

@@ -817,6 +817,7 @@ impl Client {
                 params: values(params),
                 max_rows: i64::try_from(max_rows).unwrap_or(i64::MAX),
                 summarize: false,
+                read_only: false,
             }))
             .await?
             .into_inner();

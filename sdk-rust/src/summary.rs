@@ -79,13 +79,15 @@ impl Client {
     /// Runs one statement and returns a summary of each result column instead of its rows:
     /// count, NULLs, distinct values, minimum, maximum, most frequent values. The gateway reads
     /// every row (at most `max_rows`; 0 means the server's limit) in one pass, in bounded
-    /// memory.
+    /// memory. With `read_only` the statement runs on the read-only login whatever the key's
+    /// role, so the engine refuses any write.
     pub async fn summarize(
         &self,
         database: &str,
         sql: &str,
         params: &[Value],
         max_rows: u64,
+        read_only: bool,
     ) -> Result<Summarized> {
         use pb::query_response::Kind;
         let mut stream = self
@@ -97,6 +99,7 @@ impl Client {
                 params: values(params),
                 max_rows: i64::try_from(max_rows).unwrap_or(i64::MAX),
                 summarize: true,
+                read_only,
             }))
             .await?
             .into_inner();

@@ -481,10 +481,16 @@ export class DBForgeClient {
   /**
    * Runs one statement and resolves to a summary of each result column instead of its rows:
    * count, NULLs, distinct values, min, max and the most frequent values, computed by the
-   * gateway in one pass over the rows (at most `maxRows`; 0: the server's limit).
+   * gateway in one pass over the rows (at most `maxRows`; 0: the server's limit). With
+   * `readOnly` it runs on the read-only login whatever the key's role.
    */
-  async summarize(database: string, sql: string, params: readonly SqlParam[] = [], opts: { maxRows?: number } = {}): Promise<Summarized> {
-    const req = { database, sql, params: toValues(params), maxRows: BigInt(opts.maxRows ?? 0), summarize: true };
+  async summarize(
+    database: string,
+    sql: string,
+    params: readonly SqlParam[] = [],
+    opts: { maxRows?: number; readOnly?: boolean } = {},
+  ): Promise<Summarized> {
+    const req = { database, sql, params: toValues(params), maxRows: BigInt(opts.maxRows ?? 0), summarize: true, readOnly: opts.readOnly ?? false };
     const messages = await this.unary(async (o) => {
       const out = [];
       for await (const m of this.queries.query(req, o)) out.push(m);

@@ -168,6 +168,72 @@ impl StdioMcp {
                     schema.text
                 }))
             }
+            "query" if args.flag("summarize")? => {
+                let db = args.required("database")?;
+                let max_rows = args.count("max_rows")?.unwrap_or(0);
+                let (sql, list) = args.statement()?;
+                let got = c.summarize(db, &sql, &params(list), max_rows, true).await?;
+                let summaries: Vec<Json> = got
+                    .summaries
+                    .iter()
+                    .map(|s| {
+                        let top: Vec<Json> = s
+                            .top_values
+                            .iter()
+                            .map(|(v, n)| json!([value_json(v), n]))
+                            .collect();
+                        json!({
+                            "name": s.name, "count": s.count, "nulls": s.nulls,
+                            "distinct": s.distinct, "distinct_exact": s.distinct_exact,
+                            "min": s.min.as_ref().map(value_json),
+                            "max": s.max.as_ref().map(value_json),
+                            "top_values": top, "top_values_exact": s.top_values_exact,
+                        })
+                    })
+                    .collect();
+                Ok(text(
+                    json!({
+                        "columns": got.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+                        "summaries": summaries,
+                        "rows_read": got.summary.row_count,
+                        "truncated": got.summary.truncation != dbforge::Truncation::Unspecified,
+                    })
+                    .to_string(),
+                ))
+            }
+            "preview" => {
+                let db = args.required("database")?;
+                let sample = args.count("sample_rows")?.unwrap_or(0);
+                let (sql, list) = args.statement()?;
+                let stmt = dbforge::Statement::new(sql, params(list));
+                let previews = c
+                    .preview_sampled(db, vec![stmt], u32::try_from(sample).unwrap_or(u32::MAX))
+                    .await?;
+                let rows = |rows: &[dbforge::Row]| -> Vec<Json> {
+                    rows.iter()
+                        .map(|r| Json::Array(r.values().iter().map(value_json).collect()))
+                        .collect()
+                };
+                let statements: Vec<Json> = previews
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "kind": p.kind, "rows_affected": p.rows_affected,
+                            "columns": p.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+                            "before": rows(&p.before), "after": rows(&p.after),
+                            "sample_note": p.sample_note,
+                            "full_scans": p.plan.as_ref().map(|pl| pl.full_scans.clone()).unwrap_or_default(),
+                            "error": p.error.as_ref().map(|e| json!({
+                                "code": crate::error::code_name(e.code), "message": e.message,
+                            })),
+                            "skipped": p.skipped,
+                        })
+                    })
+                    .collect();
+                Ok(text(
+                    json!({ "statements": statements, "committed": false }).to_string(),
+                ))
+            }
             "query" => {
                 let db = args.required("database")?;
                 let (max_rows, max_bytes) = args.budgets()?;

@@ -234,12 +234,20 @@ class Client(SyncConnection):
         return self._stream(self.queries.Query, rq.query(database, sql, params, max_rows))
 
     def summarize(
-        self, database: str, sql: str, params: Sequence[Any] = (), *, max_rows: int = 0
+        self,
+        database: str,
+        sql: str,
+        params: Sequence[Any] = (),
+        *,
+        max_rows: int = 0,
+        read_only: bool = False,
     ) -> Summarized:
         """Runs one statement and returns a summary of each result column instead of its rows:
         count, NULLs, distinct values, min, max and the most frequent values, computed by the
-        gateway in one pass over the rows (at most `max_rows`; 0: the server's limit)."""
-        req = summarize_request(database, sql, params, max_rows)
+        gateway in one pass over the rows (at most `max_rows`; 0: the server's limit). With
+        `read_only` it runs on the read-only login whatever the key's role, so the engine
+        refuses any write."""
+        req = summarize_request(database, sql, params, max_rows, read_only)
         return summarized(self._collect(self.queries.Query, req))
 
     def batch(

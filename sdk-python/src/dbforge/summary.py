@@ -61,9 +61,16 @@ class Summarized:
         return next((c for c in self.summaries if c.name == name), None)
 
 
-def summarize_request(database: str, sql: str, params: Sequence[Any], max_rows: int) -> query_pb2.QueryRequest:
+def summarize_request(
+    database: str, sql: str, params: Sequence[Any], max_rows: int, read_only: bool
+) -> query_pb2.QueryRequest:
     return query_pb2.QueryRequest(
-        database=database, sql=sql, params=to_values(params), max_rows=max_rows, summarize=True
+        database=database,
+        sql=sql,
+        params=to_values(params),
+        max_rows=max_rows,
+        summarize=True,
+        read_only=read_only,
     )
 
 

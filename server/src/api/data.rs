@@ -87,14 +87,14 @@ impl QueryService for QueryApi {
             params,
             max_rows,
             summarize,
+            read_only,
         } = req.into_inner();
         let call = Call::new(self.forge.audit(), &who, "Query")
             .database(&database)
             .statement(sql.clone());
         if summarize {
-            return self
-                .summarize(who, call, database, sql, params, max_rows)
-                .await;
+            let query = (database, sql, params, max_rows, read_only);
+            return self.summarize(who, call, query).await;
         }
         let started = async {
             let max_rows = u64::try_from(max_rows)
@@ -104,12 +104,17 @@ impl QueryService for QueryApi {
                 params: convert::params(params)?,
             };
             let permit = self.limits.open_stream(&who)?;
-            Ok((
+            let encoder = Some(ProtoRows::shared());
+            let rows = if read_only {
                 self.forge
-                    .query(&who, &database, stmt, max_rows, Some(ProtoRows::shared()))
-                    .await?,
-                permit,
-            ))
+                    .query_read_only(&who, &database, stmt, max_rows, encoder)
+                    .await?
+            } else {
+                self.forge
+                    .query(&who, &database, stmt, max_rows, encoder)
+                    .await?
+            };
+            Ok((rows, permit))
         }
         .await;
         match started {
@@ -233,10 +238,7 @@ impl QueryApi {
         &self,
         who: Principal,
         call: Call,
-        database: String,
-        sql: String,
-        params: Vec<pb::Value>,
-        max_rows: i64,
+        (database, sql, params, max_rows, read_only): (String, String, Vec<pb::Value>, i64, bool),
     ) -> Result<Response<ResponseStream<pb::QueryResponse>>, Status> {
         let result = async {
             let max_rows = u64::try_from(max_rows)
@@ -248,7 +250,7 @@ impl QueryApi {
             let _permit = self.limits.open_stream(&who)?;
             let (columns, summaries, done) = self
                 .forge
-                .summarize(&who, &database, stmt, max_rows)
+                .summarize(&who, &database, stmt, max_rows, read_only)
                 .await?;
             Ok(convert::summarized(columns, summaries, done))
         }

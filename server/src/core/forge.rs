@@ -466,16 +466,18 @@ impl Forge {
     }
 
     /// Streams one statement's rows with read-only access whatever the caller's role (the MCP
-    /// `query` tool): the statement runs on the read-only login a read grant uses, so the engine
-    /// itself refuses a write, as ExportQuery does.
+    /// `query` tool, Query with `read_only`): the statement runs on the read-only login a read
+    /// grant uses, so the engine itself refuses a write, as ExportQuery does.
     pub async fn query_read_only(
         &self,
         who: &Principal,
         db: &str,
         stmt: Statement,
         max_rows: u64,
+        encoder: Option<Arc<dyn RowEncoder>>,
     ) -> Result<RowStream> {
-        self.stream_rows(who, db, stmt, max_rows, None, true).await
+        self.stream_rows(who, db, stmt, max_rows, encoder, true)
+            .await
     }
 
     async fn stream_rows(
@@ -501,17 +503,20 @@ impl Forge {
     }
 
     /// Runs one statement and summarizes its result's columns instead of sending its rows (see
-    /// [`summary`]): the columns, their summaries, and the stream's summary (rows read, whether
-    /// a limit cut them).
+    /// [`super::summary`]): the columns, their summaries, and the stream's summary (rows read, whether
+    /// a limit cut them). With `read_only`, as [`query_read_only`](Self::query_read_only).
     pub async fn summarize(
         &self,
         who: &Principal,
         db: &str,
         stmt: Statement,
         max_rows: u64,
+        read_only: bool,
     ) -> Result<(Vec<Column>, Vec<ColumnSummary>, Summary)> {
         use futures::StreamExt;
-        let mut rows = self.query(who, db, stmt, max_rows, None).await?;
+        let mut rows = self
+            .stream_rows(who, db, stmt, max_rows, None, read_only)
+            .await?;
         let mut columns = Vec::new();
         let mut summarizer = Summarizer::new(&[]);
         while let Some(ev) = rows.next().await {

@@ -63,6 +63,8 @@ use crate::{
         error::{Error, Result},
         forge::{DatabaseSpec, Forge, ListFilter},
         names::Identifier,
+        preview::StatementPreview,
+        summary::ColumnSummary,
         transfer::{CsvOptions, ExportFormat, ExportSource, json_value},
         value::{RowEvent, Statement, Truncation, Value},
     },
@@ -376,13 +378,49 @@ impl McpApi {
                 }
                 Ok(Done::json(text))
             }
+            "query" if args.flag("summarize")? => {
+                let db = args.required("database")?;
+                let _permit: StreamPermit = self.limits.open_stream(who)?;
+                let max_rows = args.count("max_rows")?.unwrap_or(0);
+                let (columns, summaries, done) = forge
+                    .summarize(who, db, statement(args)?, max_rows, true)
+                    .await?;
+                let summaries = summaries
+                    .into_iter()
+                    .map(summary_json)
+                    .collect::<Result<Vec<_>>>()?;
+                let out = json!({
+                    "columns": names(&columns),
+                    "summaries": summaries,
+                    "rows_read": done.row_count,
+                    "truncated": done.truncation != Truncation::None,
+                });
+                Ok(Done {
+                    content: vec![ContentBlock::text(out.to_string())],
+                    rows: Some(done.row_count),
+                })
+            }
+            "preview" => {
+                let db = args.required("database")?;
+                let sample =
+                    usize::try_from(args.count("sample_rows")?.unwrap_or(0)).unwrap_or(usize::MAX);
+                let previews = forge
+                    .preview(who, db, vec![statement(args)?], sample)
+                    .await?;
+                let previews = previews
+                    .into_iter()
+                    .map(preview_json)
+                    .collect::<Result<Vec<_>>>()?;
+                let out = json!({ "statements": previews, "committed": false });
+                Ok(Done::json(out.to_string()))
+            }
             "query" => {
                 let db = args.required("database")?;
                 let (max_rows, max_bytes) = args.budgets()?;
                 let _permit: StreamPermit = self.limits.open_stream(who)?;
                 // One row past the budget tells a cut result from one that fits exactly.
                 let mut rows = forge
-                    .query_read_only(who, db, statement(args)?, max_rows.saturating_add(1))
+                    .query_read_only(who, db, statement(args)?, max_rows.saturating_add(1), None)
                     .await?;
                 let mut out = Rows::new(max_rows, max_bytes);
                 'read: while let Some(event) = rows.next().await {
@@ -528,6 +566,53 @@ fn statement(args: &Args) -> Result<Statement> {
 
 fn names(columns: &[crate::core::value::Column]) -> Vec<String> {
     columns.iter().map(|c| c.name.clone()).collect()
+}
+
+/// One value as JSON, written by the encoder of JSON exports.
+fn value_json(v: &Value) -> Result<Json> {
+    let mut out = Vec::new();
+    json_value(&mut out, v)?;
+    serde_json::from_slice(&out).map_err(Error::internal)
+}
+
+fn rows_json(rows: &[Vec<Value>]) -> Result<Vec<Json>> {
+    rows.iter()
+        .map(|r| {
+            Ok(Json::Array(
+                r.iter().map(value_json).collect::<Result<_>>()?,
+            ))
+        })
+        .collect()
+}
+
+fn summary_json(c: ColumnSummary) -> Result<Json> {
+    let optional = |v: &Option<Value>| v.as_ref().map(value_json).transpose();
+    let top = c
+        .top_values
+        .iter()
+        .map(|(v, n)| Ok(json!([value_json(v)?, n])))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(json!({
+        "name": c.name, "count": c.count, "nulls": c.nulls,
+        "distinct": c.distinct, "distinct_exact": c.distinct_exact,
+        "min": optional(&c.min)?, "max": optional(&c.max)?,
+        "top_values": top, "top_values_exact": c.top_values_exact,
+    }))
+}
+
+fn preview_json(p: StatementPreview) -> Result<Json> {
+    let error = p.error.map(|e| {
+        let status = Status::from(e.error);
+        json!({"code": code_name(status.code()), "message": status.message()})
+    });
+    Ok(json!({
+        "kind": p.kind.as_str(), "rows_affected": p.rows_affected,
+        "columns": names(&p.columns),
+        "before": rows_json(&p.before)?, "after": rows_json(&p.after)?,
+        "sample_note": p.sample_note,
+        "full_scans": p.plan.map(|pl| pl.full_scans()).unwrap_or_default(),
+        "error": error, "skipped": p.skipped,
+    }))
 }
 
 /// A row as a JSON array, its cells written by the encoder of JSON exports.

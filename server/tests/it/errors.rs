@@ -63,6 +63,7 @@ async fn bad_values_are_invalid_arguments() {
             params: vec![],
             max_rows: -1,
             summarize: false,
+            read_only: false,
         })
         .await
         .expect_err("negative max_rows");

@@ -50,7 +50,7 @@ async fn round(s: &TestServer, backend: Backend, series: &str) {
     .await;
 
     let got = c
-        .summarize(&db, "SELECT id, k, g, t FROM m", &[], 0)
+        .summarize(&db, "SELECT id, k, g, t FROM m", &[], 0, false)
         .await
         .expect("summarize");
     assert_eq!(got.summary.row_count, 1000);
@@ -84,14 +84,30 @@ async fn round(s: &TestServer, backend: Backend, series: &str) {
 
     // max_rows bounds what is read, and the summary says the result was cut.
     let cut = c
-        .summarize(&db, "SELECT id FROM m ORDER BY id", &[], 10)
+        .summarize(&db, "SELECT id FROM m ORDER BY id", &[], 10, true)
         .await
         .expect("summarize");
     assert_eq!(cut.summary.truncation, Truncation::RowLimit);
     assert_eq!(column(&cut.summaries, "id").max, Some(Value::Int(9)));
 
+    // read_only runs on the read-only login: the engine refuses a write, nothing changes.
+    if backend != Backend::Redis {
+        let refused = c
+            .summarize(&db, "DELETE FROM m RETURNING id", &[], 0, true)
+            .await;
+        assert!(refused.is_err(), "a read-only summarize wrote: {refused:?}");
+        let left = c
+            .summarize(&db, "SELECT id FROM m", &[], 0, true)
+            .await
+            .expect("read");
+        assert_eq!(left.summary.row_count, 1000);
+    }
+
     // Past the exact bound: estimated, within a few percent.
-    let many = c.summarize(&db, series, &[], 0).await.expect("series");
+    let many = c
+        .summarize(&db, series, &[], 0, false)
+        .await
+        .expect("series");
     let x = &many.summaries[0];
     assert_eq!(x.count, 50_000);
     assert!(!x.distinct_exact && !x.top_values_exact, "{x:?}");
@@ -145,7 +161,7 @@ async fn summaries_on_redis() {
         .expect("spawn");
     exec(c, &db, "RPUSH q a b a c a").await;
     let got = c
-        .summarize(&db, "LRANGE q 0 -1", &[], 0)
+        .summarize(&db, "LRANGE q 0 -1", &[], 0, false)
         .await
         .expect("summarize");
     let col = &got.summaries[0];

@@ -135,6 +135,7 @@ impl Clients {
                 params: vec![],
                 max_rows: 0,
                 summarize: false,
+                read_only: false,
             })
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))

@@ -87,6 +87,7 @@ class QueryRequest(_message.Message):
     PARAMS_FIELD_NUMBER: _builtins.int
     MAX_ROWS_FIELD_NUMBER: _builtins.int
     SUMMARIZE_FIELD_NUMBER: _builtins.int
+    READ_ONLY_FIELD_NUMBER: _builtins.int
     database: _builtins.str
     """The target database."""
     sql: _builtins.str
@@ -97,6 +98,10 @@ class QueryRequest(_message.Message):
     """Send a summary of each column instead of the rows: count, NULLs, distinct values, minimum,
     maximum and the most frequent values, computed by the gateway in one pass over the rows
     in bounded memory (see ColumnSummary). `max_rows` bounds the rows summarized.
+    """
+    read_only: _builtins.bool
+    """Run on the read-only login a read grant uses, whatever the key's role, so the engine itself
+    refuses a write (what an agent's query tool wants): PERMISSION_DENIED, nothing changed.
     """
     @_builtins.property
     def params(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Value]:
@@ -110,10 +115,11 @@ class QueryRequest(_message.Message):
         params: _abc.Iterable[_types_pb2.Value] | None = ...,
         max_rows: _builtins.int = ...,
         summarize: _builtins.bool = ...,
+        read_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "max_rows", b"max_rows", "params", b"params", "sql", b"sql", "summarize", b"summarize"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "max_rows", b"max_rows", "params", b"params", "read_only", b"read_only", "sql", b"sql", "summarize", b"summarize"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
