@@ -280,6 +280,18 @@ def test_preview(client: dbforge.Client, db: str) -> None:
         client.preview(db, ["SELECT 1"], sample_rows=1000)
 
 
+def test_query_budgets_and_read_only(client: dbforge.Client, db: str) -> None:
+    sql = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 5000) SELECT x, 'row ' || x FROM n"
+    rows = client.query(db, sql, max_bytes=2000)
+    got = rows.fetchall()
+    assert 10 < len(got) < 1000 and rows.summary is not None
+    assert rows.summary.truncation == dbforge.Truncation.BYTE_LIMIT
+    client.execute(db, "CREATE TABLE ro (a INTEGER)")
+    with pytest.raises(dbforge.DBForgeError):
+        client.query(db, "INSERT INTO ro (a) VALUES (1)", read_only=True).fetchall()
+    assert client.execute(db, "SELECT count(*) FROM ro").rows == [(0,)]
+
+
 def test_summarize(client: dbforge.Client, db: str) -> None:
     sql = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100) SELECT x, x % 3, NULL FROM n"
     got = client.summarize(db, sql)

@@ -498,6 +498,17 @@ impl CallSettings {
     }
 }
 
+/// Budgets and access of a streamed query ([`Client::query_with`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryOptions {
+    /// Rows at most; 0 means the server's limit.
+    pub max_rows: u64,
+    /// Bytes of row data at most (approximate encoded size); 0 means the server's limit.
+    pub max_bytes: u64,
+    /// Run on the read-only login whatever the key's role: the engine refuses any write.
+    pub read_only: bool,
+}
+
 /// A DB-Forge client. Cheap to clone: clones share one connection, over which calls are
 /// multiplexed.
 #[derive(Debug, Clone)]
@@ -808,6 +819,28 @@ impl Client {
         params: &[Value],
         max_rows: u64,
     ) -> Result<Rows> {
+        let opts = QueryOptions {
+            max_rows,
+            ..QueryOptions::default()
+        };
+        self.query_with(database, sql, params, opts).await
+    }
+
+    /// Like [`query`](Self::query), within `opts`' budgets (a stream cut by one ends with a
+    /// [`Summary`](crate::Summary) whose `truncation` says which) and, with `read_only`, on the
+    /// read-only login whatever the key's role.
+    pub async fn query_with(
+        &self,
+        database: &str,
+        sql: &str,
+        params: &[Value],
+        opts: QueryOptions,
+    ) -> Result<Rows> {
+        let QueryOptions {
+            max_rows,
+            max_bytes,
+            read_only,
+        } = opts;
         let stream = self
             .queries
             .clone()
@@ -817,7 +850,8 @@ impl Client {
                 params: values(params),
                 max_rows: i64::try_from(max_rows).unwrap_or(i64::MAX),
                 summarize: false,
-                read_only: false,
+                read_only,
+                max_bytes: i64::try_from(max_bytes).unwrap_or(i64::MAX),
             }))
             .await?
             .into_inner();

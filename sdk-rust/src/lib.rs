@@ -76,7 +76,7 @@ pub use backup::{
 pub use client::{
     Backend, Capabilities, Change, Client, ClientOptions, CreateOptions, Created, Database,
     DatabaseEvent, DatabaseEventType, DatabaseEvents, DatabaseStatus, ForkOptions, Forked,
-    ListFilter, Statement, Ttl, UpdateOptions, WatchOptions,
+    ListFilter, QueryOptions, Statement, Ttl, UpdateOptions, WatchOptions,
 };
 pub use error::{Error, Result};
 pub use preview::{PreviewError, StatementPreview};

@@ -100,6 +100,7 @@ impl Client {
                 max_rows: i64::try_from(max_rows).unwrap_or(i64::MAX),
                 summarize: true,
                 read_only,
+                max_bytes: 0,
             }))
             .await?
             .into_inner();

@@ -110,6 +110,10 @@ export interface CallSettings {
 export interface QueryOptions {
   /** Stop after this many rows (0: the server's limit). */
   maxRows?: number;
+  /** Stop after about this many bytes of row data (0: the server's limit); `summary.truncation` says so. */
+  maxBytes?: number;
+  /** Run on the read-only login whatever the key's role: the engine refuses any write. */
+  readOnly?: boolean;
   /** Cancels the call. */
   signal?: AbortSignal;
 }
@@ -474,7 +478,14 @@ export class DBForgeClient {
   /** Runs one statement and streams its rows. The columns are known when this resolves. */
   async query(database: string, sql: string, params: readonly SqlParam[] = [], opts: QueryOptions = {}): Promise<Rows> {
     const abort = linkedAbort(opts.signal);
-    const req = { database, sql, params: toValues(params), maxRows: BigInt(opts.maxRows ?? 0) };
+    const req = {
+      database,
+      sql,
+      params: toValues(params),
+      maxRows: BigInt(opts.maxRows ?? 0),
+      maxBytes: BigInt(opts.maxBytes ?? 0),
+      readOnly: opts.readOnly ?? false,
+    };
     return Rows.start(this.stream(QueryService.method.query, req, abort), abort);
   }
 

@@ -144,9 +144,16 @@ def exec_result(resp: query_pb2.ExecuteResponse) -> ExecResult:
     return ExecResult.from_pb(resp.result)
 
 
-def query(database: str, sql: str, params: Params, max_rows: int) -> query_pb2.QueryRequest:
+def query(
+    database: str, sql: str, params: Params, max_rows: int, max_bytes: int = 0, read_only: bool = False
+) -> query_pb2.QueryRequest:
     return query_pb2.QueryRequest(
-        database=database, sql=sql, params=to_values(params), max_rows=max_rows
+        database=database,
+        sql=sql,
+        params=to_values(params),
+        max_rows=max_rows,
+        max_bytes=max_bytes,
+        read_only=read_only,
     )
 
 

@@ -232,11 +232,21 @@ class AsyncClient(AsyncConnection):
         return rq.exec_result(await self._unary(self.queries.Execute, req))
 
     async def query(
-        self, database: str, sql: str, params: Sequence[Any] = (), *, max_rows: int = 0
+        self,
+        database: str,
+        sql: str,
+        params: Sequence[Any] = (),
+        *,
+        max_rows: int = 0,
+        max_bytes: int = 0,
+        read_only: bool = False,
     ) -> AsyncRows:
         """Runs one statement and streams its rows (tuples; `.dicts()` for dicts). The columns
-        are known when this returns. `max_rows` stops early (0: the server's limit)."""
-        return await self._stream(self.queries.Query, rq.query(database, sql, params, max_rows))
+        are known when this returns. `max_rows` and `max_bytes` (of row data) stop early (0: the
+        server's limits; `summary.truncation` says which cut it); `read_only` runs it on the
+        read-only login whatever the key's role, so the engine refuses any write."""
+        req = rq.query(database, sql, params, max_rows, max_bytes, read_only)
+        return await self._stream(self.queries.Query, req)
 
     async def summarize(
         self,

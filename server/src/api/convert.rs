@@ -14,6 +14,7 @@ use crate::{
     core::{
         error::{Error, Result},
         forge::{DatabaseInfo, DatabasePage, DatabaseSpec, DatabaseStatus, ListFilter},
+        limits::Budget,
         names::{DatabaseName, Identifier, validate_labels},
         preview::StatementPreview,
         schema::{
@@ -313,6 +314,16 @@ impl From<ColumnSummary> for pb::ColumnSummary {
             top_values_exact,
         }
     }
+}
+
+/// A Query's `max_rows` and `max_bytes` (0: the server's limits).
+pub fn budget(max_rows: i64, max_bytes: i64) -> Result<Budget> {
+    Ok(Budget {
+        rows: u64::try_from(max_rows)
+            .map_err(|_| Error::invalid("max_rows", "must not be negative"))?,
+        bytes: u64::try_from(max_bytes)
+            .map_err(|_| Error::invalid("max_bytes", "must not be negative"))?,
+    })
 }
 
 /// The messages of a summarized Query: the header, the column summaries, the summary.

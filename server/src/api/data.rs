@@ -88,17 +88,17 @@ impl QueryService for QueryApi {
             max_rows,
             summarize,
             read_only,
+            max_bytes,
         } = req.into_inner();
         let call = Call::new(self.forge.audit(), &who, "Query")
             .database(&database)
             .statement(sql.clone());
         if summarize {
-            let query = (database, sql, params, max_rows, read_only);
+            let query = (database, sql, params, (max_rows, max_bytes), read_only);
             return self.summarize(who, call, query).await;
         }
         let started = async {
-            let max_rows = u64::try_from(max_rows)
-                .map_err(|_| Error::invalid("max_rows", "must not be negative"))?;
+            let budget = convert::budget(max_rows, max_bytes)?;
             let stmt = Statement {
                 sql,
                 params: convert::params(params)?,
@@ -107,11 +107,11 @@ impl QueryService for QueryApi {
             let encoder = Some(ProtoRows::shared());
             let rows = if read_only {
                 self.forge
-                    .query_read_only(&who, &database, stmt, max_rows, encoder)
+                    .query_read_only(&who, &database, stmt, budget, encoder)
                     .await?
             } else {
                 self.forge
-                    .query(&who, &database, stmt, max_rows, encoder)
+                    .query(&who, &database, stmt, budget, encoder)
                     .await?
             };
             Ok((rows, permit))
@@ -231,6 +231,10 @@ impl QueryService for QueryApi {
     }
 }
 
+/// A Query request's parts a summary needs: database, SQL, parameters, (max_rows, max_bytes),
+/// read_only.
+type QueryParts = (String, String, Vec<pb::Value>, (i64, i64), bool);
+
 impl QueryApi {
     /// A Query with `summarize`: the rows are read to the end on the caller's side of the
     /// stream (the client waits for one answer, as for Execute), then sent as three messages.
@@ -238,11 +242,10 @@ impl QueryApi {
         &self,
         who: Principal,
         call: Call,
-        (database, sql, params, max_rows, read_only): (String, String, Vec<pb::Value>, i64, bool),
+        (database, sql, params, (max_rows, max_bytes), read_only): QueryParts,
     ) -> Result<Response<ResponseStream<pb::QueryResponse>>, Status> {
         let result = async {
-            let max_rows = u64::try_from(max_rows)
-                .map_err(|_| Error::invalid("max_rows", "must not be negative"))?;
+            let budget = convert::budget(max_rows, max_bytes)?;
             let stmt = Statement {
                 sql,
                 params: convert::params(params)?,
@@ -250,7 +253,7 @@ impl QueryApi {
             let _permit = self.limits.open_stream(&who)?;
             let (columns, summaries, done) = self
                 .forge
-                .summarize(&who, &database, stmt, max_rows, read_only)
+                .summarize(&who, &database, stmt, budget, read_only)
                 .await?;
             Ok(convert::summarized(columns, summaries, done))
         }

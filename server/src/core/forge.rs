@@ -24,7 +24,7 @@ use super::{
     events::{EventKind, Events, Subject},
     handles::HandleCache,
     lifecycle::PruneTrigger,
-    limits::Limits,
+    limits::{Budget, Limits},
     names::Identifier,
     preview,
     registry::{ControlGuard, Entry, Registry, now_ms},
@@ -458,10 +458,10 @@ impl Forge {
         who: &Principal,
         db: &str,
         stmt: Statement,
-        max_rows: u64,
+        budget: Budget,
         encoder: Option<Arc<dyn RowEncoder>>,
     ) -> Result<RowStream> {
-        self.stream_rows(who, db, stmt, max_rows, encoder, false)
+        self.stream_rows(who, db, stmt, budget, encoder, false)
             .await
     }
 
@@ -473,11 +473,10 @@ impl Forge {
         who: &Principal,
         db: &str,
         stmt: Statement,
-        max_rows: u64,
+        budget: Budget,
         encoder: Option<Arc<dyn RowEncoder>>,
     ) -> Result<RowStream> {
-        self.stream_rows(who, db, stmt, max_rows, encoder, true)
-            .await
+        self.stream_rows(who, db, stmt, budget, encoder, true).await
     }
 
     async fn stream_rows(
@@ -485,7 +484,7 @@ impl Forge {
         who: &Principal,
         db: &str,
         stmt: Statement,
-        max_rows: u64,
+        budget: Budget,
         encoder: Option<Arc<dyn RowEncoder>>,
         read_only: bool,
     ) -> Result<RowStream> {
@@ -493,7 +492,7 @@ impl Forge {
         let role = if read_only { Role::Read } else { role };
         let limits = StatementLimits {
             encoder,
-            ..Self::limits_for(&entry, role, self.inner.cfg.limits.stream(max_rows))?
+            ..Self::limits_for(&entry, role, self.inner.cfg.limits.stream_within(budget))?
         };
         let rows = h.query(stmt, limits).await?;
         Ok(within_message(
@@ -510,12 +509,12 @@ impl Forge {
         who: &Principal,
         db: &str,
         stmt: Statement,
-        max_rows: u64,
+        budget: Budget,
         read_only: bool,
     ) -> Result<(Vec<Column>, Vec<ColumnSummary>, Summary)> {
         use futures::StreamExt;
         let mut rows = self
-            .stream_rows(who, db, stmt, max_rows, None, read_only)
+            .stream_rows(who, db, stmt, budget, None, read_only)
             .await?;
         let mut columns = Vec::new();
         let mut summarizer = Summarizer::new(&[]);

@@ -147,6 +147,15 @@ impl Limits {
         }
     }
 
+    /// Limits for a streamed result within a request's [`Budget`], capped by ours.
+    pub fn stream_within(&self, budget: Budget) -> StatementLimits {
+        let mut limits = self.stream(budget.rows);
+        if budget.bytes > 0 {
+            limits.max_bytes = budget.bytes.min(limits.max_bytes);
+        }
+        limits
+    }
+
     /// Limits for a streamed result; `max_rows` of the request (0 = none) is capped by ours.
     pub fn stream(&self, requested_rows: u64) -> StatementLimits {
         let max_rows = match requested_rows {
@@ -165,4 +174,15 @@ impl Limits {
             encoder: None,
         }
     }
+}
+
+/// What a request may read of a streamed result: rows, and bytes of row data (the values'
+/// approximate encoded size); 0 means the server's limit, and larger values are capped by it.
+/// A stream cut by either ends early with a summary that says which.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Budget {
+    /// Rows at most.
+    pub rows: u64,
+    /// Bytes at most.
+    pub bytes: u64,
 }

@@ -62,6 +62,7 @@ use crate::{
         access::Principal,
         error::{Error, Result},
         forge::{DatabaseSpec, Forge, ListFilter},
+        limits::Budget,
         names::Identifier,
         preview::StatementPreview,
         summary::ColumnSummary,
@@ -383,7 +384,7 @@ impl McpApi {
                 let _permit: StreamPermit = self.limits.open_stream(who)?;
                 let max_rows = args.count("max_rows")?.unwrap_or(0);
                 let (columns, summaries, done) = forge
-                    .summarize(who, db, statement(args)?, max_rows, true)
+                    .summarize(who, db, statement(args)?, budget(max_rows), true)
                     .await?;
                 let summaries = summaries
                     .into_iter()
@@ -420,7 +421,13 @@ impl McpApi {
                 let _permit: StreamPermit = self.limits.open_stream(who)?;
                 // One row past the budget tells a cut result from one that fits exactly.
                 let mut rows = forge
-                    .query_read_only(who, db, statement(args)?, max_rows.saturating_add(1), None)
+                    .query_read_only(
+                        who,
+                        db,
+                        statement(args)?,
+                        budget(max_rows.saturating_add(1)),
+                        None,
+                    )
                     .await?;
                 let mut out = Rows::new(max_rows, max_bytes);
                 'read: while let Some(event) = rows.next().await {
@@ -546,6 +553,11 @@ impl From<args::ArgError> for Error {
     fn from(e: args::ArgError) -> Self {
         Error::invalid(e.field, e.reason)
     }
+}
+
+/// A budget of `rows` (the tools cut by bytes themselves, on the JSON they render).
+fn budget(rows: u64) -> Budget {
+    Budget { rows, bytes: 0 }
 }
 
 /// `sql` and `params` as the core's statement.

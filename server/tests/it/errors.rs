@@ -64,6 +64,7 @@ async fn bad_values_are_invalid_arguments() {
             max_rows: -1,
             summarize: false,
             read_only: false,
+            max_bytes: 0,
         })
         .await
         .expect_err("negative max_rows");

@@ -253,3 +253,101 @@ async fn cancelling_before_the_first_row_stops_the_statement() {
     .expect("query");
     assert_eq!(next.rows[0].values(), &[Value::Int(7)]);
 }
+
+/// `max_bytes` cuts a stream by the size of its rows, and the summary says so; `read_only`
+/// runs on the read-only login, so the engine refuses a write. On every engine.
+async fn byte_budget_and_read_only(s: &TestServer, backend: dbforge::Backend, series: &str) {
+    use dbforge::{CreateOptions, QueryOptions};
+    let c = &s.client;
+    let db = crate::harness::unique("budget");
+    c.create_database(&db, CreateOptions::default().backend(backend))
+        .await
+        .expect("spawn");
+    let opts = QueryOptions {
+        max_bytes: 2_000,
+        ..QueryOptions::default()
+    };
+    let mut rows = c.query_with(&db, series, &[], opts).await.expect("query");
+    let mut n = 0u64;
+    while let Some(row) = rows.next().await {
+        row.expect("row");
+        n += 1;
+    }
+    let summary = rows.summary().expect("summary").clone();
+    assert_eq!(summary.truncation, Truncation::ByteLimit, "{summary:?}");
+    assert!(n > 10 && n < 1_000, "{n} rows within 2,000 bytes");
+    assert_eq!(summary.row_count, n);
+    if backend != dbforge::Backend::Redis {
+        c.execute(&db, "CREATE TABLE t (a INT)", &[])
+            .await
+            .expect("create");
+        let read_only = QueryOptions {
+            read_only: true,
+            ..QueryOptions::default()
+        };
+        let mut write = c
+            .query_with(&db, "INSERT INTO t (a) VALUES (1)", &[], read_only)
+            .await;
+        if let Ok(rows) = &mut write {
+            while rows.next().await.is_some_and(|r| r.is_ok()) {}
+            assert!(rows.summary().is_none(), "a read-only query wrote");
+        }
+        let left = c
+            .execute(&db, "SELECT count(*) FROM t", &[])
+            .await
+            .expect("count");
+        assert_eq!(left.rows[0].values(), &[Value::Int(0)]);
+    }
+}
+
+#[tokio::test]
+async fn byte_budgets_and_read_only_queries_on_every_engine() {
+    let s = TestServer::start().await;
+    let series = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000) \
+                  SELECT x, 'row ' || x AS label FROM c";
+    byte_budget_and_read_only(&s, dbforge::Backend::Sqlite, series).await;
+    if let Some(url) = crate::harness::postgres_url().await {
+        let s = crate::harness::serving(dbforge::Backend::Postgres, url).await;
+        let pg = "SELECT x, 'row ' || x AS label FROM generate_series(1, 10000) AS x";
+        byte_budget_and_read_only(&s, dbforge::Backend::Postgres, pg).await;
+    }
+    if let Some(url) = crate::harness::mysql_url().await {
+        let s = crate::harness::serving(dbforge::Backend::Mysql, url).await;
+        let my = "SELECT seq AS x, CONCAT('row ', seq) AS label FROM seq_1_to_10000";
+        byte_budget_and_read_only(&s, dbforge::Backend::Mysql, my).await;
+    }
+    if let Some(url) = crate::harness::redis_url().await {
+        let s = crate::harness::serving(dbforge::Backend::Redis, url).await;
+        let c = &s.client;
+        // One list of 2,000 items to stream back.
+        let db = crate::harness::unique("budgetr");
+        c.create_database(
+            &db,
+            dbforge::CreateOptions::default().backend(dbforge::Backend::Redis),
+        )
+        .await
+        .expect("spawn");
+        let items: Vec<String> = (0..2000).map(|i| format!("item-{i}")).collect();
+        c.execute(&db, &format!("RPUSH l {}", items.join(" ")), &[])
+            .await
+            .expect("rpush");
+        let opts = dbforge::QueryOptions {
+            max_bytes: 2_000,
+            ..dbforge::QueryOptions::default()
+        };
+        let mut rows = c
+            .query_with(&db, "LRANGE l 0 -1", &[], opts)
+            .await
+            .expect("query");
+        let mut n = 0;
+        while let Some(r) = rows.next().await {
+            r.expect("row");
+            n += 1;
+        }
+        assert_eq!(
+            rows.summary().expect("summary").truncation,
+            Truncation::ByteLimit
+        );
+        assert!(n > 10 && n < 2000, "{n}");
+    }
+}

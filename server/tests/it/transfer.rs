@@ -136,6 +136,7 @@ impl Clients {
                 max_rows: 0,
                 summarize: false,
                 read_only: false,
+                max_bytes: 0,
             })
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))

@@ -88,6 +88,7 @@ class QueryRequest(_message.Message):
     MAX_ROWS_FIELD_NUMBER: _builtins.int
     SUMMARIZE_FIELD_NUMBER: _builtins.int
     READ_ONLY_FIELD_NUMBER: _builtins.int
+    MAX_BYTES_FIELD_NUMBER: _builtins.int
     database: _builtins.str
     """The target database."""
     sql: _builtins.str
@@ -103,6 +104,11 @@ class QueryRequest(_message.Message):
     """Run on the read-only login a read grant uses, whatever the key's role, so the engine itself
     refuses a write (what an agent's query tool wants): PERMISSION_DENIED, nothing changed.
     """
+    max_bytes: _builtins.int
+    """Stop after about this many bytes of row data (the values' encoded size, approximately); 0
+    means the server's limit (16 GiB by default), and larger values are capped by it. A stream
+    cut here ends with a summary whose truncation is TRUNCATION_BYTE_LIMIT, never silently.
+    """
     @_builtins.property
     def params(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Value]:
         """Positional parameters."""
@@ -116,10 +122,11 @@ class QueryRequest(_message.Message):
         max_rows: _builtins.int = ...,
         summarize: _builtins.bool = ...,
         read_only: _builtins.bool = ...,
+        max_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "max_rows", b"max_rows", "params", b"params", "read_only", b"read_only", "sql", b"sql", "summarize", b"summarize"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "max_bytes", b"max_bytes", "max_rows", b"max_rows", "params", b"params", "read_only", b"read_only", "sql", b"sql", "summarize", b"summarize"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
