@@ -224,8 +224,12 @@ impl From<StatementResult> for pb::StatementResult {
 /// A failure reported in a message rather than as the call's status (a session's statement, a
 /// previewed statement): the status it would have had, with its ErrorInfo reason and metadata.
 pub fn session_error(err: Error, transaction_active: bool) -> pb::SessionError {
+    status_error(&tonic::Status::from(err), transaction_active)
+}
+
+/// [`session_error`] of a status already made (a session's step, after its audit record).
+pub fn status_error(status: &tonic::Status, transaction_active: bool) -> pb::SessionError {
     use tonic_types::StatusExt;
-    let status = tonic::Status::from(err);
     let info = status.get_details_error_info();
     pb::SessionError {
         code: status.code() as i32,

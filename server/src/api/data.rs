@@ -6,7 +6,6 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use tonic_types::StatusExt;
 use tracing::debug;
 
 use super::{
@@ -323,14 +322,8 @@ async fn run_session(
         let kind = match stepped {
             Ok(kind) => kind,
             Err(status) => {
-                let info = status.get_details_error_info();
-                pb::session_response::Kind::Error(pb::SessionError {
-                    code: status.code() as i32,
-                    message: status.message().to_owned(),
-                    transaction_active: state.session.as_ref().is_some_and(|s| s.in_transaction()),
-                    reason: info.as_ref().map(|i| i.reason.clone()).unwrap_or_default(),
-                    metadata: info.map(|i| i.metadata).unwrap_or_default(),
-                })
+                let active = state.session.as_ref().is_some_and(|s| s.in_transaction());
+                pb::session_response::Kind::Error(convert::status_error(&status, active))
             }
         };
         if tx
