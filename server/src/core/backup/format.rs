@@ -56,6 +56,12 @@ impl Packer {
         let mut enc = Encoder::new(LEVEL).map_err(zstd_err)?;
         enc.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
             .map_err(zstd_err)?;
+        // One zstd worker per core: compressing was most of a SQLite backup's time, one core
+        // could not keep up with the engine's page copy. The frame stays one standard zstd
+        // frame (and identical for any worker count ≥ 1); the workers are started by the
+        // thread that packs, so they share its lower priority (see `pack_on_thread`).
+        enc.set_parameter(zstd::zstd_safe::CParameter::NbWorkers(workers()))
+            .map_err(zstd_err)?;
         Ok(Self {
             enc,
             hash: Sha256::new(),
@@ -115,6 +121,44 @@ impl Packer {
     }
 }
 
+/// zstd workers for one backup: the machine's cores, at most 4 (beyond that a backup's
+/// engine side is the limit, and each worker holds a few MiB of job buffers).
+fn workers() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4) as u32)
+}
+
+/// The nice value of the packing thread and its zstd workers: above the gateway's other
+/// threads (nice 0), so a call that needs a core gets it first (CFS weights 110 against 1024),
+/// while a backup still takes every idle cycle.
+const PACKING_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's priority to [`PACKING_NICENESS`]. Best effort: a platform or a
+/// sandbox that refuses it leaves the thread as it was, which only costs latency elsewhere.
+fn lower_priority() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+    };
+    // The crate maps 0..=99 linearly onto nice 19..=-20 and offers no way to name a nice
+    // value directly on Unix: 22 is nice 10 (a unit test reads it back from /proc).
+    let set = ThreadPriorityValue::try_from(22u8)
+        .map_err(|e| e.to_owned())
+        .and_then(|p| {
+            thread_priority::set_thread_priority_and_policy(
+                thread_priority::thread_native_id(),
+                ThreadPriority::Crossplatform(p),
+                ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+            )
+            .map_err(|e| format!("{e:?}"))
+        });
+    if let Err(e) = set {
+        tracing::debug!(
+            error = ?e,
+            nice = PACKING_NICENESS,
+            "could not lower the backup packing thread's priority"
+        );
+    }
+}
+
 /// Raw pieces waiting for the packing thread, and stored pieces waiting for the target: with
 /// pieces of at most 256 KiB, each side holds about 1 MiB at most.
 const PIPE_DEPTH: usize = 4;
@@ -123,23 +167,29 @@ const PIPE_DEPTH: usize = 4;
 pub type PackPipe = (
     tokio::sync::mpsc::Sender<Vec<u8>>,
     tokio::sync::mpsc::Receiver<Vec<u8>>,
-    tokio::task::JoinHandle<Result<Packer>>,
+    tokio::sync::oneshot::Receiver<Result<Packer>>,
 );
 
-/// Starts a [`Packer`] on a blocking thread of its own, between the engine and the target.
+/// Starts a [`Packer`] on a thread of its own, between the engine and the target.
 ///
 /// Compression is most of a backup's CPU. On tokio's worker threads it delayed every other
 /// call of the gateway (a point query's p99 grew 4–8× during a backup on 2 vCPUs), and it ran
-/// one after the other with reading and uploading; here the three overlap. Send raw pieces in
-/// order to the first end and drop it at the end; the second end then yields the stored
-/// pieces, the frame's end last, and the handle hands the packer back for its sizes and hash.
-/// When one side stops early, the others find their channel closed and stop too.
+/// one after the other with reading and uploading; here the three overlap. The thread is not
+/// one of tokio's blocking pool, because it lowers its own priority (nice 10) and
+/// a pooled thread would keep that for whatever runs on it next. Send raw pieces in order to
+/// the first end and drop it at the end; the second end then yields the stored pieces, the
+/// frame's end last, and the third hands the packer back for its sizes and hash. When one side
+/// stops early, the others find their channel closed and stop too.
 pub fn pack_on_thread() -> Result<PackPipe> {
-    let mut packer = Packer::new()?;
     let (raw, mut raw_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(PIPE_DEPTH);
     let (stored_tx, stored) = tokio::sync::mpsc::channel(PIPE_DEPTH);
+    let (done_tx, done) = tokio::sync::oneshot::channel();
     let gone = || Error::Unavailable("the backup's upload stopped taking data".into());
-    let done = tokio::task::spawn_blocking(move || {
+    let mut pack = move || -> Result<Packer> {
+        lower_priority();
+        // Created here, after the priority is lowered: zstd starts its workers from the
+        // thread that compresses, and Linux threads inherit their creator's nice value.
+        let mut packer = Packer::new()?;
         while let Some(piece) = raw_rx.blocking_recv() {
             let out = packer.push(&piece)?;
             if !out.is_empty() {
@@ -149,7 +199,14 @@ pub fn pack_on_thread() -> Result<PackPipe> {
         let tail = packer.finish()?;
         stored_tx.blocking_send(tail).map_err(|_| gone())?;
         Ok(packer)
-    });
+    };
+    std::thread::Builder::new()
+        .name("dbforge-backup-pack".into())
+        .spawn(move || {
+            // The receiver is gone only when the backup was abandoned; nothing to report to.
+            let _ = done_tx.send(pack());
+        })
+        .map_err(Error::internal)?;
     Ok((raw, stored, done))
 }
 
@@ -329,6 +386,35 @@ mod tests {
         assert_eq!(got, expected);
         assert_eq!(packer.sha256(), sha);
         assert_eq!(packer.raw_bytes(), data.len() as u64);
+    }
+
+    /// Field 19 of /proc/thread-self/stat: the calling thread's nice value.
+    fn own_niceness() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
+        // The command name (field 2) may hold spaces; fields after its ')' are plain.
+        let after = &stat[stat.rfind(')').expect("comm") + 2..];
+        after
+            .split(' ')
+            .nth(16)
+            .expect("nice")
+            .parse()
+            .expect("number")
+    }
+
+    #[test]
+    fn the_packing_thread_runs_at_the_packing_niceness() {
+        let nice = std::thread::spawn(|| {
+            lower_priority();
+            own_niceness()
+        })
+        .join()
+        .expect("joins");
+        assert_eq!(nice, PACKING_NICENESS);
+        assert_eq!(
+            own_niceness(),
+            0,
+            "the caller's own thread keeps its priority"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
