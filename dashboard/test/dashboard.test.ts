@@ -1088,6 +1088,10 @@ test("preview shows per statement the rows affected, samples before and after an
     ["Plan", "false"],
     ["Preview", "true"],
   ]);
+  // The chart belongs to the result: asking for it brings the result back into view.
+  await page.click("button:has-text('Chart')");
+  await page.waitForSelector("[data-testid=result-output] .chart canvas");
+  assert.equal(await page.$("[data-testid=preview]"), null);
   await noProblems(page);
   await page.close();
 });

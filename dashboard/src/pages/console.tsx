@@ -234,7 +234,16 @@ function Console({ session, db }: { session: Session; db: Database }) {
           <button type="button" onClick={() => exportAs("json")}>
             Export JSON
           </button>
-          <button type="button" onClick={() => setChart((c) => !c)} aria-pressed={chart} disabled={!run?.columns.length}>
+          <button
+            type="button"
+            onClick={() => {
+              // The chart belongs to the result: showing it brings the result back into view.
+              setChart((c) => view !== "result" || !c);
+              setView("result");
+            }}
+            aria-pressed={chart && view === "result"}
+            disabled={!run?.columns.length}
+          >
             Chart
           </button>
         </div>
