@@ -97,3 +97,32 @@ export function errorText(e: unknown): string {
   if (e instanceof Error) return e.message;
   return String(e);
 }
+
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * A duration typed by a person: one or more `<number><unit>` parts with units s, m, h, d
+ * (`90s`, `30m`, `1h30m`, `7d`). Empty text is undefined (no duration). Throws on anything else.
+ */
+export function parseDuration(text: string): number | undefined {
+  const t = text.trim().toLowerCase().replace(/\s+/g, "");
+  if (!t) return undefined;
+  if (!/^(\d+(\.\d+)?[smhd])+$/.test(t)) throw new Error(`"${text.trim()}" is not a duration such as 90s, 30m, 2h, 1h30m or 7d`);
+  let ms = 0;
+  for (const m of t.matchAll(/(\d+(?:\.\d+)?)([smhd])/g)) ms += Number(m[1]) * UNIT_MS[m[2]!]!;
+  if (ms <= 0) throw new Error("a duration must be longer than zero");
+  return Math.round(ms);
+}
+
+/** A duration in its largest whole units, e.g. `1h 30m`, `45s`. */
+export function durationText(ms: number): string {
+  const parts: string[] = [];
+  let rest = Math.round(ms / 1000);
+  for (const [unit, secs] of [["d", 86_400], ["h", 3_600], ["m", 60], ["s", 1]] as const) {
+    if (rest >= secs) {
+      parts.push(`${Math.floor(rest / secs)}${unit}`);
+      rest %= secs;
+    }
+  }
+  return parts.join(" ") || "0s";
+}

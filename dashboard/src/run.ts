@@ -131,3 +131,57 @@ export function download(name: string, parts: BlobPart[], type: string): void {
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
+
+/**
+ * The statements of a script, split at `;` outside quotes ('…', "…", `…`), comments (`--`,
+ * `#` on MySQL, `/* … *\/`) and PostgreSQL dollar quotes ($tag$ … $tag$); empty ones are
+ * dropped. `mysql`: `#` starts a comment and a backslash escapes inside quotes, as MySQL reads
+ * them (elsewhere a backslash is an ordinary character). Used by Preview, which takes the statements one by one and reports on each.
+ */
+export function splitStatements(script: string, opts: { mysql?: boolean } = {}): string[] {
+  const out: string[] = [];
+  let start = 0;
+  let i = 0;
+  const n = script.length;
+  const push = (end: number) => {
+    const s = script.slice(start, end).trim();
+    if (s && !/^(\s|--[^\n]*(\n|$)|#[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)*$/.test(s)) out.push(s);
+  };
+  while (i < n) {
+    const ch = script[i]!;
+    const next = script[i + 1];
+    if (ch === "'" || ch === '"' || ch === "`") {
+      // A doubled quote inside is the quote itself.
+      i++;
+      while (i < n) {
+        if (opts.mysql && script[i] === "\\" && ch !== "`") i += 2;
+        else if (script[i] === ch) {
+          if (script[i + 1] === ch) i += 2;
+          else break;
+        } else i++;
+      }
+      i++;
+    } else if (ch === "-" && next === "-") {
+      const e = script.indexOf("\n", i);
+      i = e < 0 ? n : e + 1;
+    } else if (ch === "#" && opts.mysql) {
+      const e = script.indexOf("\n", i);
+      i = e < 0 ? n : e + 1;
+    } else if (ch === "/" && next === "*") {
+      const e = script.indexOf("*/", i + 2);
+      i = e < 0 ? n : e + 2;
+    } else if (ch === "$") {
+      const m = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(script.slice(i));
+      if (m && !/[A-Za-z0-9_]/.test(script[i - 1] ?? "")) {
+        const e = script.indexOf(m[0], i + m[0].length);
+        i = e < 0 ? n : e + m[0].length;
+      } else i++;
+    } else if (ch === ";") {
+      push(i);
+      i++;
+      start = i;
+    } else i++;
+  }
+  push(n);
+  return out;
+}

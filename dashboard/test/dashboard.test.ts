@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect as tcp } from "node:net";
+import { createServer, connect as tcp, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -228,7 +228,8 @@ test("first load stays within 300 KB of gzipped JavaScript and sign-in keeps the
   const row = await page.$$eval(`tr[data-db="${shop}"] > *`, (cs) => cs.map((c) => c.textContent));
   assert.equal(row[1], "SQLite");
   assert.equal(row[2], "ready");
-  assert.equal(row[6], "team=web");
+  assert.equal(row[6], "—"); // no TTL, no idle TTL
+  assert.equal(row[7], "team=web");
 
   // The filter narrows by label.
   await page.fill("#db-filter", "team=nomatch");
@@ -424,6 +425,24 @@ test("queries on PostgreSQL and MySQL, and Redis commands with the key browser",
     await page.waitForFunction(() => document.querySelectorAll("[data-testid=result] .rbody .rrow").length === 2);
     const got = await cells(page);
     assert.deepEqual(got.map((r) => r.map((c) => c.text)).sort(), [["lang", "en"], ["name", "Ada"]]);
+    // Exports run the command on the gateway (ExportQuery, read-only): CSV and JSON of its reply.
+    const [csv] = await Promise.all([page.waitForEvent("download"), page.click("button:has-text('Export CSV')")]);
+    const lines = readFileSync((await csv.path())!, "utf8").split("\r\n");
+    assert.equal(lines[0], "field,value");
+    assert.deepEqual(lines.slice(1).filter(Boolean).sort(), ["lang,en", "name,Ada"]);
+    await page.fill("#redis-command", "GET greeting");
+    const [json] = await Promise.all([page.waitForEvent("download"), page.click("button:has-text('Export JSON')")]);
+    assert.deepEqual(JSON.parse(readFileSync((await json.path())!, "utf8")), [{ value: "hello world" }]);
+    // A write is refused (exports read) and changes nothing.
+    await page.fill("#redis-command", "SET greeting changed");
+    await page.click("button:has-text('Export JSON')");
+    await page.waitForSelector("p.note:has-text('an export takes one read statement')");
+    assert.deepEqual((await admin.execute(db, "GET greeting")).rows, [["hello world"]]);
+    // No dry run on Redis (it has no transaction to roll back).
+    assert.equal(await page.$("button:has-text('Preview')"), null);
+    await page.fill("#redis-command", "HGETALL user:1");
+    await page.press("#redis-command", "Enter");
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=result] .rbody .rrow").length === 2);
     await shot(page, "09-console-redis");
     // Its schema page shows the key patterns GetSchema samples.
     await page.click("nav[aria-label=Database] a:has-text('Schema')");
@@ -446,6 +465,9 @@ test("a long query is cancelled from the page and stops on the server", async ()
   await page.goto(`${origin}/db/${encodeURIComponent(shop)}/console`);
   await page.waitForSelector(".cm-content");
   await typeSql(page, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c");
+  // The databases page's event stream, left by the navigation, ends on the server first.
+  for (let i = 0; i < 50 && (await admin.serverStats()).activeStreams > 0; i++) await page.waitForTimeout(100);
+  assert.equal((await admin.serverStats()).activeStreams, 0);
   await page.click("button:has-text('Run')");
   await page.waitForSelector("[data-testid=run-status][data-running=yes]");
   await page.waitForTimeout(500);
@@ -527,7 +549,7 @@ test("1,000,000 rows stream in progressively and the virtualized table scrolls t
   await page.close();
 });
 
-test("a result becomes a chart whose data is the result's, in each type, exported as PNG", async () => {
+test("a result becomes a chart whose data is the result's, in each type, exported as PNG and as an SVG holding its labels and bars", async () => {
   const page = await newPage();
   await signIn(page, ADMIN_KEY);
   await page.goto(`${origin}/db/${encodeURIComponent(shop)}/console`);
@@ -571,6 +593,43 @@ test("a result becomes a chart whose data is the result's, in each type, exporte
   const [png] = await Promise.all([page.waitForEvent("download"), page.click("button:has-text('Export PNG')")]);
   const bytes = readFileSync((await png.path())!);
   assert.deepEqual([...bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+  // SVG: the same chart drawn as vector marks and text. Back to the bar chart of price by name.
+  await page.selectOption("#chart-kind", "bar");
+  await page.selectOption("#chart-label", "0");
+  await page.selectOption("#chart-value", "1");
+  await page.waitForFunction(() => (window as unknown as { __dbforgeChart?: { config: { type: string } } }).__dbforgeChart?.config.type === "bar");
+  const [svgFile] = await Promise.all([page.waitForEvent("download"), page.click("button:has-text('Export SVG')")]);
+  assert.equal(svgFile.suggestedFilename(), "chart.svg");
+  const svg = readFileSync((await svgFile.path())!, "utf8");
+  const doc = await page.evaluate((text) => {
+    const d = new DOMParser().parseFromString(text, "image/svg+xml");
+    const err = d.querySelector("parsererror");
+    const texts = [...d.querySelectorAll("text")].map((t) => t.textContent ?? "");
+    // Filled paths in the dataset's colour (the Colors plugin's first, blue): the legend's
+    // swatch (drawn first), then the bars.
+    const bars = [...d.querySelectorAll("path")]
+      .filter((p) => p.getAttribute("fill") === "rgb(54,162,235)")
+      .map((p) => {
+        const nums = (p.getAttribute("d") ?? "").match(/-?\d+(\.\d+)?/g)!.map(Number);
+        const ys = nums.filter((_, i) => i % 2 === 1);
+        return Math.max(...ys) - Math.min(...ys);
+      });
+    const unstyled = [...d.querySelectorAll("text")].filter((t) => !t.getAttribute("font-size") || !t.getAttribute("font-family")).length;
+    return { root: d.documentElement.nodeName, err: err?.textContent ?? "", texts, bars, unstyled };
+  }, svg);
+  assert.equal(doc.root, "svg");
+  assert.equal(doc.err, "");
+  // Every text keeps its font (svgcanvas parses it through the CSSOM, which the CSP allows).
+  assert.equal(doc.unstyled, 0);
+  for (const label of ["apple", "pear", "plum", "price"]) assert.ok(doc.texts.includes(label), `${label} in ${JSON.stringify(doc.texts)}`);
+  // The swatch (as high as the legend's 12 px font), then three bars whose heights are in the
+  // ratio of the prices 1.5 : 2.25 : 0.75.
+  assert.equal(doc.bars.length, 4, JSON.stringify(doc.bars));
+  assert.ok(Math.abs(doc.bars[0]! - 12) < 1, JSON.stringify(doc.bars));
+  const [a, b, c] = doc.bars.slice(1) as [number, number, number];
+  assert.ok(Math.abs(b / a - 1.5) < 0.05 && Math.abs(c / a - 0.5) < 0.05, `bar heights ${doc.bars}`);
+  writeFileSync(join(SHOTS, "13b-chart.svg"), svg);
   await noProblems(page);
   await page.close();
 });
@@ -824,10 +883,314 @@ test("phone width and dark mode: no sideways page scroll, every page renders", a
   await page.goto(`${origin}/db/${encodeURIComponent(shop)}/schema`);
   await page.waitForSelector("[data-testid=fk-diagram]");
   assert.ok((await overflow()) <= 0, `schema is ${await overflow()} px too wide: ${await widest()}`);
+  // Key badges stay on one line each in the narrow cards ("FK → orders" does not break).
+  const badges = await page.$$eval("article.table-card .badge", (bs) =>
+    bs.map((b) => ({ text: b.textContent, height: b.getBoundingClientRect().height, font: parseFloat(getComputedStyle(b).fontSize) })),
+  );
+  assert.ok(badges.some((b) => b.text === "FK → orders"), JSON.stringify(badges));
+  // One line is about 1.2 font sizes high; two would pass 2.
+  for (const b of badges) assert.ok(b.height > 0 && b.height < b.font * 2, `badge wraps: ${JSON.stringify(b)}`);
   await shot(page, "25-phone-dark-schema");
   await page.goto(`${origin}/admin/stats`);
   await page.waitForSelector("[data-testid=stats]");
   await shot(page, "26-phone-dark-admin");
+  await noProblems(page);
+  await page.close();
+});
+
+/** Counts the page's calls of each RPC (grpc-web requests are POSTs to /<service>/<method>). */
+function countCalls(page: Page): Record<string, number> {
+  const calls: Record<string, number> = {};
+  page.on("request", (r) => {
+    const m = /\/dbforge\.v1\.\w+\/(\w+)$/.exec(r.url());
+    if (m) calls[m[1]!] = (calls[m[1]!] ?? 0) + 1;
+  });
+  return calls;
+}
+
+/**
+ * A TCP relay to the gateway whose connections the test can cut, as a network drop would (the
+ * browser's own offline switch leaves open streams alone).
+ */
+async function relay(): Promise<{ origin: string; cut: () => void; close: () => Promise<void> }> {
+  const [host, port] = gateway.addr.split(":") as [string, string];
+  const open = new Set<Socket>();
+  const server = createServer((c) => {
+    const u = tcp({ host, port: Number(port) });
+    for (const s of [c, u]) {
+      open.add(s);
+      s.on("close", () => open.delete(s));
+      s.on("error", () => undefined);
+    }
+    c.pipe(u).pipe(c);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const addr = server.address() as AddressInfo;
+  return {
+    origin: `http://127.0.0.1:${addr.port}`,
+    cut: () => {
+      for (const s of open) s.destroy();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+test("the databases page follows other clients' creates and deletes through WatchDatabases, resumes with since after a drop, and polls only when the stream keeps failing", async () => {
+  const net = await relay();
+  const page = await newPage();
+  try {
+    const calls = countCalls(page);
+    await page.goto(`${net.origin}/`);
+    await page.fill("#apikey", ADMIN_KEY);
+    await page.click("button[type=submit]");
+    await page.waitForSelector(`tr[data-db="${shop}"]`);
+    await page.waitForSelector("[data-testid=live-status][data-mode=live]");
+    // The list once more when the stream is up (closing the gap between list and stream); then none.
+    await page.waitForTimeout(500);
+    const lists = calls.ListDatabases ?? 0;
+    assert.equal(calls.WatchDatabases, 1);
+
+    // Another client (the Node SDK) creates and deletes: the page follows without a reload or a list call.
+    const other = unique("live");
+    const t0 = Date.now();
+    await admin.createDatabase(other, { labels: { from: "sdk" } });
+    await page.waitForSelector(`tr[data-db="${other}"]`, { timeout: 5000 });
+    measurements.liveCreateMs = Date.now() - t0;
+    assert.equal(await page.textContent(`tr[data-db="${other}"] .label`), "from=sdk");
+    await admin.deleteDatabase(other);
+    await page.waitForSelector(`tr[data-db="${other}"]`, { state: "detached", timeout: 5000 });
+    assert.equal(calls.ListDatabases ?? 0, lists, "updates came from the stream, not from listing");
+    await shot(page, "27-databases-live");
+
+    // A dropped stream: what happens meanwhile is replayed from `since` on reconnect, without a list.
+    net.cut();
+    const missed = unique("missed");
+    await admin.createDatabase(missed);
+    await page.waitForSelector(`tr[data-db="${missed}"]`, { timeout: 10_000 });
+    await page.waitForSelector("[data-testid=live-status][data-mode=live]");
+    assert.equal(calls.WatchDatabases, 2, JSON.stringify(calls));
+    assert.equal(calls.ListDatabases ?? 0, lists, "the missed event came from the replay, not from listing");
+    await admin.deleteDatabase(missed);
+    await page.waitForSelector(`tr[data-db="${missed}"]`, { state: "detached", timeout: 5000 });
+
+    // A stream that keeps failing: after three tries the page polls, and still follows.
+    await page.route("**/dbforge.v1.DatabaseService/WatchDatabases", (r) => r.abort());
+    net.cut();
+    await page.waitForSelector("[data-testid=live-status][data-mode=polling]", { timeout: 15_000 });
+    assert.match((await page.textContent("[data-testid=live-status]")) ?? "", /polling every 3 s/);
+    const polled = unique("polled");
+    await admin.createDatabase(polled);
+    await page.waitForSelector(`tr[data-db="${polled}"]`, { timeout: 8000 });
+    assert.ok((calls.ListDatabases ?? 0) > lists, "polling lists");
+    await shot(page, "28-databases-polling");
+    await admin.deleteDatabase(polled);
+    await page.unroute("**/dbforge.v1.DatabaseService/WatchDatabases");
+    // Aborted requests are reported as console errors ("Failed to load resource"): expected here.
+    page.problems = page.problems.filter((p) => !/Failed to load resource|ERR_FAILED|ERR_EMPTY_RESPONSE|ERR_CONNECTION/.test(p));
+    await noProblems(page);
+  } finally {
+    await page.close();
+    await net.close();
+  }
+});
+
+test("spawning with a TTL and an idle TTL sets both on the database, and a bad duration is refused with its field named", async () => {
+  const page = await newPage();
+  await signIn(page, ADMIN_KEY);
+  await page.waitForSelector("[data-testid=live-status][data-mode=live]");
+  const name = unique("ttl");
+  await page.fill("#spawn-name", name);
+  await page.fill("#spawn-ttl", "5 parsecs");
+  await page.click("button:has-text('Spawn')");
+  await page.waitForSelector(".spawn p.error");
+  assert.match((await page.textContent(".spawn p.error")) ?? "", /^TTL: "5 parsecs" is not a duration/);
+  await assert.rejects(admin.getDatabase(name));
+  const before = Date.now();
+  await page.fill("#spawn-ttl", "2h");
+  await page.fill("#spawn-idle", "1h30m");
+  await page.click("button:has-text('Spawn')");
+  await page.waitForSelector(`tr[data-db="${name}"]`, { timeout: 10_000 });
+  const d = await admin.getDatabase(name);
+  assert.equal(d.idleTtlMs, 90 * 60_000);
+  const expires = d.expireAt!.getTime() - before;
+  assert.ok(expires > 2 * 3_600_000 - 60_000 && expires <= 2 * 3_600_000 + 60_000, `expires in ${expires} ms`);
+  assert.match((await page.textContent(`tr[data-db="${name}"] [data-testid=lifecycle]`)) ?? "", /^expires \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ, idle 1h 30m$/);
+  await shot(page, "29-databases-ttl");
+  await admin.deleteDatabase(name);
+  await noProblems(page);
+  await page.close();
+});
+
+test("preview shows per statement the rows affected, samples before and after and errors, and changes nothing; the plan and the result are separate views", async () => {
+  const page = await newPage();
+  await signIn(page, ADMIN_KEY);
+  await page.goto(`${origin}/db/${encodeURIComponent(shop)}/console`);
+  await page.waitForSelector(".cm-content");
+  await typeSql(page, "SELECT id, name FROM customers ORDER BY id");
+  await run(page);
+  // EXPLAIN replaces the result on screen (not stacked above it); a switch brings either back.
+  await page.click("button:has-text('Explain')");
+  await page.waitForSelector("[data-testid=plan]");
+  assert.equal(await page.$("[data-testid=result-output]"), null);
+  assert.match((await page.textContent("#plan-title")) ?? "", /^Plan SELECT id, name FROM customers ORDER BY id$/);
+  await page.click("[data-testid=output-switch] button:has-text('Result')");
+  await page.waitForSelector("[data-testid=result-output]");
+  assert.equal(await page.$("[data-testid=plan]"), null);
+  assert.deepEqual((await cells(page)).map((r) => r[1]!.text), ["Ada", "Grace"]);
+
+  await typeSql(
+    page,
+    [
+      "UPDATE products SET price = price * 2 WHERE id <= 2;",
+      "DELETE FROM order_items WHERE qty > 5;",
+      "INSERT INTO customers (id, name) VALUES (9, 'Zed');",
+      "SELECT nope FROM nowhere;",
+      "SELECT count(*) AS n FROM customers",
+    ].join("\n"),
+  );
+  await page.click("button:has-text('Preview')");
+  await page.waitForSelector("[data-testid=preview]");
+  const stmts = await page.$$eval("[data-testid=preview-statement]", (ls) =>
+    ls.map((l) => ({
+      kind: l.getAttribute("data-kind"),
+      affected: l.querySelector("[data-testid=preview-affected]")?.textContent ?? null,
+      error: l.querySelector("[data-testid=preview-error]")?.textContent ?? null,
+      before: [...l.querySelectorAll("[data-testid=preview-before] tbody tr")].map((r) => [...r.children].map((c) => c.textContent)),
+      after: [...l.querySelectorAll("[data-testid=preview-after] tbody tr")].map((r) => [...r.children].map((c) => c.textContent)),
+    })),
+  );
+  assert.equal(stmts.length, 5);
+  assert.deepEqual(stmts[0]!.kind, "UPDATE");
+  assert.equal(stmts[0]!.affected, "2 rows affected");
+  const price = (rows: (string | null)[][]) => rows.map((r) => r[2]);
+  assert.deepEqual(price(stmts[0]!.before), ["1.5", "2.25"]);
+  assert.deepEqual(price(stmts[0]!.after), ["3", "4.5"]);
+  assert.equal(stmts[1]!.kind, "DELETE");
+  assert.equal(stmts[1]!.affected, "1 row affected");
+  assert.deepEqual(stmts[1]!.before, [["2", "3", "7"]]);
+  assert.equal(stmts[2]!.kind, "INSERT");
+  assert.equal(stmts[2]!.affected, "1 row affected");
+  assert.match(stmts[3]!.error ?? "", /no such table: nowhere/);
+  // The last statement sees the transaction with the insert: 3 customers inside the dry run.
+  assert.deepEqual(stmts[4]!.after, [["3"]]);
+  await shot(page, "30-console-preview");
+  // Nothing was changed.
+  assert.deepEqual((await admin.execute(shop, "SELECT price FROM products WHERE id <= 2 ORDER BY id")).rows, [[1.5], [2.25]]);
+  assert.deepEqual((await admin.execute(shop, "SELECT count(*) FROM customers")).rows, [[2]]);
+  assert.deepEqual((await admin.execute(shop, "SELECT count(*) FROM order_items")).rows, [[3]]);
+  // All three outputs are at hand.
+  assert.deepEqual(await page.$$eval("[data-testid=output-switch] button", (bs) => bs.map((b) => [b.textContent, b.getAttribute("aria-pressed")])), [
+    ["Result", "false"],
+    ["Plan", "false"],
+    ["Preview", "true"],
+  ]);
+  // The chart belongs to the result: asking for it brings the result back into view.
+  await page.click("button:has-text('Chart')");
+  await page.waitForSelector("[data-testid=result-output] .chart canvas");
+  assert.equal(await page.$("[data-testid=preview]"), null);
+  await noProblems(page);
+  await page.close();
+});
+
+test("keyboard only: arrows move through the result's cells, Enter opens a long value whole, Escape closes it and returns to the cell", async () => {
+  const page = await newPage();
+  await signIn(page, ADMIN_KEY);
+  await page.goto(`${origin}/db/${encodeURIComponent(shop)}/console`);
+  await page.waitForSelector(".cm-content");
+  await typeSql(
+    page,
+    "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 500) SELECT i, 'row ' || i || ' ' || replace(hex(zeroblob(600)), '00', 'ab') AS long FROM c",
+  );
+  await run(page);
+  await page.focus("[data-testid=result]");
+  const active = () =>
+    page.evaluate(() => {
+      const grid = document.querySelector("[data-testid=result]")!;
+      const id = grid.getAttribute("aria-activedescendant");
+      const el = id ? document.getElementById(id) : null;
+      const cs = el ? getComputedStyle(el) : null;
+      return el
+        ? { row: Number(el.closest(".rrow")!.getAttribute("data-index")), col: Number(el.getAttribute("aria-colindex")), outline: cs!.outlineStyle, width: cs!.outlineWidth, focused: document.activeElement === grid }
+        : null;
+    });
+  assert.deepEqual(await active(), { row: 0, col: 1, outline: "solid", width: "3px", focused: true });
+  await page.keyboard.press("ArrowRight");
+  await page.keyboard.press("ArrowDown");
+  assert.deepEqual(await active(), { row: 1, col: 2, outline: "solid", width: "3px", focused: true });
+  await shot(page, "31-result-active-cell");
+  // The cell shows the start of its value; Enter opens all of it, focused in the panel.
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("[data-testid=cell-detail]");
+  const opened = await page.evaluate(() => ({
+    focused: document.activeElement?.tagName,
+    text: document.activeElement?.textContent ?? "",
+    head: document.querySelector("[data-testid=cell-detail] .muted")?.textContent,
+  }));
+  assert.equal(opened.focused, "PRE");
+  assert.equal(opened.text, "row 2 " + "ab".repeat(600));
+  assert.match(opened.head ?? "", /^Row 2, column long/);
+  await shot(page, "32-result-cell-opened");
+  await page.keyboard.press("Escape");
+  await page.waitForSelector("[data-testid=cell-detail]", { state: "detached" });
+  assert.deepEqual(await active(), { row: 1, col: 2, outline: "solid", width: "3px", focused: true });
+  // Ctrl+End: the last cell, scrolled into view in the virtualized table; Space opens it too.
+  await page.keyboard.press("Control+End");
+  await page.waitForFunction(() => document.querySelector(".cell.active")?.closest(".rrow")?.getAttribute("data-index") === "499");
+  await page.keyboard.press(" ");
+  await page.waitForSelector("[data-testid=cell-detail]");
+  assert.match((await page.textContent("[data-testid=cell-detail] pre")) ?? "", /^row 500 (ab){600}$/);
+  await page.keyboard.press("Escape");
+  await page.waitForSelector("[data-testid=cell-detail]", { state: "detached" });
+  await noProblems(page);
+  await page.close();
+});
+
+test("an API key made with a label grant, a role and an expiry works on the labelled databases only, reads only, and stops at its expiry", async () => {
+  const page = await newPage();
+  await signIn(page, ADMIN_KEY);
+  const unlabelled = unique("nolabel");
+  await admin.createDatabase(unlabelled);
+  await page.goto(`${origin}/admin/keys`);
+  await page.waitForSelector("[data-testid=keys-table]");
+  const name = unique("labelled");
+  await page.fill("#key-name", name);
+  await page.selectOption("#key-grant-kind", "labels");
+  await page.fill("#key-target", "team=web");
+  await page.selectOption("#key-role", "read");
+  // Expires 6 s from now (the field is the browser's local time, to the second).
+  const expiry = new Date(Date.now() + 6000);
+  // (Node and the browser run on this machine, in the same time zone.)
+  const p2 = (n: number) => String(n).padStart(2, "0");
+  const local = `${expiry.getFullYear()}-${p2(expiry.getMonth() + 1)}-${p2(expiry.getDate())}T${p2(expiry.getHours())}:${p2(expiry.getMinutes())}:${p2(expiry.getSeconds())}`;
+  await page.fill("#key-expires", local);
+  await page.click("button:has-text('Create key')");
+  await page.waitForSelector("[data-testid=secret]");
+  const secret = (await page.textContent("[data-testid=secret] code")) ?? "";
+  assert.match((await page.textContent(`tr[data-key="${name}"]`)) ?? "", /read on labels team=web/);
+  await shot(page, "33-admin-key-labels-expiry");
+  const key = connect({ endpoint: origin, apiKey: secret });
+  try {
+    const me = await key.whoAmI();
+    assert.deepEqual(me.grants.map((g) => [g.labels, g.role]), [[{ team: "web" }, Role.READ]]);
+    assert.ok(Math.abs(me.expiresAt!.getTime() - Math.floor(expiry.getTime() / 1000) * 1000) < 1000, `${me.expiresAt?.toISOString()} vs ${expiry.toISOString()}`);
+    // Reads the database labelled team=web; sees no other; writes are refused.
+    assert.deepEqual((await key.execute(shop, "SELECT count(*) AS n FROM customers")).rows, [[2]]);
+    const visible = (await key.listDatabases()).map((d) => d.name);
+    assert.ok(visible.includes(shop) && !visible.includes(unlabelled), JSON.stringify(visible));
+    await assert.rejects(key.execute(unlabelled, "SELECT 1"), (e: Error) => /NOT_FOUND|PERMISSION_DENIED/.test(e.message));
+    await assert.rejects(key.execute(shop, "DELETE FROM customers"), (e: Error) => /PERMISSION_DENIED|read-only|readonly/i.test(e.message));
+    assert.deepEqual((await admin.execute(shop, "SELECT count(*) FROM customers")).rows, [[2]]);
+    // After its expiry the gateway refuses it.
+    await new Promise((r) => setTimeout(r, Math.max(0, expiry.getTime() + 1500 - Date.now())));
+    await assert.rejects(key.whoAmI(), (e: Error) => /UNAUTHENTICATED/.test(e.message));
+  } finally {
+    key.close();
+  }
+  await admin.deleteDatabase(unlabelled);
   await noProblems(page);
   await page.close();
 });

@@ -5,10 +5,11 @@
  * number of databases on each.
  */
 import { useEffect, useState } from "preact/hooks";
-import { Backend, DatabaseStatus, Grant, Role, type ApiKey, type AuditEvent, type AuditVerdict, type Database, type ServerStats } from "@dbforge/sdk/web";
+import { Backend, DatabaseStatus, Grant, Role, type ApiKey, type KeyGrant, type AuditEvent, type AuditVerdict, type Database, type ServerStats } from "@dbforge/sdk/web";
 import { backendName, errorText, timeText } from "../format";
 import { BACKEND_NAMES, backendHealth, type BackendHealth } from "../health";
 import { href } from "../router";
+import { parseLabels } from "./databases";
 import type { Session } from "../session";
 
 export function AdminPage({ session, tab }: { session: Session; tab: "keys" | "audit" | "stats" }) {
@@ -42,7 +43,10 @@ function Keys({ session }: { session: Session }) {
   const [admin, setAdmin] = useState(false);
   const [canCreate, setCanCreate] = useState(false);
   const [target, setTarget] = useState("");
+  const [grantKind, setGrantKind] = useState<GrantKind>("names");
   const [role, setRole] = useState<"read" | "write" | "owner">("read");
+  const [quota, setQuota] = useState("");
+  const [expires, setExpires] = useState("");
   const [inactive, setInactive] = useState(false);
 
   const load = () =>
@@ -59,16 +63,18 @@ function Keys({ session }: { session: Session }) {
     setError("");
     try {
       const r0 = role === "owner" ? Role.OWNER : role === "write" ? Role.WRITE : Role.READ;
-      // Several targets, comma-separated, each a database name or a pattern (with `*`).
-      const grants = target
-        .split(",")
-        .map((t) => t.trim())
-        .filter(Boolean)
-        .map((t) => (t.includes("*") ? Grant.pattern(t, r0) : Grant.database(t, r0)));
-      const r = await client.createApiKey({ name: name.trim(), admin, canCreate, grants });
+      const grants = grantsOf(grantKind, target, r0);
+      // datetime-local is the browser's local time; the gateway gets the instant.
+      const expiresAt = expires ? new Date(expires) : undefined;
+      if (expiresAt && Number.isNaN(expiresAt.getTime())) throw new Error(`expiry "${expires}" is not a date and time`);
+      const createQuota = quota.trim() ? Number(quota) : 0;
+      if (!Number.isInteger(createQuota) || createQuota < 0) throw new Error("the spawn quota must be a whole number, 0 for no limit");
+      const r = await client.createApiKey({ name: name.trim(), admin, canCreate, createQuota, grants, expiresAt });
       setSecret({ name: r.apiKey.name, secret: r.secret });
       setName("");
       setTarget("");
+      setExpires("");
+      setQuota("");
       void load();
     } catch (err) {
       setError(errorText(err));
@@ -90,8 +96,20 @@ function Keys({ session }: { session: Session }) {
           <input id="key-name" required value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
         </div>
         <div class="field">
-          <label for="key-target">Grant on databases or patterns (comma-separated)</label>
-          <input id="key-target" placeholder="agent-42-*" value={target} onInput={(e) => setTarget((e.target as HTMLInputElement).value)} />
+          <label for="key-grant-kind">Grant on</label>
+          <select id="key-grant-kind" value={grantKind} onChange={(e) => setGrantKind((e.target as HTMLSelectElement).value as GrantKind)}>
+            <option value="names">databases by name or pattern</option>
+            <option value="labels">databases with labels</option>
+          </select>
+        </div>
+        <div class="field">
+          <label for="key-target">{grantKind === "labels" ? "Labels (all must match)" : "Names or patterns (comma-separated, * for any)"}</label>
+          <input
+            id="key-target"
+            placeholder={grantKind === "labels" ? "team=web, env=dev" : "agent-42-*"}
+            value={target}
+            onInput={(e) => setTarget((e.target as HTMLInputElement).value)}
+          />
         </div>
         <div class="field">
           <label for="key-role">Role</label>
@@ -101,9 +119,19 @@ function Keys({ session }: { session: Session }) {
             <option value="owner">owner</option>
           </select>
         </div>
+        <div class="field">
+          <label for="key-expires">Expires (empty: never)</label>
+          <input id="key-expires" type="datetime-local" step={1} value={expires} onInput={(e) => setExpires((e.target as HTMLInputElement).value)} />
+        </div>
         <label class="check">
           <input type="checkbox" checked={canCreate} onChange={(e) => setCanCreate((e.target as HTMLInputElement).checked)} /> may spawn
         </label>
+        {canCreate && (
+          <div class="field">
+            <label for="key-quota">Spawn quota (0: no limit)</label>
+            <input id="key-quota" class="short" inputMode="numeric" value={quota} onInput={(e) => setQuota((e.target as HTMLInputElement).value)} />
+          </div>
+        )}
         <label class="check">
           <input type="checkbox" checked={admin} onChange={(e) => setAdmin((e.target as HTMLInputElement).checked)} /> admin
         </label>
@@ -142,6 +170,7 @@ function Keys({ session }: { session: Session }) {
               <th scope="col">Id</th>
               <th scope="col">Rights</th>
               <th scope="col">Created</th>
+              <th scope="col">Expires</th>
               <th scope="col">Revoked</th>
               <th scope="col">
                 <span class="sr-only">Actions</span>
@@ -157,12 +186,13 @@ function Keys({ session }: { session: Session }) {
                   {[
                     k.admin ? "admin" : "",
                     k.canCreate ? `may spawn${k.createQuota ? ` (≤${k.createQuota})` : ""}` : "",
-                    ...k.grants.map((g) => `${roleName(g.role)} on ${g.database || g.pattern || JSON.stringify(g.labels)}`),
+                    ...k.grants.map((g) => `${roleName(g.role)} on ${grantTarget(g)}`),
                   ]
                     .filter(Boolean)
                     .join(", ")}
                 </td>
                 <td>{timeText(k.createdAt)}</td>
+                <td>{timeText(k.expiresAt)}</td>
                 <td>{timeText(k.revokedAt)}</td>
                 <td>
                   {!k.revokedAt && k.id !== session.me.id && (
@@ -178,6 +208,29 @@ function Keys({ session }: { session: Session }) {
       </div>
     </div>
   );
+}
+
+type GrantKind = "names" | "labels";
+
+/** The grants the form describes: one per name or pattern, or one over all the labels given. */
+function grantsOf(kind: GrantKind, text: string, role: Role) {
+  if (kind === "labels") {
+    const labels = parseLabels(text);
+    if (!Object.keys(labels).length) throw new Error("give at least one label key=value for a label grant");
+    return [Grant.labels(labels, role)];
+  }
+  return text
+    .split(",")
+    .map((t) => t.trim())
+    .filter(Boolean)
+    .map((t) => (t.includes("*") ? Grant.pattern(t, role) : Grant.database(t, role)));
+}
+
+function grantTarget(g: KeyGrant): string {
+  if (g.database) return g.database;
+  if (g.pattern) return g.pattern;
+  const labels = Object.entries(g.labels ?? {}).map(([k, v]) => `${k}=${v}`);
+  return labels.length ? `labels ${labels.join(", ")}` : "?";
 }
 
 function roleName(r: Role): string {

@@ -1,15 +1,27 @@
 /**
- * The console of one database: SQL (editor, parameters, run/cancel, explain, export, history,
- * results, charts) or, on Redis, a command box and a key browser over the same result table.
+ * The console of one database: SQL (editor, parameters, run/cancel, explain, preview, export,
+ * history, results, charts) or, on Redis, a command box and a key browser over the same result
+ * table. One output shows at a time (the result, the plan or the preview), each headed by the
+ * statement it is about; a switch names the others still at hand.
  */
 import { lazy, Suspense } from "preact/compat";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { Backend, walkPlan, type Database, type Plan, type PlanNode, type SqlParam } from "@dbforge/sdk/web";
+import {
+  Backend,
+  walkPlan,
+  type Column,
+  type Database,
+  type Plan,
+  type PlanNode,
+  type Row,
+  type SqlParam,
+  type StatementPreview,
+} from "@dbforge/sdk/web";
 import { SqlEditor, type EditorHandle } from "../components/editor";
 import { ResultTable } from "../components/results";
-import { backendName, errorText } from "../format";
+import { backendName, cellKind, cellText, errorText } from "../format";
 import { href } from "../router";
-import { download, history, parseParams, remember, startRun, truncationText, type RunState } from "../run";
+import { download, history, parseParams, remember, splitStatements, startRun, truncationText, type RunState } from "../run";
 import type { Session } from "../session";
 
 const ChartPanel = lazy(() => import("../components/chart").then((m) => m.ChartPanel));
@@ -51,7 +63,10 @@ function Console({ session, db }: { session: Session; db: Database }) {
   const [params, setParams] = useState("");
   const [tables, setTables] = useState<Record<string, string[]>>({});
   const [run, setRun] = useState<RunState | null>(null);
-  const [plan, setPlan] = useState<Plan | null>(null);
+  const [plan, setPlan] = useState<{ sql: string; plan: Plan } | null>(null);
+  const [preview, setPreview] = useState<{ statements: string[]; results: StatementPreview[] } | null>(null);
+  const [view, setView] = useState<View>("result");
+  const [previewing, setPreviewing] = useState(false);
   const [note, setNote] = useState("");
   // History is kept per key and database, so keys sharing a browser do not see each other's.
   const histKey = `${session.me.id}/${db.name}`;
@@ -86,7 +101,7 @@ function Console({ session, db }: { session: Session; db: Database }) {
     const p = typedParams();
     if (!p) return;
     setNote("");
-    setPlan(null);
+    setView("result");
     setHist(remember(histKey, text));
     current.current = startRun(session.client, db.name, text, p, setRun);
   };
@@ -98,9 +113,34 @@ function Console({ session, db }: { session: Session; db: Database }) {
     if (!text || !p) return;
     setNote("");
     try {
-      setPlan(await session.client.explain(db.name, text, p, { analyze: canAnalyze && analyze }));
+      setPlan({ sql: text, plan: await session.client.explain(db.name, text, p, { analyze: canAnalyze && analyze }) });
+      setView("plan");
     } catch (e) {
       setNote(`EXPLAIN: ${errorText(e)}`);
+    }
+  };
+
+  // A dry run of every statement in the editor, rolled back by the gateway.
+  const dryRun = async () => {
+    const statements = splitStatements(statement(), { mysql: db.backend === Backend.MYSQL });
+    const p = typedParams();
+    if (!statements.length || !p) return;
+    if (p.length && statements.length > 1) {
+      setNote("Preview: parameters need a single statement (this script has several).");
+      return;
+    }
+    setNote("");
+    setPreviewing(true);
+    try {
+      const results = await session.client.preview(db.name, statements.length === 1 ? [{ sql: statements[0]!, params: p }] : statements, {
+        sampleRows: 10,
+      });
+      setPreview({ statements, results });
+      setView("preview");
+    } catch (e) {
+      setNote(`Preview: ${errorText(e)}`);
+    } finally {
+      setPreviewing(false);
     }
   };
 
@@ -173,20 +213,37 @@ function Console({ session, db }: { session: Session; db: Database }) {
               <button type="button" onClick={explain}>
                 Explain
               </button>
+              <button type="button" onClick={() => void dryRun()} disabled={previewing} aria-describedby="preview-help">
+                {previewing ? "Previewing…" : "Preview"}
+              </button>
+              <span id="preview-help" class="sr-only">
+                Runs the statements in a transaction that is always rolled back and shows what they would change.
+              </span>
               {canAnalyze && (
                 <label class="check">
                   <input type="checkbox" checked={analyze} onChange={(e) => setAnalyze((e.target as HTMLInputElement).checked)} /> analyze
                 </label>
               )}
-              <button type="button" onClick={() => exportAs("csv")}>
-                Export CSV
-              </button>
-              <button type="button" onClick={() => exportAs("json")}>
-                Export JSON
-              </button>
             </>
           )}
-          <button type="button" onClick={() => setChart((c) => !c)} aria-pressed={chart} disabled={!run?.columns.length}>
+          {/* Exports run the statement again on the gateway (read-only, whatever the key's role):
+              on Redis too, where a read command's reply is exported as its rows. */}
+          <button type="button" onClick={() => exportAs("csv")}>
+            Export CSV
+          </button>
+          <button type="button" onClick={() => exportAs("json")}>
+            Export JSON
+          </button>
+          <button
+            type="button"
+            onClick={() => {
+              // The chart belongs to the result: showing it brings the result back into view.
+              setChart((c) => view !== "result" || !c);
+              setView("result");
+            }}
+            aria-pressed={chart && view === "result"}
+            disabled={!run?.columns.length}
+          >
             Chart
           </button>
         </div>
@@ -195,14 +252,23 @@ function Console({ session, db }: { session: Session; db: Database }) {
             {note}
           </p>
         )}
-        {run && <RunStatus run={run} />}
-        {plan && <PlanView plan={plan} />}
-        {run && chart && run.columns.length > 0 && !run.running && (
-          <Suspense fallback={<p role="status">Loading charts…</p>}>
-            <ChartPanel columns={run.columns} rows={run.rows} />
-          </Suspense>
+        <OutputSwitch view={view} onView={setView} have={{ result: run !== null, plan: plan !== null, preview: preview !== null }} />
+        {view === "plan" && plan && <PlanView sql={plan.sql} plan={plan.plan} />}
+        {view === "preview" && preview && <PreviewView statements={preview.statements} results={preview.results} />}
+        {view === "result" && run && (
+          <section class="output" aria-labelledby="result-title" data-testid="result-output">
+            <h2 id="result-title">
+              Result <span class="muted code stmt">{oneLine(run.sql)}</span>
+            </h2>
+            <RunStatus run={run} />
+            {chart && run.columns.length > 0 && !run.running && (
+              <Suspense fallback={<p role="status">Loading charts…</p>}>
+                <ChartPanel columns={run.columns} rows={run.rows} />
+              </Suspense>
+            )}
+            {run.columns.length > 0 && <ResultTable columns={run.columns} rows={run.rows} count={run.count} />}
+          </section>
         )}
-        {run && run.columns.length > 0 && <ResultTable columns={run.columns} rows={run.rows} count={run.count} />}
       </div>
       <aside class="side">
         {redis && <KeyBrowser session={session} db={db.name} onPick={(cmd) => (setCommand(cmd), execute(cmd))} />}
@@ -247,11 +313,38 @@ function plural(n: number, word: string): string {
   return `${n.toLocaleString("en")} ${word}${n === 1 ? "" : "s"}`;
 }
 
-function PlanView({ plan }: { plan: Plan }) {
+type View = "result" | "plan" | "preview";
+
+const VIEW_NAMES: Record<View, string> = { result: "Result", plan: "Plan", preview: "Preview" };
+
+/** Which output shows, when there is more than one to choose from. */
+function OutputSwitch({ view, onView, have }: { view: View; onView: (v: View) => void; have: Record<View, boolean> }) {
+  const views = (Object.keys(VIEW_NAMES) as View[]).filter((v) => have[v]);
+  if (views.length < 2) return null;
+  return (
+    <div class="toolbar output-switch" role="group" aria-label="Output" data-testid="output-switch">
+      <span class="muted">Show:</span>
+      {views.map((v) => (
+        <button type="button" key={v} aria-pressed={view === v} onClick={() => onView(v)}>
+          {VIEW_NAMES[v]}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+function oneLine(sql: string): string {
+  const s = sql.replace(/\s+/g, " ").trim();
+  return s.length > 100 ? s.slice(0, 100) + "…" : s;
+}
+
+function PlanView({ sql, plan }: { sql: string; plan: Plan }) {
   const scans = [...walkPlan(plan.nodes)].filter((n) => n.fullScan).length;
   return (
-    <section class="plan" aria-label="Query plan" data-testid="plan">
-      <h2>Plan</h2>
+    <section class="plan output" aria-labelledby="plan-title" data-testid="plan">
+      <h2 id="plan-title">
+        Plan <span class="muted code stmt">{oneLine(sql)}</span>
+      </h2>
       <p class={scans ? "warn" : "muted"}>
         {plan.fullScans.length ? `Full scans: ${plan.fullScans.join(", ")}` : "No full table scans."}
       </p>
@@ -280,6 +373,74 @@ function PlanNodes({ nodes }: { nodes: PlanNode[] }) {
         </li>
       ))}
     </ul>
+  );
+}
+
+/** Per statement: what it did, samples before and after, its plan or its error (all rolled back). */
+function PreviewView({ statements, results }: { statements: string[]; results: StatementPreview[] }) {
+  return (
+    <section class="preview output" aria-labelledby="preview-title" data-testid="preview">
+      <h2 id="preview-title">
+        Preview <span class="muted">{statements.length === 1 ? "1 statement" : `${statements.length} statements`}, rolled back: nothing was changed</span>
+      </h2>
+      <ol class="preview-list">
+        {results.map((r, i) => (
+          <li key={i} data-testid="preview-statement" data-kind={r.kind}>
+            <h3>
+              <span class="badge">{r.kind}</span> <span class="code stmt">{oneLine(statements[i] ?? "")}</span>
+            </h3>
+            {r.skipped ? (
+              <p class="muted">Not run: an earlier statement ended the transaction.</p>
+            ) : r.error ? (
+              <p class="error" data-testid="preview-error">
+                {r.error.message}
+              </p>
+            ) : (
+              <p data-testid="preview-affected">{r.kind === "SELECT" ? `${plural(r.after.length, "row")} sampled` : `${plural(r.rowsAffected, "row")} affected`}</p>
+            )}
+            {r.sampleNote && <p class="muted">{r.sampleNote}</p>}
+            {r.before.length > 0 && <Sample title="Before" testid="preview-before" columns={r.columns} rows={r.before} />}
+            {r.after.length > 0 && <Sample title={r.kind === "SELECT" ? "First rows" : r.kind === "INSERT" ? "Inserted" : "After"} testid="preview-after" columns={r.columns} rows={r.after} />}
+            {r.plan && (
+              <details>
+                <summary>Plan{r.plan.fullScans.length ? ` (full scans: ${r.plan.fullScans.join(", ")})` : ""}</summary>
+                <PlanNodes nodes={r.plan.nodes} />
+              </details>
+            )}
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+function Sample({ title, testid, columns, rows }: { title: string; testid: string; columns: Column[]; rows: Row[] }) {
+  return (
+    <div class="scroll-x">
+      <table class="grid sample" data-testid={testid}>
+        <caption>{title}</caption>
+        <thead>
+          <tr>
+            {columns.map((c, i) => (
+              <th scope="col" key={i}>
+                {c.name}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((row, ri) => (
+            <tr key={ri}>
+              {row.map((v, ci) => (
+                <td key={ci} class={`cell ${cellKind(v)}`}>
+                  {cellText(v)}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 

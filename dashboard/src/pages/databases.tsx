@@ -1,14 +1,21 @@
 /**
- * Databases: the list (polled every 3 s; the lifecycle event stream does not exist yet),
- * a filter over name, backend and labels, spawn and prune (with a dialog naming the database).
+ * Databases: the list, kept current by the lifecycle event stream (see live.ts; polling only
+ * when the stream keeps failing), a filter over name, backend and labels, spawn (with TTL and
+ * idle TTL) and prune (with a dialog naming the database).
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { Backend, type Database } from "@dbforge/sdk/web";
-import { backendName, bytesText, errorText, statusName, timeText } from "../format";
+import { backendName, bytesText, durationText, errorText, parseDuration, statusName, timeText } from "../format";
+import { keepListed, type LiveList, type LiveMode } from "../live";
 import { href } from "../router";
 import { mayCreate, type Session } from "../session";
 
-const POLL_MS = 3000;
+const MODE_TEXT: Record<LiveMode, string> = {
+  connecting: "Connecting to live updates…",
+  live: "Live",
+  reconnecting: "Reconnecting…",
+  polling: "Live updates unavailable: polling every 3 s",
+};
 
 export function parseLabels(text: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -39,43 +46,25 @@ export function DatabasesPage({ session }: { session: Session }) {
   const [error, setError] = useState("");
   const [filter, setFilter] = useState("");
   const [pruning, setPruning] = useState<string | null>(null);
-  const [tick, setTick] = useState(0);
+  const [mode, setMode] = useState<{ mode: LiveMode; detail: string }>({ mode: "connecting", detail: "" });
+  const live = useRef<LiveList | null>(null);
 
   useEffect(() => {
-    let live = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let loading = false;
-    const load = async () => {
-      // A hidden tab does not poll; it refreshes when shown again (visibilitychange below).
-      if (document.hidden || loading) return;
-      clearTimeout(timer);
-      loading = true;
-      try {
-        const list = await client.listDatabases();
-        if (!live) return;
-        setDbs(list);
-        setError("");
-      } catch (e) {
-        if (live) setError(errorText(e));
-      }
-      loading = false;
-      if (live) timer = setTimeout(load, POLL_MS);
-    };
-    void load();
-    const onVisible = () => void load();
-    document.addEventListener("visibilitychange", onVisible);
-    return () => {
-      live = false;
-      clearTimeout(timer);
-      document.removeEventListener("visibilitychange", onVisible);
-    };
-  }, [client, tick]);
+    const l = keepListed(client, {
+      list: setDbs,
+      mode: (m, detail) => setMode({ mode: m, detail }),
+      error: setError,
+    });
+    live.current = l;
+    return () => l.stop();
+  }, [client]);
+  const refresh = () => void live.current?.refresh();
 
   const shown = (dbs ?? []).filter((d) => matches(d, filter));
   return (
     <section aria-labelledby="dbs-title">
       <h1 id="dbs-title">Databases</h1>
-      {mayCreate(me) && <SpawnForm session={session} onSpawned={() => setTick((t) => t + 1)} />}
+      {mayCreate(me) && <SpawnForm session={session} onSpawned={refresh} />}
       <div class="toolbar">
         <label for="db-filter">Filter</label>
         <input
@@ -87,6 +76,14 @@ export function DatabasesPage({ session }: { session: Session }) {
         />
         <span role="status" class="muted">
           {dbs === null ? "Loading…" : `${shown.length} of ${dbs.length}`}
+        </span>
+        <span
+          class={`live live-${mode.mode}`}
+          data-testid="live-status"
+          data-mode={mode.mode}
+          title={mode.detail ? `Last stream error: ${mode.detail}` : undefined}
+        >
+          {MODE_TEXT[mode.mode]}
         </span>
       </div>
       {error && (
@@ -106,6 +103,7 @@ export function DatabasesPage({ session }: { session: Session }) {
               </th>
               <th scope="col">Created</th>
               <th scope="col">Last access</th>
+              <th scope="col">Lifecycle</th>
               <th scope="col">Labels</th>
               <th scope="col">
                 <span class="sr-only">Actions</span>
@@ -125,6 +123,7 @@ export function DatabasesPage({ session }: { session: Session }) {
                 <td class="num">{bytesText(d.sizeBytes)}</td>
                 <td>{timeText(d.createdAt)}</td>
                 <td>{timeText(d.lastAccessedAt)}</td>
+                <td data-testid="lifecycle">{lifecycleText(d)}</td>
                 <td>
                   {Object.entries(d.labels).map(([k, v]) => (
                     <span class="label" key={k}>
@@ -151,7 +150,7 @@ export function DatabasesPage({ session }: { session: Session }) {
           name={pruning}
           onClose={(pruned) => {
             setPruning(null);
-            if (pruned) setTick((t) => t + 1);
+            if (pruned) refresh();
           }}
         />
       )}
@@ -163,6 +162,8 @@ function SpawnForm({ session, onSpawned }: { session: Session; onSpawned: () => 
   const [name, setName] = useState("");
   const [backend, setBackend] = useState<Backend>(Backend.SQLITE);
   const [labels, setLabels] = useState("");
+  const [ttl, setTtl] = useState("");
+  const [idleTtl, setIdleTtl] = useState("");
   const [msg, setMsg] = useState<{ ok: boolean; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
   const submit = async (e: Event) => {
@@ -170,9 +171,13 @@ function SpawnForm({ session, onSpawned }: { session: Session; onSpawned: () => 
     setBusy(true);
     setMsg(null);
     try {
-      const r = await session.client.createDatabase(name.trim(), { backend, labels: parseLabels(labels) });
+      const ttlMs = fieldDuration("TTL", ttl);
+      const idleTtlMs = fieldDuration("Idle TTL", idleTtl);
+      const r = await session.client.createDatabase(name.trim(), { backend, labels: parseLabels(labels), ttlMs, idleTtlMs });
       setMsg({ ok: true, text: `Spawned ${r.database.name} (${backendName(r.database.backend)})` });
       setName("");
+      setTtl("");
+      setIdleTtl("");
       onSpawned();
     } catch (err) {
       setMsg({ ok: false, text: errorText(err) });
@@ -204,6 +209,31 @@ function SpawnForm({ session, onSpawned }: { session: Session; onSpawned: () => 
           onInput={(e) => setLabels((e.target as HTMLInputElement).value)}
         />
       </div>
+      <div class="field">
+        <label for="spawn-ttl">TTL</label>
+        <input
+          id="spawn-ttl"
+          class="short"
+          placeholder="none, or 2h"
+          aria-describedby="spawn-ttl-help"
+          value={ttl}
+          onInput={(e) => setTtl((e.target as HTMLInputElement).value)}
+        />
+      </div>
+      <div class="field">
+        <label for="spawn-idle">Idle TTL</label>
+        <input
+          id="spawn-idle"
+          class="short"
+          placeholder="none, or 30m"
+          aria-describedby="spawn-ttl-help"
+          value={idleTtl}
+          onInput={(e) => setIdleTtl((e.target as HTMLInputElement).value)}
+        />
+      </div>
+      <p id="spawn-ttl-help" class="muted help">
+        TTL: pruned this long after spawning. Idle TTL: pruned after this long without queries. Units s, m, h, d.
+      </p>
       <button type="submit" disabled={busy}>
         {busy ? "Spawning…" : "Spawn"}
       </button>
@@ -214,6 +244,22 @@ function SpawnForm({ session, onSpawned }: { session: Session; onSpawned: () => 
       )}
     </form>
   );
+}
+
+function fieldDuration(field: string, text: string): number | undefined {
+  try {
+    return parseDuration(text);
+  } catch (e) {
+    throw new Error(`${field}: ${errorText(e)}`);
+  }
+}
+
+/** When the gateway prunes it: its TTL's end and its idle TTL. */
+function lifecycleText(d: Database): string {
+  const parts: string[] = [];
+  if (d.expireAt) parts.push(`expires ${timeText(d.expireAt)}`);
+  if (d.idleTtlMs !== undefined) parts.push(`idle ${durationText(d.idleTtlMs)}`);
+  return parts.join(", ") || "—";
 }
 
 function PruneDialog({ session, name, onClose }: { session: Session; name: string; onClose: (pruned: boolean) => void }) {

@@ -115,9 +115,13 @@ function TableCard({ t }: { t: TableSchema }) {
                 <th scope="row">{c.name}</th>
                 <td class="code">{c.declaredType}</td>
                 <td>{c.nullable ? "yes" : "no"}</td>
-                <td>
+                <td class="keys">
                   {c.primaryKey && <span class="badge">PK</span>}
-                  {fk && <span class="badge">FK → {fk.referencedTable}</span>}
+                  {fk && (
+                    <span class="badge" title={`references ${fk.referencedTable} (${fk.referencedColumns.join(", ")})`}>
+                      FK → {fk.referencedTable}
+                    </span>
+                  )}
                   {c.autoIncrement && <span class="badge">auto</span>}
                 </td>
                 <td class="code">{c.defaultExpression ?? ""}</td>

@@ -414,6 +414,67 @@ async fn exports_refuse_writing_statements_on_every_engine() {
     }
 }
 
+/// The dashboard's console exports a Redis command's reply through ExportQuery: a read
+/// command's rows come out in every format, as the result table shows them.
+#[tokio::test]
+async fn redis_exports_a_read_commands_reply_in_every_format() {
+    let Some(url) = redis_url().await else {
+        return;
+    };
+    let s = secured(Backend::Redis, Some(url)).await;
+    let admin = as_key(&s, ADMIN).await;
+    let db = unique("export-kv-read");
+    admin
+        .create_database(&db, CreateOptions::default().backend(Backend::Redis))
+        .await
+        .expect("create");
+    admin
+        .execute(&db, "HSET user:1 name Ada lang en", &[])
+        .await
+        .expect("hset");
+    admin
+        .execute(&db, "SET greeting \"hello, world\"", &[])
+        .await
+        .expect("set");
+    let export = |line: &'static str, format: ExportFormat| {
+        let admin = admin.clone();
+        let db = db.clone();
+        async move {
+            let e = admin
+                .export_query(&db, line, &[], ExportOptions::new(format))
+                .await
+                .expect(line);
+            String::from_utf8(e.bytes().await.expect(line)).expect("UTF-8")
+        }
+    };
+    // One value: a `value` column; the comma is quoted in CSV.
+    assert_eq!(
+        export("GET greeting", ExportFormat::Csv).await,
+        "value\r\n\"hello, world\"\r\n"
+    );
+    assert_eq!(
+        export("GET greeting", ExportFormat::Json).await,
+        "[\n{\"value\":\"hello, world\"}\n]\n"
+    );
+    // A hash: field and value columns, one row per field.
+    let csv = export("HGETALL user:1", ExportFormat::Csv).await;
+    let mut lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.remove(0), "field,value");
+    lines.sort_unstable();
+    assert_eq!(lines, ["lang,en", "name,Ada"]);
+    let ndjson = export("HGETALL user:1", ExportFormat::Ndjson).await;
+    let mut records: Vec<&str> = ndjson.lines().collect();
+    records.sort_unstable();
+    assert_eq!(
+        records,
+        [
+            r#"{"field":"lang","value":"en"}"#,
+            r#"{"field":"name","value":"Ada"}"#
+        ]
+    );
+    admin.delete_database(&db).await.expect("delete");
+}
+
 #[tokio::test]
 async fn redis_exports_refuse_writing_commands() {
     let Some(url) = redis_url().await else {
