@@ -4,14 +4,18 @@
 //!
 //! # Dump order
 //!
-//! Functions (with `SET LOCAL check_function_bodies = false`, so bodies may name tables created
-//! later), free-standing sequences, tables with their columns, defaults, identity, `NOT NULL`,
+//! User-defined types (enums, domains with their defaults and checks, composite types; in
+//! creation order, so each comes after the types it is built on), functions (with
+//! `SET LOCAL check_function_bodies = false`, so bodies may name tables created later),
+//! free-standing sequences, tables with their columns, defaults, identity, `NOT NULL`,
 //! primary key, `UNIQUE`, `CHECK` and exclusion constraints, `ALTER SEQUENCE … OWNED BY`, the
 //! rows as batched `INSERT`s, `setval` for every sequence (identity ones included), foreign
 //! keys (after the rows, so their order does not matter), views and materialized views in
 //! dependency order, the remaining indexes, and triggers. Every statement ends with `;` and a
 //! newline. Not dumped: column collations, view options, comments, grants, partitioned tables'
-//! partitioning, and objects outside the database's schema.
+//! partitioning, range and base types. A database with tables, views or sequences in another
+//! schema is refused (FAILED_PRECONDITION naming the schemas) rather than dumped in part: a
+//! backup that silently leaves data out would only be found out at restore time.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -105,6 +109,40 @@ fn action(code: &str) -> String {
     }
     .into()
 }
+
+/// The database's user-defined types that a dump recreates: name, `typtype`, the body (enum
+/// labels as literals, a domain's base type, a composite's attribute list), a domain's NOT NULL,
+/// default and CHECK constraints. Oid order is creation order: a domain over an enum or a
+/// composite of domains comes after what it uses.
+const TYPES: &str = "SELECT t.typname::text, t.typtype::text, \
+     CASE t.typtype \
+       WHEN 'e' THEN (SELECT coalesce(string_agg(quote_literal(e.enumlabel), ', ' \
+         ORDER BY e.enumsortorder), '') FROM pg_enum e WHERE e.enumtypid = t.oid) \
+       WHEN 'd' THEN format_type(t.typbasetype, t.typtypmod) \
+       ELSE (SELECT coalesce(string_agg(quote_ident(a.attname) || ' ' \
+         || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum), '') \
+         FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 \
+         AND NOT a.attisdropped) END, \
+     t.typnotnull, t.typdefault, \
+     (SELECT string_agg('CONSTRAINT ' || quote_ident(c.conname) || ' ' \
+       || pg_get_constraintdef(c.oid), ' ' ORDER BY c.conname) \
+      FROM pg_constraint c WHERE c.contypid = t.oid AND c.contype = 'c') \
+     FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+     WHERE n.nspname = current_schema() \
+     AND (t.typtype IN ('e', 'd') \
+       OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')) \
+     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e') \
+     ORDER BY t.oid";
+
+/// Schemas other than the database's own that hold tables, views or sequences, with how many:
+/// what a dump of the database's schema would leave out.
+const OTHER_SCHEMAS: &str = "SELECT n.nspname::text, count(*)::int8 \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname <> current_schema() \
+     AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
+     AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%' \
+     AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') \
+     GROUP BY n.nspname ORDER BY n.nspname";
 
 const RELATIONS: &str = "SELECT c.oid::int8, c.relname::text, c.relkind::text, c.reltuples::float8, \
      CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) ELSE '' END \
@@ -522,8 +560,13 @@ async fn dump(
 ) -> Result<()> {
     // Every catalog read and every table read below sees the same snapshot: the caller's
     // read-only transaction is REPEATABLE READ (see `Control::BeginReadOnly`).
+    refuse_other_schemas(conn).await?;
     out.write(&dump_header("PostgreSQL", schema_only)).await?;
     let rels = load(conn, None).await?;
+
+    for t in query_rows(conn, TYPES, vec![]).await? {
+        out.statement(&create_type(&t)).await?;
+    }
 
     let functions = query_rows(
         conn,
@@ -685,6 +728,48 @@ async fn dump(
         out.statement(&text(&t[0])).await?;
     }
     Ok(())
+}
+
+/// FAILED_PRECONDITION when relations live outside the database's own schema: the dump (and so
+/// a backup, or a fork that falls back to one) covers that schema only.
+async fn refuse_other_schemas(conn: &mut PgConn) -> Result<()> {
+    let others = query_rows(conn, OTHER_SCHEMAS, vec![]).await?;
+    if others.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<String> = others
+        .iter()
+        .map(|r| format!("{} ({})", text(&r[0]), int(&r[1]).unwrap_or_default()))
+        .collect();
+    Err(Error::FailedPrecondition(format!(
+        "the database has tables, views or sequences outside its own schema, which a dump \
+         does not carry: {}; move them into the database's schema, or copy the whole \
+         database with ForkDatabase",
+        listed.join(", ")
+    )))
+}
+
+/// The `CREATE TYPE` / `CREATE DOMAIN` of one row of [`TYPES`].
+fn create_type(t: &[Value]) -> String {
+    let (name, body) = (q(&text(&t[0])), text(&t[2]));
+    match text(&t[1]).as_str() {
+        "e" => format!("CREATE TYPE {name} AS ENUM ({body})"),
+        "d" => {
+            let mut sql = format!("CREATE DOMAIN {name} AS {body}");
+            if let Some(default) = opt_text(&t[4]) {
+                sql.push_str(&format!(" DEFAULT {default}"));
+            }
+            if matches!(t[3], Value::Bool(true)) {
+                sql.push_str(" NOT NULL");
+            }
+            if let Some(checks) = opt_text(&t[5]) {
+                sql.push(' ');
+                sql.push_str(&checks);
+            }
+            sql
+        }
+        _ => format!("CREATE TYPE {name} AS ({body})"),
+    }
 }
 
 /// `ALTER TABLE … ADD CONSTRAINT` for the constraints of `tables` that `pick` chooses.

@@ -1398,6 +1398,61 @@ async fn schema_explain_and_dump_round_trip() {
     dst.drop_in(&b).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dumps_carry_user_types_and_refuse_other_schemas() {
+    let _lock = server_lock(false).await;
+    let Some(b) = backend().await else { return };
+    let src = Db::new(&b, "types-src").await;
+    for sql in [
+        "CREATE TYPE mood AS ENUM ('happy', 'it''s sad')",
+        "CREATE DOMAIN cents AS integer DEFAULT 1 NOT NULL CONSTRAINT positive CHECK (VALUE > 0)",
+        "CREATE DOMAIN feeling AS mood",
+        "CREATE TYPE pair AS (a cents, \"B c\" text)",
+        "CREATE TABLE typed (id int PRIMARY KEY, m feeling, p cents, pr pair)",
+        "INSERT INTO typed VALUES (1, 'it''s sad', 5, ROW(2, 'x')), (2, NULL, 7, NULL)",
+    ] {
+        src.ok(sql).await;
+    }
+    let dump = src.dump_text().await;
+    let dst = Db::new(&b, "types-dst").await;
+    dst.replay(crate::backend::BackendKind::Postgres, &dump)
+        .await;
+    let sql = "SELECT id, m::text, p, pr::text FROM typed ORDER BY id";
+    assert_eq!(src.ok(sql).await.rows, dst.ok(sql).await.rows);
+    // The domain came back with its default and its rules.
+    dst.ok("INSERT INTO typed (id) VALUES (3)").await;
+    assert_eq!(
+        dst.scalar("SELECT p FROM typed WHERE id = 3").await,
+        Value::Int(1)
+    );
+    assert_eq!(
+        kind_of(
+            dst.exec("INSERT INTO typed (id, p) VALUES (4, 0)", vec![])
+                .await
+        ),
+        QueryErrorKind::Check
+    );
+    assert_eq!(
+        dst.scalar("SELECT enum_range(NULL::mood)::text").await,
+        Value::Text("{happy,\"it's sad\"}".into())
+    );
+
+    // A table in another schema would be left out: the dump says so instead.
+    src.ok("CREATE SCHEMA side").await;
+    src.ok("CREATE TABLE side.kept (v int)").await;
+    for err in [
+        src.db.dump(false, limits()).await.err(),
+        src.db.backup_dump(limits()).await.err(),
+    ] {
+        match err {
+            Some(Error::FailedPrecondition(m)) => assert!(m.contains("side (1)"), "{m}"),
+            other => panic!("expected FAILED_PRECONDITION, got {other:?}"),
+        }
+    }
+    src.drop_in(&b).await;
+    dst.drop_in(&b).await;
+}
+
 /// Read-only access through the database's read-only role.
 fn read_only() -> StatementLimits {
     StatementLimits {
