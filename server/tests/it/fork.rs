@@ -207,6 +207,14 @@ async fn postgres_forks_use_the_source_as_a_template_unless_it_is_in_use() {
         .await
         .expect("insert");
     let dumped = unique("fkpgd");
+    // A dump carries the database's own schema only, so with a table in `extra` the
+    // fallback refuses rather than fork in part.
+    let refused = c
+        .fork_database(&src, &dumped, ForkOptions::default())
+        .await
+        .map(drop);
+    assert_code(refused, Code::FailedPrecondition, "extra (1)");
+    exec(c, &src, "DROP SCHEMA extra CASCADE").await;
     assert_eq!(fork(c, &src, &dumped).await.method, "dump-replay");
     tx.rollback().await.expect("rollback");
     assert_eq!(
@@ -214,9 +222,11 @@ async fn postgres_forks_use_the_source_as_a_template_unless_it_is_in_use() {
         ids_and_values(&[(1, "a"), (2, "b")]),
         "the uncommitted row is not in the fork"
     );
-    // (The dump carries what DumpDatabase does, the public schema's tables, sequences, views
-    // and triggers; other schemas, enum types and plain functions are the template copy's
-    // alone.)
+    // The dump carries what DumpDatabase does: types and functions come along.
+    assert_eq!(
+        rows(c, &dumped, "SELECT twice(21), 'bad'::mood::text").await,
+        vec![vec![Value::Int(42), Value::Text("bad".into())]]
+    );
     exec(c, &dumped, "INSERT INTO t (v) VALUES ('d')").await;
     // Pruning the source leaves both forks working.
     c.delete_database(&src).await.expect("delete source");

@@ -743,8 +743,8 @@ async fn refuse_other_schemas(conn: &mut PgConn) -> Result<()> {
         .collect();
     Err(Error::FailedPrecondition(format!(
         "the database has tables, views or sequences outside its own schema, which a dump \
-         does not carry: {}; move them into the database's schema, or copy the whole \
-         database with ForkDatabase",
+         does not carry: {}; move them into the database's schema (only a ForkDatabase \
+         that uses the engine's TEMPLATE copy carries other schemas)",
         listed.join(", ")
     )))
 }
