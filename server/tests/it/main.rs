@@ -13,6 +13,7 @@ mod errors;
 mod fork;
 mod harness;
 mod healing;
+mod interrupted;
 mod lifecycle;
 mod limits;
 mod mcp;
