@@ -37,6 +37,10 @@ struct ProxyState {
     blackhole: AtomicBool,
     /// Connections the gateway closed itself.
     closed_by_client: AtomicUsize,
+    /// Forwarding connections open now, by id.
+    open: Mutex<std::collections::BTreeSet<usize>>,
+    /// The next connection's id.
+    next_id: AtomicUsize,
 }
 
 /// A loopback TCP proxy in front of a real server; see the module docs.
@@ -110,6 +114,11 @@ impl Proxy {
     fn closed_by_client(&self) -> usize {
         self.state.closed_by_client.load(Ordering::SeqCst)
     }
+
+    /// The ids of the forwarding connections open now.
+    fn open_connections(&self) -> std::collections::BTreeSet<usize> {
+        self.state.open.lock().expect("open").clone()
+    }
 }
 
 impl Drop for Proxy {
@@ -130,6 +139,10 @@ async fn pipe(mut down: TcpStream, target: String, state: Arc<ProxyState>) {
     let Ok(mut up) = TcpStream::connect(&target).await else {
         return;
     };
+    let id = state.next_id.fetch_add(1, Ordering::SeqCst);
+    state.open.lock().expect("open").insert(id);
+    // Whichever way the connection ends (either side, or the task aborted), it is no longer open.
+    let _gone = Gone(Arc::clone(&state), id);
     let (mut dr, mut dw) = down.split();
     let (mut ur, mut uw) = up.split();
     let to_server = async {
@@ -167,6 +180,16 @@ async fn pipe(mut down: TcpStream, target: String, state: Arc<ProxyState>) {
     tokio::select! {
         () = to_server => {}
         () = to_client => {}
+    }
+}
+
+struct Gone(Arc<ProxyState>, usize);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.0.open.lock() {
+            open.remove(&self.1);
+        }
     }
 }
 
@@ -392,6 +415,9 @@ async fn stops_answering(backend: Backend, url: String) {
         .expect("watch");
 
     let closed_before = proxy.closed_by_client();
+    // Every connection the gateway has to the server now, the one the next call uses included.
+    let before = proxy.open_connections();
+    assert!(!before.is_empty());
     proxy.blackhole();
     let started = Instant::now();
     let err = read(&c, &e, &db).await.expect_err("no answer");
@@ -429,6 +455,13 @@ async fn stops_answering(backend: Backend, url: String) {
     assert_eq!(
         read(&c, &e, &db).await.expect("read on a new connection"),
         e.expect
+    );
+    // None of the connections from before the hang was kept: the call ran on a new one.
+    let still = proxy.open_connections();
+    assert!(
+        before.is_disjoint(&still),
+        "connections from before the hang still open: {:?}",
+        before.intersection(&still).collect::<Vec<_>>()
     );
     c.delete_database(&db).await.expect("delete");
 }
