@@ -276,3 +276,39 @@ impl Forge {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_run_that_did_not_end_cleanly_is_reported_unclean() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert!(!begin_run(dir.path()).expect("first run"), "a new data dir");
+        end_run(dir.path());
+        assert!(!dir.path().join(RUNNING_MARKER).exists());
+        assert!(!begin_run(dir.path()).expect("after a clean end"));
+        // Killed: no end_run.
+        assert!(begin_run(dir.path()).expect("after a crash"));
+        // Ending twice (or without the marker) is harmless.
+        end_run(dir.path());
+        end_run(dir.path());
+    }
+
+    #[test]
+    fn a_damaged_database_says_what_happened_and_what_to_do() {
+        let d = Damage {
+            quarantined: "/data/sqlite/quarantine/a.1.sqlite.2".into(),
+            problem: "file is not a database".into(),
+        };
+        let Error::FailedPrecondition(msg) = d.error("a") else {
+            panic!("FAILED_PRECONDITION");
+        };
+        assert!(msg.contains("file is not a database"), "{msg}");
+        assert!(
+            msg.contains("/data/sqlite/quarantine/a.1.sqlite.2"),
+            "{msg}"
+        );
+        assert!(msg.contains("RestoreBackup"), "{msg}");
+    }
+}
