@@ -19,4 +19,7 @@ ENV DBFORGE_LISTEN=0.0.0.0:50051 \
     DBFORGE_LOG_FORMAT=json
 VOLUME ["/var/lib/dbforge"]
 EXPOSE 50051
+# grpc.health.v1.Health/Check on DBFORGE_LISTEN (loopback for 0.0.0.0), by the binary itself.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/usr/local/bin/dbforge-server", "--health-check"]
 ENTRYPOINT ["/usr/local/bin/dbforge-server"]

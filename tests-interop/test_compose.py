@@ -127,7 +127,18 @@ def test_the_published_port_and_health_check_are_the_listen_port() -> None:
     port = gateway_env()["DBFORGE_LISTEN"].rsplit(":", 1)[1]
     assert GATEWAY["ports"] == [f"{port}:{port}"]
     assert dockerfile()["EXPOSE"] == [port]
-    assert f"/dev/tcp/127.0.0.1/{port}" in " ".join(GATEWAY["healthcheck"]["test"])
+    # The health check asks grpc.health.v1 through the binary, which reads DBFORGE_LISTEN (the
+    # published port) from the same environment; the image's HEALTHCHECK does the same.
+    assert GATEWAY["healthcheck"]["test"] == [
+        "CMD",
+        "/usr/local/bin/dbforge-server",
+        "--health-check",
+    ]
+    help_text = subprocess.run([str(server_binary()), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--health-check" in help_text
+    healthcheck = dockerfile()["HEALTHCHECK"][0]
+    assert healthcheck.endswith('CMD ["/usr/local/bin/dbforge-server", "--health-check"]'), healthcheck
+    assert GATEWAY["restart"] == "unless-stopped"
 
 
 def test_backend_urls_name_the_services_and_their_credentials() -> None:

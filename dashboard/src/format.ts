@@ -57,6 +57,8 @@ export function statusName(s: DatabaseStatus): string {
       return "ready";
     case DatabaseStatus.UNAVAILABLE:
       return "unavailable";
+    case DatabaseStatus.DAMAGED:
+      return "damaged";
     default:
       return "unknown";
   }

@@ -229,6 +229,16 @@ pub struct Config {
     #[arg(long, env = "DBFORGE_PRUNE_INTERVAL", value_parser = humantime::parse_duration,
           default_value = duration_text(defaults::PRUNE_INTERVAL))]
     pub prune_interval: Duration,
+    /// Instead of serving: ask the gateway listening on `--listen` (on loopback when that is
+    /// a wildcard address) whether it serves, through `grpc.health.v1.Health/Check`, and exit
+    /// 0 when it does, 1 otherwise (the container health check). Plaintext only.
+    #[arg(long)]
+    pub health_check: bool,
+    /// Restore a SQLite database found damaged at start-up (after an unclean shutdown) from
+    /// its newest completed backup, at once. Off: it stays DAMAGED (quarantined) until an
+    /// owner restores or deletes it.
+    #[arg(long, env = "DBFORGE_RESTORE_DAMAGED")]
+    pub restore_damaged: bool,
     /// The clock lifecycles are decided on; `None`: the system's. Not a flag: tests set a
     /// manual clock here.
     #[arg(skip)]
@@ -402,6 +412,7 @@ impl Config {
             prune_interval: self.prune_interval,
             clock: self.clock.clone().unwrap_or_else(clock::system),
             prune_trigger: self.prune_trigger.clone(),
+            restore_damaged: self.restore_damaged,
         }
     }
 

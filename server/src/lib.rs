@@ -27,3 +27,4 @@ pub mod mcp;
 pub mod metrics;
 pub mod pb;
 pub mod server;
+pub mod supervisor;

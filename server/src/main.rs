@@ -1,6 +1,6 @@
 //! `dbforge-server`: load config, init tracing, serve until SIGINT or SIGTERM.
 
-use std::io::IsTerminal;
+use std::{io::IsTerminal, time::Duration};
 
 use clap::Parser;
 use dbforge_server::{
@@ -24,6 +24,16 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve() -> Result<(), BoxError> {
     let cfg = Config::parse();
+    if cfg.health_check {
+        // A health probe prints one line and says nothing else (no logs).
+        return match dbforge_server::supervisor::probe(cfg.listen, Duration::from_secs(3)).await {
+            Ok(()) => {
+                println!("SERVING");
+                Ok(())
+            }
+            Err(why) => Err(why.into()),
+        };
+    }
     let filter = EnvFilter::try_new(&cfg.log)?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)

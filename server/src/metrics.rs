@@ -48,3 +48,9 @@ pub const FORK_DURATION_SECONDS: &str = "dbforge_fork_duration_seconds";
 /// `outcome` (`pruned`; `backup_failed` when the final backup failed and the database was
 /// kept; `failed` when dropping it failed).
 pub const PRUNES_TOTAL: &str = "dbforge_prunes_total";
+/// Counter: changes of a database server's availability, by `backend` and `to`
+/// (`unavailable`, `recovered`); see `core/health.rs`.
+pub const AVAILABILITY_CHANGES_TOTAL: &str = "dbforge_availability_changes_total";
+/// Counter: SQLite files found damaged at start-up and quarantined, by `outcome`
+/// (`quarantined`, `restored`, `restore_failed`); see `core/damage.rs`.
+pub const DAMAGED_TOTAL: &str = "dbforge_damaged_total";

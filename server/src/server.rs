@@ -36,7 +36,11 @@ use crate::{
         sqlite::SqliteBackend,
     },
     config::Config,
-    core::{access::Keyring, forge::Forge},
+    core::{
+        access::Keyring,
+        forge::Forge,
+        health::{self, AvailabilityWatch},
+    },
     pb::{
         self, access_service_server::AccessServiceServer,
         backup_service_server::BackupServiceServer, database_service_server::DatabaseServiceServer,
@@ -159,12 +163,16 @@ pub async fn run(
     // One health entry per backend (`dbforge.backend.<name>`), NOT_SERVING while it is down.
     let mut health_state = Vec::new();
     update_backend_health(&reporter, &forge, &mut health_state).await;
+    // The same look publishes `unavailable` / `recovered` events (core/health.rs).
+    let mut availability = AvailabilityWatch::new();
+    availability.tick(&forge).await;
     let health_task = tokio::spawn({
         let (reporter, forge) = (reporter.clone(), forge.clone());
         async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(health::WATCH_EVERY).await;
                 update_backend_health(&reporter, &forge, &mut health_state).await;
+                availability.tick(&forge).await;
             }
         }
     });
@@ -256,6 +264,7 @@ pub async fn run(
         .add_routes(Routes::from(app))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
+            crate::supervisor::stopping();
             // Open MCP event streams would otherwise hold the graceful shutdown until the grace.
             mcp_stop.cancel();
             signalled.notify_one();
@@ -263,6 +272,8 @@ pub async fn run(
     // Graceful shutdown waits for clients to finish their calls and close; one that never does
     // must not keep the server (and its databases) open forever.
     let grace = cfg.shutdown_grace;
+    // The listener is bound and the routes are built: calls are served from here on.
+    crate::supervisor::ready(addr);
     let served = tokio::select! {
         served = serve => served,
         () = async {

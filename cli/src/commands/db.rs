@@ -463,6 +463,7 @@ fn event_name(k: DatabaseEventType) -> &'static str {
         DatabaseEventType::QuotaCleared => "quota_cleared",
         DatabaseEventType::Unavailable => "unavailable",
         DatabaseEventType::Recovered => "recovered",
+        DatabaseEventType::Damaged => "damaged",
         DatabaseEventType::Unspecified => "unknown",
     }
 }

@@ -328,6 +328,7 @@ pub fn status_name(s: DatabaseStatus) -> &'static str {
         DatabaseStatus::Ready => "ready",
         DatabaseStatus::Unavailable => "unavailable",
         DatabaseStatus::Deleting => "deleting",
+        DatabaseStatus::Damaged => "damaged",
     }
 }
 

@@ -57,6 +57,9 @@ class DatabaseStatus(enum.IntEnum):
     READY = 2
     UNAVAILABLE = 3
     DELETING = 4
+    #: A SQLite file that failed its integrity check after an unclean shutdown: quarantined,
+    #: refused to calls (FAILED_PRECONDITION) until restored from a backup or deleted.
+    DAMAGED = 5
 
 
 class ValueKind(enum.IntEnum):
@@ -211,10 +214,12 @@ class DatabaseEventType(enum.IntEnum):
     QUOTA_EXCEEDED = 8
     #: Reserved: not emitted yet.
     QUOTA_CLEARED = 9
-    #: Reserved: not emitted yet.
+    #: Its engine's server stopped answering (``cause`` says why).
     UNAVAILABLE = 10
-    #: Reserved: not emitted yet.
+    #: Its engine's server answers again (``cause``: ``down_for=<duration>``).
     RECOVERED = 11
+    #: Its SQLite file failed its integrity check and was quarantined.
+    DAMAGED = 12
 
 
 @dataclass(frozen=True)

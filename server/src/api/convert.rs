@@ -523,6 +523,7 @@ impl From<DatabaseInfo> for pb::Database {
             status: match status {
                 DatabaseStatus::Ready => pb::DatabaseStatus::Ready,
                 DatabaseStatus::Unavailable => pb::DatabaseStatus::Unavailable,
+                DatabaseStatus::Damaged => pb::DatabaseStatus::Damaged,
             } as i32,
             created_at: Some(timestamp(created_ms)),
             last_accessed_at: Some(timestamp(last_accessed_ms)),

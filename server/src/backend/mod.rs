@@ -149,6 +149,11 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     fn available(&self) -> bool {
         true
     }
+    /// Why the engine cannot be reached right now (the [`Error::Unavailable`] its calls fail
+    /// with), or `Ok` while [`available`](Self::available). Cached like it.
+    fn availability(&self) -> Result<()> {
+        Ok(())
+    }
     /// Whether [`StatementLimits::read_only`] is enforced by the engine itself (read-only
     /// connections, read-only transactions, a role without write privileges). A backend that
     /// cannot enforce it keeps the default `false`, and the core refuses read-only grants on it
@@ -166,6 +171,23 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         let _ = (source, db);
         Err(Error::Unsupported {
             operation: "CreateCopy",
+            backend: self.kind().as_str(),
+        })
+    }
+    /// File engines: checks the storage of `db` (SQLite: `PRAGMA quick_check`). `Some` names
+    /// the first problem found (a missing file is one); `None` means it is sound. An error
+    /// means it could not be checked, which says nothing about the file. Other engines keep
+    /// the default: their servers look after their own storage.
+    async fn check_integrity(&self, db: &Provisioned) -> Result<Option<String>> {
+        let _ = db;
+        Ok(None)
+    }
+    /// File engines: moves the storage of `db` aside, never deleting it, and returns where it
+    /// went. The database must be closed.
+    async fn quarantine(&self, db: &Provisioned) -> Result<String> {
+        let _ = db;
+        Err(Error::Unsupported {
+            operation: "Quarantine",
             backend: self.kind().as_str(),
         })
     }

@@ -1,5 +1,5 @@
 //! Lifecycle events (WatchDatabases): created, deleted, forked, expired, pruned for idleness,
-//! backed up, restored.
+//! backed up, restored, unavailable, recovered, damaged.
 //!
 //! Guarantees, and what each rests on:
 //!
@@ -66,6 +66,12 @@ pub enum EventKind {
     BackedUp,
     /// Restored from a backup.
     Restored,
+    /// Its engine's server stopped answering ([`super::health`]).
+    Unavailable,
+    /// Its engine's server answers again.
+    Recovered,
+    /// Its SQLite file failed its integrity check and was quarantined ([`super::damage`]).
+    Damaged,
 }
 
 impl EventKind {
@@ -79,6 +85,9 @@ impl EventKind {
             EventKind::PrunedIdle => "pruned_idle",
             EventKind::BackedUp => "backed_up",
             EventKind::Restored => "restored",
+            EventKind::Unavailable => "unavailable",
+            EventKind::Recovered => "recovered",
+            EventKind::Damaged => "damaged",
         }
     }
 
@@ -92,6 +101,9 @@ impl EventKind {
             "pruned_idle" => EventKind::PrunedIdle,
             "backed_up" => EventKind::BackedUp,
             "restored" => EventKind::Restored,
+            "unavailable" => EventKind::Unavailable,
+            "recovered" => EventKind::Recovered,
+            "damaged" => EventKind::Damaged,
             _ => return None,
         })
     }

@@ -20,6 +20,7 @@ use super::{
     backup::{BackupConfig, Backups},
     catalog::Catalog,
     clock::SharedClock,
+    damage,
     error::{Error, Result},
     events::{EventKind, Events, Subject},
     handles::HandleCache,
@@ -62,6 +63,9 @@ pub struct ForgeConfig {
     pub clock: SharedClock,
     /// Runs a pruner pass on demand (tests), besides every `prune_interval`.
     pub prune_trigger: Option<PruneTrigger>,
+    /// Restore a SQLite database found damaged at start-up from its newest backup
+    /// (`--restore-damaged`; see [`super::damage`]).
+    pub restore_damaged: bool,
 }
 
 #[derive(Debug)]
@@ -145,6 +149,23 @@ impl Forge {
             }),
         };
         forge.recover_backups().await;
+        for record in forge.inner.registry.take_finished_at_start() {
+            forge
+                .inner
+                .events
+                .publish(
+                    EventKind::Deleted,
+                    Subject::of(&record),
+                    "interrupted_prune_finished_at_start".to_owned(),
+                    super::lifecycle::GATEWAY_KEY,
+                )
+                .await;
+        }
+        // Before any call can open a database: a damaged file is never opened.
+        let unclean = damage::begin_run(&forge.inner.cfg.data_dir)?;
+        forge
+            .check_damage(unclean, forge.inner.cfg.restore_damaged)
+            .await?;
         let housekeeping = tokio::spawn(forge.clone().housekeeping());
         tokio::spawn(forge.clone().schedule_backups());
         let (interval, trigger) = (
@@ -343,6 +364,7 @@ impl Forge {
     ) -> Result<(Arc<Entry>, Arc<dyn Database>, Role)> {
         let (entry, role) = self.authorized(who, name, needed)?;
         entry.check_fence()?;
+        entry.check_damage()?;
         entry.touch(self.inner.registry.now_ms());
         let handle = self.open_entry(&entry).await?;
         Ok((entry, handle, role))
@@ -350,6 +372,7 @@ impl Forge {
 
     /// The open handle of `entry`, without access checks or the restore fence (for backups).
     pub(crate) async fn open_entry(&self, entry: &Entry) -> Result<Arc<dyn Database>> {
+        entry.check_damage()?;
         self.inner
             .handles
             .get(&entry.slot, async {
@@ -421,6 +444,7 @@ impl Forge {
             warn!(error = %e, "could not store last-access times at shutdown");
         }
         self.inner.handles.close_all();
+        damage::end_run(&self.inner.cfg.data_dir);
         info!("all databases closed");
     }
 

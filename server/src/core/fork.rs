@@ -223,6 +223,7 @@ impl Forge {
         }
         who.require_create_quota(|key| registry.owned_by(key))?;
         source.check_fence()?;
+        source.check_damage()?;
         let kind = source.record.backend;
         let mut method = ForkMethod::of(kind);
         let copied = match method {

@@ -12,7 +12,7 @@ use std::{
     ops::Bound,
     path::Path,
     sync::{
-        Arc, RwLock, RwLockReadGuard,
+        Arc, Mutex, RwLock, RwLockReadGuard,
         atomic::{AtomicBool, AtomicI64, Ordering},
     },
     time::{SystemTime, UNIX_EPOCH},
@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 use super::{
     catalog::{Catalog, Record, RecordState},
     clock::SharedClock,
+    damage::Damage,
     engine::BackendKind,
     error::{Error, Result},
     handles::Slot,
@@ -62,6 +63,8 @@ pub enum DatabaseStatus {
     Ready,
     /// Its backend is not configured or cannot be reached.
     Unavailable,
+    /// Its storage failed an integrity check and was quarantined ([`super::damage`]).
+    Damaged,
 }
 
 /// A database as the control plane reports it.
@@ -123,6 +126,8 @@ pub struct Entry {
     touched: AtomicBool,
     /// Set while a restore replaces the database: calls fail with UNAVAILABLE meanwhile.
     fenced: AtomicBool,
+    /// Set when its storage was found damaged and quarantined ([`super::damage`]).
+    damage: Mutex<Option<Damage>>,
     /// Where its open handle lives.
     pub slot: Arc<Slot>,
 }
@@ -135,7 +140,30 @@ impl Entry {
             backend,
             touched: AtomicBool::new(false),
             fenced: AtomicBool::new(false),
+            damage: Mutex::new(None),
             slot: Arc::default(),
+        }
+    }
+
+    /// Why its storage is damaged, if it is.
+    pub fn damage(&self) -> Option<Damage> {
+        self.damage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Marks its storage damaged (quarantined): from here on it is never opened.
+    pub(crate) fn mark_damaged(&self, damage: Damage) {
+        *self.damage.lock().unwrap_or_else(|p| p.into_inner()) = Some(damage);
+    }
+
+    /// FAILED_PRECONDITION while its storage is damaged: nothing may open it (opening a
+    /// quarantined SQLite file's path would create an empty database in its place).
+    pub fn check_damage(&self) -> Result<()> {
+        match self.damage() {
+            Some(d) => Err(d.error(self.record.provisioned.name.as_str())),
+            None => Ok(()),
         }
     }
 
@@ -189,12 +217,15 @@ impl Entry {
             backend: self.backend.clone(),
             touched: AtomicBool::new(self.touched.load(Ordering::Relaxed)),
             fenced: AtomicBool::new(self.fenced.load(Ordering::Acquire)),
+            damage: Mutex::new(self.damage()),
             slot: Arc::clone(&self.slot),
         }
     }
 
     fn status(&self) -> DatabaseStatus {
-        if self.backend.as_ref().is_some_and(|b| b.available()) {
+        if self.damage().is_some() {
+            DatabaseStatus::Damaged
+        } else if self.backend.as_ref().is_some_and(|b| b.available()) {
             DatabaseStatus::Ready
         } else {
             DatabaseStatus::Unavailable
@@ -244,6 +275,8 @@ pub struct Registry {
     entries: RwLock<BTreeMap<DatabaseName, Arc<Entry>>>,
     control: tokio::sync::Mutex<()>,
     clock: SharedClock,
+    /// Prunes a crash interrupted that start-up finished, until their events are sent.
+    finished_at_start: Mutex<Vec<Record>>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -277,12 +310,13 @@ impl Registry {
         let cat = catalog.clone();
         let records = blocking(move || cat.load()).await?;
         let mut entries = BTreeMap::new();
+        let mut finished = Vec::new();
         let mut known: HashMap<BackendKind, Vec<_>> = HashMap::new();
         for record in records {
             let backend = backends.get(&record.backend).cloned();
             match (record.state, &backend) {
                 (RecordState::Ready, _) => {}
-                (_, Some(b)) => {
+                (state, Some(b)) => {
                     let name = record.provisioned.name.clone();
                     warn!(db = %name, state = ?record.state, "finishing an interrupted spawn or prune");
                     // A backend that is down must not stop the gateway: the record stays and
@@ -293,6 +327,10 @@ impl Registry {
                     }
                     let cat = catalog.clone();
                     blocking(move || cat.remove(&name)).await?;
+                    // A prune's event is sent once it is done: this one never was.
+                    if state == RecordState::Deleting {
+                        finished.push(record);
+                    }
                     continue;
                 }
                 // Its backend is not configured now: leave the record for a later start.
@@ -342,7 +380,18 @@ impl Registry {
             entries: RwLock::new(entries),
             control: tokio::sync::Mutex::new(()),
             clock,
+            finished_at_start: Mutex::new(finished),
         })
+    }
+
+    /// The databases whose interrupted prune start-up finished (once; for their events).
+    pub fn take_finished_at_start(&self) -> Vec<Record> {
+        std::mem::take(
+            &mut *self
+                .finished_at_start
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
     /// Now, on the gateway's clock (creation, last use and lifecycle times).
@@ -384,6 +433,17 @@ impl Registry {
     /// The catalog.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// The configured backends, in kind order.
+    pub fn backends(&self) -> Vec<(BackendKind, Arc<dyn Backend>)> {
+        let mut all: Vec<_> = self
+            .backends
+            .iter()
+            .map(|(k, b)| (*k, Arc::clone(b)))
+            .collect();
+        all.sort_by_key(|(k, _)| *k);
+        all
     }
 
     /// The configured backends and whether each can be reached now.
@@ -701,11 +761,13 @@ impl Registry {
         for kind in self.backends.keys() {
             counts.insert((*kind, "ready"), 0);
             counts.insert((*kind, "unavailable"), 0);
+            counts.insert((*kind, "damaged"), 0);
         }
         for e in entries.values() {
             let status = match e.status() {
                 DatabaseStatus::Ready => "ready",
                 DatabaseStatus::Unavailable => "unavailable",
+                DatabaseStatus::Damaged => "damaged",
             };
             *counts.entry((e.record.backend, status)).or_default() += 1;
         }

@@ -328,6 +328,19 @@ fn readme_configuration_table_matches_help() {
             }
         }
     }
+    // Modes instead of settings: no variable (an environment must never turn serving off),
+    // so they are described under the table, not in it.
+    const MODES: &[&str] = &["--health-check"];
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
+    )
+    .expect("README.md");
+    for mode in MODES {
+        documented.insert((*mode).to_owned());
+        if !readme.contains(&format!("dbforge-server {mode}")) {
+            problems.push(format!("{mode} is not described in README.md"));
+        }
+    }
     for flag in help.keys().filter(|f| !documented.contains(*f)) {
         problems.push(format!("{flag} is in --help but not in the table"));
     }

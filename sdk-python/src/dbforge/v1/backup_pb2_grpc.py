@@ -125,7 +125,8 @@ class BackupServiceServicer(object):
         Errors: PERMISSION_DENIED without the owner role; NOT_FOUND for an unknown database or target;
         UNAVAILABLE when the target or the database's server cannot be reached (the failed backup is
         listed with status FAILED and its error); ABORTED when a backup of the same database is
-        already running.
+        already running; FAILED_PRECONDITION for a PostgreSQL database with tables, views or
+        sequences outside its own schema (see DumpDatabase).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -59,7 +59,8 @@ class BackupServiceStub:
     Errors: PERMISSION_DENIED without the owner role; NOT_FOUND for an unknown database or target;
     UNAVAILABLE when the target or the database's server cannot be reached (the failed backup is
     listed with status FAILED and its error); ABORTED when a backup of the same database is
-    already running.
+    already running; FAILED_PRECONDITION for a PostgreSQL database with tables, views or
+    sequences outside its own schema (see DumpDatabase).
     """
     GetBackup: _grpc.UnaryUnaryMultiCallable[_backup_pb2.GetBackupRequest, _backup_pb2.GetBackupResponse]
     """Returns one backup. Errors: NOT_FOUND (also for a backup of a database the key cannot see)."""
@@ -124,7 +125,8 @@ class BackupServiceAsyncStub(BackupServiceStub):
     Errors: PERMISSION_DENIED without the owner role; NOT_FOUND for an unknown database or target;
     UNAVAILABLE when the target or the database's server cannot be reached (the failed backup is
     listed with status FAILED and its error); ABORTED when a backup of the same database is
-    already running.
+    already running; FAILED_PRECONDITION for a PostgreSQL database with tables, views or
+    sequences outside its own schema (see DumpDatabase).
     """
     GetBackup: _aio.UnaryUnaryMultiCallable[_backup_pb2.GetBackupRequest, _backup_pb2.GetBackupResponse]  # type: ignore[assignment]
     """Returns one backup. Errors: NOT_FOUND (also for a backup of a database the key cannot see)."""
@@ -192,7 +194,8 @@ class BackupServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: PERMISSION_DENIED without the owner role; NOT_FOUND for an unknown database or target;
         UNAVAILABLE when the target or the database's server cannot be reached (the failed backup is
         listed with status FAILED and its error); ABORTED when a backup of the same database is
-        already running.
+        already running; FAILED_PRECONDITION for a PostgreSQL database with tables, views or
+        sequences outside its own schema (see DumpDatabase).
         """
 
     @_abc_1.abstractmethod

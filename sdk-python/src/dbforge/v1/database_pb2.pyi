@@ -38,6 +38,12 @@ class _DatabaseStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Databa
     """Its backend server cannot be reached; calls answer UNAVAILABLE."""
     DATABASE_STATUS_DELETING: _DatabaseStatus.ValueType  # 4
     """Being pruned."""
+    DATABASE_STATUS_DAMAGED: _DatabaseStatus.ValueType  # 5
+    """A SQLite file that failed its integrity check (`PRAGMA quick_check`, run at the first
+    start after an unclean shutdown). The file was moved aside (renamed, never deleted) and
+    calls answer FAILED_PRECONDITION until it is restored from a backup (RestoreBackup, or
+    automatically when the gateway runs with `--restore-damaged`) or deleted.
+    """
 
 class DatabaseStatus(_DatabaseStatus, metaclass=_DatabaseStatusEnumTypeWrapper):
     """The lifecycle state of a database."""
@@ -52,6 +58,12 @@ DATABASE_STATUS_UNAVAILABLE: DatabaseStatus.ValueType  # 3
 """Its backend server cannot be reached; calls answer UNAVAILABLE."""
 DATABASE_STATUS_DELETING: DatabaseStatus.ValueType  # 4
 """Being pruned."""
+DATABASE_STATUS_DAMAGED: DatabaseStatus.ValueType  # 5
+"""A SQLite file that failed its integrity check (`PRAGMA quick_check`, run at the first
+start after an unclean shutdown). The file was moved aside (renamed, never deleted) and
+calls answer FAILED_PRECONDITION until it is restored from a backup (RestoreBackup, or
+automatically when the gateway runs with `--restore-damaged`) or deleted.
+"""
 Global___DatabaseStatus: _TypeAlias = DatabaseStatus  # noqa: Y015
 
 class _DatabaseEventType:
@@ -81,9 +93,19 @@ class _DatabaseEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Dat
     DATABASE_EVENT_TYPE_QUOTA_CLEARED: _DatabaseEventType.ValueType  # 9
     """Reserved: not emitted yet (size quotas are not built)."""
     DATABASE_EVENT_TYPE_UNAVAILABLE: _DatabaseEventType.ValueType  # 10
-    """Reserved: not emitted yet (health changes are reported by grpc.health.v1 today)."""
+    """Its engine's server stopped answering (the gateway probes every server about once a
+    second): calls answer UNAVAILABLE until it is back. `cause` says what failed. Sent for
+    every database of that server, also at start-up when the server is down then.
+    """
     DATABASE_EVENT_TYPE_RECOVERED: _DatabaseEventType.ValueType  # 11
-    """Reserved: not emitted yet."""
+    """Its engine's server answers again after an UNAVAILABLE event: calls work again, on new
+    connections (`cause`: `down_for=<duration>`).
+    """
+    DATABASE_EVENT_TYPE_DAMAGED: _DatabaseEventType.ValueType  # 12
+    """Its SQLite file failed its integrity check and was quarantined (renamed beside it, never
+    deleted; `cause` names the quarantined file and the first problem found). Followed by
+    RESTORED when the gateway restores it from its newest backup (`--restore-damaged`).
+    """
 
 class DatabaseEventType(_DatabaseEventType, metaclass=_DatabaseEventTypeEnumTypeWrapper):
     """What happened to a database."""
@@ -109,9 +131,19 @@ DATABASE_EVENT_TYPE_QUOTA_EXCEEDED: DatabaseEventType.ValueType  # 8
 DATABASE_EVENT_TYPE_QUOTA_CLEARED: DatabaseEventType.ValueType  # 9
 """Reserved: not emitted yet (size quotas are not built)."""
 DATABASE_EVENT_TYPE_UNAVAILABLE: DatabaseEventType.ValueType  # 10
-"""Reserved: not emitted yet (health changes are reported by grpc.health.v1 today)."""
+"""Its engine's server stopped answering (the gateway probes every server about once a
+second): calls answer UNAVAILABLE until it is back. `cause` says what failed. Sent for
+every database of that server, also at start-up when the server is down then.
+"""
 DATABASE_EVENT_TYPE_RECOVERED: DatabaseEventType.ValueType  # 11
-"""Reserved: not emitted yet."""
+"""Its engine's server answers again after an UNAVAILABLE event: calls work again, on new
+connections (`cause`: `down_for=<duration>`).
+"""
+DATABASE_EVENT_TYPE_DAMAGED: DatabaseEventType.ValueType  # 12
+"""Its SQLite file failed its integrity check and was quarantined (renamed beside it, never
+deleted; `cause` names the quarantined file and the first problem found). Followed by
+RESTORED when the gateway restores it from its newest backup (`--restore-damaged`).
+"""
 Global___DatabaseEventType: _TypeAlias = DatabaseEventType  # noqa: Y015
 
 @_typing.final

@@ -171,6 +171,9 @@ fn event_type(k: EventKind) -> pb::DatabaseEventType {
         EventKind::PrunedIdle => pb::DatabaseEventType::PrunedIdle,
         EventKind::BackedUp => pb::DatabaseEventType::BackedUp,
         EventKind::Restored => pb::DatabaseEventType::Restored,
+        EventKind::Unavailable => pb::DatabaseEventType::Unavailable,
+        EventKind::Recovered => pb::DatabaseEventType::Recovered,
+        EventKind::Damaged => pb::DatabaseEventType::Damaged,
     }
 }
 

@@ -563,6 +563,10 @@ impl Backend for RedisBackend {
     fn available(&self) -> bool {
         self.shared.pool.available()
     }
+
+    fn availability(&self) -> Result<()> {
+        self.shared.pool.ensure_available()
+    }
 }
 
 #[cfg(test)]

@@ -515,6 +515,10 @@ impl<P: Provisioner> Backend for SqlBackend<P> {
         self.shared.server.is_up()
     }
 
+    fn availability(&self) -> Result<()> {
+        self.shared.server.ensure_up()
+    }
+
     fn enforces_read_only(&self) -> bool {
         true
     }

@@ -41,6 +41,8 @@ use crate::core::{
 };
 
 const FILE_SUFFIX: &str = ".sqlite";
+/// Where damaged files are moved (inside the SQLite directory); see `core/damage.rs`.
+const QUARANTINE_DIR: &str = "quarantine";
 
 /// Settings of the SQLite backend.
 #[derive(Debug, Clone)]
@@ -241,6 +243,66 @@ impl Backend for SqliteBackend {
 
     fn owns_storage(&self) -> bool {
         true
+    }
+
+    async fn check_integrity(&self, db: &Provisioned) -> Result<Option<String>> {
+        let path = self.path(db)?;
+        blocking(move || {
+            if !path.exists() {
+                return Ok(Some("its file is missing".to_owned()));
+            }
+            // Never create: a file that vanished meanwhile is not replaced by an empty one.
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let damaged = |e: &rusqlite::Error| {
+                matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+                )
+            };
+            let conn = match rusqlite::Connection::open_with_flags(&path, flags) {
+                Ok(c) => c,
+                Err(e) if damaged(&e) => return Ok(Some(e.to_string())),
+                Err(e) => return Err(classify(e)),
+            };
+            // quick_check lists up to N problems, or the single row `ok`.
+            let first: rusqlite::Result<String> =
+                conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0));
+            match first {
+                Ok(verdict) if verdict == "ok" => Ok(None),
+                Ok(problem) => Ok(Some(problem)),
+                Err(e) if damaged(&e) => Ok(Some(e.to_string())),
+                Err(e) => Err(classify(e)),
+            }
+        })
+        .await
+    }
+
+    async fn quarantine(&self, db: &Provisioned) -> Result<String> {
+        let path = self.path(db)?;
+        let dir = self.cfg.dir.join(QUARANTINE_DIR);
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(Error::internal)?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // Outside the data directory's top level, so start-up's orphan sweep never sees it.
+            let dest = dir.join(format!("{name}.{stamp}"));
+            for (from, to) in sidecars(&path).iter().zip(sidecars(&dest)) {
+                match std::fs::rename(from, &to) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::internal(e)),
+                }
+            }
+            Ok(dest.display().to_string())
+        })
+        .await
     }
 
     async fn restore_image(&self, db: &Provisioned, image: PathBuf) -> Result<()> {

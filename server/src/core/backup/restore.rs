@@ -69,6 +69,21 @@ impl Forge {
         id: &str,
         mode: RestoreMode,
     ) -> Result<RestoreReport> {
+        let cause = format!("backup={id}");
+        self.restore_backup_as(who, who.key_id(), &cause, id, mode)
+            .await
+    }
+
+    /// [`restore_backup`](Self::restore_backup) with its `restored` event credited to
+    /// `key_id` with `cause` (the gateway's own restores of damaged databases).
+    pub(crate) async fn restore_backup_as(
+        &self,
+        who: &Principal,
+        key_id: &str,
+        cause: &str,
+        id: &str,
+        mode: RestoreMode,
+    ) -> Result<RestoreReport> {
         let started = Instant::now();
         let rec = self.visible_backup(who, id, Role::Owner).await?;
         if rec.status != BackupStatus::Completed {
@@ -107,8 +122,8 @@ impl Forge {
             .publish(
                 EventKind::Restored,
                 Subject::of(&entry.record),
-                format!("backup={}", rec.id),
-                who.key_id(),
+                cause.to_owned(),
+                key_id,
             )
             .await;
         info!(backup = %rec.id, db = %entry.record.provisioned.name, mode = mode_name, elapsed_ms = started.elapsed().as_millis() as u64, "backup restored");
@@ -157,16 +172,22 @@ impl Forge {
         entry.fence(true);
         let result = async {
             let labels = BTreeMap::from([(SAFETY_LABEL.to_owned(), rec.id.clone())]);
-            let safety = self
-                .backup_locked(&entry, &rec.target, labels, None)
-                .await
-                .map_err(|e| match e {
-                    Error::Unavailable(m) => Error::Unavailable(format!(
-                        "the safety backup taken before a restore failed, so nothing was \
-                         restored: {m}"
-                    )),
-                    other => other,
-                })?;
+            // A damaged database's storage is quarantined: there is nothing to keep.
+            let safety = if entry.damage().is_some() {
+                None
+            } else {
+                Some(
+                    self.backup_locked(&entry, &rec.target, labels, None)
+                        .await
+                        .map_err(|e| match e {
+                            Error::Unavailable(m) => Error::Unavailable(format!(
+                                "the safety backup taken before a restore failed, so nothing \
+                                 was restored: {m}"
+                            )),
+                            other => other,
+                        })?,
+                )
+            };
             let staged = registry
                 .stage(rec.backend, &entry.record.provisioned.name)
                 .await?;
@@ -187,7 +208,7 @@ impl Forge {
             // Calls still holding the old handle finish on the old storage; it goes now.
             self.handles().close(&entry.slot);
             registry.unstage(rec.backend, &old).await;
-            Ok((fresh, Some(safety)))
+            Ok((fresh, safety))
         }
         .await;
         if result.is_err() {

@@ -935,7 +935,8 @@ export const BackupService: GenService<{
    * Errors: PERMISSION_DENIED without the owner role; NOT_FOUND for an unknown database or target;
    * UNAVAILABLE when the target or the database's server cannot be reached (the failed backup is
    * listed with status FAILED and its error); ABORTED when a backup of the same database is
-   * already running.
+   * already running; FAILED_PRECONDITION for a PostgreSQL database with tables, views or
+   * sequences outside its own schema (see DumpDatabase).
    *
    * @generated from rpc dbforge.v1.BackupService.CreateBackup
    */

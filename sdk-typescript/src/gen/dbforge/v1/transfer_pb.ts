@@ -681,8 +681,8 @@ export const ExportFormatSchema: GenEnum<ExportFormat> = /*@__PURE__*/
  * times HH:MM:SS[.ffffff].
  *
  * Errors: NOT_FOUND for an unknown database or table; INVALID_ARGUMENT for bad options or a bad
- * file (see each RPC); UNIMPLEMENTED for a format the backend lacks (CSV export of Redis, SQL
- * import into Redis); RESOURCE_EXHAUSTED when an import passes the server's size limit
+ * file (see each RPC); UNIMPLEMENTED for what the backend lacks (ExportTable and SQL import on
+ * Redis, which has no tables; ExportQuery of a Redis read command works in every format); RESOURCE_EXHAUSTED when an import passes the server's size limit
  * (256 MiB by default) or a line passes its line-length limit (16 MiB by default), in which case
  * nothing of the import is applied; PERMISSION_DENIED for an import with a read-only key.
  *
@@ -716,7 +716,9 @@ export const TransferService: GenService<{
    * tables with their constraints, indexes, views, and autoincrement or sequence state, then the
    * data as batched INSERTs; ImportSql on a database of the same backend replays it into an
    * identical database. Redis writes NDJSON records {key, type, ttl_ms, value} that ImportNdjson
-   * replays.
+   * replays. A PostgreSQL dump covers the database's own schema (types, functions, tables,
+   * sequences, views, triggers): FAILED_PRECONDITION, naming them, when tables, views or
+   * sequences live in another schema, rather than a dump that leaves them out.
    *
    * @generated from rpc dbforge.v1.TransferService.DumpDatabase
    */
