@@ -333,9 +333,39 @@ pub struct ForkOptions {
     /// Fork from this backup of the source (an id from [`Client::create_backup`]) instead of
     /// its current data.
     pub from_backup: Option<String>,
+    /// The fork's TTL (the source's is not copied).
+    pub ttl: Option<Ttl>,
+    /// The fork's idle TTL.
+    pub idle_ttl: Option<Duration>,
+    /// Back the fork up before a TTL or idle prune.
+    pub backup_before_prune: bool,
 }
 
 impl ForkOptions {
+    /// Prunes the fork this long from now.
+    pub fn ttl(mut self, d: Duration) -> Self {
+        self.ttl = Some(Ttl::After(d));
+        self
+    }
+
+    /// Prunes the fork at `t`.
+    pub fn expire_at(mut self, t: SystemTime) -> Self {
+        self.ttl = Some(Ttl::At(t));
+        self
+    }
+
+    /// Prunes the fork after this long without a data-plane call.
+    pub fn idle_ttl(mut self, d: Duration) -> Self {
+        self.idle_ttl = Some(d);
+        self
+    }
+
+    /// Backs the fork up before a TTL or idle prune.
+    pub fn backup_before_prune(mut self) -> Self {
+        self.backup_before_prune = true;
+        self
+    }
+
     /// Adds a label.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
@@ -515,7 +545,7 @@ pub struct QueryOptions {
 pub struct Client {
     pub(crate) settings: CallSettings,
     channel: Channel,
-    databases: DatabaseServiceClient<Channel>,
+    pub(crate) databases: DatabaseServiceClient<Channel>,
     pub(crate) queries: QueryServiceClient<Channel>,
     tables: TableServiceClient<Channel>,
     access: AccessServiceClient<Channel>,
@@ -666,7 +696,7 @@ impl Client {
     }
 
     /// Streams lifecycle events (created, deleted, forked, expired, pruned_idle, backed_up,
-    /// restored) of the databases this key can see. With `since`, every event after it first
+    /// restored, updated) of the databases this key can see. With `since`, every event after it first
     /// (OUT_OF_RANGE when the gateway no longer keeps them), then live ones, each once.
     pub async fn watch_databases(&self, opts: WatchOptions) -> Result<DatabaseEvents> {
         let inner = self
@@ -779,6 +809,12 @@ impl Client {
                 name: name.to_owned(),
                 labels: opts.labels.into_iter().collect(),
                 from_backup: opts.from_backup.unwrap_or_default(),
+                ttl: opts.ttl.map(|t| match t {
+                    Ttl::At(t) => pb::fork_database_request::Ttl::ExpireAt(wire_time(t)),
+                    Ttl::After(d) => pb::fork_database_request::Ttl::ExpireAfter(wire_duration(d)),
+                }),
+                idle_ttl: opts.idle_ttl.map(wire_duration),
+                backup_before_prune: opts.backup_before_prune,
             }))
             .await?
             .into_inner();

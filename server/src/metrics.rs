@@ -48,3 +48,6 @@ pub const FORK_DURATION_SECONDS: &str = "dbforge_fork_duration_seconds";
 /// `outcome` (`pruned`; `backup_failed` when the final backup failed and the database was
 /// kept; `failed` when dropping it failed).
 pub const PRUNES_TOTAL: &str = "dbforge_prunes_total";
+/// Counter: what lifecycle policies did, by `policy` and `action` (`pruned_expired` for a
+/// `max_age`, `pruned_idle` for an `idle_ttl`, `refused_create` for `max_databases_per_key`).
+pub const POLICY_ACTIONS_TOTAL: &str = "dbforge_policy_actions_total";

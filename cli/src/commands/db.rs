@@ -356,8 +356,22 @@ pub fn fork(app: &App, args: ForkArgs) -> Result<()> {
         name,
         labels,
         from_backup,
+        ttl,
+        expire_at,
+        idle_ttl,
+        backup_before_prune,
     } = args;
-    let mut opts = ForkOptions::default();
+    let mut opts = ForkOptions {
+        idle_ttl,
+        backup_before_prune,
+        ..Default::default()
+    };
+    if let Some(d) = ttl {
+        opts = opts.ttl(d);
+    }
+    if let Some(t) = expire_at {
+        opts = opts.expire_at(t);
+    }
     for (k, v) in labels {
         opts = opts.label(k, v);
     }
@@ -463,6 +477,7 @@ fn event_name(k: DatabaseEventType) -> &'static str {
         DatabaseEventType::QuotaCleared => "quota_cleared",
         DatabaseEventType::Unavailable => "unavailable",
         DatabaseEventType::Recovered => "recovered",
+        DatabaseEventType::Updated => "updated",
         DatabaseEventType::Unspecified => "unknown",
     }
 }

@@ -64,6 +64,31 @@ def create_database(
     return req
 
 
+def fork_database(
+    source: str,
+    name: str,
+    labels: Optional[Mapping[str, str]],
+    from_backup: str,
+    ttl: Optional[TtlLike],
+    idle_ttl: Optional[_dt.timedelta],
+    backup_before_prune: bool,
+) -> database_pb2.ForkDatabaseRequest:
+    req = database_pb2.ForkDatabaseRequest(
+        source=source,
+        name=name,
+        labels=dict(labels or {}),
+        from_backup=from_backup,
+        backup_before_prune=backup_before_prune,
+    )
+    if isinstance(ttl, _dt.datetime):
+        req.expire_at.FromDatetime(ttl if ttl.tzinfo else ttl.replace(tzinfo=_dt.timezone.utc))
+    elif ttl is not None:
+        req.expire_after.CopyFrom(timedelta_pb(ttl))
+    if idle_ttl is not None:
+        req.idle_ttl.CopyFrom(timedelta_pb(idle_ttl))
+    return req
+
+
 def watch_databases(
     labels: Optional[Mapping[str, str]], backend: Backend, since: Optional[int]
 ) -> database_pb2.WatchDatabasesRequest:

@@ -215,6 +215,8 @@ class DatabaseEventType(enum.IntEnum):
     UNAVAILABLE = 10
     #: Reserved: not emitted yet.
     RECOVERED = 11
+    #: UpdateDatabase changed its labels or lifecycle settings (`cause` lists what).
+    UPDATED = 12
 
 
 @dataclass(frozen=True)

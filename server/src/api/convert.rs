@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod lifecycle;
+pub mod policy;
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,5 @@
 //! Lifecycle events (WatchDatabases): created, deleted, forked, expired, pruned for idleness,
-//! backed up, restored.
+//! backed up, restored, updated.
 //!
 //! Guarantees, and what each rests on:
 //!
@@ -66,6 +66,8 @@ pub enum EventKind {
     BackedUp,
     /// Restored from a backup.
     Restored,
+    /// UpdateDatabase changed its labels or lifecycle settings.
+    Updated,
 }
 
 impl EventKind {
@@ -79,6 +81,7 @@ impl EventKind {
             EventKind::PrunedIdle => "pruned_idle",
             EventKind::BackedUp => "backed_up",
             EventKind::Restored => "restored",
+            EventKind::Updated => "updated",
         }
     }
 
@@ -92,6 +95,7 @@ impl EventKind {
             "pruned_idle" => EventKind::PrunedIdle,
             "backed_up" => EventKind::BackedUp,
             "restored" => EventKind::Restored,
+            "updated" => EventKind::Updated,
             _ => return None,
         })
     }

@@ -241,6 +241,8 @@ impl Forge {
             });
         }
         who.require_create_quota(|key| registry.owned_by(key))?;
+        self.check_policy_limits(who, spec.name.as_str(), &spec.labels)
+            .await?;
         let started = Instant::now();
         let entry = registry.provision(&control, spec, who.owner_id()).await?;
         self.inner

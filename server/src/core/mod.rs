@@ -15,6 +15,7 @@ pub mod handles;
 pub mod lifecycle;
 pub mod limits;
 pub mod names;
+pub mod policy;
 pub mod preview;
 pub mod registry;
 pub mod replay;

@@ -174,6 +174,11 @@ impl Entry {
         self.touched.store(true, Ordering::Relaxed);
     }
 
+    /// The last data-plane use, Unix ms (the registry's clock).
+    pub fn last_accessed_ms(&self) -> i64 {
+        self.last_accessed_ms.load(Ordering::Relaxed)
+    }
+
     /// Why its lifecycle wants it pruned at `now_ms`, if it does.
     pub fn due(&self, now_ms: i64) -> Option<PruneCause> {
         self.record

@@ -17,6 +17,7 @@ mod mcp;
 mod mysql;
 mod operations;
 mod persistence;
+mod policy;
 mod postgres;
 mod preview;
 mod redis;

@@ -93,7 +93,7 @@ class DatabaseServiceStub:
     """
     WatchDatabases: _grpc.UnaryStreamMultiCallable[_database_pb2.WatchDatabasesRequest, _database_pb2.WatchDatabasesResponse]
     """Streams lifecycle events of databases: created, deleted, forked, expired, pruned_idle,
-    backed_up, restored; each with a `sequence` that grows by one per event across the
+    backed_up, restored, updated; each with a `sequence` that grows by one per event across the
     gateway. Only events of databases the calling key can see (what ListDatabases would show
     it, judged by the database's labels and owner when the event happened) and that match the
     selector are sent.
@@ -111,6 +111,40 @@ class DatabaseServiceStub:
 
     Errors: OUT_OF_RANGE as above, or for a `since` beyond the newest event; INVALID_ARGUMENT
     for a bad selector. Limits: counts against the key's open streams (`--max-streams-per-key`).
+    """
+    SetLifecyclePolicy: _grpc.UnaryUnaryMultiCallable[_database_pb2.SetLifecyclePolicyRequest, _database_pb2.SetLifecyclePolicyResponse]
+    """Creates or replaces (by name) a lifecycle policy: rules that apply to every database its
+    selector matches, those that exist and those created later. Policies are stored in the
+    gateway's catalog and survive restarts.
+
+    How rules combine with a database's own settings: the stricter wins. A database is pruned
+    when its own TTL or idle TTL runs out or when a policy's `max_age` or `idle_ttl` does,
+    whichever comes first; a database's settings can make its life shorter than the policies
+    allow, never longer. Several policies matching one database all apply, the same way. A
+    database's `backup_before_prune` is honoured for policy prunes too. Prunes for a policy
+    carry `policy=<name>` as their cause (events, audit) and count in
+    `dbforge_policy_actions_total{policy,action}`.
+
+    `max_databases_per_key` is checked when a key creates or forks a database the policy
+    selects: with that many databases already owned by the key and selected by the policy, the
+    call fails with RESOURCE_EXHAUSTED naming the policy, the limit and the count. Admin keys
+    are exempt (as from their create quota); without authentication every caller counts as one
+    key. Existing databases over the limit are kept.
+
+    Access: an admin key (a policy can select databases of every tenant, and prune them).
+
+    Errors: INVALID_ARGUMENT for a bad name, a policy without selector or without rules, a bad
+    label selector, or a duration that is not positive; PERMISSION_DENIED without an admin key.
+    Limits: at most 100 policies; the pruner applies them every `--prune-interval` (default
+    30s), so a prune happens up to that long after a database became due.
+    """
+    ListLifecyclePolicies: _grpc.UnaryUnaryMultiCallable[_database_pb2.ListLifecyclePoliciesRequest, _database_pb2.ListLifecyclePoliciesResponse]
+    """Lists lifecycle policies by name: all of them for an admin key; for other keys those that
+    select at least one database the key can see.
+    """
+    DeleteLifecyclePolicy: _grpc.UnaryUnaryMultiCallable[_database_pb2.DeleteLifecyclePolicyRequest, _database_pb2.DeleteLifecyclePolicyResponse]
+    """Deletes a lifecycle policy; databases it selected keep their own settings. Access: an
+    admin key. Errors: NOT_FOUND unless `allow_missing`; PERMISSION_DENIED.
     """
 
 @_typing.type_check_only
@@ -178,7 +212,7 @@ class DatabaseServiceAsyncStub(DatabaseServiceStub):
     """
     WatchDatabases: _aio.UnaryStreamMultiCallable[_database_pb2.WatchDatabasesRequest, _database_pb2.WatchDatabasesResponse]  # type: ignore[assignment]
     """Streams lifecycle events of databases: created, deleted, forked, expired, pruned_idle,
-    backed_up, restored; each with a `sequence` that grows by one per event across the
+    backed_up, restored, updated; each with a `sequence` that grows by one per event across the
     gateway. Only events of databases the calling key can see (what ListDatabases would show
     it, judged by the database's labels and owner when the event happened) and that match the
     selector are sent.
@@ -196,6 +230,40 @@ class DatabaseServiceAsyncStub(DatabaseServiceStub):
 
     Errors: OUT_OF_RANGE as above, or for a `since` beyond the newest event; INVALID_ARGUMENT
     for a bad selector. Limits: counts against the key's open streams (`--max-streams-per-key`).
+    """
+    SetLifecyclePolicy: _aio.UnaryUnaryMultiCallable[_database_pb2.SetLifecyclePolicyRequest, _database_pb2.SetLifecyclePolicyResponse]  # type: ignore[assignment]
+    """Creates or replaces (by name) a lifecycle policy: rules that apply to every database its
+    selector matches, those that exist and those created later. Policies are stored in the
+    gateway's catalog and survive restarts.
+
+    How rules combine with a database's own settings: the stricter wins. A database is pruned
+    when its own TTL or idle TTL runs out or when a policy's `max_age` or `idle_ttl` does,
+    whichever comes first; a database's settings can make its life shorter than the policies
+    allow, never longer. Several policies matching one database all apply, the same way. A
+    database's `backup_before_prune` is honoured for policy prunes too. Prunes for a policy
+    carry `policy=<name>` as their cause (events, audit) and count in
+    `dbforge_policy_actions_total{policy,action}`.
+
+    `max_databases_per_key` is checked when a key creates or forks a database the policy
+    selects: with that many databases already owned by the key and selected by the policy, the
+    call fails with RESOURCE_EXHAUSTED naming the policy, the limit and the count. Admin keys
+    are exempt (as from their create quota); without authentication every caller counts as one
+    key. Existing databases over the limit are kept.
+
+    Access: an admin key (a policy can select databases of every tenant, and prune them).
+
+    Errors: INVALID_ARGUMENT for a bad name, a policy without selector or without rules, a bad
+    label selector, or a duration that is not positive; PERMISSION_DENIED without an admin key.
+    Limits: at most 100 policies; the pruner applies them every `--prune-interval` (default
+    30s), so a prune happens up to that long after a database became due.
+    """
+    ListLifecyclePolicies: _aio.UnaryUnaryMultiCallable[_database_pb2.ListLifecyclePoliciesRequest, _database_pb2.ListLifecyclePoliciesResponse]  # type: ignore[assignment]
+    """Lists lifecycle policies by name: all of them for an admin key; for other keys those that
+    select at least one database the key can see.
+    """
+    DeleteLifecyclePolicy: _aio.UnaryUnaryMultiCallable[_database_pb2.DeleteLifecyclePolicyRequest, _database_pb2.DeleteLifecyclePolicyResponse]  # type: ignore[assignment]
+    """Deletes a lifecycle policy; databases it selected keep their own settings. Access: an
+    admin key. Errors: NOT_FOUND unless `allow_missing`; PERMISSION_DENIED.
     """
 
 class DatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -302,7 +370,7 @@ class DatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_database_pb2.WatchDatabasesResponse], _abc.AsyncIterator[_database_pb2.WatchDatabasesResponse]]:
         """Streams lifecycle events of databases: created, deleted, forked, expired, pruned_idle,
-        backed_up, restored; each with a `sequence` that grows by one per event across the
+        backed_up, restored, updated; each with a `sequence` that grows by one per event across the
         gateway. Only events of databases the calling key can see (what ListDatabases would show
         it, judged by the database's labels and owner when the event happened) and that match the
         selector are sent.
@@ -320,6 +388,58 @@ class DatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Errors: OUT_OF_RANGE as above, or for a `since` beyond the newest event; INVALID_ARGUMENT
         for a bad selector. Limits: counts against the key's open streams (`--max-streams-per-key`).
+        """
+
+    @_abc_1.abstractmethod
+    def SetLifecyclePolicy(
+        self,
+        request: _database_pb2.SetLifecyclePolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_database_pb2.SetLifecyclePolicyResponse, _abc.Awaitable[_database_pb2.SetLifecyclePolicyResponse]]:
+        """Creates or replaces (by name) a lifecycle policy: rules that apply to every database its
+        selector matches, those that exist and those created later. Policies are stored in the
+        gateway's catalog and survive restarts.
+
+        How rules combine with a database's own settings: the stricter wins. A database is pruned
+        when its own TTL or idle TTL runs out or when a policy's `max_age` or `idle_ttl` does,
+        whichever comes first; a database's settings can make its life shorter than the policies
+        allow, never longer. Several policies matching one database all apply, the same way. A
+        database's `backup_before_prune` is honoured for policy prunes too. Prunes for a policy
+        carry `policy=<name>` as their cause (events, audit) and count in
+        `dbforge_policy_actions_total{policy,action}`.
+
+        `max_databases_per_key` is checked when a key creates or forks a database the policy
+        selects: with that many databases already owned by the key and selected by the policy, the
+        call fails with RESOURCE_EXHAUSTED naming the policy, the limit and the count. Admin keys
+        are exempt (as from their create quota); without authentication every caller counts as one
+        key. Existing databases over the limit are kept.
+
+        Access: an admin key (a policy can select databases of every tenant, and prune them).
+
+        Errors: INVALID_ARGUMENT for a bad name, a policy without selector or without rules, a bad
+        label selector, or a duration that is not positive; PERMISSION_DENIED without an admin key.
+        Limits: at most 100 policies; the pruner applies them every `--prune-interval` (default
+        30s), so a prune happens up to that long after a database became due.
+        """
+
+    @_abc_1.abstractmethod
+    def ListLifecyclePolicies(
+        self,
+        request: _database_pb2.ListLifecyclePoliciesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_database_pb2.ListLifecyclePoliciesResponse, _abc.Awaitable[_database_pb2.ListLifecyclePoliciesResponse]]:
+        """Lists lifecycle policies by name: all of them for an admin key; for other keys those that
+        select at least one database the key can see.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteLifecyclePolicy(
+        self,
+        request: _database_pb2.DeleteLifecyclePolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_database_pb2.DeleteLifecyclePolicyResponse, _abc.Awaitable[_database_pb2.DeleteLifecyclePolicyResponse]]:
+        """Deletes a lifecycle policy; databases it selected keep their own settings. Access: an
+        admin key. Errors: NOT_FOUND unless `allow_missing`; PERMISSION_DENIED.
         """
 
 def add_DatabaseServiceServicer_to_server(servicer: DatabaseServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

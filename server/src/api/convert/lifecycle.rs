@@ -110,7 +110,15 @@ impl TryFrom<pb::ForkDatabaseRequest> for ForkSpec {
             name,
             labels,
             from_backup,
+            ttl,
+            idle_ttl,
+            backup_before_prune,
         } = r;
+        use pb::fork_database_request::Ttl as W;
+        let ttl = ttl.map(|t| match t {
+            W::ExpireAt(t) => pb::create_database_request::Ttl::ExpireAt(t),
+            W::ExpireAfter(d) => pb::create_database_request::Ttl::ExpireAfter(d),
+        });
         let source = DatabaseName::parse(&source).map_err(|e| match e {
             Error::InvalidArgument { reason, .. } => Error::invalid("source", reason),
             other => other,
@@ -120,6 +128,7 @@ impl TryFrom<pb::ForkDatabaseRequest> for ForkSpec {
             name: DatabaseName::parse(&name)?,
             labels: labels.into_iter().collect(),
             from_backup: (!from_backup.is_empty()).then_some(from_backup),
+            lifecycle: create_lifecycle(ttl, idle_ttl, backup_before_prune)?,
         })
     }
 }
@@ -171,6 +180,7 @@ fn event_type(k: EventKind) -> pb::DatabaseEventType {
         EventKind::PrunedIdle => pb::DatabaseEventType::PrunedIdle,
         EventKind::BackedUp => pb::DatabaseEventType::BackedUp,
         EventKind::Restored => pb::DatabaseEventType::Restored,
+        EventKind::Updated => pb::DatabaseEventType::Updated,
     }
 }
 

@@ -27,6 +27,7 @@ use crate::{
         error::{Error, Result},
         events::{EventKind, Subject},
         forge::{DatabaseInfo, DatabaseSpec, Forge},
+        lifecycle::LifecycleSpec,
         names::DatabaseName,
         registry::Entry,
         replay::{self, RawPieces},
@@ -45,6 +46,8 @@ pub enum RestoreMode {
         name: DatabaseName,
         /// Its labels.
         labels: BTreeMap<String, String>,
+        /// Its TTL, idle TTL and final backup (ForkDatabase's; RestoreBackup sets none).
+        lifecycle: LifecycleSpec,
     },
 }
 
@@ -90,8 +93,12 @@ impl Forge {
         };
         let result = match mode {
             RestoreMode::Replace => self.restore_replace(&rec, &manifest, &target).await,
-            RestoreMode::New { name, labels } => {
-                self.restore_new(who, &rec, &manifest, &target, name, labels)
+            RestoreMode::New {
+                name,
+                labels,
+                lifecycle,
+            } => {
+                self.restore_new(who, &rec, &manifest, &target, name, labels, lifecycle)
                     .await
             }
         };
@@ -204,6 +211,7 @@ impl Forge {
         target: &Target,
         name: DatabaseName,
         labels: BTreeMap<String, String>,
+        lifecycle: LifecycleSpec,
     ) -> Result<(Arc<Entry>, Option<BackupRecord>)> {
         let registry = self.registry();
         who.require_create(&name)?;
@@ -214,6 +222,10 @@ impl Forge {
             });
         }
         who.require_create_quota(|key| registry.owned_by(key))?;
+        self.check_policy_limits(who, name.as_str(), &labels)
+            .await?;
+        // Checked before the copy, so that a bad TTL costs nothing.
+        lifecycle.resolve(registry.now_ms())?;
         let staged = registry.stage(rec.backend, &name).await?;
         if let Err(e) = self.fill(&staged, rec, manifest, target).await {
             registry.unstage(rec.backend, &staged).await;
@@ -224,7 +236,7 @@ impl Forge {
             name,
             backend: rec.backend,
             if_not_exists: false,
-            lifecycle: Default::default(),
+            lifecycle,
             labels,
         };
         match registry

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dbforge/v1/database.proto.
  */
 export const file_dbforge_v1_database: GenFile = /*@__PURE__*/
-  fileDesc("ChlkYmZvcmdlL3YxL2RhdGFiYXNlLnByb3RvEgpkYmZvcmdlLnYxIvgBCgxDYXBhYmlsaXRpZXMSCwoDc3FsGAEgASgIEhQKDHRyYW5zYWN0aW9ucxgCIAEoCBIQCghzZXNzaW9ucxgDIAEoCBIUCgx0eXBlZF9wYXJhbXMYBCABKAgSFQoNdGFibGVfc2VydmljZRgFIAEoCBIRCglrZXlfdmFsdWUYBiABKAgSFgoObGFzdF9pbnNlcnRfaWQYByABKAgSEQoJcmV0dXJuaW5nGAggASgIEhMKC3BsYWNlaG9sZGVyGAkgASgJEhgKEHJlYWRfb25seV9ncmFudHMYCiABKAgSGQoRdHJhbnNhY3Rpb25hbF9kZGwYCyABKAgi7gMKCERhdGFiYXNlEgwKBG5hbWUYASABKAkSJAoHYmFja2VuZBgCIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIqCgZzdGF0dXMYAyABKA4yGi5kYmZvcmdlLnYxLkRhdGFiYXNlU3RhdHVzEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3RfYWNjZXNzZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnNpemVfYnl0ZXMYBiABKAMSMAoGbGFiZWxzGAcgAygLMiAuZGJmb3JnZS52MS5EYXRhYmFzZS5MYWJlbHNFbnRyeRIuCgxjYXBhYmlsaXRpZXMYCCABKAsyGC5kYmZvcmdlLnYxLkNhcGFiaWxpdGllcxItCglleHBpcmVfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCGlkbGVfdHRsGAogASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhsKE2JhY2t1cF9iZWZvcmVfcHJ1bmUYCyABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKFAwoVQ3JlYXRlRGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSJAoHYmFja2VuZBgCIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIVCg1pZl9ub3RfZXhpc3RzGAMgASgIEj0KBmxhYmVscxgEIAMoCzItLmRiZm9yZ2UudjEuQ3JlYXRlRGF0YWJhc2VSZXF1ZXN0LkxhYmVsc0VudHJ5Ei8KCWV4cGlyZV9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIxCgxleHBpcmVfYWZ0ZXIYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25IABIrCghpZGxlX3R0bBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIbChNiYWNrdXBfYmVmb3JlX3BydW5lGAggASgIGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBQoDdHRsIlEKFkNyZWF0ZURhdGFiYXNlUmVzcG9uc2USJgoIZGF0YWJhc2UYASABKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlEg8KB2NyZWF0ZWQYAiABKAgiIgoSR2V0RGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiPQoTR2V0RGF0YWJhc2VSZXNwb25zZRImCghkYXRhYmFzZRgBIAEoCzIULmRiZm9yZ2UudjEuRGF0YWJhc2Ui0AEKFExpc3REYXRhYmFzZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEiQKB2JhY2tlbmQYAyABKA4yEy5kYmZvcmdlLnYxLkJhY2tlbmQSPAoGbGFiZWxzGAQgAygLMiwuZGJmb3JnZS52MS5MaXN0RGF0YWJhc2VzUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlkKFUxpc3REYXRhYmFzZXNSZXNwb25zZRInCglkYXRhYmFzZXMYASADKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI8ChVEZWxldGVEYXRhYmFzZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIVCg1hbGxvd19taXNzaW5nGAIgASgIIikKFkRlbGV0ZURhdGFiYXNlUmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoCCK0AQoTRm9ya0RhdGFiYXNlUmVxdWVzdBIOCgZzb3VyY2UYASABKAkSDAoEbmFtZRgCIAEoCRI7CgZsYWJlbHMYAyADKAsyKy5kYmZvcmdlLnYxLkZvcmtEYXRhYmFzZVJlcXVlc3QuTGFiZWxzRW50cnkSEwoLZnJvbV9iYWNrdXAYBCABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ7ChRGb3JrRGF0YWJhc2VSZXNwb25zZRImCghkYXRhYmFzZRgBIAEoCzIULmRiZm9yZ2UudjEuRGF0YWJhc2USDgoGbWV0aG9kGAIgASgJEisKCGR1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIncKDkRhdGFiYXNlTGFiZWxzEjYKBnZhbHVlcxgBIAMoCzImLmRiZm9yZ2UudjEuRGF0YWJhc2VMYWJlbHMuVmFsdWVzRW50cnkaLQoLVmFsdWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLcAgoVVXBkYXRlRGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSKgoGbGFiZWxzGAIgASgLMhouZGJmb3JnZS52MS5EYXRhYmFzZUxhYmVscxIvCglleHBpcmVfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASMQoMZXhwaXJlX2FmdGVyGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSAASEwoJY2xlYXJfdHRsGAUgASgISAASLQoIaWRsZV90dGwYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25IARIYCg5jbGVhcl9pZGxlX3R0bBgHIAEoCEgBEiAKE2JhY2t1cF9iZWZvcmVfcHJ1bmUYCCABKAhIAogBAUIFCgN0dGxCBgoEaWRsZUIWChRfYmFja3VwX2JlZm9yZV9wcnVuZSJAChZVcGRhdGVEYXRhYmFzZVJlc3BvbnNlEiYKCGRhdGFiYXNlGAEgASgLMhQuZGJmb3JnZS52MS5EYXRhYmFzZSK1AgoNRGF0YWJhc2VFdmVudBIQCghzZXF1ZW5jZRgBIAEoAxIrCgR0eXBlGAIgASgOMh0uZGJmb3JnZS52MS5EYXRhYmFzZUV2ZW50VHlwZRIQCghkYXRhYmFzZRgDIAEoCRIkCgdiYWNrZW5kGAQgASgOMhMuZGJmb3JnZS52MS5CYWNrZW5kEigKBHRpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWNhdXNlGAYgASgJEg4KBmtleV9pZBgHIAEoCRI1CgZsYWJlbHMYCCADKAsyJS5kYmZvcmdlLnYxLkRhdGFiYXNlRXZlbnQuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLJAQoVV2F0Y2hEYXRhYmFzZXNSZXF1ZXN0Ej0KBmxhYmVscxgBIAMoCzItLmRiZm9yZ2UudjEuV2F0Y2hEYXRhYmFzZXNSZXF1ZXN0LkxhYmVsc0VudHJ5EiQKB2JhY2tlbmQYAiABKA4yEy5kYmZvcmdlLnYxLkJhY2tlbmQSEgoFc2luY2UYAyABKANIAIgBARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBl9zaW5jZSJCChZXYXRjaERhdGFiYXNlc1Jlc3BvbnNlEigKBWV2ZW50GAEgASgLMhkuZGJmb3JnZS52MS5EYXRhYmFzZUV2ZW50Kq0BCg5EYXRhYmFzZVN0YXR1cxIfChtEQVRBQkFTRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIgChxEQVRBQkFTRV9TVEFUVVNfUFJPVklTSU9OSU5HEAESGQoVREFUQUJBU0VfU1RBVFVTX1JFQURZEAISHwobREFUQUJBU0VfU1RBVFVTX1VOQVZBSUxBQkxFEAMSHAoYREFUQUJBU0VfU1RBVFVTX0RFTEVUSU5HEAQqvAMKEURhdGFiYXNlRXZlbnRUeXBlEiMKH0RBVEFCQVNFX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIfChtEQVRBQkFTRV9FVkVOVF9UWVBFX0NSRUFURUQQARIfChtEQVRBQkFTRV9FVkVOVF9UWVBFX0RFTEVURUQQAhIeChpEQVRBQkFTRV9FVkVOVF9UWVBFX0ZPUktFRBADEh8KG0RBVEFCQVNFX0VWRU5UX1RZUEVfRVhQSVJFRBAEEiMKH0RBVEFCQVNFX0VWRU5UX1RZUEVfUFJVTkVEX0lETEUQBRIhCh1EQVRBQkFTRV9FVkVOVF9UWVBFX0JBQ0tFRF9VUBAGEiAKHERBVEFCQVNFX0VWRU5UX1RZUEVfUkVTVE9SRUQQBxImCiJEQVRBQkFTRV9FVkVOVF9UWVBFX1FVT1RBX0VYQ0VFREVEEAgSJQohREFUQUJBU0VfRVZFTlRfVFlQRV9RVU9UQV9DTEVBUkVEEAkSIwofREFUQUJBU0VfRVZFTlRfVFlQRV9VTkFWQUlMQUJMRRAKEiEKHURBVEFCQVNFX0VWRU5UX1RZUEVfUkVDT1ZFUkVEEAsy8AQKD0RhdGFiYXNlU2VydmljZRJXCg5DcmVhdGVEYXRhYmFzZRIhLmRiZm9yZ2UudjEuQ3JlYXRlRGF0YWJhc2VSZXF1ZXN0GiIuZGJmb3JnZS52MS5DcmVhdGVEYXRhYmFzZVJlc3BvbnNlEk4KC0dldERhdGFiYXNlEh4uZGJmb3JnZS52MS5HZXREYXRhYmFzZVJlcXVlc3QaHy5kYmZvcmdlLnYxLkdldERhdGFiYXNlUmVzcG9uc2USVAoNTGlzdERhdGFiYXNlcxIgLmRiZm9yZ2UudjEuTGlzdERhdGFiYXNlc1JlcXVlc3QaIS5kYmZvcmdlLnYxLkxpc3REYXRhYmFzZXNSZXNwb25zZRJXCg5EZWxldGVEYXRhYmFzZRIhLmRiZm9yZ2UudjEuRGVsZXRlRGF0YWJhc2VSZXF1ZXN0GiIuZGJmb3JnZS52MS5EZWxldGVEYXRhYmFzZVJlc3BvbnNlElEKDEZvcmtEYXRhYmFzZRIfLmRiZm9yZ2UudjEuRm9ya0RhdGFiYXNlUmVxdWVzdBogLmRiZm9yZ2UudjEuRm9ya0RhdGFiYXNlUmVzcG9uc2USVwoOVXBkYXRlRGF0YWJhc2USIS5kYmZvcmdlLnYxLlVwZGF0ZURhdGFiYXNlUmVxdWVzdBoiLmRiZm9yZ2UudjEuVXBkYXRlRGF0YWJhc2VSZXNwb25zZRJZCg5XYXRjaERhdGFiYXNlcxIhLmRiZm9yZ2UudjEuV2F0Y2hEYXRhYmFzZXNSZXF1ZXN0GiIuZGJmb3JnZS52MS5XYXRjaERhdGFiYXNlc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_dbforge_v1_types, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChlkYmZvcmdlL3YxL2RhdGFiYXNlLnByb3RvEgpkYmZvcmdlLnYxIvgBCgxDYXBhYmlsaXRpZXMSCwoDc3FsGAEgASgIEhQKDHRyYW5zYWN0aW9ucxgCIAEoCBIQCghzZXNzaW9ucxgDIAEoCBIUCgx0eXBlZF9wYXJhbXMYBCABKAgSFQoNdGFibGVfc2VydmljZRgFIAEoCBIRCglrZXlfdmFsdWUYBiABKAgSFgoObGFzdF9pbnNlcnRfaWQYByABKAgSEQoJcmV0dXJuaW5nGAggASgIEhMKC3BsYWNlaG9sZGVyGAkgASgJEhgKEHJlYWRfb25seV9ncmFudHMYCiABKAgSGQoRdHJhbnNhY3Rpb25hbF9kZGwYCyABKAgi7gMKCERhdGFiYXNlEgwKBG5hbWUYASABKAkSJAoHYmFja2VuZBgCIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIqCgZzdGF0dXMYAyABKA4yGi5kYmZvcmdlLnYxLkRhdGFiYXNlU3RhdHVzEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3RfYWNjZXNzZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnNpemVfYnl0ZXMYBiABKAMSMAoGbGFiZWxzGAcgAygLMiAuZGJmb3JnZS52MS5EYXRhYmFzZS5MYWJlbHNFbnRyeRIuCgxjYXBhYmlsaXRpZXMYCCABKAsyGC5kYmZvcmdlLnYxLkNhcGFiaWxpdGllcxItCglleHBpcmVfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCGlkbGVfdHRsGAogASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhsKE2JhY2t1cF9iZWZvcmVfcHJ1bmUYCyABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKFAwoVQ3JlYXRlRGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSJAoHYmFja2VuZBgCIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIVCg1pZl9ub3RfZXhpc3RzGAMgASgIEj0KBmxhYmVscxgEIAMoCzItLmRiZm9yZ2UudjEuQ3JlYXRlRGF0YWJhc2VSZXF1ZXN0LkxhYmVsc0VudHJ5Ei8KCWV4cGlyZV9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIxCgxleHBpcmVfYWZ0ZXIYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25IABIrCghpZGxlX3R0bBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIbChNiYWNrdXBfYmVmb3JlX3BydW5lGAggASgIGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBQoDdHRsIlEKFkNyZWF0ZURhdGFiYXNlUmVzcG9uc2USJgoIZGF0YWJhc2UYASABKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlEg8KB2NyZWF0ZWQYAiABKAgiIgoSR2V0RGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiPQoTR2V0RGF0YWJhc2VSZXNwb25zZRImCghkYXRhYmFzZRgBIAEoCzIULmRiZm9yZ2UudjEuRGF0YWJhc2Ui0AEKFExpc3REYXRhYmFzZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEiQKB2JhY2tlbmQYAyABKA4yEy5kYmZvcmdlLnYxLkJhY2tlbmQSPAoGbGFiZWxzGAQgAygLMiwuZGJmb3JnZS52MS5MaXN0RGF0YWJhc2VzUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlkKFUxpc3REYXRhYmFzZXNSZXNwb25zZRInCglkYXRhYmFzZXMYASADKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI8ChVEZWxldGVEYXRhYmFzZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIVCg1hbGxvd19taXNzaW5nGAIgASgIIikKFkRlbGV0ZURhdGFiYXNlUmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoCCLpAgoTRm9ya0RhdGFiYXNlUmVxdWVzdBIOCgZzb3VyY2UYASABKAkSDAoEbmFtZRgCIAEoCRI7CgZsYWJlbHMYAyADKAsyKy5kYmZvcmdlLnYxLkZvcmtEYXRhYmFzZVJlcXVlc3QuTGFiZWxzRW50cnkSEwoLZnJvbV9iYWNrdXAYBCABKAkSLwoJZXhwaXJlX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAEjEKDGV4cGlyZV9hZnRlchgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgAEisKCGlkbGVfdHRsGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhsKE2JhY2t1cF9iZWZvcmVfcHJ1bmUYCCABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIFCgN0dGwiewoURm9ya0RhdGFiYXNlUmVzcG9uc2USJgoIZGF0YWJhc2UYASABKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlEg4KBm1ldGhvZBgCIAEoCRIrCghkdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ3Cg5EYXRhYmFzZUxhYmVscxI2CgZ2YWx1ZXMYASADKAsyJi5kYmZvcmdlLnYxLkRhdGFiYXNlTGFiZWxzLlZhbHVlc0VudHJ5Gi0KC1ZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi3AIKFVVwZGF0ZURhdGFiYXNlUmVxdWVzdBIMCgRuYW1lGAEgASgJEioKBmxhYmVscxgCIAEoCzIaLmRiZm9yZ2UudjEuRGF0YWJhc2VMYWJlbHMSLwoJZXhwaXJlX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAEjEKDGV4cGlyZV9hZnRlchgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgAEhMKCWNsZWFyX3R0bBgFIAEoCEgAEi0KCGlkbGVfdHRsGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSAESGAoOY2xlYXJfaWRsZV90dGwYByABKAhIARIgChNiYWNrdXBfYmVmb3JlX3BydW5lGAggASgISAKIAQFCBQoDdHRsQgYKBGlkbGVCFgoUX2JhY2t1cF9iZWZvcmVfcHJ1bmUiQAoWVXBkYXRlRGF0YWJhc2VSZXNwb25zZRImCghkYXRhYmFzZRgBIAEoCzIULmRiZm9yZ2UudjEuRGF0YWJhc2UitQIKDURhdGFiYXNlRXZlbnQSEAoIc2VxdWVuY2UYASABKAMSKwoEdHlwZRgCIAEoDjIdLmRiZm9yZ2UudjEuRGF0YWJhc2VFdmVudFR5cGUSEAoIZGF0YWJhc2UYAyABKAkSJAoHYmFja2VuZBgEIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVjYXVzZRgGIAEoCRIOCgZrZXlfaWQYByABKAkSNQoGbGFiZWxzGAggAygLMiUuZGJmb3JnZS52MS5EYXRhYmFzZUV2ZW50LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiyQEKFVdhdGNoRGF0YWJhc2VzUmVxdWVzdBI9CgZsYWJlbHMYASADKAsyLS5kYmZvcmdlLnYxLldhdGNoRGF0YWJhc2VzUmVxdWVzdC5MYWJlbHNFbnRyeRIkCgdiYWNrZW5kGAIgASgOMhMuZGJmb3JnZS52MS5CYWNrZW5kEhIKBXNpbmNlGAMgASgDSACIAQEaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZfc2luY2UiQgoWV2F0Y2hEYXRhYmFzZXNSZXNwb25zZRIoCgVldmVudBgBIAEoCzIZLmRiZm9yZ2UudjEuRGF0YWJhc2VFdmVudCLZAgoPTGlmZWN5Y2xlUG9saWN5EgwKBG5hbWUYASABKAkSFAoMbmFtZV9wYXR0ZXJuGAIgASgJEjcKBmxhYmVscxgDIAMoCzInLmRiZm9yZ2UudjEuTGlmZWN5Y2xlUG9saWN5LkxhYmVsc0VudHJ5EisKCGlkbGVfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEioKB21heF9hZ2UYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHQoVbWF4X2RhdGFiYXNlc19wZXJfa2V5GAYgASgNEi4KCnVwZGF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnVwZGF0ZWRfYnkYCCABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJIChlTZXRMaWZlY3ljbGVQb2xpY3lSZXF1ZXN0EisKBnBvbGljeRgBIAEoCzIbLmRiZm9yZ2UudjEuTGlmZWN5Y2xlUG9saWN5IloKGlNldExpZmVjeWNsZVBvbGljeVJlc3BvbnNlEisKBnBvbGljeRgBIAEoCzIbLmRiZm9yZ2UudjEuTGlmZWN5Y2xlUG9saWN5Eg8KB2NyZWF0ZWQYAiABKAgiHgocTGlzdExpZmVjeWNsZVBvbGljaWVzUmVxdWVzdCJOCh1MaXN0TGlmZWN5Y2xlUG9saWNpZXNSZXNwb25zZRItCghwb2xpY2llcxgBIAMoCzIbLmRiZm9yZ2UudjEuTGlmZWN5Y2xlUG9saWN5IkMKHERlbGV0ZUxpZmVjeWNsZVBvbGljeVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIVCg1hbGxvd19taXNzaW5nGAIgASgIIjAKHURlbGV0ZUxpZmVjeWNsZVBvbGljeVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgqrQEKDkRhdGFiYXNlU3RhdHVzEh8KG0RBVEFCQVNFX1NUQVRVU19VTlNQRUNJRklFRBAAEiAKHERBVEFCQVNFX1NUQVRVU19QUk9WSVNJT05JTkcQARIZChVEQVRBQkFTRV9TVEFUVVNfUkVBRFkQAhIfChtEQVRBQkFTRV9TVEFUVVNfVU5BVkFJTEFCTEUQAxIcChhEQVRBQkFTRV9TVEFUVVNfREVMRVRJTkcQBCrdAwoRRGF0YWJhc2VFdmVudFR5cGUSIwofREFUQUJBU0VfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEh8KG0RBVEFCQVNFX0VWRU5UX1RZUEVfQ1JFQVRFRBABEh8KG0RBVEFCQVNFX0VWRU5UX1RZUEVfREVMRVRFRBACEh4KGkRBVEFCQVNFX0VWRU5UX1RZUEVfRk9SS0VEEAMSHwobREFUQUJBU0VfRVZFTlRfVFlQRV9FWFBJUkVEEAQSIwofREFUQUJBU0VfRVZFTlRfVFlQRV9QUlVORURfSURMRRAFEiEKHURBVEFCQVNFX0VWRU5UX1RZUEVfQkFDS0VEX1VQEAYSIAocREFUQUJBU0VfRVZFTlRfVFlQRV9SRVNUT1JFRBAHEiYKIkRBVEFCQVNFX0VWRU5UX1RZUEVfUVVPVEFfRVhDRUVERUQQCBIlCiFEQVRBQkFTRV9FVkVOVF9UWVBFX1FVT1RBX0NMRUFSRUQQCRIjCh9EQVRBQkFTRV9FVkVOVF9UWVBFX1VOQVZBSUxBQkxFEAoSIQodREFUQUJBU0VfRVZFTlRfVFlQRV9SRUNPVkVSRUQQCxIfChtEQVRBQkFTRV9FVkVOVF9UWVBFX1VQREFURUQQDDKxBwoPRGF0YWJhc2VTZXJ2aWNlElcKDkNyZWF0ZURhdGFiYXNlEiEuZGJmb3JnZS52MS5DcmVhdGVEYXRhYmFzZVJlcXVlc3QaIi5kYmZvcmdlLnYxLkNyZWF0ZURhdGFiYXNlUmVzcG9uc2USTgoLR2V0RGF0YWJhc2USHi5kYmZvcmdlLnYxLkdldERhdGFiYXNlUmVxdWVzdBofLmRiZm9yZ2UudjEuR2V0RGF0YWJhc2VSZXNwb25zZRJUCg1MaXN0RGF0YWJhc2VzEiAuZGJmb3JnZS52MS5MaXN0RGF0YWJhc2VzUmVxdWVzdBohLmRiZm9yZ2UudjEuTGlzdERhdGFiYXNlc1Jlc3BvbnNlElcKDkRlbGV0ZURhdGFiYXNlEiEuZGJmb3JnZS52MS5EZWxldGVEYXRhYmFzZVJlcXVlc3QaIi5kYmZvcmdlLnYxLkRlbGV0ZURhdGFiYXNlUmVzcG9uc2USUQoMRm9ya0RhdGFiYXNlEh8uZGJmb3JnZS52MS5Gb3JrRGF0YWJhc2VSZXF1ZXN0GiAuZGJmb3JnZS52MS5Gb3JrRGF0YWJhc2VSZXNwb25zZRJXCg5VcGRhdGVEYXRhYmFzZRIhLmRiZm9yZ2UudjEuVXBkYXRlRGF0YWJhc2VSZXF1ZXN0GiIuZGJmb3JnZS52MS5VcGRhdGVEYXRhYmFzZVJlc3BvbnNlElkKDldhdGNoRGF0YWJhc2VzEiEuZGJmb3JnZS52MS5XYXRjaERhdGFiYXNlc1JlcXVlc3QaIi5kYmZvcmdlLnYxLldhdGNoRGF0YWJhc2VzUmVzcG9uc2UwARJjChJTZXRMaWZlY3ljbGVQb2xpY3kSJS5kYmZvcmdlLnYxLlNldExpZmVjeWNsZVBvbGljeVJlcXVlc3QaJi5kYmZvcmdlLnYxLlNldExpZmVjeWNsZVBvbGljeVJlc3BvbnNlEmwKFUxpc3RMaWZlY3ljbGVQb2xpY2llcxIoLmRiZm9yZ2UudjEuTGlzdExpZmVjeWNsZVBvbGljaWVzUmVxdWVzdBopLmRiZm9yZ2UudjEuTGlzdExpZmVjeWNsZVBvbGljaWVzUmVzcG9uc2USbAoVRGVsZXRlTGlmZWN5Y2xlUG9saWN5EiguZGJmb3JnZS52MS5EZWxldGVMaWZlY3ljbGVQb2xpY3lSZXF1ZXN0GikuZGJmb3JnZS52MS5EZWxldGVMaWZlY3ljbGVQb2xpY3lSZXNwb25zZWIGcHJvdG8z", [file_dbforge_v1_types, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * What a backend supports. SDKs and the CLI read these instead of guessing from the backend.
@@ -510,6 +510,43 @@ export type ForkDatabaseRequest = Message<"dbforge.v1.ForkDatabaseRequest"> & {
    * @generated from field: string from_backup = 4;
    */
   fromBackup: string;
+
+  /**
+   * The fork's TTL (the rules of CreateDatabase); the source's is not copied.
+   *
+   * @generated from oneof dbforge.v1.ForkDatabaseRequest.ttl
+   */
+  ttl: {
+    /**
+     * An absolute time, which must be in the future.
+     *
+     * @generated from field: google.protobuf.Timestamp expire_at = 5;
+     */
+    value: Timestamp;
+    case: "expireAt";
+  } | {
+    /**
+     * A positive duration from now.
+     *
+     * @generated from field: google.protobuf.Duration expire_after = 6;
+     */
+    value: Duration;
+    case: "expireAfter";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * The fork's idle TTL (the rules of CreateDatabase); positive.
+   *
+   * @generated from field: google.protobuf.Duration idle_ttl = 7;
+   */
+  idleTtl?: Duration | undefined;
+
+  /**
+   * Back the fork up before a TTL or idle prune (the rules of CreateDatabase).
+   *
+   * @generated from field: bool backup_before_prune = 8;
+   */
+  backupBeforePrune: boolean;
 };
 
 /**
@@ -816,6 +853,213 @@ export const WatchDatabasesResponseSchema: GenMessage<WatchDatabasesResponse> = 
   messageDesc(file_dbforge_v1_database, 17);
 
 /**
+ * A lifecycle policy: which databases (the selector) and what rules apply to them. A database
+ * is selected when its name matches `name_pattern` (when set) and it carries every label of
+ * `labels` (when set); at least one of the two must be set (`*` selects every database).
+ *
+ * @generated from message dbforge.v1.LifecyclePolicy
+ */
+export type LifecyclePolicy = Message<"dbforge.v1.LifecyclePolicy"> & {
+  /**
+   * The policy's name: 1 to 63 characters `a-z 0-9 _ -`, starting with a letter.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * A name pattern where `*` matches any run of characters, e.g. `ci-*`; empty: any name.
+   *
+   * @generated from field: string name_pattern = 2;
+   */
+  namePattern: string;
+
+  /**
+   * Labels the database must carry, with these values (the rules of CreateDatabase's labels).
+   *
+   * @generated from field: map<string, string> labels = 3;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * Prune a selected database after this long without a data-plane call; positive.
+   *
+   * @generated from field: google.protobuf.Duration idle_ttl = 4;
+   */
+  idleTtl?: Duration | undefined;
+
+  /**
+   * Prune a selected database this long after it was created; positive.
+   *
+   * @generated from field: google.protobuf.Duration max_age = 5;
+   */
+  maxAge?: Duration | undefined;
+
+  /**
+   * The most databases the policy selects that one key may own; 0: no limit.
+   *
+   * @generated from field: uint32 max_databases_per_key = 6;
+   */
+  maxDatabasesPerKey: number;
+
+  /**
+   * Set by the gateway: when the policy was last set.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 7;
+   */
+  updatedAt?: Timestamp | undefined;
+
+  /**
+   * Set by the gateway: the id of the key that last set it (`-` without authentication).
+   *
+   * @generated from field: string updated_by = 8;
+   */
+  updatedBy: string;
+};
+
+/**
+ * Describes the message dbforge.v1.LifecyclePolicy.
+ * Use `create(LifecyclePolicySchema)` to create a new message.
+ */
+export const LifecyclePolicySchema: GenMessage<LifecyclePolicy> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 18);
+
+/**
+ * Request of DatabaseService.SetLifecyclePolicy.
+ *
+ * @generated from message dbforge.v1.SetLifecyclePolicyRequest
+ */
+export type SetLifecyclePolicyRequest = Message<"dbforge.v1.SetLifecyclePolicyRequest"> & {
+  /**
+   * The policy; one with the same name is replaced. At least one of `idle_ttl`, `max_age`
+   * and `max_databases_per_key` must be set.
+   *
+   * @generated from field: dbforge.v1.LifecyclePolicy policy = 1;
+   */
+  policy?: LifecyclePolicy | undefined;
+};
+
+/**
+ * Describes the message dbforge.v1.SetLifecyclePolicyRequest.
+ * Use `create(SetLifecyclePolicyRequestSchema)` to create a new message.
+ */
+export const SetLifecyclePolicyRequestSchema: GenMessage<SetLifecyclePolicyRequest> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 19);
+
+/**
+ * Response of DatabaseService.SetLifecyclePolicy.
+ *
+ * @generated from message dbforge.v1.SetLifecyclePolicyResponse
+ */
+export type SetLifecyclePolicyResponse = Message<"dbforge.v1.SetLifecyclePolicyResponse"> & {
+  /**
+   * The policy as stored.
+   *
+   * @generated from field: dbforge.v1.LifecyclePolicy policy = 1;
+   */
+  policy?: LifecyclePolicy | undefined;
+
+  /**
+   * False when it replaced a policy of the same name.
+   *
+   * @generated from field: bool created = 2;
+   */
+  created: boolean;
+};
+
+/**
+ * Describes the message dbforge.v1.SetLifecyclePolicyResponse.
+ * Use `create(SetLifecyclePolicyResponseSchema)` to create a new message.
+ */
+export const SetLifecyclePolicyResponseSchema: GenMessage<SetLifecyclePolicyResponse> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 20);
+
+/**
+ * Request of DatabaseService.ListLifecyclePolicies.
+ *
+ * @generated from message dbforge.v1.ListLifecyclePoliciesRequest
+ */
+export type ListLifecyclePoliciesRequest = Message<"dbforge.v1.ListLifecyclePoliciesRequest"> & {
+};
+
+/**
+ * Describes the message dbforge.v1.ListLifecyclePoliciesRequest.
+ * Use `create(ListLifecyclePoliciesRequestSchema)` to create a new message.
+ */
+export const ListLifecyclePoliciesRequestSchema: GenMessage<ListLifecyclePoliciesRequest> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 21);
+
+/**
+ * Response of DatabaseService.ListLifecyclePolicies.
+ *
+ * @generated from message dbforge.v1.ListLifecyclePoliciesResponse
+ */
+export type ListLifecyclePoliciesResponse = Message<"dbforge.v1.ListLifecyclePoliciesResponse"> & {
+  /**
+   * The policies, by name.
+   *
+   * @generated from field: repeated dbforge.v1.LifecyclePolicy policies = 1;
+   */
+  policies: LifecyclePolicy[];
+};
+
+/**
+ * Describes the message dbforge.v1.ListLifecyclePoliciesResponse.
+ * Use `create(ListLifecyclePoliciesResponseSchema)` to create a new message.
+ */
+export const ListLifecyclePoliciesResponseSchema: GenMessage<ListLifecyclePoliciesResponse> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 22);
+
+/**
+ * Request of DatabaseService.DeleteLifecyclePolicy.
+ *
+ * @generated from message dbforge.v1.DeleteLifecyclePolicyRequest
+ */
+export type DeleteLifecyclePolicyRequest = Message<"dbforge.v1.DeleteLifecyclePolicyRequest"> & {
+  /**
+   * The policy's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * When no such policy exists, succeed (with `deleted` false) instead of NOT_FOUND.
+   *
+   * @generated from field: bool allow_missing = 2;
+   */
+  allowMissing: boolean;
+};
+
+/**
+ * Describes the message dbforge.v1.DeleteLifecyclePolicyRequest.
+ * Use `create(DeleteLifecyclePolicyRequestSchema)` to create a new message.
+ */
+export const DeleteLifecyclePolicyRequestSchema: GenMessage<DeleteLifecyclePolicyRequest> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 23);
+
+/**
+ * Response of DatabaseService.DeleteLifecyclePolicy.
+ *
+ * @generated from message dbforge.v1.DeleteLifecyclePolicyResponse
+ */
+export type DeleteLifecyclePolicyResponse = Message<"dbforge.v1.DeleteLifecyclePolicyResponse"> & {
+  /**
+   * False when `allow_missing` found nothing to delete.
+   *
+   * @generated from field: bool deleted = 1;
+   */
+  deleted: boolean;
+};
+
+/**
+ * Describes the message dbforge.v1.DeleteLifecyclePolicyResponse.
+ * Use `create(DeleteLifecyclePolicyResponseSchema)` to create a new message.
+ */
+export const DeleteLifecyclePolicyResponseSchema: GenMessage<DeleteLifecyclePolicyResponse> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 24);
+
+/**
  * The lifecycle state of a database.
  *
  * @generated from enum dbforge.v1.DatabaseStatus
@@ -952,6 +1196,14 @@ export enum DatabaseEventType {
    * @generated from enum value: DATABASE_EVENT_TYPE_RECOVERED = 11;
    */
   RECOVERED = 11,
+
+  /**
+   * Its labels or lifecycle settings changed by UpdateDatabase (`cause` lists what changed:
+   * `labels`, `ttl`, `idle_ttl`, `backup_before_prune`, separated by spaces).
+   *
+   * @generated from enum value: DATABASE_EVENT_TYPE_UPDATED = 12;
+   */
+  UPDATED = 12,
 }
 
 /**
@@ -1070,7 +1322,7 @@ export const DatabaseService: GenService<{
   },
   /**
    * Streams lifecycle events of databases: created, deleted, forked, expired, pruned_idle,
-   * backed_up, restored; each with a `sequence` that grows by one per event across the
+   * backed_up, restored, updated; each with a `sequence` that grows by one per event across the
    * gateway. Only events of databases the calling key can see (what ListDatabases would show
    * it, judged by the database's labels and owner when the event happened) and that match the
    * selector are sent.
@@ -1095,6 +1347,61 @@ export const DatabaseService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchDatabasesRequestSchema;
     output: typeof WatchDatabasesResponseSchema;
+  },
+  /**
+   * Creates or replaces (by name) a lifecycle policy: rules that apply to every database its
+   * selector matches, those that exist and those created later. Policies are stored in the
+   * gateway's catalog and survive restarts.
+   *
+   * How rules combine with a database's own settings: the stricter wins. A database is pruned
+   * when its own TTL or idle TTL runs out or when a policy's `max_age` or `idle_ttl` does,
+   * whichever comes first; a database's settings can make its life shorter than the policies
+   * allow, never longer. Several policies matching one database all apply, the same way. A
+   * database's `backup_before_prune` is honoured for policy prunes too. Prunes for a policy
+   * carry `policy=<name>` as their cause (events, audit) and count in
+   * `dbforge_policy_actions_total{policy,action}`.
+   *
+   * `max_databases_per_key` is checked when a key creates or forks a database the policy
+   * selects: with that many databases already owned by the key and selected by the policy, the
+   * call fails with RESOURCE_EXHAUSTED naming the policy, the limit and the count. Admin keys
+   * are exempt (as from their create quota); without authentication every caller counts as one
+   * key. Existing databases over the limit are kept.
+   *
+   * Access: an admin key (a policy can select databases of every tenant, and prune them).
+   *
+   * Errors: INVALID_ARGUMENT for a bad name, a policy without selector or without rules, a bad
+   * label selector, or a duration that is not positive; PERMISSION_DENIED without an admin key.
+   * Limits: at most 100 policies; the pruner applies them every `--prune-interval` (default
+   * 30s), so a prune happens up to that long after a database became due.
+   *
+   * @generated from rpc dbforge.v1.DatabaseService.SetLifecyclePolicy
+   */
+  setLifecyclePolicy: {
+    methodKind: "unary";
+    input: typeof SetLifecyclePolicyRequestSchema;
+    output: typeof SetLifecyclePolicyResponseSchema;
+  },
+  /**
+   * Lists lifecycle policies by name: all of them for an admin key; for other keys those that
+   * select at least one database the key can see.
+   *
+   * @generated from rpc dbforge.v1.DatabaseService.ListLifecyclePolicies
+   */
+  listLifecyclePolicies: {
+    methodKind: "unary";
+    input: typeof ListLifecyclePoliciesRequestSchema;
+    output: typeof ListLifecyclePoliciesResponseSchema;
+  },
+  /**
+   * Deletes a lifecycle policy; databases it selected keep their own settings. Access: an
+   * admin key. Errors: NOT_FOUND unless `allow_missing`; PERMISSION_DENIED.
+   *
+   * @generated from rpc dbforge.v1.DatabaseService.DeleteLifecyclePolicy
+   */
+  deleteLifecyclePolicy: {
+    methodKind: "unary";
+    input: typeof DeleteLifecyclePolicyRequestSchema;
+    output: typeof DeleteLifecyclePolicyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_dbforge_v1_database, 0);
