@@ -290,6 +290,13 @@ Examples:
         /// Whether a backup precedes a TTL or idle prune.
         #[arg(long, value_name = "BOOL")]
         backup_before_prune: Option<bool>,
+        /// A size quota in bytes: over it, writes fail with RESOURCE_EXHAUSTED (SQLite: at
+        /// once; PostgreSQL, MySQL, Redis: after the next measurement).
+        #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "clear_max_bytes")]
+        max_bytes: Option<u64>,
+        /// Remove the database's own size quota (a policy's still applies).
+        #[arg(long)]
+        clear_max_bytes: bool,
     },
     /// List databases in name order.
     #[command(visible_alias = "ls")]
@@ -1024,7 +1031,7 @@ Examples:
 pub enum LifecyclePolicyCommand {
     /// Create or replace (by name) a lifecycle policy (admin key).
     #[command(group(ArgGroup::new("selector").required(true).multiple(true).args(["pattern", "labels"])))]
-    #[command(group(ArgGroup::new("rules").required(true).multiple(true).args(["idle_ttl", "max_age", "max_databases_per_key"])))]
+    #[command(group(ArgGroup::new("rules").required(true).multiple(true).args(["idle_ttl", "max_age", "max_databases_per_key", "max_bytes"])))]
     #[command(after_help = "\
 The policy applies to every database it selects, existing and future: --pattern and --label
 both must hold when both are given (--pattern '*' selects all). A database is pruned when its
@@ -1035,7 +1042,7 @@ exempt.
 
 Examples:
   dbforge policy set ci --pattern 'ci-*' --max-age 1d --idle-ttl 1h
-  dbforge policy set agents --label kind=agent --max-databases-per-key 5")]
+  dbforge policy set agents --label kind=agent --max-databases-per-key 5 --max-bytes 104857600")]
     Set {
         /// The policy's name: 1 to 63 of a-z 0-9 _ -, starting with a letter.
         name: String,
@@ -1054,6 +1061,9 @@ Examples:
         /// At most this many selected databases per (non-admin) key.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         max_databases_per_key: Option<u32>,
+        /// A size quota in bytes for every selected database.
+        #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+        max_bytes: Option<u64>,
     },
     /// List lifecycle policies by name (all for an admin key; others see those selecting a
     /// database they can see).

@@ -53,6 +53,14 @@ pub struct Database {
     pub idle_ttl: Option<Duration>,
     /// Whether a TTL or idle prune is preceded by a backup (and skipped when that fails).
     pub backup_before_prune: bool,
+    /// Its size quota in bytes (the smaller of its own and its policies'), if it has one.
+    pub max_bytes: Option<u64>,
+    /// Where `max_bytes` comes from: `database` or `policy=<name>`.
+    pub quota_source: String,
+    /// Whether it is over its quota (writes fail with `RESOURCE_EXHAUSTED`).
+    pub over_quota: bool,
+    /// Its own size quota (UpdateDatabase), if set.
+    pub own_max_bytes: Option<u64>,
 }
 
 fn system_time(t: Option<prost_types::Timestamp>) -> SystemTime {
@@ -78,6 +86,10 @@ impl From<pb::Database> for Database {
             expire_at: d.expire_at.map(|t| system_time(Some(t))),
             idle_ttl: d.idle_ttl.map(|t| crate::admin::duration(Some(t))),
             backup_before_prune: d.backup_before_prune,
+            max_bytes: (d.max_bytes > 0).then_some(d.max_bytes),
+            quota_source: d.quota_source,
+            over_quota: d.over_quota,
+            own_max_bytes: (d.own_max_bytes > 0).then_some(d.own_max_bytes),
         }
     }
 }
@@ -271,6 +283,8 @@ pub struct UpdateOptions {
     pub idle_ttl: Option<Change<Duration>>,
     /// Whether a final backup precedes a TTL or idle prune.
     pub backup_before_prune: Option<bool>,
+    /// The database's own size quota in bytes.
+    pub max_bytes: Option<Change<u64>>,
 }
 
 impl UpdateOptions {
@@ -291,6 +305,18 @@ impl UpdateOptions {
     /// Prunes the database this long from now.
     pub fn ttl(mut self, d: Duration) -> Self {
         self.ttl = Some(Change::Set(Ttl::After(d)));
+        self
+    }
+
+    /// Sets the database's own size quota, in bytes (positive).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(Change::Set(bytes));
+        self
+    }
+
+    /// Removes the database's own size quota (a policy's still applies).
+    pub fn clear_max_bytes(mut self) -> Self {
+        self.max_bytes = Some(Change::Clear);
         self
     }
 
@@ -689,6 +715,10 @@ impl Client {
                     Change::Clear => Idle::ClearIdleTtl(true),
                 }),
                 backup_before_prune: opts.backup_before_prune,
+                quota: opts.max_bytes.map(|c| match c {
+                    Change::Set(m) => pb::update_database_request::Quota::MaxBytes(m),
+                    Change::Clear => pb::update_database_request::Quota::ClearMaxBytes(true),
+                }),
             }))
             .await?
             .into_inner();

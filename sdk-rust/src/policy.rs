@@ -47,6 +47,9 @@ pub struct LifecyclePolicy {
     /// The most selected databases one (non-admin) key may own; 0: no limit. Over it,
     /// CreateDatabase and ForkDatabase fail with `RESOURCE_EXHAUSTED`.
     pub max_databases_per_key: u32,
+    /// A size quota in bytes for every selected database; `None`: none. The smaller of a
+    /// database's own quota and its policies' applies.
+    pub max_bytes: Option<u64>,
     /// When it was last set (set by the server).
     pub updated_at: Option<SystemTime>,
     /// The key that last set it (set by the server).
@@ -97,6 +100,12 @@ impl LifecyclePolicy {
         self
     }
 
+    /// Holds every selected database to at most `bytes`.
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
     /// Lets one key own at most `n` selected databases.
     pub fn max_databases_per_key(mut self, n: u32) -> Self {
         self.max_databases_per_key = n;
@@ -120,6 +129,7 @@ impl From<LifecyclePolicy> for pb::LifecyclePolicy {
             idle_ttl: p.idle_ttl.map(wire),
             max_age: p.max_age.map(wire),
             max_databases_per_key: p.max_databases_per_key,
+            max_bytes: p.max_bytes.unwrap_or(0),
             updated_at: None,
             updated_by: String::new(),
         }
@@ -136,6 +146,7 @@ impl From<pb::LifecyclePolicy> for LifecyclePolicy {
             idle_ttl: dur(p.idle_ttl),
             max_age: dur(p.max_age),
             max_databases_per_key: p.max_databases_per_key,
+            max_bytes: (p.max_bytes > 0).then_some(p.max_bytes),
             updated_at: time(p.updated_at),
             updated_by: p.updated_by,
         }

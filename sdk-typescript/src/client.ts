@@ -335,8 +335,13 @@ export class DBForgeClient {
       idleTtlMs?: number;
       clearIdleTtl?: boolean;
       backupBeforePrune?: boolean;
+      /** The database's own size quota in bytes (positive). */
+      maxBytes?: number | bigint;
+      /** Remove the database's own size quota (a policy's still applies). */
+      clearMaxBytes?: boolean;
     },
   ): Promise<Database> {
+    if (opts.maxBytes !== undefined && opts.clearMaxBytes) throw new RangeError("give maxBytes or clearMaxBytes, not both");
     const ttls = [opts.ttlMs !== undefined, opts.expireAt !== undefined, opts.clearTtl === true].filter(Boolean).length;
     if (ttls > 1) throw new RangeError("give one of ttlMs, expireAt and clearTtl");
     if (opts.idleTtlMs !== undefined && opts.clearIdleTtl) throw new RangeError("give idleTtlMs or clearIdleTtl, not both");
@@ -360,6 +365,12 @@ export class DBForgeClient {
                 ? { case: "clearIdleTtl", value: true }
                 : { case: undefined },
           backupBeforePrune: opts.backupBeforePrune,
+          quota:
+            opts.maxBytes !== undefined
+              ? { case: "maxBytes", value: BigInt(opts.maxBytes) }
+              : opts.clearMaxBytes
+                ? { case: "clearMaxBytes", value: true }
+                : { case: undefined },
         },
         o,
       ),

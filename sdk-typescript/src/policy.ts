@@ -23,6 +23,8 @@ export interface LifecyclePolicySpec {
   maxAgeMs?: number | undefined;
   /** At most this many selected databases per (non-admin) key; 0: no limit. */
   maxDatabasesPerKey?: number;
+  /** A size quota in bytes for every selected database; undefined or 0: none. */
+  maxBytes?: number | bigint;
 }
 
 /** A lifecycle policy as the server stores it. */
@@ -38,6 +40,8 @@ export interface LifecyclePolicy {
   maxAgeMs: number | undefined;
   /** At most this many selected databases per key; 0: no limit. */
   maxDatabasesPerKey: number;
+  /** A size quota in bytes for every selected database; 0: none. */
+  maxBytes: bigint;
   /** When it was last set. */
   updatedAt: Date | undefined;
   /** The key that last set it (`-` without authentication). */
@@ -53,6 +57,7 @@ export function lifecyclePolicyFromPb(p: PbLifecyclePolicy): LifecyclePolicy {
     idleTtlMs: p.idleTtl ? ms(p.idleTtl) : undefined,
     maxAgeMs: p.maxAge ? ms(p.maxAge) : undefined,
     maxDatabasesPerKey: p.maxDatabasesPerKey,
+    maxBytes: p.maxBytes,
     updatedAt: optionalDate(p.updatedAt),
     updatedBy: p.updatedBy,
   };
@@ -67,5 +72,6 @@ export function lifecyclePolicyPb(p: LifecyclePolicySpec) {
     idleTtl: p.idleTtlMs === undefined ? undefined : durationPb(p.idleTtlMs),
     maxAge: p.maxAgeMs === undefined ? undefined : durationPb(p.maxAgeMs),
     maxDatabasesPerKey: p.maxDatabasesPerKey ?? 0,
+    maxBytes: BigInt(p.maxBytes ?? 0),
   };
 }

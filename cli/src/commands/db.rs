@@ -112,6 +112,8 @@ pub fn run(app: &App, command: DbCommand) -> Result<()> {
             idle_ttl,
             clear_idle_ttl,
             backup_before_prune,
+            max_bytes,
+            clear_max_bytes,
         } => {
             let mut opts = UpdateOptions {
                 backup_before_prune,
@@ -134,6 +136,12 @@ pub fn run(app: &App, command: DbCommand) -> Result<()> {
             }
             if clear_idle_ttl {
                 opts = opts.clear_idle_ttl();
+            }
+            if let Some(m) = max_bytes {
+                opts = opts.max_bytes(m);
+            }
+            if clear_max_bytes {
+                opts = opts.clear_max_bytes();
             }
             let db = app.block_on(async {
                 let client = app.connect().await?;

@@ -19,6 +19,7 @@ const COLUMNS: &[(&str, ValueKind)] = &[
     ("idle_ttl", ValueKind::Text),
     ("max_age", ValueKind::Text),
     ("max_databases_per_key", ValueKind::Int),
+    ("max_bytes", ValueKind::Int),
     ("updated_at", ValueKind::Timestamp),
     ("updated_by", ValueKind::Text),
 ];
@@ -34,6 +35,7 @@ pub fn run(app: &App, command: LifecyclePolicyCommand) -> Result<()> {
             idle_ttl,
             max_age,
             max_databases_per_key,
+            max_bytes,
         } => {
             let policy = LifecyclePolicy {
                 name,
@@ -42,6 +44,7 @@ pub fn run(app: &App, command: LifecyclePolicyCommand) -> Result<()> {
                 idle_ttl,
                 max_age,
                 max_databases_per_key: max_databases_per_key.unwrap_or(0),
+                max_bytes,
                 ..Default::default()
             };
             let (policy, created) = app.block_on(async {
@@ -123,6 +126,9 @@ fn rules_text(policy: &LifecyclePolicy) -> String {
     if policy.max_databases_per_key > 0 {
         rules.push(format!("at most {} per key", policy.max_databases_per_key));
     }
+    if let Some(b) = policy.max_bytes {
+        rules.push(format!("at most {b} bytes each"));
+    }
     format!("databases {}: {}", selector.join(" "), rules.join(", "))
 }
 
@@ -159,6 +165,7 @@ fn policy_fields(app: &App, policy: &LifecyclePolicy) -> Vec<(&'static str, Valu
                 n => int(u64::from(n)),
             },
         ),
+        ("max_bytes", policy.max_bytes.map_or(Value::Null, int)),
         ("updated_at", time(policy.updated_at)),
         ("updated_by", Value::Text(policy.updated_by.clone())),
     ]

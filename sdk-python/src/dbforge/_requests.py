@@ -109,7 +109,11 @@ def update_database(
     idle_ttl: Optional[_dt.timedelta],
     clear_idle_ttl: bool,
     backup_before_prune: Optional[bool],
+    max_bytes: Optional[int] = None,
+    clear_max_bytes: bool = False,
 ) -> database_pb2.UpdateDatabaseRequest:
+    if max_bytes is not None and clear_max_bytes:
+        raise ValueError("give max_bytes or clear_max_bytes, not both")
     if ttl is not None and clear_ttl:
         raise ValueError("give ttl or clear_ttl, not both")
     if idle_ttl is not None and clear_idle_ttl:
@@ -130,6 +134,10 @@ def update_database(
         req.clear_idle_ttl = True
     if backup_before_prune is not None:
         req.backup_before_prune = backup_before_prune
+    if max_bytes is not None:
+        req.max_bytes = max_bytes
+    elif clear_max_bytes:
+        req.clear_max_bytes = True
     return req
 
 

@@ -119,12 +119,23 @@ class AsyncClient(AsyncConnection):
         idle_ttl: Optional[_dt.timedelta] = None,
         clear_idle_ttl: bool = False,
         backup_before_prune: Optional[bool] = None,
+        max_bytes: Optional[int] = None,
+        clear_max_bytes: bool = False,
     ) -> Database:
-        """Changes a database's labels (replaced as a whole) and lifecycle settings; what is
-        not given keeps its value. Needs the owner role. InvalidArgument for a TTL not in the
-        future; NotFound; PermissionDenied."""
+        """Changes a database's labels (replaced as a whole), lifecycle settings and size quota
+        (`max_bytes`, or `clear_max_bytes`; a policy's quota still applies, the smaller wins);
+        what is not given keeps its value. Needs the owner role. InvalidArgument for a TTL not
+        in the future or a quota of 0; NotFound; PermissionDenied."""
         req = rq.update_database(
-            name, labels, ttl, clear_ttl, idle_ttl, clear_idle_ttl, backup_before_prune
+            name,
+            labels,
+            ttl,
+            clear_ttl,
+            idle_ttl,
+            clear_idle_ttl,
+            backup_before_prune,
+            max_bytes,
+            clear_max_bytes,
         )
         return rq.database(await self._unary(self.databases.UpdateDatabase, req), "database")
 

@@ -44,6 +44,7 @@ class LifecyclePolicy:
         max_age: prune a selected database this long after its creation.
         max_databases_per_key: at most this many selected databases per (non-admin) key;
             0: no limit. Over it, creates and forks fail with ResourceExhausted.
+        max_bytes: a size quota in bytes for every selected database; None: none.
         updated_at, updated_by: set by the server (when, and by which key, it was last set),
             ignored when sent.
     """
@@ -54,6 +55,7 @@ class LifecyclePolicy:
     idle_ttl: Optional[_dt.timedelta] = None
     max_age: Optional[_dt.timedelta] = None
     max_databases_per_key: int = 0
+    max_bytes: Optional[int] = None
     updated_at: Optional[_dt.datetime] = None
     updated_by: str = ""
 
@@ -66,6 +68,7 @@ class LifecyclePolicy:
             idle_ttl=duration(p.idle_ttl) if p.HasField("idle_ttl") else None,
             max_age=duration(p.max_age) if p.HasField("max_age") else None,
             max_databases_per_key=p.max_databases_per_key,
+            max_bytes=p.max_bytes or None,
             updated_at=timestamp(p.updated_at) if p.HasField("updated_at") else None,
             updated_by=p.updated_by,
         )
@@ -77,6 +80,7 @@ class LifecyclePolicy:
             name_pattern=self.name_pattern,
             labels=dict(self.labels),
             max_databases_per_key=self.max_databases_per_key,
+            max_bytes=self.max_bytes or 0,
         )
         if self.idle_ttl is not None:
             p.idle_ttl.CopyFrom(timedelta_pb(self.idle_ttl))

@@ -140,11 +140,12 @@ impl DatabaseService for ControlApi {
         let call = Call::new(self.forge.audit(), &who, "UpdateDatabase")
             .database(&req.name)
             .statement(format!(
-                "labels={} ttl={:?} idle={:?} backup_before_prune={:?}",
+                "labels={} ttl={:?} idle={:?} backup_before_prune={:?} quota={:?}",
                 req.labels.is_some(),
                 req.ttl,
                 req.idle,
-                req.backup_before_prune
+                req.backup_before_prune,
+                req.quota
             ));
         let result = async {
             let update = DatabaseUpdate::try_from(req)?;

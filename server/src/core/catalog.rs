@@ -178,6 +178,10 @@ CREATE TABLE IF NOT EXISTS lifecycle_policies (
     updated_ms INTEGER NOT NULL,
     updated_by TEXT NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS database_quotas (
+    db TEXT PRIMARY KEY REFERENCES databases(name) ON DELETE CASCADE,
+    max_bytes INTEGER NOT NULL
+) STRICT;
 CREATE TABLE IF NOT EXISTS labels (
     db TEXT NOT NULL REFERENCES databases(name) ON DELETE CASCADE,
     key TEXT NOT NULL,

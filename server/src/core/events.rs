@@ -68,6 +68,10 @@ pub enum EventKind {
     Restored,
     /// UpdateDatabase changed its labels or lifecycle settings.
     Updated,
+    /// It went over its size quota.
+    QuotaExceeded,
+    /// It is back under its size quota.
+    QuotaCleared,
 }
 
 impl EventKind {
@@ -82,6 +86,8 @@ impl EventKind {
             EventKind::BackedUp => "backed_up",
             EventKind::Restored => "restored",
             EventKind::Updated => "updated",
+            EventKind::QuotaExceeded => "quota_exceeded",
+            EventKind::QuotaCleared => "quota_cleared",
         }
     }
 
@@ -96,6 +102,8 @@ impl EventKind {
             "backed_up" => EventKind::BackedUp,
             "restored" => EventKind::Restored,
             "updated" => EventKind::Updated,
+            "quota_exceeded" => EventKind::QuotaExceeded,
+            "quota_cleared" => EventKind::QuotaCleared,
             _ => return None,
         })
     }

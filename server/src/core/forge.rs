@@ -27,6 +27,7 @@ use super::{
     limits::{Budget, Limits},
     names::Identifier,
     preview,
+    quota::QuotaTrigger,
     registry::{ControlGuard, Entry, Registry, now_ms},
     summary::{ColumnSummary, Summarizer},
     table::{self, RowScope, Select, SqlDialect, TableSpec},
@@ -62,6 +63,10 @@ pub struct ForgeConfig {
     pub clock: SharedClock,
     /// Runs a pruner pass on demand (tests), besides every `prune_interval`.
     pub prune_trigger: Option<PruneTrigger>,
+    /// How often databases with a size quota are measured.
+    pub quota_interval: Duration,
+    /// Runs a quota pass on demand (tests), besides every `quota_interval`.
+    pub quota_trigger: Option<QuotaTrigger>,
 }
 
 #[derive(Debug)]
@@ -72,6 +77,8 @@ struct Inner {
     stop: Notify,
     /// Stops the pruner (its own: a Notify's stored wake-up goes to one waiter).
     stop_pruner: Notify,
+    /// Stops the quota measurer.
+    stop_quotas: Notify,
     audit: AuditLog,
     backups: Backups,
     events: Arc<Events>,
@@ -139,6 +146,7 @@ impl Forge {
                 registry,
                 stop: Notify::new(),
                 stop_pruner: Notify::new(),
+                stop_quotas: Notify::new(),
                 audit,
                 backups,
                 events,
@@ -152,6 +160,11 @@ impl Forge {
             forge.inner.cfg.prune_trigger.clone(),
         );
         tokio::spawn(forge.clone().prune_loop(interval, trigger));
+        let (interval, trigger) = (
+            forge.inner.cfg.quota_interval,
+            forge.inner.cfg.quota_trigger.clone(),
+        );
+        tokio::spawn(forge.clone().quota_loop(interval, trigger));
         Ok((forge, housekeeping))
     }
 
@@ -245,6 +258,8 @@ impl Forge {
             .await?;
         let started = Instant::now();
         let entry = registry.provision(&control, spec, who.owner_id()).await?;
+        // A policy's quota holds from the first call, not from the next measurement.
+        self.refresh_quota(&entry).await;
         self.inner
             .events
             .publish(
@@ -331,6 +346,16 @@ impl Forge {
         registry.unprovision(control, entry).await
     }
 
+    /// Wakes the quota measurer's shutdown.
+    pub(crate) fn stop_quotas(&self) -> &Notify {
+        &self.inner.stop_quotas
+    }
+
+    /// The open handle of a database, if it is open now (without opening it).
+    pub(crate) fn open_handle(&self, entry: &Entry) -> Option<Arc<dyn Database>> {
+        self.inner.handles.peek(&entry.slot)
+    }
+
     /// Resolves when shutdown asks the pruner to stop.
     pub(crate) async fn pruner_stopped(&self) {
         self.inner.stop_pruner.notified().await
@@ -346,7 +371,7 @@ impl Forge {
         let (entry, role) = self.authorized(who, name, needed)?;
         entry.check_fence()?;
         entry.touch(self.inner.registry.now_ms());
-        let handle = self.open_entry(&entry).await?;
+        let handle = Self::guard_quota(&entry, self.open_entry(&entry).await?);
         Ok((entry, handle, role))
     }
 
@@ -357,6 +382,10 @@ impl Forge {
             .get(&entry.slot, async {
                 let backend = entry.backend()?;
                 let h = backend.open(&entry.record.provisioned).await?;
+                // A quota the engine enforces holds on every handle from its first call.
+                if let Some(max) = entry.quota.max_bytes() {
+                    h.set_max_bytes(Some(max)).await?;
+                }
                 Ok(Metered::wrap(h, backend.kind()))
             })
             .await
@@ -417,6 +446,7 @@ impl Forge {
         // notify_one keeps the wake-up even when housekeeping is busy flushing right now.
         self.inner.stop.notify_one();
         self.inner.stop_pruner.notify_one();
+        self.inner.stop_quotas.notify_one();
         self.inner.backups.stop();
         self.inner.audit.flush(Duration::from_secs(5)).await;
         if let Err(e) = self.inner.registry.flush_access_times().await {

@@ -168,6 +168,10 @@ impl Forge {
                 who.key_id(),
             )
             .await;
+        // A policy's size quota holds on the fork from its first call.
+        if let Ok(entry) = self.registry().get(database.name.as_str()) {
+            self.refresh_quota(&entry).await;
+        }
         info!(
             method = method.as_str(),
             elapsed_ms = started.elapsed().as_millis() as u64,

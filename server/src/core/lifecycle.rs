@@ -154,6 +154,8 @@ pub struct DatabaseUpdate {
     pub idle_ttl: Option<Change<Duration>>,
     /// Back up before a TTL or idle prune.
     pub backup_before_prune: Option<bool>,
+    /// The database's own size quota, bytes.
+    pub max_bytes: Option<Change<u64>>,
 }
 
 impl DatabaseUpdate {
@@ -164,6 +166,7 @@ impl DatabaseUpdate {
             ("ttl", self.ttl.is_some()),
             ("idle_ttl", self.idle_ttl.is_some()),
             ("backup_before_prune", self.backup_before_prune.is_some()),
+            ("max_bytes", self.max_bytes.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
@@ -277,6 +280,13 @@ impl Forge {
         entry.check_fence()?;
         let lifecycle = update.apply(entry.record.lifecycle, registry.now_ms())?;
         let changed = update.changed();
+        if let Some(change) = update.max_bytes {
+            let max = match change {
+                Change::Set(m) => Some(m),
+                Change::Clear => None,
+            };
+            self.set_own_quota(&entry, max).await?;
+        }
         let entry = registry
             .update(&control, &entry, update.labels, lifecycle)
             .await?;
@@ -290,6 +300,8 @@ impl Forge {
             .await;
         drop(control);
         info!("database updated");
+        // New labels may bring the database under a policy's quota, or out of one.
+        self.refresh_quota(&entry).await;
         Ok(entry.info(entry.size().await))
     }
 

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod names;
 pub mod policy;
 pub mod preview;
+pub mod quota;
 pub mod registry;
 pub mod replay;
 pub mod schema;

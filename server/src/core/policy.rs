@@ -57,6 +57,9 @@ pub struct PolicySpec {
     pub max_age: Option<Duration>,
     /// Most selected databases one key may own; 0: no limit.
     pub max_databases_per_key: u32,
+    /// A size quota for every selected database (see [`quota`](super::quota)).
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
 }
 
 impl PolicySpec {
@@ -96,10 +99,17 @@ impl PolicySpec {
                 return Err(Error::invalid(field, "must be positive"));
             }
         }
-        if self.idle_ttl.is_none() && self.max_age.is_none() && self.max_databases_per_key == 0 {
+        if self.max_bytes == Some(0) {
+            return Err(Error::invalid("policy.max_bytes", "must be positive"));
+        }
+        if self.idle_ttl.is_none()
+            && self.max_age.is_none()
+            && self.max_databases_per_key == 0
+            && self.max_bytes.is_none()
+        {
             return Err(Error::invalid(
                 "policy",
-                "set at least one rule: idle_ttl, max_age or max_databases_per_key",
+                "set at least one rule: idle_ttl, max_age, max_databases_per_key or max_bytes",
             ));
         }
         Ok(())
@@ -272,6 +282,7 @@ impl Forge {
         let (cat, p) = (self.catalog(), policy.clone());
         let created = blocking(move || cat.lifecycle_policy_upsert(&p)).await?;
         info!(policy = %policy.spec.name, created, "lifecycle policy set");
+        self.spawn_quota_pass();
         Ok((policy, created))
     }
 
@@ -321,8 +332,18 @@ impl Forge {
         }
         if deleted {
             info!(policy = name, "lifecycle policy deleted");
+            self.spawn_quota_pass();
         }
         Ok(deleted)
+    }
+
+    /// A quota pass in the background, so that a policy's size quota holds at once and the
+    /// call that set it does not wait for every database to be measured.
+    fn spawn_quota_pass(&self) {
+        let forge = self.clone();
+        tokio::spawn(async move {
+            forge.quota_pass().await;
+        });
     }
 
     /// The stored policies.

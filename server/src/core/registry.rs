@@ -87,6 +87,8 @@ pub struct DatabaseInfo {
     pub read_only_grants: bool,
     /// TTL, idle TTL and final backup.
     pub lifecycle: Lifecycle,
+    /// Its size quota.
+    pub quota: super::quota::QuotaView,
 }
 
 /// A ListDatabases request.
@@ -125,6 +127,8 @@ pub struct Entry {
     fenced: AtomicBool,
     /// Where its open handle lives.
     pub slot: Arc<Slot>,
+    /// Its size quota and whether it is over it (shared by the entry's updated copies).
+    pub quota: Arc<super::quota::QuotaState>,
 }
 
 impl Entry {
@@ -136,6 +140,7 @@ impl Entry {
             touched: AtomicBool::new(false),
             fenced: AtomicBool::new(false),
             slot: Arc::default(),
+            quota: Arc::default(),
         }
     }
 
@@ -195,6 +200,7 @@ impl Entry {
             touched: AtomicBool::new(self.touched.load(Ordering::Relaxed)),
             fenced: AtomicBool::new(self.fenced.load(Ordering::Acquire)),
             slot: Arc::clone(&self.slot),
+            quota: Arc::clone(&self.quota),
         }
     }
 
@@ -222,6 +228,7 @@ impl Entry {
                 .as_ref()
                 .is_some_and(|b| b.enforces_read_only()),
             lifecycle: self.record.lifecycle,
+            quota: self.quota.view(),
         }
     }
 

@@ -20,6 +20,7 @@ mod persistence;
 mod policy;
 mod postgres;
 mod preview;
+mod quota;
 mod redis;
 mod sandbox;
 mod session;

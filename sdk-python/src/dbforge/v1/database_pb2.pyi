@@ -77,9 +77,11 @@ class _DatabaseEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Dat
     DATABASE_EVENT_TYPE_RESTORED: _DatabaseEventType.ValueType  # 7
     """Restored from a backup, in place or as a new database (`cause` names the backup)."""
     DATABASE_EVENT_TYPE_QUOTA_EXCEEDED: _DatabaseEventType.ValueType  # 8
-    """Reserved: not emitted yet (size quotas are not built)."""
+    """It went over its size quota: writes are refused (`cause`: `max_bytes=<n> size=<bytes>`,
+    and ` policy=<name>` when a policy set the quota).
+    """
     DATABASE_EVENT_TYPE_QUOTA_CLEARED: _DatabaseEventType.ValueType  # 9
-    """Reserved: not emitted yet (size quotas are not built)."""
+    """It is back under its size quota, or the quota rose or went away (`cause` as above)."""
     DATABASE_EVENT_TYPE_UNAVAILABLE: _DatabaseEventType.ValueType  # 10
     """Reserved: not emitted yet (health changes are reported by grpc.health.v1 today)."""
     DATABASE_EVENT_TYPE_RECOVERED: _DatabaseEventType.ValueType  # 11
@@ -109,9 +111,11 @@ DATABASE_EVENT_TYPE_BACKED_UP: DatabaseEventType.ValueType  # 6
 DATABASE_EVENT_TYPE_RESTORED: DatabaseEventType.ValueType  # 7
 """Restored from a backup, in place or as a new database (`cause` names the backup)."""
 DATABASE_EVENT_TYPE_QUOTA_EXCEEDED: DatabaseEventType.ValueType  # 8
-"""Reserved: not emitted yet (size quotas are not built)."""
+"""It went over its size quota: writes are refused (`cause`: `max_bytes=<n> size=<bytes>`,
+and ` policy=<name>` when a policy set the quota).
+"""
 DATABASE_EVENT_TYPE_QUOTA_CLEARED: DatabaseEventType.ValueType  # 9
-"""Reserved: not emitted yet (size quotas are not built)."""
+"""It is back under its size quota, or the quota rose or went away (`cause` as above)."""
 DATABASE_EVENT_TYPE_UNAVAILABLE: DatabaseEventType.ValueType  # 10
 """Reserved: not emitted yet (health changes are reported by grpc.health.v1 today)."""
 DATABASE_EVENT_TYPE_RECOVERED: DatabaseEventType.ValueType  # 11
@@ -225,6 +229,10 @@ class Database(_message.Message):
     EXPIRE_AT_FIELD_NUMBER: _builtins.int
     IDLE_TTL_FIELD_NUMBER: _builtins.int
     BACKUP_BEFORE_PRUNE_FIELD_NUMBER: _builtins.int
+    MAX_BYTES_FIELD_NUMBER: _builtins.int
+    QUOTA_SOURCE_FIELD_NUMBER: _builtins.int
+    OVER_QUOTA_FIELD_NUMBER: _builtins.int
+    OWN_MAX_BYTES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Its name, unique across the gateway."""
     backend: _types_pb2.Backend.ValueType
@@ -237,6 +245,19 @@ class Database(_message.Message):
     """Whether the gateway backs it up (to the default backup target) before pruning it for its
     TTL or idle TTL; a failed backup keeps it.
     """
+    max_bytes: _builtins.int
+    """Its size quota in bytes: the smaller of its own (UpdateDatabase `max_bytes`) and those of
+    the lifecycle policies that select it; 0: none. See UpdateDatabase for how each engine
+    enforces it.
+    """
+    quota_source: _builtins.str
+    """Where `max_bytes` comes from: `database` (its own) or `policy=<name>`; empty without one."""
+    over_quota: _builtins.bool
+    """Whether it is over its quota (as last measured, or refused a write for it): writes fail
+    with RESOURCE_EXHAUSTED until it is back under.
+    """
+    own_max_bytes: _builtins.int
+    """Its own size quota in bytes (UpdateDatabase `max_bytes`); 0: none."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When it was spawned."""
@@ -277,10 +298,14 @@ class Database(_message.Message):
         expire_at: _timestamp_pb2.Timestamp | None = ...,
         idle_ttl: _duration_pb2.Duration | None = ...,
         backup_before_prune: _builtins.bool = ...,
+        max_bytes: _builtins.int = ...,
+        quota_source: _builtins.str = ...,
+        over_quota: _builtins.bool = ...,
+        own_max_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "created_at", b"created_at", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "last_accessed_at", b"last_accessed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "backup_before_prune", b"backup_before_prune", "capabilities", b"capabilities", "created_at", b"created_at", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "labels", b"labels", "last_accessed_at", b"last_accessed_at", "name", b"name", "size_bytes", b"size_bytes", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "backup_before_prune", b"backup_before_prune", "capabilities", b"capabilities", "created_at", b"created_at", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "labels", b"labels", "last_accessed_at", b"last_accessed_at", "max_bytes", b"max_bytes", "name", b"name", "over_quota", b"over_quota", "own_max_bytes", b"own_max_bytes", "quota_source", b"quota_source", "size_bytes", b"size_bytes", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -757,6 +782,8 @@ class UpdateDatabaseRequest(_message.Message):
     IDLE_TTL_FIELD_NUMBER: _builtins.int
     CLEAR_IDLE_TTL_FIELD_NUMBER: _builtins.int
     BACKUP_BEFORE_PRUNE_FIELD_NUMBER: _builtins.int
+    MAX_BYTES_FIELD_NUMBER: _builtins.int
+    CLEAR_MAX_BYTES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The database name."""
     clear_ttl: _builtins.bool
@@ -765,6 +792,10 @@ class UpdateDatabaseRequest(_message.Message):
     """True: remove the idle TTL."""
     backup_before_prune: _builtins.bool
     """When set, whether to back up before a TTL or idle prune."""
+    max_bytes: _builtins.int
+    """At most this many bytes (the size GetDatabase reports); positive."""
+    clear_max_bytes: _builtins.bool
+    """True: remove the database's own quota (a policy's still applies)."""
     @_builtins.property
     def labels(self) -> Global___DatabaseLabels:
         """When set, replaces every label."""
@@ -792,21 +823,27 @@ class UpdateDatabaseRequest(_message.Message):
         idle_ttl: _duration_pb2.Duration | None = ...,
         clear_idle_ttl: _builtins.bool = ...,
         backup_before_prune: _builtins.bool | None = ...,
+        max_bytes: _builtins.int = ...,
+        clear_max_bytes: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_backup_before_prune", b"_backup_before_prune", "backup_before_prune", b"backup_before_prune", "clear_idle_ttl", b"clear_idle_ttl", "clear_ttl", b"clear_ttl", "expire_after", b"expire_after", "expire_at", b"expire_at", "idle", b"idle", "idle_ttl", b"idle_ttl", "labels", b"labels", "ttl", b"ttl"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_backup_before_prune", b"_backup_before_prune", "backup_before_prune", b"backup_before_prune", "clear_idle_ttl", b"clear_idle_ttl", "clear_max_bytes", b"clear_max_bytes", "clear_ttl", b"clear_ttl", "expire_after", b"expire_after", "expire_at", b"expire_at", "idle", b"idle", "idle_ttl", b"idle_ttl", "labels", b"labels", "max_bytes", b"max_bytes", "quota", b"quota", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_backup_before_prune", b"_backup_before_prune", "backup_before_prune", b"backup_before_prune", "clear_idle_ttl", b"clear_idle_ttl", "clear_ttl", b"clear_ttl", "expire_after", b"expire_after", "expire_at", b"expire_at", "idle", b"idle", "idle_ttl", b"idle_ttl", "labels", b"labels", "name", b"name", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_backup_before_prune", b"_backup_before_prune", "backup_before_prune", b"backup_before_prune", "clear_idle_ttl", b"clear_idle_ttl", "clear_max_bytes", b"clear_max_bytes", "clear_ttl", b"clear_ttl", "expire_after", b"expire_after", "expire_at", b"expire_at", "idle", b"idle", "idle_ttl", b"idle_ttl", "labels", b"labels", "max_bytes", b"max_bytes", "name", b"name", "quota", b"quota", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__backup_before_prune: _TypeAlias = _typing.Literal["backup_before_prune"]  # noqa: Y015
     _WhichOneofArgType__backup_before_prune: _TypeAlias = _typing.Literal["_backup_before_prune", b"_backup_before_prune"]  # noqa: Y015
     _WhichOneofReturnType_idle: _TypeAlias = _typing.Literal["idle_ttl", "clear_idle_ttl"]  # noqa: Y015
     _WhichOneofArgType_idle: _TypeAlias = _typing.Literal["idle", b"idle"]  # noqa: Y015
+    _WhichOneofReturnType_quota: _TypeAlias = _typing.Literal["max_bytes", "clear_max_bytes"]  # noqa: Y015
+    _WhichOneofArgType_quota: _TypeAlias = _typing.Literal["quota", b"quota"]  # noqa: Y015
     _WhichOneofReturnType_ttl: _TypeAlias = _typing.Literal["expire_at", "expire_after", "clear_ttl"]  # noqa: Y015
     _WhichOneofArgType_ttl: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__backup_before_prune) -> _WhichOneofReturnType__backup_before_prune | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType_idle) -> _WhichOneofReturnType_idle | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_quota) -> _WhichOneofReturnType_quota | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType_ttl) -> _WhichOneofReturnType_ttl | None: ...
 
@@ -1027,6 +1064,7 @@ class LifecyclePolicy(_message.Message):
     IDLE_TTL_FIELD_NUMBER: _builtins.int
     MAX_AGE_FIELD_NUMBER: _builtins.int
     MAX_DATABASES_PER_KEY_FIELD_NUMBER: _builtins.int
+    MAX_BYTES_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_BY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
@@ -1035,6 +1073,10 @@ class LifecyclePolicy(_message.Message):
     """A name pattern where `*` matches any run of characters, e.g. `ci-*`; empty: any name."""
     max_databases_per_key: _builtins.int
     """The most databases the policy selects that one key may own; 0: no limit."""
+    max_bytes: _builtins.int
+    """A size quota in bytes for every selected database (see UpdateDatabase); 0: none. The
+    smaller of a database's own quota and its policies' applies.
+    """
     updated_by: _builtins.str
     """Set by the gateway: the id of the key that last set it (`-` without authentication)."""
     @_builtins.property
@@ -1062,12 +1104,13 @@ class LifecyclePolicy(_message.Message):
         idle_ttl: _duration_pb2.Duration | None = ...,
         max_age: _duration_pb2.Duration | None = ...,
         max_databases_per_key: _builtins.int = ...,
+        max_bytes: _builtins.int = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         updated_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["idle_ttl", b"idle_ttl", "max_age", b"max_age", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["idle_ttl", b"idle_ttl", "labels", b"labels", "max_age", b"max_age", "max_databases_per_key", b"max_databases_per_key", "name", b"name", "name_pattern", b"name_pattern", "updated_at", b"updated_at", "updated_by", b"updated_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idle_ttl", b"idle_ttl", "labels", b"labels", "max_age", b"max_age", "max_bytes", b"max_bytes", "max_databases_per_key", b"max_databases_per_key", "name", b"name", "name_pattern", b"name_pattern", "updated_at", b"updated_at", "updated_by", b"updated_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1082,8 +1125,8 @@ class SetLifecyclePolicyRequest(_message.Message):
     POLICY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def policy(self) -> Global___LifecyclePolicy:
-        """The policy; one with the same name is replaced. At least one of `idle_ttl`, `max_age`
-        and `max_databases_per_key` must be set.
+        """The policy; one with the same name is replaced. At least one of `idle_ttl`, `max_age`,
+        `max_databases_per_key` and `max_bytes` must be set.
         """
 
     def __init__(

@@ -164,9 +164,24 @@ class DatabaseServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def UpdateDatabase(self, request, context):
-        """Changes a database's labels and lifecycle settings (TTL, idle TTL, final backup before
-        prune). Only the fields that are set change; the others keep their values. A new `ttl`
-        duration counts from now.
+        """Changes a database's labels, lifecycle settings (TTL, idle TTL, final backup before
+        prune) and size quota. Only the fields that are set change; the others keep their values.
+        A new `ttl` duration counts from now.
+
+        Size quotas (`max_bytes`, also set by lifecycle policies; the smallest applies):
+        SQLite enforces it itself, as `PRAGMA max_page_count` on every connection the gateway
+        opens to the database (a tenant's own PRAGMA max_page_count is refused); a write that
+        would grow the file past it fails with RESOURCE_EXHAUSTED naming the quota and the size,
+        and changes nothing. PostgreSQL, MySQL and Redis are measured every `--quota-interval`
+        (default 30s; `pg_database_size`, information_schema data and index length, MEMORY USAGE
+        over the namespace's keys): once over the quota, the database's calls run on its
+        read-only login, so the engine refuses every write (RESOURCE_EXHAUSTED with the quota and
+        the size) until a measurement finds it under again. Reads keep working. Getting back
+        under: raise or clear the quota (UpdateDatabase, or the policy), or, on SQLite, delete
+        rows (freed pages are reused, though the file does not shrink); on the server engines
+        writes are refused, so the owner raises the quota, deletes what is too much, and lowers
+        it again. A database may exceed its quota by what is written within one interval.
+        Crossing the quota in either direction is a `quota_exceeded` / `quota_cleared` event.
 
         Access: the `owner` role on the database (its creator, an owner grant, or an admin key).
 
@@ -180,7 +195,7 @@ class DatabaseServiceServicer(object):
 
     def WatchDatabases(self, request, context):
         """Streams lifecycle events of databases: created, deleted, forked, expired, pruned_idle,
-        backed_up, restored, updated; each with a `sequence` that grows by one per event across the
+        backed_up, restored, updated, quota_exceeded, quota_cleared; each with a `sequence` that grows by one per event across the
         gateway. Only events of databases the calling key can see (what ListDatabases would show
         it, judged by the database's labels and owner when the event happened) and that match the
         selector are sent.

@@ -68,13 +68,14 @@ pub(crate) fn lifecycle_pb(
 impl TryFrom<pb::UpdateDatabaseRequest> for DatabaseUpdate {
     type Error = Error;
     fn try_from(r: pb::UpdateDatabaseRequest) -> Result<Self> {
-        use pb::update_database_request::{Idle, Ttl as W};
+        use pb::update_database_request::{Idle, Quota, Ttl as W};
         let pb::UpdateDatabaseRequest {
             name,
             labels,
             ttl,
             idle,
             backup_before_prune,
+            quota,
         } = r;
         DatabaseName::parse(&name)?;
         let labels = labels.map(|l| l.values.into_iter().collect());
@@ -98,6 +99,14 @@ impl TryFrom<pb::UpdateDatabaseRequest> for DatabaseUpdate {
                 Some(Idle::ClearIdleTtl(false)) | None => None,
             },
             backup_before_prune,
+            max_bytes: match quota {
+                Some(Quota::MaxBytes(0)) => {
+                    return Err(Error::invalid("max_bytes", "must be positive"));
+                }
+                Some(Quota::MaxBytes(m)) => Some(Change::Set(m)),
+                Some(Quota::ClearMaxBytes(true)) => Some(Change::Clear),
+                Some(Quota::ClearMaxBytes(false)) | None => None,
+            },
         })
     }
 }
@@ -181,6 +190,8 @@ fn event_type(k: EventKind) -> pb::DatabaseEventType {
         EventKind::BackedUp => pb::DatabaseEventType::BackedUp,
         EventKind::Restored => pb::DatabaseEventType::Restored,
         EventKind::Updated => pb::DatabaseEventType::Updated,
+        EventKind::QuotaExceeded => pb::DatabaseEventType::QuotaExceeded,
+        EventKind::QuotaCleared => pb::DatabaseEventType::QuotaCleared,
     }
 }
 

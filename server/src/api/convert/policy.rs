@@ -31,6 +31,7 @@ impl TryFrom<pb::SetLifecyclePolicyRequest> for PolicySpec {
             idle_ttl,
             max_age,
             max_databases_per_key,
+            max_bytes,
             // Set by the gateway; what a caller sends is ignored.
             updated_at: _,
             updated_by: _,
@@ -42,6 +43,7 @@ impl TryFrom<pb::SetLifecyclePolicyRequest> for PolicySpec {
             idle_ttl: positive("policy.idle_ttl", idle_ttl)?,
             max_age: positive("policy.max_age", max_age)?,
             max_databases_per_key,
+            max_bytes: (max_bytes > 0).then_some(max_bytes),
         };
         spec.validate()?;
         Ok(spec)
@@ -62,6 +64,7 @@ impl From<LifecyclePolicy> for pb::LifecyclePolicy {
             idle_ttl,
             max_age,
             max_databases_per_key,
+            max_bytes,
         } = spec;
         let wire = |d: Duration| prost_types::Duration::try_from(d).unwrap_or_default();
         pb::LifecyclePolicy {
@@ -71,6 +74,7 @@ impl From<LifecyclePolicy> for pb::LifecyclePolicy {
             idle_ttl: idle_ttl.map(wire),
             max_age: max_age.map(wire),
             max_databases_per_key,
+            max_bytes: max_bytes.unwrap_or(0),
             updated_at: Some(super::timestamp(updated_ms)),
             updated_by,
         }
