@@ -299,8 +299,14 @@ fn fields(app: &App, db: &Database) -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// A database's TTL, idle TTL (in seconds) and final-backup setting; null when unset.
+/// A database's TTL, idle TTL (in seconds), final-backup setting and size quota (in effect,
+/// where from, its own, whether over it); null when unset.
 fn lifecycle_fields(db: &Database) -> Vec<(&'static str, Value)> {
+    let bytes = |b: Option<u64>| {
+        b.map_or(Value::Null, |b| {
+            Value::Int(i64::try_from(b).unwrap_or(i64::MAX))
+        })
+    };
     vec![
         ("expire_at", db.expire_at.map_or(Value::Null, timestamp)),
         (
@@ -310,6 +316,17 @@ fn lifecycle_fields(db: &Database) -> Vec<(&'static str, Value)> {
             }),
         ),
         ("backup_before_prune", Value::Bool(db.backup_before_prune)),
+        ("max_bytes", bytes(db.max_bytes)),
+        (
+            "quota_source",
+            if db.quota_source.is_empty() {
+                Value::Null
+            } else {
+                Value::Text(db.quota_source.clone())
+            },
+        ),
+        ("own_max_bytes", bytes(db.own_max_bytes)),
+        ("over_quota", Value::Bool(db.over_quota)),
     ]
 }
 
@@ -408,6 +425,7 @@ pub fn fork(app: &App, args: ForkArgs) -> Result<()> {
         3,
         ("duration_ms", Value::Float(super::millis(forked.duration))),
     );
+    fields.extend(lifecycle_fields(db));
     output::record(&app.settings, &mut stdout(), &human, &fields)?;
     Ok(())
 }

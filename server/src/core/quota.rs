@@ -11,7 +11,7 @@
 //!   authorizer refuses `PRAGMA max_page_count` (and every PRAGMA not on its short list).
 //! - **PostgreSQL, MySQL, Redis: measured, then the engine refuses.** These engines have no
 //!   per-database size cap, so the gateway measures each database with a quota every
-//!   `--quota-interval` ([`Backend::size_bytes`]: `pg_database_size`, information_schema data
+//!   `--quota-interval` ([`Backend::size_bytes`](crate::backend::Backend::size_bytes): `pg_database_size`, information_schema data
 //!   and index length, MEMORY USAGE over the namespace's keys). Once it is over, every call
 //!   runs as if read-only, on the database's read-only login (the one read grants use), so the
 //!   engine's own privilege check refuses writes; no statement text is inspected. A database
@@ -333,23 +333,35 @@ impl Forge {
         if old_max != new_max && entry.record.backend == BackendKind::Sqlite {
             // The open handle takes the new page limit now; a handle opened later gets it in
             // `open_entry`.
-            if let Some(handle) = self.open_handle(entry) {
-                if let Err(e) = handle.set_max_bytes(state.max_bytes()).await {
-                    warn!(db = %entry.record.provisioned.name, error = %e, "could not apply the size quota to the open database");
-                }
+            if let Some(handle) = self.open_handle(entry)
+                && let Err(e) = handle.set_max_bytes(state.max_bytes()).await
+            {
+                warn!(db = %entry.record.provisioned.name, error = %e, "could not apply the size quota to the open database");
             }
         }
         let was_over = state.over.load(Ordering::Relaxed);
         let over = match quota {
             None => false,
             Some((max, _)) => {
-                let size = entry.size().await;
-                state.size.store(size.unwrap_or(0), Ordering::Relaxed);
+                let measured = match entry.backend() {
+                    Ok(b) => b.size_bytes(&entry.record.provisioned).await,
+                    Err(e) => Err(e),
+                };
                 let refused = state.refused.swap(false, Ordering::Relaxed);
-                match size {
-                    Some(size) => size >= max || refused,
-                    // Too large to measure within bounds (Redis), or the engine did not say.
-                    None => entry.backend().is_ok_and(|b| b.available()),
+                match measured {
+                    Ok(Some(size)) => {
+                        state.size.store(size, Ordering::Relaxed);
+                        size >= max || refused
+                    }
+                    // Too large to measure within the engine's bound (a Redis namespace of
+                    // more than 1,000 keys): an unmeasured tenant must not escape its quota.
+                    Ok(None) => true,
+                    // The engine did not answer: the state stays as it was until a pass can
+                    // measure again, so an outage neither blocks writes nor lifts a block.
+                    Err(e) => {
+                        warn!(db = %entry.record.provisioned.name, error = %e, "could not measure the database for its quota");
+                        was_over || refused
+                    }
                 }
             }
         };

@@ -98,8 +98,14 @@ impl Forge {
                 labels,
                 lifecycle,
             } => {
-                self.restore_new(who, &rec, &manifest, &target, name, labels, lifecycle)
-                    .await
+                let spec = DatabaseSpec {
+                    name,
+                    backend: rec.backend,
+                    if_not_exists: false,
+                    lifecycle,
+                    labels,
+                };
+                self.restore_new(who, &rec, &manifest, &target, spec).await
             }
         };
         let outcome = if result.is_ok() {
@@ -209,36 +215,28 @@ impl Forge {
         rec: &BackupRecord,
         manifest: &Manifest,
         target: &Target,
-        name: DatabaseName,
-        labels: BTreeMap<String, String>,
-        lifecycle: LifecycleSpec,
+        spec: DatabaseSpec,
     ) -> Result<(Arc<Entry>, Option<BackupRecord>)> {
         let registry = self.registry();
-        who.require_create(&name)?;
-        if let Ok(existing) = registry.get(&name) {
+        let name = &spec.name;
+        who.require_create(name)?;
+        if let Ok(existing) = registry.get(name) {
             return Err(Error::AlreadyExists {
                 what: "database",
                 name: format!("{name} (backend {})", existing.record.backend),
             });
         }
         who.require_create_quota(|key| registry.owned_by(key))?;
-        self.check_policy_limits(who, name.as_str(), &labels)
+        self.check_policy_limits(who, name.as_str(), &spec.labels)
             .await?;
         // Checked before the copy, so that a bad TTL costs nothing.
-        lifecycle.resolve(registry.now_ms())?;
-        let staged = registry.stage(rec.backend, &name).await?;
+        spec.lifecycle.resolve(registry.now_ms())?;
+        let staged = registry.stage(rec.backend, name).await?;
         if let Err(e) = self.fill(&staged, rec, manifest, target).await {
             registry.unstage(rec.backend, &staged).await;
             return Err(e);
         }
         let control = registry.control().await;
-        let spec = DatabaseSpec {
-            name,
-            backend: rec.backend,
-            if_not_exists: false,
-            lifecycle,
-            labels,
-        };
         match registry
             .adopt(&control, spec, who.owner_id(), staged.clone())
             .await
