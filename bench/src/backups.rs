@@ -467,6 +467,7 @@ async fn gateway_fork(gw: Target<'_>, db: &str) -> Result<GatewayRun, BoxError> 
         name: name.clone(),
         labels: Default::default(),
         from_backup: String::new(),
+        ..Default::default()
     };
     let mut client = gw.conn.databases();
     let forked = watched(gw.pid, async {

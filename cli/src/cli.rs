@@ -188,7 +188,7 @@ pub enum Command {
     /// holds it).
     Fork(ForkArgs),
     /// Print lifecycle events (created, deleted, forked, expired, pruned_idle, backed_up,
-    /// restored) of the databases this key can see, as they happen.
+    /// restored, updated) of the databases this key can see, as they happen.
     Watch(WatchArgs),
     /// Show the tables, columns, keys, indexes and constraints of a database.
     Schema(SchemaArgs),
@@ -208,6 +208,10 @@ pub enum Command {
     /// Back databases up, list, restore and delete backups, and schedule them with policies.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Set, list and delete lifecycle policies: prune rules and per-key limits for databases
+    /// by name pattern or labels (admin keys set and delete them).
+    #[command(subcommand)]
+    Policy(LifecyclePolicyCommand),
     /// Show the config file and the settings in effect.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -286,6 +290,13 @@ Examples:
         /// Whether a backup precedes a TTL or idle prune.
         #[arg(long, value_name = "BOOL")]
         backup_before_prune: Option<bool>,
+        /// A size quota in bytes: over it, writes fail with RESOURCE_EXHAUSTED (SQLite: at
+        /// once; PostgreSQL, MySQL, Redis: after the next measurement).
+        #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "clear_max_bytes")]
+        max_bytes: Option<u64>,
+        /// Remove the database's own size quota (a policy's still applies).
+        #[arg(long)]
+        clear_max_bytes: bool,
     },
     /// List databases in name order.
     #[command(visible_alias = "ls")]
@@ -694,7 +705,8 @@ key with its TTL.
 
 Examples:
   dbforge fork app app-before-migration
-  dbforge fork app app-yesterday --from-backup bk-0192ab34cd56-7f3a09c1 --label why=debug")]
+  dbforge fork app app-yesterday --from-backup bk-0192ab34cd56-7f3a09c1 --label why=debug
+  dbforge fork app app-try --ttl 2h --idle-ttl 20m")]
 pub struct ForkArgs {
     /// The database to fork.
     pub source: String,
@@ -706,6 +718,18 @@ pub struct ForkArgs {
     /// Fork from this backup of SRC (as `backup list` shows it) instead of its current data.
     #[arg(long, value_name = "ID")]
     pub from_backup: Option<String>,
+    /// The gateway prunes the fork this long from now, e.g. "1h" (its TTL).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "expire_at")]
+    pub ttl: Option<std::time::Duration>,
+    /// The gateway prunes the fork at this RFC 3339 time, e.g. 2030-01-01T00:00:00Z.
+    #[arg(long, value_name = "TIME", value_parser = input::parse_rfc3339)]
+    pub expire_at: Option<std::time::SystemTime>,
+    /// The gateway prunes the fork after this long without a data-plane call, e.g. "30m".
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub idle_ttl: Option<std::time::Duration>,
+    /// Back the fork up (default target) before a TTL or idle prune.
+    #[arg(long)]
+    pub backup_before_prune: bool,
 }
 
 /// `dbforge watch`
@@ -994,6 +1018,60 @@ Examples:
     /// Delete a policy; the backups it made stay.
     #[command(visible_alias = "delete")]
     Rm {
+        /// The policy's name.
+        name: String,
+        /// Succeed when the policy does not exist.
+        #[arg(long)]
+        if_exists: bool,
+    },
+}
+
+/// `dbforge policy …`
+#[derive(Debug, Subcommand)]
+pub enum LifecyclePolicyCommand {
+    /// Create or replace (by name) a lifecycle policy (admin key).
+    #[command(group(ArgGroup::new("selector").required(true).multiple(true).args(["pattern", "labels"])))]
+    #[command(group(ArgGroup::new("rules").required(true).multiple(true).args(["idle_ttl", "max_age", "max_databases_per_key", "max_bytes"])))]
+    #[command(after_help = "\
+The policy applies to every database it selects, existing and future: --pattern and --label
+both must hold when both are given (--pattern '*' selects all). A database is pruned when its
+own TTL or idle TTL runs out or a policy's --max-age or --idle-ttl does, whichever comes first
+(the stricter wins). --max-databases-per-key refuses creates and forks beyond that many
+selected databases owned by one key (RESOURCE_EXHAUSTED naming the policy); admin keys are
+exempt.
+
+Examples:
+  dbforge policy set ci --pattern 'ci-*' --max-age 1d --idle-ttl 1h
+  dbforge policy set agents --label kind=agent --max-databases-per-key 5 --max-bytes 104857600")]
+    Set {
+        /// The policy's name: 1 to 63 of a-z 0-9 _ -, starting with a letter.
+        name: String,
+        /// Select databases whose names match this pattern (`*` = any characters).
+        #[arg(long, value_name = "PATTERN")]
+        pattern: Option<String>,
+        /// Select databases with this label KEY=VALUE; repeat to require several.
+        #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = input::parse_label)]
+        labels: Vec<(String, String)>,
+        /// Prune a selected database after this long without a data-plane call, e.g. 1h.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        idle_ttl: Option<Duration>,
+        /// Prune a selected database this long after its creation, e.g. 7d.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        max_age: Option<Duration>,
+        /// At most this many selected databases per (non-admin) key.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        max_databases_per_key: Option<u32>,
+        /// A size quota in bytes for every selected database.
+        #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+        max_bytes: Option<u64>,
+    },
+    /// List lifecycle policies by name (all for an admin key; others see those selecting a
+    /// database they can see).
+    #[command(visible_alias = "ls")]
+    List,
+    /// Delete a lifecycle policy (admin key); databases keep their own settings.
+    #[command(visible_alias = "rm")]
+    Delete {
         /// The policy's name.
         name: String,
         /// Succeed when the policy does not exist.

@@ -53,6 +53,14 @@ pub struct Database {
     pub idle_ttl: Option<Duration>,
     /// Whether a TTL or idle prune is preceded by a backup (and skipped when that fails).
     pub backup_before_prune: bool,
+    /// Its size quota in bytes (the smaller of its own and its policies'), if it has one.
+    pub max_bytes: Option<u64>,
+    /// Where `max_bytes` comes from: `database` or `policy=<name>`.
+    pub quota_source: String,
+    /// Whether it is over its quota (writes fail with `RESOURCE_EXHAUSTED`).
+    pub over_quota: bool,
+    /// Its own size quota (UpdateDatabase), if set.
+    pub own_max_bytes: Option<u64>,
 }
 
 fn system_time(t: Option<prost_types::Timestamp>) -> SystemTime {
@@ -78,6 +86,10 @@ impl From<pb::Database> for Database {
             expire_at: d.expire_at.map(|t| system_time(Some(t))),
             idle_ttl: d.idle_ttl.map(|t| crate::admin::duration(Some(t))),
             backup_before_prune: d.backup_before_prune,
+            max_bytes: (d.max_bytes > 0).then_some(d.max_bytes),
+            quota_source: d.quota_source,
+            over_quota: d.over_quota,
+            own_max_bytes: (d.own_max_bytes > 0).then_some(d.own_max_bytes),
         }
     }
 }
@@ -271,6 +283,8 @@ pub struct UpdateOptions {
     pub idle_ttl: Option<Change<Duration>>,
     /// Whether a final backup precedes a TTL or idle prune.
     pub backup_before_prune: Option<bool>,
+    /// The database's own size quota in bytes.
+    pub max_bytes: Option<Change<u64>>,
 }
 
 impl UpdateOptions {
@@ -291,6 +305,18 @@ impl UpdateOptions {
     /// Prunes the database this long from now.
     pub fn ttl(mut self, d: Duration) -> Self {
         self.ttl = Some(Change::Set(Ttl::After(d)));
+        self
+    }
+
+    /// Sets the database's own size quota, in bytes (positive).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(Change::Set(bytes));
+        self
+    }
+
+    /// Removes the database's own size quota (a policy's still applies).
+    pub fn clear_max_bytes(mut self) -> Self {
+        self.max_bytes = Some(Change::Clear);
         self
     }
 
@@ -333,9 +359,39 @@ pub struct ForkOptions {
     /// Fork from this backup of the source (an id from [`Client::create_backup`]) instead of
     /// its current data.
     pub from_backup: Option<String>,
+    /// The fork's TTL (the source's is not copied).
+    pub ttl: Option<Ttl>,
+    /// The fork's idle TTL.
+    pub idle_ttl: Option<Duration>,
+    /// Back the fork up before a TTL or idle prune.
+    pub backup_before_prune: bool,
 }
 
 impl ForkOptions {
+    /// Prunes the fork this long from now.
+    pub fn ttl(mut self, d: Duration) -> Self {
+        self.ttl = Some(Ttl::After(d));
+        self
+    }
+
+    /// Prunes the fork at `t`.
+    pub fn expire_at(mut self, t: SystemTime) -> Self {
+        self.ttl = Some(Ttl::At(t));
+        self
+    }
+
+    /// Prunes the fork after this long without a data-plane call.
+    pub fn idle_ttl(mut self, d: Duration) -> Self {
+        self.idle_ttl = Some(d);
+        self
+    }
+
+    /// Backs the fork up before a TTL or idle prune.
+    pub fn backup_before_prune(mut self) -> Self {
+        self.backup_before_prune = true;
+        self
+    }
+
     /// Adds a label.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
@@ -515,7 +571,7 @@ pub struct QueryOptions {
 pub struct Client {
     pub(crate) settings: CallSettings,
     channel: Channel,
-    databases: DatabaseServiceClient<Channel>,
+    pub(crate) databases: DatabaseServiceClient<Channel>,
     pub(crate) queries: QueryServiceClient<Channel>,
     tables: TableServiceClient<Channel>,
     access: AccessServiceClient<Channel>,
@@ -659,6 +715,10 @@ impl Client {
                     Change::Clear => Idle::ClearIdleTtl(true),
                 }),
                 backup_before_prune: opts.backup_before_prune,
+                quota: opts.max_bytes.map(|c| match c {
+                    Change::Set(m) => pb::update_database_request::Quota::MaxBytes(m),
+                    Change::Clear => pb::update_database_request::Quota::ClearMaxBytes(true),
+                }),
             }))
             .await?
             .into_inner();
@@ -666,7 +726,7 @@ impl Client {
     }
 
     /// Streams lifecycle events (created, deleted, forked, expired, pruned_idle, backed_up,
-    /// restored) of the databases this key can see. With `since`, every event after it first
+    /// restored, updated) of the databases this key can see. With `since`, every event after it first
     /// (OUT_OF_RANGE when the gateway no longer keeps them), then live ones, each once.
     pub async fn watch_databases(&self, opts: WatchOptions) -> Result<DatabaseEvents> {
         let inner = self
@@ -779,6 +839,12 @@ impl Client {
                 name: name.to_owned(),
                 labels: opts.labels.into_iter().collect(),
                 from_backup: opts.from_backup.unwrap_or_default(),
+                ttl: opts.ttl.map(|t| match t {
+                    Ttl::At(t) => pb::fork_database_request::Ttl::ExpireAt(wire_time(t)),
+                    Ttl::After(d) => pb::fork_database_request::Ttl::ExpireAfter(wire_duration(d)),
+                }),
+                idle_ttl: opts.idle_ttl.map(wire_duration),
+                backup_before_prune: opts.backup_before_prune,
             }))
             .await?
             .into_inner();

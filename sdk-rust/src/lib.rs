@@ -58,6 +58,7 @@ mod backup;
 mod client;
 mod error;
 pub mod pb;
+mod policy;
 mod preview;
 mod rows;
 mod schema;
@@ -79,6 +80,7 @@ pub use client::{
     ListFilter, QueryOptions, Statement, Ttl, UpdateOptions, WatchOptions,
 };
 pub use error::{Error, Result};
+pub use policy::LifecyclePolicy;
 pub use preview::{PreviewError, StatementPreview};
 pub use rows::{Column, ExecResult, Row, Rows, Summary, Truncation};
 pub use schema::{

@@ -28,6 +28,7 @@ import {
   type RestoreModeLike,
   type Restored,
 } from "./backup.js";
+import { lifecyclePolicyFromPb, lifecyclePolicyPb, type LifecyclePolicy, type LifecyclePolicySpec } from "./policy.js";
 import { AccessService, type Grant as PbGrant } from "./gen/dbforge/v1/access_pb.js";
 import { BackupService } from "./gen/dbforge/v1/backup_pb.js";
 import { DatabaseService } from "./gen/dbforge/v1/database_pb.js";
@@ -334,8 +335,13 @@ export class DBForgeClient {
       idleTtlMs?: number;
       clearIdleTtl?: boolean;
       backupBeforePrune?: boolean;
+      /** The database's own size quota in bytes (positive). */
+      maxBytes?: number | bigint;
+      /** Remove the database's own size quota (a policy's still applies). */
+      clearMaxBytes?: boolean;
     },
   ): Promise<Database> {
+    if (opts.maxBytes !== undefined && opts.clearMaxBytes) throw new RangeError("give maxBytes or clearMaxBytes, not both");
     const ttls = [opts.ttlMs !== undefined, opts.expireAt !== undefined, opts.clearTtl === true].filter(Boolean).length;
     if (ttls > 1) throw new RangeError("give one of ttlMs, expireAt and clearTtl");
     if (opts.idleTtlMs !== undefined && opts.clearIdleTtl) throw new RangeError("give idleTtlMs or clearIdleTtl, not both");
@@ -359,6 +365,12 @@ export class DBForgeClient {
                 ? { case: "clearIdleTtl", value: true }
                 : { case: undefined },
           backupBeforePrune: opts.backupBeforePrune,
+          quota:
+            opts.maxBytes !== undefined
+              ? { case: "maxBytes", value: BigInt(opts.maxBytes) }
+              : opts.clearMaxBytes
+                ? { case: "clearMaxBytes", value: true }
+                : { case: undefined },
         },
         o,
       ),
@@ -368,7 +380,7 @@ export class DBForgeClient {
   }
 
   /**
-   * Lifecycle events (created, deleted, forked, expired, pruned_idle, backed_up, restored) of the databases this key
+   * Lifecycle events (created, deleted, forked, expired, pruned_idle, backed_up, restored, updated) of the databases this key
    * can see, as they happen, until `signal` aborts or the caller stops iterating. With `since` (the last `sequence`
    * seen), every later event first, each once and in order; OutOfRange when the gateway no longer keeps them.
    * No deadline applies: a watch lasts as long as the caller wants it.
@@ -451,20 +463,72 @@ export class DBForgeClient {
    * Forks `source` into the new database `name`: a copy of its data as it is now (or as the
    * backup `fromBackup` holds it), independent from then on and owned by this key.
    *
+   * `ttlMs` / `expireAt`, `idleTtlMs` and `backupBeforePrune` are the fork's own, as in
+   * `createDatabase` (the source's are not copied).
+   *
    * Needs the read role on `source` (the owner role with `fromBackup`) and the right to create
    * `name`. AlreadyExists when `name` is taken; NotFound; PermissionDenied; FailedPrecondition
-   * for a backup of another database; Unavailable while the source is being restored.
+   * for a backup of another database; Unavailable while the source is being restored;
+   * ResourceExhausted past a lifecycle policy's per-key limit.
    */
   async forkDatabase(
     source: string,
     name: string,
-    opts: { labels?: Record<string, string>; fromBackup?: string } = {},
+    opts: {
+      labels?: Record<string, string>;
+      fromBackup?: string;
+      ttlMs?: number;
+      expireAt?: Date;
+      idleTtlMs?: number;
+      backupBeforePrune?: boolean;
+    } = {},
   ): Promise<Forked> {
+    if (opts.ttlMs !== undefined && opts.expireAt !== undefined) throw new RangeError("give ttlMs or expireAt, not both");
     const r = await this.unary((o) =>
-      this.databases.forkDatabase({ source, name, labels: opts.labels ?? {}, fromBackup: opts.fromBackup ?? "" }, o),
+      this.databases.forkDatabase(
+        {
+          source,
+          name,
+          labels: opts.labels ?? {},
+          fromBackup: opts.fromBackup ?? "",
+          ttl:
+            opts.expireAt !== undefined
+              ? { case: "expireAt", value: timestampFromDate(opts.expireAt) }
+              : opts.ttlMs !== undefined
+                ? { case: "expireAfter", value: durationPb(opts.ttlMs) }
+                : { case: undefined },
+          idleTtl: opts.idleTtlMs !== undefined ? durationPb(opts.idleTtlMs) : undefined,
+          backupBeforePrune: opts.backupBeforePrune ?? false,
+        },
+        o,
+      ),
     );
     if (!r.database) throw new Internal("the response carries no database");
     return { database: databaseFromPb(r.database), method: r.method, durationMs: ms(r.duration) };
+  }
+
+  /**
+   * Creates or replaces (by name) a lifecycle policy; resolves it as stored and whether it is
+   * new. Needs an admin key (PermissionDenied otherwise); InvalidArgument for a policy without
+   * selector or rules, or a duration that is not positive.
+   */
+  async setLifecyclePolicy(policy: LifecyclePolicySpec): Promise<{ policy: LifecyclePolicy; created: boolean }> {
+    const req = { policy: lifecyclePolicyPb(policy) };
+    const r = await this.unary((o) => this.databases.setLifecyclePolicy(req, o));
+    if (!r.policy) throw new Internal("the response carries no policy");
+    return { policy: lifecyclePolicyFromPb(r.policy), created: r.created };
+  }
+
+  /** The lifecycle policies by name: all for an admin key; for others those selecting a database the key can see. */
+  async listLifecyclePolicies(): Promise<LifecyclePolicy[]> {
+    const r = await this.unary((o) => this.databases.listLifecyclePolicies({}, o));
+    return r.policies.map(lifecyclePolicyFromPb);
+  }
+
+  /** Deletes a lifecycle policy (admin key). NotFound when it does not exist, unless `allowMissing`; resolves whether it deleted one. */
+  async deleteLifecyclePolicy(name: string, opts: { allowMissing?: boolean } = {}): Promise<boolean> {
+    const r = await this.unary((o) => this.databases.deleteLifecyclePolicy({ name, allowMissing: opts.allowMissing ?? false }, o));
+    return r.deleted;
   }
 
   // ---- SQL --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ export type {
 } from "./backup.js";
 export * from "./errors.js";
 export { DEFAULT_ENDPOINT, type ConnectOptions } from "./options.js";
+export type { LifecyclePolicy, LifecyclePolicySpec } from "./policy.js";
 export type { StatementPreview } from "./preview.js";
 export { Rows } from "./rows.js";
 export type { ColumnSummary, Summarized } from "./summary.js";

@@ -83,6 +83,14 @@ export interface Database {
   idleTtlMs?: number;
   /** Whether a TTL or idle prune is preceded by a backup (and skipped when that fails). */
   backupBeforePrune: boolean;
+  /** Its size quota in bytes (the smaller of its own and its policies'); 0: none. */
+  maxBytes: bigint;
+  /** Where `maxBytes` comes from: `database` or `policy=<name>`; empty without one. */
+  quotaSource: string;
+  /** Whether it is over its quota (writes fail with ResourceExhausted). */
+  overQuota: boolean;
+  /** Its own size quota in bytes (updateDatabase `maxBytes`); 0: none. */
+  ownMaxBytes: bigint;
 }
 
 const EPOCH = new Date(0);
@@ -113,6 +121,10 @@ export function databaseFromPb(d: PbDatabase): Database {
     expireAt: d.expireAt ? timestampDate(d.expireAt) : undefined,
     idleTtlMs: d.idleTtl ? durationMs(d.idleTtl) : undefined,
     backupBeforePrune: d.backupBeforePrune,
+    maxBytes: d.maxBytes,
+    quotaSource: d.quotaSource,
+    overQuota: d.overQuota,
+    ownMaxBytes: d.ownMaxBytes,
   };
 }
 

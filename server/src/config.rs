@@ -25,6 +25,7 @@ use crate::{
         forge::ForgeConfig,
         lifecycle::PruneTrigger,
         limits::{Limits, defaults as limit},
+        quota::QuotaTrigger,
     },
 };
 
@@ -68,6 +69,8 @@ pub mod defaults {
     pub const BACKUP_CONCURRENCY: usize = 2;
     /// `--prune-interval`: how often the pruner looks for expired and idle databases.
     pub const PRUNE_INTERVAL: Duration = Duration::from_secs(30);
+    /// `--quota-interval`: how often databases with a size quota are measured.
+    pub const QUOTA_INTERVAL: Duration = Duration::from_secs(30);
 }
 
 /// `name=url` of `--backup-target`.
@@ -239,6 +242,14 @@ pub struct Config {
     /// owner restores or deletes it.
     #[arg(long, env = "DBFORGE_RESTORE_DAMAGED")]
     pub restore_damaged: bool,
+    /// How often databases with a size quota are measured, e.g. "30s": PostgreSQL, MySQL and
+    /// Redis databases may overshoot their quota by what is written in this long.
+    #[arg(long, env = "DBFORGE_QUOTA_INTERVAL", value_parser = humantime::parse_duration,
+          default_value = duration_text(defaults::QUOTA_INTERVAL))]
+    pub quota_interval: Duration,
+    /// Runs a quota pass on demand, besides every `--quota-interval`. Not a flag: for tests.
+    #[arg(skip)]
+    pub quota_trigger: Option<QuotaTrigger>,
     /// The clock lifecycles are decided on; `None`: the system's. Not a flag: tests set a
     /// manual clock here.
     #[arg(skip)]
@@ -347,6 +358,7 @@ impl Config {
             ),
             ("--backup-concurrency", self.backup_concurrency as u128),
             ("--prune-interval", self.prune_interval.as_millis()),
+            ("--quota-interval", self.quota_interval.as_millis()),
         ];
         for (flag, value) in positive {
             if value == 0 {
@@ -413,6 +425,8 @@ impl Config {
             clock: self.clock.clone().unwrap_or_else(clock::system),
             prune_trigger: self.prune_trigger.clone(),
             restore_damaged: self.restore_damaged,
+            quota_interval: self.quota_interval,
+            quota_trigger: self.quota_trigger.clone(),
         }
     }
 

@@ -54,3 +54,8 @@ pub const AVAILABILITY_CHANGES_TOTAL: &str = "dbforge_availability_changes_total
 /// Counter: SQLite files found damaged at start-up and quarantined, by `outcome`
 /// (`quarantined`, `restored`, `restore_failed`); see `core/damage.rs`.
 pub const DAMAGED_TOTAL: &str = "dbforge_damaged_total";
+/// Counter: what lifecycle policies did, by `policy` and `action` (`pruned_expired` for a
+/// `max_age`, `pruned_idle` for an `idle_ttl`, `refused_create` for `max_databases_per_key`).
+pub const POLICY_ACTIONS_TOTAL: &str = "dbforge_policy_actions_total";
+/// Counter: size quota crossings, by `backend` and `event` (`quota_exceeded`, `quota_cleared`).
+pub const QUOTA_EVENTS_TOTAL: &str = "dbforge_quota_events_total";

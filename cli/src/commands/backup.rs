@@ -335,7 +335,7 @@ async fn create(
 }
 
 /// Writes a listing: the header, one row per item, the footer.
-fn listing(
+pub(crate) fn listing(
     app: &App,
     columns: &[(&str, ValueKind)],
     rows: impl Iterator<Item = Vec<(&'static str, Value)>>,

@@ -112,6 +112,8 @@ pub fn run(app: &App, command: DbCommand) -> Result<()> {
             idle_ttl,
             clear_idle_ttl,
             backup_before_prune,
+            max_bytes,
+            clear_max_bytes,
         } => {
             let mut opts = UpdateOptions {
                 backup_before_prune,
@@ -134,6 +136,12 @@ pub fn run(app: &App, command: DbCommand) -> Result<()> {
             }
             if clear_idle_ttl {
                 opts = opts.clear_idle_ttl();
+            }
+            if let Some(m) = max_bytes {
+                opts = opts.max_bytes(m);
+            }
+            if clear_max_bytes {
+                opts = opts.clear_max_bytes();
             }
             let db = app.block_on(async {
                 let client = app.connect().await?;
@@ -291,8 +299,14 @@ fn fields(app: &App, db: &Database) -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// A database's TTL, idle TTL (in seconds) and final-backup setting; null when unset.
+/// A database's TTL, idle TTL (in seconds), final-backup setting and size quota (in effect,
+/// where from, its own, whether over it); null when unset.
 fn lifecycle_fields(db: &Database) -> Vec<(&'static str, Value)> {
+    let bytes = |b: Option<u64>| {
+        b.map_or(Value::Null, |b| {
+            Value::Int(i64::try_from(b).unwrap_or(i64::MAX))
+        })
+    };
     vec![
         ("expire_at", db.expire_at.map_or(Value::Null, timestamp)),
         (
@@ -302,6 +316,17 @@ fn lifecycle_fields(db: &Database) -> Vec<(&'static str, Value)> {
             }),
         ),
         ("backup_before_prune", Value::Bool(db.backup_before_prune)),
+        ("max_bytes", bytes(db.max_bytes)),
+        (
+            "quota_source",
+            if db.quota_source.is_empty() {
+                Value::Null
+            } else {
+                Value::Text(db.quota_source.clone())
+            },
+        ),
+        ("own_max_bytes", bytes(db.own_max_bytes)),
+        ("over_quota", Value::Bool(db.over_quota)),
     ]
 }
 
@@ -356,8 +381,22 @@ pub fn fork(app: &App, args: ForkArgs) -> Result<()> {
         name,
         labels,
         from_backup,
+        ttl,
+        expire_at,
+        idle_ttl,
+        backup_before_prune,
     } = args;
-    let mut opts = ForkOptions::default();
+    let mut opts = ForkOptions {
+        idle_ttl,
+        backup_before_prune,
+        ..Default::default()
+    };
+    if let Some(d) = ttl {
+        opts = opts.ttl(d);
+    }
+    if let Some(t) = expire_at {
+        opts = opts.expire_at(t);
+    }
     for (k, v) in labels {
         opts = opts.label(k, v);
     }
@@ -386,6 +425,7 @@ pub fn fork(app: &App, args: ForkArgs) -> Result<()> {
         3,
         ("duration_ms", Value::Float(super::millis(forked.duration))),
     );
+    fields.extend(lifecycle_fields(db));
     output::record(&app.settings, &mut stdout(), &human, &fields)?;
     Ok(())
 }
@@ -464,6 +504,7 @@ fn event_name(k: DatabaseEventType) -> &'static str {
         DatabaseEventType::Unavailable => "unavailable",
         DatabaseEventType::Recovered => "recovered",
         DatabaseEventType::Damaged => "damaged",
+        DatabaseEventType::Updated => "updated",
         DatabaseEventType::Unspecified => "unknown",
     }
 }

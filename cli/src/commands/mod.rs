@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod mcp;
 pub mod operations;
+pub mod policy;
 pub mod rows;
 pub mod schema;
 pub mod sql;
@@ -210,6 +211,7 @@ pub fn run(app: &App, command: Command) -> Result<()> {
         Command::Stats => operations::stats(app),
         Command::Mcp(a) => mcp::run(app, a),
         Command::Backup(c) => backup::run(app, c),
+        Command::Policy(c) => policy::run(app, c),
         Command::Config(c) => config::run(app, c),
         Command::Completions { shell } => {
             let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();

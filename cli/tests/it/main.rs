@@ -11,6 +11,7 @@ mod config;
 mod db;
 mod errors;
 mod output;
+mod policy;
 mod rows;
 mod schema;
 mod shell;

@@ -31,6 +31,7 @@ from dbforge.backup import (
     TableRowCount,
 )
 from dbforge.client import Client, Transaction
+from dbforge.policy import LifecyclePolicy
 from dbforge.errors import (
     Aborted,
     AlreadyExists,
@@ -154,6 +155,7 @@ __all__ = [
     "KeyGrant",
     "KeyPattern",
     "KeySpaceSummary",
+    "LifecyclePolicy",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",

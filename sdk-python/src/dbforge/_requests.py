@@ -64,6 +64,31 @@ def create_database(
     return req
 
 
+def fork_database(
+    source: str,
+    name: str,
+    labels: Optional[Mapping[str, str]],
+    from_backup: str,
+    ttl: Optional[TtlLike],
+    idle_ttl: Optional[_dt.timedelta],
+    backup_before_prune: bool,
+) -> database_pb2.ForkDatabaseRequest:
+    req = database_pb2.ForkDatabaseRequest(
+        source=source,
+        name=name,
+        labels=dict(labels or {}),
+        from_backup=from_backup,
+        backup_before_prune=backup_before_prune,
+    )
+    if isinstance(ttl, _dt.datetime):
+        req.expire_at.FromDatetime(ttl if ttl.tzinfo else ttl.replace(tzinfo=_dt.timezone.utc))
+    elif ttl is not None:
+        req.expire_after.CopyFrom(timedelta_pb(ttl))
+    if idle_ttl is not None:
+        req.idle_ttl.CopyFrom(timedelta_pb(idle_ttl))
+    return req
+
+
 def watch_databases(
     labels: Optional[Mapping[str, str]], backend: Backend, since: Optional[int]
 ) -> database_pb2.WatchDatabasesRequest:
@@ -84,7 +109,11 @@ def update_database(
     idle_ttl: Optional[_dt.timedelta],
     clear_idle_ttl: bool,
     backup_before_prune: Optional[bool],
+    max_bytes: Optional[int] = None,
+    clear_max_bytes: bool = False,
 ) -> database_pb2.UpdateDatabaseRequest:
+    if max_bytes is not None and clear_max_bytes:
+        raise ValueError("give max_bytes or clear_max_bytes, not both")
     if ttl is not None and clear_ttl:
         raise ValueError("give ttl or clear_ttl, not both")
     if idle_ttl is not None and clear_idle_ttl:
@@ -105,6 +134,10 @@ def update_database(
         req.clear_idle_ttl = True
     if backup_before_prune is not None:
         req.backup_before_prune = backup_before_prune
+    if max_bytes is not None:
+        req.max_bytes = max_bytes
+    elif clear_max_bytes:
+        req.clear_max_bytes = True
     return req
 
 

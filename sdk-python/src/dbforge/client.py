@@ -16,6 +16,7 @@ from dbforge import backup as bk
 from dbforge.admin import ApiKey, AuditEvent, AuditVerdict, ServerStats
 from dbforge.errors import from_rpc_error
 from dbforge.backup import Backup, BackupPolicy, BackupStatus, Restored, RestoreModeLike, StatusLike
+from dbforge.policy import LifecyclePolicy, policy_set
 from dbforge.preview import StatementPreview, preview_request, previews
 from dbforge.rows import Rows
 from dbforge.summary import Summarized, summarize_request, summarized
@@ -113,12 +114,23 @@ class Client(SyncConnection):
         idle_ttl: Optional[_dt.timedelta] = None,
         clear_idle_ttl: bool = False,
         backup_before_prune: Optional[bool] = None,
+        max_bytes: Optional[int] = None,
+        clear_max_bytes: bool = False,
     ) -> Database:
-        """Changes a database's labels (replaced as a whole) and lifecycle settings; what is
-        not given keeps its value. Needs the owner role. InvalidArgument for a TTL not in the
-        future; NotFound; PermissionDenied."""
+        """Changes a database's labels (replaced as a whole), lifecycle settings and size quota
+        (`max_bytes`, or `clear_max_bytes`; a policy's quota still applies, the smaller wins);
+        what is not given keeps its value. Needs the owner role. InvalidArgument for a TTL not
+        in the future or a quota of 0; NotFound; PermissionDenied."""
         req = rq.update_database(
-            name, labels, ttl, clear_ttl, idle_ttl, clear_idle_ttl, backup_before_prune
+            name,
+            labels,
+            ttl,
+            clear_ttl,
+            idle_ttl,
+            clear_idle_ttl,
+            backup_before_prune,
+            max_bytes,
+            clear_max_bytes,
         )
         return rq.database(self._unary(self.databases.UpdateDatabase, req), "database")
 
@@ -130,7 +142,7 @@ class Client(SyncConnection):
         since: Optional[int] = None,
     ) -> Iterator[DatabaseEvent]:
         """Lifecycle events (created, deleted, forked, expired, pruned_idle, backed_up,
-        restored) of the databases this key can see, as they happen; runs until the caller
+        restored, updated) of the databases this key can see, as they happen; runs until the caller
         stops iterating. With `since` (the last `sequence` seen), every later event first, each
         once and in order; OutOfRange when the gateway no longer keeps them."""
         req = rq.watch_databases(labels, backend, since)
@@ -205,18 +217,47 @@ class Client(SyncConnection):
         *,
         labels: Optional[Mapping[str, str]] = None,
         from_backup: str = "",
+        ttl: Optional[TtlLike] = None,
+        idle_ttl: Optional[_dt.timedelta] = None,
+        backup_before_prune: bool = False,
     ) -> Forked:
         """Forks `source` into the new database `name`: a copy of its data as it is now (or as
         the backup `from_backup` holds it), independent from then on and owned by this key.
+        `ttl`, `idle_ttl` and `backup_before_prune` are the fork's own, as in
+        `create_database` (the source's are not copied).
 
         Needs the read role on `source` (the owner role with `from_backup`) and the right to
         create `name`. AlreadyExists when `name` is taken; NotFound; PermissionDenied;
         FailedPrecondition for a backup of another database; Unavailable while the source is
-        being restored."""
-        req = database_pb2.ForkDatabaseRequest(
-            source=source, name=name, labels=dict(labels or {}), from_backup=from_backup
+        being restored; ResourceExhausted past a lifecycle policy's per-key limit."""
+        req = rq.fork_database(
+            source, name, labels, from_backup, ttl, idle_ttl, backup_before_prune
         )
         return Forked.from_pb(self._unary(self.databases.ForkDatabase, req))
+
+    def set_lifecycle_policy(self, policy: LifecyclePolicy) -> Tuple[LifecyclePolicy, bool]:
+        """Creates or replaces (by name) a lifecycle policy; returns it as stored and whether it
+        is new. Needs an admin key (PermissionDenied otherwise); InvalidArgument for a policy
+        without selector or rules, or a duration that is not positive."""
+        req = database_pb2.SetLifecyclePolicyRequest(policy=policy.to_pb())
+        return policy_set(self._unary(self.databases.SetLifecyclePolicy, req))
+
+    def list_lifecycle_policies(self) -> List[LifecyclePolicy]:
+        """The lifecycle policies, by name: all for an admin key; for other keys those selecting
+        a database the key can see."""
+        resp: database_pb2.ListLifecyclePoliciesResponse = self._unary(
+            self.databases.ListLifecyclePolicies, database_pb2.ListLifecyclePoliciesRequest()
+        )
+        return [LifecyclePolicy.from_pb(p) for p in resp.policies]
+
+    def delete_lifecycle_policy(self, name: str, *, allow_missing: bool = False) -> bool:
+        """Deletes a lifecycle policy (admin key). NotFound when it does not exist, unless
+        `allow_missing`; returns whether it deleted one."""
+        req = database_pb2.DeleteLifecyclePolicyRequest(name=name, allow_missing=allow_missing)
+        resp: database_pb2.DeleteLifecyclePolicyResponse = self._unary(
+            self.databases.DeleteLifecyclePolicy, req
+        )
+        return resp.deleted
 
     # ---- SQL ----------------------------------------------------------------------------------
 

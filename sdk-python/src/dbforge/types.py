@@ -177,6 +177,14 @@ class Database:
     idle_ttl: Optional[_dt.timedelta] = None
     #: Whether a TTL or idle prune is preceded by a backup (and skipped when that fails).
     backup_before_prune: bool = False
+    #: Its size quota in bytes (the smaller of its own and its policies'); None: none.
+    max_bytes: Optional[int] = None
+    #: Where `max_bytes` comes from: "database" or "policy=<name>"; empty without one.
+    quota_source: str = ""
+    #: Whether it is over its quota (writes fail with ResourceExhausted).
+    over_quota: bool = False
+    #: Its own size quota in bytes (update_database `max_bytes`); None: none.
+    own_max_bytes: Optional[int] = None
 
     @classmethod
     def from_pb(cls, d: database_pb2.Database) -> Database:
@@ -196,6 +204,10 @@ class Database:
                 else None
             ),
             backup_before_prune=d.backup_before_prune,
+            max_bytes=d.max_bytes or None,
+            quota_source=d.quota_source,
+            over_quota=d.over_quota,
+            own_max_bytes=d.own_max_bytes or None,
         )
 
 
@@ -210,9 +222,9 @@ class DatabaseEventType(enum.IntEnum):
     PRUNED_IDLE = 5
     BACKED_UP = 6
     RESTORED = 7
-    #: Reserved: not emitted yet.
+    #: It went over its size quota (writes are refused).
     QUOTA_EXCEEDED = 8
-    #: Reserved: not emitted yet.
+    #: It is back under its size quota, or the quota rose or went away.
     QUOTA_CLEARED = 9
     #: Its engine's server stopped answering (``cause`` says why).
     UNAVAILABLE = 10
@@ -220,6 +232,8 @@ class DatabaseEventType(enum.IntEnum):
     RECOVERED = 11
     #: Its SQLite file failed its integrity check and was quarantined.
     DAMAGED = 12
+    #: UpdateDatabase changed its labels or lifecycle settings (`cause` lists what).
+    UPDATED = 13
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ use crate::{
         forge::{DatabaseSpec, Forge, ListFilter},
         fork::ForkSpec,
         lifecycle::DatabaseUpdate,
+        policy::PolicySpec,
     },
     pb::{self, database_service_server::DatabaseService},
 };
@@ -139,11 +140,12 @@ impl DatabaseService for ControlApi {
         let call = Call::new(self.forge.audit(), &who, "UpdateDatabase")
             .database(&req.name)
             .statement(format!(
-                "labels={} ttl={:?} idle={:?} backup_before_prune={:?}",
+                "labels={} ttl={:?} idle={:?} backup_before_prune={:?} quota={:?}",
                 req.labels.is_some(),
                 req.ttl,
                 req.idle,
-                req.backup_before_prune
+                req.backup_before_prune,
+                req.quota
             ));
         let result = async {
             let update = DatabaseUpdate::try_from(req)?;
@@ -191,5 +193,69 @@ impl DatabaseService for ControlApi {
             }
             Err(e) => Err(call.failed(e).await),
         }
+    }
+
+    async fn set_lifecycle_policy(
+        &self,
+        req: Request<pb::SetLifecyclePolicyRequest>,
+    ) -> Result<Response<pb::SetLifecyclePolicyResponse>, Status> {
+        let who = caller(&req)?;
+        let req = req.into_inner();
+        let name = req
+            .policy
+            .as_ref()
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        let call = Call::new(self.forge.audit(), &who, "SetLifecyclePolicy")
+            .statement(format!("policy={name}"));
+        let result = async {
+            let spec = PolicySpec::try_from(req)?;
+            let (policy, created) = self.forge.set_lifecycle_policy(&who, spec).await?;
+            Ok::<_, Error>(pb::SetLifecyclePolicyResponse {
+                policy: Some(policy.into()),
+                created,
+            })
+        }
+        .await
+        .map_err(Status::from);
+        call.done(result, |_| None).await.map(Response::new)
+    }
+
+    async fn list_lifecycle_policies(
+        &self,
+        req: Request<pb::ListLifecyclePoliciesRequest>,
+    ) -> Result<Response<pb::ListLifecyclePoliciesResponse>, Status> {
+        let who = caller(&req)?;
+        let pb::ListLifecyclePoliciesRequest {} = req.into_inner();
+        let call = Call::new(self.forge.audit(), &who, "ListLifecyclePolicies");
+        let result = self
+            .forge
+            .list_lifecycle_policies(&who)
+            .await
+            .map(|ps| pb::ListLifecyclePoliciesResponse {
+                policies: ps.into_iter().map(Into::into).collect(),
+            })
+            .map_err(Status::from);
+        call.done(result, |_| None).await.map(Response::new)
+    }
+
+    async fn delete_lifecycle_policy(
+        &self,
+        req: Request<pb::DeleteLifecyclePolicyRequest>,
+    ) -> Result<Response<pb::DeleteLifecyclePolicyResponse>, Status> {
+        let who = caller(&req)?;
+        let pb::DeleteLifecyclePolicyRequest {
+            name,
+            allow_missing,
+        } = req.into_inner();
+        let call = Call::new(self.forge.audit(), &who, "DeleteLifecyclePolicy")
+            .statement(format!("policy={name}"));
+        let result = self
+            .forge
+            .delete_lifecycle_policy(&who, &name, allow_missing)
+            .await
+            .map(|deleted| pb::DeleteLifecyclePolicyResponse { deleted })
+            .map_err(Status::from);
+        call.done(result, |_| None).await.map(Response::new)
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod lifecycle;
+pub mod policy;
 
 use std::collections::BTreeMap;
 
@@ -515,6 +516,7 @@ impl From<DatabaseInfo> for pb::Database {
             capabilities: caps,
             read_only_grants,
             lifecycle: life,
+            quota,
         } = d;
         let (expire_at, idle_ttl) = lifecycle::lifecycle_pb(life);
         pb::Database {
@@ -536,6 +538,10 @@ impl From<DatabaseInfo> for pb::Database {
             expire_at,
             idle_ttl,
             backup_before_prune: life.backup_before_prune,
+            max_bytes: quota.max_bytes.unwrap_or(0),
+            quota_source: quota.source,
+            over_quota: quota.over,
+            own_max_bytes: quota.own_max_bytes.unwrap_or(0),
         }
     }
 }

@@ -113,6 +113,10 @@ impl Database for Metered {
         self.inner.backup_image(dest).await
     }
 
+    async fn set_max_bytes(&self, max_bytes: Option<u64>) -> Result<()> {
+        self.inner.set_max_bytes(max_bytes).await
+    }
+
     fn engine_name(&self) -> &'static str {
         self.inner.engine_name()
     }

@@ -292,6 +292,14 @@ pub trait Database: Send + Sync + fmt::Debug {
         let _ = dest;
         Err(self.unsupported("BackupImage"))
     }
+    /// Holds the database to at most `max_bytes` (`None`: only the gateway's own cap) on every
+    /// connection it has open and opens later, where the engine enforces a size cap itself
+    /// (SQLite's `max_page_count`). Engines that cannot keep the default, which does nothing:
+    /// the core measures those and moves their writes to the read-only login instead.
+    async fn set_max_bytes(&self, max_bytes: Option<u64>) -> Result<()> {
+        let _ = max_bytes;
+        Ok(())
+    }
     /// The engine's name for [`Error::Unsupported`].
     fn engine_name(&self) -> &'static str;
     /// An [`Error::Unsupported`] for `operation` on this engine.

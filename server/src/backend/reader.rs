@@ -140,6 +140,11 @@ impl<D: Database> Database for WithReader<D> {
         self.writer.backup_image(dest).await
     }
 
+    async fn set_max_bytes(&self, max_bytes: Option<u64>) -> Result<()> {
+        self.writer.set_max_bytes(max_bytes).await?;
+        self.reader.set_max_bytes(max_bytes).await
+    }
+
     fn engine_name(&self) -> &'static str {
         self.writer.engine_name()
     }

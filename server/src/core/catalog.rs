@@ -172,6 +172,16 @@ CREATE TABLE IF NOT EXISTS events (
     labels TEXT NOT NULL,
     owner_key TEXT
 ) STRICT;
+CREATE TABLE IF NOT EXISTS lifecycle_policies (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    updated_by TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS database_quotas (
+    db TEXT PRIMARY KEY REFERENCES databases(name) ON DELETE CASCADE,
+    max_bytes INTEGER NOT NULL
+) STRICT;
 CREATE TABLE IF NOT EXISTS labels (
     db TEXT NOT NULL REFERENCES databases(name) ON DELETE CASCADE,
     key TEXT NOT NULL,

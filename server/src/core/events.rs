@@ -1,5 +1,5 @@
 //! Lifecycle events (WatchDatabases): created, deleted, forked, expired, pruned for idleness,
-//! backed up, restored, unavailable, recovered, damaged.
+//! backed up, restored, unavailable, recovered, damaged, updated, quota exceeded and cleared.
 //!
 //! Guarantees, and what each rests on:
 //!
@@ -72,6 +72,12 @@ pub enum EventKind {
     Recovered,
     /// Its SQLite file failed its integrity check and was quarantined ([`super::damage`]).
     Damaged,
+    /// UpdateDatabase changed its labels or lifecycle settings.
+    Updated,
+    /// It went over its size quota.
+    QuotaExceeded,
+    /// It is back under its size quota.
+    QuotaCleared,
 }
 
 impl EventKind {
@@ -88,6 +94,9 @@ impl EventKind {
             EventKind::Unavailable => "unavailable",
             EventKind::Recovered => "recovered",
             EventKind::Damaged => "damaged",
+            EventKind::Updated => "updated",
+            EventKind::QuotaExceeded => "quota_exceeded",
+            EventKind::QuotaCleared => "quota_cleared",
         }
     }
 
@@ -104,6 +113,9 @@ impl EventKind {
             "unavailable" => EventKind::Unavailable,
             "recovered" => EventKind::Recovered,
             "damaged" => EventKind::Damaged,
+            "updated" => EventKind::Updated,
+            "quota_exceeded" => EventKind::QuotaExceeded,
+            "quota_cleared" => EventKind::QuotaCleared,
             _ => return None,
         })
     }

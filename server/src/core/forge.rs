@@ -28,6 +28,7 @@ use super::{
     limits::{Budget, Limits},
     names::Identifier,
     preview,
+    quota::QuotaTrigger,
     registry::{ControlGuard, Entry, Registry, now_ms},
     summary::{ColumnSummary, Summarizer},
     table::{self, RowScope, Select, SqlDialect, TableSpec},
@@ -66,6 +67,10 @@ pub struct ForgeConfig {
     /// Restore a SQLite database found damaged at start-up from its newest backup
     /// (`--restore-damaged`; see [`super::damage`]).
     pub restore_damaged: bool,
+    /// How often databases with a size quota are measured.
+    pub quota_interval: Duration,
+    /// Runs a quota pass on demand (tests), besides every `quota_interval`.
+    pub quota_trigger: Option<QuotaTrigger>,
 }
 
 #[derive(Debug)]
@@ -76,6 +81,8 @@ struct Inner {
     stop: Notify,
     /// Stops the pruner (its own: a Notify's stored wake-up goes to one waiter).
     stop_pruner: Notify,
+    /// Stops the quota measurer.
+    stop_quotas: Notify,
     audit: AuditLog,
     backups: Backups,
     events: Arc<Events>,
@@ -143,6 +150,7 @@ impl Forge {
                 registry,
                 stop: Notify::new(),
                 stop_pruner: Notify::new(),
+                stop_quotas: Notify::new(),
                 audit,
                 backups,
                 events,
@@ -173,6 +181,11 @@ impl Forge {
             forge.inner.cfg.prune_trigger.clone(),
         );
         tokio::spawn(forge.clone().prune_loop(interval, trigger));
+        let (interval, trigger) = (
+            forge.inner.cfg.quota_interval,
+            forge.inner.cfg.quota_trigger.clone(),
+        );
+        tokio::spawn(forge.clone().quota_loop(interval, trigger));
         Ok((forge, housekeeping))
     }
 
@@ -262,8 +275,12 @@ impl Forge {
             });
         }
         who.require_create_quota(|key| registry.owned_by(key))?;
+        self.check_policy_limits(who, spec.name.as_str(), &spec.labels)
+            .await?;
         let started = Instant::now();
         let entry = registry.provision(&control, spec, who.owner_id()).await?;
+        // A policy's quota holds from the first call, not from the next measurement.
+        self.refresh_quota(&entry).await;
         self.inner
             .events
             .publish(
@@ -350,6 +367,16 @@ impl Forge {
         registry.unprovision(control, entry).await
     }
 
+    /// Wakes the quota measurer's shutdown.
+    pub(crate) fn stop_quotas(&self) -> &Notify {
+        &self.inner.stop_quotas
+    }
+
+    /// The open handle of a database, if it is open now (without opening it).
+    pub(crate) fn open_handle(&self, entry: &Entry) -> Option<Arc<dyn Database>> {
+        self.inner.handles.peek(&entry.slot)
+    }
+
     /// Resolves when shutdown asks the pruner to stop.
     pub(crate) async fn pruner_stopped(&self) {
         self.inner.stop_pruner.notified().await
@@ -366,7 +393,7 @@ impl Forge {
         entry.check_fence()?;
         entry.check_damage()?;
         entry.touch(self.inner.registry.now_ms());
-        let handle = self.open_entry(&entry).await?;
+        let handle = Self::guard_quota(&entry, self.open_entry(&entry).await?);
         Ok((entry, handle, role))
     }
 
@@ -378,6 +405,10 @@ impl Forge {
             .get(&entry.slot, async {
                 let backend = entry.backend()?;
                 let h = backend.open(&entry.record.provisioned).await?;
+                // A quota the engine enforces holds on every handle from its first call.
+                if let Some(max) = entry.quota.max_bytes() {
+                    h.set_max_bytes(Some(max)).await?;
+                }
                 Ok(Metered::wrap(h, backend.kind()))
             })
             .await
@@ -438,6 +469,7 @@ impl Forge {
         // notify_one keeps the wake-up even when housekeeping is busy flushing right now.
         self.inner.stop.notify_one();
         self.inner.stop_pruner.notify_one();
+        self.inner.stop_quotas.notify_one();
         self.inner.backups.stop();
         self.inner.audit.flush(Duration::from_secs(5)).await;
         if let Err(e) = self.inner.registry.flush_access_times().await {

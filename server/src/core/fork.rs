@@ -39,6 +39,7 @@ use super::{
     error::{Error, Result},
     events::{EventKind, Subject},
     forge::{DatabaseInfo, DatabaseSpec, Forge},
+    lifecycle::LifecycleSpec,
     names::{DatabaseName, validate_labels},
     registry::Entry,
     replay::{self, RawPieces},
@@ -59,6 +60,8 @@ pub struct ForkSpec {
     pub labels: BTreeMap<String, String>,
     /// A backup of `source` to fork from instead of its current data.
     pub from_backup: Option<String>,
+    /// The new database's TTL, idle TTL and final backup.
+    pub lifecycle: LifecycleSpec,
 }
 
 /// How a fork copied the data.
@@ -165,6 +168,10 @@ impl Forge {
                 who.key_id(),
             )
             .await;
+        // A policy's size quota holds on the fork from its first call.
+        if let Ok(entry) = self.registry().get(database.name.as_str()) {
+            self.refresh_quota(&entry).await;
+        }
         info!(
             method = method.as_str(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -200,6 +207,7 @@ impl Forge {
                 RestoreMode::New {
                     name: spec.name.clone(),
                     labels: spec.labels.clone(),
+                    lifecycle: spec.lifecycle,
                 },
             )
             .await?;
@@ -222,6 +230,10 @@ impl Forge {
             });
         }
         who.require_create_quota(|key| registry.owned_by(key))?;
+        self.check_policy_limits(who, spec.name.as_str(), &spec.labels)
+            .await?;
+        // Checked before the copy, so that a bad TTL costs nothing.
+        spec.lifecycle.resolve(registry.now_ms())?;
         source.check_fence()?;
         source.check_damage()?;
         let kind = source.record.backend;
@@ -263,7 +275,7 @@ impl Forge {
             name: spec.name,
             backend: kind,
             if_not_exists: false,
-            lifecycle: Default::default(),
+            lifecycle: spec.lifecycle,
             labels: spec.labels,
         };
         match registry

@@ -94,6 +94,11 @@ impl HandleCache {
         Ok(h)
     }
 
+    /// The handle in `slot` if it is open, without opening it or counting a use.
+    pub fn peek(&self, slot: &Arc<Slot>) -> Option<Arc<dyn Database>> {
+        slot.cached()
+    }
+
     /// Closes the handle in `slot`, if open. Calls holding it finish normally.
     pub fn close(&self, slot: &Arc<Slot>) -> bool {
         let Ok(mut list) = self.open.lock() else {

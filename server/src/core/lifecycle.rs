@@ -20,8 +20,12 @@
 //! - **Decided twice.** A database found due is checked again under the spawn-and-prune lock
 //!   just before it is pruned: a call or an UpdateDatabase in the meantime saves it.
 //! - **Said where it is looked for.** Every prune is an audit record (RPC `Prune`, key
-//!   [`GATEWAY_KEY`], statement `cause=expired` or `cause=idle`) and a sample of
-//!   `dbforge_prunes_total{backend,cause,outcome}`.
+//!   [`GATEWAY_KEY`], statement `cause=expired` or `cause=idle`, plus `policy=<name>` when a
+//!   lifecycle policy's rule made it due) and a sample of
+//!   `dbforge_prunes_total{backend,cause,outcome}` (and of
+//!   `dbforge_policy_actions_total{policy,action}` for a policy).
+//! - **Policies too.** [`policy`] rules apply in the same pass; the first deadline reached,
+//!   the database's own or a policy's, prunes it.
 
 use std::{
     collections::BTreeMap,
@@ -40,6 +44,7 @@ use super::{
     events::{EventKind, Subject},
     forge::{DatabaseInfo, Forge},
     names::validate_labels,
+    policy::{self, Due, LifecyclePolicy},
     registry::Entry,
 };
 use crate::metrics as names;
@@ -149,9 +154,26 @@ pub struct DatabaseUpdate {
     pub idle_ttl: Option<Change<Duration>>,
     /// Back up before a TTL or idle prune.
     pub backup_before_prune: Option<bool>,
+    /// The database's own size quota, bytes.
+    pub max_bytes: Option<Change<u64>>,
 }
 
 impl DatabaseUpdate {
+    /// What it sets, as an event's cause: `labels ttl idle_ttl backup_before_prune` (those set).
+    fn changed(&self) -> String {
+        [
+            ("labels", self.labels.is_some()),
+            ("ttl", self.ttl.is_some()),
+            ("idle_ttl", self.idle_ttl.is_some()),
+            ("backup_before_prune", self.backup_before_prune.is_some()),
+            ("max_bytes", self.max_bytes.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+
     /// `old` with this update applied at `now_ms`, validated.
     fn apply(&self, old: Lifecycle, now_ms: i64) -> Result<Lifecycle> {
         let mut new = old;
@@ -257,11 +279,29 @@ impl Forge {
         let (entry, _) = self.authorized(who, &update.name, Role::Owner)?;
         entry.check_fence()?;
         let lifecycle = update.apply(entry.record.lifecycle, registry.now_ms())?;
+        let changed = update.changed();
+        if let Some(change) = update.max_bytes {
+            let max = match change {
+                Change::Set(m) => Some(m),
+                Change::Clear => None,
+            };
+            self.set_own_quota(&entry, max).await?;
+        }
         let entry = registry
             .update(&control, &entry, update.labels, lifecycle)
             .await?;
+        self.events()
+            .publish(
+                EventKind::Updated,
+                Subject::of(&entry.record),
+                changed,
+                who.key_id(),
+            )
+            .await;
         drop(control);
         info!("database updated");
+        // New labels may bring the database under a policy's quota, or out of one.
+        self.refresh_quota(&entry).await;
         Ok(entry.info(entry.size().await))
     }
 
@@ -286,14 +326,23 @@ impl Forge {
         }
     }
 
-    /// One pass: prunes every database whose TTL ran out or that was idle past its idle TTL.
+    /// One pass: prunes every database whose TTL ran out or that was idle past its idle TTL,
+    /// by its own settings or a lifecycle policy's (the stricter wins: see [`policy`]).
     pub async fn prune_pass(&self) -> PruneReport {
+        let policies = match self.lifecycle_policies().await {
+            Ok(p) => p,
+            Err(e) => {
+                // Databases' own settings still apply; the next pass reads the policies again.
+                error!(error = %e, "could not read lifecycle policies");
+                Vec::new()
+            }
+        };
         let now = self.registry().now_ms();
-        let mut due: Vec<(Arc<Entry>, PruneCause)> = self
+        let mut due: Vec<(Arc<Entry>, Due)> = self
             .registry()
             .entries()
             .into_iter()
-            .filter_map(|e| e.due(now).map(|cause| (e, cause)))
+            .filter_map(|e| policy::due(&e, now, &policies).map(|d| (e, d)))
             .collect();
         due.sort_by(|a, b| {
             a.0.record
@@ -302,9 +351,10 @@ impl Forge {
                 .cmp(&b.0.record.provisioned.name)
         });
         let mut report = PruneReport::default();
-        for (entry, cause) in due {
+        for (entry, due) in due {
             let name = entry.record.provisioned.name.to_string();
-            match self.prune_one(&entry, cause).await {
+            let cause = due.cause;
+            match self.prune_one(&entry, due, &policies).await {
                 Ok(true) => report.pruned.push((name, cause)),
                 Ok(false) => {}
                 Err(e) => report.kept.push((name, e.to_string())),
@@ -313,15 +363,24 @@ impl Forge {
         report
     }
 
-    /// Prunes `entry` for `cause` (after its final backup when it asks for one). False when
+    /// Prunes `entry` for `due` (after its final backup when it asks for one). False when
     /// it was no longer due on the second look.
-    #[instrument(skip_all, fields(db = %entry.record.provisioned.name, cause = cause.as_str()))]
-    async fn prune_one(&self, entry: &Arc<Entry>, cause: PruneCause) -> Result<bool> {
+    #[instrument(skip_all, fields(db = %entry.record.provisioned.name, cause = due.cause.as_str(), policy = due.policy.as_deref()))]
+    async fn prune_one(
+        &self,
+        entry: &Arc<Entry>,
+        due: Due,
+        policies: &[LifecyclePolicy],
+    ) -> Result<bool> {
         let started = Instant::now();
+        let cause = due.cause;
         let kind = entry.record.backend;
         // A database on an engine this gateway lacks stays, as DeleteDatabase leaves it.
         entry.backend()?;
         let mut statement = format!("cause={}", cause.as_str());
+        if let Some(p) = &due.policy {
+            statement.push_str(&format!(" policy={p}"));
+        }
         if entry.record.lifecycle.backup_before_prune {
             let labels = BTreeMap::from([(PRUNE_LABEL.to_owned(), cause.as_str().to_owned())]);
             match self
@@ -351,7 +410,7 @@ impl Forge {
             // Deleted, replaced or updated meanwhile: the next pass looks at it afresh.
             _ => return Ok(false),
         };
-        if current.due(registry.now_ms()) != Some(cause) {
+        if policy::due(&current, registry.now_ms(), policies).as_ref() != Some(&due) {
             return Ok(false);
         }
         current.check_fence()?;
@@ -368,18 +427,26 @@ impl Forge {
             .await;
             return Err(e);
         }
-        let (kind_of_event, why) = match cause {
-            PruneCause::Expired => (EventKind::Expired, "ttl"),
-            PruneCause::Idle => (EventKind::PrunedIdle, "idle_ttl"),
+        let kind_of_event = match cause {
+            PruneCause::Expired => EventKind::Expired,
+            PruneCause::Idle => EventKind::PrunedIdle,
         };
         self.events()
             .publish(
                 kind_of_event,
                 Subject::of(&current.record),
-                why.to_owned(),
+                due.event_cause(),
                 GATEWAY_KEY,
             )
             .await;
+        if let Some(p) = &due.policy {
+            let action = match cause {
+                PruneCause::Expired => "pruned_expired",
+                PruneCause::Idle => "pruned_idle",
+            };
+            metrics::counter!(names::POLICY_ACTIONS_TOTAL, "policy" => p.clone(), "action" => action)
+                .increment(1);
+        }
         drop(control);
         info!("database pruned by its lifecycle");
         metrics::counter!(names::PRUNES_TOTAL, "backend" => kind.as_str(), "cause" => cause.as_str(), "outcome" => "pruned")

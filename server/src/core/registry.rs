@@ -90,6 +90,8 @@ pub struct DatabaseInfo {
     pub read_only_grants: bool,
     /// TTL, idle TTL and final backup.
     pub lifecycle: Lifecycle,
+    /// Its size quota.
+    pub quota: super::quota::QuotaView,
 }
 
 /// A ListDatabases request.
@@ -130,6 +132,8 @@ pub struct Entry {
     damage: Mutex<Option<Damage>>,
     /// Where its open handle lives.
     pub slot: Arc<Slot>,
+    /// Its size quota and whether it is over it (shared by the entry's updated copies).
+    pub quota: Arc<super::quota::QuotaState>,
 }
 
 impl Entry {
@@ -142,6 +146,7 @@ impl Entry {
             fenced: AtomicBool::new(false),
             damage: Mutex::new(None),
             slot: Arc::default(),
+            quota: Arc::default(),
         }
     }
 
@@ -202,6 +207,11 @@ impl Entry {
         self.touched.store(true, Ordering::Relaxed);
     }
 
+    /// The last data-plane use, Unix ms (the registry's clock).
+    pub fn last_accessed_ms(&self) -> i64 {
+        self.last_accessed_ms.load(Ordering::Relaxed)
+    }
+
     /// Why its lifecycle wants it pruned at `now_ms`, if it does.
     pub fn due(&self, now_ms: i64) -> Option<PruneCause> {
         self.record
@@ -219,6 +229,7 @@ impl Entry {
             fenced: AtomicBool::new(self.fenced.load(Ordering::Acquire)),
             damage: Mutex::new(self.damage()),
             slot: Arc::clone(&self.slot),
+            quota: Arc::clone(&self.quota),
         }
     }
 
@@ -248,6 +259,7 @@ impl Entry {
                 .as_ref()
                 .is_some_and(|b| b.enforces_read_only()),
             lifecycle: self.record.lifecycle,
+            quota: self.quota.view(),
         }
     }
 

@@ -4,8 +4,8 @@ use std::time::{Duration, SystemTime};
 
 use dbforge::{
     ApiKeySpec, Client, ClientOptions, Code, ColumnDef, ColumnType, CreateOptions, Filter,
-    ForkOptions, Grant, ListFilter, Role, Select, Statement, UpdateOptions, Value, WatchOptions,
-    params, record,
+    ForkOptions, Grant, LifecyclePolicy, ListFilter, Role, Select, Statement, UpdateOptions, Value,
+    WatchOptions, params, record,
 };
 
 use crate::harness::{ADMIN_KEY as ADMIN, ServerProcess, TestServer, as_key, assert_code, key_for};
@@ -64,6 +64,24 @@ async fn every_rpc(c: &Client, db: &str) -> Vec<(&'static str, Code)> {
                     .await
                     .map(drop),
             ),
+        ),
+        (
+            "SetLifecyclePolicy",
+            code(
+                c.set_lifecycle_policy(
+                    LifecyclePolicy::pattern("p", "*").idle_ttl(Duration::from_secs(60)),
+                )
+                .await
+                .map(drop),
+            ),
+        ),
+        (
+            "ListLifecyclePolicies",
+            code(c.list_lifecycle_policies().await.map(drop)),
+        ),
+        (
+            "DeleteLifecyclePolicy",
+            code(c.delete_lifecycle_policy("p").await),
         ),
         (
             "Execute",
@@ -333,7 +351,10 @@ async fn keys_see_only_their_databases() {
     );
     for rpc in every_rpc(&team, &db).await {
         // Listings and watches are filtered to what the key may see rather than refused.
-        if matches!(rpc.0, "ListDatabases" | "WatchDatabases" | "WhoAmI") {
+        if matches!(
+            rpc.0,
+            "ListDatabases" | "WatchDatabases" | "ListLifecyclePolicies" | "WhoAmI"
+        ) {
             continue;
         }
         assert_eq!(rpc.1, Code::PermissionDenied, "{}", rpc.0);

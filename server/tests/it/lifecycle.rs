@@ -29,14 +29,14 @@ use crate::harness::{
 const MIN: Duration = Duration::from_secs(60);
 
 /// A gateway on a manual clock whose pruner runs only when asked.
-struct Lab {
-    s: TestServer,
-    clock: Arc<ManualClock>,
-    pruner: PruneTrigger,
+pub(crate) struct Lab {
+    pub(crate) s: TestServer,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) pruner: PruneTrigger,
 }
 
 impl Lab {
-    async fn start(f: impl FnOnce(Config) -> Config) -> Self {
+    pub(crate) async fn start(f: impl FnOnce(Config) -> Config) -> Self {
         let clock = ManualClock::new();
         let pruner = PruneTrigger::new();
         let (c, p) = (Arc::clone(&clock), pruner.clone());
@@ -52,7 +52,7 @@ impl Lab {
     }
 
     /// A gateway serving `backend` at `url` as well as SQLite.
-    async fn serving(backend: Backend, url: Option<String>) -> Self {
+    pub(crate) async fn serving(backend: Backend, url: Option<String>) -> Self {
         Self::start(move |mut c| {
             match backend {
                 Backend::Postgres => c.postgres_url = url,
@@ -65,16 +65,16 @@ impl Lab {
         .await
     }
 
-    fn c(&self) -> &Client {
+    pub(crate) fn c(&self) -> &Client {
         &self.s.client
     }
 
     /// Runs one pruner pass; the names it pruned, with their causes.
-    async fn prune(&self) -> Vec<(String, PruneCause)> {
+    pub(crate) async fn prune(&self) -> Vec<(String, PruneCause)> {
         self.pruner.run().await.pruned
     }
 
-    async fn exists(&self, name: &str) -> bool {
+    pub(crate) async fn exists(&self, name: &str) -> bool {
         match self.c().get_database(name).await {
             Ok(_) => true,
             Err(e) if e.code() == Code::NotFound => false,
@@ -83,7 +83,7 @@ impl Lab {
     }
 }
 
-fn ms(t: SystemTime) -> i64 {
+pub(crate) fn ms(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .expect("after the epoch")
         .as_millis() as i64
@@ -194,7 +194,7 @@ async fn expires_and_idles(backend: Backend, url: Option<String>) {
     assert_eq!(series("idle").as_deref(), Some("2"));
 }
 
-fn backend_name(b: Backend) -> &'static str {
+pub(crate) fn backend_name(b: Backend) -> &'static str {
     match b {
         Backend::Postgres => "postgres",
         Backend::Mysql => "mysql",
@@ -559,7 +559,7 @@ async fn only_an_owner_may_update_a_database() {
 
 // ---- WatchDatabases ------------------------------------------------------------------------
 
-async fn next_event(w: &mut DatabaseEvents) -> DatabaseEvent {
+pub(crate) async fn next_event(w: &mut DatabaseEvents) -> DatabaseEvent {
     tokio::time::timeout(Duration::from_secs(10), w.next())
         .await
         .expect("an event within 10 s")

@@ -89,9 +89,11 @@ class _DatabaseEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Dat
     DATABASE_EVENT_TYPE_RESTORED: _DatabaseEventType.ValueType  # 7
     """Restored from a backup, in place or as a new database (`cause` names the backup)."""
     DATABASE_EVENT_TYPE_QUOTA_EXCEEDED: _DatabaseEventType.ValueType  # 8
-    """Reserved: not emitted yet (size quotas are not built)."""
+    """It went over its size quota: writes are refused (`cause`: `max_bytes=<n> size=<bytes>`,
+    and ` policy=<name>` when a policy set the quota).
+    """
     DATABASE_EVENT_TYPE_QUOTA_CLEARED: _DatabaseEventType.ValueType  # 9
-    """Reserved: not emitted yet (size quotas are not built)."""
+    """It is back under its size quota, or the quota rose or went away (`cause` as above)."""
     DATABASE_EVENT_TYPE_UNAVAILABLE: _DatabaseEventType.ValueType  # 10
     """Its engine's server stopped answering (the gateway probes every server about once a
     second): calls answer UNAVAILABLE until it is back. `cause` says what failed. Sent for
@@ -105,6 +107,10 @@ class _DatabaseEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Dat
     """Its SQLite file failed its integrity check and was quarantined (renamed beside it, never
     deleted; `cause` names the quarantined file and the first problem found). Followed by
     RESTORED when the gateway restores it from its newest backup (`--restore-damaged`).
+    """
+    DATABASE_EVENT_TYPE_UPDATED: _DatabaseEventType.ValueType  # 13
+    """Its labels or lifecycle settings changed by UpdateDatabase (`cause` lists what changed:
+    `labels`, `ttl`, `idle_ttl`, `backup_before_prune`, separated by spaces).
     """
 
 class DatabaseEventType(_DatabaseEventType, metaclass=_DatabaseEventTypeEnumTypeWrapper):
@@ -127,9 +133,11 @@ DATABASE_EVENT_TYPE_BACKED_UP: DatabaseEventType.ValueType  # 6
 DATABASE_EVENT_TYPE_RESTORED: DatabaseEventType.ValueType  # 7
 """Restored from a backup, in place or as a new database (`cause` names the backup)."""
 DATABASE_EVENT_TYPE_QUOTA_EXCEEDED: DatabaseEventType.ValueType  # 8
-"""Reserved: not emitted yet (size quotas are not built)."""
+"""It went over its size quota: writes are refused (`cause`: `max_bytes=<n> size=<bytes>`,
+and ` policy=<name>` when a policy set the quota).
+"""
 DATABASE_EVENT_TYPE_QUOTA_CLEARED: DatabaseEventType.ValueType  # 9
-"""Reserved: not emitted yet (size quotas are not built)."""
+"""It is back under its size quota, or the quota rose or went away (`cause` as above)."""
 DATABASE_EVENT_TYPE_UNAVAILABLE: DatabaseEventType.ValueType  # 10
 """Its engine's server stopped answering (the gateway probes every server about once a
 second): calls answer UNAVAILABLE until it is back. `cause` says what failed. Sent for
@@ -143,6 +151,10 @@ DATABASE_EVENT_TYPE_DAMAGED: DatabaseEventType.ValueType  # 12
 """Its SQLite file failed its integrity check and was quarantined (renamed beside it, never
 deleted; `cause` names the quarantined file and the first problem found). Followed by
 RESTORED when the gateway restores it from its newest backup (`--restore-damaged`).
+"""
+DATABASE_EVENT_TYPE_UPDATED: DatabaseEventType.ValueType  # 13
+"""Its labels or lifecycle settings changed by UpdateDatabase (`cause` lists what changed:
+`labels`, `ttl`, `idle_ttl`, `backup_before_prune`, separated by spaces).
 """
 Global___DatabaseEventType: _TypeAlias = DatabaseEventType  # noqa: Y015
 
@@ -249,6 +261,10 @@ class Database(_message.Message):
     EXPIRE_AT_FIELD_NUMBER: _builtins.int
     IDLE_TTL_FIELD_NUMBER: _builtins.int
     BACKUP_BEFORE_PRUNE_FIELD_NUMBER: _builtins.int
+    MAX_BYTES_FIELD_NUMBER: _builtins.int
+    QUOTA_SOURCE_FIELD_NUMBER: _builtins.int
+    OVER_QUOTA_FIELD_NUMBER: _builtins.int
+    OWN_MAX_BYTES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Its name, unique across the gateway."""
     backend: _types_pb2.Backend.ValueType
@@ -261,6 +277,19 @@ class Database(_message.Message):
     """Whether the gateway backs it up (to the default backup target) before pruning it for its
     TTL or idle TTL; a failed backup keeps it.
     """
+    max_bytes: _builtins.int
+    """Its size quota in bytes: the smaller of its own (UpdateDatabase `max_bytes`) and those of
+    the lifecycle policies that select it; 0: none. See UpdateDatabase for how each engine
+    enforces it.
+    """
+    quota_source: _builtins.str
+    """Where `max_bytes` comes from: `database` (its own) or `policy=<name>`; empty without one."""
+    over_quota: _builtins.bool
+    """Whether it is over its quota (as last measured, or refused a write for it): writes fail
+    with RESOURCE_EXHAUSTED until it is back under.
+    """
+    own_max_bytes: _builtins.int
+    """Its own size quota in bytes (UpdateDatabase `max_bytes`); 0: none."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When it was spawned."""
@@ -301,10 +330,14 @@ class Database(_message.Message):
         expire_at: _timestamp_pb2.Timestamp | None = ...,
         idle_ttl: _duration_pb2.Duration | None = ...,
         backup_before_prune: _builtins.bool = ...,
+        max_bytes: _builtins.int = ...,
+        quota_source: _builtins.str = ...,
+        over_quota: _builtins.bool = ...,
+        own_max_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "created_at", b"created_at", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "last_accessed_at", b"last_accessed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "backup_before_prune", b"backup_before_prune", "capabilities", b"capabilities", "created_at", b"created_at", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "labels", b"labels", "last_accessed_at", b"last_accessed_at", "name", b"name", "size_bytes", b"size_bytes", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "backup_before_prune", b"backup_before_prune", "capabilities", b"capabilities", "created_at", b"created_at", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "labels", b"labels", "last_accessed_at", b"last_accessed_at", "max_bytes", b"max_bytes", "name", b"name", "over_quota", b"over_quota", "own_max_bytes", b"own_max_bytes", "quota_source", b"quota_source", "size_bytes", b"size_bytes", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -634,6 +667,10 @@ class ForkDatabaseRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     FROM_BACKUP_FIELD_NUMBER: _builtins.int
+    EXPIRE_AT_FIELD_NUMBER: _builtins.int
+    EXPIRE_AFTER_FIELD_NUMBER: _builtins.int
+    IDLE_TTL_FIELD_NUMBER: _builtins.int
+    BACKUP_BEFORE_PRUNE_FIELD_NUMBER: _builtins.int
     source: _builtins.str
     """The database to fork."""
     name: _builtins.str
@@ -642,9 +679,23 @@ class ForkDatabaseRequest(_message.Message):
     """When set, the fork holds this backup of `source` (an id from BackupService) instead of the
     source's current data.
     """
+    backup_before_prune: _builtins.bool
+    """Back the fork up before a TTL or idle prune (the rules of CreateDatabase)."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """The new database's labels (the rules of CreateDatabase); the source's are not copied."""
+
+    @_builtins.property
+    def expire_at(self) -> _timestamp_pb2.Timestamp:
+        """An absolute time, which must be in the future."""
+
+    @_builtins.property
+    def expire_after(self) -> _duration_pb2.Duration:
+        """A positive duration from now."""
+
+    @_builtins.property
+    def idle_ttl(self) -> _duration_pb2.Duration:
+        """The fork's idle TTL (the rules of CreateDatabase); positive."""
 
     def __init__(
         self,
@@ -653,12 +704,18 @@ class ForkDatabaseRequest(_message.Message):
         name: _builtins.str = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         from_backup: _builtins.str = ...,
+        expire_at: _timestamp_pb2.Timestamp | None = ...,
+        expire_after: _duration_pb2.Duration | None = ...,
+        idle_ttl: _duration_pb2.Duration | None = ...,
+        backup_before_prune: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_after", b"expire_after", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_backup", b"from_backup", "labels", b"labels", "name", b"name", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_before_prune", b"backup_before_prune", "expire_after", b"expire_after", "expire_at", b"expire_at", "from_backup", b"from_backup", "idle_ttl", b"idle_ttl", "labels", b"labels", "name", b"name", "source", b"source", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType_ttl: _TypeAlias = _typing.Literal["expire_at", "expire_after"]  # noqa: Y015
+    _WhichOneofArgType_ttl: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_ttl) -> _WhichOneofReturnType_ttl | None: ...
 
 Global___ForkDatabaseRequest: _TypeAlias = ForkDatabaseRequest  # noqa: Y015
 
@@ -757,6 +814,8 @@ class UpdateDatabaseRequest(_message.Message):
     IDLE_TTL_FIELD_NUMBER: _builtins.int
     CLEAR_IDLE_TTL_FIELD_NUMBER: _builtins.int
     BACKUP_BEFORE_PRUNE_FIELD_NUMBER: _builtins.int
+    MAX_BYTES_FIELD_NUMBER: _builtins.int
+    CLEAR_MAX_BYTES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The database name."""
     clear_ttl: _builtins.bool
@@ -765,6 +824,10 @@ class UpdateDatabaseRequest(_message.Message):
     """True: remove the idle TTL."""
     backup_before_prune: _builtins.bool
     """When set, whether to back up before a TTL or idle prune."""
+    max_bytes: _builtins.int
+    """At most this many bytes (the size GetDatabase reports); positive."""
+    clear_max_bytes: _builtins.bool
+    """True: remove the database's own quota (a policy's still applies)."""
     @_builtins.property
     def labels(self) -> Global___DatabaseLabels:
         """When set, replaces every label."""
@@ -792,21 +855,27 @@ class UpdateDatabaseRequest(_message.Message):
         idle_ttl: _duration_pb2.Duration | None = ...,
         clear_idle_ttl: _builtins.bool = ...,
         backup_before_prune: _builtins.bool | None = ...,
+        max_bytes: _builtins.int = ...,
+        clear_max_bytes: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_backup_before_prune", b"_backup_before_prune", "backup_before_prune", b"backup_before_prune", "clear_idle_ttl", b"clear_idle_ttl", "clear_ttl", b"clear_ttl", "expire_after", b"expire_after", "expire_at", b"expire_at", "idle", b"idle", "idle_ttl", b"idle_ttl", "labels", b"labels", "ttl", b"ttl"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_backup_before_prune", b"_backup_before_prune", "backup_before_prune", b"backup_before_prune", "clear_idle_ttl", b"clear_idle_ttl", "clear_max_bytes", b"clear_max_bytes", "clear_ttl", b"clear_ttl", "expire_after", b"expire_after", "expire_at", b"expire_at", "idle", b"idle", "idle_ttl", b"idle_ttl", "labels", b"labels", "max_bytes", b"max_bytes", "quota", b"quota", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_backup_before_prune", b"_backup_before_prune", "backup_before_prune", b"backup_before_prune", "clear_idle_ttl", b"clear_idle_ttl", "clear_ttl", b"clear_ttl", "expire_after", b"expire_after", "expire_at", b"expire_at", "idle", b"idle", "idle_ttl", b"idle_ttl", "labels", b"labels", "name", b"name", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_backup_before_prune", b"_backup_before_prune", "backup_before_prune", b"backup_before_prune", "clear_idle_ttl", b"clear_idle_ttl", "clear_max_bytes", b"clear_max_bytes", "clear_ttl", b"clear_ttl", "expire_after", b"expire_after", "expire_at", b"expire_at", "idle", b"idle", "idle_ttl", b"idle_ttl", "labels", b"labels", "max_bytes", b"max_bytes", "name", b"name", "quota", b"quota", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__backup_before_prune: _TypeAlias = _typing.Literal["backup_before_prune"]  # noqa: Y015
     _WhichOneofArgType__backup_before_prune: _TypeAlias = _typing.Literal["_backup_before_prune", b"_backup_before_prune"]  # noqa: Y015
     _WhichOneofReturnType_idle: _TypeAlias = _typing.Literal["idle_ttl", "clear_idle_ttl"]  # noqa: Y015
     _WhichOneofArgType_idle: _TypeAlias = _typing.Literal["idle", b"idle"]  # noqa: Y015
+    _WhichOneofReturnType_quota: _TypeAlias = _typing.Literal["max_bytes", "clear_max_bytes"]  # noqa: Y015
+    _WhichOneofArgType_quota: _TypeAlias = _typing.Literal["quota", b"quota"]  # noqa: Y015
     _WhichOneofReturnType_ttl: _TypeAlias = _typing.Literal["expire_at", "expire_after", "clear_ttl"]  # noqa: Y015
     _WhichOneofArgType_ttl: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__backup_before_prune) -> _WhichOneofReturnType__backup_before_prune | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType_idle) -> _WhichOneofReturnType_idle | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_quota) -> _WhichOneofReturnType_quota | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType_ttl) -> _WhichOneofReturnType_ttl | None: ...
 
@@ -991,3 +1060,233 @@ class WatchDatabasesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchDatabasesResponse: _TypeAlias = WatchDatabasesResponse  # noqa: Y015
+
+@_typing.final
+class LifecyclePolicy(_message.Message):
+    """A lifecycle policy: which databases (the selector) and what rules apply to them. A database
+    is selected when its name matches `name_pattern` (when set) and it carries every label of
+    `labels` (when set); at least one of the two must be set (`*` selects every database).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NAME_FIELD_NUMBER: _builtins.int
+    NAME_PATTERN_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    IDLE_TTL_FIELD_NUMBER: _builtins.int
+    MAX_AGE_FIELD_NUMBER: _builtins.int
+    MAX_DATABASES_PER_KEY_FIELD_NUMBER: _builtins.int
+    MAX_BYTES_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The policy's name: 1 to 63 characters `a-z 0-9 _ -`, starting with a letter."""
+    name_pattern: _builtins.str
+    """A name pattern where `*` matches any run of characters, e.g. `ci-*`; empty: any name."""
+    max_databases_per_key: _builtins.int
+    """The most databases the policy selects that one key may own; 0: no limit."""
+    max_bytes: _builtins.int
+    """A size quota in bytes for every selected database (see UpdateDatabase); 0: none. The
+    smaller of a database's own quota and its policies' applies.
+    """
+    updated_by: _builtins.str
+    """Set by the gateway: the id of the key that last set it (`-` without authentication)."""
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Labels the database must carry, with these values (the rules of CreateDatabase's labels)."""
+
+    @_builtins.property
+    def idle_ttl(self) -> _duration_pb2.Duration:
+        """Prune a selected database after this long without a data-plane call; positive."""
+
+    @_builtins.property
+    def max_age(self) -> _duration_pb2.Duration:
+        """Prune a selected database this long after it was created; positive."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """Set by the gateway: when the policy was last set."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        name_pattern: _builtins.str = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        idle_ttl: _duration_pb2.Duration | None = ...,
+        max_age: _duration_pb2.Duration | None = ...,
+        max_databases_per_key: _builtins.int = ...,
+        max_bytes: _builtins.int = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["idle_ttl", b"idle_ttl", "max_age", b"max_age", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idle_ttl", b"idle_ttl", "labels", b"labels", "max_age", b"max_age", "max_bytes", b"max_bytes", "max_databases_per_key", b"max_databases_per_key", "name", b"name", "name_pattern", b"name_pattern", "updated_at", b"updated_at", "updated_by", b"updated_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LifecyclePolicy: _TypeAlias = LifecyclePolicy  # noqa: Y015
+
+@_typing.final
+class SetLifecyclePolicyRequest(_message.Message):
+    """Request of DatabaseService.SetLifecyclePolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policy(self) -> Global___LifecyclePolicy:
+        """The policy; one with the same name is replaced. At least one of `idle_ttl`, `max_age`,
+        `max_databases_per_key` and `max_bytes` must be set.
+        """
+
+    def __init__(
+        self,
+        *,
+        policy: Global___LifecyclePolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetLifecyclePolicyRequest: _TypeAlias = SetLifecyclePolicyRequest  # noqa: Y015
+
+@_typing.final
+class SetLifecyclePolicyResponse(_message.Message):
+    """Response of DatabaseService.SetLifecyclePolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    created: _builtins.bool
+    """False when it replaced a policy of the same name."""
+    @_builtins.property
+    def policy(self) -> Global___LifecyclePolicy:
+        """The policy as stored."""
+
+    def __init__(
+        self,
+        *,
+        policy: Global___LifecyclePolicy | None = ...,
+        created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetLifecyclePolicyResponse: _TypeAlias = SetLifecyclePolicyResponse  # noqa: Y015
+
+@_typing.final
+class ListLifecyclePoliciesRequest(_message.Message):
+    """Request of DatabaseService.ListLifecyclePolicies."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLifecyclePoliciesRequest: _TypeAlias = ListLifecyclePoliciesRequest  # noqa: Y015
+
+@_typing.final
+class ListLifecyclePoliciesResponse(_message.Message):
+    """Response of DatabaseService.ListLifecyclePolicies."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policies(self) -> _containers.RepeatedCompositeFieldContainer[Global___LifecyclePolicy]:
+        """The policies, by name."""
+
+    def __init__(
+        self,
+        *,
+        policies: _abc.Iterable[Global___LifecyclePolicy] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policies", b"policies"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLifecyclePoliciesResponse: _TypeAlias = ListLifecyclePoliciesResponse  # noqa: Y015
+
+@_typing.final
+class DeleteLifecyclePolicyRequest(_message.Message):
+    """Request of DatabaseService.DeleteLifecyclePolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ALLOW_MISSING_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The policy's name."""
+    allow_missing: _builtins.bool
+    """When no such policy exists, succeed (with `deleted` false) instead of NOT_FOUND."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        allow_missing: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_missing", b"allow_missing", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteLifecyclePolicyRequest: _TypeAlias = DeleteLifecyclePolicyRequest  # noqa: Y015
+
+@_typing.final
+class DeleteLifecyclePolicyResponse(_message.Message):
+    """Response of DatabaseService.DeleteLifecyclePolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_FIELD_NUMBER: _builtins.int
+    deleted: _builtins.bool
+    """False when `allow_missing` found nothing to delete."""
+    def __init__(
+        self,
+        *,
+        deleted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteLifecyclePolicyResponse: _TypeAlias = DeleteLifecyclePolicyResponse  # noqa: Y015

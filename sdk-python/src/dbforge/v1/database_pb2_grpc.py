@@ -73,6 +73,21 @@ class DatabaseServiceStub(object):
                 request_serializer=dbforge_dot_v1_dot_database__pb2.WatchDatabasesRequest.SerializeToString,
                 response_deserializer=dbforge_dot_v1_dot_database__pb2.WatchDatabasesResponse.FromString,
                 _registered_method=True)
+        self.SetLifecyclePolicy = channel.unary_unary(
+                '/dbforge.v1.DatabaseService/SetLifecyclePolicy',
+                request_serializer=dbforge_dot_v1_dot_database__pb2.SetLifecyclePolicyRequest.SerializeToString,
+                response_deserializer=dbforge_dot_v1_dot_database__pb2.SetLifecyclePolicyResponse.FromString,
+                _registered_method=True)
+        self.ListLifecyclePolicies = channel.unary_unary(
+                '/dbforge.v1.DatabaseService/ListLifecyclePolicies',
+                request_serializer=dbforge_dot_v1_dot_database__pb2.ListLifecyclePoliciesRequest.SerializeToString,
+                response_deserializer=dbforge_dot_v1_dot_database__pb2.ListLifecyclePoliciesResponse.FromString,
+                _registered_method=True)
+        self.DeleteLifecyclePolicy = channel.unary_unary(
+                '/dbforge.v1.DatabaseService/DeleteLifecyclePolicy',
+                request_serializer=dbforge_dot_v1_dot_database__pb2.DeleteLifecyclePolicyRequest.SerializeToString,
+                response_deserializer=dbforge_dot_v1_dot_database__pb2.DeleteLifecyclePolicyResponse.FromString,
+                _registered_method=True)
 
 
 class DatabaseServiceServicer(object):
@@ -149,9 +164,24 @@ class DatabaseServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def UpdateDatabase(self, request, context):
-        """Changes a database's labels and lifecycle settings (TTL, idle TTL, final backup before
-        prune). Only the fields that are set change; the others keep their values. A new `ttl`
-        duration counts from now.
+        """Changes a database's labels, lifecycle settings (TTL, idle TTL, final backup before
+        prune) and size quota. Only the fields that are set change; the others keep their values.
+        A new `ttl` duration counts from now.
+
+        Size quotas (`max_bytes`, also set by lifecycle policies; the smallest applies):
+        SQLite enforces it itself, as `PRAGMA max_page_count` on every connection the gateway
+        opens to the database (a tenant's own PRAGMA max_page_count is refused); a write that
+        would grow the file past it fails with RESOURCE_EXHAUSTED naming the quota and the size,
+        and changes nothing. PostgreSQL, MySQL and Redis are measured every `--quota-interval`
+        (default 30s; `pg_database_size`, information_schema data and index length, MEMORY USAGE
+        over the namespace's keys): once over the quota, the database's calls run on its
+        read-only login, so the engine refuses every write (RESOURCE_EXHAUSTED with the quota and
+        the size) until a measurement finds it under again. Reads keep working. Getting back
+        under: raise or clear the quota (UpdateDatabase, or the policy), or, on SQLite, delete
+        rows (freed pages are reused, though the file does not shrink); on the server engines
+        writes are refused, so the owner raises the quota, deletes what is too much, and lowers
+        it again. A database may exceed its quota by what is written within one interval.
+        Crossing the quota in either direction is a `quota_exceeded` / `quota_cleared` event.
 
         Access: the `owner` role on the database (its creator, an owner grant, or an admin key).
 
@@ -165,7 +195,7 @@ class DatabaseServiceServicer(object):
 
     def WatchDatabases(self, request, context):
         """Streams lifecycle events of databases: created, deleted, forked, expired, pruned_idle,
-        backed_up, restored; each with a `sequence` that grows by one per event across the
+        backed_up, restored, updated, quota_exceeded, quota_cleared; each with a `sequence` that grows by one per event across the
         gateway. Only events of databases the calling key can see (what ListDatabases would show
         it, judged by the database's labels and owner when the event happened) and that match the
         selector are sent.
@@ -183,6 +213,52 @@ class DatabaseServiceServicer(object):
 
         Errors: OUT_OF_RANGE as above, or for a `since` beyond the newest event; INVALID_ARGUMENT
         for a bad selector. Limits: counts against the key's open streams (`--max-streams-per-key`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetLifecyclePolicy(self, request, context):
+        """Creates or replaces (by name) a lifecycle policy: rules that apply to every database its
+        selector matches, those that exist and those created later. Policies are stored in the
+        gateway's catalog and survive restarts.
+
+        How rules combine with a database's own settings: the stricter wins. A database is pruned
+        when its own TTL or idle TTL runs out or when a policy's `max_age` or `idle_ttl` does,
+        whichever comes first; a database's settings can make its life shorter than the policies
+        allow, never longer. Several policies matching one database all apply, the same way. A
+        database's `backup_before_prune` is honoured for policy prunes too. Prunes for a policy
+        carry `policy=<name>` as their cause (events, audit) and count in
+        `dbforge_policy_actions_total{policy,action}`.
+
+        `max_databases_per_key` is checked when a key creates or forks a database the policy
+        selects: with that many databases already owned by the key and selected by the policy, the
+        call fails with RESOURCE_EXHAUSTED naming the policy, the limit and the count. Admin keys
+        are exempt (as from their create quota); without authentication every caller counts as one
+        key. Existing databases over the limit are kept.
+
+        Access: an admin key (a policy can select databases of every tenant, and prune them).
+
+        Errors: INVALID_ARGUMENT for a bad name, a policy without selector or without rules, a bad
+        label selector, or a duration that is not positive; PERMISSION_DENIED without an admin key.
+        Limits: at most 100 policies; the pruner applies them every `--prune-interval` (default
+        30s), so a prune happens up to that long after a database became due.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLifecyclePolicies(self, request, context):
+        """Lists lifecycle policies by name: all of them for an admin key; for other keys those that
+        select at least one database the key can see.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteLifecyclePolicy(self, request, context):
+        """Deletes a lifecycle policy; databases it selected keep their own settings. Access: an
+        admin key. Errors: NOT_FOUND unless `allow_missing`; PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -225,6 +301,21 @@ def add_DatabaseServiceServicer_to_server(servicer, server):
                     servicer.WatchDatabases,
                     request_deserializer=dbforge_dot_v1_dot_database__pb2.WatchDatabasesRequest.FromString,
                     response_serializer=dbforge_dot_v1_dot_database__pb2.WatchDatabasesResponse.SerializeToString,
+            ),
+            'SetLifecyclePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLifecyclePolicy,
+                    request_deserializer=dbforge_dot_v1_dot_database__pb2.SetLifecyclePolicyRequest.FromString,
+                    response_serializer=dbforge_dot_v1_dot_database__pb2.SetLifecyclePolicyResponse.SerializeToString,
+            ),
+            'ListLifecyclePolicies': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLifecyclePolicies,
+                    request_deserializer=dbforge_dot_v1_dot_database__pb2.ListLifecyclePoliciesRequest.FromString,
+                    response_serializer=dbforge_dot_v1_dot_database__pb2.ListLifecyclePoliciesResponse.SerializeToString,
+            ),
+            'DeleteLifecyclePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteLifecyclePolicy,
+                    request_deserializer=dbforge_dot_v1_dot_database__pb2.DeleteLifecyclePolicyRequest.FromString,
+                    response_serializer=dbforge_dot_v1_dot_database__pb2.DeleteLifecyclePolicyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -420,6 +511,87 @@ class DatabaseService(object):
             '/dbforge.v1.DatabaseService/WatchDatabases',
             dbforge_dot_v1_dot_database__pb2.WatchDatabasesRequest.SerializeToString,
             dbforge_dot_v1_dot_database__pb2.WatchDatabasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLifecyclePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dbforge.v1.DatabaseService/SetLifecyclePolicy',
+            dbforge_dot_v1_dot_database__pb2.SetLifecyclePolicyRequest.SerializeToString,
+            dbforge_dot_v1_dot_database__pb2.SetLifecyclePolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLifecyclePolicies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dbforge.v1.DatabaseService/ListLifecyclePolicies',
+            dbforge_dot_v1_dot_database__pb2.ListLifecyclePoliciesRequest.SerializeToString,
+            dbforge_dot_v1_dot_database__pb2.ListLifecyclePoliciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteLifecyclePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dbforge.v1.DatabaseService/DeleteLifecyclePolicy',
+            dbforge_dot_v1_dot_database__pb2.DeleteLifecyclePolicyRequest.SerializeToString,
+            dbforge_dot_v1_dot_database__pb2.DeleteLifecyclePolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -81,9 +81,24 @@ class DatabaseServiceStub:
     transfer timeout (`--transfer-timeout`).
     """
     UpdateDatabase: _grpc.UnaryUnaryMultiCallable[_database_pb2.UpdateDatabaseRequest, _database_pb2.UpdateDatabaseResponse]
-    """Changes a database's labels and lifecycle settings (TTL, idle TTL, final backup before
-    prune). Only the fields that are set change; the others keep their values. A new `ttl`
-    duration counts from now.
+    """Changes a database's labels, lifecycle settings (TTL, idle TTL, final backup before
+    prune) and size quota. Only the fields that are set change; the others keep their values.
+    A new `ttl` duration counts from now.
+
+    Size quotas (`max_bytes`, also set by lifecycle policies; the smallest applies):
+    SQLite enforces it itself, as `PRAGMA max_page_count` on every connection the gateway
+    opens to the database (a tenant's own PRAGMA max_page_count is refused); a write that
+    would grow the file past it fails with RESOURCE_EXHAUSTED naming the quota and the size,
+    and changes nothing. PostgreSQL, MySQL and Redis are measured every `--quota-interval`
+    (default 30s; `pg_database_size`, information_schema data and index length, MEMORY USAGE
+    over the namespace's keys): once over the quota, the database's calls run on its
+    read-only login, so the engine refuses every write (RESOURCE_EXHAUSTED with the quota and
+    the size) until a measurement finds it under again. Reads keep working. Getting back
+    under: raise or clear the quota (UpdateDatabase, or the policy), or, on SQLite, delete
+    rows (freed pages are reused, though the file does not shrink); on the server engines
+    writes are refused, so the owner raises the quota, deletes what is too much, and lowers
+    it again. A database may exceed its quota by what is written within one interval.
+    Crossing the quota in either direction is a `quota_exceeded` / `quota_cleared` event.
 
     Access: the `owner` role on the database (its creator, an owner grant, or an admin key).
 
@@ -93,7 +108,7 @@ class DatabaseServiceStub:
     """
     WatchDatabases: _grpc.UnaryStreamMultiCallable[_database_pb2.WatchDatabasesRequest, _database_pb2.WatchDatabasesResponse]
     """Streams lifecycle events of databases: created, deleted, forked, expired, pruned_idle,
-    backed_up, restored; each with a `sequence` that grows by one per event across the
+    backed_up, restored, updated, quota_exceeded, quota_cleared; each with a `sequence` that grows by one per event across the
     gateway. Only events of databases the calling key can see (what ListDatabases would show
     it, judged by the database's labels and owner when the event happened) and that match the
     selector are sent.
@@ -111,6 +126,40 @@ class DatabaseServiceStub:
 
     Errors: OUT_OF_RANGE as above, or for a `since` beyond the newest event; INVALID_ARGUMENT
     for a bad selector. Limits: counts against the key's open streams (`--max-streams-per-key`).
+    """
+    SetLifecyclePolicy: _grpc.UnaryUnaryMultiCallable[_database_pb2.SetLifecyclePolicyRequest, _database_pb2.SetLifecyclePolicyResponse]
+    """Creates or replaces (by name) a lifecycle policy: rules that apply to every database its
+    selector matches, those that exist and those created later. Policies are stored in the
+    gateway's catalog and survive restarts.
+
+    How rules combine with a database's own settings: the stricter wins. A database is pruned
+    when its own TTL or idle TTL runs out or when a policy's `max_age` or `idle_ttl` does,
+    whichever comes first; a database's settings can make its life shorter than the policies
+    allow, never longer. Several policies matching one database all apply, the same way. A
+    database's `backup_before_prune` is honoured for policy prunes too. Prunes for a policy
+    carry `policy=<name>` as their cause (events, audit) and count in
+    `dbforge_policy_actions_total{policy,action}`.
+
+    `max_databases_per_key` is checked when a key creates or forks a database the policy
+    selects: with that many databases already owned by the key and selected by the policy, the
+    call fails with RESOURCE_EXHAUSTED naming the policy, the limit and the count. Admin keys
+    are exempt (as from their create quota); without authentication every caller counts as one
+    key. Existing databases over the limit are kept.
+
+    Access: an admin key (a policy can select databases of every tenant, and prune them).
+
+    Errors: INVALID_ARGUMENT for a bad name, a policy without selector or without rules, a bad
+    label selector, or a duration that is not positive; PERMISSION_DENIED without an admin key.
+    Limits: at most 100 policies; the pruner applies them every `--prune-interval` (default
+    30s), so a prune happens up to that long after a database became due.
+    """
+    ListLifecyclePolicies: _grpc.UnaryUnaryMultiCallable[_database_pb2.ListLifecyclePoliciesRequest, _database_pb2.ListLifecyclePoliciesResponse]
+    """Lists lifecycle policies by name: all of them for an admin key; for other keys those that
+    select at least one database the key can see.
+    """
+    DeleteLifecyclePolicy: _grpc.UnaryUnaryMultiCallable[_database_pb2.DeleteLifecyclePolicyRequest, _database_pb2.DeleteLifecyclePolicyResponse]
+    """Deletes a lifecycle policy; databases it selected keep their own settings. Access: an
+    admin key. Errors: NOT_FOUND unless `allow_missing`; PERMISSION_DENIED.
     """
 
 @_typing.type_check_only
@@ -166,9 +215,24 @@ class DatabaseServiceAsyncStub(DatabaseServiceStub):
     transfer timeout (`--transfer-timeout`).
     """
     UpdateDatabase: _aio.UnaryUnaryMultiCallable[_database_pb2.UpdateDatabaseRequest, _database_pb2.UpdateDatabaseResponse]  # type: ignore[assignment]
-    """Changes a database's labels and lifecycle settings (TTL, idle TTL, final backup before
-    prune). Only the fields that are set change; the others keep their values. A new `ttl`
-    duration counts from now.
+    """Changes a database's labels, lifecycle settings (TTL, idle TTL, final backup before
+    prune) and size quota. Only the fields that are set change; the others keep their values.
+    A new `ttl` duration counts from now.
+
+    Size quotas (`max_bytes`, also set by lifecycle policies; the smallest applies):
+    SQLite enforces it itself, as `PRAGMA max_page_count` on every connection the gateway
+    opens to the database (a tenant's own PRAGMA max_page_count is refused); a write that
+    would grow the file past it fails with RESOURCE_EXHAUSTED naming the quota and the size,
+    and changes nothing. PostgreSQL, MySQL and Redis are measured every `--quota-interval`
+    (default 30s; `pg_database_size`, information_schema data and index length, MEMORY USAGE
+    over the namespace's keys): once over the quota, the database's calls run on its
+    read-only login, so the engine refuses every write (RESOURCE_EXHAUSTED with the quota and
+    the size) until a measurement finds it under again. Reads keep working. Getting back
+    under: raise or clear the quota (UpdateDatabase, or the policy), or, on SQLite, delete
+    rows (freed pages are reused, though the file does not shrink); on the server engines
+    writes are refused, so the owner raises the quota, deletes what is too much, and lowers
+    it again. A database may exceed its quota by what is written within one interval.
+    Crossing the quota in either direction is a `quota_exceeded` / `quota_cleared` event.
 
     Access: the `owner` role on the database (its creator, an owner grant, or an admin key).
 
@@ -178,7 +242,7 @@ class DatabaseServiceAsyncStub(DatabaseServiceStub):
     """
     WatchDatabases: _aio.UnaryStreamMultiCallable[_database_pb2.WatchDatabasesRequest, _database_pb2.WatchDatabasesResponse]  # type: ignore[assignment]
     """Streams lifecycle events of databases: created, deleted, forked, expired, pruned_idle,
-    backed_up, restored; each with a `sequence` that grows by one per event across the
+    backed_up, restored, updated, quota_exceeded, quota_cleared; each with a `sequence` that grows by one per event across the
     gateway. Only events of databases the calling key can see (what ListDatabases would show
     it, judged by the database's labels and owner when the event happened) and that match the
     selector are sent.
@@ -196,6 +260,40 @@ class DatabaseServiceAsyncStub(DatabaseServiceStub):
 
     Errors: OUT_OF_RANGE as above, or for a `since` beyond the newest event; INVALID_ARGUMENT
     for a bad selector. Limits: counts against the key's open streams (`--max-streams-per-key`).
+    """
+    SetLifecyclePolicy: _aio.UnaryUnaryMultiCallable[_database_pb2.SetLifecyclePolicyRequest, _database_pb2.SetLifecyclePolicyResponse]  # type: ignore[assignment]
+    """Creates or replaces (by name) a lifecycle policy: rules that apply to every database its
+    selector matches, those that exist and those created later. Policies are stored in the
+    gateway's catalog and survive restarts.
+
+    How rules combine with a database's own settings: the stricter wins. A database is pruned
+    when its own TTL or idle TTL runs out or when a policy's `max_age` or `idle_ttl` does,
+    whichever comes first; a database's settings can make its life shorter than the policies
+    allow, never longer. Several policies matching one database all apply, the same way. A
+    database's `backup_before_prune` is honoured for policy prunes too. Prunes for a policy
+    carry `policy=<name>` as their cause (events, audit) and count in
+    `dbforge_policy_actions_total{policy,action}`.
+
+    `max_databases_per_key` is checked when a key creates or forks a database the policy
+    selects: with that many databases already owned by the key and selected by the policy, the
+    call fails with RESOURCE_EXHAUSTED naming the policy, the limit and the count. Admin keys
+    are exempt (as from their create quota); without authentication every caller counts as one
+    key. Existing databases over the limit are kept.
+
+    Access: an admin key (a policy can select databases of every tenant, and prune them).
+
+    Errors: INVALID_ARGUMENT for a bad name, a policy without selector or without rules, a bad
+    label selector, or a duration that is not positive; PERMISSION_DENIED without an admin key.
+    Limits: at most 100 policies; the pruner applies them every `--prune-interval` (default
+    30s), so a prune happens up to that long after a database became due.
+    """
+    ListLifecyclePolicies: _aio.UnaryUnaryMultiCallable[_database_pb2.ListLifecyclePoliciesRequest, _database_pb2.ListLifecyclePoliciesResponse]  # type: ignore[assignment]
+    """Lists lifecycle policies by name: all of them for an admin key; for other keys those that
+    select at least one database the key can see.
+    """
+    DeleteLifecyclePolicy: _aio.UnaryUnaryMultiCallable[_database_pb2.DeleteLifecyclePolicyRequest, _database_pb2.DeleteLifecyclePolicyResponse]  # type: ignore[assignment]
+    """Deletes a lifecycle policy; databases it selected keep their own settings. Access: an
+    admin key. Errors: NOT_FOUND unless `allow_missing`; PERMISSION_DENIED.
     """
 
 class DatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -284,9 +382,24 @@ class DatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _database_pb2.UpdateDatabaseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_database_pb2.UpdateDatabaseResponse, _abc.Awaitable[_database_pb2.UpdateDatabaseResponse]]:
-        """Changes a database's labels and lifecycle settings (TTL, idle TTL, final backup before
-        prune). Only the fields that are set change; the others keep their values. A new `ttl`
-        duration counts from now.
+        """Changes a database's labels, lifecycle settings (TTL, idle TTL, final backup before
+        prune) and size quota. Only the fields that are set change; the others keep their values.
+        A new `ttl` duration counts from now.
+
+        Size quotas (`max_bytes`, also set by lifecycle policies; the smallest applies):
+        SQLite enforces it itself, as `PRAGMA max_page_count` on every connection the gateway
+        opens to the database (a tenant's own PRAGMA max_page_count is refused); a write that
+        would grow the file past it fails with RESOURCE_EXHAUSTED naming the quota and the size,
+        and changes nothing. PostgreSQL, MySQL and Redis are measured every `--quota-interval`
+        (default 30s; `pg_database_size`, information_schema data and index length, MEMORY USAGE
+        over the namespace's keys): once over the quota, the database's calls run on its
+        read-only login, so the engine refuses every write (RESOURCE_EXHAUSTED with the quota and
+        the size) until a measurement finds it under again. Reads keep working. Getting back
+        under: raise or clear the quota (UpdateDatabase, or the policy), or, on SQLite, delete
+        rows (freed pages are reused, though the file does not shrink); on the server engines
+        writes are refused, so the owner raises the quota, deletes what is too much, and lowers
+        it again. A database may exceed its quota by what is written within one interval.
+        Crossing the quota in either direction is a `quota_exceeded` / `quota_cleared` event.
 
         Access: the `owner` role on the database (its creator, an owner grant, or an admin key).
 
@@ -302,7 +415,7 @@ class DatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_database_pb2.WatchDatabasesResponse], _abc.AsyncIterator[_database_pb2.WatchDatabasesResponse]]:
         """Streams lifecycle events of databases: created, deleted, forked, expired, pruned_idle,
-        backed_up, restored; each with a `sequence` that grows by one per event across the
+        backed_up, restored, updated, quota_exceeded, quota_cleared; each with a `sequence` that grows by one per event across the
         gateway. Only events of databases the calling key can see (what ListDatabases would show
         it, judged by the database's labels and owner when the event happened) and that match the
         selector are sent.
@@ -320,6 +433,58 @@ class DatabaseServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Errors: OUT_OF_RANGE as above, or for a `since` beyond the newest event; INVALID_ARGUMENT
         for a bad selector. Limits: counts against the key's open streams (`--max-streams-per-key`).
+        """
+
+    @_abc_1.abstractmethod
+    def SetLifecyclePolicy(
+        self,
+        request: _database_pb2.SetLifecyclePolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_database_pb2.SetLifecyclePolicyResponse, _abc.Awaitable[_database_pb2.SetLifecyclePolicyResponse]]:
+        """Creates or replaces (by name) a lifecycle policy: rules that apply to every database its
+        selector matches, those that exist and those created later. Policies are stored in the
+        gateway's catalog and survive restarts.
+
+        How rules combine with a database's own settings: the stricter wins. A database is pruned
+        when its own TTL or idle TTL runs out or when a policy's `max_age` or `idle_ttl` does,
+        whichever comes first; a database's settings can make its life shorter than the policies
+        allow, never longer. Several policies matching one database all apply, the same way. A
+        database's `backup_before_prune` is honoured for policy prunes too. Prunes for a policy
+        carry `policy=<name>` as their cause (events, audit) and count in
+        `dbforge_policy_actions_total{policy,action}`.
+
+        `max_databases_per_key` is checked when a key creates or forks a database the policy
+        selects: with that many databases already owned by the key and selected by the policy, the
+        call fails with RESOURCE_EXHAUSTED naming the policy, the limit and the count. Admin keys
+        are exempt (as from their create quota); without authentication every caller counts as one
+        key. Existing databases over the limit are kept.
+
+        Access: an admin key (a policy can select databases of every tenant, and prune them).
+
+        Errors: INVALID_ARGUMENT for a bad name, a policy without selector or without rules, a bad
+        label selector, or a duration that is not positive; PERMISSION_DENIED without an admin key.
+        Limits: at most 100 policies; the pruner applies them every `--prune-interval` (default
+        30s), so a prune happens up to that long after a database became due.
+        """
+
+    @_abc_1.abstractmethod
+    def ListLifecyclePolicies(
+        self,
+        request: _database_pb2.ListLifecyclePoliciesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_database_pb2.ListLifecyclePoliciesResponse, _abc.Awaitable[_database_pb2.ListLifecyclePoliciesResponse]]:
+        """Lists lifecycle policies by name: all of them for an admin key; for other keys those that
+        select at least one database the key can see.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteLifecyclePolicy(
+        self,
+        request: _database_pb2.DeleteLifecyclePolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_database_pb2.DeleteLifecyclePolicyResponse, _abc.Awaitable[_database_pb2.DeleteLifecyclePolicyResponse]]:
+        """Deletes a lifecycle policy; databases it selected keep their own settings. Access: an
+        admin key. Errors: NOT_FOUND unless `allow_missing`; PERMISSION_DENIED.
         """
 
 def add_DatabaseServiceServicer_to_server(servicer: DatabaseServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -194,6 +194,7 @@ pub fn restore_mode(
                     other => other,
                 })?,
                 labels: labels.into_iter().collect(),
+                lifecycle: Default::default(),
             })
         }
         _ => Err(Error::invalid(

@@ -68,13 +68,14 @@ pub(crate) fn lifecycle_pb(
 impl TryFrom<pb::UpdateDatabaseRequest> for DatabaseUpdate {
     type Error = Error;
     fn try_from(r: pb::UpdateDatabaseRequest) -> Result<Self> {
-        use pb::update_database_request::{Idle, Ttl as W};
+        use pb::update_database_request::{Idle, Quota, Ttl as W};
         let pb::UpdateDatabaseRequest {
             name,
             labels,
             ttl,
             idle,
             backup_before_prune,
+            quota,
         } = r;
         DatabaseName::parse(&name)?;
         let labels = labels.map(|l| l.values.into_iter().collect());
@@ -98,6 +99,14 @@ impl TryFrom<pb::UpdateDatabaseRequest> for DatabaseUpdate {
                 Some(Idle::ClearIdleTtl(false)) | None => None,
             },
             backup_before_prune,
+            max_bytes: match quota {
+                Some(Quota::MaxBytes(0)) => {
+                    return Err(Error::invalid("max_bytes", "must be positive"));
+                }
+                Some(Quota::MaxBytes(m)) => Some(Change::Set(m)),
+                Some(Quota::ClearMaxBytes(true)) => Some(Change::Clear),
+                Some(Quota::ClearMaxBytes(false)) | None => None,
+            },
         })
     }
 }
@@ -110,7 +119,15 @@ impl TryFrom<pb::ForkDatabaseRequest> for ForkSpec {
             name,
             labels,
             from_backup,
+            ttl,
+            idle_ttl,
+            backup_before_prune,
         } = r;
+        use pb::fork_database_request::Ttl as W;
+        let ttl = ttl.map(|t| match t {
+            W::ExpireAt(t) => pb::create_database_request::Ttl::ExpireAt(t),
+            W::ExpireAfter(d) => pb::create_database_request::Ttl::ExpireAfter(d),
+        });
         let source = DatabaseName::parse(&source).map_err(|e| match e {
             Error::InvalidArgument { reason, .. } => Error::invalid("source", reason),
             other => other,
@@ -120,6 +137,7 @@ impl TryFrom<pb::ForkDatabaseRequest> for ForkSpec {
             name: DatabaseName::parse(&name)?,
             labels: labels.into_iter().collect(),
             from_backup: (!from_backup.is_empty()).then_some(from_backup),
+            lifecycle: create_lifecycle(ttl, idle_ttl, backup_before_prune)?,
         })
     }
 }
@@ -174,6 +192,9 @@ fn event_type(k: EventKind) -> pb::DatabaseEventType {
         EventKind::Unavailable => pb::DatabaseEventType::Unavailable,
         EventKind::Recovered => pb::DatabaseEventType::Recovered,
         EventKind::Damaged => pb::DatabaseEventType::Damaged,
+        EventKind::Updated => pb::DatabaseEventType::Updated,
+        EventKind::QuotaExceeded => pb::DatabaseEventType::QuotaExceeded,
+        EventKind::QuotaCleared => pb::DatabaseEventType::QuotaCleared,
     }
 }
 

@@ -66,6 +66,23 @@ const READ_ONLY_PRAGMAS: &[&str] = &[
 /// refused.
 const WRITABLE_PRAGMAS: &[&str] = &["user_version", "application_id", "defer_foreign_keys"];
 
+/// Caps the database file at `max_bytes` on `conn`: the cap is a page count, and past it SQLite
+/// answers SQLITE_FULL and rolls the statement back. A count below the file's current size
+/// leaves it at that size (SQLite never truncates for it), so a database over a lowered quota
+/// can no longer grow. Clients cannot change it: `max_page_count` is on none of the lists the
+/// authorizer lets through.
+fn cap_size(conn: &rusqlite::Connection, max_bytes: u64) -> Result<()> {
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .map_err(classify)?;
+    let page_size = u64::try_from(page_size).unwrap_or(4096);
+    conn.execute_batch(&format!(
+        "PRAGMA max_page_count = {};",
+        (max_bytes / page_size.max(512)).max(1)
+    ))
+    .map_err(classify)
+}
+
 /// Per-connection settings.
 #[derive(Debug, Clone)]
 pub struct ConnOptions {
@@ -84,6 +101,9 @@ pub struct ConnOptions {
 /// State shared between a connection and its authorizer and progress callbacks.
 #[derive(Default)]
 struct Guard {
+    /// Set while the gateway itself changes the connection's settings (its size cap, which
+    /// the authorizer refuses to every client statement); never while a client's runs.
+    gateway: AtomicBool,
     /// Set while a client's statement is being prepared. Actions authorized outside of it come
     /// from inside a running statement (VACUUM attaches its scratch copy that way).
     preparing: AtomicBool,
@@ -146,17 +166,7 @@ impl Conn {
             i32::from(opts.read_only)
         ))
         .map_err(classify)?;
-        // The size cap is a page count; past it SQLite answers SQLITE_FULL and rolls the
-        // statement back.
-        let page_size: i64 = conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .map_err(classify)?;
-        let page_size = u64::try_from(page_size).unwrap_or(4096);
-        conn.execute_batch(&format!(
-            "PRAGMA max_page_count = {};",
-            (opts.max_size_bytes / page_size.max(512)).max(1)
-        ))
-        .map_err(classify)?;
+        cap_size(&conn, opts.max_size_bytes)?;
         // Defensive mode forbids writable_schema tricks and direct page writes; untrusted schema
         // keeps functions with side effects out of views and triggers.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
@@ -194,6 +204,15 @@ impl Conn {
             inserts: RefCell::default(),
             hasher: RandomState::new(),
         })
+    }
+
+    /// Caps the database at `max_bytes` on this connection (see [`cap_size`]). The caller
+    /// holds the connection, so no client statement runs meanwhile.
+    pub fn cap_size(&self, max_bytes: u64) -> Result<()> {
+        self.guard.gateway.store(true, Ordering::Relaxed);
+        let capped = cap_size(&self.conn, max_bytes);
+        self.guard.gateway.store(false, Ordering::Relaxed);
+        capped
     }
 
     /// The raw connection, for the gateway's own statements.
@@ -513,6 +532,9 @@ impl Guard {
 /// The sandbox: decides, per action of a statement being prepared, whether it may run.
 fn authorize(guard: &Guard, ctx: AuthContext<'_>) -> Authorization {
     use QueryErrorKind::Forbidden;
+    if guard.gateway.load(Ordering::Relaxed) {
+        return Authorization::Allow;
+    }
     if guard.preparing.load(Ordering::Relaxed) {
         guard.note(&ctx);
     }
@@ -735,9 +757,10 @@ pub fn classify(err: rusqlite::Error) -> Error {
                     Error::Unavailable(format!("the database is busy: {message}"))
                 }
                 C::Unknown | C::ParameterOutOfRange | C::ApiMisuse => query(QueryErrorKind::Syntax),
-                C::DiskFull => {
-                    Error::LimitExceeded(format!("the database reached its size limit: {message}"))
-                }
+                C::DiskFull => Error::LimitExceeded(format!(
+                    "{}: {message}",
+                    crate::core::quota::SQLITE_FULL_PREFIX
+                )),
                 _ => Error::internal(format!("sqlite: {message} ({code:?})")),
             }
         }

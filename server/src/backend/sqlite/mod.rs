@@ -134,6 +134,7 @@ impl SqliteBackend {
             inner: Arc::new(Inner {
                 path,
                 reader_opts,
+                quota: Default::default(),
                 writer: Arc::new(tokio::sync::Mutex::new(writer)),
                 readers: Mutex::new(Vec::new()),
                 reader_slots: Arc::new(Semaphore::new(max_readers)),
@@ -360,11 +361,25 @@ impl Backend for SqliteBackend {
 struct Inner {
     path: PathBuf,
     reader_opts: ConnOptions,
+    /// The database's size quota (`Database::set_max_bytes`), bytes; 0: only the gateway's cap.
+    quota: std::sync::atomic::AtomicU64,
     writer: Arc<tokio::sync::Mutex<Conn>>,
     readers: Mutex<Vec<Conn>>,
     reader_slots: Arc<Semaphore>,
     /// How long a read may run on the calling task ([`INLINE_BUDGET`]; tests change it).
     inline_budget: Duration,
+}
+
+impl Inner {
+    /// The settings of a new reader: the gateway's, with the size cap lowered to the quota.
+    fn reader_opts(&self) -> ConnOptions {
+        let quota = self.quota.load(std::sync::atomic::Ordering::Relaxed);
+        let mut opts = self.reader_opts.clone();
+        if quota > 0 {
+            opts.max_size_bytes = opts.max_size_bytes.min(quota);
+        }
+        opts
+    }
 }
 
 /// An open SQLite database.
@@ -453,7 +468,7 @@ impl SqliteDatabase {
             let _in_use = scopeguard(move || in_use.decrement(1.0));
             let conn = match pooled {
                 Some(c) => c,
-                None => Conn::open(&inner.path, &inner.reader_opts)?,
+                None => Conn::open(&inner.path, &inner.reader_opts())?,
             };
             let out = f(&conn);
             if let Ok(mut readers) = inner.readers.lock() {
@@ -616,6 +631,20 @@ impl SqliteDatabase {
 impl Database for SqliteDatabase {
     fn engine_name(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn set_max_bytes(&self, max_bytes: Option<u64>) -> Result<()> {
+        let inner = &self.inner;
+        inner
+            .quota
+            .store(max_bytes.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+        let cap = inner.reader_opts().max_size_bytes;
+        // Idle readers go; the next ones open with the new cap.
+        if let Ok(mut readers) = inner.readers.lock() {
+            readers.clear();
+        }
+        let writer = Arc::clone(&inner.writer).lock_owned().await;
+        blocking(move || writer.cap_size(cap)).await
     }
 
     async fn execute(&self, stmt: Statement, limits: &StatementLimits) -> Result<StatementResult> {
@@ -919,10 +948,7 @@ impl Session for SqliteSession {
             ));
         }
         let pinned = if self.limits.read_only {
-            let (path, opts) = (
-                self.db.inner.path.clone(),
-                self.db.inner.reader_opts.clone(),
-            );
+            let (path, opts) = (self.db.inner.path.clone(), self.db.inner.reader_opts());
             blocking(move || {
                 let conn = Conn::open(&path, &opts)?;
                 conn.control("BEGIN")?;

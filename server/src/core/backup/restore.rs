@@ -27,6 +27,7 @@ use crate::{
         error::{Error, Result},
         events::{EventKind, Subject},
         forge::{DatabaseInfo, DatabaseSpec, Forge},
+        lifecycle::LifecycleSpec,
         names::DatabaseName,
         registry::Entry,
         replay::{self, RawPieces},
@@ -45,6 +46,8 @@ pub enum RestoreMode {
         name: DatabaseName,
         /// Its labels.
         labels: BTreeMap<String, String>,
+        /// Its TTL, idle TTL and final backup (ForkDatabase's; RestoreBackup sets none).
+        lifecycle: LifecycleSpec,
     },
 }
 
@@ -105,9 +108,19 @@ impl Forge {
         };
         let result = match mode {
             RestoreMode::Replace => self.restore_replace(&rec, &manifest, &target).await,
-            RestoreMode::New { name, labels } => {
-                self.restore_new(who, &rec, &manifest, &target, name, labels)
-                    .await
+            RestoreMode::New {
+                name,
+                labels,
+                lifecycle,
+            } => {
+                let spec = DatabaseSpec {
+                    name,
+                    backend: rec.backend,
+                    if_not_exists: false,
+                    lifecycle,
+                    labels,
+                };
+                self.restore_new(who, &rec, &manifest, &target, spec).await
             }
         };
         let outcome = if result.is_ok() {
@@ -223,31 +236,28 @@ impl Forge {
         rec: &BackupRecord,
         manifest: &Manifest,
         target: &Target,
-        name: DatabaseName,
-        labels: BTreeMap<String, String>,
+        spec: DatabaseSpec,
     ) -> Result<(Arc<Entry>, Option<BackupRecord>)> {
         let registry = self.registry();
-        who.require_create(&name)?;
-        if let Ok(existing) = registry.get(&name) {
+        let name = &spec.name;
+        who.require_create(name)?;
+        if let Ok(existing) = registry.get(name) {
             return Err(Error::AlreadyExists {
                 what: "database",
                 name: format!("{name} (backend {})", existing.record.backend),
             });
         }
         who.require_create_quota(|key| registry.owned_by(key))?;
-        let staged = registry.stage(rec.backend, &name).await?;
+        self.check_policy_limits(who, name.as_str(), &spec.labels)
+            .await?;
+        // Checked before the copy, so that a bad TTL costs nothing.
+        spec.lifecycle.resolve(registry.now_ms())?;
+        let staged = registry.stage(rec.backend, name).await?;
         if let Err(e) = self.fill(&staged, rec, manifest, target).await {
             registry.unstage(rec.backend, &staged).await;
             return Err(e);
         }
         let control = registry.control().await;
-        let spec = DatabaseSpec {
-            name,
-            backend: rec.backend,
-            if_not_exists: false,
-            lifecycle: Default::default(),
-            labels,
-        };
         match registry
             .adopt(&control, spec, who.owner_id(), staged.clone())
             .await

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dbforge/v1/database.proto.
  */
 export const file_dbforge_v1_database: GenFile = /*@__PURE__*/
-  fileDesc("ChlkYmZvcmdlL3YxL2RhdGFiYXNlLnByb3RvEgpkYmZvcmdlLnYxIvgBCgxDYXBhYmlsaXRpZXMSCwoDc3FsGAEgASgIEhQKDHRyYW5zYWN0aW9ucxgCIAEoCBIQCghzZXNzaW9ucxgDIAEoCBIUCgx0eXBlZF9wYXJhbXMYBCABKAgSFQoNdGFibGVfc2VydmljZRgFIAEoCBIRCglrZXlfdmFsdWUYBiABKAgSFgoObGFzdF9pbnNlcnRfaWQYByABKAgSEQoJcmV0dXJuaW5nGAggASgIEhMKC3BsYWNlaG9sZGVyGAkgASgJEhgKEHJlYWRfb25seV9ncmFudHMYCiABKAgSGQoRdHJhbnNhY3Rpb25hbF9kZGwYCyABKAgi7gMKCERhdGFiYXNlEgwKBG5hbWUYASABKAkSJAoHYmFja2VuZBgCIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIqCgZzdGF0dXMYAyABKA4yGi5kYmZvcmdlLnYxLkRhdGFiYXNlU3RhdHVzEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3RfYWNjZXNzZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnNpemVfYnl0ZXMYBiABKAMSMAoGbGFiZWxzGAcgAygLMiAuZGJmb3JnZS52MS5EYXRhYmFzZS5MYWJlbHNFbnRyeRIuCgxjYXBhYmlsaXRpZXMYCCABKAsyGC5kYmZvcmdlLnYxLkNhcGFiaWxpdGllcxItCglleHBpcmVfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCGlkbGVfdHRsGAogASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhsKE2JhY2t1cF9iZWZvcmVfcHJ1bmUYCyABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKFAwoVQ3JlYXRlRGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSJAoHYmFja2VuZBgCIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIVCg1pZl9ub3RfZXhpc3RzGAMgASgIEj0KBmxhYmVscxgEIAMoCzItLmRiZm9yZ2UudjEuQ3JlYXRlRGF0YWJhc2VSZXF1ZXN0LkxhYmVsc0VudHJ5Ei8KCWV4cGlyZV9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIxCgxleHBpcmVfYWZ0ZXIYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25IABIrCghpZGxlX3R0bBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIbChNiYWNrdXBfYmVmb3JlX3BydW5lGAggASgIGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBQoDdHRsIlEKFkNyZWF0ZURhdGFiYXNlUmVzcG9uc2USJgoIZGF0YWJhc2UYASABKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlEg8KB2NyZWF0ZWQYAiABKAgiIgoSR2V0RGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiPQoTR2V0RGF0YWJhc2VSZXNwb25zZRImCghkYXRhYmFzZRgBIAEoCzIULmRiZm9yZ2UudjEuRGF0YWJhc2Ui0AEKFExpc3REYXRhYmFzZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEiQKB2JhY2tlbmQYAyABKA4yEy5kYmZvcmdlLnYxLkJhY2tlbmQSPAoGbGFiZWxzGAQgAygLMiwuZGJmb3JnZS52MS5MaXN0RGF0YWJhc2VzUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlkKFUxpc3REYXRhYmFzZXNSZXNwb25zZRInCglkYXRhYmFzZXMYASADKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI8ChVEZWxldGVEYXRhYmFzZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIVCg1hbGxvd19taXNzaW5nGAIgASgIIikKFkRlbGV0ZURhdGFiYXNlUmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoCCK0AQoTRm9ya0RhdGFiYXNlUmVxdWVzdBIOCgZzb3VyY2UYASABKAkSDAoEbmFtZRgCIAEoCRI7CgZsYWJlbHMYAyADKAsyKy5kYmZvcmdlLnYxLkZvcmtEYXRhYmFzZVJlcXVlc3QuTGFiZWxzRW50cnkSEwoLZnJvbV9iYWNrdXAYBCABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ7ChRGb3JrRGF0YWJhc2VSZXNwb25zZRImCghkYXRhYmFzZRgBIAEoCzIULmRiZm9yZ2UudjEuRGF0YWJhc2USDgoGbWV0aG9kGAIgASgJEisKCGR1cmF0aW9uGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIncKDkRhdGFiYXNlTGFiZWxzEjYKBnZhbHVlcxgBIAMoCzImLmRiZm9yZ2UudjEuRGF0YWJhc2VMYWJlbHMuVmFsdWVzRW50cnkaLQoLVmFsdWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLcAgoVVXBkYXRlRGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSKgoGbGFiZWxzGAIgASgLMhouZGJmb3JnZS52MS5EYXRhYmFzZUxhYmVscxIvCglleHBpcmVfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASMQoMZXhwaXJlX2FmdGVyGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSAASEwoJY2xlYXJfdHRsGAUgASgISAASLQoIaWRsZV90dGwYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25IARIYCg5jbGVhcl9pZGxlX3R0bBgHIAEoCEgBEiAKE2JhY2t1cF9iZWZvcmVfcHJ1bmUYCCABKAhIAogBAUIFCgN0dGxCBgoEaWRsZUIWChRfYmFja3VwX2JlZm9yZV9wcnVuZSJAChZVcGRhdGVEYXRhYmFzZVJlc3BvbnNlEiYKCGRhdGFiYXNlGAEgASgLMhQuZGJmb3JnZS52MS5EYXRhYmFzZSK1AgoNRGF0YWJhc2VFdmVudBIQCghzZXF1ZW5jZRgBIAEoAxIrCgR0eXBlGAIgASgOMh0uZGJmb3JnZS52MS5EYXRhYmFzZUV2ZW50VHlwZRIQCghkYXRhYmFzZRgDIAEoCRIkCgdiYWNrZW5kGAQgASgOMhMuZGJmb3JnZS52MS5CYWNrZW5kEigKBHRpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWNhdXNlGAYgASgJEg4KBmtleV9pZBgHIAEoCRI1CgZsYWJlbHMYCCADKAsyJS5kYmZvcmdlLnYxLkRhdGFiYXNlRXZlbnQuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLJAQoVV2F0Y2hEYXRhYmFzZXNSZXF1ZXN0Ej0KBmxhYmVscxgBIAMoCzItLmRiZm9yZ2UudjEuV2F0Y2hEYXRhYmFzZXNSZXF1ZXN0LkxhYmVsc0VudHJ5EiQKB2JhY2tlbmQYAiABKA4yEy5kYmZvcmdlLnYxLkJhY2tlbmQSEgoFc2luY2UYAyABKANIAIgBARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBl9zaW5jZSJCChZXYXRjaERhdGFiYXNlc1Jlc3BvbnNlEigKBWV2ZW50GAEgASgLMhkuZGJmb3JnZS52MS5EYXRhYmFzZUV2ZW50KsoBCg5EYXRhYmFzZVN0YXR1cxIfChtEQVRBQkFTRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIgChxEQVRBQkFTRV9TVEFUVVNfUFJPVklTSU9OSU5HEAESGQoVREFUQUJBU0VfU1RBVFVTX1JFQURZEAISHwobREFUQUJBU0VfU1RBVFVTX1VOQVZBSUxBQkxFEAMSHAoYREFUQUJBU0VfU1RBVFVTX0RFTEVUSU5HEAQSGwoXREFUQUJBU0VfU1RBVFVTX0RBTUFHRUQQBSrdAwoRRGF0YWJhc2VFdmVudFR5cGUSIwofREFUQUJBU0VfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEh8KG0RBVEFCQVNFX0VWRU5UX1RZUEVfQ1JFQVRFRBABEh8KG0RBVEFCQVNFX0VWRU5UX1RZUEVfREVMRVRFRBACEh4KGkRBVEFCQVNFX0VWRU5UX1RZUEVfRk9SS0VEEAMSHwobREFUQUJBU0VfRVZFTlRfVFlQRV9FWFBJUkVEEAQSIwofREFUQUJBU0VfRVZFTlRfVFlQRV9QUlVORURfSURMRRAFEiEKHURBVEFCQVNFX0VWRU5UX1RZUEVfQkFDS0VEX1VQEAYSIAocREFUQUJBU0VfRVZFTlRfVFlQRV9SRVNUT1JFRBAHEiYKIkRBVEFCQVNFX0VWRU5UX1RZUEVfUVVPVEFfRVhDRUVERUQQCBIlCiFEQVRBQkFTRV9FVkVOVF9UWVBFX1FVT1RBX0NMRUFSRUQQCRIjCh9EQVRBQkFTRV9FVkVOVF9UWVBFX1VOQVZBSUxBQkxFEAoSIQodREFUQUJBU0VfRVZFTlRfVFlQRV9SRUNPVkVSRUQQCxIfChtEQVRBQkFTRV9FVkVOVF9UWVBFX0RBTUFHRUQQDDLwBAoPRGF0YWJhc2VTZXJ2aWNlElcKDkNyZWF0ZURhdGFiYXNlEiEuZGJmb3JnZS52MS5DcmVhdGVEYXRhYmFzZVJlcXVlc3QaIi5kYmZvcmdlLnYxLkNyZWF0ZURhdGFiYXNlUmVzcG9uc2USTgoLR2V0RGF0YWJhc2USHi5kYmZvcmdlLnYxLkdldERhdGFiYXNlUmVxdWVzdBofLmRiZm9yZ2UudjEuR2V0RGF0YWJhc2VSZXNwb25zZRJUCg1MaXN0RGF0YWJhc2VzEiAuZGJmb3JnZS52MS5MaXN0RGF0YWJhc2VzUmVxdWVzdBohLmRiZm9yZ2UudjEuTGlzdERhdGFiYXNlc1Jlc3BvbnNlElcKDkRlbGV0ZURhdGFiYXNlEiEuZGJmb3JnZS52MS5EZWxldGVEYXRhYmFzZVJlcXVlc3QaIi5kYmZvcmdlLnYxLkRlbGV0ZURhdGFiYXNlUmVzcG9uc2USUQoMRm9ya0RhdGFiYXNlEh8uZGJmb3JnZS52MS5Gb3JrRGF0YWJhc2VSZXF1ZXN0GiAuZGJmb3JnZS52MS5Gb3JrRGF0YWJhc2VSZXNwb25zZRJXCg5VcGRhdGVEYXRhYmFzZRIhLmRiZm9yZ2UudjEuVXBkYXRlRGF0YWJhc2VSZXF1ZXN0GiIuZGJmb3JnZS52MS5VcGRhdGVEYXRhYmFzZVJlc3BvbnNlElkKDldhdGNoRGF0YWJhc2VzEiEuZGJmb3JnZS52MS5XYXRjaERhdGFiYXNlc1JlcXVlc3QaIi5kYmZvcmdlLnYxLldhdGNoRGF0YWJhc2VzUmVzcG9uc2UwAWIGcHJvdG8z", [file_dbforge_v1_types, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChlkYmZvcmdlL3YxL2RhdGFiYXNlLnByb3RvEgpkYmZvcmdlLnYxIvgBCgxDYXBhYmlsaXRpZXMSCwoDc3FsGAEgASgIEhQKDHRyYW5zYWN0aW9ucxgCIAEoCBIQCghzZXNzaW9ucxgDIAEoCBIUCgx0eXBlZF9wYXJhbXMYBCABKAgSFQoNdGFibGVfc2VydmljZRgFIAEoCBIRCglrZXlfdmFsdWUYBiABKAgSFgoObGFzdF9pbnNlcnRfaWQYByABKAgSEQoJcmV0dXJuaW5nGAggASgIEhMKC3BsYWNlaG9sZGVyGAkgASgJEhgKEHJlYWRfb25seV9ncmFudHMYCiABKAgSGQoRdHJhbnNhY3Rpb25hbF9kZGwYCyABKAgiwgQKCERhdGFiYXNlEgwKBG5hbWUYASABKAkSJAoHYmFja2VuZBgCIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIqCgZzdGF0dXMYAyABKA4yGi5kYmZvcmdlLnYxLkRhdGFiYXNlU3RhdHVzEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEGxhc3RfYWNjZXNzZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnNpemVfYnl0ZXMYBiABKAMSMAoGbGFiZWxzGAcgAygLMiAuZGJmb3JnZS52MS5EYXRhYmFzZS5MYWJlbHNFbnRyeRIuCgxjYXBhYmlsaXRpZXMYCCABKAsyGC5kYmZvcmdlLnYxLkNhcGFiaWxpdGllcxItCglleHBpcmVfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCGlkbGVfdHRsGAogASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhsKE2JhY2t1cF9iZWZvcmVfcHJ1bmUYCyABKAgSEQoJbWF4X2J5dGVzGAwgASgEEhQKDHF1b3RhX3NvdXJjZRgNIAEoCRISCgpvdmVyX3F1b3RhGA4gASgIEhUKDW93bl9tYXhfYnl0ZXMYDyABKAQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKFAwoVQ3JlYXRlRGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSJAoHYmFja2VuZBgCIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIVCg1pZl9ub3RfZXhpc3RzGAMgASgIEj0KBmxhYmVscxgEIAMoCzItLmRiZm9yZ2UudjEuQ3JlYXRlRGF0YWJhc2VSZXF1ZXN0LkxhYmVsc0VudHJ5Ei8KCWV4cGlyZV9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIxCgxleHBpcmVfYWZ0ZXIYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25IABIrCghpZGxlX3R0bBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIbChNiYWNrdXBfYmVmb3JlX3BydW5lGAggASgIGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBQoDdHRsIlEKFkNyZWF0ZURhdGFiYXNlUmVzcG9uc2USJgoIZGF0YWJhc2UYASABKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlEg8KB2NyZWF0ZWQYAiABKAgiIgoSR2V0RGF0YWJhc2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiPQoTR2V0RGF0YWJhc2VSZXNwb25zZRImCghkYXRhYmFzZRgBIAEoCzIULmRiZm9yZ2UudjEuRGF0YWJhc2Ui0AEKFExpc3REYXRhYmFzZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEiQKB2JhY2tlbmQYAyABKA4yEy5kYmZvcmdlLnYxLkJhY2tlbmQSPAoGbGFiZWxzGAQgAygLMiwuZGJmb3JnZS52MS5MaXN0RGF0YWJhc2VzUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlkKFUxpc3REYXRhYmFzZXNSZXNwb25zZRInCglkYXRhYmFzZXMYASADKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI8ChVEZWxldGVEYXRhYmFzZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIVCg1hbGxvd19taXNzaW5nGAIgASgIIikKFkRlbGV0ZURhdGFiYXNlUmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoCCLpAgoTRm9ya0RhdGFiYXNlUmVxdWVzdBIOCgZzb3VyY2UYASABKAkSDAoEbmFtZRgCIAEoCRI7CgZsYWJlbHMYAyADKAsyKy5kYmZvcmdlLnYxLkZvcmtEYXRhYmFzZVJlcXVlc3QuTGFiZWxzRW50cnkSEwoLZnJvbV9iYWNrdXAYBCABKAkSLwoJZXhwaXJlX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAEjEKDGV4cGlyZV9hZnRlchgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgAEisKCGlkbGVfdHRsGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhsKE2JhY2t1cF9iZWZvcmVfcHJ1bmUYCCABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIFCgN0dGwiewoURm9ya0RhdGFiYXNlUmVzcG9uc2USJgoIZGF0YWJhc2UYASABKAsyFC5kYmZvcmdlLnYxLkRhdGFiYXNlEg4KBm1ldGhvZBgCIAEoCRIrCghkdXJhdGlvbhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ3Cg5EYXRhYmFzZUxhYmVscxI2CgZ2YWx1ZXMYASADKAsyJi5kYmZvcmdlLnYxLkRhdGFiYXNlTGFiZWxzLlZhbHVlc0VudHJ5Gi0KC1ZhbHVlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEilQMKFVVwZGF0ZURhdGFiYXNlUmVxdWVzdBIMCgRuYW1lGAEgASgJEioKBmxhYmVscxgCIAEoCzIaLmRiZm9yZ2UudjEuRGF0YWJhc2VMYWJlbHMSLwoJZXhwaXJlX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAEjEKDGV4cGlyZV9hZnRlchgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgAEhMKCWNsZWFyX3R0bBgFIAEoCEgAEi0KCGlkbGVfdHRsGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSAESGAoOY2xlYXJfaWRsZV90dGwYByABKAhIARIgChNiYWNrdXBfYmVmb3JlX3BydW5lGAggASgISAOIAQESEwoJbWF4X2J5dGVzGAkgASgESAISGQoPY2xlYXJfbWF4X2J5dGVzGAogASgISAJCBQoDdHRsQgYKBGlkbGVCBwoFcXVvdGFCFgoUX2JhY2t1cF9iZWZvcmVfcHJ1bmUiQAoWVXBkYXRlRGF0YWJhc2VSZXNwb25zZRImCghkYXRhYmFzZRgBIAEoCzIULmRiZm9yZ2UudjEuRGF0YWJhc2UitQIKDURhdGFiYXNlRXZlbnQSEAoIc2VxdWVuY2UYASABKAMSKwoEdHlwZRgCIAEoDjIdLmRiZm9yZ2UudjEuRGF0YWJhc2VFdmVudFR5cGUSEAoIZGF0YWJhc2UYAyABKAkSJAoHYmFja2VuZBgEIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVjYXVzZRgGIAEoCRIOCgZrZXlfaWQYByABKAkSNQoGbGFiZWxzGAggAygLMiUuZGJmb3JnZS52MS5EYXRhYmFzZUV2ZW50LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiyQEKFVdhdGNoRGF0YWJhc2VzUmVxdWVzdBI9CgZsYWJlbHMYASADKAsyLS5kYmZvcmdlLnYxLldhdGNoRGF0YWJhc2VzUmVxdWVzdC5MYWJlbHNFbnRyeRIkCgdiYWNrZW5kGAIgASgOMhMuZGJmb3JnZS52MS5CYWNrZW5kEhIKBXNpbmNlGAMgASgDSACIAQEaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZfc2luY2UiQgoWV2F0Y2hEYXRhYmFzZXNSZXNwb25zZRIoCgVldmVudBgBIAEoCzIZLmRiZm9yZ2UudjEuRGF0YWJhc2VFdmVudCLsAgoPTGlmZWN5Y2xlUG9saWN5EgwKBG5hbWUYASABKAkSFAoMbmFtZV9wYXR0ZXJuGAIgASgJEjcKBmxhYmVscxgDIAMoCzInLmRiZm9yZ2UudjEuTGlmZWN5Y2xlUG9saWN5LkxhYmVsc0VudHJ5EisKCGlkbGVfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEioKB21heF9hZ2UYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHQoVbWF4X2RhdGFiYXNlc19wZXJfa2V5GAYgASgNEhEKCW1heF9ieXRlcxgJIAEoBBIuCgp1cGRhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp1cGRhdGVkX2J5GAggASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSAoZU2V0TGlmZWN5Y2xlUG9saWN5UmVxdWVzdBIrCgZwb2xpY3kYASABKAsyGy5kYmZvcmdlLnYxLkxpZmVjeWNsZVBvbGljeSJaChpTZXRMaWZlY3ljbGVQb2xpY3lSZXNwb25zZRIrCgZwb2xpY3kYASABKAsyGy5kYmZvcmdlLnYxLkxpZmVjeWNsZVBvbGljeRIPCgdjcmVhdGVkGAIgASgIIh4KHExpc3RMaWZlY3ljbGVQb2xpY2llc1JlcXVlc3QiTgodTGlzdExpZmVjeWNsZVBvbGljaWVzUmVzcG9uc2USLQoIcG9saWNpZXMYASADKAsyGy5kYmZvcmdlLnYxLkxpZmVjeWNsZVBvbGljeSJDChxEZWxldGVMaWZlY3ljbGVQb2xpY3lSZXF1ZXN0EgwKBG5hbWUYASABKAkSFQoNYWxsb3dfbWlzc2luZxgCIAEoCCIwCh1EZWxldGVMaWZlY3ljbGVQb2xpY3lSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIKsoBCg5EYXRhYmFzZVN0YXR1cxIfChtEQVRBQkFTRV9TVEFUVVNfVU5TUEVDSUZJRUQQABIgChxEQVRBQkFTRV9TVEFUVVNfUFJPVklTSU9OSU5HEAESGQoVREFUQUJBU0VfU1RBVFVTX1JFQURZEAISHwobREFUQUJBU0VfU1RBVFVTX1VOQVZBSUxBQkxFEAMSHAoYREFUQUJBU0VfU1RBVFVTX0RFTEVUSU5HEAQSGwoXREFUQUJBU0VfU1RBVFVTX0RBTUFHRUQQBSr+AwoRRGF0YWJhc2VFdmVudFR5cGUSIwofREFUQUJBU0VfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEh8KG0RBVEFCQVNFX0VWRU5UX1RZUEVfQ1JFQVRFRBABEh8KG0RBVEFCQVNFX0VWRU5UX1RZUEVfREVMRVRFRBACEh4KGkRBVEFCQVNFX0VWRU5UX1RZUEVfRk9SS0VEEAMSHwobREFUQUJBU0VfRVZFTlRfVFlQRV9FWFBJUkVEEAQSIwofREFUQUJBU0VfRVZFTlRfVFlQRV9QUlVORURfSURMRRAFEiEKHURBVEFCQVNFX0VWRU5UX1RZUEVfQkFDS0VEX1VQEAYSIAocREFUQUJBU0VfRVZFTlRfVFlQRV9SRVNUT1JFRBAHEiYKIkRBVEFCQVNFX0VWRU5UX1RZUEVfUVVPVEFfRVhDRUVERUQQCBIlCiFEQVRBQkFTRV9FVkVOVF9UWVBFX1FVT1RBX0NMRUFSRUQQCRIjCh9EQVRBQkFTRV9FVkVOVF9UWVBFX1VOQVZBSUxBQkxFEAoSIQodREFUQUJBU0VfRVZFTlRfVFlQRV9SRUNPVkVSRUQQCxIfChtEQVRBQkFTRV9FVkVOVF9UWVBFX0RBTUFHRUQQDBIfChtEQVRBQkFTRV9FVkVOVF9UWVBFX1VQREFURUQQDTKxBwoPRGF0YWJhc2VTZXJ2aWNlElcKDkNyZWF0ZURhdGFiYXNlEiEuZGJmb3JnZS52MS5DcmVhdGVEYXRhYmFzZVJlcXVlc3QaIi5kYmZvcmdlLnYxLkNyZWF0ZURhdGFiYXNlUmVzcG9uc2USTgoLR2V0RGF0YWJhc2USHi5kYmZvcmdlLnYxLkdldERhdGFiYXNlUmVxdWVzdBofLmRiZm9yZ2UudjEuR2V0RGF0YWJhc2VSZXNwb25zZRJUCg1MaXN0RGF0YWJhc2VzEiAuZGJmb3JnZS52MS5MaXN0RGF0YWJhc2VzUmVxdWVzdBohLmRiZm9yZ2UudjEuTGlzdERhdGFiYXNlc1Jlc3BvbnNlElcKDkRlbGV0ZURhdGFiYXNlEiEuZGJmb3JnZS52MS5EZWxldGVEYXRhYmFzZVJlcXVlc3QaIi5kYmZvcmdlLnYxLkRlbGV0ZURhdGFiYXNlUmVzcG9uc2USUQoMRm9ya0RhdGFiYXNlEh8uZGJmb3JnZS52MS5Gb3JrRGF0YWJhc2VSZXF1ZXN0GiAuZGJmb3JnZS52MS5Gb3JrRGF0YWJhc2VSZXNwb25zZRJXCg5VcGRhdGVEYXRhYmFzZRIhLmRiZm9yZ2UudjEuVXBkYXRlRGF0YWJhc2VSZXF1ZXN0GiIuZGJmb3JnZS52MS5VcGRhdGVEYXRhYmFzZVJlc3BvbnNlElkKDldhdGNoRGF0YWJhc2VzEiEuZGJmb3JnZS52MS5XYXRjaERhdGFiYXNlc1JlcXVlc3QaIi5kYmZvcmdlLnYxLldhdGNoRGF0YWJhc2VzUmVzcG9uc2UwARJjChJTZXRMaWZlY3ljbGVQb2xpY3kSJS5kYmZvcmdlLnYxLlNldExpZmVjeWNsZVBvbGljeVJlcXVlc3QaJi5kYmZvcmdlLnYxLlNldExpZmVjeWNsZVBvbGljeVJlc3BvbnNlEmwKFUxpc3RMaWZlY3ljbGVQb2xpY2llcxIoLmRiZm9yZ2UudjEuTGlzdExpZmVjeWNsZVBvbGljaWVzUmVxdWVzdBopLmRiZm9yZ2UudjEuTGlzdExpZmVjeWNsZVBvbGljaWVzUmVzcG9uc2USbAoVRGVsZXRlTGlmZWN5Y2xlUG9saWN5EiguZGJmb3JnZS52MS5EZWxldGVMaWZlY3ljbGVQb2xpY3lSZXF1ZXN0GikuZGJmb3JnZS52MS5EZWxldGVMaWZlY3ljbGVQb2xpY3lSZXNwb25zZWIGcHJvdG8z", [file_dbforge_v1_types, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * What a backend supports. SDKs and the CLI read these instead of guessing from the backend.
@@ -193,6 +193,37 @@ export type Database = Message<"dbforge.v1.Database"> & {
    * @generated from field: bool backup_before_prune = 11;
    */
   backupBeforePrune: boolean;
+
+  /**
+   * Its size quota in bytes: the smaller of its own (UpdateDatabase `max_bytes`) and those of
+   * the lifecycle policies that select it; 0: none. See UpdateDatabase for how each engine
+   * enforces it.
+   *
+   * @generated from field: uint64 max_bytes = 12;
+   */
+  maxBytes: bigint;
+
+  /**
+   * Where `max_bytes` comes from: `database` (its own) or `policy=<name>`; empty without one.
+   *
+   * @generated from field: string quota_source = 13;
+   */
+  quotaSource: string;
+
+  /**
+   * Whether it is over its quota (as last measured, or refused a write for it): writes fail
+   * with RESOURCE_EXHAUSTED until it is back under.
+   *
+   * @generated from field: bool over_quota = 14;
+   */
+  overQuota: boolean;
+
+  /**
+   * Its own size quota in bytes (UpdateDatabase `max_bytes`); 0: none.
+   *
+   * @generated from field: uint64 own_max_bytes = 15;
+   */
+  ownMaxBytes: bigint;
 };
 
 /**
@@ -510,6 +541,43 @@ export type ForkDatabaseRequest = Message<"dbforge.v1.ForkDatabaseRequest"> & {
    * @generated from field: string from_backup = 4;
    */
   fromBackup: string;
+
+  /**
+   * The fork's TTL (the rules of CreateDatabase); the source's is not copied.
+   *
+   * @generated from oneof dbforge.v1.ForkDatabaseRequest.ttl
+   */
+  ttl: {
+    /**
+     * An absolute time, which must be in the future.
+     *
+     * @generated from field: google.protobuf.Timestamp expire_at = 5;
+     */
+    value: Timestamp;
+    case: "expireAt";
+  } | {
+    /**
+     * A positive duration from now.
+     *
+     * @generated from field: google.protobuf.Duration expire_after = 6;
+     */
+    value: Duration;
+    case: "expireAfter";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * The fork's idle TTL (the rules of CreateDatabase); positive.
+   *
+   * @generated from field: google.protobuf.Duration idle_ttl = 7;
+   */
+  idleTtl?: Duration | undefined;
+
+  /**
+   * Back the fork up before a TTL or idle prune (the rules of CreateDatabase).
+   *
+   * @generated from field: bool backup_before_prune = 8;
+   */
+  backupBeforePrune: boolean;
 };
 
 /**
@@ -657,6 +725,29 @@ export type UpdateDatabaseRequest = Message<"dbforge.v1.UpdateDatabaseRequest"> 
    * @generated from field: optional bool backup_before_prune = 8;
    */
   backupBeforePrune?: boolean | undefined;
+
+  /**
+   * A new size quota, or its removal.
+   *
+   * @generated from oneof dbforge.v1.UpdateDatabaseRequest.quota
+   */
+  quota: {
+    /**
+     * At most this many bytes (the size GetDatabase reports); positive.
+     *
+     * @generated from field: uint64 max_bytes = 9;
+     */
+    value: bigint;
+    case: "maxBytes";
+  } | {
+    /**
+     * True: remove the database's own quota (a policy's still applies).
+     *
+     * @generated from field: bool clear_max_bytes = 10;
+     */
+    value: boolean;
+    case: "clearMaxBytes";
+  } | { case: undefined; value?: undefined };
 };
 
 /**
@@ -816,6 +907,221 @@ export const WatchDatabasesResponseSchema: GenMessage<WatchDatabasesResponse> = 
   messageDesc(file_dbforge_v1_database, 17);
 
 /**
+ * A lifecycle policy: which databases (the selector) and what rules apply to them. A database
+ * is selected when its name matches `name_pattern` (when set) and it carries every label of
+ * `labels` (when set); at least one of the two must be set (`*` selects every database).
+ *
+ * @generated from message dbforge.v1.LifecyclePolicy
+ */
+export type LifecyclePolicy = Message<"dbforge.v1.LifecyclePolicy"> & {
+  /**
+   * The policy's name: 1 to 63 characters `a-z 0-9 _ -`, starting with a letter.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * A name pattern where `*` matches any run of characters, e.g. `ci-*`; empty: any name.
+   *
+   * @generated from field: string name_pattern = 2;
+   */
+  namePattern: string;
+
+  /**
+   * Labels the database must carry, with these values (the rules of CreateDatabase's labels).
+   *
+   * @generated from field: map<string, string> labels = 3;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * Prune a selected database after this long without a data-plane call; positive.
+   *
+   * @generated from field: google.protobuf.Duration idle_ttl = 4;
+   */
+  idleTtl?: Duration | undefined;
+
+  /**
+   * Prune a selected database this long after it was created; positive.
+   *
+   * @generated from field: google.protobuf.Duration max_age = 5;
+   */
+  maxAge?: Duration | undefined;
+
+  /**
+   * The most databases the policy selects that one key may own; 0: no limit.
+   *
+   * @generated from field: uint32 max_databases_per_key = 6;
+   */
+  maxDatabasesPerKey: number;
+
+  /**
+   * A size quota in bytes for every selected database (see UpdateDatabase); 0: none. The
+   * smaller of a database's own quota and its policies' applies.
+   *
+   * @generated from field: uint64 max_bytes = 9;
+   */
+  maxBytes: bigint;
+
+  /**
+   * Set by the gateway: when the policy was last set.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 7;
+   */
+  updatedAt?: Timestamp | undefined;
+
+  /**
+   * Set by the gateway: the id of the key that last set it (`-` without authentication).
+   *
+   * @generated from field: string updated_by = 8;
+   */
+  updatedBy: string;
+};
+
+/**
+ * Describes the message dbforge.v1.LifecyclePolicy.
+ * Use `create(LifecyclePolicySchema)` to create a new message.
+ */
+export const LifecyclePolicySchema: GenMessage<LifecyclePolicy> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 18);
+
+/**
+ * Request of DatabaseService.SetLifecyclePolicy.
+ *
+ * @generated from message dbforge.v1.SetLifecyclePolicyRequest
+ */
+export type SetLifecyclePolicyRequest = Message<"dbforge.v1.SetLifecyclePolicyRequest"> & {
+  /**
+   * The policy; one with the same name is replaced. At least one of `idle_ttl`, `max_age`,
+   * `max_databases_per_key` and `max_bytes` must be set.
+   *
+   * @generated from field: dbforge.v1.LifecyclePolicy policy = 1;
+   */
+  policy?: LifecyclePolicy | undefined;
+};
+
+/**
+ * Describes the message dbforge.v1.SetLifecyclePolicyRequest.
+ * Use `create(SetLifecyclePolicyRequestSchema)` to create a new message.
+ */
+export const SetLifecyclePolicyRequestSchema: GenMessage<SetLifecyclePolicyRequest> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 19);
+
+/**
+ * Response of DatabaseService.SetLifecyclePolicy.
+ *
+ * @generated from message dbforge.v1.SetLifecyclePolicyResponse
+ */
+export type SetLifecyclePolicyResponse = Message<"dbforge.v1.SetLifecyclePolicyResponse"> & {
+  /**
+   * The policy as stored.
+   *
+   * @generated from field: dbforge.v1.LifecyclePolicy policy = 1;
+   */
+  policy?: LifecyclePolicy | undefined;
+
+  /**
+   * False when it replaced a policy of the same name.
+   *
+   * @generated from field: bool created = 2;
+   */
+  created: boolean;
+};
+
+/**
+ * Describes the message dbforge.v1.SetLifecyclePolicyResponse.
+ * Use `create(SetLifecyclePolicyResponseSchema)` to create a new message.
+ */
+export const SetLifecyclePolicyResponseSchema: GenMessage<SetLifecyclePolicyResponse> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 20);
+
+/**
+ * Request of DatabaseService.ListLifecyclePolicies.
+ *
+ * @generated from message dbforge.v1.ListLifecyclePoliciesRequest
+ */
+export type ListLifecyclePoliciesRequest = Message<"dbforge.v1.ListLifecyclePoliciesRequest"> & {
+};
+
+/**
+ * Describes the message dbforge.v1.ListLifecyclePoliciesRequest.
+ * Use `create(ListLifecyclePoliciesRequestSchema)` to create a new message.
+ */
+export const ListLifecyclePoliciesRequestSchema: GenMessage<ListLifecyclePoliciesRequest> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 21);
+
+/**
+ * Response of DatabaseService.ListLifecyclePolicies.
+ *
+ * @generated from message dbforge.v1.ListLifecyclePoliciesResponse
+ */
+export type ListLifecyclePoliciesResponse = Message<"dbforge.v1.ListLifecyclePoliciesResponse"> & {
+  /**
+   * The policies, by name.
+   *
+   * @generated from field: repeated dbforge.v1.LifecyclePolicy policies = 1;
+   */
+  policies: LifecyclePolicy[];
+};
+
+/**
+ * Describes the message dbforge.v1.ListLifecyclePoliciesResponse.
+ * Use `create(ListLifecyclePoliciesResponseSchema)` to create a new message.
+ */
+export const ListLifecyclePoliciesResponseSchema: GenMessage<ListLifecyclePoliciesResponse> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 22);
+
+/**
+ * Request of DatabaseService.DeleteLifecyclePolicy.
+ *
+ * @generated from message dbforge.v1.DeleteLifecyclePolicyRequest
+ */
+export type DeleteLifecyclePolicyRequest = Message<"dbforge.v1.DeleteLifecyclePolicyRequest"> & {
+  /**
+   * The policy's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * When no such policy exists, succeed (with `deleted` false) instead of NOT_FOUND.
+   *
+   * @generated from field: bool allow_missing = 2;
+   */
+  allowMissing: boolean;
+};
+
+/**
+ * Describes the message dbforge.v1.DeleteLifecyclePolicyRequest.
+ * Use `create(DeleteLifecyclePolicyRequestSchema)` to create a new message.
+ */
+export const DeleteLifecyclePolicyRequestSchema: GenMessage<DeleteLifecyclePolicyRequest> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 23);
+
+/**
+ * Response of DatabaseService.DeleteLifecyclePolicy.
+ *
+ * @generated from message dbforge.v1.DeleteLifecyclePolicyResponse
+ */
+export type DeleteLifecyclePolicyResponse = Message<"dbforge.v1.DeleteLifecyclePolicyResponse"> & {
+  /**
+   * False when `allow_missing` found nothing to delete.
+   *
+   * @generated from field: bool deleted = 1;
+   */
+  deleted: boolean;
+};
+
+/**
+ * Describes the message dbforge.v1.DeleteLifecyclePolicyResponse.
+ * Use `create(DeleteLifecyclePolicyResponseSchema)` to create a new message.
+ */
+export const DeleteLifecyclePolicyResponseSchema: GenMessage<DeleteLifecyclePolicyResponse> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_database, 24);
+
+/**
  * The lifecycle state of a database.
  *
  * @generated from enum dbforge.v1.DatabaseStatus
@@ -936,14 +1242,15 @@ export enum DatabaseEventType {
   RESTORED = 7,
 
   /**
-   * Reserved: not emitted yet (size quotas are not built).
+   * It went over its size quota: writes are refused (`cause`: `max_bytes=<n> size=<bytes>`,
+   * and ` policy=<name>` when a policy set the quota).
    *
    * @generated from enum value: DATABASE_EVENT_TYPE_QUOTA_EXCEEDED = 8;
    */
   QUOTA_EXCEEDED = 8,
 
   /**
-   * Reserved: not emitted yet (size quotas are not built).
+   * It is back under its size quota, or the quota rose or went away (`cause` as above).
    *
    * @generated from enum value: DATABASE_EVENT_TYPE_QUOTA_CLEARED = 9;
    */
@@ -974,6 +1281,14 @@ export enum DatabaseEventType {
    * @generated from enum value: DATABASE_EVENT_TYPE_DAMAGED = 12;
    */
   DAMAGED = 12,
+
+  /**
+   * Its labels or lifecycle settings changed by UpdateDatabase (`cause` lists what changed:
+   * `labels`, `ttl`, `idle_ttl`, `backup_before_prune`, separated by spaces).
+   *
+   * @generated from enum value: DATABASE_EVENT_TYPE_UPDATED = 13;
+   */
+  UPDATED = 13,
 }
 
 /**
@@ -1073,9 +1388,24 @@ export const DatabaseService: GenService<{
     output: typeof ForkDatabaseResponseSchema;
   },
   /**
-   * Changes a database's labels and lifecycle settings (TTL, idle TTL, final backup before
-   * prune). Only the fields that are set change; the others keep their values. A new `ttl`
-   * duration counts from now.
+   * Changes a database's labels, lifecycle settings (TTL, idle TTL, final backup before
+   * prune) and size quota. Only the fields that are set change; the others keep their values.
+   * A new `ttl` duration counts from now.
+   *
+   * Size quotas (`max_bytes`, also set by lifecycle policies; the smallest applies):
+   * SQLite enforces it itself, as `PRAGMA max_page_count` on every connection the gateway
+   * opens to the database (a tenant's own PRAGMA max_page_count is refused); a write that
+   * would grow the file past it fails with RESOURCE_EXHAUSTED naming the quota and the size,
+   * and changes nothing. PostgreSQL, MySQL and Redis are measured every `--quota-interval`
+   * (default 30s; `pg_database_size`, information_schema data and index length, MEMORY USAGE
+   * over the namespace's keys): once over the quota, the database's calls run on its
+   * read-only login, so the engine refuses every write (RESOURCE_EXHAUSTED with the quota and
+   * the size) until a measurement finds it under again. Reads keep working. Getting back
+   * under: raise or clear the quota (UpdateDatabase, or the policy), or, on SQLite, delete
+   * rows (freed pages are reused, though the file does not shrink); on the server engines
+   * writes are refused, so the owner raises the quota, deletes what is too much, and lowers
+   * it again. A database may exceed its quota by what is written within one interval.
+   * Crossing the quota in either direction is a `quota_exceeded` / `quota_cleared` event.
    *
    * Access: the `owner` role on the database (its creator, an owner grant, or an admin key).
    *
@@ -1092,7 +1422,7 @@ export const DatabaseService: GenService<{
   },
   /**
    * Streams lifecycle events of databases: created, deleted, forked, expired, pruned_idle,
-   * backed_up, restored; each with a `sequence` that grows by one per event across the
+   * backed_up, restored, updated, quota_exceeded, quota_cleared; each with a `sequence` that grows by one per event across the
    * gateway. Only events of databases the calling key can see (what ListDatabases would show
    * it, judged by the database's labels and owner when the event happened) and that match the
    * selector are sent.
@@ -1117,6 +1447,61 @@ export const DatabaseService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchDatabasesRequestSchema;
     output: typeof WatchDatabasesResponseSchema;
+  },
+  /**
+   * Creates or replaces (by name) a lifecycle policy: rules that apply to every database its
+   * selector matches, those that exist and those created later. Policies are stored in the
+   * gateway's catalog and survive restarts.
+   *
+   * How rules combine with a database's own settings: the stricter wins. A database is pruned
+   * when its own TTL or idle TTL runs out or when a policy's `max_age` or `idle_ttl` does,
+   * whichever comes first; a database's settings can make its life shorter than the policies
+   * allow, never longer. Several policies matching one database all apply, the same way. A
+   * database's `backup_before_prune` is honoured for policy prunes too. Prunes for a policy
+   * carry `policy=<name>` as their cause (events, audit) and count in
+   * `dbforge_policy_actions_total{policy,action}`.
+   *
+   * `max_databases_per_key` is checked when a key creates or forks a database the policy
+   * selects: with that many databases already owned by the key and selected by the policy, the
+   * call fails with RESOURCE_EXHAUSTED naming the policy, the limit and the count. Admin keys
+   * are exempt (as from their create quota); without authentication every caller counts as one
+   * key. Existing databases over the limit are kept.
+   *
+   * Access: an admin key (a policy can select databases of every tenant, and prune them).
+   *
+   * Errors: INVALID_ARGUMENT for a bad name, a policy without selector or without rules, a bad
+   * label selector, or a duration that is not positive; PERMISSION_DENIED without an admin key.
+   * Limits: at most 100 policies; the pruner applies them every `--prune-interval` (default
+   * 30s), so a prune happens up to that long after a database became due.
+   *
+   * @generated from rpc dbforge.v1.DatabaseService.SetLifecyclePolicy
+   */
+  setLifecyclePolicy: {
+    methodKind: "unary";
+    input: typeof SetLifecyclePolicyRequestSchema;
+    output: typeof SetLifecyclePolicyResponseSchema;
+  },
+  /**
+   * Lists lifecycle policies by name: all of them for an admin key; for other keys those that
+   * select at least one database the key can see.
+   *
+   * @generated from rpc dbforge.v1.DatabaseService.ListLifecyclePolicies
+   */
+  listLifecyclePolicies: {
+    methodKind: "unary";
+    input: typeof ListLifecyclePoliciesRequestSchema;
+    output: typeof ListLifecyclePoliciesResponseSchema;
+  },
+  /**
+   * Deletes a lifecycle policy; databases it selected keep their own settings. Access: an
+   * admin key. Errors: NOT_FOUND unless `allow_missing`; PERMISSION_DENIED.
+   *
+   * @generated from rpc dbforge.v1.DatabaseService.DeleteLifecyclePolicy
+   */
+  deleteLifecyclePolicy: {
+    methodKind: "unary";
+    input: typeof DeleteLifecyclePolicyRequestSchema;
+    output: typeof DeleteLifecyclePolicyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_dbforge_v1_database, 0);
