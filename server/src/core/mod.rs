@@ -18,6 +18,7 @@ pub mod names;
 pub mod preview;
 pub mod registry;
 pub mod replay;
+pub mod resume;
 pub mod schema;
 pub mod script;
 pub mod summary;

@@ -20,6 +20,7 @@ mod persistence;
 mod postgres;
 mod preview;
 mod redis;
+mod resume;
 mod sandbox;
 mod session;
 mod sql_servers;
