@@ -14,27 +14,28 @@ use crate::harness::{self, TestServer};
 type Queries = pb::query_service_client::QueryServiceClient<Channel>;
 
 /// A loopback TCP proxy in front of a server; [`Proxy::cut`] drops every connection through it
-/// at once, as a network failure would.
+/// at once, as a network failure would (new connections go through again).
 struct Proxy {
     addr: SocketAddr,
-    kill: watch::Sender<bool>,
+    kill: watch::Sender<u64>,
 }
 
 impl Proxy {
     async fn to(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (kill, killed) = watch::channel(false);
+        let (kill, killed) = watch::channel(0u64);
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let mut killed = killed.clone();
+                let cuts = *killed.borrow_and_update();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
                         return;
                     };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = killed.wait_for(|k| *k) => {}
+                        _ = killed.wait_for(|k| *k > cuts) => {}
                     }
                     // Both sockets are dropped here: the server sees its client vanish.
                 });
@@ -44,7 +45,7 @@ impl Proxy {
     }
 
     fn cut(&self) {
-        let _ = self.kill.send(true);
+        self.kill.send_modify(|k| *k += 1);
     }
 }
 
@@ -490,4 +491,83 @@ async fn bad_resume_requests_are_refused_with_reasons() {
         .expect("resume two rows back");
     let rest = read_page(&mut rest, None).await.expect("rest");
     assert!(rest.ids.iter().copied().eq(39..=100), "{:?}", rest.ids);
+}
+
+/// The Rust SDK resumes a resumable stream by itself when the connection drops: the caller
+/// reads every row once, in order, without seeing the failure.
+#[tokio::test]
+async fn the_rust_sdk_resumes_a_dropped_stream_by_itself() {
+    const N: i64 = 60_000;
+    let s = TestServer::start().await;
+    let (db, sql) = series(&s, Backend::Sqlite, N).await;
+    let proxy = Proxy::to(s.addr).await;
+    let c = dbforge::Client::connect(format!("http://{}", proxy.addr))
+        .await
+        .expect("connect");
+    let opts = dbforge::QueryOptions {
+        resumable: true,
+        ..Default::default()
+    };
+    let mut rows = c.query_with(&db, &sql, &[], opts).await.expect("query");
+    let mut ids = Vec::new();
+    while let Some(row) = rows.next().await {
+        let row = row.expect("no error reaches the caller");
+        ids.push(row.get::<i64>(0).expect("x"));
+        if ids.len() == 5_000 {
+            assert!(rows.resume_token().is_some());
+            proxy.cut();
+        }
+    }
+    assert!(ids.iter().copied().eq(1..=N), "{} rows", ids.len());
+    assert!(rows.resume_token().is_none(), "the whole result was read");
+    // Without `resumable`, the same cut is the caller's error.
+    let mut plain = c.query(&db, &sql, &[]).await.expect("query");
+    let mut failed = false;
+    let mut n = 0;
+    while let Some(row) = plain.next().await {
+        n += 1;
+        if n == 5_000 {
+            proxy.cut();
+        }
+        if row.is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "a plain stream does not survive the cut");
+}
+
+/// `Client::resume_query` continues a budget-cut stream page by page.
+#[tokio::test]
+async fn the_rust_sdk_fetches_the_next_page_with_resume_query() {
+    let s = TestServer::start().await;
+    let (db, sql) = series(&s, Backend::Sqlite, 250).await;
+    let opts = dbforge::QueryOptions {
+        resumable: true,
+        max_rows: 100,
+        ..Default::default()
+    };
+    let mut rows = s
+        .client
+        .query_with(&db, &sql, &[], opts)
+        .await
+        .expect("query");
+    let mut ids = Vec::new();
+    loop {
+        while let Some(row) = rows.next().await {
+            ids.push(row.expect("row").get::<i64>(0).expect("x"));
+        }
+        let summary = rows.summary().expect("summary").clone();
+        let Some(token) = summary.resume_token else {
+            break;
+        };
+        assert_eq!(summary.truncation, dbforge::Truncation::RowLimit);
+        assert_eq!(rows.resume_token(), Some(token.clone()));
+        rows = s
+            .client
+            .resume_query(&token, opts)
+            .await
+            .expect("next page");
+    }
+    assert!(ids.iter().copied().eq(1..=250));
 }
