@@ -293,9 +293,13 @@ impl Shared {
     }
 }
 
-/// The oldest parked stream (of `owner`, or anyone's) that was sent whole: its engine cursor
-/// is done, and only a replay of rows lost in flight could still need it.
-fn oldest_spent(slots: &HashMap<StreamId, Slot>, owner: Option<&str>) -> Option<StreamId> {
+/// The oldest parked stream of `owner` (or anyone's); with `spent`, only one that was sent
+/// whole: its engine cursor is done, and only a replay of rows lost in flight could need it.
+fn oldest_parked(
+    slots: &HashMap<StreamId, Slot>,
+    owner: Option<&str>,
+    spent: bool,
+) -> Option<StreamId> {
     slots
         .iter()
         .filter_map(|(id, s)| match s {
@@ -304,8 +308,7 @@ fn oldest_spent(slots: &HashMap<StreamId, Slot>, owner: Option<&str>) -> Option<
                 cursor,
                 generation,
             } if owner.is_none_or(|w| w == o)
-                && cursor.finished.is_some()
-                && cursor.pending.is_empty() =>
+                && (!spent || (cursor.finished.is_some() && cursor.pending.is_empty())) =>
             {
                 Some((*generation, *id))
             }
@@ -380,30 +383,32 @@ impl Resumes {
     }
 
     /// Takes a place for a new resumable stream of `owner` (an API key id), within the bounds
-    /// per key and per server.
+    /// per key and per server. At the key's bound, its oldest parked stream gives way; when
+    /// all of its streams are being sent, or the server is full, the stream is refused.
     pub fn reserve(&self, owner: &str) -> Result<Reservation> {
         let limits = self.shared.limits;
         let id = StreamId::random()?;
         let mut slots = self.shared.slots();
         let mut evicted = Vec::new();
         let mut mine = slots.values().filter(|s| s.owner() == owner).count();
+        // At its bound, a key's new stream takes the place of its oldest parked one: an agent
+        // paging through results abandons pages it has read, and the bound on what the key
+        // holds stays the same. Streams still being sent are never taken.
         if mine >= limits.max_per_key
-            && let Some(old) = oldest_spent(&slots, Some(owner))
+            && let Some(old) = oldest_parked(&slots, Some(owner), false)
         {
             evicted.extend(slots.remove(&old));
             mine -= 1;
         }
         if slots.len() >= limits.max_total
-            && let Some(old) = oldest_spent(&slots, None)
+            && let Some(old) = oldest_parked(&slots, None, true)
         {
             evicted.extend(slots.remove(&old));
         }
         if mine >= limits.max_per_key {
             return Err(Error::LimitExceeded(format!(
-                "key {owner} already holds {mine} resumable streams (open or parked), its \
-                 maximum (--max-resumable-per-key); finish or abandon one (a parked stream is \
-                 dropped {} after its client went away)",
-                humantime::format_duration(limits.window)
+                "key {owner} is already reading {mine} resumable streams, its maximum \
+                 (--max-resumable-per-key); finish or cancel one"
             )));
         }
         if slots.len() >= limits.max_total {

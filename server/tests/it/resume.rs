@@ -367,7 +367,7 @@ async fn a_parked_stream_expires_after_the_resume_window() {
 }
 
 #[tokio::test]
-async fn parked_streams_are_bounded_per_key_and_freed_when_finished() {
+async fn resumable_streams_are_bounded_per_key_the_oldest_parked_giving_way() {
     let s = TestServer::with(|mut c| {
         c.max_resumable_per_key = 2;
         c
@@ -378,16 +378,43 @@ async fn parked_streams_are_bounded_per_key_and_freed_when_finished() {
     let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50) \
                SELECT x FROM c";
     let mut tokens = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let mut stream = query(&q, resumable(&db, sql, 5), None)
             .await
             .expect("query");
         let page = read_page(&mut stream, None).await.expect("page");
         tokens.push(page.summary.expect("summary").resume_token);
     }
+    // Three parked streams on a bound of two: the first gave way to the third.
+    let e = query(&q, resume(&tokens[0], 0), None)
+        .await
+        .expect_err("the oldest parked stream gave way");
+    assert_eq!(e.code(), tonic::Code::NotFound, "{e}");
+    assert!(e.message().contains("gave way"), "{}", e.message());
+    for t in &tokens[1..] {
+        let mut next = query(&q, resume(t, 5), None)
+            .await
+            .expect("the newer ones resume");
+        read_page(&mut next, None).await.expect("page");
+    }
+    // Streams being read are never taken: two open ones (too large to be sent at once) fill
+    // the bound, a third is refused.
+    let (big_db, big) = series(&s, Backend::Sqlite, 60_000).await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = query(&q, resumable(&big_db, &big, 0), None)
+            .await
+            .expect("query");
+        let header = stream.next().await.expect("header").expect("header");
+        assert!(matches!(
+            header.kind,
+            Some(pb::query_response::Kind::Header(_))
+        ));
+        open.push(stream);
+    }
     let e = query(&q, resumable(&db, sql, 5), None)
         .await
-        .expect_err("a third parked stream");
+        .expect_err("a third while two are being read");
     assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e}");
     assert!(
         e.message().contains("--max-resumable-per-key"),
@@ -395,13 +422,12 @@ async fn parked_streams_are_bounded_per_key_and_freed_when_finished() {
         e.message()
     );
     // Plain streams are not affected.
-    let plain = s.client.query(&db, sql, &[]).await.expect("plain query");
-    drop(plain);
+    s.client.query(&db, sql, &[]).await.expect("plain query");
     // Finishing one frees its place.
-    let mut rest = query(&q, resume(&tokens[0], 0), None)
-        .await
-        .expect("resume");
-    read_page(&mut rest, None).await.expect("rest");
+    let mut first = open.remove(0);
+    while let Some(m) = first.next().await {
+        m.expect("rows");
+    }
     query(&q, resumable(&db, sql, 5), None)
         .await
         .expect("a place was freed");

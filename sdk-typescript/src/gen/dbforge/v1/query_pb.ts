@@ -143,7 +143,9 @@ export type QueryRequest = Message<"dbforge.v1.QueryRequest"> & {
    * same snapshot (see the README's table of what each engine's cursor sees). The whole stream,
    * parked time included, must end within the statement timeout plus the resume window. At
    * most 4 resumable streams per key (--max-resumable-per-key) and 64 per server
-   * (--max-resumable), open or parked; more is RESOURCE_EXHAUSTED. Not with `summarize`.
+   * (--max-resumable), open or parked: at the key's bound its oldest parked stream gives way
+   * (NOT_FOUND when resumed later); RESOURCE_EXHAUSTED when all are being read. Not with
+   * `summarize`.
    *
    * @generated from field: bool resumable = 8;
    */
@@ -154,8 +156,9 @@ export type QueryRequest = Message<"dbforge.v1.QueryRequest"> & {
    * received (or a summary's). `sql` and `params` must be empty and `summarize` false;
    * `database` may be empty or must be the stream's; `max_rows` and `max_bytes` budget this
    * page. The response starts with the header again, then the rows from the token's offset.
-   * Errors: INVALID_ARGUMENT for a malformed token; NOT_FOUND when the stream finished,
-   * failed, expired, or was opened with another API key (a token is bound to its key);
+   * Errors: INVALID_ARGUMENT for a malformed token; NOT_FOUND when the stream failed,
+   * expired, gave way to a newer one, or was opened with another API key (a token is bound to
+   * its key; a stream sent whole stays resumable for the window, its tail may have been lost);
    * FAILED_PRECONDITION when the token's rows are older than the replay buffer holds (resume
    * with a later token) or the stream is still being sent on another call (cancel it first).
    * A token is `<stream id>.<row offset>`: a client that consumed only part of a batch may
