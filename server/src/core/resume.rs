@@ -175,6 +175,9 @@ struct Cursor {
     finished: Option<Summary>,
     /// When the whole stream must be over (the statement's wall-clock limit).
     deadline: Instant,
+    /// Whether a token of this stream was ever sent. Until then no client can resume it, so a
+    /// page dropped before (a cancelled call still waiting for its first rows) closes it.
+    token_sent: bool,
 }
 
 impl Cursor {
@@ -531,6 +534,7 @@ impl Reservation {
             pending: VecDeque::new(),
             finished: None,
             deadline,
+            token_sent: false,
         });
         self.started = true;
         let owner = std::mem::take(&mut self.owner);
@@ -553,8 +557,17 @@ struct Page {
 
 impl Drop for Page {
     fn drop(&mut self) {
-        if let Some(cursor) = self.cursor.take() {
-            self.shared.park(std::mem::take(&mut self.owner), cursor);
+        match self.cursor.take() {
+            Some(cursor) if cursor.token_sent => {
+                self.shared.park(std::mem::take(&mut self.owner), cursor);
+            }
+            Some(cursor) => {
+                // Nobody holds a token: close the statement, as a plain stream's cancel does.
+                let id = cursor.id;
+                drop(cursor);
+                self.shared.release(id);
+            }
+            None => {}
         }
     }
 }
@@ -680,6 +693,7 @@ impl Page {
             if batch.is_empty() {
                 // A budget is spent and rows remain: the page ends, the stream is parked.
                 let token = cursor.token();
+                cursor.token_sent = true;
                 let truncation = cut.unwrap_or(Truncation::RowLimit);
                 let summary = self.summary(0, truncation);
                 self.park_now();
@@ -693,6 +707,7 @@ impl Page {
             self.sent_rows += batch.len() as u64;
             self.sent_bytes += batch_bytes as u64;
             let token = cursor.token();
+            cursor.token_sent = true;
             return Some(Ok(PageEvent::Rows { rows: batch, token }));
         }
     }
