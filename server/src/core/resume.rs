@@ -3,7 +3,7 @@
 //! order.
 //!
 //! How: the engine's cursor is not cancelled when a resumable stream's client goes away. The
-//! [`Cursor`] (the backend's row stream, which owns the engine connection and its statement, so
+//! cursor (the backend's row stream, which owns the engine connection and its statement, so
 //! its snapshot) is *parked* in [`Resumes`] for a bounded window, together with a replay buffer
 //! of the most recent rows sent (those may have been lost in flight). A resume token names the
 //! stream (128 random bits, bound to the API key that opened it) and a row offset; resuming
@@ -658,8 +658,13 @@ impl Page {
                 });
                 // Kept, parked, for the window: rows and summary still in flight may be lost
                 // with the connection, and replay recovers them. It holds no engine connection
-                // now, and gives way to its key's next resumable stream.
-                self.park_now();
+                // now, and gives way to its key's next resumable stream. A stream that never
+                // sent a token (no rows) has nothing to replay and is closed.
+                if cursor.token_sent {
+                    self.park_now();
+                } else {
+                    self.close();
+                }
                 // The engine's own truncation is the server's cap on the whole stream: final.
                 let summary = self.summary(engine.rows_affected, engine.truncation);
                 return Some(Ok(PageEvent::Done {
