@@ -129,7 +129,8 @@ async def test_full_mode_lists_every_tool_with_descriptions_from_the_proto(serve
         assert list(tools) == FULL
         # From proto/dbforge/v1/database.proto, the comment on CreateDatabase.
         assert tools["create_database"].description == "Spawns a new, empty, isolated database."
-        assert tools["query"].input_schema["required"] == ["database", "sql"]
+        # sql is left out when resume_token continues a result.
+        assert tools["query"].input_schema["required"] == ["database"]
 
 
 async def test_minimal_mode_lists_list_describe_and_query_only(minimal_server: DBForgeServer) -> None:
@@ -235,6 +236,38 @@ async def test_a_cut_result_says_so(server: DBForgeServer) -> None:
         csv = await session.call_tool("export_query_csv", {"database": name, "sql": many, "max_bytes": 50})
         assert csv.content[0].text.startswith("x\r\n1\r\n") and csv.content[0].text.endswith("\r\n") and json.loads(csv.content[1].text)["truncated"]
         await call(session, "delete_database", name=name)
+
+
+async def paging(session: ClientSession) -> None:
+    """A cut result's resume_token fetches the next page of the same result, by rows or by
+    bytes, until the end; a bad token is refused with a reason."""
+    name = unique("mcppage")
+    await call(session, "create_database", name=name, ttl=3600, idle_ttl=600)
+    many = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 250) SELECT x FROM c"
+    got: List[int] = []
+    page = await call(session, "query", database=name, sql=many)
+    pages = 1
+    while True:
+        got += [r[0] for r in page["rows"]]
+        if not page["truncated"]:
+            assert "resume_token" not in page
+            break
+        page = await call(session, "query", database=name, resume_token=page["resume_token"], max_bytes=200)
+        pages += 1
+    assert got == list(range(1, 251)) and pages > 3
+    bad = await session.call_tool("query", {"database": name, "resume_token": "nope"})
+    assert bad.is_error and "resume_token" in text(bad)
+    await call(session, "delete_database", name=name)
+
+
+async def test_a_cut_result_resumes_page_by_page_over_http(server: DBForgeServer) -> None:
+    async with http_session(server.endpoint) as session:
+        await paging(session)
+
+
+async def test_a_cut_result_resumes_page_by_page_over_stdio(server: DBForgeServer) -> None:
+    async with stdio_session(server.endpoint) as session:
+        await paging(session)
 
 
 async def test_cancelling_a_running_query_stops_it(server: DBForgeServer) -> None:
@@ -353,9 +386,9 @@ async def test_stdio_cancelling_a_running_query_cancels_it_on_the_gateway(server
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(session.call_tool("query", {"database": name, "sql": ENDLESS}), 1.0)
         assert (await call(session, "query", database=name, sql="SELECT 1"))["rows"] == [[1]]
-        # The stdio server's query runs as ExportQuery on the gateway.
+        # The stdio server's query runs as a read-only Query on the gateway.
         deadline = time.monotonic() + 10
-        while ("ExportQuery", "CANCELLED") not in audit_outcomes(server.endpoint, None, name):
+        while ("Query", "CANCELLED") not in audit_outcomes(server.endpoint, None, name):
             assert time.monotonic() < deadline, audit_outcomes(server.endpoint, None, name)
             await asyncio.sleep(0.1)
         await call(session, "delete_database", name=name)

@@ -169,8 +169,8 @@ pub const TOOLS: &[ToolSpec] = &[
         rpc: "Query",
         doc: Doc::Own(
             "Runs one read-only SQL statement (the engine refuses writes) and returns its rows as \
-             JSON. A result cut by max_rows or max_bytes says so: truncated is true and \
-             row_count is the rows sent.",
+             JSON. A result cut by max_rows or max_bytes says so: truncated is true, row_count \
+             is the rows sent, and resume_token fetches the next page.",
         ),
         args: &[
             arg(
@@ -179,11 +179,25 @@ pub const TOOLS: &[ToolSpec] = &[
                 true,
                 Doc::Proto("QueryRequest.database"),
             ),
-            SQL,
+            arg(
+                "sql",
+                Kind::Text,
+                false,
+                Doc::Own("One SQL statement; not with resume_token."),
+            ),
             PARAMS,
             MAX_ROWS,
             MAX_BYTES,
             SUMMARIZE,
+            arg(
+                "resume_token",
+                Kind::Text,
+                false,
+                Doc::Own(
+                    "A truncated result's resume_token: returns the next page of the same \
+                     result (same snapshot; kept 60 s).",
+                ),
+            ),
         ],
         minimal: true,
         writes: false,
@@ -234,6 +248,18 @@ pub const TOOLS: &[ToolSpec] = &[
                 Kind::Flag,
                 false,
                 Doc::Proto("CreateDatabaseRequest.if_not_exists"),
+            ),
+            arg(
+                "ttl",
+                Kind::Count,
+                false,
+                Doc::Own("Seconds after which the database is deleted; none when not given."),
+            ),
+            arg(
+                "idle_ttl",
+                Kind::Count,
+                false,
+                Doc::Own("Seconds without use after which it is deleted; none when not given."),
             ),
         ],
         minimal: false,

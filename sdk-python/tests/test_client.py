@@ -292,6 +292,32 @@ def test_query_budgets_and_read_only(client: dbforge.Client, db: str) -> None:
     assert client.execute(db, "SELECT count(*) FROM ro").rows == [(0,)]
 
 
+def test_a_resumable_query_continues_page_by_page_and_mid_batch(client: dbforge.Client, db: str) -> None:
+    sql = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 250) SELECT x FROM n"
+    rows = client.query(db, sql, max_rows=100, resumable=True)
+    got = [r[0] for r in rows]
+    while rows.summary is not None and rows.summary.resume_token:
+        assert rows.summary.truncation == dbforge.Truncation.ROW_LIMIT
+        assert rows.resume_token == rows.summary.resume_token
+        rows = client.resume_query(rows.summary.resume_token, max_rows=100)
+        got += [r[0] for r in rows]
+    assert got == list(range(1, 251)) and rows.resume_token is None
+    # Stopping part way through a batch: the token resumes at the first row not read.
+    rows = client.query(db, sql, resumable=True)
+    first = [next(rows)[0] for _ in range(7)]
+    token = rows.resume_token
+    assert token is not None
+    rows.close()
+    rest = [r[0] for r in client.resume_query(token)]
+    assert first + rest == list(range(1, 251))
+    with pytest.raises(dbforge.NotFound):
+        client.resume_query("AAAAAAAAAAAAAAAAAAAAAA.0").fetchall()
+    # Plain streams carry no token.
+    plain = client.query(db, sql)
+    plain.fetchall()
+    assert plain.resume_token is None
+
+
 def test_summarize(client: dbforge.Client, db: str) -> None:
     sql = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100) SELECT x, x % 3, NULL FROM n"
     got = client.summarize(db, sql)

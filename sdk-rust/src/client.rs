@@ -3,8 +3,11 @@
 use std::{
     collections::BTreeMap,
     path::PathBuf,
+    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
+
+use futures::StreamExt;
 
 use tonic::{
     Request,
@@ -23,6 +26,7 @@ use crate::{
         query_service_client::QueryServiceClient, schema_service_client::SchemaServiceClient,
         table_service_client::TableServiceClient, transfer_service_client::TransferServiceClient,
     },
+    rows::{PartStream, Resumer},
     table::{ColumnDef, record_pb},
 };
 
@@ -563,6 +567,12 @@ pub struct QueryOptions {
     pub max_bytes: u64,
     /// Run on the read-only login whatever the key's role: the engine refuses any write.
     pub read_only: bool,
+    /// Make the stream resumable: the server keeps its cursor for a while (60 s by default)
+    /// when the connection drops or a budget cuts it, and [`Rows`] resumes by itself after a
+    /// transport error (up to 3 times), so the rows still arrive exactly once and in order.
+    /// [`Rows::resume_token`] and [`Client::resume_query`] continue it by hand (the next page
+    /// after a budget cut). Counts against the key's resumable streams (4 by default).
+    pub resumable: bool,
 }
 
 /// A DB-Forge client. Cheap to clone: clones share one connection, over which calls are
@@ -906,6 +916,7 @@ impl Client {
             max_rows,
             max_bytes,
             read_only,
+            resumable,
         } = opts;
         let stream = self
             .queries
@@ -918,10 +929,55 @@ impl Client {
                 summarize: false,
                 read_only,
                 max_bytes: i64::try_from(max_bytes).unwrap_or(i64::MAX),
+                resumable,
+                resume_token: String::new(),
             }))
             .await?
             .into_inner();
-        Rows::start(stream, self.settings.timeout).await
+        let rows = Rows::start(stream, self.settings.timeout).await?;
+        Ok(self.resuming(rows, opts))
+    }
+
+    /// Continues a resumable stream ([`QueryOptions::resumable`]) at `token`
+    /// ([`Rows::resume_token`], or a [`Summary`](crate::Summary)'s after a budget cut): the
+    /// rows from there on, within `opts`' budgets (its `read_only` is the stream's own and is
+    /// ignored here). NOT_FOUND once the stream finished, expired or is another key's;
+    /// FAILED_PRECONDITION when the token's rows are older than the server keeps for replay.
+    pub async fn resume_query(&self, token: &str, opts: QueryOptions) -> Result<Rows> {
+        let parts = self.resume_parts(token.to_owned(), opts).await?;
+        let rows = Rows::start(parts, self.settings.timeout).await?;
+        Ok(self.resuming(rows, opts))
+    }
+
+    /// The call behind [`resume_query`](Self::resume_query), as a stream of parts.
+    async fn resume_parts(&self, token: String, opts: QueryOptions) -> Result<PartStream> {
+        let stream = self
+            .queries
+            .clone()
+            .query(self.settings.request(pb::QueryRequest {
+                max_rows: i64::try_from(opts.max_rows).unwrap_or(i64::MAX),
+                max_bytes: i64::try_from(opts.max_bytes).unwrap_or(i64::MAX),
+                resume_token: token,
+                ..pb::QueryRequest::default()
+            }))
+            .await?
+            .into_inner();
+        Ok(Box::pin(stream.map(|m| m.map(Into::into))))
+    }
+
+    /// `rows`, resuming by itself after transport errors when `opts` asked for a resumable
+    /// stream.
+    fn resuming(&self, rows: Rows, opts: QueryOptions) -> Rows {
+        if !opts.resumable {
+            return rows;
+        }
+        let client = self.clone();
+        let resume: Resumer = Arc::new(move |token, max_rows| {
+            let client = client.clone();
+            let opts = QueryOptions { max_rows, ..opts };
+            Box::pin(async move { client.resume_parts(token, opts).await })
+        });
+        rows.auto_resume(resume, opts.max_rows)
     }
 
     /// Runs statements in order; with `transaction`, all or nothing.

@@ -131,6 +131,9 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Whether a limit cut the result, and which.
     pub truncation: Truncation,
+    /// On a resumable stream a budget cut while rows remain: the token that fetches the next
+    /// page ([`Client::resume_query`](crate::Client::resume_query)).
+    pub resume_token: Option<String>,
 }
 
 impl From<pb::ResultSummary> for Summary {
@@ -143,6 +146,7 @@ impl From<pb::ResultSummary> for Summary {
                 .and_then(|d| Duration::try_from(d).ok())
                 .unwrap_or_default(),
             truncation: Truncation::try_from(s.truncation).unwrap_or(Truncation::Unspecified),
+            resume_token: Some(s.resume_token).filter(|t| !t.is_empty()),
         }
     }
 }
@@ -178,7 +182,28 @@ impl From<pb::SelectRowsResponse> for Option<Part> {
     }
 }
 
-type PartStream = Pin<Box<dyn Stream<Item = Result<Option<Part>, tonic::Status>> + Send>>;
+pub(crate) type PartStream =
+    Pin<Box<dyn Stream<Item = Result<Option<Part>, tonic::Status>> + Send>>;
+
+/// Continues a resumable stream after a transport error: given the token and the rows the
+/// page may still send (0: the server's limit), the resumed stream (header first).
+pub(crate) type Resumer = Arc<dyn Fn(String, u64) -> Resuming + Send + Sync>;
+
+/// A resume call on its way.
+type Resuming = Pin<Box<dyn Future<Output = Result<PartStream>> + Send>>;
+
+/// How many times a resumable [`Rows`] resumes after transport errors before it gives up.
+const AUTO_RESUMES: u32 = 3;
+
+/// Auto-resume state of a resumable [`Rows`].
+struct AutoResume {
+    resume: Resumer,
+    /// The page's row budget (0: the server's).
+    max_rows: u64,
+    left: u32,
+    /// The resume in progress, and the error that started it (returned if it fails).
+    pending: Option<(Resuming, Error)>,
+}
 
 /// A streamed result: a [`Stream`] of [`Row`]s that reads from the server as it is polled.
 /// Dropping it cancels the query on the server.
@@ -192,6 +217,11 @@ pub struct Rows {
     finished: bool,
     timeout: Option<Duration>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// On a resumable stream: the stream id and the rows received, from the last batch's token.
+    position: Option<(String, u64)>,
+    /// Rows handed to the caller.
+    yielded: u64,
+    auto: Option<AutoResume>,
 }
 
 fn deadline_exceeded(t: Duration) -> Error {
@@ -245,7 +275,68 @@ impl Rows {
             finished: false,
             timeout,
             deadline,
+            position: None,
+            yielded: 0,
+            auto: None,
         })
+    }
+
+    /// Resumes after transport errors (a dropped connection) with `resume`, within a page
+    /// budget of `max_rows`.
+    pub(crate) fn auto_resume(mut self, resume: Resumer, max_rows: u64) -> Self {
+        self.auto = Some(AutoResume {
+            resume,
+            max_rows,
+            left: AUTO_RESUMES,
+            pending: None,
+        });
+        self
+    }
+
+    /// On a resumable stream ([`QueryOptions::resumable`](crate::QueryOptions::resumable)): the
+    /// token that resumes at the first row this `Rows` has not yielded yet, with
+    /// [`Client::resume_query`](crate::Client::resume_query) — after an error, or after a budget
+    /// cut the page. `None` on other streams and once the whole result was read.
+    pub fn resume_token(&self) -> Option<String> {
+        if let Some(s) = &self.summary {
+            // The summary comes after every batch was yielded.
+            return s.resume_token.clone();
+        }
+        let (id, received) = self.position.as_ref()?;
+        Some(format!("{id}.{}", received - self.buffered.len() as u64))
+    }
+
+    /// Whether `status` is the transport failing (rather than the server answering), which a
+    /// resume may repair.
+    fn is_transport_error(status: &tonic::Status) -> bool {
+        // A server's own INTERNAL or UNAVAILABLE closes its cursor too: the resume then finds
+        // nothing and the original error is returned, one round trip later.
+        matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+        )
+    }
+
+    /// Starts a resume after `status` broke the stream, if this stream may; gives the status
+    /// back otherwise.
+    fn try_resume(&mut self, status: tonic::Status) -> Option<Error> {
+        let token = self.resume_token();
+        let yielded = self.yielded;
+        let Some(auto) = self.auto.as_mut() else {
+            return Some(status.into());
+        };
+        let Some(token) = token.filter(|_| auto.left > 0 && Self::is_transport_error(&status))
+        else {
+            return Some(status.into());
+        };
+        let max_rows = match auto.max_rows {
+            0 => 0,
+            n if n > yielded => n - yielded,
+            _ => return Some(status.into()),
+        };
+        auto.left -= 1;
+        auto.pending = Some(((auto.resume)(token, max_rows), status.into()));
+        None
     }
 
     /// The result columns.
@@ -274,10 +365,29 @@ impl Stream for Rows {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
             if let Some(row) = self.buffered.pop_front() {
+                self.yielded += 1;
                 return Poll::Ready(Some(Row::from_pb(&self.columns, row)));
             }
             if self.finished {
                 return Poll::Ready(None);
+            }
+            if let Some(auto) = self.auto.as_mut()
+                && let Some((resuming, _)) = auto.pending.as_mut()
+            {
+                match resuming.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(parts)) => {
+                        auto.pending = None;
+                        self.parts = parts;
+                    }
+                    Poll::Ready(Err(_)) => {
+                        // The first failure is the one to report: the resume's own error
+                        // (say, the window expired) would hide why the stream broke.
+                        let (_, broke) = auto.pending.take().expect("a pending resume");
+                        self.finished = true;
+                        return Poll::Ready(Some(Err(broke)));
+                    }
+                }
             }
             if let Some(deadline) = self.deadline.as_mut()
                 && deadline.as_mut().poll(cx).is_ready()
@@ -297,10 +407,17 @@ impl Stream for Rows {
                     }
                 }
                 Poll::Ready(Some(Err(status))) => {
-                    self.finished = true;
-                    return Poll::Ready(Some(Err(status.into())));
+                    if let Some(e) = self.try_resume(status) {
+                        self.finished = true;
+                        return Poll::Ready(Some(Err(e)));
+                    }
                 }
                 Poll::Ready(Some(Ok(Some(Part::Batch(batch))))) => {
+                    if let Some((id, offset)) = batch.resume_token.split_once('.')
+                        && let Ok(offset) = offset.parse()
+                    {
+                        self.position = Some((id.to_owned(), offset));
+                    }
                     self.buffered = batch.rows.into();
                 }
                 Poll::Ready(Some(Ok(Some(Part::Summary(s))))) => {

@@ -101,6 +101,8 @@ impl Client {
                 summarize: true,
                 read_only,
                 max_bytes: 0,
+                resumable: false,
+                resume_token: String::new(),
             }))
             .await?
             .into_inner();

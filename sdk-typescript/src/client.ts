@@ -115,6 +115,12 @@ export interface QueryOptions {
   maxBytes?: number;
   /** Run on the read-only login whatever the key's role: the engine refuses any write. */
   readOnly?: boolean;
+  /**
+   * Make the stream resumable: the server keeps its cursor for a while (60 s by default) when
+   * the connection drops or a budget cuts it; `rows.resumeToken` and `resumeQuery` continue it,
+   * the remaining rows exactly once and in order.
+   */
+  resumable?: boolean;
   /** Cancels the call. */
   signal?: AbortSignal;
 }
@@ -549,7 +555,19 @@ export class DBForgeClient {
       maxRows: BigInt(opts.maxRows ?? 0),
       maxBytes: BigInt(opts.maxBytes ?? 0),
       readOnly: opts.readOnly ?? false,
+      resumable: opts.resumable ?? false,
     };
+    return Rows.start(this.stream(QueryService.method.query, req, abort), abort);
+  }
+
+  /**
+   * Continues a resumable stream at `token` (`rows.resumeToken`, or a summary's after a budget
+   * cut), within new budgets. `NotFound` once it failed, expired or is another key's;
+   * `FailedPrecondition` when the token's rows are older than the server keeps for replay.
+   */
+  async resumeQuery(token: string, opts: Pick<QueryOptions, "maxRows" | "maxBytes" | "signal"> = {}): Promise<Rows> {
+    const abort = linkedAbort(opts.signal);
+    const req = { resumeToken: token, maxRows: BigInt(opts.maxRows ?? 0), maxBytes: BigInt(opts.maxBytes ?? 0) };
     return Rows.start(this.stream(QueryService.method.query, req, abort), abort);
   }
 

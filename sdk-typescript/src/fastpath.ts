@@ -21,7 +21,7 @@ import { Decimal, fromValue, type JsonDocument, type SqlValue } from "./values.j
 /** A decoded part of a streamed result. */
 export type StreamPart =
   | { case: "header"; columns: Column[] }
-  | { case: "batch"; rows: Row[] }
+  | { case: "batch"; rows: Row[]; resumeToken?: string }
   | { case: "summary"; summary: Summary };
 
 // message RawResultPart { oneof kind { bytes header = 1; bytes batch = 2; bytes summary = 3; } }
@@ -63,7 +63,11 @@ export async function streamResult<I extends DescMessage>(
   return (async function* () {
     for await (const m of res.message as AsyncIterable<RawPart>) {
       const k = m.kind;
-      if (k.case === "batch") yield { case: "batch", rows: decodeBatch(k.value) };
+      if (k.case === "batch") {
+        const out = { token: "" };
+        const rows = decodeBatch(k.value, out);
+        yield out.token ? { case: "batch", rows, resumeToken: out.token } : { case: "batch", rows };
+      }
       else if (k.case === "header") yield { case: "header", columns: columnsFromPb(fromBinary(ResultHeaderSchema, k.value).columns) };
       else if (k.case === "summary") yield { case: "summary", summary: summaryFromPb(fromBinary(ResultSummarySchema, k.value)) };
     }
@@ -73,8 +77,11 @@ export async function streamResult<I extends DescMessage>(
 const TEXT = new TextDecoder("utf-8", { fatal: false });
 const TWO_32 = 4294967296;
 
-/** Decodes RowBatch bytes (`repeated Row rows = 1`, `Row { repeated Value values = 1 }`). */
-export function decodeBatch(buf: Uint8Array): Row[] {
+/**
+ * Decodes RowBatch bytes (`repeated Row rows = 1`, `Row { repeated Value values = 1 }`, and on
+ * a resumable stream `string resume_token = 2`, written into `out.token`).
+ */
+export function decodeBatch(buf: Uint8Array, out?: { token: string }): Row[] {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const rows: Row[] = [];
   let pos = 0;
@@ -96,6 +103,13 @@ export function decodeBatch(buf: Uint8Array): Row[] {
     return result;
   };
   while (pos < end) {
+    if (buf[pos] === 0x12) {
+      // resume_token (field 2, length-delimited)
+      const len = readVarint(pos + 1);
+      if (out) out.token = TEXT.decode(buf.subarray(vpos, vpos + len));
+      pos = vpos + len;
+      continue;
+    }
     if (buf[pos] !== 0x0a) throw new Error("unexpected field in RowBatch");
     const rowLen = readVarint(pos + 1);
     pos = vpos;

@@ -18,6 +18,8 @@ export class Rows implements AsyncIterable<Row> {
   private buffer: Row[] = [];
   private pos = 0;
   private done = false;
+  /** On a resumable stream: the stream id and the rows received, from the last batch's token. */
+  private position: [string, number] | undefined;
 
   private constructor(
     private readonly parts: AsyncIterator<Part>,
@@ -53,6 +55,18 @@ export class Rows implements AsyncIterable<Row> {
     return this.summaryValue;
   }
 
+  /**
+   * On a resumable stream (`query(..., { resumable: true })`): the token that resumes at the
+   * first row not yet read from this result (`client.resumeQuery`), after an error or after a
+   * budget cut the page. Undefined on other streams and once the whole result was read.
+   */
+  get resumeToken(): string | undefined {
+    if (this.summaryValue) return this.summaryValue.resumeToken;
+    if (!this.position) return undefined;
+    const [stream, received] = this.position;
+    return `${stream}.${received - (this.buffer.length - this.pos)}`;
+  }
+
   /** The next batch of rows as the server sent it (the rest of the current one first); undefined at the end. */
   async nextBatch(): Promise<Row[] | undefined> {
     if (this.pos < this.buffer.length) {
@@ -76,6 +90,8 @@ export class Rows implements AsyncIterable<Row> {
       }
       const k = r.value;
       if (k.case === "batch") {
+        const token = k.resumeToken?.split(".");
+        if (token?.length === 2 && /^\d+$/.test(token[1]!)) this.position = [token[0]!, Number(token[1])];
         if (k.rows.length) return k.rows;
       } else if (k.case === "summary") {
         this.summaryValue = k.summary;

@@ -208,15 +208,19 @@ export interface Summary {
   /** Server-side time from the start of execution to the last row, in milliseconds. */
   elapsedMs: number;
   truncation: Truncation;
+  /** On a resumable stream a budget cut while rows remain: continues it (`resumeQuery`). */
+  resumeToken?: string;
 }
 
 export function summaryFromPb(s: ResultSummary): Summary {
-  return {
+  const summary: Summary = {
     rowCount: Number(s.rowCount),
     rowsAffected: Number(s.rowsAffected),
     elapsedMs: s.elapsed ? durationMs(s.elapsed) : 0,
     truncation: s.truncation,
   };
+  if (s.resumeToken) summary.resumeToken = s.resumeToken;
+  return summary;
 }
 
 /** One statement of a batch: a `{sql, params}` object, bare SQL, or an `[sql, params]` pair. */

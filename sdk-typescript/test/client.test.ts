@@ -114,6 +114,36 @@ for (const protocol of ["grpc", "grpc-web"] as const) {
       assert.equal((await client.summarize(db, sql, [], { maxRows: 10 })).summary.truncation, Truncation.ROW_LIMIT);
     });
 
+    test("resumable query: pages by summary token, and resumes mid-batch", async () => {
+      const sql = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 250) SELECT x FROM n";
+      let rows = await client.query(db, sql, [], { maxRows: 100, resumable: true });
+      const got: unknown[] = [];
+      for (;;) {
+        for await (const r of rows) got.push(r[0]);
+        const token = rows.summary?.resumeToken;
+        if (!token) break;
+        assert.equal(rows.summary?.truncation, Truncation.ROW_LIMIT);
+        assert.equal(rows.resumeToken, token);
+        rows = await client.resumeQuery(token, { maxRows: 100 });
+      }
+      assert.deepEqual(got, Array.from({ length: 250 }, (_, i) => BigInt(i + 1)).map((x) => (typeof got[0] === "bigint" ? x : Number(x))));
+      assert.equal(rows.resumeToken, undefined);
+      // Stopping part way through a batch: the token resumes at the first row not read.
+      const partial = await client.query(db, sql, [], { resumable: true });
+      const first: unknown[] = [];
+      for await (const r of partial) {
+        first.push(r[0]);
+        if (first.length === 7) break;
+      }
+      const token = partial.resumeToken;
+      assert.ok(token);
+      const rest: unknown[] = [];
+      for await (const r of await client.resumeQuery(token)) rest.push(r[0]);
+      assert.equal(first.length + rest.length, 250);
+      assert.equal(Number(rest[0]), 8);
+      await rejectsWith(client.resumeQuery("AAAAAAAAAAAAAAAAAAAAAA.0"), NotFound, Code.NotFound);
+    });
+
     test("control plane: create, get, list with paging, delete", async () => {
       const label = unique("run");
       const names = [unique("ctl"), unique("ctl"), unique("ctl")].sort();

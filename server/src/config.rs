@@ -26,6 +26,7 @@ use crate::{
         lifecycle::PruneTrigger,
         limits::{Limits, defaults as limit},
         quota::QuotaTrigger,
+        resume::{ResumeLimits, defaults as resume},
     },
 };
 
@@ -321,6 +322,22 @@ pub struct Config {
     #[arg(long, env = "DBFORGE_TRANSFER_TIMEOUT", value_parser = humantime::parse_duration,
           default_value = duration_text(limit::TRANSFER_TIMEOUT))]
     pub transfer_timeout: Duration,
+    /// How long a resumable Query stream stays parked (its engine cursor open) after its client
+    /// went away or a budget cut it, e.g. "60s".
+    #[arg(long, env = "DBFORGE_RESUME_WINDOW", value_parser = humantime::parse_duration,
+          default_value = duration_text(resume::WINDOW))]
+    pub resume_window: Duration,
+    /// Resumable Query streams (open or parked) each API key may hold; 0 turns them off.
+    #[arg(long, env = "DBFORGE_MAX_RESUMABLE_PER_KEY", default_value_t = resume::MAX_PER_KEY)]
+    pub max_resumable_per_key: usize,
+    /// Resumable Query streams (open or parked) on the server; each parked one holds an engine
+    /// connection. 0 turns them off.
+    #[arg(long, env = "DBFORGE_MAX_RESUMABLE", default_value_t = resume::MAX_TOTAL)]
+    pub max_resumable: usize,
+    /// Bytes of already sent rows each resumable stream keeps for replay (rows a dropped
+    /// connection may have lost in flight); older rows cannot be resumed from.
+    #[arg(long, env = "DBFORGE_RESUME_REPLAY_BYTES", default_value_t = resume::REPLAY_BYTES)]
+    pub resume_replay_bytes: usize,
 }
 
 impl Default for Config {
@@ -401,6 +418,12 @@ impl Config {
             max_import_bytes: self.max_import_size,
             max_import_line_bytes: self.max_import_line,
             transfer_timeout: self.transfer_timeout,
+            resume: ResumeLimits {
+                window: self.resume_window,
+                max_per_key: self.max_resumable_per_key,
+                max_total: self.max_resumable,
+                replay_bytes: self.resume_replay_bytes,
+            },
             ..Limits::default()
         }
     }

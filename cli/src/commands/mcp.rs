@@ -4,18 +4,18 @@
 //! (from the proto's comments in the SDK's descriptor set), the modes and the shape of results
 //! come from the `dbforge-mcp` crate both share; only the calls differ, here RPCs.
 //!
-//! `query` is read-only whatever the key's role, as on `/mcp`: it runs through ExportQuery
-//! (NDJSON), which the gateway runs on the database's read-only login, so its audit records say
-//! ExportQuery. Columns are the keys of the first row (a result without rows has none).
+//! `query` is read-only whatever the key's role, as on `/mcp`: it runs as a resumable Query with
+//! `read_only` (the database's read-only login), so its audit records say Query, and a cut
+//! result's `resume_token` continues the same result on the gateway.
 
 use std::sync::Arc;
 
-use dbforge::{Backend, Client, CreateOptions, ExportFormat, ExportOptions, ListFilter, Value};
+use dbforge::{Backend, Client, CreateOptions, ExportOptions, ListFilter, QueryOptions, Value};
 use dbforge_mcp::{
     INSTRUCTIONS, Mode,
     args::{ArgError, Args, Param},
     docs::Docs,
-    render::{Csv, Rows},
+    render::{Csv, Cut, Rows},
     resources,
     tools::{self, ToolSpec},
 };
@@ -235,38 +235,61 @@ impl StdioMcp {
                 ))
             }
             "query" => {
-                let db = args.required("database")?;
                 let (max_rows, max_bytes) = args.budgets()?;
-                let (sql, list) = args.statement()?;
-                let mut export = c
-                    .export_query(
-                        db,
-                        &sql,
-                        &params(list),
-                        ExportOptions::new(ExportFormat::Ndjson),
-                    )
-                    .await?;
+                // A resumable, read-only Query paged by max_rows (its audit record says Query):
+                // a cut result's resume_token continues the same result on the gateway.
+                let opts = QueryOptions {
+                    max_rows,
+                    read_only: true,
+                    resumable: true,
+                    ..QueryOptions::default()
+                };
+                let mut rows = match args.text("resume_token")? {
+                    Some(token) if !token.is_empty() => {
+                        if args.text("sql")?.is_some_and(|s| !s.is_empty()) {
+                            return Err(Failure::Arg(ArgError {
+                                field: "sql",
+                                reason: "resume_token continues a result: leave sql out".into(),
+                            }));
+                        }
+                        c.resume_query(token, opts).await?
+                    }
+                    _ => {
+                        let db = args.required("database")?;
+                        let (sql, list) = args.statement()?;
+                        c.query_with(db, &sql, &params(list), opts).await?
+                    }
+                };
                 let mut out = Rows::new(max_rows, max_bytes);
-                let (mut pending, mut columns) = (Vec::new(), false);
-                'read: while let Some(chunk) = export.next().await {
-                    pending.extend_from_slice(&chunk?.data);
-                    while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = pending.drain(..=end).collect();
-                        let Ok(Json::Object(row)) = serde_json::from_slice::<Json>(&line) else {
-                            continue;
-                        };
-                        if !columns {
-                            out.columns(row.keys().cloned().collect());
-                            columns = true;
-                        }
-                        let cells = Json::Array(row.into_iter().map(|(_, v)| v).collect());
-                        if !out.wants_more() || !out.push(cells.to_string().as_bytes()) {
-                            // Dropping the export cancels the statement on the gateway.
-                            break 'read;
-                        }
+                out.columns(rows.columns().iter().map(|c| c.name.clone()).collect());
+                let mut resume = None;
+                loop {
+                    // The token of the row about to be read: where the next page starts if it
+                    // does not fit.
+                    let here = rows.resume_token();
+                    let Some(row) = rows.next().await else {
+                        break;
+                    };
+                    let cells = Json::Array(row?.values().iter().map(value_json).collect());
+                    if !out.wants_more() || !out.push(cells.to_string().as_bytes()) {
+                        // Dropping the rows parks the stream on the gateway for the resume.
+                        resume = here;
+                        break;
                     }
                 }
-                Ok(text(out.finish(&[])))
+                if let Some(summary) = rows.summary() {
+                    if let Some(token) = &summary.resume_token {
+                        out.cut_by(Cut::MaxRows);
+                        resume = Some(token.clone());
+                    } else if summary.truncation != dbforge::Truncation::Unspecified {
+                        out.cut_by(Cut::ServerLimit);
+                    }
+                }
+                let extra: Vec<(&str, Json)> = resume
+                    .map(|t| ("resume_token", Json::String(t)))
+                    .into_iter()
+                    .collect();
+                Ok(text(out.finish(&extra)))
             }
             "execute" => {
                 let db = args.required("database")?;
@@ -301,11 +324,17 @@ impl StdioMcp {
                         }));
                     }
                 };
-                let opts = CreateOptions {
+                let mut opts = CreateOptions {
                     backend,
                     if_not_exists: args.flag("if_not_exists")?,
                     ..Default::default()
                 };
+                if let Some(s) = args.count("ttl")? {
+                    opts = opts.ttl(std::time::Duration::from_secs(s));
+                }
+                if let Some(s) = args.count("idle_ttl")? {
+                    opts = opts.idle_ttl(std::time::Duration::from_secs(s));
+                }
                 let created = c.create_database(name, opts).await?;
                 Ok(text(
                     json!({"name": created.database.name, "backend": backend_name(created.database.backend),
@@ -406,7 +435,10 @@ impl ServerHandler for StdioMcp {
             Ok(content) => CallToolResult::success(content),
             Err(failure) => {
                 let mut message = failure.text();
-                if spec.name == "query" && message.contains("refused this one as a write") {
+                if spec.name == "query"
+                    && (message.starts_with("PERMISSION_DENIED")
+                        || message.contains("refused this one as a write"))
+                {
                     message.push_str(" (query runs read-only; writes go through execute)");
                 }
                 CallToolResult::error(vec![ContentBlock::text(message)])

@@ -178,7 +178,13 @@ def exec_result(resp: query_pb2.ExecuteResponse) -> ExecResult:
 
 
 def query(
-    database: str, sql: str, params: Params, max_rows: int, max_bytes: int = 0, read_only: bool = False
+    database: str,
+    sql: str,
+    params: Params,
+    max_rows: int,
+    max_bytes: int = 0,
+    read_only: bool = False,
+    resumable: bool = False,
 ) -> query_pb2.QueryRequest:
     return query_pb2.QueryRequest(
         database=database,
@@ -187,7 +193,12 @@ def query(
         max_rows=max_rows,
         max_bytes=max_bytes,
         read_only=read_only,
+        resumable=resumable,
     )
+
+
+def resume(token: str, max_rows: int, max_bytes: int) -> query_pb2.QueryRequest:
+    return query_pb2.QueryRequest(resume_token=token, max_rows=max_rows, max_bytes=max_bytes)
 
 
 def batch(

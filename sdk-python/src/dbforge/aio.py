@@ -281,13 +281,26 @@ class AsyncClient(AsyncConnection):
         max_rows: int = 0,
         max_bytes: int = 0,
         read_only: bool = False,
+        resumable: bool = False,
     ) -> AsyncRows:
         """Runs one statement and streams its rows (tuples; `.dicts()` for dicts). The columns
         are known when this returns. `max_rows` and `max_bytes` (of row data) stop early (0: the
         server's limits; `summary.truncation` says which cut it); `read_only` runs it on the
-        read-only login whatever the key's role, so the engine refuses any write."""
-        req = rq.query(database, sql, params, max_rows, max_bytes, read_only)
+        read-only login whatever the key's role, so the engine refuses any write. With
+        `resumable`, the server keeps the stream's cursor for a while (60 s by default) when the
+        connection drops or a budget cuts it: `rows.resume_token` and `resume_query` continue it,
+        the remaining rows exactly once and in order."""
+        req = rq.query(database, sql, params, max_rows, max_bytes, read_only, resumable)
         return await self._stream(self.queries.Query, req)
+
+    async def resume_query(
+        self, token: str, *, max_rows: int = 0, max_bytes: int = 0
+    ) -> AsyncRows:
+        """Continues a resumable stream at `token` (`rows.resume_token`, or a summary's after a
+        budget cut), within new budgets. `NotFound` once it failed, expired or is another
+        key's; `FailedPrecondition` when the token's rows are older than the server keeps
+        for replay."""
+        return await self._stream(self.queries.Query, rq.resume(token, max_rows, max_bytes))
 
     async def summarize(
         self,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Tuple, Union
 
 import grpc
@@ -32,6 +31,22 @@ def _header(first: Optional[Part]) -> List[Column]:
 class _Result:
     columns: List[Column]
     _summary: Optional[Summary]
+    # On a resumable stream: the stream id and the rows received, from the last batch's token.
+    _position: Optional[Tuple[str, int]] = None
+    _buffer: List[Row]
+    _pos: int
+
+    @property
+    def resume_token(self) -> Optional[str]:
+        """On a resumable stream (`query(..., resumable=True)`): the token that resumes at the
+        first row not yet read from this result (`Client.resume_query`), after an error or after
+        a budget cut the page. None on other streams and once the whole result was read."""
+        if self._summary is not None:
+            return self._summary.resume_token
+        if self._position is None:
+            return None
+        stream, received = self._position
+        return f"{stream}.{received - (len(self._buffer) - self._pos)}"
 
     @property
     def column_names(self) -> List[str]:
@@ -46,6 +61,10 @@ class _Result:
     def _part(self, msg: Part) -> Optional[List[Row]]:
         kind = msg.WhichOneof("kind")
         if kind == "batch":
+            token = msg.batch.resume_token if isinstance(msg, query_pb2.QueryResponse) else ""
+            stream, _, offset = token.partition(".")
+            if offset.isdigit():
+                self._position = (stream, int(offset))
             return decode_rows(msg.batch.rows)
         if kind == "summary":
             self._summary = Summary.from_pb(msg.summary)
@@ -73,7 +92,9 @@ class Rows(_Result):
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
         self.columns = _header(first)
-        self._rows: Iterator[Row] = itertools.chain.from_iterable(self._batches())
+        self._stream = self._batches()
+        self._buffer = []
+        self._pos = 0
 
     def _batches(self) -> Iterator[List[Row]]:
         try:
@@ -87,13 +108,22 @@ class Rows(_Result):
 
     def batches(self) -> Iterator[List[Row]]:
         """The remaining rows a batch (a list of tuples) at a time, as the server sent them."""
-        return self._batches()
+        if self._pos < len(self._buffer):
+            rest = self._buffer[self._pos :]
+            self._buffer, self._pos = [], 0
+            yield rest
+        for batch in self._stream:
+            yield batch
 
     def __iter__(self) -> Iterator[Row]:
         return self
 
     def __next__(self) -> Row:
-        return next(self._rows)
+        while self._pos >= len(self._buffer):
+            self._buffer, self._pos = next(self._stream), 0
+        row = self._buffer[self._pos]
+        self._pos += 1
+        return row
 
     def dicts(self) -> Iterator[Dict[str, Any]]:
         """The remaining rows as column name → value dicts."""

@@ -334,6 +334,8 @@ class Summary:
     rows_affected: int
     elapsed: _dt.timedelta
     truncation: Truncation
+    # On a resumable stream a budget cut while rows remain: continues it (`resume_query`).
+    resume_token: Optional[str] = None
 
     @classmethod
     def from_pb(cls, s: types_pb2.ResultSummary) -> Summary:
@@ -342,6 +344,7 @@ class Summary:
             rows_affected=s.rows_affected,
             elapsed=_dt.timedelta(seconds=s.elapsed.seconds, microseconds=s.elapsed.nanos // 1000),
             truncation=_enum(Truncation, s.truncation),
+            resume_token=s.resume_token or None,
         )
 
 

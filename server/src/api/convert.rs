@@ -18,6 +18,7 @@ use crate::{
         limits::Budget,
         names::{DatabaseName, Identifier, validate_labels},
         preview::StatementPreview,
+        resume::PageEvent,
         schema::{
             ColumnSchema, ForeignKeySchema, IndexSchema, KeyPattern, KeySpaceSummary, Plan,
             PlanNode, Schema, TableKind, TableSchema,
@@ -284,6 +285,7 @@ fn summary(s: Summary) -> pb::ResultSummary {
             Truncation::RowLimit => pb::Truncation::RowLimit,
             Truncation::ByteLimit => pb::Truncation::ByteLimit,
         } as i32,
+        resume_token: String::new(),
     }
 }
 
@@ -372,6 +374,25 @@ macro_rules! row_event_into {
     };
 }
 row_event_into!(pb::QueryResponse, pb::query_response::Kind);
+
+impl From<PageEvent> for pb::QueryResponse {
+    fn from(ev: PageEvent) -> Self {
+        use pb::query_response::Kind;
+        let kind = match ev {
+            PageEvent::Columns(cols) => Kind::Header(pb::ResultHeader {
+                columns: cols.into_iter().map(Into::into).collect(),
+            }),
+            PageEvent::Rows { rows, token } => {
+                Kind::Batch(super::wire::RowBatch::from_rows(rows).with_resume_token(&token))
+            }
+            PageEvent::Done { summary: s, token } => Kind::Summary(pb::ResultSummary {
+                resume_token: token.unwrap_or_default(),
+                ..summary(s)
+            }),
+        };
+        Self { kind: Some(kind) }
+    }
+}
 row_event_into!(pb::SelectRowsResponse, pb::select_rows_response::Kind);
 
 impl TryFrom<pb::Statement> for Statement {

@@ -88,10 +88,18 @@ impl QueryService for QueryApi {
             summarize,
             read_only,
             max_bytes,
+            resumable,
+            resume_token,
         } = req.into_inner();
         let call = Call::new(self.forge.audit(), &who, "Query")
             .database(&database)
             .statement(sql.clone());
+        if resumable || !resume_token.is_empty() {
+            let query = (database, sql, params, (max_rows, max_bytes), read_only);
+            return self
+                .resumable(who, call, query, summarize, resume_token)
+                .await;
+        }
         if summarize {
             let query = (database, sql, params, (max_rows, max_bytes), read_only);
             return self.summarize(who, call, query).await;
@@ -266,6 +274,72 @@ impl QueryApi {
         Ok(Response::new(Box::pin(futures::stream::iter(
             messages.into_iter().map(Ok),
         ))))
+    }
+}
+
+impl QueryApi {
+    /// A Query with `resumable` or `resume_token`: a page of a resumable stream (see
+    /// [`crate::core::resume`]). A resumed page's audit record names the token, not the SQL.
+    async fn resumable(
+        &self,
+        who: Principal,
+        call: Call,
+        (database, sql, params, (max_rows, max_bytes), read_only): QueryParts,
+        summarize: bool,
+        resume_token: String,
+    ) -> Result<Response<ResponseStream<pb::QueryResponse>>, Status> {
+        let started = async {
+            if summarize {
+                return Err(Error::invalid(
+                    "summarize",
+                    "a summarized Query is not resumable: it sends one answer",
+                ));
+            }
+            let budget = convert::budget(max_rows, max_bytes)?;
+            let permit = self.limits.open_stream(&who)?;
+            let pages = if resume_token.is_empty() {
+                let stmt = Statement {
+                    sql,
+                    params: convert::params(params)?,
+                };
+                self.forge
+                    .query_resumable(&who, &database, stmt, budget, read_only)
+                    .await?
+            } else {
+                if !sql.is_empty() || !params.is_empty() {
+                    return Err(Error::invalid(
+                        "sql",
+                        "a Query with resume_token continues a stream: leave sql and params empty",
+                    ));
+                }
+                self.forge
+                    .resume_query(&who, &resume_token, &database, budget)
+                    .await?
+            };
+            Ok((pages, permit))
+        }
+        .await;
+        let call = if resume_token.is_empty() {
+            call
+        } else {
+            call.statement(format!("-- resume {resume_token}"))
+        };
+        match started {
+            Ok((pages, permit)) => {
+                let rows = pages.map(|ev| ev.map(pb::QueryResponse::from).map_err(Status::from));
+                Ok(Response::new(Box::pin(call.stream(
+                    rows,
+                    |r: &pb::QueryResponse| match &r.kind {
+                        Some(pb::query_response::Kind::Summary(s)) => {
+                            Some(s.rows_affected.unsigned_abs())
+                        }
+                        _ => None,
+                    },
+                    permit,
+                ))))
+            }
+            Err(e) => Err(call.failed(e.into()).await),
+        }
     }
 }
 

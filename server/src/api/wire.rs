@@ -42,7 +42,18 @@ impl RowBatch {
     pub fn from_encoded(encoded: Vec<u8>) -> Self {
         Self { encoded }
     }
+
+    /// Appends the batch's `resume_token` (a resumable stream's): the field after the rows.
+    pub fn with_resume_token(mut self, token: &str) -> Self {
+        if !token.is_empty() {
+            encoding::string::encode(RESUME_TOKEN, &token.to_owned(), &mut self.encoded);
+        }
+        self
+    }
 }
+
+/// The field number of `RowBatch.resume_token`.
+const RESUME_TOKEN: u32 = 2;
 
 /// Writes each row as a `RowBatch.rows` field, so that a stream's batches are ready to send
 /// when they leave the backend (see [`RowEncoder`]).
@@ -85,6 +96,12 @@ impl Message for RowBatch {
         buf: &mut impl Buf,
         ctx: DecodeContext,
     ) -> Result<(), DecodeError> {
+        if tag == RESUME_TOKEN {
+            let mut token = String::new();
+            encoding::string::merge(wire_type, &mut token, buf, ctx)?;
+            encoding::string::encode(RESUME_TOKEN, &token, &mut self.encoded);
+            return Ok(());
+        }
         if tag != ITEMS {
             return encoding::skip_field(wire_type, tag, buf, ctx);
         }

@@ -30,6 +30,7 @@ use super::{
     preview,
     quota::QuotaTrigger,
     registry::{ControlGuard, Entry, Registry, now_ms},
+    resume::{PageLimits, PageStream, Resumes},
     summary::{ColumnSummary, Summarizer},
     table::{self, RowScope, Select, SqlDialect, TableSpec},
     value::{Column, RowEncoder, RowEvent, Statement, StatementResult, Summary, Value},
@@ -86,6 +87,8 @@ struct Inner {
     audit: AuditLog,
     backups: Backups,
     events: Arc<Events>,
+    /// Resumable Query streams, open and parked.
+    resumes: Resumes,
 }
 
 /// The domain service behind every RPC.
@@ -130,6 +133,7 @@ impl Forge {
         cfg: ForgeConfig,
         backends: Vec<Arc<dyn crate::backend::Backend>>,
     ) -> Result<(Self, JoinHandle<()>)> {
+        let cfg_resume = cfg.limits.resume;
         let registry = Registry::open(&cfg.data_dir, backends, Arc::clone(&cfg.clock)).await?;
         let audit = if cfg.audit {
             // The writer ends when the last AuditLog clone (the Forge's) is dropped.
@@ -154,6 +158,7 @@ impl Forge {
                 audit,
                 backups,
                 events,
+                resumes: Resumes::new(cfg_resume),
             }),
         };
         forge.recover_backups().await;
@@ -555,6 +560,71 @@ impl Forge {
             rows,
             self.inner.cfg.limits.max_message_bytes,
         ))
+    }
+
+    /// Streams one statement's rows as a resumable stream (see [`super::resume`]): its first
+    /// page within `budget`, each batch with a resume token. The engine's cursor is opened with
+    /// the server's caps only (the budget cuts pages, not the cursor) and may run for the
+    /// statement timeout plus the resume window. With `read_only`, as
+    /// [`query_read_only`](Self::query_read_only).
+    pub async fn query_resumable(
+        &self,
+        who: &Principal,
+        db: &str,
+        stmt: Statement,
+        budget: Budget,
+        read_only: bool,
+    ) -> Result<PageStream> {
+        let cfg = &self.inner.cfg.limits;
+        let reservation = self.inner.resumes.reserve(who.key_id())?;
+        let (entry, h, role) = self.handle(who, db, Role::Read).await?;
+        let role = if read_only { Role::Read } else { role };
+        let timeout = cfg.statement_timeout + cfg.resume.window;
+        let limits = StatementLimits {
+            timeout,
+            encoder: None,
+            ..Self::limits_for(&entry, role, cfg.stream(0))?
+        };
+        let page = self.page_limits(budget);
+        let deadline = Instant::now() + timeout;
+        let rows = within_message(h.query(stmt, limits).await?, cfg.max_message_bytes);
+        reservation.start(db, rows, page, deadline).await
+    }
+
+    /// Resumes a resumable stream at its token's row, for one page within `budget`. Only the
+    /// key that opened the stream may resume it, and only while it still may read the
+    /// database; `db`, when not empty, must be the stream's.
+    pub async fn resume_query(
+        &self,
+        who: &Principal,
+        token: &str,
+        db: &str,
+        budget: Budget,
+    ) -> Result<PageStream> {
+        let page = self.page_limits(budget);
+        self.inner
+            .resumes
+            .resume(who.key_id(), token, page, |stream_db| {
+                if !db.is_empty() && db != stream_db {
+                    return Err(Error::invalid(
+                        "database",
+                        format!("the resume token is of a stream on another database than {db:?}"),
+                    ));
+                }
+                self.authorized(who, stream_db, Role::Read).map(drop)
+            })
+            .await
+    }
+
+    /// How a page of a resumable stream is cut: the request's budget capped by the server's.
+    fn page_limits(&self, budget: Budget) -> PageLimits {
+        let capped = self.inner.cfg.limits.stream_within(budget);
+        PageLimits {
+            rows: capped.max_rows,
+            bytes: capped.max_bytes,
+            batch_rows: capped.batch_rows,
+            batch_bytes: capped.batch_bytes,
+        }
     }
 
     /// Runs one statement and summarizes its result's columns instead of sending its rows (see

@@ -60,6 +60,8 @@ pub struct Limits {
     /// Wall-clock time an export, dump or import may take as a whole; each statement inside it
     /// still has `statement_timeout`.
     pub transfer_timeout: Duration,
+    /// Bounds of resumable Query streams.
+    pub resume: super::resume::ResumeLimits,
 }
 
 /// The defaults of [`Limits`], one constant each: `Limits::default()` and the server's flags
@@ -116,6 +118,7 @@ impl Default for Limits {
             max_import_bytes: MAX_IMPORT_BYTES,
             max_import_line_bytes: MAX_IMPORT_LINE_BYTES,
             transfer_timeout: TRANSFER_TIMEOUT,
+            resume: super::resume::ResumeLimits::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod preview;
 pub mod quota;
 pub mod registry;
 pub mod replay;
+pub mod resume;
 pub mod schema;
 pub mod script;
 pub mod summary;

@@ -8,12 +8,14 @@
 //!   Every tool then calls the same [`Forge`] method as its RPC, which checks the grants, and
 //!   opens the same [`Call`], so the audit record and the metrics are those of that RPC
 //!   (`rpc` = `Query`, `Execute`, `GetSchema`, …).
-//! - **query is read-only for every key.** It runs through [`Forge::query_read_only`], on the
-//!   read-only login a read grant uses, so the engine refuses a write whatever the key's role;
+//! - **query is read-only for every key.** It runs as a resumable stream
+//!   ([`Forge::query_resumable`] with `read_only`), on the read-only login a read grant uses, so
+//!   the engine refuses a write whatever the key's role;
 //!   writes go through `execute`, which (with the other writing tools) is listed only for keys
 //!   that may write somewhere.
 //! - **Results sized for a model** ([`dbforge_mcp::render`]): `max_rows` and `max_bytes` budgets, and a cut
-//!   result says so (`truncated`, `truncated_by`, `row_count`).
+//!   result says so (`truncated`, `truncated_by`, `row_count`) and carries a `resume_token`: the
+//!   next page of the same result ([`crate::core::resume`]).
 //! - **Descriptions from the proto.** The catalogue (names, descriptions, schemas, modes) and the
 //!   shape of results are the `dbforge-mcp` crate's, shared with `dbforge mcp` (the CLI's stdio
 //!   server); descriptions are read from this server's descriptor set ([`pb::FILE_DESCRIPTOR_SET`]).
@@ -65,9 +67,10 @@ use crate::{
         limits::Budget,
         names::Identifier,
         preview::StatementPreview,
+        resume::PageEvent,
         summary::ColumnSummary,
         transfer::{CsvOptions, ExportFormat, ExportSource, json_value},
-        value::{RowEvent, Statement, Truncation, Value},
+        value::{Statement, Truncation, Value},
     },
     pb,
 };
@@ -416,44 +419,65 @@ impl McpApi {
                 Ok(Done::json(out.to_string()))
             }
             "query" => {
-                let db = args.required("database")?;
                 let (max_rows, max_bytes) = args.budgets()?;
                 let _permit: StreamPermit = self.limits.open_stream(who)?;
-                // One row past the budget tells a cut result from one that fits exactly.
-                let mut rows = forge
-                    .query_read_only(
-                        who,
-                        db,
-                        statement(args)?,
-                        budget(max_rows.saturating_add(1)),
-                        None,
-                    )
-                    .await?;
+                // A resumable stream, paged by max_rows: a cut result parks its cursor, and its
+                // resume_token continues the same result (core::resume).
+                let page = budget(max_rows);
+                let mut pages = match args.text("resume_token")? {
+                    Some(token) if !token.is_empty() => {
+                        if args.text("sql")?.is_some_and(|s| !s.is_empty()) {
+                            return Err(Error::invalid(
+                                "sql",
+                                "resume_token continues a result: leave sql out",
+                            ));
+                        }
+                        let db = args.text("database")?.unwrap_or_default();
+                        forge.resume_query(who, token, db, page).await?
+                    }
+                    _ => {
+                        let db = args.required("database")?;
+                        forge
+                            .query_resumable(who, db, statement(args)?, page, true)
+                            .await?
+                    }
+                };
                 let mut out = Rows::new(max_rows, max_bytes);
-                'read: while let Some(event) = rows.next().await {
+                let mut resume = None;
+                'read: while let Some(event) = pages.next().await {
                     match event? {
-                        RowEvent::Columns(columns) => out.columns(names(&columns)),
-                        RowEvent::Rows(batch) => {
-                            for row in &batch {
+                        PageEvent::Columns(columns) => out.columns(names(&columns)),
+                        PageEvent::Rows { rows, token } => {
+                            let (stream, end) = token.rsplit_once('.').unwrap_or_default();
+                            let start = end.parse::<u64>().unwrap_or_default() - rows.len() as u64;
+                            for (i, row) in rows.iter().enumerate() {
                                 if !out.wants_more() || !out.push(&row_json(row)?) {
-                                    // Dropping the stream cancels the statement.
+                                    // The next page starts at the row that did not fit.
+                                    resume = Some(format!("{stream}.{}", start + i as u64));
                                     break 'read;
                                 }
                             }
                         }
-                        RowEvent::Encoded(_) => {
-                            return Err(Error::internal("an MCP query stream came encoded"));
-                        }
-                        RowEvent::Done(summary) => {
-                            if summary.truncation != Truncation::None {
+                        PageEvent::Done { summary, token } => {
+                            if let Some(token) = token {
+                                out.cut_by(Cut::MaxRows);
+                                resume = Some(token);
+                            } else if summary.truncation != Truncation::None {
                                 out.cut_by(Cut::ServerLimit);
                             }
                         }
                     }
                 }
+                // Dropping the page parks the stream for the resume (or keeps it, sent whole,
+                // for the window).
+                drop(pages);
                 let sent = out.sent();
+                let extra: Vec<(&str, Json)> = resume
+                    .map(|t| ("resume_token", Json::String(t)))
+                    .into_iter()
+                    .collect();
                 Ok(Done {
-                    content: vec![ContentBlock::text(out.finish(&[]))],
+                    content: vec![ContentBlock::text(out.finish(&extra))],
                     rows: Some(sent),
                 })
             }
@@ -494,9 +518,9 @@ impl McpApi {
                     } as i32,
                     if_not_exists: args.flag("if_not_exists")?,
                     labels: Default::default(),
-                    // Lifecycles are not among the tool's arguments yet: UpdateDatabase sets them.
-                    ttl: None,
-                    idle_ttl: None,
+                    ttl: seconds(args.count("ttl")?)
+                        .map(pb::create_database_request::Ttl::ExpireAfter),
+                    idle_ttl: seconds(args.count("idle_ttl")?),
                     backup_before_prune: false,
                 })?;
                 let (db, created) = forge.create_database(who, spec).await?;
@@ -556,6 +580,14 @@ impl From<args::ArgError> for Error {
 }
 
 /// A budget of `rows` (the tools cut by bytes themselves, on the JSON they render).
+/// A tool's count of seconds as a proto duration.
+fn seconds(n: Option<u64>) -> Option<prost_types::Duration> {
+    n.map(|n| prost_types::Duration {
+        seconds: i64::try_from(n).unwrap_or(i64::MAX),
+        nanos: 0,
+    })
+}
+
 fn budget(rows: u64) -> Budget {
     Budget { rows, bytes: 0 }
 }

@@ -65,6 +65,8 @@ async fn bad_values_are_invalid_arguments() {
             summarize: false,
             read_only: false,
             max_bytes: 0,
+            resumable: false,
+            resume_token: String::new(),
         })
         .await
         .expect_err("negative max_rows");

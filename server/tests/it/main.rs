@@ -25,6 +25,7 @@ mod postgres;
 mod preview;
 mod quota;
 mod redis;
+mod resume;
 mod sandbox;
 mod session;
 mod sql_servers;

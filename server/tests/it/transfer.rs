@@ -137,6 +137,8 @@ impl Clients {
                 summarize: false,
                 read_only: false,
                 max_bytes: 0,
+                resumable: false,
+                resume_token: String::new(),
             })
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))

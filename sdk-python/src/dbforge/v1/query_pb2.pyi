@@ -89,6 +89,8 @@ class QueryRequest(_message.Message):
     SUMMARIZE_FIELD_NUMBER: _builtins.int
     READ_ONLY_FIELD_NUMBER: _builtins.int
     MAX_BYTES_FIELD_NUMBER: _builtins.int
+    RESUMABLE_FIELD_NUMBER: _builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
     database: _builtins.str
     """The target database."""
     sql: _builtins.str
@@ -109,6 +111,34 @@ class QueryRequest(_message.Message):
     means the server's limit (16 GiB by default), and larger values are capped by it. A stream
     cut here ends with a summary whose truncation is TRUNCATION_BYTE_LIMIT, never silently.
     """
+    resumable: _builtins.bool
+    """Make the stream resumable: every row batch carries a `resume_token`, and so does the
+    summary of a stream a budget (`max_rows`, `max_bytes`) cut while rows remain. When the
+    client goes away mid-stream (a dropped connection, a cancelled call) or a budget cuts it,
+    the server keeps the engine's cursor open, parked, for the resume window (60 s by default,
+    --resume-window) with its most recent rows (4 MiB) for replay; a Query with
+    `resume_token` continues it. The remaining rows then arrive exactly once and in order, on
+    every engine and for any statement, deterministic or not: it is the same cursor, so the
+    same snapshot (see the README's table of what each engine's cursor sees). The whole stream,
+    parked time included, must end within the statement timeout plus the resume window. At
+    most 4 resumable streams per key (--max-resumable-per-key) and 64 per server
+    (--max-resumable), open or parked: at the key's bound its oldest parked stream gives way
+    (NOT_FOUND when resumed later); RESOURCE_EXHAUSTED when all are being read. Not with
+    `summarize`.
+    """
+    resume_token: _builtins.str
+    """Continue a resumable stream instead of running a statement: the token of the last batch
+    received (or a summary's). `sql` and `params` must be empty and `summarize` false;
+    `database` may be empty or must be the stream's; `max_rows` and `max_bytes` budget this
+    page. The response starts with the header again, then the rows from the token's offset.
+    Errors: INVALID_ARGUMENT for a malformed token; NOT_FOUND when the stream failed,
+    expired, gave way to a newer one, or was opened with another API key (a token is bound to
+    its key; a stream sent whole stays resumable for the window, its tail may have been lost);
+    FAILED_PRECONDITION when the token's rows are older than the replay buffer holds (resume
+    with a later token) or the stream is still being sent on another call (cancel it first).
+    A token is `<stream id>.<row offset>`: a client that consumed only part of a batch may
+    lower the offset to resume at the first row it did not consume.
+    """
     @_builtins.property
     def params(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Value]:
         """Positional parameters."""
@@ -123,10 +153,12 @@ class QueryRequest(_message.Message):
         summarize: _builtins.bool = ...,
         read_only: _builtins.bool = ...,
         max_bytes: _builtins.int = ...,
+        resumable: _builtins.bool = ...,
+        resume_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "max_bytes", b"max_bytes", "max_rows", b"max_rows", "params", b"params", "read_only", b"read_only", "sql", b"sql", "summarize", b"summarize"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "max_bytes", b"max_bytes", "max_rows", b"max_rows", "params", b"params", "read_only", b"read_only", "resumable", b"resumable", "resume_token", b"resume_token", "sql", b"sql", "summarize", b"summarize"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -413,6 +413,11 @@ class RowBatch(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ROWS_FIELD_NUMBER: _builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
+    resume_token: _builtins.str
+    """On a resumable Query stream: resumes the stream after this batch's last row (see
+    QueryRequest.resumable). Empty otherwise.
+    """
     @_builtins.property
     def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___Row]:
         """The rows, in result order."""
@@ -421,10 +426,11 @@ class RowBatch(_message.Message):
         self,
         *,
         rows: _abc.Iterable[Global___Row] | None = ...,
+        resume_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resume_token", b"resume_token", "rows", b"rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -440,12 +446,18 @@ class ResultSummary(_message.Message):
     ROWS_AFFECTED_FIELD_NUMBER: _builtins.int
     ELAPSED_FIELD_NUMBER: _builtins.int
     TRUNCATION_FIELD_NUMBER: _builtins.int
+    RESUME_TOKEN_FIELD_NUMBER: _builtins.int
     row_count: _builtins.int
     """Rows sent in this stream."""
     rows_affected: _builtins.int
     """Rows changed by a writing statement (0 for reads)."""
     truncation: Global___Truncation.ValueType
     """Whether a limit cut the result short, and which."""
+    resume_token: _builtins.str
+    """On a resumable Query stream that a budget cut while rows remain: resumes it with the next
+    row (a Query with this `resume_token` and a new budget). Empty when the result is whole,
+    or cut by the server's own limits, which end the stream for good.
+    """
     @_builtins.property
     def elapsed(self) -> _duration_pb2.Duration:
         """Time from the start of execution to the last row."""
@@ -457,10 +469,11 @@ class ResultSummary(_message.Message):
         rows_affected: _builtins.int = ...,
         elapsed: _duration_pb2.Duration | None = ...,
         truncation: Global___Truncation.ValueType = ...,
+        resume_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "row_count", b"row_count", "rows_affected", b"rows_affected", "truncation", b"truncation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "resume_token", b"resume_token", "row_count", b"row_count", "rows_affected", b"rows_affected", "truncation", b"truncation"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
