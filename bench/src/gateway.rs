@@ -40,7 +40,7 @@ use crate::{
 };
 
 /// The database the point, insert and stream phases use.
-const BENCH_DB: &str = "bench";
+pub const BENCH_DB: &str = "bench";
 
 /// Room for the server's ~1 MiB row batches with margin (tonic's default cap is 4 MiB).
 const MAX_MESSAGE: usize = 16 << 20;
@@ -226,7 +226,7 @@ pub async fn prepare(conn: &Conn) -> Result<(), BoxError> {
 }
 
 /// One point query, checked: exactly one row comes back.
-async fn point_query(client: &mut QueryServiceClient<Authed>, id: i64) -> Result<(), BoxError> {
+pub async fn point_query(client: &mut QueryServiceClient<Authed>, id: i64) -> Result<(), BoxError> {
     let result = execute(client, BENCH_DB, POINT_QUERY, vec![int(id)]).await?;
     if result.rows.len() != 1 {
         return Err(format!(

@@ -5,7 +5,7 @@
 //! cargo run --release -p dbforge-bench -- --write BENCHMARKS.md # ...and write the report
 //! cargo run --release -p dbforge-bench -- --quick               # smoke run, smaller counts
 //! cargo run --release -p dbforge-bench -- --only sdk            # one part: core, transfer,
-//!                                                               # backends, sdk or backup
+//!                                                               # backends, sdk, backup or mcp
 //! ```
 //!
 //! The gateway runs in a separate process so its memory can be read from `/proc`: the bench
@@ -50,6 +50,8 @@
 //!     p99 while backups of the same database run against p99 without; and `ForkDatabase` of the
 //!     SQLite and PostgreSQL databases against `sqlite3 .backup` and `CREATE DATABASE …
 //!     TEMPLATE` ([`backups`]).
+//! 17. an MCP `query` tool call over streamable HTTP (`/mcp`) against gRPC `Execute` of the
+//!     same point query, alternating call by call on a gateway of its own ([`mcp`]).
 //!
 //! Phases 9 to 13, 15 and 16 run on a third gateway that also fronts the local PostgreSQL,
 //! MariaDB and Redis servers ([`transfer`], [`backends`], [`backups`]). Phase 14 ([`sdk`]) runs last on the first
@@ -68,6 +70,7 @@ mod batches;
 mod child;
 mod direct;
 mod gateway;
+mod mcp;
 mod report;
 mod sdk;
 mod stats;
@@ -87,7 +90,7 @@ use crate::{
     backends::BackendResults,
     backups::BackupResults,
     child::{ServerProcess, Servers, Variant, cpu_time},
-    report::{Machine, Report, machine_busy, revision},
+    report::{Machine, Report, Row, machine_busy, revision},
     sdk::SdkResults,
     summary::{GatewayResults, LeanResults, Outcome},
     transfer::{Engine, TransferResults},
@@ -133,6 +136,8 @@ enum Part {
     Sdk,
     /// Phase 16: backup and restore per engine against its own tool, memory, interference.
     Backup,
+    /// Phase 17: an MCP `query` tool call over streamable HTTP against gRPC Execute.
+    Mcp,
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,6 +247,12 @@ fn bench(plan: Plan, only: Option<Part>, write: Option<&Path>) -> Result<(), Box
         let (r, n) = summary::backup_rows_and_notes(b);
         rows.extend(r);
         notes.extend(n);
+    }
+    if runs(Part::Mcp) {
+        let (r, n, cpu) = mcp_part(&plan, tmp.path(), &admin_key)?;
+        rows.extend(r);
+        notes.extend(n);
+        gateway_cpu += cpu;
     }
     // The SDK scripts are the bench's own work too, not other load.
     let own_cpu = cpu_time(std::process::id())? + gateway_cpu + sdk_cpu;
@@ -612,6 +623,33 @@ async fn lean_phases(
 
 /// Runs `f` on a fresh multi-threaded runtime. Dropping the runtime afterwards closes every
 /// connection it held, so a gateway stopped next has no client left to wait for.
+/// Phase 17 on a gateway of its own (default configuration: keys, audit log and metrics on, as
+/// an agent meets it): rows, notes and the gateway's CPU.
+fn mcp_part(
+    plan: &Plan,
+    tmp: &Path,
+    admin_key: &str,
+) -> Result<(Vec<Row>, Vec<String>, Duration), BoxError> {
+    progress("starting a gateway for the MCP phase");
+    let server = ServerProcess::start(
+        &tmp.join("gateway-mcp"),
+        admin_key,
+        Variant::Default,
+        &tmp.join("gateway-mcp.log"),
+        &Servers::default(),
+    )?;
+    progress("MCP query tool calls against gRPC Execute");
+    let measured = on_runtime(mcp::run(server.addr(), admin_key, plan))?;
+    let cpu = cpu_time(server.pid())?;
+    if let Err(e) = server.stop() {
+        progress(&format!(
+            "the MCP phase's gateway did not stop cleanly: {e}"
+        ));
+    }
+    let (rows, notes) = mcp::rows_and_notes(measured.map_err(|e| e.to_string()));
+    Ok((rows, notes, cpu))
+}
+
 fn on_runtime<F: Future>(f: F) -> Result<F::Output, BoxError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
