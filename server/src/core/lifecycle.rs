@@ -29,11 +29,10 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, instrument, warn};
 
 use super::{
@@ -46,6 +45,7 @@ use super::{
     names::validate_labels,
     policy::{self, Due, LifecyclePolicy},
     registry::Entry,
+    trigger::PassTrigger,
 };
 use crate::metrics as names;
 
@@ -222,46 +222,8 @@ pub struct PruneReport {
     pub kept: Vec<(String, String)>,
 }
 
-type PruneRequest = oneshot::Sender<PruneReport>;
-
-/// Runs a pruner pass on demand and waits for its report: tests use it with a manual clock,
-/// so that a prune happens exactly when they ask. Cloneable; the first Forge opened with it
-/// takes its receiving end.
-#[derive(Debug, Clone)]
-pub struct PruneTrigger {
-    tx: mpsc::Sender<PruneRequest>,
-    rx: Arc<Mutex<Option<mpsc::Receiver<PruneRequest>>>>,
-}
-
-impl Default for PruneTrigger {
-    fn default() -> Self {
-        let (tx, rx) = mpsc::channel(4);
-        Self {
-            tx,
-            rx: Arc::new(Mutex::new(Some(rx))),
-        }
-    }
-}
-
-impl PruneTrigger {
-    /// A trigger not yet given to a Forge.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Runs one pass now and returns what it did; an empty report when the gateway is gone.
-    pub async fn run(&self) -> PruneReport {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(tx).await.is_err() {
-            return PruneReport::default();
-        }
-        rx.await.unwrap_or_default()
-    }
-
-    fn take(&self) -> Option<mpsc::Receiver<PruneRequest>> {
-        self.rx.lock().ok()?.take()
-    }
-}
+/// Runs a pruner pass on demand and waits for its report (see [`PassTrigger`]).
+pub type PruneTrigger = PassTrigger<PruneReport>;
 
 impl Forge {
     /// UpdateDatabase: changes the labels and lifecycle settings of `update.name` (owner only).

@@ -28,4 +28,5 @@ pub mod script;
 pub mod summary;
 pub mod table;
 pub mod transfer;
+pub mod trigger;
 pub mod value;

@@ -40,7 +40,7 @@ use std::{
 use async_trait::async_trait;
 use futures::StreamExt;
 use rusqlite::params;
-use tokio::sync::{mpsc, oneshot};
+
 use tracing::{info, warn};
 
 use super::{
@@ -54,6 +54,7 @@ use super::{
     policy::LifecyclePolicy,
     registry::{Entry, blocking},
     schema::{Plan, Schema},
+    trigger::PassTrigger,
     value::{Statement, StatementResult},
 };
 use crate::{
@@ -141,43 +142,8 @@ impl QuotaState {
     }
 }
 
-/// Runs a quota pass on demand and waits for it: tests use it so that a measurement happens
-/// exactly when they ask. Cloneable; the first Forge opened with it takes its receiving end.
-#[derive(Debug, Clone)]
-pub struct QuotaTrigger {
-    tx: mpsc::Sender<oneshot::Sender<QuotaReport>>,
-    rx: Arc<Mutex<Option<mpsc::Receiver<oneshot::Sender<QuotaReport>>>>>,
-}
-
-impl Default for QuotaTrigger {
-    fn default() -> Self {
-        let (tx, rx) = mpsc::channel(4);
-        Self {
-            tx,
-            rx: Arc::new(Mutex::new(Some(rx))),
-        }
-    }
-}
-
-impl QuotaTrigger {
-    /// A trigger not yet given to a Forge.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Runs one pass now and returns what changed; empty when the gateway is gone.
-    pub async fn run(&self) -> QuotaReport {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(tx).await.is_err() {
-            return QuotaReport::default();
-        }
-        rx.await.unwrap_or_default()
-    }
-
-    fn take(&self) -> Option<mpsc::Receiver<oneshot::Sender<QuotaReport>>> {
-        self.rx.lock().ok()?.take()
-    }
-}
+/// Runs a quota pass on demand and waits for what it changed (see [`PassTrigger`]).
+pub type QuotaTrigger = PassTrigger<QuotaReport>;
 
 /// What one quota pass changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -694,6 +694,24 @@ where
     }
 }
 
+/// Waits until no statement holding `marker` runs on the PostgreSQL server.
+async fn pg_stops_on_the_server(admin: &Arc<tokio::sync::Mutex<sqlx::PgConnection>>, marker: &str) {
+    stops_on_the_server(|| {
+        let (admin, marker) = (Arc::clone(admin), marker.to_owned());
+        async move {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+                 AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+            )
+            .bind(marker)
+            .fetch_one(&mut *admin.lock().await)
+            .await
+            .expect("pg_stat_activity")
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_statement_past_its_timeout_is_cancelled_on_the_server() {
     let Some(url) = postgres_url().await else {
@@ -716,20 +734,7 @@ async fn a_postgres_statement_past_its_timeout_is_cancelled_on_the_server() {
     let admin = Arc::new(tokio::sync::Mutex::new(
         sqlx::PgConnection::connect(&url).await.expect("admin"),
     ));
-    stops_on_the_server(|| {
-        let (admin, marker) = (Arc::clone(&admin), marker.clone());
-        async move {
-            sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
-                 AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
-            )
-            .bind(marker)
-            .fetch_one(&mut *admin.lock().await)
-            .await
-            .expect("pg_stat_activity")
-        }
-    })
-    .await;
+    pg_stops_on_the_server(&admin, &marker).await;
     // The client cannot turn the engine's timeout off: the gateway's deadline still cancels.
     let marker = unique("unset_marker").replace('-', "_");
     let err = c
@@ -744,20 +749,7 @@ async fn a_postgres_statement_past_its_timeout_is_cancelled_on_the_server() {
         .await
         .expect_err("times out");
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
-    stops_on_the_server(|| {
-        let (admin, marker) = (Arc::clone(&admin), marker.clone());
-        async move {
-            sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
-                 AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
-            )
-            .bind(marker)
-            .fetch_one(&mut *admin.lock().await)
-            .await
-            .expect("pg_stat_activity")
-        }
-    })
-    .await;
+    pg_stops_on_the_server(&admin, &marker).await;
     c.delete_database(&db).await.expect("delete");
 }
 
