@@ -9,8 +9,10 @@
 //!   or exceeds a limit changes nothing. [`Database::batch`] with `transactional` commits all
 //!   statements or none. Without it, each statement commits on its own and the first failure
 //!   stops the batch; the error carries the statement's index.
-//! - **Cancellation.** Dropping the stream returned by [`Database::query`] stops the statement;
-//!   dropping a [`Session`] with an open transaction rolls it back.
+//! - **Cancellation.** Dropping the stream returned by [`Database::query`] stops the statement,
+//!   and so does dropping a reading [`Database::execute`] call before it answers (SQLite
+//!   interrupts it, PostgreSQL and MySQL cancel it on the server); dropping a [`Session`] with
+//!   an open transaction rolls it back.
 //! - **Errors.** A statement the engine rejects is [`Error::Query`] with the engine's code and
 //!   message; running past the statement timeout is [`Error::Timeout`]; reaching a row or byte
 //!   limit in `execute` is [`Error::LimitExceeded`]; an engine that cannot be reached is

@@ -504,8 +504,36 @@ impl Forge {
         db: &str,
         stmt: Statement,
     ) -> Result<StatementResult> {
+        self.execute_whole(who, db, stmt, Budget::default(), false)
+            .await
+    }
+
+    /// Runs one statement with read-only access whatever the caller's role (on the read-only
+    /// login, as [`query_read_only`](Self::query_read_only)), its whole result within `budget`:
+    /// a result past it fails with [`Error::LimitExceeded`]. The MCP `query` tool answers a
+    /// result that fits one page this way, in one piece, before it opens a stream.
+    pub async fn execute_read_only(
+        &self,
+        who: &Principal,
+        db: &str,
+        stmt: Statement,
+        budget: Budget,
+    ) -> Result<StatementResult> {
+        self.execute_whole(who, db, stmt, budget, true).await
+    }
+
+    async fn execute_whole(
+        &self,
+        who: &Principal,
+        db: &str,
+        stmt: Statement,
+        budget: Budget,
+        read_only: bool,
+    ) -> Result<StatementResult> {
         let (entry, h, role) = self.handle(who, db, Role::Read).await?;
-        let limits = Self::limits_for(&entry, role, self.inner.cfg.limits.whole_result())?;
+        let role = if read_only { Role::Read } else { role };
+        let whole = self.inner.cfg.limits.whole_result_within(budget);
+        let limits = Self::limits_for(&entry, role, whole)?;
         let started = Instant::now();
         let result = h.execute(stmt, &limits).await;
         metrics::histogram!(names::STATEMENT_DURATION_SECONDS, "backend" => entry.record.backend.as_str())

@@ -139,6 +139,19 @@ impl Limits {
         }
     }
 
+    /// Limits for a whole result within a request's `budget` (0 = no cap of its own): the
+    /// smaller of each, so a result past the budget fails as it would past the server's cap.
+    pub fn whole_result_within(&self, budget: Budget) -> StatementLimits {
+        let mut limits = self.whole_result();
+        if budget.rows > 0 {
+            limits.max_rows = budget.rows.min(limits.max_rows);
+        }
+        if budget.bytes > 0 {
+            limits.max_bytes = budget.bytes.min(limits.max_bytes);
+        }
+        limits
+    }
+
     /// Limits for an export or dump: it streams with backpressure, so it has no row or byte cap
     /// (a cut would silently lose data), only the transfer timeout.
     pub fn transfer(&self) -> StatementLimits {

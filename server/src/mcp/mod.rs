@@ -8,9 +8,10 @@
 //!   Every tool then calls the same [`Forge`] method as its RPC, which checks the grants, and
 //!   opens the same [`Call`], so the audit record and the metrics are those of that RPC
 //!   (`rpc` = `Query`, `Execute`, `GetSchema`, …).
-//! - **query is read-only for every key.** It runs as a resumable stream
-//!   ([`Forge::query_resumable`] with `read_only`), on the read-only login a read grant uses, so
-//!   the engine refuses a write whatever the key's role;
+//! - **query is read-only for every key.** A result that fits one page is answered from one
+//!   [`Forge::execute_read_only`]; a longer one runs as a resumable stream
+//!   ([`Forge::query_resumable`] with `read_only`). Both run on the read-only login a read grant
+//!   uses, so the engine refuses a write whatever the key's role;
 //!   writes go through `execute`, which (with the other writing tools) is listed only for keys
 //!   that may write somewhere.
 //! - **Results sized for a model** ([`dbforge_mcp::render`]): `max_rows` and `max_bytes` budgets, and a cut
@@ -437,9 +438,13 @@ impl McpApi {
                     }
                     _ => {
                         let db = args.required("database")?;
-                        forge
-                            .query_resumable(who, db, statement(args)?, page, true)
-                            .await?
+                        let stmt = statement(args)?;
+                        if let Some(done) =
+                            self.one_page(who, db, &stmt, max_rows, max_bytes).await?
+                        {
+                            return Ok(done);
+                        }
+                        forge.query_resumable(who, db, stmt, page, true).await?
                     }
                 };
                 let mut out = Rows::new(max_rows, max_bytes);
@@ -570,6 +575,53 @@ impl McpApi {
                 "tool {other} has no implementation"
             ))),
         }
+    }
+}
+
+impl McpApi {
+    /// The `query` tool's answer for a result that fits one page, or `None` when it does not.
+    ///
+    /// Most agent queries read a few rows. Those are answered from one read-only `Execute` on
+    /// the read-only login (the same engine-side refusal of writes), which costs no cursor, no
+    /// producer task and no parked stream: the MCP round trip stays within 1.5× of gRPC
+    /// `Execute` (BENCHMARKS.md, phase 17). A result past the page (more than `max_rows` rows,
+    /// or rows whose JSON passes `max_bytes`) is dropped unread past the page, and the
+    /// statement runs again as a resumable stream, whose pages and `resume_token` come from that
+    /// one run. Engine bytes are capped at 8× the page's JSON bytes: an integer's JSON can be
+    /// an eighth of its engine size, so a result cut there cannot have fitted.
+    async fn one_page(
+        &self,
+        who: &Principal,
+        db: &str,
+        stmt: &Statement,
+        max_rows: u64,
+        max_bytes: u64,
+    ) -> Result<Option<Done>> {
+        let budget = Budget {
+            rows: max_rows.max(1),
+            bytes: max_bytes.saturating_mul(8).max(1),
+        };
+        let result = match self
+            .forge
+            .execute_read_only(who, db, stmt.clone(), budget)
+            .await
+        {
+            Ok(result) => result,
+            Err(Error::LimitExceeded(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut out = Rows::new(max_rows, max_bytes);
+        out.columns(names(&result.columns));
+        for row in &result.rows {
+            if !out.push(&row_json(row)?) {
+                return Ok(None);
+            }
+        }
+        let rows = out.sent();
+        Ok(Some(Done {
+            content: vec![ContentBlock::text(out.finish(&[]))],
+            rows: Some(rows),
+        }))
     }
 }
 

@@ -122,9 +122,28 @@ struct Guard {
     /// Whether the budget interrupted a statement since it was set.
     over_budget: AtomicBool,
     epoch: Option<Instant>,
-    /// Whoever waits for the running statement's rows: once they are gone, it stops even
+    /// Whoever waits for the running statement's result: once they are gone, it stops even
     /// before its first row (an aggregate over a huge input).
-    waiter: Mutex<Option<tokio::sync::mpsc::Sender<Result<crate::core::value::RowEvent>>>>,
+    waiter: Mutex<Option<Waiter>>,
+}
+
+/// Whoever waits for a statement's result on a connection (see [`Conn::set_waiter`]).
+#[derive(Debug)]
+pub enum Waiter {
+    /// The receiver of a stream's rows.
+    Stream(tokio::sync::mpsc::Sender<Result<crate::core::value::RowEvent>>),
+    /// A call awaiting the whole result (`execute`, `batch`), alive while the `Arc` its future
+    /// holds is: a client that cancels drops the future, and with it the `Arc`.
+    Call(std::sync::Weak<()>),
+}
+
+impl Waiter {
+    fn gone(&self) -> bool {
+        match self {
+            Waiter::Stream(tx) => tx.is_closed(),
+            Waiter::Call(alive) => alive.strong_count() == 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -251,15 +270,12 @@ impl Conn {
         self.guard.over_budget.load(Ordering::Relaxed)
     }
 
-    /// Ties the statements that follow to the receiver of `tx`: when it is dropped (the client
-    /// cancelled), they are interrupted. `None` unties them, and must follow: the clone kept
-    /// here would otherwise hold the stream open.
-    pub fn set_waiter(
-        &self,
-        tx: Option<&tokio::sync::mpsc::Sender<Result<crate::core::value::RowEvent>>>,
-    ) {
+    /// Ties the statements that follow to `waiter`: when it is gone (the client cancelled),
+    /// they are interrupted. `None` unties them, and must follow: a stream's sender kept here
+    /// would otherwise hold the stream open.
+    pub fn set_waiter(&self, waiter: Option<Waiter>) {
         if let Ok(mut w) = self.guard.waiter.lock() {
-            *w = tx.cloned();
+            *w = waiter;
         }
     }
 
@@ -509,7 +525,7 @@ impl Guard {
         self.waiter
             .lock()
             .ok()
-            .and_then(|w| w.as_ref().map(tokio::sync::mpsc::Sender::is_closed))
+            .and_then(|w| w.as_ref().map(Waiter::gone))
             .unwrap_or(false)
     }
 

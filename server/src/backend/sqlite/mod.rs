@@ -26,7 +26,7 @@ use tokio::{
 };
 use tokio_stream::wrappers::ReceiverStream;
 
-use self::conn::{Conn, classify, columns_of, format_timestamp, read_row};
+use self::conn::{Conn, Waiter, classify, columns_of, format_timestamp, read_row};
 pub use self::conn::{ConnOptions, kind_of};
 use super::{
     Backend, BackendKind, Capabilities, Database, DumpStream, Provisioned, RowStream, Session,
@@ -463,20 +463,28 @@ impl SqliteDatabase {
         let inner = Arc::clone(&self.inner);
         let in_use = metrics::gauge!(names::POOL_CONNECTIONS_IN_USE, "backend" => "sqlite");
         in_use.increment(1.0);
-        blocking(move || {
+        // The blocking task outlives a cancelled call: dropping this future drops `caller`, and
+        // the statement is interrupted instead of running on to its deadline.
+        let caller = Arc::new(());
+        let waiter = Waiter::Call(Arc::downgrade(&caller));
+        let out = blocking(move || {
             let _permit = permit;
             let _in_use = scopeguard(move || in_use.decrement(1.0));
             let conn = match pooled {
                 Some(c) => c,
                 None => Conn::open(&inner.path, &inner.reader_opts())?,
             };
+            conn.set_waiter(Some(waiter));
             let out = f(&conn);
+            conn.set_waiter(None);
             if let Ok(mut readers) = inner.readers.lock() {
                 readers.push(conn);
             }
             Ok(out)
         })
-        .await
+        .await;
+        drop(caller);
+        out
     }
 
     /// Waits (up to `timeout`) for the writer connection.
@@ -815,7 +823,7 @@ fn stream_rows(
     started: Instant,
 ) -> Result<Option<Summary>> {
     // A client that leaves while the statement computes (before any row) interrupts it.
-    conn.set_waiter(Some(sink.tx));
+    conn.set_waiter(Some(Waiter::Stream(sink.tx.clone())));
     let _untie = scopeguard(|| conn.set_waiter(None));
     let total_before = conn.total_changes();
     let mut prepared = conn.prepare(stmt)?;

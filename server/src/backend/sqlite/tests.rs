@@ -710,12 +710,12 @@ mod inline_reads {
             atomic::{AtomicUsize, Ordering},
         },
         thread,
-        time::Duration,
+        time::{Duration, Instant},
     };
 
     use super::{super::SqliteDatabase, inspect_support::*};
     use crate::{
-        backend::Backend,
+        backend::{Backend, Database},
         core::{names::DatabaseName, value::Value},
     };
 
@@ -776,6 +776,43 @@ mod inline_reads {
 
         // The interrupted connection went back to the pool in working order, budget reset.
         assert_eq!(select(&db, 4).await, (here, vec![vec![Value::Int(4)]]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_execute_interrupts_its_statement_on_the_pool() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let b = backend(dir.path());
+        let p = b.locate(&DatabaseName::parse("cancel-exec").expect("name"));
+        b.create(&p).await.expect("create");
+        let db = b.open_database(&p).await.expect("open");
+        let slots = db.inner.reader_slots.available_permits();
+        let long = crate::backend::StatementLimits {
+            timeout: Duration::from_secs(120),
+            read_only: true,
+            ..limits()
+        };
+        // The caller gives up (a client's cancel drops the call's future) while the statement,
+        // moved to the blocking pool past the inline budget, is still counting.
+        let call = db.execute(sql(&count_to(1_000_000_000_000)), &long);
+        tokio::time::timeout(Duration::from_millis(500), call)
+            .await
+            .expect_err("the count outlasts the caller");
+        // It stops at once instead of holding its reader until the 120 s deadline.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while db.inner.reader_slots.available_permits() < slots {
+            assert!(
+                Instant::now() < deadline,
+                "the abandoned statement still holds its reader"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            db.execute(sql("SELECT 7"), &long)
+                .await
+                .expect("select")
+                .rows,
+            vec![vec![Value::Int(7)]]
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
