@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod clock;
 pub mod csv;
 pub mod damage;
+pub mod direct_mapping;
 pub mod engine;
 pub mod error;
 pub mod events;
