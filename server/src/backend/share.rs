@@ -447,7 +447,8 @@ mod tests {
             for n in 1..6 {
                 let wants = vec![want(0, 50, 50); n];
                 let shares = allocate(cap, &wants);
-                let (lo, hi) = (shares.iter().min().unwrap(), shares.iter().max().unwrap());
+                let lo = shares.iter().min().expect("n > 0");
+                let hi = shares.iter().max().expect("n > 0");
                 assert!(hi - lo <= 1, "cap {cap}, {n} databases: {shares:?}");
                 assert_eq!(shares.iter().sum::<usize>(), cap.min(50 * n));
             }

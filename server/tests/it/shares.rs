@@ -173,7 +173,7 @@ async fn round(url: String, e: Engine) {
         "the busy share at its maximum",
         || async {
             match share_of(c, &busy).await {
-                Some(s) if s.share == CAP && s.max == CAP && s.in_use >= CAP / 2 + 1 => Ok(()),
+                Some(s) if s.share == CAP && s.max == CAP && s.in_use > CAP / 2 => Ok(()),
                 other => Err(format!("{other:?}")),
             }
         },
