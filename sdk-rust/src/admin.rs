@@ -34,7 +34,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use crate::{Grant, Role, pb};
+use crate::{Backend, Grant, Role, pb};
 
 /// A protobuf time, or `None` when unset or before the epoch.
 pub(crate) fn time(t: Option<prost_types::Timestamp>) -> Option<SystemTime> {
@@ -216,6 +216,56 @@ pub struct ServerStats {
     pub rpcs: Vec<RpcStats>,
     /// Errors over calls, all RPCs together (0 when there were no calls).
     pub error_rate: f64,
+    /// Each open PostgreSQL or MySQL database's share of its server's connections.
+    pub connection_shares: Vec<ConnectionShare>,
+}
+
+/// One open database's share of its server's connection cap, which follows its demand
+/// (see `ConnectionShare` in `operations.proto`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionShare {
+    /// The database's engine.
+    pub backend: Backend,
+    /// The database's name.
+    pub database: String,
+    /// Connections it may hold now.
+    pub share: u32,
+    /// Its connections lent to calls now.
+    pub in_use: u32,
+    /// Its connections kept open, unused.
+    pub idle: u32,
+    /// Its calls waiting for a connection.
+    pub waiters: u32,
+    /// The least share it keeps even when idle.
+    pub min: u32,
+    /// The largest share it may grow to.
+    pub max: u32,
+}
+
+impl From<pb::ConnectionShare> for ConnectionShare {
+    fn from(c: pb::ConnectionShare) -> Self {
+        let pb::ConnectionShare {
+            backend,
+            database,
+            share,
+            in_use,
+            idle,
+            waiters,
+            min,
+            max,
+        } = c;
+        let n = |v: i32| u32::try_from(v).unwrap_or_default();
+        ConnectionShare {
+            backend: Backend::try_from(backend).unwrap_or(Backend::Unspecified),
+            database,
+            share: n(share),
+            in_use: n(in_use),
+            idle: n(idle),
+            waiters: n(waiters),
+            min: n(min),
+            max: n(max),
+        }
+    }
 }
 
 impl From<pb::GetServerStatsResponse> for ServerStats {
@@ -229,6 +279,7 @@ impl From<pb::GetServerStatsResponse> for ServerStats {
             open_databases,
             rpcs,
             error_rate,
+            connection_shares,
         } = s;
         ServerStats {
             uptime: duration(uptime),
@@ -239,6 +290,7 @@ impl From<pb::GetServerStatsResponse> for ServerStats {
             open_databases: count(open_databases),
             rpcs: rpcs.into_iter().map(Into::into).collect(),
             error_rate,
+            connection_shares: connection_shares.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -448,8 +500,27 @@ mod tests {
                 max_duration: None,
             }],
             error_rate: 0.1,
+            connection_shares: vec![pb::ConnectionShare {
+                backend: pb::Backend::Postgres as i32,
+                database: "app".into(),
+                share: 3,
+                in_use: 2,
+                idle: 1,
+                waiters: 0,
+                min: 1,
+                max: 6,
+            }],
         });
         assert_eq!(stats.uptime, Duration::from_secs(90));
+        let share = &stats.connection_shares[0];
+        assert_eq!(
+            (share.backend, share.database.as_str()),
+            (Backend::Postgres, "app")
+        );
+        assert_eq!(
+            (share.share, share.in_use, share.idle, share.min, share.max),
+            (3, 2, 1, 1, 6)
+        );
         assert_eq!(stats.databases, 7);
         assert_eq!(stats.rpcs[0].mean_duration, Duration::from_micros(1500));
         assert_eq!(stats.rpcs[0].max_duration, Duration::ZERO, "unset is zero");

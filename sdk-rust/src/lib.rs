@@ -69,7 +69,9 @@ mod transfer;
 mod value;
 
 pub use access::{ApiKeySpec, Grant, Role};
-pub use admin::{ApiKey, AuditEvent, AuditFilter, AuditVerdict, KeyGrant, RpcStats, ServerStats};
+pub use admin::{
+    ApiKey, AuditEvent, AuditFilter, AuditVerdict, ConnectionShare, KeyGrant, RpcStats, ServerStats,
+};
 pub use backup::{
     Backup, BackupFilter, BackupManifest, BackupPolicy, BackupStatus, CreateBackup, RestoreMode,
     Restored, Schedule, Selector, TableRowCount,

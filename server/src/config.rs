@@ -56,6 +56,13 @@ pub mod defaults {
     pub const MAX_SERVER_CONNECTIONS: u32 = 64;
     /// `--database-connections`.
     pub const DATABASE_CONNECTIONS: u32 = 4;
+    /// `--database-min-connections`: an idle database holds no connection slot, so 1,000 open
+    /// databases do not reserve the whole cap (as before shares existed).
+    pub const DATABASE_MIN_CONNECTIONS: u32 = 0;
+    /// `--database-demand-half-life`: long enough that a pause between two bursts keeps the
+    /// connections, short enough that an idle database's share is back at its minimum within a
+    /// minute (and its idle connections closed before `--idle-close-after` would).
+    pub const DATABASE_DEMAND_HALF_LIFE: Duration = Duration::from_secs(10);
     /// `--idle-close-after`.
     pub const IDLE_CLOSE_AFTER: Duration = Duration::from_secs(60);
     /// `--max-open-databases`.
@@ -270,9 +277,19 @@ pub struct Config {
     /// Connections to each database server across all its spawned databases.
     #[arg(long, env = "DBFORGE_MAX_SERVER_CONNECTIONS", default_value_t = defaults::MAX_SERVER_CONNECTIONS)]
     pub max_server_connections: u32,
-    /// Connections per spawned database on a database server.
+    /// Connections per spawned database on a database server, at most: the maximum of its
+    /// share of the server's connections, which follows its demand.
     #[arg(long, env = "DBFORGE_DATABASE_CONNECTIONS", default_value_t = defaults::DATABASE_CONNECTIONS)]
     pub database_connections: u32,
+    /// Connections each open PostgreSQL or MySQL database keeps as its share even when idle
+    /// (the minimum of its share), as far as --max-server-connections allows.
+    #[arg(long, env = "DBFORGE_DATABASE_MIN_CONNECTIONS", default_value_t = defaults::DATABASE_MIN_CONNECTIONS)]
+    pub database_min_connections: u32,
+    /// How fast a database's share of its server's connections follows a drop in its demand,
+    /// e.g. "10s": the demand estimate halves every this long (a rise counts at once).
+    #[arg(long, env = "DBFORGE_DATABASE_DEMAND_HALF_LIFE", value_parser = humantime::parse_duration,
+          default_value = duration_text(defaults::DATABASE_DEMAND_HALF_LIFE))]
+    pub database_demand_half_life: Duration,
     /// Rows a streamed Query may return before the server cuts it.
     #[arg(long, env = "DBFORGE_MAX_ROWS", default_value_t = limit::MAX_STREAM_ROWS)]
     pub max_rows: u64,
@@ -401,6 +418,15 @@ impl Config {
         if self.statement_timeout.is_zero() {
             return Err("--statement-timeout must be greater than 0".into());
         }
+        if self.database_min_connections > self.database_connections {
+            return Err(format!(
+                "--database-min-connections ({}) must not exceed --database-connections ({})",
+                self.database_min_connections, self.database_connections
+            ));
+        }
+        if self.database_demand_half_life.is_zero() {
+            return Err("--database-demand-half-life must be greater than 0".into());
+        }
         Ok(())
     }
 
@@ -459,6 +485,8 @@ impl Config {
             url: url.to_owned(),
             max_connections: self.max_server_connections,
             per_database_connections: self.database_connections,
+            min_database_connections: self.database_min_connections,
+            demand_half_life: self.database_demand_half_life,
             idle_timeout: self.idle_close_after,
         }
     }

@@ -28,6 +28,10 @@ pub const DATABASES: &str = "dbforge_databases";
 pub const OPEN_DATABASES: &str = "dbforge_open_databases";
 /// Gauge: engine connections checked out of a pool, by `backend`.
 pub const POOL_CONNECTIONS_IN_USE: &str = "dbforge_pool_connections_in_use";
+/// Gauge: connections an open database may hold now (its share of its server's cap, which
+/// follows its demand), by `backend` and `database`; 0 once the database closes. One series
+/// per database opened since the start (PostgreSQL and MySQL; see `backend/pool.rs`).
+pub const POOL_CONNECTION_SHARE: &str = "dbforge_pool_connection_share";
 /// Counter: backups that ended, by `backend` and `outcome` (`completed`, `failed`).
 pub const BACKUPS_TOTAL: &str = "dbforge_backups_total";
 /// Counter: bytes stored by completed backups, by `backend`.

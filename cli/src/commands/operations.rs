@@ -1,10 +1,10 @@
 //! `dbforge audit list|verify` and `dbforge stats`: the gateway's OperationsService.
 
-use std::time::Instant;
+use std::{io::Write, time::Instant};
 
-use dbforge::{AuditEvent, AuditFilter, RpcStats, Value, pb::ValueKind};
+use dbforge::{AuditEvent, AuditFilter, ConnectionShare, RpcStats, Value, pb::ValueKind};
 
-use super::{App, access::time, db::listing_columns, int, millis, stdout};
+use super::{App, access::time, backend_name, db::listing_columns, int, millis, stdout};
 use crate::{
     cli::{AuditCommand, Format},
     error::{CliError, Result},
@@ -31,6 +31,19 @@ const RPC_COLUMNS: &[(&str, ValueKind)] = &[
     ("errors", ValueKind::Int),
     ("mean_ms", ValueKind::Float),
     ("max_ms", ValueKind::Float),
+];
+
+/// Columns of `dbforge stats`' connection shares (one row per open PostgreSQL or MySQL
+/// database).
+const SHARE_COLUMNS: &[(&str, ValueKind)] = &[
+    ("backend", ValueKind::Text),
+    ("database", ValueKind::Text),
+    ("share", ValueKind::Int),
+    ("in_use", ValueKind::Int),
+    ("idle", ValueKind::Int),
+    ("waiters", ValueKind::Int),
+    ("min", ValueKind::Int),
+    ("max", ValueKind::Int),
 ];
 
 /// Records asked for per ListAuditEvents page.
@@ -131,8 +144,29 @@ pub fn audit(app: &App, command: AuditCommand) -> Result<()> {
     }
 }
 
-/// Runs `dbforge stats`: the figures as `name  value` lines and a table of calls per RPC, or
-/// one object (its `rpcs` an array) for programs.
+/// Objects of `columns` names and `values`, one per item, for the JSON output.
+fn objects<T>(
+    items: &[T],
+    columns: &[(&str, ValueKind)],
+    values: impl Fn(&T) -> Vec<Value>,
+) -> Value {
+    let all: Vec<serde_json::Value> = items
+        .iter()
+        .map(|item| {
+            let obj: serde_json::Map<String, serde_json::Value> = columns
+                .iter()
+                .zip(values(item))
+                .map(|((k, _), v)| ((*k).to_owned(), output::render::json(&v)))
+                .collect();
+            serde_json::Value::Object(obj)
+        })
+        .collect();
+    Value::Json(serde_json::Value::Array(all).to_string())
+}
+
+/// Runs `dbforge stats`: the figures as `name  value` lines, a table of calls per RPC and one
+/// of each open database's connection share, or one object (its `rpcs` and
+/// `connection_shares` arrays) for programs.
 pub fn stats(app: &App) -> Result<()> {
     let started = Instant::now();
     let stats = app.block_on(async {
@@ -150,22 +184,11 @@ pub fn stats(app: &App) -> Result<()> {
     ];
     let mut out = stdout();
     if app.settings.format != Format::Table {
-        let rpcs: Vec<serde_json::Value> = stats
-            .rpcs
-            .iter()
-            .map(|r| {
-                let obj: serde_json::Map<String, serde_json::Value> = RPC_COLUMNS
-                    .iter()
-                    .zip(rpc_values(r))
-                    .map(|((k, _), v)| ((*k).to_owned(), output::render::json(&v)))
-                    .collect();
-                serde_json::Value::Object(obj)
-            })
-            .collect();
         let mut fields = fields;
+        fields.push(("rpcs", objects(&stats.rpcs, RPC_COLUMNS, rpc_values)));
         fields.push((
-            "rpcs",
-            Value::Json(serde_json::Value::Array(rpcs).to_string()),
+            "connection_shares",
+            objects(&stats.connection_shares, SHARE_COLUMNS, share_values),
         ));
         output::record(&app.settings, &mut out, "", &fields)?;
         return Ok(());
@@ -184,7 +207,36 @@ pub fn stats(app: &App) -> Result<()> {
         elapsed: started.elapsed(),
         truncation: dbforge::Truncation::Unspecified,
     })?;
+    drop(sink);
+    if !stats.connection_shares.is_empty() {
+        writeln!(out)?;
+        let mut sink = output::sink(&app.settings, &mut out);
+        sink.header(&listing_columns(app, SHARE_COLUMNS))?;
+        for c in &stats.connection_shares {
+            sink.row(&share_values(c))?;
+        }
+        sink.end(&End {
+            rows: stats.connection_shares.len() as u64,
+            affected: 0,
+            elapsed: started.elapsed(),
+            truncation: dbforge::Truncation::Unspecified,
+        })?;
+    }
     Ok(())
+}
+
+/// One database's connection share as values, in [`SHARE_COLUMNS`] order.
+fn share_values(c: &ConnectionShare) -> Vec<Value> {
+    vec![
+        Value::Text(backend_name(c.backend).to_owned()),
+        Value::Text(c.database.clone()),
+        int(c.share.into()),
+        int(c.in_use.into()),
+        int(c.idle.into()),
+        int(c.waiters.into()),
+        int(c.min.into()),
+        int(c.max.into()),
+    ]
 }
 
 /// An audit record as values, in [`AUDIT_COLUMNS`] order.

@@ -5,10 +5,12 @@ use std::time::Duration;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use tonic::{Request, Response, Status};
 
-use super::{caller, telemetry::telemetry};
+use super::{caller, convert::backend_pb, telemetry::telemetry};
 use crate::{
+    backend::share::ShareStats,
     core::{
         audit::{Query, Record},
+        engine::BackendKind,
         error::Error,
         forge::Forge,
     },
@@ -56,6 +58,29 @@ fn event(r: Record) -> pb::AuditEvent {
     }
 }
 
+fn share_pb(kind: BackendKind, s: ShareStats) -> pb::ConnectionShare {
+    let ShareStats {
+        database,
+        share,
+        in_use,
+        idle,
+        waiters,
+        min,
+        max,
+    } = s;
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    pb::ConnectionShare {
+        backend: backend_pb(kind).into(),
+        database: database.to_string(),
+        share: count(share),
+        in_use: count(in_use),
+        idle: count(idle),
+        waiters: count(waiters),
+        min: count(min),
+        max: count(max),
+    }
+}
+
 #[tonic::async_trait]
 impl OperationsService for OperationsApi {
     async fn get_server_stats(
@@ -93,6 +118,12 @@ impl OperationsService for OperationsApi {
             } else {
                 errors as f64 / calls as f64
             },
+            connection_shares: self
+                .forge
+                .connection_shares()
+                .into_iter()
+                .map(|(kind, s)| share_pb(kind, s))
+                .collect(),
         }))
     }
 

@@ -31,6 +31,7 @@ pub mod postgres;
 pub mod probe;
 pub mod reader;
 pub mod redis;
+pub mod share;
 pub mod sql;
 pub mod sqlite;
 
@@ -156,6 +157,11 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     fn availability(&self) -> Result<()> {
         Ok(())
     }
+    /// Each open database's share of the server's connections ([`share`]), by name. Engines
+    /// without a shared connection cap (SQLite) or with a fixed one (Redis) have none.
+    fn connection_shares(&self) -> Vec<share::ShareStats> {
+        Vec::new()
+    }
     /// Whether [`StatementLimits::read_only`] is enforced by the engine itself (read-only
     /// connections, read-only transactions, a role without write privileges). A backend that
     /// cannot enforce it keeps the default `false`, and the core refuses read-only grants on it
@@ -212,8 +218,14 @@ pub struct ServerBackendConfig {
     pub url: String,
     /// Connections to this server across all its spawned databases, at most.
     pub max_connections: u32,
-    /// Connections per spawned database, at most.
+    /// Connections per spawned database, at most (the maximum of its share).
     pub per_database_connections: u32,
+    /// Connections each open database keeps as its share even when idle, when the cap
+    /// allows (the minimum of its share).
+    pub min_database_connections: u32,
+    /// How fast a database's share follows a drop in its demand: the estimate halves every
+    /// this long.
+    pub demand_half_life: Duration,
     /// Close a pooled connection after this long unused.
     pub idle_timeout: Duration,
 }

@@ -19,6 +19,19 @@
 //! closed by the probe task. Administration (create, destroy, cancel, the probe) uses its own
 //! small reserve, so a saturated data plane can still be cancelled and pruned.
 //!
+//! # Shares
+//!
+//! Within the cap, each spawned database holds at most its *share* ([`crate::backend::share`]):
+//! a number of connections that follows its demand (calls holding or waiting for a connection,
+//! smoothed), between `min_per_database` and `per_database`. A call within its database's share
+//! goes on as above; one beyond it waits, and its demand recomputes the shares at once, so a
+//! busy database grows while others are idle, and a starved one takes a slot from the busiest.
+//! A connection released beyond its database's (shrunk) share is closed rather than kept, which
+//! frees its slot for the database it was given to; the probe task recomputes the shares as the
+//! demands decay and closes idle connections beyond them. The writer and reader logins of a
+//! database draw on one share. Redis, whose calls share one multiplexed connection per
+//! database, keeps the fixed per-database limit.
+//!
 //! # Availability
 //!
 //! A background task probes the server (an administrative connection and a ping) every second
@@ -33,7 +46,9 @@
 //!
 //! [`POOL_CONNECTIONS_IN_USE`], labelled with the
 //! engine, counts the data-plane connections lent out ([`Lease`]s) right now, for every engine
-//! on this pool.
+//! on this pool. [`POOL_CONNECTION_SHARE`], labelled with the engine and the database, is each
+//! open database's share (set when shares are recomputed, 0 once the database closes; one
+//! series per database opened since the start, as for the backup age gauge).
 
 use std::{
     collections::VecDeque,
@@ -55,10 +70,11 @@ use tracing::debug;
 use super::{
     BackendKind,
     probe::{Availability, Backoff, Location},
+    share::{AccountId, ShareSettings, ShareStats, ShareTable},
 };
 use crate::{
     core::error::{Error, Result},
-    metrics::POOL_CONNECTIONS_IN_USE,
+    metrics::{POOL_CONNECTION_SHARE, POOL_CONNECTIONS_IN_USE},
 };
 
 /// How long a connection may sit idle before it is pinged on its way out of the pool.
@@ -73,6 +89,8 @@ const PROBE_WAIT: Duration = Duration::from_millis(200);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long closing a connection politely may take before it is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How fast shares follow a drop in demand, unless [`PoolSizes::with_shares`] says otherwise.
+const DEMAND_HALF_LIFE: Duration = Duration::from_secs(10);
 
 /// A connection a [`Pool`] keeps.
 #[async_trait]
@@ -117,8 +135,14 @@ pub struct PoolSizes {
     pub data: usize,
     /// Administrative connections.
     pub admin: usize,
-    /// Data-plane connections per spawned database.
+    /// Data-plane connections per spawned database, at most (the maximum of its share).
     pub per_database: usize,
+    /// Data-plane connections each open database keeps as its share, idle or not, when the
+    /// cap allows (the minimum of its share).
+    pub min_per_database: usize,
+    /// How fast a database's share follows a drop in its demand: its demand estimate halves
+    /// every this long.
+    pub demand_half_life: Duration,
     /// Close idle connections after this long.
     pub idle_timeout: Duration,
 }
@@ -139,8 +163,28 @@ impl PoolSizes {
             data,
             admin,
             per_database: (per_database as usize).clamp(1, data),
+            min_per_database: 0,
+            demand_half_life: DEMAND_HALF_LIFE,
             idle_timeout,
         })
+    }
+
+    /// With each database's share at least `min_per_database` (within its maximum) and its
+    /// demand estimate halving every `demand_half_life`.
+    pub fn with_shares(self, min_per_database: u32, demand_half_life: Duration) -> Self {
+        Self {
+            min_per_database: (min_per_database as usize).min(self.per_database),
+            demand_half_life,
+            ..self
+        }
+    }
+
+    fn share_settings(&self) -> ShareSettings {
+        ShareSettings {
+            min: self.min_per_database,
+            max: self.per_database,
+            half_life: self.demand_half_life,
+        }
     }
 }
 
@@ -161,6 +205,8 @@ struct Idle<C> {
     since: Instant,
     /// The pool's outage count when the connection was made.
     epoch: u64,
+    /// Counts it as its database's idle connection, while it is one.
+    mark: Option<IdleMark>,
 }
 
 impl<C: PoolConn> Slots<C> {
@@ -209,6 +255,32 @@ impl<C: PoolConn> Slots<C> {
         n
     }
 
+    /// Closes the `n` least recently released idle connections of the database `account`.
+    fn drain_account(&self, account: AccountId, n: usize) -> usize {
+        let gone: Vec<Idle<C>> = {
+            let mut idle = self.lock();
+            let mut gone = Vec::new();
+            let mut i = 0;
+            while i < idle.len() && gone.len() < n {
+                if idle[i]
+                    .mark
+                    .as_ref()
+                    .is_some_and(|m| m.account.id == account)
+                {
+                    gone.extend(idle.remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            gone
+        };
+        let closed = gone.len();
+        for i in gone {
+            close_later(i.conn, (Some(i.permit), None));
+        }
+        closed
+    }
+
     /// Connections open right now, idle or lent out.
     fn open(&self) -> usize {
         self.size - self.permits.available_permits()
@@ -250,6 +322,136 @@ pub struct Pool<C: Connector> {
     admin_per_db: Arc<Semaphore>,
     sizes: PoolSizes,
     health: Arc<Health>,
+    shares: Arc<Shares>,
+}
+
+/// The shares of a server's open databases, and a signal for the calls waiting on them.
+#[derive(Debug)]
+struct Shares {
+    table: Mutex<ShareTable>,
+    /// Signalled when a share may have grown or a connection was released: the calls waiting
+    /// beyond their database's share look again.
+    changed: Notify,
+    backend: &'static str,
+}
+
+impl Shares {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ShareTable> {
+        // Every update leaves the table consistent before it can panic.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One open database's claim on its server's connections: its writer and reader handles draw
+/// on it. Dropped (the database closed), its share goes to the others.
+#[derive(Debug)]
+pub struct ShareAccount {
+    shares: Arc<Shares>,
+    id: AccountId,
+    database: Arc<str>,
+}
+
+impl ShareAccount {
+    /// Takes a connection within the database's share, waiting until `until` at the latest.
+    async fn take(self: &Arc<Self>, until: Instant) -> Result<ShareTicket> {
+        /// Withdraws a waiting call that stopped waiting (deadline, or the caller went away).
+        struct Waiting<'a>(&'a ShareAccount, bool);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    self.0.shares.lock().give_up(self.0.id, Instant::now());
+                }
+            }
+        }
+        let mut waiting = Waiting(self, false);
+        loop {
+            let changed = self.shares.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self
+                .shares
+                .lock()
+                .try_take(self.id, Instant::now(), &mut waiting.1)
+            {
+                return Ok(ShareTicket(Some(Arc::clone(self))));
+            }
+            tokio::select! {
+                _ = &mut changed => {}
+                _ = tokio::time::sleep_until(until) => {
+                    let share = self.shares.lock().share(self.id);
+                    return Err(Error::Timeout(format!(
+                        "this database's share of the {} server's connections ({share} now) \
+                         stayed busy until the deadline",
+                        self.shares.backend
+                    )));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ShareAccount {
+    fn drop(&mut self) {
+        self.shares.lock().close(self.id, Instant::now());
+        self.shares.changed.notify_waiters();
+        metrics::gauge!(POOL_CONNECTION_SHARE, "backend" => self.shares.backend,
+            "database" => self.database.to_string())
+        .set(0.0);
+    }
+}
+
+/// A connection counted in its database's share; dropped unreleased (the call failed before
+/// it got one), it frees its place.
+struct ShareTicket(Option<Arc<ShareAccount>>);
+
+impl ShareTicket {
+    /// Hands the place back; returns whether the connection may be kept idle.
+    fn release(mut self) -> (Arc<ShareAccount>, bool) {
+        let account = self.0.take().expect("a ticket is released once");
+        let keep = account.shares.lock().release(account.id, Instant::now());
+        (account, keep)
+    }
+}
+
+impl Drop for ShareTicket {
+    fn drop(&mut self) {
+        if let Some(account) = self.0.take() {
+            account.shares.lock().release(account.id, Instant::now());
+            account.shares.changed.notify_waiters();
+        }
+    }
+}
+
+/// Counts an idle connection as its database's while it is kept.
+struct IdleMark {
+    account: Arc<ShareAccount>,
+}
+
+impl IdleMark {
+    fn new(account: Arc<ShareAccount>) -> Self {
+        account.shares.lock().parked(account.id);
+        Self { account }
+    }
+}
+
+impl Drop for IdleMark {
+    fn drop(&mut self) {
+        self.account.shares.lock().unparked(self.account.id);
+    }
+}
+
+/// What a lent connection holds of its database's limit: a permit of a fixed per-database
+/// semaphore (administration, Redis) or a place in its share.
+enum PerDb {
+    Permit(OwnedSemaphorePermit),
+    Share(ShareTicket),
+}
+
+/// How a [`Handle`] limits its database's connections.
+#[derive(Debug, Clone)]
+enum Gate {
+    Fixed(Arc<Semaphore>),
+    Share(Arc<ShareAccount>),
 }
 
 impl<C: Connector> fmt::Debug for Pool<C> {
@@ -284,6 +486,11 @@ impl<C: Connector> Pool<C> {
                 wake: Notify::new(),
                 outages: AtomicU64::new(0),
             }),
+            shares: Arc::new(Shares {
+                table: Mutex::new(ShareTable::new(sizes.data, sizes.share_settings())),
+                changed: Notify::new(),
+                backend: C::KIND.as_str(),
+            }),
         });
         pool.probe().await;
         tokio::spawn(watch(Arc::downgrade(&pool), Arc::clone(&pool.health)));
@@ -316,14 +523,77 @@ impl<C: Connector> Pool<C> {
         }
     }
 
-    /// The connections of a spawned database (its key) reached through `target`.
+    /// The connections of a spawned database (its key) reached through `target`, at most
+    /// `per_database` of them, whatever the demand (Redis: one multiplexed connection).
     pub fn database(self: &Arc<Self>, key: &str, target: C::Target) -> Handle<C> {
         Handle {
             pool: Arc::clone(self),
             key: key.into(),
             target: Arc::new(target),
-            per_db: Arc::new(Semaphore::new(self.sizes.per_database)),
+            gate: Gate::Fixed(Arc::new(Semaphore::new(self.sizes.per_database))),
             admin: false,
+        }
+    }
+
+    /// Opens the share of the database named `database` (see the module docs), to hand to
+    /// [`Self::shared_database`] for each of its logins.
+    pub fn share(&self, database: &str) -> Arc<ShareAccount> {
+        let database: Arc<str> = database.into();
+        let id = self
+            .shares
+            .lock()
+            .open(Arc::clone(&database), Instant::now());
+        Arc::new(ShareAccount {
+            shares: Arc::clone(&self.shares),
+            id,
+            database,
+        })
+    }
+
+    /// The connections of a spawned database (its key) reached through `target`, within the
+    /// share `account`.
+    pub fn shared_database(
+        self: &Arc<Self>,
+        account: &Arc<ShareAccount>,
+        key: &str,
+        target: C::Target,
+    ) -> Handle<C> {
+        Handle {
+            pool: Arc::clone(self),
+            key: key.into(),
+            target: Arc::new(target),
+            gate: Gate::Share(Arc::clone(account)),
+            admin: false,
+        }
+    }
+
+    /// Every open database's share of this server's connections, by name.
+    pub fn share_stats(&self) -> Vec<ShareStats> {
+        self.shares.lock().stats()
+    }
+
+    /// Recomputes the shares from the demands now, closes idle connections beyond them and
+    /// publishes the share gauge.
+    pub fn rebalance(&self) {
+        let (close, stats) = {
+            let mut table = self.shares.lock();
+            (table.rebalance(Instant::now()), table.stats())
+        };
+        let mut closed = 0;
+        for (account, n) in close {
+            closed += self.data.drain_account(account, n);
+        }
+        if closed > 0 {
+            debug!(
+                backend = C::KIND.as_str(),
+                closed, "closed idle connections beyond their database's share"
+            );
+        }
+        self.shares.changed.notify_waiters();
+        for s in stats {
+            metrics::gauge!(POOL_CONNECTION_SHARE, "backend" => C::KIND.as_str(),
+                "database" => s.database.to_string())
+            .set(s.share as f64);
         }
     }
 
@@ -333,7 +603,7 @@ impl<C: Connector> Pool<C> {
             pool: Arc::clone(self),
             key: "\0admin".into(),
             target: Arc::clone(&self.admin_target),
-            per_db: Arc::clone(&self.admin_per_db),
+            gate: Gate::Fixed(Arc::clone(&self.admin_per_db)),
             admin: true,
         }
     }
@@ -428,6 +698,7 @@ async fn watch<C: Connector>(pool: Weak<Pool<C>>, health: Arc<Health>) {
             };
             let up = pool.probe().await;
             pool.reap();
+            pool.rebalance();
             if up {
                 backoff.reset();
                 (pool.sizes.idle_timeout / 2).clamp(PROBE_UP_MIN, PROBE_UP_EVERY)
@@ -447,7 +718,7 @@ pub struct Handle<C: Connector> {
     pool: Arc<Pool<C>>,
     key: Arc<str>,
     target: Arc<C::Target>,
-    per_db: Arc<Semaphore>,
+    gate: Gate,
     admin: bool,
 }
 
@@ -494,15 +765,20 @@ impl<C: Connector> Handle<C> {
         if check_health {
             self.pool.ensure_up()?;
         }
-        let per_db = tokio::time::timeout_at(wait_until, Arc::clone(&self.per_db).acquire_owned())
-            .await
-            .map_err(|_| {
-                Error::Timeout(format!(
-                    "all {} connections of this database stayed busy until the deadline",
-                    self.pool.sizes.per_database
-                ))
-            })?
-            .map_err(Error::internal)?;
+        let per_db = match &self.gate {
+            Gate::Fixed(per_db) => PerDb::Permit(
+                tokio::time::timeout_at(wait_until, Arc::clone(per_db).acquire_owned())
+                    .await
+                    .map_err(|_| {
+                        Error::Timeout(format!(
+                            "all {} connections of this database stayed busy until the deadline",
+                            self.pool.sizes.per_database
+                        ))
+                    })?
+                    .map_err(Error::internal)?,
+            ),
+            Gate::Share(account) => PerDb::Share(account.take(wait_until).await?),
+        };
         let slots = self.pool.slots(self.admin);
         loop {
             let released = slots.released.notified();
@@ -573,7 +849,7 @@ impl<C: Connector> Handle<C> {
         &self,
         conn: C::Conn,
         permit: OwnedSemaphorePermit,
-        per_db: OwnedSemaphorePermit,
+        per_db: PerDb,
         epoch: u64,
     ) -> Lease<C> {
         if !self.admin {
@@ -605,7 +881,7 @@ impl<C: Connector> Drop for Handle<C> {
 /// A connection out of the idle list, with its permits.
 struct Held<C: Connector> {
     conn: Option<C::Conn>,
-    permits: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
+    permits: Option<(OwnedSemaphorePermit, PerDb)>,
     key: Arc<str>,
     pool: Arc<Pool<C>>,
     admin: bool,
@@ -640,6 +916,15 @@ impl<C: Connector> Held<C> {
         let (Some(conn), Some((permit, per_db))) = (self.conn.take(), self.permits.take()) else {
             return;
         };
+        // A connection beyond its database's share (shrunk since it was lent) is closed: its
+        // slot under the cap belongs to another database now.
+        let (per_db, account, keep) = match per_db {
+            PerDb::Permit(p) => (Some(p), None, keep),
+            PerDb::Share(ticket) => {
+                let (account, fits) = ticket.release();
+                (None, Some(account), keep && fits)
+            }
+        };
         if keep {
             self.pool.slots(self.admin).put(Idle {
                 key: Arc::clone(&self.key),
@@ -647,10 +932,14 @@ impl<C: Connector> Held<C> {
                 permit,
                 since: Instant::now(),
                 epoch: self.epoch,
+                mark: account.clone().map(IdleMark::new),
             });
             drop(per_db);
         } else {
-            close_later(conn, (Some(permit), Some(per_db)));
+            close_later(conn, (Some(permit), per_db));
+        }
+        if let Some(account) = account {
+            account.shares.changed.notify_waiters();
         }
     }
 

@@ -38,6 +38,7 @@ use super::{
 use crate::{
     backend::{
         BackendKind, Capabilities, Database, RowStream, Session, StatementLimits, metered::Metered,
+        share::ShareStats,
     },
     metrics as names,
 };
@@ -493,6 +494,16 @@ impl Forge {
     /// Number of databases with open connections.
     pub fn open_databases(&self) -> usize {
         self.inner.handles.open_count()
+    }
+
+    /// Each open database's share of its server's connections, by engine, then name.
+    pub fn connection_shares(&self) -> Vec<(BackendKind, ShareStats)> {
+        self.inner
+            .registry
+            .backends()
+            .into_iter()
+            .flat_map(|(kind, b)| b.connection_shares().into_iter().map(move |s| (kind, s)))
+            .collect()
     }
 
     // ---- data plane ------------------------------------------------------------------------

@@ -28,6 +28,7 @@ mod redis;
 mod resume;
 mod sandbox;
 mod session;
+mod shares;
 mod sql_servers;
 mod streaming;
 mod summarize;

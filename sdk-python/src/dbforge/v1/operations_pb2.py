@@ -22,33 +22,36 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from dbforge.v1 import types_pb2 as dbforge_dot_v1_dot_types__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x64\x62\x66orge/v1/operations.proto\x12\ndbforge.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x17\n\x15GetServerStatsRequest\"\xc8\x01\n\x08RpcStats\x12\x10\n\x03rpc\x18\x01 \x01(\tR\x03rpc\x12\x14\n\x05\x63\x61lls\x18\x02 \x01(\x03R\x05\x63\x61lls\x12\x16\n\x06\x65rrors\x18\x03 \x01(\x03R\x06\x65rrors\x12>\n\rmean_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0cmeanDuration\x12<\n\x0cmax_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0bmaxDuration\"\xd8\x02\n\x16GetServerStatsResponse\x12\x31\n\x06uptime\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x06uptime\x12-\n\x12\x61\x63tive_connections\x18\x02 \x01(\x03R\x11\x61\x63tiveConnections\x12%\n\x0e\x61\x63tive_streams\x18\x03 \x01(\x03R\ractiveStreams\x12\'\n\x0f\x61\x63tive_sessions\x18\x04 \x01(\x03R\x0e\x61\x63tiveSessions\x12\x1c\n\tdatabases\x18\x05 \x01(\x03R\tdatabases\x12%\n\x0eopen_databases\x18\x06 \x01(\x03R\ropenDatabases\x12(\n\x04rpcs\x18\x07 \x03(\x0b\x32\x14.dbforge.v1.RpcStatsR\x04rpcs\x12\x1d\n\nerror_rate\x18\x08 \x01(\x01R\terrorRate\"\x85\x02\n\x16ListAuditEventsRequest\x12\x15\n\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1a\n\x08\x64\x61tabase\x18\x02 \x01(\tR\x08\x64\x61tabase\x12\x18\n\x07outcome\x18\x03 \x01(\tR\x07outcome\x12\x30\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05since\x12\x30\n\x05until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05until\x12\x1b\n\tpage_size\x18\x06 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x07 \x01(\tR\tpageToken\"\x96\x03\n\nAuditEvent\x12\x10\n\x03seq\x18\x01 \x01(\x03R\x03seq\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x15\n\x06key_id\x18\x03 \x01(\tR\x05keyId\x12\x10\n\x03rpc\x18\x04 \x01(\tR\x03rpc\x12\x1a\n\x08\x64\x61tabase\x18\x05 \x01(\tR\x08\x64\x61tabase\x12\x1c\n\tstatement\x18\x06 \x01(\tR\tstatement\x12%\n\x0estatement_hash\x18\x07 \x01(\tR\rstatementHash\x12(\n\rrows_affected\x18\x08 \x01(\x03H\x00R\x0crowsAffected\x88\x01\x01\x12\x18\n\x07outcome\x18\t \x01(\tR\x07outcome\x12\x35\n\x08\x64uration\x18\n \x01(\x0b\x32\x19.google.protobuf.DurationR\x08\x64uration\x12\x1b\n\tprev_hash\x18\x0b \x01(\tR\x08prevHash\x12\x12\n\x04hash\x18\x0c \x01(\tR\x04hashB\x10\n\x0e_rows_affected\"q\n\x17ListAuditEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.dbforge.v1.AuditEventR\x06\x65vents\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x17\n\x15VerifyAuditLogRequest\"\x86\x01\n\x16VerifyAuditLogResponse\x12\x0e\n\x02ok\x18\x01 \x01(\x08R\x02ok\x12\x18\n\x07\x63hecked\x18\x02 \x01(\x03R\x07\x63hecked\x12(\n\x10\x66irst_broken_seq\x18\x03 \x01(\x03R\x0e\x66irstBrokenSeq\x12\x18\n\x07problem\x18\x04 \x01(\tR\x07problem2\xa1\x02\n\x11OperationsService\x12W\n\x0eGetServerStats\x12!.dbforge.v1.GetServerStatsRequest\x1a\".dbforge.v1.GetServerStatsResponse\x12Z\n\x0fListAuditEvents\x12\".dbforge.v1.ListAuditEventsRequest\x1a#.dbforge.v1.ListAuditEventsResponse\x12W\n\x0eVerifyAuditLog\x12!.dbforge.v1.VerifyAuditLogRequest\x1a\".dbforge.v1.VerifyAuditLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x64\x62\x66orge/v1/operations.proto\x12\ndbforge.v1\x1a\x16\x64\x62\x66orge/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x17\n\x15GetServerStatsRequest\"\xc8\x01\n\x08RpcStats\x12\x10\n\x03rpc\x18\x01 \x01(\tR\x03rpc\x12\x14\n\x05\x63\x61lls\x18\x02 \x01(\x03R\x05\x63\x61lls\x12\x16\n\x06\x65rrors\x18\x03 \x01(\x03R\x06\x65rrors\x12>\n\rmean_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0cmeanDuration\x12<\n\x0cmax_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0bmaxDuration\"\xa2\x03\n\x16GetServerStatsResponse\x12\x31\n\x06uptime\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x06uptime\x12-\n\x12\x61\x63tive_connections\x18\x02 \x01(\x03R\x11\x61\x63tiveConnections\x12%\n\x0e\x61\x63tive_streams\x18\x03 \x01(\x03R\ractiveStreams\x12\'\n\x0f\x61\x63tive_sessions\x18\x04 \x01(\x03R\x0e\x61\x63tiveSessions\x12\x1c\n\tdatabases\x18\x05 \x01(\x03R\tdatabases\x12%\n\x0eopen_databases\x18\x06 \x01(\x03R\ropenDatabases\x12(\n\x04rpcs\x18\x07 \x03(\x0b\x32\x14.dbforge.v1.RpcStatsR\x04rpcs\x12\x1d\n\nerror_rate\x18\x08 \x01(\x01R\terrorRate\x12H\n\x11\x63onnection_shares\x18\t \x03(\x0b\x32\x1b.dbforge.v1.ConnectionShareR\x10\x63onnectionShares\"\xdb\x01\n\x0f\x43onnectionShare\x12-\n\x07\x62\x61\x63kend\x18\x01 \x01(\x0e\x32\x13.dbforge.v1.BackendR\x07\x62\x61\x63kend\x12\x1a\n\x08\x64\x61tabase\x18\x02 \x01(\tR\x08\x64\x61tabase\x12\x14\n\x05share\x18\x03 \x01(\x05R\x05share\x12\x15\n\x06in_use\x18\x04 \x01(\x05R\x05inUse\x12\x12\n\x04idle\x18\x05 \x01(\x05R\x04idle\x12\x18\n\x07waiters\x18\x06 \x01(\x05R\x07waiters\x12\x10\n\x03min\x18\x07 \x01(\x05R\x03min\x12\x10\n\x03max\x18\x08 \x01(\x05R\x03max\"\x85\x02\n\x16ListAuditEventsRequest\x12\x15\n\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1a\n\x08\x64\x61tabase\x18\x02 \x01(\tR\x08\x64\x61tabase\x12\x18\n\x07outcome\x18\x03 \x01(\tR\x07outcome\x12\x30\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05since\x12\x30\n\x05until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05until\x12\x1b\n\tpage_size\x18\x06 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x07 \x01(\tR\tpageToken\"\x96\x03\n\nAuditEvent\x12\x10\n\x03seq\x18\x01 \x01(\x03R\x03seq\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x15\n\x06key_id\x18\x03 \x01(\tR\x05keyId\x12\x10\n\x03rpc\x18\x04 \x01(\tR\x03rpc\x12\x1a\n\x08\x64\x61tabase\x18\x05 \x01(\tR\x08\x64\x61tabase\x12\x1c\n\tstatement\x18\x06 \x01(\tR\tstatement\x12%\n\x0estatement_hash\x18\x07 \x01(\tR\rstatementHash\x12(\n\rrows_affected\x18\x08 \x01(\x03H\x00R\x0crowsAffected\x88\x01\x01\x12\x18\n\x07outcome\x18\t \x01(\tR\x07outcome\x12\x35\n\x08\x64uration\x18\n \x01(\x0b\x32\x19.google.protobuf.DurationR\x08\x64uration\x12\x1b\n\tprev_hash\x18\x0b \x01(\tR\x08prevHash\x12\x12\n\x04hash\x18\x0c \x01(\tR\x04hashB\x10\n\x0e_rows_affected\"q\n\x17ListAuditEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.dbforge.v1.AuditEventR\x06\x65vents\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x17\n\x15VerifyAuditLogRequest\"\x86\x01\n\x16VerifyAuditLogResponse\x12\x0e\n\x02ok\x18\x01 \x01(\x08R\x02ok\x12\x18\n\x07\x63hecked\x18\x02 \x01(\x03R\x07\x63hecked\x12(\n\x10\x66irst_broken_seq\x18\x03 \x01(\x03R\x0e\x66irstBrokenSeq\x12\x18\n\x07problem\x18\x04 \x01(\tR\x07problem2\xa1\x02\n\x11OperationsService\x12W\n\x0eGetServerStats\x12!.dbforge.v1.GetServerStatsRequest\x1a\".dbforge.v1.GetServerStatsResponse\x12Z\n\x0fListAuditEvents\x12\".dbforge.v1.ListAuditEventsRequest\x1a#.dbforge.v1.ListAuditEventsResponse\x12W\n\x0eVerifyAuditLog\x12!.dbforge.v1.VerifyAuditLogRequest\x1a\".dbforge.v1.VerifyAuditLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dbforge.v1.operations_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETSERVERSTATSREQUEST']._serialized_start=108
-  _globals['_GETSERVERSTATSREQUEST']._serialized_end=131
-  _globals['_RPCSTATS']._serialized_start=134
-  _globals['_RPCSTATS']._serialized_end=334
-  _globals['_GETSERVERSTATSRESPONSE']._serialized_start=337
-  _globals['_GETSERVERSTATSRESPONSE']._serialized_end=681
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=684
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=945
-  _globals['_AUDITEVENT']._serialized_start=948
-  _globals['_AUDITEVENT']._serialized_end=1354
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=1356
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1469
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=1471
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=1494
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=1497
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=1631
-  _globals['_OPERATIONSSERVICE']._serialized_start=1634
-  _globals['_OPERATIONSSERVICE']._serialized_end=1923
+  _globals['_GETSERVERSTATSREQUEST']._serialized_start=132
+  _globals['_GETSERVERSTATSREQUEST']._serialized_end=155
+  _globals['_RPCSTATS']._serialized_start=158
+  _globals['_RPCSTATS']._serialized_end=358
+  _globals['_GETSERVERSTATSRESPONSE']._serialized_start=361
+  _globals['_GETSERVERSTATSRESPONSE']._serialized_end=779
+  _globals['_CONNECTIONSHARE']._serialized_start=782
+  _globals['_CONNECTIONSHARE']._serialized_end=1001
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=1004
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=1265
+  _globals['_AUDITEVENT']._serialized_start=1268
+  _globals['_AUDITEVENT']._serialized_end=1674
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=1676
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=1789
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=1791
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=1814
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=1817
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=1951
+  _globals['_OPERATIONSSERVICE']._serialized_start=1954
+  _globals['_OPERATIONSSERVICE']._serialized_end=2243
 # @@protoc_insertion_point(module_scope)

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from dbforge.v1 import types_pb2 as _types_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
@@ -93,6 +94,7 @@ class GetServerStatsResponse(_message.Message):
     OPEN_DATABASES_FIELD_NUMBER: _builtins.int
     RPCS_FIELD_NUMBER: _builtins.int
     ERROR_RATE_FIELD_NUMBER: _builtins.int
+    CONNECTION_SHARES_FIELD_NUMBER: _builtins.int
     active_connections: _builtins.int
     """Open client connections (HTTP/2 and HTTP/1.1)."""
     active_streams: _builtins.int
@@ -113,6 +115,13 @@ class GetServerStatsResponse(_message.Message):
     def rpcs(self) -> _containers.RepeatedCompositeFieldContainer[Global___RpcStats]:
         """Per RPC: calls, errors, durations."""
 
+    @_builtins.property
+    def connection_shares(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConnectionShare]:
+        """Each open PostgreSQL or MySQL database's share of its server's connections, by backend
+        and name. SQLite has no shared cap, and Redis pipelines a database's calls over one
+        connection, so neither is listed.
+        """
+
     def __init__(
         self,
         *,
@@ -124,14 +133,72 @@ class GetServerStatsResponse(_message.Message):
         open_databases: _builtins.int = ...,
         rpcs: _abc.Iterable[Global___RpcStats] | None = ...,
         error_rate: _builtins.float = ...,
+        connection_shares: _abc.Iterable[Global___ConnectionShare] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["uptime", b"uptime"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_connections", b"active_connections", "active_sessions", b"active_sessions", "active_streams", b"active_streams", "databases", b"databases", "error_rate", b"error_rate", "open_databases", b"open_databases", "rpcs", b"rpcs", "uptime", b"uptime"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_connections", b"active_connections", "active_sessions", b"active_sessions", "active_streams", b"active_streams", "connection_shares", b"connection_shares", "databases", b"databases", "error_rate", b"error_rate", "open_databases", b"open_databases", "rpcs", b"rpcs", "uptime", b"uptime"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetServerStatsResponse: _TypeAlias = GetServerStatsResponse  # noqa: Y015
+
+@_typing.final
+class ConnectionShare(_message.Message):
+    """One open database's share of its server's connection cap. The share follows the database's
+    demand (its calls holding or waiting for a connection, the drop smoothed): a busy database
+    grows beyond an even split up to `max`, an idle one shrinks to `min` and its idle connections
+    are closed. The shares of one server never add up to more than its cap
+    (`--max-server-connections` less a small administrative reserve).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BACKEND_FIELD_NUMBER: _builtins.int
+    DATABASE_FIELD_NUMBER: _builtins.int
+    SHARE_FIELD_NUMBER: _builtins.int
+    IN_USE_FIELD_NUMBER: _builtins.int
+    IDLE_FIELD_NUMBER: _builtins.int
+    WAITERS_FIELD_NUMBER: _builtins.int
+    MIN_FIELD_NUMBER: _builtins.int
+    MAX_FIELD_NUMBER: _builtins.int
+    backend: _types_pb2.Backend.ValueType
+    """The database's engine."""
+    database: _builtins.str
+    """The database's name."""
+    share: _builtins.int
+    """Connections it may hold now."""
+    in_use: _builtins.int
+    """Its connections lent to calls now (may briefly exceed a share that just shrank: they are
+    closed as their calls end).
+    """
+    idle: _builtins.int
+    """Its connections kept open, unused."""
+    waiters: _builtins.int
+    """Its calls waiting for a connection."""
+    min: _builtins.int
+    """The least share it keeps even when idle (`--database-min-connections`, within the cap)."""
+    max: _builtins.int
+    """The largest share it may grow to (`--database-connections`, within the cap)."""
+    def __init__(
+        self,
+        *,
+        backend: _types_pb2.Backend.ValueType = ...,
+        database: _builtins.str = ...,
+        share: _builtins.int = ...,
+        in_use: _builtins.int = ...,
+        idle: _builtins.int = ...,
+        waiters: _builtins.int = ...,
+        min: _builtins.int = ...,
+        max: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "database", b"database", "idle", b"idle", "in_use", b"in_use", "max", b"max", "min", b"min", "share", b"share", "waiters", b"waiters"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConnectionShare: _TypeAlias = ConnectionShare  # noqa: Y015
 
 @_typing.final
 class ListAuditEventsRequest(_message.Message):

@@ -52,6 +52,8 @@ async fn backend_with(
         url: admin_url(),
         max_connections,
         per_database_connections: per_database,
+        min_database_connections: 0,
+        demand_half_life: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(30),
     };
     let b = MysqlBackend::with_prefix(cfg, prefix)
@@ -826,6 +828,8 @@ async fn starts_while_the_server_is_down() {
         url: "mysql://root@127.0.0.1:1".into(),
         max_connections: 4,
         per_database_connections: 2,
+        min_database_connections: 0,
+        demand_half_life: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(30),
     };
     let b = MysqlBackend::with_prefix(cfg, &prefix())

@@ -54,6 +54,8 @@ async fn backend_with(
         url: admin_url(),
         max_connections,
         per_database_connections: per_database,
+        min_database_connections: 0,
+        demand_half_life: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(30),
     };
     let b = PostgresBackend::with_prefix(cfg, prefix)
@@ -815,6 +817,8 @@ async fn connections_stay_under_the_server_cap() {
         url: admin_url(),
         max_connections: 6,
         per_database_connections: 2,
+        min_database_connections: 0,
+        demand_half_life: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(30),
     };
     let prefix = format!("dbft{}c_", std::process::id());
@@ -897,6 +901,8 @@ async fn orphans_and_half_made_databases_are_swept() {
         url: admin_url(),
         max_connections: 8,
         per_database_connections: 2,
+        min_database_connections: 0,
+        demand_half_life: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(30),
     };
     let prefix = format!("dbft{}o_", std::process::id());
@@ -996,6 +1002,8 @@ async fn a_slow_connect_is_not_an_outage() {
         url: url.replacen(&direct, &proxy.to_string(), 1),
         max_connections: 4,
         per_database_connections: 2,
+        min_database_connections: 0,
+        demand_half_life: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(30),
     };
     let b = PostgresBackend::with_prefix(cfg, &prefix())
@@ -1091,6 +1099,8 @@ async fn starts_while_the_server_is_down() {
         url: "postgres://postgres@127.0.0.1:1/postgres".into(),
         max_connections: 4,
         per_database_connections: 2,
+        min_database_connections: 0,
+        demand_half_life: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(30),
     };
     let b = PostgresBackend::with_prefix(cfg, &prefix())

@@ -41,6 +41,8 @@ fn config(max_connections: u32, idle_timeout: Duration) -> ServerBackendConfig {
         url: url(),
         max_connections,
         per_database_connections: 1,
+        min_database_connections: 0,
+        demand_half_life: Duration::from_secs(10),
         idle_timeout,
     }
 }

@@ -15,7 +15,7 @@ use super::{
     Control, CopySource, Engine, Outcome, Prepared, RowSink, SqlConn, text::placeholder_hint,
 };
 pub use crate::backend::pool::PoolSizes;
-use crate::backend::pool::{Connector, Handle, Lease, Pool, PoolConn};
+use crate::backend::pool::{Connector, Handle, Lease, Pool, PoolConn, ShareAccount};
 use crate::core::{
     error::{Error, QueryErrorKind, Result},
     value::Statement,
@@ -61,9 +61,21 @@ impl<E: Engine> Connector for E {
 pub struct DbPool<E: Engine>(Handle<E>);
 
 impl<E: Engine> DbPool<E> {
-    /// The pool of a spawned database (its key) reached through `target`.
+    /// The pool of a spawned database (its key) reached through `target`, with a fixed
+    /// per-database limit (one-off administrative work as the database's own login).
     pub fn of(server: &Arc<Server<E>>, key: &str, target: E::Target) -> Self {
         Self(server.database(key, target))
+    }
+
+    /// The pool of a spawned database (its key) reached through `target`, within the share
+    /// `account` of the server's connections (one per open database, for all its logins).
+    pub fn shared(
+        server: &Arc<Server<E>>,
+        account: &Arc<ShareAccount>,
+        key: &str,
+        target: E::Target,
+    ) -> Self {
+        Self(server.shared_database(account, key, target))
     }
 
     /// The administrative pool of `server`.

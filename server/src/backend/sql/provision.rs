@@ -359,7 +359,8 @@ impl<P: Provisioner> SqlBackend<P> {
             cfg.max_connections,
             cfg.per_database_connections,
             cfg.idle_timeout,
-        )?;
+        )?
+        .with_shares(cfg.min_database_connections, cfg.demand_half_life);
         let server = Server::start(data, admin, sizes, cfg.location()).await;
         let shared = Arc::new(Shared {
             server,
@@ -468,8 +469,10 @@ impl<P: Provisioner> Backend for SqlBackend<P> {
         let s = &self.shared;
         s.watchlist.watch(&loc.ident, &loc.password);
         let (owner, reader) = s.targets(&loc);
-        let writer = DbPool::of(&s.server, &loc.ident, owner);
-        let reader = DbPool::of(&s.server, &reader_ident(&loc.ident), reader);
+        // The writer and reader logins draw on one share: it is the database's demand.
+        let share = s.server.share(db.name.as_str());
+        let writer = DbPool::shared(&s.server, &share, &loc.ident, owner);
+        let reader = DbPool::shared(&s.server, &share, &reader_ident(&loc.ident), reader);
         let shared = Arc::clone(s);
         Ok(Arc::new(WithReader::new(
             SqlDatabase::new(writer),
@@ -517,6 +520,10 @@ impl<P: Provisioner> Backend for SqlBackend<P> {
 
     fn availability(&self) -> Result<()> {
         self.shared.server.ensure_up()
+    }
+
+    fn connection_shares(&self) -> Vec<crate::backend::share::ShareStats> {
+        self.shared.server.share_stats()
     }
 
     fn enforces_read_only(&self) -> bool {

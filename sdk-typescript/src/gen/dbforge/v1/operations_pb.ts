@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Backend } from "./types_pb.js";
+import { file_dbforge_v1_types } from "./types_pb.js";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dbforge/v1/operations.proto.
  */
 export const file_dbforge_v1_operations: GenFile = /*@__PURE__*/
-  fileDesc("ChtkYmZvcmdlL3YxL29wZXJhdGlvbnMucHJvdG8SCmRiZm9yZ2UudjEiFwoVR2V0U2VydmVyU3RhdHNSZXF1ZXN0IpkBCghScGNTdGF0cxILCgNycGMYASABKAkSDQoFY2FsbHMYAiABKAMSDgoGZXJyb3JzGAMgASgDEjAKDW1lYW5fZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMbWF4X2R1cmF0aW9uGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIvMBChZHZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEikKBnVwdGltZRgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIaChJhY3RpdmVfY29ubmVjdGlvbnMYAiABKAMSFgoOYWN0aXZlX3N0cmVhbXMYAyABKAMSFwoPYWN0aXZlX3Nlc3Npb25zGAQgASgDEhEKCWRhdGFiYXNlcxgFIAEoAxIWCg5vcGVuX2RhdGFiYXNlcxgGIAEoAxIiCgRycGNzGAcgAygLMhQuZGJmb3JnZS52MS5ScGNTdGF0cxISCgplcnJvcl9yYXRlGAggASgBIsgBChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIQCghkYXRhYmFzZRgCIAEoCRIPCgdvdXRjb21lGAMgASgJEikKBXNpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAYgASgFEhIKCnBhZ2VfdG9rZW4YByABKAkiqgIKCkF1ZGl0RXZlbnQSCwoDc2VxGAEgASgDEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmtleV9pZBgDIAEoCRILCgNycGMYBCABKAkSEAoIZGF0YWJhc2UYBSABKAkSEQoJc3RhdGVtZW50GAYgASgJEhYKDnN0YXRlbWVudF9oYXNoGAcgASgJEhoKDXJvd3NfYWZmZWN0ZWQYCCABKANIAIgBARIPCgdvdXRjb21lGAkgASgJEisKCGR1cmF0aW9uGAogASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhEKCXByZXZfaGFzaBgLIAEoCRIMCgRoYXNoGAwgASgJQhAKDl9yb3dzX2FmZmVjdGVkIloKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiYKBmV2ZW50cxgBIAMoCzIWLmRiZm9yZ2UudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFwoVVmVyaWZ5QXVkaXRMb2dSZXF1ZXN0ImAKFlZlcmlmeUF1ZGl0TG9nUmVzcG9uc2USCgoCb2sYASABKAgSDwoHY2hlY2tlZBgCIAEoAxIYChBmaXJzdF9icm9rZW5fc2VxGAMgASgDEg8KB3Byb2JsZW0YBCABKAkyoQIKEU9wZXJhdGlvbnNTZXJ2aWNlElcKDkdldFNlcnZlclN0YXRzEiEuZGJmb3JnZS52MS5HZXRTZXJ2ZXJTdGF0c1JlcXVlc3QaIi5kYmZvcmdlLnYxLkdldFNlcnZlclN0YXRzUmVzcG9uc2USWgoPTGlzdEF1ZGl0RXZlbnRzEiIuZGJmb3JnZS52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiMuZGJmb3JnZS52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZRJXCg5WZXJpZnlBdWRpdExvZxIhLmRiZm9yZ2UudjEuVmVyaWZ5QXVkaXRMb2dSZXF1ZXN0GiIuZGJmb3JnZS52MS5WZXJpZnlBdWRpdExvZ1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChtkYmZvcmdlL3YxL29wZXJhdGlvbnMucHJvdG8SCmRiZm9yZ2UudjEiFwoVR2V0U2VydmVyU3RhdHNSZXF1ZXN0IpkBCghScGNTdGF0cxILCgNycGMYASABKAkSDQoFY2FsbHMYAiABKAMSDgoGZXJyb3JzGAMgASgDEjAKDW1lYW5fZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMbWF4X2R1cmF0aW9uGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIqsCChZHZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEikKBnVwdGltZRgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIaChJhY3RpdmVfY29ubmVjdGlvbnMYAiABKAMSFgoOYWN0aXZlX3N0cmVhbXMYAyABKAMSFwoPYWN0aXZlX3Nlc3Npb25zGAQgASgDEhEKCWRhdGFiYXNlcxgFIAEoAxIWCg5vcGVuX2RhdGFiYXNlcxgGIAEoAxIiCgRycGNzGAcgAygLMhQuZGJmb3JnZS52MS5ScGNTdGF0cxISCgplcnJvcl9yYXRlGAggASgBEjYKEWNvbm5lY3Rpb25fc2hhcmVzGAkgAygLMhsuZGJmb3JnZS52MS5Db25uZWN0aW9uU2hhcmUioQEKD0Nvbm5lY3Rpb25TaGFyZRIkCgdiYWNrZW5kGAEgASgOMhMuZGJmb3JnZS52MS5CYWNrZW5kEhAKCGRhdGFiYXNlGAIgASgJEg0KBXNoYXJlGAMgASgFEg4KBmluX3VzZRgEIAEoBRIMCgRpZGxlGAUgASgFEg8KB3dhaXRlcnMYBiABKAUSCwoDbWluGAcgASgFEgsKA21heBgIIAEoBSLIAQoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSEAoIZGF0YWJhc2UYAiABKAkSDwoHb3V0Y29tZRgDIAEoCRIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJIqoCCgpBdWRpdEV2ZW50EgsKA3NlcRgBIAEoAxIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZrZXlfaWQYAyABKAkSCwoDcnBjGAQgASgJEhAKCGRhdGFiYXNlGAUgASgJEhEKCXN0YXRlbWVudBgGIAEoCRIWCg5zdGF0ZW1lbnRfaGFzaBgHIAEoCRIaCg1yb3dzX2FmZmVjdGVkGAggASgDSACIAQESDwoHb3V0Y29tZRgJIAEoCRIrCghkdXJhdGlvbhgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIRCglwcmV2X2hhc2gYCyABKAkSDAoEaGFzaBgMIAEoCUIQCg5fcm93c19hZmZlY3RlZCJaChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRImCgZldmVudHMYASADKAsyFi5kYmZvcmdlLnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhcKFVZlcmlmeUF1ZGl0TG9nUmVxdWVzdCJgChZWZXJpZnlBdWRpdExvZ1Jlc3BvbnNlEgoKAm9rGAEgASgIEg8KB2NoZWNrZWQYAiABKAMSGAoQZmlyc3RfYnJva2VuX3NlcRgDIAEoAxIPCgdwcm9ibGVtGAQgASgJMqECChFPcGVyYXRpb25zU2VydmljZRJXCg5HZXRTZXJ2ZXJTdGF0cxIhLmRiZm9yZ2UudjEuR2V0U2VydmVyU3RhdHNSZXF1ZXN0GiIuZGJmb3JnZS52MS5HZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEloKD0xpc3RBdWRpdEV2ZW50cxIiLmRiZm9yZ2UudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBojLmRiZm9yZ2UudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USVwoOVmVyaWZ5QXVkaXRMb2cSIS5kYmZvcmdlLnYxLlZlcmlmeUF1ZGl0TG9nUmVxdWVzdBoiLmRiZm9yZ2UudjEuVmVyaWZ5QXVkaXRMb2dSZXNwb25zZWIGcHJvdG8z", [file_dbforge_v1_types, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Request of OperationsService.GetServerStats.
@@ -139,6 +141,15 @@ export type GetServerStatsResponse = Message<"dbforge.v1.GetServerStatsResponse"
    * @generated from field: double error_rate = 8;
    */
   errorRate: number;
+
+  /**
+   * Each open PostgreSQL or MySQL database's share of its server's connections, by backend
+   * and name. SQLite has no shared cap, and Redis pipelines a database's calls over one
+   * connection, so neither is listed.
+   *
+   * @generated from field: repeated dbforge.v1.ConnectionShare connection_shares = 9;
+   */
+  connectionShares: ConnectionShare[];
 };
 
 /**
@@ -147,6 +158,81 @@ export type GetServerStatsResponse = Message<"dbforge.v1.GetServerStatsResponse"
  */
 export const GetServerStatsResponseSchema: GenMessage<GetServerStatsResponse> = /*@__PURE__*/
   messageDesc(file_dbforge_v1_operations, 2);
+
+/**
+ * One open database's share of its server's connection cap. The share follows the database's
+ * demand (its calls holding or waiting for a connection, the drop smoothed): a busy database
+ * grows beyond an even split up to `max`, an idle one shrinks to `min` and its idle connections
+ * are closed. The shares of one server never add up to more than its cap
+ * (`--max-server-connections` less a small administrative reserve).
+ *
+ * @generated from message dbforge.v1.ConnectionShare
+ */
+export type ConnectionShare = Message<"dbforge.v1.ConnectionShare"> & {
+  /**
+   * The database's engine.
+   *
+   * @generated from field: dbforge.v1.Backend backend = 1;
+   */
+  backend: Backend;
+
+  /**
+   * The database's name.
+   *
+   * @generated from field: string database = 2;
+   */
+  database: string;
+
+  /**
+   * Connections it may hold now.
+   *
+   * @generated from field: int32 share = 3;
+   */
+  share: number;
+
+  /**
+   * Its connections lent to calls now (may briefly exceed a share that just shrank: they are
+   * closed as their calls end).
+   *
+   * @generated from field: int32 in_use = 4;
+   */
+  inUse: number;
+
+  /**
+   * Its connections kept open, unused.
+   *
+   * @generated from field: int32 idle = 5;
+   */
+  idle: number;
+
+  /**
+   * Its calls waiting for a connection.
+   *
+   * @generated from field: int32 waiters = 6;
+   */
+  waiters: number;
+
+  /**
+   * The least share it keeps even when idle (`--database-min-connections`, within the cap).
+   *
+   * @generated from field: int32 min = 7;
+   */
+  min: number;
+
+  /**
+   * The largest share it may grow to (`--database-connections`, within the cap).
+   *
+   * @generated from field: int32 max = 8;
+   */
+  max: number;
+};
+
+/**
+ * Describes the message dbforge.v1.ConnectionShare.
+ * Use `create(ConnectionShareSchema)` to create a new message.
+ */
+export const ConnectionShareSchema: GenMessage<ConnectionShare> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_operations, 3);
 
 /**
  * Request of OperationsService.ListAuditEvents.
@@ -209,7 +295,7 @@ export type ListAuditEventsRequest = Message<"dbforge.v1.ListAuditEventsRequest"
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_operations, 3);
+  messageDesc(file_dbforge_v1_operations, 4);
 
 /**
  * One audited call.
@@ -307,7 +393,7 @@ export type AuditEvent = Message<"dbforge.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_operations, 4);
+  messageDesc(file_dbforge_v1_operations, 5);
 
 /**
  * Response of OperationsService.ListAuditEvents.
@@ -335,7 +421,7 @@ export type ListAuditEventsResponse = Message<"dbforge.v1.ListAuditEventsRespons
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_operations, 5);
+  messageDesc(file_dbforge_v1_operations, 6);
 
 /**
  * Request of OperationsService.VerifyAuditLog.
@@ -350,7 +436,7 @@ export type VerifyAuditLogRequest = Message<"dbforge.v1.VerifyAuditLogRequest"> 
  * Use `create(VerifyAuditLogRequestSchema)` to create a new message.
  */
 export const VerifyAuditLogRequestSchema: GenMessage<VerifyAuditLogRequest> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_operations, 6);
+  messageDesc(file_dbforge_v1_operations, 7);
 
 /**
  * Response of OperationsService.VerifyAuditLog.
@@ -392,7 +478,7 @@ export type VerifyAuditLogResponse = Message<"dbforge.v1.VerifyAuditLogResponse"
  * Use `create(VerifyAuditLogResponseSchema)` to create a new message.
  */
 export const VerifyAuditLogResponseSchema: GenMessage<VerifyAuditLogResponse> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_operations, 7);
+  messageDesc(file_dbforge_v1_operations, 8);
 
 /**
  * Operating the gateway: figures for clients without Prometheus, and the audit log.
