@@ -44,10 +44,18 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = Engine::Sqlite)]
     backend: Engine,
     /// PostgreSQL admin URL (with --backend postgres).
-    #[arg(long, env = "DBFORGE_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "DBFORGE_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     postgres_url: String,
     /// MySQL/MariaDB admin URL (with --backend mysql).
-    #[arg(long, env = "DBFORGE_MYSQL_URL", default_value = "mysql://root@127.0.0.1:3306")]
+    #[arg(
+        long,
+        env = "DBFORGE_MYSQL_URL",
+        default_value = "mysql://root@127.0.0.1:3306"
+    )]
     mysql_url: String,
     /// The questions and their gold SQL.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/semantic/questions.json"))]
@@ -157,7 +165,11 @@ pub async fn score(client: &Client, db: &str, questions: &[Question]) -> Vec<Out
     let mut out = Vec::new();
     for q in questions {
         let gold = match client.execute(db, &q.sql, &[]).await {
-            Ok(r) => r.rows.into_iter().map(|r| r.into_values()).collect::<Vec<_>>(),
+            Ok(r) => r
+                .rows
+                .into_iter()
+                .map(|r| r.into_values())
+                .collect::<Vec<_>>(),
             Err(e) => {
                 out.push(Outcome {
                     id: q.id,
@@ -343,7 +355,9 @@ mod tests {
             ..Config::default()
         };
         let addr = start_gateway(cfg).await.expect("gateway");
-        let client = Client::connect(format!("http://{addr}")).await.expect("connect");
+        let client = Client::connect(format!("http://{addr}"))
+            .await
+            .expect("connect");
         let db = load_shop(
             &client,
             dbforge::Backend::Sqlite,

@@ -59,7 +59,7 @@ def ask_server(model_url: str) -> Iterator[DBForgeServer]:
 
 
 def shop(client: dbforge.Client) -> str:
-    name = unique("ask")
+    name: str = unique("ask")
     client.create_database(name)
     client.execute(name, "CREATE TABLE categories (id INTEGER PRIMARY KEY, name TEXT)")
     client.execute(name, "INSERT INTO categories VALUES (1, 'Books'), (2, 'Garden')")

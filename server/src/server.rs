@@ -51,8 +51,8 @@ use crate::{
         backup_service_server::BackupServiceServer, database_service_server::DatabaseServiceServer,
         operations_service_server::OperationsServiceServer,
         query_service_server::QueryServiceServer, schema_service_server::SchemaServiceServer,
-        semantic_service_server::SemanticServiceServer,
-        table_service_server::TableServiceServer, transfer_service_server::TransferServiceServer,
+        semantic_service_server::SemanticServiceServer, table_service_server::TableServiceServer,
+        transfer_service_server::TransferServiceServer,
     },
 };
 
@@ -150,12 +150,9 @@ pub async fn run(
     };
     let semantic = Semantic::new(forge.clone(), model);
     let semantic_svc = InterceptedService::new(
-        SemanticServiceServer::new(SemanticApi::new(
-            semantic.clone(),
-            Arc::clone(&key_limits),
-        ))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max),
+        SemanticServiceServer::new(SemanticApi::new(semantic.clone(), Arc::clone(&key_limits)))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
         auth.clone(),
     );
     let access = InterceptedService::new(

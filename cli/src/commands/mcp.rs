@@ -362,7 +362,15 @@ impl StdioMcp {
                     .count("max_rows")?
                     .unwrap_or(dbforge_mcp::tools::DEFAULT_MAX_ROWS);
                 let asked = c
-                    .ask(db, question, dbforge::AskOptions { run, max_rows, timeout: None })
+                    .ask(
+                        db,
+                        question,
+                        dbforge::AskOptions {
+                            run,
+                            max_rows,
+                            timeout: None,
+                        },
+                    )
                     .await?;
                 let a = &asked.answer;
                 let answered = a.status == dbforge::AskStatus::Answered;
@@ -379,16 +387,29 @@ impl StdioMcp {
                     out["message"] = Json::String(a.message.clone());
                 }
                 if run && answered {
-                    out["columns"] = json!(asked.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
+                    out["columns"] = json!(
+                        asked
+                            .columns
+                            .iter()
+                            .map(|c| c.name.clone())
+                            .collect::<Vec<_>>()
+                    );
                     out["rows"] = Json::Array(
                         asked
                             .rows
                             .iter()
-                            .map(|r| Json::Array(r.values().iter().map(crate::output::render::json).collect()))
+                            .map(|r| {
+                                Json::Array(
+                                    r.values().iter().map(crate::output::render::json).collect(),
+                                )
+                            })
                             .collect(),
                     );
                     out["truncated"] = Json::Bool(
-                        asked.summary.as_ref().is_some_and(|s| s.truncation != dbforge::Truncation::Unspecified),
+                        asked
+                            .summary
+                            .as_ref()
+                            .is_some_and(|s| s.truncation != dbforge::Truncation::Unspecified),
                     );
                 }
                 Ok(text(out.to_string()))

@@ -2,9 +2,9 @@
 //! field, so a new proto field does not compile until someone decides what it means here.
 
 pub mod backup;
-pub mod semantic;
 pub mod lifecycle;
 pub mod policy;
+pub mod semantic;
 
 use std::collections::BTreeMap;
 

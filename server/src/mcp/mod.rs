@@ -36,13 +36,13 @@ use dbforge_mcp::{
 
 use futures::StreamExt;
 use rmcp::{
-    ErrorData as McpError, RoleServer, ServerHandler,
-    Peer,
+    ErrorData as McpError, Peer, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CreateMessageRequestParams, SamplingMessage, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-        ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-        ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig,
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
+        CreateMessageRequestParams, Implementation, ListResourceTemplatesResult,
+        ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+        ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
+        SamplingMessage, ServerCapabilities, ServerConfig,
     },
     service::RequestContext,
     transport::streamable_http_server::{
@@ -54,10 +54,6 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::{
-    core::semantic::{
-        AskStatus, Semantic,
-        model::{ChatMessage, ChatModel, ChatRole},
-    },
     api::{
         Call,
         auth::Authenticator,
@@ -65,6 +61,10 @@ use crate::{
         limits::{KeyLimits, StreamPermit},
     },
     config::McpTools,
+    core::semantic::{
+        AskStatus, Semantic,
+        model::{ChatMessage, ChatModel, ChatRole},
+    },
     core::{
         access::Principal,
         error::{Error, Result},
@@ -412,7 +412,9 @@ impl McpApi {
         let db = args.required("database")?;
         let question = args.required("question")?;
         let run = args.flag("run")?;
-        let max_rows = args.count("max_rows")?.unwrap_or(dbforge_mcp::tools::DEFAULT_MAX_ROWS);
+        let max_rows = args
+            .count("max_rows")?
+            .unwrap_or(dbforge_mcp::tools::DEFAULT_MAX_ROWS);
         let sampled = !self.semantic.has_model()
             && peer
                 .peer_info()

@@ -60,7 +60,11 @@ async fn ask_runs_a_grounded_query_and_returns_typed_rows() {
     let q = "How many orders has each customer from Germany placed?";
     let sql = "SELECT c.name, COUNT(o.id) AS orders FROM customers c JOIN orders o \
                ON o.customer_id = c.id WHERE c.country = 'DE' GROUP BY c.id, c.name ORDER BY c.name";
-    llm.answer(q, sql, "Joins orders to their customers and counts per German customer.");
+    llm.answer(
+        q,
+        sql,
+        "Joins orders to their customers and counts per German customer.",
+    );
 
     let asked = s.client.ask(&db, q, AskOptions::run(0)).await.expect("ask");
     let a = &asked.answer;
@@ -69,10 +73,17 @@ async fn ask_runs_a_grounded_query_and_returns_typed_rows() {
     assert!(a.rationale.starts_with("Joins orders"), "{a:?}");
     assert!(a.valid && a.validation_error.is_empty(), "{a:?}");
     assert!(!a.plan.is_empty(), "the EXPLAIN plan is reported: {a:?}");
-    assert_eq!((a.rounds, a.cached, a.model.as_str()), (1, false, "fixture-model"));
+    assert_eq!(
+        (a.rounds, a.cached, a.model.as_str()),
+        (1, false, "fixture-model")
+    );
     let names: Vec<String> = asked.rows.iter().map(|r| r.get(0).expect("name")).collect();
     assert_eq!(names, ["Emmy Noether", "Konrad Zuse"]);
-    let counts: Vec<i64> = asked.rows.iter().map(|r| r.get(1).expect("count")).collect();
+    let counts: Vec<i64> = asked
+        .rows
+        .iter()
+        .map(|r| r.get(1).expect("count"))
+        .collect();
     assert_eq!(counts, [4, 1]);
     assert_eq!(asked.columns[1].name, "orders");
     assert_eq!(asked.summary.expect("summary").row_count, 2);
@@ -95,7 +106,10 @@ async fn ask_runs_a_grounded_query_and_returns_typed_rows() {
         "'DE'",
         "SQLite",
     ] {
-        assert!(prompt.contains(needle), "prompt lacks {needle:?}:\n{prompt}");
+        assert!(
+            prompt.contains(needle),
+            "prompt lacks {needle:?}:\n{prompt}"
+        );
     }
     // High-cardinality columns are not sampled.
     assert!(!prompt.contains("- customers.name:"), "{prompt}");
@@ -108,7 +122,11 @@ async fn explain_validates_and_flags_full_scans() {
     let s = gateway(&llm, None).await;
     let db = shop(&s.client, Backend::Sqlite).await;
     let q = "Which orders are pending?";
-    llm.answer(q, "SELECT id FROM orders WHERE status = 'pending'", "Filters by status.");
+    llm.answer(
+        q,
+        "SELECT id FROM orders WHERE status = 'pending'",
+        "Filters by status.",
+    );
     let a = s
         .client
         .ask(&db, q, AskOptions::default())
@@ -121,8 +139,16 @@ async fn explain_validates_and_flags_full_scans() {
 
     let q = "Which order has id 3?";
     llm.answer(q, "SELECT id FROM orders WHERE id = 3", "By key.");
-    let a = s.client.ask(&db, q, AskOptions::default()).await.expect("ask").answer;
-    assert!(a.valid && a.full_scans.is_empty(), "a key lookup scans nothing: {a:?}");
+    let a = s
+        .client
+        .ask(&db, q, AskOptions::default())
+        .await
+        .expect("ask")
+        .answer;
+    assert!(
+        a.valid && a.full_scans.is_empty(),
+        "a key lookup scans nothing: {a:?}"
+    );
 }
 
 #[tokio::test]
@@ -131,8 +157,16 @@ async fn an_engine_error_is_sent_back_and_the_repair_succeeds() {
     let s = gateway(&llm, None).await;
     let db = shop(&s.client, Backend::Sqlite).await;
     let q = "What is the total number of units sold?";
-    llm.answer(q, "SELECT SUM(qty) FROM order_items", "Sums the quantities.");
-    llm.answer(q, "SELECT SUM(quantity) FROM order_items", "Sums the quantity column.");
+    llm.answer(
+        q,
+        "SELECT SUM(qty) FROM order_items",
+        "Sums the quantities.",
+    );
+    llm.answer(
+        q,
+        "SELECT SUM(quantity) FROM order_items",
+        "Sums the quantity column.",
+    );
     let asked = s.client.ask(&db, q, AskOptions::run(0)).await.expect("ask");
     assert_eq!(asked.answer.status, AskStatus::Answered);
     assert_eq!(asked.answer.rounds, 2);
@@ -166,19 +200,30 @@ async fn ask_gives_up_after_the_repair_rounds_and_says_why() {
     assert_eq!(a.status, AskStatus::GaveUp);
     assert_eq!(a.rounds, 3);
     assert!(!a.valid);
-    assert!(a.validation_error.contains("no such table: widgets"), "{a:?}");
+    assert!(
+        a.validation_error.contains("no such table: widgets"),
+        "{a:?}"
+    );
     assert!(
         a.message.contains("gave up after 3 tries") && a.message.contains("widgets"),
         "{}",
         a.message
     );
-    assert!(asked.rows.is_empty() && asked.summary.is_none(), "nothing ran");
+    assert!(
+        asked.rows.is_empty() && asked.summary.is_none(),
+        "nothing ran"
+    );
     assert_eq!(llm.requests_for(q).len(), 3, "no fourth call");
 
     // A model that says the question cannot be answered ends the loop at once.
     let q = "What is the weather tomorrow?";
     llm.answer(q, "", "The database holds no weather data.");
-    let a = s.client.ask(&db, q, AskOptions::default()).await.expect("ask").answer;
+    let a = s
+        .client
+        .ask(&db, q, AskOptions::default())
+        .await
+        .expect("ask")
+        .answer;
     assert_eq!((a.status, a.rounds), (AskStatus::GaveUp, 1));
     assert!(a.message.contains("no weather data"), "{}", a.message);
 
@@ -188,7 +233,11 @@ async fn ask_gives_up_after_the_repair_rounds_and_says_why() {
     llm.answer(q, "SELECT COUNT(*) FROM categories", "Counts rows.");
     let asked = s.client.ask(&db, q, AskOptions::run(0)).await.expect("ask");
     assert_eq!((asked.answer.rounds, ids(&asked.rows)), (2, vec![5]));
-    assert!(llm.requests_for(q)[1].last().contains("not the JSON object"));
+    assert!(
+        llm.requests_for(q)[1]
+            .last()
+            .contains("not the JSON object")
+    );
 }
 
 #[tokio::test]
@@ -197,7 +246,11 @@ async fn a_model_answering_drop_table_changes_nothing() {
     let s = gateway(&llm, None).await;
     let db = shop(&s.client, Backend::Sqlite).await;
     let q = "Remove the orders please.";
-    for sql in ["DROP TABLE orders", "DELETE FROM orders", "SELECT 1; DROP TABLE orders"] {
+    for sql in [
+        "DROP TABLE orders",
+        "DELETE FROM orders",
+        "SELECT 1; DROP TABLE orders",
+    ] {
         llm.answer(q, sql, "Drops it.");
     }
     let asked = s.client.ask(&db, q, AskOptions::run(0)).await.expect("ask");
@@ -292,7 +345,11 @@ async fn a_second_identical_question_is_served_from_the_cache() {
         .await
         .expect("ddl");
     llm.answer(q, "SELECT COUNT(*) FROM products", "Counts products.");
-    let third = s.client.ask(&db, q, AskOptions::default()).await.expect("ask");
+    let third = s
+        .client
+        .ask(&db, q, AskOptions::default())
+        .await
+        .expect("ask");
     assert!(!third.answer.cached);
     assert_eq!(llm.requests_for(q).len(), 2);
 }
@@ -333,11 +390,16 @@ async fn without_a_model_ask_is_failed_precondition_saying_how_to_configure_one(
     let s = TestServer::start().await;
     let db = shop(&s.client, Backend::Sqlite).await;
     let err = assert_code(
-        s.client.ask(&db, "How many customers?", AskOptions::default()).await,
+        s.client
+            .ask(&db, "How many customers?", AskOptions::default())
+            .await,
         Code::FailedPrecondition,
     );
     let text = err.to_string();
-    assert!(text.contains("--llm-url") && text.contains("--llm-model"), "{text}");
+    assert!(
+        text.contains("--llm-url") && text.contains("--llm-model"),
+        "{text}"
+    );
     assert!(text.contains("DBFORGE_LLM_API_KEY"), "{text}");
     let err = assert_code(
         s.client.ask(&db, "  ", AskOptions::default()).await,
@@ -364,7 +426,9 @@ async fn the_api_key_is_sent_as_bearer_and_is_absent_from_logs_and_audit() {
     assert_eq!(ids(&asked.rows), [5]);
     // An endpoint error reaches the client without the key.
     let err = assert_code(
-        client.ask(&db, "unscripted question", AskOptions::default()).await,
+        client
+            .ask(&db, "unscripted question", AskOptions::default())
+            .await,
         Code::Unavailable,
     );
     assert!(err.to_string().contains("500"), "{err}");
@@ -411,15 +475,27 @@ async fn run_path_on(backend: Backend, url: String) {
     let sql = "SELECT c.country, SUM(i.quantity * i.unit_price_cents) AS revenue FROM customers c \
                JOIN orders o ON o.customer_id = c.id JOIN order_items i ON i.order_id = o.id \
                GROUP BY c.country ORDER BY c.country";
-    llm.answer(q, "SELECT country, SUM(revenue) FROM sales GROUP BY country", "Guess.");
+    llm.answer(
+        q,
+        "SELECT country, SUM(revenue) FROM sales GROUP BY country",
+        "Guess.",
+    );
     llm.answer(q, sql, "Joins customers, orders and items.");
     let asked = s.client.ask(&db, q, AskOptions::run(0)).await.expect("ask");
-    assert_eq!(asked.answer.status, AskStatus::Answered, "{:?}", asked.answer);
+    assert_eq!(
+        asked.answer.status,
+        AskStatus::Answered,
+        "{:?}",
+        asked.answer
+    );
     assert_eq!(asked.answer.rounds, 2);
     let reqs = llm.requests_for(q);
     assert!(reqs[1].last().contains("sales"), "{}", reqs[1].last());
     let prompt = reqs[0].system();
-    assert!(prompt.contains("orders.customer_id = customers.id"), "{prompt}");
+    assert!(
+        prompt.contains("orders.customer_id = customers.id"),
+        "{prompt}"
+    );
     assert!(prompt.contains("'shipped'"), "{prompt}");
     let countries: Vec<String> = asked.rows.iter().map(|r| r.get(0).expect("c")).collect();
     assert_eq!(countries, ["DE", "FR", "GB", "US"]);
@@ -466,7 +542,12 @@ async fn postgres_runs_answers_read_only_and_keeps_comments_in_the_prompt() {
             "Deletes.",
         );
     }
-    let a = s.client.ask(&db, q, AskOptions::run(0)).await.expect("ask").answer;
+    let a = s
+        .client
+        .ask(&db, q, AskOptions::run(0))
+        .await
+        .expect("ask")
+        .answer;
     assert_eq!(a.status, AskStatus::GaveUp, "{a:?}");
     assert!(a.validation_error.contains("permission denied"), "{a:?}");
     let n: i64 = s

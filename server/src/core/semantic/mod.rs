@@ -401,11 +401,8 @@ impl Semantic {
             };
             match self.forge.summarize(who, db, stmt, budget, true).await {
                 Ok((_, summaries, _)) => {
-                    let kinds: Vec<_> = t
-                        .columns
-                        .iter()
-                        .map(|c| (c.name.clone(), c.kind))
-                        .collect();
+                    let kinds: Vec<_> =
+                        t.columns.iter().map(|c| (c.name.clone(), c.kind)).collect();
                     out.extend(prompt::samples_of(&t.name, &kinds, &summaries, dialect));
                 }
                 Err(e) => debug!(db, table = %t.name, error = %e, "no samples of a table"),

@@ -49,9 +49,9 @@ pub fn samples_of(
                 .top_values
                 .iter()
                 .filter_map(|(v, _)| match v {
-                    Value::Text(t) => Some(Value::Text(
-                        super::model::shorten(t, SAMPLE_VALUE_CHARS),
-                    )),
+                    Value::Text(t) => {
+                        Some(Value::Text(super::model::shorten(t, SAMPLE_VALUE_CHARS)))
+                    }
                     _ => None,
                 })
                 .filter_map(|v| dialect.literal(&v).ok())
