@@ -137,7 +137,7 @@ impl SemanticService for SemanticApi {
             } else {
                 None
             };
-            Ok((answer, rows, permit))
+            Ok::<_, Error>((answer, rows, permit))
         }
         .await;
         let call = call.statement(audit_text(&question, answered.as_ref()));

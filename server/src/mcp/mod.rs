@@ -38,11 +38,10 @@ use futures::StreamExt;
 use rmcp::{
     ErrorData as McpError, Peer, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
-        CreateMessageRequestParams, Implementation, ListResourceTemplatesResult,
-        ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
-        ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
-        SamplingMessage, ServerCapabilities, ServerConfig,
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+        ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+        ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig,
     },
     service::RequestContext,
     transport::streamable_http_server::{
@@ -176,6 +175,8 @@ async fn authenticate(
     }
 }
 
+// Sampling is deprecated by a later protocol revision (SEP-2577) that clients do not speak
+// yet; it is what they offer today, so its items are used knowingly here and below.
 /// The MCP client's own model, reached through MCP sampling (`sampling/createMessage`): the
 /// `ask` tool uses it when the gateway has no model of its own, so an agent needs no
 /// server-side model. The system prompt carries the grounding; the chat's turns go as the
@@ -188,6 +189,7 @@ struct Sampling {
 /// Tokens a sampled answer may take: one query and a paragraph.
 const SAMPLING_MAX_TOKENS: u32 = 2048;
 
+#[allow(deprecated)]
 #[async_trait::async_trait]
 impl ChatModel for Sampling {
     fn name(&self) -> String {
@@ -205,16 +207,16 @@ impl ChatModel for Sampling {
         let turns = messages
             .iter()
             .filter_map(|m| match m.role {
-                ChatRole::User => Some(SamplingMessage::user_text(m.content.clone())),
-                ChatRole::Assistant => Some(SamplingMessage::assistant_text(m.content.clone())),
+                ChatRole::User => Some(rmcp::model::SamplingMessage::user_text(m.content.clone())),
+                ChatRole::Assistant => Some(rmcp::model::SamplingMessage::assistant_text(
+                    m.content.clone(),
+                )),
                 ChatRole::System => None,
             })
             .collect();
-        let params = CreateMessageRequestParams::new(turns, SAMPLING_MAX_TOKENS)
+        let params = rmcp::model::CreateMessageRequestParams::new(turns, SAMPLING_MAX_TOKENS)
             .with_system_prompt(system.join("\n\n"))
             .with_temperature(0.0);
-        // Deprecated by a later protocol revision (SEP-2577), still what clients offer today.
-        #[allow(deprecated)]
         let result = self.peer.create_message(params).await.map_err(|e| {
             Error::Unavailable(format!("the MCP client's model (sampling) failed: {e}"))
         })?;

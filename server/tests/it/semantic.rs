@@ -171,7 +171,7 @@ async fn an_engine_error_is_sent_back_and_the_repair_succeeds() {
     assert_eq!(asked.answer.status, AskStatus::Answered);
     assert_eq!(asked.answer.rounds, 2);
     assert_eq!(asked.answer.sql, "SELECT SUM(quantity) FROM order_items");
-    assert_eq!(ids(&asked.rows), [127]);
+    assert_eq!(ids(&asked.rows), [133]);
 
     let reqs = llm.requests_for(q);
     assert_eq!(reqs.len(), 2);
