@@ -403,7 +403,7 @@ impl Semantic {
                 Ok((_, summaries, _)) => {
                     let kinds: Vec<_> =
                         t.columns.iter().map(|c| (c.name.clone(), c.kind)).collect();
-                    out.extend(prompt::samples_of(&t.name, &kinds, &summaries, dialect));
+                    out.extend(prompt::samples_of(&t.name, &kinds, &summaries));
                 }
                 Err(e) => debug!(db, table = %t.name, error = %e, "no samples of a table"),
             }

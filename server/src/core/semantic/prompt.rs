@@ -7,7 +7,6 @@ use crate::core::{
     engine::BackendKind,
     schema::Schema,
     summary::ColumnSummary,
-    table::SqlDialect,
     value::{Value, ValueKind},
 };
 
@@ -33,7 +32,6 @@ pub fn samples_of(
     table: &str,
     kinds: &[(String, ValueKind)],
     summaries: &[ColumnSummary],
-    dialect: &dyn SqlDialect,
 ) -> Vec<ColumnSamples> {
     summaries
         .iter()
@@ -49,12 +47,14 @@ pub fn samples_of(
                 .top_values
                 .iter()
                 .filter_map(|(v, _)| match v {
-                    Value::Text(t) => {
-                        Some(Value::Text(super::model::shorten(t, SAMPLE_VALUE_CHARS)))
-                    }
+                    // Written for the model to read, not run: plain quotes in every dialect
+                    // (MySQL's own literals are hex for safety, which a model cannot read).
+                    Value::Text(t) => Some(format!(
+                        "'{}'",
+                        super::model::shorten(t, SAMPLE_VALUE_CHARS).replace('\'', "''")
+                    )),
                     _ => None,
                 })
-                .filter_map(|v| dialect.literal(&v).ok())
                 .collect();
             (!values.is_empty()).then(|| ColumnSamples {
                 column: format!("{table}.{}", s.name),
