@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "../proto/dbforge/v1/transfer.proto",
     "../proto/dbforge/v1/schema.proto",
     "../proto/dbforge/v1/backup.proto",
+    "../proto/dbforge/v1/semantic.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -78,6 +78,7 @@ def test_list_and_describe(server: DBForgeServer) -> None:
         "dbforge.v1.TableService",
         "dbforge.v1.TransferService",
         "dbforge.v1.SchemaService",
+        "dbforge.v1.SemanticService",
         "grpc.health.v1.Health",
     ]:
         assert s in services

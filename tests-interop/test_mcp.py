@@ -18,7 +18,7 @@ import pytest
 import dbforge
 from dbforge import Grant, Role
 from dbforge_server import ADMIN_KEY, DBForgeServer, cli_binary, unique
-from mcp import ClientSession, StdioServerParameters
+from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
@@ -34,8 +34,17 @@ FULL = [
     "explain",
     "export_query_csv",
     "preview",
+    "ask",
 ]
-READ_ONLY = ["list_databases", "describe_schema", "query", "explain", "export_query_csv", "preview"]
+READ_ONLY = [
+    "list_databases",
+    "describe_schema",
+    "query",
+    "explain",
+    "export_query_csv",
+    "preview",
+    "ask",
+]
 MINIMAL = ["list_databases", "describe_schema", "query"]
 
 # A statement that runs until it is cancelled (or the 30 s statement timeout).
@@ -392,3 +401,41 @@ async def test_stdio_cancelling_a_running_query_cancels_it_on_the_gateway(server
             assert time.monotonic() < deadline, audit_outcomes(server.endpoint, None, name)
             await asyncio.sleep(0.1)
         await call(session, "delete_database", name=name)
+
+
+async def test_ask_uses_the_agents_own_model_through_sampling(server: DBForgeServer) -> None:
+    """A gateway without --llm-url asks the connected agent's model (MCP sampling) when the
+    client offers it; the grounding goes as the system prompt."""
+    seen: List[types.CreateMessageRequestParams] = []
+
+    async def sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        seen.append(params)
+        answer = {"sql": "SELECT name FROM pets ORDER BY name", "rationale": "Every pet by name."}
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text=json.dumps(answer)),
+            model="agent-model",
+            stop_reason="endTurn",
+        )
+
+    name = unique("mcp-ask")
+    with dbforge.Client(server.endpoint) as client:
+        client.create_database(name)
+        client.execute(name, "CREATE TABLE pets (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        client.execute(name, "INSERT INTO pets (name) VALUES ('Tom'), ('Rex')")
+    async with create_mcp_http_client() as http:
+        async with streamable_http_client(f"{server.endpoint}/mcp", http_client=http) as (read, write, *_):
+            async with ClientSession(read, write, sampling_callback=sampling) as session:
+                await session.initialize()
+                out = await call(session, "ask", database=name, question="Which pets are there?", run=True)
+    assert out["status"] == "answered" and out["valid"], out
+    assert out["sql"] == "SELECT name FROM pets ORDER BY name"
+    assert out["columns"] == ["name"] and out["rows"] == [["Rex"], ["Tom"]], out
+    assert len(seen) == 1
+    assert seen[0].system_prompt is not None and "CREATE TABLE pets" in seen[0].system_prompt
+    assert seen[0].messages[0].content.text == "Which pets are there?"  # type: ignore[union-attr]
+
+    # Without sampling and without a gateway model there is nobody to ask.
+    async with http_session(server.endpoint) as session:
+        result = await session.call_tool("ask", {"database": name, "question": "Which pets?"})
+        assert result.is_error and "FAILED_PRECONDITION" in text(result) and "--llm-url" in text(result)

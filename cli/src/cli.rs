@@ -194,6 +194,9 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Show a statement's query plan, with the tables it reads in full.
     Explain(ExplainArgs),
+    /// Ask a question about a database's data in natural language: the gateway's model writes
+    /// the SQL, the engine checks it, and with --run it runs read-only.
+    Ask(AskArgs),
     /// Create, list and revoke API keys (admin keys only).
     #[command(subcommand)]
     Key(KeyCommand),
@@ -789,6 +792,27 @@ pub struct ExplainArgs {
     /// Run the statement (rolled back) for actual row counts (PostgreSQL, MariaDB).
     #[arg(long)]
     pub analyze: bool,
+}
+
+/// `dbforge ask DB QUESTION`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Prints the model's rationale as comments, the SQL, and a warning naming the tables its plan reads
+in full; with --run, the rows as `dbforge sql` prints them. Exits non-zero when the model gave up
+(the reason is printed). Needs a gateway started with --llm-url and --llm-model.
+
+Example: dbforge ask shop \"Which five customers spent the most?\" --run --max-rows 5")]
+pub struct AskArgs {
+    /// The database.
+    pub database: String,
+    /// The question, in natural language.
+    pub question: String,
+    /// Run the query (read-only) and print its rows.
+    #[arg(long)]
+    pub run: bool,
+    /// Rows to print at most (0: the gateway's default, 100).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_rows: u64,
 }
 
 /// `dbforge key …`

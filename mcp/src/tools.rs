@@ -363,6 +363,36 @@ pub const TOOLS: &[ToolSpec] = &[
         writes: false,
         destructive: false,
     },
+    ToolSpec {
+        name: "ask",
+        rpc: "Ask",
+        doc: Doc::Own(
+            "Answers a question about a database's data in natural language with one SQL query \
+             grounded in its schema, checked by the engine's EXPLAIN, and with run its rows \
+             (read-only). The gateway's model writes the SQL, or, when the gateway has none, \
+             yours through MCP sampling. Returns sql, rationale, status (answered or gave_up with \
+             message), full_scans and, with run, columns and rows.",
+        ),
+        args: &[
+            arg(
+                "database",
+                Kind::Text,
+                true,
+                Doc::Proto("AskRequest.database"),
+            ),
+            arg(
+                "question",
+                Kind::Text,
+                true,
+                Doc::Proto("AskRequest.question"),
+            ),
+            arg("run", Kind::Flag, false, Doc::Proto("AskRequest.run")),
+            MAX_ROWS,
+        ],
+        minimal: false,
+        writes: false,
+        destructive: false,
+    },
 ];
 
 /// The tools offered in `mode` to a caller that may (or may not) write somewhere.

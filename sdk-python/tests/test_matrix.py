@@ -15,6 +15,7 @@ from dbforge.v1 import (
     operations_pb2,
     query_pb2,
     schema_pb2,
+    semantic_pb2,
     table_pb2,
     transfer_pb2,
 )
@@ -33,7 +34,17 @@ def table() -> Dict[Tuple[str, str], List[List[str]]]:
 
 def proto_rpcs() -> Set[Tuple[str, str]]:
     out = set()
-    for mod in (access_pb2, backup_pb2, database_pb2, operations_pb2, query_pb2, schema_pb2, table_pb2, transfer_pb2):
+    for mod in (
+        access_pb2,
+        backup_pb2,
+        database_pb2,
+        operations_pb2,
+        query_pb2,
+        schema_pb2,
+        semantic_pb2,
+        table_pb2,
+        transfer_pb2,
+    ):
         for service in mod.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 out.add((service.name, method.name))

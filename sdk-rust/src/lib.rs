@@ -62,6 +62,7 @@ mod policy;
 mod preview;
 mod rows;
 mod schema;
+mod semantic;
 mod summary;
 mod table;
 mod transaction;
@@ -89,6 +90,7 @@ pub use schema::{
     CheckSchema, ColumnSchema, ForeignKeySchema, IndexSchema, KeyPattern, KeySpaceSummary, Plan,
     PlanNode, Schema, TableKind, TableSchema, UniqueSchema,
 };
+pub use semantic::{Answer, AskOptions, AskStatus, Asked};
 pub use summary::{ColumnSummary, Summarized};
 pub use table::{ColumnDef, ColumnType, Filter, Record, Select, record};
 pub use tonic::Code;

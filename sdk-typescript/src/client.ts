@@ -43,6 +43,7 @@ import {
   type SessionResponse,
 } from "./gen/dbforge/v1/query_pb.js";
 import { SchemaService } from "./gen/dbforge/v1/schema_pb.js";
+import { SemanticService, type AskStreamResponse } from "./gen/dbforge/v1/semantic_pb.js";
 import { TableService } from "./gen/dbforge/v1/table_pb.js";
 import {
   ImportCsvRequestSchema,
@@ -63,6 +64,7 @@ import { statementPreviewFromPb, type StatementPreview } from "./preview.js";
 import { Rows } from "./rows.js";
 import { summarizedFromPb, type Summarized } from "./summary.js";
 import { planFromPb, schemaFromPb, type Plan, type Schema } from "./schema.js";
+import { answerFromPb, askedFromPb, askStreamParts, type Answer, type AskOptions, type Asked } from "./semantic.js";
 import {
   DEFAULT_CHUNK_SIZE,
   Export,
@@ -186,6 +188,7 @@ export class DBForgeClient {
   readonly access: Client<typeof AccessService>;
   readonly operations: Client<typeof OperationsService>;
   readonly schema: Client<typeof SchemaService>;
+  readonly semantic: Client<typeof SemanticService>;
   readonly transfer: Client<typeof TransferService>;
   readonly backups: Client<typeof BackupService>;
   private readonly headers: Record<string, string>;
@@ -203,6 +206,7 @@ export class DBForgeClient {
     this.access = createClient(AccessService, transport);
     this.operations = createClient(OperationsService, transport);
     this.schema = createClient(SchemaService, transport);
+    this.semantic = createClient(SemanticService, transport);
     this.transfer = createClient(TransferService, transport);
     this.backups = createClient(BackupService, transport);
     this.headers = settings.apiKey ? { authorization: `Bearer ${settings.apiKey}` } : {};
@@ -715,6 +719,55 @@ export class DBForgeClient {
       this.schema.explain({ database, statement: { sql, params: toValues(params) }, analyze: opts.analyze ?? false }, o),
     );
     return planFromPb(r);
+  }
+
+  /**
+   * Asks a question about the database's data in natural language. The gateway's model writes
+   * one SQL query grounded in the schema (join paths, comments, sample values), the engine's
+   * EXPLAIN checks it (up to two repair rounds), and with `run` it runs on the read-only login:
+   * `rows` (at most `maxRows`, 100 by default) within `timeoutMs`. `answer.status` is "GAVE_UP"
+   * with a `message` when no valid query came; `answer.cached` when the same question about the
+   * same schema was answered before. FailedPrecondition when the gateway has no model
+   * (`--llm-url`); Unimplemented on Redis.
+   */
+  async ask(database: string, question: string, opts: AskOptions = {}): Promise<Asked> {
+    const r = await this.unary((o) =>
+      this.semantic.ask(
+        { database, question, run: opts.run ?? false, maxRows: BigInt(opts.maxRows ?? 0), timeoutMs: BigInt(opts.timeoutMs ?? 0) },
+        o,
+      ),
+    );
+    return askedFromPb(r);
+  }
+
+  /**
+   * Like `ask`, with the rows streamed as `query` streams them: the answer, and `rows` when
+   * `run` was asked and the question was answered (undefined otherwise). `maxRows` 0 means the
+   * server's stream limit.
+   */
+  async askStream(
+    database: string,
+    question: string,
+    opts: AskOptions & { signal?: AbortSignal } = {},
+  ): Promise<{ answer: Answer; rows: Rows | undefined }> {
+    const abort = linkedAbort(opts.signal);
+    const req = { database, question, run: opts.run ?? false, maxRows: BigInt(opts.maxRows ?? 0), timeoutMs: BigInt(opts.timeoutMs ?? 0) };
+    let it: AsyncIterator<AskStreamResponse>;
+    let first: IteratorResult<AskStreamResponse>;
+    try {
+      it = this.semantic.askStream(req, this.callOptions(abort.signal))[Symbol.asyncIterator]();
+      first = await it.next();
+    } catch (e) {
+      abort.abort();
+      throw toDBForgeError(e);
+    }
+    if (first.done || first.value.kind.case !== "answer") {
+      abort.abort();
+      throw new Internal("the AskStream response did not start with the answer");
+    }
+    const answer = answerFromPb(first.value.kind.value);
+    if (!(opts.run && answer.status === "ANSWERED")) return { answer, rows: undefined };
+    return { answer, rows: await Rows.start(Promise.resolve(askStreamParts(it)), abort) };
   }
 
   // ---- export and import ------------------------------------------------------------------

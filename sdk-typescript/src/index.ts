@@ -23,6 +23,7 @@ export { DEFAULT_ENDPOINT, type ConnectOptions } from "./options.js";
 export type { LifecyclePolicy, LifecyclePolicySpec } from "./policy.js";
 export type { StatementPreview } from "./preview.js";
 export { Rows } from "./rows.js";
+export type { Answer, AskOptions, Asked } from "./semantic.js";
 export type { ColumnSummary, Summarized } from "./summary.js";
 export { TableKind, walkPlan } from "./schema.js";
 export type {

@@ -9,6 +9,7 @@ import { DatabaseService } from "../src/gen/dbforge/v1/database_pb.js";
 import { OperationsService } from "../src/gen/dbforge/v1/operations_pb.js";
 import { QueryService } from "../src/gen/dbforge/v1/query_pb.js";
 import { SchemaService } from "../src/gen/dbforge/v1/schema_pb.js";
+import { SemanticService } from "../src/gen/dbforge/v1/semantic_pb.js";
 import { TableService } from "../src/gen/dbforge/v1/table_pb.js";
 import { TransferService } from "../src/gen/dbforge/v1/transfer_pb.js";
 import { DBForgeClient } from "../src/index.js";
@@ -22,7 +23,7 @@ test("every RPC is reachable from a DBForgeClient method", () => {
       rows.set(`${cells[0]}.${cells[1]}`, [...cells[4]!.matchAll(/`([A-Za-z]+)`/g)].map((m) => m[1]!));
     }
   }
-  const rpcs = [AccessService, BackupService, DatabaseService, OperationsService, QueryService, SchemaService, TableService, TransferService].flatMap((s) =>
+  const rpcs = [AccessService, BackupService, DatabaseService, OperationsService, QueryService, SchemaService, SemanticService, TableService, TransferService].flatMap((s) =>
     s.methods.map((m) => `${s.name}.${m.name}`),
   );
   assert.deepEqual([...rows.keys()].sort(), rpcs.sort());

@@ -27,6 +27,7 @@ use crate::{
         limits::{Limits, defaults as limit},
         quota::QuotaTrigger,
         resume::{ResumeLimits, defaults as resume},
+        semantic::model::{LlmConfig, Secret},
     },
 };
 
@@ -79,7 +80,13 @@ pub mod defaults {
     pub const PRUNE_INTERVAL: Duration = Duration::from_secs(30);
     /// `--quota-interval`: how often databases with a size quota are measured.
     pub const QUOTA_INTERVAL: Duration = Duration::from_secs(30);
+    /// `--llm-timeout`: a local model on a CPU may take tens of seconds for one answer.
+    pub const LLM_TIMEOUT: Duration = Duration::from_secs(60);
 }
+
+/// The environment variable that holds the language model's API key (`--llm-url`). Not a
+/// flag, so that it shows in no process list, `--help` or log line.
+pub const LLM_API_KEY_ENV: &str = "DBFORGE_LLM_API_KEY";
 
 /// `name=url` of `--backup-target`.
 fn parse_target(s: &str) -> Result<(String, String), String> {
@@ -265,6 +272,22 @@ pub struct Config {
     /// Runs a pruner pass on demand, besides every `--prune-interval`. Not a flag: for tests.
     #[arg(skip)]
     pub prune_trigger: Option<PruneTrigger>,
+    /// The language model of SemanticService.Ask: the base URL of an OpenAI-compatible
+    /// chat-completions endpoint (OpenAI, vLLM, Ollama, llama.cpp's server), e.g.
+    /// `http://127.0.0.1:11434/v1`; the key, if it needs one, in DBFORGE_LLM_API_KEY. Unset: Ask
+    /// is FAILED_PRECONDITION (the MCP `ask` tool can still use the client's model).
+    #[arg(long, env = "DBFORGE_LLM_URL", requires = "llm_model")]
+    pub llm_url: Option<String>,
+    /// The model to ask at --llm-url, e.g. `gpt-4o-mini` or `qwen2.5-coder:7b`.
+    #[arg(long, env = "DBFORGE_LLM_MODEL", requires = "llm_url")]
+    pub llm_model: Option<String>,
+    /// Time one answer of the model may take, e.g. "60s".
+    #[arg(long, env = "DBFORGE_LLM_TIMEOUT", value_parser = humantime::parse_duration,
+          default_value = duration_text(defaults::LLM_TIMEOUT))]
+    pub llm_timeout: Duration,
+    /// The model's API key, from DBFORGE_LLM_API_KEY ([`Config::load`]); not a flag.
+    #[arg(skip)]
+    pub llm_api_key: Option<Secret>,
     /// PostgreSQL admin URL (a role that may create databases and roles); unset: no PostgreSQL.
     #[arg(long, env = "DBFORGE_POSTGRES_URL")]
     pub postgres_url: Option<String>,
@@ -370,6 +393,27 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The flags and `DBFORGE_*` variables of this process, with the model's API key read
+    /// from [`LLM_API_KEY_ENV`].
+    pub fn load() -> Self {
+        let mut cfg = Self::parse();
+        cfg.llm_api_key = std::env::var(LLM_API_KEY_ENV)
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(Secret::new);
+        cfg
+    }
+
+    /// The language model's settings, when `--llm-url` is set.
+    pub fn llm(&self) -> Option<LlmConfig> {
+        Some(LlmConfig {
+            url: self.llm_url.clone()?,
+            model: self.llm_model.clone()?,
+            timeout: self.llm_timeout,
+            api_key: self.llm_api_key.clone(),
+        })
+    }
+
     /// Checks values that parse but make no sense; the error names the flag.
     pub fn validate(&self) -> Result<(), String> {
         let positive = [
@@ -426,6 +470,17 @@ impl Config {
         }
         if self.database_demand_half_life.is_zero() {
             return Err("--database-demand-half-life must be greater than 0".into());
+        }
+        if self.llm_timeout.is_zero() {
+            return Err("--llm-timeout must be greater than 0".into());
+        }
+        if let Some(url) = &self.llm_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!(
+                "--llm-url {url:?} must be an http:// or https:// URL (the base of an \
+                 OpenAI-compatible API, e.g. http://127.0.0.1:11434/v1)"
+            ));
         }
         Ok(())
     }

@@ -2,7 +2,6 @@
 
 use std::{io::IsTerminal, time::Duration};
 
-use clap::Parser;
 use dbforge_server::{
     config::{Config, LogFormat},
     server::{self, BoxError},
@@ -23,7 +22,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve() -> Result<(), BoxError> {
-    let cfg = Config::parse();
+    let cfg = Config::load();
     if cfg.health_check {
         // A health probe prints one line and says nothing else (no logs).
         return match dbforge_server::supervisor::probe(cfg.listen, Duration::from_secs(3)).await {

@@ -63,3 +63,10 @@ pub const DAMAGED_TOTAL: &str = "dbforge_damaged_total";
 pub const POLICY_ACTIONS_TOTAL: &str = "dbforge_policy_actions_total";
 /// Counter: size quota crossings, by `backend` and `event` (`quota_exceeded`, `quota_cleared`).
 pub const QUOTA_EVENTS_TOTAL: &str = "dbforge_quota_events_total";
+/// Counter: questions SemanticService answered with a model, by `outcome` (`answered`,
+/// `gave_up`); cache hits are counted apart.
+pub const ASK_TOTAL: &str = "dbforge_ask_total";
+/// Counter: calls made to a language model by SemanticService (first tries and repair rounds).
+pub const ASK_MODEL_CALLS_TOTAL: &str = "dbforge_ask_model_calls_total";
+/// Counter: questions answered from SemanticService's cache.
+pub const ASK_CACHE_HITS_TOTAL: &str = "dbforge_ask_cache_hits_total";

@@ -27,6 +27,7 @@ use crate::{
         limits::KeyLimits,
         operations::OperationsApi,
         schema::SchemaApi,
+        semantic::SemanticApi,
         table::TableApi,
         telemetry::{CountedIo, install as install_telemetry, telemetry},
         transfer::TransferApi,
@@ -40,13 +41,18 @@ use crate::{
         access::Keyring,
         forge::Forge,
         health::{self, AvailabilityWatch},
+        semantic::{
+            Semantic,
+            model::{ChatModel, OpenAiModel},
+        },
     },
     pb::{
         self, access_service_server::AccessServiceServer,
         backup_service_server::BackupServiceServer, database_service_server::DatabaseServiceServer,
         operations_service_server::OperationsServiceServer,
         query_service_server::QueryServiceServer, schema_service_server::SchemaServiceServer,
-        table_service_server::TableServiceServer, transfer_service_server::TransferServiceServer,
+        semantic_service_server::SemanticServiceServer, table_service_server::TableServiceServer,
+        transfer_service_server::TransferServiceServer,
     },
 };
 
@@ -135,6 +141,20 @@ pub async fn run(
             .max_encoding_message_size(max),
         auth.clone(),
     );
+    let model: Option<Arc<dyn ChatModel>> = match cfg.llm() {
+        Some(llm) => {
+            info!(url = %llm.url, model = %llm.model, "Ask uses this language model");
+            Some(Arc::new(OpenAiModel::new(&llm)?))
+        }
+        None => None,
+    };
+    let semantic = Semantic::new(forge.clone(), model);
+    let semantic_svc = InterceptedService::new(
+        SemanticServiceServer::new(SemanticApi::new(semantic.clone(), Arc::clone(&key_limits)))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        auth.clone(),
+    );
     let access = InterceptedService::new(
         AccessServiceServer::new(AccessApi::new(keyring, forge.audit().clone())),
         auth.clone(),
@@ -156,6 +176,7 @@ pub async fn run(
     serving(&reporter, &table).await;
     serving(&reporter, &transfer).await;
     serving(&reporter, &schema).await;
+    serving(&reporter, &semantic_svc).await;
     serving(&reporter, &access).await;
     serving(&reporter, &operations).await;
     serving(&reporter, &backup).await;
@@ -200,6 +221,7 @@ pub async fn run(
         .add_service(table)
         .add_service(transfer)
         .add_service(schema)
+        .add_service(semantic_svc)
         .add_service(access)
         .add_service(operations)
         .add_service(backup);
@@ -222,7 +244,7 @@ pub async fn run(
     let mcp_stop = tokio_util::sync::CancellationToken::new();
     if cfg.mcp_tools != crate::config::McpTools::Off {
         app = app.merge(crate::mcp::router(
-            forge.clone(),
+            semantic,
             auth,
             Arc::clone(&key_limits),
             cfg.mcp_tools,

@@ -352,6 +352,68 @@ impl StdioMcp {
                 };
                 Ok(text(json!({ "deleted": deleted }).to_string()))
             }
+            "ask" => {
+                // Through the gateway's model (the SDK's Ask); this stdio server asks its
+                // client for no sampling.
+                let db = args.required("database")?;
+                let question = args.required("question")?;
+                let run = args.flag("run")?;
+                let max_rows = args
+                    .count("max_rows")?
+                    .unwrap_or(dbforge_mcp::tools::DEFAULT_MAX_ROWS);
+                let asked = c
+                    .ask(
+                        db,
+                        question,
+                        dbforge::AskOptions {
+                            run,
+                            max_rows,
+                            timeout: None,
+                        },
+                    )
+                    .await?;
+                let a = &asked.answer;
+                let answered = a.status == dbforge::AskStatus::Answered;
+                let mut out = json!({
+                    "status": if answered { "answered" } else { "gave_up" },
+                    "sql": a.sql,
+                    "rationale": a.rationale,
+                    "valid": a.valid,
+                    "full_scans": a.full_scans,
+                    "cached": a.cached,
+                    "model": a.model,
+                });
+                if !answered {
+                    out["message"] = Json::String(a.message.clone());
+                }
+                if run && answered {
+                    out["columns"] = json!(
+                        asked
+                            .columns
+                            .iter()
+                            .map(|c| c.name.clone())
+                            .collect::<Vec<_>>()
+                    );
+                    out["rows"] = Json::Array(
+                        asked
+                            .rows
+                            .iter()
+                            .map(|r| {
+                                Json::Array(
+                                    r.values().iter().map(crate::output::render::json).collect(),
+                                )
+                            })
+                            .collect(),
+                    );
+                    out["truncated"] = Json::Bool(
+                        asked
+                            .summary
+                            .as_ref()
+                            .is_some_and(|s| s.truncation != dbforge::Truncation::Unspecified),
+                    );
+                }
+                Ok(text(out.to_string()))
+            }
             "explain" => {
                 let db = args.required("database")?;
                 let (sql, list) = args.statement()?;

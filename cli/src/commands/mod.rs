@@ -2,6 +2,7 @@
 //! driver that streams a result into an output sink.
 
 pub mod access;
+pub mod ask;
 pub mod backup;
 pub mod chart;
 pub mod config;
@@ -205,6 +206,7 @@ pub fn run(app: &App, command: Command) -> Result<()> {
         Command::Watch(a) => db::watch(app, a),
         Command::Schema(a) => schema::schema(app, a),
         Command::Explain(a) => schema::explain(app, a),
+        Command::Ask(a) => ask::ask(app, a),
         Command::Key(c) => access::key(app, c),
         Command::Whoami => access::whoami(app),
         Command::Audit(c) => operations::audit(app, c),

@@ -56,6 +56,7 @@ from dbforge.options import DEFAULT_ENDPOINT, ClientOptions
 from dbforge.preview import StatementPreview
 from dbforge.rows import AsyncRows, Rows
 from dbforge.summary import ColumnSummary, Summarized
+from dbforge.semantic import Answer, Asked
 from dbforge.schema import (
     CheckSchema,
     ColumnSchema,
@@ -106,8 +107,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Aborted",
     "AlreadyExists",
+    "Answer",
     "ApiKey",
     "Array",
+    "Asked",
     "AsyncClient",
     "AsyncExport",
     "AsyncRows",

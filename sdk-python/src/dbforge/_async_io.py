@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import Any, Callable, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 import grpc
 
@@ -17,6 +17,7 @@ from dbforge import _requests as rq
 from dbforge.errors import DBForgeError, ProtocolError, Unavailable, error_for_number, from_rpc_error
 from dbforge._connection import Connection
 from dbforge.rows import EOF, AsyncRows
+from dbforge.semantic import Answer, first_answer
 from dbforge.transfer import AsyncExport, AsyncSource, RequestStream, asource_chunks
 from dbforge.types import ExecResult
 from dbforge.v1 import (
@@ -85,6 +86,20 @@ class AsyncConnection(Connection):
     async def _stream(self, method: Callable[..., Any], request: Any) -> AsyncRows:
         call = method(request, metadata=self._metadata, timeout=self._timeout)
         return await AsyncRows(call)._start()
+
+    async def _answer_stream(
+        self, method: Callable[..., Any], request: Any, rows_follow: bool
+    ) -> Tuple[Answer, Optional[AsyncRows]]:
+        """AskStream: the answer first, then (when the query ran) rows as Query streams them."""
+        call = method(request, metadata=self._metadata, timeout=self._timeout)
+        try:
+            msg = await call.read()
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        answer = first_answer(None if msg is EOF else msg)
+        if not (rows_follow and answer.answered):
+            return answer, None
+        return answer, await AsyncRows(call)._start()
 
     async def _collect(self, method: Callable[..., Any], request: Any) -> List[Any]:
         """Every message of a short server stream."""

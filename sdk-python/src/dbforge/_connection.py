@@ -13,6 +13,7 @@ from dbforge.v1 import (
     operations_pb2_grpc,
     query_pb2_grpc,
     schema_pb2_grpc,
+    semantic_pb2_grpc,
     table_pb2_grpc,
     transfer_pb2_grpc,
 )
@@ -58,6 +59,7 @@ class Connection:
         self.access = access_pb2_grpc.AccessServiceStub(channel)
         self.operations = operations_pb2_grpc.OperationsServiceStub(channel)
         self.schema = schema_pb2_grpc.SchemaServiceStub(channel)
+        self.semantic = semantic_pb2_grpc.SemanticServiceStub(channel)
         self.transfer = transfer_pb2_grpc.TransferServiceStub(channel)
         self.backups = backup_pb2_grpc.BackupServiceStub(channel)
 

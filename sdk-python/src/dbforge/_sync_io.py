@@ -8,7 +8,7 @@ here and in `_async_io.py`, and nothing else is.
 from __future__ import annotations
 
 import queue
-from typing import Any, Callable, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 import grpc
 
@@ -16,6 +16,7 @@ from dbforge import _requests as rq
 from dbforge.errors import DBForgeError, ProtocolError, Unavailable, error_for_number, from_rpc_error
 from dbforge._connection import Connection
 from dbforge.rows import Rows
+from dbforge.semantic import Answer, first_answer
 from dbforge.transfer import Export, RequestStream, Source, source_chunks
 from dbforge.types import ExecResult
 from dbforge.v1 import (
@@ -83,6 +84,20 @@ class SyncConnection(Connection):
 
     def _stream(self, method: Callable[..., Any], request: Any) -> Rows:
         return Rows(method(request, metadata=self._metadata, timeout=self._timeout))
+
+    def _answer_stream(
+        self, method: Callable[..., Any], request: Any, rows_follow: bool
+    ) -> Tuple[Answer, Optional[Rows]]:
+        """AskStream: the answer first, then (when the query ran) rows as Query streams them."""
+        call = method(request, metadata=self._metadata, timeout=self._timeout)
+        try:
+            msg = next(call, None)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        answer = first_answer(msg)
+        if not (rows_follow and answer.answered):
+            return answer, None
+        return answer, Rows(call)
 
     def _collect(self, method: Callable[..., Any], request: Any) -> List[Any]:
         """Every message of a short server stream."""

@@ -26,6 +26,7 @@ from dbforge.preview import StatementPreview, preview_request, previews
 from dbforge.rows import AsyncRows
 from dbforge.summary import Summarized, summarize_request, summarized
 from dbforge.schema import Plan, Schema, explain_request, get_schema_request
+from dbforge.semantic import Answer, Asked, ask_request, ask_stream_request
 from dbforge.transfer import (
     DEFAULT_CHUNK_SIZE,
     AsyncExport,
@@ -439,6 +440,43 @@ class AsyncClient(AsyncConnection):
             self.schema.Explain, explain_request(database, sql, params, analyze)
         )
         return Plan.from_pb(resp)
+
+    async def ask(
+        self,
+        database: str,
+        question: str,
+        *,
+        run: bool = False,
+        max_rows: int = 0,
+        timeout: Optional[_dt.timedelta] = None,
+    ) -> Asked:
+        """Asks a question about the database's data in natural language. The gateway's model
+        writes one SQL query grounded in the schema (join paths, comments, sample values), the
+        engine's EXPLAIN checks it (up to two repair rounds), and with `run` it runs on the
+        read-only login: `rows` (at most `max_rows`, 100 by default) within `timeout` (the
+        server's statement timeout by default). `answer.status` is "GAVE_UP" with a `message`
+        when no valid query came; `answer.cached` when the same question about the same schema
+        was answered before. FailedPrecondition when the gateway has no model (`--llm-url`);
+        Unimplemented on Redis."""
+        resp = await self._unary(
+            self.semantic.Ask, ask_request(database, question, run, max_rows, timeout)
+        )
+        return Asked.from_pb(resp)
+
+    async def ask_stream(
+        self,
+        database: str,
+        question: str,
+        *,
+        run: bool = False,
+        max_rows: int = 0,
+        timeout: Optional[_dt.timedelta] = None,
+    ) -> Tuple[Answer, Optional[AsyncRows]]:
+        """Like `ask`, with the rows streamed as `query` streams them: the answer, and the rows
+        (`AsyncRows`) when `run` was asked and the question was answered, else None. `max_rows`
+        0 means the server's stream limit."""
+        req = ask_stream_request(database, question, run, max_rows, timeout)
+        return await self._answer_stream(self.semantic.AskStream, req, run)
 
     # ---- export and import --------------------------------------------------------------------
 

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod lifecycle;
 pub mod policy;
+pub mod semantic;
 
 use std::collections::BTreeMap;
 
@@ -394,6 +395,7 @@ impl From<PageEvent> for pb::QueryResponse {
     }
 }
 row_event_into!(pb::SelectRowsResponse, pb::select_rows_response::Kind);
+row_event_into!(pb::AskStreamResponse, pb::ask_stream_response::Kind);
 
 impl TryFrom<pb::Statement> for Statement {
     type Error = Error;
@@ -903,6 +905,7 @@ impl From<TableSchema> for pb::TableSchema {
                         default,
                         primary_key,
                         auto_increment,
+                        comment,
                     } = c;
                     pb::ColumnSchema {
                         name,
@@ -912,6 +915,7 @@ impl From<TableSchema> for pb::TableSchema {
                         default_expression: default,
                         primary_key,
                         auto_increment,
+                        comment,
                     }
                 })
                 .collect(),

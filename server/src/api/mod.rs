@@ -9,6 +9,7 @@ pub mod data;
 pub mod limits;
 pub mod operations;
 pub mod schema;
+pub mod semantic;
 pub mod status;
 pub mod table;
 pub mod telemetry;

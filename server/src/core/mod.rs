@@ -26,6 +26,7 @@ pub mod replay;
 pub mod resume;
 pub mod schema;
 pub mod script;
+pub mod semantic;
 pub mod summary;
 pub mod table;
 pub mod transfer;

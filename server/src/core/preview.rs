@@ -274,6 +274,32 @@ fn kind_of_text(sql: &str, kind: BackendKind) -> PreviewKind {
     }
 }
 
+/// `Ok` when `sql` is one query (SELECT, WITH … SELECT, VALUES) as `sqlparser` reads it, or
+/// when `sqlparser` cannot read it (the engine judges then); otherwise why not, in a sentence
+/// for a model to act on (SemanticService's check before EXPLAIN). Advisory only: what keeps a
+/// generated statement from writing is the read-only login it runs on.
+pub fn read_only_query(sql: &str, kind: BackendKind) -> std::result::Result<(), String> {
+    let Ok(stmts) = Parser::parse_sql(parser_dialect(kind), sql) else {
+        return Ok(());
+    };
+    match stmts.as_slice() {
+        [ast::Statement::Query(_)] => Ok(()),
+        [] => Err("the answer holds no statement".into()),
+        [one] => {
+            let text = one.to_string();
+            let words: Vec<&str> = text.split_whitespace().take(2).collect();
+            Err(format!(
+                "only a read-only query (SELECT or WITH ... SELECT) may be written, not {}:                  this statement would change the database",
+                words.join(" ")
+            ))
+        }
+        many => Err(format!(
+            "exactly one statement must be written, not {}",
+            many.len()
+        )),
+    }
+}
+
 fn parser_dialect(kind: BackendKind) -> &'static dyn Dialect {
     match kind {
         BackendKind::Postgres => &PostgreSqlDialect {},

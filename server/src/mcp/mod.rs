@@ -37,7 +37,7 @@ use dbforge_mcp::{
 
 use futures::StreamExt;
 use rmcp::{
-    ErrorData as McpError, RoleServer, ServerHandler,
+    ErrorData as McpError, Peer, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
         ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
@@ -61,6 +61,10 @@ use crate::{
         limits::{KeyLimits, StreamPermit},
     },
     config::McpTools,
+    core::semantic::{
+        AskStatus, Semantic,
+        model::{ChatMessage, ChatModel, ChatRole},
+    },
     core::{
         access::Principal,
         error::{Error, Result},
@@ -97,7 +101,7 @@ fn mode(tools: McpTools) -> Mode {
 /// the gateway may be reached under any name); without them (`--insecure-no-auth`, loopback
 /// only) rmcp's loopback-only `Host` check stays on against DNS rebinding from a browser.
 pub fn router(
-    forge: Forge,
+    semantic: Semantic,
     auth: Authenticator,
     limits: Arc<KeyLimits>,
     which: McpTools,
@@ -109,7 +113,8 @@ pub fn router(
         config = config.disable_allowed_hosts();
     }
     let api = McpApi {
-        forge,
+        forge: semantic.forge().clone(),
+        semantic,
         limits,
         mode: mode(which),
     };
@@ -171,10 +176,67 @@ async fn authenticate(
     }
 }
 
+// Sampling is deprecated by a later protocol revision (SEP-2577) that clients do not speak
+// yet; it is what they offer today, so its items are used knowingly here and below.
+/// The MCP client's own model, reached through MCP sampling (`sampling/createMessage`): the
+/// `ask` tool uses it when the gateway has no model of its own, so an agent needs no
+/// server-side model. The system prompt carries the grounding; the chat's turns go as the
+/// sampling messages.
+#[derive(Debug)]
+struct Sampling {
+    peer: Peer<RoleServer>,
+}
+
+/// Tokens a sampled answer may take: one query and a paragraph.
+const SAMPLING_MAX_TOKENS: u32 = 2048;
+
+#[allow(deprecated)]
+#[async_trait::async_trait]
+impl ChatModel for Sampling {
+    fn name(&self) -> String {
+        // The client picks the model; answers of different clients share a cache key only when
+        // they are both sampled, which is what the client asked for by offering sampling.
+        "mcp-sampling".to_owned()
+    }
+
+    async fn complete(&self, messages: &[ChatMessage]) -> Result<String> {
+        let system: Vec<&str> = messages
+            .iter()
+            .filter(|m| m.role == ChatRole::System)
+            .map(|m| m.content.as_str())
+            .collect();
+        let turns = messages
+            .iter()
+            .filter_map(|m| match m.role {
+                ChatRole::User => Some(rmcp::model::SamplingMessage::user_text(m.content.clone())),
+                ChatRole::Assistant => Some(rmcp::model::SamplingMessage::assistant_text(
+                    m.content.clone(),
+                )),
+                ChatRole::System => None,
+            })
+            .collect();
+        let params = rmcp::model::CreateMessageRequestParams::new(turns, SAMPLING_MAX_TOKENS)
+            .with_system_prompt(system.join("\n\n"))
+            .with_temperature(0.0);
+        let result = self.peer.create_message(params).await.map_err(|e| {
+            Error::Unavailable(format!("the MCP client's model (sampling) failed: {e}"))
+        })?;
+        result
+            .message
+            .content
+            .iter()
+            .find_map(|c| c.as_text().map(|t| t.text.clone()))
+            .ok_or_else(|| {
+                Error::Unavailable("the MCP client's model answered without text".into())
+            })
+    }
+}
+
 /// The MCP adapter: tools and resources over the Forge.
 #[derive(Debug, Clone)]
 pub struct McpApi {
     forge: Forge,
+    semantic: Semantic,
     limits: Arc<KeyLimits>,
     mode: Mode,
 }
@@ -235,7 +297,7 @@ impl ServerHandler for McpApi {
             call = call.statement(sql);
         }
         let outcome = tokio::select! {
-            outcome = self.run(spec, &who, &args) => outcome.map_err(Status::from),
+            outcome = self.run(spec, &who, &args, &ctx.peer) => outcome.map_err(Status::from),
             () = ctx.ct.cancelled() => {
                 let status = Status::cancelled("the client cancelled the call");
                 let _ = call.done(Err::<(), _>(status), |_| None).await;
@@ -347,9 +409,70 @@ impl Done {
 }
 
 impl McpApi {
-    async fn run(&self, spec: &ToolSpec, who: &Principal, args: &Args) -> Result<Done> {
+    /// The `ask` tool: the gateway's model, else the client's through sampling when it offers
+    /// it (else FAILED_PRECONDITION saying how to configure one).
+    async fn ask(&self, who: &Principal, args: &Args, peer: &Peer<RoleServer>) -> Result<Done> {
+        let db = args.required("database")?;
+        let question = args.required("question")?;
+        let run = args.flag("run")?;
+        let max_rows = args
+            .count("max_rows")?
+            .unwrap_or(dbforge_mcp::tools::DEFAULT_MAX_ROWS);
+        let sampled = !self.semantic.has_model()
+            && peer
+                .peer_info()
+                .is_some_and(|info| info.capabilities.sampling.is_some());
+        let model: Option<Arc<dyn ChatModel>> = if sampled {
+            Some(Arc::new(Sampling { peer: peer.clone() }))
+        } else {
+            None
+        };
+        let answer = self.semantic.answer(who, db, question, model).await?;
+        let mut out = json!({
+            "status": if answer.status == AskStatus::Answered { "answered" } else { "gave_up" },
+            "sql": answer.sql,
+            "rationale": answer.rationale,
+            "valid": answer.validation.valid,
+            "full_scans": answer.validation.full_scans,
+            "cached": answer.cached,
+            "model": answer.model,
+        });
+        if answer.status == AskStatus::GaveUp {
+            out["message"] = Json::String(answer.message.clone());
+        }
+        let mut rows_sent = None;
+        if run && answer.status == AskStatus::Answered {
+            let limits = self.forge.limits().whole_result();
+            let budget = Budget {
+                rows: max_rows.min(limits.max_rows),
+                bytes: limits.max_bytes,
+            };
+            let ran = self
+                .semantic
+                .run(who, db, &answer.sql, budget, None)
+                .await?;
+            let rows = rows_json(&ran.rows)?;
+            rows_sent = Some(ran.summary.row_count);
+            out["columns"] = json!(names(&ran.columns));
+            out["rows"] = Json::Array(rows);
+            out["truncated"] = Json::Bool(ran.summary.truncation != Truncation::None);
+        }
+        Ok(Done {
+            content: vec![ContentBlock::text(out.to_string())],
+            rows: rows_sent,
+        })
+    }
+
+    async fn run(
+        &self,
+        spec: &ToolSpec,
+        who: &Principal,
+        args: &Args,
+        peer: &Peer<RoleServer>,
+    ) -> Result<Done> {
         let forge = &self.forge;
         match spec.name {
+            "ask" => self.ask(who, args, peer).await,
             "list_databases" => {
                 let filter = ListFilter::try_from(pb::ListDatabasesRequest {
                     page_token: args.text("page_token")?.unwrap_or_default().to_owned(),

@@ -115,7 +115,7 @@ async fn mcp_without_a_key_is_401_and_with_the_admin_key_runs_tools() {
     }
     let session = initialize(&s, Some(ADMIN_KEY)).await;
     let list = request(&s, Some(ADMIN_KEY), &session, "tools/list", json!({})).await;
-    assert_eq!(tool_names(&list).len(), 9);
+    assert_eq!(tool_names(&list).len(), 10, "nine tools and ask");
     let created = request(
         &s,
         Some(ADMIN_KEY),

@@ -102,8 +102,8 @@ async fn load(conn: &mut MyConn, only: Option<&str>) -> Result<Vec<TableSchema>>
 
     for r in query_rows(
         conn,
-        "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA \
-         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+        "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, \
+         COLUMN_COMMENT FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
          ORDER BY TABLE_NAME, ORDINAL_POSITION",
         vec![],
     )
@@ -121,6 +121,7 @@ async fn load(conn: &mut MyConn, only: Option<&str>) -> Result<Vec<TableSchema>>
             default,
             primary_key: false,
             auto_increment: extra.contains("auto_increment"),
+            comment: opt_text(&r[6]).filter(|c| !c.is_empty()),
         });
     }
 

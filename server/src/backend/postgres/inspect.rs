@@ -65,6 +65,8 @@ struct Col {
     kind: ValueKind,
     /// Options of the identity's sequence, as CREATE SEQUENCE clauses.
     identity_options: Option<String>,
+    /// COMMENT ON COLUMN.
+    comment: Option<String>,
 }
 
 struct Con {
@@ -157,7 +159,8 @@ const COLUMNS: &str = "SELECT a.attrelid::int8, a.attname::text, format_type(a.a
         CASE WHEN s.seqcycle THEN 'CYCLE' ELSE 'NO CYCLE' END) \
       FROM pg_depend dep JOIN pg_sequence s ON s.seqrelid = dep.objid \
       WHERE dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum AND dep.deptype = 'i' \
-        AND dep.classid = 'pg_class'::regclass LIMIT 1) \
+        AND dep.classid = 'pg_class'::regclass LIMIT 1), \
+     col_description(a.attrelid, a.attnum) \
      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
      JOIN pg_namespace n ON n.oid = c.relnamespace \
      LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
@@ -232,6 +235,7 @@ async fn load(conn: &mut PgConn, only: Option<&str>) -> Result<Vec<Rel>> {
             generated: text(&r[6]),
             kind: ValueKind::Unspecified,
             identity_options: opt_text(&r[7]),
+            comment: opt_text(&r[8]),
         });
     }
     for r in query_rows(conn, CONSTRAINTS, vec![]).await? {
@@ -322,6 +326,7 @@ fn to_schema(rel: &Rel) -> TableSchema {
                     || c.default
                         .as_deref()
                         .is_some_and(|d| d.starts_with("nextval(")),
+                comment: c.comment.clone(),
             })
             .collect(),
         primary_key,

@@ -435,6 +435,8 @@ fn describe_table(conn: &Conn, t: &CatalogTable) -> Result<TableSchema> {
                 default: c.default.clone(),
                 primary_key: c.pk > 0,
                 auto_increment: is_alias,
+                // SQLite keeps no comments apart from the CREATE statement's text.
+                comment: None,
             }
         })
         .collect();
