@@ -289,6 +289,7 @@ mod tests {
             default: None,
             primary_key: false,
             auto_increment: false,
+            comment: None,
         }
     }
 
