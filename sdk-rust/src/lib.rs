@@ -84,8 +84,8 @@ pub use policy::LifecyclePolicy;
 pub use preview::{PreviewError, StatementPreview};
 pub use rows::{Column, ExecResult, Row, Rows, Summary, Truncation};
 pub use schema::{
-    CheckSchema, ColumnSchema, ForeignKeySchema, IndexSchema, KeyPattern, KeySpaceSummary, Plan,
-    PlanNode, Schema, TableKind, TableSchema, UniqueSchema,
+    CheckSchema, ColumnSchema, ForeignKeySchema, GraphSummary, GraphTermCount, IndexSchema,
+    KeyPattern, KeySpaceSummary, Plan, PlanNode, Schema, TableKind, TableSchema, UniqueSchema,
 };
 pub use summary::{ColumnSummary, Summarized};
 pub use table::{ColumnDef, ColumnType, Filter, Record, Select, record};
@@ -93,7 +93,7 @@ pub use tonic::Code;
 pub use transaction::Transaction;
 pub use transfer::{
     Chunk, Export, ExportFormat, ExportOptions, IMPORT_CHUNK_BYTES, ImportCsvOptions,
-    ImportCsvReport, ImportSource, ImportSqlReport, RejectedRow,
+    ImportCsvReport, ImportSource, ImportSqlReport, RdfFormat, RejectedRow,
 };
 pub use value::{FromValue, NotByte, Value};
 
