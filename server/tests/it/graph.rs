@@ -73,7 +73,7 @@ async fn sparql_selects_typed_rows_constructs_triples_and_asks() {
         &[
             Value::Text("Alice".into()),
             Value::Int(34),
-            Value::Decimal("1.50".into()),
+            Value::Decimal("1.5".into()),
             Value::Bool(true),
             Value::Text("http://example.com/bob".into()),
         ]
@@ -137,7 +137,9 @@ async fn tables_and_sessions_are_unimplemented_and_name_sparql() {
         "{e}"
     );
     let e = assert_code(
-        c.select_rows(&db, dbforge::Select::from("t")).await,
+        c.select_rows(&db, dbforge::Select::from("t"))
+            .await
+            .map(drop),
         Code::Unimplemented,
     );
     assert!(e.message().contains("SPARQL"), "{e}");
@@ -161,7 +163,7 @@ async fn a_read_only_key_reads_and_its_updates_are_refused() {
         .execute(&db, "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", &[])
         .await
         .expect("a reader reads");
-    assert_eq!(n.rows[0].values(), &[Value::Int(12)]);
+    assert_eq!(n.rows[0].values(), &[Value::Int(11)]);
     for update in [
         "DELETE WHERE { ?s ?p ?o }",
         "INSERT DATA { <http://example.com/x> <http://example.com/y> 1 }",
@@ -177,7 +179,7 @@ async fn a_read_only_key_reads_and_its_updates_are_refused() {
         .execute(&db, "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", &[])
         .await
         .expect("count");
-    assert_eq!(after.rows[0].values(), &[Value::Int(12)], "nothing deleted");
+    assert_eq!(after.rows[0].values(), &[Value::Int(11)], "nothing deleted");
     admin.delete_database(&db).await.expect("prune");
 }
 
@@ -187,7 +189,7 @@ async fn one_database_cannot_see_another_s_triples() {
     let a = spawn(&s, "graph-iso-a").await;
     let b = spawn(&s, "graph-iso-b").await;
     s.client.execute(&a, DATA, &[]).await.expect("insert");
-    assert_eq!(rows(&s, &a, ALL).await.len(), 13);
+    assert_eq!(rows(&s, &a, ALL).await.len(), 12);
     assert!(rows(&s, &b, ALL).await.is_empty());
     // Pruning removes the store.
     s.client.delete_database(&a).await.expect("prune");
@@ -202,7 +204,7 @@ async fn get_schema_counts_classes_and_predicates() {
     s.client.execute(&db, DATA, &[]).await.expect("insert");
     let schema = s.client.get_schema(&db, None).await.expect("schema");
     let g = schema.graph.expect("graph summary");
-    assert_eq!(g.total_quads, 13);
+    assert_eq!(g.total_quads, 12);
     let classes: Vec<(&str, i64)> = g
         .classes
         .iter()
@@ -245,7 +247,7 @@ async fn dumps_backups_restores_and_forks_keep_every_quad() {
         .await
         .expect("bytes");
     let text = String::from_utf8(dump).expect("utf-8");
-    assert_eq!(text.lines().count(), 13, "{text}");
+    assert_eq!(text.lines().count(), 12, "{text}");
     assert!(text.contains("<http://example.com/carol> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <http://example.com/Robot> <http://example.com/g> ."));
 
     let backup = c

@@ -248,10 +248,20 @@ impl Backend for GraphBackend {
         if let Ok(mut open) = self.open.lock() {
             open.remove(&path);
         }
-        blocking(move || match std::fs::remove_dir_all(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::internal(e)),
+        blocking(move || {
+            // A handle still draining a cancelled statement keeps RocksDB open for a moment,
+            // and its background threads may add a file while the directory goes: try again.
+            for attempt in 0.. {
+                match std::fs::remove_dir_all(&path) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && attempt < 50 => {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    Err(e) => return Err(Error::internal(e)),
+                }
+            }
+            Ok(())
         })
         .await
     }
@@ -710,10 +720,14 @@ impl Inner {
                 Err(QueryEvaluationError::Cancelled) if sink.client_gone() => return Ok(()),
                 Err(e) => return Err(deadline.query_error(e)),
             };
-            // Oxigraph checks the deadline only as it reads quads; rows computed without any
-            // (VALUES, BIND) are checked here.
+            // Oxigraph checks its token only as it reads quads; rows computed without reading
+            // (VALUES, BIND) check the deadline and the client here.
             if deadline.passed.load(Ordering::Relaxed) {
                 return Err(deadline.cancelled());
+            }
+            if sink.receiver_gone() {
+                debug!("client went away; the SPARQL query was stopped");
+                return Ok(());
             }
             // `row` says false past a row or byte limit: the summary tells the truncation.
             if !sink.row(row)? {

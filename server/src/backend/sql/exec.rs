@@ -667,6 +667,12 @@ impl StreamSink {
         self.client_gone
     }
 
+    /// Whether the receiving side is gone, before any send says so (a producer that computes
+    /// many rows between sends checks it as it goes).
+    pub(crate) fn receiver_gone(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Sends the header now; false when the client has gone.
     pub(crate) async fn announce(&mut self, columns: Vec<Column>) -> bool {
         self.announced = Some(columns.len());
