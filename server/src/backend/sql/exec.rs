@@ -559,6 +559,7 @@ impl Collect {
     }
 
     /// The rows collected, or the limit error a draining collection ran into.
+    #[cfg(feature = "graph")]
     pub(crate) fn into_rows(mut self) -> Result<Vec<Row>> {
         self.finish()?;
         Ok(self.rows)
@@ -663,12 +664,14 @@ impl StreamSink {
     }
 
     /// Whether the client went away (a send failed) and the statement was stopped.
+    #[cfg(feature = "graph")]
     pub(crate) fn client_gone(&self) -> bool {
         self.client_gone
     }
 
     /// Whether the receiving side is gone, before any send says so (a producer that computes
     /// many rows between sends checks it as it goes).
+    #[cfg(feature = "graph")]
     pub(crate) fn receiver_gone(&self) -> bool {
         self.tx.is_closed()
     }
