@@ -52,6 +52,9 @@
 //!     TEMPLATE` ([`backups`]).
 //! 17. an MCP `query` tool call over streamable HTTP (`/mcp`) against gRPC `Execute` of the
 //!     same point query, alternating call by call on a gateway of its own ([`mcp`]).
+//! 18. (bench built with `--features graph`) 1,000,000 triples in a graph database and three
+//!     SPARQL queries (a lookup, a 2-hop join, an aggregate) streamed through the gateway
+//!     against Oxigraph in this process, on a gateway of its own (`graph`).
 //!
 //! Phases 9 to 13, 15 and 16 run on a third gateway that also fronts the local PostgreSQL,
 //! MariaDB and Redis servers ([`transfer`], [`backends`], [`backups`]). Phase 14 ([`sdk`]) runs last on the first
@@ -70,6 +73,8 @@ mod batches;
 mod child;
 mod direct;
 mod gateway;
+#[cfg(feature = "graph")]
+mod graph;
 mod mcp;
 mod report;
 mod sdk;
@@ -138,6 +143,10 @@ enum Part {
     Backup,
     /// Phase 17: an MCP `query` tool call over streamable HTTP against gRPC Execute.
     Mcp,
+    /// Phase 18: SPARQL on 1,000,000 triples through the gateway against Oxigraph in process
+    /// (a bench built with `--features graph`).
+    #[cfg(feature = "graph")]
+    Graph,
 }
 
 #[derive(Debug, Subcommand)]
@@ -250,6 +259,13 @@ fn bench(plan: Plan, only: Option<Part>, write: Option<&Path>) -> Result<(), Box
     }
     if runs(Part::Mcp) {
         let (r, n, cpu) = mcp_part(&plan, tmp.path(), &admin_key)?;
+        rows.extend(r);
+        notes.extend(n);
+        gateway_cpu += cpu;
+    }
+    #[cfg(feature = "graph")]
+    if runs(Part::Graph) {
+        let (r, n, cpu) = graph_part(&plan, tmp.path(), &admin_key)?;
         rows.extend(r);
         notes.extend(n);
         gateway_cpu += cpu;
@@ -647,6 +663,35 @@ fn mcp_part(
         ));
     }
     let (rows, notes) = mcp::rows_and_notes(measured.map_err(|e| e.to_string()));
+    Ok((rows, notes, cpu))
+}
+
+/// Phase 18 on a gateway of its own (default configuration): rows, notes and the gateway's CPU.
+#[cfg(feature = "graph")]
+fn graph_part(
+    plan: &Plan,
+    tmp: &Path,
+    admin_key: &str,
+) -> Result<(Vec<Row>, Vec<String>, Duration), BoxError> {
+    progress("starting a gateway for the graph phase");
+    let server = ServerProcess::start(
+        &tmp.join("gateway-graph"),
+        admin_key,
+        Variant::Default,
+        &tmp.join("gateway-graph.log"),
+        &Servers::default(),
+    )?;
+    progress("SPARQL on 1,000,000 triples: gateway against Oxigraph in process");
+    let dir = tmp.join("graph-direct");
+    std::fs::create_dir_all(&dir)?;
+    let measured = on_runtime(graph::run(server.addr(), admin_key, plan, &dir))?;
+    let cpu = cpu_time(server.pid())?;
+    if let Err(e) = server.stop() {
+        progress(&format!(
+            "the graph phase's gateway did not stop cleanly: {e}"
+        ));
+    }
+    let (rows, notes) = graph::rows_and_notes(measured.map_err(|e| e.to_string()));
     Ok((rows, notes, cpu))
 }
 

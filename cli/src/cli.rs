@@ -341,6 +341,8 @@ pub enum BackendArg {
     Mysql,
     /// A key namespace and ACL user on a Redis server.
     Redis,
+    /// An embedded Oxigraph RDF store queried with SPARQL (servers built with `graph`).
+    Graph,
 }
 
 impl From<BackendArg> for dbforge::Backend {
@@ -350,6 +352,7 @@ impl From<BackendArg> for dbforge::Backend {
             BackendArg::Postgres => dbforge::Backend::Postgres,
             BackendArg::Mysql => dbforge::Backend::Mysql,
             BackendArg::Redis => dbforge::Backend::Redis,
+            BackendArg::Graph => dbforge::Backend::Graph,
         }
     }
 }

@@ -16,7 +16,9 @@ pub fn dialect(backend: Backend) -> Dialect {
     match backend {
         Backend::Postgres => Dialect::Postgres,
         Backend::Mysql => Dialect::Mysql,
-        Backend::Sqlite | Backend::Redis | Backend::Unspecified => Dialect::Sqlite,
+        // SPARQL quotes and comments close enough to SQLite's for a split on `;` (which SPARQL
+        // updates use between operations: a graph script is best sent whole).
+        Backend::Sqlite | Backend::Redis | Backend::Graph | Backend::Unspecified => Dialect::Sqlite,
     }
 }
 

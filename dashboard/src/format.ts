@@ -44,6 +44,8 @@ export function backendName(b: Backend): string {
       return "MySQL";
     case Backend.REDIS:
       return "Redis";
+    case Backend.GRAPH:
+      return "Graph (SPARQL)";
     default:
       return "unknown";
   }

@@ -247,6 +247,7 @@ mod tests {
             "ImportCsv",
             "ImportSql",
             "ImportNdjson",
+            "ImportRdf",
             "GetSchema",
         ];
         let words = text

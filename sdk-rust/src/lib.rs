@@ -87,8 +87,8 @@ pub use policy::LifecyclePolicy;
 pub use preview::{PreviewError, StatementPreview};
 pub use rows::{Column, ExecResult, Row, Rows, Summary, Truncation};
 pub use schema::{
-    CheckSchema, ColumnSchema, ForeignKeySchema, IndexSchema, KeyPattern, KeySpaceSummary, Plan,
-    PlanNode, Schema, TableKind, TableSchema, UniqueSchema,
+    CheckSchema, ColumnSchema, ForeignKeySchema, GraphSummary, GraphTermCount, IndexSchema,
+    KeyPattern, KeySpaceSummary, Plan, PlanNode, Schema, TableKind, TableSchema, UniqueSchema,
 };
 pub use semantic::{Answer, AskOptions, AskStatus, Asked};
 pub use summary::{ColumnSummary, Summarized};
@@ -97,7 +97,7 @@ pub use tonic::Code;
 pub use transaction::Transaction;
 pub use transfer::{
     Chunk, Export, ExportFormat, ExportOptions, IMPORT_CHUNK_BYTES, ImportCsvOptions,
-    ImportCsvReport, ImportSource, ImportSqlReport, RejectedRow,
+    ImportCsvReport, ImportSource, ImportSqlReport, RdfFormat, RejectedRow,
 };
 pub use value::{FromValue, NotByte, Value};
 

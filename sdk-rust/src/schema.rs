@@ -3,8 +3,8 @@
 use crate::{Client, Result, Value, client::values, pb};
 
 pub use pb::{
-    CheckSchema, ColumnSchema, ForeignKeySchema, IndexSchema, KeyPattern, KeySpaceSummary,
-    PlanNode, TableKind, TableSchema, UniqueSchema,
+    CheckSchema, ColumnSchema, ForeignKeySchema, GraphSummary, GraphTermCount, IndexSchema,
+    KeyPattern, KeySpaceSummary, PlanNode, TableKind, TableSchema, UniqueSchema,
 };
 
 /// A database's structure, as [`Client::get_schema`] returns it.
@@ -20,6 +20,8 @@ pub struct Schema {
     /// The server's compact rendering: CREATE statements (SQL) or a key-pattern outline (Redis),
     /// meant for people and for a language model's prompt.
     pub text: String,
+    /// Graph databases only: their classes, predicates and named graphs with counts.
+    pub graph: Option<GraphSummary>,
 }
 
 impl Schema {
@@ -35,11 +37,13 @@ impl From<pb::GetSchemaResponse> for Schema {
             tables,
             key_space,
             text,
+            graph,
         } = r;
         Schema {
             tables,
             key_space,
             text,
+            graph,
         }
     }
 }

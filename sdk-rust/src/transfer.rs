@@ -18,7 +18,7 @@ use tokio::{
 
 use crate::{Client, ColumnType, Error, Result, Value, client::values, pb};
 
-pub use pb::ExportFormat;
+pub use pb::{ExportFormat, RdfFormat};
 
 /// The size of the chunks an import sends: large enough that per-message overhead is
 /// negligible, small enough that a slow server never has much of the file in flight.
@@ -652,10 +652,74 @@ impl Client {
             .dump_database(self.settings.request(pb::DumpDatabaseRequest {
                 database: database.to_owned(),
                 schema_only,
+                rdf_format: pb::RdfFormat::Unspecified as i32,
             }))
             .await?
             .into_inner();
         Ok(Export::start(stream, self.settings.timeout))
+    }
+
+    /// Streams a graph database's quads as an RDF file in `format` (N-Triples and Turtle hold
+    /// the default graph only).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: dbforge::Client) -> Result<(), dbforge::Error> {
+    /// let turtle = client.dump_rdf("kb", dbforge::RdfFormat::Turtle).await?.bytes().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn dump_rdf(&self, database: &str, format: pb::RdfFormat) -> Result<Export> {
+        let stream = self
+            .transfer
+            .clone()
+            .dump_database(self.settings.request(pb::DumpDatabaseRequest {
+                database: database.to_owned(),
+                schema_only: false,
+                rdf_format: format as i32,
+            }))
+            .await?
+            .into_inner();
+        Ok(Export::start(stream, self.settings.timeout))
+    }
+
+    /// Loads an RDF file in `format` into a graph database, all or nothing; returns the quads
+    /// read. `graph` (N-Triples and Turtle only) names the graph its triples go into.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: dbforge::Client) -> Result<(), dbforge::Error> {
+    /// let ttl = "@prefix ex: <http://example.com/> . ex:a ex:b ex:c .";
+    /// client.import_rdf("kb", ttl.as_bytes().to_vec(), dbforge::RdfFormat::Turtle, None).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn import_rdf(
+        &self,
+        database: &str,
+        source: impl Into<ImportSource>,
+        format: pb::RdfFormat,
+        graph: Option<&str>,
+    ) -> Result<u64> {
+        use pb::import_rdf_request::Message;
+        let (tx, rx) = oneshot::channel();
+        let header = pb::ImportRdfRequest {
+            message: Some(Message::Header(pb::ImportRdfHeader {
+                database: database.to_owned(),
+                format: format as i32,
+                base_iri: String::new(),
+                graph: graph.unwrap_or_default().to_owned(),
+            })),
+        };
+        let messages = import_messages(
+            header,
+            source.into(),
+            |b| pb::ImportRdfRequest {
+                message: Some(Message::Chunk(b)),
+            },
+            tx,
+        );
+        let mut client = self.transfer.clone();
+        let resp = run_import(client.import_rdf(self.settings.request(messages)), rx).await?;
+        Ok(count(resp.quads))
     }
 
     /// Imports a CSV file into `table`. Without `skip_bad_rows` it is all or nothing: a bad row

@@ -48,12 +48,16 @@ import { TableService } from "./gen/dbforge/v1/table_pb.js";
 import {
   ImportCsvRequestSchema,
   ImportNdjsonRequestSchema,
+  ImportRdfRequestSchema,
   ImportSqlRequestSchema,
+  RdfFormat,
   TransferService,
   type ImportCsvRequest,
   type ImportCsvResponse,
   type ImportNdjsonRequest,
   type ImportNdjsonResponse,
+  type ImportRdfRequest,
+  type ImportRdfResponse,
   type ImportSqlRequest,
   type ImportSqlResponse,
 } from "./gen/dbforge/v1/transfer_pb.js";
@@ -808,6 +812,12 @@ export class DBForgeClient {
     return this.export((o) => this.transfer.dumpDatabase(req, o), opts.signal);
   }
 
+  /** Streams a graph database's quads as an RDF file in `format` (N-Triples and Turtle hold the default graph only). */
+  async dumpRdf(database: string, format: RdfFormat, opts: { signal?: AbortSignal } = {}): Promise<Export> {
+    const req = { database, schemaOnly: false, rdfFormat: format };
+    return this.export((o) => this.transfer.dumpDatabase(req, o), opts.signal);
+  }
+
   /**
    * Imports a CSV file into a table. `source` is bytes, the file's text, or chunks from an
    * (async) iterable such as `fs.createReadStream(path)`. By default all rows go in one
@@ -872,6 +882,28 @@ export class DBForgeClient {
       opts,
     );
     return Number(r.records);
+  }
+
+  /**
+   * Loads an RDF file in `format` into a graph database atomically; resolves the quads read.
+   * `graph` (N-Triples and Turtle) names the graph the triples go into. Needs gRPC over HTTP/2.
+   */
+  async importRdf(
+    database: string,
+    source: ImportSource,
+    format: RdfFormat,
+    opts: ImportOptions & { baseIri?: string; graph?: string } = {},
+  ): Promise<number> {
+    const value = { database, format, baseIri: opts.baseIri ?? "", graph: opts.graph ?? "" };
+    const r = await this.import<ImportRdfRequest, ImportRdfResponse>(
+      "importRdf",
+      (reqs, o) => this.transfer.importRdf(reqs, o),
+      create(ImportRdfRequestSchema, { message: { case: "header", value } }),
+      (chunk) => create(ImportRdfRequestSchema, { message: { case: "chunk", value: chunk } }),
+      source,
+      opts,
+    );
+    return Number(r.quads);
   }
 
   // ---- access -----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ export type {
   Schema,
   TableSchema,
 } from "./schema.js";
-export { DEFAULT_CHUNK_SIZE, Export, ExportFormat, collectBytes, collectText } from "./transfer.js";
+export { DEFAULT_CHUNK_SIZE, Export, ExportFormat, RdfFormat, collectBytes, collectText } from "./transfer.js";
 export type {
   ExportFormatLike,
   ExportOptions,

@@ -12,10 +12,10 @@
  * reject with `Unimplemented` before sending anything.
  */
 import type { ColumnType } from "./gen/dbforge/v1/table_pb.js";
-import { ExportFormat, type FileChunk, type ImportCsvResponse } from "./gen/dbforge/v1/transfer_pb.js";
+import { ExportFormat, RdfFormat, type FileChunk, type ImportCsvResponse } from "./gen/dbforge/v1/transfer_pb.js";
 import { Code, Internal, errorFor, toDBForgeError } from "./errors.js";
 
-export { ExportFormat };
+export { ExportFormat, RdfFormat };
 
 /** An export format: the enum, or its name. */
 export type ExportFormatLike = ExportFormat | "csv" | "json" | "ndjson";

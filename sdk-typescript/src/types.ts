@@ -117,6 +117,7 @@ export function databaseFromPb(d: PbDatabase): Database {
       placeholder: c?.placeholder ?? "",
       readOnlyGrants: c?.readOnlyGrants ?? false,
       transactionalDdl: c?.transactionalDdl ?? false,
+      sparql: c?.sparql ?? false,
     },
     expireAt: d.expireAt ? timestampDate(d.expireAt) : undefined,
     idleTtlMs: d.idleTtl ? durationMs(d.idleTtl) : undefined,

@@ -557,6 +557,14 @@ impl Config {
             max_size_bytes: self.sqlite_max_size,
         }
     }
+
+    /// The graph backend's settings (built with the `graph` feature; always on when built).
+    #[cfg(feature = "graph")]
+    pub fn graph(&self) -> crate::backend::graph::GraphConfig {
+        crate::backend::graph::GraphConfig {
+            dir: self.data_dir.join("graph"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -72,6 +72,11 @@ pub async fn run(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let limits = cfg.limits();
     let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(SqliteBackend::new(cfg.sqlite())?)];
+    // Embedded like SQLite: present whenever the server is built with it.
+    #[cfg(feature = "graph")]
+    backends.push(Arc::new(crate::backend::graph::GraphBackend::new(
+        cfg.graph(),
+    )?));
     if let Some(url) = &cfg.postgres_url {
         backends.push(Arc::new(
             PostgresBackend::new(cfg.server_backend(url)).await?,

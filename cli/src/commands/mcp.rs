@@ -115,6 +115,7 @@ fn backend_name(b: Backend) -> &'static str {
         Backend::Postgres => "postgres",
         Backend::Mysql => "mysql",
         Backend::Redis => "redis",
+        Backend::Graph => "graph",
         _ => "sqlite",
     }
 }

@@ -321,6 +321,7 @@ pub fn backend_name(b: Backend) -> &'static str {
         Backend::Postgres => "postgres",
         Backend::Mysql => "mysql",
         Backend::Redis => "redis",
+        Backend::Graph => "graph",
     }
 }
 

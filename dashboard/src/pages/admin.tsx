@@ -369,7 +369,7 @@ function Audit({ session }: { session: Session }) {
   );
 }
 
-const BACKENDS = [Backend.SQLITE, Backend.POSTGRES, Backend.MYSQL, Backend.REDIS];
+const BACKENDS = [Backend.SQLITE, Backend.POSTGRES, Backend.MYSQL, Backend.REDIS, Backend.GRAPH];
 
 function Stats({ session }: { session: Session }) {
   const { client } = session;

@@ -198,6 +198,7 @@ function SpawnForm({ session, onSpawned }: { session: Session; onSpawned: () => 
           <option value={Backend.POSTGRES}>PostgreSQL</option>
           <option value={Backend.MYSQL}>MySQL / MariaDB</option>
           <option value={Backend.REDIS}>Redis</option>
+          <option value={Backend.GRAPH}>Graph (SPARQL)</option>
         </select>
       </div>
       <div class="field">

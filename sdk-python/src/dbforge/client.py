@@ -37,8 +37,11 @@ from dbforge.transfer import (
     export_table_request,
     import_csv_header,
     import_ndjson_header,
+    import_rdf_header,
     import_sql_header,
     ndjson_chunk,
+    rdf_chunk,
+    rdf_format,
     sql_chunk,
 )
 from dbforge.types import (
@@ -512,6 +515,12 @@ class Client(SyncConnection):
         req = transfer_pb2.DumpDatabaseRequest(database=database, schema_only=schema_only)
         return self._export(self.transfer.DumpDatabase, req)
 
+    def dump_rdf(self, database: str, format: str = "nquads") -> Export:
+        """Streams a graph database's quads as an RDF file: "nquads", "ntriples", "turtle" or
+        "jsonld" (N-Triples and Turtle hold the default graph only)."""
+        req = transfer_pb2.DumpDatabaseRequest(database=database, rdf_format=rdf_format(format))
+        return self._export(self.transfer.DumpDatabase, req)
+
     def export_table_to(
         self,
         database: str,
@@ -625,6 +634,28 @@ class Client(SyncConnection):
             True,
         )
         return resp.records
+
+    def import_rdf(
+        self,
+        database: str,
+        source: Source,
+        format: str,
+        *,
+        base_iri: str = "",
+        graph: str = "",
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> int:
+        """Loads an RDF file ("nquads", "ntriples", "turtle" or "jsonld") into a graph
+        database atomically; returns the quads read. `graph` (N-Triples and Turtle) names the
+        graph the triples go into. `source` as in `import_csv`."""
+        resp: transfer_pb2.ImportRdfResponse = self._import(
+            self.transfer.ImportRdf,
+            RequestStream(import_rdf_header(database, format, base_iri, graph), rdf_chunk),
+            source,
+            chunk_size,
+            True,
+        )
+        return resp.quads
 
     # ---- access -------------------------------------------------------------------------------
 

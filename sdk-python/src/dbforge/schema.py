@@ -26,6 +26,7 @@ __all__ = [
     "TableSchema",
     "KeyPattern",
     "KeySpaceSummary",
+    "GraphSummary",
     "Schema",
     "PlanNode",
     "Plan",
@@ -205,6 +206,29 @@ class KeySpaceSummary:
 
 
 @dataclass(frozen=True)
+class GraphSummary:
+    """A graph database: its quad count, and its classes (objects of rdf:type), predicates and
+    named graphs as (IRI, count) pairs, most first, 100 of each at most."""
+
+    total_quads: int
+    classes: List[tuple[str, int]]
+    predicates: List[tuple[str, int]]
+    named_graphs: List[tuple[str, int]]
+
+    @classmethod
+    def from_pb(cls, g: schema_pb2.GraphSummary) -> GraphSummary:
+        def pairs(items: Sequence[schema_pb2.GraphTermCount]) -> List[tuple[str, int]]:
+            return [(c.iri, c.count) for c in items]
+
+        return cls(
+            total_quads=g.total_quads,
+            classes=pairs(g.classes),
+            predicates=pairs(g.predicates),
+            named_graphs=pairs(g.named_graphs),
+        )
+
+
+@dataclass(frozen=True)
 class Schema:
     """The answer of `get_schema`: tables and views by name, the Redis key space (None on SQL
     backends), and `text`, the same rendered compactly for a language model's prompt."""
@@ -212,6 +236,7 @@ class Schema:
     tables: List[TableSchema]
     key_space: Optional[KeySpaceSummary]
     text: str
+    graph: Optional[GraphSummary] = None
 
     @classmethod
     def from_pb(cls, r: schema_pb2.GetSchemaResponse) -> Schema:
@@ -219,6 +244,7 @@ class Schema:
             tables=[TableSchema.from_pb(t) for t in r.tables],
             key_space=KeySpaceSummary.from_pb(r.key_space) if r.HasField("key_space") else None,
             text=r.text,
+            graph=GraphSummary.from_pb(r.graph) if r.HasField("graph") else None,
         )
 
     def table(self, name: str) -> TableSchema:

@@ -185,6 +185,36 @@ def ndjson_chunk(data: bytes) -> transfer_pb2.ImportNdjsonRequest:
     return transfer_pb2.ImportNdjsonRequest(chunk=data)
 
 
+RDF_FORMATS = {
+    "nquads": transfer_pb2.RDF_FORMAT_N_QUADS,
+    "ntriples": transfer_pb2.RDF_FORMAT_N_TRIPLES,
+    "turtle": transfer_pb2.RDF_FORMAT_TURTLE,
+    "jsonld": transfer_pb2.RDF_FORMAT_JSON_LD,
+}
+
+
+def rdf_format(format: str) -> "transfer_pb2.RdfFormat.ValueType":
+    """An RDF format by name: "nquads", "ntriples", "turtle" or "jsonld"."""
+    try:
+        return RDF_FORMATS[format.lower().replace("-", "").replace("_", "")]
+    except KeyError:
+        raise ValueError(f"unknown RDF format {format!r}; use one of {sorted(RDF_FORMATS)}") from None
+
+
+def import_rdf_header(
+    database: str, format: str, base_iri: str, graph: str
+) -> transfer_pb2.ImportRdfRequest:
+    return transfer_pb2.ImportRdfRequest(
+        header=transfer_pb2.ImportRdfHeader(
+            database=database, format=rdf_format(format), base_iri=base_iri, graph=graph
+        )
+    )
+
+
+def rdf_chunk(data: bytes) -> transfer_pb2.ImportRdfRequest:
+    return transfer_pb2.ImportRdfRequest(chunk=data)
+
+
 # ---- results -----------------------------------------------------------------------------------
 
 

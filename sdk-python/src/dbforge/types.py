@@ -141,6 +141,7 @@ class Capabilities:
     placeholder: str
     read_only_grants: bool
     transactional_ddl: bool
+    sparql: bool = False
 
     @classmethod
     def from_pb(cls, c: database_pb2.Capabilities) -> Capabilities:
@@ -156,6 +157,7 @@ class Capabilities:
             placeholder=c.placeholder,
             read_only_grants=c.read_only_grants,
             transactional_ddl=c.transactional_ddl,
+            sparql=c.sparql,
         )
 
 

@@ -21,12 +21,15 @@ use crate::{
         preview::StatementPreview,
         resume::PageEvent,
         schema::{
-            ColumnSchema, ForeignKeySchema, IndexSchema, KeyPattern, KeySpaceSummary, Plan,
-            PlanNode, Schema, TableKind, TableSchema,
+            ColumnSchema, ForeignKeySchema, GraphSummary, IndexSchema, KeyPattern, KeySpaceSummary,
+            Plan, PlanNode, Schema, TableKind, TableSchema,
         },
         summary::ColumnSummary,
         table::{ColumnSpec, ColumnType, Filter, FilterOp, Order, RowScope, Select, TableSpec},
-        transfer::{CreateFromCsv, CsvImport, CsvImportReport, CsvOptions, ExportFormat},
+        transfer::{
+            CreateFromCsv, CsvImport, CsvImportReport, CsvOptions, ExportFormat, RdfFormat,
+            RdfImport,
+        },
         value::{
             Column, Row, RowEvent, Statement, StatementResult, Summary, Truncation, Value,
             ValueKind,
@@ -417,6 +420,7 @@ pub fn backend_kind(raw: i32) -> Result<BackendKind> {
         Ok(pb::Backend::Postgres) => Ok(BackendKind::Postgres),
         Ok(pb::Backend::Mysql) => Ok(BackendKind::Mysql),
         Ok(pb::Backend::Redis) => Ok(BackendKind::Redis),
+        Ok(pb::Backend::Graph) => Ok(BackendKind::Graph),
         Err(_) => Err(Error::invalid("backend", format!("unknown backend {raw}"))),
     }
 }
@@ -427,6 +431,7 @@ pub(crate) fn backend_pb(k: BackendKind) -> pb::Backend {
         BackendKind::Postgres => pb::Backend::Postgres,
         BackendKind::Mysql => pb::Backend::Mysql,
         BackendKind::Redis => pb::Backend::Redis,
+        BackendKind::Graph => pb::Backend::Graph,
     }
 }
 
@@ -510,6 +515,7 @@ fn capabilities(c: Capabilities) -> pb::Capabilities {
         returning,
         placeholder,
         transactional_ddl,
+        sparql,
     } = c;
     pb::Capabilities {
         sql,
@@ -523,6 +529,7 @@ fn capabilities(c: Capabilities) -> pb::Capabilities {
         placeholder: placeholder.to_owned(),
         read_only_grants: false,
         transactional_ddl,
+        sparql,
     }
 }
 
@@ -763,6 +770,46 @@ pub fn export_format(raw: i32) -> Result<ExportFormat> {
     }
 }
 
+/// A dump's RDF format: `None` when unset (each engine's own dump format).
+pub fn rdf_format(raw: i32) -> Result<Option<RdfFormat>> {
+    match pb::RdfFormat::try_from(raw) {
+        Ok(pb::RdfFormat::Unspecified) => Ok(None),
+        Ok(pb::RdfFormat::NQuads) => Ok(Some(RdfFormat::NQuads)),
+        Ok(pb::RdfFormat::NTriples) => Ok(Some(RdfFormat::NTriples)),
+        Ok(pb::RdfFormat::Turtle) => Ok(Some(RdfFormat::Turtle)),
+        Ok(pb::RdfFormat::JsonLd) => Ok(Some(RdfFormat::JsonLd)),
+        Err(_) => Err(Error::invalid("rdf_format", "not a known RdfFormat value")),
+    }
+}
+
+impl TryFrom<pb::ImportRdfHeader> for (String, RdfImport) {
+    type Error = Error;
+
+    fn try_from(h: pb::ImportRdfHeader) -> Result<Self> {
+        let pb::ImportRdfHeader {
+            database,
+            format,
+            base_iri,
+            graph,
+        } = h;
+        let format = rdf_format(format)?.ok_or_else(|| {
+            Error::invalid(
+                "format",
+                "choose RDF_FORMAT_N_QUADS, RDF_FORMAT_N_TRIPLES, RDF_FORMAT_TURTLE or RDF_FORMAT_JSON_LD",
+            )
+        })?;
+        let some = |s: String| (!s.is_empty()).then_some(s);
+        Ok((
+            database,
+            RdfImport {
+                format,
+                base_iri: some(base_iri),
+                graph: some(graph),
+            },
+        ))
+    }
+}
+
 impl TryFrom<Option<pb::CsvOptions>> for CsvOptions {
     type Error = Error;
 
@@ -865,11 +912,16 @@ impl From<CsvImportReport> for pb::ImportCsvResponse {
 impl From<Schema> for pb::GetSchemaResponse {
     fn from(s: Schema) -> Self {
         let text = s.render_text();
-        let Schema { tables, key_space } = s;
+        let Schema {
+            tables,
+            key_space,
+            graph,
+        } = s;
         pb::GetSchemaResponse {
             tables: tables.into_iter().map(Into::into).collect(),
             key_space: key_space.map(Into::into),
             text,
+            graph: graph.map(Into::into),
         }
     }
 }
@@ -974,6 +1026,28 @@ impl From<TableSchema> for pb::TableSchema {
                 .collect(),
             row_estimate,
             definition,
+        }
+    }
+}
+
+impl From<GraphSummary> for pb::GraphSummary {
+    fn from(g: GraphSummary) -> Self {
+        let GraphSummary {
+            total_quads,
+            classes,
+            predicates,
+            named_graphs,
+        } = g;
+        let counts = |list: Vec<(String, i64)>| {
+            list.into_iter()
+                .map(|(iri, count)| pb::GraphTermCount { iri, count })
+                .collect()
+        };
+        pb::GraphSummary {
+            total_quads,
+            classes: counts(classes),
+            predicates: counts(predicates),
+            named_graphs: counts(named_graphs),
         }
     }
 }

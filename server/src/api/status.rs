@@ -81,7 +81,9 @@ impl From<Error> for Status {
             Error::Hinted { .. } => (Code::Internal, "INTERNAL"),
         };
         let message = match &err {
-            Error::Unsupported { operation, .. } => format!("{err}; {}", alternative(operation)),
+            Error::Unsupported { operation, backend } => {
+                format!("{err}; {}", alternative(operation, backend))
+            }
             Error::Internal(source) => {
                 error!(error = ?source, "internal error");
                 "internal error; the gateway's log has the details".to_owned()
@@ -104,7 +106,20 @@ impl From<Error> for Status {
 }
 
 /// What to use instead of an operation a backend lacks.
-fn alternative(operation: &str) -> &'static str {
+fn alternative(operation: &str, backend: &str) -> &'static str {
+    if backend == "graph" {
+        // The graph engine has neither tables nor SQL: everything goes through SPARQL.
+        return match operation {
+            "Session" => {
+                "graph databases have no sessions: each SPARQL update given to \
+                 QueryService.Execute is atomic, and ExecuteBatch with `transaction` groups several"
+            }
+            _ => {
+                "graph databases have no tables: use QueryService.Execute and Query with SPARQL \
+                 (SELECT, CONSTRUCT, ASK, INSERT DATA, DELETE WHERE) instead"
+            }
+        };
+    }
     match operation {
         "Session" => "group statements atomically with ExecuteBatch and `transaction` instead",
         "CreateTable" | "InsertRows" | "SelectRows" | "UpdateRows" | "DeleteRows" => {

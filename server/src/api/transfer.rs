@@ -131,6 +131,11 @@ import_message!(
     pb::ImportNdjsonHeader,
     pb::import_ndjson_request::Message
 );
+import_message!(
+    pb::ImportRdfRequest,
+    pb::ImportRdfHeader,
+    pb::import_rdf_request::Message
+);
 
 /// Reads an import's header and returns it with the stream of the chunks after it. A second
 /// header is INVALID_ARGUMENT, and so is a broken client stream: either rolls the import back.
@@ -237,9 +242,15 @@ impl TransferService for TransferApi {
         let pb::DumpDatabaseRequest {
             database,
             schema_only,
+            rdf_format,
         } = req.into_inner();
         let call = Call::new(self.forge.audit(), &who, "DumpDatabase").database(&database);
-        let started = self.forge.dump(&who, &database, schema_only);
+        let started = async {
+            match convert::rdf_format(rdf_format)? {
+                Some(format) => self.forge.dump_rdf(&who, &database, format).await,
+                None => self.forge.dump(&who, &database, schema_only).await,
+            }
+        };
         self.stream(
             call,
             &who,
@@ -307,6 +318,26 @@ impl TransferService for TransferApi {
         }
         .await;
         call.done(result, |r| Some(r.records.unsigned_abs()))
+            .await
+            .map(Response::new)
+    }
+
+    async fn import_rdf(
+        &self,
+        req: Request<Streaming<pb::ImportRdfRequest>>,
+    ) -> Result<Response<pb::ImportRdfResponse>, Status> {
+        let who = caller(&req)?;
+        let (header, chunks) = header_and_chunks(req.into_inner()).await?;
+        let call = Call::new(self.forge.audit(), &who, "ImportRdf").database(&header.database);
+        let result = async {
+            let (database, spec) = <(String, _)>::try_from(header)?;
+            let quads = self.forge.import_rdf(&who, &database, spec, chunks).await?;
+            Ok(pb::ImportRdfResponse {
+                quads: quads as i64,
+            })
+        }
+        .await;
+        call.done(result, |r| Some(r.quads.unsigned_abs()))
             .await
             .map(Response::new)
     }

@@ -24,6 +24,8 @@
 #[cfg(test)]
 pub mod conformance;
 pub mod dump;
+#[cfg(feature = "graph")]
+pub mod graph;
 pub mod metered;
 pub mod mysql;
 pub mod pool;
@@ -73,6 +75,8 @@ pub struct Capabilities {
     /// DDL runs inside a transaction and rolls back with it (MySQL commits implicitly before
     /// and after it instead).
     pub transactional_ddl: bool,
+    /// Takes SPARQL queries and updates instead of SQL (the graph engine).
+    pub sparql: bool,
 }
 
 /// Where a backend keeps one database: chosen by the backend at spawn, stored in the catalog.
@@ -298,6 +302,28 @@ pub trait Database: Send + Sync + fmt::Debug {
     /// MULTI, since a failed restore throws the whole staging database away.
     async fn restore_records(&self, data: &[u8], limits: &StatementLimits) -> Result<u64> {
         self.import_records(data, limits).await
+    }
+    /// Graph engines: streams every quad in `format` (single-graph formats: the default graph
+    /// only). Dropping the stream stops it.
+    async fn dump_rdf(
+        &self,
+        format: crate::core::transfer::RdfFormat,
+        limits: StatementLimits,
+    ) -> Result<DumpStream> {
+        let _ = (format, limits);
+        Err(self.unsupported("DumpDatabase in an RDF format"))
+    }
+    /// Graph engines: loads the RDF file `input` as its chunks arrive, atomically, and returns
+    /// the quads read. A syntax error is [`Error::InvalidArgument`] naming its position, and a
+    /// failed `input` (too large, the client gone) loads nothing either.
+    async fn import_rdf(
+        &self,
+        spec: crate::core::transfer::RdfImport,
+        input: crate::core::transfer::ImportStream,
+        limits: &StatementLimits,
+    ) -> Result<u64> {
+        let _ = (spec, input, limits);
+        Err(self.unsupported("ImportRdf"))
     }
     /// File engines: writes a consistent copy of the whole database to the new file `dest`
     /// while writers keep running (SQLite's online backup API), and says what it holds.

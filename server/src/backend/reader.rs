@@ -132,6 +132,26 @@ impl<D: Database> Database for WithReader<D> {
         self.pick(limits).await?.import_records(data, limits).await
     }
 
+    async fn dump_rdf(
+        &self,
+        format: crate::core::transfer::RdfFormat,
+        limits: StatementLimits,
+    ) -> Result<DumpStream> {
+        self.pick(&limits).await?.dump_rdf(format, limits).await
+    }
+
+    async fn import_rdf(
+        &self,
+        spec: crate::core::transfer::RdfImport,
+        input: crate::core::transfer::ImportStream,
+        limits: &StatementLimits,
+    ) -> Result<u64> {
+        self.pick(limits)
+            .await?
+            .import_rdf(spec, input, limits)
+            .await
+    }
+
     async fn restore_records(&self, data: &[u8], limits: &StatementLimits) -> Result<u64> {
         self.writer.restore_records(data, limits).await
     }

@@ -15,11 +15,19 @@ pub enum BackendKind {
     Mysql,
     /// Redis.
     Redis,
+    /// Embedded Oxigraph: RDF graphs queried with SPARQL.
+    Graph,
 }
 
 impl BackendKind {
     /// Every kind, in a stable order.
-    pub const ALL: [BackendKind; 4] = [Self::Sqlite, Self::Postgres, Self::Mysql, Self::Redis];
+    pub const ALL: [BackendKind; 5] = [
+        Self::Sqlite,
+        Self::Postgres,
+        Self::Mysql,
+        Self::Redis,
+        Self::Graph,
+    ];
 
     /// The lowercase name used in the catalog, logs and messages.
     pub fn as_str(self) -> &'static str {
@@ -28,6 +36,7 @@ impl BackendKind {
             Self::Postgres => "postgres",
             Self::Mysql => "mysql",
             Self::Redis => "redis",
+            Self::Graph => "graph",
         }
     }
 

@@ -75,6 +75,8 @@ pub enum ForkMethod {
     DumpReplay,
     /// The source's key records imported into the fork's namespace.
     KeyRecords,
+    /// The source's N-Quads dump loaded into the fork's store (graph engine).
+    Quads,
     /// A restore of one of the source's backups.
     Backup,
 }
@@ -87,6 +89,7 @@ impl ForkMethod {
             ForkMethod::Template => "template",
             ForkMethod::DumpReplay => "dump-replay",
             ForkMethod::KeyRecords => "key-records",
+            ForkMethod::Quads => "n-quads",
             ForkMethod::Backup => "backup",
         }
     }
@@ -97,6 +100,7 @@ impl ForkMethod {
             BackendKind::Sqlite => ForkMethod::SqliteBackupApi,
             BackendKind::Postgres | BackendKind::Mysql => ForkMethod::DumpReplay,
             BackendKind::Redis => ForkMethod::KeyRecords,
+            BackendKind::Graph => ForkMethod::Quads,
         }
     }
 }
@@ -323,7 +327,8 @@ impl Forge {
                     replay::replay_script(&*fork, kind, &mut dump, limits, copy_failed).await?;
                 session.commit().await
             }
-            ForkMethod::KeyRecords => {
+            // N-Quads are line records too: the same batches of whole lines.
+            ForkMethod::KeyRecords | ForkMethod::Quads => {
                 let mut dump = pieces(source.backup_dump(limits.clone()).await?);
                 let fork = backend.open(staged).await?;
                 replay::replay_records(&*fork, &mut dump, &self.limits().whole_result()).await

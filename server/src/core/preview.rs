@@ -304,7 +304,7 @@ fn parser_dialect(kind: BackendKind) -> &'static dyn Dialect {
     match kind {
         BackendKind::Postgres => &PostgreSqlDialect {},
         BackendKind::Mysql => &MySqlDialect {},
-        BackendKind::Sqlite | BackendKind::Redis => &SQLiteDialect {},
+        BackendKind::Sqlite | BackendKind::Redis | BackendKind::Graph => &SQLiteDialect {},
     }
 }
 

@@ -521,6 +521,27 @@ impl Database for QuotaGuard {
             .map_err(|e| self.quota_error(e, forced))
     }
 
+    async fn dump_rdf(
+        &self,
+        format: crate::core::transfer::RdfFormat,
+        limits: StatementLimits,
+    ) -> Result<DumpStream> {
+        self.inner.dump_rdf(format, limits).await
+    }
+
+    async fn import_rdf(
+        &self,
+        spec: crate::core::transfer::RdfImport,
+        input: crate::core::transfer::ImportStream,
+        limits: &StatementLimits,
+    ) -> Result<u64> {
+        let (limits, forced) = self.gate(limits);
+        self.inner
+            .import_rdf(spec, input, &limits)
+            .await
+            .map_err(|e| self.quota_error(e, forced))
+    }
+
     async fn restore_records(&self, data: &[u8], limits: &StatementLimits) -> Result<u64> {
         self.inner.restore_records(data, limits).await
     }

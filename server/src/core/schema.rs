@@ -20,6 +20,21 @@ pub struct Schema {
     pub tables: Vec<TableSchema>,
     /// Key-value engines only.
     pub key_space: Option<KeySpaceSummary>,
+    /// Graph engines only.
+    pub graph: Option<GraphSummary>,
+}
+
+/// What a graph database's quads use, counted over the whole store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GraphSummary {
+    /// Quads in the store.
+    pub total_quads: i64,
+    /// Objects of `rdf:type` with their instance counts, most first.
+    pub classes: Vec<(String, i64)>,
+    /// Predicates with their triple counts, most first.
+    pub predicates: Vec<(String, i64)>,
+    /// Named graphs with their quad counts, most first.
+    pub named_graphs: Vec<(String, i64)>,
 }
 
 /// A table or view.
@@ -213,6 +228,22 @@ impl Schema {
                     let _ = write!(out, ", {} with TTL", p.with_ttl);
                 }
                 out.push('\n');
+            }
+        }
+        if let Some(g) = &self.graph {
+            let _ = writeln!(out, "# {} quads", g.total_quads);
+            for (title, list) in [
+                ("classes", &g.classes),
+                ("predicates", &g.predicates),
+                ("named graphs", &g.named_graphs),
+            ] {
+                if list.is_empty() {
+                    continue;
+                }
+                let _ = writeln!(out, "# {title}");
+                for (iri, count) in list {
+                    let _ = writeln!(out, "<{iri}> {count}");
+                }
             }
         }
         out

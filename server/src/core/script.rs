@@ -22,6 +22,8 @@ pub fn dialect(kind: BackendKind) -> Dialect {
         // Redis takes no SQL scripts (ImportSql is refused before splitting); its commands
         // quote like SQLite's statements, which is all a split needs.
         BackendKind::Redis => Dialect::Sqlite,
+        // Nor does the graph engine (SPARQL, no scripts); the same reasoning holds.
+        BackendKind::Graph => Dialect::Sqlite,
     }
 }
 

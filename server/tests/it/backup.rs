@@ -243,7 +243,7 @@ fn rich(backend: Backend) -> Vec<&'static str> {
             "INSERT INTO author (name, born) VALUES ('Ada', '1815-12-10'), ('Grace ''Amazing''', NULL), ('日本 🎉', '2000-01-01')",
             "INSERT INTO book (author_id, title, price, cover) VALUES (1, 'Notes', 9.5, x'00ff10'), (2, 'COBOL', 25, NULL), (3, NULL, 0, x'')",
         ],
-        Backend::Redis | Backend::Unspecified => vec![],
+        Backend::Redis | Backend::Graph | Backend::Unspecified => vec![],
     }
 }
 
@@ -271,7 +271,7 @@ fn mutations(backend: Backend) -> Vec<&'static str> {
             "DROP TRIGGER book_added",
             "DROP TABLE audit",
         ],
-        Backend::Redis | Backend::Unspecified => vec![],
+        Backend::Redis | Backend::Graph | Backend::Unspecified => vec![],
     }
 }
 

@@ -11,6 +11,8 @@ mod deploy;
 mod docs;
 mod errors;
 mod fork;
+#[cfg(feature = "graph")]
+mod graph;
 mod harness;
 mod healing;
 mod interrupted;

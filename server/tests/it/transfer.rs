@@ -58,6 +58,7 @@ impl Clients {
             .dump_database(pb::DumpDatabaseRequest {
                 database: db.into(),
                 schema_only: false,
+                rdf_format: pb::RdfFormat::Unspecified as i32,
             })
             .await?
             .into_inner();

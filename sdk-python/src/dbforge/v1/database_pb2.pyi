@@ -175,6 +175,7 @@ class Capabilities(_message.Message):
     PLACEHOLDER_FIELD_NUMBER: _builtins.int
     READ_ONLY_GRANTS_FIELD_NUMBER: _builtins.int
     TRANSACTIONAL_DDL_FIELD_NUMBER: _builtins.int
+    SPARQL_FIELD_NUMBER: _builtins.int
     sql: _builtins.bool
     """Accepts SQL statements in Execute, Query and ExecuteBatch."""
     transactions: _builtins.bool
@@ -201,6 +202,8 @@ class Capabilities(_message.Message):
     """DDL runs inside a transaction and rolls back with it, so QueryService.Preview can preview
     it. False on MySQL/MariaDB, which commit implicitly before and after DDL.
     """
+    sparql: _builtins.bool
+    """Takes SPARQL 1.1 queries and updates (BACKEND_GRAPH) instead of SQL."""
     def __init__(
         self,
         *,
@@ -215,10 +218,11 @@ class Capabilities(_message.Message):
         placeholder: _builtins.str = ...,
         read_only_grants: _builtins.bool = ...,
         transactional_ddl: _builtins.bool = ...,
+        sparql: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_value", b"key_value", "last_insert_id", b"last_insert_id", "placeholder", b"placeholder", "read_only_grants", b"read_only_grants", "returning", b"returning", "sessions", b"sessions", "sql", b"sql", "table_service", b"table_service", "transactional_ddl", b"transactional_ddl", "transactions", b"transactions", "typed_params", b"typed_params"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_value", b"key_value", "last_insert_id", b"last_insert_id", "placeholder", b"placeholder", "read_only_grants", b"read_only_grants", "returning", b"returning", "sessions", b"sessions", "sparql", b"sparql", "sql", b"sql", "table_service", b"table_service", "transactional_ddl", b"transactional_ddl", "transactions", b"transactions", "typed_params", b"typed_params"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,41 +25,45 @@ _sym_db = _symbol_database.Default()
 from dbforge.v1 import types_pb2 as dbforge_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x64\x62\x66orge/v1/schema.proto\x12\ndbforge.v1\x1a\x16\x64\x62\x66orge/v1/types.proto\"D\n\x10GetSchemaRequest\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\x12\x14\n\x05table\x18\x02 \x01(\tR\x05table\"\x92\x01\n\x11GetSchemaResponse\x12/\n\x06tables\x18\x01 \x03(\x0b\x32\x17.dbforge.v1.TableSchemaR\x06tables\x12\x38\n\tkey_space\x18\x02 \x01(\x0b\x32\x1b.dbforge.v1.KeySpaceSummaryR\x08keySpace\x12\x12\n\x04text\x18\x03 \x01(\tR\x04text\"\xd3\x03\n\x0bTableSchema\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x15.dbforge.v1.TableKindR\x04kind\x12\x32\n\x07\x63olumns\x18\x03 \x03(\x0b\x32\x18.dbforge.v1.ColumnSchemaR\x07\x63olumns\x12\x1f\n\x0bprimary_key\x18\x04 \x03(\tR\nprimaryKey\x12\x31\n\x07indexes\x18\x05 \x03(\x0b\x32\x17.dbforge.v1.IndexSchemaR\x07indexes\x12?\n\x0c\x66oreign_keys\x18\x06 \x03(\x0b\x32\x1c.dbforge.v1.ForeignKeySchemaR\x0b\x66oreignKeys\x12\x32\n\x07uniques\x18\x07 \x03(\x0b\x32\x18.dbforge.v1.UniqueSchemaR\x07uniques\x12/\n\x06\x63hecks\x18\x08 \x03(\x0b\x32\x17.dbforge.v1.CheckSchemaR\x06\x63hecks\x12&\n\x0crow_estimate\x18\t \x01(\x03H\x00R\x0browEstimate\x88\x01\x01\x12\x1e\n\ndefinition\x18\n \x01(\tR\ndefinitionB\x0f\n\r_row_estimate\"\xcc\x02\n\x0c\x43olumnSchema\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12#\n\rdeclared_type\x18\x02 \x01(\tR\x0c\x64\x65\x63laredType\x12)\n\x04kind\x18\x03 \x01(\x0e\x32\x15.dbforge.v1.ValueKindR\x04kind\x12\x1a\n\x08nullable\x18\x04 \x01(\x08R\x08nullable\x12\x32\n\x12\x64\x65\x66\x61ult_expression\x18\x05 \x01(\tH\x00R\x11\x64\x65\x66\x61ultExpression\x88\x01\x01\x12\x1f\n\x0bprimary_key\x18\x06 \x01(\x08R\nprimaryKey\x12%\n\x0e\x61uto_increment\x18\x07 \x01(\x08R\rautoIncrement\x12\x1d\n\x07\x63omment\x18\x08 \x01(\tH\x01R\x07\x63omment\x88\x01\x01\x42\x15\n\x13_default_expressionB\n\n\x08_comment\"m\n\x0bIndexSchema\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07\x63olumns\x18\x02 \x03(\tR\x07\x63olumns\x12\x16\n\x06unique\x18\x03 \x01(\x08R\x06unique\x12\x18\n\x07primary\x18\x04 \x01(\x08R\x07primary\"\xd4\x01\n\x10\x46oreignKeySchema\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07\x63olumns\x18\x02 \x03(\tR\x07\x63olumns\x12)\n\x10referenced_table\x18\x03 \x01(\tR\x0freferencedTable\x12-\n\x12referenced_columns\x18\x04 \x03(\tR\x11referencedColumns\x12\x1b\n\ton_update\x18\x05 \x01(\tR\x08onUpdate\x12\x1b\n\ton_delete\x18\x06 \x01(\tR\x08onDelete\"<\n\x0cUniqueSchema\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07\x63olumns\x18\x02 \x03(\tR\x07\x63olumns\"A\n\x0b\x43heckSchema\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n\nexpression\x18\x02 \x01(\tR\nexpression\"\x87\x01\n\x0fKeySpaceSummary\x12\x1d\n\ntotal_keys\x18\x01 \x01(\x03R\ttotalKeys\x12!\n\x0csampled_keys\x18\x02 \x01(\x03R\x0bsampledKeys\x12\x32\n\x08patterns\x18\x03 \x03(\x0b\x32\x16.dbforge.v1.KeyPatternR\x08patterns\"\x85\x01\n\nKeyPattern\x12\x18\n\x07pattern\x18\x01 \x01(\tR\x07pattern\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12\x14\n\x05\x63ount\x18\x03 \x01(\x03R\x05\x63ount\x12\x18\n\x07\x65xample\x18\x04 \x01(\tR\x07\x65xample\x12\x19\n\x08with_ttl\x18\x05 \x01(\x03R\x07withTtl\"{\n\x0e\x45xplainRequest\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\x12\x33\n\tstatement\x18\x02 \x01(\x0b\x32\x15.dbforge.v1.StatementR\tstatement\x12\x18\n\x07\x61nalyze\x18\x03 \x01(\x08R\x07\x61nalyze\"n\n\x0f\x45xplainResponse\x12\x10\n\x03raw\x18\x01 \x01(\tR\x03raw\x12*\n\x05nodes\x18\x02 \x03(\x0b\x32\x14.dbforge.v1.PlanNodeR\x05nodes\x12\x1d\n\nfull_scans\x18\x03 \x03(\tR\tfullScans\"\xdf\x02\n\x08PlanNode\x12\x1c\n\toperation\x18\x01 \x01(\tR\toperation\x12\x1a\n\x08relation\x18\x02 \x01(\tR\x08relation\x12\x16\n\x06\x64\x65tail\x18\x03 \x01(\tR\x06\x64\x65tail\x12*\n\x0e\x65stimated_rows\x18\x04 \x01(\x01H\x00R\restimatedRows\x88\x01\x01\x12*\n\x0e\x65stimated_cost\x18\x05 \x01(\x01H\x01R\restimatedCost\x88\x01\x01\x12$\n\x0b\x61\x63tual_rows\x18\x06 \x01(\x01H\x02R\nactualRows\x88\x01\x01\x12\x1b\n\tfull_scan\x18\x07 \x01(\x08R\x08\x66ullScan\x12\x30\n\x08\x63hildren\x18\x08 \x03(\x0b\x32\x14.dbforge.v1.PlanNodeR\x08\x63hildrenB\x11\n\x0f_estimated_rowsB\x11\n\x0f_estimated_costB\x0e\n\x0c_actual_rows*R\n\tTableKind\x12\x1a\n\x16TABLE_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10TABLE_KIND_TABLE\x10\x01\x12\x13\n\x0fTABLE_KIND_VIEW\x10\x02\x32\x9d\x01\n\rSchemaService\x12H\n\tGetSchema\x12\x1c.dbforge.v1.GetSchemaRequest\x1a\x1d.dbforge.v1.GetSchemaResponse\x12\x42\n\x07\x45xplain\x12\x1a.dbforge.v1.ExplainRequest\x1a\x1b.dbforge.v1.ExplainResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x64\x62\x66orge/v1/schema.proto\x12\ndbforge.v1\x1a\x16\x64\x62\x66orge/v1/types.proto\"D\n\x10GetSchemaRequest\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\x12\x14\n\x05table\x18\x02 \x01(\tR\x05table\"\xc2\x01\n\x11GetSchemaResponse\x12/\n\x06tables\x18\x01 \x03(\x0b\x32\x17.dbforge.v1.TableSchemaR\x06tables\x12\x38\n\tkey_space\x18\x02 \x01(\x0b\x32\x1b.dbforge.v1.KeySpaceSummaryR\x08keySpace\x12\x12\n\x04text\x18\x03 \x01(\tR\x04text\x12.\n\x05graph\x18\x04 \x01(\x0b\x32\x18.dbforge.v1.GraphSummaryR\x05graph\"\xd3\x03\n\x0bTableSchema\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x15.dbforge.v1.TableKindR\x04kind\x12\x32\n\x07\x63olumns\x18\x03 \x03(\x0b\x32\x18.dbforge.v1.ColumnSchemaR\x07\x63olumns\x12\x1f\n\x0bprimary_key\x18\x04 \x03(\tR\nprimaryKey\x12\x31\n\x07indexes\x18\x05 \x03(\x0b\x32\x17.dbforge.v1.IndexSchemaR\x07indexes\x12?\n\x0c\x66oreign_keys\x18\x06 \x03(\x0b\x32\x1c.dbforge.v1.ForeignKeySchemaR\x0b\x66oreignKeys\x12\x32\n\x07uniques\x18\x07 \x03(\x0b\x32\x18.dbforge.v1.UniqueSchemaR\x07uniques\x12/\n\x06\x63hecks\x18\x08 \x03(\x0b\x32\x17.dbforge.v1.CheckSchemaR\x06\x63hecks\x12&\n\x0crow_estimate\x18\t \x01(\x03H\x00R\x0browEstimate\x88\x01\x01\x12\x1e\n\ndefinition\x18\n \x01(\tR\ndefinitionB\x0f\n\r_row_estimate\"\xcc\x02\n\x0c\x43olumnSchema\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12#\n\rdeclared_type\x18\x02 \x01(\tR\x0c\x64\x65\x63laredType\x12)\n\x04kind\x18\x03 \x01(\x0e\x32\x15.dbforge.v1.ValueKindR\x04kind\x12\x1a\n\x08nullable\x18\x04 \x01(\x08R\x08nullable\x12\x32\n\x12\x64\x65\x66\x61ult_expression\x18\x05 \x01(\tH\x00R\x11\x64\x65\x66\x61ultExpression\x88\x01\x01\x12\x1f\n\x0bprimary_key\x18\x06 \x01(\x08R\nprimaryKey\x12%\n\x0e\x61uto_increment\x18\x07 \x01(\x08R\rautoIncrement\x12\x1d\n\x07\x63omment\x18\x08 \x01(\tH\x01R\x07\x63omment\x88\x01\x01\x42\x15\n\x13_default_expressionB\n\n\x08_comment\"m\n\x0bIndexSchema\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07\x63olumns\x18\x02 \x03(\tR\x07\x63olumns\x12\x16\n\x06unique\x18\x03 \x01(\x08R\x06unique\x12\x18\n\x07primary\x18\x04 \x01(\x08R\x07primary\"\xd4\x01\n\x10\x46oreignKeySchema\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07\x63olumns\x18\x02 \x03(\tR\x07\x63olumns\x12)\n\x10referenced_table\x18\x03 \x01(\tR\x0freferencedTable\x12-\n\x12referenced_columns\x18\x04 \x03(\tR\x11referencedColumns\x12\x1b\n\ton_update\x18\x05 \x01(\tR\x08onUpdate\x12\x1b\n\ton_delete\x18\x06 \x01(\tR\x08onDelete\"<\n\x0cUniqueSchema\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07\x63olumns\x18\x02 \x03(\tR\x07\x63olumns\"A\n\x0b\x43heckSchema\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n\nexpression\x18\x02 \x01(\tR\nexpression\"\x87\x01\n\x0fKeySpaceSummary\x12\x1d\n\ntotal_keys\x18\x01 \x01(\x03R\ttotalKeys\x12!\n\x0csampled_keys\x18\x02 \x01(\x03R\x0bsampledKeys\x12\x32\n\x08patterns\x18\x03 \x03(\x0b\x32\x16.dbforge.v1.KeyPatternR\x08patterns\"\xe0\x01\n\x0cGraphSummary\x12\x1f\n\x0btotal_quads\x18\x01 \x01(\x03R\ntotalQuads\x12\x34\n\x07\x63lasses\x18\x02 \x03(\x0b\x32\x1a.dbforge.v1.GraphTermCountR\x07\x63lasses\x12:\n\npredicates\x18\x03 \x03(\x0b\x32\x1a.dbforge.v1.GraphTermCountR\npredicates\x12=\n\x0cnamed_graphs\x18\x04 \x03(\x0b\x32\x1a.dbforge.v1.GraphTermCountR\x0bnamedGraphs\"8\n\x0eGraphTermCount\x12\x10\n\x03iri\x18\x01 \x01(\tR\x03iri\x12\x14\n\x05\x63ount\x18\x02 \x01(\x03R\x05\x63ount\"\x85\x01\n\nKeyPattern\x12\x18\n\x07pattern\x18\x01 \x01(\tR\x07pattern\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12\x14\n\x05\x63ount\x18\x03 \x01(\x03R\x05\x63ount\x12\x18\n\x07\x65xample\x18\x04 \x01(\tR\x07\x65xample\x12\x19\n\x08with_ttl\x18\x05 \x01(\x03R\x07withTtl\"{\n\x0e\x45xplainRequest\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\x12\x33\n\tstatement\x18\x02 \x01(\x0b\x32\x15.dbforge.v1.StatementR\tstatement\x12\x18\n\x07\x61nalyze\x18\x03 \x01(\x08R\x07\x61nalyze\"n\n\x0f\x45xplainResponse\x12\x10\n\x03raw\x18\x01 \x01(\tR\x03raw\x12*\n\x05nodes\x18\x02 \x03(\x0b\x32\x14.dbforge.v1.PlanNodeR\x05nodes\x12\x1d\n\nfull_scans\x18\x03 \x03(\tR\tfullScans\"\xdf\x02\n\x08PlanNode\x12\x1c\n\toperation\x18\x01 \x01(\tR\toperation\x12\x1a\n\x08relation\x18\x02 \x01(\tR\x08relation\x12\x16\n\x06\x64\x65tail\x18\x03 \x01(\tR\x06\x64\x65tail\x12*\n\x0e\x65stimated_rows\x18\x04 \x01(\x01H\x00R\restimatedRows\x88\x01\x01\x12*\n\x0e\x65stimated_cost\x18\x05 \x01(\x01H\x01R\restimatedCost\x88\x01\x01\x12$\n\x0b\x61\x63tual_rows\x18\x06 \x01(\x01H\x02R\nactualRows\x88\x01\x01\x12\x1b\n\tfull_scan\x18\x07 \x01(\x08R\x08\x66ullScan\x12\x30\n\x08\x63hildren\x18\x08 \x03(\x0b\x32\x14.dbforge.v1.PlanNodeR\x08\x63hildrenB\x11\n\x0f_estimated_rowsB\x11\n\x0f_estimated_costB\x0e\n\x0c_actual_rows*R\n\tTableKind\x12\x1a\n\x16TABLE_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10TABLE_KIND_TABLE\x10\x01\x12\x13\n\x0fTABLE_KIND_VIEW\x10\x02\x32\x9d\x01\n\rSchemaService\x12H\n\tGetSchema\x12\x1c.dbforge.v1.GetSchemaRequest\x1a\x1d.dbforge.v1.GetSchemaResponse\x12\x42\n\x07\x45xplain\x12\x1a.dbforge.v1.ExplainRequest\x1a\x1b.dbforge.v1.ExplainResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dbforge.v1.schema_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TABLEKIND']._serialized_start=2407
-  _globals['_TABLEKIND']._serialized_end=2489
+  _globals['_TABLEKIND']._serialized_start=2740
+  _globals['_TABLEKIND']._serialized_end=2822
   _globals['_GETSCHEMAREQUEST']._serialized_start=63
   _globals['_GETSCHEMAREQUEST']._serialized_end=131
   _globals['_GETSCHEMARESPONSE']._serialized_start=134
-  _globals['_GETSCHEMARESPONSE']._serialized_end=280
-  _globals['_TABLESCHEMA']._serialized_start=283
-  _globals['_TABLESCHEMA']._serialized_end=750
-  _globals['_COLUMNSCHEMA']._serialized_start=753
-  _globals['_COLUMNSCHEMA']._serialized_end=1085
-  _globals['_INDEXSCHEMA']._serialized_start=1087
-  _globals['_INDEXSCHEMA']._serialized_end=1196
-  _globals['_FOREIGNKEYSCHEMA']._serialized_start=1199
-  _globals['_FOREIGNKEYSCHEMA']._serialized_end=1411
-  _globals['_UNIQUESCHEMA']._serialized_start=1413
-  _globals['_UNIQUESCHEMA']._serialized_end=1473
-  _globals['_CHECKSCHEMA']._serialized_start=1475
-  _globals['_CHECKSCHEMA']._serialized_end=1540
-  _globals['_KEYSPACESUMMARY']._serialized_start=1543
-  _globals['_KEYSPACESUMMARY']._serialized_end=1678
-  _globals['_KEYPATTERN']._serialized_start=1681
-  _globals['_KEYPATTERN']._serialized_end=1814
-  _globals['_EXPLAINREQUEST']._serialized_start=1816
-  _globals['_EXPLAINREQUEST']._serialized_end=1939
-  _globals['_EXPLAINRESPONSE']._serialized_start=1941
-  _globals['_EXPLAINRESPONSE']._serialized_end=2051
-  _globals['_PLANNODE']._serialized_start=2054
-  _globals['_PLANNODE']._serialized_end=2405
-  _globals['_SCHEMASERVICE']._serialized_start=2492
-  _globals['_SCHEMASERVICE']._serialized_end=2649
+  _globals['_GETSCHEMARESPONSE']._serialized_end=328
+  _globals['_TABLESCHEMA']._serialized_start=331
+  _globals['_TABLESCHEMA']._serialized_end=798
+  _globals['_COLUMNSCHEMA']._serialized_start=801
+  _globals['_COLUMNSCHEMA']._serialized_end=1133
+  _globals['_INDEXSCHEMA']._serialized_start=1135
+  _globals['_INDEXSCHEMA']._serialized_end=1244
+  _globals['_FOREIGNKEYSCHEMA']._serialized_start=1247
+  _globals['_FOREIGNKEYSCHEMA']._serialized_end=1459
+  _globals['_UNIQUESCHEMA']._serialized_start=1461
+  _globals['_UNIQUESCHEMA']._serialized_end=1521
+  _globals['_CHECKSCHEMA']._serialized_start=1523
+  _globals['_CHECKSCHEMA']._serialized_end=1588
+  _globals['_KEYSPACESUMMARY']._serialized_start=1591
+  _globals['_KEYSPACESUMMARY']._serialized_end=1726
+  _globals['_GRAPHSUMMARY']._serialized_start=1729
+  _globals['_GRAPHSUMMARY']._serialized_end=1953
+  _globals['_GRAPHTERMCOUNT']._serialized_start=1955
+  _globals['_GRAPHTERMCOUNT']._serialized_end=2011
+  _globals['_KEYPATTERN']._serialized_start=2014
+  _globals['_KEYPATTERN']._serialized_end=2147
+  _globals['_EXPLAINREQUEST']._serialized_start=2149
+  _globals['_EXPLAINREQUEST']._serialized_end=2272
+  _globals['_EXPLAINRESPONSE']._serialized_start=2274
+  _globals['_EXPLAINRESPONSE']._serialized_end=2384
+  _globals['_PLANNODE']._serialized_start=2387
+  _globals['_PLANNODE']._serialized_end=2738
+  _globals['_SCHEMASERVICE']._serialized_start=2825
+  _globals['_SCHEMASERVICE']._serialized_end=2982
 # @@protoc_insertion_point(module_scope)

@@ -79,8 +79,11 @@ class GetSchemaResponse(_message.Message):
     TABLES_FIELD_NUMBER: _builtins.int
     KEY_SPACE_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
+    GRAPH_FIELD_NUMBER: _builtins.int
     text: _builtins.str
-    """A compact rendering for prompts: CREATE statements (SQL) or a pattern outline (Redis)."""
+    """A compact rendering for prompts: CREATE statements (SQL), a pattern outline (Redis), or the
+    graph summary's counts (graph).
+    """
     @_builtins.property
     def tables(self) -> _containers.RepeatedCompositeFieldContainer[Global___TableSchema]:
         """Tables and views, by name."""
@@ -89,16 +92,21 @@ class GetSchemaResponse(_message.Message):
     def key_space(self) -> Global___KeySpaceSummary:
         """Redis only: key patterns seen in a sample."""
 
+    @_builtins.property
+    def graph(self) -> Global___GraphSummary:
+        """Graph databases only: the classes and predicates the store holds, with counts."""
+
     def __init__(
         self,
         *,
         tables: _abc.Iterable[Global___TableSchema] | None = ...,
         key_space: Global___KeySpaceSummary | None = ...,
         text: _builtins.str = ...,
+        graph: Global___GraphSummary | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["key_space", b"key_space"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph", "key_space", b"key_space"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_space", b"key_space", "tables", b"tables", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["graph", b"graph", "key_space", b"key_space", "tables", b"tables", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -402,6 +410,74 @@ class KeySpaceSummary(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___KeySpaceSummary: _TypeAlias = KeySpaceSummary  # noqa: Y015
+
+@_typing.final
+class GraphSummary(_message.Message):
+    """A graph database (BACKEND_GRAPH): what its triples use, counted over the whole store."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTAL_QUADS_FIELD_NUMBER: _builtins.int
+    CLASSES_FIELD_NUMBER: _builtins.int
+    PREDICATES_FIELD_NUMBER: _builtins.int
+    NAMED_GRAPHS_FIELD_NUMBER: _builtins.int
+    total_quads: _builtins.int
+    """Quads in the store, every graph included."""
+    @_builtins.property
+    def classes(self) -> _containers.RepeatedCompositeFieldContainer[Global___GraphTermCount]:
+        """The classes things are declared to be (objects of rdf:type), most instances first, at most
+        100.
+        """
+
+    @_builtins.property
+    def predicates(self) -> _containers.RepeatedCompositeFieldContainer[Global___GraphTermCount]:
+        """The predicates used, most used first, at most 100."""
+
+    @_builtins.property
+    def named_graphs(self) -> _containers.RepeatedCompositeFieldContainer[Global___GraphTermCount]:
+        """The named graphs, at most 100 (the default graph is not listed)."""
+
+    def __init__(
+        self,
+        *,
+        total_quads: _builtins.int = ...,
+        classes: _abc.Iterable[Global___GraphTermCount] | None = ...,
+        predicates: _abc.Iterable[Global___GraphTermCount] | None = ...,
+        named_graphs: _abc.Iterable[Global___GraphTermCount] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["classes", b"classes", "named_graphs", b"named_graphs", "predicates", b"predicates", "total_quads", b"total_quads"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GraphSummary: _TypeAlias = GraphSummary  # noqa: Y015
+
+@_typing.final
+class GraphTermCount(_message.Message):
+    """An IRI and how often it occurs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IRI_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    iri: _builtins.str
+    """The bare IRI (no angle brackets)."""
+    count: _builtins.int
+    """Instances (classes), triples (predicates) or quads (named graphs)."""
+    def __init__(
+        self,
+        *,
+        iri: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "iri", b"iri"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GraphTermCount: _TypeAlias = GraphTermCount  # noqa: Y015
 
 @_typing.final
 class KeyPattern(_message.Message):

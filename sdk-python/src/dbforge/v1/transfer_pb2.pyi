@@ -21,6 +21,38 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _RdfFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RdfFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RdfFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RDF_FORMAT_UNSPECIFIED: _RdfFormat.ValueType  # 0
+    """Not set: N-Quads in DumpDatabase; INVALID_ARGUMENT in ImportRdf."""
+    RDF_FORMAT_N_QUADS: _RdfFormat.ValueType  # 1
+    """N-Quads: one quad a line, every named graph included."""
+    RDF_FORMAT_N_TRIPLES: _RdfFormat.ValueType  # 2
+    """N-Triples: one triple a line. Holds one graph: exports write the default graph only."""
+    RDF_FORMAT_TURTLE: _RdfFormat.ValueType  # 3
+    """Turtle. Holds one graph: exports write the default graph only."""
+    RDF_FORMAT_JSON_LD: _RdfFormat.ValueType  # 4
+    """JSON-LD 1.1 (expanded form on export), named graphs included."""
+
+class RdfFormat(_RdfFormat, metaclass=_RdfFormatEnumTypeWrapper):
+    """An RDF serialization, for graph databases."""
+
+RDF_FORMAT_UNSPECIFIED: RdfFormat.ValueType  # 0
+"""Not set: N-Quads in DumpDatabase; INVALID_ARGUMENT in ImportRdf."""
+RDF_FORMAT_N_QUADS: RdfFormat.ValueType  # 1
+"""N-Quads: one quad a line, every named graph included."""
+RDF_FORMAT_N_TRIPLES: RdfFormat.ValueType  # 2
+"""N-Triples: one triple a line. Holds one graph: exports write the default graph only."""
+RDF_FORMAT_TURTLE: RdfFormat.ValueType  # 3
+"""Turtle. Holds one graph: exports write the default graph only."""
+RDF_FORMAT_JSON_LD: RdfFormat.ValueType  # 4
+"""JSON-LD 1.1 (expanded form on export), named graphs included."""
+Global___RdfFormat: _TypeAlias = RdfFormat  # noqa: Y015
+
 class _ExportFormat:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -163,19 +195,25 @@ class DumpDatabaseRequest(_message.Message):
 
     DATABASE_FIELD_NUMBER: _builtins.int
     SCHEMA_ONLY_FIELD_NUMBER: _builtins.int
+    RDF_FORMAT_FIELD_NUMBER: _builtins.int
     database: _builtins.str
     """The source database."""
     schema_only: _builtins.bool
     """Leave the data out: only the schema (SQL backends)."""
+    rdf_format: Global___RdfFormat.ValueType
+    """Graph databases: the RDF format of the dump (N-Quads when unset). INVALID_ARGUMENT on the
+    other backends.
+    """
     def __init__(
         self,
         *,
         database: _builtins.str = ...,
         schema_only: _builtins.bool = ...,
+        rdf_format: Global___RdfFormat.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "schema_only", b"schema_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "rdf_format", b"rdf_format", "schema_only", b"schema_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -626,3 +664,91 @@ class ImportNdjsonResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ImportNdjsonResponse: _TypeAlias = ImportNdjsonResponse  # noqa: Y015
+
+@_typing.final
+class ImportRdfHeader(_message.Message):
+    """The first message of TransferService.ImportRdf."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATABASE_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    BASE_IRI_FIELD_NUMBER: _builtins.int
+    GRAPH_FIELD_NUMBER: _builtins.int
+    database: _builtins.str
+    """The target database (BACKEND_GRAPH)."""
+    format: Global___RdfFormat.ValueType
+    """The file's format; required."""
+    base_iri: _builtins.str
+    """The IRI relative IRIs of the file resolve against; none when empty."""
+    graph: _builtins.str
+    """N-Triples and Turtle: the named graph (an IRI) their triples go into; the default graph
+    when empty. INVALID_ARGUMENT with N-Quads and JSON-LD, which name their own graphs.
+    """
+    def __init__(
+        self,
+        *,
+        database: _builtins.str = ...,
+        format: Global___RdfFormat.ValueType = ...,
+        base_iri: _builtins.str = ...,
+        graph: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_iri", b"base_iri", "database", b"database", "format", b"format", "graph", b"graph"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportRdfHeader: _TypeAlias = ImportRdfHeader  # noqa: Y015
+
+@_typing.final
+class ImportRdfRequest(_message.Message):
+    """A message of TransferService.ImportRdf: the header first, then the file in chunks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    """The next bytes of the file."""
+    @_builtins.property
+    def header(self) -> Global___ImportRdfHeader:
+        """The target and format; first message only."""
+
+    def __init__(
+        self,
+        *,
+        header: Global___ImportRdfHeader | None = ...,
+        chunk: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "message", b"message"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["header", "chunk"]  # noqa: Y015
+    _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
+
+Global___ImportRdfRequest: _TypeAlias = ImportRdfRequest  # noqa: Y015
+
+@_typing.final
+class ImportRdfResponse(_message.Message):
+    """Response of TransferService.ImportRdf."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUADS_FIELD_NUMBER: _builtins.int
+    quads: _builtins.int
+    """Quads loaded (a quad already stored counts, and stays one quad)."""
+    def __init__(
+        self,
+        *,
+        quads: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["quads", b"quads"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportRdfResponse: _TypeAlias = ImportRdfResponse  # noqa: Y015

@@ -27,7 +27,8 @@ if _version_not_supported:
 
 class TransferServiceStub(object):
     """Moving data in and out of a database: exports to CSV, JSON and NDJSON, whole-database dumps,
-    and imports of CSV files, SQL scripts and (on Redis) NDJSON key dumps.
+    and imports of CSV files, SQL scripts, (on Redis) NDJSON key dumps and (on graph databases)
+    RDF files in N-Quads, N-Triples, Turtle or JSON-LD, which DumpDatabase also writes.
 
     Exports stream the file in chunks as the client reads them; the server never builds the whole
     file in memory, and cancelling the call stops the query. Imports are client-streaming: the first
@@ -85,11 +86,17 @@ class TransferServiceStub(object):
                 request_serializer=dbforge_dot_v1_dot_transfer__pb2.ImportNdjsonRequest.SerializeToString,
                 response_deserializer=dbforge_dot_v1_dot_transfer__pb2.ImportNdjsonResponse.FromString,
                 _registered_method=True)
+        self.ImportRdf = channel.stream_unary(
+                '/dbforge.v1.TransferService/ImportRdf',
+                request_serializer=dbforge_dot_v1_dot_transfer__pb2.ImportRdfRequest.SerializeToString,
+                response_deserializer=dbforge_dot_v1_dot_transfer__pb2.ImportRdfResponse.FromString,
+                _registered_method=True)
 
 
 class TransferServiceServicer(object):
     """Moving data in and out of a database: exports to CSV, JSON and NDJSON, whole-database dumps,
-    and imports of CSV files, SQL scripts and (on Redis) NDJSON key dumps.
+    and imports of CSV files, SQL scripts, (on Redis) NDJSON key dumps and (on graph databases)
+    RDF files in N-Quads, N-Triples, Turtle or JSON-LD, which DumpDatabase also writes.
 
     Exports stream the file in chunks as the client reads them; the server never builds the whole
     file in memory, and cancelling the call stops the query. Imports are client-streaming: the first
@@ -132,7 +139,7 @@ class TransferServiceServicer(object):
         tables with their constraints, indexes, views, and autoincrement or sequence state, then the
         data as batched INSERTs; ImportSql on a database of the same backend replays it into an
         identical database. Redis writes NDJSON records {key, type, ttl_ms, value} that ImportNdjson
-        replays. A PostgreSQL dump covers the database's own schema (types, functions, tables,
+        replays. A graph database writes N-Quads, one quad a line, every named graph included. A PostgreSQL dump covers the database's own schema (types, functions, tables,
         sequences, views, triggers): FAILED_PRECONDITION, naming them, when tables, views or
         sequences live in another schema, rather than a dump that leaves them out.
         """
@@ -165,6 +172,16 @@ class TransferServiceServicer(object):
     def ImportNdjson(self, request_iterator, context):
         """Imports NDJSON key records (the DumpDatabase format of Redis) atomically: every record or
         none. Existing keys of the same name are replaced.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportRdf(self, request_iterator, context):
+        """Loads an RDF file (N-Quads, N-Triples, Turtle or JSON-LD) into a graph database (BACKEND_GRAPH)
+        atomically: every quad or none. Blank nodes get fresh ids, so they never merge with those
+        already stored. A syntax error is INVALID_ARGUMENT naming its position, and nothing is
+        loaded; UNIMPLEMENTED on the other backends; PERMISSION_DENIED with a read-only key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -203,6 +220,11 @@ def add_TransferServiceServicer_to_server(servicer, server):
                     request_deserializer=dbforge_dot_v1_dot_transfer__pb2.ImportNdjsonRequest.FromString,
                     response_serializer=dbforge_dot_v1_dot_transfer__pb2.ImportNdjsonResponse.SerializeToString,
             ),
+            'ImportRdf': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportRdf,
+                    request_deserializer=dbforge_dot_v1_dot_transfer__pb2.ImportRdfRequest.FromString,
+                    response_serializer=dbforge_dot_v1_dot_transfer__pb2.ImportRdfResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'dbforge.v1.TransferService', rpc_method_handlers)
@@ -213,7 +235,8 @@ def add_TransferServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class TransferService(object):
     """Moving data in and out of a database: exports to CSV, JSON and NDJSON, whole-database dumps,
-    and imports of CSV files, SQL scripts and (on Redis) NDJSON key dumps.
+    and imports of CSV files, SQL scripts, (on Redis) NDJSON key dumps and (on graph databases)
+    RDF files in N-Quads, N-Triples, Turtle or JSON-LD, which DumpDatabase also writes.
 
     Exports stream the file in chunks as the client reads them; the server never builds the whole
     file in memory, and cancelling the call stops the query. Imports are client-streaming: the first
@@ -387,6 +410,33 @@ class TransferService(object):
             '/dbforge.v1.TransferService/ImportNdjson',
             dbforge_dot_v1_dot_transfer__pb2.ImportNdjsonRequest.SerializeToString,
             dbforge_dot_v1_dot_transfer__pb2.ImportNdjsonResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportRdf(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/dbforge.v1.TransferService/ImportRdf',
+            dbforge_dot_v1_dot_transfer__pb2.ImportRdfRequest.SerializeToString,
+            dbforge_dot_v1_dot_transfer__pb2.ImportRdfResponse.FromString,
             options,
             channel_credentials,
             insecure,

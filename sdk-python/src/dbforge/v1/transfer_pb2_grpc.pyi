@@ -28,7 +28,8 @@ GRPC_VERSION: str
 
 class TransferServiceStub:
     """Moving data in and out of a database: exports to CSV, JSON and NDJSON, whole-database dumps,
-    and imports of CSV files, SQL scripts and (on Redis) NDJSON key dumps.
+    and imports of CSV files, SQL scripts, (on Redis) NDJSON key dumps and (on graph databases)
+    RDF files in N-Quads, N-Triples, Turtle or JSON-LD, which DumpDatabase also writes.
 
     Exports stream the file in chunks as the client reads them; the server never builds the whole
     file in memory, and cancelling the call stops the query. Imports are client-streaming: the first
@@ -66,7 +67,7 @@ class TransferServiceStub:
     tables with their constraints, indexes, views, and autoincrement or sequence state, then the
     data as batched INSERTs; ImportSql on a database of the same backend replays it into an
     identical database. Redis writes NDJSON records {key, type, ttl_ms, value} that ImportNdjson
-    replays. A PostgreSQL dump covers the database's own schema (types, functions, tables,
+    replays. A graph database writes N-Quads, one quad a line, every named graph included. A PostgreSQL dump covers the database's own schema (types, functions, tables,
     sequences, views, triggers): FAILED_PRECONDITION, naming them, when tables, views or
     sequences live in another schema, rather than a dump that leaves them out.
     """
@@ -88,11 +89,18 @@ class TransferServiceStub:
     """Imports NDJSON key records (the DumpDatabase format of Redis) atomically: every record or
     none. Existing keys of the same name are replaced.
     """
+    ImportRdf: _grpc.StreamUnaryMultiCallable[_transfer_pb2.ImportRdfRequest, _transfer_pb2.ImportRdfResponse]
+    """Loads an RDF file (N-Quads, N-Triples, Turtle or JSON-LD) into a graph database (BACKEND_GRAPH)
+    atomically: every quad or none. Blank nodes get fresh ids, so they never merge with those
+    already stored. A syntax error is INVALID_ARGUMENT naming its position, and nothing is
+    loaded; UNIMPLEMENTED on the other backends; PERMISSION_DENIED with a read-only key.
+    """
 
 @_typing.type_check_only
 class TransferServiceAsyncStub(TransferServiceStub):
     """Moving data in and out of a database: exports to CSV, JSON and NDJSON, whole-database dumps,
-    and imports of CSV files, SQL scripts and (on Redis) NDJSON key dumps.
+    and imports of CSV files, SQL scripts, (on Redis) NDJSON key dumps and (on graph databases)
+    RDF files in N-Quads, N-Triples, Turtle or JSON-LD, which DumpDatabase also writes.
 
     Exports stream the file in chunks as the client reads them; the server never builds the whole
     file in memory, and cancelling the call stops the query. Imports are client-streaming: the first
@@ -127,7 +135,7 @@ class TransferServiceAsyncStub(TransferServiceStub):
     tables with their constraints, indexes, views, and autoincrement or sequence state, then the
     data as batched INSERTs; ImportSql on a database of the same backend replays it into an
     identical database. Redis writes NDJSON records {key, type, ttl_ms, value} that ImportNdjson
-    replays. A PostgreSQL dump covers the database's own schema (types, functions, tables,
+    replays. A graph database writes N-Quads, one quad a line, every named graph included. A PostgreSQL dump covers the database's own schema (types, functions, tables,
     sequences, views, triggers): FAILED_PRECONDITION, naming them, when tables, views or
     sequences live in another schema, rather than a dump that leaves them out.
     """
@@ -149,10 +157,17 @@ class TransferServiceAsyncStub(TransferServiceStub):
     """Imports NDJSON key records (the DumpDatabase format of Redis) atomically: every record or
     none. Existing keys of the same name are replaced.
     """
+    ImportRdf: _aio.StreamUnaryMultiCallable[_transfer_pb2.ImportRdfRequest, _transfer_pb2.ImportRdfResponse]  # type: ignore[assignment]
+    """Loads an RDF file (N-Quads, N-Triples, Turtle or JSON-LD) into a graph database (BACKEND_GRAPH)
+    atomically: every quad or none. Blank nodes get fresh ids, so they never merge with those
+    already stored. A syntax error is INVALID_ARGUMENT naming its position, and nothing is
+    loaded; UNIMPLEMENTED on the other backends; PERMISSION_DENIED with a read-only key.
+    """
 
 class TransferServiceServicer(metaclass=_abc_1.ABCMeta):
     """Moving data in and out of a database: exports to CSV, JSON and NDJSON, whole-database dumps,
-    and imports of CSV files, SQL scripts and (on Redis) NDJSON key dumps.
+    and imports of CSV files, SQL scripts, (on Redis) NDJSON key dumps and (on graph databases)
+    RDF files in N-Quads, N-Triples, Turtle or JSON-LD, which DumpDatabase also writes.
 
     Exports stream the file in chunks as the client reads them; the server never builds the whole
     file in memory, and cancelling the call stops the query. Imports are client-streaming: the first
@@ -203,7 +218,7 @@ class TransferServiceServicer(metaclass=_abc_1.ABCMeta):
         tables with their constraints, indexes, views, and autoincrement or sequence state, then the
         data as batched INSERTs; ImportSql on a database of the same backend replays it into an
         identical database. Redis writes NDJSON records {key, type, ttl_ms, value} that ImportNdjson
-        replays. A PostgreSQL dump covers the database's own schema (types, functions, tables,
+        replays. A graph database writes N-Quads, one quad a line, every named graph included. A PostgreSQL dump covers the database's own schema (types, functions, tables,
         sequences, views, triggers): FAILED_PRECONDITION, naming them, when tables, views or
         sequences live in another schema, rather than a dump that leaves them out.
         """
@@ -242,6 +257,18 @@ class TransferServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_transfer_pb2.ImportNdjsonResponse, _abc.Awaitable[_transfer_pb2.ImportNdjsonResponse]]:
         """Imports NDJSON key records (the DumpDatabase format of Redis) atomically: every record or
         none. Existing keys of the same name are replaced.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportRdf(
+        self,
+        request_iterator: _MaybeAsyncIterator[_transfer_pb2.ImportRdfRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_transfer_pb2.ImportRdfResponse, _abc.Awaitable[_transfer_pb2.ImportRdfResponse]]:
+        """Loads an RDF file (N-Quads, N-Triples, Turtle or JSON-LD) into a graph database (BACKEND_GRAPH)
+        atomically: every quad or none. Blank nodes get fresh ids, so they never merge with those
+        already stored. A syntax error is INVALID_ARGUMENT naming its position, and nothing is
+        loaded; UNIMPLEMENTED on the other backends; PERMISSION_DENIED with a read-only key.
         """
 
 def add_TransferServiceServicer_to_server(servicer: TransferServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -38,6 +38,14 @@ class _BackendEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Backend.Value
     """A schema plus its own user on a MySQL or MariaDB server."""
     BACKEND_REDIS: _Backend.ValueType  # 4
     """A key namespace plus its own ACL user on a Redis server."""
+    BACKEND_GRAPH: _Backend.ValueType  # 5
+    """An embedded Oxigraph RDF store, one directory per database, queried with SPARQL 1.1:
+    Execute and Query take SPARQL (SELECT rows with typed values; CONSTRUCT and DESCRIBE as
+    rows of subject, predicate, object; ASK as one row with one bool column; updates as
+    writes, refused to read-only keys). Parameters bind positionally to the variables ?1, ?2,
+    and so on. Only in servers built with the `graph` feature; others answer
+    FAILED_PRECONDITION ("not configured").
+    """
 
 class Backend(_Backend, metaclass=_BackendEnumTypeWrapper):
     """The engine behind a database."""
@@ -52,6 +60,14 @@ BACKEND_MYSQL: Backend.ValueType  # 3
 """A schema plus its own user on a MySQL or MariaDB server."""
 BACKEND_REDIS: Backend.ValueType  # 4
 """A key namespace plus its own ACL user on a Redis server."""
+BACKEND_GRAPH: Backend.ValueType  # 5
+"""An embedded Oxigraph RDF store, one directory per database, queried with SPARQL 1.1:
+Execute and Query take SPARQL (SELECT rows with typed values; CONSTRUCT and DESCRIBE as
+rows of subject, predicate, object; ASK as one row with one bool column; updates as
+writes, refused to read-only keys). Parameters bind positionally to the variables ?1, ?2,
+and so on. Only in servers built with the `graph` feature; others answer
+FAILED_PRECONDITION ("not configured").
+"""
 Global___Backend: _TypeAlias = Backend  # noqa: Y015
 
 class _ValueKind:

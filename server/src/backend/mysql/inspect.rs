@@ -549,6 +549,7 @@ impl Inspect for MysqlEngine {
         Ok(Schema {
             tables: load(conn, table).await?,
             key_space: None,
+            graph: None,
         })
     }
 

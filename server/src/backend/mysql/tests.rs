@@ -78,6 +78,8 @@ fn hooks() -> Hooks {
         series_query: "SELECT CAST(seq AS SIGNED) AS x, CONCAT('row ', seq) \
                        FROM seq_1_to_1000000000 WHERE seq <= ?"
             .into(),
+        ping: "SELECT 1".into(),
+        slow_setup: None,
     }
 }
 

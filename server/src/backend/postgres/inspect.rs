@@ -873,6 +873,7 @@ impl Inspect for PgEngine {
         Ok(Schema {
             tables: rels.iter().map(to_schema).collect(),
             key_space: None,
+            graph: None,
         })
     }
 

@@ -76,6 +76,8 @@ fn hooks() -> Hooks {
     Hooks {
         slow_query: "SELECT pg_sleep(60)".into(),
         series_query: "SELECT x, 'row ' || x FROM generate_series(1, $1) AS x".into(),
+        ping: "SELECT 1".into(),
+        slow_setup: None,
     }
 }
 

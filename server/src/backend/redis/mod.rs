@@ -372,6 +372,7 @@ impl RedisBackend {
                 returning: false,
                 placeholder: "",
                 transactional_ddl: false,
+                sparql: false,
             },
         })
     }

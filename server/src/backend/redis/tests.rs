@@ -247,6 +247,8 @@ async fn conformance() {
     let hooks = Hooks {
         slow_query: "unused: Redis runs no SQL".into(),
         series_query: "unused: Redis runs no SQL".into(),
+        ping: "unused: Redis runs no SQL".into(),
+        slow_setup: None,
     };
     conformance::run_all(backend.clone(), &hooks).await;
     assert!(backend.dialect().is_none());

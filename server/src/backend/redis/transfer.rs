@@ -1351,6 +1351,7 @@ pub(super) async fn schema(
                 sampled_keys: sampled,
                 patterns: groups,
             }),
+            graph: None,
         })
     };
     run.await

@@ -499,7 +499,7 @@ async fn produce<E: Engine>(
 
 /// What [`Collect`] does when a result exceeds its limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OnLimit {
+pub(crate) enum OnLimit {
     /// Stop reading at once (the connection is abandoned, which also rolls back).
     Fail,
     /// Read the rest and drop it, then fail: the connection stays usable, so a session can
@@ -507,9 +507,9 @@ enum OnLimit {
     Drain,
 }
 
-/// Collects a whole result for `execute` and session statements.
+/// Collects a whole result for `execute` and session statements (the graph engine's too).
 #[derive(Debug)]
-struct Collect {
+pub(crate) struct Collect {
     max_rows: u64,
     max_bytes: u64,
     on_limit: OnLimit,
@@ -522,7 +522,7 @@ struct Collect {
 }
 
 impl Collect {
-    fn new(limits: &StatementLimits, on_limit: OnLimit) -> Self {
+    pub(crate) fn new(limits: &StatementLimits, on_limit: OnLimit) -> Self {
         Self {
             max_rows: limits.max_rows,
             max_bytes: limits.max_bytes,
@@ -556,6 +556,13 @@ impl Collect {
             Some(m) => Err(Error::LimitExceeded(m)),
             None => Ok(()),
         }
+    }
+
+    /// The rows collected, or the limit error a draining collection ran into.
+    #[cfg(feature = "graph")]
+    pub(crate) fn into_rows(mut self) -> Result<Vec<Row>> {
+        self.finish()?;
+        Ok(self.rows)
     }
 }
 
@@ -611,8 +618,8 @@ impl Retry for Collect {
 }
 
 /// Sends a streamed result in batches capped by rows and bytes, and cuts it at the stream's
-/// row and byte limits.
-struct StreamSink {
+/// row and byte limits. Shared with the graph engine, whose producer runs on a blocking thread.
+pub(crate) struct StreamSink {
     tx: mpsc::Sender<Result<RowEvent>>,
     /// A header not sent yet (see [`Engine::DESCRIBES_RESULTS`]).
     header: Option<Vec<Column>>,
@@ -635,7 +642,7 @@ struct StreamSink {
 }
 
 impl StreamSink {
-    fn new(tx: mpsc::Sender<Result<RowEvent>>, limits: &StatementLimits) -> Self {
+    pub(crate) fn new(tx: mpsc::Sender<Result<RowEvent>>, limits: &StatementLimits) -> Self {
         Self {
             tx,
             header: None,
@@ -656,8 +663,21 @@ impl StreamSink {
         }
     }
 
+    /// Whether the client went away (a send failed) and the statement was stopped.
+    #[cfg(feature = "graph")]
+    pub(crate) fn client_gone(&self) -> bool {
+        self.client_gone
+    }
+
+    /// Whether the receiving side is gone, before any send says so (a producer that computes
+    /// many rows between sends checks it as it goes).
+    #[cfg(feature = "graph")]
+    pub(crate) fn receiver_gone(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Sends the header now; false when the client has gone.
-    async fn announce(&mut self, columns: Vec<Column>) -> bool {
+    pub(crate) async fn announce(&mut self, columns: Vec<Column>) -> bool {
         self.announced = Some(columns.len());
         if self.tx.send(Ok(RowEvent::Columns(columns))).await.is_err() {
             self.client_gone = true;
@@ -710,7 +730,7 @@ impl StreamSink {
     }
 
     /// Sends the last batch and the summary.
-    async fn finish(mut self, rows_affected: u64, elapsed: Duration) {
+    pub(crate) async fn finish(mut self, rows_affected: u64, elapsed: Duration) {
         if !self.send_header().await || !self.flush().await {
             return;
         }

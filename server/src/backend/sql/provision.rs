@@ -164,6 +164,7 @@ pub const SQL_SERVER: Capabilities = Capabilities {
     returning: false,
     placeholder: "?",
     transactional_ddl: true,
+    sparql: false,
 };
 
 /// Makes the [`Relogin`] of a login (its name, and whether it is the read-only one).

@@ -335,6 +335,7 @@ fn describe(conn: &Conn, table: Option<&str>) -> Result<Schema> {
     Ok(Schema {
         tables,
         key_space: None,
+        graph: None,
     })
 }
 

@@ -83,6 +83,7 @@ impl SqliteBackend {
                 returning: true,
                 placeholder: "?",
                 transactional_ddl: true,
+                sparql: false,
             },
         })
     }

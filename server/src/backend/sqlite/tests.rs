@@ -24,6 +24,8 @@ async fn conformance() {
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) \
                        SELECT x, 'row ' || x FROM c"
                 .into(),
+        ping: "SELECT 1".into(),
+        slow_setup: None,
     };
     conformance::run_all(Arc::new(backend), &hooks).await;
 }

@@ -117,6 +117,9 @@ pub enum Payload {
     SqlScript,
     /// NDJSON key records (DumpDatabase's for key-value engines).
     KeyRecords,
+    /// N-Quads (the graph engine's DumpDatabase), loaded line batch by line batch like key
+    /// records.
+    Quads,
 }
 
 impl Payload {
@@ -124,6 +127,7 @@ impl Payload {
         match kind {
             BackendKind::Sqlite => Self::SqliteFile,
             BackendKind::Redis => Self::KeyRecords,
+            BackendKind::Graph => Self::Quads,
             BackendKind::Postgres | BackendKind::Mysql => Self::SqlScript,
         }
     }
@@ -134,6 +138,7 @@ impl Payload {
             Self::SqliteFile => "sqlite-file",
             Self::SqlScript => "sql-script",
             Self::KeyRecords => "redis-ndjson",
+            Self::Quads => "graph-nquads",
         };
         format!("dbforge-backup/{FORMAT_VERSION} {what} zstd")
     }

@@ -305,7 +305,7 @@ impl Forge {
                 };
                 replay_script(&*database, rec, &mut stream, &mut unpacker, limits).await
             }
-            Payload::KeyRecords => {
+            Payload::KeyRecords | Payload::Quads => {
                 let database = backend.open(staged).await?;
                 let limits = self.limits().whole_result();
                 replay_records(&*database, &mut stream, &mut unpacker, &limits).await

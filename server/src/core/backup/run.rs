@@ -256,7 +256,7 @@ impl Forge {
         let produce = async {
             match payload {
                 Payload::SqliteFile => self.read_image(&*database, rec, raw).await,
-                Payload::SqlScript | Payload::KeyRecords => {
+                Payload::SqlScript | Payload::KeyRecords | Payload::Quads => {
                     read_dump(&*database, raw, &limits).await
                 }
             }
@@ -291,7 +291,7 @@ impl Forge {
         };
         upload.finish(target).await?;
         let tables = match payload {
-            Payload::KeyRecords => 0,
+            Payload::KeyRecords | Payload::Quads => 0,
             _ => row_counts.len() as u32,
         };
         let views = match (payload, views) {
@@ -563,7 +563,7 @@ async fn engine_version(
         BackendKind::Sqlite => "SELECT sqlite_version()",
         BackendKind::Postgres => "SHOW server_version",
         BackendKind::Mysql => "SELECT VERSION()",
-        BackendKind::Redis => return String::new(),
+        BackendKind::Redis | BackendKind::Graph => return String::new(),
     };
     let limits = StatementLimits {
         read_only: true,

@@ -8,17 +8,20 @@
 //!
 //! One file per direction: `export.rs` (rows as CSV, JSON or NDJSON, and whole-database dumps),
 //! `csv_import.rs`, `sql_import.rs` (SQL scripts, split by [`script`](super::script)),
-//! `ndjson_import.rs` (key records), and `inspect.rs` (schema and plans).
+//! `ndjson_import.rs` (key records), `rdf.rs` (RDF dumps and imports of graph databases), and
+//! `inspect.rs` (schema and plans).
 
 mod csv_import;
 mod export;
 mod inspect;
 mod ndjson_import;
+mod rdf;
 mod sql_import;
 
 pub use csv_import::{CreateFromCsv, CsvImport, CsvImportReport};
 pub use export::ExportSource;
 pub(crate) use export::json_value;
+pub use rdf::{RdfFormat, RdfImport};
 pub use sql_import::ScriptReport;
 
 use futures::stream::BoxStream;

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dbforge/v1/schema.proto.
  */
 export const file_dbforge_v1_schema: GenFile = /*@__PURE__*/
-  fileDesc("ChdkYmZvcmdlL3YxL3NjaGVtYS5wcm90bxIKZGJmb3JnZS52MSIzChBHZXRTY2hlbWFSZXF1ZXN0EhAKCGRhdGFiYXNlGAEgASgJEg0KBXRhYmxlGAIgASgJInoKEUdldFNjaGVtYVJlc3BvbnNlEicKBnRhYmxlcxgBIAMoCzIXLmRiZm9yZ2UudjEuVGFibGVTY2hlbWESLgoJa2V5X3NwYWNlGAIgASgLMhsuZGJmb3JnZS52MS5LZXlTcGFjZVN1bW1hcnkSDAoEdGV4dBgDIAEoCSLyAgoLVGFibGVTY2hlbWESDAoEbmFtZRgBIAEoCRIjCgRraW5kGAIgASgOMhUuZGJmb3JnZS52MS5UYWJsZUtpbmQSKQoHY29sdW1ucxgDIAMoCzIYLmRiZm9yZ2UudjEuQ29sdW1uU2NoZW1hEhMKC3ByaW1hcnlfa2V5GAQgAygJEigKB2luZGV4ZXMYBSADKAsyFy5kYmZvcmdlLnYxLkluZGV4U2NoZW1hEjIKDGZvcmVpZ25fa2V5cxgGIAMoCzIcLmRiZm9yZ2UudjEuRm9yZWlnbktleVNjaGVtYRIpCgd1bmlxdWVzGAcgAygLMhguZGJmb3JnZS52MS5VbmlxdWVTY2hlbWESJwoGY2hlY2tzGAggAygLMhcuZGJmb3JnZS52MS5DaGVja1NjaGVtYRIZCgxyb3dfZXN0aW1hdGUYCSABKANIAIgBARISCgpkZWZpbml0aW9uGAogASgJQg8KDV9yb3dfZXN0aW1hdGUi8QEKDENvbHVtblNjaGVtYRIMCgRuYW1lGAEgASgJEhUKDWRlY2xhcmVkX3R5cGUYAiABKAkSIwoEa2luZBgDIAEoDjIVLmRiZm9yZ2UudjEuVmFsdWVLaW5kEhAKCG51bGxhYmxlGAQgASgIEh8KEmRlZmF1bHRfZXhwcmVzc2lvbhgFIAEoCUgAiAEBEhMKC3ByaW1hcnlfa2V5GAYgASgIEhYKDmF1dG9faW5jcmVtZW50GAcgASgIEhQKB2NvbW1lbnQYCCABKAlIAYgBAUIVChNfZGVmYXVsdF9leHByZXNzaW9uQgoKCF9jb21tZW50Ik0KC0luZGV4U2NoZW1hEgwKBG5hbWUYASABKAkSDwoHY29sdW1ucxgCIAMoCRIOCgZ1bmlxdWUYAyABKAgSDwoHcHJpbWFyeRgEIAEoCCKNAQoQRm9yZWlnbktleVNjaGVtYRIMCgRuYW1lGAEgASgJEg8KB2NvbHVtbnMYAiADKAkSGAoQcmVmZXJlbmNlZF90YWJsZRgDIAEoCRIaChJyZWZlcmVuY2VkX2NvbHVtbnMYBCADKAkSEQoJb25fdXBkYXRlGAUgASgJEhEKCW9uX2RlbGV0ZRgGIAEoCSItCgxVbmlxdWVTY2hlbWESDAoEbmFtZRgBIAEoCRIPCgdjb2x1bW5zGAIgAygJIi8KC0NoZWNrU2NoZW1hEgwKBG5hbWUYASABKAkSEgoKZXhwcmVzc2lvbhgCIAEoCSJlCg9LZXlTcGFjZVN1bW1hcnkSEgoKdG90YWxfa2V5cxgBIAEoAxIUCgxzYW1wbGVkX2tleXMYAiABKAMSKAoIcGF0dGVybnMYAyADKAsyFi5kYmZvcmdlLnYxLktleVBhdHRlcm4iXQoKS2V5UGF0dGVybhIPCgdwYXR0ZXJuGAEgASgJEgwKBHR5cGUYAiABKAkSDQoFY291bnQYAyABKAMSDwoHZXhhbXBsZRgEIAEoCRIQCgh3aXRoX3R0bBgFIAEoAyJdCg5FeHBsYWluUmVxdWVzdBIQCghkYXRhYmFzZRgBIAEoCRIoCglzdGF0ZW1lbnQYAiABKAsyFS5kYmZvcmdlLnYxLlN0YXRlbWVudBIPCgdhbmFseXplGAMgASgIIlcKD0V4cGxhaW5SZXNwb25zZRILCgNyYXcYASABKAkSIwoFbm9kZXMYAiADKAsyFC5kYmZvcmdlLnYxLlBsYW5Ob2RlEhIKCmZ1bGxfc2NhbnMYAyADKAkihAIKCFBsYW5Ob2RlEhEKCW9wZXJhdGlvbhgBIAEoCRIQCghyZWxhdGlvbhgCIAEoCRIOCgZkZXRhaWwYAyABKAkSGwoOZXN0aW1hdGVkX3Jvd3MYBCABKAFIAIgBARIbCg5lc3RpbWF0ZWRfY29zdBgFIAEoAUgBiAEBEhgKC2FjdHVhbF9yb3dzGAYgASgBSAKIAQESEQoJZnVsbF9zY2FuGAcgASgIEiYKCGNoaWxkcmVuGAggAygLMhQuZGJmb3JnZS52MS5QbGFuTm9kZUIRCg9fZXN0aW1hdGVkX3Jvd3NCEQoPX2VzdGltYXRlZF9jb3N0Qg4KDF9hY3R1YWxfcm93cypSCglUYWJsZUtpbmQSGgoWVEFCTEVfS0lORF9VTlNQRUNJRklFRBAAEhQKEFRBQkxFX0tJTkRfVEFCTEUQARITCg9UQUJMRV9LSU5EX1ZJRVcQAjKdAQoNU2NoZW1hU2VydmljZRJICglHZXRTY2hlbWESHC5kYmZvcmdlLnYxLkdldFNjaGVtYVJlcXVlc3QaHS5kYmZvcmdlLnYxLkdldFNjaGVtYVJlc3BvbnNlEkIKB0V4cGxhaW4SGi5kYmZvcmdlLnYxLkV4cGxhaW5SZXF1ZXN0GhsuZGJmb3JnZS52MS5FeHBsYWluUmVzcG9uc2ViBnByb3RvMw", [file_dbforge_v1_types]);
+  fileDesc("ChdkYmZvcmdlL3YxL3NjaGVtYS5wcm90bxIKZGJmb3JnZS52MSIzChBHZXRTY2hlbWFSZXF1ZXN0EhAKCGRhdGFiYXNlGAEgASgJEg0KBXRhYmxlGAIgASgJIqMBChFHZXRTY2hlbWFSZXNwb25zZRInCgZ0YWJsZXMYASADKAsyFy5kYmZvcmdlLnYxLlRhYmxlU2NoZW1hEi4KCWtleV9zcGFjZRgCIAEoCzIbLmRiZm9yZ2UudjEuS2V5U3BhY2VTdW1tYXJ5EgwKBHRleHQYAyABKAkSJwoFZ3JhcGgYBCABKAsyGC5kYmZvcmdlLnYxLkdyYXBoU3VtbWFyeSLyAgoLVGFibGVTY2hlbWESDAoEbmFtZRgBIAEoCRIjCgRraW5kGAIgASgOMhUuZGJmb3JnZS52MS5UYWJsZUtpbmQSKQoHY29sdW1ucxgDIAMoCzIYLmRiZm9yZ2UudjEuQ29sdW1uU2NoZW1hEhMKC3ByaW1hcnlfa2V5GAQgAygJEigKB2luZGV4ZXMYBSADKAsyFy5kYmZvcmdlLnYxLkluZGV4U2NoZW1hEjIKDGZvcmVpZ25fa2V5cxgGIAMoCzIcLmRiZm9yZ2UudjEuRm9yZWlnbktleVNjaGVtYRIpCgd1bmlxdWVzGAcgAygLMhguZGJmb3JnZS52MS5VbmlxdWVTY2hlbWESJwoGY2hlY2tzGAggAygLMhcuZGJmb3JnZS52MS5DaGVja1NjaGVtYRIZCgxyb3dfZXN0aW1hdGUYCSABKANIAIgBARISCgpkZWZpbml0aW9uGAogASgJQg8KDV9yb3dfZXN0aW1hdGUi8QEKDENvbHVtblNjaGVtYRIMCgRuYW1lGAEgASgJEhUKDWRlY2xhcmVkX3R5cGUYAiABKAkSIwoEa2luZBgDIAEoDjIVLmRiZm9yZ2UudjEuVmFsdWVLaW5kEhAKCG51bGxhYmxlGAQgASgIEh8KEmRlZmF1bHRfZXhwcmVzc2lvbhgFIAEoCUgAiAEBEhMKC3ByaW1hcnlfa2V5GAYgASgIEhYKDmF1dG9faW5jcmVtZW50GAcgASgIEhQKB2NvbW1lbnQYCCABKAlIAYgBAUIVChNfZGVmYXVsdF9leHByZXNzaW9uQgoKCF9jb21tZW50Ik0KC0luZGV4U2NoZW1hEgwKBG5hbWUYASABKAkSDwoHY29sdW1ucxgCIAMoCRIOCgZ1bmlxdWUYAyABKAgSDwoHcHJpbWFyeRgEIAEoCCKNAQoQRm9yZWlnbktleVNjaGVtYRIMCgRuYW1lGAEgASgJEg8KB2NvbHVtbnMYAiADKAkSGAoQcmVmZXJlbmNlZF90YWJsZRgDIAEoCRIaChJyZWZlcmVuY2VkX2NvbHVtbnMYBCADKAkSEQoJb25fdXBkYXRlGAUgASgJEhEKCW9uX2RlbGV0ZRgGIAEoCSItCgxVbmlxdWVTY2hlbWESDAoEbmFtZRgBIAEoCRIPCgdjb2x1bW5zGAIgAygJIi8KC0NoZWNrU2NoZW1hEgwKBG5hbWUYASABKAkSEgoKZXhwcmVzc2lvbhgCIAEoCSJlCg9LZXlTcGFjZVN1bW1hcnkSEgoKdG90YWxfa2V5cxgBIAEoAxIUCgxzYW1wbGVkX2tleXMYAiABKAMSKAoIcGF0dGVybnMYAyADKAsyFi5kYmZvcmdlLnYxLktleVBhdHRlcm4isgEKDEdyYXBoU3VtbWFyeRITCgt0b3RhbF9xdWFkcxgBIAEoAxIrCgdjbGFzc2VzGAIgAygLMhouZGJmb3JnZS52MS5HcmFwaFRlcm1Db3VudBIuCgpwcmVkaWNhdGVzGAMgAygLMhouZGJmb3JnZS52MS5HcmFwaFRlcm1Db3VudBIwCgxuYW1lZF9ncmFwaHMYBCADKAsyGi5kYmZvcmdlLnYxLkdyYXBoVGVybUNvdW50IiwKDkdyYXBoVGVybUNvdW50EgsKA2lyaRgBIAEoCRINCgVjb3VudBgCIAEoAyJdCgpLZXlQYXR0ZXJuEg8KB3BhdHRlcm4YASABKAkSDAoEdHlwZRgCIAEoCRINCgVjb3VudBgDIAEoAxIPCgdleGFtcGxlGAQgASgJEhAKCHdpdGhfdHRsGAUgASgDIl0KDkV4cGxhaW5SZXF1ZXN0EhAKCGRhdGFiYXNlGAEgASgJEigKCXN0YXRlbWVudBgCIAEoCzIVLmRiZm9yZ2UudjEuU3RhdGVtZW50Eg8KB2FuYWx5emUYAyABKAgiVwoPRXhwbGFpblJlc3BvbnNlEgsKA3JhdxgBIAEoCRIjCgVub2RlcxgCIAMoCzIULmRiZm9yZ2UudjEuUGxhbk5vZGUSEgoKZnVsbF9zY2FucxgDIAMoCSKEAgoIUGxhbk5vZGUSEQoJb3BlcmF0aW9uGAEgASgJEhAKCHJlbGF0aW9uGAIgASgJEg4KBmRldGFpbBgDIAEoCRIbCg5lc3RpbWF0ZWRfcm93cxgEIAEoAUgAiAEBEhsKDmVzdGltYXRlZF9jb3N0GAUgASgBSAGIAQESGAoLYWN0dWFsX3Jvd3MYBiABKAFIAogBARIRCglmdWxsX3NjYW4YByABKAgSJgoIY2hpbGRyZW4YCCADKAsyFC5kYmZvcmdlLnYxLlBsYW5Ob2RlQhEKD19lc3RpbWF0ZWRfcm93c0IRCg9fZXN0aW1hdGVkX2Nvc3RCDgoMX2FjdHVhbF9yb3dzKlIKCVRhYmxlS2luZBIaChZUQUJMRV9LSU5EX1VOU1BFQ0lGSUVEEAASFAoQVEFCTEVfS0lORF9UQUJMRRABEhMKD1RBQkxFX0tJTkRfVklFVxACMp0BCg1TY2hlbWFTZXJ2aWNlEkgKCUdldFNjaGVtYRIcLmRiZm9yZ2UudjEuR2V0U2NoZW1hUmVxdWVzdBodLmRiZm9yZ2UudjEuR2V0U2NoZW1hUmVzcG9uc2USQgoHRXhwbGFpbhIaLmRiZm9yZ2UudjEuRXhwbGFpblJlcXVlc3QaGy5kYmZvcmdlLnYxLkV4cGxhaW5SZXNwb25zZWIGcHJvdG8z", [file_dbforge_v1_types]);
 
 /**
  * Request of SchemaService.GetSchema.
@@ -63,11 +63,19 @@ export type GetSchemaResponse = Message<"dbforge.v1.GetSchemaResponse"> & {
   keySpace?: KeySpaceSummary | undefined;
 
   /**
-   * A compact rendering for prompts: CREATE statements (SQL) or a pattern outline (Redis).
+   * A compact rendering for prompts: CREATE statements (SQL), a pattern outline (Redis), or the
+   * graph summary's counts (graph).
    *
    * @generated from field: string text = 3;
    */
   text: string;
+
+  /**
+   * Graph databases only: the classes and predicates the store holds, with counts.
+   *
+   * @generated from field: dbforge.v1.GraphSummary graph = 4;
+   */
+  graph?: GraphSummary | undefined;
 };
 
 /**
@@ -422,6 +430,77 @@ export const KeySpaceSummarySchema: GenMessage<KeySpaceSummary> = /*@__PURE__*/
   messageDesc(file_dbforge_v1_schema, 8);
 
 /**
+ * A graph database (BACKEND_GRAPH): what its triples use, counted over the whole store.
+ *
+ * @generated from message dbforge.v1.GraphSummary
+ */
+export type GraphSummary = Message<"dbforge.v1.GraphSummary"> & {
+  /**
+   * Quads in the store, every graph included.
+   *
+   * @generated from field: int64 total_quads = 1;
+   */
+  totalQuads: bigint;
+
+  /**
+   * The classes things are declared to be (objects of rdf:type), most instances first, at most
+   * 100.
+   *
+   * @generated from field: repeated dbforge.v1.GraphTermCount classes = 2;
+   */
+  classes: GraphTermCount[];
+
+  /**
+   * The predicates used, most used first, at most 100.
+   *
+   * @generated from field: repeated dbforge.v1.GraphTermCount predicates = 3;
+   */
+  predicates: GraphTermCount[];
+
+  /**
+   * The named graphs, at most 100 (the default graph is not listed).
+   *
+   * @generated from field: repeated dbforge.v1.GraphTermCount named_graphs = 4;
+   */
+  namedGraphs: GraphTermCount[];
+};
+
+/**
+ * Describes the message dbforge.v1.GraphSummary.
+ * Use `create(GraphSummarySchema)` to create a new message.
+ */
+export const GraphSummarySchema: GenMessage<GraphSummary> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_schema, 9);
+
+/**
+ * An IRI and how often it occurs.
+ *
+ * @generated from message dbforge.v1.GraphTermCount
+ */
+export type GraphTermCount = Message<"dbforge.v1.GraphTermCount"> & {
+  /**
+   * The bare IRI (no angle brackets).
+   *
+   * @generated from field: string iri = 1;
+   */
+  iri: string;
+
+  /**
+   * Instances (classes), triples (predicates) or quads (named graphs).
+   *
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message dbforge.v1.GraphTermCount.
+ * Use `create(GraphTermCountSchema)` to create a new message.
+ */
+export const GraphTermCountSchema: GenMessage<GraphTermCount> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_schema, 10);
+
+/**
  * Keys sharing a shape: the key with its variable parts replaced by `*` ("user:*:profile").
  *
  * @generated from message dbforge.v1.KeyPattern
@@ -468,7 +547,7 @@ export type KeyPattern = Message<"dbforge.v1.KeyPattern"> & {
  * Use `create(KeyPatternSchema)` to create a new message.
  */
 export const KeyPatternSchema: GenMessage<KeyPattern> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_schema, 9);
+  messageDesc(file_dbforge_v1_schema, 11);
 
 /**
  * Request of SchemaService.Explain.
@@ -504,7 +583,7 @@ export type ExplainRequest = Message<"dbforge.v1.ExplainRequest"> & {
  * Use `create(ExplainRequestSchema)` to create a new message.
  */
 export const ExplainRequestSchema: GenMessage<ExplainRequest> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_schema, 10);
+  messageDesc(file_dbforge_v1_schema, 12);
 
 /**
  * Response of SchemaService.Explain.
@@ -540,7 +619,7 @@ export type ExplainResponse = Message<"dbforge.v1.ExplainResponse"> & {
  * Use `create(ExplainResponseSchema)` to create a new message.
  */
 export const ExplainResponseSchema: GenMessage<ExplainResponse> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_schema, 11);
+  messageDesc(file_dbforge_v1_schema, 13);
 
 /**
  * One node of a normalized plan.
@@ -610,7 +689,7 @@ export type PlanNode = Message<"dbforge.v1.PlanNode"> & {
  * Use `create(PlanNodeSchema)` to create a new message.
  */
 export const PlanNodeSchema: GenMessage<PlanNode> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_schema, 12);
+  messageDesc(file_dbforge_v1_schema, 14);
 
 /**
  * What a schema object is.

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dbforge/v1/transfer.proto.
  */
 export const file_dbforge_v1_transfer: GenFile = /*@__PURE__*/
-  fileDesc("ChlkYmZvcmdlL3YxL3RyYW5zZmVyLnByb3RvEgpkYmZvcmdlLnYxIkUKCkNzdk9wdGlvbnMSEQoJZGVsaW1pdGVyGAEgASgJEhEKCW51bGxfdGV4dBgCIAEoCRIRCglub19oZWFkZXIYAyABKAgihAEKEkV4cG9ydFRhYmxlUmVxdWVzdBIQCghkYXRhYmFzZRgBIAEoCRINCgV0YWJsZRgCIAEoCRIoCgZmb3JtYXQYAyABKA4yGC5kYmZvcmdlLnYxLkV4cG9ydEZvcm1hdBIjCgNjc3YYBCABKAsyFi5kYmZvcmdlLnYxLkNzdk9wdGlvbnMinwEKEkV4cG9ydFF1ZXJ5UmVxdWVzdBIQCghkYXRhYmFzZRgBIAEoCRIoCglzdGF0ZW1lbnQYAiABKAsyFS5kYmZvcmdlLnYxLlN0YXRlbWVudBIoCgZmb3JtYXQYAyABKA4yGC5kYmZvcmdlLnYxLkV4cG9ydEZvcm1hdBIjCgNjc3YYBCABKAsyFi5kYmZvcmdlLnYxLkNzdk9wdGlvbnMiPAoTRHVtcERhdGFiYXNlUmVxdWVzdBIQCghkYXRhYmFzZRgBIAEoCRITCgtzY2hlbWFfb25seRgCIAEoCCI1CglGaWxlQ2h1bmsSDAoEZGF0YRgBIAEoDBIMCgRyb3dzGAIgASgDEgwKBGRvbmUYAyABKAgiOwoTRXhwb3J0VGFibGVSZXNwb25zZRIkCgVjaHVuaxgBIAEoCzIVLmRiZm9yZ2UudjEuRmlsZUNodW5rIjsKE0V4cG9ydFF1ZXJ5UmVzcG9uc2USJAoFY2h1bmsYASABKAsyFS5kYmZvcmdlLnYxLkZpbGVDaHVuayI8ChREdW1wRGF0YWJhc2VSZXNwb25zZRIkCgVjaHVuaxgBIAEoCzIVLmRiZm9yZ2UudjEuRmlsZUNodW5rIrQBCg5Dc3ZDcmVhdGVUYWJsZRJBCgxjb2x1bW5fdHlwZXMYASADKAsyKy5kYmZvcmdlLnYxLkNzdkNyZWF0ZVRhYmxlLkNvbHVtblR5cGVzRW50cnkSEwoLc2FtcGxlX3Jvd3MYAiABKA0aSgoQQ29sdW1uVHlwZXNFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKA4yFi5kYmZvcmdlLnYxLkNvbHVtblR5cGU6AjgBIpoBCg9JbXBvcnRDc3ZIZWFkZXISEAoIZGF0YWJhc2UYASABKAkSDQoFdGFibGUYAiABKAkSIwoDY3N2GAMgASgLMhYuZGJmb3JnZS52MS5Dc3ZPcHRpb25zEioKBmNyZWF0ZRgEIAEoCzIaLmRiZm9yZ2UudjEuQ3N2Q3JlYXRlVGFibGUSFQoNc2tpcF9iYWRfcm93cxgFIAEoCCJdChBJbXBvcnRDc3ZSZXF1ZXN0Ei0KBmhlYWRlchgBIAEoCzIbLmRiZm9yZ2UudjEuSW1wb3J0Q3N2SGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIJCgdtZXNzYWdlIisKC1JlamVjdGVkUm93EgwKBGxpbmUYASABKAMSDgoGcmVhc29uGAIgASgJIpYBChFJbXBvcnRDc3ZSZXNwb25zZRIRCglyb3dzX3JlYWQYASABKAMSFQoNcm93c19pbnNlcnRlZBgCIAEoAxIVCg1yb3dzX3JlamVjdGVkGAMgASgDEikKCHJlamVjdGVkGAQgAygLMhcuZGJmb3JnZS52MS5SZWplY3RlZFJvdxIVCg10YWJsZV9jcmVhdGVkGAUgASgIIiMKD0ltcG9ydFNxbEhlYWRlchIQCghkYXRhYmFzZRgBIAEoCSJdChBJbXBvcnRTcWxSZXF1ZXN0Ei0KBmhlYWRlchgBIAEoCzIbLmRiZm9yZ2UudjEuSW1wb3J0U3FsSGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIJCgdtZXNzYWdlIj4KEUltcG9ydFNxbFJlc3BvbnNlEhIKCnN0YXRlbWVudHMYASABKAMSFQoNcm93c19hZmZlY3RlZBgCIAEoAyImChJJbXBvcnROZGpzb25IZWFkZXISEAoIZGF0YWJhc2UYASABKAkiYwoTSW1wb3J0TmRqc29uUmVxdWVzdBIwCgZoZWFkZXIYASABKAsyHi5kYmZvcmdlLnYxLkltcG9ydE5kanNvbkhlYWRlckgAEg8KBWNodW5rGAIgASgMSABCCQoHbWVzc2FnZSInChRJbXBvcnROZGpzb25SZXNwb25zZRIPCgdyZWNvcmRzGAEgASgDKnYKDEV4cG9ydEZvcm1hdBIdChlFWFBPUlRfRk9STUFUX1VOU1BFQ0lGSUVEEAASFQoRRVhQT1JUX0ZPUk1BVF9DU1YQARIWChJFWFBPUlRfRk9STUFUX0pTT04QAhIYChRFWFBPUlRfRk9STUFUX05ESlNPThADMvcDCg9UcmFuc2ZlclNlcnZpY2USUAoLRXhwb3J0VGFibGUSHi5kYmZvcmdlLnYxLkV4cG9ydFRhYmxlUmVxdWVzdBofLmRiZm9yZ2UudjEuRXhwb3J0VGFibGVSZXNwb25zZTABElAKC0V4cG9ydFF1ZXJ5Eh4uZGJmb3JnZS52MS5FeHBvcnRRdWVyeVJlcXVlc3QaHy5kYmZvcmdlLnYxLkV4cG9ydFF1ZXJ5UmVzcG9uc2UwARJTCgxEdW1wRGF0YWJhc2USHy5kYmZvcmdlLnYxLkR1bXBEYXRhYmFzZVJlcXVlc3QaIC5kYmZvcmdlLnYxLkR1bXBEYXRhYmFzZVJlc3BvbnNlMAESSgoJSW1wb3J0Q3N2EhwuZGJmb3JnZS52MS5JbXBvcnRDc3ZSZXF1ZXN0Gh0uZGJmb3JnZS52MS5JbXBvcnRDc3ZSZXNwb25zZSgBEkoKCUltcG9ydFNxbBIcLmRiZm9yZ2UudjEuSW1wb3J0U3FsUmVxdWVzdBodLmRiZm9yZ2UudjEuSW1wb3J0U3FsUmVzcG9uc2UoARJTCgxJbXBvcnROZGpzb24SHy5kYmZvcmdlLnYxLkltcG9ydE5kanNvblJlcXVlc3QaIC5kYmZvcmdlLnYxLkltcG9ydE5kanNvblJlc3BvbnNlKAFiBnByb3RvMw", [file_dbforge_v1_table, file_dbforge_v1_types]);
+  fileDesc("ChlkYmZvcmdlL3YxL3RyYW5zZmVyLnByb3RvEgpkYmZvcmdlLnYxIkUKCkNzdk9wdGlvbnMSEQoJZGVsaW1pdGVyGAEgASgJEhEKCW51bGxfdGV4dBgCIAEoCRIRCglub19oZWFkZXIYAyABKAgihAEKEkV4cG9ydFRhYmxlUmVxdWVzdBIQCghkYXRhYmFzZRgBIAEoCRINCgV0YWJsZRgCIAEoCRIoCgZmb3JtYXQYAyABKA4yGC5kYmZvcmdlLnYxLkV4cG9ydEZvcm1hdBIjCgNjc3YYBCABKAsyFi5kYmZvcmdlLnYxLkNzdk9wdGlvbnMinwEKEkV4cG9ydFF1ZXJ5UmVxdWVzdBIQCghkYXRhYmFzZRgBIAEoCRIoCglzdGF0ZW1lbnQYAiABKAsyFS5kYmZvcmdlLnYxLlN0YXRlbWVudBIoCgZmb3JtYXQYAyABKA4yGC5kYmZvcmdlLnYxLkV4cG9ydEZvcm1hdBIjCgNjc3YYBCABKAsyFi5kYmZvcmdlLnYxLkNzdk9wdGlvbnMiZwoTRHVtcERhdGFiYXNlUmVxdWVzdBIQCghkYXRhYmFzZRgBIAEoCRITCgtzY2hlbWFfb25seRgCIAEoCBIpCgpyZGZfZm9ybWF0GAMgASgOMhUuZGJmb3JnZS52MS5SZGZGb3JtYXQiNQoJRmlsZUNodW5rEgwKBGRhdGEYASABKAwSDAoEcm93cxgCIAEoAxIMCgRkb25lGAMgASgIIjsKE0V4cG9ydFRhYmxlUmVzcG9uc2USJAoFY2h1bmsYASABKAsyFS5kYmZvcmdlLnYxLkZpbGVDaHVuayI7ChNFeHBvcnRRdWVyeVJlc3BvbnNlEiQKBWNodW5rGAEgASgLMhUuZGJmb3JnZS52MS5GaWxlQ2h1bmsiPAoURHVtcERhdGFiYXNlUmVzcG9uc2USJAoFY2h1bmsYASABKAsyFS5kYmZvcmdlLnYxLkZpbGVDaHVuayK0AQoOQ3N2Q3JlYXRlVGFibGUSQQoMY29sdW1uX3R5cGVzGAEgAygLMisuZGJmb3JnZS52MS5Dc3ZDcmVhdGVUYWJsZS5Db2x1bW5UeXBlc0VudHJ5EhMKC3NhbXBsZV9yb3dzGAIgASgNGkoKEENvbHVtblR5cGVzRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgOMhYuZGJmb3JnZS52MS5Db2x1bW5UeXBlOgI4ASKaAQoPSW1wb3J0Q3N2SGVhZGVyEhAKCGRhdGFiYXNlGAEgASgJEg0KBXRhYmxlGAIgASgJEiMKA2NzdhgDIAEoCzIWLmRiZm9yZ2UudjEuQ3N2T3B0aW9ucxIqCgZjcmVhdGUYBCABKAsyGi5kYmZvcmdlLnYxLkNzdkNyZWF0ZVRhYmxlEhUKDXNraXBfYmFkX3Jvd3MYBSABKAgiXQoQSW1wb3J0Q3N2UmVxdWVzdBItCgZoZWFkZXIYASABKAsyGy5kYmZvcmdlLnYxLkltcG9ydENzdkhlYWRlckgAEg8KBWNodW5rGAIgASgMSABCCQoHbWVzc2FnZSIrCgtSZWplY3RlZFJvdxIMCgRsaW5lGAEgASgDEg4KBnJlYXNvbhgCIAEoCSKWAQoRSW1wb3J0Q3N2UmVzcG9uc2USEQoJcm93c19yZWFkGAEgASgDEhUKDXJvd3NfaW5zZXJ0ZWQYAiABKAMSFQoNcm93c19yZWplY3RlZBgDIAEoAxIpCghyZWplY3RlZBgEIAMoCzIXLmRiZm9yZ2UudjEuUmVqZWN0ZWRSb3cSFQoNdGFibGVfY3JlYXRlZBgFIAEoCCIjCg9JbXBvcnRTcWxIZWFkZXISEAoIZGF0YWJhc2UYASABKAkiXQoQSW1wb3J0U3FsUmVxdWVzdBItCgZoZWFkZXIYASABKAsyGy5kYmZvcmdlLnYxLkltcG9ydFNxbEhlYWRlckgAEg8KBWNodW5rGAIgASgMSABCCQoHbWVzc2FnZSI+ChFJbXBvcnRTcWxSZXNwb25zZRISCgpzdGF0ZW1lbnRzGAEgASgDEhUKDXJvd3NfYWZmZWN0ZWQYAiABKAMiJgoSSW1wb3J0TmRqc29uSGVhZGVyEhAKCGRhdGFiYXNlGAEgASgJImMKE0ltcG9ydE5kanNvblJlcXVlc3QSMAoGaGVhZGVyGAEgASgLMh4uZGJmb3JnZS52MS5JbXBvcnROZGpzb25IZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAQgkKB21lc3NhZ2UiJwoUSW1wb3J0TmRqc29uUmVzcG9uc2USDwoHcmVjb3JkcxgBIAEoAyJrCg9JbXBvcnRSZGZIZWFkZXISEAoIZGF0YWJhc2UYASABKAkSJQoGZm9ybWF0GAIgASgOMhUuZGJmb3JnZS52MS5SZGZGb3JtYXQSEAoIYmFzZV9pcmkYAyABKAkSDQoFZ3JhcGgYBCABKAkiXQoQSW1wb3J0UmRmUmVxdWVzdBItCgZoZWFkZXIYASABKAsyGy5kYmZvcmdlLnYxLkltcG9ydFJkZkhlYWRlckgAEg8KBWNodW5rGAIgASgMSABCCQoHbWVzc2FnZSIiChFJbXBvcnRSZGZSZXNwb25zZRINCgVxdWFkcxgBIAEoAyqIAQoJUmRmRm9ybWF0EhoKFlJERl9GT1JNQVRfVU5TUEVDSUZJRUQQABIWChJSREZfRk9STUFUX05fUVVBRFMQARIYChRSREZfRk9STUFUX05fVFJJUExFUxACEhUKEVJERl9GT1JNQVRfVFVSVExFEAMSFgoSUkRGX0ZPUk1BVF9KU09OX0xEEAQqdgoMRXhwb3J0Rm9ybWF0Eh0KGUVYUE9SVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIVChFFWFBPUlRfRk9STUFUX0NTVhABEhYKEkVYUE9SVF9GT1JNQVRfSlNPThACEhgKFEVYUE9SVF9GT1JNQVRfTkRKU09OEAMywwQKD1RyYW5zZmVyU2VydmljZRJQCgtFeHBvcnRUYWJsZRIeLmRiZm9yZ2UudjEuRXhwb3J0VGFibGVSZXF1ZXN0Gh8uZGJmb3JnZS52MS5FeHBvcnRUYWJsZVJlc3BvbnNlMAESUAoLRXhwb3J0UXVlcnkSHi5kYmZvcmdlLnYxLkV4cG9ydFF1ZXJ5UmVxdWVzdBofLmRiZm9yZ2UudjEuRXhwb3J0UXVlcnlSZXNwb25zZTABElMKDER1bXBEYXRhYmFzZRIfLmRiZm9yZ2UudjEuRHVtcERhdGFiYXNlUmVxdWVzdBogLmRiZm9yZ2UudjEuRHVtcERhdGFiYXNlUmVzcG9uc2UwARJKCglJbXBvcnRDc3YSHC5kYmZvcmdlLnYxLkltcG9ydENzdlJlcXVlc3QaHS5kYmZvcmdlLnYxLkltcG9ydENzdlJlc3BvbnNlKAESSgoJSW1wb3J0U3FsEhwuZGJmb3JnZS52MS5JbXBvcnRTcWxSZXF1ZXN0Gh0uZGJmb3JnZS52MS5JbXBvcnRTcWxSZXNwb25zZSgBElMKDEltcG9ydE5kanNvbhIfLmRiZm9yZ2UudjEuSW1wb3J0TmRqc29uUmVxdWVzdBogLmRiZm9yZ2UudjEuSW1wb3J0TmRqc29uUmVzcG9uc2UoARJKCglJbXBvcnRSZGYSHC5kYmZvcmdlLnYxLkltcG9ydFJkZlJlcXVlc3QaHS5kYmZvcmdlLnYxLkltcG9ydFJkZlJlc3BvbnNlKAFiBnByb3RvMw", [file_dbforge_v1_table, file_dbforge_v1_types]);
 
 /**
  * CSV options of an export or import.
@@ -155,6 +155,14 @@ export type DumpDatabaseRequest = Message<"dbforge.v1.DumpDatabaseRequest"> & {
    * @generated from field: bool schema_only = 2;
    */
   schemaOnly: boolean;
+
+  /**
+   * Graph databases: the RDF format of the dump (N-Quads when unset). INVALID_ARGUMENT on the
+   * other backends.
+   *
+   * @generated from field: dbforge.v1.RdfFormat rdf_format = 3;
+   */
+  rdfFormat: RdfFormat;
 };
 
 /**
@@ -623,6 +631,155 @@ export const ImportNdjsonResponseSchema: GenMessage<ImportNdjsonResponse> = /*@_
   messageDesc(file_dbforge_v1_transfer, 18);
 
 /**
+ * The first message of TransferService.ImportRdf.
+ *
+ * @generated from message dbforge.v1.ImportRdfHeader
+ */
+export type ImportRdfHeader = Message<"dbforge.v1.ImportRdfHeader"> & {
+  /**
+   * The target database (BACKEND_GRAPH).
+   *
+   * @generated from field: string database = 1;
+   */
+  database: string;
+
+  /**
+   * The file's format; required.
+   *
+   * @generated from field: dbforge.v1.RdfFormat format = 2;
+   */
+  format: RdfFormat;
+
+  /**
+   * The IRI relative IRIs of the file resolve against; none when empty.
+   *
+   * @generated from field: string base_iri = 3;
+   */
+  baseIri: string;
+
+  /**
+   * N-Triples and Turtle: the named graph (an IRI) their triples go into; the default graph
+   * when empty. INVALID_ARGUMENT with N-Quads and JSON-LD, which name their own graphs.
+   *
+   * @generated from field: string graph = 4;
+   */
+  graph: string;
+};
+
+/**
+ * Describes the message dbforge.v1.ImportRdfHeader.
+ * Use `create(ImportRdfHeaderSchema)` to create a new message.
+ */
+export const ImportRdfHeaderSchema: GenMessage<ImportRdfHeader> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_transfer, 19);
+
+/**
+ * A message of TransferService.ImportRdf: the header first, then the file in chunks.
+ *
+ * @generated from message dbforge.v1.ImportRdfRequest
+ */
+export type ImportRdfRequest = Message<"dbforge.v1.ImportRdfRequest"> & {
+  /**
+   * What this message carries.
+   *
+   * @generated from oneof dbforge.v1.ImportRdfRequest.message
+   */
+  message: {
+    /**
+     * The target and format; first message only.
+     *
+     * @generated from field: dbforge.v1.ImportRdfHeader header = 1;
+     */
+    value: ImportRdfHeader;
+    case: "header";
+  } | {
+    /**
+     * The next bytes of the file.
+     *
+     * @generated from field: bytes chunk = 2;
+     */
+    value: Uint8Array;
+    case: "chunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message dbforge.v1.ImportRdfRequest.
+ * Use `create(ImportRdfRequestSchema)` to create a new message.
+ */
+export const ImportRdfRequestSchema: GenMessage<ImportRdfRequest> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_transfer, 20);
+
+/**
+ * Response of TransferService.ImportRdf.
+ *
+ * @generated from message dbforge.v1.ImportRdfResponse
+ */
+export type ImportRdfResponse = Message<"dbforge.v1.ImportRdfResponse"> & {
+  /**
+   * Quads loaded (a quad already stored counts, and stays one quad).
+   *
+   * @generated from field: int64 quads = 1;
+   */
+  quads: bigint;
+};
+
+/**
+ * Describes the message dbforge.v1.ImportRdfResponse.
+ * Use `create(ImportRdfResponseSchema)` to create a new message.
+ */
+export const ImportRdfResponseSchema: GenMessage<ImportRdfResponse> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_transfer, 21);
+
+/**
+ * An RDF serialization, for graph databases.
+ *
+ * @generated from enum dbforge.v1.RdfFormat
+ */
+export enum RdfFormat {
+  /**
+   * Not set: N-Quads in DumpDatabase; INVALID_ARGUMENT in ImportRdf.
+   *
+   * @generated from enum value: RDF_FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * N-Quads: one quad a line, every named graph included.
+   *
+   * @generated from enum value: RDF_FORMAT_N_QUADS = 1;
+   */
+  N_QUADS = 1,
+
+  /**
+   * N-Triples: one triple a line. Holds one graph: exports write the default graph only.
+   *
+   * @generated from enum value: RDF_FORMAT_N_TRIPLES = 2;
+   */
+  N_TRIPLES = 2,
+
+  /**
+   * Turtle. Holds one graph: exports write the default graph only.
+   *
+   * @generated from enum value: RDF_FORMAT_TURTLE = 3;
+   */
+  TURTLE = 3,
+
+  /**
+   * JSON-LD 1.1 (expanded form on export), named graphs included.
+   *
+   * @generated from enum value: RDF_FORMAT_JSON_LD = 4;
+   */
+  JSON_LD = 4,
+}
+
+/**
+ * Describes the enum dbforge.v1.RdfFormat.
+ */
+export const RdfFormatSchema: GenEnum<RdfFormat> = /*@__PURE__*/
+  enumDesc(file_dbforge_v1_transfer, 0);
+
+/**
  * A row export format.
  *
  * @generated from enum dbforge.v1.ExportFormat
@@ -661,11 +818,12 @@ export enum ExportFormat {
  * Describes the enum dbforge.v1.ExportFormat.
  */
 export const ExportFormatSchema: GenEnum<ExportFormat> = /*@__PURE__*/
-  enumDesc(file_dbforge_v1_transfer, 0);
+  enumDesc(file_dbforge_v1_transfer, 1);
 
 /**
  * Moving data in and out of a database: exports to CSV, JSON and NDJSON, whole-database dumps,
- * and imports of CSV files, SQL scripts and (on Redis) NDJSON key dumps.
+ * and imports of CSV files, SQL scripts, (on Redis) NDJSON key dumps and (on graph databases)
+ * RDF files in N-Quads, N-Triples, Turtle or JSON-LD, which DumpDatabase also writes.
  *
  * Exports stream the file in chunks as the client reads them; the server never builds the whole
  * file in memory, and cancelling the call stops the query. Imports are client-streaming: the first
@@ -716,7 +874,7 @@ export const TransferService: GenService<{
    * tables with their constraints, indexes, views, and autoincrement or sequence state, then the
    * data as batched INSERTs; ImportSql on a database of the same backend replays it into an
    * identical database. Redis writes NDJSON records {key, type, ttl_ms, value} that ImportNdjson
-   * replays. A PostgreSQL dump covers the database's own schema (types, functions, tables,
+   * replays. A graph database writes N-Quads, one quad a line, every named graph included. A PostgreSQL dump covers the database's own schema (types, functions, tables,
    * sequences, views, triggers): FAILED_PRECONDITION, naming them, when tables, views or
    * sequences live in another schema, rather than a dump that leaves them out.
    *
@@ -765,6 +923,19 @@ export const TransferService: GenService<{
     methodKind: "client_streaming";
     input: typeof ImportNdjsonRequestSchema;
     output: typeof ImportNdjsonResponseSchema;
+  },
+  /**
+   * Loads an RDF file (N-Quads, N-Triples, Turtle or JSON-LD) into a graph database (BACKEND_GRAPH)
+   * atomically: every quad or none. Blank nodes get fresh ids, so they never merge with those
+   * already stored. A syntax error is INVALID_ARGUMENT naming its position, and nothing is
+   * loaded; UNIMPLEMENTED on the other backends; PERMISSION_DENIED with a read-only key.
+   *
+   * @generated from rpc dbforge.v1.TransferService.ImportRdf
+   */
+  importRdf: {
+    methodKind: "client_streaming";
+    input: typeof ImportRdfRequestSchema;
+    output: typeof ImportRdfResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_dbforge_v1_transfer, 0);
