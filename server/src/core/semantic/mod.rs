@@ -210,10 +210,17 @@ impl Semantic {
         }
         let t = self.forge.transfer_target(who, db, Role::Read).await?;
         let dialect = match (t.kind, t.dialect) {
-            (BackendKind::Redis, _) | (_, None) => {
+            (BackendKind::Redis, _) => {
                 return Err(Error::Unsupported {
                     operation: "Ask (it writes SQL; on Redis, read GetSchema's key-space summary \
                                 and run Redis commands with Execute)",
+                    backend: t.kind.as_str(),
+                });
+            }
+            (_, None) => {
+                return Err(Error::Unsupported {
+                    operation: "Ask (it writes SQL; on a graph database, read GetSchema's class \
+                                and predicate summary and run SPARQL with Execute or Query)",
                     backend: t.kind.as_str(),
                 });
             }

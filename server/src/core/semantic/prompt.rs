@@ -90,6 +90,7 @@ pub fn system_prompt(kind: BackendKind, schema: &Schema, samples: &[ColumnSample
         BackendKind::Postgres => "PostgreSQL",
         BackendKind::Mysql => "MySQL/MariaDB",
         BackendKind::Redis => "Redis",
+        BackendKind::Graph => "Oxigraph (SPARQL)",
     };
     let mut p = format!(
         "You translate questions about a {engine} database into one SQL query.\n\
