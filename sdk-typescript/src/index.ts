@@ -20,6 +20,8 @@ export type {
 } from "./backup.js";
 export * from "./errors.js";
 export { DEFAULT_ENDPOINT, type ConnectOptions } from "./options.js";
+export { GraphMemory, MEMORY_NS, entityIri, relationIri, sparqlLiteral } from "./memory.js";
+export type { Entity, KnowledgeGraph, Relation, SparqlRunner } from "./memory.js";
 export type { LifecyclePolicy, LifecyclePolicySpec } from "./policy.js";
 export type { StatementPreview } from "./preview.js";
 export { Rows } from "./rows.js";

@@ -47,6 +47,8 @@ class Backend(enum.IntEnum):
     POSTGRES = 2
     MYSQL = 3
     REDIS = 4
+    #: An RDF store queried with SPARQL (Oxigraph; a server built with the `graph` feature).
+    GRAPH = 5
 
 
 class DatabaseStatus(enum.IntEnum):
