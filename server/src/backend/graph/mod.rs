@@ -21,12 +21,12 @@
 //!   `transaction` runs every statement in one. Writes to a database queue on one lock (like
 //!   SQLite's writer) so that transactions never conflict; reads never wait for it.
 //! - **Blocking work** (Oxigraph's API is synchronous) runs on tokio's blocking pool. Streams
-//!   send through the shared [`StreamSink`] into a bounded channel, so backpressure and the
+//!   send through the shared `StreamSink` (`backend/sql/exec.rs`) into a bounded channel, so backpressure and the
 //!   row and byte limits are those of the SQL engines. A statement's deadline, or the client
 //!   dropping the stream, cancels the evaluation through Oxigraph's cancellation token, which
 //!   Oxigraph checks as it reads quads; streams also check the deadline at every row, and a
 //!   read that computes past it without reading (a product of VALUES blocks) is answered with
-//!   Timeout a second later while it finishes in the background ([`BACKSTOP_GRACE`]).
+//!   Timeout a second later while it finishes in the background (`BACKSTOP_GRACE`).
 //! - **Dumps and backups** are N-Quads (every named graph included), one quad a line, loaded
 //!   back by [`Database::import_records`] a batch of lines at a time; blank node ids are kept
 //!   as written, so a blank node split across batches stays one node.
