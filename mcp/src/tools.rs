@@ -484,7 +484,8 @@ mod tests {
                 "query",
                 "explain",
                 "export_query_csv",
-                "preview"
+                "preview",
+                "ask"
             ]
         );
         assert_eq!(offered(Mode::Full, true).count(), TOOLS.len());
