@@ -125,6 +125,44 @@ class RpcStats:
 
 
 @dataclass(frozen=True)
+class ConnectionShare:
+    """One database's share of its server's connection cap, which follows its demand.
+
+    Attributes:
+        backend: the database's engine.
+        database: the database's name.
+        share: the pooled connections it may hold now.
+        in_use: connections running a call now.
+        idle: connections kept open, idle.
+        waiters: calls waiting for a connection.
+        min: the least it is given while the cap allows.
+        max: the most it may hold.
+    """
+
+    backend: int
+    database: str
+    share: int
+    in_use: int
+    idle: int
+    waiters: int
+    min: int
+    max: int
+
+    @classmethod
+    def from_pb(cls, c: operations_pb2.ConnectionShare) -> ConnectionShare:
+        return cls(
+            backend=int(c.backend),
+            database=c.database,
+            share=c.share,
+            in_use=c.in_use,
+            idle=c.idle,
+            waiters=c.waiters,
+            min=c.min,
+            max=c.max,
+        )
+
+
+@dataclass(frozen=True)
 class ServerStats:
     """The answer of `server_stats`: the gateway's operational figures now.
 
@@ -137,6 +175,7 @@ class ServerStats:
         open_databases: databases with open connections.
         rpcs: calls, errors and durations per RPC.
         error_rate: errors over calls, all RPCs together (0 when there were no calls).
+        connection_shares: each open PostgreSQL/MySQL database's share of its server's cap.
     """
 
     uptime: _dt.timedelta
@@ -147,6 +186,7 @@ class ServerStats:
     open_databases: int
     rpcs: List[RpcStats]
     error_rate: float
+    connection_shares: List[ConnectionShare]
 
     @classmethod
     def from_pb(cls, s: operations_pb2.GetServerStatsResponse) -> ServerStats:
@@ -159,6 +199,7 @@ class ServerStats:
             open_databases=s.open_databases,
             rpcs=[RpcStats.from_pb(r) for r in s.rpcs],
             error_rate=s.error_rate,
+            connection_shares=[ConnectionShare.from_pb(c) for c in s.connection_shares],
         )
 
 
