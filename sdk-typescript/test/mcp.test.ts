@@ -71,7 +71,7 @@ describe("MCP over streamable HTTP", () => {
       const minimalList = await small.listTools();
       const fullList = await full.listTools();
       assert.deepEqual(minimalList.tools.map((t) => t.name), ["list_databases", "describe_schema", "query"]);
-      assert.equal(fullList.tools.length, 9);
+      assert.equal(fullList.tools.length, 10);
       const counts = { minimal: tokens(minimalList), full: tokens(fullList) };
       console.log(`tools/list tokens (cl100k_base): minimal ${counts.minimal}, full ${counts.full}`);
       assert.ok(counts.minimal <= MINIMAL_BUDGET, `minimal tools/list costs ${counts.minimal} tokens`);
