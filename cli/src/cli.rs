@@ -197,6 +197,9 @@ pub enum Command {
     /// Ask a question about a database's data in natural language: the gateway's model writes
     /// the SQL, the engine checks it, and with --run it runs read-only.
     Ask(AskArgs),
+    /// Map a SQL database into a graph database (W3C Direct Mapping): rows become subjects,
+    /// columns typed literals, foreign keys links, so joins are SPARQL paths.
+    Materialize(MaterializeArgs),
     /// Create, list and revoke API keys (admin keys only).
     #[command(subcommand)]
     Key(KeyCommand),
@@ -816,6 +819,34 @@ pub struct AskArgs {
     /// Rows to print at most (0: the gateway's default, 100).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_rows: u64,
+}
+
+/// `dbforge materialize SRC GRAPH_DB`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Reads every base table of SRC (SQLite, PostgreSQL or MySQL) and loads its rows into the graph
+database GRAPH_DB in one transaction: each row is <BASE table/key=value> of class <BASE table>,
+each non-NULL column a typed literal on <BASE table#column>, each foreign key a link
+<BASE table#ref-column> to the referenced row. BASE is urn:dbforge:SRC/ unless --base-iri says.
+
+Examples:
+  dbforge db create shop-kb --backend graph
+  dbforge materialize shop shop-kb --replace
+  dbforge sql shop-kb 'SELECT ?name WHERE { ?c <urn:dbforge:shop/customers#name> ?name }'")]
+pub struct MaterializeArgs {
+    /// The SQL database to map.
+    pub source: String,
+    /// The graph database to load.
+    pub graph_database: String,
+    /// The IRI every table, column and row IRI starts with (default: urn:dbforge:SRC/).
+    #[arg(long, value_name = "IRI")]
+    pub base_iri: Option<String>,
+    /// Load into this named graph instead of the default graph.
+    #[arg(long, value_name = "IRI")]
+    pub graph: Option<String>,
+    /// Clear that graph first, in the same transaction, so it holds exactly SRC's rows now.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 /// `dbforge key …`

@@ -90,7 +90,9 @@ pub use schema::{
     CheckSchema, ColumnSchema, ForeignKeySchema, GraphSummary, GraphTermCount, IndexSchema,
     KeyPattern, KeySpaceSummary, Plan, PlanNode, Schema, TableKind, TableSchema, UniqueSchema,
 };
-pub use semantic::{Answer, AskOptions, AskStatus, Asked};
+pub use semantic::{
+    Answer, AskOptions, AskStatus, Asked, MaterializeOptions, Materialized, MaterializedTable,
+};
 pub use summary::{ColumnSummary, Summarized};
 pub use table::{ColumnDef, ColumnType, Filter, Record, Select, record};
 pub use tonic::Code;

@@ -1,5 +1,6 @@
 //! Questions in natural language over `SemanticService`: the gateway's model writes the SQL,
-//! the engine checks it, and (on request) it runs read-only.
+//! the engine checks it, and (on request) it runs read-only. And SQL databases mapped into graph
+//! databases ([`Client::materialize_graph`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -111,6 +112,62 @@ impl AskOptions {
     }
 }
 
+/// Options of [`Client::materialize_graph`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaterializeOptions {
+    /// The IRI every table, column and row IRI starts with; `None`:
+    /// `urn:dbforge:<source>/`.
+    pub base_iri: Option<String>,
+    /// The named graph the triples go into; `None`: the default graph.
+    pub graph: Option<String>,
+    /// Clear that graph first, in the same transaction (a refresh); otherwise the triples are
+    /// added to what it holds.
+    pub replace: bool,
+}
+
+/// What one table of a [`Client::materialize_graph`] gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaterializedTable {
+    /// The table.
+    pub table: String,
+    /// Rows read.
+    pub rows: u64,
+    /// Triples written for them.
+    pub triples: u64,
+}
+
+/// What [`Client::materialize_graph`] loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Materialized {
+    /// Per base table, in name order.
+    pub tables: Vec<MaterializedTable>,
+    /// Triples the graph database loaded.
+    pub triples: u64,
+    /// The base IRI used.
+    pub base_iri: String,
+    /// Time the gateway took.
+    pub elapsed: Duration,
+}
+
+impl From<pb::MaterializeGraphResponse> for Materialized {
+    fn from(r: pb::MaterializeGraphResponse) -> Self {
+        Self {
+            tables: r
+                .tables
+                .into_iter()
+                .map(|t| MaterializedTable {
+                    table: t.table,
+                    rows: t.rows.unsigned_abs(),
+                    triples: t.triples.unsigned_abs(),
+                })
+                .collect(),
+            triples: r.triples.unsigned_abs(),
+            base_iri: r.base_iri,
+            elapsed: Duration::from_millis(r.elapsed_ms.unsigned_abs()),
+        }
+    }
+}
+
 fn millis(t: Option<Duration>) -> i64 {
     t.map_or(0, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX))
 }
@@ -211,5 +268,44 @@ impl Client {
         }
         let rows = Rows::start(stream, self.settings.timeout).await?;
         Ok((answer, Some(rows)))
+    }
+
+    /// Maps the SQL database `source` into the graph database `graph_database` by the W3C
+    /// Direct Mapping: rows become subjects, columns predicates with typed literals, foreign
+    /// keys links between rows. All or nothing, in one transaction on the graph database.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: dbforge::Client) -> Result<(), dbforge::Error> {
+    /// use dbforge::MaterializeOptions;
+    /// let done = client
+    ///     .materialize_graph("shop", "shop-graph", MaterializeOptions { replace: true, ..Default::default() })
+    ///     .await?;
+    /// println!("{} triples under {}", done.triples, done.base_iri);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn materialize_graph(
+        &self,
+        source: &str,
+        graph_database: &str,
+        opts: MaterializeOptions,
+    ) -> Result<Materialized> {
+        let MaterializeOptions {
+            base_iri,
+            graph,
+            replace,
+        } = opts;
+        let r = self
+            .semantic()
+            .materialize_graph(self.settings.request(pb::MaterializeGraphRequest {
+                source_database: source.to_owned(),
+                graph_database: graph_database.to_owned(),
+                base_iri: base_iri.unwrap_or_default(),
+                graph: graph.unwrap_or_default(),
+                replace,
+            }))
+            .await?
+            .into_inner();
+        Ok(r.into())
     }
 }

@@ -68,7 +68,17 @@ import { statementPreviewFromPb, type StatementPreview } from "./preview.js";
 import { Rows } from "./rows.js";
 import { summarizedFromPb, type Summarized } from "./summary.js";
 import { planFromPb, schemaFromPb, type Plan, type Schema } from "./schema.js";
-import { answerFromPb, askedFromPb, askStreamParts, type Answer, type AskOptions, type Asked } from "./semantic.js";
+import {
+  answerFromPb,
+  askedFromPb,
+  askStreamParts,
+  materializedFromPb,
+  type Answer,
+  type AskOptions,
+  type Asked,
+  type MaterializeOptions,
+  type Materialized,
+} from "./semantic.js";
 import {
   DEFAULT_CHUNK_SIZE,
   Export,
@@ -772,6 +782,31 @@ export class DBForgeClient {
     const answer = answerFromPb(first.value.kind.value);
     if (!(opts.run && answer.status === "ANSWERED")) return { answer, rows: undefined };
     return { answer, rows: await Rows.start(Promise.resolve(askStreamParts(it)), abort) };
+  }
+
+  /**
+   * Maps the SQL database `source` into the graph database `graphDatabase` by the W3C Direct
+   * Mapping: each row a subject `<B table/key=value>` of class `<B table>`, each non-NULL column
+   * a typed literal on `<B table#column>`, each foreign key a link `<B table#ref-column>` to the
+   * referenced row, B being `baseIri` (`urn:dbforge:<source>/` by default). Into the named
+   * `graph` if given; `replace` clears that graph first. All or nothing, in one transaction.
+   * Needs read access to the source and write access to the graph database; Unimplemented when
+   * the source is not SQL, InvalidArgument when the target is not a graph database.
+   */
+  async materializeGraph(source: string, graphDatabase: string, opts: MaterializeOptions = {}): Promise<Materialized> {
+    const r = await this.unary((o) =>
+      this.semantic.materializeGraph(
+        {
+          sourceDatabase: source,
+          graphDatabase,
+          baseIri: opts.baseIri ?? "",
+          graph: opts.graph ?? "",
+          replace: opts.replace ?? false,
+        },
+        o,
+      ),
+    );
+    return materializedFromPb(r);
   }
 
   // ---- export and import ------------------------------------------------------------------

@@ -25,7 +25,7 @@ export type { Entity, KnowledgeGraph, Relation, SparqlRunner } from "./memory.js
 export type { LifecyclePolicy, LifecyclePolicySpec } from "./policy.js";
 export type { StatementPreview } from "./preview.js";
 export { Rows } from "./rows.js";
-export type { Answer, AskOptions, Asked } from "./semantic.js";
+export type { Answer, AskOptions, Asked, MaterializeOptions, Materialized, MaterializedTable } from "./semantic.js";
 export type { ColumnSummary, Summarized } from "./summary.js";
 export { TableKind, walkPlan } from "./schema.js";
 export type {

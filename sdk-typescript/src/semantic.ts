@@ -1,7 +1,14 @@
 // Questions in natural language (SemanticService.Ask): the gateway's model writes one SQL query
-// grounded in the schema, the engine's EXPLAIN checks it, and with `run` it runs read-only.
+// grounded in the schema, the engine's EXPLAIN checks it, and with `run` it runs read-only. And
+// SQL databases mapped into graph databases (SemanticService.MaterializeGraph).
 
-import { AskStatus, type AskAnswer, type AskResponse, type AskStreamResponse } from "./gen/dbforge/v1/semantic_pb.js";
+import {
+  AskStatus,
+  type AskAnswer,
+  type AskResponse,
+  type AskStreamResponse,
+  type MaterializeGraphResponse,
+} from "./gen/dbforge/v1/semantic_pb.js";
 import type { StreamPart } from "./fastpath.js";
 import { columnsFromPb, rowsFromPb, summaryFromPb, type Column, type Row, type Summary } from "./types.js";
 
@@ -85,4 +92,44 @@ export async function* askStreamParts(it: AsyncIterator<AskStreamResponse>): Asy
     else if (k.case === "batch") yield { case: "batch", rows: rowsFromPb(k.value.rows) };
     else if (k.case === "summary") yield { case: "summary", summary: summaryFromPb(k.value) };
   }
+}
+
+/** Options of `materializeGraph`. */
+export interface MaterializeOptions {
+  /** The IRI every table, column and row IRI starts with (default `urn:dbforge:<source>/`). */
+  baseIri?: string;
+  /** The named graph the triples go into (default: the default graph). */
+  graph?: string;
+  /** Clear that graph first, in the same transaction (a refresh); otherwise the triples are added. */
+  replace?: boolean;
+}
+
+/** What one table of a `materializeGraph` gave. */
+export interface MaterializedTable {
+  table: string;
+  /** Rows read. */
+  rows: number;
+  /** Triples written for them. */
+  triples: number;
+}
+
+/** What `materializeGraph` loaded. */
+export interface Materialized {
+  /** Per base table, in name order. */
+  tables: MaterializedTable[];
+  /** Triples the graph database loaded. */
+  triples: number;
+  /** The base IRI used. */
+  baseIri: string;
+  /** The gateway's time, in milliseconds. */
+  elapsedMs: number;
+}
+
+export function materializedFromPb(r: MaterializeGraphResponse): Materialized {
+  return {
+    tables: r.tables.map((t) => ({ table: t.table, rows: Number(t.rows), triples: Number(t.triples) })),
+    triples: Number(r.triples),
+    baseIri: r.baseIri,
+    elapsedMs: Number(r.elapsedMs),
+  };
 }

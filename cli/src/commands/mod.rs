@@ -7,6 +7,7 @@ pub mod backup;
 pub mod chart;
 pub mod config;
 pub mod db;
+pub mod materialize;
 pub mod mcp;
 pub mod operations;
 pub mod policy;
@@ -207,6 +208,7 @@ pub fn run(app: &App, command: Command) -> Result<()> {
         Command::Schema(a) => schema::schema(app, a),
         Command::Explain(a) => schema::explain(app, a),
         Command::Ask(a) => ask::ask(app, a),
+        Command::Materialize(a) => materialize::materialize(app, a),
         Command::Key(c) => access::key(app, c),
         Command::Whoami => access::whoami(app),
         Command::Audit(c) => operations::audit(app, c),

@@ -339,3 +339,63 @@ fn watch_prints_events_and_resumes_from_a_sequence() {
         serde_json::from_str(stdout(&out).trim()).expect("one json line");
     assert_eq!(again["database"], b.as_str());
 }
+
+#[test]
+fn materialize_maps_a_sql_database_into_a_graph_database() {
+    let s = Server::start();
+    let Some(kb) = s.graph_db("mat-kb") else {
+        return;
+    };
+    let src = s.db("mat-src");
+    s.exec(
+        &src,
+        "CREATE TABLE dept (id INTEGER PRIMARY KEY, name TEXT)",
+    );
+    s.exec(
+        &src,
+        "CREATE TABLE emp (id INTEGER PRIMARY KEY, dept_id INTEGER REFERENCES dept (id))",
+    );
+    s.exec(&src, "INSERT INTO dept VALUES (1, 'R&D')");
+    s.exec(&src, "INSERT INTO emp VALUES (7, 1)");
+    // dept: type, id, name; emp: type, id, dept_id, the link.
+    s.cmd()
+        .args(["materialize", &src, &kb, "-o", "table", "--color", "never"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(format!(
+            "materialized {src} into {kb}: 7 triples from 2 tables (dept 1 row, emp 1 row) \
+             under <urn:dbforge:{src}/>, "
+        )));
+    let link = format!(
+        "SELECT (COUNT(*) AS ?n) WHERE {{ <urn:dbforge:{src}/emp/id=7> \
+         <urn:dbforge:{src}/emp#ref-dept_id> <urn:dbforge:{src}/dept/id=1> }}"
+    );
+    assert_eq!(s.scalar(&kb, &link), dbforge::Value::Int(1));
+
+    let out = s
+        .cmd()
+        .args([
+            "materialize",
+            &src,
+            &kb,
+            "--replace",
+            "--graph",
+            "http://example.com/g",
+        ])
+        .args(["--base-iri", "http://example.com/", "-o", "json"])
+        .output()
+        .expect("run");
+    let done: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(done["triples"], 7);
+    assert_eq!(done["base_iri"], "http://example.com/");
+    assert_eq!(done["graph"], "http://example.com/g");
+    assert_eq!(
+        done["tables"],
+        serde_json::json!([
+            {"table": "dept", "rows": 1, "triples": 3},
+            {"table": "emp", "rows": 1, "triples": 4}
+        ])
+    );
+    // A SQL database is no target: INVALID_ARGUMENT exits 5.
+    s.cmd().args(["materialize", &src, &src]).assert().code(5);
+}

@@ -144,6 +144,28 @@ impl Server {
         name
     }
 
+    /// Spawns a graph database, or `None` with a one-line notice when this build's gateway has
+    /// no graph engine (dbforge-server's `graph` feature, which `scripts/test` turns on); with
+    /// `DBFORGE_REQUIRE_BACKENDS=1` (CI) its absence fails the test.
+    pub fn graph_db(&self, prefix: &str) -> Option<String> {
+        let name = unique(prefix);
+        let created = self.block_on(self.client().create_database(
+            &name,
+            CreateOptions::default().backend(dbforge::Backend::Graph),
+        ));
+        match created {
+            Ok(_) => Some(name),
+            Err(e) if e.code() == dbforge::Code::FailedPrecondition => {
+                if std::env::var("DBFORGE_REQUIRE_BACKENDS").as_deref() == Ok("1") {
+                    panic!("the graph engine is required (DBFORGE_REQUIRE_BACKENDS=1): {e}");
+                }
+                eprintln!("skipping graph tests: built without dbforge-server's graph feature");
+                None
+            }
+            Err(e) => panic!("create a graph database: {e}"),
+        }
+    }
+
     /// Runs a statement through the SDK (test setup).
     pub fn exec(&self, db: &str, sql: &str) {
         self.block_on(self.client().execute(db, sql, &[]))

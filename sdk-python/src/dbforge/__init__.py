@@ -56,7 +56,7 @@ from dbforge.options import DEFAULT_ENDPOINT, ClientOptions
 from dbforge.preview import StatementPreview
 from dbforge.rows import AsyncRows, Rows
 from dbforge.summary import ColumnSummary, Summarized
-from dbforge.semantic import Answer, Asked
+from dbforge.semantic import Answer, Asked, Materialized, MaterializedTable
 from dbforge.schema import (
     CheckSchema,
     ColumnSchema,
@@ -161,6 +161,8 @@ __all__ = [
     "GraphSummary",
     "KeySpaceSummary",
     "LifecyclePolicy",
+    "Materialized",
+    "MaterializedTable",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",

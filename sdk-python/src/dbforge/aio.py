@@ -26,7 +26,14 @@ from dbforge.preview import StatementPreview, preview_request, previews
 from dbforge.rows import AsyncRows
 from dbforge.summary import Summarized, summarize_request, summarized
 from dbforge.schema import Plan, Schema, explain_request, get_schema_request
-from dbforge.semantic import Answer, Asked, ask_request, ask_stream_request
+from dbforge.semantic import (
+    Answer,
+    Asked,
+    Materialized,
+    ask_request,
+    ask_stream_request,
+    materialize_request,
+)
 from dbforge.transfer import (
     DEFAULT_CHUNK_SIZE,
     AsyncExport,
@@ -480,6 +487,29 @@ class AsyncClient(AsyncConnection):
         0 means the server's stream limit."""
         req = ask_stream_request(database, question, run, max_rows, timeout)
         return await self._answer_stream(self.semantic.AskStream, req, run)
+
+    async def materialize_graph(
+        self,
+        source: str,
+        graph_database: str,
+        *,
+        base_iri: Optional[str] = None,
+        graph: Optional[str] = None,
+        replace: bool = False,
+    ) -> Materialized:
+        """Maps the SQL database `source` into the graph database `graph_database` by the W3C
+        Direct Mapping: each row a subject `<B table/key=value>` of class `<B table>`, each
+        non-NULL column a typed literal on `<B table#column>`, each foreign key a link
+        `<B table#ref-column>` to the referenced row, B being `base_iri`
+        ("urn:dbforge:<source>/" by default). Into the named `graph` if given; `replace`
+        clears that graph first. All or nothing, in one transaction. Needs read access to the
+        source and write access to the graph database; Unimplemented when the source is not
+        SQL, InvalidArgument when the target is not a graph database."""
+        resp = await self._unary(
+            self.semantic.MaterializeGraph,
+            materialize_request(source, graph_database, base_iri, graph, replace),
+        )
+        return Materialized.from_pb(resp)
 
     # ---- export and import --------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Questions in natural language (`ask`): the gateway's model writes one SQL query grounded in
-the schema, the engine's EXPLAIN checks it, and with `run` it runs read-only."""
+the schema, the engine's EXPLAIN checks it, and with `run` it runs read-only. And SQL databases
+mapped into graph databases (`materialize_graph`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dbforge.types import Column, Summary, columns_from_pb
 from dbforge.v1 import semantic_pb2
 from dbforge.values import decode_rows
 
-__all__ = ["Answer", "Asked"]
+__all__ = ["Answer", "Asked", "Materialized", "MaterializedTable"]
 
 
 @dataclass(frozen=True)
@@ -111,3 +112,48 @@ def first_answer(msg: Optional[semantic_pb2.AskStreamResponse]) -> Answer:
     if msg is None or msg.WhichOneof("kind") != "answer":
         raise ProtocolError("the AskStream response did not start with the answer")
     return Answer.from_pb(msg.answer)
+
+
+@dataclass(frozen=True)
+class MaterializedTable:
+    """What one table of a `materialize_graph` gave: rows read, triples written for them."""
+
+    table: str
+    rows: int
+    triples: int
+
+
+@dataclass(frozen=True)
+class Materialized:
+    """What `materialize_graph` loaded: per base table (in name order), the triples the graph
+    database loaded, the base IRI used and the gateway's time."""
+
+    tables: List[MaterializedTable]
+    triples: int
+    base_iri: str
+    elapsed: _dt.timedelta
+
+    @classmethod
+    def from_pb(cls, r: semantic_pb2.MaterializeGraphResponse) -> Materialized:
+        return cls(
+            tables=[MaterializedTable(t.table, t.rows, t.triples) for t in r.tables],
+            triples=r.triples,
+            base_iri=r.base_iri,
+            elapsed=_dt.timedelta(milliseconds=r.elapsed_ms),
+        )
+
+
+def materialize_request(
+    source: str,
+    graph_database: str,
+    base_iri: Optional[str],
+    graph: Optional[str],
+    replace: bool,
+) -> semantic_pb2.MaterializeGraphRequest:
+    return semantic_pb2.MaterializeGraphRequest(
+        source_database=source,
+        graph_database=graph_database,
+        base_iri=base_iri or "",
+        graph=graph or "",
+        replace=replace,
+    )

@@ -805,6 +805,7 @@ impl TryFrom<pb::ImportRdfHeader> for (String, RdfImport) {
                 format,
                 base_iri: some(base_iri),
                 graph: some(graph),
+                replace: false,
             },
         ))
     }

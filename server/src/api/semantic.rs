@@ -10,7 +10,7 @@ use crate::{
     core::{
         error::{Error, Result},
         limits::Budget,
-        semantic::{Answer, AskStatus, DEFAULT_ASK_ROWS, Semantic},
+        semantic::{Answer, AskStatus, DEFAULT_ASK_ROWS, Semantic, materialize::MaterializeSpec},
     },
     pb::{self, semantic_service_server::SemanticService},
 };
@@ -160,5 +160,29 @@ impl SemanticService for SemanticApi {
             }
             Err(e) => Err(call.failed(Status::from(e)).await),
         }
+    }
+
+    async fn materialize_graph(
+        &self,
+        req: Request<pb::MaterializeGraphRequest>,
+    ) -> Result<Response<pb::MaterializeGraphResponse>, Status> {
+        let who = caller(&req)?;
+        let req = req.into_inner();
+        let call = Call::new(self.semantic.forge().audit(), &who, "MaterializeGraph")
+            .database(&req.graph_database)
+            .statement(format!(
+                "source={} base_iri={} graph={} replace={}",
+                req.source_database, req.base_iri, req.graph, req.replace
+            ));
+        let result = async {
+            let spec = MaterializeSpec::try_from(req)?;
+            let done = self.semantic.forge().materialize_graph(&who, spec).await?;
+            Ok::<_, Error>(pb::MaterializeGraphResponse::from(done))
+        }
+        .await
+        .map_err(Status::from);
+        call.done(result, |r| Some(r.triples.unsigned_abs()))
+            .await
+            .map(Response::new)
     }
 }

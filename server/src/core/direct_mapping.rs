@@ -167,8 +167,8 @@ impl TableMapping {
     }
 
     /// Appends the triples of one row to `out` as N-Triples; `row_number` names the blank node
-    /// of a row without a primary key (unique within one table's mapping). Returns the number of
-    /// triples written.
+    /// of a row without a primary key, so it must be unique within the whole N-Triples document
+    /// (every table's rows included). Returns the number of triples written.
     pub fn write_row(&self, row: &[Value], row_number: u64, out: &mut String) -> Result<u64> {
         if row.len() != self.columns.len() {
             return Err(Error::internal(format!(

@@ -19,6 +19,8 @@ mod interrupted;
 mod lifecycle;
 mod limits;
 mod llm_fixture;
+#[cfg(feature = "graph")]
+mod materialize;
 mod mcp;
 mod mysql;
 mod operations;

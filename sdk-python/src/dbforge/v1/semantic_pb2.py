@@ -25,27 +25,33 @@ _sym_db = _symbol_database.Default()
 from dbforge.v1 import types_pb2 as dbforge_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x62\x66orge/v1/semantic.proto\x12\ndbforge.v1\x1a\x16\x64\x62\x66orge/v1/types.proto\"\x90\x01\n\nAskRequest\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\x12\x1a\n\x08question\x18\x02 \x01(\tR\x08question\x12\x10\n\x03run\x18\x03 \x01(\x08R\x03run\x12\x19\n\x08max_rows\x18\x04 \x01(\x03R\x07maxRows\x12\x1d\n\ntimeout_ms\x18\x05 \x01(\x03R\ttimeoutMs\"\xc4\x01\n\x0b\x41skResponse\x12-\n\x06\x61nswer\x18\x01 \x01(\x0b\x32\x15.dbforge.v1.AskAnswerR\x06\x61nswer\x12,\n\x07\x63olumns\x18\x02 \x03(\x0b\x32\x12.dbforge.v1.ColumnR\x07\x63olumns\x12#\n\x04rows\x18\x03 \x03(\x0b\x32\x0f.dbforge.v1.RowR\x04rows\x12\x33\n\x07summary\x18\x04 \x01(\x0b\x32\x19.dbforge.v1.ResultSummaryR\x07summary\"\x96\x01\n\x10\x41skStreamRequest\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\x12\x1a\n\x08question\x18\x02 \x01(\tR\x08question\x12\x10\n\x03run\x18\x03 \x01(\x08R\x03run\x12\x19\n\x08max_rows\x18\x04 \x01(\x03R\x07maxRows\x12\x1d\n\ntimeout_ms\x18\x05 \x01(\x03R\ttimeoutMs\"\xe5\x01\n\x11\x41skStreamResponse\x12/\n\x06\x61nswer\x18\x01 \x01(\x0b\x32\x15.dbforge.v1.AskAnswerH\x00R\x06\x61nswer\x12\x32\n\x06header\x18\x02 \x01(\x0b\x32\x18.dbforge.v1.ResultHeaderH\x00R\x06header\x12,\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x14.dbforge.v1.RowBatchH\x00R\x05\x62\x61tch\x12\x35\n\x07summary\x18\x04 \x01(\x0b\x32\x19.dbforge.v1.ResultSummaryH\x00R\x07summaryB\x06\n\x04kind\"\x85\x02\n\tAskAnswer\x12-\n\x06status\x18\x01 \x01(\x0e\x32\x15.dbforge.v1.AskStatusR\x06status\x12\x10\n\x03sql\x18\x02 \x01(\tR\x03sql\x12\x1c\n\trationale\x18\x03 \x01(\tR\trationale\x12\x39\n\nvalidation\x18\x04 \x01(\x0b\x32\x19.dbforge.v1.AskValidationR\nvalidation\x12\x18\n\x07message\x18\x05 \x01(\tR\x07message\x12\x16\n\x06rounds\x18\x06 \x01(\x05R\x06rounds\x12\x16\n\x06\x63\x61\x63hed\x18\x07 \x01(\x08R\x06\x63\x61\x63hed\x12\x14\n\x05model\x18\x08 \x01(\tR\x05model\"n\n\rAskValidation\x12\x14\n\x05valid\x18\x01 \x01(\x08R\x05valid\x12\x14\n\x05\x65rror\x18\x02 \x01(\tR\x05\x65rror\x12\x12\n\x04plan\x18\x03 \x01(\tR\x04plan\x12\x1d\n\nfull_scans\x18\x04 \x03(\tR\tfullScans*X\n\tAskStatus\x12\x1a\n\x16\x41SK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41SK_STATUS_ANSWERED\x10\x01\x12\x16\n\x12\x41SK_STATUS_GAVE_UP\x10\x02\x32\x95\x01\n\x0fSemanticService\x12\x36\n\x03\x41sk\x12\x16.dbforge.v1.AskRequest\x1a\x17.dbforge.v1.AskResponse\x12J\n\tAskStream\x12\x1c.dbforge.v1.AskStreamRequest\x1a\x1d.dbforge.v1.AskStreamResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x62\x66orge/v1/semantic.proto\x12\ndbforge.v1\x1a\x16\x64\x62\x66orge/v1/types.proto\"\xb4\x01\n\x17MaterializeGraphRequest\x12\'\n\x0fsource_database\x18\x01 \x01(\tR\x0esourceDatabase\x12%\n\x0egraph_database\x18\x02 \x01(\tR\rgraphDatabase\x12\x19\n\x08\x62\x61se_iri\x18\x03 \x01(\tR\x07\x62\x61seIri\x12\x14\n\x05graph\x18\x04 \x01(\tR\x05graph\x12\x18\n\x07replace\x18\x05 \x01(\x08R\x07replace\"\xa5\x01\n\x18MaterializeGraphResponse\x12\x35\n\x06tables\x18\x01 \x03(\x0b\x32\x1d.dbforge.v1.MaterializedTableR\x06tables\x12\x18\n\x07triples\x18\x02 \x01(\x03R\x07triples\x12\x19\n\x08\x62\x61se_iri\x18\x03 \x01(\tR\x07\x62\x61seIri\x12\x1d\n\nelapsed_ms\x18\x04 \x01(\x03R\telapsedMs\"W\n\x11MaterializedTable\x12\x14\n\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n\x04rows\x18\x02 \x01(\x03R\x04rows\x12\x18\n\x07triples\x18\x03 \x01(\x03R\x07triples\"\x90\x01\n\nAskRequest\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\x12\x1a\n\x08question\x18\x02 \x01(\tR\x08question\x12\x10\n\x03run\x18\x03 \x01(\x08R\x03run\x12\x19\n\x08max_rows\x18\x04 \x01(\x03R\x07maxRows\x12\x1d\n\ntimeout_ms\x18\x05 \x01(\x03R\ttimeoutMs\"\xc4\x01\n\x0b\x41skResponse\x12-\n\x06\x61nswer\x18\x01 \x01(\x0b\x32\x15.dbforge.v1.AskAnswerR\x06\x61nswer\x12,\n\x07\x63olumns\x18\x02 \x03(\x0b\x32\x12.dbforge.v1.ColumnR\x07\x63olumns\x12#\n\x04rows\x18\x03 \x03(\x0b\x32\x0f.dbforge.v1.RowR\x04rows\x12\x33\n\x07summary\x18\x04 \x01(\x0b\x32\x19.dbforge.v1.ResultSummaryR\x07summary\"\x96\x01\n\x10\x41skStreamRequest\x12\x1a\n\x08\x64\x61tabase\x18\x01 \x01(\tR\x08\x64\x61tabase\x12\x1a\n\x08question\x18\x02 \x01(\tR\x08question\x12\x10\n\x03run\x18\x03 \x01(\x08R\x03run\x12\x19\n\x08max_rows\x18\x04 \x01(\x03R\x07maxRows\x12\x1d\n\ntimeout_ms\x18\x05 \x01(\x03R\ttimeoutMs\"\xe5\x01\n\x11\x41skStreamResponse\x12/\n\x06\x61nswer\x18\x01 \x01(\x0b\x32\x15.dbforge.v1.AskAnswerH\x00R\x06\x61nswer\x12\x32\n\x06header\x18\x02 \x01(\x0b\x32\x18.dbforge.v1.ResultHeaderH\x00R\x06header\x12,\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x14.dbforge.v1.RowBatchH\x00R\x05\x62\x61tch\x12\x35\n\x07summary\x18\x04 \x01(\x0b\x32\x19.dbforge.v1.ResultSummaryH\x00R\x07summaryB\x06\n\x04kind\"\x85\x02\n\tAskAnswer\x12-\n\x06status\x18\x01 \x01(\x0e\x32\x15.dbforge.v1.AskStatusR\x06status\x12\x10\n\x03sql\x18\x02 \x01(\tR\x03sql\x12\x1c\n\trationale\x18\x03 \x01(\tR\trationale\x12\x39\n\nvalidation\x18\x04 \x01(\x0b\x32\x19.dbforge.v1.AskValidationR\nvalidation\x12\x18\n\x07message\x18\x05 \x01(\tR\x07message\x12\x16\n\x06rounds\x18\x06 \x01(\x05R\x06rounds\x12\x16\n\x06\x63\x61\x63hed\x18\x07 \x01(\x08R\x06\x63\x61\x63hed\x12\x14\n\x05model\x18\x08 \x01(\tR\x05model\"n\n\rAskValidation\x12\x14\n\x05valid\x18\x01 \x01(\x08R\x05valid\x12\x14\n\x05\x65rror\x18\x02 \x01(\tR\x05\x65rror\x12\x12\n\x04plan\x18\x03 \x01(\tR\x04plan\x12\x1d\n\nfull_scans\x18\x04 \x03(\tR\tfullScans*X\n\tAskStatus\x12\x1a\n\x16\x41SK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41SK_STATUS_ANSWERED\x10\x01\x12\x16\n\x12\x41SK_STATUS_GAVE_UP\x10\x02\x32\xf4\x01\n\x0fSemanticService\x12\x36\n\x03\x41sk\x12\x16.dbforge.v1.AskRequest\x1a\x17.dbforge.v1.AskResponse\x12J\n\tAskStream\x12\x1c.dbforge.v1.AskStreamRequest\x1a\x1d.dbforge.v1.AskStreamResponse0\x01\x12]\n\x10MaterializeGraph\x12#.dbforge.v1.MaterializeGraphRequest\x1a$.dbforge.v1.MaterializeGraphResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dbforge.v1.semantic_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ASKSTATUS']._serialized_start=1172
-  _globals['_ASKSTATUS']._serialized_end=1260
-  _globals['_ASKREQUEST']._serialized_start=66
-  _globals['_ASKREQUEST']._serialized_end=210
-  _globals['_ASKRESPONSE']._serialized_start=213
-  _globals['_ASKRESPONSE']._serialized_end=409
-  _globals['_ASKSTREAMREQUEST']._serialized_start=412
-  _globals['_ASKSTREAMREQUEST']._serialized_end=562
-  _globals['_ASKSTREAMRESPONSE']._serialized_start=565
-  _globals['_ASKSTREAMRESPONSE']._serialized_end=794
-  _globals['_ASKANSWER']._serialized_start=797
-  _globals['_ASKANSWER']._serialized_end=1058
-  _globals['_ASKVALIDATION']._serialized_start=1060
-  _globals['_ASKVALIDATION']._serialized_end=1170
-  _globals['_SEMANTICSERVICE']._serialized_start=1263
-  _globals['_SEMANTICSERVICE']._serialized_end=1412
+  _globals['_ASKSTATUS']._serialized_start=1612
+  _globals['_ASKSTATUS']._serialized_end=1700
+  _globals['_MATERIALIZEGRAPHREQUEST']._serialized_start=66
+  _globals['_MATERIALIZEGRAPHREQUEST']._serialized_end=246
+  _globals['_MATERIALIZEGRAPHRESPONSE']._serialized_start=249
+  _globals['_MATERIALIZEGRAPHRESPONSE']._serialized_end=414
+  _globals['_MATERIALIZEDTABLE']._serialized_start=416
+  _globals['_MATERIALIZEDTABLE']._serialized_end=503
+  _globals['_ASKREQUEST']._serialized_start=506
+  _globals['_ASKREQUEST']._serialized_end=650
+  _globals['_ASKRESPONSE']._serialized_start=653
+  _globals['_ASKRESPONSE']._serialized_end=849
+  _globals['_ASKSTREAMREQUEST']._serialized_start=852
+  _globals['_ASKSTREAMREQUEST']._serialized_end=1002
+  _globals['_ASKSTREAMRESPONSE']._serialized_start=1005
+  _globals['_ASKSTREAMRESPONSE']._serialized_end=1234
+  _globals['_ASKANSWER']._serialized_start=1237
+  _globals['_ASKANSWER']._serialized_end=1498
+  _globals['_ASKVALIDATION']._serialized_start=1500
+  _globals['_ASKVALIDATION']._serialized_end=1610
+  _globals['_SEMANTICSERVICE']._serialized_start=1703
+  _globals['_SEMANTICSERVICE']._serialized_end=1947
 # @@protoc_insertion_point(module_scope)

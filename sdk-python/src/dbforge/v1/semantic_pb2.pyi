@@ -45,6 +45,116 @@ ASK_STATUS_GAVE_UP: AskStatus.ValueType  # 2
 Global___AskStatus: _TypeAlias = AskStatus  # noqa: Y015
 
 @_typing.final
+class MaterializeGraphRequest(_message.Message):
+    """Request of SemanticService.MaterializeGraph."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_DATABASE_FIELD_NUMBER: _builtins.int
+    GRAPH_DATABASE_FIELD_NUMBER: _builtins.int
+    BASE_IRI_FIELD_NUMBER: _builtins.int
+    GRAPH_FIELD_NUMBER: _builtins.int
+    REPLACE_FIELD_NUMBER: _builtins.int
+    source_database: _builtins.str
+    """The SQL database mapped (SQLite, PostgreSQL, MySQL)."""
+    graph_database: _builtins.str
+    """The graph database loaded (BACKEND_GRAPH)."""
+    base_iri: _builtins.str
+    """The IRI every table, column and row IRI starts with; usually ends with "/" or "#".
+    Empty means "urn:dbforge:<source_database>/".
+    """
+    graph: _builtins.str
+    """The named graph the triples go into; empty means the default graph."""
+    replace: _builtins.bool
+    """Clear that graph first, in the same transaction, so the graph holds exactly the source's
+    current rows (a refresh); otherwise the triples are added to what it holds.
+    """
+    def __init__(
+        self,
+        *,
+        source_database: _builtins.str = ...,
+        graph_database: _builtins.str = ...,
+        base_iri: _builtins.str = ...,
+        graph: _builtins.str = ...,
+        replace: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_iri", b"base_iri", "graph", b"graph", "graph_database", b"graph_database", "replace", b"replace", "source_database", b"source_database"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MaterializeGraphRequest: _TypeAlias = MaterializeGraphRequest  # noqa: Y015
+
+@_typing.final
+class MaterializeGraphResponse(_message.Message):
+    """Response of SemanticService.MaterializeGraph."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TABLES_FIELD_NUMBER: _builtins.int
+    TRIPLES_FIELD_NUMBER: _builtins.int
+    BASE_IRI_FIELD_NUMBER: _builtins.int
+    ELAPSED_MS_FIELD_NUMBER: _builtins.int
+    triples: _builtins.int
+    """Triples the graph database loaded."""
+    base_iri: _builtins.str
+    """The base IRI used."""
+    elapsed_ms: _builtins.int
+    """Time taken, in milliseconds."""
+    @_builtins.property
+    def tables(self) -> _containers.RepeatedCompositeFieldContainer[Global___MaterializedTable]:
+        """Per base table, in name order (views are not mapped)."""
+
+    def __init__(
+        self,
+        *,
+        tables: _abc.Iterable[Global___MaterializedTable] | None = ...,
+        triples: _builtins.int = ...,
+        base_iri: _builtins.str = ...,
+        elapsed_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_iri", b"base_iri", "elapsed_ms", b"elapsed_ms", "tables", b"tables", "triples", b"triples"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MaterializeGraphResponse: _TypeAlias = MaterializeGraphResponse  # noqa: Y015
+
+@_typing.final
+class MaterializedTable(_message.Message):
+    """What one table of a MaterializeGraph gave."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TABLE_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    TRIPLES_FIELD_NUMBER: _builtins.int
+    table: _builtins.str
+    """The table."""
+    rows: _builtins.int
+    """Rows read."""
+    triples: _builtins.int
+    """Triples written for them: one `rdf:type`, one per non-NULL column and one per foreign key
+    without a NULL, per row.
+    """
+    def __init__(
+        self,
+        *,
+        table: _builtins.str = ...,
+        rows: _builtins.int = ...,
+        triples: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows", "table", b"table", "triples", b"triples"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MaterializedTable: _TypeAlias = MaterializedTable  # noqa: Y015
+
+@_typing.final
 class AskRequest(_message.Message):
     """Request of SemanticService.Ask."""
 

@@ -27,7 +27,8 @@ if _version_not_supported:
 
 class SemanticServiceStub(object):
     """Questions about a database's data, asked in natural language and answered with SQL that is
-    grounded in the database's own schema, checked by the engine, and (on request) run read-only.
+    grounded in the database's own schema, checked by the engine, and (on request) run read-only;
+    and SQL databases mapped into graph databases (MaterializeGraph), for agents that traverse.
 
     The language model is external and pluggable: any OpenAI-compatible chat-completions endpoint
     (OpenAI, vLLM, Ollama, llama.cpp's server) set on the gateway with --llm-url and --llm-model,
@@ -42,7 +43,7 @@ class SemanticServiceStub(object):
     repair rounds, and the answer says when it gives up. Identical questions about a database whose
     schema has not changed are answered from a cache (`cached`), without calling the model.
 
-    SQL engines only (SQLite, PostgreSQL, MySQL). Errors:
+    Ask and AskStream: SQL engines only (SQLite, PostgreSQL, MySQL). Errors:
     - FAILED_PRECONDITION: the gateway has no model configured (start it with --llm-url and
     --llm-model).
     - UNIMPLEMENTED: a Redis database (use SchemaService.GetSchema's key-space summary and
@@ -72,11 +73,17 @@ class SemanticServiceStub(object):
                 request_serializer=dbforge_dot_v1_dot_semantic__pb2.AskStreamRequest.SerializeToString,
                 response_deserializer=dbforge_dot_v1_dot_semantic__pb2.AskStreamResponse.FromString,
                 _registered_method=True)
+        self.MaterializeGraph = channel.unary_unary(
+                '/dbforge.v1.SemanticService/MaterializeGraph',
+                request_serializer=dbforge_dot_v1_dot_semantic__pb2.MaterializeGraphRequest.SerializeToString,
+                response_deserializer=dbforge_dot_v1_dot_semantic__pb2.MaterializeGraphResponse.FromString,
+                _registered_method=True)
 
 
 class SemanticServiceServicer(object):
     """Questions about a database's data, asked in natural language and answered with SQL that is
-    grounded in the database's own schema, checked by the engine, and (on request) run read-only.
+    grounded in the database's own schema, checked by the engine, and (on request) run read-only;
+    and SQL databases mapped into graph databases (MaterializeGraph), for agents that traverse.
 
     The language model is external and pluggable: any OpenAI-compatible chat-completions endpoint
     (OpenAI, vLLM, Ollama, llama.cpp's server) set on the gateway with --llm-url and --llm-model,
@@ -91,7 +98,7 @@ class SemanticServiceServicer(object):
     repair rounds, and the answer says when it gives up. Identical questions about a database whose
     schema has not changed are answered from a cache (`cached`), without calling the model.
 
-    SQL engines only (SQLite, PostgreSQL, MySQL). Errors:
+    Ask and AskStream: SQL engines only (SQLite, PostgreSQL, MySQL). Errors:
     - FAILED_PRECONDITION: the gateway has no model configured (start it with --llm-url and
     --llm-model).
     - UNIMPLEMENTED: a Redis database (use SchemaService.GetSchema's key-space summary and
@@ -126,6 +133,32 @@ class SemanticServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MaterializeGraph(self, request, context):
+        """Maps a SQL database into a graph database by the W3C Direct Mapping
+        (https://www.w3.org/TR/rdb-direct-mapping/), so that joins become graph paths: each row of
+        a base table is a subject `<B T/k=v>` (a blank node when the table has no primary key) of
+        class `<B T>`, each non-NULL column a triple `<B T#c>` with a typed literal, each foreign key
+        a link `<B T#ref-c>` to the referenced row's subject; names and key values are
+        percent-encoded. B is `base_iri`, `urn:dbforge:<source_database>/` by default, so two
+        databases' rows never share IRIs unless asked to.
+
+        All or nothing: the tables stream, one after another on read-only access with the export
+        limits, into one ImportRdf transaction on the graph database; a failed read, a table cut by a
+        limit, the import's byte limit or its deadline load nothing. Tables are read in turn, not in
+        one snapshot: materialize a fork (ControlService.ForkDatabase) to map one moment.
+
+        Needs read access to the source and write access to the graph database. Errors:
+        - UNIMPLEMENTED: the source is not a SQL database (Redis, graph).
+        - INVALID_ARGUMENT: the target is not a graph database; a `base_iri` or `graph` that is not
+        an absolute IRI.
+        - NOT_FOUND: either database; PERMISSION_DENIED: the key lacks either access.
+        - RESOURCE_EXHAUSTED: the import's byte limit (--max-import-size, counted on the N-Triples
+        written) or the graph database's quota; DEADLINE_EXCEEDED: the transfer timeout.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SemanticServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -139,6 +172,11 @@ def add_SemanticServiceServicer_to_server(servicer, server):
                     request_deserializer=dbforge_dot_v1_dot_semantic__pb2.AskStreamRequest.FromString,
                     response_serializer=dbforge_dot_v1_dot_semantic__pb2.AskStreamResponse.SerializeToString,
             ),
+            'MaterializeGraph': grpc.unary_unary_rpc_method_handler(
+                    servicer.MaterializeGraph,
+                    request_deserializer=dbforge_dot_v1_dot_semantic__pb2.MaterializeGraphRequest.FromString,
+                    response_serializer=dbforge_dot_v1_dot_semantic__pb2.MaterializeGraphResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'dbforge.v1.SemanticService', rpc_method_handlers)
@@ -149,7 +187,8 @@ def add_SemanticServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class SemanticService(object):
     """Questions about a database's data, asked in natural language and answered with SQL that is
-    grounded in the database's own schema, checked by the engine, and (on request) run read-only.
+    grounded in the database's own schema, checked by the engine, and (on request) run read-only;
+    and SQL databases mapped into graph databases (MaterializeGraph), for agents that traverse.
 
     The language model is external and pluggable: any OpenAI-compatible chat-completions endpoint
     (OpenAI, vLLM, Ollama, llama.cpp's server) set on the gateway with --llm-url and --llm-model,
@@ -164,7 +203,7 @@ class SemanticService(object):
     repair rounds, and the answer says when it gives up. Identical questions about a database whose
     schema has not changed are answered from a cache (`cached`), without calling the model.
 
-    SQL engines only (SQLite, PostgreSQL, MySQL). Errors:
+    Ask and AskStream: SQL engines only (SQLite, PostgreSQL, MySQL). Errors:
     - FAILED_PRECONDITION: the gateway has no model configured (start it with --llm-url and
     --llm-model).
     - UNIMPLEMENTED: a Redis database (use SchemaService.GetSchema's key-space summary and
@@ -222,6 +261,33 @@ class SemanticService(object):
             '/dbforge.v1.SemanticService/AskStream',
             dbforge_dot_v1_dot_semantic__pb2.AskStreamRequest.SerializeToString,
             dbforge_dot_v1_dot_semantic__pb2.AskStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MaterializeGraph(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dbforge.v1.SemanticService/MaterializeGraph',
+            dbforge_dot_v1_dot_semantic__pb2.MaterializeGraphRequest.SerializeToString,
+            dbforge_dot_v1_dot_semantic__pb2.MaterializeGraphResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,7 +28,8 @@ GRPC_VERSION: str
 
 class SemanticServiceStub:
     """Questions about a database's data, asked in natural language and answered with SQL that is
-    grounded in the database's own schema, checked by the engine, and (on request) run read-only.
+    grounded in the database's own schema, checked by the engine, and (on request) run read-only;
+    and SQL databases mapped into graph databases (MaterializeGraph), for agents that traverse.
 
     The language model is external and pluggable: any OpenAI-compatible chat-completions endpoint
     (OpenAI, vLLM, Ollama, llama.cpp's server) set on the gateway with --llm-url and --llm-model,
@@ -43,7 +44,7 @@ class SemanticServiceStub:
     repair rounds, and the answer says when it gives up. Identical questions about a database whose
     schema has not changed are answered from a cache (`cached`), without calling the model.
 
-    SQL engines only (SQLite, PostgreSQL, MySQL). Errors:
+    Ask and AskStream: SQL engines only (SQLite, PostgreSQL, MySQL). Errors:
     - FAILED_PRECONDITION: the gateway has no model configured (start it with --llm-url and
       --llm-model).
     - UNIMPLEMENTED: a Redis database (use SchemaService.GetSchema's key-space summary and
@@ -74,11 +75,34 @@ class SemanticServiceStub:
     an answered question) the header, row batches and the summary. `max_rows` 0 means the
     server's stream row limit.
     """
+    MaterializeGraph: _grpc.UnaryUnaryMultiCallable[_semantic_pb2.MaterializeGraphRequest, _semantic_pb2.MaterializeGraphResponse]
+    """Maps a SQL database into a graph database by the W3C Direct Mapping
+    (https://www.w3.org/TR/rdb-direct-mapping/), so that joins become graph paths: each row of
+    a base table is a subject `<B T/k=v>` (a blank node when the table has no primary key) of
+    class `<B T>`, each non-NULL column a triple `<B T#c>` with a typed literal, each foreign key
+    a link `<B T#ref-c>` to the referenced row's subject; names and key values are
+    percent-encoded. B is `base_iri`, `urn:dbforge:<source_database>/` by default, so two
+    databases' rows never share IRIs unless asked to.
+
+    All or nothing: the tables stream, one after another on read-only access with the export
+    limits, into one ImportRdf transaction on the graph database; a failed read, a table cut by a
+    limit, the import's byte limit or its deadline load nothing. Tables are read in turn, not in
+    one snapshot: materialize a fork (ControlService.ForkDatabase) to map one moment.
+
+    Needs read access to the source and write access to the graph database. Errors:
+    - UNIMPLEMENTED: the source is not a SQL database (Redis, graph).
+    - INVALID_ARGUMENT: the target is not a graph database; a `base_iri` or `graph` that is not
+      an absolute IRI.
+    - NOT_FOUND: either database; PERMISSION_DENIED: the key lacks either access.
+    - RESOURCE_EXHAUSTED: the import's byte limit (--max-import-size, counted on the N-Triples
+      written) or the graph database's quota; DEADLINE_EXCEEDED: the transfer timeout.
+    """
 
 @_typing.type_check_only
 class SemanticServiceAsyncStub(SemanticServiceStub):
     """Questions about a database's data, asked in natural language and answered with SQL that is
-    grounded in the database's own schema, checked by the engine, and (on request) run read-only.
+    grounded in the database's own schema, checked by the engine, and (on request) run read-only;
+    and SQL databases mapped into graph databases (MaterializeGraph), for agents that traverse.
 
     The language model is external and pluggable: any OpenAI-compatible chat-completions endpoint
     (OpenAI, vLLM, Ollama, llama.cpp's server) set on the gateway with --llm-url and --llm-model,
@@ -93,7 +117,7 @@ class SemanticServiceAsyncStub(SemanticServiceStub):
     repair rounds, and the answer says when it gives up. Identical questions about a database whose
     schema has not changed are answered from a cache (`cached`), without calling the model.
 
-    SQL engines only (SQLite, PostgreSQL, MySQL). Errors:
+    Ask and AskStream: SQL engines only (SQLite, PostgreSQL, MySQL). Errors:
     - FAILED_PRECONDITION: the gateway has no model configured (start it with --llm-url and
       --llm-model).
     - UNIMPLEMENTED: a Redis database (use SchemaService.GetSchema's key-space summary and
@@ -121,10 +145,33 @@ class SemanticServiceAsyncStub(SemanticServiceStub):
     an answered question) the header, row batches and the summary. `max_rows` 0 means the
     server's stream row limit.
     """
+    MaterializeGraph: _aio.UnaryUnaryMultiCallable[_semantic_pb2.MaterializeGraphRequest, _semantic_pb2.MaterializeGraphResponse]  # type: ignore[assignment]
+    """Maps a SQL database into a graph database by the W3C Direct Mapping
+    (https://www.w3.org/TR/rdb-direct-mapping/), so that joins become graph paths: each row of
+    a base table is a subject `<B T/k=v>` (a blank node when the table has no primary key) of
+    class `<B T>`, each non-NULL column a triple `<B T#c>` with a typed literal, each foreign key
+    a link `<B T#ref-c>` to the referenced row's subject; names and key values are
+    percent-encoded. B is `base_iri`, `urn:dbforge:<source_database>/` by default, so two
+    databases' rows never share IRIs unless asked to.
+
+    All or nothing: the tables stream, one after another on read-only access with the export
+    limits, into one ImportRdf transaction on the graph database; a failed read, a table cut by a
+    limit, the import's byte limit or its deadline load nothing. Tables are read in turn, not in
+    one snapshot: materialize a fork (ControlService.ForkDatabase) to map one moment.
+
+    Needs read access to the source and write access to the graph database. Errors:
+    - UNIMPLEMENTED: the source is not a SQL database (Redis, graph).
+    - INVALID_ARGUMENT: the target is not a graph database; a `base_iri` or `graph` that is not
+      an absolute IRI.
+    - NOT_FOUND: either database; PERMISSION_DENIED: the key lacks either access.
+    - RESOURCE_EXHAUSTED: the import's byte limit (--max-import-size, counted on the N-Triples
+      written) or the graph database's quota; DEADLINE_EXCEEDED: the transfer timeout.
+    """
 
 class SemanticServiceServicer(metaclass=_abc_1.ABCMeta):
     """Questions about a database's data, asked in natural language and answered with SQL that is
-    grounded in the database's own schema, checked by the engine, and (on request) run read-only.
+    grounded in the database's own schema, checked by the engine, and (on request) run read-only;
+    and SQL databases mapped into graph databases (MaterializeGraph), for agents that traverse.
 
     The language model is external and pluggable: any OpenAI-compatible chat-completions endpoint
     (OpenAI, vLLM, Ollama, llama.cpp's server) set on the gateway with --llm-url and --llm-model,
@@ -139,7 +186,7 @@ class SemanticServiceServicer(metaclass=_abc_1.ABCMeta):
     repair rounds, and the answer says when it gives up. Identical questions about a database whose
     schema has not changed are answered from a cache (`cached`), without calling the model.
 
-    SQL engines only (SQLite, PostgreSQL, MySQL). Errors:
+    Ask and AskStream: SQL engines only (SQLite, PostgreSQL, MySQL). Errors:
     - FAILED_PRECONDITION: the gateway has no model configured (start it with --llm-url and
       --llm-model).
     - UNIMPLEMENTED: a Redis database (use SchemaService.GetSchema's key-space summary and
@@ -176,6 +223,34 @@ class SemanticServiceServicer(metaclass=_abc_1.ABCMeta):
         """As Ask, with the rows streamed as Query streams them: first the answer, then (with `run` and
         an answered question) the header, row batches and the summary. `max_rows` 0 means the
         server's stream row limit.
+        """
+
+    @_abc_1.abstractmethod
+    def MaterializeGraph(
+        self,
+        request: _semantic_pb2.MaterializeGraphRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_semantic_pb2.MaterializeGraphResponse, _abc.Awaitable[_semantic_pb2.MaterializeGraphResponse]]:
+        """Maps a SQL database into a graph database by the W3C Direct Mapping
+        (https://www.w3.org/TR/rdb-direct-mapping/), so that joins become graph paths: each row of
+        a base table is a subject `<B T/k=v>` (a blank node when the table has no primary key) of
+        class `<B T>`, each non-NULL column a triple `<B T#c>` with a typed literal, each foreign key
+        a link `<B T#ref-c>` to the referenced row's subject; names and key values are
+        percent-encoded. B is `base_iri`, `urn:dbforge:<source_database>/` by default, so two
+        databases' rows never share IRIs unless asked to.
+
+        All or nothing: the tables stream, one after another on read-only access with the export
+        limits, into one ImportRdf transaction on the graph database; a failed read, a table cut by a
+        limit, the import's byte limit or its deadline load nothing. Tables are read in turn, not in
+        one snapshot: materialize a fork (ControlService.ForkDatabase) to map one moment.
+
+        Needs read access to the source and write access to the graph database. Errors:
+        - UNIMPLEMENTED: the source is not a SQL database (Redis, graph).
+        - INVALID_ARGUMENT: the target is not a graph database; a `base_iri` or `graph` that is not
+          an absolute IRI.
+        - NOT_FOUND: either database; PERMISSION_DENIED: the key lacks either access.
+        - RESOURCE_EXHAUSTED: the import's byte limit (--max-import-size, counted on the N-Triples
+          written) or the graph database's quota; DEADLINE_EXCEEDED: the transfer timeout.
         """
 
 def add_SemanticServiceServicer_to_server(servicer: SemanticServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -2,9 +2,70 @@
 
 use super::{row, summary};
 use crate::{
-    core::semantic::{Answer, AskStatus, Ran, Validation},
+    core::{
+        direct_mapping::BaseIri,
+        error::Result,
+        semantic::{
+            Answer, AskStatus, Ran, Validation,
+            materialize::{MaterializeSpec, Materialized, MaterializedTable},
+        },
+    },
     pb,
 };
+
+impl TryFrom<pb::MaterializeGraphRequest> for MaterializeSpec {
+    type Error = crate::core::error::Error;
+
+    fn try_from(r: pb::MaterializeGraphRequest) -> Result<Self> {
+        let pb::MaterializeGraphRequest {
+            source_database,
+            graph_database,
+            base_iri,
+            graph,
+            replace,
+        } = r;
+        Ok(Self {
+            source: source_database,
+            target: graph_database,
+            base_iri: (!base_iri.is_empty())
+                .then(|| BaseIri::parse("base_iri", &base_iri))
+                .transpose()?,
+            graph: (!graph.is_empty()).then_some(graph),
+            replace,
+        })
+    }
+}
+
+impl From<Materialized> for pb::MaterializeGraphResponse {
+    fn from(m: Materialized) -> Self {
+        let Materialized {
+            tables,
+            triples,
+            base_iri,
+            elapsed,
+        } = m;
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        Self {
+            tables: tables
+                .into_iter()
+                .map(
+                    |MaterializedTable {
+                         table,
+                         rows,
+                         triples,
+                     }| pb::MaterializedTable {
+                        table,
+                        rows: count(rows),
+                        triples: count(triples),
+                    },
+                )
+                .collect(),
+            triples: count(triples),
+            base_iri,
+            elapsed_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+}
 
 impl From<Answer> for pb::AskAnswer {
     fn from(a: Answer) -> Self {

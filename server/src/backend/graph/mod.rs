@@ -51,7 +51,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use oxigraph::{
     io::{JsonLdProfile, RdfFormat, RdfParseError, RdfParser, RdfSerializer},
-    model::{GraphNameRef, NamedNode},
+    model::{GraphName, GraphNameRef, NamedNode},
     sparql::{
         CancellationToken, PreparedSparqlQuery, PreparedSparqlUpdate, QueryEvaluationError,
         QueryResults, SparqlEvaluator, SparqlSyntaxError, UpdateEvaluationError, Variable,
@@ -828,11 +828,15 @@ impl Inner {
                 .with_base_iri(base.as_str())
                 .map_err(|e| Error::invalid("base_iri", e.to_string()))?;
         }
-        if let Some(graph) = &spec.graph {
-            let graph = NamedNode::new(graph.as_str())
-                .map_err(|e| Error::invalid("graph", e.to_string()))?;
-            parser = parser.with_default_graph(graph);
-        }
+        let target = match &spec.graph {
+            Some(graph) => {
+                let graph = NamedNode::new(graph.as_str())
+                    .map_err(|e| Error::invalid("graph", e.to_string()))?;
+                parser = parser.with_default_graph(graph.clone());
+                GraphName::NamedNode(graph)
+            }
+            None => GraphName::DefaultGraph,
+        };
         let mut reader = ChunkReader {
             chunks,
             current: Vec::new(),
@@ -842,6 +846,9 @@ impl Inner {
         };
         let _writer = self.write_lock()?;
         let mut transaction = self.store.start_transaction().map_err(storage)?;
+        if spec.replace {
+            transaction.clear_graph(&target).map_err(storage)?;
+        }
         let mut n = 0u64;
         for quad in parser.for_reader(&mut reader) {
             match quad {

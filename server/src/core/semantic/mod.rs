@@ -20,6 +20,7 @@
 //! - **Secret.** The API key lives in [`model::Secret`]; questions and SQL may be audited
 //!   (by the adapter), the key never is.
 
+pub mod materialize;
 pub mod model;
 pub mod prompt;
 

@@ -42,6 +42,9 @@ pub struct RdfImport {
     pub base_iri: Option<String>,
     /// Single-graph formats: the named graph their triples go into (the default graph if none).
     pub graph: Option<String>,
+    /// Single-graph formats: clear that graph first, in the same transaction, so the load
+    /// replaces what it held (MaterializeGraph's refresh).
+    pub replace: bool,
 }
 
 impl Forge {
@@ -77,7 +80,7 @@ impl Forge {
                 backend: t.kind.as_str(),
             });
         }
-        if spec.graph.is_some() && spec.format.has_graphs() {
+        if (spec.graph.is_some() || spec.replace) && spec.format.has_graphs() {
             return Err(Error::invalid(
                 "graph",
                 "N-Quads and JSON-LD name their own graphs; a target graph is for N-Triples and Turtle",

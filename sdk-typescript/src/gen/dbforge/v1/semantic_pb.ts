@@ -12,7 +12,136 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dbforge/v1/semantic.proto.
  */
 export const file_dbforge_v1_semantic: GenFile = /*@__PURE__*/
-  fileDesc("ChlkYmZvcmdlL3YxL3NlbWFudGljLnByb3RvEgpkYmZvcmdlLnYxImMKCkFza1JlcXVlc3QSEAoIZGF0YWJhc2UYASABKAkSEAoIcXVlc3Rpb24YAiABKAkSCwoDcnVuGAMgASgIEhAKCG1heF9yb3dzGAQgASgDEhIKCnRpbWVvdXRfbXMYBSABKAMipAEKC0Fza1Jlc3BvbnNlEiUKBmFuc3dlchgBIAEoCzIVLmRiZm9yZ2UudjEuQXNrQW5zd2VyEiMKB2NvbHVtbnMYAiADKAsyEi5kYmZvcmdlLnYxLkNvbHVtbhIdCgRyb3dzGAMgAygLMg8uZGJmb3JnZS52MS5Sb3cSKgoHc3VtbWFyeRgEIAEoCzIZLmRiZm9yZ2UudjEuUmVzdWx0U3VtbWFyeSJpChBBc2tTdHJlYW1SZXF1ZXN0EhAKCGRhdGFiYXNlGAEgASgJEhAKCHF1ZXN0aW9uGAIgASgJEgsKA3J1bhgDIAEoCBIQCghtYXhfcm93cxgEIAEoAxISCgp0aW1lb3V0X21zGAUgASgDIsUBChFBc2tTdHJlYW1SZXNwb25zZRInCgZhbnN3ZXIYASABKAsyFS5kYmZvcmdlLnYxLkFza0Fuc3dlckgAEioKBmhlYWRlchgCIAEoCzIYLmRiZm9yZ2UudjEuUmVzdWx0SGVhZGVySAASJQoFYmF0Y2gYAyABKAsyFC5kYmZvcmdlLnYxLlJvd0JhdGNoSAASLAoHc3VtbWFyeRgEIAEoCzIZLmRiZm9yZ2UudjEuUmVzdWx0U3VtbWFyeUgAQgYKBGtpbmQiwQEKCUFza0Fuc3dlchIlCgZzdGF0dXMYASABKA4yFS5kYmZvcmdlLnYxLkFza1N0YXR1cxILCgNzcWwYAiABKAkSEQoJcmF0aW9uYWxlGAMgASgJEi0KCnZhbGlkYXRpb24YBCABKAsyGS5kYmZvcmdlLnYxLkFza1ZhbGlkYXRpb24SDwoHbWVzc2FnZRgFIAEoCRIOCgZyb3VuZHMYBiABKAUSDgoGY2FjaGVkGAcgASgIEg0KBW1vZGVsGAggASgJIk8KDUFza1ZhbGlkYXRpb24SDQoFdmFsaWQYASABKAgSDQoFZXJyb3IYAiABKAkSDAoEcGxhbhgDIAEoCRISCgpmdWxsX3NjYW5zGAQgAygJKlgKCUFza1N0YXR1cxIaChZBU0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTQVNLX1NUQVRVU19BTlNXRVJFRBABEhYKEkFTS19TVEFUVVNfR0FWRV9VUBACMpUBCg9TZW1hbnRpY1NlcnZpY2USNgoDQXNrEhYuZGJmb3JnZS52MS5Bc2tSZXF1ZXN0GhcuZGJmb3JnZS52MS5Bc2tSZXNwb25zZRJKCglBc2tTdHJlYW0SHC5kYmZvcmdlLnYxLkFza1N0cmVhbVJlcXVlc3QaHS5kYmZvcmdlLnYxLkFza1N0cmVhbVJlc3BvbnNlMAFiBnByb3RvMw", [file_dbforge_v1_types]);
+  fileDesc("ChlkYmZvcmdlL3YxL3NlbWFudGljLnByb3RvEgpkYmZvcmdlLnYxInwKF01hdGVyaWFsaXplR3JhcGhSZXF1ZXN0EhcKD3NvdXJjZV9kYXRhYmFzZRgBIAEoCRIWCg5ncmFwaF9kYXRhYmFzZRgCIAEoCRIQCghiYXNlX2lyaRgDIAEoCRINCgVncmFwaBgEIAEoCRIPCgdyZXBsYWNlGAUgASgIIoABChhNYXRlcmlhbGl6ZUdyYXBoUmVzcG9uc2USLQoGdGFibGVzGAEgAygLMh0uZGJmb3JnZS52MS5NYXRlcmlhbGl6ZWRUYWJsZRIPCgd0cmlwbGVzGAIgASgDEhAKCGJhc2VfaXJpGAMgASgJEhIKCmVsYXBzZWRfbXMYBCABKAMiQQoRTWF0ZXJpYWxpemVkVGFibGUSDQoFdGFibGUYASABKAkSDAoEcm93cxgCIAEoAxIPCgd0cmlwbGVzGAMgASgDImMKCkFza1JlcXVlc3QSEAoIZGF0YWJhc2UYASABKAkSEAoIcXVlc3Rpb24YAiABKAkSCwoDcnVuGAMgASgIEhAKCG1heF9yb3dzGAQgASgDEhIKCnRpbWVvdXRfbXMYBSABKAMipAEKC0Fza1Jlc3BvbnNlEiUKBmFuc3dlchgBIAEoCzIVLmRiZm9yZ2UudjEuQXNrQW5zd2VyEiMKB2NvbHVtbnMYAiADKAsyEi5kYmZvcmdlLnYxLkNvbHVtbhIdCgRyb3dzGAMgAygLMg8uZGJmb3JnZS52MS5Sb3cSKgoHc3VtbWFyeRgEIAEoCzIZLmRiZm9yZ2UudjEuUmVzdWx0U3VtbWFyeSJpChBBc2tTdHJlYW1SZXF1ZXN0EhAKCGRhdGFiYXNlGAEgASgJEhAKCHF1ZXN0aW9uGAIgASgJEgsKA3J1bhgDIAEoCBIQCghtYXhfcm93cxgEIAEoAxISCgp0aW1lb3V0X21zGAUgASgDIsUBChFBc2tTdHJlYW1SZXNwb25zZRInCgZhbnN3ZXIYASABKAsyFS5kYmZvcmdlLnYxLkFza0Fuc3dlckgAEioKBmhlYWRlchgCIAEoCzIYLmRiZm9yZ2UudjEuUmVzdWx0SGVhZGVySAASJQoFYmF0Y2gYAyABKAsyFC5kYmZvcmdlLnYxLlJvd0JhdGNoSAASLAoHc3VtbWFyeRgEIAEoCzIZLmRiZm9yZ2UudjEuUmVzdWx0U3VtbWFyeUgAQgYKBGtpbmQiwQEKCUFza0Fuc3dlchIlCgZzdGF0dXMYASABKA4yFS5kYmZvcmdlLnYxLkFza1N0YXR1cxILCgNzcWwYAiABKAkSEQoJcmF0aW9uYWxlGAMgASgJEi0KCnZhbGlkYXRpb24YBCABKAsyGS5kYmZvcmdlLnYxLkFza1ZhbGlkYXRpb24SDwoHbWVzc2FnZRgFIAEoCRIOCgZyb3VuZHMYBiABKAUSDgoGY2FjaGVkGAcgASgIEg0KBW1vZGVsGAggASgJIk8KDUFza1ZhbGlkYXRpb24SDQoFdmFsaWQYASABKAgSDQoFZXJyb3IYAiABKAkSDAoEcGxhbhgDIAEoCRISCgpmdWxsX3NjYW5zGAQgAygJKlgKCUFza1N0YXR1cxIaChZBU0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTQVNLX1NUQVRVU19BTlNXRVJFRBABEhYKEkFTS19TVEFUVVNfR0FWRV9VUBACMvQBCg9TZW1hbnRpY1NlcnZpY2USNgoDQXNrEhYuZGJmb3JnZS52MS5Bc2tSZXF1ZXN0GhcuZGJmb3JnZS52MS5Bc2tSZXNwb25zZRJKCglBc2tTdHJlYW0SHC5kYmZvcmdlLnYxLkFza1N0cmVhbVJlcXVlc3QaHS5kYmZvcmdlLnYxLkFza1N0cmVhbVJlc3BvbnNlMAESXQoQTWF0ZXJpYWxpemVHcmFwaBIjLmRiZm9yZ2UudjEuTWF0ZXJpYWxpemVHcmFwaFJlcXVlc3QaJC5kYmZvcmdlLnYxLk1hdGVyaWFsaXplR3JhcGhSZXNwb25zZWIGcHJvdG8z", [file_dbforge_v1_types]);
+
+/**
+ * Request of SemanticService.MaterializeGraph.
+ *
+ * @generated from message dbforge.v1.MaterializeGraphRequest
+ */
+export type MaterializeGraphRequest = Message<"dbforge.v1.MaterializeGraphRequest"> & {
+  /**
+   * The SQL database mapped (SQLite, PostgreSQL, MySQL).
+   *
+   * @generated from field: string source_database = 1;
+   */
+  sourceDatabase: string;
+
+  /**
+   * The graph database loaded (BACKEND_GRAPH).
+   *
+   * @generated from field: string graph_database = 2;
+   */
+  graphDatabase: string;
+
+  /**
+   * The IRI every table, column and row IRI starts with; usually ends with "/" or "#".
+   * Empty means "urn:dbforge:<source_database>/".
+   *
+   * @generated from field: string base_iri = 3;
+   */
+  baseIri: string;
+
+  /**
+   * The named graph the triples go into; empty means the default graph.
+   *
+   * @generated from field: string graph = 4;
+   */
+  graph: string;
+
+  /**
+   * Clear that graph first, in the same transaction, so the graph holds exactly the source's
+   * current rows (a refresh); otherwise the triples are added to what it holds.
+   *
+   * @generated from field: bool replace = 5;
+   */
+  replace: boolean;
+};
+
+/**
+ * Describes the message dbforge.v1.MaterializeGraphRequest.
+ * Use `create(MaterializeGraphRequestSchema)` to create a new message.
+ */
+export const MaterializeGraphRequestSchema: GenMessage<MaterializeGraphRequest> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_semantic, 0);
+
+/**
+ * Response of SemanticService.MaterializeGraph.
+ *
+ * @generated from message dbforge.v1.MaterializeGraphResponse
+ */
+export type MaterializeGraphResponse = Message<"dbforge.v1.MaterializeGraphResponse"> & {
+  /**
+   * Per base table, in name order (views are not mapped).
+   *
+   * @generated from field: repeated dbforge.v1.MaterializedTable tables = 1;
+   */
+  tables: MaterializedTable[];
+
+  /**
+   * Triples the graph database loaded.
+   *
+   * @generated from field: int64 triples = 2;
+   */
+  triples: bigint;
+
+  /**
+   * The base IRI used.
+   *
+   * @generated from field: string base_iri = 3;
+   */
+  baseIri: string;
+
+  /**
+   * Time taken, in milliseconds.
+   *
+   * @generated from field: int64 elapsed_ms = 4;
+   */
+  elapsedMs: bigint;
+};
+
+/**
+ * Describes the message dbforge.v1.MaterializeGraphResponse.
+ * Use `create(MaterializeGraphResponseSchema)` to create a new message.
+ */
+export const MaterializeGraphResponseSchema: GenMessage<MaterializeGraphResponse> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_semantic, 1);
+
+/**
+ * What one table of a MaterializeGraph gave.
+ *
+ * @generated from message dbforge.v1.MaterializedTable
+ */
+export type MaterializedTable = Message<"dbforge.v1.MaterializedTable"> & {
+  /**
+   * The table.
+   *
+   * @generated from field: string table = 1;
+   */
+  table: string;
+
+  /**
+   * Rows read.
+   *
+   * @generated from field: int64 rows = 2;
+   */
+  rows: bigint;
+
+  /**
+   * Triples written for them: one `rdf:type`, one per non-NULL column and one per foreign key
+   * without a NULL, per row.
+   *
+   * @generated from field: int64 triples = 3;
+   */
+  triples: bigint;
+};
+
+/**
+ * Describes the message dbforge.v1.MaterializedTable.
+ * Use `create(MaterializedTableSchema)` to create a new message.
+ */
+export const MaterializedTableSchema: GenMessage<MaterializedTable> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_semantic, 2);
 
 /**
  * Request of SemanticService.Ask.
@@ -62,7 +191,7 @@ export type AskRequest = Message<"dbforge.v1.AskRequest"> & {
  * Use `create(AskRequestSchema)` to create a new message.
  */
 export const AskRequestSchema: GenMessage<AskRequest> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_semantic, 0);
+  messageDesc(file_dbforge_v1_semantic, 3);
 
 /**
  * Response of SemanticService.Ask.
@@ -105,7 +234,7 @@ export type AskResponse = Message<"dbforge.v1.AskResponse"> & {
  * Use `create(AskResponseSchema)` to create a new message.
  */
 export const AskResponseSchema: GenMessage<AskResponse> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_semantic, 1);
+  messageDesc(file_dbforge_v1_semantic, 4);
 
 /**
  * Request of SemanticService.AskStream.
@@ -155,7 +284,7 @@ export type AskStreamRequest = Message<"dbforge.v1.AskStreamRequest"> & {
  * Use `create(AskStreamRequestSchema)` to create a new message.
  */
 export const AskStreamRequestSchema: GenMessage<AskStreamRequest> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_semantic, 2);
+  messageDesc(file_dbforge_v1_semantic, 5);
 
 /**
  * One message of SemanticService.AskStream: the answer first, then the rows as Query sends them.
@@ -208,7 +337,7 @@ export type AskStreamResponse = Message<"dbforge.v1.AskStreamResponse"> & {
  * Use `create(AskStreamResponseSchema)` to create a new message.
  */
 export const AskStreamResponseSchema: GenMessage<AskStreamResponse> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_semantic, 3);
+  messageDesc(file_dbforge_v1_semantic, 6);
 
 /**
  * The model's query and what the engine made of it.
@@ -279,7 +408,7 @@ export type AskAnswer = Message<"dbforge.v1.AskAnswer"> & {
  * Use `create(AskAnswerSchema)` to create a new message.
  */
 export const AskAnswerSchema: GenMessage<AskAnswer> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_semantic, 4);
+  messageDesc(file_dbforge_v1_semantic, 7);
 
 /**
  * The engine's verdict on a generated query.
@@ -321,7 +450,7 @@ export type AskValidation = Message<"dbforge.v1.AskValidation"> & {
  * Use `create(AskValidationSchema)` to create a new message.
  */
 export const AskValidationSchema: GenMessage<AskValidation> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_semantic, 5);
+  messageDesc(file_dbforge_v1_semantic, 8);
 
 /**
  * What became of a question.
@@ -359,7 +488,8 @@ export const AskStatusSchema: GenEnum<AskStatus> = /*@__PURE__*/
 
 /**
  * Questions about a database's data, asked in natural language and answered with SQL that is
- * grounded in the database's own schema, checked by the engine, and (on request) run read-only.
+ * grounded in the database's own schema, checked by the engine, and (on request) run read-only;
+ * and SQL databases mapped into graph databases (MaterializeGraph), for agents that traverse.
  *
  * The language model is external and pluggable: any OpenAI-compatible chat-completions endpoint
  * (OpenAI, vLLM, Ollama, llama.cpp's server) set on the gateway with --llm-url and --llm-model,
@@ -374,7 +504,7 @@ export const AskStatusSchema: GenEnum<AskStatus> = /*@__PURE__*/
  * repair rounds, and the answer says when it gives up. Identical questions about a database whose
  * schema has not changed are answered from a cache (`cached`), without calling the model.
  *
- * SQL engines only (SQLite, PostgreSQL, MySQL). Errors:
+ * Ask and AskStream: SQL engines only (SQLite, PostgreSQL, MySQL). Errors:
  * - FAILED_PRECONDITION: the gateway has no model configured (start it with --llm-url and
  *   --llm-model).
  * - UNIMPLEMENTED: a Redis database (use SchemaService.GetSchema's key-space summary and
@@ -416,6 +546,35 @@ export const SemanticService: GenService<{
     methodKind: "server_streaming";
     input: typeof AskStreamRequestSchema;
     output: typeof AskStreamResponseSchema;
+  },
+  /**
+   * Maps a SQL database into a graph database by the W3C Direct Mapping
+   * (https://www.w3.org/TR/rdb-direct-mapping/), so that joins become graph paths: each row of
+   * a base table is a subject `<B T/k=v>` (a blank node when the table has no primary key) of
+   * class `<B T>`, each non-NULL column a triple `<B T#c>` with a typed literal, each foreign key
+   * a link `<B T#ref-c>` to the referenced row's subject; names and key values are
+   * percent-encoded. B is `base_iri`, `urn:dbforge:<source_database>/` by default, so two
+   * databases' rows never share IRIs unless asked to.
+   *
+   * All or nothing: the tables stream, one after another on read-only access with the export
+   * limits, into one ImportRdf transaction on the graph database; a failed read, a table cut by a
+   * limit, the import's byte limit or its deadline load nothing. Tables are read in turn, not in
+   * one snapshot: materialize a fork (ControlService.ForkDatabase) to map one moment.
+   *
+   * Needs read access to the source and write access to the graph database. Errors:
+   * - UNIMPLEMENTED: the source is not a SQL database (Redis, graph).
+   * - INVALID_ARGUMENT: the target is not a graph database; a `base_iri` or `graph` that is not
+   *   an absolute IRI.
+   * - NOT_FOUND: either database; PERMISSION_DENIED: the key lacks either access.
+   * - RESOURCE_EXHAUSTED: the import's byte limit (--max-import-size, counted on the N-Triples
+   *   written) or the graph database's quota; DEADLINE_EXCEEDED: the transfer timeout.
+   *
+   * @generated from rpc dbforge.v1.SemanticService.MaterializeGraph
+   */
+  materializeGraph: {
+    methodKind: "unary";
+    input: typeof MaterializeGraphRequestSchema;
+    output: typeof MaterializeGraphResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_dbforge_v1_semantic, 0);
