@@ -8,7 +8,9 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { DBForgeClient } from "@dbforge/sdk/web";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "./gen/grpc/health/v1/health_pb";
 
-export const BACKEND_NAMES = ["sqlite", "postgres", "mysql", "redis"] as const;
+/** In the order of the admin page's BACKENDS: a graph entry exists only in a gateway built with
+ * the `graph` feature, "not configured" otherwise. */
+export const BACKEND_NAMES = ["sqlite", "postgres", "mysql", "redis", "graph"] as const;
 export type BackendHealth = "serving" | "not serving" | "not configured" | "unknown";
 
 export async function backendHealth(client: DBForgeClient): Promise<Record<string, BackendHealth>> {

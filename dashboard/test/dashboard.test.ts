@@ -725,6 +725,8 @@ test("admin pages: keys created with grants (secret shown once) and revoked, aud
     postgres: available.has(Backend.POSTGRES) ? "serving" : "not configured",
     mysql: available.has(Backend.MYSQL) ? "serving" : "not configured",
     redis: available.has(Backend.REDIS) ? "serving" : "not configured",
+    // scripts/test-sdks builds the gateway with the graph feature (memory.test.ts relies on it too).
+    graph: "serving",
   });
   await shot(page, "17-admin-server");
   await noProblems(page);
