@@ -2,7 +2,9 @@
 binds 127.0.0.1:0 and reads the bound address from its log.
 
 Used by the SDK tests (conftest.py), the interop tests (tests-interop/) and bench_stream.py.
-Set DBFORGE_SERVER_BIN to use a prebuilt binary instead of `cargo build -p dbforge-server`.
+Set DBFORGE_SERVER_BIN to use a prebuilt binary instead of `cargo build -p dbforge-server
+--features graph` (with the graph engine, which the memory and materialize tests use; it needs
+libclang, as scripts/test installs).
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ def server_binary() -> Path:
     with _build_lock:
         if _built is None:
             subprocess.run(
-                ["cargo", "build", "--quiet", "-p", "dbforge-server"], cwd=REPO, check=True
+                ["cargo", "build", "--quiet", "-p", "dbforge-server", "--features", "graph"],
+                cwd=REPO,
+                check=True,
             )
             target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
             if not target.is_absolute():

@@ -1,6 +1,8 @@
 /**
  * Starts a real dbforge-server for the tests (no mocks): $DBFORGE_SERVER_BIN, or built once
- * with `cargo build -p dbforge-server`; binds 127.0.0.1:0 and reads the address from its log.
+ * with `cargo build -p dbforge-server --features graph` (the graph engine, which the memory,
+ * materialize and dashboard tests use; it needs libclang, as scripts/test installs); binds
+ * 127.0.0.1:0 and reads the address from its log.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -16,7 +18,7 @@ let built: string | undefined;
 export function serverBinary(): string {
   if (process.env.DBFORGE_SERVER_BIN) return process.env.DBFORGE_SERVER_BIN;
   if (!built) {
-    execFileSync("cargo", ["build", "--quiet", "-p", "dbforge-server"], { cwd: REPO, stdio: "inherit" });
+    execFileSync("cargo", ["build", "--quiet", "-p", "dbforge-server", "--features", "graph"], { cwd: REPO, stdio: "inherit" });
     const target = process.env.CARGO_TARGET_DIR ? resolve(REPO, process.env.CARGO_TARGET_DIR) : join(REPO, "target");
     built = join(target, "debug", "dbforge-server");
   }
