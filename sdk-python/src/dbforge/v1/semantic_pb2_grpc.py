@@ -134,8 +134,8 @@ class SemanticServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def MaterializeGraph(self, request, context):
-        """Maps a SQL database into a graph database by the W3C Direct Mapping
-        (https://www.w3.org/TR/rdb-direct-mapping/), so that joins become graph paths: each row of
+        """Maps a SQL database into a graph database by the W3C Direct Mapping (the recommendation
+        "A Direct Mapping of Relational Data to RDF"), so that joins become graph paths: each row of
         a base table is a subject `<B T/k=v>` (a blank node when the table has no primary key) of
         class `<B T>`, each non-NULL column a triple `<B T#c>` with a typed literal, each foreign key
         a link `<B T#ref-c>` to the referenced row's subject; names and key values are

@@ -76,8 +76,8 @@ class SemanticServiceStub:
     server's stream row limit.
     """
     MaterializeGraph: _grpc.UnaryUnaryMultiCallable[_semantic_pb2.MaterializeGraphRequest, _semantic_pb2.MaterializeGraphResponse]
-    """Maps a SQL database into a graph database by the W3C Direct Mapping
-    (https://www.w3.org/TR/rdb-direct-mapping/), so that joins become graph paths: each row of
+    """Maps a SQL database into a graph database by the W3C Direct Mapping (the recommendation
+    "A Direct Mapping of Relational Data to RDF"), so that joins become graph paths: each row of
     a base table is a subject `<B T/k=v>` (a blank node when the table has no primary key) of
     class `<B T>`, each non-NULL column a triple `<B T#c>` with a typed literal, each foreign key
     a link `<B T#ref-c>` to the referenced row's subject; names and key values are
@@ -146,8 +146,8 @@ class SemanticServiceAsyncStub(SemanticServiceStub):
     server's stream row limit.
     """
     MaterializeGraph: _aio.UnaryUnaryMultiCallable[_semantic_pb2.MaterializeGraphRequest, _semantic_pb2.MaterializeGraphResponse]  # type: ignore[assignment]
-    """Maps a SQL database into a graph database by the W3C Direct Mapping
-    (https://www.w3.org/TR/rdb-direct-mapping/), so that joins become graph paths: each row of
+    """Maps a SQL database into a graph database by the W3C Direct Mapping (the recommendation
+    "A Direct Mapping of Relational Data to RDF"), so that joins become graph paths: each row of
     a base table is a subject `<B T/k=v>` (a blank node when the table has no primary key) of
     class `<B T>`, each non-NULL column a triple `<B T#c>` with a typed literal, each foreign key
     a link `<B T#ref-c>` to the referenced row's subject; names and key values are
@@ -231,8 +231,8 @@ class SemanticServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _semantic_pb2.MaterializeGraphRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_semantic_pb2.MaterializeGraphResponse, _abc.Awaitable[_semantic_pb2.MaterializeGraphResponse]]:
-        """Maps a SQL database into a graph database by the W3C Direct Mapping
-        (https://www.w3.org/TR/rdb-direct-mapping/), so that joins become graph paths: each row of
+        """Maps a SQL database into a graph database by the W3C Direct Mapping (the recommendation
+        "A Direct Mapping of Relational Data to RDF"), so that joins become graph paths: each row of
         a base table is a subject `<B T/k=v>` (a blank node when the table has no primary key) of
         class `<B T>`, each non-NULL column a triple `<B T#c>` with a typed literal, each foreign key
         a link `<B T#ref-c>` to the referenced row's subject; names and key values are
