@@ -754,7 +754,6 @@ impl From<args::ArgError> for Error {
     }
 }
 
-/// A budget of `rows` (the tools cut by bytes themselves, on the JSON they render).
 /// A tool's count of seconds as a proto duration.
 fn seconds(n: Option<u64>) -> Option<prost_types::Duration> {
     n.map(|n| prost_types::Duration {
@@ -763,6 +762,7 @@ fn seconds(n: Option<u64>) -> Option<prost_types::Duration> {
     })
 }
 
+/// A budget of `rows` (the tools cut by bytes themselves, on the JSON they render).
 fn budget(rows: u64) -> Budget {
     Budget { rows, bytes: 0 }
 }
