@@ -104,9 +104,10 @@ pub async fn run(
     let data = ntriples();
     let store = Store::open(dir.join("direct.oxigraph"))?;
     let t = Instant::now();
-    store
-        .bulk_loader()
-        .load_from_slice(OxFormat::NTriples, &data)?;
+    // Oxigraph 0.5's bulk loader is atomic: nothing is visible before `commit`.
+    let mut loader = store.bulk_loader();
+    loader.load_from_slice(OxFormat::NTriples, &data)?;
+    loader.commit()?;
     let direct_load = t.elapsed().as_secs_f64();
 
     let client =
