@@ -5,7 +5,7 @@
 use dbforge::{MaterializeOptions, Value};
 use serde_json::json;
 
-use super::{App, millis, stdout};
+use super::{App, int, millis, stdout};
 use crate::{cli::MaterializeArgs, error::Result, output};
 
 /// Runs `dbforge materialize`.
@@ -54,7 +54,6 @@ pub fn materialize(app: &App, args: MaterializeArgs) -> Result<()> {
         .iter()
         .map(|t| json!({"table": t.table, "rows": t.rows, "triples": t.triples}))
         .collect::<Vec<_>>();
-    let int = |n: u64| Value::Int(i64::try_from(n).unwrap_or(i64::MAX));
     let fields = [
         ("source", Value::Text(source.clone())),
         ("graph_database", Value::Text(graph_database.clone())),

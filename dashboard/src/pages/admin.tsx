@@ -5,9 +5,9 @@
  * number of databases on each.
  */
 import { useEffect, useState } from "preact/hooks";
-import { Backend, DatabaseStatus, Grant, Role, type ApiKey, type KeyGrant, type AuditEvent, type AuditVerdict, type Database, type ServerStats } from "@dbforge/sdk/web";
+import { DatabaseStatus, Grant, Role, type ApiKey, type KeyGrant, type AuditEvent, type AuditVerdict, type Database, type ServerStats } from "@dbforge/sdk/web";
 import { backendName, errorText, timeText } from "../format";
-import { BACKEND_NAMES, backendHealth, type BackendHealth } from "../health";
+import { BACKENDS, backendHealth, type BackendHealth } from "../health";
 import { href } from "../router";
 import { parseLabels } from "./databases";
 import type { Session } from "../session";
@@ -369,8 +369,6 @@ function Audit({ session }: { session: Session }) {
   );
 }
 
-const BACKENDS = [Backend.SQLITE, Backend.POSTGRES, Backend.MYSQL, Backend.REDIS, Backend.GRAPH];
-
 function Stats({ session }: { session: Session }) {
   const { client } = session;
   const [stats, setStats] = useState<ServerStats | null>(null);
@@ -453,12 +451,12 @@ function Stats({ session }: { session: Session }) {
           </tr>
         </thead>
         <tbody>
-          {BACKENDS.map((b, i) => {
+          {BACKENDS.map(([b, name]) => {
             const mine = dbs.filter((d) => d.backend === b);
             const down = mine.filter((d) => d.status === DatabaseStatus.UNAVAILABLE).length;
-            const h = health[BACKEND_NAMES[i]!] ?? "…";
+            const h = health[name] ?? "…";
             return (
-              <tr key={b} data-backend={BACKEND_NAMES[i]}>
+              <tr key={b} data-backend={name}>
                 <th scope="row">{backendName(b)}</th>
                 <td class={h === "serving" ? "ok" : h === "not configured" ? "muted" : "warn"}>{h}</td>
                 <td class="num">{mine.length}</td>
