@@ -80,6 +80,9 @@ pub mod defaults {
     pub const PRUNE_INTERVAL: Duration = Duration::from_secs(30);
     /// `--quota-interval`: how often databases with a size quota are measured.
     pub const QUOTA_INTERVAL: Duration = Duration::from_secs(30);
+    /// `--scheduler-lease`: a dead gateway's schedulers are taken over this long after its last
+    /// renewal.
+    pub const SCHEDULER_LEASE: Duration = Duration::from_secs(15);
     /// `--llm-timeout`: a local model on a CPU may take tens of seconds for one answer.
     pub const LLM_TIMEOUT: Duration = Duration::from_secs(60);
 }
@@ -142,6 +145,31 @@ pub enum McpTools {
     Off,
 }
 
+/// `dbforge-server`'s maintenance commands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// The catalog.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+/// `dbforge-server catalog …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum CatalogCommand {
+    /// Copy the catalog, with every table's rows, into another (empty) one: from this data
+    /// directory's `catalog.db` (or `--catalog-url`) to `--to`. Stop the gateway first.
+    Migrate {
+        /// Where to: a `postgres://` URL, or the path of a SQLite catalog file to create.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+/// Whether `url` names a PostgreSQL database (the catalog's only server store).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// Flags of `dbforge-server`.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -156,6 +184,13 @@ pub struct Config {
     /// Directory for the catalog and the SQLite files.
     #[arg(long, env = "DBFORGE_DATA_DIR", default_value = defaults::DATA_DIR)]
     pub data_dir: PathBuf,
+    /// Keep the catalog (databases, keys, audit log, backups, policies) in PostgreSQL at this
+    /// URL instead of `catalog.db` in the data directory.
+    #[arg(long, env = "DBFORGE_CATALOG_URL")]
+    pub catalog_url: Option<String>,
+    /// A maintenance command instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Log format.
     #[arg(long, env = "DBFORGE_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,
@@ -262,6 +297,12 @@ pub struct Config {
     #[arg(long, env = "DBFORGE_QUOTA_INTERVAL", value_parser = humantime::parse_duration,
           default_value = duration_text(defaults::QUOTA_INTERVAL))]
     pub quota_interval: Duration,
+    /// How long the schedulers' lease in the catalog lasts unless renewed: with gateways
+    /// sharing a catalog, one runs the pruner, quotas, backups and audit retention, and
+    /// another takes over this long after it dies.
+    #[arg(long, env = "DBFORGE_SCHEDULER_LEASE", value_parser = humantime::parse_duration,
+          default_value = duration_text(defaults::SCHEDULER_LEASE))]
+    pub scheduler_lease: Duration,
     /// Runs a quota pass on demand, besides every `--quota-interval`. Not a flag: for tests.
     #[arg(skip)]
     pub quota_trigger: Option<QuotaTrigger>,
@@ -437,6 +478,7 @@ impl Config {
             ("--backup-concurrency", self.backup_concurrency as u128),
             ("--prune-interval", self.prune_interval.as_millis()),
             ("--quota-interval", self.quota_interval.as_millis()),
+            ("--scheduler-lease", self.scheduler_lease.as_millis()),
         ];
         for (flag, value) in positive {
             if value == 0 {
@@ -473,6 +515,14 @@ impl Config {
         }
         if self.llm_timeout.is_zero() {
             return Err("--llm-timeout must be greater than 0".into());
+        }
+        if let Some(url) = &self.catalog_url
+            && !is_postgres_url(url)
+        {
+            return Err(format!(
+                "--catalog-url must be a postgres:// or postgresql:// URL, not {:?}",
+                url.split_once("://").map_or("a path", |(scheme, _)| scheme)
+            ));
         }
         if let Some(url) = &self.llm_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -513,6 +563,7 @@ impl Config {
     pub fn forge(&self) -> ForgeConfig {
         ForgeConfig {
             data_dir: self.data_dir.clone(),
+            catalog_url: self.catalog_url.clone(),
             limits: self.limits(),
             idle_close_after: self.idle_close_after,
             max_open_databases: self.max_open_databases,
@@ -530,6 +581,7 @@ impl Config {
             prune_trigger: self.prune_trigger.clone(),
             restore_damaged: self.restore_damaged,
             quota_interval: self.quota_interval,
+            scheduler_lease: self.scheduler_lease,
             quota_trigger: self.quota_trigger.clone(),
         }
     }
@@ -611,5 +663,31 @@ mod tests {
         assert_eq!(cfg.limits().max_stream_rows, 5);
         assert_eq!(cfg.limits().statement_timeout, Duration::from_secs(2));
         assert_eq!(cfg.limits().batch_bytes, limit::BATCH_BYTES);
+    }
+
+    #[test]
+    fn the_catalog_url_must_name_postgresql() {
+        for (url, ok) in [
+            ("postgres://postgres@127.0.0.1/catalog", true),
+            ("postgresql://u:p@db.internal:5433/catalog", true),
+            ("mysql://root@127.0.0.1/catalog", false),
+            ("/var/lib/dbforge/catalog.db", false),
+        ] {
+            let cfg =
+                Config::try_parse_from(["dbforge-server", "--catalog-url", url]).expect("parses");
+            assert_eq!(cfg.validate().is_ok(), ok, "{url}");
+        }
+        let cfg = Config::try_parse_from([
+            "dbforge-server",
+            "catalog",
+            "migrate",
+            "--to",
+            "postgres://postgres@127.0.0.1/c",
+        ])
+        .expect("parses");
+        assert!(matches!(
+            cfg.command,
+            Some(Command::Catalog(CatalogCommand::Migrate { ref to })) if to.starts_with("postgres://")
+        ));
     }
 }

@@ -3,7 +3,7 @@
 use std::{io::IsTerminal, time::Duration};
 
 use dbforge_server::{
-    config::{Config, LogFormat},
+    config::{CatalogCommand, Command, Config, LogFormat},
     server::{self, BoxError},
 };
 use tracing_subscriber::EnvFilter;
@@ -33,6 +33,16 @@ async fn serve() -> Result<(), BoxError> {
             Err(why) => Err(why.into()),
         };
     }
+    if let Some(Command::Catalog(CatalogCommand::Migrate { to })) = &cfg.command {
+        let copied =
+            dbforge_server::core::catalog::migrate(cfg.catalog_url.as_deref(), &cfg.data_dir, to)
+                .await?;
+        for (table, rows) in copied {
+            println!("{table:<20} {rows:>10} rows");
+        }
+        println!("catalog copied to {}", redact(to));
+        return Ok(());
+    }
     let filter = EnvFilter::try_new(&cfg.log)?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -46,6 +56,20 @@ async fn serve() -> Result<(), BoxError> {
         .await
         .map_err(|e| cannot_listen(addr, &e))?;
     server::run(cfg, listener, shutdown_signal()).await
+}
+
+/// A catalog URL without its password, for printing.
+fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+                format!("{scheme}://{user}@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 /// Why the server cannot listen on `addr`, and what to do about it.

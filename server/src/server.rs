@@ -101,12 +101,34 @@ pub async fn run(
         warn!("authentication is DISABLED (--insecure-no-auth): every caller may do everything");
         None
     } else {
-        let keyring = Arc::new(Keyring::load(forge.catalog())?);
-        if let Some(path) = keyring.bootstrap(&cfg.data_dir, cfg.admin_key.as_deref())? {
+        let (cat, dir, admin) = (forge.catalog(), cfg.data_dir.clone(), cfg.admin_key.clone());
+        let (keyring, wrote) = crate::core::registry::blocking(move || {
+            let keyring = Keyring::load(cat)?;
+            let wrote = keyring.bootstrap(&dir, admin.as_deref())?;
+            Ok((keyring, wrote))
+        })
+        .await?;
+        if let Some(path) = wrote {
             info!(path = %path.display(), "no API keys existed: wrote a new admin key to this file");
         }
-        Some(keyring)
+        Some(Arc::new(keyring))
     };
+    // Gateways sharing a PostgreSQL catalog: keys created or revoked through another one take
+    // effect here when it commits.
+    let key_watch = keyring.as_ref().and_then(|keyring| {
+        let weak = Arc::downgrade(keyring);
+        forge.catalog().watch_keys(move || {
+            let Some(keyring) = weak.upgrade() else {
+                return false;
+            };
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = keyring.reload() {
+                    warn!(error = %e, "could not reload the API keys from the catalog");
+                }
+            });
+            true
+        })
+    });
     let key_limits = Arc::new(KeyLimits::new(
         cfg.rate_limit,
         cfg.rate_burst.unwrap_or(0),
@@ -313,6 +335,9 @@ pub async fn run(
     };
     info!("stopped accepting calls; closing databases");
     health_task.abort();
+    if let Some(watch) = key_watch {
+        watch.abort();
+    }
     forge.shutdown().await;
     let _ = housekeeping.await;
     served?;

@@ -363,8 +363,30 @@ fn mint(mut info: KeyInfo) -> Result<(String, KeyInfo, [u8; 32])> {
 impl Keyring {
     /// Loads the keys from the catalog.
     pub fn load(catalog: Catalog) -> Result<Self> {
-        let rows = catalog.load_keys()?;
-        let keys = rows
+        let keys = Self::read_catalog(&catalog)?;
+        Ok(Self {
+            catalog,
+            keys: RwLock::new(keys),
+        })
+    }
+
+    /// Replaces the keys in memory with the catalog's: another gateway sharing a PostgreSQL
+    /// catalog created, revoked or deleted one ([`Catalog::watch_keys`]).
+    pub fn reload(&self) -> Result<()> {
+        // Read under the write lock: a key this gateway stores meanwhile (catalog first, then
+        // memory) is then either in what was read or added after, never overwritten by an
+        // older read. Authentication waits for one catalog read, and only when keys change.
+        let mut keys = self
+            .keys
+            .write()
+            .map_err(|_| Error::internal("keyring lock poisoned"))?;
+        *keys = Self::read_catalog(&self.catalog)?;
+        Ok(())
+    }
+
+    fn read_catalog(catalog: &Catalog) -> Result<HashMap<String, Stored>> {
+        Ok(catalog
+            .load_keys()?
             .into_iter()
             .map(|(info, hash)| {
                 (
@@ -375,11 +397,7 @@ impl Keyring {
                     },
                 )
             })
-            .collect();
-        Ok(Self {
-            catalog,
-            keys: RwLock::new(keys),
-        })
+            .collect())
     }
 
     fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, HashMap<String, Stored>>> {
@@ -417,11 +435,16 @@ impl Keyring {
             created_ms: now_ms(),
             ..info
         })?;
-        self.store(info, digest).map(|info| (key, info))
+        self.store(info, digest, false).map(|info| (key, info))
     }
 
-    fn store(&self, info: KeyInfo, digest: [u8; 32]) -> Result<Arc<KeyInfo>> {
-        self.catalog.insert_key(&info, &digest)?;
+    /// Stores a key in the catalog, then in memory; `replace`: the one with the same id.
+    fn store(&self, info: KeyInfo, digest: [u8; 32], replace: bool) -> Result<Arc<KeyInfo>> {
+        if replace {
+            self.catalog.replace_key(&info, &digest)?;
+        } else {
+            self.catalog.insert_key(&info, &digest)?;
+        }
         let info = Arc::new(info);
         self.keys
             .write()
@@ -505,8 +528,7 @@ impl Keyring {
                 .get(&id)
                 .is_some_and(|s| bool::from(s.hash.ct_eq(&hash(key))));
             if !known {
-                self.catalog.delete_key(&id)?;
-                self.store(KeyInfo { id, ..admin }, hash(key))?;
+                self.store(KeyInfo { id, ..admin }, hash(key), true)?;
             }
             return Ok(None);
         }
@@ -516,7 +538,7 @@ impl Keyring {
         let (key, info, digest) = mint(admin)?;
         let path = data_dir.join("admin.key");
         write_owner_only(&path, &format!("{key}\n"))?;
-        self.store(info, digest)?;
+        self.store(info, digest, false)?;
         Ok(Some(path))
     }
 }

@@ -41,16 +41,6 @@ use crate::{backend::Provisioned, core::catalog::Catalog, metrics as names};
 /// The file whose presence at start says the last run did not shut down cleanly.
 pub const RUNNING_MARKER: &str = "dbforge.running";
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS damaged (
-    db TEXT PRIMARY KEY,
-    locator TEXT NOT NULL,
-    quarantined TEXT NOT NULL,
-    problem TEXT NOT NULL,
-    at_ms INTEGER NOT NULL
-) STRICT;
-";
-
 /// A database found damaged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Damage {
@@ -90,35 +80,36 @@ pub fn end_run(data_dir: &Path) {
 }
 
 impl Catalog {
-    fn damaged_schema(&self) -> Result<()> {
-        self.with(|c| c.execute_batch(SCHEMA))
-    }
-
     /// Damaged databases: name → (locator, damage).
     fn damaged_load(&self) -> Result<HashMap<String, (String, Damage)>> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT db, locator, quarantined, problem FROM damaged")?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    (
-                        r.get::<_, String>(1)?,
-                        Damage {
-                            quarantined: r.get(2)?,
-                            problem: r.get(3)?,
-                        },
-                    ),
-                ))
-            })?;
-            rows.collect()
+            let rows = c.query_map(
+                "SELECT db, locator, quarantined, problem FROM damaged",
+                &[],
+                |r| {
+                    Ok((
+                        r.get::<String>(0)?,
+                        (
+                            r.get::<String>(1)?,
+                            Damage {
+                                quarantined: r.get(2)?,
+                                problem: r.get(3)?,
+                            },
+                        ),
+                    ))
+                },
+            )?;
+            Ok(rows.into_iter().collect())
         })
     }
 
     fn damaged_insert(&self, db: &Provisioned, damage: &Damage, at_ms: i64) -> Result<()> {
         self.with(|c| {
             c.execute(
-                "INSERT OR REPLACE INTO damaged (db, locator, quarantined, problem, at_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO damaged (db, locator, quarantined, problem, at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (db) DO UPDATE SET locator = ?2, quarantined = ?3, problem = ?4, \
+                 at_ms = ?5",
                 params![
                     db.name.as_str(),
                     db.locator,
@@ -133,7 +124,7 @@ impl Catalog {
 
     fn damaged_remove(&self, db: &str) -> Result<()> {
         self.with(|c| {
-            c.execute("DELETE FROM damaged WHERE db = ?1", [db])
+            c.execute("DELETE FROM damaged WHERE db = ?1", params![db])
                 .map(drop)
         })
     }
@@ -145,11 +136,7 @@ impl Forge {
     /// ones; restores them from their newest backup when `restore` is set.
     pub(crate) async fn check_damage(&self, unclean: bool, restore: bool) -> Result<()> {
         let cat = self.catalog();
-        let known = blocking(move || {
-            cat.damaged_schema()?;
-            cat.damaged_load()
-        })
-        .await?;
+        let known = blocking(move || cat.damaged_load()).await?;
         let registry = self.registry();
         let entries = registry.entries();
         for (name, (locator, damage)) in &known {

@@ -211,11 +211,13 @@ fn gone(after: i64, retained: i64) -> Error {
 
 impl Events {
     /// The log stored in `catalog`, continuing its numbering.
-    pub fn open(catalog: Catalog, clock: SharedClock) -> Result<Self> {
-        Self::with_limits(catalog, clock, RETAINED, BROADCAST)
+    pub async fn open(catalog: Catalog, clock: SharedClock) -> Result<Self> {
+        super::registry::blocking(move || Self::with_limits(catalog, clock, RETAINED, BROADCAST))
+            .await
     }
 
     /// Like [`open`](Self::open), keeping `retained` events and buffering `broadcast` live.
+    /// Reads the catalog: call it from a blocking thread.
     pub fn with_limits(
         catalog: Catalog,
         clock: SharedClock,

@@ -24,6 +24,7 @@ use super::{
     error::{Error, Result},
     events::{EventKind, Events, Subject},
     handles::HandleCache,
+    lease::Leadership,
     lifecycle::PruneTrigger,
     limits::{Budget, Limits},
     names::Identifier,
@@ -48,6 +49,8 @@ use crate::{
 pub struct ForgeConfig {
     /// Directory of the catalog (backends have their own sub-directories).
     pub data_dir: PathBuf,
+    /// The catalog in PostgreSQL instead of `catalog.db` in `data_dir` (`--catalog-url`).
+    pub catalog_url: Option<String>,
     /// Request limits.
     pub limits: Limits,
     /// Close a database's connections after this long without use.
@@ -71,6 +74,8 @@ pub struct ForgeConfig {
     pub restore_damaged: bool,
     /// How often databases with a size quota are measured.
     pub quota_interval: Duration,
+    /// How long the schedulers' lease lasts unless renewed (see [`super::lease`]).
+    pub scheduler_lease: Duration,
     /// Runs a quota pass on demand (tests), besides every `quota_interval`.
     pub quota_trigger: Option<QuotaTrigger>,
 }
@@ -85,6 +90,10 @@ struct Inner {
     stop_pruner: Notify,
     /// Stops the quota measurer.
     stop_quotas: Notify,
+    /// Stops the schedulers' lease keeper.
+    stop_lease: Notify,
+    /// Whether this gateway runs the schedulers.
+    leadership: Leadership,
     audit: AuditLog,
     backups: Backups,
     events: Arc<Events>,
@@ -135,19 +144,23 @@ impl Forge {
         backends: Vec<Arc<dyn crate::backend::Backend>>,
     ) -> Result<(Self, JoinHandle<()>)> {
         let cfg_resume = cfg.limits.resume;
-        let registry = Registry::open(&cfg.data_dir, backends, Arc::clone(&cfg.clock)).await?;
+        let registry = Registry::open(
+            &cfg.data_dir,
+            cfg.catalog_url.as_deref(),
+            backends,
+            Arc::clone(&cfg.clock),
+        )
+        .await?;
         let audit = if cfg.audit {
             // The writer ends when the last AuditLog clone (the Forge's) is dropped.
-            AuditLog::start(registry.catalog().clone())?.0
+            AuditLog::start(registry.catalog().clone()).await?.0
         } else {
             warn!("the audit log is disabled (--disable-audit)");
             AuditLog::disabled(registry.catalog().clone())
         };
         let backups = Backups::open(cfg.backup.clone())?;
-        let events = Arc::new(Events::open(
-            registry.catalog().clone(),
-            Arc::clone(&cfg.clock),
-        )?);
+        let events =
+            Arc::new(Events::open(registry.catalog().clone(), Arc::clone(&cfg.clock)).await?);
         let forge = Forge {
             inner: Arc::new(Inner {
                 handles: HandleCache::new(cfg.max_open_databases),
@@ -156,6 +169,8 @@ impl Forge {
                 stop: Notify::new(),
                 stop_pruner: Notify::new(),
                 stop_quotas: Notify::new(),
+                stop_lease: Notify::new(),
+                leadership: Leadership::new(),
                 audit,
                 backups,
                 events,
@@ -180,6 +195,10 @@ impl Forge {
         forge
             .check_damage(unclean, forge.inner.cfg.restore_damaged)
             .await?;
+        // Held (or not) before the schedulers' first pass.
+        let lease = forge.inner.cfg.scheduler_lease;
+        forge.take_lease(lease).await;
+        tokio::spawn(forge.clone().keep_lease(lease));
         let housekeeping = tokio::spawn(forge.clone().housekeeping());
         tokio::spawn(forge.clone().schedule_backups());
         let (interval, trigger) = (
@@ -383,6 +402,16 @@ impl Forge {
         self.inner.handles.peek(&entry.slot)
     }
 
+    /// Resolves when shutdown asks the lease keeper to stop.
+    pub(crate) async fn lease_stopped(&self) {
+        self.inner.stop_lease.notified().await
+    }
+
+    /// Whether this gateway runs the schedulers, and its name as the lease's holder.
+    pub(crate) fn leadership(&self) -> &Leadership {
+        &self.inner.leadership
+    }
+
     /// Resolves when shutdown asks the pruner to stop.
     pub(crate) async fn pruner_stopped(&self) {
         self.inner.stop_pruner.notified().await
@@ -449,7 +478,9 @@ impl Forge {
             }
             self.inner.registry.report_gauges();
             metrics::gauge!(names::OPEN_DATABASES).set(self.inner.handles.open_count() as f64);
-            self.prune_audit().await;
+            if self.runs_schedulers() {
+                self.prune_audit().await;
+            }
             if let Err(e) = self.inner.registry.flush_access_times().await {
                 warn!(error = %e, "could not store last-access times");
             }
@@ -476,7 +507,9 @@ impl Forge {
         self.inner.stop.notify_one();
         self.inner.stop_pruner.notify_one();
         self.inner.stop_quotas.notify_one();
+        self.inner.stop_lease.notify_one();
         self.inner.backups.stop();
+        self.release_lease().await;
         self.inner.audit.flush(Duration::from_secs(5)).await;
         if let Err(e) = self.inner.registry.flush_access_times().await {
             warn!(error = %e, "could not store last-access times at shutdown");

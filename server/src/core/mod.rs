@@ -15,6 +15,7 @@ pub mod forge;
 pub mod fork;
 pub mod handles;
 pub mod health;
+pub mod lease;
 pub mod lifecycle;
 pub mod limits;
 pub mod names;

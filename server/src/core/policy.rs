@@ -197,18 +197,18 @@ impl Catalog {
     /// Every lifecycle policy, by name.
     pub fn lifecycle_policies(&self) -> Result<Vec<LifecyclePolicy>> {
         let rows = self.with(|c| {
-            let mut stmt = c.prepare(
+            c.query_map(
                 "SELECT name, spec, updated_ms, updated_by FROM lifecycle_policies ORDER BY name",
-            )?;
-            stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
+                &[],
+                |r| {
+                    Ok((
+                        r.get::<String>(0)?,
+                        r.get::<String>(1)?,
+                        r.get::<i64>(2)?,
+                        r.get::<String>(3)?,
+                    ))
+                },
+            )
         })?;
         let mut out = Vec::with_capacity(rows.len());
         for (name, spec, updated_ms, updated_by) in rows {
@@ -231,23 +231,21 @@ impl Catalog {
     pub fn lifecycle_policy_upsert(&self, p: &LifecyclePolicy) -> Result<bool> {
         let spec = serde_json::to_string(&p.spec).map_err(Error::internal)?;
         let (created, count) = self.with(|c| {
-            let tx = c.transaction()?;
-            let exists: bool = tx.query_row(
+            let exists: bool = c.query_one(
                 "SELECT count(*) FROM lifecycle_policies WHERE name = ?1",
-                [&p.spec.name],
-                |r| r.get::<_, i64>(0),
+                params![p.spec.name],
+                |r| r.get::<i64>(0),
             )? > 0;
             let count: i64 =
-                tx.query_row("SELECT count(*) FROM lifecycle_policies", [], |r| r.get(0))?;
+                c.query_one("SELECT count(*) FROM lifecycle_policies", &[], |r| r.get(0))?;
             if exists || (count as usize) < MAX_POLICIES {
-                tx.execute(
+                c.execute(
                     "INSERT INTO lifecycle_policies (name, spec, updated_ms, updated_by)
                      VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (name) DO UPDATE SET spec = ?2, updated_ms = ?3, updated_by = ?4",
                     params![p.spec.name, spec, p.updated_ms, p.updated_by],
                 )?;
             }
-            tx.commit()?;
             Ok((!exists, count as usize))
         })?;
         if created && count >= MAX_POLICIES {
@@ -260,8 +258,13 @@ impl Catalog {
 
     /// Deletes a policy; whether it existed.
     pub fn lifecycle_policy_remove(&self, name: &str) -> Result<bool> {
-        self.with(|c| c.execute("DELETE FROM lifecycle_policies WHERE name = ?1", [name]))
-            .map(|n| n > 0)
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM lifecycle_policies WHERE name = ?1",
+                params![name],
+            )
+        })
+        .map(|n| n > 0)
     }
 }
 

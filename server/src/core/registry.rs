@@ -307,16 +307,17 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 impl Registry {
-    /// Opens the catalog in `data_dir`, finishes spawns and prunes a crash interrupted, and
-    /// removes storage the catalog does not know.
+    /// Opens the catalog (PostgreSQL at `catalog_url`, else `catalog.db` in `data_dir`),
+    /// finishes spawns and prunes a crash interrupted, and removes storage the catalog does
+    /// not know.
     pub async fn open(
         data_dir: &Path,
+        catalog_url: Option<&str>,
         backends: Vec<Arc<dyn Backend>>,
         clock: SharedClock,
     ) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(Error::internal)?;
-        let path = data_dir.join("catalog.db");
-        let catalog = blocking(move || Catalog::open(&path)).await?;
+        let catalog = Catalog::from_config(catalog_url, data_dir).await?;
         let backends: HashMap<_, _> = backends.into_iter().map(|b| (b.kind(), b)).collect();
 
         let cat = catalog.clone();

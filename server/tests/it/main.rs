@@ -3,6 +3,7 @@
 mod access;
 mod backup;
 mod backup_s3;
+mod catalog_pg;
 mod concurrency;
 mod control;
 mod damaged;

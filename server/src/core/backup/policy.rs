@@ -311,7 +311,10 @@ impl Forge {
             if self.backups().is_stopped() {
                 break;
             }
-            self.run_due_policies(now_ms()).await;
+            // Another gateway on the catalog runs the schedulers.
+            if self.runs_schedulers() {
+                self.run_due_policies(now_ms()).await;
+            }
             self.report_backup_ages(now_ms()).await;
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}

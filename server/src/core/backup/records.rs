@@ -1,12 +1,16 @@
 //! Backup records and policies in the catalog (tables `backups` and `backup_policies`, made
-//! by `core/catalog.rs`).
+//! by `core/catalog`).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, ops::ControlFlow};
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::params;
 
 use super::{BackupRecord, BackupStatus, Manifest, policy::Policy};
-use crate::core::{catalog::Catalog, engine::BackendKind, error::Result};
+use crate::core::{
+    catalog::{Catalog, Row, SqlResult},
+    engine::BackendKind,
+    error::Result,
+};
 
 const COLUMNS: &str = "id, db, backend, db_owner, db_labels, created_ms, finished_ms, status, \
                        target, object, format, size_bytes, sha256, manifest, manifest_sha256, \
@@ -16,7 +20,7 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
 }
 
-fn record(r: &Row<'_>) -> rusqlite::Result<Option<BackupRecord>> {
+fn record(r: &Row) -> SqlResult<Option<BackupRecord>> {
     let backend: String = r.get(2)?;
     let status: String = r.get(7)?;
     let (Some(backend), Some(status)) =
@@ -24,8 +28,8 @@ fn record(r: &Row<'_>) -> rusqlite::Result<Option<BackupRecord>> {
     else {
         return Ok(None);
     };
-    let labels = |i: usize| -> rusqlite::Result<BTreeMap<String, String>> {
-        Ok(serde_json::from_str(&r.get::<_, String>(i)?).unwrap_or_default())
+    let labels = |i: usize| -> SqlResult<BTreeMap<String, String>> {
+        Ok(serde_json::from_str(&r.get::<String>(i)?).unwrap_or_default())
     };
     let manifest: Option<String> = r.get(13)?;
     Ok(Some(BackupRecord {
@@ -40,7 +44,7 @@ fn record(r: &Row<'_>) -> rusqlite::Result<Option<BackupRecord>> {
         target: r.get(8)?,
         object: r.get(9)?,
         format: r.get(10)?,
-        size_bytes: r.get::<_, i64>(11)?.max(0) as u64,
+        size_bytes: r.get::<i64>(11)?.max(0) as u64,
         sha256: r.get(12)?,
         manifest: manifest.and_then(|m| serde_json::from_str::<Manifest>(&m).ok()),
         manifest_sha256: r.get(14)?,
@@ -50,7 +54,7 @@ fn record(r: &Row<'_>) -> rusqlite::Result<Option<BackupRecord>> {
     }))
 }
 
-fn policy(r: &Row<'_>) -> rusqlite::Result<Option<Policy>> {
+fn policy(r: &Row) -> SqlResult<Option<Policy>> {
     let spec: String = r.get(1)?;
     let Ok(spec) = serde_json::from_str(&spec) else {
         return Ok(None);
@@ -62,7 +66,7 @@ fn policy(r: &Row<'_>) -> rusqlite::Result<Option<Policy>> {
         last_run_ms: r.get(4)?,
         next_run_ms: r.get(5)?,
         last_error: r.get(6)?,
-        failures: r.get::<_, i64>(7)?.clamp(0, i64::from(u32::MAX)) as u32,
+        failures: r.get::<i64>(7)?.clamp(0, i64::from(u32::MAX)) as u32,
     }))
 }
 
@@ -143,12 +147,11 @@ impl Catalog {
     /// One backup.
     pub fn backup_get(&self, id: &str) -> Result<Option<BackupRecord>> {
         self.with(|c| {
-            c.query_row(
+            c.query_opt(
                 &format!("SELECT {COLUMNS} FROM backups WHERE id = ?1"),
-                [id],
-                record,
+                params![id],
+                |r| record(&r),
             )
-            .optional()
             .map(Option::flatten)
         })
     }
@@ -165,30 +168,35 @@ impl Catalog {
         mut keep: impl FnMut(&BackupRecord) -> bool,
     ) -> Result<Vec<BackupRecord>> {
         self.with(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM backups
-                 WHERE (?1 IS NULL OR db = ?1) AND (?2 IS NULL OR status = ?2)
-                   AND (?3 IS NULL OR created_ms < ?3 OR (created_ms = ?3 AND id < ?4))
-                 ORDER BY created_ms DESC, id DESC"
-            ))?;
             let (after_ms, after_id) = after.map_or((None, None), |(m, i)| (Some(m), Some(i)));
-            let mut rows = stmt.query(params![
-                database,
-                status.map(BackupStatus::as_str),
-                after_ms,
-                after_id
-            ])?;
             let mut out = Vec::new();
-            while let Some(row) = rows.next()? {
-                if out.len() >= limit {
-                    break;
-                }
-                if let Some(rec) = record(row)?
-                    && keep(&rec)
-                {
-                    out.push(rec);
-                }
-            }
+            c.each(
+                &format!(
+                    "SELECT {COLUMNS} FROM backups
+                     WHERE (CAST(?1 AS TEXT) IS NULL OR db = ?1)
+                       AND (CAST(?2 AS TEXT) IS NULL OR status = ?2)
+                       AND (CAST(?3 AS BIGINT) IS NULL OR created_ms < ?3
+                            OR (created_ms = ?3 AND id < ?4))
+                     ORDER BY created_ms DESC, id DESC"
+                ),
+                params![
+                    database,
+                    status.map(BackupStatus::as_str),
+                    after_ms,
+                    after_id
+                ],
+                |row| {
+                    if out.len() >= limit {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                    if let Some(rec) = record(&row)?
+                        && keep(&rec)
+                    {
+                        out.push(rec);
+                    }
+                    Ok(ControlFlow::Continue(()))
+                },
+            )?;
             Ok(out)
         })
     }
@@ -196,7 +204,7 @@ impl Catalog {
     /// Removes a backup's record.
     pub fn backup_remove(&self, id: &str) -> Result<()> {
         self.with(|c| {
-            c.execute("DELETE FROM backups WHERE id = ?1", [id])
+            c.execute("DELETE FROM backups WHERE id = ?1", params![id])
                 .map(drop)
         })
     }
@@ -204,11 +212,11 @@ impl Catalog {
     /// The newest completed backup's start of each database, Unix ms.
     pub fn newest_backups(&self) -> Result<Vec<(String, i64)>> {
         self.with(|c| {
-            let mut stmt = c.prepare_cached(
+            c.query_map(
                 "SELECT db, max(created_ms) FROM backups WHERE status = 'completed' GROUP BY db",
-            )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect()
+                &[],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
         })
     }
 
@@ -217,12 +225,11 @@ impl Catalog {
     pub fn policy_upsert(&self, p: &Policy) -> Result<bool> {
         self.with(|c| {
             let existed = c
-                .query_row(
+                .query_opt(
                     "SELECT 1 FROM backup_policies WHERE name = ?1",
-                    [&p.spec.name],
+                    params![p.spec.name],
                     |_| Ok(()),
-                )
-                .optional()?
+                )?
                 .is_some();
             c.execute(
                 "INSERT INTO backup_policies (name, spec, owner_key, updated_ms, last_run_ms, \
@@ -247,14 +254,15 @@ impl Catalog {
     /// Every policy, by name.
     pub fn policy_list(&self) -> Result<Vec<Policy>> {
         self.with(|c| {
-            let mut stmt = c.prepare_cached(
+            let rows = c.query_map(
                 "SELECT name, spec, owner_key, updated_ms, last_run_ms, next_run_ms, last_error, \
                  failures FROM backup_policies ORDER BY name",
+                &[],
+                |r| policy(&r),
             )?;
-            let mut rows = stmt.query([])?;
             let mut out = Vec::new();
-            while let Some(row) = rows.next()? {
-                match policy(row)? {
+            for p in rows {
+                match p {
                     Some(p) => out.push(p),
                     None => tracing::warn!("skipping a backup policy that does not parse"),
                 }
@@ -266,7 +274,7 @@ impl Catalog {
     /// Removes a policy; whether it existed.
     pub fn policy_remove(&self, name: &str) -> Result<bool> {
         self.with(|c| {
-            c.execute("DELETE FROM backup_policies WHERE name = ?1", [name])
+            c.execute("DELETE FROM backup_policies WHERE name = ?1", params![name])
                 .map(|n| n > 0)
         })
     }

@@ -1,0 +1,579 @@
+//! The catalog in PostgreSQL (`--catalog-url`): what it keeps survives restarts, gateways
+//! starting at once migrate it once, and `dbforge-server catalog migrate` moves a catalog
+//! from SQLite to PostgreSQL and back with nothing lost.
+//!
+//! The PostgreSQL catalog is driven from the calling thread with `block_in_place`, which needs
+//! the multi-threaded runtime: these tests (and the gateway's binary) use it.
+
+use std::{path::Path, process::Command, time::Duration};
+
+use dbforge::{
+    ApiKeySpec, BackupFilter, Client, Code, CreateBackup, CreateOptions, Grant, LifecyclePolicy,
+    ListFilter, Role, Value, params,
+};
+use dbforge_server::core::{
+    catalog::{Catalog, SCHEMA_VERSION},
+    error::Error,
+};
+use sqlx::{Connection, Executor};
+
+use crate::harness::{ADMIN_KEY, TestServer, as_key, assert_code, postgres_url, unique};
+
+/// A fresh PostgreSQL database for one test's catalog, dropped at the end.
+struct CatalogDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl CatalogDb {
+    async fn create(tag: &str) -> Option<Self> {
+        let admin = postgres_url().await?;
+        let name = format!("dbft{}_cat_{tag}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect");
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .await
+        .expect("drop a leftover");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create the catalog database");
+        let base = admin.rsplit_once('/').expect("a database in the URL").0;
+        let url = format!("{base}/{name}");
+        Some(Self { admin, name, url })
+    }
+
+    async fn conn(&self) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&self.url)
+            .await
+            .expect("connect to the catalog")
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&mut self.conn().await)
+            .await
+            .expect("count")
+    }
+
+    async fn drop(self) {
+        let mut conn = sqlx::PgConnection::connect(&self.admin)
+            .await
+            .expect("connect");
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .await
+        .expect("drop the catalog database");
+    }
+}
+
+/// A gateway with authentication on, on `dir`, with its catalog at `catalog` (SQLite in `dir`
+/// when `None`).
+async fn gateway(dir: &Path, catalog: Option<&str>) -> TestServer {
+    let (dir, catalog) = (dir.to_path_buf(), catalog.map(str::to_owned));
+    TestServer::with(move |mut c| {
+        c.data_dir = dir;
+        c.catalog_url = catalog;
+        c.insecure_no_auth = false;
+        c.admin_key = Some(ADMIN_KEY.into());
+        c
+    })
+    .await
+}
+
+async fn admin(s: &TestServer) -> Client {
+    as_key(s, ADMIN_KEY).await
+}
+
+/// What a catalog holds, as the API shows it: database names with labels, key names, lifecycle
+/// policy names, completed backups per database and the audit chain's length.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    databases: Vec<(String, Vec<(String, String)>)>,
+    keys: Vec<String>,
+    policies: Vec<String>,
+    backups: Vec<String>,
+    audit_checked_at_least: bool,
+}
+
+async fn seen(c: &Client, audit_at_least: u64) -> Seen {
+    let mut databases: Vec<_> = c
+        .list_databases(ListFilter::default())
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|d| (d.name, d.labels.into_iter().collect()))
+        .collect();
+    databases.sort();
+    let mut keys: Vec<_> = c
+        .list_api_keys(true)
+        .await
+        .expect("keys")
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    keys.sort();
+    let policies = c
+        .list_lifecycle_policies()
+        .await
+        .expect("policies")
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let mut backups: Vec<_> = c
+        .list_backups(BackupFilter::default())
+        .await
+        .expect("backups")
+        .into_iter()
+        .map(|b| format!("{} {}", b.database, b.sha256))
+        .collect();
+    backups.sort();
+    let v = c.verify_audit_log().await.expect("verify");
+    assert!(v.ok, "the audit chain verifies: {v:?}");
+    Seen {
+        databases,
+        keys,
+        policies,
+        backups,
+        audit_checked_at_least: v.checked >= audit_at_least,
+    }
+}
+
+/// Fills a gateway's catalog with one of everything; returns the scoped key's secret, the
+/// revoked key's secret and how many audit records the chain holds.
+async fn fill(s: &TestServer, sqlite_db: &str, pg_db: Option<&str>) -> (String, String, u64) {
+    let c = admin(s).await;
+    c.create_database(sqlite_db, CreateOptions::default().label("team", "a"))
+        .await
+        .expect("create");
+    c.execute(sqlite_db, "CREATE TABLE t (x TEXT)", &[])
+        .await
+        .expect("ddl");
+    c.execute(sqlite_db, "INSERT INTO t VALUES (?)", &params!["durable"])
+        .await
+        .expect("insert");
+    if let Some(pg) = pg_db {
+        c.create_database(
+            pg,
+            CreateOptions::default()
+                .backend(dbforge::Backend::Postgres)
+                .label("team", "b"),
+        )
+        .await
+        .expect("create on PostgreSQL");
+        c.execute(pg, "CREATE TABLE t (x TEXT)", &[])
+            .await
+            .expect("ddl");
+        c.execute(pg, "INSERT INTO t VALUES ($1)", &params!["durable"])
+            .await
+            .expect("insert");
+    }
+    let (_, reader) = c
+        .create_api_key(ApiKeySpec::new("reader").grant(Grant::database(sqlite_db, Role::Read)))
+        .await
+        .expect("key");
+    let (_, revoked) = c
+        .create_api_key(ApiKeySpec::new("revoked").admin())
+        .await
+        .expect("key");
+    let revoked_id = revoked.split('_').nth(1).expect("id").to_owned();
+    assert!(c.revoke_api_key(&revoked_id).await.expect("revoke"));
+    c.set_lifecycle_policy(
+        LifecyclePolicy::pattern("idle-scratch", "scratch-*").idle_ttl(Duration::from_secs(3600)),
+    )
+    .await
+    .expect("policy");
+    c.create_backup(sqlite_db, CreateBackup::default())
+        .await
+        .expect("backup");
+    let v = c.verify_audit_log().await.expect("verify");
+    assert!(v.ok && v.checked > 5, "{v:?}");
+    (reader, revoked, v.checked)
+}
+
+/// What must hold after a restart or a move: the data, the keys (and the revocation), every
+/// record, an intact audit chain.
+async fn check(s: &TestServer, sqlite_db: &str, reader: &str, revoked: &str) {
+    let r = as_key(s, reader)
+        .await
+        .execute(sqlite_db, "SELECT x FROM t", &[])
+        .await
+        .expect("the scoped key still reads");
+    assert_eq!(r.rows[0].values(), &[Value::Text("durable".into())]);
+    assert_code(
+        as_key(s, revoked).await.who_am_i().await,
+        Code::Unauthenticated,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_the_catalog_keeps_survives_a_restart_on_postgres() {
+    let Some(cat) = CatalogDb::create("restart").await else {
+        return;
+    };
+    let pg_admin = postgres_url().await.expect("the same server");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (lite, pg) = (unique("catlite"), unique("catpg"));
+    let serve = |dir: std::path::PathBuf, cat: String, pg_admin: String| {
+        TestServer::with(move |mut c| {
+            c.data_dir = dir;
+            c.catalog_url = Some(cat);
+            c.postgres_url = Some(pg_admin);
+            c.insecure_no_auth = false;
+            c.admin_key = Some(ADMIN_KEY.into());
+            c
+        })
+    };
+
+    let s = serve(dir.path().into(), cat.url.clone(), pg_admin.clone()).await;
+    let (reader, revoked, checked) = fill(&s, &lite, Some(&pg)).await;
+    let before = seen(&admin(&s).await, checked).await;
+    s.stop().await;
+    assert!(
+        !dir.path().join("catalog.db").exists(),
+        "with --catalog-url no SQLite catalog is made"
+    );
+    assert_eq!(cat.count("databases").await, 2);
+    assert_eq!(cat.count("schema_version").await, 1);
+
+    let s = serve(dir.path().into(), cat.url.clone(), pg_admin).await;
+    let c = admin(&s).await;
+    assert_eq!(seen(&c, checked).await, before);
+    assert!(before.audit_checked_at_least);
+    check(&s, &lite, &reader, &revoked).await;
+    let r = c
+        .execute(&pg, "SELECT x FROM t", &[])
+        .await
+        .expect("the PostgreSQL database's credentials came from the catalog");
+    assert_eq!(r.rows[0].values(), &[Value::Text("durable".into())]);
+
+    // The chain in PostgreSQL is checked like the SQLite one: an edited record is found.
+    let seq: i64 = sqlx::query_scalar("SELECT max(seq) FROM audit WHERE rpc LIKE '%Execute%'")
+        .fetch_one(&mut cat.conn().await)
+        .await
+        .expect("an audited Execute");
+    sqlx::query("UPDATE audit SET statement = 'SELECT 1' WHERE seq = $1")
+        .bind(seq)
+        .execute(&mut cat.conn().await)
+        .await
+        .expect("tamper");
+    let v = c.verify_audit_log().await.expect("verify");
+    assert!(!v.ok);
+    assert_eq!(v.first_broken_seq, Some(u64::try_from(seq).expect("seq")));
+
+    c.delete_database(&pg).await.expect("delete");
+    c.delete_database(&lite).await.expect("delete");
+    s.stop().await;
+    cat.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_starting_at_once_migrate_the_catalog_once() {
+    let Some(cat) = CatalogDb::create("race").await else {
+        return;
+    };
+    let (a, b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (sa, sb) = tokio::join!(
+        gateway(a.path(), Some(&cat.url)),
+        gateway(b.path(), Some(&cat.url))
+    );
+    // Serving means started: the catalog is migrated by then.
+    admin(&sa).await.who_am_i().await.expect("a serves");
+    admin(&sb).await.who_am_i().await.expect("b serves");
+    assert_eq!(cat.count("schema_version").await, 1);
+    let version: i64 = sqlx::query_scalar("SELECT version FROM schema_version")
+        .fetch_one(&mut cat.conn().await)
+        .await
+        .expect("version");
+    assert_eq!(version, SCHEMA_VERSION);
+    // Both serve, on the one catalog: a key made through one is stored where both read.
+    let (_, key) = admin(&sa)
+        .await
+        .create_api_key(ApiKeySpec::new("shared"))
+        .await
+        .expect("key");
+    assert_eq!(
+        cat.count("api_keys").await,
+        2,
+        "the admin key and the new one"
+    );
+    sa.stop().await;
+    sb.stop().await;
+    // A restart reads the key back from PostgreSQL.
+    let s = gateway(a.path(), Some(&cat.url)).await;
+    as_key(&s, &key)
+        .await
+        .who_am_i()
+        .await
+        .expect("the key is known");
+    s.stop().await;
+
+    // A catalog written by a newer gateway is refused, not rewritten.
+    sqlx::query("UPDATE schema_version SET version = 99")
+        .execute(&mut cat.conn().await)
+        .await
+        .expect("pretend a newer gateway");
+    match Catalog::connect(&cat.url).await {
+        Err(Error::FailedPrecondition(why)) => assert!(why.contains("99"), "{why}"),
+        other => panic!("expected FailedPrecondition, got {other:?}"),
+    }
+    cat.drop().await;
+}
+
+#[tokio::test]
+async fn a_catalog_url_that_cannot_be_reached_stops_the_start_with_a_clear_error() {
+    let err = Catalog::connect("postgres://postgres@127.0.0.1:1/none")
+        .await
+        .expect_err("nothing listens on port 1");
+    assert!(
+        matches!(&err, Error::Unavailable(why) if why.contains("127.0.0.1:1")),
+        "{err:?}"
+    );
+    let err = Catalog::connect("postgres://[bad")
+        .await
+        .expect_err("bad URL");
+    assert!(err.to_string().contains("--catalog-url"), "{err}");
+}
+
+fn migrate(dir: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_dbforge-server"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(extra)
+        .env_remove("DBFORGE_CATALOG_URL")
+        .output()
+        .expect("run dbforge-server catalog migrate")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_migrate_moves_a_catalog_to_postgres_and_back() {
+    let Some(cat) = CatalogDb::create("move").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lite = unique("catmove");
+    let s = gateway(dir.path(), None).await;
+    let (reader, revoked, checked) = fill(&s, &lite, None).await;
+    let before = seen(&admin(&s).await, checked).await;
+    s.stop().await;
+
+    // SQLite → PostgreSQL.
+    let out = migrate(dir.path(), &["catalog", "migrate", "--to", &cat.url]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("audit"), "{stdout}");
+    assert!(cat.count("audit").await >= i64::try_from(checked).expect("count"));
+    let s = gateway(dir.path(), Some(&cat.url)).await;
+    assert_eq!(seen(&admin(&s).await, checked).await, before);
+    check(&s, &lite, &reader, &revoked).await;
+    s.stop().await;
+
+    // Into a catalog that holds rows already: refused, nothing written.
+    let keys = cat.count("api_keys").await;
+    let out = migrate(dir.path(), &["catalog", "migrate", "--to", &cat.url]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already holds"), "{stderr}");
+    assert_eq!(cat.count("api_keys").await, keys);
+
+    // PostgreSQL → SQLite: the moved catalog replaces the original and serves the same.
+    let back = dir.path().join("catalog-back.db");
+    let out = migrate(
+        dir.path(),
+        &[
+            "--catalog-url",
+            &cat.url,
+            "catalog",
+            "migrate",
+            "--to",
+            back.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("catalog.db{suffix}")));
+    }
+    std::fs::rename(&back, dir.path().join("catalog.db")).expect("swap the catalog");
+    let s = gateway(dir.path(), None).await;
+    let c = admin(&s).await;
+    let after = seen(&c, checked).await;
+    assert_eq!(after.databases, before.databases);
+    assert_eq!(after.keys, before.keys);
+    assert_eq!(after.policies, before.policies);
+    assert_eq!(after.backups, before.backups);
+    check(&s, &lite, &reader, &revoked).await;
+    c.delete_database(&lite).await.expect("delete");
+    s.stop().await;
+
+    // Nothing to move: a clear refusal.
+    let empty = tempfile::tempdir().expect("dir");
+    let out = migrate(empty.path(), &["catalog", "migrate", "--to", &cat.url]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no catalog to move"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cat.drop().await;
+}
+
+/// Polls `ok` every 20 ms until it holds; how long that took, or `None` after `bound`.
+async fn within<F: std::future::Future<Output = bool>>(
+    bound: Duration,
+    mut ok: impl FnMut() -> F,
+) -> Option<Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < bound {
+        if ok().await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_on_one_catalog_share_keys_and_one_audit_chain() {
+    let Some(cat) = CatalogDb::create("share").await else {
+        return;
+    };
+    let (a, b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let sa = gateway(a.path(), Some(&cat.url)).await;
+    let sb = gateway(b.path(), Some(&cat.url)).await;
+    let (ca, cb) = (admin(&sa).await, admin(&sb).await);
+
+    // A key made on A is accepted on B, and its revocation on A refused there, within the
+    // bound the README states (1 s; LISTEN/NOTIFY takes milliseconds).
+    let (_, key) = ca
+        .create_api_key(ApiKeySpec::new("roaming"))
+        .await
+        .expect("key");
+    let id = key.split('_').nth(1).expect("id").to_owned();
+    let on_b = as_key(&sb, &key).await;
+    let took = within(Duration::from_secs(1), || async {
+        on_b.who_am_i().await.is_ok()
+    })
+    .await;
+    assert!(took.is_some(), "a key made on A is known to B within 1 s");
+    assert!(ca.revoke_api_key(&id).await.expect("revoke"));
+    let took = within(Duration::from_secs(1), || async {
+        on_b.who_am_i().await.err().map(|e| e.code()) == Some(Code::Unauthenticated)
+    })
+    .await;
+    assert!(
+        took.is_some(),
+        "a key revoked on A is refused by B within 1 s"
+    );
+
+    // Both append to the audit log at once: one chain, verifiable from either.
+    let calls = |c: Client| async move {
+        for _ in 0..40 {
+            c.list_databases(ListFilter::default()).await.expect("list");
+        }
+    };
+    tokio::join!(calls(ca.clone()), calls(cb.clone()));
+    let vb = cb.verify_audit_log().await.expect("verify on B");
+    let va = ca.verify_audit_log().await.expect("verify on A");
+    assert!(va.ok && vb.ok, "{va:?} {vb:?}");
+    assert!(va.checked >= 80, "{va:?}");
+    let (rows, max): (i64, i64) = sqlx::query_as("SELECT count(*), max(seq) FROM audit")
+        .fetch_one(&mut cat.conn().await)
+        .await
+        .expect("audit");
+    assert_eq!(rows, max, "sequence numbers 1..n with no gap or duplicate");
+
+    sa.stop().await;
+    sb.stop().await;
+    cat.drop().await;
+}
+
+/// The lease's holder in the catalog, if any.
+async fn lease_holder(cat: &CatalogDb) -> Option<String> {
+    sqlx::query_scalar("SELECT holder FROM leases WHERE name = 'schedulers'")
+        .fetch_optional(&mut cat.conn().await)
+        .await
+        .expect("leases")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_gateway_runs_the_schedulers_and_another_takes_over_when_it_dies() {
+    use crate::harness::ServerProcess;
+    let Some(cat) = CatalogDb::create("lease").await else {
+        return;
+    };
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let flags = [
+        "--catalog-url",
+        &cat.url,
+        "--scheduler-lease",
+        "1s",
+        "--prune-interval",
+        "100ms",
+    ];
+    let mut a = ServerProcess::spawn(da.path(), &flags);
+    a.client().await.who_am_i().await.expect("a serves");
+    let a_pid = format!("/{}/", a.child.id());
+    let holder = lease_holder(&cat).await.expect("a lease");
+    assert!(holder.contains(&a_pid), "{holder} holds it, not A");
+
+    let b = ServerProcess::spawn(db.path(), &flags);
+    let cb = b.client().await;
+    // Spawned through B, with a TTL that runs out at once: while A holds the lease, B's
+    // pruner does not run (and A does not know the database), so it stays.
+    let name = unique("leased");
+    cb.create_database(&name, CreateOptions::default().ttl(Duration::from_secs(1)))
+        .await
+        .expect("create");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let listed = |c: Client, name: String| async move {
+        c.list_databases(ListFilter::default())
+            .await
+            .expect("list")
+            .iter()
+            .any(|d| d.name == name)
+    };
+    assert!(
+        listed(cb.clone(), name.clone()).await,
+        "B runs no pruner while A holds the lease"
+    );
+    let holder = lease_holder(&cat).await.expect("a lease");
+    assert!(holder.contains(&a_pid), "A renews its lease: {holder}");
+
+    // kill -9 A: B takes the lease once it expires (1 s, renewed every third) and its
+    // pruner removes the database.
+    a.child.kill().expect("kill -9 A");
+    a.child.wait().expect("reap A");
+    let b_pid = format!("/{}/", b.child.id());
+    let took = within(Duration::from_secs(5), || async {
+        lease_holder(&cat).await.is_some_and(|h| h.contains(&b_pid))
+    })
+    .await;
+    assert!(took.is_some(), "B takes the lease within 5 s of A's death");
+    let pruned = within(Duration::from_secs(5), || async {
+        !listed(cb.clone(), name.clone()).await
+    })
+    .await;
+    assert!(pruned.is_some(), "B's pruner runs once it holds the lease");
+    drop(b);
+    cat.drop().await;
+}
