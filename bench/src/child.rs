@@ -50,6 +50,9 @@ pub struct Servers {
     /// Redis URL.
     #[arg(long)]
     pub redis_url: Option<String>,
+    /// The catalog in PostgreSQL at this URL (else SQLite in the data directory).
+    #[arg(long)]
+    pub catalog_url: Option<String>,
 }
 
 impl Servers {
@@ -60,6 +63,7 @@ impl Servers {
             ("--postgres-url", &self.postgres_url),
             ("--mysql-url", &self.mysql_url),
             ("--redis-url", &self.redis_url),
+            ("--catalog-url", &self.catalog_url),
         ] {
             if let Some(url) = url {
                 args.extend([flag.to_owned(), url.clone()]);
@@ -108,6 +112,7 @@ pub fn serve(
             postgres_url: servers.postgres_url,
             mysql_url: servers.mysql_url,
             redis_url: servers.redis_url,
+            catalog_url: servers.catalog_url,
             ..Config::default()
         };
         dbforge_server::server::run(cfg, listener, stop_signal()).await

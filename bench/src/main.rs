@@ -5,7 +5,8 @@
 //! cargo run --release -p dbforge-bench -- --write BENCHMARKS.md # ...and write the report
 //! cargo run --release -p dbforge-bench -- --quick               # smoke run, smaller counts
 //! cargo run --release -p dbforge-bench -- --only sdk            # one part: core, transfer,
-//!                                                               # backends, sdk, backup or mcp
+//!                                                               # backends, sdk, backup, mcp,
+//!                                                               # graph or catalog
 //! ```
 //!
 //! The gateway runs in a separate process so its memory can be read from `/proc`: the bench
@@ -55,6 +56,9 @@
 //! 18. (bench built with `--features graph`) 1,000,000 triples in a graph database and three
 //!     SPARQL queries (a lookup, a 2-hop join, an aggregate) streamed through the gateway
 //!     against Oxigraph in this process, on a gateway of its own (`graph`).
+//! 19. the catalog in PostgreSQL (`--catalog-url`) against the SQLite catalog: the audited
+//!     point query and CreateDatabase on two gateways at once, alternating call by call
+//!     ([`catalog`]).
 //!
 //! Phases 9 to 13, 15 and 16 run on a third gateway that also fronts the local PostgreSQL,
 //! MariaDB and Redis servers ([`transfer`], [`backends`], [`backups`]). Phase 14 ([`sdk`]) runs last on the first
@@ -70,6 +74,7 @@
 mod backends;
 mod backups;
 mod batches;
+mod catalog;
 mod child;
 mod direct;
 mod gateway;
@@ -143,6 +148,9 @@ enum Part {
     Backup,
     /// Phase 17: an MCP `query` tool call over streamable HTTP against gRPC Execute.
     Mcp,
+    /// Phase 19: the catalog in PostgreSQL against the SQLite catalog (point query and
+    /// CreateDatabase).
+    Catalog,
     /// Phase 18: SPARQL on 1,000,000 triples through the gateway against Oxigraph in process
     /// (a bench built with `--features graph`).
     #[cfg(feature = "graph")]
@@ -266,6 +274,12 @@ fn bench(plan: Plan, only: Option<Part>, write: Option<&Path>) -> Result<(), Box
     #[cfg(feature = "graph")]
     if runs(Part::Graph) {
         let (r, n, cpu) = graph_part(&plan, tmp.path(), &admin_key)?;
+        rows.extend(r);
+        notes.extend(n);
+        gateway_cpu += cpu;
+    }
+    if runs(Part::Catalog) {
+        let (r, n, cpu) = catalog_part(&plan, tmp.path(), &admin_key)?;
         rows.extend(r);
         notes.extend(n);
         gateway_cpu += cpu;
@@ -433,6 +447,7 @@ fn servers_part(
             .then(|| transfer::POSTGRES_URL.into()),
         mysql_url: available.mysql.is_ok().then(|| transfer::MYSQL_URL.into()),
         redis_url: available.redis.is_ok().then(|| backends::REDIS_URL.into()),
+        catalog_url: None,
     };
     let engines: Vec<(Engine, Result<(), String>)> = vec![
         (Engine::Sqlite, Ok(())),
@@ -663,6 +678,51 @@ fn mcp_part(
         ));
     }
     let (rows, notes) = mcp::rows_and_notes(measured.map_err(|e| e.to_string()));
+    Ok((rows, notes, cpu))
+}
+
+/// Phase 19 on two gateways of its own, one on each catalog: rows, notes and their CPU.
+fn catalog_part(
+    plan: &Plan,
+    tmp: &Path,
+    admin_key: &str,
+) -> Result<(Vec<Row>, Vec<String>, Duration), BoxError> {
+    if !transfer::reachable(Engine::Postgres.server().unwrap_or_default()) {
+        let (rows, notes) =
+            catalog::rows_and_notes(Err("the PostgreSQL server is unreachable".into()));
+        return Ok((rows, notes, Duration::ZERO));
+    }
+    progress("creating the PostgreSQL catalog database");
+    let url = on_runtime(catalog::fresh_catalog(transfer::POSTGRES_URL))??;
+    progress("starting two gateways: SQLite catalog and PostgreSQL catalog");
+    let lite = ServerProcess::start(
+        &tmp.join("gateway-catalog-sqlite"),
+        admin_key,
+        Variant::Default,
+        &tmp.join("gateway-catalog-sqlite.log"),
+        &Servers::default(),
+    )?;
+    let pg = ServerProcess::start(
+        &tmp.join("gateway-catalog-postgres"),
+        admin_key,
+        Variant::Default,
+        &tmp.join("gateway-catalog-postgres.log"),
+        &Servers {
+            catalog_url: Some(url),
+            ..Servers::default()
+        },
+    )?;
+    progress("audited point queries and CreateDatabase on both catalogs");
+    let measured = on_runtime(catalog::run(lite.addr(), pg.addr(), admin_key, plan))?;
+    let cpu = cpu_time(lite.pid())? + cpu_time(pg.pid())?;
+    for server in [lite, pg] {
+        if let Err(e) = server.stop() {
+            progress(&format!(
+                "a catalog phase gateway did not stop cleanly: {e}"
+            ));
+        }
+    }
+    let (rows, notes) = catalog::rows_and_notes(measured.map_err(|e| e.to_string()));
     Ok((rows, notes, cpu))
 }
 
