@@ -10,12 +10,15 @@
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use tracing::{info, warn};
 
-use super::{forge::Forge, registry::blocking};
+use super::{
+    forge::Forge,
+    registry::{blocking, now_ms},
+};
 
 /// The lease's row in the catalog.
 pub const SCHEDULERS: &str = "schedulers";
@@ -25,13 +28,6 @@ pub const SCHEDULERS: &str = "schedulers";
 pub struct Leadership {
     node: String,
     held: AtomicBool,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
 }
 
 impl Leadership {
