@@ -82,10 +82,11 @@ pub fn end_run(data_dir: &Path) {
 impl Catalog {
     /// Damaged databases: name → (locator, damage).
     fn damaged_load(&self) -> Result<HashMap<String, (String, Damage)>> {
+        let node = self.node().to_owned();
         self.with(|c| {
             let rows = c.query_map(
-                "SELECT db, locator, quarantined, problem FROM damaged",
-                &[],
+                "SELECT db, locator, quarantined, problem FROM damaged WHERE node = ?1",
+                params![node],
                 |r| {
                     Ok((
                         r.get::<String>(0)?,
@@ -104,18 +105,20 @@ impl Catalog {
     }
 
     fn damaged_insert(&self, db: &Provisioned, damage: &Damage, at_ms: i64) -> Result<()> {
+        let node = self.node().to_owned();
         self.with(|c| {
             c.execute(
-                "INSERT INTO damaged (db, locator, quarantined, problem, at_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                "INSERT INTO damaged (db, locator, quarantined, problem, at_ms, node) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                  ON CONFLICT (db) DO UPDATE SET locator = ?2, quarantined = ?3, problem = ?4, \
-                 at_ms = ?5",
+                 at_ms = ?5, node = ?6",
                 params![
                     db.name.as_str(),
                     db.locator,
                     damage.quarantined,
                     damage.problem,
-                    at_ms
+                    at_ms,
+                    node
                 ],
             )
             .map(drop)

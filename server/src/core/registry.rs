@@ -321,12 +321,29 @@ impl Registry {
         let backends: HashMap<_, _> = backends.into_iter().map(|b| (b.kind(), b)).collect();
 
         let cat = catalog.clone();
+        let claimed = blocking(move || cat.claim_unowned()).await?;
+        if claimed > 0 {
+            info!(node = %catalog.node(), records = claimed, "this gateway owns the catalog's records that had no owner");
+        }
+        let cat = catalog.clone();
         let records = blocking(move || cat.load()).await?;
         let mut entries = BTreeMap::new();
         let mut finished = Vec::new();
         let mut known: HashMap<BackendKind, Vec<_>> = HashMap::new();
         for record in records {
             let backend = backends.get(&record.backend).cloned();
+            // Another gateway's: its SQLite file is on that gateway's disk, and an unfinished
+            // spawn or prune may be in progress there. Its storage is still known, so that
+            // no orphan sweep here removes it.
+            if record.node.as_deref() != Some(catalog.node())
+                && (record.state != RecordState::Ready || record.backend == BackendKind::Sqlite)
+            {
+                known
+                    .entry(record.backend)
+                    .or_default()
+                    .push(record.provisioned.clone());
+                continue;
+            }
             match (record.state, &backend) {
                 (RecordState::Ready, _) => {}
                 (state, Some(b)) => {
@@ -539,6 +556,7 @@ impl Registry {
             labels: spec.labels,
             owner,
             lifecycle,
+            node: Some(self.catalog.node().to_owned()),
         };
         let (cat, rec) = (self.catalog.clone(), record.clone());
         blocking(move || cat.insert(&rec)).await?;
@@ -722,6 +740,7 @@ impl Registry {
             labels: spec.labels,
             owner,
             lifecycle,
+            node: Some(self.catalog.node().to_owned()),
         };
         let (cat, rec) = (self.catalog.clone(), record.clone());
         blocking(move || cat.adopt(&rec)).await?;

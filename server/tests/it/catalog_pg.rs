@@ -577,3 +577,98 @@ async fn one_gateway_runs_the_schedulers_and_another_takes_over_when_it_dies() {
     drop(b);
     cat.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_leaves_another_gateways_databases_and_unfinished_work_alone() {
+    let Some(cat) = CatalogDb::create("owner").await else {
+        return;
+    };
+    let pg_admin = postgres_url().await.expect("the same server");
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let serve = |dir: &Path| {
+        let (dir, url, pg) = (dir.to_path_buf(), cat.url.clone(), pg_admin.clone());
+        TestServer::with(move |mut c| {
+            c.data_dir = dir;
+            c.catalog_url = Some(url);
+            c.postgres_url = Some(pg);
+            c
+        })
+    };
+    let a = serve(da.path()).await;
+    let b = serve(db.path()).await;
+    let (lite, pg) = (unique("ownlite"), unique("ownpg"));
+    a.client
+        .create_database(&lite, CreateOptions::default())
+        .await
+        .expect("create");
+    a.client
+        .execute(&lite, "CREATE TABLE t (x INTEGER)", &[])
+        .await
+        .expect("ddl");
+    a.client
+        .create_database(
+            &pg,
+            CreateOptions::default().backend(dbforge::Backend::Postgres),
+        )
+        .await
+        .expect("create on PostgreSQL");
+    b.client.who_am_i().await.expect("b serves");
+
+    // The catalog records the owner: A's node name, from A's data directory.
+    let a_node = std::fs::read_to_string(da.path().join("node.id")).expect("node.id");
+    let owner: String = sqlx::query_scalar("SELECT node FROM databases WHERE name = $1")
+        .bind(&lite)
+        .fetch_one(&mut cat.conn().await)
+        .await
+        .expect("owner");
+    assert_eq!(owner, a_node.trim());
+
+    // A spawn of A's still in progress (as the catalog shows it) when B restarts: B does not
+    // undo it, nor open A's SQLite file.
+    sqlx::query("UPDATE databases SET state = 'provisioning' WHERE name = $1")
+        .bind(&pg)
+        .execute(&mut cat.conn().await)
+        .await
+        .expect("pretend a spawn in progress");
+    b.stop().await;
+    let b = serve(db.path()).await;
+    let listed: Vec<String> = b
+        .client
+        .list_databases(ListFilter::default())
+        .await
+        .expect("list on B")
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert!(
+        !listed.contains(&lite),
+        "A's SQLite file is not on B's disk: {listed:?}"
+    );
+    a.client
+        .execute(&pg, "SELECT 1", &[])
+        .await
+        .expect("B's start did not drop A's PostgreSQL database");
+    a.client
+        .execute(&lite, "INSERT INTO t VALUES (1)", &[])
+        .await
+        .expect("A's SQLite database is untouched");
+    assert_eq!(cat.count("databases").await, 2);
+
+    // A's own start finishes its own unfinished spawn.
+    a.stop().await;
+    let a = serve(da.path()).await;
+    a.client.who_am_i().await.expect("a serves");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM databases WHERE name = $1")
+        .bind(&pg)
+        .fetch_one(&mut cat.conn().await)
+        .await
+        .expect("count");
+    assert_eq!(left, 0, "A undid its own interrupted spawn");
+    a.client.delete_database(&lite).await.expect("delete");
+    a.stop().await;
+    b.stop().await;
+    cat.drop().await;
+}

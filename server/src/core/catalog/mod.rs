@@ -76,6 +76,10 @@ pub struct Record {
     pub owner: Option<String>,
     /// TTL, idle TTL and final backup.
     pub lifecycle: Lifecycle,
+    /// The gateway that spawned it (see [`Catalog::node`]): a SQLite database lives on its
+    /// disk, and only it finishes the record's interrupted spawn or prune. `None` in catalogs
+    /// from before nodes, until a gateway claims them at start.
+    pub node: Option<String>,
 }
 
 /// The catalog store: the embedded SQLite file (one node) or a PostgreSQL database
@@ -86,7 +90,15 @@ pub struct Record {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     store: Arc<Store>,
+    /// This gateway's name among those sharing the catalog.
+    node: Arc<str>,
 }
+
+/// The node name of a catalog opened without a data directory (tests, `catalog migrate`).
+const LOCAL_NODE: &str = "local";
+
+/// The file in the data directory that holds the gateway's node name.
+pub const NODE_FILE: &str = "node.id";
 
 enum Store {
     Sqlite(Mutex<rusqlite::Connection>),
@@ -234,19 +246,24 @@ const ADDED_COLUMNS: [(&str, &str); 4] = [
 ];
 
 /// The catalog schema version this build writes: 1 is every table up to the lifecycle
-/// columns, 2 adds the schedulers' leases.
-pub const SCHEMA_VERSION: i64 = 2;
+/// columns, 2 adds the schedulers' leases, 3 the owning node of databases, staging databases
+/// and damage records.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The steps after version 1: `MIGRATIONS[i]` brings a catalog from version `i + 1` to
 /// `i + 2`, in the shared dialect ([`sql`]; `INTEGER`/`BLOB` become `BIGINT`/`BYTEA` on
 /// PostgreSQL).
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // 2: leases, so that one gateway of those sharing a catalog runs the schedulers.
     "CREATE TABLE IF NOT EXISTS leases (
         name TEXT PRIMARY KEY,
         holder TEXT NOT NULL,
         expires_ms INTEGER NOT NULL
     ) STRICT;",
+    // 3: which gateway owns a database (its SQLite file, its interrupted work).
+    "ALTER TABLE databases ADD COLUMN node TEXT;
+     ALTER TABLE staging ADD COLUMN node TEXT;
+     ALTER TABLE damaged ADD COLUMN node TEXT;",
 ];
 
 /// The advisory lock that serialises the migrations of gateways starting at once on one
@@ -350,6 +367,7 @@ impl Catalog {
         tx.commit().map_err(sq)?;
         Ok(Self {
             store: Arc::new(Store::Sqlite(Mutex::new(conn))),
+            node: Arc::from(LOCAL_NODE),
         })
     }
 
@@ -432,21 +450,58 @@ impl Catalog {
                 rt: tokio::runtime::Handle::current(),
                 shown,
             }),
+            node: Arc::from(LOCAL_NODE),
         })
     }
 
     /// Opens the catalog a gateway is configured with: PostgreSQL at `url`, else the SQLite
-    /// file `catalog.db` in `data_dir`.
+    /// file `catalog.db` in `data_dir`; its node name is `data_dir`'s ([`node_name`]).
     pub async fn from_config(url: Option<&str>, data_dir: &Path) -> Result<Self> {
-        match url {
-            Some(url) => Self::connect(url).await,
+        let node = node_name(data_dir)?;
+        let catalog = match url {
+            Some(url) => Self::connect(url).await?,
             None => {
                 let path = data_dir.join("catalog.db");
                 tokio::task::spawn_blocking(move || Self::open(&path))
                     .await
-                    .map_err(|e| Error::internal(format!("blocking task failed: {e}")))?
+                    .map_err(|e| Error::internal(format!("blocking task failed: {e}")))??
             }
-        }
+        };
+        Ok(Self {
+            node: Arc::from(node),
+            ..catalog
+        })
+    }
+
+    /// This gateway's name among those sharing the catalog: the owner it records for the
+    /// databases it spawns.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Makes this gateway the owner of the records (databases, staging, damage) that have
+    /// none: those of a catalog from before nodes. A SQLite catalog has one gateway, which
+    /// owns every record whatever name wrote it (a data directory copied elsewhere, a
+    /// `node.id` removed); on PostgreSQL the first gateway to start on an unowned catalog
+    /// (moved there by `catalog migrate`, which keeps the owners) takes those records.
+    pub fn claim_unowned(&self) -> Result<u64> {
+        let node = self.node.clone();
+        self.with(|c| {
+            let only_unowned = c.is_postgres();
+            let mut n = 0;
+            for table in ["databases", "staging", "damaged"] {
+                let filter = if only_unowned {
+                    "node IS NULL"
+                } else {
+                    "node IS NULL OR node <> ?1"
+                };
+                n += c.execute(
+                    &format!("UPDATE {table} SET node = ?1 WHERE {filter}"),
+                    params![&*node],
+                )?;
+            }
+            Ok(n)
+        })
     }
 
     /// Where the catalog is, for logs: a path's file name or the PostgreSQL URL without
@@ -503,7 +558,7 @@ impl Catalog {
             }
             let rows = c.query_map(
                 "SELECT name, backend, locator, state, created_ms, last_accessed_ms, owner_key,
-                        expire_ms, idle_ttl_ms, backup_before_prune
+                        expire_ms, idle_ttl_ms, backup_before_prune, node
                  FROM databases",
                 &[],
                 |r| {
@@ -522,12 +577,22 @@ impl Catalog {
                                 .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
                             backup_before_prune: r.get(9)?,
                         },
+                        r.get::<Option<String>>(10)?,
                     ))
                 },
             )?;
             let mut out = Vec::new();
-            for (name, backend, locator, state, created_ms, last_accessed_ms, owner, lifecycle) in
-                rows
+            for (
+                name,
+                backend,
+                locator,
+                state,
+                created_ms,
+                last_accessed_ms,
+                owner,
+                lifecycle,
+                node,
+            ) in rows
             {
                 let (Ok(parsed), Some(backend), Some(state)) = (
                     DatabaseName::parse(&name),
@@ -549,6 +614,7 @@ impl Catalog {
                     last_accessed_ms,
                     owner,
                     lifecycle,
+                    node,
                 });
             }
             Ok(out)
@@ -891,10 +957,11 @@ impl Catalog {
     /// Records a staging database (a restore's) before its storage is created, so that a
     /// crash leaves a row the next start removes together with the storage.
     pub fn stage_insert(&self, backend: BackendKind, db: &Provisioned, now_ms: i64) -> Result<()> {
+        let node = self.node.clone();
         self.with(|c| {
             c.execute(
-                "INSERT INTO staging (locator, backend, db, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![db.locator, backend.as_str(), db.name.as_str(), now_ms],
+                "INSERT INTO staging (locator, backend, db, created_ms, node) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![db.locator, backend.as_str(), db.name.as_str(), now_ms, &*node],
             )
             .map(drop)
         })
@@ -908,16 +975,21 @@ impl Catalog {
         })
     }
 
-    /// Every staging database.
+    /// Every staging database of this gateway.
     pub fn stage_list(&self) -> Result<Vec<(BackendKind, Provisioned)>> {
+        let node = self.node.clone();
         self.with(|c| {
-            let rows = c.query_map("SELECT backend, db, locator FROM staging", &[], |r| {
-                Ok((
-                    r.get::<String>(0)?,
-                    r.get::<String>(1)?,
-                    r.get::<String>(2)?,
-                ))
-            })?;
+            let rows = c.query_map(
+                "SELECT backend, db, locator FROM staging WHERE node = ?1",
+                params![&*node],
+                |r| {
+                    Ok((
+                        r.get::<String>(0)?,
+                        r.get::<String>(1)?,
+                        r.get::<String>(2)?,
+                    ))
+                },
+            )?;
             let mut out = Vec::new();
             for (backend, name, locator) in rows {
                 if let (Some(backend), Ok(name)) =
@@ -940,6 +1012,7 @@ impl Catalog {
         new: &str,
         now_ms: i64,
     ) -> Result<()> {
+        let node = self.node.clone();
         self.with(|c| {
             c.execute(
                 "UPDATE databases SET locator = ?2 WHERE name = ?1",
@@ -947,8 +1020,8 @@ impl Catalog {
             )?;
             c.execute("DELETE FROM staging WHERE locator = ?1", params![new])?;
             c.execute(
-                "INSERT INTO staging (locator, backend, db, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![old, backend.as_str(), name.as_str(), now_ms],
+                "INSERT INTO staging (locator, backend, db, created_ms, node) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![old, backend.as_str(), name.as_str(), now_ms, &*node],
             )?;
             Ok(())
         })
@@ -1177,8 +1250,8 @@ fn keys_changed(c: &mut Tx<'_>) -> SqlResult<()> {
 fn insert_record(c: &mut Tx<'_>, rec: &Record, state: RecordState) -> SqlResult<()> {
     c.execute(
         "INSERT INTO databases (name, backend, locator, state, created_ms, last_accessed_ms, owner_key,
-                                expire_ms, idle_ttl_ms, backup_before_prune)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                expire_ms, idle_ttl_ms, backup_before_prune, node)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             rec.provisioned.name.as_str(),
             rec.backend.as_str(),
@@ -1189,7 +1262,8 @@ fn insert_record(c: &mut Tx<'_>, rec: &Record, state: RecordState) -> SqlResult<
             rec.owner,
             rec.lifecycle.expire_ms,
             idle_ms(&rec.lifecycle),
-            rec.lifecycle.backup_before_prune
+            rec.lifecycle.backup_before_prune,
+            rec.node
         ],
     )?;
     for (k, v) in &rec.labels {
@@ -1221,6 +1295,35 @@ fn audit_row(r: Row) -> SqlResult<AuditRecord> {
         prev_hash: r.get(10)?,
         hash: r.get(11)?,
     })
+}
+
+/// The node name of the gateway on `data_dir`: the first line of its `node.id`, written with
+/// a random name at the first start (an operator may write a name of their own there before
+/// it). Tied to the data directory, as the SQLite files a node owns are.
+pub fn node_name(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join(NODE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let name = text.lines().next().unwrap_or_default().trim().to_owned();
+            if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+                return Err(Error::FailedPrecondition(format!(
+                    "{} must hold this gateway's node name: 1 to 128 printable characters on its first line",
+                    path.display()
+                )));
+            }
+            Ok(name)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut salt = [0u8; 6];
+            getrandom::fill(&mut salt)
+                .map_err(|e| Error::internal(format!("no randomness: {e}")))?;
+            let name: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+            std::fs::create_dir_all(data_dir).map_err(Error::internal)?;
+            std::fs::write(&path, format!("{name}\n")).map_err(Error::internal)?;
+            Ok(name)
+        }
+        Err(e) => Err(Error::internal(format!("{}: {e}", path.display()))),
+    }
 }
 
 /// `dbforge-server catalog migrate`: copies the catalog a gateway is configured with (PostgreSQL
@@ -1315,5 +1418,39 @@ mod tests {
             Err(Error::FailedPrecondition(why)) => assert!(why.contains("99"), "{why}"),
             other => panic!("expected FailedPrecondition, got {other:?}"),
         }
+    }
+
+    /// The node name is written once and read back; a SQLite catalog's gateway owns every
+    /// record, whichever name wrote it.
+    #[test]
+    fn a_sqlite_catalogs_gateway_owns_every_record() {
+        let dir = tempfile::tempdir().expect("dir");
+        let name = node_name(dir.path()).expect("made");
+        assert_eq!(node_name(dir.path()).expect("read"), name);
+        std::fs::write(dir.path().join(NODE_FILE), "\n").expect("write");
+        assert!(matches!(
+            node_name(dir.path()),
+            Err(Error::FailedPrecondition(_))
+        ));
+
+        let cat = Catalog::open(&dir.path().join("catalog.db")).expect("open");
+        let rec = Record {
+            provisioned: Provisioned {
+                name: DatabaseName::parse("elsewhere").expect("name"),
+                locator: "elsewhere.db".into(),
+            },
+            backend: BackendKind::Sqlite,
+            state: RecordState::Ready,
+            created_ms: 1,
+            last_accessed_ms: 1,
+            labels: BTreeMap::new(),
+            owner: None,
+            lifecycle: Lifecycle::default(),
+            node: Some("a-copied-data-dir".into()),
+        };
+        cat.insert(&rec).expect("insert");
+        assert_eq!(cat.claim_unowned().expect("claim"), 1);
+        let loaded = cat.load().expect("load");
+        assert_eq!(loaded[0].node.as_deref(), Some(LOCAL_NODE));
     }
 }
