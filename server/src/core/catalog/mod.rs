@@ -273,7 +273,7 @@ const MIGRATION_LOCK: i64 = 0x0064_6266_6f72_6765;
 /// The advisory lock that serialises audit appends on a PostgreSQL catalog ("dbfaudit").
 const AUDIT_LOCK: i64 = 0x6462_6661_7564_6974;
 
-/// The channel a PostgreSQL catalog notifies when keys are created, revoked or deleted.
+/// The channel a PostgreSQL catalog notifies when keys are created, revoked or replaced.
 const KEYS_CHANNEL: &str = "dbforge_keys";
 
 /// Every table of the catalog, in an order the foreign keys allow to fill.
@@ -1076,7 +1076,7 @@ impl Catalog {
     }
 
     /// On a PostgreSQL catalog, calls `changed` whenever a gateway sharing it creates,
-    /// revokes or deletes a key (LISTEN/NOTIFY: within milliseconds of the commit), and after
+    /// revokes or replaces a key (LISTEN/NOTIFY: within milliseconds of the commit), and after
     /// (re)connecting, for changes made while not listening; the task ends when `changed`
     /// returns false. `None` for SQLite, which has one gateway.
     pub fn watch_keys(
