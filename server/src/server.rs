@@ -39,6 +39,7 @@ use crate::{
     config::Config,
     core::{
         access::Keyring,
+        catalog::KEYS_CHANNEL,
         forge::Forge,
         health::{self, AvailabilityWatch},
         semantic::{
@@ -117,7 +118,7 @@ pub async fn run(
     // effect here when it commits.
     let key_watch = keyring.as_ref().and_then(|keyring| {
         let weak = Arc::downgrade(keyring);
-        forge.catalog().watch_keys(move || {
+        forge.catalog().watch(KEYS_CHANNEL, move || {
             let Some(keyring) = weak.upgrade() else {
                 return false;
             };

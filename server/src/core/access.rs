@@ -371,7 +371,7 @@ impl Keyring {
     }
 
     /// Replaces the keys in memory with the catalog's: another gateway sharing a PostgreSQL
-    /// catalog created, revoked or replaced one ([`Catalog::watch_keys`]).
+    /// catalog created, revoked or replaced one ([`Catalog::watch`]).
     pub fn reload(&self) -> Result<()> {
         // Read under the write lock: a key this gateway stores meanwhile (catalog first, then
         // memory) is then either in what was read or added after, never overwritten by an

@@ -255,12 +255,16 @@ impl Events {
             labels: subject.labels.clone(),
             owner: subject.owner.map(str::to_owned),
         };
-        let (cat, ev) = (self.catalog.clone(), event.clone());
+        let (cat, mut ev) = (self.catalog.clone(), event);
         let keep = self.retained;
-        if let Err(e) = blocking(move || cat.event_append(&ev, keep)).await {
-            warn!(error = %e, db = %event.database, kind = kind.as_str(), "could not store a lifecycle event; it is dropped");
-            return;
-        }
+        // The catalog may number it later: another gateway sharing it stored events since.
+        let event = match blocking(move || cat.event_append(&mut ev, keep).map(|()| ev)).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                warn!(error = %e, kind = kind.as_str(), "could not store a lifecycle event; it is dropped");
+                return;
+            }
+        };
         *head = event.seq;
         // No receiver is fine: nobody watches.
         let _ = self.tx.send(Arc::new(event));

@@ -18,7 +18,7 @@ use super::{
     access::{Principal, Role},
     audit::AuditLog,
     backup::{BackupConfig, Backups},
-    catalog::Catalog,
+    catalog::{Catalog, DATABASES_CHANNEL},
     clock::SharedClock,
     damage,
     error::{Error, Result},
@@ -30,7 +30,7 @@ use super::{
     names::Identifier,
     preview,
     quota::QuotaTrigger,
-    registry::{ControlGuard, Entry, Registry, now_ms},
+    registry::{ControlGuard, Entry, Registry, blocking, now_ms},
     resume::{PageLimits, PageStream, Resumes},
     summary::{ColumnSummary, Summarizer},
     table::{self, RowScope, Select, SqlDialect, TableSpec},
@@ -94,6 +94,9 @@ struct Inner {
     stop_lease: Notify,
     /// Whether this gateway runs the schedulers.
     leadership: Leadership,
+    /// Tasks following other gateways' changes to the catalog (a PostgreSQL one), stopped at
+    /// shutdown.
+    followers: std::sync::Mutex<Vec<JoinHandle<()>>>,
     audit: AuditLog,
     backups: Backups,
     events: Arc<Events>,
@@ -171,6 +174,7 @@ impl Forge {
                 stop_quotas: Notify::new(),
                 stop_lease: Notify::new(),
                 leadership: Leadership::new(),
+                followers: std::sync::Mutex::new(Vec::new()),
                 audit,
                 backups,
                 events,
@@ -195,6 +199,18 @@ impl Forge {
         forge
             .check_damage(unclean, forge.inner.cfg.restore_damaged)
             .await?;
+        // Databases spawned, changed or removed through other gateways on a shared catalog.
+        let changed = Arc::new(Notify::new());
+        let signal = Arc::clone(&changed);
+        if let Some(watch) = forge.catalog().watch(DATABASES_CHANNEL, move || {
+            signal.notify_one();
+            true
+        }) {
+            let follow = tokio::spawn(forge.clone().follow_databases(changed));
+            if let Ok(mut tasks) = forge.inner.followers.lock() {
+                tasks.extend([watch, follow]);
+            }
+        }
         // Held (or not) before the schedulers' first pass.
         let lease = forge.inner.cfg.scheduler_lease;
         forge.take_lease(lease).await;
@@ -402,6 +418,38 @@ impl Forge {
         self.inner.handles.peek(&entry.slot)
     }
 
+    /// Reloads the databases from the catalog whenever `changed` is notified (a burst of
+    /// notifications makes one reload: `Notify` keeps one permit).
+    async fn follow_databases(self, changed: Arc<Notify>) {
+        loop {
+            changed.notified().await;
+            self.refresh_databases().await;
+        }
+    }
+
+    /// Brings the registry in line with the catalog (see [`Registry::reconcile`]) and closes
+    /// the handles of the databases dropped or moved.
+    pub(crate) async fn refresh_databases(&self) {
+        let registry = &self.inner.registry;
+        let control = registry.control().await;
+        let cat = self.catalog();
+        let records = match blocking(move || cat.load()).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "could not reload the databases from the catalog");
+                return;
+            }
+        };
+        match registry.reconcile(&control, records) {
+            Ok(stale) => {
+                for entry in stale {
+                    self.inner.handles.close(&entry.slot);
+                }
+            }
+            Err(e) => warn!(error = %e, "could not follow the catalog's databases"),
+        }
+    }
+
     /// Resolves when shutdown asks the lease keeper to stop.
     pub(crate) async fn lease_stopped(&self) {
         self.inner.stop_lease.notified().await
@@ -508,6 +556,9 @@ impl Forge {
         self.inner.stop_pruner.notify_one();
         self.inner.stop_quotas.notify_one();
         self.inner.stop_lease.notify_one();
+        if let Ok(mut tasks) = self.inner.followers.lock() {
+            tasks.drain(..).for_each(|t| t.abort());
+        }
         self.inner.backups.stop();
         self.release_lease().await;
         self.inner.audit.flush(Duration::from_secs(5)).await;

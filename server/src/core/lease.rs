@@ -1,6 +1,8 @@
-//! Which gateway runs the schedulers: the TTL pruner, the quota measurer, the backup scheduler
-//! and the audit log's retention. Gateways sharing a catalog would otherwise each run them, and
-//! prune, measure or back up the same databases twice. One lease in the catalog (`leases`,
+//! Which gateway runs the schedulers: the TTL pruner, the backup scheduler and the audit log's
+//! retention. Gateways sharing a catalog would otherwise each run them, and prune or back up
+//! the same databases twice. The lease holder prunes every database it serves; every gateway
+//! prunes its own SQLite databases (only it can reach their files). Quotas are measured by
+//! every gateway for the databases it serves, because each enforces them on its own calls. One lease in the catalog (`leases`,
 //! row `schedulers`) names the gateway that runs them until it expires; its holder renews it
 //! every third of its length, and gives it up at a clean shutdown. A holder that dies (kill -9,
 //! power loss) stops renewing, and another gateway takes the lease once it has expired: within
@@ -89,6 +91,12 @@ impl Forge {
     /// Whether this gateway runs the schedulers (see the module's documentation).
     pub fn runs_schedulers(&self) -> bool {
         self.leadership().held()
+    }
+
+    /// Whether this gateway's pruner acts on `entry`: every database for the lease holder,
+    /// its own SQLite databases for every gateway (it loads no other node's).
+    pub(crate) fn prunes(&self, entry: &super::registry::Entry) -> bool {
+        self.runs_schedulers() || entry.record.backend == super::engine::BackendKind::Sqlite
     }
 
     /// Takes and renews the schedulers' lease every third of `ttl` until shutdown.

@@ -281,10 +281,6 @@ impl Forge {
                 } => Some(reply),
                 _ = self.pruner_stopped() => break,
             };
-            // Another gateway on the catalog runs the schedulers; a test's request runs anyway.
-            if asked.is_none() && !self.runs_schedulers() {
-                continue;
-            }
             let report = self.prune_pass().await;
             if let Some(reply) = asked {
                 let _ = reply.send(report);
@@ -308,6 +304,7 @@ impl Forge {
             .registry()
             .entries()
             .into_iter()
+            .filter(|e| self.prunes(e))
             .filter_map(|e| policy::due(&e, now, &policies).map(|d| (e, d)))
             .collect();
         due.sort_by(|a, b| {

@@ -229,10 +229,6 @@ impl Forge {
                     _ = self.quotas_stopped() => break,
                 }
             };
-            // Another gateway on the catalog runs the schedulers; a test's request runs anyway.
-            if asked.is_none() && !self.runs_schedulers() {
-                continue;
-            }
             let report = self.quota_pass().await;
             if let Some(reply) = asked {
                 let _ = reply.send(report);

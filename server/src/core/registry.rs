@@ -460,6 +460,68 @@ impl Registry {
         Ok(fresh)
     }
 
+    /// Brings the registry in line with the catalog's `records` after another gateway
+    /// sharing it changed them: adds the ready databases this gateway can serve and does not
+    /// know (not another node's SQLite ones, not those of an engine it has not configured),
+    /// drops those removed or being pruned, and takes new labels, lifecycle settings and
+    /// storage (a restore). Returns the entries dropped or replaced, whose open handles the
+    /// caller closes.
+    pub fn reconcile(
+        &self,
+        _control: &ControlGuard<'_>,
+        records: Vec<Record>,
+    ) -> Result<Vec<Arc<Entry>>> {
+        let me = self.catalog.node().to_owned();
+        let mut entries = self
+            .entries
+            .write()
+            .map_err(|_| Error::internal("registry lock poisoned"))?;
+        let by_name: HashMap<DatabaseName, Record> = records
+            .into_iter()
+            .map(|r| (r.provisioned.name.clone(), r))
+            .collect();
+        let mut stale = Vec::new();
+        entries.retain(|name, entry| match by_name.get(name) {
+            Some(r) if r.state != RecordState::Deleting => true,
+            _ => {
+                stale.push(Arc::clone(entry));
+                false
+            }
+        });
+        for (name, record) in by_name {
+            let serves = record.state == RecordState::Ready
+                && (record.backend != BackendKind::Sqlite || record.node.as_deref() == Some(&me));
+            let Some(backend) = self.backends.get(&record.backend).filter(|_| serves) else {
+                continue;
+            };
+            match entries.get(&name) {
+                None => {
+                    debug!(db = %name, node = record.node.as_deref().unwrap_or("-"), "a database spawned through another gateway");
+                    entries.insert(
+                        name,
+                        Arc::new(Entry::new(record, Some(Arc::clone(backend)))),
+                    );
+                }
+                Some(old) if old.record.provisioned.locator != record.provisioned.locator => {
+                    stale.push(Arc::clone(old));
+                    entries.insert(
+                        name,
+                        Arc::new(Entry::new(record, Some(Arc::clone(backend)))),
+                    );
+                }
+                Some(old)
+                    if old.record.labels != record.labels
+                        || old.record.lifecycle != record.lifecycle =>
+                {
+                    let fresh = Arc::new(old.updated(record));
+                    entries.insert(name, fresh);
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(stale)
+    }
+
     /// The catalog.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog

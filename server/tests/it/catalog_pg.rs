@@ -15,6 +15,7 @@ use dbforge_server::core::{
     catalog::{Catalog, SCHEMA_VERSION},
     error::Error,
 };
+use futures::FutureExt;
 use sqlx::{Connection, Executor};
 
 use crate::harness::{ADMIN_KEY, TestServer, as_key, assert_code, postgres_url, unique};
@@ -518,6 +519,7 @@ async fn one_gateway_runs_the_schedulers_and_another_takes_over_when_it_dies() {
     let Some(cat) = CatalogDb::create("lease").await else {
         return;
     };
+    let pg_admin = postgres_url().await.expect("the same server");
     let (da, db) = (
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("dir"),
@@ -530,21 +532,17 @@ async fn one_gateway_runs_the_schedulers_and_another_takes_over_when_it_dies() {
         "--prune-interval",
         "100ms",
     ];
+    // A serves no PostgreSQL databases, so it cannot prune them; B does.
     let mut a = ServerProcess::spawn(da.path(), &flags);
     a.client().await.who_am_i().await.expect("a serves");
     let a_pid = format!("/{}/", a.child.id());
     let holder = lease_holder(&cat).await.expect("a lease");
     assert!(holder.contains(&a_pid), "{holder} holds it, not A");
 
-    let b = ServerProcess::spawn(db.path(), &flags);
+    let mut b_flags = flags.to_vec();
+    b_flags.extend(["--postgres-url", &pg_admin]);
+    let b = ServerProcess::spawn(db.path(), &b_flags);
     let cb = b.client().await;
-    // Spawned through B, with a TTL that runs out at once: while A holds the lease, B's
-    // pruner does not run (and A does not know the database), so it stays.
-    let name = unique("leased");
-    cb.create_database(&name, CreateOptions::default().ttl(Duration::from_secs(1)))
-        .await
-        .expect("create");
-    tokio::time::sleep(Duration::from_millis(2000)).await;
     let listed = |c: Client, name: String| async move {
         c.list_databases(ListFilter::default())
             .await
@@ -552,15 +550,38 @@ async fn one_gateway_runs_the_schedulers_and_another_takes_over_when_it_dies() {
             .iter()
             .any(|d| d.name == name)
     };
+    // Both with a TTL that runs out at once. B prunes its own SQLite database (no other
+    // gateway can reach its file) but not the PostgreSQL one while A holds the lease.
+    let (shared, own) = (unique("leasedpg"), unique("leasedlite"));
+    cb.create_database(
+        &shared,
+        CreateOptions::default()
+            .backend(dbforge::Backend::Postgres)
+            .ttl(Duration::from_secs(1)),
+    )
+    .await
+    .expect("create");
+    cb.create_database(&own, CreateOptions::default().ttl(Duration::from_secs(1)))
+        .await
+        .expect("create");
+    let pruned_own = within(Duration::from_secs(5), || {
+        listed(cb.clone(), own.clone()).map(|l| !l)
+    })
+    .await;
     assert!(
-        listed(cb.clone(), name.clone()).await,
-        "B runs no pruner while A holds the lease"
+        pruned_own.is_some(),
+        "every gateway prunes its own SQLite databases"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(
+        listed(cb.clone(), shared.clone()).await,
+        "B does not prune shared databases while A holds the lease"
     );
     let holder = lease_holder(&cat).await.expect("a lease");
     assert!(holder.contains(&a_pid), "A renews its lease: {holder}");
 
     // kill -9 A: B takes the lease once it expires (1 s, renewed every third) and its
-    // pruner removes the database.
+    // pruner removes the PostgreSQL database.
     a.child.kill().expect("kill -9 A");
     a.child.wait().expect("reap A");
     let b_pid = format!("/{}/", b.child.id());
@@ -569,11 +590,14 @@ async fn one_gateway_runs_the_schedulers_and_another_takes_over_when_it_dies() {
     })
     .await;
     assert!(took.is_some(), "B takes the lease within 5 s of A's death");
-    let pruned = within(Duration::from_secs(5), || async {
-        !listed(cb.clone(), name.clone()).await
+    let pruned = within(Duration::from_secs(5), || {
+        listed(cb.clone(), shared.clone()).map(|l| !l)
     })
     .await;
-    assert!(pruned.is_some(), "B's pruner runs once it holds the lease");
+    assert!(
+        pruned.is_some(),
+        "B's pruner runs on shared databases once it holds the lease"
+    );
     drop(b);
     cat.drop().await;
 }
@@ -668,6 +692,110 @@ async fn a_gateway_leaves_another_gateways_databases_and_unfinished_work_alone()
         .expect("count");
     assert_eq!(left, 0, "A undid its own interrupted spawn");
     a.client.delete_database(&lite).await.expect("delete");
+    a.stop().await;
+    b.stop().await;
+    cat.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_on_one_catalog_follow_each_others_server_databases() {
+    let Some(cat) = CatalogDb::create("follow").await else {
+        return;
+    };
+    let pg_admin = postgres_url().await.expect("the same server");
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let serve = |dir: &Path| {
+        let (dir, url, pg) = (dir.to_path_buf(), cat.url.clone(), pg_admin.clone());
+        TestServer::with(move |mut c| {
+            c.data_dir = dir;
+            c.catalog_url = Some(url);
+            c.postgres_url = Some(pg);
+            c
+        })
+    };
+    let a = serve(da.path()).await;
+    let b = serve(db.path()).await;
+    b.client.who_am_i().await.expect("b serves");
+    let labels_on = |c: Client, name: String| async move {
+        c.list_databases(ListFilter::default())
+            .await
+            .expect("list")
+            .into_iter()
+            .find(|d| d.name == name)
+            .map(|d| d.labels)
+    };
+
+    // Spawned through A after B started: B lists and serves it within 1 s.
+    let (x, lite) = (unique("followpg"), unique("followlite"));
+    a.client
+        .create_database(
+            &x,
+            CreateOptions::default()
+                .backend(dbforge::Backend::Postgres)
+                .label("v", "1"),
+        )
+        .await
+        .expect("create");
+    a.client
+        .execute(&x, "CREATE TABLE t (x TEXT)", &[])
+        .await
+        .expect("ddl");
+    a.client
+        .execute(&x, "INSERT INTO t VALUES ('from a')", &[])
+        .await
+        .expect("insert");
+    a.client
+        .create_database(&lite, CreateOptions::default())
+        .await
+        .expect("create");
+    let seen = within(Duration::from_secs(1), || {
+        labels_on(b.client.clone(), x.clone()).map(|l| l.is_some())
+    })
+    .await;
+    assert!(seen.is_some(), "B lists A's new database within 1 s");
+    let r = b
+        .client
+        .execute(&x, "SELECT x FROM t", &[])
+        .await
+        .expect("B serves A's PostgreSQL database");
+    assert_eq!(r.rows[0].values(), &[Value::Text("from a".into())]);
+    assert!(
+        labels_on(b.client.clone(), lite.clone()).await.is_none(),
+        "A's SQLite database is on A's disk only"
+    );
+
+    // Labels changed through B reach A; a delete through B removes it from A.
+    b.client
+        .update_database(&x, dbforge::UpdateOptions::default().labels([("v", "2")]))
+        .await
+        .expect("update through B");
+    let relabelled = within(Duration::from_secs(1), || {
+        labels_on(a.client.clone(), x.clone())
+            .map(|l| l.and_then(|l| l.get("v").cloned()).as_deref() == Some("2"))
+    })
+    .await;
+    assert!(relabelled.is_some(), "A sees B's labels within 1 s");
+    b.client
+        .delete_database(&x)
+        .await
+        .expect("delete through B");
+    let gone = within(Duration::from_secs(1), || {
+        labels_on(a.client.clone(), x.clone()).map(|l| l.is_none())
+    })
+    .await;
+    assert!(gone.is_some(), "A drops the database B deleted within 1 s");
+    assert_code(a.client.execute(&x, "SELECT 1", &[]).await, Code::NotFound);
+    a.client.delete_database(&lite).await.expect("delete");
+    // Both gateways stored lifecycle events: one sequence, no number taken twice or lost.
+    let (events, newest): (i64, i64) = sqlx::query_as("SELECT count(*), max(seq) FROM events")
+        .fetch_one(&mut cat.conn().await)
+        .await
+        .expect("events");
+    assert!(events >= 5, "{events} events");
+    assert_eq!(events, newest, "sequence numbers 1..n");
     a.stop().await;
     b.stop().await;
     cat.drop().await;

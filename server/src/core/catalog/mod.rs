@@ -273,8 +273,15 @@ const MIGRATION_LOCK: i64 = 0x0064_6266_6f72_6765;
 /// The advisory lock that serialises audit appends on a PostgreSQL catalog ("dbfaudit").
 const AUDIT_LOCK: i64 = 0x6462_6661_7564_6974;
 
+/// The advisory lock that serialises lifecycle event appends ("dbfevent").
+const EVENTS_LOCK: i64 = 0x6462_6665_7665_6e74;
+
 /// The channel a PostgreSQL catalog notifies when keys are created, revoked or replaced.
-const KEYS_CHANNEL: &str = "dbforge_keys";
+pub const KEYS_CHANNEL: &str = "dbforge_keys";
+
+/// The channel a PostgreSQL catalog notifies when a database's record changes (spawned,
+/// ready, updated, retired, removed, restored onto new storage).
+pub const DATABASES_CHANNEL: &str = "dbforge_databases";
 
 /// Every table of the catalog, in an order the foreign keys allow to fill.
 pub const TABLES: [&str; 12] = [
@@ -632,8 +639,8 @@ impl Catalog {
             c.execute(
                 "UPDATE databases SET state = ?2 WHERE name = ?1",
                 params![name.as_str(), state.as_str()],
-            )
-            .map(drop)
+            )?;
+            databases_changed(c)
         })
     }
 
@@ -658,7 +665,7 @@ impl Catalog {
                     params![name, k, v],
                 )?;
             }
-            Ok(())
+            databases_changed(c)
         })
     }
 
@@ -668,8 +675,8 @@ impl Catalog {
             c.execute(
                 "DELETE FROM databases WHERE name = ?1",
                 params![name.as_str()],
-            )
-            .map(drop)
+            )?;
+            databases_changed(c)
         })
     }
 
@@ -883,10 +890,18 @@ impl Catalog {
     }
 
     /// Stores a lifecycle event and deletes those more than `keep` before it, in one
-    /// transaction.
-    pub fn event_append(&self, e: &DbEvent, keep: i64) -> Result<()> {
+    /// transaction. Renumbers it after the newest stored event when another gateway sharing
+    /// the catalog stored one since (under an advisory lock on PostgreSQL), so no event is
+    /// lost to a duplicate number.
+    pub fn event_append(&self, e: &mut DbEvent, keep: i64) -> Result<()> {
         let labels = serde_json::to_string(&e.labels).unwrap_or_else(|_| "{}".to_owned());
         self.with(|c| {
+            if c.is_postgres() {
+                c.execute("SELECT pg_advisory_xact_lock(?1)", params![EVENTS_LOCK])?;
+            }
+            let newest: i64 =
+                c.query_one("SELECT coalesce(max(seq), 0) FROM events", &[], |r| r.get(0))?;
+            e.seq = e.seq.max(newest + 1);
             c.execute(
                 "INSERT INTO events (seq, at_ms, kind, db, backend, cause, key_id, labels, owner_key)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -1023,7 +1038,7 @@ impl Catalog {
                 "INSERT INTO staging (locator, backend, db, created_ms, node) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![old, backend.as_str(), name.as_str(), now_ms, &*node],
             )?;
-            Ok(())
+            databases_changed(c)
         })
     }
 
@@ -1075,12 +1090,13 @@ impl Catalog {
         })
     }
 
-    /// On a PostgreSQL catalog, calls `changed` whenever a gateway sharing it creates,
-    /// revokes or replaces a key (LISTEN/NOTIFY: within milliseconds of the commit), and after
-    /// (re)connecting, for changes made while not listening; the task ends when `changed`
-    /// returns false. `None` for SQLite, which has one gateway.
-    pub fn watch_keys(
+    /// On a PostgreSQL catalog, calls `changed` whenever a gateway sharing it notifies
+    /// `channel` ([`KEYS_CHANNEL`], [`DATABASES_CHANNEL`]; LISTEN/NOTIFY: within milliseconds
+    /// of the commit), and after (re)connecting, for changes made while not listening; the
+    /// task ends when `changed` returns false. `None` for SQLite, which has one gateway.
+    pub fn watch(
         &self,
+        channel: &'static str,
         changed: impl Fn() -> bool + Send + 'static,
     ) -> Option<tokio::task::JoinHandle<()>> {
         let Store::Postgres { pool, shown, .. } = &*self.store else {
@@ -1091,13 +1107,13 @@ impl Catalog {
             loop {
                 let listening = async {
                     let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
-                    listener.listen(KEYS_CHANNEL).await?;
+                    listener.listen(channel).await?;
                     Ok::<_, sqlx::Error>(listener)
                 };
                 let mut listener = match listening.await {
                     Ok(l) => l,
                     Err(e) => {
-                        tracing::warn!(catalog = %shown, error = %e, "cannot listen for key changes; retrying");
+                        tracing::warn!(catalog = %shown, channel, error = %e, "cannot listen for catalog changes; retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         continue;
                     }
@@ -1115,7 +1131,7 @@ impl Catalog {
                             }
                         }
                         Err(e) => {
-                            tracing::warn!(catalog = %shown, error = %e, "lost the key-change listener; reconnecting");
+                            tracing::warn!(catalog = %shown, channel, error = %e, "lost a catalog listener; reconnecting");
                             tokio::time::sleep(Duration::from_secs(1)).await;
                             break;
                         }
@@ -1239,10 +1255,19 @@ fn store_key(c: &mut Tx<'_>, info: &KeyInfo, hash: &[u8; 32], replace: bool) -> 
 }
 
 /// Tells the other gateways on a PostgreSQL catalog that the keys changed (delivered when the
-/// transaction commits; see [`Catalog::watch_keys`]).
+/// transaction commits; see [`Catalog::watch`]).
 fn keys_changed(c: &mut Tx<'_>) -> SqlResult<()> {
+    notify(c, KEYS_CHANNEL)
+}
+
+/// Tells the other gateways on a PostgreSQL catalog that a database's record changed.
+fn databases_changed(c: &mut Tx<'_>) -> SqlResult<()> {
+    notify(c, DATABASES_CHANNEL)
+}
+
+fn notify(c: &mut Tx<'_>, channel: &str) -> SqlResult<()> {
     if c.is_postgres() {
-        c.execute(&format!("SELECT pg_notify('{KEYS_CHANNEL}', '')"), &[])?;
+        c.execute(&format!("SELECT pg_notify('{channel}', '')"), &[])?;
     }
     Ok(())
 }
@@ -1272,7 +1297,7 @@ fn insert_record(c: &mut Tx<'_>, rec: &Record, state: RecordState) -> SqlResult<
             params![rec.provisioned.name.as_str(), k, v],
         )?;
     }
-    Ok(())
+    databases_changed(c)
 }
 
 fn idle_ms(l: &Lifecycle) -> Option<i64> {
