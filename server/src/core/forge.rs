@@ -164,6 +164,7 @@ impl Forge {
         let backups = Backups::open(cfg.backup.clone())?;
         let events =
             Arc::new(Events::open(registry.catalog().clone(), Arc::clone(&cfg.clock)).await?);
+        let leadership = Leadership::new(registry.catalog().node());
         let forge = Forge {
             inner: Arc::new(Inner {
                 handles: HandleCache::new(cfg.max_open_databases),
@@ -173,7 +174,7 @@ impl Forge {
                 stop_pruner: Notify::new(),
                 stop_quotas: Notify::new(),
                 stop_lease: Notify::new(),
-                leadership: Leadership::new(),
+                leadership,
                 followers: std::sync::Mutex::new(Vec::new()),
                 audit,
                 backups,
@@ -213,7 +214,7 @@ impl Forge {
         }
         // Held (or not) before the schedulers' first pass.
         let lease = forge.inner.cfg.scheduler_lease;
-        forge.take_lease(lease).await;
+        forge.renew_lease(lease).await;
         tokio::spawn(forge.clone().keep_lease(lease));
         let housekeeping = tokio::spawn(forge.clone().housekeeping());
         tokio::spawn(forge.clone().schedule_backups());

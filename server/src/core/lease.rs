@@ -28,30 +28,24 @@ pub const SCHEDULERS: &str = "schedulers";
 /// Whether this gateway holds the schedulers' lease, and who it is.
 #[derive(Debug)]
 pub struct Leadership {
-    node: String,
+    holder: String,
     held: AtomicBool,
 }
 
 impl Leadership {
-    /// A gateway that holds nothing yet, named `<host>/<pid>/<random>` so that a restarted
-    /// process is a new holder.
-    pub fn new() -> Self {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "gateway".to_owned());
-        let mut salt = [0u8; 4];
-        // Without randomness the pid still tells processes of one host apart.
-        let _ = getrandom::fill(&mut salt);
-        let salt: String = salt.iter().map(|b| format!("{b:02x}")).collect();
+    /// A gateway that holds nothing yet, named `<node>/<pid>` after the catalog's node name
+    /// (see [`Catalog::node`](super::catalog::Catalog::node)), so that a restarted process
+    /// is a new holder.
+    pub fn new(node: &str) -> Self {
         Self {
-            node: format!("{host}/{}/{salt}", std::process::id()),
+            holder: format!("{node}/{}", std::process::id()),
             held: AtomicBool::new(false),
         }
     }
 
     /// This gateway's name as a lease holder.
-    pub fn node(&self) -> &str {
-        &self.node
+    pub fn holder(&self) -> &str {
+        &self.holder
     }
 
     /// Whether this gateway runs the schedulers now.
@@ -60,20 +54,27 @@ impl Leadership {
     }
 }
 
-impl Default for Leadership {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Forge {
-    /// Tries once to take the schedulers' lease (at start, before the schedulers' first pass).
-    pub(crate) async fn take_lease(&self, ttl: Duration) {
+    /// Takes or renews the schedulers' lease for `ttl`, and says so when that changes who
+    /// holds it. Not knowing (the catalog failed) counts as not holding: another gateway may
+    /// take it after expiry.
+    pub(crate) async fn renew_lease(&self, ttl: Duration) {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        let (cat, node) = (self.catalog(), self.leadership().node().to_owned());
-        match blocking(move || cat.hold_lease(SCHEDULERS, &node, now_ms(), ttl_ms)).await {
-            Ok(held) => self.leadership().held.store(held, Ordering::Relaxed),
-            Err(e) => warn!(error = %e, "could not take the schedulers' lease"),
+        let (cat, holder) = (self.catalog(), self.leadership().holder().to_owned());
+        let held = blocking(move || cat.hold_lease(SCHEDULERS, &holder, now_ms(), ttl_ms)).await;
+        let now = *held.as_ref().unwrap_or(&false);
+        let was = self.leadership().held.swap(now, Ordering::Relaxed);
+        let holder = self.leadership().holder();
+        match held {
+            Ok(true) if !was => {
+                info!(
+                    holder,
+                    "this gateway runs the schedulers (pruner, backup policies, audit retention)"
+                )
+            }
+            Ok(false) if was => warn!(holder, "another gateway took the schedulers' lease"),
+            Err(e) => warn!(error = %e, "could not renew the schedulers' lease"),
+            _ => {}
         }
     }
 
@@ -81,8 +82,8 @@ impl Forge {
     /// than after expiry.
     pub(crate) async fn release_lease(&self) {
         if self.leadership().held.swap(false, Ordering::Relaxed) {
-            let (cat, node) = (self.catalog(), self.leadership().node().to_owned());
-            if let Err(e) = blocking(move || cat.release_lease(SCHEDULERS, &node)).await {
+            let (cat, holder) = (self.catalog(), self.leadership().holder().to_owned());
+            if let Err(e) = blocking(move || cat.release_lease(SCHEDULERS, &holder)).await {
                 warn!(error = %e, "could not give up the schedulers' lease; it expires by itself");
             }
         }
@@ -99,33 +100,16 @@ impl Forge {
         self.runs_schedulers() || entry.record.backend == super::engine::BackendKind::Sqlite
     }
 
-    /// Takes and renews the schedulers' lease every third of `ttl` until shutdown.
+    /// Renews the schedulers' lease every third of `ttl` until shutdown (the first attempt
+    /// is [`renew_lease`](Self::renew_lease) at start).
     pub(crate) async fn keep_lease(self, ttl: Duration) {
-        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let period = (ttl / 3).max(Duration::from_millis(50));
         loop {
-            let (cat, node) = (self.catalog(), self.leadership().node().to_owned());
-            let held = blocking(move || cat.hold_lease(SCHEDULERS, &node, now_ms(), ttl_ms)).await;
-            let was = self.leadership().held();
-            match held {
-                Ok(held) => {
-                    self.leadership().held.store(held, Ordering::Relaxed);
-                    if held && !was {
-                        info!(node = %self.leadership().node(), "this gateway runs the schedulers (pruner, quotas, backups, audit retention)");
-                    } else if !held && was {
-                        warn!(node = %self.leadership().node(), "another gateway took the schedulers' lease");
-                    }
-                }
-                Err(e) => {
-                    // Not knowing is not holding: another gateway may take it after expiry.
-                    self.leadership().held.store(false, Ordering::Relaxed);
-                    warn!(error = %e, "could not renew the schedulers' lease");
-                }
-            }
             tokio::select! {
                 () = tokio::time::sleep(period) => {}
                 () = self.lease_stopped() => break,
             }
+            self.renew_lease(ttl).await;
         }
     }
 }

@@ -89,6 +89,29 @@ async fn admin(s: &TestServer) -> Client {
     as_key(s, ADMIN_KEY).await
 }
 
+/// A gateway without authentication on `dir`, with its catalog at `catalog` and PostgreSQL
+/// databases on the server at `postgres`.
+async fn open_gateway(dir: &Path, catalog: &str, postgres: &str) -> TestServer {
+    let (dir, catalog, postgres) = (dir.to_path_buf(), catalog.to_owned(), postgres.to_owned());
+    TestServer::with(move |mut c| {
+        c.data_dir = dir;
+        c.catalog_url = Some(catalog);
+        c.postgres_url = Some(postgres);
+        c
+    })
+    .await
+}
+
+/// The labels of database `name` as `c` lists it, `None` when it does not list it.
+async fn labels_of(c: Client, name: String) -> Option<std::collections::BTreeMap<String, String>> {
+    c.list_databases(ListFilter::default())
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|d| d.name == name)
+        .map(|d| d.labels)
+}
+
 /// What a catalog holds, as the API shows it: database names with labels, key names, lifecycle
 /// policy names, completed backups per database and the audit chain's length.
 #[derive(Debug, PartialEq)]
@@ -535,21 +558,15 @@ async fn one_gateway_runs_the_schedulers_and_another_takes_over_when_it_dies() {
     // A serves no PostgreSQL databases, so it cannot prune them; B does.
     let mut a = ServerProcess::spawn(da.path(), &flags);
     a.client().await.who_am_i().await.expect("a serves");
-    let a_pid = format!("/{}/", a.child.id());
+    let a_pid = format!("/{}", a.child.id());
     let holder = lease_holder(&cat).await.expect("a lease");
-    assert!(holder.contains(&a_pid), "{holder} holds it, not A");
+    assert!(holder.ends_with(&a_pid), "{holder} holds it, not A");
 
     let mut b_flags = flags.to_vec();
     b_flags.extend(["--postgres-url", &pg_admin]);
     let b = ServerProcess::spawn(db.path(), &b_flags);
     let cb = b.client().await;
-    let listed = |c: Client, name: String| async move {
-        c.list_databases(ListFilter::default())
-            .await
-            .expect("list")
-            .iter()
-            .any(|d| d.name == name)
-    };
+    let listed = |c: Client, name: String| labels_of(c, name).map(|l| l.is_some());
     // Both with a TTL that runs out at once. B prunes its own SQLite database (no other
     // gateway can reach its file) but not the PostgreSQL one while A holds the lease.
     let (shared, own) = (unique("leasedpg"), unique("leasedlite"));
@@ -578,15 +595,17 @@ async fn one_gateway_runs_the_schedulers_and_another_takes_over_when_it_dies() {
         "B does not prune shared databases while A holds the lease"
     );
     let holder = lease_holder(&cat).await.expect("a lease");
-    assert!(holder.contains(&a_pid), "A renews its lease: {holder}");
+    assert!(holder.ends_with(&a_pid), "A renews its lease: {holder}");
 
     // kill -9 A: B takes the lease once it expires (1 s, renewed every third) and its
     // pruner removes the PostgreSQL database.
     a.child.kill().expect("kill -9 A");
     a.child.wait().expect("reap A");
-    let b_pid = format!("/{}/", b.child.id());
+    let b_pid = format!("/{}", b.child.id());
     let took = within(Duration::from_secs(5), || async {
-        lease_holder(&cat).await.is_some_and(|h| h.contains(&b_pid))
+        lease_holder(&cat)
+            .await
+            .is_some_and(|h| h.ends_with(&b_pid))
     })
     .await;
     assert!(took.is_some(), "B takes the lease within 5 s of A's death");
@@ -612,17 +631,8 @@ async fn a_gateway_leaves_another_gateways_databases_and_unfinished_work_alone()
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("dir"),
     );
-    let serve = |dir: &Path| {
-        let (dir, url, pg) = (dir.to_path_buf(), cat.url.clone(), pg_admin.clone());
-        TestServer::with(move |mut c| {
-            c.data_dir = dir;
-            c.catalog_url = Some(url);
-            c.postgres_url = Some(pg);
-            c
-        })
-    };
-    let a = serve(da.path()).await;
-    let b = serve(db.path()).await;
+    let a = open_gateway(da.path(), &cat.url, &pg_admin).await;
+    let b = open_gateway(db.path(), &cat.url, &pg_admin).await;
     let (lite, pg) = (unique("ownlite"), unique("ownpg"));
     a.client
         .create_database(&lite, CreateOptions::default())
@@ -658,7 +668,7 @@ async fn a_gateway_leaves_another_gateways_databases_and_unfinished_work_alone()
         .await
         .expect("pretend a spawn in progress");
     b.stop().await;
-    let b = serve(db.path()).await;
+    let b = open_gateway(db.path(), &cat.url, &pg_admin).await;
     let listed: Vec<String> = b
         .client
         .list_databases(ListFilter::default())
@@ -683,7 +693,7 @@ async fn a_gateway_leaves_another_gateways_databases_and_unfinished_work_alone()
 
     // A's own start finishes its own unfinished spawn.
     a.stop().await;
-    let a = serve(da.path()).await;
+    let a = open_gateway(da.path(), &cat.url, &pg_admin).await;
     a.client.who_am_i().await.expect("a serves");
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM databases WHERE name = $1")
         .bind(&pg)
@@ -707,26 +717,9 @@ async fn gateways_on_one_catalog_follow_each_others_server_databases() {
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("dir"),
     );
-    let serve = |dir: &Path| {
-        let (dir, url, pg) = (dir.to_path_buf(), cat.url.clone(), pg_admin.clone());
-        TestServer::with(move |mut c| {
-            c.data_dir = dir;
-            c.catalog_url = Some(url);
-            c.postgres_url = Some(pg);
-            c
-        })
-    };
-    let a = serve(da.path()).await;
-    let b = serve(db.path()).await;
+    let a = open_gateway(da.path(), &cat.url, &pg_admin).await;
+    let b = open_gateway(db.path(), &cat.url, &pg_admin).await;
     b.client.who_am_i().await.expect("b serves");
-    let labels_on = |c: Client, name: String| async move {
-        c.list_databases(ListFilter::default())
-            .await
-            .expect("list")
-            .into_iter()
-            .find(|d| d.name == name)
-            .map(|d| d.labels)
-    };
 
     // Spawned through A after B started: B lists and serves it within 1 s.
     let (x, lite) = (unique("followpg"), unique("followlite"));
@@ -752,7 +745,7 @@ async fn gateways_on_one_catalog_follow_each_others_server_databases() {
         .await
         .expect("create");
     let seen = within(Duration::from_secs(1), || {
-        labels_on(b.client.clone(), x.clone()).map(|l| l.is_some())
+        labels_of(b.client.clone(), x.clone()).map(|l| l.is_some())
     })
     .await;
     assert!(seen.is_some(), "B lists A's new database within 1 s");
@@ -763,7 +756,7 @@ async fn gateways_on_one_catalog_follow_each_others_server_databases() {
         .expect("B serves A's PostgreSQL database");
     assert_eq!(r.rows[0].values(), &[Value::Text("from a".into())]);
     assert!(
-        labels_on(b.client.clone(), lite.clone()).await.is_none(),
+        labels_of(b.client.clone(), lite.clone()).await.is_none(),
         "A's SQLite database is on A's disk only"
     );
 
@@ -773,7 +766,7 @@ async fn gateways_on_one_catalog_follow_each_others_server_databases() {
         .await
         .expect("update through B");
     let relabelled = within(Duration::from_secs(1), || {
-        labels_on(a.client.clone(), x.clone())
+        labels_of(a.client.clone(), x.clone())
             .map(|l| l.and_then(|l| l.get("v").cloned()).as_deref() == Some("2"))
     })
     .await;
@@ -783,7 +776,7 @@ async fn gateways_on_one_catalog_follow_each_others_server_databases() {
         .await
         .expect("delete through B");
     let gone = within(Duration::from_secs(1), || {
-        labels_on(a.client.clone(), x.clone()).map(|l| l.is_none())
+        labels_of(a.client.clone(), x.clone()).map(|l| l.is_none())
     })
     .await;
     assert!(gone.is_some(), "A drops the database B deleted within 1 s");
