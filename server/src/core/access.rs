@@ -9,7 +9,10 @@
 use std::{
     collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -329,6 +332,9 @@ struct Stored {
 pub struct Keyring {
     catalog: Catalog,
     keys: RwLock<HashMap<String, Stored>>,
+    /// Bumped, under the write lock, by every change this gateway makes in memory after
+    /// storing it: a reload that read the catalog before a change reads again.
+    changes: AtomicU64,
 }
 
 /// The prefix of every key.
@@ -367,21 +373,26 @@ impl Keyring {
         Ok(Self {
             catalog,
             keys: RwLock::new(keys),
+            changes: AtomicU64::new(0),
         })
     }
 
     /// Replaces the keys in memory with the catalog's: another gateway sharing a PostgreSQL
     /// catalog created, revoked or replaced one ([`Catalog::watch`]).
     pub fn reload(&self) -> Result<()> {
-        // Read under the write lock: a key this gateway stores meanwhile (catalog first, then
-        // memory) is then either in what was read or added after, never overwritten by an
-        // older read. Authentication waits for one catalog read, and only when keys change.
-        let mut keys = self
-            .keys
-            .write()
-            .map_err(|_| Error::internal("keyring lock poisoned"))?;
-        *keys = Self::read_catalog(&self.catalog)?;
-        Ok(())
+        // The catalog is read without the lock, which authentication waits for on the
+        // runtime's workers. A change this gateway stored while we read (catalog first,
+        // then memory) is either in what we read or bumps `changes` when it reaches memory:
+        // then we read again rather than put back an older view.
+        loop {
+            let seen = self.changes.load(Ordering::Acquire);
+            let keys = Self::read_catalog(&self.catalog)?;
+            let mut held = self.write()?;
+            if self.changes.load(Ordering::Acquire) == seen {
+                *held = keys;
+                return Ok(());
+            }
+        }
     }
 
     fn read_catalog(catalog: &Catalog) -> Result<HashMap<String, Stored>> {
@@ -398,6 +409,20 @@ impl Keyring {
                 )
             })
             .collect())
+    }
+
+    fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, HashMap<String, Stored>>> {
+        self.keys
+            .write()
+            .map_err(|_| Error::internal("keyring lock poisoned"))
+    }
+
+    /// Puts a stored key's new state in memory.
+    fn remember(&self, info: Arc<KeyInfo>, hash: [u8; 32]) -> Result<()> {
+        let mut keys = self.write()?;
+        keys.insert(info.id.clone(), Stored { info, hash });
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        Ok(())
     }
 
     fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, HashMap<String, Stored>>> {
@@ -446,16 +471,7 @@ impl Keyring {
             self.catalog.insert_key(&info, &digest)?;
         }
         let info = Arc::new(info);
-        self.keys
-            .write()
-            .map_err(|_| Error::internal("keyring lock poisoned"))?
-            .insert(
-                info.id.clone(),
-                Stored {
-                    info: Arc::clone(&info),
-                    hash: digest,
-                },
-            );
+        self.remember(Arc::clone(&info), digest)?;
         Ok(info)
     }
 
@@ -474,23 +490,30 @@ impl Keyring {
 
     /// Revokes a key; false when it was revoked already.
     pub fn revoke(&self, id: &str) -> Result<bool> {
-        let mut keys = self
-            .keys
-            .write()
-            .map_err(|_| Error::internal("keyring lock poisoned"))?;
-        let stored = keys.get_mut(id).ok_or_else(|| Error::NotFound {
-            what: "API key",
-            name: id.to_owned(),
-        })?;
-        if stored.info.revoked_ms.is_some() {
+        let (info, hash) = {
+            let keys = self.read()?;
+            let stored = keys.get(id).ok_or_else(|| Error::NotFound {
+                what: "API key",
+                name: id.to_owned(),
+            })?;
+            (Arc::clone(&stored.info), stored.hash)
+        };
+        if info.revoked_ms.is_some() {
             return Ok(false);
         }
+        // Outside the lock, as every catalog call here; of two revocations at once, the
+        // catalog's `revoked_ms IS NULL` picks the one that counts.
         let now = now_ms();
-        self.catalog.revoke_key(id, now)?;
-        stored.info = Arc::new(KeyInfo {
-            revoked_ms: Some(now),
-            ..(*stored.info).clone()
-        });
+        if !self.catalog.revoke_key(id, now)? {
+            return Ok(false);
+        }
+        self.remember(
+            Arc::new(KeyInfo {
+                revoked_ms: Some(now),
+                ..(*info).clone()
+            }),
+            hash,
+        )?;
         Ok(true)
     }
 

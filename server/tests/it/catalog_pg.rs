@@ -2,8 +2,9 @@
 //! starting at once migrate it once, and `dbforge-server catalog migrate` moves a catalog
 //! from SQLite to PostgreSQL and back with nothing lost.
 //!
-//! The PostgreSQL catalog is driven from the calling thread with `block_in_place`, which needs
-//! the multi-threaded runtime: these tests (and the gateway's binary) use it.
+//! A PostgreSQL catalog call blocks its caller (`block_in_place` on a runtime worker) while
+//! the catalog's own thread drives the connection; `block_in_place` needs the multi-threaded
+//! runtime: these tests (and the gateway's binary) use it.
 
 use std::{path::Path, process::Command, time::Duration};
 
@@ -291,6 +292,40 @@ async fn everything_the_catalog_keeps_survives_a_restart_on_postgres() {
     c.delete_database(&pg).await.expect("delete");
     c.delete_database(&lite).await.expect("delete");
     s.stop().await;
+    cat.drop().await;
+}
+
+/// A catalog call completes while every worker of the gateway's runtime is blocked: on a
+/// lock the caller holds, as authentication once waited on the keyring a reload held. The
+/// catalog's connections are driven by a thread of their own; when they were driven by the
+/// gateway's runtime, nobody polled their IO and the gateway hung (a CI run, 2026-12-07).
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_catalog_call_completes_while_every_runtime_worker_is_blocked() {
+    let Some(cat) = CatalogDb::create("blocked").await else {
+        return;
+    };
+    let catalog = Catalog::connect(&cat.url).await.expect("connect");
+    let (started, worker_blocked) = std::sync::mpsc::channel::<()>();
+    let (answer, answered) = std::sync::mpsc::channel::<bool>();
+    let reader = {
+        let catalog = catalog.clone();
+        tokio::task::spawn_blocking(move || {
+            worker_blocked.recv().expect("the worker is blocked");
+            let _ = answer.send(catalog.load_keys().is_ok());
+        })
+    };
+    // The runtime's only worker, blocked until the catalog answers.
+    let blocked = tokio::spawn(async move {
+        started.send(()).expect("the reader waits");
+        answered.recv_timeout(Duration::from_secs(10))
+    });
+    assert_eq!(
+        blocked.await.expect("the blocked task"),
+        Ok(true),
+        "the catalog answered while the worker was blocked"
+    );
+    reader.await.expect("the reader");
+    drop(catalog);
     cat.drop().await;
 }
 

@@ -104,7 +104,7 @@ enum Store {
     Sqlite(Mutex<rusqlite::Connection>),
     Postgres {
         pool: sqlx::PgPool,
-        rt: tokio::runtime::Handle,
+        rt: CatalogRuntime,
         /// Where it is, without the password (for logs and errors).
         shown: String,
     },
@@ -116,6 +116,46 @@ impl std::fmt::Debug for Store {
             Self::Sqlite(_) => f.write_str("Store::Sqlite"),
             Self::Postgres { shown, .. } => write!(f, "Store::Postgres({shown})"),
         }
+    }
+}
+
+/// The runtime that drives the PostgreSQL catalog's connections, on a thread of its own.
+///
+/// A connection's readiness is delivered by the runtime it was opened on, so on the gateway's
+/// runtime a catalog call would wait for a free worker to poll the IO driver. Callers hold
+/// locks across catalog calls that request tasks wait for on workers (a keyring reload, a
+/// revocation); with every worker blocked on such a lock, the call never completed and the
+/// gateway hung (a CI run, 2026-12-07). On this thread, a catalog call completes whatever
+/// the gateway's workers are doing.
+struct CatalogRuntime {
+    handle: tokio::runtime::Handle,
+    /// Dropped with the last clone of the catalog: the thread then ends and drops the runtime
+    /// (which must not be dropped on a runtime's thread).
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl CatalogRuntime {
+    fn start() -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::internal(format!("catalog runtime: {e}")))?;
+        let handle = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("dbforge-catalog".into())
+            .spawn(move || {
+                // Only the thread in `block_on` polls a current-thread runtime's IO and timers;
+                // `Handle::block_on` elsewhere relies on it.
+                rt.block_on(async {
+                    let _ = stopped.await;
+                });
+            })
+            .map_err(|e| Error::internal(format!("catalog thread: {e}")))?;
+        Ok(Self {
+            handle,
+            _stop: stop,
+        })
     }
 }
 
@@ -381,6 +421,22 @@ impl Catalog {
     /// Connects to the PostgreSQL catalog at `url` (`postgres://…`), creating and migrating
     /// its tables under an advisory lock, so gateways starting at once do not race.
     pub async fn connect(url: &str) -> Result<Self> {
+        let rt = CatalogRuntime::start()?;
+        let url = url.to_owned();
+        let (pool, shown) = rt
+            .handle
+            .spawn(async move { Self::connect_pool(&url).await })
+            .await
+            .map_err(|e| Error::internal(format!("catalog connect task: {e}")))??;
+        Ok(Self {
+            store: Arc::new(Store::Postgres { pool, rt, shown }),
+            node: Arc::from(LOCAL_NODE),
+        })
+    }
+
+    /// Connects and migrates (on the catalog's runtime, which then owns the connections):
+    /// the pool and the URL as shown in logs.
+    async fn connect_pool(url: &str) -> Result<(sqlx::PgPool, String)> {
         let options: sqlx::postgres::PgConnectOptions = url
             .parse()
             .map_err(|e| Error::invalid("--catalog-url", format!("not a PostgreSQL URL: {e}")))?;
@@ -451,14 +507,7 @@ impl Catalog {
         if version < SCHEMA_VERSION {
             tracing::info!(catalog = %shown, from = version, to = SCHEMA_VERSION, "catalog schema migrated");
         }
-        Ok(Self {
-            store: Arc::new(Store::Postgres {
-                pool,
-                rt: tokio::runtime::Handle::current(),
-                shown,
-            }),
-            node: Arc::from(LOCAL_NODE),
-        })
+        Ok((pool, shown))
     }
 
     /// Opens the catalog a gateway is configured with: PostgreSQL at `url`, else the SQLite
@@ -535,6 +584,9 @@ impl Catalog {
             // On a runtime worker the statements run in place of the worker (its other tasks
             // move to another thread); on a blocking thread this is a plain call.
             Store::Postgres { pool, rt, shown } => tokio::task::block_in_place(|| {
+                // What sqlx spawns meanwhile (a connection's return to the pool) runs there too.
+                let _in = rt.handle.enter();
+                let rt = &rt.handle;
                 let mut tx = rt
                     .block_on(pool.begin())
                     .map_err(|e| Error::Unavailable(format!("catalog at {shown}: {e}")))?;
@@ -763,14 +815,15 @@ impl Catalog {
         self.with(|c| store_key(c, info, hash, true))
     }
 
-    /// Marks a key revoked.
-    pub fn revoke_key(&self, id: &str, at_ms: i64) -> Result<()> {
+    /// Marks a key revoked; false when it was revoked already (by another gateway, say).
+    pub fn revoke_key(&self, id: &str, at_ms: i64) -> Result<bool> {
         self.with(|c| {
-            c.execute(
+            let n = c.execute(
                 "UPDATE api_keys SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL",
                 params![id, at_ms],
             )?;
-            keys_changed(c)
+            keys_changed(c)?;
+            Ok(n > 0)
         })
     }
 
@@ -1099,11 +1152,16 @@ impl Catalog {
         channel: &'static str,
         changed: impl Fn() -> bool + Send + 'static,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        let Store::Postgres { pool, shown, .. } = &*self.store else {
+        let Store::Postgres { pool, shown, rt } = &*self.store else {
             return None;
         };
         let (pool, shown) = (pool.clone(), shown.clone());
-        Some(tokio::spawn(async move {
+        // The listener runs on the catalog's runtime; `changed` on the caller's. One pending
+        // signal is enough: the call it causes reads what every earlier notification changed.
+        let (signal, mut signals) = tokio::sync::mpsc::channel::<()>(1);
+        // Ends the listener when the caller's task ends (aborted at shutdown).
+        let unwatched = signal.clone();
+        let listen = async move {
             loop {
                 let listening = async {
                     let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
@@ -1118,24 +1176,32 @@ impl Catalog {
                         continue;
                     }
                 };
+                loop {
+                    if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) =
+                        signal.try_send(())
+                    {
+                        return;
+                    }
+                    // `Ok(None)`: the connection was lost and made again; what changed in
+                    // between was not notified, so it counts as a change.
+                    if let Err(e) = listener.try_recv().await {
+                        tracing::warn!(catalog = %shown, channel, error = %e, "lost a catalog listener; reconnecting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        break;
+                    }
+                }
+            }
+        };
+        rt.handle.spawn(async move {
+            tokio::select! {
+                () = listen => {}
+                () = unwatched.closed() => {}
+            }
+        });
+        Some(tokio::spawn(async move {
+            while signals.recv().await.is_some() {
                 if !changed() {
                     return;
-                }
-                loop {
-                    // `Ok(None)`: the connection was lost and made again; what changed in
-                    // between was not notified, so reload as for a change.
-                    match listener.try_recv().await {
-                        Ok(_) => {
-                            if !changed() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(catalog = %shown, channel, error = %e, "lost a catalog listener; reconnecting");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                            break;
-                        }
-                    }
                 }
             }
         }))
