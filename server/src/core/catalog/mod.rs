@@ -104,7 +104,7 @@ enum Store {
     Sqlite(Mutex<rusqlite::Connection>),
     Postgres {
         pool: sqlx::PgPool,
-        rt: CatalogRuntime,
+        runtime: CatalogRuntime,
         /// Where it is, without the password (for logs and errors).
         shown: String,
     },
@@ -122,11 +122,10 @@ impl std::fmt::Debug for Store {
 /// The runtime that drives the PostgreSQL catalog's connections, on a thread of its own.
 ///
 /// A connection's readiness is delivered by the runtime it was opened on, so on the gateway's
-/// runtime a catalog call would wait for a free worker to poll the IO driver. Callers hold
-/// locks across catalog calls that request tasks wait for on workers (a keyring reload, a
-/// revocation); with every worker blocked on such a lock, the call never completed and the
-/// gateway hung (a CI run, 2026-12-07). On this thread, a catalog call completes whatever
-/// the gateway's workers are doing.
+/// runtime a catalog call would wait for a free worker to poll the IO driver. When its caller
+/// held a lock that request tasks wait for on the workers (the keyring's, during a reload),
+/// every worker blocked on it, the call never completed and the gateway hung (a CI run,
+/// 2026-12-07). On this thread, a catalog call completes whatever the workers are doing.
 struct CatalogRuntime {
     handle: tokio::runtime::Handle,
     /// Dropped with the last clone of the catalog: the thread then ends and drops the runtime
@@ -421,15 +420,19 @@ impl Catalog {
     /// Connects to the PostgreSQL catalog at `url` (`postgres://…`), creating and migrating
     /// its tables under an advisory lock, so gateways starting at once do not race.
     pub async fn connect(url: &str) -> Result<Self> {
-        let rt = CatalogRuntime::start()?;
+        let runtime = CatalogRuntime::start()?;
         let url = url.to_owned();
-        let (pool, shown) = rt
+        let (pool, shown) = runtime
             .handle
             .spawn(async move { Self::connect_pool(&url).await })
             .await
             .map_err(|e| Error::internal(format!("catalog connect task: {e}")))??;
         Ok(Self {
-            store: Arc::new(Store::Postgres { pool, rt, shown }),
+            store: Arc::new(Store::Postgres {
+                pool,
+                runtime,
+                shown,
+            }),
             node: Arc::from(LOCAL_NODE),
         })
     }
@@ -583,10 +586,14 @@ impl Catalog {
             }
             // On a runtime worker the statements run in place of the worker (its other tasks
             // move to another thread); on a blocking thread this is a plain call.
-            Store::Postgres { pool, rt, shown } => tokio::task::block_in_place(|| {
+            Store::Postgres {
+                pool,
+                runtime,
+                shown,
+            } => tokio::task::block_in_place(|| {
                 // What sqlx spawns meanwhile (a connection's return to the pool) runs there too.
-                let _in = rt.handle.enter();
-                let rt = &rt.handle;
+                let _in = runtime.handle.enter();
+                let rt = &runtime.handle;
                 let mut tx = rt
                     .block_on(pool.begin())
                     .map_err(|e| Error::Unavailable(format!("catalog at {shown}: {e}")))?;
@@ -1152,7 +1159,12 @@ impl Catalog {
         channel: &'static str,
         changed: impl Fn() -> bool + Send + 'static,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        let Store::Postgres { pool, shown, rt } = &*self.store else {
+        let Store::Postgres {
+            pool,
+            shown,
+            runtime,
+        } = &*self.store
+        else {
             return None;
         };
         let (pool, shown) = (pool.clone(), shown.clone());
@@ -1192,7 +1204,7 @@ impl Catalog {
                 }
             }
         };
-        rt.handle.spawn(async move {
+        runtime.handle.spawn(async move {
             tokio::select! {
                 () = listen => {}
                 () = unwatched.closed() => {}
