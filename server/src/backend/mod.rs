@@ -166,6 +166,15 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     fn connection_shares(&self) -> Vec<share::ShareStats> {
         Vec::new()
     }
+    /// Makes this gateway one of `replicas` gateways sharing the engine's server (one
+    /// catalog): a server engine keeps its connections within `1/replicas` of its cap
+    /// ([`pool::Pool::set_replicas`]). Engines without a server do nothing.
+    fn set_replicas(&self, _replicas: usize) {}
+    /// Data-plane connections this gateway may open to the engine's server now (its share of
+    /// the cap), and those open; `None` for engines without a server.
+    fn connection_cap(&self) -> Option<(usize, usize)> {
+        None
+    }
     /// Whether [`StatementLimits::read_only`] is enforced by the engine itself (read-only
     /// connections, read-only transactions, a role without write privileges). A backend that
     /// cannot enforce it keeps the default `false`, and the core refuses read-only grants on it

@@ -55,7 +55,7 @@ use std::{
     fmt,
     sync::{
         Arc, Mutex, Weak,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -192,6 +192,11 @@ impl PoolSizes {
 struct Slots<C> {
     permits: Arc<Semaphore>,
     size: usize,
+    /// Permits kept from use, so that this gateway stays within its share of the server's cap
+    /// when it is one of several replicas ([`Pool::set_replicas`]).
+    withheld: Mutex<Vec<OwnedSemaphorePermit>>,
+    /// How many permits to keep from use.
+    hold_back: AtomicUsize,
     /// Idle connections of every database, least recently released first.
     idle: Mutex<VecDeque<Idle<C>>>,
     /// Signalled when a connection goes idle, so that a call waiting at the cap can evict it.
@@ -214,6 +219,8 @@ impl<C: PoolConn> Slots<C> {
         Self {
             permits: Arc::new(Semaphore::new(size)),
             size,
+            withheld: Mutex::new(Vec::new()),
+            hold_back: AtomicUsize::new(0),
             idle: Mutex::new(VecDeque::new()),
             released: Notify::new(),
         }
@@ -283,7 +290,57 @@ impl<C: PoolConn> Slots<C> {
 
     /// Connections open right now, idle or lent out.
     fn open(&self) -> usize {
-        self.size - self.permits.available_permits()
+        (self.size - self.permits.available_permits()).saturating_sub(self.withheld().len())
+    }
+
+    /// Connections allowed now: the size less what is held back.
+    fn cap(&self) -> usize {
+        self.size
+            .saturating_sub(self.hold_back.load(Ordering::Relaxed))
+            .max(1)
+    }
+
+    fn withheld(&self) -> std::sync::MutexGuard<'_, Vec<OwnedSemaphorePermit>> {
+        // Push and pop only: a panic cannot leave the list inconsistent.
+        self.withheld.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps `permit` from use while fewer than `hold_back` are kept (its connection is then
+    /// closed); otherwise hands it back.
+    fn hold(&self, permit: OwnedSemaphorePermit) -> Option<OwnedSemaphorePermit> {
+        let mut withheld = self.withheld();
+        if withheld.len() < self.hold_back.load(Ordering::Relaxed) {
+            withheld.push(permit);
+            None
+        } else {
+            Some(permit)
+        }
+    }
+
+    /// Brings the permits kept from use to `hold_back`: frees the extra ones, takes free ones,
+    /// and closes idle connections to take theirs. Connections in use keep theirs until they
+    /// are handed back ([`Held::finish`]), so a shrinking cap is reached as calls end.
+    fn reconcile(&self) {
+        let want = self.hold_back.load(Ordering::Relaxed);
+        let short = {
+            let mut withheld = self.withheld();
+            withheld.truncate(want);
+            while withheld.len() < want {
+                match Arc::clone(&self.permits).try_acquire_owned() {
+                    Ok(p) => withheld.push(p),
+                    Err(_) => break,
+                }
+            }
+            want - withheld.len()
+        };
+        for _ in 0..short {
+            let Some(idle) = self.take_oldest() else {
+                break;
+            };
+            let permit = self.hold(idle.permit);
+            close_later(idle.conn, (permit, None));
+        }
+        self.released.notify_waiters();
     }
 }
 
@@ -618,6 +675,37 @@ impl<C: Connector> Pool<C> {
         self.data.open()
     }
 
+    /// Makes this gateway one of `replicas` sharing the server: it keeps to
+    /// `max_connections / replicas` connections in all (its administrative reserve included,
+    /// and at least one data-plane connection), so that the replicas together stay within the
+    /// server's cap. Takes effect at once for new connections; idle ones beyond the new cap are
+    /// closed now, busy ones when their calls end.
+    pub fn set_replicas(&self, replicas: usize) {
+        let total = self.sizes.data + self.sizes.admin;
+        let share = total / replicas.max(1);
+        let data = share
+            .saturating_sub(self.sizes.admin)
+            .clamp(1, self.sizes.data);
+        let before = self
+            .data
+            .hold_back
+            .swap(self.sizes.data - data, Ordering::Relaxed);
+        if before != self.sizes.data - data {
+            self.shares.lock().set_cap(data);
+            debug!(
+                backend = C::KIND.as_str(),
+                replicas, data, "this replica's share of the server's connections changed"
+            );
+            self.data.reconcile();
+            self.rebalance();
+        }
+    }
+
+    /// Data-plane connections this gateway may open now (its share of the server's cap).
+    pub fn data_cap(&self) -> usize {
+        self.data.cap()
+    }
+
     fn outages(&self) -> u64 {
         self.health.outages.load(Ordering::Relaxed)
     }
@@ -698,6 +786,7 @@ async fn watch<C: Connector>(pool: Weak<Pool<C>>, health: Arc<Health>) {
             };
             let up = pool.probe().await;
             pool.reap();
+            pool.data.reconcile();
             pool.rebalance();
             if up {
                 backoff.reset();
@@ -817,7 +906,7 @@ impl<C: Connector> Handle<C> {
                     p = Arc::clone(&slots.permits).acquire_owned() => p.map_err(Error::internal)?,
                     _ = &mut released => continue,
                     _ = tokio::time::sleep_until(wait_until) => {
-                        return Err(self.pool.engine.busy(slots.size));
+                        return Err(self.pool.engine.busy(slots.cap()));
                     }
                 },
             };
@@ -925,8 +1014,18 @@ impl<C: Connector> Held<C> {
                 (None, Some(account), keep && fits)
             }
         };
+        // Beyond this gateway's share of the server's cap (it shrank while the connection was
+        // lent): the permit is kept from use and the connection closed.
+        let slots = self.pool.slots(self.admin);
+        let Some(permit) = slots.hold(permit) else {
+            close_later(conn, (None, per_db));
+            if let Some(account) = account {
+                account.shares.changed.notify_waiters();
+            }
+            return;
+        };
         if keep {
-            self.pool.slots(self.admin).put(Idle {
+            slots.put(Idle {
                 key: Arc::clone(&self.key),
                 conn,
                 permit,
@@ -1041,5 +1140,87 @@ impl<C: Connector> Detached<C> {
 impl<C: Connector> Drop for Detached<C> {
     fn drop(&mut self) {
         self.0.finish(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection that only counts its closing.
+    struct Counted(Arc<AtomicUsize>);
+
+    #[async_trait]
+    impl PoolConn for Counted {
+        fn is_broken(&self) -> bool {
+            false
+        }
+        async fn ping(&mut self) -> Result<()> {
+            Ok(())
+        }
+        async fn close(self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn idle(slots: &Slots<Counted>, closed: &Arc<AtomicUsize>) {
+        let permit = Arc::clone(&slots.permits)
+            .try_acquire_owned()
+            .expect("a free permit");
+        slots.put(Idle {
+            key: "db".into(),
+            conn: Counted(Arc::clone(closed)),
+            permit,
+            since: Instant::now(),
+            epoch: 0,
+            mark: None,
+        });
+    }
+
+    #[tokio::test]
+    async fn a_shrinking_cap_takes_free_permits_then_idle_ones_then_released_ones() {
+        let slots = Slots::<Counted>::new(8);
+        let closed = Arc::new(AtomicUsize::new(0));
+        for _ in 0..3 {
+            idle(&slots, &closed);
+        }
+        let mut busy: Vec<OwnedSemaphorePermit> = (0..4)
+            .map(|_| {
+                Arc::clone(&slots.permits)
+                    .try_acquire_owned()
+                    .expect("free")
+            })
+            .collect();
+        assert_eq!((slots.open(), slots.cap()), (7, 8));
+
+        // Down to 2: the free permit and the three idle connections' are taken; two of the
+        // busy ones must still come back.
+        slots.hold_back.store(6, Ordering::Relaxed);
+        slots.reconcile();
+        assert_eq!(slots.cap(), 2);
+        assert_eq!(slots.withheld().len(), 4);
+        assert!(
+            slots.lock().is_empty(),
+            "idle connections beyond the cap are closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(closed.load(Ordering::Relaxed), 3);
+        assert_eq!(slots.open(), 4, "the busy connections are still open");
+
+        // Busy connections handed back while the cap is short: their permits are kept.
+        assert!(slots.hold(busy.pop().expect("busy")).is_none());
+        assert!(slots.hold(busy.pop().expect("busy")).is_none());
+        let third = busy.pop().expect("busy");
+        assert!(
+            slots.hold(third).is_some(),
+            "at the cap again, a released connection may be kept"
+        );
+        assert_eq!(slots.withheld().len(), 6);
+
+        // Back to the whole cap: every withheld permit is free again.
+        slots.hold_back.store(0, Ordering::Relaxed);
+        slots.reconcile();
+        assert_eq!((slots.cap(), slots.withheld().len()), (8, 0));
+        assert_eq!(slots.permits.available_permits(), 7);
     }
 }

@@ -209,6 +209,12 @@ impl ShareTable {
         }
     }
 
+    /// Shares `cap` connections from now on (the gateway's share of the server's cap changed);
+    /// the next [`rebalance`](Self::rebalance) splits them.
+    pub fn set_cap(&mut self, cap: usize) {
+        self.cap = cap;
+    }
+
     /// The bounds in force (the maximum within the cap, the minimum within the maximum).
     pub fn settings(&self) -> ShareSettings {
         self.settings

@@ -565,6 +565,15 @@ impl Backend for RedisBackend {
         self.shared.pool.available()
     }
 
+    fn set_replicas(&self, replicas: usize) {
+        self.shared.pool.set_replicas(replicas);
+    }
+
+    fn connection_cap(&self) -> Option<(usize, usize)> {
+        let pool = &self.shared.pool;
+        Some((pool.data_cap(), pool.open_connections()))
+    }
+
     fn availability(&self) -> Result<()> {
         self.shared.pool.ensure_available()
     }

@@ -326,6 +326,16 @@ impl Pool {
         }))
     }
 
+    /// See [`shared::Pool::set_replicas`].
+    pub fn set_replicas(&self, replicas: usize) {
+        self.server.set_replicas(replicas);
+    }
+
+    /// See [`shared::Pool::data_cap`].
+    pub fn data_cap(&self) -> usize {
+        self.server.data_cap()
+    }
+
     /// Whether the last probe reached the server.
     pub fn available(&self) -> bool {
         self.server.is_up()

@@ -527,6 +527,15 @@ impl<P: Provisioner> Backend for SqlBackend<P> {
         self.shared.server.share_stats()
     }
 
+    fn set_replicas(&self, replicas: usize) {
+        self.shared.server.set_replicas(replicas);
+    }
+
+    fn connection_cap(&self) -> Option<(usize, usize)> {
+        let server = &self.shared.server;
+        Some((server.data_cap(), server.open_connections()))
+    }
+
     fn enforces_read_only(&self) -> bool {
         true
     }
