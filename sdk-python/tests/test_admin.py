@@ -13,8 +13,19 @@ import pytest
 from google.protobuf import duration_pb2, timestamp_pb2
 
 import dbforge
-from dbforge import ApiKey, AuditEvent, AuditVerdict, Grant, KeyGrant, Role, RpcStats, ServerStats
-from dbforge.v1 import access_pb2, operations_pb2
+from dbforge import (
+    ApiKey,
+    AuditEvent,
+    AuditVerdict,
+    ConnectionCap,
+    Grant,
+    KeyGrant,
+    Node,
+    Role,
+    RpcStats,
+    ServerStats,
+)
+from dbforge.v1 import access_pb2, operations_pb2, types_pb2
 from dbforge_server import ADMIN_KEY, DBForgeServer, unique
 
 UTC = dt.timezone.utc
@@ -89,8 +100,28 @@ def test_server_stats_and_audit_records_convert_durations_times_and_optionals() 
                 )
             ],
             error_rate=0.1,
+            node="a1",
+            nodes=[
+                operations_pb2.Node(
+                    name="a1",
+                    address="10.0.0.1:50051",
+                    started=ts(1_700_000_000),
+                    heartbeat=ts(1_700_000_060),
+                )
+            ],
+            connection_caps=[operations_pb2.ConnectionCap(backend=types_pb2.BACKEND_POSTGRES, cap=48, open=5)],
         )
     )
+    assert stats.node == "a1"
+    assert stats.nodes == [
+        Node(
+            "a1",
+            "10.0.0.1:50051",
+            dt.datetime.fromtimestamp(1_700_000_000, UTC),
+            dt.datetime.fromtimestamp(1_700_000_060, UTC),
+        )
+    ]
+    assert stats.connection_caps == [ConnectionCap(types_pb2.BACKEND_POSTGRES, 48, 5)]
     assert stats.uptime == dt.timedelta(days=1, seconds=3600, microseconds=1)
     assert (stats.active_connections, stats.active_streams, stats.active_sessions) == (1, 2, 3)
     assert (stats.databases, stats.open_databases, stats.error_rate) == (4, 5, 0.1)
@@ -131,6 +162,9 @@ def test_admin_calls_answer_with_sdk_types(auth_server: DBForgeServer) -> None:
         stats = admin.server_stats()
         assert isinstance(stats, ServerStats) and isinstance(stats.uptime, dt.timedelta)
         assert all(isinstance(r, RpcStats) for r in stats.rpcs)
+        # One gateway on its own catalog: it is the only node.
+        assert [n.name for n in stats.nodes] == [stats.node]
+        assert isinstance(stats.nodes[0].heartbeat, dt.datetime)
         events, _ = admin.list_audit_events(key_id=me.id, page_size=3)
         assert events and all(isinstance(e, AuditEvent) and e.key_id == me.id for e in events)
         verdict = admin.verify_audit_log()

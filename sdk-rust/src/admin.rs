@@ -218,6 +218,38 @@ pub struct ServerStats {
     pub error_rate: f64,
     /// Each open PostgreSQL or MySQL database's share of its server's connections.
     pub connection_shares: Vec<ConnectionShare>,
+    /// The gateways sharing this gateway's catalog with a recent heartbeat (itself included),
+    /// by name.
+    pub nodes: Vec<Node>,
+    /// This gateway's node name.
+    pub node: String,
+    /// Per server engine, this gateway's share of the server's connection cap.
+    pub connection_caps: Vec<ConnectionCap>,
+}
+
+/// A gateway sharing the catalog, as its last heartbeat recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Its node name.
+    pub name: String,
+    /// The address it listens on for gRPC.
+    pub address: String,
+    /// When its process started.
+    pub started: Option<SystemTime>,
+    /// Its last heartbeat.
+    pub heartbeat: Option<SystemTime>,
+}
+
+/// This gateway's connections to one engine's server: with N live gateways on one catalog,
+/// each keeps to 1/N of the server's cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionCap {
+    /// The engine.
+    pub backend: Backend,
+    /// Data-plane connections this gateway may open now.
+    pub cap: u32,
+    /// Data-plane connections open now.
+    pub open: u32,
 }
 
 /// One open database's share of its server's connection cap, which follows its demand
@@ -280,7 +312,11 @@ impl From<pb::GetServerStatsResponse> for ServerStats {
             rpcs,
             error_rate,
             connection_shares,
+            nodes,
+            node,
+            connection_caps,
         } = s;
+        let n = |v: i32| u32::try_from(v).unwrap_or_default();
         ServerStats {
             uptime: duration(uptime),
             active_connections: count(active_connections),
@@ -291,6 +327,24 @@ impl From<pb::GetServerStatsResponse> for ServerStats {
             rpcs: rpcs.into_iter().map(Into::into).collect(),
             error_rate,
             connection_shares: connection_shares.into_iter().map(Into::into).collect(),
+            nodes: nodes
+                .into_iter()
+                .map(|g| Node {
+                    name: g.name,
+                    address: g.address,
+                    started: time(g.started),
+                    heartbeat: time(g.heartbeat),
+                })
+                .collect(),
+            node,
+            connection_caps: connection_caps
+                .into_iter()
+                .map(|c| ConnectionCap {
+                    backend: Backend::try_from(c.backend).unwrap_or(Backend::Unspecified),
+                    cap: n(c.cap),
+                    open: n(c.open),
+                })
+                .collect(),
         }
     }
 }
@@ -510,8 +564,36 @@ mod tests {
                 min: 1,
                 max: 6,
             }],
+            nodes: vec![pb::Node {
+                name: "a1".into(),
+                address: "10.0.0.1:50051".into(),
+                started: ts(1_700_000_000, 0),
+                heartbeat: ts(1_700_000_060, 500_000_000),
+            }],
+            node: "a1".into(),
+            connection_caps: vec![pb::ConnectionCap {
+                backend: pb::Backend::Postgres as i32,
+                cap: 48,
+                open: 5,
+            }],
         });
         assert_eq!(stats.uptime, Duration::from_secs(90));
+        assert_eq!(
+            (stats.node.as_str(), stats.nodes[0].address.as_str()),
+            ("a1", "10.0.0.1:50051")
+        );
+        assert_eq!(
+            stats.nodes[0].heartbeat,
+            Some(UNIX_EPOCH + Duration::from_millis(1_700_000_060_500))
+        );
+        assert_eq!(
+            stats.connection_caps,
+            vec![ConnectionCap {
+                backend: Backend::Postgres,
+                cap: 48,
+                open: 5
+            }]
+        );
         let share = &stats.connection_shares[0];
         assert_eq!(
             (share.backend, share.database.as_str()),

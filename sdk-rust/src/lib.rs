@@ -71,7 +71,8 @@ mod value;
 
 pub use access::{ApiKeySpec, Grant, Role};
 pub use admin::{
-    ApiKey, AuditEvent, AuditFilter, AuditVerdict, ConnectionShare, KeyGrant, RpcStats, ServerStats,
+    ApiKey, AuditEvent, AuditFilter, AuditVerdict, ConnectionCap, ConnectionShare, KeyGrant, Node,
+    RpcStats, ServerStats,
 };
 pub use backup::{
     Backup, BackupFilter, BackupManifest, BackupPolicy, BackupStatus, CreateBackup, RestoreMode,

@@ -11,6 +11,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { Role, type ApiKey as PbApiKey, type Grant as PbGrant } from "./gen/dbforge/v1/access_pb.js";
+import type { Backend } from "./gen/dbforge/v1/types_pb.js";
 import type {
   AuditEvent as PbAuditEvent,
   GetServerStatsResponse,
@@ -84,6 +85,34 @@ export interface ServerStats {
   rpcs: RpcStats[];
   /** Errors over calls, all RPCs together (0 when there were no calls). */
   errorRate: number;
+  /** This gateway's node name. */
+  node: string;
+  /** The gateways sharing this gateway's catalog with a recent heartbeat (itself included). */
+  nodes: Node[];
+  /** Per server engine, this gateway's share of the server's connection cap. */
+  connectionCaps: ConnectionCap[];
+}
+
+/** A gateway sharing the catalog, as its last heartbeat recorded it. */
+export interface Node {
+  /** Its node name. */
+  name: string;
+  /** The address it listens on for gRPC. */
+  address: string;
+  /** When its process started. */
+  started: Date;
+  /** Its last heartbeat. */
+  heartbeat: Date;
+}
+
+/** This gateway's share of one engine server's connection cap: 1/N with N live gateways. */
+export interface ConnectionCap {
+  /** The engine. */
+  backend: Backend;
+  /** Data-plane connections this gateway may open now. */
+  cap: number;
+  /** Data-plane connections open now. */
+  open: number;
 }
 
 /** One audited call, a link of the audit log's hash chain. */
@@ -181,6 +210,14 @@ export function serverStatsFromPb(s: GetServerStatsResponse): ServerStats {
     openDatabases: Number(s.openDatabases),
     rpcs: s.rpcs.map(rpcStatsFromPb),
     errorRate: s.errorRate,
+    node: s.node,
+    nodes: s.nodes.map((n) => ({
+      name: n.name,
+      address: n.address,
+      started: date(n.started),
+      heartbeat: date(n.heartbeat),
+    })),
+    connectionCaps: s.connectionCaps.map((c) => ({ backend: c.backend, cap: c.cap, open: c.open })),
   };
 }
 

@@ -94,4 +94,13 @@ export {
   type SqlParam,
   type SqlValue,
 } from "./values.js";
-export type { ApiKey, AuditEvent, AuditVerdict, KeyGrant, RpcStats, ServerStats } from "./admin.js";
+export type {
+  ApiKey,
+  AuditEvent,
+  AuditVerdict,
+  ConnectionCap,
+  KeyGrant,
+  Node,
+  RpcStats,
+  ServerStats,
+} from "./admin.js";

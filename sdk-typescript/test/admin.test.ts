@@ -14,6 +14,7 @@ import {
   GetServerStatsResponseSchema,
   VerifyAuditLogResponseSchema,
 } from "../src/gen/dbforge/v1/operations_pb.js";
+import { Backend } from "../src/gen/dbforge/v1/types_pb.js";
 import { Grant, Role, connect } from "../src/node.js";
 import { startServer, unique, type TestServer } from "./server.js";
 
@@ -64,6 +65,16 @@ test("server stats, audit records and the verdict convert durations, 64-bit coun
       openDatabases: 5n,
       rpcs: [{ rpc: "Execute", calls: 10n, errors: 1n, meanDuration: { nanos: 2_500_000 }, maxDuration: { seconds: 1n } }],
       errorRate: 0.1,
+      node: "a1",
+      nodes: [
+        {
+          name: "a1",
+          address: "10.0.0.1:50051",
+          started: { seconds: 1_700_000_000n },
+          heartbeat: { seconds: 1_700_000_060n, nanos: 500_000_000 },
+        },
+      ],
+      connectionCaps: [{ backend: Backend.POSTGRES, cap: 48, open: 5 }],
     }),
   );
   assert.deepEqual(stats, {
@@ -75,6 +86,16 @@ test("server stats, audit records and the verdict convert durations, 64-bit coun
     openDatabases: 5,
     rpcs: [{ rpc: "Execute", calls: 10, errors: 1, meanDurationMs: 2.5, maxDurationMs: 1000 }],
     errorRate: 0.1,
+    node: "a1",
+    nodes: [
+      {
+        name: "a1",
+        address: "10.0.0.1:50051",
+        started: new Date(1_700_000_000_000),
+        heartbeat: new Date(1_700_000_060_500),
+      },
+    ],
+    connectionCaps: [{ backend: Backend.POSTGRES, cap: 48, open: 5 }],
   });
   const fields = {
     seq: 7n,
@@ -129,6 +150,13 @@ describe("admin calls against a live server", () => {
     const stats = await admin.serverStats();
     assert.ok(!("$typeName" in stats) && typeof stats.databases === "number" && stats.uptimeMs >= 0);
     assert.ok(stats.rpcs.every((r) => typeof r.calls === "number" && typeof r.meanDurationMs === "number"));
+    // One gateway on its own catalog: it is the only node, with the address it bound.
+    assert.deepEqual(
+      stats.nodes.map((n) => n.name),
+      [stats.node],
+    );
+    const [self] = stats.nodes;
+    assert.ok(self?.heartbeat instanceof Date && self.address.includes(":"));
     const { events } = await admin.listAuditEvents({ pageSize: 5 });
     assert.ok(events.length > 0 && events.every((e) => typeof e.seq === "number" && e.time instanceof Date));
     const verdict = await admin.verifyAuditLog();

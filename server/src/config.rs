@@ -583,6 +583,7 @@ impl Config {
             quota_interval: self.quota_interval,
             scheduler_lease: self.scheduler_lease,
             quota_trigger: self.quota_trigger.clone(),
+            address: self.listen.to_string(),
         }
     }
 

@@ -40,7 +40,7 @@ use crate::{
     core::{
         access::Keyring,
         catalog::KEYS_CHANNEL,
-        forge::Forge,
+        forge::{Forge, ForgeConfig},
         health::{self, AvailabilityWatch},
         semantic::{
             Semantic,
@@ -97,7 +97,11 @@ pub async fn run(
         )
         .into());
     }
-    let (forge, housekeeping) = Forge::open(cfg.forge(), backends).await?;
+    let forge_cfg = ForgeConfig {
+        address: addr.to_string(),
+        ..cfg.forge()
+    };
+    let (forge, housekeeping) = Forge::open(forge_cfg, backends).await?;
     let keyring = if cfg.insecure_no_auth {
         warn!("authentication is DISABLED (--insecure-no-auth): every caller may do everything");
         None

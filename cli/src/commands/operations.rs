@@ -2,7 +2,9 @@
 
 use std::{io::Write, time::Instant};
 
-use dbforge::{AuditEvent, AuditFilter, ConnectionShare, RpcStats, Value, pb::ValueKind};
+use dbforge::{
+    AuditEvent, AuditFilter, ConnectionCap, ConnectionShare, Node, RpcStats, Value, pb::ValueKind,
+};
 
 use super::{App, access::time, backend_name, db::listing_columns, int, millis, stdout};
 use crate::{
@@ -35,6 +37,20 @@ const RPC_COLUMNS: &[(&str, ValueKind)] = &[
 
 /// Columns of `dbforge stats`' connection shares (one row per open PostgreSQL or MySQL
 /// database).
+/// Columns of `dbforge stats --format json`'s `nodes` array.
+const NODE_COLUMNS: &[(&str, ValueKind)] = &[
+    ("name", ValueKind::Text),
+    ("address", ValueKind::Text),
+    ("heartbeat", ValueKind::Timestamp),
+];
+
+/// Columns of `dbforge stats --format json`'s `connection_caps` array.
+const CAP_COLUMNS: &[(&str, ValueKind)] = &[
+    ("backend", ValueKind::Text),
+    ("cap", ValueKind::Int),
+    ("open", ValueKind::Int),
+];
+
 const SHARE_COLUMNS: &[(&str, ValueKind)] = &[
     ("backend", ValueKind::Text),
     ("database", ValueKind::Text),
@@ -181,6 +197,8 @@ pub fn stats(app: &App) -> Result<()> {
         ("databases", int(stats.databases)),
         ("open_databases", int(stats.open_databases)),
         ("error_rate", Value::Float(stats.error_rate)),
+        ("node", Value::Text(stats.node.clone())),
+        ("replicas", int(stats.nodes.len() as u64)),
     ];
     let mut out = stdout();
     if app.settings.format != Format::Table {
@@ -189,6 +207,11 @@ pub fn stats(app: &App) -> Result<()> {
         fields.push((
             "connection_shares",
             objects(&stats.connection_shares, SHARE_COLUMNS, share_values),
+        ));
+        fields.push(("nodes", objects(&stats.nodes, NODE_COLUMNS, node_values)));
+        fields.push((
+            "connection_caps",
+            objects(&stats.connection_caps, CAP_COLUMNS, cap_values),
         ));
         output::record(&app.settings, &mut out, "", &fields)?;
         return Ok(());
@@ -223,6 +246,24 @@ pub fn stats(app: &App) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// A gateway sharing the catalog as values, in [`NODE_COLUMNS`] order.
+fn node_values(n: &Node) -> Vec<Value> {
+    vec![
+        Value::Text(n.name.clone()),
+        Value::Text(n.address.clone()),
+        time(n.heartbeat),
+    ]
+}
+
+/// This gateway's share of one server's connections as values, in [`CAP_COLUMNS`] order.
+fn cap_values(c: &ConnectionCap) -> Vec<Value> {
+    vec![
+        Value::Text(backend_name(c.backend).to_owned()),
+        int(c.cap.into()),
+        int(c.open.into()),
+    ]
 }
 
 /// One database's connection share as values, in [`SHARE_COLUMNS`] order.

@@ -19,7 +19,16 @@ Errors are subclasses of `DBForgeError` named after the gRPC status (`NotFound`,
 `InvalidArgument`, ...). The generated messages and stubs are in `dbforge.v1`.
 """
 
-from dbforge.admin import ApiKey, AuditEvent, AuditVerdict, KeyGrant, RpcStats, ServerStats
+from dbforge.admin import (
+    ApiKey,
+    AuditEvent,
+    AuditVerdict,
+    ConnectionCap,
+    KeyGrant,
+    Node,
+    RpcStats,
+    ServerStats,
+)
 from dbforge.aio import AsyncClient, AsyncTransaction
 from dbforge.backup import (
     Backup,
@@ -133,6 +142,7 @@ __all__ = [
     "ColumnDef",
     "ColumnSchema",
     "ColumnType",
+    "ConnectionCap",
     "Created",
     "DEFAULT_ENDPOINT",
     "DataLoss",
@@ -157,6 +167,7 @@ __all__ = [
     "InvalidArgument",
     "Json",
     "KeyGrant",
+    "Node",
     "KeyPattern",
     "GraphSummary",
     "KeySpaceSummary",

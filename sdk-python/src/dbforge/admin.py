@@ -163,6 +163,51 @@ class ConnectionShare:
 
 
 @dataclass(frozen=True)
+class Node:
+    """A gateway sharing the catalog, as its last heartbeat recorded it.
+
+    Attributes:
+        name: its node name.
+        address: the address it listens on for gRPC.
+        started: when its process started.
+        heartbeat: its last heartbeat.
+    """
+
+    name: str
+    address: str
+    started: _dt.datetime
+    heartbeat: _dt.datetime
+
+    @classmethod
+    def from_pb(cls, n: operations_pb2.Node) -> Node:
+        return cls(
+            name=n.name,
+            address=n.address,
+            started=timestamp(n.started),
+            heartbeat=timestamp(n.heartbeat),
+        )
+
+
+@dataclass(frozen=True)
+class ConnectionCap:
+    """This gateway's share of one engine server's connection cap (1/N with N live gateways).
+
+    Attributes:
+        backend: the engine.
+        cap: data-plane connections this gateway may open now.
+        open: data-plane connections open now.
+    """
+
+    backend: int
+    cap: int
+    open: int
+
+    @classmethod
+    def from_pb(cls, c: operations_pb2.ConnectionCap) -> ConnectionCap:
+        return cls(backend=int(c.backend), cap=c.cap, open=c.open)
+
+
+@dataclass(frozen=True)
 class ServerStats:
     """The answer of `server_stats`: the gateway's operational figures now.
 
@@ -176,6 +221,9 @@ class ServerStats:
         rpcs: calls, errors and durations per RPC.
         error_rate: errors over calls, all RPCs together (0 when there were no calls).
         connection_shares: each open PostgreSQL/MySQL database's share of its server's cap.
+        nodes: the gateways sharing this gateway's catalog with a recent heartbeat.
+        node: this gateway's node name.
+        connection_caps: per server engine, this gateway's share of the server's cap.
     """
 
     uptime: _dt.timedelta
@@ -187,6 +235,9 @@ class ServerStats:
     rpcs: List[RpcStats]
     error_rate: float
     connection_shares: List[ConnectionShare]
+    nodes: List[Node]
+    node: str
+    connection_caps: List[ConnectionCap]
 
     @classmethod
     def from_pb(cls, s: operations_pb2.GetServerStatsResponse) -> ServerStats:
@@ -200,6 +251,9 @@ class ServerStats:
             rpcs=[RpcStats.from_pb(r) for r in s.rpcs],
             error_rate=s.error_rate,
             connection_shares=[ConnectionShare.from_pb(c) for c in s.connection_shares],
+            nodes=[Node.from_pb(n) for n in s.nodes],
+            node=s.node,
+            connection_caps=[ConnectionCap.from_pb(c) for c in s.connection_caps],
         )
 
 

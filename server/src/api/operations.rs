@@ -38,13 +38,17 @@ fn millis(t: Option<prost_types::Timestamp>) -> Option<i64> {
     t.map(|t| t.seconds.saturating_mul(1000) + i64::from(t.nanos / 1_000_000))
 }
 
+fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or_default(),
+    }
+}
+
 fn event(r: Record) -> pb::AuditEvent {
     pb::AuditEvent {
         seq: r.seq,
-        time: Some(prost_types::Timestamp {
-            seconds: r.at_ms.div_euclid(1000),
-            nanos: i32::try_from(r.at_ms.rem_euclid(1000) * 1_000_000).unwrap_or_default(),
-        }),
+        time: Some(timestamp(r.at_ms)),
         key_id: r.key_id,
         rpc: r.rpc,
         database: r.database.unwrap_or_default(),
@@ -123,6 +127,29 @@ impl OperationsService for OperationsApi {
                 .connection_shares()
                 .into_iter()
                 .map(|(kind, s)| share_pb(kind, s))
+                .collect(),
+            nodes: self
+                .forge
+                .leadership()
+                .nodes()
+                .into_iter()
+                .map(|n| pb::Node {
+                    name: n.name,
+                    address: n.address,
+                    started: Some(timestamp(n.started_ms)),
+                    heartbeat: Some(timestamp(n.heartbeat_ms)),
+                })
+                .collect(),
+            node: self.forge.catalog().node().to_owned(),
+            connection_caps: self
+                .forge
+                .connection_caps()
+                .into_iter()
+                .map(|(kind, cap, open)| pb::ConnectionCap {
+                    backend: backend_pb(kind).into(),
+                    cap: i32::try_from(cap).unwrap_or(i32::MAX),
+                    open: i32::try_from(open).unwrap_or(i32::MAX),
+                })
                 .collect(),
         }))
     }

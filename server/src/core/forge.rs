@@ -78,6 +78,9 @@ pub struct ForgeConfig {
     pub scheduler_lease: Duration,
     /// Runs a quota pass on demand (tests), besides every `quota_interval`.
     pub quota_trigger: Option<QuotaTrigger>,
+    /// Where this gateway listens for gRPC, as recorded in the catalog's `nodes` for the
+    /// others (the bound address, set by the server once it listens).
+    pub address: String,
 }
 
 #[derive(Debug)]
@@ -215,6 +218,7 @@ impl Forge {
         // Held (or not) before the schedulers' first pass.
         let lease = forge.inner.cfg.scheduler_lease;
         forge.renew_lease(lease).await;
+        forge.heartbeat(lease).await;
         tokio::spawn(forge.clone().keep_lease(lease));
         let housekeeping = tokio::spawn(forge.clone().housekeeping());
         tokio::spawn(forge.clone().schedule_backups());
@@ -456,9 +460,29 @@ impl Forge {
         self.inner.stop_lease.notified().await
     }
 
-    /// Whether this gateway runs the schedulers, and its name as the lease's holder.
-    pub(crate) fn leadership(&self) -> &Leadership {
+    /// Whether this gateway runs the schedulers, its name as the lease's holder, and the
+    /// gateways sharing the catalog.
+    pub fn leadership(&self) -> &Leadership {
         &self.inner.leadership
+    }
+
+    /// The settings the Forge was opened with.
+    pub(crate) fn config(&self) -> &ForgeConfig {
+        &self.inner.cfg
+    }
+
+    /// Per server engine, the data-plane connections this gateway may open now (its share of
+    /// the server's cap) and those open.
+    pub fn connection_caps(&self) -> Vec<(BackendKind, usize, usize)> {
+        self.inner
+            .registry
+            .backends()
+            .into_iter()
+            .filter_map(|(kind, b)| {
+                let (cap, open) = b.connection_cap()?;
+                Some((kind, cap, open))
+            })
+            .collect()
     }
 
     /// Resolves when shutdown asks the pruner to stop.
@@ -562,6 +586,7 @@ impl Forge {
         }
         self.inner.backups.stop();
         self.release_lease().await;
+        self.leave().await;
         self.inner.audit.flush(Duration::from_secs(5)).await;
         if let Err(e) = self.inner.registry.flush_access_times().await {
             warn!(error = %e, "could not store last-access times at shutdown");

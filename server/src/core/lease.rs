@@ -9,15 +9,31 @@
 //! one lease length (`--scheduler-lease`) plus one renewal period.
 //!
 //! With the SQLite catalog there is one gateway, which always holds the lease.
+//!
+//! # Membership
+//!
+//! With each renewal, every gateway also writes its heartbeat (`nodes`: its node name, the
+//! address it listens on, when it started) and reads the others'. A gateway counts as live
+//! while its heartbeat is younger than one lease length; a clean shutdown removes its row at
+//! once. The count of live gateways is each server engine's divisor: every gateway keeps to
+//! `1/N` of `--max-server-connections` ([`Backend::set_replicas`]), so N replicas together
+//! stay within the cap the operator gave for the server. When a gateway dies, the others'
+//! shares grow back within a lease length plus one renewal period.
+//!
+//! [`Backend::set_replicas`]: crate::backend::Backend::set_replicas
 
 use std::{
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
 use tracing::{info, warn};
 
 use super::{
+    catalog::NodeInfo,
     forge::Forge,
     registry::{blocking, now_ms},
 };
@@ -30,6 +46,10 @@ pub const SCHEDULERS: &str = "schedulers";
 pub struct Leadership {
     holder: String,
     held: AtomicBool,
+    /// When this process started, in ms since the epoch (recorded with its heartbeat).
+    started_ms: i64,
+    /// The live gateways as the last heartbeat read them (this one included).
+    nodes: Mutex<Vec<NodeInfo>>,
 }
 
 impl Leadership {
@@ -40,7 +60,14 @@ impl Leadership {
         Self {
             holder: format!("{node}/{}", std::process::id()),
             held: AtomicBool::new(false),
+            started_ms: now_ms(),
+            nodes: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The live gateways sharing the catalog, as of the last heartbeat, by name.
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        self.nodes.lock().map(|n| n.clone()).unwrap_or_default()
     }
 
     /// This gateway's name as a lease holder.
@@ -78,6 +105,51 @@ impl Forge {
         }
     }
 
+    /// Writes this gateway's heartbeat, reads the live gateways (heartbeats younger than
+    /// `ttl`) and gives each server engine its share of the connection cap (see the module's
+    /// documentation). A catalog that cannot be reached leaves the shares as they were.
+    pub(crate) async fn heartbeat(&self, ttl: Duration) {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let (cat, address, started) = (
+            self.catalog(),
+            self.config().address.clone(),
+            self.leadership().started_ms,
+        );
+        let nodes = blocking(move || {
+            let now = now_ms();
+            cat.heartbeat(&address, started, now)?;
+            cat.nodes(now.saturating_sub(ttl_ms))
+        })
+        .await;
+        let nodes = match nodes {
+            Ok(nodes) => nodes,
+            Err(e) => {
+                warn!(error = %e, "could not write this gateway's heartbeat");
+                return;
+            }
+        };
+        // This gateway counts even if its own row was just removed by a racing shutdown path.
+        let replicas = nodes.len().max(1);
+        let before = match self.leadership().nodes.lock() {
+            Ok(mut known) => std::mem::replace(&mut *known, nodes).len(),
+            Err(_) => return,
+        };
+        if before != replicas {
+            info!(replicas, "gateways sharing the catalog");
+        }
+        for (_, backend) in self.registry().backends() {
+            backend.set_replicas(replicas);
+        }
+    }
+
+    /// Removes this gateway's heartbeat at shutdown, so the others count it out at once.
+    pub(crate) async fn leave(&self) {
+        let cat = self.catalog();
+        if let Err(e) = blocking(move || cat.leave()).await {
+            warn!(error = %e, "could not remove this gateway's heartbeat; it expires by itself");
+        }
+    }
+
     /// Gives the lease up at shutdown, so another gateway takes it at its next renewal rather
     /// than after expiry.
     pub(crate) async fn release_lease(&self) {
@@ -110,6 +182,7 @@ impl Forge {
                 () = self.lease_stopped() => break,
             }
             self.renew_lease(ttl).await;
+            self.heartbeat(ttl).await;
         }
     }
 }

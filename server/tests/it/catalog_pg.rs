@@ -828,3 +828,118 @@ async fn gateways_on_one_catalog_follow_each_others_server_databases() {
     b.stop().await;
     cat.drop().await;
 }
+
+/// This gateway's data-plane cap and open connections on PostgreSQL, and the live gateways.
+async fn pg_cap(c: &Client) -> (u32, u32, usize) {
+    let stats = c.server_stats().await.expect("stats");
+    let cap = stats
+        .connection_caps
+        .iter()
+        .find(|c| c.backend == dbforge::Backend::Postgres)
+        .expect("a PostgreSQL cap");
+    (cap.cap, cap.open, stats.nodes.len())
+}
+
+/// `n` calls at once on `c`, each holding a connection of one of `dbs` for 300 ms; samples
+/// this gateway's open connections while they run and returns the largest.
+async fn most_open_under_load(c: &Client, dbs: &[String], n: usize) -> u32 {
+    let calls = futures::future::join_all((0..n).map(|i| {
+        let (c, db) = (c.clone(), dbs[i % dbs.len()].clone());
+        async move { c.execute(&db, "SELECT pg_sleep(0.3)", &[]).await }
+    }));
+    let sample = async {
+        let mut most = 0;
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            most = most.max(pg_cap(c).await.1);
+        }
+        most
+    };
+    let (results, most) = tokio::join!(calls, sample);
+    for r in results {
+        r.expect("a call within the share waits for a connection, it does not fail");
+    }
+    most
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_split_the_servers_connection_cap_and_take_it_back_when_one_dies() {
+    use crate::harness::ServerProcess;
+    let Some(cat) = CatalogDb::create("nodes").await else {
+        return;
+    };
+    let pg_admin = postgres_url().await.expect("the same server");
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    // 20 in all: 2 kept for administration, so 18 for calls on one gateway; with two, each
+    // keeps to 10 (8 for calls).
+    let flags = [
+        "--catalog-url",
+        &cat.url,
+        "--postgres-url",
+        &pg_admin,
+        "--max-server-connections",
+        "20",
+        "--database-connections",
+        "10",
+        "--scheduler-lease",
+        "1s",
+    ];
+    let a = ServerProcess::spawn(da.path(), &flags);
+    let ca = a.client().await;
+    assert_eq!(pg_cap(&ca).await.0, 18, "alone, A has the whole cap");
+    let dbs: Vec<String> = (0..3).map(|i| unique(&format!("capdb{i}"))).collect();
+    for name in &dbs {
+        ca.create_database(
+            name,
+            CreateOptions::default().backend(dbforge::Backend::Postgres),
+        )
+        .await
+        .expect("create");
+    }
+
+    let mut b = ServerProcess::spawn(db.path(), &flags);
+    let cb = b.client().await;
+    let split = within(Duration::from_secs(3), || async {
+        let ((cap_a, _, nodes_a), (cap_b, _, nodes_b)) = tokio::join!(pg_cap(&ca), pg_cap(&cb));
+        (cap_a, cap_b, nodes_a, nodes_b) == (8, 8, 2, 2)
+    })
+    .await;
+    assert!(split.is_some(), "A and B see each other and split the cap");
+    let stats = ca.server_stats().await.expect("stats");
+    let names: Vec<&str> = stats.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert!(names.contains(&stats.node.as_str()), "{names:?}");
+    assert!(
+        stats
+            .nodes
+            .iter()
+            .all(|n| n.address.starts_with("127.0.0.1:") && !n.address.ends_with(":0")),
+        "each node records the address it bound: {:?}",
+        stats.nodes
+    );
+    let most = most_open_under_load(&ca, &dbs, 24).await;
+    assert!(
+        (1..=8).contains(&most),
+        "24 calls on A use at most its 8 connections, not {most}"
+    );
+
+    // kill -9 B: A counts it out once its heartbeat is older than the lease, and takes the
+    // whole cap back.
+    b.child.kill().expect("kill -9 B");
+    b.child.wait().expect("reap B");
+    let regrown = within(Duration::from_secs(4), || async {
+        let (cap, _, nodes) = pg_cap(&ca).await;
+        (cap, nodes) == (18, 1)
+    })
+    .await;
+    assert!(regrown.is_some(), "A takes the whole cap back after B dies");
+    let most = most_open_under_load(&ca, &dbs, 24).await;
+    assert!(
+        (9..=18).contains(&most),
+        "with the whole cap, 24 calls on A use more than 8 connections: {most}"
+    );
+    drop(a);
+    cat.drop().await;
+}

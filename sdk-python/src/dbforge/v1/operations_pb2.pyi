@@ -95,6 +95,9 @@ class GetServerStatsResponse(_message.Message):
     RPCS_FIELD_NUMBER: _builtins.int
     ERROR_RATE_FIELD_NUMBER: _builtins.int
     CONNECTION_SHARES_FIELD_NUMBER: _builtins.int
+    NODES_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    CONNECTION_CAPS_FIELD_NUMBER: _builtins.int
     active_connections: _builtins.int
     """Open client connections (HTTP/2 and HTTP/1.1)."""
     active_streams: _builtins.int
@@ -107,6 +110,8 @@ class GetServerStatsResponse(_message.Message):
     """Databases with open connections."""
     error_rate: _builtins.float
     """Errors over calls, all RPCs together (0 when there were no calls)."""
+    node: _builtins.str
+    """This gateway's name among them (its data directory's `node.id`)."""
     @_builtins.property
     def uptime(self) -> _duration_pb2.Duration:
         """Time since the server started."""
@@ -122,6 +127,18 @@ class GetServerStatsResponse(_message.Message):
         connection, so neither is listed.
         """
 
+    @_builtins.property
+    def nodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Node]:
+        """The gateways sharing this gateway's catalog (itself included) whose heartbeat is recent
+        (within `--scheduler-lease`), by name. With the default SQLite catalog, just this one.
+        """
+
+    @_builtins.property
+    def connection_caps(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConnectionCap]:
+        """Per server engine, this gateway's share of the server's connection cap: with N live
+        gateways on one catalog, each keeps to 1/N of `--max-server-connections`.
+        """
+
     def __init__(
         self,
         *,
@@ -134,14 +151,87 @@ class GetServerStatsResponse(_message.Message):
         rpcs: _abc.Iterable[Global___RpcStats] | None = ...,
         error_rate: _builtins.float = ...,
         connection_shares: _abc.Iterable[Global___ConnectionShare] | None = ...,
+        nodes: _abc.Iterable[Global___Node] | None = ...,
+        node: _builtins.str = ...,
+        connection_caps: _abc.Iterable[Global___ConnectionCap] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["uptime", b"uptime"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_connections", b"active_connections", "active_sessions", b"active_sessions", "active_streams", b"active_streams", "connection_shares", b"connection_shares", "databases", b"databases", "error_rate", b"error_rate", "open_databases", b"open_databases", "rpcs", b"rpcs", "uptime", b"uptime"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_connections", b"active_connections", "active_sessions", b"active_sessions", "active_streams", b"active_streams", "connection_caps", b"connection_caps", "connection_shares", b"connection_shares", "databases", b"databases", "error_rate", b"error_rate", "node", b"node", "nodes", b"nodes", "open_databases", b"open_databases", "rpcs", b"rpcs", "uptime", b"uptime"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetServerStatsResponse: _TypeAlias = GetServerStatsResponse  # noqa: Y015
+
+@_typing.final
+class Node(_message.Message):
+    """A gateway sharing the catalog, as its last heartbeat recorded it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    STARTED_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Its node name."""
+    address: _builtins.str
+    """The address it listens on for gRPC, as it bound it."""
+    @_builtins.property
+    def started(self) -> _timestamp_pb2.Timestamp:
+        """When its process started."""
+
+    @_builtins.property
+    def heartbeat(self) -> _timestamp_pb2.Timestamp:
+        """Its last heartbeat."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        address: _builtins.str = ...,
+        started: _timestamp_pb2.Timestamp | None = ...,
+        heartbeat: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "started", b"started"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "heartbeat", b"heartbeat", "name", b"name", "started", b"started"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Node: _TypeAlias = Node  # noqa: Y015
+
+@_typing.final
+class ConnectionCap(_message.Message):
+    """This gateway's connections to one engine's server."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BACKEND_FIELD_NUMBER: _builtins.int
+    CAP_FIELD_NUMBER: _builtins.int
+    OPEN_FIELD_NUMBER: _builtins.int
+    backend: _types_pb2.Backend.ValueType
+    """The engine."""
+    cap: _builtins.int
+    """Data-plane connections this gateway may open now: its share of `--max-server-connections`
+    (less its administrative reserve), split between the live gateways.
+    """
+    open: _builtins.int
+    """Data-plane connections open now, idle or in use."""
+    def __init__(
+        self,
+        *,
+        backend: _types_pb2.Backend.ValueType = ...,
+        cap: _builtins.int = ...,
+        open: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "cap", b"cap", "open", b"open"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConnectionCap: _TypeAlias = ConnectionCap  # noqa: Y015
 
 @_typing.final
 class ConnectionShare(_message.Message):

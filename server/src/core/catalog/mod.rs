@@ -286,13 +286,13 @@ const ADDED_COLUMNS: [(&str, &str); 4] = [
 
 /// The catalog schema version this build writes: 1 is every table up to the lifecycle
 /// columns, 2 adds the schedulers' leases, 3 the owning node of databases, staging databases
-/// and damage records.
-pub const SCHEMA_VERSION: i64 = 3;
+/// and damage records, 4 the gateways sharing the catalog (`nodes`).
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The steps after version 1: `MIGRATIONS[i]` brings a catalog from version `i + 1` to
 /// `i + 2`, in the shared dialect ([`sql`]; `INTEGER`/`BLOB` become `BIGINT`/`BYTEA` on
 /// PostgreSQL).
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     // 2: leases, so that one gateway of those sharing a catalog runs the schedulers.
     "CREATE TABLE IF NOT EXISTS leases (
         name TEXT PRIMARY KEY,
@@ -303,6 +303,14 @@ const MIGRATIONS: [&str; 2] = [
     "ALTER TABLE databases ADD COLUMN node TEXT;
      ALTER TABLE staging ADD COLUMN node TEXT;
      ALTER TABLE damaged ADD COLUMN node TEXT;",
+    // 4: the gateways sharing the catalog, each renewing its row while it runs; not copied by
+    // `catalog migrate` (a moved catalog's gateways register again when they start).
+    "CREATE TABLE IF NOT EXISTS nodes (
+        name TEXT PRIMARY KEY,
+        address TEXT NOT NULL,
+        started_ms INTEGER NOT NULL,
+        heartbeat_ms INTEGER NOT NULL
+    ) STRICT;",
 ];
 
 /// The advisory lock that serialises the migrations of gateways starting at once on one
@@ -1139,6 +1147,49 @@ impl Catalog {
         })
     }
 
+    /// Records that this gateway (its [`node`](Self::node) name) runs, reachable at
+    /// `address`, as of `now_ms`: its row in `nodes`, which the others read with
+    /// [`nodes`](Self::nodes).
+    pub fn heartbeat(&self, address: &str, started_ms: i64, now_ms: i64) -> Result<()> {
+        let node = self.node.to_string();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO nodes (name, address, started_ms, heartbeat_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO UPDATE SET address = ?2, started_ms = ?3, heartbeat_ms = ?4",
+                params![node, address, started_ms, now_ms],
+            )
+            .map(drop)
+        })
+    }
+
+    /// The gateways whose last heartbeat is at `since_ms` or later, by name.
+    pub fn nodes(&self, since_ms: i64) -> Result<Vec<NodeInfo>> {
+        self.with(|c| {
+            c.query_map(
+                "SELECT name, address, started_ms, heartbeat_ms FROM nodes
+                 WHERE heartbeat_ms >= ?1 ORDER BY name",
+                params![since_ms],
+                |r| {
+                    Ok(NodeInfo {
+                        name: r.get(0)?,
+                        address: r.get(1)?,
+                        started_ms: r.get(2)?,
+                        heartbeat_ms: r.get(3)?,
+                    })
+                },
+            )
+        })
+    }
+
+    /// Removes this gateway's row (a clean shutdown), so the others stop counting it at once.
+    pub fn leave(&self) -> Result<()> {
+        let node = self.node.to_string();
+        self.with(|c| {
+            c.execute("DELETE FROM nodes WHERE name = ?1", params![node])
+                .map(drop)
+        })
+    }
+
     /// Gives up the lease `name` if `holder` has it.
     pub fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
         self.with(|c| {
@@ -1398,6 +1449,19 @@ fn audit_row(r: Row) -> SqlResult<AuditRecord> {
         prev_hash: r.get(10)?,
         hash: r.get(11)?,
     })
+}
+
+/// A gateway sharing the catalog, as its last heartbeat left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Its node name ([`node_name`]).
+    pub name: String,
+    /// Where it listens for gRPC, as it advertises it.
+    pub address: String,
+    /// When its process started, in ms since the epoch.
+    pub started_ms: i64,
+    /// Its last heartbeat, in ms since the epoch.
+    pub heartbeat_ms: i64,
 }
 
 /// The node name of the gateway on `data_dir`: the first line of its `node.id`, written with

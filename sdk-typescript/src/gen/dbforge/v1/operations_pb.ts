@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dbforge/v1/operations.proto.
  */
 export const file_dbforge_v1_operations: GenFile = /*@__PURE__*/
-  fileDesc("ChtkYmZvcmdlL3YxL29wZXJhdGlvbnMucHJvdG8SCmRiZm9yZ2UudjEiFwoVR2V0U2VydmVyU3RhdHNSZXF1ZXN0IpkBCghScGNTdGF0cxILCgNycGMYASABKAkSDQoFY2FsbHMYAiABKAMSDgoGZXJyb3JzGAMgASgDEjAKDW1lYW5fZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMbWF4X2R1cmF0aW9uGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIqsCChZHZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEikKBnVwdGltZRgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIaChJhY3RpdmVfY29ubmVjdGlvbnMYAiABKAMSFgoOYWN0aXZlX3N0cmVhbXMYAyABKAMSFwoPYWN0aXZlX3Nlc3Npb25zGAQgASgDEhEKCWRhdGFiYXNlcxgFIAEoAxIWCg5vcGVuX2RhdGFiYXNlcxgGIAEoAxIiCgRycGNzGAcgAygLMhQuZGJmb3JnZS52MS5ScGNTdGF0cxISCgplcnJvcl9yYXRlGAggASgBEjYKEWNvbm5lY3Rpb25fc2hhcmVzGAkgAygLMhsuZGJmb3JnZS52MS5Db25uZWN0aW9uU2hhcmUioQEKD0Nvbm5lY3Rpb25TaGFyZRIkCgdiYWNrZW5kGAEgASgOMhMuZGJmb3JnZS52MS5CYWNrZW5kEhAKCGRhdGFiYXNlGAIgASgJEg0KBXNoYXJlGAMgASgFEg4KBmluX3VzZRgEIAEoBRIMCgRpZGxlGAUgASgFEg8KB3dhaXRlcnMYBiABKAUSCwoDbWluGAcgASgFEgsKA21heBgIIAEoBSLIAQoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSEAoIZGF0YWJhc2UYAiABKAkSDwoHb3V0Y29tZRgDIAEoCRIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJIqoCCgpBdWRpdEV2ZW50EgsKA3NlcRgBIAEoAxIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZrZXlfaWQYAyABKAkSCwoDcnBjGAQgASgJEhAKCGRhdGFiYXNlGAUgASgJEhEKCXN0YXRlbWVudBgGIAEoCRIWCg5zdGF0ZW1lbnRfaGFzaBgHIAEoCRIaCg1yb3dzX2FmZmVjdGVkGAggASgDSACIAQESDwoHb3V0Y29tZRgJIAEoCRIrCghkdXJhdGlvbhgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIRCglwcmV2X2hhc2gYCyABKAkSDAoEaGFzaBgMIAEoCUIQCg5fcm93c19hZmZlY3RlZCJaChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRImCgZldmVudHMYASADKAsyFi5kYmZvcmdlLnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhcKFVZlcmlmeUF1ZGl0TG9nUmVxdWVzdCJgChZWZXJpZnlBdWRpdExvZ1Jlc3BvbnNlEgoKAm9rGAEgASgIEg8KB2NoZWNrZWQYAiABKAMSGAoQZmlyc3RfYnJva2VuX3NlcRgDIAEoAxIPCgdwcm9ibGVtGAQgASgJMqECChFPcGVyYXRpb25zU2VydmljZRJXCg5HZXRTZXJ2ZXJTdGF0cxIhLmRiZm9yZ2UudjEuR2V0U2VydmVyU3RhdHNSZXF1ZXN0GiIuZGJmb3JnZS52MS5HZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEloKD0xpc3RBdWRpdEV2ZW50cxIiLmRiZm9yZ2UudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBojLmRiZm9yZ2UudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USVwoOVmVyaWZ5QXVkaXRMb2cSIS5kYmZvcmdlLnYxLlZlcmlmeUF1ZGl0TG9nUmVxdWVzdBoiLmRiZm9yZ2UudjEuVmVyaWZ5QXVkaXRMb2dSZXNwb25zZWIGcHJvdG8z", [file_dbforge_v1_types, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChtkYmZvcmdlL3YxL29wZXJhdGlvbnMucHJvdG8SCmRiZm9yZ2UudjEiFwoVR2V0U2VydmVyU3RhdHNSZXF1ZXN0IpkBCghScGNTdGF0cxILCgNycGMYASABKAkSDQoFY2FsbHMYAiABKAMSDgoGZXJyb3JzGAMgASgDEjAKDW1lYW5fZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLwoMbWF4X2R1cmF0aW9uGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIo4DChZHZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEikKBnVwdGltZRgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIaChJhY3RpdmVfY29ubmVjdGlvbnMYAiABKAMSFgoOYWN0aXZlX3N0cmVhbXMYAyABKAMSFwoPYWN0aXZlX3Nlc3Npb25zGAQgASgDEhEKCWRhdGFiYXNlcxgFIAEoAxIWCg5vcGVuX2RhdGFiYXNlcxgGIAEoAxIiCgRycGNzGAcgAygLMhQuZGJmb3JnZS52MS5ScGNTdGF0cxISCgplcnJvcl9yYXRlGAggASgBEjYKEWNvbm5lY3Rpb25fc2hhcmVzGAkgAygLMhsuZGJmb3JnZS52MS5Db25uZWN0aW9uU2hhcmUSHwoFbm9kZXMYCiADKAsyEC5kYmZvcmdlLnYxLk5vZGUSDAoEbm9kZRgLIAEoCRIyCg9jb25uZWN0aW9uX2NhcHMYDCADKAsyGS5kYmZvcmdlLnYxLkNvbm5lY3Rpb25DYXAigQEKBE5vZGUSDAoEbmFtZRgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEisKB3N0YXJ0ZWQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWhlYXJ0YmVhdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUAoNQ29ubmVjdGlvbkNhcBIkCgdiYWNrZW5kGAEgASgOMhMuZGJmb3JnZS52MS5CYWNrZW5kEgsKA2NhcBgCIAEoBRIMCgRvcGVuGAMgASgFIqEBCg9Db25uZWN0aW9uU2hhcmUSJAoHYmFja2VuZBgBIAEoDjITLmRiZm9yZ2UudjEuQmFja2VuZBIQCghkYXRhYmFzZRgCIAEoCRINCgVzaGFyZRgDIAEoBRIOCgZpbl91c2UYBCABKAUSDAoEaWRsZRgFIAEoBRIPCgd3YWl0ZXJzGAYgASgFEgsKA21pbhgHIAEoBRILCgNtYXgYCCABKAUiyAEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSDgoGa2V5X2lkGAEgASgJEhAKCGRhdGFiYXNlGAIgASgJEg8KB291dGNvbWUYAyABKAkSKQoFc2luY2UYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYBiABKAUSEgoKcGFnZV90b2tlbhgHIAEoCSKqAgoKQXVkaXRFdmVudBILCgNzZXEYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGa2V5X2lkGAMgASgJEgsKA3JwYxgEIAEoCRIQCghkYXRhYmFzZRgFIAEoCRIRCglzdGF0ZW1lbnQYBiABKAkSFgoOc3RhdGVtZW50X2hhc2gYByABKAkSGgoNcm93c19hZmZlY3RlZBgIIAEoA0gAiAEBEg8KB291dGNvbWUYCSABKAkSKwoIZHVyYXRpb24YCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEQoJcHJldl9oYXNoGAsgASgJEgwKBGhhc2gYDCABKAlCEAoOX3Jvd3NfYWZmZWN0ZWQiWgoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USJgoGZXZlbnRzGAEgAygLMhYuZGJmb3JnZS52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIXChVWZXJpZnlBdWRpdExvZ1JlcXVlc3QiYAoWVmVyaWZ5QXVkaXRMb2dSZXNwb25zZRIKCgJvaxgBIAEoCBIPCgdjaGVja2VkGAIgASgDEhgKEGZpcnN0X2Jyb2tlbl9zZXEYAyABKAMSDwoHcHJvYmxlbRgEIAEoCTKhAgoRT3BlcmF0aW9uc1NlcnZpY2USVwoOR2V0U2VydmVyU3RhdHMSIS5kYmZvcmdlLnYxLkdldFNlcnZlclN0YXRzUmVxdWVzdBoiLmRiZm9yZ2UudjEuR2V0U2VydmVyU3RhdHNSZXNwb25zZRJaCg9MaXN0QXVkaXRFdmVudHMSIi5kYmZvcmdlLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIy5kYmZvcmdlLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlElcKDlZlcmlmeUF1ZGl0TG9nEiEuZGJmb3JnZS52MS5WZXJpZnlBdWRpdExvZ1JlcXVlc3QaIi5kYmZvcmdlLnYxLlZlcmlmeUF1ZGl0TG9nUmVzcG9uc2ViBnByb3RvMw", [file_dbforge_v1_types, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Request of OperationsService.GetServerStats.
@@ -150,6 +150,29 @@ export type GetServerStatsResponse = Message<"dbforge.v1.GetServerStatsResponse"
    * @generated from field: repeated dbforge.v1.ConnectionShare connection_shares = 9;
    */
   connectionShares: ConnectionShare[];
+
+  /**
+   * The gateways sharing this gateway's catalog (itself included) whose heartbeat is recent
+   * (within `--scheduler-lease`), by name. With the default SQLite catalog, just this one.
+   *
+   * @generated from field: repeated dbforge.v1.Node nodes = 10;
+   */
+  nodes: Node[];
+
+  /**
+   * This gateway's name among them (its data directory's `node.id`).
+   *
+   * @generated from field: string node = 11;
+   */
+  node: string;
+
+  /**
+   * Per server engine, this gateway's share of the server's connection cap: with N live
+   * gateways on one catalog, each keeps to 1/N of `--max-server-connections`.
+   *
+   * @generated from field: repeated dbforge.v1.ConnectionCap connection_caps = 12;
+   */
+  connectionCaps: ConnectionCap[];
 };
 
 /**
@@ -158,6 +181,84 @@ export type GetServerStatsResponse = Message<"dbforge.v1.GetServerStatsResponse"
  */
 export const GetServerStatsResponseSchema: GenMessage<GetServerStatsResponse> = /*@__PURE__*/
   messageDesc(file_dbforge_v1_operations, 2);
+
+/**
+ * A gateway sharing the catalog, as its last heartbeat recorded it.
+ *
+ * @generated from message dbforge.v1.Node
+ */
+export type Node = Message<"dbforge.v1.Node"> & {
+  /**
+   * Its node name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The address it listens on for gRPC, as it bound it.
+   *
+   * @generated from field: string address = 2;
+   */
+  address: string;
+
+  /**
+   * When its process started.
+   *
+   * @generated from field: google.protobuf.Timestamp started = 3;
+   */
+  started?: Timestamp | undefined;
+
+  /**
+   * Its last heartbeat.
+   *
+   * @generated from field: google.protobuf.Timestamp heartbeat = 4;
+   */
+  heartbeat?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message dbforge.v1.Node.
+ * Use `create(NodeSchema)` to create a new message.
+ */
+export const NodeSchema: GenMessage<Node> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_operations, 3);
+
+/**
+ * This gateway's connections to one engine's server.
+ *
+ * @generated from message dbforge.v1.ConnectionCap
+ */
+export type ConnectionCap = Message<"dbforge.v1.ConnectionCap"> & {
+  /**
+   * The engine.
+   *
+   * @generated from field: dbforge.v1.Backend backend = 1;
+   */
+  backend: Backend;
+
+  /**
+   * Data-plane connections this gateway may open now: its share of `--max-server-connections`
+   * (less its administrative reserve), split between the live gateways.
+   *
+   * @generated from field: int32 cap = 2;
+   */
+  cap: number;
+
+  /**
+   * Data-plane connections open now, idle or in use.
+   *
+   * @generated from field: int32 open = 3;
+   */
+  open: number;
+};
+
+/**
+ * Describes the message dbforge.v1.ConnectionCap.
+ * Use `create(ConnectionCapSchema)` to create a new message.
+ */
+export const ConnectionCapSchema: GenMessage<ConnectionCap> = /*@__PURE__*/
+  messageDesc(file_dbforge_v1_operations, 4);
 
 /**
  * One open database's share of its server's connection cap. The share follows the database's
@@ -232,7 +333,7 @@ export type ConnectionShare = Message<"dbforge.v1.ConnectionShare"> & {
  * Use `create(ConnectionShareSchema)` to create a new message.
  */
 export const ConnectionShareSchema: GenMessage<ConnectionShare> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_operations, 3);
+  messageDesc(file_dbforge_v1_operations, 5);
 
 /**
  * Request of OperationsService.ListAuditEvents.
@@ -295,7 +396,7 @@ export type ListAuditEventsRequest = Message<"dbforge.v1.ListAuditEventsRequest"
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_operations, 4);
+  messageDesc(file_dbforge_v1_operations, 6);
 
 /**
  * One audited call.
@@ -393,7 +494,7 @@ export type AuditEvent = Message<"dbforge.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_operations, 5);
+  messageDesc(file_dbforge_v1_operations, 7);
 
 /**
  * Response of OperationsService.ListAuditEvents.
@@ -421,7 +522,7 @@ export type ListAuditEventsResponse = Message<"dbforge.v1.ListAuditEventsRespons
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_operations, 6);
+  messageDesc(file_dbforge_v1_operations, 8);
 
 /**
  * Request of OperationsService.VerifyAuditLog.
@@ -436,7 +537,7 @@ export type VerifyAuditLogRequest = Message<"dbforge.v1.VerifyAuditLogRequest"> 
  * Use `create(VerifyAuditLogRequestSchema)` to create a new message.
  */
 export const VerifyAuditLogRequestSchema: GenMessage<VerifyAuditLogRequest> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_operations, 7);
+  messageDesc(file_dbforge_v1_operations, 9);
 
 /**
  * Response of OperationsService.VerifyAuditLog.
@@ -478,7 +579,7 @@ export type VerifyAuditLogResponse = Message<"dbforge.v1.VerifyAuditLogResponse"
  * Use `create(VerifyAuditLogResponseSchema)` to create a new message.
  */
 export const VerifyAuditLogResponseSchema: GenMessage<VerifyAuditLogResponse> = /*@__PURE__*/
-  messageDesc(file_dbforge_v1_operations, 8);
+  messageDesc(file_dbforge_v1_operations, 10);
 
 /**
  * Operating the gateway: figures for clients without Prometheus, and the audit log.
