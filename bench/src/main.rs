@@ -59,6 +59,9 @@
 //! 19. the catalog in PostgreSQL (`--catalog-url`) against the SQLite catalog: the audited
 //!     point query and CreateDatabase on two gateways at once, alternating call by call
 //!     ([`catalog`]).
+//! 20. PostgreSQL point-query throughput through 1, 2 and 3 gateways sharing one PostgreSQL
+//!     catalog, the client load spread over them, with the machine's CPU beside each step
+//!     ([`replicas`]).
 //!
 //! Phases 9 to 13, 15 and 16 run on a third gateway that also fronts the local PostgreSQL,
 //! MariaDB and Redis servers ([`transfer`], [`backends`], [`backups`]). Phase 14 ([`sdk`]) runs last on the first
@@ -81,6 +84,7 @@ mod gateway;
 #[cfg(feature = "graph")]
 mod graph;
 mod mcp;
+mod replicas;
 mod report;
 mod sdk;
 mod stats;
@@ -151,6 +155,8 @@ enum Part {
     /// Phase 19: the catalog in PostgreSQL against the SQLite catalog (point query and
     /// CreateDatabase).
     Catalog,
+    /// Phase 20: PostgreSQL point-query throughput through 1, 2 and 3 gateways on one catalog.
+    Replicas,
     /// Phase 18: SPARQL on 1,000,000 triples through the gateway against Oxigraph in process
     /// (a bench built with `--features graph`).
     #[cfg(feature = "graph")]
@@ -280,6 +286,12 @@ fn bench(plan: Plan, only: Option<Part>, write: Option<&Path>) -> Result<(), Box
     }
     if runs(Part::Catalog) {
         let (r, n, cpu) = catalog_part(&plan, tmp.path(), &admin_key)?;
+        rows.extend(r);
+        notes.extend(n);
+        gateway_cpu += cpu;
+    }
+    if runs(Part::Replicas) {
+        let (r, n, cpu) = replicas_part(&plan, tmp.path(), &admin_key)?;
         rows.extend(r);
         notes.extend(n);
         gateway_cpu += cpu;
@@ -723,6 +735,54 @@ fn catalog_part(
         }
     }
     let (rows, notes) = catalog::rows_and_notes(measured.map_err(|e| e.to_string()));
+    Ok((rows, notes, cpu))
+}
+
+/// Phase 20 on three gateways of its own sharing a PostgreSQL catalog: rows, notes and their
+/// CPU.
+fn replicas_part(
+    plan: &Plan,
+    tmp: &Path,
+    admin_key: &str,
+) -> Result<(Vec<Row>, Vec<String>, Duration), BoxError> {
+    if !transfer::reachable(Engine::Postgres.server().unwrap_or_default()) {
+        let (rows, notes) =
+            replicas::rows_and_notes(Err("the PostgreSQL server is unreachable".into()));
+        return Ok((rows, notes, Duration::ZERO));
+    }
+    progress("creating the PostgreSQL catalog database");
+    let url = on_runtime(catalog::fresh_catalog(transfer::POSTGRES_URL))??;
+    progress("starting three gateways on one PostgreSQL catalog");
+    let mut gateways = Vec::new();
+    for name in ["a", "b", "c"] {
+        gateways.push(ServerProcess::start(
+            &tmp.join(format!("gateway-replica-{name}")),
+            admin_key,
+            Variant::Default,
+            &tmp.join(format!("gateway-replica-{name}.log")),
+            &Servers {
+                postgres_url: Some(transfer::POSTGRES_URL.to_owned()),
+                catalog_url: Some(url.clone()),
+                ..Servers::default()
+            },
+        )?);
+    }
+    progress("PostgreSQL point queries through 1, 2 and 3 gateways");
+    let addrs: Vec<SocketAddr> = gateways.iter().map(ServerProcess::addr).collect();
+    let pids: Vec<u32> = gateways.iter().map(ServerProcess::pid).collect();
+    let measured = on_runtime(replicas::run(&addrs, &pids, admin_key, plan))?;
+    let mut cpu = Duration::ZERO;
+    for pid in &pids {
+        cpu += cpu_time(*pid)?;
+    }
+    for server in gateways {
+        if let Err(e) = server.stop() {
+            progress(&format!(
+                "a replica phase gateway did not stop cleanly: {e}"
+            ));
+        }
+    }
+    let (rows, notes) = replicas::rows_and_notes(measured.map_err(|e| e.to_string()));
     Ok((rows, notes, cpu))
 }
 
