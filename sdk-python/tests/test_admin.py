@@ -107,6 +107,7 @@ def test_server_stats_and_audit_records_convert_durations_times_and_optionals() 
                     address="10.0.0.1:50051",
                     started=ts(1_700_000_000),
                     heartbeat=ts(1_700_000_060),
+                    free_bytes=1 << 40,
                 )
             ],
             connection_caps=[operations_pb2.ConnectionCap(backend=types_pb2.BACKEND_POSTGRES, cap=48, open=5)],
@@ -119,6 +120,7 @@ def test_server_stats_and_audit_records_convert_durations_times_and_optionals() 
             "10.0.0.1:50051",
             dt.datetime.fromtimestamp(1_700_000_000, UTC),
             dt.datetime.fromtimestamp(1_700_000_060, UTC),
+            1 << 40,
         )
     ]
     assert stats.connection_caps == [ConnectionCap(types_pb2.BACKEND_POSTGRES, 48, 5)]

@@ -238,6 +238,8 @@ pub struct Node {
     pub started: Option<SystemTime>,
     /// Its last heartbeat.
     pub heartbeat: Option<SystemTime>,
+    /// Free bytes on its data directory's filesystem (new SQLite databases go to the most).
+    pub free_bytes: u64,
 }
 
 /// This gateway's connections to one engine's server: with N live gateways on one catalog,
@@ -334,6 +336,7 @@ impl From<pb::GetServerStatsResponse> for ServerStats {
                     address: g.address,
                     started: time(g.started),
                     heartbeat: time(g.heartbeat),
+                    free_bytes: u64::try_from(g.free_bytes).unwrap_or_default(),
                 })
                 .collect(),
             node,
@@ -569,6 +572,7 @@ mod tests {
                 address: "10.0.0.1:50051".into(),
                 started: ts(1_700_000_000, 0),
                 heartbeat: ts(1_700_000_060, 500_000_000),
+                free_bytes: 1 << 40,
             }],
             node: "a1".into(),
             connection_caps: vec![pb::ConnectionCap {

@@ -65,6 +65,9 @@ pub struct Database {
     pub over_quota: bool,
     /// Its own size quota (UpdateDatabase), if set.
     pub own_max_bytes: Option<u64>,
+    /// The gateway whose disk holds it (SQLite databases; empty for the server engines).
+    /// Calls through another gateway sharing the catalog are forwarded there.
+    pub node: String,
 }
 
 fn system_time(t: Option<prost_types::Timestamp>) -> SystemTime {
@@ -94,6 +97,7 @@ impl From<pb::Database> for Database {
             quota_source: d.quota_source,
             over_quota: d.over_quota,
             own_max_bytes: (d.own_max_bytes > 0).then_some(d.own_max_bytes),
+            node: d.node,
         }
     }
 }
@@ -131,6 +135,9 @@ pub struct CreateOptions {
     /// Back the database up (default target) before a TTL or idle prune; a failed backup keeps
     /// it.
     pub backup_before_prune: bool,
+    /// SQLite only: the gateway (node name) whose disk holds it; empty: the live gateway
+    /// with the most free space (see `CreateDatabaseRequest.node`).
+    pub node: String,
 }
 
 impl CreateOptions {
@@ -173,6 +180,12 @@ impl CreateOptions {
     /// Adds a label.
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Places the (SQLite) database on the gateway named `node`.
+    pub fn node(mut self, node: impl Into<String>) -> Self {
+        self.node = node.into();
         self
     }
 }
@@ -694,6 +707,7 @@ impl Client {
                 }),
                 idle_ttl: opts.idle_ttl.map(wire_duration),
                 backup_before_prune: opts.backup_before_prune,
+                node: opts.node,
             }))
             .await?
             .into_inner();

@@ -103,6 +103,8 @@ export interface Node {
   started: Date;
   /** Its last heartbeat. */
   heartbeat: Date;
+  /** Free bytes on its data directory's filesystem (new SQLite databases go to the most). */
+  freeBytes: number;
 }
 
 /** This gateway's share of one engine server's connection cap: 1/N with N live gateways. */
@@ -216,6 +218,7 @@ export function serverStatsFromPb(s: GetServerStatsResponse): ServerStats {
       address: n.address,
       started: date(n.started),
       heartbeat: date(n.heartbeat),
+      freeBytes: Number(n.freeBytes),
     })),
     connectionCaps: s.connectionCaps.map((c) => ({ backend: c.backend, cap: c.cap, open: c.open })),
   };

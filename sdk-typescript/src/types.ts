@@ -91,6 +91,11 @@ export interface Database {
   overQuota: boolean;
   /** Its own size quota in bytes (updateDatabase `maxBytes`); 0: none. */
   ownMaxBytes: bigint;
+  /**
+   * The gateway whose disk holds it (SQLite databases; empty for the server engines). Calls
+   * through another gateway sharing the catalog are forwarded there.
+   */
+  node: string;
 }
 
 const EPOCH = new Date(0);
@@ -126,6 +131,7 @@ export function databaseFromPb(d: PbDatabase): Database {
     quotaSource: d.quotaSource,
     overQuota: d.overQuota,
     ownMaxBytes: d.ownMaxBytes,
+    node: d.node,
   };
 }
 

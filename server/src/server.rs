@@ -257,9 +257,16 @@ pub async fn run(
         .add_service(access)
         .add_service(operations)
         .add_service(backup);
+    // Innermost: a call on another gateway's SQLite database goes to that gateway as it came
+    // (plain gRPC by now: the grpc-web layer outside has translated browser calls).
+    let forwarder = crate::api::forward::Forwarder::new(forge.clone(), max, cfg.tls_cert.is_some());
     let grpc = routes
         .routes()
         .into_axum_router()
+        .layer(axum::middleware::from_fn_with_state(
+            forwarder,
+            crate::api::forward::forward,
+        ))
         .layer(axum::middleware::map_response(remap_oversize))
         .layer(GrpcWebLayer::new())
         .layer(axum::middleware::map_request(client_cancel_is_an_error))

@@ -171,12 +171,15 @@ class Node:
         address: the address it listens on for gRPC.
         started: when its process started.
         heartbeat: its last heartbeat.
+        free_bytes: free bytes on its data directory's filesystem (new SQLite databases go to
+            the most).
     """
 
     name: str
     address: str
     started: _dt.datetime
     heartbeat: _dt.datetime
+    free_bytes: int
 
     @classmethod
     def from_pb(cls, n: operations_pb2.Node) -> Node:
@@ -185,6 +188,7 @@ class Node:
             address=n.address,
             started=timestamp(n.started),
             heartbeat=timestamp(n.heartbeat),
+            free_bytes=n.free_bytes,
         )
 
 

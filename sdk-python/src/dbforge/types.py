@@ -189,6 +189,9 @@ class Database:
     over_quota: bool = False
     #: Its own size quota in bytes (update_database `max_bytes`); None: none.
     own_max_bytes: Optional[int] = None
+    #: The gateway whose disk holds it (SQLite databases; empty for the server engines). Calls
+    #: through another gateway sharing the catalog are forwarded there.
+    node: str = ""
 
     @classmethod
     def from_pb(cls, d: database_pb2.Database) -> Database:
@@ -212,6 +215,7 @@ class Database:
             quota_source=d.quota_source,
             over_quota=d.over_quota,
             own_max_bytes=d.own_max_bytes or None,
+            node=d.node,
         )
 
 

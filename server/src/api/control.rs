@@ -5,9 +5,10 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::{Call, ResponseStream, caller, limits::KeyLimits};
+use super::{Call, ResponseStream, caller, convert::backend_kind, limits::KeyLimits};
 use crate::{
     core::{
+        engine::BackendKind,
         error::Error,
         events::WatchFilter,
         forge::{DatabaseSpec, Forge, ListFilter},
@@ -47,6 +48,29 @@ impl DatabaseService for ControlApi {
                 req.backend, req.if_not_exists
             ));
         let result = async {
+            // Forwarded here by `api/forward.rs`, or named this gateway; any other node is
+            // reached through forwarding only (this gateway serves TLS, or the views of the
+            // catalog disagree for a moment).
+            if !req.node.is_empty() {
+                if !matches!(backend_kind(req.backend)?, BackendKind::Sqlite) {
+                    return Err(Error::invalid(
+                        "node",
+                        "only SQLite databases are placed on a gateway: every gateway serves \
+                         the server engines",
+                    )
+                    .into());
+                }
+                let catalog = self.forge.catalog();
+                let me = catalog.node();
+                if req.node != me {
+                    return Err(Error::Unavailable(format!(
+                        "this gateway is {me:?}, not {:?}, and cannot place the database there: \
+                         call that gateway",
+                        req.node
+                    ))
+                    .into());
+                }
+            }
             let spec = DatabaseSpec::try_from(req)?;
             let (db, created) = self.forge.create_database(&who, spec).await?;
             Ok(pb::CreateDatabaseResponse {

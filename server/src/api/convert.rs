@@ -446,6 +446,8 @@ impl TryFrom<pb::CreateDatabaseRequest> for DatabaseSpec {
             ttl,
             idle_ttl,
             backup_before_prune,
+            // Checked by the adapter: where it goes, not what it is.
+            node: _,
         } = r;
         validate_labels(&labels)?;
         Ok(DatabaseSpec {
@@ -547,6 +549,7 @@ impl From<DatabaseInfo> for pb::Database {
             read_only_grants,
             lifecycle: life,
             quota,
+            node,
         } = d;
         let (expire_at, idle_ttl) = lifecycle::lifecycle_pb(life);
         pb::Database {
@@ -572,6 +575,7 @@ impl From<DatabaseInfo> for pb::Database {
             quota_source: quota.source,
             over_quota: quota.over,
             own_max_bytes: quota.own_max_bytes.unwrap_or(0),
+            node: node.unwrap_or_default(),
         }
     }
 }

@@ -231,9 +231,17 @@ impl QueryService for QueryApi {
     ) -> Result<Response<Self::SessionStream>, Status> {
         let who = caller(&req)?;
         let permit = self.limits.open_stream(&who)?;
+        // For a session on another gateway's database, relayed with the caller's key.
+        let metadata = req.metadata().clone();
         let inbound = req.into_inner();
         let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(run_session(self.forge.clone(), who, inbound, tx, permit));
+        tokio::spawn(run_session(
+            self.forge.clone(),
+            who,
+            (inbound, metadata),
+            tx,
+            permit,
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -354,7 +362,7 @@ struct SessionState {
 async fn run_session(
     forge: Forge,
     who: Principal,
-    mut inbound: Streaming<pb::SessionRequest>,
+    (mut inbound, metadata): (Streaming<pb::SessionRequest>, tonic::metadata::MetadataMap),
     tx: mpsc::Sender<Result<pb::SessionResponse, Status>>,
     _permit: StreamPermit,
 ) {
@@ -383,6 +391,14 @@ async fn run_session(
             Ok(Ok(None)) => break,
             Ok(Ok(Some(msg))) => msg,
         };
+        // The first `begin` on another gateway's SQLite database: the owner runs the session.
+        if state.database.is_none()
+            && let Some(pb::session_request::Kind::Begin(b)) = &msg.kind
+            && let Some(owner) = forge.registry().remote_owner(&b.database)
+        {
+            super::forward::relay_session(&forge, &metadata, &owner, msg, inbound, tx).await;
+            return;
+        }
         let call = audit_message(&forge, &who, &state, &msg);
         let stepped = step(&forge, &who, &mut state, msg)
             .await

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod control;
 pub mod convert;
 pub mod data;
+pub mod forward;
 pub mod limits;
 pub mod operations;
 pub mod schema;

@@ -138,6 +138,7 @@ impl OperationsService for OperationsApi {
                     address: n.address,
                     started: Some(timestamp(n.started_ms)),
                     heartbeat: Some(timestamp(n.heartbeat_ms)),
+                    free_bytes: n.free_bytes,
                 })
                 .collect(),
             node: self.forge.catalog().node().to_owned(),

@@ -360,8 +360,19 @@ impl Forge {
                 .is_some()
         })?;
         let mut databases = Vec::with_capacity(page.len());
+        let (me, live) = (self.catalog().node().to_owned(), self.leadership().nodes());
+        let sqlite = self.inner.registry.backend(BackendKind::Sqlite).ok();
         for e in &page {
-            databases.push(e.info(e.size().await));
+            let mut info = e.info(e.size().await);
+            // Another gateway's SQLite database: served (forwarded) while its owner is live.
+            if let Some(owner) = info.node.as_deref().filter(|n| *n != me) {
+                if live.iter().any(|n| n.name == owner) {
+                    info.status = DatabaseStatus::Ready;
+                }
+                info.capabilities = sqlite.as_ref().map(|b| b.capabilities().clone());
+                info.read_only_grants = sqlite.as_ref().is_some_and(|b| b.enforces_read_only());
+            }
+            databases.push(info);
         }
         let next_after = more
             .then(|| databases.last().map(|d| d.name.to_string()))

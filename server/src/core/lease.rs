@@ -81,6 +81,27 @@ impl Leadership {
     }
 }
 
+/// Free bytes (for an unprivileged writer) on the filesystem of `dir`; 0 when unknown.
+fn free_bytes(dir: &std::path::Path) -> i64 {
+    match rustix::fs::statvfs(dir) {
+        Ok(s) => i64::try_from(s.f_bavail.saturating_mul(s.f_frsize)).unwrap_or(i64::MAX),
+        Err(e) => {
+            warn!(dir = %dir.display(), error = %e, "cannot tell the data directory's free space");
+            0
+        }
+    }
+}
+
+/// Where a new SQLite database goes when the call names no gateway: the live one with the
+/// most free space, `me` when it has as much as the best within 1 % (no forward for nothing).
+pub fn placement<'a>(nodes: &'a [NodeInfo], me: &str) -> Option<&'a NodeInfo> {
+    let best = nodes.iter().max_by_key(|n| n.free_bytes)?;
+    match nodes.iter().find(|n| n.name == me) {
+        Some(mine) if mine.free_bytes >= best.free_bytes - best.free_bytes / 100 => Some(mine),
+        _ => Some(best),
+    }
+}
+
 impl Forge {
     /// Takes or renews the schedulers' lease for `ttl`, and says so when that changes who
     /// holds it. Not knowing (the catalog failed) counts as not holding: another gateway may
@@ -110,14 +131,15 @@ impl Forge {
     /// documentation). A catalog that cannot be reached leaves the shares as they were.
     pub(crate) async fn heartbeat(&self, ttl: Duration) {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        let (cat, address, started) = (
+        let (cat, address, started, dir) = (
             self.catalog(),
             self.config().address.clone(),
             self.leadership().started_ms,
+            self.config().data_dir.clone(),
         );
         let nodes = blocking(move || {
             let now = now_ms();
-            cat.heartbeat(&address, started, now)?;
+            cat.heartbeat(&address, started, now, free_bytes(&dir))?;
             cat.nodes(now.saturating_sub(ttl_ms))
         })
         .await;

@@ -92,6 +92,9 @@ pub struct DatabaseInfo {
     pub lifecycle: Lifecycle,
     /// Its size quota.
     pub quota: super::quota::QuotaView,
+    /// The gateway whose disk holds it (SQLite; `None` for the server engines, which every
+    /// gateway serves).
+    pub node: Option<String>,
 }
 
 /// A ListDatabases request.
@@ -260,6 +263,9 @@ impl Entry {
                 .is_some_and(|b| b.enforces_read_only()),
             lifecycle: self.record.lifecycle,
             quota: self.quota.view(),
+            node: (self.record.backend == BackendKind::Sqlite)
+                .then(|| self.record.node.clone())
+                .flatten(),
         }
     }
 
@@ -285,10 +291,21 @@ pub struct Registry {
     catalog: Catalog,
     backends: HashMap<BackendKind, Arc<dyn Backend>>,
     entries: RwLock<BTreeMap<DatabaseName, Arc<Entry>>>,
+    /// Other gateways' ready SQLite databases (their files are on those gateways' disks):
+    /// listed here, and their calls forwarded to the owner (`api/forward.rs`). Never in
+    /// `entries`, so no pass over the entries (damage, quotas, backups, prunes) touches them.
+    remote: RwLock<BTreeMap<DatabaseName, Record>>,
     control: tokio::sync::Mutex<()>,
     clock: SharedClock,
     /// Prunes a crash interrupted that start-up finished, until their events are sent.
     finished_at_start: Mutex<Vec<Record>>,
+}
+
+/// Whether `record` is another gateway's ready SQLite database, as seen by the node `me`.
+fn is_remote(record: &Record, me: &str) -> bool {
+    record.backend == BackendKind::Sqlite
+        && record.state == RecordState::Ready
+        && record.node.as_deref().is_some_and(|n| n != me)
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -328,6 +345,7 @@ impl Registry {
         let cat = catalog.clone();
         let records = blocking(move || cat.load()).await?;
         let mut entries = BTreeMap::new();
+        let mut remote = BTreeMap::new();
         let mut finished = Vec::new();
         let mut known: HashMap<BackendKind, Vec<_>> = HashMap::new();
         for record in records {
@@ -342,6 +360,9 @@ impl Registry {
                     .entry(record.backend)
                     .or_default()
                     .push(record.provisioned.clone());
+                if is_remote(&record, catalog.node()) {
+                    remote.insert(record.provisioned.name.clone(), record);
+                }
                 continue;
             }
             match (record.state, &backend) {
@@ -408,6 +429,7 @@ impl Registry {
             catalog,
             backends,
             entries: RwLock::new(entries),
+            remote: RwLock::new(remote),
             control: tokio::sync::Mutex::new(()),
             clock,
             finished_at_start: Mutex::new(finished),
@@ -479,6 +501,14 @@ impl Registry {
         let by_name: HashMap<DatabaseName, Record> = records
             .into_iter()
             .map(|r| (r.provisioned.name.clone(), r))
+            .collect();
+        *self
+            .remote
+            .write()
+            .map_err(|_| Error::internal("registry lock poisoned"))? = by_name
+            .values()
+            .filter(|r| is_remote(r, &me))
+            .map(|r| (r.provisioned.name.clone(), r.clone()))
             .collect();
         let mut stale = Vec::new();
         entries.retain(|name, entry| match by_name.get(name) {
@@ -822,12 +852,33 @@ impl Registry {
         visible: impl Fn(&Record) -> bool,
     ) -> Result<(Vec<Arc<Entry>>, bool)> {
         let entries = self.read()?;
-        let lower = match &filter.after {
+        let remote = self
+            .remote
+            .read()
+            .map_err(|_| Error::internal("registry lock poisoned"))?;
+        let lower = || match &filter.after {
             Some(after) => Bound::Excluded(after.as_str()),
             None => Bound::Unbounded,
         };
+        // Both maps in name order, merged (a name is in one of them only).
+        let mut local = entries
+            .range::<str, _>((lower(), Bound::Unbounded))
+            .map(|(_, e)| Arc::clone(e))
+            .peekable();
+        let mut others = remote
+            .range::<str, _>((lower(), Bound::Unbounded))
+            .map(|(_, r)| r)
+            .peekable();
+        let merged = std::iter::from_fn(|| match (local.peek(), others.peek()) {
+            (Some(e), Some(r)) if r.provisioned.name < e.record.provisioned.name => {
+                others.next().map(|r| Arc::new(Entry::new(r.clone(), None)))
+            }
+            (Some(_), _) => local.next(),
+            (None, Some(_)) => others.next().map(|r| Arc::new(Entry::new(r.clone(), None))),
+            (None, None) => None,
+        });
         let mut page = Vec::new();
-        for (_, e) in entries.range::<str, _>((lower, Bound::Unbounded)) {
+        for e in merged {
             let r = &e.record;
             if filter.backend.is_some_and(|b| b != r.backend)
                 || !filter
@@ -841,9 +892,18 @@ impl Registry {
             if page.len() == filter.page_size {
                 return Ok((page, true));
             }
-            page.push(Arc::clone(e));
+            page.push(e);
         }
         Ok((page, false))
+    }
+
+    /// The gateway that holds `name`'s file, when it is another gateway's SQLite database.
+    pub fn remote_owner(&self, name: &str) -> Option<String> {
+        self.remote
+            .read()
+            .ok()?
+            .get(name)
+            .and_then(|r| r.node.clone())
     }
 
     /// Sets the gauge of databases by backend and status.

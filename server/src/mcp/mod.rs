@@ -650,6 +650,8 @@ impl McpApi {
                         .map(pb::create_database_request::Ttl::ExpireAfter),
                     idle_ttl: seconds(args.count("idle_ttl")?),
                     backup_before_prune: false,
+                    // MCP calls run on the gateway called: no placement elsewhere.
+                    node: String::new(),
                 })?;
                 let (db, created) = forge.create_database(who, spec).await?;
                 Ok(Done::json(

@@ -16,7 +16,7 @@ use dbforge_server::core::{
     catalog::{Catalog, SCHEMA_VERSION},
     error::Error,
 };
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use sqlx::{Connection, Executor};
 
 use crate::harness::{ADMIN_KEY, TestServer, as_key, assert_code, postgres_url, unique};
@@ -704,17 +704,19 @@ async fn a_gateway_leaves_another_gateways_databases_and_unfinished_work_alone()
         .expect("pretend a spawn in progress");
     b.stop().await;
     let b = open_gateway(db.path(), &cat.url, &pg_admin).await;
-    let listed: Vec<String> = b
-        .client
-        .list_databases(ListFilter::default())
-        .await
-        .expect("list on B")
-        .into_iter()
-        .map(|d| d.name)
-        .collect();
+    // B lists A's SQLite database as A's (calls on it go to A), and did not touch its file.
+    assert_eq!(
+        listed_as(&b.client, &lite).await.map(|d| d.node),
+        Some(a_node.trim().to_owned()),
+        "A's SQLite database is A's"
+    );
     assert!(
-        !listed.contains(&lite),
-        "A's SQLite file is not on B's disk: {listed:?}"
+        std::fs::read_dir(db.path().join("sqlite"))
+            .map(|d| d
+                .flatten()
+                .all(|f| !f.file_name().to_string_lossy().contains(&lite)))
+            .unwrap_or(true),
+        "B has no file of A's database"
     );
     a.client
         .execute(&pg, "SELECT 1", &[])
@@ -755,6 +757,7 @@ async fn gateways_on_one_catalog_follow_each_others_server_databases() {
     let a = open_gateway(da.path(), &cat.url, &pg_admin).await;
     let b = open_gateway(db.path(), &cat.url, &pg_admin).await;
     b.client.who_am_i().await.expect("b serves");
+    let a_node = node_of(da.path());
 
     // Spawned through A after B started: B lists and serves it within 1 s.
     let (x, lite) = (unique("followpg"), unique("followlite"));
@@ -790,9 +793,10 @@ async fn gateways_on_one_catalog_follow_each_others_server_databases() {
         .await
         .expect("B serves A's PostgreSQL database");
     assert_eq!(r.rows[0].values(), &[Value::Text("from a".into())]);
-    assert!(
-        labels_of(b.client.clone(), lite.clone()).await.is_none(),
-        "A's SQLite database is on A's disk only"
+    assert_eq!(
+        listed_as(&b.client, &lite).await.map(|d| d.node),
+        Some(a_node),
+        "B lists A's SQLite database as A's (its file is on A's disk)"
     );
 
     // Labels changed through B reach A; a delete through B removes it from A.
@@ -941,5 +945,387 @@ async fn replicas_split_the_servers_connection_cap_and_take_it_back_when_one_die
         "with the whole cap, 24 calls on A use more than 8 connections: {most}"
     );
     drop(a);
+    cat.drop().await;
+}
+
+/// The node name of the gateway on `dir` (its `node.id`, written at its first start).
+fn node_of(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("node.id"))
+        .expect("node.id")
+        .lines()
+        .next()
+        .expect("a name")
+        .to_owned()
+}
+
+/// The database `name` as `c` lists it.
+async fn listed_as(c: &Client, name: &str) -> Option<dbforge::Database> {
+    c.list_databases(ListFilter::default())
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|d| d.name == name)
+}
+
+async fn count_of(c: &Client, db: &str) -> Result<i64, dbforge::Error> {
+    let r = c.execute(db, "SELECT count(*) FROM t", &[]).await?;
+    match r.rows[0].values() {
+        [Value::Int(n)] => Ok(*n),
+        other => panic!("count(*) gave {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_serve_each_others_sqlite_databases_and_outlive_the_owner() {
+    use crate::harness::ServerProcess;
+    let Some(cat) = CatalogDb::create("three").await else {
+        return;
+    };
+    let pg_admin = postgres_url().await.expect("the same server");
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let flags = [
+        "--catalog-url",
+        &cat.url,
+        "--postgres-url",
+        &pg_admin,
+        "--scheduler-lease",
+        "1s",
+    ];
+    let mut a = ServerProcess::spawn(dirs[0].path(), &flags);
+    let b = ServerProcess::spawn(dirs[1].path(), &flags);
+    let c = ServerProcess::spawn(dirs[2].path(), &flags);
+    let (ca, cb, cc) = (a.client().await, b.client().await, c.client().await);
+    let owner = node_of(dirs[0].path());
+
+    // Spawned through A: a SQLite database (A's file) and a PostgreSQL one.
+    let (lite, pg) = (unique("threelite"), unique("threepg"));
+    ca.create_database(&lite, CreateOptions::default())
+        .await
+        .expect("create");
+    ca.execute(&lite, "CREATE TABLE t (x INTEGER)", &[])
+        .await
+        .expect("ddl");
+    ca.execute(
+        &lite,
+        "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+         WHERE x < 100) SELECT x FROM c",
+        &[],
+    )
+    .await
+    .expect("fill");
+    ca.create_database(
+        &pg,
+        CreateOptions::default().backend(dbforge::Backend::Postgres),
+    )
+    .await
+    .expect("create");
+    ca.execute(&pg, "CREATE TABLE t (x INT)", &[])
+        .await
+        .expect("ddl");
+    ca.execute(&pg, "INSERT INTO t VALUES (1)", &[])
+        .await
+        .expect("insert");
+
+    // B and C list both, the SQLite one as A's, within 1 s.
+    for client in [&cb, &cc] {
+        let seen = within(Duration::from_secs(1), || async {
+            listed_as(client, &lite).await.is_some() && listed_as(client, &pg).await.is_some()
+        })
+        .await;
+        assert!(seen.is_some(), "every gateway lists both databases");
+        let d = listed_as(client, &lite).await.expect("listed");
+        assert_eq!(d.node, owner, "the SQLite database is A's");
+        assert_eq!(d.status, dbforge::DatabaseStatus::Ready);
+        assert!(d.capabilities.sql, "with SQLite's capabilities");
+        assert_eq!(listed_as(client, &pg).await.expect("listed").node, "");
+    }
+
+    // Calls on A's SQLite database through B and C: unary, streamed, a batch, a session.
+    assert_eq!(count_of(&cb, &lite).await.expect("through B"), 100);
+    cc.execute(&lite, "INSERT INTO t VALUES (101)", &[])
+        .await
+        .expect("a write through C");
+    let mut rows = cb
+        .query(&lite, "SELECT x FROM t ORDER BY x", &[])
+        .await
+        .expect("a stream through B");
+    let mut n = 0;
+    while let Some(row) = rows.next().await {
+        row.expect("row");
+        n += 1;
+    }
+    assert_eq!(n, 101, "the stream through B has every row");
+    let mut tx = cc.transaction(&lite).await.expect("a session through C");
+    tx.execute("INSERT INTO t VALUES (102)", &[])
+        .await
+        .expect("in the session");
+    tx.commit().await.expect("commit");
+    let schema = cb.get_schema(&lite, None).await.expect("schema through B");
+    assert!(schema.tables.iter().any(|t| t.name == "t"));
+    assert_eq!(count_of(&ca, &lite).await.expect("on A"), 102);
+
+    // kill -9 A under load on the PostgreSQL database through B and C.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = |client: Client| {
+        let (stop, pg) = (stop.clone(), pg.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match client.execute(&pg, "SELECT count(*) FROM t", &[]).await {
+                    Ok(_) => ok += 1,
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    let loads = [load(cb.clone()), load(cc.clone())];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.child.kill().expect("kill -9 A");
+    a.child.wait().expect("reap A");
+    // A's SQLite database answers UNAVAILABLE naming A, once its heartbeat is older than the
+    // lease (until then, the forward finds nobody at A's address: also UNAVAILABLE).
+    let e = assert_code(count_of(&cb, &lite).await, Code::Unavailable);
+    assert!(e.message().contains(&owner), "names the owner: {e}");
+    let down = within(Duration::from_secs(4), || async {
+        listed_as(&cc, &lite).await.map(|d| d.status) == Some(dbforge::DatabaseStatus::Unavailable)
+    })
+    .await;
+    assert!(down.is_some(), "C lists A's database as UNAVAILABLE");
+    let e = assert_code(count_of(&cc, &lite).await, Code::Unavailable);
+    assert!(e.message().contains("down"), "{e}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in loads {
+        let (ok, failed) = l.await.expect("load");
+        assert!(ok > 0 && failed.is_empty(), "{ok} ok, failed: {failed:?}");
+    }
+    // Everything else keeps working: a new SQLite database on B, the PostgreSQL one on C.
+    let fresh = unique("threefresh");
+    cb.create_database(&fresh, CreateOptions::default())
+        .await
+        .expect("B spawns while A is down");
+    assert_eq!(count_of(&cc, &pg).await.expect("pg through C"), 1);
+
+    // A back on its data directory: its database is served again, nothing lost.
+    let a = ServerProcess::spawn(dirs[0].path(), &flags);
+    a.client().await.who_am_i().await.expect("A is back");
+    let back = within(Duration::from_secs(5), || async {
+        count_of(&cb, &lite).await.ok() == Some(102)
+    })
+    .await;
+    assert!(
+        back.is_some(),
+        "A's database is served through B again, all 102 rows"
+    );
+    let back = within(Duration::from_secs(5), || async {
+        count_of(&cc, &lite).await.ok() == Some(102)
+    })
+    .await;
+    assert!(back.is_some(), "and through C");
+    // Deleted through C: forwarded to A, which prunes its file; every gateway drops it.
+    let has_file = || {
+        dirs[0]
+            .path()
+            .join("sqlite")
+            .read_dir()
+            .expect("A's SQLite directory")
+            .flatten()
+            .any(|f| {
+                f.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{lite}."))
+            })
+    };
+    assert!(has_file(), "the file is on A's disk");
+    cc.delete_database(&lite).await.expect("delete through C");
+    assert!(!has_file(), "A removed the file");
+    let gone = within(Duration::from_secs(2), || async {
+        listed_as(&cb, &lite).await.is_none() && listed_as(&cc, &lite).await.is_none()
+    })
+    .await;
+    assert!(gone.is_some(), "B and C drop it");
+    drop((a, b, c));
+    cat.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_million_row_stream_keeps_both_gateways_memory_bounded() {
+    use crate::harness::ServerProcess;
+    let Some(cat) = CatalogDb::create("fwdstream").await else {
+        return;
+    };
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let flags = ["--catalog-url", &cat.url, "--scheduler-lease", "1s"];
+    let a = ServerProcess::spawn(da.path(), &flags);
+    let b = ServerProcess::spawn(db.path(), &flags);
+    let (ca, cb) = (a.client().await, b.client().await);
+    ca.create_database("big", CreateOptions::default())
+        .await
+        .expect("create on A");
+    let seen = within(Duration::from_secs(2), || async {
+        listed_as(&cb, "big").await.is_some()
+    })
+    .await;
+    assert!(seen.is_some(), "B lists A's database");
+    let (base_a, base_b) = (a.memory_kib("VmRSS"), b.memory_kib("VmRSS"));
+    // ~230 MB of rows through B, read slowly at first so that both gateways must hold back.
+    let mut rows = cb
+        .query(
+            "big",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) \
+             SELECT x, printf('%0200d', x) FROM c",
+            &[],
+        )
+        .await
+        .expect("a stream through B");
+    let first = rows.next().await.expect("a row").expect("row");
+    assert_eq!(first.values()[0], Value::Int(1));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (mut n, mut sum) = (1u64, 1i64);
+    while let Some(row) = rows.next().await {
+        if let Value::Int(x) = row.expect("row").values()[0] {
+            sum += x;
+        }
+        n += 1;
+    }
+    assert_eq!(n, 1_000_000, "every row arrived");
+    assert_eq!(sum, 500_000_500_000, "in order, none twice");
+    for (name, process, base) in [("A", &a, base_a), ("B", &b, base_b)] {
+        let peak = process.memory_kib("VmHWM");
+        let growth = peak.saturating_sub(base) / 1024;
+        eprintln!(
+            "{name}: RSS {} MiB before, peak {} MiB",
+            base / 1024,
+            peak / 1024
+        );
+        assert!(growth < 64, "{name} grew by {growth} MiB streaming ~230 MB");
+    }
+    drop((a, b));
+    cat.drop().await;
+}
+
+/// Whether the gateway on `dir` holds a SQLite file of database `name`.
+fn holds(dir: &Path, name: &str) -> bool {
+    std::fs::read_dir(dir.join("sqlite"))
+        .map(|d| {
+            d.flatten().any(|f| {
+                f.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{name}."))
+            })
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_sqlite_databases_go_to_the_named_gateway_or_the_one_with_the_most_free_space() {
+    use crate::harness::ServerProcess;
+    let Some(cat) = CatalogDb::create("place").await else {
+        return;
+    };
+    // Two filesystems when the machine has a tmpfs: their free space differs, so placement
+    // by free space has something to choose.
+    let da = tempfile::Builder::new()
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .expect("dir");
+    let db = tempfile::tempdir().expect("dir");
+    let flags = ["--catalog-url", &cat.url, "--scheduler-lease", "1s"];
+    let a = ServerProcess::spawn(da.path(), &flags);
+    let b = ServerProcess::spawn(db.path(), &flags);
+    let (ca, cb) = (a.client().await, b.client().await);
+    let (node_a, node_b) = (node_of(da.path()), node_of(db.path()));
+    let both = within(Duration::from_secs(3), || async {
+        let (sa, sb) = (
+            ca.server_stats().await.expect("stats"),
+            cb.server_stats().await.expect("stats"),
+        );
+        sa.nodes.len() == 2 && sb.nodes.len() == 2
+    })
+    .await;
+    assert!(both.is_some(), "each gateway sees both");
+
+    // Named: through B onto A, and through A onto A itself.
+    let named = unique("placenamed");
+    cb.create_database(&named, CreateOptions::default().node(node_a.clone()))
+        .await
+        .expect("create on A through B");
+    assert!(holds(da.path(), &named) && !holds(db.path(), &named));
+    assert_eq!(
+        listed_as(&cb, &named).await.map(|d| d.node),
+        Some(node_a.clone())
+    );
+    let e = assert_code(
+        cb.create_database(
+            &unique("placenone"),
+            CreateOptions::default().node("no-such-node"),
+        )
+        .await,
+        Code::Unavailable,
+    );
+    assert!(e.message().contains("no-such-node"), "{e}");
+    let e = assert_code(
+        ca.create_database(
+            &unique("placepg"),
+            CreateOptions::default()
+                .backend(dbforge::Backend::Postgres)
+                .node(node_a.clone()),
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    assert!(e.message().contains("SQLite"), "{e}");
+
+    // Unnamed: the gateway with the most free space, the called one when within 1 %.
+    let stats = ca.server_stats().await.expect("stats");
+    let free = |n: &str| {
+        stats
+            .nodes
+            .iter()
+            .find(|x| x.name == n)
+            .expect("listed")
+            .free_bytes
+    };
+    let (free_a, free_b) = (free(&node_a), free(&node_b));
+    assert!(free_a > 0 && free_b > 0, "{:?}", stats.nodes);
+    for (client, called) in [(&ca, &node_a), (&cb, &node_b)] {
+        let name = unique("placefree");
+        client
+            .create_database(&name, CreateOptions::default())
+            .await
+            .expect("create");
+        let (mine, other) = if called == &node_a {
+            (free_a, free_b)
+        } else {
+            (free_b, free_a)
+        };
+        // Free space moves between heartbeats: only a clear difference (10 %) is asserted.
+        let expected = if mine >= other - other / 10 && other >= mine - mine / 10 {
+            None
+        } else if mine > other {
+            Some(called.clone())
+        } else {
+            Some(if called == &node_a {
+                node_b.clone()
+            } else {
+                node_a.clone()
+            })
+        };
+        let placed = listed_as(client, &name).await.expect("listed").node;
+        if let Some(expected) = expected {
+            assert_eq!(placed, expected, "A has {free_a} bytes free, B {free_b}");
+        }
+        let dir = if placed == node_a {
+            da.path()
+        } else {
+            db.path()
+        };
+        assert!(holds(dir, &name), "the file is where the listing says");
+    }
+    drop((a, b));
     cat.drop().await;
 }

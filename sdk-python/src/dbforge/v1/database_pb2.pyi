@@ -269,6 +269,7 @@ class Database(_message.Message):
     QUOTA_SOURCE_FIELD_NUMBER: _builtins.int
     OVER_QUOTA_FIELD_NUMBER: _builtins.int
     OWN_MAX_BYTES_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Its name, unique across the gateway."""
     backend: _types_pb2.Backend.ValueType
@@ -294,6 +295,12 @@ class Database(_message.Message):
     """
     own_max_bytes: _builtins.int
     """Its own size quota in bytes (UpdateDatabase `max_bytes`); 0: none."""
+    node: _builtins.str
+    """The gateway whose disk holds it (its node name): set for SQLite databases, empty for
+    PostgreSQL, MySQL and Redis ones, which every gateway sharing the catalog serves. Calls on
+    a SQLite database made through another gateway are forwarded to this one; while it is
+    down they fail with UNAVAILABLE naming it, and `status` is UNAVAILABLE.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When it was spawned."""
@@ -338,10 +345,11 @@ class Database(_message.Message):
         quota_source: _builtins.str = ...,
         over_quota: _builtins.bool = ...,
         own_max_bytes: _builtins.int = ...,
+        node: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "created_at", b"created_at", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "last_accessed_at", b"last_accessed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "backup_before_prune", b"backup_before_prune", "capabilities", b"capabilities", "created_at", b"created_at", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "labels", b"labels", "last_accessed_at", b"last_accessed_at", "max_bytes", b"max_bytes", "name", b"name", "over_quota", b"over_quota", "own_max_bytes", b"own_max_bytes", "quota_source", b"quota_source", "size_bytes", b"size_bytes", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "backup_before_prune", b"backup_before_prune", "capabilities", b"capabilities", "created_at", b"created_at", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "labels", b"labels", "last_accessed_at", b"last_accessed_at", "max_bytes", b"max_bytes", "name", b"name", "node", b"node", "over_quota", b"over_quota", "own_max_bytes", b"own_max_bytes", "quota_source", b"quota_source", "size_bytes", b"size_bytes", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -381,6 +389,7 @@ class CreateDatabaseRequest(_message.Message):
     EXPIRE_AFTER_FIELD_NUMBER: _builtins.int
     IDLE_TTL_FIELD_NUMBER: _builtins.int
     BACKUP_BEFORE_PRUNE_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The name of the new database."""
     backend: _types_pb2.Backend.ValueType
@@ -392,6 +401,13 @@ class CreateDatabaseRequest(_message.Message):
     backup_before_prune: _builtins.bool
     """Back the database up to the default backup target before a TTL or idle prune. When that
     backup fails the database is not pruned; the next pass tries again.
+    """
+    node: _builtins.str
+    """SQLite only: the gateway (node name, see GetServerStats) whose disk holds the new database.
+    Empty: the live gateway sharing the catalog with the most free disk space for its data
+    directory, the gateway called when it has as much as any other (within 1 %). The call
+    is forwarded there; UNAVAILABLE when the named gateway is not live, INVALID_ARGUMENT for
+    the server engines (every gateway serves those).
     """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
@@ -424,10 +440,11 @@ class CreateDatabaseRequest(_message.Message):
         expire_after: _duration_pb2.Duration | None = ...,
         idle_ttl: _duration_pb2.Duration | None = ...,
         backup_before_prune: _builtins.bool = ...,
+        node: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expire_after", b"expire_after", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "backup_before_prune", b"backup_before_prune", "expire_after", b"expire_after", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "if_not_exists", b"if_not_exists", "labels", b"labels", "name", b"name", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "backup_before_prune", b"backup_before_prune", "expire_after", b"expire_after", "expire_at", b"expire_at", "idle_ttl", b"idle_ttl", "if_not_exists", b"if_not_exists", "labels", b"labels", "name", b"name", "node", b"node", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_ttl: _TypeAlias = _typing.Literal["expire_at", "expire_after"]  # noqa: Y015
     _WhichOneofArgType_ttl: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015

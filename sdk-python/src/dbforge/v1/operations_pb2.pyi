@@ -173,10 +173,15 @@ class Node(_message.Message):
     ADDRESS_FIELD_NUMBER: _builtins.int
     STARTED_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
+    FREE_BYTES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Its node name."""
     address: _builtins.str
     """The address it listens on for gRPC, as it bound it."""
+    free_bytes: _builtins.int
+    """Free bytes on the filesystem of its data directory, as of that heartbeat: where new
+    SQLite databases go (the most free space wins).
+    """
     @_builtins.property
     def started(self) -> _timestamp_pb2.Timestamp:
         """When its process started."""
@@ -192,10 +197,11 @@ class Node(_message.Message):
         address: _builtins.str = ...,
         started: _timestamp_pb2.Timestamp | None = ...,
         heartbeat: _timestamp_pb2.Timestamp | None = ...,
+        free_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat", b"heartbeat", "started", b"started"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "heartbeat", b"heartbeat", "name", b"name", "started", b"started"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "free_bytes", b"free_bytes", "heartbeat", b"heartbeat", "name", b"name", "started", b"started"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

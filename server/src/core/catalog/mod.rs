@@ -309,7 +309,8 @@ const MIGRATIONS: [&str; 3] = [
         name TEXT PRIMARY KEY,
         address TEXT NOT NULL,
         started_ms INTEGER NOT NULL,
-        heartbeat_ms INTEGER NOT NULL
+        heartbeat_ms INTEGER NOT NULL,
+        free_bytes INTEGER NOT NULL
     ) STRICT;",
 ];
 
@@ -1148,15 +1149,23 @@ impl Catalog {
     }
 
     /// Records that this gateway (its [`node`](Self::node) name) runs, reachable at
-    /// `address`, as of `now_ms`: its row in `nodes`, which the others read with
-    /// [`nodes`](Self::nodes).
-    pub fn heartbeat(&self, address: &str, started_ms: i64, now_ms: i64) -> Result<()> {
+    /// `address`, with `free_bytes` free for its data, as of `now_ms`: its row in `nodes`,
+    /// which the others read with [`nodes`](Self::nodes).
+    pub fn heartbeat(
+        &self,
+        address: &str,
+        started_ms: i64,
+        now_ms: i64,
+        free_bytes: i64,
+    ) -> Result<()> {
         let node = self.node.to_string();
         self.with(|c| {
             c.execute(
-                "INSERT INTO nodes (name, address, started_ms, heartbeat_ms) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (name) DO UPDATE SET address = ?2, started_ms = ?3, heartbeat_ms = ?4",
-                params![node, address, started_ms, now_ms],
+                "INSERT INTO nodes (name, address, started_ms, heartbeat_ms, free_bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (name) DO UPDATE
+                 SET address = ?2, started_ms = ?3, heartbeat_ms = ?4, free_bytes = ?5",
+                params![node, address, started_ms, now_ms, free_bytes],
             )
             .map(drop)
         })
@@ -1166,7 +1175,7 @@ impl Catalog {
     pub fn nodes(&self, since_ms: i64) -> Result<Vec<NodeInfo>> {
         self.with(|c| {
             c.query_map(
-                "SELECT name, address, started_ms, heartbeat_ms FROM nodes
+                "SELECT name, address, started_ms, heartbeat_ms, free_bytes FROM nodes
                  WHERE heartbeat_ms >= ?1 ORDER BY name",
                 params![since_ms],
                 |r| {
@@ -1175,6 +1184,7 @@ impl Catalog {
                         address: r.get(1)?,
                         started_ms: r.get(2)?,
                         heartbeat_ms: r.get(3)?,
+                        free_bytes: r.get(4)?,
                     })
                 },
             )
@@ -1462,6 +1472,8 @@ pub struct NodeInfo {
     pub started_ms: i64,
     /// Its last heartbeat, in ms since the epoch.
     pub heartbeat_ms: i64,
+    /// Free bytes on its data directory's filesystem, as of that heartbeat.
+    pub free_bytes: i64,
 }
 
 /// The node name of the gateway on `data_dir`: the first line of its `node.id`, written with
