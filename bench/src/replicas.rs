@@ -9,6 +9,11 @@
 //! [`Plan::throughput_time`]. What the machine's CPU did in each step is reported beside the
 //! rate: on a machine with few cores every step has all of them busy (gateways, PostgreSQL and
 //! the bench's own clients), and adding gateways only moves the work around.
+//!
+//! Then the forwarded point query: a SQLite database spawned through the first gateway (its
+//! file on that gateway's disk) is queried through the second, which forwards each call to the
+//! first, alternating call by call with the same query sent to the first directly. Target: the
+//! forwarded p50 at most [`FORWARD_RATIO_MAX`] times the direct one.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -20,9 +25,17 @@ use crate::{
     child::cpu_time,
     gateway::{self, Conn},
     report::{Goal, Row, Unit, machine_busy},
-    stats::Rng,
-    workload::{CREATE_POINT_TABLE, FILL_POINT_TABLE, POINT_ROWS, Plan},
+    stats::{Latency, Rng},
+    workload::{
+        CREATE_POINT_TABLE, FILL_POINT_TABLE, POINT_QUERY as SQLITE_POINT_QUERY, POINT_ROWS, Plan,
+    },
 };
+
+/// Target: a point query forwarded to the owner at most this many times the direct one (p50).
+pub const FORWARD_RATIO_MAX: f64 = 1.6;
+
+/// The SQLite database of the forwarded point query.
+const LITE_DB: &str = "replicas-forwarded";
 
 /// Concurrent callers in all, spread over the gateways.
 pub const CLIENTS: usize = 16;
@@ -46,8 +59,79 @@ pub struct Step {
     pub gateway_cpu_us: f64,
 }
 
+/// What phase 20 measured.
+#[derive(Debug, Clone)]
+pub struct ReplicaResults {
+    /// One step per number of gateways.
+    pub steps: Vec<Step>,
+    /// The point query on the SQLite database, sent to its gateway.
+    pub direct: Latency,
+    /// The same, through another gateway that forwards it.
+    pub forwarded: Latency,
+}
+
 /// Runs phase 20 on the gateways at `addrs` (their process ids in `pids`, same order).
 pub async fn run(
+    addrs: &[SocketAddr],
+    pids: &[u32],
+    key: &str,
+    plan: &Plan,
+) -> Result<ReplicaResults, BoxError> {
+    let steps = throughput(addrs, pids, key, plan).await?;
+    let (direct, forwarded) = forwarded(addrs[0], addrs[1], key, plan).await?;
+    Ok(ReplicaResults {
+        steps,
+        direct,
+        forwarded,
+    })
+}
+
+/// The point query on a SQLite database of the gateway at `owner`, sent to it and through
+/// the gateway at `other`, alternating call by call.
+async fn forwarded(
+    owner: SocketAddr,
+    other: SocketAddr,
+    key: &str,
+    plan: &Plan,
+) -> Result<(Latency, Latency), BoxError> {
+    let (a, b) = (Conn::open(owner, key).await?, Conn::open(other, key).await?);
+    gateway::create_database(&mut a.databases(), LITE_DB, pb::Backend::Sqlite).await?;
+    let (mut qa, mut qb) = (a.query(), b.query());
+    gateway::execute(&mut qa, LITE_DB, CREATE_POINT_TABLE, vec![]).await?;
+    gateway::execute(&mut qa, LITE_DB, FILL_POINT_TABLE, vec![]).await?;
+    let by = Instant::now() + Duration::from_secs(10);
+    while let Err(e) = point_on(&mut qb, LITE_DB, SQLITE_POINT_QUERY, 1).await {
+        if Instant::now() > by {
+            return Err(format!("the second gateway does not forward to the first: {e}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut rng = Rng::new(21);
+    for _ in 0..plan.warmup {
+        let id = rng.key(POINT_ROWS);
+        point_on(&mut qa, LITE_DB, SQLITE_POINT_QUERY, id).await?;
+        point_on(&mut qb, LITE_DB, SQLITE_POINT_QUERY, id).await?;
+    }
+    let n = plan.point_iters;
+    let (mut direct, mut through) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let id = rng.key(POINT_ROWS);
+        let t = std::time::Instant::now();
+        point_on(&mut qa, LITE_DB, SQLITE_POINT_QUERY, id).await?;
+        direct.push(t.elapsed());
+        let t = std::time::Instant::now();
+        point_on(&mut qb, LITE_DB, SQLITE_POINT_QUERY, id).await?;
+        through.push(t.elapsed());
+    }
+    gateway::delete_database(&mut b.databases(), LITE_DB).await?;
+    Ok((
+        Latency::from_samples(direct).ok_or("no direct sample")?,
+        Latency::from_samples(through).ok_or("no forwarded sample")?,
+    ))
+}
+
+/// Phase 20's throughput steps.
+async fn throughput(
     addrs: &[SocketAddr],
     pids: &[u32],
     key: &str,
@@ -105,17 +189,27 @@ async fn point(
     q: &mut pb::query_service_client::QueryServiceClient<gateway::Authed>,
     id: i64,
 ) -> Result<(), BoxError> {
+    point_on(q, DB, POINT_QUERY, id).await
+}
+
+/// The point query `sql` with `id` on `db`, checked: one row.
+async fn point_on(
+    q: &mut pb::query_service_client::QueryServiceClient<gateway::Authed>,
+    db: &str,
+    sql: &str,
+    id: i64,
+) -> Result<(), BoxError> {
     let r = gateway::execute(
         q,
-        DB,
-        POINT_QUERY,
+        db,
+        sql,
         vec![pb::Value {
             kind: Some(pb::value::Kind::IntValue(id)),
         }],
     )
     .await?;
     if r.rows.len() != 1 {
-        return Err(format!("{POINT_QUERY} with id {id} returned {} rows", r.rows.len()).into());
+        return Err(format!("{sql} with id {id} returned {} rows", r.rows.len()).into());
     }
     Ok(())
 }
@@ -147,11 +241,21 @@ async fn closed_loop(addrs: &[SocketAddr], key: &str, time: Duration) -> Result<
 
 /// Phase 20's rows: the rate per step and its ratio to one gateway's, with what the machine's
 /// CPU did in a note.
-pub fn rows_and_notes(measured: Result<Vec<Step>, String>) -> (Vec<Row>, Vec<String>) {
+pub fn rows_and_notes(measured: Result<ReplicaResults, String>) -> (Vec<Row>, Vec<String>) {
     let rate = |r: usize| format!("Replicas: PostgreSQL point queries, {r} gateway(s)");
     let ratio = |r: usize| format!("Replicas: {r} gateways / 1 gateway, queries/s");
+    let fwd = [
+        "Replicas: SQLite point query p50, sent to its gateway",
+        "Replicas: SQLite point query p50, forwarded by another gateway",
+        "Replicas: forwarded point query within 1.6x: forwarded / direct p50",
+    ];
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
     match measured {
-        Ok(steps) => {
+        Ok(ReplicaResults {
+            steps,
+            direct,
+            forwarded,
+        }) => {
             let one = steps.first().map_or(1.0, |s| s.qps);
             let mut rows = Vec::new();
             for s in &steps {
@@ -184,10 +288,34 @@ pub fn rows_and_notes(measured: Result<Vec<Step>, String>) -> (Vec<Row>, Vec<Str
                     )
                 })
                 .collect();
+            rows.push(Row::new(
+                20,
+                fwd[0],
+                us(direct.p50),
+                Unit::Micros,
+                Goal::Info,
+            ));
+            rows.push(Row::new(
+                20,
+                fwd[1],
+                us(forwarded.p50),
+                Unit::Micros,
+                Goal::Info,
+            ));
+            rows.push(Row::new(
+                20,
+                fwd[2],
+                us(forwarded.p50) / us(direct.p50),
+                Unit::Ratio,
+                Goal::AtMost(FORWARD_RATIO_MAX),
+            ));
             let note = format!(
                 "Replicas (20): {CLIENTS} callers spread over the gateways, one PostgreSQL \
-                 catalog, one PostgreSQL database. {}.",
-                detail.join("; ")
+                 catalog, one PostgreSQL database. {}. Forwarded SQLite point query p95 \
+                 {:.1} µs against {:.1} µs direct.",
+                detail.join("; "),
+                us(forwarded.p95),
+                us(direct.p95)
             );
             (rows, vec![note])
         }
@@ -198,6 +326,15 @@ pub fn rows_and_notes(measured: Result<Vec<Step>, String>) -> (Vec<Row>, Vec<Str
             rows.extend(
                 (2..=3).map(|r| Row::failed(20, ratio(r), e.clone(), Unit::Ratio, Goal::Info)),
             );
+            rows.push(Row::failed(20, fwd[0], e.clone(), Unit::Micros, Goal::Info));
+            rows.push(Row::failed(20, fwd[1], e.clone(), Unit::Micros, Goal::Info));
+            rows.push(Row::failed(
+                20,
+                fwd[2],
+                e,
+                Unit::Ratio,
+                Goal::AtMost(FORWARD_RATIO_MAX),
+            ));
             (rows, Vec::new())
         }
     }
