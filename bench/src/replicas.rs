@@ -6,7 +6,7 @@
 //! others serve it as soon as they follow the catalog. Then the same closed loop runs three
 //! times: [`CLIENTS`] concurrent callers, each on its own HTTP/2 connection to gateway
 //! `i % replicas`, each sending the next point query as soon as the last is answered, for
-//! [`Plan::throughput_time`]. What the machine's CPU did in each step is reported beside the
+//! [`Plan::throughput_for`]. What the machine's CPU did in each step is reported beside the
 //! rate: on a machine with few cores every step has all of them busy (gateways, PostgreSQL and
 //! the bench's own clients), and adding gateways only moves the work around.
 //!
