@@ -419,6 +419,11 @@ pub async fn forward(
     let Some(named) = named(req.uri().path()) else {
         return next.run(req).await;
     };
+    // One gateway (or none of the others' SQLite databases and nobody to place one on):
+    // nothing can be forwarded, so the first message is not read here.
+    if fwd.forge.leadership().replicas() <= 1 && !fwd.forge.registry().has_remote() {
+        return next.run(req).await;
+    }
     let create = req.uri().path() == "/dbforge.v1.DatabaseService/CreateDatabase";
     let (mut parts, body) = req.into_parts();
     let (head, rest, len) = first_frame(body, fwd.max_message).await;

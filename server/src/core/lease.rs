@@ -25,7 +25,7 @@
 use std::{
     sync::{
         Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -50,6 +50,8 @@ pub struct Leadership {
     started_ms: i64,
     /// The live gateways as the last heartbeat read them (this one included).
     nodes: Mutex<Vec<NodeInfo>>,
+    /// How many they are (0 before the first heartbeat), read on every call's path.
+    replicas: AtomicUsize,
 }
 
 impl Leadership {
@@ -62,7 +64,14 @@ impl Leadership {
             held: AtomicBool::new(false),
             started_ms: now_ms(),
             nodes: Mutex::new(Vec::new()),
+            replicas: AtomicUsize::new(0),
         }
+    }
+
+    /// How many live gateways share the catalog, as of the last heartbeat (this one
+    /// included; 0 before the first).
+    pub fn replicas(&self) -> usize {
+        self.replicas.load(Ordering::Relaxed)
     }
 
     /// The live gateways sharing the catalog, as of the last heartbeat, by name.
@@ -152,6 +161,9 @@ impl Forge {
         };
         // This gateway counts even if its own row was just removed by a racing shutdown path.
         let replicas = nodes.len().max(1);
+        self.leadership()
+            .replicas
+            .store(replicas, Ordering::Relaxed);
         let before = match self.leadership().nodes.lock() {
             Ok(mut known) => std::mem::replace(&mut *known, nodes).len(),
             Err(_) => return,

@@ -897,6 +897,11 @@ impl Registry {
         Ok((page, false))
     }
 
+    /// Whether any other gateway's SQLite database is known.
+    pub fn has_remote(&self) -> bool {
+        self.remote.read().map(|r| !r.is_empty()).unwrap_or(false)
+    }
+
     /// The gateway that holds `name`'s file, when it is another gateway's SQLite database.
     pub fn remote_owner(&self, name: &str) -> Option<String> {
         self.remote
