@@ -199,11 +199,6 @@ impl Forwarder {
             .filter(|n| n.name != me)
             .map(|n| n.name.clone()))
     }
-
-    /// Where to send a call on `database`, owned by `owner`: its live address.
-    fn owner_address(&self, database: &str, owner: &str) -> Result<String, tonic::Status> {
-        owner_address(&self.forge, self.tls, database, owner)
-    }
 }
 
 /// Where to send a call on `database`, owned by `owner`: its live address (see the module docs).
@@ -461,7 +456,7 @@ pub async fn forward(
              gateway {owner:?}: the gateways' views of the catalog disagree for a moment; retry"
         )));
     }
-    let address = match fwd.owner_address(database, &owner) {
+    let address = match owner_address(&fwd.forge, fwd.tls, database, &owner) {
         Ok(a) => a,
         Err(status) => return status_response(status),
     };
