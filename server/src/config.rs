@@ -165,6 +165,28 @@ pub enum CatalogCommand {
     },
 }
 
+/// Whether `addr` is `host:port` that other gateways can dial: a DNS name or an IP address
+/// (IPv6 in brackets), not the unspecified address, and a non-zero port.
+fn valid_host_port(addr: &str) -> bool {
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| !ip.is_unspecified())
+    } else if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
+        !ip.is_unspecified()
+    } else {
+        !host.is_empty()
+            && host.len() <= 253
+            && host
+                .split('.')
+                .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    };
+    port_ok && host_ok
+}
+
 /// Whether `url` names a PostgreSQL database (the catalog's only server store).
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -188,6 +210,11 @@ pub struct Config {
     /// URL instead of `catalog.db` in the data directory.
     #[arg(long, env = "DBFORGE_CATALOG_URL")]
     pub catalog_url: Option<String>,
+    /// The `host:port` other gateways sharing the catalog reach this one at, to forward calls
+    /// on its SQLite databases; by default the address it listens on, which is not reachable
+    /// from elsewhere when that is `0.0.0.0` or `[::]` (the gateway warns then).
+    #[arg(long, env = "DBFORGE_ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<String>,
     /// A maintenance command instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -524,6 +551,14 @@ impl Config {
                 url.split_once("://").map_or("a path", |(scheme, _)| scheme)
             ));
         }
+        if let Some(addr) = &self.advertise_address
+            && !valid_host_port(addr)
+        {
+            return Err(format!(
+                "--advertise-address {addr:?} must be host:port (a name or an IP address, and \
+                 a port from 1 to 65535; an IPv6 address in brackets: [::1]:50051)"
+            ));
+        }
         if let Some(url) = &self.llm_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -583,7 +618,10 @@ impl Config {
             quota_interval: self.quota_interval,
             scheduler_lease: self.scheduler_lease,
             quota_trigger: self.quota_trigger.clone(),
-            address: self.listen.to_string(),
+            address: self
+                .advertise_address
+                .clone()
+                .unwrap_or_else(|| self.listen.to_string()),
         }
     }
 
@@ -690,5 +728,27 @@ mod tests {
             cfg.command,
             Some(Command::Catalog(CatalogCommand::Migrate { ref to })) if to.starts_with("postgres://")
         ));
+    }
+
+    #[test]
+    fn the_advertised_address_must_be_dialable() {
+        for (addr, ok) in [
+            ("10.0.0.7:50051", true),
+            ("gw-2.internal:50051", true),
+            ("[fd00::7]:50051", true),
+            ("0.0.0.0:50051", false),
+            ("[::]:50051", false),
+            ("gw-2.internal", false),
+            ("gw-2.internal:0", false),
+            ("gw 2:50051", false),
+            (":50051", false),
+        ] {
+            let cfg = Config::try_parse_from(["dbforge-server", "--advertise-address", addr])
+                .expect("parses");
+            assert_eq!(cfg.validate().is_ok(), ok, "{addr}");
+            if ok {
+                assert_eq!(cfg.forge().address, addr, "heartbeats carry it");
+            }
+        }
     }
 }

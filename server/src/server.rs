@@ -97,8 +97,21 @@ pub async fn run(
         )
         .into());
     }
+    // Other gateways dial the advertised address; without one, the address bound (the port
+    // the OS picked for port 0 included).
+    let advertised = cfg
+        .advertise_address
+        .clone()
+        .unwrap_or_else(|| addr.to_string());
+    if cfg.advertise_address.is_none() && cfg.catalog_url.is_some() && addr.ip().is_unspecified() {
+        warn!(
+            %addr,
+            "listening on all interfaces without --advertise-address: other gateways sharing \
+             the catalog cannot forward calls on this one's SQLite databases to {addr}"
+        );
+    }
     let forge_cfg = ForgeConfig {
-        address: addr.to_string(),
+        address: advertised,
         ..cfg.forge()
     };
     let (forge, housekeeping) = Forge::open(forge_cfg, backends).await?;
