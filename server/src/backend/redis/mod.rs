@@ -3,10 +3,11 @@
 //!
 //! # Namespaces
 //!
-//! `locate` picks an ACL user `<user prefix><name>-<16 hex>` (the prefix is `dbforge-db-` unless
+//! `locate` picks an ACL user `<user prefix><16 hex>` (the prefix is `dbforge-db-` unless
 //! [`RedisBackend::with_prefix`] set another), a 256-bit random password and the
-//! key prefix `<user>:`, and writes all three into the locator (`user=… prefix=… password=…`),
-//! which the catalog keeps. `create` runs `ACL SETUSER <user> reset on >password ~<prefix>*
+//! key prefix `{<user>}:` (a hash tag: on a Redis Cluster all of a database's keys share one
+//! slot; databases spawned before it have `<user>:`), and writes all three into the locator
+//! (`user=… prefix=… password=…`), which the catalog keeps. `create` runs `ACL SETUSER <user> reset on >password ~<prefix>*
 //! resetchannels -@all +@<data categories> -@<denied categories> +<exceptions> -<exclusions>`
 //! (the same lists as the gateway's allowlist below). Every data-plane call runs on the
 //! database's own connection, authenticated as that user, so Redis refuses any key outside the
@@ -43,6 +44,12 @@
 //! and `STREAMS`), fetched once and cached, and prefixes exactly those. Key names that come back
 //! in replies are stripped of the prefix: SCAN and KEYS results, LMPOP/ZMPOP, XREAD/XREADGROUP
 //! stream names, and error messages.
+//!
+//! # Redis Cluster
+//!
+//! `--redis-url` may name any node of a Redis Cluster: the backend finds out from the node
+//! itself, sends each database's calls to the primary of its slot, keeps ACL users on every
+//! node and follows failovers. See `cluster.rs`.
 //!
 //! # Reply shape
 //!
@@ -171,6 +178,7 @@
 //! budget (4 pages of COUNT 1000, at most 1000 keys) covers them, and is unknown (`None`)
 //! otherwise, rather than a guess.
 
+mod cluster;
 mod command;
 mod database;
 mod namespace;
@@ -187,9 +195,13 @@ use tracing::warn;
 pub use self::database::RedisDatabase;
 pub use self::reply::classify;
 use self::{
+    cluster::Node,
     command::CommandTable,
-    namespace::{Namespace, USER_PREFIX, is_ours, prefix_of, reader_of, valid_user_prefix},
-    pool::{Deadline, Pool},
+    namespace::{
+        Namespace, USER_PREFIX, is_ours, legacy_prefix_of, prefix_of, reader_of, user_of_key,
+        valid_user_prefix,
+    },
+    pool::{Deadline, LEGACY_ON_CLUSTER, Pool},
 };
 use super::{
     Backend, BackendKind, Capabilities, Database, Provisioned, ServerBackendConfig,
@@ -235,29 +247,47 @@ impl Shared {
             .cloned()
     }
 
-    async fn admin_cmd(&self, args: &[&[u8]]) -> Result<Resp> {
-        let mut cmd = redis::Cmd::new();
-        for a in args {
-            cmd.arg(*a);
-        }
+    /// Runs an administrative command on `node` (`None`: the admin connection, any node).
+    async fn admin_cmd_at(&self, node: Option<&Node>, args: &[&[u8]]) -> Result<Resp> {
+        let cmd = command_of(args);
         self.pool
-            .admin(Deadline::after(ADMIN_TIMEOUT), |mut c| async move {
+            .admin_at(node, Deadline::after(ADMIN_TIMEOUT), |mut c| async move {
                 c.send_packed_command(&cmd).await?.extract_error()
             })
             .await
     }
 
-    /// One SCAN page over the whole server: the next cursor and the keys.
-    async fn scan_page(&self, cursor: &[u8], pattern: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+    async fn admin_cmd(&self, args: &[&[u8]]) -> Result<Resp> {
+        self.admin_cmd_at(None, args).await
+    }
+
+    /// Runs an ACL command on every node of a cluster, or on the server.
+    async fn everywhere(&self, args: &[&[u8]]) -> Result<()> {
+        self.pool
+            .everywhere(command_of(args), Deadline::after(ADMIN_TIMEOUT))
+            .await
+    }
+
+    /// One SCAN page over the whole server (on a cluster, over `node`'s keys): the next cursor
+    /// and the keys.
+    async fn scan_page(
+        &self,
+        node: Option<&Node>,
+        cursor: &[u8],
+        pattern: &[u8],
+    ) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
         let reply = self
-            .admin_cmd(&[
-                b"SCAN",
-                cursor,
-                b"MATCH",
-                pattern,
-                b"COUNT",
-                PRUNE_BATCH.as_bytes(),
-            ])
+            .admin_cmd_at(
+                node,
+                &[
+                    b"SCAN",
+                    cursor,
+                    b"MATCH",
+                    pattern,
+                    b"COUNT",
+                    PRUNE_BATCH.as_bytes(),
+                ],
+            )
             .await?;
         let bad = || Error::internal("unexpected SCAN reply");
         let Resp::Array(mut page) = reply else {
@@ -280,37 +310,55 @@ impl Shared {
     }
 
     /// Deletes a namespace: the user is locked out first so no write lands behind the sweep,
-    /// then the keys go, then the user. Each step is idempotent.
-    async fn remove_namespace(&self, user: &str, prefix: &str) -> Result<()> {
+    /// then the keys under `prefixes` go, then the user. Each step is idempotent.
+    async fn remove_namespace(&self, user: &str, prefixes: &[String]) -> Result<()> {
         let reader = reader_of(user);
         let users = [user.as_bytes(), reader.as_bytes()];
         for user_b in users {
             // On a user that does not exist this creates it, disabled; DELUSER below removes it.
-            self.admin_cmd(&[b"ACL", b"SETUSER", user_b, b"reset"])
+            self.everywhere(&[b"ACL", b"SETUSER", user_b, b"reset"])
                 .await?;
-            if let Err(e) = self.admin_cmd(&[b"CLIENT", b"KILL", b"USER", user_b]).await {
+            if let Err(e) = self
+                .everywhere(&[b"CLIENT", b"KILL", b"USER", user_b])
+                .await
+            {
                 tracing::debug!(error = %e, "CLIENT KILL USER found no connection");
             }
         }
-        let pattern = format!("{prefix}*");
-        let mut cursor = b"0".to_vec();
-        loop {
-            let (next, keys) = self.scan_page(&cursor, pattern.as_bytes()).await?;
-            if !keys.is_empty() {
-                let mut args: Vec<&[u8]> = vec![b"UNLINK"];
-                args.extend(keys.iter().map(Vec::as_slice));
-                self.admin_cmd(&args).await?;
+        for prefix in prefixes {
+            // All of a hash-tagged namespace's keys are on its slot's primary.
+            let node = self.pool.node_of(prefix)?;
+            let pattern = format!("{prefix}*");
+            let mut cursor = b"0".to_vec();
+            loop {
+                let (next, keys) = self
+                    .scan_page(node.as_ref(), &cursor, pattern.as_bytes())
+                    .await?;
+                if !keys.is_empty() {
+                    let mut args: Vec<&[u8]> = vec![b"UNLINK"];
+                    args.extend(keys.iter().map(Vec::as_slice));
+                    self.admin_cmd_at(node.as_ref(), &args).await?;
+                }
+                if next == b"0" {
+                    break;
+                }
+                cursor = next;
             }
-            if next == b"0" {
-                break;
-            }
-            cursor = next;
         }
-        self.admin_cmd(&[b"ACL", b"DELUSER", users[0], users[1]])
+        self.everywhere(&[b"ACL", b"DELUSER", users[0], users[1]])
             .await?;
         self.pool.save_acl(Deadline::after(ADMIN_TIMEOUT)).await;
         Ok(())
     }
+}
+
+/// A command from its words.
+fn command_of(args: &[&[u8]]) -> redis::Cmd {
+    let mut cmd = redis::Cmd::new();
+    for a in args {
+        cmd.arg(*a);
+    }
+    cmd
 }
 
 /// The Redis backend.
@@ -422,12 +470,17 @@ impl Backend for RedisBackend {
         self.shared.pool.ensure_available()?;
         self.shared.pool.disconnect_user(&ns.user);
         self.shared.pool.disconnect_user(&ns.reader().user);
-        self.shared.remove_namespace(&ns.user, &ns.prefix).await
+        self.shared
+            .remove_namespace(&ns.user, std::slice::from_ref(&ns.prefix))
+            .await
     }
 
     async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {
         let ns = Namespace::parse(&self.user_prefix, &db.locator)?;
         self.shared.pool.ensure_available()?;
+        if self.shared.pool.is_cluster() && ns.prefix == legacy_prefix_of(&ns.user) {
+            return Err(Error::FailedPrecondition(LEGACY_ON_CLUSTER.into()));
+        }
         let reader = ns.reader();
         let shared = Arc::clone(&self.shared);
         // Databases spawned before read-only users existed get theirs on first use; resetting
@@ -456,10 +509,14 @@ impl Backend for RedisBackend {
         let ns = Namespace::parse(&self.user_prefix, &db.locator)?;
         self.shared.pool.ensure_available()?;
         let pattern = format!("{}*", ns.prefix);
+        let node = self.shared.pool.node_of(&ns.prefix)?;
         let mut keys = Vec::new();
         let mut cursor = b"0".to_vec();
         for _ in 0..SIZE_PAGES {
-            let (next, page) = self.shared.scan_page(&cursor, pattern.as_bytes()).await?;
+            let (next, page) = self
+                .shared
+                .scan_page(node.as_ref(), &cursor, pattern.as_bytes())
+                .await?;
             keys.extend(page);
             if keys.len() > SIZE_MAX_KEYS {
                 return Ok(None);
@@ -476,9 +533,11 @@ impl Backend for RedisBackend {
                 let sizes: Vec<Resp> = self
                     .shared
                     .pool
-                    .admin(Deadline::after(ADMIN_TIMEOUT), |mut c| async move {
-                        c.send_packed_commands(&pipe, 0, count).await
-                    })
+                    .admin_at(
+                        node.as_ref(),
+                        Deadline::after(ADMIN_TIMEOUT),
+                        |mut c| async move { c.send_packed_commands(&pipe, 0, count).await },
+                    )
                     .await?;
                 // A key that expired between SCAN and MEMORY USAGE answers nil: it counts 0.
                 let total = sizes
@@ -531,28 +590,41 @@ impl Backend for RedisBackend {
                 }
             }
         }
-        // Keys whose user is gone (the server restarted without an ACL file).
-        let pattern = format!("{}*", self.user_prefix);
-        let mut cursor = b"0".to_vec();
-        loop {
-            let (next, keys) = self.shared.scan_page(&cursor, pattern.as_bytes()).await?;
-            for k in keys {
-                let user = k
-                    .iter()
-                    .position(|b| *b == b':')
-                    .and_then(|i| std::str::from_utf8(&k[..i]).ok())
-                    .filter(|u| is_ours(&self.user_prefix, u) && !known_users.contains(*u));
-                if let Some(u) = user {
-                    orphans.insert(u.to_owned());
+        // Keys whose user is gone (the server restarted without an ACL file), under either
+        // prefix shape, on every node that holds keys.
+        let patterns = [
+            format!("{{{}*", self.user_prefix),
+            format!("{}*", self.user_prefix),
+        ];
+        for node in self.shared.pool.key_nodes() {
+            for pattern in &patterns {
+                let mut cursor = b"0".to_vec();
+                loop {
+                    let (next, keys) = self
+                        .shared
+                        .scan_page(node.as_ref(), &cursor, pattern.as_bytes())
+                        .await?;
+                    for k in keys {
+                        let user = user_of_key(&k)
+                            .filter(|u| is_ours(&self.user_prefix, u) && !known_users.contains(*u));
+                        if let Some(u) = user {
+                            orphans.insert(u.to_owned());
+                        }
+                    }
+                    if next == b"0" {
+                        break;
+                    }
+                    cursor = next;
                 }
             }
-            if next == b"0" {
-                break;
-            }
-            cursor = next;
         }
         for user in &orphans {
-            self.shared.remove_namespace(user, &prefix_of(user)).await?;
+            // Which shape its keys have is not known for a user found in ACL USERS.
+            let mut prefixes = vec![prefix_of(user)];
+            if !self.shared.pool.is_cluster() {
+                prefixes.push(legacy_prefix_of(user));
+            }
+            self.shared.remove_namespace(user, &prefixes).await?;
         }
         Ok(orphans.len())
     }

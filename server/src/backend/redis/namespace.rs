@@ -93,7 +93,8 @@ pub(super) struct Namespace {
     pub user: String,
     /// The user's password: 256 random bits as hex.
     pub password: String,
-    /// Every key of the database starts with this (`<user>:`).
+    /// Every key of the database starts with this: `{<user>}:`, a Redis Cluster hash tag, so
+    /// all of them share one slot; `<user>:` for databases spawned before cluster support.
     pub prefix: String,
     /// Whether this is the database's read-only user (see [`Namespace::reader`]).
     pub read_only: bool,
@@ -165,7 +166,8 @@ impl Namespace {
             return Err(bad());
         };
         let password_ok = password.len() == PASSWORD_HEX && is_lower_hex(&password);
-        if !is_ours(user_prefix, &user) || prefix != prefix_of(&user) || !password_ok {
+        let prefix_ok = prefix == prefix_of(&user) || prefix == legacy_prefix_of(&user);
+        if !is_ours(user_prefix, &user) || !prefix_ok || !password_ok {
             return Err(bad());
         }
         Ok(Self {
@@ -220,10 +222,25 @@ impl Namespace {
     }
 }
 
-/// The key prefix of a user: also how `remove_orphans` finds the keys of a user it has only
-/// the name of.
+/// The key prefix of a user, `{<user>}:`: also how `remove_orphans` finds the keys of a user
+/// it has only the name of. The braces make it a hash tag (see `cluster.rs`).
 pub(super) fn prefix_of(user: &str) -> String {
+    format!("{{{user}}}:")
+}
+
+/// The key prefix of databases spawned before cluster support: `<user>:`. Still served on a
+/// standalone server; a cluster refuses them (their keys would spread over every slot).
+pub(super) fn legacy_prefix_of(user: &str) -> String {
     format!("{user}:")
+}
+
+/// The ACL user whose namespace a key belongs to, from either prefix shape, if the key has one.
+pub(super) fn user_of_key(key: &[u8]) -> Option<&str> {
+    let key = std::str::from_utf8(key).ok()?;
+    match key.strip_prefix('{') {
+        Some(tagged) => tagged.split_once("}:").map(|(u, _)| u),
+        None => key.split_once(':').map(|(u, _)| u),
+    }
 }
 
 /// The read-only user that goes with the database user `user`.
@@ -290,7 +307,19 @@ mod tests {
             is_ours(USER_PREFIX, "dbforge-db-scratch-1-0123456789abcdef"),
             "users of spawns from before opaque names are still known"
         );
-        assert_eq!(ns.prefix, format!("{}:", ns.user));
+        assert_eq!(ns.prefix, format!("{{{}}}:", ns.user));
+        assert_eq!(
+            user_of_key(format!("{}k:x", ns.prefix).as_bytes()),
+            Some(&*ns.user)
+        );
+        let legacy = ns
+            .locator()
+            .replace(&ns.prefix, &legacy_prefix_of(&ns.user));
+        let old = Namespace::parse(USER_PREFIX, &legacy).expect("databases of before still open");
+        assert_eq!(
+            user_of_key(format!("{}k", old.prefix).as_bytes()),
+            Some(&*ns.user)
+        );
         assert_eq!(ns.password.len(), 64);
         assert_eq!(
             Namespace::parse(USER_PREFIX, &ns.locator()).expect("parse"),

@@ -14,6 +14,8 @@
 //!   (connections made before the probe saw the server go away are not reused).
 //! - **Lost users.** A database user the server no longer knows (a restart without an ACL
 //!   file) is re-created from the catalog's locator when its login is refused.
+//! - **Cluster.** On a Redis Cluster a database's connection goes to the primary of its slot,
+//!   and the administrative connection to the first node that answers ([`super::cluster`]).
 
 use std::{
     fmt,
@@ -34,13 +36,21 @@ use redis::{
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use super::{namespace::Namespace, reply::classify};
+use super::{
+    cluster::{self, Cluster, Node, slot_of},
+    namespace::Namespace,
+    reply::classify,
+};
 use crate::backend::{
     BackendKind,
     pool::{self as shared, Connector, Handle, Lease, PoolConn, PoolSizes},
     probe::Location,
 };
 use crate::core::error::{Error, Result};
+
+/// Why a database spawned before cluster support cannot be served by a cluster.
+pub(super) const LEGACY_ON_CLUSTER: &str = "this Redis database was spawned before cluster \
+    support: its keys are not in one hash slot, so a Redis Cluster cannot serve it";
 
 /// How long opening a TCP connection and authenticating may take, at most.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -147,6 +157,8 @@ pub(super) struct RedisConnector {
     info: ConnectionInfo,
     /// `host:port`, for messages (never the URL: it may hold the admin password).
     addr: String,
+    /// Where each database's slot lives when the server is a cluster.
+    cluster: Arc<Cluster>,
 }
 
 #[async_trait]
@@ -160,7 +172,7 @@ impl Connector for RedisConnector {
         if target.destroyed.load(Ordering::Relaxed) {
             return Err(deleted());
         }
-        let conn = match self.connect(&target.auth, by).await {
+        let conn = match self.connect_routed(&target.auth, by).await {
             Err(e) if is_auth_failure(&e) => self.recreate_user(target, by, e).await?,
             other => other.map_err(classify)?,
         };
@@ -202,13 +214,92 @@ impl RedisConnector {
             budget: by.saturating_duration_since(Instant::now()),
         })
         .await?;
-        self.connect(&target.auth, by).await.map_err(classify)
+        self.connect_routed(&target.auth, by)
+            .await
+            .map_err(classify)
     }
 
-    async fn connect(&self, auth: &Auth, by: Instant) -> redis::RedisResult<MultiplexedConnection> {
+    /// Connects where `auth` belongs: the admin to the URL's node (on a cluster, else to the
+    /// first other node that answers, and reads the slot map there); a database to the primary
+    /// of its slot on a cluster, else to the server.
+    async fn connect_routed(
+        &self,
+        auth: &Auth,
+        by: Instant,
+    ) -> redis::RedisResult<MultiplexedConnection> {
+        let ns = match auth {
+            Auth::Admin => {
+                let mut last = None;
+                for node in self.cluster.admin_candidates() {
+                    match self.connect(auth, Some(&node), by).await {
+                        Ok(mut conn) => {
+                            self.cluster.learn(&mut conn, &node).await;
+                            return Ok(conn);
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                return match last {
+                    Some(e) => Err(e),
+                    // A URL without a TCP address (a Unix socket): never a cluster.
+                    None => self.connect(auth, None, by).await,
+                };
+            }
+            Auth::User(ns) => ns,
+        };
+        if self.cluster.is_stale() {
+            self.cluster.refresh(by).await;
+        }
+        let Some(node) = self.owner(ns)? else {
+            return self.connect(auth, None, by).await;
+        };
+        match self.connect(auth, Some(&node), by).await {
+            Err(e) if e.is_io_error() || e.is_connection_refusal() => {
+                // The primary may be gone: read the map again, and try its successor if the
+                // cluster has already promoted one.
+                self.cluster.mark_stale();
+                self.cluster.refresh(by).await;
+                match self.owner(ns)? {
+                    Some(next) if next != node => self.connect(auth, Some(&next), by).await,
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The primary that serves a database's slot, on a cluster.
+    fn owner(&self, ns: &Namespace) -> redis::RedisResult<Option<Node>> {
+        let Some(topology) = self.cluster.topology() else {
+            return Ok(None);
+        };
+        if !ns.prefix.starts_with('{') {
+            // `RedisBackend::open` refuses these with FAILED_PRECONDITION first.
+            return Err(RedisError::from(std::io::Error::other(LEGACY_ON_CLUSTER)));
+        }
+        let slot = slot_of(ns.prefix.as_bytes());
+        match topology.primary_of(slot) {
+            Some(node) => Ok(Some(node.clone())),
+            None => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                format!("no Redis Cluster node serves hash slot {slot} right now"),
+            ))),
+        }
+    }
+
+    async fn connect(
+        &self,
+        auth: &Auth,
+        node: Option<&Node>,
+        by: Instant,
+    ) -> redis::RedisResult<MultiplexedConnection> {
+        let base = match node {
+            Some(node) => self.cluster.at(self.info.clone(), node),
+            None => self.info.clone(),
+        };
         let info = match auth {
-            Auth::Admin => self.info.clone(),
-            Auth::User(ns) => self.info.clone().set_redis_settings(
+            Auth::Admin => base,
+            Auth::User(ns) => base.set_redis_settings(
                 RedisConnectionInfo::default()
                     .set_username(&ns.user)
                     .set_password(&ns.password)
@@ -282,6 +373,7 @@ impl Slot {
 pub(super) struct Pool {
     server: Arc<shared::Pool<RedisConnector>>,
     admin: Slot,
+    cluster: Arc<Cluster>,
     /// The databases' slots, for `disconnect_user`.
     slots: Mutex<Vec<Weak<Slot>>>,
     /// Numbers the slots' keys.
@@ -308,9 +400,11 @@ impl Pool {
         let max = max_connections.max(2);
         // One multiplexed connection serves a database: no per-database cap beyond the slot.
         let sizes = PoolSizes::new(max, max, idle_timeout)?;
+        let cluster = Arc::new(Cluster::new(info.clone()));
         let connector = RedisConnector {
             addr: info.addr().to_string(),
             info,
+            cluster: Arc::clone(&cluster),
         };
         let admin = Target {
             auth: Auth::Admin,
@@ -321,6 +415,7 @@ impl Pool {
         Ok(Arc::new(Self {
             admin: Slot::new(server.admin()),
             server,
+            cluster,
             slots: Mutex::new(Vec::new()),
             serial: AtomicU64::new(0),
         }))
@@ -401,7 +496,13 @@ impl Pool {
             Ok(Err(e)) => {
                 if is_connection_error(&e) {
                     lease.conn().retire();
+                    self.cluster.mark_stale();
                     self.server.suspect();
+                } else if cluster::is_redirect(&e) {
+                    // The slot moved (failover, resharding): the next call connects to its
+                    // new primary.
+                    lease.conn().retire();
+                    self.cluster.mark_stale();
                 }
                 Err(classify(e))
             }
@@ -438,24 +539,96 @@ impl Pool {
         for a in ns.acl_setuser() {
             cmd.arg(a);
         }
+        self.everywhere(cmd, deadline).await?;
+        self.save_acl(deadline).await;
+        Ok(())
+    }
+
+    /// Runs an administrative command on every node of a cluster (see [`super::cluster`]),
+    /// or on the server.
+    pub async fn everywhere(&self, cmd: redis::Cmd, deadline: Deadline) -> Result<()> {
+        if let Some(done) = self.cluster.run_everywhere(&cmd, deadline.at).await {
+            return done.map_err(classify);
+        }
         self.admin(deadline, |mut c| async move {
             c.send_packed_command(&cmd).await?.extract_error()
         })
-        .await?;
-        self.save_acl(deadline).await;
-        Ok(())
+        .await
+        .map(drop)
+    }
+
+    /// The node an administrative command about the keys of `prefix` must run on: the
+    /// primary of their slot on a cluster (`None` on a standalone server: the admin
+    /// connection).
+    pub fn node_of(&self, prefix: &str) -> Result<Option<Node>> {
+        let Some(topology) = self.cluster.topology() else {
+            return Ok(None);
+        };
+        let slot = slot_of(prefix.as_bytes());
+        topology.primary_of(slot).cloned().map(Some).ok_or_else(|| {
+            Error::Unavailable(format!(
+                "no Redis Cluster node serves hash slot {slot} right now"
+            ))
+        })
+    }
+
+    /// The nodes that hold keys: every primary of a cluster, or the server (`None`).
+    pub fn key_nodes(&self) -> Vec<Option<Node>> {
+        match self.cluster.topology() {
+            Some(t) => t.primaries().into_iter().map(Some).collect(),
+            None => vec![None],
+        }
+    }
+
+    /// Whether the server is a Redis Cluster (as far as the last slot map says).
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.topology().is_some()
+    }
+
+    /// Runs `f` on an administrative connection to `node`, or on the pool's admin connection
+    /// when `node` is `None`.
+    pub async fn admin_at<T, F, Fut>(
+        &self,
+        node: Option<&Node>,
+        deadline: Deadline,
+        f: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let Some(node) = node else {
+            return self.admin(deadline, f).await;
+        };
+        let conn = self
+            .cluster
+            .node_conn(node, deadline.at)
+            .await
+            .map_err(|e| {
+                self.cluster.forget(node);
+                classify(e)
+            })?;
+        match tokio::time::timeout_at(deadline.at, f(conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                if is_connection_error(&e) || cluster::is_redirect(&e) {
+                    self.cluster.forget(node);
+                }
+                Err(classify(e))
+            }
+            Err(_) => {
+                self.cluster.forget(node);
+                Err(deadline.timeout("the Redis command"))
+            }
+        }
     }
 
     /// `ACL SAVE` when the server has an ACL file, so users survive a restart; without one it
     /// answers an error, which is fine: missing users are re-created on first use.
     pub async fn save_acl(&self, deadline: Deadline) {
-        let saved = self
-            .admin(deadline, |mut c| async move {
-                c.send_packed_command(redis::cmd("ACL").arg("SAVE"))
-                    .await?
-                    .extract_error()
-            })
-            .await;
+        let mut save = redis::cmd("ACL");
+        save.arg("SAVE");
+        let saved = self.everywhere(save, deadline).await;
         if let Err(e) = saved {
             debug!(error = %e, "ACL SAVE not done (no aclfile configured?)");
         }

@@ -398,6 +398,13 @@ pub fn classify(err: RedisError) -> Error {
             QueryErrorKind::DataType
         }
         "OOM" => return Error::LimitExceeded(message),
+        "MOVED" | "ASK" => {
+            // The database's slot is on another node now (a failover or resharding of a Redis
+            // Cluster): the command did not run, and the next call goes to the new node.
+            return Error::Unavailable(format!(
+                "the Redis Cluster moved this database's keys to another node; retry: {message}"
+            ));
+        }
         "LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "READONLY"
         | "WRONGPASS" => {
             return Error::Unavailable(format!("the Redis server refused the call: {message}"));

@@ -32,8 +32,45 @@ use crate::{
 
 const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 
+tokio::task_local! {
+    /// Set by the cluster test (`tests/cluster.rs`) around the cases it runs: the URL of a node
+    /// of the Redis Cluster it started, used instead of the standalone server.
+    static CLUSTER: String;
+}
+
 fn url() -> String {
-    std::env::var("DBFORGE_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+    CLUSTER.try_with(Clone::clone).unwrap_or_else(|_| {
+        std::env::var("DBFORGE_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+    })
+}
+
+/// The URL of the node that holds a namespace's keys: on a cluster, its slot's primary.
+async fn node_url(ns: &Namespace) -> String {
+    key_url(&ns.prefix).await
+}
+
+/// The URL of the node that holds `key`: on a cluster, its slot's primary.
+async fn key_url(key: &str) -> String {
+    if CLUSTER.try_with(|_| ()).is_err() {
+        return url();
+    }
+    let slots = raw(&mut admin().await, &["CLUSTER", "SLOTS"])
+        .await
+        .expect("CLUSTER SLOTS");
+    let topology = super::cluster::Topology::parse(&slots, "127.0.0.1").expect("slot map");
+    let node = topology
+        .primary_of(super::cluster::slot_of(key.as_bytes()))
+        .expect("the slot has a primary");
+    format!("redis://{node}")
+}
+
+/// An admin connection to the node that holds `ns`'s keys.
+async fn admin_for(ns: &Namespace) -> MultiplexedConnection {
+    redis::Client::open(node_url(ns).await)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("admin connection")
 }
 
 fn config(max_connections: u32, idle_timeout: Duration) -> ServerBackendConfig {
@@ -299,12 +336,15 @@ async fn new_needs_no_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_mapped_into_the_namespace() {
     let _lock = lock(false).await;
-    let Some(backend) = backend().await else {
-        return;
-    };
-    let db = Db::new(&backend, "keys").await;
+    if let Some(backend) = backend().await {
+        keys_are_mapped_into_the_namespace_on(&backend).await;
+    }
+}
+
+async fn keys_are_mapped_into_the_namespace_on(backend: &Arc<RedisBackend>) {
+    let db = Db::new(backend, "keys").await;
     let p = db.ns.prefix.clone();
-    let mut admin = admin().await;
+    let mut admin = admin_for(&db.ns).await;
 
     assert_eq!(db.value("SET a 1").await, text("OK"));
     assert_eq!(db.value("GET a").await, text("1"));
@@ -314,9 +354,14 @@ async fn keys_are_mapped_into_the_namespace() {
         .await
         .expect("admin get");
     assert_eq!(behind.as_deref(), Some("1"), "stored under the prefix");
+    let mut bare_node = redis::Client::open(key_url("a").await)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("admin connection");
     let bare: i64 = redis::cmd("EXISTS")
         .arg("a")
-        .query_async(&mut admin)
+        .query_async(&mut bare_node)
         .await
         .expect("exists");
     assert_eq!(bare, 0, "never under the client's own name");
@@ -458,11 +503,14 @@ async fn keys_are_mapped_into_the_namespace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn databases_are_isolated() {
     let _lock = lock(false).await;
-    let Some(backend) = backend().await else {
-        return;
-    };
-    let a = Db::new(&backend, "iso-a").await;
-    let b = Db::new(&backend, "iso-b").await;
+    if let Some(backend) = backend().await {
+        databases_are_isolated_on(&backend).await;
+    }
+}
+
+async fn databases_are_isolated_on(backend: &Arc<RedisBackend>) {
+    let a = Db::new(backend, "iso-a").await;
+    let b = Db::new(backend, "iso-b").await;
     a.ok("SET shared from-a").await;
     b.ok("SET shared from-b").await;
     a.ok("SET only-a 1").await;
@@ -500,10 +548,13 @@ async fn databases_are_isolated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_commands_are_forbidden() {
     let _lock = lock(false).await;
-    let Some(backend) = backend().await else {
-        return;
-    };
-    let db = Db::new(&backend, "refused").await;
+    if let Some(backend) = backend().await {
+        refused_commands_are_forbidden_on(&backend).await;
+    }
+}
+
+async fn refused_commands_are_forbidden_on(backend: &Arc<RedisBackend>) {
+    let db = Db::new(backend, "refused").await;
     db.ok("SET keep 1").await;
     db.ok("RPUSH l 1").await;
     for line in [
@@ -597,7 +648,7 @@ async fn refused_commands_are_forbidden() {
 
 /// Connects as a database's ACL user directly, bypassing the gateway.
 async fn as_user(ns: &Namespace) -> MultiplexedConnection {
-    let info = redis::IntoConnectionInfo::into_connection_info(url().as_str())
+    let info = redis::IntoConnectionInfo::into_connection_info(node_url(ns).await.as_str())
         .expect("url")
         .set_redis_settings(
             RedisConnectionInfo::default()
@@ -700,10 +751,13 @@ async fn the_acl_user_refuses_what_slips_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_lines_are_split_with_quotes() {
     let _lock = lock(false).await;
-    let Some(backend) = backend().await else {
-        return;
-    };
-    let db = Db::new(&backend, "split").await;
+    if let Some(backend) = backend().await {
+        command_lines_are_split_with_quotes_on(&backend).await;
+    }
+}
+
+async fn command_lines_are_split_with_quotes_on(backend: &Arc<RedisBackend>) {
+    let db = Db::new(backend, "split").await;
     db.ok(r#"SET "my key" "hello \"quoted\" world""#).await;
     assert_eq!(
         db.with("GET", vec![text("my key")])
@@ -741,10 +795,13 @@ async fn command_lines_are_split_with_quotes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelines_and_transactions() {
     let _lock = lock(false).await;
-    let Some(backend) = backend().await else {
-        return;
-    };
-    let db = Db::new(&backend, "batch").await;
+    if let Some(backend) = backend().await {
+        pipelines_and_transactions_on(&backend).await;
+    }
+}
+
+async fn pipelines_and_transactions_on(backend: &Arc<RedisBackend>) {
+    let db = Db::new(backend, "batch").await;
     let batch = |lines: &[&str], tx: bool| {
         let stmts = lines.iter().map(|l| Statement::new(*l)).collect();
         let db = Arc::clone(&db.db);
@@ -817,11 +874,14 @@ async fn pipelines_and_transactions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scan_streams_page_by_page() {
     let _lock = lock(false).await;
-    let Some(backend) = backend().await else {
-        return;
-    };
-    let db = Db::new(&backend, "scan").await;
-    let other = Db::new(&backend, "scan-other").await;
+    if let Some(backend) = backend().await {
+        scan_streams_page_by_page_on(&backend).await;
+    }
+}
+
+async fn scan_streams_page_by_page_on(backend: &Arc<RedisBackend>) {
+    let db = Db::new(backend, "scan").await;
+    let other = Db::new(backend, "scan-other").await;
     other.ok("SET k1 not-mine").await;
     let n = 50_000;
     let stmts: Vec<Statement> = (0..n)
@@ -922,11 +982,14 @@ async fn leftovers(admin: &mut MultiplexedConnection, ns: &Namespace) -> (usize,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destroy_removes_keys_and_user() {
     let _lock = lock(false).await;
-    let Some(backend) = backend().await else {
-        return;
-    };
-    let mut admin = admin().await;
-    let db = Db::new(&backend, "destroy").await;
+    if let Some(backend) = backend().await {
+        destroy_removes_keys_and_user_on(&backend).await;
+    }
+}
+
+async fn destroy_removes_keys_and_user_on(backend: &Arc<RedisBackend>) {
+    let db = Db::new(backend, "destroy").await;
+    let mut admin = admin_for(&db.ns).await;
     let stmts = (0..5)
         .map(|c| Statement {
             sql: "MSET".into(),
@@ -953,6 +1016,7 @@ async fn destroy_removes_keys_and_user() {
     // A spawn that got as far as some keys but never made its user is cleaned up too.
     let half = backend.locate(&name("half"));
     let half_ns = Namespace::parse(&user_prefix(), &half.locator).expect("locator");
+    let mut admin = admin_for(&half_ns).await;
     raw(&mut admin, &["SET", &format!("{}x", half_ns.prefix), "1"])
         .await
         .expect("set");
@@ -1334,15 +1398,17 @@ use std::collections::BTreeMap;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dump_and_import_round_trip_every_type() {
-    use base64::{Engine as _, engine::general_purpose::STANDARD};
     let _lock = lock(false).await;
-    let Some(backend) = backend().await else {
-        return;
-    };
-    let a = Db::new(&backend, "dump-a").await;
-    let b = Db::new(&backend, "dump-b").await;
-    let c = Db::new(&backend, "dump-c").await;
-    let mut admin = admin().await;
+    if let Some(backend) = backend().await {
+        dump_and_import_round_trip_every_type_on(&backend).await;
+    }
+}
+
+async fn dump_and_import_round_trip_every_type_on(backend: &Arc<RedisBackend>) {
+    use base64::{Engine as _, engine::general_purpose::STANDARD};
+    let a = Db::new(backend, "dump-a").await;
+    let b = Db::new(backend, "dump-b").await;
+    let c = Db::new(backend, "dump-c").await;
 
     let bin_key = b"\xff\x00k\x80".to_vec();
     let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
@@ -1468,9 +1534,9 @@ async fn dump_and_import_round_trip_every_type() {
     c.ok("SET shared from-c").await;
     b.ok("SET shared old").await;
     b.ok("SET b-only 1").await;
-    let c_before = contents(&mut admin, &c.ns).await;
+    let c_before = contents(&mut admin_for(&c.ns).await, &c.ns).await;
 
-    let want = contents(&mut admin, &a.ns).await;
+    let want = contents(&mut admin_for(&a.ns).await, &a.ns).await;
     assert_eq!(want.len(), 20, "{:?}", want.keys().collect::<Vec<_>>());
     let (file, chunks) = dump_of(&a).await;
     assert!(chunks.len() > 16, "{} chunks", chunks.len());
@@ -1556,7 +1622,7 @@ async fn dump_and_import_round_trip_every_type() {
 
     let n = b.db.import_records(&file, &limits()).await.expect("import");
     assert_eq!(n, want.len() as u64);
-    let mut got = contents(&mut admin, &b.ns).await;
+    let mut got = contents(&mut admin_for(&b.ns).await, &b.ns).await;
     let b_only = got
         .remove(b"b-only".as_slice())
         .expect("keys not in the file stay");
@@ -1578,7 +1644,11 @@ async fn dump_and_import_round_trip_every_type() {
         }
     }
     assert_eq!(b.value("GET shared").await, text("from-a"), "replaced");
-    assert_eq!(contents(&mut admin, &c.ns).await, c_before, "c untouched");
+    assert_eq!(
+        contents(&mut admin_for(&c.ns).await, &c.ns).await,
+        c_before,
+        "c untouched"
+    );
     // An imported empty stream is there, and empty.
     assert_eq!(b.value("XLEN es").await, Value::Int(0));
     assert_eq!(b.value("EXISTS es").await, Value::Int(1));
@@ -1618,10 +1688,13 @@ async fn dump_and_import_round_trip_every_type() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_import_lines_are_named_and_nothing_is_written() {
     let _lock = lock(false).await;
-    let Some(backend) = backend().await else {
-        return;
-    };
-    let db = Db::new(&backend, "import-bad").await;
+    if let Some(backend) = backend().await {
+        bad_import_lines_are_named_and_nothing_is_written_on(&backend).await;
+    }
+}
+
+async fn bad_import_lines_are_named_and_nothing_is_written_on(backend: &Arc<RedisBackend>) {
+    let db = Db::new(backend, "import-bad").await;
     db.ok("SET keep 1").await;
     let good = r#"{"key":"new","type":"string","ttl_ms":null,"value":"x"}"#;
     let replace = r#"{"key":"keep","type":"list","ttl_ms":null,"value":["a"]}"#;
@@ -1693,11 +1766,14 @@ async fn bad_import_lines_are_named_and_nothing_is_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_space_summary_groups_patterns() {
     let _lock = lock(false).await;
-    let Some(backend) = backend().await else {
-        return;
-    };
-    let db = Db::new(&backend, "keyspace").await;
-    let other = Db::new(&backend, "keyspace-other").await;
+    if let Some(backend) = backend().await {
+        key_space_summary_groups_patterns_on(&backend).await;
+    }
+}
+
+async fn key_space_summary_groups_patterns_on(backend: &Arc<RedisBackend>) {
+    let db = Db::new(backend, "keyspace").await;
+    let other = Db::new(backend, "keyspace-other").await;
     other.ok("SET user:9 x").await;
     db.ok("SET user:1 a").await;
     db.ok("SET user:2 b").await;
@@ -1757,11 +1833,14 @@ fn assert_forbidden<T: std::fmt::Debug>(what: &str, r: Result<T>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_read_only_user_reads_its_own_keys_only() {
     let _lock = lock(false).await;
-    let Some(backend) = backend().await else {
-        return;
-    };
-    let a = Db::new(&backend, "ro-a").await;
-    let b = Db::new(&backend, "ro-b").await;
+    if let Some(backend) = backend().await {
+        the_read_only_user_reads_its_own_keys_only_on(&backend).await;
+    }
+}
+
+async fn the_read_only_user_reads_its_own_keys_only_on(backend: &Arc<RedisBackend>) {
+    let a = Db::new(backend, "ro-a").await;
+    let b = Db::new(backend, "ro-b").await;
     a.ok("SET k v").await;
     a.ok("RPUSH l x y").await;
     b.ok("SET secret s").await;
@@ -1873,3 +1952,5 @@ async fn the_read_only_user_reads_its_own_keys_only() {
     );
     b.drop_now().await;
 }
+
+mod cluster;
