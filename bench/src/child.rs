@@ -113,6 +113,12 @@ pub fn serve(
             mysql_url: servers.mysql_url,
             redis_url: servers.redis_url,
             catalog_url: servers.catalog_url,
+            // The one setting read from the environment, as dbforge-server reads it, so that
+            // phase 16 can be run at another zstd level (BENCHMARKS.md compares them).
+            backup_compression_level: std::env::var("DBFORGE_BACKUP_COMPRESSION_LEVEL")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(Config::default().backup_compression_level),
             ..Config::default()
         };
         dbforge_server::server::run(cfg, listener, stop_signal()).await

@@ -76,6 +76,8 @@ pub mod defaults {
     pub const BACKUP_TICK: Duration = Duration::from_secs(5);
     /// `--backup-concurrency`.
     pub const BACKUP_CONCURRENCY: usize = 2;
+    /// zstd level 1: see `core::backup::format` for what the levels cost.
+    pub const BACKUP_COMPRESSION_LEVEL: i32 = 1;
     /// `--prune-interval`: how often the pruner looks for expired and idle databases.
     pub const PRUNE_INTERVAL: Duration = Duration::from_secs(30);
     /// `--quota-interval`: how often databases with a size quota are measured.
@@ -304,6 +306,12 @@ pub struct Config {
     /// Scheduled backups that run at once (each of a different database).
     #[arg(long, env = "DBFORGE_BACKUP_CONCURRENCY", default_value_t = defaults::BACKUP_CONCURRENCY)]
     pub backup_concurrency: usize,
+    /// zstd level of new backups, from -7 (fastest, largest) to 19 (smallest, slowest); the
+    /// stored format is the same at every level, so restores read any.
+    #[arg(long, env = "DBFORGE_BACKUP_COMPRESSION_LEVEL", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-7..=19),
+          default_value_t = defaults::BACKUP_COMPRESSION_LEVEL)]
+    pub backup_compression_level: i32,
     /// How often the pruner looks for databases whose TTL ran out or that were idle past their
     /// idle TTL, e.g. "30s"; a prune happens up to this long after it is due.
     #[arg(long, env = "DBFORGE_PRUNE_INTERVAL", value_parser = humantime::parse_duration,
@@ -610,6 +618,7 @@ impl Config {
                 scratch_dir: self.data_dir.join("backups-scratch"),
                 tick: self.backup_tick,
                 concurrency: self.backup_concurrency,
+                compression_level: self.backup_compression_level,
             },
             prune_interval: self.prune_interval,
             clock: self.clock.clone().unwrap_or_else(clock::system),
@@ -728,6 +737,26 @@ mod tests {
             cfg.command,
             Some(Command::Catalog(CatalogCommand::Migrate { ref to })) if to.starts_with("postgres://")
         ));
+    }
+
+    #[test]
+    fn the_backup_compression_level_is_zstds_range() {
+        for (level, ok) in [
+            ("-7", true),
+            ("-1", true),
+            ("19", true),
+            ("-8", false),
+            ("20", false),
+        ] {
+            let parsed =
+                Config::try_parse_from(["dbforge-server", "--backup-compression-level", level]);
+            assert_eq!(parsed.is_ok(), ok, "{level}");
+            if let Ok(cfg) = parsed {
+                assert_eq!(cfg.forge().backup.compression_level.to_string(), level);
+            }
+        }
+        let cfg = Config::try_parse_from(["dbforge-server"]).expect("parses");
+        assert_eq!(cfg.forge().backup.compression_level, 1);
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct BackupConfig {
     pub tick: Duration,
     /// Scheduled backups running at once, at most (of different databases).
     pub concurrency: usize,
+    /// The zstd level of new backups (`--backup-compression-level`).
+    pub compression_level: i32,
 }
 
 /// Where a backup stands.

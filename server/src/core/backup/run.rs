@@ -252,7 +252,7 @@ impl Forge {
         let mut upload = target.upload(&rec.object).await?;
         let payload = Payload::of(rec.backend);
         // Engine → packing thread → target, the three at once.
-        let (raw, stored, packing) = pack_on_thread()?;
+        let (raw, stored, packing) = pack_on_thread(self.backups().cfg.compression_level)?;
         let produce = async {
             match payload {
                 Payload::SqliteFile => self.read_image(&*database, rec, raw).await,
