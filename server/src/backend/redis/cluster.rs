@@ -296,7 +296,9 @@ impl Cluster {
                 // A cluster that has not assigned its slots yet: ask again next time.
                 _ => return,
             },
-            Err(e) if is_standalone(&e) => Mode::Standalone,
+            // An admin login without the CLUSTER command could not manage a cluster's nodes
+            // anyway; asking again before every connection would only add a round trip.
+            Err(e) if is_standalone(&e) || e.code() == Some("NOPERM") => Mode::Standalone,
             Err(e) => {
                 debug!(error = %e, "CLUSTER SLOTS failed; the slot map stays as it was");
                 return;
