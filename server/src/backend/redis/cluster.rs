@@ -221,6 +221,19 @@ impl Cluster {
         }
     }
 
+    /// The primary that serves the keys of `prefix`: `None` when the server is not a cluster,
+    /// `Some(Err(message))` when no node serves their slot right now.
+    pub fn primary_for(&self, prefix: &str) -> Option<Result<Node, String>> {
+        let topology = self.topology()?;
+        let slot = slot_of(prefix.as_bytes());
+        Some(
+            topology
+                .primary_of(slot)
+                .cloned()
+                .ok_or_else(|| format!("no Redis Cluster node serves hash slot {slot} right now")),
+        )
+    }
+
     /// Whether the server is known to be standalone or a cluster.
     fn known(&self) -> bool {
         !matches!(self.mode.read().as_deref(), Ok(Mode::Unknown))

@@ -37,7 +37,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 
 use super::{
-    cluster::{self, Cluster, Node, slot_of},
+    cluster::{self, Cluster, Node},
     namespace::Namespace,
     reply::classify,
 };
@@ -270,21 +270,16 @@ impl RedisConnector {
 
     /// The primary that serves a database's slot, on a cluster.
     fn owner(&self, ns: &Namespace) -> redis::RedisResult<Option<Node>> {
-        let Some(topology) = self.cluster.topology() else {
+        let Some(primary) = self.cluster.primary_for(&ns.prefix) else {
             return Ok(None);
         };
         if !ns.prefix.starts_with('{') {
             // `RedisBackend::open` refuses these with FAILED_PRECONDITION first.
             return Err(RedisError::from(std::io::Error::other(LEGACY_ON_CLUSTER)));
         }
-        let slot = slot_of(ns.prefix.as_bytes());
-        match topology.primary_of(slot) {
-            Some(node) => Ok(Some(node.clone())),
-            None => Err(RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::NotConnected,
-                format!("no Redis Cluster node serves hash slot {slot} right now"),
-            ))),
-        }
+        primary
+            .map(Some)
+            .map_err(|m| RedisError::from(std::io::Error::new(std::io::ErrorKind::NotConnected, m)))
     }
 
     async fn connect(
@@ -561,15 +556,10 @@ impl Pool {
     /// primary of their slot on a cluster (`None` on a standalone server: the admin
     /// connection).
     pub fn node_of(&self, prefix: &str) -> Result<Option<Node>> {
-        let Some(topology) = self.cluster.topology() else {
-            return Ok(None);
-        };
-        let slot = slot_of(prefix.as_bytes());
-        topology.primary_of(slot).cloned().map(Some).ok_or_else(|| {
-            Error::Unavailable(format!(
-                "no Redis Cluster node serves hash slot {slot} right now"
-            ))
-        })
+        self.cluster
+            .primary_for(prefix)
+            .transpose()
+            .map_err(Error::Unavailable)
     }
 
     /// The nodes that hold keys: every primary of a cluster, or the server (`None`).

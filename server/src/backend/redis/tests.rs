@@ -274,6 +274,16 @@ fn kind_of(r: Result<StatementResult>) -> (QueryErrorKind, Option<String>, Strin
     }
 }
 
+/// The conformance hooks: only the SQL cases use them, and those do not run for Redis.
+fn no_sql_hooks() -> Hooks {
+    Hooks {
+        slow_query: "unused: Redis runs no SQL".into(),
+        series_query: "unused: Redis runs no SQL".into(),
+        ping: "unused: Redis runs no SQL".into(),
+        slow_setup: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance() {
     let _lock = lock(false).await;
@@ -281,13 +291,7 @@ async fn conformance() {
         return;
     };
     // The SQL-only cases (the only users of the hooks) do not run for a backend without SQL.
-    let hooks = Hooks {
-        slow_query: "unused: Redis runs no SQL".into(),
-        series_query: "unused: Redis runs no SQL".into(),
-        ping: "unused: Redis runs no SQL".into(),
-        slow_setup: None,
-    };
-    conformance::run_all(backend.clone(), &hooks).await;
+    conformance::run_all(backend.clone(), &no_sql_hooks()).await;
     assert!(backend.dialect().is_none());
     let db = Db::new(&backend, "unsupported").await;
     assert!(matches!(

@@ -199,13 +199,7 @@ async fn the_suite_passes_on_a_redis_cluster_and_survives_a_failover() {
         .scope(seed_url.clone(), async {
             let backend = backend().await.expect("the cluster answers");
             assert!(backend.shared.pool.is_cluster(), "found out from the node");
-            let hooks = Hooks {
-                slow_query: "unused: Redis runs no SQL".into(),
-                series_query: "unused: Redis runs no SQL".into(),
-                ping: "unused: Redis runs no SQL".into(),
-                slow_setup: None,
-            };
-            conformance::run_all(backend.clone(), &hooks).await;
+            conformance::run_all(backend.clone(), &no_sql_hooks()).await;
             keys_are_mapped_into_the_namespace_on(&backend).await;
             databases_are_isolated_on(&backend).await;
             refused_commands_are_forbidden_on(&backend).await;
