@@ -195,6 +195,15 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
             backend: self.kind().as_str(),
         })
     }
+    /// Ends every session of `db`'s logins on its server, whichever gateway opened it, and
+    /// this gateway's idle connections to it: a restore's fence
+    /// ([`crate::core::fence`]), so that no transaction begun before it commits behind the
+    /// safety backup. New connections are still accepted. Engines whose databases only this
+    /// process opens (SQLite, graphs) keep the default, which does nothing.
+    async fn disconnect(&self, db: &Provisioned) -> Result<()> {
+        let _ = db;
+        Ok(())
+    }
     /// File engines: checks the storage of `db` (SQLite: `PRAGMA quick_check`). `Some` names
     /// the first problem found (a missing file is one); `None` means it is sound. An error
     /// means it could not be checked, which says nothing about the file. Other engines keep

@@ -464,6 +464,8 @@ impl Forge {
             }
             Err(e) => warn!(error = %e, "could not follow the catalog's databases"),
         }
+        drop(control);
+        self.follow_fences().await;
     }
 
     /// Resolves when shutdown asks the lease keeper to stop.
@@ -513,6 +515,9 @@ impl Forge {
         entry.check_damage()?;
         entry.touch(self.inner.registry.now_ms());
         let handle = Self::guard_quota(&entry, self.open_entry(&entry).await?);
+        // A fence raised while the handle was opening waits for this call only if the call
+        // holds the handle it watches: past this check it does (see `super::fence`).
+        entry.check_fence()?;
         Ok((entry, handle, role))
     }
 
@@ -896,7 +901,10 @@ impl Forge {
             });
         }
         let limits = Self::limits_for(&entry, role, self.inner.cfg.limits.whole_result())?;
-        h.session(limits).await
+        let session = h.session(limits).await?;
+        // The cached handle, not `h` (a per-call quota wrapper): a fence waits on its count.
+        let cached = self.open_handle(&entry).as_ref().map(Arc::downgrade);
+        Ok(super::fence::FencedSession::wrap(session, entry, cached))
     }
 
     /// What a transfer or inspection call (`core::transfer`) works with: the open database, its

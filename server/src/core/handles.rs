@@ -101,14 +101,18 @@ impl HandleCache {
 
     /// Closes the handle in `slot`, if open. Calls holding it finish normally.
     pub fn close(&self, slot: &Arc<Slot>) -> bool {
-        let Ok(mut list) = self.open.lock() else {
-            return false;
-        };
-        let closed = take(slot);
-        if closed {
+        self.take(slot).is_some()
+    }
+
+    /// Closes the handle in `slot` and returns it, if open: its strong count then says how
+    /// many calls still hold it (a restore's fence waits for them).
+    pub fn take(&self, slot: &Arc<Slot>) -> Option<Arc<dyn Database>> {
+        let mut list = self.open.lock().ok()?;
+        let handle = slot.handle.lock().ok().and_then(|mut h| h.take());
+        if handle.is_some() {
             list.retain(|s| !Arc::ptr_eq(s, slot));
         }
-        closed
+        handle
     }
 
     /// Closes the handles unused for `idle`; returns how many.

@@ -11,6 +11,7 @@ pub mod direct_mapping;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod fence;
 pub mod forge;
 pub mod fork;
 pub mod handles;

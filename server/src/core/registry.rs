@@ -26,6 +26,7 @@ use super::{
     damage::Damage,
     engine::BackendKind,
     error::{Error, Result},
+    fence::FenceState,
     handles::Slot,
     lifecycle::{Lifecycle, LifecycleSpec, PruneCause},
     names::DatabaseName,
@@ -129,8 +130,9 @@ pub struct Entry {
     last_accessed_ms: AtomicI64,
     /// Whether `last_accessed_ms` changed since it was last stored.
     touched: AtomicBool,
-    /// Set while a restore replaces the database: calls fail with UNAVAILABLE meanwhile.
-    fenced: AtomicBool,
+    /// Whether a restore (this gateway's or another's) fences it: calls fail with UNAVAILABLE
+    /// meanwhile. Shared by the entry's updated copies.
+    pub(crate) fence: Arc<FenceState>,
     /// Set when its storage was found damaged and quarantined ([`super::damage`]).
     damage: Mutex<Option<Damage>>,
     /// Where its open handle lives.
@@ -146,7 +148,7 @@ impl Entry {
             record,
             backend,
             touched: AtomicBool::new(false),
-            fenced: AtomicBool::new(false),
+            fence: Arc::default(),
             damage: Mutex::new(None),
             slot: Arc::default(),
             quota: Arc::default(),
@@ -175,21 +177,15 @@ impl Entry {
         }
     }
 
-    /// UNAVAILABLE while a restore replaces the database (see [`fence`](Self::fence)).
+    /// UNAVAILABLE while a restore replaces the database (see [`super::fence`]).
     pub fn check_fence(&self) -> Result<()> {
-        if self.fenced.load(Ordering::Acquire) {
+        if self.fence.fenced(now_ms()) {
             return Err(Error::Unavailable(format!(
                 "database {:?} is being restored from a backup; retry in a moment",
                 self.record.provisioned.name.as_str()
             )));
         }
         Ok(())
-    }
-
-    /// Fences the database (true) or lifts the fence (false). While fenced, new calls fail
-    /// with UNAVAILABLE; calls already holding its handle finish on it.
-    pub fn fence(&self, on: bool) {
-        self.fenced.store(on, Ordering::Release);
     }
 
     /// Its engine, or UNAVAILABLE naming the engine this gateway lacks.
@@ -229,7 +225,7 @@ impl Entry {
             record,
             backend: self.backend.clone(),
             touched: AtomicBool::new(self.touched.load(Ordering::Relaxed)),
-            fenced: AtomicBool::new(self.fenced.load(Ordering::Acquire)),
+            fence: Arc::clone(&self.fence),
             damage: Mutex::new(self.damage()),
             slot: Arc::clone(&self.slot),
             quota: Arc::clone(&self.quota),

@@ -814,6 +814,44 @@ async fn calls_during_a_replace_see_before_or_after_or_unavailable() {
     );
 }
 
+/// A transaction open when a restore replaces its database cannot commit into the storage
+/// being replaced: its next statement and its commit are refused, and its write is in neither
+/// the safety backup nor the restored database.
+#[tokio::test]
+async fn a_transaction_open_across_a_replace_cannot_commit() {
+    let s = TestServer::start().await;
+    let c = Clients::new(s.client.channel());
+    let db = s.db("bktx").await;
+    c.exec(&db, "CREATE TABLE t (id INTEGER PRIMARY KEY)").await;
+    c.exec(&db, "INSERT INTO t VALUES (1)").await;
+    let b = c.backup(&db).await.expect("backup");
+    let mut tx = s.client.transaction(&db).await.expect("begin");
+    tx.execute("INSERT INTO t VALUES (2)", &[])
+        .await
+        .expect("write inside the transaction");
+    let restored = c.restore(&b.id, None).await.expect("restore");
+    let refused = tx
+        .execute("INSERT INTO t VALUES (3)", &[])
+        .await
+        .expect_err("a statement after the restore");
+    assert_eq!(refused.code(), dbforge::Code::Unavailable, "{refused}");
+    assert!(tx.commit().await.is_err(), "the commit is refused too");
+    assert_eq!(
+        c.rows(&db, "SELECT count(*) FROM t").await[0][0],
+        pb::Value::from(dbforge::Value::Int(1))
+    );
+    let safety = restored.safety_backup.expect("a safety backup");
+    let aside = unique("bktx-safety");
+    c.restore(&safety.id, Some(&aside))
+        .await
+        .expect("restore aside");
+    assert_eq!(
+        c.rows(&aside, "SELECT count(*) FROM t").await[0][0],
+        pb::Value::from(dbforge::Value::Int(1)),
+        "the uncommitted write is not in the safety backup"
+    );
+}
+
 /// A target that refuses the write (as a full disk does) fails the backup, leaves nothing
 /// listed as good or stored, and the metrics count both outcomes and the newest backup's age.
 #[tokio::test]

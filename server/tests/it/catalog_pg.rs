@@ -16,10 +16,12 @@ use dbforge_server::core::{
     catalog::{Catalog, SCHEMA_VERSION},
     error::Error,
 };
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use sqlx::{Connection, Executor};
 
-use crate::harness::{ADMIN_KEY, TestServer, as_key, assert_code, postgres_url, unique};
+use crate::harness::{
+    ADMIN_KEY, TestServer, as_key, assert_code, mysql_url, postgres_url, redis_url, unique,
+};
 
 /// A fresh PostgreSQL database for one test's catalog, dropped at the end.
 struct CatalogDb {
@@ -1307,5 +1309,312 @@ async fn new_sqlite_databases_go_to_the_named_gateway_or_the_one_with_the_most_f
         assert!(holds(dir, &name), "the file is where the listing says");
     }
     drop((a, b));
+    cat.drop().await;
+}
+
+/// A gateway without authentication on `dir`, on the catalog at `catalog`, serving every
+/// server engine.
+async fn all_engines(
+    dir: &Path,
+    catalog: &str,
+    urls: &[(dbforge::Backend, String); 3],
+) -> TestServer {
+    let (dir, catalog, urls) = (dir.to_path_buf(), catalog.to_owned(), urls.clone());
+    TestServer::with(move |mut c| {
+        c.data_dir = dir;
+        c.catalog_url = Some(catalog);
+        let [(_, pg), (_, my), (_, redis)] = urls;
+        (c.postgres_url, c.mysql_url, c.redis_url) = (Some(pg), Some(my), Some(redis));
+        c
+    })
+    .await
+}
+
+/// The statement that writes `id` into the test's table (a set, on Redis), and the one that
+/// reads them all.
+fn writes(backend: dbforge::Backend, id: i64) -> (String, &'static str) {
+    match backend {
+        dbforge::Backend::Redis => (format!("SADD w {id}"), "SMEMBERS w"),
+        _ => (format!("INSERT INTO w VALUES ({id})"), "SELECT id FROM w"),
+    }
+}
+
+async fn ids(c: &Client, db: &str, backend: dbforge::Backend) -> std::collections::BTreeSet<i64> {
+    let rows: Vec<_> = c
+        .query(db, writes(backend, 0).1, &[])
+        .await
+        .expect("read")
+        .try_collect()
+        .await
+        .expect("rows");
+    rows.iter()
+        .map(|r| match backend {
+            dbforge::Backend::Redis => r.get::<String>(0).expect("member").parse().expect("id"),
+            _ => r.get::<i64>(0).expect("id"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_fences_its_database_on_every_gateway_and_loses_no_acknowledged_write() {
+    let (Some(pg), Some(my), Some(redis)) =
+        (postgres_url().await, mysql_url().await, redis_url().await)
+    else {
+        return;
+    };
+    let Some(cat) = CatalogDb::create("fence").await else {
+        return;
+    };
+    use dbforge::{Backend as B, RestoreMode};
+    let urls = [(B::Postgres, pg), (B::Mysql, my), (B::Redis, redis)];
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let a = all_engines(da.path(), &cat.url, &urls).await;
+    let b = all_engines(db.path(), &cat.url, &urls).await;
+    for (backend, _) in &urls {
+        let backend = *backend;
+        let name = unique("fenced");
+        a.client
+            .create_database(&name, CreateOptions::default().backend(backend))
+            .await
+            .expect("create");
+        if backend != B::Redis {
+            a.client
+                .execute(&name, "CREATE TABLE w (id BIGINT PRIMARY KEY)", &[])
+                .await
+                .expect("ddl");
+        }
+        a.client
+            .execute(&name, &writes(backend, 0).0, &[])
+            .await
+            .expect("first write");
+        let base = a
+            .client
+            .create_backup(&name, CreateBackup::default())
+            .await
+            .expect("backup");
+        // B serves the database A spawned (it follows the catalog within a second).
+        let served = within(Duration::from_secs(2), || {
+            let c = b.client.clone();
+            let name = name.clone();
+            async move { c.execute(&name, writes(backend, 0).1, &[]).await.is_ok() }
+        })
+        .await;
+        assert!(served.is_some(), "{backend:?}: B serves A's database");
+
+        // A transaction B opened before the restore must not commit into the old storage
+        // (Redis has no interactive sessions).
+        let mut open = None;
+        if backend != B::Redis {
+            let mut tx = b.client.transaction(&name).await.expect("begin on B");
+            tx.execute(&writes(backend, 1_000_000).0, &[])
+                .await
+                .expect("write inside the transaction");
+            open = Some(tx);
+        }
+
+        // B writes without pause while A restores.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = tokio::spawn({
+            let (c, name, stop) = (b.client.clone(), name.clone(), stop.clone());
+            async move {
+                let (mut acked, mut unavailable, mut other) = (Vec::new(), 0, Vec::new());
+                let mut id = 1;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match c.execute(&name, &writes(backend, id).0, &[]).await {
+                        Ok(_) => acked.push(id),
+                        Err(e) if e.code() == Code::Unavailable => unavailable += 1,
+                        Err(e) => other.push(e.to_string()),
+                    }
+                    id += 1;
+                }
+                (acked, unavailable, other)
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let restored = a
+            .client
+            .restore_backup(&base.id, RestoreMode::Replace)
+            .await
+            .expect("restore through A");
+        // Writes go on, on the restored data.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (acked, unavailable, other) = writer.await.expect("writer");
+        if let Some(tx) = open {
+            assert!(
+                tx.commit().await.is_err(),
+                "{backend:?}: a transaction from before the restore did not commit"
+            );
+        }
+
+        let safety = restored.safety_backup.expect("a safety backup");
+        let kept = format!("{name}-safety");
+        a.client
+            .restore_backup(&safety.id, RestoreMode::new(&kept))
+            .await
+            .expect("restore the safety backup aside");
+        let (before, after) = (
+            ids(&a.client, &kept, backend).await,
+            ids(&b.client, &name, backend).await,
+        );
+        let lost: Vec<_> = acked
+            .iter()
+            .filter(|id| !before.contains(id) && !after.contains(id))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "{backend:?}: writes B acknowledged are in neither the safety backup nor the \
+             restored database: {lost:?}"
+        );
+        assert!(
+            before.intersection(&after).all(|id| *id == 0),
+            "{backend:?}: a write landed on both sides of the swap"
+        );
+        assert!(
+            !before.contains(&1_000_000) && !after.contains(&1_000_000),
+            "{backend:?}: the cut transaction's write is nowhere"
+        );
+        assert!(
+            unavailable > 0,
+            "{backend:?}: B refused writes while A restored"
+        );
+        assert!(
+            after.iter().any(|id| *id > 0),
+            "{backend:?}: B wrote again after the restore"
+        );
+        eprintln!(
+            "{backend:?}: {} writes acknowledged, {unavailable} refused, other errors: {other:?}",
+            acked.len()
+        );
+        // No fence is left behind.
+        assert_eq!(cat.count("fences").await, 0, "{backend:?}");
+        for n in [&name, &kept] {
+            a.client.delete_database(n).await.expect("delete");
+        }
+    }
+    a.stop().await;
+    b.stop().await;
+    cat.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_policy_covers_every_gateways_sqlite_databases() {
+    use dbforge::{BackupPolicy, BackupStatus, Schedule, Selector};
+    let Some(cat) = CatalogDb::create("policies").await else {
+        return;
+    };
+    let pg = postgres_url().await.expect("the same server");
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let fast = |dir: &Path| {
+        let (dir, catalog, pg) = (dir.to_path_buf(), cat.url.clone(), pg.clone());
+        TestServer::with(move |mut c| {
+            c.data_dir = dir;
+            c.catalog_url = Some(catalog);
+            c.postgres_url = Some(pg);
+            c.backup_tick = Duration::from_millis(200);
+            c
+        })
+    };
+    // A starts first and holds the schedulers' lease.
+    let a = fast(da.path()).await;
+    a.client.who_am_i().await.expect("a serves");
+    let b = fast(db.path()).await;
+    b.client.who_am_i().await.expect("b serves");
+    let prefix = unique("pol");
+    let (on_a, on_b, shared) = (
+        format!("{prefix}-a"),
+        format!("{prefix}-b"),
+        format!("{prefix}-pg"),
+    );
+    for (via, name, opts) in [
+        (&a, &on_a, CreateOptions::default().node(node_of(da.path()))),
+        (&b, &on_b, CreateOptions::default().node(node_of(db.path()))),
+        (
+            &a,
+            &shared,
+            CreateOptions::default().backend(dbforge::Backend::Postgres),
+        ),
+    ] {
+        via.client
+            .create_database(name, opts)
+            .await
+            .expect("create");
+    }
+    a.client
+        .set_backup_policy(
+            BackupPolicy::new(
+                "everywhere",
+                Selector::Pattern(format!("{prefix}-*")),
+                Schedule::Cron("* * * * * *".into()),
+            )
+            .keep_last(2),
+        )
+        .await
+        .expect("policy");
+    // Each database is backed up by the gateway that reaches it: B's SQLite file by B.
+    let done = within(Duration::from_secs(15), || {
+        let c = a.client.clone();
+        let names = [on_a.clone(), on_b.clone(), shared.clone()];
+        async move {
+            for name in &names {
+                let made = c
+                    .list_backups(BackupFilter {
+                        status: BackupStatus::Completed,
+                        ..BackupFilter::database(name.as_str())
+                    })
+                    .await
+                    .expect("list");
+                if made.is_empty() {
+                    return false;
+                }
+            }
+            true
+        }
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "every database has a scheduled backup within 15 s"
+    );
+    // B keeps its own run state; the policy's row is the lease holder's.
+    let runs: Vec<(String,)> = sqlx::query_as("SELECT node FROM policy_nodes ORDER BY node")
+        .fetch_all(&mut cat.conn().await)
+        .await
+        .expect("runs");
+    assert_eq!(
+        runs.len(),
+        2,
+        "A and B each ran the policy on their SQLite databases"
+    );
+    // Retention applies on each gateway's own databases too.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for name in [&on_a, &on_b, &shared] {
+        let kept = a
+            .client
+            .list_backups(BackupFilter {
+                status: BackupStatus::Completed,
+                ..BackupFilter::database(name.as_str())
+            })
+            .await
+            .expect("list");
+        assert!(
+            (1..=3).contains(&kept.len()),
+            "{name}: keep_last 2 (one more may be finishing): {}",
+            kept.len()
+        );
+    }
+    a.client
+        .delete_backup_policy("everywhere")
+        .await
+        .expect("delete the policy");
+    assert_eq!(cat.count("policy_nodes").await, 0, "its runs go with it");
+    a.stop().await;
+    b.stop().await;
     cat.drop().await;
 }

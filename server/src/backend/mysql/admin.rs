@@ -151,11 +151,8 @@ impl Provisioner for Mysql {
             .await
     }
 
-    /// Drops the schema and the user named `ident`; what is already gone is fine.
-    async fn unprovision(&self, admin: &mut Admin<MysqlEngine>, ident: &str) -> Result<()> {
-        let reader = reader_ident(ident);
-        // MySQL keeps a dropped user's sessions alive: end them first.
-        for user in [ident, reader.as_str()] {
+    async fn disconnect(&self, admin: &mut Admin<MysqlEngine>, ident: &str) -> Result<()> {
+        for user in [ident, reader_ident(ident).as_str()] {
             let sessions = admin
                 .integers(
                     "SELECT CAST(ID AS UNSIGNED) FROM information_schema.PROCESSLIST \
@@ -171,6 +168,14 @@ impl Provisioner for Mysql {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Drops the schema and the user named `ident`; what is already gone is fine.
+    async fn unprovision(&self, admin: &mut Admin<MysqlEngine>, ident: &str) -> Result<()> {
+        let reader = reader_ident(ident);
+        // MySQL keeps a dropped user's sessions alive: end them first.
+        self.disconnect(admin, ident).await?;
         let schema = MysqlDialect.quote_ident(ident);
         admin
             .exec(format!("DROP DATABASE IF EXISTS {schema}"))

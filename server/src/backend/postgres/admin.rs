@@ -112,6 +112,10 @@ const ROLE_DATABASE_SETTINGS: &str = "SELECT d.datname::text FROM pg_db_role_set
      JOIN pg_database d ON d.oid = s.setdatabase JOIN pg_roles r ON r.oid = s.setrole \
      WHERE r.rolname = $1";
 
+/// Ends every session on the database named by the argument but the caller's.
+const TERMINATE_SESSIONS: &str = "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity \
+     WHERE datname = $1 AND pid <> pg_backend_pid()";
+
 /// Whether `stored`, PostgreSQL's `rolpassword` of `login`, is `password`'s: a SCRAM-SHA-256
 /// verifier (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, RFC 5802 and 7677) or
 /// an `md5` hash of password and login. Anything else (none, or an unknown scheme) is not.
@@ -334,6 +338,11 @@ impl Provisioner for Postgres {
     }
 
     /// Drops the database and the role named `ident`; what is already gone is fine.
+    async fn disconnect(&self, admin: &mut Admin<PgEngine>, ident: &str) -> Result<()> {
+        // Both logins connect to the database `ident` only.
+        admin.strings(TERMINATE_SESSIONS, ident).await.map(drop)
+    }
+
     async fn unprovision(&self, admin: &mut Admin<PgEngine>, ident: &str) -> Result<()> {
         let name = PostgresDialect.quote_ident(ident);
         // FORCE ends the database's remaining sessions (PostgreSQL 13+).

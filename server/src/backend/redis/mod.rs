@@ -475,6 +475,24 @@ impl Backend for RedisBackend {
             .await
     }
 
+    async fn disconnect(&self, db: &Provisioned) -> Result<()> {
+        let ns = Namespace::parse(&self.user_prefix, &db.locator)?;
+        self.shared.pool.ensure_available()?;
+        for user in [ns.user.clone(), ns.reader().user] {
+            self.shared.pool.retire_user(&user, false);
+            match self
+                .shared
+                .everywhere(&[b"CLIENT", b"KILL", b"USER", user.as_bytes()])
+                .await
+            {
+                // A reader login not made yet (it is made on first read-only use).
+                Err(e) if e.to_string().contains("No such user") => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
     async fn open(&self, db: &Provisioned) -> Result<Arc<dyn Database>> {
         let ns = Namespace::parse(&self.user_prefix, &db.locator)?;
         self.shared.pool.ensure_available()?;

@@ -626,6 +626,12 @@ impl Pool {
 
     /// Marks a database deleted and closes its connections.
     pub fn disconnect_user(&self, user: &str) {
+        self.retire_user(user, true);
+    }
+
+    /// Closes the connections of `user`'s database (the next call opens a new one), and marks
+    /// the database deleted when `destroyed`.
+    pub fn retire_user(&self, user: &str, destroyed: bool) {
         let slots: Vec<Arc<Slot>> = match self.slots.lock() {
             Ok(slots) => slots.iter().filter_map(Weak::upgrade).collect(),
             Err(_) => Vec::new(),
@@ -633,7 +639,9 @@ impl Pool {
         for slot in slots {
             let target = slot.handle.target();
             if target.user() == user && matches!(target.auth, Auth::User(_)) {
-                target.destroyed.store(true, Ordering::Relaxed);
+                if destroyed {
+                    target.destroyed.store(true, Ordering::Relaxed);
+                }
                 slot.retire();
                 self.server.close_idle(slot.handle.key());
             }

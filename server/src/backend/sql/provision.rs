@@ -235,6 +235,8 @@ pub trait Provisioner: Send + Sync + fmt::Debug + Sized + 'static {
     /// before the first read-only call of every open database (databases spawned before
     /// read-only logins existed).
     async fn ensure_reader(backend: &Arc<Shared<Self>>, loc: &Locator) -> Result<()>;
+    /// Ends every server session of the database `ident`'s login and read-only login.
+    async fn disconnect(&self, admin: &mut Admin<Self::Engine>, ident: &str) -> Result<()>;
     /// Drops the database `ident`, its login and its read-only login; what is gone is fine.
     async fn unprovision(&self, admin: &mut Admin<Self::Engine>, ident: &str) -> Result<()>;
     /// Sets the login `login` back to `password` (and a read-only login back to its settings).
@@ -450,6 +452,18 @@ impl<P: Provisioner> Backend for SqlBackend<P> {
     /// connections to the source (its own and its read-only login's) are closed first, since
     /// PostgreSQL copies only a database nobody is connected to; one in use (a running
     /// statement, an open session) makes the copy fail, and the core then copies through a dump.
+    async fn disconnect(&self, db: &Provisioned) -> Result<()> {
+        let ident = self.locator(db)?.ident;
+        let s = &self.shared;
+        s.server.close_idle(&ident);
+        s.server.close_idle(&reader_ident(&ident));
+        s.admin_timeout(async {
+            let mut admin = s.admin().await?;
+            s.engine.disconnect(&mut admin, &ident).await
+        })
+        .await
+    }
+
     async fn create_copy(&self, source: &Provisioned, db: &Provisioned) -> Result<()> {
         let (src, loc) = (self.locator(source)?, self.locator(db)?);
         let s = &self.shared;

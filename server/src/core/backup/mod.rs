@@ -356,7 +356,7 @@ impl Backups {
 
 /// A new backup id: `bk-` and 12 hex digits of the start time in ms (so ids sort by time),
 /// then 8 random hex digits.
-fn new_id(now_ms: i64) -> Result<String> {
+pub(crate) fn new_id(now_ms: i64) -> Result<String> {
     let mut r = [0u8; 4];
     getrandom::fill(&mut r).map_err(|e| Error::internal(format!("no randomness: {e}")))?;
     Ok(format!("bk-{:012x}-{}", now_ms.max(0), format::hex(&r)))

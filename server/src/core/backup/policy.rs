@@ -11,6 +11,12 @@
 //!
 //! Every decision takes `now` as an argument ([`Forge::run_due_policies`]), so tests drive the
 //! scheduler with a clock of their own.
+//!
+//! Gateways sharing a catalog split a policy's runs: the schedulers' lease holder backs up the
+//! server engines' databases (any gateway reaches them) on the policy's own schedule, and every
+//! gateway its own SQLite databases (only it reaches their files) on a schedule of its own, in
+//! `policy_nodes`, started at the policy's next run. One gateway on its catalog runs all of
+//! them on the policy's schedule.
 
 use std::{collections::BTreeMap, str::FromStr, time::Duration};
 
@@ -22,6 +28,7 @@ use super::{BackupRecord, BackupStatus, POLICY_LABEL};
 use crate::{
     core::{
         access::{Principal, Role, glob_match},
+        engine::BackendKind,
         error::{Error, Result},
         forge::Forge,
         names::DatabaseName,
@@ -190,6 +197,17 @@ pub struct Policy {
     pub failures: u32,
 }
 
+/// Which of a policy's databases a run backs up (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// All of them: one gateway on its catalog.
+    All,
+    /// The server engines' databases: the schedulers' lease holder on a shared catalog.
+    Shared,
+    /// This gateway's own SQLite databases: every gateway on a shared catalog.
+    Own,
+}
+
 impl Forge {
     /// Creates or replaces a policy; whether it was created.
     pub async fn set_backup_policy(
@@ -311,10 +329,7 @@ impl Forge {
             if self.backups().is_stopped() {
                 break;
             }
-            // Another gateway on the catalog runs the schedulers.
-            if self.runs_schedulers() {
-                self.run_due_policies(now_ms()).await;
-            }
+            self.run_due_policies(now_ms()).await;
             self.report_backup_ages(now_ms()).await;
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}
@@ -324,9 +339,19 @@ impl Forge {
         debug!("backup scheduler stopped");
     }
 
-    /// Runs every policy due at `now`: a backup of each database it selects (several
-    /// databases at once, one backup per database at a time), then its retention.
+    /// Runs every policy due at `now` (the parts this gateway runs, see the module docs): a
+    /// backup of each database it selects (several databases at once, one backup per database
+    /// at a time), then its retention. Returns the runs.
     pub async fn run_due_policies(&self, now: i64) -> usize {
+        let parts: &[Part] = match (self.catalog().is_shared(), self.runs_schedulers()) {
+            (false, true) => &[Part::All],
+            (false, false) => &[],
+            (true, true) => &[Part::Shared, Part::Own],
+            (true, false) => &[Part::Own],
+        };
+        if parts.is_empty() {
+            return 0;
+        }
         let policies = match self.policies().await {
             Ok(p) => p,
             Err(e) => {
@@ -334,29 +359,56 @@ impl Forge {
                 return 0;
             }
         };
-        let due: Vec<Policy> = policies
-            .into_iter()
-            .filter(|p| p.next_run_ms <= now)
-            .collect();
-        let mut ran = 0;
-        for policy in due {
-            if self.backups().is_stopped() {
-                break;
+        let own = if parts.contains(&Part::Own) {
+            let cat = self.catalog();
+            match blocking(move || cat.policy_node_runs()).await {
+                Ok(runs) => runs,
+                Err(e) => {
+                    warn!(error = %e, "could not read this gateway's policy runs");
+                    return 0;
+                }
             }
-            ran += 1;
-            self.run_policy(&policy, now).await;
+        } else {
+            Default::default()
+        };
+        let mut ran = 0;
+        for policy in policies {
+            for part in parts {
+                if self.backups().is_stopped() {
+                    return ran;
+                }
+                let (next, failures) = match part {
+                    // A gateway's first run of a policy is the policy's next one.
+                    Part::Own => own
+                        .get(&policy.spec.name)
+                        .copied()
+                        .unwrap_or((policy.next_run_ms, 0)),
+                    Part::All | Part::Shared => (policy.next_run_ms, policy.failures),
+                };
+                if next <= now {
+                    ran += 1;
+                    self.run_policy(&policy, *part, failures, now).await;
+                }
+            }
         }
         ran
     }
 
-    async fn run_policy(&self, policy: &Policy, now: i64) {
+    async fn run_policy(&self, policy: &Policy, part: Part, failures: u32, now: i64) {
         let spec = &policy.spec;
         let selected: Vec<std::sync::Arc<Entry>> = match self.registry().page(
             &crate::core::registry::ListFilter {
                 page_size: usize::MAX,
                 ..Default::default()
             },
-            |r| spec.selector.covers(r.provisioned.name.as_str(), &r.labels),
+            |r| {
+                spec.selector.covers(r.provisioned.name.as_str(), &r.labels)
+                    && match part {
+                        Part::All => true,
+                        Part::Shared => r.backend != BackendKind::Sqlite,
+                        Part::Own => r.backend == BackendKind::Sqlite,
+                    }
+            },
         ) {
             Ok((entries, _)) => entries,
             Err(e) => {
@@ -396,7 +448,7 @@ impl Forge {
         let (next, error, failures) = if failed.is_empty() {
             (spec.schedule.next_after(now), None, 0)
         } else {
-            let failures = policy.failures.saturating_add(1);
+            let failures = failures.saturating_add(1);
             let backoff = (FIRST_RETRY.as_millis() as i64)
                 .saturating_mul(1i64 << (failures - 1).min(20))
                 .min(spec.schedule.interval_ms(now));
@@ -408,9 +460,14 @@ impl Forge {
             info!(policy = %spec.name, databases = results.len(), "scheduled backups done");
         }
         let (cat, name) = (self.catalog(), spec.name.clone());
-        if let Err(e) =
-            blocking(move || cat.policy_ran(&name, now, next, error.as_deref(), failures)).await
-        {
+        let recorded = blocking(move || match part {
+            Part::Own => cat.policy_node_ran(&name, now, next, error.as_deref(), failures),
+            Part::All | Part::Shared => {
+                cat.policy_ran(&name, now, next, error.as_deref(), failures)
+            }
+        })
+        .await;
+        if let Err(e) = recorded {
             warn!(policy = %spec.name, error = %e, "could not record a policy's run");
         }
     }

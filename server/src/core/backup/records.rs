@@ -1,7 +1,10 @@
 //! Backup records and policies in the catalog (tables `backups` and `backup_policies`, made
 //! by `core/catalog`).
 
-use std::{collections::BTreeMap, ops::ControlFlow};
+use std::{
+    collections::{BTreeMap, HashMap},
+    ops::ControlFlow,
+};
 
 use rusqlite::params;
 
@@ -247,6 +250,11 @@ impl Catalog {
                     i64::from(p.failures)
                 ],
             )?;
+            // A replaced policy starts over on every gateway's own databases too.
+            c.execute(
+                "DELETE FROM policy_nodes WHERE policy = ?1",
+                params![p.spec.name],
+            )?;
             Ok(!existed)
         })
     }
@@ -274,8 +282,60 @@ impl Catalog {
     /// Removes a policy; whether it existed.
     pub fn policy_remove(&self, name: &str) -> Result<bool> {
         self.with(|c| {
+            c.execute("DELETE FROM policy_nodes WHERE policy = ?1", params![name])?;
             c.execute("DELETE FROM backup_policies WHERE name = ?1", params![name])
                 .map(|n| n > 0)
+        })
+    }
+
+    /// This gateway's runs of each policy on its own SQLite databases (a shared catalog): the
+    /// next run, Unix ms, and the failed runs in a row, by policy.
+    pub fn policy_node_runs(&self) -> Result<HashMap<String, (i64, u32)>> {
+        let node = self.node().to_owned();
+        self.with(|c| {
+            c.query_map(
+                "SELECT policy, next_run_ms, failures FROM policy_nodes WHERE node = ?1",
+                params![node],
+                |r| {
+                    Ok((
+                        r.get::<String>(0)?,
+                        (
+                            r.get::<i64>(1)?,
+                            u32::try_from(r.get::<i64>(2)?).unwrap_or(u32::MAX),
+                        ),
+                    ))
+                },
+            )
+            .map(|rows| rows.into_iter().collect())
+        })
+    }
+
+    /// Records this gateway's run of policy `name` on its own SQLite databases.
+    pub fn policy_node_ran(
+        &self,
+        name: &str,
+        last_run_ms: i64,
+        next_run_ms: i64,
+        error: Option<&str>,
+        failures: u32,
+    ) -> Result<()> {
+        let node = self.node().to_owned();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO policy_nodes (policy, node, last_run_ms, next_run_ms, last_error, \
+                 failures) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (policy, node) DO UPDATE SET last_run_ms = ?3, next_run_ms = ?4, \
+                 last_error = ?5, failures = ?6",
+                params![
+                    name,
+                    node,
+                    last_run_ms,
+                    next_run_ms,
+                    error,
+                    i64::from(failures)
+                ],
+            )
+            .map(drop)
         })
     }
 

@@ -180,9 +180,9 @@ impl Forge {
             ))
         })?;
         entry.check_fence()?;
-        // From here until the swap, calls on the database are UNAVAILABLE: writes made now
-        // would be lost with the storage being replaced.
-        entry.fence(true);
+        // From here until the swap, calls on the database are UNAVAILABLE on every gateway:
+        // writes made now would be lost with the storage being replaced.
+        let fence = self.fence_everywhere(&entry).await?;
         let result = async {
             let labels = BTreeMap::from([(SAFETY_LABEL.to_owned(), rec.id.clone())]);
             // A damaged database's storage is quarantined: there is nothing to keep.
@@ -224,9 +224,7 @@ impl Forge {
             Ok((fresh, safety))
         }
         .await;
-        if result.is_err() {
-            entry.fence(false);
-        }
+        fence.lift(result.is_ok()).await;
         result
     }
 

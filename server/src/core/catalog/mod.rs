@@ -22,7 +22,10 @@ use super::{
 };
 use crate::backend::Provisioned;
 
+mod fences;
 mod sql;
+
+pub use fences::FenceRow;
 
 pub(crate) use sql::{Row, SqlError, SqlResult, Tx};
 
@@ -286,13 +289,15 @@ const ADDED_COLUMNS: [(&str, &str); 4] = [
 
 /// The catalog schema version this build writes: 1 is every table up to the lifecycle
 /// columns, 2 adds the schedulers' leases, 3 the owning node of databases, staging databases
-/// and damage records, 4 the gateways sharing the catalog (`nodes`).
-pub const SCHEMA_VERSION: i64 = 4;
+/// and damage records, 4 the gateways sharing the catalog (`nodes`), 5 the restore fences
+/// (`fences`, `fence_acks`) and each gateway's runs of backup policies on its own SQLite
+/// databases (`policy_nodes`).
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The steps after version 1: `MIGRATIONS[i]` brings a catalog from version `i + 1` to
 /// `i + 2`, in the shared dialect ([`sql`]; `INTEGER`/`BLOB` become `BIGINT`/`BYTEA` on
 /// PostgreSQL).
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     // 2: leases, so that one gateway of those sharing a catalog runs the schedulers.
     "CREATE TABLE IF NOT EXISTS leases (
         name TEXT PRIMARY KEY,
@@ -311,6 +316,29 @@ const MIGRATIONS: [&str; 3] = [
         started_ms INTEGER NOT NULL,
         heartbeat_ms INTEGER NOT NULL,
         free_bytes INTEGER NOT NULL
+    ) STRICT;",
+    // 5: restore fences across gateways (`fences.rs`), transient; and each gateway's runs of
+    // backup policies on its own SQLite databases. Neither is copied by `catalog migrate`.
+    "CREATE TABLE IF NOT EXISTS fences (
+        db TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        token TEXT NOT NULL,
+        until_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE IF NOT EXISTS fence_acks (
+        db TEXT NOT NULL,
+        token TEXT NOT NULL,
+        node TEXT NOT NULL,
+        PRIMARY KEY (db, token, node)
+    ) STRICT;
+    CREATE TABLE IF NOT EXISTS policy_nodes (
+        policy TEXT NOT NULL,
+        node TEXT NOT NULL,
+        last_run_ms INTEGER,
+        next_run_ms INTEGER NOT NULL,
+        last_error TEXT,
+        failures INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (policy, node)
     ) STRICT;",
 ];
 
@@ -570,6 +598,11 @@ impl Catalog {
             }
             Ok(n)
         })
+    }
+
+    /// Whether other gateways may share it (a PostgreSQL catalog).
+    pub fn is_shared(&self) -> bool {
+        matches!(&*self.store, Store::Postgres { .. })
     }
 
     /// Where the catalog is, for logs: a path's file name or the PostgreSQL URL without
