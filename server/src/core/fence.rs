@@ -281,14 +281,25 @@ impl Forge {
             .filter(|r| r.holder != me && r.until_ms > now)
             .map(|r| (r.db.as_str(), r))
             .collect();
+        let mut unserved: HashMap<&str, &FenceRow> = live.clone();
         for entry in self.registry().entries() {
-            match live.get(entry.record.provisioned.name.as_str()) {
+            let name = entry.record.provisioned.name.as_str();
+            unserved.remove(name);
+            match live.get(name) {
                 Some(row) => {
                     if entry.fence.hold(&row.token, row.until_ms) {
                         tokio::spawn(self.clone().acknowledge(entry, row.token.clone()));
                     }
                 }
                 None => entry.fence.release(),
+            }
+        }
+        // A database this gateway does not serve (its engine is not configured here) has no
+        // calls to wait for: acknowledged at once (again at each reload; it is idempotent).
+        for row in unserved.into_values() {
+            let (cat, db, token) = (self.catalog(), row.db.clone(), row.token.clone());
+            if let Err(e) = blocking(move || cat.ack_fence(&db, &token)).await {
+                warn!(db = %row.db, error = %e, "could not acknowledge a restore fence");
             }
         }
     }

@@ -1373,6 +1373,9 @@ async fn a_restore_fences_its_database_on_every_gateway_and_loses_no_acknowledge
     );
     let a = all_engines(da.path(), &cat.url, &urls).await;
     let b = all_engines(db.path(), &cat.url, &urls).await;
+    // A third gateway serves none of these engines: it has nothing to wait for, and confirms.
+    let dc = tempfile::tempdir().expect("dir");
+    let c = gateway(dc.path(), Some(&cat.url)).await;
     for (backend, _) in &urls {
         let backend = *backend;
         let name = unique("fenced");
@@ -1497,6 +1500,7 @@ async fn a_restore_fences_its_database_on_every_gateway_and_loses_no_acknowledge
     }
     a.stop().await;
     b.stop().await;
+    c.stop().await;
     cat.drop().await;
 }
 
