@@ -248,6 +248,10 @@ pub struct Config {
     /// PEM CA certificate(s): clients must present a certificate signed by one (mutual TLS).
     #[arg(long, env = "DBFORGE_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// PEM CA certificate(s) the other gateways' TLS certificates chain to, so that calls on
+    /// their SQLite databases can be forwarded to them (default: --tls-client-ca).
+    #[arg(long, env = "DBFORGE_TLS_PEER_CA", requires = "tls_cert")]
+    pub tls_peer_ca: Option<PathBuf>,
     /// Requests per second each API key may make; 0 means no limit.
     #[arg(long, env = "DBFORGE_RATE_LIMIT", default_value_t = defaults::RATE_LIMIT)]
     pub rate_limit: u32,
@@ -535,6 +539,9 @@ impl Config {
         }
         if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
             return Err("--tls-client-ca needs --tls-cert and --tls-key".into());
+        }
+        if self.tls_peer_ca.is_some() && self.tls_cert.is_none() {
+            return Err("--tls-peer-ca needs --tls-cert and --tls-key".into());
         }
         if self.statement_timeout.is_zero() {
             return Err("--statement-timeout must be greater than 0".into());

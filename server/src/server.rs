@@ -161,10 +161,17 @@ pub async fn run(
             .max_encoding_message_size(max),
         auth.clone(),
     );
+    // Calls on another gateway's SQLite database go to that gateway: as they came (the
+    // middleware below), or message by message for sessions (QueryService).
+    let forwarder = crate::api::forward::Forwarder::new(forge.clone(), max, peer_transport(&cfg)?);
     let query = InterceptedService::new(
-        QueryServiceServer::new(QueryApi::new(forge.clone(), Arc::clone(&key_limits)))
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max),
+        QueryServiceServer::new(QueryApi::new(
+            forge.clone(),
+            Arc::clone(&key_limits),
+            Arc::clone(&forwarder),
+        ))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max),
         auth.clone(),
     );
     let table = InterceptedService::new(
@@ -272,7 +279,6 @@ pub async fn run(
         .add_service(backup);
     // Innermost: a call on another gateway's SQLite database goes to that gateway as it came
     // (plain gRPC by now: the grpc-web layer outside has translated browser calls).
-    let forwarder = crate::api::forward::Forwarder::new(forge.clone(), max, cfg.tls_cert.is_some());
     let grpc = routes
         .routes()
         .into_axum_router()
@@ -575,6 +581,27 @@ fn tls_config(cfg: &Config) -> Result<Option<ServerTlsConfig>, BoxError> {
         tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
     }
     Ok(Some(tls))
+}
+
+/// How this gateway reaches the others to forward calls (`api/forward.rs`): plain when it
+/// serves plain; TLS trusting `--tls-peer-ca` (else `--tls-client-ca`) and presenting its own
+/// certificate when it serves TLS.
+fn peer_transport(cfg: &Config) -> Result<crate::api::forward::PeerTransport, BoxError> {
+    use crate::api::forward::PeerTransport;
+    let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) else {
+        return Ok(PeerTransport::Plain);
+    };
+    let Some(ca) = cfg.tls_peer_ca.as_ref().or(cfg.tls_client_ca.as_ref()) else {
+        return Ok(PeerTransport::Untrusted);
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    Ok(PeerTransport::Tls(
+        tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(ca)?))
+            .identity(Identity::from_pem(read(cert)?, read(key)?)),
+    ))
 }
 
 /// Sets each backend's health entry when its availability changed since `last`.

@@ -30,12 +30,23 @@ use crate::{
 pub struct QueryApi {
     forge: Forge,
     limits: Arc<KeyLimits>,
+    /// Relays sessions on other gateways' SQLite databases.
+    forwarder: Arc<super::forward::Forwarder>,
 }
 
 impl QueryApi {
-    /// Wraps the Forge; streams and sessions count against `limits`.
-    pub fn new(forge: Forge, limits: Arc<KeyLimits>) -> Self {
-        Self { forge, limits }
+    /// Wraps the Forge; streams and sessions count against `limits`; sessions on other
+    /// gateways' databases go through `forwarder`.
+    pub fn new(
+        forge: Forge,
+        limits: Arc<KeyLimits>,
+        forwarder: Arc<super::forward::Forwarder>,
+    ) -> Self {
+        Self {
+            forge,
+            limits,
+            forwarder,
+        }
     }
 }
 
@@ -237,6 +248,7 @@ impl QueryService for QueryApi {
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(run_session(
             self.forge.clone(),
+            Arc::clone(&self.forwarder),
             who,
             (inbound, metadata),
             tx,
@@ -361,6 +373,7 @@ struct SessionState {
 /// dropped (rolling back any open transaction) when the stream ends, breaks or idles out.
 async fn run_session(
     forge: Forge,
+    forwarder: Arc<super::forward::Forwarder>,
     who: Principal,
     (mut inbound, metadata): (Streaming<pb::SessionRequest>, tonic::metadata::MetadataMap),
     tx: mpsc::Sender<Result<pb::SessionResponse, Status>>,
@@ -396,7 +409,7 @@ async fn run_session(
             && let Some(pb::session_request::Kind::Begin(b)) = &msg.kind
             && let Some(owner) = forge.registry().remote_owner(&b.database)
         {
-            super::forward::relay_session(&forge, &metadata, &owner, msg, inbound, tx).await;
+            super::forward::relay_session(&forwarder, &metadata, &owner, msg, inbound, tx).await;
             return;
         }
         let call = audit_message(&forge, &who, &state, &msg);

@@ -27,9 +27,12 @@
 //!   or else to the live gateway with the most free space for its data (the called one when
 //!   it has as much within 1 %, [`placement`]); a name that is another gateway's already goes
 //!   to that gateway, which answers as CreateDatabase does for an existing name.
-//! - **Transport.** Gateways reach each other over plain HTTP/2 at the address they bound. A
-//!   gateway serving TLS does not forward (UNAVAILABLE, saying so), because it has no client
-//!   certificate or trust anchors for its peers yet.
+//! - **Transport.** Gateways reach each other over HTTP/2 at the address in their heartbeat:
+//!   plain when this gateway serves plain, TLS when it serves TLS ([`PeerTransport`]). Over
+//!   TLS the peer's certificate must chain to `--tls-peer-ca` (default `--tls-client-ca`) and
+//!   name the address's host, and the gateway presents its own `--tls-cert` as its client
+//!   certificate, so peers that require one (mutual TLS) accept it. A TLS gateway with neither
+//!   CA does not forward (UNAVAILABLE, saying which flag to set).
 
 use std::{
     collections::HashMap,
@@ -42,7 +45,7 @@ use bytes::{Buf, BytesMut};
 use futures::StreamExt;
 use http_body_util::BodyExt;
 use prost::Message;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tower::ServiceExt;
 use tracing::debug;
 
@@ -137,18 +140,29 @@ pub struct Forwarder {
     forge: Forge,
     /// Largest first message held while reading the database's name.
     max_message: usize,
-    /// Whether this gateway serves TLS (then it does not forward; see the module docs).
-    tls: bool,
+    /// How it reaches the other gateways.
+    transport: PeerTransport,
     channels: Mutex<HashMap<String, Channel>>,
+}
+
+/// How a gateway reaches the others (see the module docs).
+#[derive(Debug, Clone)]
+pub enum PeerTransport {
+    /// Plain HTTP/2: this gateway serves plain too.
+    Plain,
+    /// TLS, trusting the peers' CA and presenting this gateway's certificate.
+    Tls(ClientTlsConfig),
+    /// This gateway serves TLS but trusts no CA for its peers: it does not forward.
+    Untrusted,
 }
 
 impl Forwarder {
     /// A forwarder for this gateway.
-    pub fn new(forge: Forge, max_message: usize, tls: bool) -> Arc<Self> {
+    pub fn new(forge: Forge, max_message: usize, transport: PeerTransport) -> Arc<Self> {
         Arc::new(Self {
             forge,
             max_message,
-            tls,
+            transport,
             channels: Mutex::new(HashMap::new()),
         })
     }
@@ -159,14 +173,36 @@ impl Forwarder {
         if let Some(c) = channels.get(address) {
             return Ok(c.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| tonic::Status::internal(format!("peer address {address:?}: {e}")))?
+        let bad = |e: &dyn std::fmt::Display| {
+            tonic::Status::internal(format!("peer address {address:?}: {e}"))
+        };
+        let endpoint = match &self.transport {
+            PeerTransport::Plain => {
+                Endpoint::from_shared(format!("http://{address}")).map_err(|e| bad(&e))?
+            }
+            PeerTransport::Tls(tls) => Endpoint::from_shared(format!("https://{address}"))
+                .and_then(|e| e.tls_config(tls.clone()))
+                .map_err(|e| bad(&e))?,
+            PeerTransport::Untrusted => {
+                return Err(tonic::Status::unavailable(
+                    "this gateway serves TLS and trusts no CA for the other gateways' \
+                     certificates, so it does not forward calls to them: set --tls-peer-ca \
+                     (or --tls-client-ca), or call the database's gateway directly",
+                ));
+            }
+        };
+        let channel = endpoint
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_adaptive_window(true)
             .connect_lazy();
         channels.insert(address.to_owned(), channel.clone());
         Ok(channel)
+    }
+
+    /// The Forge it forwards for.
+    pub fn forge(&self) -> &Forge {
+        &self.forge
     }
 
     /// Where a new database goes: another gateway's node name, or `None` for this one.
@@ -202,19 +238,7 @@ impl Forwarder {
 }
 
 /// Where to send a call on `database`, owned by `owner`: its live address (see the module docs).
-fn owner_address(
-    forge: &Forge,
-    tls: bool,
-    database: &str,
-    owner: &str,
-) -> Result<String, tonic::Status> {
-    if tls {
-        return Err(tonic::Status::unavailable(format!(
-            "database {database:?} is a SQLite database on gateway {owner:?}; this gateway \
-             serves TLS and does not forward calls to other gateways yet: call {owner:?} \
-             directly"
-        )));
-    }
+fn owner_address(forge: &Forge, database: &str, owner: &str) -> Result<String, tonic::Status> {
     let nodes = forge.leadership().nodes();
     match nodes.iter().find(|n| n.name == owner) {
         Some(n) => Ok(n.address.clone()),
@@ -232,13 +256,14 @@ fn owner_address(
 /// [`FORWARDED_BY`], and its answers come back on `tx` as they arrive. The owner audits and
 /// runs the session and applies its idle timeout; either side ending ends the other.
 pub async fn relay_session(
-    forge: &Forge,
+    fwd: &Forwarder,
     metadata: &tonic::metadata::MetadataMap,
     owner: &str,
     begin: pb::SessionRequest,
     mut inbound: tonic::Streaming<pb::SessionRequest>,
     tx: tokio::sync::mpsc::Sender<Result<pb::SessionResponse, tonic::Status>>,
 ) {
+    let forge = &fwd.forge;
     let database = match &begin.kind {
         Some(pb::session_request::Kind::Begin(b)) => b.database.clone(),
         _ => String::new(),
@@ -246,32 +271,24 @@ pub async fn relay_session(
     if let Some(from) = metadata.get(FORWARDED_BY) {
         let _ = tx
             .send(Err(tonic::Status::unavailable(format!(
-                "database {database:?} was forwarded here by gateway {from:?}, but its file is                  on gateway {owner:?}: the gateways' views of the catalog disagree for a                  moment; retry"
+                "database {database:?} was forwarded here by gateway {from:?}, but its file is \
+                 on gateway {owner:?}: the gateways' views of the catalog disagree for a \
+                 moment; retry"
             ))))
             .await;
         return;
     }
-    let address = match owner_address(forge, false, &database, owner) {
-        Ok(a) => a,
+    let channel = match owner_address(forge, &database, owner).and_then(|a| {
+        let channel = fwd.channel(&a)?;
+        Ok((a, channel))
+    }) {
+        Ok(found) => found,
         Err(status) => {
             let _ = tx.send(Err(status)).await;
             return;
         }
     };
-    let channel = match Endpoint::from_shared(format!("http://{address}")) {
-        Ok(e) => e
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .connect_lazy(),
-        Err(e) => {
-            let _ = tx
-                .send(Err(tonic::Status::internal(format!(
-                    "peer address {address:?}: {e}"
-                ))))
-                .await;
-            return;
-        }
-    };
+    let (address, channel) = channel;
     let (out, out_rx) = tokio::sync::mpsc::channel(4);
     let _ = out.send(begin).await;
     let pump = tokio::spawn(async move {
@@ -322,7 +339,8 @@ pub async fn relay_session(
         Err(status) => {
             let _ = tx
                 .send(Err(tonic::Status::unavailable(format!(
-                    "database {database:?} is a SQLite database on gateway {owner:?} at                      {address}, which cannot be reached: {}",
+                    "database {database:?} is a SQLite database on gateway {owner:?} at \
+                     {address}, which cannot be reached: {}",
                     status.message()
                 ))))
                 .await;
@@ -456,7 +474,7 @@ pub async fn forward(
              gateway {owner:?}: the gateways' views of the catalog disagree for a moment; retry"
         )));
     }
-    let address = match owner_address(&fwd.forge, fwd.tls, database, &owner) {
+    let address = match owner_address(&fwd.forge, database, &owner) {
         Ok(a) => a,
         Err(status) => return status_response(status),
     };

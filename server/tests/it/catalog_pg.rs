@@ -1622,3 +1622,102 @@ async fn a_backup_policy_covers_every_gateways_sqlite_databases() {
     b.stop().await;
     cat.drop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_serving_mutual_tls_forward_to_each_other() {
+    use dbforge::ClientOptions;
+    let Some(cat) = CatalogDb::create("tls").await else {
+        return;
+    };
+    let pki = crate::tls::Pki::new();
+    let tls_gateway = |dir: &Path, client_ca: bool| {
+        let (dir, catalog) = (dir.to_path_buf(), cat.url.clone());
+        let (cert, key, ca) = (
+            pki.path("server.pem"),
+            pki.path("server.key"),
+            pki.path("ca.pem"),
+        );
+        TestServer::with_client(
+            move |mut c| {
+                c.data_dir = dir;
+                c.catalog_url = Some(catalog);
+                c.tls_cert = Some(cert);
+                c.tls_key = Some(key);
+                c.tls_client_ca = client_ca.then_some(ca);
+                c
+            },
+            false,
+        )
+    };
+    let connect = |s: &TestServer, identity: bool| {
+        let mut opts = ClientOptions::new(format!("https://localhost:{}", s.addr.port()))
+            .ca_file(pki.path("ca.pem"));
+        if identity {
+            opts = opts.client_identity(pki.path("client.pem"), pki.path("client.key"));
+        }
+        Client::connect_with(opts)
+    };
+    let (da, db, dc) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    // A and B require client certificates; each trusts the other through --tls-client-ca.
+    let a = tls_gateway(da.path(), true).await;
+    let ca = connect(&a, true).await.expect("connect to A");
+    ca.who_am_i().await.expect("A serves");
+    let b = tls_gateway(db.path(), true).await;
+    let cb = connect(&b, true).await.expect("connect to B");
+    cb.who_am_i().await.expect("B serves");
+
+    let name = unique("tlsfwd");
+    ca.create_database(&name, CreateOptions::default().node(node_of(da.path())))
+        .await
+        .expect("create on A");
+    ca.execute(&name, "CREATE TABLE t (x TEXT)", &[])
+        .await
+        .expect("ddl");
+    ca.execute(&name, "INSERT INTO t VALUES ('over tls')", &[])
+        .await
+        .expect("insert");
+    // B forwards calls on A's SQLite database to A over mutual TLS.
+    let served = within(Duration::from_secs(3), || {
+        let (c, name) = (cb.clone(), name.clone());
+        async move { c.execute(&name, "SELECT x FROM t", &[]).await.is_ok() }
+    })
+    .await;
+    assert!(served.is_some(), "B serves A's SQLite database over TLS");
+    let r = cb
+        .execute(&name, "SELECT x FROM t", &[])
+        .await
+        .expect("through B");
+    assert_eq!(r.rows[0].values(), &[Value::Text("over tls".into())]);
+    // Sessions are relayed over the same transport.
+    let mut tx = cb.transaction(&name).await.expect("begin through B");
+    tx.execute("INSERT INTO t VALUES ('in a session')", &[])
+        .await
+        .expect("insert in the session");
+    tx.commit().await.expect("commit through B");
+    assert_eq!(count_of(&ca, &name).await.expect("count on A"), 2);
+
+    // A TLS gateway that trusts no CA for its peers says what to set instead of forwarding.
+    let c = tls_gateway(dc.path(), false).await;
+    let cc = connect(&c, false).await.expect("connect to C");
+    cc.who_am_i().await.expect("C serves");
+    let refused = within(Duration::from_secs(3), || {
+        let (c, name) = (cc.clone(), name.clone());
+        async move {
+            matches!(c.execute(&name, "SELECT x FROM t", &[]).await,
+                Err(e) if e.code() == Code::Unavailable && e.to_string().contains("--tls-peer-ca"))
+        }
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "C refuses with UNAVAILABLE naming --tls-peer-ca"
+    );
+    a.stop().await;
+    b.stop().await;
+    c.stop().await;
+    cat.drop().await;
+}
