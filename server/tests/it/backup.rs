@@ -242,6 +242,9 @@ fn rich(backend: Backend) -> Vec<&'static str> {
             "CREATE VIEW cheap AS SELECT title FROM book WHERE price < 10",
             "INSERT INTO author (name, born) VALUES ('Ada', '1815-12-10'), ('Grace ''Amazing''', NULL), ('日本 🎉', '2000-01-01')",
             "INSERT INTO book (author_id, title, price, cover) VALUES (1, 'Notes', 9.5, x'00ff10'), (2, 'COBOL', 25, NULL), (3, NULL, 0, x'')",
+            // Dumped as the server's text (`CAST(… AS CHAR)`): fractions, negative times.
+            "CREATE TABLE moment (id INT PRIMARY KEY, at DATETIME(6), stamp TIMESTAMP(3) NULL, span TIME(6), day DATE)",
+            "INSERT INTO moment VALUES (1, '2024-02-29 23:59:59.123456', '2024-03-01 00:00:00.500', '-838:59:59.000000', '1000-01-01'), (2, NULL, NULL, '12:00:00.000001', NULL)",
         ],
         Backend::Redis | Backend::Graph | Backend::Unspecified => vec![],
     }
