@@ -281,10 +281,13 @@ impl Catalog {
 
     /// Removes a policy; whether it existed.
     pub fn policy_remove(&self, name: &str) -> Result<bool> {
+        // The policy first: it waits for a run being recorded, whose row the second delete,
+        // a statement later, then sees.
         self.with(|c| {
+            let existed =
+                c.execute("DELETE FROM backup_policies WHERE name = ?1", params![name])? > 0;
             c.execute("DELETE FROM policy_nodes WHERE policy = ?1", params![name])?;
-            c.execute("DELETE FROM backup_policies WHERE name = ?1", params![name])
-                .map(|n| n > 0)
+            Ok(existed)
         })
     }
 
@@ -310,7 +313,8 @@ impl Catalog {
         })
     }
 
-    /// Records this gateway's run of policy `name` on its own SQLite databases.
+    /// Records this gateway's run of policy `name` on its own SQLite databases, unless the
+    /// policy was deleted meanwhile (its runs went with it).
     pub fn policy_node_ran(
         &self,
         name: &str,
@@ -321,6 +325,17 @@ impl Catalog {
     ) -> Result<()> {
         let node = self.node().to_owned();
         self.with(|c| {
+            // On PostgreSQL the row lock makes a concurrent delete wait for this commit, and
+            // then remove what it recorded (see `policy_remove`).
+            let check = if c.is_postgres() {
+                "SELECT 1 FROM backup_policies WHERE name = ?1 FOR UPDATE"
+            } else {
+                "SELECT 1 FROM backup_policies WHERE name = ?1"
+            };
+            let exists = c.query_opt(check, params![name], |_| Ok(()))?.is_some();
+            if !exists {
+                return Ok(());
+            }
             c.execute(
                 "INSERT INTO policy_nodes (policy, node, last_run_ms, next_run_ms, last_error, \
                  failures) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
