@@ -567,18 +567,21 @@ async fn refuse_foreign_origins(
         .into_response()
 }
 
+/// A PEM file's bytes, or an error naming the file.
+fn read_pem(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
 /// TLS from the configured PEM files; with a client CA, clients must present a certificate it
 /// signed (mutual TLS).
 fn tls_config(cfg: &Config) -> Result<Option<ServerTlsConfig>, BoxError> {
     let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) else {
         return Ok(None);
     };
-    let read = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
-    };
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    let mut tls =
+        ServerTlsConfig::new().identity(Identity::from_pem(read_pem(cert)?, read_pem(key)?));
     if let Some(ca) = &cfg.tls_client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+        tls = tls.client_ca_root(Certificate::from_pem(read_pem(ca)?));
     }
     Ok(Some(tls))
 }
@@ -594,13 +597,10 @@ fn peer_transport(cfg: &Config) -> Result<crate::api::forward::PeerTransport, Bo
     let Some(ca) = cfg.tls_peer_ca.as_ref().or(cfg.tls_client_ca.as_ref()) else {
         return Ok(PeerTransport::Untrusted);
     };
-    let read = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
-    };
     Ok(PeerTransport::Tls(
         tonic::transport::ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(read(ca)?))
-            .identity(Identity::from_pem(read(cert)?, read(key)?)),
+            .ca_certificate(Certificate::from_pem(read_pem(ca)?))
+            .identity(Identity::from_pem(read_pem(cert)?, read_pem(key)?)),
     ))
 }
 

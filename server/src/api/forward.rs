@@ -200,11 +200,6 @@ impl Forwarder {
         Ok(channel)
     }
 
-    /// The Forge it forwards for.
-    pub fn forge(&self) -> &Forge {
-        &self.forge
-    }
-
     /// Where a new database goes: another gateway's node name, or `None` for this one.
     fn place(&self, c: &Create) -> Result<Option<String>, tonic::Status> {
         let sqlite = matches!(
@@ -278,17 +273,15 @@ pub async fn relay_session(
             .await;
         return;
     }
-    let channel = match owner_address(forge, &database, owner).and_then(|a| {
-        let channel = fwd.channel(&a)?;
-        Ok((a, channel))
-    }) {
+    let reached = owner_address(forge, &database, owner)
+        .and_then(|address| Ok((fwd.channel(&address)?, address)));
+    let (channel, address) = match reached {
         Ok(found) => found,
         Err(status) => {
             let _ = tx.send(Err(status)).await;
             return;
         }
     };
-    let (address, channel) = channel;
     let (out, out_rx) = tokio::sync::mpsc::channel(4);
     let _ = out.send(begin).await;
     let pump = tokio::spawn(async move {

@@ -265,16 +265,9 @@ impl Forge {
 
     /// Brings this gateway's fences in line with the catalog's (after each reload of the
     /// databases): holds the other gateways' live fences on its own entries, acknowledging
-    /// each once its calls have ended, and lets go of the lifted or lapsed ones.
-    pub(crate) async fn follow_fences(&self) {
-        let cat = self.catalog();
-        let rows: Vec<FenceRow> = match blocking(move || cat.fences()).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                warn!(error = %e, "could not read the restore fences");
-                return;
-            }
-        };
+    /// each once its calls have ended, and lets go of the lifted or lapsed ones. `rows` are
+    /// the catalog's fences, read with the databases.
+    pub(crate) async fn follow_fences(&self, rows: Vec<FenceRow>) {
         let (me, now) = (self.catalog().node().to_owned(), now_ms());
         let live: HashMap<&str, &FenceRow> = rows
             .iter()
@@ -297,10 +290,7 @@ impl Forge {
         // A database this gateway does not serve (its engine is not configured here) has no
         // calls to wait for: acknowledged at once (again at each reload; it is idempotent).
         for row in unserved.into_values() {
-            let (cat, db, token) = (self.catalog(), row.db.clone(), row.token.clone());
-            if let Err(e) = blocking(move || cat.ack_fence(&db, &token)).await {
-                warn!(db = %row.db, error = %e, "could not acknowledge a restore fence");
-            }
+            self.ack(row.db.clone(), row.token.clone()).await;
         }
     }
 
@@ -309,9 +299,16 @@ impl Forge {
         if !self.drain(&entry, DRAIN_BOUND).await {
             debug!(db = %entry.record.provisioned.name, "calls still running at another gateway's fence; its engine cut ends them");
         }
-        let (cat, db) = (self.catalog(), entry.record.provisioned.name.to_string());
-        if let Err(e) = blocking(move || cat.ack_fence(&db, &token)).await {
-            warn!(db = %entry.record.provisioned.name, error = %e, "could not acknowledge a restore fence");
+        self.ack(entry.record.provisioned.name.to_string(), token)
+            .await;
+    }
+
+    /// Records this gateway's acknowledgement of fence `token` on `db`.
+    async fn ack(&self, db: String, token: String) {
+        let cat = self.catalog();
+        let name = db.clone();
+        if let Err(e) = blocking(move || cat.ack_fence(&name, &token)).await {
+            warn!(%db, error = %e, "could not acknowledge a restore fence");
         }
     }
 }

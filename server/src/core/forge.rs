@@ -443,13 +443,15 @@ impl Forge {
         }
     }
 
-    /// Brings the registry in line with the catalog (see [`Registry::reconcile`]) and closes
-    /// the handles of the databases dropped or moved.
+    /// Brings the registry in line with the catalog (see [`Registry::reconcile`]), closes
+    /// the handles of the databases dropped or moved, and follows the other gateways' restore
+    /// fences (`super::fence`).
     pub(crate) async fn refresh_databases(&self) {
         let registry = &self.inner.registry;
         let control = registry.control().await;
         let cat = self.catalog();
-        let records = match blocking(move || cat.load()).await {
+        // The restore fences too, in the same trip to the catalog.
+        let (records, fences) = match blocking(move || Ok((cat.load()?, cat.fences()?))).await {
             Ok(r) => r,
             Err(e) => {
                 warn!(error = %e, "could not reload the databases from the catalog");
@@ -465,7 +467,7 @@ impl Forge {
             Err(e) => warn!(error = %e, "could not follow the catalog's databases"),
         }
         drop(control);
-        self.follow_fences().await;
+        self.follow_fences(fences).await;
     }
 
     /// Resolves when shutdown asks the lease keeper to stop.

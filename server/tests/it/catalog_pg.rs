@@ -1631,20 +1631,12 @@ async fn gateways_serving_mutual_tls_forward_to_each_other() {
     };
     let pki = crate::tls::Pki::new();
     let tls_gateway = |dir: &Path, client_ca: bool| {
-        let (dir, catalog) = (dir.to_path_buf(), cat.url.clone());
-        let (cert, key, ca) = (
-            pki.path("server.pem"),
-            pki.path("server.key"),
-            pki.path("ca.pem"),
-        );
+        let (dir, catalog, pki) = (dir.to_path_buf(), cat.url.clone(), &pki);
         TestServer::with_client(
             move |mut c| {
                 c.data_dir = dir;
                 c.catalog_url = Some(catalog);
-                c.tls_cert = Some(cert);
-                c.tls_key = Some(key);
-                c.tls_client_ca = client_ca.then_some(ca);
-                c
+                pki.serving(c, client_ca)
             },
             false,
         )

@@ -3,6 +3,8 @@
 use dbforge::{Client, ClientOptions, Code, CreateOptions};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
+use dbforge_server::config::Config;
+
 use crate::harness::TestServer;
 
 pub(crate) struct Pki {
@@ -42,24 +44,19 @@ impl Pki {
     pub(crate) fn path(&self, name: &str) -> std::path::PathBuf {
         self.dir.path().join(name)
     }
+
+    /// `c` serving TLS with the server certificate, requiring client certificates signed by
+    /// the CA when `mutual`.
+    pub(crate) fn serving(&self, mut c: Config, mutual: bool) -> Config {
+        c.tls_cert = Some(self.path("server.pem"));
+        c.tls_key = Some(self.path("server.key"));
+        c.tls_client_ca = mutual.then(|| self.path("ca.pem"));
+        c
+    }
 }
 
 async fn tls_server(pki: &Pki, mutual: bool) -> TestServer {
-    let (cert, key, ca) = (
-        pki.path("server.pem"),
-        pki.path("server.key"),
-        pki.path("ca.pem"),
-    );
-    TestServer::with_client(
-        move |mut c| {
-            c.tls_cert = Some(cert);
-            c.tls_key = Some(key);
-            c.tls_client_ca = mutual.then_some(ca);
-            c
-        },
-        false,
-    )
-    .await
+    TestServer::with_client(|c| pki.serving(c, mutual), false).await
 }
 
 fn https(s: &TestServer) -> String {

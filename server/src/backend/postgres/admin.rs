@@ -337,12 +337,12 @@ impl Provisioner for Postgres {
         Ok(())
     }
 
-    /// Drops the database and the role named `ident`; what is already gone is fine.
     async fn disconnect(&self, admin: &mut Admin<PgEngine>, ident: &str) -> Result<()> {
         // Both logins connect to the database `ident` only.
         admin.strings(TERMINATE_SESSIONS, ident).await.map(drop)
     }
 
+    /// Drops the database and the role named `ident`; what is already gone is fine.
     async fn unprovision(&self, admin: &mut Admin<PgEngine>, ident: &str) -> Result<()> {
         let name = PostgresDialect.quote_ident(ident);
         // FORCE ends the database's remaining sessions (PostgreSQL 13+).

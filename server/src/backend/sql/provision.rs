@@ -307,10 +307,15 @@ impl<P: Provisioner> Shared<P> {
         })
     }
 
-    /// Drops the database `ident` and its logins.
-    async fn unprovision(&self, ident: &str) -> Result<()> {
+    /// Closes this gateway's idle connections to the database `ident` (both its logins').
+    fn close_idle(&self, ident: &str) {
         self.server.close_idle(ident);
         self.server.close_idle(&reader_ident(ident));
+    }
+
+    /// Drops the database `ident` and its logins.
+    async fn unprovision(&self, ident: &str) -> Result<()> {
+        self.close_idle(ident);
         self.admin_timeout(async {
             let mut admin = self.admin().await?;
             self.engine.unprovision(&mut admin, ident).await
@@ -448,15 +453,10 @@ impl<P: Provisioner> Backend for SqlBackend<P> {
         self.shared.unprovision(&self.locator(db)?.ident).await
     }
 
-    /// The engine's copy (see [`Provisioner::provision_copy`]). The gateway's own idle pooled
-    /// connections to the source (its own and its read-only login's) are closed first, since
-    /// PostgreSQL copies only a database nobody is connected to; one in use (a running
-    /// statement, an open session) makes the copy fail, and the core then copies through a dump.
     async fn disconnect(&self, db: &Provisioned) -> Result<()> {
         let ident = self.locator(db)?.ident;
         let s = &self.shared;
-        s.server.close_idle(&ident);
-        s.server.close_idle(&reader_ident(&ident));
+        s.close_idle(&ident);
         s.admin_timeout(async {
             let mut admin = s.admin().await?;
             s.engine.disconnect(&mut admin, &ident).await
@@ -464,11 +464,14 @@ impl<P: Provisioner> Backend for SqlBackend<P> {
         .await
     }
 
+    /// The engine's copy (see [`Provisioner::provision_copy`]). The gateway's own idle pooled
+    /// connections to the source (its own and its read-only login's) are closed first, since
+    /// PostgreSQL copies only a database nobody is connected to; one in use (a running
+    /// statement, an open session) makes the copy fail, and the core then copies through a dump.
     async fn create_copy(&self, source: &Provisioned, db: &Provisioned) -> Result<()> {
         let (src, loc) = (self.locator(source)?, self.locator(db)?);
         let s = &self.shared;
-        s.server.close_idle(&src.ident);
-        s.server.close_idle(&reader_ident(&src.ident));
+        s.close_idle(&src.ident);
         s.admin_timeout(async {
             let mut admin = s.admin().await?;
             s.engine.provision_copy(&mut admin, &src, &loc).await

@@ -359,6 +359,9 @@ impl Forge {
                 return 0;
             }
         };
+        if policies.is_empty() {
+            return 0;
+        }
         let own = if parts.contains(&Part::Own) {
             let cat = self.catalog();
             match blocking(move || cat.policy_node_runs()).await {
@@ -460,13 +463,10 @@ impl Forge {
             info!(policy = %spec.name, databases = results.len(), "scheduled backups done");
         }
         let (cat, name) = (self.catalog(), spec.name.clone());
-        let recorded = blocking(move || match part {
-            Part::Own => cat.policy_node_ran(&name, now, next, error.as_deref(), failures),
-            Part::All | Part::Shared => {
-                cat.policy_ran(&name, now, next, error.as_deref(), failures)
-            }
-        })
-        .await;
+        let own = part == Part::Own;
+        let recorded =
+            blocking(move || cat.policy_ran(&name, own, now, next, error.as_deref(), failures))
+                .await;
         if let Err(e) = recorded {
             warn!(policy = %spec.name, error = %e, "could not record a policy's run");
         }

@@ -313,11 +313,13 @@ impl Catalog {
         })
     }
 
-    /// Records this gateway's run of policy `name` on its own SQLite databases, unless the
-    /// policy was deleted meanwhile (its runs went with it).
-    pub fn policy_node_ran(
+    /// Records a policy's run: when it ran, when it runs next, and how it went. `own` is this
+    /// gateway's run on its own SQLite databases (a shared catalog), kept in `policy_nodes`
+    /// unless the policy was deleted meanwhile (its runs went with it).
+    pub fn policy_ran(
         &self,
         name: &str,
+        own: bool,
         last_run_ms: i64,
         next_run_ms: i64,
         error: Option<&str>,
@@ -325,6 +327,15 @@ impl Catalog {
     ) -> Result<()> {
         let node = self.node().to_owned();
         self.with(|c| {
+            if !own {
+                return c
+                    .execute(
+                        "UPDATE backup_policies SET last_run_ms = ?2, next_run_ms = ?3, \
+                         last_error = ?4, failures = ?5 WHERE name = ?1",
+                        params![name, last_run_ms, next_run_ms, error, i64::from(failures)],
+                    )
+                    .map(drop);
+            }
             // On PostgreSQL the row lock makes a concurrent delete wait for this commit, and
             // then remove what it recorded (see `policy_remove`).
             let check = if c.is_postgres() {
@@ -349,25 +360,6 @@ impl Catalog {
                     error,
                     i64::from(failures)
                 ],
-            )
-            .map(drop)
-        })
-    }
-
-    /// Records a policy's run: when it ran, when it runs next, and how it went.
-    pub fn policy_ran(
-        &self,
-        name: &str,
-        last_run_ms: i64,
-        next_run_ms: i64,
-        error: Option<&str>,
-        failures: u32,
-    ) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE backup_policies SET last_run_ms = ?2, next_run_ms = ?3, last_error = ?4, \
-                 failures = ?5 WHERE name = ?1",
-                params![name, last_run_ms, next_run_ms, error, i64::from(failures)],
             )
             .map(drop)
         })
